@@ -1,0 +1,455 @@
+//! [`SqlDirectory`]: the directory port on an SQLite file that several gateway processes on
+//! one machine may share (WAL journal, busy timeout, write transactions taken up front).
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
+use sqlx::{Sqlite, Transaction};
+use vigie_core::IdNat;
+use vigie_core::directory::{Account, Affectation, Directory, DirectoryError, Identity};
+
+use crate::rules;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How long a statement waits for another process's write to finish before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections per process to a database file; SQLite serialises writers anyway.
+const MAX_CONNECTIONS: u32 = 8;
+/// Attempts at opening, when another process is creating or migrating the same file.
+const OPEN_ATTEMPTS: u32 = 5;
+
+/// The directory in an SQLite database (a file, or memory for tests).
+///
+/// Affectations are returned main unit first: by decreasing share, then by unit code.
+/// The `id` of an [`Identity`] given to `upsert_identity` is ignored: identities are keyed
+/// by matricule and their id (a UUID v7) is chosen by the adapter when they are created.
+#[derive(Clone, Debug)]
+pub struct SqlDirectory {
+    pool: SqlitePool,
+}
+
+impl SqlDirectory {
+    /// Opens (creating it if missing) and migrates the directory database at `url`, e.g.
+    /// `sqlite:///var/lib/vigie/directory.db` or `sqlite::memory:`.
+    pub async fn open(url: &str) -> Result<SqlDirectory, DirectoryError> {
+        if !url.starts_with("sqlite:") {
+            // The URL is not echoed: a PostgreSQL URL may carry a password.
+            return Err(DirectoryError::Unavailable(
+                "the directory URL must start with `sqlite:` (e.g. \
+                 `sqlite:///var/lib/vigie/directory.db`); no other database is supported yet: \
+                 check `directory.url`"
+                    .into(),
+            ));
+        }
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_error(url, &e.to_string()))?
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        if !in_memory {
+            // WAL lets readers of one process go on while another process writes.
+            options = options.journal_mode(SqliteJournalMode::Wal);
+        }
+        let pool_options = if in_memory {
+            // An in-memory database lives as long as one connection to it: keep exactly one.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        };
+
+        let mut attempt = 1;
+        loop {
+            match Self::connect_and_migrate(&pool_options, &options).await {
+                Ok(pool) => return Ok(SqlDirectory { pool }),
+                Err(e) if attempt < OPEN_ATTEMPTS && e.is_race() => {
+                    // Another process is setting up the same file (switching it to WAL, or
+                    // running the same migrations): once it is done, a new attempt succeeds.
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(OpenError::Connect(e)) => return Err(open_error(url, &e.to_string())),
+                Err(OpenError::Migrate(e)) => {
+                    return Err(DirectoryError::Unavailable(format!(
+                        "cannot bring the directory database at {url} up to date: {e}: check \
+                         that `directory.url` points to a Vigie directory and that this Vigie is \
+                         not older than the last one that opened it"
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn connect_and_migrate(
+        pool_options: &SqlitePoolOptions,
+        options: &SqliteConnectOptions,
+    ) -> Result<SqlitePool, OpenError> {
+        let pool = pool_options
+            .clone()
+            .connect_with(options.clone())
+            .await
+            .map_err(OpenError::Connect)?;
+        match MIGRATOR.run(&pool).await {
+            Ok(()) => Ok(pool),
+            Err(e) => {
+                pool.close().await;
+                Err(OpenError::Migrate(e))
+            }
+        }
+    }
+
+    /// Closes every connection; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction that holds the write lock from its start. A deferred transaction
+    /// that reads before it writes may find, in WAL mode, that another process wrote in
+    /// between, and then fails at once instead of waiting out the busy timeout.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, DirectoryError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| failed("starting a write", &e))
+    }
+}
+
+enum OpenError {
+    Connect(sqlx::Error),
+    Migrate(MigrateError),
+}
+
+impl OpenError {
+    /// Whether the failure may come from another process opening the same file at once.
+    fn is_race(&self) -> bool {
+        match self {
+            OpenError::Connect(e) => is_busy(e),
+            OpenError::Migrate(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) => {
+                true
+            }
+            OpenError::Migrate(_) => false,
+        }
+    }
+}
+
+fn open_error(url: &str, reason: &str) -> DirectoryError {
+    DirectoryError::Unavailable(format!(
+        "cannot open the directory database at {url}: {reason}: check `directory.url` (and that \
+         its folder exists and is writable)"
+    ))
+}
+
+/// SQLITE_BUSY and its extended codes.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
+}
+
+pub(crate) fn failed(doing: &str, e: &sqlx::Error) -> DirectoryError {
+    let hint = if is_busy(e) {
+        format!(
+            " (another process kept the database locked for over {} s)",
+            BUSY_TIMEOUT.as_secs()
+        )
+    } else {
+        String::new()
+    };
+    DirectoryError::Unavailable(format!(
+        "the directory database failed while {doing}: {e}{hint}"
+    ))
+}
+
+fn corrupt(what: &str) -> DirectoryError {
+    DirectoryError::Unavailable(format!(
+        "the directory database holds {what}: it was edited by hand? fix the row"
+    ))
+}
+
+fn now() -> Result<String, DirectoryError> {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| DirectoryError::Unavailable(format!("cannot format the current time: {e}")))
+}
+
+/// Checks what the schema cannot say, with messages a person can act on.
+pub(crate) fn validate_identity(identity: &Identity) -> Result<(), DirectoryError> {
+    let check = || -> Result<(), String> {
+        rules::check_matricule(&identity.matricule)?;
+        rules::check_text("family name", &identity.family_name, true)?;
+        rules::check_text("given name", &identity.given_name, true)?;
+        if let Some(date) = &identity.birth_date {
+            rules::check_birth_date(date)?;
+        }
+        if let Some(metier) = &identity.metier {
+            rules::check_text("métier", metier, false)?;
+        }
+        if let Some(grade) = &identity.grade {
+            rules::check_text("grade", grade, false)?;
+        }
+        rules::check_units(&identity.units)
+    };
+    check().map_err(|e| DirectoryError::Invalid(format!("identity {:?}: {e}", identity.matricule)))
+}
+
+/// Creates or updates the identity with this matricule and replaces its affectations, inside
+/// the caller's write transaction. Returns its id and whether it was created.
+pub(crate) async fn store_identity(
+    conn: &mut SqliteConnection,
+    identity: &Identity,
+) -> Result<(String, bool), DirectoryError> {
+    validate_identity(identity)?;
+    let now = now()?;
+    let new_id = uuid::Uuid::now_v7().to_string();
+    let idnat = identity.idnat.as_ref().map(IdNat::as_str);
+    let stored = sqlx::query_scalar::<_, String>(
+        "INSERT INTO identities (id, matricule, family_name, given_name, birth_date, metier, \
+                                 grade, idnat, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+         ON CONFLICT (matricule) DO UPDATE SET \
+             family_name = excluded.family_name, given_name = excluded.given_name, \
+             birth_date = excluded.birth_date, metier = excluded.metier, \
+             grade = excluded.grade, idnat = excluded.idnat, updated_at = excluded.updated_at \
+         RETURNING id",
+    )
+    .bind(&new_id)
+    .bind(&identity.matricule)
+    .bind(&identity.family_name)
+    .bind(&identity.given_name)
+    .bind(&identity.birth_date)
+    .bind(&identity.metier)
+    .bind(&identity.grade)
+    .bind(idnat)
+    .bind(&now)
+    .fetch_one(&mut *conn)
+    .await;
+    let id = match stored {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            // The matricule conflict is the upsert itself: what is left is the idNat.
+            let holder = sqlx::query_scalar::<_, String>(
+                "SELECT matricule FROM identities WHERE idnat = $1 AND matricule <> $2",
+            )
+            .bind(idnat)
+            .bind(&identity.matricule)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| failed("looking up an idNat", &e))?;
+            return Err(DirectoryError::Invalid(match holder {
+                Some(other) => format!(
+                    "identity {:?}: idNat {} already belongs to the identity with matricule \
+                     {other:?}: an idNat names one person, fix one of the two",
+                    identity.matricule,
+                    idnat.unwrap_or_default()
+                ),
+                None => format!("identity {:?}: {e}", identity.matricule),
+            }));
+        }
+        Err(e) => return Err(failed("storing an identity", &e)),
+    };
+
+    sqlx::query("DELETE FROM affectations WHERE identity_id = $1")
+        .bind(&id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| failed("replacing affectations", &e))?;
+    for unit in &identity.units {
+        sqlx::query("INSERT INTO affectations (identity_id, uf, share) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(&unit.uf)
+            .bind(i64::from(unit.share))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| failed("storing affectations", &e))?;
+    }
+    let created = id == new_id;
+    Ok((id, created))
+}
+
+/// Creates or replaces the account of an identity on this connection.
+pub(crate) async fn store_account(
+    conn: &mut SqliteConnection,
+    account: &Account,
+) -> Result<(), DirectoryError> {
+    rules::check_username(&account.username).map_err(DirectoryError::Invalid)?;
+    let stored = sqlx::query(
+        "INSERT INTO accounts (identity_id, username, password_hash, totp_secret, disabled) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (identity_id) DO UPDATE SET \
+             username = excluded.username, password_hash = excluded.password_hash, \
+             totp_secret = excluded.totp_secret, disabled = excluded.disabled",
+    )
+    .bind(&account.identity_id)
+    .bind(&account.username)
+    .bind(&account.password_hash)
+    .bind(&account.totp_secret)
+    .bind(account.disabled)
+    .execute(&mut *conn)
+    .await;
+    match stored {
+        Ok(_) => Ok(()),
+        Err(e) if is_foreign_key_violation(&e) => Err(DirectoryError::Invalid(format!(
+            "there is no identity with id {:?}: create the identity before its account",
+            account.identity_id
+        ))),
+        Err(e) if is_unique_violation(&e) => {
+            let holder = sqlx::query_scalar::<_, String>(
+                "SELECT i.matricule FROM accounts a JOIN identities i ON i.id = a.identity_id \
+                 WHERE a.username = $1",
+            )
+            .bind(&account.username)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| failed("looking up a username", &e))?;
+            Err(DirectoryError::Invalid(match holder {
+                Some(matricule) => format!(
+                    "username {:?} is already the login of another identity (matricule \
+                     {matricule:?}): choose another username",
+                    account.username
+                ),
+                None => format!("username {:?}: {e}", account.username),
+            }))
+        }
+        Err(e) => Err(failed("storing an account", &e)),
+    }
+}
+
+/// Whether this identity has an account.
+pub(crate) async fn has_account(
+    conn: &mut SqliteConnection,
+    identity_id: &str,
+) -> Result<bool, DirectoryError> {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM accounts WHERE identity_id = $1")
+        .bind(identity_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map(|n| n > 0)
+        .map_err(|e| failed("looking up an account", &e))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
+}
+
+type IdentityRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+type AccountRow = (String, String, Option<String>, Option<Vec<u8>>, bool);
+
+#[async_trait]
+impl Directory for SqlDirectory {
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError> {
+        let row = sqlx::query_as::<_, AccountRow>(
+            "SELECT identity_id, username, password_hash, totp_secret, disabled \
+             FROM accounts WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| failed("looking up an account", &e))?;
+        Ok(row.map(
+            |(identity_id, username, password_hash, totp_secret, disabled)| Account {
+                identity_id,
+                username,
+                password_hash,
+                totp_secret,
+                disabled,
+            },
+        ))
+    }
+
+    async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError> {
+        let row = sqlx::query_as::<_, IdentityRow>(
+            "SELECT id, matricule, family_name, given_name, birth_date, metier, grade, idnat \
+             FROM identities WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| failed("looking up an identity", &e))?;
+        let Some((id, matricule, family_name, given_name, birth_date, metier, grade, idnat)) = row
+        else {
+            return Ok(None);
+        };
+        let idnat = idnat
+            .map(|s| {
+                IdNat::parse(&s)
+                    .map_err(|e| corrupt(&format!("an invalid idNat {s:?} for identity {id}: {e}")))
+            })
+            .transpose()?;
+        let units = sqlx::query_as::<_, (String, i64)>(
+            "SELECT uf, share FROM affectations WHERE identity_id = $1 ORDER BY share DESC, uf",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("looking up affectations", &e))?
+        .into_iter()
+        .map(|(uf, share)| {
+            u8::try_from(share)
+                .map(|share| Affectation { uf, share })
+                .map_err(|_| corrupt(&format!("a share of {share} for identity {id}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Identity {
+            id,
+            matricule,
+            family_name,
+            given_name,
+            birth_date,
+            metier,
+            grade,
+            idnat,
+            units,
+        }))
+    }
+
+    async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError> {
+        let mut tx = self.begin_write().await?;
+        let (id, _created) = store_identity(&mut tx, identity).await?;
+        tx.commit()
+            .await
+            .map_err(|e| failed("saving an identity", &e))?;
+        Ok(id)
+    }
+
+    async fn upsert_account(&self, account: &Account) -> Result<(), DirectoryError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| failed("storing an account", &e))?;
+        store_account(&mut conn, account).await
+    }
+
+    async fn ping(&self) -> Result<(), DirectoryError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("answering a ping", &e))
+    }
+}

@@ -1,0 +1,11 @@
+//! The Vigie directory (identities, affectations, accounts) in SQL: [`SqlDirectory`] implements
+//! [`vigie_core::directory::Directory`] on SQLite, and [`import`] loads the HR export.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod directory;
+pub mod import;
+mod rules;
+
+pub use directory::SqlDirectory;
+pub use import::{CsvError, HrRow, ImportReport, import_rows, parse_hr_csv};

@@ -1,0 +1,359 @@
+//! The Redis [`EphemeralStore`], shared by every Vigie replica: one Redis (≥ 6.2, for `GETDEL`)
+//! holds the sessions, login flows, codes and counters, under a per-deployment key prefix.
+//!
+//! Each operation is one atomic Redis command or script, so the port's exactly-once guarantees
+//! hold across replicas. The connection reconnects by itself; while Redis is down, operations
+//! fail within bounded time (see [`RedisTimeouts`]) with [`StoreError::Unavailable`] rather
+//! than hang, so `/readyz` can report it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, ErrorKind, FromRedisValue, RedisError, Script};
+use vigie_core::store::{EphemeralStore, StoreError};
+
+/// Increments a counter and gives it its TTL only when this increment created it, so the
+/// window of a rate limit is fixed at its first hit. A counter found without a TTL (written by
+/// something else) gets one rather than living forever.
+const INCR_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return count
+";
+
+/// Adds a member to a set and restarts the set's TTL. A script rather than `MULTI`: when
+/// `SADD` fails (the key holds another type), `PEXPIRE` must not run either.
+const ADD_TO_SET_SCRIPT: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// How long a [`RedisStore`] waits on Redis before reporting it unavailable.
+///
+/// With the defaults, an operation against a Redis that is down fails in under 2 s when nothing
+/// answers (3 attempts of 500 ms plus backoff), and at once when the connection is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTimeouts {
+    /// The time allowed to open one connection.
+    pub connect: Duration,
+    /// The time allowed for the answer to one command.
+    pub response: Duration,
+    /// How many times a failed connection is retried, after a short backoff, before the
+    /// operation waiting on it fails.
+    pub connect_retries: usize,
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_millis(500),
+            response: Duration::from_millis(500),
+            connect_retries: 2,
+        }
+    }
+}
+
+/// An [`EphemeralStore`] in Redis, shared by every replica connected to the same server with
+/// the same key prefix.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    key_prefix: String,
+    /// The URL with its credentials masked, for error messages.
+    shown_url: String,
+    incr: Script,
+    add_to_set: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.shown_url)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`) with the
+    /// default [`RedisTimeouts`]; every key is stored under `key_prefix`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the URL is invalid, Redis cannot be reached or refuses
+    /// the credentials; the message never contains the password.
+    pub async fn connect(url: &str, key_prefix: &str) -> Result<RedisStore, StoreError> {
+        Self::connect_with(url, key_prefix, &RedisTimeouts::default()).await
+    }
+
+    /// [`RedisStore::connect`] with explicit timeouts.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect`].
+    pub async fn connect_with(
+        url: &str,
+        key_prefix: &str,
+        timeouts: &RedisTimeouts,
+    ) -> Result<RedisStore, StoreError> {
+        let shown_url = redact(url);
+        let client = Client::open(url).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "`store.url` ({shown_url}) is not a Redis URL: {e}: \
+                 expected redis://[user:password@]host:port[/db]"
+            ))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response))
+            .set_number_of_retries(timeouts.connect_retries)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(250));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| connect_error(&shown_url, timeouts, &e))?;
+        let store = RedisStore {
+            connection,
+            key_prefix: key_prefix.to_owned(),
+            shown_url,
+            incr: Script::new(INCR_SCRIPT),
+            add_to_set: Script::new(ADD_TO_SET_SCRIPT),
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    fn key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.key_prefix.len() + key.len());
+        full.extend_from_slice(self.key_prefix.as_bytes());
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    async fn run<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> Result<T, StoreError> {
+        // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
+        let mut connection = self.connection.clone();
+        cmd.query_async(&mut connection)
+            .await
+            .map_err(|e| self.command_error(key, &command_name(cmd), &e))
+    }
+
+    fn command_error(&self, key: &str, command: &str, e: &RedisError) -> StoreError {
+        let url = &self.shown_url;
+        let detail = one_line(e);
+        // A key reused for another kind of data: the same error as the embedded store gives.
+        if e.code() == Some("WRONGTYPE") || detail.contains("not an integer") {
+            return StoreError::Corrupt {
+                key: key.to_owned(),
+                reason: format!(
+                    "the key holds another kind of data ({detail}): two features share one key name"
+                ),
+            };
+        }
+        if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
+            return StoreError::Unavailable(format!(
+                "Redis at {url} refused `{command}`: {detail}: Vigie needs Redis 6.2 or later, a \
+                 writable primary, and a user allowed GET, SET, GETDEL, DEL, INCR, PTTL, \
+                 PEXPIRE, SADD, SMEMBERS, EVALSHA, SCRIPT LOAD and PING"
+            ));
+        }
+        StoreError::Unavailable(format!(
+            "Redis at {url} did not complete `{command}`: {detail}: check that Redis is running and \
+             reachable at `store.url`"
+        ))
+    }
+}
+
+fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> StoreError {
+    let detail = one_line(e);
+    let message = if e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        format!(
+            "Redis at {shown_url} refused the credentials: {detail}: check the user and password \
+             in `store.url`"
+        )
+    } else if e.is_timeout() {
+        format!(
+            "Redis at {shown_url} did not answer ({} attempts of {:?}): check `store.url`, the \
+             network and that Redis is running",
+            timeouts.connect_retries + 1,
+            timeouts.connect
+        )
+    } else if e.kind() == ErrorKind::Parse {
+        format!(
+            "the server at {shown_url} does not speak the Redis protocol ({detail}): check that \
+             `store.url` points at Redis"
+        )
+    } else {
+        format!(
+            "cannot reach Redis at {shown_url}: {detail}: check `store.url` and that Redis is \
+             running"
+        )
+    };
+    StoreError::Unavailable(message)
+}
+
+/// `e` on one line: some Redis errors span several, which breaks one-line JSON log readers.
+fn one_line(e: &RedisError) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The name of `cmd`, for error messages: never its arguments, which hold keys and values.
+fn command_name(cmd: &Cmd) -> String {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+        _ => "command".to_owned(),
+    }
+}
+
+/// `url` with its credentials (user info, and a query string, which may carry `pass=`) masked.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_owned();
+    };
+    // The last '@' ends the user info even if the password holds an unescaped '@', '/' or '?'.
+    let (masked, rest) = match rest.rfind('@') {
+        Some(at) => ("***@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    match rest.split_once('?') {
+        Some((before, _)) => format!("{scheme}://{masked}{before}?***"),
+        None => format!("{scheme}://{masked}{rest}"),
+    }
+}
+
+/// Milliseconds for `PX`/`PEXPIRE`, rounded down so a value never outlives its TTL; Redis
+/// rejects 0, so a sub-millisecond TTL becomes 1 ms.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl EphemeralStore for RedisStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
+        self.run(key, &cmd).await
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        // `SET … NX` answers OK when it stored and nil when the key already lived.
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl));
+        self.run(key, &cmd).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(key, redis::cmd("GET").arg(self.key(key))).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // One command, so two replicas taking at once cannot both read the value.
+        self.run(key, redis::cmd("GETDEL").arg(self.key(key))).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.run(key, redis::cmd("DEL").arg(self.key(key))).await
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let mut connection = self.connection.clone();
+        self.incr
+            .key(self.key(key))
+            .arg(millis(ttl))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.command_error(key, "EVALSHA", &e))
+    }
+
+    async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        self.add_to_set
+            .key(self.key(key))
+            .arg(member)
+            .arg(millis(ttl))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.command_error(key, "EVALSHA", &e))
+    }
+
+    async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.run(key, redis::cmd("SMEMBERS").arg(self.key(key)))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self.run("", &redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "the server at {} answered PING with {pong:?}: check that `store.url` points at Redis",
+                self.shown_url
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_keep_host_and_drop_secrets() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:s3cret@redis:6379", "redis://***@redis:6379"),
+            (
+                "redis://vigie:s3cret@redis:6379/2",
+                "redis://***@redis:6379/2",
+            ),
+            (
+                "redis://vigie:s3@c/r?t@redis:6379",
+                "redis://***@redis:6379",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
+                "redis+unix:///run/redis.sock?***",
+            ),
+            ("s3cret", "<not a URL>"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn sub_millisecond_ttls_round_up_to_one_millisecond() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 1);
+        assert_eq!(millis(Duration::from_secs(2)), 2000);
+    }
+
+    #[test]
+    fn error_messages_name_the_command_not_its_arguments() {
+        assert_eq!(
+            command_name(redis::cmd("GETDEL").arg("secret-key")),
+            "GETDEL"
+        );
+        assert_eq!(command_name(redis::cmd("set").arg("k").arg("v")), "SET");
+    }
+}

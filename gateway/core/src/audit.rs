@@ -1,0 +1,68 @@
+//! The audit port: one event per security-relevant act. Events never carry a secret, a token,
+//! a password, a PIN or a TOTP code.
+use serde::Serialize;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A login attempt with any MIE, successful or not.
+    Login,
+    /// Tokens issued at the token endpoint from an authorization code.
+    TokenIssued,
+    /// Tokens issued from a refresh token.
+    TokenRefreshed,
+    /// A token revoked at the revocation endpoint.
+    TokenRevoked,
+    /// An SSO session ended.
+    Logout,
+    /// A request refused (bad client, replayed code, reused refresh token, policy).
+    Refused,
+}
+
+/// The result of the act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed or was refused.
+    Failure,
+}
+
+/// One audit record.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditEvent {
+    /// RFC 3339 time of the event.
+    pub at: String,
+    /// What happened.
+    pub kind: Option<AuditKind>,
+    /// The result.
+    pub outcome: Option<Outcome>,
+    /// Directory id of the identity concerned, when known.
+    pub subject: Option<String>,
+    /// The login name typed, for login attempts (never the password).
+    pub username: Option<String>,
+    /// The OAuth client concerned.
+    pub client_id: Option<String>,
+    /// The MIE or grant used.
+    pub method: Option<String>,
+    /// The `acr` reached.
+    pub acr: Option<String>,
+    /// The public SSO session id (`sid`), never the cookie value.
+    pub sid: Option<String>,
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// The request id, also in the HTTP logs.
+    pub request_id: Option<String>,
+    /// Why it failed or was refused.
+    pub reason: Option<String>,
+}
+
+/// Where audit events go.
+pub trait AuditSink: Send + Sync {
+    /// Records an event. Must not block the caller on slow I/O for long.
+    fn record(&self, event: &AuditEvent);
+}

@@ -1,0 +1,151 @@
+//! What a login proves: the means of identification (MIE) used, the factors verified, when,
+//! and the assurance level they reach. `acr`, `amr` and `auth_time` are read from here.
+use serde::{Deserialize, Serialize};
+
+/// A means of electronic identification (MIE) of the référentiel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mie {
+    /// CPS / CPE smart card with its PIN (TLS client certificate).
+    Cps,
+    /// FIDO2 security key with user verification.
+    Fido2,
+    /// e-CPS through Pro Santé Connect.
+    Ecps,
+    /// Password and a TOTP code: for staff without a card yet.
+    PasswordTotp,
+    /// Time-bounded access granted by a colleague of the same unit.
+    Sponsorship,
+}
+
+impl Mie {
+    /// Stable label for logs, metrics and audit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mie::Cps => "cps",
+            Mie::Fido2 => "fido2",
+            Mie::Ecps => "ecps",
+            Mie::PasswordTotp => "password_totp",
+            Mie::Sponsorship => "sponsorship",
+        }
+    }
+}
+
+/// A verified authentication factor, named by its RFC 8176 `amr` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Factor {
+    /// RFC 8176 §2 `pwd`: password.
+    Pwd,
+    /// RFC 8176 §2 `otp`: one-time password.
+    Otp,
+    /// RFC 8176 §2 `sc`: smart card.
+    Sc,
+    /// RFC 8176 §2 `pin`: PIN.
+    Pin,
+    /// RFC 8176 §2 `hwk`: proof of possession of a hardware-secured key.
+    Hwk,
+    /// RFC 8176 §2 `user`: user presence / verification test.
+    User,
+}
+
+impl Factor {
+    /// The RFC 8176 `amr` value.
+    pub fn amr(self) -> &'static str {
+        match self {
+            Factor::Pwd => "pwd",
+            Factor::Otp => "otp",
+            Factor::Sc => "sc",
+            Factor::Pin => "pin",
+            Factor::Hwk => "hwk",
+            Factor::User => "user",
+        }
+    }
+}
+
+/// Assurance levels, ordered: a higher level satisfies a request for a lower one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssuranceLevel {
+    /// Two factors of different kinds, not phishing-resistant (password + TOTP).
+    TwoFactor,
+    /// Two factors, phishing-resistant (CPS + PIN, FIDO2 with user verification).
+    TwoFactorPhishingResistant,
+}
+
+impl AssuranceLevel {
+    /// Every level, weakest first.
+    pub const ALL: [AssuranceLevel; 2] =
+        [AssuranceLevel::TwoFactor, AssuranceLevel::TwoFactorPhishingResistant];
+
+    /// The `acr` value Vigie publishes for this level (OIDC Core §2).
+    pub fn acr(self) -> &'static str {
+        match self {
+            AssuranceLevel::TwoFactor => "urn:vigie:loa:2fa",
+            AssuranceLevel::TwoFactorPhishingResistant => "urn:vigie:loa:2fa-phr",
+        }
+    }
+
+    /// The level named by an `acr` value, if Vigie knows it.
+    pub fn from_acr(acr: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.acr() == acr)
+    }
+}
+
+/// A completed authentication. Only login verifiers build one; sessions are made from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authentication {
+    /// The directory id of the authenticated identity.
+    pub identity_id: String,
+    /// The MIE used.
+    pub mie: Mie,
+    /// The factors verified, sorted, without duplicates.
+    pub factors: Vec<Factor>,
+    /// When the authentication happened (Unix seconds): the `auth_time` claim.
+    pub at: i64,
+    /// The assurance level reached.
+    pub level: AssuranceLevel,
+}
+
+impl Authentication {
+    /// Builds an authentication; the level follows from the MIE.
+    pub fn new(identity_id: String, mie: Mie, mut factors: Vec<Factor>, at: i64) -> Self {
+        factors.sort();
+        factors.dedup();
+        let level = match mie {
+            Mie::Cps | Mie::Fido2 => AssuranceLevel::TwoFactorPhishingResistant,
+            Mie::Ecps | Mie::PasswordTotp | Mie::Sponsorship => AssuranceLevel::TwoFactor,
+        };
+        Self { identity_id, mie, factors, at, level }
+    }
+
+    /// The `amr` claim (RFC 8176): the factors, plus `mfa` when there are several.
+    pub fn amr(&self) -> Vec<&'static str> {
+        let mut amr: Vec<&'static str> = self.factors.iter().map(|f| f.amr()).collect();
+        if self.factors.len() > 1 {
+            amr.push("mfa");
+        }
+        amr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_and_totp_is_two_factors_not_phishing_resistant() {
+        let a = Authentication::new("1".into(), Mie::PasswordTotp, vec![Factor::Otp, Factor::Pwd, Factor::Pwd], 10);
+        assert_eq!(a.level, AssuranceLevel::TwoFactor);
+        assert_eq!(a.amr(), vec!["pwd", "otp", "mfa"]);
+        assert!(AssuranceLevel::TwoFactorPhishingResistant > a.level);
+    }
+
+    #[test]
+    fn acr_values_round_trip() {
+        for l in AssuranceLevel::ALL {
+            assert_eq!(AssuranceLevel::from_acr(l.acr()), Some(l));
+        }
+        assert_eq!(AssuranceLevel::from_acr("eidas1"), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! The directory port: identities of the establishment and their accounts and credentials.
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::idnat::IdNat;
+
+/// An affectation to a functional unit (UF) with a share of working time, in percent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affectation {
+    /// Functional unit code.
+    pub uf: String,
+    /// Share of working time in this unit, 1..=100.
+    pub share: u8,
+}
+
+/// A person of the establishment, as HR knows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Stable directory id (the `sub` of tokens).
+    pub id: String,
+    /// HR matricule.
+    pub matricule: String,
+    /// Family name.
+    pub family_name: String,
+    /// Given name.
+    pub given_name: String,
+    /// Birth date, ISO 8601 (`YYYY-MM-DD`).
+    pub birth_date: Option<String>,
+    /// Métier (profession).
+    pub metier: Option<String>,
+    /// Grade.
+    pub grade: Option<String>,
+    /// National identifier, when the person has one.
+    pub idnat: Option<IdNat>,
+    /// Affectations to functional units.
+    pub units: Vec<Affectation>,
+}
+
+/// A login account of an identity and its password/TOTP credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The identity this account belongs to.
+    pub identity_id: String,
+    /// Login name.
+    pub username: String,
+    /// PHC string of the password hash (argon2id), if a password is set.
+    pub password_hash: Option<String>,
+    /// TOTP shared secret (raw bytes), if enrolled.
+    pub totp_secret: Option<Vec<u8>>,
+    /// A disabled account cannot log in.
+    pub disabled: bool,
+}
+
+/// A directory failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The backend could not be reached or failed.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// The data given is inconsistent (duplicate matricule, unknown identity, ...).
+    #[error("directory refused the change: {0}")]
+    Invalid(String),
+}
+
+/// Identities and accounts.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// The account with this login name.
+    async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError>;
+    /// The identity with this directory id.
+    async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError>;
+    /// Creates or updates an identity keyed by its matricule; returns its directory id.
+    async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError>;
+    /// Creates or replaces the account of an identity.
+    async fn upsert_account(&self, account: &Account) -> Result<(), DirectoryError>;
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), DirectoryError>;
+}

@@ -1,0 +1,16 @@
+//! Vigie's domain types and the ports (traits) through which the gateway reaches every
+//! outside system. Nothing here performs I/O: adapters implement the ports.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod auth;
+pub mod directory;
+pub mod idnat;
+pub mod policy;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use auth::{AssuranceLevel, Authentication, Factor, Mie};
+pub use idnat::IdNat;

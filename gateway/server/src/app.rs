@@ -1,0 +1,211 @@
+//! Wiring: the adapters chosen by configuration, the route table, the listeners.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, middleware::from_fn, web};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use vigie_core::audit::{AuditEvent, AuditSink};
+use vigie_core::directory::Directory;
+use vigie_core::policy::PolicyEngine;
+use vigie_core::store::EphemeralStore;
+
+use crate::config::{ClientConfig, Config, StoreKind};
+use crate::keys::Keys;
+use crate::secrets::SecretHash;
+
+/// A registered client, ready to use.
+pub struct Client {
+    pub config: ClientConfig,
+    pub secret: Option<SecretHash>,
+}
+
+/// Everything a handler needs. Cheap to clone; holds no per-user state.
+pub struct AppState {
+    pub config: Config,
+    pub clients: HashMap<String, Client>,
+    pub store: Arc<dyn EphemeralStore>,
+    pub directory: Arc<dyn Directory>,
+    pub keys: Arc<Keys>,
+    pub policy: Arc<dyn PolicyEngine>,
+    pub audit: Arc<dyn AuditSink>,
+    /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
+    pub http: reqwest::Client,
+    pub metrics: PrometheusHandle,
+    /// `jwks_uri` documents of clients, cached briefly.
+    pub client_jwks: moka_lite::Cache,
+}
+
+pub type State = web::Data<AppState>;
+
+impl AppState {
+    pub fn client(&self, client_id: &str) -> Option<&Client> {
+        self.clients.get(client_id)
+    }
+
+    /// Records an audit event, stamping its time.
+    pub fn audit(&self, mut event: AuditEvent) {
+        event.at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.audit.record(&event);
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.config.issuer)
+    }
+}
+
+/// A tiny TTL cache for fetched client JWK Sets (a handful of entries).
+pub mod moka_lite {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    pub struct Cache(Mutex<HashMap<String, (Instant, String)>>);
+
+    impl Cache {
+        pub fn get(&self, key: &str, max_age: Duration) -> Option<String> {
+            let g = self.0.lock().ok()?;
+            g.get(key).filter(|(t, _)| t.elapsed() < max_age).map(|(_, v)| v.clone())
+        }
+        pub fn put(&self, key: &str, value: String) {
+            if let Ok(mut g) = self.0.lock() {
+                g.insert(key.to_owned(), (Instant::now(), value));
+            }
+        }
+    }
+}
+
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the Prometheus recorder")
+}
+
+fn http_client(config: &Config) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("vigie/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &config.demo.ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).context("demo CA certificate")?);
+    }
+    b.build().context("building the HTTP client")
+}
+
+/// Builds the state from a validated configuration: opens the directory and the store.
+pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
+    let store: Arc<dyn EphemeralStore> = match config.store.kind {
+        StoreKind::Embedded => Arc::new(vigie_store_embedded::EmbeddedStore::new()),
+        StoreKind::Redis => {
+            let url = config.store.url.as_deref().unwrap_or_default();
+            Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
+        }
+    };
+    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?);
+    let keys = Arc::new(Keys::load(&config.keys.file)?);
+    let audit = Arc::new(
+        crate::audit::JsonLinesAudit::open(&config.audit.file)
+            .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
+    );
+    let clients = config
+        .clients
+        .iter()
+        .map(|c| {
+            let secret = c.client_secret_hash.as_deref().and_then(SecretHash::parse);
+            (c.client_id.clone(), Client { config: c.clone(), secret })
+        })
+        .collect();
+    Ok(AppState {
+        http: http_client(&config)?,
+        config,
+        clients,
+        store,
+        directory,
+        keys,
+        policy: Arc::new(vigie_policies::AllowAnyAuthenticated),
+        audit,
+        metrics,
+        client_jwks: Default::default(),
+    })
+}
+
+/// The route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use crate::{demo_app, login, oidc, ops};
+    cfg.route("/.well-known/openid-configuration", web::get().to(oidc::discovery::configuration))
+        .route("/jwks", web::get().to(oidc::discovery::jwks))
+        .route("/authorize", web::get().to(oidc::authorize::get))
+        .route("/authorize", web::post().to(oidc::authorize::post))
+        .route("/token", web::post().to(oidc::token::token))
+        .route("/userinfo", web::get().to(oidc::userinfo::userinfo))
+        .route("/userinfo", web::post().to(oidc::userinfo::userinfo))
+        .route("/introspect", web::post().to(oidc::introspect::introspect))
+        .route("/revoke", web::post().to(oidc::revoke::revoke))
+        .route("/logout", web::get().to(oidc::logout::get))
+        .route("/logout", web::post().to(oidc::logout::post))
+        .route("/login", web::get().to(login::page))
+        .route("/login/password", web::post().to(login::password_totp::submit))
+        .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/", web::get().to(ops::home));
+    cfg.configure(demo_app::routes);
+}
+
+/// Runs the HTTPS listener (and the plain one behind a proxy) until SIGTERM / Ctrl-C.
+pub async fn serve(state: AppState) -> anyhow::Result<()> {
+    let tls = crate::tls::server_config(&state.config.server.tls_cert, &state.config.server.tls_key)?;
+    let listen = state.config.server.listen;
+    let plain = state.config.server.plain_http_listen;
+    let max_body = state.config.server.max_body_bytes;
+    let workers = state.config.server.workers;
+    let state = web::Data::new(state);
+    spawn_key_reloader(state.clone());
+
+    let s = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::FormConfig::default().limit(max_body))
+            .app_data(web::JsonConfig::default().limit(max_body))
+            .wrap(from_fn(crate::http::edge))
+            .configure(routes)
+            .default_service(web::to(crate::ops::not_found))
+    })
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_secs(10))
+    .bind_rustls_0_23(listen, tls)
+    .with_context(|| format!("binding {listen}: check `server.listen` / --listen"))?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    if let Some(addr) = plain {
+        server = server.bind(addr).with_context(|| format!("binding {addr}: check `server.plain_http_listen`"))?;
+    }
+    tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
+    server.run().await.context("HTTP server")
+}
+
+fn spawn_key_reloader(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            match state.keys.reload_if_changed() {
+                Ok(true) => tracing::info!("signing keys reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "signing keys not reloaded; the previous set stays in use"),
+            }
+        }
+    });
+}

@@ -1,0 +1,214 @@
+//! The `vigie` command line.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vigie_core::directory::Directory;
+
+use crate::config::Config;
+use crate::keys::KeyFile;
+
+#[derive(Parser)]
+#[command(name = "vigie", version, about = "Vigie: the identity gateway of a health establishment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config, runs the embedded demo.
+    Serve {
+        /// Configuration file (TOML); `VIGIE_…` environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// HTTPS listener (demo default 127.0.0.1:8443; overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Where the demo keeps its state (default ./vigie-demo).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration file without starting.
+    CheckConfig {
+        file: PathBuf,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Directory users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Clients.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Print the current TOTP code of a base32 secret (for trying the demo).
+    Totp {
+        secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new key set (a current and a next key of each type).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Rotate: next → current, current → previous (kept until its tokens expire), new next.
+    Rotate {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Import identities from an HR CSV export (see adapters/directory-sql/examples/hr-export.csv).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Generate a client secret and the hash to put in `client_secret_hash`.
+    NewSecret,
+}
+
+/// Which deployment a maintenance command acts on.
+#[derive(clap::Args)]
+struct Target {
+    /// Configuration file of the deployment.
+    #[arg(long, conflicts_with = "data_dir")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded demo.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Target {
+    fn config(&self) -> anyhow::Result<Config> {
+        match (&self.config, &self.data_dir) {
+            (Some(c), _) => Ok(Config::load(c)?),
+            (None, d) => demo_config(d.as_deref(), None),
+        }
+    }
+}
+
+fn demo_config(data_dir: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+    let dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(crate::demo::DEFAULT_DATA_DIR));
+    let listen = listen.unwrap_or_else(|| crate::demo::DEFAULT_LISTEN.parse().expect("default listen address"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let base = rt.block_on(crate::demo::prepare(&dir, listen))?;
+    Ok(Config::from_base(&base)?)
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn main() -> ExitCode {
+    // aws-lc-rs is the one crypto provider (reference/dependencies.md, conflict 1).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigie: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => {
+            init_logs();
+            let demo = config.is_none();
+            let config = match &config {
+                Some(path) => {
+                    let mut c = Config::load(path)?;
+                    if let Some(l) = listen {
+                        c.server.listen = l;
+                    }
+                    c
+                }
+                None => demo_config(data_dir.as_deref(), listen)?,
+            };
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(crate::demo::DEFAULT_DATA_DIR));
+            actix_web::rt::System::new().block_on(async move {
+                let metrics = crate::app::install_metrics()?;
+                let state = crate::app::build_state(config, metrics).await?;
+                if demo {
+                    let path = crate::demo::seed_and_describe(&state.config, &data_dir, state.directory.as_ref()).await?;
+                    println!("{}", crate::demo::banner(&state.config, &path));
+                }
+                crate::app::serve(state).await
+            })
+        }
+        Command::CheckConfig { file } => {
+            let c = Config::load(&file)?;
+            println!("{}: valid ({} clients, store {:?})", file.display(), c.clients.len(), c.store.kind);
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Generate { out } } => {
+            if out.exists() {
+                anyhow::bail!("{} exists: use `vigie keys rotate` to change keys", out.display());
+            }
+            KeyFile::generate(crate::now()).write(&out).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Rotate { target } } => {
+            let config = target.config()?;
+            let path = &config.keys.file;
+            let mut file = KeyFile::read(path)?;
+            // The previous key must verify every token it signed: the longest-lived is the ID
+            // or access token; refresh tokens are opaque and not signed.
+            let keep = config.tokens.id_token_ttl_secs.max(config.tokens.access_token_ttl_secs) as i64 + 60;
+            file.rotate(crate::now(), keep);
+            crate::keys::KeySet::from_file(&file, crate::now())?;
+            file.write(path)?;
+            println!("rotated {}; replicas pick the new keys up within 10 s", path.display());
+            Ok(())
+        }
+        Command::Users { command: UsersCommand::Import { file, target } } => {
+            let config = target.config()?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let rows = vigie_directory_sql::parse_hr_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let report = rt.block_on(async {
+                let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+                let r = vigie_directory_sql::import_rows(&dir, &rows).await?;
+                dir.ping().await?;
+                Ok::<_, anyhow::Error>(r)
+            })?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Clients { command: ClientsCommand::NewSecret } => {
+            let secret = crate::secrets::random_token(32);
+            println!("client_secret      = {secret}");
+            println!("client_secret_hash = \"{}\"", crate::secrets::SecretHash::of_generated(&secret));
+            Ok(())
+        }
+        Command::Totp { secret } => {
+            let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
+            println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The one typed configuration: a TOML file with `VIGIE_…` environment overrides
+//! (`VIGIE_STORE__URL` sets `store.url`), validated at start with one line per bad key.
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier (OIDC Discovery §3): an `https` URL with no query or fragment.
+    pub issuer: String,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    pub directory: DirectoryConfig,
+    pub keys: KeysConfig,
+    #[serde(default)]
+    pub session: SessionConfig,
+    #[serde(default)]
+    pub tokens: TokenConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub demo: DemoConfig,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTPS listener.
+    pub listen: SocketAddr,
+    /// PEM certificate chain of the HTTPS listener.
+    pub tls_cert: PathBuf,
+    /// PEM private key of the HTTPS listener.
+    pub tls_key: PathBuf,
+    /// Optional plain-HTTP listener, only for a TLS-terminating proxy in `trusted_proxies`.
+    pub plain_http_listen: Option<SocketAddr>,
+    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            tls_cert: PathBuf::from("/etc/vigie/tls/tls.crt"),
+            tls_key: PathBuf::from("/etc/vigie/tls/tls.key"),
+            plain_http_listen: None,
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// In-process: one node only.
+    #[default]
+    Embedded,
+    /// Redis, shared by replicas.
+    Redis,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// `redis://[user:password@]host:port/db` or `rediss://…`.
+    pub url: Option<String>,
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { kind: StoreKind::Embedded, url: None, key_prefix: "vigie:".into() }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// `sqlite:///var/lib/vigie/directory.db`.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The signing key set (JSON, written by `vigie keys generate` / `vigie keys rotate`),
+    /// shared by replicas as a mounted secret and re-read when it changes.
+    pub file: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// An SSO session unused for this long ends (seconds).
+    pub idle_timeout_secs: u64,
+    /// An SSO session ends this long after login whatever its use (seconds).
+    pub absolute_timeout_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        // A shift is 12 hours; a workstation left alone for 30 minutes is someone else's.
+        Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    pub code_ttl_secs: u64,
+    pub access_token_ttl_secs: u64,
+    pub id_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// How long a login page stays valid (seconds).
+    pub login_flow_ttl_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            code_ttl_secs: 60,
+            access_token_ttl_secs: 300,
+            id_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 12 * 3600,
+            login_flow_ttl_secs: 15 * 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed logins on one account before it is locked for `lockout_secs`.
+    pub max_failures_per_account: u64,
+    pub lockout_secs: u64,
+    /// Login attempts from one IP per `ip_window_secs` before 429.
+    pub max_attempts_per_ip: u64,
+    pub ip_window_secs: u64,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self { max_failures_per_account: 5, lockout_secs: 15 * 60, max_attempts_per_ip: 30, ip_window_secs: 60 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// JSON-lines file of audit events; `-` for standard output.
+    pub file: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { file: "-".into() }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Serve the embedded demo application at `/demo-app/`.
+    pub app: bool,
+    /// CA that signed the listener's certificate, trusted by the demo app's HTTP client.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SigningAlg {
+    #[default]
+    ES256,
+    RS256,
+    PS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+            Self::PS256 => "PS256",
+        }
+    }
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "offline_access"].map(String::from).to_vec()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_policy() -> String {
+    "default".into()
+}
+
+/// A client registered statically (OIDC Dynamic Registration §2 names the fields).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    /// Hash of the client secret: `sha256:<base64url>` (for generated secrets, see
+    /// `vigie clients new-secret`) or an argon2id PHC string. Never the secret itself.
+    pub client_secret_hash: Option<String>,
+    pub auth_method: ClientAuthMethod,
+    /// Public keys for `private_key_jwt`, inline (a JWK Set).
+    pub jwks: Option<serde_json::Value>,
+    /// Public keys for `private_key_jwt`, fetched.
+    pub jwks_uri: Option<String>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
+    /// PKCE (RFC 7636) is required of every client unless this is false; public clients
+    /// cannot turn it off (RFC 9700 §2.1.1).
+    #[serde(default = "default_true")]
+    pub require_pkce: bool,
+    /// Label the policy engine reads.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// Display name on login pages.
+    pub name: Option<String>,
+}
+
+/// A configuration that failed validation: one line per problem.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads `path` (TOML) under `VIGIE_…` overrides and validates the result.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        if !path.is_file() {
+            return Err(ConfigErrors(vec![format!("{}: no such file", path.display())]));
+        }
+        Self::extract(Figment::new().merge(Toml::file(path)))
+    }
+
+    /// Validates a base configuration (the demo's) under `VIGIE_…` overrides.
+    pub fn from_base(base: &Config) -> Result<Config, ConfigErrors> {
+        Self::extract(Figment::new().merge(Serialized::defaults(base)))
+    }
+
+    fn extract(figment: Figment) -> Result<Config, ConfigErrors> {
+        let figment = figment.merge(Env::prefixed("VIGIE_").split("__").ignore(&["log"]));
+        let config: Config =
+            figment.extract().map_err(|e| ConfigErrors(e.into_iter().map(|e| e.to_string()).collect()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Semantic checks serde cannot make.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut err = |key: &str, msg: String| errors.push(format!("`{key}`: {msg}"));
+
+        match url::Url::parse(&self.issuer) {
+            Ok(u) if u.scheme() == "https" && u.query().is_none() && u.fragment().is_none() => {
+                if self.issuer.ends_with('/') {
+                    err("issuer", "must not end with '/' (OIDC Discovery §4.3 compares it exactly)".into());
+                }
+            }
+            _ => err("issuer", format!("expected an https URL with no query or fragment, found {:?}", self.issuer)),
+        }
+        for (key, path) in [("server.tls_cert", &self.server.tls_cert), ("server.tls_key", &self.server.tls_key)] {
+            if !path.is_file() {
+                err(key, format!("{} is not a readable file", path.display()));
+            }
+        }
+        if self.server.plain_http_listen.is_some() && self.server.trusted_proxies.is_empty() {
+            err(
+                "server.plain_http_listen",
+                "a plain-HTTP listener needs `server.trusted_proxies` (the TLS-terminating proxies)".into(),
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            err("server.max_body_bytes", "expected at least 1024".into());
+        }
+        match (self.store.kind, &self.store.url) {
+            (StoreKind::Redis, None) => err("store.url", "required when `store.kind` is \"redis\"".into()),
+            (StoreKind::Redis, Some(u)) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
+                err("store.url", "expected a redis:// or rediss:// URL".into())
+            }
+            _ => {}
+        }
+        if !self.directory.url.starts_with("sqlite:") {
+            err("directory.url", format!("expected a sqlite: URL, found {:?}", self.directory.url));
+        }
+        for (key, v) in [
+            ("session.idle_timeout_secs", self.session.idle_timeout_secs),
+            ("session.absolute_timeout_secs", self.session.absolute_timeout_secs),
+            ("tokens.code_ttl_secs", self.tokens.code_ttl_secs),
+            ("tokens.access_token_ttl_secs", self.tokens.access_token_ttl_secs),
+            ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
+            ("tokens.refresh_token_ttl_secs", self.tokens.refresh_token_ttl_secs),
+            ("tokens.login_flow_ttl_secs", self.tokens.login_flow_ttl_secs),
+            ("login.max_failures_per_account", self.login.max_failures_per_account),
+            ("login.lockout_secs", self.login.lockout_secs),
+            ("login.max_attempts_per_ip", self.login.max_attempts_per_ip),
+            ("login.ip_window_secs", self.login.ip_window_secs),
+        ] {
+            if v == 0 {
+                err(key, "expected a positive integer".into());
+            }
+        }
+        if self.tokens.code_ttl_secs > 600 {
+            // RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+            err("tokens.code_ttl_secs", "expected at most 600 (RFC 6749 §4.1.2)".into());
+        }
+        if self.session.idle_timeout_secs > self.session.absolute_timeout_secs {
+            err("session.idle_timeout_secs", "must not exceed `session.absolute_timeout_secs`".into());
+        }
+
+        let mut seen = HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let k = |field: &str| format!("clients[{i}].{field}");
+            if c.client_id.is_empty() || c.client_id.len() > 128 || !c.client_id.bytes().all(|b| b.is_ascii_graphic()) {
+                err(&k("client_id"), "expected 1 to 128 printable ASCII characters".into());
+            }
+            if !seen.insert(c.client_id.as_str()) {
+                err(&k("client_id"), format!("{:?} is registered twice", c.client_id));
+            }
+            match c.auth_method {
+                ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => match &c.client_secret_hash {
+                    None => err(&k("client_secret_hash"), format!("required for {}", c.auth_method.as_str())),
+                    Some(h) if crate::secrets::SecretHash::parse(h).is_none() => err(
+                        &k("client_secret_hash"),
+                        "expected `sha256:<base64url>` or an argon2id PHC string (see `vigie clients new-secret`)".into(),
+                    ),
+                    _ => {}
+                },
+                ClientAuthMethod::PrivateKeyJwt => {
+                    if c.jwks.is_none() == c.jwks_uri.is_none() {
+                        err(&k("jwks"), "private_key_jwt needs exactly one of `jwks` or `jwks_uri`".into());
+                    }
+                    if let Some(j) = &c.jwks
+                        && serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(j.clone()).is_err()
+                    {
+                        err(&k("jwks"), "expected a JWK Set ({\"keys\": [...]})".into());
+                    }
+                }
+                ClientAuthMethod::None => {
+                    if c.client_secret_hash.is_some() {
+                        err(&k("client_secret_hash"), "a public client (auth_method \"none\") has no secret".into());
+                    }
+                    if !c.require_pkce {
+                        err(&k("require_pkce"), "public clients must use PKCE (RFC 9700 §2.1.1)".into());
+                    }
+                }
+            }
+            if c.redirect_uris.is_empty() {
+                err(&k("redirect_uris"), "at least one redirect URI is required".into());
+            }
+            for (j, u) in c.redirect_uris.iter().enumerate() {
+                if let Err(m) = check_redirect_uri(u) {
+                    err(&k(&format!("redirect_uris[{j}]")), m);
+                }
+            }
+            for (j, u) in c.post_logout_redirect_uris.iter().enumerate() {
+                if let Err(m) = check_redirect_uri(u) {
+                    err(&k(&format!("post_logout_redirect_uris[{j}]")), m);
+                }
+            }
+            if let Some(u) = &c.backchannel_logout_uri
+                && let Err(m) = check_redirect_uri(u)
+            {
+                err(&k("backchannel_logout_uri"), m);
+            }
+            if !c.scopes.iter().any(|s| s == "openid") {
+                err(&k("scopes"), "must include \"openid\"".into());
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+    }
+
+    pub fn client(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+}
+
+/// RFC 6749 §3.1.2: absolute, no fragment; RFC 9700 §2.1: https, or http only on loopback
+/// (RFC 8252 §7.3); private-use schemes for native apps (RFC 8252 §7.1).
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let u = url::Url::parse(uri).map_err(|e| format!("{uri:?} is not an absolute URI: {e}"))?;
+    if u.fragment().is_some() {
+        return Err(format!("{uri:?} must not contain a fragment (RFC 6749 §3.1.2)"));
+    }
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" => match u.host() {
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
+            Some(url::Host::Domain("localhost")) => Ok(()),
+            _ => Err(format!("{uri:?}: http is allowed only on loopback (RFC 8252 §7.3); use https")),
+        },
+        s if s.contains('.') => Ok(()),
+        s => Err(format!("{uri:?}: scheme {s:?} is neither https nor a reverse-domain private-use scheme")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn redirect_uris_follow_rfc_8252_and_9700() {
+        assert!(check_redirect_uri("https://dpi.chu.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:8765/cb").is_ok());
+        assert!(check_redirect_uri("fr.chu.app:/cb").is_ok());
+        assert!(check_redirect_uri("http://dpi.chu.example/cb").is_err());
+        assert!(check_redirect_uri("https://dpi.chu.example/cb#x").is_err());
+        assert!(check_redirect_uri("/relative").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn redirect_uri_check_never_panics(s in "\\PC{0,200}") {
+            let _ = check_redirect_uri(&s);
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The embedded demo: a test PKI, signing keys, demo identities and clients in a data
+//! directory, SQLite + in-process store, and `demo.json` telling a person or a script how to
+//! try it. Running it again reuses what the data directory holds.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vigie_core::IdNat;
+use vigie_core::directory::{Account, Affectation, Directory, Identity};
+
+use crate::config::*;
+use crate::keys::KeyFile;
+use crate::secrets::{SecretHash, hash_password, random_token};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_DATA_DIR: &str = "vigie-demo";
+
+/// What the demo generates once and keeps: secrets of demo clients and users.
+#[derive(Serialize, Deserialize)]
+struct DemoSecrets {
+    clients: Vec<(String, String)>,
+    users: Vec<(String, String, String)>,
+    jwt_client_key_pem: String,
+    jwt_client_kid: String,
+}
+
+struct DemoUser {
+    username: &'static str,
+    matricule: &'static str,
+    given: &'static str,
+    family: &'static str,
+    birth: &'static str,
+    metier: &'static str,
+    grade: &'static str,
+    idnat: Option<&'static str>,
+    units: &'static [(&'static str, u8)],
+}
+
+const USERS: &[DemoUser] = &[
+    DemoUser {
+        username: "demo.infirmiere",
+        matricule: "M000101",
+        given: "Camille",
+        family: "Martin",
+        birth: "1988-03-14",
+        metier: "Infirmier",
+        grade: "IDE",
+        idnat: None,
+        units: &[("UF1203", 100)],
+    },
+    DemoUser {
+        username: "demo.medecin",
+        matricule: "M000102",
+        given: "Paul",
+        family: "Durand",
+        birth: "1975-11-02",
+        metier: "Médecin",
+        grade: "PH",
+        idnat: Some("810100000011"),
+        units: &[("UF1203", 50), ("UF2101", 50)],
+    },
+    DemoUser {
+        username: "demo.interne",
+        matricule: "M000103",
+        given: "Léa",
+        family: "Bernard",
+        birth: "1998-07-21",
+        metier: "Médecin",
+        grade: "Interne",
+        idnat: Some("810100000029"),
+        units: &[("UF2101", 100)],
+    },
+];
+
+fn ca_params() -> anyhow::Result<CertificateParams> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "Vigie demo CA");
+    dn.push(DnType::OrganizationName, "Vigie demo (not for production)");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    Ok(p)
+}
+
+/// The demo CA and the listener's certificate, for localhost.
+fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("tls.key").is_file() && dir.join("ca.pem").is_file() && dir.join("tls.crt").is_file() {
+        return Ok(());
+    }
+    let ca_key = KeyPair::generate()?;
+    let ca_params = ca_params()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let mut server = CertificateParams::new(vec!["localhost".to_string()])?;
+    server.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
+    server.subject_alt_names.push(SanType::IpAddress("::1".parse()?));
+    server.distinguished_name.push(DnType::CommonName, "localhost");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate()?;
+    let server_cert = server.signed_by(&server_key, &issuer)?;
+    write_secret(&dir.join("ca-key.pem"), &ca_key.serialize_pem())?;
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
+    std::fs::write(dir.join("tls.crt"), format!("{}{}", server_cert.pem(), ca_cert.pem()))?;
+    write_secret(&dir.join("tls.key"), &server_key.serialize_pem())?;
+    Ok(())
+}
+
+fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+    std::fs::write(path, content)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+fn ensure_secrets(dir: &Path) -> anyhow::Result<DemoSecrets> {
+    let path = dir.join("demo-secrets.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return serde_json::from_str(&text).with_context(|| format!("{} is corrupt: delete the data directory", path.display()));
+    }
+    let jwt_key = KeyPair::generate()?;
+    let s = DemoSecrets {
+        clients: ["demo-app", "demo-cli"].iter().map(|c| (c.to_string(), random_token(32))).collect(),
+        users: USERS
+            .iter()
+            .map(|u| {
+                let mut totp = vec![0u8; 20];
+                aws_lc_rs::rand::fill(&mut totp).expect("system random generator");
+                (u.username.to_string(), format!("Vigie-{}", random_token(9)), crate::totp::base32(&totp))
+            })
+            .collect(),
+        jwt_client_key_pem: jwt_key.serialize_pem(),
+        jwt_client_kid: random_token(8),
+    };
+    write_secret(&path, &serde_json::to_string_pretty(&s)?)?;
+    Ok(s)
+}
+
+fn secret_of<'a>(s: &'a DemoSecrets, client: &str) -> &'a str {
+    s.clients.iter().find(|(c, _)| c == client).map(|(_, v)| v.as_str()).unwrap_or_default()
+}
+
+/// The public JWK of the demo `private_key_jwt` client.
+fn jwt_client_jwks(s: &DemoSecrets) -> anyhow::Result<serde_json::Value> {
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(s.jwt_client_key_pem.as_bytes())?;
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)?;
+    jwk.common.key_id = Some(s.jwt_client_kid.clone());
+    Ok(json!({ "keys": [jwk] }))
+}
+
+fn client(id: &str, method: ClientAuthMethod, secret: Option<&str>, redirect: &[String], logout: &[String], alg: SigningAlg) -> ClientConfig {
+    ClientConfig {
+        client_id: id.into(),
+        client_secret_hash: secret.map(SecretHash::of_generated),
+        auth_method: method,
+        jwks: None,
+        jwks_uri: None,
+        redirect_uris: redirect.to_vec(),
+        post_logout_redirect_uris: logout.to_vec(),
+        backchannel_logout_uri: None,
+        scopes: ["openid", "profile", "hospital", "offline_access"].map(String::from).to_vec(),
+        id_token_signed_response_alg: alg,
+        require_pkce: true,
+        policy: "default".into(),
+        name: None,
+    }
+}
+
+/// Prepares the data directory and returns the demo configuration (before env overrides).
+pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Config> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let dir = data_dir.canonicalize()?;
+    ensure_pki(&dir)?;
+    let keys = dir.join("keys.json");
+    if !keys.is_file() {
+        KeyFile::generate(crate::now()).write(&keys)?;
+    }
+    let secrets = ensure_secrets(&dir)?;
+    let issuer = format!("https://localhost:{}", listen.port());
+    let app_base = format!("{issuer}/demo-app");
+    let mut demo_app = client(
+        "demo-app",
+        ClientAuthMethod::ClientSecretBasic,
+        Some(secret_of(&secrets, "demo-app")),
+        &[format!("{app_base}/callback")],
+        &[format!("{app_base}/logged-out")],
+        SigningAlg::ES256,
+    );
+    demo_app.backchannel_logout_uri = Some(format!("{app_base}/backchannel-logout"));
+    demo_app.name = Some("Application de démonstration".into());
+    let cli = client(
+        "demo-cli",
+        ClientAuthMethod::ClientSecretPost,
+        Some(secret_of(&secrets, "demo-cli")),
+        &["http://127.0.0.1:8765/callback".into()],
+        &["http://127.0.0.1:8765/logged-out".into()],
+        SigningAlg::RS256,
+    );
+    let spa = client("demo-spa", ClientAuthMethod::None, None, &["http://localhost:8766/callback".into()], &[], SigningAlg::PS256);
+    let mut jwt = client("demo-jwt", ClientAuthMethod::PrivateKeyJwt, None, &["http://127.0.0.1:8767/callback".into()], &[], SigningAlg::ES256);
+    jwt.jwks = Some(jwt_client_jwks(&secrets)?);
+
+    Ok(Config {
+        issuer,
+        server: ServerConfig { listen, tls_cert: dir.join("tls.crt"), tls_key: dir.join("tls.key"), ..Default::default() },
+        store: StoreConfig::default(),
+        directory: DirectoryConfig { url: format!("sqlite://{}", dir.join("directory.db").display()) },
+        keys: KeysConfig { file: keys },
+        session: SessionConfig::default(),
+        tokens: TokenConfig::default(),
+        login: LoginConfig::default(),
+        audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
+        demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")) },
+        clients: vec![demo_app, cli, spa, jwt],
+    })
+}
+
+/// Seeds the demo identities (once) and writes `demo.json`; returns its path.
+pub async fn seed_and_describe(config: &Config, data_dir: &Path, directory: &dyn Directory) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.canonicalize()?;
+    let secrets = ensure_secrets(&dir)?;
+    let mut users = Vec::new();
+    for u in USERS {
+        let (_, password, totp) = secrets.users.iter().find(|(n, _, _)| n == u.username).context("demo secrets lack a user")?;
+        let existing = directory.account_by_username(u.username).await?;
+        if existing.is_none() {
+            let identity = Identity {
+                id: String::new(),
+                matricule: u.matricule.into(),
+                family_name: u.family.into(),
+                given_name: u.given.into(),
+                birth_date: Some(u.birth.into()),
+                metier: Some(u.metier.into()),
+                grade: Some(u.grade.into()),
+                idnat: u.idnat.map(IdNat::parse).transpose()?,
+                units: u.units.iter().map(|(uf, share)| Affectation { uf: uf.to_string(), share: *share }).collect(),
+            };
+            let id = directory.upsert_identity(&identity).await?;
+            directory
+                .upsert_account(&Account {
+                    identity_id: id,
+                    username: u.username.into(),
+                    password_hash: Some(hash_password(password)),
+                    totp_secret: crate::totp::from_base32(totp),
+                    disabled: false,
+                })
+                .await?;
+        }
+        let mut entry = json!({
+            "username": u.username, "password": password, "totp_secret": totp,
+            "name": format!("{} {}", u.given, u.family), "metier": u.metier,
+        });
+        if let Some(i) = u.idnat {
+            entry["idnat"] = json!(i);
+        }
+        users.push(entry);
+    }
+    let clients: Vec<_> = config
+        .clients
+        .iter()
+        .map(|c| {
+            let mut e = json!({
+                "client_id": c.client_id, "auth_method": c.auth_method.as_str(),
+                "redirect_uris": c.redirect_uris, "post_logout_redirect_uris": c.post_logout_redirect_uris,
+                "id_token_signed_response_alg": c.id_token_signed_response_alg.as_str(),
+                "client_secret": serde_json::Value::Null,
+            });
+            if c.client_secret_hash.is_some() {
+                e["client_secret"] = json!(secret_of(&secrets, &c.client_id));
+            }
+            if c.auth_method == ClientAuthMethod::PrivateKeyJwt {
+                e["private_key_pem"] = json!(secrets.jwt_client_key_pem);
+                e["kid"] = json!(secrets.jwt_client_kid);
+            }
+            e
+        })
+        .collect();
+    let issuer = &config.issuer;
+    let doc = json!({
+        "issuer": issuer,
+        "data_dir": dir,
+        "demo_app_url": format!("{issuer}/demo-app/"),
+        "discovery_url": format!("{issuer}/.well-known/openid-configuration"),
+        "clients": clients,
+        "users": users,
+        "ca_pem": std::fs::read_to_string(dir.join("ca.pem"))?,
+        "audit_file": config.audit.file,
+    });
+    let path = dir.join("demo.json");
+    write_secret(&path, &serde_json::to_string_pretty(&doc)?)?;
+    Ok(path)
+}
+
+/// What the demo prints at start.
+pub fn banner(config: &Config, demo_json: &Path) -> String {
+    let text = std::fs::read_to_string(demo_json).unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let mut out = String::new();
+    out.push_str("\nVigie — embedded demo (SQLite + in-process store, generated test PKI; not for production)\n\n");
+    out.push_str(&format!("  Demo app:   {}/demo-app/   (open it in a browser)\n", config.issuer));
+    out.push_str(&format!("  Discovery:  {}/.well-known/openid-configuration\n", config.issuer));
+    out.push_str(&format!("  Demo CA:    {}   (trust it, or accept the browser warning)\n", doc["data_dir"].as_str().map(|d| format!("{d}/ca.pem")).unwrap_or_default()));
+    out.push_str(&format!("  Everything: {}\n\n  Users (password + TOTP; current code: `vigie totp <secret>`):\n", demo_json.display()));
+    for u in doc["users"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "    {:<16} password {:<18} totp secret {}\n",
+            u["username"].as_str().unwrap_or_default(),
+            u["password"].as_str().unwrap_or_default(),
+            u["totp_secret"].as_str().unwrap_or_default()
+        ));
+    }
+    out.push_str("\n  Clients:\n");
+    for c in doc["clients"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "    {:<9} {:<20} {}\n",
+            c["client_id"].as_str().unwrap_or_default(),
+            c["auth_method"].as_str().unwrap_or_default(),
+            c["redirect_uris"][0].as_str().unwrap_or_default()
+        ));
+    }
+    out
+}

@@ -1,0 +1,185 @@
+//! HTTP edge: request ids, client address, security headers, metrics per route, and the
+//! error shapes (OAuth JSON per RFC 6749 §5.2, `application/problem+json` per RFC 9457).
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::app::AppState;
+
+/// Largest total size of request headers accepted (431 beyond, RFC 6585 §5).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The request id, also returned in `X-Request-Id` and written to logs and audit.
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+/// Who is calling: for audit, rate limits and logs.
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub ip: String,
+    pub user_agent: Option<String>,
+    pub request_id: String,
+}
+
+impl Caller {
+    /// The peer address, or the first `X-Forwarded-For` hop when the peer is a trusted proxy.
+    pub fn of(req: &HttpRequest, state: &AppState) -> Self {
+        let peer = req.peer_addr().map(|a| a.ip());
+        let forwarded = peer
+            .filter(|p| state.config.server.trusted_proxies.contains(p))
+            .and_then(|_| req.headers().get("x-forwarded-for"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+        let ip = forwarded.or_else(|| peer.map(|p| p.to_string())).unwrap_or_else(|| "unknown".into());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        Self { ip, user_agent, request_id }
+    }
+}
+
+/// The middleware of every route: request id, header size limit, security headers, metrics.
+pub async fn edge<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let started = Instant::now();
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        let resp = problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request headers too large",
+            &format!("request headers total {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"),
+        );
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
+    let request_id = crate::secrets::random_token(12);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().clone();
+    let mut res = next.call(req).await?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let status = res.status();
+    let h = res.headers_mut();
+    h.insert(header::HeaderName::from_static("x-request-id"), HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-")));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // RFC 6749 §5.1: token responses MUST NOT be cached; nothing else here should be either.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("vigie_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.as_u16().to_string()).increment(1);
+    metrics::histogram!("vigie_http_request_duration_seconds", "route" => route).record(elapsed);
+    tracing::debug!(request_id, status = status.as_u16(), elapsed, "request");
+    Ok(res.map_into_left_body())
+}
+
+/// RFC 9457 problem details.
+pub fn problem(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail }))
+}
+
+/// An OAuth error response of the token, introspection and revocation endpoints
+/// (RFC 6749 §5.2).
+pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(json!({ "error": error, "error_description": description }))
+}
+
+/// Parses `application/x-www-form-urlencoded` or a query string. RFC 6749 §3.1: "Request and
+/// response parameters MUST NOT be included more than once"; empty values count as absent.
+pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(raw) {
+        if out.iter().any(|(ek, _)| *ek == k) {
+            return Err(format!("parameter `{k}` is repeated"));
+        }
+        out.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(Params(out))
+}
+
+/// Request parameters, each at most once.
+#[derive(Clone, Debug, Default)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A cookie value from the request.
+pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.cookie(name).map(|c| c.value().to_owned())
+}
+
+/// A `__Host-` cookie (RFC 6265bis §4.1.3.2): Secure, Path=/, no Domain; HttpOnly, SameSite=Lax.
+pub fn host_cookie(name: &'static str, value: String, max_age_secs: Option<i64>) -> actix_web::cookie::Cookie<'static> {
+    let mut c = actix_web::cookie::Cookie::build(name, value)
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .finish();
+    if let Some(s) = max_age_secs {
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(s));
+    }
+    c
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(parse_params(b"a=1&b=2").is_ok());
+        assert_eq!(parse_params(b"a=1&a=2").unwrap_err(), "parameter `a` is repeated");
+        assert_eq!(parse_params(b"a=&b=2").unwrap().get("a"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn params_parser_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_params(&raw);
+        }
+
+        #[test]
+        fn escaped_html_has_no_markup(s in "\\PC{0,100}") {
+            let e = esc(&s);
+            prop_assert!(!e.contains('<') && !e.contains('"') && !e.contains('\''));
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Vigie's gateway: the OpenID Connect provider, login per means of identification,
+//! operations endpoints and the embedded demo, wired from one configuration.
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod demo_app;
+pub mod http;
+pub mod keys;
+pub mod login;
+pub mod oidc;
+pub mod ops;
+pub mod secrets;
+pub mod session;
+pub mod tls;
+pub mod totp;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

@@ -1,0 +1,202 @@
+//! The first login method: password (argon2id) + TOTP (RFC 6238), for staff without a card
+//! yet. Two factors, not phishing-resistant. Failures say nothing of whether the account
+//! exists; attempts are limited per account and per IP address.
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::StoreExt;
+use vigie_core::{Authentication, Factor, Mie};
+
+use super::{BROWSER_COOKIE, LoginFlow, flow_key, pages};
+use crate::app::{AppState, State};
+use crate::http::{Caller, Params, parse_params};
+use crate::secrets::{ct_eq, sha256_b64, verify_password};
+use crate::{session, totp};
+
+/// Verified against when the account does not exist, so that a wrong username costs the
+/// same time as a wrong password.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| crate::secrets::hash_password("vigie-timing-equaliser"));
+
+enum Failure {
+    UnknownAccount,
+    Disabled,
+    BadPassword,
+    NoTotp,
+    BadTotp,
+    TotpReplayed,
+    Locked,
+}
+
+impl Failure {
+    fn reason(&self) -> &'static str {
+        match self {
+            Failure::UnknownAccount => "unknown account",
+            Failure::Disabled => "account disabled",
+            Failure::BadPassword => "wrong password",
+            Failure::NoTotp => "no TOTP enrolled",
+            Failure::BadTotp => "wrong TOTP code",
+            Failure::TotpReplayed => "TOTP code already used",
+            Failure::Locked => "account locked after repeated failures",
+        }
+    }
+}
+
+fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
+    p.get(name).filter(|v| v.len() <= max).map(str::to_owned)
+}
+
+pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let caller = Caller::of(&req, &state);
+    let Ok(params) = parse_params(&body) else {
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form was malformed");
+    };
+    let Some(flow_id) = limited(&params, "flow", 64) else {
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form has no flow");
+    };
+    let flow = match state.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return pages::flow_expired(&req),
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    // CSRF: the form's token and the browser-binding cookie must both match the flow.
+    let csrf_ok = params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes()));
+    let browser_ok = crate::http::cookie(&req, BROWSER_COOKIE)
+        .is_some_and(|b| ct_eq(sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes()));
+    if !csrf_ok || !browser_ok {
+        return pages::error_page(&req, StatusCode::FORBIDDEN, "this login form was not issued to this browser: start again from the application");
+    }
+    let username = limited(&params, "username", 128).unwrap_or_default().trim().to_owned();
+    let password = limited(&params, "password", 1024).unwrap_or_default();
+    let code = limited(&params, "totp", 16).unwrap_or_default().replace(' ', "");
+
+    let cfg = &state.config.login;
+    let ip_key = format!("rl:login-ip:{}", caller.ip);
+    match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
+        Ok(n) if n > cfg.max_attempts_per_ip => {
+            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "rate_limited").increment(1);
+            audit_login(&state, &caller, &username, None, &flow, Outcome::Failure, Some("too many attempts from this address"));
+            return pages::rate_limited(&req, cfg.ip_window_secs);
+        }
+        Ok(_) => {}
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+
+    let outcome = verify(&state, &username, &password, &code).await;
+    match outcome {
+        Ok(Ok(identity_id)) => {
+            let auth = Authentication::new(identity_id.clone(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], crate::now());
+            let started = async {
+                let _ = state.store.delete(&account_key(&username)).await;
+                state.store.delete(&flow_key(&flow_id)).await?;
+                session::start(&state, &req, auth).await
+            };
+            let (cookie, s) = match started.await {
+                Ok(v) => v,
+                Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            };
+            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "success").increment(1);
+            audit_login(&state, &caller, &username, Some(&s), &flow, Outcome::Success, None);
+            crate::oidc::authorize::finish(&state, &caller, flow.request, &s, Some(cookie)).await
+        }
+        Ok(Err(failure)) => {
+            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "failure").increment(1);
+            audit_login(&state, &caller, &username, None, &flow, Outcome::Failure, Some(failure.reason()));
+            let client_name = state.client(&flow.request.client_id).map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone())).unwrap_or_default();
+            let mut resp = pages::login_form(&req, &pages::FormView {
+                flow_id: &flow_id,
+                csrf: &flow.csrf,
+                client_name: &client_name,
+                username: &username,
+                error: Some(pages::LoginError::Generic),
+                redirect_origin: &flow.request.redirect_uri,
+                ui_locales: flow.request.ui_locales.as_deref(),
+            });
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            resp
+        }
+        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+fn account_key(username: &str) -> String {
+    format!("rl:login-account:{}", username.to_lowercase())
+}
+
+/// Checks the credentials. The outer error is an outage; the inner one a refused login.
+async fn verify(state: &AppState, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+    let cfg = &state.config.login;
+    // The lock counts failures whether or not the account exists, so it reveals nothing.
+    let failures = state.store.get(&account_key(username)).await.map_err(|e| e.to_string())?;
+    let failures: u64 = failures.and_then(|f| String::from_utf8(f).ok()).and_then(|f| f.parse().ok()).unwrap_or(0);
+    if failures >= cfg.max_failures_per_account {
+        return Ok(Err(Failure::Locked));
+    }
+    let result = check(state, username, password, code).await?;
+    if result.is_err() {
+        state
+            .store
+            .incr(&account_key(username), Duration::from_secs(cfg.lockout_secs))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(result)
+}
+
+async fn check(state: &AppState, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+    let account = state.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
+    let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = password.to_owned();
+    // argon2id is CPU-bound: keep it off the async workers.
+    let password_ok = web::block(move || verify_password(&hash, &password)).await.map_err(|e| e.to_string())?;
+    let Some(account) = account else { return Ok(Err(Failure::UnknownAccount)) };
+    if !password_ok || account.password_hash.is_none() {
+        return Ok(Err(Failure::BadPassword));
+    }
+    if account.disabled {
+        return Ok(Err(Failure::Disabled));
+    }
+    let Some(secret) = account.totp_secret else { return Ok(Err(Failure::NoTotp)) };
+    let Some(step) = totp::matching_step(&secret, code, crate::now()) else { return Ok(Err(Failure::BadTotp)) };
+    // RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the OTP after the
+    // successful validation has been issued for the first OTP". The step is marked used
+    // across replicas for as long as the window could accept it.
+    let used = format!("totp-used:{}:{step}", account.identity_id);
+    let first = state
+        .store
+        .put_if_absent(&used, b"1", Duration::from_secs(3 * totp::STEP_SECS as u64))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !first {
+        return Ok(Err(Failure::TotpReplayed));
+    }
+    Ok(Ok(account.identity_id))
+}
+
+fn audit_login(
+    state: &AppState,
+    caller: &Caller,
+    username: &str,
+    session: Option<&session::Session>,
+    flow: &LoginFlow,
+    outcome: Outcome,
+    reason: Option<&str>,
+) {
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Login),
+        outcome: Some(outcome),
+        subject: session.map(|s| s.authentication.identity_id.clone()),
+        username: Some(username.chars().take(128).collect()),
+        client_id: Some(flow.request.client_id.clone()),
+        method: Some(Mie::PasswordTotp.as_str().into()),
+        acr: session.map(|s| s.authentication.level.acr().to_owned()),
+        sid: session.map(|s| s.sid.clone()),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        reason: reason.map(str::to_owned),
+        ..Default::default()
+    });
+}

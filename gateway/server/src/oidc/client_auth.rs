@@ -1,0 +1,212 @@
+//! Client authentication at the token, introspection and revocation endpoints:
+//! `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1), `private_key_jwt`
+//! (RFC 7523 §2.2, §3; OIDC Core §9) and `none` for public clients.
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::app::{AppState, Client};
+use crate::config::ClientAuthMethod;
+use crate::http::{Params, oauth_error};
+
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Why a client was not authenticated; rendered per RFC 6749 §5.2.
+pub struct ClientAuthError {
+    pub error: &'static str,
+    pub description: String,
+    /// The client tried HTTP Basic: the 401 must carry `WWW-Authenticate` (RFC 6749 §5.2).
+    pub basic: bool,
+}
+
+impl ClientAuthError {
+    fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+        Self { error: "invalid_client", description: description.into(), basic }
+    }
+
+    pub fn response(&self) -> actix_web::HttpResponse {
+        if self.error == "invalid_client" {
+            let mut r = oauth_error(StatusCode::UNAUTHORIZED, self.error, &self.description);
+            if self.basic {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigie\""));
+            }
+            r
+        } else {
+            oauth_error(StatusCode::BAD_REQUEST, self.error, &self.description)
+        }
+    }
+}
+
+fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| ());
+    Some(decoded.and_then(|d| {
+        let s = String::from_utf8(d).map_err(|_| ())?;
+        let (id, secret) = s.split_once(':').ok_or(())?;
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+        let dec = |x: &str| url::form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        Ok((dec(id).ok_or(())?, dec(secret).ok_or(())?))
+    }))
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    jti: Option<String>,
+    exp: i64,
+}
+
+/// Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3).
+pub async fn authenticate<'a>(req: &HttpRequest, params: &Params, state: &'a AppState) -> Result<&'a Client, ClientAuthError> {
+    let basic = basic_credentials(req);
+    let post_secret = params.get("client_secret");
+    let assertion = params.get("client_assertion");
+    let methods = [basic.is_some(), post_secret.is_some(), assertion.is_some()].iter().filter(|b| **b).count();
+    if methods > 1 {
+        return Err(ClientAuthError {
+            error: "invalid_request",
+            description: "more than one client authentication method used (RFC 6749 §2.3)".into(),
+            basic: basic.is_some(),
+        });
+    }
+    if let Some(b) = basic {
+        let (id, secret) = b.map_err(|_| ClientAuthError::invalid_client("malformed HTTP Basic credentials", true))?;
+        if params.get("client_id").is_some_and(|p| p != id) {
+            return Err(ClientAuthError::invalid_client("client_id differs from the Basic credentials", true));
+        }
+        return by_secret(state, &id, &secret, ClientAuthMethod::ClientSecretBasic, true);
+    }
+    if let Some(secret) = post_secret {
+        let id = params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("client_id is missing", false))?;
+        return by_secret(state, id, secret, ClientAuthMethod::ClientSecretPost, false);
+    }
+    if let Some(assertion) = assertion {
+        if params.get("client_assertion_type") != Some(JWT_BEARER) {
+            return Err(ClientAuthError::invalid_client(format!("client_assertion_type must be {JWT_BEARER}"), false));
+        }
+        return by_assertion(state, params.get("client_id"), assertion).await;
+    }
+    let id = params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("no client authentication", false))?;
+    let client = state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client", false))?;
+    if client.config.auth_method != ClientAuthMethod::None {
+        return Err(ClientAuthError::invalid_client(
+            format!("this client must authenticate with {}", client.config.auth_method.as_str()),
+            false,
+        ));
+    }
+    Ok(client)
+}
+
+fn by_secret<'a>(
+    state: &'a AppState,
+    id: &str,
+    secret: &str,
+    method: ClientAuthMethod,
+    basic: bool,
+) -> Result<&'a Client, ClientAuthError> {
+    let client = state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client or bad secret", basic))?;
+    if client.config.auth_method != method {
+        return Err(ClientAuthError::invalid_client(
+            format!("this client must authenticate with {}", client.config.auth_method.as_str()),
+            basic,
+        ));
+    }
+    // Constant-time comparison of the secret's hash (RFC 9700 §2.4 / secrets::ct_eq).
+    match &client.secret {
+        Some(h) if h.verify(secret) => Ok(client),
+        _ => Err(ClientAuthError::invalid_client("unknown client or bad secret", basic)),
+    }
+}
+
+async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String> {
+    if let Some(j) = &client.config.jwks {
+        return serde_json::from_value(j.clone()).map_err(|e| format!("client jwks: {e}"));
+    }
+    let uri = client.config.jwks_uri.as_deref().ok_or("client has no keys")?;
+    let cached = state.client_jwks.get(uri, Duration::from_secs(300));
+    let text = match cached {
+        Some(t) => t,
+        None => {
+            let t = state
+                .http
+                .get(uri)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| format!("cannot fetch jwks_uri: {e}"))?
+                .text()
+                .await
+                .map_err(|e| format!("cannot read jwks_uri: {e}"))?;
+            state.client_jwks.put(uri, t.clone());
+            t
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| format!("jwks_uri document: {e}"))
+}
+
+async fn by_assertion<'a>(state: &'a AppState, client_id: Option<&str>, assertion: &str) -> Result<&'a Client, ClientAuthError> {
+    let bad = |m: String| ClientAuthError::invalid_client(m, false);
+    let header = jsonwebtoken::decode_header(assertion).map_err(|e| bad(format!("client_assertion is not a JWT: {e}")))?;
+    // Only asymmetric algorithms: no `none`, no HMAC keyed with anything public (RFC 8725 §3.1).
+    if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256 | Algorithm::PS256) {
+        return Err(bad(format!("client_assertion algorithm {:?} is not accepted", header.alg)));
+    }
+    let unverified: AssertionClaims = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
+        .map_err(|e| bad(format!("client_assertion claims: {e}")))?;
+    // RFC 7523 §3: iss and sub MUST be the client_id.
+    if unverified.iss != unverified.sub || client_id.is_some_and(|c| c != unverified.iss) {
+        return Err(bad("client_assertion iss and sub must both be the client_id".into()));
+    }
+    let client = state.client(&unverified.iss).ok_or_else(|| bad("unknown client".into()))?;
+    if client.config.auth_method != ClientAuthMethod::PrivateKeyJwt {
+        return Err(bad(format!("this client must authenticate with {}", client.config.auth_method.as_str())));
+    }
+    let jwks = client_keys(state, client).await.map_err(bad)?;
+    let candidates: Vec<_> = jwks
+        .keys
+        .iter()
+        .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
+        .filter_map(|k| DecodingKey::from_jwk(k).ok())
+        .filter(|k| {
+            let family = k.family();
+            family == header.alg.family()
+        })
+        .collect();
+    let mut validation = Validation::new(header.alg);
+    // RFC 7523 §3: "The JWT MUST contain an "aud" (audience) claim containing a value that
+    // identifies the authorization server": the token endpoint URL or the issuer.
+    validation.set_audience(&[state.endpoint("/token"), state.config.issuer.clone()]);
+    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    validation.leeway = 30;
+    let verified = candidates
+        .iter()
+        .find_map(|k| jsonwebtoken::decode::<AssertionClaims>(assertion, k, &validation).ok())
+        .ok_or_else(|| bad("client_assertion signature, audience or expiry is not valid".into()))?;
+    let _ = &verified.claims.aud;
+    // RFC 7523 §3: "The authorization server MAY ensure that JWTs are not replayed by
+    // maintaining the set of used "jti" values for the length of time for which the JWT would
+    // be considered valid". We require it.
+    let jti = verified.claims.jti.ok_or_else(|| bad("client_assertion must carry a jti".into()))?;
+    let ttl = (verified.claims.exp - crate::now()).clamp(1, 3600) as u64 + 60;
+    let first = state
+        .store
+        .put_if_absent(&crate::oidc::keys::jti(&client.config.client_id, &jti), b"1", Duration::from_secs(ttl))
+        .await
+        .map_err(|e| ClientAuthError { error: "temporarily_unavailable", description: e.to_string(), basic: false })?;
+    if !first {
+        return Err(bad("client_assertion jti was already used (replay)".into()));
+    }
+    Ok(client)
+}

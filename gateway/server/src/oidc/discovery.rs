@@ -1,0 +1,54 @@
+//! OpenID Provider metadata (OIDC Discovery §3, RFC 8414 §2) and the JWK Set.
+use actix_web::HttpResponse;
+use serde_json::json;
+
+use crate::app::State;
+
+pub async fn configuration(state: State) -> HttpResponse {
+    let e = |p: &str| state.endpoint(p);
+    let mut scopes: Vec<&str> = vec!["openid", "profile", "hospital", "offline_access"];
+    scopes.dedup();
+    let acr: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(json!({
+        "issuer": state.config.issuer,
+        "authorization_endpoint": e("/authorize"),
+        "token_endpoint": e("/token"),
+        "userinfo_endpoint": e("/userinfo"),
+        "jwks_uri": e("/jwks"),
+        "end_session_endpoint": e("/logout"),
+        "introspection_endpoint": e("/introspect"),
+        "revocation_endpoint": e("/revoke"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
+            "name", "given_name", "family_name", "birthdate", "matricule", "idnat", "units", "metier", "grade"],
+        "acr_values_supported": acr,
+        "prompt_values_supported": ["none", "login"],
+        "ui_locales_supported": ["fr", "en"],
+        "claim_types_supported": ["normal"],
+        "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
+    }))
+}
+
+pub async fn jwks(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/jwk-set+json")
+        .insert_header(("Cache-Control", "public, max-age=60"))
+        .body(state.keys.get().jwks_json().to_owned())
+}

@@ -1,0 +1,60 @@
+//! Token introspection (RFC 7662). Callers must authenticate as clients (§2.1); an invalid,
+//! expired, revoked or foreign token is simply `{"active": false}` (§2.2).
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use vigie_core::store::StoreExt;
+
+use super::client_auth;
+use super::grant::{self, RefreshRecord, verify_access_token};
+use super::keys;
+use crate::app::State;
+use crate::config::ClientAuthMethod;
+use crate::http::{oauth_error, parse_params};
+use crate::secrets::sha256_b64;
+
+pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let params = match parse_params(&body) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    let client = match client_auth::authenticate(&req, &params, &state).await {
+        Ok(c) => c,
+        Err(e) => return e.response(),
+    };
+    if client.config.auth_method == ClientAuthMethod::None {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "public clients cannot introspect tokens");
+    }
+    let Some(token) = params.get("token") else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
+    };
+    let inactive = || HttpResponse::Ok().json(json!({ "active": false }));
+    if token.matches('.').count() == 2 {
+        return match verify_access_token(&state, token).await {
+            Ok(c) => HttpResponse::Ok().json(json!({
+                "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "aud": c.aud,
+                "iss": c.iss, "exp": c.exp, "iat": c.iat, "jti": c.jti, "token_type": "Bearer",
+                "auth_time": c.auth_time, "acr": c.acr, "amr": c.amr, "sid": c.sid,
+            })),
+            Err(_) => inactive(),
+        };
+    }
+    let record = match state.store.get_json::<RefreshRecord>(&keys::refresh(&sha256_b64(token.as_bytes()))).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return inactive(),
+        Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &e.to_string()),
+    };
+    // A refresh token is described only to the client it was issued to.
+    if record.client_id != client.config.client_id {
+        return inactive();
+    }
+    match grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid).await {
+        Ok(false) => HttpResponse::Ok().json(json!({
+            "active": true, "scope": record.scopes.join(" "), "client_id": record.client_id,
+            "sub": record.authentication.identity_id, "exp": record.family_expires_at, "token_type": "refresh_token",
+            "iss": state.config.issuer, "sid": record.sid,
+        })),
+        Ok(true) => inactive(),
+        Err(e) => oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &e.to_string()),
+    }
+}

@@ -1,0 +1,203 @@
+//! RP-Initiated Logout 1.0 (the end-session endpoint) and Back-Channel Logout 1.0 (logout
+//! tokens POSTed to every client of the session that registered a `backchannel_logout_uri`).
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::StoreExt;
+
+use super::keys;
+use crate::app::{AppState, State};
+use crate::http::{Caller, Params, parse_params};
+use crate::login::pages;
+use crate::secrets::random_token;
+use crate::session;
+
+pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+#[derive(Deserialize)]
+struct HintClaims {
+    aud: serde_json::Value,
+    sub: String,
+    sid: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingLogout {
+    sid: String,
+    redirect: Option<String>,
+}
+
+pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
+    let raw = req.query_string().to_owned();
+    handle(req, state, parse_params(raw.as_bytes())).await
+}
+
+pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let params = parse_params(&body);
+    if let Ok(p) = &params
+        && let Some(token) = p.get("confirm")
+    {
+        return confirmed(req, state, token.to_owned()).await;
+    }
+    handle(req, state, params).await
+}
+
+async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) -> HttpResponse {
+    let bad = |m: &str| pages::error_page(&req, StatusCode::BAD_REQUEST, m);
+    let params = match params {
+        Ok(p) => p,
+        Err(e) => return bad(&e),
+    };
+    let hint = match params.get("id_token_hint") {
+        None => None,
+        Some(t) => {
+            // RP-Initiated Logout §2: "The OP need not be listed as an audience … [and] when
+            // the OP receives an expired ID Token as the hint, it SHOULD accept it".
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+            v.set_issuer(&[&state.config.issuer]);
+            v.validate_aud = false;
+            v.validate_exp = false;
+            v.required_spec_claims.clear();
+            match state.keys.get().verify::<HintClaims>(t, None, v) {
+                Ok((_, c)) => Some(c),
+                Err(e) => return bad(&format!("id_token_hint is not an ID token of this provider: {e}")),
+            }
+        }
+    };
+    let hint_client = hint.as_ref().and_then(|h| match &h.aud {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).map(String::from),
+        _ => None,
+    });
+    let client_id = match (hint_client, params.get("client_id")) {
+        (Some(a), Some(b)) if a != b => return bad("client_id does not match the id_token_hint audience"),
+        (a, b) => a.or(b.map(String::from)),
+    };
+    // RP-Initiated Logout §3: the post_logout_redirect_uri "MUST have been previously
+    // registered with the OP"; without a client to check it against, no redirect.
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let Some(client) = client_id.as_deref().and_then(|c| state.client(c)) else {
+                return bad("post_logout_redirect_uri needs an id_token_hint or client_id naming a registered client");
+            };
+            if !client.config.post_logout_redirect_uris.iter().any(|u| u == uri) {
+                return bad(&format!("post_logout_redirect_uri {uri:?} is not registered for this client"));
+            }
+            let mut u = match url::Url::parse(uri) {
+                Ok(u) => u,
+                Err(_) => return bad("post_logout_redirect_uri is not a URL"),
+            };
+            if let Some(s) = params.get("state") {
+                u.query_pairs_mut().append_pair("state", s);
+            }
+            Some(u.to_string())
+        }
+    };
+    let current = session::current(&state, &req).await.ok().flatten();
+    let caller = Caller::of(&req, &state);
+    match (hint, current) {
+        (Some(h), current) => {
+            // The hint names the session to end; the browser's session ends with it when it
+            // belongs to the same person.
+            let mut sids: Vec<String> = h.sid.into_iter().collect();
+            if let Some(c) = current.filter(|c| c.authentication.identity_id == h.sub) {
+                sids.push(c.sid);
+            }
+            sids.dedup();
+            for sid in &sids {
+                end_session(&state, &caller, sid).await;
+            }
+            done(&req, redirect)
+        }
+        (None, None) => done(&req, redirect),
+        (None, Some(c)) => {
+            // RP-Initiated Logout §2: without a hint the OP asks the user to confirm, so that a
+            // third-party page cannot log people out.
+            let token = random_token(24);
+            let pending = PendingLogout { sid: c.sid, redirect };
+            if let Err(e) = state.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
+                return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            }
+            pages::logout_confirm(&req, &token)
+        }
+    }
+}
+
+async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpResponse {
+    let pending = match state.store.take_json::<PendingLogout>(&format!("logout:{token}")).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let caller = Caller::of(&req, &state);
+    end_session(&state, &caller, &pending.sid).await;
+    done(&req, pending.redirect)
+}
+
+fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse {
+    let mut resp = match redirect {
+        Some(u) => HttpResponse::SeeOther().insert_header((header::LOCATION, u)).finish(),
+        None => pages::logged_out(req),
+    };
+    let _ = resp.add_cookie(&session::clear_cookie());
+    resp
+}
+
+/// Ends an SSO session: its state, every token issued from it, and a logout token to each
+/// client that asked for back-channel logout.
+pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
+    let ttl = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
+    let ended = async {
+        session::end(state, sid).await?;
+        state.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
+        state.store.members(&keys::sid_clients(sid)).await
+    };
+    let clients = match ended.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "logout could not reach the store");
+            return;
+        }
+    };
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Logout),
+        outcome: Some(Outcome::Success),
+        sid: Some(sid.to_owned()),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+    for client_id in clients {
+        let Some(client) = state.client(&client_id) else { continue };
+        let Some(uri) = client.config.backchannel_logout_uri.clone() else { continue };
+        let now = crate::now();
+        // Back-Channel Logout §2.4: iss, aud, iat, exp, jti, events, sid (and sub); no nonce.
+        let claims = json!({
+            "iss": state.config.issuer, "aud": client_id, "iat": now, "exp": now + 120,
+            "jti": random_token(16), "sid": sid, "events": { BACKCHANNEL_EVENT: {} },
+        });
+        let token = match state.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "logout token signing failed");
+                continue;
+            }
+        };
+        let http = state.http.clone();
+        actix_web::rt::spawn(async move {
+            // Back-Channel Logout §2.5: POST, form-encoded `logout_token`.
+            let result = http.post(&uri).form(&[("logout_token", token)]).send().await;
+            let ok = matches!(&result, Ok(r) if r.status().is_success());
+            metrics::counter!("vigie_backchannel_logout_total", "client" => client_id.clone(), "result" => if ok { "ok" } else { "failed" }).increment(1);
+            if !ok {
+                tracing::warn!(client = client_id, "back-channel logout was not acknowledged");
+            }
+        });
+    }
+}

@@ -1,0 +1,88 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6, OIDC Core §3.1.3).
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::StoreExt;
+
+use super::TokenError;
+use crate::app::{AppState, Client};
+use crate::http::{Caller, Params};
+use crate::oidc::authorize::is_pkce_value;
+use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
+use crate::oidc::{CodeGrant, keys};
+use crate::secrets::{ct_eq, sha256_b64};
+
+pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller: &Caller) -> Result<TokenResponse, TokenError> {
+    let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
+    let hash = sha256_b64(code.as_bytes());
+    // The code is taken atomically: across all replicas it is redeemed at most once.
+    let Some(g) = state.store.take_json::<CodeGrant>(&keys::code(&hash)).await? else {
+        // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
+        // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
+        // issued based on that authorization code."
+        if let Some(grant_id) = state.store.get(&keys::code_used(&hash)).await? {
+            let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+            grant::revoke_grant(state, &grant_id).await?;
+            state.audit(AuditEvent {
+                kind: Some(AuditKind::Refused),
+                outcome: Some(Outcome::Failure),
+                client_id: Some(client.config.client_id.clone()),
+                method: Some("authorization_code".into()),
+                reason: Some("authorization code replayed: the tokens issued from it are revoked".into()),
+                ip: Some(caller.ip.clone()),
+                request_id: Some(caller.request_id.clone()),
+                ..Default::default()
+            });
+            return Err(TokenError::new("invalid_grant", "the authorization code was already used; its tokens are revoked"));
+        }
+        return Err(TokenError::new("invalid_grant", "the authorization code is invalid or expired"));
+    };
+    let remember = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs);
+    state.store.put(&keys::code_used(&hash), g.grant_id.as_bytes(), remember).await?;
+
+    // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
+    // confidential client, or if the client is public, ensure that the code was issued to
+    // "client_id" in the request".
+    if g.client_id != client.config.client_id {
+        return Err(TokenError::new("invalid_grant", "the authorization code was issued to another client"));
+    }
+    // RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if [it was]
+    // included in the initial authorization request, … and if included ensure that their
+    // values are identical."
+    if params.get("redirect_uri") != Some(g.redirect_uri.as_str()) {
+        return Err(TokenError::new("invalid_grant", "redirect_uri does not match the authorization request"));
+    }
+    match (&g.code_challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) => {
+            if !is_pkce_value(verifier) {
+                return Err(TokenError::new("invalid_request", "code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)"));
+            }
+            // RFC 7636 §4.6: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))) == code_challenge.
+            let computed = B64.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+            if !ct_eq(computed.as_bytes(), challenge.as_bytes()) {
+                return Err(TokenError::new("invalid_grant", "code_verifier does not match the code_challenge"));
+            }
+        }
+        (Some(_), None) => return Err(TokenError::new("invalid_grant", "code_verifier is required (PKCE)")),
+        // RFC 9700 §2.1.1: a verifier without a challenge is a PKCE downgrade attempt.
+        (None, Some(_)) => return Err(TokenError::new("invalid_grant", "code_verifier sent but no code_challenge was")),
+        (None, None) => {}
+    }
+    let record = RefreshRecord {
+        client_id: g.client_id,
+        scopes: g.scopes,
+        authentication: g.authentication,
+        sid: g.sid,
+        grant_id: g.grant_id,
+        family_expires_at: crate::now() + state.config.tokens.refresh_token_ttl_secs as i64,
+    };
+    if grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid).await? {
+        return Err(TokenError::new("invalid_grant", "the session was ended"));
+    }
+    let tokens = grant::mint(state, client, &record, g.nonce).await?;
+    super::issued(state, caller, client, AuditKind::TokenIssued, &tokens, &record);
+    Ok(tokens)
+}

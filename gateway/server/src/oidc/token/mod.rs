@@ -1,0 +1,114 @@
+//! The token endpoint (RFC 6749 §3.2): client authentication, then one handler per grant.
+mod code;
+mod refresh;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+
+use super::client_auth;
+use super::grant::{MintError, TokenResponse};
+use crate::app::{AppState, Client, State};
+use crate::http::{Caller, oauth_error, parse_params};
+
+/// A token endpoint error (RFC 6749 §5.2).
+pub struct TokenError {
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl TokenError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self { error, description: description.into() }
+    }
+}
+
+impl From<MintError> for TokenError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::Store(e) => Self::new("temporarily_unavailable", e.to_string()),
+            MintError::Server(e) => Self::new("server_error", e),
+            MintError::UnknownIdentity => Self::new("invalid_grant", "the user is no longer in the directory"),
+        }
+    }
+}
+
+impl From<vigie_core::store::StoreError> for TokenError {
+    fn from(e: vigie_core::store::StoreError) -> Self {
+        Self::new("temporarily_unavailable", e.to_string())
+    }
+}
+
+pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let caller = Caller::of(&req, &state);
+    // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method", form-encoded.
+    let is_form = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "the body must be application/x-www-form-urlencoded");
+    }
+    let params = match parse_params(&body) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    let client = match client_auth::authenticate(&req, &params, &state).await {
+        Ok(c) => c,
+        Err(e) => {
+            refused(&state, &caller, params.get("client_id"), "client authentication", &e.description);
+            return e.response();
+        }
+    };
+    let grant_type = params.get("grant_type").unwrap_or_default();
+    let result = match grant_type {
+        "authorization_code" => code::exchange(&state, client, &params, &caller).await,
+        "refresh_token" => refresh::exchange(&state, client, &params, &caller).await,
+        "" => Err(TokenError::new("invalid_request", "grant_type is missing")),
+        other => Err(TokenError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
+    };
+    match result {
+        Ok(t) => HttpResponse::Ok().insert_header(("Pragma", "no-cache")).json(t),
+        Err(e) => {
+            refused(&state, &caller, Some(&client.config.client_id), grant_type, &e.description);
+            let status = match e.error {
+                "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+                "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            oauth_error(status, e.error, &e.description)
+        }
+    }
+}
+
+fn refused(state: &AppState, caller: &Caller, client_id: Option<&str>, method: &str, reason: &str) {
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        client_id: client_id.map(str::to_owned),
+        method: Some(method.to_owned()),
+        reason: Some(reason.to_owned()),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+}
+
+fn issued(state: &AppState, caller: &Caller, client: &Client, kind: AuditKind, t: &TokenResponse, r: &super::grant::RefreshRecord) {
+    let _ = t;
+    state.audit(AuditEvent {
+        kind: Some(kind),
+        outcome: Some(Outcome::Success),
+        subject: Some(r.authentication.identity_id.clone()),
+        client_id: Some(client.config.client_id.clone()),
+        method: Some(r.authentication.mie.as_str().to_owned()),
+        acr: Some(r.authentication.level.acr().to_owned()),
+        sid: Some(r.sid.clone()),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+}

@@ -1,0 +1,64 @@
+//! `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
+//! (RFC 9700 §4.14.2).
+use std::time::Duration;
+
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::StoreExt;
+
+use super::TokenError;
+use crate::app::{AppState, Client};
+use crate::http::{Caller, Params};
+use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
+use crate::oidc::keys;
+use crate::secrets::sha256_b64;
+
+pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller: &Caller) -> Result<TokenResponse, TokenError> {
+    let token = params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
+    let hash = sha256_b64(token.as_bytes());
+    // Rotation: the old token is taken atomically, so two replicas cannot both rotate it.
+    let Some(mut record) = state.store.take_json::<RefreshRecord>(&keys::refresh(&hash)).await? else {
+        // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both
+        // the attacker and the legitimate client, one of them will present an invalidated
+        // refresh token, which will inform the authorization server of the breach" — the
+        // whole family is revoked.
+        if let Some(grant_id) = state.store.get(&keys::refresh_used(&hash)).await? {
+            let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+            grant::revoke_grant(state, &grant_id).await?;
+            state.audit(AuditEvent {
+                kind: Some(AuditKind::Refused),
+                outcome: Some(Outcome::Failure),
+                client_id: Some(client.config.client_id.clone()),
+                method: Some("refresh_token".into()),
+                reason: Some("rotated refresh token reused: its family is revoked".into()),
+                ip: Some(caller.ip.clone()),
+                request_id: Some(caller.request_id.clone()),
+                ..Default::default()
+            });
+            return Err(TokenError::new("invalid_grant", "the refresh token was already used; its family is revoked"));
+        }
+        return Err(TokenError::new("invalid_grant", "the refresh token is invalid or expired"));
+    };
+    let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
+    state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
+
+    // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
+    // that the refresh token was issued to the authenticated client".
+    if record.client_id != client.config.client_id {
+        return Err(TokenError::new("invalid_grant", "the refresh token was issued to another client"));
+    }
+    if grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid).await? {
+        return Err(TokenError::new("invalid_grant", "the refresh token was revoked"));
+    }
+    // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
+    if let Some(scope) = params.get("scope") {
+        let asked: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+        if let Some(extra) = asked.iter().find(|s| !record.scopes.contains(s)) {
+            return Err(TokenError::new("invalid_scope", format!("scope {extra:?} was not granted")));
+        }
+        record.scopes = asked;
+    }
+    // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
+    let tokens = grant::mint(state, client, &record, None).await?;
+    super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, &record);
+    Ok(tokens)
+}

@@ -1,0 +1,59 @@
+//! The UserInfo endpoint (OIDC Core §5.3), GET and POST, bearer token per RFC 6750.
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::grant::{ProfileClaims, verify_access_token};
+use crate::app::State;
+use crate::http::parse_params;
+
+/// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code.
+fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    let challenge = format!(r#"Bearer realm="vigie", error="{error}", error_description="{}""#, description.replace('"', "'"));
+    HttpResponse::build(status)
+        .insert_header((header::WWW_AUTHENTICATE, challenge))
+        .json(json!({ "error": error, "error_description": description }))
+}
+
+pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    // RFC 6750 §2.2: the form-encoded body parameter, for POST.
+    let from_body = match parse_params(&body) {
+        Ok(p) if req.method() == actix_web::http::Method::POST => p.get("access_token").map(str::to_owned),
+        Ok(_) => None,
+        Err(e) => return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    let token = match (from_header, from_body) {
+        (Some(_), Some(_)) => {
+            // RFC 6750 §2: "Clients MUST NOT use more than one method to transmit the token".
+            return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", "the access token was sent twice");
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => {
+            return HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="vigie""#)).finish();
+        }
+    };
+    let claims = match verify_access_token(&state, &token).await {
+        Ok(c) => c,
+        Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e),
+    };
+    let scopes: Vec<String> = claims.scope.split(' ').map(String::from).collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the openid scope is required");
+    }
+    let identity = match state.directory.identity(&claims.sub).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory"),
+        Err(e) => return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
+    };
+    let mut body = serde_json::to_value(ProfileClaims::of(&identity, &scopes)).unwrap_or_else(|_| json!({}));
+    // OIDC Core §5.3.2: "The sub Claim MUST always be returned in the UserInfo Response."
+    body["sub"] = json!(identity.id);
+    HttpResponse::Ok().json(body)
+}

@@ -1,0 +1,50 @@
+//! Operations endpoints: liveness, readiness with each dependency's state, Prometheus metrics.
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::app::State;
+use crate::http::problem;
+
+/// The process is alive.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready when the store and the directory answer and signing keys are loaded.
+pub async fn readyz(state: State) -> HttpResponse {
+    let timeout = std::time::Duration::from_secs(2);
+    let check = |r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => json!({ "status": "up" }),
+        Ok(Err(e)) => json!({ "status": "down", "detail": e }),
+        Err(_) => json!({ "status": "down", "detail": "no answer within 2 s" }),
+    };
+    let store = check(tokio::time::timeout(timeout, async { state.store.ping().await.map_err(|e| e.to_string()) }).await);
+    let directory = check(tokio::time::timeout(timeout, async { state.directory.ping().await.map_err(|e| e.to_string()) }).await);
+    let keys = json!({ "status": "up", "keys": state.keys.get().jwks_json().matches("\"kid\"").count() });
+    let up = store["status"] == "up" && directory["status"] == "up";
+    let body = json!({
+        "status": if up { "ready" } else { "not_ready" },
+        "checks": {
+            "store": store, "directory": directory, "signing_keys": keys,
+            "policy": { "status": "up", "engine": state.policy.name() },
+        }
+    });
+    HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
+}
+
+pub async fn metrics(state: State) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+pub async fn home(state: State) -> HttpResponse {
+    let demo = if state.config.demo.app { r#"<li><a href="/demo-app/">Application de démonstration</a></li>"# } else { "" };
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>Vigie</h1><ul>{demo}<li><a href="/.well-known/openid-configuration">OpenID Connect discovery</a></li><li><a href="/readyz">/readyz</a></li></ul></main></body></html>"#
+    ))
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let detail = format!("no resource at {} {}", req.method(), req.path());
+    problem(StatusCode::NOT_FOUND, "Not found", &detail.chars().take(200).collect::<String>())
+}

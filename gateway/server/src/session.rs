@@ -1,0 +1,90 @@
+//! The SSO session: a `__Host-` cookie naming server-side state in the ephemeral store, so
+//! any replica serves any request. The cookie value is a bearer secret; the store knows it
+//! only by its hash. Its id changes at every login (session fixation).
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use serde::{Deserialize, Serialize};
+use vigie_core::Authentication;
+use vigie_core::store::{StoreError, StoreExt};
+
+use crate::app::AppState;
+use crate::secrets::{random_token, sha256_b64};
+
+pub const COOKIE: &str = "__Host-vigie-session";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Session {
+    /// Public session id: the `sid` claim (OIDC Back-Channel Logout §2.1), not the cookie.
+    pub sid: String,
+    pub authentication: Authentication,
+    pub created_at: i64,
+    /// Absolute end, whatever the activity.
+    pub expires_at: i64,
+    /// Last time the idle timer was pushed back.
+    pub touched_at: i64,
+}
+
+fn key(cookie: &str) -> String {
+    format!("sess:{}", sha256_b64(cookie.as_bytes()))
+}
+
+fn sid_key(sid: &str) -> String {
+    format!("sid:{sid}")
+}
+
+fn idle_ttl(state: &AppState, s: &Session, now: i64) -> Duration {
+    let idle = state.config.session.idle_timeout_secs as i64;
+    Duration::from_secs((s.expires_at - now).min(idle).max(1) as u64)
+}
+
+/// The live session of this browser, if any; pushes back its idle timeout.
+pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
+    let Some(cookie) = crate::http::cookie(req, COOKIE) else { return Ok(None) };
+    let now = crate::now();
+    let Some(mut s) = state.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
+    if s.expires_at <= now {
+        return Ok(None);
+    }
+    // Push the idle deadline back at most once a minute: one store write per minute of use,
+    // not one per request.
+    if now - s.touched_at >= 60 {
+        s.touched_at = now;
+        state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
+    }
+    Ok(Some(s))
+}
+
+/// Starts a session for a fresh authentication, ending any session the browser had.
+/// Returns the new cookie value and the session.
+pub async fn start(state: &AppState, req: &HttpRequest, authentication: Authentication) -> Result<(String, Session), StoreError> {
+    if let Some(old) = crate::http::cookie(req, COOKIE) {
+        state.store.delete(&key(&old)).await?;
+    }
+    let now = crate::now();
+    let cookie = random_token(32);
+    let s = Session {
+        sid: random_token(16),
+        authentication,
+        created_at: now,
+        expires_at: now + state.config.session.absolute_timeout_secs as i64,
+        touched_at: now,
+    };
+    state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
+    let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
+    state.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
+    Ok((cookie, s))
+}
+
+/// Ends the session `sid`, wherever the browser is.
+pub async fn end(state: &AppState, sid: &str) -> Result<(), StoreError> {
+    if let Some(k) = state.store.take(&sid_key(sid)).await? {
+        state.store.delete(&String::from_utf8_lossy(&k)).await?;
+    }
+    Ok(())
+}
+
+/// The cookie that clears the session cookie.
+pub fn clear_cookie() -> actix_web::cookie::Cookie<'static> {
+    crate::http::host_cookie(COOKIE, String::new(), Some(0))
+}

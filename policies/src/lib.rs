@@ -1,0 +1,38 @@
+//! Policy engines. Until the Cedar engine of the policy issue lands, the one engine here
+//! allows any authenticated session, and its name says so.
+#![forbid(unsafe_code)]
+
+use vigie_core::policy::{Decision, PolicyEngine, PolicyRequest};
+
+/// Allows every request that carries a completed authentication: no per-client rule, no
+/// context rule, no step-up. Every login method of Vigie is already two-factor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAnyAuthenticated;
+
+impl PolicyEngine for AllowAnyAuthenticated {
+    fn decide(&self, _request: &PolicyRequest<'_>) -> Decision {
+        // A `PolicyRequest` can only be built from an `Authentication`, which only a login
+        // verifier makes: being asked at all means the session is authenticated.
+        Decision::Allow
+    }
+
+    fn name(&self) -> &'static str {
+        "allow-any-authenticated"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::policy::PolicyContext;
+    use vigie_core::{Authentication, Factor, Mie};
+
+    #[test]
+    fn an_authenticated_session_is_allowed_on_any_client() {
+        let auth = Authentication::new("id-1".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
+        let ctx = PolicyContext { degraded: true };
+        let req = PolicyRequest { authentication: &auth, client_id: "dpi", client_policy: "dmp", context: &ctx };
+        assert_eq!(AllowAnyAuthenticated.decide(&req), Decision::Allow);
+        assert_eq!(AllowAnyAuthenticated.name(), "allow-any-authenticated");
+    }
+}
