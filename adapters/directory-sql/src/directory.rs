@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite, Transaction};
 use vigie_core::IdNat;
 use vigie_core::directory::{Account, Affectation, Directory, DirectoryError, Identity};
@@ -57,11 +55,7 @@ impl SqlDirectory {
         }
         let pool_options = if in_memory {
             // An in-memory database lives as long as one connection to it: keep exactly one.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else {
             SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
         };
@@ -92,11 +86,7 @@ impl SqlDirectory {
         pool_options: &SqlitePoolOptions,
         options: &SqliteConnectOptions,
     ) -> Result<SqlitePool, OpenError> {
-        let pool = pool_options
-            .clone()
-            .connect_with(options.clone())
-            .await
-            .map_err(OpenError::Connect)?;
+        let pool = pool_options.clone().connect_with(options.clone()).await.map_err(OpenError::Connect)?;
         match MIGRATOR.run(&pool).await {
             Ok(()) => Ok(pool),
             Err(e) => {
@@ -115,10 +105,7 @@ impl SqlDirectory {
     /// that reads before it writes may find, in WAL mode, that another process wrote in
     /// between, and then fails at once instead of waiting out the busy timeout.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, DirectoryError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| failed("starting a write", &e))
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| failed("starting a write", &e))
     }
 }
 
@@ -132,9 +119,7 @@ impl OpenError {
     fn is_race(&self) -> bool {
         match self {
             OpenError::Connect(e) => is_busy(e),
-            OpenError::Migrate(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) => {
-                true
-            }
+            OpenError::Migrate(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) => true,
             OpenError::Migrate(_) => false,
         }
     }
@@ -149,30 +134,20 @@ fn open_error(url: &str, reason: &str) -> DirectoryError {
 
 /// SQLITE_BUSY and its extended codes.
 fn is_busy(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| c & 0xff == 5)
+    e.as_database_error().and_then(|d| d.code()).and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5)
 }
 
 pub(crate) fn failed(doing: &str, e: &sqlx::Error) -> DirectoryError {
     let hint = if is_busy(e) {
-        format!(
-            " (another process kept the database locked for over {} s)",
-            BUSY_TIMEOUT.as_secs()
-        )
+        format!(" (another process kept the database locked for over {} s)", BUSY_TIMEOUT.as_secs())
     } else {
         String::new()
     };
-    DirectoryError::Unavailable(format!(
-        "the directory database failed while {doing}: {e}{hint}"
-    ))
+    DirectoryError::Unavailable(format!("the directory database failed while {doing}: {e}{hint}"))
 }
 
 fn corrupt(what: &str) -> DirectoryError {
-    DirectoryError::Unavailable(format!(
-        "the directory database holds {what}: it was edited by hand? fix the row"
-    ))
+    DirectoryError::Unavailable(format!("the directory database holds {what}: it was edited by hand? fix the row"))
 }
 
 fn now() -> Result<String, DirectoryError> {
@@ -276,10 +251,7 @@ pub(crate) async fn store_identity(
 }
 
 /// Creates or replaces the account of an identity on this connection.
-pub(crate) async fn store_account(
-    conn: &mut SqliteConnection,
-    account: &Account,
-) -> Result<(), DirectoryError> {
+pub(crate) async fn store_account(conn: &mut SqliteConnection, account: &Account) -> Result<(), DirectoryError> {
     rules::check_username(&account.username).map_err(DirectoryError::Invalid)?;
     let stored = sqlx::query(
         "INSERT INTO accounts (identity_id, username, password_hash, totp_secret, disabled) \
@@ -324,10 +296,7 @@ pub(crate) async fn store_account(
 }
 
 /// Whether this identity has an account.
-pub(crate) async fn has_account(
-    conn: &mut SqliteConnection,
-    identity_id: &str,
-) -> Result<bool, DirectoryError> {
+pub(crate) async fn has_account(conn: &mut SqliteConnection, identity_id: &str) -> Result<bool, DirectoryError> {
     sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM accounts WHERE identity_id = $1")
         .bind(identity_id)
         .fetch_one(&mut *conn)
@@ -337,25 +306,14 @@ pub(crate) async fn has_account(
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_foreign_key_violation())
+    e.as_database_error().is_some_and(|d| d.is_foreign_key_violation())
 }
 
-type IdentityRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+type IdentityRow = (String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
 type AccountRow = (String, String, Option<String>, Option<Vec<u8>>, bool);
 
@@ -370,15 +328,13 @@ impl Directory for SqlDirectory {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| failed("looking up an account", &e))?;
-        Ok(row.map(
-            |(identity_id, username, password_hash, totp_secret, disabled)| Account {
-                identity_id,
-                username,
-                password_hash,
-                totp_secret,
-                disabled,
-            },
-        ))
+        Ok(row.map(|(identity_id, username, password_hash, totp_secret, disabled)| Account {
+            identity_id,
+            username,
+            password_hash,
+            totp_secret,
+            disabled,
+        }))
     }
 
     async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError> {
@@ -390,15 +346,11 @@ impl Directory for SqlDirectory {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| failed("looking up an identity", &e))?;
-        let Some((id, matricule, family_name, given_name, birth_date, metier, grade, idnat)) = row
-        else {
+        let Some((id, matricule, family_name, given_name, birth_date, metier, grade, idnat)) = row else {
             return Ok(None);
         };
         let idnat = idnat
-            .map(|s| {
-                IdNat::parse(&s)
-                    .map_err(|e| corrupt(&format!("an invalid idNat {s:?} for identity {id}: {e}")))
-            })
+            .map(|s| IdNat::parse(&s).map_err(|e| corrupt(&format!("an invalid idNat {s:?} for identity {id}: {e}"))))
             .transpose()?;
         let units = sqlx::query_as::<_, (String, i64)>(
             "SELECT uf, share FROM affectations WHERE identity_id = $1 ORDER BY share DESC, uf",
@@ -414,34 +366,18 @@ impl Directory for SqlDirectory {
                 .map_err(|_| corrupt(&format!("a share of {share} for identity {id}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Identity {
-            id,
-            matricule,
-            family_name,
-            given_name,
-            birth_date,
-            metier,
-            grade,
-            idnat,
-            units,
-        }))
+        Ok(Some(Identity { id, matricule, family_name, given_name, birth_date, metier, grade, idnat, units }))
     }
 
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError> {
         let mut tx = self.begin_write().await?;
         let (id, _created) = store_identity(&mut tx, identity).await?;
-        tx.commit()
-            .await
-            .map_err(|e| failed("saving an identity", &e))?;
+        tx.commit().await.map_err(|e| failed("saving an identity", &e))?;
         Ok(id)
     }
 
     async fn upsert_account(&self, account: &Account) -> Result<(), DirectoryError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| failed("storing an account", &e))?;
+        let mut conn = self.pool.acquire().await.map_err(|e| failed("storing an account", &e))?;
         store_account(&mut conn, account).await
     }
 

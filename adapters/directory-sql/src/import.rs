@@ -123,8 +123,7 @@ impl Column {
 }
 
 /// The header row, columns in their usual order (any order is accepted).
-pub const HEADER: &str =
-    "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username";
+pub const HEADER: &str = "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username";
 
 /// Parses an HR export. Stops at the first problem, naming its line and column.
 pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
@@ -176,27 +175,18 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
             });
         }
         let value = |c: Column| record.get(positions[c as usize]).unwrap_or_default();
-        let err = |c: Column, reason: String| CsvError {
-            line,
-            column: Some(c.name()),
-            reason,
-        };
+        let err = |c: Column, reason: String| CsvError { line, column: Some(c.name()), reason };
         let optional = |c: Column| Some(value(c)).filter(|v| !v.is_empty()).map(str::to_owned);
 
         let matricule = value(Column::Matricule).to_owned();
         rules::check_matricule(&matricule).map_err(|r| err(Column::Matricule, r))?;
         if let Some(first) = matricules.insert(matricule.clone(), line) {
-            return Err(err(
-                Column::Matricule,
-                format!("matricule {matricule:?} already appears on line {first}"),
-            ));
+            return Err(err(Column::Matricule, format!("matricule {matricule:?} already appears on line {first}")));
         }
         let family_name = value(Column::FamilyName).to_owned();
-        rules::check_text("family name", &family_name, true)
-            .map_err(|r| err(Column::FamilyName, r))?;
+        rules::check_text("family name", &family_name, true).map_err(|r| err(Column::FamilyName, r))?;
         let given_name = value(Column::GivenName).to_owned();
-        rules::check_text("given name", &given_name, true)
-            .map_err(|r| err(Column::GivenName, r))?;
+        rules::check_text("given name", &given_name, true).map_err(|r| err(Column::GivenName, r))?;
         let birth_date = optional(Column::BirthDate);
         if let Some(date) = &birth_date {
             rules::check_birth_date(date).map_err(|r| err(Column::BirthDate, r))?;
@@ -214,10 +204,7 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
             Some(s) => {
                 let idnat = IdNat::parse(&s).map_err(|e| err(Column::Idnat, e.to_string()))?;
                 if let Some(first) = idnats.insert(idnat.clone(), line) {
-                    return Err(err(
-                        Column::Idnat,
-                        format!("idNat {idnat} already appears on line {first}"),
-                    ));
+                    return Err(err(Column::Idnat, format!("idNat {idnat} already appears on line {first}")));
                 }
                 Some(idnat)
             }
@@ -227,10 +214,7 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
         if let Some(username) = &username {
             rules::check_username(username).map_err(|r| err(Column::Username, r))?;
             if let Some(first) = usernames.insert(username.clone(), line) {
-                return Err(err(
-                    Column::Username,
-                    format!("username {username:?} already appears on line {first}"),
-                ));
+                return Err(err(Column::Username, format!("username {username:?} already appears on line {first}")));
             }
         }
         rows.push(HrRow {
@@ -259,11 +243,7 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn new(input: &'a str) -> Self {
-        Lines {
-            input: input.as_bytes(),
-            offset: 0,
-            line: 1,
-        }
+        Lines { input: input.as_bytes(), offset: 0, line: 1 }
     }
 
     fn at(&mut self, position: Option<&csv::Position>) -> u64 {
@@ -275,10 +255,7 @@ impl<'a> Lines<'a> {
         while matches!(self.input.get(byte), Some(b'\n' | b'\r')) {
             byte += 1;
         }
-        let newlines = self.input[self.offset..byte]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
+        let newlines = self.input[self.offset..byte].iter().filter(|b| **b == b'\n').count();
         self.line += newlines as u64;
         self.offset = byte;
         self.line
@@ -289,21 +266,13 @@ impl<'a> Lines<'a> {
     }
 
     fn syntax_error(&mut self, e: csv::Error) -> CsvError {
-        CsvError {
-            line: self.at(e.position()),
-            column: None,
-            reason: e.to_string(),
-        }
+        CsvError { line: self.at(e.position()), column: None, reason: e.to_string() }
     }
 }
 
 /// Where each [`Column`] is in the file, indexed by `Column as usize`.
 fn column_positions(header: &csv::StringRecord, line: u64) -> Result<[usize; 9], CsvError> {
-    let err = |reason: String| CsvError {
-        line,
-        column: None,
-        reason,
-    };
+    let err = |reason: String| CsvError { line, column: None, reason };
     if header.len() == 1 && header.get(0).is_some_and(|h| h.contains(';')) {
         return Err(err(format!(
             "the header has no comma but has semicolons: export the file with ',' as separator \
@@ -315,11 +284,7 @@ fn column_positions(header: &csv::StringRecord, line: u64) -> Result<[usize; 9],
         let column = Column::ALL
             .into_iter()
             .find(|c| c.name() == name)
-            .ok_or_else(|| {
-                err(format!(
-                    "unknown column `{name}`: the columns are `{HEADER}`"
-                ))
-            })?;
+            .ok_or_else(|| err(format!("unknown column `{name}`: the columns are `{HEADER}`")))?;
         if positions[column as usize].replace(i).is_some() {
             return Err(err(format!("column `{name}` appears twice")));
         }
@@ -341,27 +306,18 @@ fn column_positions(header: &csv::StringRecord, line: u64) -> Result<[usize; 9],
 fn parse_units(s: &str) -> Result<Vec<Affectation>, String> {
     let mut units = Vec::new();
     for item in s.split(';').map(str::trim).filter(|i| !i.is_empty()) {
-        let (uf, share) = item.split_once(':').ok_or_else(|| {
-            format!(
-                "{item:?} must be a unit and its share, like UF1234:60 (units separated by ';')"
-            )
-        })?;
+        let (uf, share) = item
+            .split_once(':')
+            .ok_or_else(|| format!("{item:?} must be a unit and its share, like UF1234:60 (units separated by ';')"))?;
         let (uf, share) = (uf.trim(), share.trim());
         rules::check_uf(uf)?;
-        let share = share
-            .parse::<u8>()
-            .ok()
-            .filter(|s| (1..=100).contains(s))
-            .ok_or_else(|| {
-                format!(
-                    "the share of unit {uf} must be a whole number of percent from 1 to 100, \
+        let share = share.parse::<u8>().ok().filter(|s| (1..=100).contains(s)).ok_or_else(|| {
+            format!(
+                "the share of unit {uf} must be a whole number of percent from 1 to 100, \
                      found {share:?}"
-                )
-            })?;
-        units.push(Affectation {
-            uf: uf.to_owned(),
-            share,
-        });
+            )
+        })?;
+        units.push(Affectation { uf: uf.to_owned(), share });
     }
     rules::check_units(&units)?;
     Ok(units)
@@ -384,10 +340,7 @@ pub struct ImportReport {
 /// Identities are upserted by matricule (their affectations replaced); an account is created
 /// for a row with a username when its identity has none. Existing accounts are left as they
 /// are, even when the username differs; identities missing from the export are not touched.
-pub async fn import_rows(
-    dir: &SqlDirectory,
-    rows: &[HrRow],
-) -> Result<ImportReport, DirectoryError> {
+pub async fn import_rows(dir: &SqlDirectory, rows: &[HrRow]) -> Result<ImportReport, DirectoryError> {
     let mut report = ImportReport::default();
     let mut tx = dir.begin_write().await?;
     for row in rows {
@@ -401,9 +354,7 @@ pub async fn import_rows(
                 row.line, row.matricule
             )),
         };
-        let (id, created) = store_identity(&mut tx, &row.identity())
-            .await
-            .map_err(at_row)?;
+        let (id, created) = store_identity(&mut tx, &row.identity()).await.map_err(at_row)?;
         if created {
             report.identities_created += 1;
         } else {
@@ -423,8 +374,6 @@ pub async fn import_rows(
             report.accounts_created += 1;
         }
     }
-    tx.commit()
-        .await
-        .map_err(|e| failed("saving the import", &e))?;
+    tx.commit().await.map_err(|e| failed("saving the import", &e))?;
     Ok(report)
 }

@@ -13,14 +13,10 @@ pub(crate) fn check_matricule(s: &str) -> Result<(), String> {
         return Err("the matricule is empty".into());
     }
     if s.chars().count() > MAX_CODE_LEN {
-        return Err(format!(
-            "the matricule is longer than {MAX_CODE_LEN} characters"
-        ));
+        return Err(format!("the matricule is longer than {MAX_CODE_LEN} characters"));
     }
     if s.trim() != s || s.chars().any(char::is_control) {
-        return Err(format!(
-            "the matricule {s:?} has surrounding blanks or control characters"
-        ));
+        return Err(format!("the matricule {s:?} has surrounding blanks or control characters"));
     }
     Ok(())
 }
@@ -31,9 +27,7 @@ pub(crate) fn check_text(what: &str, s: &str, required: bool) -> Result<(), Stri
         return Err(format!("the {what} is empty"));
     }
     if s.chars().any(char::is_control) {
-        return Err(format!(
-            "the {what} {s:?} contains a line break or another control character"
-        ));
+        return Err(format!("the {what} {s:?} contains a line break or another control character"));
     }
     Ok(())
 }
@@ -44,9 +38,7 @@ pub(crate) fn check_birth_date(s: &str) -> Result<(), String> {
     let shaped = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
         return Err(format!("the birth date must be YYYY-MM-DD, found {s:?}"));
     }
@@ -65,15 +57,9 @@ fn calendar_date(s: &str) -> Option<time::Date> {
 
 /// A UF code: 1 to 64 ASCII letters, digits, `-` or `_`.
 pub(crate) fn check_uf(s: &str) -> Result<(), String> {
-    if s.is_empty()
-        || s.len() > MAX_CODE_LEN
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    if s.is_empty() || s.len() > MAX_CODE_LEN || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(format!(
-            "the unit code {s:?} must be 1 to {MAX_CODE_LEN} ASCII letters, digits, '-' or '_'"
-        ));
+        return Err(format!("the unit code {s:?} must be 1 to {MAX_CODE_LEN} ASCII letters, digits, '-' or '_'"));
     }
     Ok(())
 }
@@ -85,10 +71,7 @@ pub(crate) fn check_units(units: &[Affectation]) -> Result<(), String> {
     for unit in units {
         check_uf(&unit.uf)?;
         if !(1..=100).contains(&unit.share) {
-            return Err(format!(
-                "the share of unit {} must be from 1 to 100 (percent), found {}",
-                unit.uf, unit.share
-            ));
+            return Err(format!("the share of unit {} must be from 1 to 100 (percent), found {}", unit.uf, unit.share));
         }
         if !seen.insert(unit.uf.as_str()) {
             return Err(format!("unit {} is listed twice", unit.uf));
@@ -96,9 +79,7 @@ pub(crate) fn check_units(units: &[Affectation]) -> Result<(), String> {
         total += u32::from(unit.share);
     }
     if total > 100 {
-        return Err(format!(
-            "the shares of the units add up to {total}%, more than 100%"
-        ));
+        return Err(format!("the shares of the units add up to {total}%, more than 100%"));
     }
     Ok(())
 }
@@ -107,9 +88,7 @@ pub(crate) fn check_units(units: &[Affectation]) -> Result<(), String> {
 pub(crate) fn check_username(s: &str) -> Result<(), String> {
     if s.is_empty()
         || s.len() > MAX_CODE_LEN
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
     {
         return Err(format!(
             "the username {s:?} must be 1 to {MAX_CODE_LEN} ASCII letters, digits, '.', '_', '-' or '@'"

@@ -22,10 +22,7 @@ async fn an_identity_reads_back_as_written_main_unit_first() {
     let id = dir.upsert_identity(&written).await.unwrap();
 
     let read = dir.identity(&id).await.unwrap().unwrap();
-    let expected = Identity {
-        id: id.clone(),
-        ..camille()
-    };
+    let expected = Identity { id: id.clone(), ..camille() };
     assert_eq!(read, expected);
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "id {id} is a UUID");
 
@@ -52,10 +49,7 @@ async fn upsert_by_matricule_keeps_the_id_and_replaces_the_affectations() {
         id: "ignored".into(),
         family_name: "Lefèvre-Martin".into(),
         grade: None,
-        units: vec![Affectation {
-            uf: "UF9000".into(),
-            share: 100,
-        }],
+        units: vec![Affectation { uf: "UF9000".into(), share: 100 }],
         ..camille()
     };
     assert_eq!(dir.upsert_identity(&moved).await.unwrap(), id);
@@ -73,21 +67,12 @@ async fn accounts_read_back_with_their_credentials_and_are_replaced_whole() {
     acc.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
     acc.totp_secret = Some(vec![0, 1, 2, 255, 0x80]);
     dir.upsert_account(&acc).await.unwrap();
-    assert_eq!(
-        dir.account_by_username("clefevre").await.unwrap(),
-        Some(acc.clone())
-    );
+    assert_eq!(dir.account_by_username("clefevre").await.unwrap(), Some(acc.clone()));
 
-    let renamed = Account {
-        disabled: true,
-        ..account(&id, "camille.lefevre")
-    };
+    let renamed = Account { disabled: true, ..account(&id, "camille.lefevre") };
     dir.upsert_account(&renamed).await.unwrap();
     assert_eq!(dir.account_by_username("clefevre").await.unwrap(), None);
-    assert_eq!(
-        dir.account_by_username("camille.lefevre").await.unwrap(),
-        Some(renamed)
-    );
+    assert_eq!(dir.account_by_username("camille.lefevre").await.unwrap(), Some(renamed));
 }
 
 #[tokio::test]
@@ -96,22 +81,13 @@ async fn a_username_taken_by_another_identity_is_refused_naming_its_holder() {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let camille_id = dir.upsert_identity(&camille()).await.unwrap();
     let ines_id = dir.upsert_identity(&ines()).await.unwrap();
-    dir.upsert_account(&account(&camille_id, "clefevre"))
-        .await
-        .unwrap();
+    dir.upsert_account(&account(&camille_id, "clefevre")).await.unwrap();
 
     let message = invalid(dir.upsert_account(&account(&ines_id, "clefevre")).await);
     assert!(message.contains("\"clefevre\""), "{message}");
     assert!(message.contains("004512"), "{message}");
     // Camille keeps her login.
-    assert_eq!(
-        dir.account_by_username("clefevre")
-            .await
-            .unwrap()
-            .unwrap()
-            .identity_id,
-        camille_id
-    );
+    assert_eq!(dir.account_by_username("clefevre").await.unwrap().unwrap().identity_id, camille_id);
 }
 
 #[tokio::test]
@@ -126,20 +102,14 @@ async fn an_idnat_names_one_person_only() {
     let db = TempDb::new("idnat");
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     dir.upsert_identity(&camille()).await.unwrap();
-    let impostor = Identity {
-        idnat: camille().idnat,
-        ..ines()
-    };
+    let impostor = Identity { idnat: camille().idnat, ..ines() };
     let message = invalid(dir.upsert_identity(&impostor).await);
     assert!(message.contains("810001234567"), "{message}");
     assert!(message.contains("004512"), "{message}");
 
     // Staff without an idNat do not conflict with each other.
     dir.upsert_identity(&ines()).await.unwrap();
-    let other = Identity {
-        matricule: "009999".into(),
-        ..ines()
-    };
+    let other = Identity { matricule: "009999".into(), ..ines() };
     dir.upsert_identity(&other).await.unwrap();
 }
 
@@ -147,13 +117,7 @@ async fn an_idnat_names_one_person_only() {
 async fn inconsistent_identities_are_refused_with_the_reason() {
     let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
     let with_units = |units: Vec<(&str, u8)>| Identity {
-        units: units
-            .into_iter()
-            .map(|(uf, share)| Affectation {
-                uf: uf.into(),
-                share,
-            })
-            .collect(),
+        units: units.into_iter().map(|(uf, share)| Affectation { uf: uf.into(), share }).collect(),
         ..ines()
     };
     for (identity, expected) in [
@@ -162,27 +126,9 @@ async fn inconsistent_identities_are_refused_with_the_reason() {
         (with_units(vec![("UF1", 60), ("UF2", 50)]), "110%"),
         (with_units(vec![("UF1", 10), ("UF1", 10)]), "twice"),
         (with_units(vec![("UF 1", 10)]), "unit code"),
-        (
-            Identity {
-                matricule: String::new(),
-                ..ines()
-            },
-            "matricule is empty",
-        ),
-        (
-            Identity {
-                birth_date: Some("14/03/1979".into()),
-                ..ines()
-            },
-            "YYYY-MM-DD",
-        ),
-        (
-            Identity {
-                birth_date: Some("1979-02-30".into()),
-                ..ines()
-            },
-            "not a calendar date",
-        ),
+        (Identity { matricule: String::new(), ..ines() }, "matricule is empty"),
+        (Identity { birth_date: Some("14/03/1979".into()), ..ines() }, "YYYY-MM-DD"),
+        (Identity { birth_date: Some("1979-02-30".into()), ..ines() }, "not a calendar date"),
     ] {
         let message = invalid(dir.upsert_identity(&identity).await);
         assert!(message.contains(expected), "{message}");
@@ -196,33 +142,13 @@ async fn a_second_process_sees_what_the_first_wrote() {
     let second = SqlDirectory::open(&db.url()).await.unwrap();
 
     let id = first.upsert_identity(&camille()).await.unwrap();
-    first
-        .upsert_account(&account(&id, "clefevre"))
-        .await
-        .unwrap();
-    assert_eq!(
-        second.identity(&id).await.unwrap().unwrap().matricule,
-        "004512"
-    );
-    assert_eq!(
-        second
-            .account_by_username("clefevre")
-            .await
-            .unwrap()
-            .unwrap()
-            .identity_id,
-        id
-    );
+    first.upsert_account(&account(&id, "clefevre")).await.unwrap();
+    assert_eq!(second.identity(&id).await.unwrap().unwrap().matricule, "004512");
+    assert_eq!(second.account_by_username("clefevre").await.unwrap().unwrap().identity_id, id);
     // And the other way round, on the same matricule.
-    let renamed = Identity {
-        given_name: "Camille-Anne".into(),
-        ..camille()
-    };
+    let renamed = Identity { given_name: "Camille-Anne".into(), ..camille() };
     assert_eq!(second.upsert_identity(&renamed).await.unwrap(), id);
-    assert_eq!(
-        first.identity(&id).await.unwrap().unwrap().given_name,
-        "Camille-Anne"
-    );
+    assert_eq!(first.identity(&id).await.unwrap().unwrap().given_name, "Camille-Anne");
 }
 
 #[tokio::test]
@@ -235,10 +161,7 @@ async fn two_processes_writing_at_once_wait_for_each_other_instead_of_failing() 
         for i in 0..50 {
             let person = Identity {
                 matricule: format!("{prefix}{i:04}"),
-                units: vec![Affectation {
-                    uf: "UF1234".into(),
-                    share: 100,
-                }],
+                units: vec![Affectation { uf: "UF1234".into(), share: 100 }],
                 ..ines()
             };
             let id = dir.upsert_identity(&person).await?;
@@ -246,16 +169,12 @@ async fn two_processes_writing_at_once_wait_for_each_other_instead_of_failing() 
             // transactions across processes.
             if i % 2 == 0 {
                 dir.identity(&id).await?;
-                dir.upsert_account(&account(&id, &format!("{prefix}-{i}")))
-                    .await?;
+                dir.upsert_account(&account(&id, &format!("{prefix}-{i}"))).await?;
             }
         }
         Ok::<_, DirectoryError>(())
     };
-    let (a, b) = tokio::join!(
-        tokio::spawn(writer(first.clone(), "A")),
-        tokio::spawn(writer(second.clone(), "B"))
-    );
+    let (a, b) = tokio::join!(tokio::spawn(writer(first.clone(), "A")), tokio::spawn(writer(second.clone(), "B")));
     a.unwrap().unwrap();
     b.unwrap().unwrap();
     assert!(first.account_by_username("B-48").await.unwrap().is_some());
@@ -267,11 +186,7 @@ async fn two_processes_creating_the_same_file_at_once_both_open_it() {
     for round in 0..5 {
         let db = TempDb::new(&format!("concurrent-open-{round}"));
         let url = db.url();
-        let (a, b, c) = tokio::join!(
-            SqlDirectory::open(&url),
-            SqlDirectory::open(&url),
-            SqlDirectory::open(&url)
-        );
+        let (a, b, c) = tokio::join!(SqlDirectory::open(&url), SqlDirectory::open(&url), SqlDirectory::open(&url));
         let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
         let id = a.upsert_identity(&camille()).await.unwrap();
         assert!(b.identity(&id).await.unwrap().is_some());
@@ -288,27 +203,16 @@ async fn reopening_keeps_the_data_and_does_not_rerun_migrations() {
 
     for _ in 0..3 {
         let dir = SqlDirectory::open(&db.url()).await.unwrap();
-        assert_eq!(
-            dir.identity(&id).await.unwrap().unwrap().idnat,
-            Some(IdNat::parse("810001234567").unwrap())
-        );
+        assert_eq!(dir.identity(&id).await.unwrap().unwrap().idnat, Some(IdNat::parse("810001234567").unwrap()));
         dir.close().await;
     }
 
     // One row per migration, applied once; the file is in WAL mode for sharing.
     let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-        .unwrap()
-        .count();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
     assert_eq!(applied, i64::try_from(migrations).unwrap());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
     assert_eq!(mode, "wal");
     pool.close().await;
 }
@@ -317,17 +221,12 @@ async fn reopening_keeps_the_data_and_does_not_rerun_migrations() {
 async fn a_closed_directory_reports_itself_unavailable() {
     let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
     dir.close().await;
-    assert!(matches!(
-        dir.ping().await,
-        Err(DirectoryError::Unavailable(_))
-    ));
+    assert!(matches!(dir.ping().await, Err(DirectoryError::Unavailable(_))));
 }
 
 #[tokio::test]
 async fn a_bad_url_says_which_setting_to_check() {
-    let missing_folder = std::env::temp_dir()
-        .join("vigie-no-such-folder-for-directory")
-        .join("dir.db");
+    let missing_folder = std::env::temp_dir().join("vigie-no-such-folder-for-directory").join("dir.db");
     let url = format!("sqlite://{}", missing_folder.display());
     match SqlDirectory::open(&url).await {
         Err(DirectoryError::Unavailable(m)) => {

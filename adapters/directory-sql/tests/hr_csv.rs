@@ -29,22 +29,10 @@ fn the_example_export_parses() {
     assert_eq!(camille.idnat, Some(IdNat::parse("810001234567").unwrap()));
     assert_eq!(
         camille.units,
-        vec![
-            Affectation {
-                uf: "UF1234".into(),
-                share: 60
-            },
-            Affectation {
-                uf: "UF2201".into(),
-                share: 40
-            }
-        ]
+        vec![Affectation { uf: "UF1234".into(), share: 60 }, Affectation { uf: "UF2201".into(), share: 40 }]
     );
     assert_eq!(camille.username.as_deref(), Some("clefevre"));
-    assert_eq!(
-        rows[2].grade.as_deref(),
-        Some("Praticien hospitalier, chef de service")
-    );
+    assert_eq!(rows[2].grade.as_deref(), Some("Praticien hospitalier, chef de service"));
     let ines = &rows[3];
     assert_eq!((ines.idnat.as_ref(), ines.username.as_ref()), (None, None));
 }
@@ -65,16 +53,7 @@ fn columns_may_come_in_any_order_and_values_are_trimmed() {
             metier: None,
             grade: None,
             idnat: None,
-            units: vec![
-                Affectation {
-                    uf: "UF1".into(),
-                    share: 30
-                },
-                Affectation {
-                    uf: "UF2".into(),
-                    share: 70
-                }
-            ],
+            units: vec![Affectation { uf: "UF1".into(), share: 30 }, Affectation { uf: "UF2".into(), share: 70 }],
             username: Some("jdoe".into()),
         }]
     );
@@ -87,10 +66,7 @@ fn blank_lines_and_rows_of_empty_cells_are_skipped() {
     assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 6]);
     // Likewise with Windows line ends, and errors after blank lines.
     let input = format!("{HEADER}\r\n\r\n1,A,B,,,,,,\r\n\r\n\r\n2,C,D,,,,2123,,\r\n");
-    assert_eq!(
-        (error(&input).line, error(&input).column),
-        (6, Some("idnat"))
-    );
+    assert_eq!((error(&input).line, error(&input).column), (6, Some("idnat")));
 }
 
 #[test]
@@ -133,9 +109,7 @@ fn a_semicolon_separated_file_is_recognised() {
 
 #[test]
 fn a_row_with_the_wrong_number_of_values_names_its_line() {
-    let e = error(&with_row(
-        "1,Martin,Paul,1980-01-01,Médecin,PH,Chef de service,,,",
-    ));
+    let e = error(&with_row("1,Martin,Paul,1980-01-01,Médecin,PH,Chef de service,,,"));
     assert_eq!((e.line, e.column), (2, None));
     assert!(e.reason.contains("expected 9 values"), "{e}");
     assert!(e.reason.contains("double quotes"), "{e}");
@@ -166,11 +140,9 @@ fn bad_values_name_their_column() {
 
 #[test]
 fn duplicates_within_the_file_point_to_the_first_occurrence() {
-    for (second, column) in [
-        ("1,C,D,,,,,,", "matricule"),
-        ("2,C,D,,,,810001234567,,", "idnat"),
-        ("2,C,D,,,,,,ab", "username"),
-    ] {
+    for (second, column) in
+        [("1,C,D,,,,,,", "matricule"), ("2,C,D,,,,810001234567,,", "idnat"), ("2,C,D,,,,,,ab", "username")]
+    {
         let input = format!("{HEADER}\n1,A,B,,,,810001234567,,ab\n{second}\n");
         let e = error(&input);
         assert_eq!((e.line, e.column), (3, Some(column)), "{e}");
@@ -200,12 +172,7 @@ fn units() -> impl Strategy<Value = Vec<Affectation>> {
         "shares add up to at most 100",
         |units| {
             let total: u32 = units.values().map(|s| u32::from(*s)).sum();
-            (total <= 100).then(|| {
-                units
-                    .into_iter()
-                    .map(|(uf, share)| Affectation { uf, share })
-                    .collect()
-            })
+            (total <= 100).then(|| units.into_iter().map(|(uf, share)| Affectation { uf, share }).collect())
         },
     )
 }
@@ -215,54 +182,34 @@ fn row() -> impl Strategy<Value = HrRow> {
         "[A-Za-z0-9][A-Za-z0-9 ./-]{0,10}[A-Za-z0-9]",
         text(),
         text(),
-        optional(
-            (1900i32..2100, 1u8..=12, 1u8..=28)
-                .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
-        ),
+        optional((1900i32..2100, 1u8..=12, 1u8..=28).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))),
         optional(text()),
         optional(text()),
         optional("(8[0-9]{11}|0[0-9]{9}|3[0-9]{9}/[A-Z0-9-]{1,10})"),
         units(),
         optional("[A-Za-z0-9._@-]{1,20}"),
     )
-        .prop_map(
-            |(
+        .prop_map(|(matricule, family_name, given_name, birth_date, metier, grade, idnat, units, username)| {
+            HrRow {
+                line: 0,
                 matricule,
                 family_name,
                 given_name,
                 birth_date,
                 metier,
                 grade,
-                idnat,
+                idnat: idnat.map(|s| IdNat::parse(&s).expect("generated idNat is valid")),
                 units,
                 username,
-            )| {
-                HrRow {
-                    line: 0,
-                    matricule,
-                    family_name,
-                    given_name,
-                    birth_date,
-                    metier,
-                    grade,
-                    idnat: idnat.map(|s| IdNat::parse(&s).expect("generated idNat is valid")),
-                    units,
-                    username,
-                }
-            },
-        )
+            }
+        })
 }
 
 fn write_csv(rows: &[HrRow]) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(HEADER.split(',')).unwrap();
     for r in rows {
-        let units = r
-            .units
-            .iter()
-            .map(|u| format!("{}:{}", u.uf, u.share))
-            .collect::<Vec<_>>()
-            .join(";");
+        let units = r.units.iter().map(|u| format!("{}:{}", u.uf, u.share)).collect::<Vec<_>>().join(";");
         writer
             .write_record([
                 r.matricule.as_str(),

@@ -87,10 +87,7 @@ impl ShardState {
 
     /// The live entry under `key`, leaving an expired one for the sweep: reads take one lookup.
     fn peek(&self, key: &str, now: Instant) -> Option<&Value> {
-        self.entries
-            .get(key)
-            .filter(|e| e.is_live(now))
-            .map(|e| &e.value)
+        self.entries.get(key).filter(|e| e.is_live(now)).map(|e| &e.value)
     }
 
     /// Counts a write, and sweeps expired entries once enough writes have come in: the sweep
@@ -118,10 +115,7 @@ impl ShardState {
 impl EmbeddedStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            hasher: RandomState::new(),
-        }
+        Self { shards: (0..SHARDS).map(|_| Shard::default()).collect(), hasher: RandomState::new() }
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, ShardState> {
@@ -129,10 +123,7 @@ impl EmbeddedStore {
         let index = (self.hasher.hash_one(key) as usize) & (SHARDS - 1);
         // A panic while holding the lock cannot leave a shard half-updated (every update is a
         // single map operation), so a poisoned shard is still consistent.
-        self.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shards[index].0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -144,8 +135,7 @@ impl Default for EmbeddedStore {
 
 /// The instant a TTL from `now` ends; a TTL too long to represent never ends in practice.
 fn deadline(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    now.checked_add(ttl).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 fn wrong_type(key: &str, holds: &str, wanted: &str) -> StoreError {
@@ -159,31 +149,20 @@ fn wrong_type(key: &str, holds: &str, wanted: &str) -> StoreError {
 impl EphemeralStore for EmbeddedStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
-        let entry = Entry {
-            value: Value::Bytes(value.to_vec()),
-            expires_at: deadline(now, ttl),
-        };
+        let entry = Entry { value: Value::Bytes(value.to_vec()), expires_at: deadline(now, ttl) };
         let mut shard = self.shard(key);
         shard.insert(key, entry);
         shard.wrote(now);
         Ok(())
     }
 
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut shard = self.shard(key);
         if shard.live(key, now).is_some() {
             return Ok(false);
         }
-        let entry = Entry {
-            value: Value::Bytes(value.to_vec()),
-            expires_at: deadline(now, ttl),
-        };
+        let entry = Entry { value: Value::Bytes(value.to_vec()), expires_at: deadline(now, ttl) };
         shard.insert(key, entry);
         shard.wrote(now);
         Ok(true)
@@ -240,13 +219,7 @@ impl EphemeralStore for EmbeddedStore {
                 next
             }
             None => {
-                shard.insert(
-                    key,
-                    Entry {
-                        value: Value::Counter(1),
-                        expires_at: deadline(now, ttl),
-                    },
-                );
+                shard.insert(key, Entry { value: Value::Counter(1), expires_at: deadline(now, ttl) });
                 1
             }
         };
@@ -259,10 +232,7 @@ impl EphemeralStore for EmbeddedStore {
         let expires_at = deadline(now, ttl);
         let mut shard = self.shard(key);
         match shard.live(key, now) {
-            Some(Entry {
-                value: Value::Set(members),
-                expires_at: at,
-            }) => {
+            Some(Entry { value: Value::Set(members), expires_at: at }) => {
                 if !members.contains(member) {
                     members.insert(member.to_owned());
                 }
@@ -271,13 +241,7 @@ impl EphemeralStore for EmbeddedStore {
             Some(_) => return Err(wrong_type(key, "a value", "a set")),
             None => {
                 let members = HashSet::from([member.to_owned()]);
-                shard.insert(
-                    key,
-                    Entry {
-                        value: Value::Set(members),
-                        expires_at,
-                    },
-                );
+                shard.insert(key, Entry { value: Value::Set(members), expires_at });
             }
         }
         shard.wrote(now);
@@ -303,16 +267,7 @@ mod tests {
     use super::*;
 
     fn entries(store: &EmbeddedStore) -> usize {
-        store
-            .shards
-            .iter()
-            .map(|s| {
-                s.0.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entries
-                    .len()
-            })
-            .sum()
+        store.shards.iter().map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).entries.len()).sum()
     }
 
     #[tokio::test]
@@ -320,42 +275,23 @@ mod tests {
         let store = EmbeddedStore::new();
         let abandoned = 2 * SHARDS * MIN_WRITES_BETWEEN_SWEEPS;
         for i in 0..abandoned {
-            store
-                .put(
-                    &format!("abandoned:{i}"),
-                    b"flow",
-                    Duration::from_millis(50),
-                )
-                .await
-                .unwrap();
+            store.put(&format!("abandoned:{i}"), b"flow", Duration::from_millis(50)).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Twice as many writes as a shard held: each shard sweeps at least once after expiry.
         let live = 2 * abandoned;
         for i in 0..live {
-            store
-                .put(&format!("live:{i}"), b"flow", Duration::from_secs(60))
-                .await
-                .unwrap();
+            store.put(&format!("live:{i}"), b"flow", Duration::from_secs(60)).await.unwrap();
         }
         let held = entries(&store);
-        assert!(
-            held < live + abandoned / 10,
-            "{held} entries held for {live} live ones"
-        );
+        assert!(held < live + abandoned / 10, "{held} entries held for {live} live ones");
     }
 
     #[tokio::test]
     async fn a_counter_reads_as_its_decimal_value() {
         let store = EmbeddedStore::new();
-        store
-            .incr("attempts", Duration::from_secs(60))
-            .await
-            .unwrap();
-        store
-            .incr("attempts", Duration::from_secs(60))
-            .await
-            .unwrap();
+        store.incr("attempts", Duration::from_secs(60)).await.unwrap();
+        store.incr("attempts", Duration::from_secs(60)).await.unwrap();
         assert_eq!(store.get("attempts").await.unwrap(), Some(b"2".to_vec()));
     }
 }

@@ -51,11 +51,7 @@ pub struct RedisTimeouts {
 
 impl Default for RedisTimeouts {
     fn default() -> Self {
-        Self {
-            connect: Duration::from_millis(500),
-            response: Duration::from_millis(500),
-            connect_retries: 2,
-        }
+        Self { connect: Duration::from_millis(500), response: Duration::from_millis(500), connect_retries: 2 }
     }
 }
 
@@ -97,11 +93,7 @@ impl RedisStore {
     /// # Errors
     ///
     /// As [`RedisStore::connect`].
-    pub async fn connect_with(
-        url: &str,
-        key_prefix: &str,
-        timeouts: &RedisTimeouts,
-    ) -> Result<RedisStore, StoreError> {
+    pub async fn connect_with(url: &str, key_prefix: &str, timeouts: &RedisTimeouts) -> Result<RedisStore, StoreError> {
         let shown_url = redact(url);
         let client = Client::open(url).map_err(|e| {
             StoreError::Unavailable(format!(
@@ -139,9 +131,7 @@ impl RedisStore {
     async fn run<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> Result<T, StoreError> {
         // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
         let mut connection = self.connection.clone();
-        cmd.query_async(&mut connection)
-            .await
-            .map_err(|e| self.command_error(key, &command_name(cmd), &e))
+        cmd.query_async(&mut connection).await.map_err(|e| self.command_error(key, &command_name(cmd), &e))
     }
 
     fn command_error(&self, key: &str, command: &str, e: &RedisError) -> StoreError {
@@ -151,9 +141,7 @@ impl RedisStore {
         if e.code() == Some("WRONGTYPE") || detail.contains("not an integer") {
             return StoreError::Corrupt {
                 key: key.to_owned(),
-                reason: format!(
-                    "the key holds another kind of data ({detail}): two features share one key name"
-                ),
+                reason: format!("the key holds another kind of data ({detail}): two features share one key name"),
             };
         }
         if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
@@ -172,9 +160,7 @@ impl RedisStore {
 
 fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> StoreError {
     let detail = one_line(e);
-    let message = if e.kind() == ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
-    {
+    let message = if e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")) {
         format!(
             "Redis at {shown_url} refused the credentials: {detail}: check the user and password \
              in `store.url`"
@@ -202,10 +188,7 @@ fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> S
 
 /// `e` on one line: some Redis errors span several, which breaks one-line JSON log readers.
 fn one_line(e: &RedisError) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The name of `cmd`, for error messages: never its arguments, which hold keys and values.
@@ -246,19 +229,10 @@ impl EphemeralStore for RedisStore {
         self.run(key, &cmd).await
     }
 
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         // `SET … NX` answers OK when it stored and nil when the key already lived.
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(key))
-            .arg(value)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl));
+        cmd.arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl));
         self.run(key, &cmd).await
     }
 
@@ -297,8 +271,7 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.run(key, redis::cmd("SMEMBERS").arg(self.key(key)))
-            .await
+        self.run(key, redis::cmd("SMEMBERS").arg(self.key(key))).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -323,18 +296,9 @@ mod tests {
         for (url, shown) in [
             ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
             ("redis://:s3cret@redis:6379", "redis://***@redis:6379"),
-            (
-                "redis://vigie:s3cret@redis:6379/2",
-                "redis://***@redis:6379/2",
-            ),
-            (
-                "redis://vigie:s3@c/r?t@redis:6379",
-                "redis://***@redis:6379",
-            ),
-            (
-                "redis+unix:///run/redis.sock?db=1&pass=s3cret",
-                "redis+unix:///run/redis.sock?***",
-            ),
+            ("redis://vigie:s3cret@redis:6379/2", "redis://***@redis:6379/2"),
+            ("redis://vigie:s3@c/r?t@redis:6379", "redis://***@redis:6379"),
+            ("redis+unix:///run/redis.sock?db=1&pass=s3cret", "redis+unix:///run/redis.sock?***"),
             ("s3cret", "<not a URL>"),
         ] {
             assert_eq!(redact(url), shown, "{url}");
@@ -350,10 +314,7 @@ mod tests {
 
     #[test]
     fn error_messages_name_the_command_not_its_arguments() {
-        assert_eq!(
-            command_name(redis::cmd("GETDEL").arg("secret-key")),
-            "GETDEL"
-        );
+        assert_eq!(command_name(redis::cmd("GETDEL").arg("secret-key")), "GETDEL");
         assert_eq!(command_name(redis::cmd("set").arg("k").arg("v")), "SET");
     }
 }

@@ -23,14 +23,7 @@ impl RedisServer {
 
     fn start_on(port: u16, extra_args: &[&str]) -> Self {
         let spawned = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
             .args(["--bind", "127.0.0.1", "--loglevel", "warning"])
             .args(extra_args)
             .stdin(Stdio::null())
@@ -39,9 +32,7 @@ impl RedisServer {
         let child = match spawned {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                panic!(
-                    "redis-server not found: install it (apt-get install redis-server) or run tests/run"
-                )
+                panic!("redis-server not found: install it (apt-get install redis-server) or run tests/run")
             }
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
@@ -58,19 +49,12 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "redis-server on port {} exited at start ({status}); see its output above",
-                    self.port
-                );
+                panic!("redis-server on port {} exited at start ({status}); see its output above", self.port);
             }
             if answers_ping(self.port) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer within 10 s",
-                self.port
-            );
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer within 10 s", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -98,8 +82,7 @@ fn answers_ping(port: u16) -> bool {
         return false;
     }
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).is_ok()
-        && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
+    BufReader::new(stream).read_line(&mut line).is_ok() && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
 }
 
 /// A port nothing listens on (right now).
@@ -131,10 +114,7 @@ async fn two_replicas_on_one_redis_share_state_and_take_codes_once() {
     testkit::replicas_share_state(replica_a.clone(), replica_b).await;
 
     let other_deployment = connect(&server.url(), "other-deployment:").await;
-    replica_a
-        .put("session:1", b"mine", Duration::from_secs(60))
-        .await
-        .unwrap();
+    replica_a.put("session:1", b"mine", Duration::from_secs(60)).await.unwrap();
     assert_eq!(
         other_deployment.get("session:1").await.unwrap(),
         None,
@@ -152,14 +132,8 @@ async fn unreachable_redis_is_reported_quickly_and_clearly() {
     let Err(StoreError::Unavailable(message)) = result else {
         panic!("connect to a closed port did not fail as Unavailable: {result:?}");
     };
-    assert!(
-        took < Duration::from_secs(3),
-        "connect to a closed port took {took:?}"
-    );
-    assert!(
-        message.contains(&format!("cannot reach Redis at redis://127.0.0.1:{port}/0")),
-        "{message}"
-    );
+    assert!(took < Duration::from_secs(3), "connect to a closed port took {took:?}");
+    assert!(message.contains(&format!("cannot reach Redis at redis://127.0.0.1:{port}/0")), "{message}");
     assert!(message.contains("`store.url`"), "{message}");
 }
 
@@ -167,57 +141,31 @@ async fn unreachable_redis_is_reported_quickly_and_clearly() {
 async fn wrong_redis_password_is_reported_without_leaking_it() {
     let server = RedisServer::start_on(free_port(), &["--requirepass", "right-Pa55word"]);
 
-    let result = RedisStore::connect(
-        &format!("redis://:wr0ng-Pa55word@127.0.0.1:{}", server.port),
-        "t:",
-    )
-    .await;
+    let result = RedisStore::connect(&format!("redis://:wr0ng-Pa55word@127.0.0.1:{}", server.port), "t:").await;
     let Err(StoreError::Unavailable(message)) = result else {
         panic!("connect with a wrong password did not fail as Unavailable: {result:?}");
     };
     assert!(message.contains("refused the credentials"), "{message}");
-    assert!(
-        message.contains(&format!("redis://***@127.0.0.1:{}", server.port)),
-        "{message}"
-    );
-    assert!(
-        !message.contains("wr0ng-Pa55word"),
-        "the password leaked into: {message}"
-    );
+    assert!(message.contains(&format!("redis://***@127.0.0.1:{}", server.port)), "{message}");
+    assert!(!message.contains("wr0ng-Pa55word"), "the password leaked into: {message}");
 
-    let store = RedisStore::connect(
-        &format!("redis://:right-Pa55word@127.0.0.1:{}", server.port),
-        "t:",
-    )
-    .await;
-    assert!(
-        store.is_ok(),
-        "connect with the right password failed: {store:?}"
-    );
+    let store = RedisStore::connect(&format!("redis://:right-Pa55word@127.0.0.1:{}", server.port), "t:").await;
+    assert!(store.is_ok(), "connect with the right password failed: {store:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operations_fail_fast_while_redis_is_down_and_recover_after() {
     let mut server = RedisServer::start();
     let store = connect(&server.url(), "vigie-test:").await;
-    store
-        .put("flow", b"state", Duration::from_secs(60))
-        .await
-        .unwrap();
+    store.put("flow", b"state", Duration::from_secs(60)).await.unwrap();
 
     server.stop();
     for _ in 0..3 {
         let started = Instant::now();
         let result = store.ping().await;
         let took = started.elapsed();
-        assert!(
-            matches!(result, Err(StoreError::Unavailable(_))),
-            "ping with Redis down gave {result:?}"
-        );
-        assert!(
-            took < Duration::from_secs(3),
-            "ping with Redis down took {took:?}"
-        );
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "ping with Redis down gave {result:?}");
+        assert!(took < Duration::from_secs(3), "ping with Redis down took {took:?}");
     }
     let Err(StoreError::Unavailable(message)) = store.get("flow").await else {
         panic!("get with Redis down did not fail as Unavailable");
@@ -227,17 +175,10 @@ async fn operations_fail_fast_while_redis_is_down_and_recover_after() {
     let server = RedisServer::start_on(server.port, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while store.ping().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the store did not reconnect to {} within 10 s",
-            server.url()
-        );
+        assert!(Instant::now() < deadline, "the store did not reconnect to {} within 10 s", server.url());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    store
-        .put("flow", b"again", Duration::from_secs(60))
-        .await
-        .unwrap();
+    store.put("flow", b"again", Duration::from_secs(60)).await.unwrap();
     assert_eq!(store.get("flow").await.unwrap(), Some(b"again".to_vec()));
 }
 
@@ -253,9 +194,6 @@ async fn a_redis_that_never_answers_is_reported_within_bounded_time() {
     let Err(StoreError::Unavailable(message)) = result else {
         panic!("connect to a silent server did not fail as Unavailable: {result:?}");
     };
-    assert!(
-        took < Duration::from_secs(4),
-        "connect to a silent server took {took:?}"
-    );
+    assert!(took < Duration::from_secs(4), "connect to a silent server took {took:?}");
     assert!(message.contains("did not answer"), "{message}");
 }

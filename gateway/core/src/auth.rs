@@ -75,8 +75,7 @@ pub enum AssuranceLevel {
 
 impl AssuranceLevel {
     /// Every level, weakest first.
-    pub const ALL: [AssuranceLevel; 2] =
-        [AssuranceLevel::TwoFactor, AssuranceLevel::TwoFactorPhishingResistant];
+    pub const ALL: [AssuranceLevel; 2] = [AssuranceLevel::TwoFactor, AssuranceLevel::TwoFactorPhishingResistant];
 
     /// The `acr` value Vigie publishes for this level (OIDC Core §2).
     pub fn acr(self) -> &'static str {

@@ -93,10 +93,7 @@ mod tests {
     fn rpps_adeli_and_structure_ids_parse() {
         assert!(IdNat::parse("899700427869").unwrap().is_rpps());
         assert!(!IdNat::parse("0123456789").unwrap().is_rpps());
-        assert_eq!(
-            IdNat::parse("500000001815646/CPAT00045").unwrap().as_str(),
-            "500000001815646/CPAT00045"
-        );
+        assert_eq!(IdNat::parse("500000001815646/CPAT00045").unwrap().as_str(), "500000001815646/CPAT00045");
     }
 
     #[test]

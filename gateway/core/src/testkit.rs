@@ -72,9 +72,8 @@ pub async fn run_all(store: Arc<dyn EphemeralStore>) {
 pub async fn replicas_share_state(a: Arc<dyn EphemeralStore>, b: Arc<dyn EphemeralStore>) {
     require_multi_thread();
     let p = prefix("replicas");
-    let both: Vec<Arc<dyn EphemeralStore>> = (0..RACERS)
-        .map(|i| if i % 2 == 0 { a.clone() } else { b.clone() })
-        .collect();
+    let both: Vec<Arc<dyn EphemeralStore>> =
+        (0..RACERS).map(|i| if i % 2 == 0 { a.clone() } else { b.clone() }).collect();
 
     let key = format!("{p}:visible");
     ok("put", a.put(&key, b"from-a", LONG).await);
@@ -84,11 +83,7 @@ pub async fn replicas_share_state(a: Arc<dyn EphemeralStore>, b: Arc<dyn Ephemer
         "a write on one replica is not seen by the other"
     );
     ok("delete", b.delete(&key).await);
-    assert_eq!(
-        ok("get", a.get(&key).await),
-        None,
-        "a delete on one replica is not seen by the other"
-    );
+    assert_eq!(ok("get", a.get(&key).await), None, "a delete on one replica is not seen by the other");
 
     for round in 0..ROUNDS {
         let key = format!("{p}:take:{round}");
@@ -98,10 +93,7 @@ pub async fn replicas_share_state(a: Arc<dyn EphemeralStore>, b: Arc<dyn Ephemer
             async move { ok("take", store.take(&key).await).is_some() }
         })
         .await;
-        assert_eq!(
-            winners, 1,
-            "take across two replicas returned the value {winners} times, not once"
-        );
+        assert_eq!(winners, 1, "take across two replicas returned the value {winners} times, not once");
     }
 
     for round in 0..ROUNDS {
@@ -111,10 +103,7 @@ pub async fn replicas_share_state(a: Arc<dyn EphemeralStore>, b: Arc<dyn Ephemer
             async move { ok("put_if_absent", store.put_if_absent(&key, b"x", LONG).await) }
         })
         .await;
-        assert_eq!(
-            winners, 1,
-            "put_if_absent across two replicas succeeded {winners} times, not once"
-        );
+        assert_eq!(winners, 1, "put_if_absent across two replicas succeeded {winners} times, not once");
     }
 
     let key = format!("{p}:counter");
@@ -127,11 +116,7 @@ pub async fn replicas_share_state(a: Arc<dyn EphemeralStore>, b: Arc<dyn Ephemer
         .collect();
     let seen: Vec<u64> = join_all(tasks).await;
     let distinct: BTreeSet<u64> = seen.iter().copied().collect();
-    assert_eq!(
-        distinct,
-        (1..=INCREMENTS).collect(),
-        "incr across two replicas lost or repeated a count: {seen:?}"
-    );
+    assert_eq!(distinct, (1..=INCREMENTS).collect(), "incr across two replicas lost or repeated a count: {seen:?}");
 }
 
 /// `ping` succeeds on a reachable backend.
@@ -148,48 +133,21 @@ pub async fn put_get_delete_round_trip(store: &Arc<dyn EphemeralStore>) {
     let other = format!("{p}:other");
     ok("put", store.put(&key, b"value", LONG).await);
     ok("put", store.put(&other, b"other", LONG).await);
-    assert_eq!(
-        ok("get", store.get(&key).await).as_deref(),
-        Some(&b"value"[..]),
-        "get did not return what put stored"
-    );
-    assert_eq!(
-        ok("get", store.get(&key).await).as_deref(),
-        Some(&b"value"[..]),
-        "get is not repeatable"
-    );
+    assert_eq!(ok("get", store.get(&key).await).as_deref(), Some(&b"value"[..]), "get did not return what put stored");
+    assert_eq!(ok("get", store.get(&key).await).as_deref(), Some(&b"value"[..]), "get is not repeatable");
     ok("delete", store.delete(&key).await);
-    assert_eq!(
-        ok("get", store.get(&key).await),
-        None,
-        "a deleted value is still returned"
-    );
+    assert_eq!(ok("get", store.get(&key).await), None, "a deleted value is still returned");
     ok("delete", store.delete(&key).await);
-    assert_eq!(
-        ok("get", store.get(&other).await).as_deref(),
-        Some(&b"other"[..]),
-        "delete removed another key"
-    );
+    assert_eq!(ok("get", store.get(&other).await).as_deref(), Some(&b"other"[..]), "delete removed another key");
 }
 
 /// Reading, taking or deleting a key never written gives nothing, without error.
 pub async fn absent_keys_read_as_nothing(store: &Arc<dyn EphemeralStore>) {
     let key = format!("{}:never-written", prefix("absent"));
-    assert_eq!(
-        ok("get", store.get(&key).await),
-        None,
-        "get of an absent key returned a value"
-    );
-    assert_eq!(
-        ok("take", store.take(&key).await),
-        None,
-        "take of an absent key returned a value"
-    );
+    assert_eq!(ok("get", store.get(&key).await), None, "get of an absent key returned a value");
+    assert_eq!(ok("take", store.take(&key).await), None, "take of an absent key returned a value");
     ok("delete", store.delete(&key).await);
-    assert!(
-        ok("members", store.members(&key).await).is_empty(),
-        "members of an absent key is not empty"
-    );
+    assert!(ok("members", store.members(&key).await).is_empty(), "members of an absent key is not empty");
 }
 
 /// A second `put` replaces the value, including with an empty one.
@@ -197,17 +155,9 @@ pub async fn put_overwrites(store: &Arc<dyn EphemeralStore>) {
     let key = format!("{}:k", prefix("overwrite"));
     ok("put", store.put(&key, b"first", LONG).await);
     ok("put", store.put(&key, b"second", LONG).await);
-    assert_eq!(
-        ok("get", store.get(&key).await).as_deref(),
-        Some(&b"second"[..]),
-        "put did not replace the value"
-    );
+    assert_eq!(ok("get", store.get(&key).await).as_deref(), Some(&b"second"[..]), "put did not replace the value");
     ok("put", store.put(&key, b"", LONG).await);
-    assert_eq!(
-        ok("get", store.get(&key).await),
-        Some(Vec::new()),
-        "an empty value reads back as something else"
-    );
+    assert_eq!(ok("get", store.get(&key).await), Some(Vec::new()), "an empty value reads back as something else");
 }
 
 /// A value is never returned after its TTL, by `get` or `take`; a `put` over a live value sets
@@ -231,36 +181,15 @@ pub async fn values_expire_after_their_ttl(store: &Arc<dyn EphemeralStore>) {
     let fresh = ok("get", store.get(&short).await);
     // Only meaningful if this machine did not stall past the TTL while writing.
     if written.elapsed() < SHORT / 2 {
-        assert!(
-            fresh.is_some(),
-            "a value with a {SHORT:?} TTL is gone right after put"
-        );
+        assert!(fresh.is_some(), "a value with a {SHORT:?} TTL is gone right after put");
     }
 
     tokio::time::sleep(PAST_SHORT).await;
-    assert_eq!(
-        ok("get", store.get(&short).await),
-        None,
-        "get returned a value after its TTL"
-    );
-    assert_eq!(
-        ok("take", store.take(&taken).await),
-        None,
-        "take returned a value after its TTL"
-    );
-    assert_eq!(
-        ok("get", store.get(&shortened).await),
-        None,
-        "a put with a shorter TTL kept the old, longer one"
-    );
-    assert!(
-        ok("get", store.get(&long).await).is_some(),
-        "a value expired long before its TTL"
-    );
-    assert!(
-        ok("get", store.get(&lengthened).await).is_some(),
-        "a put with a longer TTL kept the old, shorter one"
-    );
+    assert_eq!(ok("get", store.get(&short).await), None, "get returned a value after its TTL");
+    assert_eq!(ok("take", store.take(&taken).await), None, "take returned a value after its TTL");
+    assert_eq!(ok("get", store.get(&shortened).await), None, "a put with a shorter TTL kept the old, longer one");
+    assert!(ok("get", store.get(&long).await).is_some(), "a value expired long before its TTL");
+    assert!(ok("get", store.get(&lengthened).await).is_some(), "a put with a longer TTL kept the old, shorter one");
 }
 
 /// `take` returns the value, then nothing; the value is gone for `get` too.
@@ -272,16 +201,8 @@ pub async fn take_returns_the_value_exactly_once(store: &Arc<dyn EphemeralStore>
         Some(&b"authorization-code"[..]),
         "take did not return the stored value"
     );
-    assert_eq!(
-        ok("take", store.take(&key).await),
-        None,
-        "a second take returned the value again"
-    );
-    assert_eq!(
-        ok("get", store.get(&key).await),
-        None,
-        "get returned a value already taken"
-    );
+    assert_eq!(ok("take", store.take(&key).await), None, "a second take returned the value again");
+    assert_eq!(ok("get", store.get(&key).await), None, "get returned a value already taken");
 }
 
 /// 32 tasks `take` one key at the same instant: exactly one gets the value.
@@ -298,16 +219,8 @@ pub async fn concurrent_takes_yield_the_value_once(store: &Arc<dyn EphemeralStor
         })
         .await;
         let winners: Vec<_> = got.into_iter().flatten().collect();
-        assert_eq!(
-            winners.len(),
-            1,
-            "{RACERS} concurrent takes returned the value {} times, not once",
-            winners.len()
-        );
-        assert_eq!(
-            winners[0], b"code",
-            "the winning take returned another value"
-        );
+        assert_eq!(winners.len(), 1, "{RACERS} concurrent takes returned the value {} times, not once", winners.len());
+        assert_eq!(winners[0], b"code", "the winning take returned another value");
     }
 }
 
@@ -315,17 +228,11 @@ pub async fn concurrent_takes_yield_the_value_once(store: &Arc<dyn EphemeralStor
 pub async fn put_if_absent_has_one_winner(store: &Arc<dyn EphemeralStore>) {
     let key = format!("{}:k", prefix("nx"));
     assert!(
-        ok(
-            "put_if_absent",
-            store.put_if_absent(&key, b"first", LONG).await
-        ),
+        ok("put_if_absent", store.put_if_absent(&key, b"first", LONG).await),
         "put_if_absent on an absent key did not store"
     );
     assert!(
-        !ok(
-            "put_if_absent",
-            store.put_if_absent(&key, b"second", LONG).await
-        ),
+        !ok("put_if_absent", store.put_if_absent(&key, b"second", LONG).await),
         "put_if_absent on a live key stored"
     );
     assert_eq!(
@@ -335,10 +242,7 @@ pub async fn put_if_absent_has_one_winner(store: &Arc<dyn EphemeralStore>) {
     );
     ok("delete", store.delete(&key).await);
     assert!(
-        ok(
-            "put_if_absent",
-            store.put_if_absent(&key, b"third", LONG).await
-        ),
+        ok("put_if_absent", store.put_if_absent(&key, b"third", LONG).await),
         "put_if_absent after delete did not store"
     );
 }
@@ -355,21 +259,12 @@ pub async fn concurrent_put_if_absent_has_one_winner(store: &Arc<dyn EphemeralSt
             let key = key.clone();
             async move {
                 let mine = format!("racer-{}", next_id());
-                ok(
-                    "put_if_absent",
-                    store.put_if_absent(&key, mine.as_bytes(), LONG).await,
-                )
-                .then_some(mine)
+                ok("put_if_absent", store.put_if_absent(&key, mine.as_bytes(), LONG).await).then_some(mine)
             }
         })
         .await;
         let winners: Vec<String> = wins.into_iter().flatten().collect();
-        assert_eq!(
-            winners.len(),
-            1,
-            "{RACERS} concurrent put_if_absent stored {} times, not once",
-            winners.len()
-        );
+        assert_eq!(winners.len(), 1, "{RACERS} concurrent put_if_absent stored {} times, not once", winners.len());
         assert_eq!(
             ok("get", store.get(&key).await).as_deref(),
             Some(winners[0].as_bytes()),
@@ -382,18 +277,12 @@ pub async fn concurrent_put_if_absent_has_one_winner(store: &Arc<dyn EphemeralSt
 pub async fn put_if_absent_succeeds_again_after_expiry(store: &Arc<dyn EphemeralStore>) {
     let key = format!("{}:k", prefix("nx-ttl"));
     assert!(
-        ok(
-            "put_if_absent",
-            store.put_if_absent(&key, b"first", SHORT).await
-        ),
+        ok("put_if_absent", store.put_if_absent(&key, b"first", SHORT).await),
         "put_if_absent on an absent key did not store"
     );
     tokio::time::sleep(PAST_SHORT).await;
     assert!(
-        ok(
-            "put_if_absent",
-            store.put_if_absent(&key, b"again", LONG).await
-        ),
+        ok("put_if_absent", store.put_if_absent(&key, b"again", LONG).await),
         "put_if_absent is refused after the TTL elapsed"
     );
     assert_eq!(
@@ -419,16 +308,8 @@ pub async fn concurrent_incr_counts_every_call(store: &Arc<dyn EphemeralStore>) 
         .collect();
     let seen: Vec<u64> = join_all(tasks).await;
     let distinct: BTreeSet<u64> = seen.iter().copied().collect();
-    assert_eq!(
-        distinct,
-        (1..=INCREMENTS).collect(),
-        "concurrent incr lost or repeated a count: {seen:?}"
-    );
-    assert_eq!(
-        ok("incr", store.incr(&key, LONG).await),
-        INCREMENTS + 1,
-        "the counter did not keep its total"
-    );
+    assert_eq!(distinct, (1..=INCREMENTS).collect(), "concurrent incr lost or repeated a count: {seen:?}");
+    assert_eq!(ok("incr", store.incr(&key, LONG).await), INCREMENTS + 1, "the counter did not keep its total");
 }
 
 /// A counter's TTL starts when it is created; later `incr` do not push it back, and once it
@@ -437,29 +318,18 @@ pub async fn incr_ttl_is_set_at_creation_and_not_extended(store: &Arc<dyn Epheme
     let key = format!("{}:k", prefix("incr-ttl"));
     let ttl = Duration::from_millis(1000);
     let created = Instant::now();
-    assert_eq!(
-        ok("incr", store.incr(&key, ttl).await),
-        1,
-        "a new counter does not start at 1"
-    );
+    assert_eq!(ok("incr", store.incr(&key, ttl).await), 1, "a new counter does not start at 1");
     let created_in = created.elapsed();
 
     tokio::time::sleep_until((created + Duration::from_millis(500)).into()).await;
-    assert_eq!(
-        ok("incr", store.incr(&key, ttl).await),
-        2,
-        "the counter expired before its TTL"
-    );
+    assert_eq!(ok("incr", store.incr(&key, ttl).await), 2, "the counter expired before its TTL");
 
     // Past the first TTL (with margin for the first call's duration), but well before the TTL
     // the second incr would have set had it extended it (created + 1500 ms at the earliest).
     tokio::time::sleep_until((created + created_in + Duration::from_millis(1250)).into()).await;
     let after = ok("incr", store.incr(&key, ttl).await);
     if created_in < Duration::from_millis(200) {
-        assert_eq!(
-            after, 1,
-            "incr extended the counter's TTL (the counter read {after} after its TTL)"
-        );
+        assert_eq!(after, 1, "incr extended the counter's TTL (the counter read {after} after its TTL)");
     } else {
         assert!(after <= 3, "the counter went from 2 to {after} in one incr");
     }
@@ -473,27 +343,13 @@ pub async fn sets_collect_distinct_members(store: &Arc<dyn EphemeralStore>) {
     for member in ["sid-b", "sid-a", "sid-b", "sid:ç é", "sid-a"] {
         ok("add_to_set", store.add_to_set(&key, member, LONG).await);
     }
-    ok(
-        "add_to_set",
-        store.add_to_set(&other, "elsewhere", LONG).await,
-    );
+    ok("add_to_set", store.add_to_set(&other, "elsewhere", LONG).await);
     let mut members = ok("members", store.members(&key).await);
     members.sort();
-    assert_eq!(
-        members,
-        ["sid-a", "sid-b", "sid:ç é"],
-        "members is not the distinct members added"
-    );
+    assert_eq!(members, ["sid-a", "sid-b", "sid:ç é"], "members is not the distinct members added");
     ok("delete", store.delete(&key).await);
-    assert!(
-        ok("members", store.members(&key).await).is_empty(),
-        "a deleted set still has members"
-    );
-    assert_eq!(
-        ok("members", store.members(&other).await),
-        ["elsewhere"],
-        "deleting one set changed another"
-    );
+    assert!(ok("members", store.members(&key).await).is_empty(), "a deleted set still has members");
+    assert_eq!(ok("members", store.members(&other).await), ["elsewhere"], "deleting one set changed another");
 }
 
 /// A set lives `ttl` from the last `add_to_set`, then reads as empty.
@@ -511,34 +367,18 @@ pub async fn sets_expire_ttl_after_the_last_add(store: &Arc<dyn EphemeralStore>)
     let mut members = ok("members", store.members(&key).await);
     members.sort();
     if second.elapsed() < ttl - Duration::from_millis(50) {
-        assert_eq!(
-            members,
-            ["one", "two"],
-            "the set expired ttl after its first add, not its last"
-        );
+        assert_eq!(members, ["one", "two"], "the set expired ttl after its first add, not its last");
     }
 
     tokio::time::sleep_until((second + ttl + Duration::from_millis(400)).into()).await;
-    assert!(
-        ok("members", store.members(&key).await).is_empty(),
-        "a set still has members after its TTL"
-    );
+    assert!(ok("members", store.members(&key).await).is_empty(), "a set still has members after its TTL");
 }
 
 /// Keys with separators, spaces, control characters and non-ASCII text are stored as given and
 /// never collide with one another.
 pub async fn unusual_keys_are_distinct_and_usable(store: &Arc<dyn EphemeralStore>) {
     let p = prefix("keys");
-    let suffixes = [
-        "a:b",
-        "a b",
-        "a:b ",
-        "a\tb\nc",
-        "clé d'été/ünïcødé 🔑",
-        "*?[]{}",
-        "'\"\\",
-        "",
-    ];
+    let suffixes = ["a:b", "a b", "a:b ", "a\tb\nc", "clé d'été/ünïcødé 🔑", "*?[]{}", "'\"\\", ""];
     let keys: Vec<String> = suffixes.iter().map(|s| format!("{p}:{s}")).collect();
     for (i, key) in keys.iter().enumerate() {
         ok("put", store.put(key, i.to_string().as_bytes(), LONG).await);
@@ -552,28 +392,14 @@ pub async fn unusual_keys_are_distinct_and_usable(store: &Arc<dyn EphemeralStore
     }
     let set_key = &keys[4];
     ok("delete", store.delete(set_key).await);
-    ok(
-        "add_to_set",
-        store.add_to_set(set_key, "membre été 🔑", LONG).await,
-    );
+    ok("add_to_set", store.add_to_set(set_key, "membre été 🔑", LONG).await);
     assert_eq!(
         ok("members", store.members(set_key).await),
         ["membre été 🔑"],
         "a non-ASCII set key or member did not round-trip"
     );
-    assert_eq!(
-        ok("take", store.take(&keys[0]).await),
-        Some(b"0".to_vec()),
-        "take of key {:?} failed",
-        keys[0]
-    );
-    assert_eq!(
-        ok("get", store.get(&keys[1]).await),
-        Some(b"1".to_vec()),
-        "taking {:?} removed {:?}",
-        keys[0],
-        keys[1]
-    );
+    assert_eq!(ok("take", store.take(&keys[0]).await), Some(b"0".to_vec()), "take of key {:?} failed", keys[0]);
+    assert_eq!(ok("get", store.get(&keys[1]).await), Some(b"1".to_vec()), "taking {:?} removed {:?}", keys[0], keys[1]);
 }
 
 /// Values holding every byte value, including NUL and invalid UTF-8, round-trip unchanged.
@@ -583,29 +409,14 @@ pub async fn binary_values_round_trip(store: &Arc<dyn EphemeralStore>) {
     let reversed: Vec<u8> = all_bytes.iter().rev().copied().collect();
     let key = format!("{p}:all");
     ok("put", store.put(&key, &all_bytes, LONG).await);
-    assert_eq!(
-        ok("get", store.get(&key).await),
-        Some(all_bytes.clone()),
-        "get altered a binary value"
-    );
-    assert_eq!(
-        ok("take", store.take(&key).await),
-        Some(all_bytes),
-        "take altered a binary value"
-    );
+    assert_eq!(ok("get", store.get(&key).await), Some(all_bytes.clone()), "get altered a binary value");
+    assert_eq!(ok("take", store.take(&key).await), Some(all_bytes), "take altered a binary value");
     let key = format!("{p}:nx");
     assert!(
-        ok(
-            "put_if_absent",
-            store.put_if_absent(&key, &reversed, LONG).await
-        ),
+        ok("put_if_absent", store.put_if_absent(&key, &reversed, LONG).await),
         "put_if_absent on an absent key did not store"
     );
-    assert_eq!(
-        ok("get", store.get(&key).await),
-        Some(reversed),
-        "put_if_absent altered a binary value"
-    );
+    assert_eq!(ok("get", store.get(&key).await), Some(reversed), "put_if_absent altered a binary value");
 }
 
 /// A key written as one kind (value, counter, set) and used as another gives
@@ -614,17 +425,9 @@ pub async fn keys_reused_for_another_kind_are_reported_corrupt(store: &Arc<dyn E
     let p = prefix("kinds");
     let value = format!("{p}:value");
     ok("put", store.put(&value, b"not a number", LONG).await);
-    expect_corrupt(
-        &value,
-        "add_to_set on a value",
-        store.add_to_set(&value, "m", LONG).await,
-    );
+    expect_corrupt(&value, "add_to_set on a value", store.add_to_set(&value, "m", LONG).await);
     expect_corrupt(&value, "members of a value", store.members(&value).await);
-    expect_corrupt(
-        &value,
-        "incr of a non-numeric value",
-        store.incr(&value, LONG).await,
-    );
+    expect_corrupt(&value, "incr of a non-numeric value", store.incr(&value, LONG).await);
     assert_eq!(
         ok("get", store.get(&value).await).as_deref(),
         Some(&b"not a number"[..]),
@@ -636,11 +439,7 @@ pub async fn keys_reused_for_another_kind_are_reported_corrupt(store: &Arc<dyn E
     expect_corrupt(&set, "get of a set", store.get(&set).await);
     expect_corrupt(&set, "take of a set", store.take(&set).await);
     expect_corrupt(&set, "incr of a set", store.incr(&set, LONG).await);
-    assert_eq!(
-        ok("members", store.members(&set).await),
-        ["m"],
-        "a refused operation changed the set"
-    );
+    assert_eq!(ok("members", store.members(&set).await), ["m"], "a refused operation changed the set");
 }
 
 fn expect_corrupt<T: std::fmt::Debug>(key: &str, what: &str, result: Result<T, StoreError>) {
@@ -659,14 +458,8 @@ fn ok<T>(operation: &str, result: Result<T, StoreError>) -> T {
 
 /// A key prefix no other check, process or earlier run uses.
 fn prefix(check: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "vigie-testkit:{}:{nanos:x}:{}:{check}",
-        std::process::id(),
-        next_id()
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("vigie-testkit:{}:{nanos:x}:{}:{check}", std::process::id(), next_id())
 }
 
 fn next_id() -> u64 {
@@ -689,11 +482,7 @@ where
     F: Fn(Arc<dyn EphemeralStore>) -> Fut,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    race_collect(stores, op)
-        .await
-        .into_iter()
-        .filter(|won| *won)
-        .count()
+    race_collect(stores, op).await.into_iter().filter(|won| *won).count()
 }
 
 /// Runs `op` once per store, all tasks released together, and returns their results.

@@ -46,9 +46,8 @@ impl AppState {
 
     /// Records an audit event, stamping its time.
     pub fn audit(&self, mut event: AuditEvent) {
-        event.at = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        event.at =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         self.audit.record(&event);
     }
 

@@ -32,9 +32,7 @@ enum Command {
         data_dir: Option<PathBuf>,
     },
     /// Validate a configuration file without starting.
-    CheckConfig {
-        file: PathBuf,
-    },
+    CheckConfig { file: PathBuf },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -51,9 +49,7 @@ enum Command {
         command: ClientsCommand,
     },
     /// Print the current TOTP code of a base32 secret (for trying the demo).
-    Totp {
-        secret: String,
-    },
+    Totp { secret: String },
 }
 
 #[derive(Subcommand)]
@@ -153,7 +149,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let metrics = crate::app::install_metrics()?;
                 let state = crate::app::build_state(config, metrics).await?;
                 if demo {
-                    let path = crate::demo::seed_and_describe(&state.config, &data_dir, state.directory.as_ref()).await?;
+                    let path =
+                        crate::demo::seed_and_describe(&state.config, &data_dir, state.directory.as_ref()).await?;
                     println!("{}", crate::demo::banner(&state.config, &path));
                 }
                 crate::app::serve(state).await
@@ -188,7 +185,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command: UsersCommand::Import { file, target } } => {
             let config = target.config()?;
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let rows = vigie_directory_sql::parse_hr_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let rows =
+                vigie_directory_sql::parse_hr_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let report = rt.block_on(async {
                 let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;

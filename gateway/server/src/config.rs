@@ -379,11 +379,13 @@ impl Config {
                 err(&k("client_id"), format!("{:?} is registered twice", c.client_id));
             }
             match c.auth_method {
-                ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => match &c.client_secret_hash {
+                ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => match &c.client_secret_hash
+                {
                     None => err(&k("client_secret_hash"), format!("required for {}", c.auth_method.as_str())),
                     Some(h) if crate::secrets::SecretHash::parse(h).is_none() => err(
                         &k("client_secret_hash"),
-                        "expected `sha256:<base64url>` or an argon2id PHC string (see `vigie clients new-secret`)".into(),
+                        "expected `sha256:<base64url>` or an argon2id PHC string (see `vigie clients new-secret`)"
+                            .into(),
                     ),
                     _ => {}
                 },

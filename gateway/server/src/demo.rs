@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigie_core::IdNat;
@@ -122,7 +125,8 @@ fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
 fn ensure_secrets(dir: &Path) -> anyhow::Result<DemoSecrets> {
     let path = dir.join("demo-secrets.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&text).with_context(|| format!("{} is corrupt: delete the data directory", path.display()));
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{} is corrupt: delete the data directory", path.display()));
     }
     let jwt_key = KeyPair::generate()?;
     let s = DemoSecrets {
@@ -154,7 +158,14 @@ fn jwt_client_jwks(s: &DemoSecrets) -> anyhow::Result<serde_json::Value> {
     Ok(json!({ "keys": [jwk] }))
 }
 
-fn client(id: &str, method: ClientAuthMethod, secret: Option<&str>, redirect: &[String], logout: &[String], alg: SigningAlg) -> ClientConfig {
+fn client(
+    id: &str,
+    method: ClientAuthMethod,
+    secret: Option<&str>,
+    redirect: &[String],
+    logout: &[String],
+    alg: SigningAlg,
+) -> ClientConfig {
     ClientConfig {
         client_id: id.into(),
         client_secret_hash: secret.map(SecretHash::of_generated),
@@ -202,13 +213,32 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         &["http://127.0.0.1:8765/logged-out".into()],
         SigningAlg::RS256,
     );
-    let spa = client("demo-spa", ClientAuthMethod::None, None, &["http://localhost:8766/callback".into()], &[], SigningAlg::PS256);
-    let mut jwt = client("demo-jwt", ClientAuthMethod::PrivateKeyJwt, None, &["http://127.0.0.1:8767/callback".into()], &[], SigningAlg::ES256);
+    let spa = client(
+        "demo-spa",
+        ClientAuthMethod::None,
+        None,
+        &["http://localhost:8766/callback".into()],
+        &[],
+        SigningAlg::PS256,
+    );
+    let mut jwt = client(
+        "demo-jwt",
+        ClientAuthMethod::PrivateKeyJwt,
+        None,
+        &["http://127.0.0.1:8767/callback".into()],
+        &[],
+        SigningAlg::ES256,
+    );
     jwt.jwks = Some(jwt_client_jwks(&secrets)?);
 
     Ok(Config {
         issuer,
-        server: ServerConfig { listen, tls_cert: dir.join("tls.crt"), tls_key: dir.join("tls.key"), ..Default::default() },
+        server: ServerConfig {
+            listen,
+            tls_cert: dir.join("tls.crt"),
+            tls_key: dir.join("tls.key"),
+            ..Default::default()
+        },
         store: StoreConfig::default(),
         directory: DirectoryConfig { url: format!("sqlite://{}", dir.join("directory.db").display()) },
         keys: KeysConfig { file: keys },
@@ -227,7 +257,8 @@ pub async fn seed_and_describe(config: &Config, data_dir: &Path, directory: &dyn
     let secrets = ensure_secrets(&dir)?;
     let mut users = Vec::new();
     for u in USERS {
-        let (_, password, totp) = secrets.users.iter().find(|(n, _, _)| n == u.username).context("demo secrets lack a user")?;
+        let (_, password, totp) =
+            secrets.users.iter().find(|(n, _, _)| n == u.username).context("demo secrets lack a user")?;
         let existing = directory.account_by_username(u.username).await?;
         if existing.is_none() {
             let identity = Identity {
@@ -305,8 +336,14 @@ pub fn banner(config: &Config, demo_json: &Path) -> String {
     out.push_str("\nVigie — embedded demo (SQLite + in-process store, generated test PKI; not for production)\n\n");
     out.push_str(&format!("  Demo app:   {}/demo-app/   (open it in a browser)\n", config.issuer));
     out.push_str(&format!("  Discovery:  {}/.well-known/openid-configuration\n", config.issuer));
-    out.push_str(&format!("  Demo CA:    {}   (trust it, or accept the browser warning)\n", doc["data_dir"].as_str().map(|d| format!("{d}/ca.pem")).unwrap_or_default()));
-    out.push_str(&format!("  Everything: {}\n\n  Users (password + TOTP; current code: `vigie totp <secret>`):\n", demo_json.display()));
+    out.push_str(&format!(
+        "  Demo CA:    {}   (trust it, or accept the browser warning)\n",
+        doc["data_dir"].as_str().map(|d| format!("{d}/ca.pem")).unwrap_or_default()
+    ));
+    out.push_str(&format!(
+        "  Everything: {}\n\n  Users (password + TOTP; current code: `vigie totp <secret>`):\n",
+        demo_json.display()
+    ));
     for u in doc["users"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "    {:<16} password {:<18} totp secret {}\n",

@@ -39,7 +39,8 @@ struct AppSession {
 }
 
 fn enabled(state: &AppState) -> Option<HttpResponse> {
-    (!state.config.demo.app).then(|| crate::http::problem(StatusCode::NOT_FOUND, "Not found", "the demo application is off"))
+    (!state.config.demo.app)
+        .then(|| crate::http::problem(StatusCode::NOT_FOUND, "Not found", "the demo application is off"))
 }
 
 fn redirect_uri(state: &AppState) -> String {
@@ -61,7 +62,8 @@ async fn index(req: HttpRequest, state: State) -> HttpResponse {
         return r;
     }
     if let Some(c) = crate::http::cookie(&req, COOKIE)
-        && let Ok(Some(s)) = state.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
+        && let Ok(Some(s)) =
+            state.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
     {
         return claims_page(&s);
     }
@@ -128,7 +130,12 @@ async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
     if let Some(r) = enabled(&state) {
         return r;
     }
-    let fail = |m: String| page("Échec de connexion", &format!(r#"<p role="alert">{}</p><p><a href="/demo-app/">Réessayer</a></p>"#, esc(&m)));
+    let fail = |m: String| {
+        page(
+            "Échec de connexion",
+            &format!(r#"<p role="alert">{}</p><p><a href="/demo-app/">Réessayer</a></p>"#, esc(&m)),
+        )
+    };
     if let Some(e) = &q.error {
         return fail(format!("{e}: {}", q.error_description.clone().unwrap_or_default()));
     }
@@ -159,7 +166,9 @@ async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
             Ok(t) => t,
             Err(e) => return fail(format!("token response: {e}")),
         },
-        Ok(r) => return fail(format!("token endpoint answered {}: {}", r.status(), r.text().await.unwrap_or_default())),
+        Ok(r) => {
+            return fail(format!("token endpoint answered {}: {}", r.status(), r.text().await.unwrap_or_default()));
+        }
         Err(e) => return fail(format!("token endpoint unreachable: {e}")),
     };
     // OIDC Core §3.1.3.7: signature (keys from the JWKS), iss, aud, exp, nonce.
@@ -172,7 +181,9 @@ async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
     let s = AppSession { claims, id_token: tokens.id_token };
     let ttl = Duration::from_secs(state.config.session.absolute_timeout_secs);
     let key = format!("demo-app:session:{}", sha256_b64(cookie.as_bytes()));
-    if state.store.put_json(&key, &s, ttl).await.is_err() || state.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err() {
+    if state.store.put_json(&key, &s, ttl).await.is_err()
+        || state.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
+    {
         return fail("store unavailable".into());
     }
     HttpResponse::SeeOther()
@@ -187,7 +198,11 @@ fn demo_secret(state: &AppState) -> String {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["clients"].as_array().and_then(|a| a.iter().find(|c| c[0] == CLIENT_ID).and_then(|c| c[1].as_str().map(String::from))))
+        .and_then(|v| {
+            v["clients"]
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c[0] == CLIENT_ID).and_then(|c| c[1].as_str().map(String::from)))
+        })
         .unwrap_or_default()
 }
 
@@ -203,7 +218,10 @@ async fn verify_id_token(state: &AppState, token: &str, nonce: Option<&str>) -> 
         .await
         .map_err(|e| e.to_string())?;
     let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
-    if !matches!(header.alg, jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256) {
+    if !matches!(
+        header.alg,
+        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256
+    ) {
         return Err("unexpected algorithm".into());
     }
     let kid = header.kid.ok_or("no kid")?;
@@ -249,19 +267,28 @@ async fn logout(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 async fn logged_out() -> HttpResponse {
-    page("Déconnecté", r#"<p>Vous êtes déconnecté·e de l'application de démonstration.</p><p><a href="/demo-app/">Se reconnecter</a></p>"#)
+    page(
+        "Déconnecté",
+        r#"<p>Vous êtes déconnecté·e de l'application de démonstration.</p><p><a href="/demo-app/">Se reconnecter</a></p>"#,
+    )
 }
 
 /// Back-Channel Logout §2.6: validate the logout token, end the sessions of its `sid`.
 async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
     let token = url::form_urlencoded::parse(&body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
-    let Some(token) = token else { return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"})) };
+    let Some(token) = token else {
+        return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"}));
+    };
     let claims = match verify_id_token(&state, &token, None).await {
         Ok(c) => c,
-        Err(e) => return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request", "error_description": e})),
+        Err(e) => {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": "invalid_request", "error_description": e}));
+        }
     };
     if claims.get("nonce").is_some() || claims["events"].get(crate::oidc::logout::BACKCHANNEL_EVENT).is_none() {
-        return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request", "error_description": "not a logout token"}));
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "invalid_request", "error_description": "not a logout token"}));
     }
     let sid = claims["sid"].as_str().unwrap_or_default();
     if let Ok(keys) = state.store.members(&format!("demo-app:sid:{sid}")).await {

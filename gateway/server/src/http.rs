@@ -38,11 +38,8 @@ impl Caller {
             .map(|v| v.trim().to_owned())
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
         let ip = forwarded.or_else(|| peer.map(|p| p.to_string())).unwrap_or_else(|| "unknown".into());
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
+        let user_agent =
+            req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
         Self { ip, user_agent, request_id }
     }
@@ -70,7 +67,10 @@ pub async fn edge<B: MessageBody + 'static>(
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
     let status = res.status();
     let h = res.headers_mut();
-    h.insert(header::HeaderName::from_static("x-request-id"), HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-")));
+    h.insert(
+        header::HeaderName::from_static("x-request-id"),
+        HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-")),
+    );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

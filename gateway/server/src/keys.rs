@@ -73,10 +73,12 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 fn new_key(kty: KeyType, state: KeyState, now: i64) -> StoredKey {
     let der = match kty {
-        KeyType::EC => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
-            .expect("P-256 key generation")
-            .as_ref()
-            .to_vec(),
+        KeyType::EC => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new())
+                .expect("P-256 key generation")
+                .as_ref()
+                .to_vec()
+        }
         KeyType::RSA => aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
             .expect("RSA key generation")
             .as_der()
@@ -219,11 +221,8 @@ impl KeySet {
     pub fn sign<T: Serialize>(&self, alg: SigningAlg, typ: Option<&str>, claims: &T) -> Result<String, KeyError> {
         let alg = jwt_alg(alg);
         let kty = family_of(alg).ok_or_else(|| KeyError::Sign("unsupported algorithm".into()))?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.kty == kty && k.state == KeyState::Current)
-            .ok_or(KeyError::NoCurrent(kty))?;
+        let key =
+            self.keys.iter().find(|k| k.kty == kty && k.state == KeyState::Current).ok_or(KeyError::NoCurrent(kty))?;
         let mut header = Header::new(alg);
         header.kid = Some(key.kid.clone());
         header.typ = typ.map(str::to_owned);
@@ -319,7 +318,8 @@ mod tests {
     fn tokens_signed_before_rotation_still_verify_and_next_key_is_published() {
         let mut file = KeyFile::generate(0);
         let before = KeySet::from_file(&file, 1).unwrap();
-        let next_kid = file.keys.iter().find(|k| k.kty == KeyType::EC && k.state == KeyState::Next).unwrap().kid.clone();
+        let next_kid =
+            file.keys.iter().find(|k| k.kty == KeyType::EC && k.state == KeyState::Next).unwrap().kid.clone();
         assert!(before.jwks_json().contains(&next_kid), "next key is published before use");
         let old = before.sign(SigningAlg::ES256, None, &claims()).unwrap();
 

@@ -19,8 +19,10 @@ pub async fn readyz(state: State) -> HttpResponse {
         Ok(Err(e)) => json!({ "status": "down", "detail": e }),
         Err(_) => json!({ "status": "down", "detail": "no answer within 2 s" }),
     };
-    let store = check(tokio::time::timeout(timeout, async { state.store.ping().await.map_err(|e| e.to_string()) }).await);
-    let directory = check(tokio::time::timeout(timeout, async { state.directory.ping().await.map_err(|e| e.to_string()) }).await);
+    let store =
+        check(tokio::time::timeout(timeout, async { state.store.ping().await.map_err(|e| e.to_string()) }).await);
+    let directory =
+        check(tokio::time::timeout(timeout, async { state.directory.ping().await.map_err(|e| e.to_string()) }).await);
     let keys = json!({ "status": "up", "keys": state.keys.get().jwks_json().matches("\"kid\"").count() });
     let up = store["status"] == "up" && directory["status"] == "up";
     let body = json!({
@@ -38,7 +40,8 @@ pub async fn metrics(state: State) -> HttpResponse {
 }
 
 pub async fn home(state: State) -> HttpResponse {
-    let demo = if state.config.demo.app { r#"<li><a href="/demo-app/">Application de démonstration</a></li>"# } else { "" };
+    let demo =
+        if state.config.demo.app { r#"<li><a href="/demo-app/">Application de démonstration</a></li>"# } else { "" };
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
         r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>Vigie</h1><ul>{demo}<li><a href="/.well-known/openid-configuration">OpenID Connect discovery</a></li><li><a href="/readyz">/readyz</a></li></ul></main></body></html>"#
     ))

@@ -57,7 +57,11 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Sessi
 
 /// Starts a session for a fresh authentication, ending any session the browser had.
 /// Returns the new cookie value and the session.
-pub async fn start(state: &AppState, req: &HttpRequest, authentication: Authentication) -> Result<(String, Session), StoreError> {
+pub async fn start(
+    state: &AppState,
+    req: &HttpRequest,
+    authentication: Authentication,
+) -> Result<(String, Session), StoreError> {
     if let Some(old) = crate::http::cookie(req, COOKIE) {
         state.store.delete(&key(&old)).await?;
     }

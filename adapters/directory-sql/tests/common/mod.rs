@@ -54,16 +54,7 @@ pub fn camille() -> Identity {
         metier: Some("Médecin".into()),
         grade: Some("Praticien hospitalier".into()),
         idnat: Some(IdNat::parse("810001234567").unwrap()),
-        units: vec![
-            Affectation {
-                uf: "UF1234".into(),
-                share: 60,
-            },
-            Affectation {
-                uf: "UF2201".into(),
-                share: 40,
-            },
-        ],
+        units: vec![Affectation { uf: "UF1234".into(), share: 60 }, Affectation { uf: "UF2201".into(), share: 40 }],
     }
 }
 

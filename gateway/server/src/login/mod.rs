@@ -44,7 +44,11 @@ pub struct PageQuery {
 /// `GET /login?flow=…`: the login page of a flow.
 pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> HttpResponse {
     let Some(id) = q.flow.as_deref().filter(|f| f.len() <= 64) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login page needs a flow: start from the application");
+        return pages::error_page(
+            &req,
+            StatusCode::BAD_REQUEST,
+            "the login page needs a flow: start from the application",
+        );
     };
     match state.store.get_json::<LoginFlow>(&flow_key(id)).await {
         Ok(Some(flow)) => {
@@ -52,15 +56,18 @@ pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> H
                 .client(&flow.request.client_id)
                 .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
                 .unwrap_or_default();
-            pages::login_form(&req, &pages::FormView {
-                flow_id: id,
-                csrf: &flow.csrf,
-                client_name: &client_name,
-                username: flow.request.login_hint.as_deref().unwrap_or_default(),
-                error: None,
-                redirect_origin: &flow.request.redirect_uri,
-                ui_locales: flow.request.ui_locales.as_deref(),
-            })
+            pages::login_form(
+                &req,
+                &pages::FormView {
+                    flow_id: id,
+                    csrf: &flow.csrf,
+                    client_name: &client_name,
+                    username: flow.request.login_hint.as_deref().unwrap_or_default(),
+                    error: None,
+                    redirect_origin: &flow.request.redirect_uri,
+                    ui_locales: flow.request.ui_locales.as_deref(),
+                },
+            )
         }
         Ok(None) => pages::flow_expired(&req),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

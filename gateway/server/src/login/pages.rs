@@ -25,7 +25,9 @@ fn lang_from_tags(tags: &str) -> Option<Lang> {
 
 /// `?lang=` first, then the request's `ui_locales`, then `Accept-Language`; French otherwise.
 pub fn lang(req: &HttpRequest, ui_locales: Option<&str>) -> Lang {
-    let q = url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "lang").map(|(_, v)| v.into_owned());
+    let q = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "lang")
+        .map(|(_, v)| v.into_owned());
     q.as_deref()
         .and_then(lang_from_tags)
         .or_else(|| ui_locales.and_then(lang_from_tags))
@@ -146,7 +148,9 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
     let l = lang(req, v.ui_locales);
     let t = texts(l);
     let error = match v.error {
-        Some(LoginError::Generic) => format!(r#"<p class="error" role="alert" id="login-error">{}</p>"#, esc(t.generic_error)),
+        Some(LoginError::Generic) => {
+            format!(r#"<p class="error" role="alert" id="login-error">{}</p>"#, esc(t.generic_error))
+        }
         None => String::new(),
     };
     let described = if v.error.is_some() { r#" aria-describedby="login-error""# } else { "" };
@@ -200,7 +204,13 @@ pub fn flow_expired(req: &HttpRequest) -> HttpResponse {
 pub fn rate_limited(req: &HttpRequest, retry_after: u64) -> HttpResponse {
     let l = lang(req, None);
     let t = texts(l);
-    let mut r = html_page(l, StatusCode::TOO_MANY_REQUESTS, t.error_title, &format!(r#"<p role="alert">{}</p>"#, t.rate_limited), None);
+    let mut r = html_page(
+        l,
+        StatusCode::TOO_MANY_REQUESTS,
+        t.error_title,
+        &format!(r#"<p role="alert">{}</p>"#, t.rate_limited),
+        None,
+    );
     if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -236,7 +246,10 @@ button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;background:#000
 pre{white-space:pre-wrap;word-break:break-all;font-size:.8rem}";
 
 pub async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/css; charset=utf-8").insert_header(("Cache-Control", "public, max-age=3600")).body(CSS)
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(CSS)
 }
 
 #[cfg(test)]

@@ -66,7 +66,11 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let browser_ok = crate::http::cookie(&req, BROWSER_COOKIE)
         .is_some_and(|b| ct_eq(sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes()));
     if !csrf_ok || !browser_ok {
-        return pages::error_page(&req, StatusCode::FORBIDDEN, "this login form was not issued to this browser: start again from the application");
+        return pages::error_page(
+            &req,
+            StatusCode::FORBIDDEN,
+            "this login form was not issued to this browser: start again from the application",
+        );
     }
     let username = limited(&params, "username", 128).unwrap_or_default().trim().to_owned();
     let password = limited(&params, "password", 1024).unwrap_or_default();
@@ -76,8 +80,17 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let ip_key = format!("rl:login-ip:{}", caller.ip);
     match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => {
-            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "rate_limited").increment(1);
-            audit_login(&state, &caller, &username, None, &flow, Outcome::Failure, Some("too many attempts from this address"));
+            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "rate_limited")
+                .increment(1);
+            audit_login(
+                &state,
+                &caller,
+                &username,
+                None,
+                &flow,
+                Outcome::Failure,
+                Some("too many attempts from this address"),
+            );
             return pages::rate_limited(&req, cfg.ip_window_secs);
         }
         Ok(_) => {}
@@ -87,7 +100,12 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let outcome = verify(&state, &username, &password, &code).await;
     match outcome {
         Ok(Ok(identity_id)) => {
-            let auth = Authentication::new(identity_id.clone(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], crate::now());
+            let auth = Authentication::new(
+                identity_id.clone(),
+                Mie::PasswordTotp,
+                vec![Factor::Pwd, Factor::Otp],
+                crate::now(),
+            );
             let started = async {
                 let _ = state.store.delete(&account_key(&username)).await;
                 state.store.delete(&flow_key(&flow_id)).await?;
@@ -104,16 +122,22 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(Err(failure)) => {
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "failure").increment(1);
             audit_login(&state, &caller, &username, None, &flow, Outcome::Failure, Some(failure.reason()));
-            let client_name = state.client(&flow.request.client_id).map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone())).unwrap_or_default();
-            let mut resp = pages::login_form(&req, &pages::FormView {
-                flow_id: &flow_id,
-                csrf: &flow.csrf,
-                client_name: &client_name,
-                username: &username,
-                error: Some(pages::LoginError::Generic),
-                redirect_origin: &flow.request.redirect_uri,
-                ui_locales: flow.request.ui_locales.as_deref(),
-            });
+            let client_name = state
+                .client(&flow.request.client_id)
+                .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
+                .unwrap_or_default();
+            let mut resp = pages::login_form(
+                &req,
+                &pages::FormView {
+                    flow_id: &flow_id,
+                    csrf: &flow.csrf,
+                    client_name: &client_name,
+                    username: &username,
+                    error: Some(pages::LoginError::Generic),
+                    redirect_origin: &flow.request.redirect_uri,
+                    ui_locales: flow.request.ui_locales.as_deref(),
+                },
+            );
             *resp.status_mut() = StatusCode::UNAUTHORIZED;
             resp
         }
@@ -126,7 +150,12 @@ fn account_key(username: &str) -> String {
 }
 
 /// Checks the credentials. The outer error is an outage; the inner one a refused login.
-async fn verify(state: &AppState, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+async fn verify(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    code: &str,
+) -> Result<Result<String, Failure>, String> {
     let cfg = &state.config.login;
     // The lock counts failures whether or not the account exists, so it reveals nothing.
     let failures = state.store.get(&account_key(username)).await.map_err(|e| e.to_string())?;
@@ -145,7 +174,12 @@ async fn verify(state: &AppState, username: &str, password: &str, code: &str) ->
     Ok(result)
 }
 
-async fn check(state: &AppState, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+async fn check(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    code: &str,
+) -> Result<Result<String, Failure>, String> {
     let account = state.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = password.to_owned();

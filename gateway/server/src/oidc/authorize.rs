@@ -6,10 +6,10 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use vigie_core::AssuranceLevel;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::{Decision, PolicyContext, PolicyRequest};
 use vigie_core::store::StoreExt;
-use vigie_core::AssuranceLevel;
 
 use super::{AuthRequest, CodeGrant, ResponseMode, keys};
 use crate::app::{AppState, State};
@@ -46,7 +46,8 @@ pub enum Invalid {
 
 /// RFC 7636 §4.1/§4.2: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 pub fn is_pkce_value(s: &str) -> bool {
-    (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    (43..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Validates an authorization request, in the order that decides where errors go.
@@ -58,7 +59,8 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
     let client_id = params.get("client_id").ok_or_else(|| Invalid::Page("the request has no client_id".into()))?;
     let client = state.client(client_id).ok_or_else(|| Invalid::Page(format!("unknown client {client_id:?}")))?;
     // OIDC Core §3.1.2.1: redirect_uri is REQUIRED; RFC 9700 §2.1: exact string matching.
-    let redirect_uri = params.get("redirect_uri").ok_or_else(|| Invalid::Page("the request has no redirect_uri".into()))?;
+    let redirect_uri =
+        params.get("redirect_uri").ok_or_else(|| Invalid::Page("the request has no redirect_uri".into()))?;
     if !client.config.redirect_uris.iter().any(|r| r == redirect_uri) {
         return Err(Invalid::Page(format!("redirect_uri {redirect_uri:?} is not registered for client {client_id:?}")));
     }
@@ -96,10 +98,14 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
         None => return Err(fail("invalid_request", "response_type is missing".into())),
         Some("code") => {}
         Some(other) => {
-            return Err(fail("unsupported_response_type", format!("response_type {other:?} is not supported; use \"code\"")));
+            return Err(fail(
+                "unsupported_response_type",
+                format!("response_type {other:?} is not supported; use \"code\""),
+            ));
         }
     }
-    let scopes: Vec<String> = params.get("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+    let scopes: Vec<String> =
+        params.get("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     // OIDC Core §3.1.2.1: "OpenID Connect requests MUST contain the openid scope value."
     if !scopes.iter().any(|s| s == "openid") {
         return Err(fail("invalid_scope", "scope must include \"openid\"".into()));
@@ -118,7 +124,10 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
             return Err(fail("invalid_request", "code_challenge_method must be S256 (plain is not accepted)".into()));
         }
         (Some(c), _) if !is_pkce_value(c) || c.len() != 43 => {
-            return Err(fail("invalid_request", "code_challenge must be the 43-character base64url SHA-256 of the verifier".into()));
+            return Err(fail(
+                "invalid_request",
+                "code_challenge must be the 43-character base64url SHA-256 of the verifier".into(),
+            ));
         }
         _ => {}
     }
@@ -156,7 +165,11 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
         }
         if let Some(req) = v.get("id_token").and_then(|t| t.get("acr")).filter(|r| r.is_object()) {
             let essential = req.get("essential").and_then(|e| e.as_bool()).unwrap_or(false);
-            let mut requested: Vec<&str> = req.get("values").and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+            let mut requested: Vec<&str> = req
+                .get("values")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
             if let Some(one) = req.get("value").and_then(|v| v.as_str()) {
                 requested.push(one);
             }
@@ -174,7 +187,10 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
     }
     if unknown_essential {
         // OpenID Connect Core Unmet Authentication Requirements 1.0 §2.
-        return Err(fail("unmet_authentication_requirements", "none of the essential acr values is offered by this provider".into()));
+        return Err(fail(
+            "unmet_authentication_requirements",
+            "none of the essential acr values is offered by this provider".into(),
+        ));
     }
     let bounded = |name: &str, max: usize| -> Result<Option<String>, Invalid> {
         match params.get(name) {
@@ -240,7 +256,11 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     if request.acr_essential && request.required_level().is_some_and(|l| login::best_level() < l) {
         return error_response(
             &state,
-            redirected(&request, "unmet_authentication_requirements", "no login method offered here reaches the essential acr"),
+            redirected(
+                &request,
+                "unmet_authentication_requirements",
+                "no login method offered here reaches the essential acr",
+            ),
         );
     }
     start_login(&req, &state, request).await
@@ -284,7 +304,10 @@ pub async fn finish(
     new_cookie: Option<String>,
 ) -> HttpResponse {
     let Some(client) = state.client(&request.client_id) else {
-        return error_response(state, redirected(&request, "unauthorized_client", "the client is no longer registered"));
+        return error_response(
+            state,
+            redirected(&request, "unauthorized_client", "the client is no longer registered"),
+        );
     };
     let ctx = PolicyContext::default();
     let decision = state.policy.decide(&PolicyRequest {
@@ -379,10 +402,8 @@ fn respond(mode: ResponseMode, redirect_uri: &str, params: &[(&str, String)]) ->
 /// OAuth 2.0 Form Post Response Mode §2: an HTML form auto-submitted to the redirect URI.
 fn form_post(redirect_uri: &str, params: &[(&str, String)]) -> HttpResponse {
     let nonce = random_token(16);
-    let inputs: String = params
-        .iter()
-        .map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, esc(k), esc(v)))
-        .collect();
+    let inputs: String =
+        params.iter().map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, esc(k), esc(v))).collect();
     let origin = url::Url::parse(redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let body = format!(
         r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Connexion…</title></head><body><form method="post" action="{}">{inputs}<noscript><button type="submit">Continuer</button></noscript></form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>"#,

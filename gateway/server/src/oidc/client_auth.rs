@@ -34,7 +34,8 @@ impl ClientAuthError {
         if self.error == "invalid_client" {
             let mut r = oauth_error(StatusCode::UNAUTHORIZED, self.error, &self.description);
             if self.basic {
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigie\""));
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigie\""));
             }
             r
         } else {
@@ -54,7 +55,8 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> 
         let s = String::from_utf8(d).map_err(|_| ())?;
         let (id, secret) = s.split_once(':').ok_or(())?;
         // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-        let dec = |x: &str| url::form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.into_owned());
+        let dec =
+            |x: &str| url::form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.into_owned());
         Ok((dec(id).ok_or(())?, dec(secret).ok_or(())?))
     }))
 }
@@ -69,7 +71,11 @@ struct AssertionClaims {
 }
 
 /// Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3).
-pub async fn authenticate<'a>(req: &HttpRequest, params: &Params, state: &'a AppState) -> Result<&'a Client, ClientAuthError> {
+pub async fn authenticate<'a>(
+    req: &HttpRequest,
+    params: &Params,
+    state: &'a AppState,
+) -> Result<&'a Client, ClientAuthError> {
     let basic = basic_credentials(req);
     let post_secret = params.get("client_secret");
     let assertion = params.get("client_assertion");
@@ -89,7 +95,8 @@ pub async fn authenticate<'a>(req: &HttpRequest, params: &Params, state: &'a App
         return by_secret(state, &id, &secret, ClientAuthMethod::ClientSecretBasic, true);
     }
     if let Some(secret) = post_secret {
-        let id = params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("client_id is missing", false))?;
+        let id =
+            params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("client_id is missing", false))?;
         return by_secret(state, id, secret, ClientAuthMethod::ClientSecretPost, false);
     }
     if let Some(assertion) = assertion {
@@ -98,7 +105,8 @@ pub async fn authenticate<'a>(req: &HttpRequest, params: &Params, state: &'a App
         }
         return by_assertion(state, params.get("client_id"), assertion).await;
     }
-    let id = params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("no client authentication", false))?;
+    let id =
+        params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("no client authentication", false))?;
     let client = state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client", false))?;
     if client.config.auth_method != ClientAuthMethod::None {
         return Err(ClientAuthError::invalid_client(
@@ -116,7 +124,8 @@ fn by_secret<'a>(
     method: ClientAuthMethod,
     basic: bool,
 ) -> Result<&'a Client, ClientAuthError> {
-    let client = state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client or bad secret", basic))?;
+    let client =
+        state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client or bad secret", basic))?;
     if client.config.auth_method != method {
         return Err(ClientAuthError::invalid_client(
             format!("this client must authenticate with {}", client.config.auth_method.as_str()),
@@ -156,9 +165,14 @@ async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String
     serde_json::from_str(&text).map_err(|e| format!("jwks_uri document: {e}"))
 }
 
-async fn by_assertion<'a>(state: &'a AppState, client_id: Option<&str>, assertion: &str) -> Result<&'a Client, ClientAuthError> {
+async fn by_assertion<'a>(
+    state: &'a AppState,
+    client_id: Option<&str>,
+    assertion: &str,
+) -> Result<&'a Client, ClientAuthError> {
     let bad = |m: String| ClientAuthError::invalid_client(m, false);
-    let header = jsonwebtoken::decode_header(assertion).map_err(|e| bad(format!("client_assertion is not a JWT: {e}")))?;
+    let header =
+        jsonwebtoken::decode_header(assertion).map_err(|e| bad(format!("client_assertion is not a JWT: {e}")))?;
     // Only asymmetric algorithms: no `none`, no HMAC keyed with anything public (RFC 8725 §3.1).
     if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256 | Algorithm::PS256) {
         return Err(bad(format!("client_assertion algorithm {:?} is not accepted", header.alg)));

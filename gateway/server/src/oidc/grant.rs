@@ -6,9 +6,9 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
+use vigie_core::Authentication;
 use vigie_core::directory::Identity;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
-use vigie_core::Authentication;
 
 use super::keys;
 use crate::app::{AppState, Client};
@@ -195,7 +195,10 @@ pub async fn mint(
 
     let refresh_token = random_token(32);
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    state.store.put_json(&keys::refresh(&sha256_b64(refresh_token.as_bytes())), record, Duration::from_secs(ttl)).await?;
+    state
+        .store
+        .put_json(&keys::refresh(&sha256_b64(refresh_token.as_bytes())), record, Duration::from_secs(ttl))
+        .await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -209,12 +212,14 @@ pub async fn mint(
 
 /// Whether a grant, or the SSO session it came from, was revoked.
 pub async fn is_revoked(store: &dyn EphemeralStore, grant_id: &str, sid: &str) -> Result<bool, StoreError> {
-    Ok(store.get(&keys::revoked_grant(grant_id)).await?.is_some() || store.get(&keys::revoked_sid(sid)).await?.is_some())
+    Ok(store.get(&keys::revoked_grant(grant_id)).await?.is_some()
+        || store.get(&keys::revoked_sid(sid)).await?.is_some())
 }
 
 /// Revokes a grant: every access and refresh token of the family stops working.
 pub async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<(), StoreError> {
-    let ttl = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
+    let ttl =
+        Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
     state.store.put(&keys::revoked_grant(grant_id), b"1", ttl).await
 }
 

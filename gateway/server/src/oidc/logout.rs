@@ -151,7 +151,8 @@ fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse {
 /// Ends an SSO session: its state, every token issued from it, and a logout token to each
 /// client that asked for back-channel logout.
 pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
-    let ttl = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
+    let ttl =
+        Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
     let ended = async {
         session::end(state, sid).await?;
         state.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
@@ -182,7 +183,8 @@ pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
             "iss": state.config.issuer, "aud": client_id, "iat": now, "exp": now + 120,
             "jti": random_token(16), "sid": sid, "events": { BACKCHANNEL_EVENT: {} },
         });
-        let token = match state.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims) {
+        let token = match state.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims)
+        {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "logout token signing failed");

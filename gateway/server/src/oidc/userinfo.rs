@@ -9,7 +9,8 @@ use crate::http::parse_params;
 
 /// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code.
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    let challenge = format!(r#"Bearer realm="vigie", error="{error}", error_description="{}""#, description.replace('"', "'"));
+    let challenge =
+        format!(r#"Bearer realm="vigie", error="{error}", error_description="{}""#, description.replace('"', "'"));
     HttpResponse::build(status)
         .insert_header((header::WWW_AUTHENTICATE, challenge))
         .json(json!({ "error": error, "error_description": description }))
@@ -36,7 +37,9 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         }
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => {
-            return HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="vigie""#)).finish();
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="vigie""#))
+                .finish();
         }
     };
     let claims = match verify_access_token(&state, &token).await {
@@ -49,8 +52,12 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     }
     let identity = match state.directory.identity(&claims.sub).await {
         Ok(Some(i)) => i,
-        Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory"),
-        Err(e) => return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
+        Ok(None) => {
+            return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory");
+        }
+        Err(e) => {
+            return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string());
+        }
     };
     let mut body = serde_json::to_value(ProfileClaims::of(&identity, &scopes)).unwrap_or_else(|_| json!({}));
     // OIDC Core §5.3.2: "The sub Claim MUST always be returned in the UserInfo Response."

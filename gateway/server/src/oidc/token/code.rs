@@ -15,7 +15,12 @@ use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
 use crate::oidc::{CodeGrant, keys};
 use crate::secrets::{ct_eq, sha256_b64};
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller: &Caller) -> Result<TokenResponse, TokenError> {
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    caller: &Caller,
+) -> Result<TokenResponse, TokenError> {
     let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
     let hash = sha256_b64(code.as_bytes());
     // The code is taken atomically: across all replicas it is redeemed at most once.
@@ -36,7 +41,10 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller
                 request_id: Some(caller.request_id.clone()),
                 ..Default::default()
             });
-            return Err(TokenError::new("invalid_grant", "the authorization code was already used; its tokens are revoked"));
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the authorization code was already used; its tokens are revoked",
+            ));
         }
         return Err(TokenError::new("invalid_grant", "the authorization code is invalid or expired"));
     };
@@ -58,7 +66,10 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller
     match (&g.code_challenge, params.get("code_verifier")) {
         (Some(challenge), Some(verifier)) => {
             if !is_pkce_value(verifier) {
-                return Err(TokenError::new("invalid_request", "code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)"));
+                return Err(TokenError::new(
+                    "invalid_request",
+                    "code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)",
+                ));
             }
             // RFC 7636 §4.6: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))) == code_challenge.
             let computed = B64.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
@@ -68,7 +79,9 @@ pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller
         }
         (Some(_), None) => return Err(TokenError::new("invalid_grant", "code_verifier is required (PKCE)")),
         // RFC 9700 §2.1.1: a verifier without a challenge is a PKCE downgrade attempt.
-        (None, Some(_)) => return Err(TokenError::new("invalid_grant", "code_verifier sent but no code_challenge was")),
+        (None, Some(_)) => {
+            return Err(TokenError::new("invalid_grant", "code_verifier sent but no code_challenge was"));
+        }
         (None, None) => {}
     }
     let record = RefreshRecord {

@@ -48,7 +48,11 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "the body must be application/x-www-form-urlencoded");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
     }
     let params = match parse_params(&body) {
         Ok(p) => p,
@@ -96,7 +100,14 @@ fn refused(state: &AppState, caller: &Caller, client_id: Option<&str>, method: &
     });
 }
 
-fn issued(state: &AppState, caller: &Caller, client: &Client, kind: AuditKind, t: &TokenResponse, r: &super::grant::RefreshRecord) {
+fn issued(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    kind: AuditKind,
+    t: &TokenResponse,
+    r: &super::grant::RefreshRecord,
+) {
     let _ = t;
     state.audit(AuditEvent {
         kind: Some(kind),

@@ -12,8 +12,14 @@ use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
 use crate::oidc::keys;
 use crate::secrets::sha256_b64;
 
-pub async fn exchange(state: &AppState, client: &Client, params: &Params, caller: &Caller) -> Result<TokenResponse, TokenError> {
-    let token = params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    caller: &Caller,
+) -> Result<TokenResponse, TokenError> {
+    let token =
+        params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
     let hash = sha256_b64(token.as_bytes());
     // Rotation: the old token is taken atomically, so two replicas cannot both rotate it.
     let Some(mut record) = state.store.take_json::<RefreshRecord>(&keys::refresh(&hash)).await? else {
