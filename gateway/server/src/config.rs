@@ -325,6 +325,15 @@ impl Config {
                 err(key, format!("{} is not a readable file", path.display()));
             }
         }
+        if !self.keys.file.is_file() {
+            err(
+                "keys.file",
+                format!(
+                    "{} is not a readable file (create it with `vigie keys generate --out FILE`)",
+                    self.keys.file.display()
+                ),
+            );
+        }
         if self.server.plain_http_listen.is_some() && self.server.trusted_proxies.is_empty() {
             err(
                 "server.plain_http_listen",

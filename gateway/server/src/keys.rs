@@ -298,7 +298,7 @@ impl Keys {
 mod tests {
     use super::*;
 
-    #[derive(Serialize, Deserialize)]
+    #[derive(Debug, Serialize, Deserialize)]
     struct C {
         iss: String,
         exp: u64,

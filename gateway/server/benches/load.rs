@@ -1,0 +1,366 @@
+//! Load benchmark of the SSO round trip (authorize with an existing session → code → token
+//! with a signed ID token) and of refresh, against the release `vigie` binary, with the
+//! in-process store and with Redis. Prints throughput, latency percentiles and the gateway's
+//! resident memory.
+//!
+//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both]`
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::Value;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+}
+
+struct Gateway {
+    _proc: Kill,
+    pid: u32,
+    base: String,
+    demo: Value,
+    _redis: Option<Kill>,
+}
+
+fn start(redis: bool) -> Gateway {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("vigie-bench-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
+    cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.env("VIGIE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    let redis_proc = redis.then(|| {
+        let rport = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &rport.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        std::thread::sleep(Duration::from_millis(300));
+        cmd.env("VIGIE_STORE__KIND", "redis").env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{rport}"));
+        Kill(child)
+    });
+    let child = cmd.spawn().expect("start vigie");
+    let pid = child.id();
+    let demo_path: PathBuf = dir.join("demo.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(&demo_path)
+            && let Ok(v) = serde_json::from_str::<Value>(&t)
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return Gateway {
+                _proc: Kill(child),
+                pid,
+                base: format!("https://localhost:{port}"),
+                demo: v,
+                _redis: redis_proc,
+            };
+        }
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client(demo: &Value) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
+    reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("client")
+}
+
+fn field<'a>(html: &'a str, name: &str) -> &'a str {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).expect("form field");
+    &html[start..start + html[start..].find('"').expect("end of value")]
+}
+
+fn cookie_of(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123";
+
+fn authorize_url(base: &str, redirect: &str) -> String {
+    let challenge = B64.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
+    let mut u = url::Url::parse(&format!("{base}/authorize")).expect("url");
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "demo-app")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "s")
+        .append_pair("nonce", "n")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    u.to_string()
+}
+
+/// Logs the demo nurse in once; returns the SSO cookie header.
+async fn login(http: &reqwest::Client, gw: &Gateway, url: &str) -> String {
+    let r = http.get(url).send().await.expect("authorize");
+    let browser = cookie_of(&r, "__Host-vigie-browser").expect("browser cookie");
+    let loc = r.headers()["location"].to_str().expect("location").to_owned();
+    let page = http.get(format!("{}{loc}", gw.base)).send().await.expect("login page").text().await.expect("html");
+    let user = &gw.demo["users"][0];
+    let secret = vigie_gateway::totp::from_base32(user["totp_secret"].as_str().unwrap_or_default()).expect("totp");
+    let code = vigie_gateway::totp::code_at_step(&secret, vigie_gateway::now() / vigie_gateway::totp::STEP_SECS);
+    let r = http
+        .post(format!("{}/login/password", gw.base))
+        .header("cookie", &browser)
+        .form(&[
+            ("flow", field(&page, "flow")),
+            ("csrf", field(&page, "csrf")),
+            ("username", user["username"].as_str().unwrap_or_default()),
+            ("password", user["password"].as_str().unwrap_or_default()),
+            ("totp", &code),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303, "login must succeed");
+    cookie_of(&r, "__Host-vigie-session").expect("session cookie")
+}
+
+fn code_of(location: &str) -> String {
+    url::Url::parse(location)
+        .expect("redirect")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code")
+}
+
+/// One SSO round trip; returns the refresh token.
+async fn round_trip(
+    http: &reqwest::Client,
+    base: &str,
+    url: &str,
+    cookie: &str,
+    redirect: &str,
+    secret: &str,
+) -> Option<String> {
+    let r = http.get(url).header("cookie", cookie).send().await.ok()?;
+    let code = code_of(r.headers().get("location")?.to_str().ok()?);
+    let t: Value = http
+        .post(format!("{base}/token"))
+        .basic_auth("demo-app", Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    t["id_token"].as_str()?;
+    t["refresh_token"].as_str().map(String::from)
+}
+
+struct Run {
+    ops: usize,
+    errors: usize,
+    secs: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+    fn pct(&self, p: f64) -> f64 {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    }
+}
+
+/// Runs `concurrency` loops for `secs`; with `rate`, each loop paces itself to rate/concurrency.
+async fn drive<F, Fut>(concurrency: usize, secs: u64, rate: Option<f64>, op: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let op = op.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let period = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+            let mut next = Instant::now() + Duration::from_millis((i * 7 % 50) as u64);
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(p) = period {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += p;
+                }
+                let t = Instant::now();
+                if op(i).await {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut run = Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new() };
+    for t in tasks {
+        let (l, e) = t.await.expect("task");
+        run.ops += l.len();
+        run.errors += e;
+        run.latencies.extend(l);
+    }
+    run.secs = started.elapsed().as_secs_f64();
+    run
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+fn report(label: &str, r: &Run) {
+    println!(
+        "{label:<44} {:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} ops, {} errors, {:.1} s)",
+        r.rate(),
+        r.pct(0.50),
+        r.pct(0.99),
+        r.ops,
+        r.errors,
+        r.secs
+    );
+}
+
+async fn bench(store: &str, secs: u64, concurrency: usize) {
+    let gw = start(store == "redis");
+    let http = client(&gw.demo);
+    let redirect = format!("{}/demo-app/callback", gw.base);
+    let url = authorize_url(&gw.base, &redirect);
+    let cookie = login(&http, &gw, &url).await;
+    let secret = gw.demo["clients"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
+    assert!(round_trip(&http, &gw.base, &url, &cookie, &redirect, &secret).await.is_some(), "a round trip must work");
+
+    let shared = Arc::new((http, gw.base.clone(), url, cookie, redirect, secret));
+    let s = shared.clone();
+    let op = move |_| {
+        let s = s.clone();
+        async move { round_trip(&s.0, &s.1, &s.2, &s.3, &s.4, &s.5).await.is_some() }
+    };
+    // Warm up connections and caches.
+    drive(concurrency, 2, None, op.clone()).await;
+    let max = drive(concurrency, secs, None, op.clone()).await;
+    report(&format!("[{store}] SSO round trip, max"), &max);
+    let half = drive(concurrency, secs, Some(max.rate() / 2.0), op).await;
+    report(&format!("[{store}] SSO round trip, at half that load"), &half);
+
+    // Refresh: each loop rotates its own refresh token chain.
+    let mut chains = Vec::new();
+    for _ in 0..concurrency {
+        chains.push(tokio::sync::Mutex::new(
+            round_trip(&shared.0, &shared.1, &shared.2, &shared.3, &shared.4, &shared.5).await.unwrap_or_default(),
+        ));
+    }
+    let chains = Arc::new(chains);
+    let s = shared.clone();
+    let refresh = move |i: usize| {
+        let s = s.clone();
+        let chains = chains.clone();
+        async move {
+            let mut rt = chains[i].lock().await;
+            let r =
+                s.0.post(format!("{}/token", s.1))
+                    .basic_auth("demo-app", Some(&s.5))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+                    .send()
+                    .await;
+            match r {
+                Ok(r) => match r.json::<Value>().await {
+                    Ok(v) => match v["refresh_token"].as_str() {
+                        Some(n) => {
+                            *rt = n.to_owned();
+                            true
+                        }
+                        None => false,
+                    },
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            }
+        }
+    };
+    let rmax = drive(concurrency, secs, None, refresh.clone()).await;
+    report(&format!("[{store}] refresh (rotation), max"), &rmax);
+    let rhalf = drive(concurrency, secs, Some(rmax.rate() / 2.0), refresh).await;
+    report(&format!("[{store}] refresh (rotation), at half that load"), &rhalf);
+    let (rss, hwm) = rss_kib(gw.pid);
+    println!(
+        "[{store}] gateway resident memory: {:.1} MiB now, {:.1} MiB peak",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+}
+
+fn main() {
+    let secs: u64 = arg("--secs", "10").parse().expect("--secs N");
+    let concurrency: usize = arg("--concurrency", "32").parse().expect("--concurrency N");
+    let store = arg("--store", "both");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    println!(
+        "Vigie load benchmark: {concurrency} concurrent loops, {secs} s per phase, driver and gateway on this machine"
+    );
+    rt.block_on(async {
+        if store == "both" || store == "embedded" {
+            bench("embedded", secs, concurrency).await;
+        }
+        if store == "both" || store == "redis" {
+            bench("redis", secs, concurrency).await;
+        }
+    });
+}

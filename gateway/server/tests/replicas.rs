@@ -1,0 +1,234 @@
+//! Two `vigie` replicas sharing one real Redis serve one login flow alternately: no replica
+//! keeps login state in memory. Authorize on A, log in on B, token on A, refresh on B,
+//! userinfo on A; an authorization code is redeemed once across both.
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn redis() -> (Kill, u16) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server not found: install it (apt-get install redis-server) or run tests/run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Kill(child), port)
+}
+
+/// Starts a replica on the shared data directory, Redis and issuer; waits until it answers.
+fn replica(dir: &std::path::Path, port: u16, redis_port: u16, issuer: &str) -> Kill {
+    let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("VIGIE_STORE__KIND", "redis")
+        .env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{redis_port}"))
+        .env("VIGIE_ISSUER", issuer)
+        .env("VIGIE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start vigie");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !dir.join("demo.json").is_file() {
+        assert!(Instant::now() < deadline, "replica on {port} did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Kill(child)
+}
+
+fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+fn form_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).expect("form field");
+    html[start..start + html[start..].find('"').expect("value end")].to_owned()
+}
+
+fn query(location: &str, key: &str) -> Option<String> {
+    url::Url::parse(location).ok()?.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
+const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+
+fn authorize_url(base: &str) -> String {
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
+    let mut u = url::Url::parse(&format!("{base}/authorize")).expect("url");
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "demo-cli")
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "st")
+        .append_pair("nonce", "nn")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    u.to_string()
+}
+
+async fn token(http: &reqwest::Client, base: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    let mut f: Vec<(&str, &str)> = vec![("client_id", "demo-cli"), ("client_secret", secret)];
+    f.extend_from_slice(form);
+    http.post(format!("{base}/token")).form(&f).send().await.expect("token request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
+    let (_redis, redis_port) = redis();
+    let dir = std::env::temp_dir().join(format!("vigie-replicas-{}-{}", std::process::id(), free_port()));
+    let (pa, pb) = (free_port(), free_port());
+    let issuer = format!("https://localhost:{pa}");
+    let _a = replica(&dir, pa, redis_port, &issuer);
+    let _b = replica(&dir, pb, redis_port, &issuer);
+    let (a, b) = (format!("https://localhost:{pa}"), format!("https://localhost:{pb}"));
+
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json")).expect("json");
+    let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let secret = demo["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .find(|c| c["client_id"] == "demo-cli")
+        .expect("demo-cli")["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let user = &demo["users"][0];
+
+    // 1. Authorize on A: the login flow goes to Redis.
+    let r = http.get(authorize_url(&a)).send().await.expect("authorize on A");
+    assert_eq!(r.status(), 303);
+    let browser = set_cookie(&r, "__Host-vigie-browser");
+    let login_path = r.headers()["location"].to_str().expect("location").to_owned();
+    assert!(login_path.starts_with("/login?flow="), "{login_path}");
+
+    // 2. The login page and the login itself on B.
+    let page = http.get(format!("{b}{login_path}")).send().await.expect("login page on B");
+    assert_eq!(page.status(), 200, "B must find the flow A created");
+    let html = page.text().await.expect("html");
+    let key = vigie_gateway::totp::from_base32(user["totp_secret"].as_str().expect("totp")).expect("base32");
+    let code = vigie_gateway::totp::code_at_step(&key, vigie_gateway::now() / vigie_gateway::totp::STEP_SECS);
+    let r = http
+        .post(format!("{b}/login/password"))
+        .header("cookie", &browser)
+        .form(&[
+            ("flow", form_field(&html, "flow")),
+            ("csrf", form_field(&html, "csrf")),
+            ("username", user["username"].as_str().expect("username").to_owned()),
+            ("password", user["password"].as_str().expect("password").to_owned()),
+            ("totp", code),
+        ])
+        .send()
+        .await
+        .expect("login on B");
+    assert_eq!(r.status(), 303, "login on B: {:?}", r.text().await);
+    let session = set_cookie(&r, "__Host-vigie-session");
+    let location = r.headers()["location"].to_str().expect("location").to_owned();
+    assert_eq!(query(&location, "iss").as_deref(), Some(issuer.as_str()));
+    let code = query(&location, "code").expect("code");
+
+    // 3. Token on A.
+    let r = token(
+        &http,
+        &a,
+        &secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200, "token on A");
+    let t: Value = r.json().await.expect("tokens");
+    let refresh = t["refresh_token"].as_str().expect("refresh token").to_owned();
+
+    // 4. Refresh on B, then the rotated token is refused on A (the family is shared state).
+    let r = token(&http, &b, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!(r.status(), 200, "refresh on B");
+    let t2: Value = r.json().await.expect("refreshed");
+    assert_ne!(t2["refresh_token"], t["refresh_token"]);
+    let r = http
+        .get(format!("{a}/userinfo"))
+        .bearer_auth(t2["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(r.status(), 200, "A accepts the access token B issued");
+    let info: Value = r.json().await.expect("userinfo json");
+    assert_eq!(info["given_name"], "Camille");
+    let r = token(&http, &a, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!(r.status(), 400, "a rotated refresh token is refused on the other replica");
+
+    // 5. Userinfo on A with B's access token: the family was revoked by the reuse above.
+    let r = http
+        .get(format!("{a}/userinfo"))
+        .bearer_auth(t2["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(r.status(), 401, "reuse of a rotated refresh token revokes the family on every replica");
+
+    // 6. SSO on B with the session made on B, and a code redeemed once across both replicas.
+    let r = http.get(authorize_url(&b)).header("cookie", &session).send().await.expect("SSO on B");
+    assert_eq!(r.status(), 303);
+    let code =
+        query(r.headers()["location"].to_str().expect("location"), "code").expect("SSO gives a code without login");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let (ra, rb) = tokio::join!(token(&http, &a, &secret, &form), token(&http, &b, &secret, &form));
+    let ok = [ra.status(), rb.status()].iter().filter(|s| s.as_u16() == 200).count();
+    assert_eq!(ok, 1, "the code is redeemed exactly once across replicas: {} / {}", ra.status(), rb.status());
+    let winner = if ra.status() == 200 { ra } else { rb };
+    let t3: Value = winner.json().await.expect("tokens");
+    let r = http
+        .get(format!("{b}/userinfo"))
+        .bearer_auth(t3["access_token"].as_str().expect("at"))
+        .send()
+        .await
+        .expect("userinfo");
+    // The loser's replay revoked what the code issued (RFC 6749 §4.1.2).
+    assert_eq!(r.status(), 401, "a replayed code revokes the tokens it issued, seen by every replica");
+
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,134 @@
+// Starts and stops Vigie's embedded demo for the end-to-end tests in tests/oidc-client and
+// tests/browser. Node built-ins only, so that either package can import it without the
+// other's node_modules.
+//
+//   const demo = await startDemo({ bin, label })   // fresh data dir, free port, /healthz answers
+//   demo.issuer, demo.info (demo.json), demo.caFile, demo.dataDir, demo.logs()
+//   await demo.stop()                               // always call it (try/finally)
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The gateway binary: $VIGIE_BIN, else the workspace's debug build. */
+export function vigieBin() {
+  return path.resolve(process.env.VIGIE_BIN || path.join(here, '../../target/debug/vigie'));
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function healthz(port, ca) {
+  return new Promise((resolve) => {
+    const req = https.get(
+      { host: '127.0.0.1', servername: 'localhost', port, path: '/healthz', ca, headers: { host: `localhost:${port}` }, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * Starts `vigie serve` (embedded demo) on a free port with a fresh data directory and waits
+ * until /healthz answers over TLS verified against the demo CA.
+ */
+export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeoutMs = 30_000 } = {}) {
+  if (!fs.existsSync(bin)) {
+    throw new Error(`gateway binary not found at ${bin}: build it (cargo build -p vigie-gateway) or set VIGIE_BIN`);
+  }
+  let lastError;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));
+    const logFile = path.join(dataDir, 'gateway.log');
+    const log = fs.openSync(logFile, 'a');
+    const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, RUST_BACKTRACE: '0' },
+    });
+    fs.closeSync(log);
+    let exited = null;
+    const exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    }));
+    // Never leave a gateway behind, even when the test process dies on an exception.
+    const onExit = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+    process.on('exit', onExit);
+    const logs = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '');
+    const stop = async () => {
+      process.off('exit', onExit);
+      if (exited === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => { if (exited === null) child.kill('SIGKILL'); }, 5000);
+        await exitPromise;
+        clearTimeout(t);
+      }
+      if (!process.env.VIGIE_KEEP_DATA) fs.rmSync(dataDir, { recursive: true, force: true });
+    };
+
+    const deadline = Date.now() + timeoutMs;
+    let ready = false;
+    while (Date.now() < deadline && exited === null) {
+      const caFile = path.join(dataDir, 'ca.pem');
+      if (fs.existsSync(caFile) && fs.existsSync(path.join(dataDir, 'demo.json'))) {
+        if (await healthz(port, fs.readFileSync(caFile))) {
+          ready = true;
+          break;
+        }
+      }
+      await sleep(100);
+    }
+    if (ready) {
+      const info = JSON.parse(fs.readFileSync(path.join(dataDir, 'demo.json'), 'utf8'));
+      return { port, dataDir, caFile: path.join(dataDir, 'ca.pem'), info, issuer: info.issuer, logs, stop, pid: child.pid };
+    }
+    const out = logs();
+    await stop();
+    lastError = new Error(`the gateway did not become ready on port ${port} (${exited ? `exited ${JSON.stringify(exited)}` : 'timeout'}):\n${out.slice(-3000)}`);
+    if (!/address already in use/i.test(out)) break; // only a port race is worth another try
+  }
+  throw lastError;
+}
+
+/** RFC 6238 TOTP (HMAC-SHA-1, 6 digits, 30 s) of a base32 secret, for `step` (default: now). */
+export async function totp(secretBase32, step = Math.floor(Date.now() / 1000 / 30)) {
+  const { createHmac } = await import('node:crypto');
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secretBase32.replace(/=+$/, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`invalid base32 character ${c}`);
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const h = createHmac('sha1', key).update(msg).digest();
+  const off = h[h.length - 1] & 0x0f;
+  const n = (h.readUInt32BE(off) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
