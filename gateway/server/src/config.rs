@@ -483,7 +483,25 @@ mod tests {
         assert!(check_redirect_uri("javascript:alert(1)").is_err());
     }
 
+    #[test]
+    fn the_example_configuration_is_valid_but_for_its_files() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/vigie.example.toml");
+        let errors = Config::load(std::path::Path::new(path)).unwrap_err().0;
+        assert!(!errors.is_empty());
+        for e in &errors {
+            // Only the TLS and key files of a real deployment are missing here.
+            assert!(e.contains("server.tls_") || e.contains("keys.file"), "unexpected error: {e}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_toml_never_panics(s in "\\PC{0,400}") {
+            if let Ok(c) = Figment::from(Toml::string(&s)).extract::<Config>() {
+                let _ = c.validate();
+            }
+        }
+
         #[test]
         fn redirect_uri_check_never_panics(s in "\\PC{0,200}") {
             let _ = check_redirect_uri(&s);

@@ -334,6 +334,18 @@ mod tests {
         assert!(retired.verify::<C>(&old, None, validation()).unwrap_err().contains("unknown key id"));
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes are never a valid token, and never a panic.
+        #[test]
+        fn arbitrary_tokens_are_refused(token in "\\PC{0,300}", parts in proptest::collection::vec("[A-Za-z0-9_-]{0,80}", 3)) {
+            let set = SET.get_or_init(|| KeySet::from_file(&KeyFile::generate(0), 1).unwrap());
+            proptest::prop_assert!(set.verify::<serde_json::Value>(&token, None, validation()).is_err());
+            proptest::prop_assert!(set.verify::<serde_json::Value>(&parts.join("."), None, validation()).is_err());
+        }
+    }
+
+    static SET: std::sync::OnceLock<KeySet> = std::sync::OnceLock::new();
+
     #[test]
     fn rsa_key_signs_rs256_and_ps256() {
         let set = KeySet::from_file(&KeyFile::generate(0), 1).unwrap();

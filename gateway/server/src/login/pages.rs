@@ -263,4 +263,11 @@ mod tests {
         assert_eq!(lang_from_tags("de-DE, en;q=0.5"), Some(Lang::En));
         assert_eq!(lang_from_tags("de"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn language_tag_parsing_never_panics(s in "\\PC{0,100}") {
+            let _ = lang_from_tags(&s);
+        }
+    }
 }

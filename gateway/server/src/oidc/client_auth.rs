@@ -46,7 +46,13 @@ impl ClientAuthError {
 
 fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
+    parse_basic(v)
+}
+
+/// Parses an `Authorization: Basic` value: `None` when the scheme is not Basic, `Err` when
+/// the credentials are malformed.
+pub fn parse_basic(value: &str) -> Option<Result<(String, String), ()>> {
+    let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -55,9 +61,13 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> 
         let s = String::from_utf8(d).map_err(|_| ())?;
         let (id, secret) = s.split_once(':').ok_or(())?;
         // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-        let dec =
-            |x: &str| url::form_urlencoded::parse(format!("x={x}").as_bytes()).next().map(|(_, v)| v.into_owned());
-        Ok((dec(id).ok_or(())?, dec(secret).ok_or(())?))
+        let dec = |x: &str| -> Result<String, ()> {
+            if x.contains(['&', '=']) {
+                return Err(());
+            }
+            Ok(url::form_urlencoded::parse(x.as_bytes()).map(|(k, _)| k.into_owned()).next().unwrap_or_default())
+        };
+        Ok((dec(id)?, dec(secret)?))
     }))
 }
 
@@ -223,4 +233,34 @@ async fn by_assertion<'a>(
         return Err(bad("client_assertion jti was already used (replay)".into()));
     }
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(parse_basic(&basic("demo-app", "s%3Ac+x")), Some(Ok(("demo-app".into(), "s:c x".into()))));
+        assert_eq!(parse_basic("Bearer abc"), None);
+        assert_eq!(parse_basic("Basic !!!"), Some(Err(())));
+        assert_eq!(parse_basic(&basic("nocolon", "")).map(|r| r.is_ok()), Some(true));
+    }
+
+    proptest! {
+        #[test]
+        fn basic_parser_never_panics(v in "\\PC{0,200}") {
+            let _ = parse_basic(&v);
+        }
+
+        #[test]
+        fn basic_round_trips_unreserved_credentials(id in "[A-Za-z0-9._~-]{1,40}", secret in "[A-Za-z0-9._~-]{0,60}") {
+            prop_assert_eq!(parse_basic(&basic(&id, &secret)), Some(Ok((id, secret))));
+        }
+    }
 }

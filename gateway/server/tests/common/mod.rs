@@ -1,0 +1,728 @@
+//! Harness of the integration tests: runs the real `vigie` binary on the embedded demo, and
+//! plays a browser (cookies by hand, no redirect following) and the demo clients against it.
+#![allow(dead_code)] // Each test file uses its own part of the harness.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use vigie_gateway::totp::{STEP_SECS, code_at_step, from_base32};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
+pub const ACR_2FA: &str = "urn:vigie:loa:2fa";
+pub const SESSION_COOKIE: &str = "__Host-vigie-session";
+pub const BROWSER_COOKIE: &str = "__Host-vigie-browser";
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The shell between the test process and `vigie`: it kills `vigie` when the test process
+/// closes its end of the pipe, which the kernel does when the test binary exits however it
+/// exits; a gateway kept in a `static` is never dropped.
+const WATCHDOG: &str = r#"exec 3<&0
+"$0" "$@" &
+vigie=$!
+( read -r _ <&3; kill -9 "$vigie" 2>/dev/null ) &
+wait "$vigie"
+rc=$?
+if [ "$rc" -eq 137 ] && [ -z "$VIGIE_KEEP_TEST_DATA" ]; then rm -rf "$VIGIE_TEST_DIR"; fi
+exit "$rc"
+"#;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
+}
+
+/// `n` random bytes, base64url.
+pub fn random(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut b).expect("random");
+    B64.encode(b)
+}
+
+pub fn sha256_b64(s: &str) -> String {
+    B64.encode(digest::digest(&digest::SHA256, s.as_bytes()))
+}
+
+/// OIDC Core §3.1.3.6: base64url of the left half of SHA-256 of the access token.
+pub fn at_hash(access_token: &str) -> String {
+    B64.encode(&digest::digest(&digest::SHA256, access_token.as_bytes()).as_ref()[..16])
+}
+
+pub fn b64(data: &[u8]) -> String {
+    B64.encode(data)
+}
+
+/// The JSON of one part of a JWT (0: header, 1: claims), unverified.
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    let part = token.split('.').nth(i).expect("JWT part");
+    serde_json::from_slice(&B64.decode(part).expect("base64url JWT part")).expect("JSON JWT part")
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub username: String,
+    pub password: String,
+    pub totp_key: Vec<u8>,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct DemoClient {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub auth_method: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub private_key_pem: Option<String>,
+    pub kid: Option<String>,
+    pub alg: String,
+}
+
+/// A running gateway on the embedded demo, in its own data directory.
+pub struct Gateway {
+    pub issuer: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub demo: Value,
+    pub users: Vec<User>,
+    pub clients: Vec<DemoClient>,
+    ca_pem: String,
+    child: Mutex<Option<Child>>,
+    stdin: Mutex<Option<ChildStdin>>,
+    /// (username, TOTP step) already sent in a login: the gateway accepts each once.
+    used_steps: Mutex<HashSet<(String, i64)>>,
+}
+
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+impl Gateway {
+    /// Starts `vigie serve` on the demo, with extra environment (e.g. `VIGIE_LOGIN__…`), and
+    /// waits until `/healthz` answers.
+    pub async fn start(env: &[(&str, &str)]) -> Gateway {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Self::try_start(env).await {
+                Ok(g) => return g,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("the gateway did not start: {last_error}");
+    }
+
+    async fn try_start(env: &[(&str, &str)]) -> Result<Gateway, String> {
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("vigie.log")).map_err(|e| e.to_string())?;
+        let port = free_port();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(WATCHDOG).arg(BIN).arg("serve").arg("--data-dir").arg(dir.join("data"));
+        cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("VIGIE_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("VIGIE_TEST_DIR", &dir);
+        if let Ok(v) = std::env::var("VIGIE_KEEP_TEST_DATA") {
+            cmd.env("VIGIE_KEEP_TEST_DATA", v);
+        }
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("spawning {BIN}: {e}"))?;
+        let stdin = child.stdin.take();
+        let data_dir = dir.join("data");
+        let issuer = format!("https://localhost:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.join("vigie.log")).unwrap_or_default();
+                return Err(format!("vigie exited with {status}: {log}"));
+            }
+            if data_dir.join("demo.json").is_file() {
+                let demo: Value = std::fs::read_to_string(data_dir.join("demo.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Null);
+                if let Some(ca) = demo["ca_pem"].as_str() {
+                    let http = client_for(Some(ca), port);
+                    if let Ok(r) = http.get(format!("{issuer}/healthz")).send().await
+                        && r.status() == 200
+                    {
+                        let gw = Gateway::from_demo(demo, issuer, port, data_dir, child, stdin);
+                        return Ok(gw);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err("no answer from /healthz within 60 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn from_demo(demo: Value, issuer: String, port: u16, data_dir: PathBuf, child: Child, stdin: Option<ChildStdin>) -> Self {
+        assert_eq!(demo["issuer"], issuer.as_str(), "demo.json names this gateway's issuer");
+        let s = |v: &Value| v.as_str().map(str::to_owned);
+        let list = |v: &Value| v.as_array().map(|a| a.iter().filter_map(|x| s(x)).collect()).unwrap_or_default();
+        let users = demo["users"]
+            .as_array()
+            .expect("demo.json users")
+            .iter()
+            .map(|u| User {
+                username: s(&u["username"]).expect("username"),
+                password: s(&u["password"]).expect("password"),
+                totp_key: from_base32(u["totp_secret"].as_str().expect("totp_secret")).expect("base32 TOTP secret"),
+                name: s(&u["name"]).unwrap_or_default(),
+            })
+            .collect();
+        let clients = demo["clients"]
+            .as_array()
+            .expect("demo.json clients")
+            .iter()
+            .map(|c| DemoClient {
+                client_id: s(&c["client_id"]).expect("client_id"),
+                secret: s(&c["client_secret"]),
+                auth_method: s(&c["auth_method"]).expect("auth_method"),
+                redirect_uris: list(&c["redirect_uris"]),
+                post_logout_redirect_uris: list(&c["post_logout_redirect_uris"]),
+                private_key_pem: s(&c["private_key_pem"]),
+                kid: s(&c["kid"]),
+                alg: s(&c["id_token_signed_response_alg"]).unwrap_or_else(|| "ES256".into()),
+            })
+            .collect();
+        Gateway {
+            ca_pem: demo["ca_pem"].as_str().expect("ca_pem").to_owned(),
+            issuer,
+            port,
+            data_dir,
+            users,
+            clients,
+            demo,
+            child: Mutex::new(Some(child)),
+            stdin: Mutex::new(stdin),
+            used_steps: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("https://") || path.starts_with("http://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.issuer)
+        }
+    }
+
+    /// A fresh HTTP client trusting only the demo CA; redirects are not followed.
+    pub fn http(&self) -> reqwest::Client {
+        client_for(Some(&self.ca_pem), self.port)
+    }
+
+    pub fn browser(&self) -> Browser<'_> {
+        Browser { gw: self, http: self.http(), cookies: BTreeMap::new() }
+    }
+
+    pub fn client(&self, id: &str) -> &DemoClient {
+        self.clients.iter().find(|c| c.client_id == id).unwrap_or_else(|| panic!("demo client {id}"))
+    }
+
+    pub fn user(&self, username: &str) -> &User {
+        self.users.iter().find(|u| u.username == username).unwrap_or_else(|| panic!("demo user {username}"))
+    }
+
+    pub fn audit_lines(&self) -> Vec<Value> {
+        let path = self.demo["audit_file"].as_str().map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("audit.jsonl"));
+        std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    pub fn keys_file(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.data_dir.join("keys.json")).expect("keys.json"))
+            .expect("keys.json is JSON")
+    }
+
+    /// A TOTP code of `username` that this gateway has not seen yet. The gateway accepts the
+    /// previous, current and next step, each once; past those, this waits for the next step.
+    pub async fn totp(&self, username: &str) -> String {
+        let key = self.user(username).totp_key.clone();
+        loop {
+            let now = now();
+            let current = now.div_euclid(STEP_SECS);
+            let left = STEP_SECS - now.rem_euclid(STEP_SECS);
+            {
+                let mut used = self.used_steps.lock().expect("TOTP steps");
+                // The previous step only while it stays acceptable long enough to reach the gateway.
+                let candidates = [(current - 1, left > 4), (current, true), (current + 1, true)];
+                for (step, usable) in candidates {
+                    if usable && used.insert((username.to_owned(), step)) {
+                        return code_at_step(&key, step);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(left as u64) + Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Like [`Gateway::totp`] for whichever of `users` has a code available first.
+    pub async fn any_user_totp(&self, users: &[&str]) -> (User, String) {
+        loop {
+            let now = now();
+            let current = now.div_euclid(STEP_SECS);
+            let left = STEP_SECS - now.rem_euclid(STEP_SECS);
+            {
+                let mut used = self.used_steps.lock().expect("TOTP steps");
+                for username in users {
+                    let user = self.user(username);
+                    let candidates = [(current - 1, left > 4), (current, true), (current + 1, true)];
+                    for (step, usable) in candidates {
+                        if usable && used.insert((user.username.clone(), step)) {
+                            return (user.clone(), code_at_step(&user.totp_key, step));
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(left as u64) + Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn all_usernames(&self) -> Vec<&str> {
+        self.users.iter().map(|u| u.username.as_str()).collect()
+    }
+
+    /// A token request from `client_id`, authenticated the way the client is registered.
+    pub async fn token(&self, client_id: &str, params: &[(&str, &str)]) -> Resp {
+        let c = self.client(client_id).clone();
+        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut req = self.http().post(self.url("/token"));
+        match c.auth_method.as_str() {
+            "client_secret_basic" => req = req.basic_auth(&c.client_id, c.secret.as_deref()),
+            "client_secret_post" => {
+                form.push(("client_id".into(), c.client_id.clone()));
+                form.push(("client_secret".into(), c.secret.clone().unwrap_or_default()));
+            }
+            "private_key_jwt" => {
+                form.push(("client_assertion_type".into(), JWT_BEARER.into()));
+                form.push(("client_assertion".into(), self.client_assertion(client_id, &self.url("/token"))));
+            }
+            _ => form.push(("client_id".into(), c.client_id.clone())),
+        }
+        Resp::of(req.form(&form).send().await.expect("token endpoint reachable")).await
+    }
+
+    /// Sends an endpoint a form with client authentication (for introspection, revocation).
+    pub async fn authenticated_post(&self, client_id: &str, path: &str, params: &[(&str, &str)]) -> Resp {
+        let c = self.client(client_id).clone();
+        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut req = self.http().post(self.url(path));
+        match c.auth_method.as_str() {
+            "client_secret_basic" => req = req.basic_auth(&c.client_id, c.secret.as_deref()),
+            "client_secret_post" => {
+                form.push(("client_id".into(), c.client_id.clone()));
+                form.push(("client_secret".into(), c.secret.clone().unwrap_or_default()));
+            }
+            "private_key_jwt" => {
+                form.push(("client_assertion_type".into(), JWT_BEARER.into()));
+                form.push(("client_assertion".into(), self.client_assertion(client_id, &self.url("/token"))));
+            }
+            _ => form.push(("client_id".into(), c.client_id.clone())),
+        }
+        Resp::of(req.form(&form).send().await.expect("endpoint reachable")).await
+    }
+
+    /// An RFC 7523 §3 client assertion of a `private_key_jwt` client, for audience `aud`.
+    pub fn client_assertion(&self, client_id: &str, aud: &str) -> String {
+        let c = self.client(client_id);
+        let pem = c.private_key_pem.as_deref().expect("private_key_pem");
+        let key = EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC private key");
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = c.kid.clone();
+        let now = now();
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": aud, "jti": random(16), "iat": now, "exp": now + 60,
+        });
+        jsonwebtoken::encode(&header, &claims, &key).expect("signing the assertion")
+    }
+
+    pub async fn introspect(&self, client_id: &str, token: &str) -> Value {
+        let r = self.authenticated_post(client_id, "/introspect", &[("token", token)]).await;
+        assert_eq!(r.status, 200, "introspection answers 200: {}", r.body);
+        r.json()
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> Resp {
+        Resp::of(self.http().get(self.url("/userinfo")).bearer_auth(access_token).send().await.expect("userinfo")).await
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.http().get(self.url("/jwks")).send().await.expect("jwks").json().await.expect("JWK Set")
+    }
+
+    /// Verifies a token Vigie signed against `/jwks` as a relying party would (signature, iss,
+    /// aud, exp) and returns its claims; checks the algorithm is `alg`.
+    pub async fn verify_jwt(&self, token: &str, audience: &str, alg: &str) -> Value {
+        let header = jsonwebtoken::decode_header(token).expect("JWT header");
+        assert_eq!(format!("{:?}", header.alg), alg, "signed with the client's registered algorithm");
+        let kid = header.kid.expect("kid in the JOSE header");
+        let jwks = self.jwks().await;
+        let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} is published in /jwks"));
+        let key = DecodingKey::from_jwk(jwk).expect("usable JWK");
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[audience]);
+        v.leeway = 0;
+        jsonwebtoken::decode::<Value>(token, &key, &v).unwrap_or_else(|e| panic!("token verifies against /jwks: {e}")).claims
+    }
+
+    /// Runs `vigie` with arguments to completion.
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).args(args).output().expect("running vigie")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // Closing the pipe makes the watchdog kill `vigie`.
+        drop(self.stdin.lock().map(|mut s| s.take()).ok().flatten());
+        if let Ok(mut c) = self.child.lock()
+            && let Some(mut child) = c.take()
+        {
+            let _ = child.wait();
+        }
+    }
+}
+
+fn client_for(ca_pem: Option<&str>, port: u16) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], port)));
+    if let Some(ca) = ca_pem {
+        b = b.tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("demo CA PEM")]);
+    }
+    b.build().expect("HTTP client")
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub async fn of(r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.text().await.unwrap_or_default();
+        Resp { status, headers, body }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn location(&self) -> String {
+        self.header("location").unwrap_or_else(|| panic!("a Location header in {} {}", self.status, self.body)).to_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("JSON body ({e}): {}", self.body))
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect()
+    }
+
+    /// The `Set-Cookie` header that sets `name`, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.set_cookies().into_iter().find(|c| c.split('=').next() == Some(name))
+    }
+
+    /// The query parameters of the `Location` (an authorization response).
+    pub fn redirect_params(&self) -> BTreeMap<String, String> {
+        assert_eq!(self.status, 303, "a redirect: {}", self.body);
+        query_of(&self.location())
+    }
+
+    /// The value of a hidden input of an HTML form in the body.
+    pub fn hidden(&self, name: &str) -> Option<String> {
+        hidden_input(&self.body, name)
+    }
+}
+
+pub fn query_of(url: &str) -> BTreeMap<String, String> {
+    let u = url::Url::parse(url).unwrap_or_else(|e| panic!("{url} is a URL: {e}"));
+    u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// `<input type="hidden" name="NAME" value="VALUE">` in HTML (values are HTML-escaped).
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(
+        html[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// An authorization request of the code flow with PKCE, state and nonce; parameters can be
+/// changed, removed or repeated to build the broken ones.
+#[derive(Clone, Debug)]
+pub struct Authz {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Authz {
+    pub fn new(gw: &Gateway, client_id: &str) -> Self {
+        let c = gw.client(client_id);
+        let redirect_uri = c.redirect_uris[0].clone();
+        let state = random(12);
+        let nonce = random(12);
+        let verifier = random(32);
+        let params = vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), client_id.into()),
+            ("redirect_uri".into(), redirect_uri.clone()),
+            ("scope".into(), "openid profile hospital offline_access".into()),
+            ("state".into(), state.clone()),
+            ("nonce".into(), nonce.clone()),
+            ("code_challenge".into(), sha256_b64(&verifier)),
+            ("code_challenge_method".into(), "S256".into()),
+        ];
+        Authz { client_id: client_id.into(), redirect_uri, state, nonce, verifier, params }
+    }
+
+    /// Sets `k` (replacing it if present).
+    pub fn with(mut self, k: &str, v: &str) -> Self {
+        match self.params.iter_mut().find(|(n, _)| n == k) {
+            Some(p) => p.1 = v.into(),
+            None => self.params.push((k.into(), v.into())),
+        }
+        self
+    }
+
+    /// Adds `k` once more, whether or not it is there.
+    pub fn also(mut self, k: &str, v: &str) -> Self {
+        self.params.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn without(mut self, k: &str) -> Self {
+        self.params.retain(|(n, _)| n != k);
+        self
+    }
+
+    pub fn url(&self, gw: &Gateway) -> String {
+        let mut u = url::Url::parse(&gw.url("/authorize")).expect("authorize URL");
+        u.query_pairs_mut().extend_pairs(self.params.iter());
+        u.to_string()
+    }
+
+    /// Redeems `code` at the token endpoint as this request's client.
+    pub async fn redeem(&self, gw: &Gateway, code: &str) -> Resp {
+        gw.token(
+            &self.client_id,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.redirect_uri),
+                ("code_verifier", &self.verifier),
+            ],
+        )
+        .await
+    }
+}
+
+/// A browser: a cookie jar, and redirects seen rather than followed.
+pub struct Browser<'g> {
+    pub gw: &'g Gateway,
+    pub http: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl<'g> Browser<'g> {
+    fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty())
+            .then(|| self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "))
+    }
+
+    fn remember(&mut self, r: &Resp) {
+        for c in r.set_cookies() {
+            let mut parts = c.split(';');
+            let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else { continue };
+            let expired = parts.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
+            if expired || value.is_empty() {
+                self.cookies.remove(name.trim());
+            } else {
+                self.cookies.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    pub async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Resp {
+        if let Some(c) = self.cookie_header() {
+            req = req.header("cookie", c);
+        }
+        let r = Resp::of(req.send().await.expect("gateway reachable")).await;
+        self.remember(&r);
+        r
+    }
+
+    pub async fn get(&mut self, url: &str) -> Resp {
+        let req = self.http.get(self.gw.url(url));
+        self.send(req).await
+    }
+
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Resp {
+        let req = self.http.post(self.gw.url(url)).form(form);
+        self.send(req).await
+    }
+
+    pub async fn authorize(&mut self, a: &Authz) -> Resp {
+        self.get(&a.url(self.gw)).await
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    /// Opens the login page at `location` and submits the form with these credentials.
+    pub async fn submit_login(&mut self, location: &str, username: &str, password: &str, totp: &str) -> Resp {
+        assert!(location.starts_with("/login?flow="), "the authorization request leads to the login page: {location}");
+        let page = self.get(location).await;
+        assert_eq!(page.status, 200, "login page: {}", page.body);
+        let flow = page.hidden("flow").expect("hidden flow input");
+        let csrf = page.hidden("csrf").expect("hidden csrf input");
+        self.post_form("/login/password", &[
+            ("flow", &flow),
+            ("csrf", &csrf),
+            ("username", username),
+            ("password", password),
+            ("totp", totp),
+        ])
+        .await
+    }
+
+    /// Logs in at `location` as `username` with a fresh TOTP code.
+    pub async fn login_as(&mut self, location: &str, username: &str) -> Resp {
+        let code = self.gw.totp(username).await;
+        let password = self.gw.user(username).password.clone();
+        self.submit_login(location, username, &password, &code).await
+    }
+
+    /// Authorization request → login page → login as one of `users` → authorization code.
+    pub async fn sign_in(&mut self, a: &Authz, users: &[&str]) -> (User, String) {
+        let r = self.authorize(a).await;
+        assert_eq!(r.status, 303, "authorize redirects to the login page: {}", r.body);
+        let (user, code) = self.gw.any_user_totp(users).await;
+        let done = self.submit_login(&r.location(), &user.username, &user.password, &code).await;
+        assert_eq!(done.status, 303, "a successful login redirects to the client: {}", done.body);
+        let p = done.redirect_params();
+        assert_eq!(p.get("state"), Some(&a.state), "state comes back");
+        (user, p.get("code").cloned().unwrap_or_else(|| panic!("a code in {p:?}")))
+    }
+
+    /// With a live session: an authorization request answered at once with a code.
+    pub async fn code_without_login(&mut self, a: &Authz) -> String {
+        let r = self.authorize(a).await;
+        assert_eq!(r.status, 303, "SSO answers with a redirect: {}", r.body);
+        let p = r.redirect_params();
+        assert!(r.location().starts_with(&a.redirect_uri), "redirect to the client, not the login page: {}", r.location());
+        p.get("code").cloned().unwrap_or_else(|| panic!("a code in {p:?}"))
+    }
+}
+
+/// Tokens from a code: access, refresh, ID.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub id: String,
+    pub raw: Value,
+}
+
+impl Tokens {
+    pub fn of(r: &Resp) -> Tokens {
+        assert_eq!(r.status, 200, "token response: {}", r.body);
+        let raw = r.json();
+        let s = |k: &str| raw[k].as_str().unwrap_or_else(|| panic!("{k} in {raw}")).to_owned();
+        Tokens { access: s("access_token"), refresh: s("refresh_token"), id: s("id_token"), raw }
+    }
+}
+
+/// A code redeemed by its client, asserting success.
+pub async fn redeem(gw: &Gateway, a: &Authz, code: &str) -> Tokens {
+    Tokens::of(&a.redeem(gw, code).await)
+}
+
+/// A fresh logged-in browser and its first tokens for `client_id`.
+pub async fn logged_in<'g>(gw: &'g Gateway, client_id: &str, users: &[&str]) -> (Browser<'g>, User, Authz, Tokens) {
+    let mut b = gw.browser();
+    let a = Authz::new(gw, client_id);
+    let (user, code) = b.sign_in(&a, users).await;
+    let t = redeem(gw, &a, &code).await;
+    (b, user, a, t)
+}
+
+/// Writes a file in a fresh directory under the test temp dir and returns its path.
+pub fn temp_file(name: &str, content: &str) -> PathBuf {
+    let n = STARTED.fetch_add(1, Ordering::SeqCst);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-it-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::File::create(&path).and_then(|mut f| f.write_all(content.as_bytes())).expect("writing a temp file");
+    path
+}
+
+pub fn remove_temp(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
