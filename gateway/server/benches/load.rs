@@ -58,8 +58,8 @@ fn start(redis: bool) -> Gateway {
         cmd.env("VIGIE_STORE__KIND", "redis").env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{rport}"));
         Kill(child)
     });
-    let child = cmd.spawn().expect("start vigie");
-    let pid = child.id();
+    let child = Kill(cmd.spawn().expect("start vigie"));
+    let pid = child.0.id();
     let demo_path: PathBuf = dir.join("demo.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -68,7 +68,7 @@ fn start(redis: bool) -> Gateway {
             && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         {
             return Gateway {
-                _proc: Kill(child),
+                _proc: child,
                 pid,
                 base: format!("https://localhost:{port}"),
                 demo: v,
