@@ -76,14 +76,14 @@ before(async () => {
   context.setDefaultTimeout(10_000);
   context.on('page', watch);
   for (const p of context.pages()) watch(p);
-});
+}, { timeout: 45_000 });
 
 after(async () => {
   for (const n of notes) console.log(`# note: ${n}`);
   await context?.close().catch(() => {});
   await demo?.stop();
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
-});
+}, { timeout: 15_000 });
 
 function watch(page) {
   page.on('console', (m) => {
@@ -123,9 +123,10 @@ async function expectLoginPage(page) {
 
 const htmlLang = (page) => page.locator('html').getAttribute('lang');
 
-test('the login page is in French by default and in English with ?lang=en', async () => {
+test('the login page is in French by default and in English with ?lang=en', { timeout: 30_000 }, async () => {
   const page = await openDemoApp();
   await expectLoginPage(page);
+  await page.screenshot({ path: path.join(workDir, 'login.png'), fullPage: true });
   assert.equal(await htmlLang(page), 'fr');
   assert.equal(await page.title(), `${FR.title} · Vigie`);
   await assert.doesNotReject(page.getByRole('heading', { level: 1, name: FR.title }).waitFor());
@@ -153,7 +154,7 @@ test('the login page is in French by default and in English with ?lang=en', asyn
   await page.close();
 });
 
-test('every input of the login page has a label, and the page is usable with a screen reader', async () => {
+test('every input of the login page has a label, and the page is usable with a screen reader', { timeout: 30_000 }, async () => {
   const page = await openDemoApp();
   await expectLoginPage(page);
   const inputs = await page.locator('form input:not([type=hidden]), form select, form textarea').evaluateAll((els) =>
@@ -181,7 +182,7 @@ test('every input of the login page has a label, and the page is usable with a s
   await page.close();
 });
 
-test('a wrong password shows the generic error, which does not say whether the account exists', async () => {
+test('a wrong password shows the generic error, which does not say whether the account exists', { timeout: 30_000 }, async () => {
   const page = await openDemoApp();
   await expectLoginPage(page);
   const medecin = user('demo.medecin');
@@ -198,6 +199,7 @@ test('a wrong password shows the generic error, which does not say whether the a
     return { status: response.status(), text: (await alert.innerText()).trim(), count: await alert.count() };
   };
   const wrongPassword = await attempt(medecin.username, `${medecin.password}-typo`);
+  await page.screenshot({ path: path.join(workDir, 'login-error.png'), fullPage: true });
   assert.equal(wrongPassword.count, 1, 'one error message');
   assert.equal(wrongPassword.text, FR.error);
   assert.equal(wrongPassword.status, 401);
@@ -214,7 +216,7 @@ test('a wrong password shows the generic error, which does not say whether the a
   await page.close();
 });
 
-test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr, auth_time, sub and names; logs out; opening the demo app again asks for login', async () => {
+test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr, auth_time, sub and names; logs out; opening the demo app again asks for login', { timeout: 30_000 }, async () => {
   await context.clearCookies();
   const infirmiere = user('demo.infirmiere');
   const before = Math.floor(Date.now() / 1000);
@@ -240,7 +242,9 @@ test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr
   assert.equal(claims.acr, 'urn:vigie:loa:2fa');
   const amr = JSON.parse(claims.amr);
   for (const m of ['pwd', 'otp', 'mfa']) assert.ok(amr.includes(m), `amr ${claims.amr} lacks ${m}`);
-  const authTime = Number(claims.auth_time);
+  // The page shows epoch seconds, then the time in RFC 3339: "1795330779 (2026-11-22T06:59:39Z)".
+  const authTime = Number(claims.auth_time.split(' ')[0]);
+  assert.match(claims.auth_time, /^\d+ \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/);
   assert.ok(authTime >= before - 2 && authTime <= Math.floor(Date.now() / 1000) + 2, `auth_time ${claims.auth_time} is not the time of this login`);
   assert.ok(claims.sub, 'no sub');
   assert.equal(claims.name, infirmiere.name);
@@ -267,6 +271,6 @@ test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr
   await page.close();
 });
 
-test('no page logged an error or a Content-Security-Policy violation', () => {
+test('no page logged an error or a Content-Security-Policy violation', { timeout: 30_000 }, () => {
   assert.deepEqual(problems, []);
 });

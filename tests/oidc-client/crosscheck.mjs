@@ -242,6 +242,7 @@ async function child({ issuer, info }) {
     try {
       await need(`${tag}: registered in demo.json`, () => assert.ok(c, `${plan.id} missing from demo.json`));
       const redirectUri = c.redirect_uris[0];
+      const exchanges = [];
       const alg = c.id_token_signed_response_alg;
       const ua = new UserAgent();
 
@@ -253,6 +254,12 @@ async function child({ issuer, info }) {
         // the token endpoint over TLS (OIDC Core §3.1.3.7 item 6 allows it); ask for it, so
         // every ID token is verified against the published JWKS.
         client.enableNonRepudiationChecks(config);
+        // Watch the HTTP exchanges openid-client makes, for the header checks below.
+        config[client.customFetch] = async (url, options) => {
+          const res = await fetch(url, options);
+          exchanges.push({ url: String(url), method: options.method, status: res.status, headers: res.headers });
+          return res;
+        };
         const m = config.serverMetadata();
         assert.equal(m.issuer, issuer);
         assert.ok(m.code_challenge_methods_supported?.includes('S256'), 'S256 not advertised');
@@ -319,6 +326,11 @@ async function child({ issuer, info }) {
         assert.equal(t1.token_type.toLowerCase(), 'bearer');
         assert.ok(t1.expires_in > 0);
       });
+      await check(`${tag}: token response carries Cache-Control: no-store (RFC 6749 §5.1)`, () => {
+        const tokenResponse = exchanges.filter((x) => x.url === config.serverMetadata().token_endpoint && x.status === 200).at(-1);
+        assert.ok(tokenResponse, 'no token endpoint exchange seen');
+        assert.match(tokenResponse.headers.get('cache-control') || '', /no-store/, 'Cache-Control');
+      });
       await check(`${tag}: userinfo (sub matches the ID token)`, async () => {
         const ui = await client.fetchUserInfo(config, t1.access_token, claims.sub);
         assert.equal(ui.sub, claims.sub);
@@ -344,6 +356,11 @@ async function child({ issuer, info }) {
       if (plan.id === 'demo-cli') {
         await check(`${tag}: authorization code replay is refused (invalid_grant)`, () =>
           expectOAuthError(redeem(a, callback), 'invalid_grant', 'second redemption of the code'));
+        // RFC 6749 §4.1.2: the server SHOULD revoke the tokens issued from a replayed code.
+        await check(`${tag}: after the code replay, the tokens issued from that code are revoked`, async () => {
+          await expectOAuthError(client.refreshTokenGrant(config, t1.refresh_token), 'invalid_grant', 'refresh token of the replayed code');
+          await expectUserinfoRefused(config, t1.access_token, claims.sub);
+        });
       }
 
       // ---- refresh token rotation and reuse detection (RFC 9700 §4.14.2) ----
@@ -415,6 +432,16 @@ async function child({ issuer, info }) {
       const [cc, cbC] = await need(`${tag}: SSO: a third grant before logout`, ssoAuthorization);
       const tC = await need(`${tag}: third grant redeemed`, () => redeem(cc, cbC));
       const postLogout = c.post_logout_redirect_uris?.[0];
+      // RP-Initiated Logout §2: id_token_hint is an ID Token. An access token (typ at+jwt) is not
+      // one and must not be accepted in its place (RFC 9068 §2.1, RFC 8725 §3.11): otherwise
+      // whoever holds the user's access token — a resource server — can end the user's SSO
+      // session and revoke all its tokens, from any browser and without confirmation.
+      await check(`${tag}: end-session refuses an access token as id_token_hint`, async () => {
+        const params = { id_token_hint: tC.access_token };
+        if (postLogout) Object.assign(params, { post_logout_redirect_uri: postLogout, state: 'x' });
+        const res = await new UserAgent().request(client.buildEndSessionUrl(config, params));
+        assert.equal(res.status, 400, `expected 400, got ${res.status} ${res.headers.get('location') || ''}`);
+      });
       if (!postLogout) {
         await check(`${tag}: end-session refuses an unregistered post_logout_redirect_uri (no redirect)`, async () => {
           const url = client.buildEndSessionUrl(config, { id_token_hint: tC.id_token, post_logout_redirect_uri: redirectUri, state: 'x' });
@@ -466,7 +493,7 @@ async function child({ issuer, info }) {
 function describe(e) {
   if (!e) return String(e);
   if (e.code === 'ERR_ASSERTION' && 'expected' in e && e.operator !== 'fail' && e.operator !== '==') {
-    const msg = e.generatedMessage ? `${e.operator} failed` : e.message;
+    const msg = e.generatedMessage ? `${e.operator} failed` : e.message.split('\n')[0];
     return `${msg}: actual ${JSON.stringify(e.actual)}, expected ${JSON.stringify(e.expected)}`;
   }
   const parts = [`${e.name || 'Error'}: ${e.message}`];

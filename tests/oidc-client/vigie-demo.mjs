@@ -20,6 +20,16 @@ export function vigieBin() {
   return path.resolve(process.env.VIGIE_BIN || path.join(here, '../../target/debug/vigie'));
 }
 
+/**
+ * The gateway reads every `VIGIE_…` variable as a configuration override and refuses to start
+ * on one it does not know, such as the harness's own VIGIE_BIN: the demo runs with its
+ * built-in configuration, so only VIGIE_LOG is passed on.
+ */
+function gatewayEnv() {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VIGIE_') || k === 'VIGIE_LOG'));
+  return { ...env, RUST_BACKTRACE: '0' };
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -67,7 +77,7 @@ export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeou
     const log = fs.openSync(logFile, 'a');
     const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
       stdio: ['ignore', log, log],
-      env: { ...process.env, RUST_BACKTRACE: '0' },
+      env: gatewayEnv(),
     });
     fs.closeSync(log);
     let exited = null;

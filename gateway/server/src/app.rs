@@ -161,7 +161,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Runs the HTTPS listener (and the plain one behind a proxy) until SIGTERM / Ctrl-C.
-pub async fn serve(state: AppState) -> anyhow::Result<()> {
+/// `on_bound` runs once the listeners are bound, before the first request is served: what it
+/// announces is then true.
+pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let tls = crate::tls::server_config(&state.config.server.tls_cert, &state.config.server.tls_key)?;
     let listen = state.config.server.listen;
     let plain = state.config.server.plain_http_listen;
@@ -191,6 +193,7 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
     if let Some(addr) = plain {
         server = server.bind(addr).with_context(|| format!("binding {addr}: check `server.plain_http_listen`"))?;
     }
+    on_bound(&state)?;
     tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
     server.run().await.context("HTTP server")
 }

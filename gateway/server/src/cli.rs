@@ -148,12 +148,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(async move {
                 let metrics = crate::app::install_metrics()?;
                 let state = crate::app::build_state(config, metrics).await?;
-                if demo {
-                    let path =
-                        crate::demo::seed_and_describe(&state.config, &data_dir, state.directory.as_ref()).await?;
-                    println!("{}", crate::demo::banner(&state.config, &path));
-                }
-                crate::app::serve(state).await
+                let announce = if demo {
+                    Some(crate::demo::seed(&state.config, &data_dir, state.directory.as_ref()).await?)
+                } else {
+                    None
+                };
+                crate::app::serve(state, move |state| {
+                    if let Some(description) = announce {
+                        // demo.json and the banner appear once the port is ours: a script waiting
+                        // for them never talks to another process on that port.
+                        let path = crate::demo::describe(&data_dir, &description)?;
+                        println!("{}", crate::demo::banner(&state.config, &path));
+                    }
+                    Ok(())
+                })
+                .await
             })
         }
         Command::CheckConfig { file } => {

@@ -267,6 +267,10 @@ pub struct ClientConfig {
     pub name: Option<String>,
 }
 
+/// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
+const TOP_LEVEL_KEYS: [&str; 11] =
+    ["issuer", "server", "store", "directory", "keys", "session", "tokens", "login", "audit", "demo", "clients"];
+
 /// A configuration that failed validation: one line per problem.
 #[derive(Debug)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -300,7 +304,15 @@ impl Config {
     }
 
     fn extract(figment: Figment) -> Result<Config, ConfigErrors> {
-        let figment = figment.merge(Env::prefixed("VIGIE_").split("__").ignore(&["log"]));
+        // Only variables naming a configuration section are read: others with the prefix (the
+        // `VIGIE_PORT`, `VIGIE_SERVICE_HOST`… Kubernetes adds for a Service named `vigie`,
+        // `VIGIE_LOG`, test tooling) are not configuration. Within a section, unknown keys
+        // are still refused.
+        let env = Env::prefixed("VIGIE_").split("__").filter(|k| {
+            let section = k.as_str().split('.').next().unwrap_or_default().to_ascii_lowercase();
+            TOP_LEVEL_KEYS.contains(&section.as_str())
+        });
+        let figment = figment.merge(env);
         let config: Config =
             figment.extract().map_err(|e| ConfigErrors(e.into_iter().map(|e| e.to_string()).collect()))?;
         config.validate()?;

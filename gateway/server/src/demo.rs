@@ -218,7 +218,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         ClientAuthMethod::None,
         None,
         &["http://localhost:8766/callback".into()],
-        &[],
+        &["http://localhost:8766/logged-out".into()],
         SigningAlg::PS256,
     );
     let mut jwt = client(
@@ -226,7 +226,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         ClientAuthMethod::PrivateKeyJwt,
         None,
         &["http://127.0.0.1:8767/callback".into()],
-        &[],
+        &["http://127.0.0.1:8767/logged-out".into()],
         SigningAlg::ES256,
     );
     jwt.jwks = Some(jwt_client_jwks(&secrets)?);
@@ -251,8 +251,11 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
     })
 }
 
-/// Seeds the demo identities (once) and writes `demo.json`; returns its path.
-pub async fn seed_and_describe(config: &Config, data_dir: &Path, directory: &dyn Directory) -> anyhow::Result<PathBuf> {
+/// What `demo.json` will say, gathered while seeding.
+pub struct Description(serde_json::Value);
+
+/// Seeds the demo identities (once) and gathers what `demo.json` will say.
+pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -> anyhow::Result<Description> {
     let dir = data_dir.canonicalize()?;
     let secrets = ensure_secrets(&dir)?;
     let mut users = Vec::new();
@@ -323,8 +326,13 @@ pub async fn seed_and_describe(config: &Config, data_dir: &Path, directory: &dyn
         "ca_pem": std::fs::read_to_string(dir.join("ca.pem"))?,
         "audit_file": config.audit.file,
     });
-    let path = dir.join("demo.json");
-    write_secret(&path, &serde_json::to_string_pretty(&doc)?)?;
+    Ok(Description(doc))
+}
+
+/// Writes `demo.json`; returns its path.
+pub fn describe(data_dir: &Path, description: &Description) -> anyhow::Result<PathBuf> {
+    let path = data_dir.canonicalize()?.join("demo.json");
+    write_secret(&path, &serde_json::to_string_pretty(&description.0)?)?;
     Ok(path)
 }
 

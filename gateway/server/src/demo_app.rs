@@ -52,7 +52,7 @@ fn page(title: &str, main: &str) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"))
         .body(format!(
-            r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{t}</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>{t}</h1>{main}</main></body></html>"#,
+            r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{t}</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card wide"><h1>{t}</h1>{main}</main></body></html>"#,
             t = esc(title)
         ))
 }
@@ -96,6 +96,14 @@ fn claims_page(s: &AppSession) -> HttpResponse {
         for (k, v) in obj {
             let shown = match v {
                 serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) if matches!(k.as_str(), "exp" | "iat" | "auth_time") => {
+                    let when = n
+                        .as_i64()
+                        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default();
+                    format!("{n} ({when})")
+                }
                 other => other.to_string(),
             };
             rows.push_str(&format!("<tr><th scope=\"row\">{}</th><td>{}</td></tr>", esc(k), esc(&shown)));
@@ -172,7 +180,7 @@ async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
         Err(e) => return fail(format!("token endpoint unreachable: {e}")),
     };
     // OIDC Core §3.1.3.7: signature (keys from the JWKS), iss, aud, exp, nonce.
-    let claims = match verify_id_token(&state, &tokens.id_token, Some(&pending.nonce)).await {
+    let claims = match verify_id_token(&state, &tokens.id_token, "JWT", Some(&pending.nonce)).await {
         Ok(c) => c,
         Err(e) => return fail(format!("ID token refused: {e}")),
     };
@@ -207,7 +215,12 @@ fn demo_secret(state: &AppState) -> String {
 }
 
 /// Fetches the JWKS from the issuer and verifies a token as a relying party would.
-async fn verify_id_token(state: &AppState, token: &str, nonce: Option<&str>) -> Result<serde_json::Value, String> {
+async fn verify_id_token(
+    state: &AppState,
+    token: &str,
+    typ: &str,
+    nonce: Option<&str>,
+) -> Result<serde_json::Value, String> {
     let jwks: jsonwebtoken::jwk::JwkSet = state
         .http
         .get(state.endpoint("/jwks"))
@@ -223,6 +236,9 @@ async fn verify_id_token(state: &AppState, token: &str, nonce: Option<&str>) -> 
         jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256
     ) {
         return Err("unexpected algorithm".into());
+    }
+    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+        return Err(format!("the token's typ must be {typ}"));
     }
     let kid = header.kid.ok_or("no kid")?;
     let jwk = jwks.find(&kid).ok_or("kid not in the JWKS")?;
@@ -279,7 +295,7 @@ async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
     let Some(token) = token else {
         return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"}));
     };
-    let claims = match verify_id_token(&state, &token, None).await {
+    let claims = match verify_id_token(&state, &token, "logout+jwt", None).await {
         Ok(c) => c,
         Err(e) => {
             return HttpResponse::BadRequest()

@@ -45,6 +45,10 @@ fn replica(dir: &std::path::Path, port: u16, redis_port: u16, issuer: &str) -> K
         .env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{redis_port}"))
         .env("VIGIE_ISSUER", issuer)
         .env("VIGIE_LOG", "warn")
+        // What Kubernetes adds for a Service named `vigie`: not configuration, must not stop
+        // the start.
+        .env("VIGIE_PORT", "tcp://10.96.0.12:443")
+        .env("VIGIE_SERVICE_HOST", "10.96.0.12")
         .stdout(Stdio::null())
         .spawn()
         .expect("start vigie");

@@ -212,7 +212,9 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
         state: state_param,
         nonce,
         code_challenge: code_challenge.map(str::to_owned),
-        prompt_login: prompts.contains(&"login"),
+        // OIDC Core §3.1.2.1 max_age: "Note that max_age=0 is equivalent to prompt=login" —
+        // also within the second of the last login, where the elapsed time is 0, not > 0.
+        prompt_login: prompts.contains(&"login") || max_age == Some(0),
         prompt_none,
         max_age,
         login_hint,
@@ -224,7 +226,11 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
 
 async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     let caller = Caller::of(&req, &state);
-    let request = match validate(parse_params(raw), &state) {
+    let validated = match parse_params(raw) {
+        Ok(p) => validate(Ok(p), &state),
+        Err(e) => Err(repeated_parameter(raw, e, &state)),
+    };
+    let request = match validated {
         Ok(r) => r,
         Err(Invalid::Page(msg)) => {
             state.audit(AuditEvent {
@@ -264,6 +270,30 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         );
     }
     start_login(&req, &state, request).await
+}
+
+/// RFC 6749 §4.1.2.1: a parameter "included more than once" is `invalid_request`, sent to the
+/// client like any other error once the client and its redirect URI are known; an error page
+/// only when one of them is repeated, missing or not registered.
+fn repeated_parameter(raw: &[u8], error: String, state: &AppState) -> Invalid {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw).into_owned().collect();
+    let once = |name: &str| -> Option<String> {
+        let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+        match (values.next(), values.next()) {
+            (Some(v), None) if !v.is_empty() => Some(v.clone()),
+            _ => None,
+        }
+    };
+    let client = once("client_id").and_then(|c| state.client(&c));
+    let redirect_uri = once("redirect_uri").filter(|r| client.is_some_and(|c| c.config.redirect_uris.contains(r)));
+    let Some(redirect_uri) = redirect_uri else {
+        return Invalid::Page(format!("invalid authorization request: {error}"));
+    };
+    let response_mode = match once("response_mode").as_deref() {
+        Some("form_post") => ResponseMode::FormPost,
+        _ => ResponseMode::Query,
+    };
+    Invalid::Redirect(Redirected { redirect_uri, response_mode, state: once("state"), error: "invalid_request", description: error })
 }
 
 pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Redirected {

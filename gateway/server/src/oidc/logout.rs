@@ -62,7 +62,11 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
             v.validate_aud = false;
             v.validate_exp = false;
             v.required_spec_claims.clear();
-            match state.keys.get().verify::<HintClaims>(t, None, v) {
+            // Only an ID token (typ "JWT") is a hint: an access token (`at+jwt`, RFC 9068
+            // §2.1) or a logout token (`logout+jwt`) signed by the same keys is not
+            // (RFC 8725 §3.11: explicit typing), or any API holding an access token could
+            // end the user's session.
+            match state.keys.get().verify::<HintClaims>(t, Some("JWT"), v) {
                 Ok((_, c)) => Some(c),
                 Err(e) => return bad(&format!("id_token_hint is not an ID token of this provider: {e}")),
             }

@@ -21,31 +21,16 @@ pub async fn exchange(
     let token =
         params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
     let hash = sha256_b64(token.as_bytes());
-    // Rotation: the old token is taken atomically, so two replicas cannot both rotate it.
-    let Some(mut record) = state.store.take_json::<RefreshRecord>(&keys::refresh(&hash)).await? else {
+    let Some(mut record) = state.store.get_json::<RefreshRecord>(&keys::refresh(&hash)).await? else {
         // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both
         // the attacker and the legitimate client, one of them will present an invalidated
         // refresh token, which will inform the authorization server of the breach" — the
         // whole family is revoked.
         if let Some(grant_id) = state.store.get(&keys::refresh_used(&hash)).await? {
-            let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
-            grant::revoke_grant(state, &grant_id).await?;
-            state.audit(AuditEvent {
-                kind: Some(AuditKind::Refused),
-                outcome: Some(Outcome::Failure),
-                client_id: Some(client.config.client_id.clone()),
-                method: Some("refresh_token".into()),
-                reason: Some("rotated refresh token reused: its family is revoked".into()),
-                ip: Some(caller.ip.clone()),
-                request_id: Some(caller.request_id.clone()),
-                ..Default::default()
-            });
-            return Err(TokenError::new("invalid_grant", "the refresh token was already used; its family is revoked"));
+            return Err(family_revoked(state, client, caller, &String::from_utf8_lossy(&grant_id)).await);
         }
         return Err(TokenError::new("invalid_grant", "the refresh token is invalid or expired"));
     };
-    let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
-    state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
 
     // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
     // that the refresh token was issued to the authenticated client".
@@ -63,8 +48,35 @@ pub async fn exchange(
         }
         record.scopes = asked;
     }
+    // Rotation: only a request that passed every check spends the token (a refused one leaves
+    // it to its client), and it is taken atomically, so two replicas cannot both rotate it:
+    // whoever loses that race presented a token already used.
+    if state.store.take(&keys::refresh(&hash)).await?.is_none() {
+        return Err(family_revoked(state, client, caller, &record.grant_id).await);
+    }
+    let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
+    state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
+
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint(state, client, &record, None).await?;
     super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, &record);
     Ok(tokens)
+}
+
+/// A used refresh token came back: revokes its family (RFC 9700 §4.14.2) and says so.
+async fn family_revoked(state: &AppState, client: &Client, caller: &Caller, grant_id: &str) -> TokenError {
+    if let Err(e) = grant::revoke_grant(state, grant_id).await {
+        return e.into();
+    }
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        client_id: Some(client.config.client_id.clone()),
+        method: Some("refresh_token".into()),
+        reason: Some("rotated refresh token reused: its family is revoked".into()),
+        ip: Some(caller.ip.clone()),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+    TokenError::new("invalid_grant", "the refresh token was already used; its family is revoked")
 }
