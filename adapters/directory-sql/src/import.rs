@@ -255,8 +255,16 @@ impl<'a> Lines<'a> {
         while matches!(self.input.get(byte), Some(b'\n' | b'\r')) {
             byte += 1;
         }
-        let newlines = self.input[self.offset..byte].iter().filter(|b| **b == b'\n').count();
-        self.line += newlines as u64;
+        // A line ends as the csv crate ends records: `\r\n`, `\n`, or a lone `\r` (the
+        // "CSV (Macintosh)" of spreadsheets).
+        let line_ends = (self.offset..byte)
+            .filter(|&i| match self.input[i] {
+                b'\n' => true,
+                b'\r' => self.input.get(i + 1) != Some(&b'\n'),
+                _ => false,
+            })
+            .count();
+        self.line += line_ends as u64;
         self.offset = byte;
         self.line
     }

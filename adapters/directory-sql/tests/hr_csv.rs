@@ -70,6 +70,15 @@ fn blank_lines_and_rows_of_empty_cells_are_skipped() {
 }
 
 #[test]
+fn a_mac_export_with_carriage_returns_only_names_its_lines() {
+    // Found by the `hr_csv` fuzz target: every row used to be reported on line 1.
+    let input = format!("{HEADER}\r1,A,B,,,,,,\r\r2,C,D,,,,,,\r3,E,F,,,,2123,,\r");
+    assert_eq!((error(&input).line, error(&input).column), (5, Some("idnat")));
+    let rows = parse_hr_csv(&input.replace(",2123,", ",,")).unwrap();
+    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4, 5]);
+}
+
+#[test]
 fn a_header_only_file_has_no_rows_and_an_empty_file_is_refused() {
     assert_eq!(parse_hr_csv(HEADER).unwrap(), vec![]);
     let e = error("");

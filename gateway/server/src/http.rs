@@ -63,7 +63,22 @@ pub async fn edge<B: MessageBody + 'static>(
     let request_id = crate::secrets::random_token(12);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
-    let mut res = next.call(req).await?;
+    let res = next.call(req).await?;
+    // Errors raised by actix itself (payload too large, malformed request) come as text/plain;
+    // DESIGN.md promises RFC 9457 problem details for every non-OAuth error.
+    let internal_error = res.response().error().map(|e| e.to_string()).filter(|_| {
+        (res.status().is_client_error() || res.status().is_server_error())
+            && !res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/"))
+    });
+    let mut res = match internal_error {
+        Some(detail) => {
+            let status = res.status();
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, problem(status, status.canonical_reason().unwrap_or("Error"), &detail))
+                .map_into_right_body()
+        }
+        None => res.map_into_left_body(),
+    };
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
     let status = res.status();
     let h = res.headers_mut();
@@ -82,7 +97,7 @@ pub async fn edge<B: MessageBody + 'static>(
     metrics::counter!("vigie_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.as_u16().to_string()).increment(1);
     metrics::histogram!("vigie_http_request_duration_seconds", "route" => route).record(elapsed);
     tracing::debug!(request_id, status = status.as_u16(), elapsed, "request");
-    Ok(res.map_into_left_body())
+    Ok(res)
 }
 
 /// RFC 9457 problem details.

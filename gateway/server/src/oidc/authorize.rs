@@ -293,7 +293,13 @@ fn repeated_parameter(raw: &[u8], error: String, state: &AppState) -> Invalid {
         Some("form_post") => ResponseMode::FormPost,
         _ => ResponseMode::Query,
     };
-    Invalid::Redirect(Redirected { redirect_uri, response_mode, state: once("state"), error: "invalid_request", description: error })
+    Invalid::Redirect(Redirected {
+        redirect_uri,
+        response_mode,
+        state: once("state").filter(|s| s.len() <= 2048),
+        error: "invalid_request",
+        description: error,
+    })
 }
 
 pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Redirected {

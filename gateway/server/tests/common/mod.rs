@@ -1,5 +1,7 @@
 //! Harness of the integration tests: runs the real `vigie` binary on the embedded demo, and
 //! plays a browser (cookies by hand, no redirect following) and the demo clients against it.
+//! Each gateway lives in `target/tmp/vigie-it-<pid>-<n>/` (its log in `vigie.log`), removed
+//! when the gateway is stopped unless `VIGIE_KEEP_TEST_DATA` is set.
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
 use std::collections::{BTreeMap, HashSet};
@@ -28,13 +30,14 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// The shell between the test process and `vigie`: it kills `vigie` when the test process
 /// closes its end of the pipe, which the kernel does when the test binary exits however it
 /// exits; a gateway kept in a `static` is never dropped.
-const WATCHDOG: &str = r#"exec 3<&0
-"$0" "$@" &
+const WATCHDOG: &str = r#"dir=$1; keep=$2; shift 2
+exec 3<&0
+"$@" &
 vigie=$!
 ( read -r _ <&3; kill -9 "$vigie" 2>/dev/null ) &
 wait "$vigie"
 rc=$?
-if [ "$rc" -eq 137 ] && [ -z "$VIGIE_KEEP_TEST_DATA" ]; then rm -rf "$VIGIE_TEST_DIR"; fi
+if [ "$rc" -eq 137 ] && [ -z "$keep" ]; then rm -rf "$dir"; fi
 exit "$rc"
 "#;
 
@@ -132,14 +135,19 @@ impl Gateway {
         let log = std::fs::File::create(dir.join("vigie.log")).map_err(|e| e.to_string())?;
         let port = free_port();
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(WATCHDOG).arg(BIN).arg("serve").arg("--data-dir").arg(dir.join("data"));
+        let keep = std::env::var("VIGIE_KEEP_TEST_DATA").unwrap_or_default();
+        cmd.arg("-c")
+            .arg(WATCHDOG)
+            .arg("vigie-watchdog")
+            .arg(&dir)
+            .arg(keep)
+            .arg(BIN)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.join("data"));
         cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("VIGIE_")) {
             cmd.env_remove(k);
-        }
-        cmd.env("VIGIE_TEST_DIR", &dir);
-        if let Ok(v) = std::env::var("VIGIE_KEEP_TEST_DATA") {
-            cmd.env("VIGIE_KEEP_TEST_DATA", v);
         }
         cmd.envs(env.iter().copied());
         let mut child = cmd
@@ -155,6 +163,7 @@ impl Gateway {
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(dir.join("vigie.log")).unwrap_or_default();
+                let _ = std::fs::remove_dir_all(&dir);
                 return Err(format!("vigie exited with {status}: {log}"));
             }
             if data_dir.join("demo.json").is_file() {
@@ -173,17 +182,25 @@ impl Gateway {
                 }
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
+                drop(stdin);
+                let _ = child.wait();
                 return Err("no answer from /healthz within 60 s".into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    fn from_demo(demo: Value, issuer: String, port: u16, data_dir: PathBuf, child: Child, stdin: Option<ChildStdin>) -> Self {
+    fn from_demo(
+        demo: Value,
+        issuer: String,
+        port: u16,
+        data_dir: PathBuf,
+        child: Child,
+        stdin: Option<ChildStdin>,
+    ) -> Self {
         assert_eq!(demo["issuer"], issuer.as_str(), "demo.json names this gateway's issuer");
         let s = |v: &Value| v.as_str().map(str::to_owned);
-        let list = |v: &Value| v.as_array().map(|a| a.iter().filter_map(|x| s(x)).collect()).unwrap_or_default();
+        let list = |v: &Value| v.as_array().map(|a| a.iter().filter_map(s).collect()).unwrap_or_default();
         let users = demo["users"]
             .as_array()
             .expect("demo.json users")
@@ -250,7 +267,8 @@ impl Gateway {
     }
 
     pub fn audit_lines(&self) -> Vec<Value> {
-        let path = self.demo["audit_file"].as_str().map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("audit.jsonl"));
+        let path =
+            self.demo["audit_file"].as_str().map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("audit.jsonl"));
         std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
@@ -388,12 +406,9 @@ impl Gateway {
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[audience]);
         v.leeway = 0;
-        jsonwebtoken::decode::<Value>(token, &key, &v).unwrap_or_else(|e| panic!("token verifies against /jwks: {e}")).claims
-    }
-
-    /// Runs `vigie` with arguments to completion.
-    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).args(args).output().expect("running vigie")
+        jsonwebtoken::decode::<Value>(token, &key, &v)
+            .unwrap_or_else(|e| panic!("token verifies against /jwks: {e}"))
+            .claims
     }
 }
 
@@ -441,7 +456,9 @@ impl Resp {
     }
 
     pub fn location(&self) -> String {
-        self.header("location").unwrap_or_else(|| panic!("a Location header in {} {}", self.status, self.body)).to_owned()
+        self.header("location")
+            .unwrap_or_else(|| panic!("a Location header in {} {}", self.status, self.body))
+            .to_owned()
     }
 
     pub fn json(&self) -> Value {
@@ -622,21 +639,11 @@ impl<'g> Browser<'g> {
         assert_eq!(page.status, 200, "login page: {}", page.body);
         let flow = page.hidden("flow").expect("hidden flow input");
         let csrf = page.hidden("csrf").expect("hidden csrf input");
-        self.post_form("/login/password", &[
-            ("flow", &flow),
-            ("csrf", &csrf),
-            ("username", username),
-            ("password", password),
-            ("totp", totp),
-        ])
+        self.post_form(
+            "/login/password",
+            &[("flow", &flow), ("csrf", &csrf), ("username", username), ("password", password), ("totp", totp)],
+        )
         .await
-    }
-
-    /// Logs in at `location` as `username` with a fresh TOTP code.
-    pub async fn login_as(&mut self, location: &str, username: &str) -> Resp {
-        let code = self.gw.totp(username).await;
-        let password = self.gw.user(username).password.clone();
-        self.submit_login(location, username, &password, &code).await
     }
 
     /// Authorization request → login page → login as one of `users` → authorization code.
@@ -656,7 +663,11 @@ impl<'g> Browser<'g> {
         let r = self.authorize(a).await;
         assert_eq!(r.status, 303, "SSO answers with a redirect: {}", r.body);
         let p = r.redirect_params();
-        assert!(r.location().starts_with(&a.redirect_uri), "redirect to the client, not the login page: {}", r.location());
+        assert!(
+            r.location().starts_with(&a.redirect_uri),
+            "redirect to the client, not the login page: {}",
+            r.location()
+        );
         p.get("code").cloned().unwrap_or_else(|| panic!("a code in {p:?}"))
     }
 }

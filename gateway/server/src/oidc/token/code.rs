@@ -23,33 +23,23 @@ pub async fn exchange(
 ) -> Result<TokenResponse, TokenError> {
     let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
     let hash = sha256_b64(code.as_bytes());
-    // The code is taken atomically: across all replicas it is redeemed at most once.
-    let Some(g) = state.store.take_json::<CodeGrant>(&keys::code(&hash)).await? else {
+    let Some(g) = state.store.get_json::<CodeGrant>(&keys::code(&hash)).await? else {
         // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
         // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
         // issued based on that authorization code."
         if let Some(grant_id) = state.store.get(&keys::code_used(&hash)).await? {
-            let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
-            grant::revoke_grant(state, &grant_id).await?;
-            state.audit(AuditEvent {
-                kind: Some(AuditKind::Refused),
-                outcome: Some(Outcome::Failure),
-                client_id: Some(client.config.client_id.clone()),
-                method: Some("authorization_code".into()),
-                reason: Some("authorization code replayed: the tokens issued from it are revoked".into()),
-                ip: Some(caller.ip.clone()),
-                request_id: Some(caller.request_id.clone()),
-                ..Default::default()
-            });
-            return Err(TokenError::new(
-                "invalid_grant",
-                "the authorization code was already used; its tokens are revoked",
-            ));
+            return Err(replayed(state, client, caller, &String::from_utf8_lossy(&grant_id)).await);
         }
         return Err(TokenError::new("invalid_grant", "the authorization code is invalid or expired"));
     };
+    // Marked used before it is taken: a replay that loses the race below, on any replica,
+    // finds the mark and revokes what this redemption issues.
     let remember = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs);
     state.store.put(&keys::code_used(&hash), g.grant_id.as_bytes(), remember).await?;
+    // The code is taken atomically: across all replicas it is redeemed at most once.
+    if state.store.take(&keys::code(&hash)).await?.is_none() {
+        return Err(replayed(state, client, caller, &g.grant_id).await);
+    }
 
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
     // confidential client, or if the client is public, ensure that the code was issued to
@@ -92,10 +82,31 @@ pub async fn exchange(
         grant_id: g.grant_id,
         family_expires_at: crate::now() + state.config.tokens.refresh_token_ttl_secs as i64,
     };
-    if grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid).await? {
+    // Only the session can have been ended here. The grant itself can only have been revoked by
+    // a replay of this code racing this first use: the first use is answered, and its tokens
+    // are born revoked (RFC 6749 §4.1.2).
+    if state.store.get(&keys::revoked_sid(&record.sid)).await?.is_some() {
         return Err(TokenError::new("invalid_grant", "the session was ended"));
     }
     let tokens = grant::mint(state, client, &record, g.nonce).await?;
     super::issued(state, caller, client, AuditKind::TokenIssued, &tokens, &record);
     Ok(tokens)
+}
+
+/// A used code came back: revokes what it issued (RFC 6749 §4.1.2) and says so.
+async fn replayed(state: &AppState, client: &Client, caller: &Caller, grant_id: &str) -> TokenError {
+    if let Err(e) = grant::revoke_grant(state, grant_id).await {
+        return e.into();
+    }
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        client_id: Some(client.config.client_id.clone()),
+        method: Some("authorization_code".into()),
+        reason: Some("authorization code replayed: the tokens issued from it are revoked".into()),
+        ip: Some(caller.ip.clone()),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+    TokenError::new("invalid_grant", "the authorization code was already used; its tokens are revoked")
 }

@@ -49,13 +49,13 @@ pub async fn exchange(
         record.scopes = asked;
     }
     // Rotation: only a request that passed every check spends the token (a refused one leaves
-    // it to its client), and it is taken atomically, so two replicas cannot both rotate it:
-    // whoever loses that race presented a token already used.
+    // it to its client). It is marked used before it is taken atomically, so two replicas
+    // cannot both rotate it, and whoever loses that race — or comes later — finds the mark.
+    let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
+    state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
     if state.store.take(&keys::refresh(&hash)).await?.is_none() {
         return Err(family_revoked(state, client, caller, &record.grant_id).await);
     }
-    let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
-    state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
 
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint(state, client, &record, None).await?;
