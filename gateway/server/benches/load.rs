@@ -265,16 +265,39 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (get("VmRSS:"), get("VmHWM:"))
 }
 
-fn report(label: &str, r: &Run) {
+/// CPU seconds the process has used (user + system), from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn report(label: &str, r: &Run, gateway_cpu: f64) {
     println!(
-        "{label:<44} {:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} ops, {} errors, {:.1} s)",
+        "{label:<44} {:>6.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  gateway {:>4.0} µs CPU/op  ({} ops, {} errors, {:.1} s)",
         r.rate(),
         r.pct(0.50),
         r.pct(0.99),
+        gateway_cpu * 1e6 / r.ops.max(1) as f64,
         r.ops,
         r.errors,
         r.secs
     );
+}
+
+/// Runs a phase and reports it with the gateway's CPU time per operation.
+async fn phase<F, Fut>(label: &str, pid: u32, concurrency: usize, secs: u64, rate: Option<f64>, op: F) -> Run
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let before = cpu_secs(pid);
+    let run = drive(concurrency, secs, rate, op).await;
+    report(label, &run, cpu_secs(pid) - before);
+    run
 }
 
 async fn bench(store: &str, secs: u64, concurrency: usize) {
@@ -294,10 +317,16 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
     };
     // Warm up connections and caches.
     drive(concurrency, 2, None, op.clone()).await;
-    let max = drive(concurrency, secs, None, op.clone()).await;
-    report(&format!("[{store}] SSO round trip, max"), &max);
-    let half = drive(concurrency, secs, Some(max.rate() / 2.0), op).await;
-    report(&format!("[{store}] SSO round trip, at half that load"), &half);
+    let max = phase(&format!("[{store}] SSO round trip, max"), gw.pid, concurrency, secs, None, op.clone()).await;
+    phase(
+        &format!("[{store}] SSO round trip, at half that load"),
+        gw.pid,
+        concurrency,
+        secs,
+        Some(max.rate() / 2.0),
+        op,
+    )
+    .await;
 
     // Refresh: each loop rotates its own refresh token chain.
     let mut chains = Vec::new();
@@ -334,10 +363,17 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
             }
         }
     };
-    let rmax = drive(concurrency, secs, None, refresh.clone()).await;
-    report(&format!("[{store}] refresh (rotation), max"), &rmax);
-    let rhalf = drive(concurrency, secs, Some(rmax.rate() / 2.0), refresh).await;
-    report(&format!("[{store}] refresh (rotation), at half that load"), &rhalf);
+    let rmax =
+        phase(&format!("[{store}] refresh (rotation), max"), gw.pid, concurrency, secs, None, refresh.clone()).await;
+    phase(
+        &format!("[{store}] refresh (rotation), at half"),
+        gw.pid,
+        concurrency,
+        secs,
+        Some(rmax.rate() / 2.0),
+        refresh,
+    )
+    .await;
     let (rss, hwm) = rss_kib(gw.pid);
     println!(
         "[{store}] gateway resident memory: {:.1} MiB now, {:.1} MiB peak",

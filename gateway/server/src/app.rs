@@ -7,7 +7,7 @@ use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use vigie_core::audit::{AuditEvent, AuditSink};
-use vigie_core::directory::Directory;
+use vigie_core::directory::{Directory, DirectoryError, Identity};
 use vigie_core::policy::PolicyEngine;
 use vigie_core::store::EphemeralStore;
 
@@ -35,6 +35,40 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `jwks_uri` documents of clients, cached briefly.
     pub client_jwks: moka_lite::Cache,
+    /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
+    pub identities: IdentityCache,
+}
+
+/// A small TTL cache of identities: the directory is read at most once per identity and
+/// period on the token path, instead of on every token.
+#[derive(Default)]
+pub struct IdentityCache(std::sync::Mutex<HashMap<String, (std::time::Instant, Arc<Identity>)>>);
+
+impl IdentityCache {
+    const MAX: usize = 50_000;
+
+    pub async fn get(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
+        if let Some(hit) =
+            self.0.lock().ok().and_then(|m| m.get(id).filter(|(t, _)| t.elapsed() < ttl).map(|(_, i)| i.clone()))
+        {
+            return Ok(Some(hit));
+        }
+        let Some(identity) = state.directory.identity(id).await? else { return Ok(None) };
+        let identity = Arc::new(identity);
+        if !ttl.is_zero()
+            && let Ok(mut m) = self.0.lock()
+        {
+            if m.len() >= Self::MAX {
+                m.retain(|_, (t, _)| t.elapsed() < ttl);
+                if m.len() >= Self::MAX {
+                    m.clear();
+                }
+            }
+            m.insert(id.to_owned(), (std::time::Instant::now(), identity.clone()));
+        }
+        Ok(Some(identity))
+    }
 }
 
 pub type State = web::Data<AppState>;
@@ -133,6 +167,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         audit,
         metrics,
         client_jwks: Default::default(),
+        identities: Default::default(),
     })
 }
 

@@ -138,6 +138,7 @@ pub fn main() -> ExitCode {
     tune_allocator();
     // aws-lc-rs is the one crypto provider (reference/dependencies.md, conflict 1).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::jose::install();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

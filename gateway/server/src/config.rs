@@ -97,6 +97,14 @@ impl Default for StoreConfig {
 pub struct DirectoryConfig {
     /// `sqlite:///var/lib/vigie/directory.db`.
     pub url: String,
+    /// How long identity claims read for tokens and userinfo are reused (seconds; 0: never).
+    /// Logins always read the account itself.
+    #[serde(default = "default_identity_cache_secs")]
+    pub identity_cache_secs: u64,
+}
+
+fn default_identity_cache_secs() -> u64 {
+    30
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

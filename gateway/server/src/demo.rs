@@ -240,7 +240,10 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             ..Default::default()
         },
         store: StoreConfig::default(),
-        directory: DirectoryConfig { url: format!("sqlite://{}", dir.join("directory.db").display()) },
+        directory: DirectoryConfig {
+            url: format!("sqlite://{}", dir.join("directory.db").display()),
+            identity_cache_secs: 30,
+        },
         keys: KeysConfig { file: keys },
         session: SessionConfig::default(),
         tokens: TokenConfig::default(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_app;
 pub mod http;
+pub mod jose;
 pub mod keys;
 pub mod login;
 pub mod oidc;

@@ -149,8 +149,8 @@ pub async fn mint(
 ) -> Result<TokenResponse, MintError> {
     let now = crate::now();
     let identity = state
-        .directory
-        .identity(&record.authentication.identity_id)
+        .identities
+        .get(state, &record.authentication.identity_id)
         .await
         .map_err(|e| MintError::Server(e.to_string()))?
         .ok_or(MintError::UnknownIdentity)?;
