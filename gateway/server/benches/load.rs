@@ -302,6 +302,7 @@ where
 
 async fn bench(store: &str, secs: u64, concurrency: usize) {
     let gw = start(store == "redis");
+    let (start_rss, _) = rss_kib(gw.pid);
     let http = client(&gw.demo);
     let redirect = format!("{}/demo-app/callback", gw.base);
     let url = authorize_url(&gw.base, &redirect);
@@ -375,10 +376,12 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
     )
     .await;
     let (rss, hwm) = rss_kib(gw.pid);
+    let mib = |k: u64| k as f64 / 1024.0;
     println!(
-        "[{store}] gateway resident memory: {:.1} MiB now, {:.1} MiB peak",
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0
+        "[{store}] gateway resident memory: {:.1} MiB at start, {:.1} MiB after the run ({:.1} MiB peak)",
+        mib(start_rss),
+        mib(rss),
+        mib(hwm)
     );
 }
 
