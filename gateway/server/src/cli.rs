@@ -74,6 +74,40 @@ enum UsersCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Set an account's password, read from standard input (one line; at least 12 characters).
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Give an account a new TOTP secret; prints it and an otpauth:// URI for the user's app.
+    EnrollTotp {
+        username: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Minimum password length (ANSSI's recommendations for a password that is one factor of two).
+const MIN_PASSWORD_CHARS: usize = 12;
+
+fn with_account(
+    target: &Target,
+    username: &str,
+    change: impl FnOnce(&mut vigie_core::directory::Account) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let config = target.config()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        let mut account = dir
+            .account_by_username(username)
+            .await?
+            .with_context(|| format!("no account {username:?}: import the user first (`vigie users import`)"))?;
+        change(&mut account)?;
+        dir.upsert_account(&account).await?;
+        Ok(())
+    })
 }
 
 #[derive(Subcommand)]
@@ -224,6 +258,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok::<_, anyhow::Error>(r)
             })?;
             println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Users { command: UsersCommand::SetPassword { username, target } } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']).to_owned();
+            if password.chars().count() < MIN_PASSWORD_CHARS {
+                anyhow::bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+            }
+            with_account(&target, &username, |a| {
+                a.password_hash = Some(crate::secrets::hash_password(&password));
+                Ok(())
+            })?;
+            println!("password of {username} set");
+            Ok(())
+        }
+        Command::Users { command: UsersCommand::EnrollTotp { username, target } } => {
+            let issuer = target.config()?.issuer;
+            let mut secret = vec![0u8; 20];
+            aws_lc_rs::rand::fill(&mut secret).context("system random generator")?;
+            let b32 = crate::totp::base32(&secret);
+            with_account(&target, &username, |a| {
+                a.totp_secret = Some(secret);
+                Ok(())
+            })?;
+            let label =
+                url::form_urlencoded::byte_serialize(format!("Vigie:{username}").as_bytes()).collect::<String>();
+            let host = url::Url::parse(&issuer).ok().and_then(|u| u.host_str().map(String::from)).unwrap_or_default();
+            println!("totp secret (base32): {b32}");
+            // Key Uri Format (Google Authenticator): SHA1, 6 digits, 30 s, as RFC 6238 §4 defaults.
+            println!("otpauth://totp/{label}?secret={b32}&issuer=Vigie%20{host}&algorithm=SHA1&digits=6&period=30");
             Ok(())
         }
         Command::Clients { command: ClientsCommand::NewSecret } => {
