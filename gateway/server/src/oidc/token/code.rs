@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
 use super::TokenError;
@@ -28,7 +28,14 @@ pub async fn exchange(
         // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
         // issued based on that authorization code."
         if let Some(grant_id) = state.store.get(&keys::code_used(&hash)).await? {
-            return Err(replayed(state, client, caller, &String::from_utf8_lossy(&grant_id)).await);
+            return Err(super::reuse_detected(
+                state,
+                client,
+                caller,
+                &String::from_utf8_lossy(&grant_id),
+                &super::CODE_REPLAY,
+            )
+            .await);
         }
         return Err(TokenError::new("invalid_grant", "the authorization code is invalid or expired"));
     };
@@ -38,7 +45,7 @@ pub async fn exchange(
     state.store.put(&keys::code_used(&hash), g.grant_id.as_bytes(), remember).await?;
     // The code is taken atomically: across all replicas it is redeemed at most once.
     if state.store.take(&keys::code(&hash)).await?.is_none() {
-        return Err(replayed(state, client, caller, &g.grant_id).await);
+        return Err(super::reuse_detected(state, client, caller, &g.grant_id, &super::CODE_REPLAY).await);
     }
 
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
@@ -91,22 +98,4 @@ pub async fn exchange(
     let tokens = grant::mint(state, client, &record, g.nonce).await?;
     super::issued(state, caller, client, AuditKind::TokenIssued, &tokens, &record);
     Ok(tokens)
-}
-
-/// A used code came back: revokes what it issued (RFC 6749 §4.1.2) and says so.
-async fn replayed(state: &AppState, client: &Client, caller: &Caller, grant_id: &str) -> TokenError {
-    if let Err(e) = grant::revoke_grant(state, grant_id).await {
-        return e.into();
-    }
-    state.audit(AuditEvent {
-        kind: Some(AuditKind::Refused),
-        outcome: Some(Outcome::Failure),
-        client_id: Some(client.config.client_id.clone()),
-        method: Some("authorization_code".into()),
-        reason: Some("authorization code replayed: the tokens issued from it are revoked".into()),
-        ip: Some(caller.ip.clone()),
-        request_id: Some(caller.request_id.clone()),
-        ..Default::default()
-    });
-    TokenError::new("invalid_grant", "the authorization code was already used; its tokens are revoked")
 }

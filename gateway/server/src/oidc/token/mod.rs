@@ -123,3 +123,48 @@ fn issued(
         ..Default::default()
     });
 }
+
+/// What a reused grant is called in the audit trail and in the error.
+pub struct Reuse {
+    method: &'static str,
+    audit_reason: &'static str,
+    description: &'static str,
+}
+
+/// RFC 6749 §4.1.2: a code used twice revokes what it issued.
+pub const CODE_REPLAY: Reuse = Reuse {
+    method: "authorization_code",
+    audit_reason: "authorization code replayed: the tokens issued from it are revoked",
+    description: "the authorization code was already used; its tokens are revoked",
+};
+
+/// RFC 9700 §4.14.2: a rotated refresh token used again revokes its family.
+pub const REFRESH_REUSE: Reuse = Reuse {
+    method: "refresh_token",
+    audit_reason: "rotated refresh token reused: its family is revoked",
+    description: "the refresh token was already used; its family is revoked",
+};
+
+/// A used code or refresh token came back: revokes the grant and says so.
+async fn reuse_detected(
+    state: &AppState,
+    client: &Client,
+    caller: &Caller,
+    grant_id: &str,
+    reuse: &Reuse,
+) -> TokenError {
+    if let Err(e) = super::grant::revoke_grant(state, grant_id).await {
+        return e.into();
+    }
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        client_id: Some(client.config.client_id.clone()),
+        method: Some(reuse.method.into()),
+        reason: Some(reuse.audit_reason.into()),
+        ip: Some(caller.ip.clone()),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+    TokenError::new("invalid_grant", reuse.description)
+}

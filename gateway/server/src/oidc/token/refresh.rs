@@ -2,7 +2,7 @@
 //! (RFC 9700 §4.14.2).
 use std::time::Duration;
 
-use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
 use super::TokenError;
@@ -27,7 +27,14 @@ pub async fn exchange(
         // refresh token, which will inform the authorization server of the breach" — the
         // whole family is revoked.
         if let Some(grant_id) = state.store.get(&keys::refresh_used(&hash)).await? {
-            return Err(family_revoked(state, client, caller, &String::from_utf8_lossy(&grant_id)).await);
+            return Err(super::reuse_detected(
+                state,
+                client,
+                caller,
+                &String::from_utf8_lossy(&grant_id),
+                &super::REFRESH_REUSE,
+            )
+            .await);
         }
         return Err(TokenError::new("invalid_grant", "the refresh token is invalid or expired"));
     };
@@ -54,29 +61,11 @@ pub async fn exchange(
     let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
     state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
     if state.store.take(&keys::refresh(&hash)).await?.is_none() {
-        return Err(family_revoked(state, client, caller, &record.grant_id).await);
+        return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
     }
 
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint(state, client, &record, None).await?;
     super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, &record);
     Ok(tokens)
-}
-
-/// A used refresh token came back: revokes its family (RFC 9700 §4.14.2) and says so.
-async fn family_revoked(state: &AppState, client: &Client, caller: &Caller, grant_id: &str) -> TokenError {
-    if let Err(e) = grant::revoke_grant(state, grant_id).await {
-        return e.into();
-    }
-    state.audit(AuditEvent {
-        kind: Some(AuditKind::Refused),
-        outcome: Some(Outcome::Failure),
-        client_id: Some(client.config.client_id.clone()),
-        method: Some("refresh_token".into()),
-        reason: Some("rotated refresh token reused: its family is revoked".into()),
-        ip: Some(caller.ip.clone()),
-        request_id: Some(caller.request_id.clone()),
-        ..Default::default()
-    });
-    TokenError::new("invalid_grant", "the refresh token was already used; its family is revoked")
 }
