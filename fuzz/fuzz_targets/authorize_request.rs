@@ -1,0 +1,135 @@
+//! Authorization requests (`vigie_gateway::oidc::authorize::validate`) as query string or
+//! form body: errors go back only to a redirect URI registered for the client
+//! (RFC 6749 §4.1.2.1), and what is accepted meets every rule of the endpoint.
+#![no_main]
+
+use std::sync::{Arc, LazyLock};
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use libfuzzer_sys::fuzz_target;
+use vigie_core::audit::{AuditEvent, AuditSink};
+use vigie_core::directory::{Account, Directory, DirectoryError, Identity};
+use vigie_gateway::app::{AppState, Client};
+use vigie_gateway::config::Config;
+use vigie_gateway::http::parse_params;
+use vigie_gateway::keys::{KeyFile, Keys};
+use vigie_gateway::oidc::authorize::{Invalid, is_pkce_value, validate};
+
+const CONFIG: &str = r#"
+issuer = "https://vigie.test"
+directory = { url = "sqlite::memory:" }
+keys = { file = "unused" }
+
+[[clients]]
+client_id = "dpi"
+auth_method = "client_secret_basic"
+redirect_uris = ["https://dpi.chu.example/cb", "http://127.0.0.1:8765/cb"]
+scopes = ["openid", "profile"]
+require_pkce = false
+
+[[clients]]
+client_id = "mobile"
+auth_method = "none"
+redirect_uris = ["fr.chu.mobile:/cb"]
+"#;
+
+/// Validation reads only the configuration and the clients; the ports are never called.
+struct NoDirectory;
+
+#[async_trait::async_trait]
+impl Directory for NoDirectory {
+    async fn account_by_username(&self, _: &str) -> Result<Option<Account>, DirectoryError> {
+        Err(DirectoryError::Unavailable("fuzzing".into()))
+    }
+    async fn identity(&self, _: &str) -> Result<Option<Identity>, DirectoryError> {
+        Err(DirectoryError::Unavailable("fuzzing".into()))
+    }
+    async fn upsert_identity(&self, _: &Identity) -> Result<String, DirectoryError> {
+        Err(DirectoryError::Unavailable("fuzzing".into()))
+    }
+    async fn upsert_account(&self, _: &Account) -> Result<(), DirectoryError> {
+        Err(DirectoryError::Unavailable("fuzzing".into()))
+    }
+    async fn ping(&self) -> Result<(), DirectoryError> {
+        Err(DirectoryError::Unavailable("fuzzing".into()))
+    }
+}
+
+struct NoAudit;
+
+impl AuditSink for NoAudit {
+    fn record(&self, _: &AuditEvent) {}
+}
+
+fn keys() -> Keys {
+    let path = std::env::temp_dir().join(format!("vigie-fuzz-keys-{}.json", std::process::id()));
+    KeyFile::generate(0).write(&path).expect("writing the key file");
+    let keys = Keys::load(&path).expect("loading the key file");
+    let _ = std::fs::remove_file(&path);
+    keys
+}
+
+static STATE: LazyLock<AppState> = LazyLock::new(|| {
+    let config: Config = Figment::from(Toml::string(CONFIG)).extract().expect("the fuzzing configuration");
+    let clients =
+        config.clients.iter().map(|c| (c.client_id.clone(), Client { config: c.clone(), secret: None })).collect();
+    AppState {
+        clients,
+        store: Arc::new(vigie_store_embedded::EmbeddedStore::new()),
+        directory: Arc::new(NoDirectory),
+        keys: Arc::new(keys()),
+        policy: Arc::new(vigie_policies::AllowAnyAuthenticated),
+        audit: Arc::new(NoAudit),
+        http: reqwest::Client::builder().build().expect("an HTTP client"),
+        metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+        client_jwks: Default::default(),
+        identities: Default::default(),
+        config,
+    }
+});
+
+fn registered(client_id: &str, redirect_uri: &str) -> bool {
+    STATE.client(client_id).is_some_and(|c| c.config.redirect_uris.iter().any(|r| r == redirect_uri))
+}
+
+fuzz_target!(|raw: &[u8]| {
+    let params = parse_params(raw);
+    let parsed = params.clone().ok();
+    let get = |k: &str| parsed.as_ref().and_then(|p| p.get(k));
+    match validate(params, &STATE) {
+        Ok(r) => {
+            let client = STATE.client(&r.client_id).expect("accepted for a registered client");
+            assert_eq!(get("client_id"), Some(r.client_id.as_str()));
+            // RFC 9700 §2.1: exact string matching against the registered URIs.
+            assert_eq!(get("redirect_uri"), Some(r.redirect_uri.as_str()));
+            assert!(registered(&r.client_id, &r.redirect_uri));
+            assert_eq!(get("response_type"), Some("code"));
+            assert!(r.scopes.iter().any(|s| s == "openid"));
+            assert!(r.scopes.iter().all(|s| client.config.scopes.contains(s)));
+            // RFC 7636, RFC 9700 §2.1.1: S256 challenges only, required unless turned off.
+            match &r.code_challenge {
+                Some(c) => assert!(is_pkce_value(c) && c.len() == 43 && get("code_challenge_method") == Some("S256")),
+                None => assert!(!client.config.require_pkce),
+            }
+            assert!(!(r.prompt_none && r.prompt_login));
+            assert!(r.max_age.is_none_or(|m| m >= 0));
+            assert_eq!(r.state.as_deref(), get("state"));
+            assert!(r.state.as_ref().is_none_or(|s| s.len() <= 2048));
+            assert!(r.nonce.as_ref().is_none_or(|s| s.len() <= 512));
+            assert!(r.login_hint.as_ref().is_none_or(|s| s.len() <= 256));
+            assert!(r.ui_locales.as_ref().is_none_or(|s| s.len() <= 64));
+            for unsupported in ["request", "request_uri", "registration"] {
+                assert_eq!(get(unsupported), None);
+            }
+        }
+        Err(Invalid::Redirect(r)) => {
+            // RFC 6749 §4.1.2.1: never redirect to a URI not registered for the client.
+            let client_id = get("client_id").expect("a redirected error names its client");
+            assert!(registered(client_id, &r.redirect_uri), "error sent to {:?}", r.redirect_uri);
+            assert_eq!(get("redirect_uri"), Some(r.redirect_uri.as_str()));
+            assert_eq!(r.state.as_deref(), get("state"));
+        }
+        Err(Invalid::Page(_)) => {}
+    }
+});
