@@ -319,15 +319,12 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
     // Warm up connections and caches.
     drive(concurrency, 2, None, op.clone()).await;
     let max = phase(&format!("[{store}] SSO round trip, max"), gw.pid, concurrency, secs, None, op.clone()).await;
-    phase(
-        &format!("[{store}] SSO round trip, at half that load"),
-        gw.pid,
-        concurrency,
-        secs,
-        Some(max.rate() / 2.0),
-        op,
-    )
-    .await;
+    let half = Some(max.rate() / 2.0);
+    phase(&format!("[{store}] SSO round trip, at half that load"), gw.pid, concurrency, secs, half, op.clone()).await;
+    // The target: 3,000/s in-process and 1,500/s with Redis, p99 under 10 ms at half that.
+    let target = if store == "redis" { 1500.0 } else { 3000.0 };
+    let label = format!("[{store}] SSO round trip, at half the target ({:.0}/s)", target / 2.0);
+    phase(&label, gw.pid, concurrency, secs, Some(target / 2.0), op).await;
 
     // Refresh: each loop rotates its own refresh token chain.
     let mut chains = Vec::new();

@@ -385,12 +385,13 @@ pub async fn finish(
         grant_id: random_token(16),
     };
     let ttl = Duration::from_secs(state.config.tokens.code_ttl_secs);
-    let stored = async {
-        state.store.put_json(&keys::code(&sha256_b64(code.as_bytes())), &grant, ttl).await?;
-        let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
-        state.store.add_to_set(&keys::sid_clients(&session.sid), &request.client_id, abs).await
-    };
-    if let Err(e) = stored.await {
+    let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
+    let (code_key, clients_key) = (keys::code(&sha256_b64(code.as_bytes())), keys::sid_clients(&session.sid));
+    let stored = tokio::join!(
+        state.store.put_json(&code_key, &grant, ttl),
+        state.store.add_to_set(&clients_key, &request.client_id, abs)
+    );
+    if let Err(e) = stored.0.and(stored.1) {
         return error_response(state, redirected(&request, "temporarily_unavailable", &e.to_string()));
     }
     let mut params = vec![("code", code)];

@@ -42,7 +42,12 @@ pub async fn exchange(
     // Marked used before it is taken: a replay that loses the race below, on any replica,
     // finds the mark and revokes what this redemption issues.
     let remember = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs);
-    state.store.put(&keys::code_used(&hash), g.grant_id.as_bytes(), remember).await?;
+    // Whether the session was ended is read meanwhile (one store round trip for both).
+    let (used_key, ended_key) = (keys::code_used(&hash), keys::revoked_sid(&g.sid));
+    let (marked, ended) =
+        tokio::join!(state.store.put(&used_key, g.grant_id.as_bytes(), remember), state.store.get(&ended_key));
+    marked?;
+    let session_ended = ended?.is_some();
     // The code is taken atomically: across all replicas it is redeemed at most once.
     if state.store.take(&keys::code(&hash)).await?.is_none() {
         return Err(super::reuse_detected(state, client, caller, &g.grant_id, &super::CODE_REPLAY).await);
@@ -92,7 +97,7 @@ pub async fn exchange(
     // Only the session can have been ended here. The grant itself can only have been revoked by
     // a replay of this code racing this first use: the first use is answered, and its tokens
     // are born revoked (RFC 6749 §4.1.2).
-    if state.store.get(&keys::revoked_sid(&record.sid)).await?.is_some() {
+    if session_ended {
         return Err(TokenError::new("invalid_grant", "the session was ended"));
     }
     let tokens = grant::mint(state, client, &record, g.nonce).await?;

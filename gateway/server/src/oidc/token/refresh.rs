@@ -44,9 +44,6 @@ pub async fn exchange(
     if record.client_id != client.config.client_id {
         return Err(TokenError::new("invalid_grant", "the refresh token was issued to another client"));
     }
-    if grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid).await? {
-        return Err(TokenError::new("invalid_grant", "the refresh token was revoked"));
-    }
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
     if let Some(scope) = params.get("scope") {
         let asked: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
@@ -58,8 +55,18 @@ pub async fn exchange(
     // Rotation: only a request that passed every check spends the token (a refused one leaves
     // it to its client). It is marked used before it is taken atomically, so two replicas
     // cannot both rotate it, and whoever loses that race — or comes later — finds the mark.
+    // The revocation check runs alongside the mark: a revoked family's token may as well be
+    // marked used, it can never be rotated again.
     let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
-    state.store.put(&keys::refresh_used(&hash), record.grant_id.as_bytes(), Duration::from_secs(remaining)).await?;
+    let used_key = keys::refresh_used(&hash);
+    let (revoked, marked) = tokio::join!(
+        grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid),
+        state.store.put(&used_key, record.grant_id.as_bytes(), Duration::from_secs(remaining))
+    );
+    marked?;
+    if revoked? {
+        return Err(TokenError::new("invalid_grant", "the refresh token was revoked"));
+    }
     if state.store.take(&keys::refresh(&hash)).await?.is_none() {
         return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
     }
