@@ -234,5 +234,40 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     // The loser's replay revoked what the code issued (RFC 6749 §4.1.2).
     assert_eq!(r.status(), 401, "a replayed code revokes the tokens it issued, seen by every replica");
 
+    // 7. A family refreshed many times, alternately on A and B, keeps one record in Redis:
+    // state grows with families, not with rotations.
+    let r = http.get(authorize_url(&a)).header("cookie", &session).send().await.expect("SSO on A");
+    let code = query(r.headers()["location"].to_str().expect("location"), "code").expect("code");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let t: Value = token(&http, &a, &secret, &form).await.json().await.expect("tokens");
+    let mut refresh = t["refresh_token"].as_str().expect("refresh token").to_owned();
+    let family = refresh.split('.').next().expect("family").to_owned();
+    for i in 0..20 {
+        let replica = if i % 2 == 0 { &b } else { &a };
+        let r = token(&http, replica, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+        assert_eq!(r.status(), 200, "rotation {i}");
+        let t: Value = r.json().await.expect("refreshed");
+        refresh = t["refresh_token"].as_str().expect("refresh token").to_owned();
+    }
+    assert!(refresh.starts_with(&format!("{family}.20.")), "generation 20 of the same family: {refresh}");
+    let redis_cli = |args: &[&str]| {
+        let out =
+            Command::new("redis-cli").args(["-p", &redis_port.to_string()]).args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let records = redis_cli(&["--scan", "--pattern", &format!("*rt:{family}*")]);
+    assert_eq!(records.len(), 1, "one record per family after 20 rotations: {records:?}");
+    let claims = redis_cli(&["--scan", "--pattern", &format!("*rt-rotating:{family}:*")]);
+    assert_eq!(claims.len(), 20, "one short-lived claim per rotation: {claims:?}");
+    for c in &claims {
+        let ttl: i64 = redis_cli(&["ttl", c])[0].parse().expect("ttl");
+        assert!((1..=120).contains(&ttl), "rotation claims expire within two minutes: {c} ttl {ttl}");
+    }
+
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,16 +14,65 @@ use super::keys;
 use crate::app::{AppState, Client};
 use crate::secrets::{random_token, sha256_b64};
 
-/// What a refresh token stands for. The family is the grant: every refresh token of one
-/// code shares `grant_id`, and `family_expires_at` bounds them all.
+/// A refresh-token family: the grant of one authorization code. One record per family,
+/// whatever the number of rotations: it holds the generation of the one live refresh token
+/// and the hash of its secret, so a token of an older generation is known as reused without
+/// keeping a mark per rotated token (RFC 9700 §4.14.2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RefreshRecord {
     pub client_id: String,
     pub scopes: Vec<String>,
     pub authentication: Authentication,
     pub sid: String,
+    /// The family id, shared by every token issued from one code; revoking it revokes them all.
     pub grant_id: String,
     pub family_expires_at: i64,
+    /// Generation of the live refresh token (0 for the one issued with the code).
+    #[serde(default)]
+    pub generation: u32,
+    /// SHA-256 of the live refresh token's secret.
+    #[serde(default)]
+    pub secret_hash: String,
+}
+
+/// A refresh token as presented: `<family>.<generation>.<secret>`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RefreshToken<'a> {
+    pub family: &'a str,
+    pub generation: u32,
+    pub secret: &'a str,
+}
+
+impl<'a> RefreshToken<'a> {
+    /// Parses the token format; anything else is not a refresh token of Vigie.
+    pub fn parse(token: &'a str) -> Option<Self> {
+        let mut parts = token.split('.');
+        let (family, generation, secret) = (parts.next()?, parts.next()?, parts.next()?);
+        let b64url = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let digits = !generation.is_empty() && generation.len() <= 10 && generation.bytes().all(|b| b.is_ascii_digit());
+        if parts.next().is_some() || !b64url(family, 22) || !b64url(secret, 43) || !digits {
+            return None;
+        }
+        Some(Self { family, generation: generation.parse().ok()?, secret })
+    }
+
+    /// Whether this is the family's live token (constant-time on the secret).
+    pub fn is_live_in(&self, record: &RefreshRecord) -> bool {
+        self.generation == record.generation
+            && crate::secrets::ct_eq(sha256_b64(self.secret.as_bytes()).as_bytes(), record.secret_hash.as_bytes())
+    }
+}
+
+/// The family record of a presented refresh token, if the token is well-formed and its
+/// family lives (of any generation: the caller tells live from reused).
+pub async fn refresh_family<'t>(
+    store: &dyn EphemeralStore,
+    token: &'t str,
+) -> Result<Option<(RefreshToken<'t>, RefreshRecord)>, StoreError> {
+    let Some(t) = RefreshToken::parse(token) else { return Ok(None) };
+    Ok(store.get_json::<RefreshRecord>(&keys::refresh(t.family)).await?.map(|r| (t, r)))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,7 +189,8 @@ impl From<StoreError> for MintError {
     }
 }
 
-/// Issues an access token, an ID token and a new refresh token of the family `grant_id`.
+/// Issues an access token, an ID token and the refresh token of generation
+/// `record.generation` of the family `record.grant_id`, which becomes the family's live one.
 pub async fn mint(
     state: &AppState,
     client: &Client,
@@ -193,12 +243,11 @@ pub async fn mint(
     };
     let id_token = keyset.sign(alg, Some("JWT"), &id).map_err(|e| MintError::Server(e.to_string()))?;
 
-    let refresh_token = random_token(32);
+    let secret = random_token(32);
+    let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
+    let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    state
-        .store
-        .put_json(&keys::refresh(&sha256_b64(refresh_token.as_bytes())), record, Duration::from_secs(ttl))
-        .await?;
+    state.store.put_json(&keys::refresh(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -245,6 +294,31 @@ mod tests {
     use super::*;
 
     /// OIDC Core §A.3 gives `at_hash` "77QmUPtjPfzWtF2AnpK9RQ" for this access token (RS256).
+    #[test]
+    fn refresh_tokens_parse_only_in_their_own_format() {
+        let family = "a".repeat(22);
+        let secret = "B-_".repeat(14) + "c";
+        let token = format!("{family}.7.{secret}");
+        assert_eq!(RefreshToken::parse(&token), Some(RefreshToken { family: &family, generation: 7, secret: &secret }));
+        for bad in [
+            "",
+            "a.b.c",
+            &format!("{family}.x.{secret}"),
+            &format!("{family}.1.{secret}.x"),
+            &format!("{family}..{secret}"),
+        ] {
+            assert_eq!(RefreshToken::parse(bad), None, "{bad}");
+        }
+        assert_eq!(RefreshToken::parse(&format!("{family}.99999999999.{secret}")), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn refresh_token_parser_never_panics(s in "\\PC{0,120}") {
+            let _ = RefreshToken::parse(&s);
+        }
+    }
+
     #[test]
     fn at_hash_matches_the_oidc_core_example() {
         assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");

@@ -3,15 +3,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
-use vigie_core::store::StoreExt;
 
 use super::client_auth;
-use super::grant::{self, RefreshRecord, verify_access_token};
-use super::keys;
+use super::grant::{self, verify_access_token};
 use crate::app::State;
 use crate::config::ClientAuthMethod;
 use crate::http::{oauth_error, parse_params};
-use crate::secrets::sha256_b64;
 
 pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let params = match parse_params(&body) {
@@ -29,7 +26,7 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
     let inactive = || HttpResponse::Ok().json(json!({ "active": false }));
-    if token.matches('.').count() == 2 {
+    if grant::RefreshToken::parse(token).is_none() && token.matches('.').count() == 2 {
         return match verify_access_token(&state, token).await {
             Ok(c) => HttpResponse::Ok().json(json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub, "aud": c.aud,
@@ -39,9 +36,9 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
             Err(_) => inactive(),
         };
     }
-    let record = match state.store.get_json::<RefreshRecord>(&keys::refresh(&sha256_b64(token.as_bytes()))).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return inactive(),
+    let record = match grant::refresh_family(state.store.as_ref(), token).await {
+        Ok(Some((t, r))) if t.is_live_in(&r) => r,
+        Ok(_) => return inactive(),
         Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &e.to_string()),
     };
     // A refresh token is described only to the client it was issued to.

@@ -82,11 +82,9 @@ pub mod keys {
     pub fn code_used(hash: &str) -> String {
         format!("code-used:{hash}")
     }
-    pub fn refresh(hash: &str) -> String {
-        format!("rt:{hash}")
-    }
-    pub fn refresh_used(hash: &str) -> String {
-        format!("rt-used:{hash}")
+    /// The one record of a refresh-token family.
+    pub fn refresh(family: &str) -> String {
+        format!("rt:{family}")
     }
     pub fn revoked_grant(grant_id: &str) -> String {
         format!("revoked-grant:{grant_id}")

@@ -3,14 +3,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::store::StoreExt;
 
 use super::client_auth;
-use super::grant::{self, AccessTokenClaims, RefreshRecord};
-use super::keys;
+use super::grant::{self, AccessTokenClaims};
 use crate::app::State;
 use crate::http::{Caller, oauth_error, parse_params};
-use crate::secrets::sha256_b64;
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);
@@ -26,7 +23,7 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
     let grant_of = async {
-        if token.matches('.').count() == 2 {
+        if grant::RefreshToken::parse(token).is_none() && token.matches('.').count() == 2 {
             // Expired access tokens may still be revoked: only the signature and issuer count.
             let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
             v.set_issuer(&[&state.config.issuer]);
@@ -36,8 +33,10 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             let c: Option<AccessTokenClaims> = state.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
             Ok::<_, vigie_core::store::StoreError>(c.map(|c| (c.client_id, c.gid)))
         } else {
-            let r = state.store.get_json::<RefreshRecord>(&keys::refresh(&sha256_b64(token.as_bytes()))).await?;
-            Ok(r.map(|r| (r.client_id, r.grant_id)))
+            // Any generation of the family names it: revoking an already rotated token still
+            // ends what it belonged to.
+            let r = grant::refresh_family(state.store.as_ref(), token).await?;
+            Ok(r.map(|(_, r)| (r.client_id, r.grant_id)))
         }
     };
     let found = match grant_of.await {

@@ -93,6 +93,8 @@ pub async fn exchange(
         sid: g.sid,
         grant_id: g.grant_id,
         family_expires_at: crate::now() + state.config.tokens.refresh_token_ttl_secs as i64,
+        generation: 0,
+        secret_hash: String::new(),
     };
     // Only the session can have been ended here. The grant itself can only have been revoked by
     // a replay of this code racing this first use: the first use is answered, and its tokens

@@ -1,16 +1,22 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
-//! (RFC 9700 §4.14.2).
+//! (RFC 9700 §4.14.2). A family keeps one record, whatever the number of rotations: the
+//! generation of its live token and the hash of that token's secret.
 use std::time::Duration;
 
 use vigie_core::audit::AuditKind;
-use vigie_core::store::StoreExt;
 
 use super::TokenError;
 use crate::app::{AppState, Client};
 use crate::http::{Caller, Params};
-use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
-use crate::oidc::keys;
-use crate::secrets::sha256_b64;
+use crate::oidc::grant::{self, TokenResponse};
+
+/// How long the claim on a generation being rotated is kept: the new generation is recorded
+/// within it, and from then on the record itself tells the old token is spent.
+const ROTATION_CLAIM: Duration = Duration::from_secs(120);
+
+fn rotation_claim(family: &str, generation: u32) -> String {
+    format!("rt-rotating:{family}:{generation}")
+}
 
 pub async fn exchange(
     state: &AppState,
@@ -20,25 +26,17 @@ pub async fn exchange(
 ) -> Result<TokenResponse, TokenError> {
     let token =
         params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
-    let hash = sha256_b64(token.as_bytes());
-    let Some(mut record) = state.store.get_json::<RefreshRecord>(&keys::refresh(&hash)).await? else {
-        // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both
-        // the attacker and the legitimate client, one of them will present an invalidated
-        // refresh token, which will inform the authorization server of the breach" — the
-        // whole family is revoked.
-        if let Some(grant_id) = state.store.get(&keys::refresh_used(&hash)).await? {
-            return Err(super::reuse_detected(
-                state,
-                client,
-                caller,
-                &String::from_utf8_lossy(&grant_id),
-                &super::REFRESH_REUSE,
-            )
-            .await);
-        }
+    let Some((presented, mut record)) = grant::refresh_family(state.store.as_ref(), token).await? else {
         return Err(TokenError::new("invalid_grant", "the refresh token is invalid or expired"));
     };
-
+    // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both the
+    // attacker and the legitimate client, one of them will present an invalidated refresh
+    // token, which will inform the authorization server of the breach" — the whole family is
+    // revoked. A token of an older generation is such an invalidated token; one of the live
+    // generation with another secret names a family only its holders know, and is treated alike.
+    if !presented.is_live_in(&record) {
+        return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
+    }
     // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
     // that the refresh token was issued to the authenticated client".
     if record.client_id != client.config.client_id {
@@ -52,25 +50,25 @@ pub async fn exchange(
         }
         record.scopes = asked;
     }
-    // Rotation: only a request that passed every check spends the token (a refused one leaves
-    // it to its client). It is marked used before it is taken atomically, so two replicas
-    // cannot both rotate it, and whoever loses that race — or comes later — finds the mark.
-    // The revocation check runs alongside the mark: a revoked family's token may as well be
-    // marked used, it can never be rotated again.
-    let remaining = (record.family_expires_at - crate::now()).max(1) as u64;
-    let used_key = keys::refresh_used(&hash);
-    let (revoked, marked) = tokio::join!(
+    // Rotation: only a request that passed every check spends the token (a refused one leaves it
+    // to its client). Exactly one request, on any replica, claims the rotation of a generation;
+    // another one presenting the same token meanwhile is a second use of it. The revocation
+    // check runs alongside the claim.
+    let claim = rotation_claim(presented.family, presented.generation);
+    let (revoked, first) = tokio::join!(
         grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid),
-        state.store.put(&used_key, record.grant_id.as_bytes(), Duration::from_secs(remaining))
+        state.store.put_if_absent(&claim, b"1", ROTATION_CLAIM)
     );
-    marked?;
     if revoked? {
         return Err(TokenError::new("invalid_grant", "the refresh token was revoked"));
     }
-    if state.store.take(&keys::refresh(&hash)).await?.is_none() {
+    if !first? {
         return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
     }
-
+    record.generation = record
+        .generation
+        .checked_add(1)
+        .ok_or_else(|| TokenError::new("invalid_grant", "this refresh token family is exhausted: log in again"))?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint(state, client, &record, None).await?;
     super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, &record);
