@@ -72,8 +72,7 @@ fn keys() -> Keys {
 
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let config: Config = Figment::from(Toml::string(CONFIG)).extract().expect("the fuzzing configuration");
-    let clients =
-        config.clients.iter().map(|c| (c.client_id.clone(), Client { config: c.clone(), secret: None })).collect();
+    let clients = config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
     AppState {
         clients,
         store: Arc::new(vigie_store_embedded::EmbeddedStore::new()),

@@ -19,6 +19,17 @@ use crate::secrets::SecretHash;
 pub struct Client {
     pub config: ClientConfig,
     pub secret: Option<SecretHash>,
+    /// The inline `jwks`, parsed once (validated with the configuration).
+    pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
+}
+
+impl Client {
+    /// A registered client from its (validated) configuration.
+    pub fn new(config: ClientConfig) -> Self {
+        let secret = config.client_secret_hash.as_deref().and_then(SecretHash::parse);
+        let jwks = config.jwks.clone().and_then(|j| serde_json::from_value(j).ok());
+        Self { config, secret, jwks }
+    }
 }
 
 /// Everything a handler needs. Cheap to clone; holds no per-user state.
@@ -148,14 +159,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         crate::audit::JsonLinesAudit::open(&config.audit.file)
             .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
     );
-    let clients = config
-        .clients
-        .iter()
-        .map(|c| {
-            let secret = c.client_secret_hash.as_deref().and_then(SecretHash::parse);
-            (c.client_id.clone(), Client { config: c.clone(), secret })
-        })
-        .collect();
+    let clients = config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
     Ok(AppState {
         http: http_client(&config)?,
         config,

@@ -150,8 +150,8 @@ fn by_secret<'a>(
 }
 
 async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String> {
-    if let Some(j) = &client.config.jwks {
-        return serde_json::from_value(j.clone()).map_err(|e| format!("client jwks: {e}"));
+    if let Some(j) = &client.jwks {
+        return Ok(j.clone());
     }
     let uri = client.config.jwks_uri.as_deref().ok_or("client has no keys")?;
     let cached = state.client_jwks.get(uri, Duration::from_secs(300));
