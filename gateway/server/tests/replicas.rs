@@ -271,3 +271,35 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_redis_down_within_a_probe_timeout() {
+    let (mut redis, redis_port) = redis();
+    let dir = std::env::temp_dir().join(format!("vigie-readyz-{}-{}", std::process::id(), free_port()));
+    let port = free_port();
+    let _gw = replica(&dir, port, redis_port, &format!("https://localhost:{port}"));
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json")).expect("json");
+    let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");
+    let http = reqwest::Client::builder().add_root_certificate(ca).build().expect("client");
+    let readyz = format!("https://localhost:{port}/readyz");
+
+    let r = http.get(&readyz).send().await.expect("readyz");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["checks"]["store"]["status"], "up");
+
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    let started = Instant::now();
+    let r = http.get(&readyz).send().await.expect("readyz");
+    let elapsed = started.elapsed();
+    assert_eq!(r.status(), 503, "not ready without Redis");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["store"]["status"], "down", "{body}");
+    assert_eq!(body["checks"]["directory"]["status"], "up", "{body}");
+    // Kubernetes' default probe timeout is 1 s.
+    assert!(elapsed < Duration::from_secs(1), "readyz answered in {elapsed:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
