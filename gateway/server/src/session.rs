@@ -55,15 +55,22 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Sessi
     Ok(Some(s))
 }
 
-/// Starts a session for a fresh authentication, ending any session the browser had.
-/// Returns the new cookie value and the session.
+/// Starts a session for a fresh authentication, replacing the session the browser had.
+/// Returns the new cookie value, the session, and the replaced session when it belonged to
+/// someone else: at a shared workstation, the previous user must then be logged out of every
+/// application (the caller ends that session), not left signed in behind the new one.
 pub async fn start(
     state: &AppState,
     req: &HttpRequest,
     authentication: Authentication,
-) -> Result<(String, Session), StoreError> {
+) -> Result<(String, Session, Option<Session>), StoreError> {
+    let mut replaced = None;
     if let Some(old) = crate::http::cookie(req, COOKIE) {
-        state.store.delete(&key(&old)).await?;
+        replaced = state
+            .store
+            .take_json::<Session>(&key(&old))
+            .await?
+            .filter(|o| o.authentication.identity_id != authentication.identity_id);
     }
     let now = crate::now();
     let cookie = random_token(32);
@@ -77,7 +84,7 @@ pub async fn start(
     state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
     state.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
-    Ok((cookie, s))
+    Ok((cookie, s, replaced))
 }
 
 /// Ends the session `sid`, wherever the browser is.

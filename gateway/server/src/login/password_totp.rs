@@ -111,10 +111,15 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                 state.store.delete(&flow_key(&flow_id)).await?;
                 session::start(&state, &req, auth).await
             };
-            let (cookie, s) = match started.await {
+            let (cookie, s, replaced) = match started.await {
                 Ok(v) => v,
                 Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
             };
+            if let Some(previous) = replaced {
+                // Someone else was signed in on this browser: their tokens are revoked and their
+                // applications told (back-channel logout) before the new user gets in.
+                crate::oidc::logout::end_session(&state, &caller, &previous.sid).await;
+            }
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "success").increment(1);
             audit_login(&state, &caller, &username, Some(&s), &flow, Outcome::Success, None);
             crate::oidc::authorize::finish(&state, &caller, flow.request, &s, Some(cookie)).await
