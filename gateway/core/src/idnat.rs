@@ -3,6 +3,9 @@
 //! Prefixes per the ANS FHIR IG `ps-id-nat`: `0` ADELI, `1` cabinet ADELI / internal id,
 //! `3` FINESS / internal id, `4` SIREN, `5` SIRET, `6` cabinet RPPS, `8` RPPS. Structure ids
 //! carry a `/` followed by an internal identifier (e.g. `500000001815646/CPAT00045`).
+//! The IG's pattern says digits, but ADELI numbers start with the département code, and
+//! Corsica's are `2A`/`2B`: real CPS certificates carry CNs such as `00B7010446`, so capital
+//! letters are accepted after the prefix.
 use std::fmt;
 
 /// A validated `idNat_PS`.
@@ -21,8 +24,8 @@ pub enum IdNatError {
     /// The first character is not a known type prefix.
     #[error("idNat must start with 0, 1, 3, 4, 5, 6 or 8 (type of identifier), found {0:?}")]
     UnknownPrefix(char),
-    /// The national part (before any `/`) must be digits.
-    #[error("idNat must be digits after its prefix (then optionally '/' and an internal id)")]
+    /// The national part (before any `/`) must be digits or capital letters.
+    #[error("idNat must be digits or capital letters after its prefix (then optionally '/' and an internal id)")]
     NotDigits,
     /// The internal part after `/` must be ASCII letters, digits or `-`.
     #[error("the internal part of an idNat (after '/') must be non-empty ASCII letters, digits or '-'")]
@@ -43,7 +46,7 @@ impl IdNat {
             Some((n, i)) => (n, Some(i)),
             None => (s, None),
         };
-        if national.len() < 2 || !national.bytes().all(|b| b.is_ascii_digit()) {
+        if national.len() < 2 || !national.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
             return Err(IdNatError::NotDigits);
         }
         if let Some(i) = internal
@@ -97,10 +100,20 @@ mod tests {
     }
 
     #[test]
+    fn corsican_adeli_numbers_carry_letters() {
+        // A CPS of a professional registered in Haute-Corse (2B): CN = 0 + ADELI.
+        let id = IdNat::parse("00B7010446").unwrap();
+        assert_eq!(id.as_str(), "00B7010446");
+        assert!(!id.is_rpps());
+        assert!(IdNat::parse("02A1234567").is_ok());
+    }
+
+    #[test]
     fn garbage_is_refused_with_the_reason() {
         assert_eq!(IdNat::parse(""), Err(IdNatError::Empty));
         assert_eq!(IdNat::parse("2123"), Err(IdNatError::UnknownPrefix('2')));
         assert_eq!(IdNat::parse("8abc"), Err(IdNatError::NotDigits));
+        assert_eq!(IdNat::parse("8 12"), Err(IdNatError::NotDigits));
         assert_eq!(IdNat::parse("8"), Err(IdNatError::NotDigits));
         assert_eq!(IdNat::parse("3123/"), Err(IdNatError::BadInternalPart));
         assert_eq!(IdNat::parse("3123/a b"), Err(IdNatError::BadInternalPart));
