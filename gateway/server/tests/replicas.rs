@@ -99,6 +99,11 @@ fn authorize_url(base: &str) -> String {
     u.to_string()
 }
 
+/// GET /userinfo on one replica with a bearer access token.
+async fn userinfo(http: &reqwest::Client, base: &str, access_token: &str) -> reqwest::Response {
+    http.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.expect("userinfo")
+}
+
 async fn token(http: &reqwest::Client, base: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
     let mut f: Vec<(&str, &str)> = vec![("client_id", "demo-cli"), ("client_secret", secret)];
     f.extend_from_slice(form);
@@ -188,12 +193,7 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     assert_eq!(r.status(), 200, "refresh on B");
     let t2: Value = r.json().await.expect("refreshed");
     assert_ne!(t2["refresh_token"], t["refresh_token"]);
-    let r = http
-        .get(format!("{a}/userinfo"))
-        .bearer_auth(t2["access_token"].as_str().expect("at"))
-        .send()
-        .await
-        .expect("userinfo");
+    let r = userinfo(&http, &a, t2["access_token"].as_str().expect("at")).await;
     assert_eq!(r.status(), 200, "A accepts the access token B issued");
     let info: Value = r.json().await.expect("userinfo json");
     assert_eq!(info["given_name"], "Camille");
@@ -201,12 +201,7 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     assert_eq!(r.status(), 400, "a rotated refresh token is refused on the other replica");
 
     // 5. Userinfo on A with B's access token: the family was revoked by the reuse above.
-    let r = http
-        .get(format!("{a}/userinfo"))
-        .bearer_auth(t2["access_token"].as_str().expect("at"))
-        .send()
-        .await
-        .expect("userinfo");
+    let r = userinfo(&http, &a, t2["access_token"].as_str().expect("at")).await;
     assert_eq!(r.status(), 401, "reuse of a rotated refresh token revokes the family on every replica");
 
     // 6. SSO on B with the session made on B, and a code redeemed once across both replicas.
@@ -225,12 +220,7 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     assert_eq!(ok, 1, "the code is redeemed exactly once across replicas: {} / {}", ra.status(), rb.status());
     let winner = if ra.status() == 200 { ra } else { rb };
     let t3: Value = winner.json().await.expect("tokens");
-    let r = http
-        .get(format!("{b}/userinfo"))
-        .bearer_auth(t3["access_token"].as_str().expect("at"))
-        .send()
-        .await
-        .expect("userinfo");
+    let r = userinfo(&http, &b, t3["access_token"].as_str().expect("at")).await;
     // The loser's replay revoked what the code issued (RFC 6749 §4.1.2).
     assert_eq!(r.status(), 401, "a replayed code revokes the tokens it issued, seen by every replica");
 

@@ -327,22 +327,7 @@ impl Gateway {
 
     /// A token request from `client_id`, authenticated the way the client is registered.
     pub async fn token(&self, client_id: &str, params: &[(&str, &str)]) -> Resp {
-        let c = self.client(client_id).clone();
-        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut req = self.http().post(self.url("/token"));
-        match c.auth_method.as_str() {
-            "client_secret_basic" => req = req.basic_auth(&c.client_id, c.secret.as_deref()),
-            "client_secret_post" => {
-                form.push(("client_id".into(), c.client_id.clone()));
-                form.push(("client_secret".into(), c.secret.clone().unwrap_or_default()));
-            }
-            "private_key_jwt" => {
-                form.push(("client_assertion_type".into(), JWT_BEARER.into()));
-                form.push(("client_assertion".into(), self.client_assertion(client_id, &self.url("/token"))));
-            }
-            _ => form.push(("client_id".into(), c.client_id.clone())),
-        }
-        Resp::of(req.form(&form).send().await.expect("token endpoint reachable")).await
+        self.authenticated_post(client_id, "/token", params).await
     }
 
     /// Sends an endpoint a form with client authentication (for introspection, revocation).
