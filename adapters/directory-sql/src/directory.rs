@@ -337,6 +337,18 @@ impl Directory for SqlDirectory {
         }))
     }
 
+    async fn identity_by_idnat(&self, idnat: &IdNat) -> Result<Option<Identity>, DirectoryError> {
+        let id = sqlx::query_scalar::<_, String>("SELECT id FROM identities WHERE idnat = $1")
+            .bind(idnat.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed("looking up an identity by idNat", &e))?;
+        match id {
+            Some(id) => self.identity(&id).await,
+            None => Ok(None),
+        }
+    }
+
     async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError> {
         let row = sqlx::query_as::<_, IdentityRow>(
             "SELECT id, matricule, family_name, given_name, birth_date, metier, grade, idnat \

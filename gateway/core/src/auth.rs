@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mie {
-    /// CPS / CPE smart card with its PIN (TLS client certificate).
+    /// CPS smart card with its PIN (TLS client certificate).
     Cps,
+    /// CPE (Carte de Personnel d'Établissement) with its PIN (TLS client certificate).
+    Cpe,
     /// FIDO2 security key with user verification.
     Fido2,
     /// e-CPS through Pro Santé Connect.
@@ -23,6 +25,7 @@ impl Mie {
     pub fn as_str(self) -> &'static str {
         match self {
             Mie::Cps => "cps",
+            Mie::Cpe => "cpe",
             Mie::Fido2 => "fido2",
             Mie::Ecps => "ecps",
             Mie::PasswordTotp => "password_totp",
@@ -104,6 +107,11 @@ pub struct Authentication {
     pub at: i64,
     /// The assurance level reached.
     pub level: AssuranceLevel,
+    /// Which instance of the MIE was used, when the MIE has instances that can be withdrawn: a
+    /// card's fingerprint, a FIDO2 credential id. Sessions are indexed by it, so that declaring a
+    /// card lost or revoking a key ends the sessions it opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 impl Authentication {
@@ -112,10 +120,16 @@ impl Authentication {
         factors.sort();
         factors.dedup();
         let level = match mie {
-            Mie::Cps | Mie::Fido2 => AssuranceLevel::TwoFactorPhishingResistant,
+            Mie::Cps | Mie::Cpe | Mie::Fido2 => AssuranceLevel::TwoFactorPhishingResistant,
             Mie::Ecps | Mie::PasswordTotp | Mie::Sponsorship => AssuranceLevel::TwoFactor,
         };
-        Self { identity_id, mie, factors, at, level }
+        Self { identity_id, mie, factors, at, level, credential: None }
+    }
+
+    /// The same authentication, naming the MIE instance used (see [`Authentication::credential`]).
+    pub fn with_credential(mut self, credential: impl Into<String>) -> Self {
+        self.credential = Some(credential.into());
+        self
     }
 
     /// The `amr` claim (RFC 8176): the factors, plus `mfa` when there are several.

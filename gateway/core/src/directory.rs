@@ -69,6 +69,8 @@ pub trait Directory: Send + Sync {
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, DirectoryError>;
     /// The identity with this directory id.
     async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError>;
+    /// The identity with this national identifier (how a CPS binds: its CN is the idNat).
+    async fn identity_by_idnat(&self, idnat: &IdNat) -> Result<Option<Identity>, DirectoryError>;
     /// Creates or updates an identity keyed by its matricule; returns its directory id.
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError>;
     /// Creates or replaces the account of an identity.

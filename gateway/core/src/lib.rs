@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cards;
 pub mod directory;
 pub mod idnat;
 pub mod policy;

@@ -84,7 +84,35 @@ pub async fn start(
     state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
     state.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
+    if let Some(credential) = &s.authentication.credential {
+        state.store.add_to_set(&credential_key(credential), &s.sid, abs).await?;
+    }
     Ok((cookie, s, replaced))
+}
+
+fn credential_key(credential: &str) -> String {
+    format!("cred-sids:{}", sha256_b64(credential.as_bytes()))
+}
+
+/// The sessions opened with this MIE instance (a card's fingerprint, a FIDO2 credential id),
+/// some of them possibly already ended.
+pub async fn sids_of_credential(state: &AppState, credential: &str) -> Result<Vec<String>, StoreError> {
+    state.store.members(&credential_key(credential)).await
+}
+
+/// Ends every session opened with this MIE instance — a card declared lost or stolen, a revoked
+/// key — with everything a logout does (tokens revoked, back-channel logout). Returns how many.
+pub async fn end_sessions_of_credential(
+    state: &AppState,
+    caller: &crate::http::Caller,
+    credential: &str,
+) -> Result<usize, StoreError> {
+    let sids = sids_of_credential(state, credential).await?;
+    for sid in &sids {
+        crate::oidc::logout::end_session(state, caller, sid).await;
+    }
+    state.store.delete(&credential_key(credential)).await?;
+    Ok(sids.len())
 }
 
 /// Ends the session `sid`, wherever the browser is.

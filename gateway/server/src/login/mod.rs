@@ -1,16 +1,20 @@
 //! Login: the flow started by the authorization endpoint, the page that offers the means of
 //! identification the request allows, and one verifier per MIE.
+pub mod fido2;
 pub mod pages;
 pub mod password_totp;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use vigie_core::AssuranceLevel;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
+use vigie_core::{AssuranceLevel, Authentication, Mie};
 
-use crate::app::State;
+use crate::app::{AppState, State};
+use crate::http::Caller;
 use crate::oidc::AuthRequest;
+use crate::session;
 
 /// Binds a login flow to the browser that started it: a login form posted from elsewhere
 /// (login CSRF) lacks this cookie.
@@ -30,10 +34,142 @@ pub fn flow_key(id: &str) -> String {
     format!("flow:{id}")
 }
 
-/// The strongest level a login method of this build reaches. Password + TOTP is two
-/// factors, not phishing-resistant; cards and FIDO2 keys come with the MIE issue.
+/// The strongest level a login method of this build reaches: cards and FIDO2 keys are
+/// phishing-resistant two-factor MIE.
 pub fn best_level() -> AssuranceLevel {
-    AssuranceLevel::TwoFactor
+    AssuranceLevel::TwoFactorPhishingResistant
+}
+
+/// The login methods a flow's page offers: those that reach the level the request needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Methods {
+    /// CPS / CPE card (`GET /login/cps`).
+    pub card: bool,
+    /// FIDO2 security key (WebAuthn).
+    pub fido2: bool,
+    /// Password + TOTP.
+    pub password: bool,
+}
+
+/// What the page of this flow offers (step-up: a request that needs a phishing-resistant
+/// MIE is not offered password + TOTP).
+pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
+    let needed = flow.request.required_level();
+    let reaches = |level: AssuranceLevel| needed.is_none_or(|n| level >= n);
+    let _ = state;
+    Methods {
+        card: reaches(AssuranceLevel::TwoFactorPhishingResistant),
+        fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant),
+        password: reaches(AssuranceLevel::TwoFactor),
+    }
+}
+
+/// Ends a login: the flow is used up, a session starts (ending the previous user's session at a
+/// shared workstation), the login is counted and audited, and the browser goes back to the
+/// client with a code. An authentication that does not reach what the request needs is refused
+/// here, whatever the method, so no verifier can forget the check.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &Caller,
+    flow_id: &str,
+    flow: LoginFlow,
+    auth: Authentication,
+    who: &str,
+) -> HttpResponse {
+    let mie = auth.mie;
+    if flow.request.required_level().is_some_and(|l| auth.level < l) {
+        metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "insufficient").increment(1);
+        audit_login(
+            state,
+            caller,
+            mie,
+            who,
+            None,
+            &flow,
+            Outcome::Failure,
+            Some("the MIE used is weaker than the application needs"),
+        );
+        return pages::error_page(
+            req,
+            StatusCode::FORBIDDEN,
+            "this application needs a stronger means of identification (a CPS/CPE card or a FIDO2 key)",
+        );
+    }
+    let started = async {
+        state.store.delete(&flow_key(flow_id)).await?;
+        session::start(state, req, auth).await
+    };
+    let (cookie, s, replaced) = match started.await {
+        Ok(v) => v,
+        Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    if let Some(previous) = replaced {
+        // Someone else was signed in on this browser: their tokens are revoked and their
+        // applications told (back-channel logout) before the new user gets in.
+        crate::oidc::logout::end_session(state, caller, &previous.sid).await;
+    }
+    metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "success").increment(1);
+    audit_login(state, caller, mie, who, Some(&s), &flow, Outcome::Success, None);
+    crate::oidc::authorize::finish(state, caller, flow.request, &s, Some(cookie)).await
+}
+
+/// One audit line per login attempt, whatever the method.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_login(
+    state: &AppState,
+    caller: &Caller,
+    mie: Mie,
+    who: &str,
+    session: Option<&session::Session>,
+    flow: &LoginFlow,
+    outcome: Outcome,
+    reason: Option<&str>,
+) {
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Login),
+        outcome: Some(outcome),
+        subject: session.map(|s| s.authentication.identity_id.clone()),
+        username: Some(who.chars().take(128).collect()),
+        client_id: Some(flow.request.client_id.clone()),
+        method: Some(mie.as_str().into()),
+        acr: session.map(|s| s.authentication.level.acr().to_owned()),
+        sid: session.map(|s| s.sid.clone()),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        reason: reason.map(str::to_owned),
+        ..Default::default()
+    });
+}
+
+/// The flow named by a request, checked against the browser that started it (the
+/// browser-binding cookie) — for methods entered by GET or by script rather than by the form.
+pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
+    if flow_id.is_empty() || flow_id.len() > 64 {
+        return Err(pages::error_page(
+            req,
+            StatusCode::BAD_REQUEST,
+            "the login page needs a flow: start from the application",
+        ));
+    }
+    let flow = match state.store.get_json::<LoginFlow>(&flow_key(flow_id)).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return Err(pages::flow_expired(req)),
+        Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+    };
+    let bound = crate::http::cookie(req, BROWSER_COOKIE).is_some_and(|b| {
+        crate::secrets::ct_eq(crate::secrets::sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes())
+    });
+    if !bound {
+        return Err(pages::error_page(
+            req,
+            StatusCode::FORBIDDEN,
+            "this login was not started in this browser: start again from the application",
+        ));
+    }
+    Ok(flow)
 }
 
 #[derive(Deserialize)]
@@ -66,6 +202,7 @@ pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> H
                     error: None,
                     redirect_origin: &flow.request.redirect_uri,
                     ui_locales: flow.request.ui_locales.as_deref(),
+                    methods: methods_for(&state, &flow),
                 },
             )
         }

@@ -51,6 +51,9 @@ struct Texts {
     logout_question: &'static str,
     logout_button: &'static str,
     other_lang: &'static str,
+    card: &'static str,
+    card_help: &'static str,
+    or_password: &'static str,
 }
 
 const FR: Texts = Texts {
@@ -69,6 +72,9 @@ const FR: Texts = Texts {
     logout_question: "Voulez-vous vous déconnecter de toutes les applications ?",
     logout_button: "Se déconnecter",
     other_lang: "English",
+    card: "Se connecter avec ma carte CPS / CPE",
+    card_help: "Carte insérée dans le lecteur ; le code PIN vous sera demandé.",
+    or_password: "Ou avec un mot de passe et un code à usage unique",
 };
 
 const EN: Texts = Texts {
@@ -87,6 +93,9 @@ const EN: Texts = Texts {
     logout_question: "Do you want to sign out of every application?",
     logout_button: "Sign out",
     other_lang: "Français",
+    card: "Sign in with my CPS / CPE card",
+    card_help: "Card in the reader; you will be asked for its PIN.",
+    or_password: "Or with a password and a one-time code",
 };
 
 fn texts(l: Lang) -> &'static Texts {
@@ -142,6 +151,8 @@ pub struct FormView<'a> {
     /// The client's redirect URI, whose origin the login form may redirect to.
     pub redirect_origin: &'a str,
     pub ui_locales: Option<&'a str>,
+    /// The methods this flow's page offers.
+    pub methods: super::Methods,
 }
 
 pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
@@ -158,32 +169,60 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
         Lang::Fr => ("en", t.other_lang),
         Lang::En => ("fr", t.other_lang),
     };
-    let main = format!(
-        r#"<p>{intro} <strong>{client}</strong>.</p>
-{error}
-<form method="post" action="/login/password" class="login" autocomplete="on">
+    let card = if v.methods.card {
+        format!(
+            r#"<section class="method" aria-labelledby="card-title"><h2 id="card-title" class="sr-only">CPS / CPE</h2>
+<a class="button" id="card-login" href="/login/cps?flow={flow}">{label}</a>
+<p class="help">{help}</p></section>"#,
+            flow = esc(v.flow_id),
+            label = t.card,
+            help = t.card_help,
+        )
+    } else {
+        String::new()
+    };
+    let fido2 = if v.methods.fido2 { super::fido2::page_section(l, v.flow_id, v.csrf) } else { String::new() };
+    let password = if v.methods.password {
+        let heading = if v.methods.card || v.methods.fido2 {
+            format!(r#"<h2 class="or">{}</h2>"#, t.or_password)
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{heading}<form method="post" action="/login/password" class="login" autocomplete="on">
 <input type="hidden" name="flow" value="{flow}">
 <input type="hidden" name="csrf" value="{csrf}">
 <label for="username">{lu}</label>
-<input id="username" name="username" type="text" autocomplete="username" required autofocus value="{user}"{described}>
+<input id="username" name="username" type="text" autocomplete="username" required value="{user}"{described}>
 <label for="password">{lp}</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required{described}>
 <label for="totp">{lt}</label>
 <input id="totp" name="totp" type="text" inputmode="numeric" pattern="[0-9 ]{{6,7}}" autocomplete="one-time-code" required aria-describedby="totp-help">
 <p id="totp-help" class="help">{help}</p>
 <button type="submit">{submit}</button>
-</form>
+</form>"#,
+            flow = esc(v.flow_id),
+            csrf = esc(v.csrf),
+            lu = t.username,
+            user = esc(v.username),
+            lp = t.password,
+            lt = t.totp,
+            help = t.totp_help,
+            submit = t.submit,
+        )
+    } else {
+        String::new()
+    };
+    let main = format!(
+        r#"<p>{intro} <strong>{client}</strong>.</p>
+{error}
+{card}
+{fido2}
+{password}
 <p class="lang"><a href="/login?flow={flow}&amp;lang={other_code}" lang="{other_code}">{other}</a></p>"#,
         intro = esc(t.intro),
         client = esc(v.client_name),
         flow = esc(v.flow_id),
-        csrf = esc(v.csrf),
-        lu = t.username,
-        user = esc(v.username),
-        lp = t.password,
-        lt = t.totp,
-        help = t.totp_help,
-        submit = t.submit,
     );
     let origin = url::Url::parse(v.redirect_origin).map(|u| u.origin().ascii_serialization()).ok();
     html_page(l, StatusCode::OK, t.title, &main, origin.as_deref())
@@ -243,7 +282,10 @@ input:focus,button:focus,a:focus{outline:3px solid #005fcc;outline-offset:2px}\
 button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;background:#000091;color:#fff;border:0;border-radius:4px;cursor:pointer}\
 .error{background:#fee;border-left:4px solid #c00;padding:.6rem}.help{font-size:.85rem;color:#444;margin:.3rem 0 0}\
 .lang{text-align:right;font-size:.9rem}caption{text-align:left;font-weight:600;padding-bottom:.5rem}table{border-collapse:collapse;width:100%}td,th{text-align:left;border-bottom:1px solid #ddd;padding:.3rem;vertical-align:top}\
-pre{white-space:pre-wrap;word-break:break-all;font-size:.8rem}";
+pre{white-space:pre-wrap;word-break:break-all;font-size:.8rem}\
+a.button{display:block;text-align:center;margin-top:1rem;padding:.7rem;background:#000091;color:#fff;border-radius:4px;text-decoration:none}\
+h2.or{font-size:1rem;margin:2rem 0 0;border-top:1px solid #ddd;padding-top:1rem}\
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}";
 
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()

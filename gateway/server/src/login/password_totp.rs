@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Factor, Mie};
 
@@ -14,7 +14,7 @@ use super::{BROWSER_COOKIE, LoginFlow, flow_key, pages};
 use crate::app::{AppState, State};
 use crate::http::{Caller, Params, parse_params};
 use crate::secrets::{ct_eq, sha256_b64, verify_password};
-use crate::{session, totp};
+use crate::totp;
 
 /// Verified against when the account does not exist, so that a wrong username costs the
 /// same time as a wrong password.
@@ -82,9 +82,10 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(n) if n > cfg.max_attempts_per_ip => {
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "rate_limited")
                 .increment(1);
-            audit_login(
+            super::audit_login(
                 &state,
                 &caller,
+                Mie::PasswordTotp,
                 &username,
                 None,
                 &flow,
@@ -100,33 +101,23 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let outcome = verify(&state, &username, &password, &code).await;
     match outcome {
         Ok(Ok(identity_id)) => {
-            let auth = Authentication::new(
-                identity_id.clone(),
-                Mie::PasswordTotp,
-                vec![Factor::Pwd, Factor::Otp],
-                crate::now(),
-            );
-            let started = async {
-                let _ = state.store.delete(&account_key(&username)).await;
-                state.store.delete(&flow_key(&flow_id)).await?;
-                session::start(&state, &req, auth).await
-            };
-            let (cookie, s, replaced) = match started.await {
-                Ok(v) => v,
-                Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-            };
-            if let Some(previous) = replaced {
-                // Someone else was signed in on this browser: their tokens are revoked and their
-                // applications told (back-channel logout) before the new user gets in.
-                crate::oidc::logout::end_session(&state, &caller, &previous.sid).await;
-            }
-            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "success").increment(1);
-            audit_login(&state, &caller, &username, Some(&s), &flow, Outcome::Success, None);
-            crate::oidc::authorize::finish(&state, &caller, flow.request, &s, Some(cookie)).await
+            let auth =
+                Authentication::new(identity_id, Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], crate::now());
+            let _ = state.store.delete(&account_key(&username)).await;
+            super::complete(&state, &req, &caller, &flow_id, flow, auth, &username).await
         }
         Ok(Err(failure)) => {
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "failure").increment(1);
-            audit_login(&state, &caller, &username, None, &flow, Outcome::Failure, Some(failure.reason()));
+            super::audit_login(
+                &state,
+                &caller,
+                Mie::PasswordTotp,
+                &username,
+                None,
+                &flow,
+                Outcome::Failure,
+                Some(failure.reason()),
+            );
             let client_name = state
                 .client(&flow.request.client_id)
                 .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
@@ -141,6 +132,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                     error: Some(pages::LoginError::Generic),
                     redirect_origin: &flow.request.redirect_uri,
                     ui_locales: flow.request.ui_locales.as_deref(),
+                    methods: super::methods_for(&state, &flow),
                 },
             );
             *resp.status_mut() = StatusCode::UNAUTHORIZED;
@@ -212,30 +204,4 @@ async fn check(
         return Ok(Err(Failure::TotpReplayed));
     }
     Ok(Ok(account.identity_id))
-}
-
-fn audit_login(
-    state: &AppState,
-    caller: &Caller,
-    username: &str,
-    session: Option<&session::Session>,
-    flow: &LoginFlow,
-    outcome: Outcome,
-    reason: Option<&str>,
-) {
-    state.audit(AuditEvent {
-        kind: Some(AuditKind::Login),
-        outcome: Some(outcome),
-        subject: session.map(|s| s.authentication.identity_id.clone()),
-        username: Some(username.chars().take(128).collect()),
-        client_id: Some(flow.request.client_id.clone()),
-        method: Some(Mie::PasswordTotp.as_str().into()),
-        acr: session.map(|s| s.authentication.level.acr().to_owned()),
-        sid: session.map(|s| s.sid.clone()),
-        ip: Some(caller.ip.clone()),
-        user_agent: caller.user_agent.clone(),
-        request_id: Some(caller.request_id.clone()),
-        reason: reason.map(str::to_owned),
-        ..Default::default()
-    });
 }

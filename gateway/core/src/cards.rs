@@ -1,0 +1,176 @@
+//! The card registry port: the CPS/CPE cards of each agent, their binding to the agent and their
+//! life cycle (seeds 000: HR and medical affairs track and bind cards, "the IT department must not
+//! hold the cards").
+//!
+//! A CPS needs no record to log in: it binds to the identity whose idNat is its certificate's CN.
+//! A record still matters for it: a card declared lost or stolen is refused by its certificate
+//! (issuer + serial) even though its idNat still names a person. A nominative CPE logs in only
+//! through a record, made when HR binds it to an agent.
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::DirectoryError;
+
+/// Where a card is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardStatus {
+    /// Asked for by the agent or their manager.
+    Requested,
+    /// Ordered from the ANS (CPS) or the card provider (CPE).
+    Ordered,
+    /// Received by HR / medical affairs, not yet handed over.
+    Received,
+    /// In the agent's hands and bound: logs in.
+    HandedOver,
+    /// Given back (leaver, replacement).
+    Returned,
+    /// Declared lost: refused at once, its sessions ended.
+    Lost,
+    /// Declared stolen: refused at once, its sessions ended.
+    Stolen,
+    /// Past its validity.
+    Expired,
+}
+
+impl CardStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [CardStatus; 8] = [
+        CardStatus::Requested,
+        CardStatus::Ordered,
+        CardStatus::Received,
+        CardStatus::HandedOver,
+        CardStatus::Returned,
+        CardStatus::Lost,
+        CardStatus::Stolen,
+        CardStatus::Expired,
+    ];
+
+    /// Stable label (API, audit, database).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Requested => "requested",
+            CardStatus::Ordered => "ordered",
+            CardStatus::Received => "received",
+            CardStatus::HandedOver => "handed_over",
+            CardStatus::Returned => "returned",
+            CardStatus::Lost => "lost",
+            CardStatus::Stolen => "stolen",
+            CardStatus::Expired => "expired",
+        }
+    }
+
+    /// The status with this label.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether a card in this status may log in.
+    pub fn allows_login(self) -> bool {
+        self == CardStatus::HandedOver
+    }
+
+    /// Whether entering this status must end the sessions the card opened at once.
+    pub fn ends_sessions(self) -> bool {
+        matches!(self, CardStatus::Lost | CardStatus::Stolen | CardStatus::Returned | CardStatus::Expired)
+    }
+}
+
+/// A card of an agent, from its request to its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// Registry id.
+    pub id: String,
+    /// The agent (directory identity id) the card is for.
+    pub identity_id: String,
+    /// `cps` or `cpe`.
+    pub kind: String,
+    /// Current status.
+    pub status: CardStatus,
+    /// Issuer DN of the card's authentication certificate, once bound (as `vigie-igc-sante` writes it).
+    pub issuer_dn: Option<String>,
+    /// Serial of that certificate in lowercase hex as encoded, once bound.
+    pub serial_hex: Option<String>,
+    /// The certificate's CN, once bound.
+    pub cn: Option<String>,
+    /// When the card was bound (RFC 3339), and by whom (directory id or admin name).
+    pub bound_at: Option<String>,
+    /// Who bound it.
+    pub bound_by: Option<String>,
+    /// The reason given when the name check was overridden at binding.
+    pub override_reason: Option<String>,
+    /// Created / last changed (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl Card {
+    /// The fingerprint that names this card in sessions: see [`card_fingerprint`].
+    pub fn fingerprint(&self) -> Option<String> {
+        Some(card_fingerprint(self.issuer_dn.as_deref()?, self.serial_hex.as_deref()?))
+    }
+}
+
+/// The name of a card certificate in sessions and audit: `card:` + issuer DN + `#` + serial hex.
+/// Readable, and the same on every replica.
+pub fn card_fingerprint(issuer_dn: &str, serial_hex: &str) -> String {
+    format!("card:{issuer_dn}#{serial_hex}")
+}
+
+/// One step of a card's life, with its date and comment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardEvent {
+    /// The card.
+    pub card_id: String,
+    /// The status entered (or kept, for a comment or a binding).
+    pub status: CardStatus,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Who.
+    pub by: String,
+    /// Free text.
+    pub comment: Option<String>,
+}
+
+/// Cards and their life cycle.
+#[async_trait]
+pub trait CardRegistry: Send + Sync {
+    /// The card whose authentication certificate has this issuer and serial, if registered.
+    async fn card_by_certificate(&self, issuer_dn: &str, serial_hex: &str) -> Result<Option<Card>, DirectoryError>;
+    /// The card with this id.
+    async fn card(&self, id: &str) -> Result<Option<Card>, DirectoryError>;
+    /// The cards of an agent, newest first.
+    async fn cards_of(&self, identity_id: &str) -> Result<Vec<Card>, DirectoryError>;
+    /// Registers a card for an agent in a first status (usually `requested`).
+    async fn create_card(
+        &self,
+        identity_id: &str,
+        kind: &str,
+        status: CardStatus,
+        by: &str,
+        comment: Option<&str>,
+    ) -> Result<Card, DirectoryError>;
+    /// Binds a card to its certificate and hands it over. Refused when another card of the
+    /// registry already has this certificate.
+    #[allow(clippy::too_many_arguments)]
+    async fn bind(
+        &self,
+        card_id: &str,
+        issuer_dn: &str,
+        serial_hex: &str,
+        cn: &str,
+        by: &str,
+        override_reason: Option<&str>,
+    ) -> Result<Card, DirectoryError>;
+    /// Moves a card to a status, with a comment.
+    async fn set_status(
+        &self,
+        card_id: &str,
+        status: CardStatus,
+        by: &str,
+        comment: Option<&str>,
+    ) -> Result<Card, DirectoryError>;
+    /// The life of a card, oldest first.
+    async fn events(&self, card_id: &str) -> Result<Vec<CardEvent>, DirectoryError>;
+}
