@@ -2,6 +2,7 @@
 //! operations endpoints and the embedded demo, wired from one configuration.
 pub mod app;
 pub mod audit;
+pub mod card;
 pub mod cli;
 pub mod config;
 pub mod demo;
