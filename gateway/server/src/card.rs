@@ -31,3 +31,10 @@ pub async fn presented(req: &HttpRequest, state: &AppState) -> Result<Option<Pre
     let _ = (req, state);
     Ok(None)
 }
+
+/// Validates a certificate chain given as DER (leaf first) — a card certificate sent to the admin
+/// API or by the CLI rather than presented over TLS.
+pub fn validate_chain(state: &AppState, chain: &[Vec<u8>]) -> Result<PresentedCard, CardProblem> {
+    let _ = (state, chain);
+    Err(CardProblem { code: "not_configured", message: "card validation is not configured".into() })
+}
