@@ -7,8 +7,11 @@ pub mod audit;
 pub mod auth;
 pub mod cards;
 pub mod directory;
+pub mod fido2;
 pub mod idnat;
+pub mod names;
 pub mod policy;
+pub mod roles;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
