@@ -28,7 +28,7 @@ const OPEN_ATTEMPTS: u32 = 5;
 /// by matricule and their id (a UUID v7) is chosen by the adapter when they are created.
 #[derive(Clone, Debug)]
 pub struct SqlDirectory {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqlDirectory {

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod directory;
+mod fido2;
 pub mod import;
 mod rules;
 
