@@ -18,6 +18,14 @@ pub enum AuditKind {
     Logout,
     /// A request refused (bad client, replayed code, reused refresh token, policy).
     Refused,
+    /// A card record created for an agent (HR / medical affairs).
+    CardCreated,
+    /// A card moved in its life cycle (ordered, received, lost, stolen, ...).
+    CardStatusChanged,
+    /// A card bound to its certificate and handed over (with the override reason, if any).
+    CardBound,
+    /// An administrative role granted or revoked.
+    RoleChanged,
 }
 
 /// The result of the act.
@@ -59,6 +67,10 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     /// Why it failed or was refused.
     pub reason: Option<String>,
+    /// Who performed an administrative act: `staff:<identity id>` or `token:<name>`.
+    pub actor: Option<String>,
+    /// What an administrative act changed: a card id, a card fingerprint, a role.
+    pub object: Option<String>,
 }
 
 /// Where audit events go.

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::DirectoryError;
+pub use crate::names::names_match;
 
 /// Where a card is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,6 +74,33 @@ impl CardStatus {
     /// Whether entering this status must end the sessions the card opened at once.
     pub fn ends_sessions(self) -> bool {
         matches!(self, CardStatus::Lost | CardStatus::Stolen | CardStatus::Returned | CardStatus::Expired)
+    }
+
+    /// The statuses a card in this status may move to by a declared change. `handed_over` is
+    /// entered only by binding the card (reading it, [`CardRegistry::bind`]), so it is in no list:
+    /// a card lost, stolen, returned or expired never logs in again — a new card is ordered.
+    pub fn next(self) -> &'static [CardStatus] {
+        use CardStatus::*;
+        match self {
+            Requested => &[Ordered, Received, Returned],
+            Ordered => &[Received, Lost, Returned],
+            Received => &[Returned, Lost, Stolen, Expired],
+            HandedOver => &[Returned, Lost, Stolen, Expired],
+            // A lost card may turn out stolen, or be found and given back (not used again).
+            Lost => &[Stolen, Returned],
+            Expired => &[Returned],
+            Stolen | Returned => &[],
+        }
+    }
+
+    /// Whether a declared change from this status to `to` is allowed: see [`CardStatus::next`].
+    pub fn may_become(self, to: CardStatus) -> bool {
+        self.next().contains(&to)
+    }
+
+    /// Whether a card in this status may be bound to its certificate (and so handed over).
+    pub fn may_bind(self) -> bool {
+        matches!(self, CardStatus::Requested | CardStatus::Ordered | CardStatus::Received)
     }
 }
 
@@ -173,4 +201,27 @@ pub trait CardRegistry: Send + Sync {
     ) -> Result<Card, DirectoryError>;
     /// The life of a card, oldest first.
     async fn events(&self, card_id: &str) -> Result<Vec<CardEvent>, DirectoryError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_or_stolen_cards_never_come_back_to_handed_over() {
+        for from in CardStatus::ALL {
+            assert!(!from.may_become(CardStatus::HandedOver), "{from:?} -> handed_over only by binding");
+            assert!(!from.may_become(from), "{from:?} -> itself is no change");
+        }
+        for end in [CardStatus::Lost, CardStatus::Stolen, CardStatus::Returned, CardStatus::Expired] {
+            assert!(!end.may_bind(), "{end:?} cannot be bound again");
+            assert!(end.next().iter().all(|n| !n.allows_login()));
+        }
+        assert!(CardStatus::HandedOver.may_become(CardStatus::Lost));
+        assert!(CardStatus::Lost.may_become(CardStatus::Stolen));
+        assert!(!CardStatus::Stolen.may_become(CardStatus::Lost));
+        for s in CardStatus::ALL {
+            assert_eq!(CardStatus::parse(s.as_str()), Some(s));
+        }
+    }
 }

@@ -1,0 +1,186 @@
+//! The card registry, roles and identity search on real SQLite files.
+mod common;
+
+use common::{TempDb, camille, ines};
+use proptest::prelude::*;
+use vigie_core::cards::{CardRegistry, CardStatus};
+use vigie_core::directory::{Directory, DirectoryError};
+use vigie_core::roles::{IdentitySearch, Role, Roles};
+use vigie_directory_sql::SqlDirectory;
+
+const ISSUER: &str = "C=FR, O=ASIP-SANTE, OU=IGC-SANTE TEST, CN=TEST AC IGC-SANTE ELEMENTAIRE PERSONNES";
+
+fn invalid(r: Result<impl std::fmt::Debug, DirectoryError>) -> String {
+    match r {
+        Err(DirectoryError::Invalid(m)) => m,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn with_camille(name: &str) -> (TempDb, SqlDirectory, String) {
+    let db = TempDb::new(name);
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let id = dir.upsert_identity(&camille()).await.unwrap();
+    (db, dir, id)
+}
+
+#[tokio::test]
+async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order() {
+    let (_db, dir, id) = with_camille("card-life").await;
+    let card = dir.create_card(&id, "cps", CardStatus::Requested, "staff:rh", Some("nouvel interne")).await.unwrap();
+    assert_eq!(
+        (card.status, card.kind.as_str(), card.identity_id.as_str()),
+        (CardStatus::Requested, "cps", id.as_str())
+    );
+    assert_eq!(card.fingerprint(), None, "not bound yet");
+
+    dir.set_status(&card.id, CardStatus::Ordered, "staff:rh", Some("commande ANS n°123")).await.unwrap();
+    dir.set_status(&card.id, CardStatus::Ordered, "staff:rh", Some("relance")).await.unwrap();
+    dir.set_status(&card.id, CardStatus::Received, "staff:rh", None).await.unwrap();
+    let bound = dir.bind(&card.id, ISSUER, "0a1b2c", "810001234567", "staff:rh", None).await.unwrap();
+    assert_eq!(bound.status, CardStatus::HandedOver);
+    assert_eq!(bound.fingerprint().as_deref(), Some(format!("card:{ISSUER}#0a1b2c").as_str()));
+    assert_eq!(bound.bound_by.as_deref(), Some("staff:rh"));
+    assert!(bound.bound_at.is_some() && bound.override_reason.is_none());
+
+    let found = dir.card_by_certificate(ISSUER, "0a1b2c").await.unwrap().expect("found by its certificate");
+    assert_eq!(found, bound);
+    assert!(found.status.allows_login());
+    assert_eq!(dir.card_by_certificate(ISSUER, "0a1b2d").await.unwrap(), None);
+
+    let events = dir.events(&card.id).await.unwrap();
+    let steps: Vec<(CardStatus, Option<&str>)> = events.iter().map(|e| (e.status, e.comment.as_deref())).collect();
+    assert_eq!(steps.len(), 5, "{events:?}");
+    assert_eq!(steps[0], (CardStatus::Requested, Some("nouvel interne")));
+    assert_eq!(steps[1], (CardStatus::Ordered, Some("commande ANS n°123")));
+    assert_eq!(steps[2], (CardStatus::Ordered, Some("relance")));
+    assert_eq!(steps[3], (CardStatus::Received, None));
+    assert_eq!(steps[4].0, CardStatus::HandedOver);
+    assert!(steps[4].1.unwrap().contains("#0a1b2c"));
+    assert!(events.iter().all(|e| e.by == "staff:rh" && e.card_id == card.id));
+
+    // Lost: no way back to handed_over, nor a new binding of that record.
+    let lost = dir.set_status(&card.id, CardStatus::Lost, "token:cli", Some("perdue au self")).await.unwrap();
+    assert!(!lost.status.allows_login());
+    assert_eq!(dir.card_by_certificate(ISSUER, "0a1b2c").await.unwrap().unwrap().status, CardStatus::Lost);
+    let back = invalid(dir.set_status(&card.id, CardStatus::HandedOver, "staff:rh", None).await);
+    assert!(back.contains("binding"), "{back}");
+    let rebind = invalid(dir.bind(&card.id, ISSUER, "0a1b2c", "810001234567", "staff:rh", None).await);
+    assert!(rebind.contains("record a new card"), "{rebind}");
+    dir.set_status(&card.id, CardStatus::Stolen, "staff:rh", None).await.unwrap();
+    let end = invalid(dir.set_status(&card.id, CardStatus::Returned, "staff:rh", None).await);
+    assert!(end.contains("end of its life"), "{end}");
+    assert_eq!(dir.events(&card.id).await.unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn refused_changes_say_why_and_leave_no_trace() {
+    let (_db, dir, id) = with_camille("card-refusals").await;
+    assert!(invalid(dir.create_card(&id, "cpx", CardStatus::Requested, "staff:rh", None).await).contains("cps"));
+    assert!(invalid(dir.create_card(&id, "cps", CardStatus::HandedOver, "staff:rh", None).await).contains("binding"));
+    assert!(
+        invalid(dir.create_card("nobody", "cps", CardStatus::Requested, "staff:rh", None).await).contains("no agent")
+    );
+    let card = dir.create_card(&id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
+    let same = invalid(dir.set_status(&card.id, CardStatus::Received, "staff:rh", None).await);
+    assert!(same.contains("already received"), "{same}");
+    let jump = invalid(dir.set_status(&card.id, CardStatus::Requested, "staff:rh", None).await);
+    assert!(jump.contains("may become returned, lost, stolen, expired"), "{jump}");
+    let long = "x".repeat(1001);
+    assert!(invalid(dir.set_status(&card.id, CardStatus::Lost, "staff:rh", Some(&long)).await).contains("longer"));
+    assert!(invalid(dir.set_status(&card.id, CardStatus::Lost, "staff:rh", Some("a\u{7}b")).await).contains("control"));
+    assert!(invalid(dir.set_status("no-such-card", CardStatus::Lost, "staff:rh", None).await).contains("no card"));
+    assert_eq!(dir.events(&card.id).await.unwrap().len(), 1, "only the creation");
+    assert_eq!(dir.card(&card.id).await.unwrap().unwrap().status, CardStatus::Received);
+    assert_eq!(dir.card("no-such-card").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_certificate_binds_one_card_only_and_the_refusal_names_its_holder() {
+    let (_db, dir, camille_id) = with_camille("card-unique").await;
+    let ines_id = dir.upsert_identity(&ines()).await.unwrap();
+    let first = dir.create_card(&camille_id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
+    let second = dir.create_card(&ines_id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
+    dir.bind(&first.id, ISSUER, "77", "3760021832/000000018", "staff:rh", Some("nom d'usage")).await.unwrap();
+    let clash = invalid(dir.bind(&second.id, ISSUER, "77", "3760021832/000000018", "staff:rh", None).await);
+    assert!(clash.contains(&first.id) && clash.contains("004512"), "{clash}");
+    assert_eq!(dir.card(&second.id).await.unwrap().unwrap().status, CardStatus::Received, "unchanged");
+    let overridden = dir.card(&first.id).await.unwrap().unwrap();
+    assert_eq!(overridden.override_reason.as_deref(), Some("nom d'usage"));
+    let last = dir.events(&first.id).await.unwrap().pop().unwrap();
+    assert!(last.comment.unwrap().contains("overridden: nom d'usage"));
+
+    // Newest first.
+    let third = dir.create_card(&camille_id, "cps", CardStatus::Requested, "staff:rh", None).await.unwrap();
+    let ids: Vec<String> = dir.cards_of(&camille_id).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec![third.id, first.id]);
+    assert!(dir.cards_of("nobody").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn roles_are_granted_once_revoked_and_only_to_known_identities() {
+    let (_db, dir, id) = with_camille("roles").await;
+    assert!(dir.roles_of(&id).await.unwrap().is_empty());
+    dir.grant(&id, Role::Cards, "cli").await.unwrap();
+    dir.grant(&id, Role::Cards, "cli").await.unwrap();
+    assert_eq!(dir.roles_of(&id).await.unwrap(), vec![Role::Cards]);
+    dir.grant(&id, Role::Fido2, "cli").await.unwrap();
+    assert_eq!(dir.roles_of(&id).await.unwrap(), vec![Role::Cards, Role::Fido2]);
+    assert!(dir.revoke(&id, Role::Cards).await.unwrap());
+    assert!(!dir.revoke(&id, Role::Cards).await.unwrap());
+    assert_eq!(dir.roles_of(&id).await.unwrap(), vec![Role::Fido2]);
+    assert!(invalid(dir.grant("nobody", Role::Cards, "cli").await).contains("no identity"));
+}
+
+#[tokio::test]
+async fn hr_finds_an_agent_by_name_without_accents_by_matricule_or_by_idnat() {
+    let (_db, dir, camille_id) = with_camille("search").await;
+    let ines_id = dir.upsert_identity(&ines()).await.unwrap();
+    let ids = |v: Vec<vigie_core::directory::Identity>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(dir.search_identities("lefevre", 10).await.unwrap()), vec![camille_id.clone()]);
+    assert_eq!(ids(dir.search_identities("LEFÈVRE", 10).await.unwrap()), vec![camille_id.clone()]);
+    assert_eq!(ids(dir.search_identities("camille lef", 10).await.unwrap()), vec![camille_id.clone()]);
+    assert_eq!(ids(dir.search_identities("dasilva", 10).await.unwrap()), vec![ines_id.clone()]);
+    assert_eq!(ids(dir.search_identities("ines", 10).await.unwrap()), vec![ines_id.clone()]);
+    assert_eq!(ids(dir.search_identities("005377", 10).await.unwrap()), vec![ines_id.clone()]);
+    assert_eq!(ids(dir.search_identities("8100012", 10).await.unwrap()), vec![camille_id.clone()]);
+    // Ordered by family name: Da Silva before Lefèvre; limited.
+    assert_eq!(ids(dir.search_identities("00", 10).await.unwrap()), vec![ines_id.clone(), camille_id.clone()]);
+    assert_eq!(ids(dir.search_identities("00", 1).await.unwrap()), vec![ines_id]);
+    assert!(dir.search_identities("  ", 10).await.unwrap().is_empty());
+    assert!(dir.search_identities("zzz", 10).await.unwrap().is_empty());
+    assert!(invalid(dir.search_identities(&"a".repeat(101), 10).await).contains("longer"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever sequence of declared changes is tried, the card's status is always the one its
+    /// last event entered, and a card once lost or stolen never allows login again.
+    #[test]
+    fn any_sequence_of_changes_keeps_status_and_history_in_step(
+        steps in proptest::collection::vec((0..CardStatus::ALL.len(), proptest::option::of("[a-z ]{0,12}")), 1..12)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+            let id = dir.upsert_identity(&camille()).await.unwrap();
+            let card = dir.create_card(&id, "cps", CardStatus::Received, "p", None).await.unwrap();
+            dir.bind(&card.id, ISSUER, "01", "810001234567", "p", None).await.unwrap();
+            let mut ended = false;
+            for (i, comment) in steps {
+                let to = CardStatus::ALL[i];
+                let before = dir.card(&card.id).await.unwrap().unwrap().status;
+                let r = dir.set_status(&card.id, to, "p", comment.as_deref()).await;
+                let blank = comment.as_deref().is_none_or(|c| c.trim().is_empty());
+                let expected_ok = before.may_become(to) || (before == to && !blank);
+                prop_assert_eq!(r.is_ok(), expected_ok, "{:?} -> {:?}: {:?}", before, to, r);
+                let now = dir.card(&card.id).await.unwrap().unwrap().status;
+                ended |= matches!(now, CardStatus::Lost | CardStatus::Stolen);
+                prop_assert_eq!(dir.events(&card.id).await.unwrap().last().unwrap().status, now);
+                prop_assert!(!(ended && now.allows_login()));
+            }
+            Ok(())
+        })?;
+    }
+}
