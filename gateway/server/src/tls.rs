@@ -1,11 +1,28 @@
-//! The HTTPS listener's TLS configuration (rustls, aws-lc-rs).
+//! The HTTPS listener's TLS configuration (rustls, aws-lc-rs), with an optional client
+//! certificate: a browser with the card middleware presents the CPS/CPE authentication
+//! certificate, everyone else connects without one.
+//!
+//! The handshake only proves that the client holds the private key of the certificate it sent
+//! (RFC 8446 §4.4.3 CertificateVerify). Whether the certificate is trusted, valid, meant for
+//! client authentication and not revoked is decided after the handshake by `vigie-igc-sante`,
+//! so that a refused card gets a page that says why and an audit line, not a TLS alert.
+use std::any::Any;
 use std::path::Path;
+use std::sync::Arc;
 
+use actix_web::dev::Extensions;
 use anyhow::Context;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
+/// Builds the listener's configuration. `client_ca_subjects` are the DER subjects of the card
+/// CAs, sent in the CertificateRequest (RFC 8446 §4.2.4 `certificate_authorities`) so that the
+/// browser offers the card certificate and not any other; empty: no client certificate is asked.
+pub fn server_config(cert: &Path, key: &Path, client_ca_subjects: Vec<Vec<u8>>) -> anyhow::Result<rustls::ServerConfig> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}: check `server.tls_cert`", cert.display()))?
         .collect::<Result<_, _>>()
@@ -15,10 +32,91 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerCo
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("{} holds no usable PEM private key: check `server.tls_key`", key.display()))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = if client_ca_subjects.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let provider = CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        builder.with_client_cert_verifier(Arc::new(OptionalClientCert {
+            hints: client_ca_subjects.into_iter().map(DistinguishedName::from).collect(),
+            algorithms: provider.signature_verification_algorithms,
+        }))
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .context("the TLS certificate and key do not match or are unsupported")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Asks for a client certificate, accepts any (or none), and checks only that the client
+/// signed the handshake with its key.
+#[derive(Debug)]
+struct OptionalClientCert {
+    hints: Vec<DistinguishedName>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Validated after the handshake (chain, dates, usage, revocation): see the module docs.
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The certificates the client presented on this connection, leaf first (DER).
+#[derive(Clone, Debug)]
+pub struct PeerCertificates(pub Arc<Vec<Vec<u8>>>);
+
+/// `HttpServer::on_connect` hook: keeps the client certificate chain of a TLS connection in the
+/// connection's data, where handlers find it (`req.conn_data::<PeerCertificates>()`).
+pub fn on_connect(conn: &dyn Any, data: &mut Extensions) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(tls) = conn.downcast_ref::<Tls>()
+        && let Some(certs) = tls.get_ref().1.peer_certificates()
+        && !certs.is_empty()
+    {
+        data.insert(PeerCertificates(Arc::new(certs.iter().map(|c| c.to_vec()).collect())));
+    }
 }

@@ -1,5 +1,6 @@
 //! Login: the flow started by the authorization endpoint, the page that offers the means of
 //! identification the request allows, and one verifier per MIE.
+pub mod cps;
 pub mod fido2;
 pub mod pages;
 pub mod password_totp;
@@ -56,9 +57,8 @@ pub struct Methods {
 pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
     let needed = flow.request.required_level();
     let reaches = |level: AssuranceLevel| needed.is_none_or(|n| level >= n);
-    let _ = state;
     Methods {
-        card: reaches(AssuranceLevel::TwoFactorPhishingResistant),
+        card: state.config.cards.enabled && reaches(AssuranceLevel::TwoFactorPhishingResistant),
         fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant),
         password: reaches(AssuranceLevel::TwoFactor),
     }

@@ -234,6 +234,22 @@ pub fn error_page(req: &HttpRequest, status: StatusCode, detail: &str) -> HttpRe
     html_page(l, status, t.error_title, &format!(r#"<p role="alert">{}</p>"#, esc(detail)), None)
 }
 
+/// A card login that did not go through: why, and the way back to the login page of the flow.
+pub fn card_refused(req: &HttpRequest, status: StatusCode, detail: &str, flow_id: &str) -> HttpResponse {
+    let l = lang(req, None);
+    let t = texts(l);
+    let back = match l {
+        Lang::Fr => "Revenir à la page de connexion",
+        Lang::En => "Back to the sign-in page",
+    };
+    let main = format!(
+        r#"<p role="alert" id="card-error">{}</p><p><a class="button" href="/login?flow={}">{back}</a></p>"#,
+        esc(detail),
+        esc(flow_id)
+    );
+    html_page(l, status, t.error_title, &main, None)
+}
+
 pub fn flow_expired(req: &HttpRequest) -> HttpResponse {
     let l = lang(req, None);
     let t = texts(l);

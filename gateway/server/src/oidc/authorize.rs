@@ -185,6 +185,14 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
             }
         }
     }
+    // A client configured with a minimum level: acr values below it cannot be met by a login to
+    // it, so they are dropped, and the minimum is required when nothing stronger was asked.
+    if let Some(min) = client.config.min_level() {
+        acr.retain(|l| *l >= min);
+        if acr.is_empty() {
+            acr.push(min);
+        }
+    }
     if unknown_essential {
         // OpenID Connect Core Unmet Authentication Requirements 1.0 §2.
         return Err(fail(

@@ -206,7 +206,7 @@ pub async fn mint(
         .ok_or(MintError::UnknownIdentity)?;
     let cfg = &state.config.tokens;
     let auth = &record.authentication;
-    let amr: Vec<String> = auth.amr().into_iter().map(String::from).collect();
+    let amr = state.config.login.amr_for(auth);
     let keyset = state.keys.get();
     let access = AccessTokenClaims {
         iss: state.config.issuer.clone(),

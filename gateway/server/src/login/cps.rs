@@ -1,0 +1,174 @@
+//! Card login: `GET /login/cps?flow=…` on a connection where the browser presented the CPS/CPE
+//! authentication certificate (the card middleware asked for the PIN to sign the handshake).
+//!
+//! Who logs in (issue 3, DESIGN.md "the domain"):
+//! - a CPS binds to the identity whose idNat is its certificate's CN;
+//! - a nominative CPE binds through the card registry, where HR bound it to an agent;
+//! - any card the registry knows in another status than `handed_over` (lost, stolen, returned…)
+//!   is refused, even a CPS whose idNat still names someone;
+//! - a non-nominative CPE names no person and never opens a personal session.
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use vigie_core::audit::Outcome;
+use vigie_core::{Authentication, Factor, Mie};
+use vigie_igc_sante::CardKind;
+
+use super::{LoginFlow, bound_flow, pages};
+use crate::app::{AppState, State};
+use crate::card::{self, PresentedCard};
+use crate::http::Caller;
+
+#[derive(Deserialize)]
+pub struct Query {
+    flow: Option<String>,
+}
+
+/// A refused card login: what the page says and the audit reason.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { status, code, message: message.into() }
+}
+
+pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> HttpResponse {
+    let caller = Caller::of(&req, &state);
+    let flow_id = q.flow.clone().unwrap_or_default();
+    let flow = match bound_flow(&req, &state, &flow_id).await {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    if !state.config.cards.enabled {
+        return pages::error_page(&req, StatusCode::NOT_FOUND, "card login is not enabled on this gateway");
+    }
+    let card = match card::presented(&req, &state).await {
+        Ok(Some(card)) => card,
+        Ok(None) => {
+            let r = refused(
+                StatusCode::UNAUTHORIZED,
+                "no_card",
+                "Aucune carte n'a été présentée. Insérez votre carte CPS/CPE dans le lecteur, vérifiez que le \
+                 logiciel de la carte (Cryptolib CPS) est installé, puis réessayez. / No card was presented: insert \
+                 your card and try again.",
+            );
+            return refuse(&req, &state, &caller, &flow, &flow_id, None, r);
+        }
+        Err(problem) => {
+            let r = Refusal { status: StatusCode::FORBIDDEN, code: problem.code, message: problem.message };
+            return refuse(&req, &state, &caller, &flow, &flow_id, None, r);
+        }
+    };
+    match identity_of(&state, &card).await {
+        Ok(identity_id) => {
+            let mie = match card.identity.subject.kind {
+                CardKind::Cps => Mie::Cps,
+                CardKind::CpeNominative | CardKind::CpeNonNominative => Mie::Cpe,
+            };
+            // Possession of the card (`sc`) and the PIN the card checked before signing the
+            // handshake (`pin`): two factors, phishing-resistant (the signature covers the TLS
+            // transcript of this origin's connection).
+            let auth = Authentication::new(identity_id, mie, vec![Factor::Sc, Factor::Pin], crate::now())
+                .with_credential(card.fingerprint.clone());
+            super::complete(&state, &req, &caller, &flow_id, flow, auth, &card.identity.subject.cn).await
+        }
+        Err(r) => refuse(&req, &state, &caller, &flow, &flow_id, Some(&card), r),
+    }
+}
+
+/// The agent a validated card logs in as.
+async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, Refusal> {
+    let id = &card.identity;
+    let registered = state
+        .cards
+        .card_by_certificate(&id.issuer_dn, &id.serial_hex)
+        .await
+        .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
+    if let Some(record) = registered {
+        if !record.status.allows_login() {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "card_suspended",
+                format!(
+                    "Cette carte est déclarée « {} » : elle ne permet plus de se connecter. Adressez-vous aux \
+                     ressources humaines ou aux affaires médicales. / This card is declared {}: it can no longer \
+                     be used to sign in.",
+                    status_fr(record.status),
+                    record.status.as_str()
+                ),
+            ));
+        }
+        return Ok(record.identity_id);
+    }
+    match id.subject.kind {
+        CardKind::Cps => {
+            let Some(idnat) = &id.subject.idnat else {
+                return Err(refused(StatusCode::FORBIDDEN, "no_idnat", "this CPS names no national identifier"));
+            };
+            let identity = state
+                .directory
+                .identity_by_idnat(idnat)
+                .await
+                .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
+            identity.map(|i| i.id).ok_or_else(|| {
+                refused(
+                    StatusCode::FORBIDDEN,
+                    "unknown_professional",
+                    format!(
+                        "Aucun agent de l'établissement n'a l'identifiant national {idnat} de cette carte. Adressez-vous \
+                         aux ressources humaines. / No agent of the establishment has this card's national identifier."
+                    ),
+                )
+            })
+        }
+        CardKind::CpeNominative => Err(refused(
+            StatusCode::FORBIDDEN,
+            "card_not_bound",
+            "Cette carte CPE n'est pas encore associée à un agent : les ressources humaines doivent l'associer. / \
+             This CPE card is not bound to an agent yet: HR must bind it.",
+        )),
+        CardKind::CpeNonNominative => Err(refused(
+            StatusCode::FORBIDDEN,
+            "card_not_nominative",
+            "Cette CPE n'est pas nominative : elle ne peut pas ouvrir de session personnelle. / A non-nominative \
+             CPE names no person and cannot open a personal session.",
+        )),
+    }
+}
+
+fn status_fr(status: vigie_core::cards::CardStatus) -> &'static str {
+    use vigie_core::cards::CardStatus::*;
+    match status {
+        Requested => "demandée",
+        Ordered => "commandée",
+        Received => "reçue",
+        HandedOver => "remise",
+        Returned => "restituée",
+        Lost => "perdue",
+        Stolen => "volée",
+        Expired => "expirée",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refuse(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    flow: &LoginFlow,
+    flow_id: &str,
+    card: Option<&PresentedCard>,
+    r: Refusal,
+) -> HttpResponse {
+    let mie = match card.map(|c| c.identity.subject.kind) {
+        Some(CardKind::CpeNominative | CardKind::CpeNonNominative) => Mie::Cpe,
+        _ => Mie::Cps,
+    };
+    metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => r.code).increment(1);
+    let who = card.map(|c| c.fingerprint.as_str()).unwrap_or("-");
+    super::audit_login(state, caller, mie, who, None, flow, Outcome::Failure, Some(r.code));
+    pages::card_refused(req, r.status, &r.message, flow_id)
+}
