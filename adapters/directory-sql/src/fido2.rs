@@ -46,25 +46,29 @@ impl Fido2Credentials for SqlDirectory {
             // WebAuthn §7.1 step 22: a credential id registered to anyone is refused.
             return Err(DirectoryError::Invalid("this security key is already registered".into()));
         }
-        sqlx::query(concat!("INSERT INTO fido2_credentials (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-            .bind(&c.id)
-            .bind(&c.identity_id)
-            .bind(&c.user_handle)
-            .bind(c.name.trim())
-            .bind(&c.aaguid)
-            .bind(&c.public_key)
-            .bind(i64::from(c.sign_count))
-            .bind(&c.created_at)
-            .bind(&c.last_used_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
-                    DirectoryError::Invalid(format!("no identity {:?} in the directory", c.identity_id))
-                } else {
-                    failed("storing a FIDO2 credential", &e)
-                }
-            })?;
+        sqlx::query(concat!(
+            "INSERT INTO fido2_credentials (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&c.id)
+        .bind(&c.identity_id)
+        .bind(&c.user_handle)
+        .bind(c.name.trim())
+        .bind(&c.aaguid)
+        .bind(&c.public_key)
+        .bind(i64::from(c.sign_count))
+        .bind(&c.created_at)
+        .bind(&c.last_used_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
+                DirectoryError::Invalid(format!("no identity {:?} in the directory", c.identity_id))
+            } else {
+                failed("storing a FIDO2 credential", &e)
+            }
+        })?;
         tx.commit().await.map_err(|e| failed("storing a FIDO2 credential", &e))
     }
 
@@ -192,17 +196,17 @@ mod tests {
         let (d, who) = directory_with_person().await;
         d.add_credential(&key("AAEC", &who, 5)).await.expect("add");
         assert_eq!(d.record_use("AAEC", 6, "{\"v\":6}", "t6").await.expect("use"), CounterCheck::Accepted);
-        assert_eq!(d.record_use("AAEC", 6, "{\"v\":66}", "t7").await.expect("use"), CounterCheck::Regressed {
-            stored: 6
-        });
+        assert_eq!(
+            d.record_use("AAEC", 6, "{\"v\":66}", "t7").await.expect("use"),
+            CounterCheck::Regressed { stored: 6 }
+        );
         assert_eq!(d.record_use("AAEC", 2, "{}", "t8").await.expect("use"), CounterCheck::Regressed { stored: 6 });
         assert_eq!(d.record_use("AAEC", 0, "{}", "t9").await.expect("use"), CounterCheck::Regressed { stored: 6 });
         let stored = d.credential("AAEC").await.expect("get").expect("present");
-        assert_eq!((stored.sign_count, stored.public_key.as_str(), stored.last_used_at.as_deref()), (
-            6,
-            "{\"v\":6}",
-            Some("t6")
-        ));
+        assert_eq!(
+            (stored.sign_count, stored.public_key.as_str(), stored.last_used_at.as_deref()),
+            (6, "{\"v\":6}", Some("t6"))
+        );
         assert_eq!(d.record_use("nope", 9, "{}", "t").await.expect("use"), CounterCheck::Unknown);
     }
 

@@ -26,6 +26,12 @@ pub enum AuditKind {
     CardBound,
     /// An administrative role granted or revoked.
     RoleChanged,
+    /// A one-time FIDO2 enrolment code issued by HR, redeemed, or refused (the reason says which).
+    EnrolmentCode,
+    /// A FIDO2 security key registered (or its registration refused).
+    KeyRegistered,
+    /// A FIDO2 security key revoked (by its owner or an administrator); its sessions end.
+    KeyRevoked,
 }
 
 /// The result of the act.

@@ -38,6 +38,10 @@ pub struct AppState {
     pub clients: HashMap<String, Client>,
     pub store: Arc<dyn EphemeralStore>,
     pub directory: Arc<dyn Directory>,
+    /// FIDO2 security keys of each identity; the directory's database.
+    pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
+    /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
     pub keys: Arc<Keys>,
     pub policy: Arc<dyn PolicyEngine>,
     pub audit: Arc<dyn AuditSink>,
@@ -160,11 +164,14 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
     );
     let clients = config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
+    let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
     Ok(AppState {
         http: http_client(&config)?,
         config,
         clients,
         store,
+        fido2: directory.clone(),
+        webauthn,
         directory,
         keys,
         policy: Arc::new(vigie_policies::AllowAnyAuthenticated),
@@ -196,6 +203,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics))
         .route("/", web::get().to(ops::home));
+    cfg.configure(login::fido2::routes);
+    cfg.configure(crate::account::routes);
     cfg.configure(demo_app::routes);
 }
 

@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub login: LoginConfig,
     #[serde(default)]
+    pub webauthn: WebauthnConfig,
+    #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
     pub demo: DemoConfig,
@@ -168,6 +170,57 @@ pub struct LoginConfig {
 impl Default for LoginConfig {
     fn default() -> Self {
         Self { max_failures_per_account: 5, lockout_secs: 15 * 60, max_attempts_per_ip: 30, ip_window_secs: 60 }
+    }
+}
+
+/// FIDO2 / WebAuthn: the relying party, key enrolment and its safeguards.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnConfig {
+    /// RP ID (WebAuthn §5.1.2): a registrable domain suffix of the origin's host. Default: the
+    /// issuer's host. Keys registered under one RP ID do not work under another.
+    pub rp_id: Option<String>,
+    /// The origin browsers run the ceremonies from. Default: the issuer's origin.
+    pub origin: Option<String>,
+    /// The name shown by the browser when registering a key.
+    pub rp_name: String,
+    /// AAGUIDs (WebAuthn §6.5.1) of the authenticator models allowed to register; empty = any.
+    /// Chromium's virtual authenticator is `01020304-0506-0708-0102-030405060708`.
+    pub aaguid_allow_list: Vec<String>,
+    /// Lifetime of a challenge (registration or login).
+    pub ceremony_ttl_secs: u64,
+    /// A signed-in user may register a key only this soon after a two-factor login.
+    pub enrolment_max_auth_age_secs: u64,
+    /// Lifetime of an enrolment code issued by HR.
+    pub enrolment_code_ttl_secs: u64,
+}
+
+impl Default for WebauthnConfig {
+    fn default() -> Self {
+        Self {
+            rp_id: None,
+            origin: None,
+            rp_name: "Vigie".into(),
+            aaguid_allow_list: Vec::new(),
+            ceremony_ttl_secs: 300,
+            enrolment_max_auth_age_secs: 600,
+            enrolment_code_ttl_secs: 72 * 3600,
+        }
+    }
+}
+
+impl WebauthnConfig {
+    /// The RP ID and origin in force, from the issuer unless configured.
+    pub fn relying_party(&self, issuer: &str) -> Result<(String, url::Url), String> {
+        let origin = url::Url::parse(self.origin.as_deref().unwrap_or(issuer))
+            .map_err(|e| format!("not a URL: {e}"))?;
+        let host = origin.host_str().ok_or("the origin has no host")?.to_owned();
+        let rp_id = self.rp_id.clone().unwrap_or(host.clone());
+        // WebAuthn §5.1.2: the RP ID is the origin's effective domain or a registrable suffix of it.
+        if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
+            return Err(format!("the RP ID {rp_id:?} is not the origin host {host:?} or a suffix of it"));
+        }
+        Ok((rp_id, origin))
     }
 }
 
@@ -395,6 +448,23 @@ impl Config {
                 "server.plain_http_listen",
                 "a plain-HTTP listener needs `server.trusted_proxies` (the TLS-terminating proxies)".into(),
             );
+        }
+        if let Err(m) = self.webauthn.relying_party(&self.issuer) {
+            err("webauthn.origin", m);
+        }
+        for (i, a) in self.webauthn.aaguid_allow_list.iter().enumerate() {
+            if uuid::Uuid::parse_str(a).is_err() {
+                err(&format!("webauthn.aaguid_allow_list[{i}]"), format!("{a:?} is not an AAGUID (a UUID)"));
+            }
+        }
+        for (key, v) in [
+            ("webauthn.ceremony_ttl_secs", self.webauthn.ceremony_ttl_secs),
+            ("webauthn.enrolment_max_auth_age_secs", self.webauthn.enrolment_max_auth_age_secs),
+            ("webauthn.enrolment_code_ttl_secs", self.webauthn.enrolment_code_ttl_secs),
+        ] {
+            if v == 0 {
+                err(key, "expected a positive integer".into());
+            }
         }
         if self.server.max_body_bytes < 1024 {
             err("server.max_body_bytes", "expected at least 1024".into());

@@ -248,6 +248,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         session: SessionConfig::default(),
         tokens: TokenConfig::default(),
         login: LoginConfig::default(),
+        webauthn: Default::default(),
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")) },
         clients: vec![demo_app, cli, spa, jwt],

@@ -1,5 +1,6 @@
 //! Vigie's gateway: the OpenID Connect provider, login per means of identification,
 //! operations endpoints and the embedded demo, wired from one configuration.
+pub mod account;
 pub mod app;
 pub mod audit;
 pub mod card;

@@ -105,7 +105,13 @@ fn texts(l: Lang) -> &'static Texts {
     }
 }
 
-fn html_page(l: Lang, status: StatusCode, title: &str, main: &str, form_action_extra: Option<&str>) -> HttpResponse {
+pub(crate) fn html_page(
+    l: Lang,
+    status: StatusCode,
+    title: &str,
+    main: &str,
+    form_action_extra: Option<&str>,
+) -> HttpResponse {
     let code = match l {
         Lang::Fr => "fr",
         Lang::En => "en",
@@ -225,7 +231,11 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
         flow = esc(v.flow_id),
     );
     let origin = url::Url::parse(v.redirect_origin).map(|u| u.origin().ascii_serialization()).ok();
-    html_page(l, StatusCode::OK, t.title, &main, origin.as_deref())
+    let mut resp = html_page(l, StatusCode::OK, t.title, &main, origin.as_deref());
+    if v.methods.fido2 {
+        super::fido2::allow_script(&mut resp);
+    }
+    resp
 }
 
 pub fn error_page(req: &HttpRequest, status: StatusCode, detail: &str) -> HttpResponse {
