@@ -122,6 +122,11 @@ pub fn card_identity(der: &[u8]) -> Result<CardIdentity, CardError> {
     if !rest.is_empty() {
         return Err(CardError::NotX509(format!("{} bytes follow the certificate", rest.len())));
     }
+    identity_of(&cert)
+}
+
+/// [`card_identity`] of a certificate already parsed.
+pub(crate) fn identity_of(cert: &X509Certificate<'_>) -> Result<CardIdentity, CardError> {
     let subject = subject_identity(cert.subject())?;
     let extension = |oid: &[u64]| {
         let oid = Oid::from(oid).ok()?;

@@ -1,5 +1,15 @@
-//! IGC-Santé smart cards (CPS, CPE): what an authentication certificate says about its holder.
-//! Parsing only; chain validation and revocation belong to the TLS layer and come later.
+//! IGC-Santé smart cards (CPS, CPE): who a card's authentication certificate names, whether to
+//! accept it (path to configured anchors, dates, usages, revocation by cached CRLs), and, behind
+//! the `testpki` feature, a generated test PKI with the real subject layouts.
+mod ca;
+pub mod config;
+pub mod crl;
 pub mod identity;
+#[cfg(feature = "testpki")]
+pub mod testpki;
+pub mod validate;
 
+pub use config::{AfterGrace, TrustConfig};
+pub use crl::{CrlCache, CrlError, CrlOrigin, CrlScope, CrlStatus, ParsedCrl, Revocation, parse_crl};
 pub use identity::{CardError, CardIdentity, CardKind, CardSubject, card_identity, subject_identity};
+pub use validate::{CardRejection, CardValidator, RevocationCheck, TrustError, ValidatedCard};
