@@ -10,9 +10,7 @@ pub mod directory;
 pub mod fido2;
 pub mod idnat;
 pub mod names;
-pub mod names;
 pub mod policy;
-pub mod roles;
 pub mod roles;
 pub mod store;
 #[cfg(feature = "testkit")]
