@@ -35,7 +35,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/keys/options", web::post().to(register_options))
         .route("/account/keys/revoke", web::post().to(revoke))
         .route("/account/enrol", web::get().to(code_page))
-        .route("/account/enrol", web::post().to(redeem_code));
+        .route("/account/enrol", web::post().to(redeem_code))
+        .route("/admin/api/identities/{id}/fido2", web::get().to(api_keys))
+        .route("/admin/api/identities/{id}/fido2/enrolment-code", web::post().to(api_issue_code))
+        .route("/admin/api/identities/{id}/fido2/{credential}", web::delete().to(api_revoke));
 }
 
 /// A failure of the account functions HR's API calls.
@@ -155,6 +158,84 @@ pub async fn revoke_key(
         Some(&format!("{ended} session(s) ended")),
     );
     Ok(true)
+}
+
+/// The JSON view of a key for HR's API.
+fn key_view(k: &Fido2Credential) -> serde_json::Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "aaguid": k.aaguid,
+        "sign_count": k.sign_count,
+        "created_at": k.created_at,
+        "last_used_at": k.last_used_at,
+    })
+}
+
+fn path(req: &HttpRequest, name: &str) -> Option<String> {
+    req.match_info().get(name).filter(|v| !v.is_empty() && v.len() <= 1400).map(str::to_owned)
+}
+
+async fn api_admin(req: &HttpRequest, state: &AppState) -> Result<crate::admin::auth::Admin, HttpResponse> {
+    crate::admin::auth::require(req, state, vigie_core::roles::Role::Fido2, crate::admin::auth::Surface::Api).await
+}
+
+/// `GET /admin/api/identities/{id}/fido2` (bearer token with role `fido2`): the identity's keys.
+pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
+    if let Err(r) = api_admin(&req, &state).await {
+        return r;
+    }
+    let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
+    match state.directory.identity(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"));
+        }
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
+    }
+    match keys_of(&state, &id).await {
+        Ok(keys) => HttpResponse::Ok().json(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
+    }
+}
+
+/// `POST /admin/api/identities/{id}/fido2/enrolment-code`: a one-time code for the agent to
+/// register keys at `/account/enrol`. The code is in this answer only.
+pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
+    let admin = match api_admin(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
+    let caller = Caller::of(&req, &state);
+    match issue_enrolment_code(&state, &caller, &id, &admin.actor).await {
+        Ok(code) => HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(code),
+        Err(AccountError::UnknownIdentity(_)) => {
+            problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"))
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+    }
+}
+
+/// `DELETE /admin/api/identities/{id}/fido2/{credential}`: revokes a key; its sessions end.
+pub async fn api_revoke(req: HttpRequest, state: State) -> HttpResponse {
+    let admin = match api_admin(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let (Some(id), Some(credential)) = (path(&req, "id"), path(&req, "credential")) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "expected /admin/api/identities/{id}/fido2/{credential}",
+        );
+    };
+    let caller = Caller::of(&req, &state);
+    match revoke_key(&state, &caller, &id, &credential, &admin.actor).await {
+        Ok(true) => HttpResponse::NoContent().finish(),
+        Ok(false) => problem(StatusCode::NOT_FOUND, "Not found", "this identity has no such key"),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,268 @@
+//! FIDO2 / WebAuthn against the real binary over HTTPS, with a software authenticator
+//! (`fido2/softkey.rs`: P-256 keys, authenticator data and signatures built as WebAuthn lays
+//! them out): the login page's section, the challenge endpoints bound to the flow and CSRF,
+//! key registration (recent two-factor login or HR's one-time code, AAGUID allow-list, user
+//! verification), login with `acr` phishing-resistant, a cloned key refused, revocation ending
+//! the key's sessions. The real browser ceremony is in `tests/browser/fido2.test.mjs`.
+mod common;
+#[path = "fido2/softkey.rs"]
+mod softkey;
+
+use common::*;
+use serde_json::Value;
+use softkey::{SoftKey, VIRTUAL_AAGUID};
+
+const ACR_PHR: &str = "urn:vigie:loa:2fa-phr";
+const HR_TOKEN: &str = "hr-test-token-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn admin_env() -> String {
+    format!(r#"[{{name="hr",token_hash="sha256:{}",roles=["fido2"]}}]"#, sha256_b64(HR_TOKEN))
+}
+
+/// Authorization request → login page; returns the page (flow and CSRF in its forms).
+async fn login_page(b: &mut Browser<'_>, a: &Authz) -> Resp {
+    let r = b.authorize(a).await;
+    assert_eq!(r.status, 303, "authorize redirects to the login page: {}", r.body);
+    let page = b.get(&r.location()).await;
+    assert_eq!(page.status, 200, "login page: {}", page.body);
+    page
+}
+
+/// The whole key login from the login page: options, assertion, submit. Returns the answer.
+async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> Resp {
+    let page = login_page(b, a).await;
+    let flow = page.hidden("flow").expect("flow");
+    let csrf = page.hidden("csrf").expect("csrf");
+    let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
+    assert_eq!(opts.status, 200, "options: {}", opts.body);
+    let assertion = key.assert(&opts.json());
+    b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await
+}
+
+/// Registers `key` from an `/account/keys` page the browser may add keys on.
+async fn register(b: &mut Browser<'_>, key: &mut SoftKey, name: &str) -> Resp {
+    let page = b.get("/account/keys").await;
+    assert!(page.body.contains(r#"id="register-key""#), "the page offers to add a key: {}", page.body);
+    let csrf = page.hidden("csrf").expect("csrf");
+    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", name)]).await;
+    assert_eq!(opts.status, 200, "creation options: {}", opts.body);
+    let credential = key.register(&opts.json());
+    b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await
+}
+
+fn audit_with(gw: &Gateway, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    gw.audit_lines().into_iter().rev().find(|l| pred(l))
+}
+
+#[tokio::test]
+async fn login_page_offers_the_security_key_and_its_challenge_is_bound_to_flow_and_browser() {
+    let gw = Gateway::start(&[]).await;
+    let mut b = gw.browser();
+    let a = Authz::new(&gw, "demo-app");
+    let page = login_page(&mut b, &a).await;
+    assert!(page.body.contains("Se connecter avec ma clé de sécurité FIDO2"), "{}", page.body);
+    assert!(page.body.contains(r#"<script src="/static/fido2.js" defer></script>"#));
+    let csp = page.header("content-security-policy").expect("CSP");
+    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+
+    let js = b.get("/static/fido2.js").await;
+    assert_eq!(js.status, 200);
+    assert!(js.header("content-type").is_some_and(|c| c.starts_with("text/javascript")));
+    assert!(js.body.contains("navigator.credentials.get") && js.body.contains("navigator.credentials.create"));
+
+    let flow = page.hidden("flow").expect("flow");
+    let csrf = page.hidden("csrf").expect("csrf");
+    let wrong = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", "forged")]).await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert_eq!(wrong.header("content-type"), Some("application/problem+json"));
+    let mut other = gw.browser();
+    let elsewhere = other.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
+    assert_eq!(elsewhere.status, 403, "another browser cannot use this flow: {}", elsewhere.body);
+
+    let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
+    assert_eq!(opts.status, 200, "{}", opts.body);
+    assert_eq!(opts.header("cache-control"), Some("no-store"));
+    let pk = &opts.json()["publicKey"];
+    assert_eq!(pk["rpId"], "localhost");
+    assert_eq!(pk["userVerification"], "required");
+    assert!(pk["challenge"].as_str().is_some_and(|c| c.len() >= 43), "a 32-byte challenge: {pk}");
+    assert!(pk["allowCredentials"].as_array().is_none_or(|l| l.is_empty()), "discoverable: no list of keys");
+
+    // Without JavaScript the form arrives empty: refused, audited, and the challenge is used up.
+    let empty = b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf)]).await;
+    assert_eq!(empty.status, 400, "{}", empty.body);
+    assert!(empty.body.contains("JavaScript"), "{}", empty.body);
+    let line = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "failure").expect("audit line");
+    assert!(line["reason"].as_str().is_some_and(|r| r.contains("no WebAuthn assertion")), "{line}");
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let late = key.assert(&opts.json());
+    let replay =
+        b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &late.to_string())]).await;
+    assert_eq!(replay.status, 400, "a challenge serves once: {}", replay.body);
+    assert!(replay.body.contains("expiré"), "{}", replay.body);
+}
+
+#[tokio::test]
+async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and_a_clone_is_refused() {
+    let gw = Gateway::start(&[]).await;
+    let users = gw.all_usernames();
+    let (mut b, user, _, first) = logged_in(&gw, "demo-app", &users).await;
+    let sub = jwt_part(&first.id, 1)["sub"].as_str().expect("sub").to_owned();
+
+    let page = b.get("/account/keys").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Mes clés de sécurité") && page.body.contains("Aucune clé"), "{}", page.body);
+    let csrf = page.hidden("csrf").expect("csrf");
+    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé bleue")]).await;
+    let o = opts.json();
+    assert_eq!(o["publicKey"]["rp"]["id"], "localhost");
+    assert_eq!(o["publicKey"]["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(o["publicKey"]["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(o["publicKey"]["attestation"], "direct");
+
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let credential = key.register(&o);
+    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(added.location(), "/account/keys?done=added");
+    let replay = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
+    assert_eq!(replay.status, 400, "a registration challenge serves once: {}", replay.body);
+    let listed = b.get("/account/keys").await;
+    assert!(listed.body.contains("Clé bleue"), "{}", listed.body);
+    assert!(listed.body.contains("01020304-0506-0708-0102-030405060708"), "the AAGUID is shown");
+    assert!(listed.body.contains(&key.id_b64()));
+    let registered = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "success").expect("audit");
+    assert_eq!(registered["subject"], sub.as_str());
+
+    // A fresh browser: no username, the key says who it is.
+    let mut kb = gw.browser();
+    let a = Authz::new(&gw, "demo-app");
+    let done = key_login(&mut kb, &a, &mut key).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done.location().starts_with(&a.redirect_uri), "{}", done.location());
+    let code = done.redirect_params().get("code").cloned().expect("code");
+    let tokens = redeem(&gw, &a, &code).await;
+    let claims = jwt_part(&tokens.id, 1);
+    assert_eq!(claims["sub"], sub.as_str(), "the key logs in its owner ({})", user.username);
+    assert_eq!(claims["acr"], ACR_PHR);
+    let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
+    assert!(amr.contains(&"hwk"), "{amr:?}");
+    let ok = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "success").expect("audit");
+    assert_eq!(ok["acr"], ACR_PHR);
+
+    // A copy of the key whose counter lags behind the one the gateway saw: refused, audited.
+    let mut clone = key.clone_at(0);
+    let mut cb = gw.browser();
+    let refused = key_login(&mut cb, &Authz::new(&gw, "demo-app"), &mut clone).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("copiée"), "a clear page: {}", refused.body);
+    assert!(cb.cookie(SESSION_COOKIE).is_none(), "no session for the clone");
+    let line = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "failure").expect("audit");
+    let reason = line["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cloned") && reason.contains("stored 1, presented 1"), "{line}");
+    // The stored counter did not move: the genuine key goes on.
+    let again = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+
+    // The owner revokes it: the session it opened ends, and it no longer logs in.
+    let page = b.get("/account/keys").await;
+    let csrf = page.hidden("csrf").expect("csrf");
+    let forged = b.post_form("/account/keys/revoke", &[("csrf", "x"), ("id", &key.id_b64())]).await;
+    assert_eq!(forged.status, 403);
+    let revoked = b.post_form("/account/keys/revoke", &[("csrf", &csrf), ("id", &key.id_b64())]).await;
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    let r = kb.authorize(&Authz::new(&gw, "demo-app")).await;
+    assert!(r.location().starts_with("/login?flow="), "the key's session ended: {}", r.location());
+    let line = audit_with(&gw, |l| l["kind"] == "key_revoked").expect("audit");
+    assert!(line["reason"].as_str().is_some_and(|r| r.starts_with("2 session")), "{line}");
+    let gone = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
+    assert_eq!(gone.status, 401, "{}", gone.body);
+}
+
+#[tokio::test]
+async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr() {
+    let allowed = "2fc0579f-8113-47ea-b116-555a8db03202";
+    let tokens = admin_env();
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ENROLMENT_MAX_AUTH_AGE_SECS", "1"),
+        ("VIGIE_WEBAUTHN__AAGUID_ALLOW_LIST", &format!(r#"["{allowed}"]"#)),
+        ("VIGIE_ADMIN__TOKENS", &tokens),
+    ])
+    .await;
+    // Nobody signed in: the page points to the code form; the API refuses.
+    let mut anon = gw.browser();
+    let page = anon.get("/account/keys").await;
+    assert!(page.body.contains(r#"href="/account/enrol""#) && !page.body.contains("register-key"), "{}", page.body);
+    let r = anon.post_form("/account/keys/options", &[("csrf", "x")]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    // Signed in, but the login is older than `enrolment_max_auth_age_secs`.
+    let (mut b, _, _, first) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let sub = jwt_part(&first.id, 1)["sub"].as_str().expect("sub").to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let page = b.get("/account/keys").await;
+    assert!(page.body.contains(r#"id="add-refused""#), "{}", page.body);
+    let csrf = page.hidden("csrf").unwrap_or_default();
+    let r = b.post_form("/account/keys/options", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // HR issues a code (bearer token with role fido2).
+    let http = gw.http();
+    let url = gw.url(&format!("/admin/api/identities/{sub}/fido2/enrolment-code"));
+    let denied = http.post(&url).send().await.expect("reachable");
+    assert_eq!(denied.status(), 401);
+    let issue = || async {
+        let r = http.post(&url).bearer_auth(HR_TOKEN).send().await.expect("reachable");
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.expect("JSON")["code"].as_str().expect("code").to_owned()
+    };
+    let code = issue().await;
+    assert_eq!(code.len(), 19, "{code}");
+    let issued = audit_with(&gw, |l| l["kind"] == "enrolment_code").expect("audit");
+    assert!(!issued.to_string().contains(&code), "the code is never in the audit trail");
+
+    // The agent types it on a browser with no session (no JavaScript needed up to here).
+    let mut c = gw.browser();
+    let form = c.get("/account/enrol").await;
+    let token = form.hidden("csrf").expect("csrf");
+    let forged = c.post_form("/account/enrol", &[("csrf", "forged"), ("code", &code)]).await;
+    assert_eq!(forged.status, 403);
+    let ok = c.post_form("/account/enrol", &[("csrf", &token), ("code", &code.to_lowercase())]).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let mut d = gw.browser();
+    let token_d = d.get("/account/enrol").await.hidden("csrf").expect("csrf");
+    let reused = d.post_form("/account/enrol", &[("csrf", &token_d), ("code", &code)]).await;
+    assert_eq!(reused.status, 400, "a code serves once: {}", reused.body);
+
+    // A key model outside the allow-list, then a key that skips user verification: refused.
+    let mut virtual_key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let r = register(&mut c, &mut virtual_key, "Clé virtuelle").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let line = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "failure").expect("audit");
+    assert!(line["reason"].as_str().is_some_and(|r| r.contains("aaguid_allow_list")), "{line}");
+    let aaguid = *uuid::Uuid::parse_str(allowed).expect("uuid").as_bytes();
+    let mut lazy = SoftKey::new("localhost", &gw.issuer, aaguid);
+    lazy.user_verified = false;
+    let r = register(&mut c, &mut lazy, "Sans PIN").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let mut good = SoftKey::new("localhost", &gw.issuer, aaguid);
+    let r = register(&mut c, &mut good, "Clé RH").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+
+    // HR lists and revokes it.
+    let list_url = gw.url(&format!("/admin/api/identities/{sub}/fido2"));
+    let list: Value = http.get(&list_url).bearer_auth(HR_TOKEN).send().await.expect("up").json().await.expect("JSON");
+    let keys = list["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1, "{list}");
+    assert_eq!((keys[0]["name"].as_str(), keys[0]["aaguid"].as_str()), (Some("Clé RH"), Some(allowed)));
+    let del = http
+        .delete(gw.url(&format!("/admin/api/identities/{sub}/fido2/{}", good.id_b64())))
+        .bearer_auth(HR_TOKEN)
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(del.status(), 204);
+    let list: Value = http.get(&list_url).bearer_auth(HR_TOKEN).send().await.expect("up").json().await.expect("JSON");
+    assert_eq!(list["keys"], serde_json::json!([]));
+}
