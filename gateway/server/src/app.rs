@@ -42,6 +42,14 @@ pub struct AppState {
     pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
     /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The card registry (HR binding and life cycle); the directory's database.
+    pub cards: Arc<dyn vigie_core::cards::CardRegistry>,
+    /// Administrative roles of staff (the directory's database).
+    pub roles: Arc<dyn vigie_core::roles::Roles>,
+    /// Finding agents for the admin page and API.
+    pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
+    /// Card certificate validation, when `cards.trust` names anchors.
+    pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
     pub keys: Arc<Keys>,
     pub policy: Arc<dyn PolicyEngine>,
     pub audit: Arc<dyn AuditSink>,
@@ -163,7 +171,19 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         crate::audit::JsonLinesAudit::open(&config.audit.file)
             .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
     );
-    let clients = config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
+    let mut clients: HashMap<String, Client> =
+        config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
+    // The admin page signs people in as a built-in public client, unless one is configured.
+    if let Some(admin) = crate::admin::page::builtin_client(&config) {
+        clients.entry(admin.client_id.clone()).or_insert_with(|| Client::new(admin));
+    }
+    let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
+        None
+    } else {
+        let v = vigie_igc_sante::CardValidator::new(config.cards.trust.clone())
+            .context("loading the card trust anchors: check `cards.trust`")?;
+        Some(Arc::new(v))
+    };
     let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
     Ok(AppState {
         http: http_client(&config)?,
@@ -172,7 +192,11 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         store,
         fido2: directory.clone(),
         webauthn,
+        roles: directory.clone(),
+        search: directory.clone(),
+        cards: directory.clone(),
         directory,
+        card_validator,
         keys,
         policy: Arc::new(vigie_policies::AllowAnyAuthenticated),
         audit,
@@ -198,6 +222,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(oidc::logout::post))
         .route("/login", web::get().to(login::page))
         .route("/login/password", web::post().to(login::password_totp::submit))
+        .route("/login/cps", web::get().to(login::cps::login))
         .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
@@ -206,19 +231,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(login::fido2::routes);
     cfg.configure(crate::account::routes);
     cfg.configure(demo_app::routes);
+    cfg.configure(crate::admin::routes);
 }
 
 /// Runs the HTTPS listener (and the plain one behind a proxy) until SIGTERM / Ctrl-C.
 /// `on_bound` runs once the listeners are bound, before the first request is served: what it
 /// announces is then true.
 pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let tls = crate::tls::server_config(&state.config.server.tls_cert, &state.config.server.tls_key)?;
+    let tls = crate::tls::server_config(
+        &state.config.server.tls_cert,
+        &state.config.server.tls_key,
+        crate::card::client_ca_subjects(&state),
+    )?;
     let listen = state.config.server.listen;
     let plain = state.config.server.plain_http_listen;
     let max_body = state.config.server.max_body_bytes;
     let workers = state.config.server.workers;
     let state = web::Data::new(state);
     spawn_key_reloader(state.clone());
+    crate::card::spawn_crl_refresher(&state);
 
     let s = state.clone();
     let mut server = HttpServer::new(move || {
@@ -231,6 +262,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             .configure(routes)
             .default_service(web::to(crate::ops::not_found))
     })
+    .on_connect(crate::tls::on_connect)
     .shutdown_timeout(10)
     .client_request_timeout(Duration::from_secs(10))
     .bind_rustls_0_23(listen, tls)

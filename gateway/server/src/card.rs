@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_igc_sante::CardIdentity;
-
-pub use shim::{CardValidator, RevocationCheck};
+use vigie_igc_sante::{CardIdentity, CardRejection, CardValidator, RevocationCheck};
 
 use crate::app::AppState;
 use crate::http::Caller;
@@ -133,7 +131,7 @@ async fn validate(state: &AppState, chain: &[Vec<u8>]) -> Result<PresentedCard, 
     let v = validator(state)?;
     let now = crate::now();
     let mut result = v.validate(chain, now);
-    if result.as_ref().is_err_and(|e| e.needs_crl()) {
+    if matches!(result, Err(CardRejection::RevocationUnknown { .. })) {
         let wait = Duration::from_millis(state.config.cards.trust.fetch_timeout_ms.saturating_add(500));
         let _ = tokio::time::timeout(wait, v.ensure_crl_for(chain, &state.http)).await;
         result = v.validate(chain, now);
@@ -169,22 +167,31 @@ pub async fn validate_chain(state: &AppState, chain: &[Vec<u8>]) -> Result<Prese
 /// The subjects (DER) of the card CAs, sent to browsers in the TLS CertificateRequest so that
 /// they offer the card's certificate; empty when card login is off (no certificate is asked).
 pub fn client_ca_subjects(state: &AppState) -> Vec<Vec<u8>> {
-    match (&state.card_validator, state.config.cards.enabled) {
-        (Some(v), true) => v.ca_subjects(),
-        _ => Vec::new(),
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let trust = &state.config.cards.trust;
+    if !state.config.cards.enabled || state.card_validator.is_none() {
+        return Vec::new();
     }
+    let mut pems: Vec<Vec<u8>> = trust.anchors_pem.iter().map(|p| p.as_bytes().to_vec()).collect();
+    pems.extend(trust.anchors.iter().filter_map(|p| std::fs::read(p).ok()));
+    let mut subjects: Vec<Vec<u8>> = pems
+        .iter()
+        .flat_map(|pem| CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect::<Vec<_>>())
+        .filter_map(|der| {
+            x509_parser::parse_x509_certificate(&der).ok().map(|(_, c)| c.tbs_certificate.subject.as_raw().to_vec())
+        })
+        .collect();
+    subjects.dedup();
+    subjects
 }
 
-/// Keeps the CRLs fresh in the background: the login path never waits on a CRL server.
-pub fn spawn_crl_refresher(state: actix_web::web::Data<AppState>) {
-    let Some(v) = state.card_validator.clone() else { return };
-    let every = Duration::from_secs(state.config.cards.trust.refresh_secs.max(10));
-    actix_web::rt::spawn(async move {
-        loop {
-            v.refresh(&state.http).await;
-            tokio::time::sleep(every).await;
-        }
-    });
+/// Keeps the CRLs fresh in the background: the login path never waits on a CRL server (but for
+/// the first card of an issuer whose CRL was never fetched, bounded by the fetch timeout).
+pub fn spawn_crl_refresher(state: &AppState) {
+    if let Some(v) = &state.card_validator {
+        drop(v.spawn_refresh(state.http.clone()));
+    }
 }
 
 #[cfg(test)]
@@ -195,7 +202,8 @@ mod tests {
     fn the_ingress_header_is_url_encoded_pem() {
         let cert = rcgen::generate_simple_self_signed(vec!["card".into()]).expect("cert");
         let pem = cert.cert.pem();
-        let encoded: String = url::form_urlencoded::byte_serialize(pem.as_bytes()).collect::<String>().replace('+', "%20");
+        let encoded: String =
+            url::form_urlencoded::byte_serialize(pem.as_bytes()).collect::<String>().replace('+', "%20");
         let chain = parse_header(encoded.as_bytes()).expect("parsed");
         assert_eq!(chain, vec![cert.cert.der().to_vec()]);
         assert!(parse_header(b"%ZZ").unwrap_err().contains("URL encoding"));
@@ -207,49 +215,6 @@ mod tests {
         #[test]
         fn the_ingress_header_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
             let _ = parse_header(&bytes);
-        }
-    }
-}
-
-/// Until `vigie_igc_sante::CardValidator` lands (being written): the same API, refusing every card.
-mod shim {
-    use vigie_igc_sante::{CardIdentity, TrustConfig};
-
-    pub struct CardValidator;
-    pub enum RevocationCheck {
-        PastGraceAccepted { next_update: i64 },
-    }
-    pub struct ValidatedCard {
-        pub identity: CardIdentity,
-        pub revocation: RevocationCheck,
-    }
-    #[derive(Debug)]
-    pub struct CardRejection;
-    impl std::fmt::Display for CardRejection {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("card validation is not built yet")
-        }
-    }
-    impl std::error::Error for CardRejection {}
-    impl CardRejection {
-        pub fn code(&self) -> &'static str {
-            "not_configured"
-        }
-        pub fn needs_crl(&self) -> bool {
-            false
-        }
-    }
-    impl CardValidator {
-        pub fn new(_: TrustConfig) -> Result<Self, CardRejection> {
-            Ok(Self)
-        }
-        pub fn validate(&self, _: &[Vec<u8>], _: i64) -> Result<ValidatedCard, CardRejection> {
-            Err(CardRejection)
-        }
-        pub async fn ensure_crl_for(&self, _: &[Vec<u8>], _: &reqwest::Client) {}
-        pub async fn refresh(&self, _: &reqwest::Client) {}
-        pub fn ca_subjects(&self) -> Vec<Vec<u8>> {
-            Vec::new()
         }
     }
 }

@@ -27,7 +27,11 @@ pub struct Config {
     #[serde(default)]
     pub login: LoginConfig,
     #[serde(default)]
+    pub cards: CardsConfig,
+    #[serde(default)]
     pub webauthn: WebauthnConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
@@ -165,11 +169,32 @@ pub struct LoginConfig {
     /// Login attempts from one IP per `ip_window_secs` before 429.
     pub max_attempts_per_ip: u64,
     pub ip_window_secs: u64,
+    /// The `amr` values (RFC 8176) published for a login method, by MIE label (`cps`, `cpe`,
+    /// `fido2`, `password_totp`, …), replacing those derived from the verified factors
+    /// (`Authentication::amr`: a card gives `sc`, `pin`, `mfa`). For relying parties that
+    /// expect other values, e.g. `cps = ["sc", "pin", "mfa", "hwk"]`.
+    pub amr: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for LoginConfig {
     fn default() -> Self {
-        Self { max_failures_per_account: 5, lockout_secs: 15 * 60, max_attempts_per_ip: 30, ip_window_secs: 60 }
+        Self {
+            max_failures_per_account: 5,
+            lockout_secs: 15 * 60,
+            max_attempts_per_ip: 30,
+            ip_window_secs: 60,
+            amr: Default::default(),
+        }
+    }
+}
+
+impl LoginConfig {
+    /// The `amr` claim of an authentication: configured for its MIE, or derived from its factors.
+    pub fn amr_for(&self, auth: &vigie_core::Authentication) -> Vec<String> {
+        match self.amr.get(auth.mie.as_str()) {
+            Some(values) => values.clone(),
+            None => auth.amr().into_iter().map(String::from).collect(),
+        }
     }
 }
 
@@ -212,8 +237,8 @@ impl Default for WebauthnConfig {
 impl WebauthnConfig {
     /// The RP ID and origin in force, from the issuer unless configured.
     pub fn relying_party(&self, issuer: &str) -> Result<(String, url::Url), String> {
-        let origin = url::Url::parse(self.origin.as_deref().unwrap_or(issuer))
-            .map_err(|e| format!("not a URL: {e}"))?;
+        let origin =
+            url::Url::parse(self.origin.as_deref().unwrap_or(issuer)).map_err(|e| format!("not a URL: {e}"))?;
         let host = origin.host_str().ok_or("the origin has no host")?.to_owned();
         let rp_id = self.rp_id.clone().unwrap_or(host.clone());
         // WebAuthn §5.1.2: the RP ID is the origin's effective domain or a registrable suffix of it.
@@ -221,6 +246,30 @@ impl WebauthnConfig {
             return Err(format!("the RP ID {rp_id:?} is not the origin host {host:?} or a suffix of it"));
         }
         Ok((rp_id, origin))
+    }
+}
+
+/// The MIE labels `login.amr` may name.
+pub const MIE_LABELS: [&str; 6] = ["cps", "cpe", "fido2", "ecps", "password_totp", "sponsorship"];
+
+/// Card login (CPS, CPE): TLS client certificates validated against IGC-Santé.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CardsConfig {
+    /// Ask browsers for a card certificate (optional: people without a card still connect) and
+    /// offer card login. Default: `false`.
+    pub enabled: bool,
+    /// Header in which an ingress that terminates TLS passes the client certificate
+    /// (URL-encoded PEM; ingress-nginx: `ssl-client-cert`). Read only from `server.trusted_proxies`;
+    /// from anyone else it is refused and audited. Empty: never read.
+    pub ingress_header: String,
+    /// Trust anchors, CRLs, grace (see `vigie_igc_sante::TrustConfig`).
+    pub trust: vigie_igc_sante::TrustConfig,
+}
+
+impl Default for CardsConfig {
+    fn default() -> Self {
+        Self { enabled: false, ingress_header: "ssl-client-cert".into(), trust: Default::default() }
     }
 }
 
@@ -237,6 +286,26 @@ impl Default for AuditConfig {
     }
 }
 
+/// The admin API (`/admin/api/…`, used by the `vigie cards …` CLI): who may call it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer tokens of the admin API, each with its roles (`vigie admin new-token` makes one).
+    pub tokens: Vec<AdminTokenConfig>,
+}
+
+/// One bearer token of the admin API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenConfig {
+    /// Who holds it (audit lines say `token:<name>`).
+    pub name: String,
+    /// `sha256:<base64url>` of the token, as `vigie admin new-token` prints it. Never the token.
+    pub token_hash: String,
+    /// Roles it grants (`cards`, `fido2`).
+    pub roles: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
@@ -244,6 +313,9 @@ pub struct DemoConfig {
     pub app: bool,
     /// CA that signed the listener's certificate, trusted by the demo app's HTTP client.
     pub ca_file: Option<PathBuf>,
+    /// CRL (DER) of the demo card CA, served at `/demo-pki/card-ca.crl` like IGC-Santé serves
+    /// its CRLs over HTTP.
+    pub card_crl: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,11 +398,37 @@ pub struct ClientConfig {
     pub policy: String,
     /// Display name on login pages.
     pub name: Option<String>,
+    /// The `acr` every login to this client must reach, whatever the request asks (e.g.
+    /// `urn:vigie:loa:2fa-phr` for a client that needs a card or a FIDO2 key): a session below it
+    /// is asked for a stronger MIE (step-up) without losing SSO. Default: none.
+    #[serde(default)]
+    pub acr: Option<String>,
+}
+
+impl ClientConfig {
+    /// The level named by `acr`, once validated.
+    pub fn min_level(&self) -> Option<vigie_core::AssuranceLevel> {
+        self.acr.as_deref().and_then(vigie_core::AssuranceLevel::from_acr)
+    }
 }
 
 /// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
-const TOP_LEVEL_KEYS: [&str; 11] =
-    ["issuer", "server", "store", "directory", "keys", "session", "tokens", "login", "audit", "demo", "clients"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "issuer",
+    "server",
+    "store",
+    "directory",
+    "keys",
+    "session",
+    "tokens",
+    "login",
+    "cards",
+    "webauthn",
+    "admin",
+    "audit",
+    "demo",
+    "clients",
+];
 
 /// A configuration that failed validation: one line per problem.
 #[derive(Debug)]
@@ -420,6 +518,29 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
         let mut err = |key: &str, msg: String| errors.push(format!("`{key}`: {msg}"));
+        if self.cards.enabled && self.cards.trust.anchors.is_empty() && self.cards.trust.anchors_pem.is_empty() {
+            err("cards.trust.anchors", "card login is enabled but no trust anchor is configured".into());
+        }
+        if !self.cards.ingress_header.is_empty()
+            && actix_web::http::header::HeaderName::from_bytes(self.cards.ingress_header.as_bytes()).is_err()
+        {
+            err("cards.ingress_header", "not a valid HTTP header name".into());
+        }
+        for (mie, values) in &self.login.amr {
+            if !MIE_LABELS.contains(&mie.as_str()) {
+                err(
+                    &format!("login.amr.{mie}"),
+                    format!("unknown login method; expected one of {}", MIE_LABELS.join(", ")),
+                );
+            }
+            // RFC 8176 §2: values are case-sensitive strings; ours must be non-empty tokens.
+            if values.is_empty() || values.iter().any(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic())) {
+                err(
+                    &format!("login.amr.{mie}"),
+                    "must be a non-empty list of non-empty ASCII tokens (RFC 8176)".into(),
+                );
+            }
+        }
 
         match url::Url::parse(&self.issuer) {
             Ok(u) if u.scheme() == "https" && u.query().is_none() && u.fragment().is_none() => {
@@ -504,6 +625,30 @@ impl Config {
             err("session.idle_timeout_secs", "must not exceed `session.absolute_timeout_secs`".into());
         }
 
+        let mut names = HashSet::new();
+        for (i, t) in self.admin.tokens.iter().enumerate() {
+            let k = |field: &str| format!("admin.tokens[{i}].{field}");
+            if t.name.is_empty() || t.name.len() > 64 || !t.name.bytes().all(|b| b.is_ascii_graphic()) {
+                err(&k("name"), "expected 1 to 64 printable ASCII characters".into());
+            }
+            if !names.insert(t.name.as_str()) {
+                err(&k("name"), format!("{:?} is named twice", t.name));
+            }
+            // Tokens are generated (high entropy): the fast hash is the one that fits.
+            if !matches!(crate::secrets::SecretHash::parse(&t.token_hash), Some(crate::secrets::SecretHash::Sha256(_)))
+            {
+                err(&k("token_hash"), "expected `sha256:<base64url>` (see `vigie admin new-token`)".into());
+            }
+            if t.roles.is_empty() {
+                err(&k("roles"), "at least one role is required".into());
+            }
+            for (j, r) in t.roles.iter().enumerate() {
+                if let Err(m) = vigie_core::roles::Role::parse(r) {
+                    err(&k(&format!("roles[{j}]")), m);
+                }
+            }
+        }
+
         let mut seen = HashSet::new();
         for (i, c) in self.clients.iter().enumerate() {
             let k = |field: &str| format!("clients[{i}].{field}");
@@ -545,6 +690,12 @@ impl Config {
             }
             if c.redirect_uris.is_empty() {
                 err(&k("redirect_uris"), "at least one redirect URI is required".into());
+            }
+            if let Some(acr) = &c.acr
+                && vigie_core::AssuranceLevel::from_acr(acr).is_none()
+            {
+                let known: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
+                err(&format!("clients[{i}].acr"), format!("unknown acr {acr:?}; expected one of {}", known.join(", ")));
             }
             for (j, u) in c.redirect_uris.iter().enumerate() {
                 if let Err(m) = check_redirect_uri(u) {

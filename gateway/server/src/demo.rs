@@ -76,7 +76,45 @@ const USERS: &[DemoUser] = &[
         idnat: Some("810100000029"),
         units: &[("UF2101", 100)],
     },
+    // HR: binds and tracks the cards of agents (role `cards`, page /admin/cards).
+    DemoUser {
+        username: "demo.rh",
+        matricule: "M000104",
+        given: "Sophie",
+        family: "Lambert",
+        birth: "1982-05-09",
+        metier: "Gestionnaire RH",
+        grade: "Adjoint administratif",
+        idnat: None,
+        units: &[("UF9001", 100)],
+    },
 ];
+
+/// Administrative roles of demo users.
+const DEMO_ROLES: &[(&str, vigie_core::roles::Role)] = &[("demo.rh", vigie_core::roles::Role::Cards)];
+
+/// The demo's admin API token (kept in the data directory, like the other demo secrets).
+fn ensure_admin_token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_owned());
+    }
+    let (token, _) = crate::admin::cli::new_token();
+    write_secret(&path, &token)?;
+    Ok(token)
+}
+
+/// Grants the demo users their administrative roles.
+pub async fn grant_roles(directory: &dyn Directory, roles: &dyn vigie_core::roles::Roles) -> anyhow::Result<()> {
+    for (username, role) in DEMO_ROLES {
+        if let Some(account) = directory.account_by_username(username).await? {
+            roles.grant(&account.identity_id, *role, "demo").await?;
+        }
+    }
+    Ok(())
+}
 
 fn ca_params() -> anyhow::Result<CertificateParams> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
@@ -112,6 +150,42 @@ fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo card PKI: an IGC-Santé-like test CA (`vigie_igc_sante::testpki`, with the real subject
+/// layouts) and a CPS for the demo médecin, so that `curl --cert` can log in with a card. Its CRL
+/// (empty, valid a year) is served by the demo at `/demo-pki/card-ca.crl`. Regenerated when a
+/// file is missing or the CRL is within a month of its nextUpdate.
+fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
+    use vigie_igc_sante::testpki::{CardSpec, TestPki};
+    let files = ["card-ca.pem", "card-ca.crl", "card-medecin.pem", "card-medecin.key", "card-medecin.chain.pem"];
+    let crl_fresh = std::fs::read(dir.join("card-ca.crl"))
+        .ok()
+        .and_then(|der| vigie_igc_sante::parse_crl(&der).ok())
+        .is_some_and(|crl| crl.next_update > crate::now() + 30 * 86_400);
+    if crl_fresh && files.iter().all(|f| dir.join(f).is_file()) {
+        return Ok(());
+    }
+    let pki = TestPki::generate().map_err(|e| anyhow::anyhow!("generating the demo card PKI: {e}"))?;
+    let medecin = USERS.iter().find(|u| u.username == DEMO_CARD_USER).context("the demo card holder")?;
+    let spec = CardSpec::cps(
+        medecin.idnat.context("the demo card holder has an idNat")?,
+        &medecin.family.to_uppercase(),
+        &medecin.given.to_uppercase(),
+        medecin.metier,
+    );
+    let card = pki.issue(&spec).map_err(|e| anyhow::anyhow!("issuing the demo card: {e}"))?;
+    let now = crate::now();
+    let crl = pki.crl_der(&[], now - 60, now + 365 * 86_400).map_err(|e| anyhow::anyhow!("demo card CRL: {e}"))?;
+    std::fs::write(dir.join("card-ca.pem"), pki.anchors_pem())?;
+    std::fs::write(dir.join("card-ca.crl"), crl)?;
+    std::fs::write(dir.join("card-medecin.pem"), &card.cert_pem)?;
+    std::fs::write(dir.join("card-medecin.chain.pem"), &card.chain_pem)?;
+    write_secret(&dir.join("card-medecin.key"), &card.key_pem)?;
+    Ok(())
+}
+
+/// The demo user who has a card.
+const DEMO_CARD_USER: &str = "demo.medecin";
+
 fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)?;
     #[cfg(unix)]
@@ -122,15 +196,41 @@ fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The demo clients that have a secret.
+const SECRET_CLIENTS: [&str; 3] = ["demo-app", "demo-cli", "demo-dpi"];
+
 fn ensure_secrets(dir: &Path) -> anyhow::Result<DemoSecrets> {
     let path = dir.join("demo-secrets.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&text)
-            .with_context(|| format!("{} is corrupt: delete the data directory", path.display()));
+        let mut s: DemoSecrets = serde_json::from_str(&text)
+            .with_context(|| format!("{} is corrupt: delete the data directory", path.display()))?;
+        // A data directory made by an older demo lacks the clients added since.
+        let missing: Vec<&str> =
+            SECRET_CLIENTS.into_iter().filter(|c| !s.clients.iter().any(|(id, _)| id == c)).collect();
+        if !missing.is_empty() {
+            s.clients.extend(missing.into_iter().map(|c| (c.to_string(), random_token(32))));
+            write_secret(&path, &serde_json::to_string_pretty(&s)?)?;
+        }
+        // Likewise for the demo users added since.
+        let missing: Vec<&DemoUser> =
+            USERS.iter().filter(|u| !s.users.iter().any(|(n, _, _)| n == u.username)).collect();
+        if !missing.is_empty() {
+            for u in missing {
+                let mut totp = vec![0u8; 20];
+                aws_lc_rs::rand::fill(&mut totp).expect("system random generator");
+                s.users.push((
+                    u.username.to_string(),
+                    format!("Vigie-{}", random_token(9)),
+                    crate::totp::base32(&totp),
+                ));
+            }
+            write_secret(&path, &serde_json::to_string_pretty(&s)?)?;
+        }
+        return Ok(s);
     }
     let jwt_key = KeyPair::generate()?;
     let s = DemoSecrets {
-        clients: ["demo-app", "demo-cli"].iter().map(|c| (c.to_string(), random_token(32))).collect(),
+        clients: SECRET_CLIENTS.iter().map(|c| (c.to_string(), random_token(32))).collect(),
         users: USERS
             .iter()
             .map(|u| {
@@ -180,6 +280,7 @@ fn client(
         require_pkce: true,
         policy: "default".into(),
         name: None,
+        acr: None,
     }
 }
 
@@ -188,6 +289,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let dir = data_dir.canonicalize()?;
     ensure_pki(&dir)?;
+    ensure_card_pki(&dir)?;
     let keys = dir.join("keys.json");
     if !keys.is_file() {
         KeyFile::generate(crate::now()).write(&keys)?;
@@ -230,6 +332,18 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         SigningAlg::ES256,
     );
     jwt.jwks = Some(jwt_client_jwks(&secrets)?);
+    // A DPI: the kind of client the RIE calls sensitive, so every login to it needs a
+    // phishing-resistant MIE (card or FIDO2 key); a password + TOTP session is stepped up.
+    let mut dpi = client(
+        "demo-dpi",
+        ClientAuthMethod::ClientSecretBasic,
+        Some(secret_of(&secrets, "demo-dpi")),
+        &["http://127.0.0.1:8768/callback".into()],
+        &["http://127.0.0.1:8768/logged-out".into()],
+        SigningAlg::ES256,
+    );
+    dpi.name = Some("Dossier patient (démonstration)".into());
+    dpi.acr = Some(vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr().into());
 
     Ok(Config {
         issuer,
@@ -248,10 +362,27 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         session: SessionConfig::default(),
         tokens: TokenConfig::default(),
         login: LoginConfig::default(),
+        cards: CardsConfig {
+            enabled: true,
+            trust: vigie_igc_sante::TrustConfig {
+                anchors: vec![dir.join("card-ca.pem")],
+                crl_cache_dir: Some(dir.join("crl-cache")),
+                crl_urls: vec![format!("https://localhost:{}/demo-pki/card-ca.crl", listen.port())],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         webauthn: Default::default(),
+        admin: AdminConfig {
+            tokens: vec![AdminTokenConfig {
+                name: "demo-rh".into(),
+                token_hash: SecretHash::of_generated(&ensure_admin_token(&dir)?),
+                roles: vec!["cards".into(), "fido2".into()],
+            }],
+        },
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
-        demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")) },
-        clients: vec![demo_app, cli, spa, jwt],
+        demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
+        clients: vec![demo_app, cli, spa, jwt, dpi],
     })
 }
 
@@ -294,8 +425,21 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
             "username": u.username, "password": password, "totp_secret": totp,
             "name": format!("{} {}", u.given, u.family), "metier": u.metier,
         });
+        let roles: Vec<&str> = DEMO_ROLES.iter().filter(|(n, _)| *n == u.username).map(|(_, r)| r.as_str()).collect();
+        if !roles.is_empty() {
+            entry["roles"] = json!(roles);
+        }
         if let Some(i) = u.idnat {
             entry["idnat"] = json!(i);
+        }
+        if u.username == DEMO_CARD_USER {
+            entry["card"] = json!({
+                "cert_pem": std::fs::read_to_string(dir.join("card-medecin.pem"))?,
+                "chain_pem": std::fs::read_to_string(dir.join("card-medecin.chain.pem"))?,
+                "key_pem": std::fs::read_to_string(dir.join("card-medecin.key"))?,
+                "cert_file": dir.join("card-medecin.pem"),
+                "key_file": dir.join("card-medecin.key"),
+            });
         }
         users.push(entry);
     }
@@ -308,6 +452,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
                 "redirect_uris": c.redirect_uris, "post_logout_redirect_uris": c.post_logout_redirect_uris,
                 "id_token_signed_response_alg": c.id_token_signed_response_alg.as_str(),
                 "client_secret": serde_json::Value::Null,
+                "acr": c.acr,
             });
             if c.client_secret_hash.is_some() {
                 e["client_secret"] = json!(secret_of(&secrets, &c.client_id));
@@ -328,7 +473,16 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         "clients": clients,
         "users": users,
         "ca_pem": std::fs::read_to_string(dir.join("ca.pem"))?,
+        "card_ca_pem": std::fs::read_to_string(dir.join("card-ca.pem"))?,
         "audit_file": config.audit.file,
+        // HR's card page (sign in as a user with the `cards` role) and the admin API behind
+        // `vigie cards …` (bearer token).
+        "admin_page_url": format!("{issuer}/admin/cards"),
+        "admin_api": {
+            "url": format!("{issuer}/admin/api"),
+            "token": ensure_admin_token(&dir)?,
+            "roles": config.admin.tokens.first().map(|t| t.roles.clone()).unwrap_or_default(),
+        },
     });
     Ok(Description(doc))
 }

@@ -23,7 +23,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/demo-app/callback", web::get().to(callback))
         .route("/demo-app/logout", web::post().to(logout))
         .route("/demo-app/logged-out", web::get().to(logged_out))
-        .route("/demo-app/backchannel-logout", web::post().to(backchannel_logout));
+        .route("/demo-app/backchannel-logout", web::post().to(backchannel_logout))
+        .route("/demo-pki/card-ca.crl", web::get().to(card_crl));
+}
+
+/// The demo card CA's CRL, as a CRL distribution point serves it (RFC 5280 §4.2.1.13).
+async fn card_crl(req: HttpRequest, state: State) -> HttpResponse {
+    match state.config.demo.card_crl.as_ref().map(std::fs::read) {
+        Some(Ok(der)) => HttpResponse::Ok().content_type("application/pkix-crl").body(der),
+        _ => crate::ops::not_found(req).await,
+    }
 }
 
 #[derive(Serialize, Deserialize)]
