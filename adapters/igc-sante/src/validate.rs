@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use x509_parser::asn1_rs::{Any, Class};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
 use x509_parser::pem::Pem;
@@ -506,16 +507,67 @@ fn parse_chain<C: AsRef<[u8]>>(chain: &[C]) -> Result<Vec<X509Certificate<'_>>, 
             if !rest.is_empty() {
                 return Err(CardRejection::Malformed(format!("{} bytes follow {what}", rest.len())));
             }
-            // RFC 5280 §4.1.1.2: signatureAlgorithm must equal the TBSCertificate's signature field.
-            if cert.signature_algorithm != cert.tbs_certificate.signature {
-                return Err(CardRejection::Malformed(format!("{what}: outer and inner signature algorithms differ")));
-            }
+            canonical_outside_tbs(&cert).map_err(|e| CardRejection::Malformed(format!("{what}: {e}")))?;
             if i == 0 {
                 supported_critical_extensions(&cert).map_err(|e| CardRejection::Malformed(format!("{what}: {e}")))?;
             }
             Ok(cert)
         })
         .collect()
+}
+
+/// The bytes of a certificate that its signature does not cover (RFC 5280 §4.1: the SEQUENCE
+/// header, the algorithm and the signature around the TBSCertificate) must be the one DER encoding:
+/// the parser tolerates other tags and non-minimal lengths there, which would let one card be
+/// presented as many byte strings (and many fingerprints). So the certificate is rebuilt from its
+/// signed part and compared byte for byte. RFC 5280 §4.1.1.2: signatureAlgorithm MUST contain the
+/// same algorithm identifier as the TBSCertificate's signature field (here: the same bytes).
+fn canonical_outside_tbs(cert: &X509Certificate<'_>) -> Result<(), String> {
+    fn bad(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+    if cert.signature_value.unused_bits != 0 {
+        return Err("the signature BIT STRING has unused bits".to_owned());
+    }
+    // TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature AlgorithmIdentifier, … }
+    let tbs = cert.tbs_certificate.as_ref();
+    let (_, fields) = Any::from_der(tbs).map_err(bad)?;
+    let (mut rest, first) = Any::from_der(fields.data).map_err(bad)?;
+    if first.header.class() == Class::ContextSpecific {
+        rest = Any::from_der(rest).map_err(bad)?.0;
+    }
+    let (after_alg, _) = Any::from_der(rest).map_err(bad)?;
+    let algorithm = &rest[..rest.len() - after_alg.len()];
+    let mut bits = Vec::with_capacity(cert.signature_value.data.len() + 1);
+    bits.push(0);
+    bits.extend_from_slice(&cert.signature_value.data);
+    let mut content = Vec::with_capacity(tbs.len() + algorithm.len() + bits.len() + 8);
+    content.extend_from_slice(tbs);
+    content.extend_from_slice(algorithm);
+    push_tlv(&mut content, 0x03, &bits);
+    let mut canonical = Vec::with_capacity(content.len() + 4);
+    push_tlv(&mut canonical, 0x30, &content);
+    if canonical != cert.as_raw() {
+        return Err("it is not DER-encoded around its signed part, or its two signature algorithms differ \
+                    (RFC 5280 §4.1, §4.1.1.2)"
+            .to_owned());
+    }
+    Ok(())
+}
+
+/// Appends one DER tag-length-value (definite, minimal length: X.690 §10.1).
+fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
 }
 
 /// RFC 5280 §4.2: a certificate with a critical extension the validator does not process must be

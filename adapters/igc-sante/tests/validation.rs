@@ -179,6 +179,42 @@ fn card_with_a_tampered_signature_is_refused() {
 }
 
 #[test]
+fn card_re_encoded_outside_its_signature_is_refused() {
+    // The signature covers only the TBSCertificate: the bytes around it must be the one DER encoding,
+    // or one card could be presented as many byte strings (and many fingerprints).
+    let card = issue(CardSpec::cps("810001234567", "MEDECIN", "JEAN", "Médecin"));
+    let der = &card.cert_der;
+    validator().validate(&[der.clone()], now()).expect("the original is accepted");
+    // The outer signatureAlgorithm's OID tag 06 written as 07 (found by the corrupted_cards property).
+    let sig_len = usize::from(der[der.len() - card_signature_len(der) + 1]);
+    let bit_string = der.len() - sig_len - 2;
+    let alg = bit_string - 12; // SEQUENCE { OID ecdsa-with-SHA256 } is 12 bytes
+    assert_eq!(&der[alg..alg + 3], &[0x30, 0x0a, 0x06]);
+    let mut oid_tag = der.clone();
+    oid_tag[alg + 2] = 0x07;
+    assert_eq!(refused(&[oid_tag]).code(), "malformed");
+    // The outer SEQUENCE tag 30 written as 50.
+    let mut outer_tag = der.clone();
+    outer_tag[0] = 0x50;
+    assert_eq!(refused(&[outer_tag]).code(), "malformed");
+    // The signature's length in a non-minimal long form, outer length fixed up.
+    let mut long_len = der[..bit_string].to_vec();
+    long_len.extend([0x03, 0x81, der[bit_string + 1]]);
+    long_len.extend_from_slice(&der[bit_string + 2..]);
+    let outer = u16::from_be_bytes([long_len[2], long_len[3]]) + 1;
+    long_len[2..4].copy_from_slice(&outer.to_be_bytes());
+    assert_eq!(refused(&[long_len]).code(), "malformed");
+}
+
+/// Length of the trailing signature BIT STRING TLV of a P-256 certificate (short-form length).
+fn card_signature_len(der: &[u8]) -> usize {
+    (0..der.len())
+        .rev()
+        .find(|&i| der[i] == 0x03 && usize::from(der[i + 1]) + i + 2 == der.len())
+        .map_or(0, |i| der.len() - i)
+}
+
+#[test]
 fn card_without_client_auth_eku_is_refused_unless_configured() {
     let card = issue(CardSpec::cps("810001234567", "MEDECIN", "JEAN", "Médecin").without_client_auth_eku());
     let refusal = refused(&card.chain_der);
