@@ -489,6 +489,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_rp_id_must_be_the_origin_host_or_a_suffix_of_it() {
+        let cfg = |rp_id: Option<&str>, origin: Option<&str>| crate::config::WebauthnConfig {
+            rp_id: rp_id.map(str::to_owned),
+            origin: origin.map(str::to_owned),
+            ..Default::default()
+        };
+        let (id, origin) = cfg(None, None).relying_party("https://vigie.chu.example:8443").expect("from the issuer");
+        assert_eq!((id.as_str(), origin.as_str()), ("vigie.chu.example", "https://vigie.chu.example:8443/"));
+        assert!(cfg(Some("chu.example"), None).relying_party("https://vigie.chu.example").is_ok());
+        let err = cfg(Some("other.example"), None).relying_party("https://vigie.chu.example").expect_err("refused");
+        assert!(err.contains("not the origin host"), "{err}");
+        assert!(
+            cfg(Some("hu.example"), None).relying_party("https://vigie.chu.example").is_err(),
+            "not a label suffix"
+        );
+        assert!(cfg(None, Some("not a url")).relying_party("https://vigie.chu.example").is_err());
+    }
+
+    #[test]
+    fn pages_with_a_key_form_may_load_the_script_and_nothing_else_changes() {
+        let mut resp = HttpResponse::Ok()
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'self'; form-action 'self'",
+            ))
+            .finish();
+        allow_script(&mut resp);
+        assert_eq!(
+            resp.headers().get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()),
+            Some("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; form-action 'self'")
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn garbage_attestation_objects_are_refused_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
