@@ -184,7 +184,7 @@ fn card_re_encoded_outside_its_signature_is_refused() {
     // or one card could be presented as many byte strings (and many fingerprints).
     let card = issue(CardSpec::cps("810001234567", "MEDECIN", "JEAN", "Médecin"));
     let der = &card.cert_der;
-    validator().validate(&[der.clone()], now()).expect("the original is accepted");
+    validator().validate(std::slice::from_ref(der), now()).expect("the original is accepted");
     // The outer signatureAlgorithm's OID tag 06 written as 07 (found by the corrupted_cards property).
     let sig_len = usize::from(der[der.len() - card_signature_len(der) + 1]);
     let bit_string = der.len() - sig_len - 2;
