@@ -131,7 +131,7 @@ test('the login page is in French by default and in English with ?lang=en', { ti
   assert.equal(await page.title(), `${FR.title} · Vigie`);
   await assert.doesNotReject(page.getByRole('heading', { level: 1, name: FR.title }).waitFor());
   for (const l of [FR.username, FR.password, FR.totp]) assert.equal(await page.getByLabel(l, { exact: true }).count(), 1, `label ${l}`);
-  assert.equal(await page.getByRole('button', { name: FR.submit }).count(), 1);
+  assert.equal(await page.getByRole('button', { name: FR.submit, exact: true }).count(), 1);
 
   // A browser asking for neither French nor English gets French too.
   const de = await context.newPage();
@@ -146,7 +146,7 @@ test('the login page is in French by default and in English with ?lang=en', { ti
   assert.equal(await htmlLang(page), 'en');
   assert.equal(await page.title(), `${EN.title} · Vigie`);
   for (const l of [EN.username, EN.password, EN.totp]) assert.equal(await page.getByLabel(l, { exact: true }).count(), 1, `label ${l}`);
-  assert.equal(await page.getByRole('button', { name: EN.submit }).count(), 1);
+  assert.equal(await page.getByRole('button', { name: EN.submit, exact: true }).count(), 1);
   // The language link takes the user back to French, in the same login flow.
   await page.getByRole('link', { name: 'Français' }).click();
   assert.equal(await htmlLang(page), 'fr');
@@ -192,7 +192,7 @@ test('a wrong password shows the generic error, which does not say whether the a
     await page.getByLabel(FR.totp, { exact: true }).fill('000000');
     const [response] = await Promise.all([
       page.waitForResponse((r) => r.url().endsWith('/login/password')),
-      page.getByRole('button', { name: FR.submit }).click(),
+      page.getByRole('button', { name: FR.submit, exact: true }).click(),
     ]);
     await page.waitForLoadState();
     const alert = page.getByRole('alert');
@@ -228,7 +228,7 @@ test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr
   await page.getByLabel(FR.username, { exact: true }).fill(infirmiere.username);
   await page.getByLabel(FR.password, { exact: true }).fill(infirmiere.password);
   await page.getByLabel(FR.totp, { exact: true }).fill(await totp(infirmiere.totp_secret));
-  await page.getByRole('button', { name: FR.submit }).click();
+  await page.getByRole('button', { name: FR.submit, exact: true }).click();
 
   // Back in the demo app, which shows the ID token's claims.
   await page.waitForURL(demo.info.demo_app_url);
