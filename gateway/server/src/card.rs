@@ -121,6 +121,23 @@ fn percent_decode(value: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// What the person at the workstation reads first, per rejection.
+fn in_french(code: &str) -> &'static str {
+    match code {
+        "untrusted_issuer" => "Cette carte n'est pas émise par une autorité de confiance (IGC-Santé).",
+        "expired" => "Cette carte a expiré : utilisez votre nouvelle carte ou adressez-vous aux ressources humaines.",
+        "not_yet_valid" => "Cette carte n'est pas encore valide (vérifiez aussi l'heure du poste).",
+        "no_client_auth_eku" | "bad_key_usage" => {
+            "Ce certificat de la carte ne sert pas à se connecter : choisissez le certificat d'authentification."
+        }
+        "revoked" => "Cette carte a été révoquée : elle ne permet plus de se connecter.",
+        "revocation_unknown" => {
+            "La validité de la carte ne peut pas être vérifiée pour le moment (liste de révocation indisponible)."
+        }
+        _ => "Le certificat de la carte est illisible.",
+    }
+}
+
 fn validator(state: &AppState) -> Result<&Arc<CardValidator>, CardProblem> {
     state.card_validator.as_ref().ok_or_else(|| problem("not_configured", "card login is not configured here"))
 }
@@ -138,7 +155,7 @@ async fn validate(state: &AppState, chain: &[Vec<u8>]) -> Result<PresentedCard, 
     }
     let valid = result.map_err(|e| {
         metrics::counter!("vigie_card_rejected_total", "reason" => e.code()).increment(1);
-        problem(e.code(), e.to_string())
+        problem(e.code(), format!("{} / {e}", in_french(e.code())))
     })?;
     if matches!(valid.revocation, RevocationCheck::PastGraceAccepted { .. }) {
         state.audit(AuditEvent {

@@ -258,6 +258,21 @@ impl Gateway {
         Browser { gw: self, http: self.http(), cookies: BTreeMap::new() }
     }
 
+    /// A browser whose TLS connections present this card (certificate chain PEM + PKCS#8 key PEM),
+    /// as the card middleware does once the PIN is entered.
+    pub fn browser_with_card(&self, chain_pem: &str, key_pem: &str) -> Browser<'_> {
+        let identity = reqwest::Identity::from_pem(format!("{chain_pem}{key_pem}").as_bytes()).expect("card identity");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("demo CA PEM")])
+            .identity(identity)
+            .build()
+            .expect("HTTP client with a card");
+        Browser { gw: self, http, cookies: BTreeMap::new() }
+    }
+
     pub fn client(&self, id: &str) -> &DemoClient {
         self.clients.iter().find(|c| c.client_id == id).unwrap_or_else(|| panic!("demo client {id}"))
     }
@@ -270,6 +285,21 @@ impl Gateway {
         let path =
             self.demo["audit_file"].as_str().map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("audit.jsonl"));
         std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The first audit line matching `what`, waiting for the audit writer (it writes from its own
+    /// thread) up to 5 s; panics with the whole trail otherwise.
+    pub async fn audit_line(&self, what: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(l) = self.audit_lines().into_iter().find(|l| what(l)) {
+                return l;
+            }
+            if Instant::now() > deadline {
+                panic!("no such audit line in {:#?}", self.audit_lines());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn keys_file(&self) -> Value {

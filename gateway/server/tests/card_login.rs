@@ -1,0 +1,291 @@
+//! Card login (`GET /login/cps`) against the real binary, with a test PKI reproducing IGC-Santé's
+//! subject layouts (`vigie_igc_sante::testpki`) and its CRL served over real HTTP by the test.
+//! Every card ends as it should: with a code, or with a page that says why and an audit line.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
+
+const PHR: &str = "urn:vigie:loa:2fa-phr";
+
+/// A CRL distribution point: serves the current CRL over HTTP/1.1 until stopped.
+struct CrlServer {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CrlServer {
+    async fn start(crl: Vec<u8>) -> CrlServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://127.0.0.1:{}/ACI-EL-PP-TEST.crl", listener.local_addr().unwrap().port());
+        let served = Arc::new(Mutex::new(crl));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else { return };
+                let body = served.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/pkix-crl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(&body).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        CrlServer { url, task }
+    }
+
+    /// The source goes away: connections are refused from now on.
+    fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+struct Pki {
+    pki: TestPki,
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("card-login-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = TestPki::generate().expect("test PKI");
+        std::fs::write(dir.join("anchors.pem"), pki.anchors_pem()).unwrap();
+        Pki { pki, dir }
+    }
+
+    fn anchors(&self) -> String {
+        self.dir.join("anchors.pem").display().to_string()
+    }
+
+    fn issue(&self, spec: CardSpec, crl: &CrlServer) -> TestCard {
+        self.pki.issue(&spec.crl_url(&crl.url)).expect("a test card")
+    }
+}
+
+fn toml_list(items: &[&str]) -> String {
+    format!("[{}]", items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", "))
+}
+
+/// The gateway's environment for card login against this test PKI and CRL source.
+fn card_env(pki: &Pki, crl: &CrlServer, cache: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), toml_list(&[&pki.anchors()])),
+        ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), toml_list(&[&crl.url])),
+        ("VIGIE_CARDS__TRUST__CRL_CACHE_DIR".to_owned(), cache.display().to_string()),
+        ("VIGIE_CARDS__TRUST__REFRESH_SECS".to_owned(), "1".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+async fn start(env: &[(String, String)]) -> Gateway {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start(&env).await
+}
+
+/// Authorization request for `client` → login page → `GET /login/cps`. Returns the final response.
+async fn card_login(gw: &Gateway, card: &TestCard, client: &str) -> (Authz, Resp) {
+    let mut browser = gw.browser_with_card(&card.chain_pem, &card.key_pem);
+    let a = Authz::new(gw, client);
+    let r = browser.authorize(&a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let location = r.location();
+    let page = browser.get(&location).await;
+    assert!(page.body.contains("/login/cps?flow="), "the login page offers the card: {}", page.body);
+    let flow = query_of(&format!("https://x{location}"))["flow"].clone();
+    (a, browser.get(&format!("/login/cps?flow={flow}")).await)
+}
+
+/// Logs in with the card and returns the ID token's claims.
+async fn logs_in(gw: &Gateway, card: &TestCard) -> Value {
+    let (a, done) = card_login(gw, card, "demo-dpi").await;
+    assert_eq!(done.status, 303, "the card logs in: {}", done.body);
+    let code = done.redirect_params().get("code").cloned().unwrap_or_else(|| panic!("a code: {}", done.location()));
+    let tokens = a.redeem(gw, &code).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    jwt_part(tokens.json()["id_token"].as_str().unwrap(), 1)
+}
+
+/// Tries to log in with the card: refused with this code in the audit and a page that says `words`.
+async fn refused(gw: &Gateway, card: &TestCard, code: &str, words: &str) {
+    let (_, done) = card_login(gw, card, "demo-dpi").await;
+    assert!(done.status == 403 || done.status == 401, "refused ({code}): {} {}", done.status, done.body);
+    assert!(done.body.contains(words), "the page says {words:?}: {}", done.body);
+    assert!(done.body.contains("/login?flow="), "and leads back to the login page: {}", done.body);
+    let request_id = done.header("x-request-id").expect("a request id").to_owned();
+    gw.audit_line(|l| {
+        l["kind"] == "login"
+            && l["outcome"] == "failure"
+            && l["request_id"] == request_id.as_str()
+            && l["method"].as_str().is_some_and(|m| m == "cps" || m == "cpe")
+            && l["reason"] == code
+    })
+    .await;
+}
+
+fn import(gw: &Gateway, csv_rows: &str) {
+    let csv = gw.data_dir.join("import.csv");
+    std::fs::write(
+        &csv,
+        format!("matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username\n{csv_rows}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["users", "import"])
+        .arg(&csv)
+        .arg("--data-dir")
+        .arg(&gw.data_dir)
+        .output()
+        .expect("vigie users import");
+    assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_card_ends_as_it_should() {
+    let pki = Pki::new("kinds");
+    let now = now();
+    let revoked_serial = vec![0x42, 0x42, 0x01];
+    let crl =
+        CrlServer::start(pki.pki.crl_der(&[(revoked_serial.clone(), now - 3600)], now - 60, now + 3600).unwrap()).await;
+    let gw = start(&card_env(&pki, &crl, &pki.dir.join("crl-cache"), &[])).await;
+    import(&gw, "009001,Santoni,Ghjuvanni,1970-01-01,Masseur-kinésithérapeute,MK,00B7010446,UF1203:100,gsantoni\n");
+
+    // A CPS with an RPPS idNat: the demo médecin, SN+CN+GN in one multi-valued RDN.
+    let cps = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").profession(10, "SM26"), &crl);
+    let id = logs_in(&gw, &cps).await;
+    assert_eq!(id["acr"], PHR);
+    assert_eq!(id["amr"], serde_json::json!(["sc", "pin", "mfa"]));
+    assert_eq!(id["idnat"], "810100000011");
+    gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "success" && l["method"] == "cps").await;
+
+    // A CPS whose idNat holds a letter (Corsican ADELI).
+    let corsican = pki.issue(CardSpec::cps("00B7010446", "SANTONI", "GHJUVANNI", "Masseur-Kinésithérapeute"), &crl);
+    assert_eq!(logs_in(&gw, &corsican).await["idnat"], "00B7010446");
+
+    // A CPS of nobody in the establishment.
+    let stranger = pki.issue(CardSpec::cps("899700075122", "PHARMACH0007512", "CAROLE", "Pharmacien"), &crl);
+    refused(&gw, &stranger, "unknown_professional", "Aucun agent").await;
+
+    // A nominative CPE not bound by HR yet, and a non-nominative CPE.
+    let cpe = pki.issue(CardSpec::cpe_nominative("CHU EXEMPLE", "1760021832", "000000018", "MARTIN", "CAMILLE"), &crl);
+    refused(&gw, &cpe, "card_not_bound", "pas encore associée").await;
+    let shared = pki.issue(CardSpec::cpe_non_nominative("CHU EXEMPLE", "1760021832", "000000099"), &crl);
+    refused(&gw, &shared, "card_not_nominative", "pas nominative").await;
+
+    // Revoked (in the CRL), expired, from an untrusted CA, without the client-auth EKU.
+    let revoked = pki.issue(CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").serial(&revoked_serial), &crl);
+    refused(&gw, &revoked, "revoked", "revoked").await;
+    let expired = pki.issue(
+        CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").valid(now - 400 * 86_400, now - 86_400),
+        &crl,
+    );
+    refused(&gw, &expired, "expired", "expired").await;
+    let foreign = pki
+        .pki
+        .untrusted_ca
+        .issue(&CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").crl_url(&crl.url))
+        .unwrap();
+    refused(&gw, &foreign, "untrusted_issuer", "trusted").await;
+    let no_eku = pki.issue(CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").without_client_auth_eku(), &crl);
+    refused(&gw, &no_eku, "no_client_auth_eku", "client").await;
+
+    // No card at all on the connection.
+    let mut browser = gw.browser();
+    let r = browser.authorize(&Authz::new(&gw, "demo-dpi")).await;
+    let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
+    let none = browser.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(none.status, 401, "{}", none.body);
+    assert!(none.body.contains("Aucune carte"), "{}", none.body);
+
+    // A card login outside a flow of this browser is refused (login CSRF).
+    let mut other = gw.browser_with_card(&cps.chain_pem, &cps.key_pem);
+    let stolen_flow = other.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(stolen_flow.status, 403, "{}", stolen_flow.body);
+    crl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingress_header_counts_only_from_a_trusted_proxy() {
+    let pki = Pki::new("ingress");
+    let now = now();
+    let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + 3600).unwrap()).await;
+    let card = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
+    let header: String =
+        url::form_urlencoded::byte_serialize(card.cert_pem.as_bytes()).collect::<String>().replace('+', "%20");
+
+    for trusted in [false, true] {
+        let mut extra = vec![];
+        if trusted {
+            extra.push(("VIGIE_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]"));
+        }
+        let gw = start(&card_env(&pki, &crl, &pki.dir.join(format!("cache-{trusted}")), &extra)).await;
+        let mut browser = gw.browser();
+        let a = Authz::new(&gw, "demo-dpi");
+        let r = browser.authorize(&a).await;
+        let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
+        let req = browser.http.get(gw.url(&format!("/login/cps?flow={flow}"))).header("ssl-client-cert", &header);
+        let done = browser.send(req).await;
+        if trusted {
+            assert_eq!(done.status, 303, "from a trusted proxy the header is the card: {}", done.body);
+            assert!(done.location().starts_with("http://127.0.0.1:8768/callback?code="), "{}", done.location());
+        } else {
+            assert_eq!(done.status, 403, "{}", done.body);
+            gw.audit_line(|l| {
+                l["kind"] == "refused" && l["reason"].as_str().is_some_and(|r| r.contains("not a trusted proxy"))
+            })
+            .await;
+            gw.audit_line(|l| l["kind"] == "login" && l["reason"] == "untrusted_certificate_header").await;
+        }
+    }
+    crl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
+    let pki = Pki::new("grace");
+    let now = now();
+    // A CRL whose nextUpdate comes in 4 s, with 4 s of grace.
+    let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + 4).unwrap()).await;
+    let card = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
+    let cache = pki.dir.join("crl-cache");
+    let grace = [("VIGIE_CARDS__TRUST__GRACE_SECS", "4")];
+    let refuse = start(&card_env(&pki, &crl, &cache, &grace)).await;
+    let accept = start(&card_env(
+        &pki,
+        &crl,
+        &pki.dir.join("crl-cache-accept"),
+        &[grace[0], ("VIGIE_CARDS__TRUST__AFTER_GRACE", "accept")],
+    ))
+    .await;
+    assert_eq!(logs_in(&refuse, &card).await["acr"], PHR);
+    assert_eq!(logs_in(&accept, &card).await["acr"], PHR);
+
+    // The source goes away: the cached CRL is still used, before and after its nextUpdate.
+    crl.stop();
+    assert_eq!(logs_in(&refuse, &card).await["acr"], PHR);
+    // A restarted gateway, with no network to the CRL, reads the CRL from its disk cache.
+    let restarted = start(&card_env(&pki, &crl, &cache, &grace)).await;
+    assert_eq!(logs_in(&restarted, &card).await["acr"], PHR);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert!(common::now() > now + 4, "past nextUpdate");
+    assert_eq!(logs_in(&refuse, &card).await["acr"], PHR, "within grace");
+
+    // Past the grace: refused by default, accepted (and audited) when configured so.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    refused(&refuse, &card, "revocation_unknown", "revoked").await;
+    assert_eq!(logs_in(&accept, &card).await["acr"], PHR);
+    accept.audit_line(|l| l["reason"].as_str().is_some_and(|r| r.contains("past nextUpdate + grace"))).await;
+}
