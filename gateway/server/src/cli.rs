@@ -50,6 +50,29 @@ enum Command {
     },
     /// Print the current TOTP code of a base32 secret (for trying the demo).
     Totp { secret: String },
+    /// CPS / CPE cards of agents (HR, medical affairs), through the admin API.
+    Cards {
+        #[command(subcommand)]
+        command: crate::admin::cli::CardsCommand,
+    },
+    /// Admin API tokens.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Generate an admin API token and the entry to put in `[admin] tokens`.
+    NewToken {
+        /// Who will hold it (audit lines say `token:<name>`).
+        #[arg(long, default_value = "hr-cli")]
+        name: String,
+        /// Roles it grants (repeat or comma-separate: cards, fido2).
+        #[arg(long, value_delimiter = ',', default_value = "cards")]
+        role: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +109,44 @@ enum UsersCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Give an account an administrative role (cards: HR / medical affairs manage cards).
+    GrantRole {
+        username: String,
+        role: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Take an administrative role from an account.
+    RevokeRole {
+        username: String,
+        role: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Grants or revokes a role of the account `username`, in the deployment's directory.
+fn change_role(target: &Target, username: &str, role: &str, grant: bool) -> anyhow::Result<()> {
+    use vigie_core::roles::Roles;
+    let role = vigie_core::roles::Role::parse(role).map_err(anyhow::Error::msg)?;
+    let config = target.config()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        let account = dir
+            .account_by_username(username)
+            .await?
+            .with_context(|| format!("no account {username:?}: import the user first (`vigie users import`)"))?;
+        if grant {
+            dir.grant(&account.identity_id, role, "cli").await?;
+            println!("role {role} granted to {username}");
+        } else if dir.revoke(&account.identity_id, role).await? {
+            println!("role {role} revoked from {username}");
+        } else {
+            println!("{username} did not have the role {role}");
+        }
+        Ok(())
+    })
 }
 
 /// Minimum password length (ANSSI's recommendations for a password that is one factor of two).
@@ -203,7 +264,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let metrics = crate::app::install_metrics()?;
                 let state = crate::app::build_state(config, metrics).await?;
                 let announce = if demo {
-                    Some(crate::demo::seed(&state.config, &data_dir, state.directory.as_ref()).await?)
+                    let d = crate::demo::seed(&state.config, &data_dir, state.directory.as_ref()).await?;
+                    crate::demo::grant_roles(state.directory.as_ref(), state.roles.as_ref()).await?;
+                    Some(d)
                 } else {
                     None
                 };
@@ -295,6 +358,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = crate::secrets::random_token(32);
             println!("client_secret      = {secret}");
             println!("client_secret_hash = \"{}\"", crate::secrets::SecretHash::of_generated(&secret));
+            Ok(())
+        }
+        Command::Users { command: UsersCommand::GrantRole { username, role, target } } => {
+            change_role(&target, &username, &role, true)
+        }
+        Command::Users { command: UsersCommand::RevokeRole { username, role, target } } => {
+            change_role(&target, &username, &role, false)
+        }
+        Command::Cards { command } => crate::admin::cli::run(command),
+        Command::Admin { command: AdminCommand::NewToken { name, role } } => {
+            for r in &role {
+                vigie_core::roles::Role::parse(r).map_err(anyhow::Error::msg)?;
+            }
+            let (token, hash) = crate::admin::cli::new_token();
+            let roles: Vec<String> = role.iter().map(|r| format!("{r:?}")).collect();
+            println!("token = {token}");
+            println!("# in the configuration (only the hash):");
+            println!("[[admin.tokens]]\nname = {name:?}\ntoken_hash = \"{hash}\"\nroles = [{}]", roles.join(", "));
             Ok(())
         }
         Command::Totp { secret } => {

@@ -1,6 +1,7 @@
 //! Vigie's gateway: the OpenID Connect provider, login per means of identification,
 //! operations endpoints and the embedded demo, wired from one configuration.
 pub mod account;
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod card;

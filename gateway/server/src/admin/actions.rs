@@ -1,0 +1,301 @@
+//! What HR does to cards, whatever the surface (page, API): create a record, move it in its life
+//! cycle (ending the card's sessions when it is lost or stolen), bind it after the coherence
+//! check. Every change is audited here, once.
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::cards::{Card, CardStatus, names_match};
+use vigie_core::directory::{DirectoryError, Identity};
+use vigie_igc_sante::{CardKind, CardSubject};
+
+use super::auth::Admin;
+use crate::app::AppState;
+use crate::card::PresentedCard;
+use crate::http::Caller;
+
+/// Why an admin action did not happen.
+#[derive(Debug)]
+pub enum ActionError {
+    /// No such card or agent.
+    NotFound(String),
+    /// The request contradicts the card's state or the directory (a conflict HR can resolve).
+    Refused(String),
+    /// The names on the card are not the agent's: binding needs an override reason.
+    NamesDiffer(NamesDiffer),
+    /// The directory or the store failed.
+    Unavailable(String),
+}
+
+/// The names on a card next to the agent's, when they differ.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NamesDiffer {
+    /// `SN`, `GN` of the card's certificate (empty when absent).
+    pub card: (String, String),
+    /// Family and given name in the directory.
+    pub agent: (String, String),
+}
+
+impl From<DirectoryError> for ActionError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::Invalid(m) => ActionError::Refused(m),
+            DirectoryError::Unavailable(m) => ActionError::Unavailable(m),
+        }
+    }
+}
+
+impl std::fmt::Display for ActionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ActionError::NotFound(m) | ActionError::Refused(m) | ActionError::Unavailable(m) => f.write_str(m),
+            ActionError::NamesDiffer(d) => write!(
+                f,
+                "the names on the card ({} {}) are not the agent's ({} {}): check that this is the agent's card, \
+                 or give the reason to bind it anyway (e.g. a married name)",
+                d.card.1, d.card.0, d.agent.1, d.agent.0
+            ),
+        }
+    }
+}
+
+fn audit(state: &AppState, admin: &Admin, caller: &Caller, kind: AuditKind, card: &Card, reason: Option<String>) {
+    state.audit(AuditEvent {
+        kind: Some(kind),
+        outcome: Some(Outcome::Success),
+        subject: Some(card.identity_id.clone()),
+        actor: Some(admin.actor.clone()),
+        object: Some(card.fingerprint().map_or_else(|| format!("card:{}", card.id), |f| format!("{f} ({})", card.id))),
+        method: Some(card.kind.clone()),
+        reason,
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+}
+
+async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionError> {
+    state.directory.identity(identity_id).await?.ok_or_else(|| {
+        ActionError::NotFound(format!(
+            "there is no agent with id {:?}: search the agent first",
+            identity_id.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// The card with this id, or `NotFound`.
+pub async fn card(state: &AppState, card_id: &str) -> Result<Card, ActionError> {
+    state.cards.card(card_id).await?.ok_or_else(|| {
+        ActionError::NotFound(format!("there is no card with id {:?}", card_id.chars().take(64).collect::<String>()))
+    })
+}
+
+/// Records a card for an agent.
+pub async fn create(
+    state: &AppState,
+    admin: &Admin,
+    caller: &Caller,
+    identity_id: &str,
+    kind: &str,
+    status: CardStatus,
+    comment: Option<&str>,
+) -> Result<Card, ActionError> {
+    agent(state, identity_id).await?;
+    let card = state.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
+    audit(state, admin, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
+    Ok(card)
+}
+
+/// Moves a card in its life cycle. Entering lost, stolen, returned or expired ends at once every
+/// session the card opened (tokens revoked, applications told). Returns the card and how many
+/// sessions ended.
+pub async fn change_status(
+    state: &AppState,
+    admin: &Admin,
+    caller: &Caller,
+    card_id: &str,
+    status: CardStatus,
+    comment: Option<&str>,
+) -> Result<(Card, usize), ActionError> {
+    let before = card(state, card_id).await?;
+    let card = state.cards.set_status(card_id, status, &admin.actor, comment).await?;
+    let mut ended = 0;
+    // The registry refuses the login of a card out of handed_over from now on; sessions it
+    // already opened end here.
+    if before.status != card.status
+        && status.ends_sessions()
+        && let Some(fingerprint) = card.fingerprint()
+    {
+        ended = crate::session::end_sessions_of_credential(state, caller, &fingerprint)
+            .await
+            .map_err(|e| ActionError::Unavailable(format!("the card's sessions could not be ended: {e}")))?;
+    }
+    let reason = format!(
+        "{} -> {}{}; {ended} session(s) ended",
+        before.status.as_str(),
+        card.status.as_str(),
+        comment.map(|c| format!(": {}", c.chars().take(200).collect::<String>())).unwrap_or_default()
+    );
+    audit(state, admin, caller, AuditKind::CardStatusChanged, &card, Some(reason));
+    Ok((card, ended))
+}
+
+/// How the presented card compares with the agent it is bound to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Coherence {
+    /// Same person: bind.
+    Match,
+    /// The names differ: bind only with an override reason.
+    NamesDiffer(NamesDiffer),
+}
+
+/// The coherence check of a binding (seeds 000: "Nom de l'agent = Nom présent sur la carte"):
+/// the certificate's kind must be the record's; a CPS's CN (its idNat) must be the agent's idNat
+/// — no override, an idNat names one person; a non-nominative CPE is bound to nobody; names are
+/// compared accent-, case- and separator-insensitively.
+pub fn coherence(record_kind: &str, subject: &CardSubject, agent: &Identity) -> Result<Coherence, String> {
+    match (record_kind, subject.kind) {
+        ("cps", CardKind::Cps) | ("cpe", CardKind::CpeNominative) => {}
+        (_, CardKind::CpeNonNominative) => {
+            return Err("this is a non-nominative CPE (no name on it): it is shared within a structure and is \
+                        bound to no agent"
+                .into());
+        }
+        (kind, found) => {
+            let found = if found == CardKind::Cps { "a CPS" } else { "a CPE" };
+            return Err(format!("the card in the reader is {found}, but this record is for a {kind} card"));
+        }
+    }
+    if subject.kind == CardKind::Cps {
+        let card_idnat = subject.idnat.as_ref().map(|i| i.as_str()).unwrap_or(subject.cn.as_str());
+        match &agent.idnat {
+            None => {
+                return Err(format!(
+                    "the agent has no idNat in the directory: a CPS binds to the holder of its idNat ({card_idnat}); \
+                     have HR record the agent's RPPS/ADELI"
+                ));
+            }
+            Some(own) if own.as_str() != card_idnat => {
+                return Err(format!(
+                    "this CPS belongs to idNat {card_idnat}, not to the agent (idNat {}): it is not their card",
+                    own.as_str()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let card_sn = subject.surname.clone().unwrap_or_default();
+    let card_gn = subject.given_name.clone().unwrap_or_default();
+    if names_match(&card_sn, &card_gn, &agent.family_name, &agent.given_name) {
+        Ok(Coherence::Match)
+    } else {
+        Ok(Coherence::NamesDiffer(NamesDiffer {
+            card: (card_sn, card_gn),
+            agent: (agent.family_name.clone(), agent.given_name.clone()),
+        }))
+    }
+}
+
+/// Longest override reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Binds a card record to the validated card presented (over TLS or sent as PEM), after the
+/// coherence check; a name mismatch binds only with an override reason, which the audit line
+/// and the card's history keep.
+pub async fn bind(
+    state: &AppState,
+    admin: &Admin,
+    caller: &Caller,
+    card_id: &str,
+    presented: &PresentedCard,
+    override_reason: Option<&str>,
+) -> Result<Card, ActionError> {
+    let record = card(state, card_id).await?;
+    let agent = agent(state, &record.identity_id).await?;
+    let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
+        return Err(ActionError::Refused(format!("the override reason is longer than {MAX_REASON_CHARS} characters")));
+    }
+    let used_reason =
+        match coherence(&record.kind, &presented.identity.subject, &agent).map_err(ActionError::Refused)? {
+            Coherence::Match => None,
+            Coherence::NamesDiffer(d) => match reason {
+                Some(r) => Some(r),
+                None => return Err(ActionError::NamesDiffer(d)),
+            },
+        };
+    let id = &presented.identity;
+    let card =
+        state.cards.bind(card_id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor, used_reason).await?;
+    let audit_reason = match used_reason {
+        Some(r) => format!(
+            "names differ (card: {} {}; agent: {} {}); overridden: {r}",
+            id.subject.given_name.as_deref().unwrap_or_default(),
+            id.subject.surname.as_deref().unwrap_or_default(),
+            agent.given_name,
+            agent.family_name
+        ),
+        None => "names match".into(),
+    };
+    audit(state, admin, caller, AuditKind::CardBound, &card, Some(audit_reason));
+    Ok(card)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::IdNat;
+
+    fn agent(family: &str, given: &str, idnat: Option<&str>) -> Identity {
+        Identity {
+            id: "a1".into(),
+            matricule: "M1".into(),
+            family_name: family.into(),
+            given_name: given.into(),
+            birth_date: None,
+            metier: None,
+            grade: None,
+            idnat: idnat.map(|i| IdNat::parse(i).unwrap()),
+            units: vec![],
+        }
+    }
+
+    fn subject(kind: CardKind, cn: &str, sn: Option<&str>, gn: Option<&str>) -> CardSubject {
+        CardSubject {
+            kind,
+            idnat: IdNat::parse(cn).ok(),
+            cn: cn.into(),
+            surname: sn.map(Into::into),
+            given_name: gn.map(Into::into),
+            title: None,
+            organization: None,
+            structure_id: None,
+            pseudonym: None,
+        }
+    }
+
+    #[test]
+    fn a_cps_binds_to_the_holder_of_its_idnat_only() {
+        let cps = subject(CardKind::Cps, "810100000011", Some("DURAND"), Some("PAUL"));
+        assert_eq!(coherence("cps", &cps, &agent("Durand", "Paul", Some("810100000011"))), Ok(Coherence::Match));
+        let other = coherence("cps", &cps, &agent("Durand", "Paul", Some("810100000029"))).unwrap_err();
+        assert!(other.contains("not their card"), "{other}");
+        let none = coherence("cps", &cps, &agent("Durand", "Paul", None)).unwrap_err();
+        assert!(none.contains("no idNat"), "{none}");
+        assert!(coherence("cpe", &cps, &agent("Durand", "Paul", Some("810100000011"))).unwrap_err().contains("CPS"));
+    }
+
+    #[test]
+    fn different_names_need_an_override_and_a_shared_cpe_binds_to_nobody() {
+        let cps = subject(CardKind::Cps, "810100000011", Some("MARTIN"), Some("PAULE"));
+        match coherence("cps", &cps, &agent("Durand", "Paule", Some("810100000011"))) {
+            Ok(Coherence::NamesDiffer(d)) => {
+                assert_eq!(d.card, ("MARTIN".into(), "PAULE".into()));
+                assert_eq!(d.agent, ("Durand".into(), "Paule".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cpe = subject(CardKind::CpeNominative, "3760021832/000000018", Some("LE GALL"), Some("ELODIE"));
+        assert_eq!(coherence("cpe", &cpe, &agent("Le-Gall", "Élodie", None)), Ok(Coherence::Match));
+        let shared = subject(CardKind::CpeNonNominative, "3760021832/000000019", None, None);
+        assert!(coherence("cpe", &shared, &agent("Le-Gall", "Élodie", None)).unwrap_err().contains("non-nominative"));
+    }
+}

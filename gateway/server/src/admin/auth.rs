@@ -1,0 +1,153 @@
+//! Who may use the admin endpoints: one function, [`require`], that every admin handler calls.
+//!
+//! Two ways in. The admin **pages** take the browser's SSO session (`session::current`) of a
+//! person holding the role in the directory (`vigie users grant-role USERNAME ROLE`); their forms
+//! carry a CSRF token bound to that session ([`Admin::csrf`], [`Admin::check_csrf`]). The JSON
+//! **API** (and the `vigie cards …` CLI) takes a bearer token from `[admin] tokens` (RFC 6750
+//! §2.1), known by its hash only; the API never accepts the session cookie, so a page of another
+//! site cannot make a browser call it.
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::roles::Role;
+
+use crate::app::AppState;
+use crate::http::{Caller, problem};
+use crate::secrets::{SecretHash, ct_eq, sha256_b64};
+use crate::session;
+
+/// Which surface is asking: decides the shape of a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// JSON API: bearer token; refusals as RFC 9457 problem+json.
+    Api,
+    /// HTML page: SSO session; refusals as a page saying what to do.
+    Page,
+}
+
+/// An authenticated administrator holding the role asked for.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    /// For audit and card histories: `staff:<identity id>` or `token:<name>`.
+    pub actor: String,
+    /// The directory identity, for a person signed in on a page.
+    pub identity_id: Option<String>,
+    /// The session cookie of a page visit: the CSRF token is derived from it.
+    session_cookie: Option<String>,
+}
+
+impl Admin {
+    /// The CSRF token of this session's forms: SHA-256 of a label and the session cookie. The
+    /// cookie is a secret of this browser, so another site cannot compute the token; it changes
+    /// at every login. `None` for an API caller (no cookie, no forms).
+    pub fn csrf(&self) -> Option<String> {
+        self.session_cookie.as_deref().map(|c| sha256_b64(format!("vigie-admin-csrf\0{c}").as_bytes()))
+    }
+
+    /// Whether a form's CSRF token is this session's (constant-time comparison).
+    pub fn check_csrf(&self, given: Option<&str>) -> bool {
+        match (self.csrf(), given) {
+            (Some(expected), Some(given)) => ct_eq(expected.as_bytes(), given.as_bytes()),
+            _ => false,
+        }
+    }
+}
+
+/// The administrator behind this request if they hold `role`, or the response refusing them
+/// (401 with `WWW-Authenticate` or 403 for the API, a page for pages). Refusals are audited.
+pub async fn require(req: &HttpRequest, state: &AppState, role: Role, surface: Surface) -> Result<Admin, HttpResponse> {
+    match surface {
+        Surface::Api => bearer(req, state, role).map_err(|r| *r),
+        Surface::Page => staff(req, state, role).await,
+    }
+}
+
+fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<HttpResponse>> {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(given) = given.filter(|t| !t.is_empty() && t.len() <= 512) else {
+        refused(req, state, None, role, "no admin API token");
+        return Err(Box::new(unauthorized(
+            "invalid_request",
+            "an admin API token is required: send `Authorization: Bearer <token>` (see `vigie admin new-token` \
+             and `[admin] tokens`)",
+        )));
+    };
+    // Every configured hash is checked, whichever matches: the time taken does not tell which.
+    let mut matched = None;
+    for t in &state.config.admin.tokens {
+        if SecretHash::parse(&t.token_hash).is_some_and(|h| h.verify(given)) {
+            matched = Some(t);
+        }
+    }
+    let Some(token) = matched else {
+        refused(req, state, None, role, "unknown admin API token");
+        return Err(Box::new(unauthorized(
+            "invalid_token",
+            "this admin API token is not configured in `[admin] tokens`",
+        )));
+    };
+    let actor = format!("token:{}", token.name);
+    if !token.roles.iter().any(|r| r == role.as_str()) {
+        refused(req, state, Some(&actor), role, "token without the role");
+        return Err(Box::new(problem(
+            StatusCode::FORBIDDEN,
+            "Role missing",
+            &format!("the admin API token {:?} does not have the role {role}: add it to its `roles`", token.name),
+        )));
+    }
+    Ok(Admin { actor, identity_id: None, session_cookie: None })
+}
+
+/// RFC 6750 §3: a request without valid bearer credentials gets 401 and a `WWW-Authenticate`
+/// challenge naming the error.
+fn unauthorized(error: &str, detail: &str) -> HttpResponse {
+    let mut r = problem(StatusCode::UNAUTHORIZED, "Admin API token required", detail);
+    let challenge = format!("Bearer realm=\"vigie-admin\", error=\"{error}\"");
+    if let Ok(v) = header::HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
+    let session = match session::current(state, req).await {
+        Ok(s) => s,
+        Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
+    };
+    let cookie = crate::http::cookie(req, session::COOKIE);
+    let (Some(session), Some(cookie)) = (session, cookie) else {
+        return Err(super::page::sign_in_needed(req));
+    };
+    let identity_id = session.authentication.identity_id.clone();
+    let actor = format!("staff:{identity_id}");
+    let holds = match state.roles.roles_of(&identity_id).await {
+        Ok(roles) => roles.contains(&role),
+        Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
+    };
+    if !holds {
+        refused(req, state, Some(&actor), role, "signed-in person without the role");
+        return Err(super::page::role_missing(req, role));
+    }
+    Ok(Admin { actor, identity_id: Some(identity_id), session_cookie: Some(cookie) })
+}
+
+fn refused(req: &HttpRequest, state: &AppState, actor: Option<&str>, role: Role, reason: &str) {
+    let caller = Caller::of(req, state);
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        actor: actor.map(str::to_owned),
+        object: Some(format!("role:{role} {}", req.path().chars().take(200).collect::<String>())),
+        reason: Some(reason.into()),
+        ip: Some(caller.ip),
+        user_agent: caller.user_agent,
+        request_id: Some(caller.request_id),
+        ..Default::default()
+    });
+}

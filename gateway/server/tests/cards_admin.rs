@@ -1,0 +1,437 @@
+//! HR and medical affairs manage cards (seeds 000: "the IT department must not hold the cards"):
+//! the admin API and who may call it, a card's life from request to loss, binding with the name
+//! check, a lost card's sessions ending, the admin page, and the `vigie cards …` CLI.
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
+
+/// Paul Durand, the demo's médecin.
+const PAUL_IDNAT: &str = "810100000011";
+/// Léa Bernard, the demo's interne.
+const LEA_IDNAT: &str = "810100000029";
+
+async fn call(gw: &Gateway, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let http = gw.http();
+    let mut req = if method == "GET" { http.get(gw.url(path)) } else { http.post(gw.url(path)) };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    Resp::of(req.send().await.expect("gateway reachable")).await
+}
+
+fn demo_token(gw: &Gateway) -> String {
+    gw.demo["admin_api"]["token"].as_str().expect("demo.json admin_api.token").to_owned()
+}
+
+fn assert_problem(r: &Resp, status: u16, detail_has: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.body);
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains(detail_has), "detail {detail:?} should say {detail_has:?}");
+}
+
+async fn agent_id(gw: &Gateway, token: &str, query: &str) -> String {
+    let r = call(gw, Some(token), "GET", &format!("/admin/api/identities?q={query}"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let found = r.json()["identities"].as_array().expect("identities").clone();
+    assert_eq!(found.len(), 1, "one agent for {query}: {found:?}");
+    found[0]["id"].as_str().expect("id").to_owned()
+}
+
+async fn new_card(gw: &Gateway, token: &str, agent: &str, kind: &str) -> String {
+    let r =
+        call(gw, Some(token), "POST", "/admin/api/cards", Some(json!({ "identity_id": agent, "kind": kind }))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().expect("card id").to_owned()
+}
+
+async fn set_status(gw: &Gateway, token: &str, card: &str, status: &str, comment: Option<&str>) -> Resp {
+    let body = json!({ "status": status, "comment": comment });
+    call(gw, Some(token), "POST", &format!("/admin/api/cards/{card}/status"), Some(body)).await
+}
+
+/// A gateway whose card login trusts a generated test PKI (revocation not checked here: the
+/// card-login tests cover CRLs).
+async fn with_cards() -> (Gateway, TestPki) {
+    let pki = TestPki::generate().expect("test PKI");
+    let anchors = temp_file("anchors.pem", &pki.anchors_pem());
+    let anchors = format!("[\"{}\"]", anchors.display());
+    let gw = Gateway::start(&[
+        ("VIGIE_CARDS__ENABLED", "true"),
+        ("VIGIE_CARDS__TRUST__ANCHORS", &anchors),
+        ("VIGIE_CARDS__TRUST__CHECK_REVOCATION", "false"),
+    ])
+    .await;
+    (gw, pki)
+}
+
+/// A browser that presents this card's certificate in the TLS handshake (the card middleware).
+fn card_browser<'g>(gw: &'g Gateway, card: &TestCard) -> Browser<'g> {
+    let identity =
+        reqwest::Identity::from_pem(format!("{}{}", card.key_pem, card.chain_pem).as_bytes()).expect("card identity");
+    let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().expect("ca_pem").as_bytes()).expect("CA");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], gw.port)))
+        .tls_certs_only([ca])
+        .identity(identity)
+        .build()
+        .expect("HTTP client");
+    Browser { gw, http, cookies: BTreeMap::new() }
+}
+
+fn audit_of<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["kind"] == kind).collect()
+}
+
+/// Audit lines are written by a background thread: wait until one matches.
+async fn wait_audit(gw: &Gateway, what: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..50 {
+        if let Some(l) = gw.audit_lines().into_iter().find(|l| what(l)) {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no such audit line in {:#?}", gw.audit_lines());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_refuses_no_token_a_wrong_token_and_a_token_without_the_role() {
+    let hr = random(32);
+    let fido2_desk = random(32);
+    let tokens = format!(
+        "[{{name=\"hr\", token_hash=\"sha256:{}\", roles=[\"cards\"]}}, \
+         {{name=\"fido2-desk\", token_hash=\"sha256:{}\", roles=[\"fido2\"]}}]",
+        sha256_b64(&hr),
+        sha256_b64(&fido2_desk)
+    );
+    let gw = Gateway::start(&[("VIGIE_ADMIN__TOKENS", &tokens)]).await;
+    let path = "/admin/api/identities?q=durand";
+
+    let none = call(&gw, None, "GET", path, None).await;
+    assert_problem(&none, 401, "Authorization: Bearer");
+    // RFC 6750 §3: the challenge names the scheme.
+    assert!(none.header("www-authenticate").is_some_and(|h| h.starts_with("Bearer ")), "{:?}", none.headers);
+    let wrong = call(&gw, Some(&random(32)), "GET", path, None).await;
+    assert_problem(&wrong, 401, "not configured");
+    assert!(wrong.header("www-authenticate").is_some_and(|h| h.contains("invalid_token")));
+    let roleless = call(&gw, Some(&fido2_desk), "GET", path, None).await;
+    assert_problem(&roleless, 403, "does not have the role cards");
+    // A session cookie is no way into the API.
+    let (browser, ..) = logged_in(&gw, "demo-cli", &["demo.rh"]).await;
+    let cookie = format!("{SESSION_COOKIE}={}", browser.cookie(SESSION_COOKIE).expect("session cookie"));
+    let by_cookie = Resp::of(gw.http().get(gw.url(path)).header("cookie", cookie).send().await.unwrap()).await;
+    assert_eq!(by_cookie.status, 401, "{}", by_cookie.body);
+
+    let ok = call(&gw, Some(&hr), "GET", path, None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["identities"][0]["family_name"], "Durand");
+
+    let refusal = wait_audit(&gw, |l| l["kind"] == "refused" && l["actor"] == "token:fido2-desk").await;
+    assert_eq!(refusal["outcome"], "failure");
+    assert!(refusal["object"].as_str().unwrap().contains("role:cards"), "{refusal}");
+    assert!(audit_of(&gw.audit_lines(), "refused").len() >= 4, "no token, wrong token, role, cookie");
+    // Never the token itself.
+    let all = std::fs::read_to_string(gw.demo["audit_file"].as_str().unwrap()).unwrap();
+    assert!(!all.contains(&hr) && !all.contains(&fido2_desk));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_step() {
+    let gw = Gateway::start(&[]).await;
+    let token = demo_token(&gw);
+    let paul = agent_id(&gw, &token, "durand").await;
+    let card = new_card(&gw, &token, &paul, "cps").await;
+
+    let r = set_status(&gw, &token, &card, "ordered", Some("commande ANS 2026-118")).await;
+    assert_eq!((r.status, r.json()["status"].clone()), (200, json!("ordered")), "{}", r.body);
+    let r = set_status(&gw, &token, &card, "received", None).await;
+    assert_eq!(r.json()["next"], json!(["returned", "lost", "stolen", "expired"]), "{}", r.body);
+    assert_eq!(r.json()["allows_login"], false);
+
+    // Refusals say what to do.
+    assert_problem(&set_status(&gw, &token, &card, "handed_over", None).await, 409, "binding");
+    assert_problem(&set_status(&gw, &token, &card, "perdue", None).await, 400, "expected one of requested");
+    assert_problem(&set_status(&gw, &token, &card, "ordered", None).await, 409, "may become returned");
+    let long = "x".repeat(1001);
+    assert_problem(&set_status(&gw, &token, &card, "lost", Some(&long)).await, 400, "longer than 1000");
+    let extra = json!({ "status": "lost", "owner": "x" });
+    let r = call(&gw, Some(&token), "POST", &format!("/admin/api/cards/{card}/status"), Some(extra)).await;
+    assert_problem(&r, 400, "unknown field `owner`");
+    assert_problem(&set_status(&gw, &token, "no-such-card", "lost", None).await, 404, "no card");
+    let r =
+        call(&gw, Some(&token), "POST", "/admin/api/cards", Some(json!({ "identity_id": "nobody", "kind": "cps" })))
+            .await;
+    assert_problem(&r, 404, "no agent");
+
+    let r = call(&gw, Some(&token), "GET", &format!("/admin/api/cards/{card}/events"), None).await;
+    let events = r.json()["events"].as_array().expect("events").clone();
+    let steps: Vec<(&str, Option<&str>)> =
+        events.iter().map(|e| (e["status"].as_str().unwrap(), e["comment"].as_str())).collect();
+    assert_eq!(
+        steps,
+        vec![("requested", None), ("ordered", Some("commande ANS 2026-118")), ("received", None)],
+        "{events:?}"
+    );
+    assert!(events.iter().all(|e| e["by"] == "token:demo-rh"));
+    let r = call(&gw, Some(&token), "GET", &format!("/admin/api/identities/{paul}/cards"), None).await;
+    assert_eq!(r.json()["cards"][0]["id"], card.as_str(), "{}", r.body);
+
+    let line = wait_audit(&gw, |l| {
+        l["kind"] == "card_status_changed" && l["reason"].as_str().unwrap().contains("-> received")
+    })
+    .await;
+    assert_eq!((line["actor"].clone(), line["subject"].clone()), (json!("token:demo-rh"), json!(paul)));
+    assert_eq!(audit_of(&gw.audit_lines(), "card_created").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_audited() {
+    let (gw, pki) = with_cards().await;
+    let token = demo_token(&gw);
+    let paul = agent_id(&gw, &token, "durand").await;
+    let card = new_card(&gw, &token, &paul, "cps").await;
+    let bind = |pem: String, reason: Option<&str>| json!({ "certificate_pem": pem, "identity_id": paul, "override_reason": reason });
+    let path = format!("/admin/api/cards/{card}/bind");
+
+    // His card carries his married name.
+    let married = pki.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND-MOREAU", "PAUL", "Médecin")).unwrap();
+    let r = call(&gw, Some(&token), "POST", &path, Some(bind(married.chain_pem.clone(), None))).await;
+    assert_problem(&r, 409, "not the agent's");
+    assert_eq!(r.json()["card_names"]["surname"], "DURAND-MOREAU");
+    assert_eq!(r.json()["agent_names"]["family_name"], "Durand");
+
+    // Someone else's CPS: refused whatever the reason.
+    let lea = pki.issue(&CardSpec::cps(LEA_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
+    let r = call(&gw, Some(&token), "POST", &path, Some(bind(lea.chain_pem.clone(), Some("confiance")))).await;
+    assert_problem(&r, 409, "not their card");
+    // A card from a CA nobody trusts.
+    let forged = pki.untrusted_ca.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
+    let r = call(&gw, Some(&token), "POST", &path, Some(bind(forged.chain_pem.clone(), Some("x")))).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_problem(
+        &call(&gw, Some(&token), "POST", &path, Some(bind("garbage".into(), None))).await,
+        400,
+        "BEGIN CERTIFICATE",
+    );
+
+    let r = call(&gw, Some(&token), "POST", &path, Some(bind(married.chain_pem.clone(), Some("nom d'usage")))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bound = r.json();
+    assert_eq!((bound["status"].clone(), bound["allows_login"].clone()), (json!("handed_over"), json!(true)));
+    assert_eq!(bound["override_reason"], "nom d'usage");
+    assert_eq!(bound["cn"], PAUL_IDNAT);
+    let line = wait_audit(&gw, |l| l["kind"] == "card_bound").await;
+    assert_eq!(line["actor"], "token:demo-rh");
+    assert!(line["reason"].as_str().unwrap().contains("overridden: nom d'usage"), "{line}");
+    assert!(line["object"].as_str().unwrap().starts_with("card:"), "{line}");
+
+    // The same card cannot be bound to a second record.
+    let again = new_card(&gw, &token, &paul, "cps").await;
+    let r = call(
+        &gw,
+        Some(&token),
+        "POST",
+        &format!("/admin/api/cards/{again}/bind"),
+        Some(bind(married.chain_pem, Some("x"))),
+    )
+    .await;
+    assert_problem(&r, 409, "already bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_declared_lost_ends_its_sessions_at_once_and_logs_in_no_more() {
+    let (gw, pki) = with_cards().await;
+    let token = demo_token(&gw);
+    let paul = agent_id(&gw, &token, PAUL_IDNAT).await;
+    let cps = pki.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
+
+    // HR binds the card through the page, the card in the reader of their own workstation.
+    let mut hr = card_browser(&gw, &cps);
+    let (_, code) = hr.sign_in(&Authz::new(&gw, "demo-cli"), &["demo.rh"]).await;
+    assert!(!code.is_empty());
+    let card = new_card(&gw, &token, &paul, "cps").await;
+    let page = hr.get(&format!("/admin/cards/bind?card={card}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("DURAND") && page.body.contains("Durand"), "names side by side: {}", page.body);
+    assert!(page.body.contains("Les noms concordent"), "{}", page.body);
+    let csrf = page.hidden("csrf").expect("csrf");
+    let forged = hr.post_form("/admin/cards/bind", &[("card", &card), ("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403, "a form without this session's token is refused: {}", forged.body);
+    let done = hr.post_form("/admin/cards/bind", &[("card", &card), ("csrf", &csrf)]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done.location().contains("done=bound"), "{}", done.location());
+
+    // Paul logs in with his card.
+    let mut browser = card_browser(&gw, &cps);
+    let a = Authz::new(&gw, "demo-app");
+    let r = browser.authorize(&a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let flow = r.location().split("flow=").nth(1).expect("flow id").to_owned();
+    let done = browser.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(done.status, 303, "card login: {}", done.body);
+    let tokens = redeem(&gw, &a, &done.redirect_params()["code"]).await;
+    assert_eq!(gw.introspect("demo-app", &tokens.access).await["active"], true);
+    browser.code_without_login(&Authz::new(&gw, "demo-app")).await;
+
+    // He loses it; HR declares it.
+    let r = set_status(&gw, &token, &card, "lost", Some("perdue au self")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_ended"], 1, "{}", r.body);
+
+    // The session is gone, its tokens with it; the card no longer logs in.
+    let r = browser.authorize(&Authz::new(&gw, "demo-app")).await;
+    assert!(r.location().starts_with("/login?flow="), "back to the login page: {}", r.location());
+    assert_eq!(gw.introspect("demo-app", &tokens.access).await["active"], false);
+    let flow = r.location().split("flow=").nth(1).expect("flow id").to_owned();
+    let refused = browser.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("perdue") || refused.body.contains("lost"), "{}", refused.body);
+    let line =
+        wait_audit(&gw, |l| l["kind"] == "card_status_changed" && l["reason"].as_str().unwrap().contains("lost")).await;
+    assert!(line["reason"].as_str().unwrap().contains("1 session(s) ended"), "{line}");
+    // No way back without a new card.
+    assert_problem(&set_status(&gw, &token, &card, "handed_over", None).await, 409, "binding");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hr_uses_the_card_page_without_a_manual_and_staff_without_the_role_are_turned_away() {
+    let gw = Gateway::start(&[]).await;
+
+    // Not signed in: a way to sign in, through the built-in client, back to the page.
+    let mut visitor = gw.browser();
+    let r = visitor.get("/admin/cards").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains(r#"href="/admin/login""#), "{}", r.body);
+    let r = visitor.get("/admin/login").await;
+    assert_eq!(r.status, 303);
+    let r = visitor.get(&r.location()).await;
+    assert!(r.location().starts_with("/login?flow="), "the sign-in page: {} {}", r.location(), r.body);
+
+    // A nurse has no business here.
+    let (mut nurse, ..) = logged_in(&gw, "demo-cli", &["demo.infirmiere"]).await;
+    let r = nurse.get("/admin/cards").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("grant-role"), "{}", r.body);
+
+    let (mut hr, ..) = logged_in(&gw, "demo-cli", &["demo.rh"]).await;
+    // Signing in through /admin/login with a session comes straight back, without the code.
+    let r = hr.get("/admin/login").await;
+    let r = hr.get(&r.location()).await;
+    assert!(r.location().starts_with(&gw.url("/admin/cards?code=")), "{}", r.location());
+    let r = hr.get(&r.location()).await;
+    assert_eq!((r.status, r.location()), (303, "/admin/cards".to_owned()));
+
+    let r = hr.get("/admin/cards?q=BERNARD").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = r.body.split("href=\"/admin/cards?agent=").nth(1).and_then(|s| s.split('"').next()).expect("agent link");
+    let agent = hr.get(&format!("/admin/cards?agent={link}")).await;
+    assert!(agent.body.contains("Bernard") && agent.body.contains("Aucune carte suivie"), "{}", agent.body);
+    let csrf = agent.hidden("csrf").expect("csrf in the forms");
+
+    let forged = hr.post_form("/admin/cards/create", &[("agent", link), ("kind", "cps"), ("csrf", "x")]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let r = hr
+        .post_form(
+            "/admin/cards/create",
+            &[("agent", link), ("kind", "cps"), ("status", "ordered"), ("comment", "commande"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = hr.get(&r.location()).await;
+    assert!(page.body.contains("La carte est enregistrée") && page.body.contains("commandée"), "{}", page.body);
+    let card = page.hidden("card").expect("the card's form");
+
+    // A step that does not exist is refused on the page, in words.
+    let r = hr
+        .post_form(
+            "/admin/cards/status",
+            &[("card", &card), ("agent", link), ("status", "handed_over"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("binding"), "{}", r.body);
+    let r = hr
+        .post_form(
+            "/admin/cards/status",
+            &[("card", &card), ("agent", link), ("status", "lost"), ("comment", "colis perdu"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = hr.get(&format!("{}&lang=en", r.location())).await;
+    assert!(page.body.contains("sessions have ended") && page.body.contains("colis perdu"), "{}", page.body);
+    let line = wait_audit(&gw, |l| l["kind"] == "card_status_changed").await;
+    assert!(line["actor"].as_str().unwrap().starts_with("staff:"), "{line}");
+}
+
+fn vigie(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).envs(env.iter().copied()).output().expect("running vigie");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_the_admin_api_and_grants_the_role() {
+    let gw = Gateway::start(&[]).await;
+    let token = demo_token(&gw);
+    let ca: PathBuf = gw.data_dir.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let api = ["--url", &gw.issuer, "--ca", ca];
+    let env = [("VIGIE_ADMIN_TOKEN", token.as_str())];
+
+    let (ok, out, err) = vigie(&[&["cards", "list", "Bernard"][..], &api].concat(), &env);
+    assert!(ok, "{err}");
+    let lea: Value = serde_json::from_str(&out).expect("JSON");
+    let lea = lea["identities"][0]["id"].as_str().expect("Léa's id").to_owned();
+
+    let (ok, out, err) =
+        vigie(&[&["cards", "add", &lea, "--kind", "cpe", "--comment", "arrivée"][..], &api].concat(), &env);
+    assert!(ok, "{err}");
+    let card: Value = serde_json::from_str(&out).expect("JSON");
+    let card = card["id"].as_str().expect("card id").to_owned();
+    let (ok, _, err) = vigie(&[&["cards", "status", &card, "received"][..], &api].concat(), &env);
+    assert!(ok, "{err}");
+    let (ok, _, err) = vigie(&[&["cards", "status", &card, "requested"][..], &api].concat(), &env);
+    assert!(!ok && err.contains("cannot go from received to requested"), "{err}");
+    let (ok, out, err) = vigie(&[&["cards", "events", &card][..], &api].concat(), &env);
+    assert!(ok, "{err}");
+    let events: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(2), "{events}");
+    let (ok, out, _) = vigie(&[&["cards", "list", "--agent", &lea][..], &api].concat(), &env);
+    assert!(ok && out.contains("\"received\""), "{out}");
+
+    // A wrong token, from --token: the API's words come back.
+    let (ok, _, err) = vigie(&[&["cards", "list", "Bernard", "--token", "nope"][..], &api].concat(), &[]);
+    assert!(!ok && err.contains("not configured"), "{err}");
+
+    // A token for the configuration.
+    let (ok, out, _) = vigie(&["admin", "new-token", "--name", "drh", "--role", "cards"], &[]);
+    assert!(ok);
+    let printed = out.lines().find_map(|l| l.strip_prefix("token = ")).expect("token printed").trim().to_owned();
+    assert!(out.contains(&format!("token_hash = \"sha256:{}\"", sha256_b64(&printed))), "{out}");
+    assert!(!vigie(&["admin", "new-token", "--role", "root"], &[]).0);
+
+    // The IT team gives the nurse the role; she can then open the page.
+    let dir = gw.data_dir.to_str().unwrap();
+    let (ok, out, err) = vigie(&["users", "grant-role", "demo.infirmiere", "cards", "--data-dir", dir], &[]);
+    assert!(ok && out.contains("granted"), "{out}{err}");
+    let (ok, _, err) = vigie(&["users", "grant-role", "demo.infirmiere", "superuser", "--data-dir", dir], &[]);
+    assert!(!ok && err.contains("unknown role"), "{err}");
+    let (mut nurse, ..) = logged_in(&gw, "demo-cli", &["demo.infirmiere"]).await;
+    assert_eq!(nurse.get("/admin/cards").await.status, 200);
+}
