@@ -260,7 +260,7 @@ impl CardValidator {
         let certs = parse_chain(chain)?;
         let leaf = &certs[0];
         let identity = identity_of(leaf).map_err(|e| CardRejection::Malformed(e.to_string()))?;
-        let path = self.build_path(&certs)?;
+        let path = self.build_path(&certs, now)?;
 
         check_dates(leaf, "the card certificate".to_owned(), now)?;
         for step in &path {
@@ -333,7 +333,7 @@ impl CardValidator {
     /// their distribution points on the way.
     fn path_issuers<C: AsRef<[u8]>>(&self, chain: &[C]) -> Option<Vec<IssuerKey>> {
         let certs = parse_chain(chain).ok()?;
-        let path = self.build_path(&certs).ok()?;
+        let path = self.build_path(&certs, crate::crl::now_unix()).ok()?;
         let mut issuers = Vec::new();
         for step in &path {
             self.learn(&certs[step.cert], step);
@@ -343,8 +343,9 @@ impl CardValidator {
     }
 
     /// From the card up: find each certificate's issuer among the anchors first (a path ends at the
-    /// first anchor), then among the certificates the client sent, verifying the signature.
-    fn build_path(&self, certs: &[X509Certificate<'_>]) -> Result<Vec<Step>, CardRejection> {
+    /// first anchor), then among the certificates the client sent, verifying the signature. Among
+    /// anchors that verify (a CA certified again with the same key), one valid at `now` is preferred.
+    fn build_path(&self, certs: &[X509Certificate<'_>], now: i64) -> Result<Vec<Step>, CardRejection> {
         let mut path: Vec<Step> = Vec::new();
         let mut used = vec![false; certs.len()];
         used[0] = true;
@@ -372,7 +373,9 @@ impl CardValidator {
             let below = path.len();
             let within_len =
                 |ca: &CaCert| ca.path_len.is_none_or(|n| usize::try_from(n).unwrap_or(usize::MAX) >= below);
-            let anchor = self.anchors.iter().find(|a| verifies(a, &mut tried));
+            let in_date = |ca: &CaCert| ca.not_before <= now && now <= ca.not_after;
+            let anchor = (self.anchors.iter().find(|a| in_date(a) && verifies(a, &mut tried)))
+                .or_else(|| self.anchors.iter().find(|a| !in_date(a) && verifies(a, &mut tried)));
             if let Some(anchor) = anchor {
                 if !anchor.may_sign_certs {
                     return Err(untrusted(format!("the anchor '{}' has no keyCertSign key usage", anchor.dn)));
