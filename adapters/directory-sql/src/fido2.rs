@@ -127,6 +127,15 @@ impl Fido2Credentials for SqlDirectory {
         })
     }
 
+    async fn account_disabled(&self, identity_id: &str) -> Result<bool, DirectoryError> {
+        let disabled = sqlx::query_scalar::<_, bool>("SELECT disabled FROM accounts WHERE identity_id = $1")
+            .bind(identity_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed("reading an account", &e))?;
+        Ok(disabled.unwrap_or(false))
+    }
+
     async fn remove_credential(&self, identity_id: &str, id: &str) -> Result<bool, DirectoryError> {
         let done = sqlx::query("DELETE FROM fido2_credentials WHERE identity_id = $1 AND credential_id = $2")
             .bind(identity_id)
@@ -208,6 +217,24 @@ mod tests {
             (6, "{\"v\":6}", Some("t6"))
         );
         assert_eq!(d.record_use("nope", 9, "{}", "t").await.expect("use"), CounterCheck::Unknown);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_is_reported() {
+        let (d, who) = directory_with_person().await;
+        assert!(!d.account_disabled(&who).await.expect("no account yet"));
+        let mut account = vigie_core::directory::Account {
+            identity_id: who.clone(),
+            username: "cmartin".into(),
+            password_hash: None,
+            totp_secret: None,
+            disabled: true,
+        };
+        d.upsert_account(&account).await.expect("account");
+        assert!(d.account_disabled(&who).await.expect("read"));
+        account.disabled = false;
+        d.upsert_account(&account).await.expect("account");
+        assert!(!d.account_disabled(&who).await.expect("read"));
     }
 
     #[tokio::test]

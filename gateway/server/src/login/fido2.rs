@@ -256,6 +256,7 @@ enum Refusal {
     NotVerified,
     Cloned { stored: u32, presented: u32 },
     NoIdentity,
+    Disabled,
 }
 
 impl Refusal {
@@ -272,6 +273,7 @@ impl Refusal {
                 "signature counter did not increase (stored {stored}, presented {presented}): possible cloned security key (WebAuthn §6.1.1)"
             ),
             Refusal::NoIdentity => "the key's owner is no longer in the directory".into(),
+            Refusal::Disabled => "account disabled".into(),
         }
     }
 }
@@ -379,9 +381,13 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(CounterCheck::Unknown) => return refuse(Refusal::UnknownKey),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
-    match state.directory.identity(&stored.identity_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return refuse(Refusal::NoIdentity),
+    match tokio::try_join!(
+        state.directory.identity(&stored.identity_id),
+        state.fido2.account_disabled(&stored.identity_id)
+    ) {
+        Ok((Some(_), false)) => {}
+        Ok((Some(_), true)) => return refuse(Refusal::Disabled),
+        Ok((None, _)) => return refuse(Refusal::NoIdentity),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     // Possession of the key (`hwk`) and user verification on it, a PIN for security keys
