@@ -28,17 +28,33 @@ pub async fn readyz(state: State) -> HttpResponse {
     let (store, directory) = (check(store), check(directory));
     let keys = json!({ "status": "up", "keys": state.keys.get().jwks_json().matches("\"kid\"").count() });
     let up = store["status"] == "up" && directory["status"] == "up";
-    let body = json!({
-        "status": if up { "ready" } else { "not_ready" },
-        "checks": {
-            "store": store, "directory": directory, "signing_keys": keys,
-            "policy": { "status": "up", "engine": state.policy.name() },
-        }
+    let mut checks = json!({
+        "store": store, "directory": directory, "signing_keys": keys,
+        "policy": { "status": "up", "engine": state.policy.name() },
     });
+    // CRL sources: informative, never "not ready" — a source that cannot be reached leaves its
+    // cached CRL in use (within the configured grace), and card login goes on.
+    if let Some(v) = &state.card_validator {
+        let crls = v.status();
+        let now = crate::now();
+        let stale = crls.iter().any(|c| c.next_update.is_none_or(|n| n < now));
+        checks["card_crls"] = json!({ "status": if stale { "degraded" } else { "up" }, "sources": crls });
+    }
+    let body = json!({ "status": if up { "ready" } else { "not_ready" }, "checks": checks });
     HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }
 
 pub async fn metrics(state: State) -> HttpResponse {
+    if let Some(v) = &state.card_validator {
+        for c in v.status() {
+            if let Some(next) = c.next_update {
+                metrics::gauge!("vigie_crl_next_update_seconds", "url" => c.url.clone()).set(next as f64);
+            }
+            if let Some(n) = c.entries {
+                metrics::gauge!("vigie_crl_entries", "url" => c.url.clone()).set(n as f64);
+            }
+        }
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 

@@ -281,6 +281,16 @@ async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     assert_eq!(logs_in(&restarted, &card).await["acr"], PHR);
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     assert!(common::now() > now + 4, "past nextUpdate");
+    // Ops see it: still ready (the cache serves), the CRL source in error, the CRL stale.
+    let ready = refuse.http().get(refuse.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    let crls = &ready["checks"]["card_crls"];
+    assert_eq!(crls["status"], "degraded", "{ready}");
+    assert!(
+        crls["sources"].as_array().unwrap().iter().any(|s| s["url"] == crl.url.as_str() && s["last_error"].is_string()),
+        "{ready}"
+    );
     assert_eq!(logs_in(&refuse, &card).await["acr"], PHR, "within grace");
 
     // Past the grace: refused by default, accepted (and audited) when configured so.
