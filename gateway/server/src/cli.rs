@@ -137,16 +137,51 @@ fn change_role(target: &Target, username: &str, role: &str, grant: bool) -> anyh
             .account_by_username(username)
             .await?
             .with_context(|| format!("no account {username:?}: import the user first (`vigie users import`)"))?;
-        if grant {
+        let changed = if grant {
             dir.grant(&account.identity_id, role, "cli").await?;
             println!("role {role} granted to {username}");
+            "granted"
         } else if dir.revoke(&account.identity_id, role).await? {
             println!("role {role} revoked from {username}");
+            "revoked"
         } else {
             println!("{username} did not have the role {role}");
-        }
-        Ok(())
+            return Ok(());
+        };
+        audit_now(
+            &config,
+            vigie_core::audit::AuditEvent {
+                kind: Some(vigie_core::audit::AuditKind::RoleChanged),
+                outcome: Some(vigie_core::audit::Outcome::Success),
+                subject: Some(account.identity_id.clone()),
+                username: Some(username.to_owned()),
+                actor: Some(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))),
+                object: Some(format!("role:{role}")),
+                reason: Some(changed.into()),
+                ..Default::default()
+            },
+        )
     })
+}
+
+/// Appends one audit line from a maintenance command, synchronously (the process ends right
+/// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
+fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
+    use std::io::Write;
+    event.at =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let line = format!("{}\n", serde_json::to_string(&event)?);
+    if config.audit.file == "-" {
+        std::io::stderr().write_all(line.as_bytes())?;
+    } else {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.audit.file)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .with_context(|| format!("writing the audit line to {}: check `audit.file`", config.audit.file))?;
+    }
+    Ok(())
 }
 
 /// Minimum password length (ANSSI's recommendations for a password that is one factor of two).

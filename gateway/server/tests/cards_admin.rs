@@ -430,6 +430,8 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     let dir = gw.data_dir.to_str().unwrap();
     let (ok, out, err) = vigie(&["users", "grant-role", "demo.infirmiere", "cards", "--data-dir", dir], &[]);
     assert!(ok && out.contains("granted"), "{out}{err}");
+    let line = wait_audit(&gw, |l| l["kind"] == "role_changed").await;
+    assert_eq!((line["object"].clone(), line["reason"].clone()), (json!("role:cards"), json!("granted")), "{line}");
     let (ok, _, err) = vigie(&["users", "grant-role", "demo.infirmiere", "superuser", "--data-dir", dir], &[]);
     assert!(!ok && err.contains("unknown role"), "{err}");
     let (mut nurse, ..) = logged_in(&gw, "demo-cli", &["demo.infirmiere"]).await;
