@@ -123,13 +123,15 @@ pub enum CardRejection {
     /// The leaf's keyUsage does not allow signing (RFC 5280 §4.2.1.3), or it is a CA certificate.
     #[error("the card certificate may not be used to authenticate: {0}")]
     BadKeyUsage(String),
-    /// Listed in its CA's CRL.
+    /// The card's certificate, or a CA certificate the client sent, is listed in its issuer's CRL.
     #[error(
-        "the card (certificate serial {serial_hex}) was revoked on {}{}; the holder must use another card",
+        "{certificate} (serial {serial_hex}) was revoked on {}{}; the holder must use another card",
         rfc3339(*revoked_at),
         reason.as_ref().map(|r| format!(" (reason: {r})")).unwrap_or_default()
     )]
     Revoked {
+        /// `the card certificate` or `the CA certificate '…'`.
+        certificate: String,
         /// Serial of the revoked certificate, hex.
         serial_hex: String,
         /// revocationDate, Unix seconds.
@@ -467,7 +469,13 @@ impl CardValidator {
             let ca = &step.issuer;
             match self.crls.lookup(&ca.key, cert.raw_serial(), step.cert != 0, now) {
                 Lookup::Revoked(revocation) => {
+                    let certificate = if step.cert == 0 {
+                        "the card certificate".to_owned()
+                    } else {
+                        format!("the CA certificate '{}'", cert.subject())
+                    };
                     return Err(CardRejection::Revoked {
+                        certificate,
                         serial_hex: hex(cert.raw_serial()),
                         revoked_at: revocation.revoked_at,
                         reason: revocation.reason,

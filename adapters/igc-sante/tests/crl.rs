@@ -86,7 +86,8 @@ async fn revoked_card_is_refused_with_date_and_reason_once_its_distribution_poin
     let refusal = validator.validate(&revoked.chain_der, now()).expect_err("revoked");
     assert_eq!(refusal.code(), "revoked");
     let text = refusal.to_string();
-    assert!(text.contains("serial 6601") && text.contains("KeyCompromise"), "{text}");
+    assert!(text.starts_with("the card certificate (serial 6601) was revoked on "), "{text}");
+    assert!(text.contains("(reason: KeyCompromise)"), "{text}");
     let valid = validator.validate(&good.chain_der, now()).expect("not revoked");
     assert!(matches!(valid.revocation, RevocationCheck::Fresh { .. }), "{:?}", valid.revocation);
     assert_eq!(valid.revocation.code(), "fresh");
@@ -358,4 +359,33 @@ proptest! {
         // A strict prefix of a DER value is never a complete value.
         prop_assert!(parse_crl(&der).is_err());
     }
+}
+
+#[tokio::test]
+async fn intermediate_sent_by_the_client_is_checked_against_its_root_crl() {
+    // Only the root is configured: the card's CA comes from the client, so its revocation is
+    // checked too (RFC 5280 §6.3), against the root's CRL (an ARL, configured here by URL).
+    let server = CrlServer::start().await;
+    let validator = CardValidator::new(TrustConfig {
+        anchors_pem: vec![pki().root.cert_pem.clone()],
+        crl_urls: vec![server.url("/root.crl")],
+        ..TrustConfig::default()
+    })
+    .expect("a validator");
+    let good = card(&[0x78, 0x01], &server.url("/ca.crl"));
+    server.serve("/ca.crl", pki().crl_der(&[], now() - HOUR, now() + DAY).expect("crl"));
+    server.serve("/root.crl", pki().root.crl_der(&[], now() - HOUR, now() + DAY).expect("crl"));
+    let _ = validator.validate(&good.chain_der, now());
+    assert!(validator.ensure_crl_for(&good.chain_der, &http()).await, "both CRLs: the CA's (learned) and the root's");
+    let valid = validator.validate(&good.chain_der, now()).expect("valid");
+    assert!(matches!(valid.revocation, RevocationCheck::Fresh { .. }));
+
+    let (_, ca) = x509_parser::parse_x509_certificate(&pki().ca.cert_der).expect("the CA parses");
+    let ca_serial = ca.raw_serial().to_vec();
+    server.serve("/root.crl", pki().root.crl_der(&[(ca_serial, now() - 60)], now() - 30, now() + DAY).expect("crl"));
+    assert!(validator.refresh(&http()).await.iter().all(|(_, r)| r.is_ok()));
+    let refusal = validator.validate(&good.chain_der, now()).expect_err("its CA is revoked");
+    assert_eq!(refusal.code(), "revoked");
+    assert!(refusal.to_string().starts_with("the CA certificate 'C=FR, O=ASIP-SANTE"), "{refusal}");
+    server.stop().await;
 }
