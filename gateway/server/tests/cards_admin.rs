@@ -426,6 +426,20 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     assert!(out.contains(&format!("token_hash = \"sha256:{}\"", sha256_b64(&printed))), "{out}");
     assert!(!vigie(&["admin", "new-token", "--role", "root"], &[]).0);
 
+    // A token entry that would let anyone in, or nobody, stops the start with its key named.
+    let bad = "[{name=\"x\", token_hash=\"the-token-itself\", roles=[\"root\"]}]";
+    let scratch = temp_file("unused", "");
+    let scratch = scratch.parent().unwrap().join("data");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:1", "--data-dir", scratch.to_str().unwrap()])
+        .env("VIGIE_ADMIN__TOKENS", bad)
+        .output()
+        .expect("vigie serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("`admin.tokens[0].token_hash`: expected `sha256:"), "{err}");
+    assert!(err.contains("`admin.tokens[0].roles[0]`: unknown role \"root\""), "{err}");
+
     // The IT team gives the nurse the role; she can then open the page.
     let dir = gw.data_dir.to_str().unwrap();
     let (ok, out, err) = vigie(&["users", "grant-role", "demo.infirmiere", "cards", "--data-dir", dir], &[]);
