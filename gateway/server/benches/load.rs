@@ -3,7 +3,10 @@
 //! in-process store and with Redis. Prints throughput, latency percentiles and the gateway's
 //! resident memory.
 //!
-//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both]`
+//! Also card logins (TLS handshake with a card certificate + validation against a 10,000-entry CRL
+//! + session + code) with `--store cards` (part of `both`).
+//!
+//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards]`
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -40,13 +43,14 @@ struct Gateway {
     _redis: Option<Kill>,
 }
 
-fn start(redis: bool) -> Gateway {
+fn start(redis: bool, env: &[(String, String)]) -> Gateway {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("vigie-bench-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
     cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("VIGIE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let redis_proc = redis.then(|| {
         let rport = free_port();
         let child = Command::new("redis-server")
@@ -301,7 +305,7 @@ where
 }
 
 async fn bench(store: &str, secs: u64, concurrency: usize) {
-    let gw = start(store == "redis");
+    let gw = start(store == "redis", &[]);
     let (start_rss, _) = rss_kib(gw.pid);
     let http = client(&gw.demo);
     let redirect = format!("{}/demo-app/callback", gw.base);
@@ -382,6 +386,81 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
     );
 }
 
+/// Serves `crl` over plain HTTP (a CRL distribution point) from a thread; returns its URL.
+fn serve_crl(crl: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/ca.crl", listener.local_addr().expect("addr").port());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", crl.len());
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&crl);
+        }
+    });
+    url
+}
+
+/// One card login on a new connection: TLS handshake with the card's certificate (full handshake,
+/// no resumption: a new client each time), authorize → `/login/cps` → code.
+async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url: &str, base: &str) -> bool {
+    let Ok(http) = reqwest::Client::builder()
+        .tls_certs_only([ca.clone()])
+        .identity(identity.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    else {
+        return false;
+    };
+    let Ok(r) = http.get(url).send().await else { return false };
+    let Some(browser) = cookie_of(&r, "__Host-vigie-browser") else { return false };
+    let Some(flow) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| l.split("flow=").nth(1))
+    else {
+        return false;
+    };
+    let done = http.get(format!("{base}/login/cps?flow={flow}")).header("cookie", browser).send().await;
+    done.is_ok_and(|d| {
+        d.status() == 303 && d.headers().get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("code="))
+    })
+}
+
+/// Card logins per second with a 10,000-entry CRL (issue 3: at least 500/s on 2 cores).
+async fn bench_cards(secs: u64, concurrency: usize) {
+    use vigie_igc_sante::testpki::{CardSpec, TestPki};
+    let pki = TestPki::generate().expect("test PKI");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let revoked: Vec<(Vec<u8>, i64)> =
+        (0..10_000u32).map(|i| ([0x7e, 0x01].iter().copied().chain(i.to_be_bytes()).collect(), now - 3600)).collect();
+    let crl_url = serve_crl(pki.crl_der(&revoked, now - 60, now + 86_400).expect("CRL"));
+    let card = pki.issue(&CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").crl_url(&crl_url)).expect("card");
+    let dir = std::env::temp_dir().join(format!("vigie-bench-cards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("anchors.pem"), pki.anchors_pem()).expect("anchors");
+    let env = vec![
+        ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), format!("[{:?}]", dir.join("anchors.pem").display().to_string())),
+        ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), format!("[{crl_url:?}]")),
+    ];
+    let gw = start(false, &env);
+    let identity = reqwest::Identity::from_pem(format!("{}{}", card.chain_pem, card.key_pem).as_bytes()).expect("id");
+    let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
+    let redirect = format!("{}/demo-app/callback", gw.base);
+    let url = authorize_url(&gw.base, &redirect);
+    assert!(card_login(&identity, &ca, &url, &gw.base).await, "a card login must work");
+    let shared = Arc::new((identity, ca, url, gw.base.clone()));
+    let op = move |_| {
+        let s = shared.clone();
+        async move { card_login(&s.0, &s.1, &s.2, &s.3).await }
+    };
+    drive(concurrency, 2, None, op.clone()).await;
+    let label = "[embedded] card login (TLS + CRL 10k + session), max";
+    let max = phase(label, gw.pid, concurrency, secs, None, op.clone()).await;
+    let label = "[embedded] card login, at half that load";
+    phase(label, gw.pid, concurrency, secs, Some(max.rate() / 2.0), op).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let secs: u64 = arg("--secs", "10").parse().expect("--secs N");
     let concurrency: usize = arg("--concurrency", "32").parse().expect("--concurrency N");
@@ -397,6 +476,9 @@ fn main() {
         }
         if store == "both" || store == "redis" {
             bench("redis", secs, concurrency).await;
+        }
+        if store == "both" || store == "cards" {
+            bench_cards(secs, concurrency).await;
         }
     });
 }
