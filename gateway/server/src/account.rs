@@ -22,11 +22,12 @@ use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::session;
 
 /// The cookie naming an enrolment grant: a redeemed code lets this browser register keys for
-/// [`GRANT_SECS`].
+/// [`GRANT_SECS`], until the agent ends it or closes the browser (a session cookie): on a shared
+/// workstation the next person must not find the page open on someone else's keys.
 const GRANT_COOKIE: &str = "__Host-vigie-enrol";
 /// The double-submit CSRF cookie of the code form (no session exists yet).
 const CODE_CSRF_COOKIE: &str = "__Host-vigie-enrol-csrf";
-const GRANT_SECS: u64 = 15 * 60;
+const GRANT_SECS: u64 = 10 * 60;
 
 /// `/account/keys` (page, register, revoke) and `/account/enrol` (code).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/keys/revoke", web::post().to(revoke))
         .route("/account/enrol", web::get().to(code_page))
         .route("/account/enrol", web::post().to(redeem_code))
+        .route("/account/enrol/done", web::post().to(end_enrolment))
         .route("/admin/api/identities/{id}/fido2", web::get().to(api_keys))
         .route("/admin/api/identities/{id}/fido2/enrolment-code", web::post().to(api_issue_code))
         .route("/admin/api/identities/{id}/fido2/{credential}", web::delete().to(api_revoke));
@@ -345,6 +347,8 @@ struct Texts {
     forbidden: &'static str,
     reg_refused: &'static str,
     aaguid_refused: &'static str,
+    done: &'static str,
+    done_text: &'static str,
 }
 
 const FR: Texts = Texts {
@@ -377,6 +381,8 @@ const FR: Texts = Texts {
     forbidden: "Ce formulaire n'a pas été délivré à ce navigateur, ou votre session a changé : rechargez la page.",
     reg_refused: "L'enregistrement de la clé a été refusé : la vérification de la clé a échoué (code PIN exigé). Réessayez.",
     aaguid_refused: "Ce modèle de clé n'est pas autorisé par l'établissement. Utilisez une clé fournie par le service informatique.",
+    done: "Terminer l'enrôlement",
+    done_text: "L'enrôlement est terminé. Vous pouvez vous connecter avec votre clé et fermer cette page.",
 };
 
 const EN: Texts = Texts {
@@ -409,6 +415,8 @@ const EN: Texts = Texts {
     forbidden: "This form was not issued to this browser, or your session changed: reload the page.",
     reg_refused: "The key registration was refused: the key check failed (a PIN is required). Try again.",
     aaguid_refused: "This key model is not allowed by the establishment. Use a key supplied by IT.",
+    done: "End enrolment",
+    done_text: "Enrolment is over. You can sign in with your key and close this page.",
 };
 
 fn texts(l: Lang) -> &'static Texts {
@@ -521,7 +529,18 @@ pub async fn keys_page(req: HttpRequest, state: State, q: web::Query<PageQuery>)
     } else {
         format!(r#"<p class="help" id="add-refused">{}</p>"#, t.too_old)
     };
-    let main = format!(r#"<p>{intro} <strong>{who}</strong>.</p>{done}{list}{add}"#, intro = t.intro, who = esc(&who));
+    // A code holder ends the grant explicitly when done (shared workstations).
+    let finish = if holder.can_revoke {
+        String::new()
+    } else {
+        format!(
+            r#"<form method="post" action="/account/enrol/done" id="end-enrolment"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">{label}</button></form>"#,
+            csrf = esc(&holder.csrf),
+            label = t.done
+        )
+    };
+    let main =
+        format!(r#"<p>{intro} <strong>{who}</strong>.</p>{done}{list}{add}{finish}"#, intro = t.intro, who = esc(&who));
     let mut resp = html_page(l, StatusCode::OK, t.title, &main, None);
     resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     if may_add {
@@ -817,12 +836,37 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
         &record.identity_id,
         Some(&format!("code issued by {}", record.issued_by)),
         None,
-        Some("redeemed: key registration open for 15 minutes"),
+        Some("redeemed: key registration open for 10 minutes"),
     );
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/account/keys"))
-        .cookie(crate::http::host_cookie(GRANT_COOKIE, cookie, Some(GRANT_SECS as i64)))
+        .cookie(crate::http::host_cookie(GRANT_COOKIE, cookie, None))
         .finish()
+}
+
+/// `POST /account/enrol/done` (`csrf`): ends this browser's enrolment grant.
+pub async fn end_enrolment(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let l = pages::lang(&req, None);
+    let t = texts(l);
+    let p = parse_params(&body).unwrap_or_default();
+    let Some(cookie) = crate::http::cookie(&req, GRANT_COOKIE) else {
+        return html_page(l, StatusCode::OK, t.code_title, &format!("<p>{}</p>", t.done_text), None);
+    };
+    let csrf = sha256_b64(format!("vigie-enrol-csrf\0{cookie}").as_bytes());
+    if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), csrf.as_bytes())) {
+        return pages::error_page(&req, StatusCode::FORBIDDEN, t.forbidden);
+    }
+    if let Err(e) = state.store.delete(&grant_key(&cookie)).await {
+        return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    }
+    let mut resp =
+        html_page(l, StatusCode::OK, t.code_title, &format!(r#"<p role="status">{}</p>"#, t.done_text), None);
+    if let Ok(v) =
+        header::HeaderValue::from_str(&crate::http::host_cookie(GRANT_COOKIE, String::new(), Some(0)).to_string())
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 #[cfg(test)]

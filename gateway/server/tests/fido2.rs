@@ -249,6 +249,15 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     let mut good = SoftKey::new("localhost", &gw.issuer, aaguid);
     let r = register(&mut c, &mut good, "Clé RH").await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // The agent ends the enrolment: the next person at this workstation finds nothing open.
+    let page = c.get("/account/keys").await;
+    assert!(page.body.contains("Clé RH") && page.body.contains(r#"id="end-enrolment""#), "{}", page.body);
+    let csrf = page.hidden("csrf").expect("csrf");
+    assert_eq!(c.post_form("/account/enrol/done", &[("csrf", "forged")]).await.status, 403);
+    let done = c.post_form("/account/enrol/done", &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let after = c.get("/account/keys").await;
+    assert!(after.body.contains(r#"href="/account/enrol""#) && !after.body.contains("Clé RH"), "{}", after.body);
 
     // HR lists and revokes it.
     let list_url = gw.url(&format!("/admin/api/identities/{sub}/fido2"));
