@@ -518,6 +518,11 @@ pub fn banner(config: &Config, demo_json: &Path) -> String {
             u["totp_secret"].as_str().unwrap_or_default()
         ));
     }
+    out.push_str(&format!(
+        "\n  Cards (HR): {}   (sign in as demo.rh)\n  Admin API token (vigie cards --token): {}\n",
+        doc["admin_page_url"].as_str().unwrap_or_default(),
+        doc["admin_api"]["token"].as_str().unwrap_or_default()
+    ));
     out.push_str("\n  Clients:\n");
     for c in doc["clients"].as_array().into_iter().flatten() {
         out.push_str(&format!(

@@ -175,6 +175,9 @@ async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_st
         call(&gw, Some(&token), "POST", "/admin/api/cards", Some(json!({ "identity_id": "nobody", "kind": "cps" })))
             .await;
     assert_problem(&r, 404, "no agent");
+    let r = call(&gw, Some(&token), "POST", "/admin/api/cards", Some(json!({ "identity_id": paul, "kind": "vitale" })))
+        .await;
+    assert_problem(&r, 400, "`kind` must be");
 
     let r = call(&gw, Some(&token), "GET", &format!("/admin/api/cards/{card}/events"), None).await;
     let events = r.json()["events"].as_array().expect("events").clone();

@@ -78,6 +78,16 @@ pub fn check_id(what: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A card kind: `cps` or `cpe`.
+pub fn check_kind(s: &str) -> Result<(), String> {
+    match s {
+        "cps" | "cpe" => Ok(()),
+        other => {
+            Err(format!("`kind` must be \"cps\" or \"cpe\", found {:?}", other.chars().take(20).collect::<String>()))
+        }
+    }
+}
+
 /// A comment or reason: at most `max` characters.
 pub fn check_text(what: &str, s: Option<&str>, max: usize) -> Result<(), String> {
     match s {
@@ -214,6 +224,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let admin = try_or!(admin(&req, &state).await);
     let new: NewCard = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     let checked = check_id("identity_id", &new.identity_id)
+        .and_then(|()| check_kind(&new.kind))
         .and_then(|()| check_text("comment", new.comment.as_deref(), MAX_COMMENT_CHARS))
         .and_then(|()| new.status.as_deref().map(parse_status).transpose());
     let status = try_or!(checked.map_err(|m| bad_request(&m))).unwrap_or(CardStatus::Requested);
@@ -317,6 +328,7 @@ mod tests {
         assert!(parse_body::<StatusChange>(b"").unwrap_err().contains("empty"));
         assert!(parse_body::<StatusChange>(br#"{"comment":"x"}"#).unwrap_err().contains("missing field `status`"));
         assert!(parse_status("perdue").unwrap_err().contains("lost, stolen"));
+        assert!(check_kind("cps").is_ok() && check_kind("CPS").unwrap_err().contains("\"cpe\""));
         assert_eq!(parse_status("stolen"), Ok(CardStatus::Stolen));
         assert!(check_id("card id", "").is_err() && check_id("card id", "a b").is_err());
         assert!(check_id("card id", &"x".repeat(65)).is_err() && check_id("card id", "0193-ab").is_ok());

@@ -26,7 +26,7 @@ pub enum Surface {
 }
 
 /// An authenticated administrator holding the role asked for.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Admin {
     /// For audit and card histories: `staff:<identity id>` or `token:<name>`.
     pub actor: String,
@@ -34,6 +34,16 @@ pub struct Admin {
     pub identity_id: Option<String>,
     /// The session cookie of a page visit: the CSRF token is derived from it.
     session_cookie: Option<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    // The session cookie is a bearer secret: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("actor", &self.actor)
+            .field("identity_id", &self.identity_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Admin {
@@ -150,4 +160,27 @@ fn refused(req: &HttpRequest, state: &AppState, actor: Option<&str>, role: Role,
         request_id: Some(caller.request_id),
         ..Default::default()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staff(cookie: &str) -> Admin {
+        Admin { actor: "staff:a".into(), identity_id: Some("a".into()), session_cookie: Some(cookie.into()) }
+    }
+
+    #[test]
+    fn the_csrf_token_is_bound_to_the_session_and_hides_its_cookie() {
+        let a = staff("cookie-one");
+        let token = a.csrf().unwrap();
+        assert!(a.check_csrf(Some(&token)));
+        assert!(!a.check_csrf(None) && !a.check_csrf(Some("")) && !a.check_csrf(Some(&token[1..])));
+        // Another session (a new login) has another token.
+        assert!(!staff("cookie-two").check_csrf(Some(&token)));
+        assert!(!token.contains("cookie-one") && !format!("{a:?}").contains("cookie-one"));
+        // An API caller has no forms.
+        let api = Admin { actor: "token:x".into(), identity_id: None, session_cookie: None };
+        assert!(api.csrf().is_none() && !api.check_csrf(Some(&token)));
+    }
 }
