@@ -22,7 +22,11 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 /// Builds the listener's configuration. `client_ca_subjects` are the DER subjects of the card
 /// CAs, sent in the CertificateRequest (RFC 8446 §4.2.4 `certificate_authorities`) so that the
 /// browser offers the card certificate and not any other; empty: no client certificate is asked.
-pub fn server_config(cert: &Path, key: &Path, client_ca_subjects: Vec<Vec<u8>>) -> anyhow::Result<rustls::ServerConfig> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca_subjects: Vec<Vec<u8>>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}: check `server.tls_cert`", cert.display()))?
         .collect::<Result<_, _>>()
@@ -44,9 +48,8 @@ pub fn server_config(cert: &Path, key: &Path, client_ca_subjects: Vec<Vec<u8>>) 
             algorithms: provider.signature_verification_algorithms,
         }))
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .context("the TLS certificate and key do not match or are unsupported")?;
+    let mut config =
+        builder.with_single_cert(certs, key).context("the TLS certificate and key do not match or are unsupported")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
