@@ -349,6 +349,7 @@ struct Texts {
     aaguid_refused: &'static str,
     done: &'static str,
     done_text: &'static str,
+    synced_refused: &'static str,
 }
 
 const FR: Texts = Texts {
@@ -381,6 +382,7 @@ const FR: Texts = Texts {
     forbidden: "Ce formulaire n'a pas été délivré à ce navigateur, ou votre session a changé : rechargez la page.",
     reg_refused: "L'enregistrement de la clé a été refusé : la vérification de la clé a échoué (code PIN exigé). Réessayez.",
     aaguid_refused: "Ce modèle de clé n'est pas autorisé par l'établissement. Utilisez une clé fournie par le service informatique.",
+    synced_refused: "Cette clé est synchronisée (gestionnaire de mots de passe, téléphone) : seules les clés de sécurité matérielles sont acceptées.",
     done: "Terminer l'enrôlement",
     done_text: "L'enrôlement est terminé. Vous pouvez vous connecter avec votre clé et fermer cette page.",
 };
@@ -415,6 +417,7 @@ const EN: Texts = Texts {
     forbidden: "This form was not issued to this browser, or your session changed: reload the page.",
     reg_refused: "The key registration was refused: the key check failed (a PIN is required). Try again.",
     aaguid_refused: "This key model is not allowed by the establishment. Use a key supplied by IT.",
+    synced_refused: "This key is synchronised (password manager, phone): only hardware security keys are accepted.",
     done: "End enrolment",
     done_text: "Enrolment is over. You can sign in with your key and close this page.",
 };
@@ -682,6 +685,15 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         Ok(f) => f,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &e.to_string()),
     };
+    // `hwk` (RFC 8176 §2) claims a hardware-secured key: a credential that may be copied to
+    // other devices (backup eligible, WebAuthn §6.1.3) is not one.
+    if facts.backup_eligible {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            t.synced_refused,
+            "backup-eligible (synchronised) credential, not a hardware key",
+        );
+    }
     let aaguid = facts.aaguid.to_string();
     let allow = &state.config.webauthn.aaguid_allow_list;
     if !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(&aaguid)) {

@@ -246,6 +246,10 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     lazy.user_verified = false;
     let r = register(&mut c, &mut lazy, "Sans PIN").await;
     assert_eq!(r.status, 400, "{}", r.body);
+    let mut synced = SoftKey::new("localhost", &gw.issuer, aaguid);
+    synced.backup_eligible = true;
+    let r = register(&mut c, &mut synced, "Passkey du téléphone").await;
+    assert_eq!(r.status, 403, "a synchronised passkey is not a hardware key: {}", r.body);
     let mut good = SoftKey::new("localhost", &gw.issuer, aaguid);
     let r = register(&mut c, &mut good, "Clé RH").await;
     assert_eq!(r.status, 303, "{}", r.body);

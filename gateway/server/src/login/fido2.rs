@@ -433,6 +433,9 @@ pub struct Attested {
     pub aaguid: Uuid,
     /// The signature counter at registration (WebAuthn §6.1 `signCount`).
     pub sign_count: u32,
+    /// Flag BE (bit 3, WebAuthn §6.1.3): the credential may be synchronised off the device (a
+    /// passkey in a password manager), so it is not bound to a hardware key.
+    pub backup_eligible: bool,
 }
 
 /// Reads `authData` of an attestation object (WebAuthn §6.5): after the RP ID hash (32 bytes)
@@ -455,7 +458,7 @@ pub fn attested(attestation_object: &[u8]) -> Result<Attested, AttestationError>
     let mut aaguid = [0u8; 16];
     aaguid.copy_from_slice(&auth_data[37..53]);
     let sign_count = u32::from_be_bytes([auth_data[33], auth_data[34], auth_data[35], auth_data[36]]);
-    Ok(Attested { aaguid: Uuid::from_bytes(aaguid), sign_count })
+    Ok(Attested { aaguid: Uuid::from_bytes(aaguid), sign_count, backup_eligible: auth_data[32] & 0x08 != 0 })
 }
 
 #[cfg(test)]
@@ -542,7 +545,7 @@ mod tests {
             ad.extend([0, 0, 0, 0]);
             ad.extend(aaguid);
             ad.extend(tail);
-            proptest::prop_assert_eq!(attested(&object(ad)), Ok(Attested { aaguid: Uuid::from_bytes(aaguid), sign_count: 0 }));
+            proptest::prop_assert_eq!(attested(&object(ad)), Ok(Attested { aaguid: Uuid::from_bytes(aaguid), sign_count: 0, backup_eligible: false }));
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct SoftKey {
     pub aaguid: [u8; 16],
     /// Whether the key reports user verification (flag UV).
     pub user_verified: bool,
+    /// Whether the credential may be synchronised to other devices (flag BE).
+    pub backup_eligible: bool,
     rp_id: String,
     origin: String,
 }
@@ -59,6 +61,7 @@ impl SoftKey {
             counter,
             aaguid,
             user_verified: true,
+            backup_eligible: false,
             rp_id: rp_id.into(),
             origin: origin.into(),
         }
@@ -83,8 +86,10 @@ impl SoftKey {
     }
 
     fn flags(&self, attested: bool) -> u8 {
-        // WebAuthn §6.1: UP (bit 0), UV (bit 2), AT (bit 6).
-        0x01 | if self.user_verified { 0x04 } else { 0 } | if attested { 0x40 } else { 0 }
+        // WebAuthn §6.1: UP (bit 0), UV (bit 2), BE (bit 3), AT (bit 6).
+        0x01 | if self.user_verified { 0x04 } else { 0 }
+            | if self.backup_eligible { 0x08 } else { 0 }
+            | if attested { 0x40 } else { 0 }
     }
 
     fn cose_key(&self) -> Vec<u8> {
