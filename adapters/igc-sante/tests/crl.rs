@@ -389,3 +389,49 @@ async fn intermediate_sent_by_the_client_is_checked_against_its_root_crl() {
     assert!(refusal.to_string().starts_with("the CA certificate 'C=FR, O=ASIP-SANTE"), "{refusal}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn refresher_task_picks_up_a_new_crl_by_itself() {
+    let server = CrlServer::start().await;
+    server.serve("/ca.crl", pki().crl_der(&[], now() - HOUR, now() + DAY).expect("crl"));
+    let config = TrustConfig { crl_urls: vec![server.url("/ca.crl")], refresh_secs: 1, ..config() };
+    let validator = std::sync::Arc::new(CardValidator::new(config).expect("a validator"));
+    let refresher = validator.spawn_refresh(http());
+    let card = card(&[0x79, 0x01], &server.url("/ca.crl"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while validator.validate(&card.chain_der, now()).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the first refresh runs at once");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The card is revoked at the CA: the next refresh, a second later, knows it.
+    server.serve("/ca.crl", pki().crl_der(&[(vec![0x79, 0x01], now() - 1)], now(), now() + DAY).expect("crl"));
+    while validator.validate(&card.chain_der, now()).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "a refresh within refresh_secs");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(validator.validate(&card.chain_der, now()).expect_err("revoked").code(), "revoked");
+    refresher.abort();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_that_never_answers_is_given_up_after_the_fetch_timeout() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}/ca.crl", listener.local_addr().expect("address"));
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = TrustConfig { crl_urls: vec![url], fetch_timeout_ms: 300, ..config() };
+    let validator = CardValidator::new(config).expect("a validator");
+    let started = std::time::Instant::now();
+    let outcome = validator.refresh(&http()).await;
+    let elapsed = started.elapsed();
+    assert!(matches!(&outcome[0].1, Err(CrlError::Fetch { .. })), "{outcome:?}");
+    assert!(elapsed < std::time::Duration::from_secs(2), "gave up after {elapsed:?}");
+    assert!(elapsed >= std::time::Duration::from_millis(300), "not before the timeout: {elapsed:?}");
+    hold.abort();
+}
