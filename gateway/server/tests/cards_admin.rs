@@ -220,6 +220,9 @@ async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_au
     let lea = pki.issue(&CardSpec::cps(LEA_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
     let r = call(&gw, Some(&token), "POST", &path, Some(bind(lea.chain_pem.clone(), Some("confiance")))).await;
     assert_problem(&r, 409, "not their card");
+    let line =
+        wait_audit(&gw, |l| l["kind"] == "refused" && l["reason"].as_str().unwrap().contains("not their card")).await;
+    assert_eq!(line["actor"], "token:demo-rh");
     // A card from a CA nobody trusts.
     let forged = pki.untrusted_ca.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
     let r = call(&gw, Some(&token), "POST", &path, Some(bind(forged.chain_pem.clone(), Some("x")))).await;

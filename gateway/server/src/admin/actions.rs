@@ -214,17 +214,42 @@ pub async fn bind(
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ActionError::Refused(format!("the override reason is longer than {MAX_REASON_CHARS} characters")));
     }
-    let used_reason =
-        match coherence(&record.kind, &presented.identity.subject, &agent).map_err(ActionError::Refused)? {
-            Coherence::Match => None,
-            Coherence::NamesDiffer(d) => match reason {
-                Some(r) => Some(r),
-                None => return Err(ActionError::NamesDiffer(d)),
-            },
-        };
     let id = &presented.identity;
-    let card =
-        state.cards.bind(card_id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor, used_reason).await?;
+    let checked = match coherence(&record.kind, &id.subject, &agent) {
+        Err(refusal) => Err(ActionError::Refused(refusal)),
+        Ok(Coherence::Match) => Ok(None),
+        Ok(Coherence::NamesDiffer(d)) => reason.map(Some).ok_or(ActionError::NamesDiffer(d)),
+    };
+    let bound = match checked {
+        Ok(used) => state
+            .cards
+            .bind(card_id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor, used)
+            .await
+            .map(|card| (card, used))
+            .map_err(ActionError::from),
+        Err(e) => Err(e),
+    };
+    let (card, used_reason) = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            // A card refused at binding (someone else's, names differing, already bound) is a
+            // security event too.
+            state.audit(AuditEvent {
+                kind: Some(AuditKind::Refused),
+                outcome: Some(Outcome::Failure),
+                subject: Some(record.identity_id.clone()),
+                actor: Some(admin.actor.clone()),
+                object: Some(format!("{} ({card_id})", presented.fingerprint)),
+                method: Some(record.kind.clone()),
+                reason: Some(format!("binding refused: {e}")),
+                ip: Some(caller.ip.clone()),
+                user_agent: caller.user_agent.clone(),
+                request_id: Some(caller.request_id.clone()),
+                ..Default::default()
+            });
+            return Err(e);
+        }
+    };
     let audit_reason = match used_reason {
         Some(r) => format!(
             "names differ (card: {} {}; agent: {} {}); overridden: {r}",
