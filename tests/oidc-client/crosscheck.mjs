@@ -140,9 +140,10 @@ async function child({ issuer, info }) {
   const decodeEntities = (s) => s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (m, e) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#x27': "'" })[e]);
   const attrs = (tag) => Object.fromEntries([...tag.matchAll(/([\w-]+)(?:="([^"]*)")?/g)].slice(1).map(([, k, v]) => [k.toLowerCase(), v === undefined ? '' : decodeEntities(v)]));
 
+  /** The password + TOTP form of the login page (the card and the FIDO2 key have their own). */
   function parseLoginForm(html) {
-    const form = html.match(/<form\b[^>]*>[\s\S]*?<\/form>/i);
-    assert.ok(form, 'the login page has no <form>');
+    const form = [...html.matchAll(/<form\b[^>]*>[\s\S]*?<\/form>/gi)].find((f) => /action="\/login\/password"/.test(f[0]));
+    assert.ok(form, 'the login page has no password + TOTP <form>');
     const f = attrs(form[0].match(/<form\b[^>]*>/i)[0]);
     const inputs = [...form[0].matchAll(/<input\b[^>]*>/gi)].map((m) => attrs(m[0]));
     return { method: (f.method || 'get').toLowerCase(), action: f.action, inputs };
