@@ -139,9 +139,15 @@ async fn malformed_max_age_or_response_mode_is_invalid_request() {
 #[tokio::test]
 async fn unmet_essential_acr_is_reported() {
     let gw = gw().await;
-    let claims = r#"{"id_token":{"acr":{"essential":true,"values":["urn:vigie:loa:2fa-phr"]}}}"#;
+    // A level no login method here reaches (eIDAS high is not offered).
+    let claims = r#"{"id_token":{"acr":{"essential":true,"values":["http://eidas.europa.eu/LoA/high"]}}}"#;
     assert_redirected_error(&Authz::new(gw, "demo-app").with("claims", claims), "unmet_authentication_requirements")
         .await;
+    // The phishing-resistant level is reached by a card or a FIDO2 key: the login page, not an error.
+    let claims = r#"{"id_token":{"acr":{"essential":true,"values":["urn:vigie:loa:2fa-phr"]}}}"#;
+    let r = gw.browser().authorize(&Authz::new(gw, "demo-app").with("claims", claims)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/login?flow="), "{}", r.location());
 }
 
 #[tokio::test]
