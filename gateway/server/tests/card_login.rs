@@ -299,3 +299,48 @@ async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     assert_eq!(logs_in(&accept, &card).await["acr"], PHR);
     accept.audit_line(|l| l["reason"].as_str().is_some_and(|r| r.contains("past nextUpdate + grace"))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cps_seen_at_login_is_in_the_registry_and_hr_can_declare_it_stolen() {
+    let pki = Pki::new("seen");
+    let now = now();
+    let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + 3600).unwrap()).await;
+    let gw = start(&card_env(&pki, &crl, &pki.dir.join("crl-cache"), &[])).await;
+    let card = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
+    let id = logs_in(&gw, &card).await;
+    assert_eq!(logs_in(&gw, &card).await["sub"], id["sub"], "a second login finds the registered card");
+
+    // HR sees the card among the médecin's cards, bound to its certificate, without holding it.
+    let token = gw.demo["admin_api"]["token"].as_str().expect("demo admin token").to_owned();
+    let http = gw.http();
+    let sub = id["sub"].as_str().unwrap();
+    let cards: Value = http
+        .get(gw.url(&format!("/admin/api/identities/{sub}/cards")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cards = cards["cards"].as_array().unwrap_or_else(|| panic!("cards: {cards}")).clone();
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!(cards[0]["status"], "handed_over");
+    assert_eq!(cards[0]["cn"], "810100000011");
+    gw.audit_line(|l| l["kind"] == "card_bound" && l["subject"] == sub).await;
+
+    // Declared stolen: that certificate logs in no more (the idNat still names the médecin).
+    let r = http
+        .post(gw.url(&format!("/admin/api/cards/{}/status", cards[0]["id"].as_str().unwrap())))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "status": "stolen", "comment": "sac volé aux urgences" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    refused(&gw, &card, "card_suspended", "volée").await;
+    // The new card the ANS sends (same idNat, another certificate) logs in.
+    let replacement = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
+    assert_eq!(logs_in(&gw, &replacement).await["sub"], id["sub"]);
+    crl.stop();
+}

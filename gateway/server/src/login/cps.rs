@@ -113,7 +113,11 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
                 .identity_by_idnat(idnat)
                 .await
                 .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
-            identity.map(|i| i.id).ok_or_else(|| {
+            let identity = identity.map(|i| i.id);
+            if let Some(id) = &identity {
+                register_seen_cps(state, id, card).await;
+            }
+            identity.ok_or_else(|| {
                 refused(
                     StatusCode::FORBIDDEN,
                     "unknown_professional",
@@ -136,6 +140,33 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
             "Cette CPE n'est pas nominative : elle ne peut pas ouvrir de session personnelle. / A non-nominative \
              CPE names no person and cannot open a personal session.",
         )),
+    }
+}
+
+/// A CPS logs in by its idNat with no record in the registry: it gets one, bound to its
+/// certificate, so that HR sees it among the agent's cards and can declare it lost or stolen
+/// (which refuses that certificate from then on and ends its sessions), without having to hold
+/// the card. Best effort: a failure here is logged and does not stop the login.
+async fn register_seen_cps(state: &AppState, identity_id: &str, card: &PresentedCard) {
+    use vigie_core::cards::CardStatus;
+    let id = &card.identity;
+    let by = "vigie (first login with this CPS, bound by its idNat)";
+    let registered = async {
+        let record = state.cards.create_card(identity_id, "cps", CardStatus::Received, by, None).await?;
+        state.cards.bind(&record.id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, by, None).await
+    };
+    match registered.await {
+        Ok(record) => state.audit(vigie_core::audit::AuditEvent {
+            kind: Some(vigie_core::audit::AuditKind::CardBound),
+            outcome: Some(Outcome::Success),
+            subject: Some(identity_id.to_owned()),
+            object: Some(record.id),
+            reason: Some(format!("CPS {} registered at its first login (idNat {})", card.fingerprint, id.subject.cn)),
+            ..Default::default()
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, card = %card.fingerprint, "the CPS could not be added to the card registry")
+        }
     }
 }
 
