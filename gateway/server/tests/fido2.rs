@@ -279,3 +279,167 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     let list: Value = http.get(&list_url).bearer_auth(HR_TOKEN).send().await.expect("up").json().await.expect("JSON");
     assert_eq!(list["keys"], serde_json::json!([]));
 }
+
+/// Two replicas sharing one real Redis: every WebAuthn ceremony begun on one is finished on the
+/// other (challenges live in the ephemeral store, not in a replica's memory).
+mod replicas {
+    use std::collections::BTreeMap;
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use base64::Engine;
+    use serde_json::Value;
+
+    use super::softkey::{SoftKey, VIRTUAL_AAGUID};
+
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    }
+
+    fn start(cmd: &mut Command, port: u16) -> Kill {
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nothing listens on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Kill(child)
+    }
+
+    /// A cookie jar over plain requests, sent to whichever replica.
+    struct Jar(BTreeMap<String, String>);
+    impl Jar {
+        async fn send(&mut self, req: reqwest::RequestBuilder) -> (u16, String, String) {
+            let cookie = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            let r = req.header("cookie", cookie).send().await.expect("replica reachable");
+            for c in r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+                if let Some((k, v)) = c.split(';').next().and_then(|kv| kv.split_once('=')) {
+                    self.0.insert(k.to_owned(), v.to_owned());
+                }
+            }
+            let status = r.status().as_u16();
+            let location = r.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
+            (status, location, r.text().await.unwrap_or_default())
+        }
+    }
+
+    fn authorize_url(base: &str) -> String {
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            b"fido2-replica-verifier-0123456789-abcdefgh",
+        ));
+        format!(
+            "{base}/authorize?response_type=code&client_id=demo-cli&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback\
+             &scope=openid&state=st&nonce=nn&code_challenge={challenge}&code_challenge_method=S256"
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_ceremonies_begun_on_one_replica_finish_on_the_other() {
+        let redis_port = free_port();
+        let _redis = start(
+            Command::new("redis-server").args([
+                "--port",
+                &redis_port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ]),
+            redis_port,
+        );
+        let dir = std::env::temp_dir().join(format!("vigie-fido2-replicas-{}-{}", std::process::id(), free_port()));
+        let (pa, pb) = (free_port(), free_port());
+        let issuer = format!("https://localhost:{pa}");
+        let replica = |port: u16| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
+            cmd.args(["serve", "--data-dir"])
+                .arg(&dir)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("VIGIE_STORE__KIND", "redis")
+                .env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{redis_port}"))
+                .env("VIGIE_ISSUER", &issuer)
+                .env("VIGIE_LOG", "warn");
+            cmd
+        };
+        let _a = start(&mut replica(pa), pa);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !dir.join("demo.json").is_file() {
+            assert!(Instant::now() < deadline, "demo.json");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _b = start(&mut replica(pb), pb);
+        let (a, b) = (format!("https://localhost:{pa}"), format!("https://localhost:{pb}"));
+        let demo: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json"))
+            .expect("demo.json is JSON");
+        let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let user = &demo["users"][0];
+
+        // Password + TOTP on A.
+        let mut jar = Jar(BTreeMap::new());
+        let (_, login, _) = jar.send(http.get(authorize_url(&a))).await;
+        let (_, _, html) = jar.send(http.get(format!("{a}{login}"))).await;
+        let key = vigie_gateway::totp::from_base32(user["totp_secret"].as_str().expect("totp")).expect("base32");
+        let code = vigie_gateway::totp::code_at_step(&key, vigie_gateway::now() / vigie_gateway::totp::STEP_SECS);
+        let form = [
+            ("flow", super::hidden_input(&html, "flow").expect("flow")),
+            ("csrf", super::hidden_input(&html, "csrf").expect("csrf")),
+            ("username", user["username"].as_str().expect("username").to_owned()),
+            ("password", user["password"].as_str().expect("password").to_owned()),
+            ("totp", code),
+        ];
+        let (status, _, body) = jar.send(http.post(format!("{a}/login/password")).form(&form)).await;
+        assert_eq!(status, 303, "{body}");
+
+        // Registration: options from A, credential to B.
+        let (_, _, page) = jar.send(http.get(format!("{b}/account/keys"))).await;
+        let csrf = super::hidden_input(&page, "csrf").expect("csrf on B's page");
+        let (status, _, options) = jar
+            .send(http.post(format!("{a}/account/keys/options")).form(&[("csrf", csrf.as_str()), ("name", "Clé")]))
+            .await;
+        assert_eq!(status, 200, "{options}");
+        let mut softkey = SoftKey::new("localhost", &issuer, VIRTUAL_AAGUID);
+        let credential = softkey.register(&serde_json::from_str(&options).expect("options JSON")).to_string();
+        let (status, _, body) = jar
+            .send(http.post(format!("{b}/account/keys")).form(&[("csrf", csrf.as_str()), ("credential", &credential)]))
+            .await;
+        assert_eq!(status, 303, "B finishes the registration A began: {body}");
+
+        // Login with the key: flow and challenge on B, assertion checked on A.
+        let mut fresh = Jar(BTreeMap::new());
+        let (_, login, _) = fresh.send(http.get(authorize_url(&b))).await;
+        let (_, _, html) = fresh.send(http.get(format!("{b}{login}"))).await;
+        let flow = super::hidden_input(&html, "flow").expect("flow");
+        let csrf = super::hidden_input(&html, "csrf").expect("csrf");
+        let (status, _, options) =
+            fresh.send(http.post(format!("{b}/login/fido2/options")).form(&[("flow", &flow), ("csrf", &csrf)])).await;
+        assert_eq!(status, 200, "{options}");
+        let assertion = softkey.assert(&serde_json::from_str(&options).expect("options JSON")).to_string();
+        let (status, location, body) = fresh
+            .send(http.post(format!("{a}/login/fido2")).form(&[
+                ("flow", flow.as_str()),
+                ("csrf", csrf.as_str()),
+                ("credential", &assertion),
+            ]))
+            .await;
+        assert_eq!(status, 303, "A finishes the login B began: {body}");
+        assert!(location.starts_with("http://127.0.0.1:8765/callback?code="), "{location}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
