@@ -2,12 +2,14 @@
 // virtual authenticator (CTAP2, resident keys, user verification) standing for a security key.
 // A demo user signs in with password + TOTP, registers a key on /account/keys, signs out, signs
 // in with the key alone (acr phishing-resistant, amr with hwk); then a copy of the key with a
-// lower signature counter is refused with a clear page and an audit line.
+// lower signature counter is refused with a clear page and an audit line. And an agent with no
+// account yet enrols a key with the one-time code HR issued through the admin API.
 //
 //   npm ci && npm test          (VIGIE_BIN=/path/to/vigie, CHROMIUM=/path/to/chromium to override)
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -163,6 +165,59 @@ test('a key registered after a password login signs in alone; a cloned key is re
   assert.ok(line, 'an audit line for the refused clone');
   assert.match(line.reason, /possible cloned security key/);
   await copy.page.close();
+});
+
+/** HR's admin API with the demo's token (bearer), trusting only the demo CA. */
+function api(method, pathname) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(new URL(`${demo.info.admin_api.url}${pathname}`), {
+      method,
+      ca: fs.readFileSync(demo.caFile),
+      headers: { authorization: `Bearer ${demo.info.admin_api.token}` },
+    }, (res) => {
+      let body = '';
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: body ? JSON.parse(body) : null }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('an agent enrols a key with the code HR issued, without signing in, then signs in with it', { timeout: 60_000 }, async () => {
+  await context.clearCookies();
+  const infirmiere = demo.info.users.find((u) => u.username === 'demo.infirmiere');
+  const family = infirmiere.name.split(' ').slice(1).join(' ');
+  const found = await api('GET', `/identities?q=${encodeURIComponent(family)}`);
+  assert.equal(found.status, 200);
+  const agent = found.body.identities.find((i) => `${i.given_name} ${i.family_name}` === infirmiere.name);
+  assert.ok(agent, `HR finds ${infirmiere.name}`);
+  const issued = await api('POST', `/identities/${agent.id}/fido2/enrolment-code`);
+  assert.equal(issued.status, 201);
+  assert.match(issued.body.code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
+
+  // The code form is plain HTML; only the key registration itself needs JavaScript.
+  const { page } = await pageWithKey();
+  await page.goto(issued.body.enrol_url);
+  await page.getByLabel("Code d'enrôlement").fill(issued.body.code.toLowerCase());
+  await page.getByRole('button', { name: 'Continuer' }).click();
+  await page.waitForURL((u) => u.pathname === '/account/keys');
+  await assert.doesNotReject(page.getByText(infirmiere.name).waitFor());
+  await page.getByLabel('Nom de la clé').fill('Clé de garde');
+  await page.getByRole('button', { name: 'Enregistrer une nouvelle clé' }).click();
+  await page.waitForURL((u) => u.searchParams.get('done') === 'added');
+  await page.getByRole('button', { name: "Terminer l'enrôlement" }).click();
+  await assert.doesNotReject(page.getByText("L'enrôlement est terminé").waitFor());
+
+  const keys = await api('GET', `/identities/${agent.id}/fido2`);
+  assert.deepEqual(keys.body.keys.map((k) => [k.name, k.aaguid]), [['Clé de garde', CHROMIUM_VIRTUAL_AAGUID]]);
+
+  await page.goto(demo.info.demo_app_url);
+  await page.getByRole('button', { name: 'Se connecter avec ma clé de sécurité FIDO2' }).click();
+  const claims = await claimsOf(page);
+  assert.equal(claims.acr, 'urn:vigie:loa:2fa-phr');
+  assert.equal(claims.name, infirmiere.name);
+  await page.close();
 });
 
 test('no FIDO2 page logged a script error or a Content-Security-Policy violation', () => {
