@@ -342,5 +342,14 @@ async fn a_cps_seen_at_login_is_in_the_registry_and_hr_can_declare_it_stolen() {
     // The new card the ANS sends (same idNat, another certificate) logs in.
     let replacement = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
     assert_eq!(logs_in(&gw, &replacement).await["sub"], id["sub"]);
+
+    // A disabled account logs in with no MIE, its card included.
+    use vigie_core::directory::Directory;
+    let url = format!("sqlite://{}", gw.data_dir.join("directory.db").display());
+    let directory = vigie_directory_sql::SqlDirectory::open(&url).await.expect("the demo directory");
+    let mut account = directory.account_by_username("demo.medecin").await.unwrap().expect("the médecin's account");
+    account.disabled = true;
+    directory.upsert_account(&account).await.unwrap();
+    refused(&gw, &replacement, "account_disabled", "désactivé").await;
     crl.stop();
 }

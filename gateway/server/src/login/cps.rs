@@ -62,7 +62,20 @@ pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> Http
             return refuse(&req, &state, &caller, &flow, &flow_id, None, r);
         }
     };
-    match identity_of(&state, &card).await {
+    let identity = match identity_of(&state, &card).await {
+        // A disabled account logs in with no MIE, its cards included.
+        Ok(id) => match state.fido2.account_disabled(&id).await {
+            Ok(false) => Ok(id),
+            Ok(true) => Err(refused(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "Votre compte est désactivé : adressez-vous au support. / Your account is disabled.",
+            )),
+            Err(e) => Err(refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string())),
+        },
+        Err(r) => Err(r),
+    };
+    match identity {
         Ok(identity_id) => {
             let mie = match card.identity.subject.kind {
                 CardKind::Cps => Mie::Cps,
