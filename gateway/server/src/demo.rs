@@ -469,6 +469,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         "issuer": issuer,
         "data_dir": dir,
         "demo_app_url": format!("{issuer}/demo-app/"),
+        "account_keys_url": format!("{issuer}/account/keys"),
         "discovery_url": format!("{issuer}/.well-known/openid-configuration"),
         "clients": clients,
         "users": users,

@@ -123,6 +123,7 @@ fn claims_page(s: &AppSession) -> HttpResponse {
         "Application de démonstration",
         &format!(
             r#"<p>Connecté·e : <strong>{}</strong></p><table aria-label="Claims de l'ID token"><caption>Claims de l'ID token</caption>{rows}</table>
+<p><a href="/account/keys">Mes clés de sécurité FIDO2</a> (ajouter une clé, en retirer une)</p>
 <form method="post" action="/demo-app/logout"><button type="submit">Se déconnecter</button></form>"#,
             esc(name)
         ),
