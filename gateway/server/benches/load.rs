@@ -422,7 +422,8 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
     };
     let done = http.get(format!("{base}/login/cps?flow={flow}")).header("cookie", browser).send().await;
     done.is_ok_and(|d| {
-        d.status() == 303 && d.headers().get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("code="))
+        d.status() == 303
+            && d.headers().get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("code="))
     })
 }
 
