@@ -1,5 +1,5 @@
-//! Policy engines. Until the Cedar engine of the policy issue lands, the one engine here
-//! allows any authenticated session, and its name says so.
+//! Policy engines. Until the Cedar engine lands, the one engine here allows any authenticated
+//! session, and its name says so.
 #![forbid(unsafe_code)]
 
 use vigie_core::policy::{Decision, PolicyEngine, PolicyRequest};
@@ -13,7 +13,7 @@ impl PolicyEngine for AllowAnyAuthenticated {
     fn decide(&self, _request: &PolicyRequest<'_>) -> Decision {
         // A `PolicyRequest` can only be built from an `Authentication`, which only a login
         // verifier makes: being asked at all means the session is authenticated.
-        Decision::Allow
+        Decision::allow(vec!["allow-any-authenticated".into()])
     }
 
     fn name(&self) -> &'static str {
@@ -24,15 +24,23 @@ impl PolicyEngine for AllowAnyAuthenticated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigie_core::policy::PolicyContext;
+    use vigie_core::policy::{Action, PolicyContext, Principal, Resource};
     use vigie_core::{Authentication, Factor, Mie};
 
     #[test]
     fn an_authenticated_session_is_allowed_on_any_client() {
         let auth = Authentication::new("id-1".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
-        let ctx = PolicyContext { degraded: true };
-        let req = PolicyRequest { authentication: &auth, client_id: "dpi", client_policy: "dmp", context: &ctx };
-        assert_eq!(AllowAnyAuthenticated.decide(&req), Decision::Allow);
+        let ctx = PolicyContext { degraded: true, ..Default::default() };
+        let principal = Principal { id: "id-1".into(), ..Default::default() };
+        let req = PolicyRequest {
+            principal: &principal,
+            action: Action::LoginToClient,
+            resource: &Resource::Dmp,
+            authentication: &auth,
+            context: &ctx,
+            now: 0,
+        };
+        assert!(AllowAnyAuthenticated.decide(&req).allowed);
         assert_eq!(AllowAnyAuthenticated.name(), "allow-any-authenticated");
     }
 }

@@ -1,41 +1,184 @@
-//! The policy port: may this identity, authenticated this way, in this context, use this
-//! client — and if not, which MIE would make it so (step-up).
-use crate::auth::{Authentication, Mie};
+//! The policy port: may this identity, authenticated this way, in this context, do this to that
+//! resource (use a client, reach the DMP, sponsor a colleague, enrol a MIE, administer) — and if
+//! not, which MIE would make it so (step-up). Engines implement [`PolicyEngine`]; the Cedar one
+//! lives in `vigie-policies`.
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AssuranceLevel, Authentication, Factor, Mie};
+
+/// What is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Log in to a client (an application): the authorization endpoint.
+    LoginToClient,
+    /// Reach the DMP (a VIHF, a relayed SOAP call).
+    AccessDmp,
+    /// Open a sponsorship for a colleague.
+    Sponsor,
+    /// Register a new MIE (a FIDO2 key, security questions).
+    EnrolMie,
+    /// An administrative act (cards, keys, roles).
+    Administer,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 5] =
+        [Action::LoginToClient, Action::AccessDmp, Action::Sponsor, Action::EnrolMie, Action::Administer];
+
+    /// The action's name, as policies and audit lines spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::LoginToClient => "login_to_client",
+            Action::AccessDmp => "access_dmp",
+            Action::Sponsor => "sponsor",
+            Action::EnrolMie => "enrol_mie",
+            Action::Administer => "administer",
+        }
+    }
+
+    /// The action with this name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// Whether an account is a person's own or shared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// One person's account.
+    #[default]
+    Personal,
+    /// A shared (generic) account: never on a sensitive service (RIE).
+    Generic,
+}
+
+/// Who asks: the identity, with what the policies may read of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// Directory id.
+    pub id: String,
+    /// Profession code of the ANS nomenclature (TRE_G15: `10` médecin, `21` pharmacien, `40`
+    /// chirurgien-dentiste, `50` sage-femme, `60` infirmier, `70` masseur-kinésithérapeute…), when known.
+    pub profession_code: Option<String>,
+    /// Broad category: `medical`, `pharmacy`, `paramedical`, `administrative`, `technical`, `unknown`.
+    pub category: String,
+    /// Roles granted in Vigie (`cards`, `fido2`, …).
+    pub roles: Vec<String>,
+    /// Functional units (UF) the identity works in.
+    pub units: Vec<String>,
+    /// Whether the identity has a national identifier (idNat_PS).
+    pub has_idnat: bool,
+    /// `active`, `suspended` or `left`.
+    pub employment_status: String,
+    /// Personal or generic account.
+    pub account_kind: AccountKind,
+}
+
+/// A client (application) as the policies see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientResource {
+    /// `client_id`.
+    pub id: String,
+    /// A "sensitive" service of the RIE (the DPI and what integrates shared services, external
+    /// access, …): two-factor MIE only.
+    pub sensitive: bool,
+    /// The level every login to it must reach, if the client says so.
+    pub required_level: Option<AssuranceLevel>,
+    /// Who it is for (`staff`, `external`, …): a free label from its registration.
+    pub audience: String,
+}
+
+/// What is acted upon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Resource {
+    /// A client (application).
+    Client(ClientResource),
+    /// The DMP (Dossier Médical Partagé).
+    Dmp,
+    /// A colleague (for a sponsorship).
+    Colleague {
+        /// Directory id.
+        id: String,
+        /// Their functional units.
+        units: Vec<String>,
+    },
+    /// Vigie itself (enrolment, administration).
+    System,
+}
 
 /// The context of a decision.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyContext {
     /// PSC or the external link is down.
     pub degraded: bool,
+    /// Network zone of the caller, from the configured CIDRs (`internal`, `external`, …).
+    pub network_zone: String,
+    /// Local hour of day, 0–23.
+    pub hour: u8,
+    /// Within the establishment's transition period, where password + TOTP is still allowed on
+    /// sensitive services (configuration, with an end date).
+    pub password_totp_transition: bool,
 }
 
 /// A question to the policy engine.
 #[derive(Clone, Debug)]
 pub struct PolicyRequest<'a> {
-    /// How the user authenticated.
+    /// Who asks.
+    pub principal: &'a Principal,
+    /// What for.
+    pub action: Action,
+    /// On what.
+    pub resource: &'a Resource,
+    /// How they authenticated.
     pub authentication: &'a Authentication,
-    /// The client being accessed.
-    pub client_id: &'a str,
-    /// The policy label of that client, from its registration.
-    pub client_policy: &'a str,
     /// Runtime context.
     pub context: &'a PolicyContext,
+    /// Now, Unix seconds (the authentication's age is measured from it).
+    pub now: i64,
 }
 
-/// The answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+/// The answer, with what decided it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Decision {
     /// Access is granted.
-    Allow,
-    /// Access would be granted after a login with one of these MIE.
-    StepUp(Vec<Mie>),
-    /// Access is refused, with a reason a person can act on.
-    Deny(String),
+    pub allowed: bool,
+    /// Ids of the policies that decided (the permits that allowed, or the forbids that refused).
+    pub policies: Vec<String>,
+    /// When refused: the MIE with which a fresh login would be allowed (step-up); empty when none would.
+    pub step_up: Vec<Mie>,
+    /// Errors met while evaluating (a policy that failed is skipped, as Cedar does).
+    pub errors: Vec<String>,
 }
+
+impl Decision {
+    /// An allowing decision by these policies.
+    pub fn allow(policies: Vec<String>) -> Self {
+        Self { allowed: true, policies, ..Default::default() }
+    }
+}
+
+/// The factors a fresh login with this MIE proves — what a step-up candidate would bring.
+pub fn factors_of(mie: Mie) -> Vec<Factor> {
+    match mie {
+        Mie::Cps | Mie::Cpe => vec![Factor::Sc, Factor::Pin],
+        Mie::Fido2 => vec![Factor::Hwk, Factor::Pin],
+        Mie::Ecps => vec![Factor::Hwk, Factor::Pin],
+        Mie::PasswordTotp => vec![Factor::Pwd, Factor::Otp],
+        Mie::Sponsorship => vec![Factor::Pwd, Factor::User],
+    }
+}
+
+/// Every MIE, strongest kinds first: the step-up candidates.
+pub const ALL_MIE: [Mie; 6] = [Mie::Cps, Mie::Cpe, Mie::Fido2, Mie::Ecps, Mie::PasswordTotp, Mie::Sponsorship];
 
 /// A policy engine.
 pub trait PolicyEngine: Send + Sync {
-    /// Decides one request.
+    /// Decides one request; when refused, says which MIE would do (by asking again as if the
+    /// principal had just logged in with each candidate).
     fn decide(&self, request: &PolicyRequest<'_>) -> Decision;
     /// The engine's name, for logs and `/readyz`.
     fn name(&self) -> &'static str;

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::AssuranceLevel;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::policy::{Decision, PolicyContext, PolicyRequest};
+use vigie_core::policy::{Action, ClientResource, PolicyContext, PolicyRequest, Principal, Resource};
 use vigie_core::store::StoreExt;
 
 use super::{AuthRequest, CodeGrant, ResponseMode, keys};
@@ -354,32 +354,30 @@ pub async fn finish(
         );
     };
     let ctx = PolicyContext::default();
+    let principal = Principal { id: session.authentication.identity_id.clone(), ..Default::default() };
+    let resource = Resource::Client(ClientResource { id: client.config.client_id.clone(), ..Default::default() });
     let decision = state.policy.decide(&PolicyRequest {
+        principal: &principal,
+        action: Action::LoginToClient,
+        resource: &resource,
         authentication: &session.authentication,
-        client_id: &client.config.client_id,
-        client_policy: &client.config.policy,
         context: &ctx,
+        now: crate::now(),
     });
-    match decision {
-        Decision::Allow => {}
-        Decision::StepUp(_) | Decision::Deny(_) => {
-            let reason = match &decision {
-                Decision::Deny(r) => r.clone(),
-                _ => "a stronger login is required".into(),
-            };
-            state.audit(AuditEvent {
-                kind: Some(AuditKind::Refused),
-                outcome: Some(Outcome::Failure),
-                subject: Some(session.authentication.identity_id.clone()),
-                client_id: Some(client.config.client_id.clone()),
-                sid: Some(session.sid.clone()),
-                reason: Some(format!("policy {}: {reason}", state.policy.name())),
-                ip: Some(caller.ip.clone()),
-                request_id: Some(caller.request_id.clone()),
-                ..Default::default()
-            });
-            return error_response(state, redirected(&request, "access_denied", &reason));
-        }
+    if !decision.allowed {
+        let reason = "a stronger login is required".to_owned();
+        state.audit(AuditEvent {
+            kind: Some(AuditKind::Refused),
+            outcome: Some(Outcome::Failure),
+            subject: Some(session.authentication.identity_id.clone()),
+            client_id: Some(client.config.client_id.clone()),
+            sid: Some(session.sid.clone()),
+            reason: Some(format!("policy {}: {reason}", state.policy.name())),
+            ip: Some(caller.ip.clone()),
+            request_id: Some(caller.request_id.clone()),
+            ..Default::default()
+        });
+        return error_response(state, redirected(&request, "access_denied", &reason));
     }
     let code = random_token(32);
     let grant = CodeGrant {
