@@ -1,6 +1,17 @@
-//! Policy engines. Until the Cedar engine lands, the one engine here allows any authenticated
-//! session, and its name says so.
+//! Policy engines: [`CedarEngine`], the RIE's rules written in Cedar and validated against the
+//! schema in `policies/schema/`, reloadable with [`ReloadablePolicies`]; and
+//! [`AllowAnyAuthenticated`], which allows any authenticated session, and whose name says so.
 #![forbid(unsafe_code)]
+
+mod cedar;
+mod eval;
+mod reload;
+
+pub use cedar::{
+    BUILTIN_POLICIES, BUILTIN_SCHEMA, CedarEngine, FileStamp, Fingerprint, PolicyError, PolicySource, Problem,
+};
+pub use eval::{eval_json, validate_dir};
+pub use reload::ReloadablePolicies;
 
 use vigie_core::policy::{Decision, PolicyEngine, PolicyRequest};
 

@@ -1,0 +1,572 @@
+//! The Cedar policy engine: loads a policy set and its schema, validates the set in strict mode,
+//! and answers [`PolicyRequest`]s with the ids of the deciding policies and, when refused, the MIE
+//! with which a fresh login would be allowed (step-up).
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{DefaultHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use cedar_policy::{
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
+    RestrictedExpression, Schema, SchemaFragment, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+use vigie_core::policy::{
+    ALL_MIE, AccountKind, Action, Decision, PolicyContext, PolicyEngine, PolicyRequest, Principal, Resource, factors_of,
+};
+use vigie_core::{AssuranceLevel, Authentication, Mie};
+
+/// The schema compiled into the binary: used when a policy directory brings none.
+pub const BUILTIN_SCHEMA: &str = include_str!("../schema/vigie.cedarschema");
+
+/// The default policy set compiled into the binary, as (file name, text).
+pub const BUILTIN_POLICIES: [(&str, &str); 5] = [
+    ("00_everywhere.cedar", include_str!("../default/00_everywhere.cedar")),
+    ("10_login.cedar", include_str!("../default/10_login.cedar")),
+    ("20_dmp.cedar", include_str!("../default/20_dmp.cedar")),
+    ("30_system.cedar", include_str!("../default/30_system.cedar")),
+    ("40_sponsor.cedar", include_str!("../default/40_sponsor.cedar")),
+];
+
+/// The annotation that names a policy: `@id("…")`. Decisions and audit lines report it.
+const ID_ANNOTATION: &str = "id";
+
+/// One problem in a policy set or schema, where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line; 0 when the problem has no position (a whole-file problem).
+    pub line: usize,
+    /// 1-based column; 0 when the problem has no position.
+    pub column: usize,
+    /// What is wrong, and what to do where Cedar says so.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        }
+    }
+}
+
+/// Why a policy set cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The directory holds no `*.cedar` file: refusing everything silently would lock everyone out.
+    #[error("no policy file (*.cedar) in {0}: point the policy directory at the policy set")]
+    NoPolicies(PathBuf),
+    /// The set or its schema does not parse or does not validate; one entry per problem.
+    #[error("invalid policy set:\n{}", render(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl PolicyError {
+    /// The problems, one per line, when the set is invalid.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            PolicyError::Invalid(p) => p,
+            _ => &[],
+        }
+    }
+}
+
+fn render(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+}
+
+/// What a loaded set was read from: each file with its size, mtime and a hash of its content, so
+/// that a poller can tell whether the directory changed since (see
+/// [`crate::ReloadablePolicies::reload_if_changed`]). Empty for the built-in set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// The files, sorted by path.
+    pub files: Vec<FileStamp>,
+}
+
+/// One file of a [`Fingerprint`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    /// The file.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub len: u64,
+    /// Last modification, when the file system tells.
+    pub modified: Option<SystemTime>,
+    /// Hash of the content (not cryptographic: change detection only).
+    pub content_hash: u64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of what is in `dir` now (the files [`CedarEngine::load`] would read).
+    pub fn of_dir(dir: &Path) -> Result<Self, PolicyError> {
+        let files = read_dir_sources(dir)?;
+        Ok(Self { files: files.into_iter().map(|s| s.stamp).collect() })
+    }
+}
+
+struct SourceFile {
+    path: PathBuf,
+    text: String,
+    stamp: FileStamp,
+}
+
+fn read_source(path: PathBuf) -> Result<SourceFile, PolicyError> {
+    let io = |source| PolicyError::Io { path: path.clone(), source };
+    let meta = std::fs::metadata(&path).map_err(io)?;
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    let mut h = DefaultHasher::new();
+    h.write(text.as_bytes());
+    let stamp =
+        FileStamp { path: path.clone(), len: meta.len(), modified: meta.modified().ok(), content_hash: h.finish() };
+    Ok(SourceFile { path, text, stamp })
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, PolicyError> {
+    let io = |source| PolicyError::Io { path: dir.to_path_buf(), source };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every source file of a policy directory: `DIR/schema/*.cedarschema` first, then `DIR/*.cedar`.
+fn read_dir_sources(dir: &Path) -> Result<Vec<SourceFile>, PolicyError> {
+    let schema_dir = dir.join("schema");
+    let mut paths = if schema_dir.is_dir() { files_with_ext(&schema_dir, "cedarschema")? } else { Vec::new() };
+    paths.extend(files_with_ext(dir, "cedar")?);
+    paths.into_iter().map(read_source).collect()
+}
+
+/// 1-based line and column of a byte offset in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A problem from one of Cedar's diagnostics, positioned by its first labelled span in `text`.
+fn problem_of(file: &Path, text: &str, diag: &dyn Diagnostic) -> Problem {
+    let mut message = diag.to_string();
+    let mut position = (0, 0);
+    if let Some(label) = diag.labels().and_then(|mut l| l.next()) {
+        position = line_col(text, label.offset());
+        if let Some(l) = label.label() {
+            message.push_str(&format!(" ({l})"));
+        }
+    }
+    if let Some(help) = diag.help() {
+        message.push_str(&format!("; help: {help}"));
+    }
+    Problem { file: file.to_path_buf(), line: position.0, column: position.1, message }
+}
+
+/// The Cedar names the engine uses on every decision, parsed once.
+struct Names {
+    identity: EntityTypeName,
+    client: EntityTypeName,
+    dmp: EntityUid,
+    system: EntityUid,
+    actions: [EntityUid; 5],
+}
+
+impl Names {
+    fn new() -> Self {
+        // These names are the schema's (policies/schema/vigie.cedarschema): constants, and the
+        // unit tests parse them, so a failure here is a programming error caught before release.
+        let ty = |n: &str| EntityTypeName::from_str(n).unwrap_or_else(|e| panic!("entity type {n}: {e}"));
+        let uid = |t: &str, id: &str| EntityUid::from_type_name_and_id(ty(t), EntityId::new(id));
+        Self {
+            identity: ty("Vigie::Identity"),
+            client: ty("Vigie::Client"),
+            dmp: uid("Vigie::Dmp", "dmp"),
+            system: uid("Vigie::System", "vigie"),
+            actions: Action::ALL.map(|a| uid("Vigie::Action", a.as_str())),
+        }
+    }
+
+    fn action(&self, a: Action) -> &EntityUid {
+        let i = Action::ALL.iter().position(|x| *x == a).unwrap_or(0);
+        &self.actions[i]
+    }
+}
+
+/// Where a loaded set came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicySource {
+    /// The default set compiled into the binary.
+    Builtin,
+    /// A directory (`*.cedar`, and `schema/*.cedarschema` or the built-in schema).
+    Dir(PathBuf),
+}
+
+/// A validated Cedar policy set, ready to decide. Cheap to share (`Arc`); immutable once loaded.
+pub struct CedarEngine {
+    policies: PolicySet,
+    ids: Vec<String>,
+    source: PolicySource,
+    fingerprint: Fingerprint,
+    names: Names,
+    authorizer: Authorizer,
+}
+
+impl fmt::Debug for CedarEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CedarEngine").field("source", &self.source).field("policies", &self.ids).finish()
+    }
+}
+
+impl CedarEngine {
+    /// Loads every `*.cedar` file of `dir` (not recursive, sorted by name) and validates the set,
+    /// in Cedar's strict mode, against the schema in `dir/schema/*.cedarschema` — or, when `dir`
+    /// has no `schema/` directory, against the schema compiled into the binary (the one the engine
+    /// builds its requests for: a set that brings its own schema must keep those names).
+    /// Every policy carries an `@id("…")` annotation, unique across the set.
+    /// Errors name the file, line and reason, one per problem.
+    pub fn load(dir: &Path) -> Result<Self, PolicyError> {
+        let sources = read_dir_sources(dir)?;
+        let (schemas, policies): (Vec<_>, Vec<_>) =
+            sources.iter().partition(|s| s.path.extension().is_some_and(|e| e == "cedarschema"));
+        if policies.is_empty() {
+            return Err(PolicyError::NoPolicies(dir.to_path_buf()));
+        }
+        let schemas: Vec<(PathBuf, &str)> = if schemas.is_empty() {
+            vec![(PathBuf::from("<built-in>/vigie.cedarschema"), BUILTIN_SCHEMA)]
+        } else {
+            schemas.iter().map(|s| (s.path.clone(), s.text.as_str())).collect()
+        };
+        let policies: Vec<(PathBuf, &str)> = policies.iter().map(|s| (s.path.clone(), s.text.as_str())).collect();
+        let fingerprint = Fingerprint { files: sources.iter().map(|s| s.stamp.clone()).collect() };
+        Self::build(&schemas, &policies, PolicySource::Dir(dir.to_path_buf()), fingerprint)
+    }
+
+    /// The default policy set and schema compiled into the binary.
+    pub fn builtin() -> Result<Self, PolicyError> {
+        let schema = [(PathBuf::from("<built-in>/vigie.cedarschema"), BUILTIN_SCHEMA)];
+        let policies: Vec<(PathBuf, &str)> =
+            BUILTIN_POLICIES.iter().map(|(n, t)| (PathBuf::from(format!("<built-in>/{n}")), *t)).collect();
+        Self::build(&schema, &policies, PolicySource::Builtin, Fingerprint::default())
+    }
+
+    fn build(
+        schemas: &[(PathBuf, &str)],
+        files: &[(PathBuf, &str)],
+        source: PolicySource,
+        fingerprint: Fingerprint,
+    ) -> Result<Self, PolicyError> {
+        let mut problems = Vec::new();
+
+        let mut fragments = Vec::new();
+        for (path, text) in schemas {
+            match SchemaFragment::from_cedarschema_str(text) {
+                Ok((fragment, _warnings)) => fragments.push(fragment),
+                Err(e) => problems.push(problem_of(path, text, &e)),
+            }
+        }
+        let schema = if problems.is_empty() {
+            match Schema::from_schema_fragments(fragments) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let (path, text) = &schemas[0];
+                    problems.push(problem_of(path, text, &e));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        // Each file is parsed on its own so that Cedar's source spans are offsets in that file;
+        // each policy is then renamed to its @id, and the id remembers its file.
+        let mut set = PolicySet::new();
+        let mut origin: HashMap<String, (usize, usize)> = HashMap::new(); // id -> (file index, line)
+        for (fi, (path, text)) in files.iter().enumerate() {
+            let parsed = match PolicySet::from_str(text) {
+                Ok(p) => p,
+                Err(errs) => {
+                    problems.extend(errs.iter().map(|e| problem_of(path, text, e)));
+                    continue;
+                }
+            };
+            for t in parsed.templates() {
+                let line = text.find(&t.to_cedar()).map_or((0, 0), |o| line_col(text, o));
+                problems.push(Problem {
+                    file: path.clone(),
+                    line: line.0,
+                    column: line.1,
+                    message: "templates (?principal, ?resource) are not supported: write a static policy".into(),
+                });
+            }
+            for p in parsed.policies() {
+                let (line, column) = p.to_cedar().and_then(|src| text.find(&src)).map_or((0, 0), |o| line_col(text, o));
+                let at = |message: String| Problem { file: path.clone(), line, column, message };
+                let Some(id) = p.annotation(ID_ANNOTATION).map(str::to_owned) else {
+                    problems.push(at("policy has no @id(\"…\") annotation: every policy needs one, decisions and \
+                                      audit lines report it"
+                        .into()));
+                    continue;
+                };
+                if id.trim().is_empty() {
+                    problems.push(at("@id is empty: name the policy".into()));
+                    continue;
+                }
+                if let Some((f, l)) = origin.get(&id) {
+                    problems.push(at(format!(
+                        "@id(\"{id}\") is already used by the policy at {}:{l}: ids must be unique",
+                        files[*f].0.display()
+                    )));
+                    continue;
+                }
+                origin.insert(id.clone(), (fi, line));
+                if let Err(e) = set.add(p.new_id(PolicyId::new(&id))) {
+                    problems.push(at(e.to_string()));
+                }
+            }
+        }
+
+        if let Some(schema) = schema {
+            let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
+            for e in result.validation_errors() {
+                let id = e.policy_id().to_string();
+                match origin.get(&id) {
+                    Some((fi, _)) => {
+                        let (path, text) = &files[*fi];
+                        problems.push(problem_of(path, text, e));
+                    }
+                    None => {
+                        problems.push(Problem { file: PathBuf::from(id), line: 0, column: 0, message: e.to_string() })
+                    }
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+            return Err(PolicyError::Invalid(problems));
+        }
+        let mut ids: Vec<String> = origin.into_keys().collect();
+        ids.sort();
+        Ok(Self { policies: set, ids, source, fingerprint, names: Names::new(), authorizer: Authorizer::new() })
+    }
+
+    /// The ids (`@id`) of the loaded policies, sorted.
+    pub fn policy_ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Where the set came from.
+    pub fn source(&self) -> &PolicySource {
+        &self.source
+    }
+
+    /// The files (with sizes, mtimes and content hashes) the set was read from.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    fn identity_entity(&self, p: &Principal) -> Entity {
+        let strings =
+            |v: &[String]| RestrictedExpression::new_set(v.iter().map(|s| RestrictedExpression::new_string(s.clone())));
+        let mut attrs = HashMap::with_capacity(7);
+        if let Some(code) = &p.profession_code {
+            attrs.insert("profession_code".into(), RestrictedExpression::new_string(code.clone()));
+        }
+        attrs.insert("category".into(), RestrictedExpression::new_string(p.category.clone()));
+        attrs.insert("roles".into(), strings(&p.roles));
+        attrs.insert("units".into(), strings(&p.units));
+        attrs.insert("has_idnat".into(), RestrictedExpression::new_bool(p.has_idnat));
+        attrs.insert("employment_status".into(), RestrictedExpression::new_string(p.employment_status.clone()));
+        let kind = match p.account_kind {
+            AccountKind::Personal => "personal",
+            AccountKind::Generic => "generic",
+        };
+        attrs.insert("account_kind".into(), RestrictedExpression::new_string(kind.into()));
+        self.entity(EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&p.id)), attrs)
+    }
+
+    fn entity(&self, uid: EntityUid, attrs: HashMap<String, RestrictedExpression>) -> Entity {
+        // Attribute values are literals (strings, booleans, longs, sets and records of them):
+        // evaluating them cannot fail; should it, the entity goes without attributes and the
+        // policies that read them fail, which refuses (a permit that errors does not permit).
+        Entity::new(uid.clone(), attrs, Default::default()).unwrap_or_else(|_| Entity::with_uid(uid))
+    }
+
+    /// Resource uid and, for those that have attributes, its entity.
+    fn resource_entity(&self, r: &Resource, principal: &Principal) -> (EntityUid, Option<Entity>) {
+        match r {
+            Resource::Client(c) => {
+                let level = c.required_level.map_or(0, level_number);
+                let attrs = HashMap::from([
+                    ("sensitive".to_string(), RestrictedExpression::new_bool(c.sensitive)),
+                    ("required_level".to_string(), RestrictedExpression::new_long(level)),
+                    ("audience".to_string(), RestrictedExpression::new_string(c.audience.clone())),
+                ]);
+                let uid = EntityUid::from_type_name_and_id(self.names.client.clone(), EntityId::new(&c.id));
+                (uid.clone(), Some(self.entity(uid, attrs)))
+            }
+            Resource::Dmp => (self.names.dmp.clone(), None),
+            Resource::System => (self.names.system.clone(), None),
+            Resource::Colleague { id, units } => {
+                let uid = EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(id));
+                if *id == principal.id {
+                    // Sponsoring oneself: the principal's entity is the resource's.
+                    return (uid, None);
+                }
+                // The port tells only the colleague's id and units; the other attributes the
+                // schema requires get neutral values that no default policy grants anything on.
+                let colleague = Principal {
+                    id: id.clone(),
+                    category: "unknown".into(),
+                    units: units.clone(),
+                    employment_status: "unknown".into(),
+                    ..Default::default()
+                };
+                (uid, Some(self.identity_entity(&colleague)))
+            }
+        }
+    }
+
+    fn context(&self, auth: &Authentication, ctx: &PolicyContext, now: i64) -> Context {
+        let factors = RestrictedExpression::new_set(
+            auth.factors.iter().map(|f| RestrictedExpression::new_string(f.amr().into())),
+        );
+        let age = now.saturating_sub(auth.at).max(0);
+        let authentication = RestrictedExpression::new_record([
+            ("mie".to_string(), RestrictedExpression::new_string(auth.mie.as_str().into())),
+            ("factors".to_string(), factors),
+            (
+                "phishing_resistant".to_string(),
+                RestrictedExpression::new_bool(auth.level == AssuranceLevel::TwoFactorPhishingResistant),
+            ),
+            ("level".to_string(), RestrictedExpression::new_long(level_number(auth.level))),
+            ("age_secs".to_string(), RestrictedExpression::new_long(age)),
+        ]);
+        let pairs = [
+            ("network_zone".to_string(), RestrictedExpression::new_string(ctx.network_zone.clone())),
+            ("degraded".to_string(), RestrictedExpression::new_bool(ctx.degraded)),
+            ("hour".to_string(), RestrictedExpression::new_long(i64::from(ctx.hour))),
+            ("password_totp_transition".to_string(), RestrictedExpression::new_bool(ctx.password_totp_transition)),
+        ];
+        // Keys are distinct constants: neither constructor can fail; if one did, the empty
+        // context makes every policy that reads it fail, which refuses.
+        match authentication {
+            Ok(a) => Context::from_pairs(pairs.into_iter().chain([("authentication".to_string(), a)]))
+                .unwrap_or_else(|_| Context::empty()),
+            Err(_) => Context::empty(),
+        }
+    }
+
+    fn evaluate(
+        &self,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+        context: Context,
+        entities: &Entities,
+    ) -> (bool, Vec<String>, Vec<String>) {
+        let request = match Request::new(principal.clone(), action.clone(), resource.clone(), context, None) {
+            Ok(r) => r,
+            Err(e) => return (false, Vec::new(), vec![e.to_string()]),
+        };
+        let response = self.authorizer.is_authorized(&request, &self.policies, entities);
+        let allowed = response.decision() == cedar_policy::Decision::Allow;
+        let mut policies: Vec<String> = response.diagnostics().reason().map(|id| id.to_string()).collect();
+        policies.sort();
+        let errors = response.diagnostics().errors().map(|e| e.to_string()).collect();
+        (allowed, policies, errors)
+    }
+}
+
+/// The `level` the schema speaks of: 1 two factors, 2 two phishing-resistant factors.
+fn level_number(level: AssuranceLevel) -> i64 {
+    match level {
+        AssuranceLevel::TwoFactor => 1,
+        AssuranceLevel::TwoFactorPhishingResistant => 2,
+    }
+}
+
+impl PolicyEngine for CedarEngine {
+    fn decide(&self, req: &PolicyRequest<'_>) -> Decision {
+        let principal_uid =
+            EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&req.principal.id));
+        let (resource_uid, resource_entity) = self.resource_entity(req.resource, req.principal);
+        let entities = match Entities::from_entities(
+            std::iter::once(self.identity_entity(req.principal)).chain(resource_entity),
+            None,
+        ) {
+            Ok(e) => e,
+            Err(e) => return Decision { errors: vec![e.to_string()], ..Default::default() },
+        };
+        let action = self.names.action(req.action);
+        let context = self.context(req.authentication, req.context, req.now);
+        let (allowed, policies, errors) = self.evaluate(&principal_uid, action, &resource_uid, context, &entities);
+        if allowed {
+            return Decision { allowed, policies, step_up: Vec::new(), errors };
+        }
+        // Step-up: ask again as if the principal had just logged in with each candidate MIE,
+        // everything else unchanged; the entities are the same, only the context differs.
+        let step_up = ALL_MIE
+            .into_iter()
+            .filter(|mie| {
+                let fresh = fresh_authentication(&req.principal.id, *mie, req.now);
+                let context = self.context(&fresh, req.context, req.now);
+                self.evaluate(&principal_uid, action, &resource_uid, context, &entities).0
+            })
+            .collect();
+        Decision { allowed, policies, step_up, errors }
+    }
+
+    fn name(&self) -> &'static str {
+        "cedar"
+    }
+}
+
+/// A login with `mie` that has just happened: its factors and level as the verifier would set them.
+pub(crate) fn fresh_authentication(identity: &str, mie: Mie, now: i64) -> Authentication {
+    Authentication::new(identity.to_owned(), mie, factors_of(mie), now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_set_validates_and_every_policy_has_an_id() {
+        let engine = CedarEngine::builtin().expect("built-in set");
+        assert!(engine.policy_ids().len() >= 12, "{:?}", engine.policy_ids());
+        assert!(engine.policy_ids().iter().any(|id| id == "login-rie-mie"));
+        assert_eq!(engine.source(), &PolicySource::Builtin);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("é\nx", 1), (1, 1));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}
