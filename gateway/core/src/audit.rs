@@ -26,6 +26,10 @@ pub enum AuditKind {
     CardBound,
     /// An administrative role granted or revoked.
     RoleChanged,
+    /// A policy decision on a login or a DMP access, with the policies that decided.
+    PolicyDecision,
+    /// The policy set was reloaded, or a changed set was refused (the old one kept).
+    PolicyReloaded,
     /// A one-time FIDO2 enrolment code issued by HR, redeemed, or refused (the reason says which).
     EnrolmentCode,
     /// A FIDO2 security key registered (or its registration refused).

@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub cards: CardsConfig,
     #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
     pub webauthn: WebauthnConfig,
     #[serde(default)]
     pub admin: AdminConfig,
@@ -252,6 +254,40 @@ impl WebauthnConfig {
 /// The MIE labels `login.amr` may name.
 pub const MIE_LABELS: [&str; 6] = ["cps", "cpe", "fido2", "ecps", "password_totp", "sponsorship"];
 
+/// The policy engine (Cedar) and the context it is given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Directory of the Cedar policy set (`*.cedar`, and `schema/*.cedarschema` to replace the
+    /// built-in schema). Unset: the default set built into Vigie. A changed set is reloaded on
+    /// SIGHUP and when a file changes (checked every `reload_poll_secs`), validated first.
+    pub dir: Option<PathBuf>,
+    /// Seconds between two checks of `dir` for changed files (0: only on SIGHUP).
+    pub reload_poll_secs: u64,
+    /// Network zones by name, each a list of CIDRs (`10.0.0.0/8`, `fd00::/8`); the first zone
+    /// holding the caller's address is the `network_zone` of the policy context, `external`
+    /// when none does.
+    pub zones: std::collections::BTreeMap<String, Vec<String>>,
+    /// End of the establishment's transition period (`YYYY-MM-DD`, exclusive) during which
+    /// password + TOTP is still allowed on sensitive services (RIE: MIE de transition).
+    pub password_totp_transition_until: Option<String>,
+    /// Offset of local time from UTC, in minutes, for the `hour` of the policy context.
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        let internal = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+        Self {
+            dir: None,
+            reload_poll_secs: 5,
+            zones: [("internal".to_owned(), internal.map(String::from).to_vec())].into_iter().collect(),
+            password_totp_transition_until: None,
+            utc_offset_minutes: 60,
+        }
+    }
+}
+
 /// Card login (CPS, CPE): TLS client certificates validated against IGC-Santé.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -403,6 +439,17 @@ pub struct ClientConfig {
     /// is asked for a stronger MIE (step-up) without losing SSO. Default: none.
     #[serde(default)]
     pub acr: Option<String>,
+    /// A "sensitive" service of the RIE (the DPI and what integrates shared services, external
+    /// access, large services): the policies ask for a two-factor MIE of the RIE. Default: false.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Who the client is for (`staff`, `external`…), a label the policies may read. Default: `staff`.
+    #[serde(default = "default_audience")]
+    pub audience: String,
+}
+
+fn default_audience() -> String {
+    "staff".into()
 }
 
 impl ClientConfig {
@@ -423,6 +470,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tokens",
     "login",
     "cards",
+    "policy",
     "webauthn",
     "admin",
     "audit",
@@ -525,6 +573,21 @@ impl Config {
             && actix_web::http::header::HeaderName::from_bytes(self.cards.ingress_header.as_bytes()).is_err()
         {
             err("cards.ingress_header", "not a valid HTTP header name".into());
+        }
+        for (zone, cidrs) in &self.policy.zones {
+            for (j, c) in cidrs.iter().enumerate() {
+                if let Err(e) = crate::policy::Cidr::parse(c) {
+                    err(&format!("policy.zones.{zone}[{j}]"), e);
+                }
+            }
+        }
+        if let Some(d) = &self.policy.password_totp_transition_until
+            && crate::policy::parse_date(d).is_none()
+        {
+            err("policy.password_totp_transition_until", format!("{d:?} is not a date YYYY-MM-DD"));
+        }
+        if !(-14 * 60..=14 * 60).contains(&self.policy.utc_offset_minutes) {
+            err("policy.utc_offset_minutes", "must be within ±840 minutes".into());
         }
         for (mie, values) in &self.login.amr {
             if !MIE_LABELS.contains(&mie.as_str()) {

@@ -281,6 +281,8 @@ fn client(
         policy: "default".into(),
         name: None,
         acr: None,
+        sensitive: false,
+        audience: "staff".into(),
     }
 }
 
@@ -344,6 +346,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
     );
     dpi.name = Some("Dossier patient (démonstration)".into());
     dpi.acr = Some(vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr().into());
+    dpi.sensitive = true;
 
     Ok(Config {
         issuer,
@@ -362,6 +365,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         session: SessionConfig::default(),
         tokens: TokenConfig::default(),
         login: LoginConfig::default(),
+        policy: PolicyConfig::default(),
         cards: CardsConfig {
             enabled: true,
             trust: vigie_igc_sante::TrustConfig {

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod login;
 pub mod oidc;
 pub mod ops;
+pub mod policy;
 pub mod secrets;
 pub mod session;
 pub mod tls;

@@ -29,6 +29,13 @@ pub struct LoginFlow {
     pub csrf: String,
     /// SHA-256 of the browser-binding cookie.
     pub browser: String,
+    /// The MIE the policy would accept for this client (step-up), when it named them; `None`:
+    /// every method.
+    #[serde(default)]
+    pub offered: Option<Vec<Mie>>,
+    /// The page says why it asks again: a session or a login was too weak for the client.
+    #[serde(default)]
+    pub step_up: bool,
 }
 
 pub fn flow_key(id: &str) -> String {
@@ -57,10 +64,13 @@ pub struct Methods {
 pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
     let needed = flow.request.required_level();
     let reaches = |level: AssuranceLevel| needed.is_none_or(|n| level >= n);
+    let offered = |mie: &[Mie]| flow.offered.as_ref().is_none_or(|o| mie.iter().any(|m| o.contains(m)));
     Methods {
-        card: state.config.cards.enabled && reaches(AssuranceLevel::TwoFactorPhishingResistant),
-        fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant),
-        password: reaches(AssuranceLevel::TwoFactor),
+        card: state.config.cards.enabled
+            && reaches(AssuranceLevel::TwoFactorPhishingResistant)
+            && offered(&[Mie::Cps, Mie::Cpe]),
+        fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::Fido2]),
+        password: reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::PasswordTotp]),
     }
 }
 
@@ -97,6 +107,37 @@ pub async fn complete(
             "this application needs a stronger means of identification (a CPS/CPE card or a FIDO2 key)",
         );
     }
+    // The policy, with who this really is: a refusal that another MIE would lift asks for it on
+    // the same flow (step-up), one that none would lift ends here.
+    let Some(client) = state.client(&flow.request.client_id) else {
+        return pages::error_page(req, StatusCode::BAD_REQUEST, "the application is no longer registered");
+    };
+    let principal = match crate::policy::principal_of(state, &auth.identity_id).await {
+        Ok(p) => p,
+        Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let decision = crate::policy::decide_login(state, caller, &principal, client, &auth, true);
+    if !decision.allowed {
+        metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "policy").increment(1);
+        let reason = format!("refused by policy [{}]", decision.policies.join(", "));
+        audit_login(state, caller, mie, who, None, &flow, Outcome::Failure, Some(&reason));
+        if decision.step_up.is_empty() {
+            return pages::error_page(
+                req,
+                StatusCode::FORBIDDEN,
+                "les règles de l'établissement ne permettent pas l'accès à cette application / the establishment's rules do not allow you into this application",
+            );
+        }
+        let flow = LoginFlow { offered: Some(decision.step_up), step_up: true, ..flow };
+        let ttl = std::time::Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
+        if let Err(e) = state.store.put_json(&flow_key(flow_id), &flow, ttl).await {
+            return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+        let username = if mie == Mie::PasswordTotp { who } else { "" };
+        let mut page = render(req, state, flow_id, &flow, username);
+        *page.status_mut() = StatusCode::FORBIDDEN;
+        return page;
+    }
     let started = async {
         state.store.delete(&flow_key(flow_id)).await?;
         session::start(state, req, auth).await
@@ -112,7 +153,7 @@ pub async fn complete(
     }
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "success").increment(1);
     audit_login(state, caller, mie, who, Some(&s), &flow, Outcome::Success, None);
-    crate::oidc::authorize::finish(state, caller, flow.request, &s, Some(cookie)).await
+    crate::oidc::authorize::finish(state, flow.request, &s, Some(cookie)).await
 }
 
 /// One audit line per login attempt, whatever the method.
@@ -172,6 +213,27 @@ pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> R
     Ok(flow)
 }
 
+/// The login page of a flow, offering what the flow allows, saying why when it is a step-up.
+pub fn render(req: &HttpRequest, state: &AppState, flow_id: &str, flow: &LoginFlow, username: &str) -> HttpResponse {
+    let client_name = state
+        .client(&flow.request.client_id)
+        .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
+        .unwrap_or_default();
+    pages::login_form(
+        req,
+        &pages::FormView {
+            flow_id,
+            csrf: &flow.csrf,
+            client_name: &client_name,
+            username,
+            error: flow.step_up.then_some(pages::LoginError::StepUp),
+            redirect_origin: &flow.request.redirect_uri,
+            ui_locales: flow.request.ui_locales.as_deref(),
+            methods: methods_for(state, flow),
+        },
+    )
+}
+
 #[derive(Deserialize)]
 pub struct PageQuery {
     flow: Option<String>,
@@ -187,25 +249,7 @@ pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> H
         );
     };
     match state.store.get_json::<LoginFlow>(&flow_key(id)).await {
-        Ok(Some(flow)) => {
-            let client_name = state
-                .client(&flow.request.client_id)
-                .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
-                .unwrap_or_default();
-            pages::login_form(
-                &req,
-                &pages::FormView {
-                    flow_id: id,
-                    csrf: &flow.csrf,
-                    client_name: &client_name,
-                    username: flow.request.login_hint.as_deref().unwrap_or_default(),
-                    error: None,
-                    redirect_origin: &flow.request.redirect_uri,
-                    ui_locales: flow.request.ui_locales.as_deref(),
-                    methods: methods_for(&state, &flow),
-                },
-            )
-        }
+        Ok(Some(flow)) => render(&req, &state, id, &flow, flow.request.login_hint.as_deref().unwrap_or_default()),
         Ok(None) => pages::flow_expired(&req),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }

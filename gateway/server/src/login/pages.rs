@@ -44,6 +44,7 @@ struct Texts {
     totp_help: &'static str,
     submit: &'static str,
     generic_error: &'static str,
+    step_up: &'static str,
     error_title: &'static str,
     expired: &'static str,
     rate_limited: &'static str,
@@ -65,6 +66,7 @@ const FR: Texts = Texts {
     totp_help: "Les 6 chiffres affichés par votre application d'authentification.",
     submit: "Se connecter",
     generic_error: "Identifiant, mot de passe ou code incorrect, ou compte temporairement verrouillé. Vérifiez votre saisie ou contactez le support.",
+    step_up: "Cette application demande un moyen d'identification plus fort que celui utilisé : choisissez l'un de ceux proposés ci-dessous.",
     error_title: "Connexion impossible",
     expired: "Cette demande de connexion a expiré ou est inconnue. Retournez à l'application et recommencez.",
     rate_limited: "Trop de tentatives depuis ce poste. Réessayez dans quelques instants.",
@@ -86,6 +88,7 @@ const EN: Texts = Texts {
     totp_help: "The 6 digits shown by your authenticator app.",
     submit: "Sign in",
     generic_error: "Wrong username, password or code, or account temporarily locked. Check what you typed or contact support.",
+    step_up: "This application needs a stronger means of identification than the one used: choose one of those offered below.",
     error_title: "Cannot sign in",
     expired: "This sign-in request has expired or is unknown. Go back to the application and start again.",
     rate_limited: "Too many attempts from this workstation. Try again in a moment.",
@@ -146,6 +149,8 @@ pub(crate) fn html_page(
 #[derive(Clone, Copy)]
 pub enum LoginError {
     Generic,
+    /// The policy asks for a stronger MIE than the session's or the one just used.
+    StepUp,
 }
 
 pub struct FormView<'a> {
@@ -167,6 +172,9 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
     let error = match v.error {
         Some(LoginError::Generic) => {
             format!(r#"<p class="error" role="alert" id="login-error">{}</p>"#, esc(t.generic_error))
+        }
+        Some(LoginError::StepUp) => {
+            format!(r#"<p class="error" role="alert" id="login-error">{}</p>"#, esc(t.step_up))
         }
         None => String::new(),
     };

@@ -8,7 +8,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::AssuranceLevel;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::policy::{Action, ClientResource, PolicyContext, PolicyRequest, Principal, Resource};
 use vigie_core::store::StoreExt;
 
 use super::{AuthRequest, CodeGrant, ResponseMode, keys};
@@ -259,8 +258,31 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let now = crate::now();
+    let Some(client) = state.client(&request.client_id) else {
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, "unknown client");
+    };
+    let mut offered = None;
     if let Some(s) = current.filter(|s| !request.prompt_login && request.satisfied_by(&s.authentication, now)) {
-        return finish(&state, &caller, request, &s, None).await;
+        // SSO, if the policy lets this session into this client; else the MIE that would do.
+        let principal = match crate::policy::principal_of(&state, &s.authentication.identity_id).await {
+            Ok(p) => p,
+            Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        };
+        let decision = crate::policy::decide_login(&state, &caller, &principal, client, &s.authentication, true);
+        if decision.allowed {
+            return finish(&state, request, &s, None).await;
+        }
+        if decision.step_up.is_empty() {
+            return error_response(
+                &state,
+                redirected(&request, "access_denied", "the establishment's policy does not allow this user here"),
+            );
+        }
+        if request.prompt_none {
+            // OIDC Core §3.1.2.6: the session exists but the client needs another login.
+            return error_response(&state, redirected(&request, "login_required", "a stronger login is required"));
+        }
+        offered = Some((decision.step_up, true));
     }
     if request.prompt_none {
         // OIDC Core §3.1.2.6 login_required: "The Authorization Server requires End-User
@@ -277,7 +299,20 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
             ),
         );
     }
-    start_login(&req, &state, request).await
+    let (offered, step_up) = match offered {
+        Some(o) => o,
+        None => {
+            let before = crate::policy::offered_before_login(&state, &caller, client);
+            if before.is_empty() {
+                return error_response(
+                    &state,
+                    redirected(&request, "access_denied", "no means of identification satisfies this client's policy"),
+                );
+            }
+            (before, false)
+        }
+    };
+    start_login(&req, &state, request, offered, step_up).await
 }
 
 /// RFC 6749 §4.1.2.1: a parameter "included more than once" is `invalid_request`, sent to the
@@ -321,12 +356,24 @@ pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Re
 }
 
 /// Creates a login flow bound to this browser and sends the user to the login page.
-async fn start_login(req: &HttpRequest, state: &AppState, request: AuthRequest) -> HttpResponse {
+async fn start_login(
+    req: &HttpRequest,
+    state: &AppState,
+    request: AuthRequest,
+    offered: Vec<vigie_core::Mie>,
+    step_up: bool,
+) -> HttpResponse {
     let browser = crate::http::cookie(req, login::BROWSER_COOKIE).filter(|b| b.len() == 43);
     let new_browser = browser.is_none();
     let browser = browser.unwrap_or_else(|| random_token(32));
     let flow_id = random_token(24);
-    let flow = LoginFlow { request, csrf: random_token(24), browser: sha256_b64(browser.as_bytes()) };
+    let flow = LoginFlow {
+        request,
+        csrf: random_token(24),
+        browser: sha256_b64(browser.as_bytes()),
+        offered: Some(offered),
+        step_up,
+    };
     let ttl = Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
     if let Err(e) = state.store.put_json(&login::flow_key(&flow_id), &flow, ttl).await {
         return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
@@ -339,46 +386,20 @@ async fn start_login(req: &HttpRequest, state: &AppState, request: AuthRequest) 
     resp.finish()
 }
 
-/// The user is authenticated: asks the policy, then issues the code.
+/// The user is authenticated and the policy allowed this client (the callers asked it): issues
+/// the code.
 pub async fn finish(
     state: &AppState,
-    caller: &Caller,
     request: AuthRequest,
     session: &Session,
     new_cookie: Option<String>,
 ) -> HttpResponse {
-    let Some(client) = state.client(&request.client_id) else {
+    if state.client(&request.client_id).is_none() {
         return error_response(
             state,
             redirected(&request, "unauthorized_client", "the client is no longer registered"),
         );
     };
-    let ctx = PolicyContext::default();
-    let principal = Principal { id: session.authentication.identity_id.clone(), ..Default::default() };
-    let resource = Resource::Client(ClientResource { id: client.config.client_id.clone(), ..Default::default() });
-    let decision = state.policy.decide(&PolicyRequest {
-        principal: &principal,
-        action: Action::LoginToClient,
-        resource: &resource,
-        authentication: &session.authentication,
-        context: &ctx,
-        now: crate::now(),
-    });
-    if !decision.allowed {
-        let reason = "a stronger login is required".to_owned();
-        state.audit(AuditEvent {
-            kind: Some(AuditKind::Refused),
-            outcome: Some(Outcome::Failure),
-            subject: Some(session.authentication.identity_id.clone()),
-            client_id: Some(client.config.client_id.clone()),
-            sid: Some(session.sid.clone()),
-            reason: Some(format!("policy {}: {reason}", state.policy.name())),
-            ip: Some(caller.ip.clone()),
-            request_id: Some(caller.request_id.clone()),
-            ..Default::default()
-        });
-        return error_response(state, redirected(&request, "access_denied", &reason));
-    }
     let code = random_token(32);
     let grant = CodeGrant {
         client_id: request.client_id.clone(),

@@ -1,0 +1,316 @@
+//! What the gateway gives the policy engine: the principal (from the directory), the client as a
+//! resource, the context (network zone from configured CIDRs, local hour, degraded mode, the
+//! transition period), and one audited way to ask.
+use std::net::IpAddr;
+
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::policy::{
+    AccountKind, Action, ClientResource, Decision, PolicyContext, PolicyRequest, Principal, Resource,
+};
+use vigie_core::{Authentication, Mie};
+
+use crate::app::{AppState, Client};
+use crate::http::Caller;
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/PREFIX` (or a bare address: one host). The address must have no bits set
+    /// beyond the prefix, so that what is written is what is matched.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..={max}"))?,
+            None => max,
+        };
+        let c = Cidr { addr, prefix };
+        if !c.contains(addr) || c.masked(addr) != bits(addr) {
+            return Err(format!("{s:?} has host bits set beyond /{prefix}"));
+        }
+        Ok(c)
+    }
+
+    fn masked(&self, ip: IpAddr) -> u128 {
+        let width = if ip.is_ipv4() { 32 } else { 128 };
+        let shift = width - u32::from(self.prefix);
+        if shift >= 128 { 0 } else { (bits(ip) >> shift) << shift }
+    }
+
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == self.masked(self.addr)
+    }
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// `YYYY-MM-DD` as a date.
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// The network zone of an address: the first configured zone that holds it, else `external`.
+pub fn zone_of(state: &AppState, ip: &str) -> String {
+    let Ok(ip) = ip.parse::<IpAddr>() else { return "external".into() };
+    state
+        .config
+        .policy
+        .zones
+        .iter()
+        .find(|(_, cidrs)| cidrs.iter().filter_map(|c| Cidr::parse(c).ok()).any(|c| c.contains(ip)))
+        .map(|(zone, _)| zone.clone())
+        .unwrap_or_else(|| "external".into())
+}
+
+/// The context of a decision for this caller, now.
+pub fn context_of(state: &AppState, caller: &Caller, now: i64) -> PolicyContext {
+    let cfg = &state.config.policy;
+    let local = now + i64::from(cfg.utc_offset_minutes) * 60;
+    let hour = u8::try_from(local.rem_euclid(86_400) / 3600).unwrap_or(0);
+    let today = time::OffsetDateTime::from_unix_timestamp(local).map(|t| t.date()).ok();
+    let password_totp_transition = cfg
+        .password_totp_transition_until
+        .as_deref()
+        .and_then(parse_date)
+        .zip(today)
+        .is_some_and(|(end, today)| today < end);
+    PolicyContext { degraded: false, network_zone: zone_of(state, &caller.ip), hour, password_totp_transition }
+}
+
+/// The broad category of a métier (the HR label), for policies.
+fn category_of(metier: Option<&str>) -> &'static str {
+    let m = metier.map(fold).unwrap_or_default();
+    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if has(&["medecin", "chirurgien", "interne", "sage-femme", "sage femme", "dentiste"]) {
+        "medical"
+    } else if has(&["pharmacien", "preparateur"]) {
+        "pharmacy"
+    } else if has(&["infirm", "kinesi", "aide-soignant", "aide soignant", "manipulateur", "orthophon", "psycho"]) {
+        "paramedical"
+    } else if has(&["secretaire", "administratif", "adjoint", "accueil", "cadre administratif"]) {
+        "administrative"
+    } else if m.is_empty() {
+        "unknown"
+    } else {
+        "technical"
+    }
+}
+
+/// The profession code of the ANS nomenclature (TRE_G15) for a métier, when it is a
+/// profession of the RPPS.
+fn profession_code_of(metier: Option<&str>) -> Option<&'static str> {
+    let m = metier.map(fold)?;
+    let code = if m.contains("medecin") || m.contains("interne") {
+        "10"
+    } else if m.contains("pharmacien") {
+        "21"
+    } else if m.contains("dentiste") {
+        "40"
+    } else if m.contains("sage-femme") || m.contains("sage femme") {
+        "50"
+    } else if m.contains("infirm") {
+        "60"
+    } else if m.contains("kinesi") {
+        "70"
+    } else {
+        return None;
+    };
+    Some(code)
+}
+
+fn fold(s: &str) -> String {
+    vigie_core::names::fold(s).to_lowercase()
+}
+
+/// The principal for an identity: directory attributes and roles.
+pub async fn principal_of(state: &AppState, identity_id: &str) -> Result<Principal, String> {
+    let identity = state.identities.get(state, identity_id).await.map_err(|e| e.to_string())?;
+    let roles = state.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
+    let Some(identity) = identity else {
+        return Ok(Principal {
+            id: identity_id.to_owned(),
+            category: "unknown".into(),
+            employment_status: "left".into(),
+            ..Default::default()
+        });
+    };
+    let metier = identity.metier.as_deref();
+    Ok(Principal {
+        id: identity.id.clone(),
+        profession_code: profession_code_of(metier).map(String::from),
+        category: category_of(metier).into(),
+        roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        units: identity.units.iter().map(|u| u.uf.clone()).collect(),
+        has_idnat: identity.idnat.is_some(),
+        employment_status: "active".into(),
+        account_kind: AccountKind::Personal,
+    })
+}
+
+/// Someone not logged in yet: what the login page may offer is what would do for a personal,
+/// active account of unknown profession.
+pub fn anonymous_principal() -> Principal {
+    Principal {
+        id: "anonymous".into(),
+        category: "unknown".into(),
+        employment_status: "active".into(),
+        has_idnat: true,
+        ..Default::default()
+    }
+}
+
+/// A client as a resource.
+pub fn client_resource(client: &Client) -> Resource {
+    Resource::Client(ClientResource {
+        id: client.config.client_id.clone(),
+        sensitive: client.config.sensitive,
+        required_level: client.config.min_level(),
+        audience: client.config.audience.clone(),
+    })
+}
+
+/// Asks the engine whether this authentication may log in to `client`; the decision is counted
+/// and, when `audit` is set, audited with the ids of the policies that decided.
+pub fn decide_login(
+    state: &AppState,
+    caller: &Caller,
+    principal: &Principal,
+    client: &Client,
+    auth: &Authentication,
+    audit: bool,
+) -> Decision {
+    let now = crate::now();
+    let context = context_of(state, caller, now);
+    let resource = client_resource(client);
+    let started = std::time::Instant::now();
+    let decision = state.policy.decide(&PolicyRequest {
+        principal,
+        action: Action::LoginToClient,
+        resource: &resource,
+        authentication: auth,
+        context: &context,
+        now,
+    });
+    metrics::histogram!("vigie_policy_decision_seconds").record(started.elapsed().as_secs_f64());
+    let result = if decision.allowed { "allow" } else { "deny" };
+    metrics::counter!("vigie_policy_decisions_total", "action" => "login_to_client", "result" => result).increment(1);
+    if audit {
+        audit_decision(state, caller, principal, &client.config.client_id, auth, &context, &decision);
+    }
+    decision
+}
+
+/// One audit line per decision on a login: who, which client, how authenticated, the deciding
+/// policies, and the MIE that would do when refused.
+pub fn audit_decision(
+    state: &AppState,
+    caller: &Caller,
+    principal: &Principal,
+    client_id: &str,
+    auth: &Authentication,
+    context: &PolicyContext,
+    decision: &Decision,
+) {
+    let step_up: Vec<&str> = decision.step_up.iter().map(|m| m.as_str()).collect();
+    let reason = format!(
+        "{} by [{}]{}; mie {}, zone {}",
+        if decision.allowed { "allowed" } else { "refused" },
+        decision.policies.join(", "),
+        if decision.allowed { String::new() } else { format!("; would do: [{}]", step_up.join(", ")) },
+        auth.mie.as_str(),
+        context.network_zone,
+    );
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::PolicyDecision),
+        outcome: Some(if decision.allowed { Outcome::Success } else { Outcome::Failure }),
+        subject: Some(principal.id.clone()),
+        client_id: Some(client_id.to_owned()),
+        method: Some(auth.mie.as_str().into()),
+        acr: Some(auth.level.acr().into()),
+        ip: Some(caller.ip.clone()),
+        request_id: Some(caller.request_id.clone()),
+        reason: Some(reason),
+        object: Some(decision.policies.join(",")),
+        ..Default::default()
+    });
+}
+
+/// The MIE a login page may offer for this client, before anyone has logged in.
+pub fn offered_before_login(state: &AppState, caller: &Caller, client: &Client) -> Vec<Mie> {
+    let principal = anonymous_principal();
+    // Any authentication will do to ask: a refused one comes back with the MIE that would do.
+    let probe = Authentication::new(principal.id.clone(), Mie::Sponsorship, vec![], 0);
+    let d = decide_login(state, caller, &principal, client, &probe, false);
+    if d.allowed { vigie_core::policy::ALL_MIE.to_vec() } else { d.step_up }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()), "IPv4-mapped IPv6 counts as IPv4");
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("192.168.1.7").unwrap().contains("192.168.1.7".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.1/8").unwrap_err().contains("host bits"));
+        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0..=32"));
+        assert!(Cidr::parse("example.org/8").unwrap_err().contains("not an IP"));
+    }
+
+    #[test]
+    fn metiers_map_to_categories_and_profession_codes() {
+        assert_eq!(category_of(Some("Médecin")), "medical");
+        assert_eq!(profession_code_of(Some("Médecin")), Some("10"));
+        assert_eq!(category_of(Some("Infirmière")), "paramedical");
+        assert_eq!(profession_code_of(Some("Infirmier")), Some("60"));
+        assert_eq!(category_of(Some("Secrétaire médicale")), "administrative");
+        assert_eq!(profession_code_of(Some("Secrétaire médicale")), None);
+        assert_eq!(category_of(None), "unknown");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cidr_parsing_never_panics(s in "\\PC{0,60}") {
+            let _ = Cidr::parse(&s);
+        }
+
+        #[test]
+        fn an_address_is_in_its_own_host_network(a in proptest::num::u32::ANY, p in 0u8..=32) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(a));
+            let net = if p == 0 { 0 } else { (a >> (32 - u32::from(p))) << (32 - u32::from(p)) };
+            let c = Cidr::parse(&format!("{}/{p}", std::net::Ipv4Addr::from(net))).unwrap();
+            proptest::prop_assert!(c.contains(ip));
+        }
+    }
+}
