@@ -511,6 +511,12 @@ fn level_number(level: AssuranceLevel) -> i64 {
 
 impl PolicyEngine for CedarEngine {
     fn decide(&self, req: &PolicyRequest<'_>) -> Decision {
+        if !applies_to(req.action, req.resource) {
+            // Outside the schema's `appliesTo`: no policy was written for it, and Cedar would
+            // only report evaluation errors. Refused, saying why; no MIE would change it.
+            let error = format!("action {} does not apply to {}", req.action.as_str(), resource_kind(req.resource));
+            return Decision { errors: vec![error], ..Default::default() };
+        }
         let principal_uid =
             EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&req.principal.id));
         let (resource_uid, resource_entity) = self.resource_entity(req.resource, req.principal);
@@ -542,6 +548,26 @@ impl PolicyEngine for CedarEngine {
 
     fn name(&self) -> &'static str {
         "cedar"
+    }
+}
+
+/// The schema's `appliesTo`: which resource each action is about.
+fn applies_to(action: Action, resource: &Resource) -> bool {
+    matches!(
+        (action, resource),
+        (Action::LoginToClient, Resource::Client(_))
+            | (Action::AccessDmp, Resource::Dmp)
+            | (Action::Sponsor, Resource::Colleague { .. })
+            | (Action::EnrolMie | Action::Administer, Resource::System)
+    )
+}
+
+fn resource_kind(resource: &Resource) -> &'static str {
+    match resource {
+        Resource::Client(_) => "a client",
+        Resource::Dmp => "the DMP",
+        Resource::Colleague { .. } => "a colleague",
+        Resource::System => "the system",
     }
 }
 
