@@ -52,6 +52,8 @@ pub struct AppState {
     pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
     pub keys: Arc<Keys>,
     pub policy: Arc<dyn PolicyEngine>,
+    /// The policy set when it comes from `policy.dir`: reloaded on SIGHUP and on file change.
+    pub policy_reload: Option<Arc<vigie_policies::ReloadablePolicies>>,
     pub audit: Arc<dyn AuditSink>,
     /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
     pub http: reqwest::Client,
@@ -177,6 +179,17 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     if let Some(admin) = crate::admin::page::builtin_client(&config) {
         clients.entry(admin.client_id.clone()).or_insert_with(|| Client::new(admin));
     }
+    // An invalid policy set stops the start with one line per problem (file:line:column: reason).
+    let (policy, policy_reload): (Arc<dyn PolicyEngine>, _) = match &config.policy.dir {
+        Some(dir) => {
+            let p = Arc::new(
+                vigie_policies::ReloadablePolicies::load(dir)
+                    .with_context(|| format!("loading the policy set {}: check `policy.dir`", dir.display()))?,
+            );
+            (p.clone(), Some(p))
+        }
+        None => (Arc::new(vigie_policies::CedarEngine::builtin().context("the built-in policy set")?), None),
+    };
     let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
         None
     } else {
@@ -198,7 +211,8 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         directory,
         card_validator,
         keys,
-        policy: Arc::new(vigie_policies::AllowAnyAuthenticated),
+        policy,
+        policy_reload,
         audit,
         metrics,
         client_jwks: Default::default(),
@@ -250,6 +264,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let state = web::Data::new(state);
     spawn_key_reloader(state.clone());
     crate::card::spawn_crl_refresher(&state);
+    spawn_policy_reloader(state.clone());
 
     let s = state.clone();
     let mut server = HttpServer::new(move || {
@@ -280,6 +295,59 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     on_bound(&state)?;
     tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
     server.run().await.context("HTTP server")
+}
+
+/// Reloads the policy set on SIGHUP and when its files change (every `policy.reload_poll_secs`):
+/// validated first, swapped atomically; an invalid change keeps the set in force and says why in
+/// the log, an audit line and `vigie_policy_reload_total{result="rejected"}`.
+fn spawn_policy_reloader(state: web::Data<AppState>) {
+    let Some(policies) = state.policy_reload.clone() else { return };
+    let poll = state.config.policy.reload_poll_secs;
+    actix_web::rt::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP: the policy set reloads only when its files change");
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(poll.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let result = tokio::select! {
+                _ = hup.recv() => Some(policies.reload().map(|()| true)),
+                _ = tick.tick(), if poll > 0 => Some(policies.reload_if_changed()),
+            };
+            match result {
+                Some(Ok(true)) => policy_reloaded(&state, &policies, None),
+                Some(Err(e)) => policy_reloaded(&state, &policies, Some(e.to_string())),
+                _ => {}
+            }
+        }
+    });
+}
+
+fn policy_reloaded(state: &AppState, policies: &vigie_policies::ReloadablePolicies, error: Option<String>) {
+    let ids = policies.policy_ids();
+    let (result, outcome, reason) = match &error {
+        None => {
+            tracing::info!(policies = ids.len(), dir = %policies.source_dir().display(), "policy set reloaded");
+            (
+                "applied",
+                vigie_core::audit::Outcome::Success,
+                format!("{} policies in force: {}", ids.len(), ids.join(", ")),
+            )
+        }
+        Some(e) => {
+            tracing::error!(error = %e, "the changed policy set is invalid; the previous set stays in force");
+            ("rejected", vigie_core::audit::Outcome::Failure, format!("changed set refused, previous kept: {e}"))
+        }
+    };
+    metrics::counter!("vigie_policy_reload_total", "result" => result).increment(1);
+    state.audit(AuditEvent {
+        kind: Some(vigie_core::audit::AuditKind::PolicyReloaded),
+        outcome: Some(outcome),
+        object: Some(policies.source_dir().display().to_string()),
+        reason: Some(reason),
+        ..Default::default()
+    });
 }
 
 fn spawn_key_reloader(state: web::Data<AppState>) {
