@@ -334,8 +334,8 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         SigningAlg::ES256,
     );
     jwt.jwks = Some(jwt_client_jwks(&secrets)?);
-    // A DPI: the kind of client the RIE calls sensitive, so every login to it needs a
-    // phishing-resistant MIE (card or FIDO2 key); a password + TOTP session is stepped up.
+    // A DPI: a "sensitive" service of the RIE, so the default policies ask for a two-factor MIE
+    // of the RIE (card, FIDO2 key, e-CPS); a password + TOTP session is stepped up.
     let mut dpi = client(
         "demo-dpi",
         ClientAuthMethod::ClientSecretBasic,
@@ -345,7 +345,6 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         SigningAlg::ES256,
     );
     dpi.name = Some("Dossier patient (démonstration)".into());
-    dpi.acr = Some(vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr().into());
     dpi.sensitive = true;
 
     Ok(Config {
@@ -457,6 +456,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
                 "id_token_signed_response_alg": c.id_token_signed_response_alg.as_str(),
                 "client_secret": serde_json::Value::Null,
                 "acr": c.acr,
+                "sensitive": c.sensitive,
             });
             if c.client_secret_hash.is_some() {
                 e["client_secret"] = json!(secret_of(&secrets, &c.client_id));

@@ -1,5 +1,6 @@
-//! Step-up: an application (or a request) that needs a phishing-resistant MIE is not offered
-//! password + TOTP, and a password session does not get it in by SSO.
+//! Step-up: an application the policy calls sensitive (or a request that asks for a
+//! phishing-resistant level) is not offered password + TOTP, and a password session does not get
+//! in by SSO: it is asked for a card or a key, without losing its SSO elsewhere.
 mod common;
 
 use common::*;
@@ -9,10 +10,8 @@ const PHR: &str = "urn:vigie:loa:2fa-phr";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_session_is_asked_for_a_card_or_key_by_a_client_that_needs_one() {
     let gw = Gateway::start(&[]).await;
-    assert_eq!(
-        gw.demo["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == "demo-dpi").unwrap()["acr"],
-        PHR
-    );
+    let dpi = gw.demo["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == "demo-dpi").unwrap().clone();
+    assert_eq!(dpi["sensitive"], true, "{dpi}");
     let mut browser = gw.browser();
 
     // Signed in with password + TOTP for the demo app: SSO works there.
@@ -53,12 +52,22 @@ async fn a_password_session_is_asked_for_a_card_or_key_by_a_client_that_needs_on
         )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
-    assert!(refused.body.contains("stronger"), "the page says a stronger MIE is needed: {}", refused.body);
+    assert!(refused.body.contains("plus fort"), "the page says a stronger MIE is needed: {}", refused.body);
+    assert!(refused.body.contains("/login/cps?flow="), "and offers the card again: {}", refused.body);
+    assert!(!refused.body.contains(r#"action="/login/password""#), "not the password form: {}", refused.body);
     gw.audit_line(|l| {
         l["kind"] == "login"
             && l["outcome"] == "failure"
             && l["client_id"] == "demo-dpi"
-            && l["reason"].as_str().is_some_and(|r| r.contains("weaker"))
+            && l["reason"].as_str().is_some_and(|r| r.contains("login-sensitive-no-password-totp"))
+    })
+    .await;
+    // And the decision itself, with the policy that decided and the MIE that would do.
+    gw.audit_line(|l| {
+        l["kind"] == "policy_decision"
+            && l["client_id"] == "demo-dpi"
+            && l["outcome"] == "failure"
+            && l["reason"].as_str().is_some_and(|r| r.contains("would do: [cps, cpe, fido2, ecps]"))
     })
     .await;
 

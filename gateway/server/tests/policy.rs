@@ -1,0 +1,188 @@
+//! The policy set of a running gateway: a changed set decides the next login without a restart,
+//! an invalid change keeps the set in force, and ops can check a set before deploying it.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A copy of the default policy set that the test may change.
+fn policy_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("policies-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let defaults = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default");
+    for f in std::fs::read_dir(defaults).unwrap().flatten() {
+        std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Logs in to the demo app with password + TOTP in a fresh browser: the final response.
+async fn password_login(gw: &Gateway) -> Resp {
+    let mut browser = gw.browser();
+    let r = browser.authorize(&Authz::new(gw, "demo-app")).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let user = gw.user("demo.infirmiere").clone();
+    let totp = gw.totp("demo.infirmiere").await;
+    browser.submit_login(&r.location(), &user.username, &user.password, &totp).await
+}
+
+const NO_PASSWORD_ON_DEMO_APP: &str = r#"
+// Test: from now on the demo app needs a card or a key.
+@id("test-demo-app-needs-rie-mie")
+forbid (principal, action == Vigie::Action::"login_to_client", resource == Vigie::Client::"demo-app")
+when { context.authentication.mie == "password_totp" };
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_set_decides_the_next_login_without_a_restart() {
+    let dir = policy_dir("reload");
+    let dir_s = dir.display().to_string();
+    let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir_s.as_str()), ("VIGIE_POLICY__RELOAD_POLL_SECS", "1")]).await;
+
+    let ok = password_login(&gw).await;
+    assert_eq!(ok.status, 303, "the default set lets password + TOTP into the demo app: {}", ok.body);
+    assert!(ok.location().contains("code="), "{}", ok.location());
+
+    // An invalid change: the set in force stays, and says why.
+    std::fs::write(
+        dir.join("90_broken.cedar"),
+        "@id(\"broken\") permit (principal, action, resource) when { context.nope };\n",
+    )
+    .unwrap();
+    let rejected = gw
+        .audit_line(|l| {
+            l["kind"] == "policy_reloaded"
+                && l["outcome"] == "failure"
+                && l["reason"].as_str().is_some_and(|r| r.contains("90_broken.cedar:1:"))
+        })
+        .await;
+    assert!(rejected["reason"].as_str().unwrap().contains("previous kept"), "{rejected}");
+    assert_eq!(password_login(&gw).await.status, 303, "the previous set is still in force");
+    let metrics = gw.http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"vigie_policy_reload_total{result="rejected"}"#), "{metrics}");
+
+    // A valid change: the next login is decided by it.
+    std::fs::remove_file(dir.join("90_broken.cedar")).unwrap();
+    std::fs::write(dir.join("90_test.cedar"), NO_PASSWORD_ON_DEMO_APP).unwrap();
+    gw.audit_line(|l| {
+        l["kind"] == "policy_reloaded"
+            && l["outcome"] == "success"
+            && l["reason"].as_str().is_some_and(|r| r.contains("test-demo-app-needs-rie-mie"))
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let r = password_login(&gw).await;
+        if r.status != 303 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("plus fort"), "{}", refused.body);
+    gw.audit_line(|l| {
+        l["kind"] == "policy_decision"
+            && l["client_id"] == "demo-app"
+            && l["outcome"] == "failure"
+            && l["object"].as_str().is_some_and(|o| o.contains("test-demo-app-needs-rie-mie"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_policy_set_stops_the_start_with_file_and_line() {
+    let dir = policy_dir("invalid");
+    std::fs::write(
+        dir.join("50_typo.cedar"),
+        "@id(\"typo\")\n\npermit (principal, action, resource) when { resource.sensitiv };\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("VIGIE_POLICY__DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vigie serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vigie started with an invalid policy set");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("50_typo.cedar:3:"), "names the file and line: {err}");
+    assert!(err.contains("sensitiv"), "and the reason: {err}");
+}
+
+#[test]
+fn ops_validate_and_evaluate_a_policy_set_before_deploying_it() {
+    let out = Command::new(BIN).args(["policy", "validate"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid against the schema"));
+
+    let dir = policy_dir("cli");
+    std::fs::write(dir.join("90_test.cedar"), NO_PASSWORD_ON_DEMO_APP).unwrap();
+    let out = Command::new(BIN).args(["policy", "validate"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.join("91_bad.cedar"), "@id(\"bad\") forbid (principal, action, resource) when { 1 + \"a\" };")
+        .unwrap();
+    let out = Command::new(BIN).args(["policy", "validate"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("91_bad.cedar:1:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A nurse with password + TOTP on a sensitive client: refused, the card, the key or e-CPS would do.
+    let eval = |args: &[&str]| Command::new(BIN).args(["policy", "eval"]).args(args).output().unwrap();
+    let out = eval(&[
+        "--principal",
+        r#"{"category": "paramedical", "profession_code": "60"}"#,
+        "--action",
+        "login_to_client",
+        "--resource",
+        r#"{"type": "client", "id": "dpi", "sensitive": true}"#,
+        "--context",
+        r#"{"authentication": {"mie": "password_totp"}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(3), "refused: {}", String::from_utf8_lossy(&out.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["allowed"], false);
+    assert_eq!(d["step_up"], serde_json::json!(["cps", "cpe", "fido2", "ecps"]));
+    assert!(d["policies"].as_array().unwrap().iter().any(|p| p == "login-sensitive-no-password-totp"), "{d}");
+    // A physician with a CPS on the DMP: allowed.
+    let out = eval(&[
+        "--principal",
+        r#"{"category": "medical", "profession_code": "10", "has_idnat": true}"#,
+        "--action",
+        "access_dmp",
+        "--resource",
+        r#""dmp""#,
+        "--context",
+        r#"{"authentication": {"mie": "cps"}}"#,
+    ]);
+    assert!(out.status.success(), "{} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // A typo in the question is an error, not a different question.
+    let out = eval(&["--action", "login_to_client", "--resource", r#""dmp""#, "--context", r#"{"authentcation": {}}"#]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
