@@ -156,7 +156,16 @@ fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
 /// file is missing or the CRL is within a month of its nextUpdate.
 fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
     use vigie_igc_sante::testpki::{CardSpec, TestPki};
-    let files = ["card-ca.pem", "card-ca.crl", "card-medecin.pem", "card-medecin.key", "card-medecin.chain.pem"];
+    let files = [
+        "card-ca.pem",
+        "card-ca.crl",
+        "card-medecin.pem",
+        "card-medecin.key",
+        "card-medecin.chain.pem",
+        "card-rh.pem",
+        "card-rh.key",
+        "card-rh.chain.pem",
+    ];
     let crl_fresh = std::fs::read(dir.join("card-ca.crl"))
         .ok()
         .and_then(|der| vigie_igc_sante::parse_crl(&der).ok())
@@ -180,6 +189,47 @@ fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("card-medecin.pem"), &card.cert_pem)?;
     std::fs::write(dir.join("card-medecin.chain.pem"), &card.chain_pem)?;
     write_secret(&dir.join("card-medecin.key"), &card.key_pem)?;
+    // HR staff hold a CPE of the establishment (administration needs a phishing-resistant MIE).
+    let rh = USERS.iter().find(|u| u.username == DEMO_CPE_USER).context("the demo CPE holder")?;
+    let spec = CardSpec::cpe_nominative(
+        "CHU DE DEMONSTRATION",
+        DEMO_STRUCTURE_ID,
+        "000000104",
+        &rh.family.to_uppercase(),
+        &rh.given.to_uppercase(),
+    );
+    let cpe = pki.issue(&spec).map_err(|e| anyhow::anyhow!("issuing the demo CPE: {e}"))?;
+    std::fs::write(dir.join("card-rh.pem"), &cpe.cert_pem)?;
+    std::fs::write(dir.join("card-rh.chain.pem"), &cpe.chain_pem)?;
+    write_secret(&dir.join("card-rh.key"), &cpe.key_pem)?;
+    Ok(())
+}
+
+/// The demo user who holds a CPE, bound to them at seed as HR would.
+const DEMO_CPE_USER: &str = "demo.rh";
+/// The demo establishment's structure id on its CPE cards.
+const DEMO_STRUCTURE_ID: &str = "1760000018";
+
+/// Binds the demo CPE to its holder in the card registry, once (HR's own card: someone had to
+/// bind the first one).
+pub async fn bind_demo_cpe(
+    data_dir: &Path,
+    directory: &dyn Directory,
+    cards: &dyn vigie_core::cards::CardRegistry,
+) -> anyhow::Result<()> {
+    let dir = data_dir.canonicalize()?;
+    let Some(account) = directory.account_by_username(DEMO_CPE_USER).await? else { return Ok(()) };
+    let pem = std::fs::read(dir.join("card-rh.pem"))?;
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
+        .map(|c: rustls::pki_types::CertificateDer<'_>| c.to_vec())
+        .map_err(|e| anyhow::anyhow!("the demo CPE: {e}"))?;
+    let card = vigie_igc_sante::card_identity(&der).map_err(|e| anyhow::anyhow!("the demo CPE: {e}"))?;
+    if cards.card_by_certificate(&card.issuer_dn, &card.serial_hex).await?.is_some() {
+        return Ok(());
+    }
+    let record =
+        cards.create_card(&account.identity_id, "cpe", vigie_core::cards::CardStatus::Received, "demo", None).await?;
+    cards.bind(&record.id, &card.issuer_dn, &card.serial_hex, &card.subject.cn, "demo", None).await?;
     Ok(())
 }
 
@@ -434,6 +484,15 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         }
         if let Some(i) = u.idnat {
             entry["idnat"] = json!(i);
+        }
+        if u.username == DEMO_CPE_USER {
+            entry["card"] = json!({
+                "cert_pem": std::fs::read_to_string(dir.join("card-rh.pem"))?,
+                "chain_pem": std::fs::read_to_string(dir.join("card-rh.chain.pem"))?,
+                "key_pem": std::fs::read_to_string(dir.join("card-rh.key"))?,
+                "cert_file": dir.join("card-rh.pem"),
+                "key_file": dir.join("card-rh.key"),
+            });
         }
         if u.username == DEMO_CARD_USER {
             entry["card"] = json!({

@@ -236,10 +236,12 @@ pub fn audit_decision(
     decision: &Decision,
 ) {
     let step_up: Vec<&str> = decision.step_up.iter().map(|m| m.as_str()).collect();
+    // Cedar denies by default: a refusal that no forbid decided names no policy.
+    let deciding = if decision.policies.is_empty() { "default-deny".to_owned() } else { decision.policies.join(",") };
     let reason = format!(
         "{} by [{}]{}; mie {}, zone {}",
         if decision.allowed { "allowed" } else { "refused" },
-        decision.policies.join(", "),
+        deciding,
         if decision.allowed { String::new() } else { format!("; would do: [{}]", step_up.join(", ")) },
         auth.mie.as_str(),
         context.network_zone,
@@ -254,7 +256,7 @@ pub fn audit_decision(
         ip: Some(caller.ip.clone()),
         request_id: Some(caller.request_id.clone()),
         reason: Some(reason),
-        object: Some(decision.policies.join(",")),
+        object: Some(deciding),
         ..Default::default()
     });
 }

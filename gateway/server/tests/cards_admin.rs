@@ -65,11 +65,11 @@ async fn set_status(gw: &Gateway, token: &str, card: &str, status: &str, comment
 /// card-login tests cover CRLs).
 async fn with_cards() -> (Gateway, TestPki) {
     let pki = TestPki::generate().expect("test PKI");
-    let anchors = temp_file("anchors.pem", &pki.anchors_pem());
-    let anchors = format!("[\"{}\"]", anchors.display());
+    // Inline, beside the demo's own card CA (`anchors`), which issued HR's CPE.
+    let anchors = format!("[{:?}]", pki.anchors_pem());
     let gw = Gateway::start(&[
         ("VIGIE_CARDS__ENABLED", "true"),
-        ("VIGIE_CARDS__TRUST__ANCHORS", &anchors),
+        ("VIGIE_CARDS__TRUST__ANCHORS_PEM", &anchors),
         ("VIGIE_CARDS__TRUST__CHECK_REVOCATION", "false"),
     ])
     .await;
@@ -264,10 +264,13 @@ async fn a_card_declared_lost_ends_its_sessions_at_once_and_logs_in_no_more() {
     let paul = agent_id(&gw, &token, PAUL_IDNAT).await;
     let cps = pki.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
 
-    // HR binds the card through the page, the card in the reader of their own workstation.
-    let mut hr = card_browser(&gw, &cps);
-    let (_, code) = hr.sign_in(&Authz::new(&gw, "demo-cli"), &["demo.rh"]).await;
+    // HR signs in with their own CPE (administration needs a phishing-resistant MIE), then binds
+    // Paul's card through the page, his card now in the reader of their workstation.
+    let mut own = gw.browser_with_demo_card("demo.rh");
+    let code = own.sign_in_with_card(&Authz::new(&gw, "demo-cli")).await;
     assert!(!code.is_empty());
+    let mut hr = card_browser(&gw, &cps);
+    hr.cookies = own.cookies.clone();
     let card = new_card(&gw, &token, &paul, "cps").await;
     let page = hr.get(&format!("/admin/cards/bind?card={card}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -332,7 +335,27 @@ async fn hr_uses_the_card_page_without_a_manual_and_staff_without_the_role_are_t
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("grant-role"), "{}", r.body);
 
-    let (mut hr, ..) = logged_in(&gw, "demo-cli", &["demo.rh"]).await;
+    // HR with a password + TOTP session: the role is not enough, the policy on administration asks
+    // for a card or a key (and /admin/login asks for exactly that).
+    let (mut weak, ..) = logged_in(&gw, "demo-cli", &["demo.rh"]).await;
+    let r = weak.get("/admin/cards").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("carte CPS/CPE ou clé FIDO2"), "{}", r.body);
+    let r = weak.get("/admin/login").await;
+    let r = weak.get(&r.location()).await;
+    assert!(r.location().starts_with("/login?flow="), "a stronger login is asked: {}", r.location());
+    let page = weak.get(&r.location()).await;
+    assert!(!page.body.contains(r#"action="/login/password""#), "no password form: {}", page.body);
+    wait_audit(&gw, |l| {
+        l["kind"] == "policy_decision"
+            && l["client_id"] == "vigie-admin"
+            && l["outcome"] == "failure"
+            && l["object"].as_str().is_some_and(|o| o.starts_with("administer") || o == "default-deny")
+    })
+    .await;
+
+    let mut hr = gw.browser_with_demo_card("demo.rh");
+    hr.sign_in_with_card(&Authz::new(&gw, "demo-cli")).await;
     // Signing in through /admin/login with a session comes straight back, without the code.
     let r = hr.get("/admin/login").await;
     let r = hr.get(&r.location()).await;
@@ -454,6 +477,9 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     assert_eq!((line["object"].clone(), line["reason"].clone()), (json!("role:cards"), json!("granted")), "{line}");
     let (ok, _, err) = vigie(&["users", "grant-role", "demo.infirmiere", "superuser", "--data-dir", dir], &[]);
     assert!(!ok && err.contains("unknown role"), "{err}");
+    // With the role, what stops her now is only the policy on administration: a card or a key.
     let (mut nurse, ..) = logged_in(&gw, "demo-cli", &["demo.infirmiere"]).await;
-    assert_eq!(nurse.get("/admin/cards").await.status, 200);
+    let r = nurse.get("/admin/cards").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.contains("grant-role") && r.body.contains("carte CPS/CPE ou clé FIDO2"), "{}", r.body);
 }

@@ -97,6 +97,22 @@ pub fn sign_in_needed(req: &HttpRequest) -> HttpResponse {
     page(l, StatusCode::UNAUTHORIZED, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
 }
 
+/// Signed in, with the role, but not strongly or recently enough for the policy on
+/// administration: sign in again with a card or a key.
+pub fn strong_login_needed(req: &HttpRequest) -> HttpResponse {
+    let l = lang(req, None);
+    let main = format!(
+        r#"<p role="alert">{}</p><a class="button" id="sign-in" href="/admin/login">{}</a>"#,
+        tr(
+            l,
+            "La gestion des cartes demande une connexion par carte CPS/CPE ou clé FIDO2 datant de moins de 15 minutes.",
+            "Card management needs a sign-in with a CPS/CPE card or a FIDO2 key within the last 15 minutes."
+        ),
+        tr(l, "Se reconnecter avec ma carte ou ma clé", "Sign in again with my card or key")
+    );
+    page(l, StatusCode::FORBIDDEN, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
+}
+
 /// Signed in without the role.
 pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
     let l = lang(req, None);
@@ -131,6 +147,10 @@ pub async fn login(state: State) -> HttpResponse {
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", &crate::secrets::random_token(16))
+        // Administration needs a phishing-resistant MIE used within 15 minutes (default policy
+        // `administer-*`): ask for exactly that, so that an older or weaker session logs in again.
+        .append_pair("acr_values", vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr())
+        .append_pair("max_age", "900")
         .finish();
     HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/authorize?{query}"))).finish()
 }

@@ -258,6 +258,14 @@ impl Gateway {
         Browser { gw: self, http: self.http(), cookies: BTreeMap::new() }
     }
 
+    /// A browser presenting the demo card of `username` (demo.json `users[].card`).
+    pub fn browser_with_demo_card(&self, username: &str) -> Browser<'_> {
+        let user = self.demo["users"].as_array().and_then(|u| u.iter().find(|u| u["username"] == username));
+        let card = &user.unwrap_or_else(|| panic!("no demo user {username}"))["card"];
+        let pem = |k: &str| card[k].as_str().unwrap_or_else(|| panic!("{username} has no demo card {k}")).to_owned();
+        self.browser_with_card(&pem("chain_pem"), &pem("key_pem"))
+    }
+
     /// A browser whose TLS connections present this card (certificate chain PEM + PKCS#8 key PEM),
     /// as the card middleware does once the PIN is entered.
     pub fn browser_with_card(&self, chain_pem: &str, key_pem: &str) -> Browser<'_> {
@@ -671,6 +679,17 @@ impl<'g> Browser<'g> {
         let p = done.redirect_params();
         assert_eq!(p.get("state"), Some(&a.state), "state comes back");
         (user, p.get("code").cloned().unwrap_or_else(|| panic!("a code in {p:?}")))
+    }
+
+    /// Authorization request → login page → `GET /login/cps` with the card this browser presents
+    /// (see [`Gateway::browser_with_card`]) → authorization code.
+    pub async fn sign_in_with_card(&mut self, a: &Authz) -> String {
+        let r = self.authorize(a).await;
+        assert_eq!(r.status, 303, "authorize redirects to the login page: {}", r.body);
+        let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a login flow");
+        let done = self.get(&format!("/login/cps?flow={flow}")).await;
+        assert_eq!(done.status, 303, "the card logs in: {}", done.body);
+        done.redirect_params().get("code").cloned().unwrap_or_else(|| panic!("a code: {}", done.location()))
     }
 
     /// With a live session: an authorization request answered at once with a code.
