@@ -30,7 +30,11 @@ pub async fn readyz(state: State) -> HttpResponse {
     let up = store["status"] == "up" && directory["status"] == "up";
     let mut checks = json!({
         "store": store, "directory": directory, "signing_keys": keys,
-        "policy": { "status": "up", "engine": state.policy.name() },
+        "policy": match &state.policy_reload {
+            Some(p) => json!({ "status": "up", "engine": state.policy.name(), "source": p.source_dir(),
+                               "policies": p.policy_ids().len() }),
+            None => json!({ "status": "up", "engine": state.policy.name(), "source": "built-in" }),
+        },
     });
     // CRL sources: informative, never "not ready" — a source that cannot be reached leaves its
     // cached CRL in use (within the configured grace), and card login goes on.
