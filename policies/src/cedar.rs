@@ -1,17 +1,22 @@
 //! The Cedar policy engine: loads a policy set and its schema, validates the set in strict mode,
 //! and answers [`PolicyRequest`]s with the ids of the deciding policies and, when refused, the MIE
 //! with which a fresh login would be allowed (step-up).
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
-    RestrictedExpression, Schema, SchemaFragment, ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
+    Schema, SchemaFragment, ValidationMode, Validator,
 };
+use cedar_policy_core::ast::{self, PartialValue, Value};
+use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
+use cedar_policy_core::extensions::Extensions;
+use cedar_policy_core::pst::SmolStr;
 use miette::Diagnostic;
 use vigie_core::policy::{
     ALL_MIE, AccountKind, Action, Decision, PolicyContext, PolicyEngine, PolicyRequest, Principal, Resource, factors_of,
@@ -210,9 +215,38 @@ impl Names {
     }
 
     fn action(&self, a: Action) -> &EntityUid {
-        let i = Action::ALL.iter().position(|x| *x == a).unwrap_or(0);
-        &self.actions[i]
+        &self.actions[action_index(a)]
     }
+}
+
+fn action_index(a: Action) -> usize {
+    Action::ALL.iter().position(|x| *x == a).unwrap_or(0)
+}
+
+/// Splits a validated set by the actions its policies' scopes can match. A policy on an action
+/// the engine does not know (an action group of a custom schema) goes to every slice: a slice may
+/// hold more than needed, never less.
+fn slice_by_action(set: &PolicySet, names: &Names) -> Result<[PolicySet; 5], PolicyError> {
+    let mut slices: [PolicySet; 5] = Default::default();
+    for p in set.policies() {
+        let targets: Vec<usize> = match p.action_constraint() {
+            ActionConstraint::Any => (0..5).collect(),
+            ActionConstraint::Eq(uid) => {
+                names.actions.iter().position(|a| *a == uid).map_or((0..5).collect(), |i| vec![i])
+            }
+            ActionConstraint::In(uids) => {
+                let known: Option<Vec<usize>> =
+                    uids.iter().map(|u| names.actions.iter().position(|a| a == u)).collect();
+                known.unwrap_or_else(|| (0..5).collect())
+            }
+        };
+        for i in targets {
+            slices[i].add(p.clone()).map_err(|e| {
+                PolicyError::Invalid(vec![Problem { file: PathBuf::new(), line: 0, column: 0, message: e.to_string() }])
+            })?;
+        }
+    }
+    Ok(slices)
 }
 
 /// Where a loaded set came from.
@@ -226,7 +260,9 @@ pub enum PolicySource {
 
 /// A validated Cedar policy set, ready to decide. Cheap to share (`Arc`); immutable once loaded.
 pub struct CedarEngine {
-    policies: PolicySet,
+    /// Per action (in `Action::ALL` order), the policies whose scope can match it: Cedar
+    /// evaluates every policy of the set it is given, so each decision only sees its action's.
+    slices: [PolicySet; 5],
     ids: Vec<String>,
     source: PolicySource,
     fingerprint: Fingerprint,
@@ -370,7 +406,9 @@ impl CedarEngine {
         }
         let mut ids: Vec<String> = origin.into_keys().collect();
         ids.sort();
-        Ok(Self { policies: set, ids, source, fingerprint, names: Names::new(), authorizer: Authorizer::new() })
+        let names = Names::new();
+        let slices = slice_by_action(&set, &names)?;
+        Ok(Self { slices, ids, source, fingerprint, names, authorizer: Authorizer::new() })
     }
 
     /// The ids (`@id`) of the loaded policies, sorted.
@@ -388,45 +426,50 @@ impl CedarEngine {
         &self.fingerprint
     }
 
-    fn identity_entity(&self, p: &Principal) -> Entity {
-        let strings =
-            |v: &[String]| RestrictedExpression::new_set(v.iter().map(|s| RestrictedExpression::new_string(s.clone())));
-        let mut attrs = HashMap::with_capacity(7);
-        if let Some(code) = &p.profession_code {
-            attrs.insert("profession_code".into(), RestrictedExpression::new_string(code.clone()));
-        }
-        attrs.insert("category".into(), RestrictedExpression::new_string(p.category.clone()));
-        attrs.insert("roles".into(), strings(&p.roles));
-        attrs.insert("units".into(), strings(&p.units));
-        attrs.insert("has_idnat".into(), RestrictedExpression::new_bool(p.has_idnat));
-        attrs.insert("employment_status".into(), RestrictedExpression::new_string(p.employment_status.clone()));
+    // The request's entities and context are built as Cedar values directly (cedar-policy-core's
+    // `Value`), not as expressions that Cedar would then evaluate: the same values, without the
+    // evaluator's allocations on the hot path. Their shapes are the schema's; the scenario tests
+    // and `eval_json` (which goes through the same code) check them against the policies.
+    fn identity_entity(&self, p: &Principal) -> ast::Entity {
+        let strings = |v: &[String]| Value::set(v.iter().map(|s| Value::from(s.as_str())), None);
         let kind = match p.account_kind {
             AccountKind::Personal => "personal",
             AccountKind::Generic => "generic",
         };
-        attrs.insert("account_kind".into(), RestrictedExpression::new_string(kind.into()));
-        self.entity(EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&p.id)), attrs)
-    }
-
-    fn entity(&self, uid: EntityUid, attrs: HashMap<String, RestrictedExpression>) -> Entity {
-        // Attribute values are literals (strings, booleans, longs, sets and records of them):
-        // evaluating them cannot fail; should it, the entity goes without attributes and the
-        // policies that read them fail, which refuses (a permit that errors does not permit).
-        Entity::new(uid.clone(), attrs, Default::default()).unwrap_or_else(|_| Entity::with_uid(uid))
+        let mut attrs: Vec<(SmolStr, PartialValue)> = vec![
+            ("category".into(), Value::from(p.category.as_str()).into()),
+            ("roles".into(), strings(&p.roles).into()),
+            ("units".into(), strings(&p.units).into()),
+            ("has_idnat".into(), Value::from(p.has_idnat).into()),
+            ("employment_status".into(), Value::from(p.employment_status.as_str()).into()),
+            ("account_kind".into(), Value::from(kind).into()),
+        ];
+        if let Some(code) = &p.profession_code {
+            attrs.push(("profession_code".into(), Value::from(code.as_str()).into()));
+        }
+        let uid = EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&p.id));
+        ast::Entity::new_with_attr_partial_value(uid.into(), attrs, HashSet::new(), HashSet::new(), [])
     }
 
     /// Resource uid and, for those that have attributes, its entity.
-    fn resource_entity(&self, r: &Resource, principal: &Principal) -> (EntityUid, Option<Entity>) {
+    fn resource_entity(&self, r: &Resource, principal: &Principal) -> (EntityUid, Option<ast::Entity>) {
         match r {
             Resource::Client(c) => {
                 let level = c.required_level.map_or(0, level_number);
-                let attrs = HashMap::from([
-                    ("sensitive".to_string(), RestrictedExpression::new_bool(c.sensitive)),
-                    ("required_level".to_string(), RestrictedExpression::new_long(level)),
-                    ("audience".to_string(), RestrictedExpression::new_string(c.audience.clone())),
-                ]);
+                let attrs: [(SmolStr, PartialValue); 3] = [
+                    ("sensitive".into(), Value::from(c.sensitive).into()),
+                    ("required_level".into(), Value::from(level).into()),
+                    ("audience".into(), Value::from(c.audience.as_str()).into()),
+                ];
                 let uid = EntityUid::from_type_name_and_id(self.names.client.clone(), EntityId::new(&c.id));
-                (uid.clone(), Some(self.entity(uid, attrs)))
+                let entity = ast::Entity::new_with_attr_partial_value(
+                    uid.clone().into(),
+                    attrs,
+                    HashSet::new(),
+                    HashSet::new(),
+                    [],
+                );
+                (uid, Some(entity))
             }
             Resource::Dmp => (self.names.dmp.clone(), None),
             Resource::System => (self.names.system.clone(), None),
@@ -451,48 +494,42 @@ impl CedarEngine {
     }
 
     fn context(&self, auth: &Authentication, ctx: &PolicyContext, now: i64) -> Context {
-        let factors = RestrictedExpression::new_set(
-            auth.factors.iter().map(|f| RestrictedExpression::new_string(f.amr().into())),
-        );
+        let factors = Value::set(auth.factors.iter().map(|f| Value::from(f.amr())), None);
         let age = now.saturating_sub(auth.at).max(0);
-        let authentication = RestrictedExpression::new_record([
-            ("mie".to_string(), RestrictedExpression::new_string(auth.mie.as_str().into())),
-            ("factors".to_string(), factors),
-            (
-                "phishing_resistant".to_string(),
-                RestrictedExpression::new_bool(auth.level == AssuranceLevel::TwoFactorPhishingResistant),
-            ),
-            ("level".to_string(), RestrictedExpression::new_long(level_number(auth.level))),
-            ("age_secs".to_string(), RestrictedExpression::new_long(age)),
+        let authentication = Value::record(
+            [
+                ("mie", Value::from(auth.mie.as_str())),
+                ("factors", factors),
+                ("phishing_resistant", Value::from(auth.level == AssuranceLevel::TwoFactorPhishingResistant)),
+                ("level", Value::from(level_number(auth.level))),
+                ("age_secs", Value::from(age)),
+            ],
+            None,
+        );
+        let pairs: BTreeMap<SmolStr, Value> = BTreeMap::from([
+            ("authentication".into(), authentication),
+            ("network_zone".into(), Value::from(ctx.network_zone.as_str())),
+            ("degraded".into(), Value::from(ctx.degraded)),
+            ("hour".into(), Value::from(i64::from(ctx.hour))),
+            ("password_totp_transition".into(), Value::from(ctx.password_totp_transition)),
         ]);
-        let pairs = [
-            ("network_zone".to_string(), RestrictedExpression::new_string(ctx.network_zone.clone())),
-            ("degraded".to_string(), RestrictedExpression::new_bool(ctx.degraded)),
-            ("hour".to_string(), RestrictedExpression::new_long(i64::from(ctx.hour))),
-            ("password_totp_transition".to_string(), RestrictedExpression::new_bool(ctx.password_totp_transition)),
-        ];
-        // Keys are distinct constants: neither constructor can fail; if one did, the empty
-        // context makes every policy that reads it fail, which refuses.
-        match authentication {
-            Ok(a) => Context::from_pairs(pairs.into_iter().chain([("authentication".to_string(), a)]))
-                .unwrap_or_else(|_| Context::empty()),
-            Err(_) => Context::empty(),
-        }
+        Context::from(ast::Context::Value(Arc::new(pairs)))
     }
 
     fn evaluate(
         &self,
         principal: &EntityUid,
-        action: &EntityUid,
+        action: Action,
         resource: &EntityUid,
         context: Context,
         entities: &Entities,
     ) -> (bool, Vec<String>, Vec<String>) {
-        let request = match Request::new(principal.clone(), action.clone(), resource.clone(), context, None) {
+        let uid = self.names.action(action).clone();
+        let request = match Request::new(principal.clone(), uid, resource.clone(), context, None) {
             Ok(r) => r,
             Err(e) => return (false, Vec::new(), vec![e.to_string()]),
         };
-        let response = self.authorizer.is_authorized(&request, &self.policies, entities);
+        let response = self.authorizer.is_authorized(&request, &self.slices[action_index(action)], entities);
         let allowed = response.decision() == cedar_policy::Decision::Allow;
         let mut policies: Vec<String> = response.diagnostics().reason().map(|id| id.to_string()).collect();
         policies.sort();
@@ -520,14 +557,17 @@ impl PolicyEngine for CedarEngine {
         let principal_uid =
             EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&req.principal.id));
         let (resource_uid, resource_entity) = self.resource_entity(req.resource, req.principal);
-        let entities = match Entities::from_entities(
+        // Two entities without parents: there is no hierarchy whose closure Cedar would compute.
+        let entities = match CoreEntities::from_entities(
             std::iter::once(self.identity_entity(req.principal)).chain(resource_entity),
-            None,
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
         ) {
-            Ok(e) => e,
+            Ok(e) => Entities::from(e),
             Err(e) => return Decision { errors: vec![e.to_string()], ..Default::default() },
         };
-        let action = self.names.action(req.action);
+        let action = req.action;
         let context = self.context(req.authentication, req.context, req.now);
         let (allowed, policies, errors) = self.evaluate(&principal_uid, action, &resource_uid, context, &entities);
         if allowed {
