@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Entities, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Request,
-    Schema, SchemaFragment, ValidationMode, Validator,
+    ActionConstraint, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
+    Validator,
 };
-use cedar_policy_core::ast::{self, PartialValue, Value};
+use cedar_policy_core::ast::{self, EntityUIDEntry, PartialValue, Value};
 use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
+use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 use cedar_policy_core::pst::SmolStr;
 use miette::Diagnostic;
@@ -223,11 +224,19 @@ fn action_index(a: Action) -> usize {
     Action::ALL.iter().position(|x| *x == a).unwrap_or(0)
 }
 
+/// A static policy ready to evaluate: its condition (scope and body as one expression) is built
+/// once here, where Cedar's authorizer would rebuild it on every request.
+struct Compiled {
+    id: String,
+    effect: ast::Effect,
+    condition: ast::Expr,
+}
+
 /// Splits a validated set by the actions its policies' scopes can match. A policy on an action
 /// the engine does not know (an action group of a custom schema) goes to every slice: a slice may
 /// hold more than needed, never less.
-fn slice_by_action(set: &PolicySet, names: &Names) -> Result<[PolicySet; 5], PolicyError> {
-    let mut slices: [PolicySet; 5] = Default::default();
+fn slice_by_action(set: &PolicySet, names: &Names) -> [Vec<Compiled>; 5] {
+    let mut slices: [Vec<Compiled>; 5] = Default::default();
     for p in set.policies() {
         let targets: Vec<usize> = match p.action_constraint() {
             ActionConstraint::Any => (0..5).collect(),
@@ -240,13 +249,13 @@ fn slice_by_action(set: &PolicySet, names: &Names) -> Result<[PolicySet; 5], Pol
                 known.unwrap_or_else(|| (0..5).collect())
             }
         };
+        let policy: &ast::Policy = p.as_ref();
         for i in targets {
-            slices[i].add(p.clone()).map_err(|e| {
-                PolicyError::Invalid(vec![Problem { file: PathBuf::new(), line: 0, column: 0, message: e.to_string() }])
-            })?;
+            let id = p.id().to_string();
+            slices[i].push(Compiled { id, effect: policy.effect(), condition: policy.condition() });
         }
     }
-    Ok(slices)
+    slices
 }
 
 /// Where a loaded set came from.
@@ -260,14 +269,14 @@ pub enum PolicySource {
 
 /// A validated Cedar policy set, ready to decide. Cheap to share (`Arc`); immutable once loaded.
 pub struct CedarEngine {
-    /// Per action (in `Action::ALL` order), the policies whose scope can match it: Cedar
-    /// evaluates every policy of the set it is given, so each decision only sees its action's.
-    slices: [PolicySet; 5],
+    /// The whole validated set.
+    policies: PolicySet,
+    /// Per action (in `Action::ALL` order), the policies whose scope can match it, compiled.
+    slices: [Vec<Compiled>; 5],
     ids: Vec<String>,
     source: PolicySource,
     fingerprint: Fingerprint,
     names: Names,
-    authorizer: Authorizer,
 }
 
 impl fmt::Debug for CedarEngine {
@@ -407,8 +416,13 @@ impl CedarEngine {
         let mut ids: Vec<String> = origin.into_keys().collect();
         ids.sort();
         let names = Names::new();
-        let slices = slice_by_action(&set, &names)?;
-        Ok(Self { slices, ids, source, fingerprint, names, authorizer: Authorizer::new() })
+        let slices = slice_by_action(&set, &names);
+        Ok(Self { policies: set, slices, ids, source, fingerprint, names })
+    }
+
+    /// The validated Cedar policy set (ids are the `@id` annotations), e.g. to list its texts.
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.policies
     }
 
     /// The ids (`@id`) of the loaded policies, sorted.
@@ -493,7 +507,7 @@ impl CedarEngine {
         }
     }
 
-    fn context(&self, auth: &Authentication, ctx: &PolicyContext, now: i64) -> Context {
+    fn context(&self, auth: &Authentication, ctx: &PolicyContext, now: i64) -> ast::Context {
         let factors = Value::set(auth.factors.iter().map(|f| Value::from(f.amr())), None);
         let age = now.saturating_sub(auth.at).max(0);
         let authentication = Value::record(
@@ -513,28 +527,73 @@ impl CedarEngine {
             ("hour".into(), Value::from(i64::from(ctx.hour))),
             ("password_totp_transition".into(), Value::from(ctx.password_totp_transition)),
         ]);
-        Context::from(ast::Context::Value(Arc::new(pairs)))
+        ast::Context::Value(Arc::new(pairs))
     }
 
+    /// Cedar's authorization algorithm (Cedar docs, "Authorization": a request is allowed when at
+    /// least one permit is satisfied and no forbid is; a policy whose evaluation errors is
+    /// skipped, and the error reported), on the action's compiled slice. The determining
+    /// policies are the satisfied forbids when refused by one, else the satisfied permits. A unit
+    /// test checks it against `Authorizer::is_authorized` on the whole set.
     fn evaluate(
         &self,
         principal: &EntityUid,
         action: Action,
         resource: &EntityUid,
-        context: Context,
-        entities: &Entities,
+        context: ast::Context,
+        entities: &CoreEntities,
     ) -> (bool, Vec<String>, Vec<String>) {
-        let uid = self.names.action(action).clone();
-        let request = match Request::new(principal.clone(), uid, resource.clone(), context, None) {
-            Ok(r) => r,
-            Err(e) => return (false, Vec::new(), vec![e.to_string()]),
-        };
-        let response = self.authorizer.is_authorized(&request, &self.slices[action_index(action)], entities);
-        let allowed = response.decision() == cedar_policy::Decision::Allow;
+        let request = ast::Request::new_unchecked(
+            EntityUIDEntry::known(principal.as_ref().clone(), None),
+            EntityUIDEntry::known(self.names.action(action).as_ref().clone(), None),
+            EntityUIDEntry::known(resource.as_ref().clone(), None),
+            Some(context),
+        );
+        let evaluator = Evaluator::new(request, entities, Extensions::all_available());
+        let slots = ast::SlotEnv::new();
+        let (mut permits, mut forbids, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for p in &self.slices[action_index(action)] {
+            match evaluator.interpret(&p.condition, &slots).map(|v| v.value) {
+                Ok(ast::ValueKind::Lit(ast::Literal::Bool(true))) => match p.effect {
+                    ast::Effect::Permit => permits.push(p.id.clone()),
+                    ast::Effect::Forbid => forbids.push(p.id.clone()),
+                },
+                Ok(ast::ValueKind::Lit(ast::Literal::Bool(false))) => {}
+                // A validated set only has boolean conditions.
+                Ok(other) => errors.push(format!("policy `{}` evaluated to {other:?}, not a boolean", p.id)),
+                Err(e) => errors.push(format!("error while evaluating policy `{}`: {e}", p.id)),
+            }
+        }
+        let (allowed, mut policies) =
+            if !forbids.is_empty() { (false, forbids) } else { (!permits.is_empty(), permits) };
+        policies.sort();
+        (allowed, policies, errors)
+    }
+
+    /// The same question through Cedar's own `Authorizer` on the whole set: the reference the
+    /// fast path is tested against.
+    #[cfg(test)]
+    fn evaluate_with_authorizer(
+        &self,
+        principal: &EntityUid,
+        action: Action,
+        resource: &EntityUid,
+        context: ast::Context,
+        entities: &CoreEntities,
+    ) -> (bool, Vec<String>, usize) {
+        let request = cedar_policy::Request::new(
+            principal.clone(),
+            self.names.action(action).clone(),
+            resource.clone(),
+            cedar_policy::Context::from(context),
+            None,
+        )
+        .expect("no schema, no validation");
+        let entities = cedar_policy::Entities::from(entities.clone());
+        let response = cedar_policy::Authorizer::new().is_authorized(&request, &self.policies, &entities);
         let mut policies: Vec<String> = response.diagnostics().reason().map(|id| id.to_string()).collect();
         policies.sort();
-        let errors = response.diagnostics().errors().map(|e| e.to_string()).collect();
-        (allowed, policies, errors)
+        (response.decision() == cedar_policy::Decision::Allow, policies, response.diagnostics().errors().count())
     }
 }
 
@@ -564,7 +623,7 @@ impl PolicyEngine for CedarEngine {
             TCComputation::AssumeAlreadyComputed,
             Extensions::all_available(),
         ) {
-            Ok(e) => Entities::from(e),
+            Ok(e) => e,
             Err(e) => return Decision { errors: vec![e.to_string()], ..Default::default() },
         };
         let action = req.action;
@@ -619,6 +678,7 @@ pub(crate) fn fresh_authentication(identity: &str, mie: Mie, now: i64) -> Authen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn the_builtin_set_validates_and_every_policy_has_an_id() {
@@ -626,6 +686,144 @@ mod tests {
         assert!(engine.policy_ids().len() >= 12, "{:?}", engine.policy_ids());
         assert!(engine.policy_ids().iter().any(|id| id == "login-rie-mie"));
         assert_eq!(engine.source(), &PolicySource::Builtin);
+    }
+
+    /// A set with what the default one lacks: `action in [...]`, an unconstrained permit, and a
+    /// policy that errors at run time (integer overflow passes validation).
+    fn extended_engine() -> CedarEngine {
+        let extra = r#"
+            @id("overflow") forbid (principal, action, resource)
+            when { context.authentication.age_secs + 9223372036854775000 > 0 };
+            @id("night-admin") forbid (principal, action in [Vigie::Action::"administer", Vigie::Action::"enrol_mie"], resource)
+            when { context.hour < 6 };
+            @id("degraded-anything") permit (principal, action, resource) when { context.degraded };
+        "#;
+        let schema = [(PathBuf::from("s"), BUILTIN_SCHEMA)];
+        let mut files: Vec<(PathBuf, &str)> = BUILTIN_POLICIES.iter().map(|(n, t)| (PathBuf::from(n), *t)).collect();
+        files.push((PathBuf::from("extra.cedar"), extra));
+        CedarEngine::build(&schema, &files, PolicySource::Builtin, Fingerprint::default()).expect("valid")
+    }
+
+    fn principal_strategy() -> impl Strategy<Value = Principal> {
+        (
+            "[a-z]{0,3}",
+            prop::option::of(prop::sample::select(vec!["10", "60", "99"])),
+            prop::collection::vec(prop::sample::select(vec!["cards", "x"]), 0..2),
+            prop::collection::vec(prop::sample::select(vec!["UF-A", "UF-B"]), 0..2),
+            any::<bool>(),
+            prop::sample::select(vec!["active", "left"]),
+            any::<bool>(),
+        )
+            .prop_map(|(id, code, roles, units, has_idnat, status, generic)| Principal {
+                id,
+                profession_code: code.map(Into::into),
+                category: "medical".into(),
+                roles: roles.into_iter().map(Into::into).collect(),
+                units: units.into_iter().map(Into::into).collect(),
+                has_idnat,
+                employment_status: status.into(),
+                account_kind: if generic { AccountKind::Generic } else { AccountKind::Personal },
+            })
+    }
+
+    /// An action and a resource it applies to.
+    fn target_strategy() -> impl Strategy<Value = (Action, Resource)> {
+        prop_oneof![
+            (any::<bool>(), prop::option::of(prop::sample::select(AssuranceLevel::ALL.to_vec()))).prop_map(
+                |(sensitive, required_level)| (
+                    Action::LoginToClient,
+                    Resource::Client(vigie_core::policy::ClientResource {
+                        id: "c".into(),
+                        sensitive,
+                        required_level,
+                        audience: "staff".into()
+                    })
+                )
+            ),
+            Just((Action::AccessDmp, Resource::Dmp)),
+            Just((Action::EnrolMie, Resource::System)),
+            Just((Action::Administer, Resource::System)),
+            (
+                "[a-z]{0,3}",
+                prop::collection::vec(prop::sample::select(vec!["UF-A".to_string(), "UF-B".to_string()]), 0..2)
+            )
+                .prop_map(|(id, units)| (Action::Sponsor, Resource::Colleague { id, units })),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// The compiled fast path decides exactly as Cedar's `Authorizer` on the whole set:
+        /// same decision, same determining policies, as many errors.
+        #[test]
+        fn the_fast_path_agrees_with_cedars_authorizer(
+            p in principal_strategy(),
+            (action, r) in target_strategy(),
+            mie in prop::sample::select(ALL_MIE.to_vec()),
+            age in prop_oneof![0i64..2000, Just(i64::MAX / 2)],
+            zone in prop::sample::select(vec!["internal", "external"]),
+            degraded in any::<bool>(),
+            hour in 0u8..24,
+            transition in any::<bool>(),
+        ) {
+            for engine in [builtin(), extended()] {
+                let auth = Authentication::new(p.id.clone(), mie, factors_of(mie), 1_000_000 - age);
+                let ctx = PolicyContext { degraded, network_zone: zone.into(), hour, password_totp_transition: transition };
+                let principal = EntityUid::from_type_name_and_id(engine.names.identity.clone(), EntityId::new(&p.id));
+                let (resource, resource_entity) = engine.resource_entity(&r, &p);
+                let entities = CoreEntities::from_entities(
+                    std::iter::once(engine.identity_entity(&p)).chain(resource_entity),
+                    None::<&NoEntitiesSchema>,
+                    TCComputation::ComputeNow,
+                    Extensions::all_available(),
+                ).expect("entities");
+                let context = engine.context(&auth, &ctx, 1_000_000);
+                let fast = engine.evaluate(&principal, action, &resource, context.clone(), &entities);
+                let reference = engine.evaluate_with_authorizer(&principal, action, &resource, context, &entities);
+                prop_assert_eq!((fast.0, &fast.1, fast.2.len()), (reference.0, &reference.1, reference.2));
+            }
+        }
+    }
+
+    fn builtin() -> &'static CedarEngine {
+        static E: std::sync::OnceLock<CedarEngine> = std::sync::OnceLock::new();
+        E.get_or_init(|| CedarEngine::builtin().expect("built-in"))
+    }
+
+    fn extended() -> &'static CedarEngine {
+        static E: std::sync::OnceLock<CedarEngine> = std::sync::OnceLock::new();
+        E.get_or_init(extended_engine)
+    }
+
+    #[test]
+    fn the_extended_set_errs_refuses_and_permits_as_written() {
+        let e = extended();
+        let p = Principal { id: "a".into(), employment_status: "active".into(), ..Default::default() };
+        let auth = Authentication::new("a".into(), Mie::Cps, factors_of(Mie::Cps), 0);
+        let ctx = PolicyContext { network_zone: "internal".into(), hour: 3, degraded: true, ..Default::default() };
+        let req = PolicyRequest {
+            principal: &p,
+            action: Action::EnrolMie,
+            resource: &Resource::System,
+            authentication: &auth,
+            context: &ctx,
+            now: i64::MAX,
+        };
+        let d = e.decide(&req);
+        assert!(!d.allowed);
+        assert_eq!(d.policies, vec!["night-admin"]);
+        assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+        assert!(d.errors[0].contains("overflow"), "{:?}", d.errors);
+        let day = PolicyContext { hour: 12, ..ctx.clone() };
+        let d = e.decide(&PolicyRequest {
+            context: &day,
+            action: Action::LoginToClient,
+            resource: &Resource::Client(Default::default()),
+            ..req
+        });
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.policies, vec!["degraded-anything", "login-non-sensitive-two-factor", "login-rie-mie"]);
     }
 
     #[test]
