@@ -62,6 +62,8 @@ pub struct AppState {
     pub client_jwks: moka_lite::Cache,
     /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
     pub identities: IdentityCache,
+    /// Principals for policy decisions, cached like identities.
+    pub principals: crate::policy::PrincipalCache,
 }
 
 /// A small TTL cache of identities: the directory is read at most once per identity and
@@ -217,6 +219,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         metrics,
         client_jwks: Default::default(),
         identities: Default::default(),
+        principals: Default::default(),
     })
 }
 

@@ -146,8 +146,45 @@ fn fold(s: &str) -> String {
     vigie_core::names::fold(s).to_lowercase()
 }
 
-/// The principal for an identity: directory attributes and roles.
+/// Principals read for decisions, reused for `directory.identity_cache_secs` like identities:
+/// the directory (identity and roles) is read at most once per identity and period on the
+/// authorize path, not at every SSO round trip. A role granted or an HR change takes effect
+/// within that period.
+#[derive(Default)]
+pub struct PrincipalCache(std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Principal)>>);
+
+impl PrincipalCache {
+    const MAX: usize = 50_000;
+}
+
+/// The principal for an identity: directory attributes and roles (cached, see [`PrincipalCache`]).
 pub async fn principal_of(state: &AppState, identity_id: &str) -> Result<Principal, String> {
+    let ttl = std::time::Duration::from_secs(state.config.directory.identity_cache_secs);
+    if let Some(hit) = state
+        .principals
+        .0
+        .lock()
+        .ok()
+        .and_then(|m| m.get(identity_id).filter(|(t, _)| t.elapsed() < ttl).map(|(_, p)| p.clone()))
+    {
+        return Ok(hit);
+    }
+    let principal = read_principal(state, identity_id).await?;
+    if !ttl.is_zero()
+        && let Ok(mut m) = state.principals.0.lock()
+    {
+        if m.len() >= PrincipalCache::MAX {
+            m.retain(|_, (t, _)| t.elapsed() < ttl);
+            if m.len() >= PrincipalCache::MAX {
+                m.clear();
+            }
+        }
+        m.insert(identity_id.to_owned(), (std::time::Instant::now(), principal.clone()));
+    }
+    Ok(principal)
+}
+
+async fn read_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
     let identity = state.identities.get(state, identity_id).await.map_err(|e| e.to_string())?;
     let roles = state.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
     let Some(identity) = identity else {
