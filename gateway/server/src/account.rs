@@ -310,11 +310,31 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreErro
         via: format!("session:{}", s.sid),
         can_revoke: true,
     };
-    // A new key is a new way in: only a recent login with two factors may add one.
+    // A new key is a new way in: the policy decides (`enrol_mie`; default: two factors, a login at
+    // most 10 minutes old, not a sponsorship), within `webauthn.enrolment_max_auth_age_secs`.
     let max_age = state.config.webauthn.enrolment_max_auth_age_secs as i64;
     let recent = crate::now() - s.authentication.at <= max_age;
-    let strong = s.authentication.factors.len() >= 2;
-    Ok(if recent && strong { Access::Enrol(holder) } else { Access::ListOnly(holder) })
+    let allowed = recent && enrol_allowed(state, req, &s.authentication).await;
+    Ok(if allowed { Access::Enrol(holder) } else { Access::ListOnly(holder) })
+}
+
+/// Asks the policy engine whether this session may enrol a new MIE; audited.
+async fn enrol_allowed(state: &AppState, req: &HttpRequest, auth: &vigie_core::Authentication) -> bool {
+    use vigie_core::policy::{Action, PolicyRequest, Resource};
+    let caller = crate::http::Caller::of(req, state);
+    let Ok(principal) = crate::policy::principal_of(state, &auth.identity_id).await else { return false };
+    let now = crate::now();
+    let context = crate::policy::context_of(state, &caller, now);
+    let decision = state.policy.decide(&PolicyRequest {
+        principal: &principal,
+        action: Action::EnrolMie,
+        resource: &Resource::System,
+        authentication: auth,
+        context: &context,
+        now,
+    });
+    crate::policy::audit_decision(state, &caller, &principal, "system:enrol_mie", auth, &context, &decision);
+    decision.allowed
 }
 
 struct Texts {
