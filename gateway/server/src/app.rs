@@ -304,11 +304,17 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
 /// validated first, swapped atomically; an invalid change keeps the set in force and says why in
 /// the log, an audit line and `vigie_policy_reload_total{result="rejected"}`.
 fn spawn_policy_reloader(state: web::Data<AppState>) {
-    let Some(policies) = state.policy_reload.clone() else { return };
     let poll = state.config.policy.reload_poll_secs;
     actix_web::rt::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::error!("cannot listen for SIGHUP: the policy set reloads only when its files change");
+            return;
+        };
+        let Some(policies) = state.policy_reload.clone() else {
+            // The built-in set cannot change; SIGHUP must still not end the process.
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: the built-in policy set is in force (no `policy.dir`), nothing to reload");
+            }
             return;
         };
         let mut tick = tokio::time::interval(Duration::from_secs(poll.max(1)));

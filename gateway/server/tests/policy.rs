@@ -94,6 +94,23 @@ async fn a_changed_policy_set_decides_the_next_login_without_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policy_set() {
+    let dir = policy_dir("sighup");
+    let dir_s = dir.display().to_string();
+    // No polling: only the signal reloads.
+    let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir_s.as_str()), ("VIGIE_POLICY__RELOAD_POLL_SECS", "0")]).await;
+    assert_eq!(password_login(&gw).await.status, 303);
+    std::fs::write(dir.join("90_test.cedar"), NO_PASSWORD_ON_DEMO_APP).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(password_login(&gw).await.status, 303, "not reloaded before the signal");
+    let pid = gw.gateway_pid();
+    let sent = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    assert!(sent.success());
+    gw.audit_line(|l| l["kind"] == "policy_reloaded" && l["outcome"] == "success").await;
+    assert_eq!(password_login(&gw).await.status, 403, "the next login is decided by the new set");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_policy_set_stops_the_start_with_file_and_line() {
     let dir = policy_dir("invalid");
     std::fs::write(

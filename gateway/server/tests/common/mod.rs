@@ -258,6 +258,23 @@ impl Gateway {
         Browser { gw: self, http: self.http(), cookies: BTreeMap::new() }
     }
 
+    /// The pid of the `vigie serve` process (found by its data directory), for signals.
+    pub fn gateway_pid(&self) -> u32 {
+        let data_dir = self.data_dir.display().to_string();
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .find(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"vigie"))
+                    && args.iter().any(|a| *a == b"serve")
+                    && args.iter().any(|a| *a == data_dir.as_bytes())
+            })
+            .expect("the vigie serve process")
+    }
+
     /// A browser presenting the demo card of `username` (demo.json `users[].card`).
     pub fn browser_with_demo_card(&self, username: &str) -> Browser<'_> {
         let user = self.demo["users"].as_array().and_then(|u| u.iter().find(|u| u["username"] == username));
