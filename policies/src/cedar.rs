@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use cedar_policy::{
@@ -230,6 +230,57 @@ struct Compiled {
     id: String,
     effect: ast::Effect,
     condition: ast::Expr,
+    /// What the condition reads of the context (see [`context_use`]).
+    reads: ContextUse,
+}
+
+/// What a condition reads of the context, found by walking its expression at load, conservatively:
+/// `context` or `context.authentication` used whole (compared, passed on) counts as reading all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ContextUse {
+    /// Reads `context.authentication`: its value may change with the MIE of a step-up candidate.
+    authentication: bool,
+    /// Reads `context.authentication.age_secs`: its value may change with the time of the request.
+    age: bool,
+}
+
+fn context_use(condition: &ast::Expr) -> ContextUse {
+    use ast::ExprKind;
+    let is_context = |e: &ast::Expr| matches!(e.expr_kind(), ExprKind::Var(ast::Var::Context));
+    let is_authentication = |e: &ast::Expr| matches!(e.expr_kind(), ExprKind::GetAttr { expr, attr } if is_context(expr) && attr == "authentication");
+    let mut uses = ContextUse::default();
+    // Each node has one parent: a `context` (or `context.authentication`) node that is not the
+    // object of an attribute access is used whole.
+    let (mut contexts, mut contexts_accessed, mut authentications, mut authentications_accessed) = (0, 0, 0, 0);
+    for e in condition.subexpressions() {
+        if is_context(e) {
+            contexts += 1;
+        }
+        if is_authentication(e) {
+            authentications += 1;
+        }
+        let (object, attr, nested) = match e.expr_kind() {
+            ExprKind::GetAttr { expr, attr } | ExprKind::HasAttr { expr, attr } => (expr, attr, false),
+            ExprKind::ExtHasAttr { expr, attrs } => (expr, attrs.first(), attrs.len() > 1),
+            _ => continue,
+        };
+        if is_context(object) {
+            contexts_accessed += 1;
+            if attr == "authentication" {
+                uses.authentication = true;
+                // `context has authentication.age_secs`: reads below, conservatively everything.
+                uses.age |= nested;
+            }
+        }
+        if is_authentication(object) {
+            authentications_accessed += 1;
+            uses.age |= attr == "age_secs";
+        }
+    }
+    if contexts > contexts_accessed || authentications > authentications_accessed {
+        uses = ContextUse { authentication: true, age: true };
+    }
+    uses
 }
 
 /// Splits a validated set by the actions its policies' scopes can match. A policy on an action
@@ -252,7 +303,9 @@ fn slice_by_action(set: &PolicySet, names: &Names) -> [Vec<Compiled>; 5] {
         let policy: &ast::Policy = p.as_ref();
         for i in targets {
             let id = p.id().to_string();
-            slices[i].push(Compiled { id, effect: policy.effect(), condition: policy.condition() });
+            let condition = policy.condition();
+            let reads = context_use(&condition);
+            slices[i].push(Compiled { id, effect: policy.effect(), condition, reads });
         }
     }
     slices
@@ -277,7 +330,19 @@ pub struct CedarEngine {
     source: PolicySource,
     fingerprint: Fingerprint,
     names: Names,
+    /// Per action, whether a policy of its slice reads `context.authentication.age_secs`.
+    reads_age: [bool; 5],
+    /// The `context.authentication` of a login with each of [`ALL_MIE`] made at the time of the
+    /// request (age 0): the step-up candidates, built once.
+    fresh: [Value; ALL_MIE.len()],
+    /// Decisions of this set, by everything they depend on (see [`CedarEngine::cache_key`]).
+    /// A reload builds a new engine, hence a new cache: a decision of an old set is never served.
+    cache: Mutex<HashMap<String, Decision>>,
 }
+
+/// How many decisions a set keeps; when full, the cache is emptied (bounded memory, no eviction
+/// bookkeeping on the hot path).
+const CACHE_CAPACITY: usize = 4096;
 
 impl fmt::Debug for CedarEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -417,7 +482,19 @@ impl CedarEngine {
         ids.sort();
         let names = Names::new();
         let slices = slice_by_action(&set, &names);
-        Ok(Self { policies: set, slices, ids, source, fingerprint, names })
+        let reads_age = std::array::from_fn(|i| slices[i].iter().any(|p| p.reads.age));
+        let fresh = ALL_MIE.map(|mie| authentication_value(&fresh_authentication("", mie, 0), 0));
+        Ok(Self {
+            policies: set,
+            slices,
+            ids,
+            source,
+            fingerprint,
+            names,
+            reads_age,
+            fresh,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The validated Cedar policy set (ids are the `@id` annotations), e.g. to list its texts.
@@ -507,27 +584,14 @@ impl CedarEngine {
         }
     }
 
+    /// The context of a request, for tests: [`context_without_authentication`] and
+    /// [`authentication_value`] put together.
+    #[cfg(test)]
     fn context(&self, auth: &Authentication, ctx: &PolicyContext, now: i64) -> ast::Context {
-        let factors = Value::set(auth.factors.iter().map(|f| Value::from(f.amr())), None);
-        let age = now.saturating_sub(auth.at).max(0);
-        let authentication = Value::record(
-            [
-                ("mie", Value::from(auth.mie.as_str())),
-                ("factors", factors),
-                ("phishing_resistant", Value::from(auth.level == AssuranceLevel::TwoFactorPhishingResistant)),
-                ("level", Value::from(level_number(auth.level))),
-                ("age_secs", Value::from(age)),
-            ],
-            None,
-        );
-        let pairs: BTreeMap<SmolStr, Value> = BTreeMap::from([
-            ("authentication".into(), authentication),
-            ("network_zone".into(), Value::from(ctx.network_zone.as_str())),
-            ("degraded".into(), Value::from(ctx.degraded)),
-            ("hour".into(), Value::from(i64::from(ctx.hour))),
-            ("password_totp_transition".into(), Value::from(ctx.password_totp_transition)),
-        ]);
-        ast::Context::Value(Arc::new(pairs))
+        with_authentication(
+            &context_without_authentication(ctx),
+            authentication_value(auth, now.saturating_sub(auth.at)),
+        )
     }
 
     /// Cedar's authorization algorithm (Cedar docs, "Authorization": a request is allowed when at
@@ -535,6 +599,7 @@ impl CedarEngine {
     /// skipped, and the error reported), on the action's compiled slice. The determining
     /// policies are the satisfied forbids when refused by one, else the satisfied permits. A unit
     /// test checks it against `Authorizer::is_authorized` on the whole set.
+    #[cfg(test)]
     fn evaluate(
         &self,
         principal: &EntityUid,
@@ -543,31 +608,184 @@ impl CedarEngine {
         context: ast::Context,
         entities: &CoreEntities,
     ) -> (bool, Vec<String>, Vec<String>) {
-        let request = ast::Request::new_unchecked(
-            EntityUIDEntry::known(principal.as_ref().clone(), None),
-            EntityUIDEntry::known(self.names.action(action).as_ref().clone(), None),
-            EntityUIDEntry::known(resource.as_ref().clone(), None),
-            Some(context),
-        );
+        let (allowed, policies, errors, _) = self.evaluate_all(principal, action, resource, context, entities);
+        (allowed, policies, errors)
+    }
+
+    /// [`Self::evaluate`], with each policy's outcome (in slice order; `None` when it erred).
+    fn evaluate_all(
+        &self,
+        principal: &EntityUid,
+        action: Action,
+        resource: &EntityUid,
+        context: ast::Context,
+        entities: &CoreEntities,
+    ) -> (bool, Vec<String>, Vec<String>, Vec<Option<bool>>) {
+        let request = self.request(principal, action, resource, context);
         let evaluator = Evaluator::new(request, entities, Extensions::all_available());
-        let slots = ast::SlotEnv::new();
+        let slice = &self.slices[action_index(action)];
         let (mut permits, mut forbids, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-        for p in &self.slices[action_index(action)] {
-            match evaluator.interpret(&p.condition, &slots).map(|v| v.value) {
-                Ok(ast::ValueKind::Lit(ast::Literal::Bool(true))) => match p.effect {
+        let mut outcomes = Vec::with_capacity(slice.len());
+        for p in slice {
+            let result = outcome(&evaluator, p);
+            outcomes.push(result.as_ref().ok().copied());
+            match result {
+                Ok(true) => match p.effect {
                     ast::Effect::Permit => permits.push(p.id.clone()),
                     ast::Effect::Forbid => forbids.push(p.id.clone()),
                 },
-                Ok(ast::ValueKind::Lit(ast::Literal::Bool(false))) => {}
-                // A validated set only has boolean conditions.
-                Ok(other) => errors.push(format!("policy `{}` evaluated to {other:?}, not a boolean", p.id)),
-                Err(e) => errors.push(format!("error while evaluating policy `{}`: {e}", p.id)),
+                Ok(false) => {}
+                Err(e) => errors.push(e),
             }
         }
         let (allowed, mut policies) =
             if !forbids.is_empty() { (false, forbids) } else { (!permits.is_empty(), permits) };
         policies.sort();
-        (allowed, policies, errors)
+        (allowed, policies, errors, outcomes)
+    }
+
+    fn request(
+        &self,
+        principal: &EntityUid,
+        action: Action,
+        resource: &EntityUid,
+        context: ast::Context,
+    ) -> ast::Request {
+        ast::Request::new_unchecked(
+            EntityUIDEntry::known(principal.as_ref().clone(), None),
+            EntityUIDEntry::known(self.names.action(action).as_ref().clone(), None),
+            EntityUIDEntry::known(resource.as_ref().clone(), None),
+            Some(context),
+        )
+    }
+
+    /// The MIE with which a login made now would be allowed, everything else unchanged, given
+    /// the outcomes of the refused request's evaluation. Only the authentication differs between
+    /// the candidates and that request, so a policy that does not read `context.authentication`
+    /// has the outcome it had there: a satisfied one of those forbids every candidate, a satisfied
+    /// permit of those allows every candidate no forbid stops. The others are evaluated per
+    /// candidate, forbids first, each kind stopping at its first satisfied policy (a policy that
+    /// errs is skipped, as in [`Self::evaluate`]). A property test checks it against asking
+    /// Cedar's `Authorizer` about each candidate.
+    fn step_up(
+        &self,
+        principal: &EntityUid,
+        action: Action,
+        resource: &EntityUid,
+        context: &BTreeMap<SmolStr, Value>,
+        entities: &CoreEntities,
+        outcomes: &[Option<bool>],
+    ) -> Vec<Mie> {
+        let slice = &self.slices[action_index(action)];
+        let settled = |effect: ast::Effect| {
+            slice.iter().zip(outcomes).any(|(p, o)| !p.reads.authentication && p.effect == effect && *o == Some(true))
+        };
+        if settled(ast::Effect::Forbid) {
+            return Vec::new();
+        }
+        let permitted = settled(ast::Effect::Permit);
+        ALL_MIE
+            .into_iter()
+            .zip(&self.fresh)
+            .filter(|(_, authentication)| {
+                let context = with_authentication(context, (*authentication).clone());
+                let evaluator = Evaluator::new(
+                    self.request(principal, action, resource, context),
+                    entities,
+                    Extensions::all_available(),
+                );
+                let satisfied = |effect: ast::Effect| {
+                    slice
+                        .iter()
+                        .filter(|p| p.reads.authentication && p.effect == effect)
+                        .any(|p| outcome(&evaluator, p) == Ok(true))
+                };
+                !satisfied(ast::Effect::Forbid) && (permitted || satisfied(ast::Effect::Permit))
+            })
+            .map(|(mie, _)| mie)
+            .collect()
+    }
+
+    /// Everything a decision of this set depends on, written unambiguously (each string with its
+    /// length): the action, every attribute of the principal and of the resource the engine gives
+    /// Cedar, the context, and the authentication (MIE, factors, level; its age only when a policy
+    /// of the action reads `age_secs`, else a login at any time decides alike). The time of the
+    /// request matters otherwise only through the step-up candidates, whose age is always 0.
+    fn cache_key(&self, req: &PolicyRequest<'_>) -> String {
+        let mut k = KeyWriter(String::with_capacity(160));
+        k.str(req.action.as_str());
+        let p = req.principal;
+        k.str(&p.id);
+        match &p.profession_code {
+            Some(code) => k.str(code),
+            None => k.0.push('-'),
+        }
+        k.str(&p.category);
+        k.strs(&p.roles);
+        k.strs(&p.units);
+        k.flag(p.has_idnat);
+        k.str(&p.employment_status);
+        k.flag(p.account_kind == AccountKind::Generic);
+        match req.resource {
+            Resource::Client(c) => {
+                k.str("client");
+                k.str(&c.id);
+                k.flag(c.sensitive);
+                k.num(c.required_level.map_or(0, level_number));
+                k.str(&c.audience);
+            }
+            Resource::Dmp => k.str("dmp"),
+            Resource::System => k.str("system"),
+            Resource::Colleague { id, units } => {
+                k.str("colleague");
+                k.str(id);
+                k.strs(units);
+            }
+        }
+        let c = req.context;
+        k.flag(c.degraded);
+        k.str(&c.network_zone);
+        k.num(i64::from(c.hour));
+        k.flag(c.password_totp_transition);
+        let a = req.authentication;
+        k.str(a.mie.as_str());
+        k.num(a.factors.len() as i64);
+        for f in &a.factors {
+            k.str(f.amr());
+        }
+        k.num(level_number(a.level));
+        if self.reads_age[action_index(req.action)] {
+            k.num(age(a, req.now));
+        }
+        k.0
+    }
+
+    /// Decides without the cache.
+    fn decide_uncached(&self, req: &PolicyRequest<'_>) -> Decision {
+        let principal_uid =
+            EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&req.principal.id));
+        let (resource_uid, resource_entity) = self.resource_entity(req.resource, req.principal);
+        // Two entities without parents: there is no hierarchy whose closure Cedar would compute.
+        let entities = match CoreEntities::from_entities(
+            std::iter::once(self.identity_entity(req.principal)).chain(resource_entity),
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
+        ) {
+            Ok(e) => e,
+            Err(e) => return Decision { errors: vec![e.to_string()], ..Default::default() },
+        };
+        let action = req.action;
+        let shared = context_without_authentication(req.context);
+        let context =
+            with_authentication(&shared, authentication_value(req.authentication, age(req.authentication, req.now)));
+        let (allowed, policies, errors, outcomes) =
+            self.evaluate_all(&principal_uid, action, &resource_uid, context, &entities);
+        if allowed {
+            return Decision { allowed, policies, step_up: Vec::new(), errors };
+        }
+        let step_up = self.step_up(&principal_uid, action, &resource_uid, &shared, &entities, &outcomes);
+        Decision { allowed, policies, step_up, errors }
     }
 
     /// The same question through Cedar's own `Authorizer` on the whole set: the reference the
@@ -605,6 +823,79 @@ fn level_number(level: AssuranceLevel) -> i64 {
     }
 }
 
+/// Seconds since the authentication, as `context.authentication.age_secs` says it (never negative).
+fn age(auth: &Authentication, now: i64) -> i64 {
+    now.saturating_sub(auth.at).max(0)
+}
+
+/// One policy's condition on a request: satisfied or not, or why it could not be evaluated.
+fn outcome(evaluator: &Evaluator<'_>, p: &Compiled) -> Result<bool, String> {
+    match evaluator.interpret(&p.condition, &ast::SlotEnv::new()).map(|v| v.value) {
+        Ok(ast::ValueKind::Lit(ast::Literal::Bool(b))) => Ok(b),
+        // A validated set only has boolean conditions.
+        Ok(other) => Err(format!("policy `{}` evaluated to {other:?}, not a boolean", p.id)),
+        Err(e) => Err(format!("error while evaluating policy `{}`: {e}", p.id)),
+    }
+}
+
+/// `context.authentication`: the schema's `Authentication` record.
+fn authentication_value(auth: &Authentication, age: i64) -> Value {
+    let factors = Value::set(auth.factors.iter().map(|f| Value::from(f.amr())), None);
+    Value::record(
+        [
+            ("mie", Value::from(auth.mie.as_str())),
+            ("factors", factors),
+            ("phishing_resistant", Value::from(auth.level == AssuranceLevel::TwoFactorPhishingResistant)),
+            ("level", Value::from(level_number(auth.level))),
+            ("age_secs", Value::from(age.max(0))),
+        ],
+        None,
+    )
+}
+
+/// The context but its `authentication`: shared by a request and its step-up candidates.
+fn context_without_authentication(ctx: &PolicyContext) -> BTreeMap<SmolStr, Value> {
+    BTreeMap::from([
+        ("network_zone".into(), Value::from(ctx.network_zone.as_str())),
+        ("degraded".into(), Value::from(ctx.degraded)),
+        ("hour".into(), Value::from(i64::from(ctx.hour))),
+        ("password_totp_transition".into(), Value::from(ctx.password_totp_transition)),
+    ])
+}
+
+fn with_authentication(shared: &BTreeMap<SmolStr, Value>, authentication: Value) -> ast::Context {
+    let mut pairs = shared.clone();
+    pairs.insert("authentication".into(), authentication);
+    ast::Context::Value(Arc::new(pairs))
+}
+
+/// Writes a cache key: every string with its length, so that no two inputs write the same key.
+struct KeyWriter(String);
+
+impl KeyWriter {
+    fn str(&mut self, s: &str) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}:", s.len());
+        self.0.push_str(s);
+    }
+
+    fn strs(&mut self, v: &[String]) {
+        self.num(v.len() as i64);
+        for s in v {
+            self.str(s);
+        }
+    }
+
+    fn num(&mut self, n: i64) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{n};");
+    }
+
+    fn flag(&mut self, b: bool) {
+        self.0.push(if b { 'T' } else { 'F' });
+    }
+}
+
 impl PolicyEngine for CedarEngine {
     fn decide(&self, req: &PolicyRequest<'_>) -> Decision {
         if !applies_to(req.action, req.resource) {
@@ -613,36 +904,17 @@ impl PolicyEngine for CedarEngine {
             let error = format!("action {} does not apply to {}", req.action.as_str(), resource_kind(req.resource));
             return Decision { errors: vec![error], ..Default::default() };
         }
-        let principal_uid =
-            EntityUid::from_type_name_and_id(self.names.identity.clone(), EntityId::new(&req.principal.id));
-        let (resource_uid, resource_entity) = self.resource_entity(req.resource, req.principal);
-        // Two entities without parents: there is no hierarchy whose closure Cedar would compute.
-        let entities = match CoreEntities::from_entities(
-            std::iter::once(self.identity_entity(req.principal)).chain(resource_entity),
-            None::<&NoEntitiesSchema>,
-            TCComputation::AssumeAlreadyComputed,
-            Extensions::all_available(),
-        ) {
-            Ok(e) => e,
-            Err(e) => return Decision { errors: vec![e.to_string()], ..Default::default() },
-        };
-        let action = req.action;
-        let context = self.context(req.authentication, req.context, req.now);
-        let (allowed, policies, errors) = self.evaluate(&principal_uid, action, &resource_uid, context, &entities);
-        if allowed {
-            return Decision { allowed, policies, step_up: Vec::new(), errors };
+        let key = self.cache_key(req);
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return hit.clone();
         }
-        // Step-up: ask again as if the principal had just logged in with each candidate MIE,
-        // everything else unchanged; the entities are the same, only the context differs.
-        let step_up = ALL_MIE
-            .into_iter()
-            .filter(|mie| {
-                let fresh = fresh_authentication(&req.principal.id, *mie, req.now);
-                let context = self.context(&fresh, req.context, req.now);
-                self.evaluate(&principal_uid, action, &resource_uid, context, &entities).0
-            })
-            .collect();
-        Decision { allowed, policies, step_up, errors }
+        let decision = self.decide_uncached(req);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, decision.clone());
+        decision
     }
 
     fn name(&self) -> &'static str {
@@ -783,6 +1055,173 @@ mod tests {
                 let reference = engine.evaluate_with_authorizer(&principal, action, &resource, context, &entities);
                 prop_assert_eq!((fast.0, &fast.1, fast.2.len()), (reference.0, &reference.1, reference.2));
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// `decide` (cached or not) answers as asking Cedar's `Authorizer` about the request and
+        /// then about each step-up candidate, a login with it made now: the shortcut that
+        /// evaluates only the policies reading `context.authentication` changes nothing.
+        #[test]
+        fn decide_and_its_step_up_agree_with_asking_cedar_about_each_candidate(
+            p in principal_strategy(),
+            (action, r) in target_strategy(),
+            mie in prop::sample::select(ALL_MIE.to_vec()),
+            age in prop_oneof![0i64..2000, Just(i64::MAX / 2)],
+            zone in prop::sample::select(vec!["internal", "external"]),
+            degraded in any::<bool>(),
+            hour in 0u8..24,
+            transition in any::<bool>(),
+        ) {
+            let now = 1_000_000;
+            for engine in [builtin(), extended()] {
+                let auth = Authentication::new(p.id.clone(), mie, factors_of(mie), now - age);
+                let ctx = PolicyContext { degraded, network_zone: zone.into(), hour, password_totp_transition: transition };
+                let req = PolicyRequest { principal: &p, action, resource: &r, authentication: &auth, context: &ctx, now };
+                let principal = EntityUid::from_type_name_and_id(engine.names.identity.clone(), EntityId::new(&p.id));
+                let (resource, resource_entity) = engine.resource_entity(&r, &p);
+                let entities = CoreEntities::from_entities(
+                    std::iter::once(engine.identity_entity(&p)).chain(resource_entity),
+                    None::<&NoEntitiesSchema>,
+                    TCComputation::ComputeNow,
+                    Extensions::all_available(),
+                ).expect("entities");
+                let ask = |auth: &Authentication| {
+                    let context = engine.context(auth, &ctx, now);
+                    engine.evaluate_with_authorizer(&principal, action, &resource, context, &entities)
+                };
+                let reference = ask(&auth);
+                let step_up: Vec<Mie> = if reference.0 {
+                    Vec::new()
+                } else {
+                    ALL_MIE.into_iter().filter(|m| ask(&fresh_authentication(&p.id, *m, now)).0).collect()
+                };
+                for d in [engine.decide_uncached(&req), engine.decide(&req), engine.decide(&req)] {
+                    prop_assert_eq!(
+                        (d.allowed, &d.policies, d.errors.len(), &d.step_up),
+                        (reference.0, &reference.1, reference.2, &step_up)
+                    );
+                }
+            }
+        }
+    }
+
+    fn uses(condition: &str) -> (bool, bool) {
+        let text = format!("permit (principal, action, resource) when {{ {condition} }};");
+        let set = PolicySet::from_str(&text).expect("parses");
+        let p = set.policies().next().expect("one policy");
+        let policy: &ast::Policy = p.as_ref();
+        let u = context_use(&policy.condition());
+        (u.authentication, u.age)
+    }
+
+    #[test]
+    fn what_a_condition_reads_of_the_authentication_is_found_conservatively() {
+        assert_eq!(uses("context.hour < 6 && principal.units.containsAny(resource.units)"), (false, false));
+        assert_eq!(uses("context.network_zone != \"internal\""), (false, false));
+        assert_eq!(uses("context.authentication.mie == \"cps\""), (true, false));
+        assert_eq!(uses("context[\"authentication\"][\"level\"] >= 1"), (true, false));
+        assert_eq!(uses("context has authentication"), (true, false));
+        assert_eq!(uses("context.authentication.age_secs <= 900"), (true, true));
+        assert_eq!(uses("context has authentication.age_secs"), (true, true));
+        // Used whole: anything in it may be read.
+        assert_eq!(uses("context.authentication == context.authentication"), (true, true));
+        assert_eq!(uses("{a: context}.a.authentication.mie == \"cps\""), (true, true));
+        assert_eq!(uses("{a: context.authentication}.a.mie == \"cps\""), (true, true));
+    }
+
+    /// Each request differs from the first in one thing a decision depends on: none is answered
+    /// from the cache with another's decision, and each is what the engine decides uncached.
+    #[test]
+    fn a_cached_decision_is_never_served_for_a_changed_attribute() {
+        let engine = CedarEngine::builtin().expect("built-in");
+        let now = 1_000_000;
+        let nurse = Principal {
+            id: "ide".into(),
+            profession_code: Some("60".into()),
+            category: "paramedical".into(),
+            roles: vec!["cards".into()],
+            units: vec!["UF-A".into()],
+            has_idnat: true,
+            employment_status: "active".into(),
+            account_kind: AccountKind::Personal,
+        };
+        let dpi = Resource::Client(vigie_core::policy::ClientResource {
+            id: "dpi".into(),
+            sensitive: true,
+            required_level: None,
+            audience: "staff".into(),
+        });
+        let intranet = Resource::Client(vigie_core::policy::ClientResource { sensitive: false, ..Default::default() });
+        let internal = PolicyContext { network_zone: "internal".into(), hour: 10, ..Default::default() };
+        let external = PolicyContext { network_zone: "external".into(), ..internal.clone() };
+        let transition = PolicyContext { password_totp_transition: true, ..internal.clone() };
+        let cps = Authentication::new("ide".into(), Mie::Cps, factors_of(Mie::Cps), now - 60);
+        let cps_old = Authentication::new("ide".into(), Mie::Cps, factors_of(Mie::Cps), now - 901);
+        let totp = Authentication::new("ide".into(), Mie::PasswordTotp, factors_of(Mie::PasswordTotp), now - 60);
+        let left = Principal { employment_status: "left".into(), ..nurse.clone() };
+        let generic = Principal { account_kind: AccountKind::Generic, ..nurse.clone() };
+        let no_idnat = Principal { has_idnat: false, ..nurse.clone() };
+        let no_role = Principal { roles: Vec::new(), ..nurse.clone() };
+        let base = PolicyRequest {
+            principal: &nurse,
+            action: Action::LoginToClient,
+            resource: &dpi,
+            authentication: &cps,
+            context: &internal,
+            now,
+        };
+        let admin = PolicyRequest { action: Action::Administer, resource: &Resource::System, ..base.clone() };
+        let dmp = PolicyRequest { action: Action::AccessDmp, resource: &Resource::Dmp, ..base.clone() };
+        let requests = [
+            (base.clone(), true),
+            (PolicyRequest { principal: &left, ..base.clone() }, false),
+            (PolicyRequest { principal: &generic, ..base.clone() }, false),
+            (PolicyRequest { authentication: &totp, ..base.clone() }, false),
+            (PolicyRequest { authentication: &totp, context: &transition, ..base.clone() }, true),
+            (PolicyRequest { authentication: &totp, context: &external, resource: &intranet, ..base.clone() }, false),
+            (PolicyRequest { authentication: &totp, resource: &intranet, ..base.clone() }, true),
+            (dmp.clone(), true),
+            (PolicyRequest { principal: &no_idnat, ..dmp.clone() }, false),
+            (admin.clone(), true),
+            (PolicyRequest { principal: &no_role, ..admin.clone() }, false),
+            // The age is part of the key where a policy of the action reads it...
+            (PolicyRequest { authentication: &cps_old, ..admin.clone() }, false),
+        ];
+        for round in 0..2 {
+            for (i, (req, allowed)) in requests.iter().enumerate() {
+                let d = engine.decide(req);
+                assert_eq!(d.allowed, *allowed, "round {round}, request {i}: {d:?}");
+                assert_eq!(d, engine.decide_uncached(req), "round {round}, request {i}");
+            }
+        }
+        let cached = engine.cache.lock().expect("cache").len();
+        assert_eq!(cached, requests.len(), "one entry per distinct request, reused on the second round");
+        // ... and not where none does: a login an hour later decides alike, from the same entry.
+        let later = PolicyRequest { now: now + 3600, ..base.clone() };
+        assert_eq!(engine.decide(&later), engine.decide_uncached(&later));
+        assert_eq!(engine.cache.lock().expect("cache").len(), cached);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let engine = CedarEngine::builtin().expect("built-in");
+        let auth = Authentication::new("x".into(), Mie::Cps, factors_of(Mie::Cps), 0);
+        let ctx = PolicyContext { network_zone: "internal".into(), ..Default::default() };
+        for i in 0..CACHE_CAPACITY + 10 {
+            let p = Principal { id: format!("p{i}"), employment_status: "active".into(), ..Default::default() };
+            let req = PolicyRequest {
+                principal: &p,
+                action: Action::AccessDmp,
+                resource: &Resource::Dmp,
+                authentication: &auth,
+                context: &ctx,
+                now: 0,
+            };
+            engine.decide(&req);
+            assert!(engine.cache.lock().expect("cache").len() <= CACHE_CAPACITY);
         }
     }
 

@@ -444,6 +444,29 @@ fn a_snapshot_taken_before_a_reload_keeps_deciding_with_its_own_set() {
     assert!(!decide(&policies, Physician, (Cps, 5), AccessDmp, Dmp, Internal).allowed);
 }
 
+#[test]
+fn a_reloaded_set_decides_the_same_request_anew_not_from_the_old_sets_cache() {
+    let d = TempDir::with_default_set("reload-cache");
+    let policies = ReloadablePolicies::load(d.path()).expect("valid set");
+    let physician_cps_on_dpi = |e: &dyn PolicyEngine| decide(e, Physician, (Cps, 5), LoginToClient, Dpi, Internal);
+    for _ in 0..3 {
+        assert!(physician_cps_on_dpi(&policies).allowed, "decided, then answered again by the same set");
+    }
+    d.write(
+        "50_closed.cedar",
+        "@id(\"dpi-closed\")\nforbid (principal, action == Vigie::Action::\"login_to_client\", resource)\n\
+         when { resource.sensitive };\n",
+    );
+    assert!(policies.reload_if_changed().expect("valid change"));
+    let after = physician_cps_on_dpi(&policies);
+    assert!(!after.allowed, "{after:?}");
+    assert_eq!(after.policies, vec!["dpi-closed"]);
+    // And back: the set without the forbid allows again.
+    std::fs::remove_file(d.path().join("50_closed.cedar")).expect("rm");
+    assert!(policies.reload_if_changed().expect("valid change"));
+    assert!(physician_cps_on_dpi(&policies).allowed);
+}
+
 // ---- eval_json (vigie policy eval) ----------------------------------------------------------
 
 #[test]
