@@ -320,21 +320,10 @@ async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreErro
 
 /// Asks the policy engine whether this session may enrol a new MIE; audited.
 async fn enrol_allowed(state: &AppState, req: &HttpRequest, auth: &vigie_core::Authentication) -> bool {
-    use vigie_core::policy::{Action, PolicyRequest, Resource};
     let caller = crate::http::Caller::of(req, state);
-    let Ok(principal) = crate::policy::principal_of(state, &auth.identity_id).await else { return false };
-    let now = crate::now();
-    let context = crate::policy::context_of(state, &caller, now);
-    let decision = state.policy.decide(&PolicyRequest {
-        principal: &principal,
-        action: Action::EnrolMie,
-        resource: &Resource::System,
-        authentication: auth,
-        context: &context,
-        now,
-    });
-    crate::policy::audit_decision(state, &caller, &principal, "system:enrol_mie", auth, &context, &decision);
-    decision.allowed
+    crate::policy::decide_system(state, &caller, vigie_core::policy::Action::EnrolMie, auth, "system:enrol_mie")
+        .await
+        .allowed
 }
 
 struct Texts {

@@ -261,6 +261,35 @@ pub fn decide_login(
     decision
 }
 
+/// Asks the engine whether this session may do a system action (`administer`, `enrol_mie`) on
+/// Vigie itself; counted and audited under `target`. A directory failure refuses.
+pub async fn decide_system(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    auth: &Authentication,
+    target: &str,
+) -> Decision {
+    let principal = match principal_of(state, &auth.identity_id).await {
+        Ok(p) => p,
+        Err(e) => return Decision { errors: vec![e], ..Default::default() },
+    };
+    let now = crate::now();
+    let context = context_of(state, caller, now);
+    let decision = state.policy.decide(&PolicyRequest {
+        principal: &principal,
+        action,
+        resource: &Resource::System,
+        authentication: auth,
+        context: &context,
+        now,
+    });
+    let result = if decision.allowed { "allow" } else { "deny" };
+    metrics::counter!("vigie_policy_decisions_total", "action" => action.as_str(), "result" => result).increment(1);
+    audit_decision(state, caller, &principal, target, auth, &context, &decision);
+    decision
+}
+
 /// One audit line per decision on a login: who, which client, how authenticated, the deciding
 /// policies, and the MIE that would do when refused.
 pub fn audit_decision(

@@ -146,41 +146,21 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
     }
     // The policy on administration (default: a phishing-resistant MIE, at most 15 minutes old):
     // a role is not enough, the person must have proved who they are strongly and recently.
-    let decision = administer(state, req, &session.authentication).await;
+    let caller = Caller::of(req, state);
+    let decision = crate::policy::decide_system(
+        state,
+        &caller,
+        vigie_core::policy::Action::Administer,
+        &session.authentication,
+        "vigie-admin",
+    )
+    .await;
     if !decision.allowed {
         let why = format!("administration refused by policy [{}]", decision.policies.join(", "));
         refused(req, state, Some(&actor), role, &why);
         return Err(super::page::strong_login_needed(req));
     }
     Ok(Admin { actor, identity_id: Some(identity_id), session_cookie: Some(cookie) })
-}
-
-/// Asks the policy engine whether this session may administer Vigie; audited.
-async fn administer(
-    state: &AppState,
-    req: &HttpRequest,
-    auth: &vigie_core::Authentication,
-) -> vigie_core::policy::Decision {
-    use vigie_core::policy::{Action, PolicyRequest, Resource};
-    let caller = Caller::of(req, state);
-    let principal = match crate::policy::principal_of(state, &auth.identity_id).await {
-        Ok(p) => p,
-        Err(e) => {
-            return vigie_core::policy::Decision { errors: vec![e], ..Default::default() };
-        }
-    };
-    let now = crate::now();
-    let context = crate::policy::context_of(state, &caller, now);
-    let decision = state.policy.decide(&PolicyRequest {
-        principal: &principal,
-        action: Action::Administer,
-        resource: &Resource::System,
-        authentication: auth,
-        context: &context,
-        now,
-    });
-    crate::policy::audit_decision(state, &caller, &principal, "vigie-admin", auth, &context, &decision);
-    decision
 }
 
 fn refused(req: &HttpRequest, state: &AppState, actor: Option<&str>, role: Role, reason: &str) {
