@@ -232,23 +232,91 @@ struct Compiled {
     condition: ast::Expr,
     /// What the condition reads of the context (see [`context_use`]).
     reads: ContextUse,
+    /// Per step-up candidate (in [`ALL_MIE`] order): the condition cannot hold for a login with
+    /// it, whatever the rest of the request (see [`ruled_out_by_authentication`]).
+    ruled_out: [bool; ALL_MIE.len()],
+}
+
+/// For each step-up candidate, whether `condition` surely does not hold on a request whose
+/// `context.authentication` is that candidate's. Cedar evaluates `a && b` left to right and stops
+/// at the first operand that is false or errs (Cedar docs, "Operators": `&&` short-circuits); so a
+/// condition is satisfied only when every operand of its `&&` chain evaluates to `true`. An operand
+/// that reads nothing but `context.authentication` and literals has the same value on every
+/// request with that authentication: evaluated here once per candidate, any value but `true`
+/// rules the condition out for that candidate.
+fn ruled_out_by_authentication(condition: &ast::Expr, names: &Names, fresh: &[Value]) -> [bool; ALL_MIE.len()] {
+    fn conjuncts<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
+        match e.expr_kind() {
+            ast::ExprKind::And { left, right } => {
+                conjuncts(left, out);
+                conjuncts(right, out);
+            }
+            _ => out.push(e),
+        }
+    }
+    let mut operands = Vec::new();
+    conjuncts(condition, &mut operands);
+    operands.retain(|e| reads_only_authentication(e));
+    let mut ruled_out = [false; ALL_MIE.len()];
+    if operands.is_empty() {
+        return ruled_out;
+    }
+    let entities = CoreEntities::new();
+    for (out, authentication) in ruled_out.iter_mut().zip(fresh) {
+        // The operands read neither the principal, the action, the resource nor an entity: any
+        // uid does, and no entity is needed.
+        let context = BTreeMap::from([(SmolStr::from("authentication"), authentication.clone())]);
+        let uid = || EntityUIDEntry::known(names.system.as_ref().clone(), None);
+        let request = ast::Request::new_unchecked(uid(), uid(), uid(), Some(ast::Context::Value(Arc::new(context))));
+        let evaluator = Evaluator::new(request, &entities, Extensions::all_available());
+        *out = operands.iter().any(|e| {
+            !matches!(
+                evaluator.interpret(e, &ast::SlotEnv::new()).map(|v| v.value),
+                Ok(ast::ValueKind::Lit(ast::Literal::Bool(true)))
+            )
+        });
+    }
+    ruled_out
+}
+
+/// `e` reads nothing of a request but `context.authentication`: no variable but `context`, and
+/// that only as `context.authentication`; no entity literal (it could be dereferenced), no slot.
+fn reads_only_authentication(e: &ast::Expr) -> bool {
+    use ast::ExprKind;
+    let (mut contexts, mut through_authentication) = (0, 0);
+    for sub in e.subexpressions() {
+        match sub.expr_kind() {
+            ExprKind::Var(ast::Var::Context) => contexts += 1,
+            ExprKind::Var(_) | ExprKind::Slot(_) | ExprKind::Unknown(_) => return false,
+            ExprKind::Lit(ast::Literal::EntityUID(_)) => return false,
+            ExprKind::GetAttr { expr, attr }
+                if attr == "authentication" && matches!(expr.expr_kind(), ExprKind::Var(ast::Var::Context)) =>
+            {
+                through_authentication += 1
+            }
+            _ => {}
+        }
+    }
+    contexts > 0 && contexts == through_authentication
 }
 
 /// What a condition reads of the context, found by walking its expression at load, conservatively:
 /// `context` or `context.authentication` used whole (compared, passed on) counts as reading all.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct ContextUse {
     /// Reads `context.authentication`: its value may change with the MIE of a step-up candidate.
     authentication: bool,
     /// Reads `context.authentication.age_secs`: its value may change with the time of the request.
     age: bool,
+    /// The attributes of `context.authentication` it reads; `None`: all of it.
+    authentication_attrs: Option<Vec<SmolStr>>,
 }
 
 fn context_use(condition: &ast::Expr) -> ContextUse {
     use ast::ExprKind;
     let is_context = |e: &ast::Expr| matches!(e.expr_kind(), ExprKind::Var(ast::Var::Context));
     let is_authentication = |e: &ast::Expr| matches!(e.expr_kind(), ExprKind::GetAttr { expr, attr } if is_context(expr) && attr == "authentication");
-    let mut uses = ContextUse::default();
+    let mut uses = ContextUse { authentication_attrs: Some(Vec::new()), ..Default::default() };
     // Each node has one parent: a `context` (or `context.authentication`) node that is not the
     // object of an attribute access is used whole.
     let (mut contexts, mut contexts_accessed, mut authentications, mut authentications_accessed) = (0, 0, 0, 0);
@@ -268,25 +336,35 @@ fn context_use(condition: &ast::Expr) -> ContextUse {
             contexts_accessed += 1;
             if attr == "authentication" {
                 uses.authentication = true;
-                // `context has authentication.age_secs`: reads below, conservatively everything.
-                uses.age |= nested;
+                if nested {
+                    // `context has authentication.age_secs`: reads below, conservatively everything.
+                    uses.authentication_attrs = None;
+                }
             }
         }
         if is_authentication(object) {
             authentications_accessed += 1;
-            uses.age |= attr == "age_secs";
+            if let Some(attrs) = &mut uses.authentication_attrs {
+                attrs.push(attr.clone());
+            }
         }
     }
     if contexts > contexts_accessed || authentications > authentications_accessed {
-        uses = ContextUse { authentication: true, age: true };
+        uses.authentication = true;
+        uses.authentication_attrs = None;
     }
+    if let Some(attrs) = &mut uses.authentication_attrs {
+        attrs.sort();
+        attrs.dedup();
+    }
+    uses.age = uses.authentication_attrs.as_ref().is_none_or(|a| a.iter().any(|a| a == "age_secs"));
     uses
 }
 
 /// Splits a validated set by the actions its policies' scopes can match. A policy on an action
 /// the engine does not know (an action group of a custom schema) goes to every slice: a slice may
 /// hold more than needed, never less.
-fn slice_by_action(set: &PolicySet, names: &Names) -> [Vec<Compiled>; 5] {
+fn slice_by_action(set: &PolicySet, names: &Names, fresh: &[Value]) -> [Vec<Compiled>; 5] {
     let mut slices: [Vec<Compiled>; 5] = Default::default();
     for p in set.policies() {
         let targets: Vec<usize> = match p.action_constraint() {
@@ -301,11 +379,13 @@ fn slice_by_action(set: &PolicySet, names: &Names) -> [Vec<Compiled>; 5] {
             }
         };
         let policy: &ast::Policy = p.as_ref();
+        let condition = policy.condition();
+        let reads = context_use(&condition);
+        let ruled_out = ruled_out_by_authentication(&condition, names, fresh);
         for i in targets {
             let id = p.id().to_string();
-            let condition = policy.condition();
-            let reads = context_use(&condition);
-            slices[i].push(Compiled { id, effect: policy.effect(), condition, reads });
+            let (condition, reads) = (condition.clone(), reads.clone());
+            slices[i].push(Compiled { id, effect: policy.effect(), condition, reads, ruled_out });
         }
     }
     slices
@@ -481,9 +561,9 @@ impl CedarEngine {
         let mut ids: Vec<String> = origin.into_keys().collect();
         ids.sort();
         let names = Names::new();
-        let slices = slice_by_action(&set, &names);
-        let reads_age = std::array::from_fn(|i| slices[i].iter().any(|p| p.reads.age));
         let fresh = ALL_MIE.map(|mie| authentication_value(&fresh_authentication("", mie, 0), 0));
+        let slices = slice_by_action(&set, &names, &fresh);
+        let reads_age = std::array::from_fn(|i| slices[i].iter().any(|p| p.reads.age));
         Ok(Self {
             policies: set,
             slices,
@@ -663,10 +743,13 @@ impl CedarEngine {
     /// the outcomes of the refused request's evaluation. Only the authentication differs between
     /// the candidates and that request, so a policy that does not read `context.authentication`
     /// has the outcome it had there: a satisfied one of those forbids every candidate, a satisfied
-    /// permit of those allows every candidate no forbid stops. The others are evaluated per
-    /// candidate, forbids first, each kind stopping at its first satisfied policy (a policy that
-    /// errs is skipped, as in [`Self::evaluate`]). A property test checks it against asking
-    /// Cedar's `Authorizer` about each candidate.
+    /// permit of those allows every candidate no forbid stops. For the others, per candidate,
+    /// forbids first, each kind stopping at its first satisfied policy (a policy that errs is
+    /// skipped, as in [`Self::evaluate`]): a policy ruled out for the candidate at load is not
+    /// satisfied; one that reads only attributes of the authentication on which the request or an
+    /// earlier candidate agrees has the outcome it had there; the rest is evaluated. A property
+    /// test checks it against asking Cedar's `Authorizer` about each candidate.
+    #[allow(clippy::too_many_arguments)] // the parts of one request, shared with `decide_uncached`
     fn step_up(
         &self,
         principal: &EntityUid,
@@ -674,6 +757,7 @@ impl CedarEngine {
         resource: &EntityUid,
         context: &BTreeMap<SmolStr, Value>,
         entities: &CoreEntities,
+        authentication: &Value,
         outcomes: &[Option<bool>],
     ) -> Vec<Mie> {
         let slice = &self.slices[action_index(action)];
@@ -684,26 +768,43 @@ impl CedarEngine {
             return Vec::new();
         }
         let permitted = settled(ast::Effect::Permit);
-        ALL_MIE
-            .into_iter()
-            .zip(&self.fresh)
-            .filter(|(_, authentication)| {
-                let context = with_authentication(context, (*authentication).clone());
-                let evaluator = Evaluator::new(
-                    self.request(principal, action, resource, context),
-                    entities,
-                    Extensions::all_available(),
-                );
-                let satisfied = |effect: ast::Effect| {
-                    slice
-                        .iter()
-                        .filter(|p| p.reads.authentication && p.effect == effect)
-                        .any(|p| outcome(&evaluator, p) == Ok(true))
-                };
-                !satisfied(ast::Effect::Forbid) && (permitted || satisfied(ast::Effect::Permit))
-            })
-            .map(|(mie, _)| mie)
-            .collect()
+        // Per policy, the candidates it was evaluated for, and whether it was satisfied.
+        let mut known: Vec<Vec<(usize, bool)>> = vec![Vec::new(); slice.len()];
+        let mut step_up = Vec::new();
+        for (c, candidate) in self.fresh.iter().enumerate() {
+            let mut evaluator = None;
+            let mut satisfied = |effect: ast::Effect| {
+                for (i, p) in slice.iter().enumerate() {
+                    if !p.reads.authentication || p.effect != effect || p.ruled_out[c] {
+                        continue;
+                    }
+                    let attrs = &p.reads.authentication_attrs;
+                    let already = if agree(authentication, candidate, attrs) {
+                        Some(outcomes[i] == Some(true))
+                    } else {
+                        known[i].iter().find(|(d, _)| agree(&self.fresh[*d], candidate, attrs)).map(|(_, s)| *s)
+                    };
+                    let holds = already.unwrap_or_else(|| {
+                        let evaluator = evaluator.get_or_insert_with(|| {
+                            let context = with_authentication(context, candidate.clone());
+                            let request = self.request(principal, action, resource, context);
+                            Evaluator::new(request, entities, Extensions::all_available())
+                        });
+                        let holds = outcome(evaluator, p) == Ok(true);
+                        known[i].push((c, holds));
+                        holds
+                    });
+                    if holds {
+                        return true;
+                    }
+                }
+                false
+            };
+            if !satisfied(ast::Effect::Forbid) && (permitted || satisfied(ast::Effect::Permit)) {
+                step_up.push(ALL_MIE[c]);
+            }
+        }
+        step_up
     }
 
     /// Everything a decision of this set depends on, written unambiguously (each string with its
@@ -777,14 +878,15 @@ impl CedarEngine {
         };
         let action = req.action;
         let shared = context_without_authentication(req.context);
-        let context =
-            with_authentication(&shared, authentication_value(req.authentication, age(req.authentication, req.now)));
+        let authentication = authentication_value(req.authentication, age(req.authentication, req.now));
+        let context = with_authentication(&shared, authentication.clone());
         let (allowed, policies, errors, outcomes) =
             self.evaluate_all(&principal_uid, action, &resource_uid, context, &entities);
         if allowed {
             return Decision { allowed, policies, step_up: Vec::new(), errors };
         }
-        let step_up = self.step_up(&principal_uid, action, &resource_uid, &shared, &entities, &outcomes);
+        let step_up =
+            self.step_up(&principal_uid, action, &resource_uid, &shared, &entities, &authentication, &outcomes);
         Decision { allowed, policies, step_up, errors }
     }
 
@@ -826,6 +928,15 @@ fn level_number(level: AssuranceLevel) -> i64 {
 /// Seconds since the authentication, as `context.authentication.age_secs` says it (never negative).
 fn age(auth: &Authentication, now: i64) -> i64 {
     now.saturating_sub(auth.at).max(0)
+}
+
+/// Two `context.authentication` records have the same value for each of `attrs` (all: `None`).
+fn agree(a: &Value, b: &Value, attrs: &Option<Vec<SmolStr>>) -> bool {
+    let Some(attrs) = attrs else { return a == b };
+    match (&a.value, &b.value) {
+        (ast::ValueKind::Record(a), ast::ValueKind::Record(b)) => attrs.iter().all(|k| a.get(k) == b.get(k)),
+        _ => a == b,
+    }
 }
 
 /// One policy's condition on a request: satisfied or not, or why it could not be evaluated.
@@ -1130,6 +1241,55 @@ mod tests {
         assert_eq!(uses("context.authentication == context.authentication"), (true, true));
         assert_eq!(uses("{a: context}.a.authentication.mie == \"cps\""), (true, true));
         assert_eq!(uses("{a: context.authentication}.a.mie == \"cps\""), (true, true));
+        // Which attributes: a step-up candidate agreeing with the request on them shares its outcome.
+        let attrs = |condition: &str| {
+            let text = format!("permit (principal, action, resource) when {{ {condition} }};");
+            let set = PolicySet::from_str(&text).expect("parses");
+            let policy: &ast::Policy = set.policies().next().expect("one").as_ref();
+            context_use(&policy.condition()).authentication_attrs
+        };
+        let some = |a: &[&str]| Some(a.iter().map(|s| SmolStr::from(*s)).collect::<Vec<_>>());
+        assert_eq!(attrs("context.authentication.level >= resource.required_level"), some(&["level"]));
+        assert_eq!(
+            attrs("context.authentication has mie && context.authentication.level > 0"),
+            some(&["level", "mie"])
+        );
+        assert_eq!(attrs("context.hour > 1"), some(&[]));
+        assert_eq!(attrs("context.authentication == context.authentication"), None);
+        assert_eq!(attrs("context has authentication.level"), None);
+    }
+
+    /// Which candidates each default login policy is ruled out for, from its `&&` operands that
+    /// read only the authentication; operands reading anything else never rule out.
+    #[test]
+    fn a_policy_is_ruled_out_for_a_candidate_only_by_what_the_authentication_alone_decides() {
+        let engine = builtin();
+        let ruled_out = |id: &str| -> Vec<Mie> {
+            let p = engine.slices[0].iter().find(|p| p.id == id).expect("policy");
+            ALL_MIE.into_iter().zip(p.ruled_out).filter(|(_, out)| *out).map(|(m, _)| m).collect()
+        };
+        use Mie::*;
+        assert_eq!(ruled_out("login-rie-mie"), vec![PasswordTotp, Sponsorship]);
+        assert_eq!(ruled_out("external-zone-rie-mie-only"), vec![Cps, Cpe, Fido2, Ecps]);
+        assert_eq!(ruled_out("login-sensitive-no-password-totp"), vec![Cps, Cpe, Fido2, Ecps, Sponsorship]);
+        assert_eq!(ruled_out("login-non-sensitive-two-factor"), Vec::<Mie>::new(), "level >= 1 holds for all");
+        assert_eq!(ruled_out("login-below-required-level"), Vec::<Mie>::new(), "reads the resource");
+        assert_eq!(ruled_out("employment-not-active"), Vec::<Mie>::new(), "reads no authentication");
+        let only = |condition: &str| {
+            let text = format!("permit (principal, action, resource) when {{ {condition} }};");
+            let set = PolicySet::from_str(&text).expect("parses");
+            let policy: &ast::Policy = set.policies().next().expect("one").as_ref();
+            ruled_out_by_authentication(&policy.condition(), &engine.names, &engine.fresh)
+        };
+        // An operand mixing the authentication with anything else decides nothing alone.
+        assert_eq!(only("context.authentication.mie == principal.category"), [false; 6]);
+        assert_eq!(only("context.authentication.mie == context.network_zone"), [false; 6]);
+        assert_eq!(only("Vigie::Identity::\"x\".units.contains(context.authentication.mie)"), [false; 6]);
+        // An operand that errs for a candidate (not a boolean) rules it out, as Cedar's `&&` fails.
+        assert_eq!(
+            only("context.hour > 3 && (if context.authentication.level == 2 then 1 else true)"),
+            [true, true, true, false, false, false]
+        );
     }
 
     /// Each request differs from the first in one thing a decision depends on: none is answered
