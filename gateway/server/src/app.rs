@@ -64,6 +64,8 @@ pub struct AppState {
     pub identities: IdentityCache,
     /// Principals for policy decisions, cached like identities.
     pub principals: crate::policy::PrincipalCache,
+    /// `policy.zones`, parsed.
+    pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
 }
 
 /// A small TTL cache of identities: the directory is read at most once per identity and
@@ -192,6 +194,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         }
         None => (Arc::new(vigie_policies::CedarEngine::builtin().context("the built-in policy set")?), None),
     };
+    let zones = crate::policy::parse_zones(&config.policy);
     let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
         None
     } else {
@@ -220,6 +223,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         client_jwks: Default::default(),
         identities: Default::default(),
         principals: Default::default(),
+        zones,
     })
 }
 

@@ -73,15 +73,22 @@ pub fn parse_date(s: &str) -> Option<time::Date> {
     time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
+/// The configured zones, parsed once (the configuration was validated: every CIDR parses).
+pub fn parse_zones(config: &crate::config::PolicyConfig) -> Vec<(String, Vec<Cidr>)> {
+    config
+        .zones
+        .iter()
+        .map(|(z, cidrs)| (z.clone(), cidrs.iter().filter_map(|c| Cidr::parse(c).ok()).collect()))
+        .collect()
+}
+
 /// The network zone of an address: the first configured zone that holds it, else `external`.
 pub fn zone_of(state: &AppState, ip: &str) -> String {
     let Ok(ip) = ip.parse::<IpAddr>() else { return "external".into() };
     state
-        .config
-        .policy
         .zones
         .iter()
-        .find(|(_, cidrs)| cidrs.iter().filter_map(|c| Cidr::parse(c).ok()).any(|c| c.contains(ip)))
+        .find(|(_, cidrs)| cidrs.iter().any(|c| c.contains(ip)))
         .map(|(zone, _)| zone.clone())
         .unwrap_or_else(|| "external".into())
 }

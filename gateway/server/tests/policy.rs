@@ -203,3 +203,23 @@ fn ops_validate_and_evaluate_a_policy_set_before_deploying_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_outside_the_internal_zones_password_and_totp_is_not_enough() {
+    // This machine's loopback is not in the establishment's only zone: the caller is `external`.
+    let gw = Gateway::start(&[("VIGIE_POLICY__ZONES", r#"{internal=["10.0.0.0/8"]}"#)]).await;
+    let refused = password_login(&gw).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("/login/cps?flow="), "a card is offered instead: {}", refused.body);
+    gw.audit_line(|l| {
+        l["kind"] == "policy_decision"
+            && l["client_id"] == "demo-app"
+            && l["reason"].as_str().is_some_and(|r| r.contains("zone external"))
+            && l["object"].as_str().is_some_and(|o| o.contains("external-zone-rie-mie-only"))
+    })
+    .await;
+    // The card does it from anywhere.
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let code = card.sign_in_with_card(&Authz::new(&gw, "demo-app")).await;
+    assert!(!code.is_empty());
+}
