@@ -269,8 +269,8 @@ impl Gateway {
                 let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
                 args.first().is_some_and(|a| a.ends_with(b"vigie"))
-                    && args.iter().any(|a| *a == b"serve")
-                    && args.iter().any(|a| *a == data_dir.as_bytes())
+                    && args.contains(&b"serve".as_slice())
+                    && args.contains(&data_dir.as_bytes())
             })
             .expect("the vigie serve process")
     }
