@@ -7,6 +7,7 @@ pub mod cards;
 mod directory;
 mod fido2;
 pub mod import;
+mod policy_attributes;
 mod rules;
 
 pub use directory::SqlDirectory;

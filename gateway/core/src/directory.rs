@@ -78,3 +78,21 @@ pub trait Directory: Send + Sync {
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), DirectoryError>;
 }
+
+/// What the policy engine reads of a person beyond the HR record: the kind of their account and
+/// their employment status (`active`, `suspended`, `left`).
+#[async_trait]
+pub trait PolicyAttributes: Send + Sync {
+    /// The account kind and employment status of an identity (`personal`, `active` when unknown).
+    async fn policy_attributes(
+        &self,
+        identity_id: &str,
+    ) -> Result<(crate::policy::AccountKind, String), DirectoryError>;
+    /// Marks the account with this login name personal or generic; false when there is none.
+    async fn set_account_kind(&self, username: &str, kind: crate::policy::AccountKind) -> Result<bool, DirectoryError>;
+    /// Sets the employment status of the identity of this login name; false when there is none.
+    async fn set_employment_status(&self, username: &str, status: &str) -> Result<bool, DirectoryError>;
+}
+
+/// The employment statuses the directory keeps.
+pub const EMPLOYMENT_STATUSES: [&str; 3] = ["active", "suspended", "left"];

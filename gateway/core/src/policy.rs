@@ -55,6 +55,21 @@ pub enum AccountKind {
     Generic,
 }
 
+impl AccountKind {
+    /// The label policies and the directory use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Personal => "personal",
+            AccountKind::Generic => "generic",
+        }
+    }
+
+    /// The kind with this label.
+    pub fn parse(s: &str) -> Option<Self> {
+        [AccountKind::Personal, AccountKind::Generic].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// Who asks: the identity, with what the policies may read of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {

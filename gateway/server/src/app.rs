@@ -42,6 +42,8 @@ pub struct AppState {
     pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
     /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// Account kind and employment status, for the policy engine; the directory's database.
+    pub policy_attributes: Arc<dyn vigie_core::directory::PolicyAttributes>,
     /// The card registry (HR binding and life cycle); the directory's database.
     pub cards: Arc<dyn vigie_core::cards::CardRegistry>,
     /// Administrative roles of staff (the directory's database).
@@ -213,6 +215,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         roles: directory.clone(),
         search: directory.clone(),
         cards: directory.clone(),
+        policy_attributes: directory.clone(),
         directory,
         card_validator,
         keys,

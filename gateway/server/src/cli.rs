@@ -154,9 +154,65 @@ enum UsersCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Mark an account `personal` or `generic` (a shared account: the policies keep it off
+    /// sensitive clients and the DMP).
+    SetKind {
+        username: String,
+        kind: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set a person's employment status: `active`, `suspended`, `left` (the policies refuse
+    /// everything but `active`).
+    SetStatus {
+        username: String,
+        status: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Grants or revokes a role of the account `username`, in the deployment's directory.
+/// An attribute the policies read, set from the command line.
+enum PolicyAttribute {
+    Kind(vigie_core::policy::AccountKind),
+    Status(String),
+}
+
+/// Sets an attribute the policies read (account kind, employment status), and audits it.
+fn set_policy_attribute(target: &Target, username: &str, attribute: PolicyAttribute) -> anyhow::Result<()> {
+    use vigie_core::directory::PolicyAttributes;
+    let config = target.config()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        let (found, what) = match &attribute {
+            PolicyAttribute::Kind(k) => {
+                (dir.set_account_kind(username, *k).await?, format!("account kind {}", k.as_str()))
+            }
+            PolicyAttribute::Status(s) => {
+                (dir.set_employment_status(username, s).await?, format!("employment status {s}"))
+            }
+        };
+        if !found {
+            anyhow::bail!("no account {username:?}: import the user first (`vigie users import`)");
+        }
+        println!("{username}: {what}");
+        audit_now(
+            &config,
+            vigie_core::audit::AuditEvent {
+                kind: Some(vigie_core::audit::AuditKind::RoleChanged),
+                outcome: Some(vigie_core::audit::Outcome::Success),
+                username: Some(username.to_owned()),
+                actor: Some(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))),
+                object: Some(what.clone()),
+                reason: Some("set".into()),
+                ..Default::default()
+            },
+        )
+    })
+}
+
 fn change_role(target: &Target, username: &str, role: &str, grant: bool) -> anyhow::Result<()> {
     use vigie_core::roles::Roles;
     let role = vigie_core::roles::Role::parse(role).map_err(anyhow::Error::msg)?;
@@ -432,6 +488,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users { command: UsersCommand::RevokeRole { username, role, target } } => {
             change_role(&target, &username, &role, false)
+        }
+        Command::Users { command: UsersCommand::SetKind { username, kind, target } } => {
+            let kind = vigie_core::policy::AccountKind::parse(&kind)
+                .with_context(|| format!("unknown account kind {kind:?}: personal or generic"))?;
+            set_policy_attribute(&target, &username, PolicyAttribute::Kind(kind))
+        }
+        Command::Users { command: UsersCommand::SetStatus { username, status, target } } => {
+            set_policy_attribute(&target, &username, PolicyAttribute::Status(status))
         }
         Command::Cards { command } => crate::admin::cli::run(command),
         Command::Admin { command: AdminCommand::NewToken { name, role } } => {

@@ -4,9 +4,7 @@
 use std::net::IpAddr;
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::policy::{
-    AccountKind, Action, ClientResource, Decision, PolicyContext, PolicyRequest, Principal, Resource,
-};
+use vigie_core::policy::{Action, ClientResource, Decision, PolicyContext, PolicyRequest, Principal, Resource};
 use vigie_core::{Authentication, Mie};
 
 use crate::app::{AppState, Client};
@@ -203,6 +201,8 @@ async fn read_principal(state: &AppState, identity_id: &str) -> Result<Principal
         });
     };
     let metier = identity.metier.as_deref();
+    let (account_kind, employment_status) =
+        state.policy_attributes.policy_attributes(identity_id).await.map_err(|e| e.to_string())?;
     Ok(Principal {
         id: identity.id.clone(),
         profession_code: profession_code_of(metier).map(String::from),
@@ -210,8 +210,8 @@ async fn read_principal(state: &AppState, identity_id: &str) -> Result<Principal
         roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
         units: identity.units.iter().map(|u| u.uf.clone()).collect(),
         has_idnat: identity.idnat.is_some(),
-        employment_status: "active".into(),
-        account_kind: AccountKind::Personal,
+        employment_status,
+        account_kind,
     })
 }
 

@@ -223,3 +223,42 @@ async fn from_outside_the_internal_zones_password_and_totp_is_not_enough() {
     let code = card.sign_in_with_card(&Authz::new(&gw, "demo-app")).await;
     assert!(!code.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generic_account_stays_off_sensitive_clients_and_someone_who_left_gets_nowhere() {
+    let gw = Gateway::start(&[]).await;
+    let dir = gw.data_dir.display().to_string();
+    let vigie = |args: &[&str]| Command::new(BIN).args(args).args(["--data-dir", &dir]).output().unwrap();
+    // The médecin's account becomes a shared one: even with the card, not the DPI (no MIE would do).
+    let out = vigie(&["users", "set-kind", "demo.medecin", "generic"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let r = card.authorize(&Authz::new(&gw, "demo-dpi")).await;
+    let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
+    let refused = card.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("les règles de l&#39;établissement ne permettent pas"), "{}", refused.body);
+    gw.audit_line(|l| {
+        l["kind"] == "policy_decision"
+            && l["object"].as_str().is_some_and(|o| o.contains("generic-account-never-sensitive"))
+    })
+    .await;
+    // …but a non-sensitive client, yes.
+    assert!(!card.sign_in_with_card(&Authz::new(&gw, "demo-app")).await.is_empty());
+
+    // The interne has left: nothing opens, whatever the MIE.
+    let out = vigie(&["users", "set-status", "demo.interne", "left"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vigie(&["users", "set-status", "demo.interne", "retired"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown employment status"));
+    let mut b = gw.browser();
+    let r = b.authorize(&Authz::new(&gw, "demo-app")).await;
+    let user = gw.user("demo.interne").clone();
+    let totp = gw.totp("demo.interne").await;
+    let done = b.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    assert_eq!(done.status, 403, "{}", done.body);
+    gw.audit_line(|l| {
+        l["kind"] == "policy_decision" && l["object"].as_str().is_some_and(|o| o.contains("employment-not-active"))
+    })
+    .await;
+}

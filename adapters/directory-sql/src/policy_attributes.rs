@@ -1,0 +1,60 @@
+//! [`PolicyAttributes`] on the directory database (migration `0004_policy_attributes.sql`): the
+//! kind of an account and the employment status of a person, for the policy engine.
+use async_trait::async_trait;
+use vigie_core::directory::{DirectoryError, EMPLOYMENT_STATUSES, PolicyAttributes};
+use vigie_core::policy::AccountKind;
+
+use crate::SqlDirectory;
+use crate::directory::failed;
+
+#[async_trait]
+impl PolicyAttributes for SqlDirectory {
+    async fn policy_attributes(&self, identity_id: &str) -> Result<(AccountKind, String), DirectoryError> {
+        let row = sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT i.employment_status, a.kind FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id \
+             WHERE i.id = $1",
+        )
+        .bind(identity_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| failed("reading policy attributes", &e))?;
+        let Some((status, kind)) = row else { return Ok((AccountKind::Personal, "active".into())) };
+        let kind = match kind.as_deref() {
+            None => AccountKind::Personal,
+            Some(k) => AccountKind::parse(k).ok_or_else(|| {
+                DirectoryError::Unavailable(format!(
+                    "the directory database holds an unknown account kind {k:?} for identity {identity_id}: fix the row"
+                ))
+            })?,
+        };
+        Ok((kind, status))
+    }
+
+    async fn set_account_kind(&self, username: &str, kind: AccountKind) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("UPDATE accounts SET kind = $1 WHERE username = $2")
+            .bind(kind.as_str())
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("setting an account kind", &e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_employment_status(&self, username: &str, status: &str) -> Result<bool, DirectoryError> {
+        if !EMPLOYMENT_STATUSES.contains(&status) {
+            return Err(DirectoryError::Invalid(format!(
+                "unknown employment status {status:?}; one of {}",
+                EMPLOYMENT_STATUSES.join(", ")
+            )));
+        }
+        let done = sqlx::query(
+            "UPDATE identities SET employment_status = $1 WHERE id = (SELECT identity_id FROM accounts WHERE username = $2)",
+        )
+        .bind(status)
+        .bind(username)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| failed("setting an employment status", &e))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
