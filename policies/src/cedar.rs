@@ -417,7 +417,8 @@ pub struct CedarEngine {
     fresh: [Value; ALL_MIE.len()],
     /// Decisions of this set, by everything they depend on (see [`CedarEngine::cache_key`]).
     /// A reload builds a new engine, hence a new cache: a decision of an old set is never served.
-    cache: Mutex<HashMap<String, Decision>>,
+    /// Seeded per process (foldhash's random state): fast, and keys cannot be chosen to collide.
+    cache: Mutex<HashMap<Vec<u8>, Decision, foldhash::fast::RandomState>>,
 }
 
 /// How many decisions a set keeps; when full, the cache is emptied (bounded memory, no eviction
@@ -573,7 +574,7 @@ impl CedarEngine {
             names,
             reads_age,
             fresh,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
         })
     }
 
@@ -812,14 +813,17 @@ impl CedarEngine {
     /// Cedar, the context, and the authentication (MIE, factors, level; its age only when a policy
     /// of the action reads `age_secs`, else a login at any time decides alike). The time of the
     /// request matters otherwise only through the step-up candidates, whose age is always 0.
-    fn cache_key(&self, req: &PolicyRequest<'_>) -> String {
-        let mut k = KeyWriter(String::with_capacity(160));
+    fn cache_key(&self, req: &PolicyRequest<'_>) -> Vec<u8> {
+        let mut k = KeyWriter(Vec::with_capacity(192));
         k.str(req.action.as_str());
         let p = req.principal;
         k.str(&p.id);
         match &p.profession_code {
-            Some(code) => k.str(code),
-            None => k.0.push('-'),
+            Some(code) => {
+                k.flag(true);
+                k.str(code);
+            }
+            None => k.flag(false),
         }
         k.str(&p.category);
         k.strs(&p.roles);
@@ -981,13 +985,15 @@ fn with_authentication(shared: &BTreeMap<SmolStr, Value>, authentication: Value)
 }
 
 /// Writes a cache key: every string with its length, so that no two inputs write the same key.
-struct KeyWriter(String);
+/// Writes a cache key as bytes: every string length-prefixed, numbers and flags fixed-width, so
+/// that two different requests never write the same key (and no formatting machinery runs on the
+/// decision path).
+struct KeyWriter(Vec<u8>);
 
 impl KeyWriter {
     fn str(&mut self, s: &str) {
-        use std::fmt::Write;
-        let _ = write!(self.0, "{}:", s.len());
-        self.0.push_str(s);
+        self.0.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
     }
 
     fn strs(&mut self, v: &[String]) {
@@ -998,12 +1004,11 @@ impl KeyWriter {
     }
 
     fn num(&mut self, n: i64) {
-        use std::fmt::Write;
-        let _ = write!(self.0, "{n};");
+        self.0.extend_from_slice(&n.to_le_bytes());
     }
 
     fn flag(&mut self, b: bool) {
-        self.0.push(if b { 'T' } else { 'F' });
+        self.0.push(u8::from(b));
     }
 }
 
