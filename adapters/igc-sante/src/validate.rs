@@ -326,6 +326,14 @@ impl CardValidator {
         &self.crls
     }
 
+    /// Subjects (DER `Name`) of the configured anchors, for a TLS CertificateRequest's
+    /// `certificate_authorities`.
+    pub fn anchor_subjects(&self) -> Vec<Vec<u8>> {
+        let mut subjects: Vec<Vec<u8>> = self.anchors.iter().map(|a| a.key.name.clone()).collect();
+        subjects.dedup();
+        subjects
+    }
+
     /// Subject DNs of the configured anchors.
     pub fn anchors(&self) -> Vec<String> {
         self.anchors.iter().map(|a| a.dn.clone()).collect()

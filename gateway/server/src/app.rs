@@ -65,39 +65,59 @@ pub struct AppState {
     /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
     pub identities: IdentityCache,
     /// Principals for policy decisions, cached like identities.
-    pub principals: crate::policy::PrincipalCache,
+    pub principals: TtlCache<vigie_core::policy::Principal>,
     /// `policy.zones`, parsed.
     pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
 }
 
-/// A small TTL cache of identities: the directory is read at most once per identity and
-/// period on the token path, instead of on every token.
-#[derive(Default)]
-pub struct IdentityCache(std::sync::Mutex<HashMap<String, (std::time::Instant, Arc<Identity>)>>);
+/// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them.
+pub struct TtlCache<V>(std::sync::Mutex<HashMap<String, (std::time::Instant, V)>>);
 
-impl IdentityCache {
+impl<V> Default for TtlCache<V> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<V: Clone> TtlCache<V> {
     const MAX: usize = 50_000;
 
-    pub async fn get(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
-        let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
-        if let Some(hit) =
-            self.0.lock().ok().and_then(|m| m.get(id).filter(|(t, _)| t.elapsed() < ttl).map(|(_, i)| i.clone()))
-        {
-            return Ok(Some(hit));
+    /// The value under `key`, if put less than `ttl` ago.
+    pub fn get(&self, key: &str, ttl: Duration) -> Option<V> {
+        self.0.lock().ok().and_then(|m| m.get(key).filter(|(t, _)| t.elapsed() < ttl).map(|(_, v)| v.clone()))
+    }
+
+    /// Keeps `value` under `key` (not at all when `ttl` is zero).
+    pub fn put(&self, key: &str, value: V, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
         }
-        let Some(identity) = state.directory.identity(id).await? else { return Ok(None) };
-        let identity = Arc::new(identity);
-        if !ttl.is_zero()
-            && let Ok(mut m) = self.0.lock()
-        {
+        if let Ok(mut m) = self.0.lock() {
             if m.len() >= Self::MAX {
                 m.retain(|_, (t, _)| t.elapsed() < ttl);
                 if m.len() >= Self::MAX {
                     m.clear();
                 }
             }
-            m.insert(id.to_owned(), (std::time::Instant::now(), identity.clone()));
+            m.insert(key.to_owned(), (std::time::Instant::now(), value));
         }
+    }
+}
+
+/// Identities read for tokens and userinfo: the directory is read at most once per identity and
+/// period on the token path, instead of on every token.
+#[derive(Default)]
+pub struct IdentityCache(TtlCache<Arc<Identity>>);
+
+impl IdentityCache {
+    pub async fn get(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
+        if let Some(hit) = self.0.get(id, ttl) {
+            return Ok(Some(hit));
+        }
+        let Some(identity) = state.directory.identity(id).await? else { return Ok(None) };
+        let identity = Arc::new(identity);
+        self.0.put(id, identity.clone(), ttl);
         Ok(Some(identity))
     }
 }

@@ -184,23 +184,10 @@ pub async fn validate_chain(state: &AppState, chain: &[Vec<u8>]) -> Result<Prese
 /// The subjects (DER) of the card CAs, sent to browsers in the TLS CertificateRequest so that
 /// they offer the card's certificate; empty when card login is off (no certificate is asked).
 pub fn client_ca_subjects(state: &AppState) -> Vec<Vec<u8>> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let trust = &state.config.cards.trust;
-    if !state.config.cards.enabled || state.card_validator.is_none() {
-        return Vec::new();
+    match &state.card_validator {
+        Some(v) if state.config.cards.enabled => v.anchor_subjects(),
+        _ => Vec::new(),
     }
-    let mut pems: Vec<Vec<u8>> = trust.anchors_pem.iter().map(|p| p.as_bytes().to_vec()).collect();
-    pems.extend(trust.anchors.iter().filter_map(|p| std::fs::read(p).ok()));
-    let mut subjects: Vec<Vec<u8>> = pems
-        .iter()
-        .flat_map(|pem| CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect::<Vec<_>>())
-        .filter_map(|der| {
-            x509_parser::parse_x509_certificate(&der).ok().map(|(_, c)| c.tbs_certificate.subject.as_raw().to_vec())
-        })
-        .collect();
-    subjects.dedup();
-    subjects
 }
 
 /// Keeps the CRLs fresh in the background: the login path never waits on a CRL server (but for

@@ -186,9 +186,7 @@ fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
     let crl = pki.crl_der(&[], now - 60, now + 365 * 86_400).map_err(|e| anyhow::anyhow!("demo card CRL: {e}"))?;
     std::fs::write(dir.join("card-ca.pem"), pki.anchors_pem())?;
     std::fs::write(dir.join("card-ca.crl"), crl)?;
-    std::fs::write(dir.join("card-medecin.pem"), &card.cert_pem)?;
-    std::fs::write(dir.join("card-medecin.chain.pem"), &card.chain_pem)?;
-    write_secret(&dir.join("card-medecin.key"), &card.key_pem)?;
+    write_card(dir, "card-medecin", &card)?;
     // HR staff hold a CPE of the establishment (administration needs a phishing-resistant MIE).
     let rh = USERS.iter().find(|u| u.username == DEMO_CPE_USER).context("the demo CPE holder")?;
     let spec = CardSpec::cpe_nominative(
@@ -199,9 +197,7 @@ fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
         &rh.given.to_uppercase(),
     );
     let cpe = pki.issue(&spec).map_err(|e| anyhow::anyhow!("issuing the demo CPE: {e}"))?;
-    std::fs::write(dir.join("card-rh.pem"), &cpe.cert_pem)?;
-    std::fs::write(dir.join("card-rh.chain.pem"), &cpe.chain_pem)?;
-    write_secret(&dir.join("card-rh.key"), &cpe.key_pem)?;
+    write_card(dir, "card-rh", &cpe)?;
     Ok(())
 }
 
@@ -485,23 +481,13 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         if let Some(i) = u.idnat {
             entry["idnat"] = json!(i);
         }
-        if u.username == DEMO_CPE_USER {
-            entry["card"] = json!({
-                "cert_pem": std::fs::read_to_string(dir.join("card-rh.pem"))?,
-                "chain_pem": std::fs::read_to_string(dir.join("card-rh.chain.pem"))?,
-                "key_pem": std::fs::read_to_string(dir.join("card-rh.key"))?,
-                "cert_file": dir.join("card-rh.pem"),
-                "key_file": dir.join("card-rh.key"),
-            });
-        }
-        if u.username == DEMO_CARD_USER {
-            entry["card"] = json!({
-                "cert_pem": std::fs::read_to_string(dir.join("card-medecin.pem"))?,
-                "chain_pem": std::fs::read_to_string(dir.join("card-medecin.chain.pem"))?,
-                "key_pem": std::fs::read_to_string(dir.join("card-medecin.key"))?,
-                "cert_file": dir.join("card-medecin.pem"),
-                "key_file": dir.join("card-medecin.key"),
-            });
+        let card_files = match u.username {
+            DEMO_CPE_USER => Some("card-rh"),
+            DEMO_CARD_USER => Some("card-medecin"),
+            _ => None,
+        };
+        if let Some(stem) = card_files {
+            entry["card"] = card_json(&dir, stem)?;
         }
         users.push(entry);
     }
@@ -549,6 +535,26 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         },
     });
     Ok(Description(doc))
+}
+
+/// Writes a demo card's certificate, chain and key as `<stem>.pem`, `.chain.pem`, `.key` (what
+/// [`card_json`] reads back).
+fn write_card(dir: &Path, stem: &str, card: &vigie_igc_sante::testpki::TestCard) -> std::io::Result<()> {
+    std::fs::write(dir.join(format!("{stem}.pem")), &card.cert_pem)?;
+    std::fs::write(dir.join(format!("{stem}.chain.pem")), &card.chain_pem)?;
+    write_secret(&dir.join(format!("{stem}.key")), &card.key_pem)
+}
+
+/// A demo card as `demo.json` gives it: certificate, chain and key (PEM), and their files.
+fn card_json(dir: &Path, stem: &str) -> anyhow::Result<serde_json::Value> {
+    let file = |ext: &str| dir.join(format!("{stem}.{ext}"));
+    Ok(json!({
+        "cert_pem": std::fs::read_to_string(file("pem"))?,
+        "chain_pem": std::fs::read_to_string(file("chain.pem"))?,
+        "key_pem": std::fs::read_to_string(file("key"))?,
+        "cert_file": file("pem"),
+        "key_file": file("key"),
+    }))
 }
 
 /// Writes `demo.json`; returns its path.

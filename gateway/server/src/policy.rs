@@ -151,41 +151,17 @@ fn fold(s: &str) -> String {
     vigie_core::names::fold(s).to_lowercase()
 }
 
-/// Principals read for decisions, reused for `directory.identity_cache_secs` like identities:
-/// the directory (identity and roles) is read at most once per identity and period on the
-/// authorize path, not at every SSO round trip. A role granted or an HR change takes effect
-/// within that period.
-#[derive(Default)]
-pub struct PrincipalCache(std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Principal)>>);
-
-impl PrincipalCache {
-    const MAX: usize = 50_000;
-}
-
-/// The principal for an identity: directory attributes and roles (cached, see [`PrincipalCache`]).
+/// The principal for an identity: directory attributes and roles. Principals are reused for
+/// `directory.identity_cache_secs` like identities: the directory (identity, roles, account kind)
+/// is read at most once per identity and period on the authorize path, not at every SSO round
+/// trip; a role granted or an HR change takes effect within that period.
 pub async fn principal_of(state: &AppState, identity_id: &str) -> Result<Principal, String> {
     let ttl = std::time::Duration::from_secs(state.config.directory.identity_cache_secs);
-    if let Some(hit) = state
-        .principals
-        .0
-        .lock()
-        .ok()
-        .and_then(|m| m.get(identity_id).filter(|(t, _)| t.elapsed() < ttl).map(|(_, p)| p.clone()))
-    {
+    if let Some(hit) = state.principals.get(identity_id, ttl) {
         return Ok(hit);
     }
     let principal = read_principal(state, identity_id).await?;
-    if !ttl.is_zero()
-        && let Ok(mut m) = state.principals.0.lock()
-    {
-        if m.len() >= PrincipalCache::MAX {
-            m.retain(|_, (t, _)| t.elapsed() < ttl);
-            if m.len() >= PrincipalCache::MAX {
-                m.clear();
-            }
-        }
-        m.insert(identity_id.to_owned(), (std::time::Instant::now(), principal.clone()));
-    }
+    state.principals.put(identity_id, principal.clone(), ttl);
     Ok(principal)
 }
 
@@ -247,25 +223,8 @@ pub fn decide_login(
     auth: &Authentication,
     audit: bool,
 ) -> Decision {
-    let now = crate::now();
-    let context = context_of(state, caller, now);
-    let resource = client_resource(client);
-    let started = std::time::Instant::now();
-    let decision = state.policy.decide(&PolicyRequest {
-        principal,
-        action: Action::LoginToClient,
-        resource: &resource,
-        authentication: auth,
-        context: &context,
-        now,
-    });
-    metrics::histogram!("vigie_policy_decision_seconds").record(started.elapsed().as_secs_f64());
-    let result = if decision.allowed { "allow" } else { "deny" };
-    metrics::counter!("vigie_policy_decisions_total", "action" => "login_to_client", "result" => result).increment(1);
-    if audit {
-        audit_decision(state, caller, principal, &client.config.client_id, auth, &context, &decision);
-    }
-    decision
+    let target = audit.then_some(client.config.client_id.as_str());
+    ask(state, caller, principal, Action::LoginToClient, &client_resource(client), auth, target)
 }
 
 /// Asks the engine whether this session may do a system action (`administer`, `enrol_mie`) on
@@ -277,23 +236,39 @@ pub async fn decide_system(
     auth: &Authentication,
     target: &str,
 ) -> Decision {
-    let principal = match principal_of(state, &auth.identity_id).await {
-        Ok(p) => p,
-        Err(e) => return Decision { errors: vec![e], ..Default::default() },
-    };
+    match principal_of(state, &auth.identity_id).await {
+        Ok(principal) => ask(state, caller, &principal, action, &Resource::System, auth, Some(target)),
+        Err(e) => Decision { errors: vec![e], ..Default::default() },
+    }
+}
+
+/// One decision, timed and counted; audited under `target` when given.
+fn ask(
+    state: &AppState,
+    caller: &Caller,
+    principal: &Principal,
+    action: Action,
+    resource: &Resource,
+    auth: &Authentication,
+    target: Option<&str>,
+) -> Decision {
     let now = crate::now();
     let context = context_of(state, caller, now);
+    let started = std::time::Instant::now();
     let decision = state.policy.decide(&PolicyRequest {
-        principal: &principal,
+        principal,
         action,
-        resource: &Resource::System,
+        resource,
         authentication: auth,
         context: &context,
         now,
     });
+    metrics::histogram!("vigie_policy_decision_seconds").record(started.elapsed().as_secs_f64());
     let result = if decision.allowed { "allow" } else { "deny" };
     metrics::counter!("vigie_policy_decisions_total", "action" => action.as_str(), "result" => result).increment(1);
-    audit_decision(state, caller, &principal, target, auth, &context, &decision);
+    if let Some(target) = target {
+        audit_decision(state, caller, principal, target, auth, &context, &decision);
+    }
     decision
 }
 

@@ -3,11 +3,8 @@
 //! check, a lost card's sessions ending, the admin page, and the `vigie cards …` CLI.
 mod common;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -78,33 +75,11 @@ async fn with_cards() -> (Gateway, TestPki) {
 
 /// A browser that presents this card's certificate in the TLS handshake (the card middleware).
 fn card_browser<'g>(gw: &'g Gateway, card: &TestCard) -> Browser<'g> {
-    let identity =
-        reqwest::Identity::from_pem(format!("{}{}", card.key_pem, card.chain_pem).as_bytes()).expect("card identity");
-    let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().expect("ca_pem").as_bytes()).expect("CA");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], gw.port)))
-        .tls_certs_only([ca])
-        .identity(identity)
-        .build()
-        .expect("HTTP client");
-    Browser { gw, http, cookies: BTreeMap::new() }
+    gw.browser_with_card(&card.chain_pem, &card.key_pem)
 }
 
 fn audit_of<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["kind"] == kind).collect()
-}
-
-/// Audit lines are written by a background thread: wait until one matches.
-async fn wait_audit(gw: &Gateway, what: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..50 {
-        if let Some(l) = gw.audit_lines().into_iter().find(|l| what(l)) {
-            return l;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no such audit line in {:#?}", gw.audit_lines());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +114,7 @@ async fn admin_api_refuses_no_token_a_wrong_token_and_a_token_without_the_role()
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json()["identities"][0]["family_name"], "Durand");
 
-    let refusal = wait_audit(&gw, |l| l["kind"] == "refused" && l["actor"] == "token:fido2-desk").await;
+    let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:fido2-desk").await;
     assert_eq!(refusal["outcome"], "failure");
     assert!(refusal["object"].as_str().unwrap().contains("role:cards"), "{refusal}");
     assert!(audit_of(&gw.audit_lines(), "refused").len() >= 4, "no token, wrong token, role, cookie");
@@ -192,10 +167,9 @@ async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_st
     let r = call(&gw, Some(&token), "GET", &format!("/admin/api/identities/{paul}/cards"), None).await;
     assert_eq!(r.json()["cards"][0]["id"], card.as_str(), "{}", r.body);
 
-    let line = wait_audit(&gw, |l| {
-        l["kind"] == "card_status_changed" && l["reason"].as_str().unwrap().contains("-> received")
-    })
-    .await;
+    let line = gw
+        .audit_line(|l| l["kind"] == "card_status_changed" && l["reason"].as_str().unwrap().contains("-> received"))
+        .await;
     assert_eq!((line["actor"].clone(), line["subject"].clone()), (json!("token:demo-rh"), json!(paul)));
     assert_eq!(audit_of(&gw.audit_lines(), "card_created").len(), 1);
 }
@@ -221,7 +195,7 @@ async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_au
     let r = call(&gw, Some(&token), "POST", &path, Some(bind(lea.chain_pem.clone(), Some("confiance")))).await;
     assert_problem(&r, 409, "not their card");
     let line =
-        wait_audit(&gw, |l| l["kind"] == "refused" && l["reason"].as_str().unwrap().contains("not their card")).await;
+        gw.audit_line(|l| l["kind"] == "refused" && l["reason"].as_str().unwrap().contains("not their card")).await;
     assert_eq!(line["actor"], "token:demo-rh");
     // A card from a CA nobody trusts.
     let forged = pki.untrusted_ca.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
@@ -239,7 +213,7 @@ async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_au
     assert_eq!((bound["status"].clone(), bound["allows_login"].clone()), (json!("handed_over"), json!(true)));
     assert_eq!(bound["override_reason"], "nom d'usage");
     assert_eq!(bound["cn"], PAUL_IDNAT);
-    let line = wait_audit(&gw, |l| l["kind"] == "card_bound").await;
+    let line = gw.audit_line(|l| l["kind"] == "card_bound").await;
     assert_eq!(line["actor"], "token:demo-rh");
     assert!(line["reason"].as_str().unwrap().contains("overridden: nom d'usage"), "{line}");
     assert!(line["object"].as_str().unwrap().starts_with("card:"), "{line}");
@@ -309,7 +283,7 @@ async fn a_card_declared_lost_ends_its_sessions_at_once_and_logs_in_no_more() {
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.body.contains("perdue") || refused.body.contains("lost"), "{}", refused.body);
     let line =
-        wait_audit(&gw, |l| l["kind"] == "card_status_changed" && l["reason"].as_str().unwrap().contains("lost")).await;
+        gw.audit_line(|l| l["kind"] == "card_status_changed" && l["reason"].as_str().unwrap().contains("lost")).await;
     assert!(line["reason"].as_str().unwrap().contains("1 session(s) ended"), "{line}");
     // No way back without a new card.
     assert_problem(&set_status(&gw, &token, &card, "handed_over", None).await, 409, "binding");
@@ -346,7 +320,7 @@ async fn hr_uses_the_card_page_without_a_manual_and_staff_without_the_role_are_t
     assert!(r.location().starts_with("/login?flow="), "a stronger login is asked: {}", r.location());
     let page = weak.get(&r.location()).await;
     assert!(!page.body.contains(r#"action="/login/password""#), "no password form: {}", page.body);
-    wait_audit(&gw, |l| {
+    gw.audit_line(|l| {
         l["kind"] == "policy_decision"
             && l["client_id"] == "vigie-admin"
             && l["outcome"] == "failure"
@@ -401,7 +375,7 @@ async fn hr_uses_the_card_page_without_a_manual_and_staff_without_the_role_are_t
     assert_eq!(r.status, 303, "{}", r.body);
     let page = hr.get(&format!("{}&lang=en", r.location())).await;
     assert!(page.body.contains("sessions have ended") && page.body.contains("colis perdu"), "{}", page.body);
-    let line = wait_audit(&gw, |l| l["kind"] == "card_status_changed").await;
+    let line = gw.audit_line(|l| l["kind"] == "card_status_changed").await;
     assert!(line["actor"].as_str().unwrap().starts_with("staff:"), "{line}");
 }
 
@@ -473,7 +447,7 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     let dir = gw.data_dir.to_str().unwrap();
     let (ok, out, err) = vigie(&["users", "grant-role", "demo.infirmiere", "cards", "--data-dir", dir], &[]);
     assert!(ok && out.contains("granted"), "{out}{err}");
-    let line = wait_audit(&gw, |l| l["kind"] == "role_changed").await;
+    let line = gw.audit_line(|l| l["kind"] == "role_changed").await;
     assert_eq!((line["object"].clone(), line["reason"].clone()), (json!("role:cards"), json!("granted")), "{line}");
     let (ok, _, err) = vigie(&["users", "grant-role", "demo.infirmiere", "superuser", "--data-dir", dir], &[]);
     assert!(!ok && err.contains("unknown role"), "{err}");
