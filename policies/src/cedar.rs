@@ -1275,8 +1275,8 @@ mod tests {
         };
         use Mie::*;
         assert_eq!(ruled_out("login-rie-mie"), vec![PasswordTotp, Sponsorship]);
-        assert_eq!(ruled_out("external-zone-rie-mie-only"), vec![Cps, Cpe, Fido2, Ecps]);
-        assert_eq!(ruled_out("login-sensitive-no-password-totp"), vec![Cps, Cpe, Fido2, Ecps, Sponsorship]);
+        assert_eq!(ruled_out("external-zone-rie-mie-only"), vec![Cps, Cpe, Fido2, CpsViaPsc, Ecps]);
+        assert_eq!(ruled_out("login-sensitive-no-password-totp"), vec![Cps, Cpe, Fido2, CpsViaPsc, Ecps, Sponsorship]);
         assert_eq!(ruled_out("login-non-sensitive-two-factor"), Vec::<Mie>::new(), "level >= 1 holds for all");
         assert_eq!(ruled_out("login-below-required-level"), Vec::<Mie>::new(), "reads the resource");
         assert_eq!(ruled_out("employment-not-active"), Vec::<Mie>::new(), "reads no authentication");
@@ -1287,13 +1287,13 @@ mod tests {
             ruled_out_by_authentication(&policy.condition(), &engine.names, &engine.fresh)
         };
         // An operand mixing the authentication with anything else decides nothing alone.
-        assert_eq!(only("context.authentication.mie == principal.category"), [false; 6]);
-        assert_eq!(only("context.authentication.mie == context.network_zone"), [false; 6]);
-        assert_eq!(only("Vigie::Identity::\"x\".units.contains(context.authentication.mie)"), [false; 6]);
+        assert_eq!(only("context.authentication.mie == principal.category"), [false; 7]);
+        assert_eq!(only("context.authentication.mie == context.network_zone"), [false; 7]);
+        assert_eq!(only("Vigie::Identity::\"x\".units.contains(context.authentication.mie)"), [false; 7]);
         // An operand that errs for a candidate (not a boolean) rules it out, as Cedar's `&&` fails.
         assert_eq!(
             only("context.hour > 3 && (if context.authentication.level == 2 then 1 else true)"),
-            [true, true, true, false, false, false]
+            [true, true, true, true, false, false, false]
         );
     }
 

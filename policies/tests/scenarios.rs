@@ -130,12 +130,12 @@ use On::*;
 use Who::*;
 
 /// The MIE of the RIE: CPS, CPE, FIDO key, e-CPS.
-const RIE: &[Mie] = &[Cps, Cpe, Fido2, Ecps];
+const RIE: &[Mie] = &[Cps, Cpe, Fido2, CpsViaPsc, Ecps];
 /// The phishing-resistant ones.
-const PHR: &[Mie] = &[Cps, Cpe, Fido2];
+const PHR: &[Mie] = &[Cps, Cpe, Fido2, CpsViaPsc];
 const NONE: &[Mie] = &[];
 /// Every MIE but sponsorship.
-const ALL_BUT_SPONSORSHIP: &[Mie] = &[Cps, Cpe, Fido2, Ecps, PasswordTotp];
+const ALL_BUT_SPONSORSHIP: &[Mie] = &[Cps, Cpe, Fido2, CpsViaPsc, Ecps, PasswordTotp];
 
 struct Case {
     who: Who,

@@ -14,6 +14,8 @@ pub enum Mie {
     Fido2,
     /// e-CPS through Pro Santé Connect.
     Ecps,
+    /// A CPS card used at Pro Santé Connect (PSC said so in its `amr`, mapped by config).
+    CpsViaPsc,
     /// Password and a TOTP code: for staff without a card yet.
     PasswordTotp,
     /// Time-bounded access granted by a colleague of the same unit.
@@ -28,6 +30,7 @@ impl Mie {
             Mie::Cpe => "cpe",
             Mie::Fido2 => "fido2",
             Mie::Ecps => "ecps",
+            Mie::CpsViaPsc => "cps_via_psc",
             Mie::PasswordTotp => "password_totp",
             Mie::Sponsorship => "sponsorship",
         }
@@ -112,6 +115,40 @@ pub struct Authentication {
     /// card lost or revoking a key ends the sessions it opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// What a national identity provider (Pro Santé Connect) said of the professional at this
+    /// login: profession, role, structure. Kept with the authentication for the policy engine
+    /// and the VIHF; `None` for local MIE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub professional: Option<ProfessionalClaims>,
+}
+
+/// A professional's attributes as a national identity provider asserted them (PSC userinfo,
+/// reference/psc.md §2). Codes are the ANS nomenclatures' (TRE_G15 professions, TRE_R01
+/// specialties, TRE_R02 sectors); values are kept as received.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfessionalClaims {
+    /// Who asserted them (the issuer).
+    pub source: String,
+    /// `SubjectNameID`: the idNat_PS.
+    pub idnat: String,
+    /// `codeProfession` of the first `exercices[]` entry (TRE_G15, e.g. `10` médecin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profession: Option<String>,
+    /// `codeSavoirFaire` (specialty, e.g. `SM26`), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialty: Option<String>,
+    /// `SubjectRole` values as received (`10^1.2.250.1.213.1.1.5.5`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// `SubjectOrganizationID` (structure id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure_id: Option<String>,
+    /// `SubjectOrganization` (structure name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure_name: Option<String>,
+    /// `Secteur_Activite` (`SA07^1.2.250.1.71.4.2.4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector: Option<String>,
 }
 
 impl Authentication {
@@ -120,15 +157,22 @@ impl Authentication {
         factors.sort();
         factors.dedup();
         let level = match mie {
-            Mie::Cps | Mie::Cpe | Mie::Fido2 => AssuranceLevel::TwoFactorPhishingResistant,
+            // A card at PSC: the TLS client authentication binds the card to PSC's origin.
+            Mie::Cps | Mie::Cpe | Mie::Fido2 | Mie::CpsViaPsc => AssuranceLevel::TwoFactorPhishingResistant,
             Mie::Ecps | Mie::PasswordTotp | Mie::Sponsorship => AssuranceLevel::TwoFactor,
         };
-        Self { identity_id, mie, factors, at, level, credential: None }
+        Self { identity_id, mie, factors, at, level, credential: None, professional: None }
     }
 
     /// The same authentication, naming the MIE instance used (see [`Authentication::credential`]).
     pub fn with_credential(mut self, credential: impl Into<String>) -> Self {
         self.credential = Some(credential.into());
+        self
+    }
+
+    /// The same authentication, with what a national identity provider said of the professional.
+    pub fn with_professional(mut self, professional: ProfessionalClaims) -> Self {
+        self.professional = Some(professional);
         self
     }
 

@@ -16,5 +16,5 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use auth::{AssuranceLevel, Authentication, Factor, Mie};
+pub use auth::{AssuranceLevel, Authentication, Factor, Mie, ProfessionalClaims};
 pub use idnat::IdNat;

@@ -182,13 +182,15 @@ pub fn factors_of(mie: Mie) -> Vec<Factor> {
         Mie::Cps | Mie::Cpe => vec![Factor::Sc, Factor::Pin],
         Mie::Fido2 => vec![Factor::Hwk, Factor::Pin],
         Mie::Ecps => vec![Factor::Hwk, Factor::Pin],
+        Mie::CpsViaPsc => vec![Factor::Sc, Factor::Pin],
         Mie::PasswordTotp => vec![Factor::Pwd, Factor::Otp],
         Mie::Sponsorship => vec![Factor::Pwd, Factor::User],
     }
 }
 
 /// Every MIE, strongest kinds first: the step-up candidates.
-pub const ALL_MIE: [Mie; 6] = [Mie::Cps, Mie::Cpe, Mie::Fido2, Mie::Ecps, Mie::PasswordTotp, Mie::Sponsorship];
+pub const ALL_MIE: [Mie; 7] =
+    [Mie::Cps, Mie::Cpe, Mie::Fido2, Mie::CpsViaPsc, Mie::Ecps, Mie::PasswordTotp, Mie::Sponsorship];
 
 /// A policy engine.
 pub trait PolicyEngine: Send + Sync {

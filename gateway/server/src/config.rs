@@ -252,7 +252,7 @@ impl WebauthnConfig {
 }
 
 /// The MIE labels `login.amr` may name.
-pub const MIE_LABELS: [&str; 6] = ["cps", "cpe", "fido2", "ecps", "password_totp", "sponsorship"];
+pub const MIE_LABELS: [&str; 7] = ["cps", "cpe", "fido2", "cps_via_psc", "ecps", "password_totp", "sponsorship"];
 
 /// The policy engine (Cedar) and the context it is given.
 #[derive(Clone, Debug, Serialize, Deserialize)]

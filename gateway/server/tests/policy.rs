@@ -180,7 +180,7 @@ fn ops_validate_and_evaluate_a_policy_set_before_deploying_it() {
     assert_eq!(out.status.code(), Some(3), "refused: {}", String::from_utf8_lossy(&out.stderr));
     let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["allowed"], false);
-    assert_eq!(d["step_up"], serde_json::json!(["cps", "cpe", "fido2", "ecps"]));
+    assert_eq!(d["step_up"], serde_json::json!(["cps", "cpe", "fido2", "cps_via_psc", "ecps"]));
     assert!(d["policies"].as_array().unwrap().iter().any(|p| p == "login-sensitive-no-password-totp"), "{d}");
     // A physician with a CPS on the DMP: allowed.
     let out = eval(&[

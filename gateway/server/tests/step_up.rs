@@ -67,7 +67,7 @@ async fn a_password_session_is_asked_for_a_card_or_key_by_a_client_that_needs_on
         l["kind"] == "policy_decision"
             && l["client_id"] == "demo-dpi"
             && l["outcome"] == "failure"
-            && l["reason"].as_str().is_some_and(|r| r.contains("would do: [cps, cpe, fido2, ecps]"))
+            && l["reason"].as_str().is_some_and(|r| r.contains("would do: [cps, cpe, fido2, cps_via_psc, ecps]"))
     })
     .await;
 
