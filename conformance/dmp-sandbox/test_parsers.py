@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import soap
 from vihf import Rejected, dn_matches, nir_key, parse_datetime, parse_ins
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 INS_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10")
 BOUNDARY_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'()+_,-./:=?"
 
@@ -127,4 +127,20 @@ def test_issuer_dn_accepts_equivalent_rfc2253_spellings_only():
     # RFC 2253 §2.4: a character may be written as \XX.
     assert dn_matches("CN=Certificat Wizard DMP 2019-R2,OU=\\31\\30B0127189,ST=Rhône (69),C=FR", subject)
     assert not dn_matches("CN=Certificat Wizard DMP 2019-R2,OU=10B0127189,S=Rhône (69),C=FR", subject)
+    # A CPS-like multi-valued RDN with the IGC-Santé keywords (reference §3), as Vigie writes them.
+    cps = x509.Name(
+        [
+            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]),
+            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.TITLE, "Pharmacien")]),
+            x509.RelativeDistinguishedName(
+                [
+                    x509.NameAttribute(NameOID.SURNAME, "PHARMACH0007512"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "899700075122"),
+                    x509.NameAttribute(NameOID.GIVEN_NAME, "CAROLE"),
+                ]
+            ),
+        ]
+    )
+    assert dn_matches("SN=PHARMACH0007512+CN=899700075122+GN=CAROLE,title=Pharmacien,C=FR", cps)
+    assert not dn_matches("SN=PHARMACH0007512+CN=899700075122+G=CAROLE,title=Pharmacien,C=FR", cps)
     assert not dn_matches("C=FR,ST=Rhône (69),OU=10B0127189,CN=Certificat Wizard DMP 2019-R2", subject)

@@ -113,6 +113,14 @@ def test_lowercase_authentification_mode_spelling_is_accepted(pki, sandbox, mtls
     assert status == 200, body
 
 
+@pytest.mark.parametrize("sha1", [False, True], ids=["rsa-sha256", "rsa-sha1"])
+def test_vihf_signed_by_xmlsec1_with_inclusive_namespaces_is_accepted(pki, sandbox, mtls, tmp_path, sha1):
+    a = testkit.vihf_signed_by_xmlsec1(pki.seal, tmp_path, sha1=sha1)
+    assert a.find(f"{{{testkit.DS}}}Signature/{{{testkit.DS}}}SignatureValue").text, "xmlsec1 signed"
+    status, _, body = post(sandbox, "patients", envelope(TD02, a), mtls)
+    assert status == 200, body
+
+
 def test_replayed_vihf_is_refused(pki, sandbox, mtls):
     a = vihf(pki.seal)
     assert post(sandbox, "patients", envelope(TD02, a), mtls)[0] == 200
@@ -188,6 +196,22 @@ def test_soap_11_and_garbage_get_precise_faults(sandbox, mtls):
 def test_no_client_certificate_fails_the_tls_handshake(pki, sandbox):
     with pytest.raises((ssl.SSLError, ConnectionError)):
         post(sandbox, "patients", envelope(TD02, vihf(pki.seal)), client_context(pki, with_cert=False))
+
+
+def test_client_certificate_of_another_ca_fails_the_tls_handshake(pki, sandbox, tmp_path):
+    other = testkit.make_ca("TEST AC AUTRE")
+    client = testkit.issue(other, pki.client.cert.subject, client=True)
+    (tmp_path / "c.pem").write_bytes(client.cert_pem)
+    (tmp_path / "c.key").write_bytes(client.key_pem)
+    ctx = client_context(pki, with_cert=False)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "c.key")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        post(sandbox, "patients", envelope(TD02, vihf(pki.seal)), ctx)
+
+
+def test_unknown_service_is_a_404_fault(pki, sandbox, mtls):
+    status, _, body = post(sandbox, "Habilitation", envelope(TD02, vihf(pki.seal)), mtls)
+    assert status == 404 and fault_reason(body).startswith("No such DMP service")
 
 
 def test_mtom_call_is_answered_in_mtom_with_the_attachment_hashes(pki, sandbox, mtls):

@@ -8,6 +8,7 @@ import datetime as dt
 import http.client
 import ipaddress
 import ssl
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,43 @@ def vihf(
     )
     signer.namespaces = {"ds": DS}
     return signer.sign(a, key=seal.key, cert=[seal.cert], reference_uri=aid, id_attribute="ID")
+
+
+def vihf_signed_by_xmlsec1(seal: Issued, workdir: Path, *, sha1: bool = False) -> etree._Element:
+    """The same VIHF signed by the xmlsec1 CLI from a template in Vigie's shape: compact (no whitespace),
+    `ec:InclusiveNamespaces PrefixList="xs xsi"` on the exc-c14n transform (reference §1: the kit's
+    PrefixList), RSA-SHA1 on option like the official examples."""
+    a = vihf(seal)
+    for old in a.findall(f"{{{DS}}}Signature"):
+        a.remove(old)
+    for el in a.iter():
+        el.tail = None
+    sig_m, dig_m = (
+        ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1")
+        if sha1
+        else ("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2001/04/xmlenc#sha256")
+    )
+    exc = "http://www.w3.org/2001/10/xml-exc-c14n#"
+    template = etree.fromstring(
+        f'<ds:Signature xmlns:ds="{DS}"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="{exc}"/>'
+        f'<ds:SignatureMethod Algorithm="{sig_m}"/><ds:Reference URI="#{a.get("ID")}"><ds:Transforms>'
+        f'<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
+        f'<ds:Transform Algorithm="{exc}"><ec:InclusiveNamespaces xmlns:ec="{exc}" PrefixList="xs xsi"/></ds:Transform>'
+        f'</ds:Transforms><ds:DigestMethod Algorithm="{dig_m}"/><ds:DigestValue/></ds:Reference></ds:SignedInfo>'
+        f"<ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>"
+    )
+    a.insert(1, template)
+    tpl, key, cert, out = (workdir / n for n in ("tpl.xml", "seal.key", "seal.pem", "signed.xml"))
+    tpl.write_bytes(etree.tostring(a))
+    key.write_bytes(seal.key_pem)
+    cert.write_bytes(seal.cert_pem)
+    subprocess.run(
+        ["xmlsec1", "--sign", "--privkey-pem", f"{key},{cert}", "--id-attr:ID", f"{SAML}:Assertion", "--output", str(out), str(tpl)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return etree.fromstring(out.read_bytes())
 
 
 class _Sha1Signer(XMLSigner):

@@ -56,12 +56,17 @@ DEFAULT_INS_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213
 DEFAULT_AUTH_MODES = ("INDIRECTE_RENFORCEE",)
 
 # RFC 4514 §3 keywords plus the ones IGC-Santé DNs use (reference §3: `GN=`, `SN=`, `title=`).
+# Keywords are matched as written (cryptography's parser is case-sensitive): both usual spellings.
 DN_KEYWORDS = {
     "GN": NameOID.GIVEN_NAME,
     "SN": NameOID.SURNAME,
+    "title": NameOID.TITLE,
     "TITLE": NameOID.TITLE,
+    "serialNumber": NameOID.SERIAL_NUMBER,
     "SERIALNUMBER": NameOID.SERIAL_NUMBER,
+    "emailAddress": NameOID.EMAIL_ADDRESS,
     "EMAILADDRESS": NameOID.EMAIL_ADDRESS,
+    "pseudonym": NameOID.PSEUDONYM,
     "PSEUDONYM": NameOID.PSEUDONYM,
 }
 
