@@ -381,6 +381,14 @@ impl Directory for SqlDirectory {
         Ok(Some(Identity { id, matricule, family_name, given_name, birth_date, metier, grade, idnat, units }))
     }
 
+    async fn username_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {
+        sqlx::query_scalar::<_, String>("SELECT username FROM accounts WHERE identity_id = $1")
+            .bind(identity_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed("looking up the account of an identity", &e))
+    }
+
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError> {
         let mut tx = self.begin_write().await?;
         let (id, _created) = store_identity(&mut tx, identity).await?;

@@ -36,6 +36,7 @@ async fn unknown_ids_and_usernames_are_absent_not_errors() {
     let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
     assert_eq!(dir.identity("no-such-id").await.unwrap(), None);
     assert_eq!(dir.account_by_username("nobody").await.unwrap(), None);
+    assert_eq!(dir.username_of("no-such-id").await.unwrap(), None);
     dir.ping().await.unwrap();
 }
 
@@ -68,11 +69,13 @@ async fn accounts_read_back_with_their_credentials_and_are_replaced_whole() {
     acc.totp_secret = Some(vec![0, 1, 2, 255, 0x80]);
     dir.upsert_account(&acc).await.unwrap();
     assert_eq!(dir.account_by_username("clefevre").await.unwrap(), Some(acc.clone()));
+    assert_eq!(dir.username_of(&id).await.unwrap().as_deref(), Some("clefevre"));
 
     let renamed = Account { disabled: true, ..account(&id, "camille.lefevre") };
     dir.upsert_account(&renamed).await.unwrap();
     assert_eq!(dir.account_by_username("clefevre").await.unwrap(), None);
     assert_eq!(dir.account_by_username("camille.lefevre").await.unwrap(), Some(renamed));
+    assert_eq!(dir.username_of(&id).await.unwrap().as_deref(), Some("camille.lefevre"));
 }
 
 #[tokio::test]

@@ -71,6 +71,9 @@ pub trait Directory: Send + Sync {
     async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError>;
     /// The identity with this national identifier (how a CPS binds: its CN is the idNat).
     async fn identity_by_idnat(&self, idnat: &IdNat) -> Result<Option<Identity>, DirectoryError>;
+    /// The login name of the identity's account, if it has one (a login hint naming the person
+    /// by idNat pre-fills it).
+    async fn username_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError>;
     /// Creates or updates an identity keyed by its matricule; returns its directory id.
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError>;
     /// Creates or replaces the account of an identity.
