@@ -131,6 +131,29 @@ def test_replayed_vihf_is_refused(pki, sandbox, mtls):
     assert [e["accepted"] for e in entry] == [True, False]
 
 
+def test_the_same_vihf_sent_twice_at_once_is_accepted_once(pki, sandbox, mtls):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = envelope(TD02, vihf(pki.seal))
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(s for s, _, _ in pool.map(lambda _: post(sandbox, "patients", body, mtls), range(4)))
+    assert statuses == [200, 500, 500, 500]
+
+
+def test_chunked_request_body_is_read_whole(pki, sandbox, mtls):
+    import http.client
+
+    host, port = sandbox.split("//")[1].split("/")[0].split(":")
+    c = http.client.HTTPSConnection(host, int(port), context=mtls, timeout=10)
+    data = envelope(TD02, vihf(pki.seal))
+    chunks = iter([data[:100], data[100:1000], data[1000:]])
+    c.request("POST", "/si-dmp-server/v2/services/patients", body=chunks, encode_chunked=True,
+              headers={"Content-Type": "application/soap+xml", "Transfer-Encoding": "chunked"})
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    c.close()
+
+
 def test_expired_vihf_is_refused(pki, sandbox, mtls):
     old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=90)
     status, _, body = post(sandbox, "patients", envelope(TD02, vihf(pki.seal, issued=old)), mtls)
