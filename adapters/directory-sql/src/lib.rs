@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod announced;
 pub mod cards;
 mod directory;
 mod fido2;

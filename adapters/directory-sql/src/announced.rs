@@ -1,0 +1,303 @@
+//! Professionals announced by HR before their first login (migration `0005_announced.sql`): with
+//! `psc.jit`, the first login through Pro Santé Connect of an announced idNat creates the identity.
+//!
+//! An announcement is single use: [`SqlDirectory::create_announced`] deletes it and creates the
+//! identity in one write transaction, so two replicas finishing two logins at once create one.
+use vigie_core::IdNat;
+use vigie_core::directory::{Affectation, DirectoryError, Identity};
+
+use crate::SqlDirectory;
+use crate::directory::{failed, store_identity};
+use crate::rules;
+
+/// Longest an announcement may stay open, in days.
+pub const MAX_ANNOUNCEMENT_DAYS: u32 = 366;
+
+/// One professional HR announced.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Announcement {
+    /// The idNat_PS PSC will assert (`SubjectNameID`).
+    pub idnat: String,
+    /// Family name, as HR knows it.
+    pub family_name: String,
+    /// Given name, as HR knows it.
+    pub given_name: String,
+    /// The functional unit (UF) of the first affectation, if HR named one.
+    pub unit: Option<String>,
+    /// Who announced them (`cli:<user>`).
+    pub announced_by: String,
+    /// When (RFC 3339 UTC).
+    pub announced_at: String,
+    /// Until when it can be used (RFC 3339 UTC).
+    pub expires_at: String,
+}
+
+impl Announcement {
+    /// Whether it can no longer be used at `now` (Unix seconds).
+    pub fn expired_at(&self, now: i64) -> bool {
+        parse_time(&self.expires_at).is_none_or(|t| t <= now)
+    }
+}
+
+/// What HR announces.
+#[derive(Clone, Debug)]
+pub struct NewAnnouncement<'a> {
+    /// The professional's idNat.
+    pub idnat: &'a IdNat,
+    /// Family name.
+    pub family_name: &'a str,
+    /// Given name.
+    pub given_name: &'a str,
+    /// Functional unit code of their first affectation.
+    pub unit: Option<&'a str>,
+    /// Who announces (audit and listing).
+    pub announced_by: &'a str,
+    /// Days the announcement stays usable, 1..=366.
+    pub days: u32,
+}
+
+fn format_time(t: i64) -> Result<String, DirectoryError> {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .ok_or_else(|| DirectoryError::Invalid(format!("{t} is not a representable time")))
+}
+
+fn parse_time(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+type Row = (String, String, String, Option<String>, String, String, String);
+
+/// The columns of a [`Row`], in order.
+macro_rules! columns {
+    () => {
+        "idnat, family_name, given_name, unit, announced_by, announced_at, expires_at"
+    };
+}
+
+fn from_row((idnat, family_name, given_name, unit, announced_by, announced_at, expires_at): Row) -> Announcement {
+    Announcement { idnat, family_name, given_name, unit, announced_by, announced_at, expires_at }
+}
+
+/// The matricule of an identity created at its first login through PSC (HR has none yet).
+pub fn jit_matricule(idnat: &IdNat) -> String {
+    format!("PSC-{}", idnat.as_str())
+}
+
+impl SqlDirectory {
+    /// Announces a professional (or renews the announcement of the same idNat). Refused when an
+    /// identity already has this idNat: that person logs in as themselves, nothing to create.
+    pub async fn announce(&self, a: &NewAnnouncement<'_>) -> Result<Announcement, DirectoryError> {
+        let check = || -> Result<(), String> {
+            rules::check_text("family name", a.family_name, true)?;
+            rules::check_text("given name", a.given_name, true)?;
+            if let Some(u) = a.unit {
+                rules::check_uf(u)?;
+            }
+            if !(1..=MAX_ANNOUNCEMENT_DAYS).contains(&a.days) {
+                return Err(format!("an announcement lasts 1 to {MAX_ANNOUNCEMENT_DAYS} days, not {}", a.days));
+            }
+            Ok(())
+        };
+        check().map_err(|e| DirectoryError::Invalid(format!("announcement of {}: {e}", a.idnat.as_str())))?;
+        let now = now();
+        let announcement = Announcement {
+            idnat: a.idnat.as_str().to_owned(),
+            family_name: a.family_name.trim().to_owned(),
+            given_name: a.given_name.trim().to_owned(),
+            unit: a.unit.map(str::to_owned),
+            announced_by: a.announced_by.to_owned(),
+            announced_at: format_time(now)?,
+            expires_at: format_time(now + i64::from(a.days) * 86_400)?,
+        };
+        let mut tx = self.begin_write().await?;
+        let known = sqlx::query_scalar::<_, String>("SELECT matricule FROM identities WHERE idnat = $1")
+            .bind(a.idnat.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| failed("looking up an idNat", &e))?;
+        if let Some(matricule) = known {
+            return Err(DirectoryError::Invalid(format!(
+                "idNat {} already belongs to the identity with matricule {matricule:?}: they can log in, there is \
+                 nothing to announce",
+                a.idnat.as_str()
+            )));
+        }
+        sqlx::query(concat!(
+            "INSERT INTO announced_professionals (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (idnat) DO UPDATE SET family_name = excluded.family_name, \
+             given_name = excluded.given_name, unit = excluded.unit, announced_by = excluded.announced_by, \
+             announced_at = excluded.announced_at, expires_at = excluded.expires_at"
+        ))
+        .bind(&announcement.idnat)
+        .bind(&announcement.family_name)
+        .bind(&announcement.given_name)
+        .bind(&announcement.unit)
+        .bind(&announcement.announced_by)
+        .bind(&announcement.announced_at)
+        .bind(&announcement.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| failed("storing an announcement", &e))?;
+        tx.commit().await.map_err(|e| failed("storing an announcement", &e))?;
+        Ok(announcement)
+    }
+
+    /// Every announcement, expired ones included (the caller says which), by idNat.
+    pub async fn announcements(&self) -> Result<Vec<Announcement>, DirectoryError> {
+        let rows =
+            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM announced_professionals ORDER BY idnat"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| failed("listing announcements", &e))?;
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
+    /// Withdraws the announcement of this idNat; false when there was none.
+    pub async fn withdraw_announcement(&self, idnat: &IdNat) -> Result<bool, DirectoryError> {
+        let done = sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
+            .bind(idnat.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("withdrawing an announcement", &e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Just-in-time creation: when this idNat is announced and the announcement has not lapsed,
+    /// uses it up and creates the identity (names as PSC asserted them, else as HR announced
+    /// them; the announced unit), in one transaction. `None` when nothing (valid) was announced.
+    pub async fn create_announced(
+        &self,
+        idnat: &IdNat,
+        family_name: Option<&str>,
+        given_name: Option<&str>,
+    ) -> Result<Option<(String, Announcement)>, DirectoryError> {
+        let mut tx = self.begin_write().await?;
+        let row =
+            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM announced_professionals WHERE idnat = $1"))
+                .bind(idnat.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| failed("looking up an announcement", &e))?;
+        let Some(announcement) = row.map(from_row) else { return Ok(None) };
+        sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
+            .bind(idnat.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| failed("using up an announcement", &e))?;
+        if announcement.expired_at(now()) {
+            // A lapsed announcement goes, and creates nothing.
+            tx.commit().await.map_err(|e| failed("removing a lapsed announcement", &e))?;
+            return Ok(None);
+        }
+        let name = |asserted: Option<&str>, announced: &str| {
+            asserted
+                .map(str::trim)
+                .filter(|n| rules::check_text("name", n, true).is_ok())
+                .unwrap_or(announced)
+                .to_owned()
+        };
+        let identity = Identity {
+            id: String::new(),
+            matricule: jit_matricule(idnat),
+            family_name: name(family_name, &announcement.family_name),
+            given_name: name(given_name, &announcement.given_name),
+            birth_date: None,
+            metier: None,
+            grade: None,
+            idnat: Some(idnat.clone()),
+            units: announcement.unit.iter().map(|uf| Affectation { uf: uf.clone(), share: 100 }).collect(),
+        };
+        let (id, _created) = store_identity(&mut tx, &identity).await?;
+        tx.commit().await.map_err(|e| failed("creating an announced identity", &e))?;
+        Ok(Some((id, announcement)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::directory::Directory;
+
+    fn idnat(s: &str) -> IdNat {
+        IdNat::parse(s).unwrap()
+    }
+
+    fn new<'a>(id: &'a IdNat, days: u32) -> NewAnnouncement<'a> {
+        NewAnnouncement {
+            idnat: id,
+            family_name: "Durand",
+            given_name: "Marie",
+            unit: Some("UF1203"),
+            announced_by: "cli:test",
+            days,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_announced_professional_is_created_once_with_the_announced_unit() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+        let id = idnat("810001234567");
+        dir.announce(&new(&id, 7)).await.unwrap();
+        assert_eq!(dir.announcements().await.unwrap().len(), 1);
+
+        let (identity_id, a) = dir.create_announced(&id, Some("DURAND"), Some("Marie")).await.unwrap().unwrap();
+        assert_eq!(a.unit.as_deref(), Some("UF1203"));
+        let identity = dir.identity(&identity_id).await.unwrap().unwrap();
+        assert_eq!(identity.family_name, "DURAND", "names as PSC asserted them");
+        assert_eq!(identity.idnat.as_ref(), Some(&id));
+        assert_eq!(identity.units, vec![Affectation { uf: "UF1203".into(), share: 100 }]);
+        assert_eq!(identity.matricule, "PSC-810001234567");
+        assert_eq!(dir.identity_by_idnat(&id).await.unwrap().map(|i| i.id), Some(identity_id));
+
+        // Used up: a second login finds nothing to create, and the idNat cannot be announced again.
+        assert!(dir.announcements().await.unwrap().is_empty());
+        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
+        let again = dir.announce(&new(&id, 7)).await.unwrap_err().to_string();
+        assert!(again.contains("already belongs"), "{again}");
+    }
+
+    #[tokio::test]
+    async fn unannounced_withdrawn_and_lapsed_professionals_are_not_created() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+        let id = idnat("810009876543");
+        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
+
+        dir.announce(&new(&id, 7)).await.unwrap();
+        assert!(dir.withdraw_announcement(&id).await.unwrap());
+        assert!(!dir.withdraw_announcement(&id).await.unwrap());
+        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
+
+        // A lapsed announcement (written as a past date) is removed and creates nothing.
+        dir.announce(&new(&id, 1)).await.unwrap();
+        sqlx::query("UPDATE announced_professionals SET expires_at = '2020-01-01T00:00:00Z'")
+            .execute(&dir.pool)
+            .await
+            .unwrap();
+        assert!(dir.announcements().await.unwrap()[0].expired_at(now()));
+        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
+        assert!(dir.announcements().await.unwrap().is_empty());
+        assert_eq!(dir.identity_by_idnat(&id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn bad_announcements_are_refused_with_the_reason() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+        let id = idnat("0751234567");
+        let mut a = new(&id, 0);
+        assert!(dir.announce(&a).await.unwrap_err().to_string().contains("1 to 366 days"));
+        a.days = 3;
+        a.unit = Some("UF 12");
+        assert!(dir.announce(&a).await.unwrap_err().to_string().contains("unit code"));
+        a.unit = None;
+        a.family_name = " ";
+        assert!(dir.announce(&a).await.unwrap_err().to_string().contains("family name"));
+    }
+}
