@@ -103,7 +103,7 @@ def test_td31_registry_query_returns_one_document_entry(pki, sandbox, mtls):
 
 
 def test_rsa_sha1_vihf_like_the_official_examples_is_accepted(pki, sandbox, mtls):
-    status, _, body = post(sandbox, "patients", envelope(TD02, vihf(pki.seal, sha1=True)), mtls)
+    status, _, body = post(sandbox, "patients", envelope(TD02, vihf(pki.seal, sha1=True, millis=True)), mtls)
     assert status == 200, body
 
 

@@ -151,8 +151,9 @@ def make_pki(d: Path) -> Pki:
     return Pki(d, tls_ca, server, client, seal_ca, seal, rogue_seal)
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def _iso_at(t: dt.datetime, millis: bool) -> str:
+    t = t.astimezone(dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if millis else t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def vihf(
@@ -165,9 +166,14 @@ def vihf(
     values: dict[str, str] | None = None,
     auth_mode_name: str = "Authentification_Mode",
     sha1: bool = False,
+    millis: bool = False,
 ) -> etree._Element:
-    """A VIHF shaped like reference §1's AIR example, signed enveloped with exc-c14n by signxml."""
+    """A VIHF shaped like reference §1's AIR example, signed enveloped with exc-c14n by signxml.
+    Instants to the second (as Vigie writes them), or to the millisecond."""
     issued = issued or dt.datetime.now(dt.timezone.utc)
+
+    def _iso(t: dt.datetime) -> str:
+        return _iso_at(t, millis)
     vals = {
         "Identifiant_Structure": "10B0127189",
         "Secteur_Activite": "SA07^1.2.250.1.71.4.2.4",

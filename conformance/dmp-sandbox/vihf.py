@@ -97,7 +97,7 @@ def parse_datetime(text: str | None, what: str) -> datetime:
     m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})", text.strip())
     if not m:
         raise Rejected(f"VIHF malformed: {what} is not an xs:dateTime with a time zone: {text[:64]!r}")
-    frac = (m.group(2) or "")[:7].ljust(7, "0")[:7]  # Python keeps microseconds: '.' + 6 digits
+    frac = (m.group(2) or "")[:7].ljust(7, "0") if m.group(2) else ""  # Python keeps microseconds: '.' + 6 digits
     tz = "+00:00" if m.group(3) == "Z" else m.group(3)
     try:
         return datetime.fromisoformat(m.group(1) + frac + tz).astimezone(timezone.utc)
