@@ -136,7 +136,9 @@ function peerCertificate(socket) {
 }
 
 export async function startSandbox(config) {
-  const state = { misbehave: new Map(), nextLogin: null, log: [] };
+  // misbehave: rules {mode, times, ms, close, client_id?}; nextLogins: FIFO of pre-selected logins
+  // {idnat, means, amr?, client_id?, redirect_uri?}, each taken by the first authorization request it matches.
+  const state = { misbehave: [], nextLogins: [], log: [] };
   // Requests the stand-in makes to itself (the next-login shortcut) carry this; they are not logged twice.
   const internalToken = crypto.randomBytes(24).toString('base64url');
 
@@ -273,12 +275,50 @@ export async function startSandbox(config) {
     if (state.log.length > LOG_MAX) state.log.splice(0, state.log.length - LOG_MAX);
   }
 
-  function take(mode) {
-    const m = state.misbehave.get(mode);
-    if (!m) return undefined;
-    m.times -= 1;
-    if (m.times <= 0) state.misbehave.delete(mode);
-    return m;
+  function active(mode) {
+    return state.misbehave.some((r) => r.mode === mode);
+  }
+
+  // Uses up one application of the first rule for `mode` that applies to this client.
+  function take(mode, clientId) {
+    const i = state.misbehave.findIndex((r) => r.mode === mode && (r.client_id === undefined || r.client_id === clientId));
+    if (i < 0) return undefined;
+    const rule = state.misbehave[i];
+    rule.times -= 1;
+    if (rule.times <= 0) state.misbehave.splice(i, 1);
+    return rule;
+  }
+
+  function pendingLoginFor(query) {
+    return state.nextLogins.find(
+      (p) =>
+        (p.client_id === undefined || p.client_id === query.client_id) &&
+        (p.redirect_uri === undefined || p.redirect_uri === query.redirect_uri),
+    );
+  }
+
+  // The client a token request is from, before oidc-provider has authenticated it: from HTTP Basic
+  // (RFC 6749 §2.3.1, form-urlencoded then base64), else from the form body, which is then read here and
+  // handed to oidc-provider already parsed.
+  async function tokenRequestClientId(ctx) {
+    const basic = /^basic (.+)$/i.exec(ctx.get('authorization'));
+    if (basic) {
+      const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+      try {
+        return decodeURIComponent(decoded.split(':')[0].replace(/\+/g, ' '));
+      } catch {
+        return undefined;
+      }
+    }
+    if (!ctx.is('application/x-www-form-urlencoded')) return undefined;
+    const form = { ...querystring.parse(await readBody(ctx.req)) };
+    ctx.req.body = form;
+    if (typeof form.client_id === 'string') return form.client_id;
+    try {
+      return jose.decodeJwt(String(form.client_assertion)).sub;
+    } catch {
+      return undefined;
+    }
   }
 
   async function rewriteIdToken(jwt, modes) {
@@ -306,13 +346,10 @@ export async function startSandbox(config) {
     return new jose.SignJWT(payload).setProtectedHeader(header).sign(signingKey);
   }
 
-  function activeTokenModes() {
+  function activeTokenModes(clientId) {
     const modes = new Set();
     for (const mode of TOKEN_MODES) {
-      if (state.misbehave.has(mode)) {
-        take(mode);
-        modes.add(mode);
-      }
+      if (take(mode, clientId)) modes.add(mode);
     }
     return modes;
   }
@@ -420,12 +457,12 @@ export async function startSandbox(config) {
     const query = { ...ctx.query };
 
     try {
-      if (endpoint === 'auth' && state.nextLogin && query.prompt !== 'none') {
+      if (endpoint === 'auth' && pendingLoginFor(query) && query.prompt !== 'none') {
         // A pre-selected login replaces any session the user agent still has with the stand-in.
         ctx.query = { ...query, prompt: 'login' };
         ctx.req.originalUrl = `${ISSUER_PATH}${ctx.url}`;
       }
-      if (endpoint === 'token' && take('token_error')) {
+      if (endpoint === 'token' && active('token_error') && take('token_error', await tokenRequestClientId(ctx))) {
         entry.misbehave = 'token_error';
         ctx.status = 500;
         ctx.body = { error: 'server_error', error_description: 'psc-sandbox misbehave: token_error (test only)' };
@@ -451,15 +488,14 @@ export async function startSandbox(config) {
       entry.params = redact({ ...query, ...body });
 
       if (endpoint === 'token' && ctx.status === 200 && typeof ctx.body?.id_token === 'string') {
-        const modes = activeTokenModes();
+        const modes = activeTokenModes(oidc.client?.clientId);
         if (modes.size > 0) {
           entry.misbehave = [...modes].join(',');
           ctx.body = { ...ctx.body, id_token: await rewriteIdToken(ctx.body.id_token, modes) };
         }
       }
 
-      if (endpoint === 'userinfo' && ctx.status === 200 && state.misbehave.has('userinfo_sub_mismatch')) {
-        take('userinfo_sub_mismatch');
+      if (endpoint === 'userinfo' && ctx.status === 200 && take('userinfo_sub_mismatch', oidc?.client?.clientId)) {
         entry.misbehave = 'userinfo_sub_mismatch';
         const otherSub = `${SUB_PREFIX}899999999999`;
         if (typeof ctx.body === 'string') {
@@ -480,9 +516,9 @@ export async function startSandbox(config) {
         entry.logged_out = true;
       }
 
-      if (endpoint === 'auth' && ctx.status === 303 && state.nextLogin && oidc?.entities?.Interaction) {
-        const pick = state.nextLogin;
-        state.nextLogin = null;
+      const pick = endpoint === 'auth' && ctx.status === 303 ? pendingLoginFor(query) : undefined;
+      if (pick && oidc?.entities?.Interaction) {
+        state.nextLogins.splice(state.nextLogins.indexOf(pick), 1);
         entry.next_login = pick.idnat;
         await completeAtOnce(ctx, oidc.entities.Interaction, pick);
       }
@@ -534,7 +570,7 @@ export async function startSandbox(config) {
 
   const providerCallback = provider.callback();
 
-  async function interactionRoute(req, res, url) {
+  async function interactionRoute(req, res, url, entry) {
     const m = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/approve|\/abort)?$/.exec(url.pathname);
     if (!m) {
       send(res, 404, 'text/html; charset=utf-8', messagePage('Introuvable', 'Cette page n’existe pas.'));
@@ -562,6 +598,7 @@ export async function startSandbox(config) {
       return;
     }
     const form = querystring.parse(await readBody(req));
+    entry.params = redact({ ...form });
     if (m[2] === '/abort') {
       await provider.interactionFinished(
         req,
@@ -616,8 +653,8 @@ export async function startSandbox(config) {
         sendJson(res, 200, identities.map(({ idnat, label, claims }) => ({ idnat, label, sub: claims.sub })));
         return;
       case 'POST /__control/reset':
-        state.misbehave.clear();
-        state.nextLogin = null;
+        state.misbehave.length = 0;
+        state.nextLogins.length = 0;
         state.log.length = 0;
         sendJson(res, 200, { ok: true });
         return;
@@ -635,8 +672,15 @@ export async function startSandbox(config) {
           sendJson(res, 400, { error: 'amr must be a list of strings' });
           return;
         }
-        state.nextLogin = { idnat: input.idnat, means, amr: input.amr };
-        sendJson(res, 200, { ok: true, next_login: state.nextLogin });
+        for (const k of ['client_id', 'redirect_uri']) {
+          if (input[k] !== undefined && (typeof input[k] !== 'string' || !input[k])) {
+            sendJson(res, 400, { error: `${k} must be a non-empty string` });
+            return;
+          }
+        }
+        const pick = { idnat: input.idnat, means, amr: input.amr, client_id: input.client_id, redirect_uri: input.redirect_uri };
+        state.nextLogins.push(pick);
+        sendJson(res, 200, { ok: true, next_login: pick, queued: state.nextLogins.length });
         return;
       }
       case 'POST /__control/misbehave': {
@@ -656,8 +700,15 @@ export async function startSandbox(config) {
           sendJson(res, 400, { error: 'ms must be an integer between 0 and 120000' });
           return;
         }
-        state.misbehave.set(mode, { times, ms, close: input.close === true });
-        sendJson(res, 200, { ok: true, active: Object.fromEntries(state.misbehave) });
+        if (input.client_id !== undefined && (typeof input.client_id !== 'string' || persistent)) {
+          sendJson(res, 400, { error: 'client_id must be a string, and cannot narrow slow or down (PSC is down for all)' });
+          return;
+        }
+        const rule = { mode, times, ms, close: input.close === true, client_id: input.client_id };
+        const same = state.misbehave.findIndex((r) => r.mode === mode && r.client_id === rule.client_id);
+        if (same >= 0) state.misbehave.splice(same, 1, rule);
+        else state.misbehave.push(rule);
+        sendJson(res, 200, { ok: true, active: state.misbehave });
         return;
       }
       default:
@@ -677,9 +728,9 @@ export async function startSandbox(config) {
     const endpoint = endpointOfFull(url.pathname);
     const internal = req.headers['x-psc-sandbox-internal'] === internalToken;
     if (endpoint && !internal) {
-      const slow = state.misbehave.has('slow') ? take('slow') : undefined;
+      const slow = take('slow');
       if (slow) await sleep(slow.ms);
-      const down = state.misbehave.has('down') ? take('down') : undefined;
+      const down = take('down');
       if (down) {
         record({ at: new Date().toISOString(), endpoint, method: req.method, path: url.pathname, misbehave: 'down', status: down.close ? 0 : 503, params: redact(Object.fromEntries(url.searchParams)) });
         if (down.close) {
@@ -691,7 +742,13 @@ export async function startSandbox(config) {
       }
     }
     if (url.pathname.startsWith('/interaction/')) {
-      await interactionRoute(req, res, url);
+      const entry = { at: new Date().toISOString(), endpoint: 'interaction', method: req.method, path: url.pathname, params: {} };
+      try {
+        await interactionRoute(req, res, url, entry);
+      } finally {
+        entry.status = res.statusCode;
+        if (!internal) record(entry);
+      }
       return;
     }
     if (url.pathname === ISSUER_PATH || url.pathname.startsWith(`${ISSUER_PATH}/`)) {

@@ -115,8 +115,8 @@ function authorizationRequest(cfg) {
 }
 
 // A login through `__control/next-login`: one request to the authorization endpoint, a 302 back to the RP.
-async function login(sb, cfg, { idnat = '810001234567', means, fetchImpl = httpFetch } = {}) {
-  await control(sb.origin, 'next-login', { idnat, ...(means ? { means } : {}) }, fetchImpl);
+async function login(sb, cfg, { idnat = '810001234567', means, fetchImpl = httpFetch, queued = false } = {}) {
+  if (!queued) await control(sb.origin, 'next-login', { idnat, ...(means ? { means } : {}) }, fetchImpl);
   const req = await authorizationRequest(cfg);
   const res = await fetchImpl(req.url, { redirect: 'manual' });
   assert.equal(res.status, 302, `authorization endpoint answered ${res.status}`);
@@ -217,6 +217,21 @@ describe('login and claims', () => {
     }
   });
 
+  test('pre-selected logins queue in order and can be narrowed to a client', async () => {
+    const basic = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
+    const post = await configFor(plain, 'post', client.ClientSecretPost('post-secret-12'));
+    await control(plain.origin, 'next-login', { idnat: '810009876543', client_id: 'post' });
+    await control(plain.origin, 'next-login', { idnat: '810005555555', client_id: 'post', redirect_uri: RP });
+    const queued = await control(plain.origin, 'next-login', { idnat: '0751234567', client_id: 'basic' });
+    assert.equal(queued.queued, 3);
+    assert.match((await login(plain, basic, { queued: true })).claims().sub, /:0751234567$/);
+    assert.match((await login(plain, post, { queued: true })).claims().sub, /:810009876543$/);
+    assert.match((await login(plain, post, { queued: true })).claims().sub, /:810005555555$/);
+    const res = await httpFetch((await authorizationRequest(post)).url);
+    assert.equal(res.status, 303, 'with nothing queued the login page is shown');
+    assert.match(res.headers.get('location'), /^\/interaction\//);
+  });
+
   test('a login with the CPS card says so in amr', async () => {
     const cfg = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
     const tokens = await login(plain, cfg, { idnat: '0751234567', means: 'card' });
@@ -262,6 +277,8 @@ describe('login and claims', () => {
       expectedNonce: req.nonce,
     });
     assert.match(tokens.claims().sub, /:810009876543$/);
+    const approve = (await lastLog(plain, 'interaction')).params;
+    assert.deepEqual(approve, { idnat: '810009876543', means: 'ecps' });
   });
 
   test('an unknown idnat posted to the login page is refused with the page again', async () => {
@@ -448,6 +465,28 @@ describe('misbehaviour (test-only control API)', () => {
     assert.equal(entries.length, 1);
     assert.equal(entries[0].status, 200);
     assert.equal(entries[0].misbehave, undefined);
+  });
+
+  test('misbehaviour narrowed to one client_id leaves the other clients alone', async () => {
+    const basic = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
+    const post = await configFor(plain, 'post', client.ClientSecretPost('post-secret-12'));
+    await control(plain.origin, 'misbehave', { mode: 'wrong_aud', client_id: 'post' });
+    await login(plain, basic);
+    await assert.rejects(login(plain, post), (err) => {
+      assert.match(err.cause?.message, /unexpected JWT "aud"/);
+      return true;
+    });
+    // token_error for a client_secret_post client: the stand-in reads the form to find the client, and
+    // oidc-provider still gets the body (the retry with the same code succeeds).
+    await control(plain.origin, 'misbehave', { mode: 'token_error', client_id: 'post' });
+    await login(plain, basic);
+    await control(plain.origin, 'next-login', { idnat: '810001234567' });
+    const req = await authorizationRequest(post);
+    const callback = new URL((await httpFetch(req.url)).headers.get('location'));
+    const checks = { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce };
+    await assert.rejects(client.authorizationCodeGrant(post, callback, checks), (err) => err.cause?.status === 500);
+    const tokens = await client.authorizationCodeGrant(post, callback, checks);
+    assert.equal(tokens.claims().aud, 'post');
   });
 
   test('the control API refuses garbage with 400 and keeps serving', async () => {
