@@ -98,9 +98,10 @@ function checkClient(c, i, tls) {
     client_id: c.client_id,
     token_endpoint_auth_method: method,
     redirect_uris: stringList(c.redirect_uris, `${where}.redirect_uris`, { required: true }),
-    post_logout_redirect_uris: stringList(c.post_logout_redirect_uris, `${where}.post_logout_redirect_uris`, {
-      required: false,
-    }) ?? [],
+    post_logout_redirect_uris:
+      stringList(c.post_logout_redirect_uris, `${where}.post_logout_redirect_uris`, {
+        required: false,
+      }) ?? [],
     grant_types: ['authorization_code'],
     response_types: ['code'],
     id_token_signed_response_alg: 'RS256',

@@ -178,10 +178,19 @@ export function identitiesFromConfig(list) {
       throw new Error(`config: identities[${i}].idnat must be an idNat_PS (0|1|3|4|5|6|8 then digits)`);
     }
     if (entry.claims) {
-      const claims = { sub: subFor(entry.idnat), preferred_username: entry.idnat, SubjectNameID: entry.idnat, ...entry.claims };
+      const claims = {
+        sub: subFor(entry.idnat),
+        preferred_username: entry.idnat,
+        SubjectNameID: entry.idnat,
+        ...entry.claims,
+      };
       return { idnat: entry.idnat, label: entry.label ?? entry.idnat, claims };
     }
-    if (typeof entry.given_name !== 'string' || typeof entry.family_name !== 'string' || typeof entry.profession !== 'string') {
+    if (
+      typeof entry.given_name !== 'string' ||
+      typeof entry.family_name !== 'string' ||
+      typeof entry.profession !== 'string'
+    ) {
       throw new Error(`config: identities[${i}] needs "claims", or "given_name", "family_name" and "profession"`);
     }
     return professional({

@@ -21,7 +21,15 @@ const WALLET_DISCOVERY = '/.well-known/wallet-openid-configuration';
 
 const TOKEN_MODES = new Set(['wrong_iss', 'wrong_aud', 'expired', 'wrong_nonce', 'alg_none', 'unknown_kid']);
 const MODES = new Set([...TOKEN_MODES, 'userinfo_sub_mismatch', 'token_error', 'slow', 'down']);
-const REDACTED = new Set(['client_secret', 'client_assertion', 'code', 'code_verifier', 'refresh_token', 'token', 'password']);
+const REDACTED = new Set([
+  'client_secret',
+  'client_assertion',
+  'code',
+  'code_verifier',
+  'refresh_token',
+  'token',
+  'password',
+]);
 const LOG_MAX = 5000;
 const BODY_MAX = 64 * 1024;
 
@@ -281,7 +289,9 @@ export async function startSandbox(config) {
 
   // Uses up one application of the first rule for `mode` that applies to this client.
   function take(mode, clientId) {
-    const i = state.misbehave.findIndex((r) => r.mode === mode && (r.client_id === undefined || r.client_id === clientId));
+    const i = state.misbehave.findIndex(
+      (r) => r.mode === mode && (r.client_id === undefined || r.client_id === clientId),
+    );
     if (i < 0) return undefined;
     const rule = state.misbehave[i];
     rule.times -= 1;
@@ -479,7 +489,14 @@ export async function startSandbox(config) {
       if (typeof body.client_assertion === 'string') {
         try {
           const { iss, sub, aud, exp, jti } = jose.decodeJwt(body.client_assertion);
-          entry.client_assertion = { alg: jose.decodeProtectedHeader(body.client_assertion).alg, iss, sub, aud, exp, jti };
+          entry.client_assertion = {
+            alg: jose.decodeProtectedHeader(body.client_assertion).alg,
+            iss,
+            sub,
+            aud,
+            exp,
+            jti,
+          };
         } catch {
           entry.client_assertion = { unreadable: true };
         }
@@ -560,7 +577,10 @@ export async function startSandbox(config) {
   async function completeAtOnce(ctx, interaction, pick) {
     interaction.result = await loginResult(interaction, pick);
     await interaction.save(Math.max(interaction.exp - Math.floor(Date.now() / 1000), 1));
-    const res = await selfRequest(interaction.returnTo, cookieHeader(ctx.get('cookie'), ctx.response.get('set-cookie')));
+    const res = await selfRequest(
+      interaction.returnTo,
+      cookieHeader(ctx.get('cookie'), ctx.response.get('set-cookie')),
+    );
     const location = res.headers.location;
     if (!location) throw new Error(`next-login: resume answered ${res.statusCode} without a redirect`);
     for (const sc of res.headers['set-cookie'] ?? []) ctx.append('Set-Cookie', sc);
@@ -589,8 +609,15 @@ export async function startSandbox(config) {
     }
     const list = identities.map(({ idnat, label }) => ({ idnat, label }));
     if (!m[2] && req.method === 'GET') {
-      const html = interactionPage({ uid: details.uid, clientId: details.params.client_id, scope: details.params.scope, identities: list });
-      send(res, 200, 'text/html; charset=utf-8', html, { 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" });
+      const html = interactionPage({
+        uid: details.uid,
+        clientId: details.params.client_id,
+        scope: details.params.scope,
+        identities: list,
+      });
+      send(res, 200, 'text/html; charset=utf-8', html, {
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+      });
       return;
     }
     if (req.method !== 'POST') {
@@ -650,7 +677,11 @@ export async function startSandbox(config) {
         return;
       }
       case 'GET /__control/identities':
-        sendJson(res, 200, identities.map(({ idnat, label, claims }) => ({ idnat, label, sub: claims.sub })));
+        sendJson(
+          res,
+          200,
+          identities.map(({ idnat, label, claims }) => ({ idnat, label, sub: claims.sub })),
+        );
         return;
       case 'POST /__control/reset':
         state.misbehave.length = 0;
@@ -678,7 +709,13 @@ export async function startSandbox(config) {
             return;
           }
         }
-        const pick = { idnat: input.idnat, means, amr: input.amr, client_id: input.client_id, redirect_uri: input.redirect_uri };
+        const pick = {
+          idnat: input.idnat,
+          means,
+          amr: input.amr,
+          client_id: input.client_id,
+          redirect_uri: input.redirect_uri,
+        };
         state.nextLogins.push(pick);
         sendJson(res, 200, { ok: true, next_login: pick, queued: state.nextLogins.length });
         return;
@@ -701,7 +738,9 @@ export async function startSandbox(config) {
           return;
         }
         if (input.client_id !== undefined && (typeof input.client_id !== 'string' || persistent)) {
-          sendJson(res, 400, { error: 'client_id must be a string, and cannot narrow slow or down (PSC is down for all)' });
+          sendJson(res, 400, {
+            error: 'client_id must be a string, and cannot narrow slow or down (PSC is down for all)',
+          });
           return;
         }
         const rule = { mode, times, ms, close: input.close === true, client_id: input.client_id };
@@ -714,7 +753,12 @@ export async function startSandbox(config) {
       default:
         sendJson(res, 404, {
           error: 'unknown control route',
-          routes: ['POST /__control/next-login', 'POST /__control/misbehave', 'GET /__control/log', 'POST /__control/reset'],
+          routes: [
+            'POST /__control/next-login',
+            'POST /__control/misbehave',
+            'GET /__control/log',
+            'POST /__control/reset',
+          ],
         });
     }
   }
@@ -732,17 +776,34 @@ export async function startSandbox(config) {
       if (slow) await sleep(slow.ms);
       const down = take('down');
       if (down) {
-        record({ at: new Date().toISOString(), endpoint, method: req.method, path: url.pathname, misbehave: 'down', status: down.close ? 0 : 503, params: redact(Object.fromEntries(url.searchParams)) });
+        record({
+          at: new Date().toISOString(),
+          endpoint,
+          method: req.method,
+          path: url.pathname,
+          misbehave: 'down',
+          status: down.close ? 0 : 503,
+          params: redact(Object.fromEntries(url.searchParams)),
+        });
         if (down.close) {
           req.socket.destroy();
         } else {
-          sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'psc-sandbox misbehave: down (test only)' });
+          sendJson(res, 503, {
+            error: 'temporarily_unavailable',
+            error_description: 'psc-sandbox misbehave: down (test only)',
+          });
         }
         return;
       }
     }
     if (url.pathname.startsWith('/interaction/')) {
-      const entry = { at: new Date().toISOString(), endpoint: 'interaction', method: req.method, path: url.pathname, params: {} };
+      const entry = {
+        at: new Date().toISOString(),
+        endpoint: 'interaction',
+        method: req.method,
+        path: url.pathname,
+        params: {},
+      };
       try {
         await interactionRoute(req, res, url, entry);
       } finally {

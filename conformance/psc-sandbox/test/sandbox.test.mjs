@@ -50,7 +50,12 @@ before(async () => {
         token_endpoint_auth_method: 'client_secret_post',
         redirect_uris: [RP],
       },
-      { client_id: 'pkjwt', token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [publicJwk] }, redirect_uris: [RP] },
+      {
+        client_id: 'pkjwt',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [publicJwk] },
+        redirect_uris: [RP],
+      },
       {
         client_id: 'jwtui',
         client_secret: 'jwtui-secret-1',
@@ -171,7 +176,12 @@ describe('discovery', () => {
 
   test('PKCE is required: an authorization request without code_challenge is refused', async () => {
     const cfg = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
-    const url = client.buildAuthorizationUrl(cfg, { redirect_uri: RP, scope: 'openid scope_all', state: 's', nonce: 'n' });
+    const url = client.buildAuthorizationUrl(cfg, {
+      redirect_uri: RP,
+      scope: 'openid scope_all',
+      state: 's',
+      nonce: 'n',
+    });
     const res = await httpFetch(url);
     assert.equal(res.status, 303);
     const back = new URL(res.headers.get('location'));
@@ -495,7 +505,15 @@ describe('misbehaviour (test-only control API)', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed;
     };
-    const bodies = ['', 'null', '[]', '"x"', '{"mode":"nope"}', '{"mode":"slow","ms":-1}', '{"mode":"wrong_iss","times":0}'];
+    const bodies = [
+      '',
+      'null',
+      '[]',
+      '"x"',
+      '{"mode":"nope"}',
+      '{"mode":"slow","ms":-1}',
+      '{"mode":"wrong_iss","times":0}',
+    ];
     for (let i = 0; i < 40; i += 1) {
       bodies.push(Buffer.from(Array.from({ length: rand() % 64 }, () => rand() % 256)).toString('latin1'));
     }
@@ -503,7 +521,11 @@ describe('misbehaviour (test-only control API)', () => {
       const res = await fetch(`${plain.origin}/__control/misbehave`, { method: 'POST', body });
       assert.equal(res.status, 400, `body ${JSON.stringify(body)} got ${res.status}`);
     }
-    for (const body of ['{"idnat":"899999999999"}', '{"idnat":"810001234567","means":"sms"}', '{"idnat":"810001234567","amr":"x"}']) {
+    for (const body of [
+      '{"idnat":"899999999999"}',
+      '{"idnat":"810001234567","means":"sms"}',
+      '{"idnat":"810001234567","amr":"x"}',
+    ]) {
       const res = await fetch(`${plain.origin}/__control/next-login`, { method: 'POST', body });
       assert.equal(res.status, 400, body);
     }
@@ -545,7 +567,10 @@ describe('configuration', () => {
   const cases = [
     [{ listen: 'nope', clients: [] }, /"listen" must be host:port/],
     [{ clients: [] }, /"clients" must be a non-empty list/],
-    [{ clients: [{ client_id: 'a', client_secret: 'secret-123', redirect_uris: [RP] }], extra: 1 }, /unknown key "extra"/],
+    [
+      { clients: [{ client_id: 'a', client_secret: 'secret-123', redirect_uris: [RP] }], extra: 1 },
+      /unknown key "extra"/,
+    ],
     [
       { clients: [{ client_id: 'a', token_endpoint_auth_method: 'private_key_jwt', redirect_uris: [RP] }] },
       /clients\[0\]\.jwks .* private_key_jwt/,
@@ -553,13 +578,27 @@ describe('configuration', () => {
     [
       {
         clients: [
-          { client_id: 'a', token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=a', redirect_uris: [RP] },
+          {
+            client_id: 'a',
+            token_endpoint_auth_method: 'tls_client_auth',
+            tls_client_auth_subject_dn: 'CN=a',
+            redirect_uris: [RP],
+          },
         ],
       },
       /tls\.client_ca/,
     ],
-    [{ clients: [{ client_id: 'a', client_secret: 'short', redirect_uris: [RP] }] }, /client_secret \(8 characters or more\)/],
-    [{ clients: [{ client_id: 'a', client_secret: 'secret-123', redirect_uris: [RP] }], identities: [{ idnat: '9x' }] }, /identities\[0\]\.idnat/],
+    [
+      { clients: [{ client_id: 'a', client_secret: 'short', redirect_uris: [RP] }] },
+      /client_secret \(8 characters or more\)/,
+    ],
+    [
+      {
+        clients: [{ client_id: 'a', client_secret: 'secret-123', redirect_uris: [RP] }],
+        identities: [{ idnat: '9x' }],
+      },
+      /identities\[0\]\.idnat/,
+    ],
   ];
   for (const [i, [value, message]] of cases.entries()) {
     test(`a bad config file is refused with a precise message (${i})`, async () => {
