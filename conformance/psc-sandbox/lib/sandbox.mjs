@@ -10,7 +10,7 @@ import * as jose from 'jose';
 import Provider from 'oidc-provider';
 
 import { SCOPE_ALL_CLAIMS, SUB_PREFIX } from './identities.mjs';
-import { esc, indexPage, interactionPage, messagePage } from './pages.mjs';
+import { indexPage, interactionPage, messagePage } from './pages.mjs';
 
 // PSC is a Keycloak realm: issuer `<origin>/auth/realms/esante-wallet`, endpoints under
 // `<issuer>/protocol/openid-connect/…` (reference §1, ansforge/keycloak-prosanteconnect psc.properties).
