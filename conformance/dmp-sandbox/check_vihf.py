@@ -54,7 +54,9 @@ def _chain(assertion, ca_file: str) -> x509.Certificate:
     ca = verification.ExtensionPolicy.permit_all().require_present(
         x509.BasicConstraints, verification.Criticality.AGNOSTIC, _ca_basic_constraints
     )
-    verifier = verification.PolicyBuilder().store(store).extension_policies(ee_policy=ee, ca_policy=ca).build_client_verifier()
+    verifier = (
+        verification.PolicyBuilder().store(store).extension_policies(ee_policy=ee, ca_policy=ca).build_client_verifier()
+    )
     try:
         verifier.verify(cert, [])
     except verification.VerificationError as e:
@@ -81,7 +83,9 @@ def check(data: bytes, ca_file: str | None) -> dict:
         "not_on_or_after": assertion.conditions.not_on_or_after if assertion.conditions else None,
         "authn_context": [
             {
-                "class_ref": s.authn_context.authn_context_class_ref.text if s.authn_context.authn_context_class_ref else None,
+                "class_ref": (
+                    s.authn_context.authn_context_class_ref.text if s.authn_context.authn_context_class_ref else None
+                ),
                 "decl": s.authn_context.authn_context_decl.text if s.authn_context.authn_context_decl else None,
             }
             for s in assertion.authn_statement
@@ -103,7 +107,10 @@ def check(data: bytes, ca_file: str | None) -> dict:
             sec = SecurityContext(CryptoBackendXmlSec1(get_xmlsec_binary()))
             try:
                 ok = sec.verify_signature(
-                    data, cert_file=pem.name, node_name=saml.Assertion.c_namespace + ":" + saml.Assertion.c_tag, node_id=assertion.id
+                    data,
+                    cert_file=pem.name,
+                    node_name=saml.Assertion.c_namespace + ":" + saml.Assertion.c_tag,
+                    node_id=assertion.id,
                 )
             except SignatureError as e:
                 raise Bad(f"signature not verified by xmlsec1: {e}") from None

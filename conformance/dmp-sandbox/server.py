@@ -137,15 +137,21 @@ class Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if service not in SERVICES:
                 entry["service"] = self.path
-                raise LookupError(f"No such DMP service: {self.path} (served: {', '.join(BASE_PATH + s for s in SERVICES)})")
+                raise LookupError(
+                    f"No such DMP service: {self.path} (served: {', '.join(BASE_PATH + s for s in SERVICES)})"
+                )
             entry["service"] = service
             req = soap.parse_request(self.headers.get("Content-Type", ""), body)
             relates_to = req.message_id
             entry["action"] = req.action
             entry["mtom"] = req.mtom
-            entry["attachments"] = [{"cid": a.content_id, "sha256": a.sha256, "size": len(a.data)} for a in req.attachments]
+            entry["attachments"] = [
+                {"cid": a.content_id, "sha256": a.sha256, "size": len(a.data)} for a in req.attachments
+            ]
             if req.action != SERVICES[service]:
-                raise Rejected(f"WS-Addressing Action {req.action} is not served by {service} (expects {SERVICES[service]})")
+                raise Rejected(
+                    f"WS-Addressing Action {req.action} is not served by {service} (expects {SERVICES[service]})"
+                )
             security = soap.security_header(req)
             aid = next((c.get("ID") for c in security if isinstance(c.tag, str)), None)
             entry["vihf_id"] = aid
@@ -180,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(DEFAULT_REQUIRED),
         help="comma-separated Attribute Names the VIHF must carry; A|B = either spelling",
     )
-    p.add_argument("--auth-modes", default=",".join(DEFAULT_AUTH_MODES), help="accepted Authentification_Mode values ('' = any)")
+    p.add_argument(
+        "--auth-modes", default=",".join(DEFAULT_AUTH_MODES), help="accepted Authentification_Mode values ('' = any)"
+    )
     p.add_argument("--ins-oids", default=",".join(DEFAULT_INS_OIDS), help="accepted INS OIDs in resource-id")
     p.add_argument("--max-body", type=int, default=32 * 1024 * 1024, help="largest request body, bytes")
     a = p.parse_args(argv)

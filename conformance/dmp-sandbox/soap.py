@@ -185,7 +185,9 @@ def parse_request(content_type: str, body: bytes) -> SoapRequest:
         envelope = parse_xml(_decode(root_headers, root_raw))
         for i, (h, raw) in enumerate(parts):
             if i != root_i:
-                attachments.append(Attachment(_cid(h.get("content-id", "")), h.get("content-type", ""), _decode(h, raw)))
+                attachments.append(
+                    Attachment(_cid(h.get("content-id", "")), h.get("content-type", ""), _decode(h, raw))
+                )
         known = {a.content_id for a in attachments}
         for inc in envelope.iter(f"{{{XOP}}}Include"):
             href = inc.get("href", "")
@@ -315,7 +317,11 @@ def _td31_answer(patient_ins: str, ins_oid: str) -> etree._Element:
     etree.SubElement(name, f"{{{RIM}}}LocalizedString", value="Compte rendu d'hospitalisation (exemple du stand-in)")
     for scheme, value, label in (
         ("urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427", pid, "XDSDocumentEntry.patientId"),
-        ("urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab", f"1.2.250.1.213.4.1.9.{uuid.uuid4().int % 10**12}", "XDSDocumentEntry.uniqueId"),
+        (
+            "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab",
+            f"1.2.250.1.213.4.1.9.{uuid.uuid4().int % 10**12}",
+            "XDSDocumentEntry.uniqueId",
+        ),
     ):
         ext = etree.SubElement(
             eo,
@@ -332,7 +338,9 @@ def _td31_answer(patient_ins: str, ins_oid: str) -> etree._Element:
 REPLY_ATTACHMENT = b"DMP-SANDBOX reply attachment\r\n\x00\x01\x02\xff\r\n--not-a-boundary\r\n"
 
 
-def answer(req: SoapRequest, service: str, vihf_id: str, name_id: str, patient_ins: str, ins_oid: str) -> tuple[str, bytes]:
+def answer(
+    req: SoapRequest, service: str, vihf_id: str, name_id: str, patient_ins: str, ins_oid: str
+) -> tuple[str, bytes]:
     """The sample answer for the request's action; MTOM when the request was MTOM. → (content type, body)."""
     env, header, body = _envelope(RESPONSE_ACTION[req.action], req.message_id)
     # Sandbox echo: what arrived, so a relay test can check the VIHF and the attachments made it intact.
@@ -353,7 +361,10 @@ def answer(req: SoapRequest, service: str, vihf_id: str, name_id: str, patient_i
 
     cid = f"reply-{uuid.uuid4()}@dmp-sandbox"
     reply = etree.SubElement(
-        rec, f"{{{SBX}}}ReplyAttachment", sha256=hashlib.sha256(REPLY_ATTACHMENT).hexdigest(), size=str(len(REPLY_ATTACHMENT))
+        rec,
+        f"{{{SBX}}}ReplyAttachment",
+        sha256=hashlib.sha256(REPLY_ATTACHMENT).hexdigest(),
+        size=str(len(REPLY_ATTACHMENT)),
     )
     etree.SubElement(reply, f"{{{XOP}}}Include", nsmap={"xop": XOP}, href=f"cid:{cid}")
     boundary = f"uuid:{uuid.uuid4()}"

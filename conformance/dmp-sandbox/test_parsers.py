@@ -42,9 +42,13 @@ def test_multipart_parts_round_trip_byte_for_byte(payloads, boundary):
     delim = ("--" + boundary).encode()
     if any(delim in p or p.endswith(b"\r") for p in payloads) or boundary.endswith(" "):
         return
-    body = b"preamble\r\n" + b"".join(
-        b"--%s\r\nContent-ID: <p%d>\r\n\r\n%s\r\n" % (boundary.encode(), i, p) for i, p in enumerate(payloads)
-    ) + b"--%s--\r\nepilogue" % boundary.encode()
+    body = (
+        b"preamble\r\n"
+        + b"".join(
+            b"--%s\r\nContent-ID: <p%d>\r\n\r\n%s\r\n" % (boundary.encode(), i, p) for i, p in enumerate(payloads)
+        )
+        + b"--%s--\r\nepilogue" % boundary.encode()
+    )
     parts = soap.split_multipart(body, boundary)
     assert [h["content-id"] for h, _ in parts] == [f"<p{i}>" for i in range(len(payloads))]
     assert [hashlib.sha256(d).digest() for _, d in parts] == [hashlib.sha256(p).digest() for p in payloads]
@@ -52,7 +56,9 @@ def test_multipart_parts_round_trip_byte_for_byte(payloads, boundary):
 
 @FAST
 @given(
-    st.sampled_from(["application/soap+xml", 'multipart/related; type="application/xop+xml"; boundary=b1', "text/xml", ""]),
+    st.sampled_from(
+        ["application/soap+xml", 'multipart/related; type="application/xop+xml"; boundary=b1', "text/xml", ""]
+    ),
     st.binary(max_size=1500),
 )
 def test_request_garbage_gets_a_fault_reason(ctype, body):
@@ -97,7 +103,9 @@ def test_datetime_garbage_is_rejected_precisely(text):
 @given(st.datetimes(min_value=datetime(1970, 1, 1), timezones=st.just(timezone.utc)))
 def test_datetime_round_trips(t):
     assert parse_datetime(t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "x") == t
-    assert parse_datetime(t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00", "x") == t.replace(microsecond=t.microsecond // 1000 * 1000)
+    assert parse_datetime(t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00", "x") == t.replace(
+        microsecond=t.microsecond // 1000 * 1000
+    )
     # Second precision, as Vigie writes it (SAML core §1.3.3).
     assert parse_datetime(t.strftime("%Y-%m-%dT%H:%M:%SZ"), "x") == t.replace(microsecond=0)
 
@@ -105,7 +113,9 @@ def test_datetime_round_trips(t):
 @FAST
 @given(st.text(max_size=200))
 def test_issuer_dn_garbage_never_matches_nor_crashes(text):
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CACHET"), x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "CACHET"), x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]
+    )
     assert dn_matches(text, subject) == (text in ("C=FR,CN=CACHET",) or _parses_to(text, subject))
 
 

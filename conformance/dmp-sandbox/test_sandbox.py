@@ -38,11 +38,16 @@ def sandbox(pki):
         [
             sys.executable,
             str(HERE / "server.py"),
-            "--listen", "127.0.0.1:0",
-            "--cert", pki.path("server.pem"),
-            "--key", pki.path("server.key"),
-            "--client-ca", pki.path("tls-ca.pem"),
-            "--seal-ca", pki.path("seal-ca.pem"),
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            pki.path("server.pem"),
+            "--key",
+            pki.path("server.key"),
+            "--client-ca",
+            pki.path("tls-ca.pem"),
+            "--seal-ca",
+            pki.path("seal-ca.pem"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -147,8 +152,13 @@ def test_chunked_request_body_is_read_whole(pki, sandbox, mtls):
     c = http.client.HTTPSConnection(host, int(port), context=mtls, timeout=10)
     data = envelope(TD02, vihf(pki.seal))
     chunks = iter([data[:100], data[100:1000], data[1000:]])
-    c.request("POST", "/si-dmp-server/v2/services/patients", body=chunks, encode_chunked=True,
-              headers={"Content-Type": "application/soap+xml", "Transfer-Encoding": "chunked"})
+    c.request(
+        "POST",
+        "/si-dmp-server/v2/services/patients",
+        body=chunks,
+        encode_chunked=True,
+        headers={"Content-Type": "application/soap+xml", "Transfer-Encoding": "chunked"},
+    )
     r = c.getresponse()
     assert r.status == 200, r.read()
     c.close()
@@ -271,11 +281,15 @@ def test_check_vihf_loads_the_assertion_with_pysaml2(pki, tmp_path):
     assert attrs["urn:oasis:names:tc:xacml:2.0:subject:role"][1]["code"] == "SM26"
     assert attrs["urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"][0]["code"] == "normal"
 
-    rogue = subprocess.run(script + [str(f), "--ca", pki.path("rogue-seal-ca.pem")], capture_output=True, text=True, timeout=30)
+    rogue = subprocess.run(
+        script + [str(f), "--ca", pki.path("rogue-seal-ca.pem")], capture_output=True, text=True, timeout=30
+    )
     assert rogue.returncode == 1 and "seal CA" in rogue.stderr, rogue.stderr
     tampered = tmp_path / "tampered.xml"
     tampered.write_bytes(etree.tostring(a).replace(b"810001234567", b"810009876543"))
-    bad = subprocess.run(script + [str(tampered), "--ca", pki.path("seal-ca.pem")], capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        script + [str(tampered), "--ca", pki.path("seal-ca.pem")], capture_output=True, text=True, timeout=30
+    )
     assert bad.returncode == 1 and "signature" in bad.stderr, bad.stderr
     garbage = tmp_path / "garbage.xml"
     garbage.write_bytes(b"<not-an-assertion/>")
@@ -286,6 +300,8 @@ def test_check_vihf_loads_the_assertion_with_pysaml2(pki, tmp_path):
 def test_log_and_reset(pki, sandbox, mtls):
     assert log(sandbox, mtls), "calls were logged by the tests above"
     host_base = sandbox
-    status, _, body = post(host_base.split("/si-dmp-server")[0] + "/", "__control/reset", b"", mtls, ctype="application/json")
+    status, _, body = post(
+        host_base.split("/si-dmp-server")[0] + "/", "__control/reset", b"", mtls, ctype="application/json"
+    )
     assert status == 200
     assert log(sandbox, mtls) == []

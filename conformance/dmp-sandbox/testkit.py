@@ -56,7 +56,9 @@ class Issued:
 
 def make_ca(cn: str) -> Issued:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = _name((NameOID.COMMON_NAME, cn), (NameOID.ORGANIZATIONAL_UNIT_NAME, "IGC-SANTE TEST"), (NameOID.COUNTRY_NAME, "FR"))
+    name = _name(
+        (NameOID.COMMON_NAME, cn), (NameOID.ORGANIZATIONAL_UNIT_NAME, "IGC-SANTE TEST"), (NameOID.COUNTRY_NAME, "FR")
+    )
     now = dt.datetime.now(dt.timezone.utc)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
@@ -68,9 +70,7 @@ def make_ca(cn: str) -> Issued:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(ski, critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -89,9 +89,7 @@ def issue(ca: Issued, subject: x509.Name, *, server: bool = False, client: bool 
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
     )
     if server:
         b = b.add_extension(
@@ -101,14 +99,17 @@ def issue(ca: Issued, subject: x509.Name, *, server: bool = False, client: bool 
     if client:
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     # A seal (ORG_SIGN) certificate: digitalSignature + nonRepudiation, no EKU.
-    b = b.add_extension(x509.KeyUsage(True, not (server or client), bool(server or client), False, False, False, False, False, False), critical=True)
+    b = b.add_extension(
+        x509.KeyUsage(True, not (server or client), bool(server or client), False, False, False, False, False, False),
+        critical=True,
+    )
     return Issued(b.sign(ca.key, hashes.SHA256()), key)
 
 
 SEAL_SUBJECT = _name(
     (NameOID.COUNTRY_NAME, "FR"),
     (NameOID.STATE_OR_PROVINCE_NAME, "Rhône (69)"),
-    (NameOID.ORGANIZATION_NAME, "CH DE TEST, \"Vigie\""),
+    (NameOID.ORGANIZATION_NAME, 'CH DE TEST, "Vigie"'),
     (NameOID.ORGANIZATIONAL_UNIT_NAME, "10B0127189"),
     (NameOID.COMMON_NAME, "CACHET VIGIE TEST"),
 )
@@ -131,7 +132,11 @@ class Pki:
 def make_pki(d: Path) -> Pki:
     tls_ca = make_ca("TEST AC IGC-SANTE ELEMENTAIRE ORGANISATIONS")
     server = issue(tls_ca, _name((NameOID.COMMON_NAME, "dmp-sandbox.test")), server=True)
-    client = issue(tls_ca, _name((NameOID.ORGANIZATIONAL_UNIT_NAME, "10B0127189"), (NameOID.COMMON_NAME, "VIGIE ORG_AUTH_CLI")), client=True)
+    client = issue(
+        tls_ca,
+        _name((NameOID.ORGANIZATIONAL_UNIT_NAME, "10B0127189"), (NameOID.COMMON_NAME, "VIGIE ORG_AUTH_CLI")),
+        client=True,
+    )
     seal_ca = make_ca("TEST AC IGC-SANTE SEAL")
     seal = issue(seal_ca, SEAL_SUBJECT)
     rogue_ca = make_ca("TEST AC IGC-SANTE SEAL")  # same name, other key: trust is by key, not by name
@@ -174,10 +179,11 @@ def vihf(
 
     def _iso(t: dt.datetime) -> str:
         return _iso_at(t, millis)
+
     vals = {
         "Identifiant_Structure": "10B0127189",
         "Secteur_Activite": "SA07^1.2.250.1.71.4.2.4",
-        "urn:oasis:names:tc:xspa:1.0:subject:subject-id": "DURAND Marie, Cardiologie <&> \"A\"",
+        "urn:oasis:names:tc:xspa:1.0:subject:subject-id": 'DURAND Marie, Cardiologie <&> "A"',
         "VIHF_Version": "3.0",
         auth_mode_name: "INDIRECTE_RENFORCEE",
         "urn:oasis:names:tc:xacml:2.0:resource:resource-id": f"{PATIENT_INS}^^^&1.2.250.1.213.1.4.10&ISO^NH",
@@ -189,15 +195,25 @@ def vihf(
     }
     vals.update(values or {})
     aid = f"_{uuid.uuid4()}"
-    a = etree.Element(f"{{{SAML}}}Assertion", nsmap={"saml2": SAML, "xs": XS, "xsi": XSI}, ID=aid, IssueInstant=_iso(issued), Version="2.0")
+    a = etree.Element(
+        f"{{{SAML}}}Assertion",
+        nsmap={"saml2": SAML, "xs": XS, "xsi": XSI},
+        ID=aid,
+        IssueInstant=_iso(issued),
+        Version="2.0",
+    )
     iss = etree.SubElement(a, f"{{{SAML}}}Issuer", Format="urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName")
     iss.text = issuer if issuer is not None else seal.cert.subject.rfc4514_string()
     etree.SubElement(a, f"{{{DS}}}Signature", nsmap={"ds": DS}, Id="placeholder")
     etree.SubElement(etree.SubElement(a, f"{{{SAML}}}Subject"), f"{{{SAML}}}NameID").text = "810001234567"
-    etree.SubElement(a, f"{{{SAML}}}Conditions", NotBefore=_iso(issued), NotOnOrAfter=_iso(issued + dt.timedelta(seconds=lifetime)))
+    etree.SubElement(
+        a, f"{{{SAML}}}Conditions", NotBefore=_iso(issued), NotOnOrAfter=_iso(issued + dt.timedelta(seconds=lifetime))
+    )
     st = etree.SubElement(a, f"{{{SAML}}}AuthnStatement", AuthnInstant=_iso(issued - dt.timedelta(minutes=5)))
     ctx = etree.SubElement(st, f"{{{SAML}}}AuthnContext")
-    etree.SubElement(ctx, f"{{{SAML}}}AuthnContextClassRef").text = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"
+    etree.SubElement(ctx, f"{{{SAML}}}AuthnContextClassRef").text = (
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"
+    )
     etree.SubElement(ctx, f"{{{SAML}}}AuthnContextDecl").text = "CONF_EXI_PGSSIS"
     stmt = etree.SubElement(a, f"{{{SAML}}}AttributeStatement")
 
@@ -216,13 +232,22 @@ def vihf(
             ("10", "1.2.250.1.71.1.2.7", "professions", "Médecin"),
             ("SM26", "1.2.250.1.71.4.2.5", "specialites RPPS", "Qualifié en Médecine Générale"),
         ):
-            r = etree.SubElement(etree.SubElement(role, f"{{{SAML}}}AttributeValue"), f"{{{HL7}}}Role", nsmap={None: HL7})
+            r = etree.SubElement(
+                etree.SubElement(role, f"{{{SAML}}}AttributeValue"), f"{{{HL7}}}Role", nsmap={None: HL7}
+            )
             r.attrib.update({"code": code, "codeSystem": system, "codeSystemName": sname, "displayName": label})
             r.set(f"{{{XSI}}}type", "CE")
     if "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse" not in drop:
         pv = etree.SubElement(attr("urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"), f"{{{SAML}}}AttributeValue")
         p = etree.SubElement(pv, f"{{{HL7}}}PurposeOfUse", nsmap={None: HL7})
-        p.attrib.update({"code": "normal", "codeSystem": "1.2.250.1.213.1.1.4.248", "codeSystemName": "mode acces VIHF 2.0", "displayName": "Accès normal"})
+        p.attrib.update(
+            {
+                "code": "normal",
+                "codeSystem": "1.2.250.1.213.1.1.4.248",
+                "codeSystemName": "mode acces VIHF 2.0",
+                "displayName": "Accès normal",
+            }
+        )
         p.set(f"{{{XSI}}}type", "CE")
     signer = (_Sha1Signer if sha1 else XMLSigner)(
         signature_algorithm=SignatureMethod.RSA_SHA1 if sha1 else SignatureMethod.RSA_SHA256,
@@ -262,7 +287,17 @@ def vihf_signed_by_xmlsec1(seal: Issued, workdir: Path, *, sha1: bool = False) -
     key.write_bytes(seal.key_pem)
     cert.write_bytes(seal.cert_pem)
     subprocess.run(
-        ["xmlsec1", "--sign", "--privkey-pem", f"{key},{cert}", "--id-attr:ID", f"{SAML}:Assertion", "--output", str(out), str(tpl)],
+        [
+            "xmlsec1",
+            "--sign",
+            "--privkey-pem",
+            f"{key},{cert}",
+            "--id-attr:ID",
+            f"{SAML}:Assertion",
+            "--output",
+            str(out),
+            str(tpl),
+        ],
         check=True,
         capture_output=True,
         timeout=30,
@@ -291,7 +326,14 @@ def envelope(action: str, assertion: etree._Element | None, body: etree._Element
     if body is not None:
         b.append(body)
     else:
-        etree.SubElement(b, f"{{{HL7}}}PRPA_IN201307UV02" if action == TD02 else "{urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0}AdhocQueryRequest")
+        etree.SubElement(
+            b,
+            (
+                f"{{{HL7}}}PRPA_IN201307UV02"
+                if action == TD02
+                else "{urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0}AdhocQueryRequest"
+            ),
+        )
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 
 

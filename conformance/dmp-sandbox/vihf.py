@@ -122,12 +122,16 @@ def parse_ins(resource_id: str, allowed_oids: tuple[str, ...]) -> tuple[str, str
         )
     ins, oid = m.group(1), m.group(2)
     if oid not in allowed_oids:
-        raise Rejected(f"VIHF resource-id is not a well-formed INS: OID {oid} is not an INS OID ({', '.join(allowed_oids)})")
+        raise Rejected(
+            f"VIHF resource-id is not a well-formed INS: OID {oid} is not an INS OID ({', '.join(allowed_oids)})"
+        )
     nir13, key = ins[:13], ins[13:]
     if not re.fullmatch(r"[1-478]\d{4}(\d{2}|2[ABab])\d{6}", nir13) or not key.isdigit():
         raise Rejected(f"VIHF resource-id is not a well-formed INS: {ins} is not a NIR")
     if nir_key(nir13) != int(key):
-        raise Rejected(f"VIHF resource-id is not a well-formed INS: key {key} of {nir13} should be {nir_key(nir13):02d}")
+        raise Rejected(
+            f"VIHF resource-id is not a well-formed INS: key {key} of {nir13} should be {nir_key(nir13):02d}"
+        )
     return ins, oid
 
 
@@ -234,7 +238,9 @@ class VihfChecker:
         c14n = signed_info.find(f"{{{DS}}}CanonicalizationMethod")
         if c14n is None or c14n.get("Algorithm") != EXC_C14N:
             got = None if c14n is None else c14n.get("Algorithm")
-            raise Rejected(f"VIHF signature invalid: CanonicalizationMethod must be exclusive c14n ({EXC_C14N}), got {got}")
+            raise Rejected(
+                f"VIHF signature invalid: CanonicalizationMethod must be exclusive c14n ({EXC_C14N}), got {got}"
+            )
         refs = signed_info.findall(f"{{{DS}}}Reference")
         if len(refs) != 1:
             raise Rejected(f"VIHF signature invalid: expected one ds:Reference, found {len(refs)}")
@@ -245,7 +251,9 @@ class VihfChecker:
             )
         transforms = [t.get("Algorithm") for t in refs[0].findall(f"{{{DS}}}Transforms/{{{DS}}}Transform")]
         if ENVELOPED not in transforms or any(t not in (ENVELOPED, EXC_C14N) for t in transforms):
-            raise Rejected(f"VIHF signature invalid: transforms must be enveloped-signature + exc-c14n, got {transforms}")
+            raise Rejected(
+                f"VIHF signature invalid: transforms must be enveloped-signature + exc-c14n, got {transforms}"
+            )
 
     def _verify_signature(self, assertion: etree._Element, aid: str) -> tuple[etree._Element, x509.Certificate]:
         # Serialised on its own: lxml copies the in-scope namespace declarations, and exclusive c14n
@@ -267,9 +275,13 @@ class VihfChecker:
                 ca_policy=self._ca_policy,
             )
         except InvalidCertificate as e:
-            raise Rejected(f"VIHF signature invalid: the signing certificate does not chain to the seal CA ({e})") from None
+            raise Rejected(
+                f"VIHF signature invalid: the signing certificate does not chain to the seal CA ({e})"
+            ) from None
         except InvalidDigest as e:
-            raise Rejected(f"VIHF signature invalid: digest mismatch, the assertion was changed after signing ({e})") from None
+            raise Rejected(
+                f"VIHF signature invalid: digest mismatch, the assertion was changed after signing ({e})"
+            ) from None
         except (InvalidSignature, InvalidInput) as e:
             raise Rejected(f"VIHF signature invalid: {e}") from None
         except Exception as e:  # signxml raises plain errors on some malformed inputs (e.g. bad base64)
@@ -350,7 +362,9 @@ class VihfChecker:
         for val in attrs.get(SUBJECT_ROLE, []):
             role = val.find(f"{{{HL7}}}Role")
             if role is None or not role.get("code") or not role.get("codeSystem"):
-                raise Rejected("VIHF attribute malformed: subject:role value must be an hl7:Role with code and codeSystem")
+                raise Rejected(
+                    "VIHF attribute malformed: subject:role value must be an hl7:Role with code and codeSystem"
+                )
             v.roles.append(dict(role.attrib))
         for val in attrs.get(PURPOSE_OF_USE, [])[:1]:
             pou = val.find(f"{{{HL7}}}PurposeOfUse")
@@ -361,7 +375,9 @@ class VihfChecker:
             if spelling in attrs and self.auth_modes:
                 mode = _text(attrs[spelling][0])
                 if mode not in self.auth_modes:
-                    raise Rejected(f"VIHF attribute malformed: {spelling} is {mode!r}, expected {' or '.join(self.auth_modes)}")
+                    raise Rejected(
+                        f"VIHF attribute malformed: {spelling} is {mode!r}, expected {' or '.join(self.auth_modes)}"
+                    )
         # Plain attributes only (xsi:type and other namespaced ones are not part of the value).
         v.roles = [{str(k): str(x) for k, x in r.items() if not str(k).startswith("{")} for r in v.roles]
         v.purpose_of_use = {str(k): str(x) for k, x in v.purpose_of_use.items() if not str(k).startswith("{")}
