@@ -111,7 +111,12 @@ class Handler(BaseHTTPRequestHandler):
                     raise Rejected(f"HTTP: body larger than {self.server.max_body} bytes")
                 out += self.rfile.read(size)
                 self.rfile.readline(8)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise Rejected("HTTP: Content-Length is not a number") from None
+        if length < 0:
+            raise Rejected("HTTP: negative Content-Length")
         if length > self.server.max_body:
             raise Rejected(f"HTTP: body larger than {self.server.max_body} bytes")
         return self.rfile.read(length)
@@ -132,6 +137,7 @@ class Handler(BaseHTTPRequestHandler):
         entry: dict = {"service": None, "action": None, "vihf_id": None, "accepted": False, "reason": None}
         entry["client"] = self._client_subject()
         relates_to = None
+        body = None
         try:
             service = self.path.split("?", 1)[0].removeprefix(BASE_PATH) if self.path.startswith(BASE_PATH) else None
             body = self._read_body()
@@ -169,7 +175,14 @@ class Handler(BaseHTTPRequestHandler):
         except Rejected as e:
             entry["reason"] = str(e)
             self.server.record(entry)
+            if body is None:  # the body was not read: the connection cannot carry another request
+                self.close_connection = True
             self._send(500, "application/soap+xml; charset=utf-8", soap.fault(str(e), relates_to))
+        except Exception as e:  # a bug of the stand-in: say so rather than drop the connection
+            entry["reason"] = f"DMP stand-in internal error: {type(e).__name__}: {e}"
+            self.server.record(entry)
+            self.close_connection = True
+            self._send(500, "application/soap+xml; charset=utf-8", soap.fault(entry["reason"], relates_to))
 
 
 def main(argv: list[str] | None = None) -> int:
