@@ -446,10 +446,79 @@ pub struct ClientConfig {
     /// Who the client is for (`staff`, `external`…), a label the policies may read. Default: `staff`.
     #[serde(default = "default_audience")]
     pub audience: String,
+    /// This client is Pro Santé Connect using Vigie as a *FI tiers* (delegated identity
+    /// provider, reference/psc.md §3): its ID tokens and userinfo also carry `tid`, `oid` and the
+    /// `amr` PSC expects, and it never gets an authentication older than `max_auth_age_secs`.
+    /// See docs/fi-tiers.md. Only a confidential client may be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fi_tiers: Option<FiTiersConfig>,
+}
+
+/// `clients[].fi_tiers`: what Vigie asserts to Pro Santé Connect as its FI tiers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiTiersConfig {
+    /// The tenant id, a constant registered with ANS (`tid` claim): chosen once, never changed
+    /// (e.g. `VIGIE_<FINESS juridique>`). PSC routes and checks authentications by it.
+    pub tid: String,
+    /// The `amr` values (RFC 8176) sent to PSC, by MIE label (`cps`, `fido2`, …), replacing the
+    /// defaults (see `crate::oidc::fi_tiers::amr`): PSC's accepted values are not public.
+    #[serde(default)]
+    pub amr: std::collections::BTreeMap<String, Vec<String>>,
+    /// An authentication older than this is never reused for this client: a fresh login is
+    /// asked for, as `max_age` does (seconds; default 4 h, ANS's periodic re-authentication).
+    #[serde(default = "default_fi_max_auth_age_secs")]
+    pub max_auth_age_secs: u64,
+}
+
+fn default_fi_max_auth_age_secs() -> u64 {
+    4 * 3600
+}
+
+/// RFC 8176 §2: `amr` values are case-sensitive strings; the registered ones and those PSC's
+/// FI-tiers guides use are short tokens of letters, digits, `_`, `-` and `.`.
+pub fn is_amr_token(v: &str) -> bool {
+    (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn default_audience() -> String {
     "staff".into()
+}
+
+impl FiTiersConfig {
+    /// What is wrong with it, as (key under `clients[i].`, message).
+    pub fn problems(&self, auth_method: ClientAuthMethod) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let tid = self.tid.as_str();
+        if tid.is_empty() || tid.len() > 128 || !tid.bytes().all(|b| b.is_ascii_graphic()) {
+            out.push((
+                "fi_tiers.tid".into(),
+                "expected the tenant id registered with ANS: 1 to 128 printable ASCII characters".into(),
+            ));
+        }
+        for (mie, values) in &self.amr {
+            let key = format!("fi_tiers.amr.{mie}");
+            if !MIE_LABELS.contains(&mie.as_str()) {
+                out.push((key.clone(), format!("unknown login method; expected one of {}", MIE_LABELS.join(", "))));
+            }
+            if values.is_empty() || !values.iter().all(|v| is_amr_token(v)) {
+                out.push((key, "expected a non-empty list of RFC 8176 amr values (letters, digits, _ - .)".into()));
+            }
+        }
+        if self.max_auth_age_secs == 0 {
+            out.push((
+                "fi_tiers.max_auth_age_secs".into(),
+                "expected a positive number of seconds (4 h: 14400)".into(),
+            ));
+        }
+        if auth_method == ClientAuthMethod::None {
+            out.push((
+                "fi_tiers".into(),
+                "a FI-tiers client (Pro Santé Connect) must be confidential: set `auth_method` to client_secret_basic, client_secret_post or private_key_jwt".into(),
+            ));
+        }
+        out
+    }
 }
 
 impl ClientConfig {
@@ -777,6 +846,11 @@ impl Config {
             }
             if !c.scopes.iter().any(|s| s == "openid") {
                 err(&k("scopes"), "must include \"openid\"".into());
+            }
+            if let Some(fi) = &c.fi_tiers {
+                for (key, m) in fi.problems(c.auth_method) {
+                    err(&k(&key), m);
+                }
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }

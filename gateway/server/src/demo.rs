@@ -243,7 +243,7 @@ fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// The demo clients that have a secret.
-const SECRET_CLIENTS: [&str; 3] = ["demo-app", "demo-cli", "demo-dpi"];
+const SECRET_CLIENTS: [&str; 4] = ["demo-app", "demo-cli", "demo-dpi", "demo-psc"];
 
 fn ensure_secrets(dir: &Path) -> anyhow::Result<DemoSecrets> {
     let path = dir.join("demo-secrets.json");
@@ -329,6 +329,7 @@ fn client(
         acr: None,
         sensitive: false,
         audience: "staff".into(),
+        fi_tiers: None,
     }
 }
 
@@ -392,6 +393,25 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
     );
     dpi.name = Some("Dossier patient (démonstration)".into());
     dpi.sensitive = true;
+    // Pro Santé Connect using Vigie as its FI tiers (docs/fi-tiers.md): a confidential client
+    // whose ID tokens carry `tid`, `oid` and PSC's `amr`; a phishing-resistant login, 4 h at most
+    // old. The redirect URI stands for PSC's broker endpoint (tests/oidc-client plays PSC).
+    let mut psc = client(
+        "demo-psc",
+        ClientAuthMethod::ClientSecretBasic,
+        Some(secret_of(&secrets, "demo-psc")),
+        &["http://127.0.0.1:8769/callback".into()],
+        &["http://127.0.0.1:8769/logged-out".into()],
+        SigningAlg::RS256,
+    );
+    psc.name = Some("Pro Santé Connect (démonstration)".into());
+    psc.scopes = ["openid", "profile"].map(String::from).to_vec();
+    psc.acr = Some(vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr().into());
+    psc.fi_tiers = Some(FiTiersConfig {
+        tid: format!("VIGIE_{DEMO_STRUCTURE_ID}"),
+        amr: Default::default(),
+        max_auth_age_secs: 4 * 3600,
+    });
 
     Ok(Config {
         issuer,
@@ -431,7 +451,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         },
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
-        clients: vec![demo_app, cli, spa, jwt, dpi],
+        clients: vec![demo_app, cli, spa, jwt, dpi, psc],
     })
 }
 
@@ -505,6 +525,9 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
             });
             if c.client_secret_hash.is_some() {
                 e["client_secret"] = json!(secret_of(&secrets, &c.client_id));
+            }
+            if let Some(fi) = &c.fi_tiers {
+                e["fi_tiers"] = json!(fi);
             }
             if c.auth_method == ClientAuthMethod::PrivateKeyJwt {
                 e["private_key_pem"] = json!(secrets.jwt_client_key_pem);

@@ -149,6 +149,15 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
             _ => return Err(fail("invalid_request", "max_age must be a non-negative integer".into())),
         },
     };
+    // FI tiers (reference/psc.md §3: PSC re-authenticates at most every 4 h): an authentication
+    // older than the client's maximum is never reused for it, whatever `max_age` it sent.
+    let max_age = match &client.config.fi_tiers {
+        Some(fi) => {
+            let limit = i64::try_from(fi.max_auth_age_secs).unwrap_or(i64::MAX);
+            Some(max_age.map_or(limit, |m| m.min(limit)))
+        }
+        None => max_age,
+    };
     let mut acr: Vec<AssuranceLevel> = Vec::new();
     let mut acr_essential = false;
     let mut unknown_essential = false;
@@ -261,8 +270,14 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     let Some(client) = state.client(&request.client_id) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "unknown client");
     };
+    let fi_tiers = client.config.fi_tiers.as_ref();
     let mut offered = None;
-    if let Some(s) = current.filter(|s| !request.prompt_login && request.satisfied_by(&s.authentication, now)) {
+    let reusable = |s: &Session| {
+        !request.prompt_login
+            && request.satisfied_by(&s.authentication, now)
+            && !(fi_tiers.is_some() && super::fi_tiers::excluded(s.authentication.mie))
+    };
+    if let Some(s) = current.filter(reusable) {
         // SSO, if the policy lets this session into this client; else the MIE that would do.
         let principal = match crate::policy::principal_of(&state, &s.authentication.identity_id).await {
             Ok(p) => p,
@@ -312,6 +327,27 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
             (before, false)
         }
     };
+    let (mut request, mut offered) = (request, offered);
+    if let Some(fi) = fi_tiers {
+        offered.retain(|m| !super::fi_tiers::excluded(*m));
+        if offered.is_empty() {
+            return error_response(
+                &state,
+                redirected(
+                    &request,
+                    "access_denied",
+                    "no local means of identification satisfies this client's policy",
+                ),
+            );
+        }
+        // PSC may name the professional by idNat: the login page pre-fills their login name.
+        if let Some(hint) = request.login_hint.as_deref()
+            && let Some(username) = super::fi_tiers::username_for_hint(&state, hint).await
+        {
+            tracing::debug!(tid = %fi.tid, "login_hint: an idNat, pre-filled as the account's login name");
+            request.login_hint = Some(username);
+        }
+    }
     start_login(&req, &state, request, offered, step_up).await
 }
 

@@ -33,7 +33,9 @@ pub async fn configuration(state: State) -> HttpResponse {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
-            "name", "given_name", "family_name", "birthdate", "matricule", "idnat", "units", "metier", "grade"],
+            "name", "given_name", "family_name", "birthdate", "matricule", "idnat", "units", "metier", "grade",
+            // Only in the tokens of a FI-tiers client (Pro Santé Connect, docs/fi-tiers.md).
+            "tid", "oid"],
         "acr_values_supported": acr,
         "prompt_values_supported": ["none", "login"],
         "ui_locales_supported": ["fr", "en"],

@@ -90,6 +90,12 @@ pub struct IdTokenClaims {
     pub amr: Vec<String>,
     pub sid: String,
     pub at_hash: String,
+    /// FI tiers (reference/psc.md §3): the constant tenant id registered with ANS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    /// FI tiers: the immutable id of the person, PSC's pairing pivot (the directory id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<String>,
     #[serde(flatten)]
     pub profile: ProfileClaims,
 }
@@ -206,7 +212,8 @@ pub async fn mint(
         .ok_or(MintError::UnknownIdentity)?;
     let cfg = &state.config.tokens;
     let auth = &record.authentication;
-    let amr = state.config.login.amr_for(auth);
+    let fi_tiers = client.config.fi_tiers.as_ref();
+    let amr = super::fi_tiers::amr(&state.config.login, fi_tiers, auth);
     let keyset = state.keys.get();
     let access = AccessTokenClaims {
         iss: state.config.issuer.clone(),
@@ -239,6 +246,8 @@ pub async fn mint(
         amr,
         sid: record.sid.clone(),
         at_hash: at_hash(&access_token),
+        tid: fi_tiers.map(|f| f.tid.clone()),
+        oid: fi_tiers.map(|_| identity.id.clone()),
         profile: ProfileClaims::of(&identity, &record.scopes),
     };
     let id_token = keyset.sign(alg, Some("JWT"), &id).map_err(|e| MintError::Server(e.to_string()))?;

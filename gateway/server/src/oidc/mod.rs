@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod discovery;
+pub mod fi_tiers;
 pub mod grant;
 pub mod introspect;
 pub mod logout;

@@ -62,5 +62,11 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     let mut body = serde_json::to_value(ProfileClaims::of(&identity, &scopes)).unwrap_or_else(|_| json!({}));
     // OIDC Core §5.3.2: "The sub Claim MUST always be returned in the UserInfo Response."
     body["sub"] = json!(identity.id);
+    // FI tiers (reference/psc.md §3): PSC reads `tid`, `oid` and `amr` here as in the ID token.
+    if let Some(fi) = state.client(&claims.client_id).and_then(|c| c.config.fi_tiers.as_ref()) {
+        body["tid"] = json!(fi.tid);
+        body["oid"] = json!(identity.id);
+        body["amr"] = json!(claims.amr);
+    }
     HttpResponse::Ok().json(body)
 }

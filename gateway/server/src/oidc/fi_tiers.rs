@@ -1,0 +1,149 @@
+//! Vigie as Pro Santé Connect's *FI tiers* (delegated identity provider, reference/psc.md §3;
+//! docs/fi-tiers.md): the claims PSC expects of it, and what a request from PSC may not reuse.
+use vigie_core::{Authentication, IdNat, Mie};
+
+use crate::app::AppState;
+use crate::config::{FiTiersConfig, LoginConfig};
+
+/// The `amr` the published FI-tiers guides send to PSC for a CPx card and its PIN (level
+/// "Élevé", reference/psc.md §3): RFC 8176 §2 `sc` (smart card), `pin`, `mfa`, and `hwk`
+/// (proof of possession of a hardware-secured key: the card's private key never leaves it).
+pub const CARD_AMR: [&str; 4] = ["sc", "pin", "mfa", "hwk"];
+
+/// The `amr` claim of an authentication for a client. For a FI-tiers client, in order:
+/// `fi_tiers.amr` for the MIE; else `login.amr` for the MIE (the establishment's own choice);
+/// else [`CARD_AMR`] for a CPS or CPE; else the values derived from the verified factors
+/// (FIDO2 key `hwk pin|user mfa`, password + TOTP `pwd otp mfa`). Other clients: `login.amr`,
+/// else the derived values.
+pub fn amr(login: &LoginConfig, fi: Option<&FiTiersConfig>, auth: &Authentication) -> Vec<String> {
+    let Some(fi) = fi else { return login.amr_for(auth) };
+    if let Some(values) = fi.amr.get(auth.mie.as_str()) {
+        return values.clone();
+    }
+    if login.amr.contains_key(auth.mie.as_str()) {
+        return login.amr_for(auth);
+    }
+    match auth.mie {
+        Mie::Cps | Mie::Cpe => CARD_AMR.map(String::from).to_vec(),
+        _ => login.amr_for(auth),
+    }
+}
+
+/// MIE that go through PSC itself (e-CPS, a card used at PSC). PSC asking its FI tiers and
+/// being answered with an authentication PSC made would vouch for itself, and a login page
+/// offering "Pro Santé Connect" to PSC sends the user round in a loop: for a FI-tiers client
+/// they are neither offered nor reused.
+pub fn excluded(mie: Mie) -> bool {
+    matches!(mie, Mie::Ecps | Mie::CpsViaPsc)
+}
+
+/// For a FI-tiers client, a `login_hint` that is an idNat (PSC knows professionals by it) names
+/// the identity with that idNat: the login page pre-fills the login name of its account. `None`
+/// when the hint is not an idNat or names no one with an account (the hint is then kept as it
+/// came); a directory failure is logged and treated the same (a hint is only a hint).
+pub async fn username_for_hint(state: &AppState, hint: &str) -> Option<String> {
+    let idnat = IdNat::parse(hint).ok()?;
+    let found = async {
+        match state.directory.identity_by_idnat(&idnat).await? {
+            Some(identity) => state.directory.username_of(&identity.id).await,
+            None => Ok(None),
+        }
+    };
+    match found.await {
+        Ok(username) => username,
+        Err(e) => {
+            tracing::warn!(error = %e, "login_hint: the directory did not answer; the hint is left as it came");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClientAuthMethod, is_amr_token};
+    use proptest::prelude::*;
+    use vigie_core::Factor;
+
+    fn fi(amr: &[(&str, &[&str])]) -> FiTiersConfig {
+        FiTiersConfig {
+            tid: "VIGIE_1760000018".into(),
+            amr: amr.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect(),
+            max_auth_age_secs: 14_400,
+        }
+    }
+
+    fn card() -> Authentication {
+        Authentication::new("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0)
+    }
+
+    fn key() -> Authentication {
+        Authentication::new("id".into(), Mie::Fido2, vec![Factor::Hwk, Factor::Pin], 0)
+    }
+
+    #[test]
+    fn a_card_tells_psc_sc_pin_mfa_hwk_and_other_clients_what_was_verified() {
+        let login = LoginConfig::default();
+        assert_eq!(amr(&login, Some(&fi(&[])), &card()), ["sc", "pin", "mfa", "hwk"]);
+        assert_eq!(amr(&login, None, &card()), ["sc", "pin", "mfa"]);
+        assert_eq!(amr(&login, Some(&fi(&[])), &key()), ["pin", "hwk", "mfa"]);
+    }
+
+    #[test]
+    fn fi_tiers_amr_overrides_login_amr_which_overrides_the_card_default() {
+        let mut login = LoginConfig::default();
+        login.amr.insert("cps".into(), vec!["sc".into(), "pin".into()]);
+        assert_eq!(amr(&login, Some(&fi(&[])), &card()), ["sc", "pin"]);
+        let custom = fi(&[("cps", &["sc", "pin", "mfa", "hwk", "cps"]), ("fido2", &["hwk", "mfa"])]);
+        assert_eq!(amr(&login, Some(&custom), &card()), ["sc", "pin", "mfa", "hwk", "cps"]);
+        assert_eq!(amr(&login, Some(&custom), &key()), ["hwk", "mfa"]);
+        // Other clients keep `login.amr`.
+        assert_eq!(amr(&login, None, &card()), ["sc", "pin"]);
+    }
+
+    #[test]
+    fn only_mie_that_go_through_psc_are_excluded() {
+        assert!(excluded(Mie::Ecps) && excluded(Mie::CpsViaPsc));
+        for m in [Mie::Cps, Mie::Cpe, Mie::Fido2, Mie::PasswordTotp, Mie::Sponsorship] {
+            assert!(!excluded(m), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn configuration_problems_name_their_key() {
+        let keys = |c: &FiTiersConfig, m| c.problems(m).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert!(keys(&fi(&[("cps", &["sc", "hwk"])]), ClientAuthMethod::PrivateKeyJwt).is_empty());
+        let bad =
+            FiTiersConfig { tid: String::new(), max_auth_age_secs: 0, ..fi(&[("card", &["s c"]), ("fido2", &[])]) };
+        assert_eq!(
+            keys(&bad, ClientAuthMethod::None),
+            [
+                "fi_tiers.tid",
+                "fi_tiers.amr.card",
+                "fi_tiers.amr.card",
+                "fi_tiers.amr.fido2",
+                "fi_tiers.max_auth_age_secs",
+                "fi_tiers"
+            ]
+        );
+    }
+
+    #[test]
+    fn amr_tokens_follow_rfc_8176_names() {
+        for ok in ["sc", "pin", "hwk", "mfa", "okta_verify", "x-vigie.cps"] {
+            assert!(is_amr_token(ok), "{ok}");
+        }
+        for bad in ["", "s c", "é", "a\"b", &"a".repeat(65)] {
+            assert!(!is_amr_token(bad), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn amr_token_check_never_panics_and_accepts_only_name_characters(s in "\\PC{0,80}") {
+            if is_amr_token(&s) {
+                prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)));
+            }
+        }
+    }
+}
