@@ -6,6 +6,12 @@
 import { parseArgs } from 'node:util';
 import process from 'node:process';
 
+// stdout carries one line, the READY line (C1): oidc-provider's notices (console.info) go to stderr, and a
+// reader that stops reading stdout after that line must not crash the stand-in.
+console.info = console.error;
+console.log = console.error;
+process.stdout.on('error', () => {});
+
 import { loadConfig, demoConfig } from './lib/config.mjs';
 import { startSandbox } from './lib/sandbox.mjs';
 

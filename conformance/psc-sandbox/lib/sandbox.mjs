@@ -10,6 +10,7 @@ import * as jose from 'jose';
 import Provider from 'oidc-provider';
 
 import { SCOPE_ALL_CLAIMS, SUB_PREFIX } from './identities.mjs';
+import { memoryStore } from './memory-store.mjs';
 import { indexPage, interactionPage, messagePage } from './pages.mjs';
 
 // PSC is a Keycloak realm: issuer `<origin>/auth/realms/esante-wallet`, endpoints under
@@ -199,7 +200,19 @@ export async function startSandbox(config) {
   const longCookie = { httpOnly: true, sameSite: 'lax', signed: true, path: '/' };
 
   const provider = new Provider(issuer, {
+    adapter: memoryStore(),
     clients: config.clients,
+    // PSC's lifetimes are not public (reference §1): short ones, so a load test does not pile up state.
+    ttl: {
+      AccessToken: 600,
+      AuthorizationCode: 60,
+      IdToken: 600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 3600,
+    },
+    // Vigie calls the stand-in from its server, never from a browser script.
+    clientBasedCORS: () => false,
     jwks: { keys: [signingJwk] },
     findAccount: async (_ctx, sub) => {
       const identity = bySub.get(sub);
@@ -227,8 +240,11 @@ export async function startSandbox(config) {
     cookies: { keys: cookieKeys, long: longCookie, short: { httpOnly: true, sameSite: 'lax', signed: true } },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       jwtUserinfo: { enabled: true },
       mTLS: {
         enabled: true,

@@ -616,3 +616,12 @@ describe('configuration', () => {
     assert.match(stderr, /--config FILE or --demo/);
   });
 });
+
+describe('process output', () => {
+  test('after all of the above, stdout still holds only the READY line, and nothing failed inside', () => {
+    for (const sb of [plain, tls]) {
+      assert.equal(sb.stdout(), `PSC-SANDBOX READY ${sb.issuer}\n`);
+      assert.doesNotMatch(sb.stderr(), /server_error|TypeError|ReferenceError/);
+    }
+  });
+});
