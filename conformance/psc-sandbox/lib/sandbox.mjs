@@ -732,6 +732,17 @@ export async function startSandbox(config) {
           client_id: input.client_id,
           redirect_uri: input.redirect_uri,
         };
+        if (input.queue !== undefined && typeof input.queue !== 'boolean') {
+          sendJson(res, 400, { error: 'queue must be true or false' });
+          return;
+        }
+        // C1: a new pre-selection replaces the pending one (for the same client_id / redirect_uri), so one left
+        // over by a login that never reached the stand-in cannot leak into the next test. `queue: true` appends.
+        if (input.queue !== true) {
+          state.nextLogins = state.nextLogins.filter(
+            (p) => p.client_id !== pick.client_id || p.redirect_uri !== pick.redirect_uri,
+          );
+        }
         state.nextLogins.push(pick);
         sendJson(res, 200, { ok: true, next_login: pick, queued: state.nextLogins.length });
         return;

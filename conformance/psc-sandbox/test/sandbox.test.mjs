@@ -231,7 +231,7 @@ describe('login and claims', () => {
     const basic = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
     const post = await configFor(plain, 'post', client.ClientSecretPost('post-secret-12'));
     await control(plain.origin, 'next-login', { idnat: '810009876543', client_id: 'post' });
-    await control(plain.origin, 'next-login', { idnat: '810005555555', client_id: 'post', redirect_uri: RP });
+    await control(plain.origin, 'next-login', { idnat: '810005555555', client_id: 'post', queue: true });
     const queued = await control(plain.origin, 'next-login', { idnat: '0751234567', client_id: 'basic' });
     assert.equal(queued.queued, 3);
     assert.match((await login(plain, basic, { queued: true })).claims().sub, /:0751234567$/);
@@ -240,6 +240,14 @@ describe('login and claims', () => {
     const res = await httpFetch((await authorizationRequest(post)).url);
     assert.equal(res.status, 303, 'with nothing queued the login page is shown');
     assert.match(res.headers.get('location'), /^\/interaction\//);
+  });
+
+  test('without queue, a new pre-selection replaces the pending one (C1: "the next authorization request")', async () => {
+    const basic = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
+    await control(plain.origin, 'next-login', { idnat: '810009876543' });
+    const replaced = await control(plain.origin, 'next-login', { idnat: '810005555555' });
+    assert.equal(replaced.queued, 1);
+    assert.match((await login(plain, basic, { queued: true })).claims().sub, /:810005555555$/);
   });
 
   test('a login with the CPS card says so in amr', async () => {
