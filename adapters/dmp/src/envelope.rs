@@ -1,0 +1,435 @@
+//! Putting the VIHF into a DMP SOAP 1.2 call: a `wsse:Security` header as the first child of the
+//! envelope's `Header`, in a plain `application/soap+xml` body or in the root part of an MTOM
+//! (`multipart/related`) body. Positions are found with a real XML tokenizer (quick-xml); the
+//! bytes around the insertion point are copied unchanged.
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// SOAP 1.2 Part 1 §5: the envelope namespace.
+pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
+const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// WS-Security 1.0 SOAP Message Security §5: the `Security` header namespace.
+pub const WSSE_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+const WSSE11_NS: &str = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd";
+
+/// Why a SOAP call could not carry the VIHF.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the content type {0:?} cannot be read: {1}")]
+    ContentType(String, &'static str),
+    #[error(
+        "the content type {0:?} is not SOAP 1.2: send application/soap+xml, or multipart/related (MTOM) with the envelope as root part"
+    )]
+    UnsupportedContentType(String),
+    #[error("the multipart/related content type has no boundary parameter (RFC 2046 §5.1.1)")]
+    NoBoundary,
+    #[error("the multipart body is malformed: {0}")]
+    Multipart(String),
+    #[error("the root part is sent with Content-Transfer-Encoding {0:?}: the envelope must be 8bit or binary")]
+    RootEncoding(String),
+    #[error("the envelope is not UTF-8 ({0}): the DMP takes UTF-8")]
+    Encoding(String),
+    #[error("the envelope is not well-formed XML at byte {at}: {reason}")]
+    Xml { at: u64, reason: String },
+    #[error("the envelope has a document type declaration, which SOAP 1.2 Part 1 §5 forbids")]
+    Doctype,
+    #[error("this is a SOAP 1.1 envelope ({SOAP11_NS}): the DMP speaks SOAP 1.2 ({SOAP12_NS})")]
+    Soap11,
+    #[error("the root element is {0}, not a SOAP 1.2 Envelope ({SOAP12_NS})")]
+    NotSoap12(String),
+    #[error("the envelope's child is {0}: SOAP 1.2 Part 1 §5.1 allows an optional Header, then Body")]
+    Structure(String),
+    #[error("the envelope has no Body (SOAP 1.2 Part 1 §5.1)")]
+    NoBody,
+    #[error("the envelope already carries a wsse:Security header: send it without one, Vigie adds the VIHF")]
+    AlreadySecured,
+}
+
+/// Adds `<wsse:Security>ASSERTION</wsse:Security>` to a SOAP 1.2 call (see the module doc).
+/// `content_type` is the request's `Content-Type`; for `multipart/related` only the root part
+/// (the `start` parameter's Content-ID, else the first part) changes.
+pub fn insert_security(body: &[u8], content_type: &str, assertion_xml: &str) -> Result<Vec<u8>, EnvelopeError> {
+    let (mime, params) = parse_media_type(content_type)?;
+    match mime.as_str() {
+        "application/soap+xml" => insert_in_envelope(body, assertion_xml),
+        "multipart/related" => insert_in_multipart(body, &params, assertion_xml),
+        "text/xml" => Err(EnvelopeError::Soap11),
+        _ => Err(EnvelopeError::UnsupportedContentType(content_type.to_string())),
+    }
+}
+
+/// `type/subtype *( OWS ";" OWS name=value )`, value a token or a quoted-string (RFC 9110 §5.6.6).
+/// Type and parameter names are lower-cased (they are case-insensitive).
+pub fn parse_media_type(ct: &str) -> Result<(String, Vec<(String, String)>), EnvelopeError> {
+    let err = |why| EnvelopeError::ContentType(ct.to_string(), why);
+    let is_token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let (mime, mut rest) = ct.split_once(';').map_or((ct, ""), |(m, r)| (m, r));
+    let mime = mime.trim().to_ascii_lowercase();
+    match mime.split_once('/') {
+        Some((t, s)) if !t.is_empty() && !s.is_empty() && t.chars().all(is_token) && s.chars().all(is_token) => {}
+        _ => return Err(err("no type/subtype")),
+    }
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        if rest.is_empty() {
+            break;
+        }
+        let (name, after) = rest.split_once('=').ok_or_else(|| err("a parameter has no '='"))?;
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() || !name.chars().all(is_token) {
+            return Err(err("a parameter name is not a token"));
+        }
+        let after = after.trim_start_matches([' ', '\t']);
+        let value;
+        if let Some(q) = after.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => v.push(chars.next().ok_or_else(|| err("a quoted value ends with '\\'"))?.1),
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            let end = end.ok_or_else(|| err("a quoted value is not closed"))?;
+            value = v;
+            rest = &q[end..];
+            let rest_trim = rest.trim_start_matches([' ', '\t']);
+            if !(rest_trim.is_empty() || rest_trim.starts_with(';')) {
+                return Err(err("text after a quoted value"));
+            }
+        } else {
+            let (v, r) = after.split_once(';').map_or((after, ""), |(v, r)| (v, r));
+            let v = v.trim_end_matches([' ', '\t']);
+            if v.is_empty() || !v.chars().all(is_token) {
+                return Err(err("a parameter value is neither a token nor a quoted string"));
+            }
+            value = v.to_string();
+            rest = r;
+        }
+        params.push((name, value));
+    }
+    Ok((mime, params))
+}
+
+fn xml_err(reader: &NsReader<&[u8]>, e: impl std::fmt::Display) -> EnvelopeError {
+    EnvelopeError::Xml { at: reader.error_position(), reason: e.to_string() }
+}
+
+fn is_ns(r: &ResolveResult, ns: &str) -> bool {
+    matches!(r, ResolveResult::Bound(n) if n.as_ref() == ns)
+}
+
+/// Where the Security header goes in a SOAP 1.2 envelope.
+enum Insertion {
+    /// Right after the `Header` start tag (ends at this byte).
+    AfterHeaderStart(usize),
+    /// `<prefix:Header/>` spanning these bytes: written as a start tag, the header, an end tag.
+    EmptyHeader { start: usize, end: usize, qname: String },
+    /// No Header: a new one before `Body`, with Body's prefix.
+    BeforeBody { at: usize, qname_prefix: Option<String> },
+}
+
+fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
+    if let Err(e) = std::str::from_utf8(env) {
+        return Err(EnvelopeError::Encoding(e.to_string()));
+    }
+    let mut reader = NsReader::from_reader(env);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    let mut root_done = false;
+    let mut insertion = None;
+    let mut seen_body = false;
+    let mut in_header = false;
+    loop {
+        let start = reader.buffer_position() as usize;
+        let (soap, soap11, wsse, ev) = match reader.read_resolved_event() {
+            Ok((res, ev)) => {
+                (is_ns(&res, SOAP12_NS), is_ns(&res, SOAP11_NS), is_ns(&res, WSSE_NS) || is_ns(&res, WSSE11_NS), ev)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                return Err(EnvelopeError::Xml { at: reader.error_position(), reason });
+            }
+        };
+        let end = reader.buffer_position() as usize;
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                let local = e.local_name().as_ref().to_string();
+                let name = e.name().as_ref().to_string();
+                if root_done {
+                    return Err(EnvelopeError::Xml { at: start as u64, reason: "a second root element".into() });
+                }
+                match depth {
+                    0 => {
+                        if local != "Envelope" || !soap {
+                            return Err(if soap11 { EnvelopeError::Soap11 } else { EnvelopeError::NotSoap12(name) });
+                        }
+                        if empty {
+                            return Err(EnvelopeError::NoBody);
+                        }
+                    }
+                    1 => {
+                        if soap && local == "Header" && insertion.is_none() && !seen_body {
+                            insertion = Some(if empty {
+                                Insertion::EmptyHeader { start, end, qname: name }
+                            } else {
+                                in_header = true;
+                                Insertion::AfterHeaderStart(end)
+                            });
+                        } else if soap && local == "Body" && !seen_body {
+                            seen_body = true;
+                            if insertion.is_none() {
+                                let prefix = e.name().prefix().map(|p| p.as_ref().to_string());
+                                insertion = Some(Insertion::BeforeBody { at: start, qname_prefix: prefix });
+                            }
+                        } else {
+                            return Err(EnvelopeError::Structure(name));
+                        }
+                    }
+                    2 if in_header && wsse && local == "Security" => return Err(EnvelopeError::AlreadySecured),
+                    _ => {}
+                }
+                if !empty {
+                    depth += 1;
+                } else if depth == 0 {
+                    root_done = true;
+                }
+            }
+            Event::End(_) => {
+                depth -= 1; // check_end_names: quick-xml refuses an end tag without its start
+                if depth == 1 {
+                    in_header = false;
+                }
+                if depth == 0 {
+                    root_done = true;
+                }
+            }
+            Event::DocType(_) => return Err(EnvelopeError::Doctype),
+            Event::Decl(ref d) => {
+                if let Some(enc) = d.encoding() {
+                    let enc = enc.map_err(|e| xml_err(&reader, e))?;
+                    if !enc.eq_ignore_ascii_case("utf-8") {
+                        return Err(EnvelopeError::Encoding(format!("declared {}", enc)));
+                    }
+                }
+            }
+            Event::Text(ref t) if depth == 0 && !t.as_ref().chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) => {
+                return Err(EnvelopeError::Xml { at: start as u64, reason: "text outside the root element".into() });
+            }
+            Event::CData(_) | Event::GeneralRef(_) if depth == 0 => {
+                return Err(EnvelopeError::Xml { at: start as u64, reason: "content outside the root element".into() });
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !root_done {
+        return Err(if depth == 0 {
+            EnvelopeError::Xml { at: env.len() as u64, reason: "no root element".into() }
+        } else {
+            EnvelopeError::Xml { at: env.len() as u64, reason: "the document ends inside an element".into() }
+        });
+    }
+    if !seen_body {
+        return Err(EnvelopeError::NoBody);
+    }
+    insertion.ok_or(EnvelopeError::NoBody)
+}
+
+fn security(assertion_xml: &str) -> String {
+    format!("<wsse:Security xmlns:wsse=\"{WSSE_NS}\">{assertion_xml}</wsse:Security>")
+}
+
+fn insert_in_envelope(env: &[u8], assertion_xml: &str) -> Result<Vec<u8>, EnvelopeError> {
+    let sec = security(assertion_xml);
+    let mut out = Vec::with_capacity(env.len() + sec.len() + 64);
+    match find_insertion(env)? {
+        Insertion::AfterHeaderStart(at) => {
+            out.extend_from_slice(&env[..at]);
+            out.extend_from_slice(sec.as_bytes());
+            out.extend_from_slice(&env[at..]);
+        }
+        Insertion::EmptyHeader { start, end, qname } => {
+            // `<s:Header a="b"/>` → `<s:Header a="b">` + header + `</s:Header>`.
+            let tag = &env[start..end];
+            let open = tag.strip_suffix(b"/>").unwrap_or(tag);
+            out.extend_from_slice(&env[..start]);
+            out.extend_from_slice(open);
+            out.push(b'>');
+            out.extend_from_slice(sec.as_bytes());
+            out.extend_from_slice(format!("</{qname}>").as_bytes());
+            out.extend_from_slice(&env[end..]);
+        }
+        Insertion::BeforeBody { at, qname_prefix } => {
+            let q = qname_prefix.map_or_else(|| "Header".to_string(), |p| format!("{p}:Header"));
+            out.extend_from_slice(&env[..at]);
+            out.extend_from_slice(format!("<{q}>").as_bytes());
+            out.extend_from_slice(sec.as_bytes());
+            out.extend_from_slice(format!("</{q}>").as_bytes());
+            out.extend_from_slice(&env[at..]);
+        }
+    }
+    Ok(out)
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if from > hay.len() || needle.is_empty() {
+        return None;
+    }
+    hay[from..].windows(needle.len()).position(|w| w == needle).map(|i| i + from)
+}
+
+/// One part of a multipart body: where its headers and its content are.
+struct Part {
+    headers: (usize, usize),
+    content: (usize, usize),
+}
+
+/// RFC 2046 §5.1.1: delimiter = CRLF "--" boundary (the first may start the body); after it,
+/// optional whitespace and CRLF, or "--" for the close delimiter.
+fn split_parts(body: &[u8], boundary: &str) -> Result<Vec<Part>, EnvelopeError> {
+    let bad = |s: &str| EnvelopeError::Multipart(s.to_string());
+    let dash = format!("--{boundary}");
+    let delim = format!("\r\n--{boundary}");
+    let mut pos = if body.starts_with(dash.as_bytes()) {
+        0
+    } else {
+        find(body, delim.as_bytes(), 0).ok_or_else(|| bad("no delimiter line with the boundary"))? + 2
+    };
+    let mut parts = Vec::new();
+    loop {
+        let mut p = pos + dash.len();
+        if body[p..].starts_with(b"--") {
+            break; // close delimiter: the epilogue is kept as is
+        }
+        while p < body.len() && (body[p] == b' ' || body[p] == b'\t') {
+            p += 1;
+        }
+        if !body[p..].starts_with(b"\r\n") {
+            return Err(bad("a delimiter line does not end with CRLF"));
+        }
+        let headers_start = p + 2;
+        let (headers_end, content_start) = if body[headers_start..].starts_with(b"\r\n") {
+            (headers_start, headers_start + 2)
+        } else {
+            let e = find(body, b"\r\n\r\n", headers_start).ok_or_else(|| bad("part headers do not end"))?;
+            (e, e + 4)
+        };
+        let next = find(body, delim.as_bytes(), content_start.saturating_sub(2))
+            .filter(|&n| n >= content_start.saturating_sub(2))
+            .ok_or_else(|| bad("a part is not closed by a delimiter"))?;
+        let content_end = next.max(content_start);
+        parts.push(Part { headers: (headers_start, headers_end), content: (content_start, content_end) });
+        pos = next + 2;
+    }
+    if parts.is_empty() {
+        return Err(bad("no part"));
+    }
+    Ok(parts)
+}
+
+/// Header fields of a part (RFC 5322 §2.2, unfolded), names lower-cased.
+fn part_headers(raw: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            out.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+fn strip_angles(s: &str) -> &str {
+    let s = s.trim();
+    s.strip_prefix('<').and_then(|s| s.strip_suffix('>')).unwrap_or(s)
+}
+
+fn insert_in_multipart(
+    body: &[u8],
+    params: &[(String, String)],
+    assertion_xml: &str,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let boundary = get("boundary").filter(|b| !b.is_empty() && b.len() <= 70).ok_or(EnvelopeError::NoBoundary)?;
+    let parts = split_parts(body, boundary)?;
+    // RFC 2387 §3.2: `start` names the root part by Content-ID; without it, the first part.
+    let root = match get("start") {
+        Some(start) => {
+            let want = strip_angles(start);
+            parts
+                .iter()
+                .find(|p| {
+                    part_headers(&body[p.headers.0..p.headers.1])
+                        .iter()
+                        .any(|(n, v)| n == "content-id" && strip_angles(v) == want)
+                })
+                .ok_or_else(|| {
+                    EnvelopeError::Multipart(format!("no part has the Content-ID {start:?} of the start parameter"))
+                })?
+        }
+        None => &parts[0],
+    };
+    let headers = part_headers(&body[root.headers.0..root.headers.1]);
+    if let Some((_, cte)) = headers.iter().find(|(n, _)| n == "content-transfer-encoding") {
+        let c = cte.to_ascii_lowercase();
+        if !matches!(c.as_str(), "8bit" | "binary" | "7bit") {
+            return Err(EnvelopeError::RootEncoding(cte.clone()));
+        }
+    }
+    if let Some((_, ct)) = headers.iter().find(|(n, _)| n == "content-type") {
+        let (m, p) = parse_media_type(ct)?;
+        let inner = p.iter().find(|(k, _)| k == "type").map(|(_, v)| v.to_ascii_lowercase());
+        let soap12 = m == "application/soap+xml"
+            || (m == "application/xop+xml" && inner.as_deref().is_none_or(|t| t == "application/soap+xml"));
+        if !soap12 {
+            return Err(if inner.as_deref() == Some("text/xml") || m == "text/xml" {
+                EnvelopeError::Soap11
+            } else {
+                EnvelopeError::UnsupportedContentType(ct.clone())
+            });
+        }
+    }
+    let (cs, ce) = root.content;
+    let envelope = insert_in_envelope(&body[cs..ce], assertion_xml)?;
+    let mut out = Vec::with_capacity(body.len() + envelope.len() - (ce - cs));
+    out.extend_from_slice(&body[..cs]);
+    out.extend_from_slice(&envelope);
+    out.extend_from_slice(&body[ce..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_parameters() {
+        let (m, p) = parse_media_type(
+            "Multipart/Related; boundary=\"uuid:1;x\"; type=\"application/xop+xml\"; start=\"<root@x>\";start-info=\"application/soap+xml\"",
+        )
+        .unwrap();
+        assert_eq!(m, "multipart/related");
+        assert_eq!(p[0], ("boundary".into(), "uuid:1;x".into()));
+        assert_eq!(p[2], ("start".into(), "<root@x>".into()));
+        let (_, p) = parse_media_type("application/soap+xml;charset=UTF-8;action=\"urn:a:b\"").unwrap();
+        assert_eq!(p, vec![("charset".into(), "UTF-8".into()), ("action".into(), "urn:a:b".into())]);
+        assert!(parse_media_type("soap").is_err());
+        assert!(parse_media_type("a/b; x=\"open").is_err());
+        assert!(parse_media_type("a/b; x").is_err());
+    }
+}

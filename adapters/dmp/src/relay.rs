@@ -1,0 +1,152 @@
+//! The DMP SOAP relay: one mutual-TLS client (the establishment's ORG_AUTH_CLI certificate,
+//! EX_GEN-1450 / EX_AIR-080) that POSTs a SOAP 1.2 call to `<base_url><service>` and hands back
+//! the answer unread, for streaming.
+
+use std::time::{Duration, Instant};
+
+/// Why a call was not relayed, or got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("DMP relay configuration: {0}")]
+    Config(String),
+    #[error("service {0:?} is not a DMP service name (letters, digits, '_', '-', '.')")]
+    Service(String),
+    #[error("SOAP action {0:?} cannot go into a content-type parameter (quotes, backslashes, controls)")]
+    Action(String),
+    #[error("the DMP did not answer in time ({0})")]
+    Timeout(String),
+    #[error("the DMP is unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl RelayError {
+    /// Stable label for metrics and problem details.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RelayError::Config(_) => "config",
+            RelayError::Service(_) => "bad_service",
+            RelayError::Action(_) => "bad_action",
+            RelayError::Timeout(_) => "timeout",
+            RelayError::Unreachable(_) => "unreachable",
+        }
+    }
+}
+
+/// Connection to the DMP: cheap to clone (the connection pool is shared).
+#[derive(Clone, Debug)]
+pub struct DmpRelay {
+    base_url: String,
+    client: reqwest::Client,
+}
+
+/// How long one read of the answer may wait: DMP searches can take seconds.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl DmpRelay {
+    /// `base_url` like `https://lps.dev1.dmp.gouv.fr/si-dmp-server/v2/services/` (HTTPS only: the DMP
+    /// requires mutual TLS); the client certificate and key in PEM (key PKCS#8 or PKCS#1), with the
+    /// chain after the certificate if the DMP needs it; `extra_ca_pem` trusted besides the system
+    /// roots (the IGC-Santé server CA); `timeout_ms` bounds connecting (TCP + TLS).
+    pub fn new(
+        base_url: &str,
+        client_cert_pem: &str,
+        client_key_pem: &str,
+        extra_ca_pem: Option<&str>,
+        timeout_ms: u64,
+    ) -> Result<Self, RelayError> {
+        let url =
+            reqwest::Url::parse(base_url).map_err(|e| RelayError::Config(format!("base_url {base_url:?}: {e}")))?;
+        if url.scheme() != "https" {
+            return Err(RelayError::Config(format!("base_url {base_url:?} must be https (mutual TLS)")));
+        }
+        let identity = reqwest::Identity::from_pem(format!("{client_cert_pem}\n{client_key_pem}").as_bytes())
+            .map_err(|e| RelayError::Config(format!("client certificate and key are not a usable PEM pair: {e}")))?;
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(timeout_ms))
+            .read_timeout(READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .identity(identity)
+            .user_agent(concat!("vigie-dmp/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = extra_ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| RelayError::Config(format!("extra CA is not a PEM certificate bundle: {e}")))?;
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let client = b.build().map_err(|e| RelayError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let mut base_url = url.to_string();
+        if !base_url.ends_with('/') {
+            base_url.push('/');
+        }
+        Ok(DmpRelay { base_url, client })
+    }
+
+    /// POSTs `body` to `<base_url><service>`. SOAP 1.2 has no `SOAPAction` header: the action is the
+    /// `action` parameter of the content type (RFC 3902 §6.5), added here when the caller's content
+    /// type lacks it. Any HTTP status is an answer (a SOAP fault comes with 500); only transport
+    /// failures are errors. Timed in `vigie_upstream_request_seconds{upstream="dmp",op="soap"}`
+    /// (until the answer's headers), failures counted in `vigie_upstream_errors_total`.
+    pub async fn send(
+        &self,
+        service: &str,
+        content_type: &str,
+        soap_action: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, RelayError> {
+        if service.is_empty()
+            || service.starts_with('.')
+            || !service.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(RelayError::Service(service.to_string()));
+        }
+        let content_type = with_action(content_type, soap_action)?;
+        let started = Instant::now();
+        let result = self
+            .client
+            .post(format!("{}{}", self.base_url, service))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await;
+        metrics::histogram!("vigie_upstream_request_seconds", "upstream" => "dmp", "op" => "soap")
+            .record(started.elapsed().as_secs_f64());
+        result.map_err(|e| {
+            metrics::counter!("vigie_upstream_errors_total", "upstream" => "dmp", "op" => "soap").increment(1);
+            let detail = plain(&e);
+            tracing::warn!(service, error = %detail, "DMP call failed");
+            if e.is_timeout() { RelayError::Timeout(detail) } else { RelayError::Unreachable(detail) }
+        })
+    }
+}
+
+/// The content type with `action="…"` when the caller gave an action and the type has none.
+pub fn with_action(content_type: &str, soap_action: Option<&str>) -> Result<String, RelayError> {
+    let Some(action) = soap_action.filter(|a| !a.is_empty()) else {
+        return Ok(content_type.to_string());
+    };
+    if action.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return Err(RelayError::Action(action.to_string()));
+    }
+    let has_action = crate::envelope::parse_media_type(content_type)
+        .map(|(_, p)| p.iter().any(|(k, _)| k == "action"))
+        .unwrap_or(false);
+    if has_action {
+        Ok(content_type.to_string())
+    } else {
+        Ok(format!("{}; action=\"{action}\"", content_type.trim_end_matches([' ', ';'])))
+    }
+}
+
+/// The error and its causes in one line (reqwest's Display omits the TLS reason).
+fn plain(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
