@@ -141,3 +141,62 @@ pub(crate) fn verify_userinfo_jwt(jwt: &str, keys: &JoseKeys, check: &UserinfoCh
         other => PscError::Userinfo(format!("the signed userinfo is invalid: {other:?}")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn verify(jwt: &str) -> Result<Value, PscError> {
+        let algs = vec!["RS256".to_owned()];
+        let check = UserinfoCheck { algs: &algs, issuer: "https://psc", client_id: "vigie", skew_secs: 60 };
+        verify_userinfo_jwt(jwt, &JoseKeys::default(), &check)
+    }
+
+    fn jws(header: &Value, payload: &Value) -> String {
+        let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"));
+        format!("{}.{}.c2ln", enc(header), enc(payload))
+    }
+
+    #[test]
+    fn unsigned_or_hmac_userinfo_is_refused_by_the_alg_allow_list() {
+        // RFC 8725 §2.1/§3.1: `none` and algorithm confusion (HS256 keyed with a public key).
+        for alg in ["none", "HS256", "ES256"] {
+            let err = verify(&jws(&serde_json::json!({"alg": alg}), &serde_json::json!({"sub": "s"}))).unwrap_err();
+            assert_eq!(err.code(), "alg_not_allowed", "{alg}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_kid_asks_for_a_jwks_refetch() {
+        let err = verify(&jws(&serde_json::json!({"alg": "RS256", "kid": "k9"}), &serde_json::json!({}))).unwrap_err();
+        assert_eq!(err.code(), "unknown_kid");
+    }
+
+    #[test]
+    fn an_encrypted_userinfo_is_refused_with_advice() {
+        let err = verify("a.b.c.d.e").unwrap_err();
+        assert!(err.to_string().contains("JWE"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_is_refused_without_panic(s in ".{0,300}") {
+            prop_assert!(verify(&s).is_err());
+        }
+
+        #[test]
+        fn well_shaped_tokens_are_refused_with_a_precise_code(
+            alg in prop_oneof![Just("none".to_owned()), Just("RS256".to_owned()), Just("HS256".to_owned()), ".{0,6}"],
+            kid in prop::option::of("[a-z0-9]{0,8}"),
+            sub in ".{0,20}",
+        ) {
+            let mut header = serde_json::json!({"alg": alg});
+            if let Some(kid) = kid {
+                header["kid"] = Value::String(kid);
+            }
+            let code = verify(&jws(&header, &serde_json::json!({"sub": sub}))).unwrap_err().code();
+            prop_assert!(["alg_not_allowed", "unknown_kid"].contains(&code), "{code}");
+        }
+    }
+}

@@ -723,3 +723,64 @@ fn token_error(
         RequestTokenError::Other(m) => PscError::Token { status, detail: m },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(auth: ClientAuth) -> PscSettings {
+        PscSettings::new("https://psc.example/auth/realms/esante-wallet", "vigie", auth, "https://vigie/cb")
+    }
+
+    fn refused(s: PscSettings) -> String {
+        match Psc::new(s) {
+            Err(e) => {
+                assert_eq!(e.code(), "config");
+                e.to_string()
+            }
+            Ok(_) => panic!("settings accepted"),
+        }
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_tests_only() {
+        let mut s = settings(ClientAuth::SecretBasic("s3cret".into()));
+        s.issuer = "http://psc.example/auth/realms/esante-wallet".into();
+        assert!(refused(s.clone()).contains("https only"));
+        s.allow_http = true;
+        assert!(Psc::new(s).is_ok());
+    }
+
+    #[test]
+    fn unsigned_tokens_cannot_be_allowed() {
+        let mut s = settings(ClientAuth::SecretBasic("s3cret".into()));
+        s.id_token_algs = vec!["RS256".into(), "none".into()];
+        assert!(refused(s).contains("none"));
+    }
+
+    #[test]
+    fn unusable_keys_are_refused_at_start() {
+        let jwt = |alg: &str| ClientAuth::PrivateKeyJwt { key_pem: "garbage".into(), kid: None, alg: alg.into() };
+        assert!(refused(settings(jwt("ES256"))).contains("private key"));
+        assert!(refused(settings(jwt("HS256"))).contains("asymmetric"));
+        assert!(refused(settings(jwt("XX1"))).contains("unknown"));
+        let tls = ClientAuth::Tls { cert_pem: "garbage".into(), key_pem: "garbage".into() };
+        assert!(refused(settings(tls)).contains("tls_client_auth"));
+        assert!(refused(settings(ClientAuth::SecretPost(String::new()))).contains("empty"));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = settings(ClientAuth::SecretBasic("s3cret-value".into()));
+        assert!(!format!("{s:?}").contains("s3cret-value"));
+        let p = Pending { state: "st".into(), nonce: "no".into(), pkce_verifier: "verifier-value".into() };
+        assert!(!format!("{p:?}").contains("verifier-value"));
+    }
+
+    #[test]
+    fn no_logout_url_before_the_metadata_are_known() {
+        let psc = Psc::new(settings(ClientAuth::SecretBasic("s3cret".into()))).expect("settings");
+        assert_eq!(psc.end_session_url("id.token.hint", None, None), None);
+        assert_eq!(psc.health(), PscHealth::default());
+    }
+}
