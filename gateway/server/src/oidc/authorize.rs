@@ -430,12 +430,19 @@ pub async fn finish(
     session: &Session,
     new_cookie: Option<String>,
 ) -> HttpResponse {
-    if state.client(&request.client_id).is_none() {
+    let Some(client) = state.client(&request.client_id) else {
         return error_response(
             state,
             redirected(&request, "unauthorized_client", "the client is no longer registered"),
         );
     };
+    // FI tiers: whatever the path that led here, PSC never gets back a login PSC made.
+    if client.config.fi_tiers.is_some() && super::fi_tiers::excluded(session.authentication.mie) {
+        return error_response(
+            state,
+            redirected(&request, "access_denied", "a login through Pro Santé Connect cannot answer Pro Santé Connect"),
+        );
+    }
     let code = random_token(32);
     let grant = CodeGrant {
         client_id: request.client_id.clone(),
