@@ -36,6 +36,11 @@ pub enum AuditKind {
     KeyRegistered,
     /// A FIDO2 security key revoked (by its owner or an administrator); its sessions end.
     KeyRevoked,
+    /// A VIHF issued for the DMP (reference EX_AIR-070): its id (`object`), the professional,
+    /// the patient's INS hashed, the client.
+    VihfIssued,
+    /// A DMP SOAP call relayed (reference EX_AIR-090): service, action, VIHF id, outcome, latency.
+    DmpCall,
 }
 
 /// The result of the act.

@@ -68,6 +68,8 @@ pub struct AppState {
     pub principals: TtlCache<vigie_core::policy::Principal>,
     /// `policy.zones`, parsed.
     pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
+    /// The DMP side (VIHF seal, relay), when `dmp.enabled`.
+    pub dmp: Option<Arc<crate::dmp::Dmp>>,
 }
 
 /// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them.
@@ -225,6 +227,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         Some(Arc::new(v))
     };
     let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
+    let dmp = crate::dmp::build(&config)?;
     Ok(AppState {
         http: http_client(&config)?,
         config,
@@ -247,6 +250,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         identities: Default::default(),
         principals: Default::default(),
         zones,
+        dmp,
     })
 }
 
@@ -276,6 +280,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(crate::account::routes);
     cfg.configure(demo_app::routes);
     cfg.configure(crate::admin::routes);
+    cfg.configure(crate::dmp::routes);
 }
 
 /// Runs the HTTPS listener (and the plain one behind a proxy) until SIGTERM / Ctrl-C.

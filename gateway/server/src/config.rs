@@ -40,6 +40,9 @@ pub struct Config {
     pub demo: DemoConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// The DMP in AIR simplifié: VIHF issuance and the SOAP relay (`[dmp]`, see docs/dmp.md).
+    #[serde(default)]
+    pub dmp: crate::dmp::DmpConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -452,6 +455,10 @@ pub struct ClientConfig {
     /// See docs/fi-tiers.md. Only a confidential client may be one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fi_tiers: Option<FiTiersConfig>,
+    /// May obtain VIHFs for the DMP (RFC 8693 token exchange) and use the DMP relay with its
+    /// users' access tokens. Confidential clients only. Default: false.
+    #[serde(default)]
+    pub dmp: bool,
 }
 
 /// `clients[].fi_tiers`: what Vigie asserts to Pro Santé Connect as its FI tiers.
@@ -545,6 +552,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "audit",
     "demo",
     "clients",
+    "dmp",
 ];
 
 /// A configuration that failed validation: one line per problem.
@@ -847,10 +855,18 @@ impl Config {
             if !c.scopes.iter().any(|s| s == "openid") {
                 err(&k("scopes"), "must include \"openid\"".into());
             }
+            if c.dmp && c.auth_method == ClientAuthMethod::None {
+                err(&k("dmp"), "only a confidential client may obtain VIHFs (RFC 8693 token exchange)".into());
+            }
             if let Some(fi) = &c.fi_tiers {
                 for (key, m) in fi.problems(c.auth_method) {
                     err(&k(&key), m);
                 }
+            }
+        }
+        if let Err(bad) = self.dmp.load() {
+            for (key, m) in bad {
+                err(&key, m);
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }

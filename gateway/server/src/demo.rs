@@ -330,6 +330,7 @@ fn client(
         sensitive: false,
         audience: "staff".into(),
         fi_tiers: None,
+        dmp: false,
     }
 }
 
@@ -393,6 +394,9 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
     );
     dpi.name = Some("Dossier patient (démonstration)".into());
     dpi.sensitive = true;
+    // The DPI turns its users' access tokens into VIHFs for the DMP (docs/dmp.md).
+    dpi.dmp = true;
+    crate::dmp::ensure_demo_pki(&dir, "CHU DE DEMONSTRATION", DEMO_STRUCTURE_ID)?;
     // Pro Santé Connect using Vigie as its FI tiers (docs/fi-tiers.md): a confidential client
     // whose ID tokens carry `tid`, `oid` and PSC's `amr`; a phishing-resistant login, 4 h at most
     // old. The redirect URI stands for PSC's broker endpoint (tests/oidc-client plays PSC).
@@ -452,6 +456,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
         clients: vec![demo_app, cli, spa, jwt, dpi, psc],
+        dmp: crate::dmp::demo_config(&dir, DEMO_STRUCTURE_ID),
     })
 }
 
@@ -548,6 +553,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         "ca_pem": std::fs::read_to_string(dir.join("ca.pem"))?,
         "card_ca_pem": std::fs::read_to_string(dir.join("card-ca.pem"))?,
         "audit_file": config.audit.file,
+        "dmp": crate::dmp::demo_json(config, &dir)?,
         // HR's card page (sign in as a user with the `cards` role) and the admin API behind
         // `vigie cards …` (bearer token).
         "admin_page_url": format!("{issuer}/admin/cards"),

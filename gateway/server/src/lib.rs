@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_app;
+pub mod dmp;
 pub mod http;
 pub mod jose;
 pub mod keys;

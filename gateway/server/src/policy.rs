@@ -127,7 +127,7 @@ fn category_of(metier: Option<&str>) -> &'static str {
 
 /// The profession code of the ANS nomenclature (TRE_G15) for a métier, when it is a
 /// profession of the RPPS.
-fn profession_code_of(metier: Option<&str>) -> Option<&'static str> {
+pub fn profession_code_of(metier: Option<&str>) -> Option<&'static str> {
     let m = metier.map(fold)?;
     let code = if m.contains("medecin") || m.contains("interne") {
         "10"
@@ -238,6 +238,16 @@ pub async fn decide_system(
 ) -> Decision {
     match principal_of(state, &auth.identity_id).await {
         Ok(principal) => ask(state, caller, &principal, action, &Resource::System, auth, Some(target)),
+        Err(e) => Decision { errors: vec![e], ..Default::default() },
+    }
+}
+
+/// Asks the engine whether this authentication may reach the DMP (action `access_dmp`: a VIHF, a
+/// relayed SOAP call); counted and audited under `client_id` (the DPI asking). A directory
+/// failure refuses.
+pub async fn decide_dmp(state: &AppState, caller: &Caller, auth: &Authentication, client_id: &str) -> Decision {
+    match principal_of(state, &auth.identity_id).await {
+        Ok(principal) => ask(state, caller, &principal, Action::AccessDmp, &Resource::Dmp, auth, Some(client_id)),
         Err(e) => Decision { errors: vec![e], ..Default::default() },
     }
 }

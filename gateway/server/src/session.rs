@@ -115,6 +115,14 @@ pub async fn end_sessions_of_credential(
     Ok(sids.len())
 }
 
+/// The live session `sid`, wherever the browser is (for a client acting on a session's behalf:
+/// the DMP token exchange); `None` once it ended, expired or went idle.
+pub async fn by_sid(state: &AppState, sid: &str) -> Result<Option<Session>, StoreError> {
+    let Some(k) = state.store.get(&sid_key(sid)).await? else { return Ok(None) };
+    let s = state.store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
+    Ok(s.filter(|s| s.sid == sid && s.expires_at > crate::now()))
+}
+
 /// Ends the session `sid`, wherever the browser is.
 pub async fn end(state: &AppState, sid: &str) -> Result<(), StoreError> {
     if let Some(k) = state.store.take(&sid_key(sid)).await? {

@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then one handler per grant.
 mod code;
+pub mod exchange;
 mod refresh;
 
 use actix_web::http::StatusCode;
@@ -67,8 +68,9 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
     };
     let grant_type = params.get("grant_type").unwrap_or_default();
     let result = match grant_type {
-        "authorization_code" => code::exchange(&state, client, &params, &caller).await,
-        "refresh_token" => refresh::exchange(&state, client, &params, &caller).await,
+        "authorization_code" => code::exchange(&state, client, &params, &caller).await.map(Granted::Tokens),
+        "refresh_token" => refresh::exchange(&state, client, &params, &caller).await.map(Granted::Tokens),
+        exchange::TOKEN_EXCHANGE => exchange::exchange(&state, client, &params, &caller).await.map(Granted::Exchanged),
         "" => Err(TokenError::new("invalid_request", "grant_type is missing")),
         other => Err(TokenError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
     };
@@ -84,6 +86,15 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
             oauth_error(status, e.error, &e.description)
         }
     }
+}
+
+/// What the token endpoint answers: tokens of a grant (RFC 6749 §5.1), or an exchanged token
+/// (RFC 8693 §2.2.1).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Granted {
+    Tokens(TokenResponse),
+    Exchanged(exchange::ExchangeResponse),
 }
 
 fn refused(state: &AppState, caller: &Caller, client_id: Option<&str>, method: &str, reason: &str) {

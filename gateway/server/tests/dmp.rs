@@ -1,0 +1,652 @@
+//! The DMP in AIR simplifié against the real binary: a professional's access token turned into a
+//! VIHF (RFC 8693 token exchange) that the real `xmlsec1` verifies and a SAML library written by
+//! others (pysaml2, `conformance/dmp-sandbox/check_vihf.py`) loads; the SOAP relay to the DMP
+//! stand-in (`conformance/dmp-sandbox`, mutual TLS, real VIHF checks) with its answers streamed
+//! back and MTOM attachments intact; the refusals a DPI can meet, each precise and audited.
+//! Needs `conformance/dmp-sandbox/setup` (its venv) and the `xmlsec1` binary.
+mod common;
+#[path = "fido2/softkey.rs"]
+mod softkey;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use common::*;
+use serde_json::Value;
+use softkey::{SoftKey, VIRTUAL_AAGUID};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+const SAML2: &str = "urn:ietf:params:oauth:token-type:saml2";
+/// The INS-NIR of the reference's example (INS-NIR TEST, key 97).
+const INS: &str = "207058575627097";
+const TD02: &str = "urn:hl7-org:v3:PRPA_IN201307UV02";
+const TD31: &str = "urn:ihe:iti:2007:RegistryStoredQuery";
+const WSSE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+const SMARTCARD_PKI: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI";
+
+fn sandbox_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/dmp-sandbox"))
+}
+
+fn sandbox_python() -> PathBuf {
+    let python = sandbox_dir().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "the DMP stand-in's Python environment is missing ({}): run conformance/dmp-sandbox/setup",
+        python.display()
+    );
+    python
+}
+
+fn xmlsec1() -> &'static str {
+    let found = std::process::Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "the xmlsec1 binary is missing: apt-get install -y xmlsec1");
+    "xmlsec1"
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    digest::digest(&digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The DMP stand-in, run on the demo's own certificates: the demo TLS certificate as its server
+/// certificate (the relay trusts the demo CA), the demo DMP CA for client and seal certificates.
+struct Sandbox {
+    base_url: String,
+    http: reqwest::Client,
+    _child: tokio::process::Child,
+}
+
+impl Sandbox {
+    async fn start(gw: &Gateway, port: u16, extra: &[&str]) -> Sandbox {
+        let dir = &gw.data_dir;
+        let mut child = tokio::process::Command::new(sandbox_python())
+            .current_dir(sandbox_dir())
+            .arg("server.py")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--cert")
+            .arg(dir.join("tls.crt"))
+            .arg("--key")
+            .arg(dir.join("tls.key"))
+            .arg("--client-ca")
+            .arg(dir.join("dmp-org-ca.pem"))
+            .arg("--seal-ca")
+            .arg(dir.join("dmp-org-ca.pem"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the DMP stand-in");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the DMP stand-in is ready within 30 s")
+            .expect("its stdout")
+            .expect("a READY line");
+        let base_url = ready.strip_prefix("DMP-SANDBOX READY ").unwrap_or_else(|| panic!("{ready}")).to_owned();
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let identity = reqwest::Identity::from_pem(&[read("dmp-auth.pem"), read("dmp-auth.key")].concat())
+            .expect("the demo ORG_AUTH_CLI certificate");
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&read("ca.pem")).expect("demo CA")])
+            .identity(identity)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("mutual-TLS client");
+        Sandbox { base_url, http, _child: child }
+    }
+
+    fn origin(&self) -> String {
+        self.base_url.split("/si-dmp-server").next().unwrap_or_default().to_owned()
+    }
+
+    async fn log(&self) -> Vec<Value> {
+        let r = self.http.get(format!("{}/__control/log", self.origin())).send().await.expect("stand-in log");
+        r.json().await.expect("JSON log")
+    }
+
+    /// A call straight to the stand-in, as a DPI holding a VIHF would make it.
+    async fn post(&self, service: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let r = self
+            .http
+            .post(format!("{}{service}", self.base_url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("stand-in reachable");
+        Resp::of(r).await
+    }
+}
+
+/// A gateway on the demo whose relay points at a stand-in on `port` (started after it: the
+/// stand-in runs on certificates the demo generates).
+async fn gateway_with_relay(port: u16, env: &[(&str, &str)]) -> Gateway {
+    let base = format!("https://127.0.0.1:{port}/si-dmp-server/v2/services/");
+    let mut all = vec![("VIGIE_DMP__RELAY__BASE_URL", base.as_str())];
+    all.extend_from_slice(env);
+    Gateway::start(&all).await
+}
+
+/// A DMP SOAP 1.2 envelope as a DPI sends it to the relay: WS-Addressing headers, no security.
+fn envelope(action: &str, body: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing"><soap:Header><wsa:Action soap:mustUnderstand="true">{action}</wsa:Action><wsa:MessageID>urn:uuid:{}</wsa:MessageID><wsa:To>https://dmp.test/si-dmp-server/v2/services/</wsa:To></soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+fn td02() -> String {
+    envelope(TD02, r#"<PRPA_IN201307UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"/>"#)
+}
+
+/// The envelope with the VIHF in its `wsse:Security` header (what the relay does).
+fn secured(envelope: &str, vihf: &str) -> Vec<u8> {
+    envelope
+        .replacen(
+            "<soap:Header>",
+            &format!(r#"<soap:Header><wsse:Security xmlns:wsse="{WSSE}">{vihf}</wsse:Security>"#),
+            1,
+        )
+        .into_bytes()
+}
+
+/// An MTOM package: the envelope as root part, then the attachments (RFC 2046 §5.1.1, XOP).
+fn mtom(envelope: &str, attachments: &[&[u8]]) -> (String, Vec<u8>) {
+    let boundary = "MIMEBoundary_vigie_relay_test";
+    let mut out = format!(
+        "--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root.message@vigie.test>\r\n\r\n{envelope}"
+    )
+    .into_bytes();
+    for (i, a) in attachments.iter().enumerate() {
+        out.extend_from_slice(
+            format!("\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <doc{i}@vigie.test>\r\n\r\n").as_bytes(),
+        );
+        out.extend_from_slice(a);
+    }
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let ctype = format!(
+        r#"multipart/related; type="application/xop+xml"; boundary="{boundary}"; start="<root.message@vigie.test>"; start-info="application/soap+xml""#
+    );
+    (ctype, out)
+}
+
+/// Card login of the demo médecin to the demo DPI: its access token.
+async fn card_token(gw: &Gateway) -> Tokens {
+    let mut b = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(gw, "demo-dpi");
+    let code = b.sign_in_with_card(&a).await;
+    redeem(gw, &a, &code).await
+}
+
+/// RFC 8693 §2.1: a token exchange by `client_id` of `subject` (an access token) with `extra`.
+async fn exchange(gw: &Gateway, client_id: &str, subject: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut params = vec![
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("requested_token_type", SAML2),
+        ("patient_ins", INS),
+    ];
+    for (k, v) in extra {
+        params.retain(|(n, _)| n != k);
+        if !v.is_empty() {
+            params.push((k, v));
+        }
+    }
+    gw.token(client_id, &params).await
+}
+
+/// A successful exchange: checks the RFC 8693 §2.2.1 response and returns the VIHF's XML.
+async fn vihf_of(gw: &Gateway, subject: &str) -> String {
+    let r = exchange(gw, "demo-dpi", subject, &[]).await;
+    assert_eq!(r.status, 200, "token exchange: {}", r.body);
+    let j = r.json();
+    assert_eq!(j["issued_token_type"], SAML2);
+    assert_eq!(j["token_type"], "N_A", "RFC 8693 §2.2.1: a VIHF is not an access token");
+    let expires_in = j["expires_in"].as_i64().expect("expires_in");
+    assert!((1..=30).contains(&expires_in), "EX_AIR-040: 30 seconds at most, got {expires_in}");
+    assert!(j.get("refresh_token").is_none() && j.get("id_token").is_none(), "{j}");
+    let token = j["access_token"].as_str().expect("access_token");
+    assert!(!token.contains('=') && !token.contains('+') && !token.contains('/'), "base64url without padding");
+    let xml = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).expect("base64url");
+    String::from_utf8(xml).expect("UTF-8 XML")
+}
+
+/// `xmlsec1 --verify` of a VIHF against the demo DMP CA; the pysaml2 view of it.
+fn verify_vihf(gw: &Gateway, xml: &str) -> Value {
+    let file = temp_file("vihf.xml", xml);
+    let ca = gw.data_dir.join("dmp-org-ca.pem");
+    let out = std::process::Command::new(xmlsec1())
+        .arg("--verify")
+        .arg("--trusted-pem")
+        .arg(&ca)
+        .arg("--id-attr:ID")
+        .arg("urn:oasis:names:tc:SAML:2.0:assertion:Assertion")
+        .arg(&file)
+        .output()
+        .expect("running xmlsec1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("OK"), "xmlsec1 verifies the VIHF: {stderr}\n{xml}");
+    let tampered = temp_file("tampered.xml", &xml.replacen(INS, "185057512345673", 1));
+    let bad = std::process::Command::new(xmlsec1())
+        .args(["--verify", "--trusted-pem"])
+        .arg(&ca)
+        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+        .arg(&tampered)
+        .output()
+        .expect("running xmlsec1");
+    assert!(!bad.status.success(), "a VIHF naming another patient no longer verifies");
+    let out = std::process::Command::new(sandbox_python())
+        .arg(sandbox_dir().join("check_vihf.py"))
+        .arg(&file)
+        .arg("--ca")
+        .arg(&ca)
+        .output()
+        .expect("running check_vihf.py");
+    assert!(out.status.success(), "pysaml2 loads the VIHF: {}", String::from_utf8_lossy(&out.stderr));
+    remove_temp(&file);
+    remove_temp(&tampered);
+    serde_json::from_slice(&out.stdout).expect("check_vihf.py prints JSON")
+}
+
+fn attribute<'a>(v: &'a Value, name: &str) -> &'a Vec<Value> {
+    v["attributes"][name].as_array().unwrap_or_else(|| panic!("attribute {name} in {v:#}"))
+}
+
+#[tokio::test]
+async fn a_card_login_at_the_dpi_becomes_a_vihf_that_xmlsec1_and_pysaml2_accept() {
+    let gw = Gateway::start(&[]).await;
+    let discovery = gw.http().get(gw.url("/.well-known/openid-configuration")).send().await.unwrap();
+    let discovery: Value = discovery.json().await.unwrap();
+    assert!(discovery["grant_types_supported"].as_array().unwrap().iter().any(|g| g == TOKEN_EXCHANGE), "{discovery}");
+    assert!(gw.demo["dmp"]["seal_ca_pem"].as_str().is_some_and(|p| p.contains("BEGIN CERTIFICATE")), "demo.json dmp");
+    assert_eq!(gw.demo["dmp"]["token_exchange"]["client_id"], "demo-dpi");
+
+    let t = card_token(&gw).await;
+    let xml = vihf_of(&gw, &t.access).await;
+    let v = verify_vihf(&gw, &xml);
+    assert_eq!(v["signature"], "verified");
+    assert_eq!(v["name_id"], "810100000011", "NameID = the médecin's idNat");
+    let issuer = v["issuer"].as_str().unwrap();
+    assert!(
+        issuer.starts_with("CN=CHU DE DEMONSTRATION - CACHET VIHF,") && issuer.contains("OU=1760000018"),
+        "{issuer}"
+    );
+    assert_eq!(v["authn_context"][0]["class_ref"], SMARTCARD_PKI, "a card: SmartcardPKI");
+    assert_eq!(v["authn_context"][0]["decl"], "CONF_EXI_PGSSIS", "EX_AIR-050");
+    let roles = attribute(&v, "urn:oasis:names:tc:xacml:2.0:subject:role");
+    assert_eq!(roles[0]["code"], "10", "profession médecin (TRE_G15) from the directory: {roles:?}");
+    let resource = attribute(&v, "urn:oasis:names:tc:xacml:2.0:resource:resource-id");
+    assert_eq!(resource[0], format!("{INS}^^^&1.2.250.1.213.1.4.10&ISO^NH").as_str(), "the patient's INS");
+    assert_eq!(attribute(&v, "urn:oasis:names:tc:xspa:1.0:subject:subject-id")[0], "Durand Paul");
+    assert_eq!(attribute(&v, "Identifiant_Structure")[0], "1760000018");
+    assert_eq!(attribute(&v, "Authentification_Mode")[0], "INDIRECTE_RENFORCEE");
+
+    // EX_AIR-070: the issuance is traced, the patient named by a hash only.
+    let id = v["id"].as_str().unwrap();
+    let line = gw.audit_line(|l| l["kind"] == "vihf_issued" && l["object"] == id).await;
+    assert_eq!(line["client_id"], "demo-dpi");
+    assert_eq!(line["method"], "cps");
+    let reason = line["reason"].as_str().unwrap();
+    assert!(reason.contains("idnat 810100000011") && reason.contains("patient INS sha256:"), "{reason}");
+    assert!(!reason.contains(INS), "the INS itself is not in the trail: {reason}");
+    gw.audit_line(|l| l["kind"] == "policy_decision" && l["object"] == "dmp-entitled-professional").await;
+
+    // Single use: each exchange is a new VIHF.
+    let again = vihf_of(&gw, &t.access).await;
+    assert_ne!(xml, again);
+}
+
+/// Registers `key` from `/account/keys` (a recent two-factor login allows it).
+async fn register(b: &mut Browser<'_>, key: &mut SoftKey) {
+    let page = b.get("/account/keys").await;
+    let csrf = page.hidden("csrf").expect("csrf");
+    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé DMP")]).await;
+    assert_eq!(opts.status, 200, "creation options: {}", opts.body);
+    let credential = key.register(&opts.json());
+    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+}
+
+/// Login page → key assertion → the client's code.
+async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> String {
+    let r = b.authorize(a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = b.get(&r.location()).await;
+    let flow = page.hidden("flow").expect("flow");
+    let csrf = page.hidden("csrf").expect("csrf");
+    let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
+    assert_eq!(opts.status, 200, "options: {}", opts.body);
+    let assertion = key.assert(&opts.json());
+    let done =
+        b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await;
+    assert_eq!(done.status, 303, "the key logs in: {}", done.body);
+    done.redirect_params().get("code").cloned().unwrap_or_else(|| panic!("a code: {}", done.location()))
+}
+
+#[tokio::test]
+async fn a_fido2_login_at_the_dpi_becomes_a_vihf_too() {
+    let gw = Gateway::start(&[]).await;
+    let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    register(&mut b, &mut key).await;
+    let mut kb = gw.browser();
+    let a = Authz::new(&gw, "demo-dpi");
+    let code = key_login(&mut kb, &a, &mut key).await;
+    let t = redeem(&gw, &a, &code).await;
+    let xml = vihf_of(&gw, &t.access).await;
+    let v = verify_vihf(&gw, &xml);
+    assert_eq!(v["name_id"], "810100000029");
+    assert_eq!(v["authn_context"][0]["class_ref"], "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract");
+    assert_eq!(attribute(&v, "urn:oasis:names:tc:xspa:1.0:subject:subject-id")[0], "Bernard Léa");
+    let line = gw.audit_line(|l| l["kind"] == "vihf_issued" && l["object"] == v["id"]).await;
+    assert_eq!(line["method"], "fido2");
+}
+
+/// The default policy set, except that every login is allowed: an establishment whose DPI still
+/// takes password + TOTP; the DMP rule (`20_dmp.cedar`) stays as shipped.
+fn policies_letting_every_login_in() -> PathBuf {
+    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default"));
+    let first = temp_file(
+        "99_any_login.cedar",
+        "@id(\"test-any-login\")\npermit (principal, action == Vigie::Action::\"login_to_client\", resource);\n",
+    );
+    let dir = first.parent().unwrap().to_owned();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".cedar") && name != "10_login.cedar" {
+            std::fs::copy(e.path(), dir.join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+#[tokio::test]
+async fn a_password_totp_session_is_refused_the_dmp_by_policy_and_it_is_audited() {
+    let policies = policies_letting_every_login_in();
+    let closed = free_port();
+    let gw = gateway_with_relay(closed, &[("VIGIE_POLICY__DIR", policies.to_str().unwrap())]).await;
+    let (_, user, _, t) = logged_in(&gw, "demo-dpi", &["demo.medecin"]).await;
+    assert_eq!(user.username, "demo.medecin");
+    let r = exchange(&gw, "demo-dpi", &t.access, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["error"], "invalid_request", "RFC 8693 §2.2.2: unacceptable based on policy");
+    let d = j["error_description"].as_str().unwrap();
+    assert!(d.contains("access_dmp") && d.contains("password_totp"), "the refusal names the policy: {d}");
+    assert!(d.contains("cps") && d.contains("fido2"), "and what would do: {d}");
+    gw.audit_line(|l| l["kind"] == "policy_decision" && l["outcome"] == "failure" && l["client_id"] == "demo-dpi")
+        .await;
+    let refused = gw
+        .audit_line(|l| l["kind"] == "refused" && l["method"] == TOKEN_EXCHANGE && l["client_id"] == "demo-dpi")
+        .await;
+    assert!(refused["reason"].as_str().unwrap().contains("access_dmp"), "{refused}");
+    assert!(!gw.audit_lines().iter().any(|l| l["kind"] == "vihf_issued"), "no VIHF issued");
+
+    // The relay asks the same policy, before any DMP call.
+    let r = gw
+        .http()
+        .post(gw.url("/dmp/relay/patients"))
+        .bearer_auth(&t.access)
+        .header("content-type", "application/soap+xml; charset=utf-8")
+        .header("x-vigie-patient-ins", INS)
+        .body(td02())
+        .send()
+        .await
+        .unwrap();
+    let r = Resp::of(r).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("access_dmp"), "{}", r.body);
+    assert!(!gw.audit_lines().iter().any(|l| l["kind"] == "dmp_call"), "no DMP call");
+    remove_temp(&policies.join("99_any_login.cedar"));
+}
+
+#[tokio::test]
+async fn exchange_errors_name_what_is_wrong() {
+    let gw = Gateway::start(&[]).await;
+    let mut b = gw.browser_with_demo_card("demo.medecin");
+    let dpi = Authz::new(&gw, "demo-dpi");
+    let code = b.sign_in_with_card(&dpi).await;
+    let t = redeem(&gw, &dpi, &code).await;
+    let check = |r: Resp, error: &str, words: &[&str]| {
+        assert_eq!(r.status, 400, "{}", r.body);
+        let j = r.json();
+        assert_eq!(j["error"], error, "{j}");
+        let d = j["error_description"].as_str().unwrap_or_default().to_owned();
+        for w in words {
+            assert!(d.contains(w), "{w:?} in {d:?}");
+        }
+    };
+    let access = t.access.as_str();
+    check(
+        exchange(&gw, "demo-dpi", access, &[("requested_token_type", "urn:ietf:params:oauth:token-type:jwt")]).await,
+        "invalid_request",
+        &["requested_token_type", "token-type:jwt", SAML2],
+    );
+    check(
+        exchange(&gw, "demo-dpi", &t.id, &[("subject_token_type", "urn:ietf:params:oauth:token-type:id_token")]).await,
+        "invalid_request",
+        &["subject_token_type", "id_token"],
+    );
+    check(
+        exchange(&gw, "demo-dpi", access, &[("patient_ins", "")]).await,
+        "invalid_request",
+        &["patient_ins is missing"],
+    );
+    check(
+        exchange(&gw, "demo-dpi", access, &[("patient_ins", "207058575627096")]).await,
+        "invalid_request",
+        &["patient_ins", "key"],
+    );
+    check(
+        exchange(&gw, "demo-dpi", access, &[("patient_ins", "2070585756270")]).await,
+        "invalid_request",
+        &["patient_ins", "15 characters"],
+    );
+    check(
+        exchange(&gw, "demo-dpi", access, &[("purpose_of_use", "curiosite")]).await,
+        "invalid_request",
+        &["purpose_of_use", "curiosite"],
+    );
+    check(exchange(&gw, "demo-dpi", "not.a.token", &[]).await, "invalid_request", &["subject_token"]);
+    check(exchange(&gw, "demo-dpi", &t.refresh, &[]).await, "invalid_request", &["subject_token"]);
+    check(exchange(&gw, "demo-dpi", access, &[("audience", "urn:elsewhere")]).await, "invalid_target", &["urn:dmp"]);
+
+    // A client not registered for the DMP, with its own token of the same session.
+    let app = Authz::new(&gw, "demo-app");
+    let code = b.code_without_login(&app).await;
+    let app_tokens = redeem(&gw, &app, &code).await;
+    check(exchange(&gw, "demo-app", &app_tokens.access, &[]).await, "unauthorized_client", &["dmp = true"]);
+    // The DPI cannot use another client's token.
+    check(exchange(&gw, "demo-dpi", &app_tokens.access, &[]).await, "invalid_request", &["another client"]);
+    // A public client never exchanges.
+    let spa = exchange(&gw, "demo-spa", access, &[]).await;
+    check(spa, "unauthorized_client", &["public client"]);
+
+    // No DMP address configured here: the relay says so.
+    let r = gw
+        .http()
+        .post(gw.url("/dmp/relay/patients"))
+        .bearer_auth(access)
+        .header("content-type", "application/soap+xml")
+        .header("x-vigie-patient-ins", INS)
+        .body(td02())
+        .send()
+        .await
+        .unwrap();
+    let r = Resp::of(r).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r.body.contains("dmp.relay.base_url"), "{}", r.body);
+
+    // Logged out: the session has ended, its tokens no longer reach the DMP.
+    let ok = exchange(&gw, "demo-dpi", access, &[]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let mut u = url::Url::parse(&gw.url("/logout")).unwrap();
+    let back = gw.client("demo-dpi").post_logout_redirect_uris[0].clone();
+    u.query_pairs_mut().append_pair("id_token_hint", &t.id).append_pair("post_logout_redirect_uri", &back);
+    let out = b.get(u.as_str()).await;
+    assert!(out.status < 400, "logout: {} {}", out.status, out.body);
+    check(exchange(&gw, "demo-dpi", access, &[]).await, "invalid_request", &["subject_token"]);
+}
+
+#[tokio::test]
+async fn the_relay_adds_a_vihf_and_streams_td02_and_td31_answers_with_mtom_intact() {
+    let port = free_port();
+    let gw = gateway_with_relay(port, &[]).await;
+    let sandbox = Sandbox::start(&gw, port, &[]).await;
+    let t = card_token(&gw).await;
+    let relay = |service: &str, ctype: &str, body: Vec<u8>, ins: &str| {
+        gw.http()
+            .post(gw.url(&format!("/dmp/relay/{service}")))
+            .bearer_auth(&t.access)
+            .header("content-type", ctype.to_owned())
+            .header("x-vigie-patient-ins", ins.to_owned())
+            .body(body)
+            .send()
+    };
+
+    // TD0.2, plain SOAP 1.2.
+    let r = Resp::of(relay("patients", "application/soap+xml; charset=utf-8", td02().into_bytes(), INS).await.unwrap())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("application/soap+xml"));
+    assert!(
+        r.body.contains("PRPA_IN201306UV02") && r.body.contains(INS),
+        "the TD0.2 answer for the patient: {}",
+        r.body
+    );
+    let log = sandbox.log().await;
+    let call = log.last().expect("one call");
+    assert_eq!(call["accepted"], true, "{call}");
+    assert_eq!(call["service"], "patients");
+    assert_eq!(call["nameid"], "810100000011");
+    let vihf_id = call["vihf_id"].as_str().unwrap();
+    assert!(r.body.contains(vihf_id), "the stand-in echoes the VIHF it checked");
+    let line = gw.audit_line(|l| l["kind"] == "dmp_call" && l["object"] == vihf_id).await;
+    assert_eq!(line["outcome"], "success");
+    assert_eq!(line["method"], "patients");
+    assert!(line["reason"].as_str().unwrap().contains(TD02), "{line}");
+    gw.audit_line(|l| l["kind"] == "vihf_issued" && l["object"] == vihf_id).await;
+
+    // TD3.1 in MTOM, with a binary attachment: it reaches the DMP byte for byte, and the answer's
+    // attachment comes back byte for byte.
+    let mut doc = vec![0u8; 300_000];
+    aws_lc_rs::rand::fill(&mut doc).unwrap();
+    let env = envelope(
+        TD31,
+        r#"<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:doc0@vigie.test"/></query:AdhocQueryRequest>"#,
+    );
+    let (ctype, body) = mtom(&env, &[&doc]);
+    let r = relay("registry", &ctype, body, INS).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(answer_type.starts_with("multipart/related"), "an MTOM answer: {answer_type}");
+    let bytes = r.bytes().await.unwrap();
+    let call = sandbox.log().await.last().cloned().unwrap();
+    assert_eq!(call["accepted"], true, "{call}");
+    assert_eq!(call["action"], TD31);
+    assert_eq!(call["mtom"], true);
+    assert_eq!(call["attachments"][0]["sha256"], sha256_hex(&doc), "the attachment arrived intact");
+    assert_eq!(call["attachments"][0]["size"], doc.len());
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("RegistryStoredQueryResponse") || text.contains("AdhocQueryResponse"), "{text:.2000}");
+    let want =
+        text.split("ReplyAttachment").nth(1).and_then(|s| s.split("sha256=\"").nth(1)).map(|s| s[..64].to_owned());
+    let want = want.expect("the stand-in names its reply attachment's hash");
+    let boundary = answer_type.split("boundary=").nth(1).unwrap().split(';').next().unwrap().trim_matches('"');
+    let delimiter = format!("\r\n--{boundary}");
+    let parts: Vec<&[u8]> = split_bytes(&bytes, delimiter.as_bytes());
+    let attachment = parts.iter().filter_map(|p| find(p, b"\r\n\r\n").map(|i| &p[i + 4..])).nth(1).expect("a 2nd part");
+    assert_eq!(sha256_hex(attachment), want, "the answer's attachment came back intact");
+
+    // Refusals before the DMP: no INS, a bad INS, not SOAP, an unknown service.
+    let r = Resp::of(relay("patients", "application/soap+xml", td02().into_bytes(), "123").await.unwrap()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("X-Vigie-Patient-INS"), "{}", r.body);
+    let r = Resp::of(relay("patients", "text/xml", td02().into_bytes(), INS).await.unwrap()).await;
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = Resp::of(relay("elsewhere", "application/soap+xml", td02().into_bytes(), INS).await.unwrap()).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let no_token = gw.http().post(gw.url("/dmp/relay/patients")).body(td02()).send().await.unwrap();
+    assert_eq!(no_token.status(), 401);
+    // A DMP refusal comes back as the DMP's SOAP fault, audited as a failure.
+    let wrong_action =
+        Resp::of(relay("registry", "application/soap+xml", td02().into_bytes(), INS).await.unwrap()).await;
+    assert_eq!(wrong_action.status, 500, "{}", wrong_action.body);
+    assert!(wrong_action.body.contains("Fault"), "{}", wrong_action.body);
+    gw.audit_line(|l| l["kind"] == "dmp_call" && l["outcome"] == "failure").await;
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split_bytes<'a>(mut hay: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    while let Some(i) = find(hay, delimiter) {
+        out.push(&hay[..i]);
+        hay = &hay[i + delimiter.len()..];
+    }
+    out.push(hay);
+    out
+}
+
+#[tokio::test]
+async fn the_dmp_refuses_a_replayed_vihf_and_an_expired_one() {
+    let port = free_port();
+    let gw = gateway_with_relay(port, &[("VIGIE_DMP__VIHF__VALIDITY_SECS", "2")]).await;
+    let sandbox = Sandbox::start(&gw, port, &["--skew", "1"]).await;
+    let t = card_token(&gw).await;
+
+    let vihf = vihf_of(&gw, &t.access).await;
+    let first = sandbox.post("patients", "application/soap+xml", secured(&td02(), &vihf)).await;
+    assert_eq!(first.status, 200, "a fresh VIHF is accepted: {}", first.body);
+    let replay = sandbox.post("patients", "application/soap+xml", secured(&td02(), &vihf)).await;
+    assert_eq!(replay.status, 500, "{}", replay.body);
+    assert!(replay.body.contains("VIHF replayed"), "single use (EX_AIR-040): {}", replay.body);
+
+    let late = vihf_of(&gw, &t.access).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let expired = sandbox.post("patients", "application/soap+xml", secured(&td02(), &late)).await;
+    assert_eq!(expired.status, 500, "{}", expired.body);
+    assert!(expired.body.contains("VIHF expired"), "{}", expired.body);
+    let log = sandbox.log().await;
+    assert_eq!(log.iter().filter(|c| c["accepted"] == true).count(), 1, "{log:#?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_dmp_answers_503_problem_and_is_audited() {
+    let closed = free_port();
+    let gw = gateway_with_relay(closed, &[]).await;
+    let t = card_token(&gw).await;
+    let r = gw
+        .http()
+        .post(gw.url("/dmp/relay/patients"))
+        .bearer_auth(&t.access)
+        .header("content-type", "application/soap+xml; charset=utf-8")
+        .header("x-vigie-patient-ins", INS)
+        .body(td02())
+        .send()
+        .await
+        .unwrap();
+    let r = Resp::of(r).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("DMP") && detail.contains("unreachable"), "{detail}");
+    let line = gw.audit_line(|l| l["kind"] == "dmp_call" && l["outcome"] == "failure").await;
+    assert!(line["object"].as_str().is_some_and(|id| id.starts_with('_')), "the VIHF id: {line}");
+}
