@@ -483,8 +483,10 @@ impl Psc {
             UserinfoFormat::Json => "application/json",
             UserinfoFormat::Jwt => "application/jwt",
         };
-        let req = self
-            .http
+        // RFC 8705 §3: with mutual TLS PSC may bind the access token to Vigie's certificate, so the
+        // userinfo call presents it too.
+        let client = &self.token_http;
+        let req = client
             .get(endpoint.url().clone())
             .bearer_auth(access_token)
             .header(reqwest::header::ACCEPT, accept)
@@ -492,10 +494,7 @@ impl Psc {
             .map_err(|e| PscError::Config(e.to_string()))?;
         let (jwt, body) = self
             .observe(Op::Userinfo, async {
-                let resp = http::send(&self.http, Op::Userinfo, req).await?;
-                if resp.status().is_server_error() {
-                    return Err(PscError::Unreachable { op: Op::Userinfo, detail: format!("HTTP {}", resp.status()) });
-                }
+                let resp = http::send(client, Op::Userinfo, req).await?;
                 if resp.status() != 200 {
                     return Err(PscError::Userinfo(format!("PSC answered HTTP {}", resp.status())));
                 }

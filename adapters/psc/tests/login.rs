@@ -101,6 +101,9 @@ async fn login_with_tls_client_auth_presents_vigies_certificate() {
     let token = &sb.log_of("token").await[0];
     assert_eq!(token["tls_client_cert_authorized"], true, "{token}");
     assert_eq!(token["params"].get("client_secret"), None, "no secret with mTLS");
+    // The access token is bound to the certificate (RFC 8705 §3): userinfo saw it too.
+    let userinfo = &sb.log_of("userinfo").await[0];
+    assert_eq!(userinfo["tls_client_cert_authorized"], true, "{userinfo}");
 }
 
 #[tokio::test]

@@ -112,6 +112,8 @@ impl Fixture {
         if self.tls {
             let mut c = client("vigie-mtls", "tls_client_auth");
             c["tls_client_auth_subject_dn"] = json!("CN=vigie");
+            // RFC 8705 §3, as PSC's metadata announce: the userinfo call must present the certificate.
+            c["tls_client_certificate_bound_access_tokens"] = json!(true);
             clients.push(c);
             config["tls"] = json!({"cert": self.pki.server_cert_pem, "key": self.pki.server_key_pem,
                                    "client_ca": self.pki.ca_pem});
