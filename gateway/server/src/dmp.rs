@@ -585,8 +585,15 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     };
     drop(body);
     let started = Instant::now();
-    let call =
-        Call { state: &state, caller: &caller, client_id: &claims.client_id, service: &service, action, vihf: &vihf };
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        subject: &claims.sub,
+        client_id: &claims.client_id,
+        service: &service,
+        action,
+        vihf: &vihf,
+    };
     let answer = match relay.send(&service, &content_type, call.action.as_deref(), secured).await {
         Ok(r) => r,
         Err(e) => {
@@ -632,6 +639,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
 struct Call<'a> {
     state: &'a AppState,
     caller: &'a Caller,
+    subject: &'a str,
     client_id: &'a str,
     service: &'a str,
     action: Option<String>,
@@ -647,6 +655,7 @@ impl Call<'_> {
         self.state.audit(AuditEvent {
             kind: Some(AuditKind::DmpCall),
             outcome: Some(outcome),
+            subject: Some(self.subject.to_owned()),
             client_id: Some(self.client_id.to_owned()),
             method: Some(self.service.to_owned()),
             ip: Some(self.caller.ip.clone()),

@@ -348,6 +348,8 @@ async fn a_fido2_login_at_the_dpi_becomes_a_vihf_too() {
     let xml = vihf_of(&gw, &t.access).await;
     let v = verify_vihf(&gw, &xml);
     assert_eq!(v["name_id"], "810100000029");
+    assert_eq!(v["signature"], "verified");
+    assert_eq!(attribute(&v, "urn:oasis:names:tc:xacml:2.0:subject:role")[0]["code"], "10");
     assert_eq!(v["authn_context"][0]["class_ref"], "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract");
     assert_eq!(attribute(&v, "urn:oasis:names:tc:xspa:1.0:subject:subject-id")[0], "Bernard Léa");
     let line = gw.audit_line(|l| l["kind"] == "vihf_issued" && l["object"] == v["id"]).await;
@@ -538,6 +540,8 @@ async fn the_relay_adds_a_vihf_and_streams_td02_and_td31_answers_with_mtom_intac
     let line = gw.audit_line(|l| l["kind"] == "dmp_call" && l["object"] == vihf_id).await;
     assert_eq!(line["outcome"], "success");
     assert_eq!(line["method"], "patients");
+    assert_eq!(line["client_id"], "demo-dpi");
+    assert!(line["subject"].as_str().is_some_and(|s| !s.is_empty()), "who called: {line}");
     assert!(line["reason"].as_str().unwrap().contains(TD02), "{line}");
     gw.audit_line(|l| l["kind"] == "vihf_issued" && l["object"] == vihf_id).await;
 
@@ -649,4 +653,86 @@ async fn an_unreachable_dmp_answers_503_problem_and_is_audited() {
     assert!(detail.contains("DMP") && detail.contains("unreachable"), "{detail}");
     let line = gw.audit_line(|l| l["kind"] == "dmp_call" && l["outcome"] == "failure").await;
     assert!(line["object"].as_str().is_some_and(|id| id.starts_with('_')), "the VIHF id: {line}");
+}
+
+fn check_config(toml: &str) -> String {
+    let path = temp_file("dmp.toml", toml);
+    let out = std::process::Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("running vigie check-config");
+    remove_temp(&path);
+    assert!(!out.status.success(), "a bad [dmp] fails check-config");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const BASE_CONFIG: &str = r#"
+issuer = "https://vigie.chu.example"
+[directory]
+url = "sqlite:///tmp/vigie-dmp-check-config.db"
+[keys]
+file = "/nonexistent/keys.json"
+[[clients]]
+client_id = "spa"
+auth_method = "none"
+redirect_uris = ["https://spa.chu.example/cb"]
+dmp = true
+"#;
+
+#[test]
+fn check_config_names_each_bad_dmp_key_on_its_own_line() {
+    let stderr = check_config(&format!(
+        r#"{BASE_CONFIG}
+[dmp]
+enabled = true
+colour = "blue"
+[dmp.seal]
+cert_file = "/nonexistent/seal.pem"
+key_file = "/nonexistent/seal.key"
+[dmp.vihf]
+structure_id = "1760000018"
+lps_id = "LPS"
+lps_homologation = "H"
+validity_secs = 0
+[dmp.relay]
+base_url = "http://dmp.example/si-dmp-server/v2/services/"
+client_cert_file = "/nonexistent/auth.pem"
+timeout_ms = 0
+services = ["../admin"]
+"#
+    ));
+    for key in [
+        "dmp.colour",
+        "clients[0].dmp",
+        "dmp.seal.cert_file",
+        "dmp.seal.key_file",
+        "dmp.vihf.validity_secs",
+        "dmp.relay.base_url",
+        "dmp.relay.client_cert_file",
+        "dmp.relay.client_key_file",
+        "dmp.relay.timeout_ms",
+        "dmp.relay.services[0]",
+    ] {
+        let lines = stderr.lines().filter(|l| l.contains(&format!("`{key}`:"))).count();
+        assert_eq!(lines, 1, "one line names `{key}`:\n{stderr}");
+    }
+
+    // A seal given twice; VIHF settings the DMP needs left empty; a password never printed.
+    let stderr = check_config(&format!(
+        r#"{BASE_CONFIG}
+[dmp]
+enabled = true
+[dmp.seal]
+cert_file = "/nonexistent/seal.pem"
+key_file = "/nonexistent/seal.key"
+pkcs12_file = "/nonexistent/seal.p12"
+pkcs12_password = "hunter2-secret"
+"#
+    ));
+    assert!(stderr.contains("`dmp.seal`: give `cert_file` and `key_file`, or `pkcs12_file`, not both"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("`dmp.vihf.structure_id`")), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is never shown: {stderr}");
 }
