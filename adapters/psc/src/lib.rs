@@ -776,6 +776,19 @@ mod tests {
         assert!(!format!("{p:?}").contains("verifier-value"));
     }
 
+    /// The gateway shares one `Psc` between workers and probes it from a spawned task.
+    #[test]
+    fn psc_and_its_futures_can_cross_threads() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        let psc = Psc::new(settings(ClientAuth::SecretBasic("s3cret".into()))).expect("settings");
+        send_sync(&psc);
+        let pending = Pending { state: String::new(), nonce: String::new(), pkce_verifier: String::new() };
+        send(psc.begin());
+        send(psc.finish("code", &pending));
+        send(psc.probe());
+    }
+
     #[test]
     fn no_logout_url_before_the_metadata_are_known() {
         let psc = Psc::new(settings(ClientAuth::SecretBasic("s3cret".into()))).expect("settings");
