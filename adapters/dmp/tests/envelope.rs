@@ -1,0 +1,258 @@
+//! The VIHF in DMP SOAP calls: where the `wsse:Security` header goes, what is refused, and MTOM
+//! bodies whose attachments pass through byte for byte.
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use vigie_dmp::{EnvelopeError, WSSE_NS, insert_security};
+
+const A: &str = "<saml2:Assertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_a\"></saml2:Assertion>";
+const S12: &str = "application/soap+xml; charset=UTF-8; action=\"urn:ihe:iti:2007:RegistryStoredQuery\"";
+
+fn sec() -> String {
+    format!("<wsse:Security xmlns:wsse=\"{WSSE_NS}\">{A}</wsse:Security>")
+}
+
+/// The namespaces and local names of Envelope's children and of Header's first child, read back
+/// with quick-xml.
+fn shape(doc: &[u8]) -> (Vec<String>, Option<(String, String)>) {
+    let mut r = NsReader::from_reader(doc);
+    let mut depth = 0;
+    let mut children = Vec::new();
+    let mut header_first = None;
+    let mut in_header = false;
+    loop {
+        let (res, ev) = r.read_resolved_event().unwrap();
+        let ns = match res {
+            ResolveResult::Bound(n) => n.as_ref().to_string(),
+            _ => String::new(),
+        };
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let local = e.local_name().as_ref().to_string();
+                if depth == 1 {
+                    children.push(local.clone());
+                    in_header = local == "Header";
+                }
+                if depth == 2 && in_header && header_first.is_none() {
+                    header_first = Some((ns, local));
+                }
+                if !matches!(ev, Event::Empty(_)) {
+                    depth += 1;
+                }
+            }
+            Event::End(_) => depth -= 1,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (children, header_first)
+}
+
+#[test]
+fn the_security_header_is_the_first_child_of_the_existing_header() {
+    let env = "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header><a:To xmlns:a=\"http://www.w3.org/2005/08/addressing\">x</a:To></s:Header><s:Body><q/></s:Body></s:Envelope>";
+    let out = insert_security(env.as_bytes(), S12, A).unwrap();
+    let (children, first) = shape(&out);
+    assert_eq!(children, ["Header", "Body"]);
+    assert_eq!(first, Some((WSSE_NS.to_string(), "Security".to_string())));
+    assert_eq!(String::from_utf8(out).unwrap().replacen(&sec(), "", 1), env);
+}
+
+#[test]
+fn a_header_is_created_before_the_body_with_the_body_prefix_or_none() {
+    let env = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<E:Envelope xmlns:E=\"http://www.w3.org/2003/05/soap-envelope\">\n <E:Body/>\n</E:Envelope>";
+    let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
+    assert_eq!(out.replacen(&format!("<E:Header>{}</E:Header>", sec()), "", 1), env);
+    assert_eq!(shape(out.as_bytes()).0, ["Header", "Body"]);
+
+    let env = "<Envelope xmlns=\"http://www.w3.org/2003/05/soap-envelope\"><Body></Body></Envelope>";
+    let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
+    assert_eq!(out.replacen(&format!("<Header>{}</Header>", sec()), "", 1), env);
+    assert_eq!(shape(out.as_bytes()).1.unwrap().1, "Security");
+}
+
+#[test]
+fn an_empty_header_element_is_opened() {
+    let env =
+        "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header a=\"1\" /><s:Body/></s:Envelope>";
+    let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header a=\"1\" >{}</s:Header><s:Body/></s:Envelope>",
+            sec()
+        )
+    );
+}
+
+#[test]
+fn what_cannot_carry_a_vihf_is_refused_with_the_reason() {
+    let soap12 = |h: &str, b: &str| {
+        format!("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">{h}{b}</s:Envelope>")
+    };
+    let e = |body: &str, ct: &str| insert_security(body.as_bytes(), ct, A).unwrap_err();
+    let secured = soap12(&format!("<s:Header>{}</s:Header>", sec()), "<s:Body/>");
+    assert_eq!(e(&secured, "application/soap+xml"), EnvelopeError::AlreadySecured);
+    let s11 = "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body/></s:Envelope>";
+    assert_eq!(e(s11, "application/soap+xml"), EnvelopeError::Soap11);
+    assert_eq!(e(&soap12("", "<s:Body/>"), "text/xml"), EnvelopeError::Soap11);
+    assert!(matches!(e("<a/>", "application/soap+xml"), EnvelopeError::NotSoap12(n) if n == "a"));
+    assert!(matches!(e(&soap12("", "<s:Body/>"), "application/json"), EnvelopeError::UnsupportedContentType(_)));
+    assert_eq!(e(&soap12("<s:Header/>", ""), "application/soap+xml"), EnvelopeError::NoBody);
+    assert!(matches!(e(&soap12("<x/>", "<s:Body/>"), "application/soap+xml"), EnvelopeError::Structure(n) if n == "x"));
+    assert!(matches!(e(&soap12("", "<s:Body/><s:Header/>"), "application/soap+xml"), EnvelopeError::Structure(_)));
+    let dtd = format!("<!DOCTYPE x [<!ENTITY a \"b\">]>{}", soap12("", "<s:Body/>"));
+    assert_eq!(e(&dtd, "application/soap+xml"), EnvelopeError::Doctype);
+    assert!(matches!(e(&soap12("", "<s:Body><a></b></s:Body>"), "application/soap+xml"), EnvelopeError::Xml { .. }));
+    assert!(matches!(e(&soap12("", "<s:Body>"), "application/soap+xml"), EnvelopeError::Xml { .. }));
+    let latin1 = format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>{}", soap12("", "<s:Body/>"));
+    assert!(matches!(e(&latin1, "application/soap+xml"), EnvelopeError::Encoding(_)));
+    assert!(matches!(
+        e(&format!("{}junk", soap12("", "<s:Body/>")), "application/soap+xml"),
+        EnvelopeError::Xml { .. }
+    ));
+    assert_eq!(e("x", "multipart/related; type=\"application/xop+xml\""), EnvelopeError::NoBoundary);
+}
+
+fn mtom(root_env: &str, attachments: &[Vec<u8>], root_first: bool) -> (Vec<u8>, String) {
+    let b = "MIMEBoundary_9f2c";
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    parts.push(
+        format!(
+            "Content-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <root.message@cxf.apache.org>\r\n\r\n{root_env}"
+        )
+        .into_bytes(),
+    );
+    for (i, a) in attachments.iter().enumerate() {
+        let mut p = format!(
+            "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <doc{i}@vigie>\r\n\r\n"
+        )
+        .into_bytes();
+        p.extend_from_slice(a);
+        parts.push(p);
+    }
+    if !root_first {
+        parts.rotate_left(1);
+    }
+    let mut body = b"preamble ignored\r\n".to_vec();
+    for p in parts {
+        body.extend_from_slice(format!("--{b}\r\n").as_bytes());
+        body.extend_from_slice(&p);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{b}--\r\nepilogue").as_bytes());
+    let ct = format!(
+        "multipart/related; type=\"application/xop+xml\"; boundary=\"{b}\"; start=\"<root.message@cxf.apache.org>\"; start-info=\"application/soap+xml\""
+    );
+    (body, ct)
+}
+
+const ENV: &str = "<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"><soap:Header></soap:Header><soap:Body><x:ProvideAndRegisterDocumentSetRequest xmlns:x=\"urn:ihe:iti:xds-b:2007\"><x:Document id=\"d\"><xop:Include xmlns:xop=\"http://www.w3.org/2004/08/xop/include\" href=\"cid:doc0@vigie\"/></x:Document></x:ProvideAndRegisterDocumentSetRequest></soap:Body></soap:Envelope>";
+
+#[test]
+fn mtom_only_the_root_part_changes_and_attachments_stay_byte_identical() {
+    let pdf = b"%PDF-1.7\r\n\x00\xff\r\n--MIMEBoundary_9f2\r\n<soap:Header>\r\n\xe9".to_vec();
+    let cda = "<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><soap:Header/></ClinicalDocument>".as_bytes().to_vec();
+    for root_first in [true, false] {
+        let (body, ct) = mtom(ENV, &[pdf.clone(), cda.clone()], root_first);
+        let v = sealer().issue(&settings(), &request("cps")).unwrap();
+        let out = insert_security(&body, &ct, &v.xml).unwrap();
+        let inserted = format!("<wsse:Security xmlns:wsse=\"{WSSE_NS}\">{}</wsse:Security>", v.xml);
+        let at = out.windows(inserted.len()).position(|w| w == inserted.as_bytes()).unwrap();
+        assert!(out[..at].ends_with(b"<soap:Header>"));
+        // Everything but the inserted header is the original, byte for byte.
+        assert_eq!(&out[..at], &body[..at]);
+        assert_eq!(&out[at..at + inserted.len()], inserted.as_bytes());
+        assert_eq!(&out[at + inserted.len()..], &body[at..]);
+        for a in [&pdf, &cda] {
+            assert!(out.windows(a.len()).any(|w| w == a.as_slice()));
+        }
+        // The root part, cut out, verifies with xmlsec1.
+        let start = out.windows(14).position(|w| w == b"<soap:Envelope").unwrap();
+        let end = out.windows(16).position(|w| w == b"</soap:Envelope>").unwrap() + 16;
+        assert_xmlsec1_ok(&out[start..end]);
+    }
+}
+
+#[test]
+fn mtom_errors_name_the_problem() {
+    let (body, ct) = mtom(ENV, &[b"x".to_vec()], true);
+    let e = insert_security(&body, &ct.replace("<root.message@cxf.apache.org>", "<nope>"), A).unwrap_err();
+    assert!(e.to_string().contains("no part has the Content-ID"), "{e}");
+    let e = insert_security(&body, &ct.replace("MIMEBoundary_9f2c", "other"), A).unwrap_err();
+    assert!(matches!(e, EnvelopeError::Multipart(_)), "{e}");
+    let b64 = String::from_utf8_lossy(&body).replacen("binary", "base64", 1);
+    assert_eq!(insert_security(b64.as_bytes(), &ct, A).unwrap_err(), EnvelopeError::RootEncoding("base64".into()));
+    let s11 = String::from_utf8_lossy(&body).replacen("application/soap+xml", "text/xml", 1);
+    assert_eq!(insert_security(s11.as_bytes(), &ct, A).unwrap_err(), EnvelopeError::Soap11);
+    let cut = &body[..body.len() - 30];
+    assert!(matches!(insert_security(cut, &ct, A).unwrap_err(), EnvelopeError::Multipart(_)));
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z_][a-zA-Z0-9_.-]{0,6}"
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "\\PC{0,20}".prop_map(|s| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"))
+}
+
+proptest! {
+    /// Envelopes with any prefix, whitespace, header blocks and content: the header is added as the
+    /// first child of Header, and nothing else changes.
+    #[test]
+    fn the_header_lands_first_and_nothing_else_changes(
+        prefix in prop::option::of(name()), ws in "[ \t\r\n]{0,3}", blocks in prop::collection::vec((name(), text()), 0..4),
+        has_header in any::<bool>(), body_text in text(), decl in any::<bool>(),
+    ) {
+        let q = |l: &str| prefix.as_ref().map_or(l.to_string(), |p| format!("{p}:{l}"));
+        let xmlns = prefix.as_ref().map_or("xmlns".to_string(), |p| format!("xmlns:{p}"));
+        let mut env = String::new();
+        if decl { env.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"); }
+        env.push_str(&format!("{ws}<{} {xmlns}=\"http://www.w3.org/2003/05/soap-envelope\">{ws}", q("Envelope")));
+        if has_header {
+            env.push_str(&format!("<{}>", q("Header")));
+            for (n, t) in &blocks {
+                env.push_str(&format!("{ws}<h:{n} xmlns:h=\"urn:h\">{t}</h:{n}>"));
+            }
+            env.push_str(&format!("</{}>{ws}", q("Header")));
+        }
+        env.push_str(&format!("<{}><m:op xmlns:m=\"urn:m\">{body_text}</m:op></{}>{ws}</{}>{ws}", q("Body"), q("Body"), q("Envelope")));
+        let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
+        let (children, first) = shape(out.as_bytes());
+        prop_assert_eq!(children, vec!["Header".to_string(), "Body".to_string()]);
+        prop_assert_eq!(first, Some((WSSE_NS.to_string(), "Security".to_string())));
+        let removed = if has_header {
+            out.replacen(&sec(), "", 1)
+        } else {
+            out.replacen(&format!("<{}>{}</{}>", q("Header"), sec(), q("Header")), "", 1)
+        };
+        prop_assert_eq!(removed, env);
+    }
+
+    /// MTOM bodies with any attachment bytes: only the root part changes.
+    #[test]
+    fn mtom_attachments_of_any_bytes_pass_through(atts in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 1..4), root_first in any::<bool>()) {
+        let (body, ct) = mtom(ENV, &atts, root_first);
+        let out = insert_security(&body, &ct, A).unwrap();
+        let s = sec();
+        let at = out.windows(s.len()).position(|w| w == s.as_bytes()).unwrap();
+        prop_assert_eq!(&out[..at], &body[..at]);
+        prop_assert_eq!(&out[at..at + s.len()], s.as_bytes());
+        prop_assert_eq!(&out[at + s.len()..], &body[at..]);
+    }
+
+    /// Garbage never panics: it is refused or, if it happens to be a SOAP 1.2 envelope, accepted.
+    #[test]
+    fn garbage_is_refused_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), ct in prop_oneof![
+        Just("application/soap+xml".to_string()),
+        Just("multipart/related; boundary=b; start=\"<r>\"".to_string()),
+        "\\PC{0,40}",
+    ]) {
+        let _ = insert_security(&bytes, &ct, A);
+    }
+}
