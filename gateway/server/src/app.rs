@@ -68,6 +68,8 @@ pub struct AppState {
     pub principals: TtlCache<vigie_core::policy::Principal>,
     /// `policy.zones`, parsed.
     pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
+    /// Pro Santé Connect, when `psc.enabled`.
+    pub psc: Option<Arc<crate::psc::PscRuntime>>,
     /// The DMP side (VIHF seal, relay), when `dmp.enabled`.
     pub dmp: Option<Arc<crate::dmp::Dmp>>,
 }
@@ -227,6 +229,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         Some(Arc::new(v))
     };
     let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
+    let psc = crate::psc::build(&config, directory.clone())?;
     let dmp = crate::dmp::build(&config)?;
     Ok(AppState {
         http: http_client(&config)?,
@@ -250,6 +253,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         identities: Default::default(),
         principals: Default::default(),
         zones,
+        psc,
         dmp,
     })
 }
@@ -280,6 +284,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(crate::account::routes);
     cfg.configure(demo_app::routes);
     cfg.configure(crate::admin::routes);
+    cfg.configure(crate::psc::routes);
     cfg.configure(crate::dmp::routes);
 }
 
@@ -300,6 +305,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     spawn_key_reloader(state.clone());
     crate::card::spawn_crl_refresher(&state);
     spawn_policy_reloader(state.clone());
+    crate::psc::spawn_health(state.clone());
 
     let s = state.clone();
     let mut server = HttpServer::new(move || {

@@ -170,6 +170,35 @@ enum UsersCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Announce a professional before their first day: with `psc.jit`, their first login through
+    /// Pro Santé Connect creates their identity (once).
+    Announce {
+        /// Their idNat (`8`+RPPS, `0`+ADELI), as PSC will assert it.
+        idnat: String,
+        #[arg(long)]
+        family: String,
+        #[arg(long)]
+        given: String,
+        /// Functional unit (UF) of their first affectation.
+        #[arg(long)]
+        unit: Option<String>,
+        /// Days the announcement stays usable.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the announced professionals (JSON lines).
+    Announced {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Withdraw an announcement.
+    Withdraw {
+        idnat: String,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Grants or revokes a role of the account `username`, in the deployment's directory.
@@ -253,7 +282,7 @@ fn change_role(target: &Target, username: &str, role: &str, grant: bool) -> anyh
 
 /// Appends one audit line from a maintenance command, synchronously (the process ends right
 /// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
-fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
+pub(crate) fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
     use std::io::Write;
     event.at =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
@@ -496,6 +525,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users { command: UsersCommand::SetStatus { username, status, target } } => {
             set_policy_attribute(&target, &username, PolicyAttribute::Status(status))
+        }
+        Command::Users { command: UsersCommand::Announce { idnat, family, given, unit, days, target } } => {
+            let command = crate::psc::AnnounceCommand::Announce { idnat, family, given, unit, days };
+            crate::psc::announce_cli(&target.config()?, command)
+        }
+        Command::Users { command: UsersCommand::Announced { target } } => {
+            crate::psc::announce_cli(&target.config()?, crate::psc::AnnounceCommand::List)
+        }
+        Command::Users { command: UsersCommand::Withdraw { idnat, target } } => {
+            crate::psc::announce_cli(&target.config()?, crate::psc::AnnounceCommand::Withdraw { idnat })
         }
         Command::Cards { command } => crate::admin::cli::run(command),
         Command::Admin { command: AdminCommand::NewToken { name, role } } => {

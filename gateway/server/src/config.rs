@@ -40,6 +40,9 @@ pub struct Config {
     pub demo: DemoConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Login through Pro Santé Connect (`[psc]`, see docs/psc.md).
+    #[serde(default)]
+    pub psc: crate::psc::PscConfig,
     /// The DMP in AIR simplifié: VIHF issuance and the SOAP relay (`[dmp]`, see docs/dmp.md).
     #[serde(default)]
     pub dmp: crate::dmp::DmpConfig,
@@ -553,6 +556,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "demo",
     "clients",
     "dmp",
+    "psc",
 ];
 
 /// A configuration that failed validation: one line per problem.
@@ -666,6 +670,7 @@ impl Config {
         if !(-14 * 60..=14 * 60).contains(&self.policy.utc_offset_minutes) {
             err("policy.utc_offset_minutes", "must be within ±840 minutes".into());
         }
+        self.psc.validate(&self.issuer, &mut err);
         for (mie, values) in &self.login.amr {
             if !MIE_LABELS.contains(&mie.as_str()) {
                 err(

@@ -76,6 +76,29 @@ const USERS: &[DemoUser] = &[
         idnat: Some("810100000029"),
         units: &[("UF2101", 100)],
     },
+    // Professionals of the PSC stand-in (conformance/psc-sandbox), linked by their idNat.
+    DemoUser {
+        username: "demo.durand",
+        matricule: "M000105",
+        given: "Marie",
+        family: "Durand",
+        birth: "1980-02-11",
+        metier: "Médecin",
+        grade: "PH",
+        idnat: Some("810001234567"),
+        units: &[("UF2101", 100)],
+    },
+    DemoUser {
+        username: "demo.petit",
+        matricule: "M000106",
+        given: "Luc",
+        family: "Petit",
+        birth: "1990-09-30",
+        metier: "Masseur-kinésithérapeute",
+        grade: "MK",
+        idnat: Some("0751234567"),
+        units: &[("UF3001", 100)],
+    },
     // HR: binds and tracks the cards of agents (role `cards`, page /admin/cards).
     DemoUser {
         username: "demo.rh",
@@ -456,6 +479,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
         clients: vec![demo_app, cli, spa, jwt, dpi, psc],
+        psc: crate::psc::demo_config(listen.port()),
         dmp: crate::dmp::demo_config(&dir, DEMO_STRUCTURE_ID),
     })
 }
@@ -553,6 +577,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         "ca_pem": std::fs::read_to_string(dir.join("ca.pem"))?,
         "card_ca_pem": std::fs::read_to_string(dir.join("card-ca.pem"))?,
         "audit_file": config.audit.file,
+        "psc": crate::psc::demo_json(config),
         "dmp": crate::dmp::demo_json(config, &dir)?,
         // HR's card page (sign in as a user with the `cards` role) and the admin API behind
         // `vigie cards …` (bearer token).

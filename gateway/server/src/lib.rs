@@ -17,6 +17,7 @@ pub mod login;
 pub mod oidc;
 pub mod ops;
 pub mod policy;
+pub mod psc;
 pub mod secrets;
 pub mod session;
 pub mod tls;

@@ -44,6 +44,10 @@ pub async fn readyz(state: State) -> HttpResponse {
         let stale = crls.iter().any(|c| c.next_update.is_none_or(|n| n < now));
         checks["card_crls"] = json!({ "status": if stale { "degraded" } else { "up" }, "sources": crls });
     }
+    // Pro Santé Connect: informative too — local MIE go on without it (the last health probe).
+    if let Some(p) = &state.psc {
+        checks["psc"] = p.readiness();
+    }
     let body = json!({ "status": if up { "ready" } else { "not_ready" }, "checks": checks });
     HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }

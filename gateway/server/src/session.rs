@@ -23,7 +23,16 @@ pub struct Session {
     pub expires_at: i64,
     /// Last time the idle timer was pushed back.
     pub touched_at: i64,
+    /// The ID token of the upstream provider the login went through (Pro Santé Connect): the
+    /// `id_token_hint` of its logout when this session ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_id_token: Option<String>,
 }
+
+/// Put in a request's extensions by a login through an upstream provider, before
+/// `login::complete`: the session it starts keeps it (see [`Session::upstream_id_token`]).
+#[derive(Clone)]
+pub struct UpstreamIdToken(pub String);
 
 fn key(cookie: &str) -> String {
     format!("sess:{}", sha256_b64(cookie.as_bytes()))
@@ -80,6 +89,10 @@ pub async fn start(
         created_at: now,
         expires_at: now + state.config.session.absolute_timeout_secs as i64,
         touched_at: now,
+        upstream_id_token: {
+            use actix_web::HttpMessage;
+            req.extensions().get::<UpstreamIdToken>().map(|t| t.0.clone())
+        },
     };
     state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);

@@ -4,6 +4,7 @@ pub mod cps;
 pub mod fido2;
 pub mod pages;
 pub mod password_totp;
+pub mod psc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -57,6 +58,10 @@ pub struct Methods {
     pub fido2: bool,
     /// Password + TOTP.
     pub password: bool,
+    /// e-CPS / CPS through Pro Santé Connect (`GET /login/psc`).
+    pub psc: bool,
+    /// PSC is offered but its last health probe failed: the page says e-CPS is unavailable.
+    pub psc_unavailable: bool,
 }
 
 /// What the page of this flow offers (step-up: a request that needs a phishing-resistant
@@ -71,6 +76,11 @@ pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
             && offered(&[Mie::Cps, Mie::Cpe]),
         fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::Fido2]),
         password: reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::PasswordTotp]),
+        // e-CPS reaches level 1, a CPS at PSC level 2: offered when either would do.
+        psc: state.psc.is_some()
+            && ((reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Ecps]))
+                || (reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::CpsViaPsc]))),
+        psc_unavailable: state.psc.as_ref().is_some_and(|p| !p.available()),
     }
 }
 

@@ -196,8 +196,10 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
         String::new()
     };
     let fido2 = if v.methods.fido2 { super::fido2::page_section(l, v.flow_id, v.csrf) } else { String::new() };
+    let psc =
+        if v.methods.psc { super::psc::page_section(l, v.flow_id, v.methods.psc_unavailable) } else { String::new() };
     let password = if v.methods.password {
-        let heading = if v.methods.card || v.methods.fido2 {
+        let heading = if v.methods.card || v.methods.fido2 || v.methods.psc {
             format!(r#"<h2 class="or">{}</h2>"#, t.or_password)
         } else {
             String::new()
@@ -232,6 +234,7 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
 {error}
 {card}
 {fido2}
+{psc}
 {password}
 <p class="lang"><a href="/login?flow={flow}&amp;lang={other_code}" lang="{other_code}">{other}</a></p>"#,
         intro = esc(t.intro),

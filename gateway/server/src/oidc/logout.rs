@@ -29,6 +29,9 @@ struct HintClaims {
 struct PendingLogout {
     sid: String,
     redirect: Option<String>,
+    /// The session came through Pro Santé Connect: PSC's ID token, to end PSC's session too.
+    #[serde(default)]
+    upstream_id_token: Option<String>,
 }
 
 pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
@@ -113,17 +116,18 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
                 sids.push(c.sid);
             }
             sids.dedup();
+            let upstream = upstream_id_token(&state, &sids).await;
             for sid in &sids {
                 end_session(&state, &caller, sid).await;
             }
-            done(&req, redirect)
+            finish(&state, &req, upstream, redirect).await
         }
         (None, None) => done(&req, redirect),
         (None, Some(c)) => {
             // RP-Initiated Logout §2: without a hint the OP asks the user to confirm, so that a
             // third-party page cannot log people out.
             let token = random_token(24);
-            let pending = PendingLogout { sid: c.sid, redirect };
+            let pending = PendingLogout { sid: c.sid, redirect, upstream_id_token: c.upstream_id_token };
             if let Err(e) = state.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
                 return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
             }
@@ -140,10 +144,38 @@ async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpRespons
     };
     let caller = Caller::of(&req, &state);
     end_session(&state, &caller, &pending.sid).await;
-    done(&req, pending.redirect)
+    finish(&state, &req, pending.upstream_id_token, pending.redirect).await
 }
 
-fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse {
+/// PSC's ID token of the first of these sessions that came through PSC, read before they end.
+async fn upstream_id_token(state: &AppState, sids: &[String]) -> Option<String> {
+    for sid in sids {
+        if let Ok(Some(s)) = session::by_sid(state, sid).await
+            && s.upstream_id_token.is_some()
+        {
+            return s.upstream_id_token;
+        }
+    }
+    None
+}
+
+/// The end of a logout: through Pro Santé Connect's end_session when the session came from PSC
+/// (`psc.end_session`), then to `redirect`.
+async fn finish(
+    state: &AppState,
+    req: &HttpRequest,
+    upstream: Option<String>,
+    redirect: Option<String>,
+) -> HttpResponse {
+    if let Some(token) = upstream
+        && let Some(r) = crate::psc::end_session_redirect(state, req, &token, redirect.clone()).await
+    {
+        return r;
+    }
+    done(req, redirect)
+}
+
+pub(crate) fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse {
     let mut resp = match redirect {
         Some(u) => HttpResponse::SeeOther().insert_header((header::LOCATION, u)).finish(),
         None => pages::logged_out(req),

@@ -1,0 +1,509 @@
+//! Login through Pro Santé Connect, end to end: the real `vigie` binary and the PSC stand-in
+//! (`conformance/psc-sandbox`, npm `oidc-provider`), a browser going back and forth between them.
+//! Needs Node.js and `npm ci` in conformance/psc-sandbox: the tests fail saying so otherwise.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
+
+const CLIENT_ID: &str = "vigie";
+const CLIENT_SECRET: &str = "s3cret-of-the-psc-test-client";
+
+fn sandbox_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox")
+}
+
+/// The PSC stand-in, killed when the test process ends (same watchdog as the gateway's).
+struct Sandbox {
+    issuer: String,
+    origin: String,
+    child: std::sync::Mutex<Option<Child>>,
+    stdin: std::sync::Mutex<Option<ChildStdin>>,
+    http: reqwest::Client,
+}
+
+const WATCHDOG: &str = r#"exec 3<&0
+"$@" &
+child=$!
+( read -r _ <&3; kill -9 "$child" 2>/dev/null ) &
+wait "$child"
+"#;
+
+impl Sandbox {
+    /// Starts the stand-in on `port` with one client whose redirect URIs are those of the gateways
+    /// listening on `gateway_ports`.
+    fn start(port: u16, gateway_ports: &[u16]) -> Sandbox {
+        let dir = sandbox_dir();
+        assert!(
+            dir.join("server.mjs").is_file(),
+            "the PSC stand-in is missing at {}: these tests need it",
+            dir.display()
+        );
+        assert!(
+            dir.join("node_modules").is_dir(),
+            "run `npm ci` in {} first (tests/run does): the PSC stand-in needs its npm packages",
+            dir.display()
+        );
+        let node = Command::new("node").arg("--version").output();
+        assert!(
+            node.is_ok_and(|o| o.status.success()),
+            "Node.js (`node`) is not installed: the PSC stand-in runs on it (apt-get install nodejs)"
+        );
+        let redirect: Vec<String> =
+            gateway_ports.iter().map(|p| format!("https://127.0.0.1:{p}/login/psc/callback")).collect();
+        let logout: Vec<String> = gateway_ports.iter().map(|p| format!("https://127.0.0.1:{p}/logout/psc")).collect();
+        let config = json!({
+            "listen": format!("127.0.0.1:{port}"),
+            "clients": [{
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "token_endpoint_auth_method": "client_secret_basic",
+                "redirect_uris": redirect, "post_logout_redirect_uris": logout,
+            }],
+        });
+        let file = temp_file("psc-sandbox.json", &config.to_string());
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("psc-sandbox-watchdog")
+            .arg("node")
+            .arg(dir.join("server.mjs"))
+            .arg("--config")
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting node");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stand-in stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("PSC-SANDBOX READY ") {
+                    let _ = tx.send(issuer.trim().to_owned());
+                }
+            }
+        });
+        let issuer = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the PSC stand-in did not print `PSC-SANDBOX READY` within 30 s (its stderr is above)")
+        });
+        remove_temp(&file);
+        let origin = url::Url::parse(&issuer).expect("issuer URL").origin().ascii_serialization();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");
+        Sandbox { issuer, origin, child: std::sync::Mutex::new(Some(child)), stdin: std::sync::Mutex::new(stdin), http }
+    }
+
+    async fn control(&self, path: &str, body: Value) {
+        let r = self.http.post(format!("{}/__control/{path}", self.origin)).json(&body).send().await.expect("control");
+        assert!(r.status().is_success(), "__control/{path} {body}: {}", r.status());
+    }
+
+    /// The next authorization request completes at once as this professional, by these means.
+    async fn next_login(&self, idnat: &str, means: &str) {
+        self.control("next-login", json!({ "idnat": idnat, "means": means })).await;
+    }
+
+    async fn misbehave(&self, mode: &str) {
+        self.control("misbehave", json!({ "mode": mode, "times": 1 })).await;
+    }
+
+    async fn reset(&self) {
+        self.control("reset", json!({})).await;
+    }
+
+    async fn log(&self) -> Vec<Value> {
+        let r = self.http.get(format!("{}/__control/log", self.origin)).send().await.expect("control log");
+        r.json::<Vec<Value>>().await.expect("the control log is a JSON list")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        drop(self.stdin.lock().map(|mut s| s.take()).ok().flatten());
+        if let Ok(mut c) = self.child.lock()
+            && let Some(mut child) = c.take()
+        {
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn psc_env(port: u16, extra: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("VIGIE_PSC__ISSUER".to_owned(), format!("http://127.0.0.1:{port}/auth/realms/esante-wallet")),
+        ("VIGIE_PSC__CLIENT_ID".to_owned(), CLIENT_ID.to_owned()),
+        ("VIGIE_PSC__CLIENT_SECRET".to_owned(), CLIENT_SECRET.to_owned()),
+        ("VIGIE_PSC__PROBE_INTERVAL_SECS".to_owned(), "1".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+async fn start_gateway(env: &[(String, String)]) -> Gateway {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start(&env).await
+}
+
+/// Two gateways on one stand-in: `jit` off (the default) and on. The stand-in's state (next login,
+/// misbehaviour, log) is global, so the tests that use it take turns ([`World::turn`]).
+struct World {
+    gw: Gateway,
+    jit: Gateway,
+    psc: Sandbox,
+    turn: Mutex<()>,
+}
+
+static WORLD: OnceCell<World> = OnceCell::const_new();
+
+async fn world() -> &'static World {
+    WORLD
+        .get_or_init(|| async {
+            let port = free_port();
+            let gw = start_gateway(&psc_env(port, &[])).await;
+            let jit = start_gateway(&psc_env(port, &[("VIGIE_PSC__JIT", "true")])).await;
+            let psc = Sandbox::start(port, &[gw.port, jit.port]);
+            World { gw, jit, psc, turn: Mutex::new(()) }
+        })
+        .await
+}
+
+impl World {
+    async fn turn(&self) -> MutexGuard<'_, ()> {
+        let guard = self.turn.lock().await;
+        self.psc.reset().await;
+        guard
+    }
+}
+
+/// Authorization request → login page (which offers e-CPS once PSC is reachable) → `/login/psc`
+/// → PSC (which completes at once, see [`Sandbox::next_login`]) → Vigie's callback. Returns the
+/// callback's response and the callback URL PSC sent the browser to.
+async fn through_psc(b: &mut Browser<'_>, psc: &Sandbox, a: &Authz) -> (Resp, String) {
+    let r = b.authorize(a).await;
+    assert_eq!(r.status, 303, "authorize redirects to the login page: {}", r.body);
+    let login_page = r.location();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let page = b.get(&login_page).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        if page.body.contains("/login/psc?flow=") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the login page offers e-CPS / Pro Santé Connect once PSC answers its probe: {}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let flow = query_of(&format!("https://x{login_page}"))["flow"].clone();
+    let go = b.get(&format!("/login/psc?flow={flow}")).await;
+    assert_eq!(go.status, 302, "off to PSC: {}", go.body);
+    let mut url = go.location();
+    assert!(url.starts_with(&psc.issuer), "the browser is sent to PSC's authorization endpoint: {url}");
+    let sent = query_of(&url);
+    assert_eq!(sent.get("acr_values").map(String::as_str), Some("eidas1"), "{url}");
+    assert_eq!(sent.get("code_challenge_method").map(String::as_str), Some("S256"), "PKCE: {url}");
+    assert!(sent.get("scope").is_some_and(|s| s.contains("scope_all")), "{url}");
+    for _ in 0..10 {
+        if url.contains("/login/psc/callback") {
+            let back = b.get(&url).await;
+            // PSC answers on the registered address (127.0.0.1): one hop to the issuer's host.
+            if back.status == 302 && back.location().starts_with(&b.gw.issuer) {
+                let again = b.get(&back.location()).await;
+                return (again, url);
+            }
+            return (back, url);
+        }
+        let r = b.get(&url).await;
+        assert!(matches!(r.status, 302 | 303), "PSC goes straight back to Vigie with a code: {} {}", r.status, r.body);
+        let next = r.location();
+        url = if next.starts_with('/') { format!("{}{next}", psc.origin) } else { next };
+    }
+    panic!("PSC did not send the browser back to Vigie");
+}
+
+/// A PSC login as `idnat` that must succeed: the client's tokens.
+async fn psc_login(gw: &Gateway, psc: &Sandbox, client: &str, idnat: &str, means: &str) -> (Tokens, Authz) {
+    let mut b = gw.browser();
+    let a = Authz::new(gw, client);
+    psc.next_login(idnat, means).await;
+    let (done, _) = through_psc(&mut b, psc, &a).await;
+    assert_eq!(done.status, 303, "the PSC login ends at the client: {}", done.body);
+    let code = done.redirect_params().get("code").cloned().unwrap_or_else(|| panic!("a code: {}", done.location()));
+    (redeem(gw, &a, &code).await, a)
+}
+
+/// The `sub` Vigie gives `username` (logged in with password + TOTP).
+async fn sub_of(gw: &Gateway, username: &str) -> String {
+    let (_, _, _, t) = logged_in(gw, "demo-app", &[username]).await;
+    jwt_part(&t.id, 1)["sub"].as_str().expect("sub").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_professional_logs_in_with_e_cps_and_is_linked_by_idnat() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    let (tokens, a) = psc_login(&w.gw, &w.psc, "demo-app", "810001234567", "ecps").await;
+    let claims = w.gw.verify_jwt(&tokens.id, "demo-app", "ES256").await;
+    assert_eq!(claims["nonce"], a.nonce.as_str());
+    assert_eq!(claims["sub"], sub_of(&w.gw, "demo.durand").await, "linked to Dr Marie Durand by her idNat");
+    assert_eq!(claims["acr"], ACR_2FA, "e-CPS is a two-factor MIE, not phishing-resistant: {claims}");
+    let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
+    assert!(amr.contains(&"mfa") && !amr.contains(&"sc"), "e-CPS factors: {amr:?}");
+    let line =
+        w.gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "success" && l["username"] == "810001234567").await;
+    assert_eq!(line["method"], "ecps", "{line}");
+    // PSC was called as the contract says: token with the client's secret, then userinfo.
+    let log = w.psc.log().await;
+    let token = log.iter().rev().find(|e| e["endpoint"] == "token").expect("a token call in PSC's log");
+    assert_eq!(token["client_auth"], "client_secret_basic", "{token}");
+    assert!(log.iter().any(|e| e["endpoint"] == "userinfo"), "userinfo was read: {log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_used_at_psc_is_a_phishing_resistant_cps_via_psc_login() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    // The DPI is sensitive: e-CPS or a card at PSC (both of the RIE) let the professional in.
+    let (tokens, _) = psc_login(&w.gw, &w.psc, "demo-dpi", "0751234567", "card").await;
+    let claims = w.gw.verify_jwt(&tokens.id, "demo-dpi", "ES256").await;
+    assert_eq!(claims["acr"], "urn:vigie:loa:2fa-phr", "{claims}");
+    let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
+    assert!(amr.contains(&"sc") && amr.contains(&"pin"), "a card and its PIN: {amr:?}");
+    assert_eq!(claims["sub"], sub_of(&w.gw, "demo.petit").await, "linked to Luc Petit by his idNat 0+ADELI");
+    w.gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "success" && l["method"] == "cps_via_psc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_professional_gets_a_clear_page_and_an_audit_line() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    let mut b = w.gw.browser();
+    w.psc.next_login("810000000001", "ecps").await;
+    let (done, _) = through_psc(&mut b, &w.psc, &Authz::new(&w.gw, "demo-app")).await;
+    assert_eq!(done.status, 403, "{}", done.body);
+    assert!(done.body.contains("pas connu(e) de l&#39;établissement"), "{}", done.body);
+    let line =
+        w.gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "failure" && l["username"] == "810000000001").await;
+    assert_eq!(line["reason"], "unknown_professional", "{line}");
+}
+
+async fn announce(gw: &Gateway, idnat: &str, unit: &str) {
+    let out = Command::new(BIN)
+        .args(["users", "announce", idnat, "--family", "Martin", "--given", "Paul", "--unit", unit, "--days", "2"])
+        .arg("--data-dir")
+        .arg(&gw.data_dir)
+        .env_remove("VIGIE_PSC__JIT")
+        .output()
+        .expect("vigie users announce");
+    assert!(out.status.success(), "announce: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jit_an_announced_professional_is_created_at_the_first_login_and_only_then() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    // Not announced: refused, even with jit on.
+    let mut b = w.jit.browser();
+    w.psc.next_login("810005555555", "ecps").await;
+    let (refused, _) = through_psc(&mut b, &w.psc, &Authz::new(&w.jit, "demo-app")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("pas connu(e)"), "{}", refused.body);
+
+    // Announced by HR: created at the first login, with the announced unit, audited.
+    announce(&w.jit, "810009876543", "UF4001").await;
+    let listed = Command::new(BIN).args(["users", "announced", "--data-dir"]).arg(&w.jit.data_dir).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("810009876543"), "listed: {listed:?}");
+    let (tokens, _) = psc_login(&w.jit, &w.psc, "demo-app", "810009876543", "ecps").await;
+    let sub = jwt_part(&tokens.id, 1)["sub"].as_str().expect("sub").to_owned();
+    let line = w.jit.audit_line(|l| l["method"] == "psc_jit" && l["username"] == "810009876543").await;
+    assert_eq!(line["subject"], sub.as_str(), "{line}");
+    assert!(line["reason"].as_str().unwrap_or_default().contains("UF4001"), "{line}");
+    // Used up: the next login links to the same identity, nothing new is created.
+    let (again, _) = psc_login(&w.jit, &w.psc, "demo-app", "810009876543", "ecps").await;
+    assert_eq!(jwt_part(&again.id, 1)["sub"], sub.as_str());
+    let created = w.jit.audit_lines().iter().filter(|l| l["method"] == "psc_jit").count();
+    assert_eq!(created, 1, "one identity created");
+
+    // Without jit, an announcement changes nothing.
+    announce(&w.gw, "810009876543", "UF4001").await;
+    let mut b = w.gw.browser();
+    w.psc.next_login("810009876543", "ecps").await;
+    let (refused, _) = through_psc(&mut b, &w.psc, &Authz::new(&w.gw, "demo-app")).await;
+    assert_eq!(refused.status, 403, "jit is off on this gateway: {}", refused.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misbehaviour_of_psc_is_refused_with_a_clear_page_and_its_code_audited() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    for (mode, code) in [
+        ("wrong_iss", "wrong_issuer"),
+        ("wrong_aud", "wrong_audience"),
+        ("expired", "expired"),
+        ("wrong_nonce", "wrong_nonce"),
+        ("alg_none", "alg_not_allowed"),
+        ("unknown_kid", "unknown_kid"),
+        ("userinfo_sub_mismatch", "userinfo_sub_mismatch"),
+        ("token_error", "token_error"),
+    ] {
+        w.psc.reset().await;
+        let mut b = w.gw.browser();
+        w.psc.next_login("810001234567", "ecps").await;
+        w.psc.misbehave(mode).await;
+        let (done, _) = through_psc(&mut b, &w.psc, &Authz::new(&w.gw, "demo-app")).await;
+        assert!(matches!(done.status, 400..=499 | 502), "{mode}: refused, not {}: {}", done.status, done.body);
+        assert!(done.body.contains("Pro Santé Connect"), "{mode}: the page says what failed: {}", done.body);
+        assert!(done.body.contains(code), "{mode}: the page names {code}: {}", done.body);
+        assert!(done.header("location").is_none(), "{mode}: no code for the client");
+        let line =
+            w.gw.audit_line(|l| {
+                l["kind"] == "login"
+                    && l["outcome"] == "failure"
+                    && l["reason"].as_str().is_some_and(|r| r.starts_with(&format!("psc:{code}")))
+            })
+            .await;
+        assert_eq!(line["client_id"], "demo-app", "{mode}: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_or_foreign_callback_is_refused() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    // Replay: the callback that logged someone in, once more.
+    let mut b = w.gw.browser();
+    w.psc.next_login("810001234567", "ecps").await;
+    let (done, callback) = through_psc(&mut b, &w.psc, &Authz::new(&w.gw, "demo-app")).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let replay = b.get(&callback).await;
+    let replay = if replay.status == 302 { b.get(&replay.location()).await } else { replay };
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert!(replay.body.contains("déjà utilisée"), "{}", replay.body);
+    w.gw.audit_line(|l| l["reason"] == "psc:state_unknown_or_replayed").await;
+
+    // Login CSRF: a callback URL taken from one browser and opened in another.
+    let mut attacker = w.gw.browser();
+    w.psc.next_login("810001234567", "ecps").await;
+    let a = Authz::new(&w.gw, "demo-app");
+    let r = attacker.authorize(&a).await;
+    let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
+    let go = attacker.get(&format!("/login/psc?flow={flow}")).await;
+    let mut url = go.location();
+    while !url.contains("/login/psc/callback") {
+        let r = attacker.get(&url).await;
+        let next = r.location();
+        url = if next.starts_with('/') { format!("{}{next}", w.psc.origin) } else { next };
+    }
+    let mut victim = w.gw.browser();
+    let r = victim.get(&url).await;
+    let r = if r.status == 302 { victim.get(&r.location()).await } else { r };
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(victim.cookie(SESSION_COOKIE).is_none(), "the victim's browser got no session");
+    w.gw.audit_line(|l| l["reason"] == "psc:browser_mismatch").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_at_vigie_ends_the_psc_session_with_its_id_token() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    let mut b = w.gw.browser();
+    let a = Authz::new(&w.gw, "demo-app");
+    w.psc.next_login("810001234567", "ecps").await;
+    let (done, _) = through_psc(&mut b, &w.psc, &a).await;
+    let code = done.redirect_params()["code"].clone();
+    let tokens = redeem(&w.gw, &a, &code).await;
+    let post_logout = w.gw.client("demo-app").post_logout_redirect_uris[0].clone();
+
+    let mut logout = url::Url::parse(&w.gw.url("/logout")).unwrap();
+    logout
+        .query_pairs_mut()
+        .append_pair("id_token_hint", &tokens.id)
+        .append_pair("post_logout_redirect_uri", &post_logout)
+        .append_pair("state", "au-revoir");
+    let r = b.get(logout.as_str()).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let to_psc = r.location();
+    assert!(to_psc.starts_with(&w.psc.issuer), "the browser goes through PSC's logout: {to_psc}");
+    let hint = query_of(&to_psc).get("id_token_hint").cloned().expect("PSC's id_token_hint");
+    assert_eq!(jwt_part(&hint, 1)["iss"], w.psc.issuer.as_str(), "the hint is PSC's own ID token");
+    assert!(b.cookie(SESSION_COOKIE).is_none(), "Vigie's session cookie is cleared");
+
+    let at_psc = b.get(&to_psc).await;
+    let log = w.psc.log().await;
+    let entry = log.iter().rev().find(|e| e["endpoint"] == "logout").expect("PSC's logout was called");
+    assert_eq!(entry["params"]["id_token_hint"], hint.as_str(), "{entry}");
+    // PSC sends the browser back to Vigie, which continues to the client's post-logout URI.
+    if matches!(at_psc.status, 302 | 303) && at_psc.location().contains("/logout/psc") {
+        let back = b.get(&at_psc.location()).await;
+        assert_eq!(back.status, 303, "{}", back.body);
+        assert_eq!(query_of(&back.location()).get("state").map(String::as_str), Some("au-revoir"));
+        assert!(back.location().starts_with(&post_logout), "{}", back.location());
+    }
+    w.gw.audit_line(|l| l["kind"] == "logout" && l["method"] == "psc_end_session").await;
+    // The session is over at Vigie: a new request needs a login.
+    let again = b.authorize(&Authz::new(&w.gw, "demo-app")).await;
+    assert!(again.location().starts_with("/login?flow="), "{}", again.location());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_shows_psc_up_then_down_without_making_vigie_unready() {
+    // Its own stand-in: `down` lasts until reset, and the other tests' logins need PSC.
+    let port = free_port();
+    let gw = start_gateway(&psc_env(port, &[])).await;
+    let psc = Sandbox::start(port, &[gw.port]);
+    let http = gw.http();
+    let readyz = || async {
+        let r = http.get(gw.url("/readyz")).send().await.expect("readyz");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.expect("readyz JSON"))
+    };
+    let up = eventually(15, || async {
+        let (s, body) = readyz().await;
+        (body["checks"]["psc"]["status"] == "up").then_some((s, body))
+    })
+    .await
+    .expect("PSC shows up in /readyz after a probe");
+    assert_eq!(up.0, 200, "{}", up.1);
+    assert_eq!(up.1["checks"]["psc"]["issuer"], psc.issuer.as_str());
+
+    psc.control("misbehave", json!({ "mode": "down" })).await;
+    let started = Instant::now();
+    let down = eventually(15, || async {
+        let (s, body) = readyz().await;
+        (body["checks"]["psc"]["status"] == "down").then_some((s, body))
+    })
+    .await
+    .expect("PSC shows down in /readyz after a failed probe");
+    assert_eq!(down.0, 200, "PSC down does not make Vigie unready: {}", down.1);
+    assert_eq!(down.1["status"], "ready");
+    assert!(down.1["checks"]["psc"]["last_probe"]["error"].is_string(), "{}", down.1);
+    eprintln!("PSC seen down after {:?}", started.elapsed());
+    let metrics = http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"vigie_upstream_up{upstream="psc"} 0"#), "{metrics}");
+
+    // The login page says e-CPS is unavailable instead of offering it; other means stay.
+    let mut b = gw.browser();
+    let r = b.authorize(&Authz::new(&gw, "demo-app")).await;
+    let page = b.get(&r.location()).await;
+    assert!(page.body.contains("e-CPS indisponible pour le moment"), "{}", page.body);
+    assert!(!page.body.contains("/login/psc?flow="), "{}", page.body);
+    assert!(page.body.contains(r#"action="/login/password""#), "{}", page.body);
+
+    psc.reset().await;
+    eventually(15, || async { (readyz().await.1["checks"]["psc"]["status"] == "up").then_some(()) })
+        .await
+        .expect("PSC back up after reset");
+}
