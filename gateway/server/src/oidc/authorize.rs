@@ -438,6 +438,16 @@ pub async fn finish(
     };
     // FI tiers: whatever the path that led here, PSC never gets back a login PSC made.
     if client.config.fi_tiers.is_some() && super::fi_tiers::excluded(session.authentication.mie) {
+        state.audit(AuditEvent {
+            kind: Some(AuditKind::Refused),
+            outcome: Some(Outcome::Failure),
+            subject: Some(session.authentication.identity_id.clone()),
+            client_id: Some(request.client_id.clone()),
+            method: Some(session.authentication.mie.as_str().into()),
+            sid: Some(session.sid.clone()),
+            reason: Some("FI tiers: a login through Pro Santé Connect is not sent back to it".into()),
+            ..Default::default()
+        });
         return error_response(
             state,
             redirected(&request, "access_denied", "a login through Pro Santé Connect cannot answer Pro Santé Connect"),
