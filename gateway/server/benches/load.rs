@@ -505,7 +505,8 @@ async fn psc_login(ca: &reqwest::Certificate, control: &str, url: &str, base: &s
     else {
         return false;
     };
-    let next = serde_json::json!({ "idnat": "810001234567", "means": "ecps" });
+    // Queued (the stand-in's load-test mode): each concurrent login takes one.
+    let next = serde_json::json!({ "idnat": "810001234567", "means": "ecps", "queue": true });
     if http.post(format!("{control}/__control/next-login")).json(&next).send().await.is_err() {
         return false;
     }

@@ -507,3 +507,48 @@ async fn readyz_shows_psc_up_then_down_without_making_vigie_unready() {
         .await
         .expect("PSC back up after reset");
 }
+
+#[test]
+fn check_config_names_each_bad_psc_key_and_never_prints_the_secret() {
+    let config = temp_file(
+        "vigie.toml",
+        r#"
+issuer = "https://vigie.chu.example"
+[server]
+tls_cert = "/nonexistent/tls.crt"
+tls_key = "/nonexistent/tls.key"
+[directory]
+url = "sqlite:///tmp/vigie-check-config-psc.db"
+[keys]
+file = "/tmp/vigie-check-config-psc-keys.json"
+
+[psc]
+enabled = true
+issuer = "http://psc.example/auth/realms/esante-wallet"
+client_id = "vigie"
+client_secret = "the-very-secret-value"
+id_token_algs = ["none"]
+userinfo = "xml"
+amr_map = { sc = "card" }
+probe_interval_secs = 0
+colour = "blue"
+"#,
+    );
+    let out = Command::new(BIN).arg("check-config").arg(&config).output().expect("vigie check-config");
+    remove_temp(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad [psc] fails: {stderr}");
+    for key in [
+        "psc.issuer",
+        "psc.id_token_algs[0]",
+        "psc.userinfo",
+        "psc.amr_map.sc",
+        "psc.probe_interval_secs",
+        "psc.colour",
+    ] {
+        let lines = stderr.lines().filter(|l| l.contains(&format!("`{key}`"))).count();
+        assert_eq!(lines, 1, "one line names `{key}`:\n{stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stderr.contains("the-very-secret-value") && !stdout.contains("the-very-secret-value"), "{stderr}");
+}
