@@ -54,12 +54,47 @@ impl VihfSection {
 
     /// The settings, or what is wrong with them (named by key).
     pub fn settings(&self) -> Result<VihfSettings, (String, String)> {
-        let settings: VihfSettings = self.0.deserialize().map_err(|e| {
-            let key = if e.path.is_empty() { "dmp.vihf".to_owned() } else { format!("dmp.vihf.{}", e.path.join(".")) };
-            (key, e.kind.to_string())
-        })?;
+        let mut value = self.0.clone();
+        // An environment override reads `1760000018` as a number: where a string is expected, a
+        // number is taken as written (a structure id, an LPS id).
+        let settings: VihfSettings = loop {
+            match value.deserialize::<VihfSettings>() {
+                Ok(s) => break s,
+                Err(e) => {
+                    if let figment::error::Kind::InvalidType(actual, expected) = &e.kind
+                        && expected.contains("string")
+                        && let Some(text) = match actual {
+                            figment::error::Actual::Unsigned(n) => Some(n.to_string()),
+                            figment::error::Actual::Signed(n) => Some(n.to_string()),
+                            _ => None,
+                        }
+                        && let Some(slot) = value_at(&mut value, &e.path)
+                    {
+                        *slot = figment::value::Value::from(text);
+                        continue;
+                    }
+                    let key = if e.path.is_empty() {
+                        "dmp.vihf".to_owned()
+                    } else {
+                        format!("dmp.vihf.{}", e.path.join("."))
+                    };
+                    return Err((key, e.kind.to_string()));
+                }
+            }
+        };
         settings.validate().map_err(|e| (format!("dmp.vihf.{}", e.key), e.problem))?;
         Ok(settings)
+    }
+}
+
+/// The value at `path` (dictionary keys) in a configuration value.
+fn value_at<'v>(value: &'v mut figment::value::Value, path: &[String]) -> Option<&'v mut figment::value::Value> {
+    match path.split_first() {
+        None => Some(value),
+        Some((first, rest)) => match value {
+            figment::value::Value::Dict(_, d) => value_at(d.get_mut(first)?, rest),
+            _ => None,
+        },
     }
 }
 
@@ -407,7 +442,13 @@ pub async fn vihf_for(
         purpose_of_use: purpose.to_owned(),
         now: crate::now(),
     };
-    let vihf = dmp.sealer.issue(&dmp.settings, &request).map_err(|e| Refusal::Server(format!("VIHF: {e}")))?;
+    let vihf = dmp.sealer.issue(&dmp.settings, &request).map_err(|e| match e {
+        // What the configuration or the directory does not say: no VIHF for this professional.
+        vigie_dmp::VihfError::UnknownMie(_) | vigie_dmp::VihfError::NoRole => {
+            Refusal::Policy(format!("no VIHF for this session: {e}"))
+        }
+        e => Refusal::Server(format!("VIHF: {e}")),
+    })?;
     metrics::counter!("vigie_vihf_issued_total", "client" => client_id.to_owned()).increment(1);
     state.audit(AuditEvent {
         kind: Some(AuditKind::VihfIssued),
@@ -819,6 +860,25 @@ mod tests {
         assert_eq!(parse_purpose(&settings, None), Ok("normal"));
         assert_eq!(parse_purpose(&settings, Some("bris_de_glace")), Ok("bris_de_glace"));
         assert!(parse_purpose(&settings, Some("curiosity")).unwrap_err().contains("dmp.vihf.purposes"));
+    }
+
+    #[test]
+    fn vihf_settings_take_numbers_where_strings_are_expected_and_name_bad_keys() {
+        let mut d = figment::value::Dict::new();
+        d.insert("structure_id".into(), figment::value::Value::from(1_760_000_018u64));
+        d.insert("lps_id".into(), figment::value::Value::from(42u64));
+        d.insert("lps_homologation".into(), figment::value::Value::from("H".to_owned()));
+        d.insert("validity_secs".into(), figment::value::Value::from(30u64));
+        let s = VihfSection(figment::value::Value::from(d.clone())).settings().expect("settings");
+        assert_eq!((s.structure_id.as_str(), s.lps_id.as_str(), s.validity_secs), ("1760000018", "42", 30));
+        d.insert("validity_secs".into(), figment::value::Value::from("soon".to_owned()));
+        let (key, _) = VihfSection(figment::value::Value::from(d.clone())).settings().unwrap_err();
+        assert_eq!(key, "dmp.vihf.validity_secs");
+        d.remove("validity_secs");
+        d.insert("flavour".into(), figment::value::Value::from("x".to_owned()));
+        assert_eq!(VihfSection(figment::value::Value::from(d)).settings().unwrap_err().0, "dmp.vihf.flavour");
+        let (key, m) = VihfSection::of(&[("lps_id", "L"), ("lps_homologation", "H")]).settings().unwrap_err();
+        assert_eq!(key, "dmp.vihf.structure_id", "{m}");
     }
 
     #[test]
