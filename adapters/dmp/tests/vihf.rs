@@ -251,3 +251,37 @@ proptest! {
         prop_assert!(ok, "in SOAP: {}\n{}", err, v.xml);
     }
 }
+
+/// The claim of the crate: the assertion (without its signature) and SignedInfo are written in
+/// their exclusive-canonical form. lxml's canonicaliser (libxml2) must give back the same bytes.
+#[test]
+fn the_assertion_and_signed_info_are_written_in_their_exclusive_canonical_form() {
+    let mut r = request("cps");
+    r.subject_name = "a<b & \"c\" 'd' > ]]>\t\r\n€𝄞".into();
+    r.roles[1].display_name = "x\t\"y\"\r\n<z>&".into();
+    let v = sealer().issue(&settings(), &r).unwrap();
+    let sig_start = v.xml.find("<ds:Signature ").unwrap();
+    let sig_end = v.xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let unsigned = format!("{}{}", &v.xml[..sig_start], &v.xml[sig_end..]);
+    let si_start = v.xml.find("<ds:SignedInfo ").unwrap();
+    let si_end = v.xml.find("</ds:SignedInfo>").unwrap() + "</ds:SignedInfo>".len();
+    let dir = Scratch::new();
+    let f = dir.write("v.xml", v.xml.as_bytes());
+    let script = r#"
+import sys
+from lxml import etree
+root = etree.parse(sys.argv[1]).getroot()
+sig = root.find('{http://www.w3.org/2000/09/xmldsig#}Signature')
+si = etree.tostring(sig.find('{http://www.w3.org/2000/09/xmldsig#}SignedInfo'), method='c14n', exclusive=True)
+root.remove(sig)
+a = etree.tostring(root, method='c14n', exclusive=True, inclusive_ns_prefixes=['xs', 'xsi'])
+open(sys.argv[1] + '.a', 'wb').write(a)
+open(sys.argv[1] + '.si', 'wb').write(si)
+"#;
+    let out = Command::new(sandbox_python()).arg("-c").arg(script).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = std::fs::read_to_string(dir.0.join("v.xml.a")).unwrap();
+    let si = std::fs::read_to_string(dir.0.join("v.xml.si")).unwrap();
+    assert_eq!(a, unsigned);
+    assert_eq!(si, &v.xml[si_start..si_end]);
+}
