@@ -327,3 +327,133 @@ fi_tiers = { tid = "VIGIE_1760000018", amr = { cps = ["sc", "pin", "mfa", "hwk"]
     assert!(stderr.contains("must be confidential"), "{stderr}");
     assert!(!stderr.contains("clients[2]"), "the good FI-tiers client passes:\n{stderr}");
 }
+
+/// The PSC stand-in (`conformance/psc-sandbox`, C1) on `port`, with one client whose redirect
+/// URI is the gateway's callback; killed when the test process ends (the pipe closes).
+struct PscStandIn {
+    origin: String,
+    _child: std::process::Child,
+    _stdin: Option<std::process::ChildStdin>,
+}
+
+const PSC_CLIENT_SECRET: &str = "s3cret-of-the-fi-tiers-test";
+
+impl PscStandIn {
+    fn start(port: u16, gateway_port: u16) -> PscStandIn {
+        use std::io::BufRead;
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
+        assert!(
+            dir.join("node_modules").is_dir(),
+            "run `npm ci` in {} first (tests/run does): the PSC stand-in needs its npm packages",
+            dir.display()
+        );
+        let config = serde_json::json!({
+            "listen": format!("127.0.0.1:{port}"),
+            "clients": [{
+                "client_id": "vigie", "client_secret": PSC_CLIENT_SECRET,
+                "token_endpoint_auth_method": "client_secret_basic",
+                "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
+                "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
+            }],
+        });
+        let file = temp_file("psc-stand-in.json", &config.to_string());
+        let watchdog =
+            "exec 3<&0\n\"$@\" &\nchild=$!\n( read -r _ <&3; kill -9 \"$child\" 2>/dev/null ) &\nwait \"$child\"\n";
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", watchdog, "psc-stand-in-watchdog", "node"])
+            .arg(dir.join("server.mjs"))
+            .arg("--config")
+            .arg(&file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting node (Node.js is needed for the PSC stand-in)");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stand-in stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("PSC-SANDBOX READY ") {
+                    let _ = tx.send(issuer.trim().to_owned());
+                }
+            }
+        });
+        let issuer = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("PSC-SANDBOX READY within 30 s");
+        remove_temp(&file);
+        let origin = url::Url::parse(&issuer).expect("issuer URL").origin().ascii_serialization();
+        PscStandIn { origin, _child: child, _stdin: stdin }
+    }
+
+    /// The next authorization request completes at once as this professional, by these means.
+    async fn next_login(&self, idnat: &str, means: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/__control/next-login", self.origin))
+            .json(&serde_json::json!({ "idnat": idnat, "means": means }))
+            .send()
+            .await
+            .expect("stand-in control");
+        assert!(r.status().is_success(), "next-login: {}", r.status());
+    }
+}
+
+/// The login page of a flow once it offers PSC (the gateway's health probe has reached it).
+async fn page_offering_psc(b: &mut Browser<'_>, location: &str) -> Resp {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let page = b.get(location).await;
+        if page.body.contains("/login/psc?flow=") {
+            return page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the login page offers PSC once it answers: {}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
+    let psc_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("address").port()
+    };
+    let issuer = format!("http://127.0.0.1:{psc_port}/auth/realms/esante-wallet");
+    let gw = Gateway::start(&[
+        ("VIGIE_PSC__ISSUER", issuer.as_str()),
+        ("VIGIE_PSC__CLIENT_ID", "vigie"),
+        ("VIGIE_PSC__CLIENT_SECRET", PSC_CLIENT_SECRET),
+        ("VIGIE_PSC__PROBE_INTERVAL_SECS", "1"),
+    ])
+    .await;
+    let psc = PscStandIn::start(psc_port, gw.port);
+
+    // Dr Marie Durand logs into the demo app with her CPS at PSC (a phishing-resistant MIE).
+    let mut b = gw.browser();
+    let app = Authz::new(&gw, "demo-app");
+    let r = b.authorize(&app).await;
+    let page = page_offering_psc(&mut b, &r.location()).await;
+    let flow = page.hidden("flow").expect("flow");
+    psc.next_login("810001234567", "card").await;
+    let mut url = b.get(&format!("/login/psc?flow={flow}")).await.location();
+    let done = loop {
+        let r = b.get(&url).await;
+        let next = r.location();
+        if next.starts_with(&app.redirect_uri) {
+            break r;
+        }
+        url =
+            if next.starts_with('/') && !url.starts_with(&gw.issuer) { format!("{}{next}", psc.origin) } else { next };
+    };
+    let code = done.redirect_params().get("code").cloned().expect("a code for the demo app");
+    let claims = jwt_part(&redeem(&gw, &app, &code).await.id, 1);
+    assert_eq!(claims["acr"], ACR_PHR, "a CPS at PSC is phishing-resistant: {claims}");
+
+    // The session serves the demo app (SSO), but not PSC: a fresh local login, PSC not offered.
+    b.code_without_login(&Authz::new(&gw, "demo-app")).await;
+    let r = b.authorize(&psc_request(&gw)).await;
+    assert!(r.location().starts_with("/login?flow="), "a new login for PSC: {}", r.location());
+    let page = b.get(&r.location()).await;
+    assert!(page.body.contains("/login/cps?flow="), "the card is offered: {}", page.body);
+    assert!(!page.body.contains("/login/psc?flow="), "PSC is not offered to PSC: {}", page.body);
+    let fi_flow = page.hidden("flow").expect("flow");
+    let forced = b.get(&format!("/login/psc?flow={fi_flow}")).await;
+    assert!(forced.status >= 400, "going to PSC anyway is refused: {} {:?}", forced.status, forced.header("location"));
+}
