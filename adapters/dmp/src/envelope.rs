@@ -133,7 +133,8 @@ enum Insertion {
     AfterHeaderStart(usize),
     /// `<prefix:Header/>` spanning these bytes: written as a start tag, the header, an end tag.
     EmptyHeader { start: usize, end: usize, qname: String },
-    /// No Header: a new one before `Body`, with Body's prefix.
+    /// No Header: a new one before `Body`, with the Envelope's prefix (bound where the new element
+    /// goes, which Body's prefix may not be: Body can declare it itself).
     BeforeBody { at: usize, qname_prefix: Option<String> },
 }
 
@@ -148,6 +149,7 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
     let mut insertion = None;
     let mut seen_body = false;
     let mut in_header = false;
+    let mut envelope_prefix = None;
     loop {
         let start = reader.buffer_position() as usize;
         let (soap, soap11, wsse, ev) = match reader.read_resolved_event() {
@@ -176,6 +178,7 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
                         if empty {
                             return Err(EnvelopeError::NoBody);
                         }
+                        envelope_prefix = e.name().prefix().map(|p| p.as_ref().to_string());
                     }
                     1 => {
                         if soap && local == "Header" && insertion.is_none() && !seen_body {
@@ -188,7 +191,7 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
                         } else if soap && local == "Body" && !seen_body {
                             seen_body = true;
                             if insertion.is_none() {
-                                let prefix = e.name().prefix().map(|p| p.as_ref().to_string());
+                                let prefix = envelope_prefix.clone();
                                 insertion = Some(Insertion::BeforeBody { at: start, qname_prefix: prefix });
                             }
                         } else {

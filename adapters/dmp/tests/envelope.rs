@@ -63,7 +63,7 @@ fn the_security_header_is_the_first_child_of_the_existing_header() {
 }
 
 #[test]
-fn a_header_is_created_before_the_body_with_the_body_prefix_or_none() {
+fn a_header_is_created_before_the_body_with_the_envelope_prefix_or_none() {
     let env = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<E:Envelope xmlns:E=\"http://www.w3.org/2003/05/soap-envelope\">\n <E:Body/>\n</E:Envelope>";
     let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
     assert_eq!(out.replacen(&format!("<E:Header>{}</E:Header>", sec()), "", 1), env);
@@ -73,6 +73,15 @@ fn a_header_is_created_before_the_body_with_the_body_prefix_or_none() {
     let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
     assert_eq!(out.replacen(&format!("<Header>{}</Header>", sec()), "", 1), env);
     assert_eq!(shape(out.as_bytes()).1.unwrap().1, "Security");
+}
+
+#[test]
+fn a_created_header_uses_the_envelope_prefix_bound_where_it_goes() {
+    // Body declares its own prefix: a Header with Body's prefix would be unbound before it.
+    let env = "<Envelope xmlns=\"http://www.w3.org/2003/05/soap-envelope\"><b:Body xmlns:b=\"http://www.w3.org/2003/05/soap-envelope\"/></Envelope>";
+    let out = insert_security(env.as_bytes(), "application/soap+xml", A).unwrap();
+    assert_eq!(shape(&out).1, Some((WSSE_NS.to_string(), "Security".to_string())));
+    assert_eq!(insert_security(&out, "application/soap+xml", A), Err(EnvelopeError::AlreadySecured));
 }
 
 #[test]
@@ -253,6 +262,8 @@ proptest! {
         Just("multipart/related; boundary=b; start=\"<r>\"".to_string()),
         "\\PC{0,40}",
     ]) {
-        let _ = insert_security(&bytes, &ct, A);
+        if let Ok(out) = insert_security(&bytes, &ct, A) {
+            prop_assert_eq!(insert_security(&out, &ct, A), Err(EnvelopeError::AlreadySecured));
+        }
     }
 }
