@@ -186,6 +186,33 @@ impl VihfSettings {
         {
             return Err(SettingsError { key: "primary_auth_placement", problem: "attribute name is empty".into() });
         }
+        // Every value goes into the VIHF: refuse at start what XML 1.0 cannot carry, rather than
+        // at the first VIHF.
+        let mut values: Vec<(&'static str, &str)> = vec![
+            ("version", &self.version),
+            ("auth_mode_attribute", &self.auth_mode_attribute),
+            ("auth_mode", &self.auth_mode),
+            ("structure_id", &self.structure_id),
+            ("secteur_activite", &self.secteur_activite),
+            ("lps_id", &self.lps_id),
+            ("lps_nom", &self.lps_nom),
+            ("lps_version", &self.lps_version),
+            ("lps_homologation", &self.lps_homologation),
+            ("primary_auth", &self.primary_auth),
+            ("ins_oid", &self.ins_oid),
+            ("purpose_code_system_name", &self.purpose_code_system_name),
+        ];
+        if let PrimaryAuthPlacement::Attribute(name) = &self.primary_auth_placement {
+            values.push(("primary_auth_placement", name));
+        }
+        values.extend(self.authn_context.values().map(|v| ("authn_context", v.as_str())));
+        for p in self.purposes.values() {
+            values.push(("purposes", &p.code));
+            values.push(("purposes", &p.display_name));
+        }
+        for (key, v) in values {
+            crate::xml::check(key, v).map_err(|e| SettingsError { key, problem: e.to_string() })?;
+        }
         Ok(())
     }
 }

@@ -98,4 +98,7 @@ fn the_settings_read_from_toml_with_defaults_and_refuse_unknown_keys() {
         ..VihfSettings::default()
     };
     assert!(s.validate().unwrap_err().to_string().contains("validity_secs"));
+    let s = VihfSettings { lps_nom: "Vigie\u{7}".into(), validity_secs: 30, ..s };
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.starts_with("dmp.vihf.lps_nom: lps_nom contains U+0007 at character 5"), "{e}");
 }
