@@ -670,7 +670,7 @@ impl Config {
         if !(-14 * 60..=14 * 60).contains(&self.policy.utc_offset_minutes) {
             err("policy.utc_offset_minutes", "must be within ±840 minutes".into());
         }
-        self.psc.validate(&self.issuer, &mut err);
+        self.psc.validate(&mut err);
         for (mie, values) in &self.login.amr {
             if !MIE_LABELS.contains(&mie.as_str()) {
                 err(

@@ -167,7 +167,7 @@ const JWS_ALGS: [&str; 10] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS51
 
 impl PscConfig {
     /// Checks the section; one call of `err` per bad key (`psc.<key>`).
-    pub fn validate(&self, vigie_issuer: &str, err: &mut dyn FnMut(&str, String)) {
+    pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         let url = |key: &str, v: &str, err: &mut dyn FnMut(&str, String)| match url::Url::parse(v) {
             Ok(u) if u.scheme() == "https" => {}
             Ok(u) if u.scheme() == "http" && self.allow_http && is_loopback(&u) => {}
@@ -223,7 +223,6 @@ impl PscConfig {
                 err(key, m);
             }
         }
-        let _ = vigie_issuer;
         if !self.scopes.iter().any(|s| s == "openid") {
             err("psc.scopes", "must include \"openid\"".into());
         }
@@ -654,7 +653,7 @@ mod tests {
 
     fn errors(c: &PscConfig) -> Vec<String> {
         let mut out = Vec::new();
-        c.validate("https://vigie.example", &mut |k: &str, m: String| out.push(format!("`{k}`: {m}")));
+        c.validate(&mut |k: &str, m: String| out.push(format!("`{k}`: {m}")));
         out
     }
 
