@@ -25,7 +25,12 @@ export function demoConfig() {
           client_secret: 'vigie-demo-psc-secret',
           token_endpoint_auth_method: 'client_secret_basic',
           redirect_uris: ['https://127.0.0.1:8443/login/psc/callback'],
-          post_logout_redirect_uris: ['https://127.0.0.1:8443/'],
+          // Vigie's own logout return (it carries on to the application's post-logout page).
+          post_logout_redirect_uris: [
+            'https://127.0.0.1:8443/',
+            'https://127.0.0.1:8443/logout/psc',
+            'https://localhost:8443/logout/psc',
+          ],
         },
       ],
     },
