@@ -729,7 +729,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The demo's DMP certificates, made once: a test CA for organisations, the establishment's seal
 /// (ORG_SIGN-like, RSA-2048: VIHFs are RSA-signed) and its TLS client certificate
-/// (ORG_AUTH_CLI-like), both naming the structure in `OU` as IGC-Santé does (reference §1).
+/// (ORG_AUTH_CLI-like), both naming the structure in `OU` as IGC-Santé does (reference §1). The CA
+/// and the TLS certificate have P-256 keys: every fresh demo (and test gateway) makes them, and
+/// RSA key generation is the slow part.
 pub fn ensure_demo_pki(dir: &Path, organisation: &str, structure_id: &str) -> anyhow::Result<()> {
     use rcgen::{
         BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -740,6 +742,7 @@ pub fn ensure_demo_pki(dir: &Path, organisation: &str, structure_id: &str) -> an
         return Ok(());
     }
     let rsa = || KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048);
+    let p256 = || KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256);
     let now = time::OffsetDateTime::now_utc();
     // `CertificateParams::new` starts with a CN: a fresh name keeps the order written here
     // (RFC 2253 then reads CN first, C last, like IGC-Santé's certificates).
@@ -752,10 +755,10 @@ pub fn ensure_demo_pki(dir: &Path, organisation: &str, structure_id: &str) -> an
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = now - time::Duration::days(1);
     ca.not_after = now + time::Duration::days(3 * 365);
-    let ca_key = rsa()?;
+    let ca_key = p256()?;
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, &ca_key);
-    let leaf = |cn: &str, usages: Vec<KeyUsagePurpose>, eku: Vec<ExtendedKeyUsagePurpose>| {
+    let leaf = |cn: &str, usages: Vec<KeyUsagePurpose>, eku: Vec<ExtendedKeyUsagePurpose>, key: KeyPair| {
         let mut p = CertificateParams::new(Vec::<String>::new())?;
         p.distinguished_name = DistinguishedName::new();
         p.distinguished_name.push(DnType::CountryName, "FR");
@@ -766,7 +769,6 @@ pub fn ensure_demo_pki(dir: &Path, organisation: &str, structure_id: &str) -> an
         p.extended_key_usages = eku;
         p.not_before = now - time::Duration::days(1);
         p.not_after = now + time::Duration::days(2 * 365);
-        let key = rsa()?;
         let cert = p.signed_by(&key, &issuer)?;
         Ok::<_, rcgen::Error>((cert.pem(), key.serialize_pem()))
     };
@@ -774,11 +776,13 @@ pub fn ensure_demo_pki(dir: &Path, organisation: &str, structure_id: &str) -> an
         &format!("{organisation} - CACHET VIHF"),
         vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment],
         vec![],
+        rsa()?,
     )?;
     let (auth, auth_key) = leaf(
         &format!("{organisation} - AUTH CLI DMP"),
-        vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment],
+        vec![KeyUsagePurpose::DigitalSignature],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
+        p256()?,
     )?;
     let secret = |name: &str, content: &str| -> std::io::Result<()> {
         std::fs::write(dir.join(name), content)?;
@@ -908,6 +912,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn media_params_never_panic_and_read_back_what_was_written(s in "\\PC{0,200}", v in "[a-z:0-9.]{1,40}") {
+            let _ = media_param(&s, "action");
+            let ct = format!("application/soap+xml; charset=utf-8; action=\"{v}\"");
+            prop_assert_eq!(media_param(&ct, "action"), Some(v));
+        }
+
         #[test]
         fn element_text_never_panics(s in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = element_text(&s, "Action", 200);
