@@ -10,6 +10,7 @@ mod fido2;
 pub mod import;
 mod policy_attributes;
 mod rules;
+pub mod sponsorship;
 
 pub use directory::SqlDirectory;
 pub use import::{CsvError, HrRow, ImportReport, import_rows, parse_hr_csv};

@@ -1,0 +1,293 @@
+//! Sponsorship on the directory database (migration 0006): e-mail addresses of identities, the
+//! hashed answers to security questions, the sponsorships granted and their temporary
+//! credentials, and "who shares a unit with whom". Hashing is the caller's: this module stores
+//! and compares nothing secret itself.
+use vigie_core::directory::{Directory, DirectoryError, Identity};
+use vigie_core::names::fold;
+
+use crate::SqlDirectory;
+use crate::directory::failed;
+
+/// Longest e-mail address accepted (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// A sponsorship to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSponsorship<'a> {
+    /// The colleague who vouched (directory id).
+    pub sponsor_id: &'a str,
+    /// The professional vouched for.
+    pub sponsored_id: &'a str,
+    /// `forgotten`, `lost`, `stolen`, `unusable` or `awaiting`.
+    pub reason: &'a str,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Hash of the temporary credential.
+    pub code_hash: &'a str,
+    /// When the credential stops working (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// A temporary credential still in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The sponsorship's id.
+    pub id: String,
+    /// Who vouched.
+    pub sponsor_id: String,
+    /// Hash of the code.
+    pub code_hash: String,
+    /// When it ends (Unix seconds).
+    pub expires_at: i64,
+}
+
+fn rfc3339(t: i64) -> Result<String, DirectoryError> {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .ok_or_else(|| DirectoryError::Invalid(format!("{t} is not a representable time")))
+}
+
+impl SqlDirectory {
+    /// Sets (or clears) the e-mail address of an identity; false when there is no such identity.
+    /// The address is checked by the caller (`vigie-mail` parses it); here only its length and
+    /// the absence of control characters.
+    pub async fn set_email(&self, identity_id: &str, email: Option<&str>) -> Result<bool, DirectoryError> {
+        if let Some(e) = email
+            && (e.chars().count() > MAX_EMAIL_CHARS || e.chars().any(char::is_control))
+        {
+            return Err(DirectoryError::Invalid(format!(
+                "an e-mail address has at most {MAX_EMAIL_CHARS} characters and no control character"
+            )));
+        }
+        let r = sqlx::query("UPDATE identities SET email = ? WHERE id = ?")
+            .bind(email)
+            .bind(identity_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("setting an e-mail address", &e))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The e-mail address of an identity, if the directory has one.
+    pub async fn email_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {
+        let row = sqlx::query_as::<_, (Option<String>,)>("SELECT email FROM identities WHERE id = ?")
+            .bind(identity_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed("reading an e-mail address", &e))?;
+        Ok(row.and_then(|(e,)| e).filter(|e| !e.is_empty()))
+    }
+
+    /// Replaces every security answer of an identity with these `(question id, answer hash)`, in
+    /// one transaction.
+    pub async fn set_security_answers(
+        &self,
+        identity_id: &str,
+        answers: &[(String, String)],
+    ) -> Result<(), DirectoryError> {
+        let now = rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())?;
+        let mut tx = self.pool.begin().await.map_err(|e| failed("saving security answers", &e))?;
+        sqlx::query("DELETE FROM security_answers WHERE identity_id = ?")
+            .bind(identity_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| failed("saving security answers", &e))?;
+        for (question, hash) in answers {
+            sqlx::query(
+                "INSERT INTO security_answers (identity_id, question_id, answer_hash, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(identity_id)
+            .bind(question)
+            .bind(hash)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                    DirectoryError::Invalid(format!("there is no identity {identity_id:?}"))
+                }
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    DirectoryError::Invalid(format!("question {question:?} is answered twice"))
+                }
+                _ => failed("saving security answers", &e),
+            })?;
+        }
+        tx.commit().await.map_err(|e| failed("saving security answers", &e))
+    }
+
+    /// The `(question id, answer hash)` an identity enrolled, by question id.
+    pub async fn security_answers(&self, identity_id: &str) -> Result<Vec<(String, String)>, DirectoryError> {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT question_id, answer_hash FROM security_answers WHERE identity_id = ? ORDER BY question_id",
+        )
+        .bind(identity_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("reading security answers", &e))
+    }
+
+    /// Records a sponsorship and its temporary credential; returns its id.
+    pub async fn record_sponsorship(&self, s: &NewSponsorship<'_>) -> Result<String, DirectoryError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO sponsorships (id, sponsor_id, sponsored_id, reason, created_at, created_unix, code_hash, \
+             expires_unix, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, FALSE)",
+        )
+        .bind(&id)
+        .bind(s.sponsor_id)
+        .bind(s.sponsored_id)
+        .bind(s.reason)
+        .bind(rfc3339(s.at)?)
+        .bind(s.at)
+        .bind(s.code_hash)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                DirectoryError::Invalid("the sponsor or the sponsored person is not in the directory".into())
+            }
+            _ => failed("recording a sponsorship", &e),
+        })?;
+        Ok(id)
+    }
+
+    /// How many sponsorships this sponsor granted since `since` (Unix seconds).
+    pub async fn sponsorships_by_since(&self, sponsor_id: &str, since: i64) -> Result<u64, DirectoryError> {
+        let (n,) =
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM sponsorships WHERE sponsor_id = ? AND created_unix >= ?")
+                .bind(sponsor_id)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| failed("counting sponsorships", &e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The temporary credentials of an identity still in force at `now`, newest first.
+    pub async fn active_grants(&self, sponsored_id: &str, now: i64) -> Result<Vec<Grant>, DirectoryError> {
+        let rows = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT id, sponsor_id, code_hash, expires_unix FROM sponsorships \
+             WHERE sponsored_id = ? AND expires_unix > ? AND revoked = FALSE ORDER BY created_unix DESC",
+        )
+        .bind(sponsored_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("reading sponsorships", &e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, sponsor_id, code_hash, expires_at)| Grant { id, sponsor_id, code_hash, expires_at })
+            .collect())
+    }
+
+    /// Ends every temporary credential of an identity now; returns how many were in force.
+    pub async fn revoke_grants(&self, sponsored_id: &str) -> Result<u64, DirectoryError> {
+        let r = sqlx::query("UPDATE sponsorships SET revoked = TRUE WHERE sponsored_id = ? AND revoked = FALSE")
+            .bind(sponsored_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("revoking sponsorships", &e))?;
+        Ok(r.rows_affected())
+    }
+
+    /// The identities sharing at least one functional unit with `identity_id` (not itself) whose
+    /// names, matricule or idNat match `query` (accents, case and separators ignored), by name;
+    /// at most `limit`. An empty query lists them all (within `limit`).
+    pub async fn colleagues(
+        &self,
+        identity_id: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Identity>, DirectoryError> {
+        let ids = sqlx::query_as::<_, (String,)>(
+            "SELECT DISTINCT b.identity_id FROM affectations a JOIN affectations b ON a.uf = b.uf \
+             WHERE a.identity_id = ? AND b.identity_id <> ?",
+        )
+        .bind(identity_id)
+        .bind(identity_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("finding colleagues", &e))?;
+        let folded = fold(query.trim());
+        let upper = query.trim().to_uppercase();
+        let mut found = Vec::new();
+        for (id,) in ids {
+            let Some(identity) = self.identity(&id).await? else { continue };
+            let (f, g) = (fold(&identity.family_name), fold(&identity.given_name));
+            let hit = folded.is_empty()
+                || f.contains(&folded)
+                || g.contains(&folded)
+                || format!("{g}{f}").contains(&folded)
+                || format!("{f}{g}").contains(&folded)
+                || identity.matricule.to_uppercase().contains(&upper)
+                || identity.idnat.as_ref().is_some_and(|i| i.as_str().contains(&upper));
+            if hit {
+                found.push((f, g, identity));
+            }
+        }
+        found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(found.into_iter().take(limit).map(|(_, _, i)| i).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigie_core::directory::{Affectation, Directory, Identity};
+
+    use super::*;
+
+    fn person(matricule: &str, family: &str, given: &str, units: &[&str]) -> Identity {
+        Identity {
+            id: String::new(),
+            matricule: matricule.into(),
+            family_name: family.into(),
+            given_name: given.into(),
+            birth_date: None,
+            metier: None,
+            grade: None,
+            idnat: None,
+            units: units.iter().map(|u| Affectation { uf: (*u).into(), share: 50 }).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn colleagues_share_a_unit_grants_expire_and_answers_replace() {
+        let d = SqlDirectory::open("sqlite::memory:").await.unwrap();
+        let a = d.upsert_identity(&person("A1", "Durand", "Paul", &["UF1", "UF2"])).await.unwrap();
+        let b = d.upsert_identity(&person("B1", "Martin", "Camille", &["UF1"])).await.unwrap();
+        let c = d.upsert_identity(&person("C1", "Petit", "Luc", &["UF3"])).await.unwrap();
+        let names = |v: Vec<Identity>| v.into_iter().map(|i| i.family_name).collect::<Vec<_>>();
+        assert_eq!(names(d.colleagues(&a, "", 10).await.unwrap()), ["Martin"]);
+        assert_eq!(names(d.colleagues(&a, "MARTÍN", 10).await.unwrap()), ["Martin"]);
+        assert!(d.colleagues(&a, "petit", 10).await.unwrap().is_empty(), "no unit in common");
+        assert!(d.colleagues(&c, "", 10).await.unwrap().is_empty());
+
+        assert!(d.set_email(&b, Some("camille.martin@chu.example")).await.unwrap());
+        assert_eq!(d.email_of(&b).await.unwrap().as_deref(), Some("camille.martin@chu.example"));
+        assert!(d.set_email(&b, Some("x@y\r\nBcc: z@w")).await.is_err());
+        assert_eq!(d.email_of(&c).await.unwrap(), None);
+
+        d.set_security_answers(&b, &[("q1".into(), "h1".into()), ("q2".into(), "h2".into())]).await.unwrap();
+        d.set_security_answers(&b, &[("q3".into(), "h3".into())]).await.unwrap();
+        assert_eq!(d.security_answers(&b).await.unwrap(), [("q3".to_owned(), "h3".to_owned())]);
+        assert!(d.set_security_answers("nobody", &[("q1".into(), "h".into())]).await.is_err());
+
+        let s = NewSponsorship {
+            sponsor_id: &a,
+            sponsored_id: &b,
+            reason: "forgotten",
+            at: 1_000,
+            code_hash: "hash",
+            expires_at: 2_000,
+        };
+        d.record_sponsorship(&s).await.unwrap();
+        assert_eq!(d.sponsorships_by_since(&a, 900).await.unwrap(), 1);
+        assert_eq!(d.sponsorships_by_since(&a, 1_001).await.unwrap(), 0);
+        assert_eq!(d.active_grants(&b, 1_999).await.unwrap().len(), 1);
+        assert!(d.active_grants(&b, 2_000).await.unwrap().is_empty(), "expired at its end");
+        assert_eq!(d.revoke_grants(&b).await.unwrap(), 1);
+        assert!(d.active_grants(&b, 1_500).await.unwrap().is_empty(), "revoked");
+    }
+}
