@@ -1,0 +1,58 @@
+"""A real SMTP server (aiosmtpd) that keeps every message it accepts, for the sponsorship tests.
+
+    sink.py --port PORT --dir DIR
+
+Listens on 127.0.0.1:PORT (plain SMTP, as `mail.security = "plain"` allows on loopback), writes
+each accepted message to DIR/NNNN.eml (the envelope in DIR/NNNN.json), and prints `ready` once
+listening. `--fail-first N` answers the first N messages with a 451 (temporary failure), to
+prove that the gateway retries.
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+from aiosmtpd.controller import Controller
+
+
+class Keep:
+    def __init__(self, directory, fail_first):
+        self.directory = directory
+        self.fail_first = fail_first
+        self.count = 0
+        self.refused = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refused < self.fail_first:
+            self.refused += 1
+            return "451 4.3.0 try again later (test sink)"
+        self.count += 1
+        stem = os.path.join(self.directory, f"{self.count:04d}")
+        with open(stem + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        with open(stem + ".json", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+        os.replace(stem + ".eml.tmp", stem + ".eml")
+        return "250 OK"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--dir", required=True)
+    p.add_argument("--fail-first", type=int, default=0)
+    a = p.parse_args()
+    os.makedirs(a.dir, exist_ok=True)
+    controller = Controller(Keep(a.dir, a.fail_first), hostname="127.0.0.1", port=a.port)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        # Ends when the test closes our stdin (or dies).
+        sys.stdin.read()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
