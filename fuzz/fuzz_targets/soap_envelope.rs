@@ -1,5 +1,7 @@
 //! A DMP SOAP call from the DPI (body + Content-Type), into which `vigie_dmp::insert_security`
 //! puts the VIHF: plain SOAP 1.2 or MTOM, found with quick-xml and a multipart splitter.
+//! Input: one byte choosing the content type, then the body; with choice 4, the content type is
+//! the first line of the rest.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,13 +15,19 @@ const TYPES: [&str; 4] = [
     "text/xml",
 ];
 
-fuzz_target!(|input: (u8, &[u8], &str)| {
-    let (pick, body, free_type) = input;
-    let ct = if pick < 4 { TYPES[pick as usize] } else { free_type };
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    let (ct, body) = match pick % 5 {
+        4 => match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (String::from_utf8_lossy(&rest[..i]).into_owned(), &rest[i + 1..]),
+            None => return,
+        },
+        k => (TYPES[k as usize].to_string(), rest),
+    };
     // Any bytes and any content type: the secured body or an error, never a panic.
-    if let Ok(out) = insert_security(body, ct, ASSERTION) {
+    if let Ok(out) = insert_security(body, &ct, ASSERTION) {
         // Only bytes were added, and what was added is found again: securing twice is refused.
         assert!(out.len() > body.len());
-        assert_eq!(insert_security(&out, ct, ASSERTION), Err(EnvelopeError::AlreadySecured));
+        assert_eq!(insert_security(&out, &ct, ASSERTION), Err(EnvelopeError::AlreadySecured));
     }
 });

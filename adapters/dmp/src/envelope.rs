@@ -142,7 +142,10 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
     if let Err(e) = std::str::from_utf8(env) {
         return Err(EnvelopeError::Encoding(e.to_string()));
     }
-    let mut reader = NsReader::from_reader(env);
+    // quick-xml skips a byte-order mark and counts positions after it: parse after it ourselves,
+    // and add it back to every position.
+    let bom = if env.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut reader = NsReader::from_reader(&env[bom..]);
     reader.config_mut().check_end_names = true;
     let mut depth = 0usize;
     let mut root_done = false;
@@ -151,7 +154,7 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
     let mut in_header = false;
     let mut envelope_prefix = None;
     loop {
-        let start = reader.buffer_position() as usize;
+        let start = bom + reader.buffer_position() as usize;
         let (soap, soap11, wsse, ev) = match reader.read_resolved_event() {
             Ok((res, ev)) => {
                 (is_ns(&res, SOAP12_NS), is_ns(&res, SOAP11_NS), is_ns(&res, WSSE_NS) || is_ns(&res, WSSE11_NS), ev)
@@ -161,7 +164,7 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
                 return Err(EnvelopeError::Xml { at: reader.error_position(), reason });
             }
         };
-        let end = reader.buffer_position() as usize;
+        let end = bom + reader.buffer_position() as usize;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));

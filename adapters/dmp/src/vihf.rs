@@ -161,6 +161,9 @@ impl Sealer {
     /// between elements. So the digest of the enveloped-signature transform's output (the
     /// assertion without `ds:Signature`, XMLDSig §6.6.4) is the digest of the bytes written here,
     /// wherever the assertion is later embedded.
+    ///
+    /// `s` is expected to have passed [`VihfSettings::validate`] at start; a value that XML cannot
+    /// carry is still refused here, naming its field.
     pub fn issue(&self, s: &VihfSettings, r: &VihfRequest) -> Result<Vihf, VihfError> {
         if r.idnat.trim().is_empty() {
             return Err(VihfError::Empty("idnat"));

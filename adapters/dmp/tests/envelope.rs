@@ -85,6 +85,20 @@ fn a_created_header_uses_the_envelope_prefix_bound_where_it_goes() {
 }
 
 #[test]
+fn a_byte_order_mark_does_not_shift_the_insertion_point() {
+    // Found by the soap_envelope fuzz target: positions were counted after the BOM.
+    for env in [
+        "\u{FEFF}<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header/><s:Body/></s:Envelope>",
+        "\u{FEFF}<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header></s:Header><s:Body/></s:Envelope>",
+        "\u{FEFF}<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body/></s:Envelope>",
+    ] {
+        let out = insert_security(env.as_bytes(), "application/soap+xml", A).unwrap();
+        assert_eq!(shape(&out[3..]).1, Some((WSSE_NS.to_string(), "Security".to_string())), "{env}");
+        assert_eq!(insert_security(&out, "application/soap+xml", A), Err(EnvelopeError::AlreadySecured));
+    }
+}
+
+#[test]
 fn an_empty_header_element_is_opened() {
     let env =
         "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header a=\"1\" /><s:Body/></s:Envelope>";
@@ -216,11 +230,12 @@ proptest! {
     #[test]
     fn the_header_lands_first_and_nothing_else_changes(
         prefix in prop::option::of(name()), ws in "[ \t\r\n]{0,3}", blocks in prop::collection::vec((name(), text()), 0..4),
-        has_header in any::<bool>(), body_text in text(), decl in any::<bool>(),
+        has_header in any::<bool>(), body_text in text(), decl in any::<bool>(), bom in any::<bool>(),
     ) {
         let q = |l: &str| prefix.as_ref().map_or(l.to_string(), |p| format!("{p}:{l}"));
         let xmlns = prefix.as_ref().map_or("xmlns".to_string(), |p| format!("xmlns:{p}"));
         let mut env = String::new();
+        if bom { env.push('\u{FEFF}'); }
         if decl { env.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"); }
         env.push_str(&format!("{ws}<{} {xmlns}=\"http://www.w3.org/2003/05/soap-envelope\">{ws}", q("Envelope")));
         if has_header {
@@ -232,7 +247,7 @@ proptest! {
         }
         env.push_str(&format!("<{}><m:op xmlns:m=\"urn:m\">{body_text}</m:op></{}>{ws}</{}>{ws}", q("Body"), q("Body"), q("Envelope")));
         let out = String::from_utf8(insert_security(env.as_bytes(), "application/soap+xml", A).unwrap()).unwrap();
-        let (children, first) = shape(out.as_bytes());
+        let (children, first) = shape(out.trim_start_matches('\u{FEFF}').as_bytes());
         prop_assert_eq!(children, vec!["Header".to_string(), "Body".to_string()]);
         prop_assert_eq!(first, Some((WSSE_NS.to_string(), "Security".to_string())));
         let removed = if has_header {
