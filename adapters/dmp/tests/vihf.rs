@@ -218,6 +218,21 @@ fn every_vihf_has_a_new_id() {
     assert!(a.xml.contains(&format!("ID=\"{}\"", a.id)) && a.xml.contains(&format!("URI=\"#{}\"", a.id)));
 }
 
+/// One sealer signs from several threads at once (the legacy RSA-SHA1 path shares one AWS-LC key).
+#[test]
+fn one_sealer_signs_from_several_threads() {
+    let s = vigie_dmp::VihfSettings { signature_alg: SignatureAlg::RsaSha1, ..settings() };
+    let vihfs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..5).map(|_| sealer().issue(&s, &request("cpe")).unwrap()).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(vihfs.len(), 20);
+    assert_xmlsec1_ok(vihfs[0].xml.as_bytes());
+    assert_xmlsec1_ok(vihfs[19].xml.as_bytes());
+}
+
 fn printable() -> impl Strategy<Value = String> {
     prop_oneof!["\\PC{1,30}", "[<>&\"' \\]\\t\\n\\r;=+,#é€𝄞]{1,20}", "[a-zA-Z0-9 ]{1,12}",]
 }
