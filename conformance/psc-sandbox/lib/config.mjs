@@ -179,13 +179,27 @@ export function checkConfig(raw, dir) {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new Error('config: must be a JSON object');
   }
-  const known = new Set(['listen', 'tls', 'clients', 'identities', 'amr', 'signing_jwks', 'comment']);
+  const known = new Set(['listen', 'public_origin', 'tls', 'clients', 'identities', 'amr', 'signing_jwks', 'comment']);
   for (const k of Object.keys(raw)) {
     if (!known.has(k)) {
       throw new Error(`config: unknown key "${k}" (known: ${[...known].join(', ')})`);
     }
   }
   const listen = parseListen(raw.listen ?? '127.0.0.1:0');
+  // Where RPs reach the stand-in when it is not its listen address (a TCP proxy a test cuts).
+  let publicOrigin;
+  if (raw.public_origin !== undefined) {
+    let u;
+    try {
+      u = new URL(raw.public_origin);
+    } catch {
+      u = undefined;
+    }
+    if (!u || !['http:', 'https:'].includes(u.protocol) || u.origin !== raw.public_origin) {
+      throw new Error(`config: "public_origin" must be an origin like http://127.0.0.1:8901, got ${JSON.stringify(raw.public_origin)}`);
+    }
+    publicOrigin = u.origin;
+  }
   let tls;
   if (raw.tls !== undefined && raw.tls !== null) {
     tls = {
@@ -214,5 +228,5 @@ export function checkConfig(raw, dir) {
     }
     signingJwks = raw.signing_jwks;
   }
-  return { listen, tls, clients, identities, amr: checkAmr(raw.amr), signingJwks };
+  return { listen, publicOrigin, tls, clients, identities, amr: checkAmr(raw.amr), signingJwks };
 }

@@ -193,7 +193,7 @@ export async function startSandbox(config) {
   });
   const { port } = server.address();
   const hostInUrl = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-  const origin = `${config.tls ? 'https' : 'http'}://${hostInUrl}:${port}`;
+  const origin = config.publicOrigin ?? `${config.tls ? 'https' : 'http'}://${hostInUrl}:${port}`;
   const issuer = `${origin}${ISSUER_PATH}`;
 
   const cookieKeys = [crypto.randomBytes(32).toString('base64url')];

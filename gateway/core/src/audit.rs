@@ -36,11 +36,26 @@ pub enum AuditKind {
     KeyRegistered,
     /// A FIDO2 security key revoked (by its owner or an administrator); its sessions end.
     KeyRevoked,
+    /// Security questions enrolled by their owner (for sponsorship), or the enrolment refused.
+    SecurityQuestions,
+    /// A sponsorship opened: the sponsor picked a colleague and a reason, the policy allowed it.
+    SponsorshipOpened,
+    /// A sponsorship refused: policy, daily limit, no questions enrolled, locked (the reason says).
+    SponsorshipRefused,
+    /// The colleague's answers checked: wrong answers counted, the lock reached.
+    SponsorshipAnswers,
+    /// A sponsorship granted: the temporary credential issued, a lost or stolen card suspended.
+    SponsorshipGranted,
+    /// A sponsorship notice e-mailed (or not, after the retries: the reason says why).
+    SponsorshipMail,
     /// A VIHF issued for the DMP (reference EX_AIR-070): its id (`object`), the professional,
     /// the patient's INS hashed, the client.
     VihfIssued,
     /// A DMP SOAP call relayed (reference EX_AIR-090): service, action, VIHF id, outcome, latency.
     DmpCall,
+    /// An upstream's circuit breaker changed state (`object` the upstream, `method` from->to,
+    /// `reason` why): the switches into and out of degraded mode.
+    UpstreamState,
 }
 
 /// The result of the act.

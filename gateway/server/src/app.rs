@@ -72,6 +72,8 @@ pub struct AppState {
     pub psc: Option<Arc<crate::psc::PscRuntime>>,
     /// The DMP side (VIHF seal, relay), when `dmp.enabled`.
     pub dmp: Option<Arc<crate::dmp::Dmp>>,
+    /// Circuit breakers of PSC, the CRL sources and the DMP: degraded mode (`[health]`).
+    pub health: Arc<crate::health::Monitor>,
 }
 
 /// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them.
@@ -231,6 +233,12 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
     let psc = crate::psc::build(&config, directory.clone())?;
     let dmp = crate::dmp::build(&config)?;
+    let watched = crate::health::watched(
+        psc.is_some(),
+        card_validator.is_some(),
+        dmp.as_ref().is_some_and(|d| d.relay.is_some()),
+    );
+    let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
     Ok(AppState {
         http: http_client(&config)?,
         config,
@@ -255,6 +263,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         zones,
         psc,
         dmp,
+        health,
     })
 }
 
@@ -305,7 +314,8 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     spawn_key_reloader(state.clone());
     crate::card::spawn_crl_refresher(&state);
     spawn_policy_reloader(state.clone());
-    crate::psc::spawn_health(state.clone());
+    // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
+    crate::health::spawn(state.clone());
 
     let s = state.clone();
     let mut server = HttpServer::new(move || {

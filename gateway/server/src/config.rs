@@ -46,6 +46,9 @@ pub struct Config {
     /// The DMP in AIR simplifié: VIHF issuance and the SOAP relay (`[dmp]`, see docs/dmp.md).
     #[serde(default)]
     pub dmp: crate::dmp::DmpConfig,
+    /// Circuit breakers of the upstreams and degraded mode (`[health]`, see docs/degraded-mode.md).
+    #[serde(default)]
+    pub health: crate::health::HealthConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -671,6 +674,7 @@ impl Config {
             err("policy.utc_offset_minutes", "must be within ±840 minutes".into());
         }
         self.psc.validate(&mut err);
+        self.health.validate(&mut err);
         for (mie, values) in &self.login.amr {
             if !MIE_LABELS.contains(&mie.as_str()) {
                 err(

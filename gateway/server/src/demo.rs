@@ -481,6 +481,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         clients: vec![demo_app, cli, spa, jwt, dpi, psc],
         psc: crate::psc::demo_config(listen.port()),
         dmp: crate::dmp::demo_config(&dir, DEMO_STRUCTURE_ID),
+        health: Default::default(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_app;
 pub mod dmp;
+pub mod health;
 pub mod http;
 pub mod jose;
 pub mod keys;

@@ -48,7 +48,10 @@ pub async fn readyz(state: State) -> HttpResponse {
     if let Some(p) = &state.psc {
         checks["psc"] = p.readiness();
     }
-    let body = json!({ "status": if up { "ready" } else { "not_ready" }, "checks": checks });
+    // Circuit breakers (degraded mode): informative as well.
+    checks["upstreams"] = state.health.readiness()["upstreams"].clone();
+    let degraded = state.health.degraded();
+    let body = json!({ "status": if up { "ready" } else { "not_ready" }, "degraded": degraded, "checks": checks });
     HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }
 

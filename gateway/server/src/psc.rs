@@ -394,11 +394,6 @@ impl PscRuntime {
         self.probe.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
-    /// Whether e-CPS can be offered: not when the last probe found PSC unreachable.
-    pub fn available(&self) -> bool {
-        self.last_probe().up != Some(false)
-    }
-
     /// Probes PSC once (metadata and JWKS), records the result and the gauge
     /// `vigie_upstream_up{upstream="psc"}`.
     pub async fn probe(&self) -> Probe {
@@ -442,19 +437,6 @@ impl PscRuntime {
             "adapter": serde_json::to_value(self.client.health()).unwrap_or_default(),
         })
     }
-}
-
-/// Probes PSC every `psc.probe_interval_secs`, first at start.
-pub fn spawn_health(state: web::Data<AppState>) {
-    let Some(psc) = state.psc.clone() else { return };
-    actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(psc.config.probe_interval_secs.max(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            psc.probe().await;
-        }
-    });
 }
 
 /// The routes of PSC login and logout.

@@ -494,11 +494,16 @@ async fn readyz_shows_psc_up_then_down_without_making_vigie_unready() {
     let metrics = http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"vigie_upstream_up{upstream="psc"} 0"#), "{metrics}");
 
-    // The login page says e-CPS is unavailable instead of offering it; other means stay.
-    let mut b = gw.browser();
-    let r = b.authorize(&Authz::new(&gw, "demo-app")).await;
-    let page = b.get(&r.location()).await;
-    assert!(page.body.contains("e-CPS indisponible pour le moment"), "{}", page.body);
+    // Once PSC's circuit breaker opens (`health.failure_threshold` failed probes), the login page
+    // says e-CPS is unavailable instead of offering it; other means stay.
+    let page = eventually(15, || async {
+        let mut b = gw.browser();
+        let r = b.authorize(&Authz::new(&gw, "demo-app")).await;
+        let page = b.get(&r.location()).await;
+        page.body.contains("e-CPS (Pro Santé Connect) est indisponible pour le moment").then_some(page)
+    })
+    .await
+    .expect("the login page says e-CPS is unavailable once PSC's breaker is open");
     assert!(!page.body.contains("/login/psc?flow="), "{}", page.body);
     assert!(page.body.contains(r#"action="/login/password""#), "{}", page.body);
 

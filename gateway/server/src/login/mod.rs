@@ -60,7 +60,7 @@ pub struct Methods {
     pub password: bool,
     /// e-CPS / CPS through Pro Santé Connect (`GET /login/psc`).
     pub psc: bool,
-    /// PSC is offered but its last health probe failed: the page says e-CPS is unavailable.
+    /// PSC is offered but its circuit breaker is not closed: the page says e-CPS is unavailable.
     pub psc_unavailable: bool,
 }
 
@@ -80,7 +80,7 @@ pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
         psc: state.psc.is_some()
             && ((reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Ecps]))
                 || (reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::CpsViaPsc]))),
-        psc_unavailable: state.psc.as_ref().is_some_and(|p| !p.available()),
+        psc_unavailable: state.psc.is_some() && !state.health.available(crate::health::PSC),
     }
 }
 

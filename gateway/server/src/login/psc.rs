@@ -51,6 +51,12 @@ fn refusal(status: StatusCode, reason: impl Into<String>, message: impl Into<Str
 const UNAVAILABLE: &str = "e-CPS indisponible pour le moment : Pro Santé Connect ne répond pas. Utilisez un autre moyen \
      de connexion ou réessayez plus tard. / e-CPS is unavailable at the moment: Pro Santé Connect does not answer.";
 
+/// What the page says while PSC's circuit breaker is open (degraded mode), and what works instead.
+pub const DOWN_FR: &str =
+    "e-CPS (Pro Santé Connect) est indisponible pour le moment : utilisez votre carte CPS/CPE ou votre clé FIDO2.";
+const DOWN_EN: &str =
+    "e-CPS (Pro Santé Connect) is unavailable at the moment: use your CPS/CPE card or your FIDO2 security key.";
+
 /// `GET /login/psc?flow=…`: off to PSC.
 pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) -> HttpResponse {
     let caller = Caller::of(&req, &state);
@@ -69,6 +75,11 @@ pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) ->
             "Cette application demande un autre moyen de connexion que l'e-CPS. / This application needs another \
              means of identification than e-CPS.",
         );
+        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+    }
+    // Degraded mode: PSC's breaker is open; answer at once instead of waiting on it.
+    if !state.health.available(crate::health::PSC) {
+        let r = refusal(StatusCode::SERVICE_UNAVAILABLE, "psc:breaker_open", format!("{DOWN_FR} / {DOWN_EN}"));
         return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
     }
     let (url, pending) = match psc.client.begin().await {
@@ -355,12 +366,12 @@ pub fn page_section(l: pages::Lang, flow_id: &str, unavailable: bool) -> String 
         pages::Lang::Fr => (
             "Se connecter avec e-CPS / Pro Santé Connect",
             "Application e-CPS sur votre téléphone, ou votre carte CPS sur Pro Santé Connect.",
-            "e-CPS indisponible pour le moment : Pro Santé Connect ne répond pas. Utilisez un autre moyen de connexion.",
+            DOWN_FR,
         ),
         pages::Lang::En => (
             "Sign in with e-CPS / Pro Santé Connect",
             "The e-CPS app on your phone, or your CPS card at Pro Santé Connect.",
-            "e-CPS is unavailable at the moment: Pro Santé Connect does not answer. Use another means of sign-in.",
+            DOWN_EN,
         ),
     };
     if unavailable {
