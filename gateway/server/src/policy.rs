@@ -104,7 +104,12 @@ pub fn context_of(state: &AppState, caller: &Caller, now: i64) -> PolicyContext 
         .zip(today)
         .is_some_and(|(end, today)| today < end);
     // Degraded mode: PSC or the external link (`health.external`) is down; read from the breakers, no I/O.
-    PolicyContext { degraded: state.health.degraded(), network_zone: zone_of(state, &caller.ip), hour, password_totp_transition }
+    PolicyContext {
+        degraded: state.health.degraded(),
+        network_zone: zone_of(state, &caller.ip),
+        hour,
+        password_totp_transition,
+    }
 }
 
 /// The broad category of a métier (the HR label), for policies.
