@@ -50,6 +50,10 @@ pub struct AppState {
     pub roles: Arc<dyn vigie_core::roles::Roles>,
     /// Finding agents for the admin page and API.
     pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
+    /// Sponsorship: security answers, grants, e-mail addresses, colleagues (the directory's database).
+    pub sponsorships: Arc<vigie_directory_sql::SqlDirectory>,
+    /// Outgoing e-mail (`[mail]`): the sponsorship notices.
+    pub mailer: Arc<vigie_mail::Mailer>,
     /// Card certificate validation, when `cards.trust` names anchors.
     pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
     pub keys: Arc<Keys>,
@@ -201,6 +205,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     };
     let directory = Arc::new(vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?);
     let keys = Arc::new(Keys::load(&config.keys.file)?);
+    let mailer = Arc::new(vigie_mail::Mailer::new(&config.mail).context("the mail relay: check `[mail]`")?);
     let audit = Arc::new(
         crate::audit::JsonLinesAudit::open(&config.audit.file)
             .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
@@ -248,6 +253,8 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         webauthn,
         roles: directory.clone(),
         search: directory.clone(),
+        sponsorships: directory.clone(),
+        mailer,
         cards: directory.clone(),
         policy_attributes: directory.clone(),
         directory,
@@ -284,6 +291,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::page))
         .route("/login/password", web::post().to(login::password_totp::submit))
         .route("/login/cps", web::get().to(login::cps::login))
+        .route("/login/sponsorship", web::post().to(login::sponsorship::submit))
         .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
@@ -291,6 +299,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(ops::home));
     cfg.configure(login::fido2::routes);
     cfg.configure(crate::account::routes);
+    cfg.configure(crate::questions::routes);
+    cfg.configure(crate::sponsor::routes);
     cfg.configure(demo_app::routes);
     cfg.configure(crate::admin::routes);
     cfg.configure(crate::psc::routes);

@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// The issuer identifier (OIDC Discovery §3): an `https` URL with no query or fragment.
     pub issuer: String,
+    /// Sponsorship of a colleague without a usable card (`[sponsorship]`, see docs/sponsorship.md).
+    #[serde(default)]
+    pub sponsorship: crate::sponsor::SponsorshipConfig,
+    /// Outgoing e-mail through SMTP (`[mail]`): the sponsorship notices.
+    #[serde(default)]
+    pub mail: vigie_mail::MailConfig,
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
@@ -549,6 +555,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "directory",
     "keys",
     "session",
+    "sponsorship",
+    "mail",
     "tokens",
     "login",
     "cards",
@@ -736,6 +744,8 @@ impl Config {
                 err(key, "expected a positive integer".into());
             }
         }
+        self.sponsorship.validate(&mut err);
+        self.mail.validate(&mut err);
         if self.server.max_body_bytes < 1024 {
             err("server.max_body_bytes", "expected at least 1024".into());
         }

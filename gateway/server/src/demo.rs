@@ -442,6 +442,12 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
 
     Ok(Config {
         issuer,
+        // Sponsorship works in the demo; its e-mails go nowhere unless `VIGIE_MAIL__…` names a relay.
+        sponsorship: crate::sponsor::SponsorshipConfig {
+            helpdesk_phone: "01 23 45 67 89".into(),
+            ..Default::default()
+        },
+        mail: vigie_mail::MailConfig { from: "Vigie démo <vigie@demo.invalid>".into(), ..Default::default() },
         server: ServerConfig {
             listen,
             tls_cert: dir.join("tls.crt"),
@@ -487,6 +493,14 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
 
 /// What `demo.json` will say, gathered while seeding.
 pub struct Description(serde_json::Value);
+
+impl Description {
+    /// The demo users' login names.
+    pub fn usernames(&self) -> Vec<String> {
+        let users = self.0["users"].as_array().map(Vec::as_slice).unwrap_or_default();
+        users.iter().filter_map(|u| u["username"].as_str().map(str::to_owned)).collect()
+    }
+}
 
 /// Seeds the demo identities (once) and gathers what `demo.json` will say.
 pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -> anyhow::Result<Description> {
@@ -539,6 +553,10 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
         if let Some(stem) = card_files {
             entry["card"] = card_json(&dir, stem)?;
         }
+        // Sponsorship: where the notices go, and the answers to the security questions.
+        entry["email"] = json!(crate::sponsor::demo_email(u.username));
+        entry["security_answers"] =
+            crate::sponsor::DEMO_ANSWERS.iter().map(|(q, a)| (q.to_string(), json!(a))).collect();
         users.push(entry);
     }
     let clients: Vec<_> = config

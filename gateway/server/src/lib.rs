@@ -19,8 +19,10 @@ pub mod oidc;
 pub mod ops;
 pub mod policy;
 pub mod psc;
+pub mod questions;
 pub mod secrets;
 pub mod session;
+pub mod sponsor;
 pub mod tls;
 pub mod totp;
 

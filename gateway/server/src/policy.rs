@@ -258,6 +258,24 @@ pub async fn decide_dmp(state: &AppState, caller: &Caller, auth: &Authentication
     }
 }
 
+/// Asks the engine whether this authentication may sponsor `colleague` (action `sponsor`, the
+/// colleague as the resource with their units); counted and audited under
+/// `sponsorship:<colleague id>`. A directory failure refuses.
+pub async fn decide_sponsor(
+    state: &AppState,
+    caller: &Caller,
+    auth: &Authentication,
+    colleague: &vigie_core::directory::Identity,
+) -> Decision {
+    let resource =
+        Resource::Colleague { id: colleague.id.clone(), units: colleague.units.iter().map(|u| u.uf.clone()).collect() };
+    let target = format!("sponsorship:{}", colleague.id);
+    match principal_of(state, &auth.identity_id).await {
+        Ok(principal) => ask(state, caller, &principal, Action::Sponsor, &resource, auth, Some(&target)),
+        Err(e) => Decision { errors: vec![e], ..Default::default() },
+    }
+}
+
 /// One decision, timed and counted; audited under `target` when given.
 fn ask(
     state: &AppState,

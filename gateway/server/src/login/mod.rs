@@ -5,6 +5,7 @@ pub mod fido2;
 pub mod pages;
 pub mod password_totp;
 pub mod psc;
+pub mod sponsorship;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -62,6 +63,8 @@ pub struct Methods {
     pub psc: bool,
     /// PSC is offered but its circuit breaker is not closed: the page says e-CPS is unavailable.
     pub psc_unavailable: bool,
+    /// A sponsorship's temporary code (`POST /login/sponsorship`).
+    pub sponsorship: bool,
 }
 
 /// What the page of this flow offers (step-up: a request that needs a phishing-resistant
@@ -81,6 +84,9 @@ pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
             && ((reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Ecps]))
                 || (reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::CpsViaPsc]))),
         psc_unavailable: state.psc.is_some() && !state.health.available(crate::health::PSC),
+        sponsorship: state.config.sponsorship.enabled
+            && reaches(AssuranceLevel::TwoFactor)
+            && offered(&[Mie::Sponsorship]),
     }
 }
 

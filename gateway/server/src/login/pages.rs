@@ -229,6 +229,8 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
     } else {
         String::new()
     };
+    let sponsorship =
+        if v.methods.sponsorship { super::sponsorship::page_section(l, v.flow_id, v.csrf, "") } else { String::new() };
     let main = format!(
         r#"<p>{intro} <strong>{client}</strong>.</p>
 {error}
@@ -236,6 +238,7 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
 {fido2}
 {psc}
 {password}
+{sponsorship}
 <p class="lang"><a href="/login?flow={flow}&amp;lang={other_code}" lang="{other_code}">{other}</a></p>"#,
         intro = esc(t.intro),
         client = esc(v.client_name),
