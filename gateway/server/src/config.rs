@@ -568,6 +568,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "clients",
     "dmp",
     "psc",
+    "health",
 ];
 
 /// A configuration that failed validation: one line per problem.

@@ -1,0 +1,631 @@
+//! Degraded mode end to end (issue 7): the real `vigie` binary, the PSC stand-in
+//! (`conformance/psc-sandbox`) and a CRL distribution point, both reached THROUGH a TCP proxy that
+//! the test cuts (every connection closed, new ones refused) and restores. While the link is cut,
+//! card and FIDO2 logins go on with zero failures, sessions refresh, userinfo answers, e-CPS is
+//! not offered; after restore a PSC login succeeds again; each switch is in `/metrics` and the
+//! audit trail. A soak flaps the link every 2–3 s and counts the mode switches.
+//! Figures (time to degraded / back to normal, local-login p99) are printed (`--nocapture`).
+//! `VIGIE_SOAK_SECS` makes the soak longer (default 30 s).
+//! Needs Node.js and `npm ci` in conformance/psc-sandbox (as `tests/psc_login.rs`).
+mod common;
+#[path = "fido2/softkey.rs"]
+mod softkey;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use softkey::{SoftKey, VIRTUAL_AAGUID};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
+
+const CLIENT_ID: &str = "vigie";
+const CLIENT_SECRET: &str = "s3cret-of-the-degraded-test-client";
+/// The hysteresis of the gateways under test (`health.min_state_ms`).
+const MIN_STATE_MS: u64 = 4000;
+
+/// The two tests take turns: each starts a gateway and a stand-in, and they measure latencies.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// A TCP proxy the test controls: `cut` closes every open connection and refuses new ones (the
+/// listening socket is closed), `restore` listens again on the same address.
+struct Proxy {
+    addr: SocketAddr,
+    target: SocketAddr,
+    tasks: Mutex<(Option<JoinHandle<()>>, Arc<Mutex<Vec<JoinHandle<()>>>>)>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let p = Proxy { addr, target, tasks: Mutex::new((None, Arc::new(Mutex::new(Vec::new())))) };
+        p.restore().await;
+        p
+    }
+
+    async fn restore(&self) {
+        let mut listener = None;
+        for _ in 0..50 {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let listener = listener.unwrap_or_else(|| panic!("the proxy cannot listen again on {}", self.addr));
+        let target = self.target;
+        let conns = self.tasks.lock().unwrap().1.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                let mut c = conns.lock().unwrap();
+                c.retain(|h| !h.is_finished());
+                c.push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().0 = Some(accept);
+    }
+
+    /// The link goes down: open connections are closed, new ones refused.
+    async fn cut(&self) {
+        let (accept, conns) = {
+            let mut t = self.tasks.lock().unwrap();
+            (t.0.take(), std::mem::take(&mut *t.1.lock().unwrap()))
+        };
+        if let Some(a) = accept {
+            a.abort();
+            let _ = a.await;
+        }
+        for c in conns {
+            c.abort();
+            let _ = c.await;
+        }
+    }
+}
+
+/// A CRL distribution point over plain HTTP/1.1.
+async fn crl_server(crl: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let body = crl.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head_only = buf[..n].starts_with(b"HEAD ");
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/pkix-crl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                if !head_only {
+                    let _ = conn.write_all(&body).await;
+                }
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+const WATCHDOG: &str = r#"exec 3<&0
+"$@" &
+child=$!
+( read -r _ <&3; kill -9 "$child" 2>/dev/null ) &
+wait "$child"
+"#;
+
+/// The PSC stand-in listening on `port`, announcing `public_origin` (the proxy) as its origin.
+struct Sandbox {
+    issuer: String,
+    /// Its own listener: the control API, reachable whatever the proxy does.
+    control: String,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    fn start(port: u16, public_origin: &str, gateway_port: u16) -> Sandbox {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
+        assert!(
+            dir.join("node_modules").is_dir(),
+            "run `npm ci` in {} first (tests/run does): the PSC stand-in needs its npm packages",
+            dir.display()
+        );
+        let config = json!({
+            "listen": format!("127.0.0.1:{port}"),
+            "public_origin": public_origin,
+            "clients": [{
+                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "token_endpoint_auth_method": "client_secret_basic",
+                "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
+                "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
+            }],
+        });
+        let file = temp_file("psc-sandbox.json", &config.to_string());
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("psc-sandbox-watchdog")
+            .arg("node")
+            .arg(dir.join("server.mjs"))
+            .arg("--config")
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting node (apt-get install nodejs)");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stand-in stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("PSC-SANDBOX READY ") {
+                    let _ = tx.send(issuer.trim().to_owned());
+                }
+            }
+        });
+        let issuer = rx.recv_timeout(Duration::from_secs(30)).expect("the PSC stand-in is READY within 30 s");
+        remove_temp(&file);
+        assert!(issuer.starts_with(public_origin), "the stand-in announces the proxy's origin: {issuer}");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        Sandbox { issuer, control: format!("http://127.0.0.1:{port}"), child: Some(child), stdin, http }
+    }
+
+    async fn next_login(&self, idnat: &str) {
+        let r = self
+            .http
+            .post(format!("{}/__control/next-login", self.control))
+            .json(&json!({ "idnat": idnat, "means": "ecps" }))
+            .send()
+            .await
+            .expect("control");
+        assert!(r.status().is_success(), "next-login: {}", r.status());
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The gateway, the stand-in and the CRL source behind their proxies; a card and a FIDO2 key.
+struct World {
+    gw: Gateway,
+    psc: Sandbox,
+    psc_link: Proxy,
+    crl_link: Proxy,
+    card: TestCard,
+    key: tokio::sync::Mutex<SoftKey>,
+    /// A session opened before any cut, and its tokens.
+    session: (Authz, Tokens),
+    /// Audit lines before the test proper (PSC's breaker may open while the stand-in starts).
+    audit_before: usize,
+    _pki_dir: PathBuf,
+}
+
+fn toml_list(items: &[&str]) -> String {
+    format!("[{}]", items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", "))
+}
+
+async fn world(name: &str) -> World {
+    let pki_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("degraded-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pki_dir);
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    let pki = TestPki::generate().expect("test PKI");
+    std::fs::write(pki_dir.join("anchors.pem"), pki.anchors_pem()).unwrap();
+    let t = now();
+    let crl = crl_server(pki.crl_der(&[], t - 60, t + 3600).unwrap()).await;
+    let crl_link = Proxy::start(crl).await;
+    let crl_url = format!("http://{}/ACI-EL-PP-TEST.crl", crl_link.addr);
+    let card = pki
+        .issue(&CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").profession(10, "SM26").crl_url(&crl_url))
+        .expect("a test card");
+
+    let psc_port = free_port();
+    let psc_link = Proxy::start(format!("127.0.0.1:{psc_port}").parse().unwrap()).await;
+    let psc_origin = format!("http://{}", psc_link.addr);
+    let env = [
+        ("VIGIE_PSC__ISSUER".to_owned(), format!("{psc_origin}/auth/realms/esante-wallet")),
+        ("VIGIE_PSC__CLIENT_ID".to_owned(), CLIENT_ID.to_owned()),
+        ("VIGIE_PSC__CLIENT_SECRET".to_owned(), CLIENT_SECRET.to_owned()),
+        ("VIGIE_PSC__PROBE_INTERVAL_SECS".to_owned(), "1".to_owned()),
+        ("VIGIE_PSC__TIMEOUT_MS".to_owned(), "1000".to_owned()),
+        ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), toml_list(&[&pki_dir.join("anchors.pem").display().to_string()])),
+        ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), toml_list(&[&crl_url])),
+        ("VIGIE_CARDS__TRUST__CRL_CACHE_DIR".to_owned(), pki_dir.join("crl-cache").display().to_string()),
+        ("VIGIE_CARDS__TRUST__REFRESH_SECS".to_owned(), "1".to_owned()),
+        // One workstation (127.0.0.1) logs in many times: no per-IP limit in the way.
+        ("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP".to_owned(), "1000000".to_owned()),
+        ("VIGIE_HEALTH__MIN_STATE_MS".to_owned(), MIN_STATE_MS.to_string()),
+        ("VIGIE_HEALTH__PROBE_INTERVAL_MS".to_owned(), "1000".to_owned()),
+        ("VIGIE_HEALTH__BACKOFF_INITIAL_MS".to_owned(), "200".to_owned()),
+        ("VIGIE_HEALTH__BACKOFF_MAX_MS".to_owned(), "1000".to_owned()),
+        ("VIGIE_HEALTH__PROBE_TIMEOUT_MS".to_owned(), "1000".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gw = Gateway::start(&env).await;
+    let psc = Sandbox::start(psc_port, &psc_origin, gw.port);
+
+    // A session opened with password + TOTP, which then registers a FIDO2 key.
+    let (mut b, _, a, tokens) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let page = b.get("/account/keys").await;
+    let csrf = page.hidden("csrf").expect("csrf on /account/keys");
+    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé du poste")]).await;
+    assert_eq!(opts.status, 200, "{}", opts.body);
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let credential = key.register(&opts.json());
+    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
+    assert_eq!(added.status, 303, "the key is registered: {}", added.body);
+
+    let w = World {
+        gw,
+        psc,
+        psc_link,
+        crl_link,
+        card,
+        key: tokio::sync::Mutex::new(key),
+        session: (a, tokens),
+        audit_before: 0,
+        _pki_dir: pki_dir,
+    };
+    // Everything up: both breakers closed and the CRL in the cache.
+    w.until_state("psc", "closed", 30).await;
+    w.until_state("crl", "closed", 30).await;
+    eventually(30, || async { w.card_login().await.ok() }).await.expect("a card logs in once the CRL is cached");
+    let mut w = w;
+    w.audit_before = w.gw.audit_lines().len();
+    w
+}
+
+impl World {
+    async fn readyz(&self) -> Value {
+        self.gw.http().get(self.gw.url("/readyz")).send().await.expect("/readyz").json().await.expect("JSON")
+    }
+
+    async fn state(&self, upstream: &str) -> String {
+        self.readyz().await["checks"]["upstreams"][upstream]["state"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits until `upstream`'s breaker is in `state`; how long that took.
+    async fn until_state(&self, upstream: &str, state: &str, secs: u64) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.state(upstream).await == state {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(secs),
+                "{upstream} did not become {state} within {secs} s: {}",
+                self.readyz().await
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// One card login on a fresh connection, to a code redeemed for tokens: its duration.
+    async fn card_login(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut b = self.gw.browser_with_card(&self.card.chain_pem, &self.card.key_pem);
+        let a = Authz::new(&self.gw, "demo-dpi");
+        let r = b.authorize(&a).await;
+        if r.status != 303 {
+            return Err(format!("authorize: {} {}", r.status, r.body));
+        }
+        let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().ok_or("no login flow")?;
+        let done = b.get(&format!("/login/cps?flow={flow}")).await;
+        if done.status != 303 {
+            return Err(format!("card: {} {}", done.status, done.body));
+        }
+        let code = done.redirect_params().get("code").cloned().ok_or_else(|| format!("card: {}", done.body))?;
+        let t = a.redeem(&self.gw, &code).await;
+        if t.status != 200 {
+            return Err(format!("card tokens: {}", t.body));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// One FIDO2 login from the login page, to tokens: its duration.
+    async fn key_login(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut b = self.gw.browser();
+        let a = Authz::new(&self.gw, "demo-app");
+        let r = b.authorize(&a).await;
+        if r.status != 303 {
+            return Err(format!("authorize: {} {}", r.status, r.body));
+        }
+        let page = b.get(&r.location()).await;
+        let (flow, csrf) = (page.hidden("flow").ok_or("no flow")?, page.hidden("csrf").ok_or("no csrf")?);
+        let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
+        if opts.status != 200 {
+            return Err(format!("fido2 options: {}", opts.body));
+        }
+        let assertion = self.key.lock().await.assert(&opts.json());
+        let done = b
+            .post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())])
+            .await;
+        if done.status != 303 {
+            return Err(format!("fido2: {} {}", done.status, done.body));
+        }
+        let code = done.redirect_params().get("code").cloned().ok_or_else(|| format!("fido2: {}", done.body))?;
+        let t = a.redeem(&self.gw, &code).await;
+        if t.status != 200 {
+            return Err(format!("fido2 tokens: {}", t.body));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Card and FIDO2 logins, alternately, until `stop` says so: durations and failures.
+    async fn login_loop(&self, stop: impl Fn() -> bool) -> (Vec<Duration>, Vec<String>) {
+        let (mut times, mut failures) = (Vec::new(), Vec::new());
+        let mut i = 0u64;
+        while !stop() {
+            let r = if i % 2 == 0 { self.card_login().await } else { self.key_login().await };
+            match r {
+                Ok(d) => times.push(d),
+                Err(e) => failures.push(e),
+            }
+            i += 1;
+        }
+        (times, failures)
+    }
+
+    async fn metrics(&self) -> String {
+        self.gw.http().get(self.gw.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// The login page of a fresh flow of `demo-app`.
+    async fn login_page(&self) -> (Browser<'_>, String, String) {
+        let mut b = self.gw.browser();
+        let r = b.authorize(&Authz::new(&self.gw, "demo-app")).await;
+        let location = r.location();
+        let page = b.get(&location).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let flow = query_of(&format!("https://x{location}"))["flow"].clone();
+        (b, page.body, flow)
+    }
+
+    /// A login through PSC (e-CPS at the stand-in, through the proxy), to tokens.
+    async fn psc_login(&self) -> Result<(), String> {
+        self.psc.next_login("810001234567").await;
+        let (mut b, page, flow) = self.login_page().await;
+        if !page.contains("/login/psc?flow=") {
+            return Err("e-CPS not offered".into());
+        }
+        let go = b.get(&format!("/login/psc?flow={flow}")).await;
+        if go.status != 302 {
+            return Err(format!("/login/psc: {} {}", go.status, go.body));
+        }
+        let mut url = go.location();
+        for _ in 0..10 {
+            let r = b.get(&url).await;
+            if url.contains("/login/psc/callback") {
+                let r = if r.status == 302 && r.location().starts_with(&b.gw.issuer) {
+                    b.get(&r.location()).await
+                } else {
+                    r
+                };
+                return match r.status == 303 && r.redirect_params().contains_key("code") {
+                    true => Ok(()),
+                    false => Err(format!("callback: {} {}", r.status, r.body)),
+                };
+            }
+            if !matches!(r.status, 302 | 303) {
+                return Err(format!("at PSC: {} {}", r.status, r.body));
+            }
+            let next = r.location();
+            url = if next.starts_with('/') { format!("{}{next}", self.psc_link_origin()) } else { next };
+        }
+        Err("PSC did not send the browser back".into())
+    }
+
+    fn psc_link_origin(&self) -> String {
+        format!("http://{}", self.psc_link.addr)
+    }
+
+    async fn cut(&self) {
+        self.psc_link.cut().await;
+        self.crl_link.cut().await;
+    }
+
+    async fn restore(&self) {
+        self.psc_link.restore().await;
+        self.crl_link.restore().await;
+    }
+
+    /// Mode switches of `upstream` in the audit trail (into degraded, back to normal) since the
+    /// world was ready.
+    fn switches(&self, upstream: &str) -> Vec<String> {
+        self.gw
+            .audit_lines()
+            .into_iter()
+            .skip(self.audit_before)
+            .filter(|l| l["kind"] == "upstream_state" && l["object"] == upstream)
+            .filter_map(|l| l["method"].as_str().map(str::to_owned))
+            .filter(|m| m.starts_with("closed->") || m.ends_with("->closed"))
+            .collect()
+    }
+}
+
+fn p99(times: &[Duration]) -> Duration {
+    let mut t = times.to_vec();
+    t.sort();
+    t.get((t.len() * 99).div_ceil(100).saturating_sub(1)).copied().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psc_down_card_and_fido2_logins_sessions_and_userinfo_go_on_and_e_cps_returns_after_restore() {
+    let _turn = TURN.lock().await;
+    let w = world("cut").await;
+    assert!(w.psc.issuer.starts_with(&w.psc_link_origin()));
+    w.psc_login().await.expect("a PSC login works before the cut");
+
+    // Normal: local logins, measured.
+    let until = Instant::now() + Duration::from_secs(6);
+    let (normal, failed) = w.login_loop(|| Instant::now() > until).await;
+    assert!(failed.is_empty(), "local logins fail with everything up: {failed:?}");
+
+    // The link goes down; logins keep running while the monitor notices.
+    w.cut().await;
+    let cut_at = Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let ((during, failed), (to_degraded, crl_open)) =
+        tokio::join!(w.login_loop(|| done.load(std::sync::atomic::Ordering::SeqCst)), async {
+            w.until_state("psc", "open", 20).await;
+            let psc = cut_at.elapsed();
+            w.until_state("crl", "open", 20).await;
+            let crl = cut_at.elapsed();
+            // Logins keep going a while once degraded, past the hysteresis.
+            tokio::time::sleep(Duration::from_millis(MIN_STATE_MS + 1000)).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            (psc, crl)
+        });
+    assert!(failed.is_empty(), "{} local logins failed during the cut: {failed:?}", failed.len());
+    assert!(during.len() >= 10, "logins ran during the cut: {}", during.len());
+    let ready = w.readyz().await;
+    assert_eq!(ready["status"], "ready", "an open breaker does not make Vigie unready: {ready}");
+    assert_eq!(ready["degraded"], true, "{ready}");
+    let psc = &ready["checks"]["upstreams"]["psc"];
+    assert!(psc["consecutive_failures"].as_u64().is_some_and(|n| n >= 1), "{psc}");
+    assert!(psc["last_error"].is_string() && psc["since"].is_string(), "{psc}");
+
+    // The session opened before the cut refreshes its tokens; userinfo answers.
+    let (_, tokens) = &w.session;
+    let refreshed =
+        w.gw.token("demo-app", &[("grant_type", "refresh_token"), ("refresh_token", &tokens.refresh)]).await;
+    assert_eq!(refreshed.status, 200, "refresh during the cut: {}", refreshed.body);
+    let access = refreshed.json()["access_token"].as_str().expect("access_token").to_owned();
+    let info = w.gw.userinfo(&access).await;
+    assert_eq!(info.status, 200, "userinfo during the cut: {}", info.body);
+
+    // The login page says e-CPS is unavailable and what works instead; /login/psc answers at once.
+    let (mut b, page, flow) = w.login_page().await;
+    assert!(!page.contains("/login/psc?flow="), "e-CPS is not offered: {page}");
+    assert!(
+        page.contains("e-CPS (Pro Santé Connect) est indisponible pour le moment : utilisez votre carte CPS/CPE ou votre clé FIDO2"),
+        "{page}"
+    );
+    assert!(page.contains("/login/cps?flow=") && page.contains("/login/fido2/options"), "card and key offered: {page}");
+    let asked = Instant::now();
+    let go = b.get(&format!("/login/psc?flow={flow}")).await;
+    let psc_answer = asked.elapsed();
+    assert_eq!(go.status, 503, "{}", go.body);
+    assert!(go.body.contains("utilisez votre carte CPS/CPE ou votre clé FIDO2"), "{}", go.body);
+    assert!(psc_answer < Duration::from_millis(500), "/login/psc does not wait on PSC: {psc_answer:?}");
+    let m = w.metrics().await;
+    assert!(m.contains(r#"vigie_upstream_state{upstream="psc"} 2"#), "{m}");
+    assert!(m.contains(r#"vigie_upstream_state{upstream="crl"} 2"#), "{m}");
+
+    // The link returns: normal mode without a restart, and a PSC login succeeds.
+    w.restore().await;
+    let restored_at = Instant::now();
+    w.until_state("psc", "closed", 30).await;
+    let to_normal = restored_at.elapsed();
+    w.until_state("crl", "closed", 30).await;
+    let crl_normal = restored_at.elapsed();
+    w.psc_login().await.expect("a PSC login succeeds after restore");
+    let m = w.metrics().await;
+    assert!(m.contains(r#"vigie_upstream_state{upstream="psc"} 0"#), "{m}");
+    for to in ["open", "half_open", "closed"] {
+        assert!(m.contains(&format!(r#"vigie_upstream_transitions_total{{upstream="psc",to="{to}"}}"#)), "{to}: {m}");
+    }
+    let psc_switches = eventually(5, || async {
+        let s = w.switches("psc");
+        (s.len() >= 2).then_some(s)
+    })
+    .await
+    .expect("the audit trail has PSC's switches");
+    assert_eq!(psc_switches, ["closed->open", "half_open->closed"], "{psc_switches:?}");
+    assert_eq!(w.switches("crl"), ["closed->open", "half_open->closed"]);
+
+    eprintln!(
+        "FIGURES degraded: cut→degraded PSC {to_degraded:?}, CRL {crl_open:?}; restore→normal PSC {to_normal:?}, \
+         CRL {crl_normal:?} (hysteresis {MIN_STATE_MS} ms, passed); local login p99 normal {:?} ({} logins), \
+         during the cut {:?} ({} logins); /login/psc while PSC is down answered in {psc_answer:?}",
+        p99(&normal),
+        normal.len(),
+        p99(&during),
+        during.len(),
+    );
+    assert!(
+        p99(&during) < p99(&normal) * 3 + Duration::from_millis(200),
+        "local logins do not wait on the cut link: p99 {:?} vs {:?}",
+        p99(&during),
+        p99(&normal)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_a_link_flapping_every_few_seconds_fails_no_local_login_and_does_not_flap_the_mode() {
+    let _turn = TURN.lock().await;
+    let secs: u64 = std::env::var("VIGIE_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let w = world("soak").await;
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let changes = std::sync::atomic::AtomicU32::new(0);
+    let ((times, failed), ()) = tokio::join!(w.login_loop(|| Instant::now() > until), async {
+        let mut up = true;
+        let mut n = 0u64;
+        while Instant::now() < until {
+            // 2 to 3 s between two changes of the link.
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(2000 + (n * 397) % 1000)).await;
+            if up {
+                w.cut().await;
+            } else {
+                w.restore().await;
+            }
+            changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            up = !up;
+        }
+        if !up {
+            w.restore().await;
+        }
+    });
+    let elapsed = started.elapsed();
+    let changes = changes.into_inner();
+    let switches = w.switches("psc");
+    // One switch at most per hysteresis period, plus the first one.
+    let bound = elapsed.as_millis() as u64 / MIN_STATE_MS + 1;
+    eprintln!(
+        "FIGURES soak: {secs} s, {changes} link changes, {} PSC mode switches (bound {bound}), {} CRL switches, {} local logins, \
+         p99 {:?}",
+        switches.len(),
+        w.switches("crl").len(),
+        times.len(),
+        p99(&times)
+    );
+    assert!(failed.is_empty(), "{} local logins failed while the link flapped: {failed:?}", failed.len());
+    assert!(times.len() >= secs as usize, "logins ran all along: {}", times.len());
+    // Without hysteresis each change of the link would switch the mode: the bound is a real limit.
+    assert!(u64::from(changes) > bound, "the link changed more often ({changes}) than the mode may switch ({bound})");
+    assert!(!switches.is_empty(), "the flapping link put PSC in degraded mode at least once");
+    assert!(switches.len() as u64 <= bound, "{} mode switches in {elapsed:?}: {switches:?}", switches.len());
+    assert!(w.switches("crl").len() as u64 <= bound, "{:?}", w.switches("crl"));
+}
