@@ -37,7 +37,7 @@ async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order() {
     dir.set_status(&card.id, CardStatus::Ordered, "staff:rh", Some("commande ANS n°123")).await.unwrap();
     dir.set_status(&card.id, CardStatus::Ordered, "staff:rh", Some("relance")).await.unwrap();
     dir.set_status(&card.id, CardStatus::Received, "staff:rh", None).await.unwrap();
-    let bound = dir.bind(&card.id, ISSUER, "0a1b2c", "810001234567", "staff:rh", None).await.unwrap();
+    let bound = dir.bind(&card.id, ISSUER, "0a1b2c", "810002004512", "staff:rh", None).await.unwrap();
     assert_eq!(bound.status, CardStatus::HandedOver);
     assert_eq!(bound.fingerprint().as_deref(), Some(format!("card:{ISSUER}#0a1b2c").as_str()));
     assert_eq!(bound.bound_by.as_deref(), Some("staff:rh"));
@@ -65,7 +65,7 @@ async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order() {
     assert_eq!(dir.card_by_certificate(ISSUER, "0a1b2c").await.unwrap().unwrap().status, CardStatus::Lost);
     let back = invalid(dir.set_status(&card.id, CardStatus::HandedOver, "staff:rh", None).await);
     assert!(back.contains("binding"), "{back}");
-    let rebind = invalid(dir.bind(&card.id, ISSUER, "0a1b2c", "810001234567", "staff:rh", None).await);
+    let rebind = invalid(dir.bind(&card.id, ISSUER, "0a1b2c", "810002004512", "staff:rh", None).await);
     assert!(rebind.contains("record a new card"), "{rebind}");
     dir.set_status(&card.id, CardStatus::Stolen, "staff:rh", None).await.unwrap();
     let end = invalid(dir.set_status(&card.id, CardStatus::Returned, "staff:rh", None).await);
@@ -143,7 +143,7 @@ async fn hr_finds_an_agent_by_name_without_accents_by_matricule_or_by_idnat() {
     assert_eq!(ids(dir.search_identities("dasilva", 10).await.unwrap()), vec![ines_id.clone()]);
     assert_eq!(ids(dir.search_identities("ines", 10).await.unwrap()), vec![ines_id.clone()]);
     assert_eq!(ids(dir.search_identities("005377", 10).await.unwrap()), vec![ines_id.clone()]);
-    assert_eq!(ids(dir.search_identities("8100012", 10).await.unwrap()), vec![camille_id.clone()]);
+    assert_eq!(ids(dir.search_identities("8100020", 10).await.unwrap()), vec![camille_id.clone()]);
     // Ordered by family name: Da Silva before Lefèvre; limited.
     assert_eq!(ids(dir.search_identities("00", 10).await.unwrap()), vec![ines_id.clone(), camille_id.clone()]);
     assert_eq!(ids(dir.search_identities("00", 1).await.unwrap()), vec![ines_id]);
@@ -166,7 +166,7 @@ proptest! {
             let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
             let id = dir.upsert_identity(&camille()).await.unwrap();
             let card = dir.create_card(&id, "cps", CardStatus::Received, "p", None).await.unwrap();
-            dir.bind(&card.id, ISSUER, "01", "810001234567", "p", None).await.unwrap();
+            dir.bind(&card.id, ISSUER, "01", "810002004512", "p", None).await.unwrap();
             let mut ended = false;
             for (i, comment) in steps {
                 let to = CardStatus::ALL[i];

@@ -107,7 +107,7 @@ async fn an_idnat_names_one_person_only() {
     dir.upsert_identity(&camille()).await.unwrap();
     let impostor = Identity { idnat: camille().idnat, ..ines() };
     let message = invalid(dir.upsert_identity(&impostor).await);
-    assert!(message.contains("810001234567"), "{message}");
+    assert!(message.contains("810002004512"), "{message}");
     assert!(message.contains("004512"), "{message}");
 
     // Staff without an idNat do not conflict with each other.
@@ -206,7 +206,7 @@ async fn reopening_keeps_the_data_and_does_not_rerun_migrations() {
 
     for _ in 0..3 {
         let dir = SqlDirectory::open(&db.url()).await.unwrap();
-        assert_eq!(dir.identity(&id).await.unwrap().unwrap().idnat, Some(IdNat::parse("810001234567").unwrap()));
+        assert_eq!(dir.identity(&id).await.unwrap().unwrap().idnat, Some(IdNat::parse("810002004512").unwrap()));
         dir.close().await;
     }
 

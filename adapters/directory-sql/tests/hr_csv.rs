@@ -26,7 +26,7 @@ fn the_example_export_parses() {
     assert_eq!(camille.line, 2);
     assert_eq!(camille.matricule, "004512");
     assert_eq!(camille.family_name, "Lefèvre");
-    assert_eq!(camille.idnat, Some(IdNat::parse("810001234567").unwrap()));
+    assert_eq!(camille.idnat, Some(IdNat::parse("810002004512").unwrap()));
     assert_eq!(
         camille.units,
         vec![Affectation { uf: "UF1234".into(), share: 60 }, Affectation { uf: "UF2201".into(), share: 40 }]
@@ -150,9 +150,9 @@ fn bad_values_name_their_column() {
 #[test]
 fn duplicates_within_the_file_point_to_the_first_occurrence() {
     for (second, column) in
-        [("1,C,D,,,,,,", "matricule"), ("2,C,D,,,,810001234567,,", "idnat"), ("2,C,D,,,,,,ab", "username")]
+        [("1,C,D,,,,,,", "matricule"), ("2,C,D,,,,810002004512,,", "idnat"), ("2,C,D,,,,,,ab", "username")]
     {
-        let input = format!("{HEADER}\n1,A,B,,,,810001234567,,ab\n{second}\n");
+        let input = format!("{HEADER}\n1,A,B,,,,810002004512,,ab\n{second}\n");
         let e = error(&input);
         assert_eq!((e.line, e.column), (3, Some(column)), "{e}");
         assert!(e.reason.contains("line 2"), "{e}");

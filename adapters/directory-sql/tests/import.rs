@@ -74,7 +74,7 @@ async fn an_idnat_already_held_in_the_directory_stops_the_import() {
     match import_rows(&dir, &rows).await {
         Err(DirectoryError::Invalid(m)) => {
             assert!(m.starts_with("line 2 "), "{m}");
-            assert!(m.contains("810001234567"), "{m}");
+            assert!(m.contains("810002004512"), "{m}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

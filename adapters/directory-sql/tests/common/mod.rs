@@ -53,7 +53,7 @@ pub fn camille() -> Identity {
         birth_date: Some("1979-03-14".into()),
         metier: Some("Médecin".into()),
         grade: Some("Praticien hospitalier".into()),
-        idnat: Some(IdNat::parse("810001234567").unwrap()),
+        idnat: Some(IdNat::parse("810002004512").unwrap()),
         units: vec![Affectation { uf: "UF1234".into(), share: 60 }, Affectation { uf: "UF2201".into(), share: 40 }],
     }
 }
