@@ -3,12 +3,14 @@
     sink.py --port PORT --dir DIR
 
 Listens on 127.0.0.1:PORT (plain SMTP, as `mail.security = "plain"` allows on loopback), writes
-each accepted message to DIR/NNNN.eml (the envelope in DIR/NNNN.json), and prints `ready` once
-listening. `--fail-first N` answers the first N messages with a 451 (temporary failure), to
+each accepted message to DIR/NNNN.eml and, read back by Python's own e-mail parser (not the
+sender's code), its envelope, headers and decoded text body to DIR/NNNN.json; prints `ready`
+once listening. `--fail-first N` answers the first N messages with a 451 (temporary failure), to
 prove that the gateway retries.
 """
 import argparse
-import asyncio
+import email
+import email.policy
 import json
 import os
 import sys
@@ -29,11 +31,24 @@ class Keep:
             return "451 4.3.0 try again later (test sink)"
         self.count += 1
         stem = os.path.join(self.directory, f"{self.count:04d}")
-        with open(stem + ".eml.tmp", "wb") as f:
-            f.write(envelope.original_content or envelope.content)
-        with open(stem + ".json", "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
-        os.replace(stem + ".eml.tmp", stem + ".eml")
+        raw = envelope.original_content or envelope.content
+        with open(stem + ".eml", "wb") as f:
+            f.write(raw)
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        body = msg.get_body(preferencelist=("plain",))
+        decoded = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "from": str(msg["from"]),
+            "to": str(msg["to"]),
+            "subject": str(msg["subject"]),
+            "content_type": msg.get_content_type(),
+            "body": body.get_content() if body is not None else None,
+        }
+        # Written whole then renamed: a reader never sees half a file.
+        with open(stem + ".json.tmp", "w") as f:
+            json.dump(decoded, f, ensure_ascii=False)
+        os.replace(stem + ".json.tmp", stem + ".json")
         return "250 OK"
 
 

@@ -516,6 +516,7 @@ async fn enrolled(state: &AppState, colleague_id: &str) -> Result<Vec<(String, S
 }
 
 /// Opens a ceremony and renders its questions.
+#[allow(clippy::too_many_arguments)]
 async fn ask(
     state: &AppState,
     l: Lang,
