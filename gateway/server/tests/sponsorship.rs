@@ -510,3 +510,36 @@ async fn security_questions_are_enrolled_with_a_card_and_never_shown_back() {
     let again = paul.get("/account/questions").await;
     assert_eq!(again.body.matches("(déjà enregistrée)").count(), 3, "{}", again.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sponsorship_works_in_degraded_mode_with_psc_unreachable() {
+    // Pro Santé Connect (and with it the external link) unreachable: nothing listens there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let issuer = format!("http://127.0.0.1:{dead}/auth/realms/esante-wallet");
+    let sink = SmtpSink::start(0);
+    let gw = start_gateway(
+        &[
+            ("VIGIE_PSC__ISSUER", &issuer),
+            ("VIGIE_PSC__PROBE_INTERVAL_SECS", "1"),
+            ("VIGIE_PSC__TIMEOUT_MS", "500"),
+            ("VIGIE_HEALTH__MIN_STATE_MS", "500"),
+            ("VIGIE_HEALTH__BACKOFF_INITIAL_MS", "200"),
+            ("VIGIE_HEALTH__BACKOFF_MAX_MS", "500"),
+        ],
+        Some(&sink),
+    )
+    .await;
+    let ready = eventually(30, || async {
+        let r = Resp::of(gw.http().get(gw.url("/readyz")).send().await.ok()?).await;
+        Some(r.json()).filter(|j| j["degraded"] == true)
+    })
+    .await;
+    assert!(ready.is_some(), "the gateway went to degraded mode");
+
+    let mut paul = paul_with_card(&gw).await;
+    let code = sponsor(&mut paul, "martin", CAMILLE, "forgotten").await;
+    let (_, _, ok) = login_with_code(&gw, "demo-app", CAMILLE, &code).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    // The e-mails go through the establishment's own relay.
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+}
