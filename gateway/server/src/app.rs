@@ -216,6 +216,10 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     if let Some(admin) = crate::admin::page::builtin_client(&config) {
         clients.entry(admin.client_id.clone()).or_insert_with(|| Client::new(admin));
     }
+    // So do the sponsorship pages (`/sponsorship`, `/account/questions`).
+    if let Some(sponsorship) = crate::sponsor::builtin_client(&config) {
+        clients.entry(sponsorship.client_id.clone()).or_insert_with(|| Client::new(sponsorship));
+    }
     // An invalid policy set stops the start with one line per problem (file:line:column: reason).
     let (policy, policy_reload): (Arc<dyn PolicyEngine>, _) = match &config.policy.dir {
         Some(dir) => {

@@ -167,14 +167,17 @@ fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[
 fn nobody(l: Lang) -> HttpResponse {
     let text = tr(
         l,
-        "Connectez-vous d'abord à une application de l'établissement avec votre carte ou votre clé FIDO2, puis revenez sur cette page.",
-        "Sign in to an application of the establishment with your card or FIDO2 key first, then come back to this page.",
+        "Connectez-vous d'abord avec votre carte ou votre clé FIDO2.",
+        "Sign in with your card or FIDO2 key first.",
     );
+    let button = tr(l, "Se connecter avec ma carte ou ma clé", "Sign in with my card or key");
     html_page(
         l,
         StatusCode::UNAUTHORIZED,
         tr(l, "Mes questions de sécurité", "My security questions"),
-        &format!(r#"<p role="alert">{text}</p>"#),
+        &format!(
+            r#"<p role="alert">{text}</p><p><a class="button" id="sign-in" href="/sponsorship/login?to=questions">{button}</a></p>"#
+        ),
         None,
     )
 }
@@ -186,6 +189,9 @@ async fn enrolled_ids(state: &AppState, identity_id: &str) -> Result<Vec<String>
 
 /// `GET /account/questions`.
 pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
+    if let Some(back) = crate::sponsor::back_from_sign_in(&req, "/account/questions") {
+        return back;
+    }
     let l = pages::lang(&req, None);
     let o = match owner(&state, &req).await {
         Ok(Some(o)) => o,

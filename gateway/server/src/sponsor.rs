@@ -218,9 +218,10 @@ pub fn tr(l: Lang, fr: &'static str, en: &'static str) -> &'static str {
     }
 }
 
-/// `/sponsorship` (page, start, answers).
+/// `/sponsorship` (page, sign-in, start, answers).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sponsorship", web::get().to(page))
+        .route("/sponsorship/login", web::get().to(sign_in))
         .route("/sponsorship/start", web::post().to(start))
         .route("/sponsorship/answer", web::post().to(answer));
 }
@@ -279,16 +280,73 @@ fn message(l: Lang, status: StatusCode, id: &str, text: &str) -> HttpResponse {
 }
 
 fn nobody(l: Lang) -> HttpResponse {
-    message(
-        l,
-        StatusCode::UNAUTHORIZED,
-        "sponsor-signin",
+    let main = format!(
+        r#"<p role="alert" id="sponsor-signin">{}</p><p><a class="button" id="sign-in" href="/sponsorship/login">{}</a></p>"#,
         tr(
             l,
-            "Le parrain se connecte d'abord avec sa carte CPS / CPE ou sa clé FIDO2 (ouvrez une application de l'établissement), puis revient sur cette page.",
-            "The sponsor first signs in with their CPS / CPE card or FIDO2 key (open an application of the establishment), then comes back to this page.",
+            "Le parrain se connecte d'abord avec sa carte CPS / CPE ou sa clé FIDO2.",
+            "The sponsor first signs in with their CPS / CPE card or FIDO2 key.",
         ),
-    )
+        tr(l, "Se connecter avec ma carte ou ma clé", "Sign in with my card or key"),
+    );
+    no_store(html_page(l, StatusCode::UNAUTHORIZED, title(l), &main, None))
+}
+
+/// The built-in public client through which `/sponsorship` and `/account/questions` sign people
+/// in (its code is never redeemed: the SSO session the login leaves is what these pages use),
+/// added to the registered clients unless one is configured with this id.
+pub const CLIENT_ID: &str = "vigie-sponsorship";
+
+/// The pages a sign-in through [`CLIENT_ID`] comes back to.
+const RETURNS: [&str; 2] = ["/sponsorship", "/account/questions"];
+
+/// The built-in client of these pages. Built from JSON so that client settings added later keep
+/// their defaults.
+pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
+    serde_json::from_value(serde_json::json!({
+        "client_id": CLIENT_ID,
+        "auth_method": "none",
+        "redirect_uris": RETURNS.iter().map(|p| format!("{}{p}", config.issuer)).collect::<Vec<_>>(),
+        "scopes": ["openid"],
+        "require_pkce": true,
+        "name": "Vigie — parrainage / sponsorship",
+    }))
+    .ok()
+}
+
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    to: Option<String>,
+}
+
+/// `GET /sponsorship/login[?to=questions]`: signs in through the authorization endpoint with a
+/// card or a key (a phishing-resistant `acr`, a fresh login past `sponsor_max_auth_age_secs`),
+/// then comes back to the page.
+pub async fn sign_in(state: State, q: web::Query<SignInQuery>) -> HttpResponse {
+    let (back, max_age) = match q.to.as_deref() {
+        Some("questions") => (RETURNS[1], state.config.sponsorship.enrol_max_auth_age_secs),
+        _ => (RETURNS[0], state.config.sponsorship.sponsor_max_auth_age_secs),
+    };
+    let verifier = crate::secrets::random_token(32);
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", CLIENT_ID)
+        .append_pair("redirect_uri", &state.endpoint(back))
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", &sha256_b64(verifier.as_bytes()))
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", &crate::secrets::random_token(16))
+        .append_pair("acr_values", vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr())
+        .append_pair("max_age", &max_age.to_string())
+        .finish();
+    HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/authorize?{query}"))).finish()
+}
+
+/// Back from signing in (`?code=` or `?error=`): the page again, without them in the address bar.
+pub fn back_from_sign_in(req: &HttpRequest, path: &str) -> Option<HttpResponse> {
+    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
+    (params.get("code").is_some() || params.get("error").is_some())
+        .then(|| HttpResponse::SeeOther().insert_header((header::LOCATION, path)).finish())
 }
 
 fn name(i: &Identity) -> String {
@@ -302,6 +360,9 @@ pub struct PageQuery {
 
 /// `GET /sponsorship?q=…`: the sponsor finds the colleague among those sharing a unit, and says why.
 pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) -> HttpResponse {
+    if let Some(back) = back_from_sign_in(&req, "/sponsorship") {
+        return back;
+    }
     let l = pages::lang(&req, None);
     if !state.config.sponsorship.enabled {
         return message(

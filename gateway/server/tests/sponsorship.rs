@@ -543,3 +543,36 @@ async fn sponsorship_works_in_degraded_mode_with_psc_unreachable() {
     // The e-mails go through the establishment's own relay.
     assert_eq!(sink.wait_for(2).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sponsor_without_a_session_signs_in_with_their_card_from_the_page() {
+    let gw = start_gateway(&[], None).await;
+    let mut paul = gw.browser_with_demo_card(PAUL);
+    let page = paul.get("/sponsorship").await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(page.body.contains(r#"href="/sponsorship/login""#), "{}", page.body);
+
+    // Through the authorization endpoint, asking for a phishing-resistant MIE: the login page
+    // offers the card, not the password form.
+    let r = paul.get("/sponsorship/login").await;
+    assert_eq!(r.status, 303);
+    let authorize = paul.get(&r.location()).await;
+    assert_eq!(authorize.status, 303, "{}", authorize.body);
+    let login = paul.get(&authorize.location()).await;
+    assert!(login.body.contains("/login/cps?flow="), "{}", login.body);
+    assert!(!login.body.contains(r#"action="/login/password""#), "{}", login.body);
+    let flow = authorize.location().split("flow=").nth(1).expect("flow").to_owned();
+    let done = paul.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done.location().starts_with(&gw.url("/sponsorship?")), "{}", done.location());
+    let back = paul.get(&done.location()).await;
+    assert_eq!((back.status, back.location()), (303, "/sponsorship".to_owned()), "the code leaves the address bar");
+    let (found, csrf, _) = search(&mut paul, "martin").await;
+    assert_eq!(found.len(), 1);
+    assert!(csrf.is_some());
+    // The same for the security questions page.
+    let mut fresh = gw.browser_with_demo_card(PAUL);
+    let questions = fresh.get("/account/questions").await;
+    assert_eq!(questions.status, 401);
+    assert!(questions.body.contains(r#"href="/sponsorship/login?to=questions""#), "{}", questions.body);
+}
