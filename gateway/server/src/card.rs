@@ -143,12 +143,13 @@ fn validator(state: &AppState) -> Result<&Arc<CardValidator>, CardProblem> {
 }
 
 /// Validates a chain (DER, leaf first). An issuer whose CRL was never fetched gets one fetch,
-/// bounded by the CRL fetch timeout; everything else reads cached state only.
+/// bounded by the CRL fetch timeout, unless the CRL sources' breaker is open (degraded mode: no
+/// wait on a link known to be down); everything else reads cached state only.
 async fn validate(state: &AppState, chain: &[Vec<u8>]) -> Result<PresentedCard, CardProblem> {
     let v = validator(state)?;
     let now = crate::now();
     let mut result = v.validate(chain, now);
-    if matches!(result, Err(CardRejection::RevocationUnknown { .. })) {
+    if matches!(result, Err(CardRejection::RevocationUnknown { .. })) && state.health.available(crate::health::CRL) {
         let wait = Duration::from_millis(state.config.cards.trust.fetch_timeout_ms.saturating_add(500));
         let _ = tokio::time::timeout(wait, v.ensure_crl_for(chain, &state.http)).await;
         result = v.validate(chain, now);

@@ -610,14 +610,6 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
             "the DMP address is not configured on this gateway (`dmp.relay.base_url`)",
         );
     };
-    // Degraded mode: the DMP's breaker is open; answer at once instead of waiting on it.
-    if !state.health.available(crate::health::DMP) {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "DMP unavailable",
-            "the DMP does not answer at the moment (its circuit breaker is open); try again later",
-        );
-    }
     let vihf = match vihf_for(&state, &caller, &claims, &claims.client_id, &patient, purpose, Via::Relay).await {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &m),
@@ -643,6 +635,13 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         action,
         vihf: &vihf,
     };
+    // Degraded mode: the DMP's breaker is open; answer at once instead of waiting on it.
+    if !state.health.available(crate::health::DMP) {
+        let m = "the DMP is unreachable at the moment (its circuit breaker is open after repeated failures); \
+                 try again later";
+        call.audit(Outcome::Failure, m, started);
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "DMP unavailable", m);
+    }
     let answer = match relay.send(&service, &content_type, call.action.as_deref(), secured).await {
         Ok(r) => {
             state.health.record(crate::health::DMP, Ok(started.elapsed()));

@@ -38,12 +38,15 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
+/// The proxy's open connections (one task each).
+type Connections = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
 /// A TCP proxy the test controls: `cut` closes every open connection and refuses new ones (the
 /// listening socket is closed), `restore` listens again on the same address.
 struct Proxy {
     addr: SocketAddr,
     target: SocketAddr,
-    tasks: Mutex<(Option<JoinHandle<()>>, Arc<Mutex<Vec<JoinHandle<()>>>>)>,
+    tasks: Mutex<(Option<JoinHandle<()>>, Connections)>,
 }
 
 impl Proxy {
@@ -386,7 +389,7 @@ impl World {
         let (mut times, mut failures) = (Vec::new(), Vec::new());
         let mut i = 0u64;
         while !stop() {
-            let r = if i % 2 == 0 { self.card_login().await } else { self.key_login().await };
+            let r = if i.is_multiple_of(2) { self.card_login().await } else { self.key_login().await };
             match r {
                 Ok(d) => times.push(d),
                 Err(e) => failures.push(e),
@@ -628,4 +631,83 @@ async fn soak_a_link_flapping_every_few_seconds_fails_no_local_login_and_does_no
     assert!(!switches.is_empty(), "the flapping link put PSC in degraded mode at least once");
     assert!(switches.len() as u64 <= bound, "{} mode switches in {elapsed:?}: {switches:?}", switches.len());
     assert!(w.switches("crl").len() as u64 <= bound, "{:?}", w.switches("crl"));
+}
+
+/// A DMP SOAP 1.2 envelope (TD0.2) as a DPI sends it to the relay.
+fn td02() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing"><soap:Header><wsa:Action soap:mustUnderstand="true">urn:hl7-org:v3:PRPA_IN201307UV02</wsa:Action><wsa:MessageID>urn:uuid:{}</wsa:MessageID></soap:Header><soap:Body><PRPA_IN201307UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"/></soap:Body></soap:Envelope>"#,
+        random(16)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_answers_again() {
+    let _turn = TURN.lock().await;
+    // The DMP's address: nothing listens there at first.
+    let port = free_port();
+    let base = format!("https://127.0.0.1:{port}/si-dmp-server/v2/services/");
+    let gw = Gateway::start(&[
+        ("VIGIE_DMP__RELAY__BASE_URL", base.as_str()),
+        ("VIGIE_HEALTH__MIN_STATE_MS", "2000"),
+        ("VIGIE_HEALTH__PROBE_INTERVAL_MS", "500"),
+        ("VIGIE_HEALTH__BACKOFF_INITIAL_MS", "100"),
+        ("VIGIE_HEALTH__BACKOFF_MAX_MS", "500"),
+    ])
+    .await;
+    let state = |gw: &Gateway| {
+        let http = gw.http();
+        let url = gw.url("/readyz");
+        async move {
+            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            v["checks"]["upstreams"]["dmp"]["state"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    eventually(15, || async { (state(&gw).await == "open").then_some(()) })
+        .await
+        .expect("the DMP's breaker opens when its address refuses connections");
+    let ready: Value = gw.http().get(gw.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let dmp = &ready["checks"]["upstreams"]["dmp"];
+    assert!(dmp["last_error"].as_str().is_some_and(|e| e.contains(&port.to_string())), "{dmp}");
+    assert!(dmp["consecutive_failures"].as_u64().is_some_and(|n| n >= 3), "{dmp}");
+
+    let mut b = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(&gw, "demo-dpi");
+    let code = b.sign_in_with_card(&a).await;
+    let tokens = redeem(&gw, &a, &code).await;
+    let asked = Instant::now();
+    let r = gw
+        .http()
+        .post(gw.url("/dmp/relay/patients"))
+        .bearer_auth(&tokens.access)
+        .header("content-type", "application/soap+xml; charset=utf-8")
+        .header("x-vigie-patient-ins", "207058575627097")
+        .body(td02())
+        .send()
+        .await
+        .unwrap();
+    let r = Resp::of(r).await;
+    let took = asked.elapsed();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r.json()["detail"].as_str().is_some_and(|d| d.contains("circuit breaker is open")), "{}", r.body);
+    assert!(took < Duration::from_millis(500), "the relay does not wait on a DMP known to be down: {took:?}");
+    let line = gw.audit_line(|l| l["kind"] == "dmp_call" && l["outcome"] == "failure").await;
+    assert!(line["reason"].as_str().is_some_and(|m| m.contains("circuit breaker")), "{line}");
+
+    // Something answers at the DMP's address again: the breaker closes, no restart.
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("the DMP's port");
+    let accept = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn);
+        }
+    });
+    eventually(15, || async { (state(&gw).await == "closed").then_some(()) })
+        .await
+        .expect("the DMP's breaker closes once its address answers");
+    accept.abort();
+    let m = gw.http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains(r#"vigie_upstream_state{upstream="dmp"} 0"#), "{m}");
+    assert!(m.contains(r#"vigie_upstream_transitions_total{upstream="dmp",to="open"} 1"#), "{m}");
 }
