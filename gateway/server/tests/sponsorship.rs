@@ -576,3 +576,32 @@ async fn a_sponsor_without_a_session_signs_in_with_their_card_from_the_page() {
     assert_eq!(questions.status, 401);
     assert!(questions.body.contains(r#"href="/sponsorship/login?to=questions""#), "{}", questions.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_mail_relay_never_blocks_the_sponsorship() {
+    // The relay is down: nothing listens on its port.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let gw = start_gateway(
+        &[
+            ("VIGIE_MAIL__ENABLED", "true"),
+            ("VIGIE_MAIL__HOST", "127.0.0.1"),
+            ("VIGIE_MAIL__PORT", &dead),
+            ("VIGIE_MAIL__SECURITY", "plain"),
+            ("VIGIE_MAIL__ATTEMPTS", "2"),
+            ("VIGIE_MAIL__RETRY_DELAY_MS", "100"),
+        ],
+        None,
+    )
+    .await;
+    let mut paul = paul_with_card(&gw).await;
+    let started = std::time::Instant::now();
+    let code = sponsor(&mut paul, "martin", CAMILLE, "forgotten").await;
+    assert!(started.elapsed() < Duration::from_secs(10), "granted without waiting on the relay");
+    let (_, _, ok) = login_with_code(&gw, "demo-app", CAMILLE, &code).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    for role in ["to:sponsor", "to:sponsored"] {
+        let line = gw.audit_line(|l| l["kind"] == "sponsorship_mail" && l["object"] == role).await;
+        assert_eq!(line["outcome"], "failure", "{line}");
+        assert!(line["reason"].as_str().unwrap().contains("after 2 attempt(s)"), "retried, then given up: {line}");
+    }
+}
