@@ -6,13 +6,16 @@ Listens on 127.0.0.1:PORT (plain SMTP, as `mail.security = "plain"` allows on lo
 each accepted message to DIR/NNNN.eml and, read back by Python's own e-mail parser (not the
 sender's code), its envelope, headers and decoded text body to DIR/NNNN.json; prints `ready`
 once listening. `--fail-first N` answers the first N messages with a 451 (temporary failure), to
-prove that the gateway retries.
+prove that the gateway retries. `--tls-cert CERT --tls-key KEY` with `--mode starttls` requires
+STARTTLS (RFC 3207: MAIL is refused before it), with `--mode tls` speaks TLS from the first byte
+(RFC 8314 §3.3).
 """
 import argparse
 import email
 import email.policy
 import json
 import os
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -43,6 +46,7 @@ class Keep:
             "to": str(msg["to"]),
             "subject": str(msg["subject"]),
             "content_type": msg.get_content_type(),
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "body": body.get_content() if body is not None else None,
         }
         # Written whole then renamed: a reader never sees half a file.
@@ -57,9 +61,20 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--dir", required=True)
     p.add_argument("--fail-first", type=int, default=0)
+    p.add_argument("--mode", choices=["plain", "starttls", "tls"], default="plain")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
-    controller = Controller(Keep(a.dir, a.fail_first), hostname="127.0.0.1", port=a.port)
+    kwargs = {}
+    if a.mode != "plain":
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        if a.mode == "starttls":
+            kwargs = {"tls_context": ctx, "require_starttls": True}
+        else:
+            kwargs = {"ssl_context": ctx}
+    controller = Controller(Keep(a.dir, a.fail_first), hostname="127.0.0.1", port=a.port, **kwargs)
     controller.start()
     print("ready", flush=True)
     try:
