@@ -592,8 +592,7 @@ mod tests {
 
     #[test]
     fn back_off_doubles_is_bounded_and_jittered() {
-        let audit: Arc<dyn AuditSink> = Arc::new(Discard);
-        let m = Monitor::new(HealthConfig::default(), &[PSC], audit);
+        let m = Monitor::new(HealthConfig::default(), &[PSC], Arc::new(Recorded::default()));
         let healthy = Duration::from_secs(10);
         assert_eq!(m.next_probe(healthy, 0), healthy);
         for (n, base) in [(1u32, 500u64), (2, 1000), (3, 2000), (6, 15_000), (40, 15_000)] {
@@ -602,9 +601,58 @@ mod tests {
         }
     }
 
-    struct Discard;
-    impl AuditSink for Discard {
-        fn record(&self, _: &AuditEvent) {}
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<AuditEvent>>);
+    impl AuditSink for Recorded {
+        fn record(&self, e: &AuditEvent) {
+            self.0.lock().unwrap().push(e.clone());
+        }
+    }
+
+    #[test]
+    fn degraded_means_an_external_upstream_is_not_closed_and_each_change_is_audited() {
+        let audit = Arc::new(Recorded::default());
+        let m = Monitor::new(HealthConfig::default(), &[PSC, CRL, DMP], audit.clone());
+        assert!(!m.degraded());
+        for _ in 0..3 {
+            m.record(DMP, Err("connection refused".into()));
+        }
+        assert_eq!(m.state(DMP), Some(BreakerState::Open));
+        assert!(!m.degraded(), "the DMP is not the external link by default");
+        assert!(!m.available(DMP) && m.available(PSC));
+        for _ in 0..3 {
+            m.record(PSC, Err("unreachable".into()));
+        }
+        assert!(m.degraded(), "PSC down is degraded mode");
+        m.record(PSC, Ok(Duration::from_millis(3)));
+        assert_eq!(m.state(PSC), Some(BreakerState::HalfOpen));
+        assert!(m.degraded() && !m.available(PSC), "half-open is still degraded: e-CPS not offered yet");
+        let lines = audit.0.lock().unwrap();
+        let changes: Vec<(&str, &str)> =
+            lines.iter().map(|e| (e.object.as_deref().unwrap_or(""), e.method.as_deref().unwrap_or(""))).collect();
+        assert_eq!(changes, [("dmp", "closed->open"), ("psc", "closed->open"), ("psc", "open->half_open")]);
+        assert!(lines.iter().all(|e| e.kind == Some(AuditKind::UpstreamState) && !e.at.is_empty()));
+        let r = m.readiness();
+        assert_eq!(r["upstreams"]["psc"]["state"], "half_open", "{r}");
+        assert_eq!(r["upstreams"]["dmp"]["last_error"], "connection refused", "{r}");
+        assert_eq!(r["degraded"], true);
+    }
+
+    #[test]
+    fn each_bad_health_key_is_named() {
+        let c = HealthConfig {
+            failure_threshold: 0,
+            backoff_initial_ms: 1000,
+            backoff_max_ms: 10,
+            external: vec!["psc".into(), "ldap".into()],
+            ..Default::default()
+        };
+        let mut keys = Vec::new();
+        c.validate(&mut |k, _| keys.push(k.to_owned()));
+        assert_eq!(keys, ["health.failure_threshold", "health.backoff_max_ms", "health.external[1]"]);
+        let mut none = Vec::new();
+        HealthConfig::default().validate(&mut |k, _| none.push(k.to_owned()));
+        assert!(none.is_empty(), "{none:?}");
     }
 
     proptest! {
