@@ -611,16 +611,18 @@ async fn soak_a_link_flapping_every_few_seconds_fails_no_local_login_and_does_no
             w.restore().await;
         }
     });
-    let elapsed = started.elapsed();
     let changes = changes.into_inner();
     let switches = w.switches("psc");
+    let crl_switches = w.switches("crl");
+    // Measured after reading the switches: none of them is later than `elapsed`.
+    let elapsed = started.elapsed();
     // One switch at most per hysteresis period, plus the first one.
     let bound = elapsed.as_millis() as u64 / MIN_STATE_MS + 1;
     eprintln!(
         "FIGURES soak: {secs} s, {changes} link changes, {} PSC mode switches (bound {bound}), {} CRL switches, {} local logins, \
          p99 {:?}",
         switches.len(),
-        w.switches("crl").len(),
+        crl_switches.len(),
         times.len(),
         p99(&times)
     );
@@ -630,7 +632,7 @@ async fn soak_a_link_flapping_every_few_seconds_fails_no_local_login_and_does_no
     assert!(u64::from(changes) > bound, "the link changed more often ({changes}) than the mode may switch ({bound})");
     assert!(!switches.is_empty(), "the flapping link put PSC in degraded mode at least once");
     assert!(switches.len() as u64 <= bound, "{} mode switches in {elapsed:?}: {switches:?}", switches.len());
-    assert!(w.switches("crl").len() as u64 <= bound, "{:?}", w.switches("crl"));
+    assert!(crl_switches.len() as u64 <= bound, "{crl_switches:?}");
 }
 
 /// A DMP SOAP 1.2 envelope (TD0.2) as a DPI sends it to the relay.
