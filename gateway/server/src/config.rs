@@ -969,8 +969,11 @@ mod tests {
         let errors = Config::load(std::path::Path::new(path)).unwrap_err().0;
         assert!(!errors.is_empty());
         for e in &errors {
-            // Only the TLS and key files of a real deployment are missing here.
-            assert!(e.contains("server.tls_") || e.contains("keys.file"), "unexpected error: {e}");
+            // Only the TLS, key and PSC secret files of a real deployment are missing here.
+            assert!(
+                e.contains("server.tls_") || e.contains("keys.file") || e.contains("psc.client_secret_file"),
+                "unexpected error: {e}"
+            );
         }
     }
 

@@ -253,15 +253,25 @@ async fn the_ingress_header_counts_only_from_a_trusted_proxy() {
     crl.stop();
 }
 
+/// Sleeps until the Unix second `t` has passed (at once if it has).
+async fn sleep_until(t: i64) {
+    let wait = (t - now()).max(0) as u64 + 1;
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     let pki = Pki::new("grace");
     let now = now();
-    // A CRL whose nextUpdate comes in 4 s, with 4 s of grace.
-    let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + 4).unwrap()).await;
+    // A CRL whose nextUpdate comes in 8 s, with 12 s of grace. The steps below wait for points in
+    // time measured from `now`, not for fixed durations, so a slow start (a loaded CI machine)
+    // does not move them.
+    const NEXT: i64 = 8;
+    const GRACE: i64 = 12;
+    let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + NEXT).unwrap()).await;
     let card = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
     let cache = pki.dir.join("crl-cache");
-    let grace = [("VIGIE_CARDS__TRUST__GRACE_SECS", "4")];
+    let grace = [("VIGIE_CARDS__TRUST__GRACE_SECS", "12")];
     let refuse = start(&card_env(&pki, &crl, &cache, &grace)).await;
     let accept = start(&card_env(
         &pki,
@@ -279,8 +289,8 @@ async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     // A restarted gateway, with no network to the CRL, reads the CRL from its disk cache.
     let restarted = start(&card_env(&pki, &crl, &cache, &grace)).await;
     assert_eq!(logs_in(&restarted, &card).await["acr"], PHR);
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    assert!(common::now() > now + 4, "past nextUpdate");
+    sleep_until(now + NEXT + 1).await;
+    assert!(common::now() < now + NEXT + GRACE, "the test reached this point within the grace");
     // Ops see it: still ready (the cache serves), the CRL source in error, the CRL stale.
     let ready = refuse.http().get(refuse.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -294,7 +304,7 @@ async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     assert_eq!(logs_in(&refuse, &card).await["acr"], PHR, "within grace");
 
     // Past the grace: refused by default, accepted (and audited) when configured so.
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    sleep_until(now + NEXT + GRACE + 1).await;
     refused(&refuse, &card, "revocation_unknown", "revoked").await;
     assert_eq!(logs_in(&accept, &card).await["acr"], PHR);
     accept.audit_line(|l| l["reason"].as_str().is_some_and(|r| r.contains("past nextUpdate + grace"))).await;

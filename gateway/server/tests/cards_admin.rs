@@ -127,7 +127,7 @@ async fn admin_api_refuses_no_token_a_wrong_token_and_a_token_without_the_role()
 async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_step() {
     let gw = Gateway::start(&[]).await;
     let token = demo_token(&gw);
-    let paul = agent_id(&gw, &token, "durand").await;
+    let paul = agent_id(&gw, &token, PAUL_IDNAT).await;
     let card = new_card(&gw, &token, &paul, "cps").await;
 
     let r = set_status(&gw, &token, &card, "ordered", Some("commande ANS 2026-118")).await;
@@ -178,7 +178,7 @@ async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_st
 async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_audited() {
     let (gw, pki) = with_cards().await;
     let token = demo_token(&gw);
-    let paul = agent_id(&gw, &token, "durand").await;
+    let paul = agent_id(&gw, &token, PAUL_IDNAT).await;
     let card = new_card(&gw, &token, &paul, "cps").await;
     let bind = |pem: String, reason: Option<&str>| json!({ "certificate_pem": pem, "identity_id": paul, "override_reason": reason });
     let path = format!("/admin/api/cards/{card}/bind");

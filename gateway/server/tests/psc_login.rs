@@ -96,7 +96,13 @@ impl Sandbox {
         });
         remove_temp(&file);
         let origin = url::Url::parse(&issuer).expect("issuer URL").origin().ascii_serialization();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");
+        // The stand-in outlives each test's runtime (it is shared): keep no idle connection, whose
+        // I/O task would die with the runtime that opened it ("dispatch task gone").
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("HTTP client");
         Sandbox { issuer, origin, child: std::sync::Mutex::new(Some(child)), stdin: std::sync::Mutex::new(stdin), http }
     }
 
