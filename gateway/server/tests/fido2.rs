@@ -50,7 +50,10 @@ async fn register(b: &mut Browser<'_>, key: &mut SoftKey, name: &str) -> Resp {
     b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await
 }
 
-fn audit_with(gw: &Gateway, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+/// The last audit line matching `pred`, waiting for the audit writer (it writes after the
+/// response) until there is one. A predicate must tell its line from earlier ones.
+async fn audit_with(gw: &Gateway, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    gw.audit_line(&pred).await;
     gw.audit_lines().into_iter().rev().find(|l| pred(l))
 }
 
@@ -93,7 +96,7 @@ async fn login_page_offers_the_security_key_and_its_challenge_is_bound_to_flow_a
     let empty = b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf)]).await;
     assert_eq!(empty.status, 400, "{}", empty.body);
     assert!(empty.body.contains("JavaScript"), "{}", empty.body);
-    let line = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "failure").expect("audit line");
+    let line = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "failure").await.expect("audit line");
     assert!(line["reason"].as_str().is_some_and(|r| r.contains("no WebAuthn assertion")), "{line}");
     let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
     let late = key.assert(&opts.json());
@@ -132,7 +135,8 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert!(listed.body.contains("Clé bleue"), "{}", listed.body);
     assert!(listed.body.contains("01020304-0506-0708-0102-030405060708"), "the AAGUID is shown");
     assert!(listed.body.contains(&key.id_b64()));
-    let registered = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "success").expect("audit");
+    let registered =
+        audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "success").await.expect("audit");
     assert_eq!(registered["subject"], sub.as_str());
 
     // A fresh browser: no username, the key says who it is.
@@ -148,7 +152,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert_eq!(claims["acr"], ACR_PHR);
     let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
     assert!(amr.contains(&"hwk"), "{amr:?}");
-    let ok = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "success").expect("audit");
+    let ok = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "success").await.expect("audit");
     assert_eq!(ok["acr"], ACR_PHR);
 
     // A copy of the key whose counter lags behind the one the gateway saw: refused, audited.
@@ -158,7 +162,13 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.body.contains("copiée"), "a clear page: {}", refused.body);
     assert!(cb.cookie(SESSION_COOKIE).is_none(), "no session for the clone");
-    let line = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "failure").expect("audit");
+    let line = audit_with(&gw, |l| {
+        l["method"] == "fido2"
+            && l["outcome"] == "failure"
+            && l["reason"].as_str().is_some_and(|r| r.contains("cloned"))
+    })
+    .await
+    .expect("audit");
     let reason = line["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("cloned") && reason.contains("stored 1, presented 1"), "{line}");
     // The stored counter did not move: the genuine key goes on.
@@ -174,7 +184,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert_eq!(revoked.status, 303, "{}", revoked.body);
     let r = kb.authorize(&Authz::new(&gw, "demo-app")).await;
     assert!(r.location().starts_with("/login?flow="), "the key's session ended: {}", r.location());
-    let line = audit_with(&gw, |l| l["kind"] == "key_revoked").expect("audit");
+    let line = audit_with(&gw, |l| l["kind"] == "key_revoked").await.expect("audit");
     assert!(line["reason"].as_str().is_some_and(|r| r.starts_with("2 session")), "{line}");
     let gone = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
     assert_eq!(gone.status, 401, "{}", gone.body);
@@ -219,7 +229,7 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     };
     let code = issue().await;
     assert_eq!(code.len(), 19, "{code}");
-    let issued = audit_with(&gw, |l| l["kind"] == "enrolment_code").expect("audit");
+    let issued = audit_with(&gw, |l| l["kind"] == "enrolment_code").await.expect("audit");
     assert!(!issued.to_string().contains(&code), "the code is never in the audit trail");
 
     // The agent types it on a browser with no session (no JavaScript needed up to here).
@@ -239,7 +249,7 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     let mut virtual_key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
     let r = register(&mut c, &mut virtual_key, "Clé virtuelle").await;
     assert_eq!(r.status, 403, "{}", r.body);
-    let line = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "failure").expect("audit");
+    let line = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "failure").await.expect("audit");
     assert!(line["reason"].as_str().is_some_and(|r| r.contains("aaguid_allow_list")), "{line}");
     let aaguid = *uuid::Uuid::parse_str(allowed).expect("uuid").as_bytes();
     let mut lazy = SoftKey::new("localhost", &gw.issuer, aaguid);
