@@ -58,17 +58,8 @@ impl Proxy {
     }
 
     async fn restore(&self) {
-        let mut listener = None;
-        for _ in 0..50 {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => {
-                    listener = Some(l);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-        let listener = listener.unwrap_or_else(|| panic!("the proxy cannot listen again on {}", self.addr));
+        self.cut().await;
+        let listener = self.listen().await;
         let target = self.target;
         let conns = self.tasks.lock().unwrap().1.clone();
         let accept = tokio::spawn(async move {
@@ -85,6 +76,34 @@ impl Proxy {
             }
         });
         self.tasks.lock().unwrap().0 = Some(accept);
+    }
+
+    /// The link drops every packet: connections are accepted and then nothing ever answers (a
+    /// cut upstream of a firewall), so only timeouts tell.
+    async fn blackhole(&self) {
+        self.cut().await;
+        let listener = self.listen().await;
+        let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().0 = Some(accept);
+    }
+
+    async fn listen(&self) -> TcpListener {
+        let mut listener = None;
+        for _ in 0..50 {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        listener.unwrap_or_else(|| panic!("the proxy cannot listen again on {}", self.addr))
     }
 
     /// The link goes down: open connections are closed, new ones refused.
@@ -712,4 +731,54 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
     let m = gw.http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(m.contains(r#"vigie_upstream_state{upstream="dmp"} 0"#), "{m}");
     assert!(m.contains(r#"vigie_upstream_transitions_total{upstream="dmp",to="open"} 1"#), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_dropping_packets_opens_the_breakers_by_timeouts_and_local_logins_never_wait() {
+    let _turn = TURN.lock().await;
+    let w = world("blackhole").await;
+    let until = Instant::now() + Duration::from_secs(4);
+    let (normal, failed) = w.login_loop(|| Instant::now() > until).await;
+    assert!(failed.is_empty(), "{failed:?}");
+
+    // Nothing answers any more, and nothing refuses either: only the probes' timeouts tell.
+    w.psc_link.blackhole().await;
+    w.crl_link.blackhole().await;
+    let cut_at = Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let ((during, failed), (psc_open, crl_open)) =
+        tokio::join!(w.login_loop(|| done.load(std::sync::atomic::Ordering::SeqCst)), async {
+            w.until_state("psc", "open", 30).await;
+            let psc = cut_at.elapsed();
+            w.until_state("crl", "open", 30).await;
+            let crl = cut_at.elapsed();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            (psc, crl)
+        });
+    assert!(failed.is_empty(), "{} local logins failed while the link dropped packets: {failed:?}", failed.len());
+    let slowest = during.iter().max().copied().unwrap_or_default();
+    // A probe waits up to `health.probe_timeout_ms` (1 s) and a login must never wait that long.
+    assert!(slowest < Duration::from_millis(900), "a local login waited on the dead link: {slowest:?}");
+    let psc = &w.readyz().await["checks"]["upstreams"]["psc"];
+    assert!(
+        psc["last_error"].as_str().is_some_and(|e| e.contains("within") || e.contains("timed out")),
+        "a timeout: {psc}"
+    );
+    let (mut b, page, flow) = w.login_page().await;
+    assert!(!page.contains("/login/psc?flow="), "{page}");
+    let asked = Instant::now();
+    assert_eq!(b.get(&format!("/login/psc?flow={flow}")).await.status, 503);
+    assert!(asked.elapsed() < Duration::from_millis(500), "/login/psc does not wait on PSC");
+
+    w.restore().await;
+    w.until_state("psc", "closed", 30).await;
+    w.psc_login().await.expect("a PSC login succeeds after the link returns");
+    eprintln!(
+        "FIGURES blackhole: cut→degraded PSC {psc_open:?}, CRL {crl_open:?}; local login p99 normal {:?}, while \
+         packets are dropped {:?} (slowest {slowest:?}, {} logins)",
+        p99(&normal),
+        p99(&during),
+        during.len()
+    );
 }
