@@ -87,24 +87,29 @@ struct Registration {
     state: PasskeyRegistration,
 }
 
-const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or copied by hand survives.
+pub(crate) const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// The stored form of a code: letters a person may confuse read as the digits they look like,
-/// separators and case ignored, then hashed (the store never holds a usable code).
-fn code_key(code: &str) -> String {
-    let normal: String = code
-        .chars()
+/// A code as typed, in the form it is compared in: separators and case set aside, letters a
+/// person may confuse read as the digits they look like (O as 0, I and L as 1).
+pub(crate) fn normal_code(code: &str) -> String {
+    code.chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| match c.to_ascii_uppercase() {
             'O' => '0',
             'I' | 'L' => '1',
             c => c,
         })
-        .collect();
-    format!("enrol-code:{}", sha256_b64(normal.as_bytes()))
+        .collect()
 }
 
-fn new_code() -> String {
+/// The stored form of a code: its [`normal_code`], then hashed (the store never holds a usable code).
+fn code_key(code: &str) -> String {
+    format!("enrol-code:{}", sha256_b64(normal_code(code).as_bytes()))
+}
+
+/// A one-time code: 16 Crockford base32 characters (80 random bits) in groups of four.
+pub(crate) fn new_code() -> String {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).expect("system random generator");
     let chars: Vec<char> = bytes.iter().map(|b| CROCKFORD[usize::from(b & 31)] as char).collect();

@@ -15,6 +15,7 @@ use vigie_core::cards::CardStatus;
 use vigie_core::directory::Identity;
 use vigie_core::store::{StoreError, StoreExt};
 
+use crate::account::{new_code, normal_code};
 use crate::app::{AppState, State};
 use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::pages::{self, Lang, html_page};
@@ -486,6 +487,33 @@ fn check_csrf(params: &Params, sponsor: &Sponsor) -> bool {
     params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), sponsor.csrf.as_bytes()))
 }
 
+/// The signed-in sponsor and the fields of the form they posted, its CSRF token checked (in
+/// constant time); or the page that answers instead: nobody signed in, the store failing, a
+/// malformed form, or a form not issued to this browser's session.
+async fn posted_form(
+    state: &AppState,
+    req: &HttpRequest,
+    l: Lang,
+    body: &[u8],
+) -> Result<(Sponsor, Params), HttpResponse> {
+    let sponsor = match sponsor_of(state, req).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(nobody(l)),
+        Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+    };
+    let Ok(params) = parse_params(body) else {
+        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the form was malformed"));
+    };
+    if !check_csrf(&params, &sponsor) {
+        return Err(pages::error_page(
+            req,
+            StatusCode::FORBIDDEN,
+            "this form was not issued to this browser, or your session changed: reload the page",
+        ));
+    }
+    Ok((sponsor, params))
+}
+
 async fn count(state: &AppState, key: &str) -> Result<u64, StoreError> {
     Ok(state.store.get(key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
 }
@@ -647,21 +675,10 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
             tr(l, "Le parrainage n'est pas activé.", "Sponsorship is not enabled."),
         );
     }
-    let sponsor = match sponsor_of(&state, &req).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return nobody(l),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Ok(params) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
-    };
-    if !check_csrf(&params, &sponsor) {
-        return pages::error_page(
-            &req,
-            StatusCode::FORBIDDEN,
-            "this form was not issued to this browser, or your session changed: reload the page",
-        );
-    }
     let sponsor_id = sponsor.session.authentication.identity_id.clone();
     let Some(reason) = params.get("reason").and_then(Reason::parse) else {
         return pages::error_page(
@@ -744,21 +761,10 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
 pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
     let caller = Caller::of(&req, &state);
-    let sponsor = match sponsor_of(&state, &req).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return nobody(l),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let Ok(params) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
-    };
-    if !check_csrf(&params, &sponsor) {
-        return pages::error_page(
-            &req,
-            StatusCode::FORBIDDEN,
-            "this form was not issued to this browser, or your session changed: reload the page",
-        );
-    }
     let token = params.get("ceremony").filter(|t| t.len() <= 64).unwrap_or_default();
     // Single use: a form posted twice (or replayed) finds nothing the second time.
     let ceremony = match state.store.take_json::<Ceremony>(&ceremony_key(token)).await {
@@ -924,29 +930,11 @@ pub struct Granted {
     pub sessions_ended: usize,
 }
 
-const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/// A temporary code: 16 Crockford base32 characters (80 random bits) in groups of four.
-fn new_code() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system random generator");
-    let chars: Vec<char> = bytes.iter().map(|b| CROCKFORD[usize::from(b & 31)] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
-}
-
-/// The stored form of a temporary code: separators and case set aside, letters a person may
-/// confuse read as the digits they look like, then SHA-256 (80 random bits need no slow hash;
-/// attempts are rate-limited at the login).
+/// The stored form of a temporary code (made by [`new_code`], the enrolment codes' maker): its
+/// [`normal_code`], then SHA-256 (80 random bits need no slow hash; attempts are rate-limited
+/// at the login).
 pub fn code_hash(code: &str) -> String {
-    let normal: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| match c.to_ascii_uppercase() {
-            'O' => '0',
-            'I' | 'L' => '1',
-            c => c,
-        })
-        .collect();
+    let normal = normal_code(code);
     sha256_b64(format!("vigie-sponsorship-code\0{normal}").as_bytes())
 }
 
