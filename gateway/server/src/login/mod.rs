@@ -2,6 +2,7 @@
 //! identification the request allows, and one verifier per MIE.
 pub mod cps;
 pub mod fido2;
+mod form;
 pub mod pages;
 pub mod password_totp;
 pub mod psc;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::Outcome;
-use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Factor, Mie};
 
-use super::{BROWSER_COOKIE, LoginFlow, flow_key, pages};
+use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
+use super::pages;
 use crate::app::{AppState, State};
-use crate::http::{Caller, Params, parse_params};
-use crate::secrets::{ct_eq, sha256_b64, verify_password};
+use crate::http::Caller;
+use crate::secrets::verify_password;
 use crate::totp;
 
 /// Verified against when the account does not exist, so that a wrong username costs the
@@ -44,58 +44,18 @@ impl Failure {
     }
 }
 
-fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
-    p.get(name).filter(|v| v.len() <= max).map(str::to_owned)
-}
-
 pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);
-    let Ok(params) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form was malformed");
+    let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let Some(flow_id) = limited(&params, "flow", 64) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form has no flow");
-    };
-    let flow = match state.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return pages::flow_expired(&req),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    // CSRF: the form's token and the browser-binding cookie must both match the flow.
-    let csrf_ok = params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes()));
-    let browser_ok = crate::http::cookie(&req, BROWSER_COOKIE)
-        .is_some_and(|b| ct_eq(sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes()));
-    if !csrf_ok || !browser_ok {
-        return pages::error_page(
-            &req,
-            StatusCode::FORBIDDEN,
-            "this login form was not issued to this browser: start again from the application",
-        );
-    }
     let username = limited(&params, "username", 128).unwrap_or_default().trim().to_owned();
     let password = limited(&params, "password", 1024).unwrap_or_default();
     let code = limited(&params, "totp", 16).unwrap_or_default().replace(' ', "");
 
-    let cfg = &state.config.login;
-    let ip_key = format!("rl:login-ip:{}", caller.ip);
-    match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
-        Ok(n) if n > cfg.max_attempts_per_ip => {
-            metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "rate_limited")
-                .increment(1);
-            super::audit_login(
-                &state,
-                &caller,
-                Mie::PasswordTotp,
-                &username,
-                None,
-                &flow,
-                Outcome::Failure,
-                Some("too many attempts from this address"),
-            );
-            return pages::rate_limited(&req, cfg.ip_window_secs);
-        }
-        Ok(_) => {}
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::PasswordTotp, &username, &flow, true).await {
+        return r;
     }
 
     let outcome = verify(&state, &username, &password, &code).await;

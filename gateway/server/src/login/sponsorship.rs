@@ -9,13 +9,13 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::Outcome;
-use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Mie};
 
-use super::{BROWSER_COOKIE, LoginFlow, flow_key, pages};
+use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
+use super::pages;
 use crate::app::{AppState, State};
-use crate::http::{Caller, Params, esc, parse_params};
-use crate::secrets::{ct_eq, sha256_b64};
+use crate::http::{Caller, esc};
+use crate::secrets::ct_eq;
 
 /// The login page's section: username and temporary code.
 pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str, username: &str) -> String {
@@ -52,10 +52,6 @@ pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str, username: &str) -
     )
 }
 
-fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
-    p.get(name).filter(|v| v.len() <= max).map(str::to_owned)
-}
-
 fn account_key(username: &str) -> String {
     format!("rl:sponsorship-login:{}", username.to_lowercase())
 }
@@ -63,28 +59,10 @@ fn account_key(username: &str) -> String {
 /// `POST /login/sponsorship` (`flow`, `csrf`, `username`, `code`).
 pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);
-    let Ok(params) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form was malformed");
+    let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let Some(flow_id) = limited(&params, "flow", 64) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form has no flow");
-    };
-    let flow = match state.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return pages::flow_expired(&req),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    // CSRF: the form's token and the browser-binding cookie must both match the flow.
-    let csrf_ok = params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes()));
-    let browser_ok = crate::http::cookie(&req, BROWSER_COOKIE)
-        .is_some_and(|b| ct_eq(sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes()));
-    if !csrf_ok || !browser_ok {
-        return pages::error_page(
-            &req,
-            StatusCode::FORBIDDEN,
-            "this login form was not issued to this browser: start again from the application",
-        );
-    }
     let username = limited(&params, "username", 128).unwrap_or_default().trim().to_owned();
     let code = limited(&params, "code", 64).unwrap_or_default();
     let fail = |why: &str, status: StatusCode| {
@@ -98,23 +76,8 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         return fail("sponsorship is disabled", StatusCode::FORBIDDEN);
     }
     let cfg = &state.config.login;
-    let ip_key = format!("rl:login-ip:{}", caller.ip);
-    match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
-        Ok(n) if n > cfg.max_attempts_per_ip => {
-            super::audit_login(
-                &state,
-                &caller,
-                Mie::Sponsorship,
-                &username,
-                None,
-                &flow,
-                Outcome::Failure,
-                Some("too many attempts from this address"),
-            );
-            return pages::rate_limited(&req, cfg.ip_window_secs);
-        }
-        Ok(_) => {}
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::Sponsorship, &username, &flow, false).await {
+        return r;
     }
     let failures = match state.store.get(&account_key(&username)).await {
         Ok(v) => v.and_then(|f| String::from_utf8(f).ok()).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0),
