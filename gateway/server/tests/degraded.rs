@@ -11,15 +11,14 @@ mod common;
 #[path = "fido2/softkey.rs"]
 mod softkey;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::psc::PscSandbox;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use softkey::{SoftKey, VIRTUAL_AAGUID};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -150,97 +149,10 @@ async fn crl_server(crl: Vec<u8>) -> SocketAddr {
     addr
 }
 
-const WATCHDOG: &str = r#"exec 3<&0
-"$@" &
-child=$!
-( read -r _ <&3; kill -9 "$child" 2>/dev/null ) &
-wait "$child"
-"#;
-
-/// The PSC stand-in listening on `port`, announcing `public_origin` (the proxy) as its origin.
-struct Sandbox {
-    issuer: String,
-    /// Its own listener: the control API, reachable whatever the proxy does.
-    control: String,
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    http: reqwest::Client,
-}
-
-impl Sandbox {
-    fn start(port: u16, public_origin: &str, gateway_port: u16) -> Sandbox {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
-        assert!(
-            dir.join("node_modules").is_dir(),
-            "run `npm ci` in {} first (tests/run does): the PSC stand-in needs its npm packages",
-            dir.display()
-        );
-        let config = json!({
-            "listen": format!("127.0.0.1:{port}"),
-            "public_origin": public_origin,
-            "clients": [{
-                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "token_endpoint_auth_method": "client_secret_basic",
-                "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
-                "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
-            }],
-        });
-        let file = temp_file("psc-sandbox.json", &config.to_string());
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("psc-sandbox-watchdog")
-            .arg("node")
-            .arg(dir.join("server.mjs"))
-            .arg("--config")
-            .arg(&file)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting node (apt-get install nodejs)");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stand-in stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(issuer) = line.strip_prefix("PSC-SANDBOX READY ") {
-                    let _ = tx.send(issuer.trim().to_owned());
-                }
-            }
-        });
-        let issuer = rx.recv_timeout(Duration::from_secs(30)).expect("the PSC stand-in is READY within 30 s");
-        remove_temp(&file);
-        assert!(issuer.starts_with(public_origin), "the stand-in announces the proxy's origin: {issuer}");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        Sandbox { issuer, control: format!("http://127.0.0.1:{port}"), child: Some(child), stdin, http }
-    }
-
-    async fn next_login(&self, idnat: &str) {
-        let r = self
-            .http
-            .post(format!("{}/__control/next-login", self.control))
-            .json(&json!({ "idnat": idnat, "means": "ecps" }))
-            .send()
-            .await
-            .expect("control");
-        assert!(r.status().is_success(), "next-login: {}", r.status());
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
-        }
-    }
-}
-
 /// The gateway, the stand-in and the CRL source behind their proxies; a card and a FIDO2 key.
 struct World {
     gw: Gateway,
-    psc: Sandbox,
+    psc: PscSandbox,
     psc_link: Proxy,
     crl_link: Proxy,
     card: TestCard,
@@ -293,7 +205,7 @@ async fn world(name: &str) -> World {
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let gw = Gateway::start(&env).await;
-    let psc = Sandbox::start(psc_port, &psc_origin, gw.port);
+    let psc = PscSandbox::start_behind(psc_port, &psc_origin, CLIENT_SECRET, &[gw.port]);
 
     // A session opened with password + TOTP, which then registers a FIDO2 key.
     let (mut b, _, a, tokens) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
@@ -435,7 +347,7 @@ impl World {
 
     /// A login through PSC (e-CPS at the stand-in, through the proxy), to tokens.
     async fn psc_login(&self) -> Result<(), String> {
-        self.psc.next_login("810001234567").await;
+        self.psc.next_login("810001234567", "ecps").await;
         let (mut b, page, flow) = self.login_page().await;
         if !page.contains("/login/psc?flow=") {
             return Err("e-CPS not offered".into());

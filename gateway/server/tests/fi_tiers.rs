@@ -8,6 +8,7 @@ mod common;
 #[path = "fido2/softkey.rs"]
 mod softkey;
 
+use common::psc::PscSandbox;
 use common::*;
 use serde_json::Value;
 use softkey::{SoftKey, VIRTUAL_AAGUID};
@@ -328,73 +329,7 @@ fi_tiers = { tid = "VIGIE_1760000018", amr = { cps = ["sc", "pin", "mfa", "hwk"]
     assert!(!stderr.contains("clients[2]"), "the good FI-tiers client passes:\n{stderr}");
 }
 
-/// The PSC stand-in (`conformance/psc-sandbox`, C1) on `port`, with one client whose redirect
-/// URI is the gateway's callback; killed when the test process ends (the pipe closes).
-struct PscStandIn {
-    origin: String,
-    _child: std::process::Child,
-    _stdin: Option<std::process::ChildStdin>,
-}
-
 const PSC_CLIENT_SECRET: &str = "s3cret-of-the-fi-tiers-test";
-
-impl PscStandIn {
-    fn start(port: u16, gateway_port: u16) -> PscStandIn {
-        use std::io::BufRead;
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
-        assert!(
-            dir.join("node_modules").is_dir(),
-            "run `npm ci` in {} first (tests/run does): the PSC stand-in needs its npm packages",
-            dir.display()
-        );
-        let config = serde_json::json!({
-            "listen": format!("127.0.0.1:{port}"),
-            "clients": [{
-                "client_id": "vigie", "client_secret": PSC_CLIENT_SECRET,
-                "token_endpoint_auth_method": "client_secret_basic",
-                "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
-                "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
-            }],
-        });
-        let file = temp_file("psc-stand-in.json", &config.to_string());
-        let watchdog =
-            "exec 3<&0\n\"$@\" &\nchild=$!\n( read -r _ <&3; kill -9 \"$child\" 2>/dev/null ) &\nwait \"$child\"\n";
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", watchdog, "psc-stand-in-watchdog", "node"])
-            .arg(dir.join("server.mjs"))
-            .arg("--config")
-            .arg(&file)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("starting node (Node.js is needed for the PSC stand-in)");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stand-in stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(issuer) = line.strip_prefix("PSC-SANDBOX READY ") {
-                    let _ = tx.send(issuer.trim().to_owned());
-                }
-            }
-        });
-        let issuer = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("PSC-SANDBOX READY within 30 s");
-        remove_temp(&file);
-        let origin = url::Url::parse(&issuer).expect("issuer URL").origin().ascii_serialization();
-        PscStandIn { origin, _child: child, _stdin: stdin }
-    }
-
-    /// The next authorization request completes at once as this professional, by these means.
-    async fn next_login(&self, idnat: &str, means: &str) {
-        let r = reqwest::Client::new()
-            .post(format!("{}/__control/next-login", self.origin))
-            .json(&serde_json::json!({ "idnat": idnat, "means": means }))
-            .send()
-            .await
-            .expect("stand-in control");
-        assert!(r.status().is_success(), "next-login: {}", r.status());
-    }
-}
 
 /// The login page of a flow once it offers PSC (the gateway's health probe has reached it).
 async fn page_offering_psc(b: &mut Browser<'_>, location: &str) -> Resp {
@@ -423,7 +358,7 @@ async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
         ("VIGIE_PSC__PROBE_INTERVAL_SECS", "1"),
     ])
     .await;
-    let psc = PscStandIn::start(psc_port, gw.port);
+    let psc = PscSandbox::start(psc_port, PSC_CLIENT_SECRET, &[gw.port]);
 
     // Dr Marie Durand logs into the demo app with her CPS at PSC (a phishing-resistant MIE).
     let mut b = gw.browser();

@@ -3,143 +3,16 @@
 //! Needs Node.js and `npm ci` in conformance/psc-sandbox: the tests fail saying so otherwise.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::psc::PscSandbox;
 use common::*;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard, OnceCell};
 
 const CLIENT_ID: &str = "vigie";
 const CLIENT_SECRET: &str = "s3cret-of-the-psc-test-client";
-
-fn sandbox_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox")
-}
-
-/// The PSC stand-in, killed when the test process ends (same watchdog as the gateway's).
-struct Sandbox {
-    issuer: String,
-    origin: String,
-    child: std::sync::Mutex<Option<Child>>,
-    stdin: std::sync::Mutex<Option<ChildStdin>>,
-    http: reqwest::Client,
-}
-
-const WATCHDOG: &str = r#"exec 3<&0
-"$@" &
-child=$!
-( read -r _ <&3; kill -9 "$child" 2>/dev/null ) &
-wait "$child"
-"#;
-
-impl Sandbox {
-    /// Starts the stand-in on `port` with one client whose redirect URIs are those of the gateways
-    /// listening on `gateway_ports`.
-    fn start(port: u16, gateway_ports: &[u16]) -> Sandbox {
-        let dir = sandbox_dir();
-        assert!(
-            dir.join("server.mjs").is_file(),
-            "the PSC stand-in is missing at {}: these tests need it",
-            dir.display()
-        );
-        assert!(
-            dir.join("node_modules").is_dir(),
-            "run `npm ci` in {} first (tests/run does): the PSC stand-in needs its npm packages",
-            dir.display()
-        );
-        let node = Command::new("node").arg("--version").output();
-        assert!(
-            node.is_ok_and(|o| o.status.success()),
-            "Node.js (`node`) is not installed: the PSC stand-in runs on it (apt-get install nodejs)"
-        );
-        let redirect: Vec<String> =
-            gateway_ports.iter().map(|p| format!("https://127.0.0.1:{p}/login/psc/callback")).collect();
-        let logout: Vec<String> = gateway_ports.iter().map(|p| format!("https://127.0.0.1:{p}/logout/psc")).collect();
-        let config = json!({
-            "listen": format!("127.0.0.1:{port}"),
-            "clients": [{
-                "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "token_endpoint_auth_method": "client_secret_basic",
-                "redirect_uris": redirect, "post_logout_redirect_uris": logout,
-            }],
-        });
-        let file = temp_file("psc-sandbox.json", &config.to_string());
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("psc-sandbox-watchdog")
-            .arg("node")
-            .arg(dir.join("server.mjs"))
-            .arg("--config")
-            .arg(&file)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting node");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stand-in stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(issuer) = line.strip_prefix("PSC-SANDBOX READY ") {
-                    let _ = tx.send(issuer.trim().to_owned());
-                }
-            }
-        });
-        let issuer = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the PSC stand-in did not print `PSC-SANDBOX READY` within 30 s (its stderr is above)")
-        });
-        remove_temp(&file);
-        let origin = url::Url::parse(&issuer).expect("issuer URL").origin().ascii_serialization();
-        // The stand-in outlives each test's runtime (it is shared): keep no idle connection, whose
-        // I/O task would die with the runtime that opened it ("dispatch task gone").
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("HTTP client");
-        Sandbox { issuer, origin, child: std::sync::Mutex::new(Some(child)), stdin: std::sync::Mutex::new(stdin), http }
-    }
-
-    async fn control(&self, path: &str, body: Value) {
-        let r = self.http.post(format!("{}/__control/{path}", self.origin)).json(&body).send().await.expect("control");
-        assert!(r.status().is_success(), "__control/{path} {body}: {}", r.status());
-    }
-
-    /// The next authorization request completes at once as this professional, by these means.
-    async fn next_login(&self, idnat: &str, means: &str) {
-        self.control("next-login", json!({ "idnat": idnat, "means": means })).await;
-    }
-
-    async fn misbehave(&self, mode: &str) {
-        self.control("misbehave", json!({ "mode": mode, "times": 1 })).await;
-    }
-
-    async fn reset(&self) {
-        self.control("reset", json!({})).await;
-    }
-
-    async fn log(&self) -> Vec<Value> {
-        let r = self.http.get(format!("{}/__control/log", self.origin)).send().await.expect("control log");
-        r.json::<Vec<Value>>().await.expect("the control log is a JSON list")
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        drop(self.stdin.lock().map(|mut s| s.take()).ok().flatten());
-        if let Ok(mut c) = self.child.lock()
-            && let Some(mut child) = c.take()
-        {
-            let _ = child.wait();
-        }
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
@@ -166,7 +39,7 @@ async fn start_gateway(env: &[(String, String)]) -> Gateway {
 struct World {
     gw: Gateway,
     jit: Gateway,
-    psc: Sandbox,
+    psc: PscSandbox,
     turn: Mutex<()>,
 }
 
@@ -178,7 +51,7 @@ async fn world() -> &'static World {
             let port = free_port();
             let gw = start_gateway(&psc_env(port, &[])).await;
             let jit = start_gateway(&psc_env(port, &[("VIGIE_PSC__JIT", "true")])).await;
-            let psc = Sandbox::start(port, &[gw.port, jit.port]);
+            let psc = PscSandbox::start(port, CLIENT_SECRET, &[gw.port, jit.port]);
             World { gw, jit, psc, turn: Mutex::new(()) }
         })
         .await
@@ -193,9 +66,9 @@ impl World {
 }
 
 /// Authorization request → login page (which offers e-CPS once PSC is reachable) → `/login/psc`
-/// → PSC (which completes at once, see [`Sandbox::next_login`]) → Vigie's callback. Returns the
+/// → PSC (which completes at once, see [`PscSandbox::next_login`]) → Vigie's callback. Returns the
 /// callback's response and the callback URL PSC sent the browser to.
-async fn through_psc(b: &mut Browser<'_>, psc: &Sandbox, a: &Authz) -> (Resp, String) {
+async fn through_psc(b: &mut Browser<'_>, psc: &PscSandbox, a: &Authz) -> (Resp, String) {
     let r = b.authorize(a).await;
     assert_eq!(r.status, 303, "authorize redirects to the login page: {}", r.body);
     let login_page = r.location();
@@ -241,7 +114,7 @@ async fn through_psc(b: &mut Browser<'_>, psc: &Sandbox, a: &Authz) -> (Resp, St
 }
 
 /// A PSC login as `idnat` that must succeed: the client's tokens.
-async fn psc_login(gw: &Gateway, psc: &Sandbox, client: &str, idnat: &str, means: &str) -> (Tokens, Authz) {
+async fn psc_login(gw: &Gateway, psc: &PscSandbox, client: &str, idnat: &str, means: &str) -> (Tokens, Authz) {
     let mut b = gw.browser();
     let a = Authz::new(gw, client);
     psc.next_login(idnat, means).await;
@@ -469,7 +342,7 @@ async fn readyz_shows_psc_up_then_down_without_making_vigie_unready() {
     // Its own stand-in: `down` lasts until reset, and the other tests' logins need PSC.
     let port = free_port();
     let gw = start_gateway(&psc_env(port, &[])).await;
-    let psc = Sandbox::start(port, &[gw.port]);
+    let psc = PscSandbox::start(port, CLIENT_SECRET, &[gw.port]);
     let http = gw.http();
     let readyz = || async {
         let r = http.get(gw.url("/readyz")).send().await.expect("readyz");

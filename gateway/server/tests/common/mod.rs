@@ -21,6 +21,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use vigie_gateway::totp::{STEP_SECS, code_at_step, from_base32};
 
+pub mod psc;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
 pub const ACR_2FA: &str = "urn:vigie:loa:2fa";
 pub const SESSION_COOKIE: &str = "__Host-vigie-session";
