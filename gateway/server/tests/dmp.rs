@@ -397,17 +397,7 @@ async fn a_password_totp_session_is_refused_the_dmp_by_policy_and_it_is_audited(
     assert!(!gw.audit_lines().iter().any(|l| l["kind"] == "vihf_issued"), "no VIHF issued");
 
     // The relay asks the same policy, before any DMP call.
-    let r = gw
-        .http()
-        .post(gw.url("/dmp/relay/patients"))
-        .bearer_auth(&t.access)
-        .header("content-type", "application/soap+xml; charset=utf-8")
-        .header("x-vigie-patient-ins", INS)
-        .body(td02())
-        .send()
-        .await
-        .unwrap();
-    let r = Resp::of(r).await;
+    let r = relay_td02(&gw, &t.access, "application/soap+xml; charset=utf-8").await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert!(r.json()["detail"].as_str().unwrap().contains("access_dmp"), "{}", r.body);
@@ -478,17 +468,7 @@ async fn exchange_errors_name_what_is_wrong() {
     check(spa, "unauthorized_client", &["public client"]);
 
     // No DMP address configured here: the relay says so.
-    let r = gw
-        .http()
-        .post(gw.url("/dmp/relay/patients"))
-        .bearer_auth(access)
-        .header("content-type", "application/soap+xml")
-        .header("x-vigie-patient-ins", INS)
-        .body(td02())
-        .send()
-        .await
-        .unwrap();
-    let r = Resp::of(r).await;
+    let r = relay_td02(&gw, access, "application/soap+xml").await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert!(r.body.contains("dmp.relay.base_url"), "{}", r.body);
@@ -594,6 +574,21 @@ async fn the_relay_adds_a_vihf_and_streams_td02_and_td31_answers_with_mtom_intac
     gw.audit_line(|l| l["kind"] == "dmp_call" && l["outcome"] == "failure").await;
 }
 
+/// A TD0.2 (patient search) posted to the relay with this access token and content type.
+async fn relay_td02(gw: &Gateway, access: &str, content_type: &str) -> Resp {
+    let r = gw
+        .http()
+        .post(gw.url("/dmp/relay/patients"))
+        .bearer_auth(access)
+        .header("content-type", content_type)
+        .header("x-vigie-patient-ins", INS)
+        .body(td02())
+        .send()
+        .await
+        .unwrap();
+    Resp::of(r).await
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -636,17 +631,7 @@ async fn an_unreachable_dmp_answers_503_problem_and_is_audited() {
     let closed = free_port();
     let gw = gateway_with_relay(closed, &[]).await;
     let t = card_token(&gw).await;
-    let r = gw
-        .http()
-        .post(gw.url("/dmp/relay/patients"))
-        .bearer_auth(&t.access)
-        .header("content-type", "application/soap+xml; charset=utf-8")
-        .header("x-vigie-patient-ins", INS)
-        .body(td02())
-        .send()
-        .await
-        .unwrap();
-    let r = Resp::of(r).await;
+    let r = relay_td02(&gw, &t.access, "application/soap+xml; charset=utf-8").await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     let detail = r.json()["detail"].as_str().unwrap().to_owned();
