@@ -11,11 +11,11 @@
 // verified against it (Node reads that variable only at start-up). The gateway is always
 // stopped at the end; the exit status is non-zero if any check failed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { startDemo, totp } from './vigie-demo.mjs';
+import { runChildAgainstDemo } from './run-demo.mjs';
+import { totp } from './vigie-demo.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
@@ -32,47 +32,14 @@ if (!process.env.VIGIE_CROSSCHECK_DEMO) {
 // Parent: owns the gateway process.
 
 async function parent() {
-  const started = Date.now();
-  let demo;
-  try {
-    demo = await startDemo({ label: 'vigie-crosscheck' });
-  } catch (e) {
-    console.error(`FAIL - could not start the demo gateway: ${e.message}`);
-    process.exit(2);
-  }
-  console.log(`# demo gateway ${demo.issuer} (pid ${demo.pid}, data ${demo.dataDir})`);
-  let code;
-  try {
-    code = await new Promise((resolve) => {
-      const c = spawn(process.execPath, [SCRIPT], {
-        stdio: 'inherit',
-        env: {
-          ...process.env,
-          NODE_EXTRA_CA_CERTS: demo.caFile,
-          VIGIE_CROSSCHECK_DEMO: JSON.stringify({ issuer: demo.issuer, info: demo.info }),
-        },
-      });
-      const kill = () => c.kill('SIGTERM');
-      process.once('SIGINT', kill);
-      process.once('SIGTERM', kill);
-      const timer = setTimeout(() => {
-        console.error('FAIL - the cross-check took more than 120 s: stopped');
-        c.kill('SIGKILL');
-      }, 120_000);
-      c.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        resolve(code ?? (signal ? 1 : 0));
-      });
-    });
-    if (code !== 0) {
-      const tail = demo.logs().split('\n').filter((l) => /"level":"(WARN|ERROR)"|panick/i.test(l)).slice(-20).join('\n');
-      if (tail) console.error(`# gateway warnings and errors:\n${tail}`);
-    }
-  } finally {
-    await demo.stop();
-  }
-  console.log(`# gateway stopped; ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  process.exit(code);
+  await runChildAgainstDemo({
+    script: SCRIPT,
+    label: 'vigie-crosscheck',
+    env: 'VIGIE_CROSSCHECK_DEMO',
+    payload: (demo) => ({ issuer: demo.issuer, info: demo.info }),
+    what: 'the cross-check',
+    timeoutSecs: 120,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,11 +12,10 @@
 // Like crosscheck.mjs: starts its own demo, re-runs itself with NODE_EXTRA_CA_CERTS set to the
 // demo CA, always stops the gateway; the exit status is non-zero if any check failed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import https from 'node:https';
 import { fileURLToPath } from 'node:url';
 
-import { startDemo } from './vigie-demo.mjs';
+import { runChildAgainstDemo } from './run-demo.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const ACR_PHR = 'urn:vigie:loa:2fa-phr';
@@ -34,42 +33,14 @@ if (!process.env.VIGIE_FI_TIERS_DEMO) {
 }
 
 async function parent() {
-  let demo;
-  try {
-    demo = await startDemo({ label: 'vigie-fi-tiers' });
-  } catch (e) {
-    console.error(`FAIL - could not start the demo gateway: ${e.message}`);
-    process.exit(2);
-  }
-  console.log(`# demo gateway ${demo.issuer} (pid ${demo.pid}, data ${demo.dataDir})`);
-  let code;
-  try {
-    code = await new Promise((resolve) => {
-      const c = spawn(process.execPath, [SCRIPT], {
-        stdio: 'inherit',
-        env: {
-          ...process.env,
-          NODE_EXTRA_CA_CERTS: demo.caFile,
-          VIGIE_FI_TIERS_DEMO: JSON.stringify({ issuer: demo.issuer, port: demo.port, info: demo.info }),
-        },
-      });
-      const timer = setTimeout(() => {
-        console.error('FAIL - the FI-tiers check took more than 60 s: stopped');
-        c.kill('SIGKILL');
-      }, 60_000);
-      c.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        resolve(code ?? (signal ? 1 : 0));
-      });
-    });
-    if (code !== 0) {
-      const tail = demo.logs().split('\n').filter((l) => /"level":"(WARN|ERROR)"|panick/i.test(l)).slice(-20).join('\n');
-      if (tail) console.error(`# gateway warnings and errors:\n${tail}`);
-    }
-  } finally {
-    await demo.stop();
-  }
-  process.exit(code);
+  await runChildAgainstDemo({
+    script: SCRIPT,
+    label: 'vigie-fi-tiers',
+    env: 'VIGIE_FI_TIERS_DEMO',
+    payload: (demo) => ({ issuer: demo.issuer, port: demo.port, info: demo.info }),
+    what: 'the FI-tiers check',
+    timeoutSecs: 60,
+  });
 }
 
 async function child({ issuer, port, info }) {
