@@ -532,6 +532,38 @@ fn draw(mut ids: Vec<String>, n: usize) -> Vec<String> {
 }
 
 /// What stops a sponsorship before the questions; `Ok(None)` when nothing does.
+/// [`refusal`] answered: a refusal is audited (`sponsorship_refused`) and shown, an outage is a
+/// 503; `None` when the sponsorship may go on.
+#[allow(clippy::too_many_arguments)]
+async fn refused(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    sponsor: &Sponsor,
+    sponsor_id: &str,
+    colleague: &Identity,
+    reason: Reason,
+    l: Lang,
+) -> Option<HttpResponse> {
+    match refusal(state, caller, sponsor, colleague, l).await {
+        Ok(None) => None,
+        Ok(Some((status, text, why))) => {
+            audit(
+                state,
+                caller,
+                AuditKind::SponsorshipRefused,
+                Outcome::Failure,
+                sponsor_id,
+                Some(&colleague.id),
+                Some(reason),
+                &why,
+            );
+            Some(message(l, status, "sponsorship-refused", text))
+        }
+        Err(e) => Some(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e)),
+    }
+}
+
 async fn refusal(
     state: &AppState,
     caller: &Caller,
@@ -693,22 +725,8 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "choose the colleague in the list"),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match refusal(&state, &caller, &sponsor, &colleague, l).await {
-        Ok(None) => {}
-        Ok(Some((status, text, why))) => {
-            audit(
-                &state,
-                &caller,
-                AuditKind::SponsorshipRefused,
-                Outcome::Failure,
-                &sponsor_id,
-                Some(&colleague.id),
-                Some(reason),
-                &why,
-            );
-            return message(l, status, "sponsorship-refused", text);
-        }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    if let Some(r) = refused(&req, &state, &caller, &sponsor, &sponsor_id, &colleague, reason, l).await {
+        return r;
     }
     let answers = match enrolled(&state, &colleague.id).await {
         Ok(a) => a,
@@ -791,22 +809,10 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     // Checked again: the locks and the limit may have been reached meanwhile (another screen).
-    match refusal(&state, &caller, &sponsor, &colleague, l).await {
-        Ok(None) => {}
-        Ok(Some((status, text, why))) => {
-            audit(
-                &state,
-                &caller,
-                AuditKind::SponsorshipRefused,
-                Outcome::Failure,
-                &ceremony.sponsor_id,
-                Some(&colleague.id),
-                Some(ceremony.reason),
-                &why,
-            );
-            return message(l, status, "sponsorship-refused", text);
-        }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    if let Some(r) =
+        refused(&req, &state, &caller, &sponsor, &ceremony.sponsor_id, &colleague, ceremony.reason, l).await
+    {
+        return r;
     }
     let enrolled = match enrolled(&state, &colleague.id).await {
         Ok(a) => a,
