@@ -170,7 +170,7 @@ fn start_psc_sandbox(port: u16, public_origin: &str, gateway_port: u16) -> Kill 
 fn start_gateway(port: u16, dir: &std::path::Path, env: &[(String, String)]) -> (Kill, String, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
     cmd.args(["serve", "--data-dir"]).arg(dir.join("data")).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("VIGIE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.env("VIGIE_LOG", "error").stdout(Stdio::null()).stderr(Stdio::inherit());
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let child = Kill(cmd.spawn().expect("start vigie"));
     let deadline = Instant::now() + Duration::from_secs(60);
