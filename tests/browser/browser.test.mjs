@@ -166,14 +166,16 @@ test('every input of the login page has a label, and the page is usable with a s
       ariaLabelledby: e.getAttribute('aria-labelledby'),
       autocomplete: e.getAttribute('autocomplete'),
     })));
-  assert.deepEqual(inputs.map((i) => i.name).sort(), ['password', 'totp', 'username']);
+  // The password + TOTP form, and the sponsorship form (username + temporary code).
+  assert.deepEqual(inputs.map((i) => i.name).sort(), ['code', 'password', 'totp', 'username', 'username']);
   for (const i of inputs) {
     assert.ok(i.labels.some((t) => t.length > 0) || i.ariaLabel || i.ariaLabelledby, `input ${i.name} has no label`);
     assert.ok(i.autocomplete, `input ${i.name} has no autocomplete hint (WCAG 1.3.5)`);
   }
   // The accessible tree, as assistive technology sees it.
   const tree = await page.locator('main').ariaSnapshot();
-  for (const expected of [`heading "${FR.title}"`, `textbox "${FR.username}"`, `textbox "${FR.totp}"`, `button "${FR.submit}"`]) {
+  for (const expected of [`heading "${FR.title}"`, `textbox "${FR.username}"`, `textbox "${FR.totp}"`, `button "${FR.submit}"`,
+    'textbox "Identifiant (parrainage)"', 'textbox "Code temporaire"']) {
     assert.ok(tree.includes(expected), `the accessibility tree lacks ${expected}:\n${tree}`);
   }
   // The one-time code field points to its help text.

@@ -23,14 +23,15 @@ pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str, username: &str) -
         pages::Lang::Fr => (
             "Ou avec un code temporaire de parrainage",
             "Sans carte utilisable, un collègue de votre unité peut vous parrainer : il vous remet un code valable 24 heures.",
-            "Identifiant",
+            // Its own accessible name: the page has the password form's "Identifiant" too.
+            "Identifiant (parrainage)",
             "Code temporaire",
             "Se connecter avec le code",
         ),
         pages::Lang::En => (
             "Or with a temporary sponsorship code",
             "Without a usable card, a colleague of your unit may sponsor you: they give you a code valid 24 hours.",
-            "Username",
+            "Username (sponsorship)",
             "Temporary code",
             "Sign in with the code",
         ),
