@@ -46,43 +46,45 @@ pub(crate) fn check(field: &'static str, v: &str) -> Result<(), BadChar> {
 /// Appends `v` as character data, escaped as C14N 1.0 §2.3 "Text Nodes" says: `&` `<` `>` as
 /// entities and `#xD` as a character reference. Everything else is written as itself (UTF-8).
 pub(crate) fn text(out: &mut String, field: &'static str, v: &str) -> Result<(), BadChar> {
-    check(field, v)?;
-    let mut last = 0;
-    for (i, b) in v.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'\r' => "&#xD;",
-            _ => continue,
-        };
-        out.push_str(&v[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&v[last..]);
-    Ok(())
+    escape(out, field, v, |b| match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'\r' => Some("&#xD;"),
+        _ => None,
+    })
 }
 
 /// Appends `v` as an attribute value (without the quotes), escaped as C14N 1.0 §2.3 "Attribute
 /// Nodes" says: `&` `<` `"` as entities, `#x9` `#xA` `#xD` as character references (so that
 /// attribute-value normalisation, XML 1.0 §3.3.3, gives back the value unchanged).
 pub(crate) fn attr(out: &mut String, field: &'static str, v: &str) -> Result<(), BadChar> {
+    escape(out, field, v, |b| match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'"' => Some("&quot;"),
+        b'\t' => Some("&#x9;"),
+        b'\n' => Some("&#xA;"),
+        b'\r' => Some("&#xD;"),
+        _ => None,
+    })
+}
+
+/// Checks `v`, then appends it with each ASCII byte that `rep` names replaced by its escape.
+fn escape(
+    out: &mut String,
+    field: &'static str,
+    v: &str,
+    rep: impl Fn(u8) -> Option<&'static str>,
+) -> Result<(), BadChar> {
     check(field, v)?;
     let mut last = 0;
     for (i, b) in v.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'"' => "&quot;",
-            b'\t' => "&#x9;",
-            b'\n' => "&#xA;",
-            b'\r' => "&#xD;",
-            _ => continue,
-        };
-        out.push_str(&v[last..i]);
-        out.push_str(rep);
-        last = i + 1;
+        if let Some(r) = rep(b) {
+            out.push_str(&v[last..i]);
+            out.push_str(r);
+            last = i + 1;
+        }
     }
     out.push_str(&v[last..]);
     Ok(())
