@@ -4,6 +4,7 @@ use crate::error::PscError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind, jwk::Jwk};
+use serde::Deserialize;
 use serde_json::Value;
 use std::str::FromStr;
 
@@ -65,7 +66,7 @@ impl JoseKeys {
         Self(
             keys.iter()
                 .filter(|k| k.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig"))
-                .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+                .filter_map(|k| Jwk::deserialize(k).ok())
                 .collect(),
         )
     }

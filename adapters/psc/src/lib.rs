@@ -596,7 +596,7 @@ impl Psc {
                 let body = self.get_json_bytes(Op::Jwks, meta.jwks_uri().url().as_str()).await?;
                 let raw: Value = serde_json::from_slice(&body)
                     .map_err(|e| PscError::BadMetadata(format!("the JWKS is not JSON: {e}")))?;
-                let oidc: CoreJsonWebKeySet = serde_json::from_value(raw.clone())
+                let oidc = CoreJsonWebKeySet::deserialize(&raw)
                     .map_err(|e| PscError::BadMetadata(format!("the JWKS is unreadable: {e}")))?;
                 if oidc.keys().is_empty() {
                     return Err(PscError::BadMetadata("the JWKS holds no usable key".into()));
