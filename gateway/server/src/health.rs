@@ -180,10 +180,6 @@ impl Breaker {
         self.state
     }
 
-    pub fn consecutive_failures(&self) -> u32 {
-        self.consecutive_failures
-    }
-
     /// Records one outcome (the answer's latency, or why it failed) and applies the transition it
     /// brings, if any. An answer slower than `slow` is a failure.
     pub fn record(&mut self, t: &Thresholds, outcome: Result<Duration, String>, now: Instant) -> Option<Transition> {
