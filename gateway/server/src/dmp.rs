@@ -491,12 +491,11 @@ pub const PATIENT_HEADER: &str = "x-vigie-patient-ins";
 /// The header naming the purpose of use of a relayed call (default `normal`).
 pub const PURPOSE_HEADER: &str = "x-vigie-purpose-of-use";
 
-/// `content-type` parameter `name` (RFC 9110 §5.6.6), unquoted.
+/// `content-type` parameter `name` (lower case; RFC 9110 §5.6.6), unquoted: read with the
+/// parser [`vigie_dmp::insert_security`] uses, so the action audited is the one relayed.
 fn media_param(content_type: &str, name: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().trim_matches('"').to_owned())
-    })
+    let (_, params) = vigie_dmp::parse_media_type(content_type).ok()?;
+    params.into_iter().find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// The text of the first element named `local` (any prefix) in the first `limit` bytes: the
