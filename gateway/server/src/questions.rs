@@ -2,7 +2,7 @@
 //! FIDO2 key, e-CPS; recent), staff enrol answers that a sponsorship later asks (seeds 000:
 //! "accès privé au jeu de questions/réponses via la fiche personnelle"). Answers are normalised
 //! (case, accents, spaces, punctuation), stored hashed with argon2id, never shown back.
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreError;
@@ -13,7 +13,7 @@ use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
-use crate::sponsor::{Question, tr};
+use crate::sponsor::{no_store, tr};
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -104,18 +104,6 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, Sto
     Ok(Some(Owner { auth: s.authentication, csrf, allowed }))
 }
 
-fn question_text(q: &Question, l: Lang) -> &str {
-    match l {
-        Lang::Fr => &q.fr,
-        Lang::En => &q.en,
-    }
-}
-
-fn no_store(mut r: HttpResponse) -> HttpResponse {
-    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    r
-}
-
 fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[String], note: &str) -> HttpResponse {
     let cfg = &state.config.sponsorship;
     let title = tr(l, "Mes questions de sécurité", "My security questions");
@@ -135,7 +123,7 @@ fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[
 <input id="a-{id}" name="answer.{id}" type="text" autocomplete="off" maxlength="{MAX_ANSWER_CHARS}">
 "#,
             id = esc(&q.id),
-            text = esc(question_text(q, l)),
+            text = esc(q.text(l)),
             mark = if done { tr(l, " (déjà enregistrée)", " (already enrolled)") } else { "" },
         ));
     }
@@ -237,7 +225,7 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         }
         match normalise_answer(given) {
             Ok(n) => answers.push((q.id.clone(), n)),
-            Err(e) => problems.push(format!("« {} » : {e}", question_text(q, l))),
+            Err(e) => problems.push(format!("« {} » : {e}", q.text(l))),
         }
     }
     if answers.len() < cfg.min_answers && problems.is_empty() {

@@ -34,6 +34,16 @@ pub struct Question {
     pub en: String,
 }
 
+impl Question {
+    /// The question in `l`.
+    pub fn text(&self, l: Lang) -> &str {
+        match l {
+            Lang::Fr => &self.fr,
+            Lang::En => &self.en,
+        }
+    }
+}
+
 fn q(id: &str, fr: &str, en: &str) -> Question {
     Question { id: id.into(), fr: fr.into(), en: en.into() }
 }
@@ -261,7 +271,8 @@ async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponso
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }
 
-fn no_store(mut r: HttpResponse) -> HttpResponse {
+/// `r` with `Cache-Control: no-store` (these pages carry CSRF tokens, codes, answers).
+pub(crate) fn no_store(mut r: HttpResponse) -> HttpResponse {
     r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     r
 }
@@ -660,14 +671,8 @@ async fn ask(
     state.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
     let mut fields = String::new();
     for (i, id) in questions.iter().enumerate() {
-        let text = state
-            .config
-            .sponsorship
-            .questions
-            .iter()
-            .find(|q| &q.id == id)
-            .map(|q| if l == Lang::Fr { q.fr.as_str() } else { q.en.as_str() })
-            .unwrap_or_default();
+        let text =
+            state.config.sponsorship.questions.iter().find(|q| &q.id == id).map(|q| q.text(l)).unwrap_or_default();
         fields.push_str(&format!(
             r#"<label for="a{i}">{text}</label>
 <input id="a{i}" name="a{i}" type="password" autocomplete="off" required maxlength="{max}">
