@@ -10,10 +10,9 @@
 //! `cargo bench -p vigie-gateway --bench degraded [-- --secs 10 --rate 20 --concurrency 4 --link refuse|drop
 //!  --settings test|defaults]`: `test` is the settings of `tests/degraded.rs` (probes every second,
 //! 4 s hysteresis), `defaults` those of a deployment (PSC probed every 30 s, 10 s hysteresis).
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,22 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use vigie_igc_sante::testpki::{CardSpec, TestPki};
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
-}
+mod common;
+use common::{Kill, arg, cookie_of, free_port, start_psc_sandbox};
 
 /// The proxy's open connections (one task each).
 type Connections = Arc<Mutex<Vec<JoinHandle<()>>>>;
@@ -135,37 +120,6 @@ fn serve_crl(crl: Vec<u8>) -> SocketAddr {
     addr
 }
 
-/// The PSC stand-in on `port`, announcing the proxy's origin; its client `vigie`.
-fn start_psc_sandbox(port: u16, public_origin: &str, gateway_port: u16) -> Kill {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
-    let config = serde_json::json!({
-        "listen": format!("127.0.0.1:{port}"),
-        "public_origin": public_origin,
-        "clients": [{
-            "client_id": "vigie", "client_secret": "bench-secret", "token_endpoint_auth_method": "client_secret_basic",
-            "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
-            "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
-        }],
-    });
-    let file = std::env::temp_dir().join(format!("vigie-bench-degraded-psc-{}.json", std::process::id()));
-    std::fs::write(&file, config.to_string()).expect("stand-in config");
-    let mut child = Command::new("node")
-        .arg(dir.join("server.mjs"))
-        .arg("--config")
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed, and `npm ci` run in conformance/psc-sandbox");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    lines
-        .find_map(|l| l.ok().filter(|l| l.starts_with("PSC-SANDBOX READY ")))
-        .expect("the PSC stand-in prints PSC-SANDBOX READY");
-    std::thread::spawn(move || lines.for_each(drop));
-    let _ = std::fs::remove_file(&file);
-    Kill(child)
-}
-
 /// Starts `vigie serve` with `env`; returns it, its base URL and `demo.json`.
 fn start_gateway(port: u16, dir: &std::path::Path, env: &[(String, String)]) -> (Kill, String, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
@@ -184,15 +138,6 @@ fn start_gateway(port: u16, dir: &std::path::Path, env: &[(String, String)]) -> 
         assert!(Instant::now() < deadline, "gateway did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn cookie_of(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
 }
 
 const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123";
@@ -337,7 +282,7 @@ async fn bench(secs: u64, rate: f64, concurrency: usize, drop_packets: bool, tes
     }
     let port = free_port();
     let (_gw, base, demo) = start_gateway(port, &dir, &env);
-    let _sandbox = start_psc_sandbox(psc_port, &psc_origin, port);
+    let (_sandbox, _) = start_psc_sandbox(psc_port, Some(&psc_origin), port);
 
     let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
     let http = reqwest::Client::builder()

@@ -12,7 +12,7 @@
 //! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc]`
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,22 +21,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
-}
+mod common;
+use common::{Kill, arg, cookie_of, free_port, start_psc_sandbox};
 
 struct Gateway {
     _proc: Kill,
@@ -101,15 +87,6 @@ fn field<'a>(html: &'a str, name: &str) -> &'a str {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).map(|i| i + marker.len()).expect("form field");
     &html[start..start + html[start..].find('"').expect("end of value")]
-}
-
-fn cookie_of(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
 }
 
 const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123";
@@ -465,38 +442,6 @@ async fn bench_cards(secs: u64, concurrency: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The PSC stand-in on `port`, its client `vigie` redirecting to the gateway at `gateway_base`.
-fn start_psc_sandbox(port: u16, gateway_port: u16) -> (Kill, String) {
-    use std::io::BufRead;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
-    let config = serde_json::json!({
-        "listen": format!("127.0.0.1:{port}"),
-        "clients": [{
-            "client_id": "vigie", "client_secret": "bench-secret", "token_endpoint_auth_method": "client_secret_basic",
-            "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
-            "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
-        }],
-    });
-    let file = std::env::temp_dir().join(format!("vigie-bench-psc-{}.json", std::process::id()));
-    std::fs::write(&file, config.to_string()).expect("stand-in config");
-    let mut child = Command::new("node")
-        .arg(dir.join("server.mjs"))
-        .arg("--config")
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node must be installed, and `npm ci` run in conformance/psc-sandbox");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let issuer = lines
-        .find_map(|l| l.ok().and_then(|l| l.strip_prefix("PSC-SANDBOX READY ").map(str::to_owned)))
-        .expect("the PSC stand-in prints PSC-SANDBOX READY");
-    std::thread::spawn(move || lines.for_each(drop));
-    let _ = std::fs::remove_file(&file);
-    (Kill(child), issuer)
-}
-
 /// One full login through PSC on a fresh browser: authorize → `/login/psc` → PSC (completing at
 /// once as Dr Marie Durand, or through its approval form) → callback → code.
 async fn psc_login(ca: &reqwest::Certificate, control: &str, url: &str, base: &str) -> bool {
@@ -579,7 +524,7 @@ async fn bench_psc(secs: u64, concurrency: usize) {
     ];
     let gw = start(false, &env);
     let gateway_port: u16 = gw.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway port");
-    let (sandbox, issuer) = start_psc_sandbox(psc_port, gateway_port);
+    let (sandbox, issuer) = start_psc_sandbox(psc_port, None, gateway_port);
     let control = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
     let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
     let redirect = format!("{}/demo-app/callback", gw.base);

@@ -1,0 +1,73 @@
+//! What the benches share: child processes killed on drop, free ports, command-line options,
+//! cookies, and the PSC stand-in. Each bench uses part of it.
+#![allow(dead_code)]
+
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// A child process killed (and reaped) when dropped.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+}
+
+/// `name=value` of the `Set-Cookie` header setting `name`.
+pub fn cookie_of(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The PSC stand-in on `port`, its client `vigie` (secret `bench-secret`) redirecting to the
+/// gateway on `gateway_port`; `public_origin` when it is reached through a proxy. Returns it with
+/// the issuer it announced.
+pub fn start_psc_sandbox(port: u16, public_origin: Option<&str>, gateway_port: u16) -> (Kill, String) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/psc-sandbox");
+    let mut config = serde_json::json!({
+        "listen": format!("127.0.0.1:{port}"),
+        "clients": [{
+            "client_id": "vigie", "client_secret": "bench-secret", "token_endpoint_auth_method": "client_secret_basic",
+            "redirect_uris": [format!("https://127.0.0.1:{gateway_port}/login/psc/callback")],
+            "post_logout_redirect_uris": [format!("https://127.0.0.1:{gateway_port}/logout/psc")],
+        }],
+    });
+    if let Some(origin) = public_origin {
+        config["public_origin"] = origin.into();
+    }
+    let file = std::env::temp_dir().join(format!("vigie-bench-psc-{}.json", std::process::id()));
+    std::fs::write(&file, config.to_string()).expect("stand-in config");
+    let mut child = Command::new("node")
+        .arg(dir.join("server.mjs"))
+        .arg("--config")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node must be installed, and `npm ci` run in conformance/psc-sandbox");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let issuer = lines
+        .find_map(|l| l.ok().and_then(|l| l.strip_prefix("PSC-SANDBOX READY ").map(str::to_owned)))
+        .expect("the PSC stand-in prints PSC-SANDBOX READY");
+    std::thread::spawn(move || lines.for_each(drop));
+    let _ = std::fs::remove_file(&file);
+    (Kill(child), issuer)
+}
