@@ -525,7 +525,8 @@ async fn posted_form(
     Ok((sponsor, params))
 }
 
-async fn count(state: &AppState, key: &str) -> Result<u64, StoreError> {
+/// The counter the store holds at `key` (an attempts count), 0 when there is none.
+pub(crate) async fn count(state: &AppState, key: &str) -> Result<u64, StoreError> {
     Ok(state.store.get(key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 

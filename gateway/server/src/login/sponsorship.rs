@@ -80,8 +80,8 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::Sponsorship, &username, &flow, false).await {
         return r;
     }
-    let failures = match state.store.get(&account_key(&username)).await {
-        Ok(v) => v.and_then(|f| String::from_utf8(f).ok()).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0),
+    let failures = match crate::sponsor::count(&state, &account_key(&username)).await {
+        Ok(n) => n,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     if failures >= cfg.max_failures_per_account {
