@@ -56,7 +56,8 @@ pub struct NewAnnouncement<'a> {
     pub days: u32,
 }
 
-fn format_time(t: i64) -> Result<String, DirectoryError> {
+/// `t` (Unix seconds) as RFC 3339 UTC, the form the directory stores times in.
+pub(crate) fn format_time(t: i64) -> Result<String, DirectoryError> {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

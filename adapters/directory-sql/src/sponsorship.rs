@@ -6,6 +6,7 @@ use vigie_core::directory::{Directory, DirectoryError, Identity};
 use vigie_core::names::fold;
 
 use crate::SqlDirectory;
+use crate::announced::format_time as rfc3339;
 use crate::directory::failed;
 
 /// Longest e-mail address accepted (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
@@ -39,13 +40,6 @@ pub struct Grant {
     pub code_hash: String,
     /// When it ends (Unix seconds).
     pub expires_at: i64,
-}
-
-fn rfc3339(t: i64) -> Result<String, DirectoryError> {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .ok_or_else(|| DirectoryError::Invalid(format!("{t} is not a representable time")))
 }
 
 impl SqlDirectory {
