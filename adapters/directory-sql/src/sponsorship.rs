@@ -81,7 +81,7 @@ impl SqlDirectory {
         answers: &[(String, String)],
     ) -> Result<(), DirectoryError> {
         let now = rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())?;
-        let mut tx = self.pool.begin().await.map_err(|e| failed("saving security answers", &e))?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM security_answers WHERE identity_id = ?")
             .bind(identity_id)
             .execute(&mut *tx)
