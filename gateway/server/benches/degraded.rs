@@ -13,91 +13,20 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use vigie_igc_sante::testpki::{CardSpec, TestPki};
 
 mod common;
+#[path = "../tests/degraded/proxy.rs"]
+mod proxy;
 use common::{Kill, arg, cookie_of, free_port, start_psc_sandbox};
-
-/// The proxy's open connections (one task each).
-type Connections = Arc<Mutex<Vec<JoinHandle<()>>>>;
-
-/// A TCP proxy (as in `tests/degraded.rs`): `cut` closes every connection and the listening socket
-/// (new connections refused), `blackhole` accepts and never answers, `restore` forwards again.
-struct Proxy {
-    addr: SocketAddr,
-    target: SocketAddr,
-    tasks: Mutex<(Option<JoinHandle<()>>, Connections)>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let p = Proxy { addr, target, tasks: Mutex::new((None, Arc::new(Mutex::new(Vec::new())))) };
-        p.restore().await;
-        p
-    }
-
-    async fn restore(&self) {
-        self.cut().await;
-        let listener = self.listen().await;
-        let (target, conns) = (self.target, self.tasks.lock().expect("lock").1.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                let mut c = conns.lock().expect("lock");
-                c.retain(|h| !h.is_finished());
-                c.push(conn);
-            }
-        });
-        self.tasks.lock().expect("lock").0 = Some(accept);
-    }
-
-    async fn blackhole(&self) {
-        self.cut().await;
-        let listener = self.listen().await;
-        let accept = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((conn, _)) = listener.accept().await {
-                held.push(conn);
-            }
-        });
-        self.tasks.lock().expect("lock").0 = Some(accept);
-    }
-
-    async fn listen(&self) -> TcpListener {
-        for _ in 0..50 {
-            if let Ok(l) = TcpListener::bind(self.addr).await {
-                return l;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the proxy cannot listen again on {}", self.addr)
-    }
-
-    async fn cut(&self) {
-        let (accept, conns) = {
-            let mut t = self.tasks.lock().expect("lock");
-            (t.0.take(), std::mem::take(&mut *t.1.lock().expect("lock")))
-        };
-        for task in accept.into_iter().chain(conns) {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
+use proxy::Proxy;
 
 /// Serves `crl` over plain HTTP/1.1 (GET and HEAD, the breaker's probe) from a thread.
 fn serve_crl(crl: Vec<u8>) -> SocketAddr {

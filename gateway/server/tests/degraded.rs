@@ -8,21 +8,22 @@
 //! `VIGIE_SOAK_SECS` makes the soak longer (default 30 s).
 //! Needs Node.js and `npm ci` in conformance/psc-sandbox (as `tests/psc_login.rs`).
 mod common;
+#[path = "degraded/proxy.rs"]
+mod proxy;
 #[path = "fido2/softkey.rs"]
 mod softkey;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::psc::PscSandbox;
 use common::*;
+use proxy::Proxy;
 use serde_json::Value;
 use softkey::{SoftKey, VIRTUAL_AAGUID};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
 
 const CLIENT_ID: &str = "vigie";
@@ -35,91 +36,6 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-/// The proxy's open connections (one task each).
-type Connections = Arc<Mutex<Vec<JoinHandle<()>>>>;
-
-/// A TCP proxy the test controls: `cut` closes every open connection and refuses new ones (the
-/// listening socket is closed), `restore` listens again on the same address.
-struct Proxy {
-    addr: SocketAddr,
-    target: SocketAddr,
-    tasks: Mutex<(Option<JoinHandle<()>>, Connections)>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let p = Proxy { addr, target, tasks: Mutex::new((None, Arc::new(Mutex::new(Vec::new())))) };
-        p.restore().await;
-        p
-    }
-
-    async fn restore(&self) {
-        self.cut().await;
-        let listener = self.listen().await;
-        let target = self.target;
-        let conns = self.tasks.lock().unwrap().1.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                let mut c = conns.lock().unwrap();
-                c.retain(|h| !h.is_finished());
-                c.push(conn);
-            }
-        });
-        self.tasks.lock().unwrap().0 = Some(accept);
-    }
-
-    /// The link drops every packet: connections are accepted and then nothing ever answers (a
-    /// cut upstream of a firewall), so only timeouts tell.
-    async fn blackhole(&self) {
-        self.cut().await;
-        let listener = self.listen().await;
-        let accept = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((conn, _)) = listener.accept().await {
-                held.push(conn);
-            }
-        });
-        self.tasks.lock().unwrap().0 = Some(accept);
-    }
-
-    async fn listen(&self) -> TcpListener {
-        let mut listener = None;
-        for _ in 0..50 {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => {
-                    listener = Some(l);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-        listener.unwrap_or_else(|| panic!("the proxy cannot listen again on {}", self.addr))
-    }
-
-    /// The link goes down: open connections are closed, new ones refused.
-    async fn cut(&self) {
-        let (accept, conns) = {
-            let mut t = self.tasks.lock().unwrap();
-            (t.0.take(), std::mem::take(&mut *t.1.lock().unwrap()))
-        };
-        if let Some(a) = accept {
-            a.abort();
-            let _ = a.await;
-        }
-        for c in conns {
-            c.abort();
-            let _ = c.await;
-        }
-    }
 }
 
 /// A CRL distribution point over plain HTTP/1.1.
