@@ -114,7 +114,7 @@ impl DmpRelay {
             .record(started.elapsed().as_secs_f64());
         result.map_err(|e| {
             metrics::counter!("vigie_upstream_errors_total", "upstream" => "dmp", "op" => "soap").increment(1);
-            let detail = plain(&e);
+            let detail = vigie_core::error_chain(&e);
             tracing::warn!(service, error = %detail, "DMP call failed");
             if e.is_timeout() { RelayError::Timeout(detail) } else { RelayError::Unreachable(detail) }
         })
@@ -137,16 +137,4 @@ pub fn with_action(content_type: &str, soap_action: Option<&str>) -> Result<Stri
     } else {
         Ok(format!("{}; action=\"{action}\"", content_type.trim_end_matches([' ', ';'])))
     }
-}
-
-/// The error and its causes in one line (reqwest's Display omits the TLS reason).
-fn plain(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

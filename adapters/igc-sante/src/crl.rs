@@ -444,7 +444,8 @@ impl CrlCache {
 
     async fn fetch(&self, url: &str, http: &reqwest::Client) -> Result<Vec<u8>, CrlError> {
         let fail = |reason: String| CrlError::Fetch { url: url.to_owned(), reason };
-        let mut response = http.get(url).timeout(self.fetch_timeout).send().await.map_err(|e| fail(error_chain(&e)))?;
+        let mut response =
+            http.get(url).timeout(self.fetch_timeout).send().await.map_err(|e| fail(vigie_core::error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(fail(format!("HTTP status {}", response.status())));
         }
@@ -452,7 +453,7 @@ impl CrlCache {
             return Err(fail(format!("larger than {MAX_CRL_BYTES} bytes")));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(vigie_core::error_chain(&e)))? {
             if body.len() + chunk.len() > MAX_CRL_BYTES {
                 return Err(fail(format!("larger than {MAX_CRL_BYTES} bytes")));
             }
@@ -630,17 +631,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub(crate) fn now_unix() -> i64 {

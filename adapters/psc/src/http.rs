@@ -65,14 +65,8 @@ fn http_response_builder(status: u16, headers: &reqwest::header::HeaderMap) -> o
 /// A reqwest error in words, with its causes (the TLS or connection reason). Back-channel URLs
 /// carry no secret (the code and credentials go in bodies and headers).
 fn plain(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() { format!("timed out: {e}") } else { e.to_string() };
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
+    let chain = vigie_core::error_chain(e);
+    if e.is_timeout() { format!("timed out: {chain}") } else { chain }
 }
 
 /// `openidconnect`'s view of our client, for one exchange; remembers the HTTP status seen.

@@ -18,3 +18,16 @@ pub mod testkit;
 
 pub use auth::{AssuranceLevel, Authentication, Factor, Mie, ProfessionalClaims};
 pub use idnat::IdNat;
+
+/// An error and its causes on one line (`outer: cause: root cause`), for logs, audit reasons
+/// and health reports, where `Display` alone hides why (a TLS or DNS failure inside an HTTP error).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

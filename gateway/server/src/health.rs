@@ -429,7 +429,7 @@ async fn probe(state: &AppState, name: &str) -> Result<(), String> {
                 match state.http.head(u).timeout(limit).send().await {
                     Ok(r) if !r.status().is_server_error() => Ok(()),
                     Ok(r) => Err(format!("{u}: HTTP status {}", r.status())),
-                    Err(e) => Err(format!("{u}: {}", error_chain(&e))),
+                    Err(e) => Err(format!("{u}: {}", vigie_core::error_chain(&e))),
                 }
             });
             let results = futures_util::future::join_all(tries).await;
@@ -446,17 +446,6 @@ async fn probe(state: &AppState, name: &str) -> Result<(), String> {
         }
         _ => Ok(()),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        source = c.source();
-    }
-    s
 }
 
 fn host_port(url: &str) -> Option<String> {
