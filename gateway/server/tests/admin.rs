@@ -1,5 +1,5 @@
 //! What the directory's administrators do from the command line, and what staff see after.
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

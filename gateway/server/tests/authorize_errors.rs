@@ -1,7 +1,7 @@
 //! Authorization requests that fail: an error page when the client or its redirect URI cannot
 //! be trusted, otherwise an error sent back to the client with `state` and `iss`
 //! (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6, RFC 9207).
-mod common;
+use crate::common;
 
 use common::*;
 use tokio::sync::OnceCell;

@@ -1,7 +1,7 @@
 //! Card login (`GET /login/cps`) against the real binary, with a test PKI reproducing IGC-Santé's
 //! subject layouts (`vigie_igc_sante::testpki`) and its CRL served over real HTTP by the test.
 //! Every card ends as it should: with a code, or with a page that says why and an audit line.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

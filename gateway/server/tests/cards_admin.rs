@@ -1,7 +1,7 @@
 //! HR and medical affairs manage cards (seeds 000: "the IT department must not hold the cards"):
 //! the admin API and who may call it, a card's life from request to loss, binding with the name
 //! check, a lost card's sessions ending, the admin page, and the `vigie cards …` CLI.
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

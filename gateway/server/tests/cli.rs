@@ -1,5 +1,5 @@
 //! The `vigie` command line, as an operator meets it.
-mod common;
+use crate::common;
 
 use std::process::Command;
 

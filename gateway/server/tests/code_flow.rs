@@ -1,6 +1,6 @@
 //! The authorization code flow with PKCE as each kind of demo client lives it, single sign-on,
 //! and the session cookie (RFC 6749 §4.1, RFC 7636, OIDC Core §3.1, RFC 7523).
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

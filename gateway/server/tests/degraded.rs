@@ -7,11 +7,9 @@
 //! Figures (time to degraded / back to normal, local-login p99) are printed (`--nocapture`).
 //! `VIGIE_SOAK_SECS` makes the soak longer (default 30 s).
 //! Needs Node.js and `npm ci` in conformance/psc-sandbox (as `tests/psc_login.rs`).
-mod common;
-#[path = "degraded/proxy.rs"]
-mod proxy;
-#[path = "fido2/softkey.rs"]
-mod softkey;
+use crate::common;
+use crate::proxy;
+use crate::softkey;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,9 +4,8 @@
 //! stand-in (`conformance/dmp-sandbox`, mutual TLS, real VIHF checks) with its answers streamed
 //! back and MTOM attachments intact; the refusals a DPI can meet, each precise and audited.
 //! Needs `conformance/dmp-sandbox/setup` (its venv) and the `xmlsec1` binary.
-mod common;
-#[path = "fido2/softkey.rs"]
-mod softkey;
+use crate::common;
+use crate::softkey;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -4,9 +4,8 @@
 //! pivot) and PSC's `amr`; `acr_values` and an idNat `login_hint` are honoured; an
 //! authentication older than `fi_tiers.max_auth_age_secs` is never reused for it. Other
 //! clients see none of this.
-mod common;
-#[path = "fido2/softkey.rs"]
-mod softkey;
+use crate::common;
+use crate::softkey;
 
 use common::psc::PscSandbox;
 use common::*;

@@ -4,9 +4,8 @@
 //! key registration (recent two-factor login or HR's one-time code, AAGUID allow-list, user
 //! verification), login with `acr` phishing-resistant, a cloned key refused, revocation ending
 //! the key's sessions. The real browser ceremony is in `tests/browser/fido2.test.mjs`.
-mod common;
-#[path = "fido2/softkey.rs"]
-mod softkey;
+use crate::common;
+use crate::softkey;
 
 use common::*;
 use serde_json::Value;

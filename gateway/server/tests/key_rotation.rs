@@ -1,7 +1,7 @@
 //! Signing key rotation without downtime (OIDC Core §10.1.1): `vigie keys rotate` on a running
 //! gateway publishes a new next key, signs with the former next key, and keeps verifying the
 //! tokens signed before.
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

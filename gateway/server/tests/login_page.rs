@@ -1,6 +1,6 @@
 //! The password + TOTP login page: login CSRF, what a failed login shows and records, TOTP
 //! replay, account lockout and the per-address limit.
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Logging out: RP-Initiated Logout 1.0 at the end-session endpoint, and Back-Channel Logout
 //! 1.0 reaching the demo application.
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

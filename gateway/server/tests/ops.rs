@@ -1,5 +1,5 @@
 //! What operations rely on: probes, metrics, discovery, error shapes and size limits.
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

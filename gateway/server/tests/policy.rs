@@ -1,6 +1,6 @@
 //! The policy set of a running gateway: a changed set decides the next login without a restart,
 //! an invalid change keeps the set in force, and ops can check a set before deploying it.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

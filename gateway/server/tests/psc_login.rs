@@ -1,7 +1,7 @@
 //! Login through Pro Santé Connect, end to end: the real `vigie` binary and the PSC stand-in
 //! (`conformance/psc-sandbox`, npm `oidc-provider`), a browser going back and forth between them.
 //! Needs Node.js and `npm ci` in conformance/psc-sandbox: the tests fail saying so otherwise.
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

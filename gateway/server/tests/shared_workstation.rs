@@ -1,6 +1,6 @@
 //! A shared workstation: when a second professional logs in on a browser where someone else
 //! was signed in, the first one is logged out of everything, not left signed in behind.
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -3,7 +3,7 @@
 //! vouches for a professional without a usable card, who answers their security questions on the
 //! same screen; the temporary code logs in where the policies allow a sponsorship and nowhere
 //! else, and expires; a lost card is suspended at once; both people get an e-mail.
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

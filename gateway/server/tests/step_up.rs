@@ -1,7 +1,7 @@
 //! Step-up: an application the policy calls sensitive (or a request that asks for a
 //! phishing-resistant level) is not offered password + TOTP, and a password session does not get
 //! in by SSO: it is asked for a card or a key, without losing its SSO elsewhere.
-mod common;
+use crate::common;
 
 use common::*;
 

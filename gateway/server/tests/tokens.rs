@@ -1,7 +1,7 @@
 //! The token endpoint and what its tokens open: errors per RFC 6749 §5.2, code replay,
 //! refresh rotation (RFC 9700 §4.14), UserInfo (OIDC Core §5.3, RFC 6750), introspection
 //! (RFC 7662) and revocation (RFC 7009).
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

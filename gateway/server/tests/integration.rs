@@ -1,0 +1,33 @@
+//! Vigie's integration tests against the real `vigie` binary, in one test binary: each module
+//! below is one area (the harness is `common`). One binary rather than one per file: one link,
+//! and one copy of the gateway's code on disk instead of twenty-two (a debug build of the
+//! workspace has to fit the free disk of a CI machine). Run one area with
+//! `cargo test -p vigie-gateway --test integration <module>::`.
+
+mod common;
+#[path = "degraded/proxy.rs"]
+mod proxy;
+#[path = "fido2/softkey.rs"]
+mod softkey;
+
+mod admin;
+mod authorize_errors;
+mod card_login;
+mod cards_admin;
+mod cli;
+mod code_flow;
+mod degraded;
+mod dmp;
+mod fi_tiers;
+mod fido2;
+mod key_rotation;
+mod login_page;
+mod logout;
+mod ops;
+mod policy;
+mod psc_login;
+mod replicas;
+mod shared_workstation;
+mod sponsorship;
+mod step_up;
+mod tokens;
