@@ -94,8 +94,7 @@ fn main() {
         required_level: None,
         audience: "staff".into(),
     });
-    let ctx =
-        PolicyContext { degraded: false, network_zone: "internal".into(), hour: 10, password_totp_transition: false };
+    let ctx = PolicyContext { network_zone: "internal".into(), hour: 10, ..Default::default() };
     let cps = Authentication::new(physician.id.clone(), Mie::Cps, factors_of(Mie::Cps), NOW - 30);
     let totp = Authentication::new(nurse.id.clone(), Mie::PasswordTotp, factors_of(Mie::PasswordTotp), NOW - 30);
     let allowed = PolicyRequest {

@@ -852,6 +852,7 @@ impl CedarEngine {
         k.str(&c.network_zone);
         k.num(i64::from(c.hour));
         k.flag(c.password_totp_transition);
+        k.num(i64::from(c.sponsorships_today));
         let a = req.authentication;
         k.str(a.mie.as_str());
         k.num(a.factors.len() as i64);
@@ -975,6 +976,7 @@ fn context_without_authentication(ctx: &PolicyContext) -> BTreeMap<SmolStr, Valu
         ("degraded".into(), Value::from(ctx.degraded)),
         ("hour".into(), Value::from(i64::from(ctx.hour))),
         ("password_totp_transition".into(), Value::from(ctx.password_totp_transition)),
+        ("sponsorships_today".into(), Value::from(i64::from(ctx.sponsorships_today))),
     ])
 }
 
@@ -1154,10 +1156,13 @@ mod tests {
             degraded in any::<bool>(),
             hour in 0u8..24,
             transition in any::<bool>(),
+            sponsorships_today in 0u32..6,
         ) {
             for engine in [builtin(), extended()] {
                 let auth = Authentication::new(p.id.clone(), mie, factors_of(mie), 1_000_000 - age);
-                let ctx = PolicyContext { degraded, network_zone: zone.into(), hour, password_totp_transition: transition };
+                let ctx = PolicyContext {
+                    degraded, network_zone: zone.into(), hour, password_totp_transition: transition, sponsorships_today,
+                };
                 let principal = EntityUid::from_type_name_and_id(engine.names.identity.clone(), EntityId::new(&p.id));
                 let (resource, resource_entity) = engine.resource_entity(&r, &p);
                 let entities = CoreEntities::from_entities(
@@ -1190,11 +1195,14 @@ mod tests {
             degraded in any::<bool>(),
             hour in 0u8..24,
             transition in any::<bool>(),
+            sponsorships_today in 0u32..6,
         ) {
             let now = 1_000_000;
             for engine in [builtin(), extended()] {
                 let auth = Authentication::new(p.id.clone(), mie, factors_of(mie), now - age);
-                let ctx = PolicyContext { degraded, network_zone: zone.into(), hour, password_totp_transition: transition };
+                let ctx = PolicyContext {
+                    degraded, network_zone: zone.into(), hour, password_totp_transition: transition, sponsorships_today,
+                };
                 let req = PolicyRequest { principal: &p, action, resource: &r, authentication: &auth, context: &ctx, now };
                 let principal = EntityUid::from_type_name_and_id(engine.names.identity.clone(), EntityId::new(&p.id));
                 let (resource, resource_entity) = engine.resource_entity(&r, &p);

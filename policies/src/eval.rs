@@ -39,7 +39,8 @@ struct EvalAuthentication {
 ///   "sensitive": true, "required_level": "two_factor_phishing_resistant", "audience": …}`,
 ///   `{"type": "colleague", "id": …, "units": […]}`;
 /// - `context`: `{"authentication": {"mie": "password_totp", "age_secs": 30, "factors": [...]},
-///   "network_zone": "internal", "degraded": false, "hour": 10, "password_totp_transition": false}`;
+///   "network_zone": "internal", "degraded": false, "hour": 10, "password_totp_transition": false,
+///   "sponsorships_today": 0}`;
 ///   everything but `authentication.mie` may be left out (zone `internal`, not degraded, 12 h).
 ///
 /// Unknown fields are refused, so that a typo does not silently change the question.

@@ -105,6 +105,10 @@ enum Ctx {
     ExternalTransition,
     /// Internal, PSC or the external link down.
     Degraded,
+    /// Internal, the principal sponsored 2 colleagues in the last 24 hours.
+    TwoSponsoredToday,
+    /// Internal, the principal sponsored 3 colleagues in the last 24 hours.
+    ThreeSponsoredToday,
 }
 
 fn context(ctx: Ctx) -> PolicyContext {
@@ -113,6 +117,7 @@ fn context(ctx: Ctx) -> PolicyContext {
         network_zone: zone.into(),
         hour: 10,
         password_totp_transition: transition,
+        sponsorships_today: 0,
     };
     match ctx {
         Ctx::Internal => c("internal", false, false),
@@ -120,6 +125,8 @@ fn context(ctx: Ctx) -> PolicyContext {
         Ctx::InternalTransition => c("internal", true, false),
         Ctx::ExternalTransition => c("external", true, false),
         Ctx::Degraded => c("internal", false, true),
+        Ctx::TwoSponsoredToday => PolicyContext { sponsorships_today: 2, ..c("internal", false, false) },
+        Ctx::ThreeSponsoredToday => PolicyContext { sponsorships_today: 3, ..c("internal", false, false) },
     }
 }
 
@@ -221,6 +228,10 @@ const CASES: &[Case] = &[
     case(Physician,      (Ecps, 5),           Sponsor,       ColleagueSameUnit,  Internal,           DENY,  &[],                                              PHR),
     case(Physician,      (Cps, 5),            Sponsor,       Myself,             Internal,           DENY,  &[],                                              NONE),
     case(Generic,        (Cps, 5),            Sponsor,       ColleagueSameUnit,  Internal,           DENY,  &[],                                              NONE),
+    // Issue 7: at most 3 colleagues in 24 hours, whatever the MIE.
+    case(Physician,      (Cps, 5),            Sponsor,       ColleagueSameUnit,  TwoSponsoredToday,  ALLOW, &["sponsor-same-unit-phishing-resistant"],        NONE),
+    case(Physician,      (Cps, 5),            Sponsor,       ColleagueSameUnit,  ThreeSponsoredToday, DENY, &["sponsor-at-most-3-a-day"],                     NONE),
+    case(Physician,      (Ecps, 5),           Sponsor,       ColleagueSameUnit,  ThreeSponsoredToday, DENY, &["sponsor-at-most-3-a-day"],                     NONE),
 ];
 
 fn decide(engine: &dyn PolicyEngine, who: Who, how: (Mie, i64), action: Action, on: On, ctx: Ctx) -> Decision {
@@ -566,14 +577,20 @@ fn any_resource() -> impl Strategy<Value = Resource> {
 }
 
 fn any_context() -> impl Strategy<Value = PolicyContext> {
-    (any::<bool>(), prop::sample::select(vec!["internal", "external", "", "vpn"]), any::<u8>(), any::<bool>()).prop_map(
-        |(degraded, zone, hour, password_totp_transition)| PolicyContext {
+    (
+        any::<bool>(),
+        prop::sample::select(vec!["internal", "external", "", "vpn"]),
+        any::<u8>(),
+        any::<bool>(),
+        any::<u32>(),
+    )
+        .prop_map(|(degraded, zone, hour, password_totp_transition, sponsorships_today)| PolicyContext {
             degraded,
             network_zone: zone.into(),
             hour,
             password_totp_transition,
-        },
-    )
+            sponsorships_today,
+        })
 }
 
 proptest! {

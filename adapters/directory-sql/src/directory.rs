@@ -313,7 +313,33 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_foreign_key_violation())
 }
 
-type IdentityRow = (String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+pub(crate) type IdentityRow =
+    (String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+/// The columns of `identities` an [`IdentityRow`] holds, in its order (a macro: sqlx takes only
+/// literal SQL, and `concat!` builds it from this).
+macro_rules! identity_columns {
+    () => {
+        "id, matricule, family_name, given_name, birth_date, metier, grade, idnat"
+    };
+}
+pub(crate) use identity_columns;
+
+/// An identity from its row and its affectations.
+pub(crate) fn identity_of(row: IdentityRow, units: Vec<Affectation>) -> Result<Identity, DirectoryError> {
+    let (id, matricule, family_name, given_name, birth_date, metier, grade, idnat) = row;
+    let idnat = idnat
+        .map(|s| IdNat::parse(&s).map_err(|e| corrupt(&format!("an invalid idNat {s:?} for identity {id}: {e}"))))
+        .transpose()?;
+    Ok(Identity { id, matricule, family_name, given_name, birth_date, metier, grade, idnat, units })
+}
+
+/// One affectation row of identity `id`.
+pub(crate) fn affectation(id: &str, uf: String, share: i64) -> Result<Affectation, DirectoryError> {
+    u8::try_from(share)
+        .map(|share| Affectation { uf, share })
+        .map_err(|_| corrupt(&format!("a share of {share} for identity {id}")))
+}
 
 type AccountRow = (String, String, Option<String>, Option<Vec<u8>>, bool);
 
@@ -350,35 +376,22 @@ impl Directory for SqlDirectory {
     }
 
     async fn identity(&self, id: &str) -> Result<Option<Identity>, DirectoryError> {
-        let row = sqlx::query_as::<_, IdentityRow>(
-            "SELECT id, matricule, family_name, given_name, birth_date, metier, grade, idnat \
-             FROM identities WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| failed("looking up an identity", &e))?;
-        let Some((id, matricule, family_name, given_name, birth_date, metier, grade, idnat)) = row else {
-            return Ok(None);
-        };
-        let idnat = idnat
-            .map(|s| IdNat::parse(&s).map_err(|e| corrupt(&format!("an invalid idNat {s:?} for identity {id}: {e}"))))
-            .transpose()?;
+        let row =
+            sqlx::query_as::<_, IdentityRow>(concat!("SELECT ", identity_columns!(), " FROM identities WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| failed("looking up an identity", &e))?;
+        let Some(row) = row else { return Ok(None) };
         let units = sqlx::query_as::<_, (String, i64)>(
             "SELECT uf, share FROM affectations WHERE identity_id = $1 ORDER BY share DESC, uf",
         )
-        .bind(&id)
+        .bind(&row.0)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| failed("looking up affectations", &e))?
-        .into_iter()
-        .map(|(uf, share)| {
-            u8::try_from(share)
-                .map(|share| Affectation { uf, share })
-                .map_err(|_| corrupt(&format!("a share of {share} for identity {id}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Identity { id, matricule, family_name, given_name, birth_date, metier, grade, idnat, units }))
+        .map_err(|e| failed("looking up affectations", &e))?;
+        let units = units.into_iter().map(|(uf, share)| affectation(&row.0, uf, share)).collect::<Result<_, _>>()?;
+        identity_of(row, units).map(Some)
     }
 
     async fn username_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {

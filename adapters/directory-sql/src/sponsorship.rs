@@ -2,12 +2,12 @@
 //! hashed answers to security questions, the sponsorships granted and their temporary
 //! credentials, and "who shares a unit with whom". Hashing is the caller's: this module stores
 //! and compares nothing secret itself.
-use vigie_core::directory::{Directory, DirectoryError, Identity};
+use vigie_core::directory::{DirectoryError, Identity};
 use vigie_core::names::fold;
 
 use crate::SqlDirectory;
 use crate::announced::format_time as rfc3339;
-use crate::directory::failed;
+use crate::directory::{IdentityRow, affectation, failed, identity_columns, identity_of};
 
 /// Longest e-mail address accepted (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
 pub const MAX_EMAIL_CHARS: usize = 254;
@@ -195,11 +195,21 @@ impl SqlDirectory {
         query: &str,
         limit: usize,
     ) -> Result<Vec<Identity>, DirectoryError> {
-        let ids = sqlx::query_as::<_, (String,)>(
-            "SELECT DISTINCT b.identity_id FROM affectations a JOIN affectations b ON a.uf = b.uf \
-             WHERE a.identity_id = ? AND b.identity_id <> ?",
-        )
-        .bind(identity_id)
+        // Two queries whatever the number of colleagues: their rows, then the affectations of
+        // those the search kept.
+        macro_rules! colleagues {
+            () => {
+                "SELECT DISTINCT b.identity_id FROM affectations a JOIN affectations b \
+                 ON a.uf = b.uf WHERE a.identity_id = $1 AND b.identity_id <> $1"
+            };
+        }
+        let rows = sqlx::query_as::<_, IdentityRow>(concat!(
+            "SELECT ",
+            identity_columns!(),
+            " FROM identities WHERE id IN (",
+            colleagues!(),
+            ")"
+        ))
         .bind(identity_id)
         .fetch_all(&self.pool)
         .await
@@ -207,8 +217,8 @@ impl SqlDirectory {
         let folded = fold(query.trim());
         let upper = query.trim().to_uppercase();
         let mut found = Vec::new();
-        for (id,) in ids {
-            let Some(identity) = self.identity(&id).await? else { continue };
+        for row in rows {
+            let identity = identity_of(row, Vec::new())?;
             let (f, g) = (fold(&identity.family_name), fold(&identity.given_name));
             let hit = folded.is_empty()
                 || f.contains(&folded)
@@ -222,7 +232,22 @@ impl SqlDirectory {
             }
         }
         found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        Ok(found.into_iter().take(limit).map(|(_, _, i)| i).collect())
+        let mut kept: Vec<Identity> = found.into_iter().take(limit).map(|(_, _, i)| i).collect();
+        let units = sqlx::query_as::<_, (String, String, i64)>(concat!(
+            "SELECT identity_id, uf, share FROM affectations WHERE identity_id IN (",
+            colleagues!(),
+            ") ORDER BY identity_id, share DESC, uf"
+        ))
+        .bind(identity_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| failed("looking up affectations", &e))?;
+        for (id, uf, share) in units {
+            if let Some(identity) = kept.iter_mut().find(|i| i.id == id) {
+                identity.units.push(affectation(&id, uf, share)?);
+            }
+        }
+        Ok(kept)
     }
 }
 
@@ -254,6 +279,9 @@ mod tests {
         let c = d.upsert_identity(&person("C1", "Petit", "Luc", &["UF3"])).await.unwrap();
         let names = |v: Vec<Identity>| v.into_iter().map(|i| i.family_name).collect::<Vec<_>>();
         assert_eq!(names(d.colleagues(&a, "", 10).await.unwrap()), ["Martin"]);
+        let found = d.colleagues(&a, "cam", 10).await.unwrap();
+        assert_eq!(found[0].units.iter().map(|u| u.uf.as_str()).collect::<Vec<_>>(), ["UF1"], "with their units");
+        assert_eq!(found[0].id, b);
         assert_eq!(names(d.colleagues(&a, "MARTÍN", 10).await.unwrap()), ["Martin"]);
         assert!(d.colleagues(&a, "petit", 10).await.unwrap().is_empty(), "no unit in common");
         assert!(d.colleagues(&c, "", 10).await.unwrap().is_empty());

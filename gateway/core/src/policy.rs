@@ -137,6 +137,10 @@ pub struct PolicyContext {
     /// Within the establishment's transition period, where password + TOTP is still allowed on
     /// sensitive services (configuration, with an end date).
     pub password_totp_transition: bool,
+    /// Action `sponsor`: how many colleagues the principal sponsored in the last 24 hours (the
+    /// policy bounds it); 0 for the other actions.
+    #[serde(default)]
+    pub sponsorships_today: u32,
 }
 
 /// A question to the policy engine.

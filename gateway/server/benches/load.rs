@@ -22,10 +22,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
 mod common;
-use common::{Kill, arg, cookie_of, free_port, start_psc_sandbox};
+use common::{Kill, RemoveDir, arg, cookie_of, free_port, start_psc_sandbox};
 
 struct Gateway {
     _proc: Kill,
+    /// Dropped after `_proc`: the gateway's data directory goes when the gateway has stopped.
+    _dir: RemoveDir,
     pid: u32,
     base: String,
     demo: Value,
@@ -62,6 +64,7 @@ fn start(redis: bool, env: &[(String, String)]) -> Gateway {
         {
             return Gateway {
                 _proc: child,
+                _dir: RemoveDir(dir),
                 pid,
                 base: format!("https://localhost:{port}"),
                 demo: v,

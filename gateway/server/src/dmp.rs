@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use crate::app::{AppState, State};
-use crate::http::{Caller, problem};
+use crate::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 use crate::oidc::grant::{AccessTokenClaims, verify_access_token};
 
 pub use vigie_dmp::{InsNir, Sealer, Vihf, VihfSettings};
@@ -475,15 +475,9 @@ pub async fn vihf_for(
     Ok(vihf)
 }
 
-/// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge.
+/// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge, as problem details.
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    let challenge =
-        format!(r#"Bearer realm="vigie", error="{error}", error_description="{}""#, description.replace('"', "'"));
-    let mut r = problem(status, "Invalid access token", description);
-    if let Ok(v) = header::HeaderValue::from_str(&challenge) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    r
+    with_bearer_challenge(problem(status, "Invalid access token", description), error, description)
 }
 
 /// The header naming the patient of a relayed call.
@@ -534,18 +528,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         return problem(StatusCode::NOT_FOUND, "Unknown DMP service", &format!("{service:?} is not a relayed service"));
     }
     // RFC 6750 §2.1: the bearer token in the Authorization header.
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    let Some(token) = token else {
-        return HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="vigie""#))
-            .finish();
-    };
+    let Some(token) = bearer_token(&req) else { return bearer_missing() };
     let claims = match verify_access_token(&state, &token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e),

@@ -115,6 +115,34 @@ pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> HttpRe
         .json(json!({ "error": error, "error_description": description }))
 }
 
+/// RFC 6750 §2.1: the access token of an `Authorization: Bearer <token>` header (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
+/// RFC 6750 §3.1: a request without a token gets 401 and a challenge without an error code.
+pub fn bearer_missing() -> HttpResponse {
+    HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="vigie""#)).finish()
+}
+
+/// RFC 6750 §3: the `WWW-Authenticate` challenge of a refused bearer token, with its error code
+/// and description (a quote in the description, not allowed there, becomes an apostrophe).
+pub fn with_bearer_challenge(mut resp: HttpResponse, error: &str, description: &str) -> HttpResponse {
+    let challenge =
+        format!(r#"Bearer realm="vigie", error="{error}", error_description="{}""#, description.replace('"', "'"));
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
 /// Parses `application/x-www-form-urlencoded` or a query string. RFC 6749 §3.1: "Request and
 /// response parameters MUST NOT be included more than once"; empty values count as absent.
 pub fn parse_params(raw: &[u8]) -> Result<Params, String> {
@@ -185,6 +213,25 @@ mod tests {
         assert!(parse_params(b"a=1&b=2").is_ok());
         assert_eq!(parse_params(b"a=1&a=2").unwrap_err(), "parameter `a` is repeated");
         assert_eq!(parse_params(b"a=&b=2").unwrap().get("a"), None);
+    }
+
+    #[test]
+    fn bearer_token_reads_the_authorization_header_only_with_the_bearer_scheme() {
+        let with = |v: &str| {
+            actix_web::test::TestRequest::default().insert_header((header::AUTHORIZATION, v)).to_http_request()
+        };
+        assert_eq!(bearer_token(&with("Bearer abc.def")).as_deref(), Some("abc.def"));
+        assert_eq!(bearer_token(&with("bearer  abc ")).as_deref(), Some("abc"));
+        assert_eq!(bearer_token(&with("Basic YTpi")), None);
+        assert_eq!(bearer_token(&with("Bearer ")), None);
+        assert_eq!(bearer_token(&with("Bearer")), None);
+        assert_eq!(bearer_token(&actix_web::test::TestRequest::default().to_http_request()), None);
+        let challenged =
+            with_bearer_challenge(HttpResponse::Unauthorized().finish(), "invalid_token", r#"a "quoted" word"#);
+        assert_eq!(
+            challenged.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            r#"Bearer realm="vigie", error="invalid_token", error_description="a 'quoted' word""#
+        );
     }
 
     proptest! {

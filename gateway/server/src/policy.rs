@@ -109,6 +109,7 @@ pub fn context_of(state: &AppState, caller: &Caller, now: i64) -> PolicyContext 
         network_zone: zone_of(state, &caller.ip),
         hour,
         password_totp_transition,
+        sponsorships_today: 0,
     }
 }
 
@@ -259,24 +260,35 @@ pub async fn decide_dmp(state: &AppState, caller: &Caller, auth: &Authentication
 }
 
 /// Asks the engine whether this authentication may sponsor `colleague` (action `sponsor`, the
-/// colleague as the resource with their units); counted and audited under
-/// `sponsorship:<colleague id>`. A directory failure refuses.
+/// colleague as the resource with their units), having sponsored `sponsorships_today`
+/// colleagues in the last 24 hours; counted and audited under `sponsorship:<colleague id>`. A
+/// directory failure refuses. Also says whether the day's count is what refused: the same
+/// question with no sponsorship today would have been allowed (asked again, not audited).
 pub async fn decide_sponsor(
     state: &AppState,
     caller: &Caller,
     auth: &Authentication,
     colleague: &vigie_core::directory::Identity,
-) -> Decision {
+    sponsorships_today: u32,
+) -> (Decision, bool) {
     let resource =
         Resource::Colleague { id: colleague.id.clone(), units: colleague.units.iter().map(|u| u.uf.clone()).collect() };
     let target = format!("sponsorship:{}", colleague.id);
-    match principal_of(state, &auth.identity_id).await {
-        Ok(principal) => ask(state, caller, &principal, Action::Sponsor, &resource, auth, Some(&target)),
-        Err(e) => Decision { errors: vec![e], ..Default::default() },
-    }
+    let principal = match principal_of(state, &auth.identity_id).await {
+        Ok(principal) => principal,
+        Err(e) => return (Decision { errors: vec![e], ..Default::default() }, false),
+    };
+    let now = crate::now();
+    let context = PolicyContext { sponsorships_today, ..context_of(state, caller, now) };
+    let decision = ask_in(state, caller, &principal, Action::Sponsor, &resource, auth, Some(&target), &context, now);
+    let over_the_day = !decision.allowed && sponsorships_today > 0 && {
+        let fresh = PolicyContext { sponsorships_today: 0, ..context };
+        ask_in(state, caller, &principal, Action::Sponsor, &resource, auth, None, &fresh, now).allowed
+    };
+    (decision, over_the_day)
 }
 
-/// One decision, timed and counted; audited under `target` when given.
+/// One decision in the request's context, timed and counted; audited under `target` when given.
 fn ask(
     state: &AppState,
     caller: &Caller,
@@ -288,20 +300,30 @@ fn ask(
 ) -> Decision {
     let now = crate::now();
     let context = context_of(state, caller, now);
+    ask_in(state, caller, principal, action, resource, auth, target, &context, now)
+}
+
+/// [`ask`] in a given context.
+#[allow(clippy::too_many_arguments)] // the parts of one policy request, and where to audit it
+fn ask_in(
+    state: &AppState,
+    caller: &Caller,
+    principal: &Principal,
+    action: Action,
+    resource: &Resource,
+    auth: &Authentication,
+    target: Option<&str>,
+    context: &PolicyContext,
+    now: i64,
+) -> Decision {
     let started = std::time::Instant::now();
-    let decision = state.policy.decide(&PolicyRequest {
-        principal,
-        action,
-        resource,
-        authentication: auth,
-        context: &context,
-        now,
-    });
+    let decision =
+        state.policy.decide(&PolicyRequest { principal, action, resource, authentication: auth, context, now });
     metrics::histogram!("vigie_policy_decision_seconds").record(started.elapsed().as_secs_f64());
     let result = if decision.allowed { "allow" } else { "deny" };
     metrics::counter!("vigie_policy_decisions_total", "action" => action.as_str(), "result" => result).increment(1);
     if let Some(target) = target {
-        audit_decision(state, caller, principal, target, auth, &context, &decision);
+        audit_decision(state, caller, principal, target, auth, context, &decision);
     }
     decision
 }

@@ -10,10 +10,11 @@ use vigie_core::{Authentication, Mie};
 
 use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
+use crate::login::pages::tr;
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
-use crate::sponsor::{no_store, tr};
+use crate::sponsor::no_store;
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;

@@ -18,7 +18,7 @@ use vigie_core::store::{StoreError, StoreExt};
 use crate::account::{new_code, normal_code};
 use crate::app::{AppState, State};
 use crate::http::{Caller, Params, esc, parse_params};
-use crate::login::pages::{self, Lang, html_page};
+use crate::login::pages::{self, Lang, html_page, tr};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Session};
 
@@ -68,8 +68,6 @@ pub struct SponsorshipConfig {
     pub lock_secs: u64,
     /// Lifetime of the temporary credential, seconds. Default 86400 (24 hours).
     pub credential_ttl_secs: u64,
-    /// Colleagues a sponsor may sponsor per 24 hours. Default 3.
-    pub max_per_day: u64,
     /// Oldest sign-in of the sponsor that may open a sponsorship, seconds. Default 3600.
     pub sponsor_max_auth_age_secs: u64,
     /// Oldest sign-in that may enrol security questions, seconds. Default 600.
@@ -98,7 +96,6 @@ impl Default for SponsorshipConfig {
             max_wrong_per_sponsor: 5,
             lock_secs: 3600,
             credential_ttl_secs: 86_400,
-            max_per_day: 3,
             sponsor_max_auth_age_secs: 3600,
             enrol_max_auth_age_secs: 600,
             ceremony_ttl_secs: 600,
@@ -221,14 +218,6 @@ impl Reason {
     }
 }
 
-/// `fr` or `en` text.
-pub fn tr(l: Lang, fr: &'static str, en: &'static str) -> &'static str {
-    match l {
-        Lang::Fr => fr,
-        Lang::En => en,
-    }
-}
-
 /// `/sponsorship` (page, sign-in, start, answers).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/sponsorship", web::get().to(page))
@@ -285,7 +274,7 @@ fn message(l: Lang, status: StatusCode, id: &str, text: &str) -> HttpResponse {
     let main = format!(
         r#"<p role="alert" id="{id}">{}</p><p><a class="button" href="/sponsorship?lang={}">{}</a></p>"#,
         esc(text),
-        if l == Lang::Fr { "fr" } else { "en" },
+        l.code(),
         tr(l, "Revenir au parrainage", "Back to sponsorship"),
     );
     no_store(html_page(l, status, title(l), &main, None))
@@ -398,7 +387,7 @@ pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) 
             Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
     };
-    let code = if l == Lang::Fr { "fr" } else { "en" };
+    let code = l.code();
     let search = format!(
         r#"<form method="get" action="/sponsorship" role="search">
 <input type="hidden" name="lang" value="{code}">
@@ -585,10 +574,25 @@ async fn refusal(
 ) -> Result<Option<(StatusCode, &'static str, String)>, String> {
     let cfg = &state.config.sponsorship;
     let auth = &sponsor.session.authentication;
-    // The policy (`sponsor`): same unit, phishing-resistant MIE, personal account, not oneself.
-    let decision = crate::policy::decide_sponsor(state, caller, auth, colleague).await;
+    // The policy (`sponsor`): same unit, phishing-resistant MIE, personal account, not oneself,
+    // and at most so many colleagues in 24 hours (`sponsor-at-most-3-a-day` by default).
+    let since = crate::now() - 86_400;
+    let done = state.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
+    let done = u32::try_from(done).unwrap_or(u32::MAX);
+    let (decision, over_the_day) = crate::policy::decide_sponsor(state, caller, auth, colleague, done).await;
+    let by = if decision.policies.is_empty() { "default-deny".into() } else { decision.policies.join(",") };
+    if over_the_day {
+        return Ok(Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            tr(
+                l,
+                "Vous avez atteint le nombre maximal de parrainages pour 24 heures. Un autre collègue peut parrainer, ou appelez le service informatique.",
+                "You have reached the most sponsorships allowed in 24 hours. Another colleague may sponsor, or call the IT department.",
+            ),
+            format!("daily limit reached: {done} sponsorship(s) in 24 h, refused by policy [{by}]"),
+        )));
+    }
     if !decision.allowed {
-        let by = if decision.policies.is_empty() { "default-deny".into() } else { decision.policies.join(",") };
         return Ok(Some((
             StatusCode::FORBIDDEN,
             tr(
@@ -608,19 +612,6 @@ async fn refusal(
                 "Your sign-in is too old: sign in again with your card or key, then start again.",
             ),
             "the sponsor's sign-in is too old".into(),
-        )));
-    }
-    let since = crate::now() - 86_400;
-    let done = state.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
-    if done >= cfg.max_per_day {
-        return Ok(Some((
-            StatusCode::TOO_MANY_REQUESTS,
-            tr(
-                l,
-                "Vous avez atteint le nombre maximal de parrainages pour 24 heures. Un autre collègue peut parrainer, ou appelez le service informatique.",
-                "You have reached the most sponsorships allowed in 24 hours. Another colleague may sponsor, or call the IT department.",
-            ),
-            format!("daily limit reached ({done} of {} in 24 h)", cfg.max_per_day),
         )));
     }
     let (wrong_c, wrong_s) = (
@@ -692,7 +683,7 @@ async fn ask(
         intro = tr(l, "Questions de sécurité de", "Security questions of"),
         who = esc(&name(colleague)),
         reason = reason.label(l),
-        code = if l == Lang::Fr { "fr" } else { "en" },
+        code = l.code(),
         csrf = esc(&sponsor.csrf),
         token = esc(&token),
         go = tr(l, "Valider", "Confirm"),
@@ -984,36 +975,12 @@ pub async fn grant(
             if !card.status.may_become(status) {
                 continue;
             }
-            let before = card.status;
-            let card =
-                state.cards.set_status(&card.id, status, &actor, Some(&comment)).await.map_err(|e| e.to_string())?;
-            let mut ended = 0;
-            if let Some(fingerprint) = card.fingerprint() {
-                ended = session::end_sessions_of_credential(state, caller, &fingerprint)
+            let (_, ended) =
+                crate::admin::actions::change_status_by(state, &actor, caller, &card.id, status, Some(&comment))
                     .await
                     .map_err(|e| e.to_string())?;
-            }
             cards_suspended += 1;
             sessions_ended += ended;
-            state.audit(AuditEvent {
-                kind: Some(AuditKind::CardStatusChanged),
-                outcome: Some(Outcome::Success),
-                subject: Some(colleague.id.clone()),
-                actor: Some(actor.clone()),
-                object: Some(
-                    card.fingerprint().map_or_else(|| format!("card:{}", card.id), |f| format!("{f} ({})", card.id)),
-                ),
-                method: Some(card.kind.clone()),
-                reason: Some(format!(
-                    "{} -> {}: {comment}; {ended} session(s) ended",
-                    before.as_str(),
-                    card.status.as_str()
-                )),
-                ip: Some(caller.ip.clone()),
-                user_agent: caller.user_agent.clone(),
-                request_id: Some(caller.request_id.clone()),
-                ..Default::default()
-            });
         }
     }
     state.audit(AuditEvent {

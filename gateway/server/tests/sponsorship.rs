@@ -464,9 +464,27 @@ async fn a_lost_card_declared_at_sponsorship_is_suspended_and_its_sessions_end()
     assert_eq!(ok.status, 303, "{}", ok.body);
 }
 
+/// The default policy set with the day's sponsorships bounded to `k` instead of 3: what an
+/// establishment edits in `40_sponsor.cedar`. The directory is removed when the test is done.
+fn policies_with_sponsorships_a_day(k: u32) -> PathBuf {
+    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default"));
+    let sponsor = std::fs::read_to_string(src.join("40_sponsor.cedar")).unwrap();
+    let bounded = sponsor.replace("context.sponsorships_today >= 3", &format!("context.sponsorships_today >= {k}"));
+    assert_ne!(bounded, sponsor, "the default policy bounds the day's sponsorships");
+    let dir = temp_file("40_sponsor.cedar", &bounded).parent().unwrap().to_owned();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".cedar") && name != "40_sponsor.cedar" {
+            std::fs::copy(e.path(), dir.join(name)).unwrap();
+        }
+    }
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sponsor_sponsors_at_most_k_colleagues_a_day() {
-    let gw = start_gateway(&[("VIGIE_SPONSORSHIP__MAX_PER_DAY", "1")], None).await;
+async fn a_sponsor_sponsors_at_most_k_colleagues_a_day_as_the_policy_says() {
+    let policies = policies_with_sponsorships_a_day(1);
+    let gw = start_gateway(&[("VIGIE_POLICY__DIR", policies.to_str().unwrap())], None).await;
     let mut paul = paul_with_card(&gw).await;
     sponsor(&mut paul, "martin", CAMILLE, "forgotten").await;
     let (found, csrf, _) = search(&mut paul, "bernard").await;
@@ -474,7 +492,16 @@ async fn a_sponsor_sponsors_at_most_k_colleagues_a_day() {
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.body.contains("nombre maximal de parrainages"), "{}", r.body);
     let line = gw.audit_line(|l| l["kind"] == "sponsorship_refused").await;
-    assert!(line["reason"].as_str().unwrap().contains("daily limit"), "{line}");
+    let reason = line["reason"].as_str().unwrap();
+    assert!(reason.contains("daily limit") && reason.contains("[sponsor-at-most-3-a-day]"), "{line}");
+    // The policy decision itself is audited, with the policy that refused.
+    let decision = gw
+        .audit_line(|l| {
+            l["kind"] == "policy_decision" && l["outcome"] == "failure" && l["object"] == "sponsor-at-most-3-a-day"
+        })
+        .await;
+    assert_eq!(decision["client_id"], format!("sponsorship:{}", found[0]), "{decision}");
+    remove_temp(&policies.join("40_sponsor.cedar"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

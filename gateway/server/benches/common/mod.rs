@@ -17,6 +17,15 @@ impl Drop for Kill {
     }
 }
 
+/// A directory removed when dropped: put it after the [`Kill`] of the process using it.
+pub struct RemoveDir(pub std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }

@@ -56,12 +56,12 @@ impl std::fmt::Display for ActionError {
     }
 }
 
-fn audit(state: &AppState, admin: &Admin, caller: &Caller, kind: AuditKind, card: &Card, reason: Option<String>) {
+fn audit(state: &AppState, actor: &str, caller: &Caller, kind: AuditKind, card: &Card, reason: Option<String>) {
     state.audit(AuditEvent {
         kind: Some(kind),
         outcome: Some(Outcome::Success),
         subject: Some(card.identity_id.clone()),
-        actor: Some(admin.actor.clone()),
+        actor: Some(actor.to_owned()),
         object: Some(card.fingerprint().map_or_else(|| format!("card:{}", card.id), |f| format!("{f} ({})", card.id))),
         method: Some(card.kind.clone()),
         reason,
@@ -100,7 +100,7 @@ pub async fn create(
 ) -> Result<Card, ActionError> {
     agent(state, identity_id).await?;
     let card = state.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
-    audit(state, admin, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
+    audit(state, &admin.actor, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
     Ok(card)
 }
 
@@ -115,8 +115,21 @@ pub async fn change_status(
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<(Card, usize), ActionError> {
+    change_status_by(state, &admin.actor, caller, card_id, status, comment).await
+}
+
+/// [`change_status`] on behalf of `actor` (`staff:…`, `token:…`, or `sponsorship:…` when a
+/// sponsor declares a colleague's card lost or stolen).
+pub async fn change_status_by(
+    state: &AppState,
+    actor: &str,
+    caller: &Caller,
+    card_id: &str,
+    status: CardStatus,
+    comment: Option<&str>,
+) -> Result<(Card, usize), ActionError> {
     let before = card(state, card_id).await?;
-    let card = state.cards.set_status(card_id, status, &admin.actor, comment).await?;
+    let card = state.cards.set_status(card_id, status, actor, comment).await?;
     let mut ended = 0;
     // The registry refuses the login of a card out of handed_over from now on; sessions it
     // already opened end here.
@@ -134,7 +147,7 @@ pub async fn change_status(
         card.status.as_str(),
         comment.map(|c| format!(": {}", c.chars().take(200).collect::<String>())).unwrap_or_default()
     );
-    audit(state, admin, caller, AuditKind::CardStatusChanged, &card, Some(reason));
+    audit(state, actor, caller, AuditKind::CardStatusChanged, &card, Some(reason));
     Ok((card, ended))
 }
 
@@ -260,7 +273,7 @@ pub async fn bind(
         ),
         None => "names match".into(),
     };
-    audit(state, admin, caller, AuditKind::CardBound, &card, Some(audit_reason));
+    audit(state, &admin.actor, caller, AuditKind::CardBound, &card, Some(audit_reason));
     Ok(card)
 }
 

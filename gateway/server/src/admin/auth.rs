@@ -73,14 +73,8 @@ pub async fn require(req: &HttpRequest, state: &AppState, role: Role, surface: S
 }
 
 fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<HttpResponse>> {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(given) = given.filter(|t| !t.is_empty() && t.len() <= 512) else {
+    let given = crate::http::bearer_token(req).filter(|t| t.len() <= 512);
+    let Some(given) = given.as_deref() else {
         refused(req, state, None, role, "no admin API token");
         return Err(Box::new(unauthorized(
             "invalid_request",

@@ -12,19 +12,12 @@ use super::actions::{self, ActionError, Coherence};
 use super::auth::{self, Admin, Surface};
 use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
-use crate::login::pages::{Lang, lang};
+use crate::login::pages::{Lang, lang, tr};
 
 /// The built-in public client through which the admin page signs people in (its code is never
 /// redeemed: the SSO session the login leaves is what the page uses).
 pub const CLIENT_ID: &str = "vigie-admin";
 const PATH: &str = "/admin/cards";
-
-fn tr(l: Lang, fr: &'static str, en: &'static str) -> &'static str {
-    match l {
-        Lang::Fr => fr,
-        Lang::En => en,
-    }
-}
 
 fn status_label(l: Lang, s: CardStatus) -> &'static str {
     use CardStatus::*;
@@ -41,7 +34,7 @@ fn status_label(l: Lang, s: CardStatus) -> &'static str {
 }
 
 fn page(l: Lang, status: StatusCode, title: &str, main: &str) -> HttpResponse {
-    let code = if l == Lang::Fr { "fr" } else { "en" };
+    let code = l.code();
     let (other, other_label) = if l == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
     let body = format!(
         r#"<!doctype html>
@@ -186,7 +179,7 @@ fn search_form(l: Lang, q: &str) -> String {
 <p id="q-help" class="help">{help}</p>
 <button type="submit">{button}</button>
 </form>"#,
-        code = if l == Lang::Fr { "fr" } else { "en" },
+        code = l.code(),
         label = tr(l, "Rechercher un agent", "Find an agent"),
         q = esc(q),
         help = tr(l, "Nom, prénom, matricule ou idNat (RPPS).", "Name, given name, matricule or idNat (RPPS)."),

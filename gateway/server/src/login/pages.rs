@@ -11,6 +11,24 @@ pub enum Lang {
     En,
 }
 
+impl Lang {
+    /// The BCP 47 tag of the language, for `<html lang>` and links to the other language.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// The text in `l`: French `fr` or English `en`.
+pub fn tr(l: Lang, fr: &'static str, en: &'static str) -> &'static str {
+    match l {
+        Lang::Fr => fr,
+        Lang::En => en,
+    }
+}
+
 fn lang_from_tags(tags: &str) -> Option<Lang> {
     tags.split([',', ' ']).map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).find_map(|t| {
         if t.starts_with("fr") {
@@ -115,10 +133,7 @@ pub(crate) fn html_page(
     main: &str,
     form_action_extra: Option<&str>,
 ) -> HttpResponse {
-    let code = match l {
-        Lang::Fr => "fr",
-        Lang::En => "en",
-    };
+    let code = l.code();
     let body = format!(
         r#"<!doctype html>
 <html lang="{code}">

@@ -1,29 +1,24 @@
 //! The UserInfo endpoint (OIDC Core §5.3), GET and POST, bearer token per RFC 6750.
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::grant::{ProfileClaims, verify_access_token};
 use crate::app::State;
-use crate::http::parse_params;
+use crate::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
 
-/// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code.
+/// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code; the body is the
+/// OAuth error JSON.
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
-    let challenge =
-        format!(r#"Bearer realm="vigie", error="{error}", error_description="{}""#, description.replace('"', "'"));
-    HttpResponse::build(status)
-        .insert_header((header::WWW_AUTHENTICATE, challenge))
-        .json(json!({ "error": error, "error_description": description }))
+    with_bearer_challenge(oauth_json(status, error, description), error, description)
+}
+
+fn oauth_json(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": error, "error_description": description }))
 }
 
 pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let from_header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
+    let from_header = bearer_token(&req);
     // RFC 6750 §2.2: the form-encoded body parameter, for POST.
     let from_body = match parse_params(&body) {
         Ok(p) if req.method() == actix_web::http::Method::POST => p.get("access_token").map(str::to_owned),
@@ -36,11 +31,7 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
             return bearer_error(StatusCode::BAD_REQUEST, "invalid_request", "the access token was sent twice");
         }
         (Some(t), None) | (None, Some(t)) => t,
-        (None, None) => {
-            return HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="vigie""#))
-                .finish();
-        }
+        (None, None) => return bearer_missing(),
     };
     let claims = match verify_access_token(&state, &token).await {
         Ok(c) => c,
