@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigie_dmp::{EnvelopeError, insert_security};
+use vigie_dmp::{EnvelopeError, INS_OIDS, insert_security, patients_named};
 
 const ASSERTION: &str = "<saml2:Assertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_f\"></saml2:Assertion>";
 const TYPES: [&str; 4] = [
@@ -24,8 +24,14 @@ fuzz_target!(|data: &[u8]| {
         },
         k => (TYPES[k as usize].to_string(), rest),
     };
-    // Any bytes and any content type: the secured body or an error, never a panic.
-    if let Ok(out) = insert_security(body, &ct, ASSERTION) {
+    // Any bytes and any content type: the secured body or an error, never a panic; the patient
+    // scan (the relay's first step) refuses what securing refuses, for the same reason.
+    let secured = insert_security(body, &ct, ASSERTION);
+    let named = patients_named(body, &ct, &INS_OIDS);
+    if let Err(e) = &secured {
+        assert_eq!(named.as_ref().err(), Some(e));
+    }
+    if let Ok(out) = secured {
         // Only bytes were added, and what was added is found again: securing twice is refused.
         assert!(out.len() > body.len());
         assert_eq!(insert_security(&out, &ct, ASSERTION), Err(EnvelopeError::AlreadySecured));

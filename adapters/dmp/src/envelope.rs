@@ -60,6 +60,121 @@ pub fn insert_security(body: &[u8], content_type: &str, assertion_xml: &str) -> 
     }
 }
 
+/// The assigning authorities of the INS (ANS): INS-NIR, INS-NIA, and the twins the DMP's test
+/// platforms use (reference §1: `…4.10` in the official AIR example).
+pub const INS_OIDS: [&str; 4] =
+    ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11"];
+
+/// The patient identifiers a SOAP 1.2 call names in its Body, under any of `oids`: HL7 v3
+/// instance identifiers (`root` = the OID, `extension` = the identifier: TD0.2's
+/// `patientIdentifier`) and HL7 CX values `ID^^^&OID&ISO` in text or attributes (an ebXML slot
+/// `$XDSDocumentEntryPatientId`, an `ExternalIdentifier`), each once, in document order. The
+/// call is read as [`insert_security`] reads it (the root part of an MTOM body), and refused
+/// as it would be, so that nothing is done for a call that could not be relayed.
+pub fn patients_named(body: &[u8], content_type: &str, oids: &[&str]) -> Result<Vec<String>, EnvelopeError> {
+    let (mime, params) = parse_media_type(content_type)?;
+    let envelope = match mime.as_str() {
+        "application/soap+xml" => body,
+        "multipart/related" => {
+            let (start, end) = root_part(body, &params)?;
+            &body[start..end]
+        }
+        "text/xml" => return Err(EnvelopeError::Soap11),
+        _ => return Err(EnvelopeError::UnsupportedContentType(content_type.to_string())),
+    };
+    find_insertion(envelope)?;
+    let mut found = Vec::new();
+    scan_patients(envelope, oids, &mut found).map_err(|(at, reason)| EnvelopeError::Xml { at, reason })?;
+    Ok(found)
+}
+
+/// [`patients_named`] on a checked envelope. Text is gathered across entity references (which
+/// quick-xml reports apart) up to the next tag.
+fn scan_patients(env: &[u8], oids: &[&str], found: &mut Vec<String>) -> Result<(), (u64, String)> {
+    let bom = if env.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let mut reader = NsReader::from_reader(&env[bom..]);
+    let (mut depth, mut in_body, mut text) = (0usize, false, String::new());
+    let at = |r: &NsReader<&[u8]>| r.error_position();
+    loop {
+        let (soap, ev) = match reader.read_resolved_event() {
+            Ok((res, ev)) => (is_ns(&res, SOAP12_NS), ev),
+            Err(e) => return Err((reader.error_position(), e.to_string())),
+        };
+        if !matches!(ev, Event::Text(_) | Event::GeneralRef(_)) && !text.is_empty() {
+            cx_identifiers(&text, oids, found);
+            text.clear();
+        }
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                if depth == 1 && soap && e.local_name().as_ref() == "Body" {
+                    in_body = matches!(ev, Event::Start(_));
+                } else if in_body {
+                    let (mut root, mut extension) = (None, None);
+                    for a in e.attributes() {
+                        let a = a.map_err(|e| (at(&reader), e.to_string()))?;
+                        let value = a
+                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map_err(|e| (at(&reader), e.to_string()))?;
+                        match a.key.local_name().as_ref() {
+                            "root" => root = Some(value.into_owned()),
+                            "extension" => extension = Some(value.into_owned()),
+                            _ => cx_identifiers(&value, oids, found),
+                        }
+                    }
+                    if let (Some(root), Some(id)) = (root, extension)
+                        && oids.contains(&root.trim())
+                    {
+                        push_once(found, id.trim());
+                    }
+                }
+                if matches!(ev, Event::Start(_)) {
+                    depth += 1;
+                }
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                if depth == 1 {
+                    in_body = false;
+                }
+            }
+            Event::Text(ref t) if in_body => text.push_str(&t.xml10_content()),
+            Event::GeneralRef(ref r) if in_body => {
+                let resolved = r.resolve_char_ref().map_err(|e| (at(&reader), e.to_string()))?;
+                match resolved {
+                    Some(c) => text.push(c),
+                    None => {
+                        text.push_str(quick_xml::escape::resolve_predefined_entity(&r.xml10_content()).unwrap_or(""))
+                    }
+                }
+            }
+            Event::CData(ref c) if in_body => cx_identifiers(&c.xml10_content(), oids, found),
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// Every `ID^^^&OID&ISO` (HL7 CX: ID, then the assigning authority's universal id and its type)
+/// in `text` whose OID is one of `oids`: the ID is the run of letters and digits before `^^^&`.
+fn cx_identifiers(text: &str, oids: &[&str], found: &mut Vec<String>) {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("^^^&").map(|i| i + from) {
+        let after = &text[i + 4..];
+        let oid = after.split('&').next().unwrap_or("");
+        if oids.contains(&oid) && after[oid.len()..].starts_with("&ISO") {
+            let id_start = text[..i].rfind(|c: char| !c.is_ascii_alphanumeric()).map_or(0, |j| j + 1);
+            push_once(found, &text[id_start..i]);
+        }
+        from = i + 4;
+    }
+}
+
+fn push_once(found: &mut Vec<String>, id: &str) {
+    if !found.iter().any(|f| f == id) {
+        found.push(id.to_string());
+    }
+}
+
 /// `type/subtype *( OWS ";" OWS name=value )`, value a token or a quoted-string (RFC 9110 §5.6.6).
 /// Type and parameter names are lower-cased (they are case-insensitive).
 pub fn parse_media_type(ct: &str) -> Result<(String, Vec<(String, String)>), EnvelopeError> {
@@ -365,11 +480,9 @@ fn strip_angles(s: &str) -> &str {
     s.strip_prefix('<').and_then(|s| s.strip_suffix('>')).unwrap_or(s)
 }
 
-fn insert_in_multipart(
-    body: &[u8],
-    params: &[(String, String)],
-    assertion_xml: &str,
-) -> Result<Vec<u8>, EnvelopeError> {
+/// Where the envelope of a `multipart/related` (MTOM) body is: the root part's content, checked
+/// to be a SOAP 1.2 envelope sent 8bit or binary.
+fn root_part(body: &[u8], params: &[(String, String)]) -> Result<(usize, usize), EnvelopeError> {
     let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let boundary = get("boundary").filter(|b| !b.is_empty() && b.len() <= 70).ok_or(EnvelopeError::NoBoundary)?;
     let parts = split_parts(body, boundary)?;
@@ -410,7 +523,15 @@ fn insert_in_multipart(
             });
         }
     }
-    let (cs, ce) = root.content;
+    Ok(root.content)
+}
+
+fn insert_in_multipart(
+    body: &[u8],
+    params: &[(String, String)],
+    assertion_xml: &str,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let (cs, ce) = root_part(body, params)?;
     let envelope = insert_in_envelope(&body[cs..ce], assertion_xml)?;
     let mut out = Vec::with_capacity(body.len() + envelope.len() - (ce - cs));
     out.extend_from_slice(&body[..cs]);

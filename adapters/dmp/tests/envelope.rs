@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
-use vigie_dmp::{EnvelopeError, WSSE_NS, insert_security};
+use vigie_dmp::{EnvelopeError, INS_OIDS, WSSE_NS, insert_security, patients_named};
 
 const A: &str = "<saml2:Assertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_a\"></saml2:Assertion>";
 const S12: &str = "application/soap+xml; charset=UTF-8; action=\"urn:ihe:iti:2007:RegistryStoredQuery\"";
@@ -112,11 +112,13 @@ fn an_empty_header_element_is_opened() {
     );
 }
 
+/// A SOAP 1.2 envelope (prefix `s`) with this header and body markup.
+fn soap12(h: &str, b: &str) -> String {
+    format!("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">{h}{b}</s:Envelope>")
+}
+
 #[test]
 fn what_cannot_carry_a_vihf_is_refused_with_the_reason() {
-    let soap12 = |h: &str, b: &str| {
-        format!("<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">{h}{b}</s:Envelope>")
-    };
     let e = |body: &str, ct: &str| insert_security(body.as_bytes(), ct, A).unwrap_err();
     let secured = soap12(&format!("<s:Header>{}</s:Header>", sec()), "<s:Body/>");
     assert_eq!(e(&secured, "application/soap+xml"), EnvelopeError::AlreadySecured);
@@ -224,6 +226,87 @@ fn text() -> impl Strategy<Value = String> {
     "\\PC{0,20}".prop_map(|s| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"))
 }
 
+const INS: &str = "207058575627097";
+const INS2: &str = "180017512345621";
+
+/// TD0.2 (HL7 v3 `PRPA_IN201307UV02`): the patient as an instance identifier.
+fn td02(root: &str, extension: &str) -> String {
+    soap12(
+        "<s:Header><a:Action xmlns:a=\"http://www.w3.org/2005/08/addressing\">urn:hl7-org:v3:PRPA_IN201307UV02</a:Action></s:Header>",
+        &format!(
+            "<s:Body><PRPA_IN201307UV02 xmlns=\"urn:hl7-org:v3\"><controlActProcess><queryByParameter><parameterList>\
+             <livingSubjectId><value root=\"{root}\" extension=\"{extension}\"/></livingSubjectId>\
+             </parameterList></queryByParameter></controlActProcess></PRPA_IN201307UV02></s:Body>"
+        ),
+    )
+}
+
+/// TD3.1 (ebXML `AdhocQueryRequest`): the patient as an HL7 CX value in a slot, `&` escaped.
+fn td31(values: &[&str]) -> String {
+    let values: String =
+        values.iter().map(|v| format!("<rim:Value>'{}'</rim:Value>", v.replace('&', "&amp;"))).collect();
+    soap12(
+        "",
+        &format!(
+            "<s:Body><q:AdhocQueryRequest xmlns:q=\"urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0\" \
+             xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\"><rim:AdhocQuery id=\"urn:uuid:14d4debf\">\
+             <rim:Slot name=\"$XDSDocumentEntryPatientId\"><rim:ValueList>{values}</rim:ValueList></rim:Slot>\
+             </rim:AdhocQuery></q:AdhocQueryRequest></s:Body>"
+        ),
+    )
+}
+
+#[test]
+fn the_patients_a_call_names_are_found_in_hl7_identifiers_and_cx_values() {
+    let named = |env: &str| patients_named(env.as_bytes(), S12, &INS_OIDS).unwrap();
+    assert_eq!(named(&td02("1.2.250.1.213.1.4.10", INS)), [INS]);
+    assert_eq!(named(&td02("1.2.250.1.213.1.4.8", &format!(" {INS} "))), [INS], "trimmed");
+    // Another authority (here the RPPS) is not a patient.
+    assert!(named(&td02("1.2.250.1.71.4.2.1", INS)).is_empty());
+    assert_eq!(named(&td31(&[&format!("{INS}^^^&1.2.250.1.213.1.4.10&ISO")])), [INS]);
+    assert_eq!(
+        named(&td31(&[&format!("{INS}^^^&1.2.250.1.213.1.4.8&ISO"), &format!("{INS2}^^^&1.2.250.1.213.1.4.8&ISO^NH")])),
+        [INS, INS2],
+        "two patients, in order"
+    );
+    let twice = format!("{INS}^^^&1.2.250.1.213.1.4.8&ISO");
+    assert_eq!(named(&td31(&[&twice, &twice])), [INS], "each once");
+    assert!(named(&td31(&[&format!("{INS}^^^&1.2.250.1.71.4.2.1&ISO")])).is_empty(), "not an INS authority");
+    // A character reference inside the value is read as the character it stands for.
+    let by_ref = td31(&[&format!("{INS}^^^&1.2.250.1.213.1.4.8&ISO")]).replace("^^^", "&#x5E;^^");
+    assert_eq!(named(&by_ref), [INS]);
+    // In an attribute (an ExternalIdentifier of a submission) and in CDATA.
+    let attr = soap12(
+        "",
+        &format!(
+            "<s:Body><rim:ExternalIdentifier xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\" \
+             value=\"{INS2}^^^&amp;1.2.250.1.213.1.4.10&amp;ISO\"/><c><![CDATA[{INS}^^^&1.2.250.1.213.1.4.10&ISO]]></c></s:Body>"
+        ),
+    );
+    assert_eq!(named(&attr), [INS2, INS]);
+    // The header is not the request: an identifier there is not a patient the call names.
+    let in_header = soap12(
+        &format!("<s:Header><v root=\"1.2.250.1.213.1.4.8\" extension=\"{INS}\"/></s:Header>"),
+        "<s:Body><op/></s:Body>",
+    );
+    assert!(named(&in_header).is_empty());
+    // In the root part of an MTOM call; attachments are not read.
+    let attachment = format!("{INS2}^^^&1.2.250.1.213.1.4.8&ISO").into_bytes();
+    let (body, ct) = mtom(&td02("1.2.250.1.213.1.4.10", INS), &[attachment], false);
+    assert_eq!(patients_named(&body, &ct, &INS_OIDS).unwrap(), [INS]);
+}
+
+#[test]
+fn a_call_that_cannot_be_secured_is_refused_by_the_patient_scan_too() {
+    let e = |body: &str, ct: &str| patients_named(body.as_bytes(), ct, &INS_OIDS).unwrap_err();
+    assert_eq!(e(&td02("1.2.250.1.213.1.4.8", INS), "text/xml"), EnvelopeError::Soap11);
+    let broken = soap12("", "<s:Body><a></b></s:Body>");
+    assert_eq!(e(&broken, S12), insert_security(broken.as_bytes(), S12, A).unwrap_err());
+    let secured =
+        String::from_utf8(insert_security(td02("1.2.250.1.213.1.4.8", INS).as_bytes(), S12, A).unwrap()).unwrap();
+    assert_eq!(e(&secured, S12), EnvelopeError::AlreadySecured);
+}
+
 proptest! {
     /// Envelopes with any prefix, whitespace, header blocks and content: the header is added as the
     /// first child of Header, and nothing else changes.
@@ -270,6 +353,19 @@ proptest! {
         prop_assert_eq!(&out[at + s.len()..], &body[at..]);
     }
 
+    /// Any identifier under an INS authority, in a slot or as an HL7 identifier, is found as is;
+    /// under another authority, never.
+    #[test]
+    fn any_ins_named_is_found_and_nothing_else(id in "[0-9A-Za-z]{1,20}", k in 0usize..4, other in "1\\.2\\.250\\.1\\.71\\.[0-9]{1,3}") {
+        let oid = INS_OIDS[k];
+        let named = |env: String| patients_named(env.as_bytes(), S12, &INS_OIDS).unwrap();
+        prop_assert_eq!(named(td31(&[&format!("{id}^^^&{oid}&ISO")])), vec![id.clone()]);
+        prop_assert_eq!(named(td02(oid, &id)), vec![id.clone()]);
+        let foreign = format!("{id}^^^&{other}&ISO");
+        prop_assert!(named(td31(&[&foreign])).is_empty());
+        prop_assert!(named(td02(&other, &id)).is_empty());
+    }
+
     /// Garbage never panics: it is refused or, if it happens to be a SOAP 1.2 envelope, accepted.
     #[test]
     fn garbage_is_refused_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), ct in prop_oneof![
@@ -279,6 +375,11 @@ proptest! {
     ]) {
         if let Ok(out) = insert_security(&bytes, &ct, A) {
             prop_assert_eq!(insert_security(&out, &ct, A), Err(EnvelopeError::AlreadySecured));
+        }
+        // The patient scan refuses what securing refuses, with the same reason (and may refuse
+        // more: it also reads the attributes).
+        if let Err(e) = insert_security(&bytes, &ct, A) {
+            prop_assert_eq!(patients_named(&bytes, &ct, &INS_OIDS), Err(e));
         }
     }
 }

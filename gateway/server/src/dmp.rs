@@ -585,6 +585,39 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         }
     }
     let action = media_param(&content_type, "action").or_else(|| element_text(&body, "Action", 64 * 1024));
+    // The patients the call names in its Body must be the one its VIHF names (the header): a
+    // mismatch would trace one patient's file and ask the DMP for another's. Read before any
+    // VIHF is made: a call that cannot be relayed gets none.
+    let mut oids = vigie_dmp::INS_OIDS.to_vec();
+    if !oids.contains(&dmp.settings.ins_oid.as_str()) {
+        oids.push(&dmp.settings.ins_oid);
+    }
+    match vigie_dmp::patients_named(&body, &content_type, &oids) {
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "Not a SOAP 1.2 envelope Vigie can secure", &e.to_string()),
+        Ok(named) => {
+            if let Some(other) = named.iter().find(|n| !n.eq_ignore_ascii_case(patient.as_str())) {
+                let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| ins_audit_hash(&o));
+                audit_refused(
+                    &state,
+                    &caller,
+                    &claims.client_id,
+                    &format!(
+                        "relay to {service}: the call names patient {other_hash}, X-Vigie-Patient-INS {}",
+                        ins_audit_hash(&patient)
+                    ),
+                );
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "Patient mismatch",
+                    &format!(
+                        "the call names patient {other:?} in its Body, but X-Vigie-Patient-INS is {:?}: a VIHF \
+                         names one patient, and the call must ask for that patient",
+                        patient.as_str()
+                    ),
+                );
+            }
+        }
+    }
     let Some(relay) = dmp.relay.as_ref() else {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -555,6 +555,32 @@ async fn the_relay_adds_a_vihf_and_streams_td02_and_td31_answers_with_mtom_intac
     let attachment = parts.iter().filter_map(|p| find(p, b"\r\n\r\n").map(|i| &p[i + 4..])).nth(1).expect("a 2nd part");
     assert_eq!(sha256_hex(attachment), want, "the answer's attachment came back intact");
 
+    // The patient the call asks for is the one the VIHF names: the same goes through...
+    let td02_for = |ins: &str| {
+        envelope(
+            TD02,
+            &format!(
+                r#"<PRPA_IN201307UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><controlActProcess><queryByParameter><parameterList><livingSubjectId><value root="1.2.250.1.213.1.4.10" extension="{ins}"/></livingSubjectId></parameterList></queryByParameter></controlActProcess></PRPA_IN201307UV02>"#
+            ),
+        )
+    };
+    let r = Resp::of(relay("patients", "application/soap+xml", td02_for(INS).into_bytes(), INS).await.unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // ...another is refused before any VIHF is made, and the refusal is audited without the INS.
+    let nir = "1800175123456";
+    let other = format!("{nir}{:02}", vigie_dmp::nir_key(nir).unwrap());
+    let issued = gw.audit_lines().iter().filter(|l| l["kind"] == "vihf_issued").count();
+    let r =
+        Resp::of(relay("patients", "application/soap+xml", td02_for(&other).into_bytes(), INS).await.unwrap()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["title"], "Patient mismatch", "{}", r.body);
+    assert!(r.json()["detail"].as_str().unwrap().contains(&other), "{}", r.body);
+    let line = gw
+        .audit_line(|l| l["kind"] == "refused" && l["reason"].as_str().is_some_and(|r| r.contains("names patient")))
+        .await;
+    assert!(!line.to_string().contains(&other) && !line.to_string().contains(INS), "no INS in the trail: {line}");
+    assert_eq!(gw.audit_lines().iter().filter(|l| l["kind"] == "vihf_issued").count(), issued, "no VIHF for it");
+
     // Refusals before the DMP: no INS, a bad INS, not SOAP, an unknown service.
     let r = Resp::of(relay("patients", "application/soap+xml", td02().into_bytes(), "123").await.unwrap()).await;
     assert_eq!(r.status, 400, "{}", r.body);
