@@ -26,6 +26,9 @@ pub enum AuditKind {
     CardBound,
     /// An administrative role granted or revoked.
     RoleChanged,
+    /// HR announced a professional (by idNat) for just-in-time creation at their first login
+    /// through PSC, or withdrew the announcement (`object` = `announcement:<idNat>`).
+    IdentityAnnounced,
     /// A policy decision on a login or a DMP access, with the policies that decided.
     PolicyDecision,
     /// The policy set was reloaded, or a changed set was refused (the old one kept).

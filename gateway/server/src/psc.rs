@@ -604,7 +604,7 @@ pub fn announce_cli(config: &crate::config::Config, command: AnnounceCommand) ->
         crate::cli::audit_now(
             config,
             AuditEvent {
-                kind: Some(AuditKind::RoleChanged),
+                kind: Some(AuditKind::IdentityAnnounced),
                 outcome: Some(Outcome::Success),
                 actor: Some(actor.clone()),
                 object: Some(object),

@@ -203,6 +203,9 @@ async fn with_jit_an_announced_professional_is_created_at_the_first_login_and_on
 
     // Announced by HR: created at the first login, with the announced unit, audited.
     announce(&w.jit, "810009876543", "UF4001").await;
+    let line = w.jit.audit_line(|l| l["kind"] == "identity_announced").await;
+    assert_eq!(line["object"], "announcement:810009876543", "{line}");
+    assert!(line["reason"].as_str().unwrap_or_default().starts_with("announced until"), "{line}");
     let listed = Command::new(BIN).args(["users", "announced", "--data-dir"]).arg(&w.jit.data_dir).output().unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("810009876543"), "listed: {listed:?}");
     let (tokens, _) = psc_login(&w.jit, &w.psc, "demo-app", "810009876543", "ecps").await;
