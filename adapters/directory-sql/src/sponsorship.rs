@@ -1,9 +1,10 @@
-//! Sponsorship on the directory database (migration 0006): e-mail addresses of identities, the
-//! hashed answers to security questions, the sponsorships granted and their temporary
-//! credentials, and "who shares a unit with whom". Hashing is the caller's: this module stores
-//! and compares nothing secret itself.
+//! The sponsorship port ([`Sponsorships`]) on the directory database (migration 0006): e-mail
+//! addresses of identities, the hashed answers to security questions, the sponsorships granted
+//! and their temporary credentials, and "who shares a unit with whom".
+use async_trait::async_trait;
 use vigie_core::directory::{DirectoryError, Identity};
 use vigie_core::names::fold;
+pub use vigie_core::sponsorship::{Grant, NewSponsorship, Sponsorships};
 
 use crate::SqlDirectory;
 use crate::announced::format_time as rfc3339;
@@ -12,41 +13,12 @@ use crate::directory::{IdentityRow, affectation, failed, identity_columns, ident
 /// Longest e-mail address accepted (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
 pub const MAX_EMAIL_CHARS: usize = 254;
 
-/// A sponsorship to record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewSponsorship<'a> {
-    /// The colleague who vouched (directory id).
-    pub sponsor_id: &'a str,
-    /// The professional vouched for.
-    pub sponsored_id: &'a str,
-    /// `forgotten`, `lost`, `stolen`, `unusable` or `awaiting`.
-    pub reason: &'a str,
-    /// When (Unix seconds).
-    pub at: i64,
-    /// Hash of the temporary credential.
-    pub code_hash: &'a str,
-    /// When the credential stops working (Unix seconds).
-    pub expires_at: i64,
-}
-
-/// A temporary credential still in force.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    /// The sponsorship's id.
-    pub id: String,
-    /// Who vouched.
-    pub sponsor_id: String,
-    /// Hash of the code.
-    pub code_hash: String,
-    /// When it ends (Unix seconds).
-    pub expires_at: i64,
-}
-
-impl SqlDirectory {
+#[async_trait]
+impl Sponsorships for SqlDirectory {
     /// Sets (or clears) the e-mail address of an identity; false when there is no such identity.
     /// The address is checked by the caller (`vigie-mail` parses it); here only its length and
     /// the absence of control characters.
-    pub async fn set_email(&self, identity_id: &str, email: Option<&str>) -> Result<bool, DirectoryError> {
+    async fn set_email(&self, identity_id: &str, email: Option<&str>) -> Result<bool, DirectoryError> {
         if let Some(e) = email
             && (e.chars().count() > MAX_EMAIL_CHARS || e.chars().any(char::is_control))
         {
@@ -64,7 +36,7 @@ impl SqlDirectory {
     }
 
     /// The e-mail address of an identity, if the directory has one.
-    pub async fn email_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {
+    async fn email_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {
         let row = sqlx::query_as::<_, (Option<String>,)>("SELECT email FROM identities WHERE id = ?")
             .bind(identity_id)
             .fetch_optional(&self.pool)
@@ -75,7 +47,7 @@ impl SqlDirectory {
 
     /// Replaces every security answer of an identity with these `(question id, answer hash)`, in
     /// one transaction.
-    pub async fn set_security_answers(
+    async fn set_security_answers(
         &self,
         identity_id: &str,
         answers: &[(String, String)],
@@ -111,7 +83,7 @@ impl SqlDirectory {
     }
 
     /// The `(question id, answer hash)` an identity enrolled, by question id.
-    pub async fn security_answers(&self, identity_id: &str) -> Result<Vec<(String, String)>, DirectoryError> {
+    async fn security_answers(&self, identity_id: &str) -> Result<Vec<(String, String)>, DirectoryError> {
         sqlx::query_as::<_, (String, String)>(
             "SELECT question_id, answer_hash FROM security_answers WHERE identity_id = ? ORDER BY question_id",
         )
@@ -122,7 +94,7 @@ impl SqlDirectory {
     }
 
     /// Records a sponsorship and its temporary credential; returns its id.
-    pub async fn record_sponsorship(&self, s: &NewSponsorship<'_>) -> Result<String, DirectoryError> {
+    async fn record_sponsorship(&self, s: &NewSponsorship<'_>) -> Result<String, DirectoryError> {
         let id = uuid::Uuid::now_v7().to_string();
         sqlx::query(
             "INSERT INTO sponsorships (id, sponsor_id, sponsored_id, reason, created_at, created_unix, code_hash, \
@@ -148,7 +120,7 @@ impl SqlDirectory {
     }
 
     /// How many sponsorships this sponsor granted since `since` (Unix seconds).
-    pub async fn sponsorships_by_since(&self, sponsor_id: &str, since: i64) -> Result<u64, DirectoryError> {
+    async fn sponsorships_by_since(&self, sponsor_id: &str, since: i64) -> Result<u64, DirectoryError> {
         let (n,) =
             sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM sponsorships WHERE sponsor_id = ? AND created_unix >= ?")
                 .bind(sponsor_id)
@@ -160,7 +132,7 @@ impl SqlDirectory {
     }
 
     /// The temporary credentials of an identity still in force at `now`, newest first.
-    pub async fn active_grants(&self, sponsored_id: &str, now: i64) -> Result<Vec<Grant>, DirectoryError> {
+    async fn active_grants(&self, sponsored_id: &str, now: i64) -> Result<Vec<Grant>, DirectoryError> {
         let rows = sqlx::query_as::<_, (String, String, String, i64)>(
             "SELECT id, sponsor_id, code_hash, expires_unix FROM sponsorships \
              WHERE sponsored_id = ? AND expires_unix > ? AND revoked = FALSE ORDER BY created_unix DESC",
@@ -176,25 +148,10 @@ impl SqlDirectory {
             .collect())
     }
 
-    /// Ends every temporary credential of an identity now; returns how many were in force.
-    pub async fn revoke_grants(&self, sponsored_id: &str) -> Result<u64, DirectoryError> {
-        let r = sqlx::query("UPDATE sponsorships SET revoked = TRUE WHERE sponsored_id = ? AND revoked = FALSE")
-            .bind(sponsored_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| failed("revoking sponsorships", &e))?;
-        Ok(r.rows_affected())
-    }
-
     /// The identities sharing at least one functional unit with `identity_id` (not itself) whose
     /// names, matricule or idNat match `query` (accents, case and separators ignored), by name;
     /// at most `limit`. An empty query lists them all (within `limit`).
-    pub async fn colleagues(
-        &self,
-        identity_id: &str,
-        query: &str,
-        limit: usize,
-    ) -> Result<Vec<Identity>, DirectoryError> {
+    async fn colleagues(&self, identity_id: &str, query: &str, limit: usize) -> Result<Vec<Identity>, DirectoryError> {
         // Two queries whatever the number of colleagues: their rows, then the affectations of
         // those the search kept.
         macro_rules! colleagues {
@@ -248,6 +205,18 @@ impl SqlDirectory {
             }
         }
         Ok(kept)
+    }
+}
+
+impl SqlDirectory {
+    /// Ends every temporary credential of an identity now; returns how many were in force.
+    pub async fn revoke_grants(&self, sponsored_id: &str) -> Result<u64, DirectoryError> {
+        let r = sqlx::query("UPDATE sponsorships SET revoked = TRUE WHERE sponsored_id = ? AND revoked = FALSE")
+            .bind(sponsored_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| failed("revoking sponsorships", &e))?;
+        Ok(r.rows_affected())
     }
 }
 

@@ -12,6 +12,7 @@ pub mod idnat;
 pub mod names;
 pub mod policy;
 pub mod roles;
+pub mod sponsorship;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -51,7 +51,7 @@ pub struct AppState {
     /// Finding agents for the admin page and API.
     pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
     /// Sponsorship: security answers, grants, e-mail addresses, colleagues (the directory's database).
-    pub sponsorships: Arc<vigie_directory_sql::SqlDirectory>,
+    pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
     /// Outgoing e-mail (`[mail]`): the sponsorship notices.
     pub mailer: Arc<vigie_mail::Mailer>,
     /// Card certificate validation, when `cards.trust` names anchors.

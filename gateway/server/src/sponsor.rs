@@ -957,7 +957,7 @@ pub async fn grant(
     let hash = code_hash(&code);
     let id = state
         .sponsorships
-        .record_sponsorship(&vigie_directory_sql::sponsorship::NewSponsorship {
+        .record_sponsorship(&vigie_core::sponsorship::NewSponsorship {
             sponsor_id: &sponsor.id,
             sponsored_id: &colleague.id,
             reason: reason.as_str(),
