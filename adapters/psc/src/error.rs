@@ -62,6 +62,9 @@ pub enum PscError {
     /// The ID token's `nonce` is not the one sent with the authorization request.
     #[error("the ID token answers another login (nonce mismatch): {0}")]
     WrongNonce(String),
+    /// The ID token's `at_hash` is not the access token's (OIDC Core §3.1.3.8).
+    #[error("the ID token was not issued with this access token (at_hash mismatch)")]
+    WrongAtHash,
     /// The token is unsigned or signed with an algorithm outside the allow-list.
     #[error("the token's signature algorithm is not allowed: {0}")]
     AlgNotAllowed(String),
@@ -103,6 +106,7 @@ impl PscError {
             PscError::WrongAudience(_) => "wrong_audience",
             PscError::Expired(_) => "expired",
             PscError::WrongNonce(_) => "wrong_nonce",
+            PscError::WrongAtHash => "wrong_at_hash",
             PscError::AlgNotAllowed(_) => "alg_not_allowed",
             PscError::UnknownKid(_) => "unknown_kid",
             PscError::BadSignature(_) => "bad_signature",

@@ -313,6 +313,15 @@ impl Psc {
             detail: "the token response has no id_token (was the `openid` scope granted?)".into(),
         })?;
         let claims = self.verify_id_token(id_token, &Nonce::new(pending.nonce.clone())).await?;
+        // OIDC Core §3.1.3.8: an `at_hash` (PSC's Keycloak puts one in every ID token) must be the
+        // access token's: the two were issued together, none was swapped in on the way.
+        if let Some(claimed) = claims.access_token_hash() {
+            let alg = id_token.signing_alg().map_err(|e| PscError::BadIdToken(e.to_string()))?;
+            let actual = at_hash(tokens.access_token().secret(), alg);
+            if !bool::from(actual.as_bytes().ct_eq(claimed.as_bytes())) {
+                return Err(PscError::WrongAtHash);
+            }
+        }
         // Like ANS's Keycloak extension: `acr` must be an accepted level, or absent.
         let acr = claims.auth_context_ref().map(|a| a.to_string());
         if let Some(acr) = &acr
@@ -723,9 +732,45 @@ fn token_error(
     }
 }
 
+/// OIDC Core §3.1.3.6: the base64url left half of the access token's hash, the hash being the
+/// one of the ID token's `alg` (SHA-256 for RS256, ES256, PS256, HS256; SHA-512 for EdDSA as
+/// with Ed25519).
+fn at_hash(access_token: &str, alg: &CoreJwsSigningAlgorithm) -> String {
+    use CoreJwsSigningAlgorithm as A;
+    use aws_lc_rs::digest;
+    let hash = match alg {
+        A::HmacSha384 | A::RsaSsaPkcs1V15Sha384 | A::EcdsaP384Sha384 | A::RsaSsaPssSha384 => &digest::SHA384,
+        A::HmacSha512 | A::RsaSsaPkcs1V15Sha512 | A::EcdsaP521Sha512 | A::RsaSsaPssSha512 | A::EdDsa => &digest::SHA512,
+        _ => &digest::SHA256,
+    };
+    let d = digest::digest(hash, access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&d.as_ref()[..d.as_ref().len() / 2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_hash_the_alg_names() {
+        use CoreJwsSigningAlgorithm as A;
+        let half = |alg, hash: &'static aws_lc_rs::digest::Algorithm| {
+            let d = aws_lc_rs::digest::digest(hash, b"token");
+            (at_hash("token", &alg), URL_SAFE_NO_PAD.encode(&d.as_ref()[..hash.output_len() / 2]))
+        };
+        for (alg, hash) in [
+            (A::RsaSsaPkcs1V15Sha256, &aws_lc_rs::digest::SHA256),
+            (A::EcdsaP256Sha256, &aws_lc_rs::digest::SHA256),
+            (A::RsaSsaPssSha384, &aws_lc_rs::digest::SHA384),
+            (A::RsaSsaPkcs1V15Sha512, &aws_lc_rs::digest::SHA512),
+            (A::EdDsa, &aws_lc_rs::digest::SHA512),
+        ] {
+            let (got, want) = half(alg.clone(), hash);
+            assert_eq!(got, want, "{alg:?}");
+        }
+        assert_eq!(at_hash("token", &A::RsaSsaPkcs1V15Sha256).len(), 22, "16 bytes in base64url");
+        assert_ne!(at_hash("token", &A::RsaSsaPkcs1V15Sha256), at_hash("tokeN", &A::RsaSsaPkcs1V15Sha256));
+    }
 
     fn settings(auth: ClientAuth) -> PscSettings {
         PscSettings::new("https://psc.example/auth/realms/esante-wallet", "vigie", auth, "https://vigie/cb")

@@ -38,6 +38,11 @@ async fn id_token_of_another_login_is_refused_by_its_nonce() {
 }
 
 #[tokio::test]
+async fn id_token_issued_with_another_access_token_is_refused_by_its_at_hash() {
+    assert_eq!(refused_with("wrong_at_hash", "vigie-basic").await.0, "wrong_at_hash");
+}
+
+#[tokio::test]
 async fn unsigned_id_token_is_refused() {
     assert_eq!(refused_with("alg_none", "vigie-basic").await.0, "alg_not_allowed");
 }

@@ -20,7 +20,7 @@ const OIDC = '/protocol/openid-connect';
 const DISCOVERY = '/.well-known/openid-configuration';
 const WALLET_DISCOVERY = '/.well-known/wallet-openid-configuration';
 
-const TOKEN_MODES = new Set(['wrong_iss', 'wrong_aud', 'expired', 'wrong_nonce', 'alg_none', 'unknown_kid']);
+const TOKEN_MODES = new Set(['wrong_iss', 'wrong_aud', 'expired', 'wrong_nonce', 'wrong_at_hash', 'alg_none', 'unknown_kid']);
 const MODES = new Set([...TOKEN_MODES, 'userinfo_sub_mismatch', 'token_error', 'slow', 'down']);
 const REDACTED = new Set([
   'client_secret',
@@ -64,6 +64,15 @@ function endpointOfFull(pathname) {
 
 function b64url(obj) {
   return Buffer.from(JSON.stringify(obj)).toString('base64url');
+}
+
+// OIDC Core §3.1.3.6: `at_hash` is the base64url left half of the access token's hash with the
+// ID token's `alg` (SHA-256 for RS256). PSC is Keycloak, whose ID tokens carry it from the token
+// endpoint too; oidc-provider puts it only in the front channel, so the stand-in adds it.
+function atHash(accessToken, alg) {
+  const bits = { 256: 'sha256', 384: 'sha384', 512: 'sha512' }[String(alg).slice(-3)] ?? 'sha256';
+  const digest = crypto.createHash(bits).update(accessToken).digest();
+  return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
 function readBody(req) {
@@ -347,10 +356,12 @@ export async function startSandbox(config) {
     }
   }
 
-  async function rewriteIdToken(jwt, modes) {
+  async function rewriteIdToken(jwt, modes, accessToken) {
     const header = jose.decodeProtectedHeader(jwt);
     const payload = jose.decodeJwt(jwt);
     const now = Math.floor(Date.now() / 1000);
+    if (typeof accessToken === 'string') payload.at_hash = atHash(accessToken, header.alg);
+    if (modes.has('wrong_at_hash')) payload.at_hash = atHash(crypto.randomBytes(16).toString('hex'), header.alg);
     if (modes.has('wrong_iss')) payload.iss = 'https://auth.evil.example/auth/realms/esante-wallet';
     if (modes.has('wrong_aud')) payload.aud = 'another-client';
     if (modes.has('expired')) {
@@ -522,10 +533,9 @@ export async function startSandbox(config) {
 
       if (endpoint === 'token' && ctx.status === 200 && typeof ctx.body?.id_token === 'string') {
         const modes = activeTokenModes(oidc.client?.clientId);
-        if (modes.size > 0) {
-          entry.misbehave = [...modes].join(',');
-          ctx.body = { ...ctx.body, id_token: await rewriteIdToken(ctx.body.id_token, modes) };
-        }
+        if (modes.size > 0) entry.misbehave = [...modes].join(',');
+        // Every ID token of the token endpoint gets its `at_hash`, as PSC's (Keycloak) do.
+        ctx.body = { ...ctx.body, id_token: await rewriteIdToken(ctx.body.id_token, modes, ctx.body.access_token) };
       }
 
       if (endpoint === 'userinfo' && ctx.status === 200 && take('userinfo_sub_mismatch', oidc?.client?.clientId)) {

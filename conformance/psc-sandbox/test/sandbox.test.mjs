@@ -2,6 +2,7 @@
 // the client discovers it through PSC's wallet path, logs in with PKCE, reads userinfo, authenticates to the token
 // endpoint each way PSC allows, sees every misbehaviour, and logs out.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -420,6 +421,20 @@ describe('misbehaviour (test-only control API)', () => {
       assert.equal(tokens.claims().acr, 'eidas1');
     });
   }
+
+  test('every ID token carries the at_hash of its access token (as PSC\'s Keycloak); wrong_at_hash another one', async () => {
+    // OIDC Core §3.1.3.6, RS256: base64url of the left half of SHA-256(access_token), computed here.
+    const expected = (accessToken) =>
+      crypto.createHash('sha256').update(accessToken).digest().subarray(0, 16).toString('base64url');
+    const cfg = await configFor(plain, 'basic', client.ClientSecretBasic('basic-secret-1'));
+    const tokens = await login(plain, cfg);
+    assert.equal(tokens.claims().at_hash, expected(tokens.access_token));
+    await control(plain.origin, 'misbehave', { mode: 'wrong_at_hash' });
+    const wrong = await login(plain, cfg);
+    assert.match(wrong.claims().at_hash, /^[A-Za-z0-9_-]{22}$/);
+    assert.notEqual(wrong.claims().at_hash, expected(wrong.access_token));
+    assert.equal((await lastLog(plain, 'token')).misbehave, 'wrong_at_hash');
+  });
 
   test('userinfo_sub_mismatch: openid-client refuses userinfo whose sub differs (JSON and JWT)', async () => {
     for (const [id, secret] of [

@@ -236,6 +236,7 @@ async fn every_misbehaviour_of_psc_is_refused_with_a_clear_page_and_its_code_aud
         ("wrong_aud", "wrong_audience"),
         ("expired", "expired"),
         ("wrong_nonce", "wrong_nonce"),
+        ("wrong_at_hash", "wrong_at_hash"),
         ("alg_none", "alg_not_allowed"),
         ("unknown_kid", "unknown_kid"),
         ("userinfo_sub_mismatch", "userinfo_sub_mismatch"),
