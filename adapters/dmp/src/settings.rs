@@ -160,20 +160,23 @@ pub struct SettingsError {
 impl VihfSettings {
     /// Checks what a VIHF cannot be issued without; call at start.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let required: [(&'static str, &str); 8] = [
-            ("version", &self.version),
-            ("auth_mode_attribute", &self.auth_mode_attribute),
-            ("auth_mode", &self.auth_mode),
-            ("structure_id", &self.structure_id),
-            ("secteur_activite", &self.secteur_activite),
-            ("lps_id", &self.lps_id),
-            ("lps_homologation", &self.lps_homologation),
-            ("ins_oid", &self.ins_oid),
+        // Every text setting goes into the VIHF; those marked are required.
+        let texts: [(&'static str, &str, bool); 12] = [
+            ("version", &self.version, true),
+            ("auth_mode_attribute", &self.auth_mode_attribute, true),
+            ("auth_mode", &self.auth_mode, true),
+            ("structure_id", &self.structure_id, true),
+            ("secteur_activite", &self.secteur_activite, true),
+            ("lps_id", &self.lps_id, true),
+            ("lps_nom", &self.lps_nom, false),
+            ("lps_version", &self.lps_version, false),
+            ("lps_homologation", &self.lps_homologation, true),
+            ("primary_auth", &self.primary_auth, false),
+            ("ins_oid", &self.ins_oid, true),
+            ("purpose_code_system_name", &self.purpose_code_system_name, false),
         ];
-        for (key, v) in required {
-            if v.trim().is_empty() {
-                return Err(SettingsError { key, problem: "must be set".into() });
-            }
+        if let Some((key, ..)) = texts.iter().find(|(_, v, required)| *required && v.trim().is_empty()) {
+            return Err(SettingsError { key, problem: "must be set".into() });
         }
         if !(1..=3600).contains(&self.validity_secs) {
             return Err(SettingsError {
@@ -188,20 +191,7 @@ impl VihfSettings {
         }
         // Every value goes into the VIHF: refuse at start what XML 1.0 cannot carry, rather than
         // at the first VIHF.
-        let mut values: Vec<(&'static str, &str)> = vec![
-            ("version", &self.version),
-            ("auth_mode_attribute", &self.auth_mode_attribute),
-            ("auth_mode", &self.auth_mode),
-            ("structure_id", &self.structure_id),
-            ("secteur_activite", &self.secteur_activite),
-            ("lps_id", &self.lps_id),
-            ("lps_nom", &self.lps_nom),
-            ("lps_version", &self.lps_version),
-            ("lps_homologation", &self.lps_homologation),
-            ("primary_auth", &self.primary_auth),
-            ("ins_oid", &self.ins_oid),
-            ("purpose_code_system_name", &self.purpose_code_system_name),
-        ];
+        let mut values: Vec<(&'static str, &str)> = texts.iter().map(|(key, v, _)| (*key, *v)).collect();
         if let PrimaryAuthPlacement::Attribute(name) = &self.primary_auth_placement {
             values.push(("primary_auth_placement", name));
         }
