@@ -411,6 +411,27 @@ impl Roles for SqlDirectory {
     }
 }
 
+/// Whether a search matches a person: `folded` (the query folded: accents, case, separators)
+/// within the family or given name or both in either order, or `upper` (the query in upper
+/// case) within the matricule or idNat. The folded names when it does, to sort by.
+pub(crate) fn matches(
+    folded: &str,
+    upper: &str,
+    family: &str,
+    given: &str,
+    matricule: &str,
+    idnat: Option<&str>,
+) -> Option<(String, String)> {
+    let (f, g) = (fold(family), fold(given));
+    let hit = f.contains(folded)
+        || g.contains(folded)
+        || format!("{g}{f}").contains(folded)
+        || format!("{f}{g}").contains(folded)
+        || matricule.to_uppercase().contains(upper)
+        || idnat.is_some_and(|i| i.contains(upper));
+    hit.then_some((f, g))
+}
+
 #[async_trait]
 impl IdentitySearch for SqlDirectory {
     async fn search_identities(&self, query: &str, limit: usize) -> Result<Vec<Identity>, DirectoryError> {
@@ -434,14 +455,8 @@ impl IdentitySearch for SqlDirectory {
         let mut found: Vec<(String, String, String)> = rows
             .into_iter()
             .filter_map(|(id, matricule, family, given, idnat)| {
-                let (f, g) = (fold(&family), fold(&given));
-                let hit = f.contains(&folded)
-                    || g.contains(&folded)
-                    || format!("{g}{f}").contains(&folded)
-                    || format!("{f}{g}").contains(&folded)
-                    || matricule.to_uppercase().contains(&upper)
-                    || idnat.is_some_and(|i| i.contains(&upper));
-                hit.then_some((f, g, id))
+                let (f, g) = matches(&folded, &upper, &family, &given, &matricule, idnat.as_deref())?;
+                Some((f, g, id))
             })
             .collect();
         found.sort();

@@ -8,6 +8,7 @@ pub use vigie_core::sponsorship::{Grant, NewSponsorship, Sponsorships};
 
 use crate::SqlDirectory;
 use crate::announced::format_time as rfc3339;
+use crate::cards::matches;
 use crate::directory::{IdentityRow, affectation, failed, identity_columns, identity_of};
 
 /// Longest e-mail address accepted (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
@@ -176,15 +177,10 @@ impl Sponsorships for SqlDirectory {
         let mut found = Vec::new();
         for row in rows {
             let identity = identity_of(row, Vec::new())?;
-            let (f, g) = (fold(&identity.family_name), fold(&identity.given_name));
-            let hit = folded.is_empty()
-                || f.contains(&folded)
-                || g.contains(&folded)
-                || format!("{g}{f}").contains(&folded)
-                || format!("{f}{g}").contains(&folded)
-                || identity.matricule.to_uppercase().contains(&upper)
-                || identity.idnat.as_ref().is_some_and(|i| i.as_str().contains(&upper));
-            if hit {
+            let i = &identity;
+            // An empty query lists every colleague (`contains("")` holds).
+            let idnat = i.idnat.as_ref().map(|n| n.as_str());
+            if let Some((f, g)) = matches(&folded, &upper, &i.family_name, &i.given_name, &i.matricule, idnat) {
                 found.push((f, g, identity));
             }
         }

@@ -218,11 +218,6 @@ impl Mailer {
         Ok(Mailer { transport: Some(b.build()), from, attempts, retry_delay })
     }
 
-    /// Whether e-mails are actually sent.
-    pub fn enabled(&self) -> bool {
-        self.transport.is_some()
-    }
-
     fn message(&self, mail: &Mail) -> Result<Message, MailError> {
         Message::builder()
             .from(self.from.clone())

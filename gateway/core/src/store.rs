@@ -78,6 +78,10 @@ pub trait StoreExt: EphemeralStore {
     async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         decode(key, self.take(key).await?)
     }
+    /// The counter [`EphemeralStore::incr`] keeps at `key` (attempts, failures), 0 when there is none.
+    async fn count(&self, key: &str) -> Result<u64, StoreError> {
+        Ok(self.get(key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
 }
 
 impl<S: EphemeralStore + ?Sized> StoreExt for S {}

@@ -16,7 +16,7 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uui
 
 use crate::app::{AppState, State};
 use crate::http::{Caller, Params, esc, parse_params, problem};
-use crate::login::fido2::{allow_script, attested, b64url, rfc3339_now};
+use crate::login::fido2::{allow_script, attested, b64url};
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::session;
@@ -726,7 +726,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         aaguid,
         public_key: serde_json::to_string(&passkey).unwrap_or_default(),
         sign_count: facts.sign_count,
-        created_at: rfc3339_now(),
+        created_at: crate::rfc3339_now(),
         last_used_at: None,
     };
     match state.fido2.add_credential(&stored).await {

@@ -141,8 +141,7 @@ impl AppState {
 
     /// Records an audit event, stamping its time.
     pub fn audit(&self, mut event: AuditEvent) {
-        event.at =
-            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        event.at = crate::rfc3339_now();
         self.audit.record(&event);
     }
 

@@ -284,8 +284,7 @@ fn change_role(target: &Target, username: &str, role: &str, grant: bool) -> anyh
 /// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
 pub(crate) fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
     use std::io::Write;
-    event.at =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    event.at = crate::rfc3339_now();
     let line = format!("{}\n", serde_json::to_string(&event)?);
     if config.audit.file == "-" {
         std::io::stderr().write_all(line.as_bytes())?;

@@ -149,7 +149,6 @@ pub struct Transition {
 #[derive(Clone, Debug)]
 pub struct Breaker {
     state: BreakerState,
-    since: Instant,
     since_unix: i64,
     /// When the mode (normal or degraded) last switched; `None` at start, so that an upstream
     /// down from the start is seen at once.
@@ -161,11 +160,16 @@ pub struct Breaker {
     transitions: u64,
 }
 
+impl Default for Breaker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Breaker {
-    pub fn new(now: Instant) -> Self {
+    pub fn new() -> Self {
         Self {
             state: BreakerState::Closed,
-            since: now,
             since_unix: crate::now(),
             mode_since: None,
             consecutive_failures: 0,
@@ -224,7 +228,6 @@ impl Breaker {
             self.mode_since = Some(now);
         }
         self.state = to;
-        self.since = now;
         self.since_unix = crate::now();
         self.transitions += 1;
         let reason = match (&self.last_error, to) {
@@ -252,8 +255,7 @@ pub struct Monitor {
 impl Monitor {
     /// Watches `names` (the upstreams this configuration uses), all closed.
     pub fn new(config: HealthConfig, names: &[&'static str], audit: Arc<dyn AuditSink>) -> Self {
-        let now = Instant::now();
-        let upstreams = names.iter().map(|&name| Watched { name, breaker: Mutex::new(Breaker::new(now)) }).collect();
+        let upstreams = names.iter().map(|&name| Watched { name, breaker: Mutex::new(Breaker::new()) }).collect();
         for &name in names {
             metrics::gauge!("vigie_upstream_state", "upstream" => name).set(BreakerState::Closed.gauge());
         }
@@ -315,9 +317,8 @@ impl Monitor {
                 tracing::info!(upstream = name, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "upstream breaker changed")
             }
         }
-        let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339);
         self.audit.record(&AuditEvent {
-            at: at.unwrap_or_default(),
+            at: crate::rfc3339_now(),
             kind: Some(AuditKind::UpstreamState),
             outcome: Some(if t.to == BreakerState::Closed { Outcome::Success } else { Outcome::Failure }),
             object: Some(name.to_owned()),
@@ -332,9 +333,7 @@ impl Monitor {
         let mut out = BTreeMap::new();
         for w in &self.upstreams {
             let b = lock(&w.breaker).clone();
-            let since = time::OffsetDateTime::from_unix_timestamp(b.since_unix)
-                .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+            let since = crate::rfc3339(b.since_unix);
             out.insert(
                 w.name,
                 json!({
@@ -533,7 +532,7 @@ mod tests {
     #[test]
     fn three_failures_open_two_successes_close_after_the_hysteresis() {
         let t0 = Instant::now();
-        let mut b = Breaker::new(t0);
+        let mut b = Breaker::new();
         assert_eq!(fail(&mut b, t0), None);
         assert_eq!(fail(&mut b, t0), None);
         let open = fail(&mut b, t0).expect("opens at the third failure");
@@ -551,7 +550,7 @@ mod tests {
     #[test]
     fn a_failure_while_half_open_opens_again_and_success_resets_failures() {
         let t0 = Instant::now();
-        let mut b = Breaker::new(t0);
+        let mut b = Breaker::new();
         fail(&mut b, t0);
         fail(&mut b, t0);
         ok(&mut b, t0);
@@ -567,7 +566,7 @@ mod tests {
     #[test]
     fn slow_answers_count_as_failures() {
         let t0 = Instant::now();
-        let mut b = Breaker::new(t0);
+        let mut b = Breaker::new();
         for _ in 0..3 {
             b.record(&t(), Ok(Duration::from_millis(900)), t0);
         }
@@ -648,7 +647,7 @@ mod tests {
             steps in proptest::collection::vec((any::<bool>(), 0u64..4000), 1..300)
         ) {
             let t0 = Instant::now();
-            let mut b = Breaker::new(t0);
+            let mut b = Breaker::new();
             let mut now = t0;
             let mut last_switch: Option<Instant> = None;
             let mut run_of_failures = 0u32;

@@ -14,7 +14,6 @@ use crate::login::pages::tr;
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
-use crate::sponsor::no_store;
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -114,7 +113,7 @@ fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[
             "Pour enregistrer vos questions de sécurité, reconnectez-vous avec votre carte CPS / CPE, votre clé FIDO2 ou votre e-CPS : votre connexion actuelle est trop ancienne ou ne le permet pas.",
             "To enrol your security questions, sign in again with your CPS / CPE card, your FIDO2 key or your e-CPS: your current sign-in is too old or does not allow it.",
         );
-        return no_store(html_page(l, StatusCode::FORBIDDEN, title, &format!(r#"<p role="alert">{text}</p>"#), None));
+        return html_page(l, StatusCode::FORBIDDEN, title, &format!(r#"<p role="alert">{text}</p>"#), None);
     }
     let mut fields = String::new();
     for q in &cfg.questions {
@@ -150,7 +149,7 @@ fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[
         other = if l == Lang::Fr { "en" } else { "fr" },
         other_label = if l == Lang::Fr { "English" } else { "Français" },
     );
-    no_store(html_page(l, status, title, &main, None))
+    html_page(l, status, title, &main, None)
 }
 
 fn nobody(l: Lang) -> HttpResponse {
@@ -235,8 +234,8 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
             Lang::En => format!("answer at least {} questions", cfg.min_answers),
         });
     }
-    let enrolled = enrolled_ids(&state, &o.auth.identity_id).await.unwrap_or_default();
     if !problems.is_empty() {
+        let enrolled = enrolled_ids(&state, &o.auth.identity_id).await.unwrap_or_default();
         let note = format!(r#"<p class="error" role="alert">{}</p>"#, esc(&problems.join(" ; ")));
         return render(&state, l, StatusCode::UNPROCESSABLE_ENTITY, &o, &enrolled, &note);
     }

@@ -260,12 +260,6 @@ async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponso
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }
 
-/// `r` with `Cache-Control: no-store` (these pages carry CSRF tokens, codes, answers).
-pub(crate) fn no_store(mut r: HttpResponse) -> HttpResponse {
-    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    r
-}
-
 fn title(l: Lang) -> &'static str {
     tr(l, "Parrainage d'un collègue", "Sponsor a colleague")
 }
@@ -277,7 +271,7 @@ fn message(l: Lang, status: StatusCode, id: &str, text: &str) -> HttpResponse {
         l.code(),
         tr(l, "Revenir au parrainage", "Back to sponsorship"),
     );
-    no_store(html_page(l, status, title(l), &main, None))
+    html_page(l, status, title(l), &main, None)
 }
 
 fn nobody(l: Lang) -> HttpResponse {
@@ -290,7 +284,7 @@ fn nobody(l: Lang) -> HttpResponse {
         ),
         tr(l, "Se connecter avec ma carte ou ma clé", "Sign in with my card or key"),
     );
-    no_store(html_page(l, StatusCode::UNAUTHORIZED, title(l), &main, None))
+    html_page(l, StatusCode::UNAUTHORIZED, title(l), &main, None)
 }
 
 /// The built-in public client through which `/sponsorship` and `/account/questions` sign people
@@ -455,7 +449,7 @@ pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) 
             "You vouch, in their presence, for a colleague of your unit who has no usable card. They will then answer their security questions on this screen."
         ),
     );
-    no_store(html_page(l, StatusCode::OK, title(l), &main, None))
+    html_page(l, StatusCode::OK, title(l), &main, None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -512,11 +506,6 @@ async fn posted_form(
         ));
     }
     Ok((sponsor, params))
-}
-
-/// The counter the store holds at `key` (an attempts count), 0 when there is none.
-pub(crate) async fn count(state: &AppState, key: &str) -> Result<u64, StoreError> {
-    Ok(state.store.get(key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Draws `n` of `ids` at random (Fisher–Yates on the system CSPRNG): the colleague cannot know
@@ -615,8 +604,8 @@ async fn refusal(
         )));
     }
     let (wrong_c, wrong_s) = (
-        count(state, &colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
-        count(state, &sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
+        state.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
+        state.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
     );
     if wrong_c >= cfg.max_wrong_per_colleague || wrong_s >= cfg.max_wrong_per_sponsor {
         return Ok(Some((
@@ -688,7 +677,7 @@ async fn ask(
         token = esc(&token),
         go = tr(l, "Valider", "Confirm"),
     );
-    Ok(no_store(html_page(l, status, title(l), &main, None)))
+    Ok(html_page(l, status, title(l), &main, None))
 }
 
 /// `POST /sponsorship/start` (`colleague`, `reason`): the policy decides (audited); the daily
@@ -995,19 +984,12 @@ pub async fn grant(
         request_id: Some(caller.request_id.clone()),
         reason: Some(format!(
             "temporary credential until {}; {cards_suspended} card(s) suspended, {sessions_ended} session(s) ended",
-            rfc3339(expires_at)
+            crate::rfc3339(expires_at)
         )),
         ..Default::default()
     });
     metrics::counter!("vigie_sponsorships_total", "reason" => reason.as_str()).increment(1);
     Ok(Granted { id, code, at, expires_at, cards_suspended, sessions_ended })
-}
-
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 /// `dd/mm/yyyy` and `hh:mm:ss` in the establishment's time (`policy.utc_offset_minutes`).
@@ -1060,7 +1042,7 @@ fn granted_page(state: &AppState, l: Lang, colleague: &Identity, reason: Reason,
             "An e-mail tells the sponsor and the sponsored colleague. Close this page once done.",
         ),
     );
-    no_store(html_page(l, StatusCode::OK, title(l), &main, None))
+    html_page(l, StatusCode::OK, title(l), &main, None)
 }
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),

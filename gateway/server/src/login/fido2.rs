@@ -372,7 +372,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     passkey.update_credential(&result);
     let record = serde_json::to_string(&passkey).unwrap_or_default();
-    match state.fido2.record_use(&cred_id, result.counter(), &record, &rfc3339_now()).await {
+    match state.fido2.record_use(&cred_id, result.counter(), &record, &crate::rfc3339_now()).await {
         Ok(CounterCheck::Accepted) => {}
         // Another replica recorded a use of this key at the same counter: a second copy.
         Ok(CounterCheck::Regressed { stored }) => {
@@ -403,10 +403,6 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 /// §6.1), for the audit line of a refused clone; 0 when too short.
 fn presented_counter(a: &PublicKeyCredential) -> u32 {
     a.response.authenticator_data.get(33..37).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0)
-}
-
-pub(crate) fn rfc3339_now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Why the AAGUID of a registration could not be read.

@@ -245,7 +245,7 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
         String::new()
     };
     let sponsorship =
-        if v.methods.sponsorship { super::sponsorship::page_section(l, v.flow_id, v.csrf, "") } else { String::new() };
+        if v.methods.sponsorship { super::sponsorship::page_section(l, v.flow_id, v.csrf) } else { String::new() };
     let main = format!(
         r#"<p>{intro} <strong>{client}</strong>.</p>
 {error}

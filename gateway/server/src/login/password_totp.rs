@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::Outcome;
+use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Factor, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
@@ -115,8 +116,7 @@ async fn verify(
 ) -> Result<Result<String, Failure>, String> {
     let cfg = &state.config.login;
     // The lock counts failures whether or not the account exists, so it reveals nothing.
-    let failures = state.store.get(&account_key(username)).await.map_err(|e| e.to_string())?;
-    let failures: u64 = failures.and_then(|f| String::from_utf8(f).ok()).and_then(|f| f.parse().ok()).unwrap_or(0);
+    let failures = state.store.count(&account_key(username)).await.map_err(|e| e.to_string())?;
     if failures >= cfg.max_failures_per_account {
         return Ok(Err(Failure::Locked));
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::Outcome;
+use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
@@ -18,7 +19,7 @@ use crate::http::{Caller, esc};
 use crate::secrets::ct_eq;
 
 /// The login page's section: username and temporary code.
-pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str, username: &str) -> String {
+pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str) -> String {
     let (heading, help, user, code, submit) = match l {
         pages::Lang::Fr => (
             "Ou avec un code temporaire de parrainage",
@@ -42,14 +43,13 @@ pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str, username: &str) -
 <input type="hidden" name="csrf" value="{csrf}">
 <p class="help" id="sponsorship-help">{help}</p>
 <label for="sp-username">{user}</label>
-<input id="sp-username" name="username" type="text" autocomplete="username" required value="{username}">
+<input id="sp-username" name="username" type="text" autocomplete="username" required>
 <label for="sp-code">{code}</label>
 <input id="sp-code" name="code" type="text" autocomplete="off" required aria-describedby="sponsorship-help">
 <button type="submit">{submit}</button>
 </form>"#,
         flow = esc(flow_id),
         csrf = esc(csrf),
-        username = esc(username),
     )
 }
 
@@ -80,7 +80,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::Sponsorship, &username, &flow, false).await {
         return r;
     }
-    let failures = match crate::sponsor::count(&state, &account_key(&username)).await {
+    let failures = match state.store.count(&account_key(&username)).await {
         Ok(n) => n,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
