@@ -269,11 +269,6 @@ impl Psc {
         })
     }
 
-    /// The settings in force.
-    pub fn settings(&self) -> &PscSettings {
-        &self.settings
-    }
-
     /// Starts a login: the URL to send the browser to, and what to keep until the callback.
     /// Fetches PSC's metadata and keys if they are not cached.
     pub async fn begin(&self) -> Result<(String, Pending), PscError> {

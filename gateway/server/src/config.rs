@@ -927,6 +927,16 @@ fn remove_key(value: &mut figment::value::Value, path: &[String]) -> bool {
     }
 }
 
+/// Whether `u` names this machine: a loopback address, or `localhost`.
+pub(crate) fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
 /// RFC 6749 §3.1.2: absolute, no fragment; RFC 9700 §2.1: https, or http only on loopback
 /// (RFC 8252 §7.3); private-use schemes for native apps (RFC 8252 §7.1).
 pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
@@ -936,12 +946,8 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
     match u.scheme() {
         "https" => Ok(()),
-        "http" => match u.host() {
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
-            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
-            Some(url::Host::Domain("localhost")) => Ok(()),
-            _ => Err(format!("{uri:?}: http is allowed only on loopback (RFC 8252 §7.3); use https")),
-        },
+        "http" if is_loopback(&u) => Ok(()),
+        "http" => Err(format!("{uri:?}: http is allowed only on loopback (RFC 8252 §7.3); use https")),
         s if s.contains('.') => Ok(()),
         s => Err(format!("{uri:?}: scheme {s:?} is neither https nor a reverse-domain private-use scheme")),
     }

@@ -170,7 +170,7 @@ impl PscConfig {
     pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         let url = |key: &str, v: &str, err: &mut dyn FnMut(&str, String)| match url::Url::parse(v) {
             Ok(u) if u.scheme() == "https" => {}
-            Ok(u) if u.scheme() == "http" && self.allow_http && is_loopback(&u) => {}
+            Ok(u) if u.scheme() == "http" && self.allow_http && crate::config::is_loopback(&u) => {}
             Ok(u) if u.scheme() == "http" => err(
                 key,
                 format!("{v:?}: PSC is reached over https (plain http only on loopback with `psc.allow_http`)"),
@@ -243,11 +243,7 @@ impl PscConfig {
         if !["any", "json", "jwt"].contains(&self.userinfo.as_str()) {
             err("psc.userinfo", format!("{:?}: expected \"any\", \"json\" or \"jwt\"", self.userinfo));
         }
-        if let Some(p) = &self.ca_file
-            && !p.is_file()
-        {
-            err("psc.ca_file", format!("{} is not a readable file", p.display()));
-        }
+        file("psc.ca_file", &self.ca_file, false, err);
         for (amr, mie) in &self.amr_map {
             if mie != Mie::Ecps.as_str() && mie != Mie::CpsViaPsc.as_str() {
                 err(&format!("psc.amr_map.{amr}"), format!("{mie:?}: expected \"ecps\" or \"cps_via_psc\""));
@@ -277,15 +273,6 @@ impl PscConfig {
     }
 }
 
-fn is_loopback(u: &url::Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
-}
-
 /// The last health probe of PSC.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Probe {
@@ -303,7 +290,6 @@ pub struct Probe {
 pub struct PscRuntime {
     pub client: vigie_psc::Psc,
     pub config: PscConfig,
-    pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
     /// HR's announcements, for just-in-time creation (the directory's database).
     pub announced: Arc<vigie_directory_sql::SqlDirectory>,
@@ -376,7 +362,6 @@ pub fn build(
         vigie_psc::Psc::new(settings(config)?).map_err(|e| anyhow::anyhow!("Pro Santé Connect: {e}: check `[psc]`"))?;
     Ok(Some(Arc::new(PscRuntime {
         client,
-        redirect_uri: redirect_uri(config),
         post_logout_redirect_uri: config
             .psc
             .post_logout_redirect_uri

@@ -9,10 +9,10 @@ use vigie_core::Mie;
 use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 
-use super::{BROWSER_COOKIE, LoginFlow, flow_key, pages};
+use super::{LoginFlow, flow_key, pages};
 use crate::app::AppState;
 use crate::http::{Caller, Params, parse_params};
-use crate::secrets::{ct_eq, sha256_b64};
+use crate::secrets::ct_eq;
 
 /// A form field no longer than `max` bytes; a longer one counts as absent.
 pub(crate) fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
@@ -47,8 +47,7 @@ pub(crate) async fn posted_login(
     };
     // CSRF: the form's token and the browser-binding cookie must both match the flow.
     let csrf_ok = params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes()));
-    let browser_ok = crate::http::cookie(req, BROWSER_COOKIE)
-        .is_some_and(|b| ct_eq(sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes()));
+    let browser_ok = super::browser_bound(req, &flow.browser);
     if !csrf_ok || !browser_ok {
         return Err(pages::error_page(
             req,

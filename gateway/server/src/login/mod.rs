@@ -202,6 +202,14 @@ pub fn audit_login(
     });
 }
 
+/// Whether this browser holds the binding cookie whose SHA-256 a flow keeps (`browser_hash`),
+/// compared in constant time: a flow answers only the browser it was opened in (login CSRF).
+pub(crate) fn browser_bound(req: &HttpRequest, browser_hash: &str) -> bool {
+    crate::http::cookie(req, BROWSER_COOKIE).is_some_and(|b| {
+        crate::secrets::ct_eq(crate::secrets::sha256_b64(b.as_bytes()).as_bytes(), browser_hash.as_bytes())
+    })
+}
+
 /// The flow named by a request, checked against the browser that started it (the
 /// browser-binding cookie) — for methods entered by GET or by script rather than by the form.
 pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
@@ -217,10 +225,7 @@ pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> R
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
     };
-    let bound = crate::http::cookie(req, BROWSER_COOKIE).is_some_and(|b| {
-        crate::secrets::ct_eq(crate::secrets::sha256_b64(b.as_bytes()).as_bytes(), flow.browser.as_bytes())
-    });
-    if !bound {
+    if !browser_bound(req, &flow.browser) {
         return Err(pages::error_page(
             req,
             StatusCode::FORBIDDEN,

@@ -23,8 +23,6 @@ use vigie_psc::Pending;
 #[derive(Serialize, Deserialize)]
 struct Sent {
     flow_id: String,
-    /// SHA-256 of the browser-binding cookie of the flow.
-    browser: String,
     pending: Pending,
 }
 
@@ -89,7 +87,7 @@ pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) ->
             return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
         }
     };
-    let sent = Sent { flow_id: flow_id.clone(), browser: flow.browser.clone(), pending };
+    let sent = Sent { flow_id: flow_id.clone(), pending };
     let ttl = std::time::Duration::from_secs(psc.config.state_ttl_secs);
     if let Err(e) = state.store.put_json(&state_key(&sent.pending.state), &sent, ttl).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
@@ -150,10 +148,8 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         let r = refusal(StatusCode::BAD_REQUEST, format!("psc:{}", e.code()), e.to_string());
         return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
     }
-    let bound = crate::http::cookie(&req, super::BROWSER_COOKIE).is_some_and(|b| {
-        crate::secrets::ct_eq(crate::secrets::sha256_b64(b.as_bytes()).as_bytes(), sent.browser.as_bytes())
-    });
-    if !bound {
+    // The flow keeps the hash of the browser-binding cookie of the browser that began it.
+    if !super::browser_bound(&req, &flow.browser) {
         let r = refusal(
             StatusCode::FORBIDDEN,
             "psc:browser_mismatch",

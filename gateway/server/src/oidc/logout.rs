@@ -111,12 +111,22 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
         (Some(h), current) => {
             // The hint names the session to end; the browser's session ends with it when it
             // belongs to the same person.
+            let current = current.filter(|c| c.authentication.identity_id == h.sub);
+            // PSC's ID token of the first of them that came through PSC, read before they end:
+            // the hinted one (already in hand when it is the browser's), then the browser's.
+            let hinted = match h.sid.as_deref() {
+                Some(sid) if current.as_ref().is_some_and(|c| c.sid == sid) => {
+                    current.as_ref().and_then(|c| c.upstream_id_token.clone())
+                }
+                Some(sid) => session::by_sid(&state, sid).await.ok().flatten().and_then(|s| s.upstream_id_token),
+                None => None,
+            };
+            let upstream = hinted.or_else(|| current.as_ref().and_then(|c| c.upstream_id_token.clone()));
             let mut sids: Vec<String> = h.sid.into_iter().collect();
-            if let Some(c) = current.filter(|c| c.authentication.identity_id == h.sub) {
+            if let Some(c) = current {
                 sids.push(c.sid);
             }
             sids.dedup();
-            let upstream = upstream_id_token(&state, &sids).await;
             for sid in &sids {
                 end_session(&state, &caller, sid).await;
             }
@@ -145,18 +155,6 @@ async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpRespons
     let caller = Caller::of(&req, &state);
     end_session(&state, &caller, &pending.sid).await;
     finish(&state, &req, pending.upstream_id_token, pending.redirect).await
-}
-
-/// PSC's ID token of the first of these sessions that came through PSC, read before they end.
-async fn upstream_id_token(state: &AppState, sids: &[String]) -> Option<String> {
-    for sid in sids {
-        if let Ok(Some(s)) = session::by_sid(state, sid).await
-            && s.upstream_id_token.is_some()
-        {
-            return s.upstream_id_token;
-        }
-    }
-    None
 }
 
 /// The end of a logout: through Pro Santé Connect's end_session when the session came from PSC
