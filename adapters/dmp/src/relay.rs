@@ -19,17 +19,13 @@ pub enum RelayError {
     Unreachable(String),
 }
 
-impl RelayError {
-    /// Stable label for metrics and problem details.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RelayError::Config(_) => "config",
-            RelayError::Service(_) => "bad_service",
-            RelayError::Action(_) => "bad_action",
-            RelayError::Timeout(_) => "timeout",
-            RelayError::Unreachable(_) => "unreachable",
-        }
-    }
+/// A service path segment the relay may name under the DMP's base URL: letters, digits, `_`,
+/// `-`, `.`, not starting with a `.` (so neither `.` nor `..`), at most 64 bytes.
+pub fn is_service_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Connection to the DMP: cheap to clone (the connection pool is shared).
@@ -95,10 +91,7 @@ impl DmpRelay {
         soap_action: Option<&str>,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, RelayError> {
-        if service.is_empty()
-            || service.starts_with('.')
-            || !service.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
+        if !is_service_name(service) {
             return Err(RelayError::Service(service.to_string()));
         }
         let content_type = with_action(content_type, soap_action)?;

@@ -41,7 +41,6 @@ pub struct Sealer {
     pub(crate) rng: SystemRandom,
     pub(crate) cert_b64: String,
     pub(crate) issuer_dn: String,
-    pub(crate) not_after: i64,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -95,7 +94,6 @@ impl Sealer {
         }
         Ok(Sealer {
             issuer_dn: rfc2253(cert.subject()),
-            not_after: cert.validity().not_after.timestamp(),
             cert_b64: base64::engine::general_purpose::STANDARD.encode(cert_der),
             key,
             legacy,
@@ -106,11 +104,6 @@ impl Sealer {
     /// The seal certificate's subject in RFC 2253 form: the VIHF `Issuer`.
     pub fn issuer_dn(&self) -> &str {
         &self.issuer_dn
-    }
-
-    /// When the seal certificate expires (Unix seconds), for a health check.
-    pub fn not_after(&self) -> i64 {
-        self.not_after
     }
 }
 

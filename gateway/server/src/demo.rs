@@ -255,7 +255,7 @@ pub async fn bind_demo_cpe(
 /// The demo user who has a card.
 const DEMO_CARD_USER: &str = "demo.medecin";
 
-fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)?;
     #[cfg(unix)]
     {

@@ -13,6 +13,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use crate::app::{AppState, State};
 use crate::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 use crate::oidc::grant::{AccessTokenClaims, verify_access_token};
+use crate::secrets::Secret;
 
 pub use vigie_dmp::{InsNir, Sealer, Vihf, VihfSettings};
 
@@ -114,17 +115,6 @@ pub struct SealConfig {
     pub pkcs12_password_file: Option<PathBuf>,
 }
 
-/// A secret configuration value: never shown by `Debug`, so never logged.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<secret>\"")
-    }
-}
-
 /// Where the DMP is and how Vigie reaches it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -180,6 +170,9 @@ pub struct Dmp {
     pub relay: Option<vigie_dmp::DmpRelay>,
     pub services: Vec<String>,
     pub max_body_bytes: usize,
+    /// The assigning authorities under which a relayed call names its patient: the INS ones and
+    /// `dmp.vihf.ins_oid`.
+    pub patient_oids: Vec<String>,
 }
 
 fn read(key: &str, path: &Path, errors: &mut Vec<(String, String)>) -> Option<Vec<u8>> {
@@ -247,19 +240,10 @@ impl SealConfig {
     }
 }
 
-/// A service path segment the relay may name: letters, digits, `_`, `-`, `.` (not a `..`).
-fn is_service_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s != "."
-        && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
 impl RelayConfig {
     fn load(&self, errors: &mut Vec<(String, String)>) -> Option<vigie_dmp::DmpRelay> {
         for (i, s) in self.services.iter().enumerate() {
-            if !is_service_name(s) {
+            if !vigie_dmp::is_service_name(s) {
                 errors.push((format!("dmp.relay.services[{i}]"), format!("{s:?} is not a service path segment")));
             }
         }
@@ -316,13 +300,20 @@ impl DmpConfig {
         let settings = self.vihf.settings().map_err(|e| errors.push(e)).ok();
         let relay = self.relay.load(&mut errors);
         match (sealer, settings) {
-            (Some(sealer), Some(settings)) if errors.is_empty() => Ok(Some(Dmp {
-                settings,
-                sealer,
-                relay,
-                services: self.relay.services.clone(),
-                max_body_bytes: self.relay.max_body_bytes,
-            })),
+            (Some(sealer), Some(settings)) if errors.is_empty() => {
+                let mut patient_oids: Vec<String> = vigie_dmp::INS_OIDS.iter().map(|o| o.to_string()).collect();
+                if !patient_oids.contains(&settings.ins_oid) {
+                    patient_oids.push(settings.ins_oid.clone());
+                }
+                Ok(Some(Dmp {
+                    settings,
+                    sealer,
+                    relay,
+                    services: self.relay.services.clone(),
+                    max_body_bytes: self.relay.max_body_bytes,
+                    patient_oids,
+                }))
+            }
             _ => Err(errors),
         }
     }
@@ -376,22 +367,19 @@ pub enum Via {
     Relay,
 }
 
-/// Issues a VIHF for the session behind a verified access token of `client_id`: the session
-/// must be live, the policy (`access_dmp`) must allow it; audited (`vihf_issued`, reference
+/// Issues a VIHF for the session behind a verified access token (of the client it names): the
+/// session must be live, the policy (`access_dmp`) must allow it; audited (`vihf_issued`, reference
 /// EX_AIR-070).
 pub async fn vihf_for(
     state: &AppState,
+    dmp: &Dmp,
     caller: &Caller,
     claims: &AccessTokenClaims,
-    client_id: &str,
     patient: &InsNir,
     purpose: &str,
     via: Via,
 ) -> Result<Vihf, Refusal> {
-    let dmp = state
-        .dmp
-        .as_ref()
-        .ok_or_else(|| Refusal::Unavailable("the DMP is not enabled on this gateway (`dmp.enabled`)".into()))?;
+    let client_id = claims.client_id.as_str();
     // The authentication is the session's: a token outliving its session (logout, idle, card
     // declared lost) does not reach the DMP.
     let session = crate::session::by_sid(state, &claims.sid)
@@ -588,10 +576,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     // The patients the call names in its Body must be the one its VIHF names (the header): a
     // mismatch would trace one patient's file and ask the DMP for another's. Read before any
     // VIHF is made: a call that cannot be relayed gets none.
-    let mut oids = vigie_dmp::INS_OIDS.to_vec();
-    if !oids.contains(&dmp.settings.ins_oid.as_str()) {
-        oids.push(&dmp.settings.ins_oid);
-    }
+    let oids: Vec<&str> = dmp.patient_oids.iter().map(String::as_str).collect();
     match vigie_dmp::patients_named(&body, &content_type, &oids) {
         Err(e) => return problem(StatusCode::BAD_REQUEST, "Not a SOAP 1.2 envelope Vigie can secure", &e.to_string()),
         Ok(named) => {
@@ -625,7 +610,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
             "the DMP address is not configured on this gateway (`dmp.relay.base_url`)",
         );
     };
-    let vihf = match vihf_for(&state, &caller, &claims, &claims.client_id, &patient, purpose, Via::Relay).await {
+    let vihf = match vihf_for(&state, &dmp, &caller, &claims, &patient, purpose, Via::Relay).await {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &m),
         Err(Refusal::Policy(m)) => {
@@ -810,20 +795,11 @@ pub fn ensure_demo_pki(dir: &Path, organisation: &str, structure_id: &str) -> an
         vec![ExtendedKeyUsagePurpose::ClientAuth],
         p256()?,
     )?;
-    let secret = |name: &str, content: &str| -> std::io::Result<()> {
-        std::fs::write(dir.join(name), content)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(())
-    };
     std::fs::write(dir.join("dmp-org-ca.pem"), ca_cert.pem())?;
     std::fs::write(dir.join("dmp-seal.pem"), format!("{seal}{}", ca_cert.pem()))?;
-    secret("dmp-seal.key", &seal_key)?;
+    crate::demo::write_secret(&dir.join("dmp-seal.key"), &seal_key)?;
     std::fs::write(dir.join("dmp-auth.pem"), format!("{auth}{}", ca_cert.pem()))?;
-    secret("dmp-auth.key", &auth_key)?;
+    crate::demo::write_secret(&dir.join("dmp-auth.key"), &auth_key)?;
     Ok(())
 }
 
@@ -913,9 +889,9 @@ mod tests {
 
     #[test]
     fn service_names_cannot_leave_the_base_url() {
-        assert!(is_service_name("DocumentRegistry_Service"));
+        assert!(vigie_dmp::is_service_name("DocumentRegistry_Service"));
         for bad in ["", "..", "a/b", "a?b", "%2e%2e", "a b"] {
-            assert!(!is_service_name(bad), "{bad}");
+            assert!(!vigie_dmp::is_service_name(bad), "{bad}");
         }
     }
 

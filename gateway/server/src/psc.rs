@@ -38,7 +38,7 @@ pub struct PscConfig {
     pub client_auth: PscClientAuth,
     /// The client secret (`client_secret_basic` / `_post`). Prefer `client_secret_file`, or the
     /// environment (`VIGIE_PSC__CLIENT_SECRET`); never logged.
-    pub client_secret: Option<Redacted>,
+    pub client_secret: Option<crate::secrets::Secret>,
     /// A file holding the client secret (a mounted Kubernetes secret).
     pub client_secret_file: Option<PathBuf>,
     /// PEM private key for `private_key_jwt` (its public key registered with ANS).
@@ -87,18 +87,6 @@ pub struct PscConfig {
     pub probe_interval_secs: u64,
     /// How long a login sent to PSC may take before its `state` lapses, in seconds.
     pub state_ttl_secs: u64,
-}
-
-/// A secret from the configuration: serialised as is (figment re-reads the tree), never shown
-/// by `Debug`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Redacted(pub String);
-
-impl std::fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
 }
 
 impl std::fmt::Debug for PscConfig {
@@ -506,7 +494,7 @@ pub fn demo_config(listen_port: u16) -> PscConfig {
         client_id: "vigie-demo".into(),
         client_auth: PscClientAuth::ClientSecretBasic,
         // The stand-in's published demo secret: not a secret of anything real.
-        client_secret: Some(Redacted("vigie-demo-psc-secret".into())),
+        client_secret: Some(crate::secrets::Secret("vigie-demo-psc-secret".into())),
         // What the stand-in's demo client registers (C1): the listener's address, by IP; the
         // callback then hops to the issuer's host, where the browser-binding cookie lives.
         redirect_uri: Some(format!("https://127.0.0.1:{listen_port}/login/psc/callback")),
@@ -667,7 +655,7 @@ mod tests {
 
     #[test]
     fn the_secret_is_never_shown_by_debug() {
-        let c = PscConfig { client_secret: Some(Redacted("s3cret-value".into())), ..Default::default() };
+        let c = PscConfig { client_secret: Some(crate::secrets::Secret("s3cret-value".into())), ..Default::default() };
         assert!(!format!("{c:?}").contains("s3cret-value"));
     }
 

@@ -107,17 +107,14 @@ pub async fn exchange(
     if claims.client_id != client.config.client_id {
         return Err(invalid_request("subject_token was issued to another client"));
     }
-    let vihf =
-        match dmp::vihf_for(state, caller, &claims, &client.config.client_id, &patient, purpose, Via::TokenExchange)
-            .await
-        {
-            Ok(v) => v,
-            Err(Refusal::Token(m)) => return Err(invalid_request(format!("subject_token: {m}"))),
-            // Audited by the token endpoint, beside the policy decision line.
-            Err(Refusal::Policy(m)) => return Err(invalid_request(m)),
-            Err(Refusal::Unavailable(m)) => return Err(TokenError::new("temporarily_unavailable", m)),
-            Err(Refusal::Server(m)) => return Err(TokenError::new("server_error", m)),
-        };
+    let vihf = match dmp::vihf_for(state, dmp_side, caller, &claims, &patient, purpose, Via::TokenExchange).await {
+        Ok(v) => v,
+        Err(Refusal::Token(m)) => return Err(invalid_request(format!("subject_token: {m}"))),
+        // Audited by the token endpoint, beside the policy decision line.
+        Err(Refusal::Policy(m)) => return Err(invalid_request(m)),
+        Err(Refusal::Unavailable(m)) => return Err(TokenError::new("temporarily_unavailable", m)),
+        Err(Refusal::Server(m)) => return Err(TokenError::new("server_error", m)),
+    };
     use base64::Engine;
     Ok(ExchangeResponse {
         access_token: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vihf.xml.as_bytes()),
