@@ -211,13 +211,11 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     );
     let mut clients: HashMap<String, Client> =
         config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
-    // The admin page signs people in as a built-in public client, unless one is configured.
-    if let Some(admin) = crate::admin::page::builtin_client(&config) {
-        clients.entry(admin.client_id.clone()).or_insert_with(|| Client::new(admin));
-    }
-    // So do the sponsorship pages (`/sponsorship`, `/account/questions`).
-    if let Some(sponsorship) = crate::sponsor::builtin_client(&config) {
-        clients.entry(sponsorship.client_id.clone()).or_insert_with(|| Client::new(sponsorship));
+    // Vigie's own pages (card administration; sponsorship and security questions) sign people in
+    // as built-in public clients, unless one is configured with the same id.
+    let own = [crate::admin::page::builtin_client(&config), crate::sponsor::builtin_client(&config)];
+    for builtin in own.into_iter().flatten() {
+        clients.entry(builtin.client_id.clone()).or_insert_with(|| Client::new(builtin));
     }
     // An invalid policy set stops the start with one line per problem (file:line:column: reason).
     let (policy, policy_reload): (Arc<dyn PolicyEngine>, _) = match &config.policy.dir {

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod login;
 pub mod oidc;
 pub mod ops;
+pub mod own_pages;
 pub mod policy;
 pub mod psc;
 pub mod questions;

@@ -177,7 +177,8 @@ async fn enrolled_ids(state: &AppState, identity_id: &str) -> Result<Vec<String>
 
 /// `GET /account/questions`.
 pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
-    if let Some(back) = crate::sponsor::back_from_sign_in(&req, "/account/questions") {
+    let query = crate::http::parse_params(req.query_string().as_bytes()).unwrap_or_default();
+    if let Some(back) = crate::own_pages::back_from_sign_in(&query, "/account/questions") {
         return back;
     }
     let l = pages::lang(&req, None);

@@ -7,7 +7,7 @@
 //! (`sponsorship_*`). Nothing here needs anything outside the establishment (degraded mode).
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
@@ -295,18 +295,9 @@ pub const CLIENT_ID: &str = "vigie-sponsorship";
 /// The pages a sign-in through [`CLIENT_ID`] comes back to.
 const RETURNS: [&str; 2] = ["/sponsorship", "/account/questions"];
 
-/// The built-in client of these pages. Built from JSON so that client settings added later keep
-/// their defaults.
+/// The built-in client of these pages.
 pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
-    serde_json::from_value(serde_json::json!({
-        "client_id": CLIENT_ID,
-        "auth_method": "none",
-        "redirect_uris": RETURNS.iter().map(|p| format!("{}{p}", config.issuer)).collect::<Vec<_>>(),
-        "scopes": ["openid"],
-        "require_pkce": true,
-        "name": "Vigie — parrainage / sponsorship",
-    }))
-    .ok()
+    crate::own_pages::builtin_client(config, CLIENT_ID, "Vigie — parrainage / sponsorship", &RETURNS)
 }
 
 #[derive(Deserialize)]
@@ -322,26 +313,7 @@ pub async fn sign_in(state: State, q: web::Query<SignInQuery>) -> HttpResponse {
         Some("questions") => (RETURNS[1], state.config.sponsorship.enrol_max_auth_age_secs),
         _ => (RETURNS[0], state.config.sponsorship.sponsor_max_auth_age_secs),
     };
-    let verifier = crate::secrets::random_token(32);
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", CLIENT_ID)
-        .append_pair("redirect_uri", &state.endpoint(back))
-        .append_pair("scope", "openid")
-        .append_pair("code_challenge", &sha256_b64(verifier.as_bytes()))
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", &crate::secrets::random_token(16))
-        .append_pair("acr_values", vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr())
-        .append_pair("max_age", &max_age.to_string())
-        .finish();
-    HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/authorize?{query}"))).finish()
-}
-
-/// Back from signing in (`?code=` or `?error=`): the page again, without them in the address bar.
-pub fn back_from_sign_in(req: &HttpRequest, path: &str) -> Option<HttpResponse> {
-    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    (params.get("code").is_some() || params.get("error").is_some())
-        .then(|| HttpResponse::SeeOther().insert_header((header::LOCATION, path)).finish())
+    crate::own_pages::sign_in(&state, CLIENT_ID, back, max_age)
 }
 
 fn name(i: &Identity) -> String {
@@ -355,7 +327,8 @@ pub struct PageQuery {
 
 /// `GET /sponsorship?q=…`: the sponsor finds the colleague among those sharing a unit, and says why.
 pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) -> HttpResponse {
-    if let Some(back) = back_from_sign_in(&req, "/sponsorship") {
+    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
+    if let Some(back) = crate::own_pages::back_from_sign_in(&params, "/sponsorship") {
         return back;
     }
     let l = pages::lang(&req, None);

@@ -128,38 +128,15 @@ pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
 }
 
 /// `GET /admin/login`: signs in through the authorization endpoint as the built-in client, then
-/// comes back to the page.
+/// comes back to the page. Administration needs a phishing-resistant MIE used within 15 minutes
+/// (default policy `administer-*`): it asks for exactly that.
 pub async fn login(state: State) -> HttpResponse {
-    let verifier = crate::secrets::random_token(32);
-    let challenge = crate::secrets::sha256_b64(verifier.as_bytes());
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", CLIENT_ID)
-        .append_pair("redirect_uri", &state.endpoint(PATH))
-        .append_pair("scope", "openid")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", &crate::secrets::random_token(16))
-        // Administration needs a phishing-resistant MIE used within 15 minutes (default policy
-        // `administer-*`): ask for exactly that, so that an older or weaker session logs in again.
-        .append_pair("acr_values", vigie_core::AssuranceLevel::TwoFactorPhishingResistant.acr())
-        .append_pair("max_age", "900")
-        .finish();
-    HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/authorize?{query}"))).finish()
+    crate::own_pages::sign_in(&state, CLIENT_ID, PATH, 900)
 }
 
 /// The client the page signs in through, added to the registered clients unless configured.
-/// Built from JSON so that client settings added later keep their defaults.
 pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
-    serde_json::from_value(serde_json::json!({
-        "client_id": CLIENT_ID,
-        "auth_method": "none",
-        "redirect_uris": [format!("{}{PATH}", config.issuer)],
-        "scopes": ["openid"],
-        "require_pkce": true,
-        "name": "Vigie — gestion des cartes / card management",
-    }))
-    .ok()
+    crate::own_pages::builtin_client(config, CLIENT_ID, "Vigie — gestion des cartes / card management", &[PATH])
 }
 
 async fn staff(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
@@ -397,9 +374,8 @@ async fn agent_page(
 /// `GET /admin/cards[?q=…|?agent=…]`
 pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if params.get("code").is_some() || params.get("error").is_some() {
-        // Back from signing in: drop the code from the address bar.
-        return HttpResponse::SeeOther().insert_header((header::LOCATION, PATH)).finish();
+    if let Some(back) = crate::own_pages::back_from_sign_in(&params, PATH) {
+        return back;
     }
     let admin = match staff(&req, &state).await {
         Ok(a) => a,
