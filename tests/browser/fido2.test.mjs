@@ -1,7 +1,8 @@
 // FIDO2 in a real browser: Debian's Chromium driven by playwright-core, with the DevTools
 // virtual authenticator (CTAP2, resident keys, user verification) standing for a security key.
 // A demo user signs in with password + TOTP, registers a key on /account/keys, signs out, signs
-// in with the key alone (acr phishing-resistant, amr with hwk); then a copy of the key with a
+// in with the key alone (acr phishing-resistant; amr swk, not hwk: the demo verifies no
+// attestation, and Chromium's virtual key is the software authenticator it must not trust); then a copy of the key with a
 // lower signature counter is refused with a clear page and an audit line. And an agent with no
 // account yet enrols a key with the one-time code HR issued through the admin API.
 //
@@ -22,7 +23,9 @@ import { startDemo, totp } from '../oidc-client/vigie-demo.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const workDir = path.join(here, '.work');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
+// The demo verifies no attestation (`webauthn.attestation = "none"`): the model a key claims,
+// Chromium's 01020304-0506-0708-0102-030405060708 here, is not recorded.
+const UNVERIFIED_AAGUID = '00000000-0000-0000-0000-000000000000';
 
 let demo;
 let context;
@@ -121,7 +124,7 @@ test('a key registered after a password login signs in alone; a cloned key is re
   assert.equal(await row.count(), 1);
   const cells = await row.locator('td').allInnerTexts();
   assert.equal(cells[0], 'Clé du bloc');
-  assert.equal(cells[1], CHROMIUM_VIRTUAL_AAGUID, 'the AAGUID of the key model is recorded');
+  assert.equal(cells[1], UNVERIFIED_AAGUID, 'an unattested key model is not recorded');
   assert.equal(cells[3], 'jamais');
   await page.screenshot({ path: path.join(workDir, 'fido2-keys.png'), fullPage: true });
   const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
@@ -134,7 +137,7 @@ test('a key registered after a password login signs in alone; a cloned key is re
   await page.getByRole('button', { name: 'Se connecter avec ma clé de sécurité FIDO2' }).click();
   const claims = await claimsOf(page);
   assert.equal(claims.acr, 'urn:vigie:loa:2fa-phr');
-  assert.ok(JSON.parse(claims.amr).includes('hwk'), `amr ${claims.amr}`);
+  assert.deepEqual(JSON.parse(claims.amr), ['pin', 'swk', 'mfa'], 'an unattested key is no hardware key');
   assert.equal(claims.sub, first.sub, 'the key signs in its owner');
   await page.screenshot({ path: path.join(workDir, 'fido2-claims.png'), fullPage: true });
 
@@ -210,7 +213,7 @@ test('an agent enrols a key with the code HR issued, without signing in, then si
   await assert.doesNotReject(page.getByText("L'enrôlement est terminé").waitFor());
 
   const keys = await api('GET', `/identities/${agent.id}/fido2`);
-  assert.deepEqual(keys.body.keys.map((k) => [k.name, k.aaguid]), [['Clé de garde', CHROMIUM_VIRTUAL_AAGUID]]);
+  assert.deepEqual(keys.body.keys.map((k) => [k.name, k.aaguid, k.attested]), [['Clé de garde', UNVERIFIED_AAGUID, false]]);
 
   await page.goto(demo.info.demo_app_url);
   await page.getByRole('button', { name: 'Se connecter avec ma clé de sécurité FIDO2' }).click();

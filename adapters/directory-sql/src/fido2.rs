@@ -7,24 +7,35 @@ use vigie_core::fido2::{CounterCheck, Fido2Credential, Fido2Credentials};
 use crate::SqlDirectory;
 use crate::directory::failed;
 
-type Row = (String, String, String, String, String, String, i64, String, Option<String>);
+type Row = (String, String, String, String, String, bool, String, i64, String, Option<String>);
 
 /// The columns of a [`Row`], in order.
 macro_rules! columns {
     () => {
-        "credential_id, identity_id, user_handle, name, aaguid, public_key, sign_count, created_at, last_used_at"
+        "credential_id, identity_id, user_handle, name, aaguid, attested, public_key, sign_count, created_at, last_used_at"
     };
 }
 
 fn from_row(r: Row) -> Result<Fido2Credential, DirectoryError> {
-    let (id, identity_id, user_handle, name, aaguid, public_key, sign_count, created_at, last_used_at) = r;
+    let (id, identity_id, user_handle, name, aaguid, attested, public_key, sign_count, created_at, last_used_at) = r;
     let sign_count = u32::try_from(sign_count).map_err(|_| {
         DirectoryError::Unavailable(format!(
             "the directory database holds a signature counter {sign_count} out of range for FIDO2 credential {id}: \
              it was edited by hand? fix the row"
         ))
     })?;
-    Ok(Fido2Credential { id, identity_id, user_handle, name, aaguid, public_key, sign_count, created_at, last_used_at })
+    Ok(Fido2Credential {
+        id,
+        identity_id,
+        user_handle,
+        name,
+        aaguid,
+        attested,
+        public_key,
+        sign_count,
+        created_at,
+        last_used_at,
+    })
 }
 
 #[async_trait]
@@ -49,13 +60,14 @@ impl Fido2Credentials for SqlDirectory {
         sqlx::query(concat!(
             "INSERT INTO fido2_credentials (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(&c.id)
         .bind(&c.identity_id)
         .bind(&c.user_handle)
         .bind(c.name.trim())
         .bind(&c.aaguid)
+        .bind(c.attested)
         .bind(&c.public_key)
         .bind(i64::from(c.sign_count))
         .bind(&c.created_at)
@@ -179,6 +191,7 @@ mod tests {
             user_handle: "0191c8a4-0000-7000-8000-000000000001".into(),
             name: "Clé bleue".into(),
             aaguid: "01020304-0506-0708-0102-030405060708".into(),
+            attested: true,
             public_key: "{}".into(),
             sign_count: count,
             created_at: "2026-11-22T09:00:00Z".into(),
@@ -191,6 +204,9 @@ mod tests {
         let (d, who) = directory_with_person().await;
         d.add_credential(&key("AAEC", &who, 0)).await.expect("add");
         assert_eq!(d.credentials_of(&who).await.expect("list"), vec![key("AAEC", &who, 0)]);
+        let unattested = Fido2Credential { attested: false, ..key("SOFT", &who, 0) };
+        d.add_credential(&unattested).await.expect("add");
+        assert_eq!(d.credential("SOFT").await.expect("get"), Some(unattested), "attested or not, as stored");
         let again = d.add_credential(&key("AAEC", &who, 0)).await;
         assert!(matches!(again, Err(DirectoryError::Invalid(m)) if m.contains("already registered")));
         let nobody = d.add_credential(&key("BBBB", "no-such-identity", 0)).await;

@@ -51,6 +51,9 @@ pub enum Factor {
     Pin,
     /// RFC 8176 §2 `hwk`: proof of possession of a hardware-secured key.
     Hwk,
+    /// RFC 8176 §2 `swk`: proof of possession of a software-secured key — or of a key whose
+    /// hardware was never proven (a FIDO2 key registered without verified attestation).
+    Swk,
     /// RFC 8176 §2 `user`: user presence / verification test.
     User,
 }
@@ -64,6 +67,7 @@ impl Factor {
             Factor::Sc => "sc",
             Factor::Pin => "pin",
             Factor::Hwk => "hwk",
+            Factor::Swk => "swk",
             Factor::User => "user",
         }
     }

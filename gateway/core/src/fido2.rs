@@ -18,8 +18,15 @@ pub struct Fido2Credential {
     pub user_handle: String,
     /// A name chosen by the user ("YubiKey bleue").
     pub name: String,
-    /// The authenticator's AAGUID (WebAuthn §6.5.1), `00000000-…` when it gave none.
+    /// The authenticator model's AAGUID (WebAuthn §6.5.1) as its verified attestation proves
+    /// it; `00000000-…` when the key was registered without verified attestation (its own
+    /// claim is not recorded: anyone can claim a model).
     pub aaguid: String,
+    /// Whether the key's attestation was verified to a trusted attestation root at registration
+    /// (WebAuthn §7.1 steps 21–23): only such a key is a hardware key (`hwk`). Keys registered
+    /// before attestation was verified are not.
+    #[serde(default)]
+    pub attested: bool,
     /// The verifier's public-key record (JSON written by the gateway; opaque to adapters).
     pub public_key: String,
     /// The last signature counter seen (WebAuthn §6.1.1 `signCount`).

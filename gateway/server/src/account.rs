@@ -12,11 +12,14 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::DirectoryError;
 use vigie_core::fido2::Fido2Credential;
 use vigie_core::store::{StoreError, StoreExt};
-use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
+use webauthn_rs::prelude::{
+    AttestationMetadata, AttestedPasskeyRegistration, Passkey, PasskeyRegistration, RegisterPublicKeyCredential, Uuid,
+    WebauthnError,
+};
 
 use crate::app::{AppState, State};
 use crate::http::{Caller, Params, esc, parse_params, problem};
-use crate::login::fido2::{allow_script, attested, b64url};
+use crate::login::fido2::{allow_script, auth_data, b64url};
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::session;
@@ -84,7 +87,16 @@ struct Registration {
     identity_id: String,
     user_handle: String,
     name: String,
-    state: PasskeyRegistration,
+    state: Ceremony,
+}
+
+/// A registration ceremony begun, as `webauthn.attestation` asked for it.
+#[derive(Serialize, Deserialize)]
+enum Ceremony {
+    /// Direct attestation, to be verified to the attestation roots it carries.
+    Attested(Box<AttestedPasskeyRegistration>),
+    /// No attestation asked for: the key will not be a hardware key.
+    Unattested(PasskeyRegistration),
 }
 
 /// Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or copied by hand survives.
@@ -173,6 +185,7 @@ fn key_view(k: &Fido2Credential) -> serde_json::Value {
         "id": k.id,
         "name": k.name,
         "aaguid": k.aaguid,
+        "attested": k.attested,
         "sign_count": k.sign_count,
         "created_at": k.created_at,
         "last_used_at": k.last_used_at,
@@ -591,8 +604,8 @@ fn key_name(p: &Params, l: Lang) -> String {
 }
 
 /// `POST /account/keys/options` (`csrf`, `name`): WebAuthn creation options (JSON) for a
-/// discoverable credential with user verification required and direct attestation (to read the
-/// AAGUID), excluding the keys already registered (WebAuthn §5.4).
+/// discoverable credential with user verification required and, with `webauthn.attestation =
+/// "required"`, direct attestation, excluding the keys already registered (WebAuthn §5.4).
 pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
     let Ok(p) = parse_params(&body) else {
@@ -617,17 +630,38 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
     let user_handle = existing.iter().find_map(|c| Uuid::parse_str(&c.user_handle).ok()).unwrap_or_else(Uuid::new_v4);
     let exclude: Vec<_> = existing.iter().filter_map(|c| base64_decode(&c.id)).collect();
     let display = format!("{} {}", identity.given_name, identity.family_name);
-    let (ccr, reg_state) =
-        match state.webauthn.start_passkey_registration(user_handle, &identity.matricule, &display, Some(exclude)) {
-            Ok(v) => v,
-            Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "WebAuthn unavailable", &e.to_string()),
-        };
+    let (name, exclude) = (identity.matricule.as_str(), Some(exclude));
+    let started = match &state.attestation_roots {
+        // Attestation required and no root configured: no model can be trusted (the start
+        // logged which keys to set).
+        Some(roots) if roots.is_empty() => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Key registration unavailable",
+                "registering security keys is not set up on this server yet: contact IT support",
+            );
+        }
+        Some(roots) => state
+            .webauthn
+            .start_attested_passkey_registration(user_handle, name, &display, exclude, (**roots).clone(), None)
+            .map(|(ccr, s)| (ccr, Ceremony::Attested(Box::new(s)))),
+        None => state
+            .webauthn
+            .start_passkey_registration(user_handle, name, &display, exclude)
+            .map(|(ccr, s)| (ccr, Ceremony::Unattested(s))),
+    };
+    let (ccr, reg_state) = match started {
+        Ok(v) => v,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "WebAuthn unavailable", &e.to_string()),
+    };
     let mut options = serde_json::to_value(&ccr).unwrap_or_default();
     // WebAuthn §5.4.4: a discoverable credential (login without a username) with user
-    // verification; §5.4.7: direct attestation, so that the AAGUID reaches the allow-list check.
+    // verification. §5.4.7: direct attestation when it is verified, else none (asking for what
+    // is not checked would only expose the key's model).
     options["publicKey"]["authenticatorSelection"] =
         json!({ "residentKey": "required", "requireResidentKey": true, "userVerification": "required" });
-    options["publicKey"]["attestation"] = json!("direct");
+    let attested = matches!(reg_state, Ceremony::Attested(_));
+    options["publicKey"]["attestation"] = json!(if attested { "direct" } else { "none" });
     let record = Registration {
         identity_id: holder.identity_id.clone(),
         user_handle: user_handle.to_string(),
@@ -647,7 +681,8 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// `POST /account/keys` (`csrf`, `credential`): checks the new credential against the pending
-/// challenge (WebAuthn §7.1), the AAGUID against `webauthn.aaguid_allow_list`, stores the key.
+/// challenge (WebAuthn §7.1) and, as `webauthn.attestation` says, its attestation against the
+/// attestation roots and its attested AAGUID against `webauthn.aaguid_allow_list`; stores the key.
 pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);
     let l = pages::lang(&req, None);
@@ -687,20 +722,43 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
             return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &format!("malformed WebAuthn credential: {e}"));
         }
     };
-    // WebAuthn §7.1 steps 5–21: type, challenge, origin, RP ID hash, UP and UV flags (user
-    // verification required), algorithm, attestation statement.
-    let passkey = match state.webauthn.finish_passkey_registration(&credential, &pending.state) {
-        Ok(k) => k,
-        Err(e) => {
-            return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &format!("WebAuthn registration refused: {e}"));
-        }
+    // WebAuthn §7.1 steps 5–18: type, challenge, origin, RP ID hash, UP and UV flags (user
+    // verification required), algorithm; steps 19–21 (L2; 21–23 in L3) when attestation is
+    // required: the attestation statement verified, its trust path chained to a configured
+    // attestation root, the AAGUID one the root vouches for.
+    let (passkey, attested_model) = match &pending.state {
+        Ceremony::Attested(s) => match state.webauthn.finish_attested_passkey_registration(&credential, s) {
+            Ok(k) => {
+                let model = attested_aaguid(&k.attestation().metadata);
+                (Passkey::from(k), Some(model))
+            }
+            Err(e @ WebauthnError::CredentialMayNotBeHardwareBound) => {
+                return refuse(StatusCode::FORBIDDEN, t.synced_refused, &format!("not a hardware key: {e}"));
+            }
+            Err(e) if untrusted_attestation(&e) => {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    t.aaguid_refused,
+                    &format!("attestation not verified to a trusted root (WebAuthn §7.1 step 21): {e}"),
+                );
+            }
+            Err(e) => {
+                return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &format!("WebAuthn registration refused: {e}"));
+            }
+        },
+        Ceremony::Unattested(s) => match state.webauthn.finish_passkey_registration(&credential, s) {
+            Ok(k) => (k, None),
+            Err(e) => {
+                return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &format!("WebAuthn registration refused: {e}"));
+            }
+        },
     };
-    let facts = match attested(&credential.response.attestation_object) {
+    let facts = match auth_data(&credential.response.attestation_object) {
         Ok(f) => f,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &e.to_string()),
     };
     // `hwk` (RFC 8176 §2) claims a hardware-secured key: a credential that may be copied to
-    // other devices (backup eligible, WebAuthn §6.1.3) is not one.
+    // other devices (backup eligible, WebAuthn §6.1.3) is not one, whatever its attestation.
     if facts.backup_eligible {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -708,13 +766,14 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
             "backup-eligible (synchronised) credential, not a hardware key",
         );
     }
-    let aaguid = facts.aaguid.to_string();
+    // The model is the attestation's, never the key's own claim: an unattested key has none.
+    let aaguid = attested_model.unwrap_or_default().to_string();
     let allow = &state.config.webauthn.aaguid_allow_list;
     if !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(&aaguid)) {
         return refuse(
             StatusCode::FORBIDDEN,
             t.aaguid_refused,
-            &format!("AAGUID {aaguid} not in webauthn.aaguid_allow_list"),
+            &format!("attested AAGUID {aaguid} not in webauthn.aaguid_allow_list"),
         );
     }
     let id = b64url(passkey.cred_id());
@@ -724,6 +783,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         user_handle: pending.user_handle,
         name: pending.name,
         aaguid,
+        attested: attested_model.is_some(),
         public_key: serde_json::to_string(&passkey).unwrap_or_default(),
         sign_count: facts.sign_count,
         created_at: crate::rfc3339_now(),
@@ -742,9 +802,36 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         &pending.identity_id,
         Some(&holder.via),
         Some(&id),
-        Some(&format!("AAGUID {}", stored.aaguid)),
+        Some(&if stored.attested {
+            format!("AAGUID {}, attestation verified", stored.aaguid)
+        } else {
+            "no attestation (webauthn.attestation = \"none\"): not a hardware key".into()
+        }),
     );
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/keys?done=added")).finish()
+}
+
+/// The AAGUID a verified attestation proves (packed and TPM statements carry it, WebAuthn
+/// §8.2, §8.3); nil for formats that name no model (FIDO U2F, Apple, Android).
+fn attested_aaguid(metadata: &AttestationMetadata) -> Uuid {
+    match metadata {
+        AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => *aaguid,
+        _ => Uuid::nil(),
+    }
+}
+
+/// Whether a registration failed for want of a trustworthy attestation (WebAuthn §7.1 step 21:
+/// none, self, or a chain to no configured root, or a model the root does not vouch for).
+fn untrusted_attestation(e: &WebauthnError) -> bool {
+    matches!(
+        e,
+        WebauthnError::AttestationNotVerifiable
+            | WebauthnError::AttestationChainNotTrusted(_)
+            | WebauthnError::AttestationUntrustedAaguid
+            | WebauthnError::AttestationFormatMissingAaguid
+            | WebauthnError::AttestationNotSupported
+            | WebauthnError::AttestationCertificateTrustStoreEmpty
+    )
 }
 
 /// `POST /account/keys/revoke` (`csrf`, `id`): the signed-in user revokes one of their keys;

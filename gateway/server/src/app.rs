@@ -42,6 +42,9 @@ pub struct AppState {
     pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
     /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The attestation roots key registrations are verified against; `None` when
+    /// `webauthn.attestation = "none"` (no key is then a hardware key).
+    pub attestation_roots: Option<Arc<webauthn_rs::prelude::AttestationCaList>>,
     /// Account kind and employment status, for the policy engine; the directory's database.
     pub policy_attributes: Arc<dyn vigie_core::directory::PolicyAttributes>,
     /// The card registry (HR binding and life cycle); the directory's database.
@@ -237,6 +240,16 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         Some(Arc::new(v))
     };
     let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
+    let attestation_roots = crate::login::attestation::trust_roots(&config.webauthn, crate::now())
+        .map_err(|e| anyhow::anyhow!("`{}`: {}", e.key, e.message))?
+        .map(Arc::new);
+    if attestation_roots.as_ref().is_some_and(|r| r.is_empty()) {
+        tracing::warn!(
+            "`webauthn.attestation` is \"required\" and no attestation root is configured: security keys cannot be \
+             registered until `webauthn.attestation_ca_files` or `webauthn.mds_blob_file` is set (or `attestation = \
+             \"none\"`, where no key counts as a hardware key)"
+        );
+    }
     let psc = crate::psc::build(&config, directory.clone())?;
     let dmp = crate::dmp::build(&config)?;
     let watched = crate::health::watched(
@@ -252,6 +265,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         store,
         fido2: directory.clone(),
         webauthn,
+        attestation_roots,
         roles: directory.clone(),
         search: directory.clone(),
         sponsorships: directory.clone(),

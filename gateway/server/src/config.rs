@@ -226,8 +226,20 @@ pub struct WebauthnConfig {
     pub origin: Option<String>,
     /// The name shown by the browser when registering a key.
     pub rp_name: String,
-    /// AAGUIDs (WebAuthn §6.5.1) of the authenticator models allowed to register; empty = any.
-    /// Chromium's virtual authenticator is `01020304-0506-0708-0102-030405060708`.
+    /// What a key must prove of its model at registration (WebAuthn L2 §6.5, §7.1 steps 19–21).
+    pub attestation: AttestationMode,
+    /// PEM files of attestation CAs (a vendor's attestation root): a key whose attestation
+    /// chains to one of them is a hardware key of a model they vouch for.
+    pub attestation_ca_files: Vec<PathBuf>,
+    /// The FIDO Metadata Service BLOB (FIDO MDS3 §3), downloaded from
+    /// `https://mds3.fidoalliance.org/` by the operator (refresh it monthly): the attestation
+    /// roots of each certified model, by AAGUID; models reported compromised are left out.
+    pub mds_blob_file: Option<PathBuf>,
+    /// The root the BLOB's signing chain must end at (FIDO's: GlobalSign Root CA - R3).
+    pub mds_root_ca_file: Option<PathBuf>,
+    /// AAGUIDs (WebAuthn §6.5.1) of the authenticator models allowed to register; empty = any
+    /// model the attestation roots vouch for. Read from the verified attestation only, so it
+    /// needs `attestation = "required"`.
     pub aaguid_allow_list: Vec<String>,
     /// Lifetime of a challenge (registration or login).
     pub ceremony_ttl_secs: u64,
@@ -243,12 +255,29 @@ impl Default for WebauthnConfig {
             rp_id: None,
             origin: None,
             rp_name: "Vigie".into(),
+            attestation: AttestationMode::Required,
+            attestation_ca_files: Vec::new(),
+            mds_blob_file: None,
+            mds_root_ca_file: None,
             aaguid_allow_list: Vec::new(),
             ceremony_ttl_secs: 300,
             enrolment_max_auth_age_secs: 600,
             enrolment_code_ttl_secs: 72 * 3600,
         }
     }
+}
+
+/// `webauthn.attestation`: whether a key must prove its model (WebAuthn L2 §5.4.7, §6.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttestationMode {
+    /// Direct attestation, verified to `attestation_ca_files` or the MDS BLOB's roots: keys
+    /// without it (software authenticators, `none` or self attestation) are refused.
+    #[default]
+    Required,
+    /// No attestation asked for: any authenticator registers, and none counts as a hardware
+    /// key (its logins carry `swk`, never `hwk`).
+    None,
 }
 
 impl WebauthnConfig {
@@ -735,6 +764,17 @@ impl Config {
             if uuid::Uuid::parse_str(a).is_err() {
                 err(&format!("webauthn.aaguid_allow_list[{i}]"), format!("{a:?} is not an AAGUID (a UUID)"));
             }
+        }
+        if self.webauthn.attestation == AttestationMode::None && !self.webauthn.aaguid_allow_list.is_empty() {
+            err(
+                "webauthn.aaguid_allow_list",
+                "needs `webauthn.attestation = \"required\"`: without verified attestation a key's model is \
+                 only its own claim"
+                    .into(),
+            );
+        }
+        if let Err(e) = crate::login::attestation::trust_roots(&self.webauthn, crate::now()) {
+            err(&e.key, e.message);
         }
         for (key, v) in [
             ("webauthn.ceremony_ttl_secs", self.webauthn.ceremony_ttl_secs),

@@ -474,7 +474,9 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             },
             ..Default::default()
         },
-        webauthn: Default::default(),
+        // The demo cannot know which keys visitors bring (nor trust Chromium's virtual one): any
+        // key registers, and none counts as a hardware key (`swk`, not `hwk`).
+        webauthn: WebauthnConfig { attestation: AttestationMode::None, ..Default::default() },
         admin: AdminConfig {
             tokens: vec![AdminTokenConfig {
                 name: "demo-rh".into(),

@@ -10,7 +10,7 @@ use crate::softkey;
 use common::psc::PscSandbox;
 use common::*;
 use serde_json::Value;
-use softkey::{SoftKey, VIRTUAL_AAGUID};
+use softkey::{AttestationPki, VIRTUAL_AAGUID};
 
 const ACR_PHR: &str = "urn:vigie:loa:2fa-phr";
 const PSC: &str = "demo-psc";
@@ -105,7 +105,13 @@ async fn card_login_for_psc_carries_tid_oid_card_amr_and_the_requested_acr() {
 
 #[tokio::test]
 async fn fido2_login_for_psc_carries_the_key_amr_and_another_person_has_another_oid() {
-    let gw = Gateway::start(&[]).await;
+    // `hwk` needs a key whose attestation is verified (the demo takes any key, without `hwk`).
+    let pki = AttestationPki::new("fi-tiers", VIRTUAL_AAGUID);
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &pki.env()),
+    ])
+    .await;
     // Léa registers a FIDO2 key after a password + TOTP login to the demo app.
     let mut b = gw.browser();
     let app = Authz::new(&gw, "demo-app");
@@ -115,7 +121,7 @@ async fn fido2_login_for_psc_carries_the_key_amr_and_another_person_has_another_
     let csrf = page.hidden("csrf").expect("csrf on the keys page");
     let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé de Léa")]).await;
     assert_eq!(opts.status, 200, "{}", opts.body);
-    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let mut key = pki.key("localhost", &gw.issuer, VIRTUAL_AAGUID);
     let credential = key.register(&opts.json());
     let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
     assert_eq!(added.status, 303, "{}", added.body);

@@ -1,17 +1,20 @@
 //! FIDO2 / WebAuthn against the real binary over HTTPS, with a software authenticator
 //! (`fido2/softkey.rs`: P-256 keys, authenticator data and signatures built as WebAuthn lays
 //! them out): the login page's section, the challenge endpoints bound to the flow and CSRF,
-//! key registration (recent two-factor login or HR's one-time code, AAGUID allow-list, user
-//! verification), login with `acr` phishing-resistant, a cloned key refused, revocation ending
+//! key registration (recent two-factor login or HR's one-time code, attestation verified to a
+//! test attestation root, AAGUID allow-list, user verification), login with `acr`
+//! phishing-resistant and `hwk` only for an attested key, a cloned key refused, revocation ending
 //! the key's sessions. The real browser ceremony is in `tests/browser/fido2.test.mjs`.
 use crate::common;
 use crate::softkey;
 
 use common::*;
 use serde_json::Value;
-use softkey::{SoftKey, VIRTUAL_AAGUID};
+use softkey::{Attestation, AttestationPki, SoftKey, VIRTUAL_AAGUID};
 
 const ACR_PHR: &str = "urn:vigie:loa:2fa-phr";
+/// A real hardware key model's AAGUID (YubiKey 5 NFC), which any software authenticator can claim.
+const YUBIKEY_AAGUID: &str = "2fc0579f-8113-47ea-b116-555a8db03202";
 const HR_TOKEN: &str = "hr-test-token-0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn admin_env() -> String {
@@ -107,7 +110,12 @@ async fn login_page_offers_the_security_key_and_its_challenge_is_bound_to_flow_a
 
 #[tokio::test]
 async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and_a_clone_is_refused() {
-    let gw = Gateway::start(&[]).await;
+    let pki = AttestationPki::new("vendor", VIRTUAL_AAGUID);
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &pki.env()),
+    ])
+    .await;
     let users = gw.all_usernames();
     let (mut b, user, _, first) = logged_in(&gw, "demo-app", &users).await;
     let sub = jwt_part(&first.id, 1)["sub"].as_str().expect("sub").to_owned();
@@ -123,7 +131,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert_eq!(o["publicKey"]["authenticatorSelection"]["userVerification"], "required");
     assert_eq!(o["publicKey"]["attestation"], "direct");
 
-    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let mut key = pki.key("localhost", &gw.issuer, VIRTUAL_AAGUID);
     let credential = key.register(&o);
     let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
     assert_eq!(added.status, 303, "{}", added.body);
@@ -137,6 +145,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     let registered =
         audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "success").await.expect("audit");
     assert_eq!(registered["subject"], sub.as_str());
+    assert_eq!(registered["reason"], "AAGUID 01020304-0506-0708-0102-030405060708, attestation verified");
 
     // A fresh browser: no username, the key says who it is.
     let mut kb = gw.browser();
@@ -150,7 +159,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert_eq!(claims["sub"], sub.as_str(), "the key logs in its owner ({})", user.username);
     assert_eq!(claims["acr"], ACR_PHR);
     let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
-    assert!(amr.contains(&"hwk"), "{amr:?}");
+    assert_eq!(amr, ["pin", "hwk", "mfa"], "an attested key is a hardware key");
     let ok = audit_with(&gw, |l| l["method"] == "fido2" && l["outcome"] == "success").await.expect("audit");
     assert_eq!(ok["acr"], ACR_PHR);
 
@@ -191,9 +200,14 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
 
 #[tokio::test]
 async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr() {
-    let allowed = "2fc0579f-8113-47ea-b116-555a8db03202";
+    let allowed = YUBIKEY_AAGUID;
+    let aaguid = *uuid::Uuid::parse_str(allowed).expect("uuid").as_bytes();
+    let (vendor, other_model) = (AttestationPki::new("yubico", aaguid), AttestationPki::new("virtual", VIRTUAL_AAGUID));
+    let roots = format!(r#"["{}", "{}"]"#, vendor.ca_file.display(), other_model.ca_file.display());
     let tokens = admin_env();
     let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &roots),
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
         ("VIGIE_WEBAUTHN__ENROLMENT_MAX_AUTH_AGE_SECS", "1"),
         ("VIGIE_WEBAUTHN__AAGUID_ALLOW_LIST", &format!(r#"["{allowed}"]"#)),
         ("VIGIE_ADMIN__TOKENS", &tokens),
@@ -244,22 +258,22 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     let reused = d.post_form("/account/enrol", &[("csrf", &token_d), ("code", &code)]).await;
     assert_eq!(reused.status, 400, "a code serves once: {}", reused.body);
 
-    // A key model outside the allow-list, then a key that skips user verification: refused.
-    let mut virtual_key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    // A key model outside the allow-list (attested by a trusted root), then a key that skips
+    // user verification: refused.
+    let mut virtual_key = other_model.key("localhost", &gw.issuer, VIRTUAL_AAGUID);
     let r = register(&mut c, &mut virtual_key, "Clé virtuelle").await;
     assert_eq!(r.status, 403, "{}", r.body);
     let line = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "failure").await.expect("audit");
     assert!(line["reason"].as_str().is_some_and(|r| r.contains("aaguid_allow_list")), "{line}");
-    let aaguid = *uuid::Uuid::parse_str(allowed).expect("uuid").as_bytes();
-    let mut lazy = SoftKey::new("localhost", &gw.issuer, aaguid);
+    let mut lazy = vendor.key("localhost", &gw.issuer, aaguid);
     lazy.user_verified = false;
     let r = register(&mut c, &mut lazy, "Sans PIN").await;
     assert_eq!(r.status, 400, "{}", r.body);
-    let mut synced = SoftKey::new("localhost", &gw.issuer, aaguid);
+    let mut synced = vendor.key("localhost", &gw.issuer, aaguid);
     synced.backup_eligible = true;
     let r = register(&mut c, &mut synced, "Passkey du téléphone").await;
     assert_eq!(r.status, 403, "a synchronised passkey is not a hardware key: {}", r.body);
-    let mut good = SoftKey::new("localhost", &gw.issuer, aaguid);
+    let mut good = vendor.key("localhost", &gw.issuer, aaguid);
     let r = register(&mut c, &mut good, "Clé RH").await;
     assert_eq!(r.status, 303, "{}", r.body);
     // The agent ends the enrolment: the next person at this workstation finds nothing open.
@@ -277,7 +291,10 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     let list: Value = http.get(&list_url).bearer_auth(HR_TOKEN).send().await.expect("up").json().await.expect("JSON");
     let keys = list["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1, "{list}");
-    assert_eq!((keys[0]["name"].as_str(), keys[0]["aaguid"].as_str()), (Some("Clé RH"), Some(allowed)));
+    assert_eq!(
+        (keys[0]["name"].as_str(), keys[0]["aaguid"].as_str(), keys[0]["attested"].as_bool()),
+        (Some("Clé RH"), Some(allowed), Some(true))
+    );
     let del = http
         .delete(gw.url(&format!("/admin/api/identities/{sub}/fido2/{}", good.id_b64())))
         .bearer_auth(HR_TOKEN)
@@ -287,6 +304,95 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     assert_eq!(del.status(), 204);
     let list: Value = http.get(&list_url).bearer_auth(HR_TOKEN).send().await.expect("up").json().await.expect("JSON");
     assert_eq!(list["keys"], serde_json::json!([]));
+}
+
+/// The red-team finding (issue 12): a software authenticator claiming a hardware key's model.
+/// With attestation required, only a key whose packed attestation chains to a configured root
+/// registers; `none`, self attestation, or a chain to another root is refused, whatever AAGUID
+/// the key claims (WebAuthn §7.1 steps 19–21).
+#[tokio::test]
+async fn a_software_key_claiming_an_allowed_hardware_model_is_refused_when_attestation_is_required() {
+    let aaguid = *uuid::Uuid::parse_str(YUBIKEY_AAGUID).expect("uuid").as_bytes();
+    let (vendor, forger) = (AttestationPki::new("trusted", aaguid), AttestationPki::new("forger", aaguid));
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &vendor.env()),
+        ("VIGIE_WEBAUTHN__AAGUID_ALLOW_LIST", &format!(r#"["{YUBIKEY_AAGUID}"]"#)),
+    ])
+    .await;
+    let (mut b, _, _, first) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let sub = jwt_part(&first.id, 1)["sub"].as_str().expect("sub").to_owned();
+    let mut none = SoftKey::new("localhost", &gw.issuer, aaguid);
+    let mut self_attested = SoftKey::new("localhost", &gw.issuer, aaguid);
+    self_attested.attestation = Attestation::SelfSigned;
+    let mut forged = forger.key("localhost", &gw.issuer, aaguid);
+    for (key, how) in [(&mut none, "none"), (&mut self_attested, "self"), (&mut forged, "an untrusted root")] {
+        let r = register(&mut b, key, "Fausse clé").await;
+        assert_eq!(r.status, 403, "attestation {how}: {}", r.body);
+        assert!(r.body.contains("pas autorisé par l"), "a clear page: {}", r.body);
+        let line = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "failure").await;
+        let reason = line.as_ref().and_then(|l| l["reason"].as_str()).unwrap_or_default().to_owned();
+        assert!(reason.starts_with("attestation not verified to a trusted root"), "{how}: {reason}");
+    }
+    let refused = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut none).await;
+    assert_eq!(refused.status, 401, "a refused key was not stored: {}", refused.body);
+
+    let mut genuine = vendor.key("localhost", &gw.issuer, aaguid);
+    let r = register(&mut b, &mut genuine, "Vraie clé").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = b.get("/account/keys").await;
+    assert!(page.body.contains(YUBIKEY_AAGUID), "the attested model is shown: {}", page.body);
+    let a = Authz::new(&gw, "demo-app");
+    let done = key_login(&mut gw.browser(), &a, &mut genuine).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let claims = jwt_part(&redeem(&gw, &a, &done.redirect_params()["code"]).await.id, 1);
+    assert_eq!((claims["sub"].as_str(), claims["acr"].as_str()), (Some(sub.as_str()), Some(ACR_PHR)));
+    assert_eq!(claims["amr"], serde_json::json!(["pin", "hwk", "mfa"]));
+}
+
+/// With `webauthn.attestation = "none"` (the demo's setting) any authenticator registers, but
+/// what it claims of its model is not recorded and its logins never carry `hwk` (RFC 8176 §2):
+/// it is still phishing-resistant (WebAuthn binds the origin), not a hardware key.
+#[tokio::test]
+async fn a_key_without_verified_attestation_signs_in_without_hwk_and_its_claimed_model_is_not_recorded() {
+    let tokens = admin_env();
+    let gw = Gateway::start(&[("VIGIE_ADMIN__TOKENS", &tokens)]).await;
+    let (mut b, _, _, first) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let sub = jwt_part(&first.id, 1)["sub"].as_str().expect("sub").to_owned();
+    let page = b.get("/account/keys").await;
+    let csrf = page.hidden("csrf").expect("csrf");
+    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé logicielle")]).await;
+    assert_eq!(opts.json()["publicKey"]["attestation"], "none", "no attestation asked for that is not checked");
+    let aaguid = *uuid::Uuid::parse_str(YUBIKEY_AAGUID).expect("uuid").as_bytes();
+    let mut key = SoftKey::new("localhost", &gw.issuer, aaguid);
+    key.attestation = Attestation::SelfSigned;
+    let credential = key.register(&opts.json());
+    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let line = audit_with(&gw, |l| l["kind"] == "key_registered" && l["outcome"] == "success").await.expect("audit");
+    assert_eq!(line["reason"], "no attestation (webauthn.attestation = \"none\"): not a hardware key");
+    let list: Value = gw
+        .http()
+        .get(gw.url(&format!("/admin/api/identities/{sub}/fido2")))
+        .bearer_auth(HR_TOKEN)
+        .send()
+        .await
+        .expect("up")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (list["keys"][0]["aaguid"].as_str(), list["keys"][0]["attested"].as_bool()),
+        (Some("00000000-0000-0000-0000-000000000000"), Some(false)),
+        "the claimed model is not recorded: {list}"
+    );
+
+    let a = Authz::new(&gw, "demo-app");
+    let done = key_login(&mut gw.browser(), &a, &mut key).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let claims = jwt_part(&redeem(&gw, &a, &done.redirect_params()["code"]).await.id, 1);
+    assert_eq!(claims["acr"], ACR_PHR, "origin-bound: still phishing-resistant");
+    assert_eq!(claims["amr"], serde_json::json!(["pin", "swk", "mfa"]), "never hwk");
 }
 
 /// Two replicas sharing one real Redis: every WebAuthn ceremony begun on one is finished on the

@@ -14,7 +14,7 @@ use vigie_core::fido2::CounterCheck;
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Factor, Mie};
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+    DiscoverableAuthentication, Passkey, PublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use super::pages::{self, Lang};
@@ -390,11 +390,13 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok((None, _)) => return refuse(Refusal::NoIdentity),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
-    // Possession of the key (`hwk`) and user verification on it, a PIN for security keys
-    // (`pin`); `login.amr.fido2` overrides these for relying parties that expect other values.
-    let auth =
-        Authentication::new(stored.identity_id.clone(), Mie::Fido2, vec![Factor::Hwk, Factor::Pin], crate::now())
-            .with_credential(cred_id);
+    // Possession of the key and user verification on it, a PIN for security keys (`pin`). A
+    // hardware-secured key (`hwk`, RFC 8176 §2) only when its attestation was verified at
+    // registration (WebAuthn §6.5): any other key may be software, however it presents itself
+    // (`swk`). `login.amr.fido2` overrides the values sent, never adding `hwk` to a `swk` login.
+    let possession = if stored.attested { Factor::Hwk } else { Factor::Swk };
+    let auth = Authentication::new(stored.identity_id.clone(), Mie::Fido2, vec![possession, Factor::Pin], crate::now())
+        .with_credential(cred_id);
     let who = who.into_inner();
     super::complete(&state, &req, &caller, &flow_id, flow, auth, &who).await
 }
@@ -405,7 +407,7 @@ fn presented_counter(a: &PublicKeyCredential) -> u32 {
     a.response.authenticator_data.get(33..37).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).unwrap_or(0)
 }
 
-/// Why the AAGUID of a registration could not be read.
+/// Why the authenticator data of a registration could not be read.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AttestationError {
     /// Not CBOR, or not a map.
@@ -422,11 +424,11 @@ pub enum AttestationError {
     NoAttestedData,
 }
 
-/// What a registration says of the authenticator, read from the attestation object.
+/// What the authenticator data of a registration says of the new credential. The AAGUID is left
+/// out on purpose: unless the attestation is verified it is the authenticator's own claim, so
+/// the model is read from the verified attestation only (`account::register`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attested {
-    /// The authenticator model's AAGUID (WebAuthn §6.5.1).
-    pub aaguid: Uuid,
+pub struct AuthData {
     /// The signature counter at registration (WebAuthn §6.1 `signCount`).
     pub sign_count: u32,
     /// Flag BE (bit 3, WebAuthn §6.1.3): the credential may be synchronised off the device (a
@@ -437,7 +439,7 @@ pub struct Attested {
 /// Reads `authData` of an attestation object (WebAuthn §6.5): after the RP ID hash (32 bytes)
 /// come the flags (1), the counter (4, big-endian) and, when the AT flag (bit 6) is set, the
 /// attested credential data starting with the AAGUID (16) (§6.1, §6.5.1).
-pub fn attested(attestation_object: &[u8]) -> Result<Attested, AttestationError> {
+pub fn auth_data(attestation_object: &[u8]) -> Result<AuthData, AttestationError> {
     use serde_cbor_2::Value;
     let value: Value =
         serde_cbor_2::from_slice(attestation_object).map_err(|e| AttestationError::NotCbor(e.to_string()))?;
@@ -451,10 +453,8 @@ pub fn attested(attestation_object: &[u8]) -> Result<Attested, AttestationError>
     if auth_data[32] & 0x40 == 0 {
         return Err(AttestationError::NoAttestedData);
     }
-    let mut aaguid = [0u8; 16];
-    aaguid.copy_from_slice(&auth_data[37..53]);
     let sign_count = u32::from_be_bytes([auth_data[33], auth_data[34], auth_data[35], auth_data[36]]);
-    Ok(Attested { aaguid: Uuid::from_bytes(aaguid), sign_count, backup_eligible: auth_data[32] & 0x08 != 0 })
+    Ok(AuthData { sign_count, backup_eligible: auth_data[32] & 0x08 != 0 })
 }
 
 #[cfg(test)]
@@ -474,22 +474,19 @@ mod tests {
     }
 
     #[test]
-    fn aaguid_and_counter_are_read_after_the_rp_id_hash_and_flags() {
+    fn flags_and_counter_are_read_after_the_rp_id_hash() {
         let mut ad = vec![0u8; 32];
-        ad.push(0x45); // UP | UV | AT
+        ad.push(0x4d); // UP | UV | BE | AT
         ad.extend([0, 0, 0, 1]);
         ad.extend([1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
         ad.extend([0, 2, 9, 9]);
-        assert_eq!(
-            attested(&object(ad.clone())).map(|a| (a.aaguid.to_string(), a.sign_count)),
-            Ok(("01020304-0506-0708-0102-030405060708".into(), 1))
-        );
+        assert_eq!(auth_data(&object(ad.clone())), Ok(AuthData { sign_count: 1, backup_eligible: true }));
         ad[32] = 0x05;
-        assert_eq!(attested(&object(ad)), Err(AttestationError::NoAttestedData));
-        assert_eq!(attested(&object(vec![0; 40])), Err(AttestationError::TooShort(40)));
-        assert!(matches!(attested(b"\xff\x00"), Err(AttestationError::NotCbor(_))));
+        assert_eq!(auth_data(&object(ad)), Err(AttestationError::NoAttestedData));
+        assert_eq!(auth_data(&object(vec![0; 40])), Err(AttestationError::TooShort(40)));
+        assert!(matches!(auth_data(b"\xff\x00"), Err(AttestationError::NotCbor(_))));
         assert_eq!(
-            attested(&serde_cbor_2::to_vec(&Value::Map(BTreeMap::new())).expect("CBOR")),
+            auth_data(&serde_cbor_2::to_vec(&Value::Map(BTreeMap::new())).expect("CBOR")),
             Err(AttestationError::NoAuthData)
         );
     }
@@ -531,17 +528,17 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn garbage_attestation_objects_are_refused_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            let _ = attested(&bytes);
+            let _ = auth_data(&bytes);
         }
 
         #[test]
-        fn any_attested_auth_data_yields_its_aaguid(aaguid in proptest::array::uniform16(proptest::num::u8::ANY), tail in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
+        fn any_attested_auth_data_yields_its_counter_and_flag(counter in proptest::num::u32::ANY, be in proptest::bool::ANY, aaguid in proptest::array::uniform16(proptest::num::u8::ANY), tail in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
             let mut ad = vec![7u8; 32];
-            ad.push(0x41);
-            ad.extend([0, 0, 0, 0]);
+            ad.push(if be { 0x49 } else { 0x41 });
+            ad.extend(counter.to_be_bytes());
             ad.extend(aaguid);
             ad.extend(tail);
-            proptest::prop_assert_eq!(attested(&object(ad)), Ok(Attested { aaguid: Uuid::from_bytes(aaguid), sign_count: 0, backup_eligible: false }));
+            proptest::prop_assert_eq!(auth_data(&object(ad)), Ok(AuthData { sign_count: counter, backup_eligible: be }));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Vigie as Pro Santé Connect's *FI tiers* (delegated identity provider, reference/psc.md §3;
 //! docs/fi-tiers.md): the claims PSC expects of it, and what a request from PSC may not reuse.
-use vigie_core::{Authentication, IdNat, Mie};
+use vigie_core::{Authentication, Factor, IdNat, Mie};
 
 use crate::app::AppState;
 use crate::config::{FiTiersConfig, LoginConfig};
@@ -14,8 +14,18 @@ pub const CARD_AMR: [&str; 4] = ["sc", "pin", "mfa", "hwk"];
 /// `fi_tiers.amr` for the MIE; else `login.amr` for the MIE (the establishment's own choice);
 /// else [`CARD_AMR`] for a CPS or CPE; else the values derived from the verified factors
 /// (FIDO2 key `hwk pin|user mfa`, password + TOTP `pwd otp mfa`). Other clients: `login.amr`,
-/// else the derived values.
+/// else the derived values. Whatever the configuration says, a login that proved only a
+/// software-secured key (`swk`: a FIDO2 key without verified attestation) never claims `hwk`.
 pub fn amr(login: &LoginConfig, fi: Option<&FiTiersConfig>, auth: &Authentication) -> Vec<String> {
+    let mut values = configured_amr(login, fi, auth);
+    if auth.factors.contains(&Factor::Swk) {
+        // RFC 8176 §2: `hwk` is proof of possession of a hardware-secured key; nothing proved it.
+        values.retain(|v| v != "hwk");
+    }
+    values
+}
+
+fn configured_amr(login: &LoginConfig, fi: Option<&FiTiersConfig>, auth: &Authentication) -> Vec<String> {
     let Some(fi) = fi else { return login.amr_for(auth) };
     if let Some(values) = fi.amr.get(auth.mie.as_str()) {
         return values.clone();
@@ -99,6 +109,18 @@ mod tests {
         assert_eq!(amr(&login, Some(&custom), &key()), ["hwk", "mfa"]);
         // Other clients keep `login.amr`.
         assert_eq!(amr(&login, None, &card()), ["sc", "pin"]);
+    }
+
+    #[test]
+    fn a_key_without_verified_attestation_never_claims_hwk_whatever_the_configuration() {
+        let soft = Authentication::new("id".into(), Mie::Fido2, vec![Factor::Swk, Factor::Pin], 0);
+        let mut login = LoginConfig::default();
+        assert_eq!(amr(&login, None, &soft), ["pin", "swk", "mfa"]);
+        assert_eq!(amr(&login, Some(&fi(&[])), &soft), ["pin", "swk", "mfa"]);
+        login.amr.insert("fido2".into(), vec!["hwk".into(), "pin".into(), "mfa".into()]);
+        assert_eq!(amr(&login, None, &soft), ["pin", "mfa"]);
+        assert_eq!(amr(&login, Some(&fi(&[("fido2", &["hwk", "mfa"])])), &soft), ["mfa"]);
+        assert_eq!(amr(&login, None, &key()), ["hwk", "pin", "mfa"], "an attested key keeps the configured values");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A software FIDO2 authenticator for tests and the benchmark: a P-256 key (aws-lc-rs), the
-//! authenticator data, attestation object (`none` format) and assertions built byte by byte as
-//! WebAuthn §6.1, §6.5 and §6.3.3 lay them out. Nothing here is shared with the gateway's code.
+//! authenticator data, attestation object (`none` format, `packed` self attestation, or `packed`
+//! with a certificate of a test attestation PKI made with rcgen) and assertions built byte by
+//! byte as WebAuthn §6.1, §6.5, §8.2 and §6.3.3 lay them out. Nothing here is shared with the
+//! gateway's code.
 #![allow(dead_code)]
 use std::collections::BTreeMap;
 
@@ -15,6 +17,79 @@ use serde_json::{Value, json};
 /// Chromium's virtual authenticator AAGUID, reused so that allow-list tests read alike.
 pub const VIRTUAL_AAGUID: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8];
 
+/// The attestation statement a [`SoftKey`] sends at registration (WebAuthn §6.5.2).
+#[derive(Clone)]
+pub enum Attestation {
+    /// Format `none`: what a software authenticator or a privacy-minded browser sends.
+    None,
+    /// Format `packed`, self attestation: signed by the credential key itself (§8.2), which
+    /// proves nothing of the model.
+    SelfSigned,
+    /// Format `packed` with `x5c`: signed by a batch attestation key whose certificate chains
+    /// to an attestation root (§8.2.1).
+    Packed { cert_der: Vec<u8>, pkcs8: Vec<u8> },
+}
+
+/// A test attestation PKI: a vendor's attestation root (its PEM written to `ca_file`, for
+/// `webauthn.attestation_ca_files`) and one batch attestation certificate of a model, with the
+/// subject WebAuthn §8.2.1 requires and the model's AAGUID in `id-fido-gen-ce-aaguid`.
+pub struct AttestationPki {
+    pub ca_file: std::path::PathBuf,
+    pub ca_pem: String,
+    pub ca_der: Vec<u8>,
+    batch: Attestation,
+}
+
+impl AttestationPki {
+    pub fn new(label: &str, aaguid: [u8; 16]) -> AttestationPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.distinguished_name.push(DnType::CommonName, format!("{label} attestation root"));
+        ca.distinguished_name.push(DnType::OrganizationName, "Test key vendor");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca, &ca_key);
+        let batch_key = KeyPair::generate().expect("batch key");
+        let mut batch = CertificateParams::new(Vec::<String>::new()).expect("params");
+        batch.distinguished_name.push(DnType::CountryName, "FR");
+        batch.distinguished_name.push(DnType::OrganizationName, "Test key vendor");
+        batch.distinguished_name.push(DnType::OrganizationalUnitName, "Authenticator Attestation");
+        batch.distinguished_name.push(DnType::CommonName, format!("{label} batch 1"));
+        batch.is_ca = IsCa::ExplicitNoCa;
+        // 1.3.6.1.4.1.45724.1.1.4 id-fido-gen-ce-aaguid: an OCTET STRING of the AAGUID.
+        let mut octets = vec![0x04, 16];
+        octets.extend(aaguid);
+        batch.custom_extensions.push(CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 45724, 1, 1, 4], octets));
+        let batch_cert = batch.signed_by(&batch_key, &issuer).expect("batch certificate");
+        let dir = std::env::temp_dir().join(format!("vigie-attestation-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ca_file = dir.join("attestation-ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).expect("CA file");
+        AttestationPki {
+            ca_file,
+            ca_pem: ca_cert.pem(),
+            ca_der: ca_cert.der().to_vec(),
+            batch: Attestation::Packed { cert_der: batch_cert.der().to_vec(), pkcs8: batch_key.serialize_der() },
+        }
+    }
+
+    /// The `webauthn.attestation_ca_files` value trusting this root.
+    pub fn env(&self) -> String {
+        format!(r#"["{}"]"#, self.ca_file.display())
+    }
+
+    /// A key of this model: its registration carries the batch attestation.
+    pub fn key(&self, rp_id: &str, origin: &str, aaguid: [u8; 16]) -> SoftKey {
+        let mut key = SoftKey::new(rp_id, origin, aaguid);
+        key.attestation = self.batch.clone();
+        key
+    }
+}
+
 pub struct SoftKey {
     pkcs8: Vec<u8>,
     key: EcdsaKeyPair,
@@ -26,6 +101,8 @@ pub struct SoftKey {
     pub user_verified: bool,
     /// Whether the credential may be synchronised to other devices (flag BE).
     pub backup_eligible: bool,
+    /// What the key says of its model at registration.
+    pub attestation: Attestation,
     rp_id: String,
     origin: String,
 }
@@ -62,6 +139,7 @@ impl SoftKey {
             aaguid,
             user_verified: true,
             backup_eligible: false,
+            attestation: Attestation::None,
             rp_id: rp_id.into(),
             origin: origin.into(),
         }
@@ -123,9 +201,30 @@ impl SoftKey {
         auth_data.extend((self.cred_id.len() as u16).to_be_bytes());
         auth_data.extend(&self.cred_id);
         auth_data.extend(self.cose_key());
+        let client_data = self.client_data("webauthn.create", challenge);
+        // WebAuthn §8.2: a packed statement signs authenticatorData || SHA-256(clientDataJSON).
+        let mut signed = auth_data.clone();
+        signed.extend(digest::digest(&digest::SHA256, &client_data).as_ref());
+        let sign = |key: &EcdsaKeyPair| key.sign(&SystemRandom::new(), &signed).expect("signature").as_ref().to_vec();
+        let mut stmt = BTreeMap::new();
+        let fmt = match &self.attestation {
+            Attestation::None => "none",
+            Attestation::SelfSigned => {
+                stmt.insert(Cbor::Text("alg".into()), Cbor::Integer(-7));
+                stmt.insert(Cbor::Text("sig".into()), Cbor::Bytes(sign(&self.key)));
+                "packed"
+            }
+            Attestation::Packed { cert_der, pkcs8 } => {
+                let batch = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).expect("batch key");
+                stmt.insert(Cbor::Text("alg".into()), Cbor::Integer(-7));
+                stmt.insert(Cbor::Text("sig".into()), Cbor::Bytes(sign(&batch)));
+                stmt.insert(Cbor::Text("x5c".into()), Cbor::Array(vec![Cbor::Bytes(cert_der.clone())]));
+                "packed"
+            }
+        };
         let mut att = BTreeMap::new();
-        att.insert(Cbor::Text("fmt".into()), Cbor::Text("none".into()));
-        att.insert(Cbor::Text("attStmt".into()), Cbor::Map(BTreeMap::new()));
+        att.insert(Cbor::Text("fmt".into()), Cbor::Text(fmt.into()));
+        att.insert(Cbor::Text("attStmt".into()), Cbor::Map(stmt));
         att.insert(Cbor::Text("authData".into()), Cbor::Bytes(auth_data));
         let attestation_object = serde_cbor_2::to_vec(&Cbor::Map(att)).expect("CBOR");
         json!({
@@ -135,7 +234,7 @@ impl SoftKey {
             "extensions": {},
             "response": {
                 "attestationObject": B64.encode(attestation_object),
-                "clientDataJSON": B64.encode(self.client_data("webauthn.create", challenge)),
+                "clientDataJSON": B64.encode(client_data),
                 "transports": ["usb"],
             },
         })
