@@ -40,12 +40,33 @@ pub struct AuthRequest {
     pub login_hint: Option<String>,
     /// Levels asked for through `acr_values` or the `claims` parameter.
     pub acr: Vec<AssuranceLevel>,
+    /// The values of other schemes among them (PSC's `eidas1`), in the request's order, with
+    /// the level each was mapped to: the `acr` answered when the login meets one.
+    #[serde(default)]
+    pub foreign_acr: Vec<ForeignAcr>,
     /// The `acr` claim was requested as essential (OIDC Core §5.5.1.1).
     pub acr_essential: bool,
     pub ui_locales: Option<String>,
 }
 
+/// An `acr` value of another scheme that a request named, and the Vigie level that meets it
+/// (`login.acr_values_map`, `clients[].acr_values_map`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForeignAcr {
+    pub value: String,
+    pub level: AssuranceLevel,
+}
+
 impl AuthRequest {
+    /// The `acr` claim to answer instead of Vigie's level: the first value of another scheme
+    /// the request named that this authentication meets. OIDC Core §3.1.2.1 acr_values: "The
+    /// Authentication Context Class satisfied by the authentication performed is returned as
+    /// the acr Claim Value"; a client that named its own scheme's value (PSC's Keycloak accepts
+    /// only `eidas1` back, reference/psc.md §1) understands that one, not Vigie's URNs.
+    pub fn foreign_acr_met(&self, auth: &Authentication) -> Option<String> {
+        self.foreign_acr.iter().find(|f| auth.level >= f.level).map(|f| f.value.clone())
+    }
+
     /// The weakest level that satisfies the request, if it asked for one.
     pub fn required_level(&self) -> Option<AssuranceLevel> {
         self.acr.iter().min().copied()
@@ -73,6 +94,9 @@ pub struct CodeGrant {
     pub sid: String,
     /// Every token issued from this code shares it; revoking it revokes them all.
     pub grant_id: String,
+    /// The ID token's `acr` when it is not the level's (see [`AuthRequest::foreign_acr_met`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// Store keys. Secrets (codes, tokens, cookies) appear only as their SHA-256.
