@@ -193,6 +193,7 @@ async fn a_store_failure_shows_a_generic_page_or_error_and_keeps_the_detail_in_t
     let gw = Gateway::start(&[("VIGIE_STORE__KIND", "redis"), ("VIGIE_STORE__URL", &url)]).await;
     let (mut b, _, _, _) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
     let confirm = b.get("/logout").await.hidden("confirm").expect("a logout confirmation");
+    let login = gw.browser().authorize(&Authz::new(&gw, "demo-app")).await.location();
     let _ = redis.0.kill();
     let _ = redis.0.wait();
 
@@ -205,8 +206,9 @@ async fn a_store_failure_shows_a_generic_page_or_error_and_keeps_the_detail_in_t
         assert_eq!(p.get("error").map(String::as_str), Some("temporarily_unavailable"), "{p:?}");
         assert_no_store_detail(&r.location(), redis_port);
     }
-    // /logout: a page saying to try again, with a reference for support.
-    for r in [b.post_form("/logout", &[("confirm", &confirm)]).await, b.get("/logout").await] {
+    // /logout, and any login page: a page saying to try again, with a reference for support.
+    let pages = [b.post_form("/logout", &[("confirm", &confirm)]).await, b.get("/logout").await, b.get(&login).await];
+    for r in pages {
         assert_eq!(r.status, 503, "{}", r.body);
         assert!(r.body.contains("Réessayez"), "{}", r.body);
         assert_no_store_detail(&r.body, redis_port);

@@ -271,6 +271,11 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
 }
 
 pub fn error_page(req: &HttpRequest, status: StatusCode, detail: &str) -> HttpResponse {
+    // Every 503 is a backend failing, whose text names internals (store address, SQL): its
+    // callers pass the error as the detail, which goes to the log, not to the browser.
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return unavailable(req, &detail);
+    }
     let l = lang(req, None);
     let t = texts(l);
     html_page(l, status, t.error_title, &format!(r#"<p role="alert">{}</p>"#, esc(detail)), None)
