@@ -1016,6 +1016,19 @@ mod tests {
     }
 
     #[test]
+    fn an_acr_values_map_names_real_acr_values_and_vigies_levels_only() {
+        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let problems = |pairs: &[(&str, &str)]| -> Vec<String> {
+            acr_values_map_problems(&map(pairs)).into_iter().map(|(k, _)| k).collect()
+        };
+        assert!(problems(&[("eidas1", "urn:vigie:loa:2fa-phr"), ("eidas2", "urn:vigie:loa:2fa")]).is_empty());
+        assert_eq!(problems(&[("eidas1", "urn:vigie:loa:3fa")]), ["eidas1"]);
+        assert_eq!(problems(&[("two words", "urn:vigie:loa:2fa")]), ["two words"]);
+        assert_eq!(problems(&[("urn:vigie:loa:2fa", "urn:vigie:loa:2fa-phr")]), ["urn:vigie:loa:2fa"]);
+        assert_eq!(problems(&[("", "urn:vigie:loa:2fa")]), [""]);
+    }
+
+    #[test]
     fn the_example_configuration_is_valid_but_for_its_files() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/vigie.example.toml");
         let errors = Config::load(std::path::Path::new(path)).unwrap_err().0;

@@ -124,3 +124,43 @@ pub mod keys {
         format!("sid-clients:{sid}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::{Factor, Mie};
+
+    fn request(foreign: &[(&str, AssuranceLevel)]) -> AuthRequest {
+        AuthRequest {
+            client_id: "psc".into(),
+            redirect_uri: "https://psc.example/cb".into(),
+            response_mode: ResponseMode::Query,
+            scopes: vec!["openid".into()],
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt_login: false,
+            prompt_none: false,
+            max_age: None,
+            login_hint: None,
+            acr: foreign.iter().map(|(_, l)| *l).collect(),
+            foreign_acr: foreign.iter().map(|(v, l)| ForeignAcr { value: (*v).into(), level: *l }).collect(),
+            acr_essential: false,
+            ui_locales: None,
+        }
+    }
+
+    #[test]
+    fn a_value_of_another_scheme_is_answered_only_when_the_login_meets_it_first_in_the_requests_order() {
+        let card = Authentication::new("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0);
+        let password = Authentication::new("id".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
+        let eidas1 = request(&[("eidas1", AssuranceLevel::TwoFactorPhishingResistant)]);
+        assert_eq!(eidas1.foreign_acr_met(&card).as_deref(), Some("eidas1"));
+        assert_eq!(eidas1.foreign_acr_met(&password), None);
+        assert_eq!(request(&[]).foreign_acr_met(&card), None, "nothing of another scheme: Vigie's level");
+        let both =
+            request(&[("eidas2", AssuranceLevel::TwoFactorPhishingResistant), ("eidas1", AssuranceLevel::TwoFactor)]);
+        assert_eq!(both.foreign_acr_met(&card).as_deref(), Some("eidas2"));
+        assert_eq!(both.foreign_acr_met(&password).as_deref(), Some("eidas1"));
+    }
+}
