@@ -5,7 +5,8 @@
 // `login_hint` holding the professional's idNat; the professional logs in with the demo CPS
 // (TLS client certificate, as the card middleware presents it); openid-client redeems the code
 // and validates the ID token itself (signature against the published JWKS, iss, aud, exp,
-// nonce, auth_time within max_age), then this script checks `tid`, `oid`, `amr` and `acr`.
+// nonce, auth_time within max_age), then this script checks `tid`, `oid`, `amr` and `acr`. Then
+// PSC's own request, `acr_values=eidas1`, answered from the card session with `acr` `eidas1`.
 //
 //   npm ci && node fi-tiers.mjs        (VIGIE_BIN=/path/to/vigie to test another build)
 //
@@ -110,23 +111,31 @@ async function child({ issuer, port, info }) {
       client.enableNonRepudiationChecks(config);
       const m = config.serverMetadata();
       assert.ok(m.acr_values_supported.includes(ACR_PHR), 'phishing-resistant acr advertised');
+      assert.ok(m.acr_values_supported.includes('eidas1'), "PSC's eidas1 advertised");
       for (const claim of ['tid', 'oid', 'amr', 'acr', 'auth_time']) assert.ok(m.claims_supported.includes(claim), `${claim} in claims_supported`);
       return config;
     });
 
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const nonce = client.randomNonce();
-    const authUrl = client.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri,
-      scope: 'openid profile',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      nonce,
-      acr_values: ACR_PHR,
-      login_hint: holder.idnat,
+    // PSC's broker request: code + PKCE S256 + state + nonce, and `extra` (acr_values, login_hint).
+    const brokerRequest = async (extra) => {
+      const r = { verifier: client.randomPKCECodeVerifier(), state: client.randomState(), nonce: client.randomNonce() };
+      r.url = client.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
+        scope: 'openid profile',
+        code_challenge: await client.calculatePKCECodeChallenge(r.verifier),
+        code_challenge_method: 'S256',
+        state: r.state,
+        nonce: r.nonce,
+        ...extra,
+      });
+      return r;
+    };
+    // openid-client redeems the code and validates the ID token (JWKS signature, iss, aud, exp, nonce).
+    const grant = (r, callbackUrl, extra = {}) => client.authorizationCodeGrant(config, callbackUrl, {
+      pkceCodeVerifier: r.verifier, expectedState: r.state, expectedNonce: r.nonce, idTokenExpected: true, ...extra,
     });
+    const first = await brokerRequest({ acr_values: ACR_PHR, login_hint: holder.idnat });
+    const { state, url: authUrl } = first;
     const flow = await run('authorization request → login page offering the card, not the password form', async () => {
       const res = await browse(authUrl);
       assert.equal(res.status, 303);
@@ -148,13 +157,7 @@ async function child({ issuer, port, info }) {
       return cb;
     });
     const tokens = await run('authorizationCodeGrant: openid-client validates the ID token (JWKS signature, iss, aud, exp, nonce, auth_time within 4 h)', () =>
-      client.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: verifier,
-        expectedState: state,
-        expectedNonce: nonce,
-        idTokenExpected: true,
-        maxAge: c.fi_tiers.max_auth_age_secs,
-      }));
+      grant(first, callback, { maxAge: c.fi_tiers.max_auth_age_secs }));
     const claims = tokens.claims();
     await run('ID token: tid is the configured tenant id', () => assert.equal(claims.tid, c.fi_tiers.tid));
     await run('ID token: oid is an immutable UUID v7, the identity (sub)', () => {
@@ -173,10 +176,20 @@ async function child({ issuer, port, info }) {
       assert.equal(ui.oid, claims.oid);
       assert.deepEqual(ui.amr, CARD_AMR);
     });
+    // PSC's own request (acr_values=eidas1): the card session answers it, in PSC's terms.
+    const again = await brokerRequest({ acr_values: 'eidas1' });
+    const eidas1 = await run('acr_values=eidas1: the card session (SSO) answers with a code', async () => {
+      const res = await browse(again.url);
+      assert.equal(res.status, 303);
+      const cb = new URL(res.headers.get('location'));
+      assert.equal(`${cb.origin}${cb.pathname}`, redirectUri);
+      return grant(again, cb);
+    });
+    await run('ID token: acr is eidas1, the value PSC asked for', () => assert.equal(eidas1.claims().acr, 'eidas1'));
   } catch {
     // Already reported; the checks after a failed one depend on it.
   }
   const failed = results.filter((r) => !r.ok).length;
   console.log(`# FI tiers: ${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed || results.length < 10 ? 1 : 0);
+  process.exit(failed || results.length < 12 ? 1 : 0);
 }

@@ -186,11 +186,42 @@ pub struct LoginConfig {
     /// Login attempts from one IP per `ip_window_secs` before 429.
     pub max_attempts_per_ip: u64,
     pub ip_window_secs: u64,
+    /// Login flows (authorization requests that lead to the login page) one IP may open per
+    /// `ip_window_secs`; beyond, the client gets `temporarily_unavailable`. Each flow is kept in
+    /// the store for `tokens.login_flow_ttl_secs`, so this bounds what one address can store.
+    pub max_flows_per_ip: u64,
     /// The `amr` values (RFC 8176) published for a login method, by MIE label (`cps`, `cpe`,
     /// `fido2`, `password_totp`, …), replacing those derived from the verified factors
     /// (`Authentication::amr`: a card gives `sc`, `pin`, `mfa`). For relying parties that
     /// expect other values, e.g. `cps = ["sc", "pin", "mfa", "hwk"]`.
     pub amr: std::collections::BTreeMap<String, Vec<String>>,
+    /// `acr` values of other schemes a relying party may send in `acr_values` (e.g. Pro Santé
+    /// Connect's `eidas1`), each mapped to the Vigie `acr` that meets it: the login must reach
+    /// that level, and the ID token answers the value asked for. Over the built-in
+    /// `eidas1 = "urn:vigie:loa:2fa-phr"` (`crate::oidc::authorize::BUILT_IN_ACR_MAP`); a
+    /// client's own `acr_values_map` wins over this one.
+    pub acr_values_map: AcrValuesMap,
+}
+
+/// Other schemes' `acr` values → the Vigie `acr` (`urn:vigie:loa:…`) that meets each.
+pub type AcrValuesMap = std::collections::BTreeMap<String, String>;
+
+/// What is wrong with an `acr_values_map`, as (key under the map, message).
+pub fn acr_values_map_problems(map: &AcrValuesMap) -> Vec<(String, String)> {
+    let known: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
+    let mut out = Vec::new();
+    for (value, acr) in map {
+        // OIDC Core §3.1.2.1: acr_values is a space-separated list, so a value has no space.
+        if value.is_empty() || value.len() > 256 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            out.push((value.clone(), "expected an acr value: 1 to 256 printable ASCII characters, no space".into()));
+        } else if known.contains(&value.as_str()) {
+            out.push((value.clone(), "is Vigie's own acr, which needs no mapping".into()));
+        }
+        if vigie_core::AssuranceLevel::from_acr(acr).is_none() {
+            out.push((value.clone(), format!("unknown acr {acr:?}; expected one of {}", known.join(", "))));
+        }
+    }
+    out
 }
 
 impl Default for LoginConfig {
@@ -200,7 +231,10 @@ impl Default for LoginConfig {
             lockout_secs: 15 * 60,
             max_attempts_per_ip: 30,
             ip_window_secs: 60,
+            // Generous: a terminal server or a NAT puts a whole ward behind one address.
+            max_flows_per_ip: 300,
             amr: Default::default(),
+            acr_values_map: Default::default(),
         }
     }
 }
@@ -483,6 +517,10 @@ pub struct ClientConfig {
     /// is asked for a stronger MIE (step-up) without losing SSO. Default: none.
     #[serde(default)]
     pub acr: Option<String>,
+    /// `acr` values of other schemes this client sends, mapped to the Vigie `acr` that meets
+    /// each, over `login.acr_values_map` (see there). Default: none of its own.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub acr_values_map: AcrValuesMap,
     /// A "sensitive" service of the RIE (the DPI and what integrates shared services, external
     /// access, large services): the policies ask for a two-factor MIE of the RIE. Default: false.
     #[serde(default)]
@@ -729,6 +767,10 @@ impl Config {
             }
         }
 
+        for (value, m) in acr_values_map_problems(&self.login.acr_values_map) {
+            err(&format!("login.acr_values_map.{value}"), m);
+        }
+
         match url::Url::parse(&self.issuer) {
             Ok(u) if u.scheme() == "https" && u.query().is_none() && u.fragment().is_none() => {
                 if self.issuer.ends_with('/') {
@@ -812,6 +854,7 @@ impl Config {
             ("login.lockout_secs", self.login.lockout_secs),
             ("login.max_attempts_per_ip", self.login.max_attempts_per_ip),
             ("login.ip_window_secs", self.login.ip_window_secs),
+            ("login.max_flows_per_ip", self.login.max_flows_per_ip),
         ] {
             if v == 0 {
                 err(key, "expected a positive integer".into());
@@ -896,6 +939,9 @@ impl Config {
             {
                 let known: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
                 err(&format!("clients[{i}].acr"), format!("unknown acr {acr:?}; expected one of {}", known.join(", ")));
+            }
+            for (value, m) in acr_values_map_problems(&c.acr_values_map) {
+                err(&k(&format!("acr_values_map.{value}")), m);
             }
             for (j, u) in c.redirect_uris.iter().enumerate() {
                 if let Err(m) = check_redirect_uri(u) {
@@ -1007,6 +1053,19 @@ mod tests {
         assert!(check_redirect_uri("https://dpi.chu.example/cb#x").is_err());
         assert!(check_redirect_uri("/relative").is_err());
         assert!(check_redirect_uri("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn an_acr_values_map_names_real_acr_values_and_vigies_levels_only() {
+        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let problems = |pairs: &[(&str, &str)]| -> Vec<String> {
+            acr_values_map_problems(&map(pairs)).into_iter().map(|(k, _)| k).collect()
+        };
+        assert!(problems(&[("eidas1", "urn:vigie:loa:2fa-phr"), ("eidas2", "urn:vigie:loa:2fa")]).is_empty());
+        assert_eq!(problems(&[("eidas1", "urn:vigie:loa:3fa")]), ["eidas1"]);
+        assert_eq!(problems(&[("two words", "urn:vigie:loa:2fa")]), ["two words"]);
+        assert_eq!(problems(&[("urn:vigie:loa:2fa", "urn:vigie:loa:2fa-phr")]), ["urn:vigie:loa:2fa"]);
+        assert_eq!(problems(&[("", "urn:vigie:loa:2fa")]), [""]);
     }
 
     #[test]

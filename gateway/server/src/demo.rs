@@ -350,6 +350,7 @@ fn client(
         policy: "default".into(),
         name: None,
         acr: None,
+        acr_values_map: Default::default(),
         sensitive: false,
         audience: "staff".into(),
         fi_tiers: None,

@@ -159,3 +159,61 @@ async fn a_valid_request_by_post_leads_to_the_login_page() {
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(r.location().starts_with("/login?flow="), "{}", r.location());
 }
+
+#[tokio::test]
+async fn an_address_opening_too_many_login_flows_is_sent_back_temporarily_unavailable() {
+    let gw = Gateway::start(&[("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "3")]).await;
+    for i in 0..3 {
+        let r = gw.browser().authorize(&Authz::new(&gw, "demo-app")).await;
+        assert!(r.location().starts_with("/login?flow="), "flow {i}: {}", r.location());
+    }
+    // RFC 6749 §4.1.2.1: the client learns the server cannot take the request now.
+    let a = Authz::new(&gw, "demo-app");
+    let r = gw.browser().authorize(&a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with(&format!("{}?", a.redirect_uri)), "back to the client: {}", r.location());
+    let p = r.redirect_params();
+    assert_eq!(p.get("error").map(String::as_str), Some("temporarily_unavailable"), "{p:?}");
+    assert_eq!(p.get("state"), Some(&a.state));
+    let line = gw.audit_line(|l| l["kind"] == "refused" && l["client_id"] == "demo-app").await;
+    assert_eq!(line["reason"], "too many login flows from this address", "{line}");
+}
+
+/// What the store said when it failed, which a browser or a client must never be shown.
+fn assert_no_store_detail(text: &str, redis_port: u16) {
+    for internal in ["ephemeral store", "redis", "Redis", &redis_port.to_string()] {
+        assert!(!text.contains(internal), "{internal:?} revealed: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failure_shows_a_generic_page_or_error_and_keeps_the_detail_in_the_log() {
+    let (mut redis, redis_port) = crate::replicas::redis();
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let gw = Gateway::start(&[("VIGIE_STORE__KIND", "redis"), ("VIGIE_STORE__URL", &url)]).await;
+    let (mut b, _, _, _) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let confirm = b.get("/logout").await.hidden("confirm").expect("a logout confirmation");
+    let login = gw.browser().authorize(&Authz::new(&gw, "demo-app")).await.location();
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+
+    // /authorize, with a session to read or a login flow to store: RFC 6749 §4.1.2.1, back to
+    // the client with temporarily_unavailable and nothing of the cause.
+    for browser in [&mut b, &mut gw.browser()] {
+        let r = browser.authorize(&Authz::new(&gw, "demo-app")).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let p = r.redirect_params();
+        assert_eq!(p.get("error").map(String::as_str), Some("temporarily_unavailable"), "{p:?}");
+        assert_no_store_detail(&r.location(), redis_port);
+    }
+    // /logout, and any login page: a page saying to try again, with a reference for support.
+    let pages = [b.post_form("/logout", &[("confirm", &confirm)]).await, b.get("/logout").await, b.get(&login).await];
+    for r in pages {
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(r.body.contains("Réessayez"), "{}", r.body);
+        assert_no_store_detail(&r.body, redis_port);
+    }
+    // The operator finds the detail in the log.
+    let log = std::fs::read_to_string(gw.data_dir.parent().expect("test dir").join("vigie.log")).expect("log");
+    assert!(log.contains("ephemeral store unavailable"), "the log has the cause");
+}

@@ -262,6 +262,50 @@ async fn a_session_older_than_the_fi_tiers_max_age_forces_a_new_login_for_psc_on
     assert_eq!(fresh["oid"], first["oid"]);
 }
 
+/// Pro Santé Connect's own request (reference/psc.md §1: `acr_values=eidas1`, eIDAS
+/// substantial), to a FI-tiers client that has no `acr` floor of its own.
+fn eidas1_request(gw: &Gateway) -> Authz {
+    Authz::new(gw, "psc-test").with("scope", "openid profile").with("acr_values", "eidas1")
+}
+
+#[tokio::test]
+async fn psc_asking_eidas1_gets_only_a_card_or_a_key_and_eidas1_back_even_without_an_acr_floor() {
+    let gw = short_max_age_gateway(&random(32), &random(32)).await;
+
+    // A fresh browser: the login page offers the card and the FIDO2 key, not the password form.
+    let mut b = gw.browser();
+    let r = b.authorize(&eidas1_request(&gw)).await;
+    assert!(r.location().starts_with("/login?flow="), "{}", r.location());
+    let page = b.get(&r.location()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains(r#"action="/login/password""#), "eidas1: no password form: {}", page.body);
+    assert!(page.body.contains("/login/cps?flow="), "eidas1: the card is offered: {}", page.body);
+
+    // A password + TOTP session (an ordinary client's) does not answer eidas1: a new login.
+    let (_, _) = b.sign_in(&Authz::new(&gw, "app").with("scope", "openid"), &["demo.interne"]).await;
+    let r = b.authorize(&eidas1_request(&gw)).await;
+    assert!(r.location().starts_with("/login?flow="), "a password session is stepped up: {}", r.location());
+    let page = b.get(&r.location()).await;
+    assert!(!page.body.contains(r#"action="/login/password""#), "{}", page.body);
+    // Asked as essential (OIDC Core §5.5.1.1), eidas1 is known here: a login, not an error.
+    let claims = r#"{"id_token":{"acr":{"essential":true,"values":["eidas1"]}}}"#;
+    let r = b.authorize(&Authz::new(&gw, "psc-test").with("scope", "openid profile").with("claims", claims)).await;
+    assert!(r.location().starts_with("/login?flow="), "{}", r.location());
+
+    // A card login gets through, and PSC is answered in its own terms: acr eidas1.
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let a = eidas1_request(&gw);
+    let code = card.sign_in_with_card(&a).await;
+    let t = redeem(&gw, &a, &code).await;
+    let claims = gw.verify_jwt(&t.id, "psc-test", "RS256").await;
+    assert_eq!(claims["acr"], "eidas1", "{claims}");
+    assert_eq!(strings(&claims["amr"]), ["sc", "pin", "mfa", "hwk"]);
+    // A refresh keeps the answer.
+    let r = gw.token("psc-test", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh)]).await;
+    let refreshed = gw.verify_jwt(&Tokens::of(&r).id, "psc-test", "RS256").await;
+    assert_eq!(refreshed["acr"], "eidas1", "{refreshed}");
+}
+
 #[tokio::test]
 async fn a_login_hint_that_is_not_a_known_idnat_is_left_as_it_came() {
     let gw = short_max_age_gateway(&random(32), &random(32)).await;
@@ -289,6 +333,8 @@ issuer = "https://vigie.chu.example"
 url = "sqlite:///tmp/vigie-fi-tiers-check.db"
 [keys]
 file = "/nonexistent/keys.json"
+[login]
+acr_values_map = { eidas2 = "high" }
 
 [[clients]]
 client_id = "psc"
@@ -309,6 +355,14 @@ client_secret_hash = "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 auth_method = "client_secret_basic"
 redirect_uris = ["https://psc.example/cb"]
 fi_tiers = { tid = "VIGIE_1760000018", amr = { cps = ["sc", "pin", "mfa", "hwk"] } }
+
+[[clients]]
+client_id = "psc-bad-map"
+client_secret_hash = "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+auth_method = "client_secret_basic"
+redirect_uris = ["https://psc.example/cb"]
+acr_values_map = { eidas1 = "urn:vigie:loa:3fa" }
+fi_tiers = { tid = "VIGIE_1760000018" }
 "#,
     );
     let out = std::process::Command::new(BIN)
@@ -327,6 +381,8 @@ fi_tiers = { tid = "VIGIE_1760000018", amr = { cps = ["sc", "pin", "mfa", "hwk"]
         "clients[0].fi_tiers.amr.fido2",
         "clients[1].fi_tiers.colour",
         "clients[1].fi_tiers",
+        "login.acr_values_map.eidas2",
+        "clients[3].acr_values_map.eidas1",
     ] {
         assert!(stderr.lines().any(|l| l.contains(&format!("`{key}`:"))), "a line names `{key}`:\n{stderr}");
     }

@@ -140,3 +140,29 @@ async fn logging_out_of_another_app_ends_the_demo_app_session_by_back_channel() 
     assert!(sent.is_some(), "the gateway counted an acknowledged logout token:\n{metrics}");
     assert!(!metrics.contains(r#"result="failed""#), "no back-channel failure");
 }
+
+#[tokio::test]
+async fn an_id_token_hint_from_another_browser_ends_only_this_browsers_session_once_confirmed() {
+    let gw = gw().await;
+    let (mut victim, _, _, t) = logged_in(gw, "demo-cli", &gw.all_usernames()).await;
+    let back = gw.client("demo-cli").post_logout_redirect_uris[0].clone();
+    let hinted = logout_url(gw, &[("id_token_hint", &t.id), ("post_logout_redirect_uri", &back), ("state", "s")]);
+
+    // A browser without a session (an attacker holding the victim's ID token): nothing to end.
+    let r = gw.browser().get(&hinted).await;
+    assert_eq!((r.status, r.location()), (303, format!("{back}?state=s")), "{}", r.body);
+    victim.code_without_login(&Authz::new(gw, "demo-app").with("prompt", "none")).await;
+    assert_eq!(gw.introspect("demo-cli", &t.access).await["active"], true, "the victim's tokens still work");
+
+    // A browser with its own session: asked to confirm, and only its own session ends.
+    let (mut other, _, _, _) = logged_in(gw, "demo-app", &gw.all_usernames()).await;
+    let r = other.get(&hinted).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let confirm = r.hidden("confirm").expect("a confirmation form");
+    victim.code_without_login(&Authz::new(gw, "demo-app").with("prompt", "none")).await;
+    let r = other.post_form("/logout", &[("confirm", &confirm)]).await;
+    assert_eq!((r.status, r.location()), (303, format!("{back}?state=s")), "{}", r.body);
+    assert_signed_out(&mut other).await;
+    victim.code_without_login(&Authz::new(gw, "demo-app").with("prompt", "none")).await;
+    assert_eq!(gw.introspect("demo-cli", &t.access).await["active"], true, "the victim's tokens still work");
+}

@@ -298,10 +298,9 @@ async fn a_replayed_or_foreign_callback_is_refused() {
     w.gw.audit_line(|l| l["reason"] == "psc:browser_mismatch").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_at_vigie_ends_the_psc_session_with_its_id_token() {
-    let w = world().await;
-    let _turn = w.turn().await;
+/// A browser signed in to the demo app with an e-CPS through PSC; the app's logout URL (its
+/// ID token as the hint, state `au-revoir`) and its post-logout URI.
+async fn signed_in_through_psc(w: &World) -> (Browser<'_>, String, String) {
     let mut b = w.gw.browser();
     let a = Authz::new(&w.gw, "demo-app");
     w.psc.next_login("810001234567", "ecps").await;
@@ -309,14 +308,21 @@ async fn logout_at_vigie_ends_the_psc_session_with_its_id_token() {
     let code = done.redirect_params()["code"].clone();
     let tokens = redeem(&w.gw, &a, &code).await;
     let post_logout = w.gw.client("demo-app").post_logout_redirect_uris[0].clone();
-
     let mut logout = url::Url::parse(&w.gw.url("/logout")).unwrap();
     logout
         .query_pairs_mut()
         .append_pair("id_token_hint", &tokens.id)
         .append_pair("post_logout_redirect_uri", &post_logout)
         .append_pair("state", "au-revoir");
-    let r = b.get(logout.as_str()).await;
+    (b, logout.into(), post_logout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_at_vigie_ends_the_psc_session_with_its_id_token() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    let (mut b, logout, post_logout) = signed_in_through_psc(w).await;
+    let r = b.get(&logout).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let to_psc = r.location();
     assert!(to_psc.starts_with(&w.psc.issuer), "the browser goes through PSC's logout: {to_psc}");
@@ -339,6 +345,19 @@ async fn logout_at_vigie_ends_the_psc_session_with_its_id_token() {
     // The session is over at Vigie: a new request needs a login.
     let again = b.authorize(&Authz::new(&w.gw, "demo-app")).await;
     assert!(again.location().starts_with("/login?flow="), "{}", again.location());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_hint_from_another_browser_never_reveals_psc_id_token_nor_ends_the_session() {
+    let w = world().await;
+    let _turn = w.turn().await;
+    let (mut victim, logout, post_logout) = signed_in_through_psc(w).await;
+    // The victim's Vigie ID token, replayed from a browser without the victim's session.
+    let r = w.gw.browser().get(&logout).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with(&post_logout), "straight back, not through PSC: {}", r.location());
+    assert!(!r.location().contains("id_token_hint"), "PSC's ID token is not revealed: {}", r.location());
+    victim.code_without_login(&Authz::new(&w.gw, "demo-app").with("prompt", "none")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

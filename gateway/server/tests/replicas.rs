@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::Value;
 
-struct Kill(Child);
+pub(crate) struct Kill(pub(crate) Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -20,7 +20,7 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-fn redis() -> (Kill, u16) {
+pub(crate) fn redis() -> (Kill, u16) {
     let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])

@@ -92,5 +92,6 @@ async fn acr_values_asking_for_phishing_resistance_hide_the_password_form() {
     // Discovery lists both levels.
     let d = gw.http().get(gw.url("/.well-known/openid-configuration")).send().await.unwrap();
     let d: serde_json::Value = d.json().await.unwrap();
-    assert_eq!(d["acr_values_supported"], serde_json::json!(["urn:vigie:loa:2fa", PHR]));
+    // Vigie's levels, then the values of other schemes it maps to them (PSC's eidas1).
+    assert_eq!(d["acr_values_supported"], serde_json::json!(["urn:vigie:loa:2fa", PHR, "eidas1"]));
 }

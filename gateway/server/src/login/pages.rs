@@ -1,7 +1,7 @@
 //! Server-rendered pages: French first, English on request (`?lang=en`, `ui_locales`, or
 //! `Accept-Language`). Plain HTML that works without JavaScript and with a screen reader.
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 use crate::http::esc;
 
@@ -66,6 +66,7 @@ struct Texts {
     error_title: &'static str,
     expired: &'static str,
     rate_limited: &'static str,
+    unavailable: &'static str,
     logged_out: &'static str,
     logout_question: &'static str,
     logout_button: &'static str,
@@ -88,6 +89,7 @@ const FR: Texts = Texts {
     error_title: "Connexion impossible",
     expired: "Cette demande de connexion a expiré ou est inconnue. Retournez à l'application et recommencez.",
     rate_limited: "Trop de tentatives depuis ce poste. Réessayez dans quelques instants.",
+    unavailable: "Le service est momentanément indisponible. Réessayez dans quelques instants ; si cela dure, appelez le support en donnant la référence",
     logged_out: "Vous êtes déconnecté. Vous pouvez fermer cette page.",
     logout_question: "Voulez-vous vous déconnecter de toutes les applications ?",
     logout_button: "Se déconnecter",
@@ -110,6 +112,7 @@ const EN: Texts = Texts {
     error_title: "Cannot sign in",
     expired: "This sign-in request has expired or is unknown. Go back to the application and start again.",
     rate_limited: "Too many attempts from this workstation. Try again in a moment.",
+    unavailable: "The service is temporarily unavailable. Try again in a moment; if it lasts, call support quoting reference",
     logged_out: "You are signed out. You may close this page.",
     logout_question: "Do you want to sign out of every application?",
     logout_button: "Sign out",
@@ -268,6 +271,11 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
 }
 
 pub fn error_page(req: &HttpRequest, status: StatusCode, detail: &str) -> HttpResponse {
+    // Every 503 is a backend failing, whose text names internals (store address, SQL): its
+    // callers pass the error as the detail, which goes to the log, not to the browser.
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return unavailable(req, &detail);
+    }
     let l = lang(req, None);
     let t = texts(l);
     html_page(l, status, t.error_title, &format!(r#"<p role="alert">{}</p>"#, esc(detail)), None)
@@ -309,6 +317,16 @@ pub fn rate_limited(req: &HttpRequest, retry_after: u64) -> HttpResponse {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+/// A backend (the store, the directory) failed: the page says to try again and gives the
+/// request id for support; the cause goes to the log only, never to the browser.
+pub fn unavailable(req: &HttpRequest, cause: &dyn std::fmt::Display) -> HttpResponse {
+    let request_id = req.extensions().get::<crate::http::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    tracing::error!(request_id, path = req.path(), error = %cause, "a backend failed; the user is asked to try again");
+    let l = lang(req, None);
+    let main = format!(r#"<p role="alert">{} {}.</p>"#, texts(l).unavailable, esc(&request_id));
+    html_page(l, StatusCode::SERVICE_UNAVAILABLE, texts(l).error_title, &main, None)
 }
 
 pub fn logged_out(req: &HttpRequest) -> HttpResponse {

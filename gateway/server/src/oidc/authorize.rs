@@ -8,10 +8,11 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::AssuranceLevel;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::store::StoreExt;
+use vigie_core::store::{StoreError, StoreExt};
 
-use super::{AuthRequest, CodeGrant, ResponseMode, keys};
+use super::{AuthRequest, CodeGrant, ForeignAcr, ResponseMode, keys};
 use crate::app::{AppState, State};
+use crate::config::ClientConfig;
 use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::{self, LoginFlow, pages};
 use crate::secrets::{random_token, sha256_b64};
@@ -47,6 +48,27 @@ pub enum Invalid {
 pub fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// `acr` values of other schemes Vigie knows without configuration, with the level that meets
+/// each. Pro Santé Connect asks for `eidas1` (eIDAS substantial; reference/psc.md §1: ANS's
+/// requests send `acr_values=eidas1`). A FI tiers answers it with "2FA résistante au phishing"
+/// (reference/psc.md §3, ANS's FI-tiers resources: "Définition attendue : 2FA résistante au
+/// phishing"), and password + TOTP, a transition MIE of the RIE, stopped counting on 1 January
+/// 2026 (seeds 004: "MIE de transition valable jusqu'au 01/01/2026"): so a card or a FIDO2 key.
+pub const BUILT_IN_ACR_MAP: [(&str, AssuranceLevel); 1] = [("eidas1", AssuranceLevel::TwoFactorPhishingResistant)];
+
+/// The level an `acr` value asks for: Vigie's own, else the client's `acr_values_map`, else
+/// `login.acr_values_map`, else [`BUILT_IN_ACR_MAP`]; `None` for a value no one mapped (OIDC
+/// Core §3.1.2.1: acr_values is a voluntary claim, such a value is ignored).
+fn requested_level(state: &AppState, client: &ClientConfig, value: &str) -> Option<AssuranceLevel> {
+    AssuranceLevel::from_acr(value).or_else(|| {
+        let configured = client.acr_values_map.get(value).or_else(|| state.config.login.acr_values_map.get(value));
+        match configured {
+            Some(acr) => AssuranceLevel::from_acr(acr),
+            None => BUILT_IN_ACR_MAP.iter().find(|(v, _)| *v == value).map(|(_, l)| *l),
+        }
+    })
 }
 
 /// Validates an authorization request, in the order that decides where errors go.
@@ -158,12 +180,21 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
         }
         None => max_age,
     };
-    let mut acr: Vec<AssuranceLevel> = Vec::new();
     let mut acr_essential = false;
     let mut unknown_essential = false;
-    if let Some(values) = params.get("acr_values") {
-        acr.extend(values.split(' ').filter_map(AssuranceLevel::from_acr));
-    }
+    // Each value asked for with its level, and `Some(value)` for another scheme's (answered in
+    // kind), in the request's order.
+    let levels_of = |values: &[&str]| -> Vec<(AssuranceLevel, Option<String>)> {
+        let named = |v: &&str| {
+            let level = requested_level(state, &client.config, v)?;
+            Some((level, AssuranceLevel::from_acr(v).is_none().then(|| (*v).to_owned())))
+        };
+        values.iter().filter_map(named).collect()
+    };
+    let mut asked = match params.get("acr_values") {
+        Some(values) => levels_of(&values.split(' ').collect::<Vec<_>>()),
+        None => Vec::new(),
+    };
     // OIDC Core §5.5: the claims parameter; §5.5.1.1 for an essential acr.
     if let Some(claims) = params.get("claims") {
         let v: serde_json::Value = serde_json::from_str(claims)
@@ -181,16 +212,25 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
             if let Some(one) = req.get("value").and_then(|v| v.as_str()) {
                 requested.push(one);
             }
-            let known: Vec<AssuranceLevel> = requested.iter().filter_map(|r| AssuranceLevel::from_acr(r)).collect();
+            let known = levels_of(&requested);
             if essential {
                 acr_essential = true;
                 if known.is_empty() && !requested.is_empty() {
                     unknown_essential = true;
                 }
-                acr = known;
+                asked = known;
             } else {
-                acr.extend(known);
+                asked.extend(known);
             }
+        }
+    }
+    let mut acr: Vec<AssuranceLevel> = asked.iter().map(|(level, _)| *level).collect();
+    let mut foreign_acr: Vec<ForeignAcr> = Vec::new();
+    for (level, value) in asked {
+        if let Some(value) = value
+            && !foreign_acr.iter().any(|f| f.value == value)
+        {
+            foreign_acr.push(ForeignAcr { value, level });
         }
     }
     // A client configured with a minimum level: acr values below it cannot be met by a login to
@@ -235,6 +275,7 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
         max_age,
         login_hint,
         acr,
+        foreign_acr,
         acr_essential,
         ui_locales,
     })
@@ -264,7 +305,7 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     };
     let current = match session::current(&state, &req).await {
         Ok(s) => s,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return temporarily_unavailable(&state, &request, &e),
     };
     let now = crate::now();
     let Some(client) = state.client(&request.client_id) else {
@@ -281,7 +322,7 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         // SSO, if the policy lets this session into this client; else the MIE that would do.
         let principal = match crate::policy::principal_of(&state, &s.authentication.identity_id).await {
             Ok(p) => p,
-            Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+            Err(e) => return temporarily_unavailable(&state, &request, &e),
         };
         let decision = crate::policy::decide_login(&state, &caller, &principal, client, &s.authentication, true);
         if decision.allowed {
@@ -348,7 +389,7 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
             request.login_hint = Some(username);
         }
     }
-    start_login(&req, &state, request, offered, step_up).await
+    start_login(&req, &state, &caller, request, offered, step_up).await
 }
 
 /// RFC 6749 §4.1.2.1: a parameter "included more than once" is `invalid_request`, sent to the
@@ -391,14 +432,62 @@ pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Re
     }
 }
 
+/// Counts a login flow opened from the caller's address: false past `login.max_flows_per_ip`
+/// in `login.ip_window_secs`. Every flow is stored until `tokens.login_flow_ttl_secs`, so an
+/// address sending authorization requests in a loop would otherwise fill the store.
+async fn flow_allowed(state: &AppState, caller: &Caller) -> Result<bool, StoreError> {
+    let cfg = &state.config.login;
+    let opened =
+        state.store.incr(&format!("rl:flow-ip:{}", caller.ip), Duration::from_secs(cfg.ip_window_secs)).await?;
+    Ok(opened <= cfg.max_flows_per_ip)
+}
+
+/// A backend (store, directory) failed once the request was known to be valid: the client is
+/// told to try again (RFC 6749 §4.1.2.1 `temporarily_unavailable`), the cause goes to the log
+/// only.
+fn temporarily_unavailable(state: &AppState, request: &AuthRequest, cause: &dyn std::fmt::Display) -> HttpResponse {
+    tracing::error!(client = request.client_id, error = %cause, "authorization request: a backend failed");
+    error_response(
+        state,
+        redirected(request, "temporarily_unavailable", "the service is unavailable; try again in a moment"),
+    )
+}
+
 /// Creates a login flow bound to this browser and sends the user to the login page.
 async fn start_login(
     req: &HttpRequest,
     state: &AppState,
+    caller: &Caller,
     request: AuthRequest,
     offered: Vec<vigie_core::Mie>,
     step_up: bool,
 ) -> HttpResponse {
+    match flow_allowed(state, caller).await {
+        Ok(true) => {}
+        Ok(false) => {
+            state.audit(AuditEvent {
+                kind: Some(AuditKind::Refused),
+                outcome: Some(Outcome::Failure),
+                client_id: Some(request.client_id.clone()),
+                reason: Some("too many login flows from this address".into()),
+                ip: Some(caller.ip.clone()),
+                user_agent: caller.user_agent.clone(),
+                request_id: Some(caller.request_id.clone()),
+                ..Default::default()
+            });
+            // RFC 6749 §4.1.2.1 temporarily_unavailable: "unable to handle the request due to a
+            // temporary overloading".
+            return error_response(
+                state,
+                redirected(
+                    &request,
+                    "temporarily_unavailable",
+                    "too many sign-in requests from this address; try again in a minute",
+                ),
+            );
+        }
+        Err(e) => return temporarily_unavailable(state, &request, &e),
+    }
     let browser = crate::http::cookie(req, login::BROWSER_COOKIE).filter(|b| b.len() == 43);
     let new_browser = browser.is_none();
     let browser = browser.unwrap_or_else(|| random_token(32));
@@ -412,7 +501,7 @@ async fn start_login(
     };
     let ttl = Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
     if let Err(e) = state.store.put_json(&login::flow_key(&flow_id), &flow, ttl).await {
-        return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return temporarily_unavailable(state, &flow.request, &e);
     }
     let mut resp = HttpResponse::SeeOther();
     resp.insert_header((header::LOCATION, format!("/login?flow={flow_id}")));
@@ -463,6 +552,7 @@ pub async fn finish(
         authentication: session.authentication.clone(),
         sid: session.sid.clone(),
         grant_id: random_token(16),
+        acr: request.foreign_acr_met(&session.authentication),
     };
     let ttl = Duration::from_secs(state.config.tokens.code_ttl_secs);
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
@@ -472,7 +562,7 @@ pub async fn finish(
         state.store.add_to_set(&clients_key, &request.client_id, abs)
     );
     if let Err(e) = stored.0.and(stored.1) {
-        return error_response(state, redirected(&request, "temporarily_unavailable", &e.to_string()));
+        return temporarily_unavailable(state, &request, &e);
     }
     let mut params = vec![("code", code)];
     if let Some(s) = &request.state {

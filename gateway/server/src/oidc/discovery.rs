@@ -8,7 +8,22 @@ pub async fn configuration(state: State) -> HttpResponse {
     let e = |p: &str| state.endpoint(p);
     let mut scopes: Vec<&str> = vec!["openid", "profile", "hospital", "offline_access"];
     scopes.dedup();
-    let acr: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
+    // Vigie's levels, then the other schemes' values it maps to them (authorize::requested_level).
+    let mut acr: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
+    let mapped = super::authorize::BUILT_IN_ACR_MAP.iter().map(|(v, _)| *v).chain(
+        state
+            .config
+            .login
+            .acr_values_map
+            .keys()
+            .chain(state.config.clients.iter().flat_map(|c| c.acr_values_map.keys()))
+            .map(String::as_str),
+    );
+    for value in mapped {
+        if !acr.contains(&value) {
+            acr.push(value);
+        }
+    }
     HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(json!({
         "issuer": state.config.issuer,
         "authorization_endpoint": e("/authorize"),

@@ -33,6 +33,9 @@ pub struct RefreshRecord {
     /// SHA-256 of the live refresh token's secret.
     #[serde(default)]
     pub secret_hash: String,
+    /// The ID token's `acr` when it is not the level's: the code's, kept for every refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// A refresh token as presented: `<family>.<generation>.<secret>`.
@@ -242,7 +245,7 @@ pub async fn mint(
         iat: now,
         auth_time: auth.at,
         nonce,
-        acr: auth.level.acr().to_owned(),
+        acr: record.acr.clone().unwrap_or_else(|| auth.level.acr().to_owned()),
         amr,
         sid: record.sid.clone(),
         at_hash: at_hash(&access_token),

@@ -71,7 +71,10 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
             // end the user's session.
             match state.keys.get().verify::<HintClaims>(t, Some("JWT"), v) {
                 Ok((_, c)) => Some(c),
-                Err(e) => return bad(&format!("id_token_hint is not an ID token of this provider: {e}")),
+                Err(e) => {
+                    tracing::info!(error = %e, "logout: id_token_hint refused");
+                    return bad("id_token_hint is not an ID token of this provider");
+                }
             }
         }
     };
@@ -105,52 +108,38 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
             Some(u.to_string())
         }
     };
-    let current = session::current(&state, &req).await.ok().flatten();
-    let caller = Caller::of(&req, &state);
-    match (hint, current) {
-        (Some(h), current) => {
-            // The hint names the session to end; the browser's session ends with it when it
-            // belongs to the same person.
-            let current = current.filter(|c| c.authentication.identity_id == h.sub);
-            // PSC's ID token of the first of them that came through PSC, read before they end:
-            // the hinted one (already in hand when it is the browser's), then the browser's.
-            let hinted = match h.sid.as_deref() {
-                Some(sid) if current.as_ref().is_some_and(|c| c.sid == sid) => {
-                    current.as_ref().and_then(|c| c.upstream_id_token.clone())
-                }
-                Some(sid) => session::by_sid(&state, sid).await.ok().flatten().and_then(|s| s.upstream_id_token),
-                None => None,
-            };
-            let upstream = hinted.or_else(|| current.as_ref().and_then(|c| c.upstream_id_token.clone()));
-            let mut sids: Vec<String> = h.sid.into_iter().collect();
-            if let Some(c) = current {
-                sids.push(c.sid);
-            }
-            sids.dedup();
-            for sid in &sids {
-                end_session(&state, &caller, sid).await;
-            }
-            finish(&state, &req, upstream, redirect).await
-        }
-        (None, None) => done(&req, redirect),
-        (None, Some(c)) => {
-            // RP-Initiated Logout §2: without a hint the OP asks the user to confirm, so that a
-            // third-party page cannot log people out.
-            let token = random_token(24);
-            let pending = PendingLogout { sid: c.sid, redirect, upstream_id_token: c.upstream_id_token };
-            if let Err(e) = state.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
-                return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-            }
-            pages::logout_confirm(&req, &token)
-        }
+    // Only the session of this browser (its cookie) can end here, never the one a hint names:
+    // an ID token travels to relying parties and their logs, and whoever holds one must not end
+    // its session from elsewhere nor read that session's upstream PSC ID token (it would be in
+    // the redirect to PSC's logout).
+    let current = match session::current(&state, &req).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return done(&req, redirect),
+        Err(e) => return pages::unavailable(&req, &e),
+    };
+    // RP-Initiated Logout 1.0 §2: a hint of this very session (its `sid`, its `sub`) is the
+    // relying party's request for the user in front of it; anything else "SHOULD [be treated]
+    // as suspect": the user is asked, as without a hint, so that no third-party page can log
+    // people out.
+    let own = hint
+        .is_some_and(|h| h.sid.as_deref() == Some(current.sid.as_str()) && h.sub == current.authentication.identity_id);
+    if own {
+        end_session(&state, &Caller::of(&req, &state), &current.sid).await;
+        return finish(&state, &req, current.upstream_id_token, redirect).await;
     }
+    let token = random_token(24);
+    let pending = PendingLogout { sid: current.sid, redirect, upstream_id_token: current.upstream_id_token };
+    if let Err(e) = state.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
+        return pages::unavailable(&req, &e);
+    }
+    pages::logout_confirm(&req, &token)
 }
 
 async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpResponse {
     let pending = match state.store.take_json::<PendingLogout>(&format!("logout:{token}")).await {
         Ok(Some(p)) => p,
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let caller = Caller::of(&req, &state);
     end_session(&state, &caller, &pending.sid).await;

@@ -40,12 +40,33 @@ pub struct AuthRequest {
     pub login_hint: Option<String>,
     /// Levels asked for through `acr_values` or the `claims` parameter.
     pub acr: Vec<AssuranceLevel>,
+    /// The values of other schemes among them (PSC's `eidas1`), in the request's order, with
+    /// the level each was mapped to: the `acr` answered when the login meets one.
+    #[serde(default)]
+    pub foreign_acr: Vec<ForeignAcr>,
     /// The `acr` claim was requested as essential (OIDC Core §5.5.1.1).
     pub acr_essential: bool,
     pub ui_locales: Option<String>,
 }
 
+/// An `acr` value of another scheme that a request named, and the Vigie level that meets it
+/// (`login.acr_values_map`, `clients[].acr_values_map`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForeignAcr {
+    pub value: String,
+    pub level: AssuranceLevel,
+}
+
 impl AuthRequest {
+    /// The `acr` claim to answer instead of Vigie's level: the first value of another scheme
+    /// the request named that this authentication meets. OIDC Core §3.1.2.1 acr_values: "The
+    /// Authentication Context Class satisfied by the authentication performed is returned as
+    /// the acr Claim Value"; a client that named its own scheme's value (PSC's Keycloak accepts
+    /// only `eidas1` back, reference/psc.md §1) understands that one, not Vigie's URNs.
+    pub fn foreign_acr_met(&self, auth: &Authentication) -> Option<String> {
+        self.foreign_acr.iter().find(|f| auth.level >= f.level).map(|f| f.value.clone())
+    }
+
     /// The weakest level that satisfies the request, if it asked for one.
     pub fn required_level(&self) -> Option<AssuranceLevel> {
         self.acr.iter().min().copied()
@@ -73,6 +94,9 @@ pub struct CodeGrant {
     pub sid: String,
     /// Every token issued from this code shares it; revoking it revokes them all.
     pub grant_id: String,
+    /// The ID token's `acr` when it is not the level's (see [`AuthRequest::foreign_acr_met`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// Store keys. Secrets (codes, tokens, cookies) appear only as their SHA-256.
@@ -98,5 +122,45 @@ pub mod keys {
     }
     pub fn sid_clients(sid: &str) -> String {
         format!("sid-clients:{sid}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::{Factor, Mie};
+
+    fn request(foreign: &[(&str, AssuranceLevel)]) -> AuthRequest {
+        AuthRequest {
+            client_id: "psc".into(),
+            redirect_uri: "https://psc.example/cb".into(),
+            response_mode: ResponseMode::Query,
+            scopes: vec!["openid".into()],
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt_login: false,
+            prompt_none: false,
+            max_age: None,
+            login_hint: None,
+            acr: foreign.iter().map(|(_, l)| *l).collect(),
+            foreign_acr: foreign.iter().map(|(v, l)| ForeignAcr { value: (*v).into(), level: *l }).collect(),
+            acr_essential: false,
+            ui_locales: None,
+        }
+    }
+
+    #[test]
+    fn a_value_of_another_scheme_is_answered_only_when_the_login_meets_it_first_in_the_requests_order() {
+        let card = Authentication::new("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0);
+        let password = Authentication::new("id".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
+        let eidas1 = request(&[("eidas1", AssuranceLevel::TwoFactorPhishingResistant)]);
+        assert_eq!(eidas1.foreign_acr_met(&card).as_deref(), Some("eidas1"));
+        assert_eq!(eidas1.foreign_acr_met(&password), None);
+        assert_eq!(request(&[]).foreign_acr_met(&card), None, "nothing of another scheme: Vigie's level");
+        let both =
+            request(&[("eidas2", AssuranceLevel::TwoFactorPhishingResistant), ("eidas1", AssuranceLevel::TwoFactor)]);
+        assert_eq!(both.foreign_acr_met(&card).as_deref(), Some("eidas2"));
+        assert_eq!(both.foreign_acr_met(&password).as_deref(), Some("eidas1"));
     }
 }

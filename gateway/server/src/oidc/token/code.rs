@@ -95,6 +95,7 @@ pub async fn exchange(
         family_expires_at: crate::now() + state.config.tokens.refresh_token_ttl_secs as i64,
         generation: 0,
         secret_hash: String::new(),
+        acr: g.acr,
     };
     // Only the session can have been ended here. The grant itself can only have been revoked by
     // a replay of this code racing this first use: the first use is answered, and its tokens
