@@ -110,4 +110,7 @@ pub struct AuditEvent {
 pub trait AuditSink: Send + Sync {
     /// Records an event. Must not block the caller on slow I/O for long.
     fn record(&self, event: &AuditEvent);
+    /// Blocks until every event recorded before is durably written (a graceful stop calls it
+    /// last, so that no queued event is lost with the process).
+    fn flush(&self) {}
 }

@@ -356,7 +356,10 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     }
     on_bound(&state)?;
     tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
-    server.run().await.context("HTTP server")
+    let served = server.run().await.context("HTTP server");
+    // The connections are drained: what they audited is queued; write it out before the end.
+    state.audit.flush();
+    served
 }
 
 /// Reloads the policy set on SIGHUP and when its files change (every `policy.reload_poll_secs`):
