@@ -39,6 +39,9 @@ pub enum AuditKind {
     KeyRegistered,
     /// A FIDO2 security key revoked (by its owner or an administrator); its sessions end.
     KeyRevoked,
+    /// A person's or a credential's access ended: their sessions and tokens (status change,
+    /// lost card, revoked key), completed from a durable note.
+    AccessEnded,
     /// Security questions enrolled by their owner (for sponsorship), or the enrolment refused.
     SecurityQuestions,
     /// A sponsorship opened: the sponsor picked a colleague and a reason, the policy allowed it.
