@@ -42,6 +42,8 @@ pub enum AuditKind {
     /// A person's or a credential's access ended: their sessions and tokens (status change,
     /// lost card, revoked key), completed from a durable note.
     AccessEnded,
+    /// A use of the admin API by a static bearer token: which token, which action, which target.
+    AdminApi,
     /// Security questions enrolled by their owner (for sponsorship), or the enrolment refused.
     SecurityQuestions,
     /// A sponsorship opened: the sponsor picked a colleague and a reason, the policy allowed it.

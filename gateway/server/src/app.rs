@@ -325,6 +325,9 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let max_body = state.config.server.max_body_bytes;
     let workers = state.config.server.workers;
     let state = web::Data::new(state);
+    for warning in crate::admin::auth::token_warnings(&state.config.admin.tokens, crate::now()) {
+        tracing::warn!("{warning}");
+    }
     spawn_key_reloader(state.clone());
     spawn_revocation_sweeper(state.clone());
     crate::card::spawn_crl_refresher(&state);
