@@ -150,7 +150,7 @@ fn corrupt(what: &str) -> DirectoryError {
     DirectoryError::Unavailable(format!("the directory database holds {what}: it was edited by hand? fix the row"))
 }
 
-fn now() -> Result<String, DirectoryError> {
+pub(crate) fn now() -> Result<String, DirectoryError> {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| DirectoryError::Unavailable(format!("cannot format the current time: {e}")))

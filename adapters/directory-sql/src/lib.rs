@@ -9,6 +9,7 @@ mod directory;
 mod fido2;
 pub mod import;
 mod policy_attributes;
+mod revocations;
 mod rules;
 pub mod sponsorship;
 

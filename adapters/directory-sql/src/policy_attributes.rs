@@ -1,7 +1,7 @@
 //! [`PolicyAttributes`] on the directory database (migration `0004_policy_attributes.sql`): the
 //! kind of an account and the employment status of a person, for the policy engine.
 use async_trait::async_trait;
-use vigie_core::directory::{DirectoryError, EMPLOYMENT_STATUSES, PolicyAttributes};
+use vigie_core::directory::{AccessTarget, DirectoryError, EMPLOYMENT_STATUSES, PolicyAttributes};
 use vigie_core::policy::AccountKind;
 
 use crate::SqlDirectory;
@@ -47,14 +47,26 @@ impl PolicyAttributes for SqlDirectory {
                 EMPLOYMENT_STATUSES.join(", ")
             )));
         }
-        let done = sqlx::query(
-            "UPDATE identities SET employment_status = $1 WHERE id = (SELECT identity_id FROM accounts WHERE username = $2)",
-        )
-        .bind(status)
-        .bind(username)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| failed("setting an employment status", &e))?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = self.begin_write().await?;
+        let identity = sqlx::query_as::<_, (String,)>("SELECT identity_id FROM accounts WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| failed("setting an employment status", &e))?;
+        let Some((identity_id,)) = identity else { return Ok(false) };
+        sqlx::query("UPDATE identities SET employment_status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(&identity_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| failed("setting an employment status", &e))?;
+        // Anyone not active loses access everywhere: their sessions and tokens must end, and the
+        // note that says so commits with the status, whoever changed it (the CLI, an import).
+        if status != "active" {
+            let reason = format!("employment status {status}");
+            crate::revocations::add(&mut tx, &AccessTarget::Identity(identity_id), &reason).await?;
+        }
+        tx.commit().await.map_err(|e| failed("setting an employment status", &e))?;
+        Ok(true)
     }
 }

@@ -39,6 +39,11 @@ pub enum AuditKind {
     KeyRegistered,
     /// A FIDO2 security key revoked (by its owner or an administrator); its sessions end.
     KeyRevoked,
+    /// A person's or a credential's access ended: their sessions and tokens (status change,
+    /// lost card, revoked key), completed from a durable note.
+    AccessEnded,
+    /// A use of the admin API by a static bearer token: which token, which action, which target.
+    AdminApi,
     /// Security questions enrolled by their owner (for sponsorship), or the enrolment refused.
     SecurityQuestions,
     /// A sponsorship opened: the sponsor picked a colleague and a reason, the policy allowed it.
@@ -110,4 +115,7 @@ pub struct AuditEvent {
 pub trait AuditSink: Send + Sync {
     /// Records an event. Must not block the caller on slow I/O for long.
     fn record(&self, event: &AuditEvent);
+    /// Blocks until every event recorded before is durably written (a graceful stop calls it
+    /// last, so that no queued event is lost with the process).
+    fn flush(&self) {}
 }

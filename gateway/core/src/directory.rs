@@ -99,3 +99,58 @@ pub trait PolicyAttributes: Send + Sync {
 
 /// The employment statuses the directory keeps.
 pub const EMPLOYMENT_STATUSES: [&str; 3] = ["active", "suspended", "left"];
+
+/// What lost access: a person (every session of theirs), or one MIE instance (a card's
+/// fingerprint, a FIDO2 credential id: the sessions it opened).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessTarget {
+    /// An identity id.
+    Identity(String),
+    /// A credential as sessions know it (`Authentication::credential`).
+    Credential(String),
+}
+
+impl AccessTarget {
+    /// The stored form, `identity:<id>` or `credential:<credential>`.
+    pub fn as_stored(&self) -> String {
+        match self {
+            AccessTarget::Identity(id) => format!("identity:{id}"),
+            AccessTarget::Credential(c) => format!("credential:{c}"),
+        }
+    }
+
+    /// The target of a stored form, `None` when it is neither.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s.split_once(':') {
+            Some(("identity", id)) if !id.is_empty() => Some(AccessTarget::Identity(id.to_owned())),
+            Some(("credential", c)) if !c.is_empty() => Some(AccessTarget::Credential(c.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// An ending of access recorded but not yet confirmed done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRevocation {
+    /// The record's id.
+    pub id: String,
+    /// Whose or what's sessions end.
+    pub target: AccessTarget,
+    /// Why (a status change, a revoked key), for the audit line.
+    pub reason: String,
+}
+
+/// Durable notes that some access must end (a person left, a card was lost, a key revoked),
+/// kept until the gateway has ended the sessions, refresh families and VIHF issuance they name.
+/// A note is written with (or before) the change that takes the access away, so an ending that
+/// failed half-way (the store down, a crash, a command-line change the running gateway must
+/// carry out) is completed later instead of forgotten.
+#[async_trait]
+pub trait PendingRevocations: Send + Sync {
+    /// Records that `target`'s access must end; durable when it returns.
+    async fn add_pending_revocation(&self, target: &AccessTarget, reason: &str) -> Result<String, DirectoryError>;
+    /// Every ending not yet confirmed done, oldest first.
+    async fn pending_revocations(&self) -> Result<Vec<PendingRevocation>, DirectoryError>;
+    /// Confirms an ending done: the note goes.
+    async fn revocation_done(&self, id: &str) -> Result<(), DirectoryError>;
+}

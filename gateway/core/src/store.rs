@@ -78,10 +78,31 @@ pub trait StoreExt: EphemeralStore {
     async fn take_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         decode(key, self.take(key).await?)
     }
-    /// The counter [`EphemeralStore::incr`] keeps at `key` (attempts, failures), 0 when there is none.
+    /// The counter [`StoreExt::attempt`] keeps at `key`, 0 when there is none: for a page that
+    /// says "locked" before asking anything. It guards nothing: only `attempt` does.
     async fn count(&self, key: &str) -> Result<u64, StoreError> {
         Ok(self.get(key).await?.and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0))
     }
+    /// Counts one attempt at a secret guarded by a lockout (a password, security answers, a
+    /// temporary code) *before* the secret is checked, and tells whether it may be checked: at
+    /// most `limit` attempts per `window` (fixed at the first one) are, whatever their
+    /// concurrency, since each takes its number from one atomic [`EphemeralStore::incr`]
+    /// (NIST SP 800-63B §5.2.2, throttling: the limit must hold against parallel guesses). The
+    /// caller resets the counter (`delete`) when the secret was right.
+    async fn attempt(&self, key: &str, limit: u64, window: Duration) -> Result<Attempt, StoreError> {
+        let n = self.incr(key, window).await?;
+        Ok(if n > limit { Attempt::Refused(n) } else { Attempt::Allowed(n) })
+    }
+}
+
+/// Whether an attempt counted by [`StoreExt::attempt`] may be checked; with its number in the
+/// window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Within the limit: check the secret.
+    Allowed(u64),
+    /// Past the limit: refuse without checking anything.
+    Refused(u64),
 }
 
 impl<S: EphemeralStore + ?Sized> StoreExt for S {}

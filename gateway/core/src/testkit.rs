@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Barrier;
 
-use crate::store::{EphemeralStore, StoreError};
+use crate::store::{Attempt, EphemeralStore, StoreError, StoreExt};
 
 /// A TTL no check outlives.
 const LONG: Duration = Duration::from_secs(60);
@@ -56,6 +56,7 @@ pub async fn run_all(store: Arc<dyn EphemeralStore>) {
     put_if_absent_succeeds_again_after_expiry(&store).await;
     concurrent_incr_counts_every_call(&store).await;
     incr_ttl_is_set_at_creation_and_not_extended(&store).await;
+    concurrent_attempts_admit_exactly_the_limit(&store).await;
     sets_collect_distinct_members(&store).await;
     sets_expire_ttl_after_the_last_add(&store).await;
     unusual_keys_are_distinct_and_usable(&store).await;
@@ -310,6 +311,26 @@ pub async fn concurrent_incr_counts_every_call(store: &Arc<dyn EphemeralStore>) 
     let distinct: BTreeSet<u64> = seen.iter().copied().collect();
     assert_eq!(distinct, (1..=INCREMENTS).collect(), "concurrent incr lost or repeated a count: {seen:?}");
     assert_eq!(ok("incr", store.incr(&key, LONG).await), INCREMENTS + 1, "the counter did not keep its total");
+}
+
+/// 50 guesses at one locked-out secret at once, limit 5: exactly 5 may be checked, whichever
+/// they are, and the others are refused (a lockout is counted before the check, not after).
+pub async fn concurrent_attempts_admit_exactly_the_limit(store: &Arc<dyn EphemeralStore>) {
+    require_multi_thread();
+    const LIMIT: u64 = 5;
+    let key = format!("{}:k", prefix("attempt"));
+    let stores = vec![store.clone(); INCREMENTS as usize];
+    let seen = race_collect(&stores, |store| {
+        let key = key.clone();
+        async move { ok("attempt", store.attempt(&key, LIMIT, LONG).await) }
+    })
+    .await;
+    let allowed: BTreeSet<u64> =
+        seen.iter().filter_map(|a| if let Attempt::Allowed(n) = a { Some(*n) } else { None }).collect();
+    assert_eq!(allowed, (1..=LIMIT).collect(), "concurrent attempts past the limit were let through: {seen:?}");
+    assert_eq!(ok("count", store.count(&key).await), INCREMENTS, "refused attempts were not counted");
+    ok("delete", store.delete(&key).await);
+    assert_eq!(ok("attempt", store.attempt(&key, LIMIT, LONG).await), Attempt::Allowed(1), "a reset did not reopen");
 }
 
 /// A counter's TTL starts when it is created; later `incr` do not push it back, and once it

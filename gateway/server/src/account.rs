@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::directory::DirectoryError;
+use vigie_core::directory::{AccessTarget, DirectoryError};
 use vigie_core::fido2::Fido2Credential;
 use vigie_core::store::{StoreError, StoreExt};
 use webauthn_rs::prelude::{
@@ -162,10 +162,15 @@ pub async fn revoke_key(
     credential_id: &str,
     actor: &str,
 ) -> Result<bool, AccountError> {
+    // The durable note first: should the ending fail, the next sweep ends the key's sessions.
+    let target = AccessTarget::Credential(credential_id.to_owned());
+    let note = state.revocations.add_pending_revocation(&target, "security key revoked").await?;
     if !state.fido2.remove_credential(identity_id, credential_id).await? {
+        state.revocations.revocation_done(&note).await?;
         return Ok(false);
     }
-    let ended = session::end_sessions_of_credential(state, caller, credential_id).await?;
+    let ended = session::end_access(state, caller, &target).await?;
+    state.revocations.revocation_done(&note).await?;
     audit(
         state,
         caller,

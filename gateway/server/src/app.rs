@@ -49,6 +49,8 @@ pub struct AppState {
     pub policy_attributes: Arc<dyn vigie_core::directory::PolicyAttributes>,
     /// The card registry (HR binding and life cycle); the directory's database.
     pub cards: Arc<dyn vigie_core::cards::CardRegistry>,
+    /// Durable notes of access that must end (the directory's database).
+    pub revocations: Arc<dyn vigie_core::directory::PendingRevocations>,
     /// Administrative roles of staff (the directory's database).
     pub roles: Arc<dyn vigie_core::roles::Roles>,
     /// Finding agents for the admin page and API.
@@ -267,6 +269,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         webauthn,
         attestation_roots,
         roles: directory.clone(),
+        revocations: directory.clone(),
         search: directory.clone(),
         sponsorships: directory.clone(),
         mailer,
@@ -336,7 +339,11 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let max_body = state.config.server.max_body_bytes;
     let workers = state.config.server.workers;
     let state = web::Data::new(state);
+    for warning in crate::admin::auth::token_warnings(&state.config.admin.tokens, crate::now()) {
+        tracing::warn!("{warning}");
+    }
     spawn_key_reloader(state.clone());
+    spawn_revocation_sweeper(state.clone());
     crate::card::spawn_crl_refresher(&state);
     spawn_policy_reloader(state.clone());
     // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
@@ -370,7 +377,10 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     }
     on_bound(&state)?;
     tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
-    server.run().await.context("HTTP server")
+    let served = server.run().await.context("HTTP server");
+    // The connections are drained: what they audited is queued; write it out before the end.
+    state.audit.flush();
+    served
 }
 
 /// Reloads the policy set on SIGHUP and when its files change (every `policy.reload_poll_secs`):
@@ -429,6 +439,19 @@ fn policy_reloaded(state: &AppState, policies: &vigie_policies::ReloadablePolici
         object: Some(policies.source_dir().display().to_string()),
         reason: Some(reason),
         ..Default::default()
+    });
+}
+
+/// Completes the endings of access still pending (a status set from the command line, an
+/// ending that failed): at start, then every `session::SWEEP_SECS`.
+fn spawn_revocation_sweeper(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(crate::session::SWEEP_SECS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            crate::session::complete_pending(&state).await;
+        }
     });
 }
 

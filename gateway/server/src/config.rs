@@ -418,6 +418,19 @@ pub struct AdminTokenConfig {
     pub token_hash: String,
     /// Roles it grants (`cards`, `fido2`).
     pub roles: Vec<String>,
+    /// When it stops working (RFC 3339, e.g. `2026-06-30T00:00:00Z`); refused after, and every
+    /// start warns from 14 days before. Absent: it never expires, and every start warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl AdminTokenConfig {
+    /// The end of the token's validity, Unix seconds; `None` when it never expires (or the value
+    /// is invalid, which the start-up validation refuses).
+    pub fn expires_at(&self) -> Option<i64> {
+        let at = self.expires_at.as_deref()?;
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -884,6 +897,9 @@ impl Config {
             }
             if t.roles.is_empty() {
                 err(&k("roles"), "at least one role is required".into());
+            }
+            if t.expires_at.is_some() && t.expires_at().is_none() {
+                err(&k("expires_at"), "expected an RFC 3339 date and time, e.g. `2026-06-30T00:00:00Z`".into());
             }
             for (j, r) in t.roles.iter().enumerate() {
                 if let Err(m) = vigie_core::roles::Role::parse(r) {

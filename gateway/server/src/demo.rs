@@ -483,6 +483,8 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
                 name: "demo-rh".into(),
                 token_hash: SecretHash::of_generated(&ensure_admin_token(&dir)?),
                 roles: vec!["cards".into(), "fido2".into()],
+                // The demo's configuration is made at each start: the token lives on.
+                expires_at: Some(crate::rfc3339(crate::now() + 30 * 86_400)),
             }],
         },
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },

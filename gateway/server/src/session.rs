@@ -6,6 +6,8 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
 use vigie_core::Authentication;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::directory::AccessTarget;
 use vigie_core::store::{StoreError, StoreExt};
 
 use crate::app::AppState;
@@ -97,35 +99,107 @@ pub async fn start(
     state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
     state.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
+    // The indexes outlive the session as long as its tokens may (an `offline_access` refresh
+    // token): ending someone's access must reach those too.
+    let index_ttl = abs.max(tokens_ttl(state));
+    state.store.add_to_set(&identity_key(&s.authentication.identity_id), &s.sid, index_ttl).await?;
     if let Some(credential) = &s.authentication.credential {
-        state.store.add_to_set(&credential_key(credential), &s.sid, abs).await?;
+        state.store.add_to_set(&credential_key(credential), &s.sid, index_ttl).await?;
     }
     Ok((cookie, s, replaced))
+}
+
+/// The longest any token bound to a session lives.
+fn tokens_ttl(state: &AppState) -> Duration {
+    let t = &state.config.tokens;
+    Duration::from_secs(t.refresh_token_ttl_secs.max(t.access_token_ttl_secs))
 }
 
 fn credential_key(credential: &str) -> String {
     format!("cred-sids:{}", sha256_b64(credential.as_bytes()))
 }
 
-/// The sessions opened with this MIE instance (a card's fingerprint, a FIDO2 credential id),
-/// some of them possibly already ended.
-pub async fn sids_of_credential(state: &AppState, credential: &str) -> Result<Vec<String>, StoreError> {
-    state.store.members(&credential_key(credential)).await
+fn identity_key(identity_id: &str) -> String {
+    format!("identity-sids:{identity_id}")
 }
 
-/// Ends every session opened with this MIE instance — a card declared lost or stolen, a revoked
-/// key — with everything a logout does (tokens revoked, back-channel logout). Returns how many.
-pub async fn end_sessions_of_credential(
+/// Ends every session of a person (left, suspended) or opened with one MIE instance (a card
+/// declared lost or stolen, a revoked key), and every token bound to them, `offline_access`
+/// refresh families included, so no VIHF is issued on them either. Returns how many sessions.
+///
+/// An error means some may live on: callers write a durable note first
+/// ([`vigie_core::directory::PendingRevocations`]) and remove it only after this succeeded, so
+/// that [`complete_pending`] ends them later otherwise.
+/// Each session is revoked in the store first, with errors reported, then ended as a logout is
+/// (audit line, back-channel logout to its applications, OIDC Back-Channel Logout 1.0 §2.5).
+pub async fn end_access(
     state: &AppState,
     caller: &crate::http::Caller,
-    credential: &str,
+    target: &AccessTarget,
 ) -> Result<usize, StoreError> {
-    let sids = sids_of_credential(state, credential).await?;
+    let index = match target {
+        AccessTarget::Identity(id) => identity_key(id),
+        AccessTarget::Credential(c) => credential_key(c),
+    };
+    let sids = state.store.members(&index).await?;
     for sid in &sids {
+        end(state, sid).await?;
+        // RFC 7009 §2.1 / RFC 6749 §10.4: the tokens of the session go with it; `revoked-sid`
+        // is what every token check reads.
+        state.store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(state)).await?;
         crate::oidc::logout::end_session(state, caller, sid).await;
     }
-    state.store.delete(&credential_key(credential)).await?;
+    state.store.delete(&index).await?;
     Ok(sids.len())
+}
+
+/// How often each replica completes the endings of access still pending.
+pub const SWEEP_SECS: u64 = 5;
+
+/// Ends the access every pending note names (a status set from the command line, an ending that
+/// failed), audits each, and removes the notes. Replicas claim a note in the store before
+/// working on it, so one of them does it; a failed ending is tried again at a later sweep.
+pub async fn complete_pending(state: &AppState) {
+    let pending = match state.revocations.pending_revocations().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "the pending endings of access could not be read; tried again shortly");
+            return;
+        }
+    };
+    let caller = crate::http::Caller { ip: "-".into(), user_agent: None, request_id: "pending-revocations".into() };
+    for note in pending {
+        let claim = format!("revocation-claim:{}", note.id);
+        if !matches!(state.store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
+            continue;
+        }
+        let (subject, object) = match &note.target {
+            AccessTarget::Identity(id) => (Some(id.clone()), None),
+            AccessTarget::Credential(c) => (None, Some(c.clone())),
+        };
+        let outcome = match end_access(state, &caller, &note.target).await {
+            Ok(n) => state.revocations.revocation_done(&note.id).await.map(|()| n).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let (outcome, reason) = match outcome {
+            Ok(n) => (Outcome::Success, format!("{}: {n} session(s) ended", note.reason)),
+            Err(e) => {
+                tracing::error!(error = %e, "ending access failed; tried again at the next sweep");
+                let _ = state.store.delete(&claim).await;
+                (Outcome::Failure, format!("{}: ending the sessions failed, tried again shortly", note.reason))
+            }
+        };
+        state.audit(AuditEvent {
+            kind: Some(AuditKind::AccessEnded),
+            outcome: Some(outcome),
+            subject,
+            object,
+            actor: Some("vigie".into()),
+            reason: Some(reason),
+            request_id: Some(caller.request_id.clone()),
+            ..Default::default()
+        });
+    }
 }
 
 /// The live session `sid`, wherever the browser is (for a client acting on a session's behalf:

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::cards::CardStatus;
 use vigie_core::directory::Identity;
-use vigie_core::store::{StoreError, StoreExt};
+use vigie_core::store::{Attempt, StoreError, StoreExt};
 
 use crate::account::{new_code, normal_code};
 use crate::app::{AppState, State};
@@ -62,7 +62,8 @@ pub struct SponsorshipConfig {
     pub asked: usize,
     /// Wrong answer sets before the colleague is locked out of sponsorship. Default 3.
     pub max_wrong_per_colleague: u64,
-    /// Wrong answer sets before the sponsor may not sponsor anyone. Default 5.
+    /// Answer sets (each counted before it is checked; a right one does not reset this count)
+    /// a sponsor may give within `lock_secs` before they may not sponsor anyone. Default 5.
     pub max_wrong_per_sponsor: u64,
     /// How long a lock (and the wrong-answer count) lasts, seconds. Default 3600.
     pub lock_secs: u64,
@@ -773,6 +774,34 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     {
         return r;
     }
+    // Counted before the answers are checked, against the colleague and the sponsor: answer
+    // sets posted at once from several screens cannot all be checked while the counters read
+    // low. A right set resets the colleague's count; the sponsor's counts every set.
+    let cfg = &state.config.sponsorship;
+    let lock = Duration::from_secs(cfg.lock_secs);
+    let counted = async {
+        let c = state.store.attempt(&colleague_lock_key(&colleague.id), cfg.max_wrong_per_colleague, lock).await?;
+        let s = state.store.attempt(&sponsor_lock_key(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock).await?;
+        Ok::<_, StoreError>((c, s))
+    };
+    let (c, s) = match counted.await {
+        Ok((Attempt::Allowed(c), Attempt::Allowed(s))) => (c, s),
+        Ok((c, s)) => {
+            let why = format!("locked after wrong answers (colleague {c:?}, sponsor {s:?}): answers not checked");
+            audit(
+                &state,
+                &caller,
+                AuditKind::SponsorshipRefused,
+                Outcome::Failure,
+                &ceremony.sponsor_id,
+                Some(&colleague.id),
+                Some(ceremony.reason),
+                &why,
+            );
+            return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
+        }
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     let enrolled = match enrolled(&state, &colleague.id).await {
         Ok(a) => a,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
@@ -789,18 +818,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     })
     .await
     .unwrap_or(false);
-    let cfg = &state.config.sponsorship;
     if !right {
-        let lock = Duration::from_secs(cfg.lock_secs);
-        let counted = async {
-            let c = state.store.incr(&colleague_lock_key(&colleague.id), lock).await?;
-            let s = state.store.incr(&sponsor_lock_key(&ceremony.sponsor_id), lock).await?;
-            Ok::<_, StoreError>((c, s))
-        };
-        let (c, s) = match counted.await {
-            Ok(v) => v,
-            Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        };
         let locked = c >= cfg.max_wrong_per_colleague || s >= cfg.max_wrong_per_sponsor;
         let why = format!(
             "wrong answers (colleague {c}/{}, sponsor {s}/{}){}",
@@ -819,16 +837,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             &why,
         );
         if locked {
-            return message(
-                l,
-                StatusCode::TOO_MANY_REQUESTS,
-                "sponsorship-locked",
-                tr(
-                    l,
-                    "Réponses erronées, trop de tentatives : le parrainage est bloqué pour le moment. Appelez le service informatique.",
-                    "Wrong answers, too many attempts: sponsorship is locked for now. Call the IT department.",
-                ),
-            );
+            return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
         }
         let questions = draw(enrolled.into_iter().map(|(q, _)| q).collect(), cfg.asked);
         let note = format!(
@@ -879,6 +888,14 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         }
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     }
+}
+
+fn locked_text(l: Lang) -> &'static str {
+    tr(
+        l,
+        "Réponses erronées, trop de tentatives : le parrainage est bloqué pour le moment. Appelez le service informatique.",
+        "Wrong answers, too many attempts: sponsorship is locked for now. Call the IT department.",
+    )
 }
 
 /// What a granted sponsorship gave.

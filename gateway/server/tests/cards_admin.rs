@@ -124,6 +124,30 @@ async fn admin_api_refuses_no_token_a_wrong_token_and_a_token_without_the_role()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_admin_token_is_refused_and_every_use_of_a_live_one_is_audited() {
+    let (old, live) = (random(32), random(32));
+    let tokens = format!(
+        "[{{name=\"old\", token_hash=\"sha256:{}\", roles=[\"cards\"], expires_at=\"2020-01-01T00:00:00Z\"}}, \
+         {{name=\"live\", token_hash=\"sha256:{}\", roles=[\"cards\"], expires_at=\"2999-01-01T00:00:00Z\"}}]",
+        sha256_b64(&old),
+        sha256_b64(&live)
+    );
+    let gw = Gateway::start(&[("VIGIE_ADMIN__TOKENS", &tokens)]).await;
+    let path = "/admin/api/identities?q=durand";
+    let expired = call(&gw, Some(&old), "GET", path, None).await;
+    assert_problem(&expired, 401, "expired");
+    assert!(expired.header("www-authenticate").is_some_and(|h| h.contains("invalid_token")));
+    let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:old").await;
+    assert!(refusal["reason"].as_str().unwrap().contains("expired"), "{refusal}");
+
+    let ok = call(&gw, Some(&live), "GET", path, None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let used = gw.audit_line(|l| l["kind"] == "admin_api" && l["actor"] == "token:live").await;
+    assert_eq!(used["outcome"], "success", "{used}");
+    assert_eq!(used["object"], "GET /admin/api/identities", "{used}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_step() {
     let gw = Gateway::start(&[]).await;
     let token = demo_token(&gw);

@@ -110,3 +110,31 @@ fn help_lists_every_subcommand() {
         assert!(help.lines().any(|l| l.trim_start().starts_with(sub)), "`{sub}` in:\n{help}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_status_left_ends_the_persons_sessions_and_tokens_on_the_running_gateway() {
+    let gw = Gateway::start(&[]).await;
+    let (mut browser, user, _, tokens) = logged_in(&gw, "demo-app", &["demo.infirmiere"]).await;
+    assert_eq!(gw.introspect("demo-app", &tokens.access).await["active"], true);
+    assert_eq!(gw.introspect("demo-app", &tokens.refresh).await["active"], true);
+
+    let data_dir = gw.data_dir.to_str().expect("UTF-8 path").to_owned();
+    let out = run(&["users", "set-status", &user.username, "left", "--data-dir", &data_dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The running gateway ends the access the command recorded, within its sweep.
+    let ended =
+        eventually(15, || async { (gw.introspect("demo-app", &tokens.access).await["active"] == false).then_some(()) })
+            .await;
+    assert!(ended.is_some(), "the access token of a person who left is still active");
+    assert_eq!(gw.introspect("demo-app", &tokens.refresh).await["active"], false, "the refresh family lives on");
+    let line = gw.audit_line(|l| l["kind"] == "access_ended").await;
+    assert_eq!(line["outcome"], "success", "{line}");
+    assert!(
+        line["reason"].as_str().unwrap_or_default().contains("employment status left: 1 session(s) ended"),
+        "{line}"
+    );
+    // The browser's SSO session is gone too: back to the login page.
+    let r = browser.authorize(&Authz::new(&gw, "demo-app")).await;
+    assert!(r.location().starts_with("/login?flow="), "{}", r.location());
+}

@@ -158,6 +158,46 @@ async fn five_failures_lock_the_account_even_against_the_right_password() {
     assert_eq!(last_login_reason(gw, LOCKOUT_USER, 6).await, "account locked after repeated failures");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifteen_concurrent_wrong_passwords_are_evaluated_at_most_five_times() {
+    // A gateway of its own, with room per address: only the account's lock is under test.
+    let gw = Gateway::start(&[("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP", "100")]).await;
+    let user = gw.user(LOCKOUT_USER).clone();
+    let mut pages = Vec::new();
+    for _ in 0..15 {
+        pages.push(on_login_page(&gw).await);
+    }
+    let answers = futures_util::future::join_all(pages.iter_mut().enumerate().map(|(i, (b, flow, csrf))| {
+        let wrong = format!("wrong-{i}");
+        let username = user.username.clone();
+        async move { attempt(b, flow, csrf, &username, &wrong, "000000").await.status }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
+    let reasons = eventually(5, || async {
+        let r: Vec<String> = gw
+            .audit_lines()
+            .into_iter()
+            .filter(|e| e["kind"] == "login" && e["username"] == LOCKOUT_USER)
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (r.len() >= 15).then_some(r)
+    })
+    .await
+    .expect("15 login events in the audit trail");
+    let evaluated = reasons.iter().filter(|r| *r == "wrong password").count();
+    let locked = reasons.iter().filter(|r| *r == "account locked after repeated failures").count();
+    assert_eq!((evaluated, locked), (5, 10), "only the first 5 attempts are checked: {reasons:?}");
+
+    // Locked: the right password and code are refused without being checked.
+    let (mut b, flow, csrf) = on_login_page(&gw).await;
+    let code = gw.totp(LOCKOUT_USER).await;
+    let r = attempt(&mut b, &flow, &csrf, &user.username, &user.password, &code).await;
+    assert_eq!(r.status, 401, "locked: {}", r.body);
+    assert!(r.set_cookie(SESSION_COOKIE).is_none());
+    assert_eq!(last_login_reason(&gw, LOCKOUT_USER, 16).await, "account locked after repeated failures");
+}
+
 /// The `reason` of the last of at least `n` login events of `username` in the audit trail.
 async fn last_login_reason(gw: &Gateway, username: &str, n: usize) -> String {
     eventually(5, || async {

@@ -3,7 +3,7 @@
 //! check. Every change is audited here, once.
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::cards::{Card, CardStatus, names_match};
-use vigie_core::directory::{DirectoryError, Identity};
+use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
@@ -129,17 +129,29 @@ pub async fn change_status_by(
     comment: Option<&str>,
 ) -> Result<(Card, usize), ActionError> {
     let before = card(state, card_id).await?;
-    let card = state.cards.set_status(card_id, status, actor, comment).await?;
+    let ends = status.ends_sessions().then(|| before.fingerprint()).flatten();
+    // A retry of a status the card already has, after its sessions could not all be ended,
+    // ends them now instead of being refused as "already lost".
+    let retry = before.status == status && comment.is_none() && ends.is_some();
+    // The durable note first: should the ending below fail or the process stop, the next sweep
+    // ends the sessions (`session::complete_pending`); then the status, which refuses the
+    // card's logins from now on; then the sessions it already opened.
+    let target = ends.map(AccessTarget::Credential);
+    let note = match &target {
+        Some(t) => Some(state.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
+        None => None,
+    };
+    let card = if retry { before.clone() } else { state.cards.set_status(card_id, status, actor, comment).await? };
     let mut ended = 0;
-    // The registry refuses the login of a card out of handed_over from now on; sessions it
-    // already opened end here.
-    if before.status != card.status
-        && status.ends_sessions()
-        && let Some(fingerprint) = card.fingerprint()
-    {
-        ended = crate::session::end_sessions_of_credential(state, caller, &fingerprint)
-            .await
-            .map_err(|e| ActionError::Unavailable(format!("the card's sessions could not be ended: {e}")))?;
+    if let (Some(target), Some(note)) = (&target, &note) {
+        ended = crate::session::end_access(state, caller, target).await.map_err(|e| {
+            ActionError::Unavailable(format!(
+                "the status is saved but the card's sessions could not all be ended ({e}): they end within \
+                 {} seconds, or send the same status again",
+                crate::session::SWEEP_SECS
+            ))
+        })?;
+        state.revocations.revocation_done(note).await?;
     }
     let reason = format!(
         "{} -> {}{}; {ended} session(s) ended",

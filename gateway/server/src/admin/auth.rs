@@ -97,6 +97,14 @@ fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<
         )));
     };
     let actor = format!("token:{}", token.name);
+    // RFC 6750 §3.1: an expired token is `invalid_token`.
+    if token.expires_at().is_some_and(|end| crate::now() >= end) {
+        refused(req, state, Some(&actor), role, "admin API token expired");
+        return Err(Box::new(unauthorized(
+            "invalid_token",
+            &format!("the admin API token {:?} has expired: make a new one (`vigie admin new-token`)", token.name),
+        )));
+    }
     if !token.roles.iter().any(|r| r == role.as_str()) {
         refused(req, state, Some(&actor), role, "token without the role");
         return Err(Box::new(problem(
@@ -105,7 +113,38 @@ fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<
             &format!("the admin API token {:?} does not have the role {role}: add it to its `roles`", token.name),
         )));
     }
+    // Every use of a static token is audited: who, what, on which target (the path names it).
+    let caller = Caller::of(req, state);
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::AdminApi),
+        outcome: Some(Outcome::Success),
+        actor: Some(actor.clone()),
+        object: Some(format!("{} {}", req.method(), req.path().chars().take(200).collect::<String>())),
+        reason: Some(format!("role {role}")),
+        ip: Some(caller.ip),
+        user_agent: caller.user_agent,
+        request_id: Some(caller.request_id),
+        ..Default::default()
+    });
     Ok(Admin { actor, identity_id: None, session_cookie: None })
+}
+
+/// The start-up warnings of the admin API tokens: never expiring, or expiring within 14 days.
+pub fn token_warnings(tokens: &[crate::config::AdminTokenConfig], now: i64) -> Vec<String> {
+    const SOON_SECS: i64 = 14 * 86_400;
+    tokens
+        .iter()
+        .filter_map(|t| match t.expires_at() {
+            None => Some(format!("admin API token {:?} never expires: set its `expires_at`", t.name)),
+            Some(end) if end <= now => Some(format!("admin API token {:?} has expired: remove it", t.name)),
+            Some(end) if end - now <= SOON_SECS => Some(format!(
+                "admin API token {:?} expires in {} day(s): make its successor (`vigie admin new-token`)",
+                t.name,
+                (end - now) / 86_400
+            )),
+            Some(_) => None,
+        })
+        .collect()
 }
 
 /// RFC 6750 §3: a request without valid bearer credentials gets 401 and a `WWW-Authenticate`
@@ -178,6 +217,30 @@ mod tests {
 
     fn staff(cookie: &str) -> Admin {
         Admin { actor: "staff:a".into(), identity_id: Some("a".into()), session_cookie: Some(cookie.into()) }
+    }
+
+    #[test]
+    fn a_start_warns_of_tokens_that_never_expire_have_expired_or_expire_within_14_days() {
+        let token = |name: &str, expires_at: Option<&str>| crate::config::AdminTokenConfig {
+            name: name.into(),
+            token_hash: String::new(),
+            roles: vec!["cards".into()],
+            expires_at: expires_at.map(Into::into),
+        };
+        let now = 1_767_225_600; // 2026-01-01T00:00:00Z
+        let warnings = token_warnings(
+            &[
+                token("forever", None),
+                token("gone", Some("2025-12-31T00:00:00Z")),
+                token("soon", Some("2026-01-11T00:00:00Z")),
+                token("later", Some("2026-03-01T00:00:00Z")),
+            ],
+            now,
+        );
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("\"forever\" never expires"));
+        assert!(warnings[1].contains("\"gone\" has expired"));
+        assert!(warnings[2].contains("\"soon\" expires in 10 day(s)"));
     }
 
     #[test]

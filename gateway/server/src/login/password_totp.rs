@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::Outcome;
-use vigie_core::store::StoreExt;
+use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Factor, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
@@ -115,20 +115,19 @@ async fn verify(
     code: &str,
 ) -> Result<Result<String, Failure>, String> {
     let cfg = &state.config.login;
-    // The lock counts failures whether or not the account exists, so it reveals nothing.
-    let failures = state.store.count(&account_key(username)).await.map_err(|e| e.to_string())?;
-    if failures >= cfg.max_failures_per_account {
+    // The lock counts attempts whether or not the account exists, so it reveals nothing. Each
+    // attempt is counted before argon2 runs: concurrent guesses cannot all be checked while the
+    // counter still reads low. A right login resets it (the caller).
+    let window = Duration::from_secs(cfg.lockout_secs);
+    let attempt = state
+        .store
+        .attempt(&account_key(username), cfg.max_failures_per_account, window)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Attempt::Refused(_) = attempt {
         return Ok(Err(Failure::Locked));
     }
-    let result = check(state, username, password, code).await?;
-    if result.is_err() {
-        state
-            .store
-            .incr(&account_key(username), Duration::from_secs(cfg.lockout_secs))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(result)
+    check(state, username, password, code).await
 }
 
 async fn check(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::Outcome;
-use vigie_core::store::StoreExt;
+use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
@@ -80,12 +80,12 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::Sponsorship, &username, &flow, false).await {
         return r;
     }
-    let failures = match state.store.count(&account_key(&username)).await {
-        Ok(n) => n,
+    // Counted before the code is checked, so that concurrent guesses cannot all be checked.
+    let window = Duration::from_secs(cfg.lockout_secs);
+    match state.store.attempt(&account_key(&username), cfg.max_failures_per_account, window).await {
+        Ok(Attempt::Allowed(_)) => {}
+        Ok(Attempt::Refused(_)) => return fail("account locked after repeated failures", StatusCode::UNAUTHORIZED),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
-    if failures >= cfg.max_failures_per_account {
-        return fail("account locked after repeated failures", StatusCode::UNAUTHORIZED);
     }
     match verify(&state, &username, &code).await {
         Ok(Ok((identity_id, grant_id))) => {
@@ -99,12 +99,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             .with_credential(format!("sponsorship:{grant_id}"));
             super::complete(&state, &req, &caller, &flow_id, flow, auth, &username).await
         }
-        Ok(Err(why)) => {
-            if let Err(e) = state.store.incr(&account_key(&username), Duration::from_secs(cfg.lockout_secs)).await {
-                return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-            }
-            fail(why, StatusCode::UNAUTHORIZED)
-        }
+        Ok(Err(why)) => fail(why, StatusCode::UNAUTHORIZED),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
