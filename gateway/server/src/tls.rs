@@ -10,7 +10,8 @@
 //! A card login rests on a handshake in which the card signed. A resumed session has no
 //! CertificateVerify: TLS 1.3 PSK resumption carries over the identity of the original
 //! handshake (RFC 8446 §2.2, the tickets of §4.6.1), TLS 1.2 session-ID and ticket resumption
-//! the abbreviated handshake (RFC 5246 §7.3, RFC 5077 §3.1), and rustls hands back the client
+//! the abbreviated handshake, which has no §7.4.8 CertificateVerify (RFC 5246 §7.3, RFC 5077
+//! §3.1), and rustls hands back the client
 //! certificates of that first handshake. Whoever holds the session — the workstation's browser
 //! after the card was pulled out, no PIN typed — would log the card in again, with a fresh
 //! `auth_time`. So when client certificates are asked, the listener offers no resumption at
@@ -143,9 +144,37 @@ pub fn on_connect(conn: &dyn Any, data: &mut Extensions) {
     }
 }
 
-/// RFC 8446 §2.2 / RFC 5246 §7.3: only a full handshake (with or without a HelloRetryRequest)
+/// RFC 8446 §2.2 / RFC 5246 §7.3, §7.4.8: only a full handshake (with or without a HelloRetryRequest)
 /// has the client's CertificateVerify; a resumed one proves possession of the session secret,
 /// not of the certificate's key.
 fn signed_in_this_handshake(kind: Option<rustls::HandshakeKind>) -> bool {
     matches!(kind, Some(rustls::HandshakeKind::Full | rustls::HandshakeKind::FullWithHelloRetryRequest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_that_asks_for_cards_resumes_no_session() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!("vigie-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(dir.join("c.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.join("k.pem"), cert.signing_key.serialize_pem()).unwrap();
+        let listener =
+            |subjects: Vec<Vec<u8>>| server_config(&dir.join("c.pem"), &dir.join("k.pem"), subjects).unwrap();
+        let cards = listener(vec![b"0\x00".to_vec()]);
+        assert!(!cards.session_storage.can_cache());
+        assert_eq!(cards.send_tls13_tickets, 0);
+        assert!(!cards.ticketer.enabled());
+        let plain = listener(Vec::new());
+        assert!(plain.session_storage.can_cache(), "without cards, resumption stays");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(signed_in_this_handshake(Some(rustls::HandshakeKind::Full)));
+        assert!(signed_in_this_handshake(Some(rustls::HandshakeKind::FullWithHelloRetryRequest)));
+        assert!(!signed_in_this_handshake(Some(rustls::HandshakeKind::Resumed)));
+        assert!(!signed_in_this_handshake(None));
+    }
 }
