@@ -915,7 +915,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
         return code_form(&req, StatusCode::FORBIDDEN, Some(t.forbidden));
     }
     let window = Duration::from_secs(state.config.login.ip_window_secs);
-    match state.store.incr(&format!("rl:enrol-ip:{}", caller.ip), window).await {
+    match state.store.incr(&caller.rate_limit_key("enrol-ip"), window).await {
         Ok(n) if n > state.config.login.max_attempts_per_ip => {
             return pages::rate_limited(&req, state.config.login.ip_window_secs);
         }

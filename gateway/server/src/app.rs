@@ -292,8 +292,8 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     })
 }
 
-/// The route table.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The route table of the main listeners (HTTPS, and plain HTTP for the proxies).
+pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
     use crate::{demo_app, login, oidc, ops};
     cfg.route("/.well-known/openid-configuration", web::get().to(oidc::discovery::configuration))
         .route("/jwks", web::get().to(oidc::discovery::jwks))
@@ -312,20 +312,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login/sponsorship", web::post().to(login::sponsorship::submit))
         .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
         .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
         .route("/", web::get().to(ops::home));
+    if config.server.ops_listen.is_none() {
+        cfg.configure(ops::probes);
+    }
     cfg.configure(login::fido2::routes);
     cfg.configure(crate::account::routes);
     cfg.configure(crate::questions::routes);
     cfg.configure(crate::sponsor::routes);
-    cfg.configure(demo_app::routes);
+    demo_app::routes(cfg, &config.demo);
     cfg.configure(crate::admin::routes);
     cfg.configure(crate::psc::routes);
     cfg.configure(crate::dmp::routes);
 }
 
-/// Runs the HTTPS listener (and the plain one behind a proxy) until SIGTERM / Ctrl-C.
+/// Runs the HTTPS listener (and the plain one behind a proxy, and the ops one) until SIGTERM /
+/// Ctrl-C.
 /// `on_bound` runs once the listeners are bound, before the first request is served: what it
 /// announces is then true.
 pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -356,8 +358,9 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
+            .wrap(from_fn(crate::http::plain_http_only_from_proxies))
             .wrap(from_fn(crate::http::edge))
-            .configure(routes)
+            .configure(|cfg| routes(cfg, &s.config))
             .default_service(web::to(crate::ops::not_found))
     })
     .on_connect(crate::tls::on_connect)
@@ -375,9 +378,32 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     if let Some(addr) = plain {
         server = server.bind(addr).with_context(|| format!("binding {addr}: check `server.plain_http_listen`"))?;
     }
+    let ops = match state.config.server.ops_listen {
+        Some(addr) => {
+            let s = state.clone();
+            let ops = HttpServer::new(move || {
+                App::new()
+                    .app_data(s.clone())
+                    .wrap(from_fn(crate::http::edge))
+                    .route("/healthz", web::get().to(crate::ops::healthz))
+                    .configure(crate::ops::probes)
+                    .default_service(web::to(crate::ops::not_found))
+            })
+            .workers(1)
+            .shutdown_timeout(10)
+            .bind(addr)
+            .with_context(|| format!("binding {addr}: check `server.ops_listen`"))?;
+            Some(ops.run())
+        }
+        None => None,
+    };
     on_bound(&state)?;
     tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
-    let served = server.run().await.context("HTTP server");
+    let served = match ops {
+        Some(ops) => futures_util::future::try_join(server.run(), ops).await.map(|_| ()),
+        None => server.run().await,
+    }
+    .context("HTTP server");
     // The connections are drained: what they audited is queued; write it out before the end.
     state.audit.flush();
     served

@@ -46,7 +46,7 @@ pub async fn presented(req: &HttpRequest, state: &AppState) -> Result<Option<Pre
 }
 
 /// The certificate chain of this request, DER, leaf first: from the TLS handshake, or from the
-/// ingress header when the peer is a trusted proxy.
+/// ingress header when the peer is one of `cards.ingress_header_from`.
 fn presented_chain(req: &HttpRequest, state: &AppState) -> Result<Option<Vec<Vec<u8>>>, CardProblem> {
     if let Some(peer) = req.conn_data::<PeerCertificates>() {
         return Ok(Some(peer.0.as_ref().clone()));
@@ -56,8 +56,9 @@ fn presented_chain(req: &HttpRequest, state: &AppState) -> Result<Option<Vec<Vec
         return Ok(None);
     }
     let Some(value) = req.headers().get(name) else { return Ok(None) };
-    let from_proxy = req.peer_addr().is_some_and(|p| state.config.server.trusted_proxies.contains(&p.ip()));
-    if !from_proxy {
+    let ingresses = &state.config.cards.ingress_header_from;
+    let from_ingress = req.peer_addr().is_some_and(|p| ingresses.iter().any(|c| c.contains(p.ip())));
+    if !from_ingress {
         let caller = Caller::of(req, state);
         // Anyone could write this header: only the ingress that terminated TLS (and removed
         // whatever the client sent under that name) may. Someone trying is worth a line.
@@ -67,7 +68,9 @@ fn presented_chain(req: &HttpRequest, state: &AppState) -> Result<Option<Vec<Vec
             ip: Some(caller.ip.clone()),
             user_agent: caller.user_agent.clone(),
             request_id: Some(caller.request_id.clone()),
-            reason: Some(format!("client certificate header `{name}` sent by an address that is not a trusted proxy")),
+            reason: Some(format!(
+                "client certificate header `{name}` sent by an address that is not in `cards.ingress_header_from`"
+            )),
             ..Default::default()
         });
         metrics::counter!("vigie_card_header_refused_total").increment(1);

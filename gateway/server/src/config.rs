@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::policy::Cidr;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,10 +68,16 @@ pub struct ServerConfig {
     pub tls_cert: PathBuf,
     /// PEM private key of the HTTPS listener.
     pub tls_key: PathBuf,
-    /// Optional plain-HTTP listener, only for a TLS-terminating proxy in `trusted_proxies`.
+    /// Optional plain-HTTP listener for the TLS-terminating proxies: it serves peers in
+    /// `trusted_proxies` only (anyone else gets 403).
     pub plain_http_listen: Option<SocketAddr>,
-    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Proxies (addresses or CIDRs) whose `X-Forwarded-For` is believed: the client is the
+    /// rightmost address in it that is not one of them. No other forwarded header is read.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Optional plain-HTTP listener for operations (`/healthz`, `/readyz` with the details of a
+    /// failed check, `/metrics`), e.g. `127.0.0.1:9090`. When set, the main listeners no longer
+    /// serve `/readyz` and `/metrics`.
+    pub ops_listen: Option<SocketAddr>,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
     /// Worker threads (0: one per core).
@@ -84,9 +92,17 @@ impl Default for ServerConfig {
             tls_key: PathBuf::from("/etc/vigie/tls/tls.key"),
             plain_http_listen: None,
             trusted_proxies: Vec::new(),
+            ops_listen: None,
             max_body_bytes: 64 * 1024,
             workers: 0,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether `ip` is one of `trusted_proxies`.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -374,16 +390,25 @@ pub struct CardsConfig {
     /// offer card login. Default: `false`.
     pub enabled: bool,
     /// Header in which an ingress that terminates TLS passes the client certificate
-    /// (URL-encoded PEM; ingress-nginx: `ssl-client-cert`). Read only from `server.trusted_proxies`;
+    /// (URL-encoded PEM; ingress-nginx: `ssl-client-cert`). Read only from `ingress_header_from`;
     /// from anyone else it is refused and audited. Empty: never read.
     pub ingress_header: String,
+    /// The ingresses (addresses or CIDRs) that terminate TLS for card login and pass the card in
+    /// `ingress_header`. Their own list, not `server.trusted_proxies`: a proxy trusted to name the
+    /// client's address is not thereby trusted to vouch for a card. Empty (the default): none.
+    pub ingress_header_from: Vec<Cidr>,
     /// Trust anchors, CRLs, grace (see `vigie_igc_sante::TrustConfig`).
     pub trust: vigie_igc_sante::TrustConfig,
 }
 
 impl Default for CardsConfig {
     fn default() -> Self {
-        Self { enabled: false, ingress_header: "ssl-client-cert".into(), trust: Default::default() }
+        Self {
+            enabled: false,
+            ingress_header: "ssl-client-cert".into(),
+            ingress_header_from: Vec::new(),
+            trust: Default::default(),
+        }
     }
 }
 
@@ -746,6 +771,12 @@ impl Config {
             && actix_web::http::header::HeaderName::from_bytes(self.cards.ingress_header.as_bytes()).is_err()
         {
             err("cards.ingress_header", "not a valid HTTP header name".into());
+        }
+        if self.cards.ingress_header.is_empty() && !self.cards.ingress_header_from.is_empty() {
+            err(
+                "cards.ingress_header_from",
+                "set, but `cards.ingress_header` is empty: no header would be read".into(),
+            );
         }
         for (zone, cidrs) in &self.policy.zones {
             for (j, c) in cidrs.iter().enumerate() {

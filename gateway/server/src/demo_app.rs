@@ -12,19 +12,26 @@ use serde::{Deserialize, Serialize};
 use vigie_core::store::StoreExt;
 
 use crate::app::{AppState, State};
+use crate::config::DemoConfig;
 use crate::http::{esc, host_cookie};
 use crate::secrets::{random_token, sha256_b64};
 
 const CLIENT_ID: &str = "demo-app";
 const COOKIE: &str = "__Host-demo-app";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/demo-app/", web::get().to(index))
-        .route("/demo-app/callback", web::get().to(callback))
-        .route("/demo-app/logout", web::post().to(logout))
-        .route("/demo-app/logged-out", web::get().to(logged_out))
-        .route("/demo-app/backchannel-logout", web::post().to(backchannel_logout))
-        .route("/demo-pki/card-ca.crl", web::get().to(card_crl));
+pub fn routes(cfg: &mut web::ServiceConfig, demo: &DemoConfig) {
+    // Mounted in the embedded demo only: outside it these paths do not exist at all, rather
+    // than existing and answering "off" (the back-channel logout endpoint never asked).
+    if demo.app {
+        cfg.route("/demo-app/", web::get().to(index))
+            .route("/demo-app/callback", web::get().to(callback))
+            .route("/demo-app/logout", web::post().to(logout))
+            .route("/demo-app/logged-out", web::get().to(logged_out))
+            .route("/demo-app/backchannel-logout", web::post().to(backchannel_logout));
+    }
+    if demo.card_crl.is_some() {
+        cfg.route("/demo-pki/card-ca.crl", web::get().to(card_crl));
+    }
 }
 
 /// The demo card CA's CRL, as a CRL distribution point serves it (RFC 5280 §4.2.1.13).
@@ -47,11 +54,6 @@ struct AppSession {
     id_token: String,
 }
 
-fn enabled(state: &AppState) -> Option<HttpResponse> {
-    (!state.config.demo.app)
-        .then(|| crate::http::problem(StatusCode::NOT_FOUND, "Not found", "the demo application is off"))
-}
-
 fn redirect_uri(state: &AppState) -> String {
     state.endpoint("/demo-app/callback")
 }
@@ -67,9 +69,6 @@ fn page(title: &str, main: &str) -> HttpResponse {
 }
 
 async fn index(req: HttpRequest, state: State) -> HttpResponse {
-    if let Some(r) = enabled(&state) {
-        return r;
-    }
     if let Some(c) = crate::http::cookie(&req, COOKIE)
         && let Ok(Some(s)) =
             state.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
@@ -145,9 +144,6 @@ struct Tokens {
 }
 
 async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
-    if let Some(r) = enabled(&state) {
-        return r;
-    }
     let fail = |m: String| {
         page(
             "Échec de connexion",
@@ -266,9 +262,6 @@ async fn verify_id_token(
 }
 
 async fn logout(req: HttpRequest, state: State) -> HttpResponse {
-    if let Some(r) = enabled(&state) {
-        return r;
-    }
     let Some(c) = crate::http::cookie(&req, COOKIE) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };

@@ -1,5 +1,6 @@
 //! HTTP edge: request ids, client address, security headers, metrics per route, and the
 //! error shapes (OAuth JSON per RFC 6749 §5.2, `application/problem+json` per RFC 9457).
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -24,25 +25,127 @@ pub struct Caller {
     pub ip: String,
     pub user_agent: Option<String>,
     pub request_id: String,
+    addr: Option<IpAddr>,
 }
 
 impl Caller {
-    /// The peer address, or the first `X-Forwarded-For` hop when the peer is a trusted proxy.
+    /// The peer address or, when the peer is a trusted proxy, the client address its
+    /// `X-Forwarded-For` names (see [`client_address`]).
     pub fn of(req: &HttpRequest, state: &AppState) -> Self {
-        let peer = req.peer_addr().map(|a| a.ip());
-        let forwarded = peer
-            .filter(|p| state.config.server.trusted_proxies.contains(p))
-            .and_then(|_| req.headers().get("x-forwarded-for"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-        let ip = forwarded.or_else(|| peer.map(|p| p.to_string())).unwrap_or_else(|| "unknown".into());
+        let server = &state.config.server;
+        let addr = req.peer_addr().map(|peer| {
+            let forwarded = req.headers().get_all(X_FORWARDED_FOR).map(HeaderValue::as_bytes);
+            client_address(peer.ip(), forwarded, |ip| server.is_trusted_proxy(ip))
+        });
+        let ip = addr.map_or_else(|| "unknown".into(), |a| a.to_string());
         let user_agent =
             req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
         let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        Self { ip, user_agent, request_id }
+        Self { ip, user_agent, request_id, addr }
     }
+
+    /// Vigie itself, for work no request asked for (a background sweep): no address.
+    pub fn internal(request_id: &str) -> Self {
+        Self { ip: "-".into(), user_agent: None, request_id: request_id.into(), addr: None }
+    }
+
+    /// The store key of this caller's counter for the per-address limit `purpose`: every
+    /// per-address rate limit counts through here, so an IPv6 client is one client per /64
+    /// (see [`address_key`]).
+    pub fn rate_limit_key(&self, purpose: &str) -> String {
+        format!("rl:{purpose}:{}", self.addr.map_or_else(|| "unknown".into(), address_key))
+    }
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The client's address, from the TCP peer and the `X-Forwarded-For` header lines it sent.
+///
+/// A proxy that forwards the header appends the address it received the request from to
+/// whatever the client wrote (nginx `$proxy_add_x_forwarded_for`, HAProxy, cloud load
+/// balancers): only the entries added by trusted proxies are facts, the leftmost ones are the
+/// client's claims. So the list is read from the right, passing over trusted proxies, and the
+/// first address that is not one is the client; if all are trusted, the leftmost. Several
+/// header lines are one list, in order (RFC 9110 §5.3, formerly RFC 7230 §3.2.2), and empty
+/// elements are skipped (RFC 9110 §5.6.1). An entry that is not an address, met before the
+/// client, makes the header unusable: the peer is the answer, never a guess. The header of a
+/// peer that is not a trusted proxy is not read at all.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
+    trusted: impl Fn(IpAddr) -> bool,
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted(peer) {
+        return peer;
+    }
+    let entries: Vec<&[u8]> = forwarded_for
+        .into_iter()
+        .flat_map(|line| line.split(|b| *b == b','))
+        .map(|e| e.trim_ascii())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let mut leftmost_trusted = peer;
+    for entry in entries.iter().rev() {
+        let Some(ip) = forwarded_address(entry) else {
+            tracing::warn!(
+                "X-Forwarded-For from a trusted proxy holds an entry that is not an address: the proxy's address is used"
+            );
+            return peer;
+        };
+        if !trusted(ip) {
+            return ip;
+        }
+        leftmost_trusted = ip;
+    }
+    leftmost_trusted
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`) or in brackets, as some proxies write it. IPv4-mapped IPv6 addresses
+/// are read as IPv4.
+fn forwarded_address(entry: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(entry).ok()?;
+    let ip = s
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| s.strip_prefix('[')?.strip_suffix(']')?.parse().ok())?;
+    Some(ip.to_canonical())
+}
+
+/// The part of an address that per-address limits count: an IPv4 address whole, an IPv6
+/// address by its /64. A subscriber is given at least a /64 (RFC 6177 §2) and picks the low 64
+/// bits itself (RFC 4941 / RFC 8981 temporary addresses): counted per address, one client
+/// would have 2^64 budgets.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{}/64", Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
+}
+
+/// Middleware of the main listeners: the plain-HTTP listener (`server.plain_http_listen`) exists
+/// for the TLS-terminating proxies only; anyone else reaching it gets 403 and is told to use
+/// HTTPS, before any handler runs.
+pub async fn plain_http_only_from_proxies<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let from_proxy = req.app_config().secure()
+        || req
+            .peer_addr()
+            .zip(req.app_data::<crate::app::State>())
+            .is_some_and(|(peer, state)| state.config.server.is_trusted_proxy(peer.ip()));
+    if from_proxy {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let resp = problem(
+        StatusCode::FORBIDDEN,
+        "Use HTTPS",
+        "this plain-HTTP port serves only the TLS-terminating proxies; connect over HTTPS",
+    );
+    Ok(req.into_response(resp).map_into_right_body())
 }
 
 /// The middleware of every route: request id, header size limit, security headers, metrics.
@@ -234,7 +337,83 @@ mod tests {
         );
     }
 
+    /// The client address behind a proxy at 10.0.0.10 (trusted, with 10.0.1.0/24), for these
+    /// `X-Forwarded-For` lines.
+    fn behind_proxy(lines: &[&str]) -> String {
+        let trusted =
+            [crate::policy::Cidr::parse("10.0.0.10").unwrap(), crate::policy::Cidr::parse("10.0.1.0/24").unwrap()];
+        let peer = "10.0.0.10".parse().unwrap();
+        client_address(peer, lines.iter().map(|l| l.as_bytes()), |ip| trusted.iter().any(|c| c.contains(ip)))
+            .to_string()
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy() {
+        // What the client wrote is on the left; the appending proxy added the real address.
+        assert_eq!(behind_proxy(&["10.1.2.3, 203.0.113.7"]), "203.0.113.7");
+        assert_eq!(behind_proxy(&["203.0.113.7"]), "203.0.113.7");
+        // Through two proxies of ours.
+        assert_eq!(behind_proxy(&["198.51.100.1, 203.0.113.7, 10.0.1.5"]), "203.0.113.7");
+        // Several header lines are one list, in order.
+        assert_eq!(behind_proxy(&["10.1.2.3", "203.0.113.7"]), "203.0.113.7");
+        assert_eq!(behind_proxy(&["10.1.2.3, 203.0.113.7", "10.0.1.5"]), "203.0.113.7");
+        // All trusted: the leftmost; no header: the peer.
+        assert_eq!(behind_proxy(&["10.0.1.7, 10.0.1.5"]), "10.0.1.7");
+        assert_eq!(behind_proxy(&[]), "10.0.0.10");
+        // Ports, brackets, IPv4-mapped IPv6, empty elements.
+        assert_eq!(behind_proxy(&["203.0.113.7:4711"]), "203.0.113.7");
+        assert_eq!(behind_proxy(&["[2001:db8::1]:4711"]), "2001:db8::1");
+        assert_eq!(behind_proxy(&["[2001:db8::1]"]), "2001:db8::1");
+        assert_eq!(behind_proxy(&["::ffff:203.0.113.7"]), "203.0.113.7");
+        assert_eq!(behind_proxy(&[" , 203.0.113.7 ,, "]), "203.0.113.7");
+        // Garbage on the left of the client is the client's business.
+        assert_eq!(behind_proxy(&["unknown, \u{0}\u{7f}, 203.0.113.7"]), "203.0.113.7");
+        // Garbage where the client should be: the peer, never a guess.
+        assert_eq!(behind_proxy(&["203.0.113.7, unknown"]), "10.0.0.10");
+        assert_eq!(behind_proxy(&["203.0.113.7, 10.0.1.5, _hidden"]), "10.0.0.10");
+        // A peer that is not a trusted proxy: its header is not read.
+        let direct = client_address("198.51.100.9".parse().unwrap(), [b"10.1.2.3".as_slice()], |_| false);
+        assert_eq!(direct.to_string(), "198.51.100.9");
+        let mapped = client_address("::ffff:198.51.100.9".parse().unwrap(), [], |_| false);
+        assert_eq!(mapped.to_string(), "198.51.100.9");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
+
     proptest! {
+        #[test]
+        fn a_client_cannot_choose_an_address_to_its_right(
+            claimed in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6),
+            client in any::<u32>(),
+            proxies in 0usize..3,
+        ) {
+            // Whatever the client writes, a trusted appending proxy adds the real address (and
+            // the proxies of ours after it theirs): that address is the answer.
+            let client = IpAddr::V4(client.into());
+            let trusted = |ip: IpAddr| crate::policy::Cidr::parse("10.0.0.0/8").unwrap().contains(ip);
+            prop_assume!(!trusted(client));
+            let mut header: Vec<u8> = claimed.join(&b","[..]);
+            header.extend_from_slice(format!(", {client}").as_bytes());
+            for i in 0..proxies {
+                header.extend_from_slice(format!(", 10.0.0.{i}").as_bytes());
+            }
+            let found = client_address("10.0.0.99".parse().unwrap(), [header.as_slice()], trusted);
+            prop_assert_eq!(found, client);
+        }
+
+        #[test]
+        fn client_address_never_panics(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..4)) {
+            let _ = client_address("10.0.0.1".parse().unwrap(), lines.iter().map(Vec::as_slice), |_| true);
+        }
+
         #[test]
         fn params_parser_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_params(&raw);

@@ -1,6 +1,8 @@
 //! Operations endpoints: liveness, readiness with each dependency's state, Prometheus metrics.
+//! `/readyz` and `/metrics` are on the ops listener when `server.ops_listen` is set, else on the
+//! main listeners.
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::app::State;
@@ -11,21 +13,33 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// The readiness probe and the metrics.
+pub fn probes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/readyz", web::get().to(readyz)).route("/metrics", web::get().to(metrics));
+}
+
 /// Ready when the store and the directory answer and signing keys are loaded.
 pub async fn readyz(state: State) -> HttpResponse {
     // Checks run together and answer within 800 ms: under the 1 s default timeout of a
     // Kubernetes readiness probe, even when a dependency hangs.
     let timeout = std::time::Duration::from_millis(800);
-    let check = |r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
+    // A failed check's error names hosts, URLs and SQL: it goes to the log, and into the answer
+    // only on the ops listener, never to whoever can reach the public port.
+    let detailed = state.config.server.ops_listen.is_some();
+    let check = |name: &str, r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(())) => json!({ "status": "up" }),
-        Ok(Err(e)) => json!({ "status": "down", "detail": e }),
+        Ok(Err(e)) => {
+            tracing::warn!(check = name, error = %e, "readiness check failed");
+            let detail = if detailed { e } else { "the check failed: see the gateway's log".into() };
+            json!({ "status": "down", "detail": detail })
+        }
         Err(_) => json!({ "status": "down", "detail": "no answer within 800 ms" }),
     };
     let (store, directory) = tokio::join!(
         tokio::time::timeout(timeout, async { state.store.ping().await.map_err(|e| e.to_string()) }),
         tokio::time::timeout(timeout, async { state.directory.ping().await.map_err(|e| e.to_string()) }),
     );
-    let (store, directory) = (check(store), check(directory));
+    let (store, directory) = (check("store", store), check("directory", directory));
     let keys = json!({ "status": "up", "keys": state.keys.get().jwks_json().matches("\"kid\"").count() });
     let up = store["status"] == "up" && directory["status"] == "up";
     let mut checks = json!({
@@ -72,8 +86,10 @@ pub async fn metrics(state: State) -> HttpResponse {
 pub async fn home(state: State) -> HttpResponse {
     let demo =
         if state.config.demo.app { r#"<li><a href="/demo-app/">Application de démonstration</a></li>"# } else { "" };
+    let readyz =
+        if state.config.server.ops_listen.is_none() { r#"<li><a href="/readyz">/readyz</a></li>"# } else { "" };
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>Vigie</h1><ul>{demo}<li><a href="/.well-known/openid-configuration">OpenID Connect discovery</a></li><li><a href="/readyz">/readyz</a></li></ul></main></body></html>"#
+        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>Vigie</h1><ul>{demo}<li><a href="/.well-known/openid-configuration">OpenID Connect discovery</a></li>{readyz}</ul></main></body></html>"#
     ))
 }
 

@@ -10,8 +10,10 @@ use vigie_core::{Authentication, Mie};
 use crate::app::{AppState, Client};
 use crate::http::Caller;
 
-/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); in configuration, a string
+/// (a bare address is one host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Cidr {
     addr: IpAddr,
     prefix: u8,
@@ -56,6 +58,27 @@ impl Cidr {
             v4 => v4,
         };
         ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == self.masked(self.addr)
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Cidr, String> {
+        Cidr::parse(&s)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.prefix == host { write!(f, "{}", self.addr) } else { write!(f, "{}/{}", self.addr, self.prefix) }
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.to_string()
     }
 }
 

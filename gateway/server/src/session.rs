@@ -167,7 +167,7 @@ pub async fn complete_pending(state: &AppState) {
             return;
         }
     };
-    let caller = crate::http::Caller { ip: "-".into(), user_agent: None, request_id: "pending-revocations".into() };
+    let caller = crate::http::Caller::internal("pending-revocations");
     for note in pending {
         let claim = format!("revocation-claim:{}", note.id);
         if !matches!(state.store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {

@@ -218,7 +218,7 @@ async fn each_kind_of_card_ends_as_it_should() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ingress_header_counts_only_from_a_trusted_proxy() {
+async fn the_ingress_header_counts_only_from_a_card_ingress() {
     let pki = Pki::new("ingress");
     let now = now();
     let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + 3600).unwrap()).await;
@@ -226,25 +226,30 @@ async fn the_ingress_header_counts_only_from_a_trusted_proxy() {
     let header: String =
         url::form_urlencoded::byte_serialize(card.cert_pem.as_bytes()).collect::<String>().replace('+', "%20");
 
-    for trusted in [false, true] {
-        let mut extra = vec![];
-        if trusted {
-            extra.push(("VIGIE_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]"));
-        }
-        let gw = start(&card_env(&pki, &crl, &pki.dir.join(format!("cache-{trusted}")), &extra)).await;
+    // Only `cards.ingress_header_from` may vouch for a card: not a proxy merely trusted to name
+    // the client's address (`server.trusted_proxies`), not anyone else.
+    let cases = [
+        (Some(("VIGIE_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1"]"#)), false),
+        (None, false),
+        (Some(("VIGIE_CARDS__INGRESS_HEADER_FROM", r#"["127.0.0.0/8"]"#)), true),
+    ];
+    for (i, (key, card_ingress)) in cases.into_iter().enumerate() {
+        let extra: Vec<(&str, &str)> = key.into_iter().collect();
+        let gw = start(&card_env(&pki, &crl, &pki.dir.join(format!("cache-{i}")), &extra)).await;
         let mut browser = gw.browser();
         let a = Authz::new(&gw, "demo-dpi");
         let r = browser.authorize(&a).await;
         let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
         let req = browser.http.get(gw.url(&format!("/login/cps?flow={flow}"))).header("ssl-client-cert", &header);
         let done = browser.send(req).await;
-        if trusted {
-            assert_eq!(done.status, 303, "from a trusted proxy the header is the card: {}", done.body);
+        if card_ingress {
+            assert_eq!(done.status, 303, "from a card ingress the header is the card: {}", done.body);
             assert!(done.location().starts_with("http://127.0.0.1:8768/callback?code="), "{}", done.location());
         } else {
-            assert_eq!(done.status, 403, "{}", done.body);
+            assert_eq!(done.status, 403, "{key:?}: {}", done.body);
             gw.audit_line(|l| {
-                l["kind"] == "refused" && l["reason"].as_str().is_some_and(|r| r.contains("not a trusted proxy"))
+                l["kind"] == "refused"
+                    && l["reason"].as_str().is_some_and(|r| r.contains("not in `cards.ingress_header_from`"))
             })
             .await;
             gw.audit_line(|l| l["kind"] == "login" && l["reason"] == "untrusted_certificate_header").await;

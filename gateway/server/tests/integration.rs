@@ -18,6 +18,7 @@ mod cli;
 mod code_flow;
 mod degraded;
 mod dmp;
+mod edge;
 mod fi_tiers;
 mod fido2;
 mod key_rotation;

@@ -292,7 +292,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let lang = pages::lang(&req, flow.request.ui_locales.as_deref());
     let t = texts(lang);
     let cfg = &state.config.login;
-    let ip_key = format!("rl:login-ip:{}", caller.ip);
+    let ip_key = caller.rate_limit_key("login-ip");
     match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => return pages::rate_limited(&req, cfg.ip_window_secs),
         Ok(_) => {}

@@ -72,7 +72,7 @@ pub(crate) async fn limit_per_ip(
     metric: bool,
 ) -> Result<(), HttpResponse> {
     let cfg = &state.config.login;
-    let ip_key = format!("rl:login-ip:{}", caller.ip);
+    let ip_key = caller.rate_limit_key("login-ip");
     match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => {
             if metric {

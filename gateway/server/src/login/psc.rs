@@ -312,7 +312,7 @@ fn to_issuer_host(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
         None => issuer.host_str()?.to_owned(),
     };
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok())?;
-    let behind_proxy = req.peer_addr().is_some_and(|a| state.config.server.trusted_proxies.contains(&a.ip()));
+    let behind_proxy = req.peer_addr().is_some_and(|a| state.config.server.is_trusted_proxy(a.ip()));
     if behind_proxy || host.eq_ignore_ascii_case(&want) {
         return None;
     }

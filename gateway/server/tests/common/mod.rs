@@ -629,12 +629,14 @@ pub struct Browser<'g> {
 }
 
 impl<'g> Browser<'g> {
-    fn cookie_header(&self) -> Option<String> {
+    /// The `Cookie` header this browser sends, if it holds cookies.
+    pub fn cookie_header(&self) -> Option<String> {
         (!self.cookies.is_empty())
             .then(|| self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "))
     }
 
-    fn remember(&mut self, r: &Resp) {
+    /// Keeps the cookies a response sets (and forgets those it expires).
+    pub fn remember(&mut self, r: &Resp) {
         for c in r.set_cookies() {
             let mut parts = c.split(';');
             let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else { continue };
