@@ -220,6 +220,19 @@ mod tests {
         assert_eq!(parse_card_fingerprint("card:no-serial"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_card_fingerprint_gives_back_its_issuer_and_serial(dn in "\\PC{0,80}", serial in "[0-9a-f]{1,40}") {
+            let fingerprint = card_fingerprint(&dn, &serial);
+            proptest::prop_assert_eq!(parse_card_fingerprint(&fingerprint), Some((dn.as_str(), serial.as_str())));
+        }
+
+        #[test]
+        fn the_fingerprint_parser_never_panics(s in "\\PC{0,120}") {
+            let _ = parse_card_fingerprint(&s);
+        }
+    }
+
     #[test]
     fn lost_or_stolen_cards_never_come_back_to_handed_over() {
         for from in CardStatus::ALL {

@@ -56,15 +56,23 @@ impl Demo {
 
     /// The tokens of a card login of `identity_id` to demo-app, as a code would give them.
     async fn tokens(&self, identity_id: &str, card: &str) -> grant::TokenResponse {
+        self.tokens_for("demo-app", identity_id, card).await
+    }
+
+    /// The tokens of a card login (its SSO session started) of `identity_id` to `client_id`.
+    async fn tokens_for(&self, client_id: &str, identity_id: &str, card: &str) -> grant::TokenResponse {
         let now = vigie_gateway::now();
         let auth =
             Authentication::new(identity_id.into(), Mie::Cpe, vec![Factor::Sc, Factor::Pin], now).with_credential(card);
-        let client = self.state.client("demo-app").expect("demo-app");
+        let browser = test::TestRequest::default().to_http_request();
+        let (_, session, _) =
+            vigie_gateway::session::start(&self.state, &browser, auth.clone()).await.expect("session");
+        let client = self.state.client(client_id).expect("a demo client");
         let record = RefreshRecord {
-            client_id: "demo-app".into(),
+            client_id: client_id.into(),
             scopes: vec!["openid".into(), "offline_access".into()],
             authentication: auth,
-            sid: format!("sid-{now}"),
+            sid: session.sid,
             grant_id: vigie_gateway::secrets::random_token(16),
             family_expires_at: now + 3600,
             generation: 0,
@@ -74,18 +82,23 @@ impl Demo {
     }
 
     async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+        self.token("demo-app", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    }
+
+    /// A token request of `client_id`, authenticated with its secret (HTTP Basic).
+    async fn token(&self, client_id: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let app =
             test::init_service(App::new().app_data(self.state.clone()).configure(vigie_gateway::app::routes)).await;
         let secret = self.demo["clients"]
             .as_array()
-            .and_then(|c| c.iter().find(|c| c["client_id"] == "demo-app"))
+            .and_then(|c| c.iter().find(|c| c["client_id"] == client_id))
             .and_then(|c| c["client_secret"].as_str())
-            .expect("demo-app's secret");
+            .expect("the client's secret");
         let req = test::TestRequest::post()
             .uri("/token")
             .peer_addr("127.0.0.1:40000".parse().expect("addr"))
-            .insert_header(("authorization", format!("Basic {}", b64(&format!("demo-app:{secret}")))))
-            .set_form([("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+            .insert_header(("authorization", format!("Basic {}", b64(&format!("{client_id}:{secret}")))))
+            .set_form(form)
             .to_request();
         let r = test::call_service(&app, req).await;
         let status = r.status().as_u16();
@@ -163,4 +176,32 @@ async fn a_refresh_after_the_card_of_the_login_was_declared_lost_is_refused() {
     let (status, body) = demo.refresh(&rotated).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     assert!(body["error_description"].as_str().is_some_and(|d| d.contains("lost")), "{body}");
+}
+
+#[actix_web::test]
+async fn a_token_exchange_after_the_agent_left_is_refused_and_ends_the_grant() {
+    let demo = Demo::start().await;
+    let (identity, account, card, _) = demo.user_with_a_card().await;
+    let t = demo.tokens_for("demo-dpi", &identity, &card).await;
+    assert!(demo.state.policy_attributes.set_employment_status(&account, "left").await.expect("directory"));
+    let (status, body) = demo
+        .token(
+            "demo-dpi",
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                ("subject_token", &t.access_token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                ("requested_token_type", "urn:ietf:params:oauth:token-type:saml2"),
+                ("patient_ins", "207058575627097"),
+            ],
+        )
+        .await;
+    // RFC 8693 §2.2.2: a subject token "unacceptable based on policy" is invalid_request.
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    // The grant is revoked: its access and refresh tokens are dead.
+    assert!(grant::verify_access_token(&demo.state, &t.access_token).await.is_err());
+    assert!(demo.state.policy_attributes.set_employment_status(&account, "active").await.expect("directory"));
+    let (status, body) =
+        demo.token("demo-dpi", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh_token)]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }

@@ -351,6 +351,34 @@ mod tests {
         assert_eq!(parse_basic(&basic("nocolon", "")).map(|r| r.is_ok()), Some(true));
     }
 
+    /// A bad guess at an argon2id secret costs the blocking pool, not the thread serving requests:
+    /// on a one-thread runtime, other tasks keep running while secrets are verified.
+    #[test]
+    fn argon2id_secrets_are_verified_off_the_request_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let hash = SecretHash::parse(&crate::secrets::hash_password("the right secret")).unwrap();
+        let (verified, ticks) = rt.block_on(async {
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let t = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let guesses = futures_util::future::join_all([
+                verify_secret(&hash, "wrong"),
+                verify_secret(&hash, "also wrong"),
+                verify_secret(&hash, "the right secret"),
+            ])
+            .await;
+            ticker.abort();
+            (guesses, ticks.load(std::sync::atomic::Ordering::SeqCst))
+        });
+        assert_eq!(verified, [false, false, true]);
+        assert!(ticks >= 3, "the request thread was blocked during the verifications ({ticks} ticks)");
+    }
+
     proptest! {
         #[test]
         fn basic_parser_never_panics(v in "\\PC{0,200}") {
