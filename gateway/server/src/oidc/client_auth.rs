@@ -127,9 +127,9 @@ pub async fn authenticate<'a>(
         keys.push(format!("rl:client-auth-client:{id}"));
     }
     let cfg = &state.config.tokens;
-    let window = Duration::from_secs(cfg.client_auth_lockout_secs);
     for key in &keys {
-        if failures(state, key).await.map_err(|e| ClientAuthError::internal(&e))? >= cfg.client_auth_max_failures {
+        let so_far = failures(state, key, false).await.map_err(|e| ClientAuthError::internal(&e))?;
+        if so_far >= cfg.client_auth_max_failures {
             return Err(ClientAuthError {
                 retry_after: Some(cfg.client_auth_lockout_secs),
                 ..ClientAuthError::invalid_client(
@@ -142,7 +142,7 @@ pub async fn authenticate<'a>(
     let result = authenticate_once(params, state, basic).await;
     if result.as_ref().is_err_and(|e| e.error == "invalid_client") {
         for key in &keys {
-            if let Err(e) = state.store.incr(key, window).await {
+            if let Err(e) = failures(state, key, true).await {
                 tracing::warn!(error = %e, "a failed client authentication could not be counted");
             }
         }
@@ -150,10 +150,15 @@ pub async fn authenticate<'a>(
     result
 }
 
-/// The failures counted under `key` in the current window. The one place they are read: the
-/// store's counters (`incr`, its TTL set at creation: a fixed window).
-async fn failures(state: &AppState, key: &str) -> Result<u64, StoreError> {
-    state.store.count(key).await
+/// The failed client authentications under `key` in the current window, once this one is counted
+/// when `failed`. The one place they are counted: the store's `incr` (its TTL set at creation, so
+/// a fixed window of `tokens.client_auth_lockout_secs`) and `StoreExt::count`.
+async fn failures(state: &AppState, key: &str, failed: bool) -> Result<u64, StoreError> {
+    if failed {
+        state.store.incr(key, Duration::from_secs(state.config.tokens.client_auth_lockout_secs)).await
+    } else {
+        state.store.count(key).await
+    }
 }
 
 async fn authenticate_once<'a>(

@@ -10,10 +10,9 @@ use crate::http::Caller;
 
 /// Whether the grant's authentication may still log in to `client`: the account, the MIE instance
 /// of the login (card, key, sponsorship) by what the directory says now, and the policy
-/// (`login_to_client`, audited) with the principal read now. When refused, the grant (by its
-/// handle, `grant::grant_handle`) is revoked,
-/// the refusal audited, and the answer is `invalid_grant` (RFC 6749 §5.2: the grant "is invalid,
-/// expired, revoked").
+/// (`login_to_client`, audited) with the principal read now. When refused, the grant (`grant`, its
+/// handle: `grant::grant_handle`) is revoked, the refusal audited, and the answer is
+/// `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked").
 pub async fn still_allowed(
     state: &AppState,
     caller: &Caller,
