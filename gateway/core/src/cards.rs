@@ -146,6 +146,11 @@ pub fn card_fingerprint(issuer_dn: &str, serial_hex: &str) -> String {
     format!("card:{issuer_dn}#{serial_hex}")
 }
 
+/// The issuer DN and serial a [`card_fingerprint`] names (the DN may hold `#`, the serial not).
+pub fn parse_card_fingerprint(fingerprint: &str) -> Option<(&str, &str)> {
+    fingerprint.strip_prefix("card:")?.rsplit_once('#')
+}
+
 /// One step of a card's life, with its date and comment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardEvent {
@@ -206,6 +211,27 @@ pub trait CardRegistry: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_card_fingerprint_gives_back_its_issuer_and_serial() {
+        let dn = "CN=TEST CA#2,O=ASIP-SANTE,C=FR";
+        assert_eq!(parse_card_fingerprint(&card_fingerprint(dn, "0a1b")), Some((dn, "0a1b")));
+        assert_eq!(parse_card_fingerprint("fido2:abc"), None);
+        assert_eq!(parse_card_fingerprint("card:no-serial"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_card_fingerprint_gives_back_its_issuer_and_serial(dn in "\\PC{0,80}", serial in "[0-9a-f]{1,40}") {
+            let fingerprint = card_fingerprint(&dn, &serial);
+            proptest::prop_assert_eq!(parse_card_fingerprint(&fingerprint), Some((dn.as_str(), serial.as_str())));
+        }
+
+        #[test]
+        fn the_fingerprint_parser_never_panics(s in "\\PC{0,120}") {
+            let _ = parse_card_fingerprint(&s);
+        }
+    }
 
     #[test]
     fn lost_or_stolen_cards_never_come_back_to_handed_over() {

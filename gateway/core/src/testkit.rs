@@ -472,6 +472,68 @@ fn expect_corrupt<T: std::fmt::Debug>(key: &str, what: &str, result: Result<T, S
     }
 }
 
+/// A store that fails on command: it passes every call to the store it wraps, but the next `put`
+/// under a key starting with an armed prefix fails (once), as a backend lost mid-request would.
+/// For the tests of what callers do after a store error.
+pub struct FailingStore {
+    inner: Arc<dyn EphemeralStore>,
+    fail_put: std::sync::Mutex<Option<String>>,
+}
+
+impl FailingStore {
+    /// Wraps `inner`, failing nothing yet.
+    pub fn new(inner: Arc<dyn EphemeralStore>) -> Self {
+        Self { inner, fail_put: std::sync::Mutex::new(None) }
+    }
+
+    /// Makes the next `put` under a key starting with `prefix` fail.
+    pub fn fail_next_put(&self, prefix: &str) {
+        *self.fail_put.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(prefix.to_owned());
+    }
+}
+
+#[async_trait::async_trait]
+impl EphemeralStore for FailingStore {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let armed = {
+            let mut fail = self.fail_put.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let hit = fail.as_deref().is_some_and(|p| key.starts_with(p));
+            if hit {
+                *fail = None;
+            }
+            hit
+        };
+        if armed {
+            return Err(StoreError::Unavailable("failing on command".into()));
+        }
+        self.inner.put(key, value, ttl).await
+    }
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.put_if_absent(key, value, ttl).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.take(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.inner.incr(key, ttl).await
+    }
+    async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.inner.add_to_set(key, member, ttl).await
+    }
+    async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.members(key).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
 /// Unwraps a store result, naming the operation when it failed.
 fn ok<T>(operation: &str, result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|e| panic!("{operation} failed: {e}"))

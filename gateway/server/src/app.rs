@@ -130,6 +130,12 @@ impl IdentityCache {
         if let Some(hit) = self.0.get(id, ttl) {
             return Ok(Some(hit));
         }
+        self.reload(state, id).await
+    }
+
+    /// The identity read now from the directory; the cache keeps it for the next readers.
+    pub async fn reload(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
         let Some(identity) = state.directory.identity(id).await? else { return Ok(None) };
         let identity = Arc::new(identity);
         self.0.put(id, identity.clone(), ttl);

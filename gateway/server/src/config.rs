@@ -179,6 +179,11 @@ pub struct TokenConfig {
     pub refresh_token_ttl_secs: u64,
     /// How long a login page stays valid (seconds).
     pub login_flow_ttl_secs: u64,
+    /// Failed client authentications (token, introspection, revocation endpoints) from one
+    /// address, or for one client, before both are refused for `client_auth_lockout_secs`.
+    pub client_auth_max_failures: u64,
+    /// The window in which client authentication failures are counted, and the lockout.
+    pub client_auth_lockout_secs: u64,
 }
 
 impl Default for TokenConfig {
@@ -189,6 +194,8 @@ impl Default for TokenConfig {
             id_token_ttl_secs: 300,
             refresh_token_ttl_secs: 12 * 3600,
             login_flow_ttl_secs: 15 * 60,
+            client_auth_max_failures: 20,
+            client_auth_lockout_secs: 60,
         }
     }
 }
@@ -894,6 +901,8 @@ impl Config {
             ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
             ("tokens.refresh_token_ttl_secs", self.tokens.refresh_token_ttl_secs),
             ("tokens.login_flow_ttl_secs", self.tokens.login_flow_ttl_secs),
+            ("tokens.client_auth_max_failures", self.tokens.client_auth_max_failures),
+            ("tokens.client_auth_lockout_secs", self.tokens.client_auth_lockout_secs),
             ("login.max_failures_per_account", self.login.max_failures_per_account),
             ("login.lockout_secs", self.login.lockout_secs),
             ("login.max_attempts_per_ip", self.login.max_attempts_per_ip),

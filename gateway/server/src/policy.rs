@@ -195,8 +195,26 @@ pub async fn principal_of(state: &AppState, identity_id: &str) -> Result<Princip
     Ok(principal)
 }
 
+/// The principal for an identity read now from the directory, not from the cache (which it
+/// refreshes): for decisions that must see a status change at once (a refresh, a token exchange).
+pub async fn current_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
+    let identity = state.identities.reload(state, identity_id).await.map_err(|e| e.to_string())?;
+    let principal = principal_from(state, identity_id, identity).await?;
+    let ttl = std::time::Duration::from_secs(state.config.directory.identity_cache_secs);
+    state.principals.put(identity_id, principal.clone(), ttl);
+    Ok(principal)
+}
+
 async fn read_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
     let identity = state.identities.get(state, identity_id).await.map_err(|e| e.to_string())?;
+    principal_from(state, identity_id, identity).await
+}
+
+async fn principal_from(
+    state: &AppState,
+    identity_id: &str,
+    identity: Option<std::sync::Arc<vigie_core::directory::Identity>>,
+) -> Result<Principal, String> {
     let roles = state.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
     let Some(identity) = identity else {
         return Ok(Principal {

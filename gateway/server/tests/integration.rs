@@ -27,6 +27,7 @@ mod logout;
 mod ops;
 mod policy;
 mod psc_login;
+mod refresh_in_process;
 mod replicas;
 mod shared_workstation;
 mod sponsorship;

@@ -252,6 +252,11 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     };
     let records = redis_cli(&["--scan", "--pattern", &format!("*rt:{family}*")]);
     assert_eq!(records.len(), 1, "one record per family after 20 rotations: {records:?}");
+    // The rotated tokens are known by their secrets' hashes, one member of one set per rotation:
+    // a rotated token with a made-up secret is no reuse (RFC 9700 §4.14.2).
+    let spent = redis_cli(&["--scan", "--pattern", &format!("*rt-spent:{family}")]);
+    assert_eq!(spent.len(), 1, "one set of rotated tokens per family: {spent:?}");
+    assert_eq!(redis_cli(&["scard", &spent[0]]), ["20"], "one member per rotation");
     let claims = redis_cli(&["--scan", "--pattern", &format!("*rt-rotating:{family}:*")]);
     assert_eq!(claims.len(), 20, "one short-lived claim per rotation: {claims:?}");
     for c in &claims {

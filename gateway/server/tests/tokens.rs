@@ -56,7 +56,9 @@ async fn refresh(client_id: &str, refresh_token: &str, scope: Option<&str>) -> R
 
 async fn assert_token_dead(access: &str) {
     let gw = gw().await;
-    assert_eq!(gw.introspect("demo-app", access).await, json!({ "active": false }));
+    // Asked by the token's own client: to any other, every access token is inactive.
+    let client = jwt_part(access, 1)["client_id"].as_str().expect("client_id").to_owned();
+    assert_eq!(gw.introspect(&client, access).await, json!({ "active": false }));
     let r = gw.userinfo(access).await;
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.header("www-authenticate").is_some_and(|h| h.contains(r#"error="invalid_token""#)));
@@ -505,7 +507,132 @@ async fn revoked_refresh_token_cannot_refresh_and_its_access_token_is_inactive()
 async fn a_client_cannot_revoke_another_clients_token() {
     let gw = gw().await;
     let (_, t) = tokens_for("demo-app").await;
-    let r = gw.authenticated_post("demo-cli", "/revoke", &[("token", &t.access)]).await;
-    assert_eq!(r.status, 200, "RFC 7009 §2.2 answers 200 either way: {}", r.body);
+    for token in [&t.access, &t.refresh] {
+        let r = gw.authenticated_post("demo-cli", "/revoke", &[("token", token)]).await;
+        // RFC 7009 §2.1: "If this validation fails, the request is refused and the client is
+        // informed of the error".
+        assert_oauth_error(&r, 400, "unauthorized_client");
+    }
     assert_eq!(gw.introspect("demo-app", &t.access).await["active"], true, "RFC 7009 §2.1: not demo-cli's token");
+    Tokens::of(&refresh("demo-app", &t.refresh, None).await);
+}
+
+/// A refresh token of `refresh`'s family and generation with a made-up secret.
+fn made_up(refresh: &str, generation: u32) -> String {
+    let family = refresh.split('.').next().expect("family");
+    format!("{family}.{generation}.{}", random(32))
+}
+
+#[tokio::test]
+async fn an_access_token_does_not_tell_its_refresh_family() {
+    let (_, t) = tokens_for("demo-spa").await;
+    let family = t.refresh.split('.').next().expect("family");
+    let claims = jwt_part(&t.access, 1);
+    assert!(!claims.to_string().contains(family), "the family id is in the access token: {claims}");
+    assert!(claims["gid"].as_str().is_some_and(|g| !g.is_empty()), "a grant handle for revocation: {claims}");
+}
+
+#[tokio::test]
+async fn a_made_up_secret_for_a_known_family_is_invalid_grant_and_revokes_nothing() {
+    let gw = gw().await;
+    // A public client: anyone may send its client_id without credentials.
+    let (_, t) = tokens_for("demo-spa").await;
+    for generation in [0, 1, 7] {
+        assert_oauth_error(&refresh("demo-spa", &made_up(&t.refresh, generation), None).await, 400, "invalid_grant");
+    }
+    // The same through another public client, Vigie's own admin page.
+    let forged = made_up(&t.refresh, 0);
+    let r = gw.http().post(gw.url("/token")).form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", forged.as_str()),
+        ("client_id", "vigie-admin"),
+    ]);
+    assert_oauth_error(&Resp::of(r.send().await.expect("token endpoint")).await, 400, "invalid_grant");
+    assert_eq!(gw.userinfo(&t.access).await.status, 200, "the user's access token still works");
+    let second = Tokens::of(&refresh("demo-spa", &t.refresh, None).await);
+    // A rotated generation with a made-up secret is no reuse either; with its own secret it is.
+    assert_oauth_error(&refresh("demo-spa", &made_up(&t.refresh, 0), None).await, 400, "invalid_grant");
+    assert_eq!(gw.userinfo(&second.access).await.status, 200, "a made-up old token revoked nothing");
+    assert_oauth_error(&refresh("demo-spa", &t.refresh, None).await, 400, "invalid_grant");
+    assert_eq!(gw.userinfo(&second.access).await.status, 401, "the reused family is revoked");
+}
+
+#[tokio::test]
+async fn a_refresh_token_of_another_client_with_a_wrong_secret_revokes_nothing() {
+    let (_, t) = tokens_for("demo-app").await;
+    assert_oauth_error(&refresh("demo-cli", &made_up(&t.refresh, 0), None).await, 400, "invalid_grant");
+    Tokens::of(&refresh("demo-app", &t.refresh, None).await);
+}
+
+#[tokio::test]
+async fn revoking_a_made_up_refresh_token_of_a_known_family_revokes_nothing() {
+    let gw = gw().await;
+    let (_, t) = tokens_for("demo-cli").await;
+    let r = gw.authenticated_post("demo-cli", "/revoke", &[("token", &made_up(&t.refresh, 0))]).await;
+    assert_eq!(r.status, 200, "RFC 7009 §2.2: an invalid token is no error: {}", r.body);
+    assert_eq!(gw.introspect("demo-cli", &t.access).await["active"], true);
+    Tokens::of(&refresh("demo-cli", &t.refresh, None).await);
+}
+
+#[tokio::test]
+async fn introspection_describes_an_access_token_to_its_own_client_only() {
+    let gw = gw().await;
+    let (_, t) = tokens_for("demo-app").await;
+    assert_eq!(gw.introspect("demo-cli", &t.access).await, json!({ "active": false }), "RFC 7662 §2.2");
+    assert_eq!(gw.introspect("demo-cli", &t.refresh).await, json!({ "active": false }));
+    assert_eq!(gw.introspect("demo-app", &t.access).await["active"], true);
+}
+
+#[tokio::test]
+async fn a_client_assertion_living_longer_than_five_minutes_is_refused() {
+    let gw = gw().await;
+    let aud = gw.url("/token");
+    let now = now();
+    for (iat, exp) in [(now, now + 3600), (now - 600, now + 60)] {
+        let mut claims = json!({ "iss": "demo-jwt", "sub": "demo-jwt", "aud": aud, "jti": random(16), "exp": exp });
+        if iat != now {
+            claims["iat"] = json!(iat);
+        }
+        let assertion = gw.client_assertion_with("demo-jwt", &claims);
+        let r = gw.http().post(gw.url("/token")).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "abc"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion.as_str()),
+        ]);
+        let r = Resp::of(r.send().await.expect("token endpoint")).await;
+        assert_oauth_error(&r, 401, "invalid_client");
+        assert!(r.json()["error_description"].as_str().is_some_and(|d| d.contains("too long")), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn repeated_client_authentication_failures_lock_the_client_and_the_address_out() {
+    // A gateway of its own: the lockout would refuse the other tests' clients.
+    let gw = Gateway::start(&[]).await;
+    let app = gw.client("demo-app");
+    let grant = [("grant_type", "authorization_code"), ("code", "abc")];
+    for _ in 0..20 {
+        let r = gw.http().post(gw.url("/token")).basic_auth("demo-app", Some("wrong")).form(&grant).send().await;
+        let r = Resp::of(r.expect("token endpoint")).await;
+        assert_oauth_error(&r, 401, "invalid_client");
+        assert_eq!(r.header("retry-after"), None);
+    }
+    // Locked out: even the right secret is not checked, and the answer says when to retry.
+    let right = gw.http().post(gw.url("/token")).basic_auth("demo-app", app.secret.as_deref()).form(&grant);
+    let r = Resp::of(right.send().await.expect("token endpoint")).await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    assert_eq!(r.header("retry-after"), Some("60"), "{:?}", r.headers);
+    assert!(r.header("www-authenticate").is_some_and(|h| h.starts_with("Basic")));
+    // The address is locked out for every client.
+    let cli = gw.client("demo-cli");
+    let other = gw.http().post(gw.url("/token")).form(&[
+        grant[0],
+        grant[1],
+        ("client_id", "demo-cli"),
+        ("client_secret", cli.secret.as_deref().unwrap_or_default()),
+    ]);
+    let r = Resp::of(other.send().await.expect("token endpoint")).await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    assert_eq!(r.header("retry-after"), Some("60"));
 }

@@ -438,7 +438,7 @@ pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Re
 async fn flow_allowed(state: &AppState, caller: &Caller) -> Result<bool, StoreError> {
     let cfg = &state.config.login;
     let opened =
-        state.store.incr(&format!("rl:flow-ip:{}", caller.ip), Duration::from_secs(cfg.ip_window_secs)).await?;
+        state.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
     Ok(opened <= cfg.max_flows_per_ip)
 }
 

@@ -1,6 +1,8 @@
 //! Client authentication at the token, introspection and revocation endpoints:
 //! `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1), `private_key_jwt`
-//! (RFC 7523 §2.2, §3; OIDC Core §9) and `none` for public clients.
+//! (RFC 7523 §2.2, §3; OIDC Core §9) and `none` for public clients. Failures are counted per
+//! client and per address, and argon2id secrets are verified off the HTTP workers.
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
@@ -13,9 +15,19 @@ use serde::Deserialize;
 
 use crate::app::{AppState, Client};
 use crate::config::ClientAuthMethod;
-use crate::http::{Params, oauth_error};
+use crate::http::{Caller, Params, oauth_error};
+use crate::secrets::SecretHash;
+use vigie_core::store::{Attempt, StoreExt};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest lifetime of a `private_key_jwt` assertion (`exp` − `iat`, and `exp` − now): its
+/// `jti` is remembered that long, so a longer-lived assertion could not be kept from replay.
+/// RFC 7523 §3 lets the server "reject JWTs with an "exp" claim value that is unreasonably far in
+/// the future"; OIDC Core §9 wants a short-lived one.
+pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+/// Clock skew allowed on an assertion's `exp`.
+const ASSERTION_LEEWAY_SECS: i64 = 30;
 
 /// Why a client was not authenticated; rendered per RFC 6749 §5.2.
 pub struct ClientAuthError {
@@ -23,23 +35,35 @@ pub struct ClientAuthError {
     pub description: String,
     /// The client tried HTTP Basic: the 401 must carry `WWW-Authenticate` (RFC 6749 §5.2).
     pub basic: bool,
+    /// Locked out after too many failures: seconds to wait (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ClientAuthError {
     fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
-        Self { error: "invalid_client", description: description.into(), basic }
+        Self { error: "invalid_client", description: description.into(), basic, retry_after: None }
+    }
+
+    fn internal(detail: &dyn std::fmt::Display) -> Self {
+        super::log_internal("client authentication", detail);
+        Self { error: "server_error", description: super::INTERNAL_ERROR.into(), basic: false, retry_after: None }
     }
 
     pub fn response(&self) -> actix_web::HttpResponse {
-        if self.error == "invalid_client" {
-            let mut r = oauth_error(StatusCode::UNAUTHORIZED, self.error, &self.description);
-            if self.basic {
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigie\""));
+        match self.error {
+            "invalid_client" => {
+                let mut r = oauth_error(StatusCode::UNAUTHORIZED, self.error, &self.description);
+                if self.basic {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigie\""));
+                }
+                if let Some(secs) = self.retry_after {
+                    r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                }
+                r
             }
-            r
-        } else {
-            oauth_error(StatusCode::BAD_REQUEST, self.error, &self.description)
+            "server_error" => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, self.error, &self.description),
+            _ => oauth_error(StatusCode::BAD_REQUEST, self.error, &self.description),
         }
     }
 }
@@ -75,18 +99,69 @@ pub fn parse_basic(value: &str) -> Option<Result<(String, String), ()>> {
 struct AssertionClaims {
     iss: String,
     sub: String,
-    aud: serde_json::Value,
     jti: Option<String>,
     exp: i64,
+    iat: Option<i64>,
 }
 
 /// Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3).
+///
+/// Attempts are counted per address and per (registered) client *before* any secret is checked
+/// ([`StoreExt::attempt`]: concurrent guesses cannot all be checked), and the counters reset when
+/// the client authenticates. Past `tokens.client_auth_max_failures` attempts without a success
+/// within `tokens.client_auth_lockout_secs`, either refuses at once: `invalid_client`, 401
+/// (RFC 6749 §5.2 asks 401 of a client that tried Basic; one answer for all) with `Retry-After`
+/// (RFC 9110 §10.2.3).
 pub async fn authenticate<'a>(
     req: &HttpRequest,
     params: &Params,
     state: &'a AppState,
+    caller: &Caller,
 ) -> Result<&'a Client, ClientAuthError> {
     let basic = basic_credentials(req);
+    let claimed = match &basic {
+        Some(Ok((id, _))) => Some(id.as_str()),
+        _ => params.get("client_id"),
+    };
+    let mut keys = vec![caller.rate_limit_key("client-auth")];
+    // Only registered ids get a counter: made-up ones would only fill the store.
+    if let Some(id) = claimed.filter(|id| state.client(id).is_some()) {
+        keys.push(format!("rl:client-auth-client:{id}"));
+    }
+    let cfg = &state.config.tokens;
+    let window = Duration::from_secs(cfg.client_auth_lockout_secs);
+    for key in &keys {
+        let attempt = state
+            .store
+            .attempt(key, cfg.client_auth_max_failures, window)
+            .await
+            .map_err(|e| ClientAuthError::internal(&e))?;
+        if let Attempt::Refused(_) = attempt {
+            return Err(ClientAuthError {
+                retry_after: Some(cfg.client_auth_lockout_secs),
+                ..ClientAuthError::invalid_client(
+                    "too many failed client authentications: wait before retrying, and check the client's credentials",
+                    basic.is_some(),
+                )
+            });
+        }
+    }
+    let result = authenticate_once(params, state, basic).await;
+    if result.is_ok() {
+        for key in &keys {
+            if let Err(e) = state.store.delete(key).await {
+                tracing::warn!(error = %e, "a client authentication counter could not be reset");
+            }
+        }
+    }
+    result
+}
+
+async fn authenticate_once<'a>(
+    params: &Params,
+    state: &'a AppState,
+    basic: Option<Result<(String, String), ()>>,
+) -> Result<&'a Client, ClientAuthError> {
     let post_secret = params.get("client_secret");
     let assertion = params.get("client_assertion");
     let methods = [basic.is_some(), post_secret.is_some(), assertion.is_some()].iter().filter(|b| **b).count();
@@ -95,6 +170,7 @@ pub async fn authenticate<'a>(
             error: "invalid_request",
             description: "more than one client authentication method used (RFC 6749 §2.3)".into(),
             basic: basic.is_some(),
+            retry_after: None,
         });
     }
     if let Some(b) = basic {
@@ -102,12 +178,12 @@ pub async fn authenticate<'a>(
         if params.get("client_id").is_some_and(|p| p != id) {
             return Err(ClientAuthError::invalid_client("client_id differs from the Basic credentials", true));
         }
-        return by_secret(state, &id, &secret, ClientAuthMethod::ClientSecretBasic, true);
+        return by_secret(state, &id, &secret, ClientAuthMethod::ClientSecretBasic, true).await;
     }
     if let Some(secret) = post_secret {
         let id =
             params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("client_id is missing", false))?;
-        return by_secret(state, id, secret, ClientAuthMethod::ClientSecretPost, false);
+        return by_secret(state, id, secret, ClientAuthMethod::ClientSecretPost, false).await;
     }
     if let Some(assertion) = assertion {
         if params.get("client_assertion_type") != Some(JWT_BEARER) {
@@ -127,7 +203,7 @@ pub async fn authenticate<'a>(
     Ok(client)
 }
 
-fn by_secret<'a>(
+async fn by_secret<'a>(
     state: &'a AppState,
     id: &str,
     secret: &str,
@@ -144,9 +220,24 @@ fn by_secret<'a>(
     }
     // Constant-time comparison of the secret's hash (RFC 9700 §2.4 / secrets::ct_eq).
     match &client.secret {
-        Some(h) if h.verify(secret) => Ok(client),
+        Some(h) if verify_secret(h, secret).await => Ok(client),
         _ => Err(ClientAuthError::invalid_client("unknown client or bad secret", basic)),
     }
+}
+
+/// Verifies a client secret. An argon2id one costs tens of milliseconds of CPU and memory: it
+/// runs on the blocking pool, at most one per core at once, so that bad guesses queue there
+/// instead of stalling the HTTP workers (and every other request with them).
+async fn verify_secret(hash: &SecretHash, secret: &str) -> bool {
+    static SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    });
+    if let SecretHash::Sha256(_) = hash {
+        return hash.verify(secret);
+    }
+    let Ok(_slot) = SLOTS.acquire().await else { return false };
+    let (hash, secret) = (hash.clone(), secret.to_owned());
+    tokio::task::spawn_blocking(move || hash.verify(&secret)).await.unwrap_or(false)
 }
 
 async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String> {
@@ -213,22 +304,31 @@ async fn by_assertion<'a>(
     // identifies the authorization server": the token endpoint URL or the issuer.
     validation.set_audience(&[state.endpoint("/token"), state.config.issuer.clone()]);
     validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-    validation.leeway = 30;
+    validation.leeway = ASSERTION_LEEWAY_SECS as u64;
     let verified = candidates
         .iter()
         .find_map(|k| jsonwebtoken::decode::<AssertionClaims>(assertion, k, &validation).ok())
         .ok_or_else(|| bad("client_assertion signature, audience or expiry is not valid".into()))?;
-    let _ = &verified.claims.aud;
+    let claims = verified.claims;
+    // RFC 7523 §3: the server "MAY reject JWTs with an "exp" claim value that is unreasonably far
+    // in the future": its jti could not be remembered until then.
+    let now = crate::now();
+    let lifetime = claims.exp - claims.iat.unwrap_or(now).min(now);
+    if lifetime > MAX_ASSERTION_LIFETIME_SECS + ASSERTION_LEEWAY_SECS {
+        return Err(bad(format!(
+            "client_assertion lives too long: exp must be at most {MAX_ASSERTION_LIFETIME_SECS} seconds after iat and now"
+        )));
+    }
     // RFC 7523 §3: "The authorization server MAY ensure that JWTs are not replayed by
     // maintaining the set of used "jti" values for the length of time for which the JWT would
-    // be considered valid". We require it.
-    let jti = verified.claims.jti.ok_or_else(|| bad("client_assertion must carry a jti".into()))?;
-    let ttl = (verified.claims.exp - crate::now()).clamp(1, 3600) as u64 + 60;
+    // be considered valid". We require it, and remember it past `exp` and its leeway.
+    let jti = claims.jti.ok_or_else(|| bad("client_assertion must carry a jti".into()))?;
+    let ttl = (claims.exp - now).max(0) as u64 + ASSERTION_LEEWAY_SECS as u64 + 60;
     let first = state
         .store
         .put_if_absent(&crate::oidc::keys::jti(&client.config.client_id, &jti), b"1", Duration::from_secs(ttl))
         .await
-        .map_err(|e| ClientAuthError { error: "temporarily_unavailable", description: e.to_string(), basic: false })?;
+        .map_err(|e| ClientAuthError::internal(&e))?;
     if !first {
         return Err(bad("client_assertion jti was already used (replay)".into()));
     }
@@ -250,6 +350,34 @@ mod tests {
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), Some(Err(())));
         assert_eq!(parse_basic(&basic("nocolon", "")).map(|r| r.is_ok()), Some(true));
+    }
+
+    /// A bad guess at an argon2id secret costs the blocking pool, not the thread serving requests:
+    /// on a one-thread runtime, other tasks keep running while secrets are verified.
+    #[test]
+    fn argon2id_secrets_are_verified_off_the_request_thread() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let hash = SecretHash::parse(&crate::secrets::hash_password("the right secret")).unwrap();
+        let (verified, ticks) = rt.block_on(async {
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let t = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let guesses = futures_util::future::join_all([
+                verify_secret(&hash, "wrong"),
+                verify_secret(&hash, "also wrong"),
+                verify_secret(&hash, "the right secret"),
+            ])
+            .await;
+            ticker.abort();
+            (guesses, ticks.load(std::sync::atomic::Ordering::SeqCst))
+        });
+        assert_eq!(verified, [false, false, true]);
+        assert!(ticks >= 3, "the request thread was blocked during the verifications ({ticks} ticks)");
     }
 
     proptest! {

@@ -66,6 +66,53 @@ impl<'a> RefreshToken<'a> {
         self.generation == record.generation
             && crate::secrets::ct_eq(sha256_b64(self.secret.as_bytes()).as_bytes(), record.secret_hash.as_bytes())
     }
+
+    /// How this token stands in its family: the live one, a rotated one presented with the very
+    /// secret it was issued with, or anything else (a guess, a forgery).
+    pub async fn standing(&self, store: &dyn EphemeralStore, record: &RefreshRecord) -> Result<Standing, StoreError> {
+        if self.generation >= record.generation {
+            return Ok(if self.is_live_in(record) { Standing::Live } else { Standing::Wrong });
+        }
+        let mine = self.spent_member();
+        let spent = store.members(&keys::refresh_spent(self.family)).await?;
+        Ok(if spent.iter().any(|m| crate::secrets::ct_eq(m.as_bytes(), mine.as_bytes())) {
+            Standing::Spent
+        } else {
+            Standing::Wrong
+        })
+    }
+
+    /// Records this (live) token as rotated: presented again later, it is known for a reuse by
+    /// its secret, not by its generation alone.
+    pub async fn mark_spent(&self, store: &dyn EphemeralStore, record: &RefreshRecord) -> Result<(), StoreError> {
+        let ttl = Duration::from_secs((record.family_expires_at - crate::now()).max(1) as u64);
+        store.add_to_set(&keys::refresh_spent(self.family), &self.spent_member(), ttl).await
+    }
+
+    /// The generation and the SHA-256 of the secret: what the family's set of rotated tokens holds.
+    fn spent_member(&self) -> String {
+        format!("{}:{}", self.generation, sha256_b64(self.secret.as_bytes()))
+    }
+}
+
+/// What a presented refresh token is to its family.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// The family's live token: it may be rotated.
+    Live,
+    /// A token of the family that was rotated, with its own secret: its second use (RFC 9700
+    /// §4.14.2).
+    Spent,
+    /// Not a token this family issued: a wrong secret or generation proves nothing of the family
+    /// and must not end it.
+    Wrong,
+}
+
+/// The name of a grant in access tokens and revocation marks: a hash of the family id. An access
+/// token goes to resource servers and may be logged; whoever knew the family id could present
+/// refresh tokens of it, so it never leaves the refresh tokens themselves.
+pub fn grant_handle(grant_id: &str) -> String {
+    sha256_b64(format!("vigie-grant:{grant_id}").as_bytes())
 }
 
 /// The family record of a presented refresh token, if the token is well-formed and its
@@ -118,7 +165,8 @@ pub struct AccessTokenClaims {
     pub acr: String,
     pub amr: Vec<String>,
     pub sid: String,
-    /// The grant (token family) this token belongs to, for revocation.
+    /// The handle of the grant this token belongs to ([`grant_handle`]), for revocation; never
+    /// the family id.
     pub gid: String,
 }
 
@@ -231,7 +279,7 @@ pub async fn mint(
         acr: auth.level.acr().to_owned(),
         amr: amr.clone(),
         sid: record.sid.clone(),
-        gid: record.grant_id.clone(),
+        gid: grant_handle(&record.grant_id),
     };
     // RFC 9068 §2.1: access tokens are typed `at+jwt`; signed like the client's ID tokens.
     let alg = client.config.id_token_signed_response_alg;
@@ -271,19 +319,20 @@ pub async fn mint(
     })
 }
 
-/// Whether a grant, or the SSO session it came from, was revoked.
-pub async fn is_revoked(store: &dyn EphemeralStore, grant_id: &str, sid: &str) -> Result<bool, StoreError> {
+/// Whether a grant (by its [`grant_handle`]), or the SSO session it came from, was revoked.
+pub async fn is_revoked(store: &dyn EphemeralStore, handle: &str, sid: &str) -> Result<bool, StoreError> {
     // Both reads at once: one store round trip of latency instead of two (Redis).
-    let (grant_key, sid_key) = (keys::revoked_grant(grant_id), keys::revoked_sid(sid));
+    let (grant_key, sid_key) = (keys::revoked_grant(handle), keys::revoked_sid(sid));
     let (grant, session) = tokio::join!(store.get(&grant_key), store.get(&sid_key));
     Ok(grant?.is_some() || session?.is_some())
 }
 
-/// Revokes a grant: every access and refresh token of the family stops working.
-pub async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<(), StoreError> {
+/// Revokes a grant (by its [`grant_handle`]): every access and refresh token of the family stops
+/// working.
+pub async fn revoke_grant(state: &AppState, handle: &str) -> Result<(), StoreError> {
     let ttl =
         Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
-    state.store.put(&keys::revoked_grant(grant_id), b"1", ttl).await
+    state.store.put(&keys::revoked_grant(handle), b"1", ttl).await
 }
 
 /// Verifies an access token Vigie issued: signature, `typ`, issuer, expiry, revocation.
@@ -297,7 +346,10 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Access
     match is_revoked(state.store.as_ref(), &claims.gid, &claims.sid).await {
         Ok(false) => Ok(claims),
         Ok(true) => Err("the token was revoked".into()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            super::log_internal("access token check", &e);
+            Err(super::INTERNAL_ERROR.into())
+        }
     }
 }
 

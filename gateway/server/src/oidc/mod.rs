@@ -99,6 +99,22 @@ pub struct CodeGrant {
     pub acr: Option<String>,
 }
 
+/// What a client is told of an internal failure (store, directory, signing): the detail is for
+/// the log only (RFC 6749 §5.2 `server_error`).
+pub const INTERNAL_ERROR: &str = "Vigie could not complete the request; retry later";
+
+/// Logs an internal failure of an OAuth endpoint; the caller answers [`INTERNAL_ERROR`].
+pub fn log_internal(endpoint: &str, detail: &dyn std::fmt::Display) {
+    tracing::error!(endpoint, error = %detail, "internal error");
+}
+
+/// An internal failure at the introspection or revocation endpoint: `server_error` with a generic
+/// description, the detail in the log.
+pub fn internal_error(endpoint: &str, detail: &dyn std::fmt::Display) -> actix_web::HttpResponse {
+    log_internal(endpoint, detail);
+    crate::http::oauth_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error", INTERNAL_ERROR)
+}
+
 /// Store keys. Secrets (codes, tokens, cookies) appear only as their SHA-256.
 pub mod keys {
     pub fn code(hash: &str) -> String {
@@ -111,8 +127,13 @@ pub mod keys {
     pub fn refresh(family: &str) -> String {
         format!("rt:{family}")
     }
-    pub fn revoked_grant(grant_id: &str) -> String {
-        format!("revoked-grant:{grant_id}")
+    /// The hashes of a family's rotated tokens, by generation.
+    pub fn refresh_spent(family: &str) -> String {
+        format!("rt-spent:{family}")
+    }
+    /// A revoked grant, by its handle (`grant::grant_handle`).
+    pub fn revoked_grant(handle: &str) -> String {
+        format!("revoked-grant:{handle}")
     }
     pub fn revoked_sid(sid: &str) -> String {
         format!("revoked-sid:{sid}")

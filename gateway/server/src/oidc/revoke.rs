@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
-use super::grant::{self, AccessTokenClaims};
-use crate::app::State;
+use super::grant::{self, AccessTokenClaims, Standing};
+use crate::app::{AppState, State};
 use crate::http::{Caller, oauth_error, parse_params};
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
@@ -15,49 +15,63 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let client = match client_auth::authenticate(&req, &params, &state).await {
+    // RFC 7009 §2.1: "The authorization server first validates the client credentials".
+    let client = match client_auth::authenticate(&req, &params, &state, &caller).await {
         Ok(c) => c,
         Err(e) => return e.response(),
     };
     let Some(token) = params.get("token") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
-    let grant_of = async {
-        if grant::RefreshToken::parse(token).is_none() && token.matches('.').count() == 2 {
-            // Expired access tokens may still be revoked: only the signature and issuer count.
-            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-            v.set_issuer(&[&state.config.issuer]);
-            v.validate_aud = false;
-            v.validate_exp = false;
-            v.required_spec_claims.clear();
-            let c: Option<AccessTokenClaims> = state.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
-            Ok::<_, vigie_core::store::StoreError>(c.map(|c| (c.client_id, c.gid)))
-        } else {
-            // Any generation of the family names it: revoking an already rotated token still
-            // ends what it belonged to.
-            let r = grant::refresh_family(state.store.as_ref(), token).await?;
-            Ok(r.map(|(_, r)| (r.client_id, r.grant_id)))
-        }
-    };
-    let found = match grant_of.await {
+    let found = match grant_of(&state, token).await {
         Ok(f) => f,
-        Err(e) => return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &e.to_string()),
+        Err(e) => return super::internal_error("revoke", &e),
     };
-    // RFC 7009 §2.1: "The authorization server first validates the client credentials … and
-    // then verifies whether the token was issued to the client making the revocation request."
-    if let Some((owner, grant_id)) = found.filter(|(owner, _)| *owner == client.config.client_id) {
-        if let Err(e) = grant::revoke_grant(&state, &grant_id).await {
-            return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &e.to_string());
-        }
-        state.audit(AuditEvent {
-            kind: Some(AuditKind::TokenRevoked),
-            outcome: Some(Outcome::Success),
-            client_id: Some(owner),
-            ip: Some(caller.ip.clone()),
-            request_id: Some(caller.request_id.clone()),
-            ..Default::default()
-        });
-    }
     // RFC 7009 §2.2: "invalid tokens do not cause an error response".
+    let Some((owner, handle)) = found else { return HttpResponse::Ok().finish() };
+    // RFC 7009 §2.1: "… and then verifies whether the token was issued to the client making the
+    // revocation request. If this validation fails, the request is refused and the client is
+    // informed of the error": nothing is revoked.
+    if owner != client.config.client_id {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "this token was not issued to this client: only its own client may revoke it",
+        );
+    }
+    if let Err(e) = grant::revoke_grant(&state, &handle).await {
+        return super::internal_error("revoke", &e);
+    }
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::TokenRevoked),
+        outcome: Some(Outcome::Success),
+        client_id: Some(owner),
+        ip: Some(caller.ip.clone()),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
     HttpResponse::Ok().finish()
+}
+
+/// The client and the grant handle of a token Vigie issued, if it is one: an access token (expired
+/// ones too: only the signature and issuer count), or a refresh token of any generation presented
+/// with its own secret (revoking an already rotated token still ends what it belonged to).
+async fn grant_of(state: &AppState, token: &str) -> Result<Option<(String, String)>, vigie_core::store::StoreError> {
+    if grant::RefreshToken::parse(token).is_none() && token.matches('.').count() == 2 {
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        v.set_issuer(&[&state.config.issuer]);
+        v.validate_aud = false;
+        v.validate_exp = false;
+        v.required_spec_claims.clear();
+        let c: Option<AccessTokenClaims> = state.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
+        return Ok(c.map(|c| (c.client_id, c.gid)));
+    }
+    let Some((presented, record)) = grant::refresh_family(state.store.as_ref(), token).await? else {
+        return Ok(None);
+    };
+    // A made-up secret names a family without being one of its tokens: it revokes nothing.
+    Ok(match presented.standing(state.store.as_ref(), &record).await? {
+        Standing::Live | Standing::Spent => Some((record.client_id, grant::grant_handle(&record.grant_id))),
+        Standing::Wrong => None,
+    })
 }

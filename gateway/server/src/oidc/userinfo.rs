@@ -47,7 +47,8 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
             return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory");
         }
         Err(e) => {
-            return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string());
+            super::log_internal("userinfo", &e);
+            return oauth_json(StatusCode::INTERNAL_SERVER_ERROR, "server_error", super::INTERNAL_ERROR);
         }
     };
     let mut body = serde_json::to_value(ProfileClaims::of(&identity, &scopes)).unwrap_or_else(|_| json!({}));

@@ -409,16 +409,21 @@ impl Gateway {
 
     /// An RFC 7523 §3 client assertion of a `private_key_jwt` client, for audience `aud`.
     pub fn client_assertion(&self, client_id: &str, aud: &str) -> String {
+        let now = now();
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": aud, "jti": random(16), "iat": now, "exp": now + 60,
+        });
+        self.client_assertion_with(client_id, &claims)
+    }
+
+    /// A client assertion of a `private_key_jwt` client with these claims, signed with its key.
+    pub fn client_assertion_with(&self, client_id: &str, claims: &Value) -> String {
         let c = self.client(client_id);
         let pem = c.private_key_pem.as_deref().expect("private_key_pem");
         let key = EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC private key");
         let mut header = Header::new(Algorithm::ES256);
         header.kid = c.kid.clone();
-        let now = now();
-        let claims = json!({
-            "iss": client_id, "sub": client_id, "aud": aud, "jti": random(16), "iat": now, "exp": now + 60,
-        });
-        jsonwebtoken::encode(&header, &claims, &key).expect("signing the assertion")
+        jsonwebtoken::encode(&header, claims, &key).expect("signing the assertion")
     }
 
     pub async fn introspect(&self, client_id: &str, token: &str) -> Value {

@@ -107,13 +107,25 @@ pub async fn exchange(
     if claims.client_id != client.config.client_id {
         return Err(invalid_request("subject_token was issued to another client"));
     }
+    // The professional is asked about as they are now (account, card or key, login policy): a
+    // refusal ends the grant of the subject token. RFC 8693 §2.2.2 names the error: a subject
+    // token "unacceptable based on policy" is invalid_request.
+    let session = crate::session::by_sid(state, &claims.sid).await.map_err(TokenError::internal)?;
+    if let Some(session) = session.filter(|s| s.authentication.identity_id == claims.sub) {
+        super::recheck::still_allowed(state, caller, client, &session.authentication, &claims.gid)
+            .await
+            .map_err(|e| if e.error == "invalid_grant" { invalid_request(e.description) } else { e })?;
+    }
     let vihf = match dmp::vihf_for(state, dmp_side, caller, &claims, &patient, purpose, Via::TokenExchange).await {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return Err(invalid_request(format!("subject_token: {m}"))),
         // Audited by the token endpoint, beside the policy decision line.
         Err(Refusal::Policy(m)) => return Err(invalid_request(m)),
-        Err(Refusal::Unavailable(m)) => return Err(TokenError::new("temporarily_unavailable", m)),
-        Err(Refusal::Server(m)) => return Err(TokenError::new("server_error", m)),
+        Err(Refusal::Unavailable(m)) => {
+            crate::oidc::log_internal("token exchange", &m);
+            return Err(TokenError::new("temporarily_unavailable", crate::oidc::INTERNAL_ERROR));
+        }
+        Err(Refusal::Server(m)) => return Err(TokenError::internal(m)),
     };
     use base64::Engine;
     Ok(ExchangeResponse {

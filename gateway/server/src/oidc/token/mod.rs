@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then one handler per grant.
 mod code;
 pub mod exchange;
+mod recheck;
 mod refresh;
 
 use actix_web::http::StatusCode;
@@ -24,11 +25,19 @@ impl TokenError {
     }
 }
 
+impl TokenError {
+    /// An internal failure (store, directory, signing): `server_error`, the detail in the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        super::log_internal("token", &detail);
+        Self::new("server_error", super::INTERNAL_ERROR)
+    }
+}
+
 impl From<MintError> for TokenError {
     fn from(e: MintError) -> Self {
         match e {
-            MintError::Store(e) => Self::new("temporarily_unavailable", e.to_string()),
-            MintError::Server(e) => Self::new("server_error", e),
+            MintError::Store(e) => Self::internal(e),
+            MintError::Server(e) => Self::internal(e),
             MintError::UnknownIdentity => Self::new("invalid_grant", "the user is no longer in the directory"),
         }
     }
@@ -36,7 +45,7 @@ impl From<MintError> for TokenError {
 
 impl From<vigie_core::store::StoreError> for TokenError {
     fn from(e: vigie_core::store::StoreError) -> Self {
-        Self::new("temporarily_unavailable", e.to_string())
+        Self::internal(e)
     }
 }
 
@@ -59,7 +68,7 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let client = match client_auth::authenticate(&req, &params, &state).await {
+    let client = match client_auth::authenticate(&req, &params, &state, &caller).await {
         Ok(c) => c,
         Err(e) => {
             refused(&state, &caller, params.get("client_id"), "client authentication", &e.description);
@@ -164,7 +173,7 @@ async fn reuse_detected(
     grant_id: &str,
     reuse: &Reuse,
 ) -> TokenError {
-    if let Err(e) = super::grant::revoke_grant(state, grant_id).await {
+    if let Err(e) = super::grant::revoke_grant(state, &super::grant::grant_handle(grant_id)).await {
         return e.into();
     }
     state.audit(AuditEvent {

@@ -8,7 +8,7 @@ use vigie_core::audit::AuditKind;
 use super::TokenError;
 use crate::app::{AppState, Client};
 use crate::http::{Caller, Params};
-use crate::oidc::grant::{self, TokenResponse};
+use crate::oidc::grant::{self, RefreshRecord, RefreshToken, Standing, TokenResponse};
 
 /// How long the claim on a generation being rotated is kept: the new generation is recorded
 /// within it, and from then on the record itself tells the old token is spent.
@@ -26,21 +26,27 @@ pub async fn exchange(
 ) -> Result<TokenResponse, TokenError> {
     let token =
         params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
+    let invalid = || TokenError::new("invalid_grant", "the refresh token is invalid or expired");
     let Some((presented, mut record)) = grant::refresh_family(state.store.as_ref(), token).await? else {
-        return Err(TokenError::new("invalid_grant", "the refresh token is invalid or expired"));
+        return Err(invalid());
     };
+    // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
+    // that the refresh token was issued to the authenticated client". First: a token of another
+    // client, whatever it is, says nothing this client may act on (RFC 6749 §10.4).
+    if record.client_id != client.config.client_id {
+        return Err(TokenError::new("invalid_grant", "the refresh token was issued to another client"));
+    }
     // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both the
     // attacker and the legitimate client, one of them will present an invalidated refresh
     // token, which will inform the authorization server of the breach" — the whole family is
-    // revoked. A token of an older generation is such an invalidated token; one of the live
-    // generation with another secret names a family only its holders know, and is treated alike.
-    if !presented.is_live_in(&record) {
-        return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
-    }
-    // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
-    // that the refresh token was issued to the authenticated client".
-    if record.client_id != client.config.client_id {
-        return Err(TokenError::new("invalid_grant", "the refresh token was issued to another client"));
+    // revoked. Only a token the family really issued is such an invalidated token: a wrong
+    // secret proves nothing, and must not let anyone who learnt a family id end it.
+    match presented.standing(state.store.as_ref(), &record).await? {
+        Standing::Live => {}
+        Standing::Spent => {
+            return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
+        }
+        Standing::Wrong => return Err(invalid()),
     }
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted".
     if let Some(scope) = params.get("scope") {
@@ -55,8 +61,9 @@ pub async fn exchange(
     // another one presenting the same token meanwhile is a second use of it. The revocation
     // check runs alongside the claim.
     let claim = rotation_claim(presented.family, presented.generation);
+    let handle = grant::grant_handle(&record.grant_id);
     let (revoked, first) = tokio::join!(
-        grant::is_revoked(state.store.as_ref(), &record.grant_id, &record.sid),
+        grant::is_revoked(state.store.as_ref(), &handle, &record.sid),
         state.store.put_if_absent(&claim, b"1", ROTATION_CLAIM)
     );
     if revoked? {
@@ -65,12 +72,35 @@ pub async fn exchange(
     if !first? {
         return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
     }
+    let rotated = rotate(state, client, caller, &presented, &mut record).await;
+    if rotated.is_err() {
+        // The claim is released whatever failed: the client's retry of this very token is no
+        // second use (if the release fails too, the claim expires within ROTATION_CLAIM).
+        if let Err(e) = state.store.delete(&claim).await {
+            tracing::warn!(error = %e, "a failed refresh could not release its rotation claim");
+        }
+    }
+    rotated
+}
+
+/// The rotation proper, once the generation is claimed: the person is asked about again, the
+/// presented token recorded as spent, the next generation minted.
+async fn rotate(
+    state: &AppState,
+    client: &Client,
+    caller: &Caller,
+    presented: &RefreshToken<'_>,
+    record: &mut RefreshRecord,
+) -> Result<TokenResponse, TokenError> {
     record.generation = record
         .generation
         .checked_add(1)
         .ok_or_else(|| TokenError::new("invalid_grant", "this refresh token family is exhausted: log in again"))?;
+    let handle = grant::grant_handle(&record.grant_id);
+    super::recheck::still_allowed(state, caller, client, &record.authentication, &handle).await?;
+    presented.mark_spent(state.store.as_ref(), record).await?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
-    let tokens = grant::mint(state, client, &record, None).await?;
-    super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, &record);
+    let tokens = grant::mint(state, client, record, None).await?;
+    super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, record);
     Ok(tokens)
 }

@@ -1,0 +1,93 @@
+//! A refresh or a token exchange asks again about the person as they are now, not as they were at
+//! login: an account disabled, an agent who left or was suspended, a card declared lost, a key or
+//! a sponsorship withdrawn, a policy that changed — each ends the grant at its next use.
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::{Authentication, Mie};
+
+use super::TokenError;
+use crate::app::{AppState, Client};
+use crate::http::Caller;
+
+/// Whether the grant's authentication may still log in to `client`: the account, the MIE instance
+/// of the login (card, key, sponsorship) by what the directory says now, and the policy
+/// (`login_to_client`, audited) with the principal read now. When refused, the grant (`grant`, its
+/// handle: `grant::grant_handle`) is revoked, the refusal audited, and the answer is
+/// `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked").
+pub async fn still_allowed(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    auth: &Authentication,
+    grant: &str,
+) -> Result<(), TokenError> {
+    let Some(reason) = refusal(state, caller, client, auth).await? else { return Ok(()) };
+    crate::oidc::grant::revoke_grant(state, grant).await?;
+    state.audit(AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        subject: Some(auth.identity_id.clone()),
+        client_id: Some(client.config.client_id.clone()),
+        method: Some(auth.mie.as_str().to_owned()),
+        reason: Some(format!("{reason}: the grant is revoked")),
+        ip: Some(caller.ip.clone()),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    });
+    Err(TokenError::new("invalid_grant", format!("{reason}: log in again")))
+}
+
+/// Why the authentication may no longer be used, if it may not.
+async fn refusal(
+    state: &AppState,
+    caller: &Caller,
+    client: &Client,
+    auth: &Authentication,
+) -> Result<Option<String>, TokenError> {
+    let id = &auth.identity_id;
+    if state.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
+        return Ok(Some("the account is disabled".into()));
+    }
+    if let Some(reason) = withdrawn_mie(state, auth).await? {
+        return Ok(Some(reason));
+    }
+    let principal = crate::policy::current_principal(state, id).await.map_err(TokenError::internal)?;
+    let decision = crate::policy::decide_login(state, caller, &principal, client, auth, true);
+    if decision.allowed {
+        return Ok(None);
+    }
+    let deciding = if decision.policies.is_empty() { "default-deny".to_owned() } else { decision.policies.join(", ") };
+    Ok(Some(format!("the policy no longer lets this login into the client ({deciding})")))
+}
+
+/// Whether the MIE instance of the login was withdrawn since: a card no longer in a status that
+/// logs in, a FIDO2 key revoked, a sponsorship ended.
+async fn withdrawn_mie(state: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
+    let Some(credential) = auth.credential.as_deref() else { return Ok(None) };
+    let withdrawn = match auth.mie {
+        Mie::Cps | Mie::Cpe => {
+            let Some((issuer, serial)) = vigie_core::cards::parse_card_fingerprint(credential) else {
+                return Ok(None);
+            };
+            let card = state.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::internal)?;
+            // A CPS the registry does not hold yet logs in by its idNat: nothing withdrew it.
+            card.filter(|c| !c.status.allows_login())
+                .map(|c| format!("the card of this login is {}", c.status.as_str()))
+        }
+        Mie::Fido2 => {
+            let key = state.fido2.credential(credential).await.map_err(TokenError::internal)?;
+            (key.is_none_or(|k| k.identity_id != auth.identity_id))
+                .then(|| "the FIDO2 key of this login was revoked".to_owned())
+        }
+        Mie::Sponsorship => {
+            let grant = credential.strip_prefix("sponsorship:").unwrap_or_default();
+            let active = state
+                .sponsorships
+                .active_grants(&auth.identity_id, crate::now())
+                .await
+                .map_err(TokenError::internal)?;
+            (!active.iter().any(|g| g.id == grant)).then(|| "the sponsorship of this login has ended".to_owned())
+        }
+        _ => None,
+    };
+    Ok(withdrawn)
+}
