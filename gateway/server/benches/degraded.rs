@@ -191,6 +191,7 @@ async fn bench(secs: u64, rate: f64, concurrency: usize, drop_packets: bool, tes
         ("VIGIE_CARDS__TRUST__CRL_URLS", format!("[{crl_url:?}]")),
         ("VIGIE_CARDS__TRUST__CRL_CACHE_DIR", dir.join("crl-cache").display().to_string()),
         ("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP", "1000000".into()),
+        ("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "1000000".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -116,6 +116,8 @@ fn main() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
     cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("VIGIE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    // One load driver (127.0.0.1) opens every login flow: no per-address cap in the way.
+    cmd.env("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "1000000");
     cmd.env("VIGIE_DMP__RELAY__BASE_URL", format!("https://127.0.0.1:{sandbox_port}/si-dmp-server/v2/services/"));
     let gw = Kill(cmd.spawn().expect("start vigie"));
     let deadline = Instant::now() + Duration::from_secs(60);

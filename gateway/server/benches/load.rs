@@ -41,6 +41,8 @@ fn start(redis: bool, env: &[(String, String)]) -> Gateway {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
     cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("VIGIE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    // One load driver (127.0.0.1) opens every login flow: no per-address cap in the way.
+    cmd.env("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "1000000");
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let redis_proc = redis.then(|| {
         let rport = free_port();

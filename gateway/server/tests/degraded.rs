@@ -111,6 +111,7 @@ async fn world(name: &str) -> World {
         ("VIGIE_CARDS__TRUST__REFRESH_SECS".to_owned(), "1".to_owned()),
         // One workstation (127.0.0.1) logs in many times: no per-IP limit in the way.
         ("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP".to_owned(), "1000000".to_owned()),
+        ("VIGIE_LOGIN__MAX_FLOWS_PER_IP".to_owned(), "1000000".to_owned()),
         ("VIGIE_HEALTH__MIN_STATE_MS".to_owned(), MIN_STATE_MS.to_string()),
         ("VIGIE_HEALTH__PROBE_INTERVAL_MS".to_owned(), "1000".to_owned()),
         ("VIGIE_HEALTH__BACKOFF_INITIAL_MS".to_owned(), "200".to_owned()),
