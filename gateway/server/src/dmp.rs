@@ -985,6 +985,16 @@ mod tests {
     }
 
     #[test]
+    fn store_failures_reach_the_caller_without_their_detail() {
+        let Refusal::Unavailable(m) =
+            unavailable("session store", "redis://10.1.2.3:6379: NOAUTH Authentication required")
+        else {
+            panic!("a store failure is Unavailable");
+        };
+        assert_eq!(m, "the session store is unavailable at the moment; try again later");
+    }
+
+    #[test]
     fn secrets_are_not_shown() {
         let s = SealConfig { pkcs12_password: Some(Secret("hunter2".into())), ..Default::default() };
         assert!(!format!("{s:?}").contains("hunter2"));
