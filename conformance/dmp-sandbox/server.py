@@ -14,6 +14,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -45,6 +46,8 @@ class Sandbox(ThreadingHTTPServer):
         self.max_body = max_body
         self.calls: list[dict] = []
         self.calls_lock = threading.Lock()
+        # Set by POST /__control/misbehave, cleared by /__control/reset.
+        self.misbehave: dict = {}
 
     # The TLS handshake runs in the request's thread, so one slow or failing client blocks no one.
     def finish_request(self, request, client_address):
@@ -133,7 +136,11 @@ class Handler(BaseHTTPRequestHandler):
             with self.server.calls_lock:
                 self.server.calls.clear()
             self.server.checker.forget()
+            self.server.misbehave = {}
             return self._json(200, {"reset": True})
+        if self.path == "/__control/misbehave":
+            self.server.misbehave = json.loads(self._read_body() or b"{}")
+            return self._json(200, self.server.misbehave)
         entry: dict = {"service": None, "action": None, "vihf_id": None, "accepted": False, "reason": None}
         entry["client"] = self._client_subject()
         relates_to = None
@@ -147,6 +154,17 @@ class Handler(BaseHTTPRequestHandler):
                     f"No such DMP service: {self.path} (served: {', '.join(BASE_PATH + s for s in SERVICES)})"
                 )
             entry["service"] = service
+            bad = self.server.misbehave
+            if bad.get("delay_ms"):
+                time.sleep(bad["delay_ms"] / 1000)
+            if bad.get("status"):
+                entry["reason"] = f"misbehaving: HTTP {bad['status']}"
+                self.server.record(entry)
+                return self._send(bad["status"], "text/html", b"<html><body>Service Unavailable</body></html>")
+            if bad.get("fault_bytes"):
+                entry["reason"] = f"misbehaving: a fault of {bad['fault_bytes']} bytes"
+                self.server.record(entry)
+                return self._send(500, "application/soap+xml; charset=utf-8", soap.fault("x" * bad["fault_bytes"]))
             req = soap.parse_request(self.headers.get("Content-Type", ""), body)
             relates_to = req.message_id
             entry["action"] = req.action

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigie_dmp::{EnvelopeError, INS_OIDS, insert_security, patients_named};
+use vigie_dmp::{EnvelopeError, INS_OIDS, SoapCall, insert_security, patients_named};
 
 const ASSERTION: &str = "<saml2:Assertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_f\"></saml2:Assertion>";
 const TYPES: [&str; 4] = [
@@ -30,6 +30,15 @@ fuzz_target!(|data: &[u8]| {
     let named = patients_named(body, &ct, &INS_OIDS);
     if let Err(e) = &secured {
         assert_eq!(named.as_ref().err(), Some(e));
+    }
+    // One reading gives all: the same patients, the same secured bytes.
+    match SoapCall::read(body, &ct, &INS_OIDS) {
+        Ok(call) => {
+            assert_eq!(Ok(call.patients().to_vec()), named);
+            assert_eq!(Ok(call.secure(ASSERTION)), secured);
+            assert!(call.action().is_none_or(|a| a.trim() == a));
+        }
+        Err(e) => assert_eq!(named, Err(e)),
     }
     if let Ok(out) = secured {
         // Only bytes were added, and what was added is found again: securing twice is refused.

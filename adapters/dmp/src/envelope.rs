@@ -47,125 +47,175 @@ pub enum EnvelopeError {
     AlreadySecured,
 }
 
-/// Adds `<wsse:Security>ASSERTION</wsse:Security>` to a SOAP 1.2 call (see the module doc).
-/// `content_type` is the request's `Content-Type`; for `multipart/related` only the root part
-/// (the `start` parameter's Content-ID, else the first part) changes.
-pub fn insert_security(body: &[u8], content_type: &str, assertion_xml: &str) -> Result<Vec<u8>, EnvelopeError> {
-    let (mime, params) = parse_media_type(content_type)?;
-    match mime.as_str() {
-        "application/soap+xml" => insert_in_envelope(body, assertion_xml),
-        "multipart/related" => insert_in_multipart(body, &params, assertion_xml),
-        "text/xml" => Err(EnvelopeError::Soap11),
-        _ => Err(EnvelopeError::UnsupportedContentType(content_type.to_string())),
-    }
-}
+/// WS-Addressing 1.0 Core §2.1: the namespace of the `Action` header (SOAP Binding §2.4).
+const WSA_NS: &str = "http://www.w3.org/2005/08/addressing";
 
 /// The assigning authorities of the INS (ANS): INS-NIR, INS-NIA, and the twins the DMP's test
 /// platforms use (reference §1: `…4.10` in the official AIR example).
 pub const INS_OIDS: [&str; 4] =
     ["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11"];
 
-/// The patient identifiers a SOAP 1.2 call names in its Body, under any of `oids`: HL7 v3
-/// instance identifiers (`root` = the OID, `extension` = the identifier: TD0.2's
-/// `patientIdentifier`) and HL7 CX values `ID^^^&OID&ISO` in text or attributes (an ebXML slot
-/// `$XDSDocumentEntryPatientId`, an `ExternalIdentifier`), each once, in document order. The
-/// call is read as [`insert_security`] reads it (the root part of an MTOM body), and refused
-/// as it would be, so that nothing is done for a call that could not be relayed.
-pub fn patients_named(body: &[u8], content_type: &str, oids: &[&str]) -> Result<Vec<String>, EnvelopeError> {
-    let (mime, params) = parse_media_type(content_type)?;
-    let envelope = match mime.as_str() {
-        "application/soap+xml" => body,
-        "multipart/related" => {
-            let (start, end) = root_part(body, &params)?;
-            &body[start..end]
-        }
-        "text/xml" => return Err(EnvelopeError::Soap11),
-        _ => return Err(EnvelopeError::UnsupportedContentType(content_type.to_string())),
-    };
-    find_insertion(envelope)?;
-    let mut found = Vec::new();
-    scan_patients(envelope, oids, &mut found).map_err(|(at, reason)| EnvelopeError::Xml { at, reason })?;
-    Ok(found)
+/// A DMP SOAP 1.2 call read once: where its envelope is (the whole body, or the root part of an
+/// MTOM body), where the `wsse:Security` header goes, the patients its Body names and its
+/// WS-Addressing action. One parse for all of them, so that the patient check, the insertion
+/// point and the action relayed cannot disagree on what the call says.
+pub struct SoapCall<'a> {
+    body: &'a [u8],
+    /// The envelope's bytes within `body`.
+    envelope: (usize, usize),
+    insertion: Insertion,
+    patients: Vec<String>,
+    action: Option<String>,
 }
 
-/// [`patients_named`] on a checked envelope. Text is gathered across entity references (which
-/// quick-xml reports apart) up to the next tag.
-fn scan_patients(env: &[u8], oids: &[&str], found: &mut Vec<String>) -> Result<(), (u64, String)> {
-    let bom = if env.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-    let mut reader = NsReader::from_reader(&env[bom..]);
-    let (mut depth, mut in_body, mut text) = (0usize, false, String::new());
-    let at = |r: &NsReader<&[u8]>| r.error_position();
-    loop {
-        let (soap, ev) = match reader.read_resolved_event() {
-            Ok((res, ev)) => (is_ns(&res, SOAP12_NS), ev),
-            Err(e) => return Err((reader.error_position(), e.to_string())),
+impl<'a> SoapCall<'a> {
+    /// Reads a call; `content_type` is the request's `Content-Type` (for `multipart/related`, the
+    /// root part is the `start` parameter's Content-ID, else the first part: RFC 2387 §3.2), and
+    /// `oids` the assigning authorities under which an identifier names a patient. Refuses what
+    /// cannot carry a VIHF, and XML whose text a reader could take two ways (see [`EnvelopeError`]).
+    pub fn read(body: &'a [u8], content_type: &str, oids: &[&str]) -> Result<Self, EnvelopeError> {
+        let (mime, params) = parse_media_type(content_type)?;
+        let envelope = match mime.as_str() {
+            "application/soap+xml" => (0, body.len()),
+            "multipart/related" => root_part(body, &params)?,
+            "text/xml" => return Err(EnvelopeError::Soap11),
+            _ => return Err(EnvelopeError::UnsupportedContentType(content_type.to_string())),
         };
-        if !matches!(ev, Event::Text(_) | Event::GeneralRef(_)) && !text.is_empty() {
-            cx_identifiers(&text, oids, found);
-            text.clear();
+        let oids: Vec<String> = oids.iter().filter_map(|o| oid_arcs(o)).collect();
+        let read = read_envelope(&body[envelope.0..envelope.1], &oids)?;
+        Ok(SoapCall { body, envelope, insertion: read.insertion, patients: read.patients, action: read.action })
+    }
+
+    /// The patient identifiers the Body names under the authorities given to [`SoapCall::read`],
+    /// each once, in document order: HL7 v3 instance identifiers (an element whose `root` is one
+    /// of them: its `extension`, TD0.2's `patientIdentifier`) and HL7 v2 CX values
+    /// `ID^^^&OID&ISO` in text or attributes (an ebXML slot `$XDSDocumentEntryPatientId`, an
+    /// `ExternalIdentifier`). Text is read as XPath 1.0 §5 string-values are: character data,
+    /// CDATA sections and references joined, comments and processing instructions left out.
+    pub fn patients(&self) -> &[String] {
+        &self.patients
+    }
+
+    /// The text of the `wsa:Action` header block, if the call has one.
+    pub fn action(&self) -> Option<&str> {
+        self.action.as_deref()
+    }
+
+    /// The call with `<wsse:Security>ASSERTION</wsse:Security>` as the first child of the
+    /// envelope's `Header` (created before `Body` if absent); every other byte unchanged (MTOM
+    /// attachments included).
+    pub fn secure(&self, assertion_xml: &str) -> Vec<u8> {
+        let (es, ee) = self.envelope;
+        let env = &self.body[es..ee];
+        let sec = format!("<wsse:Security xmlns:wsse=\"{WSSE_NS}\">{assertion_xml}</wsse:Security>");
+        let mut out = Vec::with_capacity(self.body.len() + sec.len() + 64);
+        out.extend_from_slice(&self.body[..es]);
+        match &self.insertion {
+            Insertion::AfterHeaderStart(at) => {
+                out.extend_from_slice(&env[..*at]);
+                out.extend_from_slice(sec.as_bytes());
+                out.extend_from_slice(&env[*at..]);
+            }
+            Insertion::EmptyHeader { start, end, qname } => {
+                // `<s:Header a="b"/>` → `<s:Header a="b">` + header + `</s:Header>`.
+                let tag = &env[*start..*end];
+                let open = tag.strip_suffix(b"/>").unwrap_or(tag);
+                out.extend_from_slice(&env[..*start]);
+                out.extend_from_slice(open);
+                out.push(b'>');
+                out.extend_from_slice(sec.as_bytes());
+                out.extend_from_slice(format!("</{qname}>").as_bytes());
+                out.extend_from_slice(&env[*end..]);
+            }
+            Insertion::BeforeBody { at, qname_prefix } => {
+                let q = qname_prefix.as_ref().map_or_else(|| "Header".to_string(), |p| format!("{p}:Header"));
+                out.extend_from_slice(&env[..*at]);
+                out.extend_from_slice(format!("<{q}>").as_bytes());
+                out.extend_from_slice(sec.as_bytes());
+                out.extend_from_slice(format!("</{q}>").as_bytes());
+                out.extend_from_slice(&env[*at..]);
+            }
         }
-        match ev {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                if depth == 1 && soap && e.local_name().as_ref() == "Body" {
-                    in_body = matches!(ev, Event::Start(_));
-                } else if in_body {
-                    let (mut root, mut extension) = (None, None);
-                    for a in e.attributes() {
-                        let a = a.map_err(|e| (at(&reader), e.to_string()))?;
-                        let value = a
-                            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                            .map_err(|e| (at(&reader), e.to_string()))?;
-                        match a.key.local_name().as_ref() {
-                            "root" => root = Some(value.into_owned()),
-                            "extension" => extension = Some(value.into_owned()),
-                            _ => cx_identifiers(&value, oids, found),
-                        }
-                    }
-                    if let (Some(root), Some(id)) = (root, extension)
-                        && oids.contains(&root.trim())
-                    {
-                        push_once(found, id.trim());
-                    }
-                }
-                if matches!(ev, Event::Start(_)) {
-                    depth += 1;
-                }
-            }
-            Event::End(_) => {
-                depth = depth.saturating_sub(1);
-                if depth == 1 {
-                    in_body = false;
-                }
-            }
-            Event::Text(ref t) if in_body => text.push_str(&t.xml10_content()),
-            Event::GeneralRef(ref r) if in_body => {
-                let resolved = r.resolve_char_ref().map_err(|e| (at(&reader), e.to_string()))?;
-                match resolved {
-                    Some(c) => text.push(c),
-                    None => {
-                        text.push_str(quick_xml::escape::resolve_predefined_entity(&r.xml10_content()).unwrap_or(""))
-                    }
-                }
-            }
-            Event::CData(ref c) if in_body => cx_identifiers(&c.xml10_content(), oids, found),
-            Event::Eof => return Ok(()),
-            _ => {}
-        }
+        out.extend_from_slice(&self.body[ee..]);
+        out
     }
 }
 
-/// Every `ID^^^&OID&ISO` (HL7 CX: ID, then the assigning authority's universal id and its type)
-/// in `text` whose OID is one of `oids`: the ID is the run of letters and digits before `^^^&`.
-fn cx_identifiers(text: &str, oids: &[&str], found: &mut Vec<String>) {
-    let mut from = 0;
-    while let Some(i) = text[from..].find("^^^&").map(|i| i + from) {
-        let after = &text[i + 4..];
-        let oid = after.split('&').next().unwrap_or("");
-        if oids.contains(&oid) && after[oid.len()..].starts_with("&ISO") {
-            let id_start = text[..i].rfind(|c: char| !c.is_ascii_alphanumeric()).map_or(0, |j| j + 1);
-            push_once(found, &text[id_start..i]);
+/// Adds `<wsse:Security>ASSERTION</wsse:Security>` to a SOAP 1.2 call: [`SoapCall::read`], then
+/// [`SoapCall::secure`].
+pub fn insert_security(body: &[u8], content_type: &str, assertion_xml: &str) -> Result<Vec<u8>, EnvelopeError> {
+    Ok(SoapCall::read(body, content_type, &[])?.secure(assertion_xml))
+}
+
+/// The patients a SOAP 1.2 call names under `oids`: [`SoapCall::read`], then
+/// [`SoapCall::patients`]; refused as [`insert_security`] refuses.
+pub fn patients_named(body: &[u8], content_type: &str, oids: &[&str]) -> Result<Vec<String>, EnvelopeError> {
+    Ok(SoapCall::read(body, content_type, oids)?.patients)
+}
+
+/// Stands in the Body's text for a tag: it ends a CX identifier (two elements' texts are two
+/// values), and cannot be in XML text (XML 1.0 §2.2: U+0000 is not a `Char`).
+const TAG: u8 = 0;
+/// The longest CX value read back from its assigning authority; anything longer is reported
+/// cut (so, not the header's INS: refused), which keeps the scan linear.
+const MAX_CX: usize = 256;
+
+/// An OID as its arcs in canonical form: `urn:oid:` (RFC 3061) and surrounding XML whitespace
+/// taken off, leading zeros dropped (`1.2.250.1.213.1.4.010` is `…4.10` to a lenient reader).
+/// `None` if it is not an OID.
+fn oid_arcs(s: &str) -> Option<String> {
+    let s = s.trim_matches(is_xml_space);
+    let s = match s.get(..8) {
+        Some(p) if p.eq_ignore_ascii_case("urn:oid:") => &s[8..],
+        _ => s,
+    };
+    let mut out = String::with_capacity(s.len());
+    for arc in s.split('.') {
+        if arc.is_empty() || !arc.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
         }
-        from = i + 4;
+        let arc = arc.trim_start_matches('0');
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(if arc.is_empty() { "0" } else { arc });
+    }
+    Some(out)
+}
+
+fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Every HL7 CX value in `text` whose assigning authority (after `&`, or right after `^` for a
+/// lenient reader) is one of `oids`, with no regard for the authority's type (`ISO`, `iso`…):
+/// its ID, the value up to the first `^`. The value starts after a space, a quote, a bracket, a
+/// comma or a [`TAG`]: a value split by a tag or prefixed by anything else is reported as read
+/// (so it is not the header's INS, and the call is refused).
+fn cx_identifiers(text: &[u8], oids: &[String], found: &mut Vec<String>) {
+    let ends_value = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'\'' | b'"' | b'(' | b')' | b',' | TAG);
+    for (i, &b) in text.iter().enumerate() {
+        if b != b'&' && b != b'^' {
+            continue;
+        }
+        // The authority's universal id: up to the next delimiter; tags are skipped, as an
+        // element's string-value skips them.
+        let authority: Vec<u8> = text[i + 1..]
+            .iter()
+            .copied()
+            .filter(|&c| c != TAG)
+            .take_while(|&c| !matches!(c, b'&' | b'^' | b'\'' | b'"' | b'(' | b')' | b','))
+            .take(MAX_CX)
+            .collect();
+        let named = std::str::from_utf8(&authority).ok().and_then(oid_arcs).is_some_and(|a| oids.contains(&a));
+        if !named {
+            continue;
+        }
+        let floor = i.saturating_sub(MAX_CX);
+        let start = text[floor..i].iter().rposition(|&c| ends_value(c)).map_or(floor, |p| floor + p + 1);
+        let value = &text[start..i];
+        let id = value.split(|&c| c == b'^').next().unwrap_or_default();
+        push_once(found, &String::from_utf8_lossy(id));
     }
 }
 
@@ -253,7 +303,17 @@ enum Insertion {
     BeforeBody { at: usize, qname_prefix: Option<String> },
 }
 
-fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
+/// What one reading of an envelope finds.
+struct Read {
+    insertion: Insertion,
+    patients: Vec<String>,
+    action: Option<String>,
+}
+
+/// Reads a SOAP 1.2 envelope once (SOAP 1.2 Part 1 §5: Envelope, optional Header, Body): where
+/// the Security header goes, the patients the Body names under `oids` (canonical, [`oid_arcs`]),
+/// and the `wsa:Action` header's text.
+fn read_envelope(env: &[u8], oids: &[String]) -> Result<Read, EnvelopeError> {
     if let Err(e) = std::str::from_utf8(env) {
         return Err(EnvelopeError::Encoding(e.to_string()));
     }
@@ -267,19 +327,45 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
     let mut insertion = None;
     let mut seen_body = false;
     let mut in_header = false;
+    let mut in_body = false;
     let mut envelope_prefix = None;
+    // The Body's text (string-value), a TAG for each tag; the action's text while inside it.
+    let mut body_text: Vec<u8> = Vec::new();
+    let mut patients = Vec::new();
+    let (mut action, mut in_action) = (None::<String>, false);
     loop {
         let start = bom + reader.buffer_position() as usize;
-        let (soap, soap11, wsse, ev) = match reader.read_resolved_event() {
-            Ok((res, ev)) => {
-                (is_ns(&res, SOAP12_NS), is_ns(&res, SOAP11_NS), is_ns(&res, WSSE_NS) || is_ns(&res, WSSE11_NS), ev)
-            }
+        let (soap, soap11, wsse, wsa, ev) = match reader.read_resolved_event() {
+            Ok((res, ev)) => (
+                is_ns(&res, SOAP12_NS),
+                is_ns(&res, SOAP11_NS),
+                is_ns(&res, WSSE_NS) || is_ns(&res, WSSE11_NS),
+                is_ns(&res, WSA_NS),
+                ev,
+            ),
             Err(e) => {
                 let reason = e.to_string();
                 return Err(EnvelopeError::Xml { at: reader.error_position(), reason });
             }
         };
         let end = bom + reader.buffer_position() as usize;
+        let text = match &ev {
+            Event::Text(t) => Some(t.xml10_content()),
+            Event::CData(c) => Some(c.xml10_content()),
+            Event::GeneralRef(r) => Some(std::borrow::Cow::Owned(resolve_reference(r, start)?.to_string())),
+            _ => None,
+        };
+        if let Some(text) = &text {
+            if depth == 0 && (!matches!(ev, Event::Text(_)) || !text.chars().all(is_xml_space)) {
+                return Err(EnvelopeError::Xml { at: start as u64, reason: "content outside the root element".into() });
+            }
+            if in_body {
+                body_text.extend_from_slice(text.as_bytes());
+            }
+            if in_action && let Some(a) = action.as_mut() {
+                a.push_str(text);
+            }
+        }
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
@@ -308,6 +394,7 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
                             });
                         } else if soap && local == "Body" && !seen_body {
                             seen_body = true;
+                            in_body = !empty;
                             if insertion.is_none() {
                                 let prefix = envelope_prefix.clone();
                                 insertion = Some(Insertion::BeforeBody { at: start, qname_prefix: prefix });
@@ -317,6 +404,18 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
                         }
                     }
                     2 if in_header && wsse && local == "Security" => return Err(EnvelopeError::AlreadySecured),
+                    // WS-Addressing SOAP Binding §2.4: the action is the `wsa:Action` header block.
+                    2 if in_header && wsa && local == "Action" && action.is_none() => {
+                        action = Some(String::new());
+                        in_action = !empty;
+                    }
+                    _ if in_body => {
+                        body_text.push(TAG);
+                        instance_identifiers(e, oids, &mut patients, start)?;
+                        if empty {
+                            body_text.push(TAG);
+                        }
+                    }
                     _ => {}
                 }
                 if !empty {
@@ -327,11 +426,14 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
             }
             Event::End(_) => {
                 depth -= 1; // check_end_names: quick-xml refuses an end tag without its start
-                if depth == 1 {
-                    in_header = false;
+                match depth {
+                    0 => root_done = true,
+                    1 => (in_header, in_body) = (false, false),
+                    2 => in_action = false,
+                    _ => {}
                 }
-                if depth == 0 {
-                    root_done = true;
+                if in_body {
+                    body_text.push(TAG);
                 }
             }
             Event::DocType(_) => return Err(EnvelopeError::Doctype),
@@ -342,12 +444,6 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
                         return Err(EnvelopeError::Encoding(format!("declared {}", enc)));
                     }
                 }
-            }
-            Event::Text(ref t) if depth == 0 && !t.as_ref().chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) => {
-                return Err(EnvelopeError::Xml { at: start as u64, reason: "text outside the root element".into() });
-            }
-            Event::CData(_) | Event::GeneralRef(_) if depth == 0 => {
-                return Err(EnvelopeError::Xml { at: start as u64, reason: "content outside the root element".into() });
             }
             Event::Eof => break,
             _ => {}
@@ -363,43 +459,61 @@ fn find_insertion(env: &[u8]) -> Result<Insertion, EnvelopeError> {
     if !seen_body {
         return Err(EnvelopeError::NoBody);
     }
-    insertion.ok_or(EnvelopeError::NoBody)
+    let insertion = insertion.ok_or(EnvelopeError::NoBody)?;
+    cx_identifiers(&body_text, oids, &mut patients);
+    let action = action.map(|a| a.trim_matches(is_xml_space).to_owned());
+    Ok(Read { insertion, patients, action })
 }
 
-fn security(assertion_xml: &str) -> String {
-    format!("<wsse:Security xmlns:wsse=\"{WSSE_NS}\">{assertion_xml}</wsse:Security>")
+/// The character a reference stands for. Without a DTD only the five predefined entities exist
+/// (XML 1.0 §4.1, WFC: Entity Declared; §4.6), and a character reference must name a `Char`
+/// (WFC: Legal Character): anything else is not XML, and a reader skipping it would see
+/// other text than one refusing it.
+fn resolve_reference(r: &quick_xml::events::BytesRef, at: usize) -> Result<char, EnvelopeError> {
+    let bad = |reason: String| EnvelopeError::Xml { at: at as u64, reason };
+    let c = match r.resolve_char_ref() {
+        Ok(Some(c)) => c,
+        Ok(None) => quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+            .and_then(|s| s.chars().next())
+            .ok_or_else(|| bad(format!("&{}; is not declared (no DTD: only &amp; &lt; &gt; &apos; &quot;)", &**r)))?,
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    if !crate::xml::is_xml_char(c) {
+        return Err(bad(format!("&{}; names U+{:04X}, which XML 1.0 cannot carry", &**r, c as u32)));
+    }
+    Ok(c)
 }
 
-fn insert_in_envelope(env: &[u8], assertion_xml: &str) -> Result<Vec<u8>, EnvelopeError> {
-    let sec = security(assertion_xml);
-    let mut out = Vec::with_capacity(env.len() + sec.len() + 64);
-    match find_insertion(env)? {
-        Insertion::AfterHeaderStart(at) => {
-            out.extend_from_slice(&env[..at]);
-            out.extend_from_slice(sec.as_bytes());
-            out.extend_from_slice(&env[at..]);
+/// The patients an element of the Body names in its attributes (values normalised as XML 1.0
+/// §3.3.3 says, references resolved): an HL7 v3 instance identifier (every `extension` when
+/// any `root` is one of `oids`, whatever the attributes' prefixes), and CX values in any of them.
+fn instance_identifiers(
+    e: &quick_xml::events::BytesStart,
+    oids: &[String],
+    found: &mut Vec<String>,
+    at: usize,
+) -> Result<(), EnvelopeError> {
+    let bad = |reason: String| EnvelopeError::Xml { at: at as u64, reason };
+    let (mut patient_root, mut extensions) = (false, Vec::new());
+    for a in e.attributes() {
+        let a = a.map_err(|e| bad(e.to_string()))?;
+        let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| bad(e.to_string()))?;
+        if let Some(c) = value.chars().find(|&c| !crate::xml::is_xml_char(c)) {
+            return Err(bad(format!("an attribute value holds U+{:04X}, which XML 1.0 cannot carry", c as u32)));
         }
-        Insertion::EmptyHeader { start, end, qname } => {
-            // `<s:Header a="b"/>` → `<s:Header a="b">` + header + `</s:Header>`.
-            let tag = &env[start..end];
-            let open = tag.strip_suffix(b"/>").unwrap_or(tag);
-            out.extend_from_slice(&env[..start]);
-            out.extend_from_slice(open);
-            out.push(b'>');
-            out.extend_from_slice(sec.as_bytes());
-            out.extend_from_slice(format!("</{qname}>").as_bytes());
-            out.extend_from_slice(&env[end..]);
+        match a.key.local_name().as_ref() {
+            "root" => patient_root |= oid_arcs(&value).is_some_and(|r| oids.contains(&r)),
+            "extension" => extensions.push(value.trim_matches(is_xml_space).to_owned()),
+            _ => {}
         }
-        Insertion::BeforeBody { at, qname_prefix } => {
-            let q = qname_prefix.map_or_else(|| "Header".to_string(), |p| format!("{p}:Header"));
-            out.extend_from_slice(&env[..at]);
-            out.extend_from_slice(format!("<{q}>").as_bytes());
-            out.extend_from_slice(sec.as_bytes());
-            out.extend_from_slice(format!("</{q}>").as_bytes());
-            out.extend_from_slice(&env[at..]);
+        cx_identifiers(value.as_bytes(), oids, found);
+    }
+    if patient_root {
+        for id in extensions {
+            push_once(found, &id);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -524,20 +638,6 @@ fn root_part(body: &[u8], params: &[(String, String)]) -> Result<(usize, usize),
         }
     }
     Ok(root.content)
-}
-
-fn insert_in_multipart(
-    body: &[u8],
-    params: &[(String, String)],
-    assertion_xml: &str,
-) -> Result<Vec<u8>, EnvelopeError> {
-    let (cs, ce) = root_part(body, params)?;
-    let envelope = insert_in_envelope(&body[cs..ce], assertion_xml)?;
-    let mut out = Vec::with_capacity(body.len() + envelope.len() - (ce - cs));
-    out.extend_from_slice(&body[..cs]);
-    out.extend_from_slice(&envelope);
-    out.extend_from_slice(&body[ce..]);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -17,6 +17,17 @@ pub enum RelayError {
     Timeout(String),
     #[error("the DMP is unreachable: {0}")]
     Unreachable(String),
+    #[error("the DMP's answer is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+impl RelayError {
+    /// Whether the DMP failed (it could not be reached, or not in time), rather than the call or
+    /// the configuration: only these count against the DMP's circuit breaker, so that a caller's
+    /// bad calls cannot make the DMP look down for everyone.
+    pub fn is_dmp_failure(&self) -> bool {
+        matches!(self, RelayError::Timeout(_) | RelayError::Unreachable(_))
+    }
 }
 
 /// A service path segment the relay may name under the DMP's base URL: letters, digits, `_`,
@@ -42,13 +53,15 @@ impl DmpRelay {
     /// `base_url` like `https://lps.dev1.dmp.gouv.fr/si-dmp-server/v2/services/` (HTTPS only: the DMP
     /// requires mutual TLS); the client certificate and key in PEM (key PKCS#8 or PKCS#1), with the
     /// chain after the certificate if the DMP needs it; `extra_ca_pem` trusted besides the system
-    /// roots (the IGC-Santé server CA); `timeout_ms` bounds connecting (TCP + TLS).
+    /// roots (the IGC-Santé server CA); `timeout_ms` bounds connecting (TCP + TLS), `deadline_ms`
+    /// the whole call, from connecting to the answer's last byte.
     pub fn new(
         base_url: &str,
         client_cert_pem: &str,
         client_key_pem: &str,
         extra_ca_pem: Option<&str>,
         timeout_ms: u64,
+        deadline_ms: u64,
     ) -> Result<Self, RelayError> {
         let url =
             reqwest::Url::parse(base_url).map_err(|e| RelayError::Config(format!("base_url {base_url:?}: {e}")))?;
@@ -60,6 +73,7 @@ impl DmpRelay {
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(timeout_ms))
             .read_timeout(READ_TIMEOUT)
+            .timeout(Duration::from_millis(deadline_ms))
             .redirect(reqwest::redirect::Policy::none())
             .https_only(true)
             .identity(identity)
@@ -82,7 +96,7 @@ impl DmpRelay {
     /// POSTs `body` to `<base_url><service>`. SOAP 1.2 has no `SOAPAction` header: the action is the
     /// `action` parameter of the content type (RFC 3902 §6.5), added here when the caller's content
     /// type lacks it. Any HTTP status is an answer (a SOAP fault comes with 500); only transport
-    /// failures are errors. Timed in `vigie_upstream_request_seconds{upstream="dmp",op="soap"}`
+    /// failures (the deadline included) are errors. Timed in `vigie_upstream_request_seconds{upstream="dmp",op="soap"}`
     /// (until the answer's headers), failures counted in `vigie_upstream_errors_total`.
     pub async fn send(
         &self,
@@ -107,11 +121,33 @@ impl DmpRelay {
             .record(started.elapsed().as_secs_f64());
         result.map_err(|e| {
             metrics::counter!("vigie_upstream_errors_total", "upstream" => "dmp", "op" => "soap").increment(1);
-            let detail = vigie_core::error_chain(&e);
-            tracing::warn!(service, error = %detail, "DMP call failed");
-            if e.is_timeout() { RelayError::Timeout(detail) } else { RelayError::Unreachable(detail) }
+            let e = transport(&e);
+            tracing::warn!(service, error = %e, "DMP call failed");
+            e
         })
     }
+}
+
+/// A transport failure: the deadline, or the DMP out of reach.
+fn transport(e: &reqwest::Error) -> RelayError {
+    let detail = vigie_core::error_chain(e);
+    if e.is_timeout() { RelayError::Timeout(detail) } else { RelayError::Unreachable(detail) }
+}
+
+/// An answer read whole (a SOAP fault, for its reason), refused past `limit` bytes: what the DMP
+/// sends is not trusted to be small. A timeout here is the call's deadline.
+pub async fn read_whole(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>, RelayError> {
+    if answer.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(RelayError::TooLarge(limit));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| transport(&e))? {
+        if out.len() + chunk.len() > limit {
+            return Err(RelayError::TooLarge(limit));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// The content type with `action="…"` when the caller gave an action and the type has none.

@@ -243,8 +243,13 @@ fn td02(root: &str, extension: &str) -> String {
 
 /// TD3.1 (ebXML `AdhocQueryRequest`): the patient as an HL7 CX value in a slot, `&` escaped.
 fn td31(values: &[&str]) -> String {
-    let values: String =
-        values.iter().map(|v| format!("<rim:Value>'{}'</rim:Value>", v.replace('&', "&amp;"))).collect();
+    let values: Vec<String> = values.iter().map(|v| format!("'{}'", v.replace('&', "&amp;"))).collect();
+    td31_xml(&values.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// TD3.1 with each slot value written as this XML (character data as the caller encodes it).
+fn td31_xml(values: &[&str]) -> String {
+    let values: String = values.iter().map(|v| format!("<rim:Value>{v}</rim:Value>")).collect();
     soap12(
         "",
         &format!(
@@ -294,6 +299,86 @@ fn the_patients_a_call_names_are_found_in_hl7_identifiers_and_cx_values() {
     let attachment = format!("{INS2}^^^&1.2.250.1.213.1.4.8&ISO").into_bytes();
     let (body, ct) = mtom(&td02("1.2.250.1.213.1.4.10", INS), &[attachment], false);
     assert_eq!(patients_named(&body, &ct, &INS_OIDS).unwrap(), [INS]);
+}
+
+/// Issue 12 (red-team review), item 7: the same slot value or instance identifier, written so
+/// that the scan used to miss it while an XML reader (the DMP's) sees the other patient.
+#[test]
+fn a_patient_hidden_by_the_xml_encoding_is_still_found() {
+    let named = |env: &str| patients_named(env.as_bytes(), S12, &INS_OIDS).unwrap();
+    let other = [INS2.to_string()];
+    for (why, value) in [
+        ("a comment splits the CX", format!("'{INS2}^^<!---->^&amp;1.2.250.1.213.1.4.10&amp;ISO'")),
+        ("a comment splits the OID", format!("'{INS2}^^^&amp;1.2.250<!-- x -->.1.213.1.4.10&amp;ISO'")),
+        ("a comment splits the ID", "'1800175123<!---->45621^^^&amp;1.2.250.1.213.1.4.10&amp;ISO'".to_string()),
+        ("a processing instruction splits it", format!("'{INS2}^^^&amp;1.2.250.1.213<?pi x?>.1.4.10&amp;ISO'")),
+        ("partly CDATA", format!("'{INS2}^^^&amp;1.2.250<![CDATA[.1.213.1.4.10&ISO']]>")),
+        ("CDATA then text", format!("<![CDATA['{INS2}^^^&1.2.250.1.213.]]>1.4.10&amp;ISO'")),
+        ("all CDATA", format!("<![CDATA['{INS2}^^^&1.2.250.1.213.1.4.10&ISO']]>")),
+        ("character references", "'&#x31;80017512345621&#x5E;&#94;^&#38;1.2.250.1.213.1.4.10&#x26;ISO'".to_string()),
+        ("an assigning authority with a namespace id", format!("'{INS2}^^^INS-NIR&amp;1.2.250.1.213.1.4.10&amp;ISO'")),
+        ("the OID as a URN", format!("'{INS2}^^^&amp;urn:oid:1.2.250.1.213.1.4.10&amp;ISO'")),
+        ("the OID with spaces", format!("'{INS2}^^^&amp; 1.2.250.1.213.1.4.10 &amp;ISO'")),
+        ("the OID with a leading zero", format!("'{INS2}^^^&amp;1.2.250.1.213.1.4.010&amp;ISO'")),
+        ("the OID's type in lower case", format!("'{INS2}^^^&amp;1.2.250.1.213.1.4.10&amp;iso'")),
+    ] {
+        assert_eq!(named(&td31_xml(&[&value])), other, "{why}: {value}");
+    }
+    // The identifier before `^` is the whole CX ID, not its last run of letters and digits.
+    let prefixed = td31_xml(&[&format!("'X-{INS}^^^&amp;1.2.250.1.213.1.4.10&amp;ISO'")]);
+    assert_eq!(named(&prefixed), [format!("X-{INS}")]);
+    // HL7 v3 instance identifiers: every `root`, every `extension`, values as an XML reader reads them.
+    let ii = |attrs: &str| {
+        soap12(
+            "",
+            &format!(
+                "<s:Body><PRPA_IN201307UV02 xmlns=\"urn:hl7-org:v3\"><value {attrs}/></PRPA_IN201307UV02></s:Body>"
+            ),
+        )
+    };
+    for (why, attrs) in [
+        (
+            "a second, prefixed root",
+            format!(
+                "root=\"1.2.250.1.213.1.4.10\" extension=\"{INS2}\" h:root=\"1.2.250.1.71.4.2.1\" xmlns:h=\"urn:h\""
+            ),
+        ),
+        (
+            "a prefixed extension",
+            format!("root=\"1.2.250.1.213.1.4.10\" extension=\"{INS}\" h:extension=\"{INS2}\" xmlns:h=\"urn:h\""),
+        ),
+        ("a URN root with spaces", format!("root=\" urn:oid:1.2.250.1.213.1.4.10 \" extension=\"{INS2}\"")),
+        ("references in the root", format!("root=\"&#x31;.2.250.1.213.1.4.&#49;0\" extension=\"{INS2}\"")),
+        ("references in the extension", "root=\"1.2.250.1.213.1.4.10\" extension=\"&#x31;80017512345621\"".to_string()),
+    ] {
+        let found = named(&ii(&attrs));
+        assert!(found.contains(&INS2.to_string()), "{why}: {attrs} gave {found:?}");
+    }
+    // The same HL7 element in another prefix, or in none.
+    let prefixed_ii = soap12(
+        "",
+        &format!(
+            "<s:Body><h:PRPA_IN201307UV02 xmlns:h=\"urn:hl7-org:v3\"><h:value root=\"1.2.250.1.213.1.4.10\" extension=\"{INS2}\"/></h:PRPA_IN201307UV02></s:Body>"
+        ),
+    );
+    assert_eq!(named(&prefixed_ii), other);
+}
+
+/// A reference to an entity nobody declared (there is no DTD) is not well-formed (XML 1.0 §4.1,
+/// WFC: Entity Declared), nor is a reference to a character XML cannot carry (WFC: Legal
+/// Character): read as nothing, they would let the scan and the DMP see different text.
+#[test]
+fn undeclared_entities_and_illegal_character_references_are_refused() {
+    for (env, bad) in [
+        (td31_xml(&[&format!("'{INS2}^^&bogus;^&amp;1.2.250.1.213.1.4.10&amp;ISO'")]), "&bogus;"),
+        (soap12("<s:Header><a>&nbsp;</a></s:Header>", "<s:Body/>"), "&nbsp;"),
+        (td31_xml(&["'&#x1;'"]), "&#x1;"),
+        (soap12("<s:Header><a>&#xFFFE;</a></s:Header>", "<s:Body/>"), "&#xFFFE;"),
+    ] {
+        let e = patients_named(env.as_bytes(), S12, &INS_OIDS).unwrap_err();
+        assert!(matches!(e, EnvelopeError::Xml { .. }), "{bad}: {e:?}");
+        assert_eq!(insert_security(env.as_bytes(), S12, A).unwrap_err(), e, "{bad}");
+    }
 }
 
 #[test]
@@ -366,6 +451,37 @@ proptest! {
         prop_assert!(named(td02(&other, &id)).is_empty());
     }
 
+    /// Any encoding of the same infoset names the same patients as the plain one: characters as
+    /// decimal or hexadecimal references or in CDATA sections, comments and processing
+    /// instructions anywhere in text, any prefix (or none) for the elements, references in
+    /// attribute values. An encoding is the writer's choice, never a way to hide a patient.
+    #[test]
+    fn any_encoding_of_the_same_call_names_the_same_patients(
+        values in prop::collection::vec(slot_value(), 1..4),
+        ii in prop::option::of(("[0-9]{1,15}", 0usize..5)),
+        how in prop::collection::vec(0u8..8, 0..400),
+        attr_how in prop::collection::vec(0u8..3, 0..40),
+        prefixes in prop::collection::vec(prop::option::of("[a-z]{1,3}"), 3),
+    ) {
+        let escaped: Vec<String> = values.iter().map(|v| escape(v)).collect();
+        let plain = call(&escaped, ii.as_ref(), &mut |t| escape(t), &[None, None, None]);
+        let mut how = how.into_iter().chain(std::iter::repeat(0));
+        let encoded_values: Vec<String> = values.iter().map(|v| encode_text(v, &mut how)).collect();
+        let mut attr_how = attr_how.into_iter().chain(std::iter::repeat(0));
+        let mut attr = |t: &str| -> String {
+            t.chars()
+                .map(|c| match attr_how.next() {
+                    Some(1) => format!("&#x{:X};", c as u32),
+                    Some(2) => format!("&#{};", c as u32),
+                    _ => escape(&c.to_string()),
+                })
+                .collect()
+        };
+        let encoded = call(&encoded_values, ii.as_ref(), &mut attr, &prefixes);
+        let want = patients_named(plain.as_bytes(), S12, &INS_OIDS).unwrap();
+        prop_assert_eq!(patients_named(encoded.as_bytes(), S12, &INS_OIDS).unwrap(), want, "{}", encoded);
+    }
+
     /// Garbage never panics: it is refused or, if it happens to be a SOAP 1.2 envelope, accepted.
     #[test]
     fn garbage_is_refused_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), ct in prop_oneof![
@@ -382,4 +498,80 @@ proptest! {
             prop_assert_eq!(patients_named(&bytes, &ct, &INS_OIDS), Err(e));
         }
     }
+}
+
+/// A slot value: quoted CX values under INS or other authorities, as written in TD3.1.
+fn slot_value() -> impl Strategy<Value = String> {
+    let authority = prop_oneof![
+        (0usize..4).prop_map(|k| INS_OIDS[k].to_string()),
+        Just("1.2.250.1.71.4.2.1".to_string()),
+        Just("urn:oid:1.2.250.1.213.1.4.10".to_string()),
+    ];
+    prop::collection::vec(("[0-9A-Z]{1,15}", "(\\^\\^\\^&|\\^\\^\\^NS&)", authority, "[ a-z,]{0,3}"), 1..3).prop_map(
+        |cx| {
+            let v: Vec<String> = cx.iter().map(|(id, sep, oid, tail)| format!("'{id}{sep}{oid}&ISO'{tail}")).collect();
+            v.join(",")
+        },
+    )
+}
+
+/// XML 1.0 §2.4: text with `&`, `<` and `>` escaped.
+fn escape(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Text written character by character in one of the ways XML allows, as `how` says.
+fn encode_text(t: &str, how: &mut impl Iterator<Item = u8>) -> String {
+    let mut out = String::new();
+    let mut in_cdata = false;
+    for c in t.chars() {
+        let how = how.next().unwrap_or(0);
+        if in_cdata && how != 3 {
+            out.push_str("]]>");
+            in_cdata = false;
+        }
+        match how {
+            1 => out.push_str(&format!("&#{};", c as u32)),
+            2 => out.push_str(&format!("&#x{:x};", c as u32)),
+            3 => {
+                if !in_cdata {
+                    out.push_str("<![CDATA[");
+                    in_cdata = true;
+                }
+                out.push(c);
+            }
+            4 => out.push_str(&format!("<!-- c -->{}", escape(&c.to_string()))),
+            5 => out.push_str(&format!("<?pi x?>{}", escape(&c.to_string()))),
+            6 => out.push_str(&format!("<!---->{}<!---->", escape(&c.to_string()))),
+            _ => out.push_str(&escape(&c.to_string())),
+        }
+    }
+    if in_cdata {
+        out.push_str("]]>");
+    }
+    out
+}
+
+/// A TD3.1-like call with these slot values (as XML) and, optionally, an HL7 v3 identifier under
+/// the authority `k` (an INS one below 4), attribute values written by `attr`, elements with
+/// these prefixes (`None`: a default namespace).
+fn call(
+    values: &[String],
+    ii: Option<&(String, usize)>,
+    attr: &mut dyn FnMut(&str) -> String,
+    prefixes: &[Option<String>],
+) -> String {
+    let q = |i: usize, local: &str, ns: &str| match &prefixes[i] {
+        Some(p) => (format!("{p}:{local}"), format!("xmlns:{p}=\"{ns}\"")),
+        None => (local.to_string(), format!("xmlns=\"{ns}\"")),
+    };
+    let (query, query_ns) = q(0, "AdhocQueryRequest", "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0");
+    let (value, value_ns) = q(1, "Value", "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0");
+    let (id, id_ns) = q(2, "id", "urn:hl7-org:v3");
+    let slots: String = values.iter().map(|v| format!("<{value} {value_ns}>{v}</{value}>")).collect();
+    let ii = ii.map_or_else(String::new, |(ext, k)| {
+        let root = INS_OIDS.get(*k).copied().unwrap_or("1.2.250.1.71.4.2.1");
+        format!("<{id} {id_ns} root=\"{}\" extension=\"{}\"/>", attr(root), attr(ext))
+    });
+    soap12("", &format!("<s:Body><{query} {query_ns}>{slots}{ii}</{query}></s:Body>"))
 }

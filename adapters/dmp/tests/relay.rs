@@ -111,7 +111,7 @@ fn envelope(action: &str, body: &str) -> String {
 async fn a_relayed_td02_is_answered_and_the_same_vihf_sent_again_is_refused_as_replayed() {
     let metrics = prometheus();
     let sb = start_sandbox();
-    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000).unwrap();
+    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000, 10_000).unwrap();
     let v = sealer().issue(&settings(), &live_request()).unwrap();
     let env = envelope(TD02, "<PRPA_IN201307UV02 xmlns=\"urn:hl7-org:v3\" ITSVersion=\"XML_1.0\"/>");
     let body = insert_security(env.as_bytes(), "application/soap+xml; charset=utf-8", &v.xml).unwrap();
@@ -137,7 +137,7 @@ async fn a_relayed_td02_is_answered_and_the_same_vihf_sent_again_is_refused_as_r
 #[tokio::test]
 async fn an_expired_vihf_is_refused_by_the_stand_in() {
     let sb = start_sandbox();
-    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000).unwrap();
+    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000, 10_000).unwrap();
     let old = VihfRequest { now: unix_now() - 120, authn_instant: unix_now() - 200, ..request("fido2") };
     let v = sealer().issue(&settings(), &old).unwrap();
     let env = envelope(TD31, "<q:AdhocQueryRequest xmlns:q=\"urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0\"/>");
@@ -150,7 +150,7 @@ async fn an_expired_vihf_is_refused_by_the_stand_in() {
 #[tokio::test]
 async fn an_mtom_call_keeps_its_attachment_bytes_end_to_end() {
     let sb = start_sandbox();
-    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000).unwrap();
+    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000, 10_000).unwrap();
     let v = sealer().issue(&settings(), &live_request()).unwrap();
     let env = envelope(
         TD31,
@@ -185,21 +185,21 @@ async fn transport_failures_are_errors_with_the_reason() {
     // A client certificate the DMP does not trust: the TLS handshake fails.
     let rogue = ca("ROGUE");
     let (c, k) = leaf(&rogue, "rogue", ExtendedKeyUsagePurpose::ClientAuth);
-    let relay = DmpRelay::new(&sb.base, &c, &k, Some(&sb.tls_ca), 2000).unwrap();
+    let relay = DmpRelay::new(&sb.base, &c, &k, Some(&sb.tls_ca), 2000, 10_000).unwrap();
     let e = relay.send("patients", "application/soap+xml", Some(TD02), b"<x/>".to_vec()).await.unwrap_err();
     assert!(matches!(e, RelayError::Unreachable(_)), "{e}");
     // A server this relay does not trust.
-    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, None, 2000).unwrap();
+    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, None, 2000, 10_000).unwrap();
     let e = relay.send("patients", "application/soap+xml", None, b"<x/>".to_vec()).await.unwrap_err();
     assert!(e.to_string().contains("certificate") || e.to_string().contains("Unknown"), "{e}");
     // Nobody listening.
-    let relay = DmpRelay::new("https://127.0.0.1:9/s/", &sb.client_cert, &sb.client_key, None, 500).unwrap();
+    let relay = DmpRelay::new("https://127.0.0.1:9/s/", &sb.client_cert, &sb.client_key, None, 500, 10_000).unwrap();
     let t = Instant::now();
     let e = relay.send("patients", "application/soap+xml", None, b"<x/>".to_vec()).await.unwrap_err();
     assert!(matches!(e, RelayError::Unreachable(_) | RelayError::Timeout(_)), "{e}");
     assert!(t.elapsed() < Duration::from_secs(3));
     // Path injection and header injection are refused before any I/O.
-    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000).unwrap();
+    let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000, 10_000).unwrap();
     for bad in ["../admin", "a/b", "", "x?y=1", ".hidden"] {
         assert!(
             matches!(relay.send(bad, "application/soap+xml", None, vec![]).await, Err(RelayError::Service(_))),
@@ -208,8 +208,11 @@ async fn transport_failures_are_errors_with_the_reason() {
     }
     let e = relay.send("patients", "application/soap+xml", Some("a\"b"), vec![]).await.unwrap_err();
     assert!(matches!(e, RelayError::Action(_)));
-    assert!(matches!(DmpRelay::new("http://x/", &sb.client_cert, &sb.client_key, None, 1), Err(RelayError::Config(_))));
-    assert!(matches!(DmpRelay::new(&sb.base, "junk", "junk", None, 1), Err(RelayError::Config(_))));
+    assert!(matches!(
+        DmpRelay::new("http://x/", &sb.client_cert, &sb.client_key, None, 1, 1),
+        Err(RelayError::Config(_))
+    ));
+    assert!(matches!(DmpRelay::new(&sb.base, "junk", "junk", None, 1, 1), Err(RelayError::Config(_))));
 }
 
 #[test]

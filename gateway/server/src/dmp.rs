@@ -128,10 +128,16 @@ pub struct RelayConfig {
     pub client_key_file: Option<PathBuf>,
     /// PEM CA certificates to trust for the DMP's server certificate, besides the system ones.
     pub ca_file: Option<PathBuf>,
-    /// Time allowed for one DMP call, connection included (milliseconds).
+    /// Time allowed to connect to the DMP, TCP and TLS (milliseconds).
     pub timeout_ms: u64,
+    /// Time allowed for one relayed call, from connecting to the answer's last byte
+    /// (milliseconds): a DMP that stops answering gets 504, not a held connection.
+    pub deadline_ms: u64,
     /// Largest SOAP request relayed (bytes; document submissions are MTOM and large).
     pub max_body_bytes: usize,
+    /// Largest answer taken from the DMP (bytes): a fault over it is a 502, a streamed answer
+    /// is cut there.
+    pub max_answer_bytes: usize,
     /// The service paths under `base_url` the relay may reach.
     pub services: Vec<String>,
 }
@@ -144,7 +150,9 @@ impl Default for RelayConfig {
             client_key_file: None,
             ca_file: None,
             timeout_ms: 15_000,
+            deadline_ms: 120_000,
             max_body_bytes: 32 * 1024 * 1024,
+            max_answer_bytes: 64 * 1024 * 1024,
             // Reference §2: the kit's paths and DRIMbox's.
             services: [
                 "patients",
@@ -170,6 +178,7 @@ pub struct Dmp {
     pub relay: Option<vigie_dmp::DmpRelay>,
     pub services: Vec<String>,
     pub max_body_bytes: usize,
+    pub max_answer_bytes: usize,
     /// The assigning authorities under which a relayed call names its patient: the INS ones and
     /// `dmp.vihf.ins_oid`.
     pub patient_oids: Vec<String>,
@@ -247,11 +256,17 @@ impl RelayConfig {
                 errors.push((format!("dmp.relay.services[{i}]"), format!("{s:?} is not a service path segment")));
             }
         }
-        if self.timeout_ms == 0 {
-            errors.push(("dmp.relay.timeout_ms".into(), "expected a positive integer".into()));
+        for (key, ms) in [("dmp.relay.timeout_ms", self.timeout_ms), ("dmp.relay.deadline_ms", self.deadline_ms)] {
+            if ms == 0 {
+                errors.push((key.into(), "expected a positive integer".into()));
+            }
         }
-        if self.max_body_bytes < 1024 {
-            errors.push(("dmp.relay.max_body_bytes".into(), "expected at least 1024".into()));
+        for (key, bytes) in
+            [("dmp.relay.max_body_bytes", self.max_body_bytes), ("dmp.relay.max_answer_bytes", self.max_answer_bytes)]
+        {
+            if bytes < 1024 {
+                errors.push((key.into(), "expected at least 1024".into()));
+            }
         }
         let base = self.base_url.as_deref()?;
         match url::Url::parse(base) {
@@ -282,7 +297,7 @@ impl RelayConfig {
             Some(Some(ca)) => Some(ca),
             None => None,
         };
-        vigie_dmp::DmpRelay::new(base, &cert, &key, ca.as_deref(), self.timeout_ms)
+        vigie_dmp::DmpRelay::new(base, &cert, &key, ca.as_deref(), self.timeout_ms, self.deadline_ms)
             .map_err(|e| errors.push(("dmp.relay".into(), e.to_string())))
             .ok()
     }
@@ -311,6 +326,7 @@ impl DmpConfig {
                     relay,
                     services: self.relay.services.clone(),
                     max_body_bytes: self.relay.max_body_bytes,
+                    max_answer_bytes: self.relay.max_answer_bytes,
                     patient_oids,
                 }))
             }
@@ -354,10 +370,17 @@ pub enum Refusal {
     Token(String),
     /// The policy refuses (the description names the deciding policies).
     Policy(String),
-    /// The DMP side is off, or something it needs is down.
+    /// The DMP side is off, or something it needs is down (what, in the log only).
     Unavailable(String),
-    /// A fault of Vigie.
+    /// A fault of Vigie (its detail in the log only).
     Server(String),
+}
+
+/// A store or directory failure: logged with its detail, told to the caller without it (the
+/// store's or SQL's error text says nothing the caller can act on, and tells about internals).
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "DMP: {what} failed");
+    Refusal::Unavailable(format!("the {what} is unavailable at the moment; try again later"))
 }
 
 /// Through which door a VIHF left.
@@ -384,7 +407,7 @@ pub async fn vihf_for(
     // declared lost) does not reach the DMP.
     let session = crate::session::by_sid(state, &claims.sid)
         .await
-        .map_err(|e| Refusal::Unavailable(format!("session store: {e}")))?
+        .map_err(|e| unavailable("session store", e))?
         .ok_or_else(|| Refusal::Token("the professional's session has ended: they must log in again".into()))?;
     let auth = &session.authentication;
     if auth.identity_id != claims.sub {
@@ -408,7 +431,7 @@ pub async fn vihf_for(
         .identities
         .get(state, &auth.identity_id)
         .await
-        .map_err(|e| Refusal::Unavailable(format!("directory: {e}")))?
+        .map_err(|e| unavailable("directory", e))?
         .ok_or_else(|| Refusal::Token("the professional is no longer in the directory".into()))?;
     let professional = auth.professional.as_ref();
     let idnat = professional
@@ -435,7 +458,10 @@ pub async fn vihf_for(
         vigie_dmp::VihfError::UnknownMie(_) | vigie_dmp::VihfError::NoRole => {
             Refusal::Policy(format!("no VIHF for this session: {e}"))
         }
-        e => Refusal::Server(format!("VIHF: {e}")),
+        e => {
+            tracing::error!(error = %e, "DMP: the VIHF could not be made");
+            Refusal::Server("the VIHF could not be made; the incident is logged".into())
+        }
     })?;
     metrics::counter!("vigie_vihf_issued_total", "client" => client_id.to_owned()).increment(1);
     state.audit(AuditEvent {
@@ -572,36 +598,44 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
             Err(e) => return problem(StatusCode::BAD_REQUEST, "Unreadable body", &e.to_string()),
         }
     }
-    let action = media_param(&content_type, "action").or_else(|| element_text(&body, "Action", 64 * 1024));
-    // The patients the call names in its Body must be the one its VIHF names (the header): a
-    // mismatch would trace one patient's file and ask the DMP for another's. Read before any
-    // VIHF is made: a call that cannot be relayed gets none.
+    // One reading of the call: the patients it names, where the VIHF goes and its WS-Addressing
+    // action all come from the same parse, so that what is checked is what is relayed.
     let oids: Vec<&str> = dmp.patient_oids.iter().map(String::as_str).collect();
-    match vigie_dmp::patients_named(&body, &content_type, &oids) {
+    let soap = match vigie_dmp::SoapCall::read(&body, &content_type, &oids) {
+        Ok(s) => s,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "Not a SOAP 1.2 envelope Vigie can secure", &e.to_string()),
-        Ok(named) => {
-            if let Some(other) = named.iter().find(|n| !n.eq_ignore_ascii_case(patient.as_str())) {
-                let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| ins_audit_hash(&o));
-                audit_refused(
-                    &state,
-                    &caller,
-                    &claims.client_id,
-                    &format!(
-                        "relay to {service}: the call names patient {other_hash}, X-Vigie-Patient-INS {}",
-                        ins_audit_hash(&patient)
-                    ),
-                );
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "Patient mismatch",
-                    &format!(
-                        "the call names patient {other:?} in its Body, but X-Vigie-Patient-INS is {:?}: a VIHF \
-                         names one patient, and the call must ask for that patient",
-                        patient.as_str()
-                    ),
-                );
-            }
-        }
+    };
+    // RFC 3902 §6.5: the action is the content type's `action` parameter, else the envelope's.
+    let action = media_param(&content_type, "action").or_else(|| soap.action().map(str::to_owned));
+    // What the relay cannot send is the caller's fault: refused here, before any VIHF, and never
+    // counted against the DMP.
+    let outgoing_type = match vigie_dmp::with_action(&content_type, action.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "Bad SOAP action", &e.to_string()),
+    };
+    // The patients the call names in its Body must be the one its VIHF names (the header): a
+    // mismatch would trace one patient's file and ask the DMP for another's. Checked before any
+    // VIHF is made: a call that cannot be relayed gets none.
+    if let Some(other) = soap.patients().iter().find(|n| !n.eq_ignore_ascii_case(patient.as_str())) {
+        let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| ins_audit_hash(&o));
+        audit_refused(
+            &state,
+            &caller,
+            &claims.client_id,
+            &format!(
+                "relay to {service}: the call names patient {other_hash}, X-Vigie-Patient-INS {}",
+                ins_audit_hash(&patient)
+            ),
+        );
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Patient mismatch",
+            &format!(
+                "the call names patient {other:?} in its Body, but X-Vigie-Patient-INS is {:?}: a VIHF \
+                 names one patient, and the call must ask for that patient",
+                patient.as_str()
+            ),
+        );
     }
     let Some(relay) = dmp.relay.as_ref() else {
         return problem(
@@ -620,10 +654,8 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         Err(Refusal::Unavailable(m)) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &m),
         Err(Refusal::Server(m)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "VIHF not issued", &m),
     };
-    let secured = match vigie_dmp::insert_security(&body, &content_type, &vihf.xml) {
-        Ok(b) => b,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "Not a SOAP 1.2 envelope Vigie can secure", &e.to_string()),
-    };
+    let secured = soap.secure(&vihf.xml);
+    drop(soap);
     drop(body);
     let started = Instant::now();
     let call = Call {
@@ -642,17 +674,9 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         call.audit(Outcome::Failure, m, started);
         return problem(StatusCode::SERVICE_UNAVAILABLE, "DMP unavailable", m);
     }
-    let answer = match relay.send(&service, &content_type, call.action.as_deref(), secured).await {
-        Ok(r) => {
-            state.health.record(crate::health::DMP, Ok(started.elapsed()));
-            r
-        }
-        Err(e) => {
-            let m = format!("the DMP could not be reached: {e}");
-            state.health.record(crate::health::DMP, Err(m.clone()));
-            call.audit(Outcome::Failure, &m, started);
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "DMP unavailable", &m);
-        }
+    let answer = match relay.send(&service, &outgoing_type, None, secured).await {
+        Ok(r) => r,
+        Err(e) => return call.failed(&e, started),
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let answer_type =
@@ -662,26 +686,48 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         out.insert_header((header::CONTENT_TYPE, t.as_str()));
     }
     if !status.is_success() {
-        // A SOAP fault: small, read whole to say in the audit trail what the DMP refused.
-        let bytes = match answer.bytes().await {
+        // A SOAP fault, read whole (capped) to say in the audit trail what the DMP refused.
+        let bytes = match vigie_dmp::read_whole(answer, dmp.max_answer_bytes).await {
             Ok(b) => b,
-            Err(e) => {
-                let m = format!("the DMP's answer was cut: {e}");
-                call.audit(Outcome::Failure, &m, started);
-                return problem(StatusCode::BAD_GATEWAY, "DMP answer cut", &m);
-            }
+            Err(e) => return call.failed(&e, started),
         };
+        let fault = element_text(&bytes, "Fault", bytes.len()).is_some();
+        // A fault is the DMP answering; a 5xx without one (a front end's error page) is the DMP
+        // failing, and counts against its breaker.
+        let outcome = if status.is_server_error() && !fault {
+            Err(format!("HTTP {} without a SOAP fault", status.as_u16()))
+        } else {
+            Ok(started.elapsed())
+        };
+        state.health.record(crate::health::DMP, outcome);
         let reason = element_text(&bytes, "Text", bytes.len()).unwrap_or_default();
         call.audit(Outcome::Failure, &format!("HTTP {}; {reason}", status.as_u16()), started);
         return out.body(bytes);
     }
+    state.health.record(crate::health::DMP, Ok(started.elapsed()));
+    if answer.content_length().is_some_and(|n| n > dmp.max_answer_bytes as u64) {
+        return call.failed(&vigie_dmp::RelayError::TooLarge(dmp.max_answer_bytes), started);
+    }
     call.audit(Outcome::Success, &format!("HTTP {}", status.as_u16()), started);
-    // Streamed as it comes: MTOM answers (documents) are not held in memory.
-    let stream = futures_util::stream::unfold(answer, |mut r| async move {
+    // Streamed as it comes: MTOM answers (documents) are not held in memory. Past the cap, or
+    // the deadline, the stream ends with an error: the DPI sees a cut answer, never a whole one.
+    let limit = dmp.max_answer_bytes;
+    let stream = futures_util::stream::unfold(Some((answer, 0usize)), move |state| async move {
+        let (mut r, sent) = state?;
         match r.chunk().await {
-            Ok(Some(b)) => Some((Ok::<_, reqwest::Error>(b), r)),
+            Ok(Some(b)) if sent + b.len() <= limit => {
+                let sent = sent + b.len();
+                Some((Ok(b), Some((r, sent))))
+            }
+            Ok(Some(_)) => {
+                tracing::warn!(limit, "DMP answer cut: larger than dmp.relay.max_answer_bytes");
+                Some((Err(actix_web::error::ErrorBadGateway("the DMP's answer is too large")), None))
+            }
             Ok(None) => None,
-            Err(e) => Some((Err(e), r)),
+            Err(e) => {
+                tracing::warn!(error = %vigie_core::error_chain(&e), "DMP answer cut");
+                Some((Err(actix_web::error::ErrorBadGateway("the DMP's answer was cut")), None))
+            }
         }
     });
     out.streaming(stream)
@@ -699,6 +745,37 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// A call that got no usable answer: audited with the reason, counted against the DMP's
+    /// breaker only when the DMP failed, told to the caller without the transport's detail.
+    fn failed(&self, e: &vigie_dmp::RelayError, started: Instant) -> HttpResponse {
+        use vigie_dmp::RelayError;
+        let detail = e.to_string();
+        if e.is_dmp_failure() {
+            self.state.health.record(crate::health::DMP, Err(detail.clone()));
+        }
+        self.audit(Outcome::Failure, &detail, started);
+        match e {
+            RelayError::Timeout(_) => problem(
+                StatusCode::GATEWAY_TIMEOUT,
+                "DMP timeout",
+                "the DMP did not answer in the time allowed (`dmp.relay.deadline_ms`); try again later",
+            ),
+            RelayError::Unreachable(_) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DMP unavailable",
+                "the DMP is unreachable at the moment; try again later",
+            ),
+            RelayError::TooLarge(n) => problem(
+                StatusCode::BAD_GATEWAY,
+                "DMP answer too large",
+                &format!("the DMP's answer is larger than the {n} bytes Vigie relays (`dmp.relay.max_answer_bytes`)"),
+            ),
+            RelayError::Service(_) | RelayError::Action(_) | RelayError::Config(_) => {
+                problem(StatusCode::BAD_REQUEST, "Call not relayed", &detail)
+            }
+        }
+    }
+
     fn audit(&self, outcome: Outcome, what: &str, started: Instant) {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let result = if outcome == Outcome::Success { "success" } else { "failure" };
@@ -905,6 +982,16 @@ mod tests {
             media_param(r#"application/soap+xml; charset=utf-8; action="urn:x""#, "action").as_deref(),
             Some("urn:x")
         );
+    }
+
+    #[test]
+    fn store_failures_reach_the_caller_without_their_detail() {
+        let Refusal::Unavailable(m) =
+            unavailable("session store", "redis://10.1.2.3:6379: NOAUTH Authentication required")
+        else {
+            panic!("a store failure is Unavailable");
+        };
+        assert_eq!(m, "the session store is unavailable at the moment; try again later");
     }
 
     #[test]

@@ -114,6 +114,14 @@ impl Sandbox {
         r.json().await.expect("JSON log")
     }
 
+    /// Makes the stand-in misbehave (`/__control/misbehave`), or behave again with `{}`.
+    async fn misbehave(&self, how: Value) {
+        let url =
+            format!("{}/__control/{}", self.origin(), if how == serde_json::json!({}) { "reset" } else { "misbehave" });
+        let r = self.http.post(url).json(&how).send().await.expect("stand-in control");
+        assert_eq!(r.status(), 200);
+    }
+
     /// A call straight to the stand-in, as a DPI holding a VIHF would make it.
     async fn post(&self, service: &str, content_type: &str, body: Vec<u8>) -> Resp {
         let r = self
@@ -711,6 +719,8 @@ validity_secs = 0
 base_url = "http://dmp.example/si-dmp-server/v2/services/"
 client_cert_file = "/nonexistent/auth.pem"
 timeout_ms = 0
+deadline_ms = 0
+max_answer_bytes = 10
 services = ["../admin"]
 "#
     ));
@@ -724,6 +734,8 @@ services = ["../admin"]
         "dmp.relay.client_cert_file",
         "dmp.relay.client_key_file",
         "dmp.relay.timeout_ms",
+        "dmp.relay.deadline_ms",
+        "dmp.relay.max_answer_bytes",
         "dmp.relay.services[0]",
     ] {
         let lines = stderr.lines().filter(|l| l.contains(&format!("`{key}`:"))).count();
@@ -745,4 +757,105 @@ pkcs12_password = "hunter2-secret"
     assert!(stderr.contains("`dmp.seal`: give `cert_file` and `key_file`, or `pkcs12_file`, not both"), "{stderr}");
     assert!(stderr.lines().any(|l| l.contains("`dmp.vihf.structure_id`")), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password is never shown: {stderr}");
+}
+
+/// Issue 12 (red-team review): the relay's own refusals and the DMP's failures, end to end. A
+/// patient hidden from the cross-check by the XML encoding gets no VIHF; a call the relay cannot
+/// send (a quote in its action) is the caller's fault: 400, and not counted against the DMP's
+/// breaker; a DMP slower than `dmp.relay.deadline_ms` is a 504, an answer over
+/// `dmp.relay.max_answer_bytes` a 502; a DMP answering 5xx without a SOAP fault counts against
+/// the breaker, which then answers for it.
+#[tokio::test]
+async fn the_relay_refuses_hidden_patients_and_its_own_refusals_do_not_trip_the_dmp_breaker() {
+    let port = free_port();
+    let gw = gateway_with_relay(
+        port,
+        &[
+            ("VIGIE_DMP__RELAY__DEADLINE_MS", "1500"),
+            ("VIGIE_DMP__RELAY__MAX_ANSWER_BYTES", "65536"),
+            ("VIGIE_HEALTH__PROBE_INTERVAL_MS", "600000"),
+        ],
+    )
+    .await;
+    let sandbox = Sandbox::start(&gw, port, &[]).await;
+    let t = card_token(&gw).await;
+    let relay = |service: &str, ctype: &str, body: String| {
+        gw.http()
+            .post(gw.url(&format!("/dmp/relay/{service}")))
+            .bearer_auth(&t.access)
+            .header("content-type", ctype.to_owned())
+            .header("x-vigie-patient-ins", INS)
+            .body(body)
+            .send()
+    };
+    let issued = || gw.audit_lines().iter().filter(|l| l["kind"] == "vihf_issued").count();
+    let before = (issued(), sandbox.log().await.len());
+
+    // Another patient's CX value, its `^^^&` split by a comment, or half in CDATA: an XML reader
+    // (the DMP's) reads the other patient.
+    let nir = "1800175123456";
+    let other = format!("{nir}{:02}", vigie_dmp::nir_key(nir).unwrap());
+    for value in [
+        format!("'{other}^^<!---->^&amp;1.2.250.1.213.1.4.10&amp;ISO'"),
+        format!("'{other}^^^&amp;1.2.250<![CDATA[.1.213.1.4.10&ISO']]>"),
+    ] {
+        let body = envelope(
+            TD31,
+            &format!(
+                r#"<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:AdhocQuery id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"><rim:Slot name="$XDSDocumentEntryPatientId"><rim:ValueList><rim:Value>{value}</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery></query:AdhocQueryRequest>"#
+            ),
+        );
+        let r = Resp::of(relay("registry", "application/soap+xml", body).await.unwrap()).await;
+        assert_eq!(r.status, 400, "{value}: {}", r.body);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.json()["title"], "Patient mismatch", "{}", r.body);
+        assert!(r.json()["detail"].as_str().unwrap().contains(&other), "{}", r.body);
+    }
+    assert_eq!((issued(), sandbox.log().await.len()), before, "no VIHF made, nothing sent to the DMP");
+
+    // An action that cannot go into a content-type parameter, in the content type or in the
+    // envelope: the caller's fault, refused before any VIHF, however often.
+    let quoted = envelope("urn:ihe:iti:2007:Registry\"StoredQuery", "<q/>");
+    for _ in 0..4 {
+        let r = Resp::of(relay("patients", r#"application/soap+xml; action="urn:a\"b""#, td02()).await.unwrap()).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert!(r.json()["detail"].as_str().unwrap().contains("action"), "{}", r.body);
+        let r = Resp::of(relay("registry", "application/soap+xml", quoted.clone()).await.unwrap()).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    assert_eq!((issued(), sandbox.log().await.len()), before, "no VIHF made, nothing sent to the DMP");
+    let r = Resp::of(relay("patients", "application/soap+xml", td02()).await.unwrap()).await;
+    assert_eq!(r.status, 200, "the DMP's breaker is still closed: {}", r.body);
+
+    // A fault larger than the answers the relay takes: 502, the DMP did answer (not counted).
+    sandbox.misbehave(serde_json::json!({ "fault_bytes": 200_000 })).await;
+    let r = Resp::of(relay("patients", "application/soap+xml", td02()).await.unwrap()).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("65536"), "{}", r.body);
+    gw.audit_line(|l| l["kind"] == "dmp_call" && l["reason"].as_str().is_some_and(|r| r.contains("larger than 65536")))
+        .await;
+
+    // Slower than the deadline: 504, counted (1).
+    sandbox.misbehave(serde_json::json!({ "delay_ms": 4000 })).await;
+    let started = std::time::Instant::now();
+    let r = Resp::of(relay("patients", "application/soap+xml", td02()).await.unwrap()).await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(started.elapsed() < Duration::from_millis(3500), "answered at the deadline: {:?}", started.elapsed());
+
+    // 5xx without a SOAP fault (a failing front end): passed on, and counted (2, 3)...
+    sandbox.misbehave(serde_json::json!({ "status": 503 })).await;
+    for _ in 0..2 {
+        let r = Resp::of(relay("patients", "application/soap+xml", td02()).await.unwrap()).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(r.header("content-type"), Some("text/html"));
+    }
+    // ...so the breaker is open and answers for the DMP, which is not called.
+    sandbox.misbehave(serde_json::json!({})).await;
+    let r = Resp::of(relay("patients", "application/soap+xml", td02()).await.unwrap()).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["title"], "DMP unavailable", "{}", r.body);
+    assert!(sandbox.log().await.is_empty(), "the open breaker kept the call from the DMP");
 }
