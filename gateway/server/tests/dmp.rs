@@ -794,8 +794,8 @@ async fn the_relay_refuses_hidden_patients_and_its_own_refusals_do_not_trip_the_
             .body(body)
             .send()
     };
-    let issued = || gw.audit_lines().iter().filter(|l| l["kind"] == "vihf_issued").count();
-    let before = (issued(), sandbox.log().await.len());
+    let sent_before = sandbox.log().await.len();
+    let mut refused_calls = Vec::new();
 
     // Another patient's CX value, its `^^^&` split by a comment, or half in CDATA: an XML reader
     // (the DMP's) reads the other patient.
@@ -816,8 +816,9 @@ async fn the_relay_refuses_hidden_patients_and_its_own_refusals_do_not_trip_the_
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
         assert_eq!(r.json()["title"], "Patient mismatch", "{}", r.body);
         assert!(r.json()["detail"].as_str().unwrap().contains(&other), "{}", r.body);
+        refused_calls.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
     }
-    assert_eq!((issued(), sandbox.log().await.len()), before, "no VIHF made, nothing sent to the DMP");
+    assert_eq!(sandbox.log().await.len(), sent_before, "nothing sent to the DMP");
 
     // An action that cannot go into a content-type parameter, in the content type or in the
     // envelope: the caller's fault, refused before any VIHF, however often.
@@ -827,12 +828,23 @@ async fn the_relay_refuses_hidden_patients_and_its_own_refusals_do_not_trip_the_
         assert_eq!(r.status, 400, "{}", r.body);
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
         assert!(r.json()["detail"].as_str().unwrap().contains("action"), "{}", r.body);
+        refused_calls.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
         let r = Resp::of(relay("registry", "application/soap+xml", quoted.clone()).await.unwrap()).await;
         assert_eq!(r.status, 400, "{}", r.body);
+        refused_calls.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
     }
-    assert_eq!((issued(), sandbox.log().await.len()), before, "no VIHF made, nothing sent to the DMP");
+    assert_eq!(sandbox.log().await.len(), sent_before, "nothing sent to the DMP");
     let r = Resp::of(relay("patients", "application/soap+xml", td02()).await.unwrap()).await;
     assert_eq!(r.status, 200, "the DMP's breaker is still closed: {}", r.body);
+    // This call's VIHF is on a line after those the refused calls would have written.
+    let id = r.headers["x-request-id"].to_str().unwrap().to_owned();
+    gw.audit_line(|l| l["kind"] == "vihf_issued" && l["request_id"] == id.as_str()).await;
+    let vihfs: Vec<Value> = gw
+        .audit_lines()
+        .into_iter()
+        .filter(|l| l["kind"] == "vihf_issued" && refused_calls.iter().any(|id| l["request_id"] == id.as_str()))
+        .collect();
+    assert!(vihfs.is_empty(), "no VIHF made for a call refused before the DMP: {vihfs:?}");
 
     // A fault larger than the answers the relay takes: 502, the DMP did answer (not counted).
     sandbox.misbehave(serde_json::json!({ "fault_bytes": 200_000 })).await;
