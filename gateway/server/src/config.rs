@@ -450,6 +450,11 @@ pub struct AdminTokenConfig {
     pub token_hash: String,
     /// Roles it grants (`cards`, `fido2`).
     pub roles: Vec<String>,
+    /// What it may do within its roles (`cards:read`, `cards:write`, `cards:bind`, `keys:read`,
+    /// `keys:enrol`, `keys:revoke`; see `vigie_core::roles::Scope`). Absent (a token made before
+    /// scopes existed): only the read scopes of its roles, and every start warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// When it stops working (RFC 3339, e.g. `2026-06-30T00:00:00Z`); refused after, and every
     /// start warns from 14 days before. Absent: it never expires, and every start warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,6 +462,20 @@ pub struct AdminTokenConfig {
 }
 
 impl AdminTokenConfig {
+    /// The scopes the token holds: those configured, or, when none are, the read scopes of its
+    /// roles (a safe migration: a token configured before scopes existed reads, writes nothing).
+    /// Scopes that do not parse are left out (the start-up validation refuses them).
+    pub fn scopes(&self) -> Vec<vigie_core::roles::Scope> {
+        use vigie_core::roles::Scope;
+        match &self.scopes {
+            Some(scopes) => scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+            None => Scope::ALL
+                .into_iter()
+                .filter(|s| s.read_only() && self.roles.iter().any(|r| r == s.role().as_str()))
+                .collect(),
+        }
+    }
+
     /// The end of the token's validity, Unix seconds; `None` when it never expires (or the value
     /// is invalid, which the start-up validation refuses).
     pub fn expires_at(&self) -> Option<i64> {
@@ -944,6 +963,19 @@ impl Config {
             for (j, r) in t.roles.iter().enumerate() {
                 if let Err(m) = vigie_core::roles::Role::parse(r) {
                     err(&k(&format!("roles[{j}]")), m);
+                }
+            }
+            if t.scopes.as_ref().is_some_and(Vec::is_empty) {
+                err(&k("scopes"), "at least one scope, or leave `scopes` out for a read-only token".into());
+            }
+            for (j, s) in t.scopes.iter().flatten().enumerate() {
+                match vigie_core::roles::Scope::parse(s) {
+                    Err(m) => err(&k(&format!("scopes[{j}]")), m),
+                    Ok(scope) if !t.roles.iter().any(|r| r == scope.role().as_str()) => err(
+                        &k(&format!("scopes[{j}]")),
+                        format!("the scope {scope} needs the role {} in `roles`", scope.role()),
+                    ),
+                    Ok(_) => {}
                 }
             }
         }

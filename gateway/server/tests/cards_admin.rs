@@ -147,6 +147,77 @@ async fn an_expired_admin_token_is_refused_and_every_use_of_a_live_one_is_audite
     assert_eq!(used["object"], "GET /admin/api/identities", "{used}");
 }
 
+/// A 403 for want of a scope: RFC 6750 §3.1 `insufficient_scope`, the scope named in the
+/// challenge (§3) and in the problem.
+fn assert_insufficient_scope(r: &Resp, scope: &str) {
+    assert_problem(r, 403, &format!("the scope {scope}"));
+    assert_eq!(r.json()["missing_scope"], scope, "{}", r.body);
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains(&format!("scope=\"{scope}\"")),
+        "{challenge}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_calls_only_within_its_scopes_and_a_token_without_scopes_only_reads() {
+    let (reader, legacy) = (random(32), random(32));
+    let tokens = format!(
+        "[{{name=\"reader\", token_hash=\"sha256:{}\", roles=[\"cards\"], scopes=[\"cards:read\"]}}, \
+         {{name=\"legacy\", token_hash=\"sha256:{}\", roles=[\"cards\", \"fido2\"]}}]",
+        sha256_b64(&reader),
+        sha256_b64(&legacy)
+    );
+    let gw = Gateway::start(&[("VIGIE_ADMIN__TOKENS", &tokens)]).await;
+    let ok = call(&gw, Some(&reader), "GET", &format!("/admin/api/identities?q={PAUL_IDNAT}"), None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let paul = ok.json()["identities"][0]["id"].as_str().expect("Paul's id").to_owned();
+    let create = json!({ "identity_id": paul, "kind": "cps" });
+    let r = call(&gw, Some(&reader), "POST", "/admin/api/cards", Some(create.clone())).await;
+    assert_insufficient_scope(&r, "cards:write");
+    let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:reader").await;
+    assert!(refusal["reason"].as_str().unwrap().contains("scope cards:write"), "{refusal}");
+
+    // A token configured before scopes existed keeps reading, and writes nothing.
+    let r = call(&gw, Some(&legacy), "GET", &format!("/admin/api/identities/{paul}/cards"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(&gw, Some(&legacy), "GET", &format!("/admin/api/identities/{paul}/fido2"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_insufficient_scope(&call(&gw, Some(&legacy), "POST", "/admin/api/cards", Some(create)).await, "cards:write");
+    let code = format!("/admin/api/identities/{paul}/fido2/enrolment-code");
+    assert_insufficient_scope(&call(&gw, Some(&legacy), "POST", &code, None).await, "keys:enrol");
+    let revoke = gw.http().delete(gw.url(&format!("/admin/api/identities/{paul}/fido2/some-key"))).bearer_auth(&legacy);
+    assert_insufficient_scope(&Resp::of(revoke.send().await.unwrap()).await, "keys:revoke");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administer_policy_decides_every_admin_api_call_and_refuses_from_outside() {
+    // 127.0.0.1 is outside the establishment's network here.
+    let gw = Gateway::start(&[("VIGIE_POLICY__ZONES", r#"{internal=["10.0.0.0/8"]}"#)]).await;
+    let token = demo_token(&gw);
+    let r = call(&gw, Some(&token), "GET", "/admin/api/identities?q=durand", None).await;
+    assert_problem(&r, 403, "policy");
+    assert!(!r.body.contains("external-zone"), "no policy internals in the answer: {}", r.body);
+    let line = gw.audit_line(|l| l["kind"] == "policy_decision" && l["subject"] == "token:demo-rh").await;
+    assert_eq!(
+        (line["outcome"].clone(), line["object"].clone()),
+        (json!("failure"), json!("external-zone-rie-mie-only"))
+    );
+    assert_eq!(line["client_id"], "admin-api:cards:read", "{line}");
+    let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:demo-rh").await;
+    assert!(refusal["reason"].as_str().unwrap().contains("external-zone-rie-mie-only"), "{refusal}");
+
+    // From inside, the same call is allowed, by the policy, and that decision is audited too.
+    let gw = Gateway::start(&[]).await;
+    let r = call(&gw, Some(&demo_token(&gw)), "GET", "/admin/api/identities?q=durand", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let line = gw.audit_line(|l| l["kind"] == "policy_decision" && l["subject"] == "token:demo-rh").await;
+    assert_eq!(
+        (line["outcome"].clone(), line["object"].clone()),
+        (json!("success"), json!("administer-api-token-role-scope"))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hr_tracks_a_card_from_request_to_receipt_and_the_history_keeps_every_step() {
     let gw = Gateway::start(&[]).await;
@@ -451,21 +522,33 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     assert!(ok);
     let printed = out.lines().find_map(|l| l.strip_prefix("token = ")).expect("token printed").trim().to_owned();
     assert!(out.contains(&format!("token_hash = \"sha256:{}\"", sha256_b64(&printed))), "{out}");
+    assert!(out.contains("scopes = [\"cards:read\"]"), "read-only unless told: {out}");
+    let (ok, out, _) = vigie(&["admin", "new-token", "--role", "cards", "--scope", "cards:read,cards:bind"], &[]);
+    assert!(ok && out.contains("scopes = [\"cards:read\", \"cards:bind\"]"), "{out}");
+    let (ok, _, err) = vigie(&["admin", "new-token", "--role", "cards", "--scope", "keys:enrol"], &[]);
+    assert!(!ok && err.contains("needs the role fido2"), "{err}");
     assert!(!vigie(&["admin", "new-token", "--role", "root"], &[]).0);
 
     // A token entry that would let anyone in, or nobody, stops the start with its key named.
-    let bad = "[{name=\"x\", token_hash=\"the-token-itself\", roles=[\"root\"]}]";
+    let bad = format!(
+        "[{{name=\"x\", token_hash=\"the-token-itself\", roles=[\"root\"]}}, \
+         {{name=\"y\", token_hash=\"sha256:{}\", roles=[\"cards\"], scopes=[\"keys:enrol\", \"cards:all\"]}}]",
+        sha256_b64("y")
+    );
     let scratch = temp_file("unused", "");
     let scratch = scratch.parent().unwrap().join("data");
     let out = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:1", "--data-dir", scratch.to_str().unwrap()])
-        .env("VIGIE_ADMIN__TOKENS", bad)
+        .env("VIGIE_ADMIN__TOKENS", &bad)
         .output()
         .expect("vigie serve");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("`admin.tokens[0].token_hash`: expected `sha256:"), "{err}");
     assert!(err.contains("`admin.tokens[0].roles[0]`: unknown role \"root\""), "{err}");
+    // A scope outside the token's roles, or unknown.
+    assert!(err.contains("`admin.tokens[1].scopes[0]`: the scope keys:enrol needs the role fido2"), "{err}");
+    assert!(err.contains("`admin.tokens[1].scopes[1]`: unknown scope \"cards:all\""), "{err}");
 
     // The IT team gives the nurse the role; she can then open the page.
     let dir = gw.data_dir.to_str().unwrap();

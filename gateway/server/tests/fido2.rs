@@ -18,7 +18,10 @@ const YUBIKEY_AAGUID: &str = "2fc0579f-8113-47ea-b116-555a8db03202";
 const HR_TOKEN: &str = "hr-test-token-0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn admin_env() -> String {
-    format!(r#"[{{name="hr",token_hash="sha256:{}",roles=["fido2"]}}]"#, sha256_b64(HR_TOKEN))
+    format!(
+        r#"[{{name="hr",token_hash="sha256:{}",roles=["fido2"],scopes=["keys:read","keys:enrol","keys:revoke"]}}]"#,
+        sha256_b64(HR_TOKEN)
+    )
 }
 
 /// Authorization request → login page; returns the page (flow and CSRF in its forms).

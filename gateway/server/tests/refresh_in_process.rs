@@ -88,8 +88,12 @@ impl Demo {
 
     /// A token request of `client_id`, authenticated with its secret (HTTP Basic).
     async fn token(&self, client_id: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let app =
-            test::init_service(App::new().app_data(self.state.clone()).configure(|cfg| vigie_gateway::app::routes(cfg, &self.state.config))).await;
+        let app = test::init_service(
+            App::new()
+                .app_data(self.state.clone())
+                .configure(|cfg| vigie_gateway::app::routes(cfg, &self.state.config)),
+        )
+        .await;
         let secret = self.demo["clients"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["client_id"] == client_id))

@@ -9,7 +9,7 @@ use vigie_core::directory::Identity;
 use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError, Coherence};
-use super::auth::{self, Admin, Surface};
+use super::auth::{self, Admin};
 use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{Lang, lang, tr};
@@ -140,7 +140,7 @@ pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::C
 }
 
 async fn staff(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
-    auth::require(req, state, Role::Cards, Surface::Page).await
+    auth::require_staff(req, state, Role::Cards).await
 }
 
 fn hidden(name: &str, value: &str) -> String {

@@ -437,8 +437,7 @@ pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Re
 /// address sending authorization requests in a loop would otherwise fill the store.
 async fn flow_allowed(state: &AppState, caller: &Caller) -> Result<bool, StoreError> {
     let cfg = &state.config.login;
-    let opened =
-        state.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
+    let opened = state.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
     Ok(opened <= cfg.max_flows_per_ip)
 }
 
