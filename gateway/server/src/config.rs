@@ -404,6 +404,9 @@ pub struct CardsConfig {
     /// `ingress_header`. Their own list, not `server.trusted_proxies`: a proxy trusted to name the
     /// client's address is not thereby trusted to vouch for a card. Empty (the default): none.
     pub ingress_header_from: Vec<Cidr>,
+    /// How long a card bound without being read (its certificate sent to the admin API) waits
+    /// for its holder to present it, seconds; after that it must be bound again. Default 30 days.
+    pub pending_presentation_secs: u64,
     /// Trust anchors, CRLs, grace (see `vigie_igc_sante::TrustConfig`).
     pub trust: vigie_igc_sante::TrustConfig,
 }
@@ -414,6 +417,7 @@ impl Default for CardsConfig {
             enabled: false,
             ingress_header: "ssl-client-cert".into(),
             ingress_header_from: Vec::new(),
+            pending_presentation_secs: 30 * 86_400,
             trust: Default::default(),
         }
     }
@@ -480,7 +484,7 @@ impl AdminTokenConfig {
     /// is invalid, which the start-up validation refuses).
     pub fn expires_at(&self) -> Option<i64> {
         let at = self.expires_at.as_deref()?;
-        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+        crate::parse_rfc3339(at)
     }
 }
 
@@ -797,6 +801,9 @@ impl Config {
             && actix_web::http::header::HeaderName::from_bytes(self.cards.ingress_header.as_bytes()).is_err()
         {
             err("cards.ingress_header", "not a valid HTTP header name".into());
+        }
+        if !(1..=365 * 86_400).contains(&self.cards.pending_presentation_secs) {
+            err("cards.pending_presentation_secs", "expected 1 to 31536000 (a year)".into());
         }
         if self.cards.ingress_header.is_empty() && !self.cards.ingress_header_from.is_empty() {
             err(

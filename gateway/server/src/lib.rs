@@ -40,6 +40,11 @@ pub fn rfc3339(t: i64) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 date and time as Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+}
+
 /// Now in RFC 3339 (UTC), to the nanosecond.
 pub fn rfc3339_now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()

@@ -61,16 +61,21 @@ async fn set_status(gw: &Gateway, token: &str, card: &str, status: &str, comment
 /// A gateway whose card login trusts a generated test PKI (revocation not checked here: the
 /// card-login tests cover CRLs).
 async fn with_cards() -> (Gateway, TestPki) {
+    with_cards_and(&[]).await
+}
+
+/// [`with_cards`], with more configuration.
+async fn with_cards_and(extra: &[(&str, &str)]) -> (Gateway, TestPki) {
     let pki = TestPki::generate().expect("test PKI");
     // Inline, beside the demo's own card CA (`anchors`), which issued HR's CPE.
     let anchors = format!("[{:?}]", pki.anchors_pem());
-    let gw = Gateway::start(&[
+    let mut env = vec![
         ("VIGIE_CARDS__ENABLED", "true"),
-        ("VIGIE_CARDS__TRUST__ANCHORS_PEM", &anchors),
+        ("VIGIE_CARDS__TRUST__ANCHORS_PEM", anchors.as_str()),
         ("VIGIE_CARDS__TRUST__CHECK_REVOCATION", "false"),
-    ])
-    .await;
-    (gw, pki)
+    ];
+    env.extend_from_slice(extra);
+    (Gateway::start(&env).await, pki)
 }
 
 /// A browser that presents this card's certificate in the TLS handshake (the card middleware).
@@ -302,28 +307,110 @@ async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_au
         "BEGIN CERTIFICATE",
     );
 
+    // The certificate alone cannot override the name check (issue 12: anyone could send someone
+    // else's certificate): the reason is given with the card in the reader.
     let r = call(&gw, Some(&token), "POST", &path, Some(bind(married.chain_pem.clone(), Some("nom d'usage")))).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let bound = r.json();
+    assert_problem(&r, 409, "card in the reader");
+    let mut own = gw.browser_with_demo_card("demo.rh");
+    own.sign_in_with_card(&Authz::new(&gw, "demo-cli")).await;
+    let mut hr = card_browser(&gw, &married);
+    hr.cookies = own.cookies.clone();
+    let page = hr.get(&format!("/admin/cards/bind?card={card}")).await;
+    let csrf = page.hidden("csrf").expect("csrf");
+    let form = [("card", card.as_str()), ("csrf", csrf.as_str()), ("override_reason", "nom d'usage")];
+    let done = hr.post_form("/admin/cards/bind", &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let bound = call(&gw, Some(&token), "GET", &format!("/admin/api/cards/{card}"), None).await.json();
     assert_eq!((bound["status"].clone(), bound["allows_login"].clone()), (json!("handed_over"), json!(true)));
     assert_eq!(bound["override_reason"], "nom d'usage");
     assert_eq!(bound["cn"], PAUL_IDNAT);
     let line = gw.audit_line(|l| l["kind"] == "card_bound").await;
-    assert_eq!(line["actor"], "token:demo-rh");
+    assert!(line["actor"].as_str().unwrap().starts_with("staff:"), "{line}");
     assert!(line["reason"].as_str().unwrap().contains("overridden: nom d'usage"), "{line}");
     assert!(line["object"].as_str().unwrap().starts_with("card:"), "{line}");
 
-    // The same card cannot be bound to a second record.
-    let again = new_card(&gw, &token, &paul, "cps").await;
-    let r = call(
-        &gw,
-        Some(&token),
-        "POST",
-        &format!("/admin/api/cards/{again}/bind"),
-        Some(bind(married.chain_pem, Some("x"))),
-    )
-    .await;
+    // One card, one record, through the API too.
+    let own_card = pki.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
+    let (second, third) = (new_card(&gw, &token, &paul, "cps").await, new_card(&gw, &token, &paul, "cps").await);
+    let to = |record: &str| format!("/admin/api/cards/{record}/bind");
+    let r = call(&gw, Some(&token), "POST", &to(&second), Some(bind(own_card.chain_pem.clone(), None))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(&gw, Some(&token), "POST", &to(&third), Some(bind(own_card.chain_pem, None))).await;
     assert_problem(&r, 409, "already bound");
+}
+
+/// Léa Bernard's CPE, or one with other names on it.
+fn lea_cpe(pki: &TestPki, employee: &str, surname: &str, given_name: &str) -> TestCard {
+    pki.issue(&CardSpec::cpe_nominative("CH DE TEST", "1760021832", employee, surname, given_name)).unwrap()
+}
+
+/// HR records a CPE for Léa and binds this certificate to it through the API.
+async fn bind_lea_cpe_by_api(gw: &Gateway, card: &TestCard) -> (String, Resp) {
+    let token = demo_token(gw);
+    let lea = agent_id(gw, &token, LEA_IDNAT).await;
+    let record = new_card(gw, &token, &lea, "cpe").await;
+    let body = json!({ "certificate_pem": card.chain_pem, "identity_id": lea });
+    let r = call(gw, Some(&token), "POST", &format!("/admin/api/cards/{record}/bind"), Some(body)).await;
+    (record, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_bound_through_the_api_logs_in_only_once_its_holder_presents_it() {
+    let (gw, pki) = with_cards().await;
+    let token = demo_token(&gw);
+
+    // A certificate sent without the card: names that differ cannot be overridden from afar
+    // (someone else's card bound to Léa would log in as her).
+    let someone_else = lea_cpe(&pki, "000000043", "MARTIN", "CAMILLE");
+    let lea = agent_id(&gw, &token, LEA_IDNAT).await;
+    let record = new_card(&gw, &token, &lea, "cpe").await;
+    let body = json!({ "certificate_pem": someone_else.chain_pem, "override_reason": "nom d'usage" });
+    let r = call(&gw, Some(&token), "POST", &format!("/admin/api/cards/{record}/bind"), Some(body)).await;
+    assert_problem(&r, 409, "card in the reader");
+
+    // Her own card: bound, but pending until she presents it.
+    let cpe = lea_cpe(&pki, "000000042", "BERNARD", "LEA");
+    let (card, r) = bind_lea_cpe_by_api(&gw, &cpe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bound = r.json();
+    assert_eq!(
+        (bound["status"].clone(), bound["pending_presentation"].clone(), bound["allows_login"].clone()),
+        (json!("received"), json!(true), json!(false)),
+        "{bound}"
+    );
+    let line = gw.audit_line(|l| l["kind"] == "card_bound" && l["actor"] == "token:demo-rh").await;
+    assert!(line["reason"].as_str().unwrap().contains("pending presentation"), "{line}");
+
+    // She signs in with it: the handshake her card signed completes the binding.
+    let mut browser = card_browser(&gw, &cpe);
+    let a = Authz::new(&gw, "demo-app");
+    let tokens = redeem(&gw, &a, &browser.sign_in_with_card(&a).await).await;
+    assert_eq!(jwt_part(&tokens.id, 1)["sub"], lea.as_str());
+    let now = call(&gw, Some(&token), "GET", &format!("/admin/api/cards/{card}"), None).await.json();
+    assert_eq!((now["status"].clone(), now["pending_presentation"].clone()), (json!("handed_over"), json!(false)));
+    let line = gw
+        .audit_line(|l| l["kind"] == "card_bound" && l["reason"].as_str().is_some_and(|r| r.contains("presented")))
+        .await;
+    assert_eq!(line["subject"], lea.as_str(), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_bound_through_the_api_and_not_presented_in_time_must_be_bound_again() {
+    let (gw, pki) = with_cards_and(&[("VIGIE_CARDS__PENDING_PRESENTATION_SECS", "1")]).await;
+    let cpe = lea_cpe(&pki, "000000042", "BERNARD", "LEA");
+    let (card, r) = bind_lea_cpe_by_api(&gw, &cpe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut browser = card_browser(&gw, &cpe);
+    let r = browser.authorize(&Authz::new(&gw, "demo-app")).await;
+    let flow = r.location().split("flow=").nth(1).expect("flow id").to_owned();
+    let refused = browser.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("associer de nouveau"), "{}", refused.body);
+    let line = gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "failure").await;
+    assert_eq!(line["reason"], "card_presentation_expired", "{line}");
+    let still = call(&gw, Some(&demo_token(&gw)), "GET", &format!("/admin/api/cards/{card}"), None).await.json();
+    assert_eq!(still["status"], "received", "{still}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 //! - `GET  /admin/api/cards/{id}`                     a card                               `cards:read`
 //! - `POST /admin/api/cards/{id}/status`              `{status, comment?}`                 `cards:write`
 //! - `POST /admin/api/cards/{id}/bind`                `{certificate_pem, identity_id?}`    `cards:bind`
+//!   (the card is pending until its holder presents it: see `actions::Presence::CertificateOnly`)
 //! - `GET  /admin/api/cards/{id}/events`              its history, oldest first            `cards:read`
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -59,7 +60,7 @@ pub struct BindCard {
     pub certificate_pem: String,
     /// The agent the caller means to bind to: checked against the card record's.
     pub identity_id: Option<String>,
-    /// Why to bind although the names differ.
+    /// Refused when the names differ: an override needs the card in the reader (the admin page).
     pub override_reason: Option<String>,
 }
 
@@ -129,6 +130,8 @@ pub struct CardView<'a> {
     pub card: &'a Card,
     pub fingerprint: Option<String>,
     pub allows_login: bool,
+    /// Bound without being read: logs in once its holder presents it.
+    pub pending_presentation: bool,
     /// Statuses it may be moved to (`handed_over` comes by binding).
     pub next: Vec<&'static str>,
 }
@@ -139,6 +142,7 @@ impl<'a> CardView<'a> {
             card,
             fingerprint: card.fingerprint(),
             allows_login: card.status.allows_login(),
+            pending_presentation: card.pending_presentation(),
             next: card.status.next().iter().map(|s| s.as_str()).collect(),
         }
     }
@@ -157,10 +161,15 @@ fn error(e: ActionError) -> HttpResponse {
             HttpResponse::build(StatusCode::CONFLICT).content_type("application/problem+json").json(
                 // RFC 9457 §3.2: extension members carry what a client needs to act.
                 json!({
-                    "type": "about:blank", "title": "Names differ", "status": 409, "detail": e.to_string(),
+                    "type": "about:blank", "title": "Names differ", "status": 409,
+                    "detail": format!(
+                        "the names on the card ({} {}) are not the agent's ({} {}): check that this is the agent's \
+                         card; to bind it anyway (e.g. a married name), bind it with the card in the reader",
+                        d.card.1, d.card.0, d.agent.1, d.agent.0
+                    ),
                     "card_names": { "surname": d.card.0, "given_name": d.card.1 },
                     "agent_names": { "family_name": d.agent.0, "given_name": d.agent.1 },
-                    "override": "send `override_reason` to bind anyway; it is audited",
+                    "override": "with the card in the reader only: bind it on the admin page (/admin/cards), giving the reason there",
                 }),
             )
         }
@@ -296,7 +305,8 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         }
     };
     let caller = Caller::of(&req, &state);
-    match actions::bind(&state, &admin, &caller, &id, &presented, b.override_reason.as_deref()).await {
+    let reason = b.override_reason.as_deref();
+    match actions::bind(&state, &admin, &caller, &id, &presented, reason, actions::Presence::CertificateOnly).await {
         Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
         Err(e) => error(e),
     }

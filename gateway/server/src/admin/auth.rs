@@ -289,13 +289,13 @@ mod tests {
             now,
         );
         assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("\"forever\" never expires"));
+        assert!(warnings[1].contains("\"gone\" has expired"));
+        assert!(warnings[2].contains("\"soon\" expires in 10 day(s)"));
         let legacy = crate::config::AdminTokenConfig { scopes: None, ..token("legacy", Some("2026-03-01T00:00:00Z")) };
         let warnings = token_warnings(&[legacy], now);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("\"legacy\" has no `scopes`: it may only read (cards:read)"), "{warnings:?}");
-        assert!(warnings[0].contains("\"forever\" never expires"));
-        assert!(warnings[1].contains("\"gone\" has expired"));
-        assert!(warnings[2].contains("\"soon\" expires in 10 day(s)"));
     }
 
     #[test]

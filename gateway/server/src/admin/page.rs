@@ -606,7 +606,17 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
     let caller = Caller::of(&req, &state);
-    match actions::bind(&state, &admin, &caller, card_id, &presented, p.get("override_reason")).await {
+    match actions::bind(
+        &state,
+        &admin,
+        &caller,
+        card_id,
+        &presented,
+        p.get("override_reason"),
+        actions::Presence::InReader,
+    )
+    .await
+    {
         Ok(card) => back_to(&card.identity_id, "bound"),
         Err(e) => message(&req, action_status(&e), &e.to_string(), true),
     }
