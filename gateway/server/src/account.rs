@@ -819,6 +819,9 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
             "no attestation (webauthn.attestation = \"none\"): not a hardware key".into()
         }),
     );
+    // A new way into the account: its holder hears of it, whoever added it (issue 12).
+    let added = crate::notices::Added::Key { name: stored.name.clone() };
+    crate::notices::credential_added(&state, &caller, &pending.identity_id, added);
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/keys?done=added")).finish()
 }
 

@@ -15,6 +15,7 @@ pub mod http;
 pub mod jose;
 pub mod keys;
 pub mod login;
+pub mod notices;
 pub mod oidc;
 pub mod ops;
 pub mod own_pages;

@@ -414,6 +414,38 @@ async fn a_card_bound_through_the_api_and_not_presented_in_time_must_be_bound_ag
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_emailed_when_a_card_is_bound_to_their_account_and_a_relay_down_blocks_nothing() {
+    let sink = crate::sponsorship::SmtpSink::start(0);
+    let env = sink.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (gw, pki) = with_cards_and(&env).await;
+    let cpe = lea_cpe(&pki, "000000042", "BERNARD", "LEA");
+    let (_, r) = bind_lea_cpe_by_api(&gw, &cpe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["rcpt_tos"], json!(["demo.interne@chu-demo.example"]), "{mails:#?}");
+    let subject = mails[0]["subject"].as_str().unwrap();
+    assert!(subject.contains("carte CPE a été associée à votre compte"), "{subject}");
+    let body = mails[0]["body"].as_str().unwrap();
+    assert!(body.starts_with("Bonjour Léa Bernard"), "French first: {body}");
+    assert!(body.contains("à sa première utilisation"), "pending until presented: {body}");
+    assert!(body.contains("service informatique au 02 37 44 72 36") && body.contains("A CPE card (serial "), "{body}");
+    let line = gw.audit_line(|l| l["kind"] == "credential_notice").await;
+    assert_eq!((line["outcome"].clone(), line["object"].clone()), (json!("success"), json!("card")), "{line}");
+
+    // The relay down: the binding is made at once all the same, the failure audited.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let (gw, pki) = with_cards_and(&crate::sponsorship::dead_relay(&dead)).await;
+    let started = std::time::Instant::now();
+    let (_, r) = bind_lea_cpe_by_api(&gw, &lea_cpe(&pki, "000000042", "BERNARD", "LEA")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "bound without waiting on the relay");
+    let line = gw.audit_line(|l| l["kind"] == "credential_notice").await;
+    assert_eq!(line["outcome"], "failure", "{line}");
+    assert!(line["reason"].as_str().unwrap().contains("after 2 attempt(s)"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_declared_lost_ends_its_sessions_at_once_and_logs_in_no_more() {
     let (gw, pki) = with_cards().await;
     let token = demo_token(&gw);

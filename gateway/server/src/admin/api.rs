@@ -307,7 +307,10 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
     let caller = Caller::of(&req, &state);
     let reason = b.override_reason.as_deref();
     match actions::bind(&state, &admin, &caller, &id, &presented, reason, actions::Presence::CertificateOnly).await {
-        Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
+        Ok(card) => {
+            crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
+            HttpResponse::Ok().json(CardView::of(&card))
+        }
         Err(e) => error(e),
     }
 }

@@ -617,7 +617,10 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
     )
     .await
     {
-        Ok(card) => back_to(&card.identity_id, "bound"),
+        Ok(card) => {
+            crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
+            back_to(&card.identity_id, "bound")
+        }
         Err(e) => message(&req, action_status(&e), &e.to_string(), true),
     }
 }
