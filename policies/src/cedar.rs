@@ -20,7 +20,8 @@ use cedar_policy_core::extensions::Extensions;
 use cedar_policy_core::pst::SmolStr;
 use miette::Diagnostic;
 use vigie_core::policy::{
-    ALL_MIE, AccountKind, Action, Decision, PolicyContext, PolicyEngine, PolicyRequest, Principal, Resource, factors_of,
+    ALL_MIE, AccountKind, Action, Decision, PolicyContext, PolicyEngine, PolicyRequest, Principal, Resource,
+    TokenPrincipal, factors_of,
 };
 use vigie_core::{AssuranceLevel, Authentication, Mie};
 
@@ -194,6 +195,7 @@ fn problem_of(file: &Path, text: &str, diag: &dyn Diagnostic) -> Problem {
 /// The Cedar names the engine uses on every decision, parsed once.
 struct Names {
     identity: EntityTypeName,
+    api_token: EntityTypeName,
     client: EntityTypeName,
     dmp: EntityUid,
     system: EntityUid,
@@ -208,6 +210,7 @@ impl Names {
         let uid = |t: &str, id: &str| EntityUid::from_type_name_and_id(ty(t), EntityId::new(id));
         Self {
             identity: ty("Vigie::Identity"),
+            api_token: ty("Vigie::ApiToken"),
             client: ty("Vigie::Client"),
             dmp: uid("Vigie::Dmp", "dmp"),
             system: uid("Vigie::System", "vigie"),
@@ -895,6 +898,45 @@ impl CedarEngine {
         Decision { allowed, policies, step_up, errors }
     }
 
+    /// `administer` by an admin API token: the token as a `Vigie::ApiToken` (roles, scopes, the
+    /// call's scope) with the context of a bearer credential. Admin calls are few: not cached.
+    fn decide_token_uncached(&self, token: &TokenPrincipal, context: &PolicyContext) -> Decision {
+        match self.token_request(token, context) {
+            Ok((uid, context, entities)) => {
+                let (allowed, policies, errors, _) =
+                    self.evaluate_all(&uid, Action::Administer, &self.names.system, context, &entities);
+                Decision { allowed, policies, step_up: Vec::new(), errors }
+            }
+            Err(e) => Decision { errors: vec![e], ..Default::default() },
+        }
+    }
+
+    /// The principal, context and entities of a token's request.
+    fn token_request(
+        &self,
+        token: &TokenPrincipal,
+        context: &PolicyContext,
+    ) -> Result<(EntityUid, ast::Context, CoreEntities), String> {
+        let strings = |v: &[String]| Value::set(v.iter().map(|s| Value::from(s.as_str())), None);
+        let attrs: [(SmolStr, PartialValue); 3] = [
+            ("roles".into(), strings(&token.roles).into()),
+            ("scopes".into(), strings(&token.scopes).into()),
+            ("scope".into(), Value::from(token.scope.as_str()).into()),
+        ];
+        let uid = EntityUid::from_type_name_and_id(self.names.api_token.clone(), EntityId::new(&token.name));
+        let entity =
+            ast::Entity::new_with_attr_partial_value(uid.clone().into(), attrs, HashSet::new(), HashSet::new(), []);
+        let entities = CoreEntities::from_entities(
+            [entity],
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
+        )
+        .map_err(|e| e.to_string())?;
+        let context = with_authentication(&context_without_authentication(context), bearer_token_authentication());
+        Ok((uid, context, entities))
+    }
+
     /// The same question through Cedar's own `Authorizer` on the whole set: the reference the
     /// fast path is tested against.
     #[cfg(test)]
@@ -969,6 +1011,20 @@ fn authentication_value(auth: &Authentication, age: i64) -> Value {
     )
 }
 
+/// `context.authentication` of an admin API token: a bearer credential, no factor of a person.
+fn bearer_token_authentication() -> Value {
+    Value::record(
+        [
+            ("mie", Value::from("api_token")),
+            ("factors", Value::set(std::iter::empty(), None)),
+            ("phishing_resistant", Value::from(false)),
+            ("level", Value::from(0)),
+            ("age_secs", Value::from(0)),
+        ],
+        None,
+    )
+}
+
 /// The context but its `authentication`: shared by a request and its step-up candidates.
 fn context_without_authentication(ctx: &PolicyContext) -> BTreeMap<SmolStr, Value> {
     BTreeMap::from([
@@ -1033,6 +1089,10 @@ impl PolicyEngine for CedarEngine {
         }
         cache.insert(key, decision.clone());
         decision
+    }
+
+    fn decide_token(&self, token: &TokenPrincipal, context: &PolicyContext) -> Decision {
+        self.decide_token_uncached(token, context)
     }
 
     fn name(&self) -> &'static str {
@@ -1376,6 +1436,39 @@ mod tests {
         let later = PolicyRequest { now: now + 3600, ..base.clone() };
         assert_eq!(engine.decide(&later), engine.decide_uncached(&later));
         assert_eq!(engine.cache.lock().expect("cache").len(), cached);
+    }
+
+    /// An admin API token administers within its roles and scopes, from inside only, and Cedar's
+    /// own authorizer decides the same.
+    #[test]
+    fn an_api_token_administers_within_its_scopes_from_inside_only() {
+        let engine = builtin();
+        let token = TokenPrincipal {
+            name: "drh".into(),
+            roles: vec!["cards".into()],
+            scopes: vec!["cards:read".into(), "cards:bind".into()],
+            scope: "cards:bind".into(),
+        };
+        let internal = PolicyContext { network_zone: "internal".into(), hour: 10, ..Default::default() };
+        let external = PolicyContext { network_zone: "external".into(), ..internal.clone() };
+        let other_scope = TokenPrincipal { scope: "cards:write".into(), ..token.clone() };
+        let no_role = TokenPrincipal { roles: vec![], ..token.clone() };
+        let cases = [
+            (&token, &internal, true, vec!["administer-api-token-role-scope"]),
+            (&token, &external, false, vec!["external-zone-rie-mie-only"]),
+            (&other_scope, &internal, false, Vec::<&str>::new()),
+            (&no_role, &internal, false, vec![]),
+        ];
+        for (i, (t, ctx, allowed, policies)) in cases.into_iter().enumerate() {
+            let d = engine.decide_token(t, ctx);
+            let policies: Vec<String> = policies.into_iter().map(String::from).collect();
+            assert_eq!((d.allowed, &d.policies, d.errors.len()), (allowed, &policies, 0), "case {i}: {d:?}");
+            assert!(d.step_up.is_empty());
+            let (uid, context, entities) = engine.token_request(t, ctx).unwrap();
+            let reference =
+                engine.evaluate_with_authorizer(&uid, Action::Administer, &engine.names.system, context, &entities);
+            assert_eq!((reference.0, reference.1), (d.allowed, d.policies), "case {i}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use cedar::{
 pub use eval::{eval_json, validate_dir};
 pub use reload::ReloadablePolicies;
 
-use vigie_core::policy::{Decision, PolicyEngine, PolicyRequest};
+use vigie_core::policy::{Decision, PolicyContext, PolicyEngine, PolicyRequest, TokenPrincipal};
 
 /// Allows every request that carries a completed authentication: no per-client rule, no
 /// context rule, no step-up. Every login method of Vigie is already two-factor.
@@ -24,6 +24,11 @@ impl PolicyEngine for AllowAnyAuthenticated {
     fn decide(&self, _request: &PolicyRequest<'_>) -> Decision {
         // A `PolicyRequest` can only be built from an `Authentication`, which only a login
         // verifier makes: being asked at all means the session is authenticated.
+        Decision::allow(vec!["allow-any-authenticated".into()])
+    }
+
+    fn decide_token(&self, _token: &TokenPrincipal, _context: &PolicyContext) -> Decision {
+        // The gateway found the token among its configured hashes: it is authenticated.
         Decision::allow(vec!["allow-any-authenticated".into()])
     }
 

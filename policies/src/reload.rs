@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use vigie_core::policy::{Decision, PolicyEngine, PolicyRequest};
+use vigie_core::policy::{Decision, PolicyContext, PolicyEngine, PolicyRequest, TokenPrincipal};
 
 use crate::cedar::{CedarEngine, Fingerprint, PolicyError};
 
@@ -88,6 +88,10 @@ impl ReloadablePolicies {
 impl PolicyEngine for ReloadablePolicies {
     fn decide(&self, request: &PolicyRequest<'_>) -> Decision {
         self.current.load().decide(request)
+    }
+
+    fn decide_token(&self, token: &TokenPrincipal, context: &PolicyContext) -> Decision {
+        self.current.load().decide_token(token, context)
     }
 
     fn name(&self) -> &'static str {

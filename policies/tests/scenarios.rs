@@ -260,10 +260,45 @@ fn default_policies_decide_every_scenario_of_the_table() {
     assert!(failures.is_empty(), "{} of {} rows differ:\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }
 
+/// Admin API tokens (issue 12): (roles, scopes, the call's scope or `external`, the deciding
+/// policies); allowed when a permit decided.
+type TokenCase = (&'static [&'static str], &'static [&'static str], &'static str, &'static [&'static str]);
+
+const TOKEN_CASES: [TokenCase; 5] = [
+    (&["cards"], &["cards:read", "cards:bind"], "cards:bind", &["administer-api-token-role-scope"]),
+    (&["fido2"], &["keys:enrol"], "keys:enrol", &["administer-api-token-role-scope"]),
+    // Outside the establishment's network: no administration by script.
+    (&["cards"], &["cards:bind"], "external", &["external-zone-rie-mie-only"]),
+    // A scope the token lacks, or no admin role: no permit.
+    (&["cards"], &["cards:read"], "cards:write", &[]),
+    (&[], &["cards:read"], "cards:read", &[]),
+];
+
+#[test]
+fn admin_api_tokens_administer_within_their_roles_and_scopes_from_inside_only() {
+    let engine = CedarEngine::builtin().expect("built-in set");
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (i, (roles, scopes, scope, decided_by)) in TOKEN_CASES.iter().enumerate() {
+        let (scope, zone) = if *scope == "external" { (scopes[0], "external") } else { (*scope, "internal") };
+        let token = vigie_core::policy::TokenPrincipal {
+            name: format!("t{i}"),
+            roles: strings(roles),
+            scopes: strings(scopes),
+            scope: scope.into(),
+        };
+        let ctx = PolicyContext { network_zone: zone.into(), hour: 10, ..Default::default() };
+        let d = engine.decide_token(&token, &ctx);
+        let allowed = decided_by.iter().any(|p| p.starts_with("administer"));
+        assert_eq!((d.allowed, d.policies.clone()), (allowed, strings(decided_by)), "row {i}");
+        assert!(d.errors.is_empty() && d.step_up.is_empty(), "row {i}: {d:?}");
+    }
+}
+
 #[test]
 fn the_table_exercises_every_default_policy() {
     let engine = CedarEngine::builtin().expect("built-in set");
     let mut covered: Vec<&str> = CASES.iter().flat_map(|c| c.decided_by.iter().copied()).collect();
+    covered.extend(TOKEN_CASES.iter().flat_map(|c| c.3.iter().copied()));
     covered.sort();
     covered.dedup();
     assert_eq!(covered, engine.policy_ids().iter().map(String::as_str).collect::<Vec<_>>());

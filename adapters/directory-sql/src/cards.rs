@@ -146,6 +146,81 @@ async fn add_event(
     .map_err(|e| failed("recording a card event", &e))
 }
 
+impl SqlDirectory {
+    /// Binds a card to its certificate, in `status`: handed over (the card was read), or
+    /// received, pending its first presentation.
+    async fn bind_as(
+        &self,
+        card_id: &str,
+        (issuer_dn, serial_hex, cn): (&str, &str, &str),
+        by: &str,
+        override_reason: Option<&str>,
+        status: CardStatus,
+    ) -> Result<Card, DirectoryError> {
+        let by = text("actor", Some(by), true)?.unwrap_or_default();
+        let reason = text("override reason", override_reason, false)?;
+        for (what, value) in [("issuer DN", issuer_dn), ("serial", serial_hex), ("CN", cn)] {
+            text(what, Some(value), true)?;
+        }
+        let mut tx = self.begin_write().await?;
+        let card = existing_card(&mut tx, card_id).await?;
+        if !card.status.may_bind() {
+            return Err(DirectoryError::Invalid(format!(
+                "card {card_id} is {}: only a requested, ordered or received card can be bound; record a new card",
+                card.status.as_str()
+            )));
+        }
+        let at = now()?;
+        let updated = sqlx::query(
+            "UPDATE cards SET status = $2, issuer_dn = $3, serial_hex = $4, cn = $5, bound_at = $6, bound_by = $7, \
+             override_reason = $8, updated_at = $6 WHERE id = $1",
+        )
+        .bind(card_id)
+        .bind(status.as_str())
+        .bind(issuer_dn)
+        .bind(serial_hex)
+        .bind(cn)
+        .bind(&at)
+        .bind(by)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(_) => {}
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                let holder = sqlx::query_as::<_, (String, String)>(
+                    "SELECT c.id, i.matricule FROM cards c JOIN identities i ON i.id = c.identity_id \
+                     WHERE c.issuer_dn = $1 AND c.serial_hex = $2",
+                )
+                .bind(issuer_dn)
+                .bind(serial_hex)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| failed("looking up a certificate's card", &e))?;
+                return Err(DirectoryError::Invalid(match holder {
+                    Some((other, matricule)) => format!(
+                        "this certificate is already bound to card {other} of the agent with matricule {matricule:?}: \
+                         one card, one record"
+                    ),
+                    None => format!("this certificate is already bound: {e}"),
+                }));
+            }
+            Err(e) => return Err(failed("binding a card", &e)),
+        }
+        let mut comment = format!("bound to {}", card_fingerprint(issuer_dn, serial_hex));
+        if let Some(r) = reason {
+            comment.push_str(&format!("; names differ, overridden: {r}"));
+        }
+        if status != CardStatus::HandedOver {
+            comment.push_str("; pending: logs in once its holder presents it");
+        }
+        add_event(&mut tx, card_id, status, &at, by, Some(&comment)).await?;
+        let card = existing_card(&mut tx, card_id).await?;
+        tx.commit().await.map_err(|e| failed("saving a binding", &e))?;
+        Ok(card)
+    }
+}
+
 #[async_trait]
 impl CardRegistry for SqlDirectory {
     async fn card_by_certificate(&self, issuer_dn: &str, serial_hex: &str) -> Result<Option<Card>, DirectoryError> {
@@ -237,63 +312,43 @@ impl CardRegistry for SqlDirectory {
         by: &str,
         override_reason: Option<&str>,
     ) -> Result<Card, DirectoryError> {
+        let certificate = (issuer_dn, serial_hex, cn);
+        self.bind_as(card_id, certificate, by, override_reason, CardStatus::HandedOver).await
+    }
+
+    async fn bind_pending(
+        &self,
+        card_id: &str,
+        issuer_dn: &str,
+        serial_hex: &str,
+        cn: &str,
+        by: &str,
+    ) -> Result<Card, DirectoryError> {
+        self.bind_as(card_id, (issuer_dn, serial_hex, cn), by, None, CardStatus::Received).await
+    }
+
+    async fn confirm_presented(&self, card_id: &str, by: &str) -> Result<Card, DirectoryError> {
         let by = text("actor", Some(by), true)?.unwrap_or_default();
-        let reason = text("override reason", override_reason, false)?;
-        for (what, value) in [("issuer DN", issuer_dn), ("serial", serial_hex), ("CN", cn)] {
-            text(what, Some(value), true)?;
-        }
         let mut tx = self.begin_write().await?;
-        let card = existing_card(&mut tx, card_id).await?;
-        if !card.status.may_bind() {
-            return Err(DirectoryError::Invalid(format!(
-                "card {card_id} is {}: only a requested, ordered or received card can be bound; record a new card",
-                card.status.as_str()
-            )));
-        }
         let at = now()?;
+        // Only a card still pending: a status declared meanwhile (lost, returned…) wins, and of
+        // two presentations at once one hands the card over.
         let updated = sqlx::query(
-            "UPDATE cards SET status = $2, issuer_dn = $3, serial_hex = $4, cn = $5, bound_at = $6, bound_by = $7, \
-             override_reason = $8, updated_at = $6 WHERE id = $1",
+            "UPDATE cards SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4 AND issuer_dn IS NOT NULL",
         )
         .bind(card_id)
         .bind(CardStatus::HandedOver.as_str())
-        .bind(issuer_dn)
-        .bind(serial_hex)
-        .bind(cn)
         .bind(&at)
-        .bind(by)
-        .bind(reason)
+        .bind(CardStatus::Received.as_str())
         .execute(&mut *tx)
-        .await;
-        match updated {
-            Ok(_) => {}
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
-                let holder = sqlx::query_as::<_, (String, String)>(
-                    "SELECT c.id, i.matricule FROM cards c JOIN identities i ON i.id = c.identity_id \
-                     WHERE c.issuer_dn = $1 AND c.serial_hex = $2",
-                )
-                .bind(issuer_dn)
-                .bind(serial_hex)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| failed("looking up a certificate's card", &e))?;
-                return Err(DirectoryError::Invalid(match holder {
-                    Some((other, matricule)) => format!(
-                        "this certificate is already bound to card {other} of the agent with matricule {matricule:?}: \
-                         one card, one record"
-                    ),
-                    None => format!("this certificate is already bound: {e}"),
-                }));
-            }
-            Err(e) => return Err(failed("binding a card", &e)),
+        .await
+        .map_err(|e| failed("handing over a presented card", &e))?;
+        if updated.rows_affected() == 1 {
+            let comment = "presented by its holder (TLS handshake signed by the card): binding active";
+            add_event(&mut tx, card_id, CardStatus::HandedOver, &at, by, Some(comment)).await?;
         }
-        let mut comment = format!("bound to {}", card_fingerprint(issuer_dn, serial_hex));
-        if let Some(r) = reason {
-            comment.push_str(&format!("; names differ, overridden: {r}"));
-        }
-        add_event(&mut tx, card_id, CardStatus::HandedOver, &at, by, Some(&comment)).await?;
         let card = existing_card(&mut tx, card_id).await?;
-        tx.commit().await.map_err(|e| failed("saving a binding", &e))?;
+        tx.commit().await.map_err(|e| failed("saving a card's presentation", &e))?;
         Ok(card)
     }
 

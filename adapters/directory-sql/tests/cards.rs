@@ -25,6 +25,35 @@ async fn with_camille(name: &str) -> (TempDb, SqlDirectory, String) {
 }
 
 #[tokio::test]
+async fn a_card_bound_without_being_read_waits_for_its_holder_and_a_declared_status_wins() {
+    let (_db, dir, id) = with_camille("card-pending").await;
+    let card = dir.create_card(&id, "cpe", CardStatus::Ordered, "staff:rh", None).await.unwrap();
+    let pending = dir.bind_pending(&card.id, ISSUER, "5e", "3760021832/000000018", "token:drh").await.unwrap();
+    assert_eq!(pending.status, CardStatus::Received);
+    assert!(pending.pending_presentation() && !pending.status.allows_login());
+    assert_eq!(dir.card_by_certificate(ISSUER, "5e").await.unwrap().as_ref(), Some(&pending));
+    let presented = dir.confirm_presented(&card.id, "vigie").await.unwrap();
+    assert_eq!(presented.status, CardStatus::HandedOver);
+    assert!(!presented.pending_presentation());
+    // Once: a second presentation changes nothing.
+    assert_eq!(dir.confirm_presented(&card.id, "vigie").await.unwrap(), presented);
+    let events = dir.events(&card.id).await.unwrap();
+    let steps: Vec<CardStatus> = events.iter().map(|e| e.status).collect();
+    assert_eq!(steps, [CardStatus::Ordered, CardStatus::Received, CardStatus::HandedOver]);
+    assert!(events[1].comment.as_deref().unwrap().contains("pending"), "{events:?}");
+
+    // Declared lost while pending: its presentation no longer hands it over.
+    let other = dir.create_card(&id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
+    dir.bind_pending(&other.id, ISSUER, "5f", "3760021832/000000019", "token:drh").await.unwrap();
+    dir.set_status(&other.id, CardStatus::Lost, "staff:rh", None).await.unwrap();
+    assert_eq!(dir.confirm_presented(&other.id, "vigie").await.unwrap().status, CardStatus::Lost);
+    // A certificate already bound elsewhere is refused as by `bind`.
+    let third = dir.create_card(&id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
+    let clash = invalid(dir.bind_pending(&third.id, ISSUER, "5e", "3760021832/000000018", "token:drh").await);
+    assert!(clash.contains("already bound"), "{clash}");
+}
+
+#[tokio::test]
 async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order() {
     let (_db, dir, id) = with_camille("card-life").await;
     let card = dir.create_card(&id, "cps", CardStatus::Requested, "staff:rh", Some("nouvel interne")).await.unwrap();

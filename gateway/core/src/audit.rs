@@ -56,6 +56,9 @@ pub enum AuditKind {
     SponsorshipGranted,
     /// A sponsorship notice e-mailed (or not, after the retries: the reason says why).
     SponsorshipMail,
+    /// A person told by e-mail that a credential (a FIDO2 key, a card) was added to their account
+    /// (or not, after the retries, or for want of an address: the reason says why).
+    CredentialNotice,
     /// A VIHF issued for the DMP (reference EX_AIR-070): its id (`object`), the professional,
     /// the patient's INS hashed, the client.
     VihfIssued,

@@ -138,6 +138,12 @@ impl Card {
     pub fn fingerprint(&self) -> Option<String> {
         Some(card_fingerprint(self.issuer_dn.as_deref()?, self.serial_hex.as_deref()?))
     }
+
+    /// Bound to its certificate but not handed over: the binding came without the card (see
+    /// [`CardRegistry::bind_pending`]) and waits for its holder to present it.
+    pub fn pending_presentation(&self) -> bool {
+        self.status == CardStatus::Received && self.issuer_dn.is_some()
+    }
 }
 
 /// The name of a card certificate in sessions and audit: `card:` + issuer DN + `#` + serial hex.
@@ -196,6 +202,22 @@ pub trait CardRegistry: Send + Sync {
         by: &str,
         override_reason: Option<&str>,
     ) -> Result<Card, DirectoryError>;
+    /// Binds a card to its certificate without handing it over: it stays `received`, pending its
+    /// first presentation (its certificate came without the card, e.g. through the admin API),
+    /// and logs in only once [`CardRegistry::confirm_presented`] hands it over. Refused as
+    /// [`CardRegistry::bind`] is.
+    async fn bind_pending(
+        &self,
+        card_id: &str,
+        issuer_dn: &str,
+        serial_hex: &str,
+        cn: &str,
+        by: &str,
+    ) -> Result<Card, DirectoryError>;
+    /// Hands over a card pending presentation ([`Card::pending_presentation`]), its holder having
+    /// just presented it; returns the card as it now is (unchanged when it was no longer
+    /// pending: a status declared meanwhile wins).
+    async fn confirm_presented(&self, card_id: &str, by: &str) -> Result<Card, DirectoryError>;
     /// Moves a card to a status, with a comment.
     async fn set_status(
         &self,

@@ -92,6 +92,22 @@ pub struct Principal {
     pub account_kind: AccountKind,
 }
 
+/// An admin API token as a principal (`Vigie::ApiToken` in the schema): a bearer token of the
+/// configuration, with its roles and scopes. It has no interactive authentication: its
+/// `context.authentication` is that of a bearer credential (MIE `api_token`, no factor, level 0),
+/// so that no rule written for people's logins is met by it by accident.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPrincipal {
+    /// The token's name (`[admin] tokens[].name`).
+    pub name: String,
+    /// Roles it holds (`cards`, `fido2`).
+    pub roles: Vec<String>,
+    /// Scopes it holds (`cards:read`, `keys:enrol`, …).
+    pub scopes: Vec<String>,
+    /// The scope the call being decided needs.
+    pub scope: String,
+}
+
 /// A client (application) as the policies see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientResource {
@@ -201,6 +217,9 @@ pub trait PolicyEngine: Send + Sync {
     /// Decides one request; when refused, says which MIE would do (by asking again as if the
     /// principal had just logged in with each candidate).
     fn decide(&self, request: &PolicyRequest<'_>) -> Decision;
+    /// Decides an administrative act (`administer` on the system) by an admin API token, in
+    /// this context. No step-up: a token cannot log in again.
+    fn decide_token(&self, token: &TokenPrincipal, context: &PolicyContext) -> Decision;
     /// The engine's name, for logs and `/readyz`.
     fn name(&self) -> &'static str;
 }

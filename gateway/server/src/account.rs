@@ -201,13 +201,18 @@ fn path(req: &HttpRequest, name: &str) -> Option<String> {
     req.match_info().get(name).filter(|v| !v.is_empty() && v.len() <= 1400).map(str::to_owned)
 }
 
-async fn api_admin(req: &HttpRequest, state: &AppState) -> Result<crate::admin::auth::Admin, HttpResponse> {
-    crate::admin::auth::require(req, state, vigie_core::roles::Role::Fido2, crate::admin::auth::Surface::Api).await
+async fn api_admin(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: vigie_core::roles::Scope,
+) -> Result<crate::admin::auth::Admin, HttpResponse> {
+    crate::admin::auth::require_token(req, state, scope).await
 }
 
-/// `GET /admin/api/identities/{id}/fido2` (bearer token with role `fido2`): the identity's keys.
+/// `GET /admin/api/identities/{id}/fido2` (bearer token with role `fido2`, scope `keys:read`): the
+/// identity's keys.
 pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
-    if let Err(r) = api_admin(&req, &state).await {
+    if let Err(r) = api_admin(&req, &state, vigie_core::roles::Scope::KeysRead).await {
         return r;
     }
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
@@ -225,9 +230,9 @@ pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 /// `POST /admin/api/identities/{id}/fido2/enrolment-code`: a one-time code for the agent to
-/// register keys at `/account/enrol`. The code is in this answer only.
+/// register keys at `/account/enrol` (scope `keys:enrol`). The code is in this answer only.
 pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
-    let admin = match api_admin(&req, &state).await {
+    let admin = match api_admin(&req, &state, vigie_core::roles::Scope::KeysEnrol).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -242,9 +247,10 @@ pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
     }
 }
 
-/// `DELETE /admin/api/identities/{id}/fido2/{credential}`: revokes a key; its sessions end.
+/// `DELETE /admin/api/identities/{id}/fido2/{credential}` (scope `keys:revoke`): revokes a key;
+/// its sessions end.
 pub async fn api_revoke(req: HttpRequest, state: State) -> HttpResponse {
-    let admin = match api_admin(&req, &state).await {
+    let admin = match api_admin(&req, &state, vigie_core::roles::Scope::KeysRevoke).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -813,6 +819,9 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
             "no attestation (webauthn.attestation = \"none\"): not a hardware key".into()
         }),
     );
+    // A new way into the account: its holder hears of it, whoever added it (issue 12).
+    let added = crate::notices::Added::Key { name: stored.name.clone() };
+    crate::notices::credential_added(&state, &caller, &pending.identity_id, added);
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/keys?done=added")).finish()
 }
 

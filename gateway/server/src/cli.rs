@@ -103,6 +103,10 @@ enum AdminCommand {
         /// Roles it grants (repeat or comma-separate: cards, fido2).
         #[arg(long, value_delimiter = ',', default_value = "cards")]
         role: Vec<String>,
+        /// What it may do within its roles (repeat or comma-separate: cards:read, cards:write,
+        /// cards:bind, keys:read, keys:enrol, keys:revoke). Default: the read scopes of its roles.
+        #[arg(long, value_delimiter = ',')]
+        scope: Vec<String>,
     },
 }
 
@@ -537,15 +541,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crate::psc::announce_cli(&target.config()?, crate::psc::AnnounceCommand::Withdraw { idnat })
         }
         Command::Cards { command } => crate::admin::cli::run(command),
-        Command::Admin { command: AdminCommand::NewToken { name, role } } => {
-            for r in &role {
-                vigie_core::roles::Role::parse(r).map_err(anyhow::Error::msg)?;
+        Command::Admin { command: AdminCommand::NewToken { name, role, scope } } => {
+            let roles = role
+                .iter()
+                .map(|r| vigie_core::roles::Role::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let mut scopes = Vec::new();
+            for s in &scope {
+                let s = vigie_core::roles::Scope::parse(s).map_err(anyhow::Error::msg)?;
+                anyhow::ensure!(roles.contains(&s.role()), "the scope {s} needs the role {} (`--role`)", s.role());
+                scopes.push(s);
+            }
+            if scopes.is_empty() {
+                scopes = vigie_core::roles::Scope::ALL
+                    .into_iter()
+                    .filter(|s| s.read_only() && roles.contains(&s.role()))
+                    .collect();
             }
             let (token, hash) = crate::admin::cli::new_token();
-            let roles: Vec<String> = role.iter().map(|r| format!("{r:?}")).collect();
+            let quoted = |v: Vec<&str>| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
             println!("token = {token}");
             println!("# in the configuration (only the hash):");
-            println!("[[admin.tokens]]\nname = {name:?}\ntoken_hash = \"{hash}\"\nroles = [{}]", roles.join(", "));
+            println!(
+                "[[admin.tokens]]\nname = {name:?}\ntoken_hash = \"{hash}\"\nroles = [{}]\nscopes = [{}]",
+                quoted(roles.iter().map(|r| r.as_str()).collect()),
+                quoted(scopes.iter().map(|s| s.as_str()).collect())
+            );
             Ok(())
         }
         Command::Policy { command: PolicyCommand::Validate { dir } } => {

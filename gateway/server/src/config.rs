@@ -404,6 +404,9 @@ pub struct CardsConfig {
     /// `ingress_header`. Their own list, not `server.trusted_proxies`: a proxy trusted to name the
     /// client's address is not thereby trusted to vouch for a card. Empty (the default): none.
     pub ingress_header_from: Vec<Cidr>,
+    /// How long a card bound without being read (its certificate sent to the admin API) waits
+    /// for its holder to present it, seconds; after that it must be bound again. Default 30 days.
+    pub pending_presentation_secs: u64,
     /// Trust anchors, CRLs, grace (see `vigie_igc_sante::TrustConfig`).
     pub trust: vigie_igc_sante::TrustConfig,
 }
@@ -414,6 +417,7 @@ impl Default for CardsConfig {
             enabled: false,
             ingress_header: "ssl-client-cert".into(),
             ingress_header_from: Vec::new(),
+            pending_presentation_secs: 30 * 86_400,
             trust: Default::default(),
         }
     }
@@ -450,6 +454,11 @@ pub struct AdminTokenConfig {
     pub token_hash: String,
     /// Roles it grants (`cards`, `fido2`).
     pub roles: Vec<String>,
+    /// What it may do within its roles (`cards:read`, `cards:write`, `cards:bind`, `keys:read`,
+    /// `keys:enrol`, `keys:revoke`; see `vigie_core::roles::Scope`). Absent (a token made before
+    /// scopes existed): only the read scopes of its roles, and every start warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// When it stops working (RFC 3339, e.g. `2026-06-30T00:00:00Z`); refused after, and every
     /// start warns from 14 days before. Absent: it never expires, and every start warns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,11 +466,25 @@ pub struct AdminTokenConfig {
 }
 
 impl AdminTokenConfig {
+    /// The scopes the token holds: those configured, or, when none are, the read scopes of its
+    /// roles (a safe migration: a token configured before scopes existed reads, writes nothing).
+    /// Scopes that do not parse are left out (the start-up validation refuses them).
+    pub fn scopes(&self) -> Vec<vigie_core::roles::Scope> {
+        use vigie_core::roles::Scope;
+        match &self.scopes {
+            Some(scopes) => scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+            None => Scope::ALL
+                .into_iter()
+                .filter(|s| s.read_only() && self.roles.iter().any(|r| r == s.role().as_str()))
+                .collect(),
+        }
+    }
+
     /// The end of the token's validity, Unix seconds; `None` when it never expires (or the value
     /// is invalid, which the start-up validation refuses).
     pub fn expires_at(&self) -> Option<i64> {
         let at = self.expires_at.as_deref()?;
-        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+        crate::parse_rfc3339(at)
     }
 }
 
@@ -779,6 +802,9 @@ impl Config {
         {
             err("cards.ingress_header", "not a valid HTTP header name".into());
         }
+        if !(1..=365 * 86_400).contains(&self.cards.pending_presentation_secs) {
+            err("cards.pending_presentation_secs", "expected 1 to 31536000 (a year)".into());
+        }
         if self.cards.ingress_header.is_empty() && !self.cards.ingress_header_from.is_empty() {
             err(
                 "cards.ingress_header_from",
@@ -944,6 +970,19 @@ impl Config {
             for (j, r) in t.roles.iter().enumerate() {
                 if let Err(m) = vigie_core::roles::Role::parse(r) {
                     err(&k(&format!("roles[{j}]")), m);
+                }
+            }
+            if t.scopes.as_ref().is_some_and(Vec::is_empty) {
+                err(&k("scopes"), "at least one scope, or leave `scopes` out for a read-only token".into());
+            }
+            for (j, s) in t.scopes.iter().flatten().enumerate() {
+                match vigie_core::roles::Scope::parse(s) {
+                    Err(m) => err(&k(&format!("scopes[{j}]")), m),
+                    Ok(scope) if !t.roles.iter().any(|r| r == scope.role().as_str()) => err(
+                        &k(&format!("scopes[{j}]")),
+                        format!("the scope {scope} needs the role {} in `roles`", scope.role()),
+                    ),
+                    Ok(_) => {}
                 }
             }
         }

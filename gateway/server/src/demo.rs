@@ -483,6 +483,8 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
                 name: "demo-rh".into(),
                 token_hash: SecretHash::of_generated(&ensure_admin_token(&dir)?),
                 roles: vec!["cards".into(), "fido2".into()],
+                // The demo shows every call of the API.
+                scopes: Some(vigie_core::roles::Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()),
                 // The demo's configuration is made at each start: the token lives on.
                 expires_at: Some(crate::rfc3339(crate::now() + 30 * 86_400)),
             }],
@@ -610,6 +612,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
             "url": format!("{issuer}/admin/api"),
             "token": ensure_admin_token(&dir)?,
             "roles": config.admin.tokens.first().map(|t| t.roles.clone()).unwrap_or_default(),
+            "scopes": config.admin.tokens.first().and_then(|t| t.scopes.clone()).unwrap_or_default(),
         },
     });
     Ok(Description(doc))

@@ -15,6 +15,7 @@ pub mod http;
 pub mod jose;
 pub mod keys;
 pub mod login;
+pub mod notices;
 pub mod oidc;
 pub mod ops;
 pub mod own_pages;
@@ -38,6 +39,11 @@ pub fn rfc3339(t: i64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
+}
+
+/// An RFC 3339 date and time as Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
 }
 
 /// Now in RFC 3339 (UTC), to the nanosecond.

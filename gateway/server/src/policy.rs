@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::policy::{Action, ClientResource, Decision, PolicyContext, PolicyRequest, Principal, Resource};
+use vigie_core::policy::{
+    Action, ClientResource, Decision, PolicyContext, PolicyRequest, Principal, Resource, TokenPrincipal,
+};
 use vigie_core::{Authentication, Mie};
 
 use crate::app::{AppState, Client};
@@ -360,13 +362,18 @@ fn ask_in(
     let started = std::time::Instant::now();
     let decision =
         state.policy.decide(&PolicyRequest { principal, action, resource, authentication: auth, context, now });
-    metrics::histogram!("vigie_policy_decision_seconds").record(started.elapsed().as_secs_f64());
-    let result = if decision.allowed { "allow" } else { "deny" };
-    metrics::counter!("vigie_policy_decisions_total", "action" => action.as_str(), "result" => result).increment(1);
+    measure(action, &decision, started);
     if let Some(target) = target {
         audit_decision(state, caller, principal, target, auth, context, &decision);
     }
     decision
+}
+
+/// `vigie_policy_decision_seconds` and `vigie_policy_decisions_total` for one decision.
+fn measure(action: Action, decision: &Decision, started: std::time::Instant) {
+    metrics::histogram!("vigie_policy_decision_seconds").record(started.elapsed().as_secs_f64());
+    let result = if decision.allowed { "allow" } else { "deny" };
+    metrics::counter!("vigie_policy_decisions_total", "action" => action.as_str(), "result" => result).increment(1);
 }
 
 /// One audit line per decision on a login: who, which client, how authenticated, the deciding
@@ -380,30 +387,68 @@ pub fn audit_decision(
     context: &PolicyContext,
     decision: &Decision,
 ) {
+    let asker = Asker { subject: &principal.id, mie: auth.mie.as_str(), acr: Some(auth.level.acr()) };
+    audit_policy(state, caller, &asker, client_id, context, decision);
+}
+
+/// Who a decision was about, as its audit line names them.
+struct Asker<'a> {
+    subject: &'a str,
+    mie: &'a str,
+    acr: Option<&'a str>,
+}
+
+fn audit_policy(
+    state: &AppState,
+    caller: &Caller,
+    asker: &Asker<'_>,
+    target: &str,
+    context: &PolicyContext,
+    decision: &Decision,
+) {
     let step_up: Vec<&str> = decision.step_up.iter().map(|m| m.as_str()).collect();
     // Cedar denies by default: a refusal that no forbid decided names no policy.
-    let deciding = if decision.policies.is_empty() { "default-deny".to_owned() } else { decision.policies.join(",") };
+    let deciding = deciding(decision);
     let reason = format!(
         "{} by [{}]{}; mie {}, zone {}",
         if decision.allowed { "allowed" } else { "refused" },
         deciding,
         if decision.allowed { String::new() } else { format!("; would do: [{}]", step_up.join(", ")) },
-        auth.mie.as_str(),
+        asker.mie,
         context.network_zone,
     );
     state.audit(AuditEvent {
         kind: Some(AuditKind::PolicyDecision),
         outcome: Some(if decision.allowed { Outcome::Success } else { Outcome::Failure }),
-        subject: Some(principal.id.clone()),
-        client_id: Some(client_id.to_owned()),
-        method: Some(auth.mie.as_str().into()),
-        acr: Some(auth.level.acr().into()),
+        subject: Some(asker.subject.to_owned()),
+        client_id: Some(target.to_owned()),
+        method: Some(asker.mie.to_owned()),
+        acr: asker.acr.map(str::to_owned),
         ip: Some(caller.ip.clone()),
         request_id: Some(caller.request_id.clone()),
         reason: Some(reason),
         object: Some(deciding),
         ..Default::default()
     });
+}
+
+/// The policies that decided, as audit lines name them: `default-deny` when none did.
+pub fn deciding(decision: &Decision) -> String {
+    if decision.policies.is_empty() { "default-deny".to_owned() } else { decision.policies.join(",") }
+}
+
+/// Asks the engine whether an admin API token may make a call needing `token.scope` (action
+/// `administer`, the token as principal); counted, timed and audited like every decision, under
+/// `admin-api:<scope>` with subject `token:<name>`.
+pub fn decide_token(state: &AppState, caller: &Caller, token: &TokenPrincipal) -> Decision {
+    let context = context_of(state, caller, crate::now());
+    let started = std::time::Instant::now();
+    let decision = state.policy.decide_token(token, &context);
+    measure(Action::Administer, &decision, started);
+    let subject = format!("token:{}", token.name);
+    let asker = Asker { subject: &subject, mie: "api_token", acr: None };
+    audit_policy(state, caller, &asker, &format!("admin-api:{}", token.scope), &context, &decision);
+    decision
 }
 
 /// The MIE a login page may offer for this client, before anyone has logged in.

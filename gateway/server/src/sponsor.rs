@@ -983,7 +983,7 @@ pub async fn grant(
 }
 
 /// `dd/mm/yyyy` and `hh:mm:ss` in the establishment's time (`policy.utc_offset_minutes`).
-fn local(state: &AppState, t: i64) -> (String, String) {
+pub(crate) fn local(state: &AppState, t: i64) -> (String, String) {
     let offset = i64::from(state.config.policy.utc_offset_minutes) * 60;
     match time::OffsetDateTime::from_unix_timestamp(t + offset) {
         Ok(d) => (
@@ -1049,12 +1049,7 @@ fn spawn_notices(
     actix_web::rt::spawn(async move {
         let (day, hour) = local(&state, at);
         let (until_day, until_hour) = local(&state, expires_at);
-        let phone = &state.config.sponsorship.helpdesk_phone;
-        let (call_fr, call_en) = if phone.is_empty() {
-            (String::new(), String::new())
-        } else {
-            (format!(" au {phone}"), format!(" on {phone}"))
-        };
+        let (call_fr, call_en) = helpdesk(&state);
         let to_sponsor = (
             &sponsor,
             "sponsor",
@@ -1108,7 +1103,21 @@ fn spawn_notices(
     });
 }
 
-async fn send_notice(state: &AppState, identity_id: &str, subject: String, body: String) -> Result<u32, String> {
+/// How the e-mails name the helpdesk to call, in French and English: ` au <phone>`, ` on <phone>`
+/// (`sponsorship.helpdesk_phone`), or nothing.
+pub(crate) fn helpdesk(state: &AppState) -> (String, String) {
+    let phone = &state.config.sponsorship.helpdesk_phone;
+    if phone.is_empty() { (String::new(), String::new()) } else { (format!(" au {phone}"), format!(" on {phone}")) }
+}
+
+/// E-mails a person at the address the directory has for them; the number of attempts made, or
+/// why it was not sent (no address, a bad one, the relay after its retries).
+pub(crate) async fn send_notice(
+    state: &AppState,
+    identity_id: &str,
+    subject: String,
+    body: String,
+) -> Result<u32, String> {
     let address = state
         .sponsorships
         .email_of(identity_id)

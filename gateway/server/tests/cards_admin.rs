@@ -61,16 +61,21 @@ async fn set_status(gw: &Gateway, token: &str, card: &str, status: &str, comment
 /// A gateway whose card login trusts a generated test PKI (revocation not checked here: the
 /// card-login tests cover CRLs).
 async fn with_cards() -> (Gateway, TestPki) {
+    with_cards_and(&[]).await
+}
+
+/// [`with_cards`], with more configuration.
+async fn with_cards_and(extra: &[(&str, &str)]) -> (Gateway, TestPki) {
     let pki = TestPki::generate().expect("test PKI");
     // Inline, beside the demo's own card CA (`anchors`), which issued HR's CPE.
     let anchors = format!("[{:?}]", pki.anchors_pem());
-    let gw = Gateway::start(&[
+    let mut env = vec![
         ("VIGIE_CARDS__ENABLED", "true"),
-        ("VIGIE_CARDS__TRUST__ANCHORS_PEM", &anchors),
+        ("VIGIE_CARDS__TRUST__ANCHORS_PEM", anchors.as_str()),
         ("VIGIE_CARDS__TRUST__CHECK_REVOCATION", "false"),
-    ])
-    .await;
-    (gw, pki)
+    ];
+    env.extend_from_slice(extra);
+    (Gateway::start(&env).await, pki)
 }
 
 /// A browser that presents this card's certificate in the TLS handshake (the card middleware).
@@ -145,6 +150,77 @@ async fn an_expired_admin_token_is_refused_and_every_use_of_a_live_one_is_audite
     let used = gw.audit_line(|l| l["kind"] == "admin_api" && l["actor"] == "token:live").await;
     assert_eq!(used["outcome"], "success", "{used}");
     assert_eq!(used["object"], "GET /admin/api/identities", "{used}");
+}
+
+/// A 403 for want of a scope: RFC 6750 §3.1 `insufficient_scope`, the scope named in the
+/// challenge (§3) and in the problem.
+fn assert_insufficient_scope(r: &Resp, scope: &str) {
+    assert_problem(r, 403, &format!("the scope {scope}"));
+    assert_eq!(r.json()["missing_scope"], scope, "{}", r.body);
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains(&format!("scope=\"{scope}\"")),
+        "{challenge}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_calls_only_within_its_scopes_and_a_token_without_scopes_only_reads() {
+    let (reader, legacy) = (random(32), random(32));
+    let tokens = format!(
+        "[{{name=\"reader\", token_hash=\"sha256:{}\", roles=[\"cards\"], scopes=[\"cards:read\"]}}, \
+         {{name=\"legacy\", token_hash=\"sha256:{}\", roles=[\"cards\", \"fido2\"]}}]",
+        sha256_b64(&reader),
+        sha256_b64(&legacy)
+    );
+    let gw = Gateway::start(&[("VIGIE_ADMIN__TOKENS", &tokens)]).await;
+    let ok = call(&gw, Some(&reader), "GET", &format!("/admin/api/identities?q={PAUL_IDNAT}"), None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let paul = ok.json()["identities"][0]["id"].as_str().expect("Paul's id").to_owned();
+    let create = json!({ "identity_id": paul, "kind": "cps" });
+    let r = call(&gw, Some(&reader), "POST", "/admin/api/cards", Some(create.clone())).await;
+    assert_insufficient_scope(&r, "cards:write");
+    let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:reader").await;
+    assert!(refusal["reason"].as_str().unwrap().contains("scope cards:write"), "{refusal}");
+
+    // A token configured before scopes existed keeps reading, and writes nothing.
+    let r = call(&gw, Some(&legacy), "GET", &format!("/admin/api/identities/{paul}/cards"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(&gw, Some(&legacy), "GET", &format!("/admin/api/identities/{paul}/fido2"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_insufficient_scope(&call(&gw, Some(&legacy), "POST", "/admin/api/cards", Some(create)).await, "cards:write");
+    let code = format!("/admin/api/identities/{paul}/fido2/enrolment-code");
+    assert_insufficient_scope(&call(&gw, Some(&legacy), "POST", &code, None).await, "keys:enrol");
+    let revoke = gw.http().delete(gw.url(&format!("/admin/api/identities/{paul}/fido2/some-key"))).bearer_auth(&legacy);
+    assert_insufficient_scope(&Resp::of(revoke.send().await.unwrap()).await, "keys:revoke");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administer_policy_decides_every_admin_api_call_and_refuses_from_outside() {
+    // 127.0.0.1 is outside the establishment's network here.
+    let gw = Gateway::start(&[("VIGIE_POLICY__ZONES", r#"{internal=["10.0.0.0/8"]}"#)]).await;
+    let token = demo_token(&gw);
+    let r = call(&gw, Some(&token), "GET", "/admin/api/identities?q=durand", None).await;
+    assert_problem(&r, 403, "policy");
+    assert!(!r.body.contains("external-zone"), "no policy internals in the answer: {}", r.body);
+    let line = gw.audit_line(|l| l["kind"] == "policy_decision" && l["subject"] == "token:demo-rh").await;
+    assert_eq!(
+        (line["outcome"].clone(), line["object"].clone()),
+        (json!("failure"), json!("external-zone-rie-mie-only"))
+    );
+    assert_eq!(line["client_id"], "admin-api:cards:read", "{line}");
+    let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:demo-rh").await;
+    assert!(refusal["reason"].as_str().unwrap().contains("external-zone-rie-mie-only"), "{refusal}");
+
+    // From inside, the same call is allowed, by the policy, and that decision is audited too.
+    let gw = Gateway::start(&[]).await;
+    let r = call(&gw, Some(&demo_token(&gw)), "GET", "/admin/api/identities?q=durand", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let line = gw.audit_line(|l| l["kind"] == "policy_decision" && l["subject"] == "token:demo-rh").await;
+    assert_eq!(
+        (line["outcome"].clone(), line["object"].clone()),
+        (json!("success"), json!("administer-api-token-role-scope"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,28 +307,142 @@ async fn a_card_whose_names_differ_binds_only_with_a_reason_and_the_reason_is_au
         "BEGIN CERTIFICATE",
     );
 
+    // The certificate alone cannot override the name check (issue 12: anyone could send someone
+    // else's certificate): the reason is given with the card in the reader.
     let r = call(&gw, Some(&token), "POST", &path, Some(bind(married.chain_pem.clone(), Some("nom d'usage")))).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let bound = r.json();
+    assert_problem(&r, 409, "card in the reader");
+    let mut own = gw.browser_with_demo_card("demo.rh");
+    own.sign_in_with_card(&Authz::new(&gw, "demo-cli")).await;
+    let mut hr = card_browser(&gw, &married);
+    hr.cookies = own.cookies.clone();
+    let page = hr.get(&format!("/admin/cards/bind?card={card}")).await;
+    let csrf = page.hidden("csrf").expect("csrf");
+    let form = [("card", card.as_str()), ("csrf", csrf.as_str()), ("override_reason", "nom d'usage")];
+    let done = hr.post_form("/admin/cards/bind", &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let bound = call(&gw, Some(&token), "GET", &format!("/admin/api/cards/{card}"), None).await.json();
     assert_eq!((bound["status"].clone(), bound["allows_login"].clone()), (json!("handed_over"), json!(true)));
     assert_eq!(bound["override_reason"], "nom d'usage");
     assert_eq!(bound["cn"], PAUL_IDNAT);
     let line = gw.audit_line(|l| l["kind"] == "card_bound").await;
-    assert_eq!(line["actor"], "token:demo-rh");
+    assert!(line["actor"].as_str().unwrap().starts_with("staff:"), "{line}");
     assert!(line["reason"].as_str().unwrap().contains("overridden: nom d'usage"), "{line}");
     assert!(line["object"].as_str().unwrap().starts_with("card:"), "{line}");
 
-    // The same card cannot be bound to a second record.
-    let again = new_card(&gw, &token, &paul, "cps").await;
-    let r = call(
-        &gw,
-        Some(&token),
-        "POST",
-        &format!("/admin/api/cards/{again}/bind"),
-        Some(bind(married.chain_pem, Some("x"))),
-    )
-    .await;
+    // One card, one record, through the API too.
+    let own_card = pki.issue(&CardSpec::cps(PAUL_IDNAT, "DURAND", "PAUL", "Médecin")).unwrap();
+    let (second, third) = (new_card(&gw, &token, &paul, "cps").await, new_card(&gw, &token, &paul, "cps").await);
+    let to = |record: &str| format!("/admin/api/cards/{record}/bind");
+    let r = call(&gw, Some(&token), "POST", &to(&second), Some(bind(own_card.chain_pem.clone(), None))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(&gw, Some(&token), "POST", &to(&third), Some(bind(own_card.chain_pem, None))).await;
     assert_problem(&r, 409, "already bound");
+}
+
+/// Léa Bernard's CPE, or one with other names on it.
+fn lea_cpe(pki: &TestPki, employee: &str, surname: &str, given_name: &str) -> TestCard {
+    pki.issue(&CardSpec::cpe_nominative("CH DE TEST", "1760021832", employee, surname, given_name)).unwrap()
+}
+
+/// HR records a CPE for Léa and binds this certificate to it through the API.
+async fn bind_lea_cpe_by_api(gw: &Gateway, card: &TestCard) -> (String, Resp) {
+    let token = demo_token(gw);
+    let lea = agent_id(gw, &token, LEA_IDNAT).await;
+    let record = new_card(gw, &token, &lea, "cpe").await;
+    let body = json!({ "certificate_pem": card.chain_pem, "identity_id": lea });
+    let r = call(gw, Some(&token), "POST", &format!("/admin/api/cards/{record}/bind"), Some(body)).await;
+    (record, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_bound_through_the_api_logs_in_only_once_its_holder_presents_it() {
+    let (gw, pki) = with_cards().await;
+    let token = demo_token(&gw);
+
+    // A certificate sent without the card: names that differ cannot be overridden from afar
+    // (someone else's card bound to Léa would log in as her).
+    let someone_else = lea_cpe(&pki, "000000043", "MARTIN", "CAMILLE");
+    let lea = agent_id(&gw, &token, LEA_IDNAT).await;
+    let record = new_card(&gw, &token, &lea, "cpe").await;
+    let body = json!({ "certificate_pem": someone_else.chain_pem, "override_reason": "nom d'usage" });
+    let r = call(&gw, Some(&token), "POST", &format!("/admin/api/cards/{record}/bind"), Some(body)).await;
+    assert_problem(&r, 409, "card in the reader");
+
+    // Her own card: bound, but pending until she presents it.
+    let cpe = lea_cpe(&pki, "000000042", "BERNARD", "LEA");
+    let (card, r) = bind_lea_cpe_by_api(&gw, &cpe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bound = r.json();
+    assert_eq!(
+        (bound["status"].clone(), bound["pending_presentation"].clone(), bound["allows_login"].clone()),
+        (json!("received"), json!(true), json!(false)),
+        "{bound}"
+    );
+    let line = gw.audit_line(|l| l["kind"] == "card_bound" && l["actor"] == "token:demo-rh").await;
+    assert!(line["reason"].as_str().unwrap().contains("pending presentation"), "{line}");
+
+    // She signs in with it: the handshake her card signed completes the binding.
+    let mut browser = card_browser(&gw, &cpe);
+    let a = Authz::new(&gw, "demo-app");
+    let tokens = redeem(&gw, &a, &browser.sign_in_with_card(&a).await).await;
+    assert_eq!(jwt_part(&tokens.id, 1)["sub"], lea.as_str());
+    let now = call(&gw, Some(&token), "GET", &format!("/admin/api/cards/{card}"), None).await.json();
+    assert_eq!((now["status"].clone(), now["pending_presentation"].clone()), (json!("handed_over"), json!(false)));
+    let line = gw
+        .audit_line(|l| l["kind"] == "card_bound" && l["reason"].as_str().is_some_and(|r| r.contains("presented")))
+        .await;
+    assert_eq!(line["subject"], lea.as_str(), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_bound_through_the_api_and_not_presented_in_time_must_be_bound_again() {
+    let (gw, pki) = with_cards_and(&[("VIGIE_CARDS__PENDING_PRESENTATION_SECS", "1")]).await;
+    let cpe = lea_cpe(&pki, "000000042", "BERNARD", "LEA");
+    let (card, r) = bind_lea_cpe_by_api(&gw, &cpe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut browser = card_browser(&gw, &cpe);
+    let r = browser.authorize(&Authz::new(&gw, "demo-app")).await;
+    let flow = r.location().split("flow=").nth(1).expect("flow id").to_owned();
+    let refused = browser.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("associer de nouveau"), "{}", refused.body);
+    let line = gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "failure").await;
+    assert_eq!(line["reason"], "card_presentation_expired", "{line}");
+    let still = call(&gw, Some(&demo_token(&gw)), "GET", &format!("/admin/api/cards/{card}"), None).await.json();
+    assert_eq!(still["status"], "received", "{still}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_emailed_when_a_card_is_bound_to_their_account_and_a_relay_down_blocks_nothing() {
+    let sink = crate::sponsorship::SmtpSink::start(0);
+    let env = sink.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (gw, pki) = with_cards_and(&env).await;
+    let cpe = lea_cpe(&pki, "000000042", "BERNARD", "LEA");
+    let (_, r) = bind_lea_cpe_by_api(&gw, &cpe).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["rcpt_tos"], json!(["demo.interne@chu-demo.example"]), "{mails:#?}");
+    let subject = mails[0]["subject"].as_str().unwrap();
+    assert!(subject.contains("carte CPE a été associée à votre compte"), "{subject}");
+    let body = mails[0]["body"].as_str().unwrap();
+    assert!(body.starts_with("Bonjour Léa Bernard"), "French first: {body}");
+    assert!(body.contains("à sa première utilisation"), "pending until presented: {body}");
+    assert!(body.contains("service informatique au 02 37 44 72 36") && body.contains("A CPE card (serial "), "{body}");
+    let line = gw.audit_line(|l| l["kind"] == "credential_notice").await;
+    assert_eq!((line["outcome"].clone(), line["object"].clone()), (json!("success"), json!("card")), "{line}");
+
+    // The relay down: the binding is made at once all the same, the failure audited.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let (gw, pki) = with_cards_and(&crate::sponsorship::dead_relay(&dead)).await;
+    let started = std::time::Instant::now();
+    let (_, r) = bind_lea_cpe_by_api(&gw, &lea_cpe(&pki, "000000042", "BERNARD", "LEA")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "bound without waiting on the relay");
+    let line = gw.audit_line(|l| l["kind"] == "credential_notice").await;
+    assert_eq!(line["outcome"], "failure", "{line}");
+    assert!(line["reason"].as_str().unwrap().contains("after 2 attempt(s)"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,21 +641,33 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     assert!(ok);
     let printed = out.lines().find_map(|l| l.strip_prefix("token = ")).expect("token printed").trim().to_owned();
     assert!(out.contains(&format!("token_hash = \"sha256:{}\"", sha256_b64(&printed))), "{out}");
+    assert!(out.contains("scopes = [\"cards:read\"]"), "read-only unless told: {out}");
+    let (ok, out, _) = vigie(&["admin", "new-token", "--role", "cards", "--scope", "cards:read,cards:bind"], &[]);
+    assert!(ok && out.contains("scopes = [\"cards:read\", \"cards:bind\"]"), "{out}");
+    let (ok, _, err) = vigie(&["admin", "new-token", "--role", "cards", "--scope", "keys:enrol"], &[]);
+    assert!(!ok && err.contains("needs the role fido2"), "{err}");
     assert!(!vigie(&["admin", "new-token", "--role", "root"], &[]).0);
 
     // A token entry that would let anyone in, or nobody, stops the start with its key named.
-    let bad = "[{name=\"x\", token_hash=\"the-token-itself\", roles=[\"root\"]}]";
+    let bad = format!(
+        "[{{name=\"x\", token_hash=\"the-token-itself\", roles=[\"root\"]}}, \
+         {{name=\"y\", token_hash=\"sha256:{}\", roles=[\"cards\"], scopes=[\"keys:enrol\", \"cards:all\"]}}]",
+        sha256_b64("y")
+    );
     let scratch = temp_file("unused", "");
     let scratch = scratch.parent().unwrap().join("data");
     let out = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:1", "--data-dir", scratch.to_str().unwrap()])
-        .env("VIGIE_ADMIN__TOKENS", bad)
+        .env("VIGIE_ADMIN__TOKENS", &bad)
         .output()
         .expect("vigie serve");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("`admin.tokens[0].token_hash`: expected `sha256:"), "{err}");
     assert!(err.contains("`admin.tokens[0].roles[0]`: unknown role \"root\""), "{err}");
+    // A scope outside the token's roles, or unknown.
+    assert!(err.contains("`admin.tokens[1].scopes[0]`: the scope keys:enrol needs the role fido2"), "{err}");
+    assert!(err.contains("`admin.tokens[1].scopes[1]`: unknown scope \"cards:all\""), "{err}");
 
     // The IT team gives the nurse the role; she can then open the page.
     let dir = gw.data_dir.to_str().unwrap();

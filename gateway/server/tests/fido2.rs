@@ -18,7 +18,10 @@ const YUBIKEY_AAGUID: &str = "2fc0579f-8113-47ea-b116-555a8db03202";
 const HR_TOKEN: &str = "hr-test-token-0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn admin_env() -> String {
-    format!(r#"[{{name="hr",token_hash="sha256:{}",roles=["fido2"]}}]"#, sha256_b64(HR_TOKEN))
+    format!(
+        r#"[{{name="hr",token_hash="sha256:{}",roles=["fido2"],scopes=["keys:read","keys:enrol","keys:revoke"]}}]"#,
+        sha256_b64(HR_TOKEN)
+    )
 }
 
 /// Authorization request → login page; returns the page (flow and CSRF in its forms).
@@ -348,6 +351,29 @@ async fn a_software_key_claiming_an_allowed_hardware_model_is_refused_when_attes
     let claims = jwt_part(&redeem(&gw, &a, &done.redirect_params()["code"]).await.id, 1);
     assert_eq!((claims["sub"].as_str(), claims["acr"].as_str()), (Some(sub.as_str()), Some(ACR_PHR)));
     assert_eq!(claims["amr"], serde_json::json!(["pin", "hwk", "mfa"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_emailed_when_a_key_is_added_to_their_account() {
+    let sink = crate::sponsorship::SmtpSink::start(0);
+    let env = sink.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gw = Gateway::start(&env).await;
+    let (mut b, user, _, _) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    key.attestation = Attestation::SelfSigned;
+    let added = register(&mut b, &mut key, "Clé bleue").await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["rcpt_tos"], serde_json::json!([format!("{}@chu-demo.example", user.username)]), "{mails:#?}");
+    let subject = mails[0]["subject"].as_str().unwrap();
+    assert!(subject.contains("une clé de sécurité a été ajoutée à votre compte"), "{subject}");
+    let body = mails[0]["body"].as_str().unwrap();
+    assert!(body.contains("« Clé bleue »") && body.contains("Si ce n'est pas vous"), "{body}");
+    assert!(body.contains("A security key (\"Clé bleue\") was added"), "{body}");
+    let line = audit_with(&gw, |l| l["kind"] == "credential_notice").await.expect("audit");
+    let got = (line["outcome"].clone(), line["object"].clone());
+    assert_eq!(got, (serde_json::json!("success"), serde_json::json!("fido2")), "{line}");
 }
 
 /// With `webauthn.attestation = "none"` (the demo's setting) any authenticator registers, but

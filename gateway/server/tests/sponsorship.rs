@@ -25,7 +25,7 @@ const PHONE: &str = "02 37 44 72 36";
 
 /// The SMTP sink: a real SMTP server keeping each message it accepts, decoded by Python's own
 /// e-mail parser into `NNNN.json`.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     port: u16,
     dir: PathBuf,
     child: Child,
@@ -35,7 +35,7 @@ struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink (creating its virtualenv first if needed); `fail_first` messages are
     /// answered 451 (try again later) before any is accepted.
-    fn start(fail_first: u32) -> SmtpSink {
+    pub(crate) fn start(fail_first: u32) -> SmtpSink {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/smtp-sink");
         let setup = Command::new(root.join("setup")).status().expect("running tests/smtp-sink/setup");
         assert!(setup.success(), "tests/smtp-sink/setup failed (python3 with venv and pip access needed)");
@@ -59,7 +59,7 @@ impl SmtpSink {
     }
 
     /// The gateway's `[mail]` towards this sink (plain SMTP on loopback).
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             ("VIGIE_MAIL__ENABLED", "true".to_owned()),
             ("VIGIE_MAIL__HOST", "127.0.0.1".to_owned()),
@@ -84,7 +84,7 @@ impl SmtpSink {
     }
 
     /// Waits until `n` messages arrived (the gateway sends them in the background).
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         eventually(15, || async { Some(self.messages()).filter(|m| m.len() >= n) })
             .await
             .unwrap_or_else(|| panic!("{n} e-mails expected, got {:#?}", self.messages()))
@@ -97,6 +97,18 @@ impl Drop for SmtpSink {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `[mail]` towards a relay that is down (nothing listens on `port`): two attempts, 100 ms apart.
+pub(crate) fn dead_relay(port: &str) -> [(&'static str, &str); 6] {
+    [
+        ("VIGIE_MAIL__ENABLED", "true"),
+        ("VIGIE_MAIL__HOST", "127.0.0.1"),
+        ("VIGIE_MAIL__PORT", port),
+        ("VIGIE_MAIL__SECURITY", "plain"),
+        ("VIGIE_MAIL__ATTEMPTS", "2"),
+        ("VIGIE_MAIL__RETRY_DELAY_MS", "100"),
+    ]
 }
 
 async fn start_gateway(extra: &[(&str, &str)], sink: Option<&SmtpSink>) -> Gateway {
@@ -608,18 +620,7 @@ async fn a_sponsor_without_a_session_signs_in_with_their_card_from_the_page() {
 async fn a_failing_mail_relay_never_blocks_the_sponsorship() {
     // The relay is down: nothing listens on its port.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let gw = start_gateway(
-        &[
-            ("VIGIE_MAIL__ENABLED", "true"),
-            ("VIGIE_MAIL__HOST", "127.0.0.1"),
-            ("VIGIE_MAIL__PORT", &dead),
-            ("VIGIE_MAIL__SECURITY", "plain"),
-            ("VIGIE_MAIL__ATTEMPTS", "2"),
-            ("VIGIE_MAIL__RETRY_DELAY_MS", "100"),
-        ],
-        None,
-    )
-    .await;
+    let gw = start_gateway(&dead_relay(&dead), None).await;
     let mut paul = paul_with_card(&gw).await;
     let started = std::time::Instant::now();
     let code = sponsor(&mut paul, "martin", CAMILLE, "forgotten").await;

@@ -219,12 +219,30 @@ pub fn coherence(record_kind: &str, subject: &CardSubject, agent: &Identity) -> 
     }
 }
 
+/// How the certificate of a binding came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// From the card in the reader (the admin page: the TLS handshake the card signed after its
+    /// PIN): the card is handed over at once.
+    InReader,
+    /// Sent without the card (the admin API, `vigie cards bind`): anyone holding a certificate
+    /// (they are public) could send it, so the card is bound pending its holder's first
+    /// presentation ([`vigie_core::cards::CardRegistry::bind_pending`]), and names that differ
+    /// cannot be overridden.
+    CertificateOnly,
+}
+
+/// Why an override of the name check sent without the card is refused.
+pub const OVERRIDE_NEEDS_CARD: &str = "the names on the card are not the agent's, and a certificate sent without the card \
+     cannot override that: bind it on the admin page (/admin/cards) with the card in the reader, giving the reason there";
+
 /// Longest override reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// Binds a card record to the validated card presented (over TLS or sent as PEM), after the
 /// coherence check; a name mismatch binds only with an override reason, which the audit line
-/// and the card's history keep.
+/// and the card's history keep, and only with the card in the reader. A certificate sent
+/// without the card binds pending its holder's first presentation.
 pub async fn bind(
     state: &AppState,
     admin: &Admin,
@@ -232,6 +250,7 @@ pub async fn bind(
     card_id: &str,
     presented: &PresentedCard,
     override_reason: Option<&str>,
+    presence: Presence,
 ) -> Result<Card, ActionError> {
     let record = card(state, card_id).await?;
     let agent = agent(state, &record.identity_id).await?;
@@ -243,16 +262,20 @@ pub async fn bind(
     let checked = match coherence(&record.kind, &id.subject, &agent) {
         Err(refusal) => Err(ActionError::Refused(refusal)),
         Ok(Coherence::Match) => Ok(None),
+        Ok(Coherence::NamesDiffer(_)) if reason.is_some() && presence == Presence::CertificateOnly => {
+            Err(ActionError::Refused(OVERRIDE_NEEDS_CARD.into()))
+        }
         Ok(Coherence::NamesDiffer(d)) => reason.map(Some).ok_or(ActionError::NamesDiffer(d)),
     };
-    let bound = match checked {
-        Ok(used) => state
-            .cards
-            .bind(card_id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor, used)
-            .await
-            .map(|card| (card, used))
-            .map_err(ActionError::from),
-        Err(e) => Err(e),
+    let (issuer, serial, cn, by) = (&id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor);
+    let bound = match (checked, presence) {
+        (Ok(used), Presence::InReader) => {
+            state.cards.bind(card_id, issuer, serial, cn, by, used).await.map(|card| (card, used)).map_err(Into::into)
+        }
+        (Ok(_), Presence::CertificateOnly) => {
+            state.cards.bind_pending(card_id, issuer, serial, cn, by).await.map(|card| (card, None)).map_err(Into::into)
+        }
+        (Err(e), _) => Err(e),
     };
     let (card, used_reason) = match bound {
         Ok(b) => b,
@@ -284,6 +307,13 @@ pub async fn bind(
             agent.family_name
         ),
         None => "names match".into(),
+    };
+    let audit_reason = match presence {
+        Presence::InReader => audit_reason,
+        Presence::CertificateOnly => format!(
+            "{audit_reason}; pending presentation: logs in once its holder presents it (within {} s)",
+            state.config.cards.pending_presentation_secs
+        ),
     };
     audit(state, &admin.actor, caller, AuditKind::CardBound, &card, Some(audit_reason));
     Ok(card)

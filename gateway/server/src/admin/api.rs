@@ -1,23 +1,25 @@
 //! The admin JSON API of cards, under `/admin/api/`: what the admin page does, for scripts and
-//! the `vigie cards …` CLI. Bearer token with the `cards` role; errors as RFC 9457 problem+json.
+//! the `vigie cards …` CLI. Bearer token with the `cards` role and the scope each call names;
+//! errors as RFC 9457 problem+json.
 //!
-//! - `GET  /admin/api/identities?q=…[&limit=…]`       agents by name, matricule or idNat
-//! - `GET  /admin/api/identities/{id}/cards`          an agent's cards, newest first
-//! - `POST /admin/api/cards`                          `{identity_id, kind, status?, comment?}` → 201
-//! - `GET  /admin/api/cards/{id}`                     a card
-//! - `POST /admin/api/cards/{id}/status`              `{status, comment?}`
-//! - `POST /admin/api/cards/{id}/bind`                `{certificate_pem, identity_id?, override_reason?}`
-//! - `GET  /admin/api/cards/{id}/events`              its history, oldest first
+//! - `GET  /admin/api/identities?q=…[&limit=…]`       agents by name, matricule or idNat   `cards:read`
+//! - `GET  /admin/api/identities/{id}/cards`          an agent's cards, newest first       `cards:read`
+//! - `POST /admin/api/cards`                          `{identity_id, kind, status?, comment?}` → 201  `cards:write`
+//! - `GET  /admin/api/cards/{id}`                     a card                               `cards:read`
+//! - `POST /admin/api/cards/{id}/status`              `{status, comment?}`                 `cards:write`
+//! - `POST /admin/api/cards/{id}/bind`                `{certificate_pem, identity_id?}`    `cards:bind`
+//!   (the card is pending until its holder presents it: see `actions::Presence::CertificateOnly`)
+//! - `GET  /admin/api/cards/{id}/events`              its history, oldest first            `cards:read`
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigie_core::cards::{Card, CardStatus};
-use vigie_core::roles::Role;
+use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
-use super::auth::{self, Admin, Surface};
+use super::auth::{self, Admin};
 use crate::app::{AppState, State};
 use crate::http::{Caller, problem};
 
@@ -58,7 +60,7 @@ pub struct BindCard {
     pub certificate_pem: String,
     /// The agent the caller means to bind to: checked against the card record's.
     pub identity_id: Option<String>,
-    /// Why to bind although the names differ.
+    /// Refused when the names differ: an override needs the card in the reader (the admin page).
     pub override_reason: Option<String>,
 }
 
@@ -128,6 +130,8 @@ pub struct CardView<'a> {
     pub card: &'a Card,
     pub fingerprint: Option<String>,
     pub allows_login: bool,
+    /// Bound without being read: logs in once its holder presents it.
+    pub pending_presentation: bool,
     /// Statuses it may be moved to (`handed_over` comes by binding).
     pub next: Vec<&'static str>,
 }
@@ -138,6 +142,7 @@ impl<'a> CardView<'a> {
             card,
             fingerprint: card.fingerprint(),
             allows_login: card.status.allows_login(),
+            pending_presentation: card.pending_presentation(),
             next: card.status.next().iter().map(|s| s.as_str()).collect(),
         }
     }
@@ -156,18 +161,23 @@ fn error(e: ActionError) -> HttpResponse {
             HttpResponse::build(StatusCode::CONFLICT).content_type("application/problem+json").json(
                 // RFC 9457 §3.2: extension members carry what a client needs to act.
                 json!({
-                    "type": "about:blank", "title": "Names differ", "status": 409, "detail": e.to_string(),
+                    "type": "about:blank", "title": "Names differ", "status": 409,
+                    "detail": format!(
+                        "the names on the card ({} {}) are not the agent's ({} {}): check that this is the agent's \
+                         card; to bind it anyway (e.g. a married name), bind it with the card in the reader",
+                        d.card.1, d.card.0, d.agent.1, d.agent.0
+                    ),
                     "card_names": { "surname": d.card.0, "given_name": d.card.1 },
                     "agent_names": { "family_name": d.agent.0, "given_name": d.agent.1 },
-                    "override": "send `override_reason` to bind anyway; it is audited",
+                    "override": "with the card in the reader only: bind it on the admin page (/admin/cards), giving the reason there",
                 }),
             )
         }
     }
 }
 
-async fn admin(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
-    auth::require(req, state, Role::Cards, Surface::Api).await
+async fn admin(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, HttpResponse> {
+    auth::require_token(req, state, scope).await
 }
 
 macro_rules! try_or {
@@ -187,7 +197,7 @@ fn path_id(req: &HttpRequest, what: &str) -> Result<String, String> {
 
 /// `GET /admin/api/identities?q=…&limit=…`
 pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state).await);
+    try_or!(admin(&req, &state, Scope::CardsRead).await);
     let params = try_or!(crate::http::parse_params(req.query_string().as_bytes()).map_err(|m| bad_request(&m)));
     let q = params.get("q").unwrap_or_default();
     if q.chars().count() > 100 {
@@ -206,7 +216,7 @@ pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
 
 /// `GET /admin/api/identities/{id}/cards`
 pub async fn cards_of(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state).await);
+    try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "agent id").map_err(|m| bad_request(&m)));
     match state.directory.identity(&id).await {
         Ok(Some(_)) => {}
@@ -221,7 +231,7 @@ pub async fn cards_of(req: HttpRequest, state: State) -> HttpResponse {
 
 /// `POST /admin/api/cards`
 pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = try_or!(admin(&req, &state).await);
+    let admin = try_or!(admin(&req, &state, Scope::CardsWrite).await);
     let new: NewCard = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     let checked = check_id("identity_id", &new.identity_id)
         .and_then(|()| check_kind(&new.kind))
@@ -237,7 +247,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 
 /// `GET /admin/api/cards/{id}`
 pub async fn card(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state).await);
+    try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
     match actions::card(&state, &id).await {
         Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
@@ -247,7 +257,7 @@ pub async fn card(req: HttpRequest, state: State) -> HttpResponse {
 
 /// `POST /admin/api/cards/{id}/status`
 pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = try_or!(admin(&req, &state).await);
+    let admin = try_or!(admin(&req, &state, Scope::CardsWrite).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
     let change: StatusChange = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     try_or!(check_text("comment", change.comment.as_deref(), MAX_COMMENT_CHARS).map_err(|m| bad_request(&m)));
@@ -265,7 +275,7 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 
 /// `POST /admin/api/cards/{id}/bind`
 pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = try_or!(admin(&req, &state).await);
+    let admin = try_or!(admin(&req, &state, Scope::CardsBind).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
     let b: BindCard = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     let checked = check_text("override_reason", b.override_reason.as_deref(), actions::MAX_REASON_CHARS)
@@ -295,15 +305,19 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         }
     };
     let caller = Caller::of(&req, &state);
-    match actions::bind(&state, &admin, &caller, &id, &presented, b.override_reason.as_deref()).await {
-        Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
+    let reason = b.override_reason.as_deref();
+    match actions::bind(&state, &admin, &caller, &id, &presented, reason, actions::Presence::CertificateOnly).await {
+        Ok(card) => {
+            crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
+            HttpResponse::Ok().json(CardView::of(&card))
+        }
         Err(e) => error(e),
     }
 }
 
 /// `GET /admin/api/cards/{id}/events`
 pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state).await);
+    try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
     if let Err(e) = actions::card(&state, &id).await {
         return error(e);

@@ -5,25 +5,18 @@
 //! carry a CSRF token bound to that session ([`Admin::csrf`], [`Admin::check_csrf`]). The JSON
 //! **API** (and the `vigie cards …` CLI) takes a bearer token from `[admin] tokens` (RFC 6750
 //! §2.1), known by its hash only; the API never accepts the session cookie, so a page of another
-//! site cannot make a browser call it.
+//! site cannot make a browser call it. Each API call needs one scope ([`Scope`]) under one role,
+//! and the policy on administration (`administer`) is asked for every call, person or token.
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::roles::Role;
+use vigie_core::policy::TokenPrincipal;
+use vigie_core::roles::{Role, Scope};
 
 use crate::app::AppState;
 use crate::http::{Caller, problem};
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
 use crate::session;
-
-/// Which surface is asking: decides the shape of a refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Surface {
-    /// JSON API: bearer token; refusals as RFC 9457 problem+json.
-    Api,
-    /// HTML page: SSO session; refusals as a page saying what to do.
-    Page,
-}
 
 /// An authenticated administrator holding the role asked for.
 #[derive(Clone)]
@@ -63,16 +56,21 @@ impl Admin {
     }
 }
 
-/// The administrator behind this request if they hold `role`, or the response refusing them
-/// (401 with `WWW-Authenticate` or 403 for the API, a page for pages). Refusals are audited.
-pub async fn require(req: &HttpRequest, state: &AppState, role: Role, surface: Surface) -> Result<Admin, HttpResponse> {
-    match surface {
-        Surface::Api => bearer(req, state, role).map_err(|r| *r),
-        Surface::Page => staff(req, state, role).await,
-    }
+/// The person signed in on an admin page if they hold `role` and the policy on administration
+/// allows them, or the page refusing them (audited).
+pub async fn require_staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
+    staff(req, state, role).await
 }
 
-fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<HttpResponse>> {
+/// The admin API token of this request if it holds `scope` (and its role) and the policy on
+/// administration allows it, or the refusal: 401 with `WWW-Authenticate` (RFC 6750 §3), or 403
+/// as RFC 9457 problem+json. Refusals are audited; so is every call let through.
+pub async fn require_token(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, HttpResponse> {
+    bearer(req, state, scope).map_err(|r| *r)
+}
+
+fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Box<HttpResponse>> {
+    let role = scope.role();
     let given = crate::http::bearer_token(req).filter(|t| t.len() <= 512);
     let Some(given) = given.as_deref() else {
         refused(req, state, None, role, "no admin API token");
@@ -113,14 +111,38 @@ fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<
             &format!("the admin API token {:?} does not have the role {role}: add it to its `roles`", token.name),
         )));
     }
-    // Every use of a static token is audited: who, what, on which target (the path names it).
+    let scopes = token.scopes();
+    if !scopes.contains(&scope) {
+        refused(req, state, Some(&actor), role, &format!("token without the scope {scope}"));
+        return Err(Box::new(insufficient_scope(&token.name, scope)));
+    }
+    // The policy on administration decides for a token as for a person (`administer`, the token
+    // as principal with its roles and scopes); the decision is audited there.
     let caller = Caller::of(req, state);
+    let principal = TokenPrincipal {
+        name: token.name.clone(),
+        roles: token.roles.clone(),
+        scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        scope: scope.as_str().to_owned(),
+    };
+    let decision = crate::policy::decide_token(state, &caller, &principal);
+    if !decision.allowed {
+        let why = format!("administration refused by policy [{}]", crate::policy::deciding(&decision));
+        refused(req, state, Some(&actor), role, &why);
+        return Err(Box::new(problem(
+            StatusCode::FORBIDDEN,
+            "Refused by policy",
+            "the policy on administration does not allow this token here (from this network, at this time or \
+             with these roles): the administrators of Vigie can say which rule applies",
+        )));
+    }
+    // Every use of a static token is audited: who, what, on which target (the path names it).
     state.audit(AuditEvent {
         kind: Some(AuditKind::AdminApi),
         outcome: Some(Outcome::Success),
         actor: Some(actor.clone()),
         object: Some(format!("{} {}", req.method(), req.path().chars().take(200).collect::<String>())),
-        reason: Some(format!("role {role}")),
+        reason: Some(format!("role {role}, scope {scope}")),
         ip: Some(caller.ip),
         user_agent: caller.user_agent,
         request_id: Some(caller.request_id),
@@ -129,22 +151,50 @@ fn bearer(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, Box<
     Ok(Admin { actor, identity_id: None, session_cookie: None })
 }
 
-/// The start-up warnings of the admin API tokens: never expiring, or expiring within 14 days.
+/// RFC 6750 §3.1: a token valid but short of the scope the call needs gets 403
+/// `insufficient_scope`, the challenge's `scope` attribute (§3) naming what is needed; the
+/// problem says it too (RFC 9457 §3.2 extension member `missing_scope`).
+fn insufficient_scope(name: &str, scope: Scope) -> HttpResponse {
+    let detail = format!(
+        "the admin API token {name:?} does not have the scope {scope} this call needs: add it to its `scopes` \
+         (and its role {} to its `roles`)",
+        scope.role()
+    );
+    let mut r =
+        HttpResponse::build(StatusCode::FORBIDDEN).content_type("application/problem+json").json(serde_json::json!({
+            "type": "about:blank", "title": "Scope missing", "status": 403, "detail": detail,
+            "missing_scope": scope.as_str(),
+        }));
+    let challenge = format!("Bearer realm=\"vigie-admin\", error=\"insufficient_scope\", scope=\"{scope}\"");
+    if let Ok(v) = header::HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// The start-up warnings of the admin API tokens: never expiring, or expiring within 14 days;
+/// without `scopes` (read-only until given some).
 pub fn token_warnings(tokens: &[crate::config::AdminTokenConfig], now: i64) -> Vec<String> {
     const SOON_SECS: i64 = 14 * 86_400;
-    tokens
-        .iter()
-        .filter_map(|t| match t.expires_at() {
-            None => Some(format!("admin API token {:?} never expires: set its `expires_at`", t.name)),
-            Some(end) if end <= now => Some(format!("admin API token {:?} has expired: remove it", t.name)),
-            Some(end) if end - now <= SOON_SECS => Some(format!(
-                "admin API token {:?} expires in {} day(s): make its successor (`vigie admin new-token`)",
-                t.name,
-                (end - now) / 86_400
-            )),
-            Some(_) => None,
-        })
-        .collect()
+    let unscoped = tokens.iter().filter(|t| t.scopes.is_none()).map(|t| {
+        let read: Vec<&str> = t.scopes().iter().map(|s| s.as_str()).collect();
+        format!(
+            "admin API token {:?} has no `scopes`: it may only read ({}); list what it needs in its `scopes`",
+            t.name,
+            read.join(", ")
+        )
+    });
+    let expiry = tokens.iter().filter_map(|t| match t.expires_at() {
+        None => Some(format!("admin API token {:?} never expires: set its `expires_at`", t.name)),
+        Some(end) if end <= now => Some(format!("admin API token {:?} has expired: remove it", t.name)),
+        Some(end) if end - now <= SOON_SECS => Some(format!(
+            "admin API token {:?} expires in {} day(s): make its successor (`vigie admin new-token`)",
+            t.name,
+            (end - now) / 86_400
+        )),
+        Some(_) => None,
+    });
+    expiry.chain(unscoped).collect()
 }
 
 /// RFC 6750 §3: a request without valid bearer credentials gets 401 and a `WWW-Authenticate`
@@ -225,6 +275,7 @@ mod tests {
             name: name.into(),
             token_hash: String::new(),
             roles: vec!["cards".into()],
+            scopes: Some(vec!["cards:read".into()]),
             expires_at: expires_at.map(Into::into),
         };
         let now = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -241,6 +292,10 @@ mod tests {
         assert!(warnings[0].contains("\"forever\" never expires"));
         assert!(warnings[1].contains("\"gone\" has expired"));
         assert!(warnings[2].contains("\"soon\" expires in 10 day(s)"));
+        let legacy = crate::config::AdminTokenConfig { scopes: None, ..token("legacy", Some("2026-03-01T00:00:00Z")) };
+        let warnings = token_warnings(&[legacy], now);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("\"legacy\" has no `scopes`: it may only read (cards:read)"), "{warnings:?}");
     }
 
     #[test]

@@ -57,15 +57,14 @@ pub enum CardsCommand {
         #[command(flatten)]
         api: ApiTarget,
     },
-    /// Bind a card record to the card's certificate (PEM file), after the name check.
+    /// Bind a card record to the card's certificate (PEM file), after the name check. Without the
+    /// card, the binding waits for its holder's first card login; names that differ can only be
+    /// overridden on the admin page, with the card in the reader.
     Bind {
         card: String,
         /// The card's authentication certificate (PEM; its CA chain may follow).
         #[arg(long)]
         cert: PathBuf,
-        /// Why to bind although the names on the card differ from the agent's (audited).
-        #[arg(long)]
-        override_reason: Option<String>,
         #[command(flatten)]
         api: ApiTarget,
     },
@@ -136,9 +135,9 @@ pub fn run(command: CardsCommand) -> anyhow::Result<()> {
                 let body = json!({ "status": status, "comment": comment });
                 call(&api, Method::POST, &format!("/admin/api/cards/{}/status", segment(&card)), Some(body)).await
             }
-            CardsCommand::Bind { card, cert, override_reason, api } => {
+            CardsCommand::Bind { card, cert, api } => {
                 let pem = std::fs::read_to_string(&cert).with_context(|| format!("reading {}", cert.display()))?;
-                let body = json!({ "certificate_pem": pem, "override_reason": override_reason });
+                let body = json!({ "certificate_pem": pem });
                 call(&api, Method::POST, &format!("/admin/api/cards/{}/bind", segment(&card)), Some(body)).await
             }
             CardsCommand::Events { card, api } => {

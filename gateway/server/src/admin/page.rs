@@ -9,7 +9,7 @@ use vigie_core::directory::Identity;
 use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError, Coherence};
-use super::auth::{self, Admin, Surface};
+use super::auth::{self, Admin};
 use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{Lang, lang, tr};
@@ -140,7 +140,7 @@ pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::C
 }
 
 async fn staff(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
-    auth::require(req, state, Role::Cards, Surface::Page).await
+    auth::require_staff(req, state, Role::Cards).await
 }
 
 fn hidden(name: &str, value: &str) -> String {
@@ -606,8 +606,21 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
     let caller = Caller::of(&req, &state);
-    match actions::bind(&state, &admin, &caller, card_id, &presented, p.get("override_reason")).await {
-        Ok(card) => back_to(&card.identity_id, "bound"),
+    match actions::bind(
+        &state,
+        &admin,
+        &caller,
+        card_id,
+        &presented,
+        p.get("override_reason"),
+        actions::Presence::InReader,
+    )
+    .await
+    {
+        Ok(card) => {
+            crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
+            back_to(&card.identity_id, "bound")
+        }
         Err(e) => message(&req, action_status(&e), &e.to_string(), true),
     }
 }

@@ -5,12 +5,15 @@
 //! - a CPS binds to the identity whose idNat is its certificate's CN;
 //! - a nominative CPE binds through the card registry, where HR bound it to an agent;
 //! - any card the registry knows in another status than `handed_over` (lost, stolen, returned…)
-//!   is refused, even a CPS whose idNat still names someone;
+//!   is refused, even a CPS whose idNat still names someone; but a card bound through the admin
+//!   API, pending its first presentation, is handed over by it ([`presented_first`]);
 //! - a non-nominative CPE names no person and never opens a personal session.
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use vigie_core::audit::Outcome;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::cards::Card;
+use vigie_core::directory::DirectoryError;
 use vigie_core::{Authentication, Factor, Mie};
 use vigie_igc_sante::CardKind;
 
@@ -101,6 +104,7 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
         .await
         .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
     if let Some(record) = registered {
+        let record = if record.pending_presentation() { presented_first(state, card, record).await? } else { record };
         if !record.status.allows_login() {
             return Err(refused(
                 StatusCode::FORBIDDEN,
@@ -154,6 +158,57 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
              CPE names no person and cannot open a personal session.",
         )),
     }
+}
+
+/// A card bound without being read (its certificate sent to the admin API) is handed over when
+/// its holder first presents it: this connection's handshake, signed by the card after its PIN,
+/// proves the card is in their hands. The coherence check of the binding must still pass (a CPS
+/// carries the agent's idNat; the names on the card are the agent's: an override needs the card
+/// in HR's reader), and the binding must not be older than `cards.pending_presentation_secs`.
+/// Audited (`card_bound`, "presented").
+async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -> Result<Card, Refusal> {
+    let unavailable =
+        |e: DirectoryError| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string());
+    let bound_at = record.bound_at.as_deref().and_then(crate::parse_rfc3339).unwrap_or(0);
+    let window = i64::try_from(state.config.cards.pending_presentation_secs).unwrap_or(i64::MAX);
+    if crate::now().saturating_sub(bound_at) > window {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "card_presentation_expired",
+            "Cette carte a été associée à votre compte il y a trop longtemps sans être utilisée : les ressources \
+             humaines doivent l'associer de nouveau. / This card was bound to your account too long ago without \
+             being used: HR must bind it again.",
+        ));
+    }
+    let agent = state.directory.identity(&record.identity_id).await.map_err(unavailable)?;
+    let coherent = agent.is_some_and(|agent| {
+        matches!(
+            crate::admin::actions::coherence(&record.kind, &card.identity.subject, &agent),
+            Ok(crate::admin::actions::Coherence::Match)
+        )
+    });
+    if !coherent {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "card_pending_mismatch",
+            "Cette carte ne correspond pas à l'agent auquel elle a été associée : adressez-vous aux ressources \
+             humaines, avec la carte. / This card does not match the agent it was bound to: see HR, with the card.",
+        ));
+    }
+    let by = "vigie (first presentation of the card by its holder)";
+    let record = state.cards.confirm_presented(&record.id, by).await.map_err(unavailable)?;
+    if record.status.allows_login() {
+        state.audit(AuditEvent {
+            kind: Some(AuditKind::CardBound),
+            outcome: Some(Outcome::Success),
+            subject: Some(record.identity_id.clone()),
+            object: Some(format!("{} ({})", card.fingerprint, record.id)),
+            method: Some(record.kind.clone()),
+            reason: Some("presented by its holder (TLS handshake signed by the card): binding active".into()),
+            ..Default::default()
+        });
+    }
+    Ok(record)
 }
 
 /// A CPS logs in by its idNat with no record in the registry: it gets one, bound to its
