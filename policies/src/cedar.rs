@@ -1201,6 +1201,15 @@ mod tests {
         ]
     }
 
+    /// The factors of a login with `mie`: a fresh one's, or for a FIDO2 key registered without
+    /// verified attestation, `swk` instead of `hwk` (the policies tell them apart).
+    fn login_factors(mie: Mie, unattested: bool) -> Vec<vigie_core::Factor> {
+        match mie {
+            Mie::Fido2 if unattested => vec![vigie_core::Factor::Swk, vigie_core::Factor::Pin],
+            _ => factors_of(mie),
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -1211,6 +1220,7 @@ mod tests {
             p in principal_strategy(),
             (action, r) in target_strategy(),
             mie in prop::sample::select(ALL_MIE.to_vec()),
+            unattested in any::<bool>(),
             age in prop_oneof![0i64..2000, Just(i64::MAX / 2)],
             zone in prop::sample::select(vec!["internal", "external"]),
             degraded in any::<bool>(),
@@ -1219,7 +1229,7 @@ mod tests {
             sponsorships_today in 0u32..6,
         ) {
             for engine in [builtin(), extended()] {
-                let auth = Authentication::new(p.id.clone(), mie, factors_of(mie), 1_000_000 - age);
+                let auth = Authentication::new(p.id.clone(), mie, login_factors(mie, unattested), 1_000_000 - age);
                 let ctx = PolicyContext {
                     degraded, network_zone: zone.into(), hour, password_totp_transition: transition, sponsorships_today,
                 };
@@ -1250,6 +1260,7 @@ mod tests {
             p in principal_strategy(),
             (action, r) in target_strategy(),
             mie in prop::sample::select(ALL_MIE.to_vec()),
+            unattested in any::<bool>(),
             age in prop_oneof![0i64..2000, Just(i64::MAX / 2)],
             zone in prop::sample::select(vec!["internal", "external"]),
             degraded in any::<bool>(),
@@ -1259,7 +1270,7 @@ mod tests {
         ) {
             let now = 1_000_000;
             for engine in [builtin(), extended()] {
-                let auth = Authentication::new(p.id.clone(), mie, factors_of(mie), now - age);
+                let auth = Authentication::new(p.id.clone(), mie, login_factors(mie, unattested), now - age);
                 let ctx = PolicyContext {
                     degraded, network_zone: zone.into(), hour, password_totp_transition: transition, sponsorships_today,
                 };

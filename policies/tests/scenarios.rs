@@ -148,6 +148,8 @@ struct Case {
     who: Who,
     /// MIE and seconds since the login.
     how: (Mie, i64),
+    /// The factors of the login; empty: those a fresh login with the MIE proves (`factors_of`).
+    factors: &'static [Factor],
     action: Action,
     on: On,
     ctx: Ctx,
@@ -160,8 +162,19 @@ struct Case {
 #[allow(clippy::too_many_arguments)] // one argument per column of the table
 const fn case(who: Who, how: (Mie, i64), action: Action, on: On, ctx: Ctx, allowed: bool,
               decided_by: &'static [&'static str], step_up: &'static [Mie]) -> Case {
-    Case { who, how, action, on, ctx, allowed, decided_by, step_up }
+    Case { who, how, factors: &[], action, on, ctx, allowed, decided_by, step_up }
 }
+
+impl Case {
+    /// The same case for a login that proved these factors.
+    const fn proving(self, factors: &'static [Factor]) -> Case {
+        Case { factors, ..self }
+    }
+}
+
+/// A FIDO2 key registered without verified attestation (before it was verified, or under
+/// `webauthn.attestation = "none"`): it may be software, so its login proves `swk`, not `hwk`.
+const UNATTESTED_KEY: &[Factor] = &[Factor::Swk, Factor::Pin];
 
 const ALLOW: bool = true;
 const DENY: bool = false;
@@ -177,10 +190,20 @@ const CASES: &[Case] = &[
     // not even on a non-sensitive client, not even in the transition period.
     case(Nurse,          (PasswordTotp, 5),   LoginToClient, Intranet,           External,           DENY,  &["external-zone-rie-mie-only"],                  RIE),
     case(Nurse,          (PasswordTotp, 5),   LoginToClient, Dpi,                ExternalTransition, DENY,  &["external-zone-rie-mie-only"],                  RIE),
-    // Seeds 004: a YubiKey (FIDO2) on the DPI is allowed, inside and outside.
+    // Seeds 004: a YubiKey (FIDO2, its attestation verified: `hwk`) on the DPI is allowed, inside
+    // and outside.
     case(Nurse,          (Fido2, 5),          LoginToClient, Dpi,                Internal,           ALLOW, &["login-rie-mie"],                               NONE),
     case(Nurse,          (Fido2, 5),          LoginToClient, Dpi,                External,           ALLOW, &["login-rie-mie"],                               NONE),
     case(Nurse,          (Fido2, 5),          LoginToClient, Dpi,                Degraded,           ALLOW, &["login-rie-mie"],                               NONE),
+    // Issue 12: a key without verified attestation may be software, so it is no MIE of the RIE
+    // (seeds 004: the FIDO keys of the ANS's list): no sensitive client, nothing from outside;
+    // inside, it opens what any two-factor MIE opens, phishing-resistant as WebAuthn makes it.
+    case(Nurse,          (Fido2, 5),          LoginToClient, Dpi,                Internal,           DENY,  &[],                                              RIE).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          LoginToClient, Dpi,                InternalTransition, DENY,  &[],                                              ALL_BUT_SPONSORSHIP).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          LoginToClient, Dpi,                External,           DENY,  &["external-zone-rie-mie-only"],                  RIE).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          LoginToClient, Intranet,           External,           DENY,  &["external-zone-rie-mie-only"],                  RIE).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          LoginToClient, Intranet,           Internal,           ALLOW, &["login-non-sensitive-two-factor"],              NONE).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          LoginToClient, Badges,             Internal,           ALLOW, &["login-non-sensitive-two-factor"],              NONE).proving(UNATTESTED_KEY),
     case(Physician,      (Cps, 5),            LoginToClient, Dpi,                Internal,           ALLOW, &["login-rie-mie"],                               NONE),
     case(Physician,      (Ecps, 5),           LoginToClient, Intranet,           External,           ALLOW, &["login-rie-mie"],                               NONE),
     case(Nurse,          (Cpe, 5),            LoginToClient, Intranet,           Internal,           ALLOW, &["login-non-sensitive-two-factor", "login-rie-mie"], NONE),
@@ -204,6 +227,10 @@ const CASES: &[Case] = &[
     case(Physician,      (Cps, 5),            AccessDmp,     Dmp,                Internal,           ALLOW, &["dmp-entitled-professional"],                   NONE),
     case(Physician,      (Ecps, 5),           AccessDmp,     Dmp,                External,           ALLOW, &["dmp-entitled-professional"],                   NONE),
     case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                Internal,           ALLOW, &["dmp-entitled-professional"],                   NONE),
+    // Issue 12: not with a key that may be software, transition period or not.
+    case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                Internal,           DENY,  &[],                                              RIE).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                InternalTransition, DENY,  &[],                                              ALL_BUT_SPONSORSHIP).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                External,           DENY,  &["external-zone-rie-mie-only"],                  RIE).proving(UNATTESTED_KEY),
     case(Physician,      (PasswordTotp, 5),   AccessDmp,     Dmp,                Internal,           DENY,  &[],                                              RIE),
     case(Physician,      (PasswordTotp, 5),   AccessDmp,     Dmp,                InternalTransition, ALLOW, &["dmp-entitled-professional"],                   NONE),
     case(Physician,      (Sponsorship, 5),    AccessDmp,     Dmp,                InternalTransition, DENY,  &["dmp-never-sponsorship"],                       ALL_BUT_SPONSORSHIP),
@@ -213,6 +240,10 @@ const CASES: &[Case] = &[
     // Administration: phishing-resistant, at most 15 min old, with a role.
     case(CardsOfficer,   (Cps, 60),           Administer,    System,             Internal,           ALLOW, &["administer-phishing-resistant-recent-role"],   NONE),
     case(CardsOfficer,   (Fido2, 900),        Administer,    System,             External,           ALLOW, &["administer-phishing-resistant-recent-role"],   NONE),
+    // Phishing resistance is what administration asks, and WebAuthn's origin binding gives it to
+    // any key; from outside, only a MIE of the RIE.
+    case(CardsOfficer,   (Fido2, 60),         Administer,    System,             Internal,           ALLOW, &["administer-phishing-resistant-recent-role"],   NONE).proving(UNATTESTED_KEY),
+    case(CardsOfficer,   (Fido2, 60),         Administer,    System,             External,           DENY,  &["external-zone-rie-mie-only"],                  PHR).proving(UNATTESTED_KEY),
     case(CardsOfficer,   (Cps, 901),          Administer,    System,             Internal,           DENY,  &[],                                              PHR),
     case(CardsOfficer,   (Ecps, 0),           Administer,    System,             Internal,           DENY,  &[],                                              PHR),
     case(CardsOfficer,   (PasswordTotp, 0),   Administer,    System,             External,           DENY,  &["external-zone-rie-mie-only"],                  PHR),
@@ -235,10 +266,22 @@ const CASES: &[Case] = &[
 ];
 
 fn decide(engine: &dyn PolicyEngine, who: Who, how: (Mie, i64), action: Action, on: On, ctx: Ctx) -> Decision {
+    decide_proving(engine, who, how, &factors_of(how.0), action, on, ctx)
+}
+
+fn decide_proving(
+    engine: &dyn PolicyEngine,
+    who: Who,
+    how: (Mie, i64),
+    factors: &[Factor],
+    action: Action,
+    on: On,
+    ctx: Ctx,
+) -> Decision {
     let p = principal(who);
     let r = resource(on, &p);
     let c = context(ctx);
-    let auth = Authentication::new(p.id.clone(), how.0, factors_of(how.0), NOW - how.1);
+    let auth = Authentication::new(p.id.clone(), how.0, factors.to_vec(), NOW - how.1);
     engine.decide(&PolicyRequest { principal: &p, action, resource: &r, authentication: &auth, context: &c, now: NOW })
 }
 
@@ -247,12 +290,13 @@ fn default_policies_decide_every_scenario_of_the_table() {
     let engine = CedarEngine::builtin().expect("the built-in set validates");
     let mut failures = Vec::new();
     for (i, c) in CASES.iter().enumerate() {
-        let d = decide(&engine, c.who, c.how, c.action, c.on, c.ctx);
+        let factors = if c.factors.is_empty() { factors_of(c.how.0) } else { c.factors.to_vec() };
+        let d = decide_proving(&engine, c.who, c.how, &factors, c.action, c.on, c.ctx);
         let expected = (c.allowed, c.decided_by.to_vec(), c.step_up.to_vec());
         let got = (d.allowed, d.policies.iter().map(String::as_str).collect::<Vec<_>>(), d.step_up.clone());
         if expected != got || !d.errors.is_empty() {
             failures.push(format!(
-                "row {i}: {:?} {:?} {:?} {:?} {:?}\n   expected {expected:?}\n   got      {got:?} errors {:?}",
+                "row {i}: {:?} {:?} {factors:?} {:?} {:?} {:?}\n   expected {expected:?}\n   got      {got:?} errors {:?}",
                 c.who, c.how, c.action, c.on, c.ctx, d.errors
             ));
         }
@@ -570,7 +614,15 @@ fn any_mie() -> impl Strategy<Value = Mie> {
 }
 
 fn any_factor() -> impl Strategy<Value = Factor> {
-    prop::sample::select(vec![Factor::Pwd, Factor::Otp, Factor::Sc, Factor::Pin, Factor::Hwk, Factor::User])
+    prop::sample::select(vec![
+        Factor::Pwd,
+        Factor::Otp,
+        Factor::Sc,
+        Factor::Pin,
+        Factor::Hwk,
+        Factor::Swk,
+        Factor::User,
+    ])
 }
 
 fn any_principal() -> impl Strategy<Value = Principal> {

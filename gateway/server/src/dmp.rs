@@ -423,8 +423,11 @@ pub async fn vihf_for(
         let errors =
             if decision.errors.is_empty() { String::new() } else { format!(" ({})", decision.errors.join("; ")) };
         return Err(Refusal::Policy(format!(
-            "the policy refuses this session the DMP (access_dmp: {deciding}; authenticated with {}){would}{errors}",
-            auth.mie.as_str()
+            "the policy refuses this session the DMP (access_dmp: {deciding}; authenticated with {} (amr {})){would}{errors}",
+            auth.mie.as_str(),
+            // The factors too: a FIDO2 key without verified attestation (`swk`) is refused where
+            // one with (`hwk`) would do.
+            auth.amr().join(" ")
         )));
     }
     let identity = state

@@ -328,24 +328,27 @@ impl Monitor {
         });
     }
 
-    /// `/readyz` `checks.upstreams`: informational (an open breaker does not make Vigie unready).
-    pub fn readiness(&self) -> serde_json::Value {
+    /// `/readyz` `checks.upstreams`: informational (an open breaker does not make Vigie unready);
+    /// with `detailed` (the ops listener), each upstream's last error too.
+    pub fn readiness(&self, detailed: bool) -> serde_json::Value {
         let mut out = BTreeMap::new();
         for w in &self.upstreams {
             let b = lock(&w.breaker).clone();
             let since = crate::rfc3339(b.since_unix);
-            out.insert(
-                w.name,
-                json!({
-                    "state": b.state,
-                    "since": since,
-                    "consecutive_failures": b.consecutive_failures,
-                    "consecutive_successes": b.consecutive_successes,
-                    "last_error": b.last_error,
-                    "last_latency_ms": b.last_latency_ms,
-                    "transitions": b.transitions,
-                }),
-            );
+            let mut upstream = json!({
+                "state": b.state,
+                "since": since,
+                "consecutive_failures": b.consecutive_failures,
+                "consecutive_successes": b.consecutive_successes,
+                "last_latency_ms": b.last_latency_ms,
+                "transitions": b.transitions,
+            });
+            // The error names the upstream's address: only for the ops listener (the log has it
+            // with every state change).
+            if detailed {
+                upstream["last_error"] = json!(b.last_error);
+            }
+            out.insert(w.name, upstream);
         }
         json!({ "informational": true, "degraded": self.degraded(), "upstreams": out })
     }
@@ -616,10 +619,13 @@ mod tests {
             lines.iter().map(|e| (e.object.as_deref().unwrap_or(""), e.method.as_deref().unwrap_or(""))).collect();
         assert_eq!(changes, [("dmp", "closed->open"), ("psc", "closed->open"), ("psc", "open->half_open")]);
         assert!(lines.iter().all(|e| e.kind == Some(AuditKind::UpstreamState) && !e.at.is_empty()));
-        let r = m.readiness();
+        let r = m.readiness(true);
         assert_eq!(r["upstreams"]["psc"]["state"], "half_open", "{r}");
         assert_eq!(r["upstreams"]["dmp"]["last_error"], "connection refused", "{r}");
         assert_eq!(r["degraded"], true);
+        let public = m.readiness(false);
+        assert_eq!(public["upstreams"]["dmp"]["state"], "open", "{public}");
+        assert_eq!(public["upstreams"]["dmp"].get("last_error"), None, "{public}");
     }
 
     #[test]

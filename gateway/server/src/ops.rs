@@ -23,8 +23,10 @@ pub async fn readyz(state: State) -> HttpResponse {
     // Checks run together and answer within 800 ms: under the 1 s default timeout of a
     // Kubernetes readiness probe, even when a dependency hangs.
     let timeout = std::time::Duration::from_millis(800);
-    // A failed check's error names hosts, URLs and SQL: it goes to the log, and into the answer
-    // only on the ops listener, never to whoever can reach the public port.
+    // A failed check's error names hosts, URLs and SQL, and CRL sources, PSC's issuer and the
+    // policy directory describe the inside: they go to the log, and into the answer only on the
+    // ops listener, never to whoever can reach the public port (there: states, counts, generic
+    // reasons).
     let detailed = state.config.server.ops_listen.is_some();
     let check = |name: &str, r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(())) => json!({ "status": "up" }),
@@ -45,25 +47,33 @@ pub async fn readyz(state: State) -> HttpResponse {
     let mut checks = json!({
         "store": store, "directory": directory, "signing_keys": keys,
         "policy": match &state.policy_reload {
-            Some(p) => json!({ "status": "up", "engine": state.policy.name(), "source": p.source_dir(),
+            Some(p) => json!({ "status": "up", "engine": state.policy.name(),
+                               "source": if detailed { json!(p.source_dir()) } else { json!("directory") },
                                "policies": p.policy_ids().len() }),
             None => json!({ "status": "up", "engine": state.policy.name(), "source": "built-in" }),
         },
     });
     // CRL sources: informative, never "not ready" — a source that cannot be reached leaves its
-    // cached CRL in use (within the configured grace), and card login goes on.
+    // cached CRL in use (within the configured grace), and card login goes on. Each source's
+    // failure is logged where it is fetched.
     if let Some(v) = &state.card_validator {
         let crls = v.status();
         let now = crate::now();
         let stale = crls.iter().any(|c| c.next_update.is_none_or(|n| n < now));
-        checks["card_crls"] = json!({ "status": if stale { "degraded" } else { "up" }, "sources": crls });
+        checks["card_crls"] = json!({ "status": if stale { "degraded" } else { "up" } });
+        if detailed {
+            checks["card_crls"]["sources"] = json!(crls);
+        } else if stale {
+            checks["card_crls"]["detail"] =
+                json!("a card CRL is missing or past its nextUpdate: the gateway's log names the source");
+        }
     }
     // Pro Santé Connect: informative too — local MIE go on without it (the last health probe).
     if let Some(p) = &state.psc {
-        checks["psc"] = p.readiness();
+        checks["psc"] = p.readiness(detailed);
     }
     // Circuit breakers (degraded mode): informative as well.
-    checks["upstreams"] = state.health.readiness()["upstreams"].clone();
+    checks["upstreams"] = state.health.readiness(detailed)["upstreams"].clone();
     let degraded = state.health.degraded();
     let body = json!({ "status": if up { "ready" } else { "not_ready" }, "degraded": degraded, "checks": checks });
     HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)

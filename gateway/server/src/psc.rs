@@ -399,11 +399,26 @@ impl PscRuntime {
         probe
     }
 
-    /// `/readyz` `checks.psc`: informational (local MIE work without PSC).
-    pub fn readiness(&self) -> serde_json::Value {
+    /// `/readyz` `checks.psc`: informational (local MIE work without PSC). With `detailed` (the
+    /// ops listener), the issuer, the last probe and the adapter's record, whose errors name
+    /// URLs; else the status and, when down, a generic reason (the error is logged when the
+    /// probe's answer changes).
+    pub fn readiness(&self, detailed: bool) -> serde_json::Value {
         let p = self.last_probe();
+        let status = match p.up {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "unknown",
+        };
+        if !detailed {
+            let mut out = json!({ "status": status, "informational": true });
+            if p.up == Some(false) {
+                out["detail"] = json!("Pro Santé Connect did not answer the last probe: see the gateway's log");
+            }
+            return out;
+        }
         json!({
-            "status": match p.up { Some(true) => "up", Some(false) => "down", None => "unknown" },
+            "status": status,
             "informational": true,
             "issuer": self.config.issuer,
             "last_probe": p,

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreError;
-use vigie_core::{Authentication, Mie};
+use vigie_core::{Authentication, Factor, Mie};
 
 use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
@@ -76,7 +76,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// The MIE with which staff may enrol security questions: those of the RIE, not password + TOTP
 /// (a stolen password must not let its thief set the answers that unlock a sponsorship).
 pub fn strong(auth: &Authentication) -> bool {
-    matches!(auth.mie, Mie::Cps | Mie::Cpe | Mie::Fido2 | Mie::Ecps | Mie::CpsViaPsc)
+    match auth.mie {
+        Mie::Cps | Mie::Cpe | Mie::Ecps | Mie::CpsViaPsc => true,
+        // A FIDO key is a MIE of the RIE only as a hardware key whose model its verified
+        // attestation proves (`hwk`, RFC 8176 §2; WebAuthn §6.5): seeds 004, the ANS's list of keys.
+        Mie::Fido2 => auth.factors.contains(&Factor::Hwk),
+        Mie::PasswordTotp | Mie::Sponsorship => false,
+    }
 }
 
 struct Owner {
@@ -277,6 +283,17 @@ fn audit(state: &AppState, caller: &Caller, identity_id: &str, outcome: Outcome,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_mie_of_the_rie_enrols_questions_and_a_key_only_when_attested() {
+        use vigie_core::Factor::{Hwk, Otp, Pin, Pwd, Sc, Swk, User};
+        let login = |mie, factors: &[vigie_core::Factor]| Authentication::new("id".into(), mie, factors.to_vec(), 0);
+        assert!(strong(&login(Mie::Cps, &[Sc, Pin])));
+        assert!(strong(&login(Mie::Fido2, &[Hwk, Pin])), "an attested key");
+        assert!(!strong(&login(Mie::Fido2, &[Swk, Pin])), "issue 12: a key that may be software");
+        assert!(!strong(&login(Mie::PasswordTotp, &[Pwd, Otp])));
+        assert!(!strong(&login(Mie::Sponsorship, &[Pwd, User])));
+    }
 
     #[test]
     fn answers_compare_without_case_accents_spaces_or_punctuation() {

@@ -75,6 +75,8 @@ struct World {
     session: (Authz, Tokens),
     /// Audit lines before the test proper (PSC's breaker may open while the stand-in starts).
     audit_before: usize,
+    /// The ops listener (`server.ops_listen`): `/readyz` with each upstream's last error.
+    ops: String,
     _pki_dir: PathBuf,
 }
 
@@ -99,6 +101,7 @@ async fn world(name: &str) -> World {
     let psc_port = free_port();
     let psc_link = Proxy::start(format!("127.0.0.1:{psc_port}").parse().unwrap()).await;
     let psc_origin = format!("http://{}", psc_link.addr);
+    let ops = format!("127.0.0.1:{}", free_port());
     let env = [
         ("VIGIE_PSC__ISSUER".to_owned(), format!("{psc_origin}/auth/realms/esante-wallet")),
         ("VIGIE_PSC__CLIENT_ID".to_owned(), CLIENT_ID.to_owned()),
@@ -117,6 +120,7 @@ async fn world(name: &str) -> World {
         ("VIGIE_HEALTH__BACKOFF_INITIAL_MS".to_owned(), "200".to_owned()),
         ("VIGIE_HEALTH__BACKOFF_MAX_MS".to_owned(), "1000".to_owned()),
         ("VIGIE_HEALTH__PROBE_TIMEOUT_MS".to_owned(), "1000".to_owned()),
+        ("VIGIE_SERVER__OPS_LISTEN".to_owned(), ops.clone()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let gw = Gateway::start(&env).await;
@@ -142,6 +146,7 @@ async fn world(name: &str) -> World {
         key: tokio::sync::Mutex::new(key),
         session: (a, tokens),
         audit_before: 0,
+        ops,
         _pki_dir: pki_dir,
     };
     // Everything up: both breakers closed and the CRL in the cache.
@@ -154,8 +159,10 @@ async fn world(name: &str) -> World {
 }
 
 impl World {
+    /// `/readyz` on the ops listener (the public port keeps the upstreams' errors to the log).
     async fn readyz(&self) -> Value {
-        self.gw.http().get(self.gw.url("/readyz")).send().await.expect("/readyz").json().await.expect("JSON")
+        let url = format!("http://{}/readyz", self.ops);
+        reqwest::get(url).await.expect("/readyz").json().await.expect("JSON")
     }
 
     async fn state(&self, upstream: &str) -> String {
@@ -246,7 +253,7 @@ impl World {
     }
 
     async fn metrics(&self) -> String {
-        self.gw.http().get(self.gw.url("/metrics")).send().await.unwrap().text().await.unwrap()
+        reqwest::get(format!("http://{}/metrics", self.ops)).await.unwrap().text().await.unwrap()
     }
 
     /// The login page of a fresh flow of `demo-app`.
@@ -495,26 +502,23 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
     // The DMP's address: nothing listens there at first.
     let port = free_port();
     let base = format!("https://127.0.0.1:{port}/si-dmp-server/v2/services/");
+    let ops = format!("127.0.0.1:{}", free_port());
     let gw = Gateway::start(&[
         ("VIGIE_DMP__RELAY__BASE_URL", base.as_str()),
+        ("VIGIE_SERVER__OPS_LISTEN", ops.as_str()),
         ("VIGIE_HEALTH__MIN_STATE_MS", "2000"),
         ("VIGIE_HEALTH__PROBE_INTERVAL_MS", "500"),
         ("VIGIE_HEALTH__BACKOFF_INITIAL_MS", "100"),
         ("VIGIE_HEALTH__BACKOFF_MAX_MS", "500"),
     ])
     .await;
-    let state = |gw: &Gateway| {
-        let http = gw.http();
-        let url = gw.url("/readyz");
-        async move {
-            let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
-            v["checks"]["upstreams"]["dmp"]["state"].as_str().unwrap_or_default().to_owned()
-        }
-    };
-    eventually(15, || async { (state(&gw).await == "open").then_some(()) })
+    // The ops listener's `/readyz`: with each upstream's last error.
+    let readyz =
+        || async { reqwest::get(format!("http://{ops}/readyz")).await.unwrap().json::<Value>().await.unwrap() };
+    eventually(15, || async { (readyz().await["checks"]["upstreams"]["dmp"]["state"] == "open").then_some(()) })
         .await
         .expect("the DMP's breaker opens when its address refuses connections");
-    let ready: Value = gw.http().get(gw.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready = readyz().await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let dmp = &ready["checks"]["upstreams"]["dmp"];
     assert!(dmp["last_error"].as_str().is_some_and(|e| e.contains(&port.to_string())), "{dmp}");
@@ -551,11 +555,11 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
             drop(conn);
         }
     });
-    eventually(15, || async { (state(&gw).await == "closed").then_some(()) })
+    eventually(15, || async { (readyz().await["checks"]["upstreams"]["dmp"]["state"] == "closed").then_some(()) })
         .await
         .expect("the DMP's breaker closes once its address answers");
     accept.abort();
-    let m = gw.http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = reqwest::get(format!("http://{ops}/metrics")).await.unwrap().text().await.unwrap();
     assert!(m.contains(r#"vigie_upstream_state{upstream="dmp"} 0"#), "{m}");
     assert!(m.contains(r#"vigie_upstream_transitions_total{upstream="dmp",to="open"} 1"#), "{m}");
 }

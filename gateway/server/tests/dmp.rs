@@ -15,7 +15,7 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use common::*;
 use serde_json::Value;
-use softkey::{SoftKey, VIRTUAL_AAGUID};
+use softkey::{AttestationPki, SoftKey, VIRTUAL_AAGUID};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -326,8 +326,8 @@ async fn register(b: &mut Browser<'_>, key: &mut SoftKey) {
     assert_eq!(added.status, 303, "{}", added.body);
 }
 
-/// Login page → key assertion → the client's code.
-async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> String {
+/// Login page → key assertion: the answer to the assertion.
+async fn key_assertion(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> Resp {
     let r = b.authorize(a).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let page = b.get(&r.location()).await;
@@ -336,17 +336,27 @@ async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> String 
     let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
     assert_eq!(opts.status, 200, "options: {}", opts.body);
     let assertion = key.assert(&opts.json());
-    let done =
-        b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await;
+    b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await
+}
+
+/// Login page → key assertion → the client's code.
+async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> String {
+    let done = key_assertion(b, a, key).await;
     assert_eq!(done.status, 303, "the key logs in: {}", done.body);
     done.redirect_params().get("code").cloned().unwrap_or_else(|| panic!("a code: {}", done.location()))
 }
 
 #[tokio::test]
 async fn a_fido2_login_at_the_dpi_becomes_a_vihf_too() {
-    let gw = Gateway::start(&[]).await;
+    // A hardware key: its attestation chains to a configured root, so its logins prove `hwk`.
+    let pki = AttestationPki::new("dmp", VIRTUAL_AAGUID);
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &pki.env()),
+    ])
+    .await;
     let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
-    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    let mut key = pki.key("localhost", &gw.issuer, VIRTUAL_AAGUID);
     register(&mut b, &mut key).await;
     let mut kb = gw.browser();
     let a = Authz::new(&gw, "demo-dpi");
@@ -361,6 +371,59 @@ async fn a_fido2_login_at_the_dpi_becomes_a_vihf_too() {
     assert_eq!(attribute(&v, "urn:oasis:names:tc:xspa:1.0:subject:subject-id")[0], "Bernard Léa");
     let line = gw.audit_line(|l| l["kind"] == "vihf_issued" && l["object"] == v["id"]).await;
     assert_eq!(line["method"], "fido2");
+}
+
+/// Issue 12: a key registered without verified attestation (the demo's `attestation = "none"`, or
+/// any key registered before attestation was verified) may be software: it is no MIE of the RIE.
+/// The DPI, a sensitive client, refuses its login (and offers what would do); and where the
+/// establishment lets every login into the DPI, the DMP still refuses its token.
+#[tokio::test]
+async fn a_key_without_verified_attestation_reaches_neither_the_dpi_nor_the_dmp() {
+    let gw = Gateway::start(&[]).await;
+    let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    register(&mut b, &mut key).await;
+    let mut kb = gw.browser();
+    let refused = key_assertion(&mut kb, &Authz::new(&gw, "demo-dpi"), &mut key).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.header("location"), None, "no code for the DPI");
+    assert!(
+        refused.body.contains("/login/cps?flow=") && refused.body.contains("/login/fido2/options"),
+        "the step-up offers the card and a hardware key: {}",
+        refused.body
+    );
+    assert!(!refused.body.contains(r#"action="/login/password""#), "{}", refused.body);
+    let line = gw.audit_line(|l| l["kind"] == "login" && l["method"] == "fido2" && l["outcome"] == "failure").await;
+    assert_eq!((line["client_id"].as_str(), line["reason"].as_str()), (Some("demo-dpi"), Some("refused by policy []")));
+    // The same key still opens the non-sensitive demo app from inside.
+    key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
+    drop(gw);
+
+    let policies = policies_letting_every_login_in();
+    let gw = Gateway::start(&[("VIGIE_POLICY__DIR", policies.to_str().unwrap())]).await;
+    let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    register(&mut b, &mut key).await;
+    let a = Authz::new(&gw, "demo-dpi");
+    let code = key_login(&mut gw.browser(), &a, &mut key).await;
+    let t = redeem(&gw, &a, &code).await;
+    assert_eq!(jwt_part(&t.id, 1)["amr"], serde_json::json!(["pin", "swk", "mfa"]));
+    let d = dmp_refused_by_policy(&gw, &t.access, "fido2 (amr pin swk mfa)").await;
+    assert!(d.contains("no policy permits it"), "{d}");
+    assert!(!gw.audit_lines().iter().any(|l| l["kind"] == "vihf_issued"), "no VIHF issued");
+    remove_temp(&policies.join("99_any_login.cedar"));
+}
+
+/// Exchanges `access` (of a `demo-dpi` login) for a VIHF and expects the policy's refusal, naming
+/// `access_dmp` and how the session authenticated: its description.
+async fn dmp_refused_by_policy(gw: &Gateway, access: &str, authenticated_with: &str) -> String {
+    let r = exchange(gw, "demo-dpi", access, &[]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["error"], "invalid_request", "RFC 8693 §2.2.2: unacceptable based on policy");
+    let d = j["error_description"].as_str().unwrap_or_default().to_owned();
+    assert!(d.contains("access_dmp") && d.contains(&format!("authenticated with {authenticated_with}")), "{d}");
+    d
 }
 
 /// The default policy set, except that every login is allowed: an establishment whose DPI still
@@ -388,12 +451,7 @@ async fn a_password_totp_session_is_refused_the_dmp_by_policy_and_it_is_audited(
     let gw = gateway_with_relay(closed, &[("VIGIE_POLICY__DIR", policies.to_str().unwrap())]).await;
     let (_, user, _, t) = logged_in(&gw, "demo-dpi", &["demo.medecin"]).await;
     assert_eq!(user.username, "demo.medecin");
-    let r = exchange(&gw, "demo-dpi", &t.access, &[]).await;
-    assert_eq!(r.status, 400, "{}", r.body);
-    let j = r.json();
-    assert_eq!(j["error"], "invalid_request", "RFC 8693 §2.2.2: unacceptable based on policy");
-    let d = j["error_description"].as_str().unwrap();
-    assert!(d.contains("access_dmp") && d.contains("password_totp"), "the refusal names the policy: {d}");
+    let d = dmp_refused_by_policy(&gw, &t.access, "password_totp (amr pwd otp mfa)").await;
     assert!(d.contains("cps") && d.contains("fido2"), "and what would do: {d}");
     gw.audit_line(|l| l["kind"] == "policy_decision" && l["outcome"] == "failure" && l["client_id"] == "demo-dpi")
         .await;

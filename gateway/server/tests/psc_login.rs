@@ -364,11 +364,16 @@ async fn a_logout_hint_from_another_browser_never_reveals_psc_id_token_nor_ends_
 async fn readyz_shows_psc_up_then_down_without_making_vigie_unready() {
     // Its own stand-in: `down` lasts until reset, and the other tests' logins need PSC.
     let port = free_port();
-    let gw = start_gateway(&psc_env(port, &[])).await;
+    // The ops listener's `/readyz` names PSC's issuer and the probe's error (the public one keeps
+    // them to the log).
+    let ops = format!("127.0.0.1:{}", free_port());
+    let mut env = psc_env(port, &[]);
+    env.push(("VIGIE_SERVER__OPS_LISTEN".to_owned(), ops.clone()));
+    let gw = start_gateway(&env).await;
     let psc = PscSandbox::start(port, CLIENT_SECRET, &[gw.port]);
-    let http = gw.http();
+    let http = reqwest::Client::new();
     let readyz = || async {
-        let r = http.get(gw.url("/readyz")).send().await.expect("readyz");
+        let r = http.get(format!("http://{ops}/readyz")).send().await.expect("readyz");
         let status = r.status().as_u16();
         (status, r.json::<Value>().await.expect("readyz JSON"))
     };
@@ -393,7 +398,7 @@ async fn readyz_shows_psc_up_then_down_without_making_vigie_unready() {
     assert_eq!(down.1["status"], "ready");
     assert!(down.1["checks"]["psc"]["last_probe"]["error"].is_string(), "{}", down.1);
     eprintln!("PSC seen down after {:?}", started.elapsed());
-    let metrics = http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http.get(format!("http://{ops}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"vigie_upstream_up{upstream="psc"} 0"#), "{metrics}");
 
     // Once PSC's circuit breaker opens (`health.failure_threshold` failed probes), the login page

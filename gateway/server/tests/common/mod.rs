@@ -110,7 +110,8 @@ pub struct Gateway {
 
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
