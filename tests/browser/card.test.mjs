@@ -21,13 +21,26 @@ let tmp;
 before(async () => {
   demo = await startDemo({ label: 'vigie-card' });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vigie-card-'));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
-    timeout: 20_000,
-  });
-}, { timeout: 45_000 });
+  browser = await launch();
+}, { timeout: 75_000 });
+
+/** Chromium, started again when it dies while starting (seen once in CI: SIGSEGV before the
+ *  first page): that crash is the machine's, not anything these tests check. */
+async function launch(attempts = 3) {
+  for (let i = 1; ; i++) {
+    try {
+      return await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
+        timeout: 20_000,
+      });
+    } catch (e) {
+      if (i >= attempts) throw e;
+      console.error(`# Chromium did not start (attempt ${i}): ${String(e.message).split('\n')[0]}; starting it again`);
+    }
+  }
+}
 
 after(async () => {
   await browser?.close().catch(() => {});

@@ -61,6 +61,10 @@ fn page(l: Lang, status: StatusCode, title: &str, main: &str) -> HttpResponse {
 
 /// A page with one message (and a way back to the search when `back`).
 pub fn message(req: &HttpRequest, status: StatusCode, text: &str, back: bool) -> HttpResponse {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // A backend failed: its error text stays in the log (with the request id the page shows).
+        return crate::login::pages::unavailable(req, &text);
+    }
     let l = lang(req, None);
     let back = if back {
         format!(r#"<p><a href="{PATH}">{}</a></p>"#, tr(l, "Retour à la recherche", "Back to the search"))

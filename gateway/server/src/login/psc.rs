@@ -49,6 +49,9 @@ fn refusal(status: StatusCode, reason: impl Into<String>, message: impl Into<Str
 const UNAVAILABLE: &str = "e-CPS indisponible pour le moment : Pro Santé Connect ne répond pas. Utilisez un autre moyen \
      de connexion ou réessayez plus tard. / e-CPS is unavailable at the moment: Pro Santé Connect does not answer.";
 
+const DIRECTORY_UNAVAILABLE: &str = "L'annuaire de l'établissement ne répond pas : réessayez dans un instant. / The \
+     establishment's directory does not answer: try again in a moment.";
+
 /// What the page says while PSC's circuit breaker is open (degraded mode), and what works instead.
 pub const DOWN_FR: &str =
     "e-CPS (Pro Santé Connect) est indisponible pour le moment : utilisez votre carte CPS/CPE ou votre clé FIDO2.";
@@ -254,8 +257,10 @@ async fn identity_of(
     idnat: &IdNat,
     login: &vigie_psc::PscLogin,
 ) -> Result<String, Refusal> {
+    // The cause goes to the log only: the browser learns nothing of the directory.
     let unavailable = |e: vigie_core::directory::DirectoryError| {
-        refusal(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string())
+        tracing::error!(error = %e, "PSC login: the directory failed");
+        refusal(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", DIRECTORY_UNAVAILABLE)
     };
     if let Some(identity) = state.directory.identity_by_idnat(idnat).await.map_err(unavailable)? {
         return Ok(identity.id);
