@@ -3,23 +3,21 @@
 //! (RFC 6749 §4.1.2.1), and what is accepted meets every rule of the endpoint.
 #![no_main]
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use libfuzzer_sys::fuzz_target;
-use vigie_core::audit::{AuditEvent, AuditSink};
-use vigie_core::directory::{Account, Directory, DirectoryError, Identity};
-use vigie_gateway::app::{AppState, Client};
+use vigie_gateway::app::{AppState, build_state};
 use vigie_gateway::config::Config;
 use vigie_gateway::http::parse_params;
-use vigie_gateway::keys::{KeyFile, Keys};
+use vigie_gateway::keys::KeyFile;
 use vigie_gateway::oidc::authorize::{Invalid, is_pkce_value, validate};
 
 const CONFIG: &str = r#"
 issuer = "https://vigie.test"
 directory = { url = "sqlite::memory:" }
-keys = { file = "unused" }
+audit = { file = "-" }
 
 [[clients]]
 client_id = "dpi"
@@ -34,58 +32,21 @@ auth_method = "none"
 redirect_uris = ["fr.chu.mobile:/cb"]
 "#;
 
-/// Validation reads only the configuration and the clients; the ports are never called.
-struct NoDirectory;
-
-#[async_trait::async_trait]
-impl Directory for NoDirectory {
-    async fn account_by_username(&self, _: &str) -> Result<Option<Account>, DirectoryError> {
-        Err(DirectoryError::Unavailable("fuzzing".into()))
-    }
-    async fn identity(&self, _: &str) -> Result<Option<Identity>, DirectoryError> {
-        Err(DirectoryError::Unavailable("fuzzing".into()))
-    }
-    async fn upsert_identity(&self, _: &Identity) -> Result<String, DirectoryError> {
-        Err(DirectoryError::Unavailable("fuzzing".into()))
-    }
-    async fn upsert_account(&self, _: &Account) -> Result<(), DirectoryError> {
-        Err(DirectoryError::Unavailable("fuzzing".into()))
-    }
-    async fn ping(&self) -> Result<(), DirectoryError> {
-        Err(DirectoryError::Unavailable("fuzzing".into()))
-    }
-}
-
-struct NoAudit;
-
-impl AuditSink for NoAudit {
-    fn record(&self, _: &AuditEvent) {}
-}
-
-fn keys() -> Keys {
-    let path = std::env::temp_dir().join(format!("vigie-fuzz-keys-{}.json", std::process::id()));
-    KeyFile::generate(0).write(&path).expect("writing the key file");
-    let keys = Keys::load(&path).expect("loading the key file");
-    let _ = std::fs::remove_file(&path);
-    keys
-}
-
+/// The gateway's state as `vigie serve` builds it (an in-memory directory, the embedded store), so
+/// the target follows every field the state gains; validation reads only the configuration and
+/// the clients.
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
-    let config: Config = Figment::from(Toml::string(CONFIG)).extract().expect("the fuzzing configuration");
-    let clients = config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
-    AppState {
-        clients,
-        store: Arc::new(vigie_store_embedded::EmbeddedStore::new()),
-        directory: Arc::new(NoDirectory),
-        keys: Arc::new(keys()),
-        policy: Arc::new(vigie_policies::AllowAnyAuthenticated),
-        audit: Arc::new(NoAudit),
-        http: reqwest::Client::builder().build().expect("an HTTP client"),
-        metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
-        client_jwks: Default::default(),
-        identities: Default::default(),
-        config,
-    }
+    let keys = std::env::temp_dir().join(format!("vigie-fuzz-keys-{}.json", std::process::id()));
+    KeyFile::generate(0).write(&keys).expect("writing the key file");
+    let config: Config = Figment::from(Toml::string(CONFIG))
+        .merge(Toml::string(&format!("keys = {{ file = {:?} }}", keys.display().to_string())))
+        .extract()
+        .expect("the fuzzing configuration");
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let state = runtime.block_on(build_state(config, metrics)).expect("the gateway's state");
+    let _ = std::fs::remove_file(&keys);
+    state
 });
 
 fn registered(client_id: &str, redirect_uri: &str) -> bool {
