@@ -198,16 +198,14 @@ fn cx_identifiers(text: &[u8], oids: &[String], found: &mut Vec<String>) {
         if b != b'&' && b != b'^' {
             continue;
         }
-        // The authority's universal id: up to the next delimiter; tags are skipped, as an
-        // element's string-value skips them.
-        let authority: Vec<u8> = text[i + 1..]
-            .iter()
-            .copied()
-            .filter(|&c| c != TAG)
-            .take_while(|&c| !matches!(c, b'&' | b'^' | b'\'' | b'"' | b'(' | b')' | b','))
-            .take(MAX_CX)
-            .collect();
-        let named = std::str::from_utf8(&authority).ok().and_then(oid_arcs).is_some_and(|a| oids.contains(&a));
+        // The authority's universal id, read two ways, since readers differ on what follows it:
+        // with tags skipped (an element's string-value) and up to the first tag (the value's own
+        // element). Either reading that starts with a listed OID names a patient, whatever text
+        // follows the OID: a lenient reader would stop there too.
+        let after = &text[i + 1..text.len().min(i + 1 + 2 * MAX_CX)];
+        let joined: Vec<u8> = after.iter().copied().filter(|&c| c != TAG).take(MAX_CX).collect();
+        let own = after.split(|&c| c == TAG).next().unwrap_or_default();
+        let named = [joined.as_slice(), own].into_iter().any(|a| oid_prefix(a).is_some_and(|a| oids.contains(&a)));
         if !named {
             continue;
         }
@@ -217,6 +215,20 @@ fn cx_identifiers(text: &[u8], oids: &[String], found: &mut Vec<String>) {
         let id = value.split(|&c| c == b'^').next().unwrap_or_default();
         push_once(found, &String::from_utf8_lossy(id));
     }
+}
+
+/// The OID an authority starts with, in [`oid_arcs`]' normal form: after XML space and an
+/// optional `urn:oid:`, the longest run of digits and dots (a trailing dot left out).
+fn oid_prefix(authority: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(authority)
+        .unwrap_or_else(|e| std::str::from_utf8(&authority[..e.valid_up_to()]).unwrap_or_default());
+    let s = s.trim_start_matches(is_xml_space);
+    let s = match s.get(..8) {
+        Some(p) if p.eq_ignore_ascii_case("urn:oid:") => &s[8..],
+        _ => s,
+    };
+    let end = s.bytes().position(|b| !(b.is_ascii_digit() || b == b'.')).unwrap_or(s.len());
+    oid_arcs(s[..end].trim_end_matches('.'))
 }
 
 fn push_once(found: &mut Vec<String>, id: &str) {

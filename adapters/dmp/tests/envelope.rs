@@ -324,6 +324,15 @@ fn a_patient_hidden_by_the_xml_encoding_is_still_found() {
     ] {
         assert_eq!(named(&td31_xml(&[&value])), other, "{why}: {value}");
     }
+    // The OID followed by something that is no delimiter: the next value of the list (the
+    // tags joined, the authority reads `…4.10x`), or text after it.
+    for (why, values) in [
+        ("the next value glued on", vec![format!("{INS2}^^^&amp;1.2.250.1.213.1.4.10"), "x".to_string()]),
+        ("text after the OID", vec![format!("'{INS2}^^^&amp;1.2.250.1.213.1.4.10x'")]),
+    ] {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        assert_eq!(named(&td31_xml(&values)), other, "{why}: {values:?}");
+    }
     // The identifier before `^` is the whole CX ID, not its last run of letters and digits.
     let prefixed = td31_xml(&[&format!("'X-{INS}^^^&amp;1.2.250.1.213.1.4.10&amp;ISO'")]);
     assert_eq!(named(&prefixed), [format!("X-{INS}")]);

@@ -179,8 +179,9 @@ pub struct TokenConfig {
     pub refresh_token_ttl_secs: u64,
     /// How long a login page stays valid (seconds).
     pub login_flow_ttl_secs: u64,
-    /// Failed client authentications (token, introspection, revocation endpoints) from one
-    /// address, or for one client, before both are refused for `client_auth_lockout_secs`.
+    /// Client authentications without a success (token, introspection, revocation endpoints)
+    /// from one address, or for one client from one address, before they are refused for
+    /// `client_auth_lockout_secs`.
     pub client_auth_max_failures: u64,
     /// The window in which client authentication failures are counted, and the lockout.
     pub client_auth_lockout_secs: u64,

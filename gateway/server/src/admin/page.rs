@@ -61,10 +61,6 @@ fn page(l: Lang, status: StatusCode, title: &str, main: &str) -> HttpResponse {
 
 /// A page with one message (and a way back to the search when `back`).
 pub fn message(req: &HttpRequest, status: StatusCode, text: &str, back: bool) -> HttpResponse {
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        // A backend failed: its error text stays in the log (with the request id the page shows).
-        return crate::login::pages::unavailable(req, &text);
-    }
     let l = lang(req, None);
     let back = if back {
         format!(r#"<p><a href="{PATH}">{}</a></p>"#, tr(l, "Retour à la recherche", "Back to the search"))
@@ -345,11 +341,13 @@ async fn agent_page(
     let agent = match state.directory.identity(agent_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return message(req, StatusCode::NOT_FOUND, tr(l, "Agent inconnu.", "Unknown agent."), true),
-        Err(e) => return message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), true),
+        // The directory's error stays in the log (with the request id the page shows).
+        Err(e) => return crate::login::pages::unavailable(req, &e),
     };
     let cards = match state.cards.cards_of(&agent.id).await {
         Ok(c) => c,
-        Err(e) => return message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), true),
+        // The directory's error stays in the log (with the request id the page shows).
+        Err(e) => return crate::login::pages::unavailable(req, &e),
     };
     let csrf = admin.csrf().unwrap_or_default();
     let mut sections = String::new();

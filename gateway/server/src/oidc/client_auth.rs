@@ -106,7 +106,8 @@ struct AssertionClaims {
 
 /// Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3).
 ///
-/// Attempts are counted per address and per (registered) client *before* any secret is checked
+/// Attempts that present a credential are counted per address and per (registered) client at
+/// that address *before* any secret is checked
 /// ([`StoreExt::attempt`]: concurrent guesses cannot all be checked), and the counters reset when
 /// the client authenticates. Past `tokens.client_auth_max_failures` attempts without a success
 /// within `tokens.client_auth_lockout_secs`, either refuses at once: `invalid_client`, 401
@@ -123,10 +124,19 @@ pub async fn authenticate<'a>(
         Some(Ok((id, _))) => Some(id.as_str()),
         _ => params.get("client_id"),
     };
-    let mut keys = vec![caller.rate_limit_key("client-auth")];
-    // Only registered ids get a counter: made-up ones would only fill the store.
-    if let Some(id) = claimed.filter(|id| state.client(id).is_some()) {
-        keys.push(format!("rl:client-auth-client:{id}"));
+    // A request that presents no credential (a public client) has no secret to guess: it is
+    // not counted, which keeps the store out of the public clients' token requests.
+    let presents_credential =
+        basic.is_some() || params.get("client_secret").is_some() || params.get("client_assertion").is_some();
+    let mut keys = Vec::new();
+    if presents_credential {
+        keys.push(caller.rate_limit_key("client-auth"));
+        // Only registered ids get a counter: made-up ones would only fill the store. It is the
+        // client's *at this address*: counted before any check, a client-wide counter would let
+        // anyone lock a confidential client (PSC…) out with junk requests from elsewhere.
+        if let Some(id) = claimed.filter(|id| state.client(id).is_some()) {
+            keys.push(caller.rate_limit_key(&format!("client-auth:{id}")));
+        }
     }
     let cfg = &state.config.tokens;
     let window = Duration::from_secs(cfg.client_auth_lockout_secs);
