@@ -45,6 +45,8 @@ pub enum EnvelopeError {
     NoBody,
     #[error("the envelope already carries a wsse:Security header: send it without one, Vigie adds the VIHF")]
     AlreadySecured,
+    #[error("the envelope has two wsa:Action headers: send one (WS-Addressing 1.0 SOAP Binding §2.4)")]
+    TwoActions,
 }
 
 /// WS-Addressing 1.0 Core §2.1: the namespace of the `Action` header (SOAP Binding §2.4).
@@ -417,7 +419,11 @@ fn read_envelope(env: &[u8], oids: &[String]) -> Result<Read, EnvelopeError> {
                     }
                     2 if in_header && wsse && local == "Security" => return Err(EnvelopeError::AlreadySecured),
                     // WS-Addressing SOAP Binding §2.4: the action is the `wsa:Action` header block.
-                    2 if in_header && wsa && local == "Action" && action.is_none() => {
+                    // A second one would let what is audited differ from what the DMP runs.
+                    2 if in_header && wsa && local == "Action" => {
+                        if action.is_some() {
+                            return Err(EnvelopeError::TwoActions);
+                        }
                         action = Some(String::new());
                         in_action = !empty;
                     }

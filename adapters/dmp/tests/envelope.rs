@@ -53,6 +53,12 @@ fn shape(doc: &[u8]) -> (Vec<String>, Option<(String, String)>) {
 }
 
 #[test]
+fn a_second_wsa_action_is_refused() {
+    let two = "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:wsa=\"http://www.w3.org/2005/08/addressing\"><s:Header><wsa:Action>urn:a</wsa:Action><wsa:Action>urn:b</wsa:Action></s:Header><s:Body/></s:Envelope>";
+    assert_eq!(insert_security(two.as_bytes(), "application/soap+xml", A), Err(EnvelopeError::TwoActions));
+}
+
+#[test]
 fn the_security_header_is_the_first_child_of_the_existing_header() {
     let env = "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Header><a:To xmlns:a=\"http://www.w3.org/2005/08/addressing\">x</a:To></s:Header><s:Body><q/></s:Body></s:Envelope>";
     let out = insert_security(env.as_bytes(), S12, A).unwrap();

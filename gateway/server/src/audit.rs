@@ -111,19 +111,31 @@ impl AuditSink for JsonLinesAudit {
     }
 
     fn flush(&self) {
+        self.written_out();
+    }
+}
+
+impl JsonLinesAudit {
+    /// Waits up to [`FLUSH_WAIT`] for the writer to confirm that every line queued so far is
+    /// written and synced: a stop must not hang on a dead disk.
+    fn written_out(&self) -> bool {
         let (ack, done) = mpsc::sync_channel(1);
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(Message::Flush(ack)).is_ok());
-        if !sent || done.recv_timeout(FLUSH_WAIT).is_err() {
+        let confirmed = sent && done.recv_timeout(FLUSH_WAIT).is_ok();
+        if !confirmed {
             tracing::error!("the audit writer did not confirm its queue was written: audit events may be lost");
         }
+        confirmed
     }
 }
 
 impl Drop for JsonLinesAudit {
-    /// Closes the queue and waits for the writer to write out what it holds.
+    /// Waits (bounded) for the writer to write out what it holds, then closes the queue; the
+    /// writer thread is joined only once it has confirmed, so a dead disk cannot hang the stop.
     fn drop(&mut self) {
+        let confirmed = self.written_out();
         self.tx.take();
-        if let Some(writer) = self.writer.take() {
+        if let Some(writer) = self.writer.take().filter(|_| confirmed) {
             let _ = writer.join();
         }
     }

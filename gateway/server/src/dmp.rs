@@ -609,13 +609,24 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         Err(e) => return problem(StatusCode::BAD_REQUEST, "Not a SOAP 1.2 envelope Vigie can secure", &e.to_string()),
     };
     // RFC 3902 §6.5: the action is the content type's `action` parameter, else the envelope's.
-    let action = media_param(&content_type, "action").or_else(|| soap.action().map(str::to_owned));
+    let typed = media_param(&content_type, "action");
+    let action = typed.clone().or_else(|| soap.action().map(str::to_owned));
     // What the relay cannot send is the caller's fault: refused here, before any VIHF, and never
     // counted against the DMP.
     let outgoing_type = match vigie_dmp::with_action(&content_type, action.as_deref()) {
         Ok(t) => t,
         Err(e) => return problem(StatusCode::BAD_REQUEST, "Bad SOAP action", &e.to_string()),
     };
+    // Two actions that differ would let what is audited differ from what the DMP runs.
+    if let (Some(typed), Some(addressed)) = (typed.as_deref(), soap.action())
+        && typed != addressed
+    {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Bad SOAP action",
+            "the content type's action and the envelope's wsa:Action differ: send the same action in both",
+        );
+    }
     // The patients the call names in its Body must be the one its VIHF names (the header): a
     // mismatch would trace one patient's file and ask the DMP for another's. Checked before any
     // VIHF is made: a call that cannot be relayed gets none.

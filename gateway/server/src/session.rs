@@ -109,8 +109,8 @@ pub async fn start(
     Ok((cookie, s, replaced))
 }
 
-/// The longest any token bound to a session lives.
-fn tokens_ttl(state: &AppState) -> Duration {
+/// The longest any token bound to a session lives: how long a revocation mark must be kept.
+pub fn tokens_ttl(state: &AppState) -> Duration {
     let t = &state.config.tokens;
     Duration::from_secs(t.refresh_token_ttl_secs.max(t.access_token_ttl_secs))
 }

@@ -876,6 +876,11 @@ async fn the_relay_refuses_hidden_patients_and_its_own_refusals_do_not_trip_the_
         assert!(r.json()["detail"].as_str().unwrap().contains(&other), "{}", r.body);
         refused_calls.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
     }
+    // A content type's action that is not the envelope's: which would the DMP run?
+    let r = Resp::of(relay("patients", r#"application/soap+xml; action="urn:other""#, td02()).await.unwrap()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["detail"].as_str().unwrap().contains("differ"), "{}", r.body);
+    refused_calls.push(r.headers["x-request-id"].to_str().unwrap().to_owned());
     assert_eq!(sandbox.log().await.len(), sent_before, "nothing sent to the DMP");
 
     // An action that cannot go into a content-type parameter, in the content type or in the

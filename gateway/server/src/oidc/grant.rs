@@ -330,8 +330,7 @@ pub async fn is_revoked(store: &dyn EphemeralStore, handle: &str, sid: &str) -> 
 /// Revokes a grant (by its [`grant_handle`]): every access and refresh token of the family stops
 /// working.
 pub async fn revoke_grant(state: &AppState, handle: &str) -> Result<(), StoreError> {
-    let ttl =
-        Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
+    let ttl = crate::session::tokens_ttl(state);
     state.store.put(&keys::revoked_grant(handle), b"1", ttl).await
 }
 

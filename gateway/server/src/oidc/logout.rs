@@ -174,8 +174,7 @@ pub(crate) fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse 
 /// Ends an SSO session: its state, every token issued from it, and a logout token to each
 /// client that asked for back-channel logout.
 pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
-    let ttl =
-        Duration::from_secs(state.config.tokens.refresh_token_ttl_secs.max(state.config.tokens.access_token_ttl_secs));
+    let ttl = crate::session::tokens_ttl(state);
     let ended = async {
         session::end(state, sid).await?;
         state.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;

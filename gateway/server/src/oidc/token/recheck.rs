@@ -55,8 +55,7 @@ async fn refusal(
     if decision.allowed {
         return Ok(None);
     }
-    let deciding = if decision.policies.is_empty() { "default-deny".to_owned() } else { decision.policies.join(", ") };
-    Ok(Some(format!("the policy no longer lets this login into the client ({deciding})")))
+    Ok(Some(format!("the policy no longer lets this login into the client ({})", crate::policy::deciding(&decision))))
 }
 
 /// Whether the MIE instance of the login was withdrawn since: a card no longer in a status that
