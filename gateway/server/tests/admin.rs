@@ -49,8 +49,7 @@ async fn nurse_imported_from_hr_gets_a_password_and_totp_and_logs_in() {
     assert!(uri.contains(&format!("secret={secret}")) && uri.contains("Vigie%3Atnguyen"), "{uri}");
 
     // The nurse logs in to an application with them.
-    let key = vigie_gateway::totp::from_base32(secret).expect("base32");
-    let code = vigie_gateway::totp::code_at_step(&key, now() / vigie_gateway::totp::STEP_SECS);
+    let code = crate::common::totp::now_code(secret);
     let authz = Authz::new(&gw, "demo-cli");
     let mut browser = gw.browser();
     let r = browser.authorize(&authz).await;

@@ -536,8 +536,7 @@ mod replicas {
         let mut jar = Jar(BTreeMap::new());
         let (_, login, _) = jar.send(http.get(authorize_url(&a))).await;
         let (_, _, html) = jar.send(http.get(format!("{a}{login}"))).await;
-        let key = vigie_gateway::totp::from_base32(user["totp_secret"].as_str().expect("totp")).expect("base32");
-        let code = vigie_gateway::totp::code_at_step(&key, vigie_gateway::now() / vigie_gateway::totp::STEP_SECS);
+        let code = crate::common::totp::now_code(user["totp_secret"].as_str().expect("totp"));
         let form = [
             ("flow", super::hidden_input(&html, "flow").expect("flow")),
             ("csrf", super::hidden_input(&html, "csrf").expect("csrf")),

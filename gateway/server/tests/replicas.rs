@@ -150,8 +150,7 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     let page = http.get(format!("{b}{login_path}")).send().await.expect("login page on B");
     assert_eq!(page.status(), 200, "B must find the flow A created");
     let html = page.text().await.expect("html");
-    let key = vigie_gateway::totp::from_base32(user["totp_secret"].as_str().expect("totp")).expect("base32");
-    let code = vigie_gateway::totp::code_at_step(&key, vigie_gateway::now() / vigie_gateway::totp::STEP_SECS);
+    let code = crate::common::totp::now_code(user["totp_secret"].as_str().expect("totp"));
     let r = http
         .post(format!("{b}/login/password"))
         .header("cookie", &browser)

@@ -19,9 +19,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use vigie_gateway::totp::{STEP_SECS, code_at_step, from_base32};
+use totp::STEP_SECS;
 
 pub mod psc;
+pub mod totp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
 pub const ACR_2FA: &str = "urn:vigie:loa:2fa";
@@ -211,7 +212,7 @@ impl Gateway {
             .map(|u| User {
                 username: s(&u["username"]).expect("username"),
                 password: s(&u["password"]).expect("password"),
-                totp_key: from_base32(u["totp_secret"].as_str().expect("totp_secret")).expect("base32 TOTP secret"),
+                totp_key: totp::decode_base32(u["totp_secret"].as_str().expect("totp_secret")),
                 name: s(&u["name"]).unwrap_or_default(),
             })
             .collect();
@@ -309,10 +310,42 @@ impl Gateway {
         self.users.iter().find(|u| u.username == username).unwrap_or_else(|| panic!("demo user {username}"))
     }
 
+    /// The audit trail written so far, without the tests' markers (see [`Gateway::settled_audit`]).
+    /// What it lacks may still be queued: to check that a line is *absent*, use `settled_audit`.
     pub fn audit_lines(&self) -> Vec<Value> {
+        self.audit_file_lines().into_iter().filter(|l| !is_audit_marker(l)).collect()
+    }
+
+    fn audit_file_lines(&self) -> Vec<Value> {
         let path =
             self.demo["audit_file"].as_str().map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("audit.jsonl"));
         std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The whole audit trail of everything the gateway did before this call. The gateway's
+    /// audit writer is one FIFO queue: this sends a request the gateway audits (an `/authorize`
+    /// without parameters, refused, under a user agent of its own) and waits until that line is
+    /// written, so every event recorded before it is written too. Checks that something was *not*
+    /// audited read this, not [`Gateway::audit_lines`], which may be read while a line is queued.
+    pub async fn settled_audit(&self) -> Vec<Value> {
+        let marker = format!("{AUDIT_MARKER}{}", random(12));
+        let r = self
+            .http()
+            .get(self.url("/authorize"))
+            .header(reqwest::header::USER_AGENT, &marker)
+            .send()
+            .await
+            .expect("the audit marker request");
+        assert_eq!(r.status(), 400, "an /authorize without parameters is refused (the audit marker)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.audit_file_lines();
+            if let Some(at) = lines.iter().position(|l| l["user_agent"] == marker.as_str()) {
+                return lines.into_iter().take(at).filter(|l| !is_audit_marker(l)).collect();
+            }
+            assert!(Instant::now() < deadline, "the audit marker was not written within 10 s: {lines:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The first audit line matching `what`, waiting for the audit writer (it writes from its own
@@ -349,7 +382,7 @@ impl Gateway {
                 let candidates = [(current - 1, left > 4), (current, true), (current + 1, true)];
                 for (step, usable) in candidates {
                     if usable && used.insert((username.to_owned(), step)) {
-                        return code_at_step(&key, step);
+                        return totp::code(&key, step);
                     }
                 }
             }
@@ -370,7 +403,7 @@ impl Gateway {
                     let candidates = [(current - 1, left > 4), (current, true), (current + 1, true)];
                     for (step, usable) in candidates {
                         if usable && used.insert((user.username.clone(), step)) {
-                            return (user.clone(), code_at_step(&user.totp_key, step));
+                            return (user.clone(), totp::code(&user.totp_key, step));
                         }
                     }
                 }
@@ -781,6 +814,12 @@ pub fn remove_temp(path: &Path) {
     }
 }
 
+const AUDIT_MARKER: &str = "vigie-tests-audit-marker/";
+
+fn is_audit_marker(line: &Value) -> bool {
+    line["user_agent"].as_str().is_some_and(|ua| ua.starts_with(AUDIT_MARKER))
+}
+
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.
 pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
 where
@@ -797,4 +836,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The marker of [`Gateway::settled_audit`] comes after what was audited before it and is not
+/// itself part of the trail the tests read.
+#[tokio::test]
+async fn the_settled_audit_holds_what_was_audited_before_it_and_no_marker() {
+    let gw = Gateway::start(&[]).await;
+    let r = gw
+        .http()
+        .get(gw.url("/authorize?client_id=no-such-client"))
+        .header(reqwest::header::USER_AGENT, "before-the-marker")
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(r.status(), 400);
+    let trail = gw.settled_audit().await;
+    assert_eq!(trail.iter().filter(|l| l["user_agent"] == "before-the-marker").count(), 1, "{trail:#?}");
+    assert!(!trail.iter().chain(gw.audit_lines().iter()).any(is_audit_marker));
 }
