@@ -188,14 +188,13 @@ fn assert_no_store_detail(text: &str, redis_port: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failure_shows_a_generic_page_or_error_and_keeps_the_detail_in_the_log() {
-    let (mut redis, redis_port) = crate::replicas::redis();
-    let url = format!("redis://127.0.0.1:{redis_port}");
+    let mut redis = crate::common::redis::RedisServer::start();
+    let (url, redis_port) = (redis.url(), redis.port);
     let gw = Gateway::start(&[("VIGIE_STORE__KIND", "redis"), ("VIGIE_STORE__URL", &url)]).await;
     let (mut b, _, _, _) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
     let confirm = b.get("/logout").await.hidden("confirm").expect("a logout confirmation");
     let login = gw.browser().authorize(&Authz::new(&gw, "demo-app")).await.location();
-    let _ = redis.0.kill();
-    let _ = redis.0.wait();
+    redis.stop();
 
     // /authorize, with a session to read or a login flow to store: RFC 6749 §4.1.2.1, back to
     // the client with temporarily_unavailable and nothing of the cause.

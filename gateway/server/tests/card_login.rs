@@ -4,52 +4,13 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
+use common::crl::CrlServer;
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
 
 const PHR: &str = "urn:vigie:loa:2fa-phr";
-
-/// A CRL distribution point: serves the current CRL over HTTP/1.1 until stopped.
-struct CrlServer {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CrlServer {
-    async fn start(crl: Vec<u8>) -> CrlServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://127.0.0.1:{}/ACI-EL-PP-TEST.crl", listener.local_addr().unwrap().port());
-        let served = Arc::new(Mutex::new(crl));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut conn, _)) = listener.accept().await else { return };
-                let body = served.lock().unwrap().clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = conn.read(&mut buf).await;
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/pkix-crl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = conn.write_all(head.as_bytes()).await;
-                    let _ = conn.write_all(&body).await;
-                    let _ = conn.shutdown().await;
-                });
-            }
-        });
-        CrlServer { url, task }
-    }
-
-    /// The source goes away: connections are refused from now on.
-    fn stop(&self) {
-        self.task.abort();
-    }
-}
 
 struct Pki {
     pki: TestPki,

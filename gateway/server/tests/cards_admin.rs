@@ -434,7 +434,7 @@ async fn the_agent_is_emailed_when_a_card_is_bound_to_their_account_and_a_relay_
     assert_eq!((line["outcome"].clone(), line["object"].clone()), (json!("success"), json!("card")), "{line}");
 
     // The relay down: the binding is made at once all the same, the failure audited.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let dead = free_port().to_string();
     let (gw, pki) = with_cards_and(&crate::sponsorship::dead_relay(&dead)).await;
     let started = std::time::Instant::now();
     let (_, r) = bind_lea_cpe_by_api(&gw, &lea_cpe(&pki, "000000042", "BERNARD", "LEA")).await;

@@ -11,17 +11,16 @@ use crate::common;
 use crate::proxy;
 use crate::softkey;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::crl::CrlServer;
+use common::fido2::add_key;
 use common::psc::PscSandbox;
 use common::*;
 use proxy::Proxy;
 use serde_json::Value;
 use softkey::{SoftKey, VIRTUAL_AAGUID};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
 
 const CLIENT_ID: &str = "vigie";
@@ -32,43 +31,13 @@ const MIN_STATE_MS: u64 = 4000;
 /// The two tests take turns: each starts a gateway and a stand-in, and they measure latencies.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
-/// A CRL distribution point over plain HTTP/1.1.
-async fn crl_server(crl: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
-            let body = crl.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = conn.read(&mut buf).await.unwrap_or(0);
-                let head_only = buf[..n].starts_with(b"HEAD ");
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/pkix-crl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes()).await;
-                if !head_only {
-                    let _ = conn.write_all(&body).await;
-                }
-                let _ = conn.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
 /// The gateway, the stand-in and the CRL source behind their proxies; a card and a FIDO2 key.
 struct World {
     gw: Gateway,
     psc: PscSandbox,
     psc_link: Proxy,
     crl_link: Proxy,
+    _crl: CrlServer,
     card: TestCard,
     key: tokio::sync::Mutex<SoftKey>,
     /// A session opened before any cut, and its tokens.
@@ -91,8 +60,8 @@ async fn world(name: &str) -> World {
     let pki = TestPki::generate().expect("test PKI");
     std::fs::write(pki_dir.join("anchors.pem"), pki.anchors_pem()).unwrap();
     let t = now();
-    let crl = crl_server(pki.crl_der(&[], t - 60, t + 3600).unwrap()).await;
-    let crl_link = Proxy::start(crl).await;
+    let crl = CrlServer::start(pki.crl_der(&[], t - 60, t + 3600).unwrap()).await;
+    let crl_link = Proxy::start(crl.addr).await;
     let crl_url = format!("http://{}/ACI-EL-PP-TEST.crl", crl_link.addr);
     let card = pki
         .issue(&CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").profession(10, "SM26").crl_url(&crl_url))
@@ -128,20 +97,15 @@ async fn world(name: &str) -> World {
 
     // A session opened with password + TOTP, which then registers a FIDO2 key.
     let (mut b, _, a, tokens) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
-    let page = b.get("/account/keys").await;
-    let csrf = page.hidden("csrf").expect("csrf on /account/keys");
-    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé du poste")]).await;
-    assert_eq!(opts.status, 200, "{}", opts.body);
     let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
-    let credential = key.register(&opts.json());
-    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
-    assert_eq!(added.status, 303, "the key is registered: {}", added.body);
+    add_key(&mut b, &mut key, "Clé du poste").await;
 
     let w = World {
         gw,
         psc,
         psc_link,
         crl_link,
+        _crl: crl,
         card,
         key: tokio::sync::Mutex::new(key),
         session: (a, tokens),
@@ -549,7 +513,7 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
     assert!(line["reason"].as_str().is_some_and(|m| m.contains("circuit breaker")), "{line}");
 
     // Something answers at the DMP's address again: the breaker closes, no restart.
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("the DMP's port");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("the DMP's port");
     let accept = tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             drop(conn);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use base64::Engine;
+use common::fido2::{add_key, key_assertion, key_login};
 use common::*;
 use serde_json::Value;
 use softkey::{AttestationPki, SoftKey, VIRTUAL_AAGUID};
@@ -46,10 +47,6 @@ fn xmlsec1() -> &'static str {
     let found = std::process::Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(found, "the xmlsec1 binary is missing: apt-get install -y xmlsec1");
     "xmlsec1"
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -315,37 +312,6 @@ async fn a_card_login_at_the_dpi_becomes_a_vihf_that_xmlsec1_and_pysaml2_accept(
     assert_ne!(xml, again);
 }
 
-/// Registers `key` from `/account/keys` (a recent two-factor login allows it).
-async fn register(b: &mut Browser<'_>, key: &mut SoftKey) {
-    let page = b.get("/account/keys").await;
-    let csrf = page.hidden("csrf").expect("csrf");
-    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé DMP")]).await;
-    assert_eq!(opts.status, 200, "creation options: {}", opts.body);
-    let credential = key.register(&opts.json());
-    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
-    assert_eq!(added.status, 303, "{}", added.body);
-}
-
-/// Login page → key assertion: the answer to the assertion.
-async fn key_assertion(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> Resp {
-    let r = b.authorize(a).await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    let page = b.get(&r.location()).await;
-    let flow = page.hidden("flow").expect("flow");
-    let csrf = page.hidden("csrf").expect("csrf");
-    let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
-    assert_eq!(opts.status, 200, "options: {}", opts.body);
-    let assertion = key.assert(&opts.json());
-    b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await
-}
-
-/// Login page → key assertion → the client's code.
-async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> String {
-    let done = key_assertion(b, a, key).await;
-    assert_eq!(done.status, 303, "the key logs in: {}", done.body);
-    done.redirect_params().get("code").cloned().unwrap_or_else(|| panic!("a code: {}", done.location()))
-}
-
 #[tokio::test]
 async fn a_fido2_login_at_the_dpi_becomes_a_vihf_too() {
     // A hardware key: its attestation chains to a configured root, so its logins prove `hwk`.
@@ -357,7 +323,7 @@ async fn a_fido2_login_at_the_dpi_becomes_a_vihf_too() {
     .await;
     let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
     let mut key = pki.key("localhost", &gw.issuer, VIRTUAL_AAGUID);
-    register(&mut b, &mut key).await;
+    add_key(&mut b, &mut key, "Clé DMP").await;
     let mut kb = gw.browser();
     let a = Authz::new(&gw, "demo-dpi");
     let code = key_login(&mut kb, &a, &mut key).await;
@@ -382,7 +348,7 @@ async fn a_key_without_verified_attestation_reaches_neither_the_dpi_nor_the_dmp(
     let gw = Gateway::start(&[]).await;
     let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
     let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
-    register(&mut b, &mut key).await;
+    add_key(&mut b, &mut key, "Clé DMP").await;
     let mut kb = gw.browser();
     let refused = key_assertion(&mut kb, &Authz::new(&gw, "demo-dpi"), &mut key).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
@@ -403,7 +369,7 @@ async fn a_key_without_verified_attestation_reaches_neither_the_dpi_nor_the_dmp(
     let gw = Gateway::start(&[("VIGIE_POLICY__DIR", policies.to_str().unwrap())]).await;
     let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.interne"]).await;
     let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
-    register(&mut b, &mut key).await;
+    add_key(&mut b, &mut key, "Clé DMP").await;
     let a = Authz::new(&gw, "demo-dpi");
     let code = key_login(&mut gw.browser(), &a, &mut key).await;
     let t = redeem(&gw, &a, &code).await;

@@ -13,11 +13,6 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-/// The local port a listener of the gateway will get.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
 /// Opens the login page of a new flow for `client` (without any forwarded header: the page offers
 /// what the test's own address may use) and posts the password form with `forwarded_for` as
 /// `X-Forwarded-For` lines.

@@ -7,6 +7,7 @@
 use crate::common;
 use crate::softkey;
 
+use common::fido2::{add_key, assert_from, login_page};
 use common::psc::PscSandbox;
 use common::*;
 use serde_json::Value;
@@ -117,27 +118,15 @@ async fn fido2_login_for_psc_carries_the_key_amr_and_another_person_has_another_
     let app = Authz::new(&gw, "demo-app");
     let (_, code) = b.sign_in(&app, &["demo.interne"]).await;
     let lea_sub = jwt_part(&redeem(&gw, &app, &code).await.id, 1)["sub"].as_str().expect("sub").to_owned();
-    let page = b.get("/account/keys").await;
-    let csrf = page.hidden("csrf").expect("csrf on the keys page");
-    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "Clé de Léa")]).await;
-    assert_eq!(opts.status, 200, "{}", opts.body);
     let mut key = pki.key("localhost", &gw.issuer, VIRTUAL_AAGUID);
-    let credential = key.register(&opts.json());
-    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await;
-    assert_eq!(added.status, 303, "{}", added.body);
+    add_key(&mut b, &mut key, "Clé de Léa").await;
 
     // PSC asks; a fresh browser; the key says who it is.
     let mut kb = gw.browser();
     let a = psc_request(&gw);
-    let r = kb.authorize(&a).await;
-    let page = kb.get(&r.location()).await;
+    let page = login_page(&mut kb, &a).await;
     assert!(!page.body.contains(r#"action="/login/password""#), "PSC asked for phishing-resistant: no password form");
-    let (flow, csrf) = (page.hidden("flow").expect("flow"), page.hidden("csrf").expect("csrf"));
-    let opts = kb.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
-    assert_eq!(opts.status, 200, "{}", opts.body);
-    let assertion = key.assert(&opts.json());
-    let done =
-        kb.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await;
+    let done = assert_from(&mut kb, &page, &mut key).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let code = done.redirect_params().get("code").cloned().expect("a code for PSC");
     let (_, claims) = psc_id_token(&gw, &a, &code).await;
@@ -407,10 +396,7 @@ async fn page_offering_psc(b: &mut Browser<'_>, location: &str) -> Resp {
 
 #[tokio::test]
 async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
-    let psc_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        l.local_addr().expect("address").port()
-    };
+    let psc_port = free_port();
     let issuer = format!("http://127.0.0.1:{psc_port}/auth/realms/esante-wallet");
     let gw = Gateway::start(&[
         ("VIGIE_PSC__ISSUER", issuer.as_str()),

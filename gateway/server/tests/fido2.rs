@@ -8,6 +8,7 @@
 use crate::common;
 use crate::softkey;
 
+use common::fido2::{key_assertion, login_page, register};
 use common::*;
 use serde_json::Value;
 use softkey::{Attestation, AttestationPki, SoftKey, VIRTUAL_AAGUID};
@@ -22,37 +23,6 @@ fn admin_env() -> String {
         r#"[{{name="hr",token_hash="sha256:{}",roles=["fido2"],scopes=["keys:read","keys:enrol","keys:revoke"]}}]"#,
         sha256_b64(HR_TOKEN)
     )
-}
-
-/// Authorization request → login page; returns the page (flow and CSRF in its forms).
-async fn login_page(b: &mut Browser<'_>, a: &Authz) -> Resp {
-    let r = b.authorize(a).await;
-    assert_eq!(r.status, 303, "authorize redirects to the login page: {}", r.body);
-    let page = b.get(&r.location()).await;
-    assert_eq!(page.status, 200, "login page: {}", page.body);
-    page
-}
-
-/// The whole key login from the login page: options, assertion, submit. Returns the answer.
-async fn key_login(b: &mut Browser<'_>, a: &Authz, key: &mut SoftKey) -> Resp {
-    let page = login_page(b, a).await;
-    let flow = page.hidden("flow").expect("flow");
-    let csrf = page.hidden("csrf").expect("csrf");
-    let opts = b.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await;
-    assert_eq!(opts.status, 200, "options: {}", opts.body);
-    let assertion = key.assert(&opts.json());
-    b.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion.to_string())]).await
-}
-
-/// Registers `key` from an `/account/keys` page the browser may add keys on.
-async fn register(b: &mut Browser<'_>, key: &mut SoftKey, name: &str) -> Resp {
-    let page = b.get("/account/keys").await;
-    assert!(page.body.contains(r#"id="register-key""#), "the page offers to add a key: {}", page.body);
-    let csrf = page.hidden("csrf").expect("csrf");
-    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", name)]).await;
-    assert_eq!(opts.status, 200, "creation options: {}", opts.body);
-    let credential = key.register(&opts.json());
-    b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential.to_string())]).await
 }
 
 /// The last audit line matching `pred`, waiting for the audit writer (it writes after the
@@ -153,7 +123,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     // A fresh browser: no username, the key says who it is.
     let mut kb = gw.browser();
     let a = Authz::new(&gw, "demo-app");
-    let done = key_login(&mut kb, &a, &mut key).await;
+    let done = key_assertion(&mut kb, &a, &mut key).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(done.location().starts_with(&a.redirect_uri), "{}", done.location());
     let code = done.redirect_params().get("code").cloned().expect("code");
@@ -169,7 +139,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     // A copy of the key whose counter lags behind the one the gateway saw: refused, audited.
     let mut clone = key.clone_at(0);
     let mut cb = gw.browser();
-    let refused = key_login(&mut cb, &Authz::new(&gw, "demo-app"), &mut clone).await;
+    let refused = key_assertion(&mut cb, &Authz::new(&gw, "demo-app"), &mut clone).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.body.contains("copiée"), "a clear page: {}", refused.body);
     assert!(cb.cookie(SESSION_COOKIE).is_none(), "no session for the clone");
@@ -183,7 +153,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     let reason = line["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("cloned") && reason.contains("stored 1, presented 1"), "{line}");
     // The stored counter did not move: the genuine key goes on.
-    let again = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
+    let again = key_assertion(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
     assert_eq!(again.status, 303, "{}", again.body);
 
     // The owner revokes it: the session it opened ends, and it no longer logs in.
@@ -197,7 +167,7 @@ async fn a_key_registered_after_a_password_login_signs_in_phishing_resistant_and
     assert!(r.location().starts_with("/login?flow="), "the key's session ended: {}", r.location());
     let line = audit_with(&gw, |l| l["kind"] == "key_revoked").await.expect("audit");
     assert!(line["reason"].as_str().is_some_and(|r| r.starts_with("2 session")), "{line}");
-    let gone = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
+    let gone = key_assertion(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut key).await;
     assert_eq!(gone.status, 401, "{}", gone.body);
 }
 
@@ -337,7 +307,7 @@ async fn a_software_key_claiming_an_allowed_hardware_model_is_refused_when_attes
         let reason = line.as_ref().and_then(|l| l["reason"].as_str()).unwrap_or_default().to_owned();
         assert!(reason.starts_with("attestation not verified to a trusted root"), "{how}: {reason}");
     }
-    let refused = key_login(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut none).await;
+    let refused = key_assertion(&mut gw.browser(), &Authz::new(&gw, "demo-app"), &mut none).await;
     assert_eq!(refused.status, 401, "a refused key was not stored: {}", refused.body);
 
     let mut genuine = vendor.key("localhost", &gw.issuer, aaguid);
@@ -346,7 +316,7 @@ async fn a_software_key_claiming_an_allowed_hardware_model_is_refused_when_attes
     let page = b.get("/account/keys").await;
     assert!(page.body.contains(YUBIKEY_AAGUID), "the attested model is shown: {}", page.body);
     let a = Authz::new(&gw, "demo-app");
-    let done = key_login(&mut gw.browser(), &a, &mut genuine).await;
+    let done = key_assertion(&mut gw.browser(), &a, &mut genuine).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let claims = jwt_part(&redeem(&gw, &a, &done.redirect_params()["code"]).await.id, 1);
     assert_eq!((claims["sub"].as_str(), claims["acr"].as_str()), (Some(sub.as_str()), Some(ACR_PHR)));
@@ -414,7 +384,7 @@ async fn a_key_without_verified_attestation_signs_in_without_hwk_and_its_claimed
     );
 
     let a = Authz::new(&gw, "demo-app");
-    let done = key_login(&mut gw.browser(), &a, &mut key).await;
+    let done = key_assertion(&mut gw.browser(), &a, &mut key).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let claims = jwt_part(&redeem(&gw, &a, &done.redirect_params()["code"]).await.id, 1);
     assert_eq!(claims["acr"], ACR_PHR, "origin-bound: still phishing-resistant");
@@ -425,36 +395,13 @@ async fn a_key_without_verified_attestation_signs_in_without_hwk_and_its_claimed
 /// other (challenges live in the ephemeral store, not in a replica's memory).
 mod replicas {
     use std::collections::BTreeMap;
-    use std::net::TcpListener;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
 
     use base64::Engine;
     use serde_json::Value;
 
+    use super::common::free_port;
+    use super::common::redis::{RedisServer, Replica};
     use super::softkey::{SoftKey, VIRTUAL_AAGUID};
-
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-    }
-
-    fn start(cmd: &mut Command, port: u16) -> Kill {
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nothing listens on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Kill(child)
-    }
 
     /// A cookie jar over plain requests, sent to whichever replica.
     struct Jar(BTreeMap<String, String>);
@@ -486,42 +433,13 @@ mod replicas {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn key_ceremonies_begun_on_one_replica_finish_on_the_other() {
-        let redis_port = free_port();
-        let _redis = start(
-            Command::new("redis-server").args([
-                "--port",
-                &redis_port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ]),
-            redis_port,
-        );
+        let redis = RedisServer::start();
         let dir = std::env::temp_dir().join(format!("vigie-fido2-replicas-{}-{}", std::process::id(), free_port()));
         let (pa, pb) = (free_port(), free_port());
         let issuer = format!("https://localhost:{pa}");
-        let replica = |port: u16| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
-            cmd.args(["serve", "--data-dir"])
-                .arg(&dir)
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .env("VIGIE_STORE__KIND", "redis")
-                .env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{redis_port}"))
-                .env("VIGIE_ISSUER", &issuer)
-                .env("VIGIE_LOG", "warn");
-            cmd
-        };
-        let _a = start(&mut replica(pa), pa);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !dir.join("demo.json").is_file() {
-            assert!(Instant::now() < deadline, "demo.json");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _b = start(&mut replica(pb), pb);
-        let (a, b) = (format!("https://localhost:{pa}"), format!("https://localhost:{pb}"));
+        let replica_a = Replica::start(&dir, pa, &redis, &issuer, &[]);
+        let replica_b = Replica::start(&dir, pb, &redis, &issuer, &[]);
+        let (a, b) = (replica_a.base(), replica_b.base());
         let demo: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json"))
             .expect("demo.json is JSON");
         let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");

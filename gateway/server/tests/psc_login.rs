@@ -14,10 +14,6 @@ use tokio::sync::{Mutex, MutexGuard, OnceCell};
 const CLIENT_ID: &str = "vigie";
 const CLIENT_SECRET: &str = "s3cret-of-the-psc-test-client";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
-}
-
 fn psc_env(port: u16, extra: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
     let mut env = vec![
         ("VIGIE_PSC__ISSUER".to_owned(), format!("http://127.0.0.1:{port}/auth/realms/esante-wallet")),

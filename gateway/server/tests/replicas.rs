@@ -1,64 +1,18 @@
 //! Two `vigie` replicas sharing one real Redis serve one login flow alternately: no replica
 //! keeps login state in memory. Authorize on A, log in on B, token on A, refresh on B,
 //! userinfo on A; an authorization code is redeemed once across both.
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::Value;
 
-pub(crate) struct Kill(pub(crate) Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::free_port;
+use crate::common::redis::{RedisServer, Replica};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-pub(crate) fn redis() -> (Kill, u16) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server not found: install it (apt-get install redis-server) or run tests/run");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Kill(child), port)
-}
-
-/// Starts a replica on the shared data directory, Redis and issuer; waits until it answers.
-fn replica(dir: &std::path::Path, port: u16, redis_port: u16, issuer: &str) -> Kill {
-    let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("VIGIE_STORE__KIND", "redis")
-        .env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{redis_port}"))
-        .env("VIGIE_ISSUER", issuer)
-        .env("VIGIE_LOG", "warn")
-        // What Kubernetes adds for a Service named `vigie`: not configuration, must not stop
-        // the start.
-        .env("VIGIE_PORT", "tcp://10.96.0.12:443")
-        .env("VIGIE_SERVICE_HOST", "10.96.0.12")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start vigie");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !dir.join("demo.json").is_file() {
-        assert!(Instant::now() < deadline, "replica on {port} did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Kill(child)
-}
+/// What Kubernetes adds for a Service named `vigie`: not configuration, must not stop the start.
+const KUBERNETES_ENV: [(&str, &str); 2] =
+    [("VIGIE_PORT", "tcp://10.96.0.12:443"), ("VIGIE_SERVICE_HOST", "10.96.0.12")];
 
 fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
     resp.headers()
@@ -112,13 +66,14 @@ async fn token(http: &reqwest::Client, base: &str, secret: &str, form: &[(&str, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
-    let (_redis, redis_port) = redis();
+    let redis = RedisServer::start();
+    let redis_port = redis.port;
     let dir = std::env::temp_dir().join(format!("vigie-replicas-{}-{}", std::process::id(), free_port()));
     let (pa, pb) = (free_port(), free_port());
     let issuer = format!("https://localhost:{pa}");
-    let _a = replica(&dir, pa, redis_port, &issuer);
-    let _b = replica(&dir, pb, redis_port, &issuer);
-    let (a, b) = (format!("https://localhost:{pa}"), format!("https://localhost:{pb}"));
+    let replica_a = Replica::start(&dir, pa, &redis, &issuer, &KUBERNETES_ENV);
+    let replica_b = Replica::start(&dir, pb, &redis, &issuer, &KUBERNETES_ENV);
+    let (a, b) = (replica_a.base(), replica_b.base());
 
     let demo: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json")).expect("json");
@@ -268,10 +223,10 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_reports_redis_down_within_a_probe_timeout() {
-    let (mut redis, redis_port) = redis();
+    let mut redis = RedisServer::start();
     let dir = std::env::temp_dir().join(format!("vigie-readyz-{}-{}", std::process::id(), free_port()));
     let port = free_port();
-    let _gw = replica(&dir, port, redis_port, &format!("https://localhost:{port}"));
+    let _gw = Replica::start(&dir, port, &redis, &format!("https://localhost:{port}"), &KUBERNETES_ENV);
     let demo: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json")).expect("json");
     let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");
@@ -283,8 +238,7 @@ async fn readiness_reports_redis_down_within_a_probe_timeout() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["checks"]["store"]["status"], "up");
 
-    let _ = redis.0.kill();
-    let _ = redis.0.wait();
+    redis.stop();
     let started = Instant::now();
     let r = http.get(&readyz).send().await.expect("readyz");
     let elapsed = started.elapsed();

@@ -39,7 +39,7 @@ impl SmtpSink {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/smtp-sink");
         let setup = Command::new(root.join("setup")).status().expect("running tests/smtp-sink/setup");
         assert!(setup.success(), "tests/smtp-sink/setup failed (python3 with venv and pip access needed)");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("smtp-sink-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut child = Command::new(root.join(".venv/bin/python"))
@@ -553,7 +553,7 @@ async fn security_questions_are_enrolled_with_a_card_and_never_shown_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sponsorship_works_in_degraded_mode_with_psc_unreachable() {
     // Pro Santé Connect (and with it the external link) unreachable: nothing listens there.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = free_port();
     let issuer = format!("http://127.0.0.1:{dead}/auth/realms/esante-wallet");
     let sink = SmtpSink::start(0);
     let gw = start_gateway(
@@ -619,7 +619,7 @@ async fn a_sponsor_without_a_session_signs_in_with_their_card_from_the_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_mail_relay_never_blocks_the_sponsorship() {
     // The relay is down: nothing listens on its port.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let dead = free_port().to_string();
     let gw = start_gateway(&dead_relay(&dead), None).await;
     let mut paul = paul_with_card(&gw).await;
     let started = std::time::Instant::now();

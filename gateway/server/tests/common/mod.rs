@@ -21,7 +21,10 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use totp::STEP_SECS;
 
+pub mod crl;
+pub mod fido2;
 pub mod psc;
+pub mod redis;
 pub mod totp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
