@@ -114,6 +114,14 @@ pub struct Gateway {
 
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
+/// Why a gateway did not start, with its log.
+#[derive(Debug)]
+enum StartFailure {
+    /// Its port, free when chosen, was bound by another process first: another port may do.
+    PortTaken(String),
+    Other(String),
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
@@ -121,26 +129,32 @@ pub fn free_port() -> u16 {
 
 impl Gateway {
     /// Starts `vigie serve` on the demo, with extra environment (e.g. `VIGIE_LOGIN__…`), and
-    /// waits until `/healthz` answers.
+    /// waits until `/healthz` answers. A gateway that fails to start fails the test at once with
+    /// its log, but for one race: its port, free when chosen, taken before `vigie` binds it.
     pub async fn start(env: &[(&str, &str)]) -> Gateway {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            match Self::try_start(env).await {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start(env, free_port()).await {
                 Ok(g) => return g,
-                Err(e) => last_error = e,
+                Err(StartFailure::PortTaken(log)) if attempt < 3 => {
+                    eprintln!("the gateway's port was taken before it bound it, trying another: {log}");
+                    attempt += 1;
+                }
+                Err(StartFailure::PortTaken(log) | StartFailure::Other(log)) => {
+                    panic!("the gateway did not start: {log}")
+                }
             }
         }
-        panic!("the gateway did not start: {last_error}");
     }
 
-    async fn try_start(env: &[(&str, &str)]) -> Result<Gateway, String> {
+    async fn try_start(env: &[(&str, &str)], port: u16) -> Result<Gateway, StartFailure> {
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-it-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.join("vigie.log")).map_err(|e| e.to_string())?;
-        let port = free_port();
+        let other = |e: std::io::Error| StartFailure::Other(e.to_string());
+        std::fs::create_dir_all(&dir).map_err(other)?;
+        let log = std::fs::File::create(dir.join("vigie.log")).map_err(other)?;
         let mut cmd = Command::new("sh");
         let keep = std::env::var("VIGIE_KEEP_TEST_DATA").unwrap_or_default();
         cmd.arg("-c")
@@ -159,10 +173,10 @@ impl Gateway {
         cmd.envs(env.iter().copied());
         let mut child = cmd
             .stdin(Stdio::piped())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stdout(log.try_clone().map_err(other)?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("spawning {BIN}: {e}"))?;
+            .map_err(|e| StartFailure::Other(format!("spawning {BIN}: {e}")))?;
         let stdin = child.stdin.take();
         let data_dir = dir.join("data");
         let issuer = format!("https://localhost:{port}");
@@ -171,7 +185,14 @@ impl Gateway {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(dir.join("vigie.log")).unwrap_or_default();
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("vigie exited with {status}: {log}"));
+                let taken =
+                    format!("binding 127.0.0.1:{port}: check `server.listen` / --listen: Address already in use");
+                let failure = format!("vigie exited with {status}: {log}");
+                return Err(if log.contains(&taken) {
+                    StartFailure::PortTaken(failure)
+                } else {
+                    StartFailure::Other(failure)
+                });
             }
             if data_dir.join("demo.json").is_file() {
                 let demo: Value = std::fs::read_to_string(data_dir.join("demo.json"))
@@ -191,7 +212,8 @@ impl Gateway {
             if Instant::now() > deadline {
                 drop(stdin);
                 let _ = child.wait();
-                return Err("no answer from /healthz within 60 s".into());
+                let log = std::fs::read_to_string(dir.join("vigie.log")).unwrap_or_default();
+                return Err(StartFailure::Other(format!("no answer from /healthz within 60 s: {log}")));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -857,4 +879,23 @@ async fn the_settled_audit_holds_what_was_audited_before_it_and_no_marker() {
     let trail = gw.settled_audit().await;
     assert_eq!(trail.iter().filter(|l| l["user_agent"] == "before-the-marker").count(), 1, "{trail:#?}");
     assert!(!trail.iter().chain(gw.audit_lines().iter()).any(is_audit_marker));
+}
+
+/// The harness tries another port only when the gateway's own port was taken; any other failure
+/// to start is reported as it is, with the log that says why.
+#[tokio::test]
+async fn a_start_failure_is_retried_only_when_the_gateways_port_was_taken() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a port to take");
+    let port = taken.local_addr().expect("its address").port();
+    match Gateway::try_start(&[], port).await {
+        Err(StartFailure::PortTaken(log)) => assert!(log.contains("Address already in use"), "{log}"),
+        other => panic!("a taken port is retried: {:?}", other.map(|g| g.port)),
+    }
+    drop(taken);
+    match Gateway::try_start(&[("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP", "many")], free_port()).await {
+        Err(StartFailure::Other(log)) => {
+            assert!(log.contains(r#"expected u64 for key "LOGIN.MAX_ATTEMPTS_PER_IP""#), "{log}")
+        }
+        other => panic!("a bad configuration fails at once: {:?}", other.map(|g| g.port)),
+    }
 }
