@@ -414,16 +414,7 @@ async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
     let page = page_offering_psc(&mut b, &r.location()).await;
     let flow = page.hidden("flow").expect("flow");
     psc.next_login("810001234567", "card").await;
-    let mut url = b.get(&format!("/login/psc?flow={flow}")).await.location();
-    let done = loop {
-        let r = b.get(&url).await;
-        let next = r.location();
-        if next.starts_with(&app.redirect_uri) {
-            break r;
-        }
-        url =
-            if next.starts_with('/') && !url.starts_with(&gw.issuer) { format!("{}{next}", psc.origin) } else { next };
-    };
+    let (done, _) = b.follow(&format!("/login/psc?flow={flow}"), |next| next.starts_with(&app.redirect_uri)).await;
     let code = done.redirect_params().get("code").cloned().expect("a code for the demo app");
     let claims = jwt_part(&redeem(&gw, &app, &code).await.id, 1);
     assert_eq!(claims["acr"], ACR_PHR, "a CPS at PSC is phishing-resistant: {claims}");

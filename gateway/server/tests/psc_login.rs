@@ -85,28 +85,22 @@ async fn through_psc(b: &mut Browser<'_>, psc: &PscSandbox, a: &Authz) -> (Resp,
     let flow = query_of(&format!("https://x{login_page}"))["flow"].clone();
     let go = b.get(&format!("/login/psc?flow={flow}")).await;
     assert_eq!(go.status, 302, "off to PSC: {}", go.body);
-    let mut url = go.location();
+    let url = go.location();
     assert!(url.starts_with(&psc.issuer), "the browser is sent to PSC's authorization endpoint: {url}");
     let sent = query_of(&url);
     assert_eq!(sent.get("acr_values").map(String::as_str), Some("eidas1"), "{url}");
     assert_eq!(sent.get("code_challenge_method").map(String::as_str), Some("S256"), "PKCE: {url}");
     assert!(sent.get("scope").is_some_and(|s| s.contains("scope_all")), "{url}");
-    for _ in 0..10 {
-        if url.contains("/login/psc/callback") {
-            let back = b.get(&url).await;
-            // PSC answers on the registered address (127.0.0.1): one hop to the issuer's host.
-            if back.status == 302 && back.location().starts_with(&b.gw.issuer) {
-                let again = b.get(&back.location()).await;
-                return (again, url);
-            }
-            return (back, url);
-        }
-        let r = b.get(&url).await;
-        assert!(matches!(r.status, 302 | 303), "PSC goes straight back to Vigie with a code: {} {}", r.status, r.body);
-        let next = r.location();
-        url = if next.starts_with('/') { format!("{}{next}", psc.origin) } else { next };
+    let (r, callback) = b.follow(&url, |next| next.contains("/login/psc/callback")).await;
+    let url =
+        callback.unwrap_or_else(|| panic!("PSC goes straight back to Vigie with a code: {} {}", r.status, r.body));
+    let back = b.get(&url).await;
+    // PSC answers on the registered address (127.0.0.1): one hop to the issuer's host.
+    if back.status == 302 && back.location().starts_with(&b.gw.issuer) {
+        let again = b.get(&back.location()).await;
+        return (again, url);
     }
-    panic!("PSC did not send the browser back to Vigie");
+    (back, url)
 }
 
 /// A PSC login as `idnat` that must succeed: the client's tokens.
@@ -279,13 +273,9 @@ async fn a_replayed_or_foreign_callback_is_refused() {
     let a = Authz::new(&w.gw, "demo-app");
     let r = attacker.authorize(&a).await;
     let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
-    let go = attacker.get(&format!("/login/psc?flow={flow}")).await;
-    let mut url = go.location();
-    while !url.contains("/login/psc/callback") {
-        let r = attacker.get(&url).await;
-        let next = r.location();
-        url = if next.starts_with('/') { format!("{}{next}", w.psc.origin) } else { next };
-    }
+    let (_, url) =
+        attacker.follow(&format!("/login/psc?flow={flow}"), |next| next.contains("/login/psc/callback")).await;
+    let url = url.expect("PSC sends the attacker's browser back to Vigie's callback");
     let mut victim = w.gw.browser();
     let r = victim.get(&url).await;
     let r = if r.status == 302 { victim.get(&r.location()).await } else { r };

@@ -685,6 +685,10 @@ impl Authz {
     }
 }
 
+/// The most redirects a browser follows in one go ([`Browser::follow`]), as browsers cap them
+/// (Chromium and Firefox at 20): more is a cycle.
+pub const MAX_REDIRECTS: usize = 20;
+
 /// A browser: a cookie jar, and redirects seen rather than followed.
 pub struct Browser<'g> {
     pub gw: &'g Gateway,
@@ -738,6 +742,30 @@ impl<'g> Browser<'g> {
 
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)
+    }
+
+    /// GETs `url` and follows the redirects (a relative `Location` read against the URL that sent
+    /// it) up to the response whose next URL satisfies `until`, returned with that URL, or up to a
+    /// response that is no redirect, returned alone. A chain longer than [`MAX_REDIRECTS`] (a
+    /// cycle) fails with the URLs it went through.
+    pub async fn follow(&mut self, url: &str, until: impl Fn(&str) -> bool) -> (Resp, Option<String>) {
+        let mut chain = vec![self.gw.url(url)];
+        loop {
+            let here = chain.last().expect("a URL").clone();
+            let r = self.get(&here).await;
+            if !matches!(r.status, 301 | 302 | 303 | 307 | 308) {
+                return (r, None);
+            }
+            let next = url::Url::parse(&here)
+                .and_then(|u| u.join(&r.location()))
+                .unwrap_or_else(|e| panic!("{here} redirects to {}: {e}", r.location()))
+                .to_string();
+            if until(&next) {
+                return (r, Some(next));
+            }
+            chain.push(next);
+            assert!(chain.len() <= MAX_REDIRECTS, "more than {MAX_REDIRECTS} redirects, a cycle: {chain:#?}");
+        }
     }
 
     /// Opens the login page at `location` and submits the form with these credentials.
