@@ -1,12 +1,16 @@
 //! The policy set of a running gateway: a changed set decides the next login without a restart,
 //! an invalid change keeps the set in force, and ops can check a set before deploying it.
 use crate::common;
+use crate::softkey;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::fido2::{add_key, key_assertion};
+use common::psc::PscSandbox;
 use common::*;
+use softkey::{SoftKey, VIRTUAL_AAGUID};
 
 /// A copy of the default policy set that the test may change.
 fn policy_dir(name: &str) -> PathBuf {
@@ -225,7 +229,7 @@ async fn from_outside_the_internal_zones_password_and_totp_is_not_enough() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_generic_account_stays_off_sensitive_clients_and_someone_who_left_gets_nowhere() {
+async fn a_generic_account_stays_off_sensitive_clients() {
     let gw = Gateway::start(&[]).await;
     let dir = gw.data_dir.display().to_string();
     let vigie = |args: &[&str]| Command::new(BIN).args(args).args(["--data-dir", &dir]).output().unwrap();
@@ -245,20 +249,89 @@ async fn a_generic_account_stays_off_sensitive_clients_and_someone_who_left_gets
     .await;
     // …but a non-sensitive client, yes.
     assert!(!card.sign_in_with_card(&Authz::new(&gw, "demo-app")).await.is_empty());
+}
 
-    // The interne has left: nothing opens, whatever the MIE.
-    let out = vigie(&["users", "set-status", "demo.interne", "left"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = vigie(&["users", "set-status", "demo.interne", "retired"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown employment status"));
-    let mut b = gw.browser();
-    let r = b.authorize(&Authz::new(&gw, "demo-app")).await;
-    let user = gw.user("demo.interne").clone();
-    let totp = gw.totp("demo.interne").await;
-    let done = b.submit_login(&r.location(), &user.username, &user.password, &totp).await;
-    assert_eq!(done.status, 403, "{}", done.body);
-    gw.audit_line(|l| {
-        l["kind"] == "policy_decision" && l["object"].as_str().is_some_and(|o| o.contains("employment-not-active"))
-    })
+/// The demo's persons each hold some of the MIE: the médecin a CPS, the HR officer a CPE, Dr Marie
+/// Durand an e-CPS and a CPS at the PSC stand-in; each can register a FIDO2 key after a password +
+/// TOTP login. Once they have left, every one of these is refused by `employment-not-active`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_left_gets_nowhere_whatever_the_mie() {
+    const PSC_SECRET: &str = "s3cret-of-the-policy-test";
+    let psc_port = free_port();
+    let issuer = format!("http://127.0.0.1:{psc_port}/auth/realms/esante-wallet");
+    let gw = Gateway::start(&[
+        ("VIGIE_PSC__ISSUER", issuer.as_str()),
+        ("VIGIE_PSC__CLIENT_ID", "vigie"),
+        ("VIGIE_PSC__CLIENT_SECRET", PSC_SECRET),
+        ("VIGIE_PSC__PROBE_INTERVAL_SECS", "1"),
+    ])
     .await;
+    let psc = PscSandbox::start(psc_port, PSC_SECRET, &[gw.port]);
+    // While still active, the médecin registers a key (the demo takes it without attestation).
+    let (mut b, _, _, _) = logged_in(&gw, "demo-app", &["demo.medecin"]).await;
+    let mut key = SoftKey::new("localhost", &gw.issuer, VIRTUAL_AAGUID);
+    add_key(&mut b, &mut key, "Clé du médecin").await;
+    let dir = gw.data_dir.display().to_string();
+    for who in ["demo.medecin", "demo.rh", "demo.durand"] {
+        let out = Command::new(BIN).args(["users", "set-status", who, "left", "--data-dir", &dir]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = Command::new(BIN).args(["users", "set-status", "demo.interne", "retired", "--data-dir", &dir]).output();
+    let err = String::from_utf8_lossy(&out.as_ref().unwrap().stderr).into_owned();
+    assert!(!out.unwrap().status.success() && err.contains("unknown employment status"), "{err}");
+    let app = || Authz::new(&gw, "demo-app");
+
+    let mut b = gw.browser();
+    let r = b.authorize(&app()).await;
+    let user = gw.user("demo.medecin").clone();
+    let totp = gw.totp("demo.medecin").await;
+    let password = b.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    refused_as_left(&gw, &password, "password_totp").await;
+
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    refused_as_left(&gw, &card_login(&mut card, &app()).await, "cps").await;
+    let mut card = gw.browser_with_demo_card("demo.rh");
+    refused_as_left(&gw, &card_login(&mut card, &app()).await, "cpe").await;
+
+    refused_as_left(&gw, &key_assertion(&mut gw.browser(), &app(), &mut key).await, "fido2").await;
+
+    let offers_psc = || async {
+        let mut b = gw.browser();
+        let r = b.authorize(&app()).await;
+        b.get(&r.location()).await.body.contains("/login/psc?flow=").then_some(())
+    };
+    eventually(15, offers_psc).await.expect("the login page offers PSC once its probe reaches it");
+    for (means, mie) in [("ecps", "ecps"), ("card", "cps_via_psc")] {
+        let mut b = gw.browser();
+        let r = b.authorize(&app()).await;
+        let page = b.get(&r.location()).await;
+        psc.next_login("810001234567", means).await;
+        let flow = page.hidden("flow").expect("flow");
+        let (_, callback) = b.follow(&format!("/login/psc?flow={flow}"), |u| u.contains("/login/psc/callback")).await;
+        let (done, _) = b.follow(&callback.expect("PSC sends the browser back"), |_| false).await;
+        refused_as_left(&gw, &done, mie).await;
+    }
+}
+
+/// Authorization request → `/login/cps` with the card the browser presents: the answer.
+async fn card_login(b: &mut Browser<'_>, a: &Authz) -> Resp {
+    let r = b.authorize(a).await;
+    let flow = query_of(&format!("https://x{}", r.location()))["flow"].clone();
+    b.get(&format!("/login/cps?flow={flow}")).await
+}
+
+/// `r`, the end of a login with `mie` by someone who has left, is the policy's refusal, audited
+/// as decided by `employment-not-active` with nothing else that would do.
+async fn refused_as_left(gw: &Gateway, r: &Resp, mie: &str) {
+    assert_eq!(r.status, 403, "{mie}: {} {:?}", r.body, r.header("location"));
+    assert!(r.body.contains("les règles de l&#39;établissement ne permettent pas"), "{mie}: {}", r.body);
+    let request_id = r.header("x-request-id").expect("a request id").to_owned();
+    let line = gw.audit_line(|l| l["kind"] == "policy_decision" && l["request_id"] == request_id.as_str()).await;
+    assert_eq!(
+        (line["method"].as_str(), line["object"].as_str(), line["outcome"].as_str()),
+        (Some(mie), Some("employment-not-active"), Some("failure")),
+        "{line}"
+    );
+    let reason = line["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("refused by [employment-not-active]; would do: []; "), "{mie}: {reason}");
 }

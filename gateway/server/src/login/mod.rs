@@ -130,7 +130,10 @@ pub async fn complete(
     let Some(client) = state.client(&flow.request.client_id) else {
         return pages::error_page(req, StatusCode::BAD_REQUEST, "the application is no longer registered");
     };
-    let principal = match crate::policy::principal_of(state, &auth.identity_id).await {
+    // Read now, not from the cache: someone who has just left or been suspended must not open a
+    // new session on a status read before the change (the sweep that ends their sessions may
+    // already have run).
+    let principal = match crate::policy::current_principal(state, &auth.identity_id).await {
         Ok(p) => p,
         Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
