@@ -43,7 +43,7 @@ const EN = {
 let demo;
 let context;
 let userDataDir;
-const problems = []; // console errors, page errors, CSP violations and failed subresources
+const problems = []; // console errors, page errors, CSP violations and failed subresources of the running test
 const notes = new Set(); // cosmetic findings, printed but not failing
 
 before(async () => {
@@ -101,6 +101,16 @@ function watch(page) {
   });
 }
 
+/** A test that also fails on any console error, page error, CSP violation or failed
+ *  subresource seen while it ran. */
+function pageTest(name, options, fn) {
+  test(name, options, async () => {
+    problems.length = 0;
+    await fn();
+    assert.deepEqual(problems, [], 'no console error, page error, CSP violation or failed subresource');
+  });
+}
+
 const user = (name) => {
   const u = demo.info.users.find((x) => x.username === name);
   assert.ok(u, `demo user ${name} is missing from demo.json`);
@@ -123,7 +133,7 @@ async function expectLoginPage(page) {
 
 const htmlLang = (page) => page.locator('html').getAttribute('lang');
 
-test('the login page is in French by default and in English with ?lang=en', { timeout: 30_000 }, async () => {
+pageTest('the login page is in French by default and in English with ?lang=en', { timeout: 30_000 }, async () => {
   const page = await openDemoApp();
   await expectLoginPage(page);
   await page.screenshot({ path: path.join(workDir, 'login.png'), fullPage: true });
@@ -154,7 +164,7 @@ test('the login page is in French by default and in English with ?lang=en', { ti
   await page.close();
 });
 
-test('every input of the login page has a label, and the page is usable with a screen reader', { timeout: 30_000 }, async () => {
+pageTest('every input of the login page has a label, and the page is usable with a screen reader', { timeout: 30_000 }, async () => {
   const page = await openDemoApp();
   await expectLoginPage(page);
   const inputs = await page.locator('form input:not([type=hidden]), form select, form textarea').evaluateAll((els) =>
@@ -184,7 +194,7 @@ test('every input of the login page has a label, and the page is usable with a s
   await page.close();
 });
 
-test('a wrong password shows the generic error, which does not say whether the account exists', { timeout: 30_000 }, async () => {
+pageTest('a wrong password shows the generic error, which does not say whether the account exists', { timeout: 30_000 }, async () => {
   const page = await openDemoApp();
   await expectLoginPage(page);
   const medecin = user('demo.medecin');
@@ -218,7 +228,7 @@ test('a wrong password shows the generic error, which does not say whether the a
   await page.close();
 });
 
-test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr, auth_time, sub and names; logs out; opening the demo app again asks for login', { timeout: 30_000 }, async () => {
+pageTest('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr, auth_time, sub and names; logs out; opening the demo app again asks for login', { timeout: 30_000 }, async () => {
   await context.clearCookies();
   const infirmiere = user('demo.infirmiere');
   const before = Math.floor(Date.now() / 1000);
@@ -271,8 +281,4 @@ test('newcomer opens the demo app, logs in with password and TOTP, sees acr, amr
   await page.goto(demo.info.demo_app_url);
   await expectLoginPage(page);
   await page.close();
-});
-
-test('no page logged an error or a Content-Security-Policy violation', { timeout: 30_000 }, () => {
-  assert.deepEqual(problems, []);
 });

@@ -5,7 +5,9 @@
 //   const demo = await startDemo({ bin, label })   // fresh data dir, free port, /healthz answers
 //   demo.issuer, demo.info (demo.json), demo.caFile, demo.dataDir, demo.logs()
 //   await demo.stop()                               // always call it (try/finally)
+//   await settledAudit(demo)                        // the audit trail of all done so far
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -141,4 +143,43 @@ export async function totp(secretBase32, step = Math.floor(Date.now() / 1000 / 3
   const off = h[h.length - 1] & 0x0f;
   const n = (h.readUInt32BE(off) & 0x7fffffff) % 1_000_000;
   return String(n).padStart(6, '0');
+}
+
+const AUDIT_MARKER = 'vigie-tests-audit-marker/';
+
+const auditFile = (demo) => path.join(demo.dataDir, 'audit.jsonl');
+
+function readAudit(demo) {
+  const file = auditFile(demo);
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/**
+ * The whole audit trail of everything the gateway did before this call, without the markers.
+ * The gateway's audit writer is one FIFO queue: this sends a request it audits (an /authorize
+ * without parameters, refused, under a user agent of its own) and waits until that line is
+ * written, so every event recorded before it is written too. Checks that a line is absent, or
+ * counts of lines, read this rather than the file at once (a line may still be queued).
+ */
+export async function settledAudit(demo, timeoutMs = 10_000) {
+  const marker = `${AUDIT_MARKER}${randomUUID()}`;
+  const status = await new Promise((resolve, reject) => {
+    https.get({
+      host: '127.0.0.1', servername: 'localhost', port: demo.port, path: '/authorize', ca: fs.readFileSync(demo.caFile),
+      headers: { host: `localhost:${demo.port}`, 'user-agent': marker },
+    }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on('error', reject);
+  });
+  if (status !== 400) throw new Error(`an /authorize without parameters is refused with 400 (the audit marker), got ${status}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = readAudit(demo);
+    const at = lines.findIndex((l) => l.user_agent === marker);
+    if (at >= 0) return lines.slice(0, at).filter((l) => !String(l.user_agent ?? '').startsWith(AUDIT_MARKER));
+    if (Date.now() > deadline) throw new Error(`the audit marker was not written within ${timeoutMs} ms`);
+    await sleep(20);
+  }
 }
