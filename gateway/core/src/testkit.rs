@@ -164,27 +164,29 @@ pub async fn put_overwrites(store: &Arc<dyn EphemeralStore>) {
 /// A value is never returned after its TTL, by `get` or `take`; a `put` over a live value sets
 /// the new TTL, shorter or longer.
 pub async fn values_expire_after_their_ttl(store: &Arc<dyn EphemeralStore>) {
-    let p = prefix("ttl");
-    let short = format!("{p}:short");
-    let taken = format!("{p}:short-taken");
-    let long = format!("{p}:long");
-    let shortened = format!("{p}:shortened");
-    let lengthened = format!("{p}:lengthened");
-
-    let written = Instant::now();
-    ok("put", store.put(&short, b"v", SHORT).await);
-    ok("put", store.put(&taken, b"v", SHORT).await);
-    ok("put", store.put(&long, b"v", LONG).await);
-    ok("put", store.put(&shortened, b"v", LONG).await);
-    ok("put", store.put(&shortened, b"v", SHORT).await);
-    ok("put", store.put(&lengthened, b"v", SHORT).await);
-    ok("put", store.put(&lengthened, b"v", LONG).await);
-    let fresh = ok("get", store.get(&short).await);
-    // Only meaningful if this machine did not stall past the TTL while writing.
-    if written.elapsed() < SHORT / 2 {
+    let [short, taken, long, shortened, lengthened] = on_time("a value with a short TTL", || async move {
+        let p = prefix("ttl");
+        let keys = ["short", "short-taken", "long", "shortened", "lengthened"].map(|k| format!("{p}:{k}"));
+        let [short, taken, long, shortened, lengthened] = &keys;
+        let written = Instant::now();
+        ok("put", store.put(short, b"v", SHORT).await);
+        ok("put", store.put(taken, b"v", SHORT).await);
+        ok("put", store.put(long, b"v", LONG).await);
+        ok("put", store.put(shortened, b"v", LONG).await);
+        ok("put", store.put(shortened, b"v", SHORT).await);
+        ok("put", store.put(lengthened, b"v", SHORT).await);
+        ok("put", store.put(lengthened, b"v", LONG).await);
+        let fresh = ok("get", store.get(short).await);
+        // Past half the TTL, a value gone proves nothing: that round stalled.
+        if written.elapsed() >= SHORT / 2 {
+            return None;
+        }
         assert!(fresh.is_some(), "a value with a {SHORT:?} TTL is gone right after put");
-    }
+        Some(keys)
+    })
+    .await;
 
+    // A clock step: the TTLs must run out, and a value that must be gone gives nothing to wait on.
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(ok("get", store.get(&short).await), None, "get returned a value after its TTL");
     assert_eq!(ok("take", store.take(&taken).await), None, "take returned a value after its TTL");
@@ -281,11 +283,13 @@ pub async fn put_if_absent_succeeds_again_after_expiry(store: &Arc<dyn Ephemeral
         ok("put_if_absent", store.put_if_absent(&key, b"first", SHORT).await),
         "put_if_absent on an absent key did not store"
     );
-    tokio::time::sleep(PAST_SHORT).await;
-    assert!(
-        ok("put_if_absent", store.put_if_absent(&key, b"again", LONG).await),
-        "put_if_absent is refused after the TTL elapsed"
-    );
+    // Waits for the store to take it again, up to ten times the TTL: a store that kept the first
+    // value for good fails here.
+    let deadline = Instant::now() + 10 * SHORT;
+    while !ok("put_if_absent", store.put_if_absent(&key, b"again", LONG).await) {
+        assert!(Instant::now() < deadline, "put_if_absent is refused {:?} after a {SHORT:?} TTL", 10 * SHORT);
+        tokio::time::sleep(SHORT / 10).await;
+    }
     assert_eq!(
         ok("get", store.get(&key).await).as_deref(),
         Some(&b"again"[..]),
@@ -336,24 +340,36 @@ pub async fn concurrent_attempts_admit_exactly_the_limit(store: &Arc<dyn Ephemer
 /// A counter's TTL starts when it is created; later `incr` do not push it back, and once it
 /// has expired `incr` starts again from 1 (a rate-limit window is fixed).
 pub async fn incr_ttl_is_set_at_creation_and_not_extended(store: &Arc<dyn EphemeralStore>) {
-    let key = format!("{}:k", prefix("incr-ttl"));
-    let ttl = Duration::from_millis(1000);
-    let created = Instant::now();
-    assert_eq!(ok("incr", store.incr(&key, ttl).await), 1, "a new counter does not start at 1");
-    let created_in = created.elapsed();
+    on_time("a counter's TTL", || async move {
+        let key = format!("{}:k", prefix("incr-ttl"));
+        let ttl = Duration::from_millis(1000);
+        let created = Instant::now();
+        assert_eq!(ok("incr", store.incr(&key, ttl).await), 1, "a new counter does not start at 1");
+        let created_in = created.elapsed();
+        if created_in >= Duration::from_millis(200) {
+            return None;
+        }
 
-    tokio::time::sleep_until((created + Duration::from_millis(500)).into()).await;
-    assert_eq!(ok("incr", store.incr(&key, ttl).await), 2, "the counter expired before its TTL");
+        // Clock steps, here and below: the counter's age is what is checked.
+        tokio::time::sleep_until((created + Duration::from_millis(500)).into()).await;
+        let second = Instant::now();
+        let n = ok("incr", store.incr(&key, ttl).await);
+        if created.elapsed() >= ttl - Duration::from_millis(100) {
+            return None;
+        }
+        assert_eq!(n, 2, "the counter expired before its TTL");
 
-    // Past the first TTL (with margin for the first call's duration), but well before the TTL
-    // the second incr would have set had it extended it (created + 1500 ms at the earliest).
-    tokio::time::sleep_until((created + created_in + Duration::from_millis(1250)).into()).await;
-    let after = ok("incr", store.incr(&key, ttl).await);
-    if created_in < Duration::from_millis(200) {
+        // Past the first TTL (with margin for the first call's duration), but before the TTL the
+        // second incr would have set had it extended it.
+        tokio::time::sleep_until((created + created_in + Duration::from_millis(1250)).into()).await;
+        let after = ok("incr", store.incr(&key, ttl).await);
+        if second.elapsed() >= ttl {
+            return None;
+        }
         assert_eq!(after, 1, "incr extended the counter's TTL (the counter read {after} after its TTL)");
-    } else {
-        assert!(after <= 3, "the counter went from 2 to {after} in one incr");
-    }
+        Some(())
+    })
+    .await;
 }
 
 /// A set holds each distinct member once, in any order.
@@ -375,24 +391,30 @@ pub async fn sets_collect_distinct_members(store: &Arc<dyn EphemeralStore>) {
 
 /// A set lives `ttl` from the last `add_to_set`, then reads as empty.
 pub async fn sets_expire_ttl_after_the_last_add(store: &Arc<dyn EphemeralStore>) {
-    let key = format!("{}:k", prefix("set-ttl"));
-    let ttl = Duration::from_millis(600);
-    let first = Instant::now();
-    ok("add_to_set", store.add_to_set(&key, "one", ttl).await);
-    tokio::time::sleep_until((first + Duration::from_millis(300)).into()).await;
-    let second = Instant::now();
-    ok("add_to_set", store.add_to_set(&key, "two", ttl).await);
+    on_time("a set's TTL", || async move {
+        let key = format!("{}:k", prefix("set-ttl"));
+        let ttl = Duration::from_millis(600);
+        let first = Instant::now();
+        ok("add_to_set", store.add_to_set(&key, "one", ttl).await);
+        // Clock steps, here and below: the set's age is what is checked.
+        tokio::time::sleep_until((first + Duration::from_millis(300)).into()).await;
+        let second = Instant::now();
+        ok("add_to_set", store.add_to_set(&key, "two", ttl).await);
 
-    // Past the first add's TTL, before the second's.
-    tokio::time::sleep_until((first + Duration::from_millis(750)).into()).await;
-    let mut members = ok("members", store.members(&key).await);
-    members.sort();
-    if second.elapsed() < ttl - Duration::from_millis(50) {
+        // Past the first add's TTL, before the second's.
+        tokio::time::sleep_until((first + Duration::from_millis(750)).into()).await;
+        let mut members = ok("members", store.members(&key).await);
+        members.sort();
+        if second.elapsed() >= ttl - Duration::from_millis(50) {
+            return None;
+        }
         assert_eq!(members, ["one", "two"], "the set expired ttl after its first add, not its last");
-    }
 
-    tokio::time::sleep_until((second + ttl + Duration::from_millis(400)).into()).await;
-    assert!(ok("members", store.members(&key).await).is_empty(), "a set still has members after its TTL");
+        tokio::time::sleep_until((second + ttl + Duration::from_millis(400)).into()).await;
+        assert!(ok("members", store.members(&key).await).is_empty(), "a set still has members after its TTL");
+        Some(())
+    })
+    .await;
 }
 
 /// Keys with separators, spaces, control characters and non-ASCII text are stored as given and
@@ -535,6 +557,25 @@ impl EphemeralStore for FailingStore {
 }
 
 /// Unwraps a store result, naming the operation when it failed.
+/// How many rounds of a timed check may stall before it fails.
+const TIMED_ROUNDS: usize = 5;
+
+/// Runs `round`, a timed check on fresh keys, until one round ran on time (it returns `Some`):
+/// a round that stalled past its timing (`None`) proves nothing either way, and a check that
+/// never ran must fail, not pass.
+async fn on_time<T, F, Fut>(what: &str, mut round: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..TIMED_ROUNDS {
+        if let Some(v) = round().await {
+            return v;
+        }
+    }
+    panic!("{what}: {TIMED_ROUNDS} rounds in a row stalled past their timing, so nothing was checked")
+}
+
 fn ok<T>(operation: &str, result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|e| panic!("{operation} failed: {e}"))
 }

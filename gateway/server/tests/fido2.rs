@@ -196,7 +196,15 @@ async fn enrolment_needs_a_recent_two_factor_login_or_a_single_use_code_from_hr(
     // Signed in, but the login is older than `enrolment_max_auth_age_secs`.
     let (mut b, _, _, first) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
     let sub = jwt_part(&first.id, 1)["sub"].as_str().expect("sub").to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // The login grows too old for an enrolment within a second; ten times that is the bound.
+    let too_old = eventually(10, || {
+        let (http, cookie, url) = (b.http.clone(), b.cookie_header(), gw.url("/account/keys"));
+        async move {
+            let r = Resp::of(http.get(url).header("cookie", cookie?).send().await.ok()?).await;
+            r.body.contains(r#"id="add-refused""#).then_some(())
+        }
+    });
+    too_old.await.expect("the keys page refuses a key once the login is older than enrolment_max_auth_age_secs");
     let page = b.get("/account/keys").await;
     assert!(page.body.contains(r#"id="add-refused""#), "{}", page.body);
     let csrf = page.hidden("csrf").unwrap_or_default();

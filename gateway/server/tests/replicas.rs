@@ -248,12 +248,10 @@ async fn readiness_reports_redis_down_within_a_probe_timeout() {
     assert_eq!(body["checks"]["store"]["status"], "down", "{body}");
     assert_eq!(body["checks"]["directory"]["status"], "up", "{body}");
     // On the public port, the store's error (its address, the driver's words) stays in the log.
-    let detail = body["checks"]["store"]["detail"].as_str().unwrap_or_default();
-    assert!(
-        ["the check failed: see the gateway's log", "no answer within 800 ms"].contains(&detail),
-        "a generic reason: {body}"
-    );
-    // Kubernetes' default probe timeout is 1 s.
+    // Redis gone, its port refuses: the check fails at once rather than running out of time.
+    assert_eq!(body["checks"]["store"]["detail"], "the check failed: see the gateway's log", "{body}");
+    // The contract is an answer within Kubernetes' default probe timeout (1 s; the checks are
+    // cut at 800 ms). It answers in about 10 ms here, so 1 s is two orders of magnitude above.
     assert!(elapsed < Duration::from_secs(1), "readyz answered in {elapsed:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

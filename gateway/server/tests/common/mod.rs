@@ -411,6 +411,7 @@ impl Gateway {
                     }
                 }
             }
+            // A clock step: a code the gateway has not seen comes only with the next TOTP step.
             tokio::time::sleep(Duration::from_secs(left as u64) + Duration::from_millis(200)).await;
         }
     }
@@ -433,6 +434,7 @@ impl Gateway {
                     }
                 }
             }
+            // A clock step: a code the gateway has not seen comes only with the next TOTP step.
             tokio::time::sleep(Duration::from_secs(left as u64) + Duration::from_millis(200)).await;
         }
     }
