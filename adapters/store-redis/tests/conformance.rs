@@ -51,8 +51,8 @@ async fn unreachable_redis_is_reported_quickly_and_clearly() {
     let Err(StoreError::Unavailable(message)) = result else {
         panic!("connect to a closed port did not fail as Unavailable: {result:?}");
     };
-    // Refused at once: about 0.3 s here (the retries' backoff). The bound, ten times that, stays
-    // to tell "fails" from "hangs", not to time it.
+    // Refused at once: about 0.3 s (the retries' backoff; `cargo bench --bench unavailable` has
+    // the figure). The bound, ten times that, stays to tell "fails" from "hangs", not to time it.
     assert!(took < Duration::from_secs(3), "connect to a closed port took {took:?}");
     assert!(message.contains(&format!("cannot reach Redis at redis://127.0.0.1:{port}/0")), "{message}");
     assert!(message.contains("`store.url`"), "{message}");
@@ -86,7 +86,8 @@ async fn operations_fail_fast_while_redis_is_down_and_recover_after() {
         let result = store.ping().await;
         let took = started.elapsed();
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "ping with Redis down gave {result:?}");
-        // As above: about 0.3 s here, bounded at ten times that to tell "fails" from "hangs".
+        // As above: at most about 0.3 s (benchmarked), bounded at ten times that to tell "fails"
+        // from "hangs".
         assert!(took < Duration::from_secs(3), "ping with Redis down took {took:?}");
     }
     let Err(StoreError::Unavailable(message)) = store.get("flow").await else {
@@ -116,9 +117,9 @@ async fn a_redis_that_never_answers_is_reported_within_bounded_time() {
     let Err(StoreError::Unavailable(message)) = result else {
         panic!("connect to a silent server did not fail as Unavailable: {result:?}");
     };
-    // By design about 1.8 s (3 attempts of 500 ms plus backoff, `RedisTimeouts`); without the
-    // timeouts it would hang for good. The bound, ten times that, tells one from the other
-    // on a loaded machine; it is no measure of the timeouts.
+    // By design about 1.8 s (3 attempts of 500 ms plus backoff, `RedisTimeouts`; benchmarked by
+    // `cargo bench --bench unavailable`); without the timeouts it would hang for good. The
+    // bound, ten times that, tells one from the other on a loaded machine.
     assert!(took < Duration::from_secs(20), "connect to a silent server took {took:?}");
     assert!(message.contains("did not answer"), "{message}");
 }
