@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::common::free_port;
 use crate::common::redis::{RedisServer, Replica};
+use crate::common::{free_port, hidden_input, query_of};
 
 /// What Kubernetes adds for a Service named `vigie`: not configuration, must not stop the start.
 const KUBERNETES_ENV: [(&str, &str); 2] =
@@ -22,16 +22,6 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
         .find(|v| v.starts_with(&format!("{name}=")))
         .map(|v| v.split(';').next().unwrap_or_default().to_owned())
         .unwrap_or_else(|| panic!("no {name} cookie"))
-}
-
-fn form_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).map(|i| i + marker.len()).expect("form field");
-    html[start..start + html[start..].find('"').expect("value end")].to_owned()
-}
-
-fn query(location: &str, key: &str) -> Option<String> {
-    url::Url::parse(location).ok()?.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
@@ -110,8 +100,8 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
         .post(format!("{b}/login/password"))
         .header("cookie", &browser)
         .form(&[
-            ("flow", form_field(&html, "flow")),
-            ("csrf", form_field(&html, "csrf")),
+            ("flow", hidden_input(&html, "flow").expect("flow")),
+            ("csrf", hidden_input(&html, "csrf").expect("csrf")),
             ("username", user["username"].as_str().expect("username").to_owned()),
             ("password", user["password"].as_str().expect("password").to_owned()),
             ("totp", code),
@@ -122,8 +112,8 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     assert_eq!(r.status(), 303, "login on B: {:?}", r.text().await);
     let session = set_cookie(&r, "__Host-vigie-session");
     let location = r.headers()["location"].to_str().expect("location").to_owned();
-    assert_eq!(query(&location, "iss").as_deref(), Some(issuer.as_str()));
-    let code = query(&location, "code").expect("code");
+    assert_eq!(query_of(&location).get("iss").map(String::as_str), Some(issuer.as_str()));
+    let code = query_of(&location).remove("code").expect("code");
 
     // 3. Token on A.
     let r = token(
@@ -161,8 +151,9 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     // 6. SSO on B with the session made on B, and a code redeemed once across both replicas.
     let r = http.get(authorize_url(&b)).header("cookie", &session).send().await.expect("SSO on B");
     assert_eq!(r.status(), 303);
-    let code =
-        query(r.headers()["location"].to_str().expect("location"), "code").expect("SSO gives a code without login");
+    let code = query_of(r.headers()["location"].to_str().expect("location"))
+        .remove("code")
+        .expect("SSO gives a code without login");
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -181,7 +172,7 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     // 7. A family refreshed many times, alternately on A and B, keeps one record in Redis:
     // state grows with families, not with rotations.
     let r = http.get(authorize_url(&a)).header("cookie", &session).send().await.expect("SSO on A");
-    let code = query(r.headers()["location"].to_str().expect("location"), "code").expect("code");
+    let code = query_of(r.headers()["location"].to_str().expect("location")).remove("code").expect("code");
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
