@@ -66,7 +66,7 @@ async fn check_id_token(gw: &Gateway, a: &Authz, t: &Tokens, alg: &str, signed_i
 /// The whole flow for a demo client registered with token endpoint authentication `auth_method`
 /// and ID token algorithm `alg`: what the demo registers, written here rather than read back
 /// from the gateway, so that a client registered otherwise fails.
-async fn full_flow(client_id: &str, auth_method: &str, alg: &str) -> (Tokens, Value) {
+async fn full_flow(client_id: &str, auth_method: &str, alg: &str) {
     let gw = gw().await;
     let registered = gw.client(client_id);
     // The code is redeemed with the method demo.json shows.
@@ -83,20 +83,19 @@ async fn full_flow(client_id: &str, auth_method: &str, alg: &str) -> (Tokens, Va
     assert_eq!(t.raw["scope"], "openid profile hospital offline_access");
     let claims = check_id_token(gw, &a, &t, alg, started).await;
     assert_eq!(claims["name"], user.name.as_str(), "profile claims are the user's");
+    // RFC 9068 §2.1: the access token is a JWT typed `at+jwt`; Vigie signs it like the ID token.
+    assert_eq!(jwt_part(&t.access, 0)["typ"], "at+jwt", "RFC 9068 access token");
+    let access = gw.verify_jwt(&t.access, client_id, alg).await;
+    assert_eq!((&access["client_id"], &access["sub"]), (&Value::from(client_id), &claims["sub"]));
 
     let info = gw.userinfo(&t.access).await;
     assert_eq!(info.status, 200, "userinfo: {}", info.body);
     assert_eq!(info.json()["sub"], claims["sub"], "userinfo sub equals the ID token sub (OIDC Core §5.3.2)");
-    (t, claims)
 }
 
 #[tokio::test]
 async fn demo_app_with_client_secret_basic_gets_verified_es256_id_token() {
-    let (t, _) = full_flow("demo-app", "client_secret_basic", "ES256").await;
-    let at = jwt_part(&t.access, 0);
-    assert_eq!(at["typ"], "at+jwt", "RFC 9068 access token");
-    let claims = jwt_part(&t.access, 1);
-    assert_eq!(claims["client_id"], "demo-app");
+    full_flow("demo-app", "client_secret_basic", "ES256").await;
 }
 
 #[tokio::test]
