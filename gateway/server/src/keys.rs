@@ -295,7 +295,11 @@ impl Keys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use serde_json::Value;
+
     use super::*;
 
     #[derive(Debug, Serialize, Deserialize)]
@@ -314,24 +318,153 @@ mod tests {
         v
     }
 
+    /// What a relying party holding only the published JWK Set concludes of `token` signed with
+    /// `alg`: the header must name `alg` and the `kid` of exactly one published signing key of
+    /// that type; the public key is rebuilt from the JWK's own numbers (RFC 7518 §6.2.1 `x`/`y`,
+    /// §6.3.1 `n`/`e`) and the signature checked by aws-lc for `alg`. Neither this key set nor
+    /// jsonwebtoken takes part, so a signature that only the gateway's own verifier accepts fails.
+    pub(crate) fn verify_with_published_jwk(jwks_json: &str, token: &str, alg: &str) -> Result<Value, String> {
+        use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+        let bytes = |s: &str| B64.decode(s).map_err(|e| format!("base64url: {e}"));
+        let json = |s: &str| serde_json::from_slice::<Value>(&bytes(s)?).map_err(|e| format!("JSON: {e}"));
+        let [h, p, s] = token.split('.').collect::<Vec<_>>()[..] else { return Err("not a JWS".into()) };
+        let header = json(h)?;
+        if header["alg"] != alg {
+            return Err(format!("header alg {} is not {alg}", header["alg"]));
+        }
+        let jwks: Value = serde_json::from_str(jwks_json).map_err(|e| e.to_string())?;
+        let keys = jwks["keys"].as_array().ok_or("no keys")?;
+        let named: Vec<&Value> = keys.iter().filter(|k| k["kid"] == header["kid"]).collect();
+        let [jwk] = named[..] else { return Err(format!("{} published keys have kid {}", named.len(), header["kid"])) };
+        if jwk["use"] != "sig" || jwk.get("alg").is_some_and(|a| a != alg) {
+            return Err(format!("published key {} is not an {alg} signing key", header["kid"]));
+        }
+        let member = |name: &str| bytes(jwk[name].as_str().ok_or(format!("JWK has no {name}"))?);
+        let (message, sig) = (format!("{h}.{p}"), bytes(s)?);
+        let verified = match (alg, jwk["kty"].as_str(), jwk["crv"].as_str()) {
+            ("ES256", Some("EC"), Some("P-256")) => {
+                // SEC 1 §2.3.3 uncompressed point: 0x04 ‖ x ‖ y, each a full 32 bytes (RFC 7518 §6.2.1.2).
+                let (x, y) = (member("x")?, member("y")?);
+                if (x.len(), y.len()) != (32, 32) {
+                    return Err("P-256 coordinates are 32 bytes".into());
+                }
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, [&[4][..], &x, &y].concat())
+                    .verify(message.as_bytes(), &sig)
+            }
+            ("RS256" | "PS256", Some("RSA"), None) => {
+                let params = if alg == "RS256" {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &signature::RSA_PSS_2048_8192_SHA256
+                };
+                RsaPublicKeyComponents { n: member("n")?, e: member("e")? }.verify(params, message.as_bytes(), &sig)
+            }
+            _ => return Err(format!("published key {} cannot verify {alg}", header["kid"])),
+        };
+        verified.map_err(|_| format!("the {alg} signature does not verify with published key {}", header["kid"]))?;
+        json(p)
+    }
+
+    /// `token` with its header replaced by one naming `alg` and `kid`, its signature kept.
+    fn relabel(token: &str, alg: &str, kid: &str) -> String {
+        let header = B64.encode(format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#));
+        format!("{header}.{}", token.split_once('.').unwrap().1)
+    }
+
+    fn current_kid(file: &KeyFile, kty: KeyType) -> String {
+        let current: Vec<&StoredKey> =
+            file.keys.iter().filter(|k| k.kty == kty && k.state == KeyState::Current).collect();
+        assert_eq!(current.len(), 1, "one current {kty:?} key");
+        current[0].kid.clone()
+    }
+
+    #[test]
+    fn each_alg_is_signed_as_its_header_says_with_the_current_key_of_its_type() {
+        let file = KeyFile::generate(0);
+        let set = KeySet::from_file(&file, 1).unwrap();
+        for (alg, name, kty) in [
+            (SigningAlg::ES256, "ES256", KeyType::EC),
+            (SigningAlg::RS256, "RS256", KeyType::RSA),
+            (SigningAlg::PS256, "PS256", KeyType::RSA),
+        ] {
+            let token = set.sign(alg, Some("JWT"), &claims()).unwrap();
+            let header: Value = serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+            assert_eq!(header, serde_json::json!({ "alg": name, "kid": current_kid(&file, kty), "typ": "JWT" }));
+            let verified = verify_with_published_jwk(set.jwks_json(), &token, name).unwrap();
+            assert_eq!(verified["iss"], "https://vigie.test");
+        }
+        // The oracle tells the paddings apart: a PKCS#1 v1.5 signature is not a PSS one.
+        let kid = current_kid(&file, KeyType::RSA);
+        for (signed, claimed) in [(SigningAlg::RS256, "PS256"), (SigningAlg::PS256, "RS256")] {
+            let token = relabel(&set.sign(signed, None, &claims()).unwrap(), claimed, &kid);
+            assert_eq!(
+                verify_with_published_jwk(set.jwks_json(), &token, claimed),
+                Err(format!("the {claimed} signature does not verify with published key \"{kid}\""))
+            );
+        }
+    }
+
+    #[test]
+    fn the_jwks_publishes_every_live_key_public_part_only_for_signing() {
+        let mut file = KeyFile::generate(0);
+        file.rotate(10, 600);
+        let set = KeySet::from_file(&file, 11).unwrap();
+        let jwks: Value = serde_json::from_str(set.jwks_json()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        let mut published: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        let mut stored: Vec<&str> = file.keys.iter().map(|k| k.kid.as_str()).collect();
+        published.sort();
+        stored.sort();
+        assert_eq!(published, stored, "previous, current and next keys of both types");
+        assert_eq!(keys.len(), 6);
+        for k in keys {
+            assert_eq!(k["use"], "sig", "{k}");
+            // RFC 7518 §6.2.2, §6.3.2: the private members.
+            for private in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
+                assert!(k.get(private).is_none(), "no {private} in {k}");
+            }
+            match k["kty"].as_str() {
+                Some("EC") => {
+                    assert_eq!((&k["crv"], &k["alg"]), (&Value::from("P-256"), &Value::from("ES256")), "{k}");
+                }
+                Some("RSA") => {
+                    // One RSA key serves RS256 and PS256: a JWK `alg` would name only one.
+                    assert!(k.get("alg").is_none(), "{k}");
+                    assert_eq!(k["e"], "AQAB", "{k}");
+                    assert_eq!(B64.decode(k["n"].as_str().unwrap()).unwrap().len(), 256, "RSA-2048: {k}");
+                }
+                other => panic!("unexpected kty {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn tokens_signed_before_rotation_still_verify_and_next_key_is_published() {
         let mut file = KeyFile::generate(0);
         let before = KeySet::from_file(&file, 1).unwrap();
         let next_kid =
             file.keys.iter().find(|k| k.kty == KeyType::EC && k.state == KeyState::Next).unwrap().kid.clone();
-        assert!(before.jwks_json().contains(&next_kid), "next key is published before use");
+        let published: Value = serde_json::from_str(before.jwks_json()).unwrap();
+        assert!(
+            published["keys"].as_array().unwrap().iter().any(|k| k["kid"] == next_kid.as_str()),
+            "next key is published before use"
+        );
         let old = before.sign(SigningAlg::ES256, None, &claims()).unwrap();
 
         file.rotate(10, 600);
         let after = KeySet::from_file(&file, 11).unwrap();
         let (h, _) = after.verify::<C>(&old, None, validation()).unwrap();
+        verify_with_published_jwk(after.jwks_json(), &old, "ES256").unwrap();
         let new = after.sign(SigningAlg::ES256, None, &claims()).unwrap();
         assert_eq!(jsonwebtoken::decode_header(&new).unwrap().kid.unwrap(), next_kid);
+        verify_with_published_jwk(after.jwks_json(), &new, "ES256").unwrap();
         assert_ne!(h.kid.unwrap(), next_kid);
 
         let retired = KeySet::from_file(&file, 700).unwrap();
         assert!(retired.verify::<C>(&old, None, validation()).unwrap_err().contains("unknown key id"));
+        assert!(
+            verify_with_published_jwk(retired.jwks_json(), &old, "ES256").unwrap_err().starts_with("0 published keys")
+        );
     }
 
     proptest::proptest! {
@@ -346,25 +479,34 @@ mod tests {
 
     static SET: std::sync::OnceLock<KeySet> = std::sync::OnceLock::new();
 
+    /// RFC 8725 §3.1: the key named by `kid` fixes the algorithm; a header naming another one is
+    /// refused, even within the RSA family where the key could compute it.
     #[test]
-    fn rsa_key_signs_rs256_and_ps256() {
-        let set = KeySet::from_file(&KeyFile::generate(0), 1).unwrap();
-        for alg in [SigningAlg::RS256, SigningAlg::PS256] {
-            let t = set.sign(alg, Some("JWT"), &claims()).unwrap();
-            set.verify::<C>(&t, Some("JWT"), validation()).unwrap();
-        }
+    fn a_header_naming_another_alg_than_its_keys_is_refused() {
+        let file = KeyFile::generate(0);
+        let set = KeySet::from_file(&file, 1).unwrap();
+        let (ec, rsa) = (current_kid(&file, KeyType::EC), current_kid(&file, KeyType::RSA));
+        let es = set.sign(SigningAlg::ES256, None, &claims()).unwrap();
+        let rs = set.sign(SigningAlg::RS256, None, &claims()).unwrap();
+        let ps = set.sign(SigningAlg::PS256, None, &claims()).unwrap();
+        let refused = |token: String| set.verify::<C>(&token, None, validation()).unwrap_err();
+        assert_eq!(refused(relabel(&es, "RS256", &ec)), format!("algorithm RS256 does not match key {ec:?}"));
+        assert_eq!(refused(relabel(&es, "PS256", &ec)), format!("algorithm PS256 does not match key {ec:?}"));
+        assert_eq!(refused(relabel(&rs, "ES256", &rsa)), format!("algorithm ES256 does not match key {rsa:?}"));
+        assert_eq!(refused(relabel(&rs, "PS256", &rsa)), "InvalidSignature");
+        assert_eq!(refused(relabel(&ps, "RS256", &rsa)), "InvalidSignature");
+        // Control: the same relabelling with the true algorithm verifies.
+        set.verify::<C>(&relabel(&ps, "PS256", &rsa), None, validation()).unwrap();
     }
 
     #[test]
     fn alg_none_hmac_confusion_and_crit_are_refused() {
-        use base64::Engine;
-        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let set = KeySet::from_file(&KeyFile::generate(0), 1).unwrap();
         let good = set.sign(SigningAlg::ES256, None, &claims()).unwrap();
         let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
-        let body = good.split('.').nth(1).unwrap();
-        let none = format!("{}.{body}.", b64(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#)));
-        assert!(set.verify::<C>(&none, None, validation()).is_err());
+        let none = relabel(&good, "none", &kid);
+        let none = format!("{}.", none.rsplit_once('.').unwrap().0);
+        assert!(set.verify::<C>(&none, None, validation()).unwrap_err().starts_with("malformed JWT"));
         // HS256 keyed with the public JWK: the classic algorithm confusion.
         let hs = jsonwebtoken::encode(
             &Header { kid: Some(kid.clone()), ..Header::new(Algorithm::HS256) },
@@ -374,9 +516,12 @@ mod tests {
         .unwrap();
         assert!(set.verify::<C>(&hs, None, validation()).unwrap_err().contains("not accepted"));
         let mut parts: Vec<&str> = good.split('.').collect();
-        let crit = b64(&format!(r#"{{"alg":"ES256","kid":"{kid}","crit":["exp"]}}"#));
+        let crit = B64.encode(format!(r#"{{"alg":"ES256","kid":"{kid}","crit":["exp"]}}"#));
         parts[0] = &crit;
-        assert!(set.verify::<C>(&parts.join("."), None, validation()).is_err());
+        assert_eq!(
+            set.verify::<C>(&parts.join("."), None, validation()).unwrap_err(),
+            "JWT with a `crit` header is not accepted (RFC 7515 §4.1.11)"
+        );
         let other = KeySet::from_file(&KeyFile::generate(0), 1).unwrap();
         assert!(other.verify::<C>(&good, None, validation()).unwrap_err().contains("unknown key id"));
     }

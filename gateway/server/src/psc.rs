@@ -605,6 +605,8 @@ pub fn announce_cli(config: &crate::config::Config, command: AnnounceCommand) ->
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -674,11 +676,55 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret-value"));
     }
 
-    proptest::proptest! {
+    /// The default card values of docs/psc.md (`amr_map`: `sc`, `card`, `smartcard`, `cps`).
+    const DOCUMENTED_CARD_AMR: [&str; 4] = ["sc", "card", "smartcard", "cps"];
+
+    /// `amr` values PSC may send that say nothing of a card: RFC 8176 §2 values, PSC's guides'
+    /// e-CPS-like ones, and near misses of the card values (case, spacing, longer words).
+    fn not_card() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "pwd",
+                "otp",
+                "mfa",
+                "pin",
+                "hwk",
+                "swk",
+                "sms",
+                "mobile",
+                "okta_verify",
+                "eidas1"
+            ]),
+            prop::sample::select(vec![
+                "SC",
+                "Sc",
+                "sc ",
+                " sc",
+                "scard",
+                "cards",
+                "CPS",
+                "cps1",
+                "smart card",
+                "card-x"
+            ]),
+        ]
+        .prop_map(str::to_owned)
+    }
+
+    proptest! {
+        /// A login is a card at PSC exactly when one of the documented card values is in the
+        /// `amr`, wherever it stands and whatever comes with it.
         #[test]
-        fn any_amr_list_maps_to_an_mie_of_psc(amr in proptest::collection::vec("\\PC{0,12}", 0..6)) {
-            let m = PscConfig::default().mie_for(&amr);
-            proptest::prop_assert!(m == Mie::Ecps || m == Mie::CpsViaPsc);
+        fn one_card_value_anywhere_makes_a_cps_through_psc(
+            others in prop::collection::vec(not_card(), 0..6),
+            card in prop::sample::select(&DOCUMENTED_CARD_AMR[..]),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let c = PscConfig::default();
+            prop_assert_eq!(c.mie_for(&others), Mie::Ecps, "{:?}", others);
+            let mut with_card = others.clone();
+            with_card.insert(at.index(others.len() + 1), card.to_owned());
+            prop_assert_eq!(c.mie_for(&with_card), Mie::CpsViaPsc, "{:?}", with_card);
         }
     }
 }

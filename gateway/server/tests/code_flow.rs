@@ -34,12 +34,12 @@ async fn first_sso_claims() -> Value {
     SSO.get().expect("SSO session").1.clone()
 }
 
-/// OIDC Core §3.1.3.7 and §3.1.3.6, checked as a careful relying party would.
-async fn check_id_token(gw: &Gateway, a: &Authz, t: &Tokens, signed_in_after: i64) -> Value {
-    let client = gw.client(&a.client_id);
+/// OIDC Core §3.1.3.7 and §3.1.3.6, checked as a careful relying party would, for a client
+/// registered with ID token algorithm `alg`.
+async fn check_id_token(gw: &Gateway, a: &Authz, t: &Tokens, alg: &str, signed_in_after: i64) -> Value {
     let header = jwt_part(&t.id, 0);
     assert_eq!(header["typ"], "JWT", "ID token typ");
-    let c = gw.verify_jwt(&t.id, &a.client_id, &client.alg).await;
+    let c = gw.verify_jwt(&t.id, &a.client_id, alg).await;
     let now = now();
     assert_eq!(c["iss"], gw.issuer.as_str(), "iss is exactly the issuer");
     assert_eq!(c["aud"], a.client_id.as_str(), "aud is the client");
@@ -63,8 +63,14 @@ async fn check_id_token(gw: &Gateway, a: &Authz, t: &Tokens, signed_in_after: i6
     c
 }
 
-async fn full_flow(client_id: &str) -> (Tokens, Value) {
+/// The whole flow for a demo client registered with token endpoint authentication `auth_method`
+/// and ID token algorithm `alg`: what the demo registers, written here rather than read back
+/// from the gateway, so that a client registered otherwise fails.
+async fn full_flow(client_id: &str, auth_method: &str, alg: &str) {
     let gw = gw().await;
+    let registered = gw.client(client_id);
+    // The code is redeemed with the method demo.json shows.
+    assert_eq!((registered.auth_method.as_str(), registered.alg.as_str()), (auth_method, alg), "demo.json");
     let started = now();
     let mut b = gw.browser();
     let a = Authz::new(gw, client_id);
@@ -75,38 +81,37 @@ async fn full_flow(client_id: &str) -> (Tokens, Value) {
     assert!(t.raw["token_type"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("bearer")));
     assert!(t.raw["expires_in"].as_u64().is_some_and(|e| e > 0));
     assert_eq!(t.raw["scope"], "openid profile hospital offline_access");
-    let claims = check_id_token(gw, &a, &t, started).await;
+    let claims = check_id_token(gw, &a, &t, alg, started).await;
     assert_eq!(claims["name"], user.name.as_str(), "profile claims are the user's");
+    // RFC 9068 §2.1: the access token is a JWT typed `at+jwt`; Vigie signs it like the ID token.
+    assert_eq!(jwt_part(&t.access, 0)["typ"], "at+jwt", "RFC 9068 access token");
+    let access = gw.verify_jwt(&t.access, client_id, alg).await;
+    assert_eq!((&access["client_id"], &access["sub"]), (&Value::from(client_id), &claims["sub"]));
 
     let info = gw.userinfo(&t.access).await;
     assert_eq!(info.status, 200, "userinfo: {}", info.body);
     assert_eq!(info.json()["sub"], claims["sub"], "userinfo sub equals the ID token sub (OIDC Core §5.3.2)");
-    (t, claims)
 }
 
 #[tokio::test]
 async fn demo_app_with_client_secret_basic_gets_verified_es256_id_token() {
-    let (t, _) = full_flow("demo-app").await;
-    let at = jwt_part(&t.access, 0);
-    assert_eq!(at["typ"], "at+jwt", "RFC 9068 access token");
-    let claims = jwt_part(&t.access, 1);
-    assert_eq!(claims["client_id"], "demo-app");
+    full_flow("demo-app", "client_secret_basic", "ES256").await;
 }
 
 #[tokio::test]
 async fn demo_cli_with_client_secret_post_gets_rs256_id_token() {
-    full_flow("demo-cli").await;
+    full_flow("demo-cli", "client_secret_post", "RS256").await;
 }
 
 #[tokio::test]
 async fn demo_spa_public_client_gets_ps256_id_token() {
-    full_flow("demo-spa").await;
+    full_flow("demo-spa", "none", "PS256").await;
 }
 
 #[tokio::test]
 async fn demo_jwt_client_authenticates_with_a_signed_assertion_used_once() {
     let gw = gw().await;
-    full_flow("demo-jwt").await;
+    full_flow("demo-jwt", "private_key_jwt", "ES256").await;
 
     let token_endpoint = gw.url("/token");
     let bogus_code = [

@@ -4,7 +4,6 @@
 use crate::common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -48,21 +47,20 @@ async fn keys_rotate_on_a_running_gateway_publishes_a_new_next_key_and_keeps_old
         .output()
         .expect("vigie keys rotate");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rotated = Instant::now();
     let after = gw.keys_file();
     assert_eq!(kid(&after, "EC", "current"), ec_next, "next became current");
     assert_eq!(kid(&after, "RSA", "current"), rsa_next);
     let (new_ec_next, new_rsa_next) = (kid(&after, "EC", "next"), kid(&after, "RSA", "next"));
     assert!(![&ec_current, &ec_next, &rsa_current, &rsa_next].contains(&&new_ec_next));
 
-    // The running gateway picks the file up (it re-reads it every 10 s).
-    let published = eventually(15, || async {
+    // The running gateway picks the file up: it looks every 10 s. The bound, ten of those
+    // periods, only tells a reload from none on a loaded machine; it does not time the period.
+    let published = eventually(100, || async {
         let jwks = gw.jwks().await;
         (jwks.find(&new_ec_next).is_some() && jwks.find(&new_rsa_next).is_some()).then_some(jwks)
     })
     .await
     .expect("the new next keys are published in /jwks");
-    assert!(rotated.elapsed() <= Duration::from_secs(13), "published after {:?}", rotated.elapsed());
     for old in [&ec_current, &rsa_current] {
         assert!(published.find(old).is_some(), "the previous key {old} stays published for its tokens");
     }

@@ -525,10 +525,41 @@ mod tests {
         );
     }
 
+    /// Authenticator data with attested credential data (flags UP | AT): RP ID hash, flags,
+    /// counter, AAGUID (WebAuthn §6.1).
+    fn attested(counter: u32, aaguid: [u8; 16]) -> Vec<u8> {
+        [&[7u8; 32][..], &[0x41], &counter.to_be_bytes(), &aaguid].concat()
+    }
+
+    fn map(entries: Vec<(Value, Value)>) -> Vec<u8> {
+        serde_cbor_2::to_vec(&Value::Map(entries.into_iter().collect())).expect("CBOR")
+    }
+
     proptest::proptest! {
+        /// Random bytes are refused: a map holding `authData` under that exact 9-byte key is out
+        /// of their reach.
         #[test]
-        fn garbage_attestation_objects_are_refused_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-            let _ = auth_data(&bytes);
+        fn garbage_attestation_objects_are_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            proptest::prop_assert!(auth_data(&bytes).is_err(), "{:?}", auth_data(&bytes));
+        }
+
+        /// A valid attestation object with one thing wrong is refused for that reason.
+        #[test]
+        fn attestation_objects_one_step_off_are_refused_with_the_reason(counter in proptest::num::u32::ANY, aaguid in proptest::array::uniform16(proptest::num::u8::ANY), cut in 0usize..53, at in proptest::prelude::any::<proptest::sample::Index>()) {
+            let ad = attested(counter, aaguid);
+            proptest::prop_assert_eq!(auth_data(&object(ad[..cut].to_vec())), Err(AttestationError::TooShort(cut)));
+            let mut no_at = ad.clone();
+            no_at[32] &= !0x40;
+            proptest::prop_assert_eq!(auth_data(&object(no_at)), Err(AttestationError::NoAttestedData));
+            let text = Value::Text("authData".into());
+            for other in [map(vec![(Value::Text("authdata".into()), Value::Bytes(ad.clone()))]), map(vec![(text.clone(), Value::Text("x".repeat(60)))])] {
+                proptest::prop_assert_eq!(auth_data(&other), Err(AttestationError::NoAuthData));
+            }
+            let array = serde_cbor_2::to_vec(&Value::Array(vec![text, Value::Bytes(ad.clone())])).expect("CBOR");
+            proptest::prop_assert_eq!(auth_data(&array), Err(AttestationError::NotCbor("not a map".into())));
+            let whole = object(ad);
+            let truncated = auth_data(&whole[..at.index(whole.len())]);
+            proptest::prop_assert!(matches!(truncated, Err(AttestationError::NotCbor(_))), "{:?}", truncated);
         }
 
         #[test]

@@ -150,22 +150,66 @@ mod tests {
         );
     }
 
+    /// RFC 8176 §2's registered values, a custom one of PSC's FI-tiers guides (reference/psc.md
+    /// §3) and one of the shape an establishment may configure.
+    const KNOWN_AMR: [&str; 23] = [
+        "face",
+        "fpt",
+        "geo",
+        "hwk",
+        "iris",
+        "kba",
+        "mca",
+        "mfa",
+        "otp",
+        "pin",
+        "pop",
+        "pwd",
+        "rba",
+        "retina",
+        "sc",
+        "sms",
+        "swk",
+        "tel",
+        "user",
+        "vbm",
+        "wia",
+        "okta_verify",
+        "x-vigie.cps",
+    ];
+
     #[test]
     fn amr_tokens_follow_rfc_8176_names() {
-        for ok in ["sc", "pin", "hwk", "mfa", "okta_verify", "x-vigie.cps"] {
+        for ok in KNOWN_AMR {
             assert!(is_amr_token(ok), "{ok}");
         }
-        for bad in ["", "s c", "é", "a\"b", &"a".repeat(65)] {
+        assert!(is_amr_token(&"a".repeat(64)));
+        for bad in ["", "s c", "é", "a\"b", "sc,pin", "sc pin", "urn:x", "a/b", "\u{0}", &"a".repeat(65)] {
             assert!(!is_amr_token(bad), "{bad:?}");
         }
     }
 
     proptest! {
+        /// A known value with one character that is not a letter, digit, `_`, `-` or `.` put in
+        /// or in place of one, anywhere: refused. Lengthened to 64 characters it is still one.
         #[test]
-        fn amr_token_check_never_panics_and_accepts_only_name_characters(s in "\\PC{0,80}") {
-            if is_amr_token(&s) {
-                prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)));
+        fn a_known_amr_value_one_character_off_is_refused(
+            known in prop::sample::select(&KNOWN_AMR[..]),
+            at in any::<prop::sample::Index>(),
+            replace in any::<bool>(),
+            c in prop_oneof!["[ \t\"',;:/\\\\=+*@#()<>\\[\\]{}]", "[éß€\u{a0}\u{0}\u{7f}]"],
+        ) {
+            let mut off = known.to_owned();
+            let at = at.index(off.len());
+            if replace {
+                off.replace_range(at..at + 1, &c);
+            } else {
+                off.insert_str(at, &c);
             }
+            prop_assert!(!is_amr_token(&off), "{:?}", off);
+            let longest = format!("{known}{}", "x".repeat(64 - known.len()));
+            prop_assert!(is_amr_token(&longest));
+            prop_assert!(!is_amr_token(&format!("{longest}x")), "65 characters");
         }
     }
 }

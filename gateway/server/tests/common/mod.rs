@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use totp::STEP_SECS;
@@ -501,22 +501,58 @@ impl Gateway {
         self.http().get(self.url("/jwks")).send().await.expect("jwks").json().await.expect("JWK Set")
     }
 
-    /// Verifies a token Vigie signed against `/jwks` as a relying party would (signature, iss,
-    /// aud, exp) and returns its claims; checks the algorithm is `alg`.
+    /// Verifies a token Vigie signed as a relying party holding only `/jwks` would, and returns
+    /// its claims. `alg` is the algorithm registered for `audience`: the header must name it
+    /// (RFC 8725 §3.1) and the `kid` of exactly one published signing key of that type. The
+    /// public key is rebuilt from the JWK's own numbers (RFC 7518 §6.2.1 `x`/`y`, §6.3.1 `n`/`e`)
+    /// and the signature checked by aws-lc for `alg`: no code of the gateway's JOSE stack
+    /// (jsonwebtoken) takes part. Then iss, aud and exp (OIDC Core §3.1.3.7).
     pub async fn verify_jwt(&self, token: &str, audience: &str, alg: &str) -> Value {
-        let header = jsonwebtoken::decode_header(token).expect("JWT header");
-        assert_eq!(format!("{:?}", header.alg), alg, "signed with the client's registered algorithm");
-        let kid = header.kid.expect("kid in the JOSE header");
-        let jwks = self.jwks().await;
-        let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} is published in /jwks"));
-        let key = DecodingKey::from_jwk(jwk).expect("usable JWK");
-        let mut v = Validation::new(header.alg);
-        v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[audience]);
-        v.leeway = 0;
-        jsonwebtoken::decode::<Value>(token, &key, &v)
-            .unwrap_or_else(|e| panic!("token verifies against /jwks: {e}"))
-            .claims
+        use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+        let [signed_header, signed_claims, sig] = token.split('.').collect::<Vec<_>>()[..] else {
+            panic!("a JWS in compact form has three parts: {token}")
+        };
+        let header = jwt_part(token, 0);
+        assert_eq!(header["alg"], alg, "signed with the client's registered algorithm: {header}");
+        let kid = header["kid"].as_str().expect("kid in the JOSE header");
+        let jwks: Value = self.http().get(self.url("/jwks")).send().await.expect("jwks").json().await.expect("JWK Set");
+        let named: Vec<&Value> = jwks["keys"].as_array().expect("keys").iter().filter(|k| k["kid"] == kid).collect();
+        let [jwk] = named[..] else { panic!("one published key has kid {kid}: {jwks}") };
+        assert_eq!(jwk["use"], "sig", "{jwk}");
+        assert!(jwk.get("alg").is_none_or(|a| a == alg), "the published key {kid} is for {alg}: {jwk}");
+        let member = |name: &str| B64.decode(jwk[name].as_str().expect("JWK member")).expect("base64url JWK member");
+        let (message, sig) = (format!("{signed_header}.{signed_claims}"), B64.decode(sig).expect("base64url"));
+        let verified = match alg {
+            "ES256" => {
+                assert_eq!((&jwk["kty"], &jwk["crv"]), (&json!("EC"), &json!("P-256")), "{jwk}");
+                // SEC 1 §2.3.3 uncompressed point; RFC 7518 §6.2.1.2: coordinates are full length.
+                let (x, y) = (member("x"), member("y"));
+                assert_eq!((x.len(), y.len()), (32, 32), "P-256 coordinates: {jwk}");
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, [&[4][..], &x, &y].concat())
+                    .verify(message.as_bytes(), &sig)
+            }
+            "RS256" | "PS256" => {
+                assert_eq!(jwk["kty"], "RSA", "{jwk}");
+                let params = if alg == "RS256" {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &signature::RSA_PSS_2048_8192_SHA256
+                };
+                RsaPublicKeyComponents { n: member("n"), e: member("e") }.verify(params, message.as_bytes(), &sig)
+            }
+            other => panic!("Vigie signs with ES256, RS256 or PS256, not {other}"),
+        };
+        verified.unwrap_or_else(|_| panic!("the {alg} signature verifies with published key {kid}"));
+        let claims = jwt_part(token, 1);
+        assert_eq!(claims["iss"], self.issuer.as_str(), "iss is exactly the issuer");
+        let aud = &claims["aud"];
+        assert!(
+            aud == audience || aud.as_array().is_some_and(|a| a.iter().any(|v| v == audience)),
+            "aud {aud} names {audience}"
+        );
+        let exp = claims["exp"].as_i64().expect("exp");
+        assert!(exp > now(), "exp {exp} is in the future");
+        claims
     }
 }
 
