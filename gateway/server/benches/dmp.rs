@@ -201,7 +201,8 @@ fn main() {
 
         // Relay overhead, one call at a time, relayed and direct calls alternating so that the
         // stand-in's own drift (Python, one thread per connection) weighs on both alike.
-        let relay_call = || async {
+        // A TD0.2 through the relay: its answer, when it was sent.
+        let relayed_td02 = || async {
             let t = Instant::now();
             let r = http
                 .post(format!("{base}/dmp/relay/patients"))
@@ -212,6 +213,10 @@ fn main() {
                 .send()
                 .await
                 .expect("relay");
+            (r, t)
+        };
+        let relay_call = || async {
+            let (r, t) = relayed_td02().await;
             assert_eq!(r.status(), 200, "relayed call accepted");
             let _ = r.bytes().await;
             t.elapsed().as_secs_f64() * 1000.0
@@ -252,16 +257,7 @@ fn main() {
         // The DMP goes down: once its breaker is open, the relay answers for it at once.
         drop(stand_in);
         let breaker_call = || async {
-            let t = Instant::now();
-            let r = http
-                .post(format!("{base}/dmp/relay/patients"))
-                .bearer_auth(&access)
-                .header("content-type", "application/soap+xml; charset=utf-8")
-                .header("x-vigie-patient-ins", INS)
-                .body(envelope())
-                .send()
-                .await
-                .expect("relay");
+            let (r, t) = relayed_td02().await;
             let status = r.status().as_u16();
             let open = r.text().await.unwrap_or_default().contains("circuit breaker is open");
             (status == 503 && open, t.elapsed().as_secs_f64() * 1000.0)
