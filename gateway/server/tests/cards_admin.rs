@@ -460,7 +460,9 @@ async fn the_agent_is_emailed_when_a_card_is_bound_to_their_account_and_a_relay_
     let relay = crate::proxy::Proxy::start("127.0.0.1:9".parse().unwrap()).await;
     relay.blackhole().await;
     let port = relay.addr.port().to_string();
-    let (gw, pki) = with_cards_and(&crate::sponsorship::dead_relay(&port)).await;
+    // Each attempt waits on the relay up to a minute, far longer than the test takes to look.
+    let mail = [&crate::sponsorship::dead_relay(&port)[..], &[("VIGIE_MAIL__TIMEOUT_SECS", "60")]].concat();
+    let (gw, pki) = with_cards_and(&mail).await;
     let (record, r) = bind_lea_cpe_by_api(&gw, &lea_cpe(&pki, "000000042", "BERNARD", "LEA")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let trail = gw.settled_audit().await;
