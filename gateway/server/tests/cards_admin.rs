@@ -161,9 +161,24 @@ async fn an_expired_admin_token_is_refused_and_every_use_of_a_live_one_is_audite
 
     let ok = call(&gw, Some(&live), "GET", path, None).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let used = gw.audit_line(|l| l["kind"] == "admin_api" && l["actor"] == "token:live").await;
-    assert_eq!(used["outcome"], "success", "{used}");
-    assert_eq!(used["object"], "GET /admin/api/identities", "{used}");
+    let paul = ok.json()["identities"][0]["id"].as_str().expect("Paul's id").to_owned();
+    let cards = call(&gw, Some(&live), "GET", &format!("/admin/api/identities/{paul}/cards"), None).await;
+    assert_eq!(cards.status, 200, "{}", cards.body);
+    let uses: Vec<(Value, Value)> = gw
+        .settled_audit()
+        .await
+        .into_iter()
+        .filter(|l| l["kind"] == "admin_api" && l["actor"] == "token:live")
+        .map(|l| (l["outcome"].clone(), l["object"].clone()))
+        .collect();
+    assert_eq!(
+        uses,
+        [
+            (json!("success"), json!("GET /admin/api/identities")),
+            (json!("success"), json!(format!("GET /admin/api/identities/{paul}/cards"))),
+        ],
+        "one line per use"
+    );
 }
 
 /// A 403 for want of a scope: RFC 6750 §3.1 `insufficient_scope`, the scope named in the
@@ -226,14 +241,25 @@ async fn the_administer_policy_decides_every_admin_api_call_and_refuses_from_out
     let refusal = gw.audit_line(|l| l["kind"] == "refused" && l["actor"] == "token:demo-rh").await;
     assert!(refusal["reason"].as_str().unwrap().contains("external-zone-rie-mie-only"), "{refusal}");
 
-    // From inside, the same call is allowed, by the policy, and that decision is audited too.
+    // From inside, the same call is allowed, by the policy, and that decision is audited too; so
+    // is a write's.
     let gw = Gateway::start(&[]).await;
-    let r = call(&gw, Some(&demo_token(&gw)), "GET", "/admin/api/identities?q=durand", None).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let line = gw.audit_line(|l| l["kind"] == "policy_decision" && l["subject"] == "token:demo-rh").await;
+    let token = demo_token(&gw);
+    let paul = agent_id(&gw, &token, PAUL_IDNAT).await;
+    new_card(&gw, &token, &paul, "cps").await;
+    let decisions: Vec<(Value, Value, Value)> = gw
+        .settled_audit()
+        .await
+        .into_iter()
+        .filter(|l| l["kind"] == "policy_decision" && l["subject"] == "token:demo-rh")
+        .map(|l| (l["client_id"].clone(), l["outcome"].clone(), l["object"].clone()))
+        .collect();
     assert_eq!(
-        (line["outcome"].clone(), line["object"].clone()),
-        (json!("success"), json!("administer-api-token-role-scope"))
+        decisions,
+        [
+            (json!("admin-api:cards:read"), json!("success"), json!("administer-api-token-role-scope")),
+            (json!("admin-api:cards:write"), json!("success"), json!("administer-api-token-role-scope")),
+        ]
     );
 }
 
