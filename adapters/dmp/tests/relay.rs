@@ -6,7 +6,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
 use common::*;
@@ -144,7 +143,8 @@ async fn an_expired_vihf_is_refused_by_the_stand_in() {
     let body = insert_security(env.as_bytes(), "application/soap+xml", &v.xml).unwrap();
     let r = relay.send("registry", "application/soap+xml", Some(TD31), body).await.unwrap();
     assert_eq!(r.status(), 500);
-    assert!(r.text().await.unwrap().contains("VIHF expired"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("VIHF expired: issued") && text.contains("more than 30 s (EX_AIR-040)"), "{text}");
 }
 
 #[tokio::test]
@@ -191,13 +191,11 @@ async fn transport_failures_are_errors_with_the_reason() {
     // A server this relay does not trust.
     let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, None, 2000, 10_000).unwrap();
     let e = relay.send("patients", "application/soap+xml", None, b"<x/>".to_vec()).await.unwrap_err();
-    assert!(e.to_string().contains("certificate") || e.to_string().contains("Unknown"), "{e}");
-    // Nobody listening.
+    assert!(matches!(&e, RelayError::Unreachable(d) if d.contains("UnknownIssuer")), "{e}");
+    // Nobody listening: the connection is refused, at once (not a timeout).
     let relay = DmpRelay::new("https://127.0.0.1:9/s/", &sb.client_cert, &sb.client_key, None, 500, 10_000).unwrap();
-    let t = Instant::now();
     let e = relay.send("patients", "application/soap+xml", None, b"<x/>".to_vec()).await.unwrap_err();
-    assert!(matches!(e, RelayError::Unreachable(_) | RelayError::Timeout(_)), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(matches!(&e, RelayError::Unreachable(d) if d.contains("Connection refused")), "{e}");
     // Path injection and header injection are refused before any I/O.
     let relay = DmpRelay::new(&sb.base, &sb.client_cert, &sb.client_key, Some(&sb.tls_ca), 2000, 10_000).unwrap();
     for bad in ["../admin", "a/b", "", "x?y=1", ".hidden"] {

@@ -3,7 +3,9 @@
 //! exchange) per second, and the relay's overhead per call — the same TD0.2 call relayed by Vigie
 //! and sent straight to the stand-in with a VIHF obtained beforehand, over the same ORG_AUTH_CLI
 //! certificate, one call at a time; the difference is what the relay adds (token and session
-//! checks, policy, VIHF, header insertion, the extra hop).
+//! checks, policy, VIHF, header insertion, the extra hop); then, the stand-in stopped, how fast
+//! the relay answers once the DMP's circuit breaker is open (what `tests/degraded.rs` no longer
+//! times).
 //!
 //! `cargo bench -p vigie-gateway --bench dmp [-- --secs 10 --concurrency 16 --calls 200]`
 use std::process::{Command, Stdio};
@@ -199,7 +201,8 @@ fn main() {
 
         // Relay overhead, one call at a time, relayed and direct calls alternating so that the
         // stand-in's own drift (Python, one thread per connection) weighs on both alike.
-        let relay_call = || async {
+        // A TD0.2 through the relay: its answer, when it was sent.
+        let relayed_td02 = || async {
             let t = Instant::now();
             let r = http
                 .post(format!("{base}/dmp/relay/patients"))
@@ -210,6 +213,10 @@ fn main() {
                 .send()
                 .await
                 .expect("relay");
+            (r, t)
+        };
+        let relay_call = || async {
+            let (r, t) = relayed_td02().await;
             assert_eq!(r.status(), 200, "relayed call accepted");
             let _ = r.bytes().await;
             t.elapsed().as_secs_f64() * 1000.0
@@ -246,8 +253,31 @@ fn main() {
         println!("TD0.2 through the relay: p50 {r50:.2} ms, p99 {r99:.2} ms ({calls} calls)");
         println!("TD0.2 straight to the stand-in: p50 {d50:.2} ms, p99 {d99:.2} ms");
         println!("relay overhead per call: p50 {:.2} ms", r50 - d50);
+
+        // The DMP goes down: once its breaker is open, the relay answers for it at once.
+        drop(stand_in);
+        let breaker_call = || async {
+            let (r, t) = relayed_td02().await;
+            let status = r.status().as_u16();
+            let open = r.text().await.unwrap_or_default().contains("circuit breaker is open");
+            (status == 503 && open, t.elapsed().as_secs_f64() * 1000.0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !breaker_call().await.0 {
+            assert!(Instant::now() < deadline, "the DMP's breaker did not open within 60 s");
+        }
+        let mut open = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let (answered_by_breaker, ms) = breaker_call().await;
+            assert!(answered_by_breaker, "the breaker answers while the DMP is down");
+            open.push(ms);
+        }
+        println!(
+            "TD0.2 while the DMP's breaker is open (503 at once): p50 {:.2} ms, p99 {:.2} ms ({calls} calls)",
+            pct(&mut open, 0.5),
+            pct(&mut open, 0.99)
+        );
     });
-    drop(stand_in);
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }

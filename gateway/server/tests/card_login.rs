@@ -80,21 +80,21 @@ async fn logs_in(gw: &Gateway, card: &TestCard) -> Value {
     jwt_part(tokens.json()["id_token"].as_str().unwrap(), 1)
 }
 
-/// Tries to log in with the card: refused with this code in the audit and a page that says `words`.
-async fn refused(gw: &Gateway, card: &TestCard, code: &str, words: &str) {
+/// Tries to log in with the card: a 403 (a card was presented, and refused), the page saying
+/// `words` (the French sentence the person at the workstation reads first), and one audit line of
+/// a failed login by `method` (`cps`, or `cpe` for a CPE the gateway could read) with this code.
+async fn refused(gw: &Gateway, card: &TestCard, method: &str, code: &str, words: &str) {
     let (_, done) = card_login(gw, card, "demo-dpi").await;
-    assert!(done.status == 403 || done.status == 401, "refused ({code}): {} {}", done.status, done.body);
+    assert_eq!(done.status, 403, "refused ({code}): {}", done.body);
     assert!(done.body.contains(words), "the page says {words:?}: {}", done.body);
     assert!(done.body.contains("/login?flow="), "and leads back to the login page: {}", done.body);
     let request_id = done.header("x-request-id").expect("a request id").to_owned();
-    gw.audit_line(|l| {
-        l["kind"] == "login"
-            && l["outcome"] == "failure"
-            && l["request_id"] == request_id.as_str()
-            && l["method"].as_str().is_some_and(|m| m == "cps" || m == "cpe")
-            && l["reason"] == code
-    })
-    .await;
+    let line = gw.audit_line(|l| l["kind"] == "login" && l["request_id"] == request_id.as_str()).await;
+    assert_eq!(
+        (&line["outcome"], &line["method"], &line["reason"]),
+        (&Value::from("failure"), &Value::from(method), &Value::from(code)),
+        "{line}"
+    );
 }
 
 fn import(gw: &Gateway, csv_rows: &str) {
@@ -138,30 +138,37 @@ async fn each_kind_of_card_ends_as_it_should() {
 
     // A CPS of nobody in the establishment.
     let stranger = pki.issue(CardSpec::cps("899700075122", "PHARMACH0007512", "CAROLE", "Pharmacien"), &crl);
-    refused(&gw, &stranger, "unknown_professional", "Aucun agent").await;
+    refused(
+        &gw,
+        &stranger,
+        "cps",
+        "unknown_professional",
+        "Aucun agent de l&#39;établissement n&#39;a l&#39;identifiant national 899700075122",
+    )
+    .await;
 
     // A nominative CPE not bound by HR yet, and a non-nominative CPE.
     let cpe = pki.issue(CardSpec::cpe_nominative("CHU EXEMPLE", "1760021832", "000000018", "MARTIN", "CAMILLE"), &crl);
-    refused(&gw, &cpe, "card_not_bound", "pas encore associée").await;
+    refused(&gw, &cpe, "cpe", "card_not_bound", "Cette carte CPE n&#39;est pas encore associée à un agent").await;
     let shared = pki.issue(CardSpec::cpe_non_nominative("CHU EXEMPLE", "1760021832", "000000099"), &crl);
-    refused(&gw, &shared, "card_not_nominative", "pas nominative").await;
+    refused(&gw, &shared, "cpe", "card_not_nominative", "Cette CPE n&#39;est pas nominative").await;
 
     // Revoked (in the CRL), expired, from an untrusted CA, without the client-auth EKU.
     let revoked = pki.issue(CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").serial(&revoked_serial), &crl);
-    refused(&gw, &revoked, "revoked", "revoked").await;
+    refused(&gw, &revoked, "cps", "revoked", "Cette carte a été révoquée : elle ne permet plus de se connecter.").await;
     let expired = pki.issue(
         CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").valid(now - 400 * 86_400, now - 86_400),
         &crl,
     );
-    refused(&gw, &expired, "expired", "expired").await;
+    refused(&gw, &expired, "cps", "expired", "Cette carte a expiré : utilisez votre nouvelle carte").await;
     let foreign = pki
         .pki
         .untrusted_ca
         .issue(&CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").crl_url(&crl.url))
         .unwrap();
-    refused(&gw, &foreign, "untrusted_issuer", "trusted").await;
+    refused(&gw, &foreign, "cps", "untrusted_issuer", "pas émise par une autorité de confiance (IGC-Santé)").await;
     let no_eku = pki.issue(CardSpec::cps("810100000029", "BERNARD", "LEA", "Médecin").without_client_auth_eku(), &crl);
-    refused(&gw, &no_eku, "no_client_auth_eku", "client").await;
+    refused(&gw, &no_eku, "cps", "no_client_auth_eku", "Ce certificat de la carte ne sert pas à se connecter").await;
 
     // No card at all on the connection.
     let mut browser = gw.browser();
@@ -219,7 +226,8 @@ async fn the_ingress_header_counts_only_from_a_card_ingress() {
     crl.stop();
 }
 
-/// Sleeps until the Unix second `t` has passed (at once if it has).
+/// Sleeps until the Unix second `t` has passed (at once if it has): for a point in time that
+/// nothing the gateway shows marks (the end of a CRL's grace), the clock itself must pass.
 async fn sleep_until(t: i64) {
     let wait = (t - now()).max(0) as u64 + 1;
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
@@ -257,23 +265,38 @@ async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     // A restarted gateway, with no network to the CRL, reads the CRL from its disk cache.
     let restarted = start(&card_env(&pki, &crl, &cache, &grace)).await;
     assert_eq!(logs_in(&restarted, &card).await["acr"], PHR);
-    sleep_until(now + NEXT + 1).await;
+    // Past nextUpdate, ops see it: still ready (the cache serves), the CRL stale, its source in
+    // error. Waiting for that on `/readyz` is waiting for nextUpdate to pass.
+    let readyz = || async {
+        let r = reqwest::get(format!("http://{ops}/readyz")).await.expect("/readyz");
+        assert_eq!(r.status(), 200, "a stale CRL leaves the gateway ready");
+        r.json::<Value>().await.expect("JSON")
+    };
+    let ready = eventually(NEXT as u64 + 10, || async {
+        let ready = readyz().await;
+        (ready["checks"]["card_crls"]["status"] == "degraded").then_some(ready)
+    })
+    .await
+    .expect("the CRL is reported stale once its nextUpdate has passed");
+    assert!(common::now() > now + NEXT, "not stale before nextUpdate: {ready}");
     assert!(common::now() < now + NEXT + GRACE, "the test reached this point within the grace");
-    // Ops see it: still ready (the cache serves), the CRL source in error, the CRL stale.
-    let ready = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 200);
-    let ready: Value = ready.json().await.unwrap();
     let crls = &ready["checks"]["card_crls"];
-    assert_eq!(crls["status"], "degraded", "{ready}");
-    assert!(
-        crls["sources"].as_array().unwrap().iter().any(|s| s["url"] == crl.url.as_str() && s["last_error"].is_string()),
-        "{ready}"
-    );
+    let source = crls["sources"].as_array().unwrap().iter().find(|s| s["url"] == crl.url.as_str());
+    let source = source.unwrap_or_else(|| panic!("the CRL source is listed: {ready}"));
+    // The source went away: nothing listens at its address any more.
+    assert!(source["last_error"].as_str().is_some_and(|e| e.contains("Connection refused")), "{source}");
     assert_eq!(logs_in(&refuse, &card).await["acr"], PHR, "within grace");
 
     // Past the grace: refused by default, accepted (and audited) when configured so.
     sleep_until(now + NEXT + GRACE + 1).await;
-    refused(&refuse, &card, "revocation_unknown", "revoked").await;
+    refused(
+        &refuse,
+        &card,
+        "cps",
+        "revocation_unknown",
+        "La validité de la carte ne peut pas être vérifiée pour le moment",
+    )
+    .await;
     assert_eq!(logs_in(&accept, &card).await["acr"], PHR);
     accept.audit_line(|l| l["reason"].as_str().is_some_and(|r| r.contains("past nextUpdate + grace"))).await;
 }
@@ -316,7 +339,14 @@ async fn a_cps_seen_at_login_is_in_the_registry_and_hr_can_declare_it_stolen() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    refused(&gw, &card, "card_suspended", "volée").await;
+    refused(
+        &gw,
+        &card,
+        "cps",
+        "card_suspended",
+        "Cette carte est déclarée « volée » : elle ne permet plus de se connecter.",
+    )
+    .await;
     // The new card the ANS sends (same idNat, another certificate) logs in.
     let replacement = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
     assert_eq!(logs_in(&gw, &replacement).await["sub"], id["sub"]);
@@ -328,6 +358,6 @@ async fn a_cps_seen_at_login_is_in_the_registry_and_hr_can_declare_it_stolen() {
     let mut account = directory.account_by_username("demo.medecin").await.unwrap().expect("the médecin's account");
     account.disabled = true;
     directory.upsert_account(&account).await.unwrap();
-    refused(&gw, &replacement, "account_disabled", "désactivé").await;
+    refused(&gw, &replacement, "cps", "account_disabled", "Votre compte est désactivé").await;
     crl.stop();
 }

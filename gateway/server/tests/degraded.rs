@@ -4,7 +4,8 @@
 //! card and FIDO2 logins go on with zero failures, sessions refresh, userinfo answers, e-CPS is
 //! not offered; after restore a PSC login succeeds again; each switch is in `/metrics` and the
 //! audit trail. A soak flaps the link every 2–3 s and counts the mode switches.
-//! Figures (time to degraded / back to normal, local-login p99) are printed (`--nocapture`).
+//! The figures (time to degraded / back to normal, local-login p50/p99, how fast `/login/psc`
+//! answers) are measured by `benches/degraded.rs`; these tests check outcomes, not speed.
 //! `VIGIE_SOAK_SECS` makes the soak longer (default 30 s).
 //! Needs Node.js and `npm ci` in conformance/psc-sandbox (as `tests/psc_login.rs`).
 use crate::common;
@@ -28,7 +29,7 @@ const CLIENT_SECRET: &str = "s3cret-of-the-degraded-test-client";
 /// The hysteresis of the gateways under test (`health.min_state_ms`).
 const MIN_STATE_MS: u64 = 4000;
 
-/// The two tests take turns: each starts a gateway and a stand-in, and they measure latencies.
+/// The tests take turns: each starts a gateway and stand-ins, on a machine with few cores.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The gateway, the stand-in and the CRL source behind their proxies; a card and a FIDO2 key.
@@ -53,7 +54,8 @@ fn toml_list(items: &[&str]) -> String {
     format!("[{}]", items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", "))
 }
 
-async fn world(name: &str) -> World {
+/// The world, with `extra` configuration on top of the tests' settings.
+async fn world(name: &str, extra: &[(&str, &str)]) -> World {
     let pki_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("degraded-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&pki_dir);
     std::fs::create_dir_all(&pki_dir).unwrap();
@@ -91,7 +93,8 @@ async fn world(name: &str) -> World {
         ("VIGIE_HEALTH__PROBE_TIMEOUT_MS".to_owned(), "1000".to_owned()),
         ("VIGIE_SERVER__OPS_LISTEN".to_owned(), ops.clone()),
     ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
     let gw = Gateway::start(&env).await;
     let psc = PscSandbox::start_behind(psc_port, &psc_origin, CLIENT_SECRET, &[gw.port]);
 
@@ -118,7 +121,7 @@ async fn world(name: &str) -> World {
     w.until_state("crl", "closed", 30).await;
     eventually(30, || async { w.card_login().await.ok() }).await.expect("a card logs in once the CRL is cached");
     let mut w = w;
-    w.audit_before = w.gw.audit_lines().len();
+    w.audit_before = w.gw.settled_audit().await.len();
     w
 }
 
@@ -201,11 +204,12 @@ impl World {
         Ok(started.elapsed())
     }
 
-    /// Card and FIDO2 logins, alternately, until `stop` says so: durations and failures.
-    async fn login_loop(&self, stop: impl Fn() -> bool) -> (Vec<Duration>, Vec<String>) {
+    /// Card and FIDO2 logins, alternately, until `stop` says so (it is given how many were
+    /// made): durations and failures.
+    async fn login_loop(&self, stop: impl Fn(usize) -> bool) -> (Vec<Duration>, Vec<String>) {
         let (mut times, mut failures) = (Vec::new(), Vec::new());
-        let mut i = 0u64;
-        while !stop() {
+        let mut i = 0usize;
+        while !stop(i) {
             let r = if i.is_multiple_of(2) { self.card_login().await } else { self.key_login().await };
             match r {
                 Ok(d) => times.push(d),
@@ -214,6 +218,23 @@ impl World {
             i += 1;
         }
         (times, failures)
+    }
+
+    /// Once the link is down: logins while the monitor notices (both breakers open within `secs`),
+    /// then [`DEGRADED_LOGINS`] in degraded mode, none failing: their durations.
+    async fn logins_until_degraded(&self, secs: u64) -> Vec<Duration> {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let ((mut times, failed), ()) =
+            tokio::join!(self.login_loop(|_| done.load(std::sync::atomic::Ordering::SeqCst)), async {
+                self.until_state("psc", "open", secs).await;
+                self.until_state("crl", "open", secs).await;
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        assert!(failed.is_empty(), "{} local logins failed while the link went down: {failed:?}", failed.len());
+        let (degraded, failed) = self.login_loop(|n| n >= DEGRADED_LOGINS).await;
+        assert!(failed.is_empty(), "{} local logins failed in degraded mode: {failed:?}", failed.len());
+        times.extend(degraded);
+        times
     }
 
     async fn metrics(&self) -> String {
@@ -280,10 +301,11 @@ impl World {
     }
 
     /// Mode switches of `upstream` in the audit trail (into degraded, back to normal) since the
-    /// world was ready.
-    fn switches(&self, upstream: &str) -> Vec<String> {
+    /// world was ready, every one made so far (the settled trail: these are counted).
+    async fn switches(&self, upstream: &str) -> Vec<String> {
         self.gw
-            .audit_lines()
+            .settled_audit()
+            .await
             .into_iter()
             .skip(self.audit_before)
             .filter(|l| l["kind"] == "upstream_state" && l["object"] == upstream)
@@ -293,47 +315,42 @@ impl World {
     }
 }
 
-fn p99(times: &[Duration]) -> Duration {
-    let mut t = times.to_vec();
-    t.sort();
-    t.get((t.len() * 99).div_ceil(100).saturating_sub(1)).copied().unwrap_or_default()
+/// Logins made in degraded mode, once both breakers are open.
+const DEGRADED_LOGINS: usize = 10;
+
+/// `/login/psc` in degraded mode: a 503 saying what works instead, audited as the breaker's
+/// refusal (the answer of a gateway that tried PSC would be a 502 after PSC's timeout).
+async fn psc_refused_at_once(w: &World, b: &mut Browser<'_>, flow: &str) {
+    let go = b.get(&format!("/login/psc?flow={flow}")).await;
+    assert_eq!(go.status, 503, "{}", go.body);
+    assert!(go.body.contains("utilisez votre carte CPS/CPE ou votre clé FIDO2"), "{}", go.body);
+    let request_id = go.header("x-request-id").expect("a request id").to_owned();
+    let line = w.gw.audit_line(|l| l["kind"] == "login" && l["request_id"] == request_id.as_str()).await;
+    assert_eq!((&line["method"], &line["reason"]), (&Value::from("ecps"), &Value::from("psc:breaker_open")), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psc_down_card_and_fido2_logins_sessions_and_userinfo_go_on_and_e_cps_returns_after_restore() {
     let _turn = TURN.lock().await;
-    let w = world("cut").await;
+    let w = world("cut", &[]).await;
     assert!(w.psc.issuer.starts_with(&w.psc_link_origin()));
     w.psc_login().await.expect("a PSC login works before the cut");
 
-    // Normal: local logins, measured.
-    let until = Instant::now() + Duration::from_secs(6);
-    let (normal, failed) = w.login_loop(|| Instant::now() > until).await;
+    // Normal: local logins.
+    let (_, failed) = w.login_loop(|n| n >= DEGRADED_LOGINS).await;
     assert!(failed.is_empty(), "local logins fail with everything up: {failed:?}");
 
-    // The link goes down; logins keep running while the monitor notices.
+    // The link goes down; logins keep running while the monitor notices, and once degraded.
     w.cut().await;
-    let cut_at = Instant::now();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let ((during, failed), (to_degraded, crl_open)) =
-        tokio::join!(w.login_loop(|| done.load(std::sync::atomic::Ordering::SeqCst)), async {
-            w.until_state("psc", "open", 20).await;
-            let psc = cut_at.elapsed();
-            w.until_state("crl", "open", 20).await;
-            let crl = cut_at.elapsed();
-            // Logins keep going a while once degraded, past the hysteresis.
-            tokio::time::sleep(Duration::from_millis(MIN_STATE_MS + 1000)).await;
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            (psc, crl)
-        });
-    assert!(failed.is_empty(), "{} local logins failed during the cut: {failed:?}", failed.len());
-    assert!(during.len() >= 10, "logins ran during the cut: {}", during.len());
+    w.logins_until_degraded(20).await;
     let ready = w.readyz().await;
     assert_eq!(ready["status"], "ready", "an open breaker does not make Vigie unready: {ready}");
     assert_eq!(ready["degraded"], true, "{ready}");
     let psc = &ready["checks"]["upstreams"]["psc"];
     assert!(psc["consecutive_failures"].as_u64().is_some_and(|n| n >= 1), "{psc}");
-    assert!(psc["last_error"].is_string() && psc["since"].is_string(), "{psc}");
+    // The link refuses connections (its proxy's socket is closed): that is the probe's error.
+    let refused = psc["last_error"].as_str().is_some_and(|e| e.contains("Connection refused"));
+    assert!(refused && psc["since"].is_string(), "{psc}");
 
     // The session opened before the cut refreshes its tokens; userinfo answers.
     let (_, tokens) = &w.session;
@@ -352,68 +369,47 @@ async fn psc_down_card_and_fido2_logins_sessions_and_userinfo_go_on_and_e_cps_re
         "{page}"
     );
     assert!(page.contains("/login/cps?flow=") && page.contains("/login/fido2/options"), "card and key offered: {page}");
-    let asked = Instant::now();
-    let go = b.get(&format!("/login/psc?flow={flow}")).await;
-    let psc_answer = asked.elapsed();
-    assert_eq!(go.status, 503, "{}", go.body);
-    assert!(go.body.contains("utilisez votre carte CPS/CPE ou votre clé FIDO2"), "{}", go.body);
-    assert!(psc_answer < Duration::from_millis(500), "/login/psc does not wait on PSC: {psc_answer:?}");
+    psc_refused_at_once(&w, &mut b, &flow).await;
     let m = w.metrics().await;
     assert!(m.contains(r#"vigie_upstream_state{upstream="psc"} 2"#), "{m}");
     assert!(m.contains(r#"vigie_upstream_state{upstream="crl"} 2"#), "{m}");
 
     // The link returns: normal mode without a restart, and a PSC login succeeds.
     w.restore().await;
-    let restored_at = Instant::now();
     w.until_state("psc", "closed", 30).await;
-    let to_normal = restored_at.elapsed();
     w.until_state("crl", "closed", 30).await;
-    let crl_normal = restored_at.elapsed();
     w.psc_login().await.expect("a PSC login succeeds after restore");
     let m = w.metrics().await;
     assert!(m.contains(r#"vigie_upstream_state{upstream="psc"} 0"#), "{m}");
     for to in ["open", "half_open", "closed"] {
         assert!(m.contains(&format!(r#"vigie_upstream_transitions_total{{upstream="psc",to="{to}"}}"#)), "{to}: {m}");
     }
-    let psc_switches = eventually(5, || async {
-        let s = w.switches("psc");
-        (s.len() >= 2).then_some(s)
-    })
-    .await
-    .expect("the audit trail has PSC's switches");
-    assert_eq!(psc_switches, ["closed->open", "half_open->closed"], "{psc_switches:?}");
-    assert_eq!(w.switches("crl"), ["closed->open", "half_open->closed"]);
-
-    eprintln!(
-        "FIGURES degraded: cut→degraded PSC {to_degraded:?}, CRL {crl_open:?}; restore→normal PSC {to_normal:?}, \
-         CRL {crl_normal:?} (hysteresis {MIN_STATE_MS} ms, passed); local login p99 normal {:?} ({} logins), \
-         during the cut {:?} ({} logins); /login/psc while PSC is down answered in {psc_answer:?}",
-        p99(&normal),
-        normal.len(),
-        p99(&during),
-        during.len(),
-    );
-    assert!(
-        p99(&during) < p99(&normal) * 3 + Duration::from_millis(200),
-        "local logins do not wait on the cut link: p99 {:?} vs {:?}",
-        p99(&during),
-        p99(&normal)
-    );
+    // `/readyz` may show the last switch just before its audit line is queued: wait for it.
+    for upstream in ["psc", "crl"] {
+        let switches = eventually(5, || async {
+            let s = w.switches(upstream).await;
+            (s.len() >= 2).then_some(s)
+        })
+        .await
+        .unwrap_or_else(|| panic!("the audit trail has {upstream}'s switches"));
+        assert_eq!(switches, ["closed->open", "half_open->closed"], "{upstream}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_a_link_flapping_every_few_seconds_fails_no_local_login_and_does_not_flap_the_mode() {
     let _turn = TURN.lock().await;
     let secs: u64 = std::env::var("VIGIE_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let w = world("soak").await;
+    let w = world("soak", &[]).await;
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
     let changes = std::sync::atomic::AtomicU32::new(0);
-    let ((times, failed), ()) = tokio::join!(w.login_loop(|| Instant::now() > until), async {
+    let ((times, failed), ()) = tokio::join!(w.login_loop(|_| Instant::now() > until), async {
         let mut up = true;
         let mut n = 0u64;
         while Instant::now() < until {
-            // 2 to 3 s between two changes of the link.
+            // 2 to 3 s between two changes of the link: the scenario's own clock, shorter than the
+            // hysteresis (`MIN_STATE_MS`) so that a mode following the link would flap.
             n += 1;
             tokio::time::sleep(Duration::from_millis(2000 + (n * 397) % 1000)).await;
             if up {
@@ -429,22 +425,16 @@ async fn soak_a_link_flapping_every_few_seconds_fails_no_local_login_and_does_no
         }
     });
     let changes = changes.into_inner();
-    let switches = w.switches("psc");
-    let crl_switches = w.switches("crl");
+    let switches = w.switches("psc").await;
+    let crl_switches = w.switches("crl").await;
     // Measured after reading the switches: none of them is later than `elapsed`.
     let elapsed = started.elapsed();
     // One switch at most per hysteresis period, plus the first one.
     let bound = elapsed.as_millis() as u64 / MIN_STATE_MS + 1;
-    eprintln!(
-        "FIGURES soak: {secs} s, {changes} link changes, {} PSC mode switches (bound {bound}), {} CRL switches, {} local logins, \
-         p99 {:?}",
-        switches.len(),
-        crl_switches.len(),
-        times.len(),
-        p99(&times)
-    );
     assert!(failed.is_empty(), "{} local logins failed while the link flapped: {failed:?}", failed.len());
-    assert!(times.len() >= secs as usize, "logins ran all along: {}", times.len());
+    // One login a second is a tenth of what one loop makes on a loaded 2-core machine: a floor
+    // that only a loop stalled on the link (not a slow machine) falls under.
+    assert!(times.len() >= secs as usize, "logins ran all along: {} in {secs} s", times.len());
     // Without hysteresis each change of the link would switch the mode: the bound is a real limit.
     assert!(u64::from(changes) > bound, "the link changed more often ({changes}) than the mode may switch ({bound})");
     assert!(!switches.is_empty(), "the flapping link put PSC in degraded mode at least once");
@@ -459,6 +449,10 @@ fn td02() -> String {
         random(16)
     )
 }
+
+/// What the relay answers while the DMP's breaker is open.
+const DMP_BREAKER_OPEN: &str =
+    "the DMP is unreachable at the moment (its circuit breaker is open after repeated failures); try again later";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_answers_again() {
@@ -485,14 +479,15 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
     let ready = readyz().await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let dmp = &ready["checks"]["upstreams"]["dmp"];
-    assert!(dmp["last_error"].as_str().is_some_and(|e| e.contains(&port.to_string())), "{dmp}");
+    let refused =
+        dmp["last_error"].as_str().is_some_and(|e| e.contains(&port.to_string()) && e.contains("Connection refused"));
+    assert!(refused, "{dmp}");
     assert!(dmp["consecutive_failures"].as_u64().is_some_and(|n| n >= 3), "{dmp}");
 
     let mut b = gw.browser_with_demo_card("demo.medecin");
     let a = Authz::new(&gw, "demo-dpi");
     let code = b.sign_in_with_card(&a).await;
     let tokens = redeem(&gw, &a, &code).await;
-    let asked = Instant::now();
     let r = gw
         .http()
         .post(gw.url("/dmp/relay/patients"))
@@ -504,13 +499,13 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
         .await
         .unwrap();
     let r = Resp::of(r).await;
-    let took = asked.elapsed();
+    // The breaker answers, not a call to the DMP (which would be "the DMP is unreachable at the
+    // moment; try again later", after trying).
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    assert!(r.json()["detail"].as_str().is_some_and(|d| d.contains("circuit breaker is open")), "{}", r.body);
-    assert!(took < Duration::from_millis(500), "the relay does not wait on a DMP known to be down: {took:?}");
+    assert_eq!(r.json()["detail"], DMP_BREAKER_OPEN, "{}", r.body);
     let line = gw.audit_line(|l| l["kind"] == "dmp_call" && l["outcome"] == "failure").await;
-    assert!(line["reason"].as_str().is_some_and(|m| m.contains("circuit breaker")), "{line}");
+    assert!(line["reason"].as_str().is_some_and(|m| m.contains(&format!("; {DMP_BREAKER_OPEN}; "))), "{line}");
 
     // Something answers at the DMP's address again: the breaker closes, no restart.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("the DMP's port");
@@ -531,49 +526,29 @@ async fn dmp_down_answers_503_problem_at_once_and_its_breaker_closes_when_it_ans
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_dropping_packets_opens_the_breakers_by_timeouts_and_local_logins_never_wait() {
     let _turn = TURN.lock().await;
-    let w = world("blackhole").await;
-    let until = Instant::now() + Duration::from_secs(4);
-    let (normal, failed) = w.login_loop(|| Instant::now() > until).await;
+    // A PSC call or a CRL fetch on the dead link would wait 20 s (only the probes keep their 1 s
+    // limit, so that the breakers open as fast as before).
+    let w =
+        world("blackhole", &[("VIGIE_PSC__TIMEOUT_MS", "20000"), ("VIGIE_CARDS__TRUST__FETCH_TIMEOUT_MS", "20000")])
+            .await;
+    let (_, failed) = w.login_loop(|n| n >= DEGRADED_LOGINS).await;
     assert!(failed.is_empty(), "{failed:?}");
 
     // Nothing answers any more, and nothing refuses either: only the probes' timeouts tell.
     w.psc_link.blackhole().await;
     w.crl_link.blackhole().await;
-    let cut_at = Instant::now();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let ((during, failed), (psc_open, crl_open)) =
-        tokio::join!(w.login_loop(|| done.load(std::sync::atomic::Ordering::SeqCst)), async {
-            w.until_state("psc", "open", 30).await;
-            let psc = cut_at.elapsed();
-            w.until_state("crl", "open", 30).await;
-            let crl = cut_at.elapsed();
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            (psc, crl)
-        });
-    assert!(failed.is_empty(), "{} local logins failed while the link dropped packets: {failed:?}", failed.len());
+    let during = w.logins_until_degraded(30).await;
     let slowest = during.iter().max().copied().unwrap_or_default();
-    // A probe waits up to `health.probe_timeout_ms` (1 s) and a login must never wait that long.
-    assert!(slowest < Duration::from_millis(900), "a local login waited on the dead link: {slowest:?}");
+    // 10 s: ten times a login on a loaded 2-core machine, half of what a login waiting on the dead
+    // link would take. The logins' figures are in `benches/degraded.rs --link drop`.
+    assert!(slowest < Duration::from_secs(10), "a local login waited on the dead link: {slowest:?}");
     let psc = &w.readyz().await["checks"]["upstreams"]["psc"];
-    assert!(
-        psc["last_error"].as_str().is_some_and(|e| e.contains("within") || e.contains("timed out")),
-        "a timeout: {psc}"
-    );
+    assert_eq!(psc["last_error"], "no answer within 1000 ms", "the probe's own timeout: {psc}");
     let (mut b, page, flow) = w.login_page().await;
     assert!(!page.contains("/login/psc?flow="), "{page}");
-    let asked = Instant::now();
-    assert_eq!(b.get(&format!("/login/psc?flow={flow}")).await.status, 503);
-    assert!(asked.elapsed() < Duration::from_millis(500), "/login/psc does not wait on PSC");
+    psc_refused_at_once(&w, &mut b, &flow).await;
 
     w.restore().await;
     w.until_state("psc", "closed", 30).await;
     w.psc_login().await.expect("a PSC login succeeds after the link returns");
-    eprintln!(
-        "FIGURES blackhole: cut→degraded PSC {psc_open:?}, CRL {crl_open:?}; local login p99 normal {:?}, while \
-         packets are dropped {:?} (slowest {slowest:?}, {} logins)",
-        p99(&normal),
-        p99(&during),
-        during.len()
-    );
 }
