@@ -114,6 +114,7 @@ async fn a_professional_logs_in_with_e_cps_and_is_linked_by_idnat() {
     assert_eq!(claims["sub"], sub_of(&w.gw, "demo.durand").await, "linked to Dr Marie Durand by her idNat");
     assert_eq!(claims["acr"], ACR_2FA, "e-CPS is a two-factor MIE, not phishing-resistant: {claims}");
     let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
+    // docs/psc.md fixes two factors and no card; which others is the establishment's choice.
     assert!(amr.contains(&"mfa") && !amr.contains(&"sc"), "e-CPS factors: {amr:?}");
     let line =
         w.gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "success" && l["username"] == "810001234567").await;
@@ -134,7 +135,8 @@ async fn a_card_used_at_psc_is_a_phishing_resistant_cps_via_psc_login() {
     let claims = w.gw.verify_jwt(&tokens.id, "demo-dpi", "ES256").await;
     assert_eq!(claims["acr"], "urn:vigie:loa:2fa-phr", "{claims}");
     let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
-    assert!(amr.contains(&"sc") && amr.contains(&"pin"), "a card and its PIN: {amr:?}");
+    // docs/psc.md: a CPS at PSC is two factors, the card and its PIN (RFC 8176 §2 names).
+    assert_eq!(amr, ["sc", "pin", "mfa"], "a card and its PIN: {amr:?}");
     assert_eq!(claims["sub"], sub_of(&w.gw, "demo.petit").await, "linked to Luc Petit by his idNat 0+ADELI");
     w.gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "success" && l["method"] == "cps_via_psc").await;
 }
