@@ -51,7 +51,7 @@ pub struct MailConfig {
     pub from: String,
     /// A PEM CA certificate to trust besides the system's roots (an internal relay's CA).
     pub ca_file: Option<PathBuf>,
-    /// Connection and command timeout, seconds.
+    /// Timeout of one attempt (connection and every command), seconds.
     pub timeout_secs: u64,
     /// Attempts per e-mail before giving up (at least 1).
     pub attempts: u32,
@@ -182,6 +182,9 @@ pub struct Mailer {
     from: Mailbox,
     attempts: u32,
     retry_delay: Duration,
+    /// Bounds one whole attempt: lettre's async transport bounds only the TCP connection, so a
+    /// relay that takes it and never answers would hold the attempt for ever.
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -190,8 +193,9 @@ impl Mailer {
         let from = parse_mailbox(&config.from)?;
         let attempts = config.attempts.max(1);
         let retry_delay = Duration::from_millis(config.retry_delay_ms);
+        let timeout = Duration::from_secs(config.timeout_secs);
         if !config.enabled {
-            return Ok(Mailer { transport: None, from, attempts, retry_delay });
+            return Ok(Mailer { transport: None, from, attempts, retry_delay, timeout });
         }
         let tls = || -> Result<TlsParameters, MailError> {
             let mut b = TlsParameters::builder(config.host.clone());
@@ -211,11 +215,11 @@ impl Mailer {
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port)
             .tls(tls)
-            .timeout(Some(Duration::from_secs(config.timeout_secs)));
+            .timeout(Some(timeout));
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             b = b.credentials(Credentials::new(u.clone(), p.clone()));
         }
-        Ok(Mailer { transport: Some(b.build()), from, attempts, retry_delay })
+        Ok(Mailer { transport: Some(b.build()), from, attempts, retry_delay, timeout })
     }
 
     fn message(&self, mail: &Mail) -> Result<Message, MailError> {
@@ -232,7 +236,10 @@ impl Mailer {
     pub async fn send_once(&self, mail: &Mail) -> Result<(), MailError> {
         let Some(transport) = &self.transport else { return Err(MailError::Disabled) };
         let message = self.message(mail)?;
-        transport.send(message).await.map(|_| ()).map_err(|e| MailError::Smtp(e.to_string()))
+        match tokio::time::timeout(self.timeout, transport.send(message)).await {
+            Ok(sent) => sent.map(|_| ()).map_err(|e| MailError::Smtp(e.to_string())),
+            Err(_) => Err(MailError::Smtp(format!("no answer from the relay within {:?}", self.timeout))),
+        }
     }
 
     /// Sends, retrying up to `mail.attempts` times with a doubling pause. Returns the number of

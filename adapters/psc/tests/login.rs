@@ -5,6 +5,10 @@ mod common;
 use common::{DR_DURAND, Fixture, POST_LOGOUT, REDIRECT};
 use serde_json::json;
 
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
+}
+
 /// The stand-in saw the token request authenticated with `method`.
 async fn assert_token_auth(sandbox: &common::Sandbox, method: &str) {
     let tokens = sandbox.log_of("token").await;
@@ -17,6 +21,7 @@ async fn dr_durand_logs_in_with_client_secret_basic_and_her_profession_is_read()
     let fx = Fixture::new(true);
     let sb = fx.start();
     let psc = fx.psc(&sb, "vigie-basic");
+    let before = now();
     let login = sb.login(&psc, DR_DURAND).await.expect("login");
     assert_eq!(login.idnat, DR_DURAND);
     assert_eq!(login.family_name.as_deref(), Some("DURAND"), "userinfo: {}", login.userinfo);
@@ -25,9 +30,12 @@ async fn dr_durand_logs_in_with_client_secret_basic_and_her_profession_is_read()
     assert_eq!(login.professional.specialty.as_deref(), Some("SM26"));
     assert_eq!(login.professional.idnat, DR_DURAND);
     assert_eq!(login.professional.source, sb.issuer);
-    assert!(login.professional.roles.iter().any(|r| r.starts_with("10^")), "roles {:?}", login.professional.roles);
-    assert!(!login.amr.is_empty(), "amr from the ID token");
-    assert!(login.auth_time.is_some(), "auth_time from the ID token");
+    // The profession code, then TRE_G15's OID (conformance/psc-sandbox/lib/identities.mjs).
+    assert_eq!(login.professional.roles, ["10^1.2.250.1.213.1.1.5.5"]);
+    // Contract C1 (conformance/psc-sandbox/README.md): an e-CPS login's `amr`; `auth_time` is this login.
+    assert_eq!(login.amr, ["mobile", "mfa"]);
+    let auth_time = login.auth_time.expect("auth_time from the ID token");
+    assert!((before..=now()).contains(&auth_time), "auth_time {auth_time} is this login");
     assert_eq!(login.userinfo["sub"], login.sub.as_str());
     assert_token_auth(&sb, "client_secret_basic").await;
 }
@@ -85,7 +93,7 @@ async fn login_with_private_key_jwt_sends_a_short_lived_assertion_for_the_token_
     assert_eq!(assertion["aud"], format!("{}/protocol/openid-connect/token", sb.issuer));
     assert!(assertion["jti"].as_str().is_some_and(|j| j.len() >= 32), "{assertion}");
     let exp = assertion["exp"].as_i64().expect("exp");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let now = now();
     assert!(exp > now && exp <= now + 120, "short exp: {exp} vs now {now}");
 }
 
@@ -133,7 +141,8 @@ async fn card_login_at_psc_reports_psc_amr() {
     let (url, pending) = psc.begin().await.expect("begin");
     let (code, _) = sb.authorize(&url).await;
     let login = psc.finish(&code, &pending).await.expect("login");
-    assert!(login.amr.iter().any(|a| a == "sc"), "card amr: {:?}", login.amr);
+    // Contract C1 (conformance/psc-sandbox/README.md): a card login's `amr`.
+    assert_eq!(login.amr, ["sc", "pin", "mfa"]);
 }
 
 #[tokio::test]
@@ -145,8 +154,11 @@ async fn logout_url_ends_the_psc_session_with_the_id_token_hint() {
     let url = psc.end_session_url(&login.id_token, Some(POST_LOGOUT), Some("st4te")).expect("PSC has end_session");
     assert!(url.starts_with(&format!("{}/protocol/openid-connect/logout?", sb.issuer)), "{url}");
     let resp = sb.http.get(&url).send().await.expect("logout");
-    assert!(resp.status().is_success() || resp.status().is_redirection(), "logout: {}", resp.status());
+    // RP-Initiated Logout 1.0 §3: back to the post-logout URI, with the state.
+    assert_eq!(resp.status(), 302, "logout");
+    let back = resp.headers().get("location").and_then(|l| l.to_str().ok());
+    assert_eq!(back, Some(format!("{POST_LOGOUT}?state=st4te").as_str()));
     let logout = sb.log_of("logout").await;
     assert_eq!(logout.len(), 1, "{logout:?}");
-    assert_eq!(logout[0]["params"]["id_token_hint"].as_str().map(|h| !h.is_empty()), Some(true), "{}", logout[0]);
+    assert_eq!(logout[0]["params"]["id_token_hint"], login.id_token.as_str(), "{}", logout[0]);
 }

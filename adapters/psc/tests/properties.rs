@@ -32,6 +32,47 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// RFC 8259's name of a value's type, as the refusals say it, read from the first character of
+/// its JSON text (RFC 8259 §3: each kind of value begins its own way).
+fn json_type(v: &Value) -> &'static str {
+    match v.to_string().as_bytes().first() {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+/// A claim not there: absent, null or empty.
+fn absent(v: &Value) -> bool {
+    v.is_null() || v.as_str() == Some("")
+}
+
+/// The value a refusal's field path (`a.b[0].c`) names in `v`, if there is one.
+fn at_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(v, |v, step| {
+        let (name, index) = match step.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (step, None),
+        };
+        let v = v.as_object()?.get(name)?;
+        match index {
+            Some(i) => v.as_array()?.get(i),
+            None => Some(v),
+        }
+    })
+}
+
+/// The place of a field path in `v`, created if absent (the last step only).
+fn at_path_mut<'v>(v: &'v mut Value, path: &str) -> Option<&'v mut Value> {
+    path.split('.').try_fold(v, |v, step| match step.split_once('[') {
+        Some((name, rest)) => v.get_mut(name)?.get_mut(rest.trim_end_matches(']').parse::<usize>().ok()?),
+        None => Some(v.as_object_mut()?.entry(step).or_insert(Value::Null)),
+    })
+}
+
 /// A claim value PSC could send: no control characters, not empty.
 fn text() -> impl Strategy<Value = String> {
     "[A-Za-z0-9 ^.:/éèÉ'-]{1,40}"
@@ -89,6 +130,65 @@ fn document(v: &Valid) -> Value {
     doc
 }
 
+/// Whether `userinfo_from_value` reads `v` back or refuses it with a reason true of `v`: the field
+/// it names is there, with the type or the value it says; an absent claim is absent.
+fn read_or_refused_truly(v: &Value) -> Result<(), TestCaseError> {
+    match userinfo_from_value(v, "https://psc") {
+        Ok(u) => {
+            prop_assert!(v.is_object());
+            prop_assert_eq!(Some(u.sub.as_str()), v["sub"].as_str());
+            prop_assert_eq!(Some(u.idnat.as_str()), v["SubjectNameID"].as_str());
+        }
+        Err(ClaimsError::NotAnObject(t)) => {
+            prop_assert!(!v.is_object());
+            prop_assert_eq!(t, json_type(v));
+        }
+        Err(ClaimsError::Missing(field)) => {
+            prop_assert_eq!(field, "sub");
+            prop_assert!(absent(&v["sub"]), "{v}");
+        }
+        Err(ClaimsError::NoIdnat) => {
+            prop_assert!(v["sub"].as_str().is_some_and(|s| !s.is_empty()), "sub is read first: {v}");
+            prop_assert!(absent(&v["SubjectNameID"]), "{v}");
+        }
+        Err(ClaimsError::WrongType { field, expected, found }) => {
+            let at = at_path(v, &field);
+            prop_assert!(at.is_some_and(|x| json_type(x) == found), "{field} is no {found} in {v}");
+            let was_expected = |x: &Value| match expected {
+                "a string" => x.is_string(),
+                "an object" => x.is_object(),
+                "an array" => x.is_array(),
+                "an array of strings" => x.is_array() || x.is_string(),
+                other => panic!("an expectation the test does not know: {other}"),
+            };
+            prop_assert!(at.is_some_and(|x| !was_expected(x)), "{field} is {expected} in {v}");
+        }
+        Err(ClaimsError::BadValue { field, why }) => {
+            let s = at_path(v, &field).and_then(Value::as_str).unwrap_or_default();
+            prop_assert!(s.len() > 1024 || s.chars().any(char::is_control), "{field} ({why}) in {v}");
+        }
+        Err(e @ ClaimsError::NotJson(_)) => prop_assert!(false, "a JSON value is JSON: {e}"),
+    }
+    Ok(())
+}
+
+/// The claims of [`document`] a near miss replaces.
+const CLAIM_PATHS: &[&str] = &[
+    "sub",
+    "SubjectNameID",
+    "given_name",
+    "family_name",
+    "SubjectRole",
+    "SubjectOrganizationID",
+    "SubjectOrganization",
+    "Secteur_Activite",
+    "SubjectRefPro",
+    "SubjectRefPro.exercices",
+    "SubjectRefPro.exercices[0]",
+    "SubjectRefPro.exercices[0].codeProfession",
+    "SubjectRefPro.exercices[0].codeSavoirFaire",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -97,17 +197,23 @@ proptest! {
         let _ = parse_userinfo(&bytes, "https://psc");
     }
 
+    /// Each refusal of arbitrary JSON says something true of it.
     #[test]
-    fn arbitrary_json_is_read_or_refused_with_a_reason(v in json_value()) {
-        match userinfo_from_value(&v, "https://psc") {
-            Ok(u) => {
-                prop_assert!(v.is_object());
-                prop_assert_eq!(Some(u.sub.as_str()), v["sub"].as_str());
-                prop_assert_eq!(Some(u.idnat.as_str()), v["SubjectNameID"].as_str());
-            }
-            Err(ClaimsError::NotAnObject(t)) => prop_assert!(!v.is_object(), "{t}"),
-            Err(e) => prop_assert!(v.is_object() && !e.to_string().is_empty()),
-        }
+    fn arbitrary_json_is_read_or_refused_with_a_true_reason(v in json_value()) {
+        read_or_refused_truly(&v)?;
+    }
+
+    /// The same near the valid grammar, where the deep claims are reached: a valid userinfo with
+    /// one claim replaced by any JSON value.
+    #[test]
+    fn a_valid_userinfo_with_one_claim_replaced_is_read_or_refused_truly(
+        v in valid(),
+        path in prop::sample::select(CLAIM_PATHS),
+        replacement in json_value(),
+    ) {
+        let mut doc = document(&v);
+        *at_path_mut(&mut doc, path).expect("a path of the valid document") = replacement;
+        read_or_refused_truly(&doc)?;
     }
 
     #[test]

@@ -132,9 +132,9 @@ async fn fido2_login_for_psc_carries_the_key_amr_and_another_person_has_another_
     let (_, claims) = psc_id_token(&gw, &a, &code).await;
     assert_eq!(claims["tid"], DEMO_TID);
     assert_eq!(claims["acr"], ACR_PHR);
-    let amr = strings(&claims["amr"]);
-    assert!(amr.contains(&"hwk".into()) && amr.contains(&"mfa".into()), "{amr:?}");
-    assert!(!amr.contains(&"sc".into()) && !amr.contains(&"pwd".into()), "a key is no card, no password: {amr:?}");
+    // RFC 8176 §2: the key's PIN (user verification), a hardware-secured key (its attestation
+    // verified), two factors; no `sc` (no card), no `pwd`.
+    assert_eq!(strings(&claims["amr"]), ["pin", "hwk", "mfa"]);
     let oid = claims["oid"].as_str().expect("oid");
     assert_uuid_v7(oid);
     assert_eq!(oid, lea_sub, "oid is Léa's directory id");
@@ -227,15 +227,26 @@ async fn a_session_older_than_the_fi_tiers_max_age_forces_a_new_login_for_psc_on
     assert_eq!(again["auth_time"], auth_time);
 
     // Past it: PSC's request leads to the login page, even with a longer max_age; prompt=none
-    // gets login_required; the ordinary client keeps its SSO.
-    let wait = auth_time + SHORT_MAX_AGE + 1 - now();
-    tokio::time::sleep(std::time::Duration::from_secs(wait.max(0) as u64 + 1)).await;
+    // gets login_required; the ordinary client keeps its SSO. Polled with prompt=none, which
+    // answers with a code until the authentication is too old, and never before it is.
+    let none = eventually(SHORT_MAX_AGE as u64 + 10, || {
+        let (b, gw) = (&b, &gw);
+        async move {
+            let mut b = Browser { gw, http: b.http.clone(), cookies: b.cookies.clone() };
+            let r =
+                b.authorize(&Authz::new(gw, "psc-test").with("scope", "openid profile").with("prompt", "none")).await;
+            let error = r.redirect_params().get("error").cloned();
+            error.map(|e| (e, now()))
+        }
+    })
+    .await;
+    let (error, at) = none.expect("prompt=none is refused once the authentication is older than the maximum age");
+    assert_eq!(error, "login_required");
+    assert!(at >= auth_time + SHORT_MAX_AGE, "refused at {at}, before auth_time {auth_time} + {SHORT_MAX_AGE}");
     let stale = Authz::new(&gw, "psc-test").with("scope", "openid profile").with("max_age", "3600");
     let r = b.authorize(&stale).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(r.location().starts_with("/login?flow="), "a fresh login: {}", r.location());
-    let none = b.authorize(&Authz::new(&gw, "psc-test").with("scope", "openid profile").with("prompt", "none")).await;
-    assert_eq!(none.redirect_params().get("error").map(String::as_str), Some("login_required"));
     let app = Authz::new(&gw, "app").with("scope", "openid profile");
     let code = b.code_without_login(&app).await;
     let app_claims = gw.verify_jwt(&redeem(&gw, &app, &code).await.id, "app", "ES256").await;
@@ -381,19 +392,6 @@ fi_tiers = { tid = "VIGIE_1760000018" }
 
 const PSC_CLIENT_SECRET: &str = "s3cret-of-the-fi-tiers-test";
 
-/// The login page of a flow once it offers PSC (the gateway's health probe has reached it).
-async fn page_offering_psc(b: &mut Browser<'_>, location: &str) -> Resp {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let page = b.get(location).await;
-        if page.body.contains("/login/psc?flow=") {
-            return page;
-        }
-        assert!(std::time::Instant::now() < deadline, "the login page offers PSC once it answers: {}", page.body);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
     let psc_port = free_port();
@@ -411,10 +409,14 @@ async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
     let mut b = gw.browser();
     let app = Authz::new(&gw, "demo-app");
     let r = b.authorize(&app).await;
-    let page = page_offering_psc(&mut b, &r.location()).await;
+    let page = psc.login_page_offering_psc(&mut b, &r.location()).await;
     let flow = page.hidden("flow").expect("flow");
     psc.next_login("810001234567", "card").await;
-    let (done, _) = b.follow(&format!("/login/psc?flow={flow}"), |next| next.starts_with(&app.redirect_uri)).await;
+    let to_psc = b.get(&format!("/login/psc?flow={flow}")).await;
+    assert_eq!(to_psc.status, 302, "{}", to_psc.body);
+    let callback = psc.through(&mut b, &to_psc.location()).await;
+    let done = psc.back_at_vigie(&mut b, &callback).await;
+    assert!(done.location().starts_with(&app.redirect_uri), "{}", done.location());
     let code = done.redirect_params().get("code").cloned().expect("a code for the demo app");
     let claims = jwt_part(&redeem(&gw, &app, &code).await.id, 1);
     assert_eq!(claims["acr"], ACR_PHR, "a CPS at PSC is phishing-resistant: {claims}");
@@ -428,5 +430,9 @@ async fn a_login_through_psc_is_neither_offered_to_psc_nor_reused_for_it() {
     assert!(!page.body.contains("/login/psc?flow="), "PSC is not offered to PSC: {}", page.body);
     let fi_flow = page.hidden("flow").expect("flow");
     let forced = b.get(&format!("/login/psc?flow={fi_flow}")).await;
-    assert!(forced.status >= 400, "going to PSC anyway is refused: {} {:?}", forced.status, forced.header("location"));
+    assert_eq!(forced.status, 403, "going to PSC anyway is refused: {}", forced.body);
+    let line = gw.audit_line(|l| l["kind"] == "login" && l["outcome"] == "failure" && l["method"] == "ecps").await;
+    assert_eq!((line["client_id"].as_str(), line["reason"].as_str()), (Some(PSC), Some("psc_not_offered")), "{line}");
+    let authorizations = psc.log().await.into_iter().filter(|e| e["endpoint"] == "auth").count();
+    assert_eq!(authorizations, 1, "PSC saw the demo app's login only");
 }

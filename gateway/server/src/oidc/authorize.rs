@@ -307,6 +307,16 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         Ok(s) => s,
         Err(e) => return temporarily_unavailable(&state, &request, &e),
     };
+    // A session answers only while the MIE instance of its login stands, as a refresh rechecks it:
+    // a sponsorship's temporary credential ends before a session opened at its 23rd hour would.
+    let current = match current {
+        Some(s) => match super::token::withdrawn_mie(&state, &s.authentication).await {
+            Ok(None) => Some(s),
+            Ok(Some(_)) => None,
+            Err(e) => return temporarily_unavailable(&state, &request, &e.description),
+        },
+        None => None,
+    };
     let now = crate::now();
     let Some(client) = state.client(&request.client_id) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "unknown client");

@@ -12,10 +12,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{remove_temp, temp_file};
+use super::{Browser, Resp, eventually, query_of, remove_temp, temp_file};
 
 /// The client id of the gateways at the stand-in.
 pub const PSC_CLIENT_ID: &str = "vigie";
+
+/// Redirects followed at PSC before a chain is called a loop: the stand-in's login, completed at
+/// once, and its logout each take one.
+const MAX_PSC_HOPS: usize = 8;
 
 const WATCHDOG: &str = r#"exec 3<&0
 "$@" &
@@ -151,6 +155,60 @@ impl PscSandbox {
 
     pub async fn reset(&self) {
         self.control("reset", json!({})).await;
+    }
+
+    /// The browser at PSC, from `url` (PSC's authorization or logout endpoint): follows PSC's own
+    /// redirects (302, oidc-provider's, through koa's `ctx.redirect`) until the one that leaves PSC for
+    /// Vigie, whose URL is returned unfetched. At most [`MAX_PSC_HOPS`]: a cycle fails with the
+    /// chain of URLs instead of hanging.
+    pub async fn through(&self, b: &mut Browser<'_>, url: &str) -> String {
+        let mut chain = vec![url.to_owned()];
+        let mut url = url.to_owned();
+        while url.starts_with(&self.origin) {
+            assert!(chain.len() <= MAX_PSC_HOPS, "more than {MAX_PSC_HOPS} redirects at PSC: {chain:#?}");
+            let r = b.get(&url).await;
+            assert_eq!(r.status, 302, "PSC redirects the browser at each step ({url}): {}\n{chain:#?}", r.body);
+            let next = r.location();
+            url = if next.starts_with('/') { format!("{}{next}", self.origin) } else { next };
+            chain.push(url.clone());
+        }
+        url
+    }
+
+    /// The browser arriving at Vigie's callback `callback` (PSC's registered redirect URI, on
+    /// `127.0.0.1`): Vigie first sends it to the same callback on its issuer's host, where its
+    /// browser-binding cookie lives (302, `login::psc::to_issuer_host`); the answer there.
+    pub async fn back_at_vigie(&self, b: &mut Browser<'_>, callback: &str) -> Resp {
+        assert!(callback.starts_with("https://127.0.0.1:"), "PSC's registered callback: {callback}");
+        let hop = b.get(callback).await;
+        assert_eq!(hop.status, 302, "to the issuer's host first: {}", hop.body);
+        let on_issuer = hop.location();
+        assert!(on_issuer.starts_with(&b.gw.url("/login/psc/callback?")), "{on_issuer}");
+        assert_eq!(query_of(&on_issuer), query_of(callback), "the same code and state");
+        b.get(&on_issuer).await
+    }
+
+    /// The login page at `location` once it offers e-CPS (the gateway's health probe has reached
+    /// PSC), within 15 s.
+    pub async fn login_page_offering_psc(&self, b: &mut Browser<'_>, location: &str) -> Resp {
+        // The browser, and the last page seen for the failure message.
+        let polled = tokio::sync::Mutex::new((b, String::new()));
+        let page = eventually(15, || {
+            let polled = &polled;
+            async move {
+                let mut polled = polled.lock().await;
+                let page = polled.0.get(location).await;
+                assert_eq!(page.status, 200, "the login page: {}", page.body);
+                if page.body.contains("/login/psc?flow=") {
+                    return Some(page);
+                }
+                polled.1 = page.body;
+                None
+            }
+        })
+        .await;
+        let last = polled.into_inner().1;
+        page.unwrap_or_else(|| panic!("the login page offers e-CPS once PSC answers its probe, within 15 s: {last}"))
     }
 
     /// The requests the stand-in received.

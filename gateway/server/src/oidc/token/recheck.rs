@@ -59,8 +59,8 @@ async fn refusal(
 }
 
 /// Whether the MIE instance of the login was withdrawn since: a card no longer in a status that
-/// logs in, a FIDO2 key revoked, a sponsorship ended.
-async fn withdrawn_mie(state: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
+/// logs in, a FIDO2 key revoked, a sponsorship ended. Also asked of a session before SSO.
+pub async fn withdrawn_mie(state: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
     let Some(credential) = auth.credential.as_deref() else { return Ok(None) };
     let withdrawn = match auth.mie {
         Mie::Cps | Mie::Cpe => {
