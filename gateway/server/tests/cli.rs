@@ -7,12 +7,12 @@ use common::*;
 use serde_json::{Value, json};
 use vigie_igc_sante::testpki::{CardSpec, TestPki};
 
-fn run(args: &[&str]) -> std::process::Output {
+pub(crate) fn run(args: &[&str]) -> std::process::Output {
     run_with(args, &[])
 }
 
 /// `vigie ARGS` with only `PATH` and `env` in its environment (no `VIGIE_…` of the test's own).
-fn run_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(crate) fn run_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
         .env_clear()
@@ -22,7 +22,7 @@ fn run_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .expect("running vigie")
 }
 
-fn stdout(out: &std::process::Output) -> String {
+pub(crate) fn stdout(out: &std::process::Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -103,7 +103,7 @@ redirect_uris = ["https://dpi.chu.example/cb"]
 }
 
 /// `vigie clients new-secret`: (secret, hash).
-fn new_secret() -> (String, String) {
+pub(crate) fn new_secret() -> (String, String) {
     let out = run(&["clients", "new-secret"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

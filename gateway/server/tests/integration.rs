@@ -16,6 +16,7 @@ mod card_login;
 mod cards_admin;
 mod cli;
 mod code_flow;
+mod configured;
 mod degraded;
 mod dmp;
 mod edge;
