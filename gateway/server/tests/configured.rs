@@ -4,6 +4,7 @@
 //! Also the home page (`GET /`), and a back-channel logout endpoint that fails or hangs.
 use crate::cli::{new_secret, run, run_with, stdout};
 use crate::common;
+use crate::logout::logout_url;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -295,13 +296,9 @@ async fn log_in_and_out(gw: &Gateway) -> String {
     let (mut b, _, _, t) = logged_in(gw, "dpi", &[USERNAME]).await;
     let sid = jwt_part(&t.id, 1)["sid"].as_str().expect("sid in the ID token").to_owned();
     let back = gw.client("dpi").post_logout_redirect_uris[0].clone();
-    let mut logout = url::Url::parse(&gw.url("/logout")).expect("URL");
-    logout
-        .query_pairs_mut()
-        .append_pair("id_token_hint", &t.id)
-        .append_pair("post_logout_redirect_uri", &back)
-        .append_pair("state", "au-revoir");
-    let r = b.get(logout.as_str()).await;
+    let logout =
+        logout_url(gw, &[("id_token_hint", &t.id), ("post_logout_redirect_uri", &back), ("state", "au-revoir")]);
+    let r = b.get(&logout).await;
     assert_eq!((r.status, r.location()), (303, format!("{back}?state=au-revoir")), "{}", r.body);
     let again = b.authorize(&Authz::new(gw, "dpi").with("prompt", "none")).await;
     assert_eq!(again.redirect_params().get("error").map(String::as_str), Some("login_required"));

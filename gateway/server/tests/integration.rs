@@ -28,6 +28,7 @@ mod logout;
 mod ops;
 mod policy;
 mod psc_login;
+mod psc_paths;
 mod refresh_in_process;
 mod replicas;
 mod shared_workstation;

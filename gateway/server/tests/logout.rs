@@ -12,7 +12,7 @@ async fn gw() -> &'static Gateway {
     GW.get_or_init(|| Gateway::start(&[])).await
 }
 
-fn logout_url(gw: &Gateway, params: &[(&str, &str)]) -> String {
+pub(crate) fn logout_url(gw: &Gateway, params: &[(&str, &str)]) -> String {
     let mut u = url::Url::parse(&gw.url("/logout")).expect("logout URL");
     u.query_pairs_mut().extend_pairs(params);
     u.to_string()

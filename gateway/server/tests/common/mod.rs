@@ -23,6 +23,7 @@ use totp::STEP_SECS;
 
 pub mod configured;
 pub mod psc;
+pub mod psc_client_auth;
 pub mod totp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
