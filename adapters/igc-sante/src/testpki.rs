@@ -17,7 +17,12 @@ use x509_parser::certificate::X509Certificate;
 
 pub use rcgen::RevocationReason;
 
-use crate::identity::{PROFESSION_EXTENSION, SPECIALTY_EXTENSION};
+/// The profession extension, written here and not taken from the parser, so that cards made by
+/// this PKI check the parser's OID instead of agreeing with it by construction: reference
+/// `dmp-vihf-cps.md` §3 (legacy `TEST CLASSE-1` card; the VIHF `Role` code system of §1).
+const PROFESSION_OID: &[u64] = &[1, 2, 250, 1, 71, 1, 2, 7];
+/// The specialty extension (reference §3; the VIHF "specialites RPPS" code system of §1).
+const SPECIALTY_OID: &[u64] = &[1, 2, 250, 1, 71, 4, 2, 5];
 
 /// Subject of the test root, as IGC-Santé writes its TEST roots (RFC 4514 order, most specific first).
 pub const ROOT_DN: &str =
@@ -373,11 +378,11 @@ impl TestCa {
             let magnitude: Vec<u8> = code.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
             let mut content = if magnitude.first().is_none_or(|b| b & 0x80 != 0) { vec![0] } else { Vec::new() };
             content.extend(magnitude);
-            params.custom_extensions.push(CustomExtension::from_oid_content(PROFESSION_EXTENSION, tlv(0x02, &content)));
+            params.custom_extensions.push(CustomExtension::from_oid_content(PROFESSION_OID, tlv(0x02, &content)));
         }
         if let Some(code) = &spec.specialty_code {
             let value = tlv(0x30, &tlv(0x0c, code.as_bytes()));
-            params.custom_extensions.push(CustomExtension::from_oid_content(SPECIALTY_EXTENSION, value));
+            params.custom_extensions.push(CustomExtension::from_oid_content(SPECIALTY_OID, value));
         }
         let placeholder = params.signed_by(&key, &self.issuer())?;
         let cert_der = replace_subject(placeholder.der(), &spec.holder.subject_der(), &self.key)?;

@@ -2,9 +2,13 @@
 mod common;
 
 use common::*;
-use vigie_igc_sante::identity::{PROFESSION_EXTENSION, SPECIALTY_EXTENSION};
 use vigie_igc_sante::{CardError, CardKind, card_identity, subject_identity};
 use x509_parser::prelude::{FromDer, X509Name};
+
+/// Reference `dmp-vihf-cps.md` §3: the private profession and specialty extensions, written out
+/// rather than taken from the parser's constants, which they check.
+const PROFESSION_EXTENSION: &[u64] = &[1, 2, 250, 1, 71, 1, 2, 7];
+const SPECIALTY_EXTENSION: &[u64] = &[1, 2, 250, 1, 71, 4, 2, 5];
 
 fn parse_name(der: &[u8]) -> X509Name<'_> {
     let (rest, name) = X509Name::from_der(der).expect("the fixture is a DER Name");

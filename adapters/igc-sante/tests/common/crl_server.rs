@@ -1,5 +1,5 @@
-//! A small real HTTP/1.1 server (tokio TcpListener) that serves CRLs by path, can answer an error
-//! status, and can be stopped so that its port refuses connections.
+//! Small real HTTP/1.1 servers (tokio TcpListener): one serves CRLs by path, can answer an error
+//! status, and can be stopped so that its port refuses connections; one accepts and never answers.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -72,5 +72,36 @@ impl CrlServer {
     pub async fn stop(self) {
         self.task.abort();
         let _ = self.task.await;
+    }
+}
+
+/// A source that accepts connections and never answers (a CRL server hung, or a firewall that
+/// swallows the request): what the fetch timeout is for.
+pub struct SilentSource {
+    base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentSource {
+    pub async fn start() -> SilentSource {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a local port");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        SilentSource { base, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for SilentSource {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
