@@ -1,0 +1,95 @@
+//! HR's API for the security keys of others (bearer token with the `fido2` role): list an
+//! identity's keys, issue an enrolment code, revoke a key. The work itself is the account's.
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+use vigie_core::fido2::Fido2Credential;
+
+use crate::account::{AccountError, issue_enrolment_code, keys_of, revoke_key};
+use crate::app::{AppState, State};
+use crate::http::{Caller, problem};
+
+/// The JSON view of a key for HR's API.
+fn key_view(k: &Fido2Credential) -> serde_json::Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "aaguid": k.aaguid,
+        "attested": k.attested,
+        "sign_count": k.sign_count,
+        "created_at": k.created_at,
+        "last_used_at": k.last_used_at,
+    })
+}
+
+fn path(req: &HttpRequest, name: &str) -> Option<String> {
+    req.match_info().get(name).filter(|v| !v.is_empty() && v.len() <= 1400).map(str::to_owned)
+}
+
+async fn api_admin(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: vigie_core::roles::Scope,
+) -> Result<crate::admin::auth::Admin, HttpResponse> {
+    crate::admin::auth::require_token(req, state, scope).await
+}
+
+/// `GET /admin/api/identities/{id}/fido2` (bearer token with role `fido2`, scope `keys:read`): the
+/// identity's keys.
+pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
+    if let Err(r) = api_admin(&req, &state, vigie_core::roles::Scope::KeysRead).await {
+        return r;
+    }
+    let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
+    match state.directory.identity(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"));
+        }
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
+    }
+    match keys_of(&state, &id).await {
+        Ok(keys) => HttpResponse::Ok().json(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
+    }
+}
+
+/// `POST /admin/api/identities/{id}/fido2/enrolment-code`: a one-time code for the agent to
+/// register keys at `/account/enrol` (scope `keys:enrol`). The code is in this answer only.
+pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
+    let admin = match api_admin(&req, &state, vigie_core::roles::Scope::KeysEnrol).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
+    let caller = Caller::of(&req, &state);
+    match issue_enrolment_code(&state, &caller, &id, &admin.actor).await {
+        Ok(code) => HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(code),
+        Err(AccountError::UnknownIdentity(_)) => {
+            problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"))
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+    }
+}
+
+/// `DELETE /admin/api/identities/{id}/fido2/{credential}` (scope `keys:revoke`): revokes a key;
+/// its sessions end.
+pub async fn api_revoke(req: HttpRequest, state: State) -> HttpResponse {
+    let admin = match api_admin(&req, &state, vigie_core::roles::Scope::KeysRevoke).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let (Some(id), Some(credential)) = (path(&req, "id"), path(&req, "credential")) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "expected /admin/api/identities/{id}/fido2/{credential}",
+        );
+    };
+    let caller = Caller::of(&req, &state);
+    match revoke_key(&state, &caller, &id, &credential, &admin.actor).await {
+        Ok(true) => HttpResponse::NoContent().finish(),
+        Ok(false) => problem(StatusCode::NOT_FOUND, "Not found", "this identity has no such key"),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+    }
+}
