@@ -5,6 +5,8 @@
 //! `sponsorship.credential_ttl_secs`) usable on the login page, and for a lost or stolen card its
 //! suspension with the end of its sessions. Both people get an e-mail; everything is audited
 //! (`sponsorship_*`). Nothing here needs anything outside the establishment (degraded mode).
+pub mod questions;
+
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -633,7 +635,7 @@ async fn ask(
 <input id="a{i}" name="a{i}" type="password" autocomplete="off" required maxlength="{max}">
 "#,
             text = esc(text),
-            max = crate::questions::MAX_ANSWER_CHARS,
+            max = crate::sponsorship::questions::MAX_ANSWER_CHARS,
         ));
     }
     let main = format!(
@@ -814,7 +816,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     // argon2id is CPU-bound: keep it off the async workers. Every answer is checked, right or not.
     let right = web::block(move || {
-        checks.iter().fold(true, |ok, (phc, q, given)| crate::questions::verify_answer(phc, q, given) & ok)
+        checks.iter().fold(true, |ok, (phc, q, given)| crate::sponsorship::questions::verify_answer(phc, q, given) & ok)
     })
     .await
     .unwrap_or(false);
@@ -1146,8 +1148,8 @@ pub async fn seed_demo(state: &AppState, demo: &crate::demo::Description) -> any
             let answers: Vec<(String, String)> = DEMO_ANSWERS
                 .iter()
                 .map(|(q, a)| {
-                    let normal = crate::questions::normalise_answer(a).unwrap_or_default();
-                    (q.to_string(), crate::questions::hash_answer(q, &normal))
+                    let normal = crate::sponsorship::questions::normalise_answer(a).unwrap_or_default();
+                    (q.to_string(), crate::sponsorship::questions::hash_answer(q, &normal))
                 })
                 .collect();
             state.sponsorships.set_security_answers(&account.identity_id, &answers).await?;
