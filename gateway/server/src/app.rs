@@ -224,7 +224,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
     // Vigie's own pages (card administration; sponsorship and security questions) sign people in
     // as built-in public clients, unless one is configured with the same id.
-    let own = [crate::admin::page::builtin_client(&config), crate::sponsor::builtin_client(&config)];
+    let own = [crate::admin::page::builtin_client(&config), crate::sponsorship::sign_in::builtin_client(&config)];
     for builtin in own.into_iter().flatten() {
         clients.entry(builtin.client_id.clone()).or_insert_with(|| Client::new(builtin));
     }
@@ -324,8 +324,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
     }
     cfg.configure(login::fido2::routes);
     cfg.configure(crate::account::routes);
-    cfg.configure(crate::questions::routes);
-    cfg.configure(crate::sponsor::routes);
+    cfg.configure(crate::sponsorship::questions::routes);
+    cfg.configure(crate::sponsorship::routes);
     demo_app::routes(cfg, &config.demo);
     cfg.configure(crate::admin::routes);
     cfg.configure(crate::psc::routes);

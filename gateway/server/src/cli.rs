@@ -421,7 +421,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let d = crate::demo::seed(&state.config, &data_dir, state.directory.as_ref()).await?;
                     crate::demo::grant_roles(state.directory.as_ref(), state.roles.as_ref()).await?;
                     crate::demo::bind_demo_cpe(&data_dir, state.directory.as_ref(), state.cards.as_ref()).await?;
-                    crate::sponsor::seed_demo(&state, &d).await?;
+                    crate::sponsorship::demo::seed_demo(&state, &d).await?;
                     Some(d)
                 } else {
                     None

@@ -18,7 +18,7 @@ pub struct Config {
     pub issuer: String,
     /// Sponsorship of a colleague without a usable card (`[sponsorship]`, see docs/sponsorship.md).
     #[serde(default)]
-    pub sponsorship: crate::sponsor::SponsorshipConfig,
+    pub sponsorship: crate::sponsorship::config::SponsorshipConfig,
     /// Outgoing e-mail through SMTP (`[mail]`): the sponsorship notices.
     #[serde(default)]
     pub mail: vigie_mail::MailConfig,

@@ -444,7 +444,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
     Ok(Config {
         issuer,
         // Sponsorship works in the demo; its e-mails go nowhere unless `VIGIE_MAIL__…` names a relay.
-        sponsorship: crate::sponsor::SponsorshipConfig {
+        sponsorship: crate::sponsorship::config::SponsorshipConfig {
             helpdesk_phone: "01 23 45 67 89".into(),
             ..Default::default()
         },
@@ -561,9 +561,9 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
             entry["card"] = card_json(&dir, stem)?;
         }
         // Sponsorship: where the notices go, and the answers to the security questions.
-        entry["email"] = json!(crate::sponsor::demo_email(u.username));
+        entry["email"] = json!(crate::sponsorship::demo::demo_email(u.username));
         entry["security_answers"] =
-            crate::sponsor::DEMO_ANSWERS.iter().map(|(q, a)| (q.to_string(), json!(a))).collect();
+            crate::sponsorship::demo::DEMO_ANSWERS.iter().map(|(q, a)| (q.to_string(), json!(a))).collect();
         users.push(entry);
     }
     let clients: Vec<_> = config

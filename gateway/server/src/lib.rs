@@ -21,10 +21,9 @@ pub mod ops;
 pub mod own_pages;
 pub mod policy;
 pub mod psc;
-pub mod questions;
 pub mod secrets;
 pub mod session;
-pub mod sponsor;
+pub mod sponsorship;
 pub mod tls;
 pub mod totp;
 

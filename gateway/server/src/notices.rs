@@ -55,7 +55,7 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
                 .map_err(|e| e.to_string())?
                 .ok_or("the person is no longer in the directory")?;
             let (subject, body) = texts(&state, &person, &added, crate::now());
-            crate::sponsor::send_notice(&state, &identity_id, subject, body).await
+            crate::sponsorship::mail::send_notice(&state, &identity_id, subject, body).await
         };
         let (outcome, why) = match sent.await {
             Ok(attempts) => (Outcome::Success, format!("sent ({attempts} attempt(s))")),
@@ -81,8 +81,8 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
 
 /// The subject and body, French first (the establishment's language), then English.
 fn texts(state: &AppState, person: &Identity, added: &Added, at: i64) -> (String, String) {
-    let (day, hour) = crate::sponsor::local(state, at);
-    let (call_fr, call_en) = crate::sponsor::helpdesk(state);
+    let (day, hour) = crate::sponsorship::local(state, at);
+    let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(state);
     let who = format!("{} {}", person.given_name, person.family_name);
     match added {
         Added::Key { name } => (

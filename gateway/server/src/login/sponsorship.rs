@@ -111,7 +111,7 @@ async fn verify(
     username: &str,
     code: &str,
 ) -> Result<Result<(String, String), &'static str>, String> {
-    let hash = crate::sponsor::code_hash(code);
+    let hash = crate::sponsorship::grant::code_hash(code);
     let Some(account) = state.directory.account_by_username(username).await.map_err(|e| e.to_string())? else {
         return Ok(Err("unknown account"));
     };

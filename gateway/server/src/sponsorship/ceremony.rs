@@ -1,0 +1,539 @@
+//! The sponsorship ceremony: the sponsor starts it for a colleague (`POST /sponsorship/start`,
+//! the policy and the locks decide), the colleague answers drawn questions (`POST
+//! /sponsorship/answer`, counted against both), and right answers grant the sponsorship.
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::directory::Identity;
+use vigie_core::store::{Attempt, StoreError, StoreExt};
+
+use super::grant::{Reason, grant};
+use super::mail::spawn_notices;
+use super::name;
+use super::pages::{granted_page, locked_text, message, nobody, title};
+use crate::app::{AppState, State};
+use crate::http::{Caller, Params, esc, parse_params};
+use crate::login::pages::{self, Lang, html_page, tr};
+use crate::secrets::{ct_eq, sha256_b64};
+use crate::session::{self, Session};
+
+/// A sponsorship between its start and the answers: in the store, named by a random token the
+/// page holds, bound to the sponsor's session.
+#[derive(Serialize, Deserialize)]
+struct Ceremony {
+    sponsor_id: String,
+    sid: String,
+    colleague_id: String,
+    reason: Reason,
+    questions: Vec<String>,
+}
+
+fn ceremony_key(token: &str) -> String {
+    format!("sponsorship:{}", sha256_b64(token.as_bytes()))
+}
+
+fn colleague_lock_key(id: &str) -> String {
+    format!("rl:sponsorship-wrong-colleague:{id}")
+}
+
+fn sponsor_lock_key(id: &str) -> String {
+    format!("rl:sponsorship-wrong-sponsor:{id}")
+}
+
+/// The signed-in sponsor, and the CSRF token of their forms (bound to their session cookie).
+pub(super) struct Sponsor {
+    pub(super) session: Session,
+    pub(super) csrf: String,
+}
+
+pub(super) async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponsor>, StoreError> {
+    let Some(s) = session::current(state, req).await? else { return Ok(None) };
+    let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
+    Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    state: &AppState,
+    caller: &Caller,
+    kind: AuditKind,
+    outcome: Outcome,
+    sponsor_id: &str,
+    colleague_id: Option<&str>,
+    reason: Option<Reason>,
+    why: &str,
+) {
+    state.audit(AuditEvent {
+        kind: Some(kind),
+        outcome: Some(outcome),
+        subject: colleague_id.map(str::to_owned),
+        actor: Some(format!("staff:{sponsor_id}")),
+        method: reason.map(|r| r.as_str().to_owned()),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        reason: Some(why.to_owned()),
+        ..Default::default()
+    });
+}
+
+fn check_csrf(params: &Params, sponsor: &Sponsor) -> bool {
+    params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), sponsor.csrf.as_bytes()))
+}
+
+/// The signed-in sponsor and the fields of the form they posted, its CSRF token checked (in
+/// constant time); or the page that answers instead: nobody signed in, the store failing, a
+/// malformed form, or a form not issued to this browser's session.
+async fn posted_form(
+    state: &AppState,
+    req: &HttpRequest,
+    l: Lang,
+    body: &[u8],
+) -> Result<(Sponsor, Params), HttpResponse> {
+    let sponsor = match sponsor_of(state, req).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(nobody(l)),
+        Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+    };
+    let Ok(params) = parse_params(body) else {
+        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the form was malformed"));
+    };
+    if !check_csrf(&params, &sponsor) {
+        return Err(pages::error_page(
+            req,
+            StatusCode::FORBIDDEN,
+            "this form was not issued to this browser, or your session changed: reload the page",
+        ));
+    }
+    Ok((sponsor, params))
+}
+
+/// Draws `n` of `ids` at random (Fisher–Yates on the system CSPRNG): the colleague cannot know
+/// in advance which questions come.
+fn draw(mut ids: Vec<String>, n: usize) -> Vec<String> {
+    for i in (1..ids.len()).rev() {
+        let mut b = [0u8; 4];
+        aws_lc_rs::rand::fill(&mut b).expect("system random generator");
+        let j = (u32::from_le_bytes(b) as usize) % (i + 1);
+        ids.swap(i, j);
+    }
+    ids.truncate(n);
+    ids
+}
+
+/// What stops a sponsorship before the questions; `Ok(None)` when nothing does.
+/// [`refusal`] answered: a refusal is audited (`sponsorship_refused`) and shown, an outage is a
+/// 503; `None` when the sponsorship may go on.
+#[allow(clippy::too_many_arguments)]
+async fn refused(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    sponsor: &Sponsor,
+    sponsor_id: &str,
+    colleague: &Identity,
+    reason: Reason,
+    l: Lang,
+) -> Option<HttpResponse> {
+    match refusal(state, caller, sponsor, colleague, l).await {
+        Ok(None) => None,
+        Ok(Some((status, text, why))) => {
+            audit(
+                state,
+                caller,
+                AuditKind::SponsorshipRefused,
+                Outcome::Failure,
+                sponsor_id,
+                Some(&colleague.id),
+                Some(reason),
+                &why,
+            );
+            Some(message(l, status, "sponsorship-refused", text))
+        }
+        Err(e) => Some(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e)),
+    }
+}
+
+async fn refusal(
+    state: &AppState,
+    caller: &Caller,
+    sponsor: &Sponsor,
+    colleague: &Identity,
+    l: Lang,
+) -> Result<Option<(StatusCode, &'static str, String)>, String> {
+    let cfg = &state.config.sponsorship;
+    let auth = &sponsor.session.authentication;
+    // The policy (`sponsor`): same unit, phishing-resistant MIE, personal account, not oneself,
+    // and at most so many colleagues in 24 hours (`sponsor-at-most-3-a-day` by default).
+    let since = crate::now() - 86_400;
+    let done = state.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
+    let done = u32::try_from(done).unwrap_or(u32::MAX);
+    let (decision, over_the_day) = crate::policy::decide_sponsor(state, caller, auth, colleague, done).await;
+    let by = if decision.policies.is_empty() { "default-deny".into() } else { decision.policies.join(",") };
+    if over_the_day {
+        return Ok(Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            tr(
+                l,
+                "Vous avez atteint le nombre maximal de parrainages pour 24 heures. Un autre collègue peut parrainer, ou appelez le service informatique.",
+                "You have reached the most sponsorships allowed in 24 hours. Another colleague may sponsor, or call the IT department.",
+            ),
+            format!("daily limit reached: {done} sponsorship(s) in 24 h, refused by policy [{by}]"),
+        )));
+    }
+    if !decision.allowed {
+        return Ok(Some((
+            StatusCode::FORBIDDEN,
+            tr(
+                l,
+                "Les règles de l'établissement ne vous permettent pas de parrainer ce collègue : le parrain partage une unité fonctionnelle avec lui et s'est connecté avec sa carte CPS / CPE ou sa clé FIDO2.",
+                "The establishment's rules do not let you sponsor this colleague: a sponsor shares a functional unit with them and signed in with their CPS / CPE card or FIDO2 key.",
+            ),
+            format!("refused by policy [{by}]; sponsor mie {}", auth.mie.as_str()),
+        )));
+    }
+    if crate::now() - auth.at > cfg.sponsor_max_auth_age_secs as i64 {
+        return Ok(Some((
+            StatusCode::FORBIDDEN,
+            tr(
+                l,
+                "Votre connexion est trop ancienne : reconnectez-vous avec votre carte ou votre clé, puis recommencez.",
+                "Your sign-in is too old: sign in again with your card or key, then start again.",
+            ),
+            "the sponsor's sign-in is too old".into(),
+        )));
+    }
+    let (wrong_c, wrong_s) = (
+        state.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
+        state.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
+    );
+    if wrong_c >= cfg.max_wrong_per_colleague || wrong_s >= cfg.max_wrong_per_sponsor {
+        return Ok(Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            tr(
+                l,
+                "Trop de réponses erronées : le parrainage est bloqué pour le moment. Appelez le service informatique.",
+                "Too many wrong answers: sponsorship is locked for now. Call the IT department.",
+            ),
+            format!("locked after wrong answers (colleague {wrong_c}, sponsor {wrong_s})"),
+        )));
+    }
+    Ok(None)
+}
+
+/// The questions the colleague enrolled that the configuration still asks.
+async fn enrolled(state: &AppState, colleague_id: &str) -> Result<Vec<(String, String)>, String> {
+    let cfg = &state.config.sponsorship;
+    let answers = state.sponsorships.security_answers(colleague_id).await.map_err(|e| e.to_string())?;
+    Ok(answers.into_iter().filter(|(q, _)| cfg.questions.iter().any(|c| &c.id == q)).collect())
+}
+
+/// Opens a ceremony and renders its questions.
+#[allow(clippy::too_many_arguments)]
+async fn ask(
+    state: &AppState,
+    l: Lang,
+    sponsor: &Sponsor,
+    colleague: &Identity,
+    reason: Reason,
+    questions: Vec<String>,
+    note: &str,
+    status: StatusCode,
+) -> Result<HttpResponse, StoreError> {
+    let token = crate::secrets::random_token(32);
+    let ceremony = Ceremony {
+        sponsor_id: sponsor.session.authentication.identity_id.clone(),
+        sid: sponsor.session.sid.clone(),
+        colleague_id: colleague.id.clone(),
+        reason,
+        questions: questions.clone(),
+    };
+    let ttl = Duration::from_secs(state.config.sponsorship.ceremony_ttl_secs);
+    state.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
+    let mut fields = String::new();
+    for (i, id) in questions.iter().enumerate() {
+        let text =
+            state.config.sponsorship.questions.iter().find(|q| &q.id == id).map(|q| q.text(l)).unwrap_or_default();
+        fields.push_str(&format!(
+            r#"<label for="a{i}">{text}</label>
+<input id="a{i}" name="a{i}" type="password" autocomplete="off" required maxlength="{max}">
+"#,
+            text = esc(text),
+            max = super::questions::MAX_ANSWER_CHARS,
+        ));
+    }
+    let main = format!(
+        r#"{note}<p>{intro} <strong id="colleague">{who}</strong> ({reason}).</p>
+<form method="post" action="/sponsorship/answer?lang={code}" autocomplete="off">
+<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="ceremony" value="{token}">
+{fields}<button type="submit">{go}</button>
+</form>"#,
+        intro = tr(l, "Questions de sécurité de", "Security questions of"),
+        who = esc(&name(colleague)),
+        reason = reason.label(l),
+        code = l.code(),
+        csrf = esc(&sponsor.csrf),
+        token = esc(&token),
+        go = tr(l, "Valider", "Confirm"),
+    );
+    Ok(html_page(l, status, title(l), &main, None))
+}
+
+/// `POST /sponsorship/start` (`colleague`, `reason`): the policy decides (audited); the daily
+/// limit, the locks and the colleague's enrolled questions are checked; the questions are drawn.
+pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let l = pages::lang(&req, None);
+    let caller = Caller::of(&req, &state);
+    if !state.config.sponsorship.enabled {
+        return message(
+            l,
+            StatusCode::NOT_FOUND,
+            "disabled",
+            tr(l, "Le parrainage n'est pas activé.", "Sponsorship is not enabled."),
+        );
+    }
+    let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let sponsor_id = sponsor.session.authentication.identity_id.clone();
+    let Some(reason) = params.get("reason").and_then(Reason::parse) else {
+        return pages::error_page(
+            &req,
+            StatusCode::BAD_REQUEST,
+            "choose a reason: forgotten, lost, stolen, unusable or awaiting",
+        );
+    };
+    let colleague_id = params.get("colleague").filter(|c| !c.is_empty() && c.len() <= 64).unwrap_or_default();
+    let colleague = match state.directory.identity(colleague_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "choose the colleague in the list"),
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    if let Some(r) = refused(&req, &state, &caller, &sponsor, &sponsor_id, &colleague, reason, l).await {
+        return r;
+    }
+    let answers = match enrolled(&state, &colleague.id).await {
+        Ok(a) => a,
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let asked = state.config.sponsorship.asked;
+    if answers.len() < asked {
+        let why = format!("the colleague enrolled {} security question(s), {asked} are asked", answers.len());
+        audit(
+            &state,
+            &caller,
+            AuditKind::SponsorshipRefused,
+            Outcome::Failure,
+            &sponsor_id,
+            Some(&colleague.id),
+            Some(reason),
+            &why,
+        );
+        return message(
+            l,
+            StatusCode::CONFLICT,
+            "no-questions",
+            tr(
+                l,
+                "Ce collègue n'a pas enregistré ses questions de sécurité : le parrainage est impossible. Appelez le service informatique (procédure sans carte).",
+                "This colleague has not enrolled their security questions: sponsorship is not possible. Call the IT department (procedure without a card).",
+            ),
+        );
+    }
+    let questions = draw(answers.into_iter().map(|(q, _)| q).collect(), asked);
+    audit(
+        &state,
+        &caller,
+        AuditKind::SponsorshipOpened,
+        Outcome::Success,
+        &sponsor_id,
+        Some(&colleague.id),
+        Some(reason),
+        &format!("questions asked: {}", questions.join(", ")),
+    );
+    match ask(&state, l, &sponsor, &colleague, reason, questions, "", StatusCode::OK).await {
+        Ok(r) => r,
+        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// `POST /sponsorship/answer` (`ceremony`, `a0`, `a1`…): all answers right grants the
+/// sponsorship; a wrong set is counted against the colleague and the sponsor, and asks again
+/// (other questions drawn) until the lock.
+pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    let l = pages::lang(&req, None);
+    let caller = Caller::of(&req, &state);
+    let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let token = params.get("ceremony").filter(|t| t.len() <= 64).unwrap_or_default();
+    // Single use: a form posted twice (or replayed) finds nothing the second time.
+    let ceremony = match state.store.take_json::<Ceremony>(&ceremony_key(token)).await {
+        Ok(Some(c)) if c.sid == sponsor.session.sid => c,
+        Ok(_) => {
+            return message(
+                l,
+                StatusCode::BAD_REQUEST,
+                "ceremony-expired",
+                tr(
+                    l,
+                    "Ce parrainage a expiré ou a déjà été validé : recommencez.",
+                    "This sponsorship expired or was already confirmed: start again.",
+                ),
+            );
+        }
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let colleague = match state.directory.identity(&ceremony.colleague_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return pages::error_page(&req, StatusCode::BAD_REQUEST, "the colleague is no longer in the directory");
+        }
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    // Checked again: the locks and the limit may have been reached meanwhile (another screen).
+    if let Some(r) =
+        refused(&req, &state, &caller, &sponsor, &ceremony.sponsor_id, &colleague, ceremony.reason, l).await
+    {
+        return r;
+    }
+    // Counted before the answers are checked, against the colleague and the sponsor: answer
+    // sets posted at once from several screens cannot all be checked while the counters read
+    // low. A right set resets the colleague's count; the sponsor's counts every set.
+    let cfg = &state.config.sponsorship;
+    let lock = Duration::from_secs(cfg.lock_secs);
+    let counted = async {
+        let c = state.store.attempt(&colleague_lock_key(&colleague.id), cfg.max_wrong_per_colleague, lock).await?;
+        let s = state.store.attempt(&sponsor_lock_key(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock).await?;
+        Ok::<_, StoreError>((c, s))
+    };
+    let (c, s) = match counted.await {
+        Ok((Attempt::Allowed(c), Attempt::Allowed(s))) => (c, s),
+        Ok((c, s)) => {
+            let why = format!("locked after wrong answers (colleague {c:?}, sponsor {s:?}): answers not checked");
+            audit(
+                &state,
+                &caller,
+                AuditKind::SponsorshipRefused,
+                Outcome::Failure,
+                &ceremony.sponsor_id,
+                Some(&colleague.id),
+                Some(ceremony.reason),
+                &why,
+            );
+            return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
+        }
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let enrolled = match enrolled(&state, &colleague.id).await {
+        Ok(a) => a,
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let mut checks = Vec::new();
+    for (i, q) in ceremony.questions.iter().enumerate() {
+        let given = params.get(&format!("a{i}")).unwrap_or_default().to_owned();
+        let phc = enrolled.iter().find(|(id, _)| id == q).map(|(_, h)| h.clone()).unwrap_or_default();
+        checks.push((phc, q.clone(), given));
+    }
+    // argon2id is CPU-bound: keep it off the async workers. Every answer is checked, right or not.
+    let right = web::block(move || {
+        checks.iter().fold(true, |ok, (phc, q, given)| super::questions::verify_answer(phc, q, given) & ok)
+    })
+    .await
+    .unwrap_or(false);
+    if !right {
+        let locked = c >= cfg.max_wrong_per_colleague || s >= cfg.max_wrong_per_sponsor;
+        let why = format!(
+            "wrong answers (colleague {c}/{}, sponsor {s}/{}){}",
+            cfg.max_wrong_per_colleague,
+            cfg.max_wrong_per_sponsor,
+            if locked { "; locked" } else { "" }
+        );
+        audit(
+            &state,
+            &caller,
+            AuditKind::SponsorshipAnswers,
+            Outcome::Failure,
+            &ceremony.sponsor_id,
+            Some(&colleague.id),
+            Some(ceremony.reason),
+            &why,
+        );
+        if locked {
+            return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
+        }
+        let questions = draw(enrolled.into_iter().map(|(q, _)| q).collect(), cfg.asked);
+        let note = format!(
+            r#"<p class="error" role="alert" id="wrong-answers">{}</p>"#,
+            tr(
+                l,
+                "Une ou plusieurs réponses sont erronées. Répondez à ces questions.",
+                "One or more answers are wrong. Answer these questions."
+            )
+        );
+        return match ask(&state, l, &sponsor, &colleague, ceremony.reason, questions, &note, StatusCode::UNAUTHORIZED)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+    }
+    audit(
+        &state,
+        &caller,
+        AuditKind::SponsorshipAnswers,
+        Outcome::Success,
+        &ceremony.sponsor_id,
+        Some(&colleague.id),
+        Some(ceremony.reason),
+        "answers right",
+    );
+    let _ = state.store.delete(&colleague_lock_key(&colleague.id)).await;
+    let sponsor_identity = match state.directory.identity(&ceremony.sponsor_id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return pages::error_page(&req, StatusCode::BAD_REQUEST, "the sponsor is no longer in the directory");
+        }
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    match grant(&state, &caller, &sponsor_identity, &colleague, ceremony.reason).await {
+        Ok(granted) => {
+            spawn_notices(
+                state.clone(),
+                caller,
+                sponsor_identity,
+                colleague.clone(),
+                ceremony.reason,
+                granted.at,
+                granted.expires_at,
+            );
+            granted_page(&state, l, &colleague, ceremony.reason, &granted)
+        }
+        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_are_distinct_questions_of_those_given() {
+        let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let d = draw(ids.clone(), 2);
+            assert_eq!(d.len(), 2);
+            assert_ne!(d[0], d[1]);
+            assert!(d.iter().all(|q| ids.contains(q)));
+            seen.insert(d.join(","));
+        }
+        assert!(seen.len() > 6, "the draw varies: {seen:?}");
+    }
+}

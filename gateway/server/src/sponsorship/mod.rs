@@ -1,0 +1,44 @@
+//! Sponsorship ("parrainage", seeds 000, issue 7): a colleague signed in with their card or key,
+//! sharing a functional unit, vouches face to face for a professional without a usable card
+//! (`/sponsorship`). The professional answers, on that screen, security questions they enrolled
+//! (`/account/questions`). Then: a temporary credential (a code shown once, for
+//! `sponsorship.credential_ttl_secs`) usable on the login page, and for a lost or stolen card its
+//! suspension with the end of its sessions. Both people get an e-mail; everything is audited
+//! (`sponsorship_*`). Nothing here needs anything outside the establishment (degraded mode).
+pub mod ceremony;
+pub mod config;
+pub mod demo;
+pub mod grant;
+pub mod mail;
+pub mod pages;
+pub mod questions;
+pub mod sign_in;
+
+use actix_web::web;
+use vigie_core::directory::Identity;
+
+use crate::app::AppState;
+
+/// `/sponsorship` (page, sign-in, start, answers).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sponsorship", web::get().to(pages::page))
+        .route("/sponsorship/login", web::get().to(sign_in::sign_in))
+        .route("/sponsorship/start", web::post().to(ceremony::start))
+        .route("/sponsorship/answer", web::post().to(ceremony::answer));
+}
+
+fn name(i: &Identity) -> String {
+    format!("{} {}", i.given_name, i.family_name)
+}
+
+/// `dd/mm/yyyy` and `hh:mm:ss` in the establishment's time (`policy.utc_offset_minutes`).
+pub(crate) fn local(state: &AppState, t: i64) -> (String, String) {
+    let offset = i64::from(state.config.policy.utc_offset_minutes) * 60;
+    match time::OffsetDateTime::from_unix_timestamp(t + offset) {
+        Ok(d) => (
+            format!("{:02}/{:02}/{}", d.day(), u8::from(d.month()), d.year()),
+            format!("{:02}:{:02}:{:02}", d.hour(), d.minute(), d.second()),
+        ),
+        Err(_) => (String::new(), String::new()),
+    }
+}
