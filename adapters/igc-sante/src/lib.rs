@@ -4,9 +4,11 @@
 mod ca;
 pub mod config;
 pub mod crl;
+#[cfg(feature = "testpki")]
+pub mod demopki;
 pub mod identity;
 #[cfg(feature = "testpki")]
-pub mod testpki;
+pub use demopki as testpki;
 pub mod validate;
 
 pub use config::{AfterGrace, TrustConfig};
