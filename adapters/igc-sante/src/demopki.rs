@@ -1,6 +1,8 @@
-//! A generated PKI shaped like IGC-Santé's TEST PKI (reference `dmp-vihf-cps.md` §3), for tests and
-//! the demo: a root and a card-issuing CA, an untrusted root and an impostor CA, CPS/CPE card
-//! certificates with the real subject layouts, and CRLs. Real keys and signatures (aws-lc via rcgen).
+//! The embedded demo's card PKI (feature `demo-pki`), shaped like IGC-Santé's TEST PKI (reference
+//! `dmp-vihf-cps.md` §3): a root and a card-issuing CA, valid CPS/CPE card certificates with the real
+//! subject layouts, and CRLs. Real keys and signatures (aws-lc via rcgen). What makes certificates
+//! that must be refused (impostor CA, missing usages, out-of-date cards) is a test fixture, in
+//! `testpki` (feature `test-fixtures`), kept out of the production binary.
 //!
 //! rcgen cannot write a multi-valued RDN (`SN+CN+GN`), so card certificates are made by rcgen with a
 //! placeholder subject, then their TBSCertificate gets the real subject and is signed again with
@@ -31,17 +33,14 @@ pub const ROOT_DN: &str =
 pub const CA_CN: &str = "TEST AC IGC-SANTE ELEMENTAIRE PERSONNES";
 /// Common name of the test root.
 pub const ROOT_CN: &str = "TEST AC RACINE IGC-SANTE ELEMENTAIRE";
-/// Common name of the untrusted root (the impostor CA under it reuses [`CA_CN`]).
-pub const UNTRUSTED_ROOT_CN: &str = "AC RACINE INCONNUE";
-
-/// Why the test PKI could not make something.
+/// Why the demo PKI could not make something.
 #[derive(Debug, thiserror::Error)]
 #[error("test PKI: {0}")]
-pub struct TestPkiError(String);
+pub struct DemoPkiError(String);
 
-impl From<rcgen::Error> for TestPkiError {
+impl From<rcgen::Error> for DemoPkiError {
     fn from(e: rcgen::Error) -> Self {
-        TestPkiError(e.to_string())
+        DemoPkiError(e.to_string())
     }
 }
 
@@ -56,7 +55,7 @@ pub enum KeyAlg {
 }
 
 impl KeyAlg {
-    fn generate(self) -> Result<KeyPair, TestPkiError> {
+    fn generate(self) -> Result<KeyPair, DemoPkiError> {
         Ok(match self {
             KeyAlg::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
             KeyAlg::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?,
@@ -64,8 +63,8 @@ impl KeyAlg {
     }
 }
 
-/// A CA of the test PKI, with its key.
-pub struct TestCa {
+/// A CA of the demo PKI, with its key.
+pub struct DemoCa {
     /// Its certificate, DER.
     pub cert_der: Vec<u8>,
     /// Its certificate, PEM.
@@ -74,23 +73,19 @@ pub struct TestCa {
     key: KeyPair,
 }
 
-impl std::fmt::Debug for TestCa {
+impl std::fmt::Debug for DemoCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
+        f.debug_struct("DemoCa").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
     }
 }
 
-/// The whole test PKI.
+/// The demo PKI: what a card reader's trust store and the demo's cards need.
 #[derive(Debug)]
-pub struct TestPki {
+pub struct DemoPki {
     /// `TEST AC RACINE IGC-SANTE ELEMENTAIRE`.
-    pub root: TestCa,
+    pub root: DemoCa,
     /// `TEST AC IGC-SANTE ELEMENTAIRE PERSONNES`, issued by `root`; it issues cards and CRLs.
-    pub ca: TestCa,
-    /// A root nobody trusts.
-    pub untrusted_root: TestCa,
-    /// An impostor: same subject as `ca`, another key, issued by `untrusted_root`.
-    pub untrusted_ca: TestCa,
+    pub ca: DemoCa,
 }
 
 /// Whom a card names, with the subject layouts of reference §3.
@@ -139,7 +134,7 @@ pub enum Holder {
 const CPE_TITLE: &str = "Carte de service santé ou social";
 
 /// What card certificate to issue. [`CardSpec::new`] gives a valid authentication certificate;
-/// the builder methods make it otherwise.
+/// the builder methods here keep it valid (the tests' fixtures make it otherwise).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardSpec {
     /// The subject.
@@ -151,9 +146,9 @@ pub struct CardSpec {
     /// notAfter, Unix seconds.
     pub not_after: i64,
     /// EKU clientAuth (otherwise EKU emailProtection only, like a signature certificate).
-    pub client_auth_eku: bool,
+    pub(crate) client_auth_eku: bool,
     /// keyUsage digitalSignature (otherwise keyEncipherment only).
-    pub digital_signature: bool,
+    pub(crate) digital_signature: bool,
     /// CRL distribution point URI.
     pub crl_url: Option<String>,
     /// Extension 1.2.250.1.71.1.2.7 as INTEGER.
@@ -231,27 +226,9 @@ impl CardSpec {
         self
     }
 
-    /// Sets the validity period (Unix seconds).
-    pub fn valid(mut self, not_before: i64, not_after: i64) -> Self {
-        (self.not_before, self.not_after) = (not_before, not_after);
-        self
-    }
-
     /// Sets the CRL distribution point.
     pub fn crl_url(mut self, url: &str) -> Self {
         self.crl_url = Some(url.to_owned());
-        self
-    }
-
-    /// EKU emailProtection instead of clientAuth.
-    pub fn without_client_auth_eku(mut self) -> Self {
-        self.client_auth_eku = false;
-        self
-    }
-
-    /// keyUsage keyEncipherment instead of digitalSignature.
-    pub fn without_digital_signature(mut self) -> Self {
-        self.digital_signature = false;
         self
     }
 
@@ -275,7 +252,7 @@ fn cpe_cn(structure_id: &str, employee: &str) -> String {
 
 /// A card certificate and its key.
 #[derive(Clone, Debug)]
-pub struct TestCard {
+pub struct DemoCard {
     /// The certificate, DER.
     pub cert_der: Vec<u8>,
     /// The certificate, PEM.
@@ -290,19 +267,17 @@ pub struct TestCard {
     pub serial: Vec<u8>,
 }
 
-impl TestPki {
+impl DemoPki {
     /// Generates the PKI with P-256 keys.
-    pub fn generate() -> Result<TestPki, TestPkiError> {
-        TestPki::generate_with(KeyAlg::EcdsaP256)
+    pub fn generate() -> Result<DemoPki, DemoPkiError> {
+        DemoPki::generate_with(KeyAlg::EcdsaP256)
     }
 
     /// Generates the PKI with keys of `alg`. CAs are valid from a year ago for twenty years.
-    pub fn generate_with(alg: KeyAlg) -> Result<TestPki, TestPkiError> {
-        let root = TestCa::root(ROOT_CN, alg)?;
+    pub fn generate_with(alg: KeyAlg) -> Result<DemoPki, DemoPkiError> {
+        let root = DemoCa::root(ROOT_CN, alg)?;
         let ca = root.intermediate(CA_CN, alg)?;
-        let untrusted_root = TestCa::root(UNTRUSTED_ROOT_CN, alg)?;
-        let untrusted_ca = untrusted_root.intermediate(CA_CN, alg)?;
-        Ok(TestPki { root, ca, untrusted_root, untrusted_ca })
+        Ok(DemoPki { root, ca })
     }
 
     /// The root and the card-issuing CA, PEM: what `anchors_pem` takes.
@@ -311,7 +286,7 @@ impl TestPki {
     }
 
     /// Issues a card certificate from the trusted CA.
-    pub fn issue(&self, spec: &CardSpec) -> Result<TestCard, TestPkiError> {
+    pub fn issue(&self, spec: &CardSpec) -> Result<DemoCard, DemoPkiError> {
         self.ca.issue(spec)
     }
 
@@ -321,25 +296,25 @@ impl TestPki {
         revoked: &[(Vec<u8>, i64)],
         this_update: i64,
         next_update: i64,
-    ) -> Result<Vec<u8>, TestPkiError> {
+    ) -> Result<Vec<u8>, DemoPkiError> {
         self.ca.crl_der(revoked, this_update, next_update)
     }
 }
 
-impl TestCa {
-    fn root(cn: &str, alg: KeyAlg) -> Result<TestCa, TestPkiError> {
+impl DemoCa {
+    pub(crate) fn root(cn: &str, alg: KeyAlg) -> Result<DemoCa, DemoPkiError> {
         let key = alg.generate()?;
         let params = ca_params(cn, IsCa::Ca(rcgen::BasicConstraints::Unconstrained))?;
         let cert = params.self_signed(&key)?;
-        Ok(TestCa { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), params, key })
+        Ok(DemoCa { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), params, key })
     }
 
-    fn intermediate(&self, cn: &str, alg: KeyAlg) -> Result<TestCa, TestPkiError> {
+    pub(crate) fn intermediate(&self, cn: &str, alg: KeyAlg) -> Result<DemoCa, DemoPkiError> {
         let key = alg.generate()?;
         let mut params = ca_params(cn, IsCa::Ca(rcgen::BasicConstraints::Constrained(0)))?;
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer())?;
-        Ok(TestCa { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), params, key })
+        Ok(DemoCa { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), params, key })
     }
 
     fn issuer(&self) -> Issuer<'_, &KeyPair> {
@@ -352,7 +327,7 @@ impl TestCa {
     }
 
     /// Issues a card certificate.
-    pub fn issue(&self, spec: &CardSpec) -> Result<TestCard, TestPkiError> {
+    pub fn issue(&self, spec: &CardSpec) -> Result<DemoCard, DemoPkiError> {
         let key = spec.key_alg.generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -387,7 +362,7 @@ impl TestCa {
         let placeholder = params.signed_by(&key, &self.issuer())?;
         let cert_der = replace_subject(placeholder.der(), &spec.holder.subject_der(), &self.key)?;
         let cert_pem = pem("CERTIFICATE", &cert_der);
-        Ok(TestCard {
+        Ok(DemoCard {
             chain_pem: format!("{cert_pem}{}", self.cert_pem),
             chain_der: vec![cert_der.clone(), self.cert_der.clone()],
             cert_der,
@@ -403,18 +378,18 @@ impl TestCa {
         revoked: &[(Vec<u8>, i64)],
         this_update: i64,
         next_update: i64,
-    ) -> Result<Vec<u8>, TestPkiError> {
+    ) -> Result<Vec<u8>, DemoPkiError> {
         let entries: Vec<_> = revoked.iter().map(|(serial, at)| (serial.clone(), *at, None)).collect();
         self.crl_der_with_reasons(&entries, this_update, next_update)
     }
 
-    /// [`TestCa::crl_der`] with a reasonCode per entry.
+    /// [`DemoCa::crl_der`] with a reasonCode per entry.
     pub fn crl_der_with_reasons(
         &self,
         revoked: &[(Vec<u8>, i64, Option<RevocationReason>)],
         this_update: i64,
         next_update: i64,
-    ) -> Result<Vec<u8>, TestPkiError> {
+    ) -> Result<Vec<u8>, DemoPkiError> {
         let revoked_certs = revoked
             .iter()
             .map(|(serial, at, reason)| {
@@ -425,7 +400,7 @@ impl TestCa {
                     invalidity_date: None,
                 })
             })
-            .collect::<Result<Vec<_>, TestPkiError>>()?;
+            .collect::<Result<Vec<_>, DemoPkiError>>()?;
         let params = CertificateRevocationListParams {
             this_update: datetime(this_update)?,
             next_update: datetime(next_update)?,
@@ -491,7 +466,7 @@ fn rdn(attributes: &[(u8, &str)]) -> Vec<u8> {
     tlv(0x31, &encoded.concat())
 }
 
-fn ca_params(cn: &str, is_ca: IsCa) -> Result<CertificateParams, TestPkiError> {
+fn ca_params(cn: &str, is_ca: IsCa) -> Result<CertificateParams, DemoPkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     let country = rcgen::string::PrintableString::try_from("FR")?;
@@ -511,8 +486,8 @@ fn ca_params(cn: &str, is_ca: IsCa) -> Result<CertificateParams, TestPkiError> {
 }
 
 /// Puts `subject` (a DER Name) in place of the certificate's subject and signs it again with `signer`.
-fn replace_subject(cert_der: &[u8], subject: &[u8], signer: &KeyPair) -> Result<Vec<u8>, TestPkiError> {
-    let bad = |what: &str| TestPkiError(format!("rcgen's certificate does not parse: {what}"));
+fn replace_subject(cert_der: &[u8], subject: &[u8], signer: &KeyPair) -> Result<Vec<u8>, DemoPkiError> {
+    let bad = |what: &str| DemoPkiError(format!("rcgen's certificate does not parse: {what}"));
     let (_, cert) = X509Certificate::from_der(cert_der).map_err(|e| bad(&e.to_string()))?;
     let tbs = cert.tbs_certificate.as_ref();
     let old = cert.subject().as_raw();
@@ -563,8 +538,8 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-fn datetime(unix: i64) -> Result<OffsetDateTime, TestPkiError> {
-    OffsetDateTime::from_unix_timestamp(unix).map_err(|e| TestPkiError(format!("time {unix}: {e}")))
+fn datetime(unix: i64) -> Result<OffsetDateTime, DemoPkiError> {
+    OffsetDateTime::from_unix_timestamp(unix).map_err(|e| DemoPkiError(format!("time {unix}: {e}")))
 }
 
 fn now_unix() -> i64 {
