@@ -36,7 +36,9 @@ pub use dn::rfc2253;
 pub use envelope::{
     EnvelopeError, INS_OIDS, SOAP12_NS, SoapCall, WSSE_NS, insert_security, parse_media_type, patients_named,
 };
-pub use ins::{InsError, InsNir, nir_key};
+#[cfg(feature = "test-fixtures")]
+pub use ins::nir_key;
+pub use ins::{InsError, InsNir};
 pub use relay::{DmpRelay, RelayError, is_service_name, read_whole, with_action};
 pub use roles::{HlRole, PROFESSIONS_OID, SPECIALTIES_OID, roles_for};
 pub use seal::{SealError, Sealer};

@@ -173,12 +173,12 @@ fn ensure_pki(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo card PKI: an IGC-Santé-like test CA (`vigie_igc_sante::testpki`, with the real subject
+/// The demo card PKI: an IGC-Santé-like test CA (`vigie_igc_sante::demopki`, with the real subject
 /// layouts) and a CPS for the demo médecin, so that `curl --cert` can log in with a card. Its CRL
 /// (empty, valid a year) is served by the demo at `/demo-pki/card-ca.crl`. Regenerated when a
 /// file is missing or the CRL is within a month of its nextUpdate.
 fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
-    use vigie_igc_sante::testpki::{CardSpec, TestPki};
+    use vigie_igc_sante::demopki::{CardSpec, DemoPki};
     let files = [
         "card-ca.pem",
         "card-ca.crl",
@@ -196,7 +196,7 @@ fn ensure_card_pki(dir: &Path) -> anyhow::Result<()> {
     if crl_fresh && files.iter().all(|f| dir.join(f).is_file()) {
         return Ok(());
     }
-    let pki = TestPki::generate().map_err(|e| anyhow::anyhow!("generating the demo card PKI: {e}"))?;
+    let pki = DemoPki::generate().map_err(|e| anyhow::anyhow!("generating the demo card PKI: {e}"))?;
     let medecin = USERS.iter().find(|u| u.username == DEMO_CARD_USER).context("the demo card holder")?;
     let spec = CardSpec::cps(
         medecin.idnat.context("the demo card holder has an idNat")?,
@@ -620,7 +620,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
 
 /// Writes a demo card's certificate, chain and key as `<stem>.pem`, `.chain.pem`, `.key` (what
 /// [`card_json`] reads back).
-fn write_card(dir: &Path, stem: &str, card: &vigie_igc_sante::testpki::TestCard) -> std::io::Result<()> {
+fn write_card(dir: &Path, stem: &str, card: &vigie_igc_sante::demopki::DemoCard) -> std::io::Result<()> {
     std::fs::write(dir.join(format!("{stem}.pem")), &card.cert_pem)?;
     std::fs::write(dir.join(format!("{stem}.chain.pem")), &card.chain_pem)?;
     write_secret(&dir.join(format!("{stem}.key")), &card.key_pem)
