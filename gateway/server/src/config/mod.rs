@@ -15,7 +15,6 @@ pub use crate::audit::AuditConfig;
 pub use crate::keys::KeysConfig;
 pub use crate::login::config::{AttestationMode, CardsConfig, LoginConfig, WebauthnConfig};
 pub use crate::oidc::config::{ClientAuthMethod, ClientConfig, FiTiersConfig, SigningAlg, TokenConfig};
-pub(crate) use check::is_loopback;
 pub use check::{AcrValuesMap, MIE_LABELS, acr_values_map_problems, check_redirect_uri, is_amr_token};
 pub use demo::DemoConfig;
 pub use load::ConfigErrors;
