@@ -141,6 +141,20 @@ impl Drop for JsonLinesAudit {
     }
 }
 
+/// `[audit]`: where the audit lines go.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// JSON-lines file of audit events; `-` for standard output.
+    pub file: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { file: "-".into() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

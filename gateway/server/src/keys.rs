@@ -12,7 +12,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::config::SigningAlg;
+use crate::oidc::config::SigningAlg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyType {
@@ -291,6 +291,29 @@ impl Keys {
             *g = (stamp, Arc::new(set));
         }
         Ok(true)
+    }
+}
+
+/// `[keys]`: where the signing key set is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The signing key set (JSON, written by `vigie keys generate` / `vigie keys rotate`),
+    /// shared by replicas as a mounted secret and re-read when it changes.
+    pub file: PathBuf,
+}
+
+impl KeysConfig {
+    pub(crate) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+        if !self.file.is_file() {
+            err(
+                "keys.file",
+                format!(
+                    "{} is not a readable file (create it with `vigie keys generate --out FILE`)",
+                    self.file.display()
+                ),
+            );
+        }
     }
 }
 

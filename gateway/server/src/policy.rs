@@ -12,89 +12,7 @@ use vigie_core::{Authentication, Mie};
 use crate::app::{AppState, Client};
 use crate::http::Caller;
 
-/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); in configuration, a string
-/// (a bare address is one host).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `ADDR/PREFIX` (or a bare address: one host). The address must have no bits set
-    /// beyond the prefix, so that what is written is what is matched.
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..={max}"))?,
-            None => max,
-        };
-        let c = Cidr { addr, prefix };
-        if !c.contains(addr) || c.masked(addr) != bits(addr) {
-            return Err(format!("{s:?} has host bits set beyond /{prefix}"));
-        }
-        Ok(c)
-    }
-
-    fn masked(&self, ip: IpAddr) -> u128 {
-        let width = if ip.is_ipv4() { 32 } else { 128 };
-        let shift = width - u32::from(self.prefix);
-        if shift >= 128 { 0 } else { (bits(ip) >> shift) << shift }
-    }
-
-    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == self.masked(self.addr)
-    }
-}
-
-impl TryFrom<String> for Cidr {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Cidr, String> {
-        Cidr::parse(&s)
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host = if self.addr.is_ipv4() { 32 } else { 128 };
-        if self.prefix == host { write!(f, "{}", self.addr) } else { write!(f, "{}/{}", self.addr, self.prefix) }
-    }
-}
-
-impl From<Cidr> for String {
-    fn from(c: Cidr) -> String {
-        c.to_string()
-    }
-}
-
-fn bits(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-/// `YYYY-MM-DD` as a date.
-pub fn parse_date(s: &str) -> Option<time::Date> {
-    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
-}
+pub use crate::config::check::{Cidr, parse_date};
 
 /// The configured zones, parsed once (the configuration was validated: every CIDR parses).
 pub fn parse_zones(config: &crate::config::PolicyConfig) -> Vec<(String, Vec<Cidr>)> {
@@ -465,22 +383,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cidrs_parse_and_match() {
-        let c = Cidr::parse("10.0.0.0/8").unwrap();
-        assert!(c.contains("10.1.2.3".parse().unwrap()));
-        assert!(!c.contains("11.0.0.1".parse().unwrap()));
-        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()), "IPv4-mapped IPv6 counts as IPv4");
-        let v6 = Cidr::parse("fd00::/8").unwrap();
-        assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("192.168.1.7").unwrap().contains("192.168.1.7".parse().unwrap()));
-        assert!(Cidr::parse("10.0.0.1/8").unwrap_err().contains("host bits"));
-        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0..=32"));
-        assert!(Cidr::parse("example.org/8").unwrap_err().contains("not an IP"));
-    }
-
-    #[test]
     fn metiers_map_to_categories_and_profession_codes() {
         assert_eq!(category_of(Some("Médecin")), "medical");
         assert_eq!(profession_code_of(Some("Médecin")), Some("10"));
@@ -489,20 +391,5 @@ mod tests {
         assert_eq!(category_of(Some("Secrétaire médicale")), "administrative");
         assert_eq!(profession_code_of(Some("Secrétaire médicale")), None);
         assert_eq!(category_of(None), "unknown");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn cidr_parsing_never_panics(s in "\\PC{0,60}") {
-            let _ = Cidr::parse(&s);
-        }
-
-        #[test]
-        fn an_address_is_in_its_own_host_network(a in proptest::num::u32::ANY, p in 0u8..=32) {
-            let ip = IpAddr::V4(std::net::Ipv4Addr::from(a));
-            let net = if p == 0 { 0 } else { (a >> (32 - u32::from(p))) << (32 - u32::from(p)) };
-            let c = Cidr::parse(&format!("{}/{p}", std::net::Ipv4Addr::from(net))).unwrap();
-            proptest::prop_assert!(c.contains(ip));
-        }
     }
 }

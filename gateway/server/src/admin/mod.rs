@@ -6,6 +6,7 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod fido2;
 pub mod page;
 

@@ -11,7 +11,7 @@ use webauthn_rs::prelude::{AttestationCaList, AttestationCaListBuilder, Uuid};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::{ASN1Time, FromDer};
 
-use crate::config::{AttestationMode, WebauthnConfig};
+use super::config::{AttestationMode, WebauthnConfig};
 
 /// A refused `[webauthn]` attestation setting: the key to fix and why.
 #[derive(Debug, PartialEq, Eq)]

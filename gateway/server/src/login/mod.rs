@@ -1,6 +1,7 @@
 //! Login: the flow started by the authorization endpoint, the page that offers the means of
 //! identification the request allows, and one verifier per MIE.
 pub mod attestation;
+pub mod config;
 pub mod cps;
 pub mod fido2;
 mod form;

@@ -2,6 +2,7 @@
 //! it enforces.
 pub mod authorize;
 pub mod client_auth;
+pub mod config;
 pub mod discovery;
 pub mod fi_tiers;
 pub mod grant;

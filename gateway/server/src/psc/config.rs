@@ -145,7 +145,7 @@ impl PscConfig {
     pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         let url = |key: &str, v: &str, err: &mut dyn FnMut(&str, String)| match url::Url::parse(v) {
             Ok(u) if u.scheme() == "https" => {}
-            Ok(u) if u.scheme() == "http" && self.allow_http && crate::config::is_loopback(&u) => {}
+            Ok(u) if u.scheme() == "http" && self.allow_http && crate::config::check::is_loopback(&u) => {}
             Ok(u) if u.scheme() == "http" => err(
                 key,
                 format!("{v:?}: PSC is reached over https (plain http only on loopback with `psc.allow_http`)"),
@@ -193,7 +193,7 @@ impl PscConfig {
             [("psc.redirect_uri", &self.redirect_uri), ("psc.post_logout_redirect_uri", &self.post_logout_redirect_uri)]
         {
             if let Some(u) = uri
-                && let Err(m) = crate::config::check_redirect_uri(u)
+                && let Err(m) = crate::config::check::check_redirect_uri(u)
             {
                 err(key, m);
             }
