@@ -11,31 +11,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use vigie_core::store::StoreExt;
 
-use crate::app::{AppState, State};
-use crate::config::DemoConfig;
 use crate::http::{esc, host_cookie};
 use crate::secrets::{random_token, sha256_b64};
+use crate::state::{AppState, State};
 
 const CLIENT_ID: &str = "demo-app";
 const COOKIE: &str = "__Host-demo-app";
 
-pub fn routes(cfg: &mut web::ServiceConfig, demo: &DemoConfig) {
-    // Mounted in the embedded demo only: outside it these paths do not exist at all, rather
-    // than existing and answering "off" (the back-channel logout endpoint never asked).
-    if demo.app {
-        cfg.route("/demo-app/", web::get().to(index))
-            .route("/demo-app/callback", web::get().to(callback))
-            .route("/demo-app/logout", web::post().to(logout))
-            .route("/demo-app/logged-out", web::get().to(logged_out))
-            .route("/demo-app/backchannel-logout", web::post().to(backchannel_logout));
-    }
-    if demo.card_crl.is_some() {
-        cfg.route("/demo-pki/card-ca.crl", web::get().to(card_crl));
-    }
-}
-
 /// The demo card CA's CRL, as a CRL distribution point serves it (RFC 5280 §4.2.1.13).
-async fn card_crl(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn card_crl(req: HttpRequest, state: State) -> HttpResponse {
     match state.config.demo.card_crl.as_ref().map(std::fs::read) {
         Some(Ok(der)) => HttpResponse::Ok().content_type("application/pkix-crl").body(der),
         _ => crate::ops::not_found(req).await,
@@ -68,7 +52,7 @@ fn page(title: &str, main: &str) -> HttpResponse {
         ))
 }
 
-async fn index(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn index(req: HttpRequest, state: State) -> HttpResponse {
     if let Some(c) = crate::http::cookie(&req, COOKIE)
         && let Ok(Some(s)) =
             state.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
@@ -130,7 +114,7 @@ fn claims_page(s: &AppSession) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
-struct Callback {
+pub(crate) struct Callback {
     code: Option<String>,
     state: Option<String>,
     iss: Option<String>,
@@ -143,7 +127,7 @@ struct Tokens {
     id_token: String,
 }
 
-async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
+pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
     let fail = |m: String| {
         page(
             "Échec de connexion",
@@ -261,7 +245,7 @@ async fn verify_id_token(
     Ok(data.claims)
 }
 
-async fn logout(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn logout(req: HttpRequest, state: State) -> HttpResponse {
     let Some(c) = crate::http::cookie(&req, COOKIE) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };
@@ -285,7 +269,7 @@ async fn logout(req: HttpRequest, state: State) -> HttpResponse {
         .finish()
 }
 
-async fn logged_out() -> HttpResponse {
+pub(crate) async fn logged_out() -> HttpResponse {
     page(
         "Déconnecté",
         r#"<p>Vous êtes déconnecté·e de l'application de démonstration.</p><p><a href="/demo-app/">Se reconnecter</a></p>"#,
@@ -293,7 +277,7 @@ async fn logged_out() -> HttpResponse {
 }
 
 /// Back-Channel Logout §2.6: validate the logout token, end the sessions of its `sid`.
-async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
+pub(crate) async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
     let token = url::form_urlencoded::parse(&body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
     let Some(token) = token else {
         return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"}));

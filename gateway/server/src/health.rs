@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigie_core::audit::{AuditEvent, AuditKind, AuditSink, Outcome};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Pro Santé Connect (metadata, JWKS, token, userinfo).
 pub const PSC: &str = "psc";

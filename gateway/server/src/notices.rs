@@ -5,8 +5,8 @@
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
 
-use crate::app::{AppState, State};
 use crate::http::Caller;
+use crate::state::{AppState, State};
 
 /// What was added.
 #[derive(Clone, Debug)]

@@ -2,20 +2,15 @@
 //! `/readyz` and `/metrics` are on the ops listener when `server.ops_listen` is set, else on the
 //! main listeners.
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::app::State;
 use crate::http::problem;
+use crate::state::State;
 
 /// The process is alive.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
-}
-
-/// The readiness probe and the metrics.
-pub fn probes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/readyz", web::get().to(readyz)).route("/metrics", web::get().to(metrics));
 }
 
 /// Ready when the store and the directory answer and signing keys are loaded.

@@ -9,8 +9,8 @@ use vigie_core::policy::{
 };
 use vigie_core::{Authentication, Mie};
 
-use crate::app::{AppState, Client};
 use crate::http::Caller;
+use crate::state::{AppState, Client};
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); in configuration, a string
 /// (a bare address is one host).

@@ -10,8 +10,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::AccessTarget;
 use vigie_core::store::{StoreError, StoreExt};
 
-use crate::app::AppState;
 use crate::secrets::{random_token, sha256_b64};
+use crate::state::AppState;
 
 pub const COOKIE: &str = "__Host-vigie-session";
 

@@ -6,11 +6,11 @@ use vigie_core::store::{StoreError, StoreExt};
 
 use super::enrolment::{GRANT_COOKIE, Grant, grant_key};
 use super::pages::texts;
-use crate::app::AppState;
 use crate::http::Params;
 use crate::login::pages;
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
+use crate::state::AppState;
 
 /// Who is on the account pages, and what they may do.
 pub(super) enum Access {

@@ -10,10 +10,10 @@ use vigie_core::store::StoreExt;
 
 use super::pages::texts;
 use super::{AccountError, audit};
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{self, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
+use crate::state::{AppState, State};
 
 /// The cookie naming an enrolment grant: a redeemed code lets this browser register keys for
 /// [`GRANT_SECS`], until the agent ends it or closes the browser (a session cookie): on a shared

@@ -4,10 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::access::{Access, access};
-use crate::app::State;
 use crate::http::esc;
 use crate::login::fido2::allow_script;
 use crate::login::pages::{self, Lang, html_page};
+use crate::state::State;
 
 pub(super) struct Texts {
     pub(super) title: &'static str,

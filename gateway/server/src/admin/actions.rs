@@ -7,9 +7,9 @@ use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
-use crate::app::AppState;
 use crate::card::PresentedCard;
 use crate::http::Caller;
+use crate::state::AppState;
 
 /// Why an admin action did not happen.
 #[derive(Debug)]

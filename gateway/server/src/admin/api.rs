@@ -20,8 +20,8 @@ use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin};
-use crate::app::{AppState, State};
 use crate::http::{Caller, problem};
+use crate::state::{AppState, State};
 
 /// Longest id (agent, card) accepted.
 pub const MAX_ID_CHARS: usize = 64;

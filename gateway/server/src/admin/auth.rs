@@ -13,10 +13,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::TokenPrincipal;
 use vigie_core::roles::{Role, Scope};
 
-use crate::app::AppState;
 use crate::http::{Caller, problem};
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
 use crate::session;
+use crate::state::AppState;
 
 /// An authenticated administrator holding the role asked for.
 #[derive(Clone)]

@@ -10,9 +10,9 @@ use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError, Coherence};
 use super::auth::{self, Admin};
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{Lang, lang, tr};
+use crate::state::{AppState, State};
 
 /// The built-in public client through which the admin page signs people in (its code is never
 /// redeemed: the SSO session the login leaves is what the page uses).

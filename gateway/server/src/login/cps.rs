@@ -18,9 +18,9 @@ use vigie_core::{Authentication, Factor, Mie};
 use vigie_igc_sante::CardKind;
 
 use super::{LoginFlow, bound_flow, pages};
-use crate::app::{AppState, State};
 use crate::card::{self, PresentedCard};
 use crate::http::Caller;
+use crate::state::{AppState, State};
 
 #[derive(Deserialize)]
 pub struct Query {

@@ -19,10 +19,10 @@ use webauthn_rs::prelude::{
 
 use super::pages::{self, Lang};
 use super::{LoginFlow, bound_flow};
-use crate::app::{AppState, State};
 use crate::config::Config;
 use crate::http::{Caller, parse_params, problem};
 use crate::secrets::ct_eq;
+use crate::state::{AppState, State};
 
 /// The relying party of this gateway: RP ID and origin from `[webauthn]` or the issuer.
 pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
@@ -39,13 +39,6 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
 /// Base64url without padding, as WebAuthn JSON and our credential ids use.
 pub fn b64url(bytes: &[u8]) -> String {
     B64.encode(bytes)
-}
-
-/// `POST /login/fido2/options`, `POST /login/fido2`, `GET /static/fido2.js`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login/fido2/options", web::post().to(options))
-        .route("/login/fido2", web::post().to(finish))
-        .route("/static/fido2.js", web::get().to(script));
 }
 
 struct Texts {

@@ -10,9 +10,9 @@ use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 
 use super::{LoginFlow, flow_key, pages};
-use crate::app::AppState;
 use crate::http::{Caller, Params, parse_params};
 use crate::secrets::ct_eq;
+use crate::state::AppState;
 
 /// A form field no longer than `max` bytes; a longer one counts as absent.
 pub(crate) fn limited(p: &Params, name: &str, max: usize) -> Option<String> {

@@ -16,10 +16,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{AssuranceLevel, Authentication, Mie};
 
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::oidc::AuthRequest;
 use crate::session;
+use crate::state::{AppState, State};
 
 /// Binds a login flow to the browser that started it: a login form posted from elsewhere
 /// (login CSRF) lacks this cookie.

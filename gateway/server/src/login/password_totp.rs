@@ -12,9 +12,9 @@ use vigie_core::{Authentication, Factor, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
 use super::pages;
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::secrets::verify_password;
+use crate::state::{AppState, State};
 use crate::totp;
 
 /// Verified against when the account does not exist, so that a wrong username costs the

@@ -15,8 +15,8 @@ use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, IdNat, Mie};
 
 use super::{LoginFlow, bound_flow, flow_key, pages};
-use crate::app::{AppState, State};
 use crate::http::Caller;
+use crate::state::{AppState, State};
 use vigie_psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.

@@ -11,12 +11,12 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::{StoreError, StoreExt};
 
 use super::{AuthRequest, CodeGrant, ForeignAcr, ResponseMode, keys};
-use crate::app::{AppState, State};
 use crate::config::ClientConfig;
 use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::{self, LoginFlow, pages};
 use crate::secrets::{random_token, sha256_b64};
 use crate::session::{self, Session};
+use crate::state::{AppState, State};
 
 pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let raw = req.query_string().to_owned();

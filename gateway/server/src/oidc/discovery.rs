@@ -2,7 +2,7 @@
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use crate::app::State;
+use crate::state::State;
 
 pub async fn configuration(state: State) -> HttpResponse {
     let e = |p: &str| state.endpoint(p);

@@ -2,8 +2,8 @@
 //! docs/fi-tiers.md): the claims PSC expects of it, and what a request from PSC may not reuse.
 use vigie_core::{Authentication, Factor, IdNat, Mie};
 
-use crate::app::AppState;
 use crate::config::{FiTiersConfig, LoginConfig};
+use crate::state::AppState;
 
 /// The `amr` the published FI-tiers guides send to PSC for a CPx card and its PIN (level
 /// "Élevé", reference/psc.md §3): RFC 8176 §2 `sc` (smart card), `pin`, `mfa`, and `hwk`

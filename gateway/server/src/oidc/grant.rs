@@ -11,8 +11,8 @@ use vigie_core::directory::Identity;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
 use super::keys;
-use crate::app::{AppState, Client};
 use crate::secrets::{random_token, sha256_b64};
+use crate::state::{AppState, Client};
 
 /// A refresh-token family: the grant of one authorization code. One record per family,
 /// whatever the number of rotations: it holds the generation of the one live refresh token

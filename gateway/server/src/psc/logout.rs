@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::login::pages;
+use crate::state::{AppState, State};
 
 /// A logout waiting for PSC's end_session to send the browser back.
 #[derive(Serialize, Deserialize)]

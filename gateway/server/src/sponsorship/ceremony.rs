@@ -14,11 +14,11 @@ use super::grant::{Reason, grant};
 use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
-use crate::app::{AppState, State};
 use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::pages::{self, Lang, html_page, tr};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Session};
+use crate::state::{AppState, State};
 
 /// A sponsorship between its start and the answers: in the store, named by a random token the
 /// page holds, bound to the sponsor's session.

@@ -1,6 +1,6 @@
 //! The demo's sponsorship data: each demo user's e-mail address and answers to the security
 //! questions (written in `demo.json` so that a sponsorship can be tried).
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The demo users' answers to the security questions (demo only: written in `demo.json`).
 pub const DEMO_ANSWERS: [(&str, &str); 3] = [("animal", "Médor"), ("naissance", "Chartres"), ("star", "Édith Piaf")];

@@ -7,10 +7,10 @@ use vigie_core::directory::Identity;
 
 use super::name;
 use crate::account::{new_code, normal_code};
-use crate::app::AppState;
 use crate::http::Caller;
 use crate::login::pages::Lang;
 use crate::secrets::sha256_b64;
+use crate::state::AppState;
 
 /// Why the professional has no usable card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

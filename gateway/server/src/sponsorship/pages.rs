@@ -8,9 +8,9 @@ use vigie_core::directory::Identity;
 use super::ceremony::sponsor_of;
 use super::grant::{Granted, Reason};
 use super::{local, name};
-use crate::app::{AppState, State};
 use crate::http::{esc, parse_params};
 use crate::login::pages::{self, Lang, html_page, tr};
+use crate::state::{AppState, State};
 
 pub(super) fn title(l: Lang) -> &'static str {
     tr(l, "Parrainage d'un collègue", "Sponsor a colleague")

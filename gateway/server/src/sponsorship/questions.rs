@@ -8,12 +8,12 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreError;
 use vigie_core::{Authentication, Factor, Mie};
 
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::tr;
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
+use crate::state::{AppState, State};
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -66,11 +66,6 @@ pub fn hash_answer(question_id: &str, normal: &str) -> String {
 /// constant-time in the answer; a malformed or too short answer never verifies.
 pub fn verify_answer(phc: &str, question_id: &str, answer: &str) -> bool {
     normalise_answer(answer).is_ok_and(|n| crate::secrets::verify_password(phc, &hashed_input(question_id, &n)))
-}
-
-/// `/account/questions`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/account/questions", web::get().to(page)).route("/account/questions", web::post().to(save));
 }
 
 /// The MIE with which staff may enrol security questions: those of the RIE, not password + TOTP
