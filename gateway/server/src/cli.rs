@@ -418,9 +418,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let metrics = crate::wiring::build::install_metrics()?;
                 let state = crate::wiring::build::build_state(config, metrics).await?;
                 let announce = if demo {
-                    let d = crate::demo::seed(&state.config, &data_dir, state.directory.as_ref()).await?;
-                    crate::demo::grant_roles(state.directory.as_ref(), state.roles.as_ref()).await?;
-                    crate::demo::bind_demo_cpe(&data_dir, state.directory.as_ref(), state.cards.as_ref()).await?;
+                    let d = crate::demo::seed(&state.config, &data_dir, state.ports.directory.as_ref()).await?;
+                    crate::demo::grant_roles(state.ports.directory.as_ref(), state.ports.roles.as_ref()).await?;
+                    crate::demo::bind_demo_cpe(&data_dir, state.ports.directory.as_ref(), state.ports.cards.as_ref())
+                        .await?;
                     crate::sponsorship::demo::seed_demo(&state, &d).await?;
                     Some(d)
                 } else {

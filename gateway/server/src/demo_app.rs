@@ -55,7 +55,7 @@ fn page(title: &str, main: &str) -> HttpResponse {
 pub(crate) async fn index(req: HttpRequest, state: State) -> HttpResponse {
     if let Some(c) = crate::http::cookie(&req, COOKIE)
         && let Ok(Some(s)) =
-            state.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
+            state.ports.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
     {
         return claims_page(&s);
     }
@@ -63,7 +63,9 @@ pub(crate) async fn index(req: HttpRequest, state: State) -> HttpResponse {
     let st = random_token(16);
     let pending = PendingLogin { nonce: random_token(16), verifier: random_token(32) };
     let challenge = B64.encode(digest::digest(&digest::SHA256, pending.verifier.as_bytes()));
-    if let Err(e) = state.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await {
+    if let Err(e) =
+        state.ports.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await
+    {
         return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     let mut url = match url::Url::parse(&state.endpoint("/authorize")) {
@@ -142,12 +144,13 @@ pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpRespo
         return fail("the response's iss is not this issuer".into());
     }
     let (Some(code), Some(st)) = (&q.code, &q.state) else { return fail("code or state missing".into()) };
-    let pending = match state.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
+    let pending = match state.ports.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
         Ok(Some(p)) => p,
         _ => return fail("unknown or expired state".into()),
     };
     let secret = demo_secret(&state);
     let resp = state
+        .upstreams
         .http
         .post(state.endpoint("/token"))
         .basic_auth(CLIENT_ID, Some(secret))
@@ -179,8 +182,8 @@ pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpRespo
     let s = AppSession { claims, id_token: tokens.id_token };
     let ttl = Duration::from_secs(state.config.session.absolute_timeout_secs);
     let key = format!("demo-app:session:{}", sha256_b64(cookie.as_bytes()));
-    if state.store.put_json(&key, &s, ttl).await.is_err()
-        || state.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
+    if state.ports.store.put_json(&key, &s, ttl).await.is_err()
+        || state.ports.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
     {
         return fail("store unavailable".into());
     }
@@ -212,6 +215,7 @@ async fn verify_id_token(
     nonce: Option<&str>,
 ) -> Result<serde_json::Value, String> {
     let jwks: jsonwebtoken::jwk::JwkSet = state
+        .upstreams
         .http
         .get(state.endpoint("/jwks"))
         .send()
@@ -250,7 +254,7 @@ pub(crate) async fn logout(req: HttpRequest, state: State) -> HttpResponse {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };
     let key = format!("demo-app:session:{}", sha256_b64(c.as_bytes()));
-    let session = state.store.take_json::<AppSession>(&key).await.ok().flatten();
+    let session = state.ports.store.take_json::<AppSession>(&key).await.ok().flatten();
     let mut url = match url::Url::parse(&state.endpoint("/logout")) {
         Ok(u) => u,
         Err(_) => return HttpResponse::InternalServerError().finish(),
@@ -294,9 +298,9 @@ pub(crate) async fn backchannel_logout(state: State, body: web::Bytes) -> HttpRe
             .json(serde_json::json!({"error": "invalid_request", "error_description": "not a logout token"}));
     }
     let sid = claims["sid"].as_str().unwrap_or_default();
-    if let Ok(keys) = state.store.members(&format!("demo-app:sid:{sid}")).await {
+    if let Ok(keys) = state.ports.store.members(&format!("demo-app:sid:{sid}")).await {
         for k in keys {
-            let _ = state.store.delete(&k).await;
+            let _ = state.ports.store.delete(&k).await;
         }
     }
     metrics::counter!("vigie_demo_app_backchannel_logouts_total").increment(1);

@@ -49,6 +49,7 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
     actix_web::rt::spawn(async move {
         let sent = async {
             let person = state
+                .ports
                 .directory
                 .identity(&identity_id)
                 .await

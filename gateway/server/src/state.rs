@@ -32,19 +32,29 @@ impl Client {
     }
 }
 
-/// Everything a handler needs. Cheap to clone; holds no per-user state.
+/// Everything a handler needs, in parts a service can take alone (`&Ports`, `&OidcState`,
+/// `&PolicyGate`, `&Upstreams`). Cheap to clone; holds no per-user state.
 pub struct AppState {
     pub config: Config,
-    pub clients: HashMap<String, Client>,
-    pub store: Arc<dyn EphemeralStore>,
-    pub directory: Arc<dyn Directory>,
-    /// FIDO2 security keys of each identity; the directory's database.
-    pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
+    pub audit: Arc<dyn AuditSink>,
+    pub metrics: PrometheusHandle,
     /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     /// The attestation roots key registrations are verified against; `None` when
     /// `webauthn.attestation = "none"` (no key is then a hardware key).
     pub attestation_roots: Option<Arc<webauthn_rs::prelude::AttestationCaList>>,
+    pub ports: Ports,
+    pub oidc: OidcState,
+    pub policy: PolicyGate,
+    pub upstreams: Upstreams,
+}
+
+/// The store and the directory, the directory seen through each of its ports.
+pub struct Ports {
+    pub store: Arc<dyn EphemeralStore>,
+    pub directory: Arc<dyn Directory>,
+    /// FIDO2 security keys of each identity; the directory's database.
+    pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
     /// Account kind and employment status, for the policy engine; the directory's database.
     pub policy_attributes: Arc<dyn vigie_core::directory::PolicyAttributes>,
     /// The card registry (HR binding and life cycle); the directory's database.
@@ -57,30 +67,41 @@ pub struct AppState {
     pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
     /// Sponsorship: security answers, grants, e-mail addresses, colleagues (the directory's database).
     pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
-    /// Outgoing e-mail (`[mail]`): the sponsorship notices.
-    pub mailer: Arc<vigie_mail::Mailer>,
-    /// Card certificate validation, when `cards.trust` names anchors.
-    pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
+}
+
+/// The provider's own material: registered clients, signing keys, clients' fetched key sets.
+pub struct OidcState {
+    pub clients: HashMap<String, Client>,
     pub keys: Arc<Keys>,
-    pub policy: Arc<dyn PolicyEngine>,
-    /// The policy set when it comes from `policy.dir`: reloaded on SIGHUP and on file change.
-    pub policy_reload: Option<Arc<vigie_policies::ReloadablePolicies>>,
-    pub audit: Arc<dyn AuditSink>,
-    /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
-    pub http: reqwest::Client,
-    pub metrics: PrometheusHandle,
     /// `jwks_uri` documents of clients, cached briefly.
     pub client_jwks: moka_lite::Cache,
-    /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
-    pub identities: IdentityCache,
+}
+
+/// The policy gate: the engine and what it decides on.
+pub struct PolicyGate {
+    pub engine: Arc<dyn PolicyEngine>,
+    /// The policy set when it comes from `policy.dir`: reloaded on SIGHUP and on file change.
+    pub reload: Option<Arc<vigie_policies::ReloadablePolicies>>,
     /// Principals for policy decisions, cached like identities.
     pub principals: TtlCache<vigie_core::policy::Principal>,
+    /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
+    pub identities: IdentityCache,
     /// `policy.zones`, parsed.
     pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
+}
+
+/// The outside systems the gateway calls, and their health.
+pub struct Upstreams {
     /// Pro Santé Connect, when `psc.enabled`.
     pub psc: Option<Arc<crate::psc::PscRuntime>>,
     /// The DMP side (VIHF seal, relay), when `dmp.enabled`.
     pub dmp: Option<Arc<crate::dmp::Dmp>>,
+    /// Outgoing e-mail (`[mail]`): the sponsorship notices.
+    pub mailer: Arc<vigie_mail::Mailer>,
+    /// Card certificate validation, when `cards.trust` names anchors.
+    pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
+    /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
+    pub http: reqwest::Client,
     /// Circuit breakers of PSC, the CRL sources and the DMP: degraded mode (`[health]`).
     pub health: Arc<crate::health::Monitor>,
 }
@@ -136,7 +157,7 @@ impl IdentityCache {
     /// The identity read now from the directory; the cache keeps it for the next readers.
     pub async fn reload(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
         let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
-        let Some(identity) = state.directory.identity(id).await? else { return Ok(None) };
+        let Some(identity) = state.ports.directory.identity(id).await? else { return Ok(None) };
         let identity = Arc::new(identity);
         self.0.put(id, identity.clone(), ttl);
         Ok(Some(identity))
@@ -147,7 +168,7 @@ pub type State = web::Data<AppState>;
 
 impl AppState {
     pub fn client(&self, client_id: &str) -> Option<&Client> {
-        self.clients.get(client_id)
+        self.oidc.clients.get(client_id)
     }
 
     /// Records an audit event, stamping its time.
@@ -180,5 +201,20 @@ pub mod moka_lite {
                 g.insert(key.to_owned(), (Instant::now(), value));
             }
         }
+    }
+}
+
+/// The in-process tests reach the ports as fields of the whole state (`state.store`,
+/// `state.directory`) and swap the store for a failing one; the tests stay as they were written.
+impl std::ops::Deref for AppState {
+    type Target = Ports;
+    fn deref(&self) -> &Ports {
+        &self.ports
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Ports {
+        &mut self.ports
     }
 }

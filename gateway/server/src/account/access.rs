@@ -35,7 +35,7 @@ pub(super) struct Holder {
 
 pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreError> {
     if let Some(cookie) = crate::http::cookie(req, GRANT_COOKIE)
-        && let Some(g) = state.store.get_json::<Grant>(&grant_key(&cookie)).await?
+        && let Some(g) = state.ports.store.get_json::<Grant>(&grant_key(&cookie)).await?
     {
         return Ok(Access::Enrol(Holder {
             identity_id: g.identity_id,

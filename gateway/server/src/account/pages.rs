@@ -152,8 +152,8 @@ pub async fn keys_page(req: HttpRequest, state: State, q: web::Query<PageQuery>)
         }
     };
     let (identity, keys) = match tokio::try_join!(
-        state.directory.identity(&holder.identity_id),
-        state.fido2.credentials_of(&holder.identity_id)
+        state.ports.directory.identity(&holder.identity_id),
+        state.ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok(v) => v,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -73,7 +73,7 @@ fn audit(state: &AppState, actor: &str, caller: &Caller, kind: AuditKind, card: 
 }
 
 async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionError> {
-    state.directory.identity(identity_id).await?.ok_or_else(|| {
+    state.ports.directory.identity(identity_id).await?.ok_or_else(|| {
         ActionError::NotFound(format!(
             "there is no agent with id {:?}: search the agent first",
             identity_id.chars().take(64).collect::<String>()
@@ -83,7 +83,7 @@ async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionEr
 
 /// The card with this id, or `NotFound`.
 pub async fn card(state: &AppState, card_id: &str) -> Result<Card, ActionError> {
-    state.cards.card(card_id).await?.ok_or_else(|| {
+    state.ports.cards.card(card_id).await?.ok_or_else(|| {
         ActionError::NotFound(format!("there is no card with id {:?}", card_id.chars().take(64).collect::<String>()))
     })
 }
@@ -99,7 +99,7 @@ pub async fn create(
     comment: Option<&str>,
 ) -> Result<Card, ActionError> {
     agent(state, identity_id).await?;
-    let card = state.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
+    let card = state.ports.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
     audit(state, &admin.actor, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
     Ok(card)
 }
@@ -138,10 +138,11 @@ pub async fn change_status_by(
     // card's logins from now on; then the sessions it already opened.
     let target = ends.map(AccessTarget::Credential);
     let note = match &target {
-        Some(t) => Some(state.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
+        Some(t) => Some(state.ports.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
         None => None,
     };
-    let card = if retry { before.clone() } else { state.cards.set_status(card_id, status, actor, comment).await? };
+    let card =
+        if retry { before.clone() } else { state.ports.cards.set_status(card_id, status, actor, comment).await? };
     let mut ended = 0;
     if let (Some(target), Some(note)) = (&target, &note) {
         ended = crate::session::end_access(state, caller, target).await.map_err(|e| {
@@ -151,7 +152,7 @@ pub async fn change_status_by(
                 crate::session::SWEEP_SECS
             ))
         })?;
-        state.revocations.revocation_done(note).await?;
+        state.ports.revocations.revocation_done(note).await?;
     }
     let reason = format!(
         "{} -> {}{}; {ended} session(s) ended",
@@ -269,12 +270,20 @@ pub async fn bind(
     };
     let (issuer, serial, cn, by) = (&id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor);
     let bound = match (checked, presence) {
-        (Ok(used), Presence::InReader) => {
-            state.cards.bind(card_id, issuer, serial, cn, by, used).await.map(|card| (card, used)).map_err(Into::into)
-        }
-        (Ok(_), Presence::CertificateOnly) => {
-            state.cards.bind_pending(card_id, issuer, serial, cn, by).await.map(|card| (card, None)).map_err(Into::into)
-        }
+        (Ok(used), Presence::InReader) => state
+            .ports
+            .cards
+            .bind(card_id, issuer, serial, cn, by, used)
+            .await
+            .map(|card| (card, used))
+            .map_err(Into::into),
+        (Ok(_), Presence::CertificateOnly) => state
+            .ports
+            .cards
+            .bind_pending(card_id, issuer, serial, cn, by)
+            .await
+            .map(|card| (card, None))
+            .map_err(Into::into),
         (Err(e), _) => Err(e),
     };
     let (card, used_reason) = match bound {

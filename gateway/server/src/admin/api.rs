@@ -208,7 +208,7 @@ pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => return bad_request(&format!("`limit` must be an integer from 1 to {MAX_LIMIT}")),
     };
-    match state.search.search_identities(q, limit).await {
+    match state.ports.search.search_identities(q, limit).await {
         Ok(found) => HttpResponse::Ok().json(json!({ "identities": found })),
         Err(e) => error(e.into()),
     }
@@ -218,12 +218,12 @@ pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
 pub async fn cards_of(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "agent id").map_err(|m| bad_request(&m)));
-    match state.directory.identity(&id).await {
+    match state.ports.directory.identity(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => return error(ActionError::NotFound(format!("there is no agent with id {id:?}"))),
         Err(e) => return error(e.into()),
     }
-    match state.cards.cards_of(&id).await {
+    match state.ports.cards.cards_of(&id).await {
         Ok(cards) => HttpResponse::Ok().json(json!({ "cards": cards.iter().map(CardView::of).collect::<Vec<_>>() })),
         Err(e) => error(e.into()),
     }
@@ -322,7 +322,7 @@ pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
     if let Err(e) = actions::card(&state, &id).await {
         return error(e);
     }
-    match state.cards.events(&id).await {
+    match state.ports.cards.events(&id).await {
         Ok(events) => HttpResponse::Ok().json(json!({ "events": events })),
         Err(e) => error(e.into()),
     }

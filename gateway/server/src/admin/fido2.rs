@@ -41,7 +41,7 @@ pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
         return r;
     }
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
-    match state.directory.identity(&id).await {
+    match state.ports.directory.identity(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             return problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"));

@@ -82,6 +82,7 @@ pub async fn vihf_for(
         )));
     }
     let identity = state
+        .policy
         .identities
         .get(state, &auth.identity_id)
         .await

@@ -54,8 +54,8 @@ pub fn excluded(mie: Mie) -> bool {
 pub async fn username_for_hint(state: &AppState, hint: &str) -> Option<String> {
     let idnat = IdNat::parse(hint).ok()?;
     let found = async {
-        match state.directory.identity_by_idnat(&idnat).await? {
-            Some(identity) => state.directory.username_of(&identity.id).await,
+        match state.ports.directory.identity_by_idnat(&idnat).await? {
+            Some(identity) => state.ports.directory.username_of(&identity.id).await,
             None => Ok(None),
         }
     };

@@ -93,12 +93,13 @@ pub(crate) async fn send_notice(
     body: String,
 ) -> Result<u32, String> {
     let address = state
+        .ports
         .sponsorships
         .email_of(identity_id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the directory has no e-mail address for this person")?;
     let to = vigie_mail::parse_mailbox(&address).map_err(|e| e.to_string())?;
-    let (attempts, result) = state.mailer.send(&vigie_mail::Mail { to, subject, body }).await;
+    let (attempts, result) = state.upstreams.mailer.send(&vigie_mail::Mail { to, subject, body }).await;
     result.map(|()| attempts).map_err(|e| format!("{e} (after {attempts} attempt(s))"))
 }

@@ -68,7 +68,7 @@ pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) 
     let found = if q.trim().is_empty() {
         Vec::new()
     } else {
-        match state.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
+        match state.ports.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
             Ok(f) => f,
             Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }

@@ -172,7 +172,7 @@ fn nobody(l: Lang) -> HttpResponse {
 }
 
 async fn enrolled_ids(state: &AppState, identity_id: &str) -> Result<Vec<String>, String> {
-    let answers = state.sponsorships.security_answers(identity_id).await.map_err(|e| e.to_string())?;
+    let answers = state.ports.sponsorships.security_answers(identity_id).await.map_err(|e| e.to_string())?;
     Ok(answers.into_iter().map(|(q, _)| q).collect())
 }
 
@@ -250,7 +250,7 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, "hashing the answers failed");
     };
     let ids: Vec<String> = hashed.iter().map(|(q, _)| q.clone()).collect();
-    if let Err(e) = state.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
+    if let Err(e) = state.ports.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(&state, &caller, &o.auth.identity_id, Outcome::Success, &format!("answers enrolled: {}", ids.join(", ")));

@@ -11,7 +11,7 @@ use vigie_core::store::EphemeralStore;
 
 use crate::config::{Config, StoreKind};
 use crate::keys::Keys;
-use crate::state::{AppState, Client};
+use crate::state::{AppState, Client, OidcState, PolicyGate, Ports, Upstreams};
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -96,34 +96,32 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         dmp.as_ref().is_some_and(|d| d.relay.is_some()),
     );
     let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
+    let http = http_client(&config)?;
     Ok(AppState {
-        http: http_client(&config)?,
         config,
-        clients,
-        store,
-        fido2: directory.clone(),
-        webauthn,
-        attestation_roots,
-        roles: directory.clone(),
-        revocations: directory.clone(),
-        search: directory.clone(),
-        sponsorships: directory.clone(),
-        mailer,
-        cards: directory.clone(),
-        policy_attributes: directory.clone(),
-        directory,
-        card_validator,
-        keys,
-        policy,
-        policy_reload,
         audit,
         metrics,
-        client_jwks: Default::default(),
-        identities: Default::default(),
-        principals: Default::default(),
-        zones,
-        psc,
-        dmp,
-        health,
+        webauthn,
+        attestation_roots,
+        ports: Ports {
+            store,
+            fido2: directory.clone(),
+            roles: directory.clone(),
+            revocations: directory.clone(),
+            search: directory.clone(),
+            sponsorships: directory.clone(),
+            cards: directory.clone(),
+            policy_attributes: directory.clone(),
+            directory,
+        },
+        oidc: OidcState { clients, keys, client_jwks: Default::default() },
+        policy: PolicyGate {
+            engine: policy,
+            reload: policy_reload,
+            principals: Default::default(),
+            identities: Default::default(),
+            zones,
+        },
+        upstreams: Upstreams { http, psc, dmp, mailer, card_validator, health },
     })
 }

@@ -100,7 +100,7 @@ fn spawn_policy_reloader(state: web::Data<AppState>) {
             tracing::error!("cannot listen for SIGHUP: the policy set reloads only when its files change");
             return;
         };
-        let Some(policies) = state.policy_reload.clone() else {
+        let Some(policies) = state.policy.reload.clone() else {
             // The built-in set cannot change; SIGHUP must still not end the process.
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: the built-in policy set is in force (no `policy.dir`), nothing to reload");
@@ -167,7 +167,7 @@ fn spawn_key_reloader(state: web::Data<AppState>) {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
-            match state.keys.reload_if_changed() {
+            match state.oidc.keys.reload_if_changed() {
                 Ok(true) => tracing::info!("signing keys reloaded"),
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "signing keys not reloaded; the previous set stays in use"),

@@ -54,7 +54,7 @@ pub async fn exchange(
             "this client is not allowed to obtain VIHFs for the DMP (`dmp = true` in its registration)",
         ));
     }
-    let Some(dmp_side) = state.dmp.as_ref() else {
+    let Some(dmp_side) = state.upstreams.dmp.as_ref() else {
         return Err(TokenError::new(
             "temporarily_unavailable",
             "the DMP is not enabled on this gateway (`dmp.enabled`)",
