@@ -10,7 +10,7 @@ use vigie_core::policy::{
 use vigie_core::{Authentication, Mie};
 
 use crate::http::Caller;
-use crate::state::{AppState, Client};
+use crate::state::{AppState, Client, Ports};
 
 /// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); in configuration, a string
 /// (a bare address is one host).
@@ -201,24 +201,26 @@ pub async fn principal_of(state: &AppState, identity_id: &str) -> Result<Princip
 /// The principal for an identity read now from the directory, not from the cache (which it
 /// refreshes): for decisions that must see a status change at once (a refresh, a token exchange).
 pub async fn current_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
-    let identity = state.policy.identities.reload(state, identity_id).await.map_err(|e| e.to_string())?;
-    let principal = principal_from(state, identity_id, identity).await?;
+    let identity =
+        state.policy.identities.reload(state.ports.directory.as_ref(), identity_id).await.map_err(|e| e.to_string())?;
+    let principal = principal_from(&state.ports, identity_id, identity).await?;
     let ttl = std::time::Duration::from_secs(state.config.directory.identity_cache_secs);
     state.policy.principals.put(identity_id, principal.clone(), ttl);
     Ok(principal)
 }
 
 async fn read_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
-    let identity = state.policy.identities.get(state, identity_id).await.map_err(|e| e.to_string())?;
-    principal_from(state, identity_id, identity).await
+    let identity =
+        state.policy.identities.get(state.ports.directory.as_ref(), identity_id).await.map_err(|e| e.to_string())?;
+    principal_from(&state.ports, identity_id, identity).await
 }
 
 async fn principal_from(
-    state: &AppState,
+    ports: &Ports,
     identity_id: &str,
     identity: Option<std::sync::Arc<vigie_core::directory::Identity>>,
 ) -> Result<Principal, String> {
-    let roles = state.ports.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
+    let roles = ports.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
     let Some(identity) = identity else {
         return Ok(Principal {
             id: identity_id.to_owned(),
@@ -229,7 +231,7 @@ async fn principal_from(
     };
     let metier = identity.metier.as_deref();
     let (account_kind, employment_status) =
-        state.ports.policy_attributes.policy_attributes(identity_id).await.map_err(|e| e.to_string())?;
+        ports.policy_attributes.policy_attributes(identity_id).await.map_err(|e| e.to_string())?;
     Ok(Principal {
         id: identity.id.clone(),
         profession_code: profession_code_of(metier).map(String::from),

@@ -142,24 +142,29 @@ impl<V: Clone> TtlCache<V> {
 
 /// Identities read for tokens and userinfo: the directory is read at most once per identity and
 /// period on the token path, instead of on every token.
-#[derive(Default)]
-pub struct IdentityCache(TtlCache<Arc<Identity>>);
+pub struct IdentityCache {
+    cache: TtlCache<Arc<Identity>>,
+    ttl: Duration,
+}
 
 impl IdentityCache {
-    pub async fn get(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
-        let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
-        if let Some(hit) = self.0.get(id, ttl) {
+    /// A cache that keeps identities `ttl` (`directory.identity_cache_secs`; zero keeps none).
+    pub fn new(ttl: Duration) -> Self {
+        Self { cache: TtlCache::default(), ttl }
+    }
+
+    pub async fn get(&self, directory: &dyn Directory, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        if let Some(hit) = self.cache.get(id, self.ttl) {
             return Ok(Some(hit));
         }
-        self.reload(state, id).await
+        self.reload(directory, id).await
     }
 
     /// The identity read now from the directory; the cache keeps it for the next readers.
-    pub async fn reload(&self, state: &AppState, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
-        let ttl = Duration::from_secs(state.config.directory.identity_cache_secs);
-        let Some(identity) = state.ports.directory.identity(id).await? else { return Ok(None) };
+    pub async fn reload(&self, directory: &dyn Directory, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        let Some(identity) = directory.identity(id).await? else { return Ok(None) };
         let identity = Arc::new(identity);
-        self.0.put(id, identity.clone(), ttl);
+        self.cache.put(id, identity.clone(), self.ttl);
         Ok(Some(identity))
     }
 }

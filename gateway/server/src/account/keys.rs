@@ -23,11 +23,11 @@ use crate::login::fido2::{auth_data, b64url};
 use crate::login::pages::{self, Lang};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
-use crate::state::{AppState, State};
+use crate::state::{AppState, Ports, State};
 
 /// The security keys of an identity, oldest first (for HR's list).
-pub async fn keys_of(state: &AppState, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {
-    state.ports.fido2.credentials_of(identity_id).await
+pub async fn keys_of(ports: &Ports, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {
+    ports.fido2.credentials_of(identity_id).await
 }
 
 /// Revokes a security key of `identity_id` and ends every session it opened (tokens revoked,

@@ -9,7 +9,7 @@ use vigie_igc_sante::{CardKind, CardSubject};
 use super::auth::Admin;
 use crate::card::PresentedCard;
 use crate::http::Caller;
-use crate::state::AppState;
+use crate::state::{AppState, Ports};
 
 /// Why an admin action did not happen.
 #[derive(Debug)]
@@ -72,8 +72,8 @@ fn audit(state: &AppState, actor: &str, caller: &Caller, kind: AuditKind, card: 
     });
 }
 
-async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionError> {
-    state.ports.directory.identity(identity_id).await?.ok_or_else(|| {
+async fn agent(ports: &Ports, identity_id: &str) -> Result<Identity, ActionError> {
+    ports.directory.identity(identity_id).await?.ok_or_else(|| {
         ActionError::NotFound(format!(
             "there is no agent with id {:?}: search the agent first",
             identity_id.chars().take(64).collect::<String>()
@@ -82,8 +82,8 @@ async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionEr
 }
 
 /// The card with this id, or `NotFound`.
-pub async fn card(state: &AppState, card_id: &str) -> Result<Card, ActionError> {
-    state.ports.cards.card(card_id).await?.ok_or_else(|| {
+pub async fn card(ports: &Ports, card_id: &str) -> Result<Card, ActionError> {
+    ports.cards.card(card_id).await?.ok_or_else(|| {
         ActionError::NotFound(format!("there is no card with id {:?}", card_id.chars().take(64).collect::<String>()))
     })
 }
@@ -98,7 +98,7 @@ pub async fn create(
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<Card, ActionError> {
-    agent(state, identity_id).await?;
+    agent(&state.ports, identity_id).await?;
     let card = state.ports.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
     audit(state, &admin.actor, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
     Ok(card)
@@ -254,7 +254,7 @@ pub async fn bind(
     presence: Presence,
 ) -> Result<Card, ActionError> {
     let record = card(state, card_id).await?;
-    let agent = agent(state, &record.identity_id).await?;
+    let agent = agent(&state.ports, &record.identity_id).await?;
     let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ActionError::Refused(format!("the override reason is longer than {MAX_REASON_CHARS} characters")));

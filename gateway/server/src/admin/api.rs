@@ -249,7 +249,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 pub async fn card(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
-    match actions::card(&state, &id).await {
+    match actions::card(&state.ports, &id).await {
         Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
         Err(e) => error(e),
     }
@@ -282,7 +282,7 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         .and_then(|()| b.identity_id.as_deref().map_or(Ok(()), |i| check_id("identity_id", i)))
         .and_then(|()| pem_chain(&b.certificate_pem));
     let chain = try_or!(checked.map_err(|m| bad_request(&m)));
-    let record = match actions::card(&state, &id).await {
+    let record = match actions::card(&state.ports, &id).await {
         Ok(c) => c,
         Err(e) => return error(e),
     };
@@ -319,7 +319,7 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
 pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
-    if let Err(e) = actions::card(&state, &id).await {
+    if let Err(e) = actions::card(&state.ports, &id).await {
         return error(e);
     }
     match state.ports.cards.events(&id).await {

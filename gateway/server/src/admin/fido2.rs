@@ -48,7 +48,7 @@ pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
         }
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
     }
-    match keys_of(&state, &id).await {
+    match keys_of(&state.ports, &id).await {
         Ok(keys) => HttpResponse::Ok().json(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
     }

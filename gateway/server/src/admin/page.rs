@@ -495,7 +495,7 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
     };
     let l = lang(&req, None);
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    let record = match actions::card(&state, params.get("card").unwrap_or_default()).await {
+    let record = match actions::card(&state.ports, params.get("card").unwrap_or_default()).await {
         Ok(c) => c,
         Err(e) => return message(&req, action_status(&e), &e.to_string(), true),
     };

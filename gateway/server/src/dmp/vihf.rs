@@ -84,7 +84,7 @@ pub async fn vihf_for(
     let identity = state
         .policy
         .identities
-        .get(state, &auth.identity_id)
+        .get(state.ports.directory.as_ref(), &auth.identity_id)
         .await
         .map_err(|e| unavailable("directory", e))?
         .ok_or_else(|| Refusal::Token("the professional is no longer in the directory".into()))?;

@@ -258,7 +258,7 @@ pub async fn mint(
     let identity = state
         .policy
         .identities
-        .get(state, &record.authentication.identity_id)
+        .get(state.ports.directory.as_ref(), &record.authentication.identity_id)
         .await
         .map_err(|e| MintError::Server(e.to_string()))?
         .ok_or(MintError::UnknownIdentity)?;

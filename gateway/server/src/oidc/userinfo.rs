@@ -41,7 +41,7 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     if !scopes.iter().any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the openid scope is required");
     }
-    let identity = match state.policy.identities.get(&state, &claims.sub).await {
+    let identity = match state.policy.identities.get(state.ports.directory.as_ref(), &claims.sub).await {
         Ok(Some(i)) => i,
         Ok(None) => {
             return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory");

@@ -11,7 +11,7 @@ use vigie_core::store::EphemeralStore;
 
 use crate::config::{Config, StoreKind};
 use crate::keys::Keys;
-use crate::state::{AppState, Client, OidcState, PolicyGate, Ports, Upstreams};
+use crate::state::{AppState, Client, IdentityCache, OidcState, PolicyGate, Ports, Upstreams};
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -97,6 +97,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     );
     let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
     let http = http_client(&config)?;
+    let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
     Ok(AppState {
         config,
         audit,
@@ -115,13 +116,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             directory,
         },
         oidc: OidcState { clients, keys, client_jwks: Default::default() },
-        policy: PolicyGate {
-            engine: policy,
-            reload: policy_reload,
-            principals: Default::default(),
-            identities: Default::default(),
-            zones,
-        },
+        policy: PolicyGate { engine: policy, reload: policy_reload, principals: Default::default(), identities, zones },
         upstreams: Upstreams { http, psc, dmp, mailer, card_validator, health },
     })
 }
