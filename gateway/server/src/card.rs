@@ -8,8 +8,8 @@ use actix_web::HttpRequest;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_igc_sante::{CardIdentity, CardRejection, CardValidator, RevocationCheck};
 
-use crate::app::AppState;
 use crate::http::Caller;
+use crate::state::AppState;
 use crate::tls::PeerCertificates;
 
 /// A card certificate presented on this request and validated (chain, dates, usage, revocation).
@@ -142,7 +142,11 @@ fn in_french(code: &str) -> &'static str {
 }
 
 fn validator(state: &AppState) -> Result<&Arc<CardValidator>, CardProblem> {
-    state.card_validator.as_ref().ok_or_else(|| problem("not_configured", "card login is not configured here"))
+    state
+        .upstreams
+        .card_validator
+        .as_ref()
+        .ok_or_else(|| problem("not_configured", "card login is not configured here"))
 }
 
 /// Validates a chain (DER, leaf first). An issuer whose CRL was never fetched gets one fetch,
@@ -152,9 +156,11 @@ async fn validate(state: &AppState, chain: &[Vec<u8>]) -> Result<PresentedCard, 
     let v = validator(state)?;
     let now = crate::now();
     let mut result = v.validate(chain, now);
-    if matches!(result, Err(CardRejection::RevocationUnknown { .. })) && state.health.available(crate::health::CRL) {
+    if matches!(result, Err(CardRejection::RevocationUnknown { .. }))
+        && state.upstreams.health.available(crate::health::CRL)
+    {
         let wait = Duration::from_millis(state.config.cards.trust.fetch_timeout_ms.saturating_add(500));
-        let _ = tokio::time::timeout(wait, v.ensure_crl_for(chain, &state.http)).await;
+        let _ = tokio::time::timeout(wait, v.ensure_crl_for(chain, &state.upstreams.http)).await;
         result = v.validate(chain, now);
     }
     let valid = result.map_err(|e| {
@@ -188,7 +194,7 @@ pub async fn validate_chain(state: &AppState, chain: &[Vec<u8>]) -> Result<Prese
 /// The subjects (DER) of the card CAs, sent to browsers in the TLS CertificateRequest so that
 /// they offer the card's certificate; empty when card login is off (no certificate is asked).
 pub fn client_ca_subjects(state: &AppState) -> Vec<Vec<u8>> {
-    match &state.card_validator {
+    match &state.upstreams.card_validator {
         Some(v) if state.config.cards.enabled => v.anchor_subjects(),
         _ => Vec::new(),
     }
@@ -197,8 +203,8 @@ pub fn client_ca_subjects(state: &AppState) -> Vec<Vec<u8>> {
 /// Keeps the CRLs fresh in the background: the login path never waits on a CRL server (but for
 /// the first card of an issuer whose CRL was never fetched, bounded by the fetch timeout).
 pub fn spawn_crl_refresher(state: &AppState) {
-    if let Some(v) = &state.card_validator {
-        drop(v.spawn_refresh(state.http.clone()));
+    if let Some(v) = &state.upstreams.card_validator {
+        drop(v.spawn_refresh(state.upstreams.http.clone()));
     }
 }
 

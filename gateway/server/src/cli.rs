@@ -415,18 +415,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(crate::demo::DEFAULT_DATA_DIR));
             actix_web::rt::System::new().block_on(async move {
-                let metrics = crate::app::install_metrics()?;
-                let state = crate::app::build_state(config, metrics).await?;
+                let metrics = crate::wiring::build::install_metrics()?;
+                let state = crate::wiring::build::build_state(config, metrics).await?;
                 let announce = if demo {
-                    let d = crate::demo::seed(&state.config, &data_dir, state.directory.as_ref()).await?;
-                    crate::demo::grant_roles(state.directory.as_ref(), state.roles.as_ref()).await?;
-                    crate::demo::bind_demo_cpe(&data_dir, state.directory.as_ref(), state.cards.as_ref()).await?;
+                    let d = crate::demo::seed(&state.config, &data_dir, state.ports.directory.as_ref()).await?;
+                    crate::demo::grant_roles(state.ports.directory.as_ref(), state.ports.roles.as_ref()).await?;
+                    crate::demo::bind_demo_cpe(&data_dir, state.ports.directory.as_ref(), state.ports.cards.as_ref())
+                        .await?;
                     crate::sponsorship::demo::seed_demo(&state, &d).await?;
                     Some(d)
                 } else {
                     None
                 };
-                crate::app::serve(state, move |state| {
+                crate::wiring::serve::serve(state, move |state| {
                     if let Some(description) = announce {
                         // demo.json and the banner appear once the port is ours: a script waiting
                         // for them never talks to another process on that port.

@@ -11,31 +11,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use vigie_core::store::StoreExt;
 
-use crate::app::{AppState, State};
-use crate::config::DemoConfig;
 use crate::http::{esc, host_cookie};
 use crate::secrets::{random_token, sha256_b64};
+use crate::state::{AppState, State};
 
 const CLIENT_ID: &str = "demo-app";
 const COOKIE: &str = "__Host-demo-app";
 
-pub fn routes(cfg: &mut web::ServiceConfig, demo: &DemoConfig) {
-    // Mounted in the embedded demo only: outside it these paths do not exist at all, rather
-    // than existing and answering "off" (the back-channel logout endpoint never asked).
-    if demo.app {
-        cfg.route("/demo-app/", web::get().to(index))
-            .route("/demo-app/callback", web::get().to(callback))
-            .route("/demo-app/logout", web::post().to(logout))
-            .route("/demo-app/logged-out", web::get().to(logged_out))
-            .route("/demo-app/backchannel-logout", web::post().to(backchannel_logout));
-    }
-    if demo.card_crl.is_some() {
-        cfg.route("/demo-pki/card-ca.crl", web::get().to(card_crl));
-    }
-}
-
 /// The demo card CA's CRL, as a CRL distribution point serves it (RFC 5280 §4.2.1.13).
-async fn card_crl(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn card_crl(req: HttpRequest, state: State) -> HttpResponse {
     match state.config.demo.card_crl.as_ref().map(std::fs::read) {
         Some(Ok(der)) => HttpResponse::Ok().content_type("application/pkix-crl").body(der),
         _ => crate::ops::not_found(req).await,
@@ -68,10 +52,10 @@ fn page(title: &str, main: &str) -> HttpResponse {
         ))
 }
 
-async fn index(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn index(req: HttpRequest, state: State) -> HttpResponse {
     if let Some(c) = crate::http::cookie(&req, COOKIE)
         && let Ok(Some(s)) =
-            state.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
+            state.ports.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
     {
         return claims_page(&s);
     }
@@ -79,7 +63,9 @@ async fn index(req: HttpRequest, state: State) -> HttpResponse {
     let st = random_token(16);
     let pending = PendingLogin { nonce: random_token(16), verifier: random_token(32) };
     let challenge = B64.encode(digest::digest(&digest::SHA256, pending.verifier.as_bytes()));
-    if let Err(e) = state.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await {
+    if let Err(e) =
+        state.ports.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await
+    {
         return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     let mut url = match url::Url::parse(&state.endpoint("/authorize")) {
@@ -130,7 +116,7 @@ fn claims_page(s: &AppSession) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
-struct Callback {
+pub(crate) struct Callback {
     code: Option<String>,
     state: Option<String>,
     iss: Option<String>,
@@ -143,7 +129,7 @@ struct Tokens {
     id_token: String,
 }
 
-async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
+pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
     let fail = |m: String| {
         page(
             "Échec de connexion",
@@ -158,12 +144,13 @@ async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
         return fail("the response's iss is not this issuer".into());
     }
     let (Some(code), Some(st)) = (&q.code, &q.state) else { return fail("code or state missing".into()) };
-    let pending = match state.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
+    let pending = match state.ports.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
         Ok(Some(p)) => p,
         _ => return fail("unknown or expired state".into()),
     };
     let secret = demo_secret(&state);
     let resp = state
+        .upstreams
         .http
         .post(state.endpoint("/token"))
         .basic_auth(CLIENT_ID, Some(secret))
@@ -195,8 +182,8 @@ async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
     let s = AppSession { claims, id_token: tokens.id_token };
     let ttl = Duration::from_secs(state.config.session.absolute_timeout_secs);
     let key = format!("demo-app:session:{}", sha256_b64(cookie.as_bytes()));
-    if state.store.put_json(&key, &s, ttl).await.is_err()
-        || state.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
+    if state.ports.store.put_json(&key, &s, ttl).await.is_err()
+        || state.ports.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
     {
         return fail("store unavailable".into());
     }
@@ -228,6 +215,7 @@ async fn verify_id_token(
     nonce: Option<&str>,
 ) -> Result<serde_json::Value, String> {
     let jwks: jsonwebtoken::jwk::JwkSet = state
+        .upstreams
         .http
         .get(state.endpoint("/jwks"))
         .send()
@@ -261,12 +249,12 @@ async fn verify_id_token(
     Ok(data.claims)
 }
 
-async fn logout(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn logout(req: HttpRequest, state: State) -> HttpResponse {
     let Some(c) = crate::http::cookie(&req, COOKIE) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };
     let key = format!("demo-app:session:{}", sha256_b64(c.as_bytes()));
-    let session = state.store.take_json::<AppSession>(&key).await.ok().flatten();
+    let session = state.ports.store.take_json::<AppSession>(&key).await.ok().flatten();
     let mut url = match url::Url::parse(&state.endpoint("/logout")) {
         Ok(u) => u,
         Err(_) => return HttpResponse::InternalServerError().finish(),
@@ -285,7 +273,7 @@ async fn logout(req: HttpRequest, state: State) -> HttpResponse {
         .finish()
 }
 
-async fn logged_out() -> HttpResponse {
+pub(crate) async fn logged_out() -> HttpResponse {
     page(
         "Déconnecté",
         r#"<p>Vous êtes déconnecté·e de l'application de démonstration.</p><p><a href="/demo-app/">Se reconnecter</a></p>"#,
@@ -293,7 +281,7 @@ async fn logged_out() -> HttpResponse {
 }
 
 /// Back-Channel Logout §2.6: validate the logout token, end the sessions of its `sid`.
-async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
+pub(crate) async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
     let token = url::form_urlencoded::parse(&body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
     let Some(token) = token else {
         return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"}));
@@ -310,9 +298,9 @@ async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
             .json(serde_json::json!({"error": "invalid_request", "error_description": "not a logout token"}));
     }
     let sid = claims["sid"].as_str().unwrap_or_default();
-    if let Ok(keys) = state.store.members(&format!("demo-app:sid:{sid}")).await {
+    if let Ok(keys) = state.ports.store.members(&format!("demo-app:sid:{sid}")).await {
         for k in keys {
-            let _ = state.store.delete(&k).await;
+            let _ = state.ports.store.delete(&k).await;
         }
     }
     metrics::counter!("vigie_demo_app_backchannel_logouts_total").increment(1);

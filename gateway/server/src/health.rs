@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vigie_core::audit::{AuditEvent, AuditKind, AuditSink, Outcome};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Pro Santé Connect (metadata, JWKS, token, userinfo).
 pub const PSC: &str = "psc";
@@ -377,7 +377,7 @@ pub fn watched(state_psc: bool, cards: bool, dmp_relay: bool) -> Vec<&'static st
 
 /// Starts the probes (one task per upstream) and the reading of the adapters' own health records.
 pub fn spawn(state: web::Data<AppState>) {
-    for name in state.health.names() {
+    for name in state.upstreams.health.names() {
         let state = state.clone();
         actix_web::rt::spawn(async move { probe_loop(state, name).await });
     }
@@ -385,8 +385,8 @@ pub fn spawn(state: web::Data<AppState>) {
 }
 
 async fn probe_loop(state: web::Data<AppState>, name: &'static str) {
-    let monitor = &state.health;
-    let healthy = match (name, &state.psc) {
+    let monitor = &state.upstreams.health;
+    let healthy = match (name, &state.upstreams.psc) {
         (PSC, Some(p)) => Duration::from_secs(p.config.probe_interval_secs.max(1)),
         _ => Duration::from_millis(monitor.config.probe_interval_ms.max(1)),
     };
@@ -414,7 +414,7 @@ async fn probe_loop(state: web::Data<AppState>, name: &'static str) {
 /// One probe: a small request that says whether the upstream answers.
 async fn probe(state: &AppState, name: &str) -> Result<(), String> {
     match name {
-        PSC => match &state.psc {
+        PSC => match &state.upstreams.psc {
             Some(p) => match p.probe().await.error {
                 None => Ok(()),
                 Some(e) => Err(e),
@@ -428,7 +428,7 @@ async fn probe(state: &AppState, name: &str) -> Result<(), String> {
             }
             let limit = Duration::from_millis(state.config.health.probe_timeout_ms.max(1));
             let tries = urls.iter().map(|u| async move {
-                match state.http.head(u).timeout(limit).send().await {
+                match state.upstreams.http.head(u).timeout(limit).send().await {
                     Ok(r) if !r.status().is_server_error() => Ok(()),
                     Ok(r) => Err(format!("{u}: HTTP status {}", r.status())),
                     Err(e) => Err(format!("{u}: {}", vigie_core::error_chain(&e))),
@@ -457,7 +457,7 @@ fn host_port(url: &str) -> Option<String> {
 
 fn crl_urls(state: &AppState) -> Vec<String> {
     let mut urls: Vec<String> = state.config.cards.trust.crl_urls.clone();
-    if let Some(v) = &state.card_validator {
+    if let Some(v) = &state.upstreams.card_validator {
         urls.extend(v.status().into_iter().map(|s| s.url));
     }
     urls.sort();
@@ -474,7 +474,7 @@ async fn feed_loop(state: web::Data<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Some(psc) = &state.psc {
+        if let Some(psc) = &state.upstreams.psc {
             let h = psc.client.health();
             let ops = [&h.token, &h.userinfo];
             let now = (ops.iter().map(|o| o.requests).sum::<u64>(), ops.iter().map(|o| o.failures).sum::<u64>());
@@ -483,16 +483,16 @@ async fn feed_loop(state: web::Data<AppState>) {
                 let latest_error = ops.iter().filter(|o| o.last_error.is_some()).max_by_key(|o| o.last_error_at);
                 for _ in 0..new_fail.min(10) {
                     let e = latest_error.and_then(|o| o.last_error.clone()).unwrap_or_else(|| "failed".into());
-                    state.health.record(PSC, Err(e));
+                    state.upstreams.health.record(PSC, Err(e));
                 }
                 if new_req > new_fail {
                     let ms = ops.iter().filter_map(|o| o.last_latency_ms).max().unwrap_or(0);
-                    state.health.record(PSC, Ok(Duration::from_millis(ms)));
+                    state.upstreams.health.record(PSC, Ok(Duration::from_millis(ms)));
                 }
             }
             psc_seen = Some(now);
         }
-        if let Some(v) = &state.card_validator {
+        if let Some(v) = &state.upstreams.card_validator {
             let mut ok = false;
             let mut errors = Vec::new();
             for s in v.status() {
@@ -506,12 +506,12 @@ async fn feed_loop(state: web::Data<AppState>) {
                 }
             }
             if ok {
-                state.health.record(CRL, Ok(Duration::ZERO));
+                state.upstreams.health.record(CRL, Ok(Duration::ZERO));
             } else if !errors.is_empty() {
-                state.health.record(CRL, Err(errors.join("; ")));
+                state.upstreams.health.record(CRL, Err(errors.join("; ")));
             }
         }
-        state.health.evaluate();
+        state.upstreams.health.evaluate();
     }
 }
 

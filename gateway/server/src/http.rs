@@ -10,7 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Largest total size of request headers accepted (431 beyond, RFC 6585 §5).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -135,7 +135,7 @@ pub async fn plain_http_only_from_proxies<B: MessageBody + 'static>(
     let from_proxy = req.app_config().secure()
         || req
             .peer_addr()
-            .zip(req.app_data::<crate::app::State>())
+            .zip(req.app_data::<crate::state::State>())
             .is_some_and(|(peer, state)| state.config.server.is_trusted_proxy(peer.ip()));
     if from_proxy {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);

@@ -2,7 +2,6 @@
 //! operations endpoints and the embedded demo, wired from one configuration.
 pub mod account;
 pub mod admin;
-pub mod app;
 pub mod audit;
 pub mod card;
 pub mod cli;
@@ -24,8 +23,17 @@ pub mod psc;
 pub mod secrets;
 pub mod session;
 pub mod sponsorship;
+pub mod state;
 pub mod tls;
 pub mod totp;
+pub mod wiring;
+
+/// The names the in-process tests and the fuzz targets reach the gateway by.
+pub mod app {
+    pub use crate::state::AppState;
+    pub use crate::wiring::build::build_state;
+    pub use crate::wiring::routes::routes;
+}
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {

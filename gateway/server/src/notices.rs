@@ -5,8 +5,8 @@
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
 
-use crate::app::{AppState, State};
 use crate::http::Caller;
+use crate::state::{AppState, State};
 
 /// What was added.
 #[derive(Clone, Debug)]
@@ -49,6 +49,7 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
     actix_web::rt::spawn(async move {
         let sent = async {
             let person = state
+                .ports
                 .directory
                 .identity(&identity_id)
                 .await

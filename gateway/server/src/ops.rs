@@ -2,20 +2,15 @@
 //! `/readyz` and `/metrics` are on the ops listener when `server.ops_listen` is set, else on the
 //! main listeners.
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::app::State;
 use crate::http::problem;
+use crate::state::State;
 
 /// The process is alive.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
-}
-
-/// The readiness probe and the metrics.
-pub fn probes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/readyz", web::get().to(readyz)).route("/metrics", web::get().to(metrics));
 }
 
 /// Ready when the store and the directory answer and signing keys are loaded.
@@ -38,25 +33,25 @@ pub async fn readyz(state: State) -> HttpResponse {
         Err(_) => json!({ "status": "down", "detail": "no answer within 800 ms" }),
     };
     let (store, directory) = tokio::join!(
-        tokio::time::timeout(timeout, async { state.store.ping().await.map_err(|e| e.to_string()) }),
-        tokio::time::timeout(timeout, async { state.directory.ping().await.map_err(|e| e.to_string()) }),
+        tokio::time::timeout(timeout, async { state.ports.store.ping().await.map_err(|e| e.to_string()) }),
+        tokio::time::timeout(timeout, async { state.ports.directory.ping().await.map_err(|e| e.to_string()) }),
     );
     let (store, directory) = (check("store", store), check("directory", directory));
-    let keys = json!({ "status": "up", "keys": state.keys.get().jwks_json().matches("\"kid\"").count() });
+    let keys = json!({ "status": "up", "keys": state.oidc.keys.get().jwks_json().matches("\"kid\"").count() });
     let up = store["status"] == "up" && directory["status"] == "up";
     let mut checks = json!({
         "store": store, "directory": directory, "signing_keys": keys,
-        "policy": match &state.policy_reload {
-            Some(p) => json!({ "status": "up", "engine": state.policy.name(),
+        "policy": match &state.policy.reload {
+            Some(p) => json!({ "status": "up", "engine": state.policy.engine.name(),
                                "source": if detailed { json!(p.source_dir()) } else { json!("directory") },
                                "policies": p.policy_ids().len() }),
-            None => json!({ "status": "up", "engine": state.policy.name(), "source": "built-in" }),
+            None => json!({ "status": "up", "engine": state.policy.engine.name(), "source": "built-in" }),
         },
     });
     // CRL sources: informative, never "not ready" — a source that cannot be reached leaves its
     // cached CRL in use (within the configured grace), and card login goes on. Each source's
     // failure is logged where it is fetched.
-    if let Some(v) = &state.card_validator {
+    if let Some(v) = &state.upstreams.card_validator {
         let crls = v.status();
         let now = crate::now();
         let stale = crls.iter().any(|c| c.next_update.is_none_or(|n| n < now));
@@ -69,18 +64,18 @@ pub async fn readyz(state: State) -> HttpResponse {
         }
     }
     // Pro Santé Connect: informative too — local MIE go on without it (the last health probe).
-    if let Some(p) = &state.psc {
+    if let Some(p) = &state.upstreams.psc {
         checks["psc"] = p.readiness(detailed);
     }
     // Circuit breakers (degraded mode): informative as well.
-    checks["upstreams"] = state.health.readiness(detailed)["upstreams"].clone();
-    let degraded = state.health.degraded();
+    checks["upstreams"] = state.upstreams.health.readiness(detailed)["upstreams"].clone();
+    let degraded = state.upstreams.health.degraded();
     let body = json!({ "status": if up { "ready" } else { "not_ready" }, "degraded": degraded, "checks": checks });
     HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }
 
 pub async fn metrics(state: State) -> HttpResponse {
-    if let Some(v) = &state.card_validator {
+    if let Some(v) = &state.upstreams.card_validator {
         for c in v.status() {
             if let Some(next) = c.next_update {
                 metrics::gauge!("vigie_crl_next_update_seconds", "url" => c.url.clone()).set(next as f64);

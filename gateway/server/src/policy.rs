@@ -9,8 +9,8 @@ use vigie_core::policy::{
 };
 use vigie_core::{Authentication, Mie};
 
-use crate::app::{AppState, Client};
 use crate::http::Caller;
+use crate::state::{AppState, Client, Ports};
 
 pub use crate::config::check::{Cidr, parse_date};
 
@@ -27,6 +27,7 @@ pub fn parse_zones(config: &crate::config::PolicyConfig) -> Vec<(String, Vec<Cid
 pub fn zone_of(state: &AppState, ip: &str) -> String {
     let Ok(ip) = ip.parse::<IpAddr>() else { return "external".into() };
     state
+        .policy
         .zones
         .iter()
         .find(|(_, cidrs)| cidrs.iter().any(|c| c.contains(ip)))
@@ -48,7 +49,7 @@ pub fn context_of(state: &AppState, caller: &Caller, now: i64) -> PolicyContext 
         .is_some_and(|(end, today)| today < end);
     // Degraded mode: PSC or the external link (`health.external`) is down; read from the breakers, no I/O.
     PolicyContext {
-        degraded: state.health.degraded(),
+        degraded: state.upstreams.health.degraded(),
         network_zone: zone_of(state, &caller.ip),
         hour,
         password_totp_transition,
@@ -107,35 +108,37 @@ fn fold(s: &str) -> String {
 /// trip; a role granted or an HR change takes effect within that period.
 pub async fn principal_of(state: &AppState, identity_id: &str) -> Result<Principal, String> {
     let ttl = std::time::Duration::from_secs(state.config.directory.identity_cache_secs);
-    if let Some(hit) = state.principals.get(identity_id, ttl) {
+    if let Some(hit) = state.policy.principals.get(identity_id, ttl) {
         return Ok(hit);
     }
     let principal = read_principal(state, identity_id).await?;
-    state.principals.put(identity_id, principal.clone(), ttl);
+    state.policy.principals.put(identity_id, principal.clone(), ttl);
     Ok(principal)
 }
 
 /// The principal for an identity read now from the directory, not from the cache (which it
 /// refreshes): for decisions that must see a status change at once (a refresh, a token exchange).
 pub async fn current_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
-    let identity = state.identities.reload(state, identity_id).await.map_err(|e| e.to_string())?;
-    let principal = principal_from(state, identity_id, identity).await?;
+    let identity =
+        state.policy.identities.reload(state.ports.directory.as_ref(), identity_id).await.map_err(|e| e.to_string())?;
+    let principal = principal_from(&state.ports, identity_id, identity).await?;
     let ttl = std::time::Duration::from_secs(state.config.directory.identity_cache_secs);
-    state.principals.put(identity_id, principal.clone(), ttl);
+    state.policy.principals.put(identity_id, principal.clone(), ttl);
     Ok(principal)
 }
 
 async fn read_principal(state: &AppState, identity_id: &str) -> Result<Principal, String> {
-    let identity = state.identities.get(state, identity_id).await.map_err(|e| e.to_string())?;
-    principal_from(state, identity_id, identity).await
+    let identity =
+        state.policy.identities.get(state.ports.directory.as_ref(), identity_id).await.map_err(|e| e.to_string())?;
+    principal_from(&state.ports, identity_id, identity).await
 }
 
 async fn principal_from(
-    state: &AppState,
+    ports: &Ports,
     identity_id: &str,
     identity: Option<std::sync::Arc<vigie_core::directory::Identity>>,
 ) -> Result<Principal, String> {
-    let roles = state.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
+    let roles = ports.roles.roles_of(identity_id).await.map_err(|e| e.to_string())?;
     let Some(identity) = identity else {
         return Ok(Principal {
             id: identity_id.to_owned(),
@@ -146,7 +149,7 @@ async fn principal_from(
     };
     let metier = identity.metier.as_deref();
     let (account_kind, employment_status) =
-        state.policy_attributes.policy_attributes(identity_id).await.map_err(|e| e.to_string())?;
+        ports.policy_attributes.policy_attributes(identity_id).await.map_err(|e| e.to_string())?;
     Ok(Principal {
         id: identity.id.clone(),
         profession_code: profession_code_of(metier).map(String::from),
@@ -279,7 +282,7 @@ fn ask_in(
 ) -> Decision {
     let started = std::time::Instant::now();
     let decision =
-        state.policy.decide(&PolicyRequest { principal, action, resource, authentication: auth, context, now });
+        state.policy.engine.decide(&PolicyRequest { principal, action, resource, authentication: auth, context, now });
     measure(action, &decision, started);
     if let Some(target) = target {
         audit_decision(state, caller, principal, target, auth, context, &decision);
@@ -361,7 +364,7 @@ pub fn deciding(decision: &Decision) -> String {
 pub fn decide_token(state: &AppState, caller: &Caller, token: &TokenPrincipal) -> Decision {
     let context = context_of(state, caller, crate::now());
     let started = std::time::Instant::now();
-    let decision = state.policy.decide_token(token, &context);
+    let decision = state.policy.engine.decide_token(token, &context);
     measure(Action::Administer, &decision, started);
     let subject = format!("token:{}", token.name);
     let asker = Asker { subject: &subject, mie: "api_token", acr: None };

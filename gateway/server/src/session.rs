@@ -10,8 +10,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::AccessTarget;
 use vigie_core::store::{StoreError, StoreExt};
 
-use crate::app::AppState;
 use crate::secrets::{random_token, sha256_b64};
+use crate::state::AppState;
 
 pub const COOKIE: &str = "__Host-vigie-session";
 
@@ -53,7 +53,7 @@ fn idle_ttl(state: &AppState, s: &Session, now: i64) -> Duration {
 pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
     let Some(cookie) = crate::http::cookie(req, COOKIE) else { return Ok(None) };
     let now = crate::now();
-    let Some(mut s) = state.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
+    let Some(mut s) = state.ports.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
     if s.expires_at <= now {
         return Ok(None);
     }
@@ -61,7 +61,7 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Sessi
     // not one per request.
     if now - s.touched_at >= 60 {
         s.touched_at = now;
-        state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
+        state.ports.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
     }
     Ok(Some(s))
 }
@@ -78,6 +78,7 @@ pub async fn start(
     let mut replaced = None;
     if let Some(old) = crate::http::cookie(req, COOKIE) {
         replaced = state
+            .ports
             .store
             .take_json::<Session>(&key(&old))
             .await?
@@ -96,15 +97,15 @@ pub async fn start(
             req.extensions().get::<UpstreamIdToken>().map(|t| t.0.clone())
         },
     };
-    state.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
+    state.ports.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
-    state.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
+    state.ports.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
     // The indexes outlive the session as long as its tokens may (an `offline_access` refresh
     // token): ending someone's access must reach those too.
     let index_ttl = abs.max(tokens_ttl(state));
-    state.store.add_to_set(&identity_key(&s.authentication.identity_id), &s.sid, index_ttl).await?;
+    state.ports.store.add_to_set(&identity_key(&s.authentication.identity_id), &s.sid, index_ttl).await?;
     if let Some(credential) = &s.authentication.credential {
-        state.store.add_to_set(&credential_key(credential), &s.sid, index_ttl).await?;
+        state.ports.store.add_to_set(&credential_key(credential), &s.sid, index_ttl).await?;
     }
     Ok((cookie, s, replaced))
 }
@@ -141,15 +142,15 @@ pub async fn end_access(
         AccessTarget::Identity(id) => identity_key(id),
         AccessTarget::Credential(c) => credential_key(c),
     };
-    let sids = state.store.members(&index).await?;
+    let sids = state.ports.store.members(&index).await?;
     for sid in &sids {
         end(state, sid).await?;
         // RFC 7009 §2.1 / RFC 6749 §10.4: the tokens of the session go with it; `revoked-sid`
         // is what every token check reads.
-        state.store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(state)).await?;
+        state.ports.store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(state)).await?;
         crate::oidc::logout::end_session(state, caller, sid).await;
     }
-    state.store.delete(&index).await?;
+    state.ports.store.delete(&index).await?;
     Ok(sids.len())
 }
 
@@ -160,7 +161,7 @@ pub const SWEEP_SECS: u64 = 5;
 /// failed), audits each, and removes the notes. Replicas claim a note in the store before
 /// working on it, so one of them does it; a failed ending is tried again at a later sweep.
 pub async fn complete_pending(state: &AppState) {
-    let pending = match state.revocations.pending_revocations().await {
+    let pending = match state.ports.revocations.pending_revocations().await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "the pending endings of access could not be read; tried again shortly");
@@ -170,7 +171,7 @@ pub async fn complete_pending(state: &AppState) {
     let caller = crate::http::Caller::internal("pending-revocations");
     for note in pending {
         let claim = format!("revocation-claim:{}", note.id);
-        if !matches!(state.store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
+        if !matches!(state.ports.store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
             continue;
         }
         let (subject, object) = match &note.target {
@@ -178,14 +179,14 @@ pub async fn complete_pending(state: &AppState) {
             AccessTarget::Credential(c) => (None, Some(c.clone())),
         };
         let outcome = match end_access(state, &caller, &note.target).await {
-            Ok(n) => state.revocations.revocation_done(&note.id).await.map(|()| n).map_err(|e| e.to_string()),
+            Ok(n) => state.ports.revocations.revocation_done(&note.id).await.map(|()| n).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let (outcome, reason) = match outcome {
             Ok(n) => (Outcome::Success, format!("{}: {n} session(s) ended", note.reason)),
             Err(e) => {
                 tracing::error!(error = %e, "ending access failed; tried again at the next sweep");
-                let _ = state.store.delete(&claim).await;
+                let _ = state.ports.store.delete(&claim).await;
                 (Outcome::Failure, format!("{}: ending the sessions failed, tried again shortly", note.reason))
             }
         };
@@ -205,15 +206,15 @@ pub async fn complete_pending(state: &AppState) {
 /// The live session `sid`, wherever the browser is (for a client acting on a session's behalf:
 /// the DMP token exchange); `None` once it ended, expired or went idle.
 pub async fn by_sid(state: &AppState, sid: &str) -> Result<Option<Session>, StoreError> {
-    let Some(k) = state.store.get(&sid_key(sid)).await? else { return Ok(None) };
-    let s = state.store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
+    let Some(k) = state.ports.store.get(&sid_key(sid)).await? else { return Ok(None) };
+    let s = state.ports.store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
     Ok(s.filter(|s| s.sid == sid && s.expires_at > crate::now()))
 }
 
 /// Ends the session `sid`, wherever the browser is.
 pub async fn end(state: &AppState, sid: &str) -> Result<(), StoreError> {
-    if let Some(k) = state.store.take(&sid_key(sid)).await? {
-        state.store.delete(&String::from_utf8_lossy(&k)).await?;
+    if let Some(k) = state.ports.store.take(&sid_key(sid)).await? {
+        state.ports.store.delete(&String::from_utf8_lossy(&k)).await?;
     }
     Ok(())
 }

@@ -6,11 +6,11 @@ use vigie_core::store::{StoreError, StoreExt};
 
 use super::enrolment::{GRANT_COOKIE, Grant, grant_key};
 use super::pages::texts;
-use crate::app::AppState;
 use crate::http::Params;
 use crate::login::pages;
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
+use crate::state::AppState;
 
 /// Who is on the account pages, and what they may do.
 pub(super) enum Access {
@@ -35,7 +35,7 @@ pub(super) struct Holder {
 
 pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreError> {
     if let Some(cookie) = crate::http::cookie(req, GRANT_COOKIE)
-        && let Some(g) = state.store.get_json::<Grant>(&grant_key(&cookie)).await?
+        && let Some(g) = state.ports.store.get_json::<Grant>(&grant_key(&cookie)).await?
     {
         return Ok(Access::Enrol(Holder {
             identity_id: g.identity_id,

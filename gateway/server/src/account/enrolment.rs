@@ -10,10 +10,10 @@ use vigie_core::store::StoreExt;
 
 use super::pages::texts;
 use super::{AccountError, audit};
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{self, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
+use crate::state::{AppState, State};
 
 /// The cookie naming an enrolment grant: a redeemed code lets this browser register keys for
 /// [`GRANT_SECS`], until the agent ends it or closes the browser (a session cookie): on a shared
@@ -83,13 +83,13 @@ pub async fn issue_enrolment_code(
     identity_id: &str,
     actor: &str,
 ) -> Result<EnrolmentCode, AccountError> {
-    if state.directory.identity(identity_id).await?.is_none() {
+    if state.ports.directory.identity(identity_id).await?.is_none() {
         return Err(AccountError::UnknownIdentity(identity_id.to_owned()));
     }
     let code = new_code();
     let ttl = state.config.webauthn.enrolment_code_ttl_secs;
     let record = CodeRecord { identity_id: identity_id.to_owned(), issued_by: actor.to_owned() };
-    state.store.put_json(&code_key(&code), &record, Duration::from_secs(ttl)).await?;
+    state.ports.store.put_json(&code_key(&code), &record, Duration::from_secs(ttl)).await?;
     audit(state, caller, AuditKind::EnrolmentCode, Outcome::Success, identity_id, Some(actor), None, Some("issued"));
     Ok(EnrolmentCode { code, expires_at: crate::now() + ttl as i64, enrol_url: state.endpoint("/account/enrol") })
 }
@@ -149,7 +149,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
         return code_form(&req, StatusCode::FORBIDDEN, Some(t.forbidden));
     }
     let window = Duration::from_secs(state.config.login.ip_window_secs);
-    match state.store.incr(&caller.rate_limit_key("enrol-ip"), window).await {
+    match state.ports.store.incr(&caller.rate_limit_key("enrol-ip"), window).await {
         Ok(n) if n > state.config.login.max_attempts_per_ip => {
             return pages::rate_limited(&req, state.config.login.ip_window_secs);
         }
@@ -158,7 +158,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     }
     let code = p.get("code").filter(|c| c.len() <= 64).unwrap_or_default();
     // Single use: `take` returns the record to one caller only, across replicas.
-    let record = match state.store.take_json::<CodeRecord>(&code_key(code)).await {
+    let record = match state.ports.store.take_json::<CodeRecord>(&code_key(code)).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             state.audit(AuditEvent {
@@ -177,7 +177,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     };
     let cookie = random_token(32);
     let grant = Grant { identity_id: record.identity_id.clone() };
-    if let Err(e) = state.store.put_json(&grant_key(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await {
+    if let Err(e) = state.ports.store.put_json(&grant_key(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(
@@ -208,7 +208,7 @@ pub async fn end_enrolment(req: HttpRequest, state: State, body: web::Bytes) -> 
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), csrf.as_bytes())) {
         return pages::error_page(&req, StatusCode::FORBIDDEN, t.forbidden);
     }
-    if let Err(e) = state.store.delete(&grant_key(&cookie)).await {
+    if let Err(e) = state.ports.store.delete(&grant_key(&cookie)).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut resp =

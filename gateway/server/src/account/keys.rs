@@ -18,16 +18,16 @@ use webauthn_rs::prelude::{
 use super::access::{Access, Holder, access, enroller};
 use super::pages::texts;
 use super::{AccountError, audit};
-use crate::app::{AppState, State};
 use crate::http::{Caller, Params, parse_params, problem};
 use crate::login::fido2::{auth_data, b64url};
 use crate::login::pages::{self, Lang};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
+use crate::state::{AppState, Ports, State};
 
 /// The security keys of an identity, oldest first (for HR's list).
-pub async fn keys_of(state: &AppState, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {
-    state.fido2.credentials_of(identity_id).await
+pub async fn keys_of(ports: &Ports, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {
+    ports.fido2.credentials_of(identity_id).await
 }
 
 /// Revokes a security key of `identity_id` and ends every session it opened (tokens revoked,
@@ -41,13 +41,13 @@ pub async fn revoke_key(
 ) -> Result<bool, AccountError> {
     // The durable note first: should the ending fail, the next sweep ends the key's sessions.
     let target = AccessTarget::Credential(credential_id.to_owned());
-    let note = state.revocations.add_pending_revocation(&target, "security key revoked").await?;
-    if !state.fido2.remove_credential(identity_id, credential_id).await? {
-        state.revocations.revocation_done(&note).await?;
+    let note = state.ports.revocations.add_pending_revocation(&target, "security key revoked").await?;
+    if !state.ports.fido2.remove_credential(identity_id, credential_id).await? {
+        state.ports.revocations.revocation_done(&note).await?;
         return Ok(false);
     }
     let ended = session::end_access(state, caller, &target).await?;
-    state.revocations.revocation_done(&note).await?;
+    state.ports.revocations.revocation_done(&note).await?;
     audit(
         state,
         caller,
@@ -100,8 +100,8 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
         Err((status, detail)) => return problem(status, "Key registration not allowed", detail),
     };
     let (identity, existing) = match tokio::try_join!(
-        state.directory.identity(&holder.identity_id),
-        state.fido2.credentials_of(&holder.identity_id)
+        state.ports.directory.identity(&holder.identity_id),
+        state.ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok((Some(i), e)) => (i, e),
         Ok((None, _)) => {
@@ -153,7 +153,7 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
         state: reg_state,
     };
     let ttl = Duration::from_secs(state.config.webauthn.ceremony_ttl_secs);
-    if let Err(e) = state.store.put_json(&reg_key(&holder), &record, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&reg_key(&holder), &record, ttl).await {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(options)
@@ -191,7 +191,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         );
         pages::error_page(&req, status, text)
     };
-    let pending = match state.store.take_json::<Registration>(&reg_key(&holder)).await {
+    let pending = match state.ports.store.take_json::<Registration>(&reg_key(&holder)).await {
         Ok(Some(r)) => r,
         Ok(None) => return refuse(StatusCode::BAD_REQUEST, t.failed, "registration challenge expired or already used"),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -273,7 +273,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         created_at: crate::rfc3339_now(),
         last_used_at: None,
     };
-    match state.fido2.add_credential(&stored).await {
+    match state.ports.fido2.add_credential(&stored).await {
         Ok(()) => {}
         Err(DirectoryError::Invalid(m)) => return refuse(StatusCode::CONFLICT, t.reg_refused, &m),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

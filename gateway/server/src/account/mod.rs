@@ -3,36 +3,20 @@
 //! staff whose first MIE is the key itself. The functions HR's admin API (`admin::fido2`) calls
 //! are [`issue_enrolment_code`], [`keys_of`] and [`revoke_key`].
 mod access;
-mod enrolment;
-mod keys;
-mod pages;
+pub(crate) mod enrolment;
+pub(crate) mod keys;
+pub(crate) mod pages;
 
-use actix_web::web;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::DirectoryError;
 use vigie_core::store::StoreError;
 
-use crate::app::AppState;
 use crate::http::Caller;
+use crate::state::AppState;
 
 pub use enrolment::{EnrolmentCode, issue_enrolment_code};
 pub(crate) use enrolment::{new_code, normal_code};
 pub use keys::{keys_of, revoke_key};
-
-/// `/account/keys` (page, register, revoke) and `/account/enrol` (code).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/account/keys", web::get().to(pages::keys_page))
-        .route("/account/keys", web::post().to(keys::register))
-        .route("/account/keys/options", web::post().to(keys::register_options))
-        .route("/account/keys/revoke", web::post().to(keys::revoke))
-        .route("/account/enrol", web::get().to(enrolment::code_page))
-        .route("/account/enrol", web::post().to(enrolment::redeem_code))
-        .route("/account/enrol/done", web::post().to(enrolment::end_enrolment))
-        // HR's key API stays registered here, where it always was, until one route table holds every route.
-        .route("/admin/api/identities/{id}/fido2", web::get().to(crate::admin::fido2::api_keys))
-        .route("/admin/api/identities/{id}/fido2/enrolment-code", web::post().to(crate::admin::fido2::api_issue_code))
-        .route("/admin/api/identities/{id}/fido2/{credential}", web::delete().to(crate::admin::fido2::api_revoke));
-}
 
 /// A failure of the account functions HR's API calls.
 #[derive(Debug, thiserror::Error)]

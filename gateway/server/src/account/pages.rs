@@ -4,10 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::access::{Access, access};
-use crate::app::State;
 use crate::http::esc;
 use crate::login::fido2::allow_script;
 use crate::login::pages::{self, Lang, html_page};
+use crate::state::State;
 
 pub(super) struct Texts {
     pub(super) title: &'static str,
@@ -152,8 +152,8 @@ pub async fn keys_page(req: HttpRequest, state: State, q: web::Query<PageQuery>)
         }
     };
     let (identity, keys) = match tokio::try_join!(
-        state.directory.identity(&holder.identity_id),
-        state.fido2.credentials_of(&holder.identity_id)
+        state.ports.directory.identity(&holder.identity_id),
+        state.ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok(v) => v,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -7,9 +7,9 @@ use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
-use crate::app::AppState;
 use crate::card::PresentedCard;
 use crate::http::Caller;
+use crate::state::{AppState, Ports};
 
 /// Why an admin action did not happen.
 #[derive(Debug)]
@@ -72,8 +72,8 @@ fn audit(state: &AppState, actor: &str, caller: &Caller, kind: AuditKind, card: 
     });
 }
 
-async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionError> {
-    state.directory.identity(identity_id).await?.ok_or_else(|| {
+async fn agent(ports: &Ports, identity_id: &str) -> Result<Identity, ActionError> {
+    ports.directory.identity(identity_id).await?.ok_or_else(|| {
         ActionError::NotFound(format!(
             "there is no agent with id {:?}: search the agent first",
             identity_id.chars().take(64).collect::<String>()
@@ -82,8 +82,8 @@ async fn agent(state: &AppState, identity_id: &str) -> Result<Identity, ActionEr
 }
 
 /// The card with this id, or `NotFound`.
-pub async fn card(state: &AppState, card_id: &str) -> Result<Card, ActionError> {
-    state.cards.card(card_id).await?.ok_or_else(|| {
+pub async fn card(ports: &Ports, card_id: &str) -> Result<Card, ActionError> {
+    ports.cards.card(card_id).await?.ok_or_else(|| {
         ActionError::NotFound(format!("there is no card with id {:?}", card_id.chars().take(64).collect::<String>()))
     })
 }
@@ -98,8 +98,8 @@ pub async fn create(
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<Card, ActionError> {
-    agent(state, identity_id).await?;
-    let card = state.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
+    agent(&state.ports, identity_id).await?;
+    let card = state.ports.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
     audit(state, &admin.actor, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
     Ok(card)
 }
@@ -138,10 +138,11 @@ pub async fn change_status_by(
     // card's logins from now on; then the sessions it already opened.
     let target = ends.map(AccessTarget::Credential);
     let note = match &target {
-        Some(t) => Some(state.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
+        Some(t) => Some(state.ports.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
         None => None,
     };
-    let card = if retry { before.clone() } else { state.cards.set_status(card_id, status, actor, comment).await? };
+    let card =
+        if retry { before.clone() } else { state.ports.cards.set_status(card_id, status, actor, comment).await? };
     let mut ended = 0;
     if let (Some(target), Some(note)) = (&target, &note) {
         ended = crate::session::end_access(state, caller, target).await.map_err(|e| {
@@ -151,7 +152,7 @@ pub async fn change_status_by(
                 crate::session::SWEEP_SECS
             ))
         })?;
-        state.revocations.revocation_done(note).await?;
+        state.ports.revocations.revocation_done(note).await?;
     }
     let reason = format!(
         "{} -> {}{}; {ended} session(s) ended",
@@ -253,7 +254,7 @@ pub async fn bind(
     presence: Presence,
 ) -> Result<Card, ActionError> {
     let record = card(state, card_id).await?;
-    let agent = agent(state, &record.identity_id).await?;
+    let agent = agent(&state.ports, &record.identity_id).await?;
     let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ActionError::Refused(format!("the override reason is longer than {MAX_REASON_CHARS} characters")));
@@ -269,12 +270,20 @@ pub async fn bind(
     };
     let (issuer, serial, cn, by) = (&id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor);
     let bound = match (checked, presence) {
-        (Ok(used), Presence::InReader) => {
-            state.cards.bind(card_id, issuer, serial, cn, by, used).await.map(|card| (card, used)).map_err(Into::into)
-        }
-        (Ok(_), Presence::CertificateOnly) => {
-            state.cards.bind_pending(card_id, issuer, serial, cn, by).await.map(|card| (card, None)).map_err(Into::into)
-        }
+        (Ok(used), Presence::InReader) => state
+            .ports
+            .cards
+            .bind(card_id, issuer, serial, cn, by, used)
+            .await
+            .map(|card| (card, used))
+            .map_err(Into::into),
+        (Ok(_), Presence::CertificateOnly) => state
+            .ports
+            .cards
+            .bind_pending(card_id, issuer, serial, cn, by)
+            .await
+            .map(|card| (card, None))
+            .map_err(Into::into),
         (Err(e), _) => Err(e),
     };
     let (card, used_reason) = match bound {

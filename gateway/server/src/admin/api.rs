@@ -20,8 +20,8 @@ use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin};
-use crate::app::{AppState, State};
 use crate::http::{Caller, problem};
+use crate::state::{AppState, State};
 
 /// Longest id (agent, card) accepted.
 pub const MAX_ID_CHARS: usize = 64;
@@ -208,7 +208,7 @@ pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => return bad_request(&format!("`limit` must be an integer from 1 to {MAX_LIMIT}")),
     };
-    match state.search.search_identities(q, limit).await {
+    match state.ports.search.search_identities(q, limit).await {
         Ok(found) => HttpResponse::Ok().json(json!({ "identities": found })),
         Err(e) => error(e.into()),
     }
@@ -218,12 +218,12 @@ pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
 pub async fn cards_of(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "agent id").map_err(|m| bad_request(&m)));
-    match state.directory.identity(&id).await {
+    match state.ports.directory.identity(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => return error(ActionError::NotFound(format!("there is no agent with id {id:?}"))),
         Err(e) => return error(e.into()),
     }
-    match state.cards.cards_of(&id).await {
+    match state.ports.cards.cards_of(&id).await {
         Ok(cards) => HttpResponse::Ok().json(json!({ "cards": cards.iter().map(CardView::of).collect::<Vec<_>>() })),
         Err(e) => error(e.into()),
     }
@@ -249,7 +249,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 pub async fn card(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
-    match actions::card(&state, &id).await {
+    match actions::card(&state.ports, &id).await {
         Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
         Err(e) => error(e),
     }
@@ -282,7 +282,7 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         .and_then(|()| b.identity_id.as_deref().map_or(Ok(()), |i| check_id("identity_id", i)))
         .and_then(|()| pem_chain(&b.certificate_pem));
     let chain = try_or!(checked.map_err(|m| bad_request(&m)));
-    let record = match actions::card(&state, &id).await {
+    let record = match actions::card(&state.ports, &id).await {
         Ok(c) => c,
         Err(e) => return error(e),
     };
@@ -319,10 +319,10 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
 pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
-    if let Err(e) = actions::card(&state, &id).await {
+    if let Err(e) = actions::card(&state.ports, &id).await {
         return error(e);
     }
-    match state.cards.events(&id).await {
+    match state.ports.cards.events(&id).await {
         Ok(events) => HttpResponse::Ok().json(json!({ "events": events })),
         Err(e) => error(e.into()),
     }

@@ -13,10 +13,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::TokenPrincipal;
 use vigie_core::roles::{Role, Scope};
 
-use crate::app::AppState;
 use crate::http::{Caller, problem};
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
 use crate::session;
+use crate::state::AppState;
 
 /// An authenticated administrator holding the role asked for.
 #[derive(Clone)]
@@ -219,7 +219,7 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
     };
     let identity_id = session.authentication.identity_id.clone();
     let actor = format!("staff:{identity_id}");
-    let holds = match state.roles.roles_of(&identity_id).await {
+    let holds = match state.ports.roles.roles_of(&identity_id).await {
         Ok(roles) => roles.contains(&role),
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };

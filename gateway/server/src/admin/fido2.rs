@@ -6,8 +6,8 @@ use serde_json::json;
 use vigie_core::fido2::Fido2Credential;
 
 use crate::account::{AccountError, issue_enrolment_code, keys_of, revoke_key};
-use crate::app::{AppState, State};
 use crate::http::{Caller, problem};
+use crate::state::{AppState, State};
 
 /// The JSON view of a key for HR's API.
 fn key_view(k: &Fido2Credential) -> serde_json::Value {
@@ -41,14 +41,14 @@ pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
         return r;
     }
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
-    match state.directory.identity(&id).await {
+    match state.ports.directory.identity(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             return problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"));
         }
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
     }
-    match keys_of(&state, &id).await {
+    match keys_of(&state.ports, &id).await {
         Ok(keys) => HttpResponse::Ok().json(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
     }

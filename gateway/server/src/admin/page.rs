@@ -10,9 +10,9 @@ use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError, Coherence};
 use super::auth::{self, Admin};
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{Lang, lang, tr};
+use crate::state::{AppState, State};
 
 /// The built-in public client through which the admin page signs people in (its code is never
 /// redeemed: the SSO session the login leaves is what the page uses).
@@ -338,13 +338,13 @@ async fn agent_page(
     status: StatusCode,
 ) -> HttpResponse {
     let l = lang(req, None);
-    let agent = match state.directory.identity(agent_id).await {
+    let agent = match state.ports.directory.identity(agent_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return message(req, StatusCode::NOT_FOUND, tr(l, "Agent inconnu.", "Unknown agent."), true),
         // The directory's error stays in the log (with the request id the page shows).
         Err(e) => return crate::login::pages::unavailable(req, &e),
     };
-    let cards = match state.cards.cards_of(&agent.id).await {
+    let cards = match state.ports.cards.cards_of(&agent.id).await {
         Ok(c) => c,
         // The directory's error stays in the log (with the request id the page shows).
         Err(e) => return crate::login::pages::unavailable(req, &e),
@@ -352,7 +352,7 @@ async fn agent_page(
     let csrf = admin.csrf().unwrap_or_default();
     let mut sections = String::new();
     for card in &cards {
-        let events = state.cards.events(&card.id).await.unwrap_or_default();
+        let events = state.ports.cards.events(&card.id).await.unwrap_or_default();
         sections.push_str(&card_section(l, &agent, card, &events, &csrf));
     }
     if cards.is_empty() {
@@ -391,7 +391,7 @@ pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let q = params.get("q").unwrap_or_default();
     let mut main = search_form(l, q);
     if !q.is_empty() {
-        match state.search.search_identities(q, 50).await {
+        match state.ports.search.search_identities(q, 50).await {
             Ok(found) => main.push_str(&results(l, &found)),
             Err(e) => main.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(&e.to_string()))),
         }
@@ -495,11 +495,11 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
     };
     let l = lang(&req, None);
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    let record = match actions::card(&state, params.get("card").unwrap_or_default()).await {
+    let record = match actions::card(&state.ports, params.get("card").unwrap_or_default()).await {
         Ok(c) => c,
         Err(e) => return message(&req, action_status(&e), &e.to_string(), true),
     };
-    let agent = match state.directory.identity(&record.identity_id).await {
+    let agent = match state.ports.directory.identity(&record.identity_id).await {
         Ok(Some(a)) => a,
         _ => return message(&req, StatusCode::NOT_FOUND, tr(l, "Agent inconnu.", "Unknown agent."), true),
     };

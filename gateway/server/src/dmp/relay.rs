@@ -10,9 +10,9 @@ use vigie_dmp::{InsNir, Vihf};
 
 use super::runtime::parse_purpose;
 use super::vihf::{Refusal, Via, audit_refused, ins_audit_hash, vihf_for};
-use crate::app::{AppState, State};
 use crate::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 use crate::oidc::grant::verify_access_token;
+use crate::state::{AppState, State};
 
 /// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge, as problem details.
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
@@ -56,7 +56,7 @@ fn element_text(body: &[u8], local: &str, limit: usize) -> Option<String> {
 pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut payload: web::Payload) -> HttpResponse {
     let caller = Caller::of(&req, &state);
     let service = path.into_inner();
-    let Some(dmp) = state.dmp.clone() else {
+    let Some(dmp) = state.upstreams.dmp.clone() else {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "DMP not configured",
@@ -204,7 +204,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         vihf: &vihf,
     };
     // Degraded mode: the DMP's breaker is open; answer at once instead of waiting on it.
-    if !state.health.available(crate::health::DMP) {
+    if !state.upstreams.health.available(crate::health::DMP) {
         let m = "the DMP is unreachable at the moment (its circuit breaker is open after repeated failures); \
                  try again later";
         call.audit(Outcome::Failure, m, started);
@@ -235,12 +235,12 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         } else {
             Ok(started.elapsed())
         };
-        state.health.record(crate::health::DMP, outcome);
+        state.upstreams.health.record(crate::health::DMP, outcome);
         let reason = element_text(&bytes, "Text", bytes.len()).unwrap_or_default();
         call.audit(Outcome::Failure, &format!("HTTP {}; {reason}", status.as_u16()), started);
         return out.body(bytes);
     }
-    state.health.record(crate::health::DMP, Ok(started.elapsed()));
+    state.upstreams.health.record(crate::health::DMP, Ok(started.elapsed()));
     if answer.content_length().is_some_and(|n| n > dmp.max_answer_bytes as u64) {
         return call.failed(&vigie_dmp::RelayError::TooLarge(dmp.max_answer_bytes), started);
     }
@@ -287,7 +287,7 @@ impl Call<'_> {
         use vigie_dmp::RelayError;
         let detail = e.to_string();
         if e.is_dmp_failure() {
-            self.state.health.record(crate::health::DMP, Err(detail.clone()));
+            self.state.upstreams.health.record(crate::health::DMP, Err(detail.clone()));
         }
         self.audit(Outcome::Failure, &detail, started);
         match e {
@@ -330,11 +330,6 @@ impl Call<'_> {
             ..Default::default()
         });
     }
-}
-
-/// The relay's route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/dmp/relay/{service}", web::post().to(relay));
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_dmp::{InsNir, Vihf};
 
 use super::runtime::Dmp;
-use crate::app::AppState;
 use crate::http::Caller;
 use crate::oidc::grant::AccessTokenClaims;
+use crate::state::AppState;
 
 /// SHA-256 of a patient's INS for audit lines: whoever holds an INS finds its lines; the trail does
 /// not spell it (low entropy: a pseudonym for log pipelines, not a secret).
@@ -82,8 +82,9 @@ pub async fn vihf_for(
         )));
     }
     let identity = state
+        .policy
         .identities
-        .get(state, &auth.identity_id)
+        .get(state.ports.directory.as_ref(), &auth.identity_id)
         .await
         .map_err(|e| unavailable("directory", e))?
         .ok_or_else(|| Refusal::Token("the professional is no longer in the directory".into()))?;

@@ -18,9 +18,9 @@ use vigie_core::{Authentication, Factor, Mie};
 use vigie_igc_sante::CardKind;
 
 use super::{LoginFlow, bound_flow, pages};
-use crate::app::{AppState, State};
 use crate::card::{self, PresentedCard};
 use crate::http::Caller;
+use crate::state::{AppState, State};
 
 #[derive(Deserialize)]
 pub struct Query {
@@ -67,7 +67,7 @@ pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> Http
     };
     let identity = match identity_of(&state, &card).await {
         // A disabled account logs in with no MIE, its cards included.
-        Ok(id) => match state.fido2.account_disabled(&id).await {
+        Ok(id) => match state.ports.fido2.account_disabled(&id).await {
             Ok(false) => Ok(id),
             Ok(true) => Err(refused(
                 StatusCode::FORBIDDEN,
@@ -99,6 +99,7 @@ pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> Http
 async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, Refusal> {
     let id = &card.identity;
     let registered = state
+        .ports
         .cards
         .card_by_certificate(&id.issuer_dn, &id.serial_hex)
         .await
@@ -126,6 +127,7 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
                 return Err(refused(StatusCode::FORBIDDEN, "no_idnat", "this CPS names no national identifier"));
             };
             let identity = state
+                .ports
                 .directory
                 .identity_by_idnat(idnat)
                 .await
@@ -180,7 +182,7 @@ async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -
              being used: HR must bind it again.",
         ));
     }
-    let agent = state.directory.identity(&record.identity_id).await.map_err(unavailable)?;
+    let agent = state.ports.directory.identity(&record.identity_id).await.map_err(unavailable)?;
     let coherent = agent.is_some_and(|agent| {
         matches!(
             crate::admin::actions::coherence(&record.kind, &card.identity.subject, &agent),
@@ -196,7 +198,7 @@ async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -
         ));
     }
     let by = "vigie (first presentation of the card by its holder)";
-    let record = state.cards.confirm_presented(&record.id, by).await.map_err(unavailable)?;
+    let record = state.ports.cards.confirm_presented(&record.id, by).await.map_err(unavailable)?;
     if record.status.allows_login() {
         state.audit(AuditEvent {
             kind: Some(AuditKind::CardBound),
@@ -220,8 +222,8 @@ async fn register_seen_cps(state: &AppState, identity_id: &str, card: &Presented
     let id = &card.identity;
     let by = "vigie (first login with this CPS, bound by its idNat)";
     let registered = async {
-        let record = state.cards.create_card(identity_id, "cps", CardStatus::Received, by, None).await?;
-        state.cards.bind(&record.id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, by, None).await
+        let record = state.ports.cards.create_card(identity_id, "cps", CardStatus::Received, by, None).await?;
+        state.ports.cards.bind(&record.id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, by, None).await
     };
     match registered.await {
         Ok(record) => state.audit(vigie_core::audit::AuditEvent {

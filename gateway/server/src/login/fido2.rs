@@ -19,10 +19,10 @@ use webauthn_rs::prelude::{
 
 use super::pages::{self, Lang};
 use super::{LoginFlow, bound_flow};
-use crate::app::{AppState, State};
 use crate::config::Config;
 use crate::http::{Caller, parse_params, problem};
 use crate::secrets::ct_eq;
+use crate::state::{AppState, State};
 
 /// The relying party of this gateway: RP ID and origin from `[webauthn]` or the issuer.
 pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
@@ -39,13 +39,6 @@ pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
 /// Base64url without padding, as WebAuthn JSON and our credential ids use.
 pub fn b64url(bytes: &[u8]) -> String {
     B64.encode(bytes)
-}
-
-/// `POST /login/fido2/options`, `POST /login/fido2`, `GET /static/fido2.js`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login/fido2/options", web::post().to(options))
-        .route("/login/fido2", web::post().to(finish))
-        .route("/static/fido2.js", web::get().to(script));
 }
 
 struct Texts {
@@ -239,7 +232,7 @@ pub async fn options(req: HttpRequest, state: State, body: web::Bytes) -> HttpRe
     // A button starts this ceremony: the browser's modal dialog, not conditional mediation.
     rcr.mediation = None;
     let ttl = Duration::from_secs(state.config.webauthn.ceremony_ttl_secs);
-    if let Err(e) = state.store.put_json(&challenge_key(&flow_id), &auth_state, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&challenge_key(&flow_id), &auth_state, ttl).await {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(rcr)
@@ -293,7 +286,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let t = texts(lang);
     let cfg = &state.config.login;
     let ip_key = caller.rate_limit_key("login-ip");
-    match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
+    match state.ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => return pages::rate_limited(&req, cfg.ip_window_secs),
         Ok(_) => {}
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -320,7 +313,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         pages::error_page(&req, status, text)
     };
 
-    let auth_state = match state.store.take_json::<DiscoverableAuthentication>(&challenge_key(&flow_id)).await {
+    let auth_state = match state.ports.store.take_json::<DiscoverableAuthentication>(&challenge_key(&flow_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse(Refusal::Expired),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -338,7 +331,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => return refuse(Refusal::Malformed(e.to_string())),
     };
     *who.borrow_mut() = format!("fido2:{}", cred_id.chars().take(16).collect::<String>());
-    let stored = match state.fido2.credential(&cred_id).await {
+    let stored = match state.ports.fido2.credential(&cred_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return refuse(Refusal::UnknownKey),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -372,7 +365,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     passkey.update_credential(&result);
     let record = serde_json::to_string(&passkey).unwrap_or_default();
-    match state.fido2.record_use(&cred_id, result.counter(), &record, &crate::rfc3339_now()).await {
+    match state.ports.fido2.record_use(&cred_id, result.counter(), &record, &crate::rfc3339_now()).await {
         Ok(CounterCheck::Accepted) => {}
         // Another replica recorded a use of this key at the same counter: a second copy.
         Ok(CounterCheck::Regressed { stored }) => {
@@ -382,8 +375,8 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     match tokio::try_join!(
-        state.directory.identity(&stored.identity_id),
-        state.fido2.account_disabled(&stored.identity_id)
+        state.ports.directory.identity(&stored.identity_id),
+        state.ports.fido2.account_disabled(&stored.identity_id)
     ) {
         Ok((Some(_), false)) => {}
         Ok((Some(_), true)) => return refuse(Refusal::Disabled),

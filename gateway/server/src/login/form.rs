@@ -10,9 +10,9 @@ use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 
 use super::{LoginFlow, flow_key, pages};
-use crate::app::AppState;
 use crate::http::{Caller, Params, parse_params};
 use crate::secrets::ct_eq;
+use crate::state::AppState;
 
 /// A form field no longer than `max` bytes; a longer one counts as absent.
 pub(crate) fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
@@ -40,7 +40,7 @@ pub(crate) async fn posted_login(
     let Some(flow_id) = limited(&params, "flow", 64) else {
         return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the login form has no flow"));
     };
-    let flow = match state.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
+    let flow = match state.ports.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -73,7 +73,7 @@ pub(crate) async fn limit_per_ip(
 ) -> Result<(), HttpResponse> {
     let cfg = &state.config.login;
     let ip_key = caller.rate_limit_key("login-ip");
-    match state.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
+    match state.ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => {
             if metric {
                 metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "rate_limited")

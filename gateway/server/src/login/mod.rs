@@ -17,10 +17,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{AssuranceLevel, Authentication, Mie};
 
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::oidc::AuthRequest;
 use crate::session;
+use crate::state::{AppState, State};
 
 /// Binds a login flow to the browser that started it: a login form posted from elsewhere
 /// (login CSRF) lacks this cookie.
@@ -83,10 +83,10 @@ pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
         fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::Fido2]),
         password: reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::PasswordTotp]),
         // e-CPS reaches level 1, a CPS at PSC level 2: offered when either would do.
-        psc: state.psc.is_some()
+        psc: state.upstreams.psc.is_some()
             && ((reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Ecps]))
                 || (reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::CpsViaPsc]))),
-        psc_unavailable: state.psc.is_some() && !state.health.available(crate::health::PSC),
+        psc_unavailable: state.upstreams.psc.is_some() && !state.upstreams.health.available(crate::health::PSC),
         sponsorship: state.config.sponsorship.enabled
             && reaches(AssuranceLevel::TwoFactor)
             && offered(&[Mie::Sponsorship]),
@@ -152,7 +152,7 @@ pub async fn complete(
         }
         let flow = LoginFlow { offered: Some(decision.step_up), step_up: true, ..flow };
         let ttl = std::time::Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
-        if let Err(e) = state.store.put_json(&flow_key(flow_id), &flow, ttl).await {
+        if let Err(e) = state.ports.store.put_json(&flow_key(flow_id), &flow, ttl).await {
             return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
         }
         let username = if mie == Mie::PasswordTotp { who } else { "" };
@@ -161,7 +161,7 @@ pub async fn complete(
         return page;
     }
     let started = async {
-        state.store.delete(&flow_key(flow_id)).await?;
+        state.ports.store.delete(&flow_key(flow_id)).await?;
         session::start(state, req, auth).await
     };
     let (cookie, s, replaced) = match started.await {
@@ -225,7 +225,7 @@ pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> R
             "the login page needs a flow: start from the application",
         ));
     }
-    let flow = match state.store.get_json::<LoginFlow>(&flow_key(flow_id)).await {
+    let flow = match state.ports.store.get_json::<LoginFlow>(&flow_key(flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -275,7 +275,7 @@ pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> H
             "the login page needs a flow: start from the application",
         );
     };
-    match state.store.get_json::<LoginFlow>(&flow_key(id)).await {
+    match state.ports.store.get_json::<LoginFlow>(&flow_key(id)).await {
         Ok(Some(flow)) => render(&req, &state, id, &flow, flow.request.login_hint.as_deref().unwrap_or_default()),
         Ok(None) => pages::flow_expired(&req),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

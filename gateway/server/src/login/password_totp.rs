@@ -12,9 +12,9 @@ use vigie_core::{Authentication, Factor, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
 use super::pages;
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::secrets::verify_password;
+use crate::state::{AppState, State};
 use crate::totp;
 
 /// Verified against when the account does not exist, so that a wrong username costs the
@@ -64,7 +64,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(Ok(identity_id)) => {
             let auth =
                 Authentication::new(identity_id, Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], crate::now());
-            let _ = state.store.delete(&account_key(&username)).await;
+            let _ = state.ports.store.delete(&account_key(&username)).await;
             super::complete(&state, &req, &caller, &flow_id, flow, auth, &username).await
         }
         Ok(Err(failure)) => {
@@ -120,6 +120,7 @@ async fn verify(
     // counter still reads low. A right login resets it (the caller).
     let window = Duration::from_secs(cfg.lockout_secs);
     let attempt = state
+        .ports
         .store
         .attempt(&account_key(username), cfg.max_failures_per_account, window)
         .await
@@ -136,7 +137,7 @@ async fn check(
     password: &str,
     code: &str,
 ) -> Result<Result<String, Failure>, String> {
-    let account = state.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
+    let account = state.ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = password.to_owned();
     // argon2id is CPU-bound: keep it off the async workers.
@@ -155,6 +156,7 @@ async fn check(
     // across replicas for as long as the window could accept it.
     let used = format!("totp-used:{}:{step}", account.identity_id);
     let first = state
+        .ports
         .store
         .put_if_absent(&used, b"1", Duration::from_secs(3 * totp::STEP_SECS as u64))
         .await

@@ -15,8 +15,8 @@ use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, IdNat, Mie};
 
 use super::{LoginFlow, bound_flow, flow_key, pages};
-use crate::app::{AppState, State};
 use crate::http::Caller;
+use crate::state::{AppState, State};
 use vigie_psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.
@@ -66,7 +66,7 @@ pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) ->
         Ok(f) => f,
         Err(page) => return page,
     };
-    let Some(psc) = state.psc.clone() else {
+    let Some(psc) = state.upstreams.psc.clone() else {
         return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
     };
     if !super::methods_for(&state, &flow).psc {
@@ -79,7 +79,7 @@ pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) ->
         return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
     }
     // Degraded mode: PSC's breaker is open; answer at once instead of waiting on it.
-    if !state.health.available(crate::health::PSC) {
+    if !state.upstreams.health.available(crate::health::PSC) {
         let r = refusal(StatusCode::SERVICE_UNAVAILABLE, "psc:breaker_open", format!("{DOWN_FR} / {DOWN_EN}"));
         return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
     }
@@ -92,7 +92,7 @@ pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) ->
     };
     let sent = Sent { flow_id: flow_id.clone(), pending };
     let ttl = std::time::Duration::from_secs(psc.config.state_ttl_secs);
-    if let Err(e) = state.store.put_json(&state_key(&sent.pending.state), &sent, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&state_key(&sent.pending.state), &sent, ttl).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     metrics::counter!("vigie_psc_login_started_total").increment(1);
@@ -113,7 +113,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         return r;
     }
     let caller = Caller::of(&req, &state);
-    let Some(psc) = state.psc.clone() else {
+    let Some(psc) = state.upstreams.psc.clone() else {
         return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
     };
     // RFC 6749 §10.12 / OIDC Core §3.1.2.7: the state must be the one sent, once.
@@ -126,7 +126,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         );
         return refuse(&req, &state, &caller, None, "", Mie::Ecps, "-", r);
     };
-    let sent = match state.store.take_json::<Sent>(&state_key(s)).await {
+    let sent = match state.ports.store.take_json::<Sent>(&state_key(s)).await {
         Ok(Some(sent)) => sent,
         Ok(None) => {
             let r = refusal(
@@ -140,7 +140,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let flow = match state.store.get_json::<LoginFlow>(&flow_key(&sent.flow_id)).await {
+    let flow = match state.ports.store.get_json::<LoginFlow>(&flow_key(&sent.flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return pages::flow_expired(&req),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -227,7 +227,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         Ok(id) => id,
         Err(r) => return refuse(&req, &state, &caller, Some(&flow), &flow_id, mie, &who, r),
     };
-    match state.fido2.account_disabled(&identity_id).await {
+    match state.ports.fido2.account_disabled(&identity_id).await {
         Ok(false) => {}
         Ok(true) => {
             let r = refusal(
@@ -262,7 +262,7 @@ async fn identity_of(
         tracing::error!(error = %e, "PSC login: the directory failed");
         refusal(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", DIRECTORY_UNAVAILABLE)
     };
-    if let Some(identity) = state.directory.identity_by_idnat(idnat).await.map_err(unavailable)? {
+    if let Some(identity) = state.ports.directory.identity_by_idnat(idnat).await.map_err(unavailable)? {
         return Ok(identity.id);
     }
     let unknown = || {

@@ -14,9 +14,9 @@ use vigie_core::{Authentication, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
 use super::pages;
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc};
 use crate::secrets::ct_eq;
+use crate::state::{AppState, State};
 
 /// The login page's section: username and temporary code.
 pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str) -> String {
@@ -82,14 +82,14 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     // Counted before the code is checked, so that concurrent guesses cannot all be checked.
     let window = Duration::from_secs(cfg.lockout_secs);
-    match state.store.attempt(&account_key(&username), cfg.max_failures_per_account, window).await {
+    match state.ports.store.attempt(&account_key(&username), cfg.max_failures_per_account, window).await {
         Ok(Attempt::Allowed(_)) => {}
         Ok(Attempt::Refused(_)) => return fail("account locked after repeated failures", StatusCode::UNAUTHORIZED),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     match verify(&state, &username, &code).await {
         Ok(Ok((identity_id, grant_id))) => {
-            let _ = state.store.delete(&account_key(&username)).await;
+            let _ = state.ports.store.delete(&account_key(&username)).await;
             let auth = Authentication::new(
                 identity_id,
                 Mie::Sponsorship,
@@ -112,14 +112,14 @@ async fn verify(
     code: &str,
 ) -> Result<Result<(String, String), &'static str>, String> {
     let hash = crate::sponsorship::grant::code_hash(code);
-    let Some(account) = state.directory.account_by_username(username).await.map_err(|e| e.to_string())? else {
+    let Some(account) = state.ports.directory.account_by_username(username).await.map_err(|e| e.to_string())? else {
         return Ok(Err("unknown account"));
     };
     if account.disabled {
         return Ok(Err("account disabled"));
     }
     let grants =
-        state.sponsorships.active_grants(&account.identity_id, crate::now()).await.map_err(|e| e.to_string())?;
+        state.ports.sponsorships.active_grants(&account.identity_id, crate::now()).await.map_err(|e| e.to_string())?;
     if grants.is_empty() {
         return Ok(Err("no temporary credential in force (none granted, expired or revoked)"));
     }

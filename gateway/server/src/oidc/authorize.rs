@@ -11,12 +11,12 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::{StoreError, StoreExt};
 
 use super::{AuthRequest, CodeGrant, ForeignAcr, ResponseMode, keys};
-use crate::app::{AppState, State};
 use crate::config::ClientConfig;
 use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::{self, LoginFlow, pages};
 use crate::secrets::{random_token, sha256_b64};
 use crate::session::{self, Session};
+use crate::state::{AppState, State};
 
 pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let raw = req.query_string().to_owned();
@@ -447,7 +447,8 @@ pub fn redirected(r: &AuthRequest, error: &'static str, description: &str) -> Re
 /// address sending authorization requests in a loop would otherwise fill the store.
 async fn flow_allowed(state: &AppState, caller: &Caller) -> Result<bool, StoreError> {
     let cfg = &state.config.login;
-    let opened = state.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
+    let opened =
+        state.ports.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
     Ok(opened <= cfg.max_flows_per_ip)
 }
 
@@ -509,7 +510,7 @@ async fn start_login(
         step_up,
     };
     let ttl = Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
-    if let Err(e) = state.store.put_json(&login::flow_key(&flow_id), &flow, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&login::flow_key(&flow_id), &flow, ttl).await {
         return temporarily_unavailable(state, &flow.request, &e);
     }
     let mut resp = HttpResponse::SeeOther();
@@ -567,8 +568,8 @@ pub async fn finish(
     let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
     let (code_key, clients_key) = (keys::code(&sha256_b64(code.as_bytes())), keys::sid_clients(&session.sid));
     let stored = tokio::join!(
-        state.store.put_json(&code_key, &grant, ttl),
-        state.store.add_to_set(&clients_key, &request.client_id, abs)
+        state.ports.store.put_json(&code_key, &grant, ttl),
+        state.ports.store.add_to_set(&clients_key, &request.client_id, abs)
     );
     if let Err(e) = stored.0.and(stored.1) {
         return temporarily_unavailable(state, &request, &e);

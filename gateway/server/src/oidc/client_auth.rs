@@ -13,10 +13,10 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::app::{AppState, Client};
 use crate::config::ClientAuthMethod;
 use crate::http::{Caller, Params, oauth_error};
 use crate::secrets::SecretHash;
+use crate::state::{AppState, Client};
 use vigie_core::store::{Attempt, StoreExt};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -142,6 +142,7 @@ pub async fn authenticate<'a>(
     let window = Duration::from_secs(cfg.client_auth_lockout_secs);
     for key in &keys {
         let attempt = state
+            .ports
             .store
             .attempt(key, cfg.client_auth_max_failures, window)
             .await
@@ -159,7 +160,7 @@ pub async fn authenticate<'a>(
     let result = authenticate_once(params, state, basic).await;
     if result.is_ok() {
         for key in &keys {
-            if let Err(e) = state.store.delete(key).await {
+            if let Err(e) = state.ports.store.delete(key).await {
                 tracing::warn!(error = %e, "a client authentication counter could not be reset");
             }
         }
@@ -255,11 +256,12 @@ async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String
         return Ok(j.clone());
     }
     let uri = client.config.jwks_uri.as_deref().ok_or("client has no keys")?;
-    let cached = state.client_jwks.get(uri, Duration::from_secs(300));
+    let cached = state.oidc.client_jwks.get(uri, Duration::from_secs(300));
     let text = match cached {
         Some(t) => t,
         None => {
             let t = state
+                .upstreams
                 .http
                 .get(uri)
                 .send()
@@ -269,7 +271,7 @@ async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String
                 .text()
                 .await
                 .map_err(|e| format!("cannot read jwks_uri: {e}"))?;
-            state.client_jwks.put(uri, t.clone());
+            state.oidc.client_jwks.put(uri, t.clone());
             t
         }
     };
@@ -335,6 +337,7 @@ async fn by_assertion<'a>(
     let jti = claims.jti.ok_or_else(|| bad("client_assertion must carry a jti".into()))?;
     let ttl = (claims.exp - now).max(0) as u64 + ASSERTION_LEEWAY_SECS as u64 + 60;
     let first = state
+        .ports
         .store
         .put_if_absent(&crate::oidc::keys::jti(&client.config.client_id, &jti), b"1", Duration::from_secs(ttl))
         .await

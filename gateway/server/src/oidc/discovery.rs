@@ -2,7 +2,7 @@
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use crate::app::State;
+use crate::state::State;
 
 pub async fn configuration(state: State) -> HttpResponse {
     let e = |p: &str| state.endpoint(p);
@@ -66,5 +66,5 @@ pub async fn jwks(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .insert_header(("Cache-Control", "public, max-age=60"))
-        .body(state.keys.get().jwks_json().to_owned())
+        .body(state.oidc.keys.get().jwks_json().to_owned())
 }

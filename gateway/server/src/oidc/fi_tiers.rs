@@ -2,8 +2,8 @@
 //! docs/fi-tiers.md): the claims PSC expects of it, and what a request from PSC may not reuse.
 use vigie_core::{Authentication, Factor, IdNat, Mie};
 
-use crate::app::AppState;
 use crate::config::{FiTiersConfig, LoginConfig};
+use crate::state::AppState;
 
 /// The `amr` the published FI-tiers guides send to PSC for a CPx card and its PIN (level
 /// "Élevé", reference/psc.md §3): RFC 8176 §2 `sc` (smart card), `pin`, `mfa`, and `hwk`
@@ -54,8 +54,8 @@ pub fn excluded(mie: Mie) -> bool {
 pub async fn username_for_hint(state: &AppState, hint: &str) -> Option<String> {
     let idnat = IdNat::parse(hint).ok()?;
     let found = async {
-        match state.directory.identity_by_idnat(&idnat).await? {
-            Some(identity) => state.directory.username_of(&identity.id).await,
+        match state.ports.directory.identity_by_idnat(&idnat).await? {
+            Some(identity) => state.ports.directory.username_of(&identity.id).await,
             None => Ok(None),
         }
     };

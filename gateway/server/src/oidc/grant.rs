@@ -11,8 +11,8 @@ use vigie_core::directory::Identity;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
 use super::keys;
-use crate::app::{AppState, Client};
 use crate::secrets::{random_token, sha256_b64};
+use crate::state::{AppState, Client};
 
 /// A refresh-token family: the grant of one authorization code. One record per family,
 /// whatever the number of rotations: it holds the generation of the one live refresh token
@@ -256,8 +256,9 @@ pub async fn mint(
 ) -> Result<TokenResponse, MintError> {
     let now = crate::now();
     let identity = state
+        .policy
         .identities
-        .get(state, &record.authentication.identity_id)
+        .get(state.ports.directory.as_ref(), &record.authentication.identity_id)
         .await
         .map_err(|e| MintError::Server(e.to_string()))?
         .ok_or(MintError::UnknownIdentity)?;
@@ -265,7 +266,7 @@ pub async fn mint(
     let auth = &record.authentication;
     let fi_tiers = client.config.fi_tiers.as_ref();
     let amr = super::fi_tiers::amr(&state.config.login, fi_tiers, auth);
-    let keyset = state.keys.get();
+    let keyset = state.oidc.keys.get();
     let access = AccessTokenClaims {
         iss: state.config.issuer.clone(),
         exp: now + cfg.access_token_ttl_secs as i64,
@@ -307,7 +308,7 @@ pub async fn mint(
     let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
     let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    state.store.put_json(&keys::refresh(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
+    state.ports.store.put_json(&keys::refresh(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -331,7 +332,7 @@ pub async fn is_revoked(store: &dyn EphemeralStore, handle: &str, sid: &str) -> 
 /// working.
 pub async fn revoke_grant(state: &AppState, handle: &str) -> Result<(), StoreError> {
     let ttl = crate::session::tokens_ttl(state);
-    state.store.put(&keys::revoked_grant(handle), b"1", ttl).await
+    state.ports.store.put(&keys::revoked_grant(handle), b"1", ttl).await
 }
 
 /// Verifies an access token Vigie issued: signature, `typ`, issuer, expiry, revocation.
@@ -341,8 +342,8 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Access
     v.validate_aud = false;
     v.leeway = 0;
     v.set_required_spec_claims(&["exp", "iss", "sub"]);
-    let (_, claims) = state.keys.get().verify::<AccessTokenClaims>(token, Some("at+jwt"), v)?;
-    match is_revoked(state.store.as_ref(), &claims.gid, &claims.sid).await {
+    let (_, claims) = state.oidc.keys.get().verify::<AccessTokenClaims>(token, Some("at+jwt"), v)?;
+    match is_revoked(state.ports.store.as_ref(), &claims.gid, &claims.sid).await {
         Ok(false) => Ok(claims),
         Ok(true) => Err("the token was revoked".into()),
         Err(e) => {

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::client_auth;
 use super::grant::{self, verify_access_token};
-use crate::app::State;
 use crate::config::ClientAuthMethod;
 use crate::http::{Caller, oauth_error, parse_params};
+use crate::state::State;
 
 pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let params = match parse_params(&body) {
@@ -39,7 +39,7 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
             Ok(_) | Err(_) => inactive(),
         };
     }
-    let record = match grant::refresh_family(state.store.as_ref(), token).await {
+    let record = match grant::refresh_family(state.ports.store.as_ref(), token).await {
         Ok(Some((t, r))) if t.is_live_in(&r) => r,
         Ok(_) => return inactive(),
         Err(e) => return super::internal_error("introspect", &e),
@@ -48,7 +48,7 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
     if record.client_id != client.config.client_id {
         return inactive();
     }
-    match grant::is_revoked(state.store.as_ref(), &grant::grant_handle(&record.grant_id), &record.sid).await {
+    match grant::is_revoked(state.ports.store.as_ref(), &grant::grant_handle(&record.grant_id), &record.sid).await {
         Ok(false) => HttpResponse::Ok().json(json!({
             "active": true, "scope": record.scopes.join(" "), "client_id": record.client_id,
             "sub": record.authentication.identity_id, "exp": record.family_expires_at, "token_type": "refresh_token",

@@ -10,11 +10,11 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
 use super::keys;
-use crate::app::{AppState, State};
 use crate::http::{Caller, Params, parse_params};
 use crate::login::pages;
 use crate::secrets::random_token;
 use crate::session;
+use crate::state::{AppState, State};
 
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -69,7 +69,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
             // §2.1) or a logout token (`logout+jwt`) signed by the same keys is not
             // (RFC 8725 §3.11: explicit typing), or any API holding an access token could
             // end the user's session.
-            match state.keys.get().verify::<HintClaims>(t, Some("JWT"), v) {
+            match state.oidc.keys.get().verify::<HintClaims>(t, Some("JWT"), v) {
                 Ok((_, c)) => Some(c),
                 Err(e) => {
                     tracing::info!(error = %e, "logout: id_token_hint refused");
@@ -129,14 +129,14 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     }
     let token = random_token(24);
     let pending = PendingLogout { sid: current.sid, redirect, upstream_id_token: current.upstream_id_token };
-    if let Err(e) = state.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
+    if let Err(e) = state.ports.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
         return pages::unavailable(&req, &e);
     }
     pages::logout_confirm(&req, &token)
 }
 
 async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpResponse {
-    let pending = match state.store.take_json::<PendingLogout>(&format!("logout:{token}")).await {
+    let pending = match state.ports.store.take_json::<PendingLogout>(&format!("logout:{token}")).await {
         Ok(Some(p)) => p,
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
         Err(e) => return pages::unavailable(&req, &e),
@@ -177,8 +177,8 @@ pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
     let ttl = crate::session::tokens_ttl(state);
     let ended = async {
         session::end(state, sid).await?;
-        state.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
-        state.store.members(&keys::sid_clients(sid)).await
+        state.ports.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
+        state.ports.store.members(&keys::sid_clients(sid)).await
     };
     let clients = match ended.await {
         Ok(c) => c,
@@ -205,15 +205,15 @@ pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
             "iss": state.config.issuer, "aud": client_id, "iat": now, "exp": now + 120,
             "jti": random_token(16), "sid": sid, "events": { BACKCHANNEL_EVENT: {} },
         });
-        let token = match state.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims)
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "logout token signing failed");
-                continue;
-            }
-        };
-        let http = state.http.clone();
+        let token =
+            match state.oidc.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "logout token signing failed");
+                    continue;
+                }
+            };
+        let http = state.upstreams.http.clone();
         actix_web::rt::spawn(async move {
             // Back-Channel Logout §2.5: POST, form-encoded `logout_token`.
             let result = http.post(&uri).form(&[("logout_token", token)]).send().await;

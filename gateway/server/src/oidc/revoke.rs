@@ -6,8 +6,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
 use super::grant::{self, AccessTokenClaims, Standing};
-use crate::app::{AppState, State};
 use crate::http::{Caller, oauth_error, parse_params};
+use crate::state::{AppState, State};
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);
@@ -63,14 +63,14 @@ async fn grant_of(state: &AppState, token: &str) -> Result<Option<(String, Strin
         v.validate_aud = false;
         v.validate_exp = false;
         v.required_spec_claims.clear();
-        let c: Option<AccessTokenClaims> = state.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
+        let c: Option<AccessTokenClaims> = state.oidc.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
         return Ok(c.map(|c| (c.client_id, c.gid)));
     }
-    let Some((presented, record)) = grant::refresh_family(state.store.as_ref(), token).await? else {
+    let Some((presented, record)) = grant::refresh_family(state.ports.store.as_ref(), token).await? else {
         return Ok(None);
     };
     // A made-up secret names a family without being one of its tokens: it revokes nothing.
-    Ok(match presented.standing(state.store.as_ref(), &record).await? {
+    Ok(match presented.standing(state.ports.store.as_ref(), &record).await? {
         Standing::Live | Standing::Spent => Some((record.client_id, grant::grant_handle(&record.grant_id))),
         Standing::Wrong => None,
     })

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::grant::{ProfileClaims, verify_access_token};
-use crate::app::State;
 use crate::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
+use crate::state::State;
 
 /// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code; the body is the
 /// OAuth error JSON.
@@ -41,7 +41,7 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     if !scopes.iter().any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the openid scope is required");
     }
-    let identity = match state.identities.get(&state, &claims.sub).await {
+    let identity = match state.policy.identities.get(state.ports.directory.as_ref(), &claims.sub).await {
         Ok(Some(i)) => i,
         Ok(None) => {
             return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory");

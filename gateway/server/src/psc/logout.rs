@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::login::pages;
+use crate::state::{AppState, State};
 
 /// A logout waiting for PSC's end_session to send the browser back.
 #[derive(Serialize, Deserialize)]
@@ -33,11 +33,11 @@ pub async fn end_session_redirect(
     psc_id_token: &str,
     redirect: Option<String>,
 ) -> Option<HttpResponse> {
-    let psc = state.psc.as_ref().filter(|p| p.config.end_session)?;
+    let psc = state.upstreams.psc.as_ref().filter(|p| p.config.end_session)?;
     let key = crate::secrets::random_token(24);
     let url = psc.client.end_session_url(psc_id_token, Some(&psc.post_logout_redirect_uri), Some(&key))?;
     let ttl = Duration::from_secs(psc.config.state_ttl_secs);
-    if let Err(e) = state.store.put_json(&logout_key(&key), &PendingPscLogout { redirect }, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&logout_key(&key), &PendingPscLogout { redirect }, ttl).await {
         tracing::error!(error = %e, "the PSC logout could not be recorded; PSC's session is left as is");
         return None;
     }
@@ -67,7 +67,7 @@ pub struct LogoutDone {
 /// "signed out" page.
 pub async fn logout_done(req: HttpRequest, state: State, q: web::Query<LogoutDone>) -> HttpResponse {
     let pending = match q.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 64) {
-        Some(s) => state.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
+        Some(s) => state.ports.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
         None => Ok(None),
     };
     match pending {

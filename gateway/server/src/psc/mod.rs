@@ -8,17 +8,9 @@ mod demo;
 mod logout;
 mod runtime;
 
-use actix_web::web;
-
 pub use announcements::{AnnounceCommand, announce_cli};
 pub use config::{PscClientAuth, PscConfig};
 pub use demo::{demo_config, demo_json};
 pub use logout::end_session_redirect;
+pub(crate) use logout::logout_done;
 pub use runtime::{Probe, PscRuntime, build};
-
-/// The routes of PSC login and logout.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/login/psc", web::get().to(crate::login::psc::begin))
-        .route("/login/psc/callback", web::get().to(crate::login::psc::callback))
-        .route("/logout/psc", web::get().to(logout::logout_done));
-}

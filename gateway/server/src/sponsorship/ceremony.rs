@@ -14,11 +14,11 @@ use super::grant::{Reason, grant};
 use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
-use crate::app::{AppState, State};
 use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::pages::{self, Lang, html_page, tr};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Session};
+use crate::state::{AppState, State};
 
 /// A sponsorship between its start and the answers: in the store, named by a random token the
 /// page holds, bound to the sponsor's session.
@@ -169,7 +169,8 @@ async fn refusal(
     // The policy (`sponsor`): same unit, phishing-resistant MIE, personal account, not oneself,
     // and at most so many colleagues in 24 hours (`sponsor-at-most-3-a-day` by default).
     let since = crate::now() - 86_400;
-    let done = state.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
+    let done =
+        state.ports.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
     let done = u32::try_from(done).unwrap_or(u32::MAX);
     let (decision, over_the_day) = crate::policy::decide_sponsor(state, caller, auth, colleague, done).await;
     let by = if decision.policies.is_empty() { "default-deny".into() } else { decision.policies.join(",") };
@@ -207,8 +208,8 @@ async fn refusal(
         )));
     }
     let (wrong_c, wrong_s) = (
-        state.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
-        state.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
+        state.ports.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
+        state.ports.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
     );
     if wrong_c >= cfg.max_wrong_per_colleague || wrong_s >= cfg.max_wrong_per_sponsor {
         return Ok(Some((
@@ -227,7 +228,7 @@ async fn refusal(
 /// The questions the colleague enrolled that the configuration still asks.
 async fn enrolled(state: &AppState, colleague_id: &str) -> Result<Vec<(String, String)>, String> {
     let cfg = &state.config.sponsorship;
-    let answers = state.sponsorships.security_answers(colleague_id).await.map_err(|e| e.to_string())?;
+    let answers = state.ports.sponsorships.security_answers(colleague_id).await.map_err(|e| e.to_string())?;
     Ok(answers.into_iter().filter(|(q, _)| cfg.questions.iter().any(|c| &c.id == q)).collect())
 }
 
@@ -252,7 +253,7 @@ async fn ask(
         questions: questions.clone(),
     };
     let ttl = Duration::from_secs(state.config.sponsorship.ceremony_ttl_secs);
-    state.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
+    state.ports.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
     let mut fields = String::new();
     for (i, id) in questions.iter().enumerate() {
         let text =
@@ -309,7 +310,7 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         );
     };
     let colleague_id = params.get("colleague").filter(|c| !c.is_empty() && c.len() <= 64).unwrap_or_default();
-    let colleague = match state.directory.identity(colleague_id).await {
+    let colleague = match state.ports.directory.identity(colleague_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "choose the colleague in the list"),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -374,7 +375,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     };
     let token = params.get("ceremony").filter(|t| t.len() <= 64).unwrap_or_default();
     // Single use: a form posted twice (or replayed) finds nothing the second time.
-    let ceremony = match state.store.take_json::<Ceremony>(&ceremony_key(token)).await {
+    let ceremony = match state.ports.store.take_json::<Ceremony>(&ceremony_key(token)).await {
         Ok(Some(c)) if c.sid == sponsor.session.sid => c,
         Ok(_) => {
             return message(
@@ -390,7 +391,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let colleague = match state.directory.identity(&ceremony.colleague_id).await {
+    let colleague = match state.ports.directory.identity(&ceremony.colleague_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return pages::error_page(&req, StatusCode::BAD_REQUEST, "the colleague is no longer in the directory");
@@ -409,8 +410,10 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let cfg = &state.config.sponsorship;
     let lock = Duration::from_secs(cfg.lock_secs);
     let counted = async {
-        let c = state.store.attempt(&colleague_lock_key(&colleague.id), cfg.max_wrong_per_colleague, lock).await?;
-        let s = state.store.attempt(&sponsor_lock_key(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock).await?;
+        let c =
+            state.ports.store.attempt(&colleague_lock_key(&colleague.id), cfg.max_wrong_per_colleague, lock).await?;
+        let s =
+            state.ports.store.attempt(&sponsor_lock_key(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock).await?;
         Ok::<_, StoreError>((c, s))
     };
     let (c, s) = match counted.await {
@@ -494,8 +497,8 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Some(ceremony.reason),
         "answers right",
     );
-    let _ = state.store.delete(&colleague_lock_key(&colleague.id)).await;
-    let sponsor_identity = match state.directory.identity(&ceremony.sponsor_id).await {
+    let _ = state.ports.store.delete(&colleague_lock_key(&colleague.id)).await;
+    let sponsor_identity = match state.ports.directory.identity(&ceremony.sponsor_id).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             return pages::error_page(&req, StatusCode::BAD_REQUEST, "the sponsor is no longer in the directory");

@@ -7,10 +7,10 @@ use vigie_core::directory::Identity;
 
 use super::name;
 use crate::account::{new_code, normal_code};
-use crate::app::AppState;
 use crate::http::Caller;
 use crate::login::pages::Lang;
 use crate::secrets::sha256_b64;
+use crate::state::AppState;
 
 /// Why the professional has no usable card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,7 @@ pub async fn grant(
     let code = new_code();
     let hash = code_hash(&code);
     let id = state
+        .ports
         .sponsorships
         .record_sponsorship(&vigie_core::sponsorship::NewSponsorship {
             sponsor_id: &sponsor.id,
@@ -125,7 +126,7 @@ pub async fn grant(
     if let Some(status) = reason.card_status() {
         let actor = format!("sponsorship:{}", sponsor.id);
         let comment = format!("declared {} at sponsorship {id} by {}", status.as_str(), name(sponsor));
-        for card in state.cards.cards_of(&colleague.id).await.map_err(|e| e.to_string())? {
+        for card in state.ports.cards.cards_of(&colleague.id).await.map_err(|e| e.to_string())? {
             if !card.status.may_become(status) {
                 continue;
             }

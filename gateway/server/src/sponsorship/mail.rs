@@ -5,9 +5,9 @@ use vigie_core::directory::Identity;
 
 use super::grant::Reason;
 use super::{local, name};
-use crate::app::{AppState, State};
 use crate::http::Caller;
 use crate::login::pages::Lang;
+use crate::state::{AppState, State};
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),
 /// each retried by the mailer; the outcome of each is audited (`sponsorship_mail`).
@@ -93,12 +93,13 @@ pub(crate) async fn send_notice(
     body: String,
 ) -> Result<u32, String> {
     let address = state
+        .ports
         .sponsorships
         .email_of(identity_id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the directory has no e-mail address for this person")?;
     let to = vigie_mail::parse_mailbox(&address).map_err(|e| e.to_string())?;
-    let (attempts, result) = state.mailer.send(&vigie_mail::Mail { to, subject, body }).await;
+    let (attempts, result) = state.upstreams.mailer.send(&vigie_mail::Mail { to, subject, body }).await;
     result.map(|()| attempts).map_err(|e| format!("{e} (after {attempts} attempt(s))"))
 }

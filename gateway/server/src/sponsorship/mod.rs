@@ -14,18 +14,9 @@ pub mod pages;
 pub mod questions;
 pub mod sign_in;
 
-use actix_web::web;
 use vigie_core::directory::Identity;
 
-use crate::app::AppState;
-
-/// `/sponsorship` (page, sign-in, start, answers).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sponsorship", web::get().to(pages::page))
-        .route("/sponsorship/login", web::get().to(sign_in::sign_in))
-        .route("/sponsorship/start", web::post().to(ceremony::start))
-        .route("/sponsorship/answer", web::post().to(ceremony::answer));
-}
+use crate::state::AppState;
 
 fn name(i: &Identity) -> String {
     format!("{} {}", i.given_name, i.family_name)

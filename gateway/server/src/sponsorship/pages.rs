@@ -8,9 +8,9 @@ use vigie_core::directory::Identity;
 use super::ceremony::sponsor_of;
 use super::grant::{Granted, Reason};
 use super::{local, name};
-use crate::app::{AppState, State};
 use crate::http::{esc, parse_params};
 use crate::login::pages::{self, Lang, html_page, tr};
+use crate::state::{AppState, State};
 
 pub(super) fn title(l: Lang) -> &'static str {
     tr(l, "Parrainage d'un collègue", "Sponsor a colleague")
@@ -68,7 +68,7 @@ pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) 
     let found = if q.trim().is_empty() {
         Vec::new()
     } else {
-        match state.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
+        match state.ports.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
             Ok(f) => f,
             Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }

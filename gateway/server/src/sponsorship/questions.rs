@@ -8,12 +8,12 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreError;
 use vigie_core::{Authentication, Factor, Mie};
 
-use crate::app::{AppState, State};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::tr;
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
+use crate::state::{AppState, State};
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -66,11 +66,6 @@ pub fn hash_answer(question_id: &str, normal: &str) -> String {
 /// constant-time in the answer; a malformed or too short answer never verifies.
 pub fn verify_answer(phc: &str, question_id: &str, answer: &str) -> bool {
     normalise_answer(answer).is_ok_and(|n| crate::secrets::verify_password(phc, &hashed_input(question_id, &n)))
-}
-
-/// `/account/questions`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/account/questions", web::get().to(page)).route("/account/questions", web::post().to(save));
 }
 
 /// The MIE with which staff may enrol security questions: those of the RIE, not password + TOTP
@@ -177,7 +172,7 @@ fn nobody(l: Lang) -> HttpResponse {
 }
 
 async fn enrolled_ids(state: &AppState, identity_id: &str) -> Result<Vec<String>, String> {
-    let answers = state.sponsorships.security_answers(identity_id).await.map_err(|e| e.to_string())?;
+    let answers = state.ports.sponsorships.security_answers(identity_id).await.map_err(|e| e.to_string())?;
     Ok(answers.into_iter().map(|(q, _)| q).collect())
 }
 
@@ -255,7 +250,7 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, "hashing the answers failed");
     };
     let ids: Vec<String> = hashed.iter().map(|(q, _)| q.clone()).collect();
-    if let Err(e) = state.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
+    if let Err(e) = state.ports.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(&state, &caller, &o.auth.identity_id, Outcome::Success, &format!("answers enrolled: {}", ids.join(", ")));

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::app::State;
+use crate::state::State;
 
 /// The built-in public client through which `/sponsorship` and `/account/questions` sign people
 /// in (its code is never redeemed: the SSO session the login leaves is what these pages use),

@@ -8,12 +8,12 @@ use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
 use super::TokenError;
-use crate::app::{AppState, Client};
 use crate::http::{Caller, Params};
 use crate::oidc::authorize::is_pkce_value;
 use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
 use crate::oidc::{CodeGrant, keys};
 use crate::secrets::{ct_eq, sha256_b64};
+use crate::state::{AppState, Client};
 
 pub async fn exchange(
     state: &AppState,
@@ -23,11 +23,11 @@ pub async fn exchange(
 ) -> Result<TokenResponse, TokenError> {
     let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
     let hash = sha256_b64(code.as_bytes());
-    let Some(g) = state.store.get_json::<CodeGrant>(&keys::code(&hash)).await? else {
+    let Some(g) = state.ports.store.get_json::<CodeGrant>(&keys::code(&hash)).await? else {
         // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
         // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
         // issued based on that authorization code."
-        if let Some(grant_id) = state.store.get(&keys::code_used(&hash)).await? {
+        if let Some(grant_id) = state.ports.store.get(&keys::code_used(&hash)).await? {
             return Err(super::reuse_detected(
                 state,
                 client,
@@ -44,12 +44,14 @@ pub async fn exchange(
     let remember = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs);
     // Whether the session was ended is read meanwhile (one store round trip for both).
     let (used_key, ended_key) = (keys::code_used(&hash), keys::revoked_sid(&g.sid));
-    let (marked, ended) =
-        tokio::join!(state.store.put(&used_key, g.grant_id.as_bytes(), remember), state.store.get(&ended_key));
+    let (marked, ended) = tokio::join!(
+        state.ports.store.put(&used_key, g.grant_id.as_bytes(), remember),
+        state.ports.store.get(&ended_key)
+    );
     marked?;
     let session_ended = ended?.is_some();
     // The code is taken atomically: across all replicas it is redeemed at most once.
-    if state.store.take(&keys::code(&hash)).await?.is_none() {
+    if state.ports.store.take(&keys::code(&hash)).await?.is_none() {
         return Err(super::reuse_detected(state, client, caller, &g.grant_id, &super::CODE_REPLAY).await);
     }
 

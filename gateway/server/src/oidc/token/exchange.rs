@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::TokenError;
-use crate::app::{AppState, Client};
 use crate::config::ClientAuthMethod;
 use crate::dmp::{self, InsNir, Refusal, Via};
 use crate::http::{Caller, Params};
 use crate::oidc::grant::verify_access_token;
+use crate::state::{AppState, Client};
 
 /// RFC 8693 §2.1 `grant_type`.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -54,7 +54,7 @@ pub async fn exchange(
             "this client is not allowed to obtain VIHFs for the DMP (`dmp = true` in its registration)",
         ));
     }
-    let Some(dmp_side) = state.dmp.as_ref() else {
+    let Some(dmp_side) = state.upstreams.dmp.as_ref() else {
         return Err(TokenError::new(
             "temporarily_unavailable",
             "the DMP is not enabled on this gateway (`dmp.enabled`)",

@@ -5,8 +5,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::{Authentication, Mie};
 
 use super::TokenError;
-use crate::app::{AppState, Client};
 use crate::http::Caller;
+use crate::state::{AppState, Client};
 
 /// Whether the grant's authentication may still log in to `client`: the account, the MIE instance
 /// of the login (card, key, sponsorship) by what the directory says now, and the policy
@@ -44,7 +44,7 @@ async fn refusal(
     auth: &Authentication,
 ) -> Result<Option<String>, TokenError> {
     let id = &auth.identity_id;
-    if state.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
+    if state.ports.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
         return Ok(Some("the account is disabled".into()));
     }
     if let Some(reason) = withdrawn_mie(state, auth).await? {
@@ -67,19 +67,20 @@ pub async fn withdrawn_mie(state: &AppState, auth: &Authentication) -> Result<Op
             let Some((issuer, serial)) = vigie_core::cards::parse_card_fingerprint(credential) else {
                 return Ok(None);
             };
-            let card = state.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::internal)?;
+            let card = state.ports.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::internal)?;
             // A CPS the registry does not hold yet logs in by its idNat: nothing withdrew it.
             card.filter(|c| !c.status.allows_login())
                 .map(|c| format!("the card of this login is {}", c.status.as_str()))
         }
         Mie::Fido2 => {
-            let key = state.fido2.credential(credential).await.map_err(TokenError::internal)?;
+            let key = state.ports.fido2.credential(credential).await.map_err(TokenError::internal)?;
             (key.is_none_or(|k| k.identity_id != auth.identity_id))
                 .then(|| "the FIDO2 key of this login was revoked".to_owned())
         }
         Mie::Sponsorship => {
             let grant = credential.strip_prefix("sponsorship:").unwrap_or_default();
             let active = state
+                .ports
                 .sponsorships
                 .active_grants(&auth.identity_id, crate::now())
                 .await

@@ -6,9 +6,9 @@ use std::time::Duration;
 use vigie_core::audit::AuditKind;
 
 use super::TokenError;
-use crate::app::{AppState, Client};
 use crate::http::{Caller, Params};
 use crate::oidc::grant::{self, RefreshRecord, RefreshToken, Standing, TokenResponse};
+use crate::state::{AppState, Client};
 
 /// How long the claim on a generation being rotated is kept: the new generation is recorded
 /// within it, and from then on the record itself tells the old token is spent.
@@ -27,7 +27,7 @@ pub async fn exchange(
     let token =
         params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
     let invalid = || TokenError::new("invalid_grant", "the refresh token is invalid or expired");
-    let Some((presented, mut record)) = grant::refresh_family(state.store.as_ref(), token).await? else {
+    let Some((presented, mut record)) = grant::refresh_family(state.ports.store.as_ref(), token).await? else {
         return Err(invalid());
     };
     // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
@@ -41,7 +41,7 @@ pub async fn exchange(
     // token, which will inform the authorization server of the breach" — the whole family is
     // revoked. Only a token the family really issued is such an invalidated token: a wrong
     // secret proves nothing, and must not let anyone who learnt a family id end it.
-    match presented.standing(state.store.as_ref(), &record).await? {
+    match presented.standing(state.ports.store.as_ref(), &record).await? {
         Standing::Live => {}
         Standing::Spent => {
             return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
@@ -63,8 +63,8 @@ pub async fn exchange(
     let claim = rotation_claim(presented.family, presented.generation);
     let handle = grant::grant_handle(&record.grant_id);
     let (revoked, first) = tokio::join!(
-        grant::is_revoked(state.store.as_ref(), &handle, &record.sid),
-        state.store.put_if_absent(&claim, b"1", ROTATION_CLAIM)
+        grant::is_revoked(state.ports.store.as_ref(), &handle, &record.sid),
+        state.ports.store.put_if_absent(&claim, b"1", ROTATION_CLAIM)
     );
     if revoked? {
         return Err(TokenError::new("invalid_grant", "the refresh token was revoked"));
@@ -76,7 +76,7 @@ pub async fn exchange(
     if rotated.is_err() {
         // The claim is released whatever failed: the client's retry of this very token is no
         // second use (if the release fails too, the claim expires within ROTATION_CLAIM).
-        if let Err(e) = state.store.delete(&claim).await {
+        if let Err(e) = state.ports.store.delete(&claim).await {
             tracing::warn!(error = %e, "a failed refresh could not release its rotation claim");
         }
     }
@@ -98,7 +98,7 @@ async fn rotate(
         .ok_or_else(|| TokenError::new("invalid_grant", "this refresh token family is exhausted: log in again"))?;
     let handle = grant::grant_handle(&record.grant_id);
     super::recheck::still_allowed(state, caller, client, &record.authentication, &handle).await?;
-    presented.mark_spent(state.store.as_ref(), record).await?;
+    presented.mark_spent(state.ports.store.as_ref(), record).await?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint(state, client, record, None).await?;
     super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, record);

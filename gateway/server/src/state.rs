@@ -1,0 +1,225 @@
+//! The gateway's state: what every request may reach (configuration, ports, OIDC, policy gate,
+//! upstreams) and the small caches it holds. Built once by `wiring::build`.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use metrics_exporter_prometheus::PrometheusHandle;
+use vigie_core::audit::{AuditEvent, AuditSink};
+use vigie_core::directory::{Directory, DirectoryError, Identity};
+use vigie_core::policy::PolicyEngine;
+use vigie_core::store::EphemeralStore;
+
+use crate::config::{ClientConfig, Config};
+use crate::keys::Keys;
+use crate::secrets::SecretHash;
+
+/// A registered client, ready to use.
+pub struct Client {
+    pub config: ClientConfig,
+    pub secret: Option<SecretHash>,
+    /// The inline `jwks`, parsed once (validated with the configuration).
+    pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
+}
+
+impl Client {
+    /// A registered client from its (validated) configuration.
+    pub fn new(config: ClientConfig) -> Self {
+        let secret = config.client_secret_hash.as_deref().and_then(SecretHash::parse);
+        let jwks = config.jwks.clone().and_then(|j| serde_json::from_value(j).ok());
+        Self { config, secret, jwks }
+    }
+}
+
+/// Everything a handler needs, in parts a service can take alone (`&Ports`, `&OidcState`,
+/// `&PolicyGate`, `&Upstreams`). Cheap to clone; holds no per-user state.
+pub struct AppState {
+    pub config: Config,
+    pub audit: Arc<dyn AuditSink>,
+    pub metrics: PrometheusHandle,
+    /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The attestation roots key registrations are verified against; `None` when
+    /// `webauthn.attestation = "none"` (no key is then a hardware key).
+    pub attestation_roots: Option<Arc<webauthn_rs::prelude::AttestationCaList>>,
+    pub ports: Ports,
+    pub oidc: OidcState,
+    pub policy: PolicyGate,
+    pub upstreams: Upstreams,
+}
+
+/// The store and the directory, the directory seen through each of its ports.
+pub struct Ports {
+    pub store: Arc<dyn EphemeralStore>,
+    pub directory: Arc<dyn Directory>,
+    /// FIDO2 security keys of each identity; the directory's database.
+    pub fido2: Arc<dyn vigie_core::fido2::Fido2Credentials>,
+    /// Account kind and employment status, for the policy engine; the directory's database.
+    pub policy_attributes: Arc<dyn vigie_core::directory::PolicyAttributes>,
+    /// The card registry (HR binding and life cycle); the directory's database.
+    pub cards: Arc<dyn vigie_core::cards::CardRegistry>,
+    /// Durable notes of access that must end (the directory's database).
+    pub revocations: Arc<dyn vigie_core::directory::PendingRevocations>,
+    /// Administrative roles of staff (the directory's database).
+    pub roles: Arc<dyn vigie_core::roles::Roles>,
+    /// Finding agents for the admin page and API.
+    pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
+    /// Sponsorship: security answers, grants, e-mail addresses, colleagues (the directory's database).
+    pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
+}
+
+/// The provider's own material: registered clients, signing keys, clients' fetched key sets.
+pub struct OidcState {
+    pub clients: HashMap<String, Client>,
+    pub keys: Arc<Keys>,
+    /// `jwks_uri` documents of clients, cached briefly.
+    pub client_jwks: moka_lite::Cache,
+}
+
+/// The policy gate: the engine and what it decides on.
+pub struct PolicyGate {
+    pub engine: Arc<dyn PolicyEngine>,
+    /// The policy set when it comes from `policy.dir`: reloaded on SIGHUP and on file change.
+    pub reload: Option<Arc<vigie_policies::ReloadablePolicies>>,
+    /// Principals for policy decisions, cached like identities.
+    pub principals: TtlCache<vigie_core::policy::Principal>,
+    /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
+    pub identities: IdentityCache,
+    /// `policy.zones`, parsed.
+    pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
+}
+
+/// The outside systems the gateway calls, and their health.
+pub struct Upstreams {
+    /// Pro Santé Connect, when `psc.enabled`.
+    pub psc: Option<Arc<crate::psc::PscRuntime>>,
+    /// The DMP side (VIHF seal, relay), when `dmp.enabled`.
+    pub dmp: Option<Arc<crate::dmp::Dmp>>,
+    /// Outgoing e-mail (`[mail]`): the sponsorship notices.
+    pub mailer: Arc<vigie_mail::Mailer>,
+    /// Card certificate validation, when `cards.trust` names anchors.
+    pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
+    /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
+    pub http: reqwest::Client,
+    /// Circuit breakers of PSC, the CRL sources and the DMP: degraded mode (`[health]`).
+    pub health: Arc<crate::health::Monitor>,
+}
+
+/// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them.
+pub struct TtlCache<V>(std::sync::Mutex<HashMap<String, (std::time::Instant, V)>>);
+
+impl<V> Default for TtlCache<V> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+impl<V: Clone> TtlCache<V> {
+    const MAX: usize = 50_000;
+
+    /// The value under `key`, if put less than `ttl` ago.
+    pub fn get(&self, key: &str, ttl: Duration) -> Option<V> {
+        self.0.lock().ok().and_then(|m| m.get(key).filter(|(t, _)| t.elapsed() < ttl).map(|(_, v)| v.clone()))
+    }
+
+    /// Keeps `value` under `key` (not at all when `ttl` is zero).
+    pub fn put(&self, key: &str, value: V, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= Self::MAX {
+                m.retain(|_, (t, _)| t.elapsed() < ttl);
+                if m.len() >= Self::MAX {
+                    m.clear();
+                }
+            }
+            m.insert(key.to_owned(), (std::time::Instant::now(), value));
+        }
+    }
+}
+
+/// Identities read for tokens and userinfo: the directory is read at most once per identity and
+/// period on the token path, instead of on every token.
+pub struct IdentityCache {
+    cache: TtlCache<Arc<Identity>>,
+    ttl: Duration,
+}
+
+impl IdentityCache {
+    /// A cache that keeps identities `ttl` (`directory.identity_cache_secs`; zero keeps none).
+    pub fn new(ttl: Duration) -> Self {
+        Self { cache: TtlCache::default(), ttl }
+    }
+
+    pub async fn get(&self, directory: &dyn Directory, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        if let Some(hit) = self.cache.get(id, self.ttl) {
+            return Ok(Some(hit));
+        }
+        self.reload(directory, id).await
+    }
+
+    /// The identity read now from the directory; the cache keeps it for the next readers.
+    pub async fn reload(&self, directory: &dyn Directory, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        let Some(identity) = directory.identity(id).await? else { return Ok(None) };
+        let identity = Arc::new(identity);
+        self.cache.put(id, identity.clone(), self.ttl);
+        Ok(Some(identity))
+    }
+}
+
+pub type State = web::Data<AppState>;
+
+impl AppState {
+    pub fn client(&self, client_id: &str) -> Option<&Client> {
+        self.oidc.clients.get(client_id)
+    }
+
+    /// Records an audit event, stamping its time.
+    pub fn audit(&self, mut event: AuditEvent) {
+        event.at = crate::rfc3339_now();
+        self.audit.record(&event);
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.config.issuer)
+    }
+}
+
+/// A tiny TTL cache for fetched client JWK Sets (a handful of entries).
+pub mod moka_lite {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    #[derive(Default)]
+    pub struct Cache(Mutex<HashMap<String, (Instant, String)>>);
+
+    impl Cache {
+        pub fn get(&self, key: &str, max_age: Duration) -> Option<String> {
+            let g = self.0.lock().ok()?;
+            g.get(key).filter(|(t, _)| t.elapsed() < max_age).map(|(_, v)| v.clone())
+        }
+        pub fn put(&self, key: &str, value: String) {
+            if let Ok(mut g) = self.0.lock() {
+                g.insert(key.to_owned(), (Instant::now(), value));
+            }
+        }
+    }
+}
+
+/// The in-process tests reach the ports as fields of the whole state (`state.store`,
+/// `state.directory`) and swap the store for a failing one; the tests stay as they were written.
+impl std::ops::Deref for AppState {
+    type Target = Ports;
+    fn deref(&self) -> &Ports {
+        &self.ports
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Ports {
+        &mut self.ports
+    }
+}

@@ -1,0 +1,122 @@
+//! Building the state from a validated configuration: the adapters it chooses, the clients,
+//! the policy set, the upstreams (PSC, DMP, mail, card validation) and their health.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use vigie_core::policy::PolicyEngine;
+use vigie_core::store::EphemeralStore;
+
+use crate::config::{Config, StoreKind};
+use crate::keys::Keys;
+use crate::state::{AppState, Client, IdentityCache, OidcState, PolicyGate, Ports, Upstreams};
+
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the Prometheus recorder")
+}
+
+fn http_client(config: &Config) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("vigie/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &config.demo.ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).context("demo CA certificate")?);
+    }
+    b.build().context("building the HTTP client")
+}
+
+/// Builds the state from a validated configuration: opens the directory and the store.
+pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
+    let store: Arc<dyn EphemeralStore> = match config.store.kind {
+        StoreKind::Embedded => Arc::new(vigie_store_embedded::EmbeddedStore::new()),
+        StoreKind::Redis => {
+            let url = config.store.url.as_deref().unwrap_or_default();
+            Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
+        }
+    };
+    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?);
+    let keys = Arc::new(Keys::load(&config.keys.file)?);
+    let mailer = Arc::new(vigie_mail::Mailer::new(&config.mail).context("the mail relay: check `[mail]`")?);
+    let audit = Arc::new(
+        crate::audit::JsonLinesAudit::open(&config.audit.file)
+            .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
+    );
+    let mut clients: HashMap<String, Client> =
+        config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
+    // Vigie's own pages (card administration; sponsorship and security questions) sign people in
+    // as built-in public clients, unless one is configured with the same id.
+    let own = [crate::admin::page::builtin_client(&config), crate::sponsorship::sign_in::builtin_client(&config)];
+    for builtin in own.into_iter().flatten() {
+        clients.entry(builtin.client_id.clone()).or_insert_with(|| Client::new(builtin));
+    }
+    // An invalid policy set stops the start with one line per problem (file:line:column: reason).
+    let (policy, policy_reload): (Arc<dyn PolicyEngine>, _) = match &config.policy.dir {
+        Some(dir) => {
+            let p = Arc::new(
+                vigie_policies::ReloadablePolicies::load(dir)
+                    .with_context(|| format!("loading the policy set {}: check `policy.dir`", dir.display()))?,
+            );
+            (p.clone(), Some(p))
+        }
+        None => (Arc::new(vigie_policies::CedarEngine::builtin().context("the built-in policy set")?), None),
+    };
+    let zones = crate::policy::parse_zones(&config.policy);
+    let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
+        None
+    } else {
+        let v = vigie_igc_sante::CardValidator::new(config.cards.trust.clone())
+            .context("loading the card trust anchors: check `cards.trust`")?;
+        Some(Arc::new(v))
+    };
+    let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
+    let attestation_roots = crate::login::attestation::trust_roots(&config.webauthn, crate::now())
+        .map_err(|e| anyhow::anyhow!("`{}`: {}", e.key, e.message))?
+        .map(Arc::new);
+    if attestation_roots.as_ref().is_some_and(|r| r.is_empty()) {
+        tracing::warn!(
+            "`webauthn.attestation` is \"required\" and no attestation root is configured: security keys cannot be \
+             registered until `webauthn.attestation_ca_files` or `webauthn.mds_blob_file` is set (or `attestation = \
+             \"none\"`, where no key counts as a hardware key)"
+        );
+    }
+    let psc = crate::psc::build(&config, directory.clone())?;
+    let dmp = crate::dmp::build(&config)?;
+    let watched = crate::health::watched(
+        psc.is_some(),
+        card_validator.is_some(),
+        dmp.as_ref().is_some_and(|d| d.relay.is_some()),
+    );
+    let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
+    let http = http_client(&config)?;
+    let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
+    Ok(AppState {
+        config,
+        audit,
+        metrics,
+        webauthn,
+        attestation_roots,
+        ports: Ports {
+            store,
+            fido2: directory.clone(),
+            roles: directory.clone(),
+            revocations: directory.clone(),
+            search: directory.clone(),
+            sponsorships: directory.clone(),
+            cards: directory.clone(),
+            policy_attributes: directory.clone(),
+            directory,
+        },
+        oidc: OidcState { clients, keys, client_jwks: Default::default() },
+        policy: PolicyGate { engine: policy, reload: policy_reload, principals: Default::default(), identities, zones },
+        upstreams: Upstreams { http, psc, dmp, mailer, card_validator, health },
+    })
+}

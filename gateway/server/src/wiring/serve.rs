@@ -1,0 +1,177 @@
+//! The listeners: HTTPS (with the plain HTTP one behind a proxy, and the ops one), and the
+//! background tasks that run beside them (key, policy and CRL reloads, pending revocations, probes).
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, middleware::from_fn, web};
+use anyhow::Context;
+use vigie_core::audit::AuditEvent;
+
+use crate::state::AppState;
+
+/// Runs the HTTPS listener (and the plain one behind a proxy, and the ops one) until SIGTERM /
+/// Ctrl-C.
+/// `on_bound` runs once the listeners are bound, before the first request is served: what it
+/// announces is then true.
+pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let tls = crate::tls::server_config(
+        &state.config.server.tls_cert,
+        &state.config.server.tls_key,
+        crate::card::client_ca_subjects(&state),
+    )?;
+    let listen = state.config.server.listen;
+    let plain = state.config.server.plain_http_listen;
+    let max_body = state.config.server.max_body_bytes;
+    let workers = state.config.server.workers;
+    let state = web::Data::new(state);
+    for warning in crate::admin::auth::token_warnings(&state.config.admin.tokens, crate::now()) {
+        tracing::warn!("{warning}");
+    }
+    spawn_key_reloader(state.clone());
+    spawn_revocation_sweeper(state.clone());
+    crate::card::spawn_crl_refresher(&state);
+    spawn_policy_reloader(state.clone());
+    // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
+    crate::health::spawn(state.clone());
+
+    let s = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::FormConfig::default().limit(max_body))
+            .app_data(web::JsonConfig::default().limit(max_body))
+            .wrap(from_fn(crate::http::plain_http_only_from_proxies))
+            .wrap(from_fn(crate::http::edge))
+            .configure(|cfg| crate::wiring::routes::routes(cfg, &s.config))
+            .default_service(web::to(crate::ops::not_found))
+    })
+    .on_connect(crate::tls::on_connect)
+    // Without it, Nagle's algorithm holds a response written right after a TLS record the
+    // client has not acknowledged yet (a session ticket at the end of a handshake) until the
+    // client's delayed ACK, 40 ms later: measured on card logins, one new connection each.
+    .tcp_nodelay(true)
+    .shutdown_timeout(10)
+    .client_request_timeout(Duration::from_secs(10))
+    .bind_rustls_0_23(listen, tls)
+    .with_context(|| format!("binding {listen}: check `server.listen` / --listen"))?;
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    if let Some(addr) = plain {
+        server = server.bind(addr).with_context(|| format!("binding {addr}: check `server.plain_http_listen`"))?;
+    }
+    let ops = match state.config.server.ops_listen {
+        Some(addr) => {
+            let s = state.clone();
+            let ops = HttpServer::new(move || {
+                App::new()
+                    .app_data(s.clone())
+                    .wrap(from_fn(crate::http::edge))
+                    .configure(crate::wiring::routes::ops_routes)
+                    .default_service(web::to(crate::ops::not_found))
+            })
+            .workers(1)
+            .shutdown_timeout(10)
+            .bind(addr)
+            .with_context(|| format!("binding {addr}: check `server.ops_listen`"))?;
+            Some(ops.run())
+        }
+        None => None,
+    };
+    on_bound(&state)?;
+    tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
+    let served = match ops {
+        Some(ops) => futures_util::future::try_join(server.run(), ops).await.map(|_| ()),
+        None => server.run().await,
+    }
+    .context("HTTP server");
+    // The connections are drained: what they audited is queued; write it out before the end.
+    state.audit.flush();
+    served
+}
+
+/// Reloads the policy set on SIGHUP and when its files change (every `policy.reload_poll_secs`):
+/// validated first, swapped atomically; an invalid change keeps the set in force and says why in
+/// the log, an audit line and `vigie_policy_reload_total{result="rejected"}`.
+fn spawn_policy_reloader(state: web::Data<AppState>) {
+    let poll = state.config.policy.reload_poll_secs;
+    actix_web::rt::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP: the policy set reloads only when its files change");
+            return;
+        };
+        let Some(policies) = state.policy.reload.clone() else {
+            // The built-in set cannot change; SIGHUP must still not end the process.
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: the built-in policy set is in force (no `policy.dir`), nothing to reload");
+            }
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(poll.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let result = tokio::select! {
+                _ = hup.recv() => Some(policies.reload().map(|()| true)),
+                _ = tick.tick(), if poll > 0 => Some(policies.reload_if_changed()),
+            };
+            match result {
+                Some(Ok(true)) => policy_reloaded(&state, &policies, None),
+                Some(Err(e)) => policy_reloaded(&state, &policies, Some(e.to_string())),
+                _ => {}
+            }
+        }
+    });
+}
+
+fn policy_reloaded(state: &AppState, policies: &vigie_policies::ReloadablePolicies, error: Option<String>) {
+    let ids = policies.policy_ids();
+    let (result, outcome, reason) = match &error {
+        None => {
+            tracing::info!(policies = ids.len(), dir = %policies.source_dir().display(), "policy set reloaded");
+            (
+                "applied",
+                vigie_core::audit::Outcome::Success,
+                format!("{} policies in force: {}", ids.len(), ids.join(", ")),
+            )
+        }
+        Some(e) => {
+            tracing::error!(error = %e, "the changed policy set is invalid; the previous set stays in force");
+            ("rejected", vigie_core::audit::Outcome::Failure, format!("changed set refused, previous kept: {e}"))
+        }
+    };
+    metrics::counter!("vigie_policy_reload_total", "result" => result).increment(1);
+    state.audit(AuditEvent {
+        kind: Some(vigie_core::audit::AuditKind::PolicyReloaded),
+        outcome: Some(outcome),
+        object: Some(policies.source_dir().display().to_string()),
+        reason: Some(reason),
+        ..Default::default()
+    });
+}
+
+/// Completes the endings of access still pending (a status set from the command line, an
+/// ending that failed): at start, then every `session::SWEEP_SECS`.
+fn spawn_revocation_sweeper(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(crate::session::SWEEP_SECS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            crate::session::complete_pending(&state).await;
+        }
+    });
+}
+
+fn spawn_key_reloader(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            match state.oidc.keys.reload_if_changed() {
+                Ok(true) => tracing::info!("signing keys reloaded"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "signing keys not reloaded; the previous set stays in use"),
+            }
+        }
+    });
+}
