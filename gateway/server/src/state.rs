@@ -208,18 +208,3 @@ pub mod moka_lite {
         }
     }
 }
-
-/// The in-process tests reach the ports as fields of the whole state (`state.store`,
-/// `state.directory`) and swap the store for a failing one; the tests stay as they were written.
-impl std::ops::Deref for AppState {
-    type Target = Ports;
-    fn deref(&self) -> &Ports {
-        &self.ports
-    }
-}
-
-impl std::ops::DerefMut for AppState {
-    fn deref_mut(&mut self) -> &mut Ports {
-        &mut self.ports
-    }
-}

@@ -30,12 +30,14 @@ impl Demo {
         let config = vigie_gateway::demo::prepare(&dir, "127.0.0.1:0".parse().expect("addr")).await.expect("demo");
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
         let mut state = vigie_gateway::app::build_state(config, metrics).await.expect("state");
-        let d = vigie_gateway::demo::seed(&state.config, &dir, state.directory.as_ref()).await.expect("seed");
-        vigie_gateway::demo::bind_demo_cpe(&dir, state.directory.as_ref(), state.cards.as_ref()).await.expect("cpe");
+        let d = vigie_gateway::demo::seed(&state.config, &dir, state.ports.directory.as_ref()).await.expect("seed");
+        vigie_gateway::demo::bind_demo_cpe(&dir, state.ports.directory.as_ref(), state.ports.cards.as_ref())
+            .await
+            .expect("cpe");
         let demo_json = vigie_gateway::demo::describe(&dir, &d).expect("demo.json");
         let demo = serde_json::from_str(&std::fs::read_to_string(demo_json).expect("demo.json")).expect("JSON");
-        let store = Arc::new(FailingStore::new(state.store.clone()));
-        state.store = store.clone();
+        let store = Arc::new(FailingStore::new(state.ports.store.clone()));
+        state.ports.store = store.clone();
         Demo { state: web::Data::new(state), store, demo, dir }
     }
 
@@ -44,8 +46,9 @@ impl Demo {
     async fn user_with_a_card(&self) -> (String, String, String, String) {
         for u in self.demo["users"].as_array().expect("users") {
             let username = u["username"].as_str().expect("username");
-            let account = self.state.directory.account_by_username(username).await.expect("directory").expect("user");
-            let cards = self.state.cards.cards_of(&account.identity_id).await.expect("cards");
+            let account =
+                self.state.ports.directory.account_by_username(username).await.expect("directory").expect("user");
+            let cards = self.state.ports.cards.cards_of(&account.identity_id).await.expect("cards");
             if let Some(card) = cards.iter().find(|c| c.fingerprint().is_some()) {
                 let fingerprint = card.fingerprint().expect("fingerprint");
                 return (account.identity_id, username.to_owned(), fingerprint, card.id.clone());
@@ -158,13 +161,13 @@ async fn a_refresh_after_the_agent_left_is_refused_and_ends_the_grant() {
     let demo = Demo::start().await;
     let (identity, account, card, _) = demo.user_with_a_card().await;
     let t = demo.tokens(&identity, &card).await;
-    assert!(demo.state.policy_attributes.set_employment_status(&account, "left").await.expect("directory"));
+    assert!(demo.state.ports.policy_attributes.set_employment_status(&account, "left").await.expect("directory"));
     let (status, body) = demo.refresh(&t.refresh_token).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     // The grant is revoked: its access token is dead too.
     assert!(grant::verify_access_token(&demo.state, &t.access_token).await.is_err());
     // Back to active, the revoked grant stays revoked.
-    assert!(demo.state.policy_attributes.set_employment_status(&account, "active").await.expect("directory"));
+    assert!(demo.state.ports.policy_attributes.set_employment_status(&account, "active").await.expect("directory"));
     let (status, body) = demo.refresh(&t.refresh_token).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }
@@ -177,7 +180,7 @@ async fn a_refresh_after_the_card_of_the_login_was_declared_lost_is_refused() {
     let (status, body) = demo.refresh(&t.refresh_token).await;
     assert_eq!(status, 200, "control: the card's grant refreshes: {body}");
     let rotated = body["refresh_token"].as_str().expect("refresh_token").to_owned();
-    demo.state.cards.set_status(&card_id, CardStatus::Lost, "test", Some("perdue")).await.expect("registry");
+    demo.state.ports.cards.set_status(&card_id, CardStatus::Lost, "test", Some("perdue")).await.expect("registry");
     let (status, body) = demo.refresh(&rotated).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     assert!(body["error_description"].as_str().is_some_and(|d| d.contains("lost")), "{body}");
@@ -188,7 +191,7 @@ async fn a_token_exchange_after_the_agent_left_is_refused_and_ends_the_grant() {
     let demo = Demo::start().await;
     let (identity, account, card, _) = demo.user_with_a_card().await;
     let t = demo.tokens_for("demo-dpi", &identity, &card).await;
-    assert!(demo.state.policy_attributes.set_employment_status(&account, "left").await.expect("directory"));
+    assert!(demo.state.ports.policy_attributes.set_employment_status(&account, "left").await.expect("directory"));
     let (status, body) = demo
         .token(
             "demo-dpi",
@@ -205,7 +208,7 @@ async fn a_token_exchange_after_the_agent_left_is_refused_and_ends_the_grant() {
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
     // The grant is revoked: its access and refresh tokens are dead.
     assert!(grant::verify_access_token(&demo.state, &t.access_token).await.is_err());
-    assert!(demo.state.policy_attributes.set_employment_status(&account, "active").await.expect("directory"));
+    assert!(demo.state.ports.policy_attributes.set_employment_status(&account, "active").await.expect("directory"));
     let (status, body) =
         demo.token("demo-dpi", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh_token)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");

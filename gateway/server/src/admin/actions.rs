@@ -128,7 +128,7 @@ pub async fn change_status_by(
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<(Card, usize), ActionError> {
-    let before = card(state, card_id).await?;
+    let before = card(&state.ports, card_id).await?;
     let ends = status.ends_sessions().then(|| before.fingerprint()).flatten();
     // A retry of a status the card already has, after its sessions could not all be ended,
     // ends them now instead of being refused as "already lost".
@@ -253,7 +253,7 @@ pub async fn bind(
     override_reason: Option<&str>,
     presence: Presence,
 ) -> Result<Card, ActionError> {
-    let record = card(state, card_id).await?;
+    let record = card(&state.ports, card_id).await?;
     let agent = agent(&state.ports, &record.identity_id).await?;
     let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
