@@ -4,7 +4,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 use vigie_core::audit::{AuditEvent, AuditSink};
 use vigie_core::directory::{Directory, DirectoryError, Identity};
@@ -32,11 +36,12 @@ impl Client {
     }
 }
 
-/// Everything a handler needs, in parts a service can take alone (`&Ports`, `&OidcState`,
-/// `&PolicyGate`, `&Upstreams`). Cheap to clone; holds no per-user state.
+/// Everything a request may reach, in parts: a handler takes the parts it needs ([`Part`]), a
+/// service takes `&Ports`, `&OidcState`, `&PolicyGate`, `&Upstreams`, `&Audit`, `&Config` —
+/// never the whole. Holds no per-user state.
 pub struct AppState {
     pub config: Config,
-    pub audit: Arc<dyn AuditSink>,
+    pub audit: Audit,
     pub metrics: PrometheusHandle,
     /// The WebAuthn relying party (`[webauthn]`, else the issuer's host and origin).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
@@ -171,19 +176,109 @@ impl IdentityCache {
 
 pub type State = web::Data<AppState>;
 
+/// The audit trail as handlers and services hold it: each event stamped with its time.
+#[derive(Clone)]
+pub struct Audit(Arc<dyn AuditSink>);
+
+impl Audit {
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Self(sink)
+    }
+
+    /// Records an audit event, stamping its time.
+    pub fn record(&self, mut event: AuditEvent) {
+        event.at = crate::rfc3339_now();
+        self.0.record(&event);
+    }
+
+    /// Writes out what is queued (a graceful stop).
+    pub fn flush(&self) {
+        self.0.flush();
+    }
+
+    /// The sink itself, for a component that records on its own (the health monitor).
+    pub fn sink(&self) -> Arc<dyn AuditSink> {
+        self.0.clone()
+    }
+}
+
+/// A part of the state a handler may take alone.
+pub trait StatePart: 'static {
+    fn of(state: &AppState) -> &Self;
+}
+
+macro_rules! state_part {
+    ($($ty:ty => |$s:ident| $e:expr),* $(,)?) => {
+        $(impl StatePart for $ty {
+            fn of($s: &AppState) -> &Self {
+                $e
+            }
+        })*
+    };
+}
+
+state_part! {
+    Config => |s| &s.config,
+    Audit => |s| &s.audit,
+    Ports => |s| &s.ports,
+    OidcState => |s| &s.oidc,
+    PolicyGate => |s| &s.policy,
+    Upstreams => |s| &s.upstreams,
+    webauthn_rs::Webauthn => |s| &s.webauthn,
+    PrometheusHandle => |s| &s.metrics,
+}
+
+/// One part of the state, as a handler extracts it (`ports: Part<Ports>`): the handler's
+/// signature says what it reaches, and it reaches nothing else. Costs a reference count.
+pub struct Part<T: StatePart>(web::Data<AppState>, PhantomData<fn() -> T>);
+
+impl<T: StatePart> Part<T> {
+    /// The part of a state held outside a request (a background task).
+    pub fn of(state: &web::Data<AppState>) -> Self {
+        Part(state.clone(), PhantomData)
+    }
+}
+
+impl<T: StatePart> Clone for Part<T> {
+    fn clone(&self) -> Self {
+        Part(self.0.clone(), PhantomData)
+    }
+}
+
+impl<T: StatePart> Deref for Part<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        T::of(&self.0)
+    }
+}
+
+impl<T: StatePart> FromRequest for Part<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match req.app_data::<web::Data<AppState>>() {
+            Some(state) => Ok(Part::of(state)),
+            None => {
+                tracing::error!("the gateway's state is not registered with the application");
+                Err(actix_web::error::ErrorInternalServerError("internal error"))
+            }
+        })
+    }
+}
+
 impl AppState {
     pub fn client(&self, client_id: &str) -> Option<&Client> {
         self.oidc.clients.get(client_id)
     }
 
     /// Records an audit event, stamping its time.
-    pub fn audit(&self, mut event: AuditEvent) {
-        event.at = crate::rfc3339_now();
-        self.audit.record(&event);
+    pub fn audit(&self, event: AuditEvent) {
+        self.audit.record(event);
     }
 
     pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.config.issuer)
+        self.config.endpoint(path)
     }
 }
 

@@ -99,6 +99,11 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 impl Config {
+    /// The URL of one of the gateway's paths.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
     /// Semantic checks serde cannot make. Each section checks itself, in the order the lines
     /// have always come out in (hence a section checked in more than one place).
     pub fn validate(&self) -> Result<(), ConfigErrors> {

@@ -2,21 +2,21 @@
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use crate::state::State;
+use crate::config::Config;
+use crate::state::{OidcState, Part};
 
-pub async fn configuration(state: State) -> HttpResponse {
-    let e = |p: &str| state.endpoint(p);
+pub async fn configuration(config: Part<Config>) -> HttpResponse {
+    let e = |p: &str| config.endpoint(p);
     let mut scopes: Vec<&str> = vec!["openid", "profile", "hospital", "offline_access"];
     scopes.dedup();
     // Vigie's levels, then the other schemes' values it maps to them (authorize::requested_level).
     let mut acr: Vec<&str> = vigie_core::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
     let mapped = super::authorize::BUILT_IN_ACR_MAP.iter().map(|(v, _)| *v).chain(
-        state
-            .config
+        config
             .login
             .acr_values_map
             .keys()
-            .chain(state.config.clients.iter().flat_map(|c| c.acr_values_map.keys()))
+            .chain(config.clients.iter().flat_map(|c| c.acr_values_map.keys()))
             .map(String::as_str),
     );
     for value in mapped {
@@ -25,7 +25,7 @@ pub async fn configuration(state: State) -> HttpResponse {
         }
     }
     HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(json!({
-        "issuer": state.config.issuer,
+        "issuer": config.issuer,
         "authorization_endpoint": e("/authorize"),
         "token_endpoint": e("/token"),
         "userinfo_endpoint": e("/userinfo"),
@@ -62,9 +62,9 @@ pub async fn configuration(state: State) -> HttpResponse {
     }))
 }
 
-pub async fn jwks(state: State) -> HttpResponse {
+pub async fn jwks(oidc: Part<OidcState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .insert_header(("Cache-Control", "public, max-age=60"))
-        .body(state.oidc.keys.get().jwks_json().to_owned())
+        .body(oidc.keys.get().jwks_json().to_owned())
 }

@@ -96,6 +96,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         dmp.as_ref().is_some_and(|d| d.relay.is_some()),
     );
     let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
+    let audit = crate::state::Audit::new(audit);
     let http = http_client(&config)?;
     let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
     Ok(AppState {
