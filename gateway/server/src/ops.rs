@@ -1,92 +1,10 @@
-//! Operations endpoints: liveness, readiness with each dependency's state, Prometheus metrics.
-//! `/readyz` and `/metrics` are on the ops listener when `server.ops_listen` is set, else on the
-//! main listeners.
+//! The gateway's home page and the answer to a path it does not serve (the operations endpoints
+//! are in `health::endpoints`).
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::json;
 
 use crate::http::problem;
 use crate::state::State;
-
-/// The process is alive.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
-}
-
-/// Ready when the store and the directory answer and signing keys are loaded.
-pub async fn readyz(state: State) -> HttpResponse {
-    // Checks run together and answer within 800 ms: under the 1 s default timeout of a
-    // Kubernetes readiness probe, even when a dependency hangs.
-    let timeout = std::time::Duration::from_millis(800);
-    // A failed check's error names hosts, URLs and SQL, and CRL sources, PSC's issuer and the
-    // policy directory describe the inside: they go to the log, and into the answer only on the
-    // ops listener, never to whoever can reach the public port (there: states, counts, generic
-    // reasons).
-    let detailed = state.config.server.ops_listen.is_some();
-    let check = |name: &str, r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
-        Ok(Ok(())) => json!({ "status": "up" }),
-        Ok(Err(e)) => {
-            tracing::warn!(check = name, error = %e, "readiness check failed");
-            let detail = if detailed { e } else { "the check failed: see the gateway's log".into() };
-            json!({ "status": "down", "detail": detail })
-        }
-        Err(_) => json!({ "status": "down", "detail": "no answer within 800 ms" }),
-    };
-    let (store, directory) = tokio::join!(
-        tokio::time::timeout(timeout, async { state.ports.store.ping().await.map_err(|e| e.to_string()) }),
-        tokio::time::timeout(timeout, async { state.ports.directory.ping().await.map_err(|e| e.to_string()) }),
-    );
-    let (store, directory) = (check("store", store), check("directory", directory));
-    let keys = json!({ "status": "up", "keys": state.oidc.keys.get().jwks_json().matches("\"kid\"").count() });
-    let up = store["status"] == "up" && directory["status"] == "up";
-    let mut checks = json!({
-        "store": store, "directory": directory, "signing_keys": keys,
-        "policy": match &state.policy.reload {
-            Some(p) => json!({ "status": "up", "engine": state.policy.engine.name(),
-                               "source": if detailed { json!(p.source_dir()) } else { json!("directory") },
-                               "policies": p.policy_ids().len() }),
-            None => json!({ "status": "up", "engine": state.policy.engine.name(), "source": "built-in" }),
-        },
-    });
-    // CRL sources: informative, never "not ready" — a source that cannot be reached leaves its
-    // cached CRL in use (within the configured grace), and card login goes on. Each source's
-    // failure is logged where it is fetched.
-    if let Some(v) = &state.upstreams.card_validator {
-        let crls = v.status();
-        let now = crate::now();
-        let stale = crls.iter().any(|c| c.next_update.is_none_or(|n| n < now));
-        checks["card_crls"] = json!({ "status": if stale { "degraded" } else { "up" } });
-        if detailed {
-            checks["card_crls"]["sources"] = json!(crls);
-        } else if stale {
-            checks["card_crls"]["detail"] =
-                json!("a card CRL is missing or past its nextUpdate: the gateway's log names the source");
-        }
-    }
-    // Pro Santé Connect: informative too — local MIE go on without it (the last health probe).
-    if let Some(p) = &state.upstreams.psc {
-        checks["psc"] = p.readiness(detailed);
-    }
-    // Circuit breakers (degraded mode): informative as well.
-    checks["upstreams"] = state.upstreams.health.readiness(detailed)["upstreams"].clone();
-    let degraded = state.upstreams.health.degraded();
-    let body = json!({ "status": if up { "ready" } else { "not_ready" }, "degraded": degraded, "checks": checks });
-    HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
-}
-
-pub async fn metrics(state: State) -> HttpResponse {
-    if let Some(v) = &state.upstreams.card_validator {
-        for c in v.status() {
-            if let Some(next) = c.next_update {
-                metrics::gauge!("vigie_crl_next_update_seconds", "url" => c.url.clone()).set(next as f64);
-            }
-            if let Some(n) = c.entries {
-                metrics::gauge!("vigie_crl_entries", "url" => c.url.clone()).set(n as f64);
-            }
-        }
-    }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
-}
 
 pub async fn home(state: State) -> HttpResponse {
     let demo =

@@ -3,7 +3,7 @@
 use actix_web::web;
 
 use crate::config::Config;
-use crate::{account, admin, demo_app, dmp, login, oidc, ops, psc, sponsorship};
+use crate::{account, admin, demo_app, dmp, health, login, oidc, ops, psc, sponsorship};
 
 /// The route table of the main listeners (HTTPS, and plain HTTP for the proxies).
 pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/login/cps", web::get().to(login::cps::login))
         .route("/login/sponsorship", web::post().to(login::sponsorship::submit))
         .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
-        .route("/healthz", web::get().to(ops::healthz))
+        .route("/healthz", web::get().to(health::endpoints::healthz))
         .route("/", web::get().to(ops::home));
     // With an ops listener, the probes and the metrics are there only, not on the public port.
     if config.server.ops_listen.is_none() {
@@ -86,10 +86,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
 
 /// The route table of the ops listener (`server.ops_listen`).
 pub fn ops_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz)).configure(probes);
+    cfg.route("/healthz", web::get().to(health::endpoints::healthz)).configure(probes);
 }
 
 /// The readiness probe and the metrics.
 fn probes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/readyz", web::get().to(ops::readyz)).route("/metrics", web::get().to(ops::metrics));
+    cfg.route("/readyz", web::get().to(health::endpoints::readyz))
+        .route("/metrics", web::get().to(health::endpoints::metrics));
 }

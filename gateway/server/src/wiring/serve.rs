@@ -1,12 +1,15 @@
 //! The listeners: HTTPS (with the plain HTTP one behind a proxy, and the ops one), and the
 //! background tasks that run beside them (key, policy and CRL reloads, pending revocations, probes).
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
 use vigie_core::audit::AuditEvent;
+use vigie_policies::ReloadablePolicies;
 
-use crate::state::AppState;
+use crate::keys::Keys;
+use crate::state::{AppState, Audit, Part};
 
 /// Runs the HTTPS listener (and the plain one behind a proxy, and the ops one) until SIGTERM /
 /// Ctrl-C.
@@ -26,12 +29,12 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     for warning in crate::admin::auth::token_warnings(&state.config.admin.tokens, crate::now()) {
         tracing::warn!("{warning}");
     }
-    spawn_key_reloader(state.clone());
+    spawn_key_reloader(state.oidc.keys.clone());
     spawn_revocation_sweeper(state.clone());
     crate::card::spawn_crl_refresher(&state);
-    spawn_policy_reloader(state.clone());
+    spawn_policy_reloader(state.config.policy.reload_poll_secs, state.policy.reload.clone(), state.audit.clone());
     // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
-    crate::health::spawn(state.clone());
+    crate::health::spawn(Part::of(&state), Part::of(&state));
 
     let s = state.clone();
     let mut server = HttpServer::new(move || {
@@ -93,14 +96,13 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
 /// Reloads the policy set on SIGHUP and when its files change (every `policy.reload_poll_secs`):
 /// validated first, swapped atomically; an invalid change keeps the set in force and says why in
 /// the log, an audit line and `vigie_policy_reload_total{result="rejected"}`.
-fn spawn_policy_reloader(state: web::Data<AppState>) {
-    let poll = state.config.policy.reload_poll_secs;
+fn spawn_policy_reloader(poll: u64, reload: Option<Arc<ReloadablePolicies>>, audit: Audit) {
     actix_web::rt::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::error!("cannot listen for SIGHUP: the policy set reloads only when its files change");
             return;
         };
-        let Some(policies) = state.policy.reload.clone() else {
+        let Some(policies) = reload else {
             // The built-in set cannot change; SIGHUP must still not end the process.
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: the built-in policy set is in force (no `policy.dir`), nothing to reload");
@@ -115,15 +117,15 @@ fn spawn_policy_reloader(state: web::Data<AppState>) {
                 _ = tick.tick(), if poll > 0 => Some(policies.reload_if_changed()),
             };
             match result {
-                Some(Ok(true)) => policy_reloaded(&state, &policies, None),
-                Some(Err(e)) => policy_reloaded(&state, &policies, Some(e.to_string())),
+                Some(Ok(true)) => policy_reloaded(&audit, &policies, None),
+                Some(Err(e)) => policy_reloaded(&audit, &policies, Some(e.to_string())),
                 _ => {}
             }
         }
     });
 }
 
-fn policy_reloaded(state: &AppState, policies: &vigie_policies::ReloadablePolicies, error: Option<String>) {
+fn policy_reloaded(audit: &Audit, policies: &ReloadablePolicies, error: Option<String>) {
     let ids = policies.policy_ids();
     let (result, outcome, reason) = match &error {
         None => {
@@ -140,7 +142,7 @@ fn policy_reloaded(state: &AppState, policies: &vigie_policies::ReloadablePolici
         }
     };
     metrics::counter!("vigie_policy_reload_total", "result" => result).increment(1);
-    state.audit(AuditEvent {
+    audit.record(AuditEvent {
         kind: Some(vigie_core::audit::AuditKind::PolicyReloaded),
         outcome: Some(outcome),
         object: Some(policies.source_dir().display().to_string()),
@@ -162,12 +164,12 @@ fn spawn_revocation_sweeper(state: web::Data<AppState>) {
     });
 }
 
-fn spawn_key_reloader(state: web::Data<AppState>) {
+fn spawn_key_reloader(keys: Arc<Keys>) {
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;
-            match state.oidc.keys.reload_if_changed() {
+            match keys.reload_if_changed() {
                 Ok(true) => tracing::info!("signing keys reloaded"),
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "signing keys not reloaded; the previous set stays in use"),
