@@ -7,7 +7,6 @@ pub mod card;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod demo_app;
 pub mod dmp;
 pub mod health;
 pub mod http;

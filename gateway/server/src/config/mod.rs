@@ -3,7 +3,6 @@
 //! Each section's type and checks live with its feature (re-exported here, so
 //! `crate::config::ClientConfig` and the like still name them); this file keeps the top.
 pub mod check;
-pub mod demo;
 mod load;
 pub mod policy;
 pub mod server;
@@ -12,11 +11,11 @@ pub mod store;
 
 pub use crate::admin::config::{AdminConfig, AdminTokenConfig};
 pub use crate::audit::AuditConfig;
+pub use crate::demo::config::DemoConfig;
 pub use crate::keys::KeysConfig;
 pub use crate::login::config::{AttestationMode, CardsConfig, LoginConfig, WebauthnConfig};
 pub use crate::oidc::config::{ClientAuthMethod, ClientConfig, FiTiersConfig, SigningAlg, TokenConfig};
 pub use check::{AcrValuesMap, MIE_LABELS, acr_values_map_problems, check_redirect_uri, is_amr_token};
-pub use demo::DemoConfig;
 pub use load::ConfigErrors;
 pub use policy::PolicyConfig;
 pub use server::ServerConfig;

@@ -3,7 +3,7 @@
 use actix_web::web;
 
 use crate::config::Config;
-use crate::{account, admin, demo_app, dmp, health, login, oidc, ops, psc, sponsorship};
+use crate::{account, admin, demo, dmp, health, login, oidc, ops, psc, sponsorship};
 
 /// The route table of the main listeners (HTTPS, and plain HTTP for the proxies).
 pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
@@ -54,14 +54,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
     // Mounted in the embedded demo only: outside it these paths do not exist at all, rather
     // than existing and answering "off" (the back-channel logout endpoint never asked).
     if config.demo.app {
-        cfg.route("/demo-app/", web::get().to(demo_app::index))
-            .route("/demo-app/callback", web::get().to(demo_app::callback))
-            .route("/demo-app/logout", web::post().to(demo_app::logout))
-            .route("/demo-app/logged-out", web::get().to(demo_app::logged_out))
-            .route("/demo-app/backchannel-logout", web::post().to(demo_app::backchannel_logout));
+        cfg.route("/demo-app/", web::get().to(demo::app::index))
+            .route("/demo-app/callback", web::get().to(demo::app::callback))
+            .route("/demo-app/logout", web::post().to(demo::app::logout))
+            .route("/demo-app/logged-out", web::get().to(demo::app::logged_out))
+            .route("/demo-app/backchannel-logout", web::post().to(demo::app::backchannel_logout));
     }
     if config.demo.card_crl.is_some() {
-        cfg.route("/demo-pki/card-ca.crl", web::get().to(demo_app::card_crl));
+        cfg.route("/demo-pki/card-ca.crl", web::get().to(demo::app::card_crl));
     }
     // Card administration: HR's page, then HR's API.
     cfg.route("/admin/cards", web::get().to(admin::page::get))

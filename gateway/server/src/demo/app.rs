@@ -11,16 +11,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use vigie_core::store::StoreExt;
 
+use crate::config::Config;
 use crate::http::{esc, host_cookie};
 use crate::secrets::{random_token, sha256_b64};
-use crate::state::{AppState, State};
+use crate::state::{Part, Ports, Upstreams};
 
 const CLIENT_ID: &str = "demo-app";
 const COOKIE: &str = "__Host-demo-app";
 
 /// The demo card CA's CRL, as a CRL distribution point serves it (RFC 5280 §4.2.1.13).
-pub(crate) async fn card_crl(req: HttpRequest, state: State) -> HttpResponse {
-    match state.config.demo.card_crl.as_ref().map(std::fs::read) {
+pub(crate) async fn card_crl(req: HttpRequest, config: Part<Config>) -> HttpResponse {
+    match config.demo.card_crl.as_ref().map(std::fs::read) {
         Some(Ok(der)) => HttpResponse::Ok().content_type("application/pkix-crl").body(der),
         _ => crate::ops::not_found(req).await,
     }
@@ -38,8 +39,8 @@ struct AppSession {
     id_token: String,
 }
 
-fn redirect_uri(state: &AppState) -> String {
-    state.endpoint("/demo-app/callback")
+fn redirect_uri(config: &Config) -> String {
+    config.endpoint("/demo-app/callback")
 }
 
 fn page(title: &str, main: &str) -> HttpResponse {
@@ -52,10 +53,10 @@ fn page(title: &str, main: &str) -> HttpResponse {
         ))
 }
 
-pub(crate) async fn index(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn index(req: HttpRequest, config: Part<Config>, ports: Part<Ports>) -> HttpResponse {
     if let Some(c) = crate::http::cookie(&req, COOKIE)
         && let Ok(Some(s)) =
-            state.ports.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
+            ports.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
     {
         return claims_page(&s);
     }
@@ -63,19 +64,17 @@ pub(crate) async fn index(req: HttpRequest, state: State) -> HttpResponse {
     let st = random_token(16);
     let pending = PendingLogin { nonce: random_token(16), verifier: random_token(32) };
     let challenge = B64.encode(digest::digest(&digest::SHA256, pending.verifier.as_bytes()));
-    if let Err(e) =
-        state.ports.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await
-    {
+    if let Err(e) = ports.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await {
         return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
-    let mut url = match url::Url::parse(&state.endpoint("/authorize")) {
+    let mut url = match url::Url::parse(&config.endpoint("/authorize")) {
         Ok(u) => u,
         Err(e) => return crate::http::problem(StatusCode::INTERNAL_SERVER_ERROR, "Bad issuer", &e.to_string()),
     };
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", CLIENT_ID)
-        .append_pair("redirect_uri", &redirect_uri(&state))
+        .append_pair("redirect_uri", &redirect_uri(&config))
         .append_pair("scope", "openid profile hospital")
         .append_pair("state", &st)
         .append_pair("nonce", &pending.nonce)
@@ -129,7 +128,12 @@ struct Tokens {
     id_token: String,
 }
 
-pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpResponse {
+pub(crate) async fn callback(
+    config: Part<Config>,
+    ports: Part<Ports>,
+    upstreams: Part<Upstreams>,
+    q: web::Query<Callback>,
+) -> HttpResponse {
     let fail = |m: String| {
         page(
             "Échec de connexion",
@@ -140,24 +144,23 @@ pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpRespo
         return fail(format!("{e}: {}", q.error_description.clone().unwrap_or_default()));
     }
     // RFC 9207 §2.4: the client checks `iss` against the issuer it sent the user to.
-    if q.iss.as_deref() != Some(state.config.issuer.as_str()) {
+    if q.iss.as_deref() != Some(config.issuer.as_str()) {
         return fail("the response's iss is not this issuer".into());
     }
     let (Some(code), Some(st)) = (&q.code, &q.state) else { return fail("code or state missing".into()) };
-    let pending = match state.ports.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
+    let pending = match ports.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
         Ok(Some(p)) => p,
         _ => return fail("unknown or expired state".into()),
     };
-    let secret = demo_secret(&state);
-    let resp = state
-        .upstreams
+    let secret = demo_secret(&config);
+    let resp = upstreams
         .http
-        .post(state.endpoint("/token"))
+        .post(config.endpoint("/token"))
         .basic_auth(CLIENT_ID, Some(secret))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", &redirect_uri(&state)),
+            ("redirect_uri", &redirect_uri(&config)),
             ("code_verifier", &pending.verifier),
         ])
         .send()
@@ -173,17 +176,17 @@ pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpRespo
         Err(e) => return fail(format!("token endpoint unreachable: {e}")),
     };
     // OIDC Core §3.1.3.7: signature (keys from the JWKS), iss, aud, exp, nonce.
-    let claims = match verify_id_token(&state, &tokens.id_token, "JWT", Some(&pending.nonce)).await {
+    let claims = match verify_id_token(&config, &upstreams.http, &tokens.id_token, "JWT", Some(&pending.nonce)).await {
         Ok(c) => c,
         Err(e) => return fail(format!("ID token refused: {e}")),
     };
     let cookie = random_token(32);
     let sid = claims["sid"].as_str().unwrap_or_default().to_owned();
     let s = AppSession { claims, id_token: tokens.id_token };
-    let ttl = Duration::from_secs(state.config.session.absolute_timeout_secs);
+    let ttl = Duration::from_secs(config.session.absolute_timeout_secs);
     let key = format!("demo-app:session:{}", sha256_b64(cookie.as_bytes()));
-    if state.ports.store.put_json(&key, &s, ttl).await.is_err()
-        || state.ports.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
+    if ports.store.put_json(&key, &s, ttl).await.is_err()
+        || ports.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
     {
         return fail("store unavailable".into());
     }
@@ -193,9 +196,9 @@ pub(crate) async fn callback(state: State, q: web::Query<Callback>) -> HttpRespo
         .finish()
 }
 
-fn demo_secret(state: &AppState) -> String {
+fn demo_secret(config: &Config) -> String {
     // The demo app is a client like any other; its secret is in the demo data directory.
-    let path = state.config.keys.file.with_file_name("demo-secrets.json");
+    let path = config.keys.file.with_file_name("demo-secrets.json");
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -209,15 +212,14 @@ fn demo_secret(state: &AppState) -> String {
 
 /// Fetches the JWKS from the issuer and verifies a token as a relying party would.
 async fn verify_id_token(
-    state: &AppState,
+    config: &Config,
+    http: &reqwest::Client,
     token: &str,
     typ: &str,
     nonce: Option<&str>,
 ) -> Result<serde_json::Value, String> {
-    let jwks: jsonwebtoken::jwk::JwkSet = state
-        .upstreams
-        .http
-        .get(state.endpoint("/jwks"))
+    let jwks: jsonwebtoken::jwk::JwkSet = http
+        .get(config.endpoint("/jwks"))
         .send()
         .await
         .map_err(|e| e.to_string())?
@@ -238,7 +240,7 @@ async fn verify_id_token(
     let jwk = jwks.find(&kid).ok_or("kid not in the JWKS")?;
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut v = jsonwebtoken::Validation::new(header.alg);
-    v.set_issuer(&[&state.config.issuer]);
+    v.set_issuer(&[&config.issuer]);
     v.set_audience(&[CLIENT_ID]);
     let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).map_err(|e| e.to_string())?;
     if let Some(n) = nonce
@@ -249,13 +251,13 @@ async fn verify_id_token(
     Ok(data.claims)
 }
 
-pub(crate) async fn logout(req: HttpRequest, state: State) -> HttpResponse {
+pub(crate) async fn logout(req: HttpRequest, config: Part<Config>, ports: Part<Ports>) -> HttpResponse {
     let Some(c) = crate::http::cookie(&req, COOKIE) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };
     let key = format!("demo-app:session:{}", sha256_b64(c.as_bytes()));
-    let session = state.ports.store.take_json::<AppSession>(&key).await.ok().flatten();
-    let mut url = match url::Url::parse(&state.endpoint("/logout")) {
+    let session = ports.store.take_json::<AppSession>(&key).await.ok().flatten();
+    let mut url = match url::Url::parse(&config.endpoint("/logout")) {
         Ok(u) => u,
         Err(_) => return HttpResponse::InternalServerError().finish(),
     };
@@ -265,7 +267,7 @@ pub(crate) async fn logout(req: HttpRequest, state: State) -> HttpResponse {
             q.append_pair("id_token_hint", &s.id_token);
         }
         q.append_pair("client_id", CLIENT_ID);
-        q.append_pair("post_logout_redirect_uri", &state.endpoint("/demo-app/logged-out"));
+        q.append_pair("post_logout_redirect_uri", &config.endpoint("/demo-app/logged-out"));
     }
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, url.to_string()))
@@ -281,12 +283,17 @@ pub(crate) async fn logged_out() -> HttpResponse {
 }
 
 /// Back-Channel Logout §2.6: validate the logout token, end the sessions of its `sid`.
-pub(crate) async fn backchannel_logout(state: State, body: web::Bytes) -> HttpResponse {
+pub(crate) async fn backchannel_logout(
+    config: Part<Config>,
+    ports: Part<Ports>,
+    upstreams: Part<Upstreams>,
+    body: web::Bytes,
+) -> HttpResponse {
     let token = url::form_urlencoded::parse(&body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
     let Some(token) = token else {
         return HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"}));
     };
-    let claims = match verify_id_token(&state, &token, "logout+jwt", None).await {
+    let claims = match verify_id_token(&config, &upstreams.http, &token, "logout+jwt", None).await {
         Ok(c) => c,
         Err(e) => {
             return HttpResponse::BadRequest()
@@ -298,9 +305,9 @@ pub(crate) async fn backchannel_logout(state: State, body: web::Bytes) -> HttpRe
             .json(serde_json::json!({"error": "invalid_request", "error_description": "not a logout token"}));
     }
     let sid = claims["sid"].as_str().unwrap_or_default();
-    if let Ok(keys) = state.ports.store.members(&format!("demo-app:sid:{sid}")).await {
+    if let Ok(keys) = ports.store.members(&format!("demo-app:sid:{sid}")).await {
         for k in keys {
-            let _ = state.ports.store.delete(&k).await;
+            let _ = ports.store.delete(&k).await;
         }
     }
     metrics::counter!("vigie_demo_app_backchannel_logouts_total").increment(1);

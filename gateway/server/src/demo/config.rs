@@ -1,5 +1,4 @@
-//! `[demo]`: the embedded demo application and the demo card CA's CRL. Kept under `config/`
-//! until the demo has a folder of its own.
+//! `[demo]`: the embedded demo application and the demo card CA's CRL.
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
