@@ -1,11 +1,10 @@
 //! Administration of cards by HR and medical affairs (seeds 000: "the IT department must not
-//! hold the cards"): the `/admin/cards` page, the `/admin/api/…` JSON API and the CLI behind it;
+//! hold the cards"): the `/admin/cards` page, the `/admin/api/…` JSON API (its CLI: `cli::cards`);
 //! [`fido2`], the API for the security keys of others.
 //! [`auth::require`] decides who gets in, for these and every other admin endpoint.
 pub mod actions;
 pub mod api;
 pub mod auth;
-pub mod cli;
 pub mod config;
 pub mod fido2;
 pub mod page;

@@ -27,7 +27,7 @@ pub(super) fn ensure_admin_token(dir: &Path) -> anyhow::Result<String> {
     {
         return Ok(t.trim().to_owned());
     }
-    let (token, _) = crate::admin::cli::new_token();
+    let (token, _) = crate::cli::new_token();
     write_secret(&path, &token)?;
     Ok(token)
 }

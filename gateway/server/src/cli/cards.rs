@@ -148,10 +148,3 @@ pub fn run(command: CardsCommand) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
-
-/// `vigie admin new-token`: a token and the hash to put in `[admin] tokens`.
-pub fn new_token() -> (String, String) {
-    let token = format!("vga_{}", crate::secrets::random_token(32));
-    let hash = crate::secrets::SecretHash::of_generated(&token);
-    (token, hash)
-}

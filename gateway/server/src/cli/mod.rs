@@ -1,0 +1,183 @@
+//! The `vigie` command line: the commands, what they act on (`--config` or the demo's data
+//! directory), and a module per family of commands.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+pub mod cards;
+mod policy;
+mod secrets;
+mod serve;
+mod users;
+
+pub use secrets::new_token;
+
+#[derive(Parser)]
+#[command(name = "vigie", version, about = "Vigie: the identity gateway of a health establishment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config, runs the embedded demo.
+    Serve {
+        /// Configuration file (TOML); `VIGIE_…` environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// HTTPS listener (demo default 127.0.0.1:8443; overrides `server.listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Where the demo keeps its state (default ./vigie-demo).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration file without starting.
+    CheckConfig { file: PathBuf },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: secrets::KeysCommand,
+    },
+    /// Directory users.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
+    /// Clients.
+    Clients {
+        #[command(subcommand)]
+        command: secrets::ClientsCommand,
+    },
+    /// Print the current TOTP code of a base32 secret (for trying the demo).
+    Totp { secret: String },
+    /// CPS / CPE cards of agents (HR, medical affairs), through the admin API.
+    Cards {
+        #[command(subcommand)]
+        command: cards::CardsCommand,
+    },
+    /// Admin API tokens.
+    Admin {
+        #[command(subcommand)]
+        command: secrets::AdminCommand,
+    },
+    /// The policy set (Cedar): check it, or ask it a question, before deploying it.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
+    },
+}
+
+/// Which deployment a maintenance command acts on.
+#[derive(clap::Args)]
+pub(super) struct Target {
+    /// Configuration file of the deployment.
+    #[arg(long, conflicts_with = "data_dir")]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded demo.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl Target {
+    pub(super) fn config(&self) -> anyhow::Result<Config> {
+        match (&self.config, &self.data_dir) {
+            (Some(c), _) => Ok(Config::load(c)?),
+            (None, d) => demo_config(d.as_deref(), None),
+        }
+    }
+}
+
+fn demo_config(data_dir: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+    let dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(crate::demo::DEFAULT_DATA_DIR));
+    let listen = listen.unwrap_or_else(|| crate::demo::DEFAULT_LISTEN.parse().expect("default listen address"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let base = rt.block_on(crate::demo::prepare(&dir, listen))?;
+    Ok(Config::from_base(&base)?)
+}
+
+/// Appends one audit line from a maintenance command, synchronously (the process ends right
+/// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
+pub(crate) fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
+    use std::io::Write;
+    event.at = crate::rfc3339_now();
+    let line = format!("{}\n", serde_json::to_string(&event)?);
+    if config.audit.file == "-" {
+        std::io::stderr().write_all(line.as_bytes())?;
+    } else {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.audit.file)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .with_context(|| format!("writing the audit line to {}: check `audit.file`", config.audit.file))?;
+    }
+    Ok(())
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Keeps resident memory proportional to live data. Each password check (argon2id) takes a
+/// 19 MiB block; glibc's default raises its mmap threshold after the first such block is freed
+/// and then keeps later ones in its heap for good, so an idle gateway would hold tens of MiB.
+/// A fixed threshold sends every block of 1 MiB or more straight back to the system, and two
+/// arenas are enough for a handful of threads.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; it is called once, before any thread
+    // of ours exists, with constants glibc documents.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
+pub fn main() -> ExitCode {
+    tune_allocator();
+    // aws-lc-rs is the one crypto provider (reference/dependencies.md, conflict 1).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::jose::install();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigie: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => serve::run(config, listen, data_dir),
+        Command::CheckConfig { file } => {
+            let c = Config::load(&file)?;
+            println!("{}: valid ({} clients, store {:?})", file.display(), c.clients.len(), c.store.kind);
+            Ok(())
+        }
+        Command::Keys { command } => secrets::keys(command),
+        Command::Users { command } => users::run(command),
+        Command::Clients { command } => secrets::clients(command),
+        Command::Cards { command } => cards::run(command),
+        Command::Admin { command } => secrets::admin(command),
+        Command::Policy { command } => policy::run(command),
+        Command::Totp { secret } => {
+            let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
+            println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));
+            Ok(())
+        }
+    }
+}
