@@ -16,7 +16,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let tls = crate::tls::server_config(
         &state.config.server.tls_cert,
         &state.config.server.tls_key,
-        crate::card::client_ca_subjects(&state),
+        crate::tls::client_ca_subjects(&state.upstreams, &state.config.cards),
     )?;
     let listen = state.config.server.listen;
     let plain = state.config.server.plain_http_listen;
@@ -28,7 +28,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     }
     spawn_key_reloader(state.clone());
     spawn_revocation_sweeper(state.clone());
-    crate::card::spawn_crl_refresher(&state);
+    crate::login::cps::crl::spawn_refresher(&state.upstreams);
     spawn_policy_reloader(state.clone());
     // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
     crate::health::spawn(state.clone());
