@@ -8,7 +8,7 @@ use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
 use crate::http::Caller;
-use crate::login::cps::PresentedCard;
+use crate::login::cps::validate::PresentedCard;
 use crate::state::{AppState, Ports};
 
 /// Why an admin action did not happen.

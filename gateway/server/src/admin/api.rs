@@ -294,8 +294,8 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
             record.identity_id
         )));
     }
-    let presented = match crate::login::cps::validate_chain(
-        crate::login::cps::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+    let presented = match crate::login::cps::validate::validate_chain(
+        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
         &chain,
     )
     .await

@@ -511,8 +511,8 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
         again = tr(l, "Relire la carte", "Read the card again"),
         back = tr(l, "Retour à l'agent", "Back to the agent"),
     );
-    let presented = match crate::login::cps::presented(
-        crate::login::cps::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+    let presented = match crate::login::cps::validate::presented(
+        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
         &crate::tls::ClientCertChain::of(&req, &state.config.cards),
         &Caller::of(&req, &state),
     )
@@ -597,8 +597,8 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
     };
     let l = lang(&req, None);
     let card_id = p.get("card").unwrap_or_default();
-    let presented = match crate::login::cps::presented(
-        crate::login::cps::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+    let presented = match crate::login::cps::validate::presented(
+        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
         &crate::tls::ClientCertChain::of(&req, &state.config.cards),
         &Caller::of(&req, &state),
     )

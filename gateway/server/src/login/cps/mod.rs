@@ -26,7 +26,7 @@ use super::pages;
 use crate::config::Config;
 use crate::state::{Audit, Part, Ports, Upstreams};
 use crate::tls::ClientCertChain;
-pub use validate::{CardCheck, CardProblem, PresentedCard, presented, validate_chain};
+use validate::{CardCheck, PresentedCard, presented};
 
 #[derive(Deserialize)]
 pub struct Query {
