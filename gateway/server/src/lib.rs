@@ -3,7 +3,6 @@
 pub mod account;
 pub mod admin;
 pub mod audit;
-pub mod card;
 pub mod cli;
 pub mod config;
 pub mod demo;

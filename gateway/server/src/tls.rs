@@ -1,6 +1,7 @@
 //! The HTTPS listener's TLS configuration (rustls, aws-lc-rs), with an optional client
 //! certificate: a browser with the card middleware presents the CPS/CPE authentication
-//! certificate, everyone else connects without one.
+//! certificate, everyone else connects without one. The chain reaches handlers as a plain
+//! [`ClientCertChain`] (an extractor), never as connection data.
 //!
 //! The handshake only proves that the client holds the private key of the certificate it sent
 //! (RFC 8446 §4.4.3 CertificateVerify). Whether the certificate is trusted, valid, meant for
@@ -20,7 +21,8 @@ use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::dev::Extensions;
+use actix_web::dev::{Extensions, Payload};
+use actix_web::{FromRequest, HttpRequest};
 use anyhow::Context;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -28,6 +30,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use crate::config::Config;
+use crate::login::config::CardsConfig;
+use crate::state::{Part, Upstreams};
 
 /// Builds the listener's configuration. `client_ca_subjects` are the DER subjects of the card
 /// CAs, sent in the CertificateRequest (RFC 8446 §4.2.4 `certificate_authorities`) so that the
@@ -151,6 +157,109 @@ fn signed_in_this_handshake(kind: Option<rustls::HandshakeKind>) -> bool {
     matches!(kind, Some(rustls::HandshakeKind::Full | rustls::HandshakeKind::FullWithHelloRetryRequest))
 }
 
+/// The subjects (DER) of the card CAs, sent to browsers in the TLS CertificateRequest so that
+/// they offer the card's certificate; empty when card login is off (no certificate is asked).
+pub fn client_ca_subjects(upstreams: &Upstreams, cards: &CardsConfig) -> Vec<Vec<u8>> {
+    match &upstreams.card_validator {
+        Some(v) if cards.enabled => v.anchor_subjects(),
+        _ => Vec::new(),
+    }
+}
+
+/// The client certificate chain of a request, as card code receives it: from this connection's
+/// own full handshake ([`on_connect`]), or, behind an ingress that terminates TLS, from its
+/// header (`cards.ingress_header`) when the peer is one of `cards.ingress_header_from`.
+/// Extracting it records nothing: whoever acts on a refused header audits it, so a request
+/// that goes no further leaves no line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientCertChain {
+    /// No certificate came with this request.
+    Absent,
+    /// The chain, DER, leaf first.
+    Presented(Vec<Vec<u8>>),
+    /// The ingress header, sent by an address not allowed to: the header's name.
+    UntrustedHeader(String),
+    /// The ingress header, unreadable: why.
+    Malformed(String),
+}
+
+/// The longest header value read as a certificate chain: a card chain is a few KiB of PEM.
+const MAX_CHAIN_HEADER_BYTES: usize = 16 * 1024;
+
+impl ClientCertChain {
+    /// The chain of this request under the `[cards]` settings.
+    pub fn of(req: &HttpRequest, cards: &CardsConfig) -> Self {
+        if let Some(peer) = req.conn_data::<PeerCertificates>() {
+            return Self::Presented(peer.0.as_ref().clone());
+        }
+        let name = cards.ingress_header.as_str();
+        if name.is_empty() {
+            return Self::Absent;
+        }
+        let Some(value) = req.headers().get(name) else { return Self::Absent };
+        // Anyone could write this header: only the ingress that terminated TLS (and removed
+        // whatever the client sent under that name) may.
+        let from_ingress =
+            req.peer_addr().is_some_and(|p| cards.ingress_header_from.iter().any(|c| c.contains(p.ip())));
+        if !from_ingress {
+            return Self::UntrustedHeader(name.to_owned());
+        }
+        if value.len() > MAX_CHAIN_HEADER_BYTES {
+            return Self::Malformed("the client certificate header is too long".into());
+        }
+        match parse_header(value.as_bytes()) {
+            Ok(chain) if chain.is_empty() => Self::Absent,
+            Ok(chain) => Self::Presented(chain),
+            Err(e) => Self::Malformed(e),
+        }
+    }
+}
+
+impl FromRequest for ClientCertChain {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let config = Part::<Config>::from_request(req, payload).into_inner();
+        std::future::ready(config.map(|config| Self::of(req, &config.cards)))
+    }
+}
+
+/// ingress-nginx `ssl-client-cert`: the client's PEM certificate (chain with
+/// `auth-tls-pass-certificate-to-upstream`), URL-encoded. Returns the DER certificates, leaf first.
+pub fn parse_header(value: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let decoded: Vec<u8> = percent_decode(value).ok_or("the client certificate header is not valid URL encoding")?;
+    if decoded.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let certs: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&decoded)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the client certificate header holds no valid PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("the client certificate header holds no PEM certificate".into());
+    }
+    Ok(certs)
+}
+
+/// RFC 3986 §2.1 percent-decoding (`+` is kept: ingress-nginx escapes it).
+fn percent_decode(value: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] == b'%' {
+            let hex = value.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(value[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +285,25 @@ mod tests {
         assert!(signed_in_this_handshake(Some(rustls::HandshakeKind::FullWithHelloRetryRequest)));
         assert!(!signed_in_this_handshake(Some(rustls::HandshakeKind::Resumed)));
         assert!(!signed_in_this_handshake(None));
+    }
+
+    #[test]
+    fn the_ingress_header_is_url_encoded_pem() {
+        let cert = rcgen::generate_simple_self_signed(vec!["card".into()]).expect("cert");
+        let pem = cert.cert.pem();
+        let encoded: String =
+            url::form_urlencoded::byte_serialize(pem.as_bytes()).collect::<String>().replace('+', "%20");
+        let chain = parse_header(encoded.as_bytes()).expect("parsed");
+        assert_eq!(chain, vec![cert.cert.der().to_vec()]);
+        assert!(parse_header(b"%ZZ").unwrap_err().contains("URL encoding"));
+        assert!(parse_header(b"not a certificate").unwrap_err().contains("no PEM certificate"));
+        assert_eq!(parse_header(b"").expect("empty"), Vec::<Vec<u8>>::new());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_ingress_header_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = parse_header(&bytes);
+        }
     }
 }

@@ -7,8 +7,8 @@ use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
-use crate::card::PresentedCard;
 use crate::http::Caller;
+use crate::login::cps::validate::PresentedCard;
 use crate::state::{AppState, Ports};
 
 /// Why an admin action did not happen.

@@ -294,7 +294,12 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
             record.identity_id
         )));
     }
-    let presented = match crate::card::validate_chain(&state, &chain).await {
+    let presented = match crate::login::cps::validate::validate_chain(
+        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+        &chain,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(p) => {
             return problem(

@@ -511,7 +511,13 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
         again = tr(l, "Relire la carte", "Read the card again"),
         back = tr(l, "Retour à l'agent", "Back to the agent"),
     );
-    let presented = match crate::card::presented(&req, &state).await {
+    let presented = match crate::login::cps::validate::presented(
+        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+        &crate::tls::ClientCertChain::of(&req, &state.config.cards),
+        &Caller::of(&req, &state),
+    )
+    .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
             let main = format!(
@@ -591,7 +597,13 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
     };
     let l = lang(&req, None);
     let card_id = p.get("card").unwrap_or_default();
-    let presented = match crate::card::presented(&req, &state).await {
+    let presented = match crate::login::cps::validate::presented(
+        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+        &crate::tls::ClientCertChain::of(&req, &state.config.cards),
+        &Caller::of(&req, &state),
+    )
+    .await
+    {
         Ok(Some(c)) => c,
         Ok(None) => {
             return message(

@@ -9,7 +9,6 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use vigie_core::audit::Outcome;
 use vigie_core::fido2::CounterCheck;
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Factor, Mie};
@@ -17,12 +16,13 @@ use webauthn_rs::prelude::{
     DiscoverableAuthentication, Passkey, PublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
+use super::LoginFlow;
+use super::form::{Flows, LoginAttempt};
 use super::pages::{self, Lang};
-use super::{LoginFlow, bound_flow};
 use crate::config::Config;
-use crate::http::{Caller, parse_params, problem};
+use crate::http::{parse_params, problem};
 use crate::secrets::ct_eq;
-use crate::state::{AppState, State};
+use crate::state::{Part, Ports};
 
 /// The relying party of this gateway: RP ID and origin from `[webauthn]` or the issuer.
 pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
@@ -194,11 +194,11 @@ fn challenge_key(flow_id: &str) -> String {
 /// Checks the form's flow (bound to this browser) and CSRF token.
 async fn checked_flow(
     req: &HttpRequest,
-    state: &AppState,
+    flows: &Flows,
     p: &crate::http::Params,
 ) -> Result<(String, LoginFlow), HttpResponse> {
     let flow_id = p.get("flow").filter(|f| f.len() <= 64).unwrap_or_default().to_owned();
-    let flow = bound_flow(req, state, &flow_id).await?;
+    let flow = flows.bound(req, &flow_id).await?;
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes())) {
         return Err(pages::error_page(
             req,
@@ -211,11 +211,16 @@ async fn checked_flow(
 
 /// `POST /login/fido2/options` (`flow`, `csrf`): a challenge for a discoverable credential with
 /// user verification required, stored for this flow. JSON (`publicKey` as WebAuthn §5.5 says).
-pub async fn options(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn options(
+    req: HttpRequest,
+    flows: Flows,
+    (ports, config, webauthn): (Part<Ports>, Part<Config>, Part<Webauthn>),
+    body: web::Bytes,
+) -> HttpResponse {
     let Ok(p) = parse_params(&body) else {
         return problem(StatusCode::BAD_REQUEST, "Malformed request", "expected a form with `flow` and `csrf`");
     };
-    let (flow_id, _) = match checked_flow(&req, &state, &p).await {
+    let (flow_id, _) = match checked_flow(&req, &flows, &p).await {
         Ok(f) => f,
         Err(_) => {
             return problem(
@@ -225,14 +230,14 @@ pub async fn options(req: HttpRequest, state: State, body: web::Bytes) -> HttpRe
             );
         }
     };
-    let (mut rcr, auth_state) = match state.webauthn.start_discoverable_authentication() {
+    let (mut rcr, auth_state) = match webauthn.start_discoverable_authentication() {
         Ok(v) => v,
         Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "WebAuthn unavailable", &e.to_string()),
     };
     // A button starts this ceremony: the browser's modal dialog, not conditional mediation.
     rcr.mediation = None;
-    let ttl = Duration::from_secs(state.config.webauthn.ceremony_ttl_secs);
-    if let Err(e) = state.ports.store.put_json(&challenge_key(&flow_id), &auth_state, ttl).await {
+    let ttl = Duration::from_secs(config.webauthn.ceremony_ttl_secs);
+    if let Err(e) = ports.store.put_json(&challenge_key(&flow_id), &auth_state, ttl).await {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(rcr)
@@ -273,20 +278,26 @@ impl Refusal {
 
 /// `POST /login/fido2` (`flow`, `csrf`, `credential`): checks the assertion against the
 /// challenge of this flow and the stored key, then ends the login through [`super::complete`].
-pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+pub async fn finish(
+    req: HttpRequest,
+    flows: Flows,
+    (ports, config, webauthn): (Part<Ports>, Part<Config>, Part<Webauthn>),
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = flows.caller(&req);
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form was malformed");
     };
-    let (flow_id, flow) = match checked_flow(&req, &state, &p).await {
+    let (flow_id, flow) = match checked_flow(&req, &flows, &p).await {
         Ok(f) => f,
         Err(r) => return r,
     };
+    let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
     let lang = pages::lang(&req, flow.request.ui_locales.as_deref());
     let t = texts(lang);
-    let cfg = &state.config.login;
+    let cfg = &config.login;
     let ip_key = caller.rate_limit_key("login-ip");
-    match state.ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
+    match ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => return pages::rate_limited(&req, cfg.ip_window_secs),
         Ok(_) => {}
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -300,20 +311,11 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             _ => (StatusCode::UNAUTHORIZED, t.refused, "failure"),
         };
         metrics::counter!("vigie_login_total", "method" => "fido2", "result" => result).increment(1);
-        super::audit_login(
-            &state,
-            &caller,
-            Mie::Fido2,
-            &who.borrow(),
-            None,
-            &flow,
-            Outcome::Failure,
-            Some(&r.reason()),
-        );
+        flows.refused(&caller, &flow, Mie::Fido2, &who.borrow(), Some(&r.reason()));
         pages::error_page(&req, status, text)
     };
 
-    let auth_state = match state.ports.store.take_json::<DiscoverableAuthentication>(&challenge_key(&flow_id)).await {
+    let auth_state = match ports.store.take_json::<DiscoverableAuthentication>(&challenge_key(&flow_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse(Refusal::Expired),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -326,12 +328,12 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(a) => a,
         Err(e) => return refuse(Refusal::Malformed(e.to_string())),
     };
-    let (user_handle, cred_id) = match state.webauthn.identify_discoverable_authentication(&assertion) {
+    let (user_handle, cred_id) = match webauthn.identify_discoverable_authentication(&assertion) {
         Ok((u, id)) => (u, b64url(id)),
         Err(e) => return refuse(Refusal::Malformed(e.to_string())),
     };
     *who.borrow_mut() = format!("fido2:{}", cred_id.chars().take(16).collect::<String>());
-    let stored = match state.ports.fido2.credential(&cred_id).await {
+    let stored = match ports.fido2.credential(&cred_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return refuse(Refusal::UnknownKey),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -353,7 +355,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     };
     // WebAuthn §7.2 steps 7–21 (origin, challenge, RP ID hash, flags, signature) and step 22
     // (signature counter) in webauthn-rs.
-    let result = match state.webauthn.finish_discoverable_authentication_v2(&assertion, auth_state, &passkey) {
+    let result = match webauthn.finish_discoverable_authentication_v2(&assertion, auth_state, &passkey) {
         Ok(r) => r,
         Err(WebauthnError::CredentialPossibleCompromise) => {
             return refuse(Refusal::Cloned { stored: stored.sign_count, presented: presented_counter(&assertion) });
@@ -365,7 +367,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     passkey.update_credential(&result);
     let record = serde_json::to_string(&passkey).unwrap_or_default();
-    match state.ports.fido2.record_use(&cred_id, result.counter(), &record, &crate::rfc3339_now()).await {
+    match ports.fido2.record_use(&cred_id, result.counter(), &record, &crate::rfc3339_now()).await {
         Ok(CounterCheck::Accepted) => {}
         // Another replica recorded a use of this key at the same counter: a second copy.
         Ok(CounterCheck::Regressed { stored }) => {
@@ -375,8 +377,8 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     match tokio::try_join!(
-        state.ports.directory.identity(&stored.identity_id),
-        state.ports.fido2.account_disabled(&stored.identity_id)
+        ports.directory.identity(&stored.identity_id),
+        ports.fido2.account_disabled(&stored.identity_id)
     ) {
         Ok((Some(_), false)) => {}
         Ok((Some(_), true)) => return refuse(Refusal::Disabled),
@@ -391,7 +393,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let auth = Authentication::new(stored.identity_id.clone(), Mie::Fido2, vec![possession, Factor::Pin], crate::now())
         .with_credential(cred_id);
     let who = who.into_inner();
-    super::complete(&state, &req, &caller, &flow_id, flow, auth, &who).await
+    flows.complete(at, auth, &who).await
 }
 
 /// The signature counter an assertion carries (authenticator data bytes 33..37, WebAuthn

@@ -1,18 +1,96 @@
-//! What the login forms posted to `/login/password` and `/login/sponsorship` check alike before
-//! their credentials: the form itself, its flow bound to this browser, its CSRF token, and the
-//! attempts from the caller's address.
+//! What the verifiers share: the way to their login flow ([`Flows`]: the flow bound to this
+//! browser, an attempt's audit line, `complete`), and what the posted forms check alike before
+//! their credentials (the form, its flow, its CSRF token, the attempts from the caller's address).
 use std::time::Duration;
 
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
-use vigie_core::Mie;
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
+use vigie_core::{Authentication, Mie};
 
-use super::{LoginFlow, flow_key, pages};
+use super::config::LoginConfig;
+use super::{LoginFlow, Methods, flow_key, pages};
 use crate::http::{Caller, Params, parse_params};
 use crate::secrets::ct_eq;
-use crate::state::AppState;
+use crate::state::{AppState, Ports, State};
+
+/// The login flows as a verifier reaches them (`flows: Flows` in a handler): the caller, the
+/// flow bound to this browser, the page of a flow, an attempt's audit line, and
+/// [`super::complete`], the one exit. The flow's own functions (`login/mod.rs`) take the whole
+/// state; this is the one place the verifiers meet it, so each of them names only the parts it
+/// reads besides.
+#[derive(Clone)]
+pub struct Flows(State);
+
+impl FromRequest for Flows {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match req.app_data::<State>() {
+            Some(state) => Ok(Flows(state.clone())),
+            None => {
+                tracing::error!("the gateway's state is not registered with the application");
+                Err(actix_web::error::ErrorInternalServerError("internal error"))
+            }
+        })
+    }
+}
+
+/// One attempt to log in on a flow: the request, who makes it, and the flow.
+#[derive(Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    pub req: &'a HttpRequest,
+    pub caller: &'a Caller,
+    pub flow_id: &'a str,
+    pub flow: &'a LoginFlow,
+}
+
+impl Flows {
+    fn state(&self) -> &AppState {
+        &self.0
+    }
+
+    /// Who is calling.
+    pub fn caller(&self, req: &HttpRequest) -> Caller {
+        Caller::of(req, self.state())
+    }
+
+    /// The flow named by a request entered by GET or by script, checked against this browser.
+    pub async fn bound(&self, req: &HttpRequest, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
+        super::bound_flow(req, self.state(), flow_id).await
+    }
+
+    /// The flow id of a verifier entered by GET (`?flow=…`) and its flow, checked against this
+    /// browser.
+    pub async fn entered(&self, req: &HttpRequest, flow: Option<&str>) -> Result<(String, LoginFlow), HttpResponse> {
+        let flow_id = flow.unwrap_or_default().to_owned();
+        let flow = self.bound(req, &flow_id).await?;
+        Ok((flow_id, flow))
+    }
+
+    /// What the page of this flow offers.
+    pub fn methods(&self, flow: &LoginFlow) -> Methods {
+        super::methods_for(self.state(), flow)
+    }
+
+    /// The login page of a flow.
+    pub fn render(&self, req: &HttpRequest, flow_id: &str, flow: &LoginFlow, username: &str) -> HttpResponse {
+        super::render(req, self.state(), flow_id, flow, username)
+    }
+
+    /// The audit line of an attempt that did not log in.
+    pub fn refused(&self, caller: &Caller, flow: &LoginFlow, mie: Mie, who: &str, reason: Option<&str>) {
+        super::audit_login(self.state(), caller, mie, who, None, flow, Outcome::Failure, reason);
+    }
+
+    /// Ends the attempt's login with a verified authentication ([`super::complete`]).
+    pub async fn complete(&self, at: LoginAttempt<'_>, auth: Authentication, who: &str) -> HttpResponse {
+        super::complete(self.state(), at.req, at.caller, at.flow_id, at.flow.clone(), auth, who).await
+    }
+}
 
 /// A form field no longer than `max` bytes; a longer one counts as absent.
 pub(crate) fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
@@ -29,18 +107,14 @@ pub(crate) struct PostedLogin {
 /// Parses a posted login form and finds its flow, whose CSRF token and browser-binding cookie
 /// must both match (compared in constant time); or the page that answers instead: a malformed
 /// form, no flow, an expired flow, the store failing, or a form not issued to this browser.
-pub(crate) async fn posted_login(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<PostedLogin, HttpResponse> {
+pub(crate) async fn posted_login(ports: &Ports, req: &HttpRequest, body: &[u8]) -> Result<PostedLogin, HttpResponse> {
     let Ok(params) = parse_params(body) else {
         return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the login form was malformed"));
     };
     let Some(flow_id) = limited(&params, "flow", 64) else {
         return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the login form has no flow"));
     };
-    let flow = match state.ports.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
+    let flow = match ports.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -63,35 +137,25 @@ pub(crate) async fn posted_login(
 /// rate-limited page (and counted in `vigie_login_total` as `rate_limited` when `metric`);
 /// a store failure is answered with 503.
 pub(crate) async fn limit_per_ip(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &Caller,
+    flows: &Flows,
+    ports: &Ports,
+    cfg: &LoginConfig,
+    at: LoginAttempt<'_>,
     mie: Mie,
     username: &str,
-    flow: &LoginFlow,
     metric: bool,
 ) -> Result<(), HttpResponse> {
-    let cfg = &state.config.login;
-    let ip_key = caller.rate_limit_key("login-ip");
-    match state.ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
+    let ip_key = at.caller.rate_limit_key("login-ip");
+    match ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => {
             if metric {
                 metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "rate_limited")
                     .increment(1);
             }
-            super::audit_login(
-                state,
-                caller,
-                mie,
-                username,
-                None,
-                flow,
-                Outcome::Failure,
-                Some("too many attempts from this address"),
-            );
-            Err(pages::rate_limited(req, cfg.ip_window_secs))
+            flows.refused(at.caller, at.flow, mie, username, Some("too many attempts from this address"));
+            Err(pages::rate_limited(at.req, cfg.ip_window_secs))
         }
         Ok(_) => Ok(()),
-        Err(e) => Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        Err(e) => Err(pages::error_page(at.req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
     }
 }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use vigie_core::audit::Outcome;
 use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Factor, Mie};
 
-use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
+use super::config::LoginConfig;
+use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, posted_login};
 use super::pages;
-use crate::http::Caller;
+use crate::config::Config;
 use crate::secrets::verify_password;
-use crate::state::{AppState, State};
+use crate::state::{OidcState, Part, Ports};
 use crate::totp;
 
 /// Verified against when the account does not exist, so that a wrong username costs the
@@ -45,9 +45,14 @@ impl Failure {
     }
 }
 
-pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
-    let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
+pub async fn submit(
+    req: HttpRequest,
+    flows: Flows,
+    (ports, config, oidc): (Part<Ports>, Part<Config>, Part<OidcState>),
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = flows.caller(&req);
+    let PostedLogin { params, flow_id, flow } = match posted_login(&ports, &req, &body).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -55,32 +60,25 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let password = limited(&params, "password", 1024).unwrap_or_default();
     let code = limited(&params, "totp", 16).unwrap_or_default().replace(' ', "");
 
-    if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::PasswordTotp, &username, &flow, true).await {
+    let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
+    if let Err(r) = limit_per_ip(&flows, &ports, &config.login, at, Mie::PasswordTotp, &username, true).await {
         return r;
     }
 
-    let outcome = verify(&state, &username, &password, &code).await;
+    let outcome = verify(&ports, &config.login, &username, &password, &code).await;
     match outcome {
         Ok(Ok(identity_id)) => {
             let auth =
                 Authentication::new(identity_id, Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], crate::now());
-            let _ = state.ports.store.delete(&account_key(&username)).await;
-            super::complete(&state, &req, &caller, &flow_id, flow, auth, &username).await
+            let _ = ports.store.delete(&account_key(&username)).await;
+            flows.complete(at, auth, &username).await
         }
         Ok(Err(failure)) => {
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "failure").increment(1);
-            super::audit_login(
-                &state,
-                &caller,
-                Mie::PasswordTotp,
-                &username,
-                None,
-                &flow,
-                Outcome::Failure,
-                Some(failure.reason()),
-            );
-            let client_name = state
-                .client(&flow.request.client_id)
+            flows.refused(&caller, &flow, Mie::PasswordTotp, &username, Some(failure.reason()));
+            let client_name = oidc
+                .clients
+                .get(&flow.request.client_id)
                 .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
                 .unwrap_or_default();
             let mut resp = pages::login_form(
@@ -93,7 +91,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                     error: Some(pages::LoginError::Generic),
                     redirect_origin: &flow.request.redirect_uri,
                     ui_locales: flow.request.ui_locales.as_deref(),
-                    methods: super::methods_for(&state, &flow),
+                    methods: flows.methods(&flow),
                 },
             );
             *resp.status_mut() = StatusCode::UNAUTHORIZED;
@@ -109,18 +107,17 @@ fn account_key(username: &str) -> String {
 
 /// Checks the credentials. The outer error is an outage; the inner one a refused login.
 async fn verify(
-    state: &AppState,
+    ports: &Ports,
+    cfg: &LoginConfig,
     username: &str,
     password: &str,
     code: &str,
 ) -> Result<Result<String, Failure>, String> {
-    let cfg = &state.config.login;
     // The lock counts attempts whether or not the account exists, so it reveals nothing. Each
     // attempt is counted before argon2 runs: concurrent guesses cannot all be checked while the
     // counter still reads low. A right login resets it (the caller).
     let window = Duration::from_secs(cfg.lockout_secs);
-    let attempt = state
-        .ports
+    let attempt = ports
         .store
         .attempt(&account_key(username), cfg.max_failures_per_account, window)
         .await
@@ -128,16 +125,11 @@ async fn verify(
     if let Attempt::Refused(_) = attempt {
         return Ok(Err(Failure::Locked));
     }
-    check(state, username, password, code).await
+    check(ports, username, password, code).await
 }
 
-async fn check(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    code: &str,
-) -> Result<Result<String, Failure>, String> {
-    let account = state.ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
+async fn check(ports: &Ports, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+    let account = ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = password.to_owned();
     // argon2id is CPU-bound: keep it off the async workers.
@@ -155,8 +147,7 @@ async fn check(
     // successful validation has been issued for the first OTP". The step is marked used
     // across replicas for as long as the window could accept it.
     let used = format!("totp-used:{}:{step}", account.identity_id);
-    let first = state
-        .ports
+    let first = ports
         .store
         .put_if_absent(&used, b"1", Duration::from_secs(3 * totp::STEP_SECS as u64))
         .await

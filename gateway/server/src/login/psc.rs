@@ -14,9 +14,11 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, IdNat, Mie};
 
-use super::{LoginFlow, bound_flow, flow_key, pages};
+use super::form::{Flows, LoginAttempt};
+use super::{LoginFlow, flow_key, pages};
+use crate::config::Config;
 use crate::http::Caller;
-use crate::state::{AppState, State};
+use crate::state::{Audit, Part, Ports, Upstreams};
 use vigie_psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.
@@ -59,40 +61,45 @@ const DOWN_EN: &str =
     "e-CPS (Pro Santé Connect) is unavailable at the moment: use your CPS/CPE card or your FIDO2 security key.";
 
 /// `GET /login/psc?flow=…`: off to PSC.
-pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
-    let flow_id = q.flow.clone().unwrap_or_default();
-    let flow = match bound_flow(&req, &state, &flow_id).await {
+pub async fn begin(
+    req: HttpRequest,
+    flows: Flows,
+    (ports, audit, upstreams): (Part<Ports>, Part<Audit>, Part<Upstreams>),
+    q: web::Query<BeginQuery>,
+) -> HttpResponse {
+    let caller = flows.caller(&req);
+    let (flow_id, flow) = match flows.entered(&req, q.flow.as_deref()).await {
         Ok(f) => f,
         Err(page) => return page,
     };
-    let Some(psc) = state.upstreams.psc.clone() else {
+    let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
+    let Some(psc) = upstreams.psc.clone() else {
         return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
     };
-    if !super::methods_for(&state, &flow).psc {
+    if !flows.methods(&flow).psc {
         let r = refusal(
             StatusCode::FORBIDDEN,
             "psc_not_offered",
             "Cette application demande un autre moyen de connexion que l'e-CPS. / This application needs another \
              means of identification than e-CPS.",
         );
-        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
     }
     // Degraded mode: PSC's breaker is open; answer at once instead of waiting on it.
-    if !state.upstreams.health.available(crate::health::PSC) {
+    if !upstreams.health.available(crate::health::PSC) {
         let r = refusal(StatusCode::SERVICE_UNAVAILABLE, "psc:breaker_open", format!("{DOWN_FR} / {DOWN_EN}"));
-        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
     }
     let (url, pending) = match psc.client.begin().await {
         Ok(v) => v,
         Err(e) => {
             let r = refusal(StatusCode::BAD_GATEWAY, format!("psc:{}: {e}", e.code()), UNAVAILABLE);
-            return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+            return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
         }
     };
     let sent = Sent { flow_id: flow_id.clone(), pending };
     let ttl = std::time::Duration::from_secs(psc.config.state_ttl_secs);
-    if let Err(e) = state.ports.store.put_json(&state_key(&sent.pending.state), &sent, ttl).await {
+    if let Err(e) = ports.store.put_json(&state_key(&sent.pending.state), &sent, ttl).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     metrics::counter!("vigie_psc_login_started_total").increment(1);
@@ -108,12 +115,18 @@ pub struct CallbackQuery {
 }
 
 /// `GET /login/psc/callback?code=…&state=…` (or `error=…`): PSC is done.
-pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuery>) -> HttpResponse {
-    if let Some(r) = to_issuer_host(&req, &state) {
+pub async fn callback(
+    req: HttpRequest,
+    flows: Flows,
+    (ports, config, audit, upstreams): (Part<Ports>, Part<Config>, Part<Audit>, Part<Upstreams>),
+    q: web::Query<CallbackQuery>,
+) -> HttpResponse {
+    if let Some(r) = to_issuer_host(&req, &config) {
         return r;
     }
-    let caller = Caller::of(&req, &state);
-    let Some(psc) = state.upstreams.psc.clone() else {
+    let caller = flows.caller(&req);
+    let no_flow = Stage { req: &req, caller: &caller, flow: None };
+    let Some(psc) = upstreams.psc.clone() else {
         return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
     };
     // RFC 6749 §10.12 / OIDC Core §3.1.2.7: the state must be the one sent, once.
@@ -124,9 +137,9 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
             "Retour de Pro Santé Connect sans « state » : recommencez depuis l'application. / The answer from Pro \
              Santé Connect lacks its state: start again from the application.",
         );
-        return refuse(&req, &state, &caller, None, "", Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, no_flow, Mie::Ecps, "-", r);
     };
-    let sent = match state.ports.store.take_json::<Sent>(&state_key(s)).await {
+    let sent = match ports.store.take_json::<Sent>(&state_key(s)).await {
         Ok(Some(sent)) => sent,
         Ok(None) => {
             let r = refusal(
@@ -136,20 +149,21 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
                  l'application. / This answer from Pro Santé Connect is unknown, expired or already used: start \
                  again from the application.",
             );
-            return refuse(&req, &state, &caller, None, "", Mie::Ecps, "-", r);
+            return refuse(&flows, &audit, no_flow, Mie::Ecps, "-", r);
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let flow = match state.ports.store.get_json::<LoginFlow>(&flow_key(&sent.flow_id)).await {
+    let flow = match ports.store.get_json::<LoginFlow>(&flow_key(&sent.flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return pages::flow_expired(&req),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let flow_id = sent.flow_id.clone();
+    let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
     // The store found it by this state's hash; the adapter compares the state itself, in constant time.
     if let Err(e) = sent.pending.check_state(s) {
         let r = refusal(StatusCode::BAD_REQUEST, format!("psc:{}", e.code()), e.to_string());
-        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
     }
     // The flow keeps the hash of the browser-binding cookie of the browser that began it.
     if !super::browser_bound(&req, &flow.browser) {
@@ -159,7 +173,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
             "Cette connexion n'a pas été commencée dans ce navigateur : recommencez depuis l'application. / This \
              login was not started in this browser: start again from the application.",
         );
-        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
     }
     // OIDC Core §3.1.2.6: PSC refused or the professional cancelled.
     if let Some(error) = q.error.as_deref() {
@@ -183,7 +197,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
             )
         };
         let r = refusal(status, format!("psc:error:{error}: {description}"), message);
-        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
     }
     let Some(code) = q.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 4096) else {
         let r = refusal(
@@ -191,7 +205,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
             "psc:code_missing",
             "Réponse de Pro Santé Connect sans code d'autorisation. / The answer from Pro Santé Connect has no code.",
         );
-        return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+        return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
     };
     let login = match psc.client.finish(code, &sent.pending).await {
         Ok(l) => l,
@@ -206,7 +220,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
                     e.code()
                 ),
             );
-            return refuse(&req, &state, &caller, Some(&flow), &flow_id, Mie::Ecps, "-", r);
+            return refuse(&flows, &audit, at.into(), Mie::Ecps, "-", r);
         }
     };
     let mie = psc.config.mie_for(&login.amr);
@@ -220,14 +234,14 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
                 "Pro Santé Connect n'a pas donné d'identifiant national valable. / Pro Santé Connect gave no valid \
                  national identifier.",
             );
-            return refuse(&req, &state, &caller, Some(&flow), &flow_id, mie, &who, r);
+            return refuse(&flows, &audit, at.into(), mie, &who, r);
         }
     };
-    let identity_id = match identity_of(&state, &psc, &caller, &idnat, &login).await {
+    let identity_id = match identity_of(&ports, &audit, &psc, &caller, &idnat, &login).await {
         Ok(id) => id,
-        Err(r) => return refuse(&req, &state, &caller, Some(&flow), &flow_id, mie, &who, r),
+        Err(r) => return refuse(&flows, &audit, at.into(), mie, &who, r),
     };
-    match state.ports.fido2.account_disabled(&identity_id).await {
+    match ports.fido2.account_disabled(&identity_id).await {
         Ok(false) => {}
         Ok(true) => {
             let r = refusal(
@@ -235,7 +249,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
                 "account_disabled",
                 "Votre compte est désactivé : adressez-vous au support. / Your account is disabled.",
             );
-            return refuse(&req, &state, &caller, Some(&flow), &flow_id, mie, &who, r);
+            return refuse(&flows, &audit, at.into(), mie, &who, r);
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
@@ -245,13 +259,14 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         .with_professional(login.professional);
     // The session keeps PSC's ID token, for the id_token_hint of PSC's logout.
     req.extensions_mut().insert(crate::session::UpstreamIdToken(login.id_token));
-    super::complete(&state, &req, &caller, &flow_id, flow, auth, &who).await
+    flows.complete(at, auth, &who).await
 }
 
 /// The identity a PSC login links to: the one with the idNat PSC asserted, or, with `psc.jit`,
 /// one created now from HR's announcement.
 async fn identity_of(
-    state: &AppState,
+    ports: &Ports,
+    audit: &Audit,
     psc: &crate::psc::PscRuntime,
     caller: &Caller,
     idnat: &IdNat,
@@ -262,7 +277,7 @@ async fn identity_of(
         tracing::error!(error = %e, "PSC login: the directory failed");
         refusal(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", DIRECTORY_UNAVAILABLE)
     };
-    if let Some(identity) = state.ports.directory.identity_by_idnat(idnat).await.map_err(unavailable)? {
+    if let Some(identity) = ports.directory.identity_by_idnat(idnat).await.map_err(unavailable)? {
         return Ok(identity.id);
     }
     let unknown = || {
@@ -286,7 +301,7 @@ async fn identity_of(
         .await
         .map_err(unavailable)?;
     let Some((id, announcement)) = created else { return Err(unknown()) };
-    state.audit(AuditEvent {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Login),
         outcome: Some(Outcome::Success),
         subject: Some(id.clone()),
@@ -310,39 +325,44 @@ async fn identity_of(
 
 /// PSC may send the browser back to another spelling of Vigie's host (`127.0.0.1` for
 /// `localhost`): the browser-binding cookie lives on the issuer's host, so go there first.
-fn to_issuer_host(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let issuer = url::Url::parse(&state.config.issuer).ok()?;
+fn to_issuer_host(req: &HttpRequest, config: &Config) -> Option<HttpResponse> {
+    let issuer = url::Url::parse(&config.issuer).ok()?;
     let want = match issuer.port() {
         Some(p) => format!("{}:{p}", issuer.host_str()?),
         None => issuer.host_str()?.to_owned(),
     };
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok())?;
-    let behind_proxy = req.peer_addr().is_some_and(|a| state.config.server.is_trusted_proxy(a.ip()));
+    let behind_proxy = req.peer_addr().is_some_and(|a| config.server.is_trusted_proxy(a.ip()));
     if behind_proxy || host.eq_ignore_ascii_case(&want) {
         return None;
     }
-    let url = format!("{}/login/psc/callback?{}", state.config.issuer, req.query_string());
+    let url = format!("{}/login/psc/callback?{}", config.issuer, req.query_string());
     Some(HttpResponse::Found().insert_header((header::LOCATION, url)).finish())
 }
 
+/// Where a refused PSC login stood: the request, who made it, and its flow once known.
+#[derive(Clone, Copy)]
+struct Stage<'a> {
+    req: &'a HttpRequest,
+    caller: &'a Caller,
+    flow: Option<(&'a str, &'a LoginFlow)>,
+}
+
+impl<'a> From<LoginAttempt<'a>> for Stage<'a> {
+    fn from(at: LoginAttempt<'a>) -> Self {
+        Stage { req: at.req, caller: at.caller, flow: Some((at.flow_id, at.flow)) }
+    }
+}
+
 /// Audits a refused PSC login and shows why.
-#[allow(clippy::too_many_arguments)]
-fn refuse(
-    req: &HttpRequest,
-    state: &AppState,
-    caller: &Caller,
-    flow: Option<&LoginFlow>,
-    flow_id: &str,
-    mie: Mie,
-    who: &str,
-    r: Refusal,
-) -> HttpResponse {
+fn refuse(flows: &Flows, audit: &Audit, at: Stage<'_>, mie: Mie, who: &str, r: Refusal) -> HttpResponse {
     let code = r.reason.split(':').take(2).collect::<Vec<_>>().join(":");
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "refused").increment(1);
     tracing::info!(reason = %code, "PSC login refused");
-    match flow {
-        Some(flow) => super::audit_login(state, caller, mie, who, None, flow, Outcome::Failure, Some(&r.reason)),
-        None => state.audit(AuditEvent {
+    let caller = at.caller;
+    match at.flow {
+        Some((_, flow)) => flows.refused(caller, flow, mie, who, Some(&r.reason)),
+        None => audit.record(AuditEvent {
             kind: Some(AuditKind::Login),
             outcome: Some(Outcome::Failure),
             username: Some(who.to_owned()),
@@ -354,10 +374,9 @@ fn refuse(
             ..Default::default()
         }),
     }
-    if flow.is_some() && !flow_id.is_empty() {
-        pages::card_refused(req, r.status, &r.message, flow_id)
-    } else {
-        pages::error_page(req, r.status, &r.message)
+    match at.flow {
+        Some((flow_id, _)) if !flow_id.is_empty() => pages::card_refused(at.req, r.status, &r.message, flow_id),
+        _ => pages::error_page(at.req, r.status, &r.message),
     }
 }
 

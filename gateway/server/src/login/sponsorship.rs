@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use vigie_core::audit::Outcome;
 use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Mie};
 
-use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
+use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, posted_login};
 use super::pages;
-use crate::http::{Caller, esc};
+use crate::config::Config;
+use crate::http::esc;
 use crate::secrets::ct_eq;
-use crate::state::{AppState, State};
+use crate::state::{Part, Ports};
 
 /// The login page's section: username and temporary code.
 pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str) -> String {
@@ -58,9 +58,15 @@ fn account_key(username: &str) -> String {
 }
 
 /// `POST /login/sponsorship` (`flow`, `csrf`, `username`, `code`).
-pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
-    let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
+pub async fn submit(
+    req: HttpRequest,
+    flows: Flows,
+    ports: Part<Ports>,
+    config: Part<Config>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = flows.caller(&req);
+    let PostedLogin { params, flow_id, flow } = match posted_login(&ports, &req, &body).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -68,28 +74,29 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let code = limited(&params, "code", 64).unwrap_or_default();
     let fail = |why: &str, status: StatusCode| {
         metrics::counter!("vigie_login_total", "method" => "sponsorship", "result" => "failure").increment(1);
-        super::audit_login(&state, &caller, Mie::Sponsorship, &username, None, &flow, Outcome::Failure, Some(why));
-        let mut page = super::render(&req, &state, &flow_id, &flow, "");
+        flows.refused(&caller, &flow, Mie::Sponsorship, &username, Some(why));
+        let mut page = flows.render(&req, &flow_id, &flow, "");
         *page.status_mut() = status;
         page
     };
-    if !state.config.sponsorship.enabled {
+    if !config.sponsorship.enabled {
         return fail("sponsorship is disabled", StatusCode::FORBIDDEN);
     }
-    let cfg = &state.config.login;
-    if let Err(r) = limit_per_ip(&state, &req, &caller, Mie::Sponsorship, &username, &flow, false).await {
+    let cfg = &config.login;
+    let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
+    if let Err(r) = limit_per_ip(&flows, &ports, cfg, at, Mie::Sponsorship, &username, false).await {
         return r;
     }
     // Counted before the code is checked, so that concurrent guesses cannot all be checked.
     let window = Duration::from_secs(cfg.lockout_secs);
-    match state.ports.store.attempt(&account_key(&username), cfg.max_failures_per_account, window).await {
+    match ports.store.attempt(&account_key(&username), cfg.max_failures_per_account, window).await {
         Ok(Attempt::Allowed(_)) => {}
         Ok(Attempt::Refused(_)) => return fail("account locked after repeated failures", StatusCode::UNAUTHORIZED),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
-    match verify(&state, &username, &code).await {
+    match verify(&ports, &username, &code).await {
         Ok(Ok((identity_id, grant_id))) => {
-            let _ = state.ports.store.delete(&account_key(&username)).await;
+            let _ = ports.store.delete(&account_key(&username)).await;
             let auth = Authentication::new(
                 identity_id,
                 Mie::Sponsorship,
@@ -97,7 +104,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                 crate::now(),
             )
             .with_credential(format!("sponsorship:{grant_id}"));
-            super::complete(&state, &req, &caller, &flow_id, flow, auth, &username).await
+            flows.complete(at, auth, &username).await
         }
         Ok(Err(why)) => fail(why, StatusCode::UNAUTHORIZED),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
@@ -106,20 +113,16 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 
 /// The identity and the sponsorship whose code this is. The outer error is an outage; the inner
 /// one a refused login (its reason for the audit line only).
-async fn verify(
-    state: &AppState,
-    username: &str,
-    code: &str,
-) -> Result<Result<(String, String), &'static str>, String> {
+async fn verify(ports: &Ports, username: &str, code: &str) -> Result<Result<(String, String), &'static str>, String> {
     let hash = crate::sponsorship::grant::code_hash(code);
-    let Some(account) = state.ports.directory.account_by_username(username).await.map_err(|e| e.to_string())? else {
+    let Some(account) = ports.directory.account_by_username(username).await.map_err(|e| e.to_string())? else {
         return Ok(Err("unknown account"));
     };
     if account.disabled {
         return Ok(Err("account disabled"));
     }
     let grants =
-        state.ports.sponsorships.active_grants(&account.identity_id, crate::now()).await.map_err(|e| e.to_string())?;
+        ports.sponsorships.active_grants(&account.identity_id, crate::now()).await.map_err(|e| e.to_string())?;
     if grants.is_empty() {
         return Ok(Err("no temporary credential in force (none granted, expired or revoked)"));
     }

@@ -19,7 +19,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let tls = crate::tls::server_config(
         &state.config.server.tls_cert,
         &state.config.server.tls_key,
-        crate::card::client_ca_subjects(&state),
+        crate::tls::client_ca_subjects(&state.upstreams, &state.config.cards),
     )?;
     let listen = state.config.server.listen;
     let plain = state.config.server.plain_http_listen;
@@ -31,7 +31,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     }
     spawn_key_reloader(state.oidc.keys.clone());
     spawn_revocation_sweeper(state.clone());
-    crate::card::spawn_crl_refresher(&state);
+    crate::login::cps::crl::spawn_refresher(&state.upstreams);
     spawn_policy_reloader(state.config.policy.reload_poll_secs, state.policy.reload.clone(), state.audit.clone());
     // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
     crate::health::spawn(Part::of(&state), Part::of(&state));

@@ -8,6 +8,9 @@
 //!   is refused, even a CPS whose idNat still names someone; but a card bound through the admin
 //!   API, pending its first presentation, is handed over by it ([`presented_first`]);
 //! - a non-nominative CPE names no person and never opens a personal session.
+pub mod crl;
+pub mod validate;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -17,10 +20,13 @@ use vigie_core::directory::DirectoryError;
 use vigie_core::{Authentication, Factor, Mie};
 use vigie_igc_sante::CardKind;
 
-use super::{LoginFlow, bound_flow, pages};
-use crate::card::{self, PresentedCard};
-use crate::http::Caller;
-use crate::state::{AppState, State};
+use super::config::CardsConfig;
+use super::form::{Flows, LoginAttempt};
+use super::pages;
+use crate::config::Config;
+use crate::state::{Audit, Part, Ports, Upstreams};
+use crate::tls::ClientCertChain;
+use validate::{CardCheck, PresentedCard, presented};
 
 #[derive(Deserialize)]
 pub struct Query {
@@ -38,17 +44,32 @@ fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -
     Refusal { status, code, message: message.into() }
 }
 
-pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
-    let flow_id = q.flow.clone().unwrap_or_default();
-    let flow = match bound_flow(&req, &state, &flow_id).await {
+/// What binding a card to its agent reads and writes: the card registry and the directory, the
+/// `[cards]` settings, the audit trail.
+#[derive(Clone, Copy)]
+struct Registry<'a> {
+    ports: &'a Ports,
+    cards: &'a CardsConfig,
+    audit: &'a Audit,
+}
+
+pub async fn login(
+    req: HttpRequest,
+    flows: Flows,
+    chain: ClientCertChain,
+    (ports, config, audit, upstreams): (Part<Ports>, Part<Config>, Part<Audit>, Part<Upstreams>),
+    q: web::Query<Query>,
+) -> HttpResponse {
+    let caller = flows.caller(&req);
+    let (flow_id, flow) = match flows.entered(&req, q.flow.as_deref()).await {
         Ok(f) => f,
         Err(page) => return page,
     };
-    if !state.config.cards.enabled {
+    let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
+    if !config.cards.enabled {
         return pages::error_page(&req, StatusCode::NOT_FOUND, "card login is not enabled on this gateway");
     }
-    let card = match card::presented(&req, &state).await {
+    let card = match presented(CardCheck::new(&upstreams, &config.cards, &audit), &chain, &caller).await {
         Ok(Some(card)) => card,
         Ok(None) => {
             let r = refused(
@@ -58,16 +79,17 @@ pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> Http
                  logiciel de la carte (Cryptolib CPS) est installé, puis réessayez. / No card was presented: insert \
                  your card and try again.",
             );
-            return refuse(&req, &state, &caller, &flow, &flow_id, None, r);
+            return refuse(&flows, at, None, r);
         }
         Err(problem) => {
             let r = Refusal { status: StatusCode::FORBIDDEN, code: problem.code, message: problem.message };
-            return refuse(&req, &state, &caller, &flow, &flow_id, None, r);
+            return refuse(&flows, at, None, r);
         }
     };
-    let identity = match identity_of(&state, &card).await {
+    let registry = Registry { ports: &ports, cards: &config.cards, audit: &audit };
+    let identity = match identity_of(registry, &card).await {
         // A disabled account logs in with no MIE, its cards included.
-        Ok(id) => match state.ports.fido2.account_disabled(&id).await {
+        Ok(id) => match ports.fido2.account_disabled(&id).await {
             Ok(false) => Ok(id),
             Ok(true) => Err(refused(
                 StatusCode::FORBIDDEN,
@@ -89,23 +111,23 @@ pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> Http
             // transcript of this origin's connection).
             let auth = Authentication::new(identity_id, mie, vec![Factor::Sc, Factor::Pin], crate::now())
                 .with_credential(card.fingerprint.clone());
-            super::complete(&state, &req, &caller, &flow_id, flow, auth, &card.identity.subject.cn).await
+            flows.complete(at, auth, &card.identity.subject.cn).await
         }
-        Err(r) => refuse(&req, &state, &caller, &flow, &flow_id, Some(&card), r),
+        Err(r) => refuse(&flows, at, Some(&card), r),
     }
 }
 
 /// The agent a validated card logs in as.
-async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, Refusal> {
+async fn identity_of(reg: Registry<'_>, card: &PresentedCard) -> Result<String, Refusal> {
     let id = &card.identity;
-    let registered = state
+    let registered = reg
         .ports
         .cards
         .card_by_certificate(&id.issuer_dn, &id.serial_hex)
         .await
         .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
     if let Some(record) = registered {
-        let record = if record.pending_presentation() { presented_first(state, card, record).await? } else { record };
+        let record = if record.pending_presentation() { presented_first(reg, card, record).await? } else { record };
         if !record.status.allows_login() {
             return Err(refused(
                 StatusCode::FORBIDDEN,
@@ -126,7 +148,7 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
             let Some(idnat) = &id.subject.idnat else {
                 return Err(refused(StatusCode::FORBIDDEN, "no_idnat", "this CPS names no national identifier"));
             };
-            let identity = state
+            let identity = reg
                 .ports
                 .directory
                 .identity_by_idnat(idnat)
@@ -134,7 +156,7 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
                 .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
             let identity = identity.map(|i| i.id);
             if let Some(id) = &identity {
-                register_seen_cps(state, id, card).await;
+                register_seen_cps(reg, id, card).await;
             }
             identity.ok_or_else(|| {
                 refused(
@@ -168,11 +190,11 @@ async fn identity_of(state: &AppState, card: &PresentedCard) -> Result<String, R
 /// carries the agent's idNat; the names on the card are the agent's: an override needs the card
 /// in HR's reader), and the binding must not be older than `cards.pending_presentation_secs`.
 /// Audited (`card_bound`, "presented").
-async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -> Result<Card, Refusal> {
+async fn presented_first(reg: Registry<'_>, card: &PresentedCard, record: Card) -> Result<Card, Refusal> {
     let unavailable =
         |e: DirectoryError| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string());
     let bound_at = record.bound_at.as_deref().and_then(crate::parse_rfc3339).unwrap_or(0);
-    let window = i64::try_from(state.config.cards.pending_presentation_secs).unwrap_or(i64::MAX);
+    let window = i64::try_from(reg.cards.pending_presentation_secs).unwrap_or(i64::MAX);
     if crate::now().saturating_sub(bound_at) > window {
         return Err(refused(
             StatusCode::FORBIDDEN,
@@ -182,7 +204,7 @@ async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -
              being used: HR must bind it again.",
         ));
     }
-    let agent = state.ports.directory.identity(&record.identity_id).await.map_err(unavailable)?;
+    let agent = reg.ports.directory.identity(&record.identity_id).await.map_err(unavailable)?;
     let coherent = agent.is_some_and(|agent| {
         matches!(
             crate::admin::actions::coherence(&record.kind, &card.identity.subject, &agent),
@@ -198,9 +220,9 @@ async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -
         ));
     }
     let by = "vigie (first presentation of the card by its holder)";
-    let record = state.ports.cards.confirm_presented(&record.id, by).await.map_err(unavailable)?;
+    let record = reg.ports.cards.confirm_presented(&record.id, by).await.map_err(unavailable)?;
     if record.status.allows_login() {
-        state.audit(AuditEvent {
+        reg.audit.record(AuditEvent {
             kind: Some(AuditKind::CardBound),
             outcome: Some(Outcome::Success),
             subject: Some(record.identity_id.clone()),
@@ -217,16 +239,16 @@ async fn presented_first(state: &AppState, card: &PresentedCard, record: Card) -
 /// certificate, so that HR sees it among the agent's cards and can declare it lost or stolen
 /// (which refuses that certificate from then on and ends its sessions), without having to hold
 /// the card. Best effort: a failure here is logged and does not stop the login.
-async fn register_seen_cps(state: &AppState, identity_id: &str, card: &PresentedCard) {
+async fn register_seen_cps(reg: Registry<'_>, identity_id: &str, card: &PresentedCard) {
     use vigie_core::cards::CardStatus;
     let id = &card.identity;
     let by = "vigie (first login with this CPS, bound by its idNat)";
     let registered = async {
-        let record = state.ports.cards.create_card(identity_id, "cps", CardStatus::Received, by, None).await?;
-        state.ports.cards.bind(&record.id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, by, None).await
+        let record = reg.ports.cards.create_card(identity_id, "cps", CardStatus::Received, by, None).await?;
+        reg.ports.cards.bind(&record.id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, by, None).await
     };
     match registered.await {
-        Ok(record) => state.audit(vigie_core::audit::AuditEvent {
+        Ok(record) => reg.audit.record(vigie_core::audit::AuditEvent {
             kind: Some(vigie_core::audit::AuditKind::CardBound),
             outcome: Some(Outcome::Success),
             subject: Some(identity_id.to_owned()),
@@ -254,22 +276,13 @@ fn status_fr(status: vigie_core::cards::CardStatus) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn refuse(
-    req: &HttpRequest,
-    state: &AppState,
-    caller: &Caller,
-    flow: &LoginFlow,
-    flow_id: &str,
-    card: Option<&PresentedCard>,
-    r: Refusal,
-) -> HttpResponse {
+fn refuse(flows: &Flows, at: LoginAttempt<'_>, card: Option<&PresentedCard>, r: Refusal) -> HttpResponse {
     let mie = match card.map(|c| c.identity.subject.kind) {
         Some(CardKind::CpeNominative | CardKind::CpeNonNominative) => Mie::Cpe,
         _ => Mie::Cps,
     };
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => r.code).increment(1);
     let who = card.map(|c| c.fingerprint.as_str()).unwrap_or("-");
-    super::audit_login(state, caller, mie, who, None, flow, Outcome::Failure, Some(r.code));
-    pages::card_refused(req, r.status, &r.message, flow_id)
+    flows.refused(at.caller, at.flow, mie, who, Some(r.code));
+    pages::card_refused(at.req, r.status, &r.message, at.flow_id)
 }
