@@ -125,7 +125,7 @@ fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Bo
         scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
         scope: scope.as_str().to_owned(),
     };
-    let decision = crate::policy::decide_token(state, &caller, &principal);
+    let decision = crate::policy::decide_token(&state.policy, &caller, &principal);
     if !decision.allowed {
         let why = format!("administration refused by policy [{}]", crate::policy::deciding(&decision));
         refused(req, state, Some(&actor), role, &why);
@@ -231,7 +231,8 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
     // a role is not enough, the person must have proved who they are strongly and recently.
     let caller = Caller::of(req, state);
     let decision = crate::policy::decide_system(
-        state,
+        &state.policy,
+        &state.ports,
         &caller,
         vigie_core::policy::Action::Administer,
         &session.authentication,

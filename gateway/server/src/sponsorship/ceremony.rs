@@ -172,7 +172,8 @@ async fn refusal(
     let done =
         state.ports.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
     let done = u32::try_from(done).unwrap_or(u32::MAX);
-    let (decision, over_the_day) = crate::policy::decide_sponsor(state, caller, auth, colleague, done).await;
+    let (decision, over_the_day) =
+        crate::policy::decide_sponsor(&state.policy, &state.ports, caller, auth, colleague, done).await;
     let by = if decision.policies.is_empty() { "default-deny".into() } else { decision.policies.join(",") };
     if over_the_day {
         return Ok(Some((

@@ -94,7 +94,8 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, Sto
     let allowed = strong(&s.authentication)
         && recent
         && crate::policy::decide_system(
-            state,
+            &state.policy,
+            &state.ports,
             &Caller::of(req, state),
             vigie_core::policy::Action::EnrolMie,
             &s.authentication,
