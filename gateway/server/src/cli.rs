@@ -422,7 +422,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     crate::demo::grant_roles(state.ports.directory.as_ref(), state.ports.roles.as_ref()).await?;
                     crate::demo::bind_demo_cpe(&data_dir, state.ports.directory.as_ref(), state.ports.cards.as_ref())
                         .await?;
-                    crate::sponsorship::demo::seed_demo(&state, &d).await?;
+                    crate::sponsorship::demo::seed_demo(&state.ports, &d).await?;
                     Some(d)
                 } else {
                     None
