@@ -82,7 +82,7 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
 
 /// The subject and body, French first (the establishment's language), then English.
 fn texts(state: &AppState, person: &Identity, added: &Added, at: i64) -> (String, String) {
-    let (day, hour) = crate::sponsorship::local(state, at);
+    let (day, hour) = crate::sponsorship::local(&state.config, at);
     let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(state);
     let who = format!("{} {}", person.given_name, person.family_name);
     match added {

@@ -91,8 +91,12 @@ pub struct PolicyGate {
     pub principals: TtlCache<vigie_core::policy::Principal>,
     /// Identities read for tokens and userinfo, reused for `directory.identity_cache_secs`.
     pub identities: IdentityCache,
-    /// `policy.zones`, parsed.
-    pub zones: Vec<(String, Vec<crate::policy::Cidr>)>,
+    /// How long a principal is reused (`directory.identity_cache_secs`, as identities).
+    pub principal_ttl: Duration,
+    /// What a decision's context is read from: `[policy]` (zones parsed) and degraded mode.
+    pub context: crate::policy::ContextSource,
+    /// Where decisions are audited.
+    pub audit: Audit,
 }
 
 /// The outside systems the gateway calls, and their health.

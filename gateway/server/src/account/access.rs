@@ -63,9 +63,16 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
 /// Asks the policy engine whether this session may enrol a new MIE; audited.
 async fn enrol_allowed(state: &AppState, req: &HttpRequest, auth: &vigie_core::Authentication) -> bool {
     let caller = crate::http::Caller::of(req, state);
-    crate::policy::decide_system(state, &caller, vigie_core::policy::Action::EnrolMie, auth, "system:enrol_mie")
-        .await
-        .allowed
+    crate::policy::decide_system(
+        &state.policy,
+        &state.ports,
+        &caller,
+        vigie_core::policy::Action::EnrolMie,
+        auth,
+        "system:enrol_mie",
+    )
+    .await
+    .allowed
 }
 
 /// The holder allowed to add a key, after the form's CSRF check.

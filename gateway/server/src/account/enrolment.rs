@@ -9,11 +9,12 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
 use super::pages::texts;
-use super::{AccountError, audit};
+use super::{AccountError, KeyEvent, audit};
+use crate::config::Config;
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{self, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
-use crate::state::{AppState, State};
+use crate::state::{Audit, Part, Ports, State};
 
 /// The cookie naming an enrolment grant: a redeemed code lets this browser register keys for
 /// [`GRANT_SECS`], until the agent ends it or closes the browser (a session cookie): on a shared
@@ -78,20 +79,33 @@ pub(crate) fn new_code() -> String {
 /// without being signed in, for `webauthn.enrolment_code_ttl_secs`. Audited; the code itself is
 /// stored hashed and never logged. For HR's admin API (`actor`: `staff:<id>` or `token:<name>`).
 pub async fn issue_enrolment_code(
-    state: &AppState,
+    ports: &Ports,
+    config: &Config,
+    audit_trail: &Audit,
     caller: &Caller,
     identity_id: &str,
     actor: &str,
 ) -> Result<EnrolmentCode, AccountError> {
-    if state.ports.directory.identity(identity_id).await?.is_none() {
+    if ports.directory.identity(identity_id).await?.is_none() {
         return Err(AccountError::UnknownIdentity(identity_id.to_owned()));
     }
     let code = new_code();
-    let ttl = state.config.webauthn.enrolment_code_ttl_secs;
+    let ttl = config.webauthn.enrolment_code_ttl_secs;
     let record = CodeRecord { identity_id: identity_id.to_owned(), issued_by: actor.to_owned() };
-    state.ports.store.put_json(&code_key(&code), &record, Duration::from_secs(ttl)).await?;
-    audit(state, caller, AuditKind::EnrolmentCode, Outcome::Success, identity_id, Some(actor), None, Some("issued"));
-    Ok(EnrolmentCode { code, expires_at: crate::now() + ttl as i64, enrol_url: state.endpoint("/account/enrol") })
+    ports.store.put_json(&code_key(&code), &record, Duration::from_secs(ttl)).await?;
+    audit(
+        audit_trail,
+        caller,
+        KeyEvent {
+            kind: AuditKind::EnrolmentCode,
+            outcome: Outcome::Success,
+            identity_id,
+            actor: Some(actor),
+            key: None,
+            reason: Some("issued"),
+        },
+    );
+    Ok(EnrolmentCode { code, expires_at: crate::now() + ttl as i64, enrol_url: config.endpoint("/account/enrol") })
 }
 
 pub(super) fn grant_key(cookie: &str) -> String {
@@ -181,14 +195,16 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(
-        &state,
+        &state.audit,
         &caller,
-        AuditKind::EnrolmentCode,
-        Outcome::Success,
-        &record.identity_id,
-        Some(&format!("code issued by {}", record.issued_by)),
-        None,
-        Some("redeemed: key registration open for 10 minutes"),
+        KeyEvent {
+            kind: AuditKind::EnrolmentCode,
+            outcome: Outcome::Success,
+            identity_id: &record.identity_id,
+            actor: Some(&format!("code issued by {}", record.issued_by)),
+            key: None,
+            reason: Some("redeemed: key registration open for 10 minutes"),
+        },
     );
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/account/keys"))
@@ -197,7 +213,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
 }
 
 /// `POST /account/enrol/done` (`csrf`): ends this browser's enrolment grant.
-pub async fn end_enrolment(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn end_enrolment(req: HttpRequest, ports: Part<Ports>, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
     let t = texts(l);
     let p = parse_params(&body).unwrap_or_default();
@@ -208,7 +224,7 @@ pub async fn end_enrolment(req: HttpRequest, state: State, body: web::Bytes) -> 
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), csrf.as_bytes())) {
         return pages::error_page(&req, StatusCode::FORBIDDEN, t.forbidden);
     }
-    if let Err(e) = state.ports.store.delete(&grant_key(&cookie)).await {
+    if let Err(e) = ports.store.delete(&grant_key(&cookie)).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut resp =

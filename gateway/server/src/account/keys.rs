@@ -17,7 +17,7 @@ use webauthn_rs::prelude::{
 
 use super::access::{Access, Holder, access, enroller};
 use super::pages::texts;
-use super::{AccountError, audit};
+use super::{AccountError, KeyEvent, audit};
 use crate::http::{Caller, Params, parse_params, problem};
 use crate::login::fido2::{auth_data, b64url};
 use crate::login::pages::{self, Lang};
@@ -49,14 +49,16 @@ pub async fn revoke_key(
     let ended = session::end_access(state, caller, &target).await?;
     state.ports.revocations.revocation_done(&note).await?;
     audit(
-        state,
+        &state.audit,
         caller,
-        AuditKind::KeyRevoked,
-        Outcome::Success,
-        identity_id,
-        Some(actor),
-        Some(credential_id),
-        Some(&format!("{ended} session(s) ended")),
+        KeyEvent {
+            kind: AuditKind::KeyRevoked,
+            outcome: Outcome::Success,
+            identity_id,
+            actor: Some(actor),
+            key: Some(credential_id),
+            reason: Some(&format!("{ended} session(s) ended")),
+        },
     );
     Ok(true)
 }
@@ -180,14 +182,16 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     };
     let refuse = |status: StatusCode, text: &str, reason: &str| {
         audit(
-            &state,
+            &state.audit,
             &caller,
-            AuditKind::KeyRegistered,
-            Outcome::Failure,
-            &holder.identity_id,
-            Some(&holder.via),
-            None,
-            Some(reason),
+            KeyEvent {
+                kind: AuditKind::KeyRegistered,
+                outcome: Outcome::Failure,
+                identity_id: &holder.identity_id,
+                actor: Some(&holder.via),
+                key: None,
+                reason: Some(reason),
+            },
         );
         pages::error_page(&req, status, text)
     };
@@ -279,18 +283,20 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     audit(
-        &state,
+        &state.audit,
         &caller,
-        AuditKind::KeyRegistered,
-        Outcome::Success,
-        &pending.identity_id,
-        Some(&holder.via),
-        Some(&id),
-        Some(&if stored.attested {
-            format!("AAGUID {}, attestation verified", stored.aaguid)
-        } else {
-            "no attestation (webauthn.attestation = \"none\"): not a hardware key".into()
-        }),
+        KeyEvent {
+            kind: AuditKind::KeyRegistered,
+            outcome: Outcome::Success,
+            identity_id: &pending.identity_id,
+            actor: Some(&holder.via),
+            key: Some(&id),
+            reason: Some(&if stored.attested {
+                format!("AAGUID {}, attestation verified", stored.aaguid)
+            } else {
+                "no attestation (webauthn.attestation = \"none\"): not a hardware key".into()
+            }),
+        },
     );
     // A new way into the account: its holder hears of it, whoever added it (issue 12).
     let added = crate::notices::Added::Key { name: stored.name.clone() };

@@ -12,7 +12,7 @@ use vigie_core::directory::DirectoryError;
 use vigie_core::store::StoreError;
 
 use crate::http::Caller;
-use crate::state::AppState;
+use crate::state::Audit;
 
 pub use enrolment::{EnrolmentCode, issue_enrolment_code};
 pub(crate) use enrolment::{new_code, normal_code};
@@ -32,29 +32,29 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
-/// The audit line of a key or enrolment-code event: method `fido2`, the key as `fido2:<id>`.
-#[allow(clippy::too_many_arguments)]
-fn audit(
-    state: &AppState,
-    caller: &Caller,
+/// A key or enrolment-code event: what happened to whose account, by whom, to which key.
+struct KeyEvent<'a> {
     kind: AuditKind,
     outcome: Outcome,
-    identity_id: &str,
-    actor: Option<&str>,
-    object: Option<&str>,
-    reason: Option<&str>,
-) {
-    state.audit(AuditEvent {
-        kind: Some(kind),
-        outcome: Some(outcome),
-        subject: Some(identity_id.to_owned()),
+    identity_id: &'a str,
+    actor: Option<&'a str>,
+    key: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+/// The audit line of a key or enrolment-code event: method `fido2`, the key as `fido2:<id>`.
+fn audit(audit: &Audit, caller: &Caller, e: KeyEvent<'_>) {
+    audit.record(AuditEvent {
+        kind: Some(e.kind),
+        outcome: Some(e.outcome),
+        subject: Some(e.identity_id.to_owned()),
         method: Some("fido2".into()),
         ip: Some(caller.ip.clone()),
         user_agent: caller.user_agent.clone(),
         request_id: Some(caller.request_id.clone()),
-        reason: reason.map(str::to_owned),
-        actor: actor.map(str::to_owned),
-        object: object.map(|o| format!("fido2:{o}")),
+        reason: e.reason.map(str::to_owned),
+        actor: e.actor.map(str::to_owned),
+        object: e.key.map(|o| format!("fido2:{o}")),
         ..Default::default()
     });
 }

@@ -7,9 +7,10 @@ use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
+use crate::config::CardsConfig;
 use crate::http::Caller;
 use crate::login::cps::validate::PresentedCard;
-use crate::state::{AppState, Ports};
+use crate::state::{AppState, Audit, Ports};
 
 /// Why an admin action did not happen.
 #[derive(Debug)]
@@ -56,8 +57,25 @@ impl std::fmt::Display for ActionError {
     }
 }
 
-fn audit(state: &AppState, actor: &str, caller: &Caller, kind: AuditKind, card: &Card, reason: Option<String>) {
-    state.audit(AuditEvent {
+/// An administrator at work on cards: the ports and the audit trail they act through, the cards'
+/// configuration, who they are and where they call from.
+pub struct Office<'a> {
+    pub ports: &'a Ports,
+    pub audit: &'a Audit,
+    pub cards: &'a CardsConfig,
+    pub admin: &'a Admin,
+    pub caller: &'a Caller,
+}
+
+impl<'a> Office<'a> {
+    /// The office of `admin`, for a handler that holds the whole state.
+    pub fn of(state: &'a AppState, admin: &'a Admin, caller: &'a Caller) -> Self {
+        Office { ports: &state.ports, audit: &state.audit, cards: &state.config.cards, admin, caller }
+    }
+}
+
+fn audit(audit: &Audit, actor: &str, caller: &Caller, kind: AuditKind, card: &Card, reason: Option<String>) {
+    audit.record(AuditEvent {
         kind: Some(kind),
         outcome: Some(Outcome::Success),
         subject: Some(card.identity_id.clone()),
@@ -90,17 +108,23 @@ pub async fn card(ports: &Ports, card_id: &str) -> Result<Card, ActionError> {
 
 /// Records a card for an agent.
 pub async fn create(
-    state: &AppState,
-    admin: &Admin,
-    caller: &Caller,
+    office: &Office<'_>,
     identity_id: &str,
     kind: &str,
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<Card, ActionError> {
-    agent(&state.ports, identity_id).await?;
-    let card = state.ports.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
-    audit(state, &admin.actor, caller, AuditKind::CardCreated, &card, Some(format!("status {}", status.as_str())));
+    let (admin, caller) = (office.admin, office.caller);
+    agent(office.ports, identity_id).await?;
+    let card = office.ports.cards.create_card(identity_id, kind, status, &admin.actor, comment).await?;
+    audit(
+        office.audit,
+        &admin.actor,
+        caller,
+        AuditKind::CardCreated,
+        &card,
+        Some(format!("status {}", status.as_str())),
+    );
     Ok(card)
 }
 
@@ -160,7 +184,7 @@ pub async fn change_status_by(
         card.status.as_str(),
         comment.map(|c| format!(": {}", c.chars().take(200).collect::<String>())).unwrap_or_default()
     );
-    audit(state, actor, caller, AuditKind::CardStatusChanged, &card, Some(reason));
+    audit(&state.audit, actor, caller, AuditKind::CardStatusChanged, &card, Some(reason));
     Ok((card, ended))
 }
 
@@ -245,16 +269,15 @@ pub const MAX_REASON_CHARS: usize = 500;
 /// and the card's history keep, and only with the card in the reader. A certificate sent
 /// without the card binds pending its holder's first presentation.
 pub async fn bind(
-    state: &AppState,
-    admin: &Admin,
-    caller: &Caller,
+    office: &Office<'_>,
     card_id: &str,
     presented: &PresentedCard,
     override_reason: Option<&str>,
     presence: Presence,
 ) -> Result<Card, ActionError> {
-    let record = card(&state.ports, card_id).await?;
-    let agent = agent(&state.ports, &record.identity_id).await?;
+    let (ports, admin, caller) = (office.ports, office.admin, office.caller);
+    let record = card(ports, card_id).await?;
+    let agent = agent(ports, &record.identity_id).await?;
     let reason = override_reason.map(str::trim).filter(|r| !r.is_empty());
     if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
         return Err(ActionError::Refused(format!("the override reason is longer than {MAX_REASON_CHARS} characters")));
@@ -270,20 +293,12 @@ pub async fn bind(
     };
     let (issuer, serial, cn, by) = (&id.issuer_dn, &id.serial_hex, &id.subject.cn, &admin.actor);
     let bound = match (checked, presence) {
-        (Ok(used), Presence::InReader) => state
-            .ports
-            .cards
-            .bind(card_id, issuer, serial, cn, by, used)
-            .await
-            .map(|card| (card, used))
-            .map_err(Into::into),
-        (Ok(_), Presence::CertificateOnly) => state
-            .ports
-            .cards
-            .bind_pending(card_id, issuer, serial, cn, by)
-            .await
-            .map(|card| (card, None))
-            .map_err(Into::into),
+        (Ok(used), Presence::InReader) => {
+            ports.cards.bind(card_id, issuer, serial, cn, by, used).await.map(|card| (card, used)).map_err(Into::into)
+        }
+        (Ok(_), Presence::CertificateOnly) => {
+            ports.cards.bind_pending(card_id, issuer, serial, cn, by).await.map(|card| (card, None)).map_err(Into::into)
+        }
         (Err(e), _) => Err(e),
     };
     let (card, used_reason) = match bound {
@@ -291,7 +306,7 @@ pub async fn bind(
         Err(e) => {
             // A card refused at binding (someone else's, names differing, already bound) is a
             // security event too.
-            state.audit(AuditEvent {
+            office.audit.record(AuditEvent {
                 kind: Some(AuditKind::Refused),
                 outcome: Some(Outcome::Failure),
                 subject: Some(record.identity_id.clone()),
@@ -321,10 +336,10 @@ pub async fn bind(
         Presence::InReader => audit_reason,
         Presence::CertificateOnly => format!(
             "{audit_reason}; pending presentation: logs in once its holder presents it (within {} s)",
-            state.config.cards.pending_presentation_secs
+            office.cards.pending_presentation_secs
         ),
     };
-    audit(state, &admin.actor, caller, AuditKind::CardBound, &card, Some(audit_reason));
+    audit(office.audit, &admin.actor, caller, AuditKind::CardBound, &card, Some(audit_reason));
     Ok(card)
 }
 

@@ -239,7 +239,8 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         .and_then(|()| new.status.as_deref().map(parse_status).transpose());
     let status = try_or!(checked.map_err(|m| bad_request(&m))).unwrap_or(CardStatus::Requested);
     let caller = Caller::of(&req, &state);
-    match actions::create(&state, &admin, &caller, &new.identity_id, &new.kind, status, new.comment.as_deref()).await {
+    let office = actions::Office::of(&state, &admin, &caller);
+    match actions::create(&office, &new.identity_id, &new.kind, status, new.comment.as_deref()).await {
         Ok(card) => HttpResponse::Created().json(CardView::of(&card)),
         Err(e) => error(e),
     }
@@ -311,7 +312,8 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
     };
     let caller = Caller::of(&req, &state);
     let reason = b.override_reason.as_deref();
-    match actions::bind(&state, &admin, &caller, &id, &presented, reason, actions::Presence::CertificateOnly).await {
+    let office = actions::Office::of(&state, &admin, &caller);
+    match actions::bind(&office, &id, &presented, reason, actions::Presence::CertificateOnly).await {
         Ok(card) => {
             crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
             HttpResponse::Ok().json(CardView::of(&card))

@@ -13,10 +13,11 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::TokenPrincipal;
 use vigie_core::roles::{Role, Scope};
 
+use crate::config::AdminConfig;
 use crate::http::{Caller, problem};
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
-use crate::session;
-use crate::state::AppState;
+use crate::session::{self, Session};
+use crate::state::{AppState, Audit, PolicyGate, Ports};
 
 /// An authenticated administrator holding the role asked for.
 #[derive(Clone)]
@@ -59,21 +60,39 @@ impl Admin {
 /// The person signed in on an admin page if they hold `role` and the policy on administration
 /// allows them, or the page refusing them (audited).
 pub async fn require_staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
-    staff(req, state, role).await
+    let session = session::current(state, req).await;
+    staff(req, &Gate::of(req, state), session, role).await
+}
+
+/// What the admin gate reads: the admin tokens, the roles, the policy on administration, the
+/// audit trail, and the caller it lets in or refuses.
+struct Gate<'a> {
+    config: &'a AdminConfig,
+    ports: &'a Ports,
+    policy: &'a PolicyGate,
+    audit: &'a Audit,
+    caller: Caller,
+}
+
+impl<'a> Gate<'a> {
+    fn of(req: &HttpRequest, state: &'a AppState) -> Self {
+        let caller = Caller::of(req, state);
+        Gate { config: &state.config.admin, ports: &state.ports, policy: &state.policy, audit: &state.audit, caller }
+    }
 }
 
 /// The admin API token of this request if it holds `scope` (and its role) and the policy on
 /// administration allows it, or the refusal: 401 with `WWW-Authenticate` (RFC 6750 §3), or 403
 /// as RFC 9457 problem+json. Refusals are audited; so is every call let through.
 pub async fn require_token(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, HttpResponse> {
-    bearer(req, state, scope).map_err(|r| *r)
+    bearer(req, &Gate::of(req, state), scope).map_err(|r| *r)
 }
 
-fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Box<HttpResponse>> {
+fn bearer(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, Box<HttpResponse>> {
     let role = scope.role();
     let given = crate::http::bearer_token(req).filter(|t| t.len() <= 512);
     let Some(given) = given.as_deref() else {
-        refused(req, state, None, role, "no admin API token");
+        refused(req, gate, None, role, "no admin API token");
         return Err(Box::new(unauthorized(
             "invalid_request",
             "an admin API token is required: send `Authorization: Bearer <token>` (see `vigie admin new-token` \
@@ -82,13 +101,13 @@ fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Bo
     };
     // Every configured hash is checked, whichever matches: the time taken does not tell which.
     let mut matched = None;
-    for t in &state.config.admin.tokens {
+    for t in &gate.config.tokens {
         if SecretHash::parse(&t.token_hash).is_some_and(|h| h.verify(given)) {
             matched = Some(t);
         }
     }
     let Some(token) = matched else {
-        refused(req, state, None, role, "unknown admin API token");
+        refused(req, gate, None, role, "unknown admin API token");
         return Err(Box::new(unauthorized(
             "invalid_token",
             "this admin API token is not configured in `[admin] tokens`",
@@ -97,14 +116,14 @@ fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Bo
     let actor = format!("token:{}", token.name);
     // RFC 6750 §3.1: an expired token is `invalid_token`.
     if token.expires_at().is_some_and(|end| crate::now() >= end) {
-        refused(req, state, Some(&actor), role, "admin API token expired");
+        refused(req, gate, Some(&actor), role, "admin API token expired");
         return Err(Box::new(unauthorized(
             "invalid_token",
             &format!("the admin API token {:?} has expired: make a new one (`vigie admin new-token`)", token.name),
         )));
     }
     if !token.roles.iter().any(|r| r == role.as_str()) {
-        refused(req, state, Some(&actor), role, "token without the role");
+        refused(req, gate, Some(&actor), role, "token without the role");
         return Err(Box::new(problem(
             StatusCode::FORBIDDEN,
             "Role missing",
@@ -113,22 +132,22 @@ fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Bo
     }
     let scopes = token.scopes();
     if !scopes.contains(&scope) {
-        refused(req, state, Some(&actor), role, &format!("token without the scope {scope}"));
+        refused(req, gate, Some(&actor), role, &format!("token without the scope {scope}"));
         return Err(Box::new(insufficient_scope(&token.name, scope)));
     }
     // The policy on administration decides for a token as for a person (`administer`, the token
     // as principal with its roles and scopes); the decision is audited there.
-    let caller = Caller::of(req, state);
+    let caller = &gate.caller;
     let principal = TokenPrincipal {
         name: token.name.clone(),
         roles: token.roles.clone(),
         scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
         scope: scope.as_str().to_owned(),
     };
-    let decision = crate::policy::decide_token(state, &caller, &principal);
+    let decision = crate::policy::decide_token(gate.policy, caller, &principal);
     if !decision.allowed {
         let why = format!("administration refused by policy [{}]", crate::policy::deciding(&decision));
-        refused(req, state, Some(&actor), role, &why);
+        refused(req, gate, Some(&actor), role, &why);
         return Err(Box::new(problem(
             StatusCode::FORBIDDEN,
             "Refused by policy",
@@ -137,15 +156,15 @@ fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Bo
         )));
     }
     // Every use of a static token is audited: who, what, on which target (the path names it).
-    state.audit(AuditEvent {
+    gate.audit.record(AuditEvent {
         kind: Some(AuditKind::AdminApi),
         outcome: Some(Outcome::Success),
         actor: Some(actor.clone()),
         object: Some(format!("{} {}", req.method(), req.path().chars().take(200).collect::<String>())),
         reason: Some(format!("role {role}, scope {scope}")),
-        ip: Some(caller.ip),
-        user_agent: caller.user_agent,
-        request_id: Some(caller.request_id),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });
     Ok(Admin { actor, identity_id: None, session_cookie: None })
@@ -208,8 +227,13 @@ fn unauthorized(error: &str, detail: &str) -> HttpResponse {
     r
 }
 
-async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
-    let session = match session::current(state, req).await {
+async fn staff(
+    req: &HttpRequest,
+    gate: &Gate<'_>,
+    session: Result<Option<Session>, vigie_core::store::StoreError>,
+    role: Role,
+) -> Result<Admin, HttpResponse> {
+    let session = match session {
         Ok(s) => s,
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };
@@ -219,20 +243,20 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
     };
     let identity_id = session.authentication.identity_id.clone();
     let actor = format!("staff:{identity_id}");
-    let holds = match state.ports.roles.roles_of(&identity_id).await {
+    let holds = match gate.ports.roles.roles_of(&identity_id).await {
         Ok(roles) => roles.contains(&role),
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };
     if !holds {
-        refused(req, state, Some(&actor), role, "signed-in person without the role");
+        refused(req, gate, Some(&actor), role, "signed-in person without the role");
         return Err(super::page::role_missing(req, role));
     }
     // The policy on administration (default: a phishing-resistant MIE, at most 15 minutes old):
     // a role is not enough, the person must have proved who they are strongly and recently.
-    let caller = Caller::of(req, state);
     let decision = crate::policy::decide_system(
-        state,
-        &caller,
+        gate.policy,
+        gate.ports,
+        &gate.caller,
         vigie_core::policy::Action::Administer,
         &session.authentication,
         "vigie-admin",
@@ -240,23 +264,23 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
     .await;
     if !decision.allowed {
         let why = format!("administration refused by policy [{}]", decision.policies.join(", "));
-        refused(req, state, Some(&actor), role, &why);
+        refused(req, gate, Some(&actor), role, &why);
         return Err(super::page::strong_login_needed(req));
     }
     Ok(Admin { actor, identity_id: Some(identity_id), session_cookie: Some(cookie) })
 }
 
-fn refused(req: &HttpRequest, state: &AppState, actor: Option<&str>, role: Role, reason: &str) {
-    let caller = Caller::of(req, state);
-    state.audit(AuditEvent {
+fn refused(req: &HttpRequest, gate: &Gate<'_>, actor: Option<&str>, role: Role, reason: &str) {
+    let caller = &gate.caller;
+    gate.audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),
         actor: actor.map(str::to_owned),
         object: Some(format!("role:{role} {}", req.path().chars().take(200).collect::<String>())),
         reason: Some(reason.into()),
-        ip: Some(caller.ip),
-        user_agent: caller.user_agent,
-        request_id: Some(caller.request_id),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });
 }

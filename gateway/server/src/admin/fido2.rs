@@ -63,7 +63,7 @@ pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
     };
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
     let caller = Caller::of(&req, &state);
-    match issue_enrolment_code(&state, &caller, &id, &admin.actor).await {
+    match issue_enrolment_code(&state.ports, &state.config, &state.audit, &caller, &id, &admin.actor).await {
         Ok(code) => HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(code),
         Err(AccountError::UnknownIdentity(_)) => {
             problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"))

@@ -12,7 +12,7 @@ use super::actions::{self, ActionError, Coherence};
 use super::auth::{self, Admin};
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::{Lang, lang, tr};
-use crate::state::{AppState, State};
+use crate::state::{AppState, Ports, State};
 
 /// The built-in public client through which the admin page signs people in (its code is never
 /// redeemed: the SSO session the login leaves is what the page uses).
@@ -331,20 +331,20 @@ fn done_message(l: Lang, done: &str) -> Option<&'static str> {
 /// The agent's page: their cards, each with its history and forms.
 async fn agent_page(
     req: &HttpRequest,
-    state: &AppState,
+    ports: &Ports,
     admin: &Admin,
     agent_id: &str,
     notice: Option<(&str, bool)>,
     status: StatusCode,
 ) -> HttpResponse {
     let l = lang(req, None);
-    let agent = match state.ports.directory.identity(agent_id).await {
+    let agent = match ports.directory.identity(agent_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return message(req, StatusCode::NOT_FOUND, tr(l, "Agent inconnu.", "Unknown agent."), true),
         // The directory's error stays in the log (with the request id the page shows).
         Err(e) => return crate::login::pages::unavailable(req, &e),
     };
-    let cards = match state.ports.cards.cards_of(&agent.id).await {
+    let cards = match ports.cards.cards_of(&agent.id).await {
         Ok(c) => c,
         // The directory's error stays in the log (with the request id the page shows).
         Err(e) => return crate::login::pages::unavailable(req, &e),
@@ -352,7 +352,7 @@ async fn agent_page(
     let csrf = admin.csrf().unwrap_or_default();
     let mut sections = String::new();
     for card in &cards {
-        let events = state.ports.cards.events(&card.id).await.unwrap_or_default();
+        let events = ports.cards.events(&card.id).await.unwrap_or_default();
         sections.push_str(&card_section(l, &agent, card, &events, &csrf));
     }
     if cards.is_empty() {
@@ -386,7 +386,7 @@ pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let l = lang(&req, None);
     if let Some(agent) = params.get("agent") {
         let notice = params.get("done").and_then(|d| done_message(l, d)).map(|m| (m, false));
-        return agent_page(&req, &state, &admin, agent, notice, StatusCode::OK).await;
+        return agent_page(&req, &state.ports, &admin, agent, notice, StatusCode::OK).await;
     }
     let q = params.get("q").unwrap_or_default();
     let mut main = search_form(l, q);
@@ -452,11 +452,12 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     };
     let caller = Caller::of(&req, &state);
     let kind = p.get("kind").unwrap_or_default();
-    match actions::create(&state, &admin, &caller, &agent, kind, status, p.get("comment")).await {
+    let office = actions::Office::of(&state, &admin, &caller);
+    match actions::create(&office, &agent, kind, status, p.get("comment")).await {
         Ok(_) => back_to(&agent, "created"),
         Err(e) => {
             let text = e.to_string();
-            agent_page(&req, &state, &admin, &agent, Some((&text, true)), action_status(&e)).await
+            agent_page(&req, &state.ports, &admin, &agent, Some((&text, true)), action_status(&e)).await
         }
     }
 }
@@ -482,7 +483,7 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => {
             let agent = p.get("agent").unwrap_or_default();
             let text = e.to_string();
-            agent_page(&req, &state, &admin, agent, Some((&text, true)), action_status(&e)).await
+            agent_page(&req, &state.ports, &admin, agent, Some((&text, true)), action_status(&e)).await
         }
     }
 }
@@ -620,17 +621,8 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
     let caller = Caller::of(&req, &state);
-    match actions::bind(
-        &state,
-        &admin,
-        &caller,
-        card_id,
-        &presented,
-        p.get("override_reason"),
-        actions::Presence::InReader,
-    )
-    .await
-    {
+    let office = actions::Office::of(&state, &admin, &caller);
+    match actions::bind(&office, card_id, &presented, p.get("override_reason"), actions::Presence::InReader).await {
         Ok(card) => {
             crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
             back_to(&card.identity_id, "bound")

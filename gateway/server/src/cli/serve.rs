@@ -32,7 +32,7 @@ pub(super) fn run(
             let d = crate::demo::seed(&state.config, &data_dir, state.ports.directory.as_ref()).await?;
             crate::demo::grant_roles(state.ports.directory.as_ref(), state.ports.roles.as_ref()).await?;
             crate::demo::bind_demo_cpe(&data_dir, state.ports.directory.as_ref(), state.ports.cards.as_ref()).await?;
-            crate::sponsorship::demo::seed_demo(&state, &d).await?;
+            crate::sponsorship::demo::seed_demo(&state.ports, &d).await?;
             Some(d)
         } else {
             None

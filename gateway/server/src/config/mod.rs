@@ -4,7 +4,6 @@
 //! `crate::config::ClientConfig` and the like still name them); this file keeps the top.
 pub mod check;
 mod load;
-pub mod policy;
 pub mod server;
 pub mod session;
 pub mod store;
@@ -15,9 +14,9 @@ pub use crate::demo::config::DemoConfig;
 pub use crate::keys::KeysConfig;
 pub use crate::login::config::{AttestationMode, CardsConfig, LoginConfig, WebauthnConfig};
 pub use crate::oidc::config::{ClientAuthMethod, ClientConfig, FiTiersConfig, SigningAlg, TokenConfig};
+pub use crate::policy::config::PolicyConfig;
 pub use check::{AcrValuesMap, MIE_LABELS, acr_values_map_problems, check_redirect_uri, is_amr_token};
 pub use load::ConfigErrors;
-pub use policy::PolicyConfig;
 pub use server::ServerConfig;
 pub use session::SessionConfig;
 pub use store::{DirectoryConfig, StoreConfig, StoreKind};

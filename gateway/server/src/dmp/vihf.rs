@@ -64,7 +64,7 @@ pub async fn vihf_for(
     if auth.identity_id != claims.sub {
         return Err(Refusal::Token("the token's subject is not the session's".into()));
     }
-    let decision = crate::policy::decide_dmp(state, caller, auth, client_id).await;
+    let decision = crate::policy::decide_dmp(&state.policy, &state.ports, caller, auth, client_id).await;
     if !decision.allowed {
         let deciding =
             if decision.policies.is_empty() { "no policy permits it".to_owned() } else { decision.policies.join(", ") };

@@ -134,11 +134,11 @@ pub async fn complete(
     // Read now, not from the cache: someone who has just left or been suspended must not open a
     // new session on a status read before the change (the sweep that ends their sessions may
     // already have run).
-    let principal = match crate::policy::current_principal(state, &auth.identity_id).await {
+    let principal = match crate::policy::current_principal(&state.policy, &state.ports, &auth.identity_id).await {
         Ok(p) => p,
         Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
-    let decision = crate::policy::decide_login(state, caller, &principal, client, &auth, true);
+    let decision = crate::policy::decide_login(&state.policy, caller, &principal, client, &auth, true);
     if !decision.allowed {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "policy").increment(1);
         let reason = format!("refused by policy [{}]", decision.policies.join(", "));

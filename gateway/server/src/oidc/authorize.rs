@@ -330,11 +330,12 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     };
     if let Some(s) = current.filter(reusable) {
         // SSO, if the policy lets this session into this client; else the MIE that would do.
-        let principal = match crate::policy::principal_of(&state, &s.authentication.identity_id).await {
-            Ok(p) => p,
-            Err(e) => return temporarily_unavailable(&state, &request, &e),
-        };
-        let decision = crate::policy::decide_login(&state, &caller, &principal, client, &s.authentication, true);
+        let principal =
+            match crate::policy::principal_of(&state.policy, &state.ports, &s.authentication.identity_id).await {
+                Ok(p) => p,
+                Err(e) => return temporarily_unavailable(&state, &request, &e),
+            };
+        let decision = crate::policy::decide_login(&state.policy, &caller, &principal, client, &s.authentication, true);
         if decision.allowed {
             return finish(&state, request, &s, None).await;
         }
@@ -368,7 +369,7 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     let (offered, step_up) = match offered {
         Some(o) => o,
         None => {
-            let before = crate::policy::offered_before_login(&state, &caller, client);
+            let before = crate::policy::offered_before_login(&state.policy, &caller, client);
             if before.is_empty() {
                 return error_response(
                     &state,

@@ -10,6 +10,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
 use vigie_core::store::{Attempt, StoreError, StoreExt};
 
+use super::config::SponsorshipConfig;
 use super::grant::{Reason, grant};
 use super::mail::spawn_notices;
 use super::name;
@@ -18,7 +19,7 @@ use crate::http::{Caller, Params, esc, parse_params};
 use crate::login::pages::{self, Lang, html_page, tr};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Session};
-use crate::state::{AppState, State};
+use crate::state::{AppState, Audit, PolicyGate, Ports, State};
 
 /// A sponsorship between its start and the answers: in the store, named by a random token the
 /// page holds, bound to the sponsor's session.
@@ -55,26 +56,41 @@ pub(super) async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Op
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn audit(
-    state: &AppState,
-    caller: &Caller,
-    kind: AuditKind,
-    outcome: Outcome,
-    sponsor_id: &str,
-    colleague_id: Option<&str>,
-    reason: Option<Reason>,
-    why: &str,
-) {
-    state.audit(AuditEvent {
+/// What the ceremony works with: its configuration, the store and the directory, the policy
+/// gate, the audit trail.
+struct Desk<'a> {
+    cfg: &'a SponsorshipConfig,
+    ports: &'a Ports,
+    policy: &'a PolicyGate,
+    audit: &'a Audit,
+}
+
+impl<'a> Desk<'a> {
+    fn of(state: &'a AppState) -> Self {
+        Desk { cfg: &state.config.sponsorship, ports: &state.ports, policy: &state.policy, audit: &state.audit }
+    }
+}
+
+/// One sponsorship being asked for: who asks, for whom, why, and in which language they read.
+struct Sponsoring<'a> {
+    caller: &'a Caller,
+    sponsor: &'a Sponsor,
+    sponsor_id: &'a str,
+    colleague: &'a Identity,
+    reason: Reason,
+    l: Lang,
+}
+
+fn audit(desk: &Desk<'_>, case: &Sponsoring<'_>, kind: AuditKind, outcome: Outcome, why: &str) {
+    desk.audit.record(AuditEvent {
         kind: Some(kind),
         outcome: Some(outcome),
-        subject: colleague_id.map(str::to_owned),
-        actor: Some(format!("staff:{sponsor_id}")),
-        method: reason.map(|r| r.as_str().to_owned()),
-        ip: Some(caller.ip.clone()),
-        user_agent: caller.user_agent.clone(),
-        request_id: Some(caller.request_id.clone()),
+        subject: Some(case.colleague.id.clone()),
+        actor: Some(format!("staff:{}", case.sponsor_id)),
+        method: Some(case.reason.as_str().to_owned()),
+        ip: Some(case.caller.ip.clone()),
+        user_agent: case.caller.user_agent.clone(),
+        request_id: Some(case.caller.request_id.clone()),
         reason: Some(why.to_owned()),
         ..Default::default()
     });
@@ -127,52 +143,27 @@ fn draw(mut ids: Vec<String>, n: usize) -> Vec<String> {
 /// What stops a sponsorship before the questions; `Ok(None)` when nothing does.
 /// [`refusal`] answered: a refusal is audited (`sponsorship_refused`) and shown, an outage is a
 /// 503; `None` when the sponsorship may go on.
-#[allow(clippy::too_many_arguments)]
-async fn refused(
-    req: &HttpRequest,
-    state: &AppState,
-    caller: &Caller,
-    sponsor: &Sponsor,
-    sponsor_id: &str,
-    colleague: &Identity,
-    reason: Reason,
-    l: Lang,
-) -> Option<HttpResponse> {
-    match refusal(state, caller, sponsor, colleague, l).await {
+async fn refused(req: &HttpRequest, desk: &Desk<'_>, case: &Sponsoring<'_>) -> Option<HttpResponse> {
+    match refusal(desk, case).await {
         Ok(None) => None,
         Ok(Some((status, text, why))) => {
-            audit(
-                state,
-                caller,
-                AuditKind::SponsorshipRefused,
-                Outcome::Failure,
-                sponsor_id,
-                Some(&colleague.id),
-                Some(reason),
-                &why,
-            );
-            Some(message(l, status, "sponsorship-refused", text))
+            audit(desk, case, AuditKind::SponsorshipRefused, Outcome::Failure, &why);
+            Some(message(case.l, status, "sponsorship-refused", text))
         }
         Err(e) => Some(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e)),
     }
 }
 
-async fn refusal(
-    state: &AppState,
-    caller: &Caller,
-    sponsor: &Sponsor,
-    colleague: &Identity,
-    l: Lang,
-) -> Result<Option<(StatusCode, &'static str, String)>, String> {
-    let cfg = &state.config.sponsorship;
-    let auth = &sponsor.session.authentication;
+async fn refusal(desk: &Desk<'_>, case: &Sponsoring<'_>) -> Result<Option<(StatusCode, &'static str, String)>, String> {
+    let (cfg, ports, l, colleague) = (desk.cfg, desk.ports, case.l, case.colleague);
+    let auth = &case.sponsor.session.authentication;
     // The policy (`sponsor`): same unit, phishing-resistant MIE, personal account, not oneself,
     // and at most so many colleagues in 24 hours (`sponsor-at-most-3-a-day` by default).
     let since = crate::now() - 86_400;
-    let done =
-        state.ports.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
+    let done = ports.sponsorships.sponsorships_by_since(&auth.identity_id, since).await.map_err(|e| e.to_string())?;
     let done = u32::try_from(done).unwrap_or(u32::MAX);
-    let (decision, over_the_day) = crate::policy::decide_sponsor(state, caller, auth, colleague, done).await;
+    let (decision, over_the_day) =
+        crate::policy::decide_sponsor(desk.policy, ports, case.caller, auth, colleague, done).await;
     let by = if decision.policies.is_empty() { "default-deny".into() } else { decision.policies.join(",") };
     if over_the_day {
         return Ok(Some((
@@ -208,8 +199,8 @@ async fn refusal(
         )));
     }
     let (wrong_c, wrong_s) = (
-        state.ports.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
-        state.ports.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
+        ports.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
+        ports.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
     );
     if wrong_c >= cfg.max_wrong_per_colleague || wrong_s >= cfg.max_wrong_per_sponsor {
         return Ok(Some((
@@ -226,24 +217,21 @@ async fn refusal(
 }
 
 /// The questions the colleague enrolled that the configuration still asks.
-async fn enrolled(state: &AppState, colleague_id: &str) -> Result<Vec<(String, String)>, String> {
-    let cfg = &state.config.sponsorship;
-    let answers = state.ports.sponsorships.security_answers(colleague_id).await.map_err(|e| e.to_string())?;
+async fn enrolled(desk: &Desk<'_>, colleague_id: &str) -> Result<Vec<(String, String)>, String> {
+    let cfg = desk.cfg;
+    let answers = desk.ports.sponsorships.security_answers(colleague_id).await.map_err(|e| e.to_string())?;
     Ok(answers.into_iter().filter(|(q, _)| cfg.questions.iter().any(|c| &c.id == q)).collect())
 }
 
 /// Opens a ceremony and renders its questions.
-#[allow(clippy::too_many_arguments)]
 async fn ask(
-    state: &AppState,
-    l: Lang,
-    sponsor: &Sponsor,
-    colleague: &Identity,
-    reason: Reason,
+    desk: &Desk<'_>,
+    case: &Sponsoring<'_>,
     questions: Vec<String>,
     note: &str,
     status: StatusCode,
 ) -> Result<HttpResponse, StoreError> {
+    let (l, sponsor, colleague, reason) = (case.l, case.sponsor, case.colleague, case.reason);
     let token = crate::secrets::random_token(32);
     let ceremony = Ceremony {
         sponsor_id: sponsor.session.authentication.identity_id.clone(),
@@ -252,12 +240,11 @@ async fn ask(
         reason,
         questions: questions.clone(),
     };
-    let ttl = Duration::from_secs(state.config.sponsorship.ceremony_ttl_secs);
-    state.ports.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
+    let ttl = Duration::from_secs(desk.cfg.ceremony_ttl_secs);
+    desk.ports.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
     let mut fields = String::new();
     for (i, id) in questions.iter().enumerate() {
-        let text =
-            state.config.sponsorship.questions.iter().find(|q| &q.id == id).map(|q| q.text(l)).unwrap_or_default();
+        let text = desk.cfg.questions.iter().find(|q| &q.id == id).map(|q| q.text(l)).unwrap_or_default();
         fields.push_str(&format!(
             r#"<label for="a{i}">{text}</label>
 <input id="a{i}" name="a{i}" type="password" autocomplete="off" required maxlength="{max}">
@@ -315,26 +302,20 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "choose the colleague in the list"),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    if let Some(r) = refused(&req, &state, &caller, &sponsor, &sponsor_id, &colleague, reason, l).await {
+    let desk = Desk::of(&state);
+    let case =
+        Sponsoring { caller: &caller, sponsor: &sponsor, sponsor_id: &sponsor_id, colleague: &colleague, reason, l };
+    if let Some(r) = refused(&req, &desk, &case).await {
         return r;
     }
-    let answers = match enrolled(&state, &colleague.id).await {
+    let answers = match enrolled(&desk, &colleague.id).await {
         Ok(a) => a,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
     let asked = state.config.sponsorship.asked;
     if answers.len() < asked {
         let why = format!("the colleague enrolled {} security question(s), {asked} are asked", answers.len());
-        audit(
-            &state,
-            &caller,
-            AuditKind::SponsorshipRefused,
-            Outcome::Failure,
-            &sponsor_id,
-            Some(&colleague.id),
-            Some(reason),
-            &why,
-        );
+        audit(&desk, &case, AuditKind::SponsorshipRefused, Outcome::Failure, &why);
         return message(
             l,
             StatusCode::CONFLICT,
@@ -347,17 +328,9 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         );
     }
     let questions = draw(answers.into_iter().map(|(q, _)| q).collect(), asked);
-    audit(
-        &state,
-        &caller,
-        AuditKind::SponsorshipOpened,
-        Outcome::Success,
-        &sponsor_id,
-        Some(&colleague.id),
-        Some(reason),
-        &format!("questions asked: {}", questions.join(", ")),
-    );
-    match ask(&state, l, &sponsor, &colleague, reason, questions, "", StatusCode::OK).await {
+    let opened = format!("questions asked: {}", questions.join(", "));
+    audit(&desk, &case, AuditKind::SponsorshipOpened, Outcome::Success, &opened);
+    match ask(&desk, &case, questions, "", StatusCode::OK).await {
         Ok(r) => r,
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
@@ -399,9 +372,16 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     // Checked again: the locks and the limit may have been reached meanwhile (another screen).
-    if let Some(r) =
-        refused(&req, &state, &caller, &sponsor, &ceremony.sponsor_id, &colleague, ceremony.reason, l).await
-    {
+    let desk = Desk::of(&state);
+    let case = Sponsoring {
+        caller: &caller,
+        sponsor: &sponsor,
+        sponsor_id: &ceremony.sponsor_id,
+        colleague: &colleague,
+        reason: ceremony.reason,
+        l,
+    };
+    if let Some(r) = refused(&req, &desk, &case).await {
         return r;
     }
     // Counted before the answers are checked, against the colleague and the sponsor: answer
@@ -420,21 +400,12 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok((Attempt::Allowed(c), Attempt::Allowed(s))) => (c, s),
         Ok((c, s)) => {
             let why = format!("locked after wrong answers (colleague {c:?}, sponsor {s:?}): answers not checked");
-            audit(
-                &state,
-                &caller,
-                AuditKind::SponsorshipRefused,
-                Outcome::Failure,
-                &ceremony.sponsor_id,
-                Some(&colleague.id),
-                Some(ceremony.reason),
-                &why,
-            );
+            audit(&desk, &case, AuditKind::SponsorshipRefused, Outcome::Failure, &why);
             return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let enrolled = match enrolled(&state, &colleague.id).await {
+    let enrolled = match enrolled(&desk, &colleague.id).await {
         Ok(a) => a,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
@@ -458,16 +429,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             cfg.max_wrong_per_sponsor,
             if locked { "; locked" } else { "" }
         );
-        audit(
-            &state,
-            &caller,
-            AuditKind::SponsorshipAnswers,
-            Outcome::Failure,
-            &ceremony.sponsor_id,
-            Some(&colleague.id),
-            Some(ceremony.reason),
-            &why,
-        );
+        audit(&desk, &case, AuditKind::SponsorshipAnswers, Outcome::Failure, &why);
         if locked {
             return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
         }
@@ -480,23 +442,12 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                 "One or more answers are wrong. Answer these questions."
             )
         );
-        return match ask(&state, l, &sponsor, &colleague, ceremony.reason, questions, &note, StatusCode::UNAUTHORIZED)
-            .await
-        {
+        return match ask(&desk, &case, questions, &note, StatusCode::UNAUTHORIZED).await {
             Ok(r) => r,
             Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         };
     }
-    audit(
-        &state,
-        &caller,
-        AuditKind::SponsorshipAnswers,
-        Outcome::Success,
-        &ceremony.sponsor_id,
-        Some(&colleague.id),
-        Some(ceremony.reason),
-        "answers right",
-    );
+    audit(&desk, &case, AuditKind::SponsorshipAnswers, Outcome::Success, "answers right");
     let _ = state.ports.store.delete(&colleague_lock_key(&colleague.id)).await;
     let sponsor_identity = match state.ports.directory.identity(&ceremony.sponsor_id).await {
         Ok(Some(s)) => s,
@@ -516,7 +467,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                 granted.at,
                 granted.expires_at,
             );
-            granted_page(&state, l, &colleague, ceremony.reason, &granted)
+            granted_page(&state.config, l, &colleague, ceremony.reason, &granted)
         }
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     }

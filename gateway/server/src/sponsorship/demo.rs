@@ -1,6 +1,6 @@
 //! The demo's sponsorship data: each demo user's e-mail address and answers to the security
 //! questions (written in `demo.json` so that a sponsorship can be tried).
-use crate::state::AppState;
+use crate::state::Ports;
 
 /// The demo users' answers to the security questions (demo only: written in `demo.json`).
 pub const DEMO_ANSWERS: [(&str, &str); 3] = [("animal", "Médor"), ("naissance", "Chartres"), ("star", "Édith Piaf")];
@@ -11,11 +11,11 @@ pub fn demo_email(username: &str) -> String {
 }
 
 /// Gives the demo users an e-mail address and, unless they enrolled their own, the demo answers.
-pub async fn seed_demo(state: &AppState, demo: &crate::demo::Description) -> anyhow::Result<()> {
+pub async fn seed_demo(ports: &Ports, demo: &crate::demo::Description) -> anyhow::Result<()> {
     for username in demo.usernames() {
-        let Some(account) = state.ports.directory.account_by_username(&username).await? else { continue };
-        state.ports.sponsorships.set_email(&account.identity_id, Some(&demo_email(&username))).await?;
-        if state.ports.sponsorships.security_answers(&account.identity_id).await?.is_empty() {
+        let Some(account) = ports.directory.account_by_username(&username).await? else { continue };
+        ports.sponsorships.set_email(&account.identity_id, Some(&demo_email(&username))).await?;
+        if ports.sponsorships.security_answers(&account.identity_id).await?.is_empty() {
             let answers: Vec<(String, String)> = DEMO_ANSWERS
                 .iter()
                 .map(|(q, a)| {
@@ -23,7 +23,7 @@ pub async fn seed_demo(state: &AppState, demo: &crate::demo::Description) -> any
                     (q.to_string(), super::questions::hash_answer(q, &normal))
                 })
                 .collect();
-            state.ports.sponsorships.set_security_answers(&account.identity_id, &answers).await?;
+            ports.sponsorships.set_security_answers(&account.identity_id, &answers).await?;
         }
     }
     Ok(())

@@ -21,8 +21,8 @@ pub(super) fn spawn_notices(
     expires_at: i64,
 ) {
     actix_web::rt::spawn(async move {
-        let (day, hour) = local(&state, at);
-        let (until_day, until_hour) = local(&state, expires_at);
+        let (day, hour) = local(&state.config, at);
+        let (until_day, until_hour) = local(&state.config, expires_at);
         let (call_fr, call_en) = helpdesk(&state);
         let to_sponsor = (
             &sponsor,

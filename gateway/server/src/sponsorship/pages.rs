@@ -8,9 +8,10 @@ use vigie_core::directory::Identity;
 use super::ceremony::sponsor_of;
 use super::grant::{Granted, Reason};
 use super::{local, name};
+use crate::config::Config;
 use crate::http::{esc, parse_params};
 use crate::login::pages::{self, Lang, html_page, tr};
-use crate::state::{AppState, State};
+use crate::state::State;
 
 pub(super) fn title(l: Lang) -> &'static str {
     tr(l, "Parrainage d'un collègue", "Sponsor a colleague")
@@ -153,13 +154,13 @@ pub(super) fn locked_text(l: Lang) -> &'static str {
 }
 
 pub(super) fn granted_page(
-    state: &AppState,
+    config: &Config,
     l: Lang,
     colleague: &Identity,
     reason: Reason,
     g: &Granted,
 ) -> HttpResponse {
-    let (day, hour) = local(state, g.expires_at);
+    let (day, hour) = local(config, g.expires_at);
     let suspended = if reason.card_status().is_some() {
         match l {
             Lang::Fr => format!(

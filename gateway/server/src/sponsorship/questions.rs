@@ -8,12 +8,13 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreError;
 use vigie_core::{Authentication, Factor, Mie};
 
+use super::config::SponsorshipConfig;
 use crate::http::{Caller, esc, parse_params};
 use crate::login::pages::tr;
 use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
-use crate::state::{AppState, State};
+use crate::state::{AppState, Audit, Ports, State};
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -94,7 +95,8 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, Sto
     let allowed = strong(&s.authentication)
         && recent
         && crate::policy::decide_system(
-            state,
+            &state.policy,
+            &state.ports,
             &Caller::of(req, state),
             vigie_core::policy::Action::EnrolMie,
             &s.authentication,
@@ -105,8 +107,14 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, Sto
     Ok(Some(Owner { auth: s.authentication, csrf, allowed }))
 }
 
-fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[String], note: &str) -> HttpResponse {
-    let cfg = &state.config.sponsorship;
+fn render(
+    cfg: &SponsorshipConfig,
+    l: Lang,
+    status: StatusCode,
+    o: &Owner,
+    enrolled: &[String],
+    note: &str,
+) -> HttpResponse {
     let title = tr(l, "Mes questions de sécurité", "My security questions");
     if !o.allowed {
         let text = tr(
@@ -171,8 +179,8 @@ fn nobody(l: Lang) -> HttpResponse {
     )
 }
 
-async fn enrolled_ids(state: &AppState, identity_id: &str) -> Result<Vec<String>, String> {
-    let answers = state.ports.sponsorships.security_answers(identity_id).await.map_err(|e| e.to_string())?;
+async fn enrolled_ids(ports: &Ports, identity_id: &str) -> Result<Vec<String>, String> {
+    let answers = ports.sponsorships.security_answers(identity_id).await.map_err(|e| e.to_string())?;
     Ok(answers.into_iter().map(|(q, _)| q).collect())
 }
 
@@ -188,8 +196,8 @@ pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
         Ok(None) => return nobody(l),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match enrolled_ids(&state, &o.auth.identity_id).await {
-        Ok(ids) => render(&state, l, StatusCode::OK, &o, &ids, ""),
+    match enrolled_ids(&state.ports, &o.auth.identity_id).await {
+        Ok(ids) => render(&state.config.sponsorship, l, StatusCode::OK, &o, &ids, ""),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
@@ -214,8 +222,14 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         );
     }
     if !o.allowed {
-        audit(&state, &caller, &o.auth.identity_id, Outcome::Failure, "the session may not enrol security questions");
-        return render(&state, l, StatusCode::FORBIDDEN, &o, &[], "");
+        audit(
+            &state.audit,
+            &caller,
+            &o.auth.identity_id,
+            Outcome::Failure,
+            "the session may not enrol security questions",
+        );
+        return render(&state.config.sponsorship, l, StatusCode::FORBIDDEN, &o, &[], "");
     }
     let cfg = &state.config.sponsorship;
     let mut answers = Vec::new();
@@ -237,9 +251,9 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         });
     }
     if !problems.is_empty() {
-        let enrolled = enrolled_ids(&state, &o.auth.identity_id).await.unwrap_or_default();
+        let enrolled = enrolled_ids(&state.ports, &o.auth.identity_id).await.unwrap_or_default();
         let note = format!(r#"<p class="error" role="alert">{}</p>"#, esc(&problems.join(" ; ")));
-        return render(&state, l, StatusCode::UNPROCESSABLE_ENTITY, &o, &enrolled, &note);
+        return render(&state.config.sponsorship, l, StatusCode::UNPROCESSABLE_ENTITY, &o, &enrolled, &note);
     }
     // argon2id is CPU-bound: keep it off the async workers.
     let hashed = web::block(move || {
@@ -253,16 +267,22 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
     if let Err(e) = state.ports.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
-    audit(&state, &caller, &o.auth.identity_id, Outcome::Success, &format!("answers enrolled: {}", ids.join(", ")));
+    audit(
+        &state.audit,
+        &caller,
+        &o.auth.identity_id,
+        Outcome::Success,
+        &format!("answers enrolled: {}", ids.join(", ")),
+    );
     let note = format!(
         r#"<p role="status" id="saved">{}</p>"#,
         tr(l, "Vos réponses sont enregistrées.", "Your answers are saved.")
     );
-    render(&state, l, StatusCode::OK, &o, &ids, &note)
+    render(&state.config.sponsorship, l, StatusCode::OK, &o, &ids, &note)
 }
 
-fn audit(state: &AppState, caller: &Caller, identity_id: &str, outcome: Outcome, reason: &str) {
-    state.audit(AuditEvent {
+fn audit(audit: &Audit, caller: &Caller, identity_id: &str, outcome: Outcome, reason: &str) {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::SecurityQuestions),
         outcome: Some(outcome),
         subject: Some(identity_id.to_owned()),

@@ -69,7 +69,6 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         }
         None => (Arc::new(vigie_policies::CedarEngine::builtin().context("the built-in policy set")?), None),
     };
-    let zones = crate::policy::parse_zones(&config.policy);
     let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
         None
     } else {
@@ -97,6 +96,9 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     );
     let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
     let audit = crate::state::Audit::new(audit);
+    let principal_ttl = Duration::from_secs(config.directory.identity_cache_secs);
+    let context = crate::policy::ContextSource::new(&config.policy, health.clone());
+    let policy_audit = audit.clone();
     let http = http_client(&config)?;
     let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
     Ok(AppState {
@@ -117,7 +119,15 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             directory,
         },
         oidc: OidcState { clients, keys, client_jwks: Default::default() },
-        policy: PolicyGate { engine: policy, reload: policy_reload, principals: Default::default(), identities, zones },
+        policy: PolicyGate {
+            engine: policy,
+            reload: policy_reload,
+            principals: Default::default(),
+            identities,
+            principal_ttl,
+            context,
+            audit: policy_audit,
+        },
         upstreams: Upstreams { http, psc, dmp, mailer, card_validator, health },
     })
 }

@@ -50,8 +50,9 @@ async fn refusal(
     if let Some(reason) = withdrawn_mie(state, auth).await? {
         return Ok(Some(reason));
     }
-    let principal = crate::policy::current_principal(state, id).await.map_err(TokenError::internal)?;
-    let decision = crate::policy::decide_login(state, caller, &principal, client, auth, true);
+    let principal =
+        crate::policy::current_principal(&state.policy, &state.ports, id).await.map_err(TokenError::internal)?;
+    let decision = crate::policy::decide_login(&state.policy, caller, &principal, client, auth, true);
     if decision.allowed {
         return Ok(None);
     }

@@ -1,10 +1,10 @@
 //! `[policy]`: where the Cedar policy set is and the context it is given (network zones, the
-//! password + TOTP transition, local time). Kept under `config/` until `policy.rs` is a folder.
+//! password + TOTP transition, local time).
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{Cidr, parse_date};
+use crate::config::check::{Cidr, parse_date};
 
 /// The policy engine (Cedar) and the context it is given.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ impl Default for PolicyConfig {
 }
 
 impl PolicyConfig {
-    pub(super) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+    pub(crate) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         for (zone, cidrs) in &self.zones {
             for (j, c) in cidrs.iter().enumerate() {
                 if let Err(e) = Cidr::parse(c) {
