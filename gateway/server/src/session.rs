@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use vigie_core::Authentication;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::AccessTarget;
-use vigie_core::store::{StoreError, StoreExt};
+use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
+use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
-use crate::state::AppState;
+use crate::state::{AppState, Audit, OidcState, Ports};
 
 pub const COOKIE: &str = "__Host-vigie-session";
 
@@ -44,16 +45,16 @@ fn sid_key(sid: &str) -> String {
     format!("sid:{sid}")
 }
 
-fn idle_ttl(state: &AppState, s: &Session, now: i64) -> Duration {
-    let idle = state.config.session.idle_timeout_secs as i64;
+fn idle_ttl(config: &Config, s: &Session, now: i64) -> Duration {
+    let idle = config.session.idle_timeout_secs as i64;
     Duration::from_secs((s.expires_at - now).min(idle).max(1) as u64)
 }
 
 /// The live session of this browser, if any; pushes back its idle timeout.
-pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
+pub async fn current(ports: &Ports, config: &Config, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
     let Some(cookie) = crate::http::cookie(req, COOKIE) else { return Ok(None) };
     let now = crate::now();
-    let Some(mut s) = state.ports.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
+    let Some(mut s) = ports.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
     if s.expires_at <= now {
         return Ok(None);
     }
@@ -61,7 +62,7 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Sessi
     // not one per request.
     if now - s.touched_at >= 60 {
         s.touched_at = now;
-        state.ports.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
+        ports.store.put_json(&key(&cookie), &s, idle_ttl(config, &s, now)).await?;
     }
     Ok(Some(s))
 }
@@ -70,15 +71,15 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Sessi
 /// Returns the new cookie value, the session, and the replaced session when it belonged to
 /// someone else: at a shared workstation, the previous user must then be logged out of every
 /// application (the caller ends that session), not left signed in behind the new one.
-pub async fn start(
-    state: &AppState,
+pub async fn open(
+    ports: &Ports,
+    config: &Config,
     req: &HttpRequest,
     authentication: Authentication,
 ) -> Result<(String, Session, Option<Session>), StoreError> {
     let mut replaced = None;
     if let Some(old) = crate::http::cookie(req, COOKIE) {
-        replaced = state
-            .ports
+        replaced = ports
             .store
             .take_json::<Session>(&key(&old))
             .await?
@@ -90,29 +91,38 @@ pub async fn start(
         sid: random_token(16),
         authentication,
         created_at: now,
-        expires_at: now + state.config.session.absolute_timeout_secs as i64,
+        expires_at: now + config.session.absolute_timeout_secs as i64,
         touched_at: now,
         upstream_id_token: {
             use actix_web::HttpMessage;
             req.extensions().get::<UpstreamIdToken>().map(|t| t.0.clone())
         },
     };
-    state.ports.store.put_json(&key(&cookie), &s, idle_ttl(state, &s, now)).await?;
-    let abs = Duration::from_secs(state.config.session.absolute_timeout_secs);
-    state.ports.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
+    ports.store.put_json(&key(&cookie), &s, idle_ttl(config, &s, now)).await?;
+    let abs = Duration::from_secs(config.session.absolute_timeout_secs);
+    ports.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
     // The indexes outlive the session as long as its tokens may (an `offline_access` refresh
     // token): ending someone's access must reach those too.
-    let index_ttl = abs.max(tokens_ttl(state));
-    state.ports.store.add_to_set(&identity_key(&s.authentication.identity_id), &s.sid, index_ttl).await?;
+    let index_ttl = abs.max(tokens_ttl(config));
+    ports.store.add_to_set(&identity_key(&s.authentication.identity_id), &s.sid, index_ttl).await?;
     if let Some(credential) = &s.authentication.credential {
-        state.ports.store.add_to_set(&credential_key(credential), &s.sid, index_ttl).await?;
+        ports.store.add_to_set(&credential_key(credential), &s.sid, index_ttl).await?;
     }
     Ok((cookie, s, replaced))
 }
 
+/// [`open`] on the whole state: the in-process test's way in (`tests/refresh_in_process.rs`).
+pub async fn start(
+    state: &AppState,
+    req: &HttpRequest,
+    authentication: Authentication,
+) -> Result<(String, Session, Option<Session>), StoreError> {
+    open(&state.ports, &state.config, req, authentication).await
+}
+
 /// The longest any token bound to a session lives: how long a revocation mark must be kept.
-pub fn tokens_ttl(state: &AppState) -> Duration {
-    let t = &state.config.tokens;
+pub fn tokens_ttl(config: &Config) -> Duration {
+    let t = &config.tokens;
     Duration::from_secs(t.refresh_token_ttl_secs.max(t.access_token_ttl_secs))
 }
 
@@ -124,6 +134,29 @@ fn identity_key(identity_id: &str) -> String {
     format!("identity-sids:{identity_id}")
 }
 
+/// What ending a session reaches: its records and revocation marks, the provider's clients and
+/// keys (logout tokens), the audit trail, and the outgoing HTTP client (back-channel logout).
+#[derive(Clone, Copy)]
+pub struct Ending<'a> {
+    pub config: &'a Config,
+    pub ports: &'a Ports,
+    pub oidc: &'a OidcState,
+    pub audit: &'a Audit,
+    pub http: &'a reqwest::Client,
+}
+
+impl<'a> From<&'a AppState> for Ending<'a> {
+    fn from(state: &'a AppState) -> Self {
+        Self {
+            config: &state.config,
+            ports: &state.ports,
+            oidc: &state.oidc,
+            audit: &state.audit,
+            http: &state.upstreams.http,
+        }
+    }
+}
+
 /// Ends every session of a person (left, suspended) or opened with one MIE instance (a card
 /// declared lost or stolen, a revoked key), and every token bound to them, `offline_access`
 /// refresh families included, so no VIHF is issued on them either. Returns how many sessions.
@@ -133,24 +166,26 @@ fn identity_key(identity_id: &str) -> String {
 /// that [`complete_pending`] ends them later otherwise.
 /// Each session is revoked in the store first, with errors reported, then ended as a logout is
 /// (audit line, back-channel logout to its applications, OIDC Back-Channel Logout 1.0 §2.5).
-pub async fn end_access(
-    state: &AppState,
+pub async fn end_access<'a>(
+    ending: impl Into<Ending<'a>>,
     caller: &crate::http::Caller,
     target: &AccessTarget,
 ) -> Result<usize, StoreError> {
+    let ending = ending.into();
+    let store = ending.ports.store.as_ref();
     let index = match target {
         AccessTarget::Identity(id) => identity_key(id),
         AccessTarget::Credential(c) => credential_key(c),
     };
-    let sids = state.ports.store.members(&index).await?;
+    let sids = store.members(&index).await?;
     for sid in &sids {
-        end(state, sid).await?;
+        end(store, sid).await?;
         // RFC 7009 §2.1 / RFC 6749 §10.4: the tokens of the session go with it; `revoked-sid`
         // is what every token check reads.
-        state.ports.store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(state)).await?;
-        crate::oidc::logout::end_session(state, caller, sid).await;
+        store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(ending.config)).await?;
+        crate::oidc::logout::end_session(ending, caller, sid).await;
     }
-    state.ports.store.delete(&index).await?;
+    store.delete(&index).await?;
     Ok(sids.len())
 }
 
@@ -160,8 +195,9 @@ pub const SWEEP_SECS: u64 = 5;
 /// Ends the access every pending note names (a status set from the command line, an ending that
 /// failed), audits each, and removes the notes. Replicas claim a note in the store before
 /// working on it, so one of them does it; a failed ending is tried again at a later sweep.
-pub async fn complete_pending(state: &AppState) {
-    let pending = match state.ports.revocations.pending_revocations().await {
+pub async fn complete_pending(ending: Ending<'_>) {
+    let store = ending.ports.store.as_ref();
+    let pending = match ending.ports.revocations.pending_revocations().await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "the pending endings of access could not be read; tried again shortly");
@@ -171,26 +207,26 @@ pub async fn complete_pending(state: &AppState) {
     let caller = crate::http::Caller::internal("pending-revocations");
     for note in pending {
         let claim = format!("revocation-claim:{}", note.id);
-        if !matches!(state.ports.store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
+        if !matches!(store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
             continue;
         }
         let (subject, object) = match &note.target {
             AccessTarget::Identity(id) => (Some(id.clone()), None),
             AccessTarget::Credential(c) => (None, Some(c.clone())),
         };
-        let outcome = match end_access(state, &caller, &note.target).await {
-            Ok(n) => state.ports.revocations.revocation_done(&note.id).await.map(|()| n).map_err(|e| e.to_string()),
+        let outcome = match end_access(ending, &caller, &note.target).await {
+            Ok(n) => ending.ports.revocations.revocation_done(&note.id).await.map(|()| n).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let (outcome, reason) = match outcome {
             Ok(n) => (Outcome::Success, format!("{}: {n} session(s) ended", note.reason)),
             Err(e) => {
                 tracing::error!(error = %e, "ending access failed; tried again at the next sweep");
-                let _ = state.ports.store.delete(&claim).await;
+                let _ = store.delete(&claim).await;
                 (Outcome::Failure, format!("{}: ending the sessions failed, tried again shortly", note.reason))
             }
         };
-        state.audit(AuditEvent {
+        ending.audit.record(AuditEvent {
             kind: Some(AuditKind::AccessEnded),
             outcome: Some(outcome),
             subject,
@@ -205,16 +241,16 @@ pub async fn complete_pending(state: &AppState) {
 
 /// The live session `sid`, wherever the browser is (for a client acting on a session's behalf:
 /// the DMP token exchange); `None` once it ended, expired or went idle.
-pub async fn by_sid(state: &AppState, sid: &str) -> Result<Option<Session>, StoreError> {
-    let Some(k) = state.ports.store.get(&sid_key(sid)).await? else { return Ok(None) };
-    let s = state.ports.store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
+pub async fn by_sid(store: &dyn EphemeralStore, sid: &str) -> Result<Option<Session>, StoreError> {
+    let Some(k) = store.get(&sid_key(sid)).await? else { return Ok(None) };
+    let s = store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
     Ok(s.filter(|s| s.sid == sid && s.expires_at > crate::now()))
 }
 
 /// Ends the session `sid`, wherever the browser is.
-pub async fn end(state: &AppState, sid: &str) -> Result<(), StoreError> {
-    if let Some(k) = state.ports.store.take(&sid_key(sid)).await? {
-        state.ports.store.delete(&String::from_utf8_lossy(&k)).await?;
+pub async fn end(store: &dyn EphemeralStore, sid: &str) -> Result<(), StoreError> {
+    if let Some(k) = store.take(&sid_key(sid)).await? {
+        store.delete(&String::from_utf8_lossy(&k)).await?;
     }
     Ok(())
 }

@@ -209,7 +209,7 @@ fn unauthorized(error: &str, detail: &str) -> HttpResponse {
 }
 
 async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
-    let session = match session::current(state, req).await {
+    let session = match session::current(&state.ports, &state.config, req).await {
         Ok(s) => s,
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };

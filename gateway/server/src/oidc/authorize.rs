@@ -303,14 +303,14 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         }
         Err(Invalid::Redirect(r)) => return error_response(&state, r),
     };
-    let current = match session::current(&state, &req).await {
+    let current = match session::current(&state.ports, &state.config, &req).await {
         Ok(s) => s,
         Err(e) => return temporarily_unavailable(&state, &request, &e),
     };
     // A session answers only while the MIE instance of its login stands, as a refresh rechecks it:
     // a sponsorship's temporary credential ends before a session opened at its 23rd hour would.
     let current = match current {
-        Some(s) => match super::token::withdrawn_mie(&state, &s.authentication).await {
+        Some(s) => match super::token::withdrawn_mie(&state.ports, &s.authentication).await {
             Ok(None) => Some(s),
             Ok(Some(_)) => None,
             Err(e) => return temporarily_unavailable(&state, &request, &e.description),

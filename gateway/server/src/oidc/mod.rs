@@ -8,6 +8,7 @@ pub mod fi_tiers;
 pub mod grant;
 pub mod introspect;
 pub mod logout;
+pub mod presented;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
