@@ -270,6 +270,6 @@ fn refuse(
     };
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => r.code).increment(1);
     let who = card.map(|c| c.fingerprint.as_str()).unwrap_or("-");
-    super::audit_login(state, caller, mie, who, None, flow, Outcome::Failure, Some(r.code));
+    super::audit_login(&state.audit, caller, mie, who, flow, Err(r.code));
     pages::card_refused(req, r.status, &r.message, flow_id)
 }

@@ -9,7 +9,6 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use vigie_core::audit::Outcome;
 use vigie_core::fido2::CounterCheck;
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Factor, Mie};
@@ -300,16 +299,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             _ => (StatusCode::UNAUTHORIZED, t.refused, "failure"),
         };
         metrics::counter!("vigie_login_total", "method" => "fido2", "result" => result).increment(1);
-        super::audit_login(
-            &state,
-            &caller,
-            Mie::Fido2,
-            &who.borrow(),
-            None,
-            &flow,
-            Outcome::Failure,
-            Some(&r.reason()),
-        );
+        super::audit_login(&state.audit, &caller, Mie::Fido2, &who.borrow(), &flow, Err(&r.reason()));
         pages::error_page(&req, status, text)
     };
 

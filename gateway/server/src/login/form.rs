@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use vigie_core::Mie;
-use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 
 use super::{LoginFlow, flow_key, pages};
@@ -79,16 +78,7 @@ pub(crate) async fn limit_per_ip(
                 metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "rate_limited")
                     .increment(1);
             }
-            super::audit_login(
-                state,
-                caller,
-                mie,
-                username,
-                None,
-                flow,
-                Outcome::Failure,
-                Some("too many attempts from this address"),
-            );
+            super::audit_login(&state.audit, caller, mie, username, flow, Err("too many attempts from this address"));
             Err(pages::rate_limited(req, cfg.ip_window_secs))
         }
         Ok(_) => Ok(()),

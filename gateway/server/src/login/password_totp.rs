@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use vigie_core::audit::Outcome;
 use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Factor, Mie};
 
@@ -69,16 +68,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         }
         Ok(Err(failure)) => {
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "failure").increment(1);
-            super::audit_login(
-                &state,
-                &caller,
-                Mie::PasswordTotp,
-                &username,
-                None,
-                &flow,
-                Outcome::Failure,
-                Some(failure.reason()),
-            );
+            super::audit_login(&state.audit, &caller, Mie::PasswordTotp, &username, &flow, Err(failure.reason()));
             let client_name = state
                 .client(&flow.request.client_id)
                 .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))

@@ -341,7 +341,7 @@ fn refuse(
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "refused").increment(1);
     tracing::info!(reason = %code, "PSC login refused");
     match flow {
-        Some(flow) => super::audit_login(state, caller, mie, who, None, flow, Outcome::Failure, Some(&r.reason)),
+        Some(flow) => super::audit_login(&state.audit, caller, mie, who, flow, Err(&r.reason)),
         None => state.audit(AuditEvent {
             kind: Some(AuditKind::Login),
             outcome: Some(Outcome::Failure),

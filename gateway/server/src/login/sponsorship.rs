@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use vigie_core::audit::Outcome;
 use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Mie};
 
@@ -68,7 +67,7 @@ pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let code = limited(&params, "code", 64).unwrap_or_default();
     let fail = |why: &str, status: StatusCode| {
         metrics::counter!("vigie_login_total", "method" => "sponsorship", "result" => "failure").increment(1);
-        super::audit_login(&state, &caller, Mie::Sponsorship, &username, None, &flow, Outcome::Failure, Some(why));
+        super::audit_login(&state.audit, &caller, Mie::Sponsorship, &username, &flow, Err(why));
         let mut page = super::render(&req, &state, &flow_id, &flow, "");
         *page.status_mut() = status;
         page
