@@ -7,7 +7,6 @@ pub mod demo;
 mod load;
 pub mod policy;
 pub mod server;
-pub mod session;
 pub mod store;
 
 pub use crate::admin::config::{AdminConfig, AdminTokenConfig};
@@ -15,12 +14,12 @@ pub use crate::audit::AuditConfig;
 pub use crate::keys::KeysConfig;
 pub use crate::login::config::{AttestationMode, CardsConfig, LoginConfig, WebauthnConfig};
 pub use crate::oidc::config::{ClientAuthMethod, ClientConfig, FiTiersConfig, SigningAlg, TokenConfig};
+pub use crate::session::config::SessionConfig;
 pub use check::{AcrValuesMap, MIE_LABELS, acr_values_map_problems, check_redirect_uri, is_amr_token};
 pub use demo::DemoConfig;
 pub use load::ConfigErrors;
 pub use policy::PolicyConfig;
 pub use server::ServerConfig;
-pub use session::SessionConfig;
 pub use store::{DirectoryConfig, StoreConfig, StoreKind};
 
 use serde::{Deserialize, Serialize};

@@ -1,18 +1,21 @@
 //! The SSO session: a `__Host-` cookie naming server-side state in the ephemeral store, so
 //! any replica serves any request. The cookie value is a bearer secret; the store knows it
-//! only by its hash. Its id changes at every login (session fixation).
+//! only by its hash. Its id changes at every login (session fixation). Ending sessions: `end`.
+pub mod config;
+mod end;
+
+pub use end::{Ending, SWEEP_SECS, complete_pending, end, end_access};
+
 use std::time::Duration;
 
 use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
 use vigie_core::Authentication;
-use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::directory::AccessTarget;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
 use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
-use crate::state::{AppState, Audit, OidcState, Ports};
+use crate::state::{AppState, Ports};
 
 pub const COOKIE: &str = "__Host-vigie-session";
 
@@ -41,7 +44,7 @@ fn key(cookie: &str) -> String {
     format!("sess:{}", sha256_b64(cookie.as_bytes()))
 }
 
-fn sid_key(sid: &str) -> String {
+pub(crate) fn sid_key(sid: &str) -> String {
     format!("sid:{sid}")
 }
 
@@ -126,117 +129,12 @@ pub fn tokens_ttl(config: &Config) -> Duration {
     Duration::from_secs(t.refresh_token_ttl_secs.max(t.access_token_ttl_secs))
 }
 
-fn credential_key(credential: &str) -> String {
+pub(crate) fn credential_key(credential: &str) -> String {
     format!("cred-sids:{}", sha256_b64(credential.as_bytes()))
 }
 
-fn identity_key(identity_id: &str) -> String {
+pub(crate) fn identity_key(identity_id: &str) -> String {
     format!("identity-sids:{identity_id}")
-}
-
-/// What ending a session reaches: its records and revocation marks, the provider's clients and
-/// keys (logout tokens), the audit trail, and the outgoing HTTP client (back-channel logout).
-#[derive(Clone, Copy)]
-pub struct Ending<'a> {
-    pub config: &'a Config,
-    pub ports: &'a Ports,
-    pub oidc: &'a OidcState,
-    pub audit: &'a Audit,
-    pub http: &'a reqwest::Client,
-}
-
-impl<'a> From<&'a AppState> for Ending<'a> {
-    fn from(state: &'a AppState) -> Self {
-        Self {
-            config: &state.config,
-            ports: &state.ports,
-            oidc: &state.oidc,
-            audit: &state.audit,
-            http: &state.upstreams.http,
-        }
-    }
-}
-
-/// Ends every session of a person (left, suspended) or opened with one MIE instance (a card
-/// declared lost or stolen, a revoked key), and every token bound to them, `offline_access`
-/// refresh families included, so no VIHF is issued on them either. Returns how many sessions.
-///
-/// An error means some may live on: callers write a durable note first
-/// ([`vigie_core::directory::PendingRevocations`]) and remove it only after this succeeded, so
-/// that [`complete_pending`] ends them later otherwise.
-/// Each session is revoked in the store first, with errors reported, then ended as a logout is
-/// (audit line, back-channel logout to its applications, OIDC Back-Channel Logout 1.0 §2.5).
-pub async fn end_access<'a>(
-    ending: impl Into<Ending<'a>>,
-    caller: &crate::http::Caller,
-    target: &AccessTarget,
-) -> Result<usize, StoreError> {
-    let ending = ending.into();
-    let store = ending.ports.store.as_ref();
-    let index = match target {
-        AccessTarget::Identity(id) => identity_key(id),
-        AccessTarget::Credential(c) => credential_key(c),
-    };
-    let sids = store.members(&index).await?;
-    for sid in &sids {
-        end(store, sid).await?;
-        // RFC 7009 §2.1 / RFC 6749 §10.4: the tokens of the session go with it; `revoked-sid`
-        // is what every token check reads.
-        store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(ending.config)).await?;
-        crate::oidc::logout::end_session(ending, caller, sid).await;
-    }
-    store.delete(&index).await?;
-    Ok(sids.len())
-}
-
-/// How often each replica completes the endings of access still pending.
-pub const SWEEP_SECS: u64 = 5;
-
-/// Ends the access every pending note names (a status set from the command line, an ending that
-/// failed), audits each, and removes the notes. Replicas claim a note in the store before
-/// working on it, so one of them does it; a failed ending is tried again at a later sweep.
-pub async fn complete_pending(ending: Ending<'_>) {
-    let store = ending.ports.store.as_ref();
-    let pending = match ending.ports.revocations.pending_revocations().await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "the pending endings of access could not be read; tried again shortly");
-            return;
-        }
-    };
-    let caller = crate::http::Caller::internal("pending-revocations");
-    for note in pending {
-        let claim = format!("revocation-claim:{}", note.id);
-        if !matches!(store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
-            continue;
-        }
-        let (subject, object) = match &note.target {
-            AccessTarget::Identity(id) => (Some(id.clone()), None),
-            AccessTarget::Credential(c) => (None, Some(c.clone())),
-        };
-        let outcome = match end_access(ending, &caller, &note.target).await {
-            Ok(n) => ending.ports.revocations.revocation_done(&note.id).await.map(|()| n).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let (outcome, reason) = match outcome {
-            Ok(n) => (Outcome::Success, format!("{}: {n} session(s) ended", note.reason)),
-            Err(e) => {
-                tracing::error!(error = %e, "ending access failed; tried again at the next sweep");
-                let _ = store.delete(&claim).await;
-                (Outcome::Failure, format!("{}: ending the sessions failed, tried again shortly", note.reason))
-            }
-        };
-        ending.audit.record(AuditEvent {
-            kind: Some(AuditKind::AccessEnded),
-            outcome: Some(outcome),
-            subject,
-            object,
-            actor: Some("vigie".into()),
-            reason: Some(reason),
-            request_id: Some(caller.request_id.clone()),
-            ..Default::default()
-        });
-    }
 }
 
 /// The live session `sid`, wherever the browser is (for a client acting on a session's behalf:
@@ -245,14 +143,6 @@ pub async fn by_sid(store: &dyn EphemeralStore, sid: &str) -> Result<Option<Sess
     let Some(k) = store.get(&sid_key(sid)).await? else { return Ok(None) };
     let s = store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
     Ok(s.filter(|s| s.sid == sid && s.expires_at > crate::now()))
-}
-
-/// Ends the session `sid`, wherever the browser is.
-pub async fn end(store: &dyn EphemeralStore, sid: &str) -> Result<(), StoreError> {
-    if let Some(k) = store.take(&sid_key(sid)).await? {
-        store.delete(&String::from_utf8_lossy(&k)).await?;
-    }
-    Ok(())
 }
 
 /// The cookie that clears the session cookie.
