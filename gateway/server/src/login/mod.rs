@@ -1,5 +1,5 @@
-//! Login: the flow started by the authorization endpoint, the page that offers the means of
-//! identification the request allows, and one verifier per MIE.
+//! Login: the page that offers the means of identification a flow allows (the flow itself is the
+//! provider's, `oidc::flow`), one verifier per MIE, and `complete`, the one exit of every verifier.
 pub mod attestation;
 pub mod config;
 pub mod cps;
