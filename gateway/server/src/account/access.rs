@@ -44,7 +44,7 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
             can_revoke: false,
         }));
     }
-    let Some(s) = session::current(state, req).await? else { return Ok(Access::Nobody) };
+    let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(Access::Nobody) };
     let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
     let holder = Holder {
         identity_id: s.authentication.identity_id.clone(),

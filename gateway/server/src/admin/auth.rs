@@ -60,7 +60,7 @@ impl Admin {
 /// The person signed in on an admin page if they hold `role` and the policy on administration
 /// allows them, or the page refusing them (audited).
 pub async fn require_staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
-    let session = session::current(state, req).await;
+    let session = session::current(&state.ports, &state.config, req).await;
     staff(req, &Gate::of(req, state), session, role).await
 }
 

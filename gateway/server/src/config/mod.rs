@@ -5,7 +5,6 @@
 pub mod check;
 mod load;
 pub mod server;
-pub mod session;
 pub mod store;
 
 pub use crate::admin::config::{AdminConfig, AdminTokenConfig};
@@ -15,10 +14,10 @@ pub use crate::keys::KeysConfig;
 pub use crate::login::config::{AttestationMode, CardsConfig, LoginConfig, WebauthnConfig};
 pub use crate::oidc::config::{ClientAuthMethod, ClientConfig, FiTiersConfig, SigningAlg, TokenConfig};
 pub use crate::policy::config::PolicyConfig;
+pub use crate::session::config::SessionConfig;
 pub use check::{AcrValuesMap, MIE_LABELS, acr_values_map_problems, check_redirect_uri, is_amr_token};
 pub use load::ConfigErrors;
 pub use server::ServerConfig;
-pub use session::SessionConfig;
 pub use store::{DirectoryConfig, StoreConfig, StoreKind};
 
 use serde::{Deserialize, Serialize};

@@ -56,7 +56,7 @@ pub async fn vihf_for(
     let client_id = claims.client_id.as_str();
     // The authentication is the session's: a token outliving its session (logout, idle, card
     // declared lost) does not reach the DMP.
-    let session = crate::session::by_sid(state, &claims.sid)
+    let session = crate::session::by_sid(state.ports.store.as_ref(), &claims.sid)
         .await
         .map_err(|e| unavailable("session store", e))?
         .ok_or_else(|| Refusal::Token("the professional's session has ended: they must log in again".into()))?;

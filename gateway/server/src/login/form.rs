@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
-use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Mie};
 
@@ -83,7 +82,7 @@ impl Flows {
 
     /// The audit line of an attempt that did not log in.
     pub fn refused(&self, caller: &Caller, flow: &LoginFlow, mie: Mie, who: &str, reason: Option<&str>) {
-        super::audit_login(self.state(), caller, mie, who, None, flow, Outcome::Failure, reason);
+        super::audit_login(&self.state().audit, caller, mie, who, flow, Err(reason.unwrap_or_default()));
     }
 
     /// Ends the attempt's login with a verified authentication ([`super::complete`]).

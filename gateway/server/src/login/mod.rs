@@ -1,5 +1,5 @@
-//! Login: the flow started by the authorization endpoint, the page that offers the means of
-//! identification the request allows, and one verifier per MIE.
+//! Login: the page that offers the means of identification a flow allows (the flow itself is the
+//! provider's, `oidc::flow`), one verifier per MIE, and `complete`, the one exit of every verifier.
 pub mod attestation;
 pub mod config;
 pub mod cps;
@@ -12,46 +12,19 @@ pub mod sponsorship;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{AssuranceLevel, Authentication, Mie};
 
 use crate::http::Caller;
-use crate::oidc::AuthRequest;
+use crate::oidc::flow::Offer;
 use crate::session;
-use crate::state::{AppState, State};
+use crate::state::{AppState, Audit, State};
 
-/// Binds a login flow to the browser that started it: a login form posted from elsewhere
-/// (login CSRF) lacks this cookie.
-pub const BROWSER_COOKIE: &str = "__Host-vigie-browser";
-
-/// A login in progress.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LoginFlow {
-    pub request: AuthRequest,
-    /// CSRF token of the login form.
-    pub csrf: String,
-    /// SHA-256 of the browser-binding cookie.
-    pub browser: String,
-    /// The MIE the policy would accept for this client (step-up), when it named them; `None`:
-    /// every method.
-    #[serde(default)]
-    pub offered: Option<Vec<Mie>>,
-    /// The page says why it asks again: a session or a login was too weak for the client.
-    #[serde(default)]
-    pub step_up: bool,
-}
-
-pub fn flow_key(id: &str) -> String {
-    format!("flow:{id}")
-}
-
-/// The strongest level a login method of this build reaches: cards and FIDO2 keys are
-/// phishing-resistant two-factor MIE.
-pub fn best_level() -> AssuranceLevel {
-    AssuranceLevel::TwoFactorPhishingResistant
-}
+// The flow is the provider's (it waits on an authorization request); the verifiers name it
+// from here.
+pub use crate::oidc::flow::{BROWSER_COOKIE, LoginFlow, flow_key};
 
 /// The login methods a flow's page offers: those that reach the level the request needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +48,7 @@ pub struct Methods {
 pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
     let needed = flow.request.required_level();
     let reaches = |level: AssuranceLevel| needed.is_none_or(|n| level >= n);
-    let offered = |mie: &[Mie]| flow.offered.as_ref().is_none_or(|o| mie.iter().any(|m| o.contains(m)));
+    let offered = |mie: &[Mie]| flow.offer.offers_any(mie);
     Methods {
         card: state.config.cards.enabled
             && reaches(AssuranceLevel::TwoFactorPhishingResistant)
@@ -97,7 +70,6 @@ pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
 /// shared workstation), the login is counted and audited, and the browser goes back to the
 /// client with a code. An authentication that does not reach what the request needs is refused
 /// here, whatever the method, so no verifier can forget the check.
-#[allow(clippy::too_many_arguments)]
 pub async fn complete(
     state: &AppState,
     req: &HttpRequest,
@@ -110,16 +82,7 @@ pub async fn complete(
     let mie = auth.mie;
     if flow.request.required_level().is_some_and(|l| auth.level < l) {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "insufficient").increment(1);
-        audit_login(
-            state,
-            caller,
-            mie,
-            who,
-            None,
-            &flow,
-            Outcome::Failure,
-            Some("the MIE used is weaker than the application needs"),
-        );
+        audit_login(&state.audit, caller, mie, who, &flow, Err("the MIE used is weaker than the application needs"));
         return pages::error_page(
             req,
             StatusCode::FORBIDDEN,
@@ -142,7 +105,7 @@ pub async fn complete(
     if !decision.allowed {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "policy").increment(1);
         let reason = format!("refused by policy [{}]", decision.policies.join(", "));
-        audit_login(state, caller, mie, who, None, &flow, Outcome::Failure, Some(&reason));
+        audit_login(&state.audit, caller, mie, who, &flow, Err(&reason));
         if decision.step_up.is_empty() {
             return pages::error_page(
                 req,
@@ -150,7 +113,7 @@ pub async fn complete(
                 "les règles de l'établissement ne permettent pas l'accès à cette application / the establishment's rules do not allow you into this application",
             );
         }
-        let flow = LoginFlow { offered: Some(decision.step_up), step_up: true, ..flow };
+        let flow = LoginFlow { offer: Offer::StepUp(decision.step_up), ..flow };
         let ttl = std::time::Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
         if let Err(e) = state.ports.store.put_json(&flow_key(flow_id), &flow, ttl).await {
             return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
@@ -162,7 +125,7 @@ pub async fn complete(
     }
     let started = async {
         state.ports.store.delete(&flow_key(flow_id)).await?;
-        session::start(state, req, auth).await
+        session::open(&state.ports, &state.config, req, auth).await
     };
     let (cookie, s, replaced) = match started.await {
         Ok(v) => v,
@@ -174,25 +137,24 @@ pub async fn complete(
         crate::oidc::logout::end_session(state, caller, &previous.sid).await;
     }
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "success").increment(1);
-    audit_login(state, caller, mie, who, Some(&s), &flow, Outcome::Success, None);
+    audit_login(&state.audit, caller, mie, who, &flow, Ok(&s));
     crate::oidc::authorize::finish(state, flow.request, &s, Some(cookie)).await
 }
 
-/// One audit line per login attempt, whatever the method.
-#[allow(clippy::too_many_arguments)]
+/// One audit line per login attempt, whatever the method: the session it opened, or why it
+/// failed.
 pub fn audit_login(
-    state: &AppState,
+    audit: &Audit,
     caller: &Caller,
     mie: Mie,
     who: &str,
-    session: Option<&session::Session>,
     flow: &LoginFlow,
-    outcome: Outcome,
-    reason: Option<&str>,
+    result: Result<&session::Session, &str>,
 ) {
-    state.audit(AuditEvent {
+    let session = result.ok();
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Login),
-        outcome: Some(outcome),
+        outcome: Some(if session.is_some() { Outcome::Success } else { Outcome::Failure }),
         subject: session.map(|s| s.authentication.identity_id.clone()),
         username: Some(who.chars().take(128).collect()),
         client_id: Some(flow.request.client_id.clone()),
@@ -202,7 +164,7 @@ pub fn audit_login(
         ip: Some(caller.ip.clone()),
         user_agent: caller.user_agent.clone(),
         request_id: Some(caller.request_id.clone()),
-        reason: reason.map(str::to_owned),
+        reason: result.err().map(str::to_owned),
         ..Default::default()
     });
 }
@@ -253,7 +215,7 @@ pub fn render(req: &HttpRequest, state: &AppState, flow_id: &str, flow: &LoginFl
             csrf: &flow.csrf,
             client_name: &client_name,
             username,
-            error: flow.step_up.then_some(pages::LoginError::StepUp),
+            error: flow.offer.is_step_up().then_some(pages::LoginError::StepUp),
             redirect_origin: &flow.request.redirect_uri,
             ui_locales: flow.request.ui_locales.as_deref(),
             methods: methods_for(state, flow),

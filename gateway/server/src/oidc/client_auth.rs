@@ -13,10 +13,11 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::config::ClientAuthMethod;
+use crate::config::{ClientAuthMethod, Config};
 use crate::http::{Caller, Params, oauth_error};
 use crate::secrets::SecretHash;
-use crate::state::{AppState, Client};
+use crate::state::{AppState, Client, OidcState};
+use vigie_core::store::EphemeralStore;
 use vigie_core::store::{Attempt, StoreExt};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -104,6 +105,34 @@ struct AssertionClaims {
     iat: Option<i64>,
 }
 
+/// What client authentication reads: the registered clients and their fetched key sets, the
+/// settings (lockout, issuer), the store (counters, assertion `jti`s), the outgoing HTTP client
+/// (`jwks_uri`).
+#[derive(Clone, Copy)]
+pub struct Clients<'a> {
+    pub config: &'a Config,
+    pub oidc: &'a OidcState,
+    pub store: &'a dyn EphemeralStore,
+    pub http: &'a reqwest::Client,
+}
+
+impl<'a> From<&'a AppState> for Clients<'a> {
+    fn from(state: &'a AppState) -> Self {
+        Self {
+            config: &state.config,
+            oidc: &state.oidc,
+            store: state.ports.store.as_ref(),
+            http: &state.upstreams.http,
+        }
+    }
+}
+
+impl<'a> Clients<'a> {
+    fn client(&self, id: &str) -> Option<&'a Client> {
+        self.oidc.clients.get(id)
+    }
+}
+
 /// Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3).
 ///
 /// Attempts that present a credential are counted per address and per (registered) client at
@@ -116,7 +145,7 @@ struct AssertionClaims {
 pub async fn authenticate<'a>(
     req: &HttpRequest,
     params: &Params,
-    state: &'a AppState,
+    clients: Clients<'a>,
     caller: &Caller,
 ) -> Result<&'a Client, ClientAuthError> {
     let basic = basic_credentials(req);
@@ -134,15 +163,14 @@ pub async fn authenticate<'a>(
         // Only registered ids get a counter: made-up ones would only fill the store. It is the
         // client's *at this address*: counted before any check, a client-wide counter would let
         // anyone lock a confidential client (PSC…) out with junk requests from elsewhere.
-        if let Some(id) = claimed.filter(|id| state.client(id).is_some()) {
+        if let Some(id) = claimed.filter(|id| clients.client(id).is_some()) {
             keys.push(caller.rate_limit_key(&format!("client-auth:{id}")));
         }
     }
-    let cfg = &state.config.tokens;
+    let cfg = &clients.config.tokens;
     let window = Duration::from_secs(cfg.client_auth_lockout_secs);
     for key in &keys {
-        let attempt = state
-            .ports
+        let attempt = clients
             .store
             .attempt(key, cfg.client_auth_max_failures, window)
             .await
@@ -157,10 +185,10 @@ pub async fn authenticate<'a>(
             });
         }
     }
-    let result = authenticate_once(params, state, basic).await;
+    let result = authenticate_once(params, clients, basic).await;
     if result.is_ok() {
         for key in &keys {
-            if let Err(e) = state.ports.store.delete(key).await {
+            if let Err(e) = clients.store.delete(key).await {
                 tracing::warn!(error = %e, "a client authentication counter could not be reset");
             }
         }
@@ -170,7 +198,7 @@ pub async fn authenticate<'a>(
 
 async fn authenticate_once<'a>(
     params: &Params,
-    state: &'a AppState,
+    clients: Clients<'a>,
     basic: Option<Result<(String, String), ()>>,
 ) -> Result<&'a Client, ClientAuthError> {
     let post_secret = params.get("client_secret");
@@ -189,22 +217,22 @@ async fn authenticate_once<'a>(
         if params.get("client_id").is_some_and(|p| p != id) {
             return Err(ClientAuthError::invalid_client("client_id differs from the Basic credentials", true));
         }
-        return by_secret(state, &id, &secret, ClientAuthMethod::ClientSecretBasic, true).await;
+        return by_secret(clients, &id, &secret, ClientAuthMethod::ClientSecretBasic, true).await;
     }
     if let Some(secret) = post_secret {
         let id =
             params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("client_id is missing", false))?;
-        return by_secret(state, id, secret, ClientAuthMethod::ClientSecretPost, false).await;
+        return by_secret(clients, id, secret, ClientAuthMethod::ClientSecretPost, false).await;
     }
     if let Some(assertion) = assertion {
         if params.get("client_assertion_type") != Some(JWT_BEARER) {
             return Err(ClientAuthError::invalid_client(format!("client_assertion_type must be {JWT_BEARER}"), false));
         }
-        return by_assertion(state, params.get("client_id"), assertion).await;
+        return by_assertion(clients, params.get("client_id"), assertion).await;
     }
     let id =
         params.get("client_id").ok_or_else(|| ClientAuthError::invalid_client("no client authentication", false))?;
-    let client = state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client", false))?;
+    let client = clients.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client", false))?;
     if client.config.auth_method != ClientAuthMethod::None {
         return Err(ClientAuthError::invalid_client(
             format!("this client must authenticate with {}", client.config.auth_method.as_str()),
@@ -215,14 +243,14 @@ async fn authenticate_once<'a>(
 }
 
 async fn by_secret<'a>(
-    state: &'a AppState,
+    clients: Clients<'a>,
     id: &str,
     secret: &str,
     method: ClientAuthMethod,
     basic: bool,
 ) -> Result<&'a Client, ClientAuthError> {
     let client =
-        state.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client or bad secret", basic))?;
+        clients.client(id).ok_or_else(|| ClientAuthError::invalid_client("unknown client or bad secret", basic))?;
     if client.config.auth_method != method {
         return Err(ClientAuthError::invalid_client(
             format!("this client must authenticate with {}", client.config.auth_method.as_str()),
@@ -251,17 +279,16 @@ async fn verify_secret(hash: &SecretHash, secret: &str) -> bool {
     tokio::task::spawn_blocking(move || hash.verify(&secret)).await.unwrap_or(false)
 }
 
-async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String> {
+async fn client_keys(clients: Clients<'_>, client: &Client) -> Result<JwkSet, String> {
     if let Some(j) = &client.jwks {
         return Ok(j.clone());
     }
     let uri = client.config.jwks_uri.as_deref().ok_or("client has no keys")?;
-    let cached = state.oidc.client_jwks.get(uri, Duration::from_secs(300));
+    let cached = clients.oidc.client_jwks.get(uri, Duration::from_secs(300));
     let text = match cached {
         Some(t) => t,
         None => {
-            let t = state
-                .upstreams
+            let t = clients
                 .http
                 .get(uri)
                 .send()
@@ -271,7 +298,7 @@ async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String
                 .text()
                 .await
                 .map_err(|e| format!("cannot read jwks_uri: {e}"))?;
-            state.oidc.client_jwks.put(uri, t.clone());
+            clients.oidc.client_jwks.put(uri, t.clone());
             t
         }
     };
@@ -279,7 +306,7 @@ async fn client_keys(state: &AppState, client: &Client) -> Result<JwkSet, String
 }
 
 async fn by_assertion<'a>(
-    state: &'a AppState,
+    clients: Clients<'a>,
     client_id: Option<&str>,
     assertion: &str,
 ) -> Result<&'a Client, ClientAuthError> {
@@ -296,11 +323,11 @@ async fn by_assertion<'a>(
     if unverified.iss != unverified.sub || client_id.is_some_and(|c| c != unverified.iss) {
         return Err(bad("client_assertion iss and sub must both be the client_id".into()));
     }
-    let client = state.client(&unverified.iss).ok_or_else(|| bad("unknown client".into()))?;
+    let client = clients.client(&unverified.iss).ok_or_else(|| bad("unknown client".into()))?;
     if client.config.auth_method != ClientAuthMethod::PrivateKeyJwt {
         return Err(bad(format!("this client must authenticate with {}", client.config.auth_method.as_str())));
     }
-    let jwks = client_keys(state, client).await.map_err(bad)?;
+    let jwks = client_keys(clients, client).await.map_err(bad)?;
     let candidates: Vec<_> = jwks
         .keys
         .iter()
@@ -314,7 +341,7 @@ async fn by_assertion<'a>(
     let mut validation = Validation::new(header.alg);
     // RFC 7523 §3: "The JWT MUST contain an "aud" (audience) claim containing a value that
     // identifies the authorization server": the token endpoint URL or the issuer.
-    validation.set_audience(&[state.endpoint("/token"), state.config.issuer.clone()]);
+    validation.set_audience(&[clients.config.endpoint("/token"), clients.config.issuer.clone()]);
     validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
     validation.leeway = ASSERTION_LEEWAY_SECS as u64;
     let verified = candidates
@@ -336,8 +363,7 @@ async fn by_assertion<'a>(
     // be considered valid". We require it, and remember it past `exp` and its leeway.
     let jti = claims.jti.ok_or_else(|| bad("client_assertion must carry a jti".into()))?;
     let ttl = (claims.exp - now).max(0) as u64 + ASSERTION_LEEWAY_SECS as u64 + 60;
-    let first = state
-        .ports
+    let first = clients
         .store
         .put_if_absent(&crate::oidc::keys::jti(&client.config.client_id, &jti), b"1", Duration::from_secs(ttl))
         .await

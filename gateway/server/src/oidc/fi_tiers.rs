@@ -1,9 +1,9 @@
 //! Vigie as Pro Santé Connect's *FI tiers* (delegated identity provider, reference/psc.md §3;
 //! docs/fi-tiers.md): the claims PSC expects of it, and what a request from PSC may not reuse.
+use vigie_core::directory::Directory;
 use vigie_core::{Authentication, Factor, IdNat, Mie};
 
 use crate::config::{FiTiersConfig, LoginConfig};
-use crate::state::AppState;
 
 /// The `amr` the published FI-tiers guides send to PSC for a CPx card and its PIN (level
 /// "Élevé", reference/psc.md §3): RFC 8176 §2 `sc` (smart card), `pin`, `mfa`, and `hwk`
@@ -51,11 +51,11 @@ pub fn excluded(mie: Mie) -> bool {
 /// the identity with that idNat: the login page pre-fills the login name of its account. `None`
 /// when the hint is not an idNat or names no one with an account (the hint is then kept as it
 /// came); a directory failure is logged and treated the same (a hint is only a hint).
-pub async fn username_for_hint(state: &AppState, hint: &str) -> Option<String> {
+pub async fn username_for_hint(directory: &dyn Directory, hint: &str) -> Option<String> {
     let idnat = IdNat::parse(hint).ok()?;
     let found = async {
-        match state.ports.directory.identity_by_idnat(&idnat).await? {
-            Some(identity) => state.ports.directory.username_of(&identity.id).await,
+        match directory.identity_by_idnat(&idnat).await? {
+            Some(identity) => directory.username_of(&identity.id).await,
             None => Ok(None),
         }
     };

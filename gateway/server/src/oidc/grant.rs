@@ -11,8 +11,9 @@ use vigie_core::directory::Identity;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
 use super::keys;
+use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
-use crate::state::{AppState, Client};
+use crate::state::{AppState, Client, IdentityCache, OidcState, Ports};
 
 /// A refresh-token family: the grant of one authorization code. One record per family,
 /// whatever the number of rotations: it holds the generation of the one live refresh token
@@ -246,29 +247,51 @@ impl From<StoreError> for MintError {
     }
 }
 
+/// The provider's token side, what minting and checking tokens read: the token settings, the
+/// signing keys, the store (family records, revocation marks), the identities (through their
+/// cache).
+#[derive(Clone, Copy)]
+pub struct Issuer<'a> {
+    pub config: &'a Config,
+    pub oidc: &'a OidcState,
+    pub ports: &'a Ports,
+    pub identities: &'a IdentityCache,
+}
+
+impl<'a> From<&'a AppState> for Issuer<'a> {
+    fn from(state: &'a AppState) -> Self {
+        Self { config: &state.config, oidc: &state.oidc, ports: &state.ports, identities: &state.policy.identities }
+    }
+}
+
+impl<'a> From<&'a actix_web::web::Data<AppState>> for Issuer<'a> {
+    fn from(state: &'a actix_web::web::Data<AppState>) -> Self {
+        Self::from(&***state)
+    }
+}
+
 /// Issues an access token, an ID token and the refresh token of generation
 /// `record.generation` of the family `record.grant_id`, which becomes the family's live one.
-pub async fn mint(
-    state: &AppState,
+pub async fn mint<'a>(
+    issuer: impl Into<Issuer<'a>>,
     client: &Client,
     record: &RefreshRecord,
     nonce: Option<String>,
 ) -> Result<TokenResponse, MintError> {
+    let Issuer { config, oidc, ports, identities } = issuer.into();
     let now = crate::now();
-    let identity = state
-        .policy
-        .identities
-        .get(state.ports.directory.as_ref(), &record.authentication.identity_id)
+    let identity = identities
+        .get(ports.directory.as_ref(), &record.authentication.identity_id)
         .await
         .map_err(|e| MintError::Server(e.to_string()))?
         .ok_or(MintError::UnknownIdentity)?;
-    let cfg = &state.config.tokens;
+    let cfg = &config.tokens;
     let auth = &record.authentication;
     let fi_tiers = client.config.fi_tiers.as_ref();
-    let amr = super::fi_tiers::amr(&state.config.login, fi_tiers, auth);
-    let keyset = state.oidc.keys.get();
+    let amr = super::fi_tiers::amr(&config.login, fi_tiers, auth);
+    let keyset = oidc.keys.get();
     let access = AccessTokenClaims {
-        iss: state.config.issuer.clone(),
+        iss: config.issuer.clone(),
         exp: now + cfg.access_token_ttl_secs as i64,
         aud: client.config.client_id.clone(),
         sub: identity.id.clone(),
@@ -286,7 +309,7 @@ pub async fn mint(
     let alg = client.config.id_token_signed_response_alg;
     let access_token = keyset.sign(alg, Some("at+jwt"), &access).map_err(|e| MintError::Server(e.to_string()))?;
     let id = IdTokenClaims {
-        iss: state.config.issuer.clone(),
+        iss: config.issuer.clone(),
         sub: identity.id.clone(),
         aud: client.config.client_id.clone(),
         azp: client.config.client_id.clone(),
@@ -308,7 +331,7 @@ pub async fn mint(
     let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
     let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    state.ports.store.put_json(&keys::refresh(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
+    ports.store.put_json(&keys::refresh(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -330,20 +353,20 @@ pub async fn is_revoked(store: &dyn EphemeralStore, handle: &str, sid: &str) -> 
 
 /// Revokes a grant (by its [`grant_handle`]): every access and refresh token of the family stops
 /// working.
-pub async fn revoke_grant(state: &AppState, handle: &str) -> Result<(), StoreError> {
-    let ttl = crate::session::tokens_ttl(state);
-    state.ports.store.put(&keys::revoked_grant(handle), b"1", ttl).await
+pub async fn revoke_grant(store: &dyn EphemeralStore, config: &Config, handle: &str) -> Result<(), StoreError> {
+    store.put(&keys::revoked_grant(handle), b"1", crate::session::tokens_ttl(config)).await
 }
 
 /// Verifies an access token Vigie issued: signature, `typ`, issuer, expiry, revocation.
-pub async fn verify_access_token(state: &AppState, token: &str) -> Result<AccessTokenClaims, String> {
+pub async fn verify_access_token<'a>(issuer: impl Into<Issuer<'a>>, token: &str) -> Result<AccessTokenClaims, String> {
+    let Issuer { config, oidc, ports, .. } = issuer.into();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    v.set_issuer(&[&state.config.issuer]);
+    v.set_issuer(&[&config.issuer]);
     v.validate_aud = false;
     v.leeway = 0;
     v.set_required_spec_claims(&["exp", "iss", "sub"]);
-    let (_, claims) = state.oidc.keys.get().verify::<AccessTokenClaims>(token, Some("at+jwt"), v)?;
-    match is_revoked(state.ports.store.as_ref(), &claims.gid, &claims.sid).await {
+    let (_, claims) = oidc.keys.get().verify::<AccessTokenClaims>(token, Some("at+jwt"), v)?;
+    match is_revoked(ports.store.as_ref(), &claims.gid, &claims.sid).await {
         Ok(false) => Ok(claims),
         Ok(true) => Err("the token was revoked".into()),
         Err(e) => {

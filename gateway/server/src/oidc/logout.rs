@@ -112,7 +112,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     // an ID token travels to relying parties and their logs, and whoever holds one must not end
     // its session from elsewhere nor read that session's upstream PSC ID token (it would be in
     // the redirect to PSC's logout).
-    let current = match session::current(&state, &req).await {
+    let current = match session::current(&state.ports, &state.config, &req).await {
         Ok(Some(c)) => c,
         Ok(None) => return done(&req, redirect),
         Err(e) => return pages::unavailable(&req, &e),
@@ -124,7 +124,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     let own = hint
         .is_some_and(|h| h.sid.as_deref() == Some(current.sid.as_str()) && h.sub == current.authentication.identity_id);
     if own {
-        end_session(&state, &Caller::of(&req, &state), &current.sid).await;
+        end_session(&**state, &Caller::of(&req, &state), &current.sid).await;
         return finish(&state, &req, current.upstream_id_token, redirect).await;
     }
     let token = random_token(24);
@@ -142,7 +142,7 @@ async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpRespons
         Err(e) => return pages::unavailable(&req, &e),
     };
     let caller = Caller::of(&req, &state);
-    end_session(&state, &caller, &pending.sid).await;
+    end_session(&**state, &caller, &pending.sid).await;
     finish(&state, &req, pending.upstream_id_token, pending.redirect).await
 }
 
@@ -173,12 +173,13 @@ pub(crate) fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse 
 
 /// Ends an SSO session: its state, every token issued from it, and a logout token to each
 /// client that asked for back-channel logout.
-pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
-    let ttl = crate::session::tokens_ttl(state);
+pub async fn end_session<'a>(ending: impl Into<session::Ending<'a>>, caller: &Caller, sid: &str) {
+    let session::Ending { config, ports, oidc, audit, http } = ending.into();
+    let ttl = session::tokens_ttl(config);
     let ended = async {
-        session::end(state, sid).await?;
-        state.ports.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
-        state.ports.store.members(&keys::sid_clients(sid)).await
+        session::end(ports.store.as_ref(), sid).await?;
+        ports.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
+        ports.store.members(&keys::sid_clients(sid)).await
     };
     let clients = match ended.await {
         Ok(c) => c,
@@ -187,7 +188,7 @@ pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
             return;
         }
     };
-    state.audit(AuditEvent {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Logout),
         outcome: Some(Outcome::Success),
         sid: Some(sid.to_owned()),
@@ -197,23 +198,23 @@ pub async fn end_session(state: &AppState, caller: &Caller, sid: &str) {
         ..Default::default()
     });
     for client_id in clients {
-        let Some(client) = state.client(&client_id) else { continue };
+        let Some(client) = oidc.clients.get(&client_id) else { continue };
         let Some(uri) = client.config.backchannel_logout_uri.clone() else { continue };
         let now = crate::now();
         // Back-Channel Logout §2.4: iss, aud, iat, exp, jti, events, sid (and sub); no nonce.
         let claims = json!({
-            "iss": state.config.issuer, "aud": client_id, "iat": now, "exp": now + 120,
+            "iss": config.issuer, "aud": client_id, "iat": now, "exp": now + 120,
             "jti": random_token(16), "sid": sid, "events": { BACKCHANNEL_EVENT: {} },
         });
-        let token =
-            match state.oidc.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "logout token signing failed");
-                    continue;
-                }
-            };
-        let http = state.upstreams.http.clone();
+        let token = match oidc.keys.get().sign(client.config.id_token_signed_response_alg, Some("logout+jwt"), &claims)
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "logout token signing failed");
+                continue;
+            }
+        };
+        let http = http.clone();
         actix_web::rt::spawn(async move {
             // Back-Channel Logout §2.5: POST, form-encoded `logout_token`.
             let result = http.post(&uri).form(&[("logout_token", token)]).send().await;

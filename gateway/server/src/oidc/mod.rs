@@ -5,9 +5,11 @@ pub mod client_auth;
 pub mod config;
 pub mod discovery;
 pub mod fi_tiers;
+pub mod flow;
 pub mod grant;
 pub mod introspect;
 pub mod logout;
+pub mod presented;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -35,8 +37,8 @@ pub struct AuthRequest {
     pub nonce: Option<String>,
     /// RFC 7636 `code_challenge` (S256 only).
     pub code_challenge: Option<String>,
-    pub prompt_login: bool,
-    pub prompt_none: bool,
+    #[serde(flatten)]
+    pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     /// Levels asked for through `acr_values` or the `claims` parameter.
@@ -48,6 +50,45 @@ pub struct AuthRequest {
     /// The `acr` claim was requested as essential (OIDC Core §5.5.1.1).
     pub acr_essential: bool,
     pub ui_locales: Option<String>,
+}
+
+/// OIDC Core §3.1.2.1 `prompt`, as far as it changes what the provider does (`consent` and
+/// `select_account` do not: there is no consent page and one account per browser).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredPrompt", into = "StoredPrompt")]
+pub enum Prompt {
+    #[default]
+    Default,
+    /// `none`: "The Authorization Server MUST NOT display any authentication or consent user
+    /// interface pages."
+    None,
+    /// `login`: "The Authorization Server SHOULD prompt the End-User for reauthentication."
+    Login,
+}
+
+/// A prompt as earlier versions stored it in a login flow: two booleans, so that a flow written
+/// by either version is read by the other.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct StoredPrompt {
+    prompt_login: bool,
+    prompt_none: bool,
+}
+
+impl From<StoredPrompt> for Prompt {
+    fn from(s: StoredPrompt) -> Self {
+        // `none` with any other value is refused at the authorization endpoint: never both.
+        match (s.prompt_none, s.prompt_login) {
+            (true, _) => Prompt::None,
+            (false, true) => Prompt::Login,
+            (false, false) => Prompt::Default,
+        }
+    }
+}
+
+impl From<Prompt> for StoredPrompt {
+    fn from(p: Prompt) -> Self {
+        StoredPrompt { prompt_login: p == Prompt::Login, prompt_none: p == Prompt::None }
+    }
 }
 
 /// An `acr` value of another scheme that a request named, and the Vigie level that meets it
@@ -161,8 +202,7 @@ mod tests {
             state: None,
             nonce: None,
             code_challenge: None,
-            prompt_login: false,
-            prompt_none: false,
+            prompt: Prompt::Default,
             max_age: None,
             login_hint: None,
             acr: foreign.iter().map(|(_, l)| *l).collect(),
@@ -170,6 +210,16 @@ mod tests {
             acr_essential: false,
             ui_locales: None,
         }
+    }
+
+    #[test]
+    fn a_stored_prompt_reads_as_the_previous_versions_wrote_it() {
+        let read = |json: &str| serde_json::from_str::<StoredPrompt>(json).map(Prompt::from).ok();
+        assert_eq!(read(r#"{"prompt_login":false,"prompt_none":false}"#), Some(Prompt::Default));
+        assert_eq!(read(r#"{"prompt_login":true,"prompt_none":false}"#), Some(Prompt::Login));
+        assert_eq!(read(r#"{"prompt_login":false,"prompt_none":true}"#), Some(Prompt::None));
+        let written = serde_json::to_value(StoredPrompt::from(Prompt::Login)).ok();
+        assert_eq!(written, Some(serde_json::json!({"prompt_login": true, "prompt_none": false})));
     }
 
     #[test]

@@ -3,27 +3,25 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::{EphemeralStore, StoreError};
 
-use super::client_auth;
 use super::grant::{self, AccessTokenClaims, Standing};
-use crate::http::{Caller, oauth_error, parse_params};
-use crate::state::{AppState, State};
+use super::presented::{self, Presented};
+use crate::config::Config;
+use crate::http::{Caller, oauth_error};
+use crate::state::{OidcState, State};
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);
-    let params = match parse_params(&body) {
-        Ok(p) => p,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
-    };
     // RFC 7009 §2.1: "The authorization server first validates the client credentials".
-    let client = match client_auth::authenticate(&req, &params, &state, &caller).await {
+    let (client, params) = match presented::authenticated(&req, &body, (&**state).into(), &caller).await {
         Ok(c) => c,
-        Err(e) => return e.response(),
+        Err(response) => return response,
     };
     let Some(token) = params.get("token") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
-    let found = match grant_of(&state, token).await {
+    let found = match grant_of(&state.config, &state.oidc, state.ports.store.as_ref(), token).await {
         Ok(f) => f,
         Err(e) => return super::internal_error("revoke", &e),
     };
@@ -39,10 +37,10 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             "this token was not issued to this client: only its own client may revoke it",
         );
     }
-    if let Err(e) = grant::revoke_grant(&state, &handle).await {
+    if let Err(e) = grant::revoke_grant(state.ports.store.as_ref(), &state.config, &handle).await {
         return super::internal_error("revoke", &e);
     }
-    state.audit(AuditEvent {
+    state.audit.record(AuditEvent {
         kind: Some(AuditKind::TokenRevoked),
         outcome: Some(Outcome::Success),
         client_id: Some(owner),
@@ -56,21 +54,27 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 /// The client and the grant handle of a token Vigie issued, if it is one: an access token (expired
 /// ones too: only the signature and issuer count), or a refresh token of any generation presented
 /// with its own secret (revoking an already rotated token still ends what it belonged to).
-async fn grant_of(state: &AppState, token: &str) -> Result<Option<(String, String)>, vigie_core::store::StoreError> {
-    if grant::RefreshToken::parse(token).is_none() && token.matches('.').count() == 2 {
-        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-        v.set_issuer(&[&state.config.issuer]);
-        v.validate_aud = false;
-        v.validate_exp = false;
-        v.required_spec_claims.clear();
-        let c: Option<AccessTokenClaims> = state.oidc.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
-        return Ok(c.map(|c| (c.client_id, c.gid)));
-    }
-    let Some((presented, record)) = grant::refresh_family(state.ports.store.as_ref(), token).await? else {
-        return Ok(None);
+async fn grant_of(
+    config: &Config,
+    oidc: &OidcState,
+    store: &dyn EphemeralStore,
+    token: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let (presented, record) = match presented::lookup(store, token).await? {
+        Presented::AccessToken(token) => {
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+            v.set_issuer(&[&config.issuer]);
+            v.validate_aud = false;
+            v.validate_exp = false;
+            v.required_spec_claims.clear();
+            let c: Option<AccessTokenClaims> = oidc.keys.get().verify(token, Some("at+jwt"), v).ok().map(|(_, c)| c);
+            return Ok(c.map(|c| (c.client_id, c.gid)));
+        }
+        Presented::Refresh(None) => return Ok(None),
+        Presented::Refresh(Some(found)) => *found,
     };
     // A made-up secret names a family without being one of its tokens: it revokes nothing.
-    Ok(match presented.standing(state.ports.store.as_ref(), &record).await? {
+    Ok(match presented.standing(store, &record).await? {
         Standing::Live | Standing::Spent => Some((record.client_id, grant::grant_handle(&record.grant_id))),
         Standing::Wrong => None,
     })

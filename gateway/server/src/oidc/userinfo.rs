@@ -3,9 +3,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::grant::{ProfileClaims, verify_access_token};
+use super::grant::{Issuer, ProfileClaims, verify_access_token};
+use crate::config::Config;
 use crate::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
-use crate::state::State;
+use crate::state::{OidcState, Part, PolicyGate, Ports};
 
 /// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code; the body is the
 /// OAuth error JSON.
@@ -17,7 +18,14 @@ fn oauth_json(status: StatusCode, error: &str, description: &str) -> HttpRespons
     HttpResponse::build(status).json(json!({ "error": error, "error_description": description }))
 }
 
-pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn userinfo(
+    req: HttpRequest,
+    config: Part<Config>,
+    oidc: Part<OidcState>,
+    ports: Part<Ports>,
+    policy: Part<PolicyGate>,
+    body: web::Bytes,
+) -> HttpResponse {
     let from_header = bearer_token(&req);
     // RFC 6750 §2.2: the form-encoded body parameter, for POST.
     let from_body = match parse_params(&body) {
@@ -33,7 +41,8 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return bearer_missing(),
     };
-    let claims = match verify_access_token(&state, &token).await {
+    let issuer = Issuer { config: &config, oidc: &oidc, ports: &ports, identities: &policy.identities };
+    let claims = match verify_access_token(issuer, &token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e),
     };
@@ -41,7 +50,7 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     if !scopes.iter().any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the openid scope is required");
     }
-    let identity = match state.policy.identities.get(state.ports.directory.as_ref(), &claims.sub).await {
+    let identity = match policy.identities.get(ports.directory.as_ref(), &claims.sub).await {
         Ok(Some(i)) => i,
         Ok(None) => {
             return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the user is no longer in the directory");
@@ -55,7 +64,7 @@ pub async fn userinfo(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     // OIDC Core §5.3.2: "The sub Claim MUST always be returned in the UserInfo Response."
     body["sub"] = json!(identity.id);
     // FI tiers (reference/psc.md §3): PSC reads `tid`, `oid` and `amr` here as in the ID token.
-    if let Some(fi) = state.client(&claims.client_id).and_then(|c| c.config.fi_tiers.as_ref()) {
+    if let Some(fi) = oidc.clients.get(&claims.client_id).and_then(|c| c.config.fi_tiers.as_ref()) {
         body["tid"] = json!(fi.tid);
         body["oid"] = json!(identity.id);
         body["amr"] = json!(claims.amr);

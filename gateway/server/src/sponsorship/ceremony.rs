@@ -51,7 +51,7 @@ pub(super) struct Sponsor {
 }
 
 pub(super) async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponsor>, StoreError> {
-    let Some(s) = session::current(state, req).await? else { return Ok(None) };
+    let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(None) };
     let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }

@@ -88,7 +88,7 @@ struct Owner {
 }
 
 async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, StoreError> {
-    let Some(s) = session::current(state, req).await? else { return Ok(None) };
+    let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(None) };
     let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
     let csrf = sha256_b64(format!("vigie-questions-csrf\0{cookie}").as_bytes());
     let recent = crate::now() - s.authentication.at <= state.config.sponsorship.enrol_max_auth_age_secs as i64;

@@ -159,7 +159,7 @@ fn spawn_revocation_sweeper(state: web::Data<AppState>) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            crate::session::complete_pending(&state).await;
+            crate::session::complete_pending((&**state).into()).await;
         }
     });
 }

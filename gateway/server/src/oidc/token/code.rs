@@ -7,52 +7,38 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
-use super::TokenError;
-use crate::http::{Caller, Params};
+use super::{Grant, TokenError};
+use crate::http::Params;
 use crate::oidc::authorize::is_pkce_value;
 use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
 use crate::oidc::{CodeGrant, keys};
 use crate::secrets::{ct_eq, sha256_b64};
-use crate::state::{AppState, Client};
 
-pub async fn exchange(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-    caller: &Caller,
-) -> Result<TokenResponse, TokenError> {
+pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
+    let (client, store, config) = (grant.client, grant.issuer.ports.store.as_ref(), grant.issuer.config);
     let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
     let hash = sha256_b64(code.as_bytes());
-    let Some(g) = state.ports.store.get_json::<CodeGrant>(&keys::code(&hash)).await? else {
+    let Some(g) = store.get_json::<CodeGrant>(&keys::code(&hash)).await? else {
         // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
         // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
         // issued based on that authorization code."
-        if let Some(grant_id) = state.ports.store.get(&keys::code_used(&hash)).await? {
-            return Err(super::reuse_detected(
-                state,
-                client,
-                caller,
-                &String::from_utf8_lossy(&grant_id),
-                &super::CODE_REPLAY,
-            )
-            .await);
+        if let Some(grant_id) = store.get(&keys::code_used(&hash)).await? {
+            let grant_id = String::from_utf8_lossy(&grant_id);
+            return Err(super::reuse_detected(grant, &grant_id, &super::CODE_REPLAY).await);
         }
         return Err(TokenError::new("invalid_grant", "the authorization code is invalid or expired"));
     };
     // Marked used before it is taken: a replay that loses the race below, on any replica,
     // finds the mark and revokes what this redemption issues.
-    let remember = Duration::from_secs(state.config.tokens.refresh_token_ttl_secs);
+    let remember = Duration::from_secs(config.tokens.refresh_token_ttl_secs);
     // Whether the session was ended is read meanwhile (one store round trip for both).
     let (used_key, ended_key) = (keys::code_used(&hash), keys::revoked_sid(&g.sid));
-    let (marked, ended) = tokio::join!(
-        state.ports.store.put(&used_key, g.grant_id.as_bytes(), remember),
-        state.ports.store.get(&ended_key)
-    );
+    let (marked, ended) = tokio::join!(store.put(&used_key, g.grant_id.as_bytes(), remember), store.get(&ended_key));
     marked?;
     let session_ended = ended?.is_some();
     // The code is taken atomically: across all replicas it is redeemed at most once.
-    if state.ports.store.take(&keys::code(&hash)).await?.is_none() {
-        return Err(super::reuse_detected(state, client, caller, &g.grant_id, &super::CODE_REPLAY).await);
+    if store.take(&keys::code(&hash)).await?.is_none() {
+        return Err(super::reuse_detected(grant, &g.grant_id, &super::CODE_REPLAY).await);
     }
 
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
@@ -94,7 +80,7 @@ pub async fn exchange(
         authentication: g.authentication,
         sid: g.sid,
         grant_id: g.grant_id,
-        family_expires_at: crate::now() + state.config.tokens.refresh_token_ttl_secs as i64,
+        family_expires_at: crate::now() + config.tokens.refresh_token_ttl_secs as i64,
         generation: 0,
         secret_hash: String::new(),
         acr: g.acr,
@@ -105,7 +91,7 @@ pub async fn exchange(
     if session_ended {
         return Err(TokenError::new("invalid_grant", "the session was ended"));
     }
-    let tokens = grant::mint(state, client, &record, g.nonce).await?;
-    super::issued(state, caller, client, AuditKind::TokenIssued, &tokens, &record);
+    let tokens = grant::mint(grant.issuer, client, &record, g.nonce).await?;
+    super::issued(grant, AuditKind::TokenIssued, &record);
     Ok(tokens)
 }

@@ -4,12 +4,12 @@
 //! `dmp-vihf-cps.md` §1), base64url-encoded as a SAML 2.0 token (RFC 8693 §3).
 use serde::Serialize;
 
-use super::TokenError;
+use super::{Grant, TokenError};
 use crate::config::ClientAuthMethod;
 use crate::dmp::{self, InsNir, Refusal, Via};
-use crate::http::{Caller, Params};
+use crate::http::Params;
 use crate::oidc::grant::verify_access_token;
-use crate::state::{AppState, Client};
+use crate::state::AppState;
 
 /// RFC 8693 §2.1 `grant_type`.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -37,12 +37,9 @@ fn invalid_request(description: impl Into<String>) -> TokenError {
     TokenError::new("invalid_request", description)
 }
 
-pub async fn exchange(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-    caller: &Caller,
-) -> Result<ExchangeResponse, TokenError> {
+/// `state`: what the policy recheck and the VIHF sealing read.
+pub async fn exchange(grant: &Grant<'_>, state: &AppState, params: &Params) -> Result<ExchangeResponse, TokenError> {
+    let (client, caller) = (grant.client, grant.caller);
     // RFC 6749 §5.2 unauthorized_client: "The authenticated client is not authorized to use this
     // authorization grant type." Reference EX_AIR-030: callers of the token server authenticate.
     if client.config.auth_method == ClientAuthMethod::None {
@@ -101,7 +98,7 @@ pub async fn exchange(
     // RFC 8693 §2.2.2: "If the request itself is not valid or if either the subject_token or
     // actor_token are invalid for any reason, or are unacceptable based on policy, the
     // invalid_request error code MUST be used".
-    let claims = verify_access_token(state, subject_token)
+    let claims = verify_access_token(grant.issuer, subject_token)
         .await
         .map_err(|e| invalid_request(format!("subject_token is not a valid access token of Vigie: {e}")))?;
     if claims.client_id != client.config.client_id {
@@ -110,9 +107,10 @@ pub async fn exchange(
     // The professional is asked about as they are now (account, card or key, login policy): a
     // refusal ends the grant of the subject token. RFC 8693 §2.2.2 names the error: a subject
     // token "unacceptable based on policy" is invalid_request.
-    let session = crate::session::by_sid(state, &claims.sid).await.map_err(TokenError::internal)?;
+    let session =
+        crate::session::by_sid(grant.issuer.ports.store.as_ref(), &claims.sid).await.map_err(TokenError::internal)?;
     if let Some(session) = session.filter(|s| s.authentication.identity_id == claims.sub) {
-        super::recheck::still_allowed(state, caller, client, &session.authentication, &claims.gid)
+        super::recheck::still_allowed(grant, state, &session.authentication, &claims.gid)
             .await
             .map_err(|e| if e.error == "invalid_grant" { invalid_request(e.description) } else { e })?;
     }

@@ -10,9 +10,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
-use super::grant::{MintError, TokenResponse};
+use super::grant::{Issuer, MintError, RefreshRecord};
 use crate::http::{Caller, oauth_error, parse_params};
-use crate::state::{AppState, Client, State};
+use crate::state::{Audit, Client, State};
 
 /// A token endpoint error (RFC 6749 §5.2).
 pub struct TokenError {
@@ -69,25 +69,26 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let client = match client_auth::authenticate(&req, &params, &state, &caller).await {
+    let client = match client_auth::authenticate(&req, &params, (&**state).into(), &caller).await {
         Ok(c) => c,
         Err(e) => {
-            refused(&state, &caller, params.get("client_id"), "client authentication", &e.description);
+            refused(&state.audit, &caller, params.get("client_id"), "client authentication", &e.description);
             return e.response();
         }
     };
     let grant_type = params.get("grant_type").unwrap_or_default();
+    let grant = Grant { issuer: Issuer::from(&**state), audit: &state.audit, client, caller: &caller };
     let result = match grant_type {
-        "authorization_code" => code::exchange(&state, client, &params, &caller).await.map(Granted::Tokens),
-        "refresh_token" => refresh::exchange(&state, client, &params, &caller).await.map(Granted::Tokens),
-        exchange::TOKEN_EXCHANGE => exchange::exchange(&state, client, &params, &caller).await.map(Granted::Exchanged),
+        "authorization_code" => code::exchange(&grant, &params).await.map(Granted::Tokens),
+        "refresh_token" => refresh::exchange(&grant, &state, &params).await.map(Granted::Tokens),
+        exchange::TOKEN_EXCHANGE => exchange::exchange(&grant, &state, &params).await.map(Granted::Exchanged),
         "" => Err(TokenError::new("invalid_request", "grant_type is missing")),
         other => Err(TokenError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
     };
     match result {
         Ok(t) => HttpResponse::Ok().insert_header(("Pragma", "no-cache")).json(t),
         Err(e) => {
-            refused(&state, &caller, Some(&client.config.client_id), grant_type, &e.description);
+            refused(&state.audit, &caller, Some(&client.config.client_id), grant_type, &e.description);
             let status = match e.error {
                 "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
                 "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,12 +104,22 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Granted {
-    Tokens(TokenResponse),
+    Tokens(super::grant::TokenResponse),
     Exchanged(exchange::ExchangeResponse),
 }
 
-fn refused(state: &AppState, caller: &Caller, client_id: Option<&str>, method: &str, reason: &str) {
-    state.audit(AuditEvent {
+/// What a grant handler reaches (fosite gives each grant handler only its strategies and
+/// storage): the token side to mint with, the audit trail, and who asks.
+pub struct Grant<'a> {
+    pub issuer: Issuer<'a>,
+    pub audit: &'a Audit,
+    /// The authenticated client (RFC 6749 §3.2.1).
+    pub client: &'a Client,
+    pub caller: &'a Caller,
+}
+
+fn refused(audit: &Audit, caller: &Caller, client_id: Option<&str>, method: &str, reason: &str) {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),
         client_id: client_id.map(str::to_owned),
@@ -121,16 +132,9 @@ fn refused(state: &AppState, caller: &Caller, client_id: Option<&str>, method: &
     });
 }
 
-fn issued(
-    state: &AppState,
-    caller: &Caller,
-    client: &Client,
-    kind: AuditKind,
-    t: &TokenResponse,
-    r: &super::grant::RefreshRecord,
-) {
-    let _ = t;
-    state.audit(AuditEvent {
+fn issued(grant: &Grant<'_>, kind: AuditKind, r: &RefreshRecord) {
+    let Grant { audit, client, caller, .. } = grant;
+    audit.record(AuditEvent {
         kind: Some(kind),
         outcome: Some(Outcome::Success),
         subject: Some(r.authentication.identity_id.clone()),
@@ -167,17 +171,13 @@ pub const REFRESH_REUSE: Reuse = Reuse {
 };
 
 /// A used code or refresh token came back: revokes the grant and says so.
-async fn reuse_detected(
-    state: &AppState,
-    client: &Client,
-    caller: &Caller,
-    grant_id: &str,
-    reuse: &Reuse,
-) -> TokenError {
-    if let Err(e) = super::grant::revoke_grant(state, &super::grant::grant_handle(grant_id)).await {
+async fn reuse_detected(grant: &Grant<'_>, grant_id: &str, reuse: &Reuse) -> TokenError {
+    let Grant { issuer, audit, client, caller } = grant;
+    let handle = super::grant::grant_handle(grant_id);
+    if let Err(e) = super::grant::revoke_grant(issuer.ports.store.as_ref(), issuer.config, &handle).await {
         return e.into();
     }
-    state.audit(AuditEvent {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),
         client_id: Some(client.config.client_id.clone()),

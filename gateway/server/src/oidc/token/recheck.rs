@@ -4,25 +4,25 @@
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::{Authentication, Mie};
 
-use super::TokenError;
-use crate::http::Caller;
-use crate::state::{AppState, Client};
+use super::{Grant, TokenError};
+use crate::state::{AppState, Ports};
 
 /// Whether the grant's authentication may still log in to `client`: the account, the MIE instance
 /// of the login (card, key, sponsorship) by what the directory says now, and the policy
 /// (`login_to_client`, audited) with the principal read now. When refused, the grant (`grant`, its
 /// handle: `grant::grant_handle`) is revoked, the refusal audited, and the answer is
-/// `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked").
+/// `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked"). `policy`: the
+/// state the policy services read.
 pub async fn still_allowed(
-    state: &AppState,
-    caller: &Caller,
-    client: &Client,
+    grant: &Grant<'_>,
+    policy: &AppState,
     auth: &Authentication,
-    grant: &str,
+    handle: &str,
 ) -> Result<(), TokenError> {
-    let Some(reason) = refusal(state, caller, client, auth).await? else { return Ok(()) };
-    crate::oidc::grant::revoke_grant(state, grant).await?;
-    state.audit(AuditEvent {
+    let Grant { issuer, audit, client, caller } = grant;
+    let Some(reason) = refusal(grant, policy, auth).await? else { return Ok(()) };
+    crate::oidc::grant::revoke_grant(issuer.ports.store.as_ref(), issuer.config, handle).await?;
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),
         subject: Some(auth.identity_id.clone()),
@@ -37,22 +37,17 @@ pub async fn still_allowed(
 }
 
 /// Why the authentication may no longer be used, if it may not.
-async fn refusal(
-    state: &AppState,
-    caller: &Caller,
-    client: &Client,
-    auth: &Authentication,
-) -> Result<Option<String>, TokenError> {
-    let id = &auth.identity_id;
-    if state.ports.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
+async fn refusal(grant: &Grant<'_>, policy: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
+    let (ports, id) = (grant.issuer.ports, &auth.identity_id);
+    if ports.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
         return Ok(Some("the account is disabled".into()));
     }
-    if let Some(reason) = withdrawn_mie(state, auth).await? {
+    if let Some(reason) = withdrawn_mie(ports, auth).await? {
         return Ok(Some(reason));
     }
     let principal =
-        crate::policy::current_principal(&state.policy, &state.ports, id).await.map_err(TokenError::internal)?;
-    let decision = crate::policy::decide_login(&state.policy, caller, &principal, client, auth, true);
+        crate::policy::current_principal(&policy.policy, ports, id).await.map_err(TokenError::internal)?;
+    let decision = crate::policy::decide_login(&policy.policy, grant.caller, &principal, grant.client, auth, true);
     if decision.allowed {
         return Ok(None);
     }
@@ -61,27 +56,26 @@ async fn refusal(
 
 /// Whether the MIE instance of the login was withdrawn since: a card no longer in a status that
 /// logs in, a FIDO2 key revoked, a sponsorship ended. Also asked of a session before SSO.
-pub async fn withdrawn_mie(state: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
+pub async fn withdrawn_mie(ports: &Ports, auth: &Authentication) -> Result<Option<String>, TokenError> {
     let Some(credential) = auth.credential.as_deref() else { return Ok(None) };
     let withdrawn = match auth.mie {
         Mie::Cps | Mie::Cpe => {
             let Some((issuer, serial)) = vigie_core::cards::parse_card_fingerprint(credential) else {
                 return Ok(None);
             };
-            let card = state.ports.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::internal)?;
+            let card = ports.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::internal)?;
             // A CPS the registry does not hold yet logs in by its idNat: nothing withdrew it.
             card.filter(|c| !c.status.allows_login())
                 .map(|c| format!("the card of this login is {}", c.status.as_str()))
         }
         Mie::Fido2 => {
-            let key = state.ports.fido2.credential(credential).await.map_err(TokenError::internal)?;
+            let key = ports.fido2.credential(credential).await.map_err(TokenError::internal)?;
             (key.is_none_or(|k| k.identity_id != auth.identity_id))
                 .then(|| "the FIDO2 key of this login was revoked".to_owned())
         }
         Mie::Sponsorship => {
             let grant = credential.strip_prefix("sponsorship:").unwrap_or_default();
-            let active = state
-                .ports
+            let active = ports
                 .sponsorships
                 .active_grants(&auth.identity_id, crate::now())
                 .await

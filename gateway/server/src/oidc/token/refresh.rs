@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use vigie_core::audit::AuditKind;
 
-use super::TokenError;
-use crate::http::{Caller, Params};
+use super::{Grant, TokenError};
+use crate::http::Params;
 use crate::oidc::grant::{self, RefreshRecord, RefreshToken, Standing, TokenResponse};
-use crate::state::{AppState, Client};
+use crate::state::AppState;
 
 /// How long the claim on a generation being rotated is kept: the new generation is recorded
 /// within it, and from then on the record itself tells the old token is spent.
@@ -18,16 +18,13 @@ fn rotation_claim(family: &str, generation: u32) -> String {
     format!("rt-rotating:{family}:{generation}")
 }
 
-pub async fn exchange(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-    caller: &Caller,
-) -> Result<TokenResponse, TokenError> {
+/// `policy`: the state the policy services read, for the recheck of the person.
+pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> Result<TokenResponse, TokenError> {
+    let (client, store) = (grant.client, grant.issuer.ports.store.as_ref());
     let token =
         params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
     let invalid = || TokenError::new("invalid_grant", "the refresh token is invalid or expired");
-    let Some((presented, mut record)) = grant::refresh_family(state.ports.store.as_ref(), token).await? else {
+    let Some((presented, mut record)) = grant::refresh_family(store, token).await? else {
         return Err(invalid());
     };
     // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
@@ -41,10 +38,10 @@ pub async fn exchange(
     // token, which will inform the authorization server of the breach" — the whole family is
     // revoked. Only a token the family really issued is such an invalidated token: a wrong
     // secret proves nothing, and must not let anyone who learnt a family id end it.
-    match presented.standing(state.ports.store.as_ref(), &record).await? {
+    match presented.standing(store, &record).await? {
         Standing::Live => {}
         Standing::Spent => {
-            return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
+            return Err(super::reuse_detected(grant, &record.grant_id, &super::REFRESH_REUSE).await);
         }
         Standing::Wrong => return Err(invalid()),
     }
@@ -62,21 +59,19 @@ pub async fn exchange(
     // check runs alongside the claim.
     let claim = rotation_claim(presented.family, presented.generation);
     let handle = grant::grant_handle(&record.grant_id);
-    let (revoked, first) = tokio::join!(
-        grant::is_revoked(state.ports.store.as_ref(), &handle, &record.sid),
-        state.ports.store.put_if_absent(&claim, b"1", ROTATION_CLAIM)
-    );
+    let (revoked, first) =
+        tokio::join!(grant::is_revoked(store, &handle, &record.sid), store.put_if_absent(&claim, b"1", ROTATION_CLAIM));
     if revoked? {
         return Err(TokenError::new("invalid_grant", "the refresh token was revoked"));
     }
     if !first? {
-        return Err(super::reuse_detected(state, client, caller, &record.grant_id, &super::REFRESH_REUSE).await);
+        return Err(super::reuse_detected(grant, &record.grant_id, &super::REFRESH_REUSE).await);
     }
-    let rotated = rotate(state, client, caller, &presented, &mut record).await;
+    let rotated = rotate(grant, policy, &presented, &mut record).await;
     if rotated.is_err() {
         // The claim is released whatever failed: the client's retry of this very token is no
         // second use (if the release fails too, the claim expires within ROTATION_CLAIM).
-        if let Err(e) = state.ports.store.delete(&claim).await {
+        if let Err(e) = store.delete(&claim).await {
             tracing::warn!(error = %e, "a failed refresh could not release its rotation claim");
         }
     }
@@ -86,9 +81,8 @@ pub async fn exchange(
 /// The rotation proper, once the generation is claimed: the person is asked about again, the
 /// presented token recorded as spent, the next generation minted.
 async fn rotate(
-    state: &AppState,
-    client: &Client,
-    caller: &Caller,
+    grant: &Grant<'_>,
+    policy: &AppState,
     presented: &RefreshToken<'_>,
     record: &mut RefreshRecord,
 ) -> Result<TokenResponse, TokenError> {
@@ -97,10 +91,10 @@ async fn rotate(
         .checked_add(1)
         .ok_or_else(|| TokenError::new("invalid_grant", "this refresh token family is exhausted: log in again"))?;
     let handle = grant::grant_handle(&record.grant_id);
-    super::recheck::still_allowed(state, caller, client, &record.authentication, &handle).await?;
-    presented.mark_spent(state.ports.store.as_ref(), record).await?;
+    super::recheck::still_allowed(grant, policy, &record.authentication, &handle).await?;
+    presented.mark_spent(grant.issuer.ports.store.as_ref(), record).await?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
-    let tokens = grant::mint(state, client, record, None).await?;
-    super::issued(state, caller, client, AuditKind::TokenRefreshed, &tokens, record);
+    let tokens = grant::mint(grant.issuer, grant.client, record, None).await?;
+    super::issued(grant, AuditKind::TokenRefreshed, record);
     Ok(tokens)
 }

@@ -1,5 +1,4 @@
-//! `[session]`: how long an SSO session lives. Kept under `config/` until sessions have a
-//! folder of their own.
+//! `[session]`: how long an SSO session lives.
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,14 +19,14 @@ impl Default for SessionConfig {
 
 impl SessionConfig {
     /// The keys that must be positive, with their values.
-    pub(super) fn counts(&self) -> [(&'static str, u64); 2] {
+    pub(crate) fn counts(&self) -> [(&'static str, u64); 2] {
         [
             ("session.idle_timeout_secs", self.idle_timeout_secs),
             ("session.absolute_timeout_secs", self.absolute_timeout_secs),
         ]
     }
 
-    pub(super) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+    pub(crate) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         if self.idle_timeout_secs > self.absolute_timeout_secs {
             err("session.idle_timeout_secs", "must not exceed `session.absolute_timeout_secs`".into());
         }

@@ -1,0 +1,227 @@
+//! The authorization endpoint (RFC 6749 §3.1, §4.1.1; OIDC Core §3.1.2): code flow only.
+//! An unknown client or a redirect URI that is not registered gets an error page, never a
+//! redirect (RFC 6749 §4.1.2.1); every other error goes back to the client. Here: deciding
+//! between SSO, an error and a login flow.
+mod request;
+mod respond;
+
+use std::time::Duration;
+
+pub use request::{BUILT_IN_ACR_MAP, Invalid, Redirected, is_pkce_value, redirected, validate};
+pub use respond::{Answer, error_response, finish};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::{StoreError, StoreExt};
+
+use super::flow::{self, LoginFlow, Offer};
+use super::{AuthRequest, Prompt};
+use crate::config::Config;
+use crate::http::{Caller, parse_params};
+use crate::login::pages;
+use crate::secrets::{random_token, sha256_b64};
+use crate::session::{self, Session};
+use crate::state::{Audit, Ports, State};
+use request::repeated_parameter;
+use respond::temporarily_unavailable;
+
+pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
+    let raw = req.query_string().to_owned();
+    handle(req, state, raw.as_bytes()).await
+}
+
+/// OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST
+/// methods".
+pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+    handle(req, state, &body).await
+}
+
+async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
+    let caller = Caller::of(&req, &state);
+    let validated = match parse_params(raw) {
+        Ok(p) => validate(Ok(p), &state.config, &state.oidc),
+        Err(e) => Err(repeated_parameter(raw, e, &state.oidc)),
+    };
+    let request = match validated {
+        Ok(r) => r,
+        Err(Invalid::Page(msg)) => {
+            state.audit.record(AuditEvent {
+                kind: Some(AuditKind::Refused),
+                outcome: Some(Outcome::Failure),
+                reason: Some(msg.clone()),
+                ip: Some(caller.ip.clone()),
+                user_agent: caller.user_agent.clone(),
+                request_id: Some(caller.request_id.clone()),
+                ..Default::default()
+            });
+            return pages::error_page(&req, StatusCode::BAD_REQUEST, &msg);
+        }
+        Err(Invalid::Redirect(r)) => return error_response(&state.config, r),
+    };
+    let current = match session::current(&state.ports, &state.config, &req).await {
+        Ok(s) => s,
+        Err(e) => return temporarily_unavailable(&state.config, &request, &e),
+    };
+    // A session answers only while the MIE instance of its login stands, as a refresh rechecks it:
+    // a sponsorship's temporary credential ends before a session opened at its 23rd hour would.
+    let current = match current {
+        Some(s) => match super::token::withdrawn_mie(&state.ports, &s.authentication).await {
+            Ok(None) => Some(s),
+            Ok(Some(_)) => None,
+            Err(e) => return temporarily_unavailable(&state.config, &request, &e.description),
+        },
+        None => None,
+    };
+    let now = crate::now();
+    let Some(client) = state.client(&request.client_id) else {
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, "unknown client");
+    };
+    let fi_tiers = client.config.fi_tiers.as_ref();
+    // The MIE that would lift the policy's refusal of the session, if it refused.
+    let mut step_up = None;
+    let reusable = |s: &Session| {
+        request.prompt != Prompt::Login
+            && request.satisfied_by(&s.authentication, now)
+            && !(fi_tiers.is_some() && super::fi_tiers::excluded(s.authentication.mie))
+    };
+    if let Some(s) = current.filter(reusable) {
+        // SSO, if the policy lets this session into this client; else the MIE that would do.
+        let principal = match crate::policy::principal_of(&state.policy, &state.ports, &s.authentication.identity_id).await {
+            Ok(p) => p,
+            Err(e) => return temporarily_unavailable(&state.config, &request, &e),
+        };
+        let decision = crate::policy::decide_login(&state.policy, &caller, &principal, client, &s.authentication, true);
+        if decision.allowed {
+            return finish(&**state, request, &s, None).await;
+        }
+        if decision.step_up.is_empty() {
+            return error_response(
+                &state.config,
+                redirected(&request, "access_denied", "the establishment's policy does not allow this user here"),
+            );
+        }
+        if request.prompt == Prompt::None {
+            // OIDC Core §3.1.2.6: the session exists but the client needs another login.
+            return error_response(
+                &state.config,
+                redirected(&request, "login_required", "a stronger login is required"),
+            );
+        }
+        step_up = Some(decision.step_up);
+    }
+    if request.prompt == Prompt::None {
+        // OIDC Core §3.1.2.6 login_required: "The Authorization Server requires End-User
+        // authentication."
+        return error_response(&state.config, redirected(&request, "login_required", "the user must log in"));
+    }
+    if request.acr_essential && request.required_level().is_some_and(|l| flow::best_level() < l) {
+        return error_response(
+            &state.config,
+            redirected(
+                &request,
+                "unmet_authentication_requirements",
+                "no login method offered here reaches the essential acr",
+            ),
+        );
+    }
+    let (mut offered, step_up) = match step_up {
+        Some(o) => (o, true),
+        None => {
+            let before = crate::policy::offered_before_login(&state.policy, &caller, client);
+            if before.is_empty() {
+                return error_response(
+                    &state.config,
+                    redirected(&request, "access_denied", "no means of identification satisfies this client's policy"),
+                );
+            }
+            (before, false)
+        }
+    };
+    let mut request = request;
+    if let Some(fi) = fi_tiers {
+        offered.retain(|m| !super::fi_tiers::excluded(*m));
+        if offered.is_empty() {
+            return error_response(
+                &state.config,
+                redirected(
+                    &request,
+                    "access_denied",
+                    "no local means of identification satisfies this client's policy",
+                ),
+            );
+        }
+        // PSC may name the professional by idNat: the login page pre-fills their login name.
+        if let Some(hint) = request.login_hint.as_deref()
+            && let Some(username) = super::fi_tiers::username_for_hint(state.ports.directory.as_ref(), hint).await
+        {
+            tracing::debug!(tid = %fi.tid, "login_hint: an idNat, pre-filled as the account's login name");
+            request.login_hint = Some(username);
+        }
+    }
+    let offer = if step_up { Offer::StepUp(offered) } else { Offer::Named(offered) };
+    start_login(&req, &state.config, &state.ports, &state.audit, &caller, request, offer).await
+}
+
+/// Counts a login flow opened from the caller's address: false past `login.max_flows_per_ip`
+/// in `login.ip_window_secs`. Every flow is stored until `tokens.login_flow_ttl_secs`, so an
+/// address sending authorization requests in a loop would otherwise fill the store.
+async fn flow_allowed(config: &Config, ports: &Ports, caller: &Caller) -> Result<bool, StoreError> {
+    let cfg = &config.login;
+    let opened = ports.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
+    Ok(opened <= cfg.max_flows_per_ip)
+}
+
+/// Creates a login flow bound to this browser and sends the user to the login page.
+async fn start_login(
+    req: &HttpRequest,
+    config: &Config,
+    ports: &Ports,
+    audit: &Audit,
+    caller: &Caller,
+    request: AuthRequest,
+    offer: Offer,
+) -> HttpResponse {
+    match flow_allowed(config, ports, caller).await {
+        Ok(true) => {}
+        Ok(false) => {
+            audit.record(AuditEvent {
+                kind: Some(AuditKind::Refused),
+                outcome: Some(Outcome::Failure),
+                client_id: Some(request.client_id.clone()),
+                reason: Some("too many login flows from this address".into()),
+                ip: Some(caller.ip.clone()),
+                user_agent: caller.user_agent.clone(),
+                request_id: Some(caller.request_id.clone()),
+                ..Default::default()
+            });
+            // RFC 6749 §4.1.2.1 temporarily_unavailable: "unable to handle the request due to a
+            // temporary overloading".
+            return error_response(
+                config,
+                redirected(
+                    &request,
+                    "temporarily_unavailable",
+                    "too many sign-in requests from this address; try again in a minute",
+                ),
+            );
+        }
+        Err(e) => return temporarily_unavailable(config, &request, &e),
+    }
+    let browser = crate::http::cookie(req, flow::BROWSER_COOKIE).filter(|b| b.len() == 43);
+    let new_browser = browser.is_none();
+    let browser = browser.unwrap_or_else(|| random_token(32));
+    let flow_id = random_token(24);
+    let flow = LoginFlow { request, csrf: random_token(24), browser: sha256_b64(browser.as_bytes()), offer };
+    let ttl = Duration::from_secs(config.tokens.login_flow_ttl_secs);
+    if let Err(e) = ports.store.put_json(&flow::flow_key(&flow_id), &flow, ttl).await {
+        return temporarily_unavailable(config, &flow.request, &e);
+    }
+    let mut resp = HttpResponse::SeeOther();
+    resp.insert_header((header::LOCATION, format!("/login?flow={flow_id}")));
+    if new_browser {
+        resp.cookie(crate::http::host_cookie(flow::BROWSER_COOKIE, browser, None));
+    }
+    resp.finish()
+}
