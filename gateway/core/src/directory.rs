@@ -74,6 +74,10 @@ pub trait Directory: Send + Sync {
     /// The login name of the identity's account, if it has one (a login hint naming the person
     /// by idNat pre-fills it).
     async fn username_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError>;
+    /// Whether the login account of this identity is disabled: a disabled account logs in with
+    /// no MIE (card, key, PSC, password) and its refresh tokens stop working. An identity without
+    /// an account is not disabled.
+    async fn account_disabled(&self, identity_id: &str) -> Result<bool, DirectoryError>;
     /// Creates or updates an identity keyed by its matricule; returns its directory id.
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError>;
     /// Creates or replaces the account of an identity.

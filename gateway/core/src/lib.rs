@@ -9,6 +9,7 @@ pub mod cards;
 pub mod directory;
 pub mod fido2;
 pub mod idnat;
+pub mod mail;
 pub mod names;
 pub mod policy;
 pub mod roles;

@@ -67,7 +67,7 @@ pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> Http
     };
     let identity = match identity_of(&state, &card).await {
         // A disabled account logs in with no MIE, its cards included.
-        Ok(id) => match state.ports.fido2.account_disabled(&id).await {
+        Ok(id) => match state.ports.directory.account_disabled(&id).await {
             Ok(false) => Ok(id),
             Ok(true) => Err(refused(
                 StatusCode::FORBIDDEN,

@@ -376,7 +376,7 @@ pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     match tokio::try_join!(
         state.ports.directory.identity(&stored.identity_id),
-        state.ports.fido2.account_disabled(&stored.identity_id)
+        state.ports.directory.account_disabled(&stored.identity_id)
     ) {
         Ok((Some(_), false)) => {}
         Ok((Some(_), true)) => return refuse(Refusal::Disabled),

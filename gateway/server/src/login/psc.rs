@@ -227,7 +227,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
         Ok(id) => id,
         Err(r) => return refuse(&req, &state, &caller, Some(&flow), &flow_id, mie, &who, r),
     };
-    match state.ports.fido2.account_disabled(&identity_id).await {
+    match state.ports.directory.account_disabled(&identity_id).await {
         Ok(false) => {}
         Ok(true) => {
             let r = refusal(

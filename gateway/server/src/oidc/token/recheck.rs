@@ -44,7 +44,7 @@ async fn refusal(
     auth: &Authentication,
 ) -> Result<Option<String>, TokenError> {
     let id = &auth.identity_id;
-    if state.ports.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
+    if state.ports.directory.account_disabled(id).await.map_err(TokenError::internal)? {
         return Ok(Some("the account is disabled".into()));
     }
     if let Some(reason) = withdrawn_mie(state, auth).await? {
