@@ -411,6 +411,15 @@ impl Directory for SqlDirectory {
         Ok(disabled.unwrap_or(false))
     }
 
+    async fn create_announced(
+        &self,
+        idnat: &IdNat,
+        family_name: Option<&str>,
+        given_name: Option<&str>,
+    ) -> Result<Option<(String, vigie_core::directory::Announcement)>, DirectoryError> {
+        SqlDirectory::create_announced(self, idnat, family_name, given_name).await
+    }
+
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError> {
         let mut tx = self.begin_write().await?;
         let (id, _created) = store_identity(&mut tx, identity).await?;

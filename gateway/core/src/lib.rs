@@ -12,6 +12,7 @@ pub mod idnat;
 pub mod mail;
 pub mod names;
 pub mod policy;
+pub mod psc;
 pub mod roles;
 pub mod sponsorship;
 pub mod store;

@@ -17,7 +17,7 @@ use vigie_core::{Authentication, IdNat, Mie};
 use super::{LoginFlow, bound_flow, flow_key, pages};
 use crate::http::Caller;
 use crate::state::{AppState, State};
-use vigie_psc::Pending;
+use vigie_core::psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.
 #[derive(Serialize, Deserialize)]
@@ -255,7 +255,7 @@ async fn identity_of(
     psc: &crate::psc::PscRuntime,
     caller: &Caller,
     idnat: &IdNat,
-    login: &vigie_psc::PscLogin,
+    login: &vigie_core::psc::PscLogin,
 ) -> Result<String, Refusal> {
     // The cause goes to the log only: the browser learns nothing of the directory.
     let unavailable = |e: vigie_core::directory::DirectoryError| {
@@ -280,8 +280,9 @@ async fn identity_of(
     if !psc.config.jit {
         return Err(unknown());
     }
-    let created = psc
-        .announced
+    let created = state
+        .ports
+        .directory
         .create_announced(idnat, login.family_name.as_deref(), login.given_name.as_deref())
         .await
         .map_err(unavailable)?;
