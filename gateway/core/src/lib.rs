@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cards;
 pub mod directory;
+pub mod dmp;
 pub mod fido2;
 pub mod idnat;
 pub mod mail;

@@ -299,8 +299,8 @@ impl DmpConfig {
                     patient_oids.push(settings.ins_oid.clone());
                 }
                 Ok(Some(Dmp {
+                    sealer: std::sync::Arc::new(vigie_dmp::SealedVihfs::new(settings.clone(), sealer)),
                     settings,
-                    sealer,
                     relay,
                     services: self.relay.services.clone(),
                     max_body_bytes: self.relay.max_body_bytes,

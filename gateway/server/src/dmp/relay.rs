@@ -6,7 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_dmp::{InsNir, Vihf};
+use vigie_core::dmp::{InsNir, Vihf};
 
 use super::runtime::parse_purpose;
 use super::vihf::{Refusal, Via, audit_refused, ins_audit_hash, vihf_for};

@@ -1,11 +1,15 @@
 //! The DMP side at run time ([`Dmp`]: the VIHF settings, the seal, the relay client), built from
 //! a valid `[dmp]`; what the token exchange and the relay share without the gateway's state.
-use vigie_dmp::{Sealer, VihfSettings};
+use std::sync::Arc;
+
+use vigie_core::dmp::VihfSealer;
+use vigie_dmp::VihfSettings;
 
 /// The DMP side of the gateway, built from a valid `[dmp]`.
 pub struct Dmp {
+    /// `[dmp.vihf]`: the purposes of use a call may name.
     pub settings: VihfSettings,
-    pub sealer: Sealer,
+    pub sealer: Arc<dyn VihfSealer>,
     pub relay: Option<vigie_dmp::DmpRelay>,
     pub services: Vec<String>,
     pub max_body_bytes: usize,
