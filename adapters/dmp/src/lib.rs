@@ -39,7 +39,7 @@ pub use envelope::{
 #[cfg(feature = "test-fixtures")]
 pub use ins::nir_key;
 pub use ins::{InsError, InsNir};
-pub use relay::{DmpRelay, RelayError, is_service_name, read_whole, with_action};
+pub use relay::{DmpRelay, RelayError, is_service_name, with_action};
 pub use roles::{HlRole, PROFESSIONS_OID, SPECIALTIES_OID, roles_for};
 pub use seal::{SealError, SealedVihfs, Sealer};
 pub use settings::{

@@ -2,6 +2,8 @@
 //! establishment's seal) for a typed request, and the patient's INS-NIR that names the DMP opened.
 use std::fmt;
 
+use async_trait::async_trait;
+
 use crate::{IdNat, Mie};
 
 /// Why an INS-NIR was refused.
@@ -145,4 +147,82 @@ pub enum SealRefusal {
 pub trait VihfSealer: Send + Sync {
     /// A signed VIHF for `request`.
     fn seal(&self, request: &VihfRequest) -> Result<Vihf, SealRefusal>;
+}
+
+/// Why a call was not relayed, or got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The relay cannot be built as configured.
+    #[error("DMP relay configuration: {0}")]
+    Config(String),
+    /// The service is not a path segment the relay may name.
+    #[error("service {0:?} is not a DMP service name (letters, digits, '_', '-', '.')")]
+    Service(String),
+    /// The SOAP action cannot be carried in the content type.
+    #[error("SOAP action {0:?} cannot go into a content-type parameter (quotes, backslashes, controls)")]
+    Action(String),
+    /// The call's deadline passed (the detail: the transport's error chain).
+    #[error("the DMP did not answer in time ({0})")]
+    Timeout(String),
+    /// No connection, TLS refused, or the answer broke off (the detail: the error chain).
+    #[error("the DMP is unreachable: {0}")]
+    Unreachable(String),
+    /// The answer is larger than the relay carries.
+    #[error("the DMP's answer is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+impl RelayError {
+    /// Whether the DMP failed (it could not be reached, or not in time), rather than the call or
+    /// the configuration: only these count against the DMP's circuit breaker, so that a caller's
+    /// bad calls cannot make the DMP look down for everyone.
+    pub fn is_dmp_failure(&self) -> bool {
+        matches!(self, RelayError::Timeout(_) | RelayError::Unreachable(_))
+    }
+}
+
+/// The DMP's answer to a relayed call, read as it comes (MTOM answers carry documents: they are
+/// not held in memory).
+#[async_trait]
+pub trait RelayAnswer: Send {
+    /// The HTTP status (a SOAP fault comes with 500).
+    fn status(&self) -> u16;
+    /// The answer's content type, as sent.
+    fn content_type(&self) -> Option<String>;
+    /// The announced length, if any.
+    fn content_length(&self) -> Option<u64>;
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<Vec<u8>>, RelayError>;
+}
+
+/// The SOAP relay to the DMP, over mutual TLS (the establishment's ORG_AUTH_CLI certificate).
+///
+/// Guarantees every adapter must keep: the call goes only to `<base_url><service>` for a
+/// `service` that is a plain path segment (else [`RelayError::Service`], nothing sent); connecting
+/// is bounded by `dmp.relay.timeout_ms` and the whole call, answer included, by
+/// `dmp.relay.deadline_ms`; any HTTP status is an answer, only transport failures are errors, and
+/// [`RelayError::is_dmp_failure`] says which of them the DMP is to blame for.
+///
+/// The caller secures the body with a fresh VIHF first, audits the call (`dmp_call`), counts DMP
+/// failures against the DMP's circuit breaker, and caps what it reads of the answer.
+#[async_trait]
+pub trait SoapRelay: Send + Sync {
+    /// POSTs `body` (a SOAP 1.2 call, plain or MTOM, of `content_type`) to the DMP's `service`.
+    async fn send(&self, service: &str, content_type: &str, body: Vec<u8>) -> Result<Box<dyn RelayAnswer>, RelayError>;
+}
+
+/// An answer read whole (a SOAP fault, for its reason), refused past `limit` bytes: what the DMP
+/// sends is not trusted to be small. A timeout here is the call's deadline.
+pub async fn read_whole(answer: &mut dyn RelayAnswer, limit: usize) -> Result<Vec<u8>, RelayError> {
+    if answer.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(RelayError::TooLarge(limit));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = answer.chunk().await? {
+        if out.len() + chunk.len() > limit {
+            return Err(RelayError::TooLarge(limit));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }

@@ -2,7 +2,7 @@
 //! a valid `[dmp]`; what the token exchange and the relay share without the gateway's state.
 use std::sync::Arc;
 
-use vigie_core::dmp::VihfSealer;
+use vigie_core::dmp::{SoapRelay, VihfSealer};
 use vigie_dmp::VihfSettings;
 
 /// The DMP side of the gateway, built from a valid `[dmp]`.
@@ -10,7 +10,7 @@ pub struct Dmp {
     /// `[dmp.vihf]`: the purposes of use a call may name.
     pub settings: VihfSettings,
     pub sealer: Arc<dyn VihfSealer>,
-    pub relay: Option<vigie_dmp::DmpRelay>,
+    pub relay: Option<Arc<dyn SoapRelay>>,
     pub services: Vec<String>,
     pub max_body_bytes: usize,
     pub max_answer_bytes: usize,
