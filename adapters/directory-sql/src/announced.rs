@@ -4,6 +4,7 @@
 //! An announcement is single use: [`SqlDirectory::create_announced`] deletes it and creates the
 //! identity in one write transaction, so two replicas finishing two logins at once create one.
 use vigie_core::IdNat;
+pub use vigie_core::directory::Announcement;
 use vigie_core::directory::{Affectation, DirectoryError, Identity};
 
 use crate::SqlDirectory;
@@ -12,32 +13,6 @@ use crate::rules;
 
 /// Longest an announcement may stay open, in days.
 pub const MAX_ANNOUNCEMENT_DAYS: u32 = 366;
-
-/// One professional HR announced.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Announcement {
-    /// The idNat_PS PSC will assert (`SubjectNameID`).
-    pub idnat: String,
-    /// Family name, as HR knows it.
-    pub family_name: String,
-    /// Given name, as HR knows it.
-    pub given_name: String,
-    /// The functional unit (UF) of the first affectation, if HR named one.
-    pub unit: Option<String>,
-    /// Who announced them (`cli:<user>`).
-    pub announced_by: String,
-    /// When (RFC 3339 UTC).
-    pub announced_at: String,
-    /// Until when it can be used (RFC 3339 UTC).
-    pub expires_at: String,
-}
-
-impl Announcement {
-    /// Whether it can no longer be used at `now` (Unix seconds).
-    pub fn expired_at(&self, now: i64) -> bool {
-        parse_time(&self.expires_at).is_none_or(|t| t <= now)
-    }
-}
 
 /// What HR announces.
 #[derive(Clone, Debug)]
@@ -62,10 +37,6 @@ pub(crate) fn format_time(t: i64) -> Result<String, DirectoryError> {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .ok_or_else(|| DirectoryError::Invalid(format!("{t} is not a representable time")))
-}
-
-fn parse_time(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
 }
 
 fn now() -> i64 {

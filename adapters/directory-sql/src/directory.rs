@@ -402,6 +402,24 @@ impl Directory for SqlDirectory {
             .map_err(|e| failed("looking up the account of an identity", &e))
     }
 
+    async fn account_disabled(&self, identity_id: &str) -> Result<bool, DirectoryError> {
+        let disabled = sqlx::query_scalar::<_, bool>("SELECT disabled FROM accounts WHERE identity_id = $1")
+            .bind(identity_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| failed("reading an account", &e))?;
+        Ok(disabled.unwrap_or(false))
+    }
+
+    async fn create_announced(
+        &self,
+        idnat: &IdNat,
+        family_name: Option<&str>,
+        given_name: Option<&str>,
+    ) -> Result<Option<(String, vigie_core::directory::Announcement)>, DirectoryError> {
+        SqlDirectory::create_announced(self, idnat, family_name, given_name).await
+    }
+
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError> {
         let mut tx = self.begin_write().await?;
         let (id, _created) = store_identity(&mut tx, identity).await?;

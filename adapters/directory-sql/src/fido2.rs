@@ -139,15 +139,6 @@ impl Fido2Credentials for SqlDirectory {
         })
     }
 
-    async fn account_disabled(&self, identity_id: &str) -> Result<bool, DirectoryError> {
-        let disabled = sqlx::query_scalar::<_, bool>("SELECT disabled FROM accounts WHERE identity_id = $1")
-            .bind(identity_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| failed("reading an account", &e))?;
-        Ok(disabled.unwrap_or(false))
-    }
-
     async fn remove_credential(&self, identity_id: &str, id: &str) -> Result<bool, DirectoryError> {
         let done = sqlx::query("DELETE FROM fido2_credentials WHERE identity_id = $1 AND credential_id = $2")
             .bind(identity_id)

@@ -1,75 +1,7 @@
-//! The patient's INS-NIR (NIR of 13 characters + 2-digit control key), checked before it names the
-//! DMP the VIHF opens.
+//! The patient's INS-NIR (NIR of 13 characters + 2-digit control key; the type is vigie-core's),
+//! and the key of a NIR for tests that make patients.
 
-use std::fmt;
-
-/// Why an INS-NIR was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InsError {
-    #[error("the INS-NIR must have 15 characters (NIR 13 + key 2), got {0}")]
-    Length(usize),
-    #[error(
-        "the INS-NIR has {found:?} at position {at}: only digits are allowed (and 2A/2B as the Corsican department)"
-    )]
-    NotDigit { at: usize, found: char },
-    #[error("the INS-NIR starts with {0}: a NIR starts with 1 or 2 (3, 4, 7, 8 for provisional numbers)")]
-    Sex(char),
-    #[error("the INS-NIR key is {found:02}, the NIR gives {expected:02} (97 - NIR mod 97): check the number")]
-    Key { expected: u64, found: u64 },
-}
-
-/// A checked INS-NIR, as 15 ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsNir(String);
-
-impl InsNir {
-    /// Checks the shape and the key. NIR layout: sex (1), year (2), month (2), department (2,
-    /// `2A`/`2B` for Corsica), commune (3), order (3); key = 97 − (NIR mod 97), where for Corsica
-    /// the NIR is read with `2A` → `19` and `2B` → `18` (the INSEE rule).
-    pub fn parse(s: &str) -> Result<Self, InsError> {
-        let n = s.chars().count();
-        if n != 15 {
-            return Err(InsError::Length(n));
-        }
-        let b = s.as_bytes(); // 15 chars, and below every one is checked ASCII
-        let corsica = match (b[5], b[6]) {
-            (b'2', b'A' | b'a') => Some(19u64),
-            (b'2', b'B' | b'b') => Some(18u64),
-            _ => None,
-        };
-        for (at, c) in s.chars().enumerate() {
-            let letter_ok = corsica.is_some() && at == 6;
-            if !(c.is_ascii_digit() || letter_ok) {
-                return Err(InsError::NotDigit { at, found: c });
-            }
-        }
-        if !matches!(b[0], b'1' | b'2' | b'3' | b'4' | b'7' | b'8') {
-            return Err(InsError::Sex(b[0] as char));
-        }
-        let digits = |r: std::ops::Range<usize>| r.fold(0u64, |acc, i| acc * 10 + u64::from(b[i] - b'0'));
-        let nir = match corsica {
-            Some(dept) => digits(0..5) * 100_000_000 + dept * 1_000_000 + digits(7..13),
-            None => digits(0..13),
-        };
-        let expected = 97 - nir % 97;
-        let found = digits(13..15);
-        if found != expected {
-            return Err(InsError::Key { expected, found });
-        }
-        Ok(InsNir(s.to_ascii_uppercase()))
-    }
-
-    /// The 15 characters.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for InsNir {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use vigie_core::dmp::{InsError, InsNir};
 
 /// The key (97 − NIR mod 97) of a 13-character NIR, for tests making patients' INS-NIRs; `None` if
 /// malformed. Written apart from [`InsNir::parse`] so that the tests check the parser against it.

@@ -39,9 +39,9 @@ pub use envelope::{
 #[cfg(feature = "test-fixtures")]
 pub use ins::nir_key;
 pub use ins::{InsError, InsNir};
-pub use relay::{DmpRelay, RelayError, is_service_name, read_whole, with_action};
+pub use relay::{DmpRelay, RelayError, is_service_name, with_action};
 pub use roles::{HlRole, PROFESSIONS_OID, SPECIALTIES_OID, roles_for};
-pub use seal::{SealError, Sealer};
+pub use seal::{SealError, SealedVihfs, Sealer};
 pub use settings::{
     MOBILE_TWO_FACTOR_CONTRACT, MOBILE_TWO_FACTOR_UNREGISTERED, PrimaryAuthPlacement, Purpose, SMARTCARD_PKI,
     SettingsError, SignatureAlg, TIME_SYNC_TOKEN, VihfSettings, default_authn_context, default_purposes,

@@ -1,34 +1,12 @@
 //! The DMP SOAP relay: one mutual-TLS client (the establishment's ORG_AUTH_CLI certificate,
 //! EX_GEN-1450 / EX_AIR-080) that POSTs a SOAP 1.2 call to `<base_url><service>` and hands back
-//! the answer unread, for streaming.
+//! the answer unread, for streaming: vigie-core's `SoapRelay` port.
 
 use std::time::{Duration, Instant};
 
-/// Why a call was not relayed, or got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error("DMP relay configuration: {0}")]
-    Config(String),
-    #[error("service {0:?} is not a DMP service name (letters, digits, '_', '-', '.')")]
-    Service(String),
-    #[error("SOAP action {0:?} cannot go into a content-type parameter (quotes, backslashes, controls)")]
-    Action(String),
-    #[error("the DMP did not answer in time ({0})")]
-    Timeout(String),
-    #[error("the DMP is unreachable: {0}")]
-    Unreachable(String),
-    #[error("the DMP's answer is larger than {0} bytes")]
-    TooLarge(usize),
-}
-
-impl RelayError {
-    /// Whether the DMP failed (it could not be reached, or not in time), rather than the call or
-    /// the configuration: only these count against the DMP's circuit breaker, so that a caller's
-    /// bad calls cannot make the DMP look down for everyone.
-    pub fn is_dmp_failure(&self) -> bool {
-        matches!(self, RelayError::Timeout(_) | RelayError::Unreachable(_))
-    }
-}
+use async_trait::async_trait;
+pub use vigie_core::dmp::RelayError;
+use vigie_core::dmp::{RelayAnswer, SoapRelay};
 
 /// A service path segment the relay may name under the DMP's base URL: letters, digits, `_`,
 /// `-`, `.`, not starting with a `.` (so neither `.` nor `..`), at most 64 bytes.
@@ -128,26 +106,41 @@ impl DmpRelay {
     }
 }
 
+#[async_trait]
+impl SoapRelay for DmpRelay {
+    async fn send(&self, service: &str, content_type: &str, body: Vec<u8>) -> Result<Box<dyn RelayAnswer>, RelayError> {
+        let answer = DmpRelay::send(self, service, content_type, None, body).await?;
+        Ok(Box::new(Answer(answer)))
+    }
+}
+
+/// The DMP's answer as reqwest receives it.
+struct Answer(reqwest::Response);
+
+#[async_trait]
+impl RelayAnswer for Answer {
+    fn status(&self) -> u16 {
+        self.0.status().as_u16()
+    }
+
+    fn content_type(&self) -> Option<String> {
+        self.0.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from)
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.0.content_length()
+    }
+
+    async fn chunk(&mut self) -> Result<Option<Vec<u8>>, RelayError> {
+        // A timeout here is the call's deadline.
+        self.0.chunk().await.map(|c| c.map(Vec::from)).map_err(|e| transport(&e))
+    }
+}
+
 /// A transport failure: the deadline, or the DMP out of reach.
 fn transport(e: &reqwest::Error) -> RelayError {
     let detail = vigie_core::error_chain(e);
     if e.is_timeout() { RelayError::Timeout(detail) } else { RelayError::Unreachable(detail) }
-}
-
-/// An answer read whole (a SOAP fault, for its reason), refused past `limit` bytes: what the DMP
-/// sends is not trusted to be small. A timeout here is the call's deadline.
-pub async fn read_whole(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>, RelayError> {
-    if answer.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(RelayError::TooLarge(limit));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = answer.chunk().await.map_err(|e| transport(&e))? {
-        if out.len() + chunk.len() > limit {
-            return Err(RelayError::TooLarge(limit));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// The content type with `action="…"` when the caller gave an action and the type has none.

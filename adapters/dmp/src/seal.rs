@@ -1,5 +1,6 @@
 //! The seal: the establishment's signing certificate (ORG_SIGN, "certificat de cachet") and its
-//! RSA key, read once from PEM or PKCS#12, then used for every VIHF.
+//! RSA key, read once from PEM or PKCS#12, then used for every VIHF; with the settings, the
+//! implementation of vigie-core's `VihfSealer` port.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
@@ -7,8 +8,13 @@ use base64::Engine;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use vigie_core::dmp::SealRefusal;
+
 use crate::dn::rfc2253;
 use crate::legacy::Sha1Signer;
+use crate::roles::roles_for;
+use crate::settings::VihfSettings;
+use crate::vihf::{VihfError, VihfRequest};
 
 /// Why a seal could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -111,4 +117,37 @@ fn pem_blocks(s: &str) -> Result<Vec<Pem>, SealError> {
     let blocks: Vec<Pem> =
         Pem::iter_from_buffer(s.as_bytes()).collect::<Result<_, _>>().map_err(|e| SealError::Pem(e.to_string()))?;
     Ok(blocks)
+}
+
+/// The port's sealer: the seal with the `[dmp.vihf]` settings it writes VIHFs by.
+pub struct SealedVihfs {
+    settings: VihfSettings,
+    sealer: Sealer,
+}
+
+impl SealedVihfs {
+    /// Seals with `sealer`, by `settings` (validated at start).
+    pub fn new(settings: VihfSettings, sealer: Sealer) -> Self {
+        Self { settings, sealer }
+    }
+}
+
+impl vigie_core::dmp::VihfSealer for SealedVihfs {
+    fn seal(&self, r: &vigie_core::dmp::VihfRequest) -> Result<vigie_core::dmp::Vihf, SealRefusal> {
+        let request = VihfRequest {
+            idnat: r.idnat.as_str().to_owned(),
+            subject_name: r.subject_name.clone(),
+            roles: roles_for(r.profession.as_deref(), r.specialty.as_deref()),
+            mie: r.mie.as_str().to_owned(),
+            authn_instant: r.authn_instant,
+            patient_ins: r.patient.as_str().to_owned(),
+            purpose_of_use: r.purpose_of_use.clone(),
+            now: r.now,
+        };
+        self.sealer.issue(&self.settings, &request).map_err(|e| match e {
+            // What the configuration or the directory does not say: no VIHF for this professional.
+            VihfError::UnknownMie(_) | VihfError::NoRole => SealRefusal::NotForThisSession(e.to_string()),
+            e => SealRefusal::Failed(e.to_string()),
+        })
+    }
 }

@@ -11,6 +11,7 @@ use crate::roles::HlRole;
 use crate::seal::Sealer;
 use crate::settings::{PrimaryAuthPlacement, SignatureAlg, VihfSettings};
 use crate::xml::{self, BadChar};
+pub use vigie_core::dmp::Vihf;
 
 /// What the caller knows about this VIHF: who, how they authenticated, which patient, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,17 +32,6 @@ pub struct VihfRequest {
     pub purpose_of_use: String,
     /// Now (Unix seconds): `IssueInstant`, `NotBefore`.
     pub now: i64,
-}
-
-/// A signed VIHF.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vihf {
-    /// The assertion `ID` (`_` + UUID v4), for the audit trail and single use.
-    pub id: String,
-    /// The assertion, UTF-8, no XML declaration, ready to go into a `wsse:Security` header.
-    pub xml: String,
-    /// End of validity (Unix seconds): `now + validity_secs`.
-    pub not_on_or_after: i64,
 }
 
 /// Why a VIHF was not issued.

@@ -265,6 +265,17 @@ impl Mailer {
     }
 }
 
+#[async_trait::async_trait]
+impl vigie_core::mail::Mailer for Mailer {
+    async fn send(&self, notice: &vigie_core::mail::Notice<'_>) -> Result<u32, vigie_core::mail::NotSent> {
+        use vigie_core::mail::NotSent;
+        let to = parse_mailbox(notice.to).map_err(|e| NotSent::BadAddress(e.to_string()))?;
+        let mail = Mail { to, subject: notice.subject.to_owned(), body: notice.body.to_owned() };
+        let (attempts, result) = Mailer::send(self, &mail).await;
+        result.map(|()| attempts).map_err(|e| NotSent::Failed { attempts, reason: e.to_string() })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

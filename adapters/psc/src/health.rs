@@ -1,67 +1,17 @@
 //! PSC's health as seen from here: per exchange, when it last worked, how it last failed and how
 //! long it took; the signal the readiness probe and the degraded mode read. Also the metrics.
 use crate::error::{Op, PscError};
-use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use vigie_core::psc::{OpHealth, PscHealth};
 
-/// One kind of exchange with PSC.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct OpHealth {
-    /// Unix time of the last success.
-    pub last_success_at: Option<i64>,
-    /// Unix time of the last failure.
-    pub last_error_at: Option<i64>,
-    /// The last failure, in plain words.
-    pub last_error: Option<String>,
-    /// The last failure's [`PscError::code`].
-    pub last_error_code: Option<&'static str>,
-    /// Failures since the last success.
-    pub consecutive_failures: u32,
-    /// Duration of the last exchange, success or not.
-    pub last_latency_ms: Option<u64>,
-    /// Exchanges since start.
-    pub requests: u64,
-    /// Failed exchanges since start.
-    pub failures: u64,
-}
-
-/// A snapshot of PSC's health (no I/O to take it).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PscHealth {
-    pub discovery: OpHealth,
-    pub jwks: OpHealth,
-    pub token: OpHealth,
-    pub userinfo: OpHealth,
-    /// Unix time the cached metadata were fetched, if any are cached.
-    pub metadata_fetched_at: Option<i64>,
-    /// Unix time the cached JWKS was fetched, if one is cached.
-    pub jwks_fetched_at: Option<i64>,
-}
-
-impl PscHealth {
-    /// Whether the last exchange of every kind that was tried succeeded.
-    pub fn is_up(&self) -> bool {
-        [&self.discovery, &self.jwks, &self.token, &self.userinfo].iter().all(|o| o.consecutive_failures == 0)
-    }
-
-    /// The record of one kind of exchange.
-    pub fn op(&self, op: Op) -> &OpHealth {
-        match op {
-            Op::Discovery => &self.discovery,
-            Op::Jwks => &self.jwks,
-            Op::Token => &self.token,
-            Op::Userinfo => &self.userinfo,
-        }
-    }
-
-    fn op_mut(&mut self, op: Op) -> &mut OpHealth {
-        match op {
-            Op::Discovery => &mut self.discovery,
-            Op::Jwks => &mut self.jwks,
-            Op::Token => &mut self.token,
-            Op::Userinfo => &mut self.userinfo,
-        }
+/// The record of one kind of exchange, to update.
+fn op_mut(h: &mut PscHealth, op: Op) -> &mut OpHealth {
+    match op {
+        Op::Discovery => &mut h.discovery,
+        Op::Jwks => &mut h.jwks,
+        Op::Token => &mut h.token,
+        Op::Userinfo => &mut h.userinfo,
     }
 }
 
@@ -81,7 +31,7 @@ impl HealthRecorder {
             .record(elapsed.as_secs_f64());
         let now = unix_now();
         let mut h = self.lock();
-        let rec = h.op_mut(op);
+        let rec = op_mut(&mut h, op);
         rec.requests += 1;
         rec.last_latency_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
         match outcome {

@@ -16,6 +16,7 @@ mod jose;
 pub use claims::{ClaimsError, PscUserinfo, parse_userinfo, userinfo_from_value};
 pub use error::{Op, PscError};
 pub use health::{OpHealth, PscHealth};
+pub use vigie_core::psc::{Pending, PscLogin};
 
 use arc_swap::ArcSwapOption;
 use base64::Engine;
@@ -136,45 +137,32 @@ impl PscSettings {
     }
 }
 
-/// What a login in progress must remember between [`Psc::begin`] and [`Psc::finish`] (kept in the
-/// browser's login state, server side).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Pending {
-    pub state: String,
-    pub nonce: String,
-    pub pkce_verifier: String,
-}
-
-impl fmt::Debug for Pending {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Pending { .. }")
+#[async_trait::async_trait]
+impl vigie_core::psc::ProSanteConnect for Psc {
+    async fn begin(&self) -> Result<(String, Pending), PscError> {
+        Psc::begin(self).await
     }
-}
 
-impl Pending {
-    /// RFC 6749 §10.12: the callback's `state` must be the one sent; compared in constant time.
-    pub fn check_state(&self, state: &str) -> Result<(), PscError> {
-        if bool::from(self.state.as_bytes().ct_eq(state.as_bytes())) { Ok(()) } else { Err(PscError::StateMismatch) }
+    async fn finish(&self, code: &str, pending: &Pending) -> Result<PscLogin, PscError> {
+        Psc::finish(self, code, pending).await
     }
-}
 
-/// A professional PSC authenticated, with what PSC says about them.
-#[derive(Clone, Debug)]
-pub struct PscLogin {
-    /// The ID token as received (the `id_token_hint` of PSC's logout).
-    pub id_token: String,
-    pub sub: String,
-    /// `SubjectNameID`: the idNat_PS to link the local identity by.
-    pub idnat: String,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub acr: Option<String>,
-    /// The ID token's `amr` (PSC's values are not public: map them through config).
-    pub amr: Vec<String>,
-    pub auth_time: Option<i64>,
-    pub professional: vigie_core::ProfessionalClaims,
-    /// The userinfo claims as received (verified when signed).
-    pub userinfo: Value,
+    fn end_session_url(
+        &self,
+        id_token_hint: &str,
+        post_logout_redirect_uri: Option<&str>,
+        state: Option<&str>,
+    ) -> Option<String> {
+        Psc::end_session_url(self, id_token_hint, post_logout_redirect_uri, state)
+    }
+
+    async fn probe(&self) -> Result<(), PscError> {
+        Psc::probe(self).await
+    }
+
+    fn health(&self) -> PscHealth {
+        Psc::health(self)
+    }
 }
 
 type Metadata = ProviderMetadataWithLogout;

@@ -51,6 +51,35 @@ pub struct Account {
     pub disabled: bool,
 }
 
+/// One professional HR announced.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Announcement {
+    /// The idNat_PS PSC will assert (`SubjectNameID`).
+    pub idnat: String,
+    /// Family name, as HR knows it.
+    pub family_name: String,
+    /// Given name, as HR knows it.
+    pub given_name: String,
+    /// The functional unit (UF) of the first affectation, if HR named one.
+    pub unit: Option<String>,
+    /// Who announced them (`cli:<user>`).
+    pub announced_by: String,
+    /// When (RFC 3339 UTC).
+    pub announced_at: String,
+    /// Until when it can be used (RFC 3339 UTC).
+    pub expires_at: String,
+}
+
+impl Announcement {
+    /// Whether it can no longer be used at `now` (Unix seconds).
+    pub fn expired_at(&self, now: i64) -> bool {
+        time::OffsetDateTime::parse(&self.expires_at, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
+            .is_none_or(|t| t <= now)
+    }
+}
+
 /// A directory failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -74,6 +103,21 @@ pub trait Directory: Send + Sync {
     /// The login name of the identity's account, if it has one (a login hint naming the person
     /// by idNat pre-fills it).
     async fn username_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError>;
+    /// Whether the login account of this identity is disabled: a disabled account logs in with
+    /// no MIE (card, key, PSC, password) and its refresh tokens stop working. An identity without
+    /// an account is not disabled.
+    async fn account_disabled(&self, identity_id: &str) -> Result<bool, DirectoryError>;
+    /// Just-in-time creation at a first login through Pro Santé Connect (`psc.jit`): when HR
+    /// announced this idNat and the announcement has not lapsed, uses it up and creates the
+    /// identity (names as PSC asserted them, else as HR announced them; the announced unit), at
+    /// most once across replicas; the new identity's id and the announcement. `None` when nothing
+    /// (valid) was announced; a directory that keeps no announcements always answers `None`.
+    async fn create_announced(
+        &self,
+        idnat: &IdNat,
+        family_name: Option<&str>,
+        given_name: Option<&str>,
+    ) -> Result<Option<(String, Announcement)>, DirectoryError>;
     /// Creates or updates an identity keyed by its matricule; returns its directory id.
     async fn upsert_identity(&self, identity: &Identity) -> Result<String, DirectoryError>;
     /// Creates or replaces the account of an identity.

@@ -75,9 +75,6 @@ pub trait Fido2Credentials: Send + Sync {
         public_key: &str,
         at: &str,
     ) -> Result<CounterCheck, DirectoryError>;
-    /// Whether the login account of this identity is disabled: a disabled account logs in with
-    /// no MIE, its keys included. An identity without an account is not disabled.
-    async fn account_disabled(&self, identity_id: &str) -> Result<bool, DirectoryError>;
     /// Removes a credential of this identity; tells whether there was one.
     async fn remove_credential(&self, identity_id: &str, id: &str) -> Result<bool, DirectoryError>;
 }

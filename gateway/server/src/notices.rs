@@ -56,7 +56,14 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
                 .map_err(|e| e.to_string())?
                 .ok_or("the person is no longer in the directory")?;
             let (subject, body) = texts(&state, &person, &added, crate::now());
-            crate::sponsorship::mail::send_notice(&state, &identity_id, subject, body).await
+            crate::sponsorship::mail::send_notice(
+                state.upstreams.mailer.as_ref(),
+                state.ports.sponsorships.as_ref(),
+                &identity_id,
+                &subject,
+                &body,
+            )
+            .await
         };
         let (outcome, why) = match sent.await {
             Ok(attempts) => (Outcome::Success, format!("sent ({attempts} attempt(s))")),
@@ -83,7 +90,7 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
 /// The subject and body, French first (the establishment's language), then English.
 fn texts(state: &AppState, person: &Identity, added: &Added, at: i64) -> (String, String) {
     let (day, hour) = crate::sponsorship::local(&state.config, at);
-    let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(state);
+    let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(&state.config);
     let who = format!("{} {}", person.given_name, person.family_name);
     match added {
         Added::Key { name } => (

@@ -106,7 +106,7 @@ pub struct Upstreams {
     /// The DMP side (VIHF seal, relay), when `dmp.enabled`.
     pub dmp: Option<Arc<crate::dmp::Dmp>>,
     /// Outgoing e-mail (`[mail]`): the sponsorship notices.
-    pub mailer: Arc<vigie_mail::Mailer>,
+    pub mailer: Arc<dyn vigie_core::mail::Mailer>,
     /// Card certificate validation, when `cards.trust` names anchors.
     pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
     /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.

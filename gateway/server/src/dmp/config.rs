@@ -299,9 +299,9 @@ impl DmpConfig {
                     patient_oids.push(settings.ins_oid.clone());
                 }
                 Ok(Some(Dmp {
+                    sealer: std::sync::Arc::new(vigie_dmp::SealedVihfs::new(settings.clone(), sealer)),
                     settings,
-                    sealer,
-                    relay,
+                    relay: relay.map(|r| std::sync::Arc::new(r) as std::sync::Arc<dyn vigie_core::dmp::SoapRelay>),
                     services: self.relay.services.clone(),
                     max_body_bytes: self.relay.max_body_bytes,
                     max_answer_bytes: self.relay.max_answer_bytes,

@@ -14,5 +14,5 @@ pub use config::DmpConfig;
 pub use demo::{demo_config, demo_json, ensure_demo_pki};
 pub(crate) use relay::relay;
 pub use runtime::{Dmp, build, parse_purpose};
-pub use vigie_dmp::InsNir;
+pub use vigie_core::dmp::InsNir;
 pub use vihf::{Refusal, Via, vihf_for};

@@ -6,7 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_dmp::{InsNir, Vihf};
+use vigie_core::dmp::{InsNir, RelayError, Vihf};
 
 use super::runtime::parse_purpose;
 use super::vihf::{Refusal, Via, audit_refused, ins_audit_hash, vihf_for};
@@ -210,20 +210,19 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         call.audit(Outcome::Failure, m, started);
         return problem(StatusCode::SERVICE_UNAVAILABLE, "DMP unavailable", m);
     }
-    let answer = match relay.send(&service, &outgoing_type, None, secured).await {
+    let mut answer = match relay.send(&service, &outgoing_type, secured).await {
         Ok(r) => r,
         Err(e) => return call.failed(&e, started),
     };
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let answer_type =
-        answer.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+    let status = StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let answer_type = answer.content_type();
     let mut out = HttpResponse::build(status);
     if let Some(t) = &answer_type {
         out.insert_header((header::CONTENT_TYPE, t.as_str()));
     }
     if !status.is_success() {
         // A SOAP fault, read whole (capped) to say in the audit trail what the DMP refused.
-        let bytes = match vigie_dmp::read_whole(answer, dmp.max_answer_bytes).await {
+        let bytes = match vigie_core::dmp::read_whole(answer.as_mut(), dmp.max_answer_bytes).await {
             Ok(b) => b,
             Err(e) => return call.failed(&e, started),
         };
@@ -242,7 +241,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     }
     state.upstreams.health.record(crate::health::DMP, Ok(started.elapsed()));
     if answer.content_length().is_some_and(|n| n > dmp.max_answer_bytes as u64) {
-        return call.failed(&vigie_dmp::RelayError::TooLarge(dmp.max_answer_bytes), started);
+        return call.failed(&RelayError::TooLarge(dmp.max_answer_bytes), started);
     }
     call.audit(Outcome::Success, &format!("HTTP {}", status.as_u16()), started);
     // Streamed as it comes: MTOM answers (documents) are not held in memory. Past the cap, or
@@ -253,7 +252,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         match r.chunk().await {
             Ok(Some(b)) if sent + b.len() <= limit => {
                 let sent = sent + b.len();
-                Some((Ok(b), Some((r, sent))))
+                Some((Ok(web::Bytes::from(b)), Some((r, sent))))
             }
             Ok(Some(_)) => {
                 tracing::warn!(limit, "DMP answer cut: larger than dmp.relay.max_answer_bytes");
@@ -261,7 +260,12 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
             }
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(error = %vigie_core::error_chain(&e), "DMP answer cut");
+                // The transport's error chain, as the adapter read it.
+                let detail = match e {
+                    RelayError::Timeout(d) | RelayError::Unreachable(d) => d,
+                    other => other.to_string(),
+                };
+                tracing::warn!(error = %detail, "DMP answer cut");
                 Some((Err(actix_web::error::ErrorBadGateway("the DMP's answer was cut")), None))
             }
         }
@@ -283,8 +287,7 @@ struct Call<'a> {
 impl Call<'_> {
     /// A call that got no usable answer: audited with the reason, counted against the DMP's
     /// breaker only when the DMP failed, told to the caller without the transport's detail.
-    fn failed(&self, e: &vigie_dmp::RelayError, started: Instant) -> HttpResponse {
-        use vigie_dmp::RelayError;
+    fn failed(&self, e: &RelayError, started: Instant) -> HttpResponse {
         let detail = e.to_string();
         if e.is_dmp_failure() {
             self.state.upstreams.health.record(crate::health::DMP, Err(detail.clone()));

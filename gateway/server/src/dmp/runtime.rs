@@ -1,12 +1,16 @@
 //! The DMP side at run time ([`Dmp`]: the VIHF settings, the seal, the relay client), built from
 //! a valid `[dmp]`; what the token exchange and the relay share without the gateway's state.
-use vigie_dmp::{Sealer, VihfSettings};
+use std::sync::Arc;
+
+use vigie_core::dmp::{SoapRelay, VihfSealer};
+use vigie_dmp::VihfSettings;
 
 /// The DMP side of the gateway, built from a valid `[dmp]`.
 pub struct Dmp {
+    /// `[dmp.vihf]`: the purposes of use a call may name.
     pub settings: VihfSettings,
-    pub sealer: Sealer,
-    pub relay: Option<vigie_dmp::DmpRelay>,
+    pub sealer: Arc<dyn VihfSealer>,
+    pub relay: Option<Arc<dyn SoapRelay>>,
     pub services: Vec<String>,
     pub max_body_bytes: usize,
     pub max_answer_bytes: usize,

@@ -1,7 +1,8 @@
 //! Issuing a VIHF for a professional's live session once the policy (`access_dmp`) allows it,
 //! shared by the token exchange and the relay; the audit lines of DMP access.
+use vigie_core::IdNat;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_dmp::{InsNir, Vihf};
+use vigie_core::dmp::{InsNir, SealRefusal, Vihf, VihfRequest};
 
 use super::runtime::Dmp;
 use crate::http::Caller;
@@ -89,31 +90,34 @@ pub async fn vihf_for(
         .map_err(|e| unavailable("directory", e))?
         .ok_or_else(|| Refusal::Token("the professional is no longer in the directory".into()))?;
     let professional = auth.professional.as_ref();
-    let idnat = professional
-        .map(|p| p.idnat.clone())
-        .or_else(|| identity.idnat.as_ref().map(|i| i.to_string()))
-        .ok_or_else(|| Refusal::Policy("the professional has no national identifier (idNat_PS)".into()))?;
+    let idnat = match professional {
+        Some(p) => IdNat::parse(&p.idnat).map_err(|e| {
+            Refusal::Policy(format!("the professional's national identifier {:?} is not an idNat_PS: {e}", p.idnat))
+        })?,
+        None => identity
+            .idnat
+            .clone()
+            .ok_or_else(|| Refusal::Policy("the professional has no national identifier (idNat_PS)".into()))?,
+    };
     // Profession and specialty as a national provider asserted them, else the directory's métier.
     let profession = professional
         .and_then(|p| p.profession.as_deref())
         .or_else(|| crate::policy::profession_code_of(identity.metier.as_deref()));
     let specialty = professional.and_then(|p| p.specialty.as_deref());
-    let request = vigie_dmp::VihfRequest {
+    let request = VihfRequest {
         idnat: idnat.clone(),
         subject_name: format!("{} {}", identity.family_name, identity.given_name),
-        roles: vigie_dmp::roles_for(profession, specialty),
-        mie: auth.mie.as_str().to_owned(),
+        profession: profession.map(str::to_owned),
+        specialty: specialty.map(str::to_owned),
+        mie: auth.mie,
         authn_instant: auth.at,
-        patient_ins: patient.as_str().to_owned(),
+        patient: patient.clone(),
         purpose_of_use: purpose.to_owned(),
         now: crate::now(),
     };
-    let vihf = dmp.sealer.issue(&dmp.settings, &request).map_err(|e| match e {
-        // What the configuration or the directory does not say: no VIHF for this professional.
-        vigie_dmp::VihfError::UnknownMie(_) | vigie_dmp::VihfError::NoRole => {
-            Refusal::Policy(format!("no VIHF for this session: {e}"))
-        }
-        e => {
+    let vihf = dmp.sealer.seal(&request).map_err(|e| match e {
+        SealRefusal::NotForThisSession(m) => Refusal::Policy(format!("no VIHF for this session: {m}")),
+        SealRefusal::Failed(e) => {
             tracing::error!(error = %e, "DMP: the VIHF could not be made");
             Refusal::Server("the VIHF could not be made; the incident is logged".into())
         }

@@ -378,7 +378,7 @@ pub async fn finish(
     }
     match tokio::try_join!(
         ports.directory.identity(&stored.identity_id),
-        ports.fido2.account_disabled(&stored.identity_id)
+        ports.directory.account_disabled(&stored.identity_id)
     ) {
         Ok((Some(_), false)) => {}
         Ok((Some(_), true)) => return refuse(Refusal::Disabled),

@@ -19,7 +19,7 @@ use super::{LoginFlow, flow_key, pages};
 use crate::config::Config;
 use crate::http::Caller;
 use crate::state::{Audit, Part, Ports, Upstreams};
-use vigie_psc::Pending;
+use vigie_core::psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.
 #[derive(Serialize, Deserialize)]
@@ -241,7 +241,7 @@ pub async fn callback(
         Ok(id) => id,
         Err(r) => return refuse(&flows, &audit, at.into(), mie, &who, r),
     };
-    match ports.fido2.account_disabled(&identity_id).await {
+    match ports.directory.account_disabled(&identity_id).await {
         Ok(false) => {}
         Ok(true) => {
             let r = refusal(
@@ -270,7 +270,7 @@ async fn identity_of(
     psc: &crate::psc::PscRuntime,
     caller: &Caller,
     idnat: &IdNat,
-    login: &vigie_psc::PscLogin,
+    login: &vigie_core::psc::PscLogin,
 ) -> Result<String, Refusal> {
     // The cause goes to the log only: the browser learns nothing of the directory.
     let unavailable = |e: vigie_core::directory::DirectoryError| {
@@ -295,8 +295,8 @@ async fn identity_of(
     if !psc.config.jit {
         return Err(unknown());
     }
-    let created = psc
-        .announced
+    let created = ports
+        .directory
         .create_announced(idnat, login.family_name.as_deref(), login.given_name.as_deref())
         .await
         .map_err(unavailable)?;

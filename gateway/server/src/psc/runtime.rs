@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
+use vigie_core::psc::ProSanteConnect;
 
 use super::config::{PscClientAuth, PscConfig};
 
@@ -25,11 +26,9 @@ pub struct Probe {
 
 /// PSC, ready to use: the adapter and what the gateway decides around it.
 pub struct PscRuntime {
-    pub client: vigie_psc::Psc,
+    pub client: Arc<dyn ProSanteConnect>,
     pub config: PscConfig,
     pub post_logout_redirect_uri: String,
-    /// HR's announcements, for just-in-time creation (the directory's database).
-    pub announced: Arc<vigie_directory_sql::SqlDirectory>,
     probe: Mutex<Probe>,
 }
 
@@ -88,24 +87,20 @@ pub fn redirect_uri(config: &crate::config::Config) -> String {
 }
 
 /// PSC, when `psc.enabled`; no I/O (metadata is fetched by the first login or probe).
-pub fn build(
-    config: &crate::config::Config,
-    directory: Arc<vigie_directory_sql::SqlDirectory>,
-) -> anyhow::Result<Option<Arc<PscRuntime>>> {
+pub fn build(config: &crate::config::Config) -> anyhow::Result<Option<Arc<PscRuntime>>> {
     if !config.psc.enabled {
         return Ok(None);
     }
     let client =
         vigie_psc::Psc::new(settings(config)?).map_err(|e| anyhow::anyhow!("Pro Santé Connect: {e}: check `[psc]`"))?;
     Ok(Some(Arc::new(PscRuntime {
-        client,
+        client: Arc::new(client),
         post_logout_redirect_uri: config
             .psc
             .post_logout_redirect_uri
             .clone()
             .unwrap_or_else(|| format!("{}/logout/psc", config.issuer)),
         config: config.psc.clone(),
-        announced: directory,
         probe: Mutex::new(Probe::default()),
     })))
 }

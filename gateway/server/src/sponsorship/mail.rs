@@ -2,12 +2,15 @@
 //! credential notices share: the helpdesk's number, sending to the address the directory has.
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
+use vigie_core::mail::{Mailer, Notice};
+use vigie_core::sponsorship::Sponsorships;
 
 use super::grant::Reason;
 use super::{local, name};
+use crate::config::Config;
 use crate::http::Caller;
 use crate::login::pages::Lang;
-use crate::state::{AppState, State};
+use crate::state::State;
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),
 /// each retried by the mailer; the outcome of each is audited (`sponsorship_mail`).
@@ -23,7 +26,7 @@ pub(super) fn spawn_notices(
     actix_web::rt::spawn(async move {
         let (day, hour) = local(&state.config, at);
         let (until_day, until_hour) = local(&state.config, expires_at);
-        let (call_fr, call_en) = helpdesk(&state);
+        let (call_fr, call_en) = helpdesk(&state.config);
         let to_sponsor = (
             &sponsor,
             "sponsor",
@@ -53,7 +56,15 @@ pub(super) fn spawn_notices(
             ),
         );
         for (person, role, subject, body) in [to_sponsor, to_colleague] {
-            let (outcome, why) = match send_notice(&state, &person.id, subject, body).await {
+            let (outcome, why) = match send_notice(
+                state.upstreams.mailer.as_ref(),
+                state.ports.sponsorships.as_ref(),
+                &person.id,
+                &subject,
+                &body,
+            )
+            .await
+            {
                 Ok(attempts) => (Outcome::Success, format!("sent to the {role} ({attempts} attempt(s))")),
                 Err(e) => {
                     tracing::warn!(role, error = %e, "sponsorship e-mail not sent");
@@ -79,27 +90,24 @@ pub(super) fn spawn_notices(
 
 /// How the e-mails name the helpdesk to call, in French and English: ` au <phone>`, ` on <phone>`
 /// (`sponsorship.helpdesk_phone`), or nothing.
-pub(crate) fn helpdesk(state: &AppState) -> (String, String) {
-    let phone = &state.config.sponsorship.helpdesk_phone;
+pub(crate) fn helpdesk(config: &Config) -> (String, String) {
+    let phone = &config.sponsorship.helpdesk_phone;
     if phone.is_empty() { (String::new(), String::new()) } else { (format!(" au {phone}"), format!(" on {phone}")) }
 }
 
 /// E-mails a person at the address the directory has for them; the number of attempts made, or
 /// why it was not sent (no address, a bad one, the relay after its retries).
 pub(crate) async fn send_notice(
-    state: &AppState,
+    mailer: &dyn Mailer,
+    sponsorships: &dyn Sponsorships,
     identity_id: &str,
-    subject: String,
-    body: String,
+    subject: &str,
+    body: &str,
 ) -> Result<u32, String> {
-    let address = state
-        .ports
-        .sponsorships
+    let address = sponsorships
         .email_of(identity_id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the directory has no e-mail address for this person")?;
-    let to = vigie_mail::parse_mailbox(&address).map_err(|e| e.to_string())?;
-    let (attempts, result) = state.upstreams.mailer.send(&vigie_mail::Mail { to, subject, body }).await;
-    result.map(|()| attempts).map_err(|e| format!("{e} (after {attempts} attempt(s))"))
+    mailer.send(&Notice { to: &address, subject, body }).await.map_err(|e| e.to_string())
 }

@@ -87,7 +87,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
              \"none\"`, where no key counts as a hardware key)"
         );
     }
-    let psc = crate::psc::build(&config, directory.clone())?;
+    let psc = crate::psc::build(&config)?;
     let dmp = crate::dmp::build(&config)?;
     let watched = crate::health::watched(
         psc.is_some(),

@@ -89,7 +89,7 @@ pub async fn login(
     let registry = Registry { ports: &ports, cards: &config.cards, audit: &audit };
     let identity = match identity_of(registry, &card).await {
         // A disabled account logs in with no MIE, its cards included.
-        Ok(id) => match ports.fido2.account_disabled(&id).await {
+        Ok(id) => match ports.directory.account_disabled(&id).await {
             Ok(false) => Ok(id),
             Ok(true) => Err(refused(
                 StatusCode::FORBIDDEN,

@@ -39,7 +39,7 @@ pub async fn still_allowed(
 /// Why the authentication may no longer be used, if it may not.
 async fn refusal(grant: &Grant<'_>, policy: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
     let (ports, id) = (grant.issuer.ports, &auth.identity_id);
-    if ports.fido2.account_disabled(id).await.map_err(TokenError::internal)? {
+    if ports.directory.account_disabled(id).await.map_err(TokenError::internal)? {
         return Ok(Some("the account is disabled".into()));
     }
     if let Some(reason) = withdrawn_mie(ports, auth).await? {
