@@ -8,9 +8,9 @@ use actix_web::HttpRequest;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_igc_sante::{CardIdentity, CardRejection, CardValidator, RevocationCheck};
 
-use crate::http::Caller;
 use crate::state::AppState;
-use crate::tls::PeerCertificates;
+use crate::web::http::Caller;
+use crate::web::tls::PeerCertificates;
 
 /// A card certificate presented on this request and validated (chain, dates, usage, revocation).
 #[derive(Clone, Debug)]

@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::http::problem;
 use crate::state::State;
+use crate::web::http::problem;
 
 /// The process is alive.
 pub async fn healthz() -> HttpResponse {

@@ -9,8 +9,8 @@ use vigie_core::policy::{
 };
 use vigie_core::{Authentication, Mie};
 
-use crate::http::Caller;
 use crate::state::{AppState, Client, Ports};
+use crate::web::http::Caller;
 
 pub use crate::config::check::{Cidr, parse_date};
 

@@ -51,7 +51,7 @@ fn idle_ttl(state: &AppState, s: &Session, now: i64) -> Duration {
 
 /// The live session of this browser, if any; pushes back its idle timeout.
 pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
-    let Some(cookie) = crate::http::cookie(req, COOKIE) else { return Ok(None) };
+    let Some(cookie) = crate::web::http::cookie(req, COOKIE) else { return Ok(None) };
     let now = crate::now();
     let Some(mut s) = state.ports.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
     if s.expires_at <= now {
@@ -76,7 +76,7 @@ pub async fn start(
     authentication: Authentication,
 ) -> Result<(String, Session, Option<Session>), StoreError> {
     let mut replaced = None;
-    if let Some(old) = crate::http::cookie(req, COOKIE) {
+    if let Some(old) = crate::web::http::cookie(req, COOKIE) {
         replaced = state
             .ports
             .store
@@ -135,7 +135,7 @@ fn identity_key(identity_id: &str) -> String {
 /// (audit line, back-channel logout to its applications, OIDC Back-Channel Logout 1.0 §2.5).
 pub async fn end_access(
     state: &AppState,
-    caller: &crate::http::Caller,
+    caller: &crate::web::http::Caller,
     target: &AccessTarget,
 ) -> Result<usize, StoreError> {
     let index = match target {
@@ -168,7 +168,7 @@ pub async fn complete_pending(state: &AppState) {
             return;
         }
     };
-    let caller = crate::http::Caller::internal("pending-revocations");
+    let caller = crate::web::http::Caller::internal("pending-revocations");
     for note in pending {
         let claim = format!("revocation-claim:{}", note.id);
         if !matches!(state.ports.store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
@@ -221,5 +221,5 @@ pub async fn end(state: &AppState, sid: &str) -> Result<(), StoreError> {
 
 /// The cookie that clears the session cookie.
 pub fn clear_cookie() -> actix_web::cookie::Cookie<'static> {
-    crate::http::host_cookie(COOKIE, String::new(), Some(0))
+    crate::web::http::host_cookie(COOKIE, String::new(), Some(0))
 }

@@ -10,10 +10,10 @@ use vigie_core::store::StoreExt;
 
 use super::pages::texts;
 use super::{AccountError, audit};
-use crate::http::{Caller, esc, parse_params};
-use crate::login::pages::{self, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, esc, parse_params};
+use crate::web::pages::{self, html_page};
 
 /// The cookie naming an enrolment grant: a redeemed code lets this browser register keys for
 /// [`GRANT_SECS`], until the agent ends it or closes the browser (a session cookie): on a shared
@@ -108,7 +108,7 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
     let l = pages::lang(req, None);
     let t = texts(l);
     let token =
-        crate::http::cookie(req, CODE_CSRF_COOKIE).filter(|c| c.len() == 43).unwrap_or_else(|| random_token(32));
+        crate::web::http::cookie(req, CODE_CSRF_COOKIE).filter(|c| c.len() == 43).unwrap_or_else(|| random_token(32));
     let error =
         error.map(|e| format!(r#"<p class="error" role="alert" id="code-error">{}</p>"#, esc(e))).unwrap_or_default();
     let main = format!(
@@ -126,7 +126,7 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
     );
     let mut resp = html_page(l, status, t.code_title, &main, None);
     if let Ok(v) =
-        header::HeaderValue::from_str(&crate::http::host_cookie(CODE_CSRF_COOKIE, token, Some(3600)).to_string())
+        header::HeaderValue::from_str(&crate::web::http::host_cookie(CODE_CSRF_COOKIE, token, Some(3600)).to_string())
     {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -141,7 +141,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
     };
-    let csrf_ok = match (crate::http::cookie(&req, CODE_CSRF_COOKIE), p.get("csrf")) {
+    let csrf_ok = match (crate::web::http::cookie(&req, CODE_CSRF_COOKIE), p.get("csrf")) {
         (Some(c), Some(f)) => ct_eq(c.as_bytes(), f.as_bytes()),
         _ => false,
     };
@@ -192,7 +192,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     );
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/account/keys"))
-        .cookie(crate::http::host_cookie(GRANT_COOKIE, cookie, None))
+        .cookie(crate::web::http::host_cookie(GRANT_COOKIE, cookie, None))
         .finish()
 }
 
@@ -201,7 +201,7 @@ pub async fn end_enrolment(req: HttpRequest, state: State, body: web::Bytes) -> 
     let l = pages::lang(&req, None);
     let t = texts(l);
     let p = parse_params(&body).unwrap_or_default();
-    let Some(cookie) = crate::http::cookie(&req, GRANT_COOKIE) else {
+    let Some(cookie) = crate::web::http::cookie(&req, GRANT_COOKIE) else {
         return html_page(l, StatusCode::OK, t.code_title, &format!("<p>{}</p>", t.done_text), None);
     };
     let csrf = sha256_b64(format!("vigie-enrol-csrf\0{cookie}").as_bytes());
@@ -214,7 +214,7 @@ pub async fn end_enrolment(req: HttpRequest, state: State, body: web::Bytes) -> 
     let mut resp =
         html_page(l, StatusCode::OK, t.code_title, &format!(r#"<p role="status">{}</p>"#, t.done_text), None);
     if let Ok(v) =
-        header::HeaderValue::from_str(&crate::http::host_cookie(GRANT_COOKIE, String::new(), Some(0)).to_string())
+        header::HeaderValue::from_str(&crate::web::http::host_cookie(GRANT_COOKIE, String::new(), Some(0)).to_string())
     {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

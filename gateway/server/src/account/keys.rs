@@ -18,12 +18,12 @@ use webauthn_rs::prelude::{
 use super::access::{Access, Holder, access, enroller};
 use super::pages::texts;
 use super::{AccountError, audit};
-use crate::http::{Caller, Params, parse_params, problem};
 use crate::login::fido2::{auth_data, b64url};
-use crate::login::pages::{self, Lang};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
 use crate::state::{AppState, Ports, State};
+use crate::web::http::{Caller, Params, parse_params, problem};
+use crate::web::pages::{self, Lang};
 
 /// The security keys of an identity, oldest first (for HR's list).
 pub async fn keys_of(ports: &Ports, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {

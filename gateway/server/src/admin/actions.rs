@@ -8,8 +8,8 @@ use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
 use crate::card::PresentedCard;
-use crate::http::Caller;
 use crate::state::{AppState, Ports};
+use crate::web::http::Caller;
 
 /// Why an admin action did not happen.
 #[derive(Debug)]

@@ -20,8 +20,8 @@ use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin};
-use crate::http::{Caller, problem};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, problem};
 
 /// Longest id (agent, card) accepted.
 pub const MAX_ID_CHARS: usize = 64;
@@ -198,7 +198,7 @@ fn path_id(req: &HttpRequest, what: &str) -> Result<String, String> {
 /// `GET /admin/api/identities?q=…&limit=…`
 pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
-    let params = try_or!(crate::http::parse_params(req.query_string().as_bytes()).map_err(|m| bad_request(&m)));
+    let params = try_or!(crate::web::http::parse_params(req.query_string().as_bytes()).map_err(|m| bad_request(&m)));
     let q = params.get("q").unwrap_or_default();
     if q.chars().count() > 100 {
         return bad_request("the search `q` is longer than 100 characters");

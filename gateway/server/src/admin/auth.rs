@@ -13,10 +13,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::TokenPrincipal;
 use vigie_core::roles::{Role, Scope};
 
-use crate::http::{Caller, problem};
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
 use crate::session;
 use crate::state::AppState;
+use crate::web::http::{Caller, problem};
 
 /// An authenticated administrator holding the role asked for.
 #[derive(Clone)]
@@ -71,7 +71,7 @@ pub async fn require_token(req: &HttpRequest, state: &AppState, scope: Scope) ->
 
 fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Box<HttpResponse>> {
     let role = scope.role();
-    let given = crate::http::bearer_token(req).filter(|t| t.len() <= 512);
+    let given = crate::web::http::bearer_token(req).filter(|t| t.len() <= 512);
     let Some(given) = given.as_deref() else {
         refused(req, state, None, role, "no admin API token");
         return Err(Box::new(unauthorized(
@@ -213,7 +213,7 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
         Ok(s) => s,
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };
-    let cookie = crate::http::cookie(req, session::COOKIE);
+    let cookie = crate::web::http::cookie(req, session::COOKIE);
     let (Some(session), Some(cookie)) = (session, cookie) else {
         return Err(super::page::sign_in_needed(req));
     };

@@ -6,8 +6,8 @@ use serde_json::json;
 use vigie_core::fido2::Fido2Credential;
 
 use crate::account::{AccountError, issue_enrolment_code, keys_of, revoke_key};
-use crate::http::{Caller, problem};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, problem};
 
 /// The JSON view of a key for HR's API.
 fn key_view(k: &Fido2Credential) -> serde_json::Value {

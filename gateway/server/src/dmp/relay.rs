@@ -10,9 +10,9 @@ use vigie_dmp::{InsNir, Vihf};
 
 use super::runtime::parse_purpose;
 use super::vihf::{Refusal, Via, audit_refused, ins_audit_hash, vihf_for};
-use crate::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 use crate::oidc::grant::verify_access_token;
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 
 /// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge, as problem details.
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {

@@ -17,10 +17,11 @@ use vigie_core::directory::DirectoryError;
 use vigie_core::{Authentication, Factor, Mie};
 use vigie_igc_sante::CardKind;
 
-use super::{LoginFlow, bound_flow, pages};
+use super::{LoginFlow, bound_flow};
 use crate::card::{self, PresentedCard};
-use crate::http::Caller;
 use crate::state::{AppState, State};
+use crate::web::http::Caller;
+use crate::web::pages;
 
 #[derive(Deserialize)]
 pub struct Query {

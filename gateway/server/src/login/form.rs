@@ -9,10 +9,11 @@ use vigie_core::Mie;
 use vigie_core::audit::Outcome;
 use vigie_core::store::StoreExt;
 
-use super::{LoginFlow, flow_key, pages};
-use crate::http::{Caller, Params, parse_params};
+use super::{LoginFlow, flow_key};
 use crate::secrets::ct_eq;
 use crate::state::AppState;
+use crate::web::http::{Caller, Params, parse_params};
+use crate::web::pages;
 
 /// A form field no longer than `max` bytes; a longer one counts as absent.
 pub(crate) fn limited(p: &Params, name: &str, max: usize) -> Option<String> {

@@ -14,9 +14,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, IdNat, Mie};
 
-use super::{LoginFlow, bound_flow, flow_key, pages};
-use crate::http::Caller;
+use super::{LoginFlow, bound_flow, flow_key};
 use crate::state::{AppState, State};
+use crate::web::http::Caller;
+use crate::web::pages;
 use vigie_psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.
@@ -385,6 +386,6 @@ pub fn page_section(l: pages::Lang, flow_id: &str, unavailable: bool) -> String 
         r#"<section class="method" aria-labelledby="psc-title"><h2 id="psc-title" class="sr-only">e-CPS</h2>
 <a class="button" id="psc-login" href="/login/psc?flow={flow}">{label}</a>
 <p class="help">{help}</p></section>"#,
-        flow = crate::http::esc(flow_id),
+        flow = crate::web::http::esc(flow_id),
     )
 }

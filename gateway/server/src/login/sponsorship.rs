@@ -13,10 +13,10 @@ use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Mie};
 
 use super::form::{PostedLogin, limit_per_ip, limited, posted_login};
-use super::pages;
-use crate::http::{Caller, esc};
 use crate::secrets::ct_eq;
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, esc};
+use crate::web::pages;
 
 /// The login page's section: username and temporary code.
 pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str) -> String {

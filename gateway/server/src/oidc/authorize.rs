@@ -12,11 +12,12 @@ use vigie_core::store::{StoreError, StoreExt};
 
 use super::{AuthRequest, CodeGrant, ForeignAcr, ResponseMode, keys};
 use crate::config::ClientConfig;
-use crate::http::{Caller, Params, esc, parse_params};
-use crate::login::{self, LoginFlow, pages};
+use crate::login::{self, LoginFlow};
 use crate::secrets::{random_token, sha256_b64};
 use crate::session::{self, Session};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, Params, esc, parse_params};
+use crate::web::pages;
 
 pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let raw = req.query_string().to_owned();
@@ -498,7 +499,7 @@ async fn start_login(
         }
         Err(e) => return temporarily_unavailable(state, &request, &e),
     }
-    let browser = crate::http::cookie(req, login::BROWSER_COOKIE).filter(|b| b.len() == 43);
+    let browser = crate::web::http::cookie(req, login::BROWSER_COOKIE).filter(|b| b.len() == 43);
     let new_browser = browser.is_none();
     let browser = browser.unwrap_or_else(|| random_token(32));
     let flow_id = random_token(24);
@@ -516,7 +517,7 @@ async fn start_login(
     let mut resp = HttpResponse::SeeOther();
     resp.insert_header((header::LOCATION, format!("/login?flow={flow_id}")));
     if new_browser {
-        resp.cookie(crate::http::host_cookie(login::BROWSER_COOKIE, browser, None));
+        resp.cookie(crate::web::http::host_cookie(login::BROWSER_COOKIE, browser, None));
     }
     resp.finish()
 }
@@ -582,7 +583,7 @@ pub async fn finish(
     params.push(("iss", state.config.issuer.clone()));
     let mut resp = respond(request.response_mode, &request.redirect_uri, &params);
     if let Some(c) = new_cookie {
-        let _ = resp.add_cookie(&crate::http::host_cookie(session::COOKIE, c, None));
+        let _ = resp.add_cookie(&crate::web::http::host_cookie(session::COOKIE, c, None));
     }
     resp
 }

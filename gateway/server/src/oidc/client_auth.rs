@@ -14,9 +14,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::config::ClientAuthMethod;
-use crate::http::{Caller, Params, oauth_error};
 use crate::secrets::SecretHash;
 use crate::state::{AppState, Client};
+use crate::web::http::{Caller, Params, oauth_error};
 use vigie_core::store::{Attempt, StoreExt};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -7,8 +7,8 @@ use serde_json::json;
 use super::client_auth;
 use super::grant::{self, verify_access_token};
 use crate::config::ClientAuthMethod;
-use crate::http::{Caller, oauth_error, parse_params};
 use crate::state::State;
+use crate::web::http::{Caller, oauth_error, parse_params};
 
 pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let params = match parse_params(&body) {

@@ -10,11 +10,11 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
 use super::keys;
-use crate::http::{Caller, Params, parse_params};
-use crate::login::pages;
 use crate::secrets::random_token;
 use crate::session;
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, Params, parse_params};
+use crate::web::pages;
 
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 

@@ -6,8 +6,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
 use super::grant::{self, AccessTokenClaims, Standing};
-use crate::http::{Caller, oauth_error, parse_params};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, oauth_error, parse_params};
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let caller = Caller::of(&req, &state);

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::grant::{ProfileClaims, verify_access_token};
-use crate::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
 use crate::state::State;
+use crate::web::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
 
 /// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code; the body is the
 /// OAuth error JSON.

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use crate::http::Caller;
-use crate::login::pages;
 use crate::state::{AppState, State};
+use crate::web::http::Caller;
+use crate::web::pages;
 
 /// A logout waiting for PSC's end_session to send the browser back.
 #[derive(Serialize, Deserialize)]

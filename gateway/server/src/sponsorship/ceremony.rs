@@ -14,11 +14,11 @@ use super::grant::{Reason, grant};
 use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
-use crate::http::{Caller, Params, esc, parse_params};
-use crate::login::pages::{self, Lang, html_page, tr};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Session};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, Params, esc, parse_params};
+use crate::web::pages::{self, Lang, html_page, tr};
 
 /// A sponsorship between its start and the answers: in the store, named by a random token the
 /// page holds, bound to the sponsor's session.
@@ -51,7 +51,7 @@ pub(super) struct Sponsor {
 
 pub(super) async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponsor>, StoreError> {
     let Some(s) = session::current(state, req).await? else { return Ok(None) };
-    let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
+    let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }
 

@@ -5,9 +5,9 @@ use vigie_core::directory::Identity;
 
 use super::grant::Reason;
 use super::{local, name};
-use crate::http::Caller;
-use crate::login::pages::Lang;
 use crate::state::{AppState, State};
+use crate::web::http::Caller;
+use crate::web::pages::Lang;
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),
 /// each retried by the mailer; the outcome of each is audited (`sponsorship_mail`).

@@ -8,12 +8,12 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreError;
 use vigie_core::{Authentication, Factor, Mie};
 
-use crate::http::{Caller, esc, parse_params};
-use crate::login::pages::tr;
-use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, esc, parse_params};
+use crate::web::pages::tr;
+use crate::web::pages::{self, Lang, html_page};
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -88,7 +88,7 @@ struct Owner {
 
 async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, StoreError> {
     let Some(s) = session::current(state, req).await? else { return Ok(None) };
-    let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
+    let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     let csrf = sha256_b64(format!("vigie-questions-csrf\0{cookie}").as_bytes());
     let recent = crate::now() - s.authentication.at <= state.config.sponsorship.enrol_max_auth_age_secs as i64;
     let allowed = strong(&s.authentication)
@@ -147,8 +147,8 @@ fn render(state: &AppState, l: Lang, status: StatusCode, o: &Owner, enrolled: &[
         }),
         csrf = esc(&o.csrf),
         save = tr(l, "Enregistrer mes réponses", "Save my answers"),
-        other = if l == Lang::Fr { "en" } else { "fr" },
-        other_label = if l == Lang::Fr { "English" } else { "Français" },
+        other = l.other().code(),
+        other_label = l.other().name(),
     );
     html_page(l, status, title, &main, None)
 }
@@ -178,8 +178,8 @@ async fn enrolled_ids(state: &AppState, identity_id: &str) -> Result<Vec<String>
 
 /// `GET /account/questions`.
 pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
-    let query = crate::http::parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::own_pages::back_from_sign_in(&query, "/account/questions") {
+    let query = crate::web::http::parse_params(req.query_string().as_bytes()).unwrap_or_default();
+    if let Some(back) = crate::web::own_pages::back_from_sign_in(&query, "/account/questions") {
         return back;
     }
     let l = pages::lang(&req, None);

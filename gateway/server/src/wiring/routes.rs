@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/login/password", web::post().to(login::password_totp::submit))
         .route("/login/cps", web::get().to(login::cps::login))
         .route("/login/sponsorship", web::post().to(login::sponsorship::submit))
-        .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
+        .route("/static/vigie.css", web::get().to(crate::web::pages::stylesheet))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/", web::get().to(ops::home));
     // With an ops listener, the probes and the metrics are there only, not on the public port.

@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// `on_bound` runs once the listeners are bound, before the first request is served: what it
 /// announces is then true.
 pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let tls = crate::tls::server_config(
+    let tls = crate::web::tls::server_config(
         &state.config.server.tls_cert,
         &state.config.server.tls_key,
         crate::card::client_ca_subjects(&state),
@@ -40,12 +40,12 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
-            .wrap(from_fn(crate::http::plain_http_only_from_proxies))
-            .wrap(from_fn(crate::http::edge))
+            .wrap(from_fn(crate::web::http::plain_http_only_from_proxies))
+            .wrap(from_fn(crate::web::http::edge))
             .configure(|cfg| crate::wiring::routes::routes(cfg, &s.config))
             .default_service(web::to(crate::ops::not_found))
     })
-    .on_connect(crate::tls::on_connect)
+    .on_connect(crate::web::tls::on_connect)
     // Without it, Nagle's algorithm holds a response written right after a TLS record the
     // client has not acknowledged yet (a session ticket at the end of a handshake) until the
     // client's delayed ACK, 40 ms later: measured on card logins, one new connection each.
@@ -66,7 +66,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             let ops = HttpServer::new(move || {
                 App::new()
                     .app_data(s.clone())
-                    .wrap(from_fn(crate::http::edge))
+                    .wrap(from_fn(crate::web::http::edge))
                     .configure(crate::wiring::routes::ops_routes)
                     .default_service(web::to(crate::ops::not_found))
             })

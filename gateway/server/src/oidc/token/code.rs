@@ -8,12 +8,12 @@ use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
 use super::TokenError;
-use crate::http::{Caller, Params};
 use crate::oidc::authorize::is_pkce_value;
 use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
 use crate::oidc::{CodeGrant, keys};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::state::{AppState, Client};
+use crate::web::http::{Caller, Params};
 
 pub async fn exchange(
     state: &AppState,

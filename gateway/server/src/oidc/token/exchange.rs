@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::TokenError;
 use crate::config::ClientAuthMethod;
 use crate::dmp::{self, InsNir, Refusal, Via};
-use crate::http::{Caller, Params};
 use crate::oidc::grant::verify_access_token;
 use crate::state::{AppState, Client};
+use crate::web::http::{Caller, Params};
 
 /// RFC 8693 §2.1 `grant_type`.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

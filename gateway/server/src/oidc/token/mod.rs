@@ -11,8 +11,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
 use super::grant::{MintError, TokenResponse};
-use crate::http::{Caller, oauth_error, parse_params};
 use crate::state::{AppState, Client, State};
+use crate::web::http::{Caller, oauth_error, parse_params};
 
 /// A token endpoint error (RFC 6749 §5.2).
 pub struct TokenError {

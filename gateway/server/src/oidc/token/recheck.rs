@@ -5,8 +5,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::{Authentication, Mie};
 
 use super::TokenError;
-use crate::http::Caller;
 use crate::state::{AppState, Client};
+use crate::web::http::Caller;
 
 /// Whether the grant's authentication may still log in to `client`: the account, the MIE instance
 /// of the login (card, key, sponsorship) by what the directory says now, and the policy

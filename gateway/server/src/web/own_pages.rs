@@ -4,8 +4,8 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 
-use crate::http::Params;
 use crate::state::AppState;
+use crate::web::http::Params;
 
 /// A built-in public client with PKCE coming back to `paths` of the issuer, added to the
 /// registered clients unless one is configured with this id. Built from JSON so that client
