@@ -47,7 +47,7 @@ impl Failure {
 }
 
 pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config);
     let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
         Ok(p) => p,
         Err(r) => return r,

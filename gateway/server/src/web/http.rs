@@ -10,7 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::config::Config;
 
 /// Largest total size of request headers accepted (431 beyond, RFC 6585 §5).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -31,8 +31,8 @@ pub struct Caller {
 impl Caller {
     /// The peer address or, when the peer is a trusted proxy, the client address its
     /// `X-Forwarded-For` names (see [`client_address`]).
-    pub fn of(req: &HttpRequest, state: &AppState) -> Self {
-        let server = &state.config.server;
+    pub fn of(req: &HttpRequest, config: &Config) -> Self {
+        let server = &config.server;
         let addr = req.peer_addr().map(|peer| {
             let forwarded = req.headers().get_all(X_FORWARDED_FOR).map(HeaderValue::as_bytes);
             client_address(peer.ip(), forwarded, |ip| server.is_trusted_proxy(ip))

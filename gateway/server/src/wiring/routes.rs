@@ -24,7 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/login/sponsorship", web::post().to(login::sponsorship::submit))
         .route("/static/vigie.css", web::get().to(crate::web::pages::stylesheet))
         .route("/healthz", web::get().to(ops::healthz))
-        .route("/", web::get().to(ops::home));
+        .route("/", web::get().to(crate::web::own_pages::home));
     // With an ops listener, the probes and the metrics are there only, not on the public port.
     if config.server.ops_listen.is_none() {
         cfg.configure(probes);
