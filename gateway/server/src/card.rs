@@ -59,7 +59,7 @@ fn presented_chain(req: &HttpRequest, state: &AppState) -> Result<Option<Vec<Vec
     let ingresses = &state.config.cards.ingress_header_from;
     let from_ingress = req.peer_addr().is_some_and(|p| ingresses.iter().any(|c| c.contains(p.ip())));
     if !from_ingress {
-        let caller = Caller::of(req, &state.config);
+        let caller = Caller::of(req, &state.config.server);
         // Anyone could write this header: only the ingress that terminated TLS (and removed
         // whatever the client sent under that name) may. Someone trying is worth a line.
         state.audit(AuditEvent {

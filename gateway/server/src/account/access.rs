@@ -62,7 +62,7 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
 
 /// Asks the policy engine whether this session may enrol a new MIE; audited.
 async fn enrol_allowed(state: &AppState, req: &HttpRequest, auth: &vigie_core::Authentication) -> bool {
-    let caller = crate::web::http::Caller::of(req, &state.config);
+    let caller = crate::web::http::Caller::of(req, &state.config.server);
     crate::policy::decide_system(state, &caller, vigie_core::policy::Action::EnrolMie, auth, "system:enrol_mie")
         .await
         .allowed

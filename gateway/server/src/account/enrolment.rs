@@ -136,7 +136,7 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
 /// `POST /account/enrol` (`csrf`, `code`): a valid code is used up and this browser may
 /// register keys for the code's identity for 15 minutes.
 pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");

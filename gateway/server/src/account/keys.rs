@@ -168,7 +168,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// challenge (WebAuthn §7.1) and, as `webauthn.attestation` says, its attestation against the
 /// attestation roots and its attested AAGUID against `webauthn.aaguid_allow_list`; stores the key.
 pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let l = pages::lang(&req, None);
     let t = texts(l);
     let Ok(p) = parse_params(&body) else {
@@ -324,7 +324,7 @@ fn untrusted_attestation(e: &WebauthnError) -> bool {
 /// `POST /account/keys/revoke` (`csrf`, `id`): the signed-in user revokes one of their keys;
 /// the sessions it opened end.
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");

@@ -238,7 +238,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         .and_then(|()| check_text("comment", new.comment.as_deref(), MAX_COMMENT_CHARS))
         .and_then(|()| new.status.as_deref().map(parse_status).transpose());
     let status = try_or!(checked.map_err(|m| bad_request(&m))).unwrap_or(CardStatus::Requested);
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     match actions::create(&state, &admin, &caller, &new.identity_id, &new.kind, status, new.comment.as_deref()).await {
         Ok(card) => HttpResponse::Created().json(CardView::of(&card)),
         Err(e) => error(e),
@@ -262,7 +262,7 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let change: StatusChange = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     try_or!(check_text("comment", change.comment.as_deref(), MAX_COMMENT_CHARS).map_err(|m| bad_request(&m)));
     let to = try_or!(parse_status(&change.status).map_err(|m| bad_request(&m)));
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     match actions::change_status(&state, &admin, &caller, &id, to, change.comment.as_deref()).await {
         Ok((card, ended)) => {
             let mut v = serde_json::to_value(CardView::of(&card)).unwrap_or_default();
@@ -304,7 +304,7 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
             );
         }
     };
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let reason = b.override_reason.as_deref();
     match actions::bind(&state, &admin, &caller, &id, &presented, reason, actions::Presence::CertificateOnly).await {
         Ok(card) => {

@@ -118,7 +118,7 @@ fn bearer(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, Bo
     }
     // The policy on administration decides for a token as for a person (`administer`, the token
     // as principal with its roles and scopes); the decision is audited there.
-    let caller = Caller::of(req, &state.config);
+    let caller = Caller::of(req, &state.config.server);
     let principal = TokenPrincipal {
         name: token.name.clone(),
         roles: token.roles.clone(),
@@ -229,7 +229,7 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
     }
     // The policy on administration (default: a phishing-resistant MIE, at most 15 minutes old):
     // a role is not enough, the person must have proved who they are strongly and recently.
-    let caller = Caller::of(req, &state.config);
+    let caller = Caller::of(req, &state.config.server);
     let decision = crate::policy::decide_system(
         state,
         &caller,
@@ -247,7 +247,7 @@ async fn staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin,
 }
 
 fn refused(req: &HttpRequest, state: &AppState, actor: Option<&str>, role: Role, reason: &str) {
-    let caller = Caller::of(req, &state.config);
+    let caller = Caller::of(req, &state.config.server);
     state.audit(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),

@@ -429,7 +429,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(s) => s,
         Err(m) => return message(&req, StatusCode::BAD_REQUEST, &m, true),
     };
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let kind = p.get("kind").unwrap_or_default();
     match actions::create(&state, &admin, &caller, &agent, kind, status, p.get("comment")).await {
         Ok(_) => back_to(&agent, "created"),
@@ -455,7 +455,7 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(s) => s,
         Err(m) => return message(&req, StatusCode::BAD_REQUEST, &m, true),
     };
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     match actions::change_status(&state, &admin, &caller, card_id, to, p.get("comment")).await {
         Ok((card, _)) => back_to(&card.identity_id, if to.ends_sessions() { "ended" } else { "status" }),
         Err(e) => {
@@ -586,7 +586,7 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
         }
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     match actions::bind(
         &state,
         &admin,

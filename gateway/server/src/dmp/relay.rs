@@ -54,7 +54,7 @@ fn element_text(body: &[u8], local: &str, limit: usize) -> Option<String> {
 /// access token and the patient's INS in `X-Vigie-Patient-INS` → a fresh VIHF in `wsse:Security`
 /// → the DMP over mutual TLS → its answer streamed back. Audited (`dmp_call`, EX_AIR-090).
 pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut payload: web::Payload) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let service = path.into_inner();
     let Some(dmp) = state.upstreams.dmp.clone() else {
         return problem(

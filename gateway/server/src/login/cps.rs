@@ -40,7 +40,7 @@ fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -
 }
 
 pub async fn login(req: HttpRequest, state: State, q: web::Query<Query>) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let flow_id = q.flow.clone().unwrap_or_default();
     let flow = match bound_flow(&req, &state, &flow_id).await {
         Ok(f) => f,

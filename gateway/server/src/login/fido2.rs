@@ -271,7 +271,7 @@ impl Refusal {
 /// `POST /login/fido2` (`flow`, `csrf`, `credential`): checks the assertion against the
 /// challenge of this flow and the stored key, then ends the login through [`super::complete`].
 pub async fn finish(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form was malformed");
     };

@@ -47,7 +47,7 @@ impl Failure {
 }
 
 pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
         Ok(p) => p,
         Err(r) => return r,

@@ -61,7 +61,7 @@ const DOWN_EN: &str =
 
 /// `GET /login/psc?flow=…`: off to PSC.
 pub async fn begin(req: HttpRequest, state: State, q: web::Query<BeginQuery>) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let flow_id = q.flow.clone().unwrap_or_default();
     let flow = match bound_flow(&req, &state, &flow_id).await {
         Ok(f) => f,
@@ -113,7 +113,7 @@ pub async fn callback(req: HttpRequest, state: State, q: web::Query<CallbackQuer
     if let Some(r) = to_issuer_host(&req, &state) {
         return r;
     }
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let Some(psc) = state.upstreams.psc.clone() else {
         return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
     };

@@ -59,7 +59,7 @@ fn account_key(username: &str) -> String {
 
 /// `POST /login/sponsorship` (`flow`, `csrf`, `username`, `code`).
 pub async fn submit(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let PostedLogin { params, flow_id, flow } = match posted_login(&state, &req, &body).await {
         Ok(p) => p,
         Err(r) => return r,

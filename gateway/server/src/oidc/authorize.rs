@@ -283,7 +283,7 @@ pub fn validate(params: Result<Params, String>, state: &AppState) -> Result<Auth
 }
 
 async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let validated = match parse_params(raw) {
         Ok(p) => validate(Ok(p), &state),
         Err(e) => Err(repeated_parameter(raw, e, &state)),

@@ -15,7 +15,7 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let client = match client_auth::authenticate(&req, &params, &state, &Caller::of(&req, &state.config)).await {
+    let client = match client_auth::authenticate(&req, &params, &state, &Caller::of(&req, &state.config.server)).await {
         Ok(c) => c,
         Err(e) => return e.response(),
     };

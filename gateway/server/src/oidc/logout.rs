@@ -124,7 +124,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     let own = hint
         .is_some_and(|h| h.sid.as_deref() == Some(current.sid.as_str()) && h.sub == current.authentication.identity_id);
     if own {
-        end_session(&state, &Caller::of(&req, &state.config), &current.sid).await;
+        end_session(&state, &Caller::of(&req, &state.config.server), &current.sid).await;
         return finish(&state, &req, current.upstream_id_token, redirect).await;
     }
     let token = random_token(24);
@@ -141,7 +141,7 @@ async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpRespons
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
         Err(e) => return pages::unavailable(&req, &e),
     };
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     end_session(&state, &caller, &pending.sid).await;
     finish(&state, &req, pending.upstream_id_token, pending.redirect).await
 }

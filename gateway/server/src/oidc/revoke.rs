@@ -10,7 +10,7 @@ use crate::state::{AppState, State};
 use crate::web::http::{Caller, oauth_error, parse_params};
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let params = match parse_params(&body) {
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),

@@ -41,7 +41,7 @@ pub async fn end_session_redirect(
         tracing::error!(error = %e, "the PSC logout could not be recorded; PSC's session is left as is");
         return None;
     }
-    let caller = Caller::of(req, &state.config);
+    let caller = Caller::of(req, &state.config.server);
     state.audit(AuditEvent {
         kind: Some(AuditKind::Logout),
         outcome: Some(Outcome::Success),

@@ -288,7 +288,7 @@ async fn ask(
 /// limit, the locks and the colleague's enrolled questions are checked; the questions are drawn.
 pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     if !state.config.sponsorship.enabled {
         return message(
             l,
@@ -368,7 +368,7 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
 /// (other questions drawn) until the lock.
 pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
         Ok(f) => f,
         Err(r) => return r,

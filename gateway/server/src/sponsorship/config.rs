@@ -2,7 +2,7 @@
 //! locks and lifetimes of a sponsorship, and their validation (one error per bad key).
 use serde::{Deserialize, Serialize};
 
-use crate::web::pages::{Lang, tr};
+use crate::web::lang::{Lang, tr};
 
 /// A security question offered to staff.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

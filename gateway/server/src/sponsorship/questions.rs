@@ -95,7 +95,7 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, Sto
         && recent
         && crate::policy::decide_system(
             state,
-            &Caller::of(req, &state.config),
+            &Caller::of(req, &state.config.server),
             vigie_core::policy::Action::EnrolMie,
             &s.authentication,
             "system:security_questions",
@@ -197,7 +197,7 @@ pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
 /// `POST /account/questions`: replaces the owner's answers (at least `sponsorship.min_answers`).
 pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     let o = match owner(&state, &req).await {
         Ok(Some(o)) => o,
         Ok(None) => return nobody(l),

@@ -2,6 +2,9 @@
 //! background tasks that run beside them (key, policy and CRL reloads, pending revocations, probes).
 use std::time::Duration;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
 use vigie_core::audit::AuditEvent;
@@ -40,7 +43,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
-            .wrap(from_fn(crate::web::http::plain_http_only_from_proxies))
+            .wrap(from_fn(plain_http_only_from_proxies))
             .wrap(from_fn(crate::web::http::edge))
             .configure(|cfg| crate::wiring::routes::routes(cfg, &s.config))
             .default_service(web::to(crate::ops::not_found))
@@ -174,4 +177,27 @@ fn spawn_key_reloader(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// Middleware of the main listeners: the plain-HTTP listener (`server.plain_http_listen`) exists
+/// for the TLS-terminating proxies only; anyone else reaching it gets 403 and is told to use
+/// HTTPS, before any handler runs.
+async fn plain_http_only_from_proxies<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let from_proxy = req.app_config().secure()
+        || req
+            .peer_addr()
+            .zip(req.app_data::<web::Data<AppState>>())
+            .is_some_and(|(peer, state)| state.config.server.is_trusted_proxy(peer.ip()));
+    if from_proxy {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let resp = crate::web::http::problem(
+        StatusCode::FORBIDDEN,
+        "Use HTTPS",
+        "this plain-HTTP port serves only the TLS-terminating proxies; connect over HTTPS",
+    );
+    Ok(req.into_response(resp).map_into_right_body())
 }

@@ -51,7 +51,7 @@ impl From<vigie_core::store::StoreError> for TokenError {
 }
 
 pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config);
+    let caller = Caller::of(&req, &state.config.server);
     // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method", form-encoded.
     let is_form = req
         .headers()
