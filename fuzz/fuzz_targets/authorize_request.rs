@@ -10,7 +10,7 @@ use figment::providers::{Format, Toml};
 use libfuzzer_sys::fuzz_target;
 use vigie_gateway::app::{AppState, build_state};
 use vigie_gateway::config::Config;
-use vigie_gateway::http::parse_params;
+use vigie_gateway::web::http::parse_params;
 use vigie_gateway::keys::KeyFile;
 use vigie_gateway::oidc::authorize::{Invalid, is_pkce_value, validate};
 

@@ -1,11 +1,11 @@
-//! `X-Forwarded-For` lines from a trusted proxy, read by `vigie_gateway::http::client_address`:
+//! `X-Forwarded-For` lines from a trusted proxy, read by `vigie_gateway::web::http::client_address`:
 //! the client's address for audit, network zones and rate limits.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
-use vigie_gateway::http::{address_key, client_address};
+use vigie_gateway::web::http::{address_key, client_address};
 
 /// The proxies of the target: 10.0.0.0/8.
 fn trusted(ip: IpAddr) -> bool {

@@ -1,11 +1,11 @@
 //! `application/x-www-form-urlencoded` bodies and query strings of every endpoint
-//! (`vigie_gateway::http::parse_params`): RFC 6749 §3.1, no parameter twice.
+//! (`vigie_gateway::web::http::parse_params`): RFC 6749 §3.1, no parameter twice.
 #![no_main]
 
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use vigie_gateway::http::parse_params;
+use vigie_gateway::web::http::parse_params;
 
 fuzz_target!(|raw: &[u8]| {
     let decoded: Vec<(String, String)> =

@@ -8,22 +8,20 @@ pub mod config;
 pub mod demo;
 pub mod dmp;
 pub mod health;
-pub mod http;
 pub mod jose;
 pub mod keys;
 pub mod login;
 pub mod notices;
 pub mod oidc;
 pub mod ops;
-pub mod own_pages;
 pub mod policy;
 pub mod psc;
 pub mod secrets;
 pub mod session;
 pub mod sponsorship;
 pub mod state;
-pub mod tls;
 pub mod totp;
+pub mod web;
 pub mod wiring;
 
 /// The names the in-process tests and the fuzz targets reach the gateway by.

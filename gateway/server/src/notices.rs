@@ -5,8 +5,8 @@
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
 
-use crate::http::Caller;
 use crate::state::{AppState, State};
+use crate::web::http::Caller;
 
 /// What was added.
 #[derive(Clone, Debug)]

@@ -6,11 +6,11 @@ use vigie_core::store::{StoreError, StoreExt};
 
 use super::enrolment::{GRANT_COOKIE, Grant, grant_key};
 use super::pages::texts;
-use crate::http::Params;
-use crate::login::pages;
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
 use crate::state::AppState;
+use crate::web::http::Params;
+use crate::web::pages;
 
 /// Who is on the account pages, and what they may do.
 pub(super) enum Access {
@@ -34,7 +34,7 @@ pub(super) struct Holder {
 }
 
 pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreError> {
-    if let Some(cookie) = crate::http::cookie(req, GRANT_COOKIE)
+    if let Some(cookie) = crate::web::http::cookie(req, GRANT_COOKIE)
         && let Some(g) = state.ports.store.get_json::<Grant>(&grant_key(&cookie)).await?
     {
         return Ok(Access::Enrol(Holder {
@@ -45,7 +45,7 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
         }));
     }
     let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(Access::Nobody) };
-    let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
+    let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     let holder = Holder {
         identity_id: s.authentication.identity_id.clone(),
         csrf: sha256_b64(format!("vigie-account-csrf\0{cookie}").as_bytes()),
@@ -62,7 +62,7 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
 
 /// Asks the policy engine whether this session may enrol a new MIE; audited.
 async fn enrol_allowed(state: &AppState, req: &HttpRequest, auth: &vigie_core::Authentication) -> bool {
-    let caller = crate::http::Caller::of(req, state);
+    let caller = crate::web::http::Caller::of(req, &state.config.server);
     crate::policy::decide_system(
         &state.policy,
         &state.ports,

@@ -11,10 +11,10 @@ use vigie_core::store::StoreExt;
 use super::pages::texts;
 use super::{AccountError, KeyEvent, audit};
 use crate::config::Config;
-use crate::http::{Caller, esc, parse_params};
-use crate::login::pages::{self, html_page};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::state::{Audit, Part, Ports, State};
+use crate::web::http::{Caller, esc, parse_params};
+use crate::web::pages::{self, html_page};
 
 /// The cookie naming an enrolment grant: a redeemed code lets this browser register keys for
 /// [`GRANT_SECS`], until the agent ends it or closes the browser (a session cookie): on a shared
@@ -122,7 +122,7 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
     let l = pages::lang(req, None);
     let t = texts(l);
     let token =
-        crate::http::cookie(req, CODE_CSRF_COOKIE).filter(|c| c.len() == 43).unwrap_or_else(|| random_token(32));
+        crate::web::http::cookie(req, CODE_CSRF_COOKIE).filter(|c| c.len() == 43).unwrap_or_else(|| random_token(32));
     let error =
         error.map(|e| format!(r#"<p class="error" role="alert" id="code-error">{}</p>"#, esc(e))).unwrap_or_default();
     let main = format!(
@@ -140,7 +140,7 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
     );
     let mut resp = html_page(l, status, t.code_title, &main, None);
     if let Ok(v) =
-        header::HeaderValue::from_str(&crate::http::host_cookie(CODE_CSRF_COOKIE, token, Some(3600)).to_string())
+        header::HeaderValue::from_str(&crate::web::http::host_cookie(CODE_CSRF_COOKIE, token, Some(3600)).to_string())
     {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -150,12 +150,12 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
 /// `POST /account/enrol` (`csrf`, `code`): a valid code is used up and this browser may
 /// register keys for the code's identity for 15 minutes.
 pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
     };
-    let csrf_ok = match (crate::http::cookie(&req, CODE_CSRF_COOKIE), p.get("csrf")) {
+    let csrf_ok = match (crate::web::http::cookie(&req, CODE_CSRF_COOKIE), p.get("csrf")) {
         (Some(c), Some(f)) => ct_eq(c.as_bytes(), f.as_bytes()),
         _ => false,
     };
@@ -208,7 +208,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     );
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/account/keys"))
-        .cookie(crate::http::host_cookie(GRANT_COOKIE, cookie, None))
+        .cookie(crate::web::http::host_cookie(GRANT_COOKIE, cookie, None))
         .finish()
 }
 
@@ -217,7 +217,7 @@ pub async fn end_enrolment(req: HttpRequest, ports: Part<Ports>, body: web::Byte
     let l = pages::lang(&req, None);
     let t = texts(l);
     let p = parse_params(&body).unwrap_or_default();
-    let Some(cookie) = crate::http::cookie(&req, GRANT_COOKIE) else {
+    let Some(cookie) = crate::web::http::cookie(&req, GRANT_COOKIE) else {
         return html_page(l, StatusCode::OK, t.code_title, &format!("<p>{}</p>", t.done_text), None);
     };
     let csrf = sha256_b64(format!("vigie-enrol-csrf\0{cookie}").as_bytes());
@@ -230,7 +230,7 @@ pub async fn end_enrolment(req: HttpRequest, ports: Part<Ports>, body: web::Byte
     let mut resp =
         html_page(l, StatusCode::OK, t.code_title, &format!(r#"<p role="status">{}</p>"#, t.done_text), None);
     if let Ok(v) =
-        header::HeaderValue::from_str(&crate::http::host_cookie(GRANT_COOKIE, String::new(), Some(0)).to_string())
+        header::HeaderValue::from_str(&crate::web::http::host_cookie(GRANT_COOKIE, String::new(), Some(0)).to_string())
     {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

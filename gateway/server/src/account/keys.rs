@@ -18,12 +18,12 @@ use webauthn_rs::prelude::{
 use super::access::{Access, Holder, access, enroller};
 use super::pages::texts;
 use super::{AccountError, KeyEvent, audit};
-use crate::http::{Caller, Params, parse_params, problem};
 use crate::login::fido2::{auth_data, b64url};
-use crate::login::pages::{self, Lang};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
 use crate::state::{AppState, Ports, State};
+use crate::web::http::{Caller, Params, parse_params, problem};
+use crate::web::pages::{self, Lang};
 
 /// The security keys of an identity, oldest first (for HR's list).
 pub async fn keys_of(ports: &Ports, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {
@@ -170,7 +170,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// challenge (WebAuthn §7.1) and, as `webauthn.attestation` says, its attestation against the
 /// attestation roots and its attested AAGUID against `webauthn.aaguid_allow_list`; stores the key.
 pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let l = pages::lang(&req, None);
     let t = texts(l);
     let Ok(p) = parse_params(&body) else {
@@ -330,7 +330,7 @@ fn untrusted_attestation(e: &WebauthnError) -> bool {
 /// `POST /account/keys/revoke` (`csrf`, `id`): the signed-in user revokes one of their keys;
 /// the sessions it opened end.
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");

@@ -11,8 +11,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::DirectoryError;
 use vigie_core::store::StoreError;
 
-use crate::http::Caller;
 use crate::state::Audit;
+use crate::web::http::Caller;
 
 pub use enrolment::{EnrolmentCode, issue_enrolment_code};
 pub(crate) use enrolment::{new_code, normal_code};

@@ -4,10 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::access::{Access, access};
-use crate::http::esc;
 use crate::login::fido2::allow_script;
-use crate::login::pages::{self, Lang, html_page};
 use crate::state::State;
+use crate::web::http::esc;
+use crate::web::pages::{self, Lang, html_page};
 
 pub(super) struct Texts {
     pub(super) title: &'static str,
@@ -115,10 +115,7 @@ const EN: Texts = Texts {
 };
 
 pub(super) fn texts(l: Lang) -> &'static Texts {
-    match l {
-        Lang::Fr => &FR,
-        Lang::En => &EN,
-    }
+    pages::tr(l, &FR, &EN)
 }
 
 fn date(rfc3339: &str) -> String {

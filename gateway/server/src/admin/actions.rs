@@ -8,9 +8,9 @@ use vigie_igc_sante::{CardKind, CardSubject};
 
 use super::auth::Admin;
 use crate::config::CardsConfig;
-use crate::http::Caller;
 use crate::login::cps::validate::PresentedCard;
 use crate::state::{AppState, Audit, Ports};
+use crate::web::http::Caller;
 
 /// Why an admin action did not happen.
 #[derive(Debug)]

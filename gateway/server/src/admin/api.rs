@@ -20,8 +20,8 @@ use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin};
-use crate::http::{Caller, problem};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, problem};
 
 /// Longest id (agent, card) accepted.
 pub const MAX_ID_CHARS: usize = 64;
@@ -198,7 +198,7 @@ fn path_id(req: &HttpRequest, what: &str) -> Result<String, String> {
 /// `GET /admin/api/identities?q=…&limit=…`
 pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
     try_or!(admin(&req, &state, Scope::CardsRead).await);
-    let params = try_or!(crate::http::parse_params(req.query_string().as_bytes()).map_err(|m| bad_request(&m)));
+    let params = try_or!(crate::web::http::parse_params(req.query_string().as_bytes()).map_err(|m| bad_request(&m)));
     let q = params.get("q").unwrap_or_default();
     if q.chars().count() > 100 {
         return bad_request("the search `q` is longer than 100 characters");
@@ -238,7 +238,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         .and_then(|()| check_text("comment", new.comment.as_deref(), MAX_COMMENT_CHARS))
         .and_then(|()| new.status.as_deref().map(parse_status).transpose());
     let status = try_or!(checked.map_err(|m| bad_request(&m))).unwrap_or(CardStatus::Requested);
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let office = actions::Office::of(&state, &admin, &caller);
     match actions::create(&office, &new.identity_id, &new.kind, status, new.comment.as_deref()).await {
         Ok(card) => HttpResponse::Created().json(CardView::of(&card)),
@@ -263,7 +263,7 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let change: StatusChange = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     try_or!(check_text("comment", change.comment.as_deref(), MAX_COMMENT_CHARS).map_err(|m| bad_request(&m)));
     let to = try_or!(parse_status(&change.status).map_err(|m| bad_request(&m)));
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     match actions::change_status(&state, &admin, &caller, &id, to, change.comment.as_deref()).await {
         Ok((card, ended)) => {
             let mut v = serde_json::to_value(CardView::of(&card)).unwrap_or_default();
@@ -310,7 +310,7 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
             );
         }
     };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let reason = b.override_reason.as_deref();
     let office = actions::Office::of(&state, &admin, &caller);
     match actions::bind(&office, &id, &presented, reason, actions::Presence::CertificateOnly).await {

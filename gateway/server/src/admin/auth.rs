@@ -14,10 +14,10 @@ use vigie_core::policy::TokenPrincipal;
 use vigie_core::roles::{Role, Scope};
 
 use crate::config::AdminConfig;
-use crate::http::{Caller, problem};
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
 use crate::session::{self, Session};
 use crate::state::{AppState, Audit, PolicyGate, Ports};
+use crate::web::http::{Caller, problem};
 
 /// An authenticated administrator holding the role asked for.
 #[derive(Clone)]
@@ -76,7 +76,7 @@ struct Gate<'a> {
 
 impl<'a> Gate<'a> {
     fn of(req: &HttpRequest, state: &'a AppState) -> Self {
-        let caller = Caller::of(req, state);
+        let caller = Caller::of(req, &state.config.server);
         Gate { config: &state.config.admin, ports: &state.ports, policy: &state.policy, audit: &state.audit, caller }
     }
 }
@@ -90,7 +90,7 @@ pub async fn require_token(req: &HttpRequest, state: &AppState, scope: Scope) ->
 
 fn bearer(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, Box<HttpResponse>> {
     let role = scope.role();
-    let given = crate::http::bearer_token(req).filter(|t| t.len() <= 512);
+    let given = crate::web::http::bearer_token(req).filter(|t| t.len() <= 512);
     let Some(given) = given.as_deref() else {
         refused(req, gate, None, role, "no admin API token");
         return Err(Box::new(unauthorized(
@@ -237,7 +237,7 @@ async fn staff(
         Ok(s) => s,
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };
-    let cookie = crate::http::cookie(req, session::COOKIE);
+    let cookie = crate::web::http::cookie(req, session::COOKIE);
     let (Some(session), Some(cookie)) = (session, cookie) else {
         return Err(super::page::sign_in_needed(req));
     };

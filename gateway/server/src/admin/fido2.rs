@@ -6,8 +6,8 @@ use serde_json::json;
 use vigie_core::fido2::Fido2Credential;
 
 use crate::account::{AccountError, issue_enrolment_code, keys_of, revoke_key};
-use crate::http::{Caller, problem};
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, problem};
 
 /// The JSON view of a key for HR's API.
 fn key_view(k: &Fido2Credential) -> serde_json::Value {
@@ -62,7 +62,7 @@ pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
         Err(r) => return r,
     };
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     match issue_enrolment_code(&state.ports, &state.config, &state.audit, &caller, &id, &admin.actor).await {
         Ok(code) => HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(code),
         Err(AccountError::UnknownIdentity(_)) => {
@@ -86,7 +86,7 @@ pub async fn api_revoke(req: HttpRequest, state: State) -> HttpResponse {
             "expected /admin/api/identities/{id}/fido2/{credential}",
         );
     };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     match revoke_key(&state, &caller, &id, &credential, &admin.actor).await {
         Ok(true) => HttpResponse::NoContent().finish(),
         Ok(false) => problem(StatusCode::NOT_FOUND, "Not found", "this identity has no such key"),

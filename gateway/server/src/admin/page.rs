@@ -10,9 +10,9 @@ use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError, Coherence};
 use super::auth::{self, Admin};
-use crate::http::{Caller, esc, parse_params};
-use crate::login::pages::{Lang, lang, tr};
 use crate::state::{AppState, Ports, State};
+use crate::web::http::{Caller, esc, parse_params};
+use crate::web::pages::{Lang, lang, lang_switch, tr, wide_page};
 
 /// The built-in public client through which the admin page signs people in (its code is never
 /// redeemed: the SSO session the login leaves is what the page uses).
@@ -34,29 +34,7 @@ fn status_label(l: Lang, s: CardStatus) -> &'static str {
 }
 
 fn page(l: Lang, status: StatusCode, title: &str, main: &str) -> HttpResponse {
-    let code = l.code();
-    let (other, other_label) = if l == Lang::Fr { ("en", "English") } else { ("fr", "Français") };
-    let body = format!(
-        r#"<!doctype html>
-<html lang="{code}">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head>
-<body><main class="card wide">
-<h1>{title}</h1>
-{main}
-<p class="lang"><a href="{PATH}?lang={other}" lang="{other}">{other_label}</a></p>
-</main></body></html>"#,
-        title = esc(title)
-    );
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-             base-uri 'none'",
-        ))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .body(body)
+    wide_page(l, status, title, &format!("{main}\n{}", lang_switch(l, &format!("{PATH}?"))))
 }
 
 /// A page with one message (and a way back to the search when `back`).
@@ -109,16 +87,17 @@ pub fn strong_login_needed(req: &HttpRequest) -> HttpResponse {
 /// Signed in without the role.
 pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
     let l = lang(req, None);
-    let text = match l {
-        Lang::Fr => format!(
+    let text = tr(
+        l,
+        format!(
             "Votre compte n'a pas le rôle « {role} ». Demandez-le à l'équipe informatique \
              (commande : vigie users grant-role VOTRE_IDENTIFIANT {role})."
         ),
-        Lang::En => format!(
+        format!(
             "Your account does not have the role \"{role}\". Ask the IT team for it \
              (command: vigie users grant-role YOUR_USERNAME {role})."
         ),
-    };
+    );
     page(
         l,
         StatusCode::FORBIDDEN,
@@ -131,12 +110,12 @@ pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
 /// comes back to the page. Administration needs a phishing-resistant MIE used within 15 minutes
 /// (default policy `administer-*`): it asks for exactly that.
 pub async fn login(state: State) -> HttpResponse {
-    crate::own_pages::sign_in(&state, CLIENT_ID, PATH, 900)
+    crate::web::own_pages::sign_in(&state.config, CLIENT_ID, PATH, 900)
 }
 
 /// The client the page signs in through, added to the registered clients unless configured.
 pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
-    crate::own_pages::builtin_client(config, CLIENT_ID, "Vigie — gestion des cartes / card management", &[PATH])
+    crate::web::own_pages::builtin_client(config, CLIENT_ID, "Vigie — gestion des cartes / card management", &[PATH])
 }
 
 async fn staff(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
@@ -342,12 +321,12 @@ async fn agent_page(
         Ok(Some(a)) => a,
         Ok(None) => return message(req, StatusCode::NOT_FOUND, tr(l, "Agent inconnu.", "Unknown agent."), true),
         // The directory's error stays in the log (with the request id the page shows).
-        Err(e) => return crate::login::pages::unavailable(req, &e),
+        Err(e) => return crate::web::pages::unavailable(req, &e),
     };
     let cards = match ports.cards.cards_of(&agent.id).await {
         Ok(c) => c,
         // The directory's error stays in the log (with the request id the page shows).
-        Err(e) => return crate::login::pages::unavailable(req, &e),
+        Err(e) => return crate::web::pages::unavailable(req, &e),
     };
     let csrf = admin.csrf().unwrap_or_default();
     let mut sections = String::new();
@@ -376,7 +355,7 @@ async fn agent_page(
 /// `GET /admin/cards[?q=…|?agent=…]`
 pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::own_pages::back_from_sign_in(&params, PATH) {
+    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, PATH) {
         return back;
     }
     let admin = match staff(&req, &state).await {
@@ -400,7 +379,7 @@ pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 /// The form's fields after the CSRF check, or the refusal.
-fn form(admin: &Admin, req: &HttpRequest, body: &[u8]) -> Result<crate::http::Params, Box<HttpResponse>> {
+fn form(admin: &Admin, req: &HttpRequest, body: &[u8]) -> Result<crate::web::http::Params, Box<HttpResponse>> {
     let params = parse_params(body)
         .map_err(|m| Box::new(message(req, StatusCode::BAD_REQUEST, &format!("bad form: {m}"), true)))?;
     if !admin.check_csrf(params.get("csrf")) {
@@ -450,7 +429,7 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(s) => s,
         Err(m) => return message(&req, StatusCode::BAD_REQUEST, &m, true),
     };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let kind = p.get("kind").unwrap_or_default();
     let office = actions::Office::of(&state, &admin, &caller);
     match actions::create(&office, &agent, kind, status, p.get("comment")).await {
@@ -477,7 +456,7 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(s) => s,
         Err(m) => return message(&req, StatusCode::BAD_REQUEST, &m, true),
     };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     match actions::change_status(&state, &admin, &caller, card_id, to, p.get("comment")).await {
         Ok((card, _)) => back_to(&card.identity_id, if to.ends_sessions() { "ended" } else { "status" }),
         Err(e) => {
@@ -514,8 +493,8 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
     );
     let presented = match crate::login::cps::validate::presented(
         crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
-        &crate::tls::ClientCertChain::of(&req, &state.config.cards),
-        &Caller::of(&req, &state),
+        &crate::web::tls::ClientCertChain::of(&req, &state.config.cards),
+        &Caller::of(&req, &state.config.server),
     )
     .await
     {
@@ -600,8 +579,8 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
     let card_id = p.get("card").unwrap_or_default();
     let presented = match crate::login::cps::validate::presented(
         crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
-        &crate::tls::ClientCertChain::of(&req, &state.config.cards),
-        &Caller::of(&req, &state),
+        &crate::web::tls::ClientCertChain::of(&req, &state.config.cards),
+        &Caller::of(&req, &state.config.server),
     )
     .await
     {
@@ -620,7 +599,7 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
         }
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let office = actions::Office::of(&state, &admin, &caller);
     match actions::bind(&office, card_id, &presented, p.get("override_reason"), actions::Presence::InReader).await {
         Ok(card) => {

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use vigie_core::store::StoreExt;
 
 use crate::config::Config;
-use crate::http::{esc, host_cookie};
 use crate::secrets::{random_token, sha256_b64};
 use crate::state::{Part, Ports, Upstreams};
+use crate::web::http::{esc, host_cookie};
 
 const CLIENT_ID: &str = "demo-app";
 const COOKIE: &str = "__Host-demo-app";
@@ -54,7 +54,7 @@ fn page(title: &str, main: &str) -> HttpResponse {
 }
 
 pub(crate) async fn index(req: HttpRequest, config: Part<Config>, ports: Part<Ports>) -> HttpResponse {
-    if let Some(c) = crate::http::cookie(&req, COOKIE)
+    if let Some(c) = crate::web::http::cookie(&req, COOKIE)
         && let Ok(Some(s)) =
             ports.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
     {
@@ -65,11 +65,11 @@ pub(crate) async fn index(req: HttpRequest, config: Part<Config>, ports: Part<Po
     let pending = PendingLogin { nonce: random_token(16), verifier: random_token(32) };
     let challenge = B64.encode(digest::digest(&digest::SHA256, pending.verifier.as_bytes()));
     if let Err(e) = ports.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await {
-        return crate::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
+        return crate::web::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     let mut url = match url::Url::parse(&config.endpoint("/authorize")) {
         Ok(u) => u,
-        Err(e) => return crate::http::problem(StatusCode::INTERNAL_SERVER_ERROR, "Bad issuer", &e.to_string()),
+        Err(e) => return crate::web::http::problem(StatusCode::INTERNAL_SERVER_ERROR, "Bad issuer", &e.to_string()),
     };
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -252,7 +252,7 @@ async fn verify_id_token(
 }
 
 pub(crate) async fn logout(req: HttpRequest, config: Part<Config>, ports: Part<Ports>) -> HttpResponse {
-    let Some(c) = crate::http::cookie(&req, COOKIE) else {
+    let Some(c) = crate::web::http::cookie(&req, COOKIE) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };
     let key = format!("demo-app:session:{}", sha256_b64(c.as_bytes()));

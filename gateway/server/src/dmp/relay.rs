@@ -10,9 +10,9 @@ use vigie_core::dmp::{InsNir, RelayError, Vihf};
 
 use super::runtime::parse_purpose;
 use super::vihf::{Refusal, Via, audit_refused, ins_audit_hash, vihf_for};
-use crate::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 use crate::oidc::grant::verify_access_token;
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 
 /// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge, as problem details.
 fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
@@ -54,7 +54,7 @@ fn element_text(body: &[u8], local: &str, limit: usize) -> Option<String> {
 /// access token and the patient's INS in `X-Vigie-Patient-INS` → a fresh VIHF in `wsse:Security`
 /// → the DMP over mutual TLS → its answer streamed back. Audited (`dmp_call`, EX_AIR-090).
 pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut payload: web::Payload) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let service = path.into_inner();
     let Some(dmp) = state.upstreams.dmp.clone() else {
         return problem(

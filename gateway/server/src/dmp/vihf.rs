@@ -5,9 +5,9 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::dmp::{InsNir, SealRefusal, Vihf, VihfRequest};
 
 use super::runtime::Dmp;
-use crate::http::Caller;
 use crate::oidc::grant::AccessTokenClaims;
 use crate::state::AppState;
+use crate::web::http::Caller;
 
 /// SHA-256 of a patient's INS for audit lines: whoever holds an INS finds its lines; the trail does
 /// not spell it (low entropy: a pseudonym for log pipelines, not a secret).

@@ -18,11 +18,11 @@ use webauthn_rs::prelude::{
 
 use super::LoginFlow;
 use super::form::{Flows, LoginAttempt};
-use super::pages::{self, Lang};
 use crate::config::Config;
-use crate::http::{parse_params, problem};
 use crate::secrets::ct_eq;
 use crate::state::{Part, Ports};
+use crate::web::http::{parse_params, problem};
+use crate::web::pages::{self, Lang};
 
 /// The relying party of this gateway: RP ID and origin from `[webauthn]` or the issuer.
 pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
@@ -75,10 +75,7 @@ const EN: Texts = Texts {
 };
 
 fn texts(l: Lang) -> &'static Texts {
-    match l {
-        Lang::Fr => &FR,
-        Lang::En => &EN,
-    }
+    pages::tr(l, &FR, &EN)
 }
 
 /// The login page's FIDO2 section for a flow: a form the script completes with the key's
@@ -96,12 +93,12 @@ pub fn page_section(lang: Lang, flow_id: &str, csrf: &str) -> String {
 <p class="error" role="alert" id="fido2-error" hidden data-unsupported="{unsupported}" data-failed="{failed}"></p>
 </form>
 <script src="/static/fido2.js" defer></script></section>"#,
-        flow = crate::http::esc(flow_id),
-        csrf = crate::http::esc(csrf),
+        flow = crate::web::http::esc(flow_id),
+        csrf = crate::web::http::esc(csrf),
         button = t.button,
         help = t.help,
-        unsupported = crate::http::esc(t.unsupported),
-        failed = crate::http::esc(t.failed),
+        unsupported = crate::web::http::esc(t.unsupported),
+        failed = crate::web::http::esc(t.failed),
     )
 }
 
@@ -195,7 +192,7 @@ fn challenge_key(flow_id: &str) -> String {
 async fn checked_flow(
     req: &HttpRequest,
     flows: &Flows,
-    p: &crate::http::Params,
+    p: &crate::web::http::Params,
 ) -> Result<(String, LoginFlow), HttpResponse> {
     let flow_id = p.get("flow").filter(|f| f.len() <= 64).unwrap_or_default().to_owned();
     let flow = flows.bound(req, &flow_id).await?;

@@ -10,10 +10,11 @@ use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Mie};
 
 use super::config::LoginConfig;
-use super::{LoginFlow, Methods, flow_key, pages};
-use crate::http::{Caller, Params, parse_params};
+use super::{LoginFlow, Methods, flow_key};
 use crate::secrets::ct_eq;
 use crate::state::{AppState, Ports, State};
+use crate::web::http::{Caller, Params, parse_params};
+use crate::web::pages;
 
 /// The login flows as a verifier reaches them (`flows: Flows` in a handler): the caller, the
 /// flow bound to this browser, the page of a flow, an attempt's audit line, and
@@ -54,7 +55,7 @@ impl Flows {
 
     /// Who is calling.
     pub fn caller(&self, req: &HttpRequest) -> Caller {
-        Caller::of(req, self.state())
+        Caller::of(req, &self.state().config.server)
     }
 
     /// The flow named by a request entered by GET or by script, checked against this browser.

@@ -5,7 +5,7 @@ pub mod config;
 pub mod cps;
 pub mod fido2;
 mod form;
-pub mod pages;
+pub mod html;
 pub mod password_totp;
 pub mod psc;
 pub mod sponsorship;
@@ -17,10 +17,11 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{AssuranceLevel, Authentication, Mie};
 
-use crate::http::Caller;
 use crate::oidc::flow::Offer;
 use crate::session;
 use crate::state::{AppState, Audit, State};
+use crate::web::http::Caller;
+use crate::web::pages;
 
 // The flow is the provider's (it waits on an authorization request); the verifiers name it
 // from here.
@@ -172,7 +173,7 @@ pub fn audit_login(
 /// Whether this browser holds the binding cookie whose SHA-256 a flow keeps (`browser_hash`),
 /// compared in constant time: a flow answers only the browser it was opened in (login CSRF).
 pub(crate) fn browser_bound(req: &HttpRequest, browser_hash: &str) -> bool {
-    crate::http::cookie(req, BROWSER_COOKIE).is_some_and(|b| {
+    crate::web::http::cookie(req, BROWSER_COOKIE).is_some_and(|b| {
         crate::secrets::ct_eq(crate::secrets::sha256_b64(b.as_bytes()).as_bytes(), browser_hash.as_bytes())
     })
 }
@@ -208,14 +209,14 @@ pub fn render(req: &HttpRequest, state: &AppState, flow_id: &str, flow: &LoginFl
         .client(&flow.request.client_id)
         .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
         .unwrap_or_default();
-    pages::login_form(
+    html::login_form(
         req,
-        &pages::FormView {
+        &html::FormView {
             flow_id,
             csrf: &flow.csrf,
             client_name: &client_name,
             username,
-            error: flow.offer.is_step_up().then_some(pages::LoginError::StepUp),
+            error: flow.offer.is_step_up().then_some(html::LoginError::StepUp),
             redirect_origin: &flow.request.redirect_uri,
             ui_locales: flow.request.ui_locales.as_deref(),
             methods: methods_for(state, flow),

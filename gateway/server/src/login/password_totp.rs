@@ -11,11 +11,12 @@ use vigie_core::{Authentication, Factor, Mie};
 
 use super::config::LoginConfig;
 use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, posted_login};
-use super::pages;
+use super::html;
 use crate::config::Config;
 use crate::secrets::verify_password;
 use crate::state::{OidcState, Part, Ports};
 use crate::totp;
+use crate::web::pages;
 
 /// Verified against when the account does not exist, so that a wrong username costs the
 /// same time as a wrong password.
@@ -81,14 +82,14 @@ pub async fn submit(
                 .get(&flow.request.client_id)
                 .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
                 .unwrap_or_default();
-            let mut resp = pages::login_form(
+            let mut resp = html::login_form(
                 &req,
-                &pages::FormView {
+                &html::FormView {
                     flow_id: &flow_id,
                     csrf: &flow.csrf,
                     client_name: &client_name,
                     username: &username,
-                    error: Some(pages::LoginError::Generic),
+                    error: Some(html::LoginError::Generic),
                     redirect_origin: &flow.request.redirect_uri,
                     ui_locales: flow.request.ui_locales.as_deref(),
                     methods: flows.methods(&flow),

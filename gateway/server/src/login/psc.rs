@@ -15,10 +15,11 @@ use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, IdNat, Mie};
 
 use super::form::{Flows, LoginAttempt};
-use super::{LoginFlow, flow_key, pages};
+use super::{LoginFlow, flow_key};
 use crate::config::Config;
-use crate::http::Caller;
 use crate::state::{Audit, Part, Ports, Upstreams};
+use crate::web::http::Caller;
+use crate::web::pages;
 use vigie_core::psc::Pending;
 
 /// What Vigie keeps while the browser is at PSC, under the `state` it sent.
@@ -404,6 +405,6 @@ pub fn page_section(l: pages::Lang, flow_id: &str, unavailable: bool) -> String 
         r#"<section class="method" aria-labelledby="psc-title"><h2 id="psc-title" class="sr-only">e-CPS</h2>
 <a class="button" id="psc-login" href="/login/psc?flow={flow}">{label}</a>
 <p class="help">{help}</p></section>"#,
-        flow = crate::http::esc(flow_id),
+        flow = crate::web::http::esc(flow_id),
     )
 }

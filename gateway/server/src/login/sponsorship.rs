@@ -12,11 +12,11 @@ use vigie_core::store::{Attempt, StoreExt};
 use vigie_core::{Authentication, Mie};
 
 use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, posted_login};
-use super::pages;
 use crate::config::Config;
-use crate::http::esc;
 use crate::secrets::ct_eq;
 use crate::state::{Part, Ports};
+use crate::web::http::esc;
+use crate::web::pages;
 
 /// The login page's section: username and temporary code.
 pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str) -> String {

@@ -14,9 +14,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::config::{ClientAuthMethod, Config};
-use crate::http::{Caller, Params, oauth_error};
 use crate::secrets::SecretHash;
 use crate::state::{AppState, Client, OidcState};
+use crate::web::http::{Caller, Params, oauth_error};
 use vigie_core::store::EphemeralStore;
 use vigie_core::store::{Attempt, StoreExt};
 

@@ -7,11 +7,11 @@ use serde_json::json;
 use super::grant::{self, verify_access_token};
 use super::presented::{self, Presented};
 use crate::config::ClientAuthMethod;
-use crate::http::{Caller, oauth_error};
 use crate::state::State;
+use crate::web::http::{Caller, oauth_error};
 
 pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let (client, params) = match presented::authenticated(&req, &body, (&**state).into(), &caller).await {
         Ok(c) => c,
         Err(response) => return response,

@@ -10,11 +10,11 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
 use super::keys;
-use crate::http::{Caller, Params, parse_params};
-use crate::login::pages;
 use crate::secrets::random_token;
 use crate::session;
 use crate::state::{AppState, State};
+use crate::web::http::{Caller, Params, parse_params};
+use crate::web::pages;
 
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -124,7 +124,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     let own = hint
         .is_some_and(|h| h.sid.as_deref() == Some(current.sid.as_str()) && h.sub == current.authentication.identity_id);
     if own {
-        end_session(&**state, &Caller::of(&req, &state), &current.sid).await;
+        end_session(&**state, &Caller::of(&req, &state.config.server), &current.sid).await;
         return finish(&state, &req, current.upstream_id_token, redirect).await;
     }
     let token = random_token(24);
@@ -141,7 +141,7 @@ async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpRespons
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
         Err(e) => return pages::unavailable(&req, &e),
     };
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     end_session(&**state, &caller, &pending.sid).await;
     finish(&state, &req, pending.upstream_id_token, pending.redirect).await
 }

@@ -154,7 +154,7 @@ pub fn log_internal(endpoint: &str, detail: &dyn std::fmt::Display) {
 /// description, the detail in the log.
 pub fn internal_error(endpoint: &str, detail: &dyn std::fmt::Display) -> actix_web::HttpResponse {
     log_internal(endpoint, detail);
-    crate::http::oauth_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error", INTERNAL_ERROR)
+    crate::web::http::oauth_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error", INTERNAL_ERROR)
 }
 
 /// Store keys. Secrets (codes, tokens, cookies) appear only as their SHA-256.

@@ -6,8 +6,8 @@ use vigie_core::store::{EphemeralStore, StoreError};
 
 use super::client_auth::{self, Clients};
 use super::grant::{self, RefreshRecord, RefreshToken};
-use crate::http::{Caller, Params, oauth_error, parse_params};
 use crate::state::Client;
+use crate::web::http::{Caller, Params, oauth_error, parse_params};
 
 /// The form body and the client that authenticated with it (RFC 7662 §2.1: "the protected
 /// resource MUST also authenticate"; RFC 7009 §2.1: "The authorization server first validates

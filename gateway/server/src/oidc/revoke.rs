@@ -8,11 +8,11 @@ use vigie_core::store::{EphemeralStore, StoreError};
 use super::grant::{self, AccessTokenClaims, Standing};
 use super::presented::{self, Presented};
 use crate::config::Config;
-use crate::http::{Caller, oauth_error};
 use crate::state::{OidcState, State};
+use crate::web::http::{Caller, oauth_error};
 
 pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     // RFC 7009 §2.1: "The authorization server first validates the client credentials".
     let (client, params) = match presented::authenticated(&req, &body, (&**state).into(), &caller).await {
         Ok(c) => c,

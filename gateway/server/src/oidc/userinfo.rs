@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::grant::{Issuer, ProfileClaims, verify_access_token};
 use crate::config::Config;
-use crate::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
 use crate::state::{OidcState, Part, PolicyGate, Ports};
+use crate::web::http::{bearer_missing, bearer_token, parse_params, with_bearer_challenge};
 
 /// RFC 6750 §3: errors carry `WWW-Authenticate: Bearer` with the error code; the body is the
 /// OAuth error JSON.

@@ -7,7 +7,7 @@ use vigie_core::policy::PolicyContext;
 
 use super::config::PolicyConfig;
 use crate::config::check::{Cidr, parse_date};
-use crate::http::Caller;
+use crate::web::http::Caller;
 
 /// What a decision's context is read from, kept by the policy gate: `[policy]` (zones parsed
 /// once) and the breakers that say whether Vigie is degraded.

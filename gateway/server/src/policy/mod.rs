@@ -11,8 +11,8 @@ use vigie_core::policy::{
 };
 use vigie_core::{Authentication, Mie};
 
-use crate::http::Caller;
 use crate::state::{Client, PolicyGate, Ports};
+use crate::web::http::Caller;
 
 pub use crate::config::check::Cidr;
 pub use context::ContextSource;

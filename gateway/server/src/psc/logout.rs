@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use crate::http::Caller;
-use crate::login::pages;
 use crate::state::{AppState, State};
+use crate::web::http::Caller;
+use crate::web::pages;
 
 /// A logout waiting for PSC's end_session to send the browser back.
 #[derive(Serialize, Deserialize)]
@@ -41,7 +41,7 @@ pub async fn end_session_redirect(
         tracing::error!(error = %e, "the PSC logout could not be recorded; PSC's session is left as is");
         return None;
     }
-    let caller = Caller::of(req, state);
+    let caller = Caller::of(req, &state.config.server);
     state.audit(AuditEvent {
         kind: Some(AuditKind::Logout),
         outcome: Some(Outcome::Success),

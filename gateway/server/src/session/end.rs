@@ -45,7 +45,7 @@ impl<'a> From<&'a AppState> for Ending<'a> {
 /// (audit line, back-channel logout to its applications, OIDC Back-Channel Logout 1.0 §2.5).
 pub async fn end_access<'a>(
     ending: impl Into<Ending<'a>>,
-    caller: &crate::http::Caller,
+    caller: &crate::web::http::Caller,
     target: &AccessTarget,
 ) -> Result<usize, StoreError> {
     let ending = ending.into();
@@ -81,7 +81,7 @@ pub async fn complete_pending(ending: Ending<'_>) {
             return;
         }
     };
-    let caller = crate::http::Caller::internal("pending-revocations");
+    let caller = crate::web::http::Caller::internal("pending-revocations");
     for note in pending {
         let claim = format!("revocation-claim:{}", note.id);
         if !matches!(store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {

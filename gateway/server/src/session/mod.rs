@@ -55,7 +55,7 @@ fn idle_ttl(config: &Config, s: &Session, now: i64) -> Duration {
 
 /// The live session of this browser, if any; pushes back its idle timeout.
 pub async fn current(ports: &Ports, config: &Config, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
-    let Some(cookie) = crate::http::cookie(req, COOKIE) else { return Ok(None) };
+    let Some(cookie) = crate::web::http::cookie(req, COOKIE) else { return Ok(None) };
     let now = crate::now();
     let Some(mut s) = ports.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
     if s.expires_at <= now {
@@ -81,7 +81,7 @@ pub async fn open(
     authentication: Authentication,
 ) -> Result<(String, Session, Option<Session>), StoreError> {
     let mut replaced = None;
-    if let Some(old) = crate::http::cookie(req, COOKIE) {
+    if let Some(old) = crate::web::http::cookie(req, COOKIE) {
         replaced = ports
             .store
             .take_json::<Session>(&key(&old))
@@ -147,5 +147,5 @@ pub async fn by_sid(store: &dyn EphemeralStore, sid: &str) -> Result<Option<Sess
 
 /// The cookie that clears the session cookie.
 pub fn clear_cookie() -> actix_web::cookie::Cookie<'static> {
-    crate::http::host_cookie(COOKIE, String::new(), Some(0))
+    crate::web::http::host_cookie(COOKIE, String::new(), Some(0))
 }

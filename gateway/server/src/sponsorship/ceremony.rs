@@ -15,11 +15,11 @@ use super::grant::{Reason, grant};
 use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
-use crate::http::{Caller, Params, esc, parse_params};
-use crate::login::pages::{self, Lang, html_page, tr};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Session};
 use crate::state::{AppState, Audit, PolicyGate, Ports, State};
+use crate::web::http::{Caller, Params, esc, parse_params};
+use crate::web::pages::{self, Lang, html_page, tr};
 
 /// A sponsorship between its start and the answers: in the store, named by a random token the
 /// page holds, bound to the sponsor's session.
@@ -52,7 +52,7 @@ pub(super) struct Sponsor {
 
 pub(super) async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponsor>, StoreError> {
     let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(None) };
-    let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
+    let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }
 
@@ -275,7 +275,7 @@ async fn ask(
 /// limit, the locks and the colleague's enrolled questions are checked; the questions are drawn.
 pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     if !state.config.sponsorship.enabled {
         return message(
             l,
@@ -341,7 +341,7 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
 /// (other questions drawn) until the lock.
 pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
         Ok(f) => f,
         Err(r) => return r,

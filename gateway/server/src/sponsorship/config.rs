@@ -2,7 +2,7 @@
 //! locks and lifetimes of a sponsorship, and their validation (one error per bad key).
 use serde::{Deserialize, Serialize};
 
-use crate::login::pages::Lang;
+use crate::web::lang::{Lang, tr};
 
 /// A security question offered to staff.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,10 +19,7 @@ pub struct Question {
 impl Question {
     /// The question in `l`.
     pub fn text(&self, l: Lang) -> &str {
-        match l {
-            Lang::Fr => &self.fr,
-            Lang::En => &self.en,
-        }
+        tr(l, &self.fr, &self.en)
     }
 }
 

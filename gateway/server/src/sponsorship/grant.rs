@@ -7,10 +7,10 @@ use vigie_core::directory::Identity;
 
 use super::name;
 use crate::account::{new_code, normal_code};
-use crate::http::Caller;
-use crate::login::pages::Lang;
 use crate::secrets::sha256_b64;
 use crate::state::AppState;
+use crate::web::http::Caller;
+use crate::web::pages::{Lang, tr};
 
 /// Why the professional has no usable card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,17 +49,12 @@ impl Reason {
     }
 
     pub(super) fn label(self, l: Lang) -> &'static str {
-        match (self, l) {
-            (Reason::Forgotten, Lang::Fr) => "carte oubliée",
-            (Reason::Forgotten, Lang::En) => "card forgotten",
-            (Reason::Lost, Lang::Fr) => "carte perdue",
-            (Reason::Lost, Lang::En) => "card lost",
-            (Reason::Stolen, Lang::Fr) => "carte volée",
-            (Reason::Stolen, Lang::En) => "card stolen",
-            (Reason::Unusable, Lang::Fr) => "carte inutilisable",
-            (Reason::Unusable, Lang::En) => "card unusable",
-            (Reason::Awaiting, Lang::Fr) => "carte pas encore reçue",
-            (Reason::Awaiting, Lang::En) => "card not received yet",
+        match self {
+            Reason::Forgotten => tr(l, "carte oubliée", "card forgotten"),
+            Reason::Lost => tr(l, "carte perdue", "card lost"),
+            Reason::Stolen => tr(l, "carte volée", "card stolen"),
+            Reason::Unusable => tr(l, "carte inutilisable", "card unusable"),
+            Reason::Awaiting => tr(l, "carte pas encore reçue", "card not received yet"),
         }
     }
 

@@ -8,9 +8,9 @@ use vigie_core::sponsorship::Sponsorships;
 use super::grant::Reason;
 use super::{local, name};
 use crate::config::Config;
-use crate::http::Caller;
-use crate::login::pages::Lang;
 use crate::state::State;
+use crate::web::http::Caller;
+use crate::web::pages::Lang;
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),
 /// each retried by the mailer; the outcome of each is audited (`sponsorship_mail`).

@@ -9,9 +9,9 @@ use super::ceremony::sponsor_of;
 use super::grant::{Granted, Reason};
 use super::{local, name};
 use crate::config::Config;
-use crate::http::{esc, parse_params};
-use crate::login::pages::{self, Lang, html_page, tr};
 use crate::state::State;
+use crate::web::http::{esc, parse_params};
+use crate::web::pages::{self, Lang, html_page, tr};
 
 pub(super) fn title(l: Lang) -> &'static str {
     tr(l, "Parrainage d'un collègue", "Sponsor a colleague")
@@ -48,7 +48,7 @@ pub struct PageQuery {
 /// `GET /sponsorship?q=…`: the sponsor finds the colleague among those sharing a unit, and says why.
 pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) -> HttpResponse {
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::own_pages::back_from_sign_in(&params, "/sponsorship") {
+    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, "/sponsorship") {
         return back;
     }
     let l = pages::lang(&req, None);

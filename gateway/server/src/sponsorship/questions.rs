@@ -9,12 +9,11 @@ use vigie_core::store::StoreError;
 use vigie_core::{Authentication, Factor, Mie};
 
 use super::config::SponsorshipConfig;
-use crate::http::{Caller, esc, parse_params};
-use crate::login::pages::tr;
-use crate::login::pages::{self, Lang, html_page};
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
 use crate::state::{AppState, Audit, Ports, State};
+use crate::web::http::{Caller, esc, parse_params};
+use crate::web::pages::{self, Lang, html_page, tr};
 
 /// Longest answer accepted, in characters (before normalisation).
 pub const MAX_ANSWER_CHARS: usize = 200;
@@ -89,7 +88,7 @@ struct Owner {
 
 async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, StoreError> {
     let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(None) };
-    let cookie = crate::http::cookie(req, session::COOKIE).unwrap_or_default();
+    let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     let csrf = sha256_b64(format!("vigie-questions-csrf\0{cookie}").as_bytes());
     let recent = crate::now() - s.authentication.at <= state.config.sponsorship.enrol_max_auth_age_secs as i64;
     let allowed = strong(&s.authentication)
@@ -97,7 +96,7 @@ async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, Sto
         && crate::policy::decide_system(
             &state.policy,
             &state.ports,
-            &Caller::of(req, state),
+            &Caller::of(req, &state.config.server),
             vigie_core::policy::Action::EnrolMie,
             &s.authentication,
             "system:security_questions",
@@ -155,8 +154,8 @@ fn render(
         }),
         csrf = esc(&o.csrf),
         save = tr(l, "Enregistrer mes réponses", "Save my answers"),
-        other = if l == Lang::Fr { "en" } else { "fr" },
-        other_label = if l == Lang::Fr { "English" } else { "Français" },
+        other = l.other().code(),
+        other_label = l.other().name(),
     );
     html_page(l, status, title, &main, None)
 }
@@ -186,8 +185,8 @@ async fn enrolled_ids(ports: &Ports, identity_id: &str) -> Result<Vec<String>, S
 
 /// `GET /account/questions`.
 pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
-    let query = crate::http::parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::own_pages::back_from_sign_in(&query, "/account/questions") {
+    let query = crate::web::http::parse_params(req.query_string().as_bytes()).unwrap_or_default();
+    if let Some(back) = crate::web::own_pages::back_from_sign_in(&query, "/account/questions") {
         return back;
     }
     let l = pages::lang(&req, None);
@@ -205,7 +204,7 @@ pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
 /// `POST /account/questions`: replaces the owner's answers (at least `sponsorship.min_answers`).
 pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let o = match owner(&state, &req).await {
         Ok(Some(o)) => o,
         Ok(None) => return nobody(l),

@@ -15,7 +15,7 @@ const RETURNS: [&str; 2] = ["/sponsorship", "/account/questions"];
 
 /// The built-in client of these pages.
 pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
-    crate::own_pages::builtin_client(config, CLIENT_ID, "Vigie — parrainage / sponsorship", &RETURNS)
+    crate::web::own_pages::builtin_client(config, CLIENT_ID, "Vigie — parrainage / sponsorship", &RETURNS)
 }
 
 #[derive(Deserialize)]
@@ -31,5 +31,5 @@ pub async fn sign_in(state: State, q: web::Query<SignInQuery>) -> HttpResponse {
         Some("questions") => (RETURNS[1], state.config.sponsorship.enrol_max_auth_age_secs),
         _ => (RETURNS[0], state.config.sponsorship.sponsor_max_auth_age_secs),
     };
-    crate::own_pages::sign_in(&state, CLIENT_ID, back, max_age)
+    crate::web::own_pages::sign_in(&state.config, CLIENT_ID, back, max_age)
 }

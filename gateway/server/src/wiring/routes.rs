@@ -3,7 +3,7 @@
 use actix_web::web;
 
 use crate::config::Config;
-use crate::{account, admin, demo, dmp, health, login, oidc, ops, psc, sponsorship};
+use crate::{account, admin, demo, dmp, health, login, oidc, psc, sponsorship};
 
 /// The route table of the main listeners (HTTPS, and plain HTTP for the proxies).
 pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
@@ -22,9 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/login/password", web::post().to(login::password_totp::submit))
         .route("/login/cps", web::get().to(login::cps::login))
         .route("/login/sponsorship", web::post().to(login::sponsorship::submit))
-        .route("/static/vigie.css", web::get().to(login::pages::stylesheet))
+        .route("/static/vigie.css", web::get().to(crate::web::pages::stylesheet))
         .route("/healthz", web::get().to(health::endpoints::healthz))
-        .route("/", web::get().to(ops::home));
+        .route("/", web::get().to(crate::web::own_pages::home));
     // With an ops listener, the probes and the metrics are there only, not on the public port.
     if config.server.ops_listen.is_none() {
         cfg.configure(probes);

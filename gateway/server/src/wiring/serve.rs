@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
 use vigie_core::audit::AuditEvent;
@@ -16,10 +19,10 @@ use crate::state::{AppState, Audit, Part};
 /// `on_bound` runs once the listeners are bound, before the first request is served: what it
 /// announces is then true.
 pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let tls = crate::tls::server_config(
+    let tls = crate::web::tls::server_config(
         &state.config.server.tls_cert,
         &state.config.server.tls_key,
-        crate::tls::client_ca_subjects(&state.upstreams, &state.config.cards),
+        crate::web::tls::client_ca_subjects(&state.upstreams, &state.config.cards),
     )?;
     let listen = state.config.server.listen;
     let plain = state.config.server.plain_http_listen;
@@ -43,12 +46,12 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
-            .wrap(from_fn(crate::http::plain_http_only_from_proxies))
-            .wrap(from_fn(crate::http::edge))
+            .wrap(from_fn(plain_http_only_from_proxies))
+            .wrap(from_fn(crate::web::http::edge))
             .configure(|cfg| crate::wiring::routes::routes(cfg, &s.config))
             .default_service(web::to(crate::ops::not_found))
     })
-    .on_connect(crate::tls::on_connect)
+    .on_connect(crate::web::tls::on_connect)
     // Without it, Nagle's algorithm holds a response written right after a TLS record the
     // client has not acknowledged yet (a session ticket at the end of a handshake) until the
     // client's delayed ACK, 40 ms later: measured on card logins, one new connection each.
@@ -69,7 +72,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             let ops = HttpServer::new(move || {
                 App::new()
                     .app_data(s.clone())
-                    .wrap(from_fn(crate::http::edge))
+                    .wrap(from_fn(crate::web::http::edge))
                     .configure(crate::wiring::routes::ops_routes)
                     .default_service(web::to(crate::ops::not_found))
             })
@@ -176,4 +179,27 @@ fn spawn_key_reloader(keys: Arc<Keys>) {
             }
         }
     });
+}
+
+/// Middleware of the main listeners: the plain-HTTP listener (`server.plain_http_listen`) exists
+/// for the TLS-terminating proxies only; anyone else reaching it gets 403 and is told to use
+/// HTTPS, before any handler runs.
+async fn plain_http_only_from_proxies<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let from_proxy = req.app_config().secure()
+        || req
+            .peer_addr()
+            .zip(req.app_data::<web::Data<AppState>>())
+            .is_some_and(|(peer, state)| state.config.server.is_trusted_proxy(peer.ip()));
+    if from_proxy {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let resp = crate::web::http::problem(
+        StatusCode::FORBIDDEN,
+        "Use HTTPS",
+        "this plain-HTTP port serves only the TLS-terminating proxies; connect over HTTPS",
+    );
+    Ok(req.into_response(resp).map_into_right_body())
 }

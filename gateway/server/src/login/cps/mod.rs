@@ -22,10 +22,10 @@ use vigie_igc_sante::CardKind;
 
 use super::config::CardsConfig;
 use super::form::{Flows, LoginAttempt};
-use super::pages;
 use crate::config::Config;
 use crate::state::{Audit, Part, Ports, Upstreams};
-use crate::tls::ClientCertChain;
+use crate::web::pages;
+use crate::web::tls::ClientCertChain;
 use validate::{CardCheck, PresentedCard, presented};
 
 #[derive(Deserialize)]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_igc_sante::{CardIdentity, CardRejection, CardValidator, RevocationCheck};
 
-use crate::http::Caller;
 use crate::login::config::CardsConfig;
 use crate::state::{Audit, Upstreams};
-use crate::tls::ClientCertChain;
+use crate::web::http::Caller;
+use crate::web::tls::ClientCertChain;
 
 /// A card certificate presented on this request and validated (chain, dates, usage, revocation).
 #[derive(Clone, Debug)]

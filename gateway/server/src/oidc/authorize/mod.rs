@@ -19,11 +19,11 @@ use vigie_core::store::{StoreError, StoreExt};
 use super::flow::{self, LoginFlow, Offer};
 use super::{AuthRequest, Prompt};
 use crate::config::Config;
-use crate::http::{Caller, parse_params};
-use crate::login::pages;
 use crate::secrets::{random_token, sha256_b64};
 use crate::session::{self, Session};
 use crate::state::{Audit, Ports, State};
+use crate::web::http::{Caller, parse_params};
+use crate::web::pages;
 use request::repeated_parameter;
 use respond::temporarily_unavailable;
 
@@ -39,7 +39,7 @@ pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
 }
 
 async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     let validated = match parse_params(raw) {
         Ok(p) => validate(Ok(p), &state.config, &state.oidc),
         Err(e) => Err(repeated_parameter(raw, e, &state.oidc)),
@@ -88,10 +88,11 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     };
     if let Some(s) = current.filter(reusable) {
         // SSO, if the policy lets this session into this client; else the MIE that would do.
-        let principal = match crate::policy::principal_of(&state.policy, &state.ports, &s.authentication.identity_id).await {
-            Ok(p) => p,
-            Err(e) => return temporarily_unavailable(&state.config, &request, &e),
-        };
+        let principal =
+            match crate::policy::principal_of(&state.policy, &state.ports, &s.authentication.identity_id).await {
+                Ok(p) => p,
+                Err(e) => return temporarily_unavailable(&state.config, &request, &e),
+            };
         let decision = crate::policy::decide_login(&state.policy, &caller, &principal, client, &s.authentication, true);
         if decision.allowed {
             return finish(&**state, request, &s, None).await;
@@ -209,7 +210,7 @@ async fn start_login(
         }
         Err(e) => return temporarily_unavailable(config, &request, &e),
     }
-    let browser = crate::http::cookie(req, flow::BROWSER_COOKIE).filter(|b| b.len() == 43);
+    let browser = crate::web::http::cookie(req, flow::BROWSER_COOKIE).filter(|b| b.len() == 43);
     let new_browser = browser.is_none();
     let browser = browser.unwrap_or_else(|| random_token(32));
     let flow_id = random_token(24);
@@ -221,7 +222,7 @@ async fn start_login(
     let mut resp = HttpResponse::SeeOther();
     resp.insert_header((header::LOCATION, format!("/login?flow={flow_id}")));
     if new_browser {
-        resp.cookie(crate::http::host_cookie(flow::BROWSER_COOKIE, browser, None));
+        resp.cookie(crate::web::http::host_cookie(flow::BROWSER_COOKIE, browser, None));
     }
     resp.finish()
 }

@@ -3,9 +3,9 @@
 use vigie_core::AssuranceLevel;
 
 use crate::config::{ClientConfig, Config, LoginConfig};
-use crate::http::Params;
 use crate::oidc::{AuthRequest, ForeignAcr, Prompt, ResponseMode};
 use crate::state::OidcState;
+use crate::web::http::Params;
 
 /// An error returned to the client through its redirect URI (RFC 6749 §4.1.2.1).
 pub struct Redirected {

@@ -9,11 +9,11 @@ use vigie_core::store::StoreExt;
 
 use super::request::{Redirected, redirected};
 use crate::config::Config;
-use crate::http::esc;
 use crate::oidc::{AuthRequest, CodeGrant, ResponseMode, keys};
 use crate::secrets::{random_token, sha256_b64};
 use crate::session::{self, Session};
 use crate::state::{AppState, Audit, OidcState, Ports};
+use crate::web::http::esc;
 
 /// What answering the client reads: the registered clients, the settings (code lifetime, issuer),
 /// the store (the code, the session's clients) and the audit trail.
@@ -108,7 +108,7 @@ pub async fn finish<'a>(
     params.push(("iss", config.issuer.clone()));
     let mut resp = respond(request.response_mode, &request.redirect_uri, &params);
     if let Some(c) = new_cookie {
-        let _ = resp.add_cookie(&crate::http::host_cookie(session::COOKIE, c, None));
+        let _ = resp.add_cookie(&crate::web::http::host_cookie(session::COOKIE, c, None));
     }
     resp
 }

@@ -8,11 +8,11 @@ use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
 use super::{Grant, TokenError};
-use crate::http::Params;
 use crate::oidc::authorize::is_pkce_value;
 use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
 use crate::oidc::{CodeGrant, keys};
 use crate::secrets::{ct_eq, sha256_b64};
+use crate::web::http::Params;
 
 pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
     let (client, store, config) = (grant.client, grant.issuer.ports.store.as_ref(), grant.issuer.config);

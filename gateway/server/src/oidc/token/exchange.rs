@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::{Grant, TokenError};
 use crate::config::ClientAuthMethod;
 use crate::dmp::{self, InsNir, Refusal, Via};
-use crate::http::Params;
 use crate::oidc::grant::verify_access_token;
 use crate::state::AppState;
+use crate::web::http::Params;
 
 /// RFC 8693 §2.1 `grant_type`.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

@@ -11,8 +11,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
 use super::grant::{Issuer, MintError, RefreshRecord};
-use crate::http::{Caller, oauth_error, parse_params};
 use crate::state::{Audit, Client, State};
+use crate::web::http::{Caller, oauth_error, parse_params};
 
 /// A token endpoint error (RFC 6749 §5.2).
 pub struct TokenError {
@@ -51,7 +51,7 @@ impl From<vigie_core::store::StoreError> for TokenError {
 }
 
 pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state);
+    let caller = Caller::of(&req, &state.config.server);
     // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method", form-encoded.
     let is_form = req
         .headers()

@@ -45,8 +45,7 @@ async fn refusal(grant: &Grant<'_>, policy: &AppState, auth: &Authentication) ->
     if let Some(reason) = withdrawn_mie(ports, auth).await? {
         return Ok(Some(reason));
     }
-    let principal =
-        crate::policy::current_principal(&policy.policy, ports, id).await.map_err(TokenError::internal)?;
+    let principal = crate::policy::current_principal(&policy.policy, ports, id).await.map_err(TokenError::internal)?;
     let decision = crate::policy::decide_login(&policy.policy, grant.caller, &principal, grant.client, auth, true);
     if decision.allowed {
         return Ok(None);

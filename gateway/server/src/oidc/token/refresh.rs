@@ -6,9 +6,9 @@ use std::time::Duration;
 use vigie_core::audit::AuditKind;
 
 use super::{Grant, TokenError};
-use crate::http::Params;
 use crate::oidc::grant::{self, RefreshRecord, RefreshToken, Standing, TokenResponse};
 use crate::state::AppState;
+use crate::web::http::Params;
 
 /// How long the claim on a generation being rotated is kept: the new generation is recorded
 /// within it, and from then on the record itself tells the old token is spent.

@@ -10,7 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::config::server::ServerConfig;
 
 /// Largest total size of request headers accepted (431 beyond, RFC 6585 §5).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -31,8 +31,7 @@ pub struct Caller {
 impl Caller {
     /// The peer address or, when the peer is a trusted proxy, the client address its
     /// `X-Forwarded-For` names (see [`client_address`]).
-    pub fn of(req: &HttpRequest, state: &AppState) -> Self {
-        let server = &state.config.server;
+    pub fn of(req: &HttpRequest, server: &ServerConfig) -> Self {
         let addr = req.peer_addr().map(|peer| {
             let forwarded = req.headers().get_all(X_FORWARDED_FOR).map(HeaderValue::as_bytes);
             client_address(peer.ip(), forwarded, |ip| server.is_trusted_proxy(ip))
@@ -123,29 +122,6 @@ pub fn address_key(ip: IpAddr) -> String {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("{}/64", Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
     }
-}
-
-/// Middleware of the main listeners: the plain-HTTP listener (`server.plain_http_listen`) exists
-/// for the TLS-terminating proxies only; anyone else reaching it gets 403 and is told to use
-/// HTTPS, before any handler runs.
-pub async fn plain_http_only_from_proxies<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: actix_web::middleware::Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let from_proxy = req.app_config().secure()
-        || req
-            .peer_addr()
-            .zip(req.app_data::<crate::state::State>())
-            .is_some_and(|(peer, state)| state.config.server.is_trusted_proxy(peer.ip()));
-    if from_proxy {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
-    }
-    let resp = problem(
-        StatusCode::FORBIDDEN,
-        "Use HTTPS",
-        "this plain-HTTP port serves only the TLS-terminating proxies; connect over HTTPS",
-    );
-    Ok(req.into_response(resp).map_into_right_body())
 }
 
 /// The middleware of every route: request id, header size limit, security headers, metrics.
