@@ -1,12 +1,14 @@
 //! Professionals announced by HR before their first login (migration `0005_announced.sql`): with
 //! `psc.jit`, the first login through Pro Santé Connect of an announced idNat creates the identity.
 //!
-//! An announcement is single use: [`SqlDirectory::create_announced`] deletes it and creates the
-//! identity in one write transaction, so two replicas finishing two logins at once create one.
+//! An announcement is single use: [`SqlDirectory::create_announced`] deletes it (`DELETE …
+//! RETURNING`: one deleter gets the row) and creates the identity in one write transaction, so
+//! two replicas finishing two logins at once create one.
 use vigie_core::IdNat;
 use vigie_core::directory::{Affectation, DirectoryError, Identity};
 
 use crate::SqlDirectory;
+use crate::db::{on_pool, on_tx};
 use crate::directory::{failed, store_identity};
 use crate::rules;
 
@@ -117,10 +119,11 @@ impl SqlDirectory {
             expires_at: format_time(now + i64::from(a.days) * 86_400)?,
         };
         let mut tx = self.begin_write().await?;
-        let known = sqlx::query_scalar::<_, String>("SELECT matricule FROM identities WHERE idnat = $1")
-            .bind(a.idnat.as_str())
-            .fetch_optional(&mut *tx)
-            .await
+        let known =
+            on_tx!(tx, |c| sqlx::query_scalar::<_, String>("SELECT matricule FROM identities WHERE idnat = $1")
+                .bind(a.idnat.as_str())
+                .fetch_optional(&mut *c)
+                .await)
             .map_err(|e| failed("looking up an idNat", &e))?;
         if let Some(matricule) = known {
             return Err(DirectoryError::Invalid(format!(
@@ -129,7 +132,7 @@ impl SqlDirectory {
                 a.idnat.as_str()
             )));
         }
-        sqlx::query(concat!(
+        on_tx!(tx, |c| sqlx::query(concat!(
             "INSERT INTO announced_professionals (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -144,8 +147,9 @@ impl SqlDirectory {
         .bind(&announcement.announced_by)
         .bind(&announcement.announced_at)
         .bind(&announcement.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut *c)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| failed("storing an announcement", &e))?;
         tx.commit().await.map_err(|e| failed("storing an announcement", &e))?;
         Ok(announcement)
@@ -153,22 +157,26 @@ impl SqlDirectory {
 
     /// Every announcement, expired ones included (the caller says which), by idNat.
     pub async fn announcements(&self) -> Result<Vec<Announcement>, DirectoryError> {
-        let rows =
-            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM announced_professionals ORDER BY idnat"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| failed("listing announcements", &e))?;
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, Row>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM announced_professionals ORDER BY idnat"
+        ))
+        .fetch_all(c)
+        .await)
+        .map_err(|e| failed("listing announcements", &e))?;
         Ok(rows.into_iter().map(from_row).collect())
     }
 
     /// Withdraws the announcement of this idNat; false when there was none.
     pub async fn withdraw_announcement(&self, idnat: &IdNat) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
+        let done = on_pool!(self.pool, |c| sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
             .bind(idnat.as_str())
-            .execute(&self.pool)
+            .execute(c)
             .await
-            .map_err(|e| failed("withdrawing an announcement", &e))?;
-        Ok(done.rows_affected() > 0)
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("withdrawing an announcement", &e))?;
+        Ok(done > 0)
     }
 
     /// Just-in-time creation: when this idNat is announced and the announcement has not lapsed,
@@ -181,18 +189,17 @@ impl SqlDirectory {
         given_name: Option<&str>,
     ) -> Result<Option<(String, Announcement)>, DirectoryError> {
         let mut tx = self.begin_write().await?;
-        let row =
-            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM announced_professionals WHERE idnat = $1"))
-                .bind(idnat.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| failed("looking up an announcement", &e))?;
+        // Taken and deleted in one statement: of two logins at once (two replicas, on
+        // PostgreSQL), only the one whose DELETE removed the row gets it back.
+        let row = on_tx!(tx, |c| sqlx::query_as::<_, Row>(concat!(
+            "DELETE FROM announced_professionals WHERE idnat = $1 RETURNING ",
+            columns!()
+        ))
+        .bind(idnat.as_str())
+        .fetch_optional(&mut *c)
+        .await)
+        .map_err(|e| failed("using up an announcement", &e))?;
         let Some(announcement) = row.map(from_row) else { return Ok(None) };
-        sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
-            .bind(idnat.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| failed("using up an announcement", &e))?;
         if announcement.expired_at(now()) {
             // A lapsed announcement goes, and creates nothing.
             tx.commit().await.map_err(|e| failed("removing a lapsed announcement", &e))?;
@@ -278,10 +285,11 @@ mod tests {
 
         // A lapsed announcement (written as a past date) is removed and creates nothing.
         dir.announce(&new(&id, 1)).await.unwrap();
-        sqlx::query("UPDATE announced_professionals SET expires_at = '2020-01-01T00:00:00Z'")
-            .execute(&dir.pool)
+        on_pool!(dir.pool, |c| sqlx::query("UPDATE announced_professionals SET expires_at = '2020-01-01T00:00:00Z'")
+            .execute(c)
             .await
-            .unwrap();
+            .map(|r| r.rows_affected()))
+        .unwrap();
         assert!(dir.announcements().await.unwrap()[0].expired_at(now()));
         assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
         assert!(dir.announcements().await.unwrap().is_empty());
