@@ -155,7 +155,8 @@ async fn a_security_key_registered_twice_at_once_is_stored_once(db: TestDb) {
             created_at: "2026-11-22T09:00:00Z".into(),
             last_used_at: None,
         };
-        let (ra, rb) = tokio::join!(a.add_credential(&key("first")), b.add_credential(&key("second")));
+        let (first, second) = (key("first"), key("second"));
+        let (ra, rb) = tokio::join!(a.add_credential(&first), b.add_credential(&second));
         let refusal = one_wins(ra, rb);
         assert_eq!(refusal, "this security key is already registered");
         assert_eq!(a.credentials_of(&id).await.unwrap().iter().filter(|k| k.id == format!("KEY{round}")).count(), 1);

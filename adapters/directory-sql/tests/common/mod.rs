@@ -89,6 +89,22 @@ impl TestDb {
     }
 }
 
+/// Runs `sql` on the test's database directly, for what no port may do (e.g. backdating a row).
+pub async fn execute(db: &TestDb, sql: &'static str) {
+    match db {
+        TestDb::Sqlite(_) => {
+            let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        TestDb::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
 /// A database created on the test server, dropped (with any connection left) when this goes.
 pub struct PgDb {
     admin: String,
