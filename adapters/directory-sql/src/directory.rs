@@ -26,6 +26,21 @@ const MAX_CONNECTIONS: u32 = 8;
 const MAX_PG_CONNECTIONS: u32 = 10;
 /// How long a replica waits for a PostgreSQL connection before answering "unavailable".
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a PostgreSQL statement runs (waiting for a lock included) before the server cancels
+/// it: a login waits seconds at most, then gets "unavailable" rather than hanging.
+const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the directory uses its database (`[directory]` in the configuration); `None`: the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Most connections this process opens (`directory.max_connections`): 8 on SQLite, 10 on
+    /// PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// `directory.statement_timeout_ms`: on PostgreSQL, longest a statement runs (waiting for a
+    /// row lock included) before the server cancels it; on SQLite, longest a write waits for
+    /// another process's. 5 s.
+    pub statement_timeout: Option<Duration>,
+}
 /// Attempts at opening, when another process is creating or migrating the same file.
 const OPEN_ATTEMPTS: u32 = 5;
 
@@ -46,9 +61,27 @@ impl SqlDirectory {
     /// exist; migrations run behind the migrator's advisory lock, so replicas that start
     /// together apply them once.
     pub async fn open(url: &str) -> Result<SqlDirectory, DirectoryError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Self::open_postgres(url).await;
+        Self::open_with(url, &OpenOptions::default()).await
+    }
+
+    /// [`SqlDirectory::open`], with the pool size and timeout of `options`.
+    pub async fn open_with(url: &str, options: &OpenOptions) -> Result<SqlDirectory, DirectoryError> {
+        if options.max_connections == Some(0) {
+            return Err(DirectoryError::Invalid(
+                "`directory.max_connections` is 0: the directory needs at least 1 connection".into(),
+            ));
         }
+        if options.statement_timeout.is_some_and(|t| t.as_millis() == 0) {
+            return Err(DirectoryError::Invalid(
+                "`directory.statement_timeout_ms` is 0: give the longest a statement may take, in \
+                 milliseconds (e.g. 5000)"
+                    .into(),
+            ));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url, options).await;
+        }
+        let busy_timeout = options.statement_timeout.unwrap_or(BUSY_TIMEOUT);
         if !url.starts_with("sqlite:") {
             // The URL is not echoed: a PostgreSQL URL may carry a password.
             return Err(DirectoryError::Unavailable(
@@ -58,24 +91,24 @@ impl SqlDirectory {
             ));
         }
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut options = SqliteConnectOptions::from_str(url)
+        let mut connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| open_error(url, &e.to_string()))?
             .create_if_missing(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(busy_timeout);
         if !in_memory {
             // WAL lets readers of one process go on while another process writes.
-            options = options.journal_mode(SqliteJournalMode::Wal);
+            connect = connect.journal_mode(SqliteJournalMode::Wal);
         }
         let pool_options = if in_memory {
             // An in-memory database lives as long as one connection to it: keep exactly one.
             SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+            SqlitePoolOptions::new().max_connections(options.max_connections.unwrap_or(MAX_CONNECTIONS))
         };
 
         let mut attempt = 1;
         loop {
-            let connected = pool_options.clone().connect_with(options.clone()).await.map(Pool::Sqlite);
+            let connected = pool_options.clone().connect_with(connect.clone()).await.map(Pool::Sqlite);
             match Self::migrate(connected).await {
                 Ok(pool) => return Ok(SqlDirectory { pool }),
                 Err(e) if attempt < OPEN_ATTEMPTS && e.is_race() => {
@@ -89,20 +122,23 @@ impl SqlDirectory {
         }
     }
 
-    async fn open_postgres(url: &str) -> Result<SqlDirectory, DirectoryError> {
+    async fn open_postgres(url: &str, options: &OpenOptions) -> Result<SqlDirectory, DirectoryError> {
+        let timeout = options.statement_timeout.unwrap_or(PG_STATEMENT_TIMEOUT).as_millis().to_string();
         // Parse errors of sqlx may quote the URL: say only what to check.
-        let options = PgConnectOptions::from_str(url).map_err(|_| {
-            DirectoryError::Unavailable(
-                "the PostgreSQL URL in `directory.url` cannot be read: expected \
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|_| {
+                DirectoryError::Unavailable(
+                    "the PostgreSQL URL in `directory.url` cannot be read: expected \
                  `postgres://user[:password]@host[:port]/database[?sslmode=…]` (percent-encode special \
                  characters of the password)"
-                    .into(),
-            )
-        })?;
+                        .into(),
+                )
+            })?
+            .options([("statement_timeout", timeout.as_str())]);
         let connected = PgPoolOptions::new()
-            .max_connections(MAX_PG_CONNECTIONS)
+            .max_connections(options.max_connections.unwrap_or(MAX_PG_CONNECTIONS))
             .acquire_timeout(PG_ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(connect)
             .await
             .map(Pool::Postgres);
         Self::migrate(connected).await.map(|pool| SqlDirectory { pool }).map_err(|e| e.into_directory_error(url))
@@ -197,10 +233,17 @@ fn is_busy(e: &sqlx::Error) -> bool {
 }
 
 pub(crate) fn failed(doing: &str, e: &sqlx::Error) -> DirectoryError {
+    let canceled = e
+        .as_database_error()
+        .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .is_some_and(|d| d.code() == "57014");
     let hint = if is_busy(e) {
-        format!(" (another process kept the database locked for over {} s)", BUSY_TIMEOUT.as_secs())
+        " (another process kept the database locked longer than `directory.statement_timeout_ms`)"
+    } else if canceled {
+        " (the statement took longer than `directory.statement_timeout_ms`: a slow server, or a row \
+         locked by another replica)"
     } else {
-        String::new()
+        ""
     };
     DirectoryError::Unavailable(format!("the directory database failed while {doing}: {e}{hint}"))
 }

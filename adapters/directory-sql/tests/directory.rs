@@ -281,3 +281,67 @@ async fn a_bad_url_says_which_setting_to_check() {
         }
     }
 }
+
+/// PostgreSQL only (SQLite has no row locks: its busy timeout is tested by the concurrent-writes
+/// test above): a row held by a stuck replica makes a write give up after
+/// `directory.statement_timeout_ms`, as unavailable, with nothing half-written.
+#[tokio::test]
+async fn a_write_blocked_past_the_statement_timeout_gives_up_and_writes_nothing() {
+    use sqlx::Connection;
+    use vigie_core::cards::{CardRegistry, CardStatus};
+    use vigie_directory_sql::OpenOptions;
+
+    let Some(db) = TestDb::postgres("statement_timeout").await else {
+        eprintln!("skipped: {} is not set (tests/run starts a server and sets it)", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let options = OpenOptions { statement_timeout: Some(std::time::Duration::from_millis(300)), ..Default::default() };
+    let dir = SqlDirectory::open_with(&db.url(), &options).await.unwrap();
+    let id = dir.upsert_identity(&camille()).await.unwrap();
+    let card = dir.create_card(&id, "cps", CardStatus::Received, "staff:rh", None).await.unwrap();
+
+    // Another replica stuck in the middle of a change of this card.
+    let mut stuck = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut stuck).await.unwrap();
+    sqlx::query("SELECT id FROM cards WHERE id = $1 FOR UPDATE").bind(&card.id).execute(&mut stuck).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let result = dir.bind(&card.id, "CN=ISSUER", "0A", "810002004512", "staff:rh", None).await;
+    match result {
+        Err(DirectoryError::Unavailable(m)) => assert!(m.contains("directory.statement_timeout_ms"), "{m}"),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "gave up after the timeout");
+    sqlx::raw_sql("ROLLBACK").execute(&mut stuck).await.unwrap();
+    let unchanged = dir.card(&card.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.status, unchanged.serial_hex), (CardStatus::Received, None));
+    assert_eq!(dir.events(&card.id).await.unwrap().len(), 1, "no event for the binding that gave up");
+}
+
+#[tokio::test]
+async fn a_pool_of_no_connection_or_a_zero_timeout_is_refused_naming_the_key() {
+    use vigie_directory_sql::OpenOptions;
+    let db = TestDb::sqlite("bad_options");
+    let none = OpenOptions { max_connections: Some(0), ..Default::default() };
+    assert!(invalid(SqlDirectory::open_with(&db.url(), &none).await).contains("`directory.max_connections` is 0"));
+    let zero = OpenOptions { statement_timeout: Some(std::time::Duration::ZERO), ..Default::default() };
+    assert!(invalid(SqlDirectory::open_with(&db.url(), &zero).await).contains("`directory.statement_timeout_ms` is 0"));
+}
+
+/// PostgreSQL only: `sslmode=require` in `directory.url` is honoured (the test server has no TLS,
+/// so the connection is refused rather than made in clear), and the error hides the password.
+#[tokio::test]
+async fn sslmode_require_refuses_a_server_without_tls() {
+    let Some(db) = TestDb::postgres("sslmode").await else {
+        eprintln!("skipped: {} is not set (tests/run starts a server and sets it)", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let url = db.url().replacen("://vigie@", "://vigie:s3cret@", 1) + "?sslmode=require";
+    match SqlDirectory::open(&url).await {
+        Err(DirectoryError::Unavailable(m)) => {
+            assert!(m.contains("directory.url") && m.contains("sslmode"), "{m}");
+            assert!(!m.contains("s3cret"), "the password must not leak: {m}");
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
