@@ -1,13 +1,15 @@
 //! Professionals announced by HR before their first login (migration `0005_announced.sql`): with
 //! `psc.jit`, the first login through Pro Santé Connect of an announced idNat creates the identity.
 //!
-//! An announcement is single use: [`SqlDirectory::create_announced`] deletes it and creates the
-//! identity in one write transaction, so two replicas finishing two logins at once create one.
+//! An announcement is single use: [`SqlDirectory::create_announced`] deletes it (`DELETE …
+//! RETURNING`: one deleter gets the row) and creates the identity in one write transaction, so
+//! two replicas finishing two logins at once create one.
 use vigie_core::IdNat;
 pub use vigie_core::directory::Announcement;
 use vigie_core::directory::{Affectation, DirectoryError, Identity};
 
 use crate::SqlDirectory;
+use crate::db::{on_pool, on_tx};
 use crate::directory::{failed, store_identity};
 use crate::rules;
 
@@ -88,10 +90,11 @@ impl SqlDirectory {
             expires_at: format_time(now + i64::from(a.days) * 86_400)?,
         };
         let mut tx = self.begin_write().await?;
-        let known = sqlx::query_scalar::<_, String>("SELECT matricule FROM identities WHERE idnat = $1")
-            .bind(a.idnat.as_str())
-            .fetch_optional(&mut *tx)
-            .await
+        let known =
+            on_tx!(tx, |c| sqlx::query_scalar::<_, String>("SELECT matricule FROM identities WHERE idnat = $1")
+                .bind(a.idnat.as_str())
+                .fetch_optional(&mut *c)
+                .await)
             .map_err(|e| failed("looking up an idNat", &e))?;
         if let Some(matricule) = known {
             return Err(DirectoryError::Invalid(format!(
@@ -100,7 +103,7 @@ impl SqlDirectory {
                 a.idnat.as_str()
             )));
         }
-        sqlx::query(concat!(
+        on_tx!(tx, |c| sqlx::query(concat!(
             "INSERT INTO announced_professionals (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -115,8 +118,9 @@ impl SqlDirectory {
         .bind(&announcement.announced_by)
         .bind(&announcement.announced_at)
         .bind(&announcement.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut *c)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| failed("storing an announcement", &e))?;
         tx.commit().await.map_err(|e| failed("storing an announcement", &e))?;
         Ok(announcement)
@@ -124,22 +128,26 @@ impl SqlDirectory {
 
     /// Every announcement, expired ones included (the caller says which), by idNat.
     pub async fn announcements(&self) -> Result<Vec<Announcement>, DirectoryError> {
-        let rows =
-            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM announced_professionals ORDER BY idnat"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| failed("listing announcements", &e))?;
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, Row>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM announced_professionals ORDER BY idnat"
+        ))
+        .fetch_all(c)
+        .await)
+        .map_err(|e| failed("listing announcements", &e))?;
         Ok(rows.into_iter().map(from_row).collect())
     }
 
     /// Withdraws the announcement of this idNat; false when there was none.
     pub async fn withdraw_announcement(&self, idnat: &IdNat) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
+        let done = on_pool!(self.pool, |c| sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
             .bind(idnat.as_str())
-            .execute(&self.pool)
+            .execute(c)
             .await
-            .map_err(|e| failed("withdrawing an announcement", &e))?;
-        Ok(done.rows_affected() > 0)
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("withdrawing an announcement", &e))?;
+        Ok(done > 0)
     }
 
     /// Just-in-time creation: when this idNat is announced and the announcement has not lapsed,
@@ -152,18 +160,17 @@ impl SqlDirectory {
         given_name: Option<&str>,
     ) -> Result<Option<(String, Announcement)>, DirectoryError> {
         let mut tx = self.begin_write().await?;
-        let row =
-            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM announced_professionals WHERE idnat = $1"))
-                .bind(idnat.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| failed("looking up an announcement", &e))?;
+        // Taken and deleted in one statement: of two logins at once (two replicas, on
+        // PostgreSQL), only the one whose DELETE removed the row gets it back.
+        let row = on_tx!(tx, |c| sqlx::query_as::<_, Row>(concat!(
+            "DELETE FROM announced_professionals WHERE idnat = $1 RETURNING ",
+            columns!()
+        ))
+        .bind(idnat.as_str())
+        .fetch_optional(&mut *c)
+        .await)
+        .map_err(|e| failed("using up an announcement", &e))?;
         let Some(announcement) = row.map(from_row) else { return Ok(None) };
-        sqlx::query("DELETE FROM announced_professionals WHERE idnat = $1")
-            .bind(idnat.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| failed("using up an announcement", &e))?;
         if announcement.expired_at(now()) {
             // A lapsed announcement goes, and creates nothing.
             tx.commit().await.map_err(|e| failed("removing a lapsed announcement", &e))?;
@@ -190,86 +197,5 @@ impl SqlDirectory {
         let (id, _created) = store_identity(&mut tx, &identity).await?;
         tx.commit().await.map_err(|e| failed("creating an announced identity", &e))?;
         Ok(Some((id, announcement)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vigie_core::directory::Directory;
-
-    fn idnat(s: &str) -> IdNat {
-        IdNat::parse(s).unwrap()
-    }
-
-    fn new<'a>(id: &'a IdNat, days: u32) -> NewAnnouncement<'a> {
-        NewAnnouncement {
-            idnat: id,
-            family_name: "Durand",
-            given_name: "Marie",
-            unit: Some("UF1203"),
-            announced_by: "cli:test",
-            days,
-        }
-    }
-
-    #[tokio::test]
-    async fn an_announced_professional_is_created_once_with_the_announced_unit() {
-        let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
-        let id = idnat("810001234567");
-        dir.announce(&new(&id, 7)).await.unwrap();
-        assert_eq!(dir.announcements().await.unwrap().len(), 1);
-
-        let (identity_id, a) = dir.create_announced(&id, Some("DURAND"), Some("Marie")).await.unwrap().unwrap();
-        assert_eq!(a.unit.as_deref(), Some("UF1203"));
-        let identity = dir.identity(&identity_id).await.unwrap().unwrap();
-        assert_eq!(identity.family_name, "DURAND", "names as PSC asserted them");
-        assert_eq!(identity.idnat.as_ref(), Some(&id));
-        assert_eq!(identity.units, vec![Affectation { uf: "UF1203".into(), share: 100 }]);
-        assert_eq!(identity.matricule, "PSC-810001234567");
-        assert_eq!(dir.identity_by_idnat(&id).await.unwrap().map(|i| i.id), Some(identity_id));
-
-        // Used up: a second login finds nothing to create, and the idNat cannot be announced again.
-        assert!(dir.announcements().await.unwrap().is_empty());
-        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
-        let again = dir.announce(&new(&id, 7)).await.unwrap_err().to_string();
-        assert!(again.contains("already belongs"), "{again}");
-    }
-
-    #[tokio::test]
-    async fn unannounced_withdrawn_and_lapsed_professionals_are_not_created() {
-        let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
-        let id = idnat("810009876543");
-        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
-
-        dir.announce(&new(&id, 7)).await.unwrap();
-        assert!(dir.withdraw_announcement(&id).await.unwrap());
-        assert!(!dir.withdraw_announcement(&id).await.unwrap());
-        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
-
-        // A lapsed announcement (written as a past date) is removed and creates nothing.
-        dir.announce(&new(&id, 1)).await.unwrap();
-        sqlx::query("UPDATE announced_professionals SET expires_at = '2020-01-01T00:00:00Z'")
-            .execute(&dir.pool)
-            .await
-            .unwrap();
-        assert!(dir.announcements().await.unwrap()[0].expired_at(now()));
-        assert_eq!(dir.create_announced(&id, None, None).await.unwrap(), None);
-        assert!(dir.announcements().await.unwrap().is_empty());
-        assert_eq!(dir.identity_by_idnat(&id).await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn bad_announcements_are_refused_with_the_reason() {
-        let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
-        let id = idnat("0751234567");
-        let mut a = new(&id, 0);
-        assert!(dir.announce(&a).await.unwrap_err().to_string().contains("1 to 366 days"));
-        a.days = 3;
-        a.unit = Some("UF 12");
-        assert!(dir.announce(&a).await.unwrap_err().to_string().contains("unit code"));
-        a.unit = None;
-        a.family_name = " ";
-        assert!(dir.announce(&a).await.unwrap_err().to_string().contains("family name"));
     }
 }

@@ -4,13 +4,13 @@
 //! Every change of a card and the event that records it are written in one transaction: a
 //! card's history never misses a step, and its status is always the one its last event entered.
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
 use vigie_core::cards::{Card, CardEvent, CardRegistry, CardStatus, card_fingerprint};
 use vigie_core::directory::{Directory, DirectoryError, Identity};
 use vigie_core::names::fold;
 use vigie_core::roles::{IdentitySearch, Role, Roles};
 
 use crate::SqlDirectory;
+use crate::db::{Tx, on_pool, on_tx};
 use crate::directory::failed;
 
 /// Longest comment, override reason or actor name accepted, in characters.
@@ -106,32 +106,43 @@ fn text<'a>(what: &str, s: Option<&'a str>, required: bool) -> Result<Option<&'a
     }
 }
 
-async fn card_in(conn: &mut SqliteConnection, id: &str) -> Result<Option<Card>, DirectoryError> {
-    sqlx::query_as::<_, CardRow>(select_cards!("WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| failed("looking up a card", &e))?
-        .map(card_of)
-        .transpose()
+/// The card `id`, read in a write transaction and kept from other writers until it ends: on
+/// PostgreSQL the row is locked (`FOR UPDATE`), so two binds or status changes of one card at
+/// once are made one after the other, each checking what the other wrote (and its history
+/// numbers never collide); on SQLite the transaction already holds the database's write lock.
+async fn locked_card(tx: &mut Tx, id: &str) -> Result<Option<Card>, DirectoryError> {
+    match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query_as::<_, CardRow>(select_cards!("WHERE id = $1")).bind(id).fetch_optional(&mut **t).await
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as::<_, CardRow>(select_cards!("WHERE id = $1 FOR UPDATE"))
+                .bind(id)
+                .fetch_optional(&mut **t)
+                .await
+        }
+    }
+    .map_err(|e| failed("looking up a card", &e))?
+    .map(card_of)
+    .transpose()
 }
 
-async fn existing_card(conn: &mut SqliteConnection, id: &str) -> Result<Card, DirectoryError> {
-    card_in(conn, id).await?.ok_or_else(|| {
+async fn existing_card(tx: &mut Tx, id: &str) -> Result<Card, DirectoryError> {
+    locked_card(tx, id).await?.ok_or_else(|| {
         DirectoryError::Invalid(format!("there is no card with id {:?}", id.chars().take(64).collect::<String>()))
     })
 }
 
 /// Appends a step to a card's history, numbered after its last one.
 async fn add_event(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     card_id: &str,
     status: CardStatus,
     at: &str,
     by: &str,
     comment: Option<&str>,
 ) -> Result<(), DirectoryError> {
-    sqlx::query(
+    on_tx!(conn, |c| sqlx::query(
         "INSERT INTO card_events (card_id, seq, status, at, actor, comment) \
          SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM card_events WHERE card_id = $1",
     )
@@ -140,8 +151,9 @@ async fn add_event(
     .bind(at)
     .bind(by)
     .bind(comment)
-    .execute(&mut *conn)
+    .execute(&mut *c)
     .await
+    .map(|r| r.rows_affected()))
     .map(|_| ())
     .map_err(|e| failed("recording a card event", &e))
 }
@@ -171,7 +183,7 @@ impl SqlDirectory {
             )));
         }
         let at = now()?;
-        let updated = sqlx::query(
+        let updated = on_tx!(tx, |c| sqlx::query(
             "UPDATE cards SET status = $2, issuer_dn = $3, serial_hex = $4, cn = $5, bound_at = $6, bound_by = $7, \
              override_reason = $8, updated_at = $6 WHERE id = $1",
         )
@@ -183,19 +195,23 @@ impl SqlDirectory {
         .bind(&at)
         .bind(by)
         .bind(reason)
-        .execute(&mut *tx)
-        .await;
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()));
         match updated {
             Ok(_) => {}
             Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
-                let holder = sqlx::query_as::<_, (String, String)>(
+                // Outside the transaction: on PostgreSQL the failed statement has aborted it.
+                // The holder, committed (a concurrent bind waits for it), is then visible.
+                tx.rollback().await.map_err(|e| failed("binding a card", &e))?;
+                let holder = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String)>(
                     "SELECT c.id, i.matricule FROM cards c JOIN identities i ON i.id = c.identity_id \
                      WHERE c.issuer_dn = $1 AND c.serial_hex = $2",
                 )
                 .bind(issuer_dn)
                 .bind(serial_hex)
-                .fetch_optional(&mut *tx)
-                .await
+                .fetch_optional(c)
+                .await)
                 .map_err(|e| failed("looking up a certificate's card", &e))?;
                 return Err(DirectoryError::Invalid(match holder {
                     Some((other, matricule)) => format!(
@@ -224,31 +240,38 @@ impl SqlDirectory {
 #[async_trait]
 impl CardRegistry for SqlDirectory {
     async fn card_by_certificate(&self, issuer_dn: &str, serial_hex: &str) -> Result<Option<Card>, DirectoryError> {
-        sqlx::query_as::<_, CardRow>(select_cards!("WHERE issuer_dn = $1 AND serial_hex = $2"))
+        on_pool!(self.pool, |c| sqlx::query_as::<_, CardRow>(select_cards!("WHERE issuer_dn = $1 AND serial_hex = $2"))
             .bind(issuer_dn)
             .bind(serial_hex)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| failed("looking up a card by certificate", &e))?
-            .map(card_of)
-            .transpose()
+            .fetch_optional(c)
+            .await)
+        .map_err(|e| failed("looking up a card by certificate", &e))?
+        .map(card_of)
+        .transpose()
     }
 
     async fn card(&self, id: &str) -> Result<Option<Card>, DirectoryError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| failed("looking up a card", &e))?;
-        card_in(&mut conn, id).await
+        on_pool!(self.pool, |c| sqlx::query_as::<_, CardRow>(select_cards!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(c)
+            .await)
+        .map_err(|e| failed("looking up a card", &e))?
+        .map(card_of)
+        .transpose()
     }
 
     async fn cards_of(&self, identity_id: &str) -> Result<Vec<Card>, DirectoryError> {
         // UUID v7 ids grow with time: the newest card has the greatest id.
-        sqlx::query_as::<_, CardRow>(select_cards!("WHERE identity_id = $1 ORDER BY created_at DESC, id DESC"))
-            .bind(identity_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| failed("listing the cards of an agent", &e))?
-            .into_iter()
-            .map(card_of)
-            .collect()
+        on_pool!(self.pool, |c| sqlx::query_as::<_, CardRow>(select_cards!(
+            "WHERE identity_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(identity_id)
+        .fetch_all(c)
+        .await)
+        .map_err(|e| failed("listing the cards of an agent", &e))?
+        .into_iter()
+        .map(card_of)
+        .collect()
     }
 
     async fn create_card(
@@ -277,7 +300,8 @@ impl CardRegistry for SqlDirectory {
         let mut tx = self.begin_write().await?;
         let at = now()?;
         let id = uuid::Uuid::now_v7().to_string();
-        let inserted = sqlx::query(
+        let inserted = on_tx!(tx, |c| {
+            sqlx::query(
             "INSERT INTO cards (id, identity_id, kind, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
         )
         .bind(&id)
@@ -285,8 +309,9 @@ impl CardRegistry for SqlDirectory {
         .bind(kind)
         .bind(status.as_str())
         .bind(&at)
-        .execute(&mut *tx)
-        .await;
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected())
+        });
         match inserted {
             Ok(_) => {}
             Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
@@ -333,17 +358,18 @@ impl CardRegistry for SqlDirectory {
         let at = now()?;
         // Only a card still pending: a status declared meanwhile (lost, returned…) wins, and of
         // two presentations at once one hands the card over.
-        let updated = sqlx::query(
+        let updated = on_tx!(tx, |c| sqlx::query(
             "UPDATE cards SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4 AND issuer_dn IS NOT NULL",
         )
         .bind(card_id)
         .bind(CardStatus::HandedOver.as_str())
         .bind(&at)
         .bind(CardStatus::Received.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *c)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| failed("handing over a presented card", &e))?;
-        if updated.rows_affected() == 1 {
+        if updated == 1 {
             let comment = "presented by its holder (TLS handshake signed by the card): binding active";
             add_event(&mut tx, card_id, CardStatus::HandedOver, &at, by, Some(comment)).await?;
         }
@@ -389,13 +415,14 @@ impl CardRegistry for SqlDirectory {
                     status.as_str()
                 )));
             }
-            sqlx::query("UPDATE cards SET status = $2, updated_at = $3 WHERE id = $1")
+            on_tx!(tx, |c| sqlx::query("UPDATE cards SET status = $2, updated_at = $3 WHERE id = $1")
                 .bind(card_id)
                 .bind(status.as_str())
                 .bind(&at)
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await
-                .map_err(|e| failed("changing a card's status", &e))?;
+                .map(|r| r.rows_affected()))
+            .map_err(|e| failed("changing a card's status", &e))?;
             add_event(&mut tx, card_id, status, &at, by, comment).await?;
         }
         let card = existing_card(&mut tx, card_id).await?;
@@ -404,12 +431,12 @@ impl CardRegistry for SqlDirectory {
     }
 
     async fn events(&self, card_id: &str) -> Result<Vec<CardEvent>, DirectoryError> {
-        let rows = sqlx::query_as::<_, (String, String, String, Option<String>)>(
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String, String, Option<String>)>(
             "SELECT status, at, actor, comment FROM card_events WHERE card_id = $1 ORDER BY seq",
         )
         .bind(card_id)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(c)
+        .await)
         .map_err(|e| failed("reading a card's history", &e))?;
         rows.into_iter()
             .map(|(status, at, by, comment)| {
@@ -424,19 +451,20 @@ impl CardRegistry for SqlDirectory {
 #[async_trait]
 impl Roles for SqlDirectory {
     async fn roles_of(&self, identity_id: &str) -> Result<Vec<Role>, DirectoryError> {
-        let rows =
-            sqlx::query_scalar::<_, String>("SELECT role FROM identity_roles WHERE identity_id = $1 ORDER BY role")
-                .bind(identity_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| failed("reading roles", &e))?;
+        let rows = on_pool!(self.pool, |c| sqlx::query_scalar::<_, String>(
+            "SELECT role FROM identity_roles WHERE identity_id = $1 ORDER BY role"
+        )
+        .bind(identity_id)
+        .fetch_all(c)
+        .await)
+        .map_err(|e| failed("reading roles", &e))?;
         // A role this version does not know (granted by a newer one) gives nothing here.
         Ok(rows.iter().filter_map(|r| Role::parse(r).ok()).collect())
     }
 
     async fn grant(&self, identity_id: &str, role: Role, by: &str) -> Result<(), DirectoryError> {
         let by = text("actor", Some(by), true)?.unwrap_or_default();
-        let granted = sqlx::query(
+        let granted = on_pool!(self.pool, |c| sqlx::query(
             "INSERT INTO identity_roles (identity_id, role, granted_at, granted_by) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (identity_id, role) DO NOTHING",
         )
@@ -444,8 +472,9 @@ impl Roles for SqlDirectory {
         .bind(role.as_str())
         .bind(now()?)
         .bind(by)
-        .execute(&self.pool)
-        .await;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()));
         match granted {
             Ok(_) => Ok(()),
             Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Err(
@@ -456,13 +485,14 @@ impl Roles for SqlDirectory {
     }
 
     async fn revoke(&self, identity_id: &str, role: Role) -> Result<bool, DirectoryError> {
-        sqlx::query("DELETE FROM identity_roles WHERE identity_id = $1 AND role = $2")
+        on_pool!(self.pool, |c| sqlx::query("DELETE FROM identity_roles WHERE identity_id = $1 AND role = $2")
             .bind(identity_id)
             .bind(role.as_str())
-            .execute(&self.pool)
+            .execute(c)
             .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(|e| failed("revoking a role", &e))
+            .map(|r| r.rows_affected()))
+        .map(|r| r > 0)
+        .map_err(|e| failed("revoking a role", &e))
     }
 }
 
@@ -501,11 +531,11 @@ impl IdentitySearch for SqlDirectory {
         let upper = query.to_uppercase();
         // Names are compared folded (accents, case, separators), which SQL cannot do portably;
         // an establishment has thousands of agents, not millions: the filter runs here.
-        let rows = sqlx::query_as::<_, (String, String, String, String, Option<String>)>(
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String, String, String, Option<String>)>(
             "SELECT id, matricule, family_name, given_name, idnat FROM identities",
         )
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(c)
+        .await)
         .map_err(|e| failed("searching identities", &e))?;
         let mut found: Vec<(String, String, String)> = rows
             .into_iter()

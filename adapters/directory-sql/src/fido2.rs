@@ -5,6 +5,7 @@ use vigie_core::directory::DirectoryError;
 use vigie_core::fido2::{CounterCheck, Fido2Credential, Fido2Credentials};
 
 use crate::SqlDirectory;
+use crate::db::{on_pool, on_tx};
 use crate::directory::failed;
 
 type Row = (String, String, String, String, String, bool, String, i64, String, Option<String>);
@@ -48,16 +49,18 @@ impl Fido2Credentials for SqlDirectory {
             return Err(DirectoryError::Invalid("a security key's name has 1 to 64 characters".into()));
         }
         let mut tx = self.begin_write().await?;
-        let taken = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM fido2_credentials WHERE credential_id = $1")
-            .bind(&c.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| failed("looking up a FIDO2 credential", &e))?;
+        let taken = on_tx!(tx, |db| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM fido2_credentials WHERE credential_id = $1"
+        )
+        .bind(&c.id)
+        .fetch_one(&mut *db)
+        .await)
+        .map_err(|e| failed("looking up a FIDO2 credential", &e))?;
         if taken > 0 {
             // WebAuthn §7.1 step 22: a credential id registered to anyone is refused.
             return Err(DirectoryError::Invalid("this security key is already registered".into()));
         }
-        sqlx::query(concat!(
+        on_tx!(tx, |db| sqlx::query(concat!(
             "INSERT INTO fido2_credentials (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -72,11 +75,16 @@ impl Fido2Credentials for SqlDirectory {
         .bind(i64::from(c.sign_count))
         .bind(&c.created_at)
         .bind(&c.last_used_at)
-        .execute(&mut *tx)
+        .execute(&mut *db)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| {
             if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
                 DirectoryError::Invalid(format!("no identity {:?} in the directory", c.identity_id))
+            } else if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+                // Registered meanwhile by a concurrent request (PostgreSQL: the check above does
+                // not lock a row that does not exist yet; the primary key decides).
+                DirectoryError::Invalid("this security key is already registered".into())
             } else {
                 failed("storing a FIDO2 credential", &e)
             }
@@ -85,24 +93,28 @@ impl Fido2Credentials for SqlDirectory {
     }
 
     async fn credential(&self, id: &str) -> Result<Option<Fido2Credential>, DirectoryError> {
-        sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM fido2_credentials WHERE credential_id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| failed("looking up a FIDO2 credential", &e))?
-            .map(from_row)
-            .transpose()
+        on_pool!(self.pool, |db| sqlx::query_as::<_, Row>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM fido2_credentials WHERE credential_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(db)
+        .await)
+        .map_err(|e| failed("looking up a FIDO2 credential", &e))?
+        .map(from_row)
+        .transpose()
     }
 
     async fn credentials_of(&self, identity_id: &str) -> Result<Vec<Fido2Credential>, DirectoryError> {
-        sqlx::query_as::<_, Row>(concat!(
+        on_pool!(self.pool, |db| sqlx::query_as::<_, Row>(concat!(
             "SELECT ",
             columns!(),
             " FROM fido2_credentials WHERE identity_id = $1 ORDER BY created_at, credential_id"
         ))
         .bind(identity_id)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(db)
+        .await)
         .map_err(|e| failed("listing FIDO2 credentials", &e))?
         .into_iter()
         .map(from_row)
@@ -119,7 +131,7 @@ impl Fido2Credentials for SqlDirectory {
         // WebAuthn §7.2 step 22: a non-zero counter must be above the stored one. The
         // comparison is in the UPDATE itself, so concurrent uses cannot both pass it.
         let new = i64::from(sign_count);
-        let updated = sqlx::query(
+        let updated = on_pool!(self.pool, |db| sqlx::query(
             "UPDATE fido2_credentials SET sign_count = $2, public_key = $3, last_used_at = $4 \
              WHERE credential_id = $1 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))",
         )
@@ -127,10 +139,11 @@ impl Fido2Credentials for SqlDirectory {
         .bind(new)
         .bind(public_key)
         .bind(at)
-        .execute(&self.pool)
+        .execute(db)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| failed("recording a FIDO2 login", &e))?;
-        if updated.rows_affected() == 1 {
+        if updated == 1 {
             return Ok(CounterCheck::Accepted);
         }
         Ok(match self.credential(id).await? {
@@ -140,13 +153,16 @@ impl Fido2Credentials for SqlDirectory {
     }
 
     async fn remove_credential(&self, identity_id: &str, id: &str) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("DELETE FROM fido2_credentials WHERE identity_id = $1 AND credential_id = $2")
-            .bind(identity_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| failed("removing a FIDO2 credential", &e))?;
-        Ok(done.rows_affected() > 0)
+        let done = on_pool!(self.pool, |db| sqlx::query(
+            "DELETE FROM fido2_credentials WHERE identity_id = $1 AND credential_id = $2"
+        )
+        .bind(identity_id)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| failed("removing a FIDO2 credential", &e))?;
+        Ok(done > 0)
     }
 }
 

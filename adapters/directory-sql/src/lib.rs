@@ -1,10 +1,11 @@
 //! The Vigie directory (identities, affectations, accounts) in SQL: [`SqlDirectory`] implements
-//! [`vigie_core::directory::Directory`] on SQLite, and [`import`] loads the HR export.
+//! [`vigie_core::directory::Directory`] on SQLite or PostgreSQL, and [`import`] loads the HR export.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod announced;
 pub mod cards;
+mod db;
 mod directory;
 mod fido2;
 pub mod import;
@@ -13,5 +14,6 @@ mod revocations;
 mod rules;
 pub mod sponsorship;
 
-pub use directory::SqlDirectory;
+pub use db::Dialect;
+pub use directory::{OpenOptions, SqlDirectory};
 pub use import::{CsvError, HrRow, ImportReport, import_rows, parse_hr_csv};

@@ -5,18 +5,19 @@ use vigie_core::directory::{AccessTarget, DirectoryError, EMPLOYMENT_STATUSES, P
 use vigie_core::policy::AccountKind;
 
 use crate::SqlDirectory;
+use crate::db::{on_pool, on_tx};
 use crate::directory::failed;
 
 #[async_trait]
 impl PolicyAttributes for SqlDirectory {
     async fn policy_attributes(&self, identity_id: &str) -> Result<(AccountKind, String), DirectoryError> {
-        let row = sqlx::query_as::<_, (String, Option<String>)>(
+        let row = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, Option<String>)>(
             "SELECT i.employment_status, a.kind FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id \
              WHERE i.id = $1",
         )
         .bind(identity_id)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(c)
+        .await)
         .map_err(|e| failed("reading policy attributes", &e))?;
         let Some((status, kind)) = row else { return Ok((AccountKind::Personal, "active".into())) };
         let kind = match kind.as_deref() {
@@ -31,13 +32,14 @@ impl PolicyAttributes for SqlDirectory {
     }
 
     async fn set_account_kind(&self, username: &str, kind: AccountKind) -> Result<bool, DirectoryError> {
-        let done = sqlx::query("UPDATE accounts SET kind = $1 WHERE username = $2")
+        let done = on_pool!(self.pool, |c| sqlx::query("UPDATE accounts SET kind = $1 WHERE username = $2")
             .bind(kind.as_str())
             .bind(username)
-            .execute(&self.pool)
+            .execute(c)
             .await
-            .map_err(|e| failed("setting an account kind", &e))?;
-        Ok(done.rows_affected() > 0)
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("setting an account kind", &e))?;
+        Ok(done > 0)
     }
 
     async fn set_employment_status(&self, username: &str, status: &str) -> Result<bool, DirectoryError> {
@@ -48,18 +50,20 @@ impl PolicyAttributes for SqlDirectory {
             )));
         }
         let mut tx = self.begin_write().await?;
-        let identity = sqlx::query_as::<_, (String,)>("SELECT identity_id FROM accounts WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await
+        let identity =
+            on_tx!(tx, |c| sqlx::query_as::<_, (String,)>("SELECT identity_id FROM accounts WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&mut *c)
+                .await)
             .map_err(|e| failed("setting an employment status", &e))?;
         let Some((identity_id,)) = identity else { return Ok(false) };
-        sqlx::query("UPDATE identities SET employment_status = $1 WHERE id = $2")
+        on_tx!(tx, |c| sqlx::query("UPDATE identities SET employment_status = $1 WHERE id = $2")
             .bind(status)
             .bind(&identity_id)
-            .execute(&mut *tx)
+            .execute(&mut *c)
             .await
-            .map_err(|e| failed("setting an employment status", &e))?;
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("setting an employment status", &e))?;
         // Anyone not active loses access everywhere: their sessions and tokens must end, and the
         // note that says so commits with the status, whoever changed it (the CLI, an import).
         if status != "active" {

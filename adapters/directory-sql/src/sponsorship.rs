@@ -9,6 +9,7 @@ pub use vigie_core::sponsorship::{Grant, NewSponsorship, Sponsorships};
 use crate::SqlDirectory;
 use crate::announced::format_time as rfc3339;
 use crate::cards::matches;
+use crate::db::{on_pool, on_tx};
 use crate::directory::{IdentityRow, affectation, failed, identity_columns, identity_of};
 
 /// Longest e-mail address accepted (RFC 5321 §4.5.3.1.3: a path is at most 256 octets).
@@ -27,22 +28,25 @@ impl Sponsorships for SqlDirectory {
                 "an e-mail address has at most {MAX_EMAIL_CHARS} characters and no control character"
             )));
         }
-        let r = sqlx::query("UPDATE identities SET email = ? WHERE id = ?")
+        let r = on_pool!(self.pool, |c| sqlx::query("UPDATE identities SET email = $1 WHERE id = $2")
             .bind(email)
             .bind(identity_id)
-            .execute(&self.pool)
+            .execute(c)
             .await
-            .map_err(|e| failed("setting an e-mail address", &e))?;
-        Ok(r.rows_affected() == 1)
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("setting an e-mail address", &e))?;
+        Ok(r == 1)
     }
 
     /// The e-mail address of an identity, if the directory has one.
     async fn email_of(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {
-        let row = sqlx::query_as::<_, (Option<String>,)>("SELECT email FROM identities WHERE id = ?")
-            .bind(identity_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| failed("reading an e-mail address", &e))?;
+        let row = on_pool!(self.pool, |c| sqlx::query_as::<_, (Option<String>,)>(
+            "SELECT email FROM identities WHERE id = $1"
+        )
+        .bind(identity_id)
+        .fetch_optional(c)
+        .await)
+        .map_err(|e| failed("reading an e-mail address", &e))?;
         Ok(row.and_then(|(e,)| e).filter(|e| !e.is_empty()))
     }
 
@@ -55,21 +59,22 @@ impl Sponsorships for SqlDirectory {
     ) -> Result<(), DirectoryError> {
         let now = rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())?;
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM security_answers WHERE identity_id = ?")
+        on_tx!(tx, |c| sqlx::query("DELETE FROM security_answers WHERE identity_id = $1")
             .bind(identity_id)
-            .execute(&mut *tx)
+            .execute(&mut *c)
             .await
-            .map_err(|e| failed("saving security answers", &e))?;
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("saving security answers", &e))?;
         for (question, hash) in answers {
-            sqlx::query(
-                "INSERT INTO security_answers (identity_id, question_id, answer_hash, created_at) VALUES (?, ?, ?, ?)",
+            on_tx!(tx, |c| sqlx::query(
+                "INSERT INTO security_answers (identity_id, question_id, answer_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(identity_id)
             .bind(question)
             .bind(hash)
             .bind(&now)
-            .execute(&mut *tx)
-            .await
+            .execute(&mut *c)
+            .await.map(|r| r.rows_affected()))
             .map_err(|e| match &e {
                 sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
                     DirectoryError::Invalid(format!("there is no identity {identity_id:?}"))
@@ -85,21 +90,21 @@ impl Sponsorships for SqlDirectory {
 
     /// The `(question id, answer hash)` an identity enrolled, by question id.
     async fn security_answers(&self, identity_id: &str) -> Result<Vec<(String, String)>, DirectoryError> {
-        sqlx::query_as::<_, (String, String)>(
-            "SELECT question_id, answer_hash FROM security_answers WHERE identity_id = ? ORDER BY question_id",
+        on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String)>(
+            "SELECT question_id, answer_hash FROM security_answers WHERE identity_id = $1 ORDER BY question_id",
         )
         .bind(identity_id)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(c)
+        .await)
         .map_err(|e| failed("reading security answers", &e))
     }
 
     /// Records a sponsorship and its temporary credential; returns its id.
     async fn record_sponsorship(&self, s: &NewSponsorship<'_>) -> Result<String, DirectoryError> {
         let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
+        on_pool!(self.pool, |c| sqlx::query(
             "INSERT INTO sponsorships (id, sponsor_id, sponsored_id, reason, created_at, created_unix, code_hash, \
-             expires_unix, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, FALSE)",
+             expires_unix, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE)",
         )
         .bind(&id)
         .bind(s.sponsor_id)
@@ -109,8 +114,9 @@ impl Sponsorships for SqlDirectory {
         .bind(s.at)
         .bind(s.code_hash)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(c)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
                 DirectoryError::Invalid("the sponsor or the sponsored person is not in the directory".into())
@@ -122,26 +128,27 @@ impl Sponsorships for SqlDirectory {
 
     /// How many sponsorships this sponsor granted since `since` (Unix seconds).
     async fn sponsorships_by_since(&self, sponsor_id: &str, since: i64) -> Result<u64, DirectoryError> {
-        let (n,) =
-            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM sponsorships WHERE sponsor_id = ? AND created_unix >= ?")
-                .bind(sponsor_id)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| failed("counting sponsorships", &e))?;
+        let (n,) = on_pool!(self.pool, |c| sqlx::query_as::<_, (i64,)>(
+            "SELECT COUNT(*) FROM sponsorships WHERE sponsor_id = $1 AND created_unix >= $2"
+        )
+        .bind(sponsor_id)
+        .bind(since)
+        .fetch_one(c)
+        .await)
+        .map_err(|e| failed("counting sponsorships", &e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// The temporary credentials of an identity still in force at `now`, newest first.
     async fn active_grants(&self, sponsored_id: &str, now: i64) -> Result<Vec<Grant>, DirectoryError> {
-        let rows = sqlx::query_as::<_, (String, String, String, i64)>(
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String, String, i64)>(
             "SELECT id, sponsor_id, code_hash, expires_unix FROM sponsorships \
-             WHERE sponsored_id = ? AND expires_unix > ? AND revoked = FALSE ORDER BY created_unix DESC",
+             WHERE sponsored_id = $1 AND expires_unix > $2 AND revoked = FALSE ORDER BY created_unix DESC",
         )
         .bind(sponsored_id)
         .bind(now)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(c)
+        .await)
         .map_err(|e| failed("reading sponsorships", &e))?;
         Ok(rows
             .into_iter()
@@ -161,7 +168,7 @@ impl Sponsorships for SqlDirectory {
                  ON a.uf = b.uf WHERE a.identity_id = $1 AND b.identity_id <> $1"
             };
         }
-        let rows = sqlx::query_as::<_, IdentityRow>(concat!(
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, IdentityRow>(concat!(
             "SELECT ",
             identity_columns!(),
             " FROM identities WHERE id IN (",
@@ -169,8 +176,8 @@ impl Sponsorships for SqlDirectory {
             ")"
         ))
         .bind(identity_id)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(c)
+        .await)
         .map_err(|e| failed("finding colleagues", &e))?;
         let folded = fold(query.trim());
         let upper = query.trim().to_uppercase();
@@ -186,14 +193,14 @@ impl Sponsorships for SqlDirectory {
         }
         found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let mut kept: Vec<Identity> = found.into_iter().take(limit).map(|(_, _, i)| i).collect();
-        let units = sqlx::query_as::<_, (String, String, i64)>(concat!(
+        let units = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String, i32)>(concat!(
             "SELECT identity_id, uf, share FROM affectations WHERE identity_id IN (",
             colleagues!(),
             ") ORDER BY identity_id, share DESC, uf"
         ))
         .bind(identity_id)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(c)
+        .await)
         .map_err(|e| failed("looking up affectations", &e))?;
         for (id, uf, share) in units {
             if let Some(identity) = kept.iter_mut().find(|i| i.id == id) {
@@ -207,74 +214,14 @@ impl Sponsorships for SqlDirectory {
 impl SqlDirectory {
     /// Ends every temporary credential of an identity now; returns how many were in force.
     pub async fn revoke_grants(&self, sponsored_id: &str) -> Result<u64, DirectoryError> {
-        let r = sqlx::query("UPDATE sponsorships SET revoked = TRUE WHERE sponsored_id = ? AND revoked = FALSE")
-            .bind(sponsored_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| failed("revoking sponsorships", &e))?;
-        Ok(r.rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use vigie_core::directory::{Affectation, Directory, Identity};
-
-    use super::*;
-
-    fn person(matricule: &str, family: &str, given: &str, units: &[&str]) -> Identity {
-        Identity {
-            id: String::new(),
-            matricule: matricule.into(),
-            family_name: family.into(),
-            given_name: given.into(),
-            birth_date: None,
-            metier: None,
-            grade: None,
-            idnat: None,
-            units: units.iter().map(|u| Affectation { uf: (*u).into(), share: 50 }).collect(),
-        }
-    }
-
-    #[tokio::test]
-    async fn colleagues_share_a_unit_grants_expire_and_answers_replace() {
-        let d = SqlDirectory::open("sqlite::memory:").await.unwrap();
-        let a = d.upsert_identity(&person("A1", "Durand", "Paul", &["UF1", "UF2"])).await.unwrap();
-        let b = d.upsert_identity(&person("B1", "Martin", "Camille", &["UF1"])).await.unwrap();
-        let c = d.upsert_identity(&person("C1", "Petit", "Luc", &["UF3"])).await.unwrap();
-        let names = |v: Vec<Identity>| v.into_iter().map(|i| i.family_name).collect::<Vec<_>>();
-        assert_eq!(names(d.colleagues(&a, "", 10).await.unwrap()), ["Martin"]);
-        let found = d.colleagues(&a, "cam", 10).await.unwrap();
-        assert_eq!(found[0].units.iter().map(|u| u.uf.as_str()).collect::<Vec<_>>(), ["UF1"], "with their units");
-        assert_eq!(found[0].id, b);
-        assert_eq!(names(d.colleagues(&a, "MARTÍN", 10).await.unwrap()), ["Martin"]);
-        assert!(d.colleagues(&a, "petit", 10).await.unwrap().is_empty(), "no unit in common");
-        assert!(d.colleagues(&c, "", 10).await.unwrap().is_empty());
-
-        assert!(d.set_email(&b, Some("camille.martin@chu.example")).await.unwrap());
-        assert_eq!(d.email_of(&b).await.unwrap().as_deref(), Some("camille.martin@chu.example"));
-        assert!(d.set_email(&b, Some("x@y\r\nBcc: z@w")).await.is_err());
-        assert_eq!(d.email_of(&c).await.unwrap(), None);
-
-        d.set_security_answers(&b, &[("q1".into(), "h1".into()), ("q2".into(), "h2".into())]).await.unwrap();
-        d.set_security_answers(&b, &[("q3".into(), "h3".into())]).await.unwrap();
-        assert_eq!(d.security_answers(&b).await.unwrap(), [("q3".to_owned(), "h3".to_owned())]);
-        assert!(d.set_security_answers("nobody", &[("q1".into(), "h".into())]).await.is_err());
-
-        let s = NewSponsorship {
-            sponsor_id: &a,
-            sponsored_id: &b,
-            reason: "forgotten",
-            at: 1_000,
-            code_hash: "hash",
-            expires_at: 2_000,
-        };
-        d.record_sponsorship(&s).await.unwrap();
-        assert_eq!(d.sponsorships_by_since(&a, 900).await.unwrap(), 1);
-        assert_eq!(d.sponsorships_by_since(&a, 1_001).await.unwrap(), 0);
-        assert_eq!(d.active_grants(&b, 1_999).await.unwrap().len(), 1);
-        assert!(d.active_grants(&b, 2_000).await.unwrap().is_empty(), "expired at its end");
-        assert_eq!(d.revoke_grants(&b).await.unwrap(), 1);
-        assert!(d.active_grants(&b, 1_500).await.unwrap().is_empty(), "revoked");
+        let r = on_pool!(self.pool, |c| sqlx::query(
+            "UPDATE sponsorships SET revoked = TRUE WHERE sponsored_id = $1 AND revoked = FALSE"
+        )
+        .bind(sponsored_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| failed("revoking sponsorships", &e))?;
+        Ok(r)
     }
 }

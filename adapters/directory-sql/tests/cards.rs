@@ -1,7 +1,8 @@
-//! The card registry, roles and identity search on real SQLite files.
+//! The card registry, roles and identity search on real SQLite files and a real PostgreSQL server.
+#[macro_use]
 mod common;
 
-use common::{TempDb, camille, ines};
+use common::{TestDb, camille, ines};
 use proptest::prelude::*;
 use vigie_core::cards::{CardRegistry, CardStatus};
 use vigie_core::directory::{Directory, DirectoryError};
@@ -59,16 +60,15 @@ fn invalid(r: Result<impl std::fmt::Debug, DirectoryError>) -> String {
     }
 }
 
-async fn with_camille(name: &str) -> (TempDb, SqlDirectory, String) {
-    let db = TempDb::new(name);
+async fn with_camille(db: &TestDb) -> (SqlDirectory, String) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let id = dir.upsert_identity(&camille()).await.unwrap();
-    (db, dir, id)
+    (dir, id)
 }
 
-#[tokio::test]
-async fn a_card_bound_without_being_read_waits_for_its_holder_and_a_declared_status_wins() {
-    let (_db, dir, id) = with_camille("card-pending").await;
+on_both! {
+async fn a_card_bound_without_being_read_waits_for_its_holder_and_a_declared_status_wins(db: TestDb) {
+    let (dir, id) = with_camille(&db).await;
     let card = dir.create_card(&id, "cpe", CardStatus::Ordered, "staff:rh", None).await.unwrap();
     let pending = dir.bind_pending(&card.id, ISSUER, "5e", "3760021832/000000018", "token:drh").await.unwrap();
     assert_eq!(pending.status, CardStatus::Received);
@@ -94,10 +94,11 @@ async fn a_card_bound_without_being_read_waits_for_its_holder_and_a_declared_sta
     let clash = invalid(dir.bind_pending(&third.id, ISSUER, "5e", "3760021832/000000018", "token:drh").await);
     assert!(clash.contains("already bound"), "{clash}");
 }
+}
 
-#[tokio::test]
-async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order() {
-    let (_db, dir, id) = with_camille("card-life").await;
+on_both! {
+async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order(db: TestDb) {
+    let (dir, id) = with_camille(&db).await;
     let card = dir.create_card(&id, "cps", CardStatus::Requested, "staff:rh", Some("nouvel interne")).await.unwrap();
     assert_eq!(
         (card.status, card.kind.as_str(), card.identity_id.as_str()),
@@ -143,10 +144,11 @@ async fn a_card_goes_from_request_to_handed_over_with_its_history_in_order() {
     assert!(end.contains("end of its life"), "{end}");
     assert_eq!(dir.events(&card.id).await.unwrap().len(), 7);
 }
+}
 
-#[tokio::test]
-async fn refused_changes_say_why_and_leave_no_trace() {
-    let (_db, dir, id) = with_camille("card-refusals").await;
+on_both! {
+async fn refused_changes_say_why_and_leave_no_trace(db: TestDb) {
+    let (dir, id) = with_camille(&db).await;
     assert!(invalid(dir.create_card(&id, "cpx", CardStatus::Requested, "staff:rh", None).await).contains("cps"));
     assert!(invalid(dir.create_card(&id, "cps", CardStatus::HandedOver, "staff:rh", None).await).contains("binding"));
     assert!(
@@ -165,10 +167,11 @@ async fn refused_changes_say_why_and_leave_no_trace() {
     assert_eq!(dir.card(&card.id).await.unwrap().unwrap().status, CardStatus::Received);
     assert_eq!(dir.card("no-such-card").await.unwrap(), None);
 }
+}
 
-#[tokio::test]
-async fn a_certificate_binds_one_card_only_and_the_refusal_names_its_holder() {
-    let (_db, dir, camille_id) = with_camille("card-unique").await;
+on_both! {
+async fn a_certificate_binds_one_card_only_and_the_refusal_names_its_holder(db: TestDb) {
+    let (dir, camille_id) = with_camille(&db).await;
     let ines_id = dir.upsert_identity(&ines()).await.unwrap();
     let first = dir.create_card(&camille_id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
     let second = dir.create_card(&ines_id, "cpe", CardStatus::Received, "staff:rh", None).await.unwrap();
@@ -187,10 +190,11 @@ async fn a_certificate_binds_one_card_only_and_the_refusal_names_its_holder() {
     assert_eq!(ids, vec![third.id, first.id]);
     assert!(dir.cards_of("nobody").await.unwrap().is_empty());
 }
+}
 
-#[tokio::test]
-async fn roles_are_granted_once_revoked_and_only_to_known_identities() {
-    let (_db, dir, id) = with_camille("roles").await;
+on_both! {
+async fn roles_are_granted_once_revoked_and_only_to_known_identities(db: TestDb) {
+    let (dir, id) = with_camille(&db).await;
     assert!(dir.roles_of(&id).await.unwrap().is_empty());
     dir.grant(&id, Role::Cards, "cli").await.unwrap();
     dir.grant(&id, Role::Cards, "cli").await.unwrap();
@@ -202,10 +206,11 @@ async fn roles_are_granted_once_revoked_and_only_to_known_identities() {
     assert_eq!(dir.roles_of(&id).await.unwrap(), vec![Role::Fido2]);
     assert!(invalid(dir.grant("nobody", Role::Cards, "cli").await).contains("no identity"));
 }
+}
 
-#[tokio::test]
-async fn hr_finds_an_agent_by_name_without_accents_by_matricule_or_by_idnat() {
-    let (_db, dir, camille_id) = with_camille("search").await;
+on_both! {
+async fn hr_finds_an_agent_by_name_without_accents_by_matricule_or_by_idnat(db: TestDb) {
+    let (dir, camille_id) = with_camille(&db).await;
     let ines_id = dir.upsert_identity(&ines()).await.unwrap();
     let ids = |v: Vec<vigie_core::directory::Identity>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
     assert_eq!(ids(dir.search_identities("lefevre", 10).await.unwrap()), vec![camille_id.clone()]);
@@ -221,6 +226,7 @@ async fn hr_finds_an_agent_by_name_without_accents_by_matricule_or_by_idnat() {
     assert!(dir.search_identities("  ", 10).await.unwrap().is_empty());
     assert!(dir.search_identities("zzz", 10).await.unwrap().is_empty());
     assert!(invalid(dir.search_identities(&"a".repeat(101), 10).await).contains("longer"));
+}
 }
 
 /// A new card of `identity` brought to `status` the way HR would: created, bound, then declared.
@@ -254,11 +260,11 @@ fn may_become_and_next_agree_with_the_life_cycle_table() {
     }
 }
 
+on_both! {
 /// All 64 (from, to) pairs through `set_status`: an allowed change is made and recorded; any
 /// other is refused with the reason, and leaves the card and its history as they were.
-#[tokio::test]
-async fn every_declared_change_is_made_or_refused_exactly_as_the_life_cycle_table_says() {
-    let (_db, dir, id) = with_camille("card-table").await;
+async fn every_declared_change_is_made_or_refused_exactly_as_the_life_cycle_table_says(db: TestDb) {
+    let (dir, id) = with_camille(&db).await;
     for (i, from) in STATUSES.map(status).into_iter().enumerate() {
         for (j, to) in STATUSES.map(status).into_iter().enumerate() {
             let card = card_in(&dir, &id, from, &format!("{i:02x}{j:02x}")).await;
@@ -306,11 +312,12 @@ async fn every_declared_change_is_made_or_refused_exactly_as_the_life_cycle_tabl
         }
     }
 }
+}
 
+on_both! {
 /// `handed_over` is entered by binding alone, and only a card not yet in use can be bound.
-#[tokio::test]
-async fn only_a_requested_ordered_or_received_card_can_be_bound() {
-    let (_db, dir, id) = with_camille("card-bind-table").await;
+async fn only_a_requested_ordered_or_received_card_can_be_bound(db: TestDb) {
+    let (dir, id) = with_camille(&db).await;
     for (i, from) in STATUSES.map(status).into_iter().enumerate() {
         let card = card_in(&dir, &id, from, &format!("b0{i:02x}")).await;
         let result = dir.bind(&card, ISSUER, &format!("b1{i:02x}"), "810002004512", "staff:rh", None).await;
@@ -329,6 +336,7 @@ async fn only_a_requested_ordered_or_received_card_can_be_bound() {
         }
     }
 }
+}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
@@ -341,12 +349,13 @@ proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+          for db in common::each_db("card_sequence").await {
+            let dir = SqlDirectory::open(&db.url()).await.unwrap();
             let id = dir.upsert_identity(&camille()).await.unwrap();
             let card = dir.create_card(&id, "cps", CardStatus::Received, "p", None).await.unwrap();
             dir.bind(&card.id, ISSUER, "01", "810002004512", "p", None).await.unwrap();
             let mut ended = false;
-            for (i, comment) in steps {
+            for (i, comment) in steps.clone() {
                 let to = CardStatus::ALL[i];
                 let before = dir.card(&card.id).await.unwrap().unwrap().status;
                 let r = dir.set_status(&card.id, to, "p", comment.as_deref()).await;
@@ -358,6 +367,8 @@ proptest! {
                 prop_assert_eq!(dir.events(&card.id).await.unwrap().last().unwrap().status, now);
                 prop_assert!(!(ended && now.allows_login()));
             }
+            dir.close().await;
+          }
             Ok(())
         })?;
     }

@@ -1,7 +1,9 @@
-//! The directory port on real SQLite files, as one or two gateway processes use it.
+//! The directory port on real SQLite files and a real PostgreSQL server, as one or two gateway
+//! processes (replicas) use it.
+#[macro_use]
 mod common;
 
-use common::{TempDb, account, camille, ines};
+use common::{TestDb, account, camille, ines};
 use vigie_core::IdNat;
 use vigie_core::directory::{Account, Affectation, Directory, DirectoryError, Identity};
 use vigie_directory_sql::SqlDirectory;
@@ -13,9 +15,8 @@ fn invalid(r: Result<impl std::fmt::Debug, DirectoryError>) -> String {
     }
 }
 
-#[tokio::test]
-async fn an_identity_reads_back_as_written_main_unit_first() {
-    let db = TempDb::new("round-trip");
+on_both! {
+async fn an_identity_reads_back_as_written_main_unit_first(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let mut written = camille();
     written.units.reverse(); // 40 % first: read back, the 60 % main unit comes first
@@ -30,19 +31,20 @@ async fn an_identity_reads_back_as_written_main_unit_first() {
     let read = dir.identity(&id).await.unwrap().unwrap();
     assert_eq!(read, Identity { id, ..ines() });
 }
+}
 
-#[tokio::test]
-async fn unknown_ids_and_usernames_are_absent_not_errors() {
-    let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+on_both! {
+async fn unknown_ids_and_usernames_are_absent_not_errors(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
     assert_eq!(dir.identity("no-such-id").await.unwrap(), None);
     assert_eq!(dir.account_by_username("nobody").await.unwrap(), None);
     assert_eq!(dir.username_of("no-such-id").await.unwrap(), None);
     dir.ping().await.unwrap();
 }
+}
 
-#[tokio::test]
-async fn upsert_by_matricule_keeps_the_id_and_replaces_the_affectations() {
-    let db = TempDb::new("upsert");
+on_both! {
+async fn upsert_by_matricule_keeps_the_id_and_replaces_the_affectations(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let id = dir.upsert_identity(&camille()).await.unwrap();
 
@@ -57,10 +59,10 @@ async fn upsert_by_matricule_keeps_the_id_and_replaces_the_affectations() {
     let read = dir.identity(&id).await.unwrap().unwrap();
     assert_eq!(read, Identity { id, ..moved });
 }
+}
 
-#[tokio::test]
-async fn accounts_read_back_with_their_credentials_and_are_replaced_whole() {
-    let db = TempDb::new("accounts");
+on_both! {
+async fn accounts_read_back_with_their_credentials_and_are_replaced_whole(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let id = dir.upsert_identity(&camille()).await.unwrap();
 
@@ -77,10 +79,10 @@ async fn accounts_read_back_with_their_credentials_and_are_replaced_whole() {
     assert_eq!(dir.account_by_username("camille.lefevre").await.unwrap(), Some(renamed));
     assert_eq!(dir.username_of(&id).await.unwrap().as_deref(), Some("camille.lefevre"));
 }
+}
 
-#[tokio::test]
-async fn a_username_taken_by_another_identity_is_refused_naming_its_holder() {
-    let db = TempDb::new("username-clash");
+on_both! {
+async fn a_username_taken_by_another_identity_is_refused_naming_its_holder(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let camille_id = dir.upsert_identity(&camille()).await.unwrap();
     let ines_id = dir.upsert_identity(&ines()).await.unwrap();
@@ -92,17 +94,18 @@ async fn a_username_taken_by_another_identity_is_refused_naming_its_holder() {
     // Camille keeps her login.
     assert_eq!(dir.account_by_username("clefevre").await.unwrap().unwrap().identity_id, camille_id);
 }
+}
 
-#[tokio::test]
-async fn an_account_needs_an_existing_identity() {
-    let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+on_both! {
+async fn an_account_needs_an_existing_identity(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let message = invalid(dir.upsert_account(&account("no-such-id", "ghost")).await);
     assert!(message.contains("no identity"), "{message}");
 }
+}
 
-#[tokio::test]
-async fn an_idnat_names_one_person_only() {
-    let db = TempDb::new("idnat");
+on_both! {
+async fn an_idnat_names_one_person_only(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     dir.upsert_identity(&camille()).await.unwrap();
     let impostor = Identity { idnat: camille().idnat, ..ines() };
@@ -115,10 +118,11 @@ async fn an_idnat_names_one_person_only() {
     let other = Identity { matricule: "009999".into(), ..ines() };
     dir.upsert_identity(&other).await.unwrap();
 }
+}
 
-#[tokio::test]
-async fn inconsistent_identities_are_refused_with_the_reason() {
-    let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+on_both! {
+async fn inconsistent_identities_are_refused_with_the_reason(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let with_units = |units: Vec<(&str, u8)>| Identity {
         units: units.into_iter().map(|(uf, share)| Affectation { uf: uf.into(), share }).collect(),
         ..ines()
@@ -137,10 +141,10 @@ async fn inconsistent_identities_are_refused_with_the_reason() {
         assert!(message.contains(expected), "{message}");
     }
 }
+}
 
-#[tokio::test]
-async fn a_second_process_sees_what_the_first_wrote() {
-    let db = TempDb::new("two-handles");
+on_both! {
+async fn a_second_process_sees_what_the_first_wrote(db: TestDb) {
     let first = SqlDirectory::open(&db.url()).await.unwrap();
     let second = SqlDirectory::open(&db.url()).await.unwrap();
 
@@ -153,10 +157,10 @@ async fn a_second_process_sees_what_the_first_wrote() {
     assert_eq!(second.upsert_identity(&renamed).await.unwrap(), id);
     assert_eq!(first.identity(&id).await.unwrap().unwrap().given_name, "Camille-Anne");
 }
+}
 
-#[tokio::test]
-async fn two_processes_writing_at_once_wait_for_each_other_instead_of_failing() {
-    let db = TempDb::new("concurrent-writes");
+on_both! {
+async fn two_processes_writing_at_once_wait_for_each_other_instead_of_failing(db: TestDb) {
     let first = SqlDirectory::open(&db.url()).await.unwrap();
     let second = SqlDirectory::open(&db.url()).await.unwrap();
 
@@ -183,23 +187,30 @@ async fn two_processes_writing_at_once_wait_for_each_other_instead_of_failing() 
     assert!(first.account_by_username("B-48").await.unwrap().is_some());
     assert!(second.account_by_username("A-48").await.unwrap().is_some());
 }
+}
 
-#[tokio::test]
-async fn two_processes_creating_the_same_file_at_once_both_open_it() {
+on_both! {
+/// SQLite: three processes create the same file at once. PostgreSQL: three replicas start at once
+/// on an empty database; the migrator's advisory lock makes two of them wait, then find the
+/// migrations applied.
+async fn two_processes_creating_the_same_file_at_once_both_open_it(db: TestDb) {
     for round in 0..5 {
-        let db = TempDb::new(&format!("concurrent-open-{round}"));
+        let db = db.another(&format!("concurrent_open_{round}")).await;
         let url = db.url();
         let (a, b, c) = tokio::join!(SqlDirectory::open(&url), SqlDirectory::open(&url), SqlDirectory::open(&url));
         let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
         let id = a.upsert_identity(&camille()).await.unwrap();
         assert!(b.identity(&id).await.unwrap().is_some());
         assert!(c.identity(&id).await.unwrap().is_some());
+        for dir in [a, b, c] {
+            dir.close().await;
+        }
     }
 }
+}
 
-#[tokio::test]
-async fn reopening_keeps_the_data_and_does_not_rerun_migrations() {
-    let db = TempDb::new("reopen");
+on_both! {
+async fn reopening_keeps_the_data_and_does_not_rerun_migrations(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let id = dir.upsert_identity(&camille()).await.unwrap();
     dir.close().await;
@@ -210,21 +221,36 @@ async fn reopening_keeps_the_data_and_does_not_rerun_migrations() {
         dir.close().await;
     }
 
-    // One row per migration, applied once; the file is in WAL mode for sharing.
-    let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    // One row per migration, applied once.
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
+    let count = "SELECT COUNT(*) FROM _sqlx_migrations";
+    let applied: i64 = match &db {
+        TestDb::Sqlite(_) => {
+            let pool = sqlx::SqlitePool::connect(&db.url()).await.unwrap();
+            let applied = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+            // SQLite only: the file is in WAL mode, for processes sharing it.
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
+            assert_eq!(mode, "wal");
+            pool.close().await;
+            applied
+        }
+        TestDb::Postgres(_) => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            let applied = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            applied
+        }
+    };
     assert_eq!(applied, i64::try_from(migrations).unwrap());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
-    assert_eq!(mode, "wal");
-    pool.close().await;
+}
 }
 
-#[tokio::test]
-async fn a_closed_directory_reports_itself_unavailable() {
-    let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+on_both! {
+async fn a_closed_directory_reports_itself_unavailable(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
     dir.close().await;
     assert!(matches!(dir.ping().await, Err(DirectoryError::Unavailable(_))));
+}
 }
 
 #[tokio::test]
@@ -239,9 +265,81 @@ async fn a_bad_url_says_which_setting_to_check() {
         other => panic!("expected unavailable, got {other:?}"),
     }
 
-    match SqlDirectory::open("postgres://vigie:s3cret@db/vigie").await {
+    // PostgreSQL: a server that is not there (port 1 refuses at once), a URL that does not
+    // parse, a scheme that is neither. The password never shows.
+    for url in [
+        "postgres://vigie:s3cret@127.0.0.1:1/vigie",
+        "postgresql://vigie:s3cret@[::1/vigie",
+        "mysql://vigie:s3cret@db/vigie",
+    ] {
+        match SqlDirectory::open(url).await {
+            Err(DirectoryError::Unavailable(m)) => {
+                assert!(m.contains("directory.url"), "{m}");
+                assert!(!m.contains("s3cret"), "the password must not leak: {m}");
+            }
+            other => panic!("expected unavailable for {url}, got {other:?}"),
+        }
+    }
+}
+
+/// PostgreSQL only (SQLite has no row locks: its busy timeout is tested by the concurrent-writes
+/// test above): a row held by a stuck replica makes a write give up after
+/// `directory.statement_timeout_ms`, as unavailable, with nothing half-written.
+#[tokio::test]
+async fn a_write_blocked_past_the_statement_timeout_gives_up_and_writes_nothing() {
+    use sqlx::Connection;
+    use vigie_core::cards::{CardRegistry, CardStatus};
+    use vigie_directory_sql::OpenOptions;
+
+    let Some(db) = TestDb::postgres("statement_timeout").await else {
+        eprintln!("skipped: {} is not set (tests/run starts a server and sets it)", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let options = OpenOptions { statement_timeout: Some(std::time::Duration::from_millis(300)), ..Default::default() };
+    let dir = SqlDirectory::open_with(&db.url(), &options).await.unwrap();
+    let id = dir.upsert_identity(&camille()).await.unwrap();
+    let card = dir.create_card(&id, "cps", CardStatus::Received, "staff:rh", None).await.unwrap();
+
+    // Another replica stuck in the middle of a change of this card.
+    let mut stuck = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut stuck).await.unwrap();
+    sqlx::query("SELECT id FROM cards WHERE id = $1 FOR UPDATE").bind(&card.id).execute(&mut stuck).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let result = dir.bind(&card.id, "CN=ISSUER", "0A", "810002004512", "staff:rh", None).await;
+    match result {
+        Err(DirectoryError::Unavailable(m)) => assert!(m.contains("directory.statement_timeout_ms"), "{m}"),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "gave up after the timeout");
+    sqlx::raw_sql("ROLLBACK").execute(&mut stuck).await.unwrap();
+    let unchanged = dir.card(&card.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.status, unchanged.serial_hex), (CardStatus::Received, None));
+    assert_eq!(dir.events(&card.id).await.unwrap().len(), 1, "no event for the binding that gave up");
+}
+
+#[tokio::test]
+async fn a_pool_of_no_connection_or_a_zero_timeout_is_refused_naming_the_key() {
+    use vigie_directory_sql::OpenOptions;
+    let db = TestDb::sqlite("bad_options");
+    let none = OpenOptions { max_connections: Some(0), ..Default::default() };
+    assert!(invalid(SqlDirectory::open_with(&db.url(), &none).await).contains("`directory.max_connections` is 0"));
+    let zero = OpenOptions { statement_timeout: Some(std::time::Duration::ZERO), ..Default::default() };
+    assert!(invalid(SqlDirectory::open_with(&db.url(), &zero).await).contains("`directory.statement_timeout_ms` is 0"));
+}
+
+/// PostgreSQL only: `sslmode=require` in `directory.url` is honoured (the test server has no TLS,
+/// so the connection is refused rather than made in clear), and the error hides the password.
+#[tokio::test]
+async fn sslmode_require_refuses_a_server_without_tls() {
+    let Some(db) = TestDb::postgres("sslmode").await else {
+        eprintln!("skipped: {} is not set (tests/run starts a server and sets it)", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let url = db.url().replacen("://vigie@", "://vigie:s3cret@", 1) + "?sslmode=require";
+    match SqlDirectory::open(&url).await {
         Err(DirectoryError::Unavailable(m)) => {
-            assert!(m.contains("directory.url"), "{m}");
+            assert!(m.contains("directory.url") && m.contains("sslmode"), "{m}");
             assert!(!m.contains("s3cret"), "the password must not leak: {m}");
         }
         other => panic!("expected unavailable, got {other:?}"),

@@ -1,16 +1,16 @@
-//! Loading the HR export into a real directory file.
+//! Loading the HR export into a real directory: an SQLite file, a PostgreSQL database.
+#[macro_use]
 mod common;
 
-use common::{TempDb, account, camille};
+use common::{account, camille};
 use vigie_core::directory::{Account, Directory, DirectoryError, Identity};
 use vigie_directory_sql::import::HEADER;
 use vigie_directory_sql::{ImportReport, SqlDirectory, import_rows, parse_hr_csv};
 
 const EXAMPLE: &str = include_str!("../examples/hr-export.csv");
 
-#[tokio::test]
-async fn the_first_import_creates_everyone_and_their_accounts() {
-    let db = TempDb::new("import-first");
+on_both! {
+async fn the_first_import_creates_everyone_and_their_accounts(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let rows = parse_hr_csv(EXAMPLE).unwrap();
 
@@ -23,10 +23,10 @@ async fn the_first_import_creates_everyone_and_their_accounts() {
     let expected = Identity { id: acc.identity_id.clone(), ..rows[0].identity() };
     assert_eq!(identity, expected);
 }
+}
 
-#[tokio::test]
-async fn importing_again_updates_identities_and_leaves_accounts_alone() {
-    let db = TempDb::new("import-again");
+on_both! {
+async fn importing_again_updates_identities_and_leaves_accounts_alone(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     import_rows(&dir, &parse_hr_csv(EXAMPLE).unwrap()).await.unwrap();
     let before = dir.account_by_username("clefevre").await.unwrap().unwrap();
@@ -43,10 +43,10 @@ async fn importing_again_updates_identities_and_leaves_accounts_alone() {
     assert_eq!(identity.units.len(), 1);
     assert_eq!(identity.units[0].share, 100);
 }
+}
 
-#[tokio::test]
-async fn a_row_that_clashes_with_the_directory_imports_nothing_and_names_its_line() {
-    let db = TempDb::new("import-clash");
+on_both! {
+async fn a_row_that_clashes_with_the_directory_imports_nothing_and_names_its_line(db: TestDb) {
     let dir = SqlDirectory::open(&db.url()).await.unwrap();
     // Someone outside the export already logs in as `emoreau`.
     let other = Identity { matricule: "000001".into(), idnat: None, ..camille() };
@@ -64,10 +64,11 @@ async fn a_row_that_clashes_with_the_directory_imports_nothing_and_names_its_lin
     }
     assert_eq!(dir.account_by_username("clefevre").await.unwrap(), None);
 }
+}
 
-#[tokio::test]
-async fn an_idnat_already_held_in_the_directory_stops_the_import() {
-    let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+on_both! {
+async fn an_idnat_already_held_in_the_directory_stops_the_import(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let holder = Identity { matricule: "000001".into(), ..camille() };
     dir.upsert_identity(&holder).await.unwrap();
     let rows = parse_hr_csv(EXAMPLE).unwrap();
@@ -79,10 +80,12 @@ async fn an_idnat_already_held_in_the_directory_stops_the_import() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+}
 
-#[tokio::test]
-async fn an_empty_export_changes_nothing() {
-    let dir = SqlDirectory::open("sqlite::memory:").await.unwrap();
+on_both! {
+async fn an_empty_export_changes_nothing(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
     let rows = parse_hr_csv(HEADER).unwrap();
     assert_eq!(import_rows(&dir, &rows).await.unwrap(), ImportReport::default());
+}
 }

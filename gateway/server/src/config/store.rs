@@ -30,7 +30,8 @@ impl Default for StoreConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
-    /// `sqlite:///var/lib/vigie/directory.db`.
+    /// `sqlite:///var/lib/vigie/directory.db` (one machine) or
+    /// `postgres://vigie@db.example/vigie?sslmode=verify-full` (replicas).
     pub url: String,
     /// How long identity claims read for tokens and userinfo are reused (seconds; 0: never).
     /// Logins always read the account itself.
@@ -56,8 +57,10 @@ impl StoreConfig {
 
 impl DirectoryConfig {
     pub(super) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
-        if !self.url.starts_with("sqlite:") {
-            err("directory.url", format!("expected a sqlite: URL, found {:?}", self.url));
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|scheme| self.url.starts_with(scheme)) {
+            // The URL is not echoed: a PostgreSQL URL may carry a password.
+            err("directory.url", "expected a sqlite: URL or a postgres:// URL".into());
         }
     }
 }
