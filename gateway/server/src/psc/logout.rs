@@ -10,7 +10,7 @@ use vigie_core::store::StoreExt;
 
 use crate::http::Caller;
 use crate::login::pages;
-use crate::state::{AppState, State};
+use crate::state::{AppState, Part, Ports};
 
 /// A logout waiting for PSC's end_session to send the browser back.
 #[derive(Serialize, Deserialize)]
@@ -65,9 +65,9 @@ pub struct LogoutDone {
 
 /// `GET /logout/psc?state=…`: PSC's logout is done; on to the client's post-logout URI, or the
 /// "signed out" page.
-pub async fn logout_done(req: HttpRequest, state: State, q: web::Query<LogoutDone>) -> HttpResponse {
+pub async fn logout_done(req: HttpRequest, ports: Part<Ports>, q: web::Query<LogoutDone>) -> HttpResponse {
     let pending = match q.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 64) {
-        Some(s) => state.ports.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
+        Some(s) => ports.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
         None => Ok(None),
     };
     match pending {
