@@ -155,7 +155,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     if let Some(other) = soap.patients().iter().find(|n| !n.eq_ignore_ascii_case(patient.as_str())) {
         let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| ins_audit_hash(&o));
         audit_refused(
-            &state,
+            &state.audit,
             &caller,
             &claims.client_id,
             &format!(
@@ -184,7 +184,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         Ok(v) => v,
         Err(Refusal::Token(m)) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &m),
         Err(Refusal::Policy(m)) => {
-            audit_refused(&state, &caller, &claims.client_id, &m);
+            audit_refused(&state.audit, &caller, &claims.client_id, &m);
             return problem(StatusCode::FORBIDDEN, "DMP access refused by policy", &m);
         }
         Err(Refusal::Unavailable(m)) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &m),

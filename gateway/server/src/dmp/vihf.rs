@@ -6,7 +6,7 @@ use vigie_core::dmp::{InsNir, SealRefusal, Vihf, VihfRequest};
 
 use super::runtime::Dmp;
 use crate::oidc::grant::AccessTokenClaims;
-use crate::state::AppState;
+use crate::state::{AppState, Audit};
 use crate::web::http::Caller;
 
 /// SHA-256 of a patient's INS for audit lines: whoever holds an INS finds its lines; the trail does
@@ -149,8 +149,8 @@ pub async fn vihf_for(
 }
 
 /// A DMP access refused by policy, audited beside the decision line.
-pub fn audit_refused(state: &AppState, caller: &Caller, client_id: &str, reason: &str) {
-    state.audit(AuditEvent {
+pub fn audit_refused(audit: &Audit, caller: &Caller, client_id: &str, reason: &str) {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),
         client_id: Some(client_id.to_owned()),

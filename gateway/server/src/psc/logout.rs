@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use crate::state::{AppState, State};
+use crate::state::{AppState, Part, Ports};
 use crate::web::http::Caller;
 use crate::web::pages;
 
@@ -65,9 +65,9 @@ pub struct LogoutDone {
 
 /// `GET /logout/psc?state=…`: PSC's logout is done; on to the client's post-logout URI, or the
 /// "signed out" page.
-pub async fn logout_done(req: HttpRequest, state: State, q: web::Query<LogoutDone>) -> HttpResponse {
+pub async fn logout_done(req: HttpRequest, ports: Part<Ports>, q: web::Query<LogoutDone>) -> HttpResponse {
     let pending = match q.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 64) {
-        Some(s) => state.ports.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
+        Some(s) => ports.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
         None => Ok(None),
     };
     match pending {
