@@ -4,10 +4,10 @@ use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use vigie_core::store::{StoreError, StoreExt};
 
-use super::enrolment::{GRANT_COOKIE, Grant, grant_key};
+use super::enrolment::{GRANT_COOKIE, Grant};
 use super::pages::texts;
 use crate::secrets::{ct_eq, sha256_b64};
-use crate::session;
+use crate::session::{self, keys};
 use crate::state::AppState;
 use crate::web::http::Params;
 use crate::web::pages;
@@ -35,7 +35,7 @@ pub(super) struct Holder {
 
 pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreError> {
     if let Some(cookie) = crate::web::http::cookie(req, GRANT_COOKIE)
-        && let Some(g) = state.ports.store.get_json::<Grant>(&grant_key(&cookie)).await?
+        && let Some(g) = state.ports.store.get_json::<Grant>(&keys::enrolment_grant(&cookie)).await?
     {
         return Ok(Access::Enrol(Holder {
             identity_id: g.identity_id,

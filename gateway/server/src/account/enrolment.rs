@@ -12,6 +12,7 @@ use super::pages::texts;
 use super::{AccountError, KeyEvent, audit};
 use crate::config::Config;
 use crate::secrets::{ct_eq, random_token, sha256_b64};
+use crate::session::keys::{self, PerAddress};
 use crate::state::{Audit, Part, Ports, State};
 use crate::web::http::{Caller, esc, parse_params};
 use crate::web::pages::{self, html_page};
@@ -62,9 +63,9 @@ pub(crate) fn normal_code(code: &str) -> String {
         .collect()
 }
 
-/// The stored form of a code: its [`normal_code`], then hashed (the store never holds a usable code).
+/// The store key of a code, by its [`normal_code`]: however it is typed, a code finds its entry.
 fn code_key(code: &str) -> String {
-    format!("enrol-code:{}", sha256_b64(normal_code(code).as_bytes()))
+    keys::enrolment_code(&normal_code(code))
 }
 
 /// A one-time code: 16 Crockford base32 characters (80 random bits) in groups of four.
@@ -106,10 +107,6 @@ pub async fn issue_enrolment_code(
         },
     );
     Ok(EnrolmentCode { code, expires_at: crate::now() + ttl as i64, enrol_url: config.endpoint("/account/enrol") })
-}
-
-pub(super) fn grant_key(cookie: &str) -> String {
-    format!("enrol-grant:{}", sha256_b64(cookie.as_bytes()))
 }
 
 /// `GET /account/enrol`: the form where an agent types the code HR gave them. Works without
@@ -163,7 +160,7 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
         return code_form(&req, StatusCode::FORBIDDEN, Some(t.forbidden));
     }
     let window = Duration::from_secs(state.config.login.ip_window_secs);
-    match state.ports.store.incr(&caller.rate_limit_key("enrol-ip"), window).await {
+    match state.ports.store.incr(&caller.rate_limit_key(PerAddress::Enrolment), window).await {
         Ok(n) if n > state.config.login.max_attempts_per_ip => {
             return pages::rate_limited(&req, state.config.login.ip_window_secs);
         }
@@ -191,7 +188,9 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     };
     let cookie = random_token(32);
     let grant = Grant { identity_id: record.identity_id.clone() };
-    if let Err(e) = state.ports.store.put_json(&grant_key(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await {
+    if let Err(e) =
+        state.ports.store.put_json(&keys::enrolment_grant(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await
+    {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(
@@ -224,7 +223,7 @@ pub async fn end_enrolment(req: HttpRequest, ports: Part<Ports>, body: web::Byte
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), csrf.as_bytes())) {
         return pages::error_page(&req, StatusCode::FORBIDDEN, t.forbidden);
     }
-    if let Err(e) = ports.store.delete(&grant_key(&cookie)).await {
+    if let Err(e) = ports.store.delete(&keys::enrolment_grant(&cookie)).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut resp =

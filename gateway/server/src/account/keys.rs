@@ -15,11 +15,11 @@ use webauthn_rs::prelude::{
     WebauthnError,
 };
 
-use super::access::{Access, Holder, access, enroller};
+use super::access::{Access, access, enroller};
 use super::pages::texts;
 use super::{AccountError, KeyEvent, audit};
 use crate::login::fido2::{auth_data, b64url};
-use crate::secrets::{ct_eq, sha256_b64};
+use crate::secrets::ct_eq;
 use crate::session;
 use crate::state::{AppState, Ports, State};
 use crate::web::http::{Caller, Params, parse_params, problem};
@@ -78,10 +78,6 @@ enum Ceremony {
     Attested(Box<AttestedPasskeyRegistration>),
     /// No attestation asked for: the key will not be a hardware key.
     Unattested(PasskeyRegistration),
-}
-
-fn reg_key(holder: &Holder) -> String {
-    format!("webauthn-reg:{}", sha256_b64(holder.csrf.as_bytes()))
 }
 
 fn key_name(p: &Params, l: Lang) -> String {
@@ -155,7 +151,7 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
         state: reg_state,
     };
     let ttl = Duration::from_secs(state.config.webauthn.ceremony_ttl_secs);
-    if let Err(e) = state.ports.store.put_json(&reg_key(&holder), &record, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&session::keys::key_registration(&holder.csrf), &record, ttl).await {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(options)
@@ -195,11 +191,14 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         );
         pages::error_page(&req, status, text)
     };
-    let pending = match state.ports.store.take_json::<Registration>(&reg_key(&holder)).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return refuse(StatusCode::BAD_REQUEST, t.failed, "registration challenge expired or already used"),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-    };
+    let pending =
+        match state.ports.store.take_json::<Registration>(&session::keys::key_registration(&holder.csrf)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return refuse(StatusCode::BAD_REQUEST, t.failed, "registration challenge expired or already used");
+            }
+            Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
     let raw = p.get("credential").unwrap_or_default();
     if raw.is_empty() || raw.len() > 64 * 1024 {
         return refuse(StatusCode::BAD_REQUEST, t.unsupported, "no WebAuthn credential in the form (JavaScript off?)");

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use vigie_core::store::StoreExt;
 
 use crate::config::Config;
-use crate::secrets::{random_token, sha256_b64};
+use crate::secrets::random_token;
+use crate::session::keys;
 use crate::state::{Part, Ports, Upstreams};
 use crate::web::http::{esc, host_cookie};
 
@@ -55,8 +56,7 @@ fn page(title: &str, main: &str) -> HttpResponse {
 
 pub(crate) async fn index(req: HttpRequest, config: Part<Config>, ports: Part<Ports>) -> HttpResponse {
     if let Some(c) = crate::web::http::cookie(&req, COOKIE)
-        && let Ok(Some(s)) =
-            ports.store.get_json::<AppSession>(&format!("demo-app:session:{}", sha256_b64(c.as_bytes()))).await
+        && let Ok(Some(s)) = ports.store.get_json::<AppSession>(&keys::demo_app_session(&c)).await
     {
         return claims_page(&s);
     }
@@ -64,7 +64,7 @@ pub(crate) async fn index(req: HttpRequest, config: Part<Config>, ports: Part<Po
     let st = random_token(16);
     let pending = PendingLogin { nonce: random_token(16), verifier: random_token(32) };
     let challenge = B64.encode(digest::digest(&digest::SHA256, pending.verifier.as_bytes()));
-    if let Err(e) = ports.store.put_json(&format!("demo-app:login:{st}"), &pending, Duration::from_secs(900)).await {
+    if let Err(e) = ports.store.put_json(&keys::demo_app_login(&st), &pending, Duration::from_secs(900)).await {
         return crate::web::http::problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     let mut url = match url::Url::parse(&config.endpoint("/authorize")) {
@@ -148,7 +148,7 @@ pub(crate) async fn callback(
         return fail("the response's iss is not this issuer".into());
     }
     let (Some(code), Some(st)) = (&q.code, &q.state) else { return fail("code or state missing".into()) };
-    let pending = match ports.store.take_json::<PendingLogin>(&format!("demo-app:login:{st}")).await {
+    let pending = match ports.store.take_json::<PendingLogin>(&keys::demo_app_login(st)).await {
         Ok(Some(p)) => p,
         _ => return fail("unknown or expired state".into()),
     };
@@ -184,9 +184,9 @@ pub(crate) async fn callback(
     let sid = claims["sid"].as_str().unwrap_or_default().to_owned();
     let s = AppSession { claims, id_token: tokens.id_token };
     let ttl = Duration::from_secs(config.session.absolute_timeout_secs);
-    let key = format!("demo-app:session:{}", sha256_b64(cookie.as_bytes()));
+    let key = keys::demo_app_session(&cookie);
     if ports.store.put_json(&key, &s, ttl).await.is_err()
-        || ports.store.add_to_set(&format!("demo-app:sid:{sid}"), &key, ttl).await.is_err()
+        || ports.store.add_to_set(&keys::demo_app_sid(&sid), &key, ttl).await.is_err()
     {
         return fail("store unavailable".into());
     }
@@ -255,7 +255,7 @@ pub(crate) async fn logout(req: HttpRequest, config: Part<Config>, ports: Part<P
     let Some(c) = crate::web::http::cookie(&req, COOKIE) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, "/demo-app/")).finish();
     };
-    let key = format!("demo-app:session:{}", sha256_b64(c.as_bytes()));
+    let key = keys::demo_app_session(&c);
     let session = ports.store.take_json::<AppSession>(&key).await.ok().flatten();
     let mut url = match url::Url::parse(&config.endpoint("/logout")) {
         Ok(u) => u,
@@ -305,7 +305,7 @@ pub(crate) async fn backchannel_logout(
             .json(serde_json::json!({"error": "invalid_request", "error_description": "not a logout token"}));
     }
     let sid = claims["sid"].as_str().unwrap_or_default();
-    if let Ok(keys) = ports.store.members(&format!("demo-app:sid:{sid}")).await {
+    if let Ok(keys) = ports.store.members(&keys::demo_app_sid(sid)).await {
         for k in keys {
             let _ = ports.store.delete(&k).await;
         }

@@ -20,6 +20,7 @@ use super::LoginFlow;
 use super::form::{Flows, LoginAttempt};
 use crate::config::Config;
 use crate::secrets::ct_eq;
+use crate::session::keys::{self, PerAddress};
 use crate::state::{Part, Ports};
 use crate::web::http::{parse_params, problem};
 use crate::web::pages::{self, Lang};
@@ -184,10 +185,6 @@ pub async fn script() -> HttpResponse {
         .body(SCRIPT)
 }
 
-fn challenge_key(flow_id: &str) -> String {
-    format!("webauthn-login:{flow_id}")
-}
-
 /// Checks the form's flow (bound to this browser) and CSRF token.
 async fn checked_flow(
     req: &HttpRequest,
@@ -234,7 +231,7 @@ pub async fn options(
     // A button starts this ceremony: the browser's modal dialog, not conditional mediation.
     rcr.mediation = None;
     let ttl = Duration::from_secs(config.webauthn.ceremony_ttl_secs);
-    if let Err(e) = ports.store.put_json(&challenge_key(&flow_id), &auth_state, ttl).await {
+    if let Err(e) = ports.store.put_json(&keys::fido2_login(&flow_id), &auth_state, ttl).await {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(rcr)
@@ -293,7 +290,7 @@ pub async fn finish(
     let lang = pages::lang(&req, flow.request.ui_locales.as_deref());
     let t = texts(lang);
     let cfg = &config.login;
-    let ip_key = caller.rate_limit_key("login-ip");
+    let ip_key = caller.rate_limit_key(PerAddress::Login);
     match ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => return pages::rate_limited(&req, cfg.ip_window_secs),
         Ok(_) => {}
@@ -312,7 +309,7 @@ pub async fn finish(
         pages::error_page(&req, status, text)
     };
 
-    let auth_state = match ports.store.take_json::<DiscoverableAuthentication>(&challenge_key(&flow_id)).await {
+    let auth_state = match ports.store.take_json::<DiscoverableAuthentication>(&keys::fido2_login(&flow_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse(Refusal::Expired),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -10,8 +10,9 @@ use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Mie};
 
 use super::config::LoginConfig;
-use super::{LoginFlow, Methods, flow_key};
+use super::{LoginFlow, Methods};
 use crate::secrets::ct_eq;
+use crate::session::keys::{self, PerAddress};
 use crate::state::{AppState, Ports, State};
 use crate::web::http::{Caller, Params, parse_params};
 use crate::web::pages;
@@ -114,7 +115,7 @@ pub(crate) async fn posted_login(ports: &Ports, req: &HttpRequest, body: &[u8]) 
     let Some(flow_id) = limited(&params, "flow", 64) else {
         return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the login form has no flow"));
     };
-    let flow = match ports.store.get_json::<LoginFlow>(&flow_key(&flow_id)).await {
+    let flow = match ports.store.get_json::<LoginFlow>(&keys::login_flow(&flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -145,7 +146,7 @@ pub(crate) async fn limit_per_ip(
     username: &str,
     metric: bool,
 ) -> Result<(), HttpResponse> {
-    let ip_key = at.caller.rate_limit_key("login-ip");
+    let ip_key = at.caller.rate_limit_key(PerAddress::Login);
     match ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
         Ok(n) if n > cfg.max_attempts_per_ip => {
             if metric {

@@ -19,13 +19,14 @@ use vigie_core::{AssuranceLevel, Authentication, Mie};
 
 use crate::oidc::flow::Offer;
 use crate::session;
+use crate::session::keys;
 use crate::state::{AppState, Audit, State};
 use crate::web::http::Caller;
 use crate::web::pages;
 
 // The flow is the provider's (it waits on an authorization request); the verifiers name it
 // from here.
-pub use crate::oidc::flow::{BROWSER_COOKIE, LoginFlow, flow_key};
+pub use crate::oidc::flow::{BROWSER_COOKIE, LoginFlow};
 
 /// The login methods a flow's page offers: those that reach the level the request needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,7 +117,7 @@ pub async fn complete(
         }
         let flow = LoginFlow { offer: Offer::StepUp(decision.step_up), ..flow };
         let ttl = std::time::Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
-        if let Err(e) = state.ports.store.put_json(&flow_key(flow_id), &flow, ttl).await {
+        if let Err(e) = state.ports.store.put_json(&keys::login_flow(flow_id), &flow, ttl).await {
             return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
         }
         let username = if mie == Mie::PasswordTotp { who } else { "" };
@@ -125,7 +126,7 @@ pub async fn complete(
         return page;
     }
     let started = async {
-        state.ports.store.delete(&flow_key(flow_id)).await?;
+        state.ports.store.delete(&keys::login_flow(flow_id)).await?;
         session::open(&state.ports, &state.config, req, auth).await
     };
     let (cookie, s, replaced) = match started.await {
@@ -188,7 +189,7 @@ pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> R
             "the login page needs a flow: start from the application",
         ));
     }
-    let flow = match state.ports.store.get_json::<LoginFlow>(&flow_key(flow_id)).await {
+    let flow = match state.ports.store.get_json::<LoginFlow>(&keys::login_flow(flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -238,7 +239,7 @@ pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> H
             "the login page needs a flow: start from the application",
         );
     };
-    match state.ports.store.get_json::<LoginFlow>(&flow_key(id)).await {
+    match state.ports.store.get_json::<LoginFlow>(&keys::login_flow(id)).await {
         Ok(Some(flow)) => render(&req, &state, id, &flow, flow.request.login_hint.as_deref().unwrap_or_default()),
         Ok(None) => pages::flow_expired(&req),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

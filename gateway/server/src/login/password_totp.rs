@@ -14,6 +14,7 @@ use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, poste
 use super::html;
 use crate::config::Config;
 use crate::secrets::verify_password;
+use crate::session::keys;
 use crate::state::{OidcState, Part, Ports};
 use crate::totp;
 use crate::web::pages;
@@ -71,7 +72,7 @@ pub async fn submit(
         Ok(Ok(identity_id)) => {
             let auth =
                 Authentication::new(identity_id, Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], crate::now());
-            let _ = ports.store.delete(&account_key(&username)).await;
+            let _ = ports.store.delete(&keys::login_account_failures(&username)).await;
             flows.complete(at, auth, &username).await
         }
         Ok(Err(failure)) => {
@@ -102,10 +103,6 @@ pub async fn submit(
     }
 }
 
-fn account_key(username: &str) -> String {
-    format!("rl:login-account:{}", username.to_lowercase())
-}
-
 /// Checks the credentials. The outer error is an outage; the inner one a refused login.
 async fn verify(
     ports: &Ports,
@@ -120,7 +117,7 @@ async fn verify(
     let window = Duration::from_secs(cfg.lockout_secs);
     let attempt = ports
         .store
-        .attempt(&account_key(username), cfg.max_failures_per_account, window)
+        .attempt(&keys::login_account_failures(username), cfg.max_failures_per_account, window)
         .await
         .map_err(|e| e.to_string())?;
     if let Attempt::Refused(_) = attempt {
@@ -147,7 +144,7 @@ async fn check(ports: &Ports, username: &str, password: &str, code: &str) -> Res
     // RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the OTP after the
     // successful validation has been issued for the first OTP". The step is marked used
     // across replicas for as long as the window could accept it.
-    let used = format!("totp-used:{}:{step}", account.identity_id);
+    let used = keys::totp_used(&account.identity_id, step);
     let first = ports
         .store
         .put_if_absent(&used, b"1", Duration::from_secs(3 * totp::STEP_SECS as u64))

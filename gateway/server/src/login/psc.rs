@@ -14,9 +14,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, IdNat, Mie};
 
+use super::LoginFlow;
 use super::form::{Flows, LoginAttempt};
-use super::{LoginFlow, flow_key};
 use crate::config::Config;
+use crate::session::keys;
 use crate::state::{Audit, Part, Ports, Upstreams};
 use crate::web::http::Caller;
 use crate::web::pages;
@@ -27,10 +28,6 @@ use vigie_core::psc::Pending;
 struct Sent {
     flow_id: String,
     pending: Pending,
-}
-
-fn state_key(state: &str) -> String {
-    format!("psc-state:{}", crate::secrets::sha256_b64(state.as_bytes()))
 }
 
 #[derive(Deserialize)]
@@ -100,7 +97,7 @@ pub async fn begin(
     };
     let sent = Sent { flow_id: flow_id.clone(), pending };
     let ttl = std::time::Duration::from_secs(psc.config.state_ttl_secs);
-    if let Err(e) = ports.store.put_json(&state_key(&sent.pending.state), &sent, ttl).await {
+    if let Err(e) = ports.store.put_json(&keys::psc_login(&sent.pending.state), &sent, ttl).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     metrics::counter!("vigie_psc_login_started_total").increment(1);
@@ -140,7 +137,7 @@ pub async fn callback(
         );
         return refuse(&flows, &audit, no_flow, Mie::Ecps, "-", r);
     };
-    let sent = match ports.store.take_json::<Sent>(&state_key(s)).await {
+    let sent = match ports.store.take_json::<Sent>(&keys::psc_login(s)).await {
         Ok(Some(sent)) => sent,
         Ok(None) => {
             let r = refusal(
@@ -154,7 +151,7 @@ pub async fn callback(
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let flow = match ports.store.get_json::<LoginFlow>(&flow_key(&sent.flow_id)).await {
+    let flow = match ports.store.get_json::<LoginFlow>(&keys::login_flow(&sent.flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return pages::flow_expired(&req),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

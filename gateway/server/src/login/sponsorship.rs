@@ -14,6 +14,7 @@ use vigie_core::{Authentication, Mie};
 use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, posted_login};
 use crate::config::Config;
 use crate::secrets::ct_eq;
+use crate::session::keys;
 use crate::state::{Part, Ports};
 use crate::web::http::esc;
 use crate::web::pages;
@@ -53,10 +54,6 @@ pub fn page_section(l: pages::Lang, flow_id: &str, csrf: &str) -> String {
     )
 }
 
-fn account_key(username: &str) -> String {
-    format!("rl:sponsorship-login:{}", username.to_lowercase())
-}
-
 /// `POST /login/sponsorship` (`flow`, `csrf`, `username`, `code`).
 pub async fn submit(
     req: HttpRequest,
@@ -89,14 +86,15 @@ pub async fn submit(
     }
     // Counted before the code is checked, so that concurrent guesses cannot all be checked.
     let window = Duration::from_secs(cfg.lockout_secs);
-    match ports.store.attempt(&account_key(&username), cfg.max_failures_per_account, window).await {
+    match ports.store.attempt(&keys::sponsorship_login_failures(&username), cfg.max_failures_per_account, window).await
+    {
         Ok(Attempt::Allowed(_)) => {}
         Ok(Attempt::Refused(_)) => return fail("account locked after repeated failures", StatusCode::UNAUTHORIZED),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     match verify(&ports, &username, &code).await {
         Ok(Ok((identity_id, grant_id))) => {
-            let _ = ports.store.delete(&account_key(&username)).await;
+            let _ = ports.store.delete(&keys::sponsorship_login_failures(&username)).await;
             let auth = Authentication::new(
                 identity_id,
                 Mie::Sponsorship,

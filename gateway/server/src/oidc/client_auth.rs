@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::config::{ClientAuthMethod, Config};
 use crate::secrets::SecretHash;
+use crate::session::keys::PerAddress;
 use crate::state::{AppState, Client, OidcState};
 use crate::web::http::{Caller, Params, oauth_error};
 use vigie_core::store::EphemeralStore;
@@ -159,12 +160,12 @@ pub async fn authenticate<'a>(
         basic.is_some() || params.get("client_secret").is_some() || params.get("client_assertion").is_some();
     let mut keys = Vec::new();
     if presents_credential {
-        keys.push(caller.rate_limit_key("client-auth"));
+        keys.push(caller.rate_limit_key(PerAddress::ClientAuth));
         // Only registered ids get a counter: made-up ones would only fill the store. It is the
         // client's *at this address*: counted before any check, a client-wide counter would let
         // anyone lock a confidential client (PSC…) out with junk requests from elsewhere.
         if let Some(id) = claimed.filter(|id| clients.client(id).is_some()) {
-            keys.push(caller.rate_limit_key(&format!("client-auth:{id}")));
+            keys.push(caller.rate_limit_key(PerAddress::ClientAuthOf(id)));
         }
     }
     let cfg = &clients.config.tokens;
@@ -365,7 +366,11 @@ async fn by_assertion<'a>(
     let ttl = (claims.exp - now).max(0) as u64 + ASSERTION_LEEWAY_SECS as u64 + 60;
     let first = clients
         .store
-        .put_if_absent(&crate::oidc::keys::jti(&client.config.client_id, &jti), b"1", Duration::from_secs(ttl))
+        .put_if_absent(
+            &crate::session::keys::client_assertion_jti(&client.config.client_id, &jti),
+            b"1",
+            Duration::from_secs(ttl),
+        )
         .await
         .map_err(|e| ClientAuthError::internal(&e))?;
     if !first {

@@ -79,10 +79,6 @@ impl From<Offer> for StoredOffer {
     }
 }
 
-pub fn flow_key(id: &str) -> String {
-    format!("flow:{id}")
-}
-
 /// The strongest level a login method of this build reaches: cards and FIDO2 keys are
 /// phishing-resistant two-factor MIE.
 pub fn best_level() -> AssuranceLevel {

@@ -10,9 +10,9 @@ use vigie_core::Authentication;
 use vigie_core::directory::Identity;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
-use super::keys;
 use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
+use crate::session::keys;
 use crate::state::{AppState, Client, IdentityCache, OidcState, Ports};
 
 /// A refresh-token family: the grant of one authorization code. One record per family,
@@ -123,7 +123,7 @@ pub async fn refresh_family<'t>(
     token: &'t str,
 ) -> Result<Option<(RefreshToken<'t>, RefreshRecord)>, StoreError> {
     let Some(t) = RefreshToken::parse(token) else { return Ok(None) };
-    Ok(store.get_json::<RefreshRecord>(&keys::refresh(t.family)).await?.map(|r| (t, r)))
+    Ok(store.get_json::<RefreshRecord>(&keys::refresh_family(t.family)).await?.map(|r| (t, r)))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -331,7 +331,7 @@ pub async fn mint<'a>(
     let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
     let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    ports.store.put_json(&keys::refresh(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
+    ports.store.put_json(&keys::refresh_family(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,

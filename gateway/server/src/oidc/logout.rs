@@ -9,9 +9,8 @@ use serde_json::json;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use super::keys;
 use crate::secrets::random_token;
-use crate::session;
+use crate::session::{self, keys};
 use crate::state::{AppState, State};
 use crate::web::http::{Caller, Params, parse_params};
 use crate::web::pages;
@@ -129,14 +128,14 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     }
     let token = random_token(24);
     let pending = PendingLogout { sid: current.sid, redirect, upstream_id_token: current.upstream_id_token };
-    if let Err(e) = state.ports.store.put_json(&format!("logout:{token}"), &pending, Duration::from_secs(300)).await {
+    if let Err(e) = state.ports.store.put_json(&keys::rp_logout(&token), &pending, Duration::from_secs(300)).await {
         return pages::unavailable(&req, &e);
     }
     pages::logout_confirm(&req, &token)
 }
 
 async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpResponse {
-    let pending = match state.ports.store.take_json::<PendingLogout>(&format!("logout:{token}")).await {
+    let pending = match state.ports.store.take_json::<PendingLogout>(&keys::rp_logout(&token)).await {
         Ok(Some(p)) => p,
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
         Err(e) => return pages::unavailable(&req, &e),

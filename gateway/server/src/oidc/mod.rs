@@ -157,37 +157,6 @@ pub fn internal_error(endpoint: &str, detail: &dyn std::fmt::Display) -> actix_w
     crate::web::http::oauth_error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "server_error", INTERNAL_ERROR)
 }
 
-/// Store keys. Secrets (codes, tokens, cookies) appear only as their SHA-256.
-pub mod keys {
-    pub fn code(hash: &str) -> String {
-        format!("code:{hash}")
-    }
-    pub fn code_used(hash: &str) -> String {
-        format!("code-used:{hash}")
-    }
-    /// The one record of a refresh-token family.
-    pub fn refresh(family: &str) -> String {
-        format!("rt:{family}")
-    }
-    /// The hashes of a family's rotated tokens, by generation.
-    pub fn refresh_spent(family: &str) -> String {
-        format!("rt-spent:{family}")
-    }
-    /// A revoked grant, by its handle (`grant::grant_handle`).
-    pub fn revoked_grant(handle: &str) -> String {
-        format!("revoked-grant:{handle}")
-    }
-    pub fn revoked_sid(sid: &str) -> String {
-        format!("revoked-sid:{sid}")
-    }
-    pub fn jti(client_id: &str, jti: &str) -> String {
-        format!("jti:{client_id}:{jti}")
-    }
-    pub fn sid_clients(sid: &str) -> String {
-        format!("sid-clients:{sid}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
+use crate::session::keys;
 use crate::state::{AppState, Part, Ports};
 use crate::web::http::Caller;
 use crate::web::pages;
@@ -17,10 +18,6 @@ use crate::web::pages;
 struct PendingPscLogout {
     /// Where the browser goes next (the client's post-logout URI with its state), if anywhere.
     redirect: Option<String>,
-}
-
-fn logout_key(state: &str) -> String {
-    format!("psc-logout:{state}")
 }
 
 /// After Vigie ended a session that came from PSC: sends the browser through PSC's end_session
@@ -37,7 +34,7 @@ pub async fn end_session_redirect(
     let key = crate::secrets::random_token(24);
     let url = psc.client.end_session_url(psc_id_token, Some(&psc.post_logout_redirect_uri), Some(&key))?;
     let ttl = Duration::from_secs(psc.config.state_ttl_secs);
-    if let Err(e) = state.ports.store.put_json(&logout_key(&key), &PendingPscLogout { redirect }, ttl).await {
+    if let Err(e) = state.ports.store.put_json(&keys::psc_logout(&key), &PendingPscLogout { redirect }, ttl).await {
         tracing::error!(error = %e, "the PSC logout could not be recorded; PSC's session is left as is");
         return None;
     }
@@ -67,7 +64,7 @@ pub struct LogoutDone {
 /// "signed out" page.
 pub async fn logout_done(req: HttpRequest, ports: Part<Ports>, q: web::Query<LogoutDone>) -> HttpResponse {
     let pending = match q.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 64) {
-        Some(s) => ports.store.take_json::<PendingPscLogout>(&logout_key(s)).await,
+        Some(s) => ports.store.take_json::<PendingPscLogout>(&keys::psc_logout(s)).await,
         None => Ok(None),
     };
     match pending {

@@ -7,7 +7,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::AccessTarget;
 use vigie_core::store::{EphemeralStore, StoreError};
 
-use super::{credential_key, identity_key, sid_key, tokens_ttl};
+use super::{keys, tokens_ttl};
 use crate::config::Config;
 use crate::state::{AppState, Audit, OidcState, Ports};
 
@@ -51,15 +51,15 @@ pub async fn end_access<'a>(
     let ending = ending.into();
     let store = ending.ports.store.as_ref();
     let index = match target {
-        AccessTarget::Identity(id) => identity_key(id),
-        AccessTarget::Credential(c) => credential_key(c),
+        AccessTarget::Identity(id) => keys::identity_sessions(id),
+        AccessTarget::Credential(c) => keys::credential_sessions(c),
     };
     let sids = store.members(&index).await?;
     for sid in &sids {
         end(store, sid).await?;
         // RFC 7009 §2.1 / RFC 6749 §10.4: the tokens of the session go with it; `revoked-sid`
         // is what every token check reads.
-        store.put(&crate::oidc::keys::revoked_sid(sid), b"1", tokens_ttl(ending.config)).await?;
+        store.put(&keys::revoked_sid(sid), b"1", tokens_ttl(ending.config)).await?;
         crate::oidc::logout::end_session(ending, caller, sid).await;
     }
     store.delete(&index).await?;
@@ -83,7 +83,7 @@ pub async fn complete_pending(ending: Ending<'_>) {
     };
     let caller = crate::web::http::Caller::internal("pending-revocations");
     for note in pending {
-        let claim = format!("revocation-claim:{}", note.id);
+        let claim = keys::revocation_claim(&note.id);
         if !matches!(store.put_if_absent(&claim, b"1", Duration::from_secs(60)).await, Ok(true)) {
             continue;
         }
@@ -118,7 +118,7 @@ pub async fn complete_pending(ending: Ending<'_>) {
 
 /// Ends the session `sid`, wherever the browser is.
 pub async fn end(store: &dyn EphemeralStore, sid: &str) -> Result<(), StoreError> {
-    if let Some(k) = store.take(&sid_key(sid)).await? {
+    if let Some(k) = store.take(&keys::session_of_sid(sid)).await? {
         store.delete(&String::from_utf8_lossy(&k)).await?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! only by its hash. Its id changes at every login (session fixation). Ending sessions: `end`.
 pub mod config;
 mod end;
+pub mod keys;
 
 pub use end::{Ending, SWEEP_SECS, complete_pending, end, end_access};
 
@@ -14,7 +15,7 @@ use vigie_core::Authentication;
 use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
 
 use crate::config::Config;
-use crate::secrets::{random_token, sha256_b64};
+use crate::secrets::random_token;
 use crate::state::{AppState, Ports};
 
 pub const COOKIE: &str = "__Host-vigie-session";
@@ -40,14 +41,6 @@ pub struct Session {
 #[derive(Clone)]
 pub struct UpstreamIdToken(pub String);
 
-fn key(cookie: &str) -> String {
-    format!("sess:{}", sha256_b64(cookie.as_bytes()))
-}
-
-pub(crate) fn sid_key(sid: &str) -> String {
-    format!("sid:{sid}")
-}
-
 fn idle_ttl(config: &Config, s: &Session, now: i64) -> Duration {
     let idle = config.session.idle_timeout_secs as i64;
     Duration::from_secs((s.expires_at - now).min(idle).max(1) as u64)
@@ -57,7 +50,7 @@ fn idle_ttl(config: &Config, s: &Session, now: i64) -> Duration {
 pub async fn current(ports: &Ports, config: &Config, req: &HttpRequest) -> Result<Option<Session>, StoreError> {
     let Some(cookie) = crate::web::http::cookie(req, COOKIE) else { return Ok(None) };
     let now = crate::now();
-    let Some(mut s) = ports.store.get_json::<Session>(&key(&cookie)).await? else { return Ok(None) };
+    let Some(mut s) = ports.store.get_json::<Session>(&keys::session(&cookie)).await? else { return Ok(None) };
     if s.expires_at <= now {
         return Ok(None);
     }
@@ -65,7 +58,7 @@ pub async fn current(ports: &Ports, config: &Config, req: &HttpRequest) -> Resul
     // not one per request.
     if now - s.touched_at >= 60 {
         s.touched_at = now;
-        ports.store.put_json(&key(&cookie), &s, idle_ttl(config, &s, now)).await?;
+        ports.store.put_json(&keys::session(&cookie), &s, idle_ttl(config, &s, now)).await?;
     }
     Ok(Some(s))
 }
@@ -84,7 +77,7 @@ pub async fn open(
     if let Some(old) = crate::web::http::cookie(req, COOKIE) {
         replaced = ports
             .store
-            .take_json::<Session>(&key(&old))
+            .take_json::<Session>(&keys::session(&old))
             .await?
             .filter(|o| o.authentication.identity_id != authentication.identity_id);
     }
@@ -101,15 +94,15 @@ pub async fn open(
             req.extensions().get::<UpstreamIdToken>().map(|t| t.0.clone())
         },
     };
-    ports.store.put_json(&key(&cookie), &s, idle_ttl(config, &s, now)).await?;
+    ports.store.put_json(&keys::session(&cookie), &s, idle_ttl(config, &s, now)).await?;
     let abs = Duration::from_secs(config.session.absolute_timeout_secs);
-    ports.store.put(&sid_key(&s.sid), key(&cookie).as_bytes(), abs).await?;
+    ports.store.put(&keys::session_of_sid(&s.sid), keys::session(&cookie).as_bytes(), abs).await?;
     // The indexes outlive the session as long as its tokens may (an `offline_access` refresh
     // token): ending someone's access must reach those too.
     let index_ttl = abs.max(tokens_ttl(config));
-    ports.store.add_to_set(&identity_key(&s.authentication.identity_id), &s.sid, index_ttl).await?;
+    ports.store.add_to_set(&keys::identity_sessions(&s.authentication.identity_id), &s.sid, index_ttl).await?;
     if let Some(credential) = &s.authentication.credential {
-        ports.store.add_to_set(&credential_key(credential), &s.sid, index_ttl).await?;
+        ports.store.add_to_set(&keys::credential_sessions(credential), &s.sid, index_ttl).await?;
     }
     Ok((cookie, s, replaced))
 }
@@ -129,18 +122,10 @@ pub fn tokens_ttl(config: &Config) -> Duration {
     Duration::from_secs(t.refresh_token_ttl_secs.max(t.access_token_ttl_secs))
 }
 
-pub(crate) fn credential_key(credential: &str) -> String {
-    format!("cred-sids:{}", sha256_b64(credential.as_bytes()))
-}
-
-pub(crate) fn identity_key(identity_id: &str) -> String {
-    format!("identity-sids:{identity_id}")
-}
-
 /// The live session `sid`, wherever the browser is (for a client acting on a session's behalf:
 /// the DMP token exchange); `None` once it ended, expired or went idle.
 pub async fn by_sid(store: &dyn EphemeralStore, sid: &str) -> Result<Option<Session>, StoreError> {
-    let Some(k) = store.get(&sid_key(sid)).await? else { return Ok(None) };
+    let Some(k) = store.get(&keys::session_of_sid(sid)).await? else { return Ok(None) };
     let s = store.get_json::<Session>(&String::from_utf8_lossy(&k)).await?;
     Ok(s.filter(|s| s.sid == sid && s.expires_at > crate::now()))
 }

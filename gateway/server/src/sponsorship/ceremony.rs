@@ -16,7 +16,7 @@ use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
 use crate::secrets::{ct_eq, sha256_b64};
-use crate::session::{self, Session};
+use crate::session::{self, Session, keys};
 use crate::state::{AppState, Audit, PolicyGate, Ports, State};
 use crate::web::http::{Caller, Params, esc, parse_params};
 use crate::web::pages::{self, Lang, html_page, tr};
@@ -30,18 +30,6 @@ struct Ceremony {
     colleague_id: String,
     reason: Reason,
     questions: Vec<String>,
-}
-
-fn ceremony_key(token: &str) -> String {
-    format!("sponsorship:{}", sha256_b64(token.as_bytes()))
-}
-
-fn colleague_lock_key(id: &str) -> String {
-    format!("rl:sponsorship-wrong-colleague:{id}")
-}
-
-fn sponsor_lock_key(id: &str) -> String {
-    format!("rl:sponsorship-wrong-sponsor:{id}")
 }
 
 /// The signed-in sponsor, and the CSRF token of their forms (bound to their session cookie).
@@ -199,8 +187,8 @@ async fn refusal(desk: &Desk<'_>, case: &Sponsoring<'_>) -> Result<Option<(Statu
         )));
     }
     let (wrong_c, wrong_s) = (
-        ports.store.count(&colleague_lock_key(&colleague.id)).await.map_err(|e| e.to_string())?,
-        ports.store.count(&sponsor_lock_key(&auth.identity_id)).await.map_err(|e| e.to_string())?,
+        ports.store.count(&keys::sponsorship_wrong_colleague(&colleague.id)).await.map_err(|e| e.to_string())?,
+        ports.store.count(&keys::sponsorship_wrong_sponsor(&auth.identity_id)).await.map_err(|e| e.to_string())?,
     );
     if wrong_c >= cfg.max_wrong_per_colleague || wrong_s >= cfg.max_wrong_per_sponsor {
         return Ok(Some((
@@ -241,7 +229,7 @@ async fn ask(
         questions: questions.clone(),
     };
     let ttl = Duration::from_secs(desk.cfg.ceremony_ttl_secs);
-    desk.ports.store.put_json(&ceremony_key(&token), &ceremony, ttl).await?;
+    desk.ports.store.put_json(&keys::sponsorship_ceremony(&token), &ceremony, ttl).await?;
     let mut fields = String::new();
     for (i, id) in questions.iter().enumerate() {
         let text = desk.cfg.questions.iter().find(|q| &q.id == id).map(|q| q.text(l)).unwrap_or_default();
@@ -348,7 +336,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     };
     let token = params.get("ceremony").filter(|t| t.len() <= 64).unwrap_or_default();
     // Single use: a form posted twice (or replayed) finds nothing the second time.
-    let ceremony = match state.ports.store.take_json::<Ceremony>(&ceremony_key(token)).await {
+    let ceremony = match state.ports.store.take_json::<Ceremony>(&keys::sponsorship_ceremony(token)).await {
         Ok(Some(c)) if c.sid == sponsor.session.sid => c,
         Ok(_) => {
             return message(
@@ -390,10 +378,16 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     let cfg = &state.config.sponsorship;
     let lock = Duration::from_secs(cfg.lock_secs);
     let counted = async {
-        let c =
-            state.ports.store.attempt(&colleague_lock_key(&colleague.id), cfg.max_wrong_per_colleague, lock).await?;
-        let s =
-            state.ports.store.attempt(&sponsor_lock_key(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock).await?;
+        let c = state
+            .ports
+            .store
+            .attempt(&keys::sponsorship_wrong_colleague(&colleague.id), cfg.max_wrong_per_colleague, lock)
+            .await?;
+        let s = state
+            .ports
+            .store
+            .attempt(&keys::sponsorship_wrong_sponsor(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock)
+            .await?;
         Ok::<_, StoreError>((c, s))
     };
     let (c, s) = match counted.await {
@@ -448,7 +442,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         };
     }
     audit(&desk, &case, AuditKind::SponsorshipAnswers, Outcome::Success, "answers right");
-    let _ = state.ports.store.delete(&colleague_lock_key(&colleague.id)).await;
+    let _ = state.ports.store.delete(&keys::sponsorship_wrong_colleague(&colleague.id)).await;
     let sponsor_identity = match state.ports.directory.identity(&ceremony.sponsor_id).await {
         Ok(Some(s)) => s,
         Ok(None) => {

@@ -11,6 +11,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::server::ServerConfig;
+use crate::session::keys::{self, PerAddress};
 
 /// Largest total size of request headers accepted (431 beyond, RFC 6585 §5).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -51,8 +52,8 @@ impl Caller {
     /// The store key of this caller's counter for the per-address limit `purpose`: every
     /// per-address rate limit counts through here, so an IPv6 client is one client per /64
     /// (see [`address_key`]).
-    pub fn rate_limit_key(&self, purpose: &str) -> String {
-        format!("rl:{purpose}:{}", self.addr.map_or_else(|| "unknown".into(), address_key))
+    pub fn rate_limit_key(&self, limit: PerAddress<'_>) -> String {
+        keys::rate_limit_by_address(limit, &self.addr.map_or_else(|| "unknown".into(), address_key))
     }
 }
 

@@ -20,6 +20,7 @@ use super::flow::{self, LoginFlow, Offer};
 use super::{AuthRequest, Prompt};
 use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
+use crate::session::keys::{self, PerAddress};
 use crate::session::{self, Session};
 use crate::state::{Audit, Ports, State};
 use crate::web::http::{Caller, parse_params};
@@ -170,7 +171,8 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
 /// address sending authorization requests in a loop would otherwise fill the store.
 async fn flow_allowed(config: &Config, ports: &Ports, caller: &Caller) -> Result<bool, StoreError> {
     let cfg = &config.login;
-    let opened = ports.store.incr(&caller.rate_limit_key("flow-ip"), Duration::from_secs(cfg.ip_window_secs)).await?;
+    let opened =
+        ports.store.incr(&caller.rate_limit_key(PerAddress::Flow), Duration::from_secs(cfg.ip_window_secs)).await?;
     Ok(opened <= cfg.max_flows_per_ip)
 }
 
@@ -216,7 +218,7 @@ async fn start_login(
     let flow_id = random_token(24);
     let flow = LoginFlow { request, csrf: random_token(24), browser: sha256_b64(browser.as_bytes()), offer };
     let ttl = Duration::from_secs(config.tokens.login_flow_ttl_secs);
-    if let Err(e) = ports.store.put_json(&flow::flow_key(&flow_id), &flow, ttl).await {
+    if let Err(e) = ports.store.put_json(&keys::login_flow(&flow_id), &flow, ttl).await {
         return temporarily_unavailable(config, &flow.request, &e);
     }
     let mut resp = HttpResponse::SeeOther();

@@ -9,9 +9,9 @@ use vigie_core::store::StoreExt;
 
 use super::request::{Redirected, redirected};
 use crate::config::Config;
-use crate::oidc::{AuthRequest, CodeGrant, ResponseMode, keys};
-use crate::secrets::{random_token, sha256_b64};
-use crate::session::{self, Session};
+use crate::oidc::{AuthRequest, CodeGrant, ResponseMode};
+use crate::secrets::random_token;
+use crate::session::{self, Session, keys};
 use crate::state::{AppState, Audit, OidcState, Ports};
 use crate::web::http::esc;
 
@@ -92,7 +92,7 @@ pub async fn finish<'a>(
     };
     let ttl = Duration::from_secs(config.tokens.code_ttl_secs);
     let abs = Duration::from_secs(config.session.absolute_timeout_secs);
-    let (code_key, clients_key) = (keys::code(&sha256_b64(code.as_bytes())), keys::sid_clients(&session.sid));
+    let (code_key, clients_key) = (keys::authorization_code(&code), keys::sid_clients(&session.sid));
     let stored = tokio::join!(
         ports.store.put_json(&code_key, &grant, ttl),
         ports.store.add_to_set(&clients_key, &request.client_id, abs)

@@ -8,21 +8,21 @@ use vigie_core::audit::AuditKind;
 use vigie_core::store::StoreExt;
 
 use super::{Grant, TokenError};
+use crate::oidc::CodeGrant;
 use crate::oidc::authorize::is_pkce_value;
 use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
-use crate::oidc::{CodeGrant, keys};
-use crate::secrets::{ct_eq, sha256_b64};
+use crate::secrets::ct_eq;
+use crate::session::keys;
 use crate::web::http::Params;
 
 pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
     let (client, store, config) = (grant.client, grant.issuer.ports.store.as_ref(), grant.issuer.config);
     let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
-    let hash = sha256_b64(code.as_bytes());
-    let Some(g) = store.get_json::<CodeGrant>(&keys::code(&hash)).await? else {
+    let Some(g) = store.get_json::<CodeGrant>(&keys::authorization_code(code)).await? else {
         // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
         // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
         // issued based on that authorization code."
-        if let Some(grant_id) = store.get(&keys::code_used(&hash)).await? {
+        if let Some(grant_id) = store.get(&keys::used_authorization_code(code)).await? {
             let grant_id = String::from_utf8_lossy(&grant_id);
             return Err(super::reuse_detected(grant, &grant_id, &super::CODE_REPLAY).await);
         }
@@ -32,12 +32,12 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
     // finds the mark and revokes what this redemption issues.
     let remember = Duration::from_secs(config.tokens.refresh_token_ttl_secs);
     // Whether the session was ended is read meanwhile (one store round trip for both).
-    let (used_key, ended_key) = (keys::code_used(&hash), keys::revoked_sid(&g.sid));
+    let (used_key, ended_key) = (keys::used_authorization_code(code), keys::revoked_sid(&g.sid));
     let (marked, ended) = tokio::join!(store.put(&used_key, g.grant_id.as_bytes(), remember), store.get(&ended_key));
     marked?;
     let session_ended = ended?.is_some();
     // The code is taken atomically: across all replicas it is redeemed at most once.
-    if store.take(&keys::code(&hash)).await?.is_none() {
+    if store.take(&keys::authorization_code(code)).await?.is_none() {
         return Err(super::reuse_detected(grant, &g.grant_id, &super::CODE_REPLAY).await);
     }
 

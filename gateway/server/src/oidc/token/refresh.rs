@@ -14,10 +14,6 @@ use crate::web::http::Params;
 /// within it, and from then on the record itself tells the old token is spent.
 const ROTATION_CLAIM: Duration = Duration::from_secs(120);
 
-fn rotation_claim(family: &str, generation: u32) -> String {
-    format!("rt-rotating:{family}:{generation}")
-}
-
 /// `policy`: the state the policy services read, for the recheck of the person.
 pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> Result<TokenResponse, TokenError> {
     let (client, store) = (grant.client, grant.issuer.ports.store.as_ref());
@@ -57,7 +53,7 @@ pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> 
     // to its client). Exactly one request, on any replica, claims the rotation of a generation;
     // another one presenting the same token meanwhile is a second use of it. The revocation
     // check runs alongside the claim.
-    let claim = rotation_claim(presented.family, presented.generation);
+    let claim = crate::session::keys::refresh_rotation(presented.family, presented.generation);
     let handle = grant::grant_handle(&record.grant_id);
     let (revoked, first) =
         tokio::join!(grant::is_revoked(store, &handle, &record.sid), store.put_if_absent(&claim, b"1", ROTATION_CLAIM));
