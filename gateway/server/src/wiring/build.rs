@@ -43,7 +43,11 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
         }
     };
-    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?);
+    let options = vigie_directory_sql::OpenOptions {
+        max_connections: config.directory.max_connections,
+        statement_timeout: config.directory.statement_timeout_ms.map(Duration::from_millis),
+    };
+    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?);
     let keys = Arc::new(Keys::load(&config.keys.file)?);
     let mailer = Arc::new(vigie_mail::Mailer::new(&config.mail).context("the mail relay: check `[mail]`")?);
     let audit = Arc::new(
