@@ -95,8 +95,9 @@ fn main() {
         audience: "staff".into(),
     });
     let ctx = PolicyContext { network_zone: "internal".into(), hour: 10, ..Default::default() };
-    let cps = Authentication::new(physician.id.clone(), Mie::Cps, factors_of(Mie::Cps), NOW - 30);
-    let totp = Authentication::new(nurse.id.clone(), Mie::PasswordTotp, factors_of(Mie::PasswordTotp), NOW - 30);
+    let cps = Authentication::hypothetical(physician.id.clone(), Mie::Cps, factors_of(Mie::Cps), NOW - 30);
+    let totp =
+        Authentication::hypothetical(nurse.id.clone(), Mie::PasswordTotp, factors_of(Mie::PasswordTotp), NOW - 30);
     let allowed = PolicyRequest {
         principal: &physician,
         action: Action::LoginToClient,

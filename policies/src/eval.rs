@@ -85,7 +85,7 @@ pub fn eval_json(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let factors = authentication.factors.unwrap_or_else(|| factors_of(authentication.mie));
-    let auth = Authentication::new(
+    let auth = Authentication::hypothetical(
         principal.id.clone(),
         authentication.mie,
         factors,

@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn an_authenticated_session_is_allowed_on_any_client() {
-        let auth = Authentication::new("id-1".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
+        let auth = Authentication::hypothetical("id-1".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
         let ctx = PolicyContext { degraded: true, ..Default::default() };
         let principal = Principal { id: "id-1".into(), ..Default::default() };
         let req = PolicyRequest {

@@ -14,6 +14,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use crate::ca::{CaCert, IssuerKey, hex, rfc3339, serial_key};
 use crate::config::{AfterGrace, TrustConfig};
 use crate::validate::{RevocationCheck, TrustError};
+pub use vigie_core::cards::{CrlOrigin, CrlStatus};
 
 /// The largest CRL accepted from a source (a 10,000-entry CRL is about 400 KB).
 pub const MAX_CRL_BYTES: usize = 32 * 1024 * 1024;
@@ -243,39 +244,6 @@ pub fn parse_crl(bytes: &[u8]) -> Result<ParsedCrl, CrlError> {
         revoked,
         der: der.to_vec(),
     })
-}
-
-/// How a CRL source became known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CrlOrigin {
-    /// `crl_urls` in the configuration.
-    Configured,
-    /// The CRL distribution point extension (RFC 5280 §4.2.1.13) of a validated certificate.
-    DistributionPoint,
-}
-
-/// One CRL source, for `/readyz` and metrics.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CrlStatus {
-    /// Where the CRL is fetched from.
-    pub url: String,
-    /// How the URL became known.
-    pub origin: CrlOrigin,
-    /// Issuer DN of the CRL this source last gave (or of the cards pointing to it, before any).
-    pub issuer: Option<String>,
-    /// thisUpdate of the CRL this source last gave, Unix seconds.
-    pub this_update: Option<i64>,
-    /// nextUpdate of the CRL this source last gave, Unix seconds.
-    pub next_update: Option<i64>,
-    /// Number of revoked certificates it lists.
-    pub entries: Option<usize>,
-    /// Last fetch attempt (or disk load), Unix seconds.
-    pub last_attempt: Option<i64>,
-    /// Last fetch (or disk load) that gave a usable CRL, Unix seconds.
-    pub last_success: Option<i64>,
-    /// Why the last attempt failed, `None` when it succeeded.
-    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -6,8 +6,8 @@
 //!   `C=FR`. The CN is the holder's `idNat_PS`. Legacy GIP-CPS cards also carry `OU=<profession>`, `O=…`.
 //! - CPE: `O=<structure>`, `OU=1760021832` (structure id), `title=…`, `pseudonym=EMPLOYE000000018`,
 //!   `CN=3760021832/000000018`. PDT-INF-617: a non-nominative CPE has no SN/GN.
-use serde::Serialize;
 use vigie_core::IdNat;
+pub use vigie_core::cards::{CardIdentity, CardKind, CardSubject};
 use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{
@@ -22,61 +22,6 @@ const PSEUDONYM: &[u64] = &[2, 5, 4, 65];
 pub const PROFESSION_EXTENSION: &[u64] = &[1, 2, 250, 1, 71, 1, 2, 7];
 /// Private ASIP/ANS extension holding the specialty code (e.g. `SM26`).
 pub const SPECIALTY_EXTENSION: &[u64] = &[1, 2, 250, 1, 71, 4, 2, 5];
-
-/// Which kind of card the certificate belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CardKind {
-    /// Carte de Professionnel de Santé: a person, identified by the `idNat_PS` in its CN.
-    Cps,
-    /// Carte de Personnel d'Établissement naming its holder (SN/GN present).
-    CpeNominative,
-    /// Carte de Personnel d'Établissement shared within a structure (no SN/GN).
-    CpeNonNominative,
-}
-
-/// What the subject DN of a card certificate says (see [`subject_identity`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CardSubject {
-    /// CPS or CPE, per the rule documented on [`subject_identity`].
-    pub kind: CardKind,
-    /// The holder's `idNat_PS`: always present for a CPS; for a CPE, present when the CN parses as one.
-    pub idnat: Option<IdNat>,
-    /// The CN as written in the certificate.
-    pub cn: String,
-    /// `SN`.
-    pub surname: Option<String>,
-    /// `GN`.
-    pub given_name: Option<String>,
-    /// `title`: the profession label (e.g. `Pharmacien`).
-    pub title: Option<String>,
-    /// `O`.
-    pub organization: Option<String>,
-    /// `OU`: the structure id on a CPE (on legacy GIP-CPS cards, a profession label).
-    pub structure_id: Option<String>,
-    /// `pseudonym` (CPE).
-    pub pseudonym: Option<String>,
-}
-
-/// The holder and validity of a CPS/CPE authentication certificate, unverified.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CardIdentity {
-    /// Who the card names, from its subject DN.
-    #[serde(flatten)]
-    pub subject: CardSubject,
-    /// Extension 1.2.250.1.71.1.2.7, decoded as described on [`card_identity`].
-    pub profession_code: Option<String>,
-    /// Extension 1.2.250.1.71.4.2.5, decoded as described on [`card_identity`].
-    pub specialty_code: Option<String>,
-    /// The issuer DN in RFC 4514-like form, attributes in certificate order (e.g. `C=FR, O=ASIP-SANTE, …`).
-    pub issuer_dn: String,
-    /// The serial number's DER content bytes in lowercase hex, as encoded (a leading `00` is kept).
-    pub serial_hex: String,
-    /// `notBefore`, Unix seconds.
-    pub not_before: i64,
-    /// `notAfter`, Unix seconds.
-    pub not_after: i64,
-}
 
 /// Why a certificate does not give a card identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,169 +2,24 @@
 //! signature checked, validity dates, CA constraints, the card's key usages, and revocation from
 //! CRLs held in memory. [`CardValidator::validate`] does no I/O: it is the per-login hot path.
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde::Serialize;
 use x509_parser::asn1_rs::{Any, Class};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
-use crate::ca::{CaCert, IssuerKey, hex, rfc3339};
+use crate::ca::{CaCert, IssuerKey, hex};
 use crate::config::TrustConfig;
-use crate::crl::{CrlCache, CrlError, CrlStatus, Lookup};
-use crate::identity::{CardIdentity, identity_of};
+use crate::crl::{CrlCache, CrlError, Lookup};
+use crate::identity::identity_of;
+use vigie_core::cards::CardValidation;
+pub use vigie_core::cards::{CardRejection, CrlStatus, RevocationCheck, ValidatedCard};
 
 /// The longest path searched, leaf and anchor included (IGC-Santé paths have 2 or 3 certificates).
 const MAX_PATH: usize = 6;
-
-/// How the revocation status of an accepted card was known. When several certificates of the path
-/// were checked, the weakest answer is given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum RevocationCheck {
-    /// Not listed in a CRL whose nextUpdate has not passed.
-    Fresh {
-        /// nextUpdate of the CRL, Unix seconds.
-        next_update: i64,
-    },
-    /// Not listed in the newest CRL held, whose nextUpdate has passed but whose grace has not
-    /// (the source could not be reached, or the CA is late).
-    WithinGrace {
-        /// nextUpdate of the CRL, Unix seconds.
-        next_update: i64,
-        /// End of the grace period, Unix seconds.
-        grace_until: i64,
-    },
-    /// Not listed in the newest CRL held, past its grace; accepted because `after_grace = "accept"`.
-    /// The caller should audit it.
-    PastGraceAccepted {
-        /// nextUpdate of the CRL, Unix seconds.
-        next_update: i64,
-    },
-    /// Revocation is not checked (`check_revocation = false`).
-    NotChecked,
-}
-
-impl RevocationCheck {
-    /// Stable label for audit and metrics: `fresh`, `within_grace`, `past_grace_accepted`, `not_checked`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RevocationCheck::Fresh { .. } => "fresh",
-            RevocationCheck::WithinGrace { .. } => "within_grace",
-            RevocationCheck::PastGraceAccepted { .. } => "past_grace_accepted",
-            RevocationCheck::NotChecked => "not_checked",
-        }
-    }
-
-    fn weakness(&self) -> u8 {
-        match self {
-            RevocationCheck::Fresh { .. } => 0,
-            RevocationCheck::WithinGrace { .. } => 1,
-            RevocationCheck::PastGraceAccepted { .. } => 2,
-            RevocationCheck::NotChecked => 3,
-        }
-    }
-}
-
-/// A card certificate that chains to a trusted anchor, is in date, may authenticate, and is not revoked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ValidatedCard {
-    /// Who the card names.
-    pub identity: CardIdentity,
-    /// How its revocation status was known.
-    pub revocation: RevocationCheck,
-    /// The subject DN of the trust anchor the path ends at.
-    pub anchor: String,
-}
-
-/// Why a card certificate is refused. `Display` is a sentence for the person at the workstation;
-/// [`CardRejection::code`] is the stable label for audit and metrics.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CardRejection {
-    /// The bytes are not a usable certificate chain, or the card certificate names no holder.
-    #[error("the card certificate cannot be read: {0}")]
-    Malformed(String),
-    /// No path to a configured anchor.
-    #[error(
-        "the card certificate is not issued by a trusted IGC-Santé authority ({issuer}): {detail}; \
-         if it should be, add its CA to the card trust anchors"
-    )]
-    UntrustedIssuer {
-        /// Issuer DN of the certificate whose issuer could not be found.
-        issuer: String,
-        /// What was tried.
-        detail: String,
-    },
-    /// A certificate of the path is past its notAfter (RFC 5280 §4.1.2.5).
-    #[error("{certificate} expired on {}", rfc3339(*not_after))]
-    Expired {
-        /// `the card certificate` or `the CA certificate '…'`.
-        certificate: String,
-        /// notAfter, Unix seconds.
-        not_after: i64,
-    },
-    /// A certificate of the path is before its notBefore (RFC 5280 §4.1.2.5).
-    #[error("{certificate} is not valid before {} (check the workstation's clock too)", rfc3339(*not_before))]
-    NotYetValid {
-        /// `the card certificate` or `the CA certificate '…'`.
-        certificate: String,
-        /// notBefore, Unix seconds.
-        not_before: i64,
-    },
-    /// The leaf's extendedKeyUsage lacks id-kp-clientAuth (RFC 5280 §4.2.1.12).
-    #[error(
-        "the card certificate is not meant for logging in: its extended key usage lacks TLS client \
-         authentication (1.3.6.1.5.5.7.3.2); use the card's authentication certificate"
-    )]
-    NoClientAuthEku,
-    /// The leaf's keyUsage does not allow signing (RFC 5280 §4.2.1.3), or it is a CA certificate.
-    #[error("the card certificate may not be used to authenticate: {0}")]
-    BadKeyUsage(String),
-    /// The card's certificate, or a CA certificate the client sent, is listed in its issuer's CRL.
-    #[error(
-        "{certificate} (serial {serial_hex}) was revoked on {}{}; the holder must use another card",
-        rfc3339(*revoked_at),
-        reason.as_ref().map(|r| format!(" (reason: {r})")).unwrap_or_default()
-    )]
-    Revoked {
-        /// `the card certificate` or `the CA certificate '…'`.
-        certificate: String,
-        /// Serial of the revoked certificate, hex.
-        serial_hex: String,
-        /// revocationDate, Unix seconds.
-        revoked_at: i64,
-        /// reasonCode, when the CRL gives one.
-        reason: Option<String>,
-    },
-    /// No usable CRL: none obtained yet, or past grace with `after_grace = "refuse"`.
-    #[error("whether the card is revoked cannot be checked ({issuer}): {reason}")]
-    RevocationUnknown {
-        /// The CA whose CRL is missing.
-        issuer: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl CardRejection {
-    /// Stable label: `malformed`, `untrusted_issuer`, `expired`, `not_yet_valid`, `no_client_auth_eku`,
-    /// `bad_key_usage`, `revoked`, `revocation_unknown`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CardRejection::Malformed(_) => "malformed",
-            CardRejection::UntrustedIssuer { .. } => "untrusted_issuer",
-            CardRejection::Expired { .. } => "expired",
-            CardRejection::NotYetValid { .. } => "not_yet_valid",
-            CardRejection::NoClientAuthEku => "no_client_auth_eku",
-            CardRejection::BadKeyUsage(_) => "bad_key_usage",
-            CardRejection::Revoked { .. } => "revoked",
-            CardRejection::RevocationUnknown { .. } => "revocation_unknown",
-        }
-    }
-}
 
 /// Why the validator cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +70,41 @@ pub struct CardValidator {
     check_revocation: bool,
     refresh_every: Duration,
     crls: CrlCache,
+    /// The client CRLs are fetched with through [`CardValidation`] ([`CardValidator::with_http`]).
+    http: OnceLock<reqwest::Client>,
+}
+
+#[async_trait::async_trait]
+impl CardValidation for CardValidator {
+    fn validate(&self, chain: &[Vec<u8>], now: i64) -> Result<ValidatedCard, CardRejection> {
+        CardValidator::validate(self, chain, now)
+    }
+
+    async fn fetch_crls_for(&self, chain: &[Vec<u8>]) -> bool {
+        self.ensure_crl_for(chain, self.http()).await
+    }
+
+    fn anchor_subjects(&self) -> Vec<Vec<u8>> {
+        CardValidator::anchor_subjects(self)
+    }
+
+    fn crl_status(&self) -> Vec<CrlStatus> {
+        self.status()
+    }
+
+    fn keep_crls_fresh(self: Arc<Self>) {
+        drop(self.spawn_refresh(self.http().clone()));
+    }
+}
+
+/// How weak a revocation answer is: the path's weakest is the card's.
+fn weakness(check: &RevocationCheck) -> u8 {
+    match check {
+        RevocationCheck::Fresh { .. } => 0,
+        RevocationCheck::WithinGrace { .. } => 1,
+        RevocationCheck::PastGraceAccepted { .. } => 2,
+        RevocationCheck::NotChecked => 3,
+    }
 }
 
 /// One link of a path: the certificate `cert` (index in the chain sent) was signed by `issuer`,
@@ -246,7 +136,19 @@ impl CardValidator {
             check_revocation: config.check_revocation,
             refresh_every: Duration::from_secs(config.refresh_secs.max(1)),
             crls,
+            http: OnceLock::new(),
         })
+    }
+
+    /// The same validator, fetching CRLs with `http` when reached through [`CardValidation`]
+    /// (the gateway's outgoing client: its proxy and TLS settings). Without one, a default client.
+    pub fn with_http(self, http: reqwest::Client) -> Self {
+        let _ = self.http.set(http);
+        self
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(reqwest::Client::new)
     }
 
     /// Validates a chain sent by a client: DER certificates, the card's first, then any intermediates.
@@ -493,7 +395,7 @@ impl CardValidator {
                     return Err(CardRejection::RevocationUnknown { issuer: ca.dn.clone(), reason });
                 }
                 Lookup::NotRevoked(check) => {
-                    if weakest.is_none_or(|w| check.weakness() > w.weakness()) {
+                    if weakest.is_none_or(|w| weakness(&check) > weakness(&w)) {
                         weakest = Some(check);
                     }
                 }

@@ -101,8 +101,12 @@ impl AssuranceLevel {
     }
 }
 
-/// A completed authentication. Only login verifiers build one; sessions are made from it.
+/// A completed authentication. Only login verifiers build one ([`Authentication::new`], feature
+/// `verifiers`); sessions are made from it. `#[non_exhaustive]`: no other crate can write one
+/// field by field, so holding one proves a verifier checked its factors — except one made by
+/// [`Authentication::hypothetical`], which policy code uses to ask "what if".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Authentication {
     /// The directory id of the authenticated identity.
     pub identity_id: String,
@@ -156,8 +160,24 @@ pub struct ProfessionalClaims {
 }
 
 impl Authentication {
-    /// Builds an authentication; the level follows from the MIE.
-    pub fn new(identity_id: String, mie: Mie, mut factors: Vec<Factor>, at: i64) -> Self {
+    /// The authentication a login verifier has just checked; the level follows from the MIE.
+    ///
+    /// Behind the `verifiers` feature, which only the gateway (whose `login` module holds the
+    /// verifiers) and test code enable; within the gateway, the test
+    /// `authentication_is_built_only_by_the_login_verifiers` fails on a call outside `login/`.
+    #[cfg(feature = "verifiers")]
+    pub fn new(identity_id: String, mie: Mie, factors: Vec<Factor>, at: i64) -> Self {
+        Self::built(identity_id, mie, factors, at)
+    }
+
+    /// An authentication nobody performed, to ask the policy engine what it would decide for
+    /// one (a probe before offering a MIE, the `policy eval` command, rule tests). Never a proof
+    /// of login: nothing that opens a session or issues a token may take one built so.
+    pub fn hypothetical(identity_id: String, mie: Mie, factors: Vec<Factor>, at: i64) -> Self {
+        Self::built(identity_id, mie, factors, at)
+    }
+
+    fn built(identity_id: String, mie: Mie, mut factors: Vec<Factor>, at: i64) -> Self {
         factors.sort();
         factors.dedup();
         let level = match mie {
@@ -196,10 +216,50 @@ mod tests {
 
     #[test]
     fn password_and_totp_is_two_factors_not_phishing_resistant() {
-        let a = Authentication::new("1".into(), Mie::PasswordTotp, vec![Factor::Otp, Factor::Pwd, Factor::Pwd], 10);
+        let a = Authentication::hypothetical(
+            "1".into(),
+            Mie::PasswordTotp,
+            vec![Factor::Otp, Factor::Pwd, Factor::Pwd],
+            10,
+        );
         assert_eq!(a.level, AssuranceLevel::TwoFactor);
         assert_eq!(a.amr(), vec!["pwd", "otp", "mfa"]);
         assert!(AssuranceLevel::TwoFactorPhishingResistant > a.level);
+    }
+
+    /// The rule of [`Authentication::new`], checked over the workspace's sources: only the
+    /// gateway's login verifiers (`gateway/server/src/login/`) call it; tests and benches may.
+    #[test]
+    fn authentication_is_built_only_by_the_login_verifiers() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut offenders = Vec::new();
+        let mut dirs = vec![root.join("gateway"), root.join("adapters"), root.join("policies")];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if path.is_dir() {
+                    if !matches!(name, "tests" | "benches" | "target" | "node_modules") {
+                        dirs.push(path);
+                    }
+                    continue;
+                }
+                let rel = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                if !name.ends_with(".rs") || rel.starts_with("gateway/server/src/login/") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if text.contains(concat!("Authentication::", "new(")) {
+                    offenders.push(rel);
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "Authentication::new outside the login verifiers (use Authentication::hypothetical for policy \
+             questions, or go through `login`): {offenders:?}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The card registry port: the CPS/CPE cards of each agent, their binding to the agent and their
+//! The card ports: validating a presented card ([`CardValidation`]) and the card registry, the CPS/CPE cards of each agent, their binding to the agent and their
 //! life cycle (seeds 000: HR and medical affairs track and bind cards, "the IT department must not
 //! hold the cards").
 //!
@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::DirectoryError;
 pub use crate::names::names_match;
+
+mod validation;
+pub use validation::{
+    CardIdentity, CardKind, CardRejection, CardSubject, CardValidation, CrlOrigin, CrlStatus, RevocationCheck,
+    ValidatedCard,
+};
 
 /// Where a card is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

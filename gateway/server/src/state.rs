@@ -108,7 +108,7 @@ pub struct Upstreams {
     /// Outgoing e-mail (`[mail]`): the sponsorship notices.
     pub mailer: Arc<dyn vigie_core::mail::Mailer>,
     /// Card certificate validation, when `cards.trust` names anchors.
-    pub card_validator: Option<Arc<vigie_igc_sante::CardValidator>>,
+    pub card_validator: Option<Arc<dyn vigie_core::cards::CardValidation>>,
     /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
     pub http: reqwest::Client,
     /// Circuit breakers of PSC, the CRL sources and the DMP: degraded mode (`[health]`).

@@ -144,9 +144,10 @@ mod tests {
         let internal = PolicyContext { network_zone: "internal".into(), hour: 10, ..Default::default() };
         let external = PolicyContext { network_zone: "external".into(), ..internal.clone() };
         let transition = PolicyContext { password_totp_transition: true, ..internal.clone() };
-        let cps = Authentication::new("ide".into(), Mie::Cps, factors_of(Mie::Cps), now - 60);
-        let cps_old = Authentication::new("ide".into(), Mie::Cps, factors_of(Mie::Cps), now - 901);
-        let totp = Authentication::new("ide".into(), Mie::PasswordTotp, factors_of(Mie::PasswordTotp), now - 60);
+        let cps = Authentication::hypothetical("ide".into(), Mie::Cps, factors_of(Mie::Cps), now - 60);
+        let cps_old = Authentication::hypothetical("ide".into(), Mie::Cps, factors_of(Mie::Cps), now - 901);
+        let totp =
+            Authentication::hypothetical("ide".into(), Mie::PasswordTotp, factors_of(Mie::PasswordTotp), now - 60);
         let left = Principal { employment_status: "left".into(), ..nurse.clone() };
         let generic = Principal { account_kind: AccountKind::Generic, ..nurse.clone() };
         let no_idnat = Principal { has_idnat: false, ..nurse.clone() };
@@ -194,7 +195,7 @@ mod tests {
     #[test]
     fn the_cache_stays_bounded() {
         let engine = CedarEngine::builtin().expect("built-in");
-        let auth = Authentication::new("x".into(), Mie::Cps, factors_of(Mie::Cps), 0);
+        let auth = Authentication::hypothetical("x".into(), Mie::Cps, factors_of(Mie::Cps), 0);
         let ctx = PolicyContext { network_zone: "internal".into(), ..Default::default() };
         for i in 0..CACHE_CAPACITY + 10 {
             let p = Principal { id: format!("p{i}"), employment_status: "active".into(), ..Default::default() };

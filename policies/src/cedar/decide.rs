@@ -383,7 +383,7 @@ mod tests {
             sponsorships_today in 0u32..6,
         ) {
             for engine in [builtin(), extended()] {
-                let auth = Authentication::new(p.id.clone(), mie, login_factors(mie, unattested), 1_000_000 - age);
+                let auth = Authentication::hypothetical(p.id.clone(), mie, login_factors(mie, unattested), 1_000_000 - age);
                 let ctx = PolicyContext {
                     degraded, network_zone: zone.into(), hour, password_totp_transition: transition, sponsorships_today,
                 };
@@ -424,7 +424,7 @@ mod tests {
         ) {
             let now = 1_000_000;
             for engine in [builtin(), extended()] {
-                let auth = Authentication::new(p.id.clone(), mie, login_factors(mie, unattested), now - age);
+                let auth = Authentication::hypothetical(p.id.clone(), mie, login_factors(mie, unattested), now - age);
                 let ctx = PolicyContext {
                     degraded, network_zone: zone.into(), hour, password_totp_transition: transition, sponsorships_today,
                 };
@@ -499,7 +499,7 @@ mod tests {
     fn the_extended_set_errs_refuses_and_permits_as_written() {
         let e = extended();
         let p = Principal { id: "a".into(), employment_status: "active".into(), ..Default::default() };
-        let auth = Authentication::new("a".into(), Mie::Cps, factors_of(Mie::Cps), 0);
+        let auth = Authentication::hypothetical("a".into(), Mie::Cps, factors_of(Mie::Cps), 0);
         let ctx = PolicyContext { network_zone: "internal".into(), hour: 3, degraded: true, ..Default::default() };
         let req = PolicyRequest {
             principal: &p,

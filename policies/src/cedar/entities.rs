@@ -216,5 +216,5 @@ pub(super) fn with_authentication(shared: &BTreeMap<SmolStr, Value>, authenticat
 
 /// A login with `mie` that has just happened: its factors and level as the verifier would set them.
 pub(super) fn fresh_authentication(identity: &str, mie: Mie, now: i64) -> Authentication {
-    Authentication::new(identity.to_owned(), mie, factors_of(mie), now)
+    Authentication::hypothetical(identity.to_owned(), mie, factors_of(mie), now)
 }

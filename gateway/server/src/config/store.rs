@@ -37,6 +37,13 @@ pub struct DirectoryConfig {
     /// Logins always read the account itself.
     #[serde(default = "default_identity_cache_secs")]
     pub identity_cache_secs: u64,
+    /// Most connections this process opens; absent: the adapter's (8 on SQLite, 10 on PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// PostgreSQL: longest a statement runs before the server cancels it; SQLite: longest a
+    /// write waits for another process's. Absent: the adapter's (5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout_ms: Option<u64>,
 }
 
 fn default_identity_cache_secs() -> u64 {
@@ -62,5 +69,41 @@ impl DirectoryConfig {
             // The URL is not echoed: a PostgreSQL URL may carry a password.
             err("directory.url", "expected a sqlite: URL or a postgres:// URL".into());
         }
+        if self.max_connections == Some(0) {
+            err("directory.max_connections", "is 0: the directory needs at least 1 connection".into());
+        }
+        if self.statement_timeout_ms == Some(0) {
+            err(
+                "directory.statement_timeout_ms",
+                "is 0: give the longest a statement may take, in milliseconds (e.g. 5000)".into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DirectoryConfig;
+
+    fn problems(toml: &str) -> Vec<String> {
+        let config: DirectoryConfig = toml::from_str(toml).expect("a [directory] section");
+        let mut found = Vec::new();
+        config.validate(&mut |key, msg| found.push(format!("`{key}`: {msg}")));
+        found
+    }
+
+    #[test]
+    fn zero_connections_or_zero_timeout_is_refused_naming_the_key() {
+        let found = problems("url = \"sqlite::memory:\"\nmax_connections = 0\nstatement_timeout_ms = 0");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("`directory.max_connections`: is 0"), "{found:?}");
+        assert!(found[1].starts_with("`directory.statement_timeout_ms`: is 0"), "{found:?}");
+    }
+
+    #[test]
+    fn absent_options_keep_the_adapters_defaults() {
+        let config: DirectoryConfig = toml::from_str("url = \"sqlite::memory:\"").expect("a [directory] section");
+        assert!(problems("url = \"sqlite::memory:\"\nmax_connections = 4\nstatement_timeout_ms = 200").is_empty());
+        assert_eq!((config.max_connections, config.statement_timeout_ms), (None, None));
     }
 }

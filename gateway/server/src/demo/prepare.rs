@@ -144,6 +144,8 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         directory: DirectoryConfig {
             url: format!("sqlite://{}", dir.join("directory.db").display()),
             identity_cache_secs: 30,
+            max_connections: None,
+            statement_timeout_ms: None,
         },
         keys: KeysConfig { file: keys },
         session: SessionConfig::default(),

@@ -59,7 +59,7 @@ pub async fn readyz(
     // cached CRL in use (within the configured grace), and card login goes on. Each source's
     // failure is logged where it is fetched.
     if let Some(v) = &upstreams.card_validator {
-        let crls = v.status();
+        let crls = v.crl_status();
         let now = crate::now();
         let stale = crls.iter().any(|c| c.next_update.is_none_or(|n| n < now));
         checks["card_crls"] = json!({ "status": if stale { "degraded" } else { "up" } });
@@ -83,7 +83,7 @@ pub async fn readyz(
 
 pub async fn metrics(upstreams: Part<Upstreams>, prometheus: Part<PrometheusHandle>) -> HttpResponse {
     if let Some(v) = &upstreams.card_validator {
-        for c in v.status() {
+        for c in v.crl_status() {
             if let Some(next) = c.next_update {
                 metrics::gauge!("vigie_crl_next_update_seconds", "url" => c.url.clone()).set(next as f64);
             }

@@ -91,7 +91,7 @@ fn host_port(url: &str) -> Option<String> {
 fn crl_urls(upstreams: &Upstreams, config: &Config) -> Vec<String> {
     let mut urls: Vec<String> = config.cards.trust.crl_urls.clone();
     if let Some(v) = &upstreams.card_validator {
-        urls.extend(v.status().into_iter().map(|s| s.url));
+        urls.extend(v.crl_status().into_iter().map(|s| s.url));
     }
     urls.sort();
     urls.dedup();
@@ -128,7 +128,7 @@ async fn feed_loop(upstreams: &Upstreams) {
         if let Some(v) = &upstreams.card_validator {
             let mut ok = false;
             let mut errors = Vec::new();
-            for s in v.status() {
+            for s in v.crl_status() {
                 let Some(at) = s.last_attempt else { continue };
                 let before = crl_seen.insert(s.url.clone(), at);
                 if before.is_some_and(|b| b < at) {

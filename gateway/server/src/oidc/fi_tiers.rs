@@ -84,11 +84,11 @@ mod tests {
     }
 
     fn card() -> Authentication {
-        Authentication::new("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0)
+        Authentication::hypothetical("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0)
     }
 
     fn key() -> Authentication {
-        Authentication::new("id".into(), Mie::Fido2, vec![Factor::Hwk, Factor::Pin], 0)
+        Authentication::hypothetical("id".into(), Mie::Fido2, vec![Factor::Hwk, Factor::Pin], 0)
     }
 
     #[test]
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_key_without_verified_attestation_never_claims_hwk_whatever_the_configuration() {
-        let soft = Authentication::new("id".into(), Mie::Fido2, vec![Factor::Swk, Factor::Pin], 0);
+        let soft = Authentication::hypothetical("id".into(), Mie::Fido2, vec![Factor::Swk, Factor::Pin], 0);
         let mut login = LoginConfig::default();
         assert_eq!(amr(&login, None, &soft), ["pin", "swk", "mfa"]);
         assert_eq!(amr(&login, Some(&fi(&[])), &soft), ["pin", "swk", "mfa"]);

@@ -193,8 +193,8 @@ mod tests {
 
     #[test]
     fn a_value_of_another_scheme_is_answered_only_when_the_login_meets_it_first_in_the_requests_order() {
-        let card = Authentication::new("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0);
-        let password = Authentication::new("id".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
+        let card = Authentication::hypothetical("id".into(), Mie::Cps, vec![Factor::Sc, Factor::Pin], 0);
+        let password = Authentication::hypothetical("id".into(), Mie::PasswordTotp, vec![Factor::Pwd, Factor::Otp], 0);
         let eidas1 = request(&[("eidas1", AssuranceLevel::TwoFactorPhishingResistant)]);
         assert_eq!(eidas1.foreign_acr_met(&card).as_deref(), Some("eidas1"));
         assert_eq!(eidas1.foreign_acr_met(&password), None);

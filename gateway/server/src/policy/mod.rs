@@ -241,7 +241,7 @@ pub fn decide_token(gate: &PolicyGate, caller: &Caller, token: &TokenPrincipal) 
 pub fn offered_before_login(gate: &PolicyGate, caller: &Caller, client: &Client) -> Vec<Mie> {
     let principal = anonymous_principal();
     // Any authentication will do to ask: a refused one comes back with the MIE that would do.
-    let probe = Authentication::new(principal.id.clone(), Mie::Sponsorship, vec![], 0);
+    let probe = Authentication::hypothetical(principal.id.clone(), Mie::Sponsorship, vec![], 0);
     let d = decide_login(gate, caller, &principal, client, &probe, false);
     if d.allowed { vigie_core::policy::ALL_MIE.to_vec() } else { d.step_up }
 }

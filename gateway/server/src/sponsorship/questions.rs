@@ -301,7 +301,8 @@ mod tests {
     #[test]
     fn only_a_mie_of_the_rie_enrols_questions_and_a_key_only_when_attested() {
         use vigie_core::Factor::{Hwk, Otp, Pin, Pwd, Sc, Swk, User};
-        let login = |mie, factors: &[vigie_core::Factor]| Authentication::new("id".into(), mie, factors.to_vec(), 0);
+        let login =
+            |mie, factors: &[vigie_core::Factor]| Authentication::hypothetical("id".into(), mie, factors.to_vec(), 0);
         assert!(strong(&login(Mie::Cps, &[Sc, Pin])));
         assert!(strong(&login(Mie::Fido2, &[Hwk, Pin])), "an attested key");
         assert!(!strong(&login(Mie::Fido2, &[Swk, Pin])), "issue 12: a key that may be software");

@@ -43,7 +43,11 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
         }
     };
-    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?);
+    let options = vigie_directory_sql::OpenOptions {
+        max_connections: config.directory.max_connections,
+        statement_timeout: config.directory.statement_timeout_ms.map(Duration::from_millis),
+    };
+    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?);
     let keys = Arc::new(Keys::load(&config.keys.file)?);
     let mailer = Arc::new(vigie_mail::Mailer::new(&config.mail).context("the mail relay: check `[mail]`")?);
     let audit = Arc::new(
@@ -69,12 +73,14 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         }
         None => (Arc::new(vigie_policies::CedarEngine::builtin().context("the built-in policy set")?), None),
     };
+    let http = http_client(&config)?;
     let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
         None
     } else {
         let v = vigie_igc_sante::CardValidator::new(config.cards.trust.clone())
-            .context("loading the card trust anchors: check `cards.trust`")?;
-        Some(Arc::new(v))
+            .context("loading the card trust anchors: check `cards.trust`")?
+            .with_http(http.clone());
+        Some(Arc::new(v) as Arc<dyn vigie_core::cards::CardValidation>)
     };
     let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
     let attestation_roots = crate::login::attestation::trust_roots(&config.webauthn, crate::now())
@@ -99,7 +105,6 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     let principal_ttl = Duration::from_secs(config.directory.identity_cache_secs);
     let context = crate::policy::ContextSource::new(&config.policy, health.clone());
     let policy_audit = audit.clone();
-    let http = http_client(&config)?;
     let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
     Ok(AppState {
         config,

@@ -16,9 +16,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::cards::Card;
+use vigie_core::cards::CardKind;
 use vigie_core::directory::DirectoryError;
 use vigie_core::{Authentication, Factor, Mie};
-use vigie_igc_sante::CardKind;
 
 use super::config::CardsConfig;
 use super::form::{Flows, LoginAttempt};

@@ -1,10 +1,8 @@
 //! Card validation for the card login and HR binding a card: the client certificate chain
 //! ([`ClientCertChain`], from the TLS handshake or a trusted ingress) checked by
-//! `vigie-igc-sante` (chain, dates, usages, revocation), in words a person can act on.
-use std::sync::Arc;
-
+//! the card validation port (chain, dates, usages, revocation), in words a person can act on.
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_igc_sante::{CardIdentity, CardRejection, CardValidator, RevocationCheck};
+use vigie_core::cards::{CardIdentity, CardRejection, CardValidation, RevocationCheck};
 
 use crate::login::config::CardsConfig;
 use crate::state::{Audit, Upstreams};
@@ -66,10 +64,10 @@ impl<'a> CardCheck<'a> {
         Self { upstreams, cards, audit }
     }
 
-    fn validator(&self) -> Result<&'a Arc<CardValidator>, CardProblem> {
+    fn validator(&self) -> Result<&'a dyn CardValidation, CardProblem> {
         self.upstreams
             .card_validator
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| problem("not_configured", "card login is not configured here"))
     }
 }
