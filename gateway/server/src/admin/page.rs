@@ -9,9 +9,12 @@ use vigie_core::directory::Identity;
 use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError, Coherence};
-use super::auth::{self, Admin};
-use crate::state::{AppState, Ports, State};
-use crate::web::http::{Caller, esc, parse_params};
+use super::auth::{self, Admin, EndingParts, Gate, GateParts};
+use crate::account::notices::Added;
+use crate::config::Config;
+use crate::sponsorship::mail::Mailroom;
+use crate::state::{Part, Ports, Upstreams};
+use crate::web::http::{esc, parse_params};
 use crate::web::pages::{Lang, lang, lang_switch, tr, wide_page};
 
 /// The built-in public client through which the admin page signs people in (its code is never
@@ -109,8 +112,8 @@ pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
 /// `GET /admin/login`: signs in through the authorization endpoint as the built-in client, then
 /// comes back to the page. Administration needs a phishing-resistant MIE used within 15 minutes
 /// (default policy `administer-*`): it asks for exactly that.
-pub async fn login(state: State) -> HttpResponse {
-    crate::web::own_pages::sign_in(&state.config, CLIENT_ID, PATH, 900)
+pub async fn login(config: Part<Config>) -> HttpResponse {
+    crate::web::own_pages::sign_in(&config, CLIENT_ID, PATH, 900)
 }
 
 /// The client the page signs in through, added to the registered clients unless configured.
@@ -118,8 +121,8 @@ pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::C
     crate::web::own_pages::builtin_client(config, CLIENT_ID, "Vigie — gestion des cartes / card management", &[PATH])
 }
 
-async fn staff(req: &HttpRequest, state: &AppState) -> Result<Admin, HttpResponse> {
-    auth::require_staff(req, state, Role::Cards).await
+async fn staff(req: &HttpRequest, gate: &Gate<'_>) -> Result<Admin, HttpResponse> {
+    auth::require_staff(req, gate, Role::Cards).await
 }
 
 fn hidden(name: &str, value: &str) -> String {
@@ -353,24 +356,25 @@ async fn agent_page(
 }
 
 /// `GET /admin/cards[?q=…|?agent=…]`
-pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
+pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
     if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, PATH) {
         return back;
     }
-    let admin = match staff(&req, &state).await {
+    let gate = Gate::of(&req, &parts);
+    let admin = match staff(&req, &gate).await {
         Ok(a) => a,
         Err(r) => return r,
     };
     let l = lang(&req, None);
     if let Some(agent) = params.get("agent") {
         let notice = params.get("done").and_then(|d| done_message(l, d)).map(|m| (m, false));
-        return agent_page(&req, &state.ports, &admin, agent, notice, StatusCode::OK).await;
+        return agent_page(&req, gate.ports, &admin, agent, notice, StatusCode::OK).await;
     }
     let q = params.get("q").unwrap_or_default();
     let mut main = search_form(l, q);
     if !q.is_empty() {
-        match state.ports.search.search_identities(q, 50).await {
+        match gate.ports.search.search_identities(q, 50).await {
             Ok(found) => main.push_str(&results(l, &found)),
             Err(e) => main.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(&e.to_string()))),
         }
@@ -415,8 +419,9 @@ fn action_status(e: &ActionError) -> StatusCode {
 }
 
 /// `POST /admin/cards/create`
-pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = match staff(&req, &state).await {
+pub async fn create(req: HttpRequest, parts: GateParts, body: web::Bytes) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match staff(&req, &gate).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -429,21 +434,21 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(s) => s,
         Err(m) => return message(&req, StatusCode::BAD_REQUEST, &m, true),
     };
-    let caller = Caller::of(&req, &state.config.server);
     let kind = p.get("kind").unwrap_or_default();
-    let office = actions::Office::of(&state, &admin, &caller);
+    let office = actions::Office::of(&gate, &admin);
     match actions::create(&office, &agent, kind, status, p.get("comment")).await {
         Ok(_) => back_to(&agent, "created"),
         Err(e) => {
             let text = e.to_string();
-            agent_page(&req, &state.ports, &admin, &agent, Some((&text, true)), action_status(&e)).await
+            agent_page(&req, gate.ports, &admin, &agent, Some((&text, true)), action_status(&e)).await
         }
     }
 }
 
 /// `POST /admin/cards/status`
-pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = match staff(&req, &state).await {
+pub async fn status(req: HttpRequest, parts: GateParts, end: EndingParts, body: web::Bytes) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match staff(&req, &gate).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -456,30 +461,30 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Ok(s) => s,
         Err(m) => return message(&req, StatusCode::BAD_REQUEST, &m, true),
     };
-    let caller = Caller::of(&req, &state.config.server);
-    match actions::change_status(&state, &admin, &caller, card_id, to, p.get("comment")).await {
+    match actions::change_status(gate.ending(&end), &admin, &gate.caller, card_id, to, p.get("comment")).await {
         Ok((card, _)) => back_to(&card.identity_id, if to.ends_sessions() { "ended" } else { "status" }),
         Err(e) => {
             let agent = p.get("agent").unwrap_or_default();
             let text = e.to_string();
-            agent_page(&req, &state.ports, &admin, agent, Some((&text, true)), action_status(&e)).await
+            agent_page(&req, gate.ports, &admin, agent, Some((&text, true)), action_status(&e)).await
         }
     }
 }
 
 /// `GET /admin/cards/bind?card=…`: the card in the reader next to the agent, and the form.
-pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
-    let admin = match staff(&req, &state).await {
+pub async fn bind_get(req: HttpRequest, parts: GateParts, upstreams: Part<Upstreams>) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match staff(&req, &gate).await {
         Ok(a) => a,
         Err(r) => return r,
     };
     let l = lang(&req, None);
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    let record = match actions::card(&state.ports, params.get("card").unwrap_or_default()).await {
+    let record = match actions::card(gate.ports, params.get("card").unwrap_or_default()).await {
         Ok(c) => c,
         Err(e) => return message(&req, action_status(&e), &e.to_string(), true),
     };
-    let agent = match state.ports.directory.identity(&record.identity_id).await {
+    let agent = match gate.ports.directory.identity(&record.identity_id).await {
         Ok(Some(a)) => a,
         _ => return message(&req, StatusCode::NOT_FOUND, tr(l, "Agent inconnu.", "Unknown agent."), true),
     };
@@ -492,9 +497,9 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
         back = tr(l, "Retour à l'agent", "Back to the agent"),
     );
     let presented = match crate::login::cps::validate::presented(
-        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
-        &crate::web::tls::ClientCertChain::of(&req, &state.config.cards),
-        &Caller::of(&req, &state.config.server),
+        crate::login::cps::validate::CardCheck::new(&upstreams, &gate.config.cards, gate.audit),
+        &crate::web::tls::ClientCertChain::of(&req, &gate.config.cards),
+        &gate.caller,
     )
     .await
     {
@@ -566,8 +571,14 @@ pub async fn bind_get(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 /// `POST /admin/cards/bind`: binds the card presented on this connection.
-pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = match staff(&req, &state).await {
+pub async fn bind_post(
+    req: HttpRequest,
+    parts: GateParts,
+    upstreams: Part<Upstreams>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match staff(&req, &gate).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -578,9 +589,9 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
     let l = lang(&req, None);
     let card_id = p.get("card").unwrap_or_default();
     let presented = match crate::login::cps::validate::presented(
-        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
-        &crate::web::tls::ClientCertChain::of(&req, &state.config.cards),
-        &Caller::of(&req, &state.config.server),
+        crate::login::cps::validate::CardCheck::new(&upstreams, &gate.config.cards, gate.audit),
+        &crate::web::tls::ClientCertChain::of(&req, &gate.config.cards),
+        &gate.caller,
     )
     .await
     {
@@ -599,11 +610,11 @@ pub async fn bind_post(req: HttpRequest, state: State, body: web::Bytes) -> Http
         }
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
-    let caller = Caller::of(&req, &state.config.server);
-    let office = actions::Office::of(&state, &admin, &caller);
+    let office = actions::Office::of(&gate, &admin);
     match actions::bind(&office, card_id, &presented, p.get("override_reason"), actions::Presence::InReader).await {
         Ok(card) => {
-            crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
+            let mail = Mailroom::new(&parts.config, &parts.ports, &upstreams, &parts.audit);
+            crate::account::notices::credential_added(mail, &gate.caller, &card.identity_id, Added::card(&card));
             back_to(&card.identity_id, "bound")
         }
         Err(e) => message(&req, action_status(&e), &e.to_string(), true),
