@@ -11,7 +11,6 @@ pub mod health;
 pub mod jose;
 pub mod keys;
 pub mod login;
-pub mod notices;
 pub mod oidc;
 pub mod ops;
 pub mod policy;

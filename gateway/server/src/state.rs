@@ -180,6 +180,9 @@ impl IdentityCache {
 
 pub type State = web::Data<AppState>;
 
+/// The attestation roots of key registrations, as a handler takes them (`attestation_roots`).
+pub type Attestation = Option<Arc<webauthn_rs::prelude::AttestationCaList>>;
+
 /// The audit trail as handlers and services hold it: each event stamped with its time.
 #[derive(Clone)]
 pub struct Audit(Arc<dyn AuditSink>);
@@ -230,6 +233,7 @@ state_part! {
     Upstreams => |s| &s.upstreams,
     webauthn_rs::Webauthn => |s| &s.webauthn,
     PrometheusHandle => |s| &s.metrics,
+    Attestation => |s| &s.attestation_roots,
 }
 
 /// One part of the state, as a handler extracts it (`ports: Part<Ports>`): the handler's

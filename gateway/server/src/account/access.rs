@@ -6,9 +6,10 @@ use vigie_core::store::{StoreError, StoreExt};
 
 use super::enrolment::{GRANT_COOKIE, Grant};
 use super::pages::texts;
+use crate::config::Config;
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, keys};
-use crate::state::AppState;
+use crate::state::{PolicyGate, Ports};
 use crate::web::http::Params;
 use crate::web::pages;
 
@@ -33,9 +34,14 @@ pub(super) struct Holder {
     pub(super) can_revoke: bool,
 }
 
-pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access, StoreError> {
+pub(super) async fn access(
+    ports: &Ports,
+    config: &Config,
+    policy: &PolicyGate,
+    req: &HttpRequest,
+) -> Result<Access, StoreError> {
     if let Some(cookie) = crate::web::http::cookie(req, GRANT_COOKIE)
-        && let Some(g) = state.ports.store.get_json::<Grant>(&keys::enrolment_grant(&cookie)).await?
+        && let Some(g) = ports.store.get_json::<Grant>(&keys::enrolment_grant(&cookie)).await?
     {
         return Ok(Access::Enrol(Holder {
             identity_id: g.identity_id,
@@ -44,7 +50,7 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
             can_revoke: false,
         }));
     }
-    let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(Access::Nobody) };
+    let Some(s) = session::current(ports, config, req).await? else { return Ok(Access::Nobody) };
     let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     let holder = Holder {
         identity_id: s.authentication.identity_id.clone(),
@@ -54,35 +60,36 @@ pub(super) async fn access(state: &AppState, req: &HttpRequest) -> Result<Access
     };
     // A new key is a new way in: the policy decides (`enrol_mie`; default: two factors, a login at
     // most 10 minutes old, not a sponsorship), within `webauthn.enrolment_max_auth_age_secs`.
-    let max_age = state.config.webauthn.enrolment_max_auth_age_secs as i64;
+    let max_age = config.webauthn.enrolment_max_auth_age_secs as i64;
     let recent = crate::now() - s.authentication.at <= max_age;
-    let allowed = recent && enrol_allowed(state, req, &s.authentication).await;
+    let allowed = recent && enrol_allowed(ports, config, policy, req, &s.authentication).await;
     Ok(if allowed { Access::Enrol(holder) } else { Access::ListOnly(holder) })
 }
 
 /// Asks the policy engine whether this session may enrol a new MIE; audited.
-async fn enrol_allowed(state: &AppState, req: &HttpRequest, auth: &vigie_core::Authentication) -> bool {
-    let caller = crate::web::http::Caller::of(req, &state.config.server);
-    crate::policy::decide_system(
-        &state.policy,
-        &state.ports,
-        &caller,
-        vigie_core::policy::Action::EnrolMie,
-        auth,
-        "system:enrol_mie",
-    )
-    .await
-    .allowed
+async fn enrol_allowed(
+    ports: &Ports,
+    config: &Config,
+    policy: &PolicyGate,
+    req: &HttpRequest,
+    auth: &vigie_core::Authentication,
+) -> bool {
+    let caller = crate::web::http::Caller::of(req, &config.server);
+    crate::policy::decide_system(policy, ports, &caller, vigie_core::policy::Action::EnrolMie, auth, "system:enrol_mie")
+        .await
+        .allowed
 }
 
 /// The holder allowed to add a key, after the form's CSRF check.
 pub(super) async fn enroller(
-    state: &AppState,
+    ports: &Ports,
+    config: &Config,
+    policy: &PolicyGate,
     req: &HttpRequest,
     p: &Params,
 ) -> Result<Holder, (StatusCode, &'static str)> {
     let t = texts(pages::lang(req, None));
-    let holder = match access(state, req).await {
+    let holder = match access(ports, config, policy, req).await {
         Ok(Access::Enrol(h)) => h,
         Ok(Access::ListOnly(_)) => return Err((StatusCode::FORBIDDEN, t.too_old)),
         Ok(Access::Nobody) => return Err((StatusCode::UNAUTHORIZED, t.nobody)),

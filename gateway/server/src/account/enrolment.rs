@@ -13,7 +13,7 @@ use super::{AccountError, KeyEvent, audit};
 use crate::config::Config;
 use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::session::keys::{self, PerAddress};
-use crate::state::{Audit, Part, Ports, State};
+use crate::state::{Audit, Part, Ports};
 use crate::web::http::{Caller, esc, parse_params};
 use crate::web::pages::{self, html_page};
 
@@ -146,8 +146,12 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
 
 /// `POST /account/enrol` (`csrf`, `code`): a valid code is used up and this browser may
 /// register keys for the code's identity for 15 minutes.
-pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+pub async fn redeem_code(
+    req: HttpRequest,
+    (config, ports, audit_trail): (Part<Config>, Part<Ports>, Part<Audit>),
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = Caller::of(&req, &config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
@@ -159,20 +163,20 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     if !csrf_ok {
         return code_form(&req, StatusCode::FORBIDDEN, Some(t.forbidden));
     }
-    let window = Duration::from_secs(state.config.login.ip_window_secs);
-    match state.ports.store.incr(&caller.rate_limit_key(PerAddress::Enrolment), window).await {
-        Ok(n) if n > state.config.login.max_attempts_per_ip => {
-            return pages::rate_limited(&req, state.config.login.ip_window_secs);
+    let window = Duration::from_secs(config.login.ip_window_secs);
+    match ports.store.incr(&caller.rate_limit_key(PerAddress::Enrolment), window).await {
+        Ok(n) if n > config.login.max_attempts_per_ip => {
+            return pages::rate_limited(&req, config.login.ip_window_secs);
         }
         Ok(_) => {}
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     let code = p.get("code").filter(|c| c.len() <= 64).unwrap_or_default();
     // Single use: `take` returns the record to one caller only, across replicas.
-    let record = match state.ports.store.take_json::<CodeRecord>(&code_key(code)).await {
+    let record = match ports.store.take_json::<CodeRecord>(&code_key(code)).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            state.audit(AuditEvent {
+            audit_trail.record(AuditEvent {
                 kind: Some(AuditKind::EnrolmentCode),
                 outcome: Some(Outcome::Failure),
                 method: Some("fido2".into()),
@@ -188,13 +192,12 @@ pub async fn redeem_code(req: HttpRequest, state: State, body: web::Bytes) -> Ht
     };
     let cookie = random_token(32);
     let grant = Grant { identity_id: record.identity_id.clone() };
-    if let Err(e) =
-        state.ports.store.put_json(&keys::enrolment_grant(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await
+    if let Err(e) = ports.store.put_json(&keys::enrolment_grant(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await
     {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(
-        &state.audit,
+        &audit_trail,
         &caller,
         KeyEvent {
             kind: AuditKind::EnrolmentCode,

@@ -10,6 +10,7 @@ use vigie_core::audit::{AuditKind, Outcome};
 use vigie_core::directory::{AccessTarget, DirectoryError};
 use vigie_core::fido2::Fido2Credential;
 use vigie_core::store::StoreExt;
+use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{
     AttestationMetadata, AttestedPasskeyRegistration, Passkey, PasskeyRegistration, RegisterPublicKeyCredential, Uuid,
     WebauthnError,
@@ -18,10 +19,13 @@ use webauthn_rs::prelude::{
 use super::access::{Access, access, enroller};
 use super::pages::texts;
 use super::{AccountError, KeyEvent, audit};
+use crate::config::Config;
 use crate::login::fido2::{auth_data, b64url};
 use crate::secrets::ct_eq;
 use crate::session;
-use crate::state::{AppState, Ports, State};
+use crate::session::Ending;
+use crate::sponsorship::mail::Mailroom;
+use crate::state::{Attestation, Audit, OidcState, Part, PolicyGate, Ports, Upstreams};
 use crate::web::http::{Caller, Params, parse_params, problem};
 use crate::web::pages::{self, Lang};
 
@@ -33,7 +37,7 @@ pub async fn keys_of(ports: &Ports, identity_id: &str) -> Result<Vec<Fido2Creden
 /// Revokes a security key of `identity_id` and ends every session it opened (tokens revoked,
 /// back-channel logout). Tells whether the key existed. Audited with `actor`.
 pub async fn revoke_key(
-    state: &AppState,
+    ending: Ending<'_>,
     caller: &Caller,
     identity_id: &str,
     credential_id: &str,
@@ -41,15 +45,16 @@ pub async fn revoke_key(
 ) -> Result<bool, AccountError> {
     // The durable note first: should the ending fail, the next sweep ends the key's sessions.
     let target = AccessTarget::Credential(credential_id.to_owned());
-    let note = state.ports.revocations.add_pending_revocation(&target, "security key revoked").await?;
-    if !state.ports.fido2.remove_credential(identity_id, credential_id).await? {
-        state.ports.revocations.revocation_done(&note).await?;
+    let ports = ending.ports;
+    let note = ports.revocations.add_pending_revocation(&target, "security key revoked").await?;
+    if !ports.fido2.remove_credential(identity_id, credential_id).await? {
+        ports.revocations.revocation_done(&note).await?;
         return Ok(false);
     }
-    let ended = session::end_access(state, caller, &target).await?;
-    state.ports.revocations.revocation_done(&note).await?;
+    let ended = session::end_access(ending, caller, &target).await?;
+    ports.revocations.revocation_done(&note).await?;
     audit(
-        &state.audit,
+        ending.audit,
         caller,
         KeyEvent {
             kind: AuditKind::KeyRevoked,
@@ -88,18 +93,23 @@ fn key_name(p: &Params, l: Lang) -> String {
 /// `POST /account/keys/options` (`csrf`, `name`): WebAuthn creation options (JSON) for a
 /// discoverable credential with user verification required and, with `webauthn.attestation =
 /// "required"`, direct attestation, excluding the keys already registered (WebAuthn §5.4).
-pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn register_options(
+    req: HttpRequest,
+    (config, ports, policy): (Part<Config>, Part<Ports>, Part<PolicyGate>),
+    (webauthn, attestation_roots): (Part<Webauthn>, Part<Attestation>),
+    body: web::Bytes,
+) -> HttpResponse {
     let l = pages::lang(&req, None);
     let Ok(p) = parse_params(&body) else {
         return problem(StatusCode::BAD_REQUEST, "Malformed request", "expected a form with `csrf` and `name`");
     };
-    let holder = match enroller(&state, &req, &p).await {
+    let holder = match enroller(&ports, &config, &policy, &req, &p).await {
         Ok(h) => h,
         Err((status, detail)) => return problem(status, "Key registration not allowed", detail),
     };
     let (identity, existing) = match tokio::try_join!(
-        state.ports.directory.identity(&holder.identity_id),
-        state.ports.fido2.credentials_of(&holder.identity_id)
+        ports.directory.identity(&holder.identity_id),
+        ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok((Some(i), e)) => (i, e),
         Ok((None, _)) => {
@@ -113,7 +123,7 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
     let exclude: Vec<_> = existing.iter().filter_map(|c| base64_decode(&c.id)).collect();
     let display = format!("{} {}", identity.given_name, identity.family_name);
     let (name, exclude) = (identity.matricule.as_str(), Some(exclude));
-    let started = match &state.attestation_roots {
+    let started = match &*attestation_roots {
         // Attestation required and no root configured: no model can be trusted (the start
         // logged which keys to set).
         Some(roots) if roots.is_empty() => {
@@ -123,12 +133,10 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
                 "registering security keys is not set up on this server yet: contact IT support",
             );
         }
-        Some(roots) => state
-            .webauthn
+        Some(roots) => webauthn
             .start_attested_passkey_registration(user_handle, name, &display, exclude, (**roots).clone(), None)
             .map(|(ccr, s)| (ccr, Ceremony::Attested(Box::new(s)))),
-        None => state
-            .webauthn
+        None => webauthn
             .start_passkey_registration(user_handle, name, &display, exclude)
             .map(|(ccr, s)| (ccr, Ceremony::Unattested(s))),
     };
@@ -150,8 +158,8 @@ pub async fn register_options(req: HttpRequest, state: State, body: web::Bytes) 
         name: key_name(&p, l),
         state: reg_state,
     };
-    let ttl = Duration::from_secs(state.config.webauthn.ceremony_ttl_secs);
-    if let Err(e) = state.ports.store.put_json(&session::keys::key_registration(&holder.csrf), &record, ttl).await {
+    let ttl = Duration::from_secs(config.webauthn.ceremony_ttl_secs);
+    if let Err(e) = ports.store.put_json(&session::keys::key_registration(&holder.csrf), &record, ttl).await {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", &e.to_string());
     }
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(options)
@@ -165,20 +173,25 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// `POST /account/keys` (`csrf`, `credential`): checks the new credential against the pending
 /// challenge (WebAuthn §7.1) and, as `webauthn.attestation` says, its attestation against the
 /// attestation roots and its attested AAGUID against `webauthn.aaguid_allow_list`; stores the key.
-pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+pub async fn register(
+    req: HttpRequest,
+    (config, ports, policy, audit_trail): (Part<Config>, Part<Ports>, Part<PolicyGate>, Part<Audit>),
+    (webauthn, upstreams): (Part<Webauthn>, Part<Upstreams>),
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = Caller::of(&req, &config.server);
     let l = pages::lang(&req, None);
     let t = texts(l);
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the registration form was malformed");
     };
-    let holder = match enroller(&state, &req, &p).await {
+    let holder = match enroller(&ports, &config, &policy, &req, &p).await {
         Ok(h) => h,
         Err((status, detail)) => return pages::error_page(&req, status, detail),
     };
     let refuse = |status: StatusCode, text: &str, reason: &str| {
         audit(
-            &state.audit,
+            &audit_trail,
             &caller,
             KeyEvent {
                 kind: AuditKind::KeyRegistered,
@@ -191,14 +204,13 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         );
         pages::error_page(&req, status, text)
     };
-    let pending =
-        match state.ports.store.take_json::<Registration>(&session::keys::key_registration(&holder.csrf)).await {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return refuse(StatusCode::BAD_REQUEST, t.failed, "registration challenge expired or already used");
-            }
-            Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        };
+    let pending = match ports.store.take_json::<Registration>(&session::keys::key_registration(&holder.csrf)).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return refuse(StatusCode::BAD_REQUEST, t.failed, "registration challenge expired or already used");
+        }
+        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     let raw = p.get("credential").unwrap_or_default();
     if raw.is_empty() || raw.len() > 64 * 1024 {
         return refuse(StatusCode::BAD_REQUEST, t.unsupported, "no WebAuthn credential in the form (JavaScript off?)");
@@ -214,7 +226,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     // required: the attestation statement verified, its trust path chained to a configured
     // attestation root, the AAGUID one the root vouches for.
     let (passkey, attested_model) = match &pending.state {
-        Ceremony::Attested(s) => match state.webauthn.finish_attested_passkey_registration(&credential, s) {
+        Ceremony::Attested(s) => match webauthn.finish_attested_passkey_registration(&credential, s) {
             Ok(k) => {
                 let model = attested_aaguid(&k.attestation().metadata);
                 (Passkey::from(k), Some(model))
@@ -233,7 +245,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
                 return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &format!("WebAuthn registration refused: {e}"));
             }
         },
-        Ceremony::Unattested(s) => match state.webauthn.finish_passkey_registration(&credential, s) {
+        Ceremony::Unattested(s) => match webauthn.finish_passkey_registration(&credential, s) {
             Ok(k) => (k, None),
             Err(e) => {
                 return refuse(StatusCode::BAD_REQUEST, t.reg_refused, &format!("WebAuthn registration refused: {e}"));
@@ -255,7 +267,7 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
     }
     // The model is the attestation's, never the key's own claim: an unattested key has none.
     let aaguid = attested_model.unwrap_or_default().to_string();
-    let allow = &state.config.webauthn.aaguid_allow_list;
+    let allow = &config.webauthn.aaguid_allow_list;
     if !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(&aaguid)) {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -276,13 +288,13 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         created_at: crate::rfc3339_now(),
         last_used_at: None,
     };
-    match state.ports.fido2.add_credential(&stored).await {
+    match ports.fido2.add_credential(&stored).await {
         Ok(()) => {}
         Err(DirectoryError::Invalid(m)) => return refuse(StatusCode::CONFLICT, t.reg_refused, &m),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
     audit(
-        &state.audit,
+        &audit_trail,
         &caller,
         KeyEvent {
             kind: AuditKind::KeyRegistered,
@@ -298,8 +310,9 @@ pub async fn register(req: HttpRequest, state: State, body: web::Bytes) -> HttpR
         },
     );
     // A new way into the account: its holder hears of it, whoever added it (issue 12).
-    let added = crate::notices::Added::Key { name: stored.name.clone() };
-    crate::notices::credential_added(&state, &caller, &pending.identity_id, added);
+    let added = super::notices::Added::Key { name: stored.name.clone() };
+    let mail = Mailroom::new(&config, &ports, &upstreams, &audit_trail);
+    super::notices::credential_added(mail, &caller, &pending.identity_id, added);
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/keys?done=added")).finish()
 }
 
@@ -328,13 +341,18 @@ fn untrusted_attestation(e: &WebauthnError) -> bool {
 
 /// `POST /account/keys/revoke` (`csrf`, `id`): the signed-in user revokes one of their keys;
 /// the sessions it opened end.
-pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+pub async fn revoke(
+    req: HttpRequest,
+    (config, ports, policy, audit): (Part<Config>, Part<Ports>, Part<PolicyGate>, Part<Audit>),
+    (oidc, upstreams): (Part<OidcState>, Part<Upstreams>),
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = Caller::of(&req, &config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
     };
-    let holder = match access(&state, &req).await {
+    let holder = match access(&ports, &config, &policy, &req).await {
         Ok(Access::Enrol(h) | Access::ListOnly(h)) if h.can_revoke => h,
         Ok(_) => return pages::error_page(&req, StatusCode::UNAUTHORIZED, t.nobody),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -344,7 +362,8 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     }
     let id = p.get("id").filter(|i| i.len() <= 1400).unwrap_or_default();
     let actor = format!("self:{}", holder.identity_id);
-    match revoke_key(&state, &caller, &holder.identity_id, id, &actor).await {
+    let ending = Ending { config: &config, ports: &ports, oidc: &oidc, audit: &audit, http: &upstreams.http };
+    match revoke_key(ending, &caller, &holder.identity_id, id, &actor).await {
         Ok(true) => HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/keys?done=revoked")).finish(),
         Ok(false) => pages::error_page(&req, StatusCode::NOT_FOUND, "no such key among yours"),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

@@ -5,6 +5,7 @@
 mod access;
 pub(crate) mod enrolment;
 pub(crate) mod keys;
+pub mod notices;
 pub(crate) mod pages;
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};

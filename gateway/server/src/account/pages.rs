@@ -4,8 +4,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::access::{Access, access};
+use crate::config::Config;
 use crate::login::fido2::allow_script;
-use crate::state::State;
+use crate::state::{Part, PolicyGate, Ports};
 use crate::web::http::esc;
 use crate::web::pages::{self, Lang, html_page};
 
@@ -129,10 +130,14 @@ pub struct PageQuery {
 
 /// `GET /account/keys`: the keys of the signed-in user (or of the holder of an enrolment code),
 /// with a form to add one when allowed and a button to revoke each.
-pub async fn keys_page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> HttpResponse {
+pub async fn keys_page(
+    req: HttpRequest,
+    (config, ports, policy): (Part<Config>, Part<Ports>, Part<PolicyGate>),
+    q: web::Query<PageQuery>,
+) -> HttpResponse {
     let l = pages::lang(&req, None);
     let t = texts(l);
-    let access = match access(&state, &req).await {
+    let access = match access(&ports, &config, &policy, &req).await {
         Ok(a) => a,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
@@ -149,8 +154,8 @@ pub async fn keys_page(req: HttpRequest, state: State, q: web::Query<PageQuery>)
         }
     };
     let (identity, keys) = match tokio::try_join!(
-        state.ports.directory.identity(&holder.identity_id),
-        state.ports.fido2.credentials_of(&holder.identity_id)
+        ports.directory.identity(&holder.identity_id),
+        ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok(v) => v,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),

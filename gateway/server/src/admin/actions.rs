@@ -6,10 +6,11 @@ use vigie_core::cards::{Card, CardStatus, names_match};
 use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 use vigie_igc_sante::{CardKind, CardSubject};
 
-use super::auth::Admin;
+use super::auth::{Admin, Gate};
 use crate::config::CardsConfig;
 use crate::login::cps::validate::PresentedCard;
-use crate::state::{AppState, Audit, Ports};
+use crate::session::Ending;
+use crate::state::{Audit, Ports};
 use crate::web::http::Caller;
 
 /// Why an admin action did not happen.
@@ -68,9 +69,9 @@ pub struct Office<'a> {
 }
 
 impl<'a> Office<'a> {
-    /// The office of `admin`, for a handler that holds the whole state.
-    pub fn of(state: &'a AppState, admin: &'a Admin, caller: &'a Caller) -> Self {
-        Office { ports: &state.ports, audit: &state.audit, cards: &state.config.cards, admin, caller }
+    /// The office of `admin`, let in through `gate`.
+    pub fn of(gate: &'a Gate<'a>, admin: &'a Admin) -> Self {
+        Office { ports: gate.ports, audit: gate.audit, cards: &gate.config.cards, admin, caller: &gate.caller }
     }
 }
 
@@ -132,27 +133,28 @@ pub async fn create(
 /// session the card opened (tokens revoked, applications told). Returns the card and how many
 /// sessions ended.
 pub async fn change_status(
-    state: &AppState,
+    ending: Ending<'_>,
     admin: &Admin,
     caller: &Caller,
     card_id: &str,
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<(Card, usize), ActionError> {
-    change_status_by(state, &admin.actor, caller, card_id, status, comment).await
+    change_status_by(ending, &admin.actor, caller, card_id, status, comment).await
 }
 
 /// [`change_status`] on behalf of `actor` (`staff:…`, `token:…`, or `sponsorship:…` when a
 /// sponsor declares a colleague's card lost or stolen).
 pub async fn change_status_by(
-    state: &AppState,
+    ending: Ending<'_>,
     actor: &str,
     caller: &Caller,
     card_id: &str,
     status: CardStatus,
     comment: Option<&str>,
 ) -> Result<(Card, usize), ActionError> {
-    let before = card(&state.ports, card_id).await?;
+    let ports = ending.ports;
+    let before = card(ports, card_id).await?;
     let ends = status.ends_sessions().then(|| before.fingerprint()).flatten();
     // A retry of a status the card already has, after its sessions could not all be ended,
     // ends them now instead of being refused as "already lost".
@@ -162,21 +164,20 @@ pub async fn change_status_by(
     // card's logins from now on; then the sessions it already opened.
     let target = ends.map(AccessTarget::Credential);
     let note = match &target {
-        Some(t) => Some(state.ports.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
+        Some(t) => Some(ports.revocations.add_pending_revocation(t, &format!("card {}", status.as_str())).await?),
         None => None,
     };
-    let card =
-        if retry { before.clone() } else { state.ports.cards.set_status(card_id, status, actor, comment).await? };
+    let card = if retry { before.clone() } else { ports.cards.set_status(card_id, status, actor, comment).await? };
     let mut ended = 0;
     if let (Some(target), Some(note)) = (&target, &note) {
-        ended = crate::session::end_access(state, caller, target).await.map_err(|e| {
+        ended = crate::session::end_access(ending, caller, target).await.map_err(|e| {
             ActionError::Unavailable(format!(
                 "the status is saved but the card's sessions could not all be ended ({e}): they end within \
                  {} seconds, or send the same status again",
                 crate::session::SWEEP_SECS
             ))
         })?;
-        state.ports.revocations.revocation_done(note).await?;
+        ports.revocations.revocation_done(note).await?;
     }
     let reason = format!(
         "{} -> {}{}; {ended} session(s) ended",
@@ -184,7 +185,7 @@ pub async fn change_status_by(
         card.status.as_str(),
         comment.map(|c| format!(": {}", c.chars().take(200).collect::<String>())).unwrap_or_default()
     );
-    audit(&state.audit, actor, caller, AuditKind::CardStatusChanged, &card, Some(reason));
+    audit(ending.audit, actor, caller, AuditKind::CardStatusChanged, &card, Some(reason));
     Ok((card, ended))
 }
 

@@ -19,9 +19,11 @@ use vigie_core::cards::{Card, CardStatus};
 use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
-use super::auth::{self, Admin};
-use crate::state::{AppState, State};
-use crate::web::http::{Caller, problem};
+use super::auth::{self, Admin, EndingParts, Gate, GateParts};
+use crate::account::notices::Added;
+use crate::sponsorship::mail::Mailroom;
+use crate::state::{Part, Upstreams};
+use crate::web::http::problem;
 
 /// Longest id (agent, card) accepted.
 pub const MAX_ID_CHARS: usize = 64;
@@ -176,8 +178,8 @@ fn error(e: ActionError) -> HttpResponse {
     }
 }
 
-async fn admin(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, HttpResponse> {
-    auth::require_token(req, state, scope).await
+async fn admin(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, HttpResponse> {
+    auth::require_token(req, gate, scope).await
 }
 
 macro_rules! try_or {
@@ -196,8 +198,9 @@ fn path_id(req: &HttpRequest, what: &str) -> Result<String, String> {
 }
 
 /// `GET /admin/api/identities?q=…&limit=…`
-pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state, Scope::CardsRead).await);
+pub async fn search(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    try_or!(admin(&req, &gate, Scope::CardsRead).await);
     let params = try_or!(crate::web::http::parse_params(req.query_string().as_bytes()).map_err(|m| bad_request(&m)));
     let q = params.get("q").unwrap_or_default();
     if q.chars().count() > 100 {
@@ -208,38 +211,39 @@ pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => return bad_request(&format!("`limit` must be an integer from 1 to {MAX_LIMIT}")),
     };
-    match state.ports.search.search_identities(q, limit).await {
+    match gate.ports.search.search_identities(q, limit).await {
         Ok(found) => HttpResponse::Ok().json(json!({ "identities": found })),
         Err(e) => error(e.into()),
     }
 }
 
 /// `GET /admin/api/identities/{id}/cards`
-pub async fn cards_of(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state, Scope::CardsRead).await);
+pub async fn cards_of(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    try_or!(admin(&req, &gate, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "agent id").map_err(|m| bad_request(&m)));
-    match state.ports.directory.identity(&id).await {
+    match gate.ports.directory.identity(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => return error(ActionError::NotFound(format!("there is no agent with id {id:?}"))),
         Err(e) => return error(e.into()),
     }
-    match state.ports.cards.cards_of(&id).await {
+    match gate.ports.cards.cards_of(&id).await {
         Ok(cards) => HttpResponse::Ok().json(json!({ "cards": cards.iter().map(CardView::of).collect::<Vec<_>>() })),
         Err(e) => error(e.into()),
     }
 }
 
 /// `POST /admin/api/cards`
-pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = try_or!(admin(&req, &state, Scope::CardsWrite).await);
+pub async fn create(req: HttpRequest, parts: GateParts, body: web::Bytes) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = try_or!(admin(&req, &gate, Scope::CardsWrite).await);
     let new: NewCard = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     let checked = check_id("identity_id", &new.identity_id)
         .and_then(|()| check_kind(&new.kind))
         .and_then(|()| check_text("comment", new.comment.as_deref(), MAX_COMMENT_CHARS))
         .and_then(|()| new.status.as_deref().map(parse_status).transpose());
     let status = try_or!(checked.map_err(|m| bad_request(&m))).unwrap_or(CardStatus::Requested);
-    let caller = Caller::of(&req, &state.config.server);
-    let office = actions::Office::of(&state, &admin, &caller);
+    let office = actions::Office::of(&gate, &admin);
     match actions::create(&office, &new.identity_id, &new.kind, status, new.comment.as_deref()).await {
         Ok(card) => HttpResponse::Created().json(CardView::of(&card)),
         Err(e) => error(e),
@@ -247,24 +251,25 @@ pub async fn create(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 }
 
 /// `GET /admin/api/cards/{id}`
-pub async fn card(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state, Scope::CardsRead).await);
+pub async fn card(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    try_or!(admin(&req, &gate, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
-    match actions::card(&state.ports, &id).await {
+    match actions::card(gate.ports, &id).await {
         Ok(card) => HttpResponse::Ok().json(CardView::of(&card)),
         Err(e) => error(e),
     }
 }
 
 /// `POST /admin/api/cards/{id}/status`
-pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = try_or!(admin(&req, &state, Scope::CardsWrite).await);
+pub async fn status(req: HttpRequest, parts: GateParts, end: EndingParts, body: web::Bytes) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = try_or!(admin(&req, &gate, Scope::CardsWrite).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
     let change: StatusChange = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     try_or!(check_text("comment", change.comment.as_deref(), MAX_COMMENT_CHARS).map_err(|m| bad_request(&m)));
     let to = try_or!(parse_status(&change.status).map_err(|m| bad_request(&m)));
-    let caller = Caller::of(&req, &state.config.server);
-    match actions::change_status(&state, &admin, &caller, &id, to, change.comment.as_deref()).await {
+    match actions::change_status(gate.ending(&end), &admin, &gate.caller, &id, to, change.comment.as_deref()).await {
         Ok((card, ended)) => {
             let mut v = serde_json::to_value(CardView::of(&card)).unwrap_or_default();
             v["sessions_ended"] = json!(ended);
@@ -275,15 +280,16 @@ pub async fn status(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
 }
 
 /// `POST /admin/api/cards/{id}/bind`
-pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let admin = try_or!(admin(&req, &state, Scope::CardsBind).await);
+pub async fn bind(req: HttpRequest, parts: GateParts, upstreams: Part<Upstreams>, body: web::Bytes) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = try_or!(admin(&req, &gate, Scope::CardsBind).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
     let b: BindCard = try_or!(parse_body(&body).map_err(|m| bad_request(&m)));
     let checked = check_text("override_reason", b.override_reason.as_deref(), actions::MAX_REASON_CHARS)
         .and_then(|()| b.identity_id.as_deref().map_or(Ok(()), |i| check_id("identity_id", i)))
         .and_then(|()| pem_chain(&b.certificate_pem));
     let chain = try_or!(checked.map_err(|m| bad_request(&m)));
-    let record = match actions::card(&state.ports, &id).await {
+    let record = match actions::card(gate.ports, &id).await {
         Ok(c) => c,
         Err(e) => return error(e),
     };
@@ -296,7 +302,7 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         )));
     }
     let presented = match crate::login::cps::validate::validate_chain(
-        crate::login::cps::validate::CardCheck::new(&state.upstreams, &state.config.cards, &state.audit),
+        crate::login::cps::validate::CardCheck::new(&upstreams, &gate.config.cards, gate.audit),
         &chain,
     )
     .await
@@ -310,12 +316,12 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
             );
         }
     };
-    let caller = Caller::of(&req, &state.config.server);
     let reason = b.override_reason.as_deref();
-    let office = actions::Office::of(&state, &admin, &caller);
+    let office = actions::Office::of(&gate, &admin);
     match actions::bind(&office, &id, &presented, reason, actions::Presence::CertificateOnly).await {
         Ok(card) => {
-            crate::notices::credential_added(&state, &caller, &card.identity_id, crate::notices::Added::card(&card));
+            let mail = Mailroom::new(&parts.config, &parts.ports, &upstreams, &parts.audit);
+            crate::account::notices::credential_added(mail, &gate.caller, &card.identity_id, Added::card(&card));
             HttpResponse::Ok().json(CardView::of(&card))
         }
         Err(e) => error(e),
@@ -323,13 +329,14 @@ pub async fn bind(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
 }
 
 /// `GET /admin/api/cards/{id}/events`
-pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
-    try_or!(admin(&req, &state, Scope::CardsRead).await);
+pub async fn events(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    try_or!(admin(&req, &gate, Scope::CardsRead).await);
     let id = try_or!(path_id(&req, "card id").map_err(|m| bad_request(&m)));
-    if let Err(e) = actions::card(&state.ports, &id).await {
+    if let Err(e) = actions::card(gate.ports, &id).await {
         return error(e);
     }
-    match state.ports.cards.events(&id).await {
+    match gate.ports.cards.events(&id).await {
         Ok(events) => HttpResponse::Ok().json(json!({ "events": events })),
         Err(e) => error(e.into()),
     }

@@ -7,16 +7,18 @@
 //! §2.1), known by its hash only; the API never accepts the session cookie, so a page of another
 //! site cannot make a browser call it. Each API call needs one scope ([`Scope`]) under one role,
 //! and the policy on administration (`administer`) is asked for every call, person or token.
+use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::TokenPrincipal;
 use vigie_core::roles::{Role, Scope};
 
-use crate::config::AdminConfig;
+use crate::config::Config;
 use crate::secrets::{SecretHash, ct_eq, sha256_b64};
+use crate::session::Ending;
 use crate::session::{self, Session};
-use crate::state::{AppState, Audit, PolicyGate, Ports};
+use crate::state::{Audit, OidcState, Part, PolicyGate, Ports, Upstreams};
 use crate::web::http::{Caller, problem};
 
 /// An authenticated administrator holding the role asked for.
@@ -59,33 +61,67 @@ impl Admin {
 
 /// The person signed in on an admin page if they hold `role` and the policy on administration
 /// allows them, or the page refusing them (audited).
-pub async fn require_staff(req: &HttpRequest, state: &AppState, role: Role) -> Result<Admin, HttpResponse> {
-    let session = session::current(&state.ports, &state.config, req).await;
-    staff(req, &Gate::of(req, state), session, role).await
+pub async fn require_staff(req: &HttpRequest, gate: &Gate<'_>, role: Role) -> Result<Admin, HttpResponse> {
+    let session = session::current(gate.ports, gate.config, req).await;
+    staff(req, gate, session, role).await
 }
 
-/// What the admin gate reads: the admin tokens, the roles, the policy on administration, the
-/// audit trail, and the caller it lets in or refuses.
-struct Gate<'a> {
-    config: &'a AdminConfig,
-    ports: &'a Ports,
-    policy: &'a PolicyGate,
-    audit: &'a Audit,
-    caller: Caller,
+/// The parts an admin handler extracts to build its [`Gate`].
+pub struct GateParts {
+    pub config: Part<Config>,
+    pub ports: Part<Ports>,
+    pub policy: Part<PolicyGate>,
+    pub audit: Part<Audit>,
+}
+
+impl FromRequest for GateParts {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parts = || {
+            Ok(GateParts {
+                config: Part::extract(req).into_inner()?,
+                ports: Part::extract(req).into_inner()?,
+                policy: Part::extract(req).into_inner()?,
+                audit: Part::extract(req).into_inner()?,
+            })
+        };
+        std::future::ready(parts())
+    }
+}
+
+/// The further parts an admin action that ends sessions reaches (a card lost, a key revoked).
+pub type EndingParts = (Part<OidcState>, Part<Upstreams>);
+
+/// What the admin gate reads: the admin tokens and the session, the roles, the policy on
+/// administration, the audit trail, and the caller it lets in or refuses.
+pub struct Gate<'a> {
+    pub config: &'a Config,
+    pub ports: &'a Ports,
+    pub policy: &'a PolicyGate,
+    pub audit: &'a Audit,
+    pub caller: Caller,
 }
 
 impl<'a> Gate<'a> {
-    fn of(req: &HttpRequest, state: &'a AppState) -> Self {
-        let caller = Caller::of(req, &state.config.server);
-        Gate { config: &state.config.admin, ports: &state.ports, policy: &state.policy, audit: &state.audit, caller }
+    /// The gate a request goes through.
+    pub fn of(req: &HttpRequest, parts: &'a GateParts) -> Self {
+        let caller = Caller::of(req, &parts.config.server);
+        Gate { config: &parts.config, ports: &parts.ports, policy: &parts.policy, audit: &parts.audit, caller }
+    }
+
+    /// What ending the sessions of a card or a key reaches, through this gate's parts.
+    pub fn ending(&self, (oidc, upstreams): &'a EndingParts) -> Ending<'a> {
+        Ending { config: self.config, ports: self.ports, oidc, audit: self.audit, http: &upstreams.http }
     }
 }
 
 /// The admin API token of this request if it holds `scope` (and its role) and the policy on
 /// administration allows it, or the refusal: 401 with `WWW-Authenticate` (RFC 6750 §3), or 403
 /// as RFC 9457 problem+json. Refusals are audited; so is every call let through.
-pub async fn require_token(req: &HttpRequest, state: &AppState, scope: Scope) -> Result<Admin, HttpResponse> {
-    bearer(req, &Gate::of(req, state), scope).map_err(|r| *r)
+pub async fn require_token(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, HttpResponse> {
+    bearer(req, gate, scope).map_err(|r| *r)
 }
 
 fn bearer(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, Box<HttpResponse>> {
@@ -101,7 +137,7 @@ fn bearer(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, Box
     };
     // Every configured hash is checked, whichever matches: the time taken does not tell which.
     let mut matched = None;
-    for t in &gate.config.tokens {
+    for t in &gate.config.admin.tokens {
         if SecretHash::parse(&t.token_hash).is_some_and(|h| h.verify(given)) {
             matched = Some(t);
         }

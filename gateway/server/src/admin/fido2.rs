@@ -6,8 +6,8 @@ use serde_json::json;
 use vigie_core::fido2::Fido2Credential;
 
 use crate::account::{AccountError, issue_enrolment_code, keys_of, revoke_key};
-use crate::state::{AppState, State};
-use crate::web::http::{Caller, problem};
+use crate::admin::auth::{EndingParts, Gate, GateParts};
+use crate::web::http::problem;
 
 /// The JSON view of a key for HR's API.
 fn key_view(k: &Fido2Credential) -> serde_json::Value {
@@ -28,27 +28,28 @@ fn path(req: &HttpRequest, name: &str) -> Option<String> {
 
 async fn api_admin(
     req: &HttpRequest,
-    state: &AppState,
+    gate: &Gate<'_>,
     scope: vigie_core::roles::Scope,
 ) -> Result<crate::admin::auth::Admin, HttpResponse> {
-    crate::admin::auth::require_token(req, state, scope).await
+    crate::admin::auth::require_token(req, gate, scope).await
 }
 
 /// `GET /admin/api/identities/{id}/fido2` (bearer token with role `fido2`, scope `keys:read`): the
 /// identity's keys.
-pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
-    if let Err(r) = api_admin(&req, &state, vigie_core::roles::Scope::KeysRead).await {
+pub async fn api_keys(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    if let Err(r) = api_admin(&req, &gate, vigie_core::roles::Scope::KeysRead).await {
         return r;
     }
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
-    match state.ports.directory.identity(&id).await {
+    match gate.ports.directory.identity(&id).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             return problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"));
         }
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
     }
-    match keys_of(&state.ports, &id).await {
+    match keys_of(gate.ports, &id).await {
         Ok(keys) => HttpResponse::Ok().json(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", &e.to_string()),
     }
@@ -56,14 +57,14 @@ pub async fn api_keys(req: HttpRequest, state: State) -> HttpResponse {
 
 /// `POST /admin/api/identities/{id}/fido2/enrolment-code`: a one-time code for the agent to
 /// register keys at `/account/enrol` (scope `keys:enrol`). The code is in this answer only.
-pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
-    let admin = match api_admin(&req, &state, vigie_core::roles::Scope::KeysEnrol).await {
+pub async fn api_issue_code(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match api_admin(&req, &gate, vigie_core::roles::Scope::KeysEnrol).await {
         Ok(a) => a,
         Err(r) => return r,
     };
     let Some(id) = path(&req, "id") else { return problem(StatusCode::BAD_REQUEST, "Bad request", "no identity id") };
-    let caller = Caller::of(&req, &state.config.server);
-    match issue_enrolment_code(&state.ports, &state.config, &state.audit, &caller, &id, &admin.actor).await {
+    match issue_enrolment_code(gate.ports, gate.config, gate.audit, &gate.caller, &id, &admin.actor).await {
         Ok(code) => HttpResponse::Created().insert_header((header::CACHE_CONTROL, "no-store")).json(code),
         Err(AccountError::UnknownIdentity(_)) => {
             problem(StatusCode::NOT_FOUND, "Not found", &format!("there is no identity with id {id:?}"))
@@ -74,8 +75,9 @@ pub async fn api_issue_code(req: HttpRequest, state: State) -> HttpResponse {
 
 /// `DELETE /admin/api/identities/{id}/fido2/{credential}` (scope `keys:revoke`): revokes a key;
 /// its sessions end.
-pub async fn api_revoke(req: HttpRequest, state: State) -> HttpResponse {
-    let admin = match api_admin(&req, &state, vigie_core::roles::Scope::KeysRevoke).await {
+pub async fn api_revoke(req: HttpRequest, parts: GateParts, end: EndingParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match api_admin(&req, &gate, vigie_core::roles::Scope::KeysRevoke).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -86,8 +88,7 @@ pub async fn api_revoke(req: HttpRequest, state: State) -> HttpResponse {
             "expected /admin/api/identities/{id}/fido2/{credential}",
         );
     };
-    let caller = Caller::of(&req, &state.config.server);
-    match revoke_key(&state, &caller, &id, &credential, &admin.actor).await {
+    match revoke_key(gate.ending(&end), &gate.caller, &id, &credential, &admin.actor).await {
         Ok(true) => HttpResponse::NoContent().finish(),
         Ok(false) => problem(StatusCode::NOT_FOUND, "Not found", "this identity has no such key"),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),

@@ -12,12 +12,14 @@ use vigie_core::store::{Attempt, StoreError, StoreExt};
 
 use super::config::SponsorshipConfig;
 use super::grant::{Reason, grant};
+use super::mail::Mailroom;
 use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
+use crate::config::Config;
 use crate::secrets::{ct_eq, sha256_b64};
-use crate::session::{self, Session, keys};
-use crate::state::{AppState, Audit, PolicyGate, Ports, State};
+use crate::session::{self, Ending, Session, keys};
+use crate::state::{Audit, OidcState, Part, PolicyGate, Ports, Upstreams};
 use crate::web::http::{Caller, Params, esc, parse_params};
 use crate::web::pages::{self, Lang, html_page, tr};
 
@@ -38,8 +40,12 @@ pub(super) struct Sponsor {
     pub(super) csrf: String,
 }
 
-pub(super) async fn sponsor_of(state: &AppState, req: &HttpRequest) -> Result<Option<Sponsor>, StoreError> {
-    let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(None) };
+pub(super) async fn sponsor_of(
+    ports: &Ports,
+    config: &Config,
+    req: &HttpRequest,
+) -> Result<Option<Sponsor>, StoreError> {
+    let Some(s) = session::current(ports, config, req).await? else { return Ok(None) };
     let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     Ok(Some(Sponsor { session: s, csrf: sha256_b64(format!("vigie-sponsorship-csrf\0{cookie}").as_bytes()) }))
 }
@@ -54,8 +60,8 @@ struct Desk<'a> {
 }
 
 impl<'a> Desk<'a> {
-    fn of(state: &'a AppState) -> Self {
-        Desk { cfg: &state.config.sponsorship, ports: &state.ports, policy: &state.policy, audit: &state.audit }
+    fn new(config: &'a Config, ports: &'a Ports, policy: &'a PolicyGate, audit: &'a Audit) -> Self {
+        Desk { cfg: &config.sponsorship, ports, policy, audit }
     }
 }
 
@@ -92,12 +98,13 @@ fn check_csrf(params: &Params, sponsor: &Sponsor) -> bool {
 /// constant time); or the page that answers instead: nobody signed in, the store failing, a
 /// malformed form, or a form not issued to this browser's session.
 async fn posted_form(
-    state: &AppState,
+    ports: &Ports,
+    config: &Config,
     req: &HttpRequest,
     l: Lang,
     body: &[u8],
 ) -> Result<(Sponsor, Params), HttpResponse> {
-    let sponsor = match sponsor_of(state, req).await {
+    let sponsor = match sponsor_of(ports, config, req).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(nobody(l)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -261,10 +268,14 @@ async fn ask(
 
 /// `POST /sponsorship/start` (`colleague`, `reason`): the policy decides (audited); the daily
 /// limit, the locks and the colleague's enrolled questions are checked; the questions are drawn.
-pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn start(
+    req: HttpRequest,
+    (config, ports, policy, audit_trail): (Part<Config>, Part<Ports>, Part<PolicyGate>, Part<Audit>),
+    body: web::Bytes,
+) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state.config.server);
-    if !state.config.sponsorship.enabled {
+    let caller = Caller::of(&req, &config.server);
+    if !config.sponsorship.enabled {
         return message(
             l,
             StatusCode::NOT_FOUND,
@@ -272,7 +283,7 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
             tr(l, "Le parrainage n'est pas activé.", "Sponsorship is not enabled."),
         );
     }
-    let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
+    let (sponsor, params) = match posted_form(&ports, &config, &req, l, &body).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -285,12 +296,12 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         );
     };
     let colleague_id = params.get("colleague").filter(|c| !c.is_empty() && c.len() <= 64).unwrap_or_default();
-    let colleague = match state.ports.directory.identity(colleague_id).await {
+    let colleague = match ports.directory.identity(colleague_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "choose the colleague in the list"),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let desk = Desk::of(&state);
+    let desk = Desk::new(&config, &ports, &policy, &audit_trail);
     let case =
         Sponsoring { caller: &caller, sponsor: &sponsor, sponsor_id: &sponsor_id, colleague: &colleague, reason, l };
     if let Some(r) = refused(&req, &desk, &case).await {
@@ -300,7 +311,7 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(a) => a,
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
-    let asked = state.config.sponsorship.asked;
+    let asked = config.sponsorship.asked;
     if answers.len() < asked {
         let why = format!("the colleague enrolled {} security question(s), {asked} are asked", answers.len());
         audit(&desk, &case, AuditKind::SponsorshipRefused, Outcome::Failure, &why);
@@ -327,16 +338,21 @@ pub async fn start(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
 /// `POST /sponsorship/answer` (`ceremony`, `a0`, `a1`…): all answers right grants the
 /// sponsorship; a wrong set is counted against the colleague and the sponsor, and asks again
 /// (other questions drawn) until the lock.
-pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn answer(
+    req: HttpRequest,
+    (config, ports, policy, audit_trail): (Part<Config>, Part<Ports>, Part<PolicyGate>, Part<Audit>),
+    (oidc, upstreams): (Part<OidcState>, Part<Upstreams>),
+    body: web::Bytes,
+) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state.config.server);
-    let (sponsor, params) = match posted_form(&state, &req, l, &body).await {
+    let caller = Caller::of(&req, &config.server);
+    let (sponsor, params) = match posted_form(&ports, &config, &req, l, &body).await {
         Ok(f) => f,
         Err(r) => return r,
     };
     let token = params.get("ceremony").filter(|t| t.len() <= 64).unwrap_or_default();
     // Single use: a form posted twice (or replayed) finds nothing the second time.
-    let ceremony = match state.ports.store.take_json::<Ceremony>(&keys::sponsorship_ceremony(token)).await {
+    let ceremony = match ports.store.take_json::<Ceremony>(&keys::sponsorship_ceremony(token)).await {
         Ok(Some(c)) if c.sid == sponsor.session.sid => c,
         Ok(_) => {
             return message(
@@ -352,7 +368,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let colleague = match state.ports.directory.identity(&ceremony.colleague_id).await {
+    let colleague = match ports.directory.identity(&ceremony.colleague_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return pages::error_page(&req, StatusCode::BAD_REQUEST, "the colleague is no longer in the directory");
@@ -360,7 +376,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     // Checked again: the locks and the limit may have been reached meanwhile (another screen).
-    let desk = Desk::of(&state);
+    let desk = Desk::new(&config, &ports, &policy, &audit_trail);
     let case = Sponsoring {
         caller: &caller,
         sponsor: &sponsor,
@@ -375,16 +391,14 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
     // Counted before the answers are checked, against the colleague and the sponsor: answer
     // sets posted at once from several screens cannot all be checked while the counters read
     // low. A right set resets the colleague's count; the sponsor's counts every set.
-    let cfg = &state.config.sponsorship;
+    let cfg = &config.sponsorship;
     let lock = Duration::from_secs(cfg.lock_secs);
     let counted = async {
-        let c = state
-            .ports
+        let c = ports
             .store
             .attempt(&keys::sponsorship_wrong_colleague(&colleague.id), cfg.max_wrong_per_colleague, lock)
             .await?;
-        let s = state
-            .ports
+        let s = ports
             .store
             .attempt(&keys::sponsorship_wrong_sponsor(&ceremony.sponsor_id), cfg.max_wrong_per_sponsor, lock)
             .await?;
@@ -442,18 +456,19 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
         };
     }
     audit(&desk, &case, AuditKind::SponsorshipAnswers, Outcome::Success, "answers right");
-    let _ = state.ports.store.delete(&keys::sponsorship_wrong_colleague(&colleague.id)).await;
-    let sponsor_identity = match state.ports.directory.identity(&ceremony.sponsor_id).await {
+    let _ = ports.store.delete(&keys::sponsorship_wrong_colleague(&colleague.id)).await;
+    let sponsor_identity = match ports.directory.identity(&ceremony.sponsor_id).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             return pages::error_page(&req, StatusCode::BAD_REQUEST, "the sponsor is no longer in the directory");
         }
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match grant(&state, &caller, &sponsor_identity, &colleague, ceremony.reason).await {
+    let ending = Ending { config: &config, ports: &ports, oidc: &oidc, audit: &audit_trail, http: &upstreams.http };
+    match grant(ending, &caller, &sponsor_identity, &colleague, ceremony.reason).await {
         Ok(granted) => {
             spawn_notices(
-                state.clone(),
+                Mailroom::new(&config, &ports, &upstreams, &audit_trail),
                 caller,
                 sponsor_identity,
                 colleague.clone(),
@@ -461,7 +476,7 @@ pub async fn answer(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
                 granted.at,
                 granted.expires_at,
             );
-            granted_page(&state.config, l, &colleague, ceremony.reason, &granted)
+            granted_page(&config, l, &colleague, ceremony.reason, &granted)
         }
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     }

@@ -8,7 +8,7 @@ use vigie_core::directory::Identity;
 use super::name;
 use crate::account::{new_code, normal_code};
 use crate::secrets::sha256_b64;
-use crate::state::AppState;
+use crate::session::Ending;
 use crate::web::http::Caller;
 use crate::web::pages::{Lang, tr};
 
@@ -94,17 +94,17 @@ pub fn code_hash(code: &str) -> String {
 /// card suspends the colleague's cards at once and ends their sessions (as HR's action does).
 /// Audited (`sponsorship_granted`, `card_status_changed`).
 pub async fn grant(
-    state: &AppState,
+    ending: Ending<'_>,
     caller: &Caller,
     sponsor: &Identity,
     colleague: &Identity,
     reason: Reason,
 ) -> Result<Granted, String> {
     let at = crate::now();
-    let expires_at = at + state.config.sponsorship.credential_ttl_secs as i64;
+    let expires_at = at + ending.config.sponsorship.credential_ttl_secs as i64;
     let code = new_code();
     let hash = code_hash(&code);
-    let id = state
+    let id = ending
         .ports
         .sponsorships
         .record_sponsorship(&vigie_core::sponsorship::NewSponsorship {
@@ -121,19 +121,19 @@ pub async fn grant(
     if let Some(status) = reason.card_status() {
         let actor = format!("sponsorship:{}", sponsor.id);
         let comment = format!("declared {} at sponsorship {id} by {}", status.as_str(), name(sponsor));
-        for card in state.ports.cards.cards_of(&colleague.id).await.map_err(|e| e.to_string())? {
+        for card in ending.ports.cards.cards_of(&colleague.id).await.map_err(|e| e.to_string())? {
             if !card.status.may_become(status) {
                 continue;
             }
             let (_, ended) =
-                crate::admin::actions::change_status_by(state, &actor, caller, &card.id, status, Some(&comment))
+                crate::admin::actions::change_status_by(ending, &actor, caller, &card.id, status, Some(&comment))
                     .await
                     .map_err(|e| e.to_string())?;
             cards_suspended += 1;
             sessions_ended += ended;
         }
     }
-    state.audit(AuditEvent {
+    ending.audit.record(AuditEvent {
         kind: Some(AuditKind::SponsorshipGranted),
         outcome: Some(Outcome::Success),
         subject: Some(colleague.id.clone()),

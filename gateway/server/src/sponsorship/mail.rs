@@ -8,14 +8,31 @@ use vigie_core::sponsorship::Sponsorships;
 use super::grant::Reason;
 use super::{local, name};
 use crate::config::Config;
-use crate::state::State;
+use crate::state::{Audit, Part, Ports, Upstreams};
 use crate::web::http::Caller;
 use crate::web::pages::Lang;
+
+/// What an e-mail sent in the background reaches, held past the request that sends it: the
+/// directory (who, at which address), the mail port, the configuration (local time, the
+/// helpdesk) and the audit trail of the outcome.
+#[derive(Clone)]
+pub struct Mailroom {
+    pub config: Part<Config>,
+    pub ports: Part<Ports>,
+    pub upstreams: Part<Upstreams>,
+    pub audit: Audit,
+}
+
+impl Mailroom {
+    pub fn new(config: &Part<Config>, ports: &Part<Ports>, upstreams: &Part<Upstreams>, audit: &Audit) -> Self {
+        Mailroom { config: config.clone(), ports: ports.clone(), upstreams: upstreams.clone(), audit: audit.clone() }
+    }
+}
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),
 /// each retried by the mailer; the outcome of each is audited (`sponsorship_mail`).
 pub(super) fn spawn_notices(
-    state: State,
+    mail: Mailroom,
     caller: Caller,
     sponsor: Identity,
     colleague: Identity,
@@ -24,9 +41,9 @@ pub(super) fn spawn_notices(
     expires_at: i64,
 ) {
     actix_web::rt::spawn(async move {
-        let (day, hour) = local(&state.config, at);
-        let (until_day, until_hour) = local(&state.config, expires_at);
-        let (call_fr, call_en) = helpdesk(&state.config);
+        let (day, hour) = local(&mail.config, at);
+        let (until_day, until_hour) = local(&mail.config, expires_at);
+        let (call_fr, call_en) = helpdesk(&mail.config);
         let to_sponsor = (
             &sponsor,
             "sponsor",
@@ -57,8 +74,8 @@ pub(super) fn spawn_notices(
         );
         for (person, role, subject, body) in [to_sponsor, to_colleague] {
             let (outcome, why) = match send_notice(
-                state.upstreams.mailer.as_ref(),
-                state.ports.sponsorships.as_ref(),
+                mail.upstreams.mailer.as_ref(),
+                mail.ports.sponsorships.as_ref(),
                 &person.id,
                 &subject,
                 &body,
@@ -73,7 +90,7 @@ pub(super) fn spawn_notices(
             };
             metrics::counter!("vigie_sponsorship_mail_total", "result" => if outcome == Outcome::Success { "sent" } else { "failed" })
                 .increment(1);
-            state.audit(AuditEvent {
+            mail.audit.record(AuditEvent {
                 kind: Some(AuditKind::SponsorshipMail),
                 outcome: Some(outcome),
                 subject: Some(colleague.id.clone()),

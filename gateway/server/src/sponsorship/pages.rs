@@ -9,7 +9,7 @@ use super::ceremony::sponsor_of;
 use super::grant::{Granted, Reason};
 use super::{local, name};
 use crate::config::Config;
-use crate::state::State;
+use crate::state::{Part, Ports};
 use crate::web::http::{esc, parse_params};
 use crate::web::pages::{self, Lang, html_page, tr};
 
@@ -46,13 +46,17 @@ pub struct PageQuery {
 }
 
 /// `GET /sponsorship?q=…`: the sponsor finds the colleague among those sharing a unit, and says why.
-pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) -> HttpResponse {
+pub async fn page(
+    req: HttpRequest,
+    (config, ports): (Part<Config>, Part<Ports>),
+    query: web::Query<PageQuery>,
+) -> HttpResponse {
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
     if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, "/sponsorship") {
         return back;
     }
     let l = pages::lang(&req, None);
-    if !state.config.sponsorship.enabled {
+    if !config.sponsorship.enabled {
         return message(
             l,
             StatusCode::NOT_FOUND,
@@ -60,7 +64,7 @@ pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) 
             tr(l, "Le parrainage n'est pas activé.", "Sponsorship is not enabled."),
         );
     }
-    let sponsor = match sponsor_of(&state, &req).await {
+    let sponsor = match sponsor_of(&ports, &config, &req).await {
         Ok(Some(s)) => s,
         Ok(None) => return nobody(l),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -69,7 +73,7 @@ pub async fn page(req: HttpRequest, state: State, query: web::Query<PageQuery>) 
     let found = if q.trim().is_empty() {
         Vec::new()
     } else {
-        match state.ports.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
+        match ports.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
             Ok(f) => f,
             Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }

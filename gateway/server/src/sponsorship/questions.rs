@@ -9,9 +9,10 @@ use vigie_core::store::StoreError;
 use vigie_core::{Authentication, Factor, Mie};
 
 use super::config::SponsorshipConfig;
+use crate::config::Config;
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session;
-use crate::state::{AppState, Audit, Ports, State};
+use crate::state::{Audit, Part, PolicyGate, Ports};
 use crate::web::http::{Caller, esc, parse_params};
 use crate::web::pages::{self, Lang, html_page, tr};
 
@@ -86,17 +87,22 @@ struct Owner {
     allowed: bool,
 }
 
-async fn owner(state: &AppState, req: &HttpRequest) -> Result<Option<Owner>, StoreError> {
-    let Some(s) = session::current(&state.ports, &state.config, req).await? else { return Ok(None) };
+async fn owner(
+    ports: &Ports,
+    config: &Config,
+    policy: &PolicyGate,
+    req: &HttpRequest,
+) -> Result<Option<Owner>, StoreError> {
+    let Some(s) = session::current(ports, config, req).await? else { return Ok(None) };
     let cookie = crate::web::http::cookie(req, session::COOKIE).unwrap_or_default();
     let csrf = sha256_b64(format!("vigie-questions-csrf\0{cookie}").as_bytes());
-    let recent = crate::now() - s.authentication.at <= state.config.sponsorship.enrol_max_auth_age_secs as i64;
+    let recent = crate::now() - s.authentication.at <= config.sponsorship.enrol_max_auth_age_secs as i64;
     let allowed = strong(&s.authentication)
         && recent
         && crate::policy::decide_system(
-            &state.policy,
-            &state.ports,
-            &Caller::of(req, &state.config.server),
+            policy,
+            ports,
+            &Caller::of(req, &config.server),
             vigie_core::policy::Action::EnrolMie,
             &s.authentication,
             "system:security_questions",
@@ -184,28 +190,35 @@ async fn enrolled_ids(ports: &Ports, identity_id: &str) -> Result<Vec<String>, S
 }
 
 /// `GET /account/questions`.
-pub async fn page(req: HttpRequest, state: State) -> HttpResponse {
+pub async fn page(
+    req: HttpRequest,
+    (config, ports, policy): (Part<Config>, Part<Ports>, Part<PolicyGate>),
+) -> HttpResponse {
     let query = crate::web::http::parse_params(req.query_string().as_bytes()).unwrap_or_default();
     if let Some(back) = crate::web::own_pages::back_from_sign_in(&query, "/account/questions") {
         return back;
     }
     let l = pages::lang(&req, None);
-    let o = match owner(&state, &req).await {
+    let o = match owner(&ports, &config, &policy, &req).await {
         Ok(Some(o)) => o,
         Ok(None) => return nobody(l),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match enrolled_ids(&state.ports, &o.auth.identity_id).await {
-        Ok(ids) => render(&state.config.sponsorship, l, StatusCode::OK, &o, &ids, ""),
+    match enrolled_ids(&ports, &o.auth.identity_id).await {
+        Ok(ids) => render(&config.sponsorship, l, StatusCode::OK, &o, &ids, ""),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
 
 /// `POST /account/questions`: replaces the owner's answers (at least `sponsorship.min_answers`).
-pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+pub async fn save(
+    req: HttpRequest,
+    (config, ports, policy, audit_trail): (Part<Config>, Part<Ports>, Part<PolicyGate>, Part<Audit>),
+    body: web::Bytes,
+) -> HttpResponse {
     let l = pages::lang(&req, None);
-    let caller = Caller::of(&req, &state.config.server);
-    let o = match owner(&state, &req).await {
+    let caller = Caller::of(&req, &config.server);
+    let o = match owner(&ports, &config, &policy, &req).await {
         Ok(Some(o)) => o,
         Ok(None) => return nobody(l),
         Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -222,15 +235,15 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
     }
     if !o.allowed {
         audit(
-            &state.audit,
+            &audit_trail,
             &caller,
             &o.auth.identity_id,
             Outcome::Failure,
             "the session may not enrol security questions",
         );
-        return render(&state.config.sponsorship, l, StatusCode::FORBIDDEN, &o, &[], "");
+        return render(&config.sponsorship, l, StatusCode::FORBIDDEN, &o, &[], "");
     }
-    let cfg = &state.config.sponsorship;
+    let cfg = &config.sponsorship;
     let mut answers = Vec::new();
     let mut problems = Vec::new();
     for q in &cfg.questions {
@@ -250,9 +263,9 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         });
     }
     if !problems.is_empty() {
-        let enrolled = enrolled_ids(&state.ports, &o.auth.identity_id).await.unwrap_or_default();
+        let enrolled = enrolled_ids(&ports, &o.auth.identity_id).await.unwrap_or_default();
         let note = format!(r#"<p class="error" role="alert">{}</p>"#, esc(&problems.join(" ; ")));
-        return render(&state.config.sponsorship, l, StatusCode::UNPROCESSABLE_ENTITY, &o, &enrolled, &note);
+        return render(&config.sponsorship, l, StatusCode::UNPROCESSABLE_ENTITY, &o, &enrolled, &note);
     }
     // argon2id is CPU-bound: keep it off the async workers.
     let hashed = web::block(move || {
@@ -263,11 +276,11 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, "hashing the answers failed");
     };
     let ids: Vec<String> = hashed.iter().map(|(q, _)| q.clone()).collect();
-    if let Err(e) = state.ports.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
+    if let Err(e) = ports.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
         return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     audit(
-        &state.audit,
+        &audit_trail,
         &caller,
         &o.auth.identity_id,
         Outcome::Success,
@@ -277,7 +290,7 @@ pub async fn save(req: HttpRequest, state: State, body: web::Bytes) -> HttpRespo
         r#"<p role="status" id="saved">{}</p>"#,
         tr(l, "Vos réponses sont enregistrées.", "Your answers are saved.")
     );
-    render(&state.config.sponsorship, l, StatusCode::OK, &o, &ids, &note)
+    render(&config.sponsorship, l, StatusCode::OK, &o, &ids, &note)
 }
 
 fn audit(audit: &Audit, caller: &Caller, identity_id: &str, outcome: Outcome, reason: &str) {

@@ -3,7 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::state::State;
+use crate::config::Config;
+use crate::state::Part;
 
 /// The built-in public client through which `/sponsorship` and `/account/questions` sign people
 /// in (its code is never redeemed: the SSO session the login leaves is what these pages use),
@@ -26,10 +27,10 @@ pub struct SignInQuery {
 /// `GET /sponsorship/login[?to=questions]`: signs in through the authorization endpoint with a
 /// card or a key (a phishing-resistant `acr`, a fresh login past `sponsor_max_auth_age_secs`),
 /// then comes back to the page.
-pub async fn sign_in(state: State, q: web::Query<SignInQuery>) -> HttpResponse {
+pub async fn sign_in(config: Part<Config>, q: web::Query<SignInQuery>) -> HttpResponse {
     let (back, max_age) = match q.to.as_deref() {
-        Some("questions") => (RETURNS[1], state.config.sponsorship.enrol_max_auth_age_secs),
-        _ => (RETURNS[0], state.config.sponsorship.sponsor_max_auth_age_secs),
+        Some("questions") => (RETURNS[1], config.sponsorship.enrol_max_auth_age_secs),
+        _ => (RETURNS[0], config.sponsorship.sponsor_max_auth_age_secs),
     };
-    crate::web::own_pages::sign_in(&state.config, CLIENT_ID, back, max_age)
+    crate::web::own_pages::sign_in(&config, CLIENT_ID, back, max_age)
 }

@@ -5,7 +5,8 @@
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
 
-use crate::state::{AppState, State};
+use crate::config::Config;
+use crate::sponsorship::mail::Mailroom;
 use crate::web::http::Caller;
 
 /// What was added.
@@ -44,21 +45,21 @@ impl Added {
 
 /// Tells the person `identity_id` by e-mail that `added` was added to their account, in the
 /// background; audited with the outcome.
-pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added: Added) {
-    let (state, caller, identity_id) = (state.clone(), caller.clone(), identity_id.to_owned());
+pub fn credential_added(mail: Mailroom, caller: &Caller, identity_id: &str, added: Added) {
+    let (caller, identity_id) = (caller.clone(), identity_id.to_owned());
     actix_web::rt::spawn(async move {
         let sent = async {
-            let person = state
+            let person = mail
                 .ports
                 .directory
                 .identity(&identity_id)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("the person is no longer in the directory")?;
-            let (subject, body) = texts(&state, &person, &added, crate::now());
+            let (subject, body) = texts(&mail.config, &person, &added, crate::now());
             crate::sponsorship::mail::send_notice(
-                state.upstreams.mailer.as_ref(),
-                state.ports.sponsorships.as_ref(),
+                mail.upstreams.mailer.as_ref(),
+                mail.ports.sponsorships.as_ref(),
                 &identity_id,
                 &subject,
                 &body,
@@ -74,7 +75,7 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
         };
         let result = if outcome == Outcome::Success { "sent" } else { "failed" };
         metrics::counter!("vigie_credential_notice_total", "result" => result).increment(1);
-        state.audit(AuditEvent {
+        mail.audit.record(AuditEvent {
             kind: Some(AuditKind::CredentialNotice),
             outcome: Some(outcome),
             subject: Some(identity_id),
@@ -88,9 +89,9 @@ pub fn credential_added(state: &State, caller: &Caller, identity_id: &str, added
 }
 
 /// The subject and body, French first (the establishment's language), then English.
-fn texts(state: &AppState, person: &Identity, added: &Added, at: i64) -> (String, String) {
-    let (day, hour) = crate::sponsorship::local(&state.config, at);
-    let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(&state.config);
+fn texts(config: &Config, person: &Identity, added: &Added, at: i64) -> (String, String) {
+    let (day, hour) = crate::sponsorship::local(config, at);
+    let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(config);
     let who = format!("{} {}", person.given_name, person.family_name);
     match added {
         Added::Key { name } => (
