@@ -11,7 +11,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
 use super::client_auth;
 use super::grant::{Issuer, MintError, RefreshRecord};
-use crate::state::{Audit, Client, State};
+use crate::config::Config;
+use crate::state::{Audit, Client, OidcState, PolicyGate, Ports, Upstreams, parts};
 use crate::web::http::{Caller, oauth_error, parse_params};
 
 /// A token endpoint error (RFC 6749 §5.2).
@@ -50,8 +51,22 @@ impl From<vigie_core::store::StoreError> for TokenError {
     }
 }
 
-pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+parts! {
+    /// What the token endpoint reaches: client authentication ([`client_auth::Clients`]), then
+    /// each grant handler its share ([`Grant`]); the DMP side for the token exchange.
+    pub struct Endpoint {
+        config: Config,
+        oidc: OidcState,
+        ports: Ports,
+        policy: PolicyGate,
+        upstreams: Upstreams,
+        audit: Audit,
+    }
+}
+
+pub async fn token(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> HttpResponse {
+    let Endpoint { config, oidc, ports, policy, upstreams, audit } = &endpoint;
+    let caller = Caller::of(&req, &config.server);
     // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method", form-encoded.
     let is_form = req
         .headers()
@@ -69,26 +84,30 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let client = match client_auth::authenticate(&req, &params, (&**state).into(), &caller).await {
+    let clients = client_auth::Clients { config, oidc, store: ports.store.as_ref(), http: &upstreams.http };
+    let client = match client_auth::authenticate(&req, &params, clients, &caller).await {
         Ok(c) => c,
         Err(e) => {
-            refused(&state.audit, &caller, params.get("client_id"), "client authentication", &e.description);
+            refused(audit, &caller, params.get("client_id"), "client authentication", &e.description);
             return e.response();
         }
     };
     let grant_type = params.get("grant_type").unwrap_or_default();
-    let grant = Grant { issuer: Issuer::from(&**state), audit: &state.audit, client, caller: &caller };
+    let issuer = Issuer { config, oidc, ports, identities: &policy.identities };
+    let grant = Grant { issuer, policy, audit, client, caller: &caller };
     let result = match grant_type {
         "authorization_code" => code::exchange(&grant, &params).await.map(Granted::Tokens),
-        "refresh_token" => refresh::exchange(&grant, &state, &params).await.map(Granted::Tokens),
-        exchange::TOKEN_EXCHANGE => exchange::exchange(&grant, &state, &params).await.map(Granted::Exchanged),
+        "refresh_token" => refresh::exchange(&grant, &params).await.map(Granted::Tokens),
+        exchange::TOKEN_EXCHANGE => {
+            exchange::exchange(&grant, upstreams.dmp.as_deref(), &params).await.map(Granted::Exchanged)
+        }
         "" => Err(TokenError::new("invalid_request", "grant_type is missing")),
         other => Err(TokenError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
     };
     match result {
         Ok(t) => HttpResponse::Ok().insert_header(("Pragma", "no-cache")).json(t),
         Err(e) => {
-            refused(&state.audit, &caller, Some(&client.config.client_id), grant_type, &e.description);
+            refused(audit, &caller, Some(&client.config.client_id), grant_type, &e.description);
             let status = match e.error {
                 "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
                 "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,9 +128,11 @@ enum Granted {
 }
 
 /// What a grant handler reaches (fosite gives each grant handler only its strategies and
-/// storage): the token side to mint with, the audit trail, and who asks.
+/// storage): the token side to mint with, the policy gate (a grant asks again about the person),
+/// the audit trail, and who asks.
 pub struct Grant<'a> {
     pub issuer: Issuer<'a>,
+    pub policy: &'a PolicyGate,
     pub audit: &'a Audit,
     /// The authenticated client (RFC 6749 §3.2.1).
     pub client: &'a Client,
@@ -172,7 +193,7 @@ pub const REFRESH_REUSE: Reuse = Reuse {
 
 /// A used code or refresh token came back: revokes the grant and says so.
 async fn reuse_detected(grant: &Grant<'_>, grant_id: &str, reuse: &Reuse) -> TokenError {
-    let Grant { issuer, audit, client, caller } = grant;
+    let Grant { issuer, audit, client, caller, .. } = grant;
     let handle = super::grant::grant_handle(grant_id);
     if let Err(e) = super::grant::revoke_grant(issuer.ports.store.as_ref(), issuer.config, &handle).await {
         return e.into();

@@ -7,7 +7,6 @@ use vigie_core::audit::AuditKind;
 
 use super::{Grant, TokenError};
 use crate::oidc::grant::{self, RefreshRecord, RefreshToken, Standing, TokenResponse};
-use crate::state::AppState;
 use crate::web::http::Params;
 
 /// How long the claim on a generation being rotated is kept: the new generation is recorded
@@ -18,8 +17,7 @@ fn rotation_claim(family: &str, generation: u32) -> String {
     format!("rt-rotating:{family}:{generation}")
 }
 
-/// `policy`: the state the policy services read, for the recheck of the person.
-pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> Result<TokenResponse, TokenError> {
+pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
     let (client, store) = (grant.client, grant.issuer.ports.store.as_ref());
     let token =
         params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
@@ -67,7 +65,7 @@ pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> 
     if !first? {
         return Err(super::reuse_detected(grant, &record.grant_id, &super::REFRESH_REUSE).await);
     }
-    let rotated = rotate(grant, policy, &presented, &mut record).await;
+    let rotated = rotate(grant, &presented, &mut record).await;
     if rotated.is_err() {
         // The claim is released whatever failed: the client's retry of this very token is no
         // second use (if the release fails too, the claim expires within ROTATION_CLAIM).
@@ -82,7 +80,6 @@ pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> 
 /// presented token recorded as spent, the next generation minted.
 async fn rotate(
     grant: &Grant<'_>,
-    policy: &AppState,
     presented: &RefreshToken<'_>,
     record: &mut RefreshRecord,
 ) -> Result<TokenResponse, TokenError> {
@@ -91,7 +88,7 @@ async fn rotate(
         .checked_add(1)
         .ok_or_else(|| TokenError::new("invalid_grant", "this refresh token family is exhausted: log in again"))?;
     let handle = grant::grant_handle(&record.grant_id);
-    super::recheck::still_allowed(grant, policy, &record.authentication, &handle).await?;
+    super::recheck::still_allowed(grant, &record.authentication, &handle).await?;
     presented.mark_spent(grant.issuer.ports.store.as_ref(), record).await?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint(grant.issuer, grant.client, record, None).await?;
