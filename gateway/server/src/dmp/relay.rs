@@ -10,9 +10,9 @@ use vigie_core::dmp::{InsNir, RelayError, Vihf};
 
 use super::runtime::parse_purpose;
 use super::vihf::{Refusal, Seal, Via, audit_refused, ins_audit_hash, vihf_for};
-use crate::config::Config;
-use crate::oidc::grant::{Issuer, verify_access_token};
-use crate::state::{Audit, OidcState, PolicyGate, Ports, Upstreams, parts};
+use crate::oidc::BackChannel;
+use crate::oidc::grant::verify_access_token;
+use crate::state::{Audit, Upstreams};
 use crate::web::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 
 /// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge, as problem details.
@@ -51,24 +51,16 @@ fn element_text(body: &[u8], local: &str, limit: usize) -> Option<String> {
     None
 }
 
-parts! {
-    /// What the relay reaches: the access token's check, the VIHF's sealing ([`Seal`]), the DMP
-    /// and its health, the audit trail.
-    pub struct Relay {
-        config: Config,
-        oidc: OidcState,
-        ports: Ports,
-        policy: PolicyGate,
-        upstreams: Upstreams,
-        audit: Audit,
-    }
-}
-
 /// `POST /dmp/relay/{service}`: the DPI's SOAP 1.2 call (plain or MTOM) with the professional's
 /// access token and the patient's INS in `X-Vigie-Patient-INS` → a fresh VIHF in `wsse:Security`
 /// → the DMP over mutual TLS → its answer streamed back. Audited (`dmp_call`, EX_AIR-090).
-pub async fn relay(req: HttpRequest, parts: Relay, path: web::Path<String>, mut payload: web::Payload) -> HttpResponse {
-    let Relay { config, oidc, ports, policy, upstreams, audit } = &parts;
+pub async fn relay(
+    req: HttpRequest,
+    parts: BackChannel,
+    path: web::Path<String>,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    let BackChannel { config, oidc, ports, policy, upstreams, audit } = &parts;
     let caller = Caller::of(&req, &config.server);
     let service = path.into_inner();
     let Some(dmp) = upstreams.dmp.clone() else {
@@ -83,8 +75,7 @@ pub async fn relay(req: HttpRequest, parts: Relay, path: web::Path<String>, mut 
     }
     // RFC 6750 §2.1: the bearer token in the Authorization header.
     let Some(token) = bearer_token(&req) else { return bearer_missing() };
-    let claims = match verify_access_token(Issuer { config, oidc, ports, identities: &policy.identities }, &token).await
-    {
+    let claims = match verify_access_token(parts.issuer(), &token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e),
     };
@@ -196,8 +187,14 @@ pub async fn relay(req: HttpRequest, parts: Relay, path: web::Path<String>, mut 
             "the DMP address is not configured on this gateway (`dmp.relay.base_url`)",
         );
     };
-    let vihf = match vihf_for(Seal { dmp: &dmp, ports, policy, audit }, &caller, &claims, &patient, purpose, Via::Relay)
-        .await
+    let vihf = match vihf_for(
+        Seal { dmp: &dmp, ports, policy, audit, caller: &caller },
+        &claims,
+        &patient,
+        purpose,
+        Via::Relay,
+    )
+    .await
     {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &m),

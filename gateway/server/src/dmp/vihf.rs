@@ -43,13 +43,14 @@ pub enum Via {
 }
 
 /// What issuing a VIHF reaches: the DMP side (the seal), the session and the identity (ports,
-/// identity cache), the policy (`access_dmp`) and the audit trail.
+/// identity cache), the policy (`access_dmp`), the audit trail, and who asks.
 #[derive(Clone, Copy)]
 pub struct Seal<'a> {
     pub dmp: &'a Dmp,
     pub ports: &'a Ports,
     pub policy: &'a PolicyGate,
     pub audit: &'a Audit,
+    pub caller: &'a Caller,
 }
 
 /// Issues a VIHF for the session behind a verified access token (of the client it names): the
@@ -57,13 +58,12 @@ pub struct Seal<'a> {
 /// EX_AIR-070).
 pub async fn vihf_for(
     seal: Seal<'_>,
-    caller: &Caller,
     claims: &AccessTokenClaims,
     patient: &InsNir,
     purpose: &str,
     via: Via,
 ) -> Result<Vihf, Refusal> {
-    let Seal { dmp, ports, policy, audit } = seal;
+    let Seal { dmp, ports, policy, audit, caller } = seal;
     let client_id = claims.client_id.as_str();
     // The authentication is the session's: a token outliving its session (logout, idle, card
     // declared lost) does not reach the DMP.

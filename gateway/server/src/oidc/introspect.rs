@@ -4,25 +4,16 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::client_auth::Clients;
-use super::grant::{self, Issuer, verify_access_token};
+use super::BackChannel;
+use super::grant::{self, verify_access_token};
 use super::presented::{self, Presented};
-use crate::config::{ClientAuthMethod, Config};
-use crate::state::{OidcState, Part, PolicyGate, Ports, Upstreams};
+use crate::config::ClientAuthMethod;
 use crate::web::http::{Caller, oauth_error};
 
-pub async fn introspect(
-    req: HttpRequest,
-    config: Part<Config>,
-    oidc: Part<OidcState>,
-    ports: Part<Ports>,
-    policy: Part<PolicyGate>,
-    upstreams: Part<Upstreams>,
-    body: web::Bytes,
-) -> HttpResponse {
+pub async fn introspect(req: HttpRequest, endpoint: BackChannel, body: web::Bytes) -> HttpResponse {
+    let BackChannel { config, ports, .. } = &endpoint;
     let caller = Caller::of(&req, &config.server);
-    let clients = Clients { config: &config, oidc: &oidc, store: ports.store.as_ref(), http: &upstreams.http };
-    let (client, params) = match presented::authenticated(&req, &body, clients, &caller).await {
+    let (client, params) = match presented::authenticated(&req, &body, endpoint.clients(), &caller).await {
         Ok(c) => c,
         Err(response) => return response,
     };
@@ -39,12 +30,7 @@ pub async fn introspect(
     };
     let family = match found {
         Presented::AccessToken(token) => {
-            return match verify_access_token(
-                Issuer { config: &config, oidc: &oidc, ports: &ports, identities: &policy.identities },
-                token,
-            )
-            .await
-            {
+            return match verify_access_token(endpoint.issuer(), token).await {
                 // An access token's audience is its client (RFC 9068 §3): to any other caller it is "a
                 // token the protected resource is not allowed to know about", inactive (RFC 7662 §2.2;
                 // §4: no scanning of others' tokens).

@@ -39,19 +39,27 @@ parts! {
     }
 }
 
+impl Endpoint {
+    fn answer(&self) -> Answer<'_> {
+        Answer { config: &self.config, oidc: &self.oidc, ports: &self.ports, audit: &self.audit }
+    }
+}
+
 pub async fn get(req: HttpRequest, endpoint: Endpoint) -> HttpResponse {
     let raw = req.query_string().to_owned();
-    handle(req, endpoint, raw.as_bytes()).await
+    handle(req, endpoint.answer(), &endpoint.policy, raw.as_bytes()).await
 }
 
 /// OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST
 /// methods".
 pub async fn post(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> HttpResponse {
-    handle(req, endpoint, &body).await
+    handle(req, endpoint.answer(), &endpoint.policy, &body).await
 }
 
-async fn handle(req: HttpRequest, endpoint: Endpoint, raw: &[u8]) -> HttpResponse {
-    let Endpoint { config, oidc, ports, policy, audit } = &endpoint;
+/// Deciding between SSO, an error and a login flow: `answer` is what answering the client
+/// reaches, `policy` decides on the session and on what a login may offer.
+async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: &[u8]) -> HttpResponse {
+    let Answer { config, oidc, ports, audit } = answer;
     let caller = Caller::of(&req, &config.server);
     let validated = match parse_params(raw) {
         Ok(p) => validate(Ok(p), config, oidc),
@@ -107,7 +115,7 @@ async fn handle(req: HttpRequest, endpoint: Endpoint, raw: &[u8]) -> HttpRespons
         };
         let decision = crate::policy::decide_login(policy, &caller, &principal, client, &s.authentication, true);
         if decision.allowed {
-            return finish(Answer { config, oidc, ports, audit }, request, &s, None).await;
+            return finish(answer, request, &s, None).await;
         }
         if decision.step_up.is_empty() {
             return error_response(

@@ -113,8 +113,8 @@ pub async fn exchange(grant: &Grant<'_>, dmp: Option<&Dmp>, params: &Params) -> 
             .await
             .map_err(|e| if e.error == "invalid_grant" { invalid_request(e.description) } else { e })?;
     }
-    let seal = Seal { dmp: dmp_side, ports: grant.issuer.ports, policy: grant.policy, audit: grant.audit };
-    let vihf = match dmp::vihf_for(seal, caller, &claims, &patient, purpose, Via::TokenExchange).await {
+    let seal = Seal { dmp: dmp_side, ports: grant.issuer.ports, policy: grant.policy, audit: grant.audit, caller };
+    let vihf = match dmp::vihf_for(seal, &claims, &patient, purpose, Via::TokenExchange).await {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return Err(invalid_request(format!("subject_token: {m}"))),
         // Audited by the token endpoint, beside the policy decision line.

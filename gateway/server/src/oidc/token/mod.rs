@@ -9,11 +9,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
+use super::BackChannel;
 use super::client_auth;
-use super::grant::{Issuer, MintError, RefreshRecord};
-use crate::config::Config;
-use crate::state::{Audit, Client, OidcState, PolicyGate, Ports, Upstreams, parts};
-use crate::web::http::{Caller, oauth_error, parse_params};
+use super::grant::{Issuer, MintError, RefreshRecord, TokenResponse};
+use crate::state::{Audit, Client, PolicyGate};
+use crate::web::http::{Caller, Params, oauth_error, parse_params};
 
 /// A token endpoint error (RFC 6749 §5.2).
 pub struct TokenError {
@@ -51,21 +51,8 @@ impl From<vigie_core::store::StoreError> for TokenError {
     }
 }
 
-parts! {
-    /// What the token endpoint reaches: client authentication ([`client_auth::Clients`]), then
-    /// each grant handler its share ([`Grant`]); the DMP side for the token exchange.
-    pub struct Endpoint {
-        config: Config,
-        oidc: OidcState,
-        ports: Ports,
-        policy: PolicyGate,
-        upstreams: Upstreams,
-        audit: Audit,
-    }
-}
-
-pub async fn token(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> HttpResponse {
-    let Endpoint { config, oidc, ports, policy, upstreams, audit } = &endpoint;
+pub async fn token(req: HttpRequest, endpoint: BackChannel, body: web::Bytes) -> HttpResponse {
+    let BackChannel { config, policy, upstreams, audit, .. } = &endpoint;
     let caller = Caller::of(&req, &config.server);
     // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method", form-encoded.
     let is_form = req
@@ -84,8 +71,7 @@ pub async fn token(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> Ht
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let clients = client_auth::Clients { config, oidc, store: ports.store.as_ref(), http: &upstreams.http };
-    let client = match client_auth::authenticate(&req, &params, clients, &caller).await {
+    let client = match client_auth::authenticate(&req, &params, endpoint.clients(), &caller).await {
         Ok(c) => c,
         Err(e) => {
             refused(audit, &caller, params.get("client_id"), "client authentication", &e.description);
@@ -93,8 +79,7 @@ pub async fn token(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> Ht
         }
     };
     let grant_type = params.get("grant_type").unwrap_or_default();
-    let issuer = Issuer { config, oidc, ports, identities: &policy.identities };
-    let grant = Grant { issuer, policy, audit, client, caller: &caller };
+    let grant = Grant { issuer: endpoint.issuer(), policy, audit, client, caller: &caller };
     let result = match grant_type {
         "authorization_code" => code::exchange(&grant, &params).await.map(Granted::Tokens),
         "refresh_token" => refresh::exchange(&grant, &params).await.map(Granted::Tokens),
@@ -123,7 +108,7 @@ pub async fn token(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> Ht
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Granted {
-    Tokens(super::grant::TokenResponse),
+    Tokens(TokenResponse),
     Exchanged(exchange::ExchangeResponse),
 }
 
@@ -168,6 +153,35 @@ fn issued(grant: &Grant<'_>, kind: AuditKind, r: &RefreshRecord) {
         request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });
+}
+
+// What the authorization code and refresh token grants share: their parameter, the check that
+// the grant is the authenticated client's, and the tokens minted and audited at the end.
+
+/// A parameter the grant requires (RFC 6749 §5.2 `invalid_request` when it is missing).
+fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, TokenError> {
+    params.get(name).ok_or_else(|| TokenError::new("invalid_request", format!("{name} is missing")))
+}
+
+/// RFC 6749 §4.1.3 and §6: the code or the refresh token must have been issued to the
+/// authenticated client (`what` names it in the error).
+fn issued_to_client(grant: &Grant<'_>, client_id: &str, what: &str) -> Result<(), TokenError> {
+    if client_id != grant.client.config.client_id {
+        return Err(TokenError::new("invalid_grant", format!("the {what} was issued to another client")));
+    }
+    Ok(())
+}
+
+/// The end of both grants: the tokens of `record` minted, then audited as `kind`.
+async fn mint(
+    grant: &Grant<'_>,
+    kind: AuditKind,
+    record: &RefreshRecord,
+    nonce: Option<String>,
+) -> Result<TokenResponse, TokenError> {
+    let tokens = super::grant::mint(grant.issuer, grant.client, record, nonce).await?;
+    issued(grant, kind, record);
+    Ok(tokens)
 }
 
 /// What a reused grant is called in the audit trail and in the error.

@@ -18,9 +18,8 @@ fn rotation_claim(family: &str, generation: u32) -> String {
 }
 
 pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
-    let (client, store) = (grant.client, grant.issuer.ports.store.as_ref());
-    let token =
-        params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
+    let store = grant.issuer.ports.store.as_ref();
+    let token = super::required(params, "refresh_token")?;
     let invalid = || TokenError::new("invalid_grant", "the refresh token is invalid or expired");
     let Some((presented, mut record)) = grant::refresh_family(store, token).await? else {
         return Err(invalid());
@@ -28,9 +27,7 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
     // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
     // that the refresh token was issued to the authenticated client". First: a token of another
     // client, whatever it is, says nothing this client may act on (RFC 6749 §10.4).
-    if record.client_id != client.config.client_id {
-        return Err(TokenError::new("invalid_grant", "the refresh token was issued to another client"));
-    }
+    super::issued_to_client(grant, &record.client_id, "refresh token")?;
     // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both the
     // attacker and the legitimate client, one of them will present an invalidated refresh
     // token, which will inform the authorization server of the breach" — the whole family is
@@ -91,7 +88,5 @@ async fn rotate(
     super::recheck::still_allowed(grant, &record.authentication, &handle).await?;
     presented.mark_spent(grant.issuer.ports.store.as_ref(), record).await?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
-    let tokens = grant::mint(grant.issuer, grant.client, record, None).await?;
-    super::issued(grant, AuditKind::TokenRefreshed, record);
-    Ok(tokens)
+    super::mint(grant, AuditKind::TokenRefreshed, record, None).await
 }
