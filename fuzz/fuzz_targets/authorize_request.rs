@@ -12,6 +12,7 @@ use vigie_gateway::app::{AppState, build_state};
 use vigie_gateway::config::Config;
 use vigie_gateway::web::http::parse_params;
 use vigie_gateway::keys::KeyFile;
+use vigie_gateway::oidc::Prompt;
 use vigie_gateway::oidc::authorize::{Invalid, is_pkce_value, validate};
 
 const CONFIG: &str = r#"
@@ -57,7 +58,7 @@ fuzz_target!(|raw: &[u8]| {
     let params = parse_params(raw);
     let parsed = params.clone().ok();
     let get = |k: &str| parsed.as_ref().and_then(|p| p.get(k));
-    match validate(params, &STATE) {
+    match validate(params, &STATE.config, &STATE.oidc) {
         Ok(r) => {
             let client = STATE.client(&r.client_id).expect("accepted for a registered client");
             assert_eq!(get("client_id"), Some(r.client_id.as_str()));
@@ -72,7 +73,13 @@ fuzz_target!(|raw: &[u8]| {
                 Some(c) => assert!(is_pkce_value(c) && c.len() == 43 && get("code_challenge_method") == Some("S256")),
                 None => assert!(!client.config.require_pkce),
             }
-            assert!(!(r.prompt_none && r.prompt_login));
+            // OIDC Core §3.1.2.1: `none` stands alone; `max_age=0` is `prompt=login`.
+            let prompts: Vec<&str> = get("prompt").unwrap_or_default().split(' ').filter(|p| !p.is_empty()).collect();
+            match r.prompt {
+                Prompt::None => assert_eq!(prompts, ["none"]),
+                Prompt::Login => assert!(prompts.contains(&"login") || r.max_age == Some(0)),
+                Prompt::Default => assert!(!prompts.contains(&"none") && !prompts.contains(&"login") && r.max_age != Some(0)),
+            }
             assert!(r.max_age.is_none_or(|m| m >= 0));
             assert_eq!(r.state.as_deref(), get("state"));
             assert!(r.state.as_ref().is_none_or(|s| s.len() <= 2048));

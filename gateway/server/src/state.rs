@@ -265,15 +265,45 @@ impl<T: StatePart> FromRequest for Part<T> {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match req.app_data::<web::Data<AppState>>() {
+        std::future::ready(Part::of_request(req))
+    }
+}
+
+impl<T: StatePart> Part<T> {
+    /// The part of the state registered with the application serving `req`.
+    pub fn of_request(req: &HttpRequest) -> Result<Self, actix_web::Error> {
+        match req.app_data::<web::Data<AppState>>() {
             Some(state) => Ok(Part::of(state)),
             None => {
                 tracing::error!("the gateway's state is not registered with the application");
                 Err(actix_web::error::ErrorInternalServerError("internal error"))
             }
-        })
+        }
     }
 }
+
+/// A handler's share of the state as one extractor, a struct of [`Part`]s: for a handler that
+/// reaches more parts than a signature reads well with.
+macro_rules! parts {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($fvis:vis $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone)]
+        $vis struct $name {
+            $($fvis $field: $crate::state::Part<$ty>),*
+        }
+
+        impl actix_web::FromRequest for $name {
+            type Error = actix_web::Error;
+            type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+            fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+                let parts = || Ok(Self { $($field: $crate::state::Part::of_request(req)?),* });
+                std::future::ready(parts())
+            }
+        }
+    };
+}
+pub(crate) use parts;
 
 impl AppState {
     pub fn client(&self, client_id: &str) -> Option<&Client> {

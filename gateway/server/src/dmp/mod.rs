@@ -15,4 +15,4 @@ pub use demo::{demo_config, demo_json, ensure_demo_pki};
 pub(crate) use relay::relay;
 pub use runtime::{Dmp, build, parse_purpose};
 pub use vigie_core::dmp::InsNir;
-pub use vihf::{Refusal, Via, vihf_for};
+pub use vihf::{Refusal, Seal, Via, vihf_for};

@@ -9,9 +9,10 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::dmp::{InsNir, RelayError, Vihf};
 
 use super::runtime::parse_purpose;
-use super::vihf::{Refusal, Via, audit_refused, ins_audit_hash, vihf_for};
+use super::vihf::{Refusal, Seal, Via, audit_refused, ins_audit_hash, vihf_for};
+use crate::oidc::BackChannel;
 use crate::oidc::grant::verify_access_token;
-use crate::state::{AppState, State};
+use crate::state::{Audit, Upstreams};
 use crate::web::http::{Caller, bearer_missing, bearer_token, problem, with_bearer_challenge};
 
 /// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge, as problem details.
@@ -53,10 +54,16 @@ fn element_text(body: &[u8], local: &str, limit: usize) -> Option<String> {
 /// `POST /dmp/relay/{service}`: the DPI's SOAP 1.2 call (plain or MTOM) with the professional's
 /// access token and the patient's INS in `X-Vigie-Patient-INS` → a fresh VIHF in `wsse:Security`
 /// → the DMP over mutual TLS → its answer streamed back. Audited (`dmp_call`, EX_AIR-090).
-pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut payload: web::Payload) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+pub async fn relay(
+    req: HttpRequest,
+    parts: BackChannel,
+    path: web::Path<String>,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    let BackChannel { config, oidc, ports, policy, upstreams, audit } = &parts;
+    let caller = Caller::of(&req, &config.server);
     let service = path.into_inner();
-    let Some(dmp) = state.upstreams.dmp.clone() else {
+    let Some(dmp) = upstreams.dmp.clone() else {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "DMP not configured",
@@ -68,11 +75,11 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     }
     // RFC 6750 §2.1: the bearer token in the Authorization header.
     let Some(token) = bearer_token(&req) else { return bearer_missing() };
-    let claims = match verify_access_token(&state, &token).await {
+    let claims = match verify_access_token(parts.issuer(), &token).await {
         Ok(c) => c,
         Err(e) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e),
     };
-    let Some(client) = state.client(&claims.client_id) else {
+    let Some(client) = oidc.clients.get(&claims.client_id) else {
         return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the token's client is no longer registered");
     };
     if !client.config.dmp {
@@ -155,7 +162,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     if let Some(other) = soap.patients().iter().find(|n| !n.eq_ignore_ascii_case(patient.as_str())) {
         let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| ins_audit_hash(&o));
         audit_refused(
-            &state.audit,
+            audit,
             &caller,
             &claims.client_id,
             &format!(
@@ -180,11 +187,19 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
             "the DMP address is not configured on this gateway (`dmp.relay.base_url`)",
         );
     };
-    let vihf = match vihf_for(&state, &dmp, &caller, &claims, &patient, purpose, Via::Relay).await {
+    let vihf = match vihf_for(
+        Seal { dmp: &dmp, ports, policy, audit, caller: &caller },
+        &claims,
+        &patient,
+        purpose,
+        Via::Relay,
+    )
+    .await
+    {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &m),
         Err(Refusal::Policy(m)) => {
-            audit_refused(&state.audit, &caller, &claims.client_id, &m);
+            audit_refused(audit, &caller, &claims.client_id, &m);
             return problem(StatusCode::FORBIDDEN, "DMP access refused by policy", &m);
         }
         Err(Refusal::Unavailable(m)) => return problem(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &m),
@@ -195,7 +210,8 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
     drop(body);
     let started = Instant::now();
     let call = Call {
-        state: &state,
+        upstreams,
+        audit,
         caller: &caller,
         subject: &claims.sub,
         client_id: &claims.client_id,
@@ -204,7 +220,7 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         vihf: &vihf,
     };
     // Degraded mode: the DMP's breaker is open; answer at once instead of waiting on it.
-    if !state.upstreams.health.available(crate::health::DMP) {
+    if !upstreams.health.available(crate::health::DMP) {
         let m = "the DMP is unreachable at the moment (its circuit breaker is open after repeated failures); \
                  try again later";
         call.audit(Outcome::Failure, m, started);
@@ -234,12 +250,12 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
         } else {
             Ok(started.elapsed())
         };
-        state.upstreams.health.record(crate::health::DMP, outcome);
+        upstreams.health.record(crate::health::DMP, outcome);
         let reason = element_text(&bytes, "Text", bytes.len()).unwrap_or_default();
         call.audit(Outcome::Failure, &format!("HTTP {}; {reason}", status.as_u16()), started);
         return out.body(bytes);
     }
-    state.upstreams.health.record(crate::health::DMP, Ok(started.elapsed()));
+    upstreams.health.record(crate::health::DMP, Ok(started.elapsed()));
     if answer.content_length().is_some_and(|n| n > dmp.max_answer_bytes as u64) {
         return call.failed(&RelayError::TooLarge(dmp.max_answer_bytes), started);
     }
@@ -275,7 +291,8 @@ pub async fn relay(req: HttpRequest, state: State, path: web::Path<String>, mut 
 
 /// One relayed call, for its audit line.
 struct Call<'a> {
-    state: &'a AppState,
+    upstreams: &'a Upstreams,
+    audit: &'a Audit,
     caller: &'a Caller,
     subject: &'a str,
     client_id: &'a str,
@@ -290,7 +307,7 @@ impl Call<'_> {
     fn failed(&self, e: &RelayError, started: Instant) -> HttpResponse {
         let detail = e.to_string();
         if e.is_dmp_failure() {
-            self.state.upstreams.health.record(crate::health::DMP, Err(detail.clone()));
+            self.upstreams.health.record(crate::health::DMP, Err(detail.clone()));
         }
         self.audit(Outcome::Failure, &detail, started);
         match e {
@@ -320,7 +337,7 @@ impl Call<'_> {
         let result = if outcome == Outcome::Success { "success" } else { "failure" };
         metrics::counter!("vigie_dmp_calls_total", "service" => self.service.to_owned(), "outcome" => result)
             .increment(1);
-        self.state.audit(AuditEvent {
+        self.audit.record(AuditEvent {
             kind: Some(AuditKind::DmpCall),
             outcome: Some(outcome),
             subject: Some(self.subject.to_owned()),

@@ -6,7 +6,7 @@ use vigie_core::dmp::{InsNir, SealRefusal, Vihf, VihfRequest};
 
 use super::runtime::Dmp;
 use crate::oidc::grant::AccessTokenClaims;
-use crate::state::{AppState, Audit};
+use crate::state::{Audit, PolicyGate, Ports};
 use crate::web::http::Caller;
 
 /// SHA-256 of a patient's INS for audit lines: whoever holds an INS finds its lines; the trail does
@@ -42,22 +42,32 @@ pub enum Via {
     Relay,
 }
 
+/// What issuing a VIHF reaches: the DMP side (the seal), the session and the identity (ports,
+/// identity cache), the policy (`access_dmp`), the audit trail, and who asks.
+#[derive(Clone, Copy)]
+pub struct Seal<'a> {
+    pub dmp: &'a Dmp,
+    pub ports: &'a Ports,
+    pub policy: &'a PolicyGate,
+    pub audit: &'a Audit,
+    pub caller: &'a Caller,
+}
+
 /// Issues a VIHF for the session behind a verified access token (of the client it names): the
 /// session must be live, the policy (`access_dmp`) must allow it; audited (`vihf_issued`, reference
 /// EX_AIR-070).
 pub async fn vihf_for(
-    state: &AppState,
-    dmp: &Dmp,
-    caller: &Caller,
+    seal: Seal<'_>,
     claims: &AccessTokenClaims,
     patient: &InsNir,
     purpose: &str,
     via: Via,
 ) -> Result<Vihf, Refusal> {
+    let Seal { dmp, ports, policy, audit, caller } = seal;
     let client_id = claims.client_id.as_str();
     // The authentication is the session's: a token outliving its session (logout, idle, card
     // declared lost) does not reach the DMP.
-    let session = crate::session::by_sid(state.ports.store.as_ref(), &claims.sid)
+    let session = crate::session::by_sid(ports.store.as_ref(), &claims.sid)
         .await
         .map_err(|e| unavailable("session store", e))?
         .ok_or_else(|| Refusal::Token("the professional's session has ended: they must log in again".into()))?;
@@ -65,7 +75,7 @@ pub async fn vihf_for(
     if auth.identity_id != claims.sub {
         return Err(Refusal::Token("the token's subject is not the session's".into()));
     }
-    let decision = crate::policy::decide_dmp(&state.policy, &state.ports, caller, auth, client_id).await;
+    let decision = crate::policy::decide_dmp(policy, ports, caller, auth, client_id).await;
     if !decision.allowed {
         let deciding =
             if decision.policies.is_empty() { "no policy permits it".to_owned() } else { decision.policies.join(", ") };
@@ -82,10 +92,9 @@ pub async fn vihf_for(
             auth.amr().join(" ")
         )));
     }
-    let identity = state
-        .policy
+    let identity = policy
         .identities
-        .get(state.ports.directory.as_ref(), &auth.identity_id)
+        .get(ports.directory.as_ref(), &auth.identity_id)
         .await
         .map_err(|e| unavailable("directory", e))?
         .ok_or_else(|| Refusal::Token("the professional is no longer in the directory".into()))?;
@@ -123,7 +132,7 @@ pub async fn vihf_for(
         }
     })?;
     metrics::counter!("vigie_vihf_issued_total", "client" => client_id.to_owned()).increment(1);
-    state.audit(AuditEvent {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::VihfIssued),
         outcome: Some(Outcome::Success),
         subject: Some(auth.identity_id.clone()),

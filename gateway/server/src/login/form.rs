@@ -3,40 +3,33 @@
 //! their credentials (the form, its flow, its CSRF token, the attempts from the caller's address).
 use std::time::Duration;
 
-use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use vigie_core::store::StoreExt;
 use vigie_core::{Authentication, Mie};
 
 use super::config::LoginConfig;
 use super::{LoginFlow, Methods};
+use crate::config::Config;
 use crate::secrets::ct_eq;
 use crate::session::keys::{self, PerAddress};
-use crate::state::{AppState, Ports, State};
+use crate::state::{Audit, OidcState, PolicyGate, Ports, Upstreams, parts};
 use crate::web::http::{Caller, Params, parse_params};
 use crate::web::pages;
 
-/// The login flows as a verifier reaches them (`flows: Flows` in a handler): the caller, the
-/// flow bound to this browser, the page of a flow, an attempt's audit line, and
-/// [`super::complete`], the one exit. The flow's own functions (`login/mod.rs`) take the whole
-/// state; this is the one place the verifiers meet it, so each of them names only the parts it
-/// reads besides.
-#[derive(Clone)]
-pub struct Flows(State);
-
-impl FromRequest for Flows {
-    type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(match req.app_data::<State>() {
-            Some(state) => Ok(Flows(state.clone())),
-            None => {
-                tracing::error!("the gateway's state is not registered with the application");
-                Err(actix_web::error::ErrorInternalServerError("internal error"))
-            }
-        })
+parts! {
+    /// The login flows as a verifier reaches them (`flows: Flows` in a handler): the caller, the
+    /// flow bound to this browser, the page of a flow, an attempt's audit line, and
+    /// [`super::complete`], the one exit. The parts here are those the exit reaches (policy,
+    /// session, the way back to the client, ending a replaced session); each verifier names only
+    /// the parts it reads besides.
+    pub struct Flows {
+        pub(super) config: Config,
+        pub(super) ports: Ports,
+        pub(super) oidc: OidcState,
+        pub(super) policy: PolicyGate,
+        pub(super) upstreams: Upstreams,
+        pub(super) audit: Audit,
     }
 }
 
@@ -50,18 +43,35 @@ pub struct LoginAttempt<'a> {
 }
 
 impl Flows {
-    fn state(&self) -> &AppState {
-        &self.0
+    /// What ending the replaced session of a shared workstation reaches.
+    pub(super) fn ending(&self) -> crate::session::Ending<'_> {
+        crate::session::Ending {
+            config: &self.config,
+            ports: &self.ports,
+            oidc: &self.oidc,
+            audit: &self.audit,
+            http: &self.upstreams.http,
+        }
+    }
+
+    /// What answering the client with its code reaches.
+    pub(super) fn answer(&self) -> crate::oidc::authorize::Answer<'_> {
+        crate::oidc::authorize::Answer {
+            config: &self.config,
+            oidc: &self.oidc,
+            ports: &self.ports,
+            audit: &self.audit,
+        }
     }
 
     /// Who is calling.
     pub fn caller(&self, req: &HttpRequest) -> Caller {
-        Caller::of(req, &self.state().config.server)
+        Caller::of(req, &self.config.server)
     }
 
     /// The flow named by a request entered by GET or by script, checked against this browser.
     pub async fn bound(&self, req: &HttpRequest, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
-        super::bound_flow(req, self.state(), flow_id).await
+        super::bound_flow(req, &self.ports, flow_id).await
     }
 
     /// The flow id of a verifier entered by GET (`?flow=…`) and its flow, checked against this
@@ -74,22 +84,22 @@ impl Flows {
 
     /// What the page of this flow offers.
     pub fn methods(&self, flow: &LoginFlow) -> Methods {
-        super::methods_for(self.state(), flow)
+        super::methods_for(&self.config, &self.upstreams, flow)
     }
 
     /// The login page of a flow.
     pub fn render(&self, req: &HttpRequest, flow_id: &str, flow: &LoginFlow, username: &str) -> HttpResponse {
-        super::render(req, self.state(), flow_id, flow, username)
+        super::render(req, self, flow_id, flow, username)
     }
 
     /// The audit line of an attempt that did not log in.
     pub fn refused(&self, caller: &Caller, flow: &LoginFlow, mie: Mie, who: &str, reason: Option<&str>) {
-        super::audit_login(&self.state().audit, caller, mie, who, flow, Err(reason.unwrap_or_default()));
+        super::audit_login(&self.audit, caller, mie, who, flow, Err(reason.unwrap_or_default()));
     }
 
     /// Ends the attempt's login with a verified authentication ([`super::complete`]).
     pub async fn complete(&self, at: LoginAttempt<'_>, auth: Authentication, who: &str) -> HttpResponse {
-        super::complete(self.state(), at.req, at.caller, at.flow_id, at.flow.clone(), auth, who).await
+        super::complete(self, at.req, at.caller, at.flow_id, at.flow.clone(), auth, who).await
     }
 }
 

@@ -17,12 +17,13 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 use vigie_core::{AssuranceLevel, Authentication, Mie};
 
+use crate::config::Config;
 use crate::oidc::flow::Offer;
-use crate::session;
-use crate::session::keys;
-use crate::state::{AppState, Audit, State};
+use crate::session::{self, keys};
+use crate::state::{Audit, Ports, Upstreams};
 use crate::web::http::Caller;
 use crate::web::pages;
+use form::Flows;
 
 // The flow is the provider's (it waits on an authorization request); the verifiers name it
 // from here.
@@ -47,24 +48,22 @@ pub struct Methods {
 
 /// What the page of this flow offers (step-up: a request that needs a phishing-resistant
 /// MIE is not offered password + TOTP).
-pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
+pub fn methods_for(config: &Config, upstreams: &Upstreams, flow: &LoginFlow) -> Methods {
     let needed = flow.request.required_level();
     let reaches = |level: AssuranceLevel| needed.is_none_or(|n| level >= n);
     let offered = |mie: &[Mie]| flow.offer.offers_any(mie);
     Methods {
-        card: state.config.cards.enabled
+        card: config.cards.enabled
             && reaches(AssuranceLevel::TwoFactorPhishingResistant)
             && offered(&[Mie::Cps, Mie::Cpe]),
         fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::Fido2]),
         password: reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::PasswordTotp]),
         // e-CPS reaches level 1, a CPS at PSC level 2: offered when either would do.
-        psc: state.upstreams.psc.is_some()
+        psc: upstreams.psc.is_some()
             && ((reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Ecps]))
                 || (reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::CpsViaPsc]))),
-        psc_unavailable: state.upstreams.psc.is_some() && !state.upstreams.health.available(crate::health::PSC),
-        sponsorship: state.config.sponsorship.enabled
-            && reaches(AssuranceLevel::TwoFactor)
-            && offered(&[Mie::Sponsorship]),
+        psc_unavailable: upstreams.psc.is_some() && !upstreams.health.available(crate::health::PSC),
+        sponsorship: config.sponsorship.enabled && reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Sponsorship]),
     }
 }
 
@@ -73,7 +72,7 @@ pub fn methods_for(state: &AppState, flow: &LoginFlow) -> Methods {
 /// client with a code. An authentication that does not reach what the request needs is refused
 /// here, whatever the method, so no verifier can forget the check.
 pub async fn complete(
-    state: &AppState,
+    flows: &Flows,
     req: &HttpRequest,
     caller: &Caller,
     flow_id: &str,
@@ -84,7 +83,7 @@ pub async fn complete(
     let mie = auth.mie;
     if flow.request.required_level().is_some_and(|l| auth.level < l) {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "insufficient").increment(1);
-        audit_login(&state.audit, caller, mie, who, &flow, Err("the MIE used is weaker than the application needs"));
+        audit_login(&flows.audit, caller, mie, who, &flow, Err("the MIE used is weaker than the application needs"));
         return pages::error_page(
             req,
             StatusCode::FORBIDDEN,
@@ -93,21 +92,21 @@ pub async fn complete(
     }
     // The policy, with who this really is: a refusal that another MIE would lift asks for it on
     // the same flow (step-up), one that none would lift ends here.
-    let Some(client) = state.client(&flow.request.client_id) else {
+    let Some(client) = flows.oidc.clients.get(&flow.request.client_id) else {
         return pages::error_page(req, StatusCode::BAD_REQUEST, "the application is no longer registered");
     };
     // Read now, not from the cache: someone who has just left or been suspended must not open a
     // new session on a status read before the change (the sweep that ends their sessions may
     // already have run).
-    let principal = match crate::policy::current_principal(&state.policy, &state.ports, &auth.identity_id).await {
+    let principal = match crate::policy::current_principal(&flows.policy, &flows.ports, &auth.identity_id).await {
         Ok(p) => p,
         Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e),
     };
-    let decision = crate::policy::decide_login(&state.policy, caller, &principal, client, &auth, true);
+    let decision = crate::policy::decide_login(&flows.policy, caller, &principal, client, &auth, true);
     if !decision.allowed {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "policy").increment(1);
         let reason = format!("refused by policy [{}]", decision.policies.join(", "));
-        audit_login(&state.audit, caller, mie, who, &flow, Err(&reason));
+        audit_login(&flows.audit, caller, mie, who, &flow, Err(&reason));
         if decision.step_up.is_empty() {
             return pages::error_page(
                 req,
@@ -116,18 +115,18 @@ pub async fn complete(
             );
         }
         let flow = LoginFlow { offer: Offer::StepUp(decision.step_up), ..flow };
-        let ttl = std::time::Duration::from_secs(state.config.tokens.login_flow_ttl_secs);
-        if let Err(e) = state.ports.store.put_json(&keys::login_flow(flow_id), &flow, ttl).await {
+        let ttl = std::time::Duration::from_secs(flows.config.tokens.login_flow_ttl_secs);
+        if let Err(e) = flows.ports.store.put_json(&keys::login_flow(flow_id), &flow, ttl).await {
             return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
         }
         let username = if mie == Mie::PasswordTotp { who } else { "" };
-        let mut page = render(req, state, flow_id, &flow, username);
+        let mut page = render(req, flows, flow_id, &flow, username);
         *page.status_mut() = StatusCode::FORBIDDEN;
         return page;
     }
     let started = async {
-        state.ports.store.delete(&keys::login_flow(flow_id)).await?;
-        session::open(&state.ports, &state.config, req, auth).await
+        flows.ports.store.delete(&keys::login_flow(flow_id)).await?;
+        session::open(&flows.ports, &flows.config, req, auth).await
     };
     let (cookie, s, replaced) = match started.await {
         Ok(v) => v,
@@ -136,11 +135,11 @@ pub async fn complete(
     if let Some(previous) = replaced {
         // Someone else was signed in on this browser: their tokens are revoked and their
         // applications told (back-channel logout) before the new user gets in.
-        crate::oidc::logout::end_session(state, caller, &previous.sid).await;
+        crate::oidc::logout::end_session(flows.ending(), caller, &previous.sid).await;
     }
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "success").increment(1);
-    audit_login(&state.audit, caller, mie, who, &flow, Ok(&s));
-    crate::oidc::authorize::finish(state, flow.request, &s, Some(cookie)).await
+    audit_login(&flows.audit, caller, mie, who, &flow, Ok(&s));
+    crate::oidc::authorize::finish(flows.answer(), flow.request, &s, Some(cookie)).await
 }
 
 /// One audit line per login attempt, whatever the method: the session it opened, or why it
@@ -181,7 +180,7 @@ pub(crate) fn browser_bound(req: &HttpRequest, browser_hash: &str) -> bool {
 
 /// The flow named by a request, checked against the browser that started it (the
 /// browser-binding cookie) — for methods entered by GET or by script rather than by the form.
-pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
+pub async fn bound_flow(req: &HttpRequest, ports: &Ports, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
     if flow_id.is_empty() || flow_id.len() > 64 {
         return Err(pages::error_page(
             req,
@@ -189,7 +188,7 @@ pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> R
             "the login page needs a flow: start from the application",
         ));
     }
-    let flow = match state.ports.store.get_json::<LoginFlow>(&keys::login_flow(flow_id)).await {
+    let flow = match ports.store.get_json::<LoginFlow>(&keys::login_flow(flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
         Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
@@ -205,9 +204,11 @@ pub async fn bound_flow(req: &HttpRequest, state: &AppState, flow_id: &str) -> R
 }
 
 /// The login page of a flow, offering what the flow allows, saying why when it is a step-up.
-pub fn render(req: &HttpRequest, state: &AppState, flow_id: &str, flow: &LoginFlow, username: &str) -> HttpResponse {
-    let client_name = state
-        .client(&flow.request.client_id)
+pub fn render(req: &HttpRequest, flows: &Flows, flow_id: &str, flow: &LoginFlow, username: &str) -> HttpResponse {
+    let client_name = flows
+        .oidc
+        .clients
+        .get(&flow.request.client_id)
         .map(|c| c.config.name.clone().unwrap_or_else(|| c.config.client_id.clone()))
         .unwrap_or_default();
     html::login_form(
@@ -220,7 +221,7 @@ pub fn render(req: &HttpRequest, state: &AppState, flow_id: &str, flow: &LoginFl
             error: flow.offer.is_step_up().then_some(html::LoginError::StepUp),
             redirect_origin: &flow.request.redirect_uri,
             ui_locales: flow.request.ui_locales.as_deref(),
-            methods: methods_for(state, flow),
+            methods: methods_for(&flows.config, &flows.upstreams, flow),
         },
     )
 }
@@ -231,7 +232,7 @@ pub struct PageQuery {
 }
 
 /// `GET /login?flow=…`: the login page of a flow.
-pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> HttpResponse {
+pub async fn page(req: HttpRequest, flows: Flows, q: web::Query<PageQuery>) -> HttpResponse {
     let Some(id) = q.flow.as_deref().filter(|f| f.len() <= 64) else {
         return pages::error_page(
             &req,
@@ -239,8 +240,8 @@ pub async fn page(req: HttpRequest, state: State, q: web::Query<PageQuery>) -> H
             "the login page needs a flow: start from the application",
         );
     };
-    match state.ports.store.get_json::<LoginFlow>(&keys::login_flow(id)).await {
-        Ok(Some(flow)) => render(&req, &state, id, &flow, flow.request.login_hint.as_deref().unwrap_or_default()),
+    match flows.ports.store.get_json::<LoginFlow>(&keys::login_flow(id)).await {
+        Ok(Some(flow)) => render(&req, &flows, id, &flow, flow.request.login_hint.as_deref().unwrap_or_default()),
         Ok(None) => pages::flow_expired(&req),
         Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::config::{ClientAuthMethod, Config};
 use crate::secrets::SecretHash;
 use crate::session::keys::PerAddress;
-use crate::state::{AppState, Client, OidcState};
+use crate::state::{Client, OidcState};
 use crate::web::http::{Caller, Params, oauth_error};
 use vigie_core::store::EphemeralStore;
 use vigie_core::store::{Attempt, StoreExt};
@@ -115,17 +115,6 @@ pub struct Clients<'a> {
     pub oidc: &'a OidcState,
     pub store: &'a dyn EphemeralStore,
     pub http: &'a reqwest::Client,
-}
-
-impl<'a> From<&'a AppState> for Clients<'a> {
-    fn from(state: &'a AppState) -> Self {
-        Self {
-            config: &state.config,
-            oidc: &state.oidc,
-            store: state.ports.store.as_ref(),
-            http: &state.upstreams.http,
-        }
-    }
 }
 
 impl<'a> Clients<'a> {

@@ -4,15 +4,16 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::BackChannel;
 use super::grant::{self, verify_access_token};
 use super::presented::{self, Presented};
 use crate::config::ClientAuthMethod;
-use crate::state::State;
 use crate::web::http::{Caller, oauth_error};
 
-pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
-    let (client, params) = match presented::authenticated(&req, &body, (&**state).into(), &caller).await {
+pub async fn introspect(req: HttpRequest, endpoint: BackChannel, body: web::Bytes) -> HttpResponse {
+    let BackChannel { config, ports, .. } = &endpoint;
+    let caller = Caller::of(&req, &config.server);
+    let (client, params) = match presented::authenticated(&req, &body, endpoint.clients(), &caller).await {
         Ok(c) => c,
         Err(response) => return response,
     };
@@ -23,13 +24,13 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
     let inactive = || HttpResponse::Ok().json(json!({ "active": false }));
-    let found = match presented::lookup(state.ports.store.as_ref(), token).await {
+    let found = match presented::lookup(ports.store.as_ref(), token).await {
         Ok(f) => f,
         Err(e) => return super::internal_error("introspect", &e),
     };
     let family = match found {
         Presented::AccessToken(token) => {
-            return match verify_access_token(&**state, token).await {
+            return match verify_access_token(endpoint.issuer(), token).await {
                 // An access token's audience is its client (RFC 9068 §3): to any other caller it is "a
                 // token the protected resource is not allowed to know about", inactive (RFC 7662 §2.2;
                 // §4: no scanning of others' tokens).
@@ -51,11 +52,11 @@ pub async fn introspect(req: HttpRequest, state: State, body: web::Bytes) -> Htt
     if record.client_id != client.config.client_id {
         return inactive();
     }
-    match grant::is_revoked(state.ports.store.as_ref(), &grant::grant_handle(&record.grant_id), &record.sid).await {
+    match grant::is_revoked(ports.store.as_ref(), &grant::grant_handle(&record.grant_id), &record.sid).await {
         Ok(false) => HttpResponse::Ok().json(json!({
             "active": true, "scope": record.scopes.join(" "), "client_id": record.client_id,
             "sub": record.authentication.identity_id, "exp": record.family_expires_at, "token_type": "refresh_token",
-            "iss": state.config.issuer, "sid": record.sid,
+            "iss": config.issuer, "sid": record.sid,
         })),
         Ok(true) => inactive(),
         Err(e) => super::internal_error("introspect", &e),

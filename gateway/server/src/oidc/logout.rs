@@ -9,9 +9,10 @@ use serde_json::json;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
+use crate::config::Config;
 use crate::secrets::random_token;
 use crate::session::{self, keys};
-use crate::state::{AppState, State};
+use crate::state::{Audit, OidcState, Ports, Upstreams, parts};
 use crate::web::http::{Caller, Params, parse_params};
 use crate::web::pages;
 
@@ -33,22 +34,46 @@ struct PendingLogout {
     upstream_id_token: Option<String>,
 }
 
-pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
-    let raw = req.query_string().to_owned();
-    handle(req, state, parse_params(raw.as_bytes())).await
+parts! {
+    /// What the end-session endpoint reaches: the ID token hint's check (settings, keys), the
+    /// session, what ending it reaches ([`session::Ending`]), and PSC's logout.
+    pub struct Endpoint {
+        config: Config,
+        oidc: OidcState,
+        ports: Ports,
+        audit: Audit,
+        upstreams: Upstreams,
+    }
 }
 
-pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
+impl Endpoint {
+    fn ending(&self) -> session::Ending<'_> {
+        session::Ending {
+            config: &self.config,
+            ports: &self.ports,
+            oidc: &self.oidc,
+            audit: &self.audit,
+            http: &self.upstreams.http,
+        }
+    }
+}
+
+pub async fn get(req: HttpRequest, endpoint: Endpoint) -> HttpResponse {
+    let raw = req.query_string().to_owned();
+    handle(req, endpoint, parse_params(raw.as_bytes())).await
+}
+
+pub async fn post(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> HttpResponse {
     let params = parse_params(&body);
     if let Ok(p) = &params
         && let Some(token) = p.get("confirm")
     {
-        return confirmed(req, state, token.to_owned()).await;
+        return confirmed(req, endpoint, token.to_owned()).await;
     }
-    handle(req, state, params).await
+    handle(req, endpoint, params).await
 }
 
-async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) -> HttpResponse {
+async fn handle(req: HttpRequest, endpoint: Endpoint, params: Result<Params, String>) -> HttpResponse {
     let bad = |m: &str| pages::error_page(&req, StatusCode::BAD_REQUEST, m);
     let params = match params {
         Ok(p) => p,
@@ -60,7 +85,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
             // RP-Initiated Logout §2: "The OP need not be listed as an audience … [and] when
             // the OP receives an expired ID Token as the hint, it SHOULD accept it".
             let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-            v.set_issuer(&[&state.config.issuer]);
+            v.set_issuer(&[&endpoint.config.issuer]);
             v.validate_aud = false;
             v.validate_exp = false;
             v.required_spec_claims.clear();
@@ -68,7 +93,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
             // §2.1) or a logout token (`logout+jwt`) signed by the same keys is not
             // (RFC 8725 §3.11: explicit typing), or any API holding an access token could
             // end the user's session.
-            match state.oidc.keys.get().verify::<HintClaims>(t, Some("JWT"), v) {
+            match endpoint.oidc.keys.get().verify::<HintClaims>(t, Some("JWT"), v) {
                 Ok((_, c)) => Some(c),
                 Err(e) => {
                     tracing::info!(error = %e, "logout: id_token_hint refused");
@@ -91,7 +116,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     let redirect = match params.get("post_logout_redirect_uri") {
         None => None,
         Some(uri) => {
-            let Some(client) = client_id.as_deref().and_then(|c| state.client(c)) else {
+            let Some(client) = client_id.as_deref().and_then(|c| endpoint.oidc.clients.get(c)) else {
                 return bad("post_logout_redirect_uri needs an id_token_hint or client_id naming a registered client");
             };
             if !client.config.post_logout_redirect_uris.iter().any(|u| u == uri) {
@@ -111,7 +136,7 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     // an ID token travels to relying parties and their logs, and whoever holds one must not end
     // its session from elsewhere nor read that session's upstream PSC ID token (it would be in
     // the redirect to PSC's logout).
-    let current = match session::current(&state.ports, &state.config, &req).await {
+    let current = match session::current(&endpoint.ports, &endpoint.config, &req).await {
         Ok(Some(c)) => c,
         Ok(None) => return done(&req, redirect),
         Err(e) => return pages::unavailable(&req, &e),
@@ -123,38 +148,45 @@ async fn handle(req: HttpRequest, state: State, params: Result<Params, String>) 
     let own = hint
         .is_some_and(|h| h.sid.as_deref() == Some(current.sid.as_str()) && h.sub == current.authentication.identity_id);
     if own {
-        end_session(&**state, &Caller::of(&req, &state.config.server), &current.sid).await;
-        return finish(&state, &req, current.upstream_id_token, redirect).await;
+        end_session(endpoint.ending(), &Caller::of(&req, &endpoint.config.server), &current.sid).await;
+        return finish(&endpoint, &req, current.upstream_id_token, redirect).await;
     }
     let token = random_token(24);
     let pending = PendingLogout { sid: current.sid, redirect, upstream_id_token: current.upstream_id_token };
-    if let Err(e) = state.ports.store.put_json(&keys::rp_logout(&token), &pending, Duration::from_secs(300)).await {
+    if let Err(e) = endpoint.ports.store.put_json(&keys::rp_logout(&token), &pending, Duration::from_secs(300)).await {
         return pages::unavailable(&req, &e);
     }
     pages::logout_confirm(&req, &token)
 }
 
-async fn confirmed(req: HttpRequest, state: State, token: String) -> HttpResponse {
-    let pending = match state.ports.store.take_json::<PendingLogout>(&keys::rp_logout(&token)).await {
+async fn confirmed(req: HttpRequest, endpoint: Endpoint, token: String) -> HttpResponse {
+    let pending = match endpoint.ports.store.take_json::<PendingLogout>(&keys::rp_logout(&token)).await {
         Ok(Some(p)) => p,
         Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
         Err(e) => return pages::unavailable(&req, &e),
     };
-    let caller = Caller::of(&req, &state.config.server);
-    end_session(&**state, &caller, &pending.sid).await;
-    finish(&state, &req, pending.upstream_id_token, pending.redirect).await
+    let caller = Caller::of(&req, &endpoint.config.server);
+    end_session(endpoint.ending(), &caller, &pending.sid).await;
+    finish(&endpoint, &req, pending.upstream_id_token, pending.redirect).await
 }
 
 /// The end of a logout: through Pro Santé Connect's end_session when the session came from PSC
 /// (`psc.end_session`), then to `redirect`.
 async fn finish(
-    state: &AppState,
+    endpoint: &Endpoint,
     req: &HttpRequest,
     upstream: Option<String>,
     redirect: Option<String>,
 ) -> HttpResponse {
     if let Some(token) = upstream
-        && let Some(r) = crate::psc::end_session_redirect(state, req, &token, redirect.clone()).await
+        && let Some(r) = crate::psc::end_session_redirect(
+            endpoint.ending(),
+            endpoint.upstreams.psc.as_deref(),
+            req,
+            &token,
+            redirect.clone(),
+        )
+        .await
     {
         return r;
     }

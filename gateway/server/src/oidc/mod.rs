@@ -17,6 +17,43 @@ pub mod userinfo;
 use serde::{Deserialize, Serialize};
 use vigie_core::{AssuranceLevel, Authentication};
 
+use crate::config::Config;
+use crate::state::{Audit, OidcState, PolicyGate, Ports, Upstreams, parts};
+
+parts! {
+    /// What the back-channel endpoints reach (token, introspection, revocation, the DMP relay):
+    /// the clients to authenticate ([`client_auth::Clients`]), the token side
+    /// ([`grant::Issuer`]), the policy gate a grant asks again, the DMP side, the audit trail.
+    pub struct BackChannel {
+        pub config: Config,
+        pub oidc: OidcState,
+        pub ports: Ports,
+        pub policy: PolicyGate,
+        pub upstreams: Upstreams,
+        pub audit: Audit,
+    }
+}
+
+impl BackChannel {
+    pub fn clients(&self) -> client_auth::Clients<'_> {
+        client_auth::Clients {
+            config: &self.config,
+            oidc: &self.oidc,
+            store: self.ports.store.as_ref(),
+            http: &self.upstreams.http,
+        }
+    }
+
+    pub fn issuer(&self) -> grant::Issuer<'_> {
+        grant::Issuer {
+            config: &self.config,
+            oidc: &self.oidc,
+            ports: &self.ports,
+            identities: &self.policy.identities,
+        }
+    }
+}
+
 /// How the authorization response is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseMode {

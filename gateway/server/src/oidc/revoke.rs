@@ -5,23 +5,25 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::{EphemeralStore, StoreError};
 
+use super::BackChannel;
 use super::grant::{self, AccessTokenClaims, Standing};
 use super::presented::{self, Presented};
 use crate::config::Config;
-use crate::state::{OidcState, State};
+use crate::state::OidcState;
 use crate::web::http::{Caller, oauth_error};
 
-pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+pub async fn revoke(req: HttpRequest, endpoint: BackChannel, body: web::Bytes) -> HttpResponse {
+    let BackChannel { config, oidc, ports, audit, .. } = &endpoint;
+    let caller = Caller::of(&req, &config.server);
     // RFC 7009 §2.1: "The authorization server first validates the client credentials".
-    let (client, params) = match presented::authenticated(&req, &body, (&**state).into(), &caller).await {
+    let (client, params) = match presented::authenticated(&req, &body, endpoint.clients(), &caller).await {
         Ok(c) => c,
         Err(response) => return response,
     };
     let Some(token) = params.get("token") else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing");
     };
-    let found = match grant_of(&state.config, &state.oidc, state.ports.store.as_ref(), token).await {
+    let found = match grant_of(config, oidc, ports.store.as_ref(), token).await {
         Ok(f) => f,
         Err(e) => return super::internal_error("revoke", &e),
     };
@@ -37,10 +39,10 @@ pub async fn revoke(req: HttpRequest, state: State, body: web::Bytes) -> HttpRes
             "this token was not issued to this client: only its own client may revoke it",
         );
     }
-    if let Err(e) = grant::revoke_grant(state.ports.store.as_ref(), &state.config, &handle).await {
+    if let Err(e) = grant::revoke_grant(ports.store.as_ref(), config, &handle).await {
         return super::internal_error("revoke", &e);
     }
-    state.audit.record(AuditEvent {
+    audit.record(AuditEvent {
         kind: Some(AuditKind::TokenRevoked),
         outcome: Some(Outcome::Success),
         client_id: Some(owner),

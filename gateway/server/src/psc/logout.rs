@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use crate::session::keys;
-use crate::state::{AppState, Part, Ports};
+use super::PscRuntime;
+use crate::session::{Ending, keys};
+use crate::state::{Part, Ports};
 use crate::web::http::Caller;
 use crate::web::pages;
 
@@ -23,23 +24,25 @@ struct PendingPscLogout {
 /// After Vigie ended a session that came from PSC: sends the browser through PSC's end_session
 /// endpoint (OIDC RP-Initiated Logout §2, with PSC's ID token as `id_token_hint`), then back to
 /// `/logout/psc`, which continues to `redirect`. `None` when PSC's session is not to be ended
-/// (`psc.end_session = false`, PSC disabled or without an end_session endpoint).
+/// (`psc.end_session = false`, PSC disabled or without an end_session endpoint). `ending`: what
+/// ended Vigie's session, which records and audits this step too.
 pub async fn end_session_redirect(
-    state: &AppState,
+    ending: Ending<'_>,
+    psc: Option<&PscRuntime>,
     req: &HttpRequest,
     psc_id_token: &str,
     redirect: Option<String>,
 ) -> Option<HttpResponse> {
-    let psc = state.upstreams.psc.as_ref().filter(|p| p.config.end_session)?;
+    let psc = psc.filter(|p| p.config.end_session)?;
     let key = crate::secrets::random_token(24);
     let url = psc.client.end_session_url(psc_id_token, Some(&psc.post_logout_redirect_uri), Some(&key))?;
     let ttl = Duration::from_secs(psc.config.state_ttl_secs);
-    if let Err(e) = state.ports.store.put_json(&keys::psc_logout(&key), &PendingPscLogout { redirect }, ttl).await {
+    if let Err(e) = ending.ports.store.put_json(&keys::psc_logout(&key), &PendingPscLogout { redirect }, ttl).await {
         tracing::error!(error = %e, "the PSC logout could not be recorded; PSC's session is left as is");
         return None;
     }
-    let caller = Caller::of(req, &state.config.server);
-    state.audit(AuditEvent {
+    let caller = Caller::of(req, &ending.config.server);
+    ending.audit.record(AuditEvent {
         kind: Some(AuditKind::Logout),
         outcome: Some(Outcome::Success),
         method: Some("psc_end_session".into()),

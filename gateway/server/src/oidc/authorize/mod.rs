@@ -22,33 +22,54 @@ use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
 use crate::session::keys::{self, PerAddress};
 use crate::session::{self, Session};
-use crate::state::{Audit, Ports, State};
+use crate::state::{Audit, OidcState, PolicyGate, Ports, parts};
 use crate::web::http::{Caller, parse_params};
 use crate::web::pages;
 use request::repeated_parameter;
 use respond::temporarily_unavailable;
 
-pub async fn get(req: HttpRequest, state: State) -> HttpResponse {
+parts! {
+    /// What the endpoint reaches: the request's validation (settings, clients), the session, the
+    /// policy (SSO, what a login may offer), the login flow and the answer ([`Answer`]).
+    pub struct Endpoint {
+        config: Config,
+        oidc: OidcState,
+        ports: Ports,
+        policy: PolicyGate,
+        audit: Audit,
+    }
+}
+
+impl Endpoint {
+    fn answer(&self) -> Answer<'_> {
+        Answer { config: &self.config, oidc: &self.oidc, ports: &self.ports, audit: &self.audit }
+    }
+}
+
+pub async fn get(req: HttpRequest, endpoint: Endpoint) -> HttpResponse {
     let raw = req.query_string().to_owned();
-    handle(req, state, raw.as_bytes()).await
+    handle(req, endpoint.answer(), &endpoint.policy, raw.as_bytes()).await
 }
 
 /// OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST
 /// methods".
-pub async fn post(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    handle(req, state, &body).await
+pub async fn post(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> HttpResponse {
+    handle(req, endpoint.answer(), &endpoint.policy, &body).await
 }
 
-async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+/// Deciding between SSO, an error and a login flow: `answer` is what answering the client
+/// reaches, `policy` decides on the session and on what a login may offer.
+async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: &[u8]) -> HttpResponse {
+    let Answer { config, oidc, ports, audit } = answer;
+    let caller = Caller::of(&req, &config.server);
     let validated = match parse_params(raw) {
-        Ok(p) => validate(Ok(p), &state.config, &state.oidc),
-        Err(e) => Err(repeated_parameter(raw, e, &state.oidc)),
+        Ok(p) => validate(Ok(p), config, oidc),
+        Err(e) => Err(repeated_parameter(raw, e, oidc)),
     };
     let request = match validated {
         Ok(r) => r,
         Err(Invalid::Page(msg)) => {
-            state.audit.record(AuditEvent {
+            audit.record(AuditEvent {
                 kind: Some(AuditKind::Refused),
                 outcome: Some(Outcome::Failure),
                 reason: Some(msg.clone()),
@@ -59,24 +80,24 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
             });
             return pages::error_page(&req, StatusCode::BAD_REQUEST, &msg);
         }
-        Err(Invalid::Redirect(r)) => return error_response(&state.config, r),
+        Err(Invalid::Redirect(r)) => return error_response(config, r),
     };
-    let current = match session::current(&state.ports, &state.config, &req).await {
+    let current = match session::current(ports, config, &req).await {
         Ok(s) => s,
-        Err(e) => return temporarily_unavailable(&state.config, &request, &e),
+        Err(e) => return temporarily_unavailable(config, &request, &e),
     };
     // A session answers only while the MIE instance of its login stands, as a refresh rechecks it:
     // a sponsorship's temporary credential ends before a session opened at its 23rd hour would.
     let current = match current {
-        Some(s) => match super::token::withdrawn_mie(&state.ports, &s.authentication).await {
+        Some(s) => match super::token::withdrawn_mie(ports, &s.authentication).await {
             Ok(None) => Some(s),
             Ok(Some(_)) => None,
-            Err(e) => return temporarily_unavailable(&state.config, &request, &e.description),
+            Err(e) => return temporarily_unavailable(config, &request, &e.description),
         },
         None => None,
     };
     let now = crate::now();
-    let Some(client) = state.client(&request.client_id) else {
+    let Some(client) = oidc.clients.get(&request.client_id) else {
         return pages::error_page(&req, StatusCode::BAD_REQUEST, "unknown client");
     };
     let fi_tiers = client.config.fi_tiers.as_ref();
@@ -89,38 +110,34 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     };
     if let Some(s) = current.filter(reusable) {
         // SSO, if the policy lets this session into this client; else the MIE that would do.
-        let principal =
-            match crate::policy::principal_of(&state.policy, &state.ports, &s.authentication.identity_id).await {
-                Ok(p) => p,
-                Err(e) => return temporarily_unavailable(&state.config, &request, &e),
-            };
-        let decision = crate::policy::decide_login(&state.policy, &caller, &principal, client, &s.authentication, true);
+        let principal = match crate::policy::principal_of(policy, ports, &s.authentication.identity_id).await {
+            Ok(p) => p,
+            Err(e) => return temporarily_unavailable(config, &request, &e),
+        };
+        let decision = crate::policy::decide_login(policy, &caller, &principal, client, &s.authentication, true);
         if decision.allowed {
-            return finish(&**state, request, &s, None).await;
+            return finish(answer, request, &s, None).await;
         }
         if decision.step_up.is_empty() {
             return error_response(
-                &state.config,
+                config,
                 redirected(&request, "access_denied", "the establishment's policy does not allow this user here"),
             );
         }
         if request.prompt == Prompt::None {
             // OIDC Core §3.1.2.6: the session exists but the client needs another login.
-            return error_response(
-                &state.config,
-                redirected(&request, "login_required", "a stronger login is required"),
-            );
+            return error_response(config, redirected(&request, "login_required", "a stronger login is required"));
         }
         step_up = Some(decision.step_up);
     }
     if request.prompt == Prompt::None {
         // OIDC Core §3.1.2.6 login_required: "The Authorization Server requires End-User
         // authentication."
-        return error_response(&state.config, redirected(&request, "login_required", "the user must log in"));
+        return error_response(config, redirected(&request, "login_required", "the user must log in"));
     }
     if request.acr_essential && request.required_level().is_some_and(|l| flow::best_level() < l) {
         return error_response(
-            &state.config,
+            config,
             redirected(
                 &request,
                 "unmet_authentication_requirements",
@@ -131,10 +148,10 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     let (mut offered, step_up) = match step_up {
         Some(o) => (o, true),
         None => {
-            let before = crate::policy::offered_before_login(&state.policy, &caller, client);
+            let before = crate::policy::offered_before_login(policy, &caller, client);
             if before.is_empty() {
                 return error_response(
-                    &state.config,
+                    config,
                     redirected(&request, "access_denied", "no means of identification satisfies this client's policy"),
                 );
             }
@@ -146,7 +163,7 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         offered.retain(|m| !super::fi_tiers::excluded(*m));
         if offered.is_empty() {
             return error_response(
-                &state.config,
+                config,
                 redirected(
                     &request,
                     "access_denied",
@@ -156,14 +173,14 @@ async fn handle(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
         }
         // PSC may name the professional by idNat: the login page pre-fills their login name.
         if let Some(hint) = request.login_hint.as_deref()
-            && let Some(username) = super::fi_tiers::username_for_hint(state.ports.directory.as_ref(), hint).await
+            && let Some(username) = super::fi_tiers::username_for_hint(ports.directory.as_ref(), hint).await
         {
             tracing::debug!(tid = %fi.tid, "login_hint: an idNat, pre-filled as the account's login name");
             request.login_hint = Some(username);
         }
     }
     let offer = if step_up { Offer::StepUp(offered) } else { Offer::Named(offered) };
-    start_login(&req, &state.config, &state.ports, &state.audit, &caller, request, offer).await
+    start_login(&req, config, ports, audit, &caller, request, offer).await
 }
 
 /// Counts a login flow opened from the caller's address: false past `login.max_flows_per_ip`

@@ -11,8 +11,9 @@ use super::request::{Redirected, redirected};
 use crate::config::Config;
 use crate::oidc::{AuthRequest, CodeGrant, ResponseMode};
 use crate::secrets::random_token;
-use crate::session::{self, Session, keys};
-use crate::state::{AppState, Audit, OidcState, Ports};
+use crate::session::keys;
+use crate::session::{self, Session};
+use crate::state::{Audit, OidcState, Ports};
 use crate::web::http::esc;
 
 /// What answering the client reads: the registered clients, the settings (code lifetime, issuer),
@@ -23,12 +24,6 @@ pub struct Answer<'a> {
     pub oidc: &'a OidcState,
     pub ports: &'a Ports,
     pub audit: &'a Audit,
-}
-
-impl<'a> From<&'a AppState> for Answer<'a> {
-    fn from(state: &'a AppState) -> Self {
-        Self { config: &state.config, oidc: &state.oidc, ports: &state.ports, audit: &state.audit }
-    }
 }
 
 /// A backend (store, directory) failed once the request was known to be valid: the client is

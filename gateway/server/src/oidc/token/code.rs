@@ -10,14 +10,14 @@ use vigie_core::store::StoreExt;
 use super::{Grant, TokenError};
 use crate::oidc::CodeGrant;
 use crate::oidc::authorize::is_pkce_value;
-use crate::oidc::grant::{self, RefreshRecord, TokenResponse};
+use crate::oidc::grant::{RefreshRecord, TokenResponse};
 use crate::secrets::ct_eq;
 use crate::session::keys;
 use crate::web::http::Params;
 
 pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
-    let (client, store, config) = (grant.client, grant.issuer.ports.store.as_ref(), grant.issuer.config);
-    let code = params.get("code").ok_or_else(|| TokenError::new("invalid_request", "code is missing"))?;
+    let (store, config) = (grant.issuer.ports.store.as_ref(), grant.issuer.config);
+    let code = super::required(params, "code")?;
     let Some(g) = store.get_json::<CodeGrant>(&keys::authorization_code(code)).await? else {
         // RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization
         // server MUST deny the request and SHOULD revoke (when possible) all tokens previously
@@ -44,9 +44,7 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
     // confidential client, or if the client is public, ensure that the code was issued to
     // "client_id" in the request".
-    if g.client_id != client.config.client_id {
-        return Err(TokenError::new("invalid_grant", "the authorization code was issued to another client"));
-    }
+    super::issued_to_client(grant, &g.client_id, "authorization code")?;
     // RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if [it was]
     // included in the initial authorization request, … and if included ensure that their
     // values are identical."
@@ -91,7 +89,5 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
     if session_ended {
         return Err(TokenError::new("invalid_grant", "the session was ended"));
     }
-    let tokens = grant::mint(grant.issuer, client, &record, g.nonce).await?;
-    super::issued(grant, AuditKind::TokenIssued, &record);
-    Ok(tokens)
+    super::mint(grant, AuditKind::TokenIssued, &record, g.nonce).await
 }

@@ -6,9 +6,8 @@ use serde::Serialize;
 
 use super::{Grant, TokenError};
 use crate::config::ClientAuthMethod;
-use crate::dmp::{self, InsNir, Refusal, Via};
+use crate::dmp::{self, Dmp, InsNir, Refusal, Seal, Via};
 use crate::oidc::grant::verify_access_token;
-use crate::state::AppState;
 use crate::web::http::Params;
 
 /// RFC 8693 §2.1 `grant_type`.
@@ -37,8 +36,8 @@ fn invalid_request(description: impl Into<String>) -> TokenError {
     TokenError::new("invalid_request", description)
 }
 
-/// `state`: what the policy recheck and the VIHF sealing read.
-pub async fn exchange(grant: &Grant<'_>, state: &AppState, params: &Params) -> Result<ExchangeResponse, TokenError> {
+/// `dmp`: the DMP side, when `dmp.enabled`.
+pub async fn exchange(grant: &Grant<'_>, dmp: Option<&Dmp>, params: &Params) -> Result<ExchangeResponse, TokenError> {
     let (client, caller) = (grant.client, grant.caller);
     // RFC 6749 §5.2 unauthorized_client: "The authenticated client is not authorized to use this
     // authorization grant type." Reference EX_AIR-030: callers of the token server authenticate.
@@ -51,7 +50,7 @@ pub async fn exchange(grant: &Grant<'_>, state: &AppState, params: &Params) -> R
             "this client is not allowed to obtain VIHFs for the DMP (`dmp = true` in its registration)",
         ));
     }
-    let Some(dmp_side) = state.upstreams.dmp.as_ref() else {
+    let Some(dmp_side) = dmp else {
         return Err(TokenError::new(
             "temporarily_unavailable",
             "the DMP is not enabled on this gateway (`dmp.enabled`)",
@@ -110,11 +109,12 @@ pub async fn exchange(grant: &Grant<'_>, state: &AppState, params: &Params) -> R
     let session =
         crate::session::by_sid(grant.issuer.ports.store.as_ref(), &claims.sid).await.map_err(TokenError::internal)?;
     if let Some(session) = session.filter(|s| s.authentication.identity_id == claims.sub) {
-        super::recheck::still_allowed(grant, state, &session.authentication, &claims.gid)
+        super::recheck::still_allowed(grant, &session.authentication, &claims.gid)
             .await
             .map_err(|e| if e.error == "invalid_grant" { invalid_request(e.description) } else { e })?;
     }
-    let vihf = match dmp::vihf_for(state, dmp_side, caller, &claims, &patient, purpose, Via::TokenExchange).await {
+    let seal = Seal { dmp: dmp_side, ports: grant.issuer.ports, policy: grant.policy, audit: grant.audit, caller };
+    let vihf = match dmp::vihf_for(seal, &claims, &patient, purpose, Via::TokenExchange).await {
         Ok(v) => v,
         Err(Refusal::Token(m)) => return Err(invalid_request(format!("subject_token: {m}"))),
         // Audited by the token endpoint, beside the policy decision line.

@@ -9,10 +9,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
+use super::BackChannel;
 use super::client_auth;
-use super::grant::{Issuer, MintError, RefreshRecord};
-use crate::state::{Audit, Client, State};
-use crate::web::http::{Caller, oauth_error, parse_params};
+use super::grant::{Issuer, MintError, RefreshRecord, TokenResponse};
+use crate::state::{Audit, Client, PolicyGate};
+use crate::web::http::{Caller, Params, oauth_error, parse_params};
 
 /// A token endpoint error (RFC 6749 §5.2).
 pub struct TokenError {
@@ -50,8 +51,9 @@ impl From<vigie_core::store::StoreError> for TokenError {
     }
 }
 
-pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResponse {
-    let caller = Caller::of(&req, &state.config.server);
+pub async fn token(req: HttpRequest, endpoint: BackChannel, body: web::Bytes) -> HttpResponse {
+    let BackChannel { config, policy, upstreams, audit, .. } = &endpoint;
+    let caller = Caller::of(&req, &config.server);
     // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method", form-encoded.
     let is_form = req
         .headers()
@@ -69,26 +71,28 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
     };
-    let client = match client_auth::authenticate(&req, &params, (&**state).into(), &caller).await {
+    let client = match client_auth::authenticate(&req, &params, endpoint.clients(), &caller).await {
         Ok(c) => c,
         Err(e) => {
-            refused(&state.audit, &caller, params.get("client_id"), "client authentication", &e.description);
+            refused(audit, &caller, params.get("client_id"), "client authentication", &e.description);
             return e.response();
         }
     };
     let grant_type = params.get("grant_type").unwrap_or_default();
-    let grant = Grant { issuer: Issuer::from(&**state), audit: &state.audit, client, caller: &caller };
+    let grant = Grant { issuer: endpoint.issuer(), policy, audit, client, caller: &caller };
     let result = match grant_type {
         "authorization_code" => code::exchange(&grant, &params).await.map(Granted::Tokens),
-        "refresh_token" => refresh::exchange(&grant, &state, &params).await.map(Granted::Tokens),
-        exchange::TOKEN_EXCHANGE => exchange::exchange(&grant, &state, &params).await.map(Granted::Exchanged),
+        "refresh_token" => refresh::exchange(&grant, &params).await.map(Granted::Tokens),
+        exchange::TOKEN_EXCHANGE => {
+            exchange::exchange(&grant, upstreams.dmp.as_deref(), &params).await.map(Granted::Exchanged)
+        }
         "" => Err(TokenError::new("invalid_request", "grant_type is missing")),
         other => Err(TokenError::new("unsupported_grant_type", format!("grant_type {other:?} is not supported"))),
     };
     match result {
         Ok(t) => HttpResponse::Ok().insert_header(("Pragma", "no-cache")).json(t),
         Err(e) => {
-            refused(&state.audit, &caller, Some(&client.config.client_id), grant_type, &e.description);
+            refused(audit, &caller, Some(&client.config.client_id), grant_type, &e.description);
             let status = match e.error {
                 "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
                 "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,14 +108,16 @@ pub async fn token(req: HttpRequest, state: State, body: web::Bytes) -> HttpResp
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Granted {
-    Tokens(super::grant::TokenResponse),
+    Tokens(TokenResponse),
     Exchanged(exchange::ExchangeResponse),
 }
 
 /// What a grant handler reaches (fosite gives each grant handler only its strategies and
-/// storage): the token side to mint with, the audit trail, and who asks.
+/// storage): the token side to mint with, the policy gate (a grant asks again about the person),
+/// the audit trail, and who asks.
 pub struct Grant<'a> {
     pub issuer: Issuer<'a>,
+    pub policy: &'a PolicyGate,
     pub audit: &'a Audit,
     /// The authenticated client (RFC 6749 §3.2.1).
     pub client: &'a Client,
@@ -149,6 +155,35 @@ fn issued(grant: &Grant<'_>, kind: AuditKind, r: &RefreshRecord) {
     });
 }
 
+// What the authorization code and refresh token grants share: their parameter, the check that
+// the grant is the authenticated client's, and the tokens minted and audited at the end.
+
+/// A parameter the grant requires (RFC 6749 §5.2 `invalid_request` when it is missing).
+fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, TokenError> {
+    params.get(name).ok_or_else(|| TokenError::new("invalid_request", format!("{name} is missing")))
+}
+
+/// RFC 6749 §4.1.3 and §6: the code or the refresh token must have been issued to the
+/// authenticated client (`what` names it in the error).
+fn issued_to_client(grant: &Grant<'_>, client_id: &str, what: &str) -> Result<(), TokenError> {
+    if client_id != grant.client.config.client_id {
+        return Err(TokenError::new("invalid_grant", format!("the {what} was issued to another client")));
+    }
+    Ok(())
+}
+
+/// The end of both grants: the tokens of `record` minted, then audited as `kind`.
+async fn mint(
+    grant: &Grant<'_>,
+    kind: AuditKind,
+    record: &RefreshRecord,
+    nonce: Option<String>,
+) -> Result<TokenResponse, TokenError> {
+    let tokens = super::grant::mint(grant.issuer, grant.client, record, nonce).await?;
+    issued(grant, kind, record);
+    Ok(tokens)
+}
+
 /// What a reused grant is called in the audit trail and in the error.
 pub struct Reuse {
     method: &'static str,
@@ -172,7 +207,7 @@ pub const REFRESH_REUSE: Reuse = Reuse {
 
 /// A used code or refresh token came back: revokes the grant and says so.
 async fn reuse_detected(grant: &Grant<'_>, grant_id: &str, reuse: &Reuse) -> TokenError {
-    let Grant { issuer, audit, client, caller } = grant;
+    let Grant { issuer, audit, client, caller, .. } = grant;
     let handle = super::grant::grant_handle(grant_id);
     if let Err(e) = super::grant::revoke_grant(issuer.ports.store.as_ref(), issuer.config, &handle).await {
         return e.into();

@@ -5,22 +5,16 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::{Authentication, Mie};
 
 use super::{Grant, TokenError};
-use crate::state::{AppState, Ports};
+use crate::state::Ports;
 
 /// Whether the grant's authentication may still log in to `client`: the account, the MIE instance
 /// of the login (card, key, sponsorship) by what the directory says now, and the policy
 /// (`login_to_client`, audited) with the principal read now. When refused, the grant (`grant`, its
 /// handle: `grant::grant_handle`) is revoked, the refusal audited, and the answer is
-/// `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked"). `policy`: the
-/// state the policy services read.
-pub async fn still_allowed(
-    grant: &Grant<'_>,
-    policy: &AppState,
-    auth: &Authentication,
-    handle: &str,
-) -> Result<(), TokenError> {
-    let Grant { issuer, audit, client, caller } = grant;
-    let Some(reason) = refusal(grant, policy, auth).await? else { return Ok(()) };
+/// `invalid_grant` (RFC 6749 §5.2: the grant "is invalid, expired, revoked").
+pub async fn still_allowed(grant: &Grant<'_>, auth: &Authentication, handle: &str) -> Result<(), TokenError> {
+    let Grant { issuer, audit, client, caller, .. } = grant;
+    let Some(reason) = refusal(grant, auth).await? else { return Ok(()) };
     crate::oidc::grant::revoke_grant(issuer.ports.store.as_ref(), issuer.config, handle).await?;
     audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
@@ -37,7 +31,7 @@ pub async fn still_allowed(
 }
 
 /// Why the authentication may no longer be used, if it may not.
-async fn refusal(grant: &Grant<'_>, policy: &AppState, auth: &Authentication) -> Result<Option<String>, TokenError> {
+async fn refusal(grant: &Grant<'_>, auth: &Authentication) -> Result<Option<String>, TokenError> {
     let (ports, id) = (grant.issuer.ports, &auth.identity_id);
     if ports.directory.account_disabled(id).await.map_err(TokenError::internal)? {
         return Ok(Some("the account is disabled".into()));
@@ -45,8 +39,8 @@ async fn refusal(grant: &Grant<'_>, policy: &AppState, auth: &Authentication) ->
     if let Some(reason) = withdrawn_mie(ports, auth).await? {
         return Ok(Some(reason));
     }
-    let principal = crate::policy::current_principal(&policy.policy, ports, id).await.map_err(TokenError::internal)?;
-    let decision = crate::policy::decide_login(&policy.policy, grant.caller, &principal, grant.client, auth, true);
+    let principal = crate::policy::current_principal(grant.policy, ports, id).await.map_err(TokenError::internal)?;
+    let decision = crate::policy::decide_login(grant.policy, grant.caller, &principal, grant.client, auth, true);
     if decision.allowed {
         return Ok(None);
     }

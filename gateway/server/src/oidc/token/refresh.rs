@@ -7,18 +7,15 @@ use vigie_core::audit::AuditKind;
 
 use super::{Grant, TokenError};
 use crate::oidc::grant::{self, RefreshRecord, RefreshToken, Standing, TokenResponse};
-use crate::state::AppState;
 use crate::web::http::Params;
 
 /// How long the claim on a generation being rotated is kept: the new generation is recorded
 /// within it, and from then on the record itself tells the old token is spent.
 const ROTATION_CLAIM: Duration = Duration::from_secs(120);
 
-/// `policy`: the state the policy services read, for the recheck of the person.
-pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> Result<TokenResponse, TokenError> {
-    let (client, store) = (grant.client, grant.issuer.ports.store.as_ref());
-    let token =
-        params.get("refresh_token").ok_or_else(|| TokenError::new("invalid_request", "refresh_token is missing"))?;
+pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenResponse, TokenError> {
+    let store = grant.issuer.ports.store.as_ref();
+    let token = super::required(params, "refresh_token")?;
     let invalid = || TokenError::new("invalid_grant", "the refresh token is invalid or expired");
     let Some((presented, mut record)) = grant::refresh_family(store, token).await? else {
         return Err(invalid());
@@ -26,9 +23,7 @@ pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> 
     // RFC 6749 §6: "The authorization server MUST … validate the refresh token [and] ensure
     // that the refresh token was issued to the authenticated client". First: a token of another
     // client, whatever it is, says nothing this client may act on (RFC 6749 §10.4).
-    if record.client_id != client.config.client_id {
-        return Err(TokenError::new("invalid_grant", "the refresh token was issued to another client"));
-    }
+    super::issued_to_client(grant, &record.client_id, "refresh token")?;
     // RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both the
     // attacker and the legitimate client, one of them will present an invalidated refresh
     // token, which will inform the authorization server of the breach" — the whole family is
@@ -63,7 +58,7 @@ pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> 
     if !first? {
         return Err(super::reuse_detected(grant, &record.grant_id, &super::REFRESH_REUSE).await);
     }
-    let rotated = rotate(grant, policy, &presented, &mut record).await;
+    let rotated = rotate(grant, &presented, &mut record).await;
     if rotated.is_err() {
         // The claim is released whatever failed: the client's retry of this very token is no
         // second use (if the release fails too, the claim expires within ROTATION_CLAIM).
@@ -78,7 +73,6 @@ pub async fn exchange(grant: &Grant<'_>, policy: &AppState, params: &Params) -> 
 /// presented token recorded as spent, the next generation minted.
 async fn rotate(
     grant: &Grant<'_>,
-    policy: &AppState,
     presented: &RefreshToken<'_>,
     record: &mut RefreshRecord,
 ) -> Result<TokenResponse, TokenError> {
@@ -87,10 +81,8 @@ async fn rotate(
         .checked_add(1)
         .ok_or_else(|| TokenError::new("invalid_grant", "this refresh token family is exhausted: log in again"))?;
     let handle = grant::grant_handle(&record.grant_id);
-    super::recheck::still_allowed(grant, policy, &record.authentication, &handle).await?;
+    super::recheck::still_allowed(grant, &record.authentication, &handle).await?;
     presented.mark_spent(grant.issuer.ports.store.as_ref(), record).await?;
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
-    let tokens = grant::mint(grant.issuer, grant.client, record, None).await?;
-    super::issued(grant, AuditKind::TokenRefreshed, record);
-    Ok(tokens)
+    super::mint(grant, AuditKind::TokenRefreshed, record, None).await
 }
