@@ -1,9 +1,9 @@
 //! The client certificate an ingress passes in a header (`ssl-client-cert`, URL-encoded PEM), read
-//! by `vigie_gateway::tls::parse_header` from a trusted proxy's request.
+//! by `vigie_gateway::web::tls::parse_header` from a trusted proxy's request.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigie_gateway::tls::parse_header;
+use vigie_gateway::web::tls::parse_header;
 
 fuzz_target!(|input: (&[u8], &[u8])| {
     let (raw, der) = input;

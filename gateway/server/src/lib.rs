@@ -11,6 +11,7 @@ pub mod health;
 pub mod jose;
 pub mod keys;
 pub mod login;
+pub mod mail;
 pub mod oidc;
 pub mod ops;
 pub mod policy;

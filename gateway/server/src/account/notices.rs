@@ -6,7 +6,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
 
 use crate::config::Config;
-use crate::sponsorship::mail::Mailroom;
+use crate::mail::Mailroom;
 use crate::web::http::Caller;
 
 /// What was added.
@@ -57,7 +57,7 @@ pub fn credential_added(mail: Mailroom, caller: &Caller, identity_id: &str, adde
                 .map_err(|e| e.to_string())?
                 .ok_or("the person is no longer in the directory")?;
             let (subject, body) = texts(&mail.config, &person, &added, crate::now());
-            crate::sponsorship::mail::send_notice(
+            crate::mail::send_notice(
                 mail.upstreams.mailer.as_ref(),
                 mail.ports.sponsorships.as_ref(),
                 &identity_id,
@@ -90,8 +90,8 @@ pub fn credential_added(mail: Mailroom, caller: &Caller, identity_id: &str, adde
 
 /// The subject and body, French first (the establishment's language), then English.
 fn texts(config: &Config, person: &Identity, added: &Added, at: i64) -> (String, String) {
-    let (day, hour) = crate::sponsorship::local(config, at);
-    let (call_fr, call_en) = crate::sponsorship::mail::helpdesk(config);
+    let (day, hour) = crate::mail::local(config, at);
+    let (call_fr, call_en) = crate::mail::helpdesk(config);
     let who = format!("{} {}", person.given_name, person.family_name);
     match added {
         Added::Key { name } => (

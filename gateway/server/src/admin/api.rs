@@ -21,7 +21,7 @@ use vigie_core::roles::Scope;
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin, EndingParts, Gate, GateParts};
 use crate::account::notices::Added;
-use crate::sponsorship::mail::Mailroom;
+use crate::mail::Mailroom;
 use crate::state::{Part, Upstreams};
 use crate::web::http::problem;
 

@@ -12,11 +12,11 @@ use vigie_core::store::{Attempt, StoreError, StoreExt};
 
 use super::config::SponsorshipConfig;
 use super::grant::{Reason, grant};
-use super::mail::Mailroom;
 use super::mail::spawn_notices;
 use super::name;
 use super::pages::{granted_page, locked_text, message, nobody, title};
 use crate::config::Config;
+use crate::mail::Mailroom;
 use crate::secrets::{ct_eq, sha256_b64};
 use crate::session::{self, Ending, Session, keys};
 use crate::state::{Audit, OidcState, Part, PolicyGate, Ports, Upstreams};

@@ -1,33 +1,12 @@
-//! The sponsorship's e-mails to the sponsor and the colleague, and the mailing helpers that the
-//! credential notices share: the helpdesk's number, sending to the address the directory has.
+//! The sponsorship's e-mails to the sponsor and the colleague, sent through `crate::mail`.
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::Identity;
-use vigie_core::mail::{Mailer, Notice};
-use vigie_core::sponsorship::Sponsorships;
 
 use super::grant::Reason;
-use super::{local, name};
-use crate::config::Config;
-use crate::state::{Audit, Part, Ports, Upstreams};
+use super::name;
+use crate::mail::{Mailroom, helpdesk, local, send_notice};
 use crate::web::http::Caller;
 use crate::web::pages::Lang;
-
-/// What an e-mail sent in the background reaches, held past the request that sends it: the
-/// directory (who, at which address), the mail port, the configuration (local time, the
-/// helpdesk) and the audit trail of the outcome.
-#[derive(Clone)]
-pub struct Mailroom {
-    pub config: Part<Config>,
-    pub ports: Part<Ports>,
-    pub upstreams: Part<Upstreams>,
-    pub audit: Audit,
-}
-
-impl Mailroom {
-    pub fn new(config: &Part<Config>, ports: &Part<Ports>, upstreams: &Part<Upstreams>, audit: &Audit) -> Self {
-        Mailroom { config: config.clone(), ports: ports.clone(), upstreams: upstreams.clone(), audit: audit.clone() }
-    }
-}
 
 /// The two e-mails of a sponsorship, sent in the background (never delaying the sponsorship),
 /// each retried by the mailer; the outcome of each is audited (`sponsorship_mail`).
@@ -103,28 +82,4 @@ pub(super) fn spawn_notices(
             });
         }
     });
-}
-
-/// How the e-mails name the helpdesk to call, in French and English: ` au <phone>`, ` on <phone>`
-/// (`sponsorship.helpdesk_phone`), or nothing.
-pub(crate) fn helpdesk(config: &Config) -> (String, String) {
-    let phone = &config.sponsorship.helpdesk_phone;
-    if phone.is_empty() { (String::new(), String::new()) } else { (format!(" au {phone}"), format!(" on {phone}")) }
-}
-
-/// E-mails a person at the address the directory has for them; the number of attempts made, or
-/// why it was not sent (no address, a bad one, the relay after its retries).
-pub(crate) async fn send_notice(
-    mailer: &dyn Mailer,
-    sponsorships: &dyn Sponsorships,
-    identity_id: &str,
-    subject: &str,
-    body: &str,
-) -> Result<u32, String> {
-    let address = sponsorships
-        .email_of(identity_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the directory has no e-mail address for this person")?;
-    mailer.send(&Notice { to: &address, subject, body }).await.map_err(|e| e.to_string())
 }

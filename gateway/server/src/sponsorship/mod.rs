@@ -16,20 +16,7 @@ pub mod sign_in;
 
 use vigie_core::directory::Identity;
 
-use crate::config::Config;
 
 fn name(i: &Identity) -> String {
     format!("{} {}", i.given_name, i.family_name)
-}
-
-/// `dd/mm/yyyy` and `hh:mm:ss` in the establishment's time (`policy.utc_offset_minutes`).
-pub(crate) fn local(config: &Config, t: i64) -> (String, String) {
-    let offset = i64::from(config.policy.utc_offset_minutes) * 60;
-    match time::OffsetDateTime::from_unix_timestamp(t + offset) {
-        Ok(d) => (
-            format!("{:02}/{:02}/{}", d.day(), u8::from(d.month()), d.year()),
-            format!("{:02}:{:02}:{:02}", d.hour(), d.minute(), d.second()),
-        ),
-        Err(_) => (String::new(), String::new()),
-    }
 }

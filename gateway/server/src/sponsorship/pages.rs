@@ -7,8 +7,9 @@ use vigie_core::directory::Identity;
 
 use super::ceremony::sponsor_of;
 use super::grant::{Granted, Reason};
-use super::{local, name};
+use super::name;
 use crate::config::Config;
+use crate::mail::local;
 use crate::state::{Part, Ports};
 use crate::web::http::{esc, parse_params};
 use crate::web::pages::{self, Lang, html_page, tr};

@@ -14,7 +14,7 @@ use super::auth::{self, Admin, EndingParts, Gate, GateParts};
 use crate::account::notices::Added;
 use crate::config::Config;
 use crate::login::cps::validate::{self, CardCheck, CardProblem, PresentedCard};
-use crate::sponsorship::mail::Mailroom;
+use crate::mail::Mailroom;
 use crate::state::{Part, Ports, Upstreams};
 use crate::web::http::{esc, parse_params};
 use crate::web::pages::{lang, tr};
