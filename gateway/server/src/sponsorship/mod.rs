@@ -16,7 +16,6 @@ pub mod sign_in;
 
 use vigie_core::directory::Identity;
 
-
 fn name(i: &Identity) -> String {
     format!("{} {}", i.given_name, i.family_name)
 }
