@@ -201,7 +201,12 @@ pub enum PerAddress<'a> {
 pub fn rate_limit_by_address(limit: PerAddress<'_>, address: &str) -> String {
     match limit {
         PerAddress::ClientAuth => format!("rl:client-auth:{address}"),
-        PerAddress::ClientAuthOf(client_id) => format!("rl:client-auth:{client_id}:{address}"),
+        // The client id hashed: raw, a client id of hex digits met the per-address counter of an
+        // IPv6 /64 (`rl:client-auth:2001` + `:db8::/64`), and an id holding a colon met another
+        // client's counter; a hash has a fixed length and no colon.
+        PerAddress::ClientAuthOf(client_id) => {
+            format!("rl:client-auth-of:{}:{address}", sha256_b64(client_id.as_bytes()))
+        }
         PerAddress::Flow => format!("rl:flow-ip:{address}"),
         PerAddress::Enrolment => format!("rl:enrol-ip:{address}"),
         PerAddress::Login => format!("rl:login-ip:{address}"),
@@ -287,9 +292,11 @@ mod tests {
                 "192.0.2.1".into(),
             ),
             (
-                rate_limit_by_address(PerAddress::ClientAuthOf("c1"), "192.0.2.1"),
-                "rl:client-auth:c1:192.0.2.1".into(),
-                "c1:192.0.2.1".into(),
+                // Changed on purpose: these counters start again once at the upgrade (one
+                // `login.ip_window_secs` window), the price of keys that cannot collide.
+                rate_limit_by_address(PerAddress::ClientAuthOf("secret"), "192.0.2.1"),
+                format!("rl:client-auth-of:{h}:192.0.2.1"),
+                format!("{h}:192.0.2.1"),
             ),
             (
                 rate_limit_by_address(PerAddress::Flow, "2001:db8::/64"),
@@ -333,17 +340,29 @@ mod tests {
                 built.strip_suffix(&from_arguments).unwrap_or_else(|| panic!("{built}: arguments not last")).to_owned()
             })
             .collect();
-        // The two counters of client authentication (per address, per client at an address)
-        // have shared `rl:client-auth:` since before this module, and must keep it for a rolling
-        // upgrade. Only an IPv6 address key holds a colon, so their keys meet only for a client
-        // id made of hex digits: the one known overlap, and the only one allowed.
-        const SHARED: &str = "rl:client-auth:";
-        assert_eq!(prefixes.iter().filter(|p| *p == SHARED).count(), 2);
         for (i, a) in prefixes.iter().enumerate() {
             assert!(a.ends_with(':'), "{a}");
             for (j, b) in prefixes.iter().enumerate() {
-                let known = a == SHARED && b == SHARED;
-                assert!(i == j || known || !b.starts_with(a.as_str()), "{a} is a prefix of {b}");
+                assert!(i == j || !b.starts_with(a.as_str()), "{a} is a prefix of {b}");
+            }
+        }
+    }
+
+    /// The client-authentication counters of different clients, or of a client and of an
+    /// address, never share a key: one client's failures must not lock out another, nor an
+    /// address's failures a client elsewhere.
+    #[test]
+    fn client_authentication_counters_never_meet() {
+        let v6 = "2001:db8::/64";
+        let keys = [
+            rate_limit_by_address(PerAddress::ClientAuth, v6),
+            rate_limit_by_address(PerAddress::ClientAuthOf("2001"), "db8::/64"),
+            rate_limit_by_address(PerAddress::ClientAuthOf("a"), v6),
+            rate_limit_by_address(PerAddress::ClientAuthOf("a:2001"), "db8::/64"),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
             }
         }
     }
