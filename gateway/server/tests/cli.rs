@@ -67,9 +67,13 @@ flavour = "vanilla"
 
 #[test]
 fn check_config_accepts_a_good_file() {
-    let dir = temp_file("tls.crt", "");
+    // A usable TLS pair: `check-config` reads it as `serve` does.
+    let key = rcgen::KeyPair::generate().expect("TLS key");
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".into()]).and_then(|p| p.self_signed(&key)).expect("certificate");
+    let dir = temp_file("tls.crt", &cert.pem());
     let base = dir.parent().expect("dir").to_owned();
-    std::fs::write(base.join("tls.key"), "").expect("write");
+    std::fs::write(base.join("tls.key"), key.serialize_pem()).expect("write");
     let keys = run(&["keys", "generate", "--out", base.join("keys.json").to_str().expect("UTF-8 path")]);
     assert!(keys.status.success(), "{}", String::from_utf8_lossy(&keys.stderr));
     let (_, hash) = new_secret();

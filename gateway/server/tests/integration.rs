@@ -14,6 +14,7 @@ mod admin;
 mod authorize_errors;
 mod card_login;
 mod cards_admin;
+mod check_config;
 mod cli;
 mod code_flow;
 mod configured;

@@ -38,7 +38,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Validate a configuration file without starting.
+    /// Validate a configuration file and every file it names (keys, anchors, certificates,
+    /// policies…) without starting: what passes starts.
     CheckConfig { file: PathBuf },
     /// Signing keys.
     Keys {
@@ -165,6 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config, listen, data_dir } => serve::run(config, listen, data_dir),
         Command::CheckConfig { file } => {
             let c = Config::load(&file)?;
+            // Every file `serve` reads at start, read the same way; nothing is written, no
+            // connection is opened.
+            crate::wiring::files::load(&c, crate::wiring::files::Mode::Check)?;
             println!("{}: valid ({} clients, store {:?})", file.display(), c.clients.len(), c.store.kind);
             Ok(())
         }

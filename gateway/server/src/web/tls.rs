@@ -33,7 +33,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::config::Config;
 use crate::login::config::CardsConfig;
-use crate::state::{Part, Upstreams};
+use crate::state::Part;
+use vigie_core::cards::CardValidation;
 
 /// Builds the listener's configuration. `client_ca_subjects` are the DER subjects of the card
 /// CAs, sent in the CertificateRequest (RFC 8446 §4.2.4 `certificate_authorities`) so that the
@@ -44,14 +45,14 @@ pub fn server_config(
     client_ca_subjects: Vec<Vec<u8>>,
 ) -> anyhow::Result<rustls::ServerConfig> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading {}: check `server.tls_cert`", cert.display()))?
+        .with_context(|| format!("`server.tls_cert`: cannot read {}", cert.display()))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("{} holds no valid PEM certificate: check `server.tls_cert`", cert.display()))?;
+        .with_context(|| format!("`server.tls_cert`: {} holds no valid PEM certificate", cert.display()))?;
     if certs.is_empty() {
-        anyhow::bail!("{} holds no certificate: check `server.tls_cert`", cert.display());
+        anyhow::bail!("`server.tls_cert`: {} holds no certificate", cert.display());
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("{} holds no usable PEM private key: check `server.tls_key`", key.display()))?;
+        .with_context(|| format!("`server.tls_key`: {} holds no usable PEM private key", key.display()))?;
     let asks_for_cards = !client_ca_subjects.is_empty();
     let builder = rustls::ServerConfig::builder();
     let builder = if !asks_for_cards {
@@ -65,8 +66,9 @@ pub fn server_config(
             algorithms: provider.signature_verification_algorithms,
         }))
     };
-    let mut config =
-        builder.with_single_cert(certs, key).context("the TLS certificate and key do not match or are unsupported")?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("`server.tls_key`: the TLS certificate and key do not match or are unsupported")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     if asks_for_cards {
         // No session cache (TLS 1.2 session IDs, TLS 1.3 stateful tickets), no TLS 1.3 tickets
@@ -159,8 +161,8 @@ fn signed_in_this_handshake(kind: Option<rustls::HandshakeKind>) -> bool {
 
 /// The subjects (DER) of the card CAs, sent to browsers in the TLS CertificateRequest so that
 /// they offer the card's certificate; empty when card login is off (no certificate is asked).
-pub fn client_ca_subjects(upstreams: &Upstreams, cards: &CardsConfig) -> Vec<Vec<u8>> {
-    match &upstreams.card_validator {
+pub fn client_ca_subjects(card_validator: Option<&dyn CardValidation>, cards: &CardsConfig) -> Vec<Vec<u8>> {
+    match card_validator {
         Some(v) if cards.enabled => v.anchor_subjects(),
         _ => Vec::new(),
     }

@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
-use vigie_core::policy::PolicyEngine;
 use vigie_core::store::EphemeralStore;
 
 use crate::config::{Config, StoreKind};
-use crate::keys::Keys;
 use crate::state::{AppState, Client, IdentityCache, OidcState, PolicyGate, Ports, Upstreams};
+use crate::wiring::files::{self, Loaded};
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -21,21 +20,12 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("installing the Prometheus recorder")
 }
 
-fn http_client(config: &Config) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(3))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("vigie/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &config.demo.ca_file {
-        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).context("demo CA certificate")?);
-    }
-    b.build().context("building the HTTP client")
-}
-
 /// Builds the state from a validated configuration: opens the directory and the store.
+/// What `serve` reads from disk is read first ([`files::load`], as `check-config` reads it), so
+/// that a bad file stops the start before the directory or the store is opened.
 pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
+    let Loaded { keys, policy, policy_reload, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer } =
+        files::load(&config, files::Mode::Serve)?;
     let store: Arc<dyn EphemeralStore> = match config.store.kind {
         StoreKind::Embedded => Arc::new(vigie_store_embedded::EmbeddedStore::new()),
         StoreKind::Redis => {
@@ -48,8 +38,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         statement_timeout: config.directory.statement_timeout_ms.map(Duration::from_millis),
     };
     let directory = Arc::new(vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?);
-    let keys = Arc::new(Keys::load(&config.keys.file)?);
-    let mailer = Arc::new(vigie_mail::Mailer::new(&config.mail).context("the mail relay: check `[mail]`")?);
+    let mailer = Arc::new(mailer);
     let audit = Arc::new(
         crate::audit::JsonLinesAudit::open(&config.audit.file)
             .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
@@ -62,30 +51,9 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     for builtin in own.into_iter().flatten() {
         clients.entry(builtin.client_id.clone()).or_insert_with(|| Client::new(builtin));
     }
-    // An invalid policy set stops the start with one line per problem (file:line:column: reason).
-    let (policy, policy_reload): (Arc<dyn PolicyEngine>, _) = match &config.policy.dir {
-        Some(dir) => {
-            let p = Arc::new(
-                vigie_policies::ReloadablePolicies::load(dir)
-                    .with_context(|| format!("loading the policy set {}: check `policy.dir`", dir.display()))?,
-            );
-            (p.clone(), Some(p))
-        }
-        None => (Arc::new(vigie_policies::CedarEngine::builtin().context("the built-in policy set")?), None),
-    };
-    let http = http_client(&config)?;
-    let card_validator = if config.cards.trust.anchors.is_empty() && config.cards.trust.anchors_pem.is_empty() {
-        None
-    } else {
-        let v = vigie_igc_sante::CardValidator::new(config.cards.trust.clone())
-            .context("loading the card trust anchors: check `cards.trust`")?
-            .with_http(http.clone());
-        Some(Arc::new(v) as Arc<dyn vigie_core::cards::CardValidation>)
-    };
-    let webauthn = Arc::new(crate::login::fido2::relying_party(&config)?);
-    let attestation_roots = crate::login::attestation::trust_roots(&config.webauthn, crate::now())
-        .map_err(|e| anyhow::anyhow!("`{}`: {}", e.key, e.message))?
-        .map(Arc::new);
+    let keys = Arc::new(keys);
+    let webauthn = Arc::new(webauthn);
+    let attestation_roots = attestation_roots.map(Arc::new);
     if attestation_roots.as_ref().is_some_and(|r| r.is_empty()) {
         tracing::warn!(
             "`webauthn.attestation` is \"required\" and no attestation root is configured: security keys cannot be \
@@ -93,8 +61,6 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
              \"none\"`, where no key counts as a hardware key)"
         );
     }
-    let psc = crate::psc::build(&config)?;
-    let dmp = crate::dmp::build(&config)?;
     let watched = crate::health::watched(
         psc.is_some(),
         card_validator.is_some(),

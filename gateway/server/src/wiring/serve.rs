@@ -22,7 +22,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let tls = crate::web::tls::server_config(
         &state.config.server.tls_cert,
         &state.config.server.tls_key,
-        crate::web::tls::client_ca_subjects(&state.upstreams, &state.config.cards),
+        crate::web::tls::client_ca_subjects(state.upstreams.card_validator.as_deref(), &state.config.cards),
     )?;
     let listen = state.config.server.listen;
     let plain = state.config.server.plain_http_listen;
