@@ -52,6 +52,17 @@ const OPEN_ATTEMPTS: u32 = 5;
 #[derive(Clone, Debug)]
 pub struct SqlDirectory {
     pub(crate) pool: Pool,
+    schema: SchemaVersions,
+}
+
+/// The schema version (the latest migration applied) when this process opened the directory,
+/// and once its migrations had run: what `vigie migrate` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemaVersions {
+    /// `None`: a new database, no migration applied yet.
+    pub before: Option<i64>,
+    /// After this open's migrations: the latest migration this Vigie carries.
+    pub after: Option<i64>,
 }
 
 impl SqlDirectory {
@@ -110,7 +121,7 @@ impl SqlDirectory {
         loop {
             let connected = pool_options.clone().connect_with(connect.clone()).await.map(Pool::Sqlite);
             match Self::migrate(connected).await {
-                Ok(pool) => return Ok(SqlDirectory { pool }),
+                Ok((pool, schema)) => return Ok(SqlDirectory { pool, schema }),
                 Err(e) if attempt < OPEN_ATTEMPTS && e.is_race() => {
                     // Another process is setting up the same file (switching it to WAL, or
                     // running the same migrations): once it is done, a new attempt succeeds.
@@ -141,19 +152,31 @@ impl SqlDirectory {
             .connect_with(connect)
             .await
             .map(Pool::Postgres);
-        Self::migrate(connected).await.map(|pool| SqlDirectory { pool }).map_err(|e| e.into_directory_error(url))
+        Self::migrate(connected)
+            .await
+            .map(|(pool, schema)| SqlDirectory { pool, schema })
+            .map_err(|e| e.into_directory_error(url))
     }
 
-    async fn migrate(connected: Result<Pool, sqlx::Error>) -> Result<Pool, OpenError> {
+    async fn migrate(connected: Result<Pool, sqlx::Error>) -> Result<(Pool, SchemaVersions), OpenError> {
         let pool = connected.map_err(OpenError::Connect)?;
+        let before = applied_version(&pool).await;
         let migrated = on_pool!(pool, |c| MIGRATOR.run(c).await);
         match migrated {
-            Ok(()) => Ok(pool),
+            Ok(()) => {
+                let after = applied_version(&pool).await;
+                Ok((pool, SchemaVersions { before, after }))
+            }
             Err(e) => {
                 pool.close().await;
                 Err(OpenError::Migrate(e))
             }
         }
+    }
+
+    /// The schema version before and after the migrations this open ran.
+    pub fn schema_versions(&self) -> SchemaVersions {
+        self.schema
     }
 
     /// Closes every connection; later calls fail as unavailable.
@@ -214,6 +237,12 @@ impl OpenError {
             }
         }
     }
+}
+
+/// The latest migration sqlx recorded as applied; `None` for a new database (no table yet).
+async fn applied_version(pool: &Pool) -> Option<i64> {
+    const LATEST: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+    on_pool!(pool, |c| sqlx::query_scalar::<_, Option<i64>>(LATEST).fetch_one(c).await).ok().flatten()
 }
 
 fn open_error(url: &str, reason: &str) -> DirectoryError {

@@ -15,5 +15,5 @@ mod rules;
 pub mod sponsorship;
 
 pub use db::Dialect;
-pub use directory::{OpenOptions, SqlDirectory};
+pub use directory::{OpenOptions, SchemaVersions, SqlDirectory};
 pub use import::{CsvError, HrRow, ImportReport, import_rows, parse_hr_csv};

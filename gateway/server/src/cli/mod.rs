@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 pub mod cards;
+mod migrate;
 mod policy;
 mod secrets;
 mod serve;
@@ -41,6 +42,11 @@ enum Command {
     /// Validate a configuration file and every file it names (keys, anchors, certificates,
     /// policies…) without starting: what passes starts.
     CheckConfig { file: PathBuf },
+    /// Bring the directory database's schema up to date (`directory.url`), then exit.
+    Migrate {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -172,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: valid ({} clients, store {:?})", file.display(), c.clients.len(), c.store.kind);
             Ok(())
         }
+        Command::Migrate { target } => migrate::run(&target),
         Command::Keys { command } => secrets::keys(command),
         Command::Users { command } => users::run(command),
         Command::Clients { command } => secrets::clients(command),

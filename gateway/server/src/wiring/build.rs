@@ -20,6 +20,16 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("installing the Prometheus recorder")
 }
 
+/// Opens the directory (`[directory]`) and brings its schema up to date, behind the migration
+/// lock: what `serve` does at start and `vigie migrate` does alone.
+pub async fn open_directory(config: &Config) -> anyhow::Result<vigie_directory_sql::SqlDirectory> {
+    let options = vigie_directory_sql::OpenOptions {
+        max_connections: config.directory.max_connections,
+        statement_timeout: config.directory.statement_timeout_ms.map(Duration::from_millis),
+    };
+    Ok(vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?)
+}
+
 /// Builds the state from a validated configuration: opens the directory and the store.
 /// What `serve` reads from disk is read first ([`files::load`], as `check-config` reads it), so
 /// that a bad file stops the start before the directory or the store is opened.
@@ -33,11 +43,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
         }
     };
-    let options = vigie_directory_sql::OpenOptions {
-        max_connections: config.directory.max_connections,
-        statement_timeout: config.directory.statement_timeout_ms.map(Duration::from_millis),
-    };
-    let directory = Arc::new(vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?);
+    let directory = Arc::new(open_directory(&config).await?);
     let mailer = Arc::new(mailer);
     let audit = Arc::new(
         crate::audit::JsonLinesAudit::open(&config.audit.file)

@@ -1,5 +1,6 @@
-//! `vigie check-config` against `vigie serve`: every file `serve` loads at start is checked, a
-//! configuration that passes starts, and each one that fails names its key and does not start.
+//! The commands a deployment runs before `vigie serve`, against it: `check-config` (every file
+//! `serve` loads at start is checked, a configuration that passes starts, one that fails names
+//! its key and does not start) and `migrate` (the directory's schema brought up to date once).
 use crate::common;
 
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-use crate::cli::{new_secret, run};
+use crate::cli::{new_secret, run, stdout};
 
 /// A deployment in a temporary directory: a TLS pair, a key set, a client, a SQLite directory,
 /// the audit file beside them.
@@ -194,4 +195,21 @@ fn serve_refuses_to_start_on_every_file_check_config_refuses() {
             .unwrap_or_else(|| panic!("serve started with a bad `{}` that check-config refuses", case.key));
         assert!(stderr.contains(&format!("`{}`:", case.key)), "serve names `{}`:\n{stderr}", case.key);
     }
+}
+
+#[test]
+fn migrate_brings_a_new_sqlite_directory_up_to_date_once_then_serve_starts() {
+    let d = Deployment::new();
+    let config = d.config(&[], "");
+    let first = stdout(&run(&["migrate", "--config", &config]));
+    assert!(first.starts_with("directory (SQLite): schema migrated from version none (new database) to "), "{first}");
+    assert!(Path::new(&d.path("dir.db")).exists(), "the directory file is created");
+    let second = stdout(&run(&["migrate", "--config", &config]));
+    let version = first.trim_end().rsplit(' ').next().expect("the version reached");
+    assert_eq!(
+        second,
+        format!("directory (SQLite): schema at version {version}, up to date; nothing applied\n"),
+        "a second run applies nothing"
+    );
+    started(spawn_serve(&config), d.port).expect("serve starts on the migrated directory");
 }

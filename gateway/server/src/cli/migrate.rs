@@ -1,0 +1,33 @@
+//! `vigie migrate`: brings the directory's schema up to date and says from which version to
+//! which, without starting the gateway (a deployment's migration job; `serve` also migrates).
+use super::Target;
+
+/// Opens the directory as `serve` does (migrations behind the migration lock), reports, closes.
+pub(super) fn run(target: &Target) -> anyhow::Result<()> {
+    let config = target.config()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let directory = crate::wiring::build::open_directory(&config).await?;
+        let versions = directory.schema_versions();
+        directory.close().await;
+        let database = match directory.dialect() {
+            vigie_directory_sql::Dialect::Sqlite => "SQLite",
+            vigie_directory_sql::Dialect::Postgres => "PostgreSQL",
+        };
+        // The URL is not printed: a PostgreSQL one may carry the password.
+        let version = |v: Option<i64>| v.map_or_else(|| "none (new database)".to_owned(), |v| v.to_string());
+        if versions.before == versions.after {
+            println!(
+                "directory ({database}): schema at version {}, up to date; nothing applied",
+                version(versions.after)
+            );
+        } else {
+            println!(
+                "directory ({database}): schema migrated from version {} to {}",
+                version(versions.before),
+                version(versions.after)
+            );
+        }
+        Ok(())
+    })
+}
