@@ -32,7 +32,8 @@ pub async fn open_directory(config: &Config) -> anyhow::Result<vigie_directory_s
 
 /// Builds the state from a validated configuration: opens the directory and the store.
 /// What `serve` reads from disk is read first ([`files::load`], as `check-config` reads it), so
-/// that a bad file stops the start before the directory or the store is opened.
+/// that a bad file stops the start before the directory or the store is opened (the TLS pair is
+/// read by `serve` itself, right after: the state is also built without a listener).
 pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
     let Loaded { keys, policy, policy_reload, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer } =
         files::load(&config, files::Mode::Serve)?;

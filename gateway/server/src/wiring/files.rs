@@ -28,7 +28,8 @@ pub struct Loaded {
 }
 
 /// Whether [`load`] may write: `serve` creates the CRL cache directory; `check-config` writes
-/// nothing and only checks that the directory is there or can be made.
+/// nothing and only checks that the directory is there or can be made. `check-config` also builds
+/// the listener's TLS configuration, which `serve` builds once the state exists.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Serve,
@@ -78,13 +79,16 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     if let Err(e) = audit_directory(&config.audit.file) {
         keep("audit.file", e);
     }
-    // The listener's configuration is built again by `serve` once the state exists; built here
-    // with the same anchors, so that a bad certificate or key stops the start now. Its errors
-    // name `server.tls_cert` or `server.tls_key`.
-    let validator = card_validator.as_ref().and_then(Option::as_ref).map(|v| v as &dyn CardValidation);
-    let subjects = crate::web::tls::client_ca_subjects(validator, &config.cards);
-    if let Err(e) = crate::web::tls::server_config(&config.server.tls_cert, &config.server.tls_key, subjects) {
-        keep("server.tls_cert", e);
+    // The listener's TLS configuration is not part of the state: `serve` builds it from the state
+    // right after (`wiring::serve`), with the same errors naming `server.tls_cert` or
+    // `server.tls_key`; `check-config` builds it here with the same anchors. (The state alone is
+    // also built without a listener: the in-process test, the fuzz targets.)
+    if mode == Mode::Check {
+        let validator = card_validator.as_ref().and_then(Option::as_ref).map(|v| v as &dyn CardValidation);
+        let subjects = crate::web::tls::client_ca_subjects(validator, &config.cards);
+        if let Err(e) = crate::web::tls::server_config(&config.server.tls_cert, &config.server.tls_key, subjects) {
+            keep("server.tls_cert", e);
+        }
     }
     match (keys, policy, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer) {
         (
