@@ -233,6 +233,13 @@ def properties(docs: list[dict], values: dict, label: str) -> None:
         ann = ing["metadata"].get("annotations", {})
         if mode == "passthrough":
             check(ann.get("nginx.ingress.kubernetes.io/ssl-passthrough") == "true", f"{label}: Ingress passes TLS through for card login")
+        if mode == "header":
+            check(ann.get("nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream") == "true"
+                  and ann.get("nginx.ingress.kubernetes.io/auth-tls-verify-client") == "optional_no_ca", f"{label}: Ingress asks for the card and passes it")
+            cidrs = values["ingress"]["controllerCidrs"]
+            toml = next(c for c in config_maps if c["metadata"]["name"] == deploy["metadata"]["name"])["data"]["vigie.toml"]
+            check(f'ingress_header_from = {json.dumps(cidrs)}'.replace('","', '", "') in toml and 'ingress_header = "ssl-client-cert"' in toml,
+                  f"{label}: Vigie believes the card header from the controller only:\n{toml}")
         backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]
         check(backend == {"name": "https"}, f"{label}: the Ingress never routes the ops port")
     if values.get("networkPolicy", {}).get("enabled"):
@@ -252,7 +259,7 @@ def check_config(docs: list[dict], values: dict, label: str, vigie: Path, work: 
     mounted made in a temp dir (paths under /etc/vigie and /var/lib/vigie moved there) and the
     Secret-fed environment given placeholder values."""
     cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "vigie")
-    root = work / label.replace("/", "_")
+    root = work / re.sub(r"[^A-Za-z0-9.-]+", "_", label)
     etc, var = root / "etc", root / "var"
     (etc / "tls").mkdir(parents=True)
     (etc / "keys").mkdir()
@@ -376,9 +383,13 @@ def main() -> int:
     vigie = Path(os.environ.get("VIGIE_BIN", ROOT / "target/debug/vigie"))
     rendered = {}
     with tempfile.TemporaryDirectory(prefix="vigie-deploy-") as tmp:
-        for values_file in [None, *EXAMPLES]:
-            label = "defaults" if values_file is None else values_file.relative_to(ROOT).as_posix()
-            values = {} if values_file is None else yaml.safe_load(values_file.read_text())
+        cases = [("defaults", {})] + [(f.relative_to(ROOT).as_posix(), yaml.safe_load(f.read_text())) for f in EXAMPLES]
+        # The other card login mode: the controller terminates TLS and passes the card in a header.
+        production = dict(cases[[label for label, _ in cases].index("deploy/helm/examples/production.yaml")][1])
+        production["ingress"] = {**production["ingress"], "cardLogin": "header", "controllerCidrs": ["10.42.0.0/16"],
+                                 "clientCaSecret": "vigie/igc-sante-ca", "tlsSecretName": "sso-tls"}
+        cases.append(("production.yaml with ingress.cardLogin=header", production))
+        for label, values in cases:
             section(f"chart with {label}")
             docs = render(values, label)
             validate(docs, label)
