@@ -30,6 +30,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Seconds between SIGTERM and the end of accepting connections, during which `/readyz`
+    /// answers 503 (`draining`) and everything else is served as usual: Kubernetes removes a
+    /// terminating pod from the Service's endpoints asynchronously, so connections keep coming
+    /// for a few seconds after the signal. 0 where nothing routes (the embedded demo).
+    pub drain_secs: u64,
+    /// Longest wait, once accepting has ended, for the requests in flight to finish; keep
+    /// `drain_secs` + this under the pod's `terminationGracePeriodSeconds` (default 30).
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +51,8 @@ impl Default for ServerConfig {
             ops_listen: None,
             max_body_bytes: 64 * 1024,
             workers: 0,
+            drain_secs: 5,
+            shutdown_timeout_secs: 20,
         }
     }
 }
@@ -74,6 +84,12 @@ impl ServerConfig {
     pub(super) fn validate_limits(&self, err: &mut dyn FnMut(&str, String)) {
         if self.max_body_bytes < 1024 {
             err("server.max_body_bytes", "expected at least 1024".into());
+        }
+        if self.drain_secs > 300 {
+            err("server.drain_secs", "expected at most 300 (seconds)".into());
+        }
+        if self.shutdown_timeout_secs == 0 || self.shutdown_timeout_secs > 300 {
+            err("server.shutdown_timeout_secs", "expected 1 to 300 (seconds)".into());
         }
     }
 }

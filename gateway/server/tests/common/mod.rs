@@ -21,6 +21,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use totp::STEP_SECS;
 
+pub mod cluster;
 pub mod configured;
 pub mod crl;
 pub mod fido2;
