@@ -342,6 +342,21 @@ impl Cluster {
         format!("https://localhost:{}", self.proxy.port)
     }
 
+    /// The secret of a demo client (demo.json `clients[]`).
+    pub fn demo_secret(&self, client_id: &str) -> String {
+        let clients = self.demo["clients"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let client = clients.iter().find(|c| c["client_id"] == client_id);
+        client.and_then(|c| c["client_secret"].as_str()).unwrap_or_else(|| panic!("no secret for {client_id}")).into()
+    }
+
+    /// The first demo card: its chain and key in one PEM, as [`reqwest::Identity::from_pem`] reads.
+    pub fn demo_card(&self) -> String {
+        let users = self.demo["users"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let card = users.iter().map(|u| &u["card"]).find(|c| c.is_object()).expect("a demo user with a card");
+        let pem = |k: &str| card[k].as_str().unwrap_or_else(|| panic!("the demo card's {k}"));
+        format!("{}{}", pem("chain_pem"), pem("key_pem"))
+    }
+
     /// A client of the cluster (through the proxy), presenting `identity` if given.
     pub fn client(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
         client(&self.ca_pem, identity)
