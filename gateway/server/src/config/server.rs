@@ -93,3 +93,25 @@ impl ServerConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ServerConfig;
+
+    fn problems(c: &ServerConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        c.validate_limits(&mut |key, e| out.push(format!("{key}: {e}")));
+        out
+    }
+
+    #[test]
+    fn a_stop_that_cannot_finish_or_outlasts_the_grace_period_is_refused_by_key() {
+        assert!(problems(&ServerConfig::default()).is_empty());
+        let never = ServerConfig { shutdown_timeout_secs: 0, ..Default::default() };
+        assert_eq!(problems(&never), ["server.shutdown_timeout_secs: expected 1 to 300 (seconds)"]);
+        let endless = ServerConfig { drain_secs: 3600, ..Default::default() };
+        assert_eq!(problems(&endless), ["server.drain_secs: expected at most 300 (seconds)"]);
+        // 0: no drain, for a node nothing routes to (the embedded demo).
+        assert!(problems(&ServerConfig { drain_secs: 0, ..Default::default() }).is_empty());
+    }
+}
