@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::common::cluster::{Cluster, Node, client};
 use crate::common::{Resp, free_port};
 
-const DRAIN_SECS: u64 = 3;
+const DRAIN_SECS: u64 = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_finishes_the_request_in_flight_and_exits_0() {
@@ -330,7 +330,8 @@ impl Load {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_under_load_loses_no_request_session_or_refresh_family() {
     let env = [
-        ("VIGIE_SERVER__DRAIN_SECS", "2"),
+        // Fifteen polls of the proxy: margin for a loaded machine.
+        ("VIGIE_SERVER__DRAIN_SECS", "3"),
         // The load stands for many browsers, all from this one address (an L4 proxy keeps the
         // peer's): the login flows per address (300 a minute by default) would be spent.
         ("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "100000"),

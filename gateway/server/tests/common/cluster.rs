@@ -197,7 +197,8 @@ impl Proxy {
         let b = backends.clone();
         tokio::spawn(async move {
             loop {
-                for backend in b.iter() {
+                // All nodes at once: one slow node does not delay what the others say.
+                futures_util::future::join_all(b.iter().map(|backend| async {
                     let ready = http
                         .get(format!("https://localhost:{}/readyz", backend.port))
                         .timeout(Duration::from_secs(1))
@@ -205,7 +206,8 @@ impl Proxy {
                         .await
                         .is_ok_and(|r| r.status() == 200);
                     backend.ready.store(ready, Ordering::SeqCst);
-                }
+                }))
+                .await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
