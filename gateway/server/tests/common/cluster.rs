@@ -389,3 +389,14 @@ impl Cluster {
         started.elapsed()
     }
 }
+
+impl Drop for Cluster {
+    /// The nodes stopped first, then their data directory removed (kept with
+    /// `VIGIE_KEEP_TEST_DATA`, as the other gateways' are).
+    fn drop(&mut self) {
+        self.nodes.clear();
+        if std::env::var_os("VIGIE_KEEP_TEST_DATA").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
