@@ -165,6 +165,8 @@ impl Counts {
 /// card the load logs in with.
 struct Load {
     base: String,
+    /// The card route (TLS to the node): `GET /login/cps`.
+    card_base: String,
     ca_pem: String,
     secret: String,
     card: String,
@@ -200,14 +202,15 @@ impl Load {
     /// A card login in a new browser: authorize → login page's flow → `GET /login/cps` with the
     /// card → a code. Returns the browser's cookies and the code.
     async fn card_login(&self) -> Result<(String, String), String> {
-        let identity = reqwest::Identity::from_pem(self.card.as_bytes()).expect("card identity");
-        let http = client(&self.ca_pem, Some(identity));
+        let http = client(&self.ca_pem, None);
         let r = Resp::of(http.get(self.authorize_url()).send().await.map_err(|e| format!("authorize: {e}"))?).await;
         let (flow, browser) = (r.header("location").unwrap_or_default(), cookie(&r, crate::common::BROWSER_COOKIE));
         let (Some(flow), Some(browser)) = (flow.strip_prefix("/login?flow="), browser) else {
             return Err(format!("authorize: {} to {flow:?}", r.status));
         };
-        let login = http.get(format!("{}/login/cps?flow={flow}", self.base)).header("cookie", &browser);
+        let identity = reqwest::Identity::from_pem(self.card.as_bytes()).expect("card identity");
+        let card = client(&self.ca_pem, Some(identity));
+        let login = card.get(format!("{}/login/cps?flow={flow}", self.card_base)).header("cookie", &browser);
         let r = Resp::of(login.send().await.map_err(|e| format!("card login: {e}"))?).await;
         let to = r.header("location").unwrap_or_default();
         let (Some(session), Some(code)) = (cookie(&r, crate::common::SESSION_COOKIE), code_of(to)) else {
@@ -332,8 +335,9 @@ async fn rolling_restart_under_load_loses_no_request_session_or_refresh_family()
     let env = [
         // Fifteen polls of the proxy: margin for a loaded machine.
         ("VIGIE_SERVER__DRAIN_SECS", "3"),
-        // The load stands for many browsers, all from this one address (an L4 proxy keeps the
-        // peer's): the login flows per address (300 a minute by default) would be spent.
+        // The load stands for many browsers, all from this one address (the Ingress's
+        // X-Forwarded-For names it): the login flows per address (300 a minute by default)
+        // would be spent.
         ("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "100000"),
     ];
     let Some(mut cluster) = Cluster::start("rolling", 3, &env).await else {
@@ -345,6 +349,7 @@ async fn rolling_restart_under_load_loses_no_request_session_or_refresh_family()
     let secret = cluster.demo_secret("demo-dpi");
     let load = Arc::new(Load {
         base: cluster.base(),
+        card_base: cluster.card_base(),
         ca_pem: cluster.ca_pem.clone(),
         secret,
         card,
@@ -411,7 +416,7 @@ async fn rolling_restart_under_load_loses_no_request_session_or_refresh_family()
     eprintln!(
         "rolling restart, 3 nodes, 6 restarts in {:?} (each node gone {:?}): card logins {}, SSO round trips {}, \
          codes redeemed {}, refreshes {}; failed {}, sessions lost {}, refresh families broken {}; \
-         connections per node {per_node:?}, connect retries {}",
+         card-route connections per node {per_node:?}, connect retries {}, Ingress upstream errors {}",
         started.elapsed(),
         gone,
         n(&c.card_logins),
@@ -422,6 +427,7 @@ async fn rolling_restart_under_load_loses_no_request_session_or_refresh_family()
         n(&c.sessions_lost),
         n(&c.families_broken),
         n(&cluster.proxy.connect_retries),
+        n(&cluster.ingress.upstream_errors),
     );
     let failures = c.failures.lock().expect("failures").clone();
     assert_eq!(n(&c.failed), 0, "failed requests: {failures:#?}");
@@ -429,6 +435,7 @@ async fn rolling_restart_under_load_loses_no_request_session_or_refresh_family()
     assert_eq!(n(&c.families_broken), 0);
     // A Service (kube-proxy) does not retry a refused connection: none may have been needed.
     assert_eq!(n(&cluster.proxy.connect_retries), 0, "connections refused by a node the proxy still routed to");
+    assert_eq!(n(&cluster.ingress.upstream_errors), 0, "requests the Ingress could not pass to a node");
     assert!(n(&c.sso) > after_restart, "SSO round trips went on through the upgrade");
     for (kind, count) in [("card logins", &c.card_logins), ("SSO", &c.sso), ("refreshes", &c.refreshes)] {
         assert!(n(count) > 3, "the load ran: {kind} {}", n(count));

@@ -1,13 +1,15 @@
 //! A local deployment for the rolling-restart tests: `vigie serve` nodes started as children of
 //! the test (so that it can SIGTERM them), on one Redis and one PostgreSQL database of their own,
-//! behind a readiness-aware round-robin proxy that plays the Kubernetes Service.
+//! behind what Kubernetes puts in front of pods, readiness-aware: like the endpoints
+//! controller, each node's `/readyz` is polled every 200 ms and only ready nodes get traffic.
 //!
-//! The proxy works at L4, per connection, with TLS passed through to the node, as a Service
-//! (kube-proxy) or an ingress-nginx `ssl-passthrough` route does: the card's TLS client
-//! certificate reaches Vigie itself, so card logins need no header mode. Like the endpoints
-//! controller, it polls each node's `/readyz` every 200 ms and sends new connections to ready
-//! nodes only; a connection already open stays with its node until either side closes it, so a
-//! draining node's `Connection: close` is what moves keep-alive clients off it.
+//! - The Ingress (`ingress.rs`, the issuer's address): L7, HTTPS terminated, each request routed
+//!   round-robin over plain HTTP to a node's `server.plain_http_listen`.
+//! - The card route ([`Proxy`]): L4, per connection, TLS passed through to the node, as an
+//!   ingress-nginx `ssl-passthrough` host does for card logins: the card's client certificate
+//!   reaches Vigie's own handshake (no header mode to trust). A connection already open stays
+//!   with its node until either side closes it, so a draining node's `Connection: close` is
+//!   what moves keep-alive clients off it.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -173,6 +175,12 @@ pub struct Backend {
     pub connections: AtomicU64,
 }
 
+impl Backend {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
 /// The round-robin L4 proxy (see the module's doc). Stops with the test's runtime.
 pub struct Proxy {
     pub port: u16,
@@ -282,7 +290,11 @@ async fn connect_to_ready(
 pub struct Cluster {
     pub dir: PathBuf,
     pub nodes: Vec<Node>,
+    /// The plain-HTTP port of each node (the Ingress's upstream).
+    plain: Vec<u16>,
+    /// The card route (L4).
     pub proxy: Proxy,
+    pub ingress: super::ingress::Ingress,
     pub demo: Value,
     pub ca_pem: String,
     pub db: PgDatabase,
@@ -300,18 +312,18 @@ impl Cluster {
         // The first node prepares the data directory (PKI, keys, secrets) and seeds the database
         // alone; then the proxy's port, the issuer, is known and the others start on it.
         let ports: Vec<u16> = (0..n).map(|_| super::free_port()).collect();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the proxy");
-        let proxy_port = listener.local_addr().expect("address").port();
-        drop(listener);
+        let plain: Vec<u16> = (0..n).map(|_| super::free_port()).collect();
+        let (proxy_port, ingress_port) = (super::free_port(), super::free_port());
         let mut all_env: Vec<(String, String)> = vec![
             ("VIGIE_STORE__KIND".into(), "redis".into()),
             ("VIGIE_STORE__URL".into(), redis.url()),
             ("VIGIE_DIRECTORY__URL".into(), db.url.clone()),
-            ("VIGIE_ISSUER".into(), format!("https://localhost:{proxy_port}")),
+            ("VIGIE_ISSUER".into(), format!("https://localhost:{ingress_port}")),
+            ("VIGIE_SERVER__TRUSTED_PROXIES".into(), r#"["127.0.0.1"]"#.into()),
             ("VIGIE_LOG".into(), "info".into()),
         ];
         all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut first = Node::spawn(&dir, ports[0], &all_env);
+        let mut first = Node::spawn(&dir, ports[0], &with_plain(&all_env, plain[0]));
         let deadline = Instant::now() + Duration::from_secs(60);
         while !dir.join("demo.json").is_file() {
             assert!(Instant::now() < deadline, "no demo.json within 60 s: {}", first.log_text());
@@ -326,8 +338,8 @@ impl Cluster {
         let http = client(&ca_pem, None);
         first.wait_ready(&http).await;
         let mut nodes = vec![first];
-        for &port in &ports[1..] {
-            nodes.push(Node::spawn(&dir, port, &all_env));
+        for i in 1..n {
+            nodes.push(Node::spawn(&dir, ports[i], &with_plain(&all_env, plain[i])));
         }
         for node in &mut nodes[1..] {
             node.wait_ready(&http).await;
@@ -336,11 +348,17 @@ impl Cluster {
         for &port in &ports {
             proxy.wait_for(port, true).await;
         }
-        Some(Cluster { dir, nodes, proxy, demo, ca_pem, db, env: all_env, _redis: redis })
+        let ingress = super::ingress::Ingress::start(ingress_port, &dir, proxy.backends.clone(), plain.clone());
+        Some(Cluster { dir, nodes, plain, proxy, ingress, demo, ca_pem, db, env: all_env, _redis: redis })
     }
 
-    /// The address clients use: the issuer, through the proxy.
+    /// The address clients use: the issuer, through the Ingress.
     pub fn base(&self) -> String {
+        format!("https://localhost:{}", self.ingress.port)
+    }
+
+    /// The card route: the same host, TLS passed through to a node.
+    pub fn card_base(&self) -> String {
         format!("https://localhost:{}", self.proxy.port)
     }
 
@@ -380,7 +398,7 @@ impl Cluster {
             self.nodes[i].log_text()
         );
         before_start(self);
-        let node = Node::spawn(&self.dir, port, &self.env);
+        let node = Node::spawn(&self.dir, port, &with_plain(&self.env, self.plain[i]));
         // The old process is reaped: dropping it kills nothing.
         self.nodes[i] = node;
         let http = self.client(None);
@@ -399,4 +417,11 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// `env` with the node's own plain-HTTP listener (the Ingress's upstream).
+fn with_plain(env: &[(String, String)], port: u16) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    env.push(("VIGIE_SERVER__PLAIN_HTTP_LISTEN".into(), format!("127.0.0.1:{port}")));
+    env
 }

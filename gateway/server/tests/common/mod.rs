@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod configured;
 pub mod crl;
 pub mod fido2;
+pub mod ingress;
 pub mod psc;
 pub mod psc_client_auth;
 pub mod redis;
