@@ -30,6 +30,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Seconds between SIGTERM and the end of accepting connections, during which `/readyz`
+    /// answers 503 (`draining`) and everything else is served as usual: Kubernetes removes a
+    /// terminating pod from the Service's endpoints asynchronously, so connections keep coming
+    /// for a few seconds after the signal. 0 where nothing routes (the embedded demo).
+    pub drain_secs: u64,
+    /// Longest wait, once accepting has ended, for the requests in flight to finish; keep
+    /// `drain_secs` + this under the pod's `terminationGracePeriodSeconds` (default 30).
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +51,8 @@ impl Default for ServerConfig {
             ops_listen: None,
             max_body_bytes: 64 * 1024,
             workers: 0,
+            drain_secs: 5,
+            shutdown_timeout_secs: 20,
         }
     }
 }
@@ -75,5 +85,33 @@ impl ServerConfig {
         if self.max_body_bytes < 1024 {
             err("server.max_body_bytes", "expected at least 1024".into());
         }
+        if self.drain_secs > 300 {
+            err("server.drain_secs", "expected at most 300 (seconds)".into());
+        }
+        if self.shutdown_timeout_secs == 0 || self.shutdown_timeout_secs > 300 {
+            err("server.shutdown_timeout_secs", "expected 1 to 300 (seconds)".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerConfig;
+
+    fn problems(c: &ServerConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        c.validate_limits(&mut |key, e| out.push(format!("{key}: {e}")));
+        out
+    }
+
+    #[test]
+    fn a_stop_that_cannot_finish_or_outlasts_the_grace_period_is_refused_by_key() {
+        assert!(problems(&ServerConfig::default()).is_empty());
+        let never = ServerConfig { shutdown_timeout_secs: 0, ..Default::default() };
+        assert_eq!(problems(&never), ["server.shutdown_timeout_secs: expected 1 to 300 (seconds)"]);
+        let endless = ServerConfig { drain_secs: 3600, ..Default::default() };
+        assert_eq!(problems(&endless), ["server.drain_secs: expected at most 300 (seconds)"]);
+        // 0: no drain, for a node nothing routes to (the embedded demo).
+        assert!(problems(&ServerConfig { drain_secs: 0, ..Default::default() }).is_empty());
     }
 }

@@ -138,6 +138,8 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             listen,
             tls_cert: dir.join("tls.crt"),
             tls_key: dir.join("tls.key"),
+            // Nothing routes to the demo: no reason to wait after SIGTERM.
+            drain_secs: 0,
             ..Default::default()
         },
         store: StoreConfig::default(),

@@ -9,13 +9,30 @@ use serde_json::json;
 use crate::config::Config;
 use crate::state::{OidcState, Part, PolicyGate, Ports, Upstreams};
 
+/// Set once the process got SIGTERM (`wiring::serve`): `/readyz` then answers 503 `draining`
+/// while every other request is still served, so that the orchestrator routes new ones elsewhere.
+#[derive(Default)]
+pub struct Draining(std::sync::atomic::AtomicBool);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The process is alive.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready when the store and the directory answer and signing keys are loaded.
+/// Ready when the store and the directory answer and signing keys are loaded, and the process
+/// is not draining.
 pub async fn readyz(
+    draining: Option<actix_web::web::Data<Draining>>,
     config: Part<Config>,
     ports: Part<Ports>,
     oidc: Part<OidcState>,
@@ -77,8 +94,16 @@ pub async fn readyz(
     // Circuit breakers (degraded mode): informative as well.
     checks["upstreams"] = upstreams.health.readiness(detailed)["upstreams"].clone();
     let degraded = upstreams.health.degraded();
-    let body = json!({ "status": if up { "ready" } else { "not_ready" }, "degraded": degraded, "checks": checks });
-    HttpResponse::build(if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
+    let draining = draining.is_some_and(|d| d.is_on());
+    let status = if draining {
+        "draining"
+    } else if up {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    let body = json!({ "status": status, "degraded": degraded, "checks": checks });
+    HttpResponse::build(if up && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }).json(body)
 }
 
 pub async fn metrics(upstreams: Part<Upstreams>, prometheus: Part<PrometheusHandle>) -> HttpResponse {

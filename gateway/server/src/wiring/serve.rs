@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::{App, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
 use vigie_core::audit::AuditEvent;
 use vigie_policies::ReloadablePolicies;
 
+use crate::health::endpoints::Draining;
 use crate::keys::Keys;
 use crate::state::{AppState, Audit, Part};
 
 /// Runs the HTTPS listener (and the plain one behind a proxy, and the ops one) until SIGTERM /
-/// Ctrl-C.
+/// Ctrl-C, then drains and stops gracefully (`stop_on_signal`).
 /// `on_bound` runs once the listeners are bound, before the first request is served: what it
 /// announces is then true.
 pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -28,7 +29,9 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     let plain = state.config.server.plain_http_listen;
     let max_body = state.config.server.max_body_bytes;
     let workers = state.config.server.workers;
+    let (drain, shutdown_timeout) = (state.config.server.drain_secs, state.config.server.shutdown_timeout_secs);
     let state = web::Data::new(state);
+    let draining = web::Data::new(Draining::default());
     for warning in crate::admin::auth::token_warnings(&state.config.admin.tokens, crate::now()) {
         tracing::warn!("{warning}");
     }
@@ -39,15 +42,17 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
     crate::health::spawn(Part::of(&state), Part::of(&state));
 
-    let s = state.clone();
+    let (s, d) = (state.clone(), draining.clone());
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(s.clone())
+            .app_data(d.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
             .wrap(from_fn(plain_http_only_from_proxies))
             .wrap(from_fn(crate::web::http::edge))
+            .wrap(from_fn(close_when_draining))
             .configure(|cfg| crate::wiring::routes::routes(cfg, &s.config))
             .default_service(web::to(crate::ops::not_found))
     })
@@ -56,7 +61,9 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     // client has not acknowledged yet (a session ticket at the end of a handshake) until the
     // client's delayed ACK, 40 ms later: measured on card logins, one new connection each.
     .tcp_nodelay(true)
-    .shutdown_timeout(10)
+    // SIGTERM is ours (`stop_on_signal`): actix would stop accepting at once.
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout)
     .client_request_timeout(Duration::from_secs(10))
     .bind_rustls_0_23(listen, tls)
     .with_context(|| format!("binding {listen}: check `server.listen` / --listen"))?;
@@ -68,16 +75,18 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     }
     let ops = match state.config.server.ops_listen {
         Some(addr) => {
-            let s = state.clone();
+            let (s, d) = (state.clone(), draining.clone());
             let ops = HttpServer::new(move || {
                 App::new()
                     .app_data(s.clone())
+                    .app_data(d.clone())
                     .wrap(from_fn(crate::web::http::edge))
                     .configure(crate::wiring::routes::ops_routes)
                     .default_service(web::to(crate::ops::not_found))
             })
             .workers(1)
-            .shutdown_timeout(10)
+            .disable_signals()
+            .shutdown_timeout(shutdown_timeout)
             .bind(addr)
             .with_context(|| format!("binding {addr}: check `server.ops_listen`"))?;
             Some(ops.run())
@@ -86,14 +95,71 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     };
     on_bound(&state)?;
     tracing::info!(%listen, issuer = %state.config.issuer, "vigie listening");
+    let server = server.run();
+    let handles = (server.handle(), ops.as_ref().map(|o| o.handle()));
+    actix_web::rt::spawn(stop_on_signal(draining.into_inner(), drain, shutdown_timeout, handles));
     let served = match ops {
-        Some(ops) => futures_util::future::try_join(server.run(), ops).await.map(|_| ()),
-        None => server.run().await,
+        Some(ops) => futures_util::future::try_join(server, ops).await.map(|_| ()),
+        None => server.await,
     }
     .context("HTTP server");
     // The connections are drained: what they audited is queued; write it out before the end.
     state.audit.flush();
+    tracing::info!("stopped: requests finished, audit written");
     served
+}
+
+/// SIGTERM (or SIGINT) as Kubernetes needs it: the pod leaves the Service's endpoints some time
+/// after the signal, so first `/readyz` turns 503 for `drain_secs` while everything is served
+/// (responses carry `Connection: close`, moving keep-alive clients to another replica); then the
+/// listeners stop accepting, and the requests in flight get up to `shutdown_timeout_secs`. A
+/// second signal cuts the drain short.
+async fn stop_on_signal(
+    draining: Arc<Draining>,
+    drain: u64,
+    shutdown_timeout: u64,
+    (server, ops): (actix_web::dev::ServerHandle, Option<actix_web::dev::ServerHandle>),
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM / SIGINT: stopping needs SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    draining.start();
+    tracing::info!(signal = name, drain_secs = drain, "draining: /readyz answers 503, requests are still served");
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(drain)) => {}
+        _ = term.recv() => tracing::info!("second signal: the drain is cut short"),
+        _ = int.recv() => tracing::info!("second signal: the drain is cut short"),
+    }
+    tracing::info!(
+        shutdown_timeout_secs = shutdown_timeout,
+        "drain over: no new connections, finishing requests in flight"
+    );
+    // Ops last: its `/readyz` says `draining` until the main listeners are done.
+    server.stop(true).await;
+    if let Some(ops) = ops {
+        ops.stop(true).await;
+    }
+}
+
+/// During the drain, every response of the main listeners closes its connection (HTTP/1.1
+/// `Connection: close`, RFC 9112 §9.6): the client's next request opens a new connection, which
+/// the orchestrator routes to a replica that is not stopping.
+async fn close_when_draining<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let draining = req.app_data::<web::Data<Draining>>().is_some_and(|d| d.is_on());
+    let mut res = next.call(req).await?;
+    if draining {
+        res.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+    }
+    Ok(res)
 }
 
 /// Reloads the policy set on SIGHUP and when its files change (every `policy.reload_poll_secs`):

@@ -21,9 +21,11 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use totp::STEP_SECS;
 
+pub mod cluster;
 pub mod configured;
 pub mod crl;
 pub mod fido2;
+pub mod ingress;
 pub mod psc;
 pub mod psc_client_auth;
 pub mod redis;
