@@ -173,7 +173,9 @@ def properties(docs: list[dict], values: dict, label: str) -> None:
     anti = pod.get("affinity", {}).get("podAntiAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution", [])
     check(any(t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname" for t in anti), f"{label}: pod anti-affinity by hostname")
     check(pod.get("enableServiceLinks") is False, f"{label}: enableServiceLinks false")
-    check(pod["terminationGracePeriodSeconds"] > 10 + values.get("preStopSleepSeconds", 5), f"{label}: terminationGracePeriodSeconds outlasts preStop + Vigie's 10 s drain")
+    server = values.get("config", {}).get("server", {})
+    stop_secs = values.get("preStopSleepSeconds", 0) + server.get("drain_secs", 5) + server.get("shutdown_timeout_secs", 20)
+    check(pod["terminationGracePeriodSeconds"] > stop_secs, f"{label}: terminationGracePeriodSeconds outlasts preStop + server.drain_secs + server.shutdown_timeout_secs ({stop_secs} s)")
     [vigie] = pod["containers"]
     ops_port = next(p["containerPort"] for p in vigie["ports"] if p["name"] == "ops")
     check(vigie["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "ops"}, f"{label}: liveness on /healthz (ops port)")
