@@ -4,16 +4,20 @@
 //! Each operation is one atomic Redis command or script, so the port's exactly-once guarantees
 //! hold across replicas. The connection reconnects by itself; while Redis is down, operations
 //! fail within bounded time (see [`RedisTimeouts`]) with [`StoreError::Unavailable`] rather
-//! than hang, so `/readyz` can report it.
+//! than hang, so `/readyz` can report it. TLS (`rediss://`) and Redis Sentinel: [`RedisOptions`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, ErrorKind, FromRedisValue, RedisError, Script};
+use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use vigie_core::store::{EphemeralStore, StoreError};
+
+mod connect;
+pub use connect::{RedisOptions, RedisSentinel, RedisTls};
 
 /// Increments a counter and gives it its TTL only when this increment created it, so the
 /// window of a rate limit is fixed at its first hit. A counter found without a TTL (written by
@@ -59,7 +63,7 @@ impl Default for RedisTimeouts {
 /// the same key prefix.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: Arc<connect::Link>,
     key_prefix: String,
     /// The URL with its credentials masked, for error messages.
     shown_url: String,
@@ -94,31 +98,38 @@ impl RedisStore {
     ///
     /// As [`RedisStore::connect`].
     pub async fn connect_with(url: &str, key_prefix: &str, timeouts: &RedisTimeouts) -> Result<RedisStore, StoreError> {
-        let shown_url = redact(url);
-        let client = Client::open(url).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "`store.url` ({shown_url}) is not a Redis URL: {e}: \
-                 expected redis://[user:password@]host:port[/db]"
-            ))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.response))
-            .set_number_of_retries(timeouts.connect_retries)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(250));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| connect_error(&shown_url, timeouts, &e))?;
+        Self::open(&RedisOptions { timeouts: timeouts.clone(), ..RedisOptions::new(url, key_prefix) }).await
+    }
+
+    /// Connects as `options` say: one Redis, over TLS with its CA and client certificate for
+    /// `rediss://`, or the primary Redis Sentinel names.
+    ///
+    /// With Sentinel, an operation that meets a demoted primary (`READONLY`) or a connection
+    /// that failed asks the sentinels again for the primary; the operation is tried once more on
+    /// the new one only when Redis cannot have run it (refused, `READONLY`), so a `take` is never
+    /// run twice.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect`]; an untrusted Redis certificate names `store.ca_file`, and no
+    /// reachable primary names `store.sentinel`.
+    pub async fn open(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+        let shown_url = redact(&options.url);
+        let link = connect::open(options, &shown_url).await?;
         let store = RedisStore {
-            connection,
-            key_prefix: key_prefix.to_owned(),
+            link: Arc::new(link),
+            key_prefix: options.key_prefix.clone(),
             shown_url,
             incr: Script::new(INCR_SCRIPT),
             add_to_set: Script::new(ADD_TO_SET_SCRIPT),
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The node the store writes to (`host:port`): with Sentinel, the primary it last found.
+    pub fn node(&self) -> String {
+        self.link.current().node.clone()
     }
 
     fn key(&self, key: &str) -> Vec<u8> {
@@ -128,14 +139,48 @@ impl RedisStore {
         full
     }
 
-    async fn run<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> Result<T, StoreError> {
+    async fn run<T: FromRedisValue + Send>(&self, key: &str, cmd: &Cmd) -> Result<T, StoreError> {
+        self.with_connection(
+            key,
+            &command_name(cmd),
+            |mut connection| async move { cmd.query_async(&mut connection).await },
+        )
+        .await
+    }
+
+    /// Runs `op` on the current connection. With Sentinel, an error a failover explains leads
+    /// to asking the sentinels again, and `op` runs once more only if Redis cannot have run it.
+    async fn with_connection<T, F, Fut>(&self, key: &str, command: &str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let current = self.link.current();
         // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
-        let mut connection = self.connection.clone();
-        cmd.query_async(&mut connection).await.map_err(|e| self.command_error(key, &command_name(cmd), &e))
+        let e = match op(current.manager.clone()).await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        if !(self.link.has_sentinel() && failover_explains(&e)) {
+            return Err(self.command_error(key, command, &e));
+        }
+        // Not run by Redis: a demoted primary refuses writes before running them, a refused
+        // connection carried nothing, and a broken pipe is a write to a connection Redis had
+        // already closed (a demoted primary closes its clients'). A connection dropped after the
+        // command was sent may have run it: not retried (a `take` must not run twice).
+        let not_run = e.code() == Some("READONLY") || e.is_connection_refusal() || broken_pipe(&e);
+        if self.link.rediscover(current.generation).await && not_run {
+            return op(self.link.current().manager.clone()).await.map_err(|e| self.command_error(key, command, &e));
+        }
+        Err(self.command_error(key, command, &e))
     }
 
     fn command_error(&self, key: &str, command: &str, e: &RedisError) -> StoreError {
-        let url = &self.shown_url;
+        let url = if self.link.has_sentinel() {
+            &format!("{} (primary {})", self.shown_url, self.link.current().node)
+        } else {
+            &self.shown_url
+        };
         let detail = one_line(e);
         // A key reused for another kind of data: the same error as the embedded store gives.
         if e.code() == Some("WRONGTYPE") || detail.contains("not an integer") {
@@ -143,6 +188,12 @@ impl RedisStore {
                 key: key.to_owned(),
                 reason: format!("the key holds another kind of data ({detail}): two features share one key name"),
             };
+        }
+        if e.code() == Some("READONLY") {
+            return StoreError::Unavailable(format!(
+                "Redis at {url} is a read-only replica (`{command}` refused): point `store.url` at the primary, \
+                 or use `[store.sentinel]` to follow failovers"
+            ));
         }
         if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
             return StoreError::Unavailable(format!(
@@ -158,9 +209,34 @@ impl RedisStore {
     }
 }
 
-fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> StoreError {
+/// Whether `e` is what a failover looks like from a client: the primary refused a write as a
+/// replica, or the connection to it failed.
+fn failover_explains(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_io_error()
+        || e.is_timeout()
+}
+
+/// The redis crate keeps the `io::Error` to itself: its text is all there is to read.
+fn broken_pipe(e: &RedisError) -> bool {
+    e.is_io_error() && e.to_string().to_ascii_lowercase().contains("broken pipe")
+}
+
+pub(crate) fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> StoreError {
     let detail = one_line(e);
-    let message = if e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")) {
+    let message = if detail.contains("certificate") || detail.contains("UnknownIssuer") {
+        format!(
+            "the TLS certificate of Redis at {shown_url} is not trusted ({detail}): check `store.ca_file` \
+             (the CA that issued Redis's certificate) and that the certificate names the host of `store.url`"
+        )
+    } else if detail.contains("handshake") || detail.contains("alert") {
+        format!(
+            "Redis at {shown_url} refused the TLS handshake ({detail}): if Redis asks for a client \
+             certificate (`tls-auth-clients`), set `store.client_cert` and `store.client_key`"
+        )
+    } else if e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")) {
         format!(
             "Redis at {shown_url} refused the credentials: {detail}: check the user and password \
              in `store.url`"
@@ -187,7 +263,7 @@ fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> S
 }
 
 /// `e` on one line: some Redis errors span several, which breaks one-line JSON log readers.
-fn one_line(e: &RedisError) -> String {
+pub(crate) fn one_line(e: &RedisError) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -250,24 +326,23 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        let mut connection = self.connection.clone();
-        self.incr
-            .key(self.key(key))
-            .arg(millis(ttl))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| self.command_error(key, "EVALSHA", &e))
+        let full = self.key(key);
+        self.with_connection(key, "EVALSHA", |mut connection| {
+            let mut invocation = self.incr.key(&full);
+            invocation.arg(millis(ttl));
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
     }
 
     async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        self.add_to_set
-            .key(self.key(key))
-            .arg(member)
-            .arg(millis(ttl))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| self.command_error(key, "EVALSHA", &e))
+        let full = self.key(key);
+        self.with_connection(key, "EVALSHA", |mut connection| {
+            let mut invocation = self.add_to_set.key(&full);
+            invocation.arg(member).arg(millis(ttl));
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
     }
 
     async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
