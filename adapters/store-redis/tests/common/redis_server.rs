@@ -97,7 +97,8 @@ pub fn ask(port: u16, command: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+    // The first bytes may take a while (`WAIT` blocks up to its timeout); the rest follow them.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     if stream.write_all(format!("{command}\r\n").as_bytes()).is_err() {
         return String::new();
     }
@@ -108,6 +109,7 @@ pub fn ask(port: u16, command: &str) -> String {
             break;
         }
         answer.extend_from_slice(&buf[..n]);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
@@ -131,9 +133,14 @@ impl Sentinel {
     pub fn start() -> Sentinel {
         let dir = std::env::temp_dir().join(format!("vigie-sentinel-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("the sentinels' directory");
-        let primary = RedisServer::start();
+        let dir_arg = dir.display().to_string();
+        // A replica's full sync goes through an RDB file in its `dir`: the temp dir, not the cwd.
+        let primary = RedisServer::start_on(free_port(), &["--dir", &dir_arg, "--dbfilename", "primary.rdb"]);
         let primary_port = primary.port.to_string();
-        let replica = RedisServer::start_on(free_port(), &["--replicaof", "127.0.0.1", &primary_port]);
+        let replica = RedisServer::start_on(
+            free_port(),
+            &["--replicaof", "127.0.0.1", &primary_port, "--dir", &dir_arg, "--dbfilename", "replica.rdb"],
+        );
         let mut sentinels = Vec::new();
         for i in 0..3 {
             // Sentinel rewrites its configuration file: one each.
