@@ -9,7 +9,7 @@
 #![warn(missing_docs)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -51,12 +51,35 @@ pub struct RedisTimeouts {
     /// How many times a failed connection is retried, after a short backoff, before the
     /// operation waiting on it fails.
     pub connect_retries: usize,
+    /// With Sentinel: how long an operation waits for the sentinels to name a reachable primary
+    /// after its own is gone, before it fails. The sentinels take `down-after-milliseconds`
+    /// plus the election (about 3 s with 1 s); a failover shorter than this wait costs a delay,
+    /// not an error.
+    pub failover_wait: Duration,
 }
 
 impl Default for RedisTimeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_millis(500), response: Duration::from_millis(500), connect_retries: 2 }
+        Self {
+            connect: Duration::from_millis(500),
+            response: Duration::from_millis(500),
+            connect_retries: 2,
+            failover_wait: Duration::from_secs(5),
+        }
     }
+}
+
+/// How often an operation waiting for a failover asks again (the sentinels are asked at most
+/// every 200 ms whatever the number of waiting operations: `connect::Link::rediscover`).
+const FAILOVER_POLL: Duration = Duration::from_millis(100);
+
+/// Whether an operation may be sent again after a connection dropped with it in flight (Redis
+/// may have run it): yes for what gives the same result twice, no for `take`, `put_if_absent`
+/// and `incr`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Again {
+    Idempotent,
+    Once,
 }
 
 /// An [`EphemeralStore`] in Redis, shared by every replica connected to the same server with
@@ -67,6 +90,7 @@ pub struct RedisStore {
     key_prefix: String,
     /// The URL with its credentials masked, for error messages.
     shown_url: String,
+    failover_wait: Duration,
     incr: Script,
     add_to_set: Script,
 }
@@ -120,6 +144,7 @@ impl RedisStore {
             link: Arc::new(link),
             key_prefix: options.key_prefix.clone(),
             shown_url,
+            failover_wait: options.timeouts.failover_wait,
             incr: Script::new(INCR_SCRIPT),
             add_to_set: Script::new(ADD_TO_SET_SCRIPT),
         };
@@ -139,40 +164,47 @@ impl RedisStore {
         full
     }
 
-    async fn run<T: FromRedisValue + Send>(&self, key: &str, cmd: &Cmd) -> Result<T, StoreError> {
-        self.with_connection(
-            key,
-            &command_name(cmd),
-            |mut connection| async move { cmd.query_async(&mut connection).await },
-        )
+    async fn run<T: FromRedisValue + Send>(&self, key: &str, again: Again, cmd: &Cmd) -> Result<T, StoreError> {
+        self.with_connection(key, &command_name(cmd), again, |mut connection| async move {
+            cmd.query_async(&mut connection).await
+        })
         .await
     }
 
     /// Runs `op` on the current connection. With Sentinel, an error a failover explains leads
-    /// to asking the sentinels again, and `op` runs once more only if Redis cannot have run it.
-    async fn with_connection<T, F, Fut>(&self, key: &str, command: &str, op: F) -> Result<T, StoreError>
+    /// to asking the sentinels again, and `op` runs again on the primary they name when Redis
+    /// cannot have run it, or when running it twice does no harm ([`Again`]); while the
+    /// sentinels still name an unreachable primary, for up to [`RedisTimeouts::failover_wait`].
+    async fn with_connection<T, F, Fut>(&self, key: &str, command: &str, again: Again, op: F) -> Result<T, StoreError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
-        let current = self.link.current();
-        // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
-        let e = match op(current.manager.clone()).await {
-            Ok(value) => return Ok(value),
-            Err(e) => e,
-        };
-        if !(self.link.has_sentinel() && failover_explains(&e)) {
-            return Err(self.command_error(key, command, &e));
+        let deadline = Instant::now() + self.failover_wait;
+        loop {
+            let current = self.link.current();
+            // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
+            let e = match op(current.manager.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if !(self.link.has_sentinel() && failover_explains(&e)) {
+                return Err(self.command_error(key, command, &e));
+            }
+            // Not run by Redis: a demoted primary refuses writes before running them, a refused
+            // connection carried nothing, and a broken pipe is a write to a connection Redis had
+            // already closed (a demoted primary closes its clients'). A connection dropped after
+            // the command was sent may have run it: only a command that may run twice is sent
+            // again (a `take` must not be).
+            let not_run = e.code() == Some("READONLY") || e.is_connection_refusal() || broken_pipe(&e);
+            let switched = self.link.rediscover(current.generation).await;
+            if !(not_run || again == Again::Idempotent) || Instant::now() >= deadline {
+                return Err(self.command_error(key, command, &e));
+            }
+            if !switched {
+                tokio::time::sleep(FAILOVER_POLL).await;
+            }
         }
-        // Not run by Redis: a demoted primary refuses writes before running them, a refused
-        // connection carried nothing, and a broken pipe is a write to a connection Redis had
-        // already closed (a demoted primary closes its clients'). A connection dropped after the
-        // command was sent may have run it: not retried (a `take` must not run twice).
-        let not_run = e.code() == Some("READONLY") || e.is_connection_refusal() || broken_pipe(&e);
-        if self.link.rediscover(current.generation).await && not_run {
-            return op(self.link.current().manager.clone()).await.map_err(|e| self.command_error(key, command, &e));
-        }
-        Err(self.command_error(key, command, &e))
     }
 
     fn command_error(&self, key: &str, command: &str, e: &RedisError) -> StoreError {
@@ -302,32 +334,32 @@ impl EphemeralStore for RedisStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
-        self.run(key, &cmd).await
+        self.run(key, Again::Idempotent, &cmd).await
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         // `SET … NX` answers OK when it stored and nil when the key already lived.
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl));
-        self.run(key, &cmd).await
+        self.run(key, Again::Once, &cmd).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(key, redis::cmd("GET").arg(self.key(key))).await
+        self.run(key, Again::Idempotent, redis::cmd("GET").arg(self.key(key))).await
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         // One command, so two replicas taking at once cannot both read the value.
-        self.run(key, redis::cmd("GETDEL").arg(self.key(key))).await
+        self.run(key, Again::Once, redis::cmd("GETDEL").arg(self.key(key))).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.run(key, redis::cmd("DEL").arg(self.key(key))).await
+        self.run(key, Again::Idempotent, redis::cmd("DEL").arg(self.key(key))).await
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         let full = self.key(key);
-        self.with_connection(key, "EVALSHA", |mut connection| {
+        self.with_connection(key, "EVALSHA", Again::Once, |mut connection| {
             let mut invocation = self.incr.key(&full);
             invocation.arg(millis(ttl));
             async move { invocation.invoke_async(&mut connection).await }
@@ -337,7 +369,7 @@ impl EphemeralStore for RedisStore {
 
     async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
         let full = self.key(key);
-        self.with_connection(key, "EVALSHA", |mut connection| {
+        self.with_connection(key, "EVALSHA", Again::Idempotent, |mut connection| {
             let mut invocation = self.add_to_set.key(&full);
             invocation.arg(member).arg(millis(ttl));
             async move { invocation.invoke_async(&mut connection).await }
@@ -346,11 +378,11 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.run(key, redis::cmd("SMEMBERS").arg(self.key(key))).await
+        self.run(key, Again::Idempotent, redis::cmd("SMEMBERS").arg(self.key(key))).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self.run("", &redis::cmd("PING")).await?;
+        let pong: String = self.run("", Again::Idempotent, &redis::cmd("PING")).await?;
         if pong == "PONG" {
             Ok(())
         } else {

@@ -20,6 +20,7 @@ mod configured;
 mod degraded;
 mod dmp;
 mod edge;
+mod failover;
 mod fi_tiers;
 mod fido2;
 mod key_rotation;

@@ -196,6 +196,37 @@ impl Sentinel {
         port
     }
 
+    /// Starts the node of `port` again (after [`Sentinel::kill_primary`]) as a replica of the
+    /// primary on `primary`, and waits until it has caught up (`WAIT 1`) and every sentinel
+    /// counts it, so that another failover can happen.
+    pub fn restart_as_replica(&mut self, port: u16, primary: u16) {
+        let dir = self.dir.display().to_string();
+        let file = format!("node-{port}.rdb");
+        let primary_arg = primary.to_string();
+        self.nodes.retain(|n| n.port != port);
+        let args = ["--replicaof", "127.0.0.1", &primary_arg, "--dir", &dir, "--dbfilename", &file];
+        self.nodes.push(RedisServer::start_on(port, &args));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ask(primary, "WAIT 1 1000").starts_with(":1") {
+            assert!(Instant::now() < deadline, "the restarted node did not catch up within 30 s");
+        }
+        for sentinel in &self.sentinels {
+            // Flags exactly `slave`: the dead node was listed all along, as `s_down,slave`.
+            while !ask(sentinel.port, &format!("SENTINEL REPLICAS {MASTER_NAME}")).contains("flags\r\n$5\r\nslave\r\n")
+            {
+                assert!(Instant::now() < deadline, "the sentinels did not see the restarted replica within 30 s");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Asks a sentinel to fail the primary over now (`SENTINEL FAILOVER`): the primary is
+    /// demoted alive, its clients meet `READONLY`.
+    pub fn force_failover(&self) {
+        let answer = ask(self.sentinels[0].port, &format!("SENTINEL FAILOVER {MASTER_NAME}"));
+        assert!(answer.starts_with("+OK"), "SENTINEL FAILOVER: {answer:?}");
+    }
+
     /// Waits until the sentinels name a primary other than `old` and it answers as one, and
     /// gives its port.
     pub fn wait_for_new_primary(&self, old: u16, within: Duration) -> u16 {
