@@ -31,6 +31,7 @@ mod policy;
 mod predeploy;
 mod psc_login;
 mod psc_paths;
+mod redis_tls;
 mod refresh_in_process;
 mod replicas;
 mod shared_workstation;

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../../../../adapters/store-redis/tests/common/redis_server.rs"]
-mod redis_server;
+pub mod redis_server;
 pub use redis_server::{RedisServer, Sentinel};
 
 /// A `vigie serve` replica on the Redis store, killed when dropped; its log in
@@ -126,3 +126,8 @@ impl ReplicaDemo {
             .expect("login")
     }
 }
+
+/// The Redis store's test PKI (a CA, a server and a client certificate for 127.0.0.1) and the
+/// `redis-server` arguments of a TLS port.
+#[path = "../../../../adapters/store-redis/tests/common/tls_pki.rs"]
+pub mod tls_pki;
