@@ -215,7 +215,8 @@ pub(crate) async fn open(options: &RedisOptions, shown_url: &str) -> Result<Link
     let primary = client.async_get_client().await.map_err(|e| {
         StoreError::Unavailable(format!(
             "no sentinel of `store.sentinel.nodes` ({}) named a reachable primary for `{}`: {}: check \
-             `store.sentinel.nodes`, `store.sentinel.master_name` and that the sentinels run",
+             `store.sentinel.nodes`, `store.sentinel.master_name`, `store.sentinel.password` and that the \
+             sentinels run",
             sentinel.nodes.join(", "),
             sentinel.master_name,
             crate::one_line(&e)

@@ -17,7 +17,7 @@ fn options(topology: &Sentinel, master_name: &str) -> RedisOptions {
         sentinel: Some(RedisSentinel {
             master_name: master_name.to_owned(),
             nodes: topology.nodes(),
-            password: None,
+            password: topology.password.clone(),
             tls: false,
         }),
         // The host is not used: the sentinels name the primary.
@@ -111,4 +111,23 @@ async fn unknown_master_name_is_refused_naming_the_sentinel_keys() {
     };
     assert!(message.contains("`store.sentinel.master_name`"), "{message}");
     assert!(message.contains("not-monitored"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinels_with_a_password_are_asked_with_it_and_a_wrong_one_is_refused_unshown() {
+    let topology = Sentinel::start_with_password(Some("sentinel-Pa55"));
+    let store = open(&topology).await;
+    store.put("k", b"v", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
+
+    let mut wrong = options(&topology, MASTER_NAME);
+    if let Some(sentinel) = wrong.sentinel.as_mut() {
+        sentinel.password = Some("wr0ng-Pa55".to_owned());
+    }
+    let result = RedisStore::open(&wrong).await;
+    let Err(StoreError::Unavailable(message)) = result else {
+        panic!("sentinels accepted a wrong password: {result:?}");
+    };
+    assert!(message.contains("`store.sentinel.password`"), "{message}");
+    assert!(!message.contains("wr0ng-Pa55"), "the password leaked into: {message}");
 }

@@ -122,6 +122,8 @@ pub struct Sentinel {
     pub nodes: Vec<RedisServer>,
     pub sentinels: Vec<RedisServer>,
     pub dir: PathBuf,
+    /// The sentinels' `requirepass`, if they have one.
+    pub password: Option<String>,
 }
 
 /// The name the sentinels monitor the primary under.
@@ -131,6 +133,12 @@ impl Sentinel {
     /// Starts the topology and waits until each sentinel sees the replica and the two other
     /// sentinels (before that, a failover cannot happen).
     pub fn start() -> Sentinel {
+        Self::start_with_password(None)
+    }
+
+    /// [`Sentinel::start`] with sentinels that ask for `password` (`requirepass`, and
+    /// `sentinel sentinel-pass` among themselves).
+    pub fn start_with_password(password: Option<&str>) -> Sentinel {
         let dir = std::env::temp_dir().join(format!("vigie-sentinel-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("the sentinels' directory");
         let dir_arg = dir.display().to_string();
@@ -149,7 +157,8 @@ impl Sentinel {
                 "sentinel monitor {MASTER_NAME} 127.0.0.1 {primary_port} 2\n\
                  sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                  sentinel failover-timeout {MASTER_NAME} 3000\n\
-                 sentinel parallel-syncs {MASTER_NAME} 1\n"
+                 sentinel parallel-syncs {MASTER_NAME} 1\n{auth}",
+                auth = password.map(|p| format!("requirepass {p}\nsentinel sentinel-pass {p}\n")).unwrap_or_default()
             );
             std::fs::write(&conf, text).expect("a sentinel's configuration");
             let conf = conf.display().to_string();
@@ -159,11 +168,12 @@ impl Sentinel {
                 &["--sentinel", "--dir", &dir.display().to_string()],
             ));
         }
-        let topology = Sentinel { nodes: vec![primary, replica], sentinels, dir };
+        let topology =
+            Sentinel { nodes: vec![primary, replica], sentinels, dir, password: password.map(str::to_owned) };
         let deadline = Instant::now() + Duration::from_secs(30);
         for sentinel in &topology.sentinels {
             loop {
-                let info = ask(sentinel.port, "INFO sentinel");
+                let info = topology.ask_sentinel(sentinel.port, "INFO sentinel");
                 if info.contains("slaves=1,sentinels=3") {
                     break;
                 }
@@ -174,6 +184,14 @@ impl Sentinel {
         topology
     }
 
+    /// [`ask`] a sentinel, authenticated first when the sentinels have a password.
+    pub fn ask_sentinel(&self, port: u16, command: &str) -> String {
+        match &self.password {
+            Some(password) => ask(port, &format!("AUTH {password}\r\n{command}")),
+            None => ask(port, command),
+        }
+    }
+
     /// `host:port` of every sentinel, for `store.sentinel.nodes`.
     pub fn nodes(&self) -> Vec<String> {
         self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect()
@@ -182,7 +200,7 @@ impl Sentinel {
     /// The port of the primary the first sentinel that answers names.
     pub fn primary_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(|s| {
-            let info = ask(s.port, "INFO sentinel");
+            let info = self.ask_sentinel(s.port, "INFO sentinel");
             let address = info.split("address=").nth(1)?.split(',').next()?;
             address.rsplit_once(':')?.1.parse().ok()
         })
@@ -212,7 +230,9 @@ impl Sentinel {
         }
         for sentinel in &self.sentinels {
             // Flags exactly `slave`: the dead node was listed all along, as `s_down,slave`.
-            while !ask(sentinel.port, &format!("SENTINEL REPLICAS {MASTER_NAME}")).contains("flags\r\n$5\r\nslave\r\n")
+            while !self
+                .ask_sentinel(sentinel.port, &format!("SENTINEL REPLICAS {MASTER_NAME}"))
+                .contains("flags\r\n$5\r\nslave\r\n")
             {
                 assert!(Instant::now() < deadline, "the sentinels did not see the restarted replica within 30 s");
                 std::thread::sleep(Duration::from_millis(100));
@@ -223,8 +243,8 @@ impl Sentinel {
     /// Asks a sentinel to fail the primary over now (`SENTINEL FAILOVER`): the primary is
     /// demoted alive, its clients meet `READONLY`.
     pub fn force_failover(&self) {
-        let answer = ask(self.sentinels[0].port, &format!("SENTINEL FAILOVER {MASTER_NAME}"));
-        assert!(answer.starts_with("+OK"), "SENTINEL FAILOVER: {answer:?}");
+        let answer = self.ask_sentinel(self.sentinels[0].port, &format!("SENTINEL FAILOVER {MASTER_NAME}"));
+        assert!(answer.trim_end().ends_with("+OK"), "SENTINEL FAILOVER: {answer:?}");
     }
 
     /// Waits until the sentinels name a primary other than `old` and it answers as one, and
