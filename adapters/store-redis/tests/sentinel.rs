@@ -131,3 +131,16 @@ async fn sentinels_with_a_password_are_asked_with_it_and_a_wrong_one_is_refused_
     assert!(message.contains("`store.sentinel.password`"), "{message}");
     assert!(!message.contains("wr0ng-Pa55"), "the password leaked into: {message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_url_naming_a_replica_is_reported_as_read_only_pointing_at_sentinel() {
+    let primary = redis_server::RedisServer::start();
+    let port = primary.port.to_string();
+    let replica = redis_server::RedisServer::start_on(redis_server::free_port(), &["--replicaof", "127.0.0.1", &port]);
+    let store = RedisStore::connect(&replica.url(), "t:").await.expect("a replica answers PING");
+    let Err(StoreError::Unavailable(message)) = store.put("k", b"v", Duration::from_secs(60)).await else {
+        panic!("a write to a replica did not fail as Unavailable");
+    };
+    assert!(message.contains("is a read-only replica"), "{message}");
+    assert!(message.contains("`[store.sentinel]`"), "{message}");
+}

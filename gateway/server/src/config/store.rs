@@ -68,6 +68,11 @@ pub struct SentinelConfig {
     /// Reach the sentinels over TLS, with `store.ca_file` and the client certificate.
     #[serde(default)]
     pub tls: bool,
+    /// How long an operation waits for the sentinels to name a reachable primary after its own
+    /// is gone, before it fails (milliseconds; absent: the store's, 5000). Above the sentinels'
+    /// `down-after-milliseconds` plus about 2 s, a failover costs a delay rather than errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_wait_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -125,6 +130,13 @@ impl StoreConfig {
             if sentinel.nodes.is_empty() {
                 err("store.sentinel.nodes", "is empty: list the sentinels as [\"host:26379\", …]".into());
             }
+            if sentinel.failover_wait_ms.is_some_and(|ms| ms > 60_000) {
+                err(
+                    "store.sentinel.failover_wait_ms",
+                    "is over 60000: requests would hang that long; lower the sentinels' down-after-milliseconds instead"
+                        .into(),
+                );
+            }
             for node in &sentinel.nodes {
                 if !node.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
                     err("store.sentinel.nodes", format!("{node:?} is not host:port (e.g. \"10.0.0.5:26379\")"));
@@ -168,7 +180,7 @@ mod tests {
     fn redis_tls_and_sentinel_keys_are_checked_naming_the_key() {
         let found = store_problems(
             "kind = \"redis\"\nurl = \"redis://r:6379\"\nca_file = \"ca.pem\"\nclient_cert = \"c.pem\"\n\
-             [sentinel]\nmaster_name = \"\"\nnodes = [\"s1:26379\", \"s2\"]",
+             [sentinel]\nmaster_name = \"\"\nnodes = [\"s1:26379\", \"s2\"]\nfailover_wait_ms = 70000",
         );
         let keys: Vec<&str> = found.iter().map(|f| f.split(':').next().unwrap_or_default()).collect();
         assert_eq!(
@@ -178,11 +190,12 @@ mod tests {
                 "`store.client_cert`",
                 "`store.client_key`",
                 "`store.sentinel.master_name`",
+                "`store.sentinel.failover_wait_ms`",
                 "`store.sentinel.nodes`"
             ],
             "{found:?}"
         );
-        assert!(found[4].contains("\"s2\" is not host:port"), "{found:?}");
+        assert!(found[5].contains("\"s2\" is not host:port"), "{found:?}");
         assert!(
             store_problems(
                 "kind = \"redis\"\nurl = \"rediss://:pw@vigie/0\"\nca_file = \"ca.pem\"\nclient_cert = \"c.pem\"\n\

@@ -50,11 +50,14 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
                 password: s.password.clone(),
                 tls: s.tls,
             });
-            let options = vigie_store_redis::RedisOptions {
+            let mut options = vigie_store_redis::RedisOptions {
                 tls: store_tls,
                 sentinel,
                 ..vigie_store_redis::RedisOptions::new(url, &config.store.key_prefix)
             };
+            if let Some(ms) = config.store.sentinel.as_ref().and_then(|s| s.failover_wait_ms) {
+                options.timeouts.failover_wait = Duration::from_millis(ms);
+            }
             Arc::new(vigie_store_redis::RedisStore::open(&options).await?)
         }
     };
