@@ -4,16 +4,20 @@
 //! Each operation is one atomic Redis command or script, so the port's exactly-once guarantees
 //! hold across replicas. The connection reconnects by itself; while Redis is down, operations
 //! fail within bounded time (see [`RedisTimeouts`]) with [`StoreError::Unavailable`] rather
-//! than hang, so `/readyz` can report it.
+//! than hang, so `/readyz` can report it. TLS (`rediss://`) and Redis Sentinel: [`RedisOptions`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, ErrorKind, FromRedisValue, RedisError, Script};
+use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script};
 use vigie_core::store::{EphemeralStore, StoreError};
+
+mod connect;
+pub use connect::{RedisOptions, RedisSentinel, RedisTls};
 
 /// Increments a counter and gives it its TTL only when this increment created it, so the
 /// window of a rate limit is fixed at its first hit. A counter found without a TTL (written by
@@ -47,22 +51,46 @@ pub struct RedisTimeouts {
     /// How many times a failed connection is retried, after a short backoff, before the
     /// operation waiting on it fails.
     pub connect_retries: usize,
+    /// With Sentinel: how long an operation waits for the sentinels to name a reachable primary
+    /// after its own is gone, before it fails. The sentinels take `down-after-milliseconds`
+    /// plus the election (about 3 s with 1 s); a failover shorter than this wait costs a delay,
+    /// not an error.
+    pub failover_wait: Duration,
 }
 
 impl Default for RedisTimeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_millis(500), response: Duration::from_millis(500), connect_retries: 2 }
+        Self {
+            connect: Duration::from_millis(500),
+            response: Duration::from_millis(500),
+            connect_retries: 2,
+            failover_wait: Duration::from_secs(5),
+        }
     }
+}
+
+/// How often an operation waiting for a failover asks again (the sentinels are asked at most
+/// every 200 ms whatever the number of waiting operations: `connect::Link::rediscover`).
+const FAILOVER_POLL: Duration = Duration::from_millis(100);
+
+/// Whether an operation may be sent again after a connection dropped with it in flight (Redis
+/// may have run it): yes for what gives the same result twice, no for `take`, `put_if_absent`
+/// and `incr`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Again {
+    Idempotent,
+    Once,
 }
 
 /// An [`EphemeralStore`] in Redis, shared by every replica connected to the same server with
 /// the same key prefix.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: Arc<connect::Link>,
     key_prefix: String,
     /// The URL with its credentials masked, for error messages.
     shown_url: String,
+    failover_wait: Duration,
     incr: Script,
     add_to_set: Script,
 }
@@ -94,31 +122,39 @@ impl RedisStore {
     ///
     /// As [`RedisStore::connect`].
     pub async fn connect_with(url: &str, key_prefix: &str, timeouts: &RedisTimeouts) -> Result<RedisStore, StoreError> {
-        let shown_url = redact(url);
-        let client = Client::open(url).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "`store.url` ({shown_url}) is not a Redis URL: {e}: \
-                 expected redis://[user:password@]host:port[/db]"
-            ))
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.response))
-            .set_number_of_retries(timeouts.connect_retries)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(250));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| connect_error(&shown_url, timeouts, &e))?;
+        Self::open(&RedisOptions { timeouts: timeouts.clone(), ..RedisOptions::new(url, key_prefix) }).await
+    }
+
+    /// Connects as `options` say: one Redis, over TLS with its CA and client certificate for
+    /// `rediss://`, or the primary Redis Sentinel names.
+    ///
+    /// With Sentinel, an operation that meets a demoted primary (`READONLY`) or a connection
+    /// that failed asks the sentinels again for the primary; the operation is tried once more on
+    /// the new one only when Redis cannot have run it (refused, `READONLY`), so a `take` is never
+    /// run twice.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect`]; an untrusted Redis certificate names `store.ca_file`, and no
+    /// reachable primary names `store.sentinel`.
+    pub async fn open(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+        let shown_url = redact(&options.url);
+        let link = connect::open(options, &shown_url).await?;
         let store = RedisStore {
-            connection,
-            key_prefix: key_prefix.to_owned(),
+            link: Arc::new(link),
+            key_prefix: options.key_prefix.clone(),
             shown_url,
+            failover_wait: options.timeouts.failover_wait,
             incr: Script::new(INCR_SCRIPT),
             add_to_set: Script::new(ADD_TO_SET_SCRIPT),
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The node the store writes to (`host:port`): with Sentinel, the primary it last found.
+    pub fn node(&self) -> String {
+        self.link.current().node.clone()
     }
 
     fn key(&self, key: &str) -> Vec<u8> {
@@ -128,14 +164,55 @@ impl RedisStore {
         full
     }
 
-    async fn run<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> Result<T, StoreError> {
-        // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
-        let mut connection = self.connection.clone();
-        cmd.query_async(&mut connection).await.map_err(|e| self.command_error(key, &command_name(cmd), &e))
+    async fn run<T: FromRedisValue + Send>(&self, key: &str, again: Again, cmd: &Cmd) -> Result<T, StoreError> {
+        self.with_connection(key, &command_name(cmd), again, |mut connection| async move {
+            cmd.query_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs `op` on the current connection. With Sentinel, an error a failover explains leads
+    /// to asking the sentinels again, and `op` runs again on the primary they name when Redis
+    /// cannot have run it, or when running it twice does no harm ([`Again`]); while the
+    /// sentinels still name an unreachable primary, for up to [`RedisTimeouts::failover_wait`].
+    async fn with_connection<T, F, Fut>(&self, key: &str, command: &str, again: Again, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let deadline = Instant::now() + self.failover_wait;
+        loop {
+            let current = self.link.current();
+            // Cloning the manager clones an `Arc`: every call shares the one multiplexed connection.
+            let e = match op(current.manager.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if !(self.link.has_sentinel() && failover_explains(&e)) {
+                return Err(self.command_error(key, command, &e));
+            }
+            // Not run by Redis: a demoted primary refuses writes before running them, a refused
+            // connection carried nothing, and a broken pipe is a write to a connection Redis had
+            // already closed (a demoted primary closes its clients'). A connection dropped after
+            // the command was sent may have run it: only a command that may run twice is sent
+            // again (a `take` must not be).
+            let not_run = e.code() == Some("READONLY") || e.is_connection_refusal() || broken_pipe(&e);
+            let switched = self.link.rediscover(current.generation).await;
+            if !(not_run || again == Again::Idempotent) || Instant::now() >= deadline {
+                return Err(self.command_error(key, command, &e));
+            }
+            if !switched {
+                tokio::time::sleep(FAILOVER_POLL).await;
+            }
+        }
     }
 
     fn command_error(&self, key: &str, command: &str, e: &RedisError) -> StoreError {
-        let url = &self.shown_url;
+        let url = if self.link.has_sentinel() {
+            &format!("{} (primary {})", self.shown_url, self.link.current().node)
+        } else {
+            &self.shown_url
+        };
         let detail = one_line(e);
         // A key reused for another kind of data: the same error as the embedded store gives.
         if e.code() == Some("WRONGTYPE") || detail.contains("not an integer") {
@@ -143,6 +220,12 @@ impl RedisStore {
                 key: key.to_owned(),
                 reason: format!("the key holds another kind of data ({detail}): two features share one key name"),
             };
+        }
+        if e.code() == Some("READONLY") {
+            return StoreError::Unavailable(format!(
+                "Redis at {url} is a read-only replica (`{command}` refused): point `store.url` at the primary, \
+                 or use `[store.sentinel]` to follow failovers"
+            ));
         }
         if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) {
             return StoreError::Unavailable(format!(
@@ -158,9 +241,34 @@ impl RedisStore {
     }
 }
 
-fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> StoreError {
+/// Whether `e` is what a failover looks like from a client: the primary refused a write as a
+/// replica, or the connection to it failed.
+fn failover_explains(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_io_error()
+        || e.is_timeout()
+}
+
+/// The redis crate keeps the `io::Error` to itself: its text is all there is to read.
+fn broken_pipe(e: &RedisError) -> bool {
+    e.is_io_error() && e.to_string().to_ascii_lowercase().contains("broken pipe")
+}
+
+pub(crate) fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> StoreError {
     let detail = one_line(e);
-    let message = if e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")) {
+    let message = if detail.contains("certificate") || detail.contains("UnknownIssuer") {
+        format!(
+            "the TLS certificate of Redis at {shown_url} is not trusted ({detail}): check `store.ca_file` \
+             (the CA that issued Redis's certificate) and that the certificate names the host of `store.url`"
+        )
+    } else if detail.contains("handshake") || detail.contains("alert") {
+        format!(
+            "Redis at {shown_url} refused the TLS handshake ({detail}): if Redis asks for a client \
+             certificate (`tls-auth-clients`), set `store.client_cert` and `store.client_key`"
+        )
+    } else if e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")) {
         format!(
             "Redis at {shown_url} refused the credentials: {detail}: check the user and password \
              in `store.url`"
@@ -187,7 +295,7 @@ fn connect_error(shown_url: &str, timeouts: &RedisTimeouts, e: &RedisError) -> S
 }
 
 /// `e` on one line: some Redis errors span several, which breaks one-line JSON log readers.
-fn one_line(e: &RedisError) -> String {
+pub(crate) fn one_line(e: &RedisError) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -226,56 +334,55 @@ impl EphemeralStore for RedisStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("PX").arg(millis(ttl));
-        self.run(key, &cmd).await
+        self.run(key, Again::Idempotent, &cmd).await
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         // `SET … NX` answers OK when it stored and nil when the key already lived.
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl));
-        self.run(key, &cmd).await
+        self.run(key, Again::Once, &cmd).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(key, redis::cmd("GET").arg(self.key(key))).await
+        self.run(key, Again::Idempotent, redis::cmd("GET").arg(self.key(key))).await
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         // One command, so two replicas taking at once cannot both read the value.
-        self.run(key, redis::cmd("GETDEL").arg(self.key(key))).await
+        self.run(key, Again::Once, redis::cmd("GETDEL").arg(self.key(key))).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.run(key, redis::cmd("DEL").arg(self.key(key))).await
+        self.run(key, Again::Idempotent, redis::cmd("DEL").arg(self.key(key))).await
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        let mut connection = self.connection.clone();
-        self.incr
-            .key(self.key(key))
-            .arg(millis(ttl))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| self.command_error(key, "EVALSHA", &e))
+        let full = self.key(key);
+        self.with_connection(key, "EVALSHA", Again::Once, |mut connection| {
+            let mut invocation = self.incr.key(&full);
+            invocation.arg(millis(ttl));
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
     }
 
     async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        self.add_to_set
-            .key(self.key(key))
-            .arg(member)
-            .arg(millis(ttl))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| self.command_error(key, "EVALSHA", &e))
+        let full = self.key(key);
+        self.with_connection(key, "EVALSHA", Again::Idempotent, |mut connection| {
+            let mut invocation = self.add_to_set.key(&full);
+            invocation.arg(member).arg(millis(ttl));
+            async move { invocation.invoke_async(&mut connection).await }
+        })
+        .await
     }
 
     async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.run(key, redis::cmd("SMEMBERS").arg(self.key(key))).await
+        self.run(key, Again::Idempotent, redis::cmd("SMEMBERS").arg(self.key(key))).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self.run("", &redis::cmd("PING")).await?;
+        let pong: String = self.run("", Again::Idempotent, &redis::cmd("PING")).await?;
         if pong == "PONG" {
             Ok(())
         } else {

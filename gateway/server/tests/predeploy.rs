@@ -169,7 +169,23 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
         Case { key: "policy.dir", files: vec![], extra: format!("[policy]\ndir = \"{}\"\n", bad_policies.display()) },
         Case { key: "demo.ca_file", files: vec![], extra: format!("[demo]\nca_file = \"{garbage}\"\n") },
         Case { key: "audit.file", files: vec![("audit", d.path("no-such-dir/audit.jsonl"))], extra: String::new() },
+        Case { key: "store.ca_file", files: vec![], extra: redis_tls(&format!("ca_file = \"{garbage}\"")) },
+        Case {
+            key: "store.ca_file",
+            files: vec![],
+            extra: redis_tls(&format!("ca_file = \"{}\"", d.path("no-ca.pem"))),
+        },
+        Case {
+            key: "store.client_key",
+            files: vec![],
+            extra: redis_tls(&format!("client_cert = \"{anchor}\"\nclient_key = \"{anchor}\"")),
+        },
     ]
+}
+
+/// A `[store]` on Redis over TLS (never reached: the files are refused first) with `keys`.
+fn redis_tls(keys: &str) -> String {
+    format!("[store]\nkind = \"redis\"\nurl = \"rediss://127.0.0.1:1\"\n{keys}\n")
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::common::redis::{RedisServer, Replica};
-use crate::common::{free_port, hidden_input, query_of};
+use crate::common::redis::{RedisServer, Replica, ReplicaDemo};
+use crate::common::{free_port, query_of};
 
 /// What Kubernetes adds for a Service named `vigie`: not configuration, must not stop the start.
 const KUBERNETES_ENV: [(&str, &str); 2] =
@@ -24,10 +24,10 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} cookie"))
 }
 
-const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
-const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+pub(crate) const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 
-fn authorize_url(base: &str) -> String {
+pub(crate) fn authorize_url(base: &str) -> String {
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
     let mut u = url::Url::parse(&format!("{base}/authorize")).expect("url");
@@ -65,24 +65,8 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     let replica_b = Replica::start(&dir, pb, &redis, &issuer, &KUBERNETES_ENV);
     let (a, b) = (replica_a.base(), replica_b.base());
 
-    let demo: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("demo.json")).expect("demo.json")).expect("json");
-    let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let secret = demo["clients"]
-        .as_array()
-        .expect("clients")
-        .iter()
-        .find(|c| c["client_id"] == "demo-cli")
-        .expect("demo-cli")["client_secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned();
-    let user = &demo["users"][0];
+    let demo = ReplicaDemo::read(&dir);
+    let (http, secret, user) = (demo.http.clone(), demo.secret.clone(), &demo.users[0]);
 
     // 1. Authorize on A: the login flow goes to Redis.
     let r = http.get(authorize_url(&a)).send().await.expect("authorize on A");
@@ -92,23 +76,7 @@ async fn two_replicas_sharing_redis_serve_one_login_flow_alternately() {
     assert!(login_path.starts_with("/login?flow="), "{login_path}");
 
     // 2. The login page and the login itself on B.
-    let page = http.get(format!("{b}{login_path}")).send().await.expect("login page on B");
-    assert_eq!(page.status(), 200, "B must find the flow A created");
-    let html = page.text().await.expect("html");
-    let code = crate::common::totp::now_code(user["totp_secret"].as_str().expect("totp"));
-    let r = http
-        .post(format!("{b}/login/password"))
-        .header("cookie", &browser)
-        .form(&[
-            ("flow", hidden_input(&html, "flow").expect("flow")),
-            ("csrf", hidden_input(&html, "csrf").expect("csrf")),
-            ("username", user["username"].as_str().expect("username").to_owned()),
-            ("password", user["password"].as_str().expect("password").to_owned()),
-            ("totp", code),
-        ])
-        .send()
-        .await
-        .expect("login on B");
+    let r = demo.log_in(&b, &login_path, &browser, user).await;
     assert_eq!(r.status(), 303, "login on B: {:?}", r.text().await);
     let session = set_cookie(&r, "__Host-vigie-session");
     let location = r.headers()["location"].to_str().expect("location").to_owned();

@@ -1,5 +1,7 @@
 //! `[store]` and `[directory]`: which adapter backs the ephemeral store, and where the directory
 //! is; the wiring builds them from these. Kept under `config/` until the wiring has its folder.
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -16,15 +18,61 @@ pub enum StoreKind {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub kind: StoreKind,
-    /// `redis://[user:password@]host:port/db` or `rediss://…`.
+    /// `redis://[user:password@]host:port/db` or `rediss://…`. With `[store.sentinel]`, its
+    /// scheme (TLS or not), credentials and database apply to the primary the sentinels name;
+    /// its host and port are not used.
     pub url: Option<String>,
     pub key_prefix: String,
+    /// `rediss://`: the CA certificates (PEM) Redis's certificate must chain to; absent: the
+    /// system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// `rediss://` to a Redis with `tls-auth-clients yes`: this client's certificate chain (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// Find the primary through Redis Sentinel, and follow its failovers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelConfig>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { kind: StoreKind::Embedded, url: None, key_prefix: "vigie:".into() }
+        Self {
+            kind: StoreKind::Embedded,
+            url: None,
+            key_prefix: "vigie:".into(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            sentinel: None,
+        }
     }
+}
+
+/// `[store.sentinel]`: the sentinels that name the Redis primary (a section rather than a
+/// `redis+sentinel://` URL: the redis crate does not parse one, and the nodes read better as a
+/// list than packed into a URL).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
+    pub master_name: String,
+    /// `host:port` of each sentinel (26379 by default on their side); one that answers is enough.
+    pub nodes: Vec<String>,
+    /// The sentinels' own `requirepass`, if set (the data nodes' password is in `store.url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Reach the sentinels over TLS, with `store.ca_file` and the client certificate.
+    #[serde(default)]
+    pub tls: bool,
+    /// How long an operation waits for the sentinels to name a reachable primary after its own
+    /// is gone, before it fails (milliseconds; absent: the store's, 5000). Above the sentinels'
+    /// `down-after-milliseconds` plus about 2 s, a failover costs a delay rather than errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_wait_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +107,42 @@ impl StoreConfig {
             }
             _ => {}
         }
+        let tls = self.url.as_deref().is_some_and(|u| u.starts_with("rediss://"));
+        let sentinel_tls = self.sentinel.as_ref().is_some_and(|s| s.tls);
+        for (key, set) in [("ca_file", &self.ca_file), ("client_cert", &self.client_cert)] {
+            if set.is_some() && !tls && !sentinel_tls {
+                err(&format!("store.{key}"), "is for TLS: use a rediss:// `store.url` or remove it".into());
+            }
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            err(
+                "store.client_key",
+                "`store.client_cert` and `store.client_key` go together: set both or neither".into(),
+            );
+        }
+        if let Some(sentinel) = &self.sentinel {
+            if sentinel.master_name.trim().is_empty() {
+                err(
+                    "store.sentinel.master_name",
+                    "is empty: give the name the sentinels monitor (e.g. \"vigie\")".into(),
+                );
+            }
+            if sentinel.nodes.is_empty() {
+                err("store.sentinel.nodes", "is empty: list the sentinels as [\"host:26379\", …]".into());
+            }
+            if sentinel.failover_wait_ms.is_some_and(|ms| ms > 60_000) {
+                err(
+                    "store.sentinel.failover_wait_ms",
+                    "is over 60000: requests would hang that long; lower the sentinels' down-after-milliseconds instead"
+                        .into(),
+                );
+            }
+            for node in &sentinel.nodes {
+                if !node.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) {
+                    err("store.sentinel.nodes", format!("{node:?} is not host:port (e.g. \"10.0.0.5:26379\")"));
+                }
+            }
+        }
     }
 }
 
@@ -83,7 +167,43 @@ impl DirectoryConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::DirectoryConfig;
+    use super::{DirectoryConfig, StoreConfig};
+
+    fn store_problems(toml: &str) -> Vec<String> {
+        let config: StoreConfig = toml::from_str(toml).expect("a [store] section");
+        let mut found = Vec::new();
+        config.validate(&mut |key, msg| found.push(format!("`{key}`: {msg}")));
+        found
+    }
+
+    #[test]
+    fn redis_tls_and_sentinel_keys_are_checked_naming_the_key() {
+        let found = store_problems(
+            "kind = \"redis\"\nurl = \"redis://r:6379\"\nca_file = \"ca.pem\"\nclient_cert = \"c.pem\"\n\
+             [sentinel]\nmaster_name = \"\"\nnodes = [\"s1:26379\", \"s2\"]\nfailover_wait_ms = 70000",
+        );
+        let keys: Vec<&str> = found.iter().map(|f| f.split(':').next().unwrap_or_default()).collect();
+        assert_eq!(
+            keys,
+            [
+                "`store.ca_file`",
+                "`store.client_cert`",
+                "`store.client_key`",
+                "`store.sentinel.master_name`",
+                "`store.sentinel.failover_wait_ms`",
+                "`store.sentinel.nodes`"
+            ],
+            "{found:?}"
+        );
+        assert!(found[5].contains("\"s2\" is not host:port"), "{found:?}");
+        assert!(
+            store_problems(
+                "kind = \"redis\"\nurl = \"rediss://:pw@vigie/0\"\nca_file = \"ca.pem\"\nclient_cert = \"c.pem\"\n\
+                 client_key = \"k.pem\"\n[sentinel]\nmaster_name = \"vigie\"\nnodes = [\"10.0.0.5:26379\"]"
+            )
+            .is_empty()
+        );
+    }
 
     fn problems(toml: &str) -> Vec<String> {
         let config: DirectoryConfig = toml::from_str(toml).expect("a [directory] section");

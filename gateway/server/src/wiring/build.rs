@@ -35,13 +35,30 @@ pub async fn open_directory(config: &Config) -> anyhow::Result<vigie_directory_s
 /// that a bad file stops the start before the directory or the store is opened (the TLS pair is
 /// read by `serve` itself, right after: the state is also built without a listener).
 pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
-    let Loaded { keys, policy, policy_reload, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer } =
-        files::load(&config, files::Mode::Serve)?;
+    let mut loaded = files::load(&config, files::Mode::Serve)?;
+    let store_tls = std::mem::take(&mut loaded.store_tls);
+    let Loaded {
+        keys, policy, policy_reload, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer, ..
+    } = loaded;
     let store: Arc<dyn EphemeralStore> = match config.store.kind {
         StoreKind::Embedded => Arc::new(vigie_store_embedded::EmbeddedStore::new()),
         StoreKind::Redis => {
             let url = config.store.url.as_deref().unwrap_or_default();
-            Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
+            let sentinel = config.store.sentinel.as_ref().map(|s| vigie_store_redis::RedisSentinel {
+                master_name: s.master_name.clone(),
+                nodes: s.nodes.clone(),
+                password: s.password.clone(),
+                tls: s.tls,
+            });
+            let mut options = vigie_store_redis::RedisOptions {
+                tls: store_tls,
+                sentinel,
+                ..vigie_store_redis::RedisOptions::new(url, &config.store.key_prefix)
+            };
+            if let Some(ms) = config.store.sentinel.as_ref().and_then(|s| s.failover_wait_ms) {
+                options.timeouts.failover_wait = Duration::from_millis(ms);
+            }
+            Arc::new(vigie_store_redis::RedisStore::open(&options).await?)
         }
     };
     let directory = Arc::new(open_directory(&config).await?);

@@ -25,6 +25,8 @@ pub struct Loaded {
     pub psc: Option<Arc<crate::psc::PscRuntime>>,
     pub dmp: Option<Arc<crate::dmp::Dmp>>,
     pub mailer: vigie_mail::Mailer,
+    /// `store.ca_file`, `store.client_cert` / `store.client_key`, read.
+    pub store_tls: vigie_store_redis::RedisTls,
 }
 
 /// Whether [`load`] may write: `serve` creates the CRL cache directory; `check-config` writes
@@ -79,6 +81,7 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     if let Err(e) = audit_directory(&config.audit.file) {
         keep("audit.file", e);
     }
+    let store_tls = redis_tls(&config.store).map_err(|e| keep("store", e)).ok();
     // The listener's TLS configuration is not part of the state: `serve` builds it from the state
     // right after (`wiring::serve`), with the same errors naming `server.tls_cert` or
     // `server.tls_key`; `check-config` builds it here with the same anchors. (The state alone is
@@ -114,10 +117,48 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
                 psc,
                 dmp,
                 mailer,
+                store_tls: store_tls.unwrap_or_default(),
             })
         }
         _ => Err(Problems(problems)),
     }
+}
+
+/// The PEM files of TLS to Redis, checked as rustls will read them: a CA file with no
+/// certificate, a client certificate without one or a key that is not a private key is refused
+/// here, naming its key, rather than at the first connection.
+fn redis_tls(store: &crate::config::StoreConfig) -> anyhow::Result<vigie_store_redis::RedisTls> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if store.kind != crate::config::StoreKind::Redis {
+        return Ok(Default::default());
+    }
+    let read = |key: &str, path: &Path| {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("`store.{key}`: cannot read {}: {e}", path.display()))
+    };
+    let certificates = |key: &str, path: &Path| {
+        let pem = read(key, path)?;
+        match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if !certs.is_empty() => Ok(pem),
+            _ => anyhow::bail!(
+                "`store.{key}`: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        }
+    };
+    let ca_pem = store.ca_file.as_deref().map(|path| certificates("ca_file", path)).transpose()?;
+    let client_pem = match (&store.client_cert, &store.client_key) {
+        (Some(cert), Some(key)) => {
+            let cert = certificates("client_cert", cert)?;
+            let pem = read("client_key", key)?;
+            if PrivateKeyDer::from_pem_slice(&pem).is_err() {
+                anyhow::bail!("`store.client_key`: {} holds no PEM private key", key.display());
+            }
+            Some((cert, pem))
+        }
+        _ => None,
+    };
+    Ok(vigie_store_redis::RedisTls { ca_pem, client_pem })
 }
 
 type Policies = (Arc<dyn PolicyEngine>, Option<Arc<vigie_policies::ReloadablePolicies>>);

@@ -1,12 +1,13 @@
 //! Stateless replicas: a real `redis-server` (the Redis store's own test launcher) and `vigie`
-//! replicas sharing it, one data directory and one issuer.
+//! replicas sharing it, one data directory and one issuer; a Sentinel topology (primary, replica,
+//! three sentinels) for failovers.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../../../../adapters/store-redis/tests/common/redis_server.rs"]
-mod redis_server;
-pub use redis_server::RedisServer;
+pub mod redis_server;
+pub use redis_server::{RedisServer, Sentinel};
 
 /// A `vigie serve` replica on the Redis store, killed when dropped; its log in
 /// `<data dir>/replica-<port>.log`.
@@ -69,3 +70,64 @@ impl Drop for Replica {
         let _ = self.child.wait();
     }
 }
+
+/// What the replicas' demo wrote in their data directory (`demo.json`): an HTTP client that
+/// trusts the demo CA and follows no redirect, the `demo-cli` client's secret, the demo's users.
+pub struct ReplicaDemo {
+    pub http: reqwest::Client,
+    pub secret: String,
+    pub users: Vec<serde_json::Value>,
+}
+
+impl ReplicaDemo {
+    pub fn read(dir: &Path) -> ReplicaDemo {
+        let text = std::fs::read_to_string(dir.join("demo.json")).expect("the replicas' demo.json");
+        let demo: serde_json::Value = serde_json::from_str(&text).expect("demo.json is JSON");
+        let ca = reqwest::Certificate::from_pem(demo["ca_pem"].as_str().expect("ca_pem").as_bytes()).expect("CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        let clients = demo["clients"].as_array().expect("clients");
+        let cli = clients.iter().find(|c| c["client_id"] == "demo-cli").expect("demo-cli");
+        let secret = cli["client_secret"].as_str().expect("client_secret").to_owned();
+        ReplicaDemo { http, secret, users: demo["users"].as_array().expect("users").clone() }
+    }
+}
+
+impl ReplicaDemo {
+    /// Opens the login page at `login_path` on `base` (it must be found: 200) and logs `user` in
+    /// with password and TOTP, with the browser cookie the authorization request set; gives the
+    /// answer (303 to the client with a code, and the session cookie, when it worked).
+    pub async fn log_in(
+        &self,
+        base: &str,
+        login_path: &str,
+        browser: &str,
+        user: &serde_json::Value,
+    ) -> reqwest::Response {
+        let page = self.http.get(format!("{base}{login_path}")).send().await.expect("login page");
+        assert_eq!(page.status(), 200, "the login page {login_path} on {base}");
+        let html = page.text().await.expect("html");
+        let code = super::totp::now_code(user["totp_secret"].as_str().expect("totp"));
+        self.http
+            .post(format!("{base}/login/password"))
+            .header("cookie", browser)
+            .form(&[
+                ("flow", super::hidden_input(&html, "flow").expect("flow")),
+                ("csrf", super::hidden_input(&html, "csrf").expect("csrf")),
+                ("username", user["username"].as_str().expect("username").to_owned()),
+                ("password", user["password"].as_str().expect("password").to_owned()),
+                ("totp", code),
+            ])
+            .send()
+            .await
+            .expect("login")
+    }
+}
+
+/// The Redis store's test PKI (a CA, a server and a client certificate for 127.0.0.1) and the
+/// `redis-server` arguments of a TLS port.
+#[path = "../../../../adapters/store-redis/tests/common/tls_pki.rs"]
+pub mod tls_pki;
