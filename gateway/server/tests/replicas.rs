@@ -14,7 +14,7 @@ use crate::common::{free_port, hidden_input, query_of};
 const KUBERNETES_ENV: [(&str, &str); 2] =
     [("VIGIE_PORT", "tcp://10.96.0.12:443"), ("VIGIE_SERVICE_HOST", "10.96.0.12")];
 
-fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
+pub(crate) fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
     resp.headers()
         .get_all("set-cookie")
         .iter()
@@ -24,10 +24,10 @@ fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} cookie"))
 }
 
-const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
-const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+pub(crate) const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 
-fn authorize_url(base: &str) -> String {
+pub(crate) fn authorize_url(base: &str) -> String {
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, VERIFIER.as_bytes()));
     let mut u = url::Url::parse(&format!("{base}/authorize")).expect("url");
@@ -48,7 +48,12 @@ async fn userinfo(http: &reqwest::Client, base: &str, access_token: &str) -> req
     http.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.expect("userinfo")
 }
 
-async fn token(http: &reqwest::Client, base: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
     let mut f: Vec<(&str, &str)> = vec![("client_id", "demo-cli"), ("client_secret", secret)];
     f.extend_from_slice(form);
     http.post(format!("{base}/token")).form(&f).send().await.expect("token request")
