@@ -24,8 +24,8 @@ pub(crate) fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} cookie"))
 }
 
-pub(crate) const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
-pub(crate) const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+const VERIFIER: &str = "replica-test-verifier-0123456789-0123456789-abcdef";
+const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 
 pub(crate) fn authorize_url(base: &str) -> String {
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -48,12 +48,7 @@ async fn userinfo(http: &reqwest::Client, base: &str, access_token: &str) -> req
     http.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.expect("userinfo")
 }
 
-pub(crate) async fn token(
-    http: &reqwest::Client,
-    base: &str,
-    secret: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
+async fn token(http: &reqwest::Client, base: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
     let mut f: Vec<(&str, &str)> = vec![("client_id", "demo-cli"), ("client_secret", secret)];
     f.extend_from_slice(form);
     http.post(format!("{base}/token")).form(&f).send().await.expect("token request")

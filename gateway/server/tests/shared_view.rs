@@ -1,7 +1,7 @@
 //! One view across replicas (issue 15): two `vigie` replicas on one real Redis. PSC's breaker,
 //! opened by one replica's probes, is the other's at once (login page, `/readyz`, `/metrics`, one
-//! audit line for the deployment), and both close together; a suspension made by `vigie users`
-//! (another process) is refused by every replica at the next SSO round trip, well under
+//! audit line for the deployment), and both close together; an account made generic by `vigie
+//! users` (another process) is refused by every replica at the next SSO round trip, well under
 //! `directory.identity_cache_secs`.
 //! Needs Node.js and `npm ci` in conformance/psc-sandbox (as `tests/psc_login.rs`).
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::common::psc::PscSandbox;
 use crate::common::redis::{RedisServer, Replica};
-use crate::common::{BIN, eventually, free_port, hidden_input, query_of};
-use crate::replicas::{REDIRECT, VERIFIER, authorize_url, set_cookie, token};
+use crate::common::{BIN, eventually, free_port, query_of};
+use crate::replicas::{authorize_url, set_cookie};
 
 const PSC_SECRET: &str = "s3cret-of-the-shared-view-test";
 /// The hysteresis of the replicas under test (`health.min_state_ms`).
@@ -74,12 +74,6 @@ impl Deployment {
             .filter(|l| l["kind"] == "upstream_state" && l["object"] == "psc")
             .map(|l| l["method"].as_str().unwrap_or_default().to_owned())
             .collect()
-    }
-
-    fn secret(&self) -> String {
-        let clients = self.demo["clients"].as_array().expect("clients");
-        let cli = clients.iter().find(|c| c["client_id"] == "demo-cli").expect("demo-cli");
-        cli["client_secret"].as_str().expect("secret").to_owned()
     }
 }
 
@@ -153,11 +147,21 @@ async fn psc_down_for_one_replica_is_down_for_every_replica_and_both_close_toget
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A session used for SSO on both replicas (each caches its principal); `vigie users set-status
-/// … suspended` in another process; both refuse the next SSO round trip and the refresh at once,
-/// though `directory.identity_cache_secs` is ten minutes.
+/// The DPI (a sensitive client of the demo) with the PKCE challenge of RFC 7636 appendix B.
+fn dpi_authorize(base: &str) -> String {
+    format!(
+        "{base}/authorize?response_type=code&client_id=demo-dpi&redirect_uri=http://127.0.0.1:8768/callback\
+         &scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+    )
+}
+
+/// A card session used for SSO into the DPI on both replicas (each caches the principal it
+/// decided on); `vigie users set-kind … generic` in another process (a shared account never
+/// reaches a sensitive client: `generic-account-never-sensitive`); both refuse the next SSO round
+/// trip at once, though `directory.identity_cache_secs` is ten minutes and the change ends no
+/// session (nothing else would refuse it before the cache expires).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_suspension_made_from_the_command_line_is_refused_by_every_replica_at_once() {
+async fn an_account_made_generic_from_the_command_line_is_refused_by_every_replica_at_once() {
     let redis = RedisServer::start();
     let dir = std::env::temp_dir().join(format!("vigie-shared-access-{}-{}", std::process::id(), free_port()));
     let (pa, pb) = (free_port(), free_port());
@@ -167,57 +171,49 @@ async fn a_suspension_made_from_the_command_line_is_refused_by_every_replica_at_
     let replica_b = Replica::start(&dir, pb, &redis, &issuer, &env);
     let (a, b) = (replica_a.base(), replica_b.base());
     let d = Deployment::of(&dir);
-    let secret = d.secret();
-    let user = &d.demo["users"][0];
-    let username = user["username"].as_str().expect("username");
+    let users = d.demo["users"].as_array().expect("users");
+    let medecin = users.iter().find(|u| u["username"] == "demo.medecin").expect("demo.medecin");
+    let card = |k: &str| medecin["card"][k].as_str().expect("the médecin's demo card").to_owned();
+    let identity = reqwest::Identity::from_pem(format!("{}{}", card("chain_pem"), card("key_pem")).as_bytes());
+    let ca = reqwest::Certificate::from_pem(d.demo["ca_pem"].as_str().expect("ca").as_bytes()).expect("CA");
+    let reader = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .identity(identity.expect("card identity"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a browser with a card reader");
 
-    // Log in on A, then SSO on both: each replica caches the principal it decided on.
-    let r = d.http.get(authorize_url(&a)).send().await.expect("authorize on A");
+    // Card login into the DPI on A.
+    let r = reader.get(dpi_authorize(&a)).send().await.expect("authorize on A");
     let browser = set_cookie(&r, "__Host-vigie-browser");
-    let login_path = r.headers()["location"].to_str().expect("location").to_owned();
-    let html = d.http.get(format!("{a}{login_path}")).send().await.expect("login page").text().await.unwrap();
-    let r = d
-        .http
-        .post(format!("{a}/login/password"))
-        .header("cookie", &browser)
-        .form(&[
-            ("flow", hidden_input(&html, "flow").expect("flow")),
-            ("csrf", hidden_input(&html, "csrf").expect("csrf")),
-            ("username", username.to_owned()),
-            ("password", user["password"].as_str().expect("password").to_owned()),
-            ("totp", crate::common::totp::now_code(user["totp_secret"].as_str().expect("totp"))),
-        ])
-        .send()
-        .await
-        .expect("login on A");
-    assert_eq!(r.status(), 303, "login on A");
+    let login = r.headers()["location"].to_str().expect("location").to_owned();
+    let flow = query_of(&format!("https://x{login}")).remove("flow").expect("flow");
+    let r = reader.get(format!("{a}/login/cps?flow={flow}")).header("cookie", &browser).send().await.expect("card");
+    assert_eq!(r.status(), 303, "card login on A");
+    assert!(r.headers()["location"].to_str().unwrap().contains("code="), "card login on A gives a code");
     let session = set_cookie(&r, "__Host-vigie-session");
+    // SSO into the DPI on each replica (no card presented: the session is enough).
     let sso = |base: String| {
         let (http, session) = (d.http.clone(), session.clone());
         async move {
-            let r = http.get(authorize_url(&base)).header("cookie", session).send().await.expect("SSO");
-            query_of(r.headers()["location"].to_str().expect("location"))
+            let r = http.get(dpi_authorize(&base)).header("cookie", session).send().await.expect("SSO");
+            let location = r.headers()["location"].to_str().expect("location").to_owned();
+            assert!(location.starts_with("http://127.0.0.1:8768/callback"), "{base}: SSO went to {location}");
+            query_of(&location)
         }
     };
-    let code = sso(b.clone()).await.remove("code").expect("SSO on B gives a code");
+    assert!(sso(b.clone()).await.contains_key("code"), "SSO on B gives a code");
     assert!(sso(a.clone()).await.contains_key("code"), "SSO on A gives a code");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
-    let tokens: Value = token(&d.http, &b, &secret, &form).await.json().await.expect("tokens");
-    let refresh = tokens["refresh_token"].as_str().expect("refresh token").to_owned();
 
-    // HR suspends the person, from a terminal: another process, on the same directory and Redis.
+    // The account becomes a shared one, from a terminal: another process, on the same directory
+    // and Redis.
     let out = Command::new(BIN)
-        .args(["users", "set-status", username, "suspended", "--data-dir"])
+        .args(["users", "set-kind", "demo.medecin", "generic", "--data-dir"])
         .arg(&dir)
         .env("VIGIE_STORE__KIND", "redis")
         .env("VIGIE_STORE__URL", redis.url())
         .output()
-        .expect("vigie users set-status");
+        .expect("vigie users set-kind");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let changed = Instant::now();
 
@@ -227,13 +223,11 @@ async fn a_suspension_made_from_the_command_line_is_refused_by_every_replica_at_
             (!params.contains_key("code")).then_some(params)
         })
         .await
-        .unwrap_or_else(|| panic!("{name} still gives codes to a suspended person 10 s after the change"));
+        .unwrap_or_else(|| panic!("{name} still lets a generic account into the DPI 10 s after the change"));
         let after = changed.elapsed();
         eprintln!("{name} refused SSO {after:?} after the command returned");
         assert_eq!(refused.get("error").map(String::as_str), Some("access_denied"), "{name}: {refused:?}");
         assert!(after < Duration::from_secs(5), "{name} took {after:?}: the cache lives 600 s, the change ~1 s");
     }
-    let r = token(&d.http, &a, &secret, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
-    assert_eq!(r.status(), 400, "the refresh of a suspended person is refused");
     let _ = std::fs::remove_dir_all(&dir);
 }
