@@ -392,6 +392,33 @@ impl EphemeralStore for RedisStore {
             )))
         }
     }
+
+    async fn replace_if(&self, key: &str, old: Option<&[u8]>, new: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        // One script, so nothing runs between the comparison and the write. `GET` answers false
+        // for an absent key; ARGV[1] says whether a value is expected at all (an empty value is
+        // not an absent one). Rare (health transitions): the script is not kept on the store.
+        const CAS_SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+        let mut connection = self.connection.clone();
+        let stored: i64 = Script::new(CAS_SCRIPT)
+            .key(self.key(key))
+            .arg(if old.is_some() { "1" } else { "0" })
+            .arg(old.unwrap_or_default())
+            .arg(new)
+            .arg(millis(ttl))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.command_error(key, "EVALSHA", &e))?;
+        Ok(stored == 1)
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@ pub enum StoreError {
 /// - a value is never returned after its TTL has elapsed;
 /// - `take` returns a value at most once across all replicas, even under concurrency;
 /// - `put_if_absent` succeeds for exactly one caller while the key lives;
-/// - `incr` is atomic; the TTL is set when the counter is created and not extended.
+/// - `incr` is atomic; the TTL is set when the counter is created and not extended;
+/// - `replace_if` (compare-and-set) replaces a value only if it still is the one expected: of
+///   callers expecting the same value at once, exactly one succeeds.
 #[async_trait]
 pub trait EphemeralStore: Send + Sync {
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
@@ -48,6 +50,10 @@ pub trait EphemeralStore: Send + Sync {
     async fn members(&self, key: &str) -> Result<Vec<String>, StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Stores `new` for `ttl` only if `key` holds `old` (`None`: holds nothing); tells
+    /// whether it did. Callers that read a value and race to replace it: one wins, the others
+    /// read again (a shared state with versions, written on transitions).
+    async fn replace_if(&self, key: &str, old: Option<&[u8]>, new: &[u8], ttl: Duration) -> Result<bool, StoreError>;
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -62,6 +62,8 @@ pub async fn run_all(store: Arc<dyn EphemeralStore>) {
     unusual_keys_are_distinct_and_usable(&store).await;
     binary_values_round_trip(&store).await;
     keys_reused_for_another_kind_are_reported_corrupt(&store).await;
+    replace_if_replaces_only_the_expected_value(&store).await;
+    concurrent_replace_if_has_one_winner(&store).await;
 }
 
 /// Checks that `a` and `b`, two handles on one shared backend (two "replicas"), see each
@@ -553,6 +555,61 @@ impl EphemeralStore for FailingStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+    async fn replace_if(&self, key: &str, old: Option<&[u8]>, new: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.inner.replace_if(key, old, new, ttl).await
+    }
+}
+
+/// `replace_if` stores into an absent key only when nothing is expected, replaces a value
+/// only when it is the one expected, sets the TTL it is given, and leaves a refused key as it was.
+pub async fn replace_if_replaces_only_the_expected_value(store: &Arc<dyn EphemeralStore>) {
+    let key = format!("{}:k", prefix("cas"));
+    let cas = |expected: Option<&'static [u8]>, value: &'static [u8], ttl| {
+        let (store, key) = (store.clone(), key.clone());
+        async move { ok("replace_if", store.replace_if(&key, expected, value, ttl).await) }
+    };
+    assert!(!cas(Some(b"v1"), b"v2", LONG).await, "replace_if stored into an absent key expecting a value");
+    assert_eq!(ok("get", store.get(&key).await), None, "a refused replace_if wrote");
+    assert!(cas(None, b"v1", LONG).await, "replace_if expecting nothing did not store into an absent key");
+    assert!(!cas(None, b"other", LONG).await, "replace_if expecting nothing replaced a live value");
+    assert!(!cas(Some(b"v0"), b"other", LONG).await, "replace_if replaced a value it did not expect");
+    assert_eq!(ok("get", store.get(&key).await).as_deref(), Some(&b"v1"[..]), "a refused replace_if wrote");
+    assert!(cas(Some(b"v1"), b"v2", SHORT).await, "replace_if did not replace the expected value");
+    assert_eq!(ok("get", store.get(&key).await).as_deref(), Some(&b"v2"[..]));
+    // The TTL given is the new value's: once it is past, the key holds nothing again.
+    let deadline = Instant::now() + 10 * SHORT;
+    while ok("get", store.get(&key).await).is_some() {
+        assert!(Instant::now() < deadline, "a replace_if value outlived its {SHORT:?} TTL by {:?}", 9 * SHORT);
+        tokio::time::sleep(SHORT / 10).await;
+    }
+    assert!(cas(None, b"v3", LONG).await, "replace_if expecting nothing refused an expired key");
+}
+
+/// 32 tasks replace one value they all read at once: exactly one wins, and its value is stored.
+pub async fn concurrent_replace_if_has_one_winner(store: &Arc<dyn EphemeralStore>) {
+    require_multi_thread();
+    let p = prefix("cas-race");
+    for round in 0..ROUNDS {
+        let key = format!("{p}:{round}");
+        ok("put", store.put(&key, b"version-1", LONG).await);
+        let stores = vec![store.clone(); RACERS];
+        let wins: Vec<Option<String>> = race_collect(&stores, |store| {
+            let key = key.clone();
+            async move {
+                let mine = format!("racer-{}", next_id());
+                let won = store.replace_if(&key, Some(b"version-1"), mine.as_bytes(), LONG).await;
+                ok("replace_if", won).then_some(mine)
+            }
+        })
+        .await;
+        let winners: Vec<String> = wins.into_iter().flatten().collect();
+        assert_eq!(winners.len(), 1, "{RACERS} concurrent replace_if replaced {} times, not once", winners.len());
+        assert_eq!(
+            ok("get", store.get(&key).await).as_deref(),
+            Some(winners[0].as_bytes()),
+            "the stored value is not the winner's"
+        );
     }
 }
 

@@ -115,8 +115,13 @@ pub struct Upstreams {
     pub health: Arc<crate::health::Monitor>,
 }
 
-/// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them.
-pub struct TtlCache<V>(std::sync::Mutex<HashMap<String, (std::time::Instant, V)>>);
+/// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them. A
+/// generation counts the [`TtlCache::clear`]s (a change somewhere in the deployment): a value
+/// read from the directory before a clear is not kept after it ([`TtlCache::put_since`]).
+pub struct TtlCache<V>(std::sync::Mutex<(u64, TimedMap<V>)>);
+
+/// Values by key, each with when it was put.
+type TimedMap<V> = HashMap<String, (std::time::Instant, V)>;
 
 impl<V> Default for TtlCache<V> {
     fn default() -> Self {
@@ -129,15 +134,31 @@ impl<V: Clone> TtlCache<V> {
 
     /// The value under `key`, if put less than `ttl` ago.
     pub fn get(&self, key: &str, ttl: Duration) -> Option<V> {
-        self.0.lock().ok().and_then(|m| m.get(key).filter(|(t, _)| t.elapsed() < ttl).map(|(_, v)| v.clone()))
+        self.0.lock().ok().and_then(|m| m.1.get(key).filter(|(t, _)| t.elapsed() < ttl).map(|(_, v)| v.clone()))
     }
 
     /// Keeps `value` under `key` (not at all when `ttl` is zero).
     pub fn put(&self, key: &str, value: V, ttl: Duration) {
+        let generation = self.generation();
+        self.put_since(key, value, ttl, generation);
+    }
+
+    /// The generation to give [`TtlCache::put_since`]: taken before reading what will be put.
+    pub fn generation(&self) -> u64 {
+        self.0.lock().map(|m| m.0).unwrap_or(u64::MAX)
+    }
+
+    /// Keeps `value` under `key` unless the cache was cleared since `generation`: the value may
+    /// have been read before the change that cleared it.
+    pub fn put_since(&self, key: &str, value: V, ttl: Duration, generation: u64) {
         if ttl.is_zero() {
             return;
         }
         if let Ok(mut m) = self.0.lock() {
+            if m.0 != generation {
+                return;
+            }
+            let m = &mut m.1;
             if m.len() >= Self::MAX {
                 m.retain(|_, (t, _)| t.elapsed() < ttl);
                 if m.len() >= Self::MAX {
@@ -145,6 +166,14 @@ impl<V: Clone> TtlCache<V> {
                 }
             }
             m.insert(key.to_owned(), (std::time::Instant::now(), value));
+        }
+    }
+
+    /// Drops every value (a status, a role or an identity changed somewhere: `policy::view`).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.0 = m.0.wrapping_add(1);
+            m.1.clear();
         }
     }
 }
@@ -171,10 +200,16 @@ impl IdentityCache {
 
     /// The identity read now from the directory; the cache keeps it for the next readers.
     pub async fn reload(&self, directory: &dyn Directory, id: &str) -> Result<Option<Arc<Identity>>, DirectoryError> {
+        let generation = self.cache.generation();
         let Some(identity) = directory.identity(id).await? else { return Ok(None) };
         let identity = Arc::new(identity);
-        self.cache.put(id, identity.clone(), self.ttl);
+        self.cache.put_since(id, identity.clone(), self.ttl, generation);
         Ok(Some(identity))
+    }
+
+    /// Drops every identity (`policy::view`).
+    pub fn clear(&self) {
+        self.cache.clear();
     }
 }
 

@@ -35,6 +35,7 @@ mod redis_tls;
 mod refresh_in_process;
 mod replicas;
 mod rolling;
+mod shared_view;
 mod shared_workstation;
 mod sponsorship;
 mod step_up;

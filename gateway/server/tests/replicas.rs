@@ -14,7 +14,7 @@ use crate::common::{free_port, query_of};
 const KUBERNETES_ENV: [(&str, &str); 2] =
     [("VIGIE_PORT", "tcp://10.96.0.12:443"), ("VIGIE_SERVICE_HOST", "10.96.0.12")];
 
-fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
+pub(crate) fn set_cookie(resp: &reqwest::Response, name: &str) -> String {
     resp.headers()
         .get_all("set-cookie")
         .iter()

@@ -102,6 +102,7 @@ pub(super) fn run(command: UsersCommand) -> anyhow::Result<()> {
                 let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
                 let r = vigie_directory_sql::import_rows(&dir, &rows).await?;
                 dir.ping().await?;
+                crate::policy::view::tell_replicas(&config).await;
                 Ok::<_, anyhow::Error>(r)
             })?;
             println!("{}", serde_json::to_string(&report)?);
@@ -185,6 +186,7 @@ fn set_policy_attribute(target: &Target, username: &str, attribute: PolicyAttrib
         if !found {
             anyhow::bail!("no account {username:?}: import the user first (`vigie users import`)");
         }
+        crate::policy::view::tell_replicas(&config).await;
         println!("{username}: {what}");
         audit_now(
             &config,
@@ -224,6 +226,7 @@ fn change_role(target: &Target, username: &str, role: &str, grant: bool) -> anyh
             println!("{username} did not have the role {role}");
             return Ok(());
         };
+        crate::policy::view::tell_replicas(&config).await;
         audit_now(
             &config,
             vigie_core::audit::AuditEvent {

@@ -2,10 +2,10 @@
 //! I/O and no clock of its own, so its transitions are tested exactly.
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The state of a breaker. The mode is normal while closed, degraded while open or half-open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Calls go through.
@@ -143,6 +143,22 @@ impl Breaker {
         };
         Some(Transition { from, to, reason })
     }
+
+    /// Takes the state the deployment's breaker is in (several replicas: `health::shared`), as
+    /// if this one had moved there itself at `now`: the hysteresis counts from here, and the
+    /// outcomes counted so far, which led elsewhere, are forgotten.
+    pub fn adopt(&mut self, to: BreakerState, since_unix: i64, now: Instant) {
+        if self.state == to {
+            return;
+        }
+        if (self.state == BreakerState::Closed) != (to == BreakerState::Closed) {
+            self.mode_since = Some(now);
+        }
+        self.state = to;
+        self.since_unix = since_unix;
+        self.consecutive_failures = 0;
+        self.consecutive_successes = 0;
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +221,32 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Open);
         assert!(b.last_error.as_deref().is_some_and(|e| e.starts_with("slow")));
+    }
+
+    #[test]
+    fn an_adopted_state_holds_the_hysteresis_from_the_adoption() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new();
+        fail(&mut b, t0);
+        fail(&mut b, t0);
+        // Another replica opened it: two failures seen here led nowhere yet, and are forgotten.
+        b.adopt(BreakerState::Open, 1_700_000_000, t0);
+        assert_eq!((b.state(), b.since_unix, b.consecutive_failures), (BreakerState::Open, 1_700_000_000, 0));
+        ok(&mut b, t0 + Duration::from_secs(1));
+        ok(&mut b, t0 + Duration::from_secs(2));
+        assert_eq!(b.state(), BreakerState::HalfOpen, "closing waits for 10 s after the adoption");
+        assert_eq!(b.evaluate(&t(), t0 + Duration::from_secs(10)).map(|x| x.to), Some(BreakerState::Closed));
+        // Adopting a closing just now holds the next opening for 10 s, whatever fails meanwhile.
+        let t1 = t0 + Duration::from_secs(20);
+        let mut b = Breaker::new();
+        for _ in 0..3 {
+            fail(&mut b, t0);
+        }
+        b.adopt(BreakerState::Closed, 1_700_000_000, t1);
+        for _ in 0..5 {
+            assert_eq!(fail(&mut b, t1 + Duration::from_secs(1)), None);
+        }
+        assert_eq!(b.evaluate(&t(), t1 + Duration::from_secs(10)).map(|x| x.to), Some(BreakerState::Open));
     }
 
     proptest! {

@@ -99,14 +99,17 @@ fn crl_urls(upstreams: &Upstreams, config: &Config) -> Vec<String> {
 }
 
 /// Reads what the real calls met, from the adapters' own records (no I/O), every 250 ms: PSC's token
-/// and userinfo exchanges (its discovery and JWKS are what the probe does) and the CRL refreshes.
+/// and userinfo exchanges (its discovery and JWKS are what the probe does) and the CRL refreshes;
+/// then shares the breakers with the other replicas (`Monitor::sync`, a shared store only).
 async fn feed_loop(upstreams: &Upstreams) {
     let mut psc_seen: Option<(u64, u64)> = None;
     let mut crl_seen: BTreeMap<String, i64> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tick.tick().await;
+        ticks = ticks.wrapping_add(1);
         if let Some(psc) = &upstreams.psc {
             let h = psc.client.health();
             let ops = [&h.token, &h.userinfo];
@@ -145,5 +148,7 @@ async fn feed_loop(upstreams: &Upstreams) {
             }
         }
         upstreams.health.evaluate();
+        // Replicas: a transition is published within a tick, the deployment's state read each second.
+        upstreams.health.sync(ticks % 4 == 1).await;
     }
 }

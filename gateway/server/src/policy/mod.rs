@@ -4,6 +4,7 @@
 pub mod config;
 mod context;
 mod principal;
+pub mod view;
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::policy::{

@@ -55,23 +55,27 @@ fn fold(s: &str) -> String {
 /// The principal for an identity: directory attributes and roles. Principals are reused for
 /// `directory.identity_cache_secs` like identities: the directory (identity, roles, account kind)
 /// is read at most once per identity and period on the authorize path, not at every SSO round
-/// trip; a role granted or an HR change takes effect within that period.
+/// trip. A role granted or an HR change drops the cache on every replica within about a second
+/// (`policy::view`); the period bounds it only when the change could not be signalled.
 pub async fn principal_of(gate: &PolicyGate, ports: &Ports, identity_id: &str) -> Result<Principal, String> {
     if let Some(hit) = gate.principals.get(identity_id, gate.principal_ttl) {
         return Ok(hit);
     }
+    // Taken before the directory is read: a change signalled meanwhile keeps this read out.
+    let generation = gate.principals.generation();
     let identity = gate.identities.get(ports.directory.as_ref(), identity_id).await.map_err(|e| e.to_string())?;
     let principal = principal_from(ports, identity_id, identity).await?;
-    gate.principals.put(identity_id, principal.clone(), gate.principal_ttl);
+    gate.principals.put_since(identity_id, principal.clone(), gate.principal_ttl, generation);
     Ok(principal)
 }
 
 /// The principal for an identity read now from the directory, not from the cache (which it
 /// refreshes): for decisions that must see a status change at once (a refresh, a token exchange).
 pub async fn current_principal(gate: &PolicyGate, ports: &Ports, identity_id: &str) -> Result<Principal, String> {
+    let generation = gate.principals.generation();
     let identity = gate.identities.reload(ports.directory.as_ref(), identity_id).await.map_err(|e| e.to_string())?;
     let principal = principal_from(ports, identity_id, identity).await?;
-    gate.principals.put(identity_id, principal.clone(), gate.principal_ttl);
+    gate.principals.put_since(identity_id, principal.clone(), gate.principal_ttl, generation);
     Ok(principal)
 }
 

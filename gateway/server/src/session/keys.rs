@@ -37,6 +37,8 @@
 //! | `sponsorship:` | a sponsorship ceremony |
 //! | `rl:` | rate-limit and lockout counters (kinds below) |
 //! | `demo-app:` | the demo client's own sessions (demo mode only) |
+//! | `health:` | an upstream's circuit breaker state, for the whole deployment |
+//! | `view-epoch:` | the mark of the last change to who may access what (caches to drop) |
 use crate::secrets::sha256_b64;
 
 /// An authorization code's grant (`oidc::CodeGrant`), for the code's lifetime
@@ -251,6 +253,20 @@ pub fn demo_app_sid(sid: &str) -> String {
     format!("demo-app:sid:{sid}")
 }
 
+/// The deployment's state of one upstream's circuit breaker (`health::shared`), a week past its
+/// last transition; read by every replica each second, replaced on a transition by
+/// compare-and-set.
+pub fn upstream_health(upstream: &str) -> String {
+    format!("health:{upstream}")
+}
+
+/// A random mark replaced at each change of a status, a role, a card or a key
+/// (`policy::view`), thirty days; read by every replica each second: when it changes, the
+/// caches that decide access are dropped. `scope` is `access`.
+pub fn view_epoch(scope: &str) -> String {
+    format!("view-epoch:{scope}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +336,8 @@ mod tests {
             (demo_app_session("secret"), format!("demo-app:session:{h}"), h.into()),
             (demo_app_login("st"), "demo-app:login:st".into(), "st".into()),
             (demo_app_sid("s1"), "demo-app:sid:s1".into(), "s1".into()),
+            (upstream_health("psc"), "health:psc".into(), "psc".into()),
+            (view_epoch("access"), "view-epoch:access".into(), "access".into()),
         ];
         cases
     }

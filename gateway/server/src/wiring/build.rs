@@ -90,7 +90,10 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         card_validator.is_some(),
         dmp.as_ref().is_some_and(|d| d.relay.is_some()),
     );
-    let health = Arc::new(crate::health::Monitor::new(config.health.clone(), &watched, audit.clone()));
+    let health = crate::health::Monitor::new(config.health.clone(), &watched, audit.clone());
+    // Replicas share one breaker state per upstream; one node keeps its own, as it always did.
+    let health =
+        Arc::new(if config.store.kind == StoreKind::Redis { health.shared_through(store.clone()) } else { health });
     let audit = crate::state::Audit::new(audit);
     let principal_ttl = Duration::from_secs(config.directory.identity_cache_secs);
     let context = crate::policy::ContextSource::new(&config.policy, health.clone());

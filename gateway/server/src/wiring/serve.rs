@@ -41,6 +41,8 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     spawn_policy_reloader(state.config.policy.reload_poll_secs, state.policy.reload.clone(), state.audit.clone());
     // Probes PSC (`psc.probe_interval_secs`), the CRL sources and the DMP; feeds the breakers.
     crate::health::spawn(Part::of(&state), Part::of(&state));
+    // Drops the caches of principals and identities when access changed elsewhere (a second at most).
+    crate::policy::view::spawn(Part::of(&state), Part::of(&state));
 
     let (s, d) = (state.clone(), draining.clone());
     let mut server = HttpServer::new(move || {

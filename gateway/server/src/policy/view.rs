@@ -1,0 +1,216 @@
+//! One view of access across replicas: a change of a status, a role or an identity (the CLI, an
+//! HR import) replaces a random mark in the ephemeral store, and every replica, reading the mark
+//! each second, drops its caches of principals and identities when it changed.
+//!
+//! Why a mark polled each second rather than Redis pub/sub: the store port stays as it is (the
+//! embedded store and Redis keep one contract), a replica that was disconnected when the change
+//! was made still sees it at its next read (a missed message is never missed here), and the SSO
+//! hot path costs nothing more: it reads the local caches as before; the poll is one `GET` per
+//! replica per second, off every request's path. Every cache is dropped, not one person's:
+//! changes are rare (HR events), and the price is one directory read per active person.
+//! Cards, FIDO2 keys and sponsorships are not cached: an SSO round trip and a refresh read them
+//! each time (`oidc::token::withdrawn_mie`), so their changes need no mark.
+use std::time::Duration;
+
+use vigie_core::store::{EphemeralStore, StoreError};
+
+use crate::session::keys;
+use crate::state::{Part, PolicyGate, Ports};
+
+/// The one scope of the mark: who may access what.
+const SCOPE: &str = "access";
+/// How long the mark lives after the last change; its absence reads as one more change, which
+/// only drops the caches once more.
+const MARK_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often each replica reads the mark: about the longest a replica goes on deciding on a
+/// principal or an identity that changed elsewhere.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Tells every replica sharing `store` that who may access what changed. Called after the change
+/// is written: a replica that reads the directory after seeing the mark reads the new state.
+pub async fn signal_change(store: &dyn EphemeralStore) -> Result<(), StoreError> {
+    let mut random = [0u8; 16];
+    // A mark never met before, so that no replica can take a new change for one it already saw.
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| StoreError::Unavailable("no system randomness".into()))?;
+    let mark: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    store.put(&keys::view_epoch(SCOPE), mark.as_bytes(), MARK_TTL).await
+}
+
+/// From a maintenance command, another process: tells the replicas through the deployment's
+/// store when it is shared (Redis). The change is saved already: a failure here is a warning on
+/// standard error, with what it means.
+pub async fn tell_replicas(config: &crate::config::Config) {
+    let within = config.directory.identity_cache_secs;
+    let url = match (config.store.kind, config.store.url.as_deref()) {
+        (crate::config::StoreKind::Redis, Some(url)) => url,
+        _ => {
+            // The embedded store lives inside the running gateway: nothing outside it can reach it.
+            eprintln!(
+                "note: the store is embedded: a running `vigie serve` applies this change within \
+                 `directory.identity_cache_secs` ({within} s)"
+            );
+            return;
+        }
+    };
+    let told = match vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await {
+        Ok(store) => signal_change(&store).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = told {
+        eprintln!(
+            "warning: the change is saved, but the replicas could not be told ({e}): they apply it within \
+             `directory.identity_cache_secs` ({within} s); run the command again once the store answers"
+        );
+    }
+}
+
+/// Drops this replica's caches that decide access.
+pub fn drop_caches(gate: &PolicyGate) {
+    gate.principals.clear();
+    gate.identities.clear();
+}
+
+/// Reads the mark each [`POLL`] and drops the caches when it changed.
+pub fn spawn(policy: Part<PolicyGate>, ports: Part<Ports>) {
+    actix_web::rt::spawn(async move {
+        let mut watch = Watch::default();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            watch.tick(ports.store.as_ref(), || drop_caches(&policy)).await;
+        }
+    });
+}
+
+/// What a replica last read of the mark.
+#[derive(Default)]
+struct Watch {
+    /// `None` before the first read and after a failed one: the next read drops the caches,
+    /// since a change may have been missed meanwhile.
+    seen: Option<Option<Vec<u8>>>,
+}
+
+impl Watch {
+    /// One read of the mark; `drop` runs when it differs from the last one seen. Tells whether
+    /// it ran.
+    async fn tick(&mut self, store: &dyn EphemeralStore, drop: impl FnOnce()) -> bool {
+        match store.get(&keys::view_epoch(SCOPE)).await {
+            Ok(mark) => {
+                let changed = self.seen.as_ref() != Some(&mark);
+                if changed {
+                    if self.seen.is_some() {
+                        tracing::info!("access changed in the deployment: cached principals and identities dropped");
+                    }
+                    drop();
+                }
+                self.seen = Some(mark);
+                changed
+            }
+            Err(e) => {
+                if self.seen.is_some() {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot read the mark of access changes: a status or role changed elsewhere takes effect \
+                         here within `directory.identity_cache_secs`, until the store answers again"
+                    );
+                }
+                self.seen = None;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::state::TtlCache;
+
+    #[tokio::test]
+    async fn a_change_signalled_by_one_replica_drops_the_caches_of_the_others_at_their_next_read() {
+        let store = vigie_store_embedded::EmbeddedStore::new();
+        let (mut a, mut b) = (Watch::default(), Watch::default());
+        // The first read drops (nothing is known of what happened before), then nothing changes.
+        assert!(a.tick(&store, || ()).await && b.tick(&store, || ()).await);
+        assert!(!a.tick(&store, || ()).await && !b.tick(&store, || ()).await);
+        signal_change(&store).await.unwrap();
+        let cache = TtlCache::default();
+        cache.put("i1", "active", Duration::from_secs(600));
+        assert!(b.tick(&store, || cache.clear()).await, "the mark changed: B drops its caches");
+        assert_eq!(cache.get("i1", Duration::from_secs(600)), None);
+        assert!(a.tick(&store, || ()).await, "and so does A");
+        assert!(!b.tick(&store, || ()).await, "once per change");
+        signal_change(&store).await.unwrap();
+        signal_change(&store).await.unwrap();
+        assert!(b.tick(&store, || ()).await, "two changes between two reads drop once");
+    }
+
+    #[tokio::test]
+    async fn a_read_failure_drops_the_caches_at_the_next_read_that_succeeds() {
+        let inner: Arc<dyn EphemeralStore> = Arc::new(vigie_store_embedded::EmbeddedStore::new());
+        let mut w = Watch::default();
+        assert!(w.tick(inner.as_ref(), || ()).await);
+        // A store that cannot answer: the mark may have changed meanwhile.
+        assert!(!w.tick(&Unreachable, || ()).await);
+        assert!(w.tick(inner.as_ref(), || ()).await, "after a failed read, the next one drops the caches");
+    }
+
+    #[test]
+    fn a_value_read_before_a_clear_is_not_kept_after_it() {
+        let cache = TtlCache::default();
+        let ttl = Duration::from_secs(600);
+        let before = cache.generation();
+        // A request read the directory (the old status); the change is signalled and dropped
+        // meanwhile; the request must not put back what it read.
+        cache.clear();
+        cache.put_since("i1", "active", ttl, before);
+        assert_eq!(cache.get("i1", ttl), None, "a stale read survived the change");
+        let after = cache.generation();
+        cache.put_since("i1", "suspended", ttl, after);
+        assert_eq!(cache.get("i1", ttl), Some("suspended"));
+    }
+
+    /// A store that never answers.
+    struct Unreachable;
+
+    #[async_trait::async_trait]
+    impl EphemeralStore for Unreachable {
+        async fn put(&self, _: &str, _: &[u8], _: Duration) -> Result<(), StoreError> {
+            Err(down())
+        }
+        async fn put_if_absent(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+            Err(down())
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Err(down())
+        }
+        async fn take(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Err(down())
+        }
+        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+            Err(down())
+        }
+        async fn incr(&self, _: &str, _: Duration) -> Result<u64, StoreError> {
+            Err(down())
+        }
+        async fn add_to_set(&self, _: &str, _: &str, _: Duration) -> Result<(), StoreError> {
+            Err(down())
+        }
+        async fn members(&self, _: &str) -> Result<Vec<String>, StoreError> {
+            Err(down())
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Err(down())
+        }
+        async fn replace_if(&self, _: &str, _: Option<&[u8]>, _: &[u8], _: Duration) -> Result<bool, StoreError> {
+            Err(down())
+        }
+    }
+
+    fn down() -> StoreError {
+        StoreError::Unavailable("down".into())
+    }
+}
