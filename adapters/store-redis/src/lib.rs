@@ -407,16 +407,20 @@ end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 ";
-        let mut connection = self.connection.clone();
-        let stored: i64 = Script::new(CAS_SCRIPT)
-            .key(self.key(key))
-            .arg(if old.is_some() { "1" } else { "0" })
-            .arg(old.unwrap_or_default())
-            .arg(new)
-            .arg(millis(ttl))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| self.command_error(key, "EVALSHA", &e))?;
+        // Not re-sent after a failover: a compare-and-set that ran would then fail its comparison.
+        let full = self.key(key);
+        let script = Script::new(CAS_SCRIPT);
+        let stored: i64 = self
+            .with_connection(key, "EVALSHA", Again::Once, |mut connection| {
+                let mut invocation = script.key(&full);
+                invocation
+                    .arg(if old.is_some() { "1" } else { "0" })
+                    .arg(old.unwrap_or_default())
+                    .arg(new)
+                    .arg(millis(ttl));
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await?;
         Ok(stored == 1)
     }
 }
