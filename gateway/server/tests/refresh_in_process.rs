@@ -213,3 +213,63 @@ async fn a_token_exchange_after_the_agent_left_is_refused_and_ends_the_grant() {
         demo.token("demo-dpi", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh_token)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }
+
+// Rolling upgrade: what the previous version left in a shared store (Redis) is still served.
+
+#[actix_web::test]
+async fn a_family_written_by_the_previous_version_still_refreshes() {
+    let demo = Demo::start().await;
+    let (identity, _, card, _) = demo.user_with_a_card().await;
+    let t = demo.tokens(&identity, &card).await;
+    let family = t.refresh_token.split('.').next().expect("family").to_owned();
+    let key = vigie_gateway::session::keys::refresh_family(&family);
+    let store = demo.state.ports.store.clone();
+    let compact = store.get(&key).await.expect("store").expect("the family's record");
+    let record = RefreshRecord::decode(&key, &family, &compact).expect("a record");
+    // The previous version wrote the struct as a JSON object.
+    let previous = serde_json::to_vec(&record).expect("JSON");
+    assert_eq!(previous.first(), Some(&b'{'));
+    store.put(&key, &previous, std::time::Duration::from_secs(3600)).await.expect("store");
+    let (status, body) = demo.refresh(&t.refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let rewritten = store.get(&key).await.expect("store").expect("the family's record");
+    assert_eq!(rewritten.first(), Some(&b'['), "the new generation is written in the compact layout");
+    let (status, _) = demo.refresh(&t.refresh_token).await;
+    assert_eq!(status, 400, "the rotated token of the previous layout is spent");
+}
+
+#[actix_web::test]
+async fn a_code_issued_by_the_previous_version_is_redeemed_once_and_its_replay_revokes() {
+    use vigie_core::store::StoreExt;
+    let demo = Demo::start().await;
+    let (identity, _, card, _) = demo.user_with_a_card().await;
+    let now = vigie_gateway::now();
+    let auth = Authentication::new(identity, Mie::Cpe, vec![Factor::Sc, Factor::Pin], now).with_credential(card);
+    let browser = test::TestRequest::default().to_http_request();
+    let (_, session, _) = vigie_gateway::session::start(&demo.state, &browser, auth.clone()).await.expect("session");
+    // The previous version drew the family id at random, and marked a used code apart.
+    let (code, redirect) = (vigie_gateway::secrets::random_token(32), "http://127.0.0.1:8768/callback");
+    let grant = vigie_gateway::oidc::CodeGrant {
+        client_id: "demo-app".into(),
+        redirect_uri: redirect.into(),
+        scopes: vec!["openid".into()],
+        nonce: None,
+        code_challenge: None,
+        authentication: auth,
+        sid: session.sid,
+        grant_id: vigie_gateway::secrets::random_token(16),
+        acr: None,
+    };
+    let store = demo.state.ports.store.clone();
+    let key = vigie_gateway::session::keys::authorization_code(&code);
+    store.put_json(&key, &grant, std::time::Duration::from_secs(60)).await.expect("store");
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", redirect)];
+    let (status, body) = demo.token("demo-app", &form).await;
+    assert_eq!(status, 200, "{body}");
+    let mark = vigie_gateway::session::keys::used_authorization_code(&code);
+    assert_eq!(store.get(&mark).await.expect("store"), Some(grant.grant_id.clone().into_bytes()));
+    let (status, _) = demo.token("demo-app", &form).await;
+    assert_eq!(status, 400, "a code is redeemed once");
+    let (status, body) = demo.refresh(body["refresh_token"].as_str().expect("a refresh token")).await;
+    assert_eq!(status, 400, "the replay revoked what the code issued: {body}");
+}
