@@ -60,8 +60,13 @@ fn start(backend: Backend, replicas: usize, env: &[(String, String)]) -> Gateway
     let _ = std::fs::remove_dir_all(&dir);
     let mut shared: Vec<(String, String)> = vec![
         ("VIGIE_LOG".into(), "warn".into()),
-        // One load driver (127.0.0.1) opens every login flow: no per-address cap in the way.
+        // One load driver (127.0.0.1) opens every login flow and authenticates as the client on
+        // every token request: no per-address cap in the way. (The client authentication
+        // counter is raised before the secret is checked and reset after a success: more
+        // concurrent token requests from one address than its limit are refused, whatever
+        // their credentials.)
         ("VIGIE_LOGIN__MAX_FLOWS_PER_IP".into(), "1000000".into()),
+        ("VIGIE_TOKENS__CLIENT_AUTH_MAX_FAILURES".into(), "1000000".into()),
         // Every replica is one issuer, as behind one Service.
         ("VIGIE_ISSUER".into(), format!("https://localhost:{}", ports[0])),
     ];
@@ -365,22 +370,24 @@ async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: b
     let start_rss: Vec<u64> = gw.pids().iter().map(|p| rss_kib(*p).0).collect();
     let pids = gw.pids();
     let http = client(&gw.demo);
-    let redirect = format!("{}/demo-app/callback", gw.base);
-    let urls: Vec<String> = gw.replicas.iter().map(|r| authorize_url(&r.2, &redirect)).collect();
+    // Each replica registers demo-app with its own address as redirect URI (the demo's clients
+    // follow the listener).
     let bases: Vec<String> = gw.replicas.iter().map(|r| r.2.clone()).collect();
+    let redirects: Vec<String> = bases.iter().map(|b| format!("{b}/demo-app/callback")).collect();
+    let urls: Vec<String> = bases.iter().zip(&redirects).map(|(b, r)| authorize_url(b, r)).collect();
     let cookie = login(&http, gw, &urls[0]).await;
     let secret = gw.demo["clients"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
-    for (base, url) in bases.iter().zip(&urls) {
-        assert!(round_trip(&http, base, url, &cookie, &redirect, &secret).await.is_some(), "a round trip must work");
+    for ((base, url), redirect) in bases.iter().zip(&urls).zip(&redirects) {
+        assert!(round_trip(&http, base, url, &cookie, redirect, &secret).await.is_some(), "a round trip must work");
     }
 
     let n = bases.len();
-    let shared = Arc::new((http, bases, urls, cookie, redirect, secret));
+    let shared = Arc::new((http, bases, urls, cookie, redirects, secret));
     let s = shared.clone();
     let op = move |_| {
         let s = s.clone();
         let r = next_replica(n);
-        async move { round_trip(&s.0, &s.1[r], &s.2[r], &s.3, &s.4, &s.5).await.is_some() }
+        async move { round_trip(&s.0, &s.1[r], &s.2[r], &s.3, &s.4[r], &s.5).await.is_some() }
     };
     // Warm up connections and caches.
     drive(concurrency, 2, None, op.clone()).await;
@@ -399,7 +406,7 @@ async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: b
     let mut chains = Vec::new();
     for _ in 0..concurrency {
         chains.push(tokio::sync::Mutex::new(
-            round_trip(&shared.0, &shared.1[0], &shared.2[0], &shared.3, &shared.4, &shared.5)
+            round_trip(&shared.0, &shared.1[0], &shared.2[0], &shared.3, &shared.4[0], &shared.5)
                 .await
                 .unwrap_or_default(),
         ));
@@ -514,9 +521,8 @@ fn card_setup() -> CardSetup {
 /// every replica of `gw` (started with `card_setup`'s settings).
 async fn bench_cards(label: &str, gw: &Gateway, cards: &CardSetup, secs: u64, concurrency: usize, full: bool) {
     let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
-    let redirect = format!("{}/demo-app/callback", gw.base);
     let targets: Vec<(String, String)> =
-        gw.replicas.iter().map(|r| (authorize_url(&r.2, &redirect), r.2.clone())).collect();
+        gw.replicas.iter().map(|r| (authorize_url(&r.2, &format!("{}/demo-app/callback", r.2)), r.2.clone())).collect();
     for (url, base) in &targets {
         assert!(card_login(&cards.identity, &ca, url, base).await, "a card login must work");
     }

@@ -76,6 +76,16 @@ impl RefreshRecord {
         serde_json::to_vec(&fields).unwrap_or_default()
     }
 
+    /// The bytes to store: [`RefreshRecord::encode`], or the previous version's JSON object
+    /// while `tokens.compact_families` is off (a rolling upgrade from it).
+    pub fn stored(&self, compact: bool) -> Vec<u8> {
+        if compact {
+            return self.encode();
+        }
+        // Serialising our own plain struct to JSON cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
     /// The record of family `family` stored at `key`, in the compact layout or the previous
     /// version's JSON object.
     pub fn decode(key: &str, family: &str, bytes: &[u8]) -> Result<Self, StoreError> {
@@ -417,7 +427,8 @@ pub async fn mint<'a>(
     let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
     let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    ports.store.put(&keys::refresh_family(&record.grant_id), &family.encode(), Duration::from_secs(ttl)).await?;
+    let bytes = family.stored(cfg.compact_families);
+    ports.store.put(&keys::refresh_family(&record.grant_id), &bytes, Duration::from_secs(ttl)).await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -527,6 +538,15 @@ mod tests {
             let read = RefreshRecord::decode("rt:x", &written.grant_id, &bytes).unwrap();
             assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&written).unwrap());
         }
+    }
+
+    #[test]
+    fn during_an_upgrade_families_are_written_as_the_previous_version_reads_them() {
+        let record = previous_record();
+        let bytes = record.stored(false);
+        let previous: RefreshRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_json::to_value(&previous).unwrap(), serde_json::to_value(&record).unwrap());
+        assert_eq!(record.stored(true), record.encode());
     }
 
     #[test]

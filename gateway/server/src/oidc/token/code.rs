@@ -30,9 +30,10 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
     // Marked used before it is taken: a replay that loses the race below, on any replica,
     // finds the mark and revokes what this redemption issues. The mark of a code whose family
     // is derived from it is the family's record itself, pending until minted; a code issued by
-    // the previous version (a random family) gets the separate mark that version wrote.
+    // the previous version (a random family), or any code while that version may still run
+    // (`tokens.compact_families` off), gets the separate mark that version reads.
     let remember = Duration::from_secs(config.tokens.refresh_token_ttl_secs);
-    let derived = g.grant_id == grant::family_of_code(code);
+    let pending = config.tokens.compact_families && g.grant_id == grant::family_of_code(code);
     let record = RefreshRecord {
         client_id: g.client_id.clone(),
         scopes: g.scopes.clone(),
@@ -45,7 +46,7 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
         secret_hash: String::new(),
         acr: g.acr.clone(),
     };
-    let (mark_key, mark) = if derived {
+    let (mark_key, mark) = if pending {
         (keys::refresh_family(&g.grant_id), record.encode())
     } else {
         (keys::used_authorization_code(code), g.grant_id.clone().into_bytes())
@@ -60,7 +61,7 @@ pub async fn exchange(grant: &Grant<'_>, params: &Params) -> Result<TokenRespons
         return Err(super::reuse_detected(grant, &g.grant_id, &super::CODE_REPLAY).await);
     }
     let redeemed = redeem(grant, params, g, record, session_ended).await;
-    if redeemed.is_err() && derived {
+    if redeemed.is_err() && pending {
         // Nothing was issued: the pending family goes at once rather than at its expiry. A replay
         // of this code now finds nothing, and has nothing to revoke.
         if let Err(e) = store.delete(&mark_key).await {
