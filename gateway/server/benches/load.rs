@@ -40,7 +40,7 @@ struct Gateway {
     base: String,
     demo: Value,
     _redis: Option<Kill>,
-    _postgres: Option<Postgres>,
+    postgres: Option<Postgres>,
 }
 
 /// Where the gateway keeps its state.
@@ -122,7 +122,7 @@ fn start(backend: Backend, replicas: usize, env: &[(String, String)]) -> Gateway
         _dir: RemoveDir(dir),
         demo,
         _redis: redis,
-        _postgres: postgres,
+        postgres,
     }
 }
 
@@ -391,7 +391,13 @@ async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: b
     };
     // Warm up connections and caches.
     drive(concurrency, 2, None, op.clone()).await;
+    let transactions = gw.postgres.as_ref().map(Postgres::transactions);
     let max = phase(&format!("[{label}] SSO round trip, max"), &pids, concurrency, secs, None, op.clone()).await;
+    if let (Some(pg), Some(before)) = (&gw.postgres, transactions) {
+        // The hot path must not reach the database: what the phase cost PostgreSQL, per round trip.
+        let spent = pg.transactions().saturating_sub(before);
+        println!("[{label}] PostgreSQL transactions per SSO round trip: {:.4}", spent as f64 / max.ops.max(1) as f64);
+    }
     if full {
         let half = Some(max.rate() / 2.0);
         phase(&format!("[{label}] SSO round trip, at half that load"), &pids, concurrency, secs, half, op.clone())

@@ -109,6 +109,14 @@ impl Postgres {
         assert!(out.status.success() && url.starts_with("postgres://"), "PostgreSQL did not start (tests/postgres.sh)");
         Self { url: url.to_owned(), dir: dir.to_owned(), run_as: lines.next().unwrap_or_default().to_owned() }
     }
+
+    /// Transactions committed or rolled back in its database so far (`pg_stat_database`, which
+    /// the server updates within a second or so).
+    pub fn transactions(&self) -> u64 {
+        let sql = "select xact_commit + xact_rollback from pg_stat_database where datname = current_database()";
+        let out = Command::new("psql").args([&self.url, "-Atc", sql]).output().expect("psql");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    }
 }
 
 impl Drop for Postgres {
