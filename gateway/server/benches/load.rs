@@ -474,6 +474,14 @@ fn serve_crl(crl: Vec<u8>) -> String {
     url
 }
 
+/// An authorization request that opens a login flow: the browser cookie and the flow id.
+async fn open_flow(http: &reqwest::Client, url: &str) -> Option<(String, String)> {
+    let r = http.get(url).send().await.ok()?;
+    let browser = cookie_of(&r, "__Host-vigie-browser")?;
+    let location = r.headers().get("location")?.to_str().ok()?;
+    Some((browser, location.split("flow=").nth(1)?.to_owned()))
+}
+
 /// One card login on a new connection: TLS handshake with the card's certificate (full handshake,
 /// no resumption: a new client each time), authorize → `/login/cps` → code.
 async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url: &str, base: &str) -> bool {
@@ -485,12 +493,7 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
     else {
         return false;
     };
-    let Ok(r) = http.get(url).send().await else { return false };
-    let Some(browser) = cookie_of(&r, "__Host-vigie-browser") else { return false };
-    let Some(flow) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| l.split("flow=").nth(1))
-    else {
-        return false;
-    };
+    let Some((browser, flow)) = open_flow(&http, url).await else { return false };
     let done = http.get(format!("{base}/login/cps?flow={flow}")).header("cookie", browser).send().await;
     done.is_ok_and(|d| {
         d.status() == 303

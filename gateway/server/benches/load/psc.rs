@@ -1,7 +1,7 @@
 //! The load benchmark's `--store psc`: full logins through Pro Santé Connect's stand-in.
 use std::sync::Arc;
 
-use super::common::{cookie_of, free_port, start_psc_sandbox};
+use super::common::{free_port, start_psc_sandbox};
 use super::{Backend, authorize_url, cpu_secs, drive, phase, start};
 
 /// One full login through PSC on a fresh browser: authorize → `/login/psc` → PSC (completing at
@@ -17,12 +17,7 @@ async fn psc_login(ca: &reqwest::Certificate, control: &str, url: &str, base: &s
     if http.post(format!("{control}/__control/next-login")).json(&next).send().await.is_err() {
         return false;
     }
-    let Ok(r) = http.get(url).send().await else { return false };
-    let Some(browser) = cookie_of(&r, "__Host-vigie-browser") else { return false };
-    let Some(flow) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| l.split("flow=").nth(1))
-    else {
-        return false;
-    };
+    let Some((browser, flow)) = super::open_flow(&http, url).await else { return false };
     let Ok(r) = http.get(format!("{base}/login/psc?flow={flow}")).header("cookie", &browser).send().await else {
         return false;
     };
