@@ -6,6 +6,11 @@
 //! the instant their TTL elapses, and a shard sweeps them out after as many writes as it held
 //! entries at its last sweep, so memory stays proportional to the live entries at an amortised
 //! O(1) cost per write.
+//!
+//! Entries are kept small, since a node holds one or two per live grant for as long as its
+//! refresh token lives: keys and values in boxed slices, expiry as milliseconds on the store's
+//! own clock, sets boxed; a shard's table is shrunk when a sweep leaves it mostly empty, so a
+//! burst of short-lived entries (login flows, codes) does not pin its peak size.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,12 +27,16 @@ use vigie_core::store::{EphemeralStore, StoreError};
 const SHARDS: usize = 64;
 /// The fewest writes between two sweeps of a shard, so small shards are not swept constantly.
 const MIN_WRITES_BETWEEN_SWEEPS: usize = 1024;
+/// A swept shard whose table has this many times more room than entries is shrunk.
+const SHRINK_WHEN_ROOM_EXCEEDS: usize = 4;
 
 /// An in-process, single-node [`EphemeralStore`].
 #[derive(Debug)]
 pub struct EmbeddedStore {
     shards: Box<[Shard]>,
     hasher: RandomState,
+    /// The origin of the store's clock: expiry instants are milliseconds since then.
+    epoch: Instant,
 }
 
 /// One lock and its part of the key space, on its own cache line so that two busy shards do
@@ -38,28 +47,33 @@ struct Shard(Mutex<ShardState>);
 
 #[derive(Debug, Default)]
 struct ShardState {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Box<str>, Entry>,
     /// Writes since the last sweep.
     writes: usize,
     /// Writes allowed before the next sweep.
     sweep_after: usize,
 }
 
+/// 32 bytes, plus the key's 16 in the table: less than half the `String` / `Vec` / `Instant`
+/// layout (96 bytes a slot).
 #[derive(Debug)]
 struct Entry {
     value: Value,
-    expires_at: Instant,
+    /// Milliseconds since the store's epoch.
+    expires_at: u64,
 }
 
 #[derive(Debug)]
 enum Value {
-    Bytes(Vec<u8>),
+    Bytes(Box<[u8]>),
     Counter(u64),
-    Set(HashSet<String>),
+    /// Boxed: a set is rare, and inline it would make every entry as large as a table.
+    #[allow(clippy::box_collection)]
+    Set(Box<HashSet<String>>),
 }
 
 impl Entry {
-    fn is_live(&self, now: Instant) -> bool {
+    fn is_live(&self, now: u64) -> bool {
         now < self.expires_at
     }
 }
@@ -69,7 +83,7 @@ impl Value {
     /// Redis, so that both adapters agree.
     fn into_bytes(self, key: &str) -> Result<Vec<u8>, StoreError> {
         match self {
-            Value::Bytes(bytes) => Ok(bytes),
+            Value::Bytes(bytes) => Ok(bytes.into_vec()),
             Value::Counter(n) => Ok(n.to_string().into_bytes()),
             Value::Set(_) => Err(wrong_type(key, "a set", "a value")),
         }
@@ -78,7 +92,7 @@ impl Value {
 
 impl ShardState {
     /// The live entry under `key`; an expired one is removed on the way.
-    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
+    fn live(&mut self, key: &str, now: u64) -> Option<&mut Entry> {
         if self.entries.get(key).is_some_and(|e| !e.is_live(now)) {
             self.entries.remove(key);
         }
@@ -86,16 +100,21 @@ impl ShardState {
     }
 
     /// The live entry under `key`, leaving an expired one for the sweep: reads take one lookup.
-    fn peek(&self, key: &str, now: Instant) -> Option<&Value> {
+    fn peek(&self, key: &str, now: u64) -> Option<&Value> {
         self.entries.get(key).filter(|e| e.is_live(now)).map(|e| &e.value)
     }
 
     /// Counts a write, and sweeps expired entries once enough writes have come in: the sweep
-    /// costs one pass over the shard, paid for by as many writes.
-    fn wrote(&mut self, now: Instant) {
+    /// costs one pass over the shard, paid for by as many writes. A table left mostly empty is
+    /// shrunk (its memory goes back to the allocator), keeping room for twice its entries.
+    fn wrote(&mut self, now: u64) {
         self.writes += 1;
         if self.writes >= self.sweep_after {
             self.entries.retain(|_, e| e.is_live(now));
+            let len = self.entries.len();
+            if self.entries.capacity() > SHRINK_WHEN_ROOM_EXCEEDS * len.max(MIN_WRITES_BETWEEN_SWEEPS) {
+                self.entries.shrink_to(2 * len);
+            }
             self.writes = 0;
             self.sweep_after = self.entries.len().max(MIN_WRITES_BETWEEN_SWEEPS);
         }
@@ -106,7 +125,7 @@ impl ShardState {
         match self.entries.get_mut(key) {
             Some(slot) => *slot = entry,
             None => {
-                self.entries.insert(key.to_owned(), entry);
+                self.entries.insert(key.into(), entry);
             }
         }
     }
@@ -115,7 +134,17 @@ impl ShardState {
 impl EmbeddedStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Shard::default()).collect(), hasher: RandomState::new() }
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            hasher: RandomState::new(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the store's epoch (truncated: with the TTL truncated too, an entry
+    /// is never seen live once its TTL has elapsed).
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, ShardState> {
@@ -133,9 +162,10 @@ impl Default for EmbeddedStore {
     }
 }
 
-/// The instant a TTL from `now` ends; a TTL too long to represent never ends in practice.
-fn deadline(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+/// The instant a TTL from `now` ends, on the store's clock; a TTL too long to represent never
+/// ends in practice.
+fn deadline(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn wrong_type(key: &str, holds: &str, wanted: &str) -> StoreError {
@@ -148,8 +178,8 @@ fn wrong_type(key: &str, holds: &str, wanted: &str) -> StoreError {
 #[async_trait]
 impl EphemeralStore for EmbeddedStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let now = Instant::now();
-        let entry = Entry { value: Value::Bytes(value.to_vec()), expires_at: deadline(now, ttl) };
+        let now = self.now();
+        let entry = Entry { value: Value::Bytes(value.into()), expires_at: deadline(now, ttl) };
         let mut shard = self.shard(key);
         shard.insert(key, entry);
         shard.wrote(now);
@@ -157,35 +187,35 @@ impl EphemeralStore for EmbeddedStore {
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         let mut shard = self.shard(key);
         if shard.live(key, now).is_some() {
             return Ok(false);
         }
-        let entry = Entry { value: Value::Bytes(value.to_vec()), expires_at: deadline(now, ttl) };
+        let entry = Entry { value: Value::Bytes(value.into()), expires_at: deadline(now, ttl) };
         shard.insert(key, entry);
         shard.wrote(now);
         Ok(true)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         match self.shard(key).peek(key, now) {
             None => Ok(None),
-            Some(Value::Bytes(bytes)) => Ok(Some(bytes.clone())),
+            Some(Value::Bytes(bytes)) => Ok(Some(bytes.to_vec())),
             Some(Value::Counter(n)) => Ok(Some(n.to_string().into_bytes())),
             Some(Value::Set(_)) => Err(wrong_type(key, "a set", "a value")),
         }
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         let mut shard = self.shard(key);
         match shard.entries.remove(key) {
             Some(entry) if entry.is_live(now) => {
                 if matches!(entry.value, Value::Set(_)) {
                     // A refused take leaves the set as it was.
-                    shard.entries.insert(key.to_owned(), entry);
+                    shard.entries.insert(key.into(), entry);
                     return Err(wrong_type(key, "a set", "a value"));
                 }
                 entry.value.into_bytes(key).map(Some)
@@ -201,7 +231,7 @@ impl EphemeralStore for EmbeddedStore {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         let mut shard = self.shard(key);
         let count = match shard.live(key, now) {
             Some(entry) => {
@@ -228,7 +258,7 @@ impl EphemeralStore for EmbeddedStore {
     }
 
     async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         let expires_at = deadline(now, ttl);
         let mut shard = self.shard(key);
         match shard.live(key, now) {
@@ -240,7 +270,7 @@ impl EphemeralStore for EmbeddedStore {
             }
             Some(_) => return Err(wrong_type(key, "a value", "a set")),
             None => {
-                let members = HashSet::from([member.to_owned()]);
+                let members = Box::new(HashSet::from([member.to_owned()]));
                 shard.insert(key, Entry { value: Value::Set(members), expires_at });
             }
         }
@@ -249,7 +279,7 @@ impl EphemeralStore for EmbeddedStore {
     }
 
     async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         match self.shard(key).peek(key, now) {
             None => Ok(Vec::new()),
             Some(Value::Set(members)) => Ok(members.iter().cloned().collect()),
@@ -284,8 +314,10 @@ impl EphemeralStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    fn entries(store: &EmbeddedStore) -> usize {
-        store.shards.iter().map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).entries.len()).sum()
+    /// The entries the shards hold, and the room their tables have.
+    fn tables(store: &EmbeddedStore) -> (usize, usize) {
+        let shards = store.shards.iter().map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner));
+        shards.fold((0, 0), |(len, room), s| (len + s.entries.len(), room + s.entries.capacity()))
     }
 
     #[tokio::test]
@@ -301,8 +333,34 @@ mod tests {
         for i in 0..live {
             store.put(&format!("live:{i}"), b"flow", Duration::from_secs(60)).await.unwrap();
         }
-        let held = entries(&store);
+        let held = tables(&store).0;
         assert!(held < live + abandoned / 10, "{held} entries held for {live} live ones");
+    }
+
+    /// What a key costs in a shard's table besides its bytes: the slot of one entry.
+    #[test]
+    fn an_entry_takes_48_bytes_of_table() {
+        assert_eq!(std::mem::size_of::<(Box<str>, Entry)>(), 48);
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_short_lived_entries_does_not_pin_the_tables() {
+        let store = EmbeddedStore::new();
+        let burst = 4 * SHARDS * MIN_WRITES_BETWEEN_SWEEPS;
+        let ttl = Duration::from_secs(2);
+        for i in 0..burst {
+            store.put(&format!("code:{i}"), b"grant", ttl).await.unwrap();
+        }
+        let peak = tables(&store).1;
+        // All of them, unless a loaded machine made the burst outlast their TTL.
+        assert!(peak >= burst / 2, "{peak}");
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        // Enough writes for every shard to sweep at least once.
+        for i in 0..2 * burst {
+            store.put(&format!("live:{}", i % 4096), b"flow", Duration::from_secs(60)).await.unwrap();
+        }
+        let after = tables(&store).1;
+        assert!(after * 4 < peak, "the tables kept room for {after} entries after a burst of {burst} (peak {peak})");
     }
 
     #[tokio::test]

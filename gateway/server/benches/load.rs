@@ -9,9 +9,13 @@
 //! And full logins through Pro Santé Connect's stand-in (`conformance/psc-sandbox`, needs Node.js
 //! and `npm ci` there) with `--store psc` (not part of `both`).
 //!
-//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc]`
+//! And, with `--store postgres` (not part of `both`), SSO round trips, refreshes and card logins
+//! on Redis + SQLite against Redis + PostgreSQL (a server the bench starts with
+//! `tests/postgres.sh`), with one replica and with three sharing the cores, the load spread
+//! round-robin over them; each replica's resident memory after the run.
+//!
+//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc|postgres]`
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,59 +26,105 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
 mod common;
-use common::{Kill, RemoveDir, arg, cookie_of, free_port, start_psc_sandbox};
+#[path = "load/psc.rs"]
+mod psc;
+use common::{Kill, Postgres, RemoveDir, arg, cookie_of, free_port};
 
+/// One or more `vigie` processes on one data directory (one demo: signing keys, TLS
+/// certificate, clients), with the servers they share.
 struct Gateway {
-    _proc: Kill,
-    /// Dropped after `_proc`: the gateway's data directory goes when the gateway has stopped.
+    /// The replicas: process, pid, base URL.
+    replicas: Vec<(Kill, u32, String)>,
+    /// Dropped after the replicas: the data directory goes when they have stopped.
     _dir: RemoveDir,
+    /// The first replica's, for the figures of a single node.
     pid: u32,
     base: String,
     demo: Value,
     _redis: Option<Kill>,
+    postgres: Option<Postgres>,
 }
 
-fn start(redis: bool, env: &[(String, String)]) -> Gateway {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("vigie-bench-{}-{port}", std::process::id()));
+/// Where the gateway keeps its state.
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    /// The in-process store, the directory in SQLite.
+    Embedded,
+    /// Redis, the directory in SQLite.
+    Redis,
+    /// Redis, the directory in PostgreSQL.
+    Postgres,
+}
+
+fn start(backend: Backend, replicas: usize, env: &[(String, String)]) -> Gateway {
+    let ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+    let dir = std::env::temp_dir().join(format!("vigie-bench-{}-{}", std::process::id(), ports[0]));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
-    cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("VIGIE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
-    // One load driver (127.0.0.1) opens every login flow: no per-address cap in the way.
-    cmd.env("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "1000000");
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    let redis_proc = redis.then(|| {
+    let mut shared: Vec<(String, String)> = vec![
+        ("VIGIE_LOG".into(), "warn".into()),
+        // One load driver (127.0.0.1) opens every login flow and authenticates as the client on
+        // every token request: no per-address cap in the way. (The client authentication
+        // counter is raised before the secret is checked and reset after a success: more
+        // concurrent token requests from one address than its limit are refused, whatever
+        // their credentials.)
+        ("VIGIE_LOGIN__MAX_FLOWS_PER_IP".into(), "1000000".into()),
+        ("VIGIE_TOKENS__CLIENT_AUTH_MAX_FAILURES".into(), "1000000".into()),
+        // Every replica is one issuer, as behind one Service.
+        ("VIGIE_ISSUER".into(), format!("https://localhost:{}", ports[0])),
+    ];
+    let redis = (backend != Backend::Embedded).then(|| {
         let rport = free_port();
         let child = Command::new("redis-server")
             .args(["--port", &rport.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
-        std::thread::sleep(Duration::from_millis(300));
-        cmd.env("VIGIE_STORE__KIND", "redis").env("VIGIE_STORE__URL", format!("redis://127.0.0.1:{rport}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", rport)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        shared.push(("VIGIE_STORE__KIND".into(), "redis".into()));
+        shared.push(("VIGIE_STORE__URL".into(), format!("redis://127.0.0.1:{rport}")));
         Kill(child)
     });
-    let child = Kill(cmd.spawn().expect("start vigie"));
-    let pid = child.0.id();
-    let demo_path: PathBuf = dir.join("demo.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(t) = std::fs::read_to_string(&demo_path)
-            && let Ok(v) = serde_json::from_str::<Value>(&t)
-            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        {
-            return Gateway {
-                _proc: child,
-                _dir: RemoveDir(dir),
-                pid,
-                base: format!("https://localhost:{port}"),
-                demo: v,
-                _redis: redis_proc,
-            };
+    let postgres = (backend == Backend::Postgres).then(|| {
+        let pg = Postgres::start();
+        shared.push(("VIGIE_DIRECTORY__URL".into(), pg.url.clone()));
+        pg
+    });
+    shared.extend(env.iter().cloned());
+    let mut procs = Vec::new();
+    let mut demo = Value::Null;
+    // One after the other: the first prepares the demo (and migrates the directory).
+    for port in ports {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
+        cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).envs(shared.iter().map(|(k, v)| (k, v)));
+        let child = Kill(cmd.spawn().expect("start vigie"));
+        let pid = child.0.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(t) = std::fs::read_to_string(dir.join("demo.json"))
+                && let Ok(v) = serde_json::from_str::<Value>(&t)
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                demo = v;
+                break;
+            }
+            assert!(Instant::now() < deadline, "gateway did not start");
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(Instant::now() < deadline, "gateway did not start");
-        std::thread::sleep(Duration::from_millis(100));
+        procs.push((child, pid, format!("https://localhost:{port}")));
+    }
+    Gateway {
+        pid: procs[0].1,
+        base: procs[0].2.clone(),
+        replicas: procs,
+        _dir: RemoveDir(dir),
+        demo,
+        _redis: redis,
+        postgres,
     }
 }
 
@@ -277,49 +327,96 @@ fn report(label: &str, r: &Run, gateway_cpu: f64) {
     );
 }
 
-/// Runs a phase and reports it with the gateway's CPU time per operation.
-async fn phase<F, Fut>(label: &str, pid: u32, concurrency: usize, secs: u64, rate: Option<f64>, op: F) -> Run
+/// Runs a phase and reports it with the gateway's CPU time per operation (every replica's).
+async fn phase<F, Fut>(label: &str, pids: &[u32], concurrency: usize, secs: u64, rate: Option<f64>, op: F) -> Run
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
-    let before = cpu_secs(pid);
+    let cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
+    let before = cpu();
     let run = drive(concurrency, secs, rate, op).await;
-    report(label, &run, cpu_secs(pid) - before);
+    report(label, &run, cpu() - before);
     run
 }
 
-async fn bench(store: &str, secs: u64, concurrency: usize) {
-    let gw = start(store == "redis", &[]);
-    let (start_rss, _) = rss_kib(gw.pid);
-    let http = client(&gw.demo);
-    let redirect = format!("{}/demo-app/callback", gw.base);
-    let url = authorize_url(&gw.base, &redirect);
-    let cookie = login(&http, &gw, &url).await;
-    let secret = gw.demo["clients"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
-    assert!(round_trip(&http, &gw.base, &url, &cookie, &redirect, &secret).await.is_some(), "a round trip must work");
+impl Gateway {
+    fn pids(&self) -> Vec<u32> {
+        self.replicas.iter().map(|r| r.1).collect()
+    }
 
-    let shared = Arc::new((http, gw.base.clone(), url, cookie, redirect, secret));
+    /// Each replica's resident memory now and at its peak.
+    fn print_rss(&self, label: &str, start_rss: &[u64]) {
+        let mib = |k: u64| k as f64 / 1024.0;
+        for (i, (_, pid, _)) in self.replicas.iter().enumerate() {
+            let (rss, hwm) = rss_kib(*pid);
+            let at_start = start_rss.get(i).map(|k| format!("{:.1} MiB at start, ", mib(*k))).unwrap_or_default();
+            println!(
+                "[{label}] replica {} resident memory: {at_start}{:.1} MiB now ({:.1} MiB peak)",
+                i + 1,
+                mib(rss),
+                mib(hwm)
+            );
+        }
+    }
+}
+
+/// The next replica, round-robin over the run.
+fn next_replica(n: usize) -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) % n
+}
+
+/// SSO round trips and refreshes; `full` adds the phases at half the load (single-node modes).
+async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: bool) {
+    let start_rss: Vec<u64> = gw.pids().iter().map(|p| rss_kib(*p).0).collect();
+    let pids = gw.pids();
+    let http = client(&gw.demo);
+    // Each replica registers demo-app with its own address as redirect URI (the demo's clients
+    // follow the listener).
+    let bases: Vec<String> = gw.replicas.iter().map(|r| r.2.clone()).collect();
+    let redirects: Vec<String> = bases.iter().map(|b| format!("{b}/demo-app/callback")).collect();
+    let urls: Vec<String> = bases.iter().zip(&redirects).map(|(b, r)| authorize_url(b, r)).collect();
+    let cookie = login(&http, gw, &urls[0]).await;
+    let secret = gw.demo["clients"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
+    for ((base, url), redirect) in bases.iter().zip(&urls).zip(&redirects) {
+        assert!(round_trip(&http, base, url, &cookie, redirect, &secret).await.is_some(), "a round trip must work");
+    }
+
+    let n = bases.len();
+    let shared = Arc::new((http, bases, urls, cookie, redirects, secret));
     let s = shared.clone();
     let op = move |_| {
         let s = s.clone();
-        async move { round_trip(&s.0, &s.1, &s.2, &s.3, &s.4, &s.5).await.is_some() }
+        let r = next_replica(n);
+        async move { round_trip(&s.0, &s.1[r], &s.2[r], &s.3, &s.4[r], &s.5).await.is_some() }
     };
     // Warm up connections and caches.
     drive(concurrency, 2, None, op.clone()).await;
-    let max = phase(&format!("[{store}] SSO round trip, max"), gw.pid, concurrency, secs, None, op.clone()).await;
-    let half = Some(max.rate() / 2.0);
-    phase(&format!("[{store}] SSO round trip, at half that load"), gw.pid, concurrency, secs, half, op.clone()).await;
-    // The issue's target: 3,000/s in-process and 1,500/s with Redis, p99 under 10 ms at half that.
-    let target = if store == "redis" { 1500.0 } else { 3000.0 };
-    let label = format!("[{store}] SSO round trip, at half the target ({:.0}/s)", target / 2.0);
-    phase(&label, gw.pid, concurrency, secs, Some(target / 2.0), op).await;
+    let transactions = gw.postgres.as_ref().map(Postgres::transactions);
+    let max = phase(&format!("[{label}] SSO round trip, max"), &pids, concurrency, secs, None, op.clone()).await;
+    if let (Some(pg), Some(before)) = (&gw.postgres, transactions) {
+        // The hot path must not reach the database: what the phase cost PostgreSQL, per round trip.
+        let spent = pg.transactions().saturating_sub(before);
+        println!("[{label}] PostgreSQL transactions per SSO round trip: {:.4}", spent as f64 / max.ops.max(1) as f64);
+    }
+    if full {
+        let half = Some(max.rate() / 2.0);
+        phase(&format!("[{label}] SSO round trip, at half that load"), &pids, concurrency, secs, half, op.clone())
+            .await;
+        // The issue's target: 3,000/s in-process and 1,500/s with Redis, p99 under 10 ms at half that.
+        let target = if label == "embedded" { 3000.0 } else { 1500.0 };
+        let label = format!("[{label}] SSO round trip, at half the target ({:.0}/s)", target / 2.0);
+        phase(&label, &pids, concurrency, secs, Some(target / 2.0), op).await;
+    }
 
     // Refresh: each loop rotates its own refresh token chain.
     let mut chains = Vec::new();
     for _ in 0..concurrency {
         chains.push(tokio::sync::Mutex::new(
-            round_trip(&shared.0, &shared.1, &shared.2, &shared.3, &shared.4, &shared.5).await.unwrap_or_default(),
+            round_trip(&shared.0, &shared.1[0], &shared.2[0], &shared.3, &shared.4[0], &shared.5)
+                .await
+                .unwrap_or_default(),
         ));
     }
     let chains = Arc::new(chains);
@@ -327,10 +424,11 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
     let refresh = move |i: usize| {
         let s = s.clone();
         let chains = chains.clone();
+        let r = next_replica(n);
         async move {
             let mut rt = chains[i].lock().await;
             let r =
-                s.0.post(format!("{}/token", s.1))
+                s.0.post(format!("{}/token", s.1[r]))
                     .basic_auth("demo-app", Some(&s.5))
                     .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
                     .send()
@@ -351,24 +449,12 @@ async fn bench(store: &str, secs: u64, concurrency: usize) {
         }
     };
     let rmax =
-        phase(&format!("[{store}] refresh (rotation), max"), gw.pid, concurrency, secs, None, refresh.clone()).await;
-    phase(
-        &format!("[{store}] refresh (rotation), at half"),
-        gw.pid,
-        concurrency,
-        secs,
-        Some(rmax.rate() / 2.0),
-        refresh,
-    )
-    .await;
-    let (rss, hwm) = rss_kib(gw.pid);
-    let mib = |k: u64| k as f64 / 1024.0;
-    println!(
-        "[{store}] gateway resident memory: {:.1} MiB at start, {:.1} MiB after the run ({:.1} MiB peak)",
-        mib(start_rss),
-        mib(rss),
-        mib(hwm)
-    );
+        phase(&format!("[{label}] refresh (rotation), max"), &pids, concurrency, secs, None, refresh.clone()).await;
+    if full {
+        let half = Some(rmax.rate() / 2.0);
+        phase(&format!("[{label}] refresh (rotation), at half"), &pids, concurrency, secs, half, refresh).await;
+    }
+    gw.print_rss(label, &start_rss);
 }
 
 /// Serves `crl` over plain HTTP (a CRL distribution point) from a thread; returns its URL.
@@ -388,6 +474,14 @@ fn serve_crl(crl: Vec<u8>) -> String {
     url
 }
 
+/// An authorization request that opens a login flow: the browser cookie and the flow id.
+async fn open_flow(http: &reqwest::Client, url: &str) -> Option<(String, String)> {
+    let r = http.get(url).send().await.ok()?;
+    let browser = cookie_of(&r, "__Host-vigie-browser")?;
+    let location = r.headers().get("location")?.to_str().ok()?;
+    Some((browser, location.split("flow=").nth(1)?.to_owned()))
+}
+
 /// One card login on a new connection: TLS handshake with the card's certificate (full handshake,
 /// no resumption: a new client each time), authorize → `/login/cps` → code.
 async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url: &str, base: &str) -> bool {
@@ -399,12 +493,7 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
     else {
         return false;
     };
-    let Ok(r) = http.get(url).send().await else { return false };
-    let Some(browser) = cookie_of(&r, "__Host-vigie-browser") else { return false };
-    let Some(flow) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| l.split("flow=").nth(1))
-    else {
-        return false;
-    };
+    let Some((browser, flow)) = open_flow(&http, url).await else { return false };
     let done = http.get(format!("{base}/login/cps?flow={flow}")).header("cookie", browser).send().await;
     done.is_ok_and(|d| {
         d.status() == 303
@@ -412,8 +501,15 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
     })
 }
 
-/// Card logins per second with a 10,000-entry CRL (issue 3: at least 500/s on 2 cores).
-async fn bench_cards(secs: u64, concurrency: usize) {
+/// The card, its trust anchors and the CRL a card login bench needs; with the gateway's
+/// settings naming them.
+struct CardSetup {
+    identity: reqwest::Identity,
+    env: Vec<(String, String)>,
+    _dir: RemoveDir,
+}
+
+fn card_setup() -> CardSetup {
     use vigie_igc_sante::testpki::{CardSpec, TestPki};
     let pki = TestPki::generate().expect("test PKI");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
@@ -421,132 +517,48 @@ async fn bench_cards(secs: u64, concurrency: usize) {
         (0..10_000u32).map(|i| ([0x7e, 0x01].iter().copied().chain(i.to_be_bytes()).collect(), now - 3600)).collect();
     let crl_url = serve_crl(pki.crl_der(&revoked, now - 60, now + 86_400).expect("CRL"));
     let card = pki.issue(&CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").crl_url(&crl_url)).expect("card");
-    let dir = std::env::temp_dir().join(format!("vigie-bench-cards-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("vigie-bench-cards-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("anchors.pem"), pki.anchors_pem()).expect("anchors");
     let env = vec![
         ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), format!("[{:?}]", dir.join("anchors.pem").display().to_string())),
         ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), format!("[{crl_url:?}]")),
     ];
-    let gw = start(false, &env);
     let identity = reqwest::Identity::from_pem(format!("{}{}", card.chain_pem, card.key_pem).as_bytes()).expect("id");
-    let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
-    let redirect = format!("{}/demo-app/callback", gw.base);
-    let url = authorize_url(&gw.base, &redirect);
-    assert!(card_login(&identity, &ca, &url, &gw.base).await, "a card login must work");
-    let shared = Arc::new((identity, ca, url, gw.base.clone()));
-    let op = move |_| {
-        let s = shared.clone();
-        async move { card_login(&s.0, &s.1, &s.2, &s.3).await }
-    };
-    drive(concurrency, 2, None, op.clone()).await;
-    let label = "[embedded] card login (TLS + CRL 10k + session), max";
-    let max = phase(label, gw.pid, concurrency, secs, None, op.clone()).await;
-    let label = "[embedded] card login, at half that load";
-    phase(label, gw.pid, concurrency, secs, Some(max.rate() / 2.0), op).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    CardSetup { identity, env, _dir: RemoveDir(dir) }
 }
 
-/// One full login through PSC on a fresh browser: authorize → `/login/psc` → PSC (completing at
-/// once as Dr Marie Durand, or through its approval form) → callback → code.
-async fn psc_login(ca: &reqwest::Certificate, control: &str, url: &str, base: &str) -> bool {
-    let Ok(http) =
-        reqwest::Client::builder().tls_certs_only([ca.clone()]).redirect(reqwest::redirect::Policy::none()).build()
-    else {
-        return false;
-    };
-    // Queued (the stand-in's load-test mode): each concurrent login takes one.
-    let next = serde_json::json!({ "idnat": "810001234567", "means": "ecps", "queue": true });
-    if http.post(format!("{control}/__control/next-login")).json(&next).send().await.is_err() {
-        return false;
-    }
-    let Ok(r) = http.get(url).send().await else { return false };
-    let Some(browser) = cookie_of(&r, "__Host-vigie-browser") else { return false };
-    let Some(flow) = r.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| l.split("flow=").nth(1))
-    else {
-        return false;
-    };
-    let Ok(r) = http.get(format!("{base}/login/psc?flow={flow}")).header("cookie", &browser).send().await else {
-        return false;
-    };
-    let mut location = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
-    let mut jar: Vec<String> = Vec::new();
-    for _ in 0..12 {
-        let Some(to) = location.take() else { return false };
-        let to = if to.starts_with('/') { format!("{control}{to}") } else { to };
-        let ours = to.contains("/login/psc/callback");
-        let cookies = if ours { browser.clone() } else { jar.join("; ") };
-        let Ok(r) = http.get(&to).header("cookie", cookies).send().await else { return false };
-        for c in r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
-            jar.push(c.split(';').next().unwrap_or_default().to_owned());
-        }
-        let here = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
-        if ours {
-            match here {
-                // The registered callback is on 127.0.0.1: one hop to the issuer's host.
-                Some(l) if l.starts_with(base) && l.contains("/login/psc/callback") => location = Some(l),
-                Some(l) => return r.status() == 303 && l.contains("code="),
-                None => return false,
-            }
-            continue;
-        }
-        location = match here {
-            Some(l) => Some(l),
-            // The stand-in's approval page (when the next-login went to another loop's request).
-            None => {
-                let Ok(html) = r.text().await else { return false };
-                let Some(action) = html.split("action=\"").nth(1).and_then(|a| a.split('"').next()) else {
-                    return false;
-                };
-                let action = if action.starts_with('/') { format!("{control}{action}") } else { action.to_owned() };
-                let Ok(r) = http
-                    .post(action)
-                    .header("cookie", jar.join("; "))
-                    .form(&[("idnat", "810001234567"), ("means", "ecps")])
-                    .send()
-                    .await
-                else {
-                    return false;
-                };
-                for c in r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
-                    jar.push(c.split(';').next().unwrap_or_default().to_owned());
-                }
-                r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned)
-            }
-        };
-    }
-    false
-}
-
-/// Full logins through the PSC stand-in per second, and the gateway's CPU per login (what Vigie
-/// adds: flow, state, code exchange, ID token and userinfo checks, session, code).
-async fn bench_psc(secs: u64, concurrency: usize) {
-    let psc_port = free_port();
-    let env = vec![
-        ("VIGIE_PSC__ISSUER".to_owned(), format!("http://127.0.0.1:{psc_port}/auth/realms/esante-wallet")),
-        ("VIGIE_PSC__CLIENT_ID".to_owned(), "vigie".to_owned()),
-        ("VIGIE_PSC__CLIENT_SECRET".to_owned(), "bench-secret".to_owned()),
-    ];
-    let gw = start(false, &env);
-    let gateway_port: u16 = gw.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway port");
-    let (sandbox, issuer) = start_psc_sandbox(psc_port, None, gateway_port);
-    let control = url::Url::parse(&issuer).expect("issuer").origin().ascii_serialization();
+/// Card logins per second with a 10,000-entry CRL (issue 3: at least 500/s on 2 cores), over
+/// every replica of `gw` (started with `card_setup`'s settings).
+async fn bench_cards(label: &str, gw: &Gateway, cards: &CardSetup, secs: u64, concurrency: usize, full: bool) {
     let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
-    let redirect = format!("{}/demo-app/callback", gw.base);
-    let url = authorize_url(&gw.base, &redirect);
-    assert!(psc_login(&ca, &control, &url, &gw.base).await, "a login through the PSC stand-in must work");
-    let shared = Arc::new((ca, control, url, gw.base.clone()));
+    let targets: Vec<(String, String)> =
+        gw.replicas.iter().map(|r| (authorize_url(&r.2, &format!("{}/demo-app/callback", r.2)), r.2.clone())).collect();
+    for (url, base) in &targets {
+        assert!(card_login(&cards.identity, &ca, url, base).await, "a card login must work");
+    }
+    let n = targets.len();
+    let shared = Arc::new((cards.identity.clone(), ca, targets));
     let op = move |_| {
         let s = shared.clone();
-        async move { psc_login(&s.0, &s.1, &s.2, &s.3).await }
+        let r = next_replica(n);
+        async move { card_login(&s.0, &s.1, &s.2[r].0, &s.2[r].1).await }
     };
     drive(concurrency, 2, None, op.clone()).await;
-    let node_before = cpu_secs(sandbox.0.id());
-    let max = phase("[psc] full login through the stand-in, max", gw.pid, concurrency, secs, None, op.clone()).await;
-    let node = cpu_secs(sandbox.0.id()) - node_before;
-    println!("[psc] the stand-in (node) used {:.0} µs CPU per login", node * 1e6 / max.ops.max(1) as f64);
-    let label = "[psc] full login, at half that load";
-    phase(label, gw.pid, concurrency, secs, Some(max.rate() / 2.0), op).await;
+    let pids = gw.pids();
+    let max = phase(
+        &format!("[{label}] card login (TLS + CRL 10k + session), max"),
+        &pids,
+        concurrency,
+        secs,
+        None,
+        op.clone(),
+    )
+    .await;
+    if full {
+        let label = format!("[{label}] card login, at half that load");
+        phase(&label, &pids, concurrency, secs, Some(max.rate() / 2.0), op).await;
+    }
 }
 
 fn main() {
@@ -560,16 +572,34 @@ fn main() {
     );
     rt.block_on(async {
         if store == "both" || store == "embedded" {
-            bench("embedded", secs, concurrency).await;
+            bench("embedded", &start(Backend::Embedded, 1, &[]), secs, concurrency, true).await;
         }
         if store == "both" || store == "redis" {
-            bench("redis", secs, concurrency).await;
+            bench("redis", &start(Backend::Redis, 1, &[]), secs, concurrency, true).await;
         }
         if store == "both" || store == "cards" {
-            bench_cards(secs, concurrency).await;
+            let cards = card_setup();
+            let gw = start(Backend::Embedded, 1, &cards.env);
+            bench_cards("embedded", &gw, &cards, secs, concurrency, true).await;
+        }
+        // Redis + SQLite against Redis + PostgreSQL, one node and three sharing the cores: the
+        // same phases, each deployment with the card settings so that card logins run on it too.
+        if store == "postgres" {
+            for (label, backend, replicas) in [
+                ("redis+sqlite", Backend::Redis, 1),
+                ("redis+postgres", Backend::Postgres, 1),
+                ("redis+sqlite x3", Backend::Redis, 3),
+                ("redis+postgres x3", Backend::Postgres, 3),
+            ] {
+                let cards = card_setup();
+                let gw = start(backend, replicas, &cards.env);
+                bench(label, &gw, secs, concurrency, false).await;
+                bench_cards(label, &gw, &cards, secs, concurrency, false).await;
+                gw.print_rss(label, &[]);
+            }
         }
         if store == "psc" {
-            bench_psc(secs, concurrency).await;
+            psc::bench_psc(secs, concurrency).await;
         }
     });
 }

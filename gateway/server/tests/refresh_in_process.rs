@@ -22,12 +22,18 @@ struct Demo {
 
 impl Demo {
     async fn start() -> Demo {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The demo with its configuration changed by `change` before the state is built.
+    async fn start_with(change: impl FnOnce(&mut vigie_gateway::config::Config)) -> Demo {
         vigie_gateway::jose::install();
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-inproc-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("data dir");
-        let config = vigie_gateway::demo::prepare(&dir, "127.0.0.1:0".parse().expect("addr")).await.expect("demo");
+        let mut config = vigie_gateway::demo::prepare(&dir, "127.0.0.1:0".parse().expect("addr")).await.expect("demo");
+        change(&mut config);
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
         let mut state = vigie_gateway::app::build_state(config, metrics).await.expect("state");
         let d = vigie_gateway::demo::seed(&state.config, &dir, state.ports.directory.as_ref()).await.expect("seed");
@@ -212,4 +218,96 @@ async fn a_token_exchange_after_the_agent_left_is_refused_and_ends_the_grant() {
     let (status, body) =
         demo.token("demo-dpi", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh_token)]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+}
+
+// Rolling upgrade: what the previous version left in a shared store (Redis) is still served.
+
+#[actix_web::test]
+async fn a_family_written_by_the_previous_version_still_refreshes() {
+    let demo = Demo::start().await;
+    let (identity, _, card, _) = demo.user_with_a_card().await;
+    let t = demo.tokens(&identity, &card).await;
+    let family = t.refresh_token.split('.').next().expect("family").to_owned();
+    let key = vigie_gateway::session::keys::refresh_family(&family);
+    let store = demo.state.ports.store.clone();
+    let compact = store.get(&key).await.expect("store").expect("the family's record");
+    let record = RefreshRecord::decode(&key, &family, &compact).expect("a record");
+    // The previous version wrote the struct as a JSON object.
+    let previous = serde_json::to_vec(&record).expect("JSON");
+    assert_eq!(previous.first(), Some(&b'{'));
+    store.put(&key, &previous, std::time::Duration::from_secs(3600)).await.expect("store");
+    let (status, body) = demo.refresh(&t.refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let rewritten = store.get(&key).await.expect("store").expect("the family's record");
+    assert_eq!(rewritten.first(), Some(&b'['), "the new generation is written in the compact layout");
+    let (status, _) = demo.refresh(&t.refresh_token).await;
+    assert_eq!(status, 400, "the rotated token of the previous layout is spent");
+}
+
+/// A code of demo-app for a card login, stored as a replica would have stored it, with the
+/// family id given; returns the code and its redirect URI.
+async fn stored_code(demo: &Demo, family: impl FnOnce(&str) -> String) -> (String, &'static str) {
+    use vigie_core::store::StoreExt;
+    let (identity, _, card, _) = demo.user_with_a_card().await;
+    let now = vigie_gateway::now();
+    let auth = Authentication::new(identity, Mie::Cpe, vec![Factor::Sc, Factor::Pin], now).with_credential(card);
+    let browser = test::TestRequest::default().to_http_request();
+    let (_, session, _) = vigie_gateway::session::start(&demo.state, &browser, auth.clone()).await.expect("session");
+    let (code, redirect) = (vigie_gateway::secrets::random_token(32), "http://127.0.0.1:8768/callback");
+    let grant = vigie_gateway::oidc::CodeGrant {
+        client_id: "demo-app".into(),
+        redirect_uri: redirect.into(),
+        scopes: vec!["openid".into()],
+        nonce: None,
+        code_challenge: None,
+        authentication: auth,
+        sid: session.sid,
+        grant_id: family(&code),
+        acr: None,
+    };
+    let key = vigie_gateway::session::keys::authorization_code(&code);
+    demo.state.ports.store.put_json(&key, &grant, std::time::Duration::from_secs(60)).await.expect("store");
+    (code, redirect)
+}
+
+/// Redeems `code`, checks what marks it as used, then that its replay is refused and revokes
+/// what it issued.
+async fn redeemed_once_and_replay_revokes(demo: &Demo, code: &str, redirect: &str, mark: Option<String>) {
+    let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect)];
+    let (status, body) = demo.token("demo-app", &form).await;
+    assert_eq!(status, 200, "{body}");
+    let store = demo.state.ports.store.clone();
+    let used = vigie_gateway::session::keys::used_authorization_code(code);
+    assert_eq!(store.get(&used).await.expect("store"), mark.map(String::into_bytes));
+    let (status, _) = demo.token("demo-app", &form).await;
+    assert_eq!(status, 400, "a code is redeemed once");
+    let (status, body) = demo.refresh(body["refresh_token"].as_str().expect("a refresh token")).await;
+    assert_eq!(status, 400, "the replay revoked what the code issued: {body}");
+}
+
+#[actix_web::test]
+async fn a_code_issued_by_the_previous_version_is_redeemed_once_and_its_replay_revokes() {
+    let demo = Demo::start().await;
+    // The previous version drew the family id at random, and marked a used code apart.
+    let family = vigie_gateway::secrets::random_token(16);
+    let (code, redirect) = stored_code(&demo, |_| family.clone()).await;
+    redeemed_once_and_replay_revokes(&demo, &code, redirect, Some(family)).await;
+}
+
+#[actix_web::test]
+async fn a_code_is_marked_used_by_its_family_alone() {
+    let demo = Demo::start().await;
+    let (code, redirect) = stored_code(&demo, grant::family_of_code).await;
+    redeemed_once_and_replay_revokes(&demo, &code, redirect, None).await;
+}
+
+#[actix_web::test]
+async fn while_the_previous_version_still_runs_grants_are_kept_as_it_reads_them() {
+    let demo = Demo::start_with(|c| c.tokens.compact_families = false).await;
+    let (code, redirect) = stored_code(&demo, grant::family_of_code).await;
+    let family = grant::family_of_code(&code);
+    redeemed_once_and_replay_revokes(&demo, &code, redirect, Some(family.clone())).await;
+    let key = vigie_gateway::session::keys::refresh_family(&family);
+    let record = demo.state.ports.store.get(&key).await.expect("store").expect("the family's record");
+    assert!(serde_json::from_slice::<RefreshRecord>(&record).is_ok(), "the previous layout");
 }

@@ -1,5 +1,5 @@
 //! What the benches share: child processes killed on drop, free ports, command-line options,
-//! cookies, and the PSC stand-in. Each bench uses part of it.
+//! cookies, the PSC stand-in and a throw-away PostgreSQL. Each bench uses part of it.
 #![allow(dead_code)]
 
 use std::io::BufRead;
@@ -79,4 +79,51 @@ pub fn start_psc_sandbox(port: u16, public_origin: Option<&str>, gateway_port: u
     std::thread::spawn(move || lines.for_each(drop));
     let _ = std::fs::remove_file(&file);
     (Kill(child), issuer)
+}
+
+/// A throw-away PostgreSQL server, started and stopped by `tests/postgres.sh` (initdb and pg_ctl
+/// into a temp dir, a free port), stopped and removed when dropped.
+pub struct Postgres {
+    /// `postgres://…` of its maintenance database, which the bench uses as the directory.
+    pub url: String,
+    dir: String,
+    run_as: String,
+}
+
+fn postgres_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/postgres.sh")
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#"source "$0" && pg_start && printf '%s\n%s\n%s\n' "$VIGIE_TEST_POSTGRES_URL" "$PG_DIR" "${PG_AS[*]}""#)
+            .arg(postgres_script())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("bash");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let (url, dir) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+        assert!(out.status.success() && url.starts_with("postgres://"), "PostgreSQL did not start (tests/postgres.sh)");
+        Self { url: url.to_owned(), dir: dir.to_owned(), run_as: lines.next().unwrap_or_default().to_owned() }
+    }
+
+    /// Transactions committed or rolled back in its database so far (`pg_stat_database`, which
+    /// the server updates within a second or so).
+    pub fn transactions(&self) -> u64 {
+        let sql = "select xact_commit + xact_rollback from pg_stat_database where datname = current_database()";
+        let out = Command::new("psql").args([&self.url, "-Atc", sql]).output().expect("psql");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let stop = r#"source "$0"; PG_DIR="$1"; read -ra PG_AS <<< "$2"
+            PATH="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1):$PATH"; pg_stop"#;
+        let _ =
+            Command::new("bash").arg("-c").arg(stop).arg(postgres_script()).arg(&self.dir).arg(&self.run_as).status();
+    }
 }

@@ -22,6 +22,11 @@ pub struct TokenConfig {
     pub client_auth_max_failures: u64,
     /// The window in which client authentication failures are counted, and the lockout.
     pub client_auth_lockout_secs: u64,
+    /// Refresh-token families kept in the compact layout (one entry per grant, a positional
+    /// record). Set false while replicas of a version before it still run (a rolling upgrade):
+    /// they read only the previous layout and the separate mark of a used code, which are then
+    /// written instead. This version reads both whatever the setting. Default: true.
+    pub compact_families: bool,
 }
 
 impl Default for TokenConfig {
@@ -34,6 +39,7 @@ impl Default for TokenConfig {
             login_flow_ttl_secs: 15 * 60,
             client_auth_max_failures: 20,
             client_auth_lockout_secs: 60,
+            compact_families: true,
         }
     }
 }

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use vigie_core::Authentication;
 use vigie_core::directory::Identity;
-use vigie_core::store::{EphemeralStore, StoreError, StoreExt};
+use vigie_core::store::{EphemeralStore, StoreError};
 
 use crate::config::Config;
 use crate::secrets::{random_token, sha256_b64};
@@ -37,6 +37,89 @@ pub struct RefreshRecord {
     /// The ID token's `acr` when it is not the level's: the code's, kept for every refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+}
+
+/// What leads a family record written as [`RefreshRecord::encode`] does: the array and its
+/// layout number.
+const COMPACT_LAYOUT: &[u8] = b"[1,";
+
+/// A family record's fields by position, as [`RefreshRecord::encode`] writes them.
+type CompactFamily = (u8, String, String, CompactAuthentication, String, i64, u32, String, Option<String>);
+
+/// An [`Authentication`]'s fields by position: identity, MIE, factors, time, level, credential,
+/// professional claims.
+type CompactAuthentication =
+    (String, serde_json::Value, serde_json::Value, i64, serde_json::Value, Option<String>, Option<serde_json::Value>);
+
+impl RefreshRecord {
+    /// The bytes kept for this family as long as its refresh tokens live: a JSON array of the
+    /// fields by position (the authentication's too), the scopes as one space-separated string
+    /// (a scope token holds no space, RFC 6749 §3.3), without the family id (the key names it).
+    /// Two thirds of the bytes of the object layout the previous version wrote, which
+    /// [`RefreshRecord::decode`] still reads (records written before an upgrade live as long
+    /// as their refresh tokens).
+    pub fn encode(&self) -> Vec<u8> {
+        let a = &self.authentication;
+        let authentication = (&a.identity_id, a.mie, &a.factors, a.at, a.level, &a.credential, &a.professional);
+        let fields = (
+            1,
+            &self.client_id,
+            self.scopes.join(" "),
+            authentication,
+            &self.sid,
+            self.family_expires_at,
+            self.generation,
+            &self.secret_hash,
+            &self.acr,
+        );
+        // Serialising our own strings and numbers to JSON cannot fail.
+        serde_json::to_vec(&fields).unwrap_or_default()
+    }
+
+    /// The bytes to store: [`RefreshRecord::encode`], or the previous version's JSON object
+    /// while `tokens.compact_families` is off (a rolling upgrade from it).
+    pub fn stored(&self, compact: bool) -> Vec<u8> {
+        if compact {
+            return self.encode();
+        }
+        // Serialising our own plain struct to JSON cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The record of family `family` stored at `key`, in the compact layout or the previous
+    /// version's JSON object.
+    pub fn decode(key: &str, family: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt { key: key.to_owned(), reason };
+        if bytes.first() != Some(&b'[') {
+            return serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()));
+        }
+        if !bytes.starts_with(COMPACT_LAYOUT) {
+            return Err(corrupt("a layout this version does not read: upgrade every replica".into()));
+        }
+        let (_, client_id, scopes, a, sid, family_expires_at, generation, secret_hash, acr) =
+            serde_json::from_slice::<CompactFamily>(bytes).map_err(|e| corrupt(e.to_string()))?;
+        // Through serde, as any stored authentication is read: only verifiers build one.
+        let mut authentication = serde_json::json!({
+            "identity_id": a.0, "mie": a.1, "factors": a.2, "at": a.3, "level": a.4,
+        });
+        if let Some(credential) = a.5 {
+            authentication["credential"] = credential.into();
+        }
+        if let Some(professional) = a.6 {
+            authentication["professional"] = professional;
+        }
+        Ok(Self {
+            client_id,
+            scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+            authentication: serde_json::from_value(authentication).map_err(|e| corrupt(e.to_string()))?,
+            sid,
+            grant_id: family.to_owned(),
+            family_expires_at,
+            generation,
+            secret_hash,
+            acr,
+        })
+    }
 }
 
 /// A refresh token as presented: `<family>.<generation>.<secret>`.
@@ -109,6 +192,16 @@ pub enum Standing {
     Wrong,
 }
 
+/// The family id of the grant of an authorization code: the code's own hash, cut to the length
+/// of a random family id (22 base64url characters, 132 bits). Derived, not drawn, so that the
+/// family record (written before the code is taken, see `token::code`) is also the mark of a
+/// redeemed code: a replay finds it from the code alone, and no second entry per grant is kept.
+pub fn family_of_code(code: &str) -> String {
+    let mut family = sha256_b64(format!("vigie-family:{code}").as_bytes());
+    family.truncate(22);
+    family
+}
+
 /// The name of a grant in access tokens and revocation marks: a hash of the family id. An access
 /// token goes to resource servers and may be logged; whoever knew the family id could present
 /// refresh tokens of it, so it never leaves the refresh tokens themselves.
@@ -123,7 +216,10 @@ pub async fn refresh_family<'t>(
     token: &'t str,
 ) -> Result<Option<(RefreshToken<'t>, RefreshRecord)>, StoreError> {
     let Some(t) = RefreshToken::parse(token) else { return Ok(None) };
-    Ok(store.get_json::<RefreshRecord>(&keys::refresh_family(t.family)).await?.map(|r| (t, r)))
+    let key = keys::refresh_family(t.family);
+    let Some(bytes) = store.get(&key).await? else { return Ok(None) };
+    let record = RefreshRecord::decode(&key, t.family, &bytes)?;
+    Ok(Some((t, record)))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -331,7 +427,8 @@ pub async fn mint<'a>(
     let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
     let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    ports.store.put_json(&keys::refresh_family(&record.grant_id), &family, Duration::from_secs(ttl)).await?;
+    let bytes = family.stored(cfg.compact_families);
+    ports.store.put(&keys::refresh_family(&record.grant_id), &bytes, Duration::from_secs(ttl)).await?;
     metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -404,6 +501,96 @@ mod tests {
         fn refresh_token_parser_never_panics(s in "\\PC{0,120}") {
             let _ = RefreshToken::parse(&s);
         }
+    }
+
+    /// A family record exactly as the previous version wrote it (`serde_json` of the struct).
+    const PREVIOUS_LAYOUT: &str = r#"{"client_id":"demo-app","scopes":["openid","profile"],"authentication":{"identity_id":"0193a5f2-7c1e-7d3a-9b2e-5f4c3d2e1a0b","mie":"cps","factors":["sc","pin"],"at":1764931234,"level":"two_factor_phishing_resistant","credential":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"sid":"Zk9vY2FyZC1zaWQtMDAwMQ","grant_id":"R3JhbnQtZmFtaWx5LTAwMQ","family_expires_at":1764960034,"generation":3,"secret_hash":"K7gNU3sdo-OL0wNhqoVWhr3g6s1xYv72ol_pe_Unols","acr":"urn:vigie:loa:2fa"}"#;
+
+    fn previous_record() -> RefreshRecord {
+        serde_json::from_str(PREVIOUS_LAYOUT).unwrap()
+    }
+
+    #[test]
+    fn a_family_written_by_the_previous_version_is_still_read() {
+        let key = keys::refresh_family("R3JhbnQtZmFtaWx5LTAwMQ");
+        let r = RefreshRecord::decode(&key, "R3JhbnQtZmFtaWx5LTAwMQ", PREVIOUS_LAYOUT.as_bytes()).unwrap();
+        assert_eq!(r.client_id, "demo-app");
+        assert_eq!(r.scopes, ["openid", "profile"]);
+        assert_eq!(r.authentication.identity_id, "0193a5f2-7c1e-7d3a-9b2e-5f4c3d2e1a0b");
+        assert_eq!(r.authentication.mie, vigie_core::Mie::Cps);
+        assert_eq!(
+            r.authentication.credential.as_deref(),
+            Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+        );
+        assert_eq!((r.sid.as_str(), r.grant_id.as_str()), ("Zk9vY2FyZC1zaWQtMDAwMQ", "R3JhbnQtZmFtaWx5LTAwMQ"));
+        assert_eq!((r.family_expires_at, r.generation), (1764960034, 3));
+        assert_eq!(r.secret_hash, "K7gNU3sdo-OL0wNhqoVWhr3g6s1xYv72ol_pe_Unols");
+        assert_eq!(r.acr.as_deref(), Some("urn:vigie:loa:2fa"));
+    }
+
+    #[test]
+    fn a_compact_family_reads_back_as_written() {
+        let mut written = previous_record();
+        for acr in [None, Some("urn:vigie:loa:2fa".to_owned())] {
+            written.acr = acr;
+            let bytes = written.encode();
+            assert_eq!(bytes.first(), Some(&b'['));
+            let read = RefreshRecord::decode("rt:x", &written.grant_id, &bytes).unwrap();
+            assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&written).unwrap());
+        }
+    }
+
+    #[test]
+    fn during_an_upgrade_families_are_written_as_the_previous_version_reads_them() {
+        let record = previous_record();
+        let bytes = record.stored(false);
+        let previous: RefreshRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_json::to_value(&previous).unwrap(), serde_json::to_value(&record).unwrap());
+        assert_eq!(record.stored(true), record.encode());
+    }
+
+    #[test]
+    fn a_family_of_an_unknown_layout_is_refused_with_what_to_do() {
+        let err = RefreshRecord::decode("rt:x", "x", br#"[9,"a"]"#).unwrap_err().to_string();
+        assert!(err.contains("upgrade every replica"), "{err}");
+        assert!(RefreshRecord::decode("rt:x", "x", b"[1,").is_err());
+    }
+
+    /// What one redeemed code leaves in the store for as long as its refresh token lives: the
+    /// family's record, which is also the mark of the used code (the code itself is taken). Key
+    /// and value stay within 512 bytes for every local MIE, a FIDO2 credential id of 64 bytes
+    /// included.
+    #[test]
+    fn a_live_grant_keeps_at_most_512_bytes() {
+        let code = random_token(32);
+        let mut record = previous_record();
+        record.grant_id = family_of_code(&code);
+        record.sid = random_token(16);
+        record.scopes = ["openid", "profile", "hospital", "offline_access"].map(String::from).to_vec();
+        let fingerprint = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned();
+        for credential in [None, Some(fingerprint), Some(random_token(64))] {
+            record.authentication.credential = credential;
+            let bytes = keys::refresh_family(&record.grant_id).len() + record.encode().len();
+            assert!(bytes <= 512, "{bytes} bytes per live grant");
+        }
+        // The previous version kept, per grant, the record as an object (every field name, the
+        // family id again) and a second entry marking the used code.
+        let previous = keys::refresh_family(&record.grant_id).len()
+            + serde_json::to_vec(&record).unwrap().len()
+            + keys::used_authorization_code(&code).len()
+            + record.grant_id.len();
+        let now = keys::refresh_family(&record.grant_id).len() + record.encode().len();
+        assert!(now * 3 < previous * 2, "{now} bytes now, {previous} before");
+    }
+
+    #[test]
+    fn a_code_names_its_family_in_the_refresh_token_format() {
+        let code = random_token(32);
+        let family = family_of_code(&code);
+        assert_eq!(family, family_of_code(&code));
+        assert_ne!(family, family_of_code(&random_token(32)));
+        let token = format!("{family}.0.{}", random_token(32));
+        assert_eq!(RefreshToken::parse(&token).map(|t| t.family), Some(family.as_str()));
     }
 
     #[test]

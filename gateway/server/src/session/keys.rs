@@ -48,7 +48,9 @@ pub fn authorization_code(code: &str) -> String {
 }
 
 /// The grant id of a redeemed authorization code, as long as a refresh token lives: a second
-/// redemption finds it and revokes what the first one issued (RFC 6749 §4.1.2).
+/// redemption finds it and revokes what the first one issued (RFC 6749 §4.1.2). Written only
+/// for codes of the previous version (a random family id): a code's family is now derived from
+/// it (`oidc::grant::family_of_code`), and the family's record is the mark.
 pub fn used_authorization_code(code: &str) -> String {
     format!("code-used:{}", sha256_b64(code.as_bytes()))
 }

@@ -82,7 +82,7 @@ pub async fn finish<'a>(
         code_challenge: request.code_challenge.clone(),
         authentication: session.authentication.clone(),
         sid: session.sid.clone(),
-        grant_id: random_token(16),
+        grant_id: crate::oidc::grant::family_of_code(&code),
         acr: request.foreign_acr_met(&session.authentication),
     };
     let ttl = Duration::from_secs(config.tokens.code_ttl_secs);
