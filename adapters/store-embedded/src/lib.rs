@@ -292,19 +292,19 @@ impl EphemeralStore for EmbeddedStore {
     }
 
     async fn replace_if(&self, key: &str, old: Option<&[u8]>, new: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        let now = Instant::now();
+        let now = self.now();
         let mut shard = self.shard(key);
         // Under the shard's lock: nobody writes the key between the comparison and the write.
         let holds = match shard.live(key, now) {
             None => None,
-            Some(Entry { value: Value::Bytes(bytes), .. }) => Some(bytes.clone()),
+            Some(Entry { value: Value::Bytes(bytes), .. }) => Some(bytes.to_vec()),
             Some(Entry { value: Value::Counter(n), .. }) => Some(n.to_string().into_bytes()),
             Some(_) => return Err(wrong_type(key, "a set", "a value")),
         };
         if holds.as_deref() != old {
             return Ok(false);
         }
-        shard.insert(key, Entry { value: Value::Bytes(new.to_vec()), expires_at: deadline(now, ttl) });
+        shard.insert(key, Entry { value: Value::Bytes(new.into()), expires_at: deadline(now, ttl) });
         shard.wrote(now);
         Ok(true)
     }
