@@ -26,6 +26,7 @@ mod key_rotation;
 mod login_page;
 mod logout;
 mod ops;
+mod outage;
 mod policy;
 mod predeploy;
 mod psc_login;

@@ -1,0 +1,110 @@
+//! A backend gone, then back, for real: vigie on a PostgreSQL server and a Redis server of the
+//! test's own, the server stopped under it (`pg_ctl stop`) and started again on the same data
+//! directory and port. What a person and an API client see meanwhile, and that vigie recovers
+//! without a restart.
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::postgres::PgServer;
+use common::redis::RedisServer;
+use common::*;
+
+/// The directory's connect timeout in these tests: a request answers within it (plus margin).
+const CONNECT_TIMEOUT_MS: &str = "2000";
+
+async fn get(gw: &Gateway, path: &str, token: Option<&str>) -> (Resp, Duration) {
+    let started = Instant::now();
+    let mut req = gw.http().get(gw.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = Resp::of(req.send().await.expect("the gateway answers")).await;
+    (r, started.elapsed())
+}
+
+/// A password + TOTP login of a fresh browser: the response to the submitted form.
+async fn password_login(gw: &Gateway) -> (Resp, Duration) {
+    let mut b = gw.browser();
+    let a = Authz::new(gw, "demo-app");
+    let r = b.authorize(&a).await;
+    let location = r.location();
+    let (user, code) = gw.any_user_totp(&gw.all_usernames()).await;
+    let started = Instant::now();
+    let r = b.submit_login(&location, &user.username, &user.password, &code).await;
+    (r, started.elapsed())
+}
+
+fn assert_503_within_timeout(what: &str, r: &Resp, took: Duration) {
+    assert_eq!(r.status, 503, "{what}: {}", r.body);
+    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{what}: Retry-After {:?}", r.headers);
+    assert!(took < Duration::from_secs(10), "{what} answered after {took:?}: the connect timeout bounds it");
+    assert!(!r.body.contains("postgres") && !r.body.contains("127.0.0.1"), "{what} keeps the inside out: {}", r.body);
+}
+
+#[tokio::test]
+async fn postgres_stopped_gives_503_with_retry_after_and_recovers_without_a_restart() {
+    let mut pg = PgServer::start("");
+    let url = pg.create_database("vigie");
+    let redis = RedisServer::start();
+    let gw = Gateway::start(&[
+        ("VIGIE_DIRECTORY__URL", &url),
+        ("VIGIE_DIRECTORY__CONNECT_TIMEOUT_MS", CONNECT_TIMEOUT_MS),
+        ("VIGIE_STORE__KIND", "redis"),
+        ("VIGIE_STORE__URL", &redis.url()),
+    ])
+    .await;
+    let token = gw.demo["admin_api"]["token"].as_str().expect("demo.json admin_api.token").to_owned();
+    let admin = "/admin/api/identities?q=durand";
+    let (before, _) = get(&gw, admin, Some(&token)).await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    // A user signed in before the outage: their SSO session lives in Redis.
+    let (mut signed_in, ..) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+
+    pg.stop();
+
+    let (health, _) = get(&gw, "/healthz", None).await;
+    assert_eq!(health.status, 200, "liveness does not depend on the database: {}", health.body);
+    let (ready, took) = get(&gw, "/readyz", None).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["checks"]["directory"]["status"], "down", "{}", ready.body);
+    assert_eq!(ready.json()["checks"]["store"]["status"], "up", "{}", ready.body);
+    assert!(took < Duration::from_secs(3), "/readyz answers within the probe's timeout: {took:?}");
+
+    let (login, took) = password_login(&gw).await;
+    eprintln!("during the outage: a login answered {} in {took:?}", login.status);
+    assert_503_within_timeout("a login", &login, took);
+    assert!(login.header("content-type").is_some_and(|c| c.starts_with("text/html")), "a page for a browser");
+    assert!(login.body.contains("indisponible") || login.body.contains("unavailable"), "{}", login.body);
+
+    let (api, took) = get(&gw, admin, Some(&token)).await;
+    eprintln!("during the outage: the admin API answered {} in {took:?}", api.status);
+    assert_503_within_timeout("the admin API", &api, took);
+    assert_eq!(api.header("content-type"), Some("application/problem+json"));
+    assert_eq!(api.json()["status"], 503);
+
+    // The SSO round trip of the user signed in before: the session is in Redis; whatever the
+    // gateway needs of the directory, it answers a page or a redirect, never a 500.
+    let started = Instant::now();
+    let sso = signed_in.authorize(&Authz::new(&gw, "demo-app")).await;
+    eprintln!("during the outage: an SSO round trip answered {} in {:?}", sso.status, started.elapsed());
+    assert!(sso.status == 303 || sso.status == 302 || sso.status == 503, "SSO during the outage: {}", sso.status);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    if sso.status == 503 {
+        assert!(sso.header("retry-after").is_some());
+    }
+
+    pg.start_again();
+    let back = Instant::now();
+    let recovered = eventually(30, || async {
+        let (r, _) = get(&gw, admin, Some(&token)).await;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    assert!(recovered.is_some(), "the admin API answers again once PostgreSQL is back: {}", pg.log());
+    eprintln!("admin API back {:?} after PostgreSQL started again", back.elapsed());
+    let (login, _) = password_login(&gw).await;
+    assert_eq!(login.status, 303, "a login succeeds again without restarting vigie: {}", login.body);
+    let (ready, _) = get(&gw, "/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+}
