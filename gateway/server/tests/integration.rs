@@ -27,6 +27,7 @@ mod login_page;
 mod logout;
 mod ops;
 mod outage;
+mod pg_tls;
 mod policy;
 mod predeploy;
 mod psc_login;
