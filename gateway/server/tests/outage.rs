@@ -26,6 +26,20 @@ async fn get(gw: &Gateway, path: &str, token: Option<&str>) -> (Resp, Duration) 
     (r, started.elapsed())
 }
 
+/// A card created for `agent` through the admin API (a card row and its first event).
+async fn create_card(gw: &Gateway, token: &str, agent: &str) -> (Resp, Duration) {
+    let started = Instant::now();
+    let r = gw
+        .http()
+        .post(gw.url("/admin/api/cards"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "identity_id": agent, "kind": "cps" }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    (Resp::of(r).await, started.elapsed())
+}
+
 /// A password + TOTP login of a fresh browser: the response to the submitted form.
 async fn password_login(gw: &Gateway) -> (Resp, Duration) {
     let mut b = gw.browser();
@@ -72,6 +86,10 @@ async fn postgres_stopped_gives_503_with_retry_after_and_recovers_without_a_rest
     let admin = "/admin/api/identities?q=durand";
     let (before, _) = get(&gw, admin, Some(&token)).await;
     assert_eq!(before.status, 200, "{}", before.body);
+    let agent = before.json()["identities"][0]["id"].as_str().expect("an agent").to_owned();
+    let rows =
+        || common::postgres::psql(&url, "SELECT (SELECT count(*) FROM cards), (SELECT count(*) FROM card_events)");
+    let rows_before = rows();
     // A user signed in before the outage: their SSO session lives in Redis.
     let (mut signed_in, ..) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
 
@@ -97,6 +115,11 @@ async fn postgres_stopped_gives_503_with_retry_after_and_recovers_without_a_rest
     assert_eq!(api.header("content-type"), Some("application/problem+json"));
     assert_eq!(api.json()["status"], 503);
 
+    // A write (a card and its first history event, one transaction) during the outage.
+    let (write, took) = create_card(&gw, &token, &agent).await;
+    assert_503_within_timeout("a card created through the admin API", &write, took);
+    assert_eq!(write.header("content-type"), Some("application/problem+json"));
+
     // The SSO round trip of the user signed in before: the session is in Redis; whatever the
     // gateway needs of the directory, it answers a page or a redirect, never a 500.
     let started = Instant::now();
@@ -115,6 +138,7 @@ async fn postgres_stopped_gives_503_with_retry_after_and_recovers_without_a_rest
     .await;
     assert!(recovered.is_some(), "the admin API answers again once PostgreSQL is back: {}", pg.log());
     eprintln!("admin API back {:?} after PostgreSQL started again", back.elapsed());
+    assert_eq!(rows(), rows_before, "nothing of the refused write was kept");
     let (login, _) = password_login(&gw).await;
     assert_eq!(login.status, 303, "a login succeeds again without restarting vigie: {}", login.body);
     let (ready, _) = get(&gw, "/readyz", None).await;
@@ -122,34 +146,56 @@ async fn postgres_stopped_gives_503_with_retry_after_and_recovers_without_a_rest
 
     // Slow: another client holds a lock on the accounts table; a login's read waits for it
     // until `directory.statement_timeout_ms`, then the page says to retry.
-    let mut locker = std::process::Command::new("psql")
-        .args(["-X", "-q", &url])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("psql");
-    let mut stdin = locker.stdin.take().expect("psql's stdin");
-    stdin.write_all(b"BEGIN; LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE; SELECT 1;\n").expect("psql");
-    stdin.flush().expect("psql");
-    let locked = eventually(20, || async {
-        let held = common::postgres::psql(
-            &url,
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             WHERE c.relname = 'accounts' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-        );
-        (held.trim() == "1").then_some(())
-    })
-    .await;
-    assert!(locked.is_some(), "the test's lock is held");
+    let locker = Locker::hold(&url, "accounts").await;
     let (slow, took) = password_login(&gw).await;
     eprintln!("a locked table: a login answered {} in {took:?}", slow.status);
     assert_503_within_timeout("a login on a locked table", &slow, took);
     assert!(took >= Duration::from_millis(1400), "it waited for the statement timeout: {took:?}");
-    stdin.write_all(b"ROLLBACK;\n").expect("psql");
-    drop(stdin);
-    let _ = locker.wait();
+    locker.release();
     let (login, _) = password_login(&gw).await;
     assert_eq!(login.status, 303, "the lock released, logins go on: {}", login.body);
+
+    // Interrupted half-way: a card's creation writes the card, then its first history event;
+    // with the events table locked, the second statement times out and the first is rolled back.
+    let locker = Locker::hold(&url, "card_events").await;
+    let (write, took) = create_card(&gw, &token, &agent).await;
+    eprintln!("a locked card_events: a card creation answered {} in {took:?}", write.status);
+    assert_503_within_timeout("a card created while its events table is locked", &write, took);
+    locker.release();
+    assert_eq!(rows(), rows_before, "the card row written before the event was rolled back");
+}
+
+/// Another client of the database holding an exclusive lock on a table, in an open transaction.
+struct Locker {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl Locker {
+    async fn hold(url: &str, table: &str) -> Locker {
+        let mut child = std::process::Command::new("psql")
+            .args(["-X", "-q", url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql");
+        let mut stdin = child.stdin.take().expect("psql's stdin");
+        writeln!(stdin, "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 1;").expect("psql");
+        stdin.flush().expect("psql");
+        let query = format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+        );
+        let held = eventually(20, || async { (common::postgres::psql(url, &query).trim() == "1").then_some(()) }).await;
+        assert!(held.is_some(), "the test's lock on {table} is held");
+        Locker { child, stdin }
+    }
+
+    fn release(mut self) {
+        writeln!(self.stdin, "ROLLBACK;").expect("psql");
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
 }
 
 /// Redis (the store: sessions, flows, codes) stopped and started again on its port. This Redis
