@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use vigie_core::IdNat;
@@ -14,8 +14,7 @@ use vigie_core::directory::{Account, Affectation, Directory, DirectoryError, Ide
 
 use crate::db::{Dialect, Pool, Tx, on_pool, on_tx};
 use crate::rules;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+use crate::schema::{self, NewerSchema, SchemaError, SchemaVersions};
 
 /// How long a statement waits for another process's write to finish before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,7 +23,8 @@ const MAX_CONNECTIONS: u32 = 8;
 /// Connections per replica to a PostgreSQL server: the directory is read at logins, not on the
 /// SSO hot path, and a server's connection slots are shared by every replica.
 const MAX_PG_CONNECTIONS: u32 = 10;
-/// How long a replica waits for a PostgreSQL connection before answering "unavailable".
+/// How long a replica waits for a PostgreSQL connection (from the pool, or a new one to a server
+/// that does not answer) before answering "unavailable".
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a PostgreSQL statement runs (waiting for a lock included) before the server cancels
 /// it: a login waits seconds at most, then gets "unavailable" rather than hanging.
@@ -40,6 +40,12 @@ pub struct OpenOptions {
     /// row lock included) before the server cancels it; on SQLite, longest a write waits for
     /// another process's. 5 s.
     pub statement_timeout: Option<Duration>,
+    /// `directory.connect_timeout_ms`: on PostgreSQL, longest a request waits for a connection
+    /// (a free one of the pool, or a new one to a server that is down or unreachable) before
+    /// the directory answers "unavailable". 5 s.
+    pub connect_timeout: Option<Duration>,
+    /// What to do with a schema newer than this Vigie's migrations (a rolling upgrade).
+    pub newer_schema: NewerSchema,
 }
 /// Attempts at opening, when another process is creating or migrating the same file.
 const OPEN_ATTEMPTS: u32 = 5;
@@ -53,16 +59,6 @@ const OPEN_ATTEMPTS: u32 = 5;
 pub struct SqlDirectory {
     pub(crate) pool: Pool,
     schema: SchemaVersions,
-}
-
-/// The schema version (the latest migration applied) when this process opened the directory,
-/// and once its migrations had run: what `vigie migrate` reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SchemaVersions {
-    /// `None`: a new database, no migration applied yet.
-    pub before: Option<i64>,
-    /// After this open's migrations: the latest migration this Vigie carries.
-    pub after: Option<i64>,
 }
 
 impl SqlDirectory {
@@ -80,6 +76,13 @@ impl SqlDirectory {
         if options.max_connections == Some(0) {
             return Err(DirectoryError::Invalid(
                 "`directory.max_connections` is 0: the directory needs at least 1 connection".into(),
+            ));
+        }
+        if options.connect_timeout.is_some_and(|t| t.as_millis() == 0) {
+            return Err(DirectoryError::Invalid(
+                "`directory.connect_timeout_ms` is 0: give the longest a request may wait for a connection, in \
+                 milliseconds (e.g. 5000)"
+                    .into(),
             ));
         }
         if options.statement_timeout.is_some_and(|t| t.as_millis() == 0) {
@@ -120,7 +123,7 @@ impl SqlDirectory {
         let mut attempt = 1;
         loop {
             let connected = pool_options.clone().connect_with(connect.clone()).await.map(Pool::Sqlite);
-            match Self::migrate(connected).await {
+            match Self::migrate(connected, options.newer_schema).await {
                 Ok((pool, schema)) => return Ok(SqlDirectory { pool, schema }),
                 Err(e) if attempt < OPEN_ATTEMPTS && e.is_race() => {
                     // Another process is setting up the same file (switching it to WAL, or
@@ -148,25 +151,23 @@ impl SqlDirectory {
             .options([("statement_timeout", timeout.as_str())]);
         let connected = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(MAX_PG_CONNECTIONS))
-            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+            .acquire_timeout(options.connect_timeout.unwrap_or(PG_ACQUIRE_TIMEOUT))
             .connect_with(connect)
             .await
             .map(Pool::Postgres);
-        Self::migrate(connected)
+        Self::migrate(connected, options.newer_schema)
             .await
             .map(|(pool, schema)| SqlDirectory { pool, schema })
             .map_err(|e| e.into_directory_error(url))
     }
 
-    async fn migrate(connected: Result<Pool, sqlx::Error>) -> Result<(Pool, SchemaVersions), OpenError> {
+    async fn migrate(
+        connected: Result<Pool, sqlx::Error>,
+        newer: NewerSchema,
+    ) -> Result<(Pool, SchemaVersions), OpenError> {
         let pool = connected.map_err(OpenError::Connect)?;
-        let before = applied_version(&pool).await;
-        let migrated = on_pool!(pool, |c| MIGRATOR.run(c).await);
-        match migrated {
-            Ok(()) => {
-                let after = applied_version(&pool).await;
-                Ok((pool, SchemaVersions { before, after }))
-            }
+        match schema::migrate(&pool, newer).await {
+            Ok(versions) => Ok((pool, versions)),
             Err(e) => {
                 pool.close().await;
                 Err(OpenError::Migrate(e))
@@ -205,7 +206,7 @@ impl SqlDirectory {
 
 enum OpenError {
     Connect(sqlx::Error),
-    Migrate(MigrateError),
+    Migrate(SchemaError),
 }
 
 impl OpenError {
@@ -213,7 +214,9 @@ impl OpenError {
     fn is_race(&self) -> bool {
         match self {
             OpenError::Connect(e) => is_busy(e),
-            OpenError::Migrate(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) => true,
+            OpenError::Migrate(SchemaError::Migrate(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))) => {
+                true
+            }
             OpenError::Migrate(_) => false,
         }
     }
@@ -227,7 +230,13 @@ impl OpenError {
                  port, database, user, password, sslmode) and that the server is up"
             )),
             OpenError::Connect(e) => open_error(url, &e.to_string()),
-            OpenError::Migrate(e) => {
+            OpenError::Migrate(SchemaError::Newer { applied, known }) => DirectoryError::Unavailable(format!(
+                "the directory's schema is at version {applied}, newer than this Vigie's latest migration \
+                 ({known}): a newer Vigie migrated it, and this one does not take it back; run `vigie migrate` \
+                 of the newest version deployed (serve runs on it unless `directory.accept_newer_schema` is \
+                 false)"
+            )),
+            OpenError::Migrate(SchemaError::Migrate(e)) => {
                 let at = if postgres { String::new() } else { format!(" at {url}") };
                 DirectoryError::Unavailable(format!(
                     "cannot bring the directory database{at} up to date: {e}: check that `directory.url` \
@@ -237,12 +246,6 @@ impl OpenError {
             }
         }
     }
-}
-
-/// The latest migration sqlx recorded as applied; `None` for a new database (no table yet).
-async fn applied_version(pool: &Pool) -> Option<i64> {
-    const LATEST: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-    on_pool!(pool, |c| sqlx::query_scalar::<_, Option<i64>>(LATEST).fetch_one(c).await).ok().flatten()
 }
 
 fn open_error(url: &str, reason: &str) -> DirectoryError {

@@ -12,8 +12,10 @@ pub mod import;
 mod policy_attributes;
 mod revocations;
 mod rules;
+mod schema;
 pub mod sponsorship;
 
 pub use db::Dialect;
-pub use directory::{OpenOptions, SchemaVersions, SqlDirectory};
+pub use directory::{OpenOptions, SqlDirectory};
 pub use import::{CsvError, HrRow, ImportReport, import_rows, parse_hr_csv};
+pub use schema::{NewerSchema, SchemaVersions};

@@ -158,7 +158,15 @@ fn error(e: ActionError) -> HttpResponse {
     match &e {
         ActionError::NotFound(m) => problem(StatusCode::NOT_FOUND, "Not found", m),
         ActionError::Refused(m) => problem(StatusCode::CONFLICT, "Refused", m),
-        ActionError::Unavailable(m) => problem(StatusCode::SERVICE_UNAVAILABLE, "Directory unavailable", m),
+        ActionError::Unavailable(m) => {
+            // The cause names hosts and SQL: the log has it, the caller gets what to do.
+            tracing::error!(error = %m, "admin API: the directory failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Directory unavailable",
+                "the directory database cannot be reached or is too slow: retry after the delay of `Retry-After`",
+            )
+        }
         ActionError::NamesDiffer(d) => {
             HttpResponse::build(StatusCode::CONFLICT).content_type("application/problem+json").json(
                 // RFC 9457 §3.2: extension members carry what a client needs to act.

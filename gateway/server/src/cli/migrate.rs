@@ -3,11 +3,12 @@
 use super::Target;
 
 /// Opens the directory as `serve` does (migrations behind the migration lock), reports, closes.
+/// A schema newer than this version's migrations is refused: migrate never goes backwards.
 pub(super) fn run(target: &Target) -> anyhow::Result<()> {
     let config = target.config()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let directory = crate::wiring::build::open_directory(&config).await?;
+        let directory = crate::wiring::build::open_directory(&config, vigie_directory_sql::NewerSchema::Refuse).await?;
         let versions = directory.schema_versions();
         directory.close().await;
         let database = match directory.dialect() {

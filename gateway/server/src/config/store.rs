@@ -92,6 +92,18 @@ pub struct DirectoryConfig {
     /// write waits for another process's. Absent: the adapter's (5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement_timeout_ms: Option<u64>,
+    /// PostgreSQL: longest a request waits for a connection (the pool's, or a new one to a server
+    /// that is down) before the directory answers "unavailable". Absent: the adapter's (5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    /// Whether `serve` runs on a schema that has migrations this version does not know (a newer
+    /// version migrated it: a rolling upgrade, docs/operations.md). `vigie migrate` never does.
+    #[serde(default = "default_accept_newer_schema")]
+    pub accept_newer_schema: bool,
+}
+
+fn default_accept_newer_schema() -> bool {
+    true
 }
 
 fn default_identity_cache_secs() -> u64 {
@@ -155,6 +167,12 @@ impl DirectoryConfig {
         }
         if self.max_connections == Some(0) {
             err("directory.max_connections", "is 0: the directory needs at least 1 connection".into());
+        }
+        if self.connect_timeout_ms == Some(0) {
+            err(
+                "directory.connect_timeout_ms",
+                "is 0: give the longest a request may wait for a connection, in milliseconds (e.g. 5000)".into(),
+            );
         }
         if self.statement_timeout_ms == Some(0) {
             err(
@@ -225,5 +243,12 @@ mod tests {
         let config: DirectoryConfig = toml::from_str("url = \"sqlite::memory:\"").expect("a [directory] section");
         assert!(problems("url = \"sqlite::memory:\"\nmax_connections = 4\nstatement_timeout_ms = 200").is_empty());
         assert_eq!((config.max_connections, config.statement_timeout_ms), (None, None));
+    }
+
+    #[test]
+    fn a_zero_connect_timeout_is_refused_naming_the_key() {
+        let found = problems("url = \"postgres://vigie@db/vigie\"\nconnect_timeout_ms = 0");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("`directory.connect_timeout_ms`: is 0"), "{found:?}");
     }
 }

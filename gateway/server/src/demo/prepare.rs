@@ -148,6 +148,8 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             identity_cache_secs: 30,
             max_connections: None,
             statement_timeout_ms: None,
+            connect_timeout_ms: None,
+            accept_newer_schema: true,
         },
         keys: KeysConfig { file: keys },
         session: SessionConfig::default(),

@@ -99,7 +99,8 @@ pub async fn submit(
             *resp.status_mut() = StatusCode::UNAUTHORIZED;
             resp
         }
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        // The cause (the directory's or the store's error) goes to the log, not to the browser.
+        Err(e) => pages::unavailable(&req, &e),
     }
 }
 

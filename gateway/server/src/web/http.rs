@@ -59,6 +59,9 @@ impl Caller {
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
+/// `Retry-After` of a 503 that does not set its own (seconds).
+const RETRY_AFTER_SECS: &str = "5";
+
 /// The client's address, from the TCP peer and the `X-Forwarded-For` header lines it sent.
 ///
 /// A proxy that forwards the header appends the address it received the request from to
@@ -169,6 +172,13 @@ pub async fn edge<B: MessageBody + 'static>(
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if status == StatusCode::SERVICE_UNAVAILABLE && !h.contains_key(header::RETRY_AFTER) {
+        // RFC 9110 §10.2.3: a 503 may say when to come back. Every 503 here is a backend (the
+        // directory, the store, an upstream) that is down or slow, and its pool's connect or
+        // statement timeout is a few seconds: a client or a browser page retrying sooner only
+        // adds load.
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         // RFC 6749 §5.1: token responses MUST NOT be cached; nothing else here should be either.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

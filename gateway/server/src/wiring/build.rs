@@ -21,13 +21,30 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// Opens the directory (`[directory]`) and brings its schema up to date, behind the migration
-/// lock: what `serve` does at start and `vigie migrate` does alone.
-pub async fn open_directory(config: &Config) -> anyhow::Result<vigie_directory_sql::SqlDirectory> {
+/// lock: what `serve` does at start and `vigie migrate` does alone. `newer`: what to do with a
+/// schema newer than this version's migrations (`serve`: `directory.accept_newer_schema`;
+/// `migrate`: refuse), said in the log when it is accepted.
+pub async fn open_directory(
+    config: &Config,
+    newer: vigie_directory_sql::NewerSchema,
+) -> anyhow::Result<vigie_directory_sql::SqlDirectory> {
     let options = vigie_directory_sql::OpenOptions {
         max_connections: config.directory.max_connections,
         statement_timeout: config.directory.statement_timeout_ms.map(Duration::from_millis),
+        connect_timeout: config.directory.connect_timeout_ms.map(Duration::from_millis),
+        newer_schema: newer,
     };
-    Ok(vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?)
+    let directory = vigie_directory_sql::SqlDirectory::open_with(&config.directory.url, &options).await?;
+    let versions = directory.schema_versions();
+    if versions.is_newer_than_known() {
+        tracing::warn!(
+            schema = versions.after,
+            known = versions.known,
+            "the directory's schema is newer than this version's migrations (a rolling upgrade): running on it; \
+             upgrade this replica"
+        );
+    }
+    Ok(directory)
 }
 
 /// Builds the state from a validated configuration: opens the directory and the store.
@@ -61,7 +78,12 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             Arc::new(vigie_store_redis::RedisStore::open(&options).await?)
         }
     };
-    let directory = Arc::new(open_directory(&config).await?);
+    let newer = if config.directory.accept_newer_schema {
+        vigie_directory_sql::NewerSchema::Accept
+    } else {
+        vigie_directory_sql::NewerSchema::Refuse
+    };
+    let directory = Arc::new(open_directory(&config, newer).await?);
     let mailer = Arc::new(mailer);
     let audit = Arc::new(
         crate::audit::JsonLinesAudit::open(&config.audit.file)
