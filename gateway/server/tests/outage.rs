@@ -206,7 +206,7 @@ async fn redis_stopped_sends_authorization_requests_back_as_temporarily_unavaila
     let mut redis = RedisServer::start();
     let port = redis.port;
     let gw = Gateway::start(&[("VIGIE_STORE__KIND", "redis"), ("VIGIE_STORE__URL", &redis.url())]).await;
-    logged_in(&gw, "demo-app", &gw.all_usernames()).await;
+    let (_, _, _, tokens) = logged_in(&gw, "demo-app", &gw.all_usernames()).await;
 
     redis.stop();
     let (health, _) = get(&gw, "/healthz", None).await;
@@ -218,6 +218,14 @@ async fn redis_stopped_sends_authorization_requests_back_as_temporarily_unavaila
     let r = gw.browser().authorize(&Authz::new(&gw, "demo-app")).await;
     eprintln!("Redis down: an authorization request answered {} in {:?}", r.status, started.elapsed());
     assert_temporarily_unavailable("an authorization request", &r, started.elapsed());
+    // The token endpoint cannot redirect: a 503 with Retry-After that a client retries, never a
+    // 500 that reads as a bug of the gateway (the refresh family is in the store).
+    let started = Instant::now();
+    let r = gw.token("demo-app", &[("grant_type", "refresh_token"), ("refresh_token", &tokens.refresh)]).await;
+    assert_eq!(r.status, 503, "a refresh while the store is down: {}", r.body);
+    assert_eq!(r.json()["error"], "temporarily_unavailable", "{}", r.body);
+    assert!(r.header("retry-after").is_some(), "a refresh while the store is down says when to retry: {:?}", r.headers);
+    assert!(started.elapsed() < Duration::from_secs(10), "answered after {:?}", started.elapsed());
 
     let redis = RedisServer::start_on(port, &[]);
     let back = Instant::now();

@@ -51,6 +51,25 @@ impl ClientAuthError {
         Self { error: "server_error", description: super::INTERNAL_ERROR.into(), basic: false, retry_after: None }
     }
 
+    /// The store or the directory does not answer now: 503 `temporarily_unavailable`, retried
+    /// by the client (see `TokenError::unavailable`).
+    fn unavailable(detail: &dyn std::fmt::Display) -> Self {
+        super::log_internal("client authentication", detail);
+        Self {
+            error: "temporarily_unavailable",
+            description: super::UNAVAILABLE.into(),
+            basic: false,
+            retry_after: None,
+        }
+    }
+
+    fn of_store(e: &vigie_core::store::StoreError) -> Self {
+        match e {
+            vigie_core::store::StoreError::Unavailable(_) => Self::unavailable(e),
+            vigie_core::store::StoreError::Corrupt { .. } => Self::internal(e),
+        }
+    }
+
     pub fn response(&self) -> actix_web::HttpResponse {
         match self.error {
             "invalid_client" => {
@@ -65,6 +84,7 @@ impl ClientAuthError {
                 r
             }
             "server_error" => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, self.error, &self.description),
+            "temporarily_unavailable" => oauth_error(StatusCode::SERVICE_UNAVAILABLE, self.error, &self.description),
             _ => oauth_error(StatusCode::BAD_REQUEST, self.error, &self.description),
         }
     }
@@ -164,7 +184,7 @@ pub async fn authenticate<'a>(
             .store
             .attempt(key, cfg.client_auth_max_failures, window)
             .await
-            .map_err(|e| ClientAuthError::internal(&e))?;
+            .map_err(|e| ClientAuthError::of_store(&e))?;
         if let Attempt::Refused(_) = attempt {
             return Err(ClientAuthError {
                 retry_after: Some(cfg.client_auth_lockout_secs),
@@ -361,7 +381,7 @@ async fn by_assertion<'a>(
             Duration::from_secs(ttl),
         )
         .await
-        .map_err(|e| ClientAuthError::internal(&e))?;
+        .map_err(|e| ClientAuthError::of_store(&e))?;
     if !first {
         return Err(bad("client_assertion jti was already used (replay)".into()));
     }

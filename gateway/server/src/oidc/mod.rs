@@ -182,6 +182,9 @@ pub struct CodeGrant {
 /// the log only (RFC 6749 §5.2 `server_error`).
 pub const INTERNAL_ERROR: &str = "Vigie could not complete the request; retry later";
 
+/// What a client is told when a backend does not answer now (`temporarily_unavailable`, 503).
+pub const UNAVAILABLE: &str = "Vigie cannot complete the request now; retry in a few seconds";
+
 /// Logs an internal failure of an OAuth endpoint; the caller answers [`INTERNAL_ERROR`].
 pub fn log_internal(endpoint: &str, detail: &dyn std::fmt::Display) {
     tracing::error!(endpoint, error = %detail, "internal error");

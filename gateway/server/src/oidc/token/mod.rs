@@ -38,16 +38,38 @@ impl TokenError {
 impl From<MintError> for TokenError {
     fn from(e: MintError) -> Self {
         match e {
-            MintError::Store(e) => Self::internal(e),
+            MintError::Store(e) => e.into(),
             MintError::Server(e) => Self::internal(e),
             MintError::UnknownIdentity => Self::new("invalid_grant", "the user is no longer in the directory"),
         }
     }
 }
 
+impl TokenError {
+    /// A backend (store, directory) that does not answer now: `temporarily_unavailable`, 503
+    /// with `Retry-After`, which a client retries. RFC 6749 §5.2 has no code for it at the token
+    /// endpoint; §4.1.2.1's is the one clients know. The detail goes to the log only.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        super::log_internal("token", &detail);
+        Self::new("temporarily_unavailable", super::UNAVAILABLE)
+    }
+}
+
 impl From<vigie_core::store::StoreError> for TokenError {
     fn from(e: vigie_core::store::StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            vigie_core::store::StoreError::Unavailable(_) => Self::unavailable(e),
+            vigie_core::store::StoreError::Corrupt { .. } => Self::internal(e),
+        }
+    }
+}
+
+impl From<vigie_core::directory::DirectoryError> for TokenError {
+    fn from(e: vigie_core::directory::DirectoryError) -> Self {
+        match e {
+            vigie_core::directory::DirectoryError::Unavailable(_) => Self::unavailable(e),
+            vigie_core::directory::DirectoryError::Invalid(_) => Self::internal(e),
+        }
     }
 }
 

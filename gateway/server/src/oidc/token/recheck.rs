@@ -33,7 +33,7 @@ pub async fn still_allowed(grant: &Grant<'_>, auth: &Authentication, handle: &st
 /// Why the authentication may no longer be used, if it may not.
 async fn refusal(grant: &Grant<'_>, auth: &Authentication) -> Result<Option<String>, TokenError> {
     let (ports, id) = (grant.issuer.ports, &auth.identity_id);
-    if ports.directory.account_disabled(id).await.map_err(TokenError::internal)? {
+    if ports.directory.account_disabled(id).await.map_err(TokenError::from)? {
         return Ok(Some("the account is disabled".into()));
     }
     if let Some(reason) = withdrawn_mie(ports, auth).await? {
@@ -56,13 +56,13 @@ pub async fn withdrawn_mie(ports: &Ports, auth: &Authentication) -> Result<Optio
             let Some((issuer, serial)) = vigie_core::cards::parse_card_fingerprint(credential) else {
                 return Ok(None);
             };
-            let card = ports.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::internal)?;
+            let card = ports.cards.card_by_certificate(issuer, serial).await.map_err(TokenError::from)?;
             // A CPS the registry does not hold yet logs in by its idNat: nothing withdrew it.
             card.filter(|c| !c.status.allows_login())
                 .map(|c| format!("the card of this login is {}", c.status.as_str()))
         }
         Mie::Fido2 => {
-            let key = ports.fido2.credential(credential).await.map_err(TokenError::internal)?;
+            let key = ports.fido2.credential(credential).await.map_err(TokenError::from)?;
             (key.is_none_or(|k| k.identity_id != auth.identity_id))
                 .then(|| "the FIDO2 key of this login was revoked".to_owned())
         }
