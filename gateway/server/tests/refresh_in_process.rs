@@ -154,12 +154,13 @@ async fn a_refresh_retried_after_a_store_error_is_no_reuse() {
 }
 
 #[actix_web::test]
-async fn a_store_error_reaches_the_client_as_a_server_error_naming_no_internals() {
+async fn a_store_that_does_not_answer_reaches_the_client_as_a_503_naming_no_internals() {
     let (_, _, status, body) = refresh_failing_at_the_rotation().await;
-    // RFC 6749 §5.2 server_error; what failed is for the log only.
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(body["error"], "server_error", "{body}");
-    assert_eq!(body["error_description"], "Vigie could not complete the request; retry later", "{body}");
+    // A store that does not answer is a 503 the client retries (issue 15), not a 500; what
+    // failed is for the log only.
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert_eq!(body["error_description"], "Vigie cannot complete the request now; retry in a few seconds", "{body}");
 }
 
 #[actix_web::test]
