@@ -12,6 +12,7 @@ pub mod import;
 mod policy_attributes;
 mod revocations;
 mod rules;
+mod scim;
 pub mod sponsorship;
 
 pub use db::Dialect;
