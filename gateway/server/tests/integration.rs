@@ -32,6 +32,7 @@ mod psc_login;
 mod psc_paths;
 mod refresh_in_process;
 mod replicas;
+mod scim;
 mod shared_workstation;
 mod sponsorship;
 mod step_up;
