@@ -96,14 +96,28 @@ impl fmt::Display for AttrPath {
     }
 }
 
-/// The canonical text of a filter: parenthesised so that parsing it gives the same filter.
+/// A filter inside parentheses when `wrap`.
+struct Wrapped<'a>(&'a Filter, bool);
+
+impl fmt::Display for Wrapped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.1 { write!(f, "({})", self.0) } else { write!(f, "{}", self.0) }
+    }
+}
+
+/// The canonical text of a filter: parentheses only where precedence (`and` over `or`) and
+/// left-to-right grouping need them, so that parsing it gives the same filter and its text nests
+/// no deeper than the text it was parsed from.
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Filter::Compare(p, op, v) => write!(f, "{p} {} {v}", op.as_str()),
             Filter::Present(p) => write!(f, "{p} pr"),
-            Filter::And(a, b) => write!(f, "({a} and {b})"),
-            Filter::Or(a, b) => write!(f, "({a} or {b})"),
+            Filter::And(a, b) => {
+                let (wa, wb) = (matches!(**a, Filter::Or(..)), matches!(**b, Filter::Or(..) | Filter::And(..)));
+                write!(f, "{} and {}", Wrapped(a, wa), Wrapped(b, wb))
+            }
+            Filter::Or(a, b) => write!(f, "{} or {}", a, Wrapped(b, matches!(**b, Filter::Or(..)))),
             Filter::Not(a) => write!(f, "not ({a})"),
             Filter::ValuePath(p, a) => write!(f, "{p}[{a}]"),
         }
@@ -530,6 +544,18 @@ mod tests {
             let f = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(parse(&f.to_string()).as_ref(), Ok(&f), "{text}");
         }
+    }
+
+    #[test]
+    fn a_long_flat_filter_prints_back_flat_within_the_nesting_limit() {
+        // Printed with a pair of parentheses per `and`, 40 terms nested 39 deep and the printed
+        // text was refused ("nests deeper than 32 levels").
+        let text = vec!["title pr"; 40].join(" and ") + " or " + &vec!["userName pr"; 40].join(" and ");
+        let f = parse(&text).unwrap();
+        assert_eq!(f.to_string(), text);
+        assert_eq!(parse(&f.to_string()), Ok(f));
+        let nested = parse(r#"a pr and (b pr or c pr) and not (d pr or e pr)"#).unwrap();
+        assert_eq!(nested.to_string(), "a pr and (b pr or c pr) and not (d pr or e pr)");
     }
 
     #[test]
