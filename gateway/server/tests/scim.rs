@@ -341,3 +341,20 @@ async fn active_false_ends_the_persons_sso_session_and_refresh_family_and_is_aud
     assert_eq!(scim(gw, "PATCH", &format!("/Users/{identity}"), Some(patch)).await.status, 200);
     logged_in(gw, "demo-cli", &["demo.infirmiere"]).await;
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_limit_gets_429_with_retry_after() {
+    // A gateway of its own: the limit is low, and the other tests' calls must not count.
+    let gw = Gateway::start(&[("VIGIE_SCIM__REQUESTS_PER_MINUTE", "5")]).await;
+    for n in 1..=5 {
+        let r = scim(&gw, "GET", "/ServiceProviderConfig", None).await;
+        assert_eq!(r.status, 200, "call {n}: {}", r.body);
+    }
+    let r = scim(&gw, "GET", "/Users", None).await;
+    assert_scim_error(&r, 429, None, "more than 5 SCIM calls in a minute");
+    assert_eq!(r.header("retry-after"), Some("60"));
+    // Unauthenticated callers do not spend it, and the admin API is not limited by it.
+    assert_eq!(call(&gw, None, "GET", "/scim/v2/Users", None, &[]).await.status, 401);
+    let r = call(&gw, Some(&admin_token(&gw)), "GET", "/admin/api/identities?q=durand", None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -10,11 +10,14 @@ pub struct ScimConfig {
     pub enabled: bool,
     /// Most resources in one page of a list (RFC 7644 §3.4.2.4 `count`; `filter.maxResults`).
     pub max_results: usize,
+    /// Most SCIM calls one token makes in a minute, across replicas (a runaway connector slows
+    /// down, answered 429 with `Retry-After`, instead of loading the directory).
+    pub requests_per_minute: u64,
 }
 
 impl Default for ScimConfig {
     fn default() -> Self {
-        Self { enabled: false, max_results: 200 }
+        Self { enabled: false, max_results: 200, requests_per_minute: 600 }
     }
 }
 
@@ -22,6 +25,9 @@ impl ScimConfig {
     pub(crate) fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         if !(1..=1000).contains(&self.max_results) {
             err("scim.max_results", format!("expected 1 to 1000, found {}", self.max_results));
+        }
+        if self.requests_per_minute == 0 {
+            err("scim.requests_per_minute", "expected a positive integer".into());
         }
     }
 }

@@ -69,7 +69,35 @@ impl Kind {
 /// The caller if it holds a provisioning token (the admin gate: hash, expiry, role, scope,
 /// policy, audit), or the refusal.
 async fn provisioner(req: &HttpRequest, gate: &Gate<'_>) -> Result<Admin, HttpResponse> {
-    crate::admin::auth::require_token(req, gate, Scope::Provisioning).await
+    let admin = crate::admin::auth::require_token(req, gate, Scope::Provisioning).await?;
+    // Counted per token across replicas, after authentication: an unknown caller cannot spend a
+    // connector's allowance.
+    const WINDOW_SECS: u64 = 60;
+    let limit = gate.config.scim.requests_per_minute;
+    let key = crate::session::keys::scim_calls(&admin.actor);
+    match gate.ports.store.incr(&key, std::time::Duration::from_secs(WINDOW_SECS)).await {
+        Ok(n) if n > limit => {
+            tracing::warn!(actor = %admin.actor, limit, "SCIM: a provisioning token is over its rate limit");
+            let mut r = ScimError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                format!("more than {limit} SCIM calls in a minute with this token: retry after {WINDOW_SECS} s"),
+            )
+            .response();
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(WINDOW_SECS));
+            Err(r)
+        }
+        Ok(_) => Ok(admin),
+        Err(e) => {
+            tracing::error!(error = %e, "SCIM: the rate-limit counter could not be read");
+            Err(ScimError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the gateway's store is unavailable: retry shortly",
+            )
+            .response())
+        }
+    }
 }
 
 fn base(gate: &Gate<'_>) -> String {
