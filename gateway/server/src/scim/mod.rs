@@ -278,12 +278,18 @@ async fn list_inner(gate: &Gate<'_>, kinds: &[Kind], q: &Query) -> Result<Value,
             Kind::Group => gate.ports.provisioning.groups().await,
         }
         .map_err(|e| ScimError::of(e, kind.name(), ""))?;
-        matching.extend(
-            stored
-                .iter()
-                .map(|s| render(s, kind.name(), &base))
-                .filter(|v| filter.as_ref().is_none_or(|f| filter::matches(f, v, kind.schema()))),
-        );
+        for s in &stored {
+            let v = render(s, kind.name(), &base);
+            // A filter reads whether the account is active even when the client never wrote
+            // `active` (the answer shows only what it wrote).
+            let mut seen = v.clone();
+            if *kind == Kind::User {
+                seen["active"] = json!(s.active);
+            }
+            if filter.as_ref().is_none_or(|f| filter::matches(f, &seen, kind.schema())) {
+                matching.push(v);
+            }
+        }
     }
     let total = matching.len();
     let page: Vec<Value> = matching
