@@ -364,3 +364,34 @@ async fn a_token_over_its_rate_limit_gets_429_with_retry_after() {
     let r = call(&gw, Some(&admin_token(&gw)), "GET", "/admin/api/identities?q=durand", None, &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[tokio::test]
+async fn deleting_a_user_ends_their_access_and_keeps_their_identity() {
+    let gw = gw().await;
+    let (mut b, _, _, t) = logged_in(gw, "demo-cli", &["demo.interne"]).await;
+    let r = call(gw, Some(&admin_token(gw)), "GET", "/admin/api/identities?q=Bernard", None, &[]).await;
+    let found = r.json()["identities"][0].clone();
+    let identity = found["id"].as_str().unwrap().to_owned();
+    let body = json!({
+        "schemas": [USER, ENTERPRISE], "userName": "demo.interne",
+        ENTERPRISE: {"employeeNumber": found["matricule"].clone()},
+    });
+    assert_eq!(create(gw, body).await["id"], json!(identity));
+
+    let r = scim(gw, "DELETE", &format!("/Users/{identity}"), None).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = gw.token("demo-cli", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh)]).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, json!("invalid_grant")), "{}", r.body);
+    let r = b.authorize(&Authz::new(gw, "demo-app").with("prompt", "none")).await;
+    assert_eq!(r.redirect_params().get("error").map(String::as_str), Some("login_required"));
+    assert_eq!(scim(gw, "GET", &format!("/Users/{identity}"), None).await.status, 404);
+    // HR still finds the person (ids are never reused; cards keep their history).
+    let r =
+        call(gw, Some(&admin_token(gw)), "GET", &format!("/admin/api/identities/{identity}/cards"), None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let audit = gw.settled_audit().await;
+    assert!(audit.iter().any(|l| l["kind"] == "provisioned"
+        && l["method"] == "DELETE"
+        && l["object"] == format!("User/{identity}")
+        && l["reason"].as_str().is_some_and(|r| r.contains("access ended: 1 session(s)"))));
+}

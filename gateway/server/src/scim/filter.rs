@@ -1,6 +1,7 @@
 //! SCIM filters (RFC 7644 §3.4.2.2): the parser of the `filter` query parameter and of PATCH
 //! value paths — bytes from outside, hence precise errors saying where — and their evaluation on
-//! a resource's JSON.
+//! a resource's JSON. Over 600 lines with its tests: the parser and the property tests that hold
+//! it to its canonical text belong together.
 use std::fmt;
 
 use serde_json::Value;
