@@ -13,6 +13,7 @@ mod policy_attributes;
 mod revocations;
 mod rules;
 mod schema;
+mod scim;
 pub mod sponsorship;
 
 pub use db::Dialect;

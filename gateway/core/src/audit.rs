@@ -67,6 +67,9 @@ pub enum AuditKind {
     /// An upstream's circuit breaker changed state (`object` the upstream, `method` from->to,
     /// `reason` why): the switches into and out of degraded mode.
     UpstreamState,
+    /// A change pushed through SCIM provisioning (`method` the HTTP method, `object` the
+    /// resource, `reason` the attributes it named — names only, never values).
+    Provisioned,
 }
 
 /// The result of the act.

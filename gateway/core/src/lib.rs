@@ -13,6 +13,7 @@ pub mod idnat;
 pub mod mail;
 pub mod names;
 pub mod policy;
+pub mod provisioning;
 pub mod psc;
 pub mod roles;
 pub mod sponsorship;

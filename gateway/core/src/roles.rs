@@ -15,17 +15,21 @@ pub enum Role {
     Cards,
     /// Administrators of FIDO2 keys: list and revoke any user's keys, issue enrolment codes.
     Fido2,
+    /// An identity-governance tool or HR connector pushing people and groups through SCIM 2.0
+    /// (`/scim/v2`). A token's role only: it opens nothing of the admin API.
+    Provisioning,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 2] = [Role::Cards, Role::Fido2];
+    pub const ALL: [Role; 3] = [Role::Cards, Role::Fido2, Role::Provisioning];
 
     /// Stable label (configuration, database, CLI).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Cards => "cards",
             Role::Fido2 => "fido2",
+            Role::Provisioning => "provisioning",
         }
     }
 
@@ -65,12 +69,22 @@ pub enum Scope {
     /// Revoke a key (its sessions end).
     #[serde(rename = "keys:revoke")]
     KeysRevoke,
+    /// Create, read, change and delete people and groups through SCIM 2.0 (`/scim/v2`).
+    #[serde(rename = "provisioning")]
+    Provisioning,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] =
-        [Scope::CardsRead, Scope::CardsWrite, Scope::CardsBind, Scope::KeysRead, Scope::KeysEnrol, Scope::KeysRevoke];
+    pub const ALL: [Scope; 7] = [
+        Scope::CardsRead,
+        Scope::CardsWrite,
+        Scope::CardsBind,
+        Scope::KeysRead,
+        Scope::KeysEnrol,
+        Scope::KeysRevoke,
+        Scope::Provisioning,
+    ];
 
     /// Stable label (configuration, `WWW-Authenticate`, audit).
     pub fn as_str(self) -> &'static str {
@@ -81,6 +95,7 @@ impl Scope {
             Scope::KeysRead => "keys:read",
             Scope::KeysEnrol => "keys:enrol",
             Scope::KeysRevoke => "keys:revoke",
+            Scope::Provisioning => "provisioning",
         }
     }
 
@@ -89,6 +104,7 @@ impl Scope {
         match self {
             Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind => Role::Cards,
             Scope::KeysRead | Scope::KeysEnrol | Scope::KeysRevoke => Role::Fido2,
+            Scope::Provisioning => Role::Provisioning,
         }
     }
 
@@ -143,19 +159,21 @@ mod tests {
     use proptest::prelude::*;
 
     /// The labels README.md documents ("Each token has `roles` and, within them, `scopes`").
-    const ROLES: [(&str, Role); 2] = [("cards", Role::Cards), ("fido2", Role::Fido2)];
+    const ROLES: [(&str, Role); 3] =
+        [("cards", Role::Cards), ("fido2", Role::Fido2), ("provisioning", Role::Provisioning)];
     /// Each scope with its role and whether it only reads.
-    const SCOPES: [(&str, Role, bool); 6] = [
+    const SCOPES: [(&str, Role, bool); 7] = [
         ("cards:read", Role::Cards, true),
         ("cards:write", Role::Cards, false),
         ("cards:bind", Role::Cards, false),
         ("keys:read", Role::Fido2, true),
         ("keys:enrol", Role::Fido2, false),
         ("keys:revoke", Role::Fido2, false),
+        ("provisioning", Role::Provisioning, false),
     ];
-    const KNOWN_ROLES: &str = "expected one of cards, fido2";
+    const KNOWN_ROLES: &str = "expected one of cards, fido2, provisioning";
     const KNOWN_SCOPES: &str =
-        "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke";
+        "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning";
 
     #[test]
     fn the_documented_labels_name_each_role_and_scope() {

@@ -16,6 +16,7 @@ pub mod oidc;
 pub mod ops;
 pub mod policy;
 pub mod psc;
+pub mod scim;
 pub mod secrets;
 pub mod session;
 pub mod sponsorship;

@@ -72,6 +72,8 @@ pub struct Ports {
     pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
     /// Sponsorship: security answers, grants, e-mail addresses, colleagues (the directory's database).
     pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
+    /// People and groups pushed through SCIM (the directory's database).
+    pub provisioning: Arc<dyn vigie_core::provisioning::Provisioning>,
 }
 
 /// The provider's own material: registered clients, signing keys, clients' fetched key sets.

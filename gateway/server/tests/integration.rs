@@ -38,6 +38,7 @@ mod refresh_in_process;
 mod replicas;
 mod rolling;
 mod schema;
+mod scim;
 mod shared_view;
 mod shared_workstation;
 mod sponsorship;

@@ -58,6 +58,9 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub demo: DemoConfig,
+    /// SCIM 2.0 provisioning (`[scim]`, see docs/scim.md).
+    #[serde(default)]
+    pub scim: crate::scim::ScimConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
     /// Login through Pro Santé Connect (`[psc]`, see docs/psc.md).
@@ -93,6 +96,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "dmp",
     "psc",
     "health",
+    "scim",
 ];
 
 impl Config {
@@ -138,6 +142,7 @@ impl Config {
         self.tokens.validate(&mut err);
         self.session.validate(&mut err);
         self.admin.validate(&mut err);
+        self.scim.validate(&mut err);
         crate::oidc::config::validate_clients(&self.clients, &mut err);
         if let Err(bad) = self.dmp.load() {
             for (key, m) in bad {

@@ -170,16 +170,33 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         // key registers, and none counts as a hardware key (`swk`, not `hwk`).
         webauthn: WebauthnConfig { attestation: AttestationMode::None, ..Default::default() },
         admin: AdminConfig {
-            tokens: vec![AdminTokenConfig {
-                name: "demo-rh".into(),
-                token_hash: SecretHash::of_generated(&ensure_admin_token(&dir)?),
-                roles: vec!["cards".into(), "fido2".into()],
-                // The demo shows every call of the API.
-                scopes: Some(vigie_core::roles::Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()),
-                // The demo's configuration is made at each start: the token lives on.
-                expires_at: Some(crate::rfc3339(crate::now() + 30 * 86_400)),
-            }],
+            tokens: vec![
+                AdminTokenConfig {
+                    name: "demo-rh".into(),
+                    token_hash: SecretHash::of_generated(&ensure_admin_token(&dir)?),
+                    roles: vec!["cards".into(), "fido2".into()],
+                    // The demo shows every call of the API.
+                    scopes: Some(
+                        vigie_core::roles::Scope::ALL
+                            .iter()
+                            .filter(|s| s.role() != vigie_core::roles::Role::Provisioning)
+                            .map(|s| s.as_str().to_owned())
+                            .collect(),
+                    ),
+                    // The demo's configuration is made at each start: the token lives on.
+                    expires_at: Some(crate::rfc3339(crate::now() + 30 * 86_400)),
+                },
+                AdminTokenConfig {
+                    // An identity-governance tool's token: SCIM provisioning only (docs/scim.md).
+                    name: "demo-scim".into(),
+                    token_hash: SecretHash::of_generated(&super::secrets::ensure_scim_token(&dir)?),
+                    roles: vec!["provisioning".into()],
+                    scopes: Some(vec!["provisioning".into()]),
+                    expires_at: Some(crate::rfc3339(crate::now() + 30 * 86_400)),
+                },
+            ],
         },
+        scim: crate::scim::ScimConfig { enabled: true, ..Default::default() },
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
         clients: vec![demo_app, cli, spa, jwt, dpi, psc],

@@ -21,7 +21,12 @@ pub(super) struct DemoSecrets {
 
 /// The demo's admin API token (kept in the data directory, like the other demo secrets).
 pub(super) fn ensure_admin_token(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("admin-token");
+    ensure_token(dir, "admin-token")
+}
+
+/// A bearer token kept in `dir/file`, made on the first start.
+fn ensure_token(dir: &Path, file: &str) -> anyhow::Result<String> {
+    let path = dir.join(file);
     if let Ok(t) = std::fs::read_to_string(&path)
         && !t.trim().is_empty()
     {
@@ -30,6 +35,11 @@ pub(super) fn ensure_admin_token(dir: &Path) -> anyhow::Result<String> {
     let (token, _) = crate::cli::new_token();
     write_secret(&path, &token)?;
     Ok(token)
+}
+
+/// The demo's SCIM provisioning token (role and scope `provisioning`), kept across starts.
+pub(super) fn ensure_scim_token(dir: &Path) -> anyhow::Result<String> {
+    ensure_token(dir, "scim-token")
 }
 
 /// Writes a file only its owner may read.

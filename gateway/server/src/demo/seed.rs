@@ -162,6 +162,11 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
             "roles": config.admin.tokens.first().map(|t| t.roles.clone()).unwrap_or_default(),
             "scopes": config.admin.tokens.first().and_then(|t| t.scopes.clone()).unwrap_or_default(),
         },
+        // SCIM 2.0 provisioning (docs/scim.md): the base URL and a token scoped to it alone.
+        "scim_api": {
+            "url": format!("{issuer}/scim/v2"),
+            "token": super::secrets::ensure_scim_token(&dir)?,
+        },
     });
     Ok(Description(doc))
 }

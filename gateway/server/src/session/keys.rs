@@ -217,6 +217,12 @@ pub fn rate_limit_by_address(limit: PerAddress<'_>, address: &str) -> String {
     }
 }
 
+/// The SCIM calls of one provisioning token (its name hashed: fixed length, no colon), over a
+/// minute (`scim.requests_per_minute`).
+pub fn scim_calls(token_name: &str) -> String {
+    format!("rl:scim-token:{}", sha256_b64(token_name.as_bytes()))
+}
+
 /// The failed password logins of one account, whatever the case it was typed in, over the
 /// lockout window.
 pub fn login_account_failures(username: &str) -> String {
@@ -328,6 +334,7 @@ mod tests {
             ),
             (rate_limit_by_address(PerAddress::Login, "192.0.2.1"), "rl:login-ip:192.0.2.1".into(), "192.0.2.1".into()),
             (login_account_failures("Marie.Curie"), "rl:login-account:marie.curie".into(), "marie.curie".into()),
+            (scim_calls("secret"), format!("rl:scim-token:{h}"), h.into()),
             (
                 sponsorship_login_failures("Marie.Curie"),
                 "rl:sponsorship-login:marie.curie".into(),

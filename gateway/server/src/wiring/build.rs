@@ -134,6 +134,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             revocations: directory.clone(),
             search: directory.clone(),
             sponsorships: directory.clone(),
+            provisioning: directory.clone(),
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,

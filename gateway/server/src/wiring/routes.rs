@@ -82,6 +82,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/login/psc/callback", web::get().to(login::psc::callback))
         .route("/logout/psc", web::get().to(psc::logout_done));
     cfg.route("/dmp/relay/{service}", web::post().to(dmp::relay));
+    // SCIM 2.0 provisioning: mounted only when enabled.
+    if config.scim.enabled {
+        cfg.configure(crate::scim::routes);
+    }
 }
 
 /// The route table of the ops listener (`server.ops_listen`).
