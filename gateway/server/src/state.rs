@@ -72,6 +72,9 @@ pub struct Ports {
     pub search: Arc<dyn vigie_core::roles::IdentitySearch>,
     /// Sponsorship: security answers, grants, e-mail addresses, colleagues (the directory's database).
     pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
+    /// The establishment's AD / OpenLDAP, when `[directory.ldap]` is set: passwords are checked
+    /// there and its groups give roles (the SQL directory stays the store of the rest).
+    pub ldap: Option<Arc<vigie_directory_ldap::LdapSource>>,
 }
 
 /// The provider's own material: registered clients, signing keys, clients' fetched key sets.

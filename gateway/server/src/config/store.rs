@@ -44,6 +44,10 @@ pub struct DirectoryConfig {
     /// write waits for another process's. Absent: the adapter's (5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement_timeout_ms: Option<u64>,
+    /// The establishment's AD / OpenLDAP (`[directory.ldap]`, see docs/directory.md): the
+    /// password of password + TOTP is checked there by bind, and its groups give roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<vigie_directory_ldap::LdapConfig>,
 }
 
 fn default_identity_cache_secs() -> u64 {
@@ -77,6 +81,10 @@ impl DirectoryConfig {
                 "directory.statement_timeout_ms",
                 "is 0: give the longest a statement may take, in milliseconds (e.g. 5000)".into(),
             );
+        }
+        if let Some(ldap) = &self.ldap {
+            let roles = vigie_core::roles::Role::ALL.map(vigie_core::roles::Role::as_str);
+            ldap.validate("directory.ldap", &roles, err);
         }
     }
 }

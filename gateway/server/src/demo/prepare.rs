@@ -146,6 +146,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             identity_cache_secs: 30,
             max_connections: None,
             statement_timeout_ms: None,
+            ldap: None,
         },
         keys: KeysConfig { file: keys },
         session: SessionConfig::default(),

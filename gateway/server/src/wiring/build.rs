@@ -44,6 +44,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             Arc::new(vigie_store_redis::RedisStore::connect(url, &config.store.key_prefix).await?)
         }
     };
+    let ldap = files::ldap_source(&config)?;
     let directory = Arc::new(open_directory(&config).await?);
     let mailer = Arc::new(mailer);
     let audit = Arc::new(
@@ -95,6 +96,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,
+            ldap,
         },
         oidc: OidcState { clients, keys, client_jwks: Default::default() },
         policy: PolicyGate {
