@@ -23,6 +23,7 @@ mod edge;
 mod fi_tiers;
 mod fido2;
 mod key_rotation;
+mod ldap;
 mod login_page;
 mod logout;
 mod ops;

@@ -24,6 +24,7 @@ use totp::STEP_SECS;
 pub mod configured;
 pub mod crl;
 pub mod fido2;
+pub mod ldap;
 pub mod psc;
 pub mod psc_client_auth;
 pub mod redis;

@@ -1,0 +1,123 @@
+//! The establishment's directory (`[directory.ldap]`) against a real slapd holding AD's
+//! attributes: a nurse logs in with her directory password and Vigie's TOTP, her nested groups
+//! give her a role the administration policy then reads; a wrong password gets the generic
+//! page, a disabled account its own; with the directory down, password logins get a page that
+//! says so while a card login goes on.
+use crate::common;
+
+use common::ldap::{self as slapd, Slapd};
+use common::*;
+
+const NURSE: &str = "demo.infirmiere";
+const DISABLED: &str = "demo.interne";
+
+/// The gateway's environment for this slapd (the AD profile; slapd has no IN_CHAIN rule).
+fn ldap_env(s: &Slapd) -> Vec<(String, String)> {
+    let people = format!("ou=people,{}", slapd::BASE);
+    let groups = format!("ou=groups,{}", slapd::BASE);
+    [
+        ("PROFILE", "ad".to_owned()),
+        ("URLS", format!("[\"{}\"]", s.ldaps_url)),
+        ("CA_FILE", s.ca_file.display().to_string()),
+        ("BIND_DN", slapd::SERVICE_DN.to_owned()),
+        ("BIND_PASSWORD_FILE", s.password_file.display().to_string()),
+        ("USER_BASE", people),
+        ("GROUP_BASE", groups),
+        ("GROUP_EXPANSION", "client".to_owned()),
+        ("CONNECT_TIMEOUT_MS", "2000".to_owned()),
+        ("GROUP_ROLES", "{\"GG-Admin-Cartes\"=\"cards\"}".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("VIGIE_DIRECTORY__LDAP__{k}"), v))
+    .chain([("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP".to_owned(), "1000".to_owned())])
+    .collect()
+}
+
+async fn start(s: &Slapd) -> Gateway {
+    let env = ldap_env(s);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start(&env).await
+}
+
+/// A fresh flow's login page, and the answer to these credentials.
+async fn try_login<'g>(gw: &'g Gateway, user: &str, password: &str, totp: &str) -> (Browser<'g>, Authz, Resp) {
+    let mut b = gw.browser();
+    let a = Authz::new(gw, "demo-app");
+    let r = b.authorize(&a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let done = b.submit_login(&r.location(), user, password, totp).await;
+    (b, a, done)
+}
+
+#[tokio::test]
+async fn a_directory_user_logs_in_with_the_directory_password_and_totp_and_groups_become_roles() {
+    let s = Slapd::start();
+    let gw = start(&s).await;
+
+    // Vigie's own password no longer opens the account: the directory's does.
+    let totp = gw.totp(NURSE).await;
+    let own = gw.user(NURSE).password.clone();
+    let (_, _, refused) = try_login(&gw, NURSE, &own, &totp).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("Identifiant, mot de passe ou code incorrect"), "{}", refused.body);
+    let line = gw.audit_line(|l| l["username"] == NURSE && l["reason"] == "wrong directory password").await;
+    assert_eq!(line["outcome"], "failure");
+
+    let totp = gw.totp(NURSE).await;
+    let (mut b, a, done) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(done.status, 303, "the directory password and the TOTP log in: {}", done.body);
+    let code = done.redirect_params().get("code").cloned().expect("a code");
+    let tokens = redeem(&gw, &a, &code).await;
+    let claims = jwt_part(&tokens.id, 1);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{claims}");
+
+    // GG-Soins ⊂ GG-Admin-Cartes → the role `cards`: the administration page now finds the role
+    // and asks the policy, which wants a card or a key for administration.
+    let page = b.get("/admin/cards").await;
+    assert_ne!(page.status, 200, "a password session does not administer: {}", page.body);
+    let line = gw
+        .audit_line(|l| {
+            l["kind"] == "refused"
+                && l["reason"].as_str().is_some_and(|r| r.starts_with("administration refused by policy"))
+        })
+        .await;
+    assert_eq!(line["actor"], format!("staff:{}", claims["sub"].as_str().expect("sub")));
+
+    // An unknown login and a wrong password read the same.
+    let totp = gw.totp("demo.medecin").await;
+    let (_, _, unknown) = try_login(&gw, "nobody.here", slapd::PASSWORD, &totp).await;
+    assert_eq!(unknown.status, 401);
+    assert!(unknown.body.contains("Identifiant, mot de passe ou code incorrect"), "{}", unknown.body);
+    let (_, _, disabled) = try_login(&gw, DISABLED, slapd::PASSWORD, "000000").await;
+    assert_eq!(disabled.status, 401, "{}", disabled.body);
+    assert!(disabled.body.contains("est désactivé"), "the disabled account's page: {}", disabled.body);
+    gw.audit_line(|l| l["username"] == DISABLED && l["reason"] == "directory account disabled").await;
+    let (_, _, wrong) = try_login(&gw, DISABLED, "not-her-password", "000000").await;
+    assert!(!wrong.body.contains("est désactivé"), "the state is told to whoever knows the password only");
+    let log =
+        std::fs::read_to_string(gw.data_dir.parent().expect("the gateway dir").join("vigie.log")).unwrap_or_default();
+    assert!(!log.contains(slapd::PASSWORD) && !log.contains(slapd::SERVICE_PASSWORD), "no password in the log");
+}
+
+#[tokio::test]
+async fn the_directory_down_password_logins_get_a_clear_page_and_cards_go_on() {
+    let mut s = Slapd::start();
+    let gw = start(&s).await;
+    s.stop();
+    let totp = gw.totp(NURSE).await;
+    let (_, _, down) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.body.contains("établissement ne répond pas"), "{}", down.body);
+    assert!(!down.body.contains("127.0.0.1"), "no internals on the page: {}", down.body);
+    gw.audit_line(|l| l["username"] == NURSE && l["reason"] == "directory unavailable").await;
+
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(&gw, "demo-app");
+    let code = card.sign_in_with_card(&a).await;
+    redeem(&gw, &a, &code).await;
+
+    s.restart();
+    let totp = gw.totp(NURSE).await;
+    let (_, _, back) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(back.status, 303, "the directory back, the password works again: {}", back.body);
+}
