@@ -161,3 +161,45 @@ fn missing_files_name_their_key() {
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address").port()
 }
+
+/// The figures of docs/directory.md: `cargo test -p vigie-directory-ldap --test slapd -- --ignored
+/// --nocapture figures`. A connection costs TCP + TLS + the service bind (what `ping` does); a
+/// password check adds the user search, the user bind, the service re-bind and the group searches.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn figures() {
+    let slapd = Slapd::start();
+    let ad = std::sync::Arc::new(source(&slapd, Profile::Ad));
+    let timed = |mut v: Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    let mut pings = Vec::new();
+    let mut checks = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        ad.ping().await.expect("ping");
+        pings.push(t.elapsed());
+        let t = Instant::now();
+        assert!(ad.check_password("demo.infirmiere", ldap::PASSWORD).await.expect("reachable").is_ok());
+        checks.push(t.elapsed());
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let ad = ad.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    assert!(ad.check_password("demo.infirmiere", ldap::PASSWORD).await.expect("reachable").is_ok());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let rate = 400.0 / started.elapsed().as_secs_f64();
+    println!("connect + TLS + service bind (p50, p99): {:?}", timed(pings));
+    println!("password check with 5 nested groups (p50, p99): {:?}", timed(checks));
+    println!("password checks per second, 8 at a time: {rate:.0}");
+}
