@@ -155,6 +155,13 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
     let anchor = d.write("anchor.pem", &vigie_igc_sante::testpki::TestPki::generate().expect("test PKI").anchors_pem());
     // A cache directory below a file can be neither read nor made.
     let crl_cache = format!("{}\ncrl_cache_dir = \"{empty}/crl\"\n", cards(&anchor));
+    let ldap = |password: &str, ca: &str| {
+        format!(
+            "directory.ldap = {{ profile = \"ad\", urls = [\"ldaps://127.0.0.1:1\"], bind_dn = \"cn=svc\", \
+             bind_password_file = \"{password}\", user_base = \"dc=x\", ca_file = \"{ca}\" }}\n"
+        )
+    };
+    let service_password = d.write("ldap-password", "s3rvice\n");
     vec![
         Case { key: "cards.trust", files: vec![], extra: cards(&d.path("missing-anchor.pem")) },
         Case { key: "cards.trust", files: vec![], extra: cards(&empty) },
@@ -169,6 +176,12 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
         Case { key: "policy.dir", files: vec![], extra: format!("[policy]\ndir = \"{}\"\n", bad_policies.display()) },
         Case { key: "demo.ca_file", files: vec![], extra: format!("[demo]\nca_file = \"{garbage}\"\n") },
         Case { key: "audit.file", files: vec![("audit", d.path("no-such-dir/audit.jsonl"))], extra: String::new() },
+        Case {
+            key: "directory.ldap.bind_password_file",
+            files: vec![],
+            extra: ldap(&d.path("no-such-password"), &anchor),
+        },
+        Case { key: "directory.ldap.ca_file", files: vec![], extra: ldap(&service_password, &garbage) },
     ]
 }
 
