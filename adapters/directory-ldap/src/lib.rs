@@ -48,6 +48,8 @@ pub struct LdapUser {
     pub groups: Vec<String>,
     /// Vigie roles of those groups (`group_roles`), sorted, once each.
     pub roles: Vec<String>,
+    /// What the entry's AD attributes say of the account (disabled, locked…), if anything.
+    pub state: Option<AccountState>,
 }
 
 /// Why a password check was refused. A wrong password and an unknown user are one case: the
@@ -314,6 +316,40 @@ impl LdapSource {
         Ok(Ok(user?))
     }
 
+    /// Every user under `user_base` (matching `user_filter`) with their groups, for a full sync.
+    /// Read in pages of 500 (RFC 2696): AD answers at most 1000 entries to one plain search.
+    pub async fn users(&self) -> Result<Vec<LdapUser>, LdapError> {
+        use ldap3::adapters::{EntriesOnly, PagedResults};
+        let mut ldap = self.connect().await?;
+        let attrs = self.user_attributes();
+        let mut entries = Vec::new();
+        let mut stream = self
+            .op(
+                "listing users",
+                ldap.streaming_search_with(
+                    vec![
+                        Box::new(EntriesOnly::new()) as Box<dyn ldap3::adapters::Adapter<_, _>>,
+                        Box::new(PagedResults::new(500)),
+                    ],
+                    &self.config.user_base,
+                    Scope::Subtree,
+                    &self.resolved.user_filter,
+                    attrs,
+                ),
+            )
+            .await?;
+        while let Some(entry) = self.op("listing users", stream.next()).await? {
+            entries.push(SearchEntry::construct(entry));
+        }
+        self.op("listing users", async { stream.finish().await.success() }).await?;
+        let mut users = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            users.push(self.mapped(&mut ldap, entry).await?);
+        }
+        let _ = ldap.unbind().await;
+        Ok(users)
+    }
+
     /// Checks that a directory answers and accepts the service account.
     pub async fn ping(&self) -> Result<(), LdapError> {
         let mut ldap = self.connect().await?;
@@ -342,6 +378,7 @@ impl LdapSource {
             grade: opt(&r.grade),
             groups,
             roles,
+            state: ad::state_of(&|name: &str| first(entry, name), now()),
         })
     }
 

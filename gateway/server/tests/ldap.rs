@@ -2,7 +2,8 @@
 //! attributes: a nurse logs in with her directory password and Vigie's TOTP, her nested groups
 //! give her a role the administration policy then reads; a wrong password gets the generic
 //! page, a disabled account its own; with the directory down, password logins get a page that
-//! says so while a card login goes on.
+//! says so while a card login goes on; `vigie directory sync` brings joiners in and disables an
+//! account the directory disabled, whose card then no longer logs in.
 use crate::common;
 
 use common::ldap::{self as slapd, Slapd};
@@ -120,4 +121,49 @@ async fn the_directory_down_password_logins_get_a_clear_page_and_cards_go_on() {
     let totp = gw.totp(NURSE).await;
     let (_, _, back) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
     assert_eq!(back.status, 303, "the directory back, the password works again: {}", back.body);
+}
+
+/// `vigie directory sync` on the demo's data directory of `gw`, with the gateway's environment.
+fn sync(s: &Slapd, gw: &Gateway) -> String {
+    let data_dir = gw.data_dir.display().to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["directory", "sync", "--data-dir", &data_dir])
+        .envs(ldap_env(s))
+        .output()
+        .expect("vigie directory sync");
+    assert!(out.status.success(), "sync failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses_its_card_login() {
+    let s = Slapd::start();
+    let gw = start(&s).await;
+    let a = Authz::new(&gw, "demo-app");
+    let code = gw.browser_with_demo_card("demo.medecin").sign_in_with_card(&a).await;
+    redeem(&gw, &a, &code).await;
+
+    s.modify(&format!(
+        "dn: uid=demo.medecin,ou=people,{}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n",
+        slapd::BASE
+    ));
+    // 6 entries: 3 joiners (ad.locked, ad.expired, ad.mustchange); demo.interne and demo.medecin
+    // disabled there (updated), ad.expired expired (created disabled); demo.infirmiere as she was.
+    assert_eq!(
+        sync(&s, &gw),
+        "directory sync: 3 created, 2 updated, 1 unchanged, 3 disabled, 0 skipped (no matricule)"
+    );
+
+    // The same person as the card's (linked by matricule): disabled, the card no longer logs in.
+    let mut b = gw.browser_with_demo_card("demo.medecin");
+    let r = b.authorize(&a).await;
+    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a login flow");
+    let refused = b.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(refused.status, 403, "a disabled account's card does not log in: {}", refused.body);
+    assert!(refused.body.contains("Votre compte est désactivé"), "{}", refused.body);
+
+    assert_eq!(
+        sync(&s, &gw),
+        "directory sync: 0 created, 0 updated, 6 unchanged, 0 disabled, 0 skipped (no matricule)"
+    );
 }

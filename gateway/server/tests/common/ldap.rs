@@ -183,6 +183,22 @@ olcAccess: {{1}}to * by dn.exact="{SERVICE_DN}" read by self read by * none
         self.run(ldap, ldaps);
     }
 
+    /// Applies an LDIF change as the directory's administrator (`ldapmodify` over LDAPS).
+    pub fn modify(&self, ldif: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ldapmodify")
+            .env("LDAPTLS_CACERT", &self.ca_file)
+            .args(["-x", "-H", &self.ldaps_url, "-D", &format!("cn=admin,{BASE}"), "-w", "admin-secret"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ldapmodify (apt-get install ldap-utils)");
+        child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("writing the LDIF");
+        let out = child.wait_with_output().expect("ldapmodify");
+        assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default()
     }
@@ -243,6 +259,14 @@ const USERS: &[TestUser] = &[
         family: "Bernard",
         matricule: "M000103",
         ad: "userAccountControl: 514",
+    },
+    // The demo's doctor, who also has a CPS card: the sync test disables him in the directory.
+    TestUser {
+        login: "demo.medecin",
+        given: "Paul",
+        family: "Durand",
+        matricule: "M000102",
+        ad: "userAccountControl: 512",
     },
     TestUser {
         login: "ad.locked",
