@@ -3,7 +3,8 @@
 //! give her a role the administration policy then reads; a wrong password gets the generic
 //! page, a disabled account its own; with the directory down, password logins get a page that
 //! says so while a card login goes on; `vigie directory sync` brings joiners in and disables an
-//! account the directory disabled, whose card then no longer logs in.
+//! account the directory disabled, whose card then no longer logs in; a renamed login keeps its
+//! identity.
 use crate::common;
 
 use common::ldap::{self as slapd, Slapd};
@@ -166,4 +167,21 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
         sync(&s, &gw),
         "directory sync: 0 created, 0 updated, 6 unchanged, 0 disabled, 0 skipped (no matricule)"
     );
+
+    // A renamed login keeps the identity (and Vigie's TOTP): the same `sub` under the new name.
+    let totp = gw.totp(NURSE).await;
+    let (_, a, before) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    let code = before.redirect_params().get("code").cloned().expect("a code");
+    let sub = jwt_part(&redeem(&gw, &a, &code).await.id, 1)["sub"].clone();
+    s.modify(&format!(
+        "dn: uid={NURSE},ou=people,{}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: cmartin\n",
+        slapd::BASE
+    ));
+    let renamed = sync(&s, &gw);
+    assert_eq!(renamed, "directory sync: 0 created, 1 updated, 5 unchanged, 0 disabled, 0 skipped (no matricule)");
+    let totp = gw.totp(NURSE).await;
+    let (_, a, after) = try_login(&gw, "cmartin", slapd::PASSWORD, &totp).await;
+    assert_eq!(after.status, 303, "the new login name logs in: {}", after.body);
+    let code = after.redirect_params().get("code").cloned().expect("a code");
+    assert_eq!(jwt_part(&redeem(&gw, &a, &code).await.id, 1)["sub"], sub);
 }
