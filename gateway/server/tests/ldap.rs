@@ -185,3 +185,24 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
     let code = after.redirect_params().get("code").cloned().expect("a code");
     assert_eq!(jwt_part(&redeem(&gw, &a, &code).await.id, 1)["sub"], sub);
 }
+
+/// The figures of docs/directory.md: a full sync of 2,000 entries into the demo's SQLite
+/// directory, its time and the sync process's peak memory (`/usr/bin/time`), then a second pass.
+/// `cargo test -p vigie-gateway --test integration ldap::sync_figures -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn sync_figures() {
+    let s = Slapd::start_with(2_000);
+    let gw = start(&s).await;
+    for pass in ["first", "second"] {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "peak RSS %M KiB", BIN, "directory", "sync", "--data-dir", &gw.data_dir.display().to_string()])
+            .envs(ldap_env(&s))
+            .output()
+            .expect("vigie directory sync");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rss = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned();
+        println!("{pass} pass: {:?}, {rss}: {}", started.elapsed(), String::from_utf8_lossy(&out.stdout).trim());
+    }
+}

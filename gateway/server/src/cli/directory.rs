@@ -57,7 +57,16 @@ pub async fn sync(ldap: &LdapSource, directory: &dyn Directory, search: &dyn Ide
             report.skipped += 1;
             continue;
         };
-        let existing = search.search_identities(&matricule, 50).await?.into_iter().find(|i| i.matricule == matricule);
+        // The account of this login name first (indexed); the identity search, which reads every
+        // identity, only for a login Vigie does not know (a joiner, or a renamed login).
+        let by_login = match directory.account_by_username(&user.login).await? {
+            Some(account) => directory.identity(&account.identity_id).await?.filter(|i| i.matricule == matricule),
+            None => None,
+        };
+        let existing = match by_login {
+            Some(identity) => Some(identity),
+            None => search.search_identities(&matricule, 50).await?.into_iter().find(|i| i.matricule == matricule),
+        };
         let identity = merged(existing.as_ref(), &user, &matricule);
         let id = directory.upsert_identity(&identity).await?;
         let old_username = directory.username_of(&id).await?;

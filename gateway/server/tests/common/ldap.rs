@@ -58,6 +58,12 @@ pub struct Slapd {
 impl Slapd {
     /// Starts slapd with the test DIT; panics with its log if it does not come up in 30 s.
     pub fn start() -> Slapd {
+        Self::start_with(0)
+    }
+
+    /// The test DIT and `extra` more users (`agent.<n>`, matricule `X<n>`, in no group): for
+    /// figures.
+    pub fn start_with(extra: usize) -> Slapd {
         let dir = std::env::temp_dir().join(format!("vigie-slapd-{}-{}", std::process::id(), free_port()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).expect("slapd config dir");
@@ -114,6 +120,7 @@ olcRootDN: cn=admin,{BASE}
 olcRootPW: admin-secret
 olcAccess: {{0}}to attrs=userPassword by anonymous auth by * none
 olcAccess: {{1}}to * by dn.exact="{SERVICE_DN}" read by self read by * none
+olcLimits: dn.exact="{SERVICE_DN}" size.soft=500 size.hard=500 size.pr=500 size.prtotal=unlimited
 "#,
             ca = ca_file.display(),
             cert = cert_file.display(),
@@ -122,7 +129,15 @@ olcAccess: {{1}}to * by dn.exact="{SERVICE_DN}" read by self read by * none
             data = dir.join("data").display(),
         );
         let config_ldif = write("config.ldif", &config);
-        let dit = write("dit.ldif", &dit());
+        let mut text = dit();
+        for n in 0..extra {
+            text.push_str(&format!(
+                "dn: uid=agent.{n},ou=people,{BASE}\nobjectClass: inetOrgPerson\nobjectClass: user\nuid: agent.{n}\n\
+                 sAMAccountName: agent.{n}\ncn: Agent {n}\ngivenName: Agent\nsn: Numero{n}\nemployeeID: X{n:06}\n\
+                 userAccountControl: 512\n\n"
+            ));
+        }
+        let dit = write("dit.ldif", &text);
         slapadd(&["-n", "0", "-F"], &dir.join("config"), &config_ldif);
         slapadd(&["-n", "1", "-F"], &dir.join("config"), &dit);
 
