@@ -74,17 +74,7 @@ impl Slapd {
             path
         };
 
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "slapd test CA");
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
-        let key = KeyPair::generate().expect("key");
-        let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("certificate");
-        server.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-        let cert = server.signed_by(&key, &ca).expect("server certificate");
-        let ca_file = write("ca.pem", &ca.pem());
-        let cert_file = write("server.pem", &cert.pem());
-        let key_file = write("server.key", &key.serialize_pem());
+        let (ca_file, cert_file, key_file) = tls_files(&dir);
         let password_file = write("service-password", &format!("{SERVICE_PASSWORD}\n"));
 
         let config = format!(
@@ -230,6 +220,24 @@ impl Drop for Slapd {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A test CA and a certificate for 127.0.0.1 it issued, written in `dir` as `ca.pem`,
+/// `server.pem`, `server.key`.
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "LDAP test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let mut server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("certificate");
+    server.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    let cert = server.signed_by(&key, &ca).expect("server certificate");
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).expect("writing a TLS file");
+        dir.join(name)
+    };
+    (write("ca.pem", &ca.pem()), write("server.pem", &cert.pem()), write("server.key", &key.serialize_pem()))
 }
 
 fn slapadd(args: &[&str], config: &Path, ldif: &Path) {
