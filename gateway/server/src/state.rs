@@ -74,6 +74,9 @@ pub struct Ports {
     pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
     /// People and groups pushed through SCIM (the directory's database).
     pub provisioning: Arc<dyn vigie_core::provisioning::Provisioning>,
+    /// The establishment's AD / OpenLDAP, when `[directory.ldap]` is set: passwords are checked
+    /// there and its groups give roles (the SQL directory stays the store of the rest).
+    pub ldap: Option<Arc<vigie_directory_ldap::LdapSource>>,
 }
 
 /// The provider's own material: registered clients, signing keys, clients' fetched key sets.

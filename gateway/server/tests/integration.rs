@@ -24,6 +24,7 @@ mod failover;
 mod fi_tiers;
 mod fido2;
 mod key_rotation;
+mod ldap;
 mod login_page;
 mod logout;
 mod ops;

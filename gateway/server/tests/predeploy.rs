@@ -155,6 +155,13 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
     let anchor = d.write("anchor.pem", &vigie_igc_sante::testpki::TestPki::generate().expect("test PKI").anchors_pem());
     // A cache directory below a file can be neither read nor made.
     let crl_cache = format!("{}\ncrl_cache_dir = \"{empty}/crl\"\n", cards(&anchor));
+    let ldap = |password: &str, ca: &str| {
+        format!(
+            "directory.ldap = {{ profile = \"ad\", urls = [\"ldaps://127.0.0.1:1\"], bind_dn = \"cn=svc\", \
+             bind_password_file = \"{password}\", user_base = \"dc=x\", ca_file = \"{ca}\" }}\n"
+        )
+    };
+    let service_password = d.write("ldap-password", "s3rvice\n");
     vec![
         Case { key: "cards.trust", files: vec![], extra: cards(&d.path("missing-anchor.pem")) },
         Case { key: "cards.trust", files: vec![], extra: cards(&empty) },
@@ -180,6 +187,12 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
             files: vec![],
             extra: redis_tls(&format!("client_cert = \"{anchor}\"\nclient_key = \"{anchor}\"")),
         },
+        Case {
+            key: "directory.ldap.bind_password_file",
+            files: vec![],
+            extra: ldap(&d.path("no-such-password"), &anchor),
+        },
+        Case { key: "directory.ldap.ca_file", files: vec![], extra: ldap(&service_password, &garbage) },
     ]
 }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 pub mod cards;
+mod directory;
 mod migrate;
 mod policy;
 mod secrets;
@@ -78,6 +79,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
+    },
+    /// The establishment's AD / OpenLDAP (`[directory.ldap]`, docs/directory.md).
+    Directory {
+        #[command(subcommand)]
+        command: directory::DirectoryCommand,
     },
 }
 
@@ -185,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cards { command } => cards::run(command),
         Command::Admin { command } => secrets::admin(command),
         Command::Policy { command } => policy::run(command),
+        Command::Directory { command } => directory::run(command),
         Command::Totp { secret } => {
             let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
             println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));

@@ -100,6 +100,10 @@ pub struct DirectoryConfig {
     /// version migrated it: a rolling upgrade, docs/operations.md). `vigie migrate` never does.
     #[serde(default = "default_accept_newer_schema")]
     pub accept_newer_schema: bool,
+    /// The establishment's AD / OpenLDAP (`[directory.ldap]`, see docs/directory.md): the
+    /// password of password + TOTP is checked there by bind, and its groups give roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<vigie_directory_ldap::LdapConfig>,
 }
 
 fn default_accept_newer_schema() -> bool {
@@ -179,6 +183,10 @@ impl DirectoryConfig {
                 "directory.statement_timeout_ms",
                 "is 0: give the longest a statement may take, in milliseconds (e.g. 5000)".into(),
             );
+        }
+        if let Some(ldap) = &self.ldap {
+            let roles = vigie_core::roles::Role::ALL.map(vigie_core::roles::Role::as_str);
+            ldap.validate("directory.ldap", &roles, err);
         }
     }
 }

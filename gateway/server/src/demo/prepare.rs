@@ -150,6 +150,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             statement_timeout_ms: None,
             connect_timeout_ms: None,
             accept_newer_schema: true,
+            ldap: None,
         },
         keys: KeysConfig { file: keys },
         session: SessionConfig::default(),

@@ -60,6 +60,12 @@ pub enum LoginError {
     Generic,
     /// The policy asks for a stronger MIE than the session's or the one just used.
     StepUp,
+    /// A message of its own, French and English (the establishment's directory: an account
+    /// state, the directory down).
+    Notice {
+        fr: &'static str,
+        en: &'static str,
+    },
 }
 
 pub struct FormView<'a> {
@@ -84,6 +90,9 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
         }
         Some(LoginError::StepUp) => {
             format!(r#"<p class="error" role="alert" id="login-error">{}</p>"#, esc(t.step_up))
+        }
+        Some(LoginError::Notice { fr, en }) => {
+            format!(r#"<p class="error" role="alert" id="login-error">{}</p>"#, esc(tr(l, fr, en)))
         }
         None => String::new(),
     };

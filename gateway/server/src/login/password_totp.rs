@@ -1,6 +1,8 @@
 //! The first login method: password (argon2id) + TOTP (RFC 6238), for staff without a card
 //! yet. Two factors, not phishing-resistant. Failures say nothing of whether the account
-//! exists; attempts are limited per account and per IP address.
+//! exists; attempts are limited per account and per IP address. With `[directory.ldap]` the
+//! password is the establishment's directory password, checked there by bind (never stored
+//! here); the TOTP stays Vigie's, and the directory's groups give the roles they map to.
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -31,6 +33,10 @@ enum Failure {
     BadTotp,
     TotpReplayed,
     Locked,
+    /// The establishment's directory refused the password or the account.
+    Directory(vigie_directory_ldap::Refusal),
+    /// The establishment's directory cannot be reached (what happened, for the log).
+    DirectoryDown(String),
 }
 
 impl Failure {
@@ -43,7 +49,40 @@ impl Failure {
             Failure::BadTotp => "wrong TOTP code",
             Failure::TotpReplayed => "TOTP code already used",
             Failure::Locked => "account locked after repeated failures",
+            Failure::Directory(r) => r.reason(),
+            Failure::DirectoryDown(_) => "directory unavailable",
         }
+    }
+
+    /// What the person reads: one generic text for a wrong password and an unknown user alike;
+    /// a page of its own for a state only the account's holder learns (the password was right,
+    /// or AD said so), and for the directory down.
+    fn shown(&self) -> html::LoginError {
+        use vigie_directory_ldap::{AccountState, Refusal};
+        let (fr, en) = match self {
+            Failure::Directory(Refusal::State(AccountState::Disabled)) => (
+                "Votre compte de l'annuaire de l'établissement est désactivé. Contactez le support informatique ou votre encadrement.",
+                "Your account in the establishment's directory is disabled. Contact IT support or your manager.",
+            ),
+            Failure::Directory(Refusal::State(AccountState::Locked)) => (
+                "Votre compte de l'annuaire de l'établissement est verrouillé après trop d'essais. Attendez quelques minutes ou contactez le support informatique.",
+                "Your account in the establishment's directory is locked after too many attempts. Wait a few minutes or contact IT support.",
+            ),
+            Failure::Directory(Refusal::State(AccountState::Expired)) => (
+                "Votre compte de l'annuaire de l'établissement a expiré. Contactez votre encadrement ou le service des ressources humaines.",
+                "Your account in the establishment's directory has expired. Contact your manager or human resources.",
+            ),
+            Failure::Directory(Refusal::State(AccountState::MustChangePassword)) => (
+                "Vous devez changer votre mot de passe de l'établissement avant de vous connecter : changez-le sur un poste de l'établissement (Ctrl+Alt+Suppr), puis réessayez.",
+                "You must change your establishment password before signing in: change it on a workstation of the establishment (Ctrl+Alt+Del), then try again.",
+            ),
+            Failure::DirectoryDown(_) => (
+                "L'annuaire de l'établissement ne répond pas : la connexion par mot de passe est momentanément impossible. Utilisez votre carte CPS / CPE ou votre clé de sécurité, ou réessayez dans quelques minutes.",
+                "The establishment's directory does not answer: signing in with a password is not possible for now. Use your CPS / CPE card or your security key, or try again in a few minutes.",
+            ),
+            _ => return html::LoginError::Generic,
+        };
+        html::LoginError::Notice { fr, en }
     }
 }
 
@@ -77,6 +116,9 @@ pub async fn submit(
         }
         Ok(Err(failure)) => {
             metrics::counter!("vigie_login_total", "method" => "password_totp", "result" => "failure").increment(1);
+            if let Failure::DirectoryDown(detail) = &failure {
+                tracing::warn!(username = %username, detail = %detail, "password login: the LDAP directory is unavailable");
+            }
             flows.refused(&caller, &flow, Mie::PasswordTotp, &username, Some(failure.reason()));
             let client_name = oidc
                 .clients
@@ -90,13 +132,16 @@ pub async fn submit(
                     csrf: &flow.csrf,
                     client_name: &client_name,
                     username: &username,
-                    error: Some(html::LoginError::Generic),
+                    error: Some(failure.shown()),
                     redirect_origin: &flow.request.redirect_uri,
                     ui_locales: flow.request.ui_locales.as_deref(),
                     methods: flows.methods(&flow),
                 },
             );
-            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            *resp.status_mut() = match failure {
+                Failure::DirectoryDown(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            };
             resp
         }
         // The cause (the directory's or the store's error) goes to the log, not to the browser.
@@ -128,6 +173,9 @@ async fn verify(
 }
 
 async fn check(ports: &Ports, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+    if let Some(ldap) = &ports.ldap {
+        return check_by_ldap(ports, ldap, username, password, code).await;
+    }
     let account = ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let password = password.to_owned();
@@ -140,6 +188,68 @@ async fn check(ports: &Ports, username: &str, password: &str, code: &str) -> Res
     if account.disabled {
         return Ok(Err(Failure::Disabled));
     }
+    totp_step(ports, account, code).await
+}
+
+/// The password by bind to the establishment's directory; the Vigie account of the same login
+/// name holds the TOTP (and the cards, keys… of the person).
+async fn check_by_ldap(
+    ports: &Ports,
+    ldap: &vigie_directory_ldap::LdapSource,
+    username: &str,
+    password: &str,
+    code: &str,
+) -> Result<Result<String, Failure>, String> {
+    let user = match ldap.check_password(username, password).await {
+        Ok(Ok(user)) => user,
+        Ok(Err(refusal)) => return Ok(Err(Failure::Directory(refusal))),
+        Err(e) => return Ok(Err(Failure::DirectoryDown(e.to_string()))),
+    };
+    let Some(account) = ports.directory.account_by_username(&user.login).await.map_err(|e| e.to_string())? else {
+        tracing::warn!(username = %user.login, dn = %user.dn, "a directory user has no Vigie account: import them first");
+        return Ok(Err(Failure::UnknownAccount));
+    };
+    if account.disabled {
+        return Ok(Err(Failure::Disabled));
+    }
+    let identity_id = account.identity_id.clone();
+    let outcome = totp_step(ports, account, code).await?;
+    if outcome.is_ok() {
+        sync_roles(ports, ldap, &identity_id, &user.roles).await.map_err(|e| e.to_string())?;
+    }
+    Ok(outcome)
+}
+
+/// The roles the directory's groups give (`directory.ldap.group_roles`), brought into Vigie's
+/// directory at each login, where the policy reads them: those of the user's groups granted,
+/// the other mapped ones revoked; roles granted by hand outside the mapping are left alone.
+async fn sync_roles(
+    ports: &Ports,
+    ldap: &vigie_directory_ldap::LdapSource,
+    identity_id: &str,
+    held: &[String],
+) -> Result<(), vigie_core::directory::DirectoryError> {
+    let now: Vec<vigie_core::roles::Role> = ports.roles.roles_of(identity_id).await?;
+    for label in ldap.managed_roles() {
+        let Ok(role) = vigie_core::roles::Role::parse(&label) else { continue };
+        let should = held.contains(&label);
+        if should && !now.contains(&role) {
+            ports.roles.grant(identity_id, role, "ldap").await?;
+            tracing::info!(identity = identity_id, role = %role, "role granted from the directory's groups");
+        } else if !should && now.contains(&role) {
+            ports.roles.revoke(identity_id, role).await?;
+            tracing::info!(identity = identity_id, role = %role, "role revoked: no longer in the directory's groups");
+        }
+    }
+    Ok(())
+}
+
+/// The TOTP of the account and its single use.
+async fn totp_step(
+    ports: &Ports,
+    account: vigie_core::directory::Account,
+    code: &str,
+) -> Result<Result<String, Failure>, String> {
     let Some(secret) = account.totp_secret else { return Ok(Err(Failure::NoTotp)) };
     let Some(step) = totp::matching_step(&secret, code, crate::now()) else { return Ok(Err(Failure::BadTotp)) };
     // RFC 6238 §5.2: "the verifier MUST NOT accept the second attempt of the OTP after the

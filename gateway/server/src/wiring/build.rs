@@ -78,6 +78,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             Arc::new(vigie_store_redis::RedisStore::open(&options).await?)
         }
     };
+    let ldap = files::ldap_source(&config)?;
     let newer = if config.directory.accept_newer_schema {
         vigie_directory_sql::NewerSchema::Accept
     } else {
@@ -138,6 +139,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,
+            ldap,
         },
         oidc: OidcState { clients, keys, client_jwks: Default::default() },
         policy: PolicyGate {

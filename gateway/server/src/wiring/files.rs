@@ -78,6 +78,9 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     let psc = crate::psc::build(config).map_err(|e| keep("psc", e)).ok();
     let dmp = crate::dmp::build(config).map_err(|e| keep("dmp", e)).ok();
     let mailer = vigie_mail::Mailer::new(&config.mail).map_err(|e| keep("mail", e.into())).ok();
+    if let Err(e) = ldap_source(config) {
+        keep("directory.ldap", e);
+    }
     if let Err(e) = audit_directory(&config.audit.file) {
         keep("audit.file", e);
     }
@@ -159,6 +162,16 @@ fn redis_tls(store: &crate::config::StoreConfig) -> anyhow::Result<vigie_store_r
         _ => None,
     };
     Ok(vigie_store_redis::RedisTls { ca_pem, client_pem })
+}
+
+/// The LDAP source of `[directory.ldap]`, its CA and service password files read (no connection:
+/// the directory may be down at start, logins then get a page saying so). [`load`] checks it;
+/// `build_state` builds it after [`load`] passed.
+pub fn ldap_source(config: &Config) -> anyhow::Result<Option<Arc<vigie_directory_ldap::LdapSource>>> {
+    let Some(ldap) = &config.directory.ldap else { return Ok(None) };
+    let source = vigie_directory_ldap::LdapSource::from_files(ldap.clone(), "directory.ldap")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(Arc::new(source)))
 }
 
 type Policies = (Arc<dyn PolicyEngine>, Option<Arc<vigie_policies::ReloadablePolicies>>);

@@ -26,6 +26,7 @@ pub mod configured;
 pub mod crl;
 pub mod fido2;
 pub mod ingress;
+pub mod ldap;
 pub mod postgres;
 pub mod psc;
 pub mod psc_client_auth;

@@ -1,0 +1,208 @@
+//! The establishment's directory (`[directory.ldap]`) against a real slapd holding AD's
+//! attributes: a nurse logs in with her directory password and Vigie's TOTP, her nested groups
+//! give her a role the administration policy then reads; a wrong password gets the generic
+//! page, a disabled account its own; with the directory down, password logins get a page that
+//! says so while a card login goes on; `vigie directory sync` brings joiners in and disables an
+//! account the directory disabled, whose card then no longer logs in; a renamed login keeps its
+//! identity.
+use crate::common;
+
+use common::ldap::{self as slapd, Slapd};
+use common::*;
+
+const NURSE: &str = "demo.infirmiere";
+const DISABLED: &str = "demo.interne";
+
+/// The gateway's environment for this slapd (the AD profile; slapd has no IN_CHAIN rule).
+fn ldap_env(s: &Slapd) -> Vec<(String, String)> {
+    let people = format!("ou=people,{}", slapd::BASE);
+    let groups = format!("ou=groups,{}", slapd::BASE);
+    [
+        ("PROFILE", "ad".to_owned()),
+        ("URLS", format!("[\"{}\"]", s.ldaps_url)),
+        ("CA_FILE", s.ca_file.display().to_string()),
+        ("BIND_DN", slapd::SERVICE_DN.to_owned()),
+        ("BIND_PASSWORD_FILE", s.password_file.display().to_string()),
+        ("USER_BASE", people),
+        ("GROUP_BASE", groups),
+        ("GROUP_EXPANSION", "client".to_owned()),
+        ("CONNECT_TIMEOUT_MS", "2000".to_owned()),
+        ("GROUP_ROLES", "{\"GG-Admin-Cartes\"=\"cards\"}".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("VIGIE_DIRECTORY__LDAP__{k}"), v))
+    .chain([("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP".to_owned(), "1000".to_owned())])
+    .collect()
+}
+
+async fn start(s: &Slapd) -> Gateway {
+    let env = ldap_env(s);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start(&env).await
+}
+
+/// A fresh flow's login page, and the answer to these credentials.
+async fn try_login<'g>(gw: &'g Gateway, user: &str, password: &str, totp: &str) -> (Browser<'g>, Authz, Resp) {
+    let mut b = gw.browser();
+    let a = Authz::new(gw, "demo-app");
+    let r = b.authorize(&a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let done = b.submit_login(&r.location(), user, password, totp).await;
+    (b, a, done)
+}
+
+#[tokio::test]
+async fn a_directory_user_logs_in_with_the_directory_password_and_totp_and_groups_become_roles() {
+    let s = Slapd::start();
+    let gw = start(&s).await;
+
+    // Vigie's own password no longer opens the account: the directory's does.
+    let totp = gw.totp(NURSE).await;
+    let own = gw.user(NURSE).password.clone();
+    let (_, _, refused) = try_login(&gw, NURSE, &own, &totp).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("Identifiant, mot de passe ou code incorrect"), "{}", refused.body);
+    let line = gw.audit_line(|l| l["username"] == NURSE && l["reason"] == "wrong directory password").await;
+    assert_eq!(line["outcome"], "failure");
+
+    let totp = gw.totp(NURSE).await;
+    let (mut b, a, done) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(done.status, 303, "the directory password and the TOTP log in: {}", done.body);
+    let code = done.redirect_params().get("code").cloned().expect("a code");
+    let tokens = redeem(&gw, &a, &code).await;
+    let claims = jwt_part(&tokens.id, 1);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{claims}");
+
+    // GG-Soins ⊂ GG-Admin-Cartes → the role `cards`: the administration page now finds the role
+    // and asks the policy, which wants a card or a key for administration.
+    let page = b.get("/admin/cards").await;
+    assert_ne!(page.status, 200, "a password session does not administer: {}", page.body);
+    let line = gw
+        .audit_line(|l| {
+            l["kind"] == "refused"
+                && l["reason"].as_str().is_some_and(|r| r.starts_with("administration refused by policy"))
+        })
+        .await;
+    assert_eq!(line["actor"], format!("staff:{}", claims["sub"].as_str().expect("sub")));
+
+    // An unknown login and a wrong password read the same.
+    let totp = gw.totp("demo.medecin").await;
+    let (_, _, unknown) = try_login(&gw, "nobody.here", slapd::PASSWORD, &totp).await;
+    assert_eq!(unknown.status, 401);
+    assert!(unknown.body.contains("Identifiant, mot de passe ou code incorrect"), "{}", unknown.body);
+    let (_, _, disabled) = try_login(&gw, DISABLED, slapd::PASSWORD, "000000").await;
+    assert_eq!(disabled.status, 401, "{}", disabled.body);
+    assert!(disabled.body.contains("est désactivé"), "the disabled account's page: {}", disabled.body);
+    gw.audit_line(|l| l["username"] == DISABLED && l["reason"] == "directory account disabled").await;
+    let (_, _, wrong) = try_login(&gw, DISABLED, "not-her-password", "000000").await;
+    assert!(!wrong.body.contains("est désactivé"), "the state is told to whoever knows the password only");
+    let log =
+        std::fs::read_to_string(gw.data_dir.parent().expect("the gateway dir").join("vigie.log")).unwrap_or_default();
+    assert!(!log.contains(slapd::PASSWORD) && !log.contains(slapd::SERVICE_PASSWORD), "no password in the log");
+}
+
+#[tokio::test]
+async fn the_directory_down_password_logins_get_a_clear_page_and_cards_go_on() {
+    let mut s = Slapd::start();
+    let gw = start(&s).await;
+    s.stop();
+    let totp = gw.totp(NURSE).await;
+    let (_, _, down) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.body.contains("établissement ne répond pas"), "{}", down.body);
+    assert!(!down.body.contains("127.0.0.1"), "no internals on the page: {}", down.body);
+    gw.audit_line(|l| l["username"] == NURSE && l["reason"] == "directory unavailable").await;
+
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(&gw, "demo-app");
+    let code = card.sign_in_with_card(&a).await;
+    redeem(&gw, &a, &code).await;
+
+    s.restart();
+    let totp = gw.totp(NURSE).await;
+    let (_, _, back) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(back.status, 303, "the directory back, the password works again: {}", back.body);
+}
+
+/// `vigie directory sync` on the demo's data directory of `gw`, with the gateway's environment.
+fn sync(s: &Slapd, gw: &Gateway) -> String {
+    let data_dir = gw.data_dir.display().to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["directory", "sync", "--data-dir", &data_dir])
+        .envs(ldap_env(s))
+        .output()
+        .expect("vigie directory sync");
+    assert!(out.status.success(), "sync failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses_its_card_login() {
+    let s = Slapd::start();
+    let gw = start(&s).await;
+    let a = Authz::new(&gw, "demo-app");
+    let code = gw.browser_with_demo_card("demo.medecin").sign_in_with_card(&a).await;
+    redeem(&gw, &a, &code).await;
+
+    s.modify(&format!(
+        "dn: uid=demo.medecin,ou=people,{}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n",
+        slapd::BASE
+    ));
+    // 6 entries: 3 joiners (ad.locked, ad.expired, ad.mustchange); demo.interne and demo.medecin
+    // disabled there (updated), ad.expired expired (created disabled); demo.infirmiere as she was.
+    assert_eq!(
+        sync(&s, &gw),
+        "directory sync: 3 created, 2 updated, 1 unchanged, 3 disabled, 0 skipped (no matricule)"
+    );
+
+    // The same person as the card's (linked by matricule): disabled, the card no longer logs in.
+    let mut b = gw.browser_with_demo_card("demo.medecin");
+    let r = b.authorize(&a).await;
+    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a login flow");
+    let refused = b.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(refused.status, 403, "a disabled account's card does not log in: {}", refused.body);
+    assert!(refused.body.contains("Votre compte est désactivé"), "{}", refused.body);
+
+    assert_eq!(
+        sync(&s, &gw),
+        "directory sync: 0 created, 0 updated, 6 unchanged, 0 disabled, 0 skipped (no matricule)"
+    );
+
+    // A renamed login keeps the identity (and Vigie's TOTP): the same `sub` under the new name.
+    let totp = gw.totp(NURSE).await;
+    let (_, a, before) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    let code = before.redirect_params().get("code").cloned().expect("a code");
+    let sub = jwt_part(&redeem(&gw, &a, &code).await.id, 1)["sub"].clone();
+    s.modify(&format!(
+        "dn: uid={NURSE},ou=people,{}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: cmartin\n",
+        slapd::BASE
+    ));
+    let renamed = sync(&s, &gw);
+    assert_eq!(renamed, "directory sync: 0 created, 1 updated, 5 unchanged, 0 disabled, 0 skipped (no matricule)");
+    let totp = gw.totp(NURSE).await;
+    let (_, a, after) = try_login(&gw, "cmartin", slapd::PASSWORD, &totp).await;
+    assert_eq!(after.status, 303, "the new login name logs in: {}", after.body);
+    let code = after.redirect_params().get("code").cloned().expect("a code");
+    assert_eq!(jwt_part(&redeem(&gw, &a, &code).await.id, 1)["sub"], sub);
+}
+
+/// The figures of docs/directory.md: a full sync of 2,000 entries into the demo's SQLite
+/// directory, its time and the sync process's peak memory (`/usr/bin/time`), then a second pass.
+/// `cargo test -p vigie-gateway --test integration ldap::sync_figures -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn sync_figures() {
+    let s = Slapd::start_with(2_000);
+    let gw = start(&s).await;
+    for pass in ["first", "second"] {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "peak RSS %M KiB", BIN, "directory", "sync", "--data-dir", &gw.data_dir.display().to_string()])
+            .envs(ldap_env(&s))
+            .output()
+            .expect("vigie directory sync");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rss = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned();
+        println!("{pass} pass: {:?}, {rss}: {}", started.elapsed(), String::from_utf8_lossy(&out.stdout).trim());
+    }
+}
