@@ -37,7 +37,8 @@ pub(super) fn run(command: DirectoryCommand) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no `[directory.ldap]` in the configuration: nothing to sync from"))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let directory = crate::wiring::build::open_directory(&config).await?;
+        let directory =
+            crate::wiring::build::open_directory(&config, crate::wiring::build::serving_newer(&config)).await?;
         let report = sync(&ldap, &directory, &directory).await?;
         directory.close().await;
         println!(

@@ -20,6 +20,16 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("installing the Prometheus recorder")
 }
 
+/// What a process that serves or writes people (`serve`, `vigie directory sync`) does with a
+/// schema newer than its migrations: `directory.accept_newer_schema`.
+pub fn serving_newer(config: &Config) -> vigie_directory_sql::NewerSchema {
+    if config.directory.accept_newer_schema {
+        vigie_directory_sql::NewerSchema::Accept
+    } else {
+        vigie_directory_sql::NewerSchema::Refuse
+    }
+}
+
 /// Opens the directory (`[directory]`) and brings its schema up to date, behind the migration
 /// lock: what `serve` does at start and `vigie migrate` does alone. `newer`: what to do with a
 /// schema newer than this version's migrations (`serve`: `directory.accept_newer_schema`;
@@ -79,12 +89,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         }
     };
     let ldap = files::ldap_source(&config)?;
-    let newer = if config.directory.accept_newer_schema {
-        vigie_directory_sql::NewerSchema::Accept
-    } else {
-        vigie_directory_sql::NewerSchema::Refuse
-    };
-    let directory = Arc::new(open_directory(&config, newer).await?);
+    let directory = Arc::new(open_directory(&config, serving_newer(&config)).await?);
     let mailer = Arc::new(mailer);
     let audit = Arc::new(
         crate::audit::JsonLinesAudit::open(&config.audit.file)
