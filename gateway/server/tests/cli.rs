@@ -129,8 +129,20 @@ fn help_lists_every_subcommand() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     // The subcommands the README's operator sections use, and clap's own `help`.
-    let every =
-        ["serve", "check-config", "migrate", "keys", "users", "clients", "totp", "cards", "admin", "policy", "help"];
+    let every = [
+        "serve",
+        "check-config",
+        "migrate",
+        "keys",
+        "users",
+        "clients",
+        "totp",
+        "cards",
+        "admin",
+        "policy",
+        "directory",
+        "help",
+    ];
     assert_eq!(listed, every, "{help}");
 }
 
