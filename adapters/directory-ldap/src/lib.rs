@@ -257,6 +257,21 @@ impl LdapSource {
         Ok(entries.pop())
     }
 
+    /// The health monitor's probe: the service bind and a base-scope search of `user_base`
+    /// asking for no attribute (RFC 4511 §4.5.1.2 `baseObject`, §4.5.1.8 "1.1"), on a connection
+    /// of its own: it proves the server answers, the service account is accepted and the base
+    /// exists, for the cost of a login's first two steps. The error names the server, never a
+    /// credential.
+    pub async fn probe(&self) -> Result<(), LdapError> {
+        let mut ldap = self.connect().await?;
+        let read = self
+            .op("reading `user_base`", ldap.search(&self.config.user_base, Scope::Base, "(objectClass=*)", vec!["1.1"]))
+            .await;
+        let _ = ldap.unbind().await;
+        read?.success().map_err(|e| LdapError::Unavailable(format!("reading `user_base`: {e}")))?;
+        Ok(())
+    }
+
     /// The user with this login name and their groups, read by the service account.
     pub async fn user(&self, login: &str) -> Result<Option<LdapUser>, LdapError> {
         let mut ldap = self.connect().await?;

@@ -203,3 +203,29 @@ async fn figures() {
     println!("password check with 5 nested groups (p50, p99): {:?}", timed(checks));
     println!("password checks per second, 8 at a time: {rate:.0}");
 }
+
+/// The health probe goes one step further than `ping`: a `user_base` that does not exist (a
+/// renamed OU, a wrong base after a migration) answers the service bind but fails the probe,
+/// as every login would; a stopped server fails it within the timeouts, a restarted one passes.
+#[tokio::test]
+async fn the_probe_binds_reads_the_base_and_fails_on_a_missing_base_or_a_stopped_server() {
+    let mut slapd = Slapd::start();
+    let ad = source(&slapd, Profile::Ad);
+    ad.probe().await.expect("the directory answers");
+
+    let mut c = config(&slapd, Profile::Ad, vec![slapd.ldaps_url.clone()], false);
+    c.user_base = format!("ou=gone,{}", ldap::BASE);
+    let gone = LdapSource::from_files(c, "directory.ldap").expect("the source");
+    gone.ping().await.expect("the service bind alone succeeds");
+    let e = gone.probe().await.expect_err("no such base");
+    assert!(e.to_string().contains("reading `user_base`"), "{e}");
+    assert!(!e.to_string().contains(ldap::SERVICE_PASSWORD), "{e}");
+
+    slapd.stop();
+    let started = Instant::now();
+    let e = ad.probe().await.expect_err("stopped");
+    assert!(e.to_string().contains("127.0.0.1"), "the error names the server: {e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    slapd.restart();
+    ad.probe().await.expect("back");
+}

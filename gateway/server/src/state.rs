@@ -116,8 +116,11 @@ pub struct Upstreams {
     pub card_validator: Option<Arc<dyn vigie_core::cards::CardValidation>>,
     /// Outgoing HTTP: back-channel logout, client `jwks_uri`, the demo app.
     pub http: reqwest::Client,
-    /// Circuit breakers of PSC, the CRL sources and the DMP: degraded mode (`[health]`).
+    /// Circuit breakers of PSC, the CRL sources, the DMP and the LDAP directory: degraded mode
+    /// (`[health]`).
     pub health: Arc<crate::health::Monitor>,
+    /// The same source as [`Ports::ldap`], seen as an upstream: what the health probe binds to.
+    pub ldap: Option<Arc<vigie_directory_ldap::LdapSource>>,
 }
 
 /// A small TTL map, bounded: past `MAX` entries the expired ones go, then all of them. A

@@ -206,3 +206,140 @@ async fn sync_figures() {
         println!("{pass} pass: {:?}, {rss}: {}", started.elapsed(), String::from_utf8_lossy(&out.stdout).trim());
     }
 }
+
+/// [`start`] with the ops listener on `ops` (`/readyz` with each upstream's last error) and these
+/// `[health]` keys (the breakers' pace).
+async fn start_with(s: &Slapd, ops: &str, health: &[(&str, &str)]) -> Gateway {
+    let mut env = ldap_env(s);
+    env.push(("VIGIE_SERVER__OPS_LISTEN".to_owned(), ops.to_owned()));
+    env.extend(health.iter().map(|(k, v)| (format!("VIGIE_HEALTH__{k}"), (*v).to_owned())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start(&env).await
+}
+
+/// The directory as an upstream (issue 16, degraded mode): slapd stopped, its breaker opens from
+/// the probes alone within the probe budget, `/readyz` says so and stays ready, the login page
+/// says the password method is unavailable, a password login gets its page without calling the
+/// directory, a card login goes on; slapd back, the breaker closes and passwords work again.
+/// Each switch is audited once and in `/metrics`.
+#[tokio::test]
+async fn the_directory_down_opens_its_breaker_password_logins_fail_at_once_cards_go_on_and_it_closes_when_back() {
+    let mut s = Slapd::start();
+    let ops = format!("127.0.0.1:{}", free_port());
+    let pace = [
+        ("MIN_STATE_MS", "2000"),
+        ("PROBE_INTERVAL_MS", "500"),
+        ("BACKOFF_INITIAL_MS", "100"),
+        ("BACKOFF_MAX_MS", "500"),
+    ];
+    let gw = start_with(&s, &ops, &pace).await;
+    let readyz = || async {
+        reqwest::get(format!("http://{ops}/readyz")).await.unwrap().json::<serde_json::Value>().await.unwrap()
+    };
+    let ldap_state = || async { readyz().await["checks"]["upstreams"]["ldap"]["state"].as_str().map(str::to_owned) };
+    assert_eq!(ldap_state().await.as_deref(), Some("closed"), "the directory is watched from the start");
+
+    s.stop();
+    let stopped = std::time::Instant::now();
+    eventually(15, || async { (ldap_state().await.as_deref() == Some("open")).then_some(()) })
+        .await
+        .expect("the directory's breaker opens from the probes once slapd is stopped");
+    println!("opened {:?} after slapd stopped", stopped.elapsed());
+    let ready = readyz().await;
+    assert_eq!(ready["status"], "ready", "an upstream never makes Vigie unready: {ready}");
+    let ldap = &ready["checks"]["upstreams"]["ldap"];
+    assert!(ldap["last_error"].as_str().is_some_and(|e| e.contains("127.0.0.1")), "{ldap}");
+    assert!(!ldap.to_string().contains(slapd::SERVICE_PASSWORD), "{ldap}");
+    let opened = gw.audit_line(|l| l["kind"] == "upstream_state" && l["object"] == "ldap").await;
+    assert_eq!(opened["method"], "closed->open", "{opened}");
+
+    // The page offers no password form but says why; the card and the key stay offered.
+    let mut b = gw.browser();
+    let a = Authz::new(&gw, "demo-app");
+    let r = b.authorize(&a).await;
+    let page = b.get(&r.location()).await;
+    assert!(page.body.contains(r#"id="password-unavailable""#), "{}", page.body);
+    assert!(page.body.contains("connexion par mot de passe est momentanément indisponible"), "{}", page.body);
+    assert!(!page.body.contains(r#"action="/login/password""#), "{}", page.body);
+    assert!(page.body.contains(r#"id="card-login""#), "{}", page.body);
+
+    // A password posted anyway (a page opened before): its page at once, the directory not called.
+    let totp = gw.totp(NURSE).await;
+    let asked = std::time::Instant::now();
+    let done = b.submit_login(&r.location(), NURSE, slapd::PASSWORD, &totp).await;
+    let took = asked.elapsed();
+    assert_eq!(done.status, 503, "{}", done.body);
+    assert!(done.body.contains("établissement ne répond pas"), "{}", done.body);
+    assert!(took < std::time::Duration::from_secs(2), "answered at once, not after the timeouts: {took:?}");
+    gw.audit_line(|l| l["username"] == NURSE && l["reason"] == "directory unavailable").await;
+    let log =
+        std::fs::read_to_string(gw.data_dir.parent().expect("the gateway dir").join("vigie.log")).unwrap_or_default();
+    assert!(log.contains("its circuit breaker is open: not called"), "the breaker answered, not a bind");
+
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(&gw, "demo-app");
+    let code = card.sign_in_with_card(&a).await;
+    redeem(&gw, &a, &code).await;
+
+    let metrics = || async { reqwest::get(format!("http://{ops}/metrics")).await.unwrap().text().await.unwrap() };
+    let m = metrics().await;
+    assert!(m.contains(r#"vigie_upstream_state{upstream="ldap"} 2"#), "{m}");
+
+    s.restart();
+    eventually(20, || async { (ldap_state().await.as_deref() == Some("closed")).then_some(()) })
+        .await
+        .expect("the directory's breaker closes once slapd answers again");
+    let m = metrics().await;
+    assert!(m.contains(r#"vigie_upstream_state{upstream="ldap"} 0"#), "{m}");
+    assert!(m.contains(r#"vigie_upstream_transitions_total{upstream="ldap",to="open"} 1"#), "{m}");
+    gw.audit_line(|l| l["kind"] == "upstream_state" && l["object"] == "ldap" && l["method"] == "half_open->closed")
+        .await;
+    let totp = gw.totp(NURSE).await;
+    let (_, _, back) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(back.status, 303, "the directory back, the password works again: {}", back.body);
+}
+
+/// Password logins feed the directory's breaker as they go (the probe here runs once, at start):
+/// wrong passwords are the directory answering and leave it closed; logins that cannot reach it
+/// open it at the failure threshold, and the next one does not call it.
+#[tokio::test]
+async fn password_logins_feed_the_directorys_breaker_outages_count_wrong_passwords_do_not() {
+    let mut s = Slapd::start();
+    let ops = format!("127.0.0.1:{}", free_port());
+    let gw = start_with(&s, &ops, &[("PROBE_INTERVAL_MS", "600000")]).await;
+    let ldap = || async {
+        let r = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
+        r.json::<serde_json::Value>().await.unwrap()["checks"]["upstreams"]["ldap"].clone()
+    };
+    // The start's probe is done once it has a latency.
+    eventually(15, || async { ldap().await["last_latency_ms"].as_u64().map(drop) }).await.expect("the first probe");
+
+    for _ in 0..4 {
+        let (_, _, wrong) = try_login(&gw, "demo.medecin", "not-the-password", "000000").await;
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+    }
+    let after_wrong = ldap().await;
+    assert_eq!(
+        (after_wrong["state"].as_str(), after_wrong["consecutive_failures"].as_u64()),
+        (Some("closed"), Some(0))
+    );
+
+    s.stop();
+    for n in 1..=3 {
+        let totp = gw.totp(NURSE).await;
+        let (_, _, down) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+        assert_eq!(down.status, 503, "{}", down.body);
+        assert_eq!(ldap().await["consecutive_failures"].as_u64(), Some(n), "each outage counts");
+    }
+    let opened = ldap().await;
+    assert_eq!(opened["state"], "open", "three outages open it, no probe involved: {opened}");
+    assert!(opened["last_error"].as_str().is_some_and(|e| e.contains("unavailable")), "{opened}");
+    let log_path = gw.data_dir.parent().expect("the gateway dir").join("vigie.log");
+    assert!(!std::fs::read_to_string(&log_path).unwrap_or_default().contains("not called"));
+    let totp = gw.totp(NURSE).await;
+    let (_, _, short) = try_login(&gw, NURSE, slapd::PASSWORD, &totp).await;
+    assert_eq!(short.status, 503, "{}", short.body);
+    assert_eq!(ldap().await["consecutive_failures"].as_u64(), Some(3), "the breaker answered: no call, no count");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(log.contains("its circuit breaker is open: not called"), "the breaker answered");
+}

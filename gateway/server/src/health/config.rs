@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::breaker::Thresholds;
-use super::{CRL, DMP, PSC};
+use super::{CRL, DMP, LDAP, PSC};
 
 /// The `[health]` section: thresholds of the circuit breakers and the probes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -68,8 +68,8 @@ impl HealthConfig {
             err("health.backoff_max_ms", "must be at least `health.backoff_initial_ms`".into());
         }
         for (i, u) in self.external.iter().enumerate() {
-            if ![PSC, CRL, DMP].contains(&u.as_str()) {
-                err(&format!("health.external[{i}]"), format!("{u:?}: expected \"psc\", \"crl\" or \"dmp\""));
+            if ![PSC, CRL, DMP, LDAP].contains(&u.as_str()) {
+                err(&format!("health.external[{i}]"), format!("{u:?}: expected \"psc\", \"crl\", \"dmp\" or \"ldap\""));
             }
         }
     }
@@ -94,7 +94,7 @@ mod tests {
             failure_threshold: 0,
             backoff_initial_ms: 1000,
             backoff_max_ms: 10,
-            external: vec!["psc".into(), "ldap".into()],
+            external: vec!["psc".into(), "smtp".into()],
             ..Default::default()
         };
         let mut keys = Vec::new();

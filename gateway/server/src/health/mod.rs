@@ -1,5 +1,5 @@
 //! Degraded mode (issue 7, DESIGN.md flow 5): a circuit breaker per upstream (Pro Santé Connect, the
-//! CRL sources, the DMP) fed by the real calls' outcomes and by probes that never run on a request's
+//! CRL sources, the DMP, the establishment's LDAP directory) fed by the real calls' outcomes and by probes that never run on a request's
 //! path. Its state goes to `/readyz`, `/metrics`, the audit trail and the policy context.
 mod breaker;
 mod config;
@@ -18,8 +18,14 @@ pub const PSC: &str = "psc";
 pub const CRL: &str = "crl";
 /// The DMP's SOAP services (the relay).
 pub const DMP: &str = "dmp";
+/// The establishment's AD / OpenLDAP (`[directory.ldap]`): the password of password + TOTP.
+pub const LDAP: &str = "ldap";
 
 /// The upstreams this configuration uses.
-pub fn watched(state_psc: bool, cards: bool, dmp_relay: bool) -> Vec<&'static str> {
-    [(PSC, state_psc), (CRL, cards), (DMP, dmp_relay)].into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect()
+pub fn watched(state_psc: bool, cards: bool, dmp_relay: bool, ldap: bool) -> Vec<&'static str> {
+    [(PSC, state_psc), (CRL, cards), (DMP, dmp_relay), (LDAP, ldap)]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n)
+        .collect()
 }

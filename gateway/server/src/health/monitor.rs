@@ -287,7 +287,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CRL, DMP, PSC};
+    use super::super::{CRL, DMP, LDAP, PSC};
     use super::*;
 
     #[test]
@@ -316,7 +316,7 @@ mod tests {
         (0..n)
             .map(|_| {
                 let audit = Arc::new(Recorded::default());
-                (Monitor::new(config.clone(), &[PSC], audit.clone()).shared_through(store.clone()), audit)
+                (Monitor::new(config.clone(), &[PSC, LDAP], audit.clone()).shared_through(store.clone()), audit)
             })
             .unzip()
     }
@@ -377,6 +377,22 @@ mod tests {
         b.sync(false).await;
         assert_eq!((a.state(PSC), b.state(PSC)), (Some(BreakerState::Closed), Some(BreakerState::Closed)));
         assert_eq!(audited(&audits), ["closed->open", "open->half_open", "half_open->closed"]);
+    }
+
+    #[tokio::test]
+    async fn the_directorys_breaker_is_shared_by_replicas_and_is_not_the_external_link() {
+        let (m, audits) = replicas(2);
+        // Password logins on one replica meet the directory down (real calls feed the breaker).
+        for _ in 0..3 {
+            m[0].record(LDAP, Err("127.0.0.1:636: Connection refused".into()));
+        }
+        m[0].sync(false).await;
+        m[1].sync(true).await;
+        assert_eq!(m[1].state(LDAP), Some(BreakerState::Open), "the other replica takes it");
+        assert!(!m[1].available(LDAP) && m[1].available(PSC));
+        assert!(!m[1].degraded(), "a directory down is not the external link: the policy context is unchanged");
+        assert_eq!(audited(&audits), ["closed->open"], "one line for the deployment");
+        assert_eq!(m[1].readiness(false)["upstreams"]["ldap"]["state"], "open");
     }
 
     #[test]

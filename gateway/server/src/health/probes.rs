@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::state::{Part, Upstreams};
 
-use super::{CRL, DMP, PSC};
+use super::{CRL, DMP, LDAP, PSC};
 
 /// Starts the probes (one task per upstream) and the reading of the adapters' own health records.
 pub fn spawn(upstreams: Part<Upstreams>, config: Part<Config>) {
@@ -75,6 +75,12 @@ async fn probe(upstreams: &Upstreams, config: &Config, name: &str) -> Result<(),
                 Err(results.into_iter().filter_map(Result::err).collect::<Vec<_>>().join("; "))
             }
         }
+        // The service bind and a base-scope read of `user_base` (`LdapSource::probe`): what every
+        // password login needs first.
+        LDAP => match &upstreams.ldap {
+            Some(l) => l.probe().await.map_err(|e| e.to_string()),
+            None => Ok(()),
+        },
         DMP => {
             let Some(addr) = config.dmp.relay.base_url.as_deref().and_then(host_port) else { return Ok(()) };
             tokio::net::TcpStream::connect(&addr).await.map(drop).map_err(|e| format!("{addr}: {e}"))

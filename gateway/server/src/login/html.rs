@@ -19,6 +19,8 @@ struct Texts {
     card: &'static str,
     card_help: &'static str,
     or_password: &'static str,
+    /// Password + TOTP while the LDAP directory's breaker is open.
+    password_down: &'static str,
 }
 
 const FR: Texts = Texts {
@@ -34,6 +36,7 @@ const FR: Texts = Texts {
     card: "Se connecter avec ma carte CPS / CPE",
     card_help: "Carte insérée dans le lecteur ; le code PIN vous sera demandé.",
     or_password: "Ou avec un mot de passe et un code à usage unique",
+    password_down: "L'annuaire de l'établissement ne répond pas : la connexion par mot de passe est momentanément indisponible. Utilisez votre carte CPS / CPE ou votre clé de sécurité, ou réessayez dans quelques minutes.",
 };
 
 const EN: Texts = Texts {
@@ -49,6 +52,7 @@ const EN: Texts = Texts {
     card: "Sign in with my CPS / CPE card",
     card_help: "Card in the reader; you will be asked for its PIN.",
     or_password: "Or with a password and a one-time code",
+    password_down: "The establishment's directory does not answer: signing in with a password is unavailable for now. Use your CPS / CPE card or your security key, or try again in a few minutes.",
 };
 
 fn texts(l: Lang) -> &'static Texts {
@@ -118,8 +122,11 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
         } else {
             String::new()
         };
-        format!(
-            r#"{heading}<form method="post" action="/login/password" class="login" autocomplete="on">
+        if v.methods.password_unavailable {
+            format!(r#"{heading}<p class="help" id="password-unavailable" role="status">{}</p>"#, t.password_down)
+        } else {
+            format!(
+                r#"{heading}<form method="post" action="/login/password" class="login" autocomplete="on">
 <input type="hidden" name="flow" value="{flow}">
 <input type="hidden" name="csrf" value="{csrf}">
 <label for="username">{lu}</label>
@@ -131,15 +138,16 @@ pub fn login_form(req: &HttpRequest, v: &FormView<'_>) -> HttpResponse {
 <p id="totp-help" class="help">{help}</p>
 <button type="submit">{submit}</button>
 </form>"#,
-            flow = esc(v.flow_id),
-            csrf = esc(v.csrf),
-            lu = t.username,
-            user = esc(v.username),
-            lp = t.password,
-            lt = t.totp,
-            help = t.totp_help,
-            submit = t.submit,
-        )
+                flow = esc(v.flow_id),
+                csrf = esc(v.csrf),
+                lu = t.username,
+                user = esc(v.username),
+                lp = t.password,
+                lt = t.totp,
+                help = t.totp_help,
+                submit = t.submit,
+            )
+        }
     } else {
         String::new()
     };

@@ -38,6 +38,9 @@ pub struct Methods {
     pub fido2: bool,
     /// Password + TOTP.
     pub password: bool,
+    /// The password is the LDAP directory's and its circuit breaker is not closed: the page says
+    /// the method is unavailable instead of showing a form that could only fail.
+    pub password_unavailable: bool,
     /// e-CPS / CPS through Pro Santé Connect (`GET /login/psc`).
     pub psc: bool,
     /// PSC is offered but its circuit breaker is not closed: the page says e-CPS is unavailable.
@@ -58,6 +61,7 @@ pub fn methods_for(config: &Config, upstreams: &Upstreams, flow: &LoginFlow) -> 
             && offered(&[Mie::Cps, Mie::Cpe]),
         fido2: reaches(AssuranceLevel::TwoFactorPhishingResistant) && offered(&[Mie::Fido2]),
         password: reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::PasswordTotp]),
+        password_unavailable: upstreams.ldap.is_some() && !upstreams.health.available(crate::health::LDAP),
         // e-CPS reaches level 1, a CPS at PSC level 2: offered when either would do.
         psc: upstreams.psc.is_some()
             && ((reaches(AssuranceLevel::TwoFactor) && offered(&[Mie::Ecps]))

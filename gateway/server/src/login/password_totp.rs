@@ -2,9 +2,11 @@
 //! yet. Two factors, not phishing-resistant. Failures say nothing of whether the account
 //! exists; attempts are limited per account and per IP address. With `[directory.ldap]` the
 //! password is the establishment's directory password, checked there by bind (never stored
-//! here); the TOTP stays Vigie's, and the directory's groups give the roles they map to.
+//! here); the TOTP stays Vigie's, and the directory's groups give the roles they map to. The
+//! directory is an upstream with its circuit breaker (`health::LDAP`): each bind's outcome feeds
+//! it, and while it is open the login fails at once instead of waiting on the timeouts.
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,9 +17,10 @@ use super::config::LoginConfig;
 use super::form::{Flows, LoginAttempt, PostedLogin, limit_per_ip, limited, posted_login};
 use super::html;
 use crate::config::Config;
+use crate::health::{LDAP, Monitor};
 use crate::secrets::verify_password;
 use crate::session::keys;
-use crate::state::{OidcState, Part, Ports};
+use crate::state::{OidcState, Part, Ports, Upstreams};
 use crate::totp;
 use crate::web::pages;
 
@@ -89,7 +92,7 @@ impl Failure {
 pub async fn submit(
     req: HttpRequest,
     flows: Flows,
-    (ports, config, oidc): (Part<Ports>, Part<Config>, Part<OidcState>),
+    (ports, config, oidc, upstreams): (Part<Ports>, Part<Config>, Part<OidcState>, Part<Upstreams>),
     body: web::Bytes,
 ) -> HttpResponse {
     let caller = flows.caller(&req);
@@ -106,7 +109,13 @@ pub async fn submit(
         return r;
     }
 
-    let outcome = verify(&ports, &config.login, &username, &password, &code).await;
+    // DESIGN.md flow 5: nothing waits on an upstream known to be down. Neither the account's
+    // attempts nor the directory are touched: no password is checked, so none is guessed.
+    let outcome = if ports.ldap.is_some() && !upstreams.health.available(LDAP) {
+        Ok(Err(Failure::DirectoryDown("its circuit breaker is open: not called".into())))
+    } else {
+        verify(&ports, &upstreams.health, &config.login, &username, &password, &code).await
+    };
     match outcome {
         Ok(Ok(identity_id)) => {
             let auth =
@@ -152,6 +161,7 @@ pub async fn submit(
 /// Checks the credentials. The outer error is an outage; the inner one a refused login.
 async fn verify(
     ports: &Ports,
+    health: &Monitor,
     cfg: &LoginConfig,
     username: &str,
     password: &str,
@@ -169,12 +179,18 @@ async fn verify(
     if let Attempt::Refused(_) = attempt {
         return Ok(Err(Failure::Locked));
     }
-    check(ports, username, password, code).await
+    check(ports, health, username, password, code).await
 }
 
-async fn check(ports: &Ports, username: &str, password: &str, code: &str) -> Result<Result<String, Failure>, String> {
+async fn check(
+    ports: &Ports,
+    health: &Monitor,
+    username: &str,
+    password: &str,
+    code: &str,
+) -> Result<Result<String, Failure>, String> {
     if let Some(ldap) = &ports.ldap {
-        return check_by_ldap(ports, ldap, username, password, code).await;
+        return check_by_ldap(ports, health, ldap, username, password, code).await;
     }
     let account = ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
@@ -195,12 +211,18 @@ async fn check(ports: &Ports, username: &str, password: &str, code: &str) -> Res
 /// name holds the TOTP (and the cards, keys… of the person).
 async fn check_by_ldap(
     ports: &Ports,
+    health: &Monitor,
     ldap: &vigie_directory_ldap::LdapSource,
     username: &str,
     password: &str,
     code: &str,
 ) -> Result<Result<String, Failure>, String> {
-    let user = match ldap.check_password(username, password).await {
+    let started = Instant::now();
+    let checked = ldap.check_password(username, password).await;
+    // The breaker counts the directory's answers, not the person's: a refused password is the
+    // directory answering; an outage (refused connection, timeout, the service bind refused) is not.
+    health.record(LDAP, checked.as_ref().map(|_| started.elapsed()).map_err(ToString::to_string));
+    let user = match checked {
         Ok(Ok(user)) => user,
         Ok(Err(refusal)) => return Ok(Err(Failure::Directory(refusal))),
         Err(e) => return Ok(Err(Failure::DirectoryDown(e.to_string()))),

@@ -117,6 +117,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         psc.is_some(),
         card_validator.is_some(),
         dmp.as_ref().is_some_and(|d| d.relay.is_some()),
+        ldap.is_some(),
     );
     let health = crate::health::Monitor::new(config.health.clone(), &watched, audit.clone());
     // Replicas share one breaker state per upstream; one node keeps its own, as it always did.
@@ -144,7 +145,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,
-            ldap,
+            ldap: ldap.clone(),
         },
         oidc: OidcState { clients, keys, client_jwks: Default::default() },
         policy: PolicyGate {
@@ -156,6 +157,6 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             context,
             audit: policy_audit,
         },
-        upstreams: Upstreams { http, psc, dmp, mailer, card_validator, health },
+        upstreams: Upstreams { http, psc, dmp, mailer, card_validator, health, ldap },
     })
 }
