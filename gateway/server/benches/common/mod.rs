@@ -127,3 +127,19 @@ impl Drop for Postgres {
             Command::new("bash").arg("-c").arg(stop).arg(postgres_script()).arg(&self.dir).arg(&self.run_as).status();
     }
 }
+
+/// Waits (up to 120 s) until the `vigie serve` on `data_dir` has written its demo and listens on
+/// `port`; returns the demo (`demo.json`).
+pub fn wait_for_demo(data_dir: &std::path::Path, port: u16) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(data_dir.join("demo.json"))
+            && let Ok(demo) = serde_json::from_str(&t)
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return demo;
+        }
+        assert!(std::time::Instant::now() < deadline, "vigie did not start: see its log above");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
