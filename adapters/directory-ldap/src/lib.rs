@@ -92,6 +92,11 @@ pub struct LdapSource {
     resolved: Resolved,
     password: Secret,
     tls: Arc<rustls::ClientConfig>,
+    /// The index in `urls` of the server that answered last: tried first. A server that hangs
+    /// (a DC blackholed, not refusing) then costs its timeouts once, not at every login and
+    /// every probe — which, the probe's budget being shorter than the failover, would open the
+    /// breaker while the next server answers.
+    preferred: std::sync::atomic::AtomicUsize,
 }
 
 /// RFC 4511 §4.1.9 result codes read here.
@@ -152,7 +157,13 @@ impl LdapSource {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let resolved = config.resolved();
-        Ok(Self { config, resolved, password: Secret(bind_password), tls: Arc::new(tls) })
+        Ok(Self {
+            config,
+            resolved,
+            password: Secret(bind_password),
+            tls: Arc::new(tls),
+            preferred: Default::default(),
+        })
     }
 
     /// The roles `group_roles` gives out: a login grants those of the user's groups and revokes
@@ -172,10 +183,19 @@ impl LdapSource {
         Duration::from_millis(self.config.operation_timeout_ms)
     }
 
-    /// A connection bound as the service account: the URLs in order, the first that answers.
+    /// A connection bound as the service account: the URLs in order from the one that answered
+    /// last, the first that answers.
     async fn connect(&self) -> Result<Ldap, LdapError> {
+        self.connect_within(self.connect_timeout() + self.op_timeout()).await
+    }
+
+    /// [`Self::connect`], each server given at most `per_server`.
+    async fn connect_within(&self, per_server: Duration) -> Result<Ldap, LdapError> {
+        use std::sync::atomic::Ordering;
         let mut failures = Vec::new();
-        for url in &self.config.urls {
+        let urls = &self.config.urls;
+        let first = self.preferred.load(Ordering::Relaxed) % urls.len().max(1);
+        for (i, url) in urls.iter().enumerate().cycle().skip(first).take(urls.len()) {
             let attempt = async {
                 // Our own socket, for TCP_NODELAY: ldap3's leaves Nagle on, and each of the
                 // handshake's and bind's small writes then waits for a delayed ACK (~40 ms a
@@ -192,8 +212,11 @@ impl LdapSource {
                 let bound = ldap.simple_bind(&self.config.bind_dn, &self.password.0).await?;
                 Ok::<_, ldap3::LdapError>((ldap, bound))
             };
-            match tokio::time::timeout(self.connect_timeout() + self.op_timeout(), attempt).await {
-                Ok(Ok((ldap, bound))) if bound.rc == 0 => return Ok(ldap),
+            match tokio::time::timeout(per_server, attempt).await {
+                Ok(Ok((ldap, bound))) if bound.rc == 0 => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(ldap);
+                }
                 Ok(Ok((_, bound))) => {
                     // The service account itself is refused: every other server would say the same.
                     return Err(LdapError::Unavailable(format!(
@@ -262,8 +285,12 @@ impl LdapSource {
     /// of its own: it proves the server answers, the service account is accepted and the base
     /// exists, for the cost of a login's first two steps. The error names the server, never a
     /// credential.
-    pub async fn probe(&self) -> Result<(), LdapError> {
-        let mut ldap = self.connect().await?;
+    ///
+    /// Each server gets at most `per_server` (the probe's budget, shorter than a login's
+    /// timeouts), so that a server that hangs is passed over by the probe itself and the next
+    /// one becomes the one tried first: the whole probe may take `per_server` × [`Self::servers`].
+    pub async fn probe(&self, per_server: Duration) -> Result<(), LdapError> {
+        let mut ldap = self.connect_within(per_server.min(self.connect_timeout() + self.op_timeout())).await?;
         let read = self
             .op("reading `user_base`", ldap.search(&self.config.user_base, Scope::Base, "(objectClass=*)", vec!["1.1"]))
             .await;
@@ -363,6 +390,11 @@ impl LdapSource {
         }
         let _ = ldap.unbind().await;
         Ok(users)
+    }
+
+    /// How many servers `urls` names (tried in turn).
+    pub fn servers(&self) -> usize {
+        self.config.urls.len()
     }
 
     /// Checks that a directory answers and accepts the service account.

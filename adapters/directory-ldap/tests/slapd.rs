@@ -204,6 +204,9 @@ async fn figures() {
     println!("password checks per second, 8 at a time: {rate:.0}");
 }
 
+/// The probe's budget per server, as `health.probe_timeout_ms` gives it.
+const PROBE: Duration = Duration::from_secs(2);
+
 /// The health probe goes one step further than `ping`: a `user_base` that does not exist (a
 /// renamed OU, a wrong base after a migration) answers the service bind but fails the probe,
 /// as every login would; a stopped server fails it within the timeouts, a restarted one passes.
@@ -211,21 +214,47 @@ async fn figures() {
 async fn the_probe_binds_reads_the_base_and_fails_on_a_missing_base_or_a_stopped_server() {
     let mut slapd = Slapd::start();
     let ad = source(&slapd, Profile::Ad);
-    ad.probe().await.expect("the directory answers");
+    ad.probe(PROBE).await.expect("the directory answers");
 
     let mut c = config(&slapd, Profile::Ad, vec![slapd.ldaps_url.clone()], false);
     c.user_base = format!("ou=gone,{}", ldap::BASE);
     let gone = LdapSource::from_files(c, "directory.ldap").expect("the source");
     gone.ping().await.expect("the service bind alone succeeds");
-    let e = gone.probe().await.expect_err("no such base");
+    let e = gone.probe(PROBE).await.expect_err("no such base");
     assert!(e.to_string().contains("reading `user_base`"), "{e}");
     assert!(!e.to_string().contains(ldap::SERVICE_PASSWORD), "{e}");
 
     slapd.stop();
     let started = Instant::now();
-    let e = ad.probe().await.expect_err("stopped");
+    let e = ad.probe(PROBE).await.expect_err("stopped");
     assert!(e.to_string().contains("127.0.0.1"), "the error names the server: {e}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     slapd.restart();
-    ad.probe().await.expect("back");
+    ad.probe(PROBE).await.expect("back");
+}
+
+/// A first server that accepts connections and never answers (a DC hung or blackholed: the
+/// kernel completes the TCP handshake, nothing reads the TLS hello): the probe passes it over
+/// within its budget, and from then on the server that answered is tried first, by probes and
+/// logins alike, instead of paying the hung one's timeouts each time.
+#[tokio::test]
+async fn a_hanging_first_server_is_passed_over_by_the_probe_and_then_tried_last() {
+    let slapd = Slapd::start();
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("a socket nobody reads");
+    let hung_url = format!("ldaps://127.0.0.1:{}", hung.local_addr().expect("its address").port());
+    let c = config(&slapd, Profile::Ad, vec![hung_url, slapd.ldaps_url.clone()], false);
+    let ad = LdapSource::from_files(c, "directory.ldap").expect("the source");
+    let budget = Duration::from_millis(1500);
+    let started = Instant::now();
+    ad.probe(budget).await.expect("the second server answers");
+    let first = started.elapsed();
+    assert!(first >= budget && first < budget * 3, "the hung server cost the budget once: {first:?}");
+    let started = Instant::now();
+    ad.probe(budget).await.expect("again");
+    assert!(started.elapsed() < budget, "the answering server is tried first now: {:?}", started.elapsed());
+    let started = Instant::now();
+    assert!(ad.check_password("demo.infirmiere", ldap::PASSWORD).await.expect("reachable").is_ok());
+    // A login that tried the hung server first would wait `connect_timeout_ms` (3 s) for it.
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    drop(hung);
 }

@@ -23,7 +23,11 @@ async fn probe_loop(upstreams: &Upstreams, config: &Config, name: &'static str) 
         (PSC, Some(p)) => Duration::from_secs(p.config.probe_interval_secs.max(1)),
         _ => Duration::from_millis(monitor.config.probe_interval_ms.max(1)),
     };
-    let limit = Duration::from_millis(monitor.config.probe_timeout_ms.max(1));
+    let mut limit = Duration::from_millis(monitor.config.probe_timeout_ms.max(1));
+    if let (LDAP, Some(l)) = (name, &upstreams.ldap) {
+        // Each directory server gets the probe's budget: a hanging one is passed over.
+        limit *= u32::try_from(l.servers().max(1)).unwrap_or(u32::MAX);
+    }
     let mut failing_for = 0u32;
     loop {
         let started = Instant::now();
@@ -78,7 +82,9 @@ async fn probe(upstreams: &Upstreams, config: &Config, name: &str) -> Result<(),
         // The service bind and a base-scope read of `user_base` (`LdapSource::probe`): what every
         // password login needs first.
         LDAP => match &upstreams.ldap {
-            Some(l) => l.probe().await.map_err(|e| e.to_string()),
+            Some(l) => {
+                l.probe(Duration::from_millis(config.health.probe_timeout_ms.max(1))).await.map_err(|e| e.to_string())
+            }
             None => Ok(()),
         },
         DMP => {
