@@ -250,6 +250,10 @@ def properties(docs: list[dict], values: dict, label: str) -> None:
         egress = np["spec"]["egress"]
         check(all("to" in r or all(p["port"] == 53 for p in r["ports"]) for r in egress), f"{label}: egress is DNS or named CIDRs")
         check(all("ipBlock" in t for r in egress for t in r.get("to", [])), f"{label}: egress destinations are CIDRs")
+        rendered = {(t["ipBlock"]["cidr"], p["port"]) for r in egress for t in r.get("to", []) for p in r["ports"]}
+        for dest, rules in values["networkPolicy"].get("egress", {}).items():
+            wanted = {(c, port) for rule in rules for c in rule["cidrs"] for port in rule["ports"]}
+            check(wanted <= rendered, f"{label}: egress to {dest} is rendered ({sorted(wanted - rendered)} missing)")
     check(secret_refs or values.get("store", {}).get("kind") == "embedded", f"{label}: the URLs come from Secrets ({sorted(secret_refs)})")
     kinds = ", ".join(f"{k}×{len(v)}" if len(v) > 1 else k for k, v in sorted(by_kind.items()))
     print(f"  {label}: {len(docs)} objects ({kinds})")
