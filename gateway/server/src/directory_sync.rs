@@ -179,37 +179,49 @@ pub fn spawn(config: crate::state::Part<Config>, ports: crate::state::Part<Ports
 /// One periodic pass, if this replica takes the lease.
 async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, every: u64) {
     let store = ports.store.as_ref();
-    let lease = keys::directory_sync_lease("ldap");
-    // Longer than a pass (10,000 entries take about a minute: docs/directory.md) and than the
-    // period, so that a replica that dies mid-pass holds it back for a while only.
-    let ttl = Duration::from_secs(every.max(600) * 2);
-    match store.put_if_absent(&lease, b"1", ttl).await {
-        Ok(true) => {}
-        Ok(false) => return,
+    match Lease::take(store, every).await {
+        Ok(Some(lease)) => {
+            let started = std::time::Instant::now();
+            let record = |event: AuditEvent| audit.record(event);
+            match sync(ldap, ports.directory.as_ref(), &record).await {
+                Ok(report) => {
+                    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
+                    metrics::counter!("vigie_directory_sync_total", "result" => "ok").increment(1);
+                    if report.disabled + report.left > 0 {
+                        tell(store).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "directory sync failed; tried again next period");
+                    metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
+                }
+            }
+            lease.release(store).await;
+        }
+        Ok(None) => {}
         Err(e) => {
             tracing::warn!(error = %e, "directory sync: the lease could not be taken; tried again next period");
             metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
-            return;
         }
     }
-    let started = std::time::Instant::now();
-    let record = |event: AuditEvent| audit.record(event);
-    let result = sync(ldap, ports.directory.as_ref(), &record).await;
-    match &result {
-        Ok(report) => {
-            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
-            metrics::counter!("vigie_directory_sync_total", "result" => "ok").increment(1);
-            if report.disabled + report.left > 0 {
-                tell(store).await;
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "directory sync failed; tried again next period");
-            metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
-        }
+}
+
+/// The right to run a pass, held by one replica at a time.
+struct Lease;
+
+impl Lease {
+    /// `None` when another replica holds it.
+    async fn take(store: &dyn EphemeralStore, every: u64) -> Result<Option<Lease>, vigie_core::store::StoreError> {
+        // Longer than a pass (10,006 entries take about 20 s: docs/directory.md) and than the
+        // period, so that a replica that dies mid-pass holds the others back for a while only.
+        let ttl = Duration::from_secs(every.max(600) * 2);
+        Ok(store.put_if_absent(&keys::directory_sync_lease("ldap"), b"1", ttl).await?.then_some(Lease))
     }
-    if let Err(e) = store.delete(&lease).await {
-        tracing::warn!(error = %e, "directory sync: the lease could not be released; it lapses by itself");
+
+    async fn release(self, store: &dyn EphemeralStore) {
+        if let Err(e) = store.delete(&keys::directory_sync_lease("ldap")).await {
+            tracing::warn!(error = %e, "directory sync: the lease could not be released; it lapses by itself");
+        }
     }
 }
 
@@ -217,5 +229,19 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, every: u64) {
 async fn tell(store: &dyn EphemeralStore) {
     if let Err(e) = crate::policy::view::signal_change(store).await {
         tracing::warn!(error = %e, "directory sync: replicas not told; their caches lapse by themselves");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_replica_at_a_time_runs_a_pass_and_the_next_may_once_it_is_released() {
+        let store = vigie_store_embedded::EmbeddedStore::new();
+        let first = Lease::take(&store, 60).await.unwrap().expect("a free lease is taken");
+        assert!(Lease::take(&store, 60).await.unwrap().is_none(), "a second replica waits");
+        first.release(&store).await;
+        assert!(Lease::take(&store, 60).await.unwrap().is_some(), "released: the next pass may run");
     }
 }
