@@ -90,6 +90,10 @@ pub struct LdapConfig {
     /// Longest wait for one operation (bind, search), in milliseconds.
     #[serde(default = "default_operation_timeout_ms")]
     pub operation_timeout_ms: u64,
+    /// How often `serve` syncs the directory into Vigie's (one replica at a time), in seconds;
+    /// 0: only `vigie directory sync` does.
+    #[serde(default)]
+    pub sync_interval_secs: u64,
 }
 
 fn default_connect_timeout_ms() -> u64 {

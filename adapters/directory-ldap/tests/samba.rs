@@ -122,6 +122,7 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
         group_roles: BTreeMap::from([("GG-Admin-Cartes".into(), "cards".into())]),
         connect_timeout_ms: 5000,
         operation_timeout_ms: 10000,
+        sync_interval_secs: 0,
     };
     let ad = LdapSource::from_files(config, "directory.ldap").expect("the source");
     // The DC may accept connections a moment before it answers binds.

@@ -28,6 +28,7 @@ fn config(slapd: &Slapd, profile: Profile, urls: Vec<String>, starttls: bool) ->
         group_roles: BTreeMap::from([("GG-Admin-Cartes".into(), "cards".into())]),
         connect_timeout_ms: 3000,
         operation_timeout_ms: 5000,
+        sync_interval_secs: 0,
     }
 }
 
@@ -153,6 +154,7 @@ fn missing_files_name_their_key() {
         group_roles: BTreeMap::new(),
         connect_timeout_ms: 1000,
         operation_timeout_ms: 1000,
+        sync_interval_secs: 0,
     };
     let e = LdapSource::from_files(c, "directory.ldap").expect_err("no such file").to_string();
     assert!(e.starts_with("`directory.ldap.bind_password_file`: cannot read"), "{e}");

@@ -595,6 +595,26 @@ impl Directory for SqlDirectory {
         tx.commit().await.map_err(|e| failed("saving an account", &e))
     }
 
+    async fn identity_for_directory_entry(
+        &self,
+        directory_id: &str,
+        matricule: &str,
+    ) -> Result<Option<Identity>, DirectoryError> {
+        self.identity_for_entry(directory_id, matricule).await
+    }
+
+    async fn link_to_directory(&self, identity_id: &str, directory_id: &str) -> Result<bool, DirectoryError> {
+        self.link_identity(identity_id, directory_id).await
+    }
+
+    async fn directory_linked_enabled(&self) -> Result<Vec<(String, String, String)>, DirectoryError> {
+        self.linked_enabled().await
+    }
+
+    async fn disable_account(&self, identity_id: &str, reason: &str) -> Result<bool, DirectoryError> {
+        self.disable_account_of(identity_id, reason).await
+    }
+
     async fn ping(&self) -> Result<(), DirectoryError> {
         on_pool!(self.pool, |c| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(c).await)
             .map(|_| ())

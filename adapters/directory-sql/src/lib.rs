@@ -7,6 +7,7 @@ pub mod announced;
 pub mod cards;
 mod db;
 mod directory;
+mod directory_link;
 mod fido2;
 pub mod import;
 mod policy_attributes;

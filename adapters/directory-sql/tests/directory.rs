@@ -345,3 +345,49 @@ async fn sslmode_require_refuses_a_server_without_tls() {
         other => panic!("expected unavailable, got {other:?}"),
     }
 }
+
+on_both! {
+async fn a_directory_entry_finds_its_identity_by_link_first_and_a_leaver_is_disabled_once_with_a_note(db: TestDb) {
+    use vigie_core::directory::{AccessTarget, PendingRevocations};
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let camille_id = dir.upsert_identity(&camille()).await.unwrap();
+    let ines_id = dir.upsert_identity(&ines()).await.unwrap();
+    dir.upsert_account(&account(&camille_id, "cmartin")).await.unwrap();
+    dir.upsert_account(&account(&ines_id, "ibenali")).await.unwrap();
+    let found = |guid: &'static str, matricule: &'static str| {
+        let dir = &dir;
+        async move { dir.identity_for_directory_entry(guid, matricule).await.unwrap().map(|i| i.id) }
+    };
+
+    // Unlinked: by matricule; linked: by the link, even when the matricule names someone else.
+    assert_eq!(found("guid-c", "004512").await.as_deref(), Some(camille_id.as_str()));
+    assert_eq!(found("guid-c", "no-such").await, None);
+    assert!(dir.link_to_directory(&camille_id, "guid-c").await.unwrap());
+    assert!(!dir.link_to_directory(&camille_id, "guid-c").await.unwrap(), "linked already: no change");
+    assert_eq!(found("guid-c", "005377").await.as_deref(), Some(camille_id.as_str()));
+    assert_eq!(found("", "005377").await.as_deref(), Some(ines_id.as_str()), "an entry without an id");
+
+    // An entry re-created with the link of another takes it: one identity per entry.
+    assert!(dir.link_to_directory(&ines_id, "guid-c").await.unwrap());
+    assert_eq!(found("guid-c", "no-such").await.as_deref(), Some(ines_id.as_str()));
+    assert!(dir.link_to_directory(&camille_id, "guid-c2").await.unwrap());
+    let linked = dir.directory_linked_enabled().await.unwrap();
+    let mut expected = vec![
+        (camille_id.clone(), "guid-c2".to_owned(), "cmartin".to_owned()),
+        (ines_id.clone(), "guid-c".to_owned(), "ibenali".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(linked, expected);
+
+    // Disabled with its note of access to end, in one go; a second time changes nothing.
+    assert!(dir.disable_account(&camille_id, "gone from the directory").await.unwrap());
+    assert!(dir.account_disabled(&camille_id).await.unwrap());
+    assert!(!dir.disable_account(&camille_id, "gone from the directory").await.unwrap());
+    let notes = dir.pending_revocations().await.unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!((notes[0].target.clone(), notes[0].reason.as_str()), (AccessTarget::Identity(camille_id.clone()), "gone from the directory"));
+    let still = vec![(ines_id.clone(), "guid-c".to_owned(), "ibenali".to_owned())];
+    assert_eq!(dir.directory_linked_enabled().await.unwrap(), still, "a disabled account is no leaver to find");
+    assert!(!dir.disable_account("no-such-identity", "x").await.unwrap(), "no account: nothing to disable");
+}
+}

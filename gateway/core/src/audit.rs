@@ -70,6 +70,10 @@ pub enum AuditKind {
     /// A change pushed through SCIM provisioning (`method` the HTTP method, `object` the
     /// resource, `reason` the attributes it named — names only, never values).
     Provisioned,
+    /// An account changed by the sync of the establishment's directory (`vigie directory sync`,
+    /// `directory.ldap.sync_interval_secs`): disabled because its entry is disabled or gone (a
+    /// leaver), its access then ended (`reason` says which; `actor` is `directory-sync`).
+    DirectorySync,
 }
 
 /// The result of the act.

@@ -124,6 +124,23 @@ pub trait Directory: Send + Sync {
     async fn upsert_account(&self, account: &Account) -> Result<(), DirectoryError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), DirectoryError>;
+    /// The identity linked to this entry of the establishment's directory (`objectGUID` /
+    /// `entryUUID`, see [`Directory::link_to_directory`]), else the one with this matricule:
+    /// indexed lookups, made for every entry of a sync.
+    async fn identity_for_directory_entry(
+        &self,
+        directory_id: &str,
+        matricule: &str,
+    ) -> Result<Option<Identity>, DirectoryError>;
+    /// Links the identity to that entry (taken from any other identity); `true` when it changed.
+    /// A linked identity came from the directory: when its entry is gone, it has left.
+    async fn link_to_directory(&self, identity_id: &str, directory_id: &str) -> Result<bool, DirectoryError>;
+    /// `(identity id, directory id, login name)` of the identities linked to a directory entry
+    /// whose account is enabled.
+    async fn directory_linked_enabled(&self) -> Result<Vec<(String, String, String)>, DirectoryError>;
+    /// Disables the identity's account and durably notes that the person's access must end
+    /// ([`PendingRevocations`]), both or neither; `false` when there was nothing to disable.
+    async fn disable_account(&self, identity_id: &str, reason: &str) -> Result<bool, DirectoryError>;
 }
 
 /// What the policy engine reads of a person beyond the HR record: the kind of their account and

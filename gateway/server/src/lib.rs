@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod directory_sync;
 pub mod dmp;
 pub mod health;
 pub mod jose;

@@ -4,7 +4,9 @@
 //! page, a disabled account its own; with the directory down, password logins get a page that
 //! says so while a card login goes on; `vigie directory sync` brings joiners in and disables an
 //! account the directory disabled, whose card then no longer logs in; a renamed login keeps its
-//! identity.
+//! identity; a leaver gone from the directory, or an account disabled there and synced by `serve`
+//! on its own period, loses their SSO session and refresh family, audited; the directory is an
+//! upstream whose breaker answers password logins at once while it is down.
 use crate::common;
 
 use common::ldap::{self as slapd, Slapd};
@@ -126,10 +128,16 @@ async fn the_directory_down_password_logins_get_a_clear_page_and_cards_go_on() {
 
 /// `vigie directory sync` on the demo's data directory of `gw`, with the gateway's environment.
 fn sync(s: &Slapd, gw: &Gateway) -> String {
+    sync_with(s, gw, &[])
+}
+
+/// [`sync`] with more environment.
+fn sync_with(s: &Slapd, gw: &Gateway, more: &[(&str, &str)]) -> String {
     let data_dir = gw.data_dir.display().to_string();
     let out = std::process::Command::new(BIN)
         .args(["directory", "sync", "--data-dir", &data_dir])
         .envs(ldap_env(s))
+        .envs(more.iter().copied())
         .output()
         .expect("vigie directory sync");
     assert!(out.status.success(), "sync failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -149,10 +157,11 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
         slapd::BASE
     ));
     // 6 entries: 3 joiners (ad.locked, ad.expired, ad.mustchange); demo.interne and demo.medecin
-    // disabled there (updated), ad.expired expired (created disabled); demo.infirmiere as she was.
+    // disabled there (updated), ad.expired expired (created disabled); demo.infirmiere linked to
+    // her entry's objectGUID (updated).
     assert_eq!(
         sync(&s, &gw),
-        "directory sync: 3 created, 2 updated, 1 unchanged, 3 disabled, 0 skipped (no matricule)"
+        "directory sync: 3 created, 3 updated, 0 unchanged, 3 disabled, 0 skipped (no matricule), 0 left"
     );
 
     // The same person as the card's (linked by matricule): disabled, the card no longer logs in.
@@ -165,7 +174,7 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
 
     assert_eq!(
         sync(&s, &gw),
-        "directory sync: 0 created, 0 updated, 6 unchanged, 0 disabled, 0 skipped (no matricule)"
+        "directory sync: 0 created, 0 updated, 6 unchanged, 0 disabled, 0 skipped (no matricule), 0 left"
     );
 
     // A renamed login keeps the identity (and Vigie's TOTP): the same `sub` under the new name.
@@ -178,7 +187,10 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
         slapd::BASE
     ));
     let renamed = sync(&s, &gw);
-    assert_eq!(renamed, "directory sync: 0 created, 1 updated, 5 unchanged, 0 disabled, 0 skipped (no matricule)");
+    assert_eq!(
+        renamed,
+        "directory sync: 0 created, 1 updated, 5 unchanged, 0 disabled, 0 skipped (no matricule), 0 left"
+    );
     let totp = gw.totp(NURSE).await;
     let (_, a, after) = try_login(&gw, "cmartin", slapd::PASSWORD, &totp).await;
     assert_eq!(after.status, 303, "the new login name logs in: {}", after.body);
@@ -186,13 +198,13 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
     assert_eq!(jwt_part(&redeem(&gw, &a, &code).await.id, 1)["sub"], sub);
 }
 
-/// The figures of docs/directory.md: a full sync of 2,000 entries into the demo's SQLite
+/// The figures of docs/directory.md: a full sync of 10,000 entries into the demo's SQLite
 /// directory, its time and the sync process's peak memory (`/usr/bin/time`), then a second pass.
 /// `cargo test -p vigie-gateway --test integration ldap::sync_figures -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a measurement, run by hand"]
 async fn sync_figures() {
-    let s = Slapd::start_with(2_000);
+    let s = Slapd::start_with(10_000);
     let gw = start(&s).await;
     for pass in ["first", "second"] {
         let started = std::time::Instant::now();
@@ -205,6 +217,105 @@ async fn sync_figures() {
         let rss = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_owned();
         println!("{pass} pass: {:?}, {rss}: {}", started.elapsed(), String::from_utf8_lossy(&out.stdout).trim());
     }
+}
+
+/// slapd gives every entry an `entryUUID`; of the test DIT's, only `demo.infirmiere` carries an
+/// `objectGUID`: the leaver tests link everyone by the former.
+const BY_ENTRY_UUID: (&str, &str) = ("VIGIE_DIRECTORY__LDAP__ATTRIBUTES__ID", "entryUUID");
+
+/// The doctor's card session in a browser, and its tokens for `demo-cli` (a refresh family).
+async fn doctor_signed_in(gw: &Gateway) -> (Browser<'_>, Tokens) {
+    let mut b = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(gw, "demo-cli");
+    let code = b.sign_in_with_card(&a).await;
+    let t = redeem(gw, &a, &code).await;
+    assert!(!t.refresh.is_empty(), "demo-cli gets a refresh token: {}", t.raw);
+    (b, t)
+}
+
+/// Polls the audit trail (for up to `secs`) for a line `what` accepts: the periodic sync and the
+/// sweep that ends access each run every few seconds.
+async fn audited_within(gw: &Gateway, secs: u64, what: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(line) = gw.settled_audit().await.into_iter().find(|l| what(l)) {
+            return line;
+        }
+        assert!(started.elapsed().as_secs() < secs, "no such audit line within {secs} s");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The refresh family is refused.
+async fn assert_refresh_refused(gw: &Gateway, t: &Tokens) {
+    let r = gw.token("demo-cli", &[("grant_type", "refresh_token"), ("refresh_token", &t.refresh)]).await;
+    assert_eq!((r.status, r.json()["error"].clone()), (400, serde_json::json!("invalid_grant")), "{}", r.body);
+}
+
+/// The SSO session of the browser is gone: `prompt=none` gets `login_required`.
+async fn assert_sso_refused(gw: &Gateway, b: &mut Browser<'_>) {
+    let r = b.authorize(&Authz::new(gw, "demo-app").with("prompt", "none")).await;
+    assert_eq!(
+        r.redirect_params().get("error").map(String::as_str),
+        Some("login_required"),
+        "{} {:?}",
+        r.status,
+        r.headers.get("location")
+    );
+}
+
+#[tokio::test]
+async fn a_leaver_gone_from_the_directory_is_disabled_and_their_sso_and_refresh_end() {
+    let s = Slapd::start();
+    let gw = start(&s).await;
+    let first = sync_with(&s, &gw, &[BY_ENTRY_UUID]);
+    assert!(first.ends_with("0 left"), "{first}");
+    let (mut b, t) = doctor_signed_in(&gw).await;
+
+    s.modify(&format!("dn: uid=demo.medecin,ou=people,{}\nchangetype: delete\n", slapd::BASE));
+    assert_eq!(
+        sync_with(&s, &gw, &[BY_ENTRY_UUID]),
+        "directory sync: 0 created, 0 updated, 5 unchanged, 0 disabled, 0 skipped (no matricule), 1 left"
+    );
+    let line = gw.audit_line(|l| l["kind"] == "directory_sync" && l["username"] == "demo.medecin").await;
+    assert!(line["reason"].as_str().is_some_and(|r| r.contains("gone from the directory")), "{line}");
+    assert_eq!(line["actor"], "directory-sync");
+    // The running gateway's sweep ends what the note names: refresh family, SSO session.
+    let subject = line["subject"].clone();
+    let ended = audited_within(&gw, 60, |l| l["kind"] == "access_ended" && l["subject"] == subject).await;
+    assert!(ended["reason"].as_str().is_some_and(|r| r.contains("1 session(s) ended")), "{ended}");
+    assert_refresh_refused(&gw, &t).await;
+    assert_sso_refused(&gw, &mut b).await;
+
+    // Once: a leaver already disabled is not disabled again.
+    assert!(sync_with(&s, &gw, &[BY_ENTRY_UUID]).ends_with("0 disabled, 0 skipped (no matricule), 0 left"));
+}
+
+#[tokio::test]
+async fn serve_syncs_on_its_period_and_an_account_disabled_there_loses_sso_and_refresh() {
+    let s = Slapd::start();
+    let mut env = ldap_env(&s);
+    env.push(("VIGIE_DIRECTORY__LDAP__SYNC_INTERVAL_SECS".into(), "2".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gw = Gateway::start(&env).await;
+    let (mut b, t) = doctor_signed_in(&gw).await;
+
+    s.modify(&format!(
+        "dn: uid=demo.medecin,ou=people,{}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n",
+        slapd::BASE
+    ));
+    // No CLI call: within a period (2 s) and a sweep (5 s), with room for a loaded machine.
+    let started = std::time::Instant::now();
+    let line = audited_within(&gw, 60, |l| l["kind"] == "directory_sync" && l["username"] == "demo.medecin").await;
+    assert!(line["reason"].as_str().is_some_and(|r| r.contains("disabled or expired")), "{line}");
+    let subject = line["subject"].clone();
+    let ended = audited_within(&gw, 60, |l| l["kind"] == "access_ended" && l["subject"] == subject).await;
+    assert!(ended["reason"].as_str().is_some_and(|r| r.contains("1 session(s) ended")), "{ended}");
+    println!("access ended {:?} after the change in the directory", started.elapsed());
+    assert_refresh_refused(&gw, &t).await;
+    assert_sso_refused(&gw, &mut b).await;
+    let metrics = gw.browser().get("/metrics").await.body;
+    assert!(metrics.contains("vigie_directory_sync_total{result=\"ok\"}"), "the passes are counted");
 }
 
 /// [`start`] with the ops listener on `ops` (`/readyz` with each upstream's last error) and these

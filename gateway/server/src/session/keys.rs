@@ -275,6 +275,12 @@ pub fn view_epoch(scope: &str) -> String {
     format!("view-epoch:{scope}")
 }
 
+/// The lease of the periodic sync of a directory (`directory_sync`; `source` is `ldap`): the
+/// replica that puts it runs the pass and deletes it at the end; it lapses if that replica dies.
+pub fn directory_sync_lease(source: &str) -> String {
+    format!("lease:directory-sync:{source}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +353,7 @@ mod tests {
             (demo_app_sid("s1"), "demo-app:sid:s1".into(), "s1".into()),
             (upstream_health("psc"), "health:psc".into(), "psc".into()),
             (view_epoch("access"), "view-epoch:access".into(), "access".into()),
+            (directory_sync_lease("ldap"), "lease:directory-sync:ldap".into(), "ldap".into()),
         ];
         cases
     }
