@@ -160,8 +160,13 @@ fn merged(existing: Option<&Identity>, user: &LdapUser, matricule: &str) -> Iden
 /// takes the lease in the shared store. A failed pass is logged and counted
 /// (`vigie_directory_sync_total{result="failed"}`) and tried again at the next period; the
 /// server goes on.
-pub fn spawn(config: crate::state::Part<Config>, ports: crate::state::Part<Ports>, audit: crate::state::Part<Audit>) {
-    let Some(ldap) = ports.ldap.clone() else { return };
+pub fn spawn(
+    config: crate::state::Part<Config>,
+    ports: crate::state::Part<Ports>,
+    upstreams: crate::state::Part<crate::state::Upstreams>,
+    audit: crate::state::Part<Audit>,
+) {
+    let Some(ldap) = upstreams.ldap.clone() else { return };
     let every = config.directory.ldap.as_ref().map_or(0, |l| l.sync_interval_secs);
     if every == 0 {
         return;

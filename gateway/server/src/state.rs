@@ -74,9 +74,6 @@ pub struct Ports {
     pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
     /// People and groups pushed through SCIM (the directory's database).
     pub provisioning: Arc<dyn vigie_core::provisioning::Provisioning>,
-    /// The establishment's AD / OpenLDAP, when `[directory.ldap]` is set: passwords are checked
-    /// there and its groups give roles (the SQL directory stays the store of the rest).
-    pub ldap: Option<Arc<vigie_directory_ldap::LdapSource>>,
 }
 
 /// The provider's own material: registered clients, signing keys, clients' fetched key sets.
@@ -119,7 +116,9 @@ pub struct Upstreams {
     /// Circuit breakers of PSC, the CRL sources, the DMP and the LDAP directory: degraded mode
     /// (`[health]`).
     pub health: Arc<crate::health::Monitor>,
-    /// The same source as [`Ports::ldap`], seen as an upstream: what the health probe binds to.
+    /// The establishment's AD / OpenLDAP, when `[directory.ldap]` is set: passwords are checked
+    /// there by bind, its groups give roles, the sync reads it and the health probe binds to it
+    /// (the SQL directory stays the store of the rest).
     pub ldap: Option<Arc<vigie_directory_ldap::LdapSource>>,
 }
 

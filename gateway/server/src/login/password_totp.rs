@@ -111,10 +111,10 @@ pub async fn submit(
 
     // DESIGN.md flow 5: nothing waits on an upstream known to be down. Neither the account's
     // attempts nor the directory are touched: no password is checked, so none is guessed.
-    let outcome = if ports.ldap.is_some() && !upstreams.health.available(LDAP) {
+    let outcome = if upstreams.ldap.is_some() && !upstreams.health.available(LDAP) {
         Ok(Err(Failure::DirectoryDown("its circuit breaker is open: not called".into())))
     } else {
-        verify(&ports, &upstreams.health, &config.login, &username, &password, &code).await
+        verify(&ports, &upstreams, &config.login, &username, &password, &code).await
     };
     match outcome {
         Ok(Ok(identity_id)) => {
@@ -161,7 +161,7 @@ pub async fn submit(
 /// Checks the credentials. The outer error is an outage; the inner one a refused login.
 async fn verify(
     ports: &Ports,
-    health: &Monitor,
+    upstreams: &Upstreams,
     cfg: &LoginConfig,
     username: &str,
     password: &str,
@@ -179,18 +179,18 @@ async fn verify(
     if let Attempt::Refused(_) = attempt {
         return Ok(Err(Failure::Locked));
     }
-    check(ports, health, username, password, code).await
+    check(ports, upstreams, username, password, code).await
 }
 
 async fn check(
     ports: &Ports,
-    health: &Monitor,
+    upstreams: &Upstreams,
     username: &str,
     password: &str,
     code: &str,
 ) -> Result<Result<String, Failure>, String> {
-    if let Some(ldap) = &ports.ldap {
-        return check_by_ldap(ports, health, ldap, username, password, code).await;
+    if let Some(ldap) = &upstreams.ldap {
+        return check_by_ldap(ports, &upstreams.health, ldap, username, password, code).await;
     }
     let account = ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());

@@ -145,7 +145,6 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,
-            ldap: ldap.clone(),
         },
         oidc: OidcState { clients, keys, client_jwks: Default::default() },
         policy: PolicyGate {

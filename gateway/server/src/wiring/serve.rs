@@ -44,7 +44,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     // Drops the caches of principals and identities when access changed elsewhere (a second at most).
     crate::policy::view::spawn(Part::of(&state), Part::of(&state));
     // Syncs `[directory.ldap]` every `sync_interval_secs`, one replica at a time (a lease).
-    crate::directory_sync::spawn(Part::of(&state), Part::of(&state), Part::of(&state));
+    crate::directory_sync::spawn(Part::of(&state), Part::of(&state), Part::of(&state), Part::of(&state));
 
     let (s, d) = (state.clone(), draining.clone());
     let mut server = HttpServer::new(move || {
