@@ -81,14 +81,14 @@ impl Proxy {
 
     /// The link goes down: open connections are closed, new ones refused.
     pub async fn cut(&self) {
-        let (accept, conns) = {
-            let mut t = self.tasks.lock().unwrap();
-            (t.0.take(), std::mem::take(&mut *t.1.lock().unwrap()))
-        };
+        // The accept loop first: a connection it accepted after the list was taken would have been
+        // pushed to the emptied list and outlive the cut (a probe then succeeded through it).
+        let accept = self.tasks.lock().unwrap().0.take();
         if let Some(a) = accept {
             a.abort();
             let _ = a.await;
         }
+        let conns = std::mem::take(&mut *self.tasks.lock().unwrap().1.lock().unwrap());
         for c in conns {
             c.abort();
             let _ = c.await;
