@@ -59,10 +59,10 @@ pub enum Filter {
 /// longer meant the filter. Integers stay as serde_json read them; floats are read again by the
 /// standard library, which rounds correctly (the grammar was already checked by serde_json).
 fn exact_number(n: serde_json::Number, text: &str) -> serde_json::Number {
-    if n.is_f64() {
-        if let Some(exact) = text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-            return exact;
-        }
+    if n.is_f64()
+        && let Some(exact) = text.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    {
+        return exact;
     }
     n
 }
