@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod directory_sync;
 pub mod dmp;
+pub mod forward_auth;
 pub mod health;
 pub mod jose;
 pub mod keys;

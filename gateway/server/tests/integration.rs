@@ -23,6 +23,7 @@ mod edge;
 mod failover;
 mod fi_tiers;
 mod fido2;
+mod forward_auth;
 mod key_rotation;
 mod ldap;
 mod login_page;

@@ -72,6 +72,10 @@ pub struct Config {
     /// Circuit breakers of the upstreams and degraded mode (`[health]`, see docs/degraded-mode.md).
     #[serde(default)]
     pub health: crate::health::HealthConfig,
+    /// Forward-auth for the reverse proxy in front of apps that speak nothing (`[forward_auth]`,
+    /// see docs/forward-auth.md).
+    #[serde(default)]
+    pub forward_auth: crate::forward_auth::ForwardAuthConfig,
 }
 
 /// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
@@ -97,6 +101,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "psc",
     "health",
     "scim",
+    "forward_auth",
 ];
 
 impl Config {
@@ -143,6 +148,7 @@ impl Config {
         self.session.validate(&mut err);
         self.admin.validate(&mut err);
         self.scim.validate(&mut err);
+        self.forward_auth.validate(&self.clients, &mut err);
         crate::oidc::config::validate_clients(&self.clients, &mut err);
         if let Err(bad) = self.dmp.load() {
             for (key, m) in bad {

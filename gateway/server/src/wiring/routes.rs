@@ -86,6 +86,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
     if config.scim.enabled {
         cfg.configure(crate::scim::routes);
     }
+    // Forward-auth for the reverse proxy: mounted only when it protects an app.
+    if !config.forward_auth.apps.is_empty() {
+        cfg.configure(crate::forward_auth::routes);
+    }
 }
 
 /// The route table of the ops listener (`server.ops_listen`).

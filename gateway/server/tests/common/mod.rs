@@ -24,14 +24,18 @@ use totp::STEP_SECS;
 pub mod cluster;
 pub mod configured;
 pub mod crl;
+pub mod echo;
 pub mod fido2;
 pub mod ingress;
 pub mod ldap;
+pub mod nginx;
 pub mod postgres;
+pub mod proxy_process;
 pub mod psc;
 pub mod psc_client_auth;
 pub mod redis;
 pub mod totp;
+pub mod traefik;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
 pub const ACR_2FA: &str = "urn:vigie:loa:2fa";

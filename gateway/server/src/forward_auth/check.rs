@@ -1,0 +1,214 @@
+//! The check the proxy makes before each request to a protected app: the app's cookie names a
+//! live Vigie session that the app's policy lets in → 200 with the identity headers; no such
+//! session, or one the policy would let in after a stronger login → the login (nginx: 401 with
+//! `Location`, which `error_page 401 =302 $vigie_login` follows; Traefik: 302 itself); a session
+//! the policy refuses whatever the login → 403. The hot path: two store reads and cached
+//! principal and identity, no write but the idle timer's once a minute.
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_core::store::StoreExt;
+
+use super::{App, Handle, app_cookie, app_of, handle_key, header};
+use crate::config::Config;
+use crate::session::Session;
+use crate::state::{Audit, OidcState, PolicyGate, Ports, parts};
+use crate::web::http::Caller;
+
+parts! {
+    /// What a check reads: the apps (settings), the app's client, the session and the policy.
+    pub struct Check {
+        config: Config,
+        oidc: OidcState,
+        ports: Ports,
+        policy: PolicyGate,
+        audit: Audit,
+    }
+}
+
+/// Which proxy asks: they differ only in how they send the browser to the login.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proxy {
+    /// nginx `auth_request` takes 2xx, 401 and 403 only: the login URL goes in `Location` of a
+    /// 401, which the proxy's `error_page 401 =302 $vigie_login` turns into the redirect.
+    Nginx,
+    /// Traefik `ForwardAuth` passes any non-2xx answer to the browser as is: a 302 redirects.
+    Traefik,
+}
+
+pub async fn nginx(req: HttpRequest, check: Check) -> HttpResponse {
+    run(&req, &check, Proxy::Nginx).await
+}
+
+pub async fn traefik(req: HttpRequest, check: Check) -> HttpResponse {
+    run(&req, &check, Proxy::Traefik).await
+}
+
+/// What the proxy says of the original request (`X-Forwarded-Proto/Host/Uri`).
+struct Original<'a> {
+    https: bool,
+    host: &'a str,
+    uri: &'a str,
+}
+
+impl<'a> Original<'a> {
+    fn of(req: &'a HttpRequest) -> Option<Self> {
+        let https = match header(req, "x-forwarded-proto")? {
+            p if p.eq_ignore_ascii_case("https") => true,
+            p if p.eq_ignore_ascii_case("http") => false,
+            _ => return None,
+        };
+        let host = header(req, "x-forwarded-host")?;
+        let uri = header(req, "x-forwarded-uri").unwrap_or("/");
+        uri.starts_with('/').then_some(Original { https, host, uri })
+    }
+
+    fn url(&self) -> String {
+        format!("{}://{}{}", if self.https { "https" } else { "http" }, self.host, self.uri)
+    }
+
+    fn path(&self) -> &str {
+        self.uri.split(['?', '#']).next().unwrap_or("/")
+    }
+}
+
+async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
+    let Check { config, oidc, ports, policy, audit } = check;
+    let Some(original) = Original::of(req) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the proxy must send X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri: see docs/forward-auth.md",
+        );
+    };
+    let Some(app) = app_of(config, original.https, original.host, original.path()) else {
+        tracing::warn!(
+            host = original.host,
+            "forward-auth check for a host and path no `forward_auth.apps` entry names"
+        );
+        return plain(StatusCode::FORBIDDEN, "this address is not an application protected by Vigie");
+    };
+    let Some(client) = oidc.clients.get(&app.client_id) else {
+        return plain(StatusCode::FORBIDDEN, "this application's client is not registered");
+    };
+    let login = || to_login(config, proxy, &original);
+    let session = match live_session(config, ports, req, app).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return login(),
+        Err(e) => {
+            tracing::error!(error = %e, "forward-auth check: the store failed");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
+        }
+    };
+    let (handle, session) = session;
+    let caller = Caller::of(req, &config.server);
+    let auth = &session.authentication;
+    let principal = match crate::policy::principal_of(policy, ports, &auth.identity_id).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "forward-auth check: the directory failed");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
+        }
+    };
+    // The same question as `/authorize` asks of an SSO session: the app's client, its policy,
+    // its `sensitive` flag and minimum level.
+    let decision = crate::policy::decide_login(policy, &caller, &principal, client, auth, false);
+    if !decision.allowed {
+        audit.record(AuditEvent {
+            kind: Some(AuditKind::Refused),
+            outcome: Some(Outcome::Failure),
+            subject: Some(auth.identity_id.clone()),
+            client_id: Some(client.config.client_id.clone()),
+            sid: Some(session.sid.clone()),
+            reason: Some(format!(
+                "forward-auth: the policy does not let this session into the app{}",
+                if decision.step_up.is_empty() { "" } else { " without a stronger login" }
+            )),
+            ip: Some(caller.ip.clone()),
+            user_agent: caller.user_agent.clone(),
+            request_id: Some(caller.request_id.clone()),
+            ..Default::default()
+        });
+        // A stronger login would do: `/authorize` offers it (step-up) on the way back.
+        return if decision.step_up.is_empty() {
+            plain(StatusCode::FORBIDDEN, "the establishment's policy does not allow this user here")
+        } else {
+            login()
+        };
+    }
+    let identity = match policy.identities.get(ports.directory.as_ref(), &auth.identity_id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return login(),
+        Err(e) => {
+            tracing::error!(error = %e, "forward-auth check: the directory failed");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
+        }
+    };
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
+    let roles = principal.roles.join(",");
+    let idnat = identity.idnat.as_ref().map(|i| i.as_str()).unwrap_or_default();
+    let headers = [
+        ("X-Vigie-User", handle.user.as_str()),
+        ("X-Vigie-Matricule", identity.matricule.as_str()),
+        ("X-Vigie-IdNat", idnat),
+        ("X-Vigie-Roles", roles.as_str()),
+        ("X-Vigie-Level", auth.level.acr()),
+    ];
+    for (name, value) in headers {
+        // An empty or non-ASCII value is left out: the proxy then sends none (and strips the
+        // client's), rather than a value the app might misread.
+        if !value.is_empty() && value.is_ascii() && !value.chars().any(char::is_control) {
+            resp.insert_header((name, value));
+        }
+    }
+    resp.finish()
+}
+
+/// The session the app's cookie names, if it is alive and was set on this app's host; pushes the
+/// idle deadline back at most once a minute, as `session::current` does.
+async fn live_session(
+    config: &Config,
+    ports: &Ports,
+    req: &HttpRequest,
+    app: &App,
+) -> Result<Option<(Handle, Session)>, vigie_core::store::StoreError> {
+    let Some(cookie) = app_cookie(req, app) else { return Ok(None) };
+    let Some(handle) = ports.store.get_json::<Handle>(&handle_key(&cookie)).await? else { return Ok(None) };
+    if handle.origin != app.origin {
+        return Ok(None);
+    }
+    let Some(mut s) = ports.store.get_json::<Session>(&handle.session_key).await? else { return Ok(None) };
+    let now = crate::now();
+    if s.sid != handle.sid || s.expires_at <= now {
+        return Ok(None);
+    }
+    if now - s.touched_at >= 60 {
+        s.touched_at = now;
+        let idle = (s.expires_at - now).min(config.session.idle_timeout_secs as i64).max(1) as u64;
+        ports.store.put_json(&handle.session_key, &s, Duration::from_secs(idle)).await?;
+    }
+    Ok(Some((handle, s)))
+}
+
+/// Sends the browser to log in, back to the original URL afterwards.
+fn to_login(config: &Config, proxy: Proxy, original: &Original<'_>) -> HttpResponse {
+    let rd: String = url::form_urlencoded::byte_serialize(original.url().as_bytes()).collect();
+    let location = config.endpoint(&format!("/forward-auth/start?rd={rd}"));
+    let status = match proxy {
+        Proxy::Nginx => StatusCode::UNAUTHORIZED,
+        Proxy::Traefik => StatusCode::FOUND,
+    };
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+fn plain(status: StatusCode, text: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/plain; charset=utf-8")
+        .body(text)
+}

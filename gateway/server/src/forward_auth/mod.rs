@@ -1,0 +1,110 @@
+//! Forward-auth for applications that speak neither OIDC nor SAML: the reverse proxy (nginx
+//! `auth_request`, Traefik `ForwardAuth`) asks Vigie about each request, and Vigie answers with
+//! the identity headers, or sends the browser to log in. See docs/forward-auth.md.
+//!
+//! The app's cookie is not Vigie's session cookie: it is an opaque handle, set on the app's host
+//! through a redirect dance (`start` → `/authorize` → the app's `/.vigie/callback`), that names a
+//! Vigie session and dies with it (checked against the store at every request).
+mod check;
+pub mod config;
+mod dance;
+
+pub use check::{nginx, traefik};
+pub use config::{App, ForwardAuthConfig};
+pub use dance::{callback, logout, start};
+
+use actix_web::HttpRequest;
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::secrets::sha256_b64;
+
+/// The app's cookie on an `https` app: `__Host-` keeps it to the exact host, `Secure`, `Path=/`.
+pub const HOST_COOKIE: &str = "__Host-vigie-app";
+/// The app's cookie on a loopback `http` app (a test or a developer's machine): no `__Host-`,
+/// which browsers accept only with `Secure`.
+pub const PLAIN_COOKIE: &str = "vigie-app";
+
+/// The routes, mounted when `[[forward_auth.apps]]` names at least one app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Any method: nginx's auth subrequest and Traefik's check copy the original request's.
+    cfg.route("/forward-auth/nginx", web::route().to(nginx))
+        .route("/forward-auth/traefik", web::route().to(traefik))
+        .route("/forward-auth/start", web::get().to(start))
+        .route("/forward-auth/callback", web::get().to(callback))
+        .route("/forward-auth/logout", web::get().to(logout))
+        .route("/forward-auth/logout", web::post().to(logout));
+}
+
+/// What the app's cookie names in the store (by its hash): a Vigie session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Handle {
+    /// The store key of the session (`session::keys::session`), read at every check.
+    session_key: String,
+    sid: String,
+    /// The origin the cookie was set on: a handle copied to another app's host answers nothing.
+    origin: String,
+    /// The account's login name, read once at the callback (`X-Vigie-User`).
+    user: String,
+}
+
+/// A login started for an app: where to go back, and the PKCE verifier of its code.
+#[derive(Serialize, Deserialize)]
+struct Started {
+    rd: String,
+    client_id: String,
+    verifier: String,
+}
+
+fn handle_key(handle: &str) -> String {
+    format!("fwd:{}", sha256_b64(handle.as_bytes()))
+}
+
+fn started_key(state: &str) -> String {
+    format!("fwd-start:{state}")
+}
+
+/// The configured app a URL belongs to (scheme, host and the longest path prefix that covers it).
+fn app_of<'a>(config: &'a Config, https: bool, host: &str, path: &str) -> Option<&'a App> {
+    let host = host.to_ascii_lowercase();
+    config
+        .forward_auth
+        .apps()
+        .iter()
+        .filter(|a| a.https == https && a.host == host && a.covers(path))
+        .max_by_key(|a| a.prefix.len())
+}
+
+/// The app of an absolute URL (`rd`), with the URL re-serialized.
+fn app_of_url<'a>(config: &'a Config, rd: &str) -> Option<(&'a App, String)> {
+    let url = url::Url::parse(rd).ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    let origin = url.origin().ascii_serialization();
+    let host = origin.split_once("://")?.1;
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return None,
+    };
+    let app = app_of(config, https, host, url.path())?;
+    Some((app, url.to_string()))
+}
+
+/// The app's cookie from the request, by the name its scheme gives it.
+fn app_cookie(req: &HttpRequest, app: &App) -> Option<String> {
+    crate::web::http::cookie(req, if app.https { HOST_COOKIE } else { PLAIN_COOKIE })
+}
+
+fn cookie_for(app: &App, value: String, max_age_secs: Option<i64>) -> actix_web::cookie::Cookie<'static> {
+    let mut c = crate::web::http::host_cookie(if app.https { HOST_COOKIE } else { PLAIN_COOKIE }, value, max_age_secs);
+    c.set_secure(app.https);
+    c
+}
+
+/// A header of the request as text.
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}

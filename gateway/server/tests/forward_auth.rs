@@ -1,0 +1,275 @@
+//! Forward-auth through a real nginx and a real Traefik (configured with docs/forward-auth.md's
+//! snippets) in front of an app that echoes the headers it gets: the app is reached only after a
+//! login at Vigie, sees Vigie's identity headers and never a client's, a sensitive app asks for a
+//! card, a logout ends access through both proxies, codes are single-use and `rd` goes nowhere
+//! but a configured app.
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::echo::EchoApp;
+use common::proxy_process::ProxyProcess;
+use common::*;
+use serde_json::Value;
+
+const PHR: &str = "urn:vigie:loa:2fa-phr";
+/// The apps' hosts: loopback addresses (an `http` app is allowed on the loopback only), one per
+/// app so that each has its own cookie jar, as separate hosts do in a browser.
+const LAB: &str = "127.0.0.2";
+const PHARMA: &str = "127.0.0.3";
+const RH: &str = "127.0.0.4";
+/// Headers a client forges, in the spellings app frameworks read as `X-Vigie-User`.
+const FORGED: [(&str, &str); 5] = [
+    ("X-Vigie-User", "forged"),
+    ("X-Vigie-Level", "forged"),
+    ("X-Vigie-Roles", "forged"),
+    ("X_Vigie_User", "forged"),
+    ("X.Vigie.User", "forged"),
+];
+
+/// The gateway, the app behind both proxies, nginx (hosts `lab` and the sensitive `pharma`) and
+/// Traefik (host `rh`).
+struct Estate {
+    gw: Gateway,
+    nginx: ProxyProcess,
+    traefik: ProxyProcess,
+    _app: EchoApp,
+}
+
+impl Estate {
+    async fn start() -> Estate {
+        let app = EchoApp::start().await;
+        let (plain, nginx_port, traefik_port) = (free_port(), free_port(), free_port());
+        let vigie = format!("127.0.0.1:{plain}");
+        let lab = format!("http://{LAB}:{nginx_port}");
+        let pharma = format!("http://{PHARMA}:{nginx_port}");
+        let rh = format!("http://{RH}:{traefik_port}");
+        let client = |id: &str, url: &str, sensitive: bool| {
+            format!(
+                r#"{{client_id="{id}", auth_method="none", redirect_uris=["{url}/.vigie/callback"], sensitive={sensitive}}}"#
+            )
+        };
+        let clients = format!(
+            "[{}, {}, {}]",
+            client("lab", &lab, false),
+            client("pharma", &pharma, true),
+            client("rh", &rh, false)
+        );
+        let apps = format!(
+            r#"{{apps=[{{url="{lab}", client_id="lab"}}, {{url="{pharma}", client_id="pharma"}}, {{url="{rh}/", client_id="rh"}}]}}"#
+        );
+        let gw = Gateway::start(&[
+            ("VIGIE_SERVER__PLAIN_HTTP_LISTEN", &vigie),
+            ("VIGIE_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
+            ("VIGIE_CLIENTS", &clients),
+            ("VIGIE_FORWARD_AUTH", &apps),
+        ])
+        .await;
+        let backend = app.addr.to_string();
+        let nginx = common::nginx::start(nginx_port, &vigie, &backend, &[LAB, PHARMA]).await;
+        let traefik = common::traefik::start(traefik_port, &vigie, &backend, RH).await;
+        Estate { gw, nginx, traefik, _app: app }
+    }
+
+    fn lab(&self, path: &str) -> String {
+        format!("http://{LAB}:{}{path}", self.nginx.port)
+    }
+
+    fn pharma(&self, path: &str) -> String {
+        format!("http://{PHARMA}:{}{path}", self.nginx.port)
+    }
+
+    fn rh(&self, path: &str) -> String {
+        format!("http://{RH}:{}{path}", self.traefik.port)
+    }
+}
+
+/// The browser on the apps' side: one cookie jar per host, as browsers keep them.
+struct AppSide {
+    http: reqwest::Client,
+    jars: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl AppSide {
+    fn new() -> AppSide {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("HTTP client");
+        AppSide { http, jars: BTreeMap::new() }
+    }
+
+    fn host(url: &str) -> String {
+        url::Url::parse(url).expect("URL").host_str().expect("host").to_owned()
+    }
+
+    async fn get(&mut self, url: &str, headers: &[(&str, &str)]) -> Resp {
+        let host = Self::host(url);
+        let mut req = self.http.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let jar = self.jars.entry(host.clone()).or_default();
+        if !jar.is_empty() {
+            req = req.header("cookie", jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "));
+        }
+        let r = Resp::of(req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"))).await;
+        for c in r.set_cookies() {
+            let mut parts = c.split(';');
+            let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else { continue };
+            let expired = parts.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
+            if expired || value.is_empty() {
+                jar.remove(name.trim());
+            } else {
+                jar.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+        r
+    }
+
+    fn cookie(&self, url: &str) -> Option<String> {
+        self.jars.get(&Self::host(url)).and_then(|j| j.get("vigie-app")).cloned()
+    }
+}
+
+/// The app's page → Vigie's `start` (the login URL the proxy redirected to), checked.
+async fn to_login(app: &mut AppSide, gw: &Gateway, page: &str) -> String {
+    let r = app.get(page, &FORGED).await;
+    assert_eq!(r.status, 302, "no session: the proxy redirects to Vigie: {} {}", r.status, r.body);
+    let start = r.location();
+    let expected: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+    assert_eq!(start, gw.url(&format!("/forward-auth/start?rd={expected}")), "the login URL names the original URL");
+    start
+}
+
+/// Vigie's answer for the app → the app's callback (through the proxy) → the original URL with the
+/// app's cookie.
+async fn through_callback(app: &mut AppSide, page: &str, callback: &str) {
+    assert!(callback.contains("/.vigie/callback?code="), "Vigie sends the code to the app's host: {callback}");
+    let r = app.get(callback, &[]).await;
+    assert_eq!(r.status, 303, "the callback sets the app's cookie: {}", r.body);
+    assert_eq!(r.location(), page, "and goes back to the original URL");
+    assert!(
+        r.set_cookie("vigie-app").is_some_and(|c| c.contains("HttpOnly") && c.contains("SameSite=Lax")),
+        "{:?}",
+        r.set_cookies()
+    );
+    assert!(r.set_cookie(SESSION_COOKIE).is_none(), "Vigie's session cookie never goes to the app's host");
+}
+
+/// The app's page as the echo app saw the request: its headers.
+async fn app_sees(app: &mut AppSide, page: &str) -> Value {
+    let r = app.get(page, &FORGED).await;
+    assert_eq!(r.status, 200, "the app answers: {} {}", r.status, r.body);
+    r.json()
+}
+
+/// What the app got is Vigie's word only: none of the client's forged headers in any spelling.
+fn assert_vigie_headers(seen: &Value, user: &str, level: &str) {
+    assert_eq!(seen["x-vigie-user"], user, "{seen}");
+    assert_eq!(seen["x-vigie-level"], level, "{seen}");
+    assert!(seen["x-vigie-matricule"].as_str().is_some_and(|m| !m.is_empty() && m != "forged"), "{seen}");
+    assert_ne!(seen["x-vigie-roles"], "forged", "{seen}");
+    let spoofed: Vec<_> = seen.as_object().expect("headers").iter().filter(|(_, v)| *v == "forged").collect();
+    assert!(spoofed.is_empty(), "forged headers reached the app: {spoofed:?}");
+    assert!(!seen.to_string().contains(SESSION_COOKIE), "the app never sees Vigie's session cookie: {seen}");
+}
+
+#[tokio::test]
+async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until_logout() {
+    let e = Estate::start().await;
+    let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
+
+    // nginx, no session: to Vigie's login; the password + TOTP login comes back with a code.
+    let page = e.lab("/results?id=42");
+    let start = to_login(&mut app, &e.gw, &page).await;
+    let r = vigie.get(&start).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/authorize?"), "{}", r.location());
+    let r = vigie.get(&r.location()).await;
+    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
+    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let callback = done.location();
+    assert!(callback.starts_with(&e.lab("/.vigie/callback?")), "{callback}");
+    through_callback(&mut app, &page, &callback).await;
+    assert_vigie_headers(&app_sees(&mut app, &page).await, "demo.medecin", ACR_2FA);
+
+    // The code was for one use.
+    let replay = app.get(&callback, &[]).await;
+    assert_eq!(replay.status, 400, "a replayed code is refused: {}", replay.body);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+
+    // Traefik, same Vigie session: SSO, no login page.
+    let rh = e.rh("/paie?mois=3");
+    let start = to_login(&mut app, &e.gw, &rh).await;
+    let r = vigie.get(&start).await;
+    let r = vigie.get(&r.location()).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    through_callback(&mut app, &rh, &r.location()).await;
+    assert_vigie_headers(&app_sees(&mut app, &rh).await, "demo.medecin", ACR_2FA);
+
+    // Logout on the lab's host ends the Vigie session: the lab's old cookie and Traefik's app
+    // both send the browser to log in again.
+    let old = app.cookie(&page).expect("the lab's cookie");
+    let out = app.get(&e.lab("/.vigie/logout"), &[]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert!(app.cookie(&page).is_none(), "the logout clears the app's cookie");
+    let again = app.get(&page, &[("cookie", &format!("vigie-app={old}"))]).await;
+    assert_eq!(again.status, 302, "the old cookie names an ended session: {}", again.body);
+    let r = app.get(&rh, &[]).await;
+    assert_eq!(r.status, 302, "Traefik's app is logged out too: {}", r.body);
+    assert!(r.location().contains("/forward-auth/start?rd="), "{}", r.location());
+}
+
+#[tokio::test]
+async fn a_sensitive_app_asks_for_the_card_and_rd_goes_only_to_configured_apps() {
+    let e = Estate::start().await;
+    let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
+
+    // `rd` elsewhere than a configured app: refused, no redirect.
+    for rd in [
+        "http://127.0.0.9/".to_owned(),
+        format!("http://{LAB}:{}@evil.example/", e.nginx.port),
+        e.gw.url("/admin/cards"),
+        format!("https://{LAB}:{}/", e.nginx.port),
+        "//evil.example/".to_owned(),
+    ] {
+        let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        let r = vigie.get(&format!("/forward-auth/start?rd={q}")).await;
+        assert_eq!(r.status, 400, "rd={rd}: {}", r.body);
+        assert!(r.header("location").is_none(), "rd={rd}");
+    }
+
+    // A password + TOTP session opens the lab…
+    let lab = e.lab("/");
+    let start = to_login(&mut app, &e.gw, &lab).await;
+    let r = vigie.get(&start).await;
+    let r = vigie.get(&r.location()).await;
+    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
+    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    through_callback(&mut app, &lab, &done.location()).await;
+
+    // …not the sensitive pharmacy: the way back leads to a login page offering the card only.
+    let pharma = e.pharma("/dispensations");
+    let start = to_login(&mut app, &e.gw, &pharma).await;
+    let r = vigie.get(&start).await;
+    let r = vigie.get(&r.location()).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/login?flow="), "step-up, not a code: {}", r.location());
+    let page = vigie.get(&r.location()).await;
+    assert!(page.body.contains("/login/cps?flow="), "the card is offered: {}", page.body);
+    assert!(!page.body.contains(r#"action="/login/password""#), "password + TOTP is not: {}", page.body);
+
+    // The same browser presents the card: the pharmacy sees the phishing-resistant level.
+    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a flow");
+    let mut card = e.gw.browser_with_demo_card("demo.medecin");
+    card.cookies = vigie.cookies.clone();
+    let done = card.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(done.status, 303, "the card logs in: {}", done.body);
+    assert!(done.location().starts_with(&e.pharma("/.vigie/callback?")), "{}", done.location());
+    through_callback(&mut app, &pharma, &done.location()).await;
+    assert_vigie_headers(&app_sees(&mut app, &pharma).await, "demo.medecin", PHR);
+}
