@@ -134,14 +134,20 @@ impl AppSide {
     }
 }
 
-/// The app's page → Vigie's `start` (the login URL the proxy redirected to), checked.
+/// The app's page → the app's `/.vigie/start` (the login URL the proxy redirected to) → Vigie's
+/// `/authorize`, whose URL is returned; checked on the way.
 async fn to_login(app: &mut AppSide, gw: &Gateway, page: &str) -> String {
     let r = app.get(page, &FORGED).await;
-    assert_eq!(r.status, 302, "no session: the proxy redirects to Vigie: {} {}", r.status, r.body);
-    let start = r.location();
+    assert_eq!(r.status, 302, "no session: the proxy redirects to the login: {} {}", r.status, r.body);
+    let origin = page.split('/').take(3).collect::<Vec<_>>().join("/");
     let expected: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
-    assert_eq!(start, gw.url(&format!("/forward-auth/start?rd={expected}")), "the login URL names the original URL");
-    start
+    assert_eq!(r.location(), format!("{origin}/.vigie/start?rd={expected}"), "the login URL names the original URL");
+    let r = app.get(&r.location(), &[]).await;
+    assert_eq!(r.status, 303, "start sends the browser to Vigie: {}", r.body);
+    assert!(r.set_cookie("vigie-app-login").is_some(), "and marks it on the app's host: {:?}", r.set_cookies());
+    let authorize = r.location();
+    assert!(authorize.starts_with(&gw.url("/authorize?")), "{authorize}");
+    authorize
 }
 
 /// Vigie's answer for the app → the app's callback (through the proxy) → the original URL with the
@@ -184,16 +190,18 @@ async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until
 
     // nginx, no session: to Vigie's login; the password + TOTP login comes back with a code.
     let page = e.lab("/results?id=42");
-    let start = to_login(&mut app, &e.gw, &page).await;
-    let r = vigie.get(&start).await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    assert!(r.location().starts_with("/authorize?"), "{}", r.location());
-    let r = vigie.get(&r.location()).await;
+    let authorize = to_login(&mut app, &e.gw, &page).await;
+    let r = vigie.get(&authorize).await;
     let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
     let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
     assert_eq!(done.status, 303, "{}", done.body);
     let callback = done.location();
     assert!(callback.starts_with(&e.lab("/.vigie/callback?")), "{callback}");
+    // Opened in another browser, the callback logs nobody in (login CSRF); nor does it spend the
+    // login of the browser that started it.
+    let elsewhere = AppSide::new().get(&callback, &[]).await;
+    assert_eq!(elsewhere.status, 400, "{}", elsewhere.body);
+    assert!(elsewhere.set_cookie("vigie-app").is_none());
     through_callback(&mut app, &page, &callback).await;
     assert_vigie_headers(&app_sees(&mut app, &page).await, "demo.medecin", ACR_2FA);
 
@@ -204,9 +212,8 @@ async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until
 
     // Traefik, same Vigie session: SSO, no login page.
     let rh = e.rh("/paie?mois=3");
-    let start = to_login(&mut app, &e.gw, &rh).await;
-    let r = vigie.get(&start).await;
-    let r = vigie.get(&r.location()).await;
+    let authorize = to_login(&mut app, &e.gw, &rh).await;
+    let r = vigie.get(&authorize).await;
     assert_eq!(r.status, 303, "{}", r.body);
     through_callback(&mut app, &rh, &r.location()).await;
     assert_vigie_headers(&app_sees(&mut app, &rh).await, "demo.medecin", ACR_2FA);
@@ -221,7 +228,7 @@ async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until
     assert_eq!(again.status, 302, "the old cookie names an ended session: {}", again.body);
     let r = app.get(&rh, &[]).await;
     assert_eq!(r.status, 302, "Traefik's app is logged out too: {}", r.body);
-    assert!(r.location().contains("/forward-auth/start?rd="), "{}", r.location());
+    assert!(r.location().starts_with(&e.rh("/.vigie/start?rd=")), "{}", r.location());
 }
 
 #[tokio::test]
@@ -229,34 +236,37 @@ async fn a_sensitive_app_asks_for_the_card_and_rd_goes_only_to_configured_apps()
     let e = Estate::start().await;
     let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
 
-    // `rd` elsewhere than a configured app: refused, no redirect.
+    // `rd` elsewhere than a configured app, or another app than the host's: refused, no redirect.
     for rd in [
         "http://127.0.0.9/".to_owned(),
         format!("http://{LAB}:{}@evil.example/", e.nginx.port),
         e.gw.url("/admin/cards"),
         format!("https://{LAB}:{}/", e.nginx.port),
         "//evil.example/".to_owned(),
+        e.pharma("/"),
     ] {
         let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
-        let r = vigie.get(&format!("/forward-auth/start?rd={q}")).await;
+        let r = app.get(&e.lab(&format!("/.vigie/start?rd={q}")), &[]).await;
         assert_eq!(r.status, 400, "rd={rd}: {}", r.body);
         assert!(r.header("location").is_none(), "rd={rd}");
     }
+    // Nor does Vigie's own host start a login for an app (the login cookie belongs on the app's).
+    let q: String = url::form_urlencoded::byte_serialize(e.lab("/").as_bytes()).collect();
+    let r = vigie.get(&format!("/forward-auth/start?rd={q}")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
 
     // A password + TOTP session opens the lab…
     let lab = e.lab("/");
-    let start = to_login(&mut app, &e.gw, &lab).await;
-    let r = vigie.get(&start).await;
-    let r = vigie.get(&r.location()).await;
+    let authorize = to_login(&mut app, &e.gw, &lab).await;
+    let r = vigie.get(&authorize).await;
     let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
     let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
     through_callback(&mut app, &lab, &done.location()).await;
 
     // …not the sensitive pharmacy: the way back leads to a login page offering the card only.
     let pharma = e.pharma("/dispensations");
-    let start = to_login(&mut app, &e.gw, &pharma).await;
-    let r = vigie.get(&start).await;
-    let r = vigie.get(&r.location()).await;
+    let authorize = to_login(&mut app, &e.gw, &pharma).await;
+    let r = vigie.get(&authorize).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(r.location().starts_with("/login?flow="), "step-up, not a code: {}", r.location());
     let page = vigie.get(&r.location()).await;

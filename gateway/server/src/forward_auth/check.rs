@@ -92,7 +92,7 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
     let Some(client) = oidc.clients.get(&app.client_id) else {
         return plain(StatusCode::FORBIDDEN, "this application's client is not registered");
     };
-    let login = || to_login(config, proxy, &original);
+    let login = || to_login(app, proxy, &original);
     let session = match live_session(config, ports, req, app).await {
         Ok(Some(s)) => s,
         Ok(None) => return login(),
@@ -192,10 +192,11 @@ async fn live_session(
     Ok(Some((handle, s)))
 }
 
-/// Sends the browser to log in, back to the original URL afterwards.
-fn to_login(config: &Config, proxy: Proxy, original: &Original<'_>) -> HttpResponse {
+/// Sends the browser to log in, back to the original URL afterwards: first to the app's own
+/// `/.vigie/start` (which marks the browser on the app's host), then to Vigie.
+fn to_login(app: &App, proxy: Proxy, original: &Original<'_>) -> HttpResponse {
     let rd: String = url::form_urlencoded::byte_serialize(original.url().as_bytes()).collect();
-    let location = config.endpoint(&format!("/forward-auth/start?rd={rd}"));
+    let location = format!("{}{}?rd={rd}", app.origin, super::config::START_PATH);
     let status = match proxy {
         Proxy::Nginx => StatusCode::UNAUTHORIZED,
         Proxy::Traefik => StatusCode::FOUND,

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ClientConfig;
 
+/// The path, on every protected host, that the proxy routes to Vigie's `/forward-auth/start`.
+pub const START_PATH: &str = "/.vigie/start";
 /// The path, on every protected host, that the proxy routes to Vigie's `/forward-auth/callback`.
 pub const CALLBACK_PATH: &str = "/.vigie/callback";
 /// The path, on every protected host, that the proxy routes to Vigie's `/forward-auth/logout`.

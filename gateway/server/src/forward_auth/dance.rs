@@ -1,5 +1,6 @@
-//! The redirect dance that gives an app its own cookie: `start` (on Vigie's host) sends the
-//! browser through `/authorize` as the app's client (so SSO, step-up, the policy and the audit
+//! The redirect dance that gives an app its own cookie: `start` (the app's `/.vigie/start`, which
+//! the proxy routes here) marks the browser with a login cookie on the app's host and sends it
+//! through Vigie's `/authorize` as the app's client (so SSO, step-up, the policy and the audit
 //! are the authorization endpoint's), the code comes back to the app's host at
 //! `/.vigie/callback`, which the proxy routes to `callback`: the code is redeemed there, once,
 //! for the app's cookie. Vigie's session cookie never reaches the app's host.
@@ -10,7 +11,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
-use super::{Handle, Started, app_cookie, app_of_url, cookie_for, handle_key, header, started_key};
+use super::{
+    Handle, Started, app_cookie, app_of_url, cookie_for, handle_key, header, login_cookie_name, named_cookie,
+    request_host, started_key,
+};
 use crate::config::Config;
 use crate::oidc::CodeGrant;
 use crate::secrets::{ct_eq, random_token, sha256_b64};
@@ -32,8 +36,9 @@ parts! {
     }
 }
 
-/// `GET /forward-auth/start?rd=URL`: a login for the app `rd` belongs to. Only the URL of a
-/// configured app is accepted: Vigie redirects nowhere else (no open redirect).
+/// `GET /.vigie/start?rd=URL` on the app's host (routed to `/forward-auth/start`): a login for the
+/// app `rd` belongs to. Only the URL of a configured app is accepted, reached through that app's
+/// host: Vigie redirects nowhere else (no open redirect).
 pub async fn start(req: HttpRequest, dance: Dance) -> HttpResponse {
     let Dance { config, ports, .. } = &dance;
     let rd = url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "rd").map(|(_, v)| v);
@@ -44,9 +49,22 @@ pub async fn start(req: HttpRequest, dance: Dance) -> HttpResponse {
             "this address is not an application protected by Vigie: open the application from its usual link",
         );
     };
+    if !request_host(&req).eq_ignore_ascii_case(&app.host) {
+        return error_page(
+            &req,
+            StatusCode::BAD_REQUEST,
+            "a sign-in for this application starts on the application's own address: open it from its usual link",
+        );
+    }
     let state = random_token(24);
     let verifier = random_token(32);
-    let started = Started { rd, client_id: app.client_id.clone(), verifier: verifier.clone() };
+    let browser = random_token(24);
+    let started = Started {
+        rd,
+        client_id: app.client_id.clone(),
+        verifier: verifier.clone(),
+        browser: sha256_b64(browser.as_bytes()),
+    };
     let ttl = Duration::from_secs(config.tokens.login_flow_ttl_secs);
     if let Err(e) = ports.store.put_json(&started_key(&state), &started, ttl).await {
         return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
@@ -63,10 +81,11 @@ pub async fn start(req: HttpRequest, dance: Dance) -> HttpResponse {
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .finish();
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/authorize?{query}")))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+    let mut resp = HttpResponse::SeeOther();
+    resp.insert_header((header::LOCATION, config.endpoint(&format!("/authorize?{query}"))))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    resp.cookie(named_cookie(app, login_cookie_name(app), browser, Some(ttl.as_secs() as i64)));
+    resp.finish()
 }
 
 /// `GET /.vigie/callback?code&state` on the app's host (the proxy routes it here): redeems the
@@ -90,27 +109,38 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
         error_page(&req, StatusCode::BAD_REQUEST, page)
     };
     let expired = "this sign-in link was already used or has expired: open the application again";
-    // Single use: the started login and the code are taken, not read.
-    let started = match param("state") {
-        Some(state) => ports.store.take_json::<Started>(&started_key(state)).await,
-        None => Ok(None),
-    };
-    let started = match started {
+    let state = param("state").unwrap_or_default();
+    let started = match ports.store.get_json::<Started>(&started_key(state)).await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse("unknown, used or expired state", expired),
         Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
+    let Some((app, rd)) = app_of_url(config, &started.rd) else {
+        return refuse("the app is no longer configured", expired);
+    };
+    // The browser that started this login, and no other, ends it: a callback URL handed to
+    // someone else does not sign them in as whoever logged in (login CSRF). Checked before the
+    // login is taken, so that such a try does not spend it.
+    let browser = crate::web::http::cookie(&req, login_cookie_name(app)).map(|c| sha256_b64(c.as_bytes()));
+    if !browser.is_some_and(|b| ct_eq(b.as_bytes(), started.browser.as_bytes())) {
+        return refuse(
+            "the callback came from another browser than the one that started the login",
+            "this sign-in was started in another browser: open the application again here",
+        );
+    }
+    // Single use: the started login and the code are taken, not read.
+    match ports.store.take_json::<Started>(&started_key(state)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refuse("unknown, used or expired state", expired),
+        Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
     if let Some(error) = param("error") {
         // RFC 6749 §4.1.2.1: the authorization endpoint refused (the policy, no login method).
         let description = param("error_description").unwrap_or(error);
         return error_page(&req, StatusCode::FORBIDDEN, description);
     }
-    let Some((app, rd)) = app_of_url(config, &started.rd) else {
-        return refuse("the app is no longer configured", expired);
-    };
     // The cookie is set on the host the browser is on: it must be the app's.
-    let host = header(&req, "x-forwarded-host").or_else(|| header(&req, "host")).unwrap_or_default();
-    if !host.eq_ignore_ascii_case(&app.host) {
+    if !request_host(&req).eq_ignore_ascii_case(&app.host) {
         return refuse("the callback did not come through the app's host", expired);
     }
     let grant = match param("code") {
@@ -172,6 +202,7 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
     let mut resp = HttpResponse::SeeOther();
     resp.insert_header((header::LOCATION, rd)).insert_header((header::CACHE_CONTROL, "no-store"));
     resp.cookie(cookie_for(app, cookie, Some(left)));
+    resp.cookie(named_cookie(app, login_cookie_name(app), String::new(), Some(0)));
     resp.finish()
 }
 
@@ -180,7 +211,7 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
 pub async fn logout(req: HttpRequest, dance: Dance) -> HttpResponse {
     let Dance { config, ports, oidc, audit, upstreams } = &dance;
     let caller = Caller::of(&req, &config.server);
-    let host = header(&req, "x-forwarded-host").or_else(|| header(&req, "host")).unwrap_or_default();
+    let host = request_host(&req);
     let proto = header(&req, "x-forwarded-proto").unwrap_or("https");
     let Some((app, _)) = app_of_url(config, &format!("{proto}://{host}/")).or_else(|| {
         // An app behind a path prefix: any of its host's apps will do for the cookie's name.

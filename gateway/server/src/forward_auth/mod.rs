@@ -3,8 +3,9 @@
 //! the identity headers, or sends the browser to log in. See docs/forward-auth.md.
 //!
 //! The app's cookie is not Vigie's session cookie: it is an opaque handle, set on the app's host
-//! through a redirect dance (`start` → `/authorize` → the app's `/.vigie/callback`), that names a
-//! Vigie session and dies with it (checked against the store at every request).
+//! through a redirect dance (the app's `/.vigie/start` → `/authorize` → the app's
+//! `/.vigie/callback`), that names a Vigie session and dies with it (checked against the store at
+//! every request).
 mod check;
 pub mod config;
 mod dance;
@@ -25,6 +26,10 @@ pub const HOST_COOKIE: &str = "__Host-vigie-app";
 /// The app's cookie on a loopback `http` app (a test or a developer's machine): no `__Host-`,
 /// which browsers accept only with `Secure`.
 pub const PLAIN_COOKIE: &str = "vigie-app";
+/// The login in progress on the app's host (set by `start`, required by `callback`): a callback
+/// URL opened in another browser logs nobody in there (login CSRF).
+pub const LOGIN_COOKIE: &str = "__Host-vigie-app-login";
+pub const PLAIN_LOGIN_COOKIE: &str = "vigie-app-login";
 
 /// The routes, mounted when `[[forward_auth.apps]]` names at least one app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -49,12 +54,14 @@ struct Handle {
     user: String,
 }
 
-/// A login started for an app: where to go back, and the PKCE verifier of its code.
+/// A login started for an app: where to go back, the PKCE verifier of its code, and the hash of
+/// the login cookie of the browser that started it.
 #[derive(Serialize, Deserialize)]
 struct Started {
     rd: String,
     client_id: String,
     verifier: String,
+    browser: String,
 }
 
 fn handle_key(handle: &str) -> String {
@@ -99,9 +106,27 @@ fn app_cookie(req: &HttpRequest, app: &App) -> Option<String> {
 }
 
 fn cookie_for(app: &App, value: String, max_age_secs: Option<i64>) -> actix_web::cookie::Cookie<'static> {
-    let mut c = crate::web::http::host_cookie(if app.https { HOST_COOKIE } else { PLAIN_COOKIE }, value, max_age_secs);
+    named_cookie(app, if app.https { HOST_COOKIE } else { PLAIN_COOKIE }, value, max_age_secs)
+}
+
+fn login_cookie_name(app: &App) -> &'static str {
+    if app.https { LOGIN_COOKIE } else { PLAIN_LOGIN_COOKIE }
+}
+
+fn named_cookie(
+    app: &App,
+    name: &'static str,
+    value: String,
+    max_age: Option<i64>,
+) -> actix_web::cookie::Cookie<'static> {
+    let mut c = crate::web::http::host_cookie(name, value, max_age);
     c.set_secure(app.https);
     c
+}
+
+/// The host the browser asked for, as the proxy says it (`X-Forwarded-Host`) or sent it.
+fn request_host(req: &HttpRequest) -> &str {
+    header(req, "x-forwarded-host").or_else(|| header(req, "host")).unwrap_or_default()
 }
 
 /// A header of the request as text.
