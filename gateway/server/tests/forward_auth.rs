@@ -283,3 +283,53 @@ async fn a_sensitive_app_asks_for_the_card_and_rd_goes_only_to_configured_apps()
     through_callback(&mut app, &pharma, &done.location()).await;
     assert_vigie_headers(&app_sees(&mut app, &pharma).await, "demo.medecin", PHR);
 }
+
+/// The figure of docs/forward-auth.md: checks per second through nginx with a live session (every
+/// request of the app is checked), and their latency. A measurement, not a gate:
+/// `cargo test -p vigie-gateway --test integration forward_auth::checks_per_second -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn checks_per_second_through_nginx_with_a_live_session() {
+    let e = Estate::start().await;
+    let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
+    let page = e.lab("/");
+    let authorize = to_login(&mut app, &e.gw, &page).await;
+    let r = vigie.get(&authorize).await;
+    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
+    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    through_callback(&mut app, &page, &done.location()).await;
+    let cookie = format!("vigie-app={}", app.cookie(&page).expect("the app's cookie"));
+
+    let (tasks, secs) = (32, 10u64);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(tasks).build().expect("HTTP client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (http, page, cookie) = (http.clone(), page.clone(), cookie.clone());
+        handles.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while std::time::Instant::now() < deadline {
+                let t = std::time::Instant::now();
+                let r = http.get(&page).header("cookie", &cookie).send().await.expect("nginx answers");
+                assert_eq!(r.status(), 200, "every check lets the session in");
+                let seen: Value = r.json().await.expect("the echo");
+                assert_eq!(seen["x-vigie-user"], "demo.medecin");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("a load task"));
+    }
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    eprintln!(
+        "forward-auth through nginx: {} checks in {secs} s = {:.0}/s with {tasks} connections; p50 {:?}, p99 {:?}",
+        all.len(),
+        all.len() as f64 / secs as f64,
+        p(0.5),
+        p(0.99)
+    );
+}
