@@ -86,6 +86,7 @@ impl Estate {
 }
 
 /// The browser on the apps' side: one cookie jar per host, as browsers keep them.
+#[derive(Clone)]
 struct AppSide {
     http: reqwest::Client,
     jars: BTreeMap<String, BTreeMap<String, String>>,
@@ -282,6 +283,39 @@ async fn a_sensitive_app_asks_for_the_card_and_rd_goes_only_to_configured_apps()
     assert!(done.location().starts_with(&e.pharma("/.vigie/callback?")), "{}", done.location());
     through_callback(&mut app, &pharma, &done.location()).await;
     assert_vigie_headers(&app_sees(&mut app, &pharma).await, "demo.medecin", PHR);
+}
+
+#[tokio::test]
+async fn someone_who_left_loses_the_app_at_their_next_request() {
+    let e = Estate::start().await;
+    let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
+    let rh = e.rh("/conges");
+    let authorize = to_login(&mut app, &e.gw, &rh).await;
+    let r = vigie.get(&authorize).await;
+    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
+    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    through_callback(&mut app, &rh, &done.location()).await;
+    assert_vigie_headers(&app_sees(&mut app, &rh).await, "demo.medecin", ACR_2FA);
+
+    // HR records the departure: the session ends (or the policy refuses it) within the sweep.
+    let dir = e.gw.data_dir.display().to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["users", "set-status", "demo.medecin", "left", "--data-dir", &dir])
+        .output()
+        .expect("vigie users set-status");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let refused = eventually(30, || {
+        let (mut app, rh) = (app.clone(), rh.clone());
+        async move {
+            let r = app.get(&rh, &[]).await;
+            (r.status != 200).then_some(r)
+        }
+    })
+    .await
+    .expect("the app's access ends within 30 s of the departure");
+    assert!(matches!(refused.status, 302 | 403), "a login or a refusal, not the app: {}", refused.status);
+    let again = app.get(&rh, &[]).await;
+    assert_ne!(again.status, 200, "and it stays ended: {}", again.body);
 }
 
 /// The figure of docs/forward-auth.md: checks per second through nginx with a live session (every
