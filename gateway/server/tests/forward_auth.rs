@@ -151,6 +151,17 @@ async fn to_login(app: &mut AppSide, gw: &Gateway, page: &str) -> String {
     authorize
 }
 
+/// The médecin logs in with password + TOTP from the app's `page`: the code Vigie sends back to the
+/// app's callback (not yet followed).
+async fn password_login(app: &mut AppSide, vigie: &mut Browser<'_>, page: &str) -> String {
+    let authorize = to_login(app, vigie.gw, page).await;
+    let r = vigie.get(&authorize).await;
+    let (user, totp) = vigie.gw.any_user_totp(&["demo.medecin"]).await;
+    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    done.location()
+}
+
 /// Vigie's answer for the app → the app's callback (through the proxy) → the original URL with the
 /// app's cookie.
 async fn through_callback(app: &mut AppSide, page: &str, callback: &str) {
@@ -191,12 +202,7 @@ async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until
 
     // nginx, no session: to Vigie's login; the password + TOTP login comes back with a code.
     let page = e.lab("/results?id=42");
-    let authorize = to_login(&mut app, &e.gw, &page).await;
-    let r = vigie.get(&authorize).await;
-    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
-    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    let callback = done.location();
+    let callback = password_login(&mut app, &mut vigie, &page).await;
     assert!(callback.starts_with(&e.lab("/.vigie/callback?")), "{callback}");
     // Opened in another browser, the callback logs nobody in (login CSRF); nor does it spend the
     // login of the browser that started it.
@@ -258,11 +264,8 @@ async fn a_sensitive_app_asks_for_the_card_and_rd_goes_only_to_configured_apps()
 
     // A password + TOTP session opens the lab…
     let lab = e.lab("/");
-    let authorize = to_login(&mut app, &e.gw, &lab).await;
-    let r = vigie.get(&authorize).await;
-    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
-    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
-    through_callback(&mut app, &lab, &done.location()).await;
+    let callback = password_login(&mut app, &mut vigie, &lab).await;
+    through_callback(&mut app, &lab, &callback).await;
 
     // …not the sensitive pharmacy: the way back leads to a login page offering the card only.
     let pharma = e.pharma("/dispensations");
@@ -290,11 +293,8 @@ async fn someone_who_left_loses_the_app_at_their_next_request() {
     let e = Estate::start().await;
     let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
     let rh = e.rh("/conges");
-    let authorize = to_login(&mut app, &e.gw, &rh).await;
-    let r = vigie.get(&authorize).await;
-    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
-    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
-    through_callback(&mut app, &rh, &done.location()).await;
+    let callback = password_login(&mut app, &mut vigie, &rh).await;
+    through_callback(&mut app, &rh, &callback).await;
     assert_vigie_headers(&app_sees(&mut app, &rh).await, "demo.medecin", ACR_2FA);
 
     // HR records the departure: the session ends (or the policy refuses it) within the sweep.
@@ -327,11 +327,8 @@ async fn checks_per_second_through_nginx_with_a_live_session() {
     let e = Estate::start().await;
     let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
     let page = e.lab("/");
-    let authorize = to_login(&mut app, &e.gw, &page).await;
-    let r = vigie.get(&authorize).await;
-    let (user, totp) = e.gw.any_user_totp(&["demo.medecin"]).await;
-    let done = vigie.submit_login(&r.location(), &user.username, &user.password, &totp).await;
-    through_callback(&mut app, &page, &done.location()).await;
+    let callback = password_login(&mut app, &mut vigie, &page).await;
+    through_callback(&mut app, &page, &callback).await;
     let cookie = format!("vigie-app={}", app.cookie(&page).expect("the app's cookie"));
 
     let (tasks, secs) = (32, 10u64);
