@@ -82,7 +82,7 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
             "the proxy must send X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri: see docs/forward-auth.md",
         );
     };
-    let Some(app) = app_of(config, original.https, original.host, original.path()) else {
+    let Some(app) = app_of(config.forward_auth.apps(), original.https, original.host, original.path()) else {
         tracing::warn!(
             host = original.host,
             "forward-auth check for a host and path no `forward_auth.apps` entry names"

@@ -42,7 +42,7 @@ parts! {
 pub async fn start(req: HttpRequest, dance: Dance) -> HttpResponse {
     let Dance { config, ports, .. } = &dance;
     let rd = url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "rd").map(|(_, v)| v);
-    let Some((app, rd)) = rd.as_deref().and_then(|rd| app_of_url(config, rd)) else {
+    let Some((app, rd)) = rd.as_deref().and_then(|rd| app_of_url(config.forward_auth.apps(), rd)) else {
         return error_page(
             &req,
             StatusCode::BAD_REQUEST,
@@ -115,7 +115,7 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
         Ok(None) => return refuse("unknown, used or expired state", expired),
         Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let Some((app, rd)) = app_of_url(config, &started.rd) else {
+    let Some((app, rd)) = app_of_url(config.forward_auth.apps(), &started.rd) else {
         return refuse("the app is no longer configured", expired);
     };
     // The browser that started this login, and no other, ends it: a callback URL handed to
@@ -213,7 +213,7 @@ pub async fn logout(req: HttpRequest, dance: Dance) -> HttpResponse {
     let caller = Caller::of(&req, &config.server);
     let host = request_host(&req);
     let proto = header(&req, "x-forwarded-proto").unwrap_or("https");
-    let Some((app, _)) = app_of_url(config, &format!("{proto}://{host}/")).or_else(|| {
+    let Some((app, _)) = app_of_url(config.forward_auth.apps(), &format!("{proto}://{host}/")).or_else(|| {
         // An app behind a path prefix: any of its host's apps will do for the cookie's name.
         config.forward_auth.apps().iter().find(|a| a.host.eq_ignore_ascii_case(host)).map(|a| (a, String::new()))
     }) else {

@@ -18,7 +18,6 @@ use actix_web::HttpRequest;
 use actix_web::web;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::secrets::sha256_b64;
 
 /// The app's cookie on an `https` app: `__Host-` keeps it to the exact host, `Secure`, `Path=/`.
@@ -73,18 +72,13 @@ fn started_key(state: &str) -> String {
 }
 
 /// The configured app a URL belongs to (scheme, host and the longest path prefix that covers it).
-fn app_of<'a>(config: &'a Config, https: bool, host: &str, path: &str) -> Option<&'a App> {
+fn app_of<'a>(apps: &'a [App], https: bool, host: &str, path: &str) -> Option<&'a App> {
     let host = host.to_ascii_lowercase();
-    config
-        .forward_auth
-        .apps()
-        .iter()
-        .filter(|a| a.https == https && a.host == host && a.covers(path))
-        .max_by_key(|a| a.prefix.len())
+    apps.iter().filter(|a| a.https == https && a.host == host && a.covers(path)).max_by_key(|a| a.prefix.len())
 }
 
 /// The app of an absolute URL (`rd`), with the URL re-serialized.
-fn app_of_url<'a>(config: &'a Config, rd: &str) -> Option<(&'a App, String)> {
+fn app_of_url<'a>(apps: &'a [App], rd: &str) -> Option<(&'a App, String)> {
     let url = url::Url::parse(rd).ok()?;
     if !url.username().is_empty() || url.password().is_some() {
         return None;
@@ -96,7 +90,7 @@ fn app_of_url<'a>(config: &'a Config, rd: &str) -> Option<(&'a App, String)> {
         "http" => false,
         _ => return None,
     };
-    let app = app_of(config, https, host, url.path())?;
+    let app = app_of(apps, https, host, url.path())?;
     Some((app, url.to_string()))
 }
 
@@ -132,4 +126,50 @@ fn request_host(req: &HttpRequest) -> &str {
 /// A header of the request as text.
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::config::AppConfig;
+    use super::*;
+
+    fn apps() -> Vec<App> {
+        ["https://lab.chu.example", "https://intranet.chu.example/rh", "http://127.0.0.1:8080/"]
+            .into_iter()
+            .map(|url| App::parse(&AppConfig { url: url.into(), client_id: "c".into() }).expect("valid"))
+            .collect()
+    }
+
+    proptest! {
+        /// No open redirect: whatever `rd` a browser brings, `start` goes back only to a URL on a
+        /// configured app's origin, under its path prefix.
+        #[test]
+        fn rd_leads_only_to_a_configured_app(rd in "(https?://)?[a-z0-9.:@/\\?#%-]{0,40}", pick in 0usize..3) {
+            let apps = apps();
+            let candidates = [rd.clone(), format!("{}{rd}", apps[pick].origin), format!("{}/{rd}", apps[pick].origin)];
+            for rd in candidates {
+                if let Some((app, url)) = app_of_url(&apps, &rd) {
+                    let parsed = url::Url::parse(&url).expect("a URL");
+                    prop_assert_eq!(parsed.origin().ascii_serialization(), app.origin.clone());
+                    prop_assert!(app.covers(parsed.path()), "{} not under {}", url, app.prefix);
+                    prop_assert!(parsed.username().is_empty() && parsed.password().is_none());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_of_the_host_decides() {
+        let mut apps = apps();
+        apps.push(
+            App::parse(&AppConfig { url: "https://intranet.chu.example".into(), client_id: "root".into() })
+                .expect("valid"),
+        );
+        let of = |path| app_of(&apps, true, "INTRANET.chu.example", path).map(|a| a.client_id.as_str());
+        assert_eq!(of("/rh/paie"), Some("c"));
+        assert_eq!(of("/rhx"), Some("root"));
+        assert!(app_of(&apps, false, "lab.chu.example", "/").is_none(), "the scheme is part of the app");
+    }
 }
