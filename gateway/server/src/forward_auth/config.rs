@@ -138,6 +138,44 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_names_each_bad_app_and_what_to_do() {
+        let client: ClientConfig = toml::from_str(
+            r#"client_id = "lab"
+               auth_method = "none"
+               redirect_uris = ["https://lab.chu.example/callback"]"#,
+        )
+        .expect("a client");
+        let apps = |list: &[(&str, &str)]| ForwardAuthConfig {
+            apps: list.iter().map(|(url, id)| AppConfig { url: (*url).into(), client_id: (*id).into() }).collect(),
+            ..Default::default()
+        };
+        let problems = |config: ForwardAuthConfig, clients: &[ClientConfig]| {
+            let mut found = Vec::new();
+            config.validate(clients, &mut |key, msg| found.push(format!("{key}: {msg}")));
+            found
+        };
+        let found = problems(apps(&[("https://lab.chu.example", "lab")]), std::slice::from_ref(&client));
+        assert_eq!(
+            found,
+            [
+                r#"forward_auth.apps[0].client_id: the client "lab" must list "https://lab.chu.example/.vigie/callback" in its `redirect_uris` (the proxy routes it to Vigie)"#
+            ]
+        );
+        let found = problems(apps(&[("http://lab.chu.example", "lab"), ("https://x.example", "nobody")]), &[client]);
+        assert!(found[0].starts_with("forward_auth.apps[0].url: `http` is for a loopback address only"), "{found:?}");
+        assert_eq!(found[1], r#"forward_auth.apps[1].client_id: no client "nobody" in `clients`"#);
+        let ok: ClientConfig = toml::from_str(
+            r#"client_id = "lab"
+               auth_method = "none"
+               redirect_uris = ["https://lab.chu.example/.vigie/callback"]"#,
+        )
+        .expect("a client");
+        assert!(problems(apps(&[("https://lab.chu.example/", "lab")]), std::slice::from_ref(&ok)).is_empty());
+        let twice = problems(apps(&[("https://lab.chu.example", "lab"), ("https://lab.chu.example/", "lab")]), &[ok]);
+        assert_eq!(twice, [r#"forward_auth.apps[1].url: "https://lab.chu.example/" is already another app's URL"#]);
+    }
+
+    #[test]
     fn a_prefix_covers_its_own_paths_only() {
         let a = app("https://intranet.chu.example/rh/").expect("valid");
         assert!(a.covers("/rh") && a.covers("/rh/") && a.covers("/rh/paie?x=1") && a.covers("/rh?x"));
