@@ -41,6 +41,7 @@ mod replicas;
 mod rolling;
 mod schema;
 mod scim;
+mod security;
 mod shared_view;
 mod shared_workstation;
 mod sponsorship;

@@ -19,7 +19,6 @@ use crate::session::keys::PerAddress;
 use crate::state::{Client, OidcState};
 use crate::web::http::{Caller, Params, oauth_error};
 use vigie_core::store::EphemeralStore;
-use vigie_core::store::{Attempt, StoreExt};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -145,13 +144,20 @@ impl<'a> Clients<'a> {
 
 /// Authenticates the client of a request. Exactly one method may be used (RFC 6749 §2.3).
 ///
-/// Attempts that present a credential are counted per address and per (registered) client at
-/// that address *before* any secret is checked
-/// ([`StoreExt::attempt`]: concurrent guesses cannot all be checked), and the counters reset when
-/// the client authenticates. Past `tokens.client_auth_max_failures` attempts without a success
-/// within `tokens.client_auth_lockout_secs`, either refuses at once: `invalid_client`, 401
-/// (RFC 6749 §5.2 asks 401 of a client that tried Basic; one answer for all) with `Retry-After`
-/// (RFC 9110 §10.2.3).
+/// Failed attempts that presented a credential are counted per address and per (registered)
+/// client at that address, and the counters reset when the client authenticates. Past
+/// `tokens.client_auth_max_failures` failures without a success within
+/// `tokens.client_auth_lockout_secs`, either refuses at once, without checking anything:
+/// `invalid_client`, 401 (RFC 6749 §5.2 asks 401 of a client that tried Basic; one answer for
+/// all) with `Retry-After` (RFC 9110 §10.2.3).
+///
+/// Against parallel guesses (NIST SP 800-63B §5.2.2: the limit must hold whatever the
+/// concurrency), at most [`IN_FLIGHT_PER_KEY`] checks per counter run at once on a replica, the
+/// others wait their turn, and each reads the failures counted so far before it checks: a burst
+/// gets at most `client_auth_max_failures` + `IN_FLIGHT_PER_KEY` − 1 checks per replica and
+/// window. Only failures count, so no number of concurrent requests with the right credential
+/// is refused (an earlier version counted every attempt before checking: a 21st concurrent
+/// request of a busy client got 401 with the right secret).
 pub async fn authenticate<'a>(
     req: &HttpRequest,
     params: &Params,
@@ -171,21 +177,23 @@ pub async fn authenticate<'a>(
     if presents_credential {
         keys.push(caller.rate_limit_key(PerAddress::ClientAuth));
         // Only registered ids get a counter: made-up ones would only fill the store. It is the
-        // client's *at this address*: counted before any check, a client-wide counter would let
-        // anyone lock a confidential client (PSC…) out with junk requests from elsewhere.
+        // client's *at this address*: a client-wide counter would let anyone lock a
+        // confidential client (PSC…) out with junk requests from elsewhere.
         if let Some(id) = claimed.filter(|id| clients.client(id).is_some()) {
             keys.push(caller.rate_limit_key(PerAddress::ClientAuthOf(id)));
         }
     }
     let cfg = &clients.config.tokens;
     let window = Duration::from_secs(cfg.client_auth_lockout_secs);
+    // Always taken in the order of `keys`: two requests never wait on each other's turn.
+    let mut turns = Vec::with_capacity(keys.len());
     for key in &keys {
-        let attempt = clients
-            .store
-            .attempt(key, cfg.client_auth_max_failures, window)
-            .await
-            .map_err(|e| ClientAuthError::of_store(&e))?;
-        if let Attempt::Refused(_) = attempt {
+        turns.push(InFlight::wait(key).await);
+    }
+    for key in &keys {
+        let failures = clients.store.get(key).await.map_err(|e| ClientAuthError::of_store(&e))?;
+        let failures = failures.and_then(|v| String::from_utf8(v).ok()).and_then(|v| v.parse::<u64>().ok());
+        if failures.unwrap_or(0) >= cfg.client_auth_max_failures {
             return Err(ClientAuthError {
                 retry_after: Some(cfg.client_auth_lockout_secs),
                 ..ClientAuthError::invalid_client(
@@ -196,14 +204,67 @@ pub async fn authenticate<'a>(
         }
     }
     let result = authenticate_once(params, clients, basic).await;
-    if result.is_ok() {
-        for key in &keys {
-            if let Err(e) = clients.store.delete(key).await {
-                tracing::warn!(error = %e, "a client authentication counter could not be reset");
+    match &result {
+        Ok(_) => {
+            for key in &keys {
+                if let Err(e) = clients.store.delete(key).await {
+                    tracing::warn!(error = %e, "a client authentication counter could not be reset");
+                }
+            }
+        }
+        // The store or the gateway failed, not the credential: nothing to count.
+        Err(e) if matches!(e.error, "server_error" | "temporarily_unavailable") => {}
+        Err(_) => {
+            for key in &keys {
+                clients.store.incr(key, window).await.map_err(|e| ClientAuthError::of_store(&e))?;
             }
         }
     }
+    drop(turns);
     result
+}
+
+/// How many checks of one counter (an address, a client at an address) run at once on a
+/// replica; the others wait. Small: it is what a burst of parallel guesses gets past the limit.
+const IN_FLIGHT_PER_KEY: usize = 4;
+
+/// The turns of each counter being checked on this replica; an entry lives while a request
+/// holds or waits for a turn. Process-wide like the blocking pool it guards: the bound is per
+/// replica whatever the state a request was given.
+static TURNS: LazyLock<std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>> =
+    LazyLock::new(Default::default);
+
+/// A turn to check a credential against one counter; given back when dropped.
+struct InFlight {
+    key: String,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl InFlight {
+    async fn wait(key: &str) -> InFlight {
+        let turns = {
+            let mut all = TURNS.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(key.to_owned())
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_KEY)))
+                .clone()
+        };
+        // The semaphore is never closed: the error arm cannot happen, and would only mean no wait.
+        let permit = turns.clone().acquire_owned().await.ok();
+        InFlight { key: key.to_owned(), turns, permit }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.permit.take();
+        let mut all = TURNS.lock().unwrap_or_else(|p| p.into_inner());
+        // Clones are made under this lock: two holders (the map and this one) means no one
+        // else holds or waits for a turn of this counter.
+        if std::sync::Arc::strong_count(&self.turns) == 2 {
+            all.remove(&self.key);
+        }
+    }
 }
 
 async fn authenticate_once<'a>(

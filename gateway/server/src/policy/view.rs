@@ -10,8 +10,12 @@
 //! changes are rare (HR events), and the price is one directory read per active person.
 //! Cards, FIDO2 keys and sponsorships are not cached: an SSO round trip and a refresh read them
 //! each time (`oidc::token::withdrawn_mie`), so their changes need no mark.
+use std::sync::Arc;
 use std::time::Duration;
 
+use vigie_core::directory::DirectoryError;
+use vigie_core::provisioning::{GroupRecord, Provisioning, ProvisioningError, Stored, UserRecord};
+use vigie_core::roles::{Role, Roles};
 use vigie_core::store::{EphemeralStore, StoreError};
 
 use crate::session::keys;
@@ -61,6 +65,92 @@ pub async fn tell_replicas(config: &crate::config::Config) {
             "warning: the change is saved, but the replicas could not be told ({e}): they apply it within \
              `directory.identity_cache_secs` ({within} s); run the command again once the store answers"
         );
+    }
+}
+
+/// The directory's role and provisioning writes, each followed by [`signal_change`]: every write
+/// of who holds which role or whether a person is active (SCIM Users and Groups, the roles the
+/// LDAP password login brings in from the directory's groups, the demo's seed) goes through the
+/// ports built from this, so no caller can forget the signal and none sends its own. A write that
+/// failed changed nothing and signals nothing; a write that succeeded but whose signal failed is
+/// saved, and the replicas apply it within `directory.identity_cache_secs` (logged).
+/// Maintenance commands (`vigie users …`, another process) tell the replicas by [`tell_replicas`].
+pub struct Signalling<D: ?Sized> {
+    inner: Arc<D>,
+    store: Arc<dyn EphemeralStore>,
+}
+
+impl<D: ?Sized> Signalling<D> {
+    pub fn new(inner: Arc<D>, store: Arc<dyn EphemeralStore>) -> Self {
+        Signalling { inner, store }
+    }
+
+    /// Tells the replicas after a write that may have changed access; passes its outcome on.
+    async fn after<T, E>(&self, what: &str, written: Result<T, E>) -> Result<T, E> {
+        if written.is_ok()
+            && let Err(e) = signal_change(self.store.as_ref()).await
+        {
+            tracing::warn!(
+                error = %e,
+                "{what} is saved, but the replicas could not be told: they apply it within \
+                 `directory.identity_cache_secs`"
+            );
+        }
+        written
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Roles + ?Sized> Roles for Signalling<D> {
+    async fn roles_of(&self, identity_id: &str) -> Result<Vec<Role>, DirectoryError> {
+        self.inner.roles_of(identity_id).await
+    }
+
+    async fn grant(&self, identity_id: &str, role: Role, by: &str) -> Result<(), DirectoryError> {
+        self.after("a role granted", self.inner.grant(identity_id, role, by).await).await
+    }
+
+    async fn revoke(&self, identity_id: &str, role: Role) -> Result<bool, DirectoryError> {
+        // A role that was not held changed nothing.
+        match self.inner.revoke(identity_id, role).await? {
+            true => self.after("a role revoked", Ok(true)).await,
+            false => Ok(false),
+        }
+    }
+}
+
+/// Reads pass through; every write of a User or a Group tells the replicas.
+#[async_trait::async_trait]
+impl<D: Provisioning + ?Sized> Provisioning for Signalling<D> {
+    async fn create_user(&self, user: &UserRecord) -> Result<Stored, ProvisioningError> {
+        self.after("a SCIM User", self.inner.create_user(user).await).await
+    }
+    async fn replace_user(&self, id: &str, user: &UserRecord, v: Option<i64>) -> Result<Stored, ProvisioningError> {
+        self.after("a SCIM User", self.inner.replace_user(id, user, v).await).await
+    }
+    async fn delete_user(&self, id: &str, v: Option<i64>) -> Result<(), ProvisioningError> {
+        self.after("a SCIM User's deletion", self.inner.delete_user(id, v).await).await
+    }
+    async fn create_group(&self, group: &GroupRecord) -> Result<Stored, ProvisioningError> {
+        self.after("a SCIM Group (a role)", self.inner.create_group(group).await).await
+    }
+    async fn replace_group(&self, id: &str, group: &GroupRecord, v: Option<i64>) -> Result<Stored, ProvisioningError> {
+        self.after("a SCIM Group (a role)", self.inner.replace_group(id, group, v).await).await
+    }
+    async fn delete_group(&self, id: &str, v: Option<i64>) -> Result<(), ProvisioningError> {
+        self.after("a SCIM Group's deletion (a role)", self.inner.delete_group(id, v).await).await
+    }
+    async fn user(&self, id: &str) -> Result<Option<Stored>, ProvisioningError> {
+        self.inner.user(id).await
+    }
+    async fn users(&self) -> Result<Vec<Stored>, ProvisioningError> {
+        self.inner.users().await
+    }
+    async fn group(&self, id: &str) -> Result<Option<Stored>, ProvisioningError> {
+        self.inner.group(id).await
+    }
+    async fn groups(&self) -> Result<Vec<Stored>, ProvisioningError> {
+        self.inner.groups().await
     }
 }
 
@@ -124,8 +214,6 @@ impl Watch {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::state::TtlCache;
 

@@ -128,6 +128,9 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     let context = crate::policy::ContextSource::new(&config.policy, health.clone());
     let policy_audit = audit.clone();
     let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
+    // Role and SCIM writes tell every replica (`policy::view::Signalling`).
+    let roles = Arc::new(crate::policy::view::Signalling::new(directory.clone(), store.clone()));
+    let provisioning = Arc::new(crate::policy::view::Signalling::new(directory.clone(), store.clone()));
     Ok(AppState {
         config,
         audit,
@@ -137,11 +140,11 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         ports: Ports {
             store,
             fido2: directory.clone(),
-            roles: directory.clone(),
+            roles,
             revocations: directory.clone(),
             search: directory.clone(),
             sponsorships: directory.clone(),
-            provisioning: directory.clone(),
+            provisioning,
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,

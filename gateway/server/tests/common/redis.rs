@@ -71,6 +71,47 @@ impl Drop for Replica {
     }
 }
 
+/// An SSO round trip: `authorize` (an authorization request's URL) with the `session` cookie
+/// only, which must go back to the client at `redirect`: its redirect parameters.
+pub async fn sso_round_trip(
+    http: &reqwest::Client,
+    authorize: String,
+    session: &str,
+    redirect: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let r = http.get(&authorize).header("cookie", session).send().await.expect("SSO");
+    let location = r.headers()["location"].to_str().expect("location").to_owned();
+    assert!(location.starts_with(redirect), "{authorize}: SSO went to {location}");
+    super::query_of(&location)
+}
+
+/// Polls `sso` (an SSO round trip to a replica's base URL: the client's redirect parameters) on
+/// each of `replicas` (name, base URL) in turn until it gives no code, for at most 15 s each, and
+/// asserts that each refused with `error`, within `within` of `since` (the change).
+pub async fn each_replica_refuses<F, Fut>(
+    replicas: &[(&str, &str)],
+    since: Instant,
+    within: Duration,
+    error: &str,
+    sso: F,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = std::collections::BTreeMap<String, String>>,
+{
+    for (name, base) in replicas {
+        let refused = super::eventually(15, || async {
+            let params = sso(base.to_string()).await;
+            (!params.contains_key("code")).then_some(params)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{name} still gives a code 15 s after the change"));
+        let after = since.elapsed();
+        eprintln!("{name} refused SSO {after:?} after the change");
+        assert_eq!(refused.get("error").map(String::as_str), Some(error), "{name}: {refused:?}");
+        assert!(after < within, "{name} took {after:?} to follow the change");
+    }
+}
+
 /// What the replicas' demo wrote in their data directory (`demo.json`): an HTTP client that
 /// trusts the demo CA and follows no redirect, the `demo-cli` client's secret, the demo's users.
 pub struct ReplicaDemo {

@@ -96,9 +96,50 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
         },
         None => None,
     };
+    // The account as it stands now, as a refresh reads it: one disabled, suspended or gone since
+    // the login gets no code from its session, even before the revocation sweep ends it. The
+    // session is ended here and the browser sent to log in (OIDC Core §3.1.2.6 `login_required`
+    // for `prompt=none`).
+    let mut ended = false;
+    let current = match current {
+        Some(s) => match super::token::account_standing(ports, &s.authentication.identity_id).await {
+            Ok(None) => Some(s),
+            Ok(Some(reason)) => {
+                tracing::info!(sid = %s.sid, reason = %reason, "authorize: the session's account no longer stands: session ended");
+                if let Err(e) = session::end(ports.store.as_ref(), &s.sid).await {
+                    return temporarily_unavailable(config, &request, &e);
+                }
+                ended = true;
+                None
+            }
+            Err(e) => return temporarily_unavailable(config, &request, &e),
+        },
+        None => None,
+    };
+    let response = handle_session(&req, answer, policy, &caller, request, current).await;
+    if ended {
+        let mut response = response;
+        if let Err(e) = response.add_cookie(&session::clear_cookie()) {
+            tracing::warn!(error = %e, "authorize: the ended session's cookie could not be cleared");
+        }
+        return response;
+    }
+    response
+}
+
+/// SSO from the session when it may, else an error or a login flow.
+async fn handle_session(
+    req: &HttpRequest,
+    answer: Answer<'_>,
+    policy: &PolicyGate,
+    caller: &Caller,
+    request: AuthRequest,
+    current: Option<Session>,
+) -> HttpResponse {
+    let Answer { config, oidc, ports, audit } = answer;
     let now = crate::now();
     let Some(client) = oidc.clients.get(&request.client_id) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "unknown client");
+        return pages::error_page(req, StatusCode::BAD_REQUEST, "unknown client");
     };
     let fi_tiers = client.config.fi_tiers.as_ref();
     // The MIE that would lift the policy's refusal of the session, if it refused.
@@ -114,7 +155,7 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
             Ok(p) => p,
             Err(e) => return temporarily_unavailable(config, &request, &e),
         };
-        let decision = crate::policy::decide_login(policy, &caller, &principal, client, &s.authentication, true);
+        let decision = crate::policy::decide_login(policy, caller, &principal, client, &s.authentication, true);
         if decision.allowed {
             return finish(answer, request, &s, None).await;
         }
@@ -148,7 +189,7 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
     let (mut offered, step_up) = match step_up {
         Some(o) => (o, true),
         None => {
-            let before = crate::policy::offered_before_login(policy, &caller, client);
+            let before = crate::policy::offered_before_login(policy, caller, client);
             if before.is_empty() {
                 return error_response(
                     config,
@@ -180,7 +221,7 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
         }
     }
     let offer = if step_up { Offer::StepUp(offered) } else { Offer::Named(offered) };
-    start_login(&req, config, ports, audit, &caller, request, offer).await
+    start_login(req, config, ports, audit, caller, request, offer).await
 }
 
 /// Counts a login flow opened from the caller's address: false past `login.max_flows_per_ip`

@@ -2,7 +2,7 @@
 mod code;
 pub mod exchange;
 mod recheck;
-pub use recheck::withdrawn_mie;
+pub use recheck::{account_standing, withdrawn_mie};
 mod refresh;
 
 use actix_web::http::StatusCode;

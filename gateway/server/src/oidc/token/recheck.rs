@@ -79,3 +79,21 @@ pub async fn withdrawn_mie(ports: &Ports, auth: &Authentication) -> Result<Optio
     };
     Ok(withdrawn)
 }
+
+/// Why the account behind a session or an access token may no longer be used, read now from the
+/// directory and not from the caches: the account disabled (a status, SCIM `active=false`, a
+/// leaver), the agent suspended or gone. Two indexed reads, cheaper than a principal: what the
+/// policy decides on (roles, kind, units) stays cached and follows changes by
+/// `policy::view::signal_change`. Asked by `/authorize` before a session gets a code and by
+/// `/userinfo` before it answers, as a refresh asks it ([`still_allowed`]): a change made on any
+/// replica counts at the next request, not after the revocation sweep (`session::SWEEP_SECS`).
+pub async fn account_standing(ports: &Ports, identity_id: &str) -> Result<Option<String>, String> {
+    if ports.directory.account_disabled(identity_id).await.map_err(|e| e.to_string())? {
+        return Ok(Some("the account is disabled".into()));
+    }
+    let (_, status) = ports.policy_attributes.policy_attributes(identity_id).await.map_err(|e| e.to_string())?;
+    if status != "active" {
+        return Ok(Some(format!("the agent's employment status is {status}")));
+    }
+    Ok(None)
+}
