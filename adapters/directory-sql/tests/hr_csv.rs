@@ -55,6 +55,10 @@ fn columns_may_come_in_any_order_and_values_are_trimmed() {
             idnat: None,
             units: vec![Affectation { uf: "UF1".into(), share: 30 }, Affectation { uf: "UF2".into(), share: 70 }],
             username: Some("jdoe".into()),
+            start_at: None,
+            end_at: None,
+            sponsor: None,
+            kind: None,
         }]
     );
 }
@@ -210,6 +214,10 @@ fn row() -> impl Strategy<Value = HrRow> {
                 idnat: idnat.map(|s| IdNat::parse(&s).expect("generated idNat is valid")),
                 units,
                 username,
+                start_at: None,
+                end_at: None,
+                sponsor: None,
+                kind: None,
             }
         })
 }

@@ -11,6 +11,7 @@ pub mod dmp;
 pub mod health;
 pub mod jose;
 pub mod keys;
+pub mod lifecycle;
 pub mod login;
 pub mod mail;
 pub mod oidc;

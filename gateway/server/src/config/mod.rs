@@ -72,6 +72,10 @@ pub struct Config {
     /// Circuit breakers of the upstreams and degraded mode (`[health]`, see docs/degraded-mode.md).
     #[serde(default)]
     pub health: crate::health::HealthConfig,
+    /// The life cycle of people: the HR feed, time-bounded people (`[lifecycle]`, see
+    /// docs/identity-lifecycle.md).
+    #[serde(default)]
+    pub lifecycle: crate::lifecycle::config::LifecycleConfig,
 }
 
 /// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
@@ -97,6 +101,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "psc",
     "health",
     "scim",
+    "lifecycle",
 ];
 
 impl Config {
@@ -143,6 +148,7 @@ impl Config {
         self.session.validate(&mut err);
         self.admin.validate(&mut err);
         self.scim.validate(&mut err);
+        self.lifecycle.validate(&mut err);
         crate::oidc::config::validate_clients(&self.clients, &mut err);
         if let Err(bad) = self.dmp.load() {
             for (key, m) in bad {

@@ -142,6 +142,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             search: directory.clone(),
             sponsorships: directory.clone(),
             provisioning: directory.clone(),
+            lifecycle: directory.clone(),
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,
