@@ -41,10 +41,13 @@ pub fn parse_instant(s: &str, edge: DateEdge) -> Result<String, String> {
         let date = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
             .map_err(|_| format!("{s:?} is not a calendar date: {expected}"))?;
         let day = date.midnight().assume_utc();
-        return Ok(stamp(match edge {
-            DateEdge::Start => day,
-            DateEdge::End => day + time::Duration::DAY,
-        }));
+        return match edge {
+            DateEdge::Start => Ok(stamp(day)),
+            DateEdge::End => day
+                .checked_add(time::Duration::DAY)
+                .map(stamp)
+                .ok_or_else(|| format!("{s:?} is past the last date there is: leave the end date blank")),
+        };
     }
     OffsetDateTime::parse(s, &Rfc3339).map(stamp).map_err(|_| format!("{s:?} is not a date: {expected}"))
 }
@@ -295,6 +298,7 @@ mod tests {
         let e = parse_instant("31/01/2027", DateEdge::End).unwrap_err();
         assert!(e.contains("expected YYYY-MM-DD"), "{e}");
         assert!(parse_instant("2027-02-30", DateEdge::End).unwrap_err().contains("not a calendar date"));
+        assert!(parse_instant("9999-12-31", DateEdge::End).unwrap_err().contains("leave the end date blank"));
     }
 
     #[test]
