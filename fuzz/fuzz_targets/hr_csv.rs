@@ -8,10 +8,23 @@ use libfuzzer_sys::fuzz_target;
 use vigie_core::IdNat;
 use vigie_directory_sql::{HrRow, parse_hr_csv};
 
-const HEADER: [&str; 9] =
-    ["matricule", "family_name", "given_name", "birth_date", "metier", "grade", "idnat", "units", "username"];
+const HEADER: [&str; 13] = [
+    "matricule",
+    "family_name",
+    "given_name",
+    "birth_date",
+    "metier",
+    "grade",
+    "idnat",
+    "units",
+    "username",
+    "start_date",
+    "end_date",
+    "sponsor",
+    "kind",
+];
 
-/// The rows as an export with the usual header, one row per line.
+/// The rows as an export with every column (the life-cycle ones too), one row per line.
 fn write(rows: &[HrRow]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(HEADER).expect("writing to memory");
@@ -27,6 +40,10 @@ fn write(rows: &[HrRow]) -> String {
             r.idnat.as_ref().map(IdNat::as_str).unwrap_or_default(),
             &units.join(";"),
             r.username.as_deref().unwrap_or_default(),
+            r.start_at.as_deref().unwrap_or_default(),
+            r.end_at.as_deref().unwrap_or_default(),
+            r.sponsor.as_deref().unwrap_or_default(),
+            r.kind.as_deref().unwrap_or_default(),
         ])
         .expect("writing to memory");
     }
@@ -68,6 +85,13 @@ fuzz_target!(|input: &str| {
         }
         if let Some(d) = &r.birth_date {
             assert_eq!(d.len(), 10);
+        }
+        // Instants are stored to the second in UTC, so that they compare as text.
+        for at in [&r.start_at, &r.end_at].into_iter().flatten() {
+            assert_eq!((at.len(), at.ends_with('Z')), (20, true), "{at}");
+        }
+        if let (Some(start), Some(end)) = (&r.start_at, &r.end_at) {
+            assert!(start < end, "{start} .. {end}");
         }
         let mut ufs = HashSet::new();
         for a in &r.units {

@@ -1,11 +1,13 @@
 //! The HR export: a CSV file of the establishment's staff, parsed without I/O by
 //! [`parse_hr_csv`] and loaded into the directory, all or nothing, by [`import_rows`].
 //!
-//! The header row names the columns, in any order, all of them required:
-//! `matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username`.
+//! The header row names the columns, in any order (docs/identity-lifecycle.md), these required:
+//! `matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username`, and the
+//! life-cycle ones optional: `start_date,end_date,sponsor,kind`.
 //! Blank values are absent values; `matricule`, `family_name` and `given_name` are required.
 //! `units` lists affectations as `UF1234:60;UF2201:40` (shares in percent, 1 to 100, at most
-//! 100 in all); `birth_date` is `YYYY-MM-DD`; `idnat` is an `idNat_PS`.
+//! 100 in all); `birth_date` is `YYYY-MM-DD`; `idnat` is an `idNat_PS`; the dates are
+//! `YYYY-MM-DD` or RFC 3339 instants (`crate::lifecycle::parse_instant`); `sponsor` a matricule.
 use std::collections::HashMap;
 use std::fmt;
 
@@ -14,7 +16,7 @@ use vigie_core::IdNat;
 use vigie_core::directory::{Account, Affectation, DirectoryError, Identity};
 
 use crate::directory::{failed, has_account, store_account, store_identity};
-use crate::{SqlDirectory, rules};
+use crate::{SqlDirectory, lifecycle, rules};
 
 /// One person of the HR export, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +41,14 @@ pub struct HrRow {
     pub units: Vec<Affectation>,
     /// Login name of the account to create if the person has none.
     pub username: Option<String>,
+    /// First instant of activity, RFC 3339 UTC to the second (`start_date`).
+    pub start_at: Option<String>,
+    /// Instant access ends, RFC 3339 UTC to the second (`end_date`: a date ends with its day).
+    pub end_at: Option<String>,
+    /// Matricule of the responsible manager.
+    pub sponsor: Option<String>,
+    /// Kind of person: `staff`, `intern`, `contractor`, `agency`, `mission`.
+    pub kind: Option<String>,
 }
 
 impl HrRow {
@@ -92,10 +102,19 @@ enum Column {
     Idnat,
     Units,
     Username,
+    StartDate,
+    EndDate,
+    Sponsor,
+    Kind,
 }
 
+/// How many columns an export may have.
+const COLUMNS: usize = 13;
+/// The required columns are the first ones of [`Column::ALL`].
+const REQUIRED: usize = 9;
+
 impl Column {
-    const ALL: [Column; 9] = [
+    const ALL: [Column; COLUMNS] = [
         Column::Matricule,
         Column::FamilyName,
         Column::GivenName,
@@ -105,6 +124,10 @@ impl Column {
         Column::Idnat,
         Column::Units,
         Column::Username,
+        Column::StartDate,
+        Column::EndDate,
+        Column::Sponsor,
+        Column::Kind,
     ];
 
     fn name(self) -> &'static str {
@@ -118,12 +141,18 @@ impl Column {
             Column::Idnat => "idnat",
             Column::Units => "units",
             Column::Username => "username",
+            Column::StartDate => "start_date",
+            Column::EndDate => "end_date",
+            Column::Sponsor => "sponsor",
+            Column::Kind => "kind",
         }
     }
 }
 
-/// The header row, columns in their usual order (any order is accepted).
+/// The header row, required columns in their usual order (any order is accepted).
 pub const HEADER: &str = "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username";
+/// The optional life-cycle columns.
+pub const LIFECYCLE_HEADER: &str = "start_date,end_date,sponsor,kind";
 
 /// Parses an HR export. Stops at the first problem, naming its line and column.
 pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
@@ -174,7 +203,7 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
                 ),
             });
         }
-        let value = |c: Column| record.get(positions[c as usize]).unwrap_or_default();
+        let value = |c: Column| positions[c as usize].and_then(|p| record.get(p)).unwrap_or_default();
         let err = |c: Column, reason: String| CsvError { line, column: Some(c.name()), reason };
         let optional = |c: Column| Some(value(c)).filter(|v| !v.is_empty()).map(str::to_owned);
 
@@ -217,6 +246,27 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
                 return Err(err(Column::Username, format!("username {username:?} already appears on line {first}")));
             }
         }
+        let start_at = optional(Column::StartDate)
+            .map(|d| lifecycle::parse_instant(&d, lifecycle::DateEdge::Start))
+            .transpose()
+            .map_err(|r| err(Column::StartDate, r))?;
+        let end_at = optional(Column::EndDate)
+            .map(|d| lifecycle::parse_instant(&d, lifecycle::DateEdge::End))
+            .transpose()
+            .map_err(|r| err(Column::EndDate, r))?;
+        if let (Some(start), Some(end)) = (&start_at, &end_at)
+            && end <= start
+        {
+            return Err(err(Column::EndDate, format!("the end ({end}) is not after the start ({start})")));
+        }
+        let sponsor = optional(Column::Sponsor);
+        if let Some(sponsor) = &sponsor {
+            rules::check_matricule(sponsor).map_err(|r| err(Column::Sponsor, format!("the sponsor's {r}")))?;
+        }
+        let kind = optional(Column::Kind);
+        if let Some(kind) = &kind {
+            lifecycle::check_person_kind(kind).map_err(|r| err(Column::Kind, r))?;
+        }
         rows.push(HrRow {
             line,
             matricule,
@@ -228,6 +278,10 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
             idnat,
             units,
             username,
+            start_at,
+            end_at,
+            sponsor,
+            kind,
         });
     }
     Ok(rows)
@@ -279,7 +333,7 @@ impl<'a> Lines<'a> {
 }
 
 /// Where each [`Column`] is in the file, indexed by `Column as usize`.
-fn column_positions(header: &csv::StringRecord, line: u64) -> Result<[usize; 9], CsvError> {
+fn column_positions(header: &csv::StringRecord, line: u64) -> Result<[Option<usize>; COLUMNS], CsvError> {
     let err = |reason: String| CsvError { line, column: None, reason };
     if header.len() == 1 && header.get(0).is_some_and(|h| h.contains(';')) {
         return Err(err(format!(
@@ -287,27 +341,28 @@ fn column_positions(header: &csv::StringRecord, line: u64) -> Result<[usize; 9],
              (`;` only separates units); expected `{HEADER}`"
         )));
     }
-    let mut positions: [Option<usize>; 9] = [None; 9];
+    let mut positions: [Option<usize>; COLUMNS] = [None; COLUMNS];
     for (i, name) in header.iter().enumerate() {
-        let column = Column::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| err(format!("unknown column `{name}`: the columns are `{HEADER}`")))?;
+        let column = Column::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| {
+            err(format!(
+                "unknown column `{name}`: the columns are `{HEADER}`, and optionally `{LIFECYCLE_HEADER}` \
+                 (docs/identity-lifecycle.md)"
+            ))
+        })?;
         if positions[column as usize].replace(i).is_some() {
             return Err(err(format!("column `{name}` appears twice")));
         }
     }
-    let mut found = [0; 9];
-    for column in Column::ALL {
-        found[column as usize] = positions[column as usize].ok_or_else(|| {
-            err(format!(
+    for column in &Column::ALL[..REQUIRED] {
+        if positions[*column as usize].is_none() {
+            return Err(err(format!(
                 "missing column `{}`: the columns are `{HEADER}` (in any order; values may be \
                  blank)",
                 column.name()
-            ))
-        })?;
+            )));
+        }
     }
-    Ok(found)
+    Ok(positions)
 }
 
 /// `UF1234:60;UF2201:40` into affectations, in that order.

@@ -11,11 +11,17 @@ use crate::directory::failed;
 #[async_trait]
 impl PolicyAttributes for SqlDirectory {
     async fn policy_attributes(&self, identity_id: &str) -> Result<(AccountKind, String), DirectoryError> {
+        // The life cycle's dates (migration 0011) hold at each decision, between the runs that
+        // mark the person: nobody is let in before their start or after their end.
+        let now = crate::lifecycle::stamp(time::OffsetDateTime::now_utc());
         let row = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, Option<String>)>(
-            "SELECT i.employment_status, a.kind FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id \
-             WHERE i.id = $1",
+            "SELECT CASE WHEN i.end_at IS NOT NULL AND i.end_at <= $2 THEN 'left' \
+                         WHEN i.start_at IS NOT NULL AND i.start_at > $2 THEN 'suspended' \
+                         ELSE i.employment_status END, a.kind \
+             FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id WHERE i.id = $1",
         )
         .bind(identity_id)
+        .bind(&now)
         .fetch_optional(c)
         .await)
         .map_err(|e| failed("reading policy attributes", &e))?;

@@ -55,6 +55,10 @@ fn columns_may_come_in_any_order_and_values_are_trimmed() {
             idnat: None,
             units: vec![Affectation { uf: "UF1".into(), share: 30 }, Affectation { uf: "UF2".into(), share: 70 }],
             username: Some("jdoe".into()),
+            start_at: None,
+            end_at: None,
+            sponsor: None,
+            kind: None,
         }]
     );
 }
@@ -186,6 +190,21 @@ fn units() -> impl Strategy<Value = Vec<Affectation>> {
     )
 }
 
+/// The life-cycle columns: instants as stored (UTC, to the second), the start before the end.
+fn life() -> impl Strategy<Value = (Option<String>, Option<String>, Option<String>, Option<String>)> {
+    let stamp = |t: i64| vigie_directory_sql::lifecycle::stamp(time::OffsetDateTime::from_unix_timestamp(t).unwrap());
+    (
+        proptest::option::of(0i64..4_000_000_000),
+        proptest::option::of(1i64..1_000_000_000),
+        optional("[A-Z0-9]{1,10}"),
+        optional(proptest::sample::select(&vigie_directory_sql::lifecycle::PERSON_KINDS[..]).prop_map(String::from)),
+    )
+        .prop_map(move |(start, length, sponsor, kind)| {
+            let end = length.map(|l| start.unwrap_or(0) + l);
+            (start.map(stamp), end.map(stamp), sponsor, kind)
+        })
+}
+
 fn row() -> impl Strategy<Value = HrRow> {
     (
         "[A-Za-z0-9][A-Za-z0-9 ./-]{0,10}[A-Za-z0-9]",
@@ -197,9 +216,10 @@ fn row() -> impl Strategy<Value = HrRow> {
         optional("(8[0-9]{11}|0[0-9]{9}|3[0-9]{9}/[A-Z0-9-]{1,10})"),
         units(),
         optional("[A-Za-z0-9._@-]{1,20}"),
+        life(),
     )
-        .prop_map(|(matricule, family_name, given_name, birth_date, metier, grade, idnat, units, username)| {
-            HrRow {
+        .prop_map(
+            |(matricule, family_name, given_name, birth_date, metier, grade, idnat, units, username, life)| HrRow {
                 line: 0,
                 matricule,
                 family_name,
@@ -210,13 +230,17 @@ fn row() -> impl Strategy<Value = HrRow> {
                 idnat: idnat.map(|s| IdNat::parse(&s).expect("generated idNat is valid")),
                 units,
                 username,
-            }
-        })
+                start_at: life.0,
+                end_at: life.1,
+                sponsor: life.2,
+                kind: life.3,
+            },
+        )
 }
 
 fn write_csv(rows: &[HrRow]) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(HEADER.split(',')).unwrap();
+    writer.write_record(HEADER.split(',').chain(vigie_directory_sql::import::LIFECYCLE_HEADER.split(','))).unwrap();
     for r in rows {
         let units = r.units.iter().map(|u| format!("{}:{}", u.uf, u.share)).collect::<Vec<_>>().join(";");
         writer
@@ -230,6 +254,10 @@ fn write_csv(rows: &[HrRow]) -> String {
                 r.idnat.as_ref().map_or("", IdNat::as_str),
                 &units,
                 r.username.as_deref().unwrap_or(""),
+                r.start_at.as_deref().unwrap_or(""),
+                r.end_at.as_deref().unwrap_or(""),
+                r.sponsor.as_deref().unwrap_or(""),
+                r.kind.as_deref().unwrap_or(""),
             ])
             .unwrap();
     }

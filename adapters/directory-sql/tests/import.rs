@@ -89,3 +89,104 @@ async fn an_empty_export_changes_nothing(db: TestDb) {
     assert_eq!(import_rows(&dir, &rows).await.unwrap(), ImportReport::default());
 }
 }
+
+/// The HR feed (docs/identity-lifecycle.md): the example with the life-cycle columns.
+fn feed(extra_rows: &str) -> String {
+    let mut out = String::from(
+        "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username,start_date,end_date,sponsor,kind\n",
+    );
+    for line in EXAMPLE.lines().skip(1) {
+        out.push_str(line);
+        out.push_str(",2020-01-01,,,staff\n");
+    }
+    out.push_str(extra_rows);
+    out
+}
+
+fn now() -> String {
+    vigie_directory_sql::lifecycle::stamp(time::OffsetDateTime::now_utc())
+}
+
+async fn run_feed(
+    dir: &SqlDirectory,
+    text: &str,
+) -> (vigie_directory_sql::lifecycle::FeedDiff, vigie_directory_sql::Applied) {
+    let rows = parse_hr_csv(text).unwrap();
+    let diff = vigie_directory_sql::lifecycle::diff(&dir.people().await.unwrap(), &rows, &now());
+    let applied = dir.apply_feed(&diff, &rows, "test-run").await.unwrap();
+    (diff, applied)
+}
+
+on_both! {
+async fn the_same_feed_twice_changes_nothing_the_second_time(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let (first, applied) = run_feed(&dir, &feed("")).await;
+    assert_eq!((first.joiners.len(), first.population, applied.accounts_created), (5, 0, 4), "{first}");
+    let (second, applied) = run_feed(&dir, &feed("")).await;
+    assert!(second.is_empty(), "{second}");
+    assert_eq!((second.unchanged, second.population), (5, 5));
+    assert_eq!(applied, vigie_directory_sql::Applied::default());
+}
+}
+
+on_both! {
+async fn a_mover_is_listed_field_by_field_and_a_leaver_is_ended_then_brought_back(db: TestDb) {
+    use vigie_core::directory::{PendingRevocations, PolicyAttributes};
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    run_feed(&dir, &feed("")).await;
+    let moved = feed("").replace("UF1234:60;UF2201:40,clefevre", "UF3050:100,clefevre");
+    let without_nguyen: String = moved.lines().filter(|l| !l.starts_with("004873")).map(|l| format!("{l}\n")).collect();
+    let (diff, applied) = run_feed(&dir, &without_nguyen).await;
+    assert_eq!(diff.movers.len(), 1, "{diff}");
+    let change = &diff.movers[0].changes;
+    assert_eq!((change[0].field, change[0].before.as_deref(), change[0].after.as_deref()), ("units", Some("UF1234:60;UF2201:40"), Some("UF3050:100")));
+    assert_eq!(diff.leavers.len(), 1, "{diff}");
+    assert_eq!((applied.movers, applied.leavers), (1, 1));
+    let nguyen = dir.account_by_username("tnguyen").await.unwrap().unwrap();
+    assert!(nguyen.disabled, "a leaver's account is disabled");
+    assert_eq!(dir.policy_attributes(&nguyen.identity_id).await.unwrap().1, "left");
+    let notes = dir.pending_revocations().await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].reason, "no longer in the HR feed (HR feed run test-run)");
+
+    // HR puts her back: reinstated, and nothing else moves.
+    let (diff, applied) = run_feed(&dir, &moved).await;
+    assert_eq!((diff.returning.len(), diff.movers.len(), diff.leavers.len(), applied.returning), (1, 0, 0, 1), "{diff}");
+    let nguyen = dir.account_by_username("tnguyen").await.unwrap().unwrap();
+    assert!(!nguyen.disabled);
+    assert_eq!(dir.policy_attributes(&nguyen.identity_id).await.unwrap().1, "active");
+}
+}
+
+on_both! {
+async fn an_end_date_holds_at_each_decision_and_the_watch_ends_the_access_once(db: TestDb) {
+    use vigie_core::directory::PolicyAttributes;
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let soon = vigie_directory_sql::lifecycle::stamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(2));
+    let later = "2099-01-01";
+    let text = feed(&format!(
+        "009001,Martin,Lou,,Interne,,,UF2201:100,lmartin,,{soon},004512,intern\n009002,Petit,Noa,,Infirmier,,,UF2201:100,npetit,{later},,004512,agency\n"
+    ));
+    run_feed(&dir, &text).await;
+    let lou = dir.account_by_username("lmartin").await.unwrap().unwrap();
+    let noa = dir.account_by_username("npetit").await.unwrap().unwrap();
+    assert_eq!(dir.policy_attributes(&lou.identity_id).await.unwrap().1, "active");
+    assert_eq!(dir.policy_attributes(&noa.identity_id).await.unwrap().1, "suspended", "not active before the start");
+    assert_eq!(dir.next_lifecycle_instant(&now()).await.unwrap().as_deref(), Some(soon.as_str()));
+    assert!(dir.end_due(&now()).await.unwrap().is_empty());
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Past the end, before any run: the decision already says left.
+    assert_eq!(dir.policy_attributes(&lou.identity_id).await.unwrap().1, "left");
+    let ended = dir.end_due(&now()).await.unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!((ended[0].username.as_deref(), ended[0].why.as_str()), (Some("lmartin"), format!("end date {soon} passed").as_str()));
+    assert!(dir.account_by_username("lmartin").await.unwrap().unwrap().disabled);
+    assert!(dir.end_due(&now()).await.unwrap().is_empty(), "ended once");
+    // The same feed again: Lou stays ended, nothing to do.
+    let (diff, _) = run_feed(&dir, &text).await;
+    assert!(diff.is_empty(), "{diff}");
+    // `set-status active` cannot bring back someone whose end date passed.
+    assert!(matches!(dir.reinstate("lmartin", &now()).await, Err(DirectoryError::Invalid(m)) if m.contains("has passed")));
+}
+}

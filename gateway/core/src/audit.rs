@@ -74,6 +74,10 @@ pub enum AuditKind {
     /// `directory.ldap.sync_interval_secs`): disabled because its entry is disabled or gone (a
     /// leaver), its access then ended (`reason` says which; `actor` is `directory-sync`).
     DirectorySync,
+    /// The life cycle of a person (docs/identity-lifecycle.md): an HR feed run applied or refused
+    /// by its safety stop (`object` the feed file and run), a person ended (a leaver, an end date
+    /// passed) or brought back by HR (`username`, `reason` why, `actor` the feed run or the watch).
+    Lifecycle,
 }
 
 /// The result of the act.

@@ -12,6 +12,7 @@ pub mod forward_auth;
 pub mod health;
 pub mod jose;
 pub mod keys;
+pub mod lifecycle;
 pub mod login;
 pub mod mail;
 pub mod oidc;

@@ -74,6 +74,8 @@ pub struct Ports {
     pub sponsorships: Arc<dyn vigie_core::sponsorship::Sponsorships>,
     /// People and groups pushed through SCIM (the directory's database).
     pub provisioning: Arc<dyn vigie_core::provisioning::Provisioning>,
+    /// The life cycle of people: the HR feed, end dates (the directory's database).
+    pub lifecycle: Arc<vigie_directory_sql::SqlDirectory>,
 }
 
 /// The provider's own material: registered clients, signing keys, clients' fetched key sets.

@@ -1,5 +1,6 @@
-//! `vigie users …`: the deployment's directory from a terminal: HR imports, passwords, TOTP,
-//! administrative roles, the attributes the policies read, PSC announcements.
+//! `vigie users …`: the deployment's directory from a terminal: HR imports and the HR feed,
+//! time-bounded people, lists for auditors, passwords, TOTP, administrative roles, the attributes
+//! the policies read, PSC announcements.
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -7,12 +8,81 @@ use clap::Subcommand;
 use vigie_core::directory::Directory;
 
 use super::{Target, audit_now};
+use vigie_directory_sql::lifecycle;
 
 #[derive(Subcommand)]
 pub(super) enum UsersCommand {
-    /// Import identities from an HR CSV export (see adapters/directory-sql/examples/hr-export.csv).
+    /// Import identities from an HR CSV export, once (the columns: docs/identity-lifecycle.md;
+    /// `vigie users feed` also ends leavers and keeps the dates).
     Import {
         file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run the HR feed: joiners, movers, leavers (no longer in the feed, or end date passed),
+    /// applied all or nothing; refused past `lifecycle.hr_feed.max_leavers_percent` unless
+    /// `--force`. The columns and an example: docs/identity-lifecycle.md.
+    Feed {
+        /// The CSV file, or a drop directory (its newest file).
+        file: PathBuf,
+        /// Show what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the diff and the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Apply even when the leavers pass the safety stop.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Add a time-bounded person (short mission, intern, contractor, agency staff) and their
+    /// account: never active before `--from` nor after `--until`, at most
+    /// `lifecycle.max_temporary_days` (docs/identity-lifecycle.md).
+    AddTemporary {
+        /// Login name of their account.
+        username: String,
+        /// A matricule for them (HR's, or one the establishment gives short missions).
+        #[arg(long)]
+        matricule: String,
+        #[arg(long)]
+        family: String,
+        #[arg(long)]
+        given: String,
+        /// Matricule of the responsible manager.
+        #[arg(long)]
+        sponsor: String,
+        /// `contractor`, `intern`, `agency`, `mission` or `staff`.
+        #[arg(long, default_value = "contractor")]
+        kind: String,
+        /// First day (YYYY-MM-DD) or instant (RFC 3339); now when absent.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD: access ends with it) or the instant access ends (RFC 3339).
+        #[arg(long)]
+        until: String,
+        /// Functional unit (UF) they work in.
+        #[arg(long)]
+        unit: Option<String>,
+        /// Métier.
+        #[arg(long)]
+        metier: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List people: those whose access ends within a period (`--expiring-within 7d`), the generic
+    /// (shared) accounts (`--kind generic`), or everyone.
+    List {
+        /// A period: `7d`, `36h`.
+        #[arg(long)]
+        expiring_within: Option<String>,
+        /// `generic` or `personal`: people whose account is of that kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -108,6 +178,24 @@ pub(super) fn run(command: UsersCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
+        UsersCommand::Feed { file, dry_run, json, force, target } => feed(&target, &file, dry_run, json, force),
+        UsersCommand::AddTemporary {
+            username,
+            matricule,
+            family,
+            given,
+            sponsor,
+            kind,
+            from,
+            until,
+            unit,
+            metier,
+            target,
+        } => {
+            let person = TemporaryArgs { username, matricule, family, given, sponsor, kind, from, until, unit, metier };
+            add_temporary(&target, person)
+        }
+        UsersCommand::List { expiring_within, kind, json, target } => list(&target, expiring_within, kind, json),
         UsersCommand::SetPassword { username, target } => {
             let mut line = String::new();
             std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
@@ -180,6 +268,11 @@ fn set_policy_attribute(target: &Target, username: &str, attribute: PolicyAttrib
                 (dir.set_account_kind(username, *k).await?, format!("account kind {}", k.as_str()))
             }
             PolicyAttribute::Status(s) => {
+                // HR brings back someone the life cycle ended: their account is enabled again
+                // (refused while their end date has passed).
+                if s == "active" {
+                    dir.reinstate(username, &lifecycle::stamp(time::OffsetDateTime::now_utc())).await?;
+                }
                 (dir.set_employment_status(username, s).await?, format!("employment status {s}"))
             }
         };
@@ -263,4 +356,180 @@ fn with_account(
         dir.upsert_account(&account).await?;
         Ok(())
     })
+}
+
+/// `vigie users feed`.
+fn feed(target: &Target, file: &std::path::Path, dry_run: bool, json: bool, force: bool) -> anyhow::Result<()> {
+    use crate::lifecycle::feed::{RunOptions, RunOutcome};
+    let config = target.config()?;
+    let max_leavers_percent = config.lifecycle.hr_feed.as_ref().map_or(5.0, |f| f.max_leavers_percent);
+    let file = crate::lifecycle::feed::feed_file(file)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let outcome = rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        let audit = |event| {
+            if let Err(e) = audit_now(&config, event) {
+                eprintln!("vigie: {e:#}");
+            }
+        };
+        let outcome =
+            crate::lifecycle::feed::run(&dir, &file, RunOptions { dry_run, force, max_leavers_percent }, &audit)
+                .await?;
+        if matches!(outcome, RunOutcome::Applied { .. }) {
+            crate::policy::view::tell_replicas(&config).await;
+        }
+        Ok::<_, anyhow::Error>(outcome)
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    } else {
+        let what = match &outcome {
+            RunOutcome::DryRun { .. } => "dry run, nothing changed",
+            RunOutcome::Unchanged { .. } => "nothing to change",
+            RunOutcome::Applied { .. } => "applied",
+            RunOutcome::Refused { .. } => "REFUSED, nothing changed",
+        };
+        print!("HR feed {} ({what}): {}", file.display(), outcome.diff());
+    }
+    if let RunOutcome::Refused { reason, .. } = outcome {
+        anyhow::bail!("{reason}");
+    }
+    Ok(())
+}
+
+/// The arguments of `vigie users add-temporary`.
+struct TemporaryArgs {
+    username: String,
+    matricule: String,
+    family: String,
+    given: String,
+    sponsor: String,
+    kind: String,
+    from: Option<String>,
+    until: String,
+    unit: Option<String>,
+    metier: Option<String>,
+}
+
+/// `vigie users add-temporary`.
+fn add_temporary(target: &Target, a: TemporaryArgs) -> anyhow::Result<()> {
+    let config = target.config()?;
+    let now = time::OffsetDateTime::now_utc();
+    let start_at = match &a.from {
+        Some(d) => {
+            lifecycle::parse_instant(d, lifecycle::DateEdge::Start).map_err(|e| anyhow::anyhow!("--from: {e}"))?
+        }
+        None => lifecycle::stamp(now),
+    };
+    let end_at =
+        lifecycle::parse_instant(&a.until, lifecycle::DateEdge::End).map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+    lifecycle::check_person_kind(&a.kind).map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
+    let parse = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339);
+    let (start, end) = (parse(&start_at)?, parse(&end_at)?);
+    if end <= start.max(now) {
+        anyhow::bail!("--until: the end ({end_at}) must be after the start ({start_at}) and after now");
+    }
+    let max = time::Duration::days(i64::from(config.lifecycle.max_temporary_days));
+    if end - start > max {
+        anyhow::bail!(
+            "--until: a stay of at most {} days (`lifecycle.max_temporary_days`); the HR feed keeps longer ones",
+            config.lifecycle.max_temporary_days
+        );
+    }
+    let identity = vigie_core::directory::Identity {
+        id: String::new(),
+        matricule: a.matricule.clone(),
+        family_name: a.family,
+        given_name: a.given,
+        birth_date: None,
+        metier: a.metier,
+        grade: None,
+        idnat: None,
+        units: a.unit.into_iter().map(|uf| vigie_core::directory::Affectation { uf, share: 100 }).collect(),
+    };
+    let person = vigie_directory_sql::Temporary {
+        identity,
+        username: a.username.clone(),
+        start_at: start_at.clone(),
+        end_at: end_at.clone(),
+        sponsor: a.sponsor.clone(),
+        kind: a.kind.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        let id = dir.add_temporary(&person).await?;
+        println!("{} ({}): {} from {start_at} until {end_at}, sponsor {}", a.username, a.matricule, a.kind, a.sponsor);
+        audit_now(
+            &config,
+            vigie_core::audit::AuditEvent {
+                kind: Some(vigie_core::audit::AuditKind::Lifecycle),
+                outcome: Some(vigie_core::audit::Outcome::Success),
+                subject: Some(id),
+                username: Some(a.username.clone()),
+                actor: Some(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))),
+                object: Some(format!("person:{}", a.matricule)),
+                reason: Some(format!("added for a time: {} until {end_at}, sponsor {}", a.kind, a.sponsor)),
+                ..Default::default()
+            },
+        )
+    })
+}
+
+/// `7d`, `36h`, `90m` as a duration.
+fn period(s: &str) -> anyhow::Result<time::Duration> {
+    let bad = || anyhow::anyhow!("--expiring-within: {s:?} is not a period: a number and d, h or m (7d, 36h)");
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    match unit {
+        "d" => Ok(time::Duration::days(n)),
+        "h" => Ok(time::Duration::hours(n)),
+        "m" => Ok(time::Duration::minutes(n)),
+        _ => Err(bad()),
+    }
+}
+
+/// `vigie users list`.
+fn list(target: &Target, expiring_within: Option<String>, kind: Option<String>, json: bool) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let until = expiring_within.as_deref().map(period).transpose()?.map(|p| lifecycle::stamp(now + p));
+    if let Some(k) = &kind
+        && vigie_core::policy::AccountKind::parse(k).is_none()
+    {
+        anyhow::bail!("--kind: unknown account kind {k:?}: personal or generic");
+    }
+    let config = target.config()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let people = rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        dir.people().await
+    })?;
+    let now = lifecycle::stamp(now);
+    let listed = people.into_iter().filter(|p| {
+        let expiring = until.as_ref().is_none_or(|until| {
+            p.end_at.as_ref().is_some_and(|end| end.as_str() > now.as_str() && end <= until)
+                && p.lifecycle_ended.is_none()
+        });
+        expiring && kind.as_ref().is_none_or(|k| p.account_kind.as_ref() == Some(k))
+    });
+    for p in listed {
+        if json {
+            println!("{}", serde_json::to_string(&p)?);
+        } else {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            println!(
+                "{}\t{}\t{} {}\t{}\tkind {}\tuntil {}\tsponsor {}\t{}",
+                p.identity.matricule,
+                show(&p.username),
+                p.identity.given_name,
+                p.identity.family_name,
+                show(&p.account_kind),
+                show(&p.kind),
+                show(&p.end_at),
+                show(&p.sponsor),
+                p.lifecycle_ended.as_ref().map_or(p.status.clone(), |why| format!("ended: {why}")),
+            );
+        }
+    }
+    Ok(())
 }

@@ -205,5 +205,6 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         psc: crate::psc::demo_config(listen.port()),
         dmp: crate::dmp::demo_config(&dir, DEMO_STRUCTURE_ID),
         health: Default::default(),
+        lifecycle: Default::default(),
     })
 }

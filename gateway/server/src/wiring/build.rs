@@ -145,6 +145,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             search: directory.clone(),
             sponsorships: directory.clone(),
             provisioning,
+            lifecycle: directory.clone(),
             cards: directory.clone(),
             policy_attributes: directory.clone(),
             directory,

@@ -45,6 +45,9 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     crate::policy::view::spawn(Part::of(&state), Part::of(&state));
     // Syncs `[directory.ldap]` every `sync_interval_secs`, one replica at a time (a lease).
     crate::directory_sync::spawn(Part::of(&state), Part::of(&state), Part::of(&state), Part::of(&state));
+    // The HR feed every `lifecycle.hr_feed.interval_secs` (one replica: a lease), and the end dates.
+    crate::lifecycle::feed::spawn(Part::of(&state), Part::of(&state), Part::of(&state));
+    crate::lifecycle::watch::spawn(Part::of(&state), Part::of(&state));
 
     let (s, d) = (state.clone(), draining.clone());
     let mut server = HttpServer::new(move || {

@@ -1,0 +1,232 @@
+//! The HR feed (SIRH): a CSV file, or the newest file of a drop directory, turned into a diff
+//! against the directory (joiners, movers, leavers, returners) and applied all or nothing, unless
+//! it is a dry run or its leavers pass the safety stop. Run by `vigie users feed` and, every
+//! `lifecycle.hr_feed.interval_secs`, by one replica of `serve` (a lease in the shared store).
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_directory_sql::lifecycle::{self, FeedDiff};
+use vigie_directory_sql::{Applied, SqlDirectory};
+
+use crate::config::Config;
+use crate::session::keys;
+use crate::state::{Audit, Part, Ports};
+
+/// How a run goes.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Compute and show the diff, write nothing.
+    pub dry_run: bool,
+    /// Apply even past the safety stop.
+    pub force: bool,
+    /// The safety stop: most leavers, in percent of the HR-fed population.
+    pub max_leavers_percent: f64,
+}
+
+/// What a run did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum RunOutcome {
+    /// A dry run: nothing written.
+    DryRun { run: String, file: String, diff: FeedDiff },
+    /// Nothing to change.
+    Unchanged { run: String, file: String, diff: FeedDiff },
+    /// Applied.
+    Applied { run: String, file: String, diff: FeedDiff, applied: Applied },
+    /// Refused whole by the safety stop: nothing written.
+    Refused { run: String, file: String, diff: FeedDiff, reason: String },
+}
+
+impl RunOutcome {
+    /// The label of `vigie_hr_feed_total{result}`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            RunOutcome::DryRun { .. } => "dry_run",
+            RunOutcome::Unchanged { .. } => "unchanged",
+            RunOutcome::Applied { .. } => "applied",
+            RunOutcome::Refused { .. } => "refused",
+        }
+    }
+
+    /// The diff the run computed.
+    pub fn diff(&self) -> &FeedDiff {
+        match self {
+            RunOutcome::DryRun { diff, .. }
+            | RunOutcome::Unchanged { diff, .. }
+            | RunOutcome::Applied { diff, .. }
+            | RunOutcome::Refused { diff, .. } => diff,
+        }
+    }
+}
+
+/// The feed file `path` names: the file itself, or the newest file of a drop directory. Hidden
+/// files and `*.tmp` / `*.part` are skipped: HR's export writes one of those, then renames it.
+pub fn feed_file(path: &Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("reading the HR feed {}: check `lifecycle.hr_feed.path`", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(path).with_context(|| format!("listing the HR drop directory {}", path.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        let at = meta.modified()?;
+        // The newest; at the same time, the last by name (exports named by date sort by it).
+        if newest.as_ref().is_none_or(|(t, p)| (at, entry.path()) > (*t, p.clone())) {
+            newest = Some((at, entry.path()));
+        }
+    }
+    newest.map(|(_, p)| p).with_context(|| {
+        format!(
+            "the HR drop directory {} holds no feed file yet (hidden, .tmp and .part files are skipped)",
+            path.display()
+        )
+    })
+}
+
+/// One run of the feed in `file` (already picked by [`feed_file`]). Each person it ends or brings
+/// back, and the run itself when it writes or is refused, is given to `audit`.
+pub async fn run(
+    dir: &SqlDirectory,
+    file: &Path,
+    options: RunOptions,
+    audit: &dyn Fn(AuditEvent),
+) -> anyhow::Result<RunOutcome> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading the HR feed {}", file.display()))?;
+    let rows = vigie_directory_sql::parse_hr_csv(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "the HR feed {}: {e} (nothing was applied; columns: docs/identity-lifecycle.md)",
+            file.display()
+        )
+    })?;
+    let now = lifecycle::stamp(time::OffsetDateTime::now_utc());
+    let run = format!("{now}/{}", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let diff = lifecycle::diff(&dir.people().await?, &rows, &now);
+    let name = file.display().to_string();
+    let event = |outcome: Outcome, reason: String| AuditEvent {
+        kind: Some(AuditKind::Lifecycle),
+        outcome: Some(outcome),
+        actor: Some("hr-feed".into()),
+        object: Some(format!("hr-feed:{run}")),
+        reason: Some(reason),
+        ..Default::default()
+    };
+    if options.dry_run {
+        return Ok(RunOutcome::DryRun { run, file: name, diff });
+    }
+    if diff.is_empty() {
+        return Ok(RunOutcome::Unchanged { run, file: name, diff });
+    }
+    let percent = diff.leavers_percent();
+    if percent > options.max_leavers_percent && !options.force {
+        let reason = format!(
+            "safety stop: {} leaver(s) of {} HR-fed people ({percent:.1} %) no longer in the feed is more than \
+             `lifecycle.hr_feed.max_leavers_percent` ({} %); nothing applied: check the export (a truncated file?), \
+             then run `vigie users feed --force` if it is right",
+            diff.missing(),
+            diff.population,
+            options.max_leavers_percent
+        );
+        audit(event(Outcome::Failure, reason.clone()));
+        return Ok(RunOutcome::Refused { run, file: name, diff, reason });
+    }
+    let applied = dir.apply_feed(&diff, &rows, &run).await?;
+    for (entries, what) in [(&diff.leavers, "ended"), (&diff.returning, "brought back")] {
+        for e in entries {
+            audit(AuditEvent {
+                kind: Some(AuditKind::Lifecycle),
+                outcome: Some(Outcome::Success),
+                username: e.username.clone(),
+                actor: Some(format!("hr-feed:{run}")),
+                object: Some(format!("person:{}", e.matricule)),
+                reason: Some(format!("{what}: {}", e.why.as_deref().unwrap_or_default())),
+                ..Default::default()
+            });
+        }
+    }
+    let forced = if percent > options.max_leavers_percent { " (past the safety stop: --force)" } else { "" };
+    audit(event(
+        Outcome::Success,
+        format!(
+            "applied{forced}: {} joiner(s), {} mover(s), {} leaver(s), {} returning, {} unchanged",
+            applied.joiners, applied.movers, applied.leavers, applied.returning, diff.unchanged
+        ),
+    ));
+    Ok(RunOutcome::Applied { run, file: name, diff, applied })
+}
+
+/// Runs the feed every `lifecycle.hr_feed.interval_secs` on one replica at a time: the one that
+/// takes the lease in the shared store. A failed run is logged and counted
+/// (`vigie_hr_feed_total{result="failed"}`) and tried again at the next period.
+pub fn spawn(config: Part<Config>, ports: Part<Ports>, audit: Part<Audit>) {
+    let Some(feed) = config.lifecycle.hr_feed.clone() else { return };
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(feed.interval_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let options = RunOptions { dry_run: false, force: false, max_leavers_percent: feed.max_leavers_percent };
+        loop {
+            tick.tick().await;
+            once(&feed.path, options, &ports, &audit, feed.interval_secs).await;
+        }
+    });
+}
+
+/// The lease of the periodic feed, in the shared store.
+fn lease_key() -> String {
+    keys::directory_sync_lease("hr-feed")
+}
+
+async fn once(path: &Path, options: RunOptions, ports: &Ports, audit: &Audit, every: u64) {
+    let store = ports.store.as_ref();
+    // Longer than a run (10,000 people: docs/identity-lifecycle.md) and than the period, so that a
+    // replica that dies mid-run holds the others back for a while only.
+    let ttl = Duration::from_secs(every.max(600) * 2);
+    match store.put_if_absent(&lease_key(), b"1", ttl).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "HR feed: the lease could not be taken; tried again next period");
+            metrics::counter!("vigie_hr_feed_total", "result" => "failed").increment(1);
+            return;
+        }
+    }
+    let started = std::time::Instant::now();
+    let record = |event: AuditEvent| audit.record(event);
+    let outcome = match feed_file(path) {
+        Ok(file) => run(&ports.lifecycle, &file, options, &record).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(outcome) => {
+            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let summary = outcome.diff().to_string();
+            let summary = summary.lines().next().unwrap_or_default();
+            match &outcome {
+                RunOutcome::Refused { reason, .. } => tracing::error!(elapsed_ms, "HR feed refused: {reason}"),
+                _ => tracing::info!(elapsed_ms, result = outcome.result(), "HR feed: {summary}"),
+            }
+            metrics::counter!("vigie_hr_feed_total", "result" => outcome.result()).increment(1);
+            if matches!(outcome, RunOutcome::Applied { .. }) {
+                super::tell(store).await;
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "HR feed failed; tried again next period");
+            metrics::counter!("vigie_hr_feed_total", "result" => "failed").increment(1);
+        }
+    }
+    if let Err(e) = store.delete(&lease_key()).await {
+        tracing::warn!(error = %e, "HR feed: the lease could not be released; it lapses by itself");
+    }
+}
