@@ -123,6 +123,8 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
         connect_timeout_ms: 5000,
         operation_timeout_ms: 10000,
         sync_interval_secs: 0,
+        full_sync_interval_secs: 86_400,
+        matricule_changes: Default::default(),
     };
     let ad = LdapSource::from_files(config, "directory.ldap").expect("the source");
     // The DC may accept connections a moment before it answers binds.

@@ -25,6 +25,7 @@ mod fi_tiers;
 mod fido2;
 mod key_rotation;
 mod ldap;
+mod ldap_sync;
 mod login_page;
 mod logout;
 mod ops;
