@@ -210,17 +210,31 @@ async fn a_sync_brings_joiners_in_and_an_account_disabled_in_the_directory_loses
 }
 
 /// The figures of docs/directory.md: a full sync of 10,000 entries into the demo's SQLite
-/// directory, its time and the sync process's peak memory (`/usr/bin/time`), then a second pass.
+/// directory, its time and the sync process's peak memory (`/usr/bin/time`), then a second full
+/// pass, then a changed-since pass after 100 changes.
 /// `cargo test -p vigie-gateway --test integration ldap::sync_figures -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a measurement, run by hand"]
 async fn sync_figures() {
     let s = Slapd::start_with(10_000);
     let gw = start(&s).await;
-    for pass in ["first", "second"] {
+    let changes: String = (0..100)
+        .map(|n| {
+            format!(
+                "dn: uid=agent.{},ou=people,{}\nchangetype: modify\nreplace: sn\nsn: Change{n}\n\n",
+                n * 97,
+                slapd::BASE
+            )
+        })
+        .collect();
+    for (pass, args) in [("first", &[][..]), ("second", &[][..]), ("changed-since, 100 changes", &["--changed"][..])] {
+        if args.contains(&"--changed") {
+            s.modify(&changes);
+        }
         let started = std::time::Instant::now();
         let out = std::process::Command::new("/usr/bin/time")
             .args(["-f", "peak RSS %M KiB", BIN, "directory", "sync", "--data-dir", &gw.data_dir.display().to_string()])
+            .args(args)
             .envs(ldap_env(&s))
             .output()
             .expect("vigie directory sync");
