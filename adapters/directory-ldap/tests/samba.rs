@@ -1,7 +1,8 @@
 //! The LDAP source against a real Active Directory: a Samba AD DC provisioned into a temp dir
 //! (`samba-tool domain provision`), where the DC itself refuses the binds of disabled accounts
 //! and of those that must change their password (AD's `data 533` / `773` sub-codes), and walks
-//! nested groups with `LDAP_MATCHING_RULE_IN_CHAIN`. Samba's LDAP ports are fixed (389/636): one
+//! nested groups with `LDAP_MATCHING_RULE_IN_CHAIN`, and a changed-since listing reads only what
+//! changed after the DC's `highestCommittedUSN` (issue 16). Samba's LDAP ports are fixed (389/636): one
 //! DC per machine, so this file holds one test.
 #[path = "../../../gateway/server/tests/common/ldap.rs"]
 mod ldap;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigie_directory_ldap::{AccountState, Attributes, LdapConfig, LdapSource, Profile, Refusal};
+use vigie_directory_ldap::{AccountState, Attributes, LdapConfig, LdapSource, Profile, Refusal, SyncMark};
 
 const ADMIN_PASSWORD: &str = "Adm1n-Passw0rd!";
 /// AD's complexity rules (0000052D) want three classes of characters.
@@ -147,4 +148,44 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
         ad.check_password("newcomer", PASSWORD).await.expect("reachable"),
         Err(Refusal::State(AccountState::MustChangePassword))
     );
+
+    // Changed-since by USN: the DC's counter before the listing, named by the DC.
+    let first = ad.users_since(None).await.expect("a full listing");
+    assert!(first.full && first.users.iter().any(|u| u.login == "nurse"));
+    let mark = first.mark.expect("a DC gives its highestCommittedUSN");
+    assert!(matches!(&mark, SyncMark::Usn { server, .. } if server.contains("NTDS Settings")), "{mark:?}");
+    modify(&dc, &format!("dn: {}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: 4242\n", nurse.dn));
+    let next = ad.users_since(Some(&mark)).await.expect("a changed-since listing");
+    assert!(!next.full);
+    assert_eq!(next.users.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(), ["nurse"]);
+    assert!(
+        matches!(&next.mark, Some(SyncMark::Usn { usn, .. }) if matches!(&mark, SyncMark::Usn { usn: before, .. } if usn > before))
+    );
+    // Another DC's counter means nothing here: a full listing.
+    let elsewhere = SyncMark::Usn { server: "CN=NTDS Settings,CN=DC9".into(), usn: 1 };
+    assert!(ad.users_since(Some(&elsewhere)).await.expect("a full listing").full);
+}
+
+/// Applies an LDIF change as the domain's administrator (`ldapmodify` over LDAPS).
+fn modify(dc: &Dc, ldif: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ldapmodify")
+        .env("LDAPTLS_CACERT", dc.dir.join("ca.pem"))
+        .args([
+            "-x",
+            "-H",
+            "ldaps://127.0.0.1:636",
+            "-D",
+            &format!("CN=Administrator,CN=Users,{BASE}"),
+            "-w",
+            ADMIN_PASSWORD,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldapmodify (apt-get install ldap-utils)");
+    child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("writing the LDIF");
+    let out = child.wait_with_output().expect("ldapmodify");
+    assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
 }
