@@ -154,7 +154,15 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
     assert!(first.full && first.users.iter().any(|u| u.login == "nurse"));
     let mark = first.mark.expect("a DC gives its highestCommittedUSN");
     assert!(matches!(&mark, SyncMark::Usn { server, .. } if server.contains("NTDS Settings")), "{mark:?}");
-    modify(&dc, &format!("dn: {}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: 4242\n", nurse.dn));
+    let admin = format!("CN=Administrator,CN=Users,{BASE}");
+    let ca = dc.dir.join("ca.pem");
+    ldap::ldapmodify(
+        &ca,
+        "ldaps://127.0.0.1:636",
+        &admin,
+        ADMIN_PASSWORD,
+        &format!("dn: {}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: 4242\n", nurse.dn),
+    );
     let next = ad.users_since(Some(&mark)).await.expect("a changed-since listing");
     assert!(!next.full);
     assert_eq!(next.users.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(), ["nurse"]);
@@ -164,28 +172,4 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
     // Another DC's counter means nothing here: a full listing.
     let elsewhere = SyncMark::Usn { server: "CN=NTDS Settings,CN=DC9".into(), usn: 1 };
     assert!(ad.users_since(Some(&elsewhere)).await.expect("a full listing").full);
-}
-
-/// Applies an LDIF change as the domain's administrator (`ldapmodify` over LDAPS).
-fn modify(dc: &Dc, ldif: &str) {
-    use std::io::Write;
-    let mut child = Command::new("ldapmodify")
-        .env("LDAPTLS_CACERT", dc.dir.join("ca.pem"))
-        .args([
-            "-x",
-            "-H",
-            "ldaps://127.0.0.1:636",
-            "-D",
-            &format!("CN=Administrator,CN=Users,{BASE}"),
-            "-w",
-            ADMIN_PASSWORD,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ldapmodify (apt-get install ldap-utils)");
-    child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("writing the LDIF");
-    let out = child.wait_with_output().expect("ldapmodify");
-    assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
 }
