@@ -379,14 +379,17 @@ impl LdapSource {
         // [MS-ADTS] 3.1.1.3.2.1: the rootDSE's highestCommittedUSN, read *before* the listing, so
         // that what changes while it runs is read again next time; the DC's dsServiceName says
         // whose counter it is (each DC numbers its own changes).
-        let (root, _) = self
+        // A server whose rootDSE the service account may not read has no USN for us: the other
+        // marks are read from the entries.
+        let root = self
             .op(
                 "reading the rootDSE",
                 ldap.search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN", "dsServiceName"]),
             )
             .await?
             .success()
-            .map_err(|e| LdapError::Unavailable(format!("reading the rootDSE: {e}")))?;
+            .map(|(entries, _)| entries)
+            .unwrap_or_default();
         let root = root.into_iter().next().map(SearchEntry::construct);
         let usn = root.as_ref().and_then(|r| {
             let n = first(r, "highestCommittedUSN")?.parse::<u64>().ok()?;
