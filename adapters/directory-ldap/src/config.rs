@@ -94,6 +94,30 @@ pub struct LdapConfig {
     /// 0: only `vigie directory sync` does.
     #[serde(default)]
     pub sync_interval_secs: u64,
+    /// How often a periodic pass is a full one (every entry read, leavers found) rather than a
+    /// changed-since one (only the entries changed since the last pass), in seconds.
+    #[serde(default = "default_full_sync_interval_secs")]
+    pub full_sync_interval_secs: u64,
+    /// What a sync does when a linked entry's matricule changes in the directory.
+    #[serde(default)]
+    pub matricule_changes: MatriculeChanges,
+}
+
+/// Whose matricule wins when the directory's changes for an entry already linked to an identity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatriculeChanges {
+    /// HR's record owns the matricule: the entry is not synced, the change is logged and audited
+    /// until HR and the directory agree again.
+    #[default]
+    Refuse,
+    /// The directory's matricule is taken: the linked identity's matricule is changed (by its
+    /// id), unless another identity holds the new one (then refused as above).
+    Follow,
+}
+
+fn default_full_sync_interval_secs() -> u64 {
+    86_400
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -195,6 +219,9 @@ impl LdapConfig {
         }
         if self.connect_timeout_ms == 0 {
             err(&key("connect_timeout_ms"), "is 0: give the longest wait in milliseconds, e.g. 3000".into());
+        }
+        if self.full_sync_interval_secs == 0 {
+            err(&key("full_sync_interval_secs"), "is 0: give how often a pass reads every entry, e.g. 86400".into());
         }
         if self.operation_timeout_ms == 0 {
             err(&key("operation_timeout_ms"), "is 0: give the longest wait in milliseconds, e.g. 5000".into());

@@ -8,6 +8,7 @@
 pub mod ad;
 mod config;
 pub mod filter;
+mod sync_mark;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 
 pub use ad::AccountState;
 use config::Resolved;
-pub use config::{Attributes, GroupExpansion, LdapConfig, Profile};
+pub use config::{Attributes, GroupExpansion, LdapConfig, MatriculeChanges, Profile};
+pub use sync_mark::{Listing, SyncMark};
 
 /// A directory that cannot be used now (down, timing out, refusing the service account).
 #[derive(Debug, thiserror::Error)]
@@ -359,11 +361,75 @@ impl LdapSource {
     }
 
     /// Every user under `user_base` (matching `user_filter`) with their groups, for a full sync.
-    /// Read in pages of 500 (RFC 2696): AD answers at most 1000 entries to one plain search.
     pub async fn users(&self) -> Result<Vec<LdapUser>, LdapError> {
-        use ldap3::adapters::{EntriesOnly, PagedResults};
+        Ok(self.users_since(None).await?.users)
+    }
+
+    /// The users changed since `since` (the mark of the last pass), or every user when `since`
+    /// is `None` or cannot be used here (another DC, another kind of mark): [`Listing::full`]
+    /// says which. The listing's mark is where the next pass starts (see [`SyncMark`]).
+    pub async fn users_since(&self, since: Option<&SyncMark>) -> Result<Listing, LdapError> {
         let mut ldap = self.connect().await?;
-        let attrs = self.user_attributes();
+        let listing = self.list(&mut ldap, since).await;
+        let _ = ldap.unbind().await;
+        listing
+    }
+
+    async fn list(&self, ldap: &mut Ldap, since: Option<&SyncMark>) -> Result<Listing, LdapError> {
+        // [MS-ADTS] 3.1.1.3.2.1: the rootDSE's highestCommittedUSN, read *before* the listing, so
+        // that what changes while it runs is read again next time; the DC's dsServiceName says
+        // whose counter it is (each DC numbers its own changes).
+        // A server whose rootDSE the service account may not read has no USN for us: the other
+        // marks are read from the entries.
+        let root = self
+            .op(
+                "reading the rootDSE",
+                ldap.search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN", "dsServiceName"]),
+            )
+            .await?
+            .success()
+            .map(|(entries, _)| entries)
+            .unwrap_or_default();
+        let root = root.into_iter().next().map(SearchEntry::construct);
+        let usn = root.as_ref().and_then(|r| {
+            let n = first(r, "highestCommittedUSN")?.parse::<u64>().ok()?;
+            Some(SyncMark::Usn { server: first(r, "dsServiceName").unwrap_or_default(), usn: n })
+        });
+        let changed = since.and_then(|s| s.filter(usn.as_ref()));
+        let full = changed.is_none();
+        let filter = match &changed {
+            Some(f) => format!("(&{}{f})", self.resolved.user_filter),
+            None => self.resolved.user_filter.clone(),
+        };
+        let mut attrs = self.user_attributes();
+        // Operational (RFC 4512 §3.4): returned only when asked for.
+        attrs.extend(["entryCSN", "modifyTimestamp"].map(String::from));
+        let entries = self.search_paged(ldap, &filter, attrs).await?;
+        let read = |attr: &'static str| entries.iter().filter_map(move |e| first(e, attr));
+        let mark = match usn {
+            Some(usn) => Some(usn),
+            // A CSN mark stays one: a quiet pass reads no entry to say which kind this server has.
+            None if read("entryCSN").next().is_some() || matches!(since, Some(SyncMark::Csn(_))) => {
+                SyncMark::latest_csn(since, read("entryCSN"))
+            }
+            None => SyncMark::latest_timestamp(since, read("modifyTimestamp")),
+        };
+        let mut users = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            users.push(self.mapped(ldap, entry).await?);
+        }
+        Ok(Listing { users, mark, full })
+    }
+
+    /// Every entry under `user_base` matching `filter`, in pages of 500 (RFC 2696): AD answers at
+    /// most 1000 entries to one plain search.
+    async fn search_paged(
+        &self,
+        ldap: &mut Ldap,
+        filter: &str,
+        attrs: Vec<String>,
+    ) -> Result<Vec<SearchEntry>, LdapError> {
+        use ldap3::adapters::{EntriesOnly, PagedResults};
         let mut entries = Vec::new();
         let mut stream = self
             .op(
@@ -375,7 +441,7 @@ impl LdapSource {
                     ],
                     &self.config.user_base,
                     Scope::Subtree,
-                    &self.resolved.user_filter,
+                    filter,
                     attrs,
                 ),
             )
@@ -384,12 +450,17 @@ impl LdapSource {
             entries.push(SearchEntry::construct(entry));
         }
         self.op("listing users", async { stream.finish().await.success() }).await?;
-        let mut users = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            users.push(self.mapped(&mut ldap, entry).await?);
-        }
-        let _ = ldap.unbind().await;
-        Ok(users)
+        Ok(entries)
+    }
+
+    /// What a sync does with a linked entry whose matricule changed (`matricule_changes`).
+    pub fn matricule_changes(&self) -> MatriculeChanges {
+        self.config.matricule_changes
+    }
+
+    /// How often a periodic pass reads every entry (`full_sync_interval_secs`).
+    pub fn full_sync_interval(&self) -> Duration {
+        Duration::from_secs(self.config.full_sync_interval_secs)
     }
 
     /// How many servers `urls` names (tried in turn).

@@ -1,7 +1,8 @@
 //! The LDAP source against a real Active Directory: a Samba AD DC provisioned into a temp dir
 //! (`samba-tool domain provision`), where the DC itself refuses the binds of disabled accounts
 //! and of those that must change their password (AD's `data 533` / `773` sub-codes), and walks
-//! nested groups with `LDAP_MATCHING_RULE_IN_CHAIN`. Samba's LDAP ports are fixed (389/636): one
+//! nested groups with `LDAP_MATCHING_RULE_IN_CHAIN`, and a changed-since listing reads only what
+//! changed after the DC's `highestCommittedUSN` (issue 16). Samba's LDAP ports are fixed (389/636): one
 //! DC per machine, so this file holds one test.
 #[path = "../../../gateway/server/tests/common/ldap.rs"]
 mod ldap;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigie_directory_ldap::{AccountState, Attributes, LdapConfig, LdapSource, Profile, Refusal};
+use vigie_directory_ldap::{AccountState, Attributes, LdapConfig, LdapSource, Profile, Refusal, SyncMark};
 
 const ADMIN_PASSWORD: &str = "Adm1n-Passw0rd!";
 /// AD's complexity rules (0000052D) want three classes of characters.
@@ -123,6 +124,8 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
         connect_timeout_ms: 5000,
         operation_timeout_ms: 10000,
         sync_interval_secs: 0,
+        full_sync_interval_secs: 86_400,
+        matricule_changes: Default::default(),
     };
     let ad = LdapSource::from_files(config, "directory.ldap").expect("the source");
     // The DC may accept connections a moment before it answers binds.
@@ -145,4 +148,28 @@ async fn a_real_ad_refuses_disabled_and_must_change_accounts_and_walks_nested_gr
         ad.check_password("newcomer", PASSWORD).await.expect("reachable"),
         Err(Refusal::State(AccountState::MustChangePassword))
     );
+
+    // Changed-since by USN: the DC's counter before the listing, named by the DC.
+    let first = ad.users_since(None).await.expect("a full listing");
+    assert!(first.full && first.users.iter().any(|u| u.login == "nurse"));
+    let mark = first.mark.expect("a DC gives its highestCommittedUSN");
+    assert!(matches!(&mark, SyncMark::Usn { server, .. } if server.contains("NTDS Settings")), "{mark:?}");
+    let admin = format!("CN=Administrator,CN=Users,{BASE}");
+    let ca = dc.dir.join("ca.pem");
+    ldap::ldapmodify(
+        &ca,
+        "ldaps://127.0.0.1:636",
+        &admin,
+        ADMIN_PASSWORD,
+        &format!("dn: {}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: 4242\n", nurse.dn),
+    );
+    let next = ad.users_since(Some(&mark)).await.expect("a changed-since listing");
+    assert!(!next.full);
+    assert_eq!(next.users.iter().map(|u| u.login.as_str()).collect::<Vec<_>>(), ["nurse"]);
+    assert!(
+        matches!(&next.mark, Some(SyncMark::Usn { usn, .. }) if matches!(&mark, SyncMark::Usn { usn: before, .. } if usn > before))
+    );
+    // Another DC's counter means nothing here: a full listing.
+    let elsewhere = SyncMark::Usn { server: "CN=NTDS Settings,CN=DC9".into(), usn: 1 };
+    assert!(ad.users_since(Some(&elsewhere)).await.expect("a full listing").full);
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ldap::Slapd;
-use vigie_directory_ldap::{AccountState, Attributes, LdapConfig, LdapSource, Profile, Refusal};
+use vigie_directory_ldap::{AccountState, Attributes, LdapConfig, LdapSource, Profile, Refusal, SyncMark};
 
 fn config(slapd: &Slapd, profile: Profile, urls: Vec<String>, starttls: bool) -> LdapConfig {
     LdapConfig {
@@ -29,6 +29,8 @@ fn config(slapd: &Slapd, profile: Profile, urls: Vec<String>, starttls: bool) ->
         connect_timeout_ms: 3000,
         operation_timeout_ms: 5000,
         sync_interval_secs: 0,
+        full_sync_interval_secs: 86_400,
+        matricule_changes: Default::default(),
     }
 }
 
@@ -155,6 +157,8 @@ fn missing_files_name_their_key() {
         connect_timeout_ms: 1000,
         operation_timeout_ms: 1000,
         sync_interval_secs: 0,
+        full_sync_interval_secs: 86_400,
+        matricule_changes: Default::default(),
     };
     let e = LdapSource::from_files(c, "directory.ldap").expect_err("no such file").to_string();
     assert!(e.starts_with("`directory.ldap.bind_password_file`: cannot read"), "{e}");
@@ -259,4 +263,47 @@ async fn a_hanging_first_server_is_passed_over_by_the_probe_and_then_tried_last(
     // A login that tried the hung server first would wait `connect_timeout_ms` (3 s) for it.
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     drop(hung);
+}
+
+/// Issue 16: a pass after the first reads only what changed (slapd has no USN: its `entryCSN`,
+/// strictly after the mark, even within the same second as the load); a deletion is not among the changes (the full pass finds leavers).
+#[tokio::test]
+async fn a_changed_since_listing_reads_only_the_entries_changed_since_the_mark() {
+    let slapd = Slapd::start_with(100);
+    let source = source(&slapd, Profile::Ad);
+    let first = source.users_since(None).await.expect("the first listing");
+    assert!(first.full);
+    assert_eq!(first.users.len(), 106, "the test DIT's 6 users and the 100 agents");
+    let mark = first.mark.expect("slapd gives every entry an entryCSN");
+    assert!(matches!(mark, SyncMark::Csn(_)), "{mark:?}");
+
+    let person = |login: &str| format!("uid={login},ou=people,{}", ldap::BASE);
+    for n in [3, 50, 97] {
+        slapd.modify(&format!(
+            "dn: {}\nchangetype: modify\nreplace: sn\nsn: Renomme{n}\n",
+            person(&format!("agent.{n}"))
+        ));
+    }
+    slapd.modify(&format!("dn: {}\nchangetype: delete\n", person("agent.10")));
+    let next = source.users_since(Some(&mark)).await.expect("the changed-since listing");
+    assert!(!next.full);
+    let mut read: Vec<(String, Option<String>)> =
+        next.users.iter().map(|u| (u.login.clone(), u.family_name.clone())).collect();
+    read.sort();
+    assert_eq!(
+        read,
+        [("agent.3", "Renomme3"), ("agent.50", "Renomme50"), ("agent.97", "Renomme97")]
+            .map(|(l, f)| (l.to_owned(), Some(f.to_owned())))
+    );
+    let later = next.mark.expect("a mark");
+    assert!(SyncMark::decode(&later.encode()) == Some(later.clone()) && later != mark, "the mark moved: {later:?}");
+
+    // Nothing changed since: nothing read, the mark stays.
+    let quiet = source.users_since(Some(&later)).await.expect("a quiet listing");
+    assert_eq!((quiet.users.len(), quiet.mark.as_ref()), (0, Some(&later)));
+    // A mark of another kind (a DC's USN) cannot be used on this server: a full listing.
+    let usn = SyncMark::Usn { server: "CN=NTDS Settings,CN=DC9".into(), usn: 7 };
+    let full = source.users_since(Some(&usn)).await.expect("a full listing");
+    assert!(full.full);
+    assert_eq!(full.users.len(), 105, "agent.10 is gone");
 }

@@ -615,6 +615,23 @@ impl Directory for SqlDirectory {
         self.disable_account_of(identity_id, reason).await
     }
 
+    async fn directory_sync_state(&self, source: &str) -> Result<Option<(Option<String>, i64)>, DirectoryError> {
+        self.sync_state(source).await
+    }
+
+    async fn set_directory_sync_state(
+        &self,
+        source: &str,
+        mark: Option<&str>,
+        full_pass_at: i64,
+    ) -> Result<(), DirectoryError> {
+        self.set_sync_state(source, mark, full_pass_at).await
+    }
+
+    async fn change_matricule(&self, identity_id: &str, matricule: &str) -> Result<bool, DirectoryError> {
+        self.set_matricule(identity_id, matricule).await
+    }
+
     async fn ping(&self) -> Result<(), DirectoryError> {
         on_pool!(self.pool, |c| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(c).await)
             .map(|_| ())

@@ -1,6 +1,8 @@
 //! What `vigie directory sync` needs of the SQL directory (migration `0010_directory_link.sql`):
 //! the link of an identity to its entry in the establishment's directory, the indexed lookups a
-//! sync makes for each entry, and the disabling of a leaver's account with its note of access to end.
+//! sync makes for each entry, the disabling of a leaver's account with its note of access to end,
+//! where the last pass left each source (migration `0012_directory_sync_state.sql`), and a
+//! matricule the directory changed.
 use vigie_core::directory::{AccessTarget, DirectoryError, Identity};
 
 use crate::SqlDirectory;
@@ -84,6 +86,50 @@ impl SqlDirectory {
             crate::revocations::add(&mut tx, &AccessTarget::Identity(identity_id.to_owned()), reason).await?;
         }
         tx.commit().await.map_err(|e| failed("disabling an account", &e))?;
+        Ok(changed > 0)
+    }
+
+    /// The mark and the time of the last full pass of `source`.
+    pub(crate) async fn sync_state(&self, source: &str) -> Result<Option<(Option<String>, i64)>, DirectoryError> {
+        on_pool!(self.pool, |c| sqlx::query_as::<_, (Option<String>, i64)>(
+            "SELECT mark, full_pass_at FROM directory_sync_state WHERE source = $1"
+        )
+        .bind(source)
+        .fetch_optional(c)
+        .await)
+        .map_err(|e| failed("reading where the last directory sync ended", &e))
+    }
+
+    pub(crate) async fn set_sync_state(
+        &self,
+        source: &str,
+        mark: Option<&str>,
+        full_pass_at: i64,
+    ) -> Result<(), DirectoryError> {
+        on_pool!(self.pool, |c| sqlx::query(
+            "INSERT INTO directory_sync_state (source, mark, full_pass_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET mark = excluded.mark, full_pass_at = excluded.full_pass_at"
+        )
+        .bind(source)
+        .bind(mark)
+        .bind(full_pass_at)
+        .execute(c)
+        .await
+        .map(drop))
+        .map_err(|e| failed("recording where the directory sync ended", &e))
+    }
+
+    /// The matricule's unique index refuses one another identity holds.
+    pub(crate) async fn set_matricule(&self, identity_id: &str, matricule: &str) -> Result<bool, DirectoryError> {
+        let mut tx = self.begin_write().await?;
+        let changed = on_tx!(tx, |c| sqlx::query("UPDATE identities SET matricule = $1 WHERE id = $2")
+            .bind(matricule)
+            .bind(identity_id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("changing a matricule", &e))?;
+        tx.commit().await.map_err(|e| failed("changing a matricule", &e))?;
         Ok(changed > 0)
     }
 }

@@ -391,3 +391,24 @@ async fn a_directory_entry_finds_its_identity_by_link_first_and_a_leaver_is_disa
     assert!(!dir.disable_account("no-such-identity", "x").await.unwrap(), "no account: nothing to disable");
 }
 }
+
+on_both! {
+async fn the_directory_sync_state_is_kept_per_source_and_a_matricule_changes_by_identity_id(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    assert_eq!(dir.directory_sync_state("ldap").await.unwrap(), None, "before the first pass");
+    dir.set_directory_sync_state("ldap", Some("csn:20261205151000.123456Z#000000#000#000000"), 1_700_000_000).await.unwrap();
+    dir.set_directory_sync_state("other", None, 5).await.unwrap();
+    dir.set_directory_sync_state("ldap", Some("usn:42:dc1"), 1_700_000_100).await.unwrap();
+    assert_eq!(dir.directory_sync_state("ldap").await.unwrap(), Some((Some("usn:42:dc1".to_owned()), 1_700_000_100)));
+    assert_eq!(dir.directory_sync_state("other").await.unwrap(), Some((None, 5)));
+
+    let camille_id = dir.upsert_identity(&camille()).await.unwrap();
+    let ines_id = dir.upsert_identity(&ines()).await.unwrap();
+    assert!(dir.change_matricule(&camille_id, "777001").await.unwrap());
+    let camille = dir.identity(&camille_id).await.unwrap().expect("the same identity");
+    assert_eq!(camille.matricule, "777001");
+    assert!(dir.change_matricule(&ines_id, "777001").await.is_err(), "another identity holds it");
+    assert_eq!(dir.identity(&ines_id).await.unwrap().expect("ines").matricule, ines().matricule);
+    assert!(!dir.change_matricule("no-such-identity", "777002").await.unwrap());
+}
+}

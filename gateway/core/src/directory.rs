@@ -141,6 +141,21 @@ pub trait Directory: Send + Sync {
     /// Disables the identity's account and durably notes that the person's access must end
     /// ([`PendingRevocations`]), both or neither; `false` when there was nothing to disable.
     async fn disable_account(&self, identity_id: &str, reason: &str) -> Result<bool, DirectoryError>;
+    /// Where the last sync of `source` (e.g. `ldap`) left the establishment's directory: the mark
+    /// a changed-since pass starts from (text the source wrote; `None`: it gives none) and when
+    /// its last full pass ended (unix seconds). `None` before the first pass.
+    async fn directory_sync_state(&self, source: &str) -> Result<Option<(Option<String>, i64)>, DirectoryError>;
+    /// Records where a pass of `source` left it (see [`Directory::directory_sync_state`]).
+    async fn set_directory_sync_state(
+        &self,
+        source: &str,
+        mark: Option<&str>,
+        full_pass_at: i64,
+    ) -> Result<(), DirectoryError>;
+    /// Gives the identity `identity_id` a new matricule (its entry in the establishment's
+    /// directory changed it); `false` when there is no such identity. Fails when another identity
+    /// holds that matricule.
+    async fn change_matricule(&self, identity_id: &str, matricule: &str) -> Result<bool, DirectoryError>;
 }
 
 /// What the policy engine reads of a person beyond the HR record: the kind of their account and

@@ -1,24 +1,48 @@
 //! The sync of the establishment's directory (`[directory.ldap]`) into Vigie's: joiners created,
 //! movers updated, accounts disabled there or gone (leavers) disabled here with their access
-//! ended; run by `vigie directory sync` and, every `sync_interval_secs`, by one replica of `serve`.
+//! ended; run by `vigie directory sync` and, every `sync_interval_secs`, by one replica of `serve`
+//! (a lease in the shared store, renewed while the pass runs).
 //!
 //! An entry is matched by its stable id (`objectGUID` / `entryUUID`, unchanged by a rename) first,
-//! then by matricule (the HR key both share); the link is stored with the identity.
+//! then by matricule (the HR key both share); the link is stored with the identity. A periodic
+//! pass reads only the entries changed since the last one (AD's `uSNChanged`, OpenLDAP's
+//! `entryCSN`, else `modifyTimestamp`: `vigie_directory_ldap::SyncMark`), kept in Vigie's
+//! directory; every `full_sync_interval_secs` it reads them all, which is how leavers (entries
+//! gone) are found.
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::directory::{Account, Directory, Identity};
 use vigie_core::store::EphemeralStore;
-use vigie_directory_ldap::{AccountState, LdapSource, LdapUser};
+use vigie_directory_ldap::{AccountState, LdapSource, LdapUser, MatriculeChanges, SyncMark};
 
 use crate::config::Config;
 use crate::session::keys;
 use crate::state::{Audit, Ports};
 
+/// The name of the LDAP source in the sync state and the lease.
+const SOURCE: &str = "ldap";
+
+/// Which entries a pass reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Every entry: joiners, movers and leavers.
+    Full,
+    /// Those changed since the last pass, when it left a mark this directory can use and the
+    /// last full pass is less than `full_sync_interval_secs` old; a full pass otherwise.
+    Changed,
+}
+
 /// What a sync did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Every entry was read (leavers looked for); else only those changed since the last pass.
+    pub full: bool,
+    /// Entries the directory returned.
+    pub read: usize,
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
@@ -26,6 +50,9 @@ pub struct Report {
     pub disabled: usize,
     /// Entries without a matricule: nothing links them to HR's record.
     pub skipped: usize,
+    /// Linked entries whose matricule changed, not synced (`matricule_changes = "refuse"`, or
+    /// the new matricule is another identity's).
+    pub refused: usize,
     /// Accounts disabled because their entry is gone from the directory.
     pub left: usize,
 }
@@ -34,35 +61,68 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "directory sync: {} created, {} updated, {} unchanged, {} disabled, {} skipped (no matricule), {} left",
-            self.created, self.updated, self.unchanged, self.disabled, self.skipped, self.left
+            "directory sync ({}, {} read): {} created, {} updated, {} unchanged, {} disabled, {} skipped (no \
+             matricule), {} refused (matricule changed), {} left",
+            if self.full { "full pass" } else { "changed since the last pass" },
+            self.read,
+            self.created,
+            self.updated,
+            self.unchanged,
+            self.disabled,
+            self.skipped,
+            self.refused,
+            self.left
         )
     }
 }
 
-/// The audit line of an account the sync disabled.
-fn disabled_event(identity_id: &str, username: &str, reason: &str) -> AuditEvent {
+/// An audit line of the sync about one account.
+fn sync_event(identity_id: &str, username: &str, outcome: Outcome, object: String, reason: &str) -> AuditEvent {
     AuditEvent {
         kind: Some(AuditKind::DirectorySync),
-        outcome: Some(Outcome::Success),
+        outcome: Some(outcome),
         subject: Some(identity_id.to_owned()),
         username: Some(username.to_owned()),
         actor: Some("directory-sync".into()),
-        object: Some(format!("account:{username}")),
+        object: Some(object),
         reason: Some(reason.to_owned()),
         ..Default::default()
     }
 }
 
+/// The audit line of an account the sync disabled.
+fn disabled_event(identity_id: &str, username: &str, reason: &str) -> AuditEvent {
+    sync_event(identity_id, username, Outcome::Success, format!("account:{username}"), reason)
+}
+
 const DISABLED_THERE: &str = "account disabled: disabled or expired in the directory";
 const GONE: &str = "account disabled: its entry is gone from the directory (a leaver)";
+const LEASE_LOST: &str = "the sync's lease was lost (not renewed in time; another replica may run the sync now): \
+     this pass stopped writing; the next one goes on from the last recorded mark";
 
-/// One full pass. A failure stops it (what was written stays: each user is one upsert). The
+/// One pass. A failure stops it (what was written stays: each user is one upsert; the mark is
+/// recorded only at the end, so the next pass reads again what this one did not finish). The
 /// accounts it disables get a durable note of access to end, which `serve`'s sweep completes
-/// (sessions, refresh families, back-channel logout); each is given to `audit`.
-pub async fn sync(ldap: &LdapSource, directory: &dyn Directory, audit: &dyn Fn(AuditEvent)) -> anyhow::Result<Report> {
-    let mut report = Report::default();
-    let users = ldap.users().await?;
+/// (sessions, refresh families, back-channel logout); each is given to `audit`. `held` is asked
+/// before every write: once it says no (the lease lost), the pass stops.
+pub async fn sync(
+    ldap: &LdapSource,
+    directory: &dyn Directory,
+    audit: &dyn Fn(AuditEvent),
+    pass: Pass,
+    held: &dyn Fn() -> bool,
+) -> anyhow::Result<Report> {
+    let started_at = crate::now();
+    let state = directory.directory_sync_state(SOURCE).await?;
+    let full_every = ldap.full_sync_interval().as_secs() as i64;
+    let since = match (pass, &state) {
+        (Pass::Changed, Some((Some(mark), full_at))) if started_at - full_at < full_every => SyncMark::decode(mark),
+        _ => None,
+    };
+    let listing = ldap.users_since(since.as_ref()).await?;
+    let users = listing.users;
+    let mut report = Report { full: listing.full, read: users.len(), ..Report::default() };
+    let check = || if held() { Ok(()) } else { Err(anyhow::anyhow!(LEASE_LOST)) };
     // Every listed entry, matricule or not: only an entry the directory no longer lists has left.
     let listed: HashSet<&str> = users.iter().map(|u| u.id.as_str()).filter(|id| !id.is_empty()).collect();
     for user in &users {
@@ -71,7 +131,20 @@ pub async fn sync(ldap: &LdapSource, directory: &dyn Directory, audit: &dyn Fn(A
             report.skipped += 1;
             continue;
         };
-        let existing = directory.identity_for_directory_entry(&user.id, &matricule).await?;
+        check()?;
+        let disabled = matches!(user.state, Some(AccountState::Disabled | AccountState::Expired));
+        let mut existing = directory.identity_for_directory_entry(&user.id, &matricule).await?;
+        let mut renumbered = false;
+        // Found by its link with another matricule: the directory changed it (a lookup by
+        // matricule finds only its own). Upserted as is, it would make a second identity.
+        if let Some(before) = existing.as_mut().filter(|b| b.matricule != matricule) {
+            if !matricule_changed(ldap, directory, audit, user, before, &matricule, disabled).await? {
+                report.refused += 1;
+                continue;
+            }
+            before.matricule = matricule.clone();
+            renumbered = true;
+        }
         let identity = merged(existing.as_ref(), user, &matricule);
         let id = directory.upsert_identity(&identity).await?;
         let linked = !user.id.is_empty() && directory.link_to_directory(&id, &user.id).await?;
@@ -79,7 +152,6 @@ pub async fn sync(ldap: &LdapSource, directory: &dyn Directory, audit: &dyn Fn(A
             Some(name) => directory.account_by_username(&name).await?,
             None => None,
         };
-        let disabled = matches!(user.state, Some(AccountState::Disabled | AccountState::Expired));
         // An account that could log in until now is disabled with its access ended, below.
         let disabling = disabled && old.as_ref().is_some_and(|a| !a.disabled);
         let account = Account {
@@ -104,13 +176,37 @@ pub async fn sync(ldap: &LdapSource, directory: &dyn Directory, audit: &dyn Fn(A
         }
         match existing {
             None => report.created += 1,
-            Some(before) if before != Identity { id: before.id.clone(), ..identity } || account_changed || linked => {
+            Some(before)
+                if before != Identity { id: before.id.clone(), ..identity }
+                    || account_changed
+                    || linked
+                    || renumbered =>
+            {
                 report.updated += 1
             }
             Some(_) => report.unchanged += 1,
         }
     }
-    // Leavers. An empty listing is a misconfiguration (`user_base`, `user_filter`) or a directory
+    if listing.full {
+        report.left = leavers(directory, audit, &listed, &check).await?;
+    }
+    check()?;
+    let full_at = match state {
+        Some((_, at)) if !listing.full => at,
+        _ => started_at,
+    };
+    directory.set_directory_sync_state(SOURCE, listing.mark.map(|m| m.encode()).as_deref(), full_at).await?;
+    Ok(report)
+}
+
+/// Disables the accounts linked to an entry a full listing no longer holds; how many.
+async fn leavers(
+    directory: &dyn Directory,
+    audit: &dyn Fn(AuditEvent),
+    listed: &HashSet<&str>,
+    check: &dyn Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    // An empty listing is a misconfiguration (`user_base`, `user_filter`) or a directory
     // answering wrongly far more often than everyone leaving: nobody is disabled on it.
     let candidates = directory.directory_linked_enabled().await?;
     if listed.is_empty() && !candidates.is_empty() {
@@ -120,14 +216,59 @@ pub async fn sync(ldap: &LdapSource, directory: &dyn Directory, audit: &dyn Fn(A
             candidates.len()
         );
     }
+    let mut left = 0;
     for (identity_id, directory_id, username) in candidates {
-        if !listed.contains(directory_id.as_str()) && directory.disable_account(&identity_id, GONE).await? {
+        if listed.contains(directory_id.as_str()) {
+            continue;
+        }
+        check()?;
+        if directory.disable_account(&identity_id, GONE).await? {
             tracing::info!(%username, identity = %identity_id, "{GONE}");
             audit(disabled_event(&identity_id, &username, GONE));
-            report.left += 1;
+            left += 1;
         }
     }
-    Ok(report)
+    Ok(left)
+}
+
+/// A linked entry whose matricule the directory changed: `true` when the identity now carries
+/// the new one (`matricule_changes = "follow"` and nobody else holds it); else the change is
+/// refused, logged and audited, and the entry is not synced (its account is still disabled if
+/// the directory disabled it: a refused matricule must not keep a leaver in).
+async fn matricule_changed(
+    ldap: &LdapSource,
+    directory: &dyn Directory,
+    audit: &dyn Fn(AuditEvent),
+    user: &LdapUser,
+    before: &Identity,
+    matricule: &str,
+    disabled: bool,
+) -> anyhow::Result<bool> {
+    let object = format!("matricule:{} -> {matricule}", before.matricule);
+    let refusal = match ldap.matricule_changes() {
+        MatriculeChanges::Refuse => Some(
+            "matricule changed in the directory: not applied, HR's record owns it; make HR's record and the \
+             directory agree, or set `directory.ldap.matricule_changes = \"follow\"`",
+        ),
+        MatriculeChanges::Follow => directory.identity_for_directory_entry("", matricule).await?.map(|_| {
+            "matricule changed in the directory to one another identity holds: not applied; correct the directory's \
+             entry or HR's record"
+        }),
+    };
+    if let Some(reason) = refusal {
+        tracing::warn!(dn = %user.dn, identity = %before.id, %object, "{reason}");
+        audit(sync_event(&before.id, &user.login, Outcome::Failure, object, reason));
+        if disabled && directory.disable_account(&before.id, DISABLED_THERE).await? {
+            audit(disabled_event(&before.id, &user.login, DISABLED_THERE));
+        }
+        return Ok(false);
+    }
+    directory.change_matricule(&before.id, matricule).await?;
+    let reason =
+        "matricule changed in the directory: applied to the linked identity (`matricule_changes = \"follow\"`)";
+    tracing::info!(identity = %before.id, %object, "{reason}");
+    audit(sync_event(&before.id, &user.login, Outcome::Success, object, reason));
+    Ok(true)
 }
 
 /// The identity as the directory says it, over what Vigie had: what the directory does not hold
@@ -176,19 +317,20 @@ pub fn spawn(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            once(&ldap, &ports, &audit, every).await;
+            once(&ldap, &ports, &audit).await;
         }
     });
 }
 
 /// One periodic pass, if this replica takes the lease.
-async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, every: u64) {
+async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit) {
     let store = ports.store.as_ref();
-    match Lease::take(store, every).await {
+    match Lease::take(ports.store.clone(), LEASE_TTL).await {
         Ok(Some(lease)) => {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let record = |event: AuditEvent| audit.record(event);
-            match sync(ldap, ports.directory.as_ref(), &record).await {
+            let held = || lease.held();
+            match sync(ldap, ports.directory.as_ref(), &record, Pass::Changed, &held).await {
                 Ok(report) => {
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
                     metrics::counter!("vigie_directory_sync_total", "result" => "ok").increment(1);
@@ -201,7 +343,7 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, every: u64) {
                     metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
                 }
             }
-            lease.release(store).await;
+            lease.release().await;
         }
         Ok(None) => {}
         Err(e) => {
@@ -211,21 +353,80 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, every: u64) {
     }
 }
 
-/// The right to run a pass, held by one replica at a time.
-struct Lease;
+/// How long the lease lasts unless renewed: a replica that dies mid-pass holds the others back
+/// this long at most. Renewed every third of it while the pass runs.
+const LEASE_TTL: Duration = Duration::from_secs(120);
+
+/// The right to run a pass, held by one replica at a time: its own random token under the lease
+/// key, renewed by compare-and-set on that token (`EphemeralStore::replace_if`), so that a
+/// replica whose lease lapsed and was taken by another cannot renew it back.
+struct Lease {
+    store: Arc<dyn EphemeralStore>,
+    token: Vec<u8>,
+    lost: Arc<AtomicBool>,
+    renewer: tokio::task::JoinHandle<()>,
+}
 
 impl Lease {
     /// `None` when another replica holds it.
-    async fn take(store: &dyn EphemeralStore, every: u64) -> Result<Option<Lease>, vigie_core::store::StoreError> {
-        // Longer than a pass (10,006 entries take about 20 s: docs/directory.md) and than the
-        // period, so that a replica that dies mid-pass holds the others back for a while only.
-        let ttl = Duration::from_secs(every.max(600) * 2);
-        Ok(store.put_if_absent(&keys::directory_sync_lease("ldap"), b"1", ttl).await?.then_some(Lease))
+    async fn take(
+        store: Arc<dyn EphemeralStore>,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, vigie_core::store::StoreError> {
+        let key = keys::directory_sync_lease(SOURCE);
+        let token = uuid::Uuid::new_v4().to_string().into_bytes();
+        if !store.put_if_absent(&key, &token, ttl).await? {
+            return Ok(None);
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = tokio::spawn(renew(store.clone(), token.clone(), ttl, lost.clone()));
+        Ok(Some(Lease { store, token, lost, renewer }))
     }
 
-    async fn release(self, store: &dyn EphemeralStore) {
-        if let Err(e) = store.delete(&keys::directory_sync_lease("ldap")).await {
+    /// Whether this replica may still write: false once a renewal found another token, or could
+    /// not reach the store for so long that the lease may have lapsed.
+    fn held(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops renewing and frees the lease if this replica still holds it (compare-and-set: never
+    /// another's). A lease that could not be freed lapses by itself.
+    async fn release(self) {
+        self.renewer.abort();
+        let key = keys::directory_sync_lease(SOURCE);
+        if let Err(e) = self.store.replace_if(&key, Some(&self.token), b"released", Duration::from_millis(1)).await {
             tracing::warn!(error = %e, "directory sync: the lease could not be released; it lapses by itself");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+/// Renews the lease every third of `ttl` until aborted; marks it lost when the store holds
+/// another token, or when no renewal succeeded for two thirds of `ttl` (the next attempt could
+/// come after it lapsed).
+async fn renew(store: Arc<dyn EphemeralStore>, token: Vec<u8>, ttl: Duration, lost: Arc<AtomicBool>) {
+    let key = keys::directory_sync_lease(SOURCE);
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match store.replace_if(&key, Some(&token), &token, ttl).await {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => {
+                tracing::warn!("directory sync: the lease is no longer this replica's; the pass stops writing");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) if renewed.elapsed() + ttl / 3 >= ttl => {
+                tracing::warn!(error = %e, "directory sync: the lease could not be renewed in time; the pass stops writing");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "directory sync: the lease could not be renewed; tried again"),
         }
     }
 }
@@ -241,12 +442,59 @@ async fn tell(store: &dyn EphemeralStore) {
 mod tests {
     use super::*;
 
+    fn store() -> Arc<dyn EphemeralStore> {
+        Arc::new(vigie_store_embedded::EmbeddedStore::new())
+    }
+
     #[tokio::test]
     async fn one_replica_at_a_time_runs_a_pass_and_the_next_may_once_it_is_released() {
-        let store = vigie_store_embedded::EmbeddedStore::new();
-        let first = Lease::take(&store, 60).await.unwrap().expect("a free lease is taken");
-        assert!(Lease::take(&store, 60).await.unwrap().is_none(), "a second replica waits");
-        first.release(&store).await;
-        assert!(Lease::take(&store, 60).await.unwrap().is_some(), "released: the next pass may run");
+        let store = store();
+        let first = Lease::take(store.clone(), LEASE_TTL).await.unwrap().expect("a free lease is taken");
+        assert!(Lease::take(store.clone(), LEASE_TTL).await.unwrap().is_none(), "a second replica waits");
+        first.release().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(Lease::take(store, LEASE_TTL).await.unwrap().is_some(), "released: the next pass may run");
+    }
+
+    /// Two replicas as two tasks: the lease of a running pass is renewed past its TTL, so the
+    /// other waits; the holder dead (no renewal), the other takes it within a TTL; a holder whose
+    /// lease lapsed and was taken learns it at its next renewal and stops writing, and its
+    /// release does not free the other's lease.
+    #[tokio::test]
+    async fn a_renewed_lease_outlives_its_ttl_a_dead_holder_frees_it_and_a_lapsed_one_stops_writing() {
+        let ttl = Duration::from_millis(600);
+        let store = store();
+        let a = Lease::take(store.clone(), ttl).await.unwrap().expect("A takes the free lease");
+        let other = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                loop {
+                    if let Some(lease) = Lease::take(store.clone(), ttl).await.unwrap() {
+                        return (started.elapsed(), lease);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        tokio::time::sleep(ttl * 3).await;
+        assert!(!other.is_finished(), "B waits while A renews, three TTLs long");
+        assert!(a.held());
+
+        // A dies mid-pass: its renewals stop (the task is gone), its lease lapses.
+        a.renewer.abort();
+        let (waited, b) = tokio::time::timeout(Duration::from_secs(30), other).await.expect("B takes it").unwrap();
+        assert!(waited >= ttl * 3, "not before A stopped renewing: {waited:?}");
+        assert!(b.held());
+        // A, come back (a long pause rather than a death), has lost it: its next renewal finds
+        // B's token, and `held` then stops its writes.
+        let a_renewer = tokio::spawn(renew(store.clone(), a.token.clone(), ttl, a.lost.clone()));
+        tokio::time::timeout(Duration::from_secs(30), a_renewer).await.expect("A's renewal ends").unwrap();
+        assert!(!a.held(), "A no longer writes");
+        a.release().await;
+        tokio::time::sleep(ttl).await;
+        assert!(Lease::take(store.clone(), ttl).await.unwrap().is_none(), "A's release left B's lease alone");
+        assert!(b.held(), "B renews on");
+        b.release().await;
     }
 }

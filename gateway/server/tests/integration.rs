@@ -26,6 +26,7 @@ mod fido2;
 mod forward_auth;
 mod key_rotation;
 mod ldap;
+mod ldap_sync;
 mod lifecycle;
 mod login_page;
 mod logout;

@@ -1,5 +1,5 @@
-//! `vigie directory sync`: one full sync of the establishment's directory (`[directory.ldap]`)
-//! into Vigie's, from the command line (the pass itself: `crate::directory_sync`).
+//! `vigie directory sync`: one sync of the establishment's directory (`[directory.ldap]`) into
+//! Vigie's, from the command line, full or changed-since (the pass itself: `crate::directory_sync`).
 use clap::Subcommand;
 
 use super::Target;
@@ -9,15 +9,22 @@ pub(super) enum DirectoryCommand {
     /// Read every user of `[directory.ldap]` and bring them into the directory: joiners created,
     /// movers updated (names, login name, and unit, métier, grade, idNat where mapped), accounts
     /// disabled or expired there, or gone from it (leavers), disabled here, their sessions ended by
-    /// the next sweep of `serve` (and enabled again when they are again).
+    /// the next sweep of `serve` (and enabled again when they are again). A full pass, unless
+    /// `--changed`.
     Sync {
         #[command(flatten)]
         target: Target,
+        /// Read only the entries changed since the last pass (as `serve`'s periodic passes do):
+        /// leavers are not looked for. A full pass all the same when there was none within
+        /// `full_sync_interval_secs` or the last mark cannot be used (another AD DC).
+        #[arg(long)]
+        changed: bool,
     },
 }
 
 pub(super) fn run(command: DirectoryCommand) -> anyhow::Result<()> {
-    let DirectoryCommand::Sync { target } = command;
+    let DirectoryCommand::Sync { target, changed } = command;
+    let pass = if changed { crate::directory_sync::Pass::Changed } else { crate::directory_sync::Pass::Full };
     let config = target.config()?;
     let ldap = crate::wiring::files::ldap_source(&config)?
         .ok_or_else(|| anyhow::anyhow!("no `[directory.ldap]` in the configuration: nothing to sync from"))?;
@@ -30,7 +37,8 @@ pub(super) fn run(command: DirectoryCommand) -> anyhow::Result<()> {
                 tracing::error!(error = %e, "directory sync: an audit line could not be written");
             }
         };
-        let report = crate::directory_sync::sync(&ldap, &directory, &audit).await;
+        // No lease: an operator's run (a `serve` pass at the same time writes the same values).
+        let report = crate::directory_sync::sync(&ldap, &directory, &audit, pass, &|| true).await;
         directory.close().await;
         let report = report?;
         if report.disabled + report.left > 0 {

@@ -72,17 +72,14 @@ pub struct Config {
     /// Circuit breakers of the upstreams and degraded mode (`[health]`, see docs/degraded-mode.md).
     #[serde(default)]
     pub health: crate::health::HealthConfig,
-<<<<<<< HEAD
     /// Forward-auth for the reverse proxy in front of apps that speak nothing (`[forward_auth]`,
     /// see docs/forward-auth.md).
     #[serde(default)]
     pub forward_auth: crate::forward_auth::ForwardAuthConfig,
-=======
     /// The life cycle of people: the HR feed, time-bounded people (`[lifecycle]`, see
     /// docs/identity-lifecycle.md).
     #[serde(default)]
     pub lifecycle: crate::lifecycle::config::LifecycleConfig,
->>>>>>> s17-hr
 }
 
 /// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
@@ -108,11 +105,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "psc",
     "health",
     "scim",
-<<<<<<< HEAD
     "forward_auth",
-=======
     "lifecycle",
->>>>>>> s17-hr
 ];
 
 impl Config {
@@ -159,11 +153,8 @@ impl Config {
         self.session.validate(&mut err);
         self.admin.validate(&mut err);
         self.scim.validate(&mut err);
-<<<<<<< HEAD
         self.forward_auth.validate(&self.clients, &mut err);
-=======
         self.lifecycle.validate(&mut err);
->>>>>>> s17-hr
         crate::oidc::config::validate_clients(&self.clients, &mut err);
         if let Err(bad) = self.dmp.load() {
             for (key, m) in bad {

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::health::{LDAP, Monitor};
 use crate::secrets::verify_password;
 use crate::session::keys;
-use crate::state::{OidcState, Part, Ports, Upstreams};
+use crate::state::{Audit, OidcState, Part, Ports, Upstreams};
 use crate::totp;
 use crate::web::pages;
 
@@ -114,7 +114,7 @@ pub async fn submit(
     let outcome = if upstreams.ldap.is_some() && !upstreams.health.available(LDAP) {
         Ok(Err(Failure::DirectoryDown("its circuit breaker is open: not called".into())))
     } else {
-        verify(&ports, &upstreams, &config.login, &username, &password, &code).await
+        verify(&ports, &upstreams, &flows.audit, &config.login, &username, &password, &code).await
     };
     match outcome {
         Ok(Ok(identity_id)) => {
@@ -162,6 +162,7 @@ pub async fn submit(
 async fn verify(
     ports: &Ports,
     upstreams: &Upstreams,
+    audit: &Audit,
     cfg: &LoginConfig,
     username: &str,
     password: &str,
@@ -179,18 +180,19 @@ async fn verify(
     if let Attempt::Refused(_) = attempt {
         return Ok(Err(Failure::Locked));
     }
-    check(ports, upstreams, username, password, code).await
+    check(ports, upstreams, audit, username, password, code).await
 }
 
 async fn check(
     ports: &Ports,
     upstreams: &Upstreams,
+    audit: &Audit,
     username: &str,
     password: &str,
     code: &str,
 ) -> Result<Result<String, Failure>, String> {
     if let Some(ldap) = &upstreams.ldap {
-        return check_by_ldap(ports, &upstreams.health, ldap, username, password, code).await;
+        return check_by_ldap(ports, &upstreams.health, audit, ldap, username, password, code).await;
     }
     let account = ports.directory.account_by_username(username).await.map_err(|e| e.to_string())?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
@@ -212,6 +214,7 @@ async fn check(
 async fn check_by_ldap(
     ports: &Ports,
     health: &Monitor,
+    audit: &Audit,
     ldap: &vigie_directory_ldap::LdapSource,
     username: &str,
     password: &str,
@@ -237,7 +240,7 @@ async fn check_by_ldap(
     let identity_id = account.identity_id.clone();
     let outcome = totp_step(ports, account, code).await?;
     if outcome.is_ok() {
-        sync_roles(ports, ldap, &identity_id, &user.roles).await.map_err(|e| e.to_string())?;
+        sync_roles(ports, audit, ldap, &identity_id, &user, &user.roles).await.map_err(|e| e.to_string())?;
     }
     Ok(outcome)
 }
@@ -245,12 +248,16 @@ async fn check_by_ldap(
 /// The roles the directory's groups give (`directory.ldap.group_roles`), brought into Vigie's
 /// directory at each login, where the policy reads them: those of the user's groups granted,
 /// the other mapped ones revoked; roles granted by hand outside the mapping are left alone.
+/// A change is one audit line (`role_changed`, the roles added and removed by name).
 async fn sync_roles(
     ports: &Ports,
+    audit: &Audit,
     ldap: &vigie_directory_ldap::LdapSource,
     identity_id: &str,
+    user: &vigie_directory_ldap::LdapUser,
     held: &[String],
 ) -> Result<(), vigie_core::directory::DirectoryError> {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
     let now: Vec<vigie_core::roles::Role> = ports.roles.roles_of(identity_id).await?;
     for label in ldap.managed_roles() {
         let Ok(role) = vigie_core::roles::Role::parse(&label) else { continue };
@@ -258,10 +265,26 @@ async fn sync_roles(
         if should && !now.contains(&role) {
             ports.roles.grant(identity_id, role, "ldap").await?;
             tracing::info!(identity = identity_id, role = %role, "role granted from the directory's groups");
+            added.push(label);
         } else if !should && now.contains(&role) {
             ports.roles.revoke(identity_id, role).await?;
             tracing::info!(identity = identity_id, role = %role, "role revoked: no longer in the directory's groups");
+            removed.push(label);
         }
+    }
+    if !added.is_empty() || !removed.is_empty() {
+        let names = |roles: &[String]| if roles.is_empty() { "none".to_owned() } else { roles.join(",") };
+        audit.record(vigie_core::audit::AuditEvent {
+            kind: Some(vigie_core::audit::AuditKind::RoleChanged),
+            outcome: Some(vigie_core::audit::Outcome::Success),
+            subject: Some(identity_id.to_owned()),
+            username: Some(user.login.clone()),
+            method: Some(Mie::PasswordTotp.as_str().to_owned()),
+            actor: Some("directory-groups".into()),
+            object: Some(format!("roles added: {}; removed: {}", names(&added), names(&removed))),
+            reason: Some("the user's groups in the directory (`directory.ldap.group_roles`), read at login".into()),
+            ..Default::default()
+        });
     }
     Ok(())
 }

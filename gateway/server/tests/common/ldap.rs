@@ -190,18 +190,7 @@ olcLimits: dn.exact="{SERVICE_DN}" size.soft=500 size.hard=500 size.pr=500 size.
 
     /// Applies an LDIF change as the directory's administrator (`ldapmodify` over LDAPS).
     pub fn modify(&self, ldif: &str) {
-        use std::io::Write;
-        let mut child = Command::new("ldapmodify")
-            .env("LDAPTLS_CACERT", &self.ca_file)
-            .args(["-x", "-H", &self.ldaps_url, "-D", &format!("cn=admin,{BASE}"), "-w", "admin-secret"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ldapmodify (apt-get install ldap-utils)");
-        child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("writing the LDIF");
-        let out = child.wait_with_output().expect("ldapmodify");
-        assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
+        ldapmodify(&self.ca_file, &self.ldaps_url, &format!("cn=admin,{BASE}"), "admin-secret", ldif);
     }
 
     pub fn log(&self) -> String {
@@ -220,6 +209,22 @@ impl Drop for Slapd {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Applies an LDIF change at `url` (LDAPS under `ca_file`) bound as `dn` (`ldapmodify`).
+pub fn ldapmodify(ca_file: &Path, url: &str, dn: &str, password: &str, ldif: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ldapmodify")
+        .env("LDAPTLS_CACERT", ca_file)
+        .args(["-x", "-H", url, "-D", dn, "-w", password])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldapmodify (apt-get install ldap-utils)");
+    child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("writing the LDIF");
+    let out = child.wait_with_output().expect("ldapmodify");
+    assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A test CA and a certificate for 127.0.0.1 it issued, written in `dir` as `ca.pem`,
