@@ -31,6 +31,7 @@ pub mod postgres;
 pub mod psc;
 pub mod psc_client_auth;
 pub mod redis;
+pub mod rsyslog;
 pub mod totp;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigie");
