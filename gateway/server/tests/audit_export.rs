@@ -165,3 +165,98 @@ async fn logins_reach_a_real_rsyslog_over_tls_as_rfc5424_and_an_outage_holds_no_
     let request_id = last.expect("the last login's line")["request_id"].as_str().unwrap().to_owned();
     rsyslog.message(60, |m| m["rfc5424-sd"]["vigie@32473"]["request_id"] == request_id.as_str()).await;
 }
+
+/// `tests/fhir-audit`'s venv (pip `fhir.resources`), made when missing.
+fn fhir_validator() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fhir-audit");
+    let setup = std::process::Command::new(root.join("setup")).status().expect("running tests/fhir-audit/setup");
+    assert!(setup.success(), "tests/fhir-audit/setup failed (python3 with venv, and pip access, are needed)");
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_exports_as_fhir_audit_events_that_fhir_resources_validates() {
+    let gw = Gateway::start(&[]).await;
+    let (user, _) = password_login(&gw).await;
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(&gw, "demo-dpi");
+    let code = card.sign_in_with_card(&a).await;
+    redeem(&gw, &a, &code).await;
+    let trail = gw.settled_audit().await;
+    let medecin = trail
+        .iter()
+        .find(|l| l["kind"] == "login" && l["method"] == "cps")
+        .and_then(|l| l["subject"].as_str())
+        .expect("the card login's line")
+        .to_owned();
+
+    // A trail written with a sequence and hashes around each event, a checkpoint among them, and
+    // a VIHF line (the professional's idNat, the patient's INS hashed).
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fhir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let chained = dir.join("chained.jsonl");
+    let vihf = serde_json::json!({
+        "seq": 7, "prev": "sha256:aa", "hash": "sha256:bb",
+        "event": {
+            "at": "2025-12-05T10:00:00.123456789Z", "kind": "vihf_issued", "outcome": "success",
+            "subject": medecin, "idnat": "810100000011", "client_id": "demo-dpi", "ip": "10.1.2.3",
+            "request_id": "req-vihf", "object": "_vihf-1", "patient": "sha256:0123abcd", "sid": "s1",
+            "method": "cps", "acr": "urn:vigie:loa:2fa-phr", "future_field": 1
+        }
+    });
+    let checkpoint = serde_json::json!({"checkpoint": {"size": 7, "head": "sha256:bb"}});
+    std::fs::write(&chained, format!("{vihf}\n{checkpoint}\n")).unwrap();
+
+    let export = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["audit", "export"])
+            .args(args)
+            .output()
+            .expect("running vigie audit export");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "vigie audit export {args:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let file = gw.data_dir.join("audit.jsonl");
+    let file = file.to_str().unwrap();
+    let fhir = export(&["--format", "fhir", "--observer", &gw.issuer, file, chained.to_str().unwrap()]);
+    let resources: Vec<Value> = fhir.lines().map(|l| serde_json::from_str(l).expect("one resource a line")).collect();
+    let events = std::fs::read_to_string(file).unwrap().lines().count();
+    assert_eq!(resources.len(), events + 1, "every event of both files, not the checkpoint");
+
+    let out = dir.join("export.ndjson");
+    std::fs::write(&out, &fhir).unwrap();
+    let root = fhir_validator();
+    let checked = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("validate.py"))
+        .arg(&out)
+        .output()
+        .expect("running tests/fhir-audit/validate.py");
+    let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+    assert!(checked.status.success(), "fhir.resources refuses the export: {said}");
+    assert!(said.contains(&format!("valid: {} AuditEvent", resources.len())), "{said}");
+
+    let vihf = resources.iter().find(|r| r["subtype"][1]["code"] == "vihf_issued").expect("the VIHF's resource");
+    assert_eq!(vihf["agent"][0]["who"]["identifier"]["system"], "urn:oid:1.2.250.1.71.4.2.1");
+    assert_eq!(vihf["agent"][0]["who"]["identifier"]["value"], "810100000011");
+    assert_eq!(vihf["agent"][1]["who"]["identifier"]["value"], "demo-dpi");
+    assert_eq!(vihf["entity"][0]["what"]["identifier"]["value"], "sha256:0123abcd");
+    let login = resources
+        .iter()
+        .find(|r| r["subtype"][0]["code"] == "110122" && r["agent"][0]["name"] == user.username.as_str())
+        .expect("the password login's resource");
+    assert_eq!(login["type"]["code"], "110114");
+    assert_eq!(login["outcome"], "0");
+
+    // One professional over a period: the médecin's events of today, by directory id and idNat.
+    let today = &trail[0]["at"].as_str().unwrap()[..10];
+    let theirs =
+        export(&["--from", today, "--subject", &medecin, "--subject", "810100000011", file, chained.to_str().unwrap()]);
+    let theirs: Vec<Value> = theirs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!theirs.is_empty());
+    assert!(theirs.iter().all(|e| e["subject"] == medecin.as_str()), "{theirs:#?}");
+    assert!(
+        theirs.iter().all(|e| e["kind"] != "vihf_issued"),
+        "the VIHF of a year ago is outside the period: {theirs:#?}"
+    );
+}
