@@ -265,9 +265,7 @@ impl Outage {
 impl SyslogExport {
     /// Reads the TLS files now (a mistake stops the start), then connects in the background.
     pub fn start(config: &SyslogConfig) -> anyhow::Result<Self> {
-        if let Some((key, problem)) = config.problems().into_iter().next() {
-            anyhow::bail!("`{key}`: {problem}");
-        }
+        check(config)?;
         let target = Target::parse(&config.url).map_err(anyhow::Error::msg)?;
         let connector = Connector::new(config, target)?;
         let (tx, rx) = mpsc::sync_channel(config.queue);
@@ -303,6 +301,15 @@ impl vigie_core::audit::AuditSink for SyslogExport {
     }
 }
 
+/// Reads what [`SyslogExport::start`] reads (the URL, the CA, the client pair) without
+/// connecting: `vigie check-config`.
+pub fn check(config: &SyslogConfig) -> anyhow::Result<()> {
+    if let Some((key, problem)) = config.problems().into_iter().next() {
+        anyhow::bail!("`{key}`: {problem}");
+    }
+    Connector::new(config, Target::parse(&config.url).map_err(anyhow::Error::msg)?).map(drop)
+}
+
 /// Opens connections to the collector.
 struct Connector {
     target: Target,
@@ -319,6 +326,9 @@ impl Connector {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("audit_export.syslog.ca_file {ca}"))? {
             roots.add(cert.with_context(|| format!("audit_export.syslog.ca_file {ca}: not a PEM certificate"))?)?;
+        }
+        if roots.is_empty() {
+            anyhow::bail!("audit_export.syslog.ca_file {ca}: no certificate in it (a PEM CA certificate is needed)");
         }
         let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
         let client = match (&config.client_cert_file, &config.client_key_file) {
