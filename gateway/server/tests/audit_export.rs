@@ -259,4 +259,62 @@ async fn the_trail_exports_as_fhir_audit_events_that_fhir_resources_validates() 
         theirs.iter().all(|e| e["kind"] != "vihf_issued"),
         "the VIHF of a year ago is outside the period: {theirs:#?}"
     );
+
+    hands_over(&dir, &root, file, &chained, &medecin, theirs.len()).await;
+}
+
+/// `vigie audit handover`: the archive opens with `tar`, its manifest checks with `sha256sum -c`
+/// and has the digest the command printed, its traces are the professional's over the period,
+/// its FHIR file validates; a changed trace fails the check.
+async fn hands_over(
+    dir: &std::path::Path,
+    fhir: &std::path::Path,
+    trail: &str,
+    chained: &std::path::Path,
+    who: &str,
+    today: usize,
+) {
+    let archive = dir.join("handover.tar");
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "handover", "--subject", who, "--subject", "810100000011", "--from", "2025-01-01"])
+        .args(["--to", "2100-01-01", "--out", archive.to_str().unwrap(), trail, chained.to_str().unwrap()])
+        .output()
+        .expect("running vigie audit handover");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "handover: {said}{}", String::from_utf8_lossy(&out.stderr));
+    let digest =
+        said.split("SHA-256 of SHA256SUMS: ").nth(1).and_then(|r| r.split_whitespace().next()).expect("the digest");
+    let opened = dir.join("opened");
+    std::fs::create_dir_all(&opened).unwrap();
+    let run = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .current_dir(&opened)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    };
+    assert!(run("tar", &["-xf", archive.to_str().unwrap()]).status.success(), "tar reads the archive");
+    let sums = run("sha256sum", &["SHA256SUMS"]);
+    assert!(String::from_utf8_lossy(&sums.stdout).starts_with(digest), "the manifest's digest is the printed one");
+    let check = run("sha256sum", &["-c", "SHA256SUMS"]);
+    assert!(check.status.success(), "sha256sum -c: {}", String::from_utf8_lossy(&check.stdout));
+    assert!(std::fs::read_to_string(opened.join("LISEZMOI.txt")).unwrap().contains(digest));
+    let traces: Vec<Value> = std::fs::read_to_string(opened.join("traces.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(traces.len(), today + 1, "today's events of the médecin and the VIHF of a year ago");
+    let valid = std::process::Command::new(fhir.join(".venv/bin/python"))
+        .arg(fhir.join("validate.py"))
+        .arg(opened.join("traces.fhir.ndjson"))
+        .status()
+        .unwrap();
+    assert!(valid.success(), "the archive's FHIR file validates");
+    // One trace removed on the way: the check names the file.
+    let kept: Vec<String> = traces.iter().skip(1).map(Value::to_string).collect();
+    std::fs::write(opened.join("traces.jsonl"), kept.join("\n") + "\n").unwrap();
+    let check = run("sha256sum", &["-c", "SHA256SUMS"]);
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("traces.jsonl: FAILED"));
 }

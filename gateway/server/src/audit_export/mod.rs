@@ -5,6 +5,7 @@
 //! The trail (`crate::audit`) is the record; an export is a copy: an export that cannot keep up
 //! drops (counted, logged once per outage) and never holds the act it records.
 pub mod fhir;
+pub mod handover;
 pub mod syslog;
 
 use std::sync::Arc;

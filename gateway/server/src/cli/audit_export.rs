@@ -82,22 +82,12 @@ impl Filter {
     }
 }
 
-/// Runs `vigie audit export`; the number of events written.
-pub fn run(args: &ExportArgs) -> anyhow::Result<usize> {
-    let filter = Filter {
-        from: bound("from", args.from.as_deref())?,
-        to: bound("to", args.to.as_deref())?,
-        subjects: args.subjects.clone(),
-    };
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let mut written = 0;
+/// The events of trail files the filter keeps, each with its line's event object (as written).
+/// Lines that are not JSON are named in the error, after the others are read.
+fn read(files: &[PathBuf], filter: &Filter) -> anyhow::Result<Vec<(AuditEvent, Value)>> {
+    let mut kept = Vec::new();
     let mut unreadable = Vec::new();
-    for file in &args.files {
+    for file in files {
         let input: Box<dyn BufRead> = if file.as_os_str() == "-" {
             Box::new(std::io::stdin().lock())
         } else {
@@ -114,27 +104,113 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<usize> {
                 unreadable.push(format!("{}:{}", file.display(), n + 1));
                 continue;
             };
-            let Some((event, body)) = event_of(&value) else { continue };
-            if !filter.keeps(&event) {
-                continue;
+            if let Some((event, body)) = event_of(&value).filter(|(e, _)| filter.keeps(e)) {
+                let body = body.clone();
+                kept.push((event, body));
             }
-            let text = match args.format {
-                Format::Jsonl => serde_json::to_string(body)?,
-                Format::Fhir => serde_json::to_string(&crate::audit_export::fhir::audit_event(&event, &args.observer))?,
-            };
-            writeln!(out, "{text}")?;
-            written += 1;
         }
     }
-    out.flush()?;
     if !unreadable.is_empty() {
         anyhow::bail!(
-            "{} line(s) are not JSON and were not exported: {} (check the trail with `vigie audit verify`)",
+            "{} line(s) are not JSON: {} (check the trail with `vigie audit verify`); nothing was written",
             unreadable.len(),
             unreadable.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(written)
+    Ok(kept)
+}
+
+/// The events in one output shape, one a line.
+fn render(events: &[(AuditEvent, Value)], format: Format, observer: &str) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for (event, body) in events {
+        let line = match format {
+            Format::Jsonl => serde_json::to_string(body)?,
+            Format::Fhir => serde_json::to_string(&crate::audit_export::fhir::audit_event(event, observer))?,
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Runs `vigie audit export`; the number of events written.
+pub fn run(args: &ExportArgs) -> anyhow::Result<usize> {
+    let filter = Filter {
+        from: bound("from", args.from.as_deref())?,
+        to: bound("to", args.to.as_deref())?,
+        subjects: args.subjects.clone(),
+    };
+    let events = read(&args.files, &filter)?;
+    let text = render(&events, args.format, &args.observer)?;
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(events.len())
+}
+
+#[derive(clap::Args)]
+pub struct HandoverArgs {
+    /// The professionals asked for: idNat or directory id (repeat the option). Required.
+    #[arg(long = "subject", required = true)]
+    pub subjects: Vec<String>,
+    /// Start of the period (RFC 3339 or `YYYY-MM-DD`), inclusive.
+    #[arg(long)]
+    pub from: String,
+    /// End of the period (same forms), exclusive.
+    #[arg(long)]
+    pub to: String,
+    /// The gateway's issuer URL, in the FHIR resources' `source.site`.
+    #[arg(long, default_value = "vigie")]
+    pub observer: String,
+    /// The archive to write (tar).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Trail files (JSON lines).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs `vigie audit handover`: the archive, and the SHA-256 of its manifest (for the letter
+/// that goes with it). Returns (events, manifest digest).
+pub fn handover(args: &HandoverArgs) -> anyhow::Result<(usize, String)> {
+    let filter = Filter {
+        from: bound("from", Some(&args.from))?,
+        to: bound("to", Some(&args.to))?,
+        subjects: args.subjects.clone(),
+    };
+    let events = read(&args.files, &filter)?;
+    let made = crate::rfc3339_now();
+    let request = format!(
+        "Traces de connexion et d'accès DMP remises par Vigie / audit traces handed over by Vigie\n\
+         professionnels / professionals: {}\nperiode / period: [{}, {}[\nevenements / events: {}\n\
+         produit le / made at: {made} (vigie {})\nsources: {}\n",
+        args.subjects.join(", "),
+        args.from,
+        args.to,
+        events.len(),
+        env!("CARGO_PKG_VERSION"),
+        args.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+    );
+    let files = [
+        ("REQUEST.txt", request),
+        ("traces.jsonl", render(&events, Format::Jsonl, &args.observer)?),
+        ("traces.fhir.ndjson", render(&events, Format::Fhir, &args.observer)?),
+    ];
+    let manifest: String = files
+        .iter()
+        .map(|(name, body)| format!("{}  {name}\n", crate::audit_export::handover::sha256_hex(body.as_bytes())))
+        .collect();
+    let digest = crate::audit_export::handover::sha256_hex(manifest.as_bytes());
+    let readme = crate::audit_export::handover::readme(&digest);
+    let mut entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
+    entries.push(("SHA256SUMS", manifest.as_bytes()));
+    entries.push(("LISEZMOI.txt", readme.as_bytes()));
+    let mtime = crate::now();
+    let archive = crate::audit_export::handover::tar(&entries, mtime)?;
+    std::fs::write(&args.out, archive).with_context(|| format!("writing {}", args.out.display()))?;
+    Ok((events.len(), digest))
 }
 
 #[cfg(test)]
