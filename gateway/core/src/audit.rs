@@ -1,9 +1,9 @@
 //! The audit port: one event per security-relevant act. Events never carry a secret, a token,
 //! a password, a PIN or a TOTP code.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditKind {
     /// A login attempt with any MIE, successful or not.
@@ -78,10 +78,15 @@ pub enum AuditKind {
     /// by its safety stop (`object` the feed file and run), a person ended (a leaver, an end date
     /// passed) or brought back by HR (`username`, `reason` why, `actor` the feed run or the watch).
     Lifecycle,
+    /// A card accepted although its issuer's newest CRL is past `nextUpdate` + grace
+    /// (`cards.trust.after_grace = accept`): its revocation was not checked. Written with the
+    /// login (or the binding) it let through — same subject, client, IP and request id — so the
+    /// login can be found and reviewed once a fresh CRL is in (`object` the card's fingerprint).
+    CardRevocationUnchecked,
 }
 
 /// The result of the act.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// It succeeded.
@@ -91,7 +96,8 @@ pub enum Outcome {
 }
 
 /// One audit record.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AuditEvent {
     /// RFC 3339 time of the event.
     pub at: String,
@@ -123,6 +129,11 @@ pub struct AuditEvent {
     pub actor: Option<String>,
     /// What an administrative act changed: a card id, a card fingerprint, a role.
     pub object: Option<String>,
+    /// The professional's national identifier (idNat), when the act knows it (a card, PSC, a
+    /// VIHF): the key of the DMP handover and of the FHIR export's `agent.who`.
+    pub idnat: Option<String>,
+    /// The patient concerned, as `sha256:<base64url>` of their INS: never the INS itself.
+    pub patient: Option<String>,
 }
 
 /// Where audit events go.

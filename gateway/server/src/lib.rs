@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod audit;
+pub mod audit_export;
 pub mod cli;
 pub mod config;
 pub mod demo;

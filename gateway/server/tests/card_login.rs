@@ -12,13 +12,13 @@ use vigie_igc_sante::testpki::{CardSpec, TestCard, TestPki};
 
 const PHR: &str = "urn:vigie:loa:2fa-phr";
 
-struct Pki {
-    pki: TestPki,
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) pki: TestPki,
+    pub(crate) dir: PathBuf,
 }
 
 impl Pki {
-    fn new(name: &str) -> Pki {
+    pub(crate) fn new(name: &str) -> Pki {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("card-login-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -31,7 +31,7 @@ impl Pki {
         self.dir.join("anchors.pem").display().to_string()
     }
 
-    fn issue(&self, spec: CardSpec, crl: &CrlServer) -> TestCard {
+    pub(crate) fn issue(&self, spec: CardSpec, crl: &CrlServer) -> TestCard {
         self.pki.issue(&spec.crl_url(&crl.url)).expect("a test card")
     }
 }
@@ -41,7 +41,7 @@ fn toml_list(items: &[&str]) -> String {
 }
 
 /// The gateway's environment for card login against this test PKI and CRL source.
-fn card_env(pki: &Pki, crl: &CrlServer, cache: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn card_env(pki: &Pki, crl: &CrlServer, cache: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = vec![
         ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), toml_list(&[&pki.anchors()])),
         ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), toml_list(&[&crl.url])),
@@ -52,13 +52,13 @@ fn card_env(pki: &Pki, crl: &CrlServer, cache: &Path, extra: &[(&str, &str)]) ->
     env
 }
 
-async fn start(env: &[(String, String)]) -> Gateway {
+pub(crate) async fn start(env: &[(String, String)]) -> Gateway {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Gateway::start(&env).await
 }
 
 /// Authorization request for `client` → login page → `GET /login/cps`. Returns the final response.
-async fn card_login(gw: &Gateway, card: &TestCard, client: &str) -> (Authz, Resp) {
+pub(crate) async fn card_login(gw: &Gateway, card: &TestCard, client: &str) -> (Authz, Resp) {
     let mut browser = gw.browser_with_card(&card.chain_pem, &card.key_pem);
     let a = Authz::new(gw, client);
     let r = browser.authorize(&a).await;

@@ -193,6 +193,11 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
             extra: ldap(&d.path("no-such-password"), &anchor),
         },
         Case { key: "directory.ldap.ca_file", files: vec![], extra: ldap(&service_password, &garbage) },
+        Case {
+            key: "audit_export.syslog",
+            files: vec![],
+            extra: format!("[audit_export.syslog]\nurl = \"tls://127.0.0.1:1\"\nca_file = \"{garbage}\"\n"),
+        },
     ]
 }
 

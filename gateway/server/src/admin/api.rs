@@ -326,6 +326,12 @@ pub async fn bind(req: HttpRequest, parts: GateParts, upstreams: Part<Upstreams>
     };
     let reason = b.override_reason.as_deref();
     let office = actions::Office::of(&gate, &admin);
+    let unchecked = vigie_core::audit::AuditEvent {
+        subject: Some(record.identity_id.clone()),
+        actor: Some(admin.actor.clone()),
+        ..Default::default()
+    };
+    presented.audit_unchecked(gate.audit, &gate.caller, unchecked);
     match actions::bind(&office, &id, &presented, reason, actions::Presence::CertificateOnly).await {
         Ok(card) => {
             let mail = Mailroom::new(&parts.config, &parts.ports, &upstreams, &parts.audit);

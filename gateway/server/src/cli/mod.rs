@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+mod audit;
+mod audit_export;
 pub mod cards;
 mod directory;
 mod migrate;
@@ -84,6 +86,11 @@ enum Command {
     Directory {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
+    },
+    /// The audit trail: export it (JSON lines, FHIR `AuditEvent`).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
 }
 
@@ -192,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { command } => secrets::admin(command),
         Command::Policy { command } => policy::run(command),
         Command::Directory { command } => directory::run(command),
+        Command::Audit { command } => audit::run(command),
         Command::Totp { secret } => {
             let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
             println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));

@@ -56,6 +56,9 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Copies of the audit events for the SIEM (`[audit_export]`, see docs/audit-export.md).
+    #[serde(default)]
+    pub audit_export: crate::audit_export::AuditExportConfig,
     #[serde(default)]
     pub demo: DemoConfig,
     /// SCIM 2.0 provisioning (`[scim]`, see docs/scim.md).
@@ -99,6 +102,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "webauthn",
     "admin",
     "audit",
+    "audit_export",
     "demo",
     "clients",
     "dmp",
@@ -125,6 +129,7 @@ impl Config {
         self.psc.validate(&mut err);
         self.health.validate(&mut err);
         self.login.validate(&mut err);
+        self.audit_export.validate(&mut err);
 
         match url::Url::parse(&self.issuer) {
             Ok(u) if u.scheme() == "https" && u.query().is_none() && u.fragment().is_none() => {

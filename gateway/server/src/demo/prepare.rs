@@ -200,6 +200,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         scim: crate::scim::ScimConfig { enabled: true, ..Default::default() },
         forward_auth: Default::default(),
         audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
+        audit_export: Default::default(),
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
         clients: vec![demo_app, cli, spa, jwt, dpi, psc],
         psc: crate::psc::demo_config(listen.port()),

@@ -143,6 +143,8 @@ pub async fn vihf_for(
         ip: Some(caller.ip.clone()),
         request_id: Some(caller.request_id.clone()),
         object: Some(vihf.id.clone()),
+        idnat: Some(idnat.as_str().to_owned()),
+        patient: Some(ins_audit_hash(patient)),
         reason: Some(format!(
             "idnat {idnat}; patient INS {}; purpose {purpose}; valid until {}; via {}",
             ins_audit_hash(patient),

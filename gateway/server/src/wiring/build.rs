@@ -95,6 +95,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         crate::audit::JsonLinesAudit::open(&config.audit.file)
             .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
     );
+    let audit = crate::audit_export::with_exports(audit, &config.audit_export)?;
     let mut clients: HashMap<String, Client> =
         config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
     // Vigie's own pages (card administration; sponsorship and security questions) sign people in

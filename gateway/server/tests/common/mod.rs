@@ -34,6 +34,7 @@ pub mod proxy_process;
 pub mod psc;
 pub mod psc_client_auth;
 pub mod redis;
+pub mod rsyslog;
 pub mod totp;
 pub mod traefik;
 

@@ -7,6 +7,7 @@ mod render;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use vigie_core::audit::AuditEvent;
 use vigie_core::roles::Role;
 
 use super::actions::{self, ActionError};
@@ -302,7 +303,12 @@ pub async fn bind_post(
         Err(e) => return message(&req, StatusCode::UNPROCESSABLE_ENTITY, &e.message, true),
     };
     let office = actions::Office::of(&gate, &admin);
-    match actions::bind(&office, card_id, &presented, p.get("override_reason"), actions::Presence::InReader).await {
+    let bound =
+        actions::bind(&office, card_id, &presented, p.get("override_reason"), actions::Presence::InReader).await;
+    let subject = bound.as_ref().ok().map(|card| card.identity_id.clone());
+    let unchecked = AuditEvent { subject, actor: Some(admin.actor.clone()), ..Default::default() };
+    presented.audit_unchecked(gate.audit, &gate.caller, unchecked);
+    match bound {
         Ok(card) => {
             let mail = Mailroom::new(&parts.config, &parts.ports, &upstreams, &parts.audit);
             crate::account::notices::credential_added(mail, &gate.caller, &card.identity_id, Added::card(&card));

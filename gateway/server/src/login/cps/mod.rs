@@ -51,6 +51,10 @@ struct Registry<'a> {
     ports: &'a Ports,
     cards: &'a CardsConfig,
     audit: &'a Audit,
+    /// The request: its IP and request id go on the card lines, next to the login's.
+    caller: &'a crate::web::http::Caller,
+    /// The client the login is for.
+    client_id: &'a str,
 }
 
 pub async fn login(
@@ -86,7 +90,13 @@ pub async fn login(
             return refuse(&flows, at, None, r);
         }
     };
-    let registry = Registry { ports: &ports, cards: &config.cards, audit: &audit };
+    let registry = Registry {
+        ports: &ports,
+        cards: &config.cards,
+        audit: &audit,
+        caller: &caller,
+        client_id: &flow.request.client_id,
+    };
     let identity = match identity_of(registry, &card).await {
         // A disabled account logs in with no MIE, its cards included.
         Ok(id) => match ports.directory.account_disabled(&id).await {
@@ -100,12 +110,25 @@ pub async fn login(
         },
         Err(r) => Err(r),
     };
+    let mie = match card.identity.subject.kind {
+        CardKind::Cps => Mie::Cps,
+        CardKind::CpeNominative | CardKind::CpeNonNominative => Mie::Cpe,
+    };
+    // Same request id as the login line that follows: the login this card let through.
+    card.audit_unchecked(
+        &audit,
+        &caller,
+        AuditEvent {
+            subject: identity.as_ref().ok().cloned(),
+            username: Some(card.identity.subject.cn.chars().take(128).collect()),
+            idnat: card.identity.subject.idnat.as_ref().map(|i| i.as_str().to_owned()),
+            client_id: Some(flow.request.client_id.clone()),
+            method: Some(mie.as_str().into()),
+            ..Default::default()
+        },
+    );
     match identity {
         Ok(identity_id) => {
-            let mie = match card.identity.subject.kind {
-                CardKind::Cps => Mie::Cps,
-                CardKind::CpeNominative | CardKind::CpeNonNominative => Mie::Cpe,
-            };
             // Possession of the card (`sc`) and the PIN the card checked before signing the
             // handshake (`pin`): two factors, phishing-resistant (the signature covers the TLS
             // transcript of this origin's connection).
@@ -229,6 +252,10 @@ async fn presented_first(reg: Registry<'_>, card: &PresentedCard, record: Card) 
             object: Some(format!("{} ({})", card.fingerprint, record.id)),
             method: Some(record.kind.clone()),
             reason: Some("presented by its holder (TLS handshake signed by the card): binding active".into()),
+            client_id: Some(reg.client_id.to_owned()),
+            ip: Some(reg.caller.ip.clone()),
+            user_agent: reg.caller.user_agent.clone(),
+            request_id: Some(reg.caller.request_id.clone()),
             ..Default::default()
         });
     }
@@ -254,6 +281,10 @@ async fn register_seen_cps(reg: Registry<'_>, identity_id: &str, card: &Presente
             subject: Some(identity_id.to_owned()),
             object: Some(record.id),
             reason: Some(format!("CPS {} registered at its first login (idNat {})", card.fingerprint, id.subject.cn)),
+            client_id: Some(reg.client_id.to_owned()),
+            ip: Some(reg.caller.ip.clone()),
+            user_agent: reg.caller.user_agent.clone(),
+            request_id: Some(reg.caller.request_id.clone()),
             ..Default::default()
         }),
         Err(e) => {

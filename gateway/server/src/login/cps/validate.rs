@@ -18,6 +18,31 @@ pub struct PresentedCard {
     pub fingerprint: String,
     /// The certificate (DER).
     pub der: Vec<u8>,
+    /// Set when the card was accepted although its issuer's CRL is past `nextUpdate` + grace
+    /// (`cards.trust.after_grace = accept`): why its revocation went unchecked. The caller who
+    /// knows the login or the binding writes it ([`PresentedCard::audit_unchecked`]).
+    pub revocation_unchecked: Option<String>,
+}
+
+impl PresentedCard {
+    /// Writes `card_revocation_unchecked` when this card's revocation went unchecked, with the
+    /// request's IP and request id and what the caller knows of the act it let through
+    /// (`subject`, `client_id`, `method`, `actor` in `event`), so that the login it let through
+    /// is found by its request id. Nothing when the card's revocation was checked.
+    pub fn audit_unchecked(&self, audit: &Audit, caller: &Caller, event: AuditEvent) {
+        let Some(why) = &self.revocation_unchecked else { return };
+        metrics::counter!("vigie_card_revocation_unchecked_total").increment(1);
+        audit.record(AuditEvent {
+            kind: Some(AuditKind::CardRevocationUnchecked),
+            outcome: Some(Outcome::Success),
+            ip: Some(caller.ip.clone()),
+            user_agent: caller.user_agent.clone(),
+            request_id: Some(caller.request_id.clone()),
+            object: Some(self.fingerprint.clone()),
+            reason: Some(why.clone()),
+            ..event
+        });
+    }
 }
 
 /// Why a presented card is not accepted, in words for the page and a stable code for audit.
@@ -120,19 +145,14 @@ async fn validate(check: CardCheck<'_>, chain: &[Vec<u8>]) -> Result<PresentedCa
         metrics::counter!("vigie_card_rejected_total", "reason" => e.code()).increment(1);
         problem(e.code(), format!("{} / {e}", in_french(e.code())))
     })?;
-    if matches!(valid.revocation, RevocationCheck::PastGraceAccepted { .. }) {
-        check.audit.record(AuditEvent {
-            kind: Some(AuditKind::Refused),
-            outcome: Some(Outcome::Success),
-            reason: Some(format!(
-                "card {} accepted although its issuer's CRL is past nextUpdate + grace (cards.trust.after_grace = accept)",
-                valid.identity.serial_hex
-            )),
-            ..Default::default()
-        });
-    }
+    let revocation_unchecked = matches!(valid.revocation, RevocationCheck::PastGraceAccepted { .. }).then(|| {
+        format!(
+            "card {} accepted although its issuer's CRL is past nextUpdate + grace (cards.trust.after_grace = accept)",
+            valid.identity.serial_hex
+        )
+    });
     let fingerprint = vigie_core::cards::card_fingerprint(&valid.identity.issuer_dn, &valid.identity.serial_hex);
-    Ok(PresentedCard { identity: valid.identity, fingerprint, der: chain[0].clone() })
+    Ok(PresentedCard { identity: valid.identity, fingerprint, der: chain[0].clone(), revocation_unchecked })
 }
 
 /// Validates a certificate chain given as DER (leaf first) — a card certificate sent to the admin

@@ -241,6 +241,7 @@ async fn reuse_detected(grant: &Grant<'_>, grant_id: &str, reuse: &Reuse) -> Tok
         method: Some(reuse.method.into()),
         reason: Some(reuse.audit_reason.into()),
         ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
         request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });

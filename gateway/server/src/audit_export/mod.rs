@@ -1,0 +1,100 @@
+//! Copies of the audit trail for the outside world: the [`FanOut`] sink that hands every event
+//! to the trail and to the exports, the syslog export to a SIEM ([`syslog`], RFC 5424 over TLS),
+//! the FHIR R4 `AuditEvent` mapping of the health sector ([`fhir`]) and `[audit_export]`.
+//!
+//! The trail (`crate::audit`) is the record; an export is a copy: an export that cannot keep up
+//! drops (counted, logged once per outage) and never holds the act it records.
+pub mod fhir;
+pub mod handover;
+pub mod syslog;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use vigie_core::audit::{AuditEvent, AuditSink};
+
+/// `[audit_export]`: where copies of the audit events go, besides the trail.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditExportConfig {
+    /// `[audit_export.syslog]`: a syslog collector (the SIEM), RFC 5424 over TLS.
+    pub syslog: Option<syslog::SyslogConfig>,
+}
+
+impl AuditExportConfig {
+    /// Checks serde cannot make, each under its key.
+    pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+        if let Some(syslog) = &self.syslog {
+            for (key, problem) in syslog.problems() {
+                err(key, problem);
+            }
+        }
+    }
+}
+
+/// Every event to each sink in turn: the trail first (it is the record), then the exports.
+pub struct FanOut {
+    sinks: Vec<Arc<dyn AuditSink>>,
+}
+
+impl FanOut {
+    pub fn new(sinks: Vec<Arc<dyn AuditSink>>) -> Self {
+        Self { sinks }
+    }
+}
+
+impl AuditSink for FanOut {
+    fn record(&self, event: &AuditEvent) {
+        for sink in &self.sinks {
+            sink.record(event);
+        }
+    }
+
+    fn flush(&self) {
+        for sink in &self.sinks {
+            sink.flush();
+        }
+    }
+}
+
+/// The trail alone, or the trail and the configured exports behind a [`FanOut`].
+pub fn with_exports(trail: Arc<dyn AuditSink>, config: &AuditExportConfig) -> anyhow::Result<Arc<dyn AuditSink>> {
+    let Some(syslog) = &config.syslog else { return Ok(trail) };
+    let export: Arc<dyn AuditSink> = Arc::new(syslog::SyslogExport::start(syslog)?);
+    Ok(Arc::new(FanOut::new(vec![trail, export])))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use vigie_core::audit::AuditKind;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<String>>, Mutex<u32>);
+
+    impl AuditSink for Kept {
+        fn record(&self, event: &AuditEvent) {
+            self.0.lock().unwrap().push(event.reason.clone().unwrap_or_default());
+        }
+        fn flush(&self) {
+            *self.1.lock().unwrap() += 1;
+        }
+    }
+
+    #[test]
+    fn every_sink_gets_every_event_and_the_flush() {
+        let (a, b) = (Arc::new(Kept::default()), Arc::new(Kept::default()));
+        let fan = FanOut::new(vec![a.clone(), b.clone()]);
+        for i in 0..3 {
+            fan.record(&AuditEvent { kind: Some(AuditKind::Login), reason: Some(i.to_string()), ..Default::default() });
+        }
+        fan.flush();
+        for s in [a, b] {
+            assert_eq!(*s.0.lock().unwrap(), ["0", "1", "2"]);
+            assert_eq!(*s.1.lock().unwrap(), 1);
+        }
+    }
+}
