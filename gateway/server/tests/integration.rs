@@ -11,6 +11,7 @@ mod proxy;
 mod softkey;
 
 mod admin;
+mod audit_trail;
 mod authorize_errors;
 mod card_login;
 mod cards_admin;

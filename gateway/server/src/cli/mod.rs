@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+mod audit;
 pub mod cards;
 mod directory;
 mod migrate;
@@ -85,6 +86,11 @@ enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
+    /// The audit trail: its checkpoint key, its verification (docs/audit.md).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 /// Which deployment a maintenance command acts on.
@@ -118,20 +124,8 @@ fn demo_config(data_dir: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::R
 /// Appends one audit line from a maintenance command, synchronously (the process ends right
 /// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
 pub(crate) fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
-    use std::io::Write;
     event.at = crate::rfc3339_now();
-    let line = format!("{}\n", serde_json::to_string(&event)?);
-    if config.audit.file == "-" {
-        std::io::stderr().write_all(line.as_bytes())?;
-    } else {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.audit.file)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .with_context(|| format!("writing the audit line to {}: check `audit.file`", config.audit.file))?;
-    }
-    Ok(())
+    crate::audit::append_now(&config.audit, &event)
 }
 
 fn init_logs() {
@@ -192,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { command } => secrets::admin(command),
         Command::Policy { command } => policy::run(command),
         Command::Directory { command } => directory::run(command),
+        Command::Audit { command } => audit::run(command),
         Command::Totp { secret } => {
             let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
             println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));
