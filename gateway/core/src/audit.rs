@@ -143,4 +143,14 @@ pub trait AuditSink: Send + Sync {
     /// Blocks until every event recorded before is durably written (a graceful stop calls it
     /// last, so that no queued event is lost with the process).
     fn flush(&self) {}
+    /// Records an event and calls `ack` once it is on stable storage (`true`) or could not be
+    /// written (`false`): for the acts whose answer must wait for their trace (a login, a token,
+    /// an admin act). A sink without storage of its own acknowledges at once.
+    fn record_acked(&self, event: &AuditEvent, ack: Ack) {
+        self.record(event);
+        ack(true);
+    }
 }
+
+/// Called once with whether an event reached stable storage ([`AuditSink::record_acked`]).
+pub type Ack = Box<dyn FnOnce(bool) + Send>;

@@ -229,17 +229,28 @@ pub type Attestation = Option<Arc<webauthn_rs::prelude::AttestationCaList>>;
 
 /// The audit trail as handlers and services hold it: each event stamped with its time.
 #[derive(Clone)]
-pub struct Audit(Arc<dyn AuditSink>);
+pub struct Audit(Arc<dyn AuditSink>, Option<Arc<crate::audit::Status>>);
 
 impl Audit {
     pub fn new(sink: Arc<dyn AuditSink>) -> Self {
-        Self(sink)
+        Self(sink, None)
     }
 
-    /// Records an audit event, stamping its time.
+    /// With the file trail's writer state, for `/readyz`.
+    pub fn watching(self, status: Arc<crate::audit::Status>) -> Self {
+        Self(self.0, Some(status))
+    }
+
+    /// Whether the trail is being written (`None`: no writer of ours to watch).
+    pub fn status(&self) -> Option<&crate::audit::Status> {
+        self.1.as_deref()
+    }
+
+    /// Records an audit event, stamping its time; a security-relevant one is awaited by the
+    /// request's answer (`audit::durable`).
     pub fn record(&self, mut event: AuditEvent) {
         event.at = crate::rfc3339_now();
-        self.0.record(&event);
+        crate::audit::durable::record(&*self.0, &event);
     }
 
     /// Writes out what is queued (a graceful stop).

@@ -141,6 +141,7 @@ fn help_lists_every_subcommand() {
         "admin",
         "policy",
         "directory",
+        "audit",
         "help",
     ];
     assert_eq!(listed, every, "{help}");

@@ -11,7 +11,7 @@ pub mod syslog;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use vigie_core::audit::{AuditEvent, AuditSink};
+use vigie_core::audit::{Ack, AuditEvent, AuditSink};
 
 /// `[audit_export]`: where copies of the audit events go, besides the trail.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -55,6 +55,18 @@ impl AuditSink for FanOut {
             sink.flush();
         }
     }
+
+    /// The acknowledgement is the trail's (the first sink): an act that waits for its trace waits
+    /// for the record, never for a copy, and never gets the trait's at-once acknowledgement.
+    fn record_acked(&self, event: &AuditEvent, ack: Ack) {
+        let Some((trail, exports)) = self.sinks.split_first() else {
+            return ack(true);
+        };
+        trail.record_acked(event, ack);
+        for sink in exports {
+            sink.record(event);
+        }
+    }
 }
 
 /// The trail alone, or the trail and the configured exports behind a [`FanOut`].
@@ -82,6 +94,32 @@ mod tests {
         fn flush(&self) {
             *self.1.lock().unwrap() += 1;
         }
+    }
+
+    /// A trail that keeps the acknowledgements to give them later, as the writer does after its
+    /// batch is synced.
+    #[derive(Default)]
+    struct Slow(Mutex<Vec<Ack>>);
+
+    impl AuditSink for Slow {
+        fn record(&self, _: &AuditEvent) {}
+        fn record_acked(&self, _: &AuditEvent, ack: Ack) {
+            self.0.lock().unwrap().push(ack);
+        }
+    }
+
+    #[test]
+    fn the_acknowledgement_is_the_trails_not_the_copys() {
+        let (trail, copy) = (Arc::new(Slow::default()), Arc::new(Kept::default()));
+        let fan = FanOut::new(vec![trail.clone(), copy.clone()]);
+        let acked = Arc::new(Mutex::new(None));
+        let seen = acked.clone();
+        let event = AuditEvent { kind: Some(AuditKind::Login), ..Default::default() };
+        fan.record_acked(&event, Box::new(move |ok| *seen.lock().unwrap() = Some(ok)));
+        assert_eq!(copy.0.lock().unwrap().len(), 1, "the copy gets the event");
+        assert_eq!(*acked.lock().unwrap(), None, "not acknowledged before the trail has written it");
+        trail.0.lock().unwrap().pop().unwrap()(true);
+        assert_eq!(*acked.lock().unwrap(), Some(true));
     }
 
     #[test]

@@ -1,8 +1,43 @@
-//! `vigie audit …`: the audit trail read back (the export to other tools: `audit_export`).
+//! `vigie audit …`: the checkpoint key made, and a trail verified (its chain and its signed
+//! checkpoints), naming the first broken record (docs/audit.md); the trail exported and handed
+//! over (`audit_export`, docs/audit-export.md).
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::Subcommand;
+
+use crate::audit::note::Verifier;
+use crate::audit::verify::verify;
 
 #[derive(Subcommand)]
 pub(super) enum AuditCommand {
+    /// Make the Ed25519 key that signs the checkpoints (PKCS#8 PEM, owner-only) and its verifier
+    /// key in `<OUT>.pub` (give that one to whoever verifies). An existing key is kept.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// The checkpoints' origin and key name (`audit.origin`).
+        #[arg(long, default_value = "vigie.local/audit")]
+        origin: String,
+    },
+    /// Verify a trail: each record's hash, the chain of sequence numbers and hashes, and every
+    /// signed checkpoint. Exit status 0 when intact, 1 with the first broken record named
+    /// (`file:line: record seq N: what`).
+    Verify {
+        /// Configuration: the trail (`audit.file`, then `audit.spool` when it holds records),
+        /// its checkpoints and the verifier key beside `audit.checkpoint_key`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The verifier key (`name+id+base64`), or a file holding it.
+        #[arg(long)]
+        key: Option<String>,
+        /// Checkpoint files (default `<first FILE>.checkpoints` when it exists); a witness's
+        /// copy (one signed note) is read as well.
+        #[arg(long)]
+        checkpoints: Vec<PathBuf>,
+        /// Trail files, read in order as one chain (the trail, then its spool).
+        files: Vec<PathBuf>,
+    },
     /// Events of trail files over a period, for some professionals, as JSON lines or FHIR R4
     /// `AuditEvent` (NDJSON) — docs/audit-export.md.
     Export(super::audit_export::ExportArgs),
@@ -11,7 +46,6 @@ pub(super) enum AuditCommand {
     Handover(super::audit_export::HandoverArgs),
 }
 
-/// Runs a `vigie audit …` command.
 pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Export(args) => {
@@ -24,6 +58,72 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
             println!("{}: {n} event(s); SHA-256 of SHA256SUMS: {digest}", args.out.display());
             println!("give this digest with the archive, apart from it (letter, phone): the recipient checks it");
             Ok(())
+        }
+        AuditCommand::Keygen { out, origin } => {
+            crate::audit::ensure_key(&out, &origin)?;
+            println!("checkpoint key: {} (keep it secret); verifier key: {}.pub", out.display(), out.display());
+            Ok(())
+        }
+        AuditCommand::Verify { config, key, checkpoints, files } => {
+            let config = config.map(|c| crate::config::Config::load(&c)).transpose()?;
+            let mut files = files;
+            if files.is_empty() {
+                let Some(c) = &config else { anyhow::bail!("name the trail's files, or give --config") };
+                files.push(PathBuf::from(&c.audit.file));
+                files.extend(c.audit.spool.clone().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)));
+            }
+            let mut checkpoints = checkpoints;
+            if checkpoints.is_empty() {
+                let beside = PathBuf::from(format!("{}.checkpoints", files[0].display()));
+                checkpoints.extend(Some(beside).filter(|p| p.exists()));
+            }
+            let key = match key.or_else(|| {
+                let file = config.as_ref()?.audit.verifier_key_file()?;
+                Some(file.display().to_string())
+            }) {
+                Some(k) => {
+                    let text = match std::fs::read_to_string(&k) {
+                        Ok(text) => text,
+                        Err(_) if k.contains('+') => k,
+                        Err(e) => return Err(e).with_context(|| format!("reading the verifier key {k}")),
+                    };
+                    Some(Verifier::parse(&text)?)
+                }
+                None => None,
+            };
+            if key.is_none() && !checkpoints.is_empty() {
+                eprintln!("warning: no verifier key (--key or --config): the checkpoints are not checked");
+            }
+            match verify(&files, &checkpoints, key.as_ref()) {
+                Ok(r) => {
+                    println!(
+                        "intact: {} records (seq 1..{}), {} checkpoints verified, the last covering seq {}{}",
+                        r.records,
+                        r.last,
+                        r.checkpoints,
+                        r.covered,
+                        if r.unchained > 0 {
+                            format!("; {} lines before the chain began", r.unchained)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    if r.torn > 0 {
+                        println!(
+                            "the last line is half a record ({} bytes): the gateway died while writing it, never acknowledged; it is cut off at the next start",
+                            r.torn
+                        );
+                    }
+                    if r.last > r.covered {
+                        println!("records {}..{} are chained but no checkpoint covers them yet", r.covered + 1, r.last);
+                    }
+                    Ok(())
+                }
+                Err(broken) => {
+                    println!("BROKEN: {broken}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
 }

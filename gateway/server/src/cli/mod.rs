@@ -87,7 +87,8 @@ enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
-    /// The audit trail: export it (JSON lines, FHIR `AuditEvent`).
+    /// The audit trail: its checkpoint key, its verification (docs/audit.md), its export (JSON
+    /// lines, FHIR `AuditEvent`) and the DMP handover (docs/audit-export.md).
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
@@ -125,20 +126,8 @@ fn demo_config(data_dir: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::R
 /// Appends one audit line from a maintenance command, synchronously (the process ends right
 /// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
 pub(crate) fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
-    use std::io::Write;
     event.at = crate::rfc3339_now();
-    let line = format!("{}\n", serde_json::to_string(&event)?);
-    if config.audit.file == "-" {
-        std::io::stderr().write_all(line.as_bytes())?;
-    } else {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.audit.file)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .with_context(|| format!("writing the audit line to {}: check `audit.file`", config.audit.file))?;
-    }
-    Ok(())
+    crate::audit::append_now(&config.audit, &event)
 }
 
 fn init_logs() {

@@ -199,7 +199,12 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         },
         scim: crate::scim::ScimConfig { enabled: true, ..Default::default() },
         forward_auth: Default::default(),
-        audit: AuditConfig { file: dir.join("audit.jsonl").display().to_string() },
+        audit: AuditConfig {
+            file: dir.join("audit.jsonl").display().to_string(),
+            checkpoint_key: Some(crate::audit::ensure_key(&dir.join("audit-checkpoint.pem"), "vigie.demo/audit")?),
+            origin: "vigie.demo/audit".into(),
+            ..Default::default()
+        },
         audit_export: Default::default(),
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
         clients: vec![demo_app, cli, spa, jwt, dpi, psc],

@@ -38,6 +38,7 @@ pub async fn readyz(
     oidc: Part<OidcState>,
     policy: Part<PolicyGate>,
     upstreams: Part<Upstreams>,
+    audit: Part<crate::state::Audit>,
 ) -> HttpResponse {
     // Checks run together and answer within 800 ms: under the 1 s default timeout of a
     // Kubernetes readiness probe, even when a dependency hangs.
@@ -62,7 +63,10 @@ pub async fn readyz(
     );
     let (store, directory) = (check("store", store), check("directory", directory));
     let keys = json!({ "status": "up", "keys": oidc.keys.get().jwks_json().matches("\"kid\"").count() });
-    let up = store["status"] == "up" && directory["status"] == "up";
+    // The audit trail: with `on_failure = "fail_closed"` a trail that cannot be written makes
+    // the replica not ready (it refuses what must be traced); spooling, it stays ready, degraded.
+    let (audit_check, audit_blocks) = crate::audit::readiness(&audit, &config.audit);
+    let up = store["status"] == "up" && directory["status"] == "up" && !audit_blocks;
     let mut checks = json!({
         "store": store, "directory": directory, "signing_keys": keys,
         "policy": match &policy.reload {
@@ -93,6 +97,7 @@ pub async fn readyz(
     }
     // Circuit breakers (degraded mode): informative as well.
     checks["upstreams"] = upstreams.health.readiness(detailed)["upstreams"].clone();
+    checks["audit"] = audit_check;
     let degraded = upstreams.health.degraded();
     let draining = draining.is_some_and(|d| d.is_on());
     let status = if draining {

@@ -91,11 +91,9 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     let ldap = files::ldap_source(&config)?;
     let directory = Arc::new(open_directory(&config, serving_newer(&config)).await?);
     let mailer = Arc::new(mailer);
-    let audit = Arc::new(
-        crate::audit::JsonLinesAudit::open(&config.audit.file)
-            .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.audit.file))?,
-    );
-    let audit = crate::audit_export::with_exports(audit, &config.audit_export)?;
+    let trail = Arc::new(crate::audit::open(&config.audit)?);
+    let audit_status = trail.status();
+    let audit = crate::audit_export::with_exports(trail, &config.audit_export)?;
     let mut clients: HashMap<String, Client> =
         config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
     // Vigie's own pages (card administration; sponsorship and security questions) sign people in
@@ -124,7 +122,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     // Replicas share one breaker state per upstream; one node keeps its own, as it always did.
     let health =
         Arc::new(if config.store.kind == StoreKind::Redis { health.shared_through(store.clone()) } else { health });
-    let audit = crate::state::Audit::new(audit);
+    let audit = crate::state::Audit::new(audit).watching(audit_status);
     let principal_ttl = Duration::from_secs(config.directory.identity_cache_secs);
     let context = crate::policy::ContextSource::new(&config.policy, health.clone());
     let policy_audit = audit.clone();

@@ -89,6 +89,9 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     {
         keep("audit_export.syslog", e);
     }
+    if let Err(e) = config.audit.signer() {
+        keep("audit.checkpoint_key", e);
+    }
     let store_tls = redis_tls(&config.store).map_err(|e| keep("store", e)).ok();
     // The listener's TLS configuration is not part of the state: `serve` builds it from the state
     // right after (`wiring::serve`), with the same errors naming `server.tls_cert` or

@@ -60,6 +60,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
             .wrap(from_fn(plain_http_only_from_proxies))
             .wrap(from_fn(crate::web::http::edge))
             .wrap(from_fn(close_when_draining))
+            .wrap(from_fn(crate::audit::durable::wait))
             .configure(|cfg| crate::wiring::routes::routes(cfg, &s.config))
             .default_service(web::to(crate::ops::not_found))
     })

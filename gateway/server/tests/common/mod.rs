@@ -143,10 +143,16 @@ impl Gateway {
     /// waits until `/healthz` answers. A gateway that fails to start fails the test at once with
     /// its log, but for one race: its port, free when chosen, taken before `vigie` binds it.
     pub async fn start(env: &[(&str, &str)]) -> Gateway {
+        Self::start_wrapped(env, &[]).await
+    }
+
+    /// [`Gateway::start`], `vigie` run through `wrapper` (a command that ends by running its
+    /// arguments: e.g. a mount namespace with a small tmpfs, `audit_trail`).
+    pub async fn start_wrapped(env: &[(&str, &str)], wrapper: &[&str]) -> Gateway {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut attempt = 1;
         loop {
-            match Self::try_start(env, free_port()).await {
+            match Self::try_start(env, wrapper, free_port()).await {
                 Ok(g) => return g,
                 Err(StartFailure::PortTaken(log)) if attempt < 3 => {
                     eprintln!("the gateway's port was taken before it bound it, trying another: {log}");
@@ -159,7 +165,7 @@ impl Gateway {
         }
     }
 
-    async fn try_start(env: &[(&str, &str)], port: u16) -> Result<Gateway, StartFailure> {
+    async fn try_start(env: &[(&str, &str)], wrapper: &[&str], port: u16) -> Result<Gateway, StartFailure> {
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-it-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -173,6 +179,7 @@ impl Gateway {
             .arg("vigie-watchdog")
             .arg(&dir)
             .arg(keep)
+            .args(wrapper)
             .arg(BIN)
             .arg("serve")
             .arg("--data-dir")
@@ -964,12 +971,12 @@ async fn the_settled_audit_holds_what_was_audited_before_it_and_no_marker() {
 async fn a_start_failure_is_retried_only_when_the_gateways_port_was_taken() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("a port to take");
     let port = taken.local_addr().expect("its address").port();
-    match Gateway::try_start(&[], port).await {
+    match Gateway::try_start(&[], &[], port).await {
         Err(StartFailure::PortTaken(log)) => assert!(log.contains("Address already in use"), "{log}"),
         other => panic!("a taken port is retried: {:?}", other.map(|g| g.port)),
     }
     drop(taken);
-    match Gateway::try_start(&[("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP", "many")], free_port()).await {
+    match Gateway::try_start(&[("VIGIE_LOGIN__MAX_ATTEMPTS_PER_IP", "many")], &[], free_port()).await {
         Err(StartFailure::Other(log)) => {
             assert!(log.contains(r#"expected u64 for key "LOGIN.MAX_ATTEMPTS_PER_IP""#), "{log}")
         }

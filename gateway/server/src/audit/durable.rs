@@ -1,0 +1,71 @@
+//! Durable before the answer (issue 18): a request that records a security-relevant event
+//! ([`super::must_be_durable`]: a login, a token, an admin act) is answered only once that event
+//! is on stable storage. The handlers record as always; the middleware [`wait`] collects, for the
+//! request it wraps, the acknowledgements of those events (a task-local the handler's future
+//! sees), and holds the answer until the writer's group commit confirms them. One it cannot
+//! confirm (the disk refused it, and the spool too) turns the answer into a 503 problem: the act
+//! is not handed to the client without its trace. Other events stay fire-and-forget.
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use tokio::sync::oneshot;
+use vigie_core::audit::{AuditEvent, AuditSink};
+
+/// The longest an answer waits for its trace: past it, the trail is taken as failing.
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+type Waits = Arc<Mutex<Vec<oneshot::Receiver<bool>>>>;
+
+tokio::task_local! {
+    static WAITS: Waits;
+}
+
+/// Records `event` into `sink`: acknowledged and awaited by the request when it must be durable
+/// and a request is being answered, fire-and-forget otherwise.
+pub fn record(sink: &dyn AuditSink, event: &AuditEvent) {
+    if super::must_be_durable(event)
+        && let Ok(waits) = WAITS.try_with(Clone::clone)
+    {
+        let (tx, rx) = oneshot::channel();
+        sink.record_acked(
+            event,
+            Box::new(move |ok| {
+                let _ = tx.send(ok);
+            }),
+        );
+        waits.lock().unwrap_or_else(|p| p.into_inner()).push(rx);
+    } else {
+        sink.record(event);
+    }
+}
+
+/// The middleware: the answer waits for the traces its request recorded.
+pub async fn wait<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let waits: Waits = Arc::default();
+    let res = WAITS.scope(waits.clone(), next.call(req)).await?;
+    let pending = std::mem::take(&mut *waits.lock().unwrap_or_else(|p| p.into_inner()));
+    if pending.is_empty() {
+        return Ok(res.map_into_left_body());
+    }
+    let confirmed = tokio::time::timeout(ACK_WAIT, futures_util::future::join_all(pending))
+        .await
+        .is_ok_and(|acks| acks.into_iter().all(|a| a == Ok(true)));
+    if confirmed {
+        return Ok(res.map_into_left_body());
+    }
+    metrics::counter!("vigie_audit_refused_total").increment(1);
+    let (req, _) = res.into_parts();
+    let problem = crate::web::http::problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Audit trail unavailable",
+        "this action cannot be traced right now, so it was not completed: try again in a minute; \
+         the operators are alerted (vigie_audit_healthy)",
+    );
+    Ok(ServiceResponse::new(req, problem).map_into_right_body())
+}

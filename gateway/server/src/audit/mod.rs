@@ -1,0 +1,188 @@
+//! The audit trail (docs/audit.md): events sealed into a hash chain (`chain`), written with group
+//! commit by a background thread that acknowledges the security-relevant ones once on disk
+//! (`writer`), signed checkpoints in the C2SP signed-note shape (`note`), and the check of a
+//! trail and its checkpoints (`verify`, `vigie audit verify`). `vigie_core::audit::AuditSink` is
+//! the seam: other sinks (exports) sit beside this one.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+
+pub mod chain;
+pub mod durable;
+pub mod note;
+pub mod verify;
+mod writer;
+
+pub use writer::{JsonLinesAudit, Status};
+
+/// What the gateway does when the trail cannot be written (docs/audit.md, "When the disk fails").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Refuse what must be traced (logins, tokens, admin acts) with a 503 until the trail is
+    /// written again.
+    #[default]
+    FailClosed,
+    /// Write the events to `audit.spool` (the chain goes on there) and keep serving; the alarm
+    /// stays up until an operator moved the spool onto the trail and restarted.
+    Spool,
+}
+
+/// `[audit]`: where the audit trail goes and how it is sealed.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// JSON-lines file of audit records; `-` for standard output (no checkpoints then).
+    pub file: String,
+    /// Ed25519 key (PKCS#8 PEM, `vigie audit keygen`) that signs the checkpoints; separate from
+    /// the token keys. Absent: the chain without checkpoints (a warning at start).
+    pub checkpoint_key: Option<PathBuf>,
+    /// The checkpoints' origin and key name (a schema-less URL, no spaces or `+`).
+    pub origin: String,
+    /// A checkpoint every this many records…
+    pub checkpoint_every: u64,
+    /// …or every this many seconds when records came in since the last one.
+    pub checkpoint_secs: u64,
+    /// A file that receives each checkpoint alone (replaced each time): an outside witness's copy.
+    pub witness: Option<PathBuf>,
+    pub on_failure: OnFailure,
+    /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
+    pub spool: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            file: "-".into(),
+            checkpoint_key: None,
+            origin: "vigie.local/audit".into(),
+            checkpoint_every: 1000,
+            checkpoint_secs: 60,
+            witness: None,
+            on_failure: OnFailure::FailClosed,
+            spool: None,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// `<file>.checkpoints`: the signed checkpoints beside the trail.
+    pub fn checkpoint_log(&self) -> PathBuf {
+        PathBuf::from(format!("{}.checkpoints", self.file))
+    }
+
+    /// The verifier key beside the signing key (`<key>.pub`), as `vigie audit keygen` writes it.
+    pub fn verifier_key_file(&self) -> Option<PathBuf> {
+        self.checkpoint_key.as_ref().map(|k| PathBuf::from(format!("{}.pub", k.display())))
+    }
+
+    pub fn signer(&self) -> anyhow::Result<Option<note::Signer>> {
+        self.checkpoint_key.as_ref().map(|k| note::Signer::load(&self.origin, k)).transpose()
+    }
+}
+
+/// The trail as `serve` opens it.
+pub fn open(config: &AuditConfig) -> anyhow::Result<JsonLinesAudit> {
+    if config.on_failure == OnFailure::Spool && config.spool.is_none() {
+        anyhow::bail!("`audit.on_failure = \"spool\"` needs `audit.spool`, a file on another disk");
+    }
+    let checkpoints = match config.signer()? {
+        Some(signer) if config.file != "-" => Some(writer::Checkpoints {
+            signer,
+            every: config.checkpoint_every.max(1),
+            interval: Duration::from_secs(config.checkpoint_secs.max(1)),
+            log: config.checkpoint_log(),
+            witness: config.witness.clone(),
+        }),
+        _ => {
+            tracing::warn!(
+                "no signed audit checkpoints (`audit.checkpoint_key` unset or the trail on stdout): the chain alone shows edits, not a rewrite of the whole trail"
+            );
+            None
+        }
+    };
+    let spool = config.spool.clone().filter(|_| config.on_failure == OnFailure::Spool);
+    JsonLinesAudit::open_with(&config.file, writer::Options { checkpoints, spool })
+        .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.file))
+}
+
+/// The acts whose HTTP answer waits until their trace is on disk (issue 18: login success, token
+/// exchange / VIHF, admin acts); the others are written by the next batch without waiting.
+pub fn must_be_durable(event: &AuditEvent) -> bool {
+    use AuditKind::*;
+    match event.kind {
+        Some(Login) => event.outcome == Some(Outcome::Success),
+        Some(
+            TokenIssued | TokenRefreshed | VihfIssued | CardCreated | CardStatusChanged | CardBound | RoleChanged
+            | IdentityAnnounced | EnrolmentCode | KeyRevoked | AccessEnded | AdminApi | SponsorshipGranted
+            | Provisioned,
+        ) => true,
+        _ => false,
+    }
+}
+
+/// Appends one record from a maintenance command, synced before it returns, chained after the
+/// trail's last record under the lock the gateway's writer takes too (so a running gateway and a
+/// command never fork the chain). `-` goes to stderr unchained.
+pub fn append_now(config: &AuditConfig, event: &AuditEvent) -> anyhow::Result<()> {
+    use std::io::Write;
+    let json = serde_json::to_string(event)?;
+    if config.file == "-" {
+        std::io::stderr().write_all(format!("{json}\n").as_bytes())?;
+        return Ok(());
+    }
+    let context = || format!("writing the audit line to {}: check `audit.file`", config.file);
+    let mut file =
+        std::fs::OpenOptions::new().create(true).read(true).append(true).open(&config.file).with_context(context)?;
+    file.lock().with_context(context)?;
+    let r = chain::resume(&mut file).with_context(context)?;
+    if r.torn > 0 {
+        file.set_len(r.len).with_context(context)?;
+    }
+    let mut link = r.link;
+    let line = link.seal(&json);
+    file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).with_context(context)?;
+    Ok(())
+}
+
+/// Writes a new checkpoint key to `path` (owner-only) and its verifier key to `<path>.pub`,
+/// unless the key is there already; returns `path`. `vigie audit keygen` and the demo use it.
+pub fn ensure_key(path: &std::path::Path, origin: &str) -> anyhow::Result<PathBuf> {
+    if !path.exists() {
+        let pem = note::Signer::generate_pem()?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner-only from its creation: the key signs what the trail was.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(pem.as_bytes()))
+            .with_context(|| format!("writing the checkpoint key {}", path.display()))?;
+    }
+    let signer = note::Signer::load(origin, path)?;
+    let public = PathBuf::from(format!("{}.pub", path.display()));
+    std::fs::write(&public, format!("{}\n", signer.verifier_key()))
+        .with_context(|| format!("writing the verifier key {}", public.display()))?;
+    Ok(path.to_path_buf())
+}
+
+/// The `/readyz` check `audit`, and whether it makes the replica not ready.
+pub fn readiness(audit: &crate::state::Audit, config: &AuditConfig) -> (serde_json::Value, bool) {
+    use serde_json::json;
+    match audit.status() {
+        None => (json!({ "status": "up" }), false),
+        Some(s) if s.healthy() => (json!({ "status": "up" }), false),
+        Some(s) if s.spooling() => (
+            json!({ "status": "degraded", "detail": "the audit trail cannot be written: events go to the spool" }),
+            false,
+        ),
+        Some(_) => (
+            json!({ "status": "down", "detail": "the audit trail cannot be written: what must be traced is refused" }),
+            config.on_failure == OnFailure::FailClosed,
+        ),
+    }
+}

@@ -1,0 +1,335 @@
+//! `vigie audit verify`: reads a trail (one or more files as one stream: the trail, then its
+//! spool) and its signed checkpoints, and names the first broken record — its file, line and
+//! sequence number, and what is wrong: an edited record (its hash), a removed or moved one (the
+//! sequence), a changed one (the next record's link), a rewrite or a cut tail (the checkpoints),
+//! a forged checkpoint (its signature).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::chain::{self, GENESIS};
+use super::note::{Checkpoint, Verifier};
+
+/// Where the trail breaks first.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Broken {
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// The record's sequence number, when it has one.
+    pub seq: Option<u64>,
+    pub what: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if let Some(seq) = self.seq {
+            write!(f, "record seq {seq}: ")?;
+        }
+        f.write_str(&self.what)
+    }
+}
+
+/// A trail that verified.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub records: u64,
+    /// Sequence number of the last record.
+    pub last: u64,
+    /// Lines before the chain began (a trail written by a Vigie without the chain).
+    pub unchained: u64,
+    /// Checkpoints whose signature verified and whose head matched the trail.
+    pub checkpoints: usize,
+    /// The last record a checkpoint covers.
+    pub covered: u64,
+    /// Bytes of a half-written last line (a crash while writing it).
+    pub torn: u64,
+}
+
+struct Signed {
+    checkpoint: Checkpoint,
+    file: PathBuf,
+    line: usize,
+}
+
+fn unreadable(file: &Path, what: &str, e: &std::io::Error) -> Broken {
+    Broken { file: file.to_path_buf(), line: 0, seq: None, what: format!("cannot read the {what}: {e}") }
+}
+
+/// Reads and checks the checkpoints of `files`: JSON lines `{"checkpoint": note}` as the writer
+/// keeps them, or a file that is one note (a witness's copy).
+fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<BTreeMap<u64, Vec<Signed>>, Broken> {
+    let mut by_size: BTreeMap<u64, Vec<Signed>> = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read(file)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| unreadable(file, "checkpoints", &e))?;
+        let notes: Vec<(usize, String)> = if text.starts_with('{') {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(i, l)| {
+                    let note = serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v["checkpoint"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    (i + 1, note)
+                })
+                .collect()
+        } else {
+            vec![(1, text)]
+        };
+        for (line, note) in notes {
+            let checkpoint = key.open(&note).map_err(|e| Broken {
+                file: file.clone(),
+                line,
+                seq: None,
+                what: format!("checkpoint: {e}"),
+            })?;
+            by_size.entry(checkpoint.size).or_default().push(Signed { checkpoint, file: file.clone(), line });
+        }
+    }
+    Ok(by_size)
+}
+
+/// Checks `trail` (its files in order, as one stream) against the checkpoints in
+/// `checkpoint_files`, signed by `key` (no key: the chain alone).
+pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Verifier>) -> Result<Report, Broken> {
+    let signed = match key {
+        Some(key) => checkpoints(checkpoint_files, key)?,
+        None => BTreeMap::new(),
+    };
+    let mut report = Report::default();
+    // The record before: its sequence number, hash, file and line.
+    let mut before: Option<(u64, [u8; 32], &Path, usize)> = None;
+    for file in trail {
+        let bytes = std::fs::read(file).map_err(|e| unreadable(file, "trail", &e))?;
+        if bytes.is_empty() {
+            continue;
+        }
+        // A last line without its newline is a record the process was writing when it died:
+        // never acknowledged, cut off by the writer at its next start. Not a break; said apart.
+        let lines = match bytes.strip_suffix(b"\n") {
+            Some(whole) => whole,
+            None => {
+                let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                report.torn = (bytes.len() - end) as u64;
+                bytes[..end.saturating_sub(1)].as_ref()
+            }
+        };
+        if lines.is_empty() && bytes.last() != Some(&b'\n') {
+            continue;
+        }
+        for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
+            let at = |seq: Option<u64>, what: String| Broken { file: file.clone(), line: i + 1, seq, what };
+            let Some(record) = chain::open(line) else {
+                let legacy =
+                    before.is_none() && serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v.is_object());
+                if legacy {
+                    report.unchained += 1;
+                    continue;
+                }
+                return Err(at(None, "not a sealed audit record: inserted, cut or mangled".into()));
+            };
+            if !record.intact {
+                return Err(at(Some(record.seq), "its content does not match its hash: the record was edited".into()));
+            }
+            let expected = before.map_or(1, |(seq, ..)| seq + 1);
+            if record.seq != expected {
+                let what = if record.seq > expected {
+                    format!("expected seq {expected} here: seq {expected}..{} removed or moved", record.seq - 1)
+                } else {
+                    format!("expected seq {expected} here: records out of order (moved or replayed)")
+                };
+                return Err(at(Some(record.seq), what));
+            }
+            let prev = before.map_or(GENESIS, |(_, hash, ..)| hash);
+            if record.prev != prev {
+                return Err(match before {
+                    Some((seq, _, f, l)) => Broken {
+                        file: f.to_path_buf(),
+                        line: l,
+                        seq: Some(seq),
+                        what: "the record after it does not link to it: this record was changed".into(),
+                    },
+                    None => at(Some(record.seq), "the first record does not start a chain".into()),
+                });
+            }
+            for s in signed.get(&record.seq).into_iter().flatten() {
+                if s.checkpoint.head != record.hash {
+                    return Err(at(
+                        Some(record.seq),
+                        format!(
+                            "differs from the checkpoint of {} ({}:{}): the trail up to here was rewritten",
+                            s.checkpoint.time,
+                            s.file.display(),
+                            s.line
+                        ),
+                    ));
+                }
+                report.checkpoints += 1;
+                report.covered = record.seq;
+            }
+            report.records += 1;
+            report.last = record.seq;
+            before = Some((record.seq, record.hash, file, i + 1));
+        }
+    }
+    if let Some((size, list)) = signed.range(report.last + 1..).next() {
+        let s = &list[0];
+        let (file, line) =
+            before.map_or((trail.first().cloned().unwrap_or_default(), 0), |(_, _, f, l)| (f.to_path_buf(), l));
+        return Err(Broken {
+            file,
+            line,
+            seq: Some(report.last),
+            what: format!(
+                "the trail ends here but the checkpoint of {} ({}:{}) covers seq {size}: records {}..{size} were removed",
+                s.checkpoint.time,
+                s.file.display(),
+                s.line,
+                report.last + 1
+            ),
+        });
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::chain::Link;
+    use super::super::note::Signer;
+    use super::*;
+
+    /// A trail of `n` records with a checkpoint at `checkpoint_at`, in a directory of its own.
+    struct Trail {
+        dir: PathBuf,
+        lines: Vec<String>,
+        signer: Signer,
+    }
+
+    impl Trail {
+        fn new(name: &str, n: u64, checkpoint_at: &[u64]) -> Self {
+            let dir = std::env::temp_dir().join(format!("vigie-verify-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let signer = Signer::from_pem("vigie.test/audit", &Signer::generate_pem().unwrap()).unwrap();
+            let mut link = Link::default();
+            let mut lines = Vec::new();
+            let mut notes = String::new();
+            for i in 1..=n {
+                lines.push(link.seal(&format!(r#"{{"kind":"login","outcome":"failure","reason":"event {i}"}}"#)));
+                if checkpoint_at.contains(&i) {
+                    notes.push_str(&format!("{}\n", serde_json::json!({"checkpoint": signer.checkpoint(&link, "t")})));
+                }
+            }
+            std::fs::write(dir.join("trail.checkpoints"), notes).unwrap();
+            Self { dir, lines, signer }
+        }
+
+        fn check(&self) -> Result<Report, Broken> {
+            std::fs::write(self.dir.join("trail"), self.lines.concat()).unwrap();
+            let key = Verifier::parse(&self.signer.verifier_key()).unwrap();
+            verify(&[self.dir.join("trail")], &[self.dir.join("trail.checkpoints")], Some(&key))
+        }
+    }
+
+    impl Drop for Trail {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn an_untouched_trail_verifies_with_its_checkpoints() {
+        let t = Trail::new("intact", 10, &[5, 10]);
+        assert_eq!(
+            t.check().unwrap(),
+            Report { records: 10, last: 10, unchained: 0, checkpoints: 2, covered: 10, torn: 0 }
+        );
+    }
+
+    #[test]
+    fn a_half_written_last_line_is_reported_apart_not_as_a_break() {
+        let mut t = Trail::new("torn", 10, &[10]);
+        let half = r#"{"seq":11,"prev":"ab"#;
+        t.lines.push(half.into());
+        let r = t.check().unwrap();
+        assert_eq!((r.records, r.torn), (10, half.len() as u64));
+    }
+
+    /// A trail of 10 records checkpointed at `checkpoint_at`, tampered with by `tamper`: verify
+    /// must name `line` (1-based) and `seq`, saying `says`.
+    fn named(checkpoint_at: u64, tamper: impl FnOnce(&mut Vec<String>), line: usize, seq: u64, says: &str) {
+        let mut t = Trail::new(&format!("{says}-{line}").replace(['.', ' '], "_"), 10, &[checkpoint_at]);
+        tamper(&mut t.lines);
+        let b = t.check().unwrap_err();
+        assert_eq!((b.line, b.seq), (line, Some(seq)), "{b}");
+        assert!(b.what.contains(says), "{b}");
+    }
+
+    #[test]
+    fn a_deleted_line_is_named() {
+        named(10, |l| drop(l.remove(3)), 4, 5, "seq 4..4 removed");
+    }
+
+    #[test]
+    fn two_swapped_lines_are_named() {
+        named(10, |l| l.swap(5, 6), 6, 7, "expected seq 6 here");
+    }
+
+    #[test]
+    fn an_edited_field_is_named() {
+        named(10, |l| l[2] = l[2].replace("failure", "success"), 3, 3, "edited");
+    }
+
+    #[test]
+    fn an_edit_with_its_hash_recomputed_is_named_by_the_next_link() {
+        let rehash = |l: &mut Vec<String>| {
+            let edited = l[2].replace("failure", "success");
+            let body = &edited[..edited.rfind(chain::HASH_MARK).unwrap()];
+            l[2] = format!("{body}{}{}\"}}\n", chain::HASH_MARK, chain::hex(&chain::sha256(body.as_bytes())));
+        };
+        named(10, rehash, 3, 3, "changed");
+    }
+
+    #[test]
+    fn a_tail_cut_after_a_checkpoint_is_named() {
+        named(8, |l| l.truncate(6), 6, 6, "records 7..8 were removed");
+    }
+
+    #[test]
+    fn a_whole_rewrite_is_caught_by_the_checkpoint() {
+        let mut t = Trail::new("rewritten", 10, &[10]);
+        let mut link = Link::default();
+        for (i, line) in t.lines.iter_mut().enumerate() {
+            *line = link.seal(&format!(r#"{{"kind":"login","outcome":"success","reason":"event {}"}}"#, i + 1));
+        }
+        let b = t.check().unwrap_err();
+        assert_eq!((b.line, b.seq), (10, Some(10)), "{b}");
+        assert!(b.what.contains("rewritten"), "{b}");
+    }
+
+    #[test]
+    fn a_forged_checkpoint_is_named() {
+        let t = Trail::new("forged", 10, &[5]);
+        let forger = Signer::from_pem("vigie.test/audit", &Signer::generate_pem().unwrap()).unwrap();
+        let mut notes = std::fs::read_to_string(t.dir.join("trail.checkpoints")).unwrap();
+        let forged = forger.checkpoint(&Link { seq: 10, head: [1; 32] }, "t");
+        // The forger's signature under the real key's id: what someone without the key can do.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let real_id = t.signer.verifier_key().split('+').nth(1).unwrap().to_string();
+        let (text, sig) = forged.trim_end().rsplit_once(' ').unwrap();
+        let mut sig = b64.decode(sig).unwrap();
+        for (i, byte) in sig[..4].iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&real_id[2 * i..2 * i + 2], 16).unwrap();
+        }
+        let forged = format!("{text} {}\n", b64.encode(sig));
+        notes.push_str(&format!("{}\n", serde_json::json!({ "checkpoint": forged })));
+        std::fs::write(t.dir.join("trail.checkpoints"), notes).unwrap();
+        let b = t.check().unwrap_err();
+        assert_eq!((b.file.file_name().unwrap().to_str().unwrap(), b.line), ("trail.checkpoints", 2), "{b}");
+        assert!(b.what.contains("does not verify"), "{b}");
+    }
+}

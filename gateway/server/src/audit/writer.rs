@@ -1,0 +1,490 @@
+//! The file trail's writer: one background thread seals each event into the hash chain
+//! (`chain`), writes what is queued as one batch and syncs it once (group commit), then answers
+//! the callers that wait for their event to be on disk (`AuditSink::record_acked`: logins, token
+//! issues, admin acts) and signs a checkpoint every `checkpoint_every` records or
+//! `checkpoint_secs` seconds (`note`). A failed write is counted, the trail marked unhealthy
+//! (`vigie_audit_healthy`, `/readyz`), the file cut back to its last whole record and the batch
+//! kept and tried again — or, with `on_failure = "spool"`, written to the spool file, where the
+//! chain goes on. The queue is written out before the process ends.
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vigie_core::audit::{Ack, AuditEvent, AuditSink};
+
+use super::chain::{self, Link};
+use super::note::Signer;
+
+/// The longest a flush waits for the writer: a stop must not hang on a dead disk.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+/// How often a failed batch is tried again.
+const RETRY: Duration = Duration::from_millis(500);
+/// Records kept for a retry while the disk refuses them; past it the oldest are counted lost
+/// (`vigie_audit_dropped_total`) and logged: memory is not a trail either.
+const MAX_PENDING: usize = 100_000;
+
+enum Message {
+    Event(String, Option<Ack>),
+    /// Answered once every event queued before it is written and synced.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Where the writer is, for the health check and the metrics.
+#[derive(Default)]
+pub struct Status {
+    write_errors: AtomicU64,
+    broken: AtomicBool,
+    spooling: AtomicBool,
+}
+
+impl Status {
+    /// Writes and syncs that failed since the start.
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// False while the last batch could not be written to the trail.
+    pub fn healthy(&self) -> bool {
+        !self.broken.load(Ordering::Relaxed)
+    }
+
+    /// True once the trail's disk failed and events go to the spool.
+    pub fn spooling(&self) -> bool {
+        self.spooling.load(Ordering::Relaxed)
+    }
+
+    fn set_broken(&self, broken: bool) {
+        self.broken.store(broken, Ordering::Relaxed);
+        metrics::gauge!("vigie_audit_healthy").set(if broken { 0.0 } else { 1.0 });
+    }
+}
+
+/// Signed checkpoints: the key, how often, where.
+pub struct Checkpoints {
+    pub signer: Signer,
+    pub every: u64,
+    pub interval: Duration,
+    /// `<trail>.checkpoints`: one JSON line `{"checkpoint": "<signed note>"}` each.
+    pub log: PathBuf,
+    /// The latest note alone, replaced at each checkpoint (a copy an outside witness keeps).
+    pub witness: Option<PathBuf>,
+}
+
+/// How the writer behaves: checkpoints, and where the events go when the trail cannot be written.
+#[derive(Default)]
+pub struct Options {
+    pub checkpoints: Option<Checkpoints>,
+    pub spool: Option<PathBuf>,
+}
+
+enum Out {
+    Stdout,
+    File { file: std::fs::File, path: PathBuf, len: u64 },
+}
+
+impl Out {
+    fn file(path: PathBuf) -> std::io::Result<(Self, Link)> {
+        let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
+        let r = chain::resume(&mut file)?;
+        if r.torn > 0 {
+            tracing::warn!(path = %path.display(), bytes = r.torn, "the audit trail ended in half a record (a crash while writing it, never acknowledged): cut off");
+            file.set_len(r.len)?;
+        }
+        Ok((Out::File { file, path, len: r.len }, r.link))
+    }
+
+    /// Appends the batch and syncs it: on disk, not only in the page cache. Another process
+    /// (a maintenance command: `audit::append_now`) may append between two batches under the
+    /// same lock: then the chain is picked up again from its record and the batch sealed anew.
+    fn write(&mut self, link: &mut Link, pending: &mut [Pending]) -> std::io::Result<()> {
+        match self {
+            Out::Stdout => {
+                let mut out = std::io::stdout().lock();
+                for p in pending.iter() {
+                    out.write_all(p.line.as_bytes())?;
+                }
+                out.flush()
+            }
+            Out::File { file, path: _, len } => {
+                file.lock()?;
+                let result = (|| {
+                    if file.metadata()?.len() != *len {
+                        let r = chain::resume(file)?;
+                        *len = r.len;
+                        *link = r.link;
+                        for p in pending.iter_mut() {
+                            p.line = link.seal(&p.json);
+                        }
+                    }
+                    let batch: String = pending.iter().map(|p| p.line.as_str()).collect();
+                    let written = file.write_all(batch.as_bytes()).and_then(|()| file.sync_data());
+                    match written {
+                        Ok(()) => *len += batch.len() as u64,
+                        // Half a batch must not stay: the retry would chain after a torn line.
+                        Err(_) => {
+                            let _ = file.set_len(*len);
+                        }
+                    }
+                    written
+                })();
+                let _ = file.unlock();
+                result
+            }
+        }
+    }
+
+    fn path(&self) -> Option<&PathBuf> {
+        match self {
+            Out::Stdout => None,
+            Out::File { path, .. } => Some(path),
+        }
+    }
+}
+
+/// An event sealed into the chain, waiting for its batch to reach the disk.
+struct Pending {
+    json: String,
+    line: String,
+    ack: Option<Ack>,
+}
+
+pub struct JsonLinesAudit {
+    tx: Option<mpsc::SyncSender<Message>>,
+    writer: Option<JoinHandle<()>>,
+    status: Arc<Status>,
+}
+
+impl JsonLinesAudit {
+    /// `-` writes to standard output; anything else is a file opened for append, its chain
+    /// picked up from its last record.
+    pub fn open(target: &str) -> std::io::Result<Self> {
+        Self::open_with(target, Options::default())
+    }
+
+    pub fn open_with(target: &str, options: Options) -> std::io::Result<Self> {
+        let (mut out, mut link) =
+            if target == "-" { (Out::Stdout, Link::default()) } else { Out::file(target.into())? };
+        // A spool left by an earlier failure holds the chain's end: go on there until an
+        // operator has moved it back onto the trail (docs/audit.md, "When the disk fails").
+        if let Some(spool) = options.spool.as_ref().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) {
+            tracing::error!(spool = %spool.display(), "the audit spool holds records: writing there until it is appended to the trail (docs/audit.md)");
+            (out, link) = Out::file(spool.clone())?;
+        }
+        let (tx, rx) = mpsc::sync_channel::<Message>(8192);
+        let status = Arc::new(Status::default());
+        status.set_broken(false);
+        let mut writer = Writer { out, link, pending: Vec::new(), status: status.clone(), options, checkpointed: 0 };
+        let thread = std::thread::Builder::new().name("vigie-audit".into()).spawn(move || writer.run(&rx))?;
+        Ok(Self { tx: Some(tx), writer: Some(thread), status })
+    }
+
+    /// The writer's state, for `/readyz` and the login gate.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// Writes and syncs that failed since the start.
+    pub fn write_errors(&self) -> u64 {
+        self.status.write_errors()
+    }
+
+    fn send(&self, event: &AuditEvent, ack: Option<Ack>) {
+        let json = serde_json::to_string(event).unwrap_or_default();
+        // A full queue waits rather than drops: an audit trail with holes is worth little.
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Message::Event(json, ack)).map_err(|mpsc::SendError(m)| m),
+            None => Err(Message::Event(json, ack)),
+        };
+        if let Err(Message::Event(_, ack)) = sent {
+            tracing::error!("audit writer has stopped: an audit event was lost");
+            metrics::counter!("vigie_audit_dropped_total").increment(1);
+            if let Some(ack) = ack {
+                ack(false);
+            }
+        }
+    }
+
+    /// Waits up to [`FLUSH_WAIT`] for the writer to confirm that every event queued so far is
+    /// written and synced: a stop must not hang on a dead disk.
+    fn written_out(&self) -> bool {
+        let (ack, done) = mpsc::sync_channel(1);
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(Message::Flush(ack)).is_ok());
+        let confirmed = sent && done.recv_timeout(FLUSH_WAIT).is_ok();
+        if !confirmed {
+            tracing::error!("the audit writer did not confirm its queue was written: audit events may be lost");
+        }
+        confirmed
+    }
+}
+
+impl AuditSink for JsonLinesAudit {
+    fn record(&self, event: &AuditEvent) {
+        self.send(event, None);
+    }
+
+    fn record_acked(&self, event: &AuditEvent, ack: Ack) {
+        self.send(event, Some(ack));
+    }
+
+    fn flush(&self) {
+        self.written_out();
+    }
+}
+
+impl Drop for JsonLinesAudit {
+    /// Waits (bounded) for the writer to write out what it holds, then closes the queue; the
+    /// writer thread is joined only once it has confirmed, so a dead disk cannot hang the stop.
+    fn drop(&mut self) {
+        let confirmed = self.written_out();
+        self.tx.take();
+        if let Some(writer) = self.writer.take().filter(|_| confirmed) {
+            let _ = writer.join();
+        }
+    }
+}
+
+struct Writer {
+    out: Out,
+    link: Link,
+    pending: Vec<Pending>,
+    status: Arc<Status>,
+    options: Options,
+    /// The sequence number the last checkpoint covers.
+    checkpointed: u64,
+}
+
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<Message>) {
+        let mut last_checkpoint = Instant::now();
+        loop {
+            let wait = if self.pending.is_empty() {
+                self.options.checkpoints.as_ref().map_or(Duration::from_secs(3600), |c| c.interval)
+            } else {
+                RETRY
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut flushes = Vec::new();
+            let mut next = first;
+            while let Some(message) = next {
+                match message {
+                    Message::Event(json, ack) => {
+                        let line = self.link.seal(&json);
+                        self.pending.push(Pending { json, line, ack });
+                    }
+                    Message::Flush(ack) => flushes.push(ack),
+                }
+                next = rx.try_recv().ok();
+            }
+            self.write_pending();
+            let due = self.options.checkpoints.as_ref().is_some_and(|c| {
+                self.link.seq >= self.checkpointed + c.every || last_checkpoint.elapsed() >= c.interval
+            });
+            if due && self.pending.is_empty() && self.link.seq > self.checkpointed {
+                self.checkpoint();
+                last_checkpoint = Instant::now();
+            }
+            for ack in flushes {
+                let _ = ack.send(());
+            }
+        }
+        self.write_pending();
+        if self.pending.is_empty() && self.link.seq > self.checkpointed {
+            self.checkpoint();
+        }
+    }
+
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let result = self.out.write(&mut self.link, &mut self.pending);
+        let result = match (result, self.options.spool.clone()) {
+            (Err(e), Some(spool)) if !self.status.spooling() => {
+                self.failed(&e, self.pending.len());
+                tracing::error!(spool = %spool.display(), "audit trail unwritable: events go to the spool from now on (docs/audit.md)");
+                self.status.spooling.store(true, Ordering::Relaxed);
+                self.spool(spool)
+            }
+            (r, _) => r,
+        };
+        match result {
+            Ok(()) => {
+                if !self.status.spooling() {
+                    self.status.set_broken(false);
+                }
+                for p in self.pending.drain(..) {
+                    if let Some(ack) = p.ack {
+                        ack(true);
+                    }
+                }
+            }
+            Err(e) => {
+                self.failed(&e, self.pending.len());
+                // The callers waiting are answered now (refused); their events stay for the retry.
+                for p in &mut self.pending {
+                    if let Some(ack) = p.ack.take() {
+                        ack(false);
+                    }
+                }
+                if self.pending.len() > MAX_PENDING {
+                    let lost = self.pending.len() - MAX_PENDING;
+                    tracing::error!(
+                        lost,
+                        "the audit trail has been unwritable too long: the oldest pending events are lost"
+                    );
+                    metrics::counter!("vigie_audit_dropped_total").increment(lost as u64);
+                    // Dropping from the front would break the chain of the rest: seal them anew.
+                    self.pending.drain(..lost);
+                    self.reseal();
+                }
+            }
+        }
+    }
+
+    /// The chain from the last record on disk through what is still pending.
+    fn reseal(&mut self) {
+        let Some(path) = self.out.path().cloned() else { return };
+        if let Ok((out, link)) = Out::file(path) {
+            (self.out, self.link) = (out, link);
+            for p in &mut self.pending {
+                p.line = self.link.seal(&p.json);
+            }
+        }
+    }
+
+    fn spool(&mut self, path: PathBuf) -> std::io::Result<()> {
+        // The spool continues the chain the trail's disk could not take: its first record's
+        // `prev` is the trail's last hash, so the two verify as one (`vigie audit verify TRAIL SPOOL`).
+        let file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
+        let len = file.metadata()?.len();
+        self.out = Out::File { file, path, len };
+        let mut link = self.link;
+        let result = self.out.write(&mut link, &mut self.pending);
+        self.link = link;
+        result
+    }
+
+    fn failed(&self, e: &std::io::Error, events: usize) {
+        self.status.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.status.set_broken(true);
+        metrics::counter!("vigie_audit_write_errors_total").increment(1);
+        tracing::error!(error = %e, events, "the audit trail could not be written: check `audit.file` and its disk");
+    }
+
+    fn checkpoint(&mut self) {
+        let Some(c) = &self.options.checkpoints else { return };
+        let note = c.signer.checkpoint(&self.link, &crate::rfc3339_now());
+        let line = format!("{}\n", serde_json::json!({ "checkpoint": note }));
+        let logged = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&c.log)
+            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()));
+        let witnessed = c.witness.as_ref().map_or(Ok(()), |w| {
+            let tmp = w.with_extension("tmp");
+            std::fs::write(&tmp, &note).and_then(|()| std::fs::rename(&tmp, w))
+        });
+        match logged.and(witnessed) {
+            Ok(()) => {
+                self.checkpointed = self.link.seq;
+                metrics::counter!("vigie_audit_checkpoints_total").increment(1);
+            }
+            Err(e) => self.failed(&e, 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::audit::AuditKind;
+
+    fn event(i: usize) -> AuditEvent {
+        AuditEvent { kind: Some(AuditKind::Login), reason: Some(format!("event {i}")), ..Default::default() }
+    }
+
+    fn fresh(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("vigie-audit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// A sink on a fresh file of its own, with `n` events recorded.
+    fn filled(name: &str, n: usize) -> (PathBuf, JsonLinesAudit) {
+        let path = fresh(name);
+        let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
+        for i in 0..n {
+            sink.record(&event(i));
+        }
+        (path, sink)
+    }
+
+    #[test]
+    fn the_queue_is_written_out_before_the_sink_goes() {
+        let (path, sink) = filled("drop", 20_000);
+        drop(sink);
+        let written = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(written.lines().count(), 20_000, "queued audit events were lost at the end");
+        assert!(written.lines().last().unwrap().contains("event 19999"));
+    }
+
+    #[test]
+    fn a_flush_returns_once_every_recorded_event_is_on_disk() {
+        let (path, sink) = filled("flush", 5_000);
+        sink.flush();
+        let written = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(written.lines().count(), 5_000);
+        assert_eq!(sink.write_errors(), 0);
+    }
+
+    #[test]
+    fn failed_writes_are_counted_not_ignored_and_acked_as_failed() {
+        // /dev/full accepts the open and refuses every write with ENOSPC.
+        let sink = JsonLinesAudit::open("/dev/full").unwrap();
+        let (tx, rx) = mpsc::channel();
+        sink.record(&event(1));
+        sink.record_acked(&event(2), Box::new(move |ok| tx.send(ok).unwrap()));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(30)),
+            Ok(false),
+            "a caller waiting was told its event is not written"
+        );
+        assert!(sink.write_errors() >= 1, "{} write errors counted", sink.write_errors());
+        assert!(!sink.status().healthy());
+    }
+
+    #[test]
+    fn an_ack_comes_once_the_event_is_on_disk() {
+        let path = fresh("ack");
+        let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        sink.record_acked(&event(7), Box::new(move |ok| tx.send(ok).unwrap()));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
+        let written = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(written.contains("event 7"), "acknowledged before it was written: {written:?}");
+    }
+
+    #[test]
+    fn a_reopened_trail_continues_its_chain() {
+        let (path, sink) = filled("reopen", 3);
+        drop(sink);
+        let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
+        sink.record(&event(3));
+        drop(sink);
+        let written = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let records: Vec<_> = written.lines().map(|l| chain::open(l.as_bytes()).unwrap()).collect();
+        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(records[3].prev, records[2].hash);
+    }
+}

@@ -1,0 +1,239 @@
+//! The audit trail against the real binary (docs/audit.md): the chain and the signed checkpoints
+//! of a live gateway verified by `vigie audit verify`, which names a removed line; every login a
+//! client saw succeed is in the trail after a SIGKILL under load; a full disk (a real tmpfs of a
+//! few KiB, in a mount namespace of our own: `unshare -rm`) refuses logins with a 503 and the
+//! replica goes not ready (fail closed), then recovers when space is back; or spools.
+use crate::common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// `vigie audit verify` on `files`: exit status and standard output.
+fn verify(key: &Path, files: &[PathBuf]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--key"])
+        .arg(key)
+        .args(files)
+        .output()
+        .expect("running vigie audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn verifier_key(gw: &Gateway) -> PathBuf {
+    gw.data_dir.join("audit-checkpoint.pem.pub")
+}
+
+/// A card login as the demo médecin to `demo-dpi`: the final response of `/login/cps`.
+async fn card_login(gw: &Gateway) -> Resp {
+    let mut browser = gw.browser_with_demo_card("demo.medecin");
+    let a = Authz::new(gw, "demo-dpi");
+    let r = browser.authorize(&a).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a login flow");
+    browser.get(&format!("/login/cps?flow={flow}")).await
+}
+
+fn trail(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn logins_in(lines: &[Value]) -> HashSet<String> {
+    lines
+        .iter()
+        .filter(|l| l["kind"] == "login" && l["outcome"] == "success")
+        .filter_map(|l| l["request_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_live_trail_verifies_with_its_checkpoints_and_a_removed_line_is_named() {
+    let gw = Gateway::start(&[("VIGIE_AUDIT__CHECKPOINT_EVERY", "3")]).await;
+    for _ in 0..3 {
+        let done = card_login(&gw).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+    }
+    let lines = gw.settled_audit().await;
+    assert!(lines.iter().all(|l| l["seq"].is_u64() && l["hash"].is_string()), "every line is sealed: {lines:#?}");
+    let file = gw.data_dir.join("audit.jsonl");
+    let checkpoints =
+        std::fs::read_to_string(gw.data_dir.join("audit.jsonl.checkpoints")).expect("checkpoints beside the trail");
+    assert!(checkpoints.contains("\\n\\n\u{2014} vigie.demo/audit "), "a signed note: {checkpoints}");
+
+    let (status, out) = verify(&verifier_key(&gw), std::slice::from_ref(&file));
+    assert_eq!(status, 0, "{out}");
+    assert!(out.starts_with("intact: "), "{out}");
+    assert!(!out.contains(" 0 checkpoints verified"), "the checkpoints are checked: {out}");
+
+    let copy = gw.data_dir.join("copy.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let kept: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| l).collect();
+    std::fs::write(&copy, format!("{}\n", kept.join("\n"))).unwrap();
+    let (status, out) = verify(&verifier_key(&gw), &[copy]);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("copy.jsonl:2: record seq 3: expected seq 2 here"), "{out}");
+}
+
+#[tokio::test]
+async fn every_login_a_client_saw_succeed_is_in_the_trail_after_a_sigkill() {
+    // Outside the data directory: the harness removes that one when `vigie` dies of SIGKILL.
+    let dir = mount_point("sigkill");
+    let file = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&file);
+    let gw = Gateway::start(&[("VIGIE_AUDIT__FILE", file.to_str().unwrap())]).await;
+    let key = dir.join("verifier.pub");
+    std::fs::copy(verifier_key(&gw), &key).unwrap();
+    let pid = gw.gateway_pid();
+    let killed = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::sync::Mutex::new(HashSet::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client = |_| async {
+        while !killed.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+            let browser = gw.browser_with_demo_card("demo.medecin");
+            let a = Authz::new(&gw, "demo-dpi");
+            let r = match browser.http.get(a.url(&gw)).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("authorize: {e}");
+                    break;
+                }
+            };
+            let Some(location) = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned) else {
+                break;
+            };
+            // The login answers only the browser that started it: its binding cookie goes back.
+            let cookies: Vec<String> = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|c| c.to_str().ok()?.split(';').next().map(str::to_owned))
+                .collect();
+            let flow = query_of(&format!("https://x{location}")).get("flow").cloned().unwrap_or_default();
+            let login =
+                browser.http.get(gw.url(&format!("/login/cps?flow={flow}"))).header("cookie", cookies.join("; "));
+            let Ok(r) = login.send().await else { break };
+            if r.status() != 303 {
+                eprintln!("login answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+                continue;
+            }
+            {
+                let id =
+                    r.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("a request id").to_owned();
+                seen.lock().unwrap().insert(id);
+            }
+        }
+    };
+    let kill = async {
+        // SIGKILL once the load has run a while: logins are in flight at that moment.
+        while seen.lock().unwrap().len() < 20 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // SAFETY: kill(2) on the pid of the `vigie serve` this test started.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+        killed.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    tokio::join!(futures_util::future::join_all((0..6).map(client)), kill);
+    let seen = seen.into_inner().unwrap();
+    eprintln!("{} logins seen succeed before the SIGKILL", seen.len());
+    assert!(seen.len() >= 20, "the load ran: {} logins", seen.len());
+    let written = logins_in(&trail(&file));
+    let missing: Vec<_> = seen.difference(&written).collect();
+    assert!(missing.is_empty(), "{} logins answered as successful are not in the trail: {missing:?}", missing.len());
+    let (status, out) = verify(&key, &[file]);
+    assert_eq!(status, 0, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A mount namespace with a tmpfs of `kib` KiB at `mnt`, filled up by `mnt/filler`; `vigie`
+/// runs inside. Needs unprivileged user namespaces (Debian and Ubuntu allow them by default).
+fn full_tmpfs(mnt: &Path, kib: u32) -> Vec<String> {
+    let ok = Command::new("unshare").args(["-rm", "true"]).status().is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test mounts a small tmpfs in a user namespace of its own: `unshare -rm` (util-linux) must work for this user (sysctl kernel.unprivileged_userns_clone=1)"
+    );
+    let script = format!(
+        "mount -t tmpfs -o size={kib}k tmpfs \"$0\" && dd if=/dev/zero of=\"$0/filler\" bs=1k count={kib} 2>/dev/null; exec \"$@\""
+    );
+    ["unshare", "-rm", "sh", "-c", &script, &mnt.display().to_string()].map(String::from).to_vec()
+}
+
+/// `mnt` as the gateway sees it (its mount namespace): through /proc.
+fn inside(gw: &Gateway, mnt: &Path, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/root{}/{name}", gw.gateway_pid(), mnt.display()))
+}
+
+/// A demo gateway whose trail is `mnt/audit.jsonl` on a full 64 KiB tmpfs, with `env`.
+async fn on_a_full_disk(mnt: &Path, env: &[(&str, &str)]) -> Gateway {
+    let wrapper = full_tmpfs(mnt, 64);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let file = format!("{}/audit.jsonl", mnt.display());
+    let mut env = env.to_vec();
+    env.push(("VIGIE_AUDIT__FILE", &file));
+    Gateway::start_wrapped(&env, &wrapper).await
+}
+
+async fn readyz(gw: &Gateway) -> (u16, Value) {
+    let r = gw.http().get(gw.url("/readyz")).send().await.expect("/readyz");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn mount_point(name: &str) -> PathBuf {
+    let mnt = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-audit-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&mnt).unwrap();
+    mnt
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_logins_and_the_replica_goes_not_ready_until_space_is_back() {
+    let mnt = mount_point("closed");
+    let gw = on_a_full_disk(&mnt, &[]).await;
+
+    let refused = card_login(&gw).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("Audit trail unavailable"), "{}", refused.body);
+    assert!(refused.set_cookie("__Host-vigie-session").is_none(), "no session handed out without its trace");
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (503, &Value::from("down")), "{body}");
+    let metrics = gw.http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("vigie_audit_healthy 0"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("vigie_audit_write_errors_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    std::fs::remove_file(inside(&gw, &mnt, "filler")).expect("freeing the tmpfs");
+    let ready = eventually(30, || async { (readyz(&gw).await.0 == 200).then_some(()) }).await;
+    assert!(ready.is_some(), "ready again once the trail is written: {}", readyz(&gw).await.1);
+    let done = card_login(&gw).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let lines = trail(&inside(&gw, &mnt, "audit.jsonl"));
+    let id = done.header("x-request-id").unwrap();
+    assert!(logins_in(&lines).contains(id), "the login is in the trail: {lines:#?}");
+    let (status, out) = verify(&verifier_key(&gw), &[inside(&gw, &mnt, "audit.jsonl")]);
+    assert_eq!(status, 0, "{out}");
+}
+
+#[tokio::test]
+async fn a_full_disk_spools_when_configured_and_the_spool_continues_the_chain() {
+    let mnt = mount_point("spool");
+    let spool = mnt.with_extension("spool.jsonl");
+    let _ = std::fs::remove_file(&spool);
+    let gw =
+        on_a_full_disk(&mnt, &[("VIGIE_AUDIT__ON_FAILURE", "spool"), ("VIGIE_AUDIT__SPOOL", spool.to_str().unwrap())])
+            .await;
+    let done = card_login(&gw).await;
+    assert_eq!(done.status, 303, "spooled, the login goes on: {}", done.body);
+    let id = done.header("x-request-id").unwrap();
+    assert!(logins_in(&trail(&spool)).contains(id), "the login is in the spool");
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("degraded")), "{body}");
+    let (status, out) = verify(&verifier_key(&gw), &[inside(&gw, &mnt, "audit.jsonl"), spool.clone()]);
+    assert_eq!(status, 0, "the trail and its spool are one chain: {out}");
+    let _ = std::fs::remove_file(&spool);
+}
