@@ -8,14 +8,18 @@
 //! O(1) cost per write.
 //!
 //! Entries are kept small, since a node holds one or two per live grant for as long as its
-//! refresh token lives: keys and values in boxed slices, expiry as milliseconds on the store's
-//! own clock, sets boxed; a shard's table is shrunk when a sweep leaves it mostly empty, so a
-//! burst of short-lived entries (login flows, codes) does not pin its peak size.
+//! refresh token lives (issue 15): an entry is one allocation, the key's bytes followed by the
+//! value's, plus a 32-byte slot in its shard's table (the expiry as milliseconds on the store's
+//! own clock, the key's length, the kind of value). A counter is its 8 bytes, a set its members
+//! one after the other, each after its length: no table of its own per set. A shard's table is
+//! shrunk when a sweep leaves it mostly empty, so a burst of short-lived entries (login flows,
+//! codes) does not pin its peak size.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,61 +51,135 @@ struct Shard(Mutex<ShardState>);
 
 #[derive(Debug, Default)]
 struct ShardState {
-    entries: HashMap<Box<str>, Entry>,
+    /// Entries are found by their key's bytes (`Entry: Borrow<[u8]>`).
+    entries: HashSet<Entry>,
     /// Writes since the last sweep.
     writes: usize,
     /// Writes allowed before the next sweep.
     sweep_after: usize,
 }
 
-/// 32 bytes, plus the key's 16 in the table: less than half the `String` / `Vec` / `Instant`
-/// layout (96 bytes a slot).
+/// 32 bytes of table and one allocation: a third of the `String` / `Vec` / `Instant` layout
+/// (96 bytes a slot and two allocations).
 #[derive(Debug)]
 struct Entry {
-    value: Value,
+    /// The key's bytes, then the value's.
+    data: Box<[u8]>,
     /// Milliseconds since the store's epoch.
     expires_at: u64,
+    key_len: u32,
+    kind: Kind,
 }
 
-#[derive(Debug)]
-enum Value {
-    Bytes(Box<[u8]>),
-    Counter(u64),
-    /// Boxed: a set is rare, and inline it would make every entry as large as a table.
-    #[allow(clippy::box_collection)]
-    Set(Box<HashSet<String>>),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bytes,
+    /// 8 bytes, little-endian.
+    Counter,
+    /// Members one after the other, each after its length (4 bytes, little-endian).
+    Set,
 }
 
 impl Entry {
+    fn new(key: &str, kind: Kind, value: &[u8], expires_at: u64) -> Self {
+        let mut data = Vec::with_capacity(key.len() + value.len());
+        data.extend_from_slice(key.as_bytes());
+        data.extend_from_slice(value);
+        // A key over 4 GiB cannot reach the store: the caller's request would not fit first.
+        let key_len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+        Self { data: data.into_boxed_slice(), expires_at, key_len, kind }
+    }
+
+    fn counter(key: &str, n: u64, expires_at: u64) -> Self {
+        Self::new(key, Kind::Counter, &n.to_le_bytes(), expires_at)
+    }
+
+    fn set(key: &str, members: &[&str], expires_at: u64) -> Self {
+        let mut value = Vec::new();
+        for m in members {
+            push_member(&mut value, m);
+        }
+        Self::new(key, Kind::Set, &value, expires_at)
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.data[..self.key_len as usize]
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.data[self.key_len as usize..]
+    }
+
     fn is_live(&self, now: u64) -> bool {
         now < self.expires_at
     }
-}
 
-impl Value {
+    fn count(&self) -> u64 {
+        let mut n = [0; 8];
+        n.copy_from_slice(&self.value()[..8]);
+        u64::from_le_bytes(n)
+    }
+
+    /// A set's members.
+    fn members(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.value();
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let (member, tail) = tail.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+            rest = tail;
+            Some(member)
+        })
+    }
+
     /// The value as `get` and `take` return it. A counter reads as its decimal digits, as with
     /// Redis, so that both adapters agree.
-    fn into_bytes(self, key: &str) -> Result<Vec<u8>, StoreError> {
-        match self {
-            Value::Bytes(bytes) => Ok(bytes.into_vec()),
-            Value::Counter(n) => Ok(n.to_string().into_bytes()),
-            Value::Set(_) => Err(wrong_type(key, "a set", "a value")),
+    fn bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self.kind {
+            Kind::Bytes => Ok(self.value().to_vec()),
+            Kind::Counter => Ok(self.count().to_string().into_bytes()),
+            Kind::Set => Err(wrong_type(key, "a set", "a value")),
         }
     }
 }
 
+fn push_member(value: &mut Vec<u8>, member: &str) {
+    // A member over 4 GiB cannot reach the store either.
+    value.extend_from_slice(&u32::try_from(member.len()).unwrap_or(u32::MAX).to_le_bytes());
+    value.extend_from_slice(member.as_bytes());
+}
+
+// An entry is its key in the table: hashed and compared as the key's bytes, so that a lookup by
+// `&[u8]` finds it (the `Borrow` contract).
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
 impl ShardState {
-    /// The live entry under `key`; an expired one is removed on the way.
-    fn live(&mut self, key: &str, now: u64) -> Option<&mut Entry> {
-        if self.entries.get(key).is_some_and(|e| !e.is_live(now)) {
-            self.entries.remove(key);
-        }
-        self.entries.get_mut(key)
+    /// The live entry under `key`, out of the table (to be put back changed); an expired one is
+    /// dropped on the way.
+    fn take_live(&mut self, key: &str, now: u64) -> Option<Entry> {
+        self.entries.take(key.as_bytes()).filter(|e| e.is_live(now))
     }
 
     /// The live entry under `key`, leaving an expired one for the sweep: reads take one lookup.
-    fn peek(&self, key: &str, now: u64) -> Option<&Value> {
-        self.entries.get(key).filter(|e| e.is_live(now)).map(|e| &e.value)
+    fn peek(&self, key: &str, now: u64) -> Option<&Entry> {
+        self.entries.get(key.as_bytes()).filter(|e| e.is_live(now))
     }
 
     /// Counts a write, and sweeps expired entries once enough writes have come in: the sweep
@@ -110,7 +188,7 @@ impl ShardState {
     fn wrote(&mut self, now: u64) {
         self.writes += 1;
         if self.writes >= self.sweep_after {
-            self.entries.retain(|_, e| e.is_live(now));
+            self.entries.retain(|e| e.is_live(now));
             let len = self.entries.len();
             if self.entries.capacity() > SHRINK_WHEN_ROOM_EXCEEDS * len.max(MIN_WRITES_BETWEEN_SWEEPS) {
                 self.entries.shrink_to(2 * len);
@@ -120,14 +198,10 @@ impl ShardState {
         }
     }
 
-    /// Stores `entry` under `key`, reusing the existing key allocation when there is one.
-    fn insert(&mut self, key: &str, entry: Entry) {
-        match self.entries.get_mut(key) {
-            Some(slot) => *slot = entry,
-            None => {
-                self.entries.insert(key.into(), entry);
-            }
-        }
+    /// Stores `entry`, replacing whatever its key held.
+    fn insert(&mut self, entry: Entry, now: u64) {
+        self.entries.replace(entry);
+        self.wrote(now);
     }
 }
 
@@ -150,8 +224,8 @@ impl EmbeddedStore {
     fn shard(&self, key: &str) -> MutexGuard<'_, ShardState> {
         // SHARDS is a power of two: the mask keeps the low bits of the hash.
         let index = (self.hasher.hash_one(key) as usize) & (SHARDS - 1);
-        // A panic while holding the lock cannot leave a shard half-updated (every update is a
-        // single map operation), so a poisoned shard is still consistent.
+        // A panic while holding the lock cannot leave a shard half-updated (an entry taken out
+        // to be changed is only dropped, as if deleted), so a poisoned shard is still consistent.
         self.shards[index].0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -179,102 +253,89 @@ fn wrong_type(key: &str, holds: &str, wanted: &str) -> StoreError {
 impl EphemeralStore for EmbeddedStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let now = self.now();
-        let entry = Entry { value: Value::Bytes(value.into()), expires_at: deadline(now, ttl) };
-        let mut shard = self.shard(key);
-        shard.insert(key, entry);
-        shard.wrote(now);
+        let entry = Entry::new(key, Kind::Bytes, value, deadline(now, ttl));
+        self.shard(key).insert(entry, now);
         Ok(())
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         let now = self.now();
         let mut shard = self.shard(key);
-        if shard.live(key, now).is_some() {
+        if shard.peek(key, now).is_some() {
             return Ok(false);
         }
-        let entry = Entry { value: Value::Bytes(value.into()), expires_at: deadline(now, ttl) };
-        shard.insert(key, entry);
-        shard.wrote(now);
+        shard.insert(Entry::new(key, Kind::Bytes, value, deadline(now, ttl)), now);
         Ok(true)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = self.now();
-        match self.shard(key).peek(key, now) {
-            None => Ok(None),
-            Some(Value::Bytes(bytes)) => Ok(Some(bytes.to_vec())),
-            Some(Value::Counter(n)) => Ok(Some(n.to_string().into_bytes())),
-            Some(Value::Set(_)) => Err(wrong_type(key, "a set", "a value")),
-        }
+        self.shard(key).peek(key, now).map(|e| e.bytes(key)).transpose()
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = self.now();
         let mut shard = self.shard(key);
-        match shard.entries.remove(key) {
-            Some(entry) if entry.is_live(now) => {
-                if matches!(entry.value, Value::Set(_)) {
-                    // A refused take leaves the set as it was.
-                    shard.entries.insert(key.into(), entry);
-                    return Err(wrong_type(key, "a set", "a value"));
-                }
-                entry.value.into_bytes(key).map(Some)
-            }
-            // Absent, or expired (and removed just now).
-            _ => Ok(None),
+        let Some(entry) = shard.take_live(key, now) else { return Ok(None) };
+        if entry.kind == Kind::Set {
+            // A refused take leaves the set as it was.
+            shard.entries.insert(entry);
+            return Err(wrong_type(key, "a set", "a value"));
         }
+        entry.bytes(key).map(Some)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.shard(key).entries.remove(key);
+        self.shard(key).entries.remove(key.as_bytes());
         Ok(())
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
         let now = self.now();
         let mut shard = self.shard(key);
-        let count = match shard.live(key, now) {
-            Some(entry) => {
-                // The expiry instant is left alone: a counter's window is fixed at creation.
-                let next = match &entry.value {
-                    Value::Counter(n) => n.saturating_add(1),
-                    Value::Bytes(bytes) => std::str::from_utf8(bytes)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or_else(|| wrong_type(key, "a value", "a counter"))?
-                        .saturating_add(1),
-                    Value::Set(_) => return Err(wrong_type(key, "a set", "a counter")),
-                };
-                entry.value = Value::Counter(next);
-                next
-            }
-            None => {
-                shard.insert(key, Entry { value: Value::Counter(1), expires_at: deadline(now, ttl) });
-                1
-            }
+        let Some(entry) = shard.take_live(key, now) else {
+            shard.insert(Entry::counter(key, 1, deadline(now, ttl)), now);
+            return Ok(1);
         };
-        shard.wrote(now);
-        Ok(count)
+        let current = match entry.kind {
+            Kind::Counter => Some(entry.count()),
+            Kind::Bytes => std::str::from_utf8(entry.value()).ok().and_then(|s| s.parse::<u64>().ok()),
+            Kind::Set => None,
+        };
+        let Some(current) = current else {
+            let holds = if entry.kind == Kind::Set { "a set" } else { "a value" };
+            shard.entries.insert(entry);
+            return Err(wrong_type(key, holds, "a counter"));
+        };
+        // The expiry instant is left alone: a counter's window is fixed at creation.
+        let next = current.saturating_add(1);
+        shard.insert(Entry::counter(key, next, entry.expires_at), now);
+        Ok(next)
     }
 
     async fn add_to_set(&self, key: &str, member: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = self.now();
         let expires_at = deadline(now, ttl);
         let mut shard = self.shard(key);
-        match shard.live(key, now) {
-            Some(Entry { value: Value::Set(members), expires_at: at }) => {
-                if !members.contains(member) {
-                    members.insert(member.to_owned());
+        let entry = match shard.take_live(key, now) {
+            None => Entry::set(key, &[member], expires_at),
+            Some(mut entry) if entry.kind == Kind::Set => {
+                if !entry.members().any(|m| m == member.as_bytes()) {
+                    // Grown in place where the allocator can: one copy at most.
+                    let mut data = std::mem::take(&mut entry.data).into_vec();
+                    data.reserve_exact(4 + member.len());
+                    push_member(&mut data, member);
+                    entry.data = data.into_boxed_slice();
                 }
-                *at = expires_at;
+                entry.expires_at = expires_at;
+                entry
             }
-            Some(_) => return Err(wrong_type(key, "a value", "a set")),
-            None => {
-                let members = Box::new(HashSet::from([member.to_owned()]));
-                shard.insert(key, Entry { value: Value::Set(members), expires_at });
+            Some(entry) => {
+                shard.entries.insert(entry);
+                return Err(wrong_type(key, "a value", "a set"));
             }
-        }
-        shard.wrote(now);
+        };
+        shard.insert(entry, now);
         Ok(())
     }
 
@@ -282,7 +343,10 @@ impl EphemeralStore for EmbeddedStore {
         let now = self.now();
         match self.shard(key).peek(key, now) {
             None => Ok(Vec::new()),
-            Some(Value::Set(members)) => Ok(members.iter().cloned().collect()),
+            // Members went in as `&str`: their bytes are UTF-8.
+            Some(e) if e.kind == Kind::Set => {
+                Ok(e.members().map(|m| String::from_utf8_lossy(m).into_owned()).collect())
+            }
             Some(_) => Err(wrong_type(key, "a value", "a set")),
         }
     }
@@ -295,17 +359,16 @@ impl EphemeralStore for EmbeddedStore {
         let now = self.now();
         let mut shard = self.shard(key);
         // Under the shard's lock: nobody writes the key between the comparison and the write.
-        let holds = match shard.live(key, now) {
+        let holds = match shard.peek(key, now) {
             None => None,
-            Some(Entry { value: Value::Bytes(bytes), .. }) => Some(bytes.to_vec()),
-            Some(Entry { value: Value::Counter(n), .. }) => Some(n.to_string().into_bytes()),
+            Some(e) if e.kind == Kind::Bytes => Some(std::borrow::Cow::Borrowed(e.value())),
+            Some(e) if e.kind == Kind::Counter => Some(std::borrow::Cow::Owned(e.count().to_string().into_bytes())),
             Some(_) => return Err(wrong_type(key, "a set", "a value")),
         };
         if holds.as_deref() != old {
             return Ok(false);
         }
-        shard.insert(key, Entry { value: Value::Bytes(new.into()), expires_at: deadline(now, ttl) });
-        shard.wrote(now);
+        shard.insert(Entry::new(key, Kind::Bytes, new, deadline(now, ttl)), now);
         Ok(true)
     }
 }
@@ -337,10 +400,11 @@ mod tests {
         assert!(held < live + abandoned / 10, "{held} entries held for {live} live ones");
     }
 
-    /// What a key costs in a shard's table besides its bytes: the slot of one entry.
+    /// What a key costs in a shard's table besides its bytes (one allocation with its value):
+    /// the slot of one entry.
     #[test]
-    fn an_entry_takes_48_bytes_of_table() {
-        assert_eq!(std::mem::size_of::<(Box<str>, Entry)>(), 48);
+    fn an_entry_takes_32_bytes_of_table() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
     }
 
     #[tokio::test]
@@ -369,5 +433,153 @@ mod tests {
         store.incr("attempts", Duration::from_secs(60)).await.unwrap();
         store.incr("attempts", Duration::from_secs(60)).await.unwrap();
         assert_eq!(store.get("attempts").await.unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_set_is_one_flat_value_of_its_members() {
+        let store = EmbeddedStore::new();
+        let ttl = Duration::from_secs(60);
+        for m in ["3:abc", "", "é☃", "3:abc", "4:def"] {
+            store.add_to_set("rt-spent:f", m, ttl).await.unwrap();
+        }
+        let mut members = store.members("rt-spent:f").await.unwrap();
+        members.sort();
+        assert_eq!(members, ["", "3:abc", "4:def", "é☃"]);
+        let shard = store.shard("rt-spent:f");
+        let entry = shard.peek("rt-spent:f", store.now()).unwrap();
+        // The key, then each member once after its 4-byte length: nothing else allocated.
+        assert_eq!(entry.data.len(), "rt-spent:f".len() + 4 * 4 + 5 + 5 + "é☃".len());
+    }
+
+    /// What the store holds, the simple way: the model the property test checks it against.
+    #[derive(Clone, Debug, PartialEq)]
+    enum Model {
+        Bytes(Vec<u8>),
+        Counter(u64),
+        Set(std::collections::BTreeSet<String>),
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(usize, Vec<u8>),
+        PutIfAbsent(usize, Vec<u8>),
+        Get(usize),
+        Take(usize),
+        Delete(usize),
+        Incr(usize),
+        Add(usize, String),
+        Members(usize),
+        ReplaceIf(usize, Option<Vec<u8>>, Vec<u8>),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let key = 0..4usize;
+        let bytes = proptest::collection::vec(any::<u8>(), 0..6);
+        prop_oneof![
+            (key.clone(), bytes.clone()).prop_map(|(k, v)| Op::Put(k, v)),
+            (key.clone(), bytes.clone()).prop_map(|(k, v)| Op::PutIfAbsent(k, v)),
+            key.clone().prop_map(Op::Get),
+            key.clone().prop_map(Op::Take),
+            key.clone().prop_map(Op::Delete),
+            key.clone().prop_map(Op::Incr),
+            (key.clone(), "[a-c☃]{0,3}").prop_map(|(k, m)| Op::Add(k, m)),
+            key.clone().prop_map(Op::Members),
+            (key, proptest::option::of(bytes.clone()), bytes).prop_map(|(k, o, n)| Op::ReplaceIf(k, o, n)),
+        ]
+    }
+
+    /// The model's answer to `get`: a counter reads as its digits.
+    fn as_bytes(v: Option<&Model>) -> Result<Option<Vec<u8>>, ()> {
+        match v {
+            None => Ok(None),
+            Some(Model::Bytes(b)) => Ok(Some(b.clone())),
+            Some(Model::Counter(n)) => Ok(Some(n.to_string().into_bytes())),
+            Some(Model::Set(_)) => Err(()),
+        }
+    }
+
+    proptest::proptest! {
+        /// Any sequence of operations answers as the model does, and leaves what the model holds.
+        #[test]
+        fn the_compact_entries_behave_as_plain_values(ops in proptest::collection::vec(op(), 1..60)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let store = EmbeddedStore::new();
+            let mut model: std::collections::HashMap<usize, Model> = Default::default();
+            let ttl = Duration::from_secs(600);
+            let key = |k: usize| format!("k{k}");
+            for op in ops {
+                rt.block_on(async {
+                    match op {
+                        Op::Put(k, v) => {
+                            store.put(&key(k), &v, ttl).await.unwrap();
+                            model.insert(k, Model::Bytes(v));
+                        }
+                        Op::PutIfAbsent(k, v) => {
+                            let done = store.put_if_absent(&key(k), &v, ttl).await.unwrap();
+                            assert_eq!(done, !model.contains_key(&k));
+                            model.entry(k).or_insert(Model::Bytes(v));
+                        }
+                        Op::Get(k) => assert_eq!(store.get(&key(k)).await.map_err(|_| ()), as_bytes(model.get(&k))),
+                        Op::Take(k) => {
+                            let want = as_bytes(model.get(&k));
+                            assert_eq!(store.take(&key(k)).await.map_err(|_| ()), want);
+                            if want.is_ok() {
+                                model.remove(&k);
+                            }
+                        }
+                        Op::Delete(k) => {
+                            store.delete(&key(k)).await.unwrap();
+                            model.remove(&k);
+                        }
+                        Op::Incr(k) => {
+                            let next = match model.get(&k) {
+                                None => Ok(1),
+                                Some(Model::Counter(n)) => Ok(n + 1),
+                                Some(Model::Bytes(b)) => {
+                                    std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).map(|n| n + 1).ok_or(())
+                                }
+                                Some(Model::Set(_)) => Err(()),
+                            };
+                            assert_eq!(store.incr(&key(k), ttl).await.map_err(|_| ()), next);
+                            if let Ok(n) = next {
+                                model.insert(k, Model::Counter(n));
+                            }
+                        }
+                        Op::Add(k, m) => {
+                            let got = store.add_to_set(&key(k), &m, ttl).await.map_err(|_| ());
+                            match model.entry(k).or_insert_with(|| Model::Set(Default::default())) {
+                                Model::Set(s) => {
+                                    assert_eq!(got, Ok(()));
+                                    s.insert(m);
+                                }
+                                _ => assert_eq!(got, Err(())),
+                            }
+                        }
+                        Op::Members(k) => {
+                            let got = store.members(&key(k)).await.map_err(|_| ()).map(|m| m.into_iter().collect());
+                            let want = match model.get(&k) {
+                                None => Ok(Default::default()),
+                                Some(Model::Set(s)) => Ok(s.clone()),
+                                Some(_) => Err(()),
+                            };
+                            assert_eq!(got, want);
+                        }
+                        Op::ReplaceIf(k, old, new) => {
+                            let got = store.replace_if(&key(k), old.as_deref(), &new, ttl).await.map_err(|_| ());
+                            match as_bytes(model.get(&k)) {
+                                Err(()) => assert_eq!(got, Err(())),
+                                Ok(holds) => {
+                                    assert_eq!(got, Ok(holds == old));
+                                    if holds == old {
+                                        model.insert(k, Model::Bytes(new));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
     }
 }

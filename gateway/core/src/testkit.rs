@@ -496,9 +496,10 @@ fn expect_corrupt<T: std::fmt::Debug>(key: &str, what: &str, result: Result<T, S
     }
 }
 
-/// A store that fails on command: it passes every call to the store it wraps, but the next `put`
-/// under a key starting with an armed prefix fails (once), as a backend lost mid-request would.
-/// For the tests of what callers do after a store error.
+/// A store that fails on command: it passes every call to the store it wraps, but the next write
+/// of a value (`put`, or `replace_if`: a refresh rotation writes by compare-and-set) under a key
+/// starting with an armed prefix fails (once), as a backend lost mid-request would. For the
+/// tests of what callers do after a store error.
 pub struct FailingStore {
     inner: Arc<dyn EphemeralStore>,
     fail_put: std::sync::Mutex<Option<String>>,
@@ -510,24 +511,26 @@ impl FailingStore {
         Self { inner, fail_put: std::sync::Mutex::new(None) }
     }
 
-    /// Makes the next `put` under a key starting with `prefix` fail.
+    /// Makes the next `put` or `replace_if` under a key starting with `prefix` fail.
     pub fn fail_next_put(&self, prefix: &str) {
         *self.fail_put.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(prefix.to_owned());
+    }
+
+    /// Whether this write under `key` is the one to fail (disarming it).
+    fn armed(&self, key: &str) -> bool {
+        let mut fail = self.fail_put.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hit = fail.as_deref().is_some_and(|p| key.starts_with(p));
+        if hit {
+            *fail = None;
+        }
+        hit
     }
 }
 
 #[async_trait::async_trait]
 impl EphemeralStore for FailingStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let armed = {
-            let mut fail = self.fail_put.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let hit = fail.as_deref().is_some_and(|p| key.starts_with(p));
-            if hit {
-                *fail = None;
-            }
-            hit
-        };
-        if armed {
+        if self.armed(key) {
             return Err(StoreError::Unavailable("failing on command".into()));
         }
         self.inner.put(key, value, ttl).await
@@ -557,6 +560,9 @@ impl EphemeralStore for FailingStore {
         self.inner.ping().await
     }
     async fn replace_if(&self, key: &str, old: Option<&[u8]>, new: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        if self.armed(key) {
+            return Err(StoreError::Unavailable("failing on command".into()));
+        }
         self.inner.replace_if(key, old, new, ttl).await
     }
 }

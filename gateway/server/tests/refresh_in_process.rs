@@ -312,3 +312,43 @@ async fn while_the_previous_version_still_runs_grants_are_kept_as_it_reads_them(
     let record = demo.state.ports.store.get(&key).await.expect("store").expect("the family's record");
     assert!(serde_json::from_slice::<RefreshRecord>(&record).is_ok(), "the previous layout");
 }
+
+// Rotation by compare-and-set (issue 15): no entry kept per rotation.
+
+#[actix_web::test]
+async fn a_rotation_over_a_record_changed_since_it_was_read_hands_out_nothing() {
+    let demo = Demo::start().await;
+    let (identity, _, card, _) = demo.user_with_a_card().await;
+    let refresh_token = demo.tokens(&identity, &card).await.refresh_token;
+    let family = grant::RefreshToken::parse(&refresh_token).expect("a refresh token").family.to_owned();
+    let (store, key) = (&demo.state.ports.store, vigie_gateway::session::keys::refresh_family(&family));
+    let read = store.get(&key).await.expect("store").expect("the family's record");
+    // Another request rotates the generation meanwhile.
+    let (status, body) = demo.refresh(&refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    let winner = store.get(&key).await.expect("store").expect("the family's record");
+    let mut next = RefreshRecord::decode(&key, &family, &read).expect("a record");
+    next.generation += 1;
+    let client = demo.state.client("demo-app").expect("demo-app");
+    let late = grant::mint_rotation(&demo.state, client, &next, &read).await.unwrap_or_else(|_| panic!("minting"));
+    assert!(late.is_none(), "a rotation over a stale record must lose");
+    assert_eq!(store.get(&key).await.expect("store"), Some(winner), "the loser wrote nothing");
+}
+
+#[actix_web::test]
+async fn a_rotation_keeps_no_claim_unless_the_previous_version_may_still_run() {
+    for compact in [true, false] {
+        let demo = Demo::start_with(|c| c.tokens.compact_families = compact).await;
+        let (identity, _, card, _) = demo.user_with_a_card().await;
+        let t = demo.tokens(&identity, &card).await;
+        let family = t.refresh_token.split('.').next().expect("family").to_owned();
+        let (status, body) = demo.refresh(&t.refresh_token).await;
+        assert_eq!(status, 200, "{body}");
+        let claim = vigie_gateway::session::keys::refresh_rotation(&family, 0);
+        let held = demo.state.ports.store.get(&claim).await.expect("store");
+        // The previous version rotates by this claim alone: while it may run, both exclude each other.
+        assert_eq!(held.is_some(), !compact, "compact_families = {compact}");
+        let (status, _) = demo.refresh(&t.refresh_token).await;
+        assert_eq!(status, 400, "the rotated token is spent (compact_families = {compact})");
+    }
+}

@@ -22,10 +22,11 @@ pub struct TokenConfig {
     pub client_auth_max_failures: u64,
     /// The window in which client authentication failures are counted, and the lockout.
     pub client_auth_lockout_secs: u64,
-    /// Refresh-token families kept in the compact layout (one entry per grant, a positional
-    /// record). Set false while replicas of a version before it still run (a rolling upgrade):
-    /// they read only the previous layout and the separate mark of a used code, which are then
-    /// written instead. This version reads both whatever the setting. Default: true.
+    /// Refresh-token families kept in the compact layout (one entry per grant, the binary
+    /// layout 2, rotated by compare-and-set). Set false while replicas of an earlier version
+    /// still run (a rolling upgrade): they read only the object layout (and layout 1) and the
+    /// separate mark of a used code, and rotate by a claim on the generation, which are then
+    /// written and taken too. This version reads every layout whatever the setting. Default: true.
     pub compact_families: bool,
 }
 

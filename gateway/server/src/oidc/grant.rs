@@ -15,6 +15,8 @@ use crate::secrets::{random_token, sha256_b64};
 use crate::session::keys;
 use crate::state::{AppState, Client, IdentityCache, OidcState, Ports};
 
+mod layout;
+
 /// A refresh-token family: the grant of one authorization code. One record per family,
 /// whatever the number of rotations: it holds the generation of the one live refresh token
 /// and the hash of its secret, so a token of an older generation is known as reused without
@@ -39,11 +41,11 @@ pub struct RefreshRecord {
     pub acr: Option<String>,
 }
 
-/// What leads a family record written as [`RefreshRecord::encode`] does: the array and its
-/// layout number.
+/// What leads a family record of layout 1, a positional JSON array (written by the previous
+/// version, read still): the array and its layout number.
 const COMPACT_LAYOUT: &[u8] = b"[1,";
 
-/// A family record's fields by position, as [`RefreshRecord::encode`] writes them.
+/// A layout-1 family record's fields by position.
 type CompactFamily = (u8, String, String, CompactAuthentication, String, i64, u32, String, Option<String>);
 
 /// An [`Authentication`]'s fields by position: identity, MIE, factors, time, level, credential,
@@ -52,28 +54,12 @@ type CompactAuthentication =
     (String, serde_json::Value, serde_json::Value, i64, serde_json::Value, Option<String>, Option<serde_json::Value>);
 
 impl RefreshRecord {
-    /// The bytes kept for this family as long as its refresh tokens live: a JSON array of the
-    /// fields by position (the authentication's too), the scopes as one space-separated string
-    /// (a scope token holds no space, RFC 6749 §3.3), without the family id (the key names it).
-    /// Two thirds of the bytes of the object layout the previous version wrote, which
-    /// [`RefreshRecord::decode`] still reads (records written before an upgrade live as long
-    /// as their refresh tokens).
+    /// The bytes kept for this family as long as its refresh tokens live: the binary layout 2
+    /// (`grant/layout.rs`), under half the bytes of the object layout. [`RefreshRecord::decode`]
+    /// still reads the layouts earlier versions wrote (the positional JSON array of layout 1, the
+    /// object before it): records written before an upgrade live as long as their refresh tokens.
     pub fn encode(&self) -> Vec<u8> {
-        let a = &self.authentication;
-        let authentication = (&a.identity_id, a.mie, &a.factors, a.at, a.level, &a.credential, &a.professional);
-        let fields = (
-            1,
-            &self.client_id,
-            self.scopes.join(" "),
-            authentication,
-            &self.sid,
-            self.family_expires_at,
-            self.generation,
-            &self.secret_hash,
-            &self.acr,
-        );
-        // Serialising our own strings and numbers to JSON cannot fail.
-        serde_json::to_vec(&fields).unwrap_or_default()
+        layout::encode(self)
     }
 
     /// The bytes to store: [`RefreshRecord::encode`], or the previous version's JSON object
@@ -86,12 +72,15 @@ impl RefreshRecord {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The record of family `family` stored at `key`, in the compact layout or the previous
-    /// version's JSON object.
+    /// The record of family `family` stored at `key`, in the binary layout 2, the positional
+    /// JSON of layout 1 or the JSON object of the version before.
     pub fn decode(key: &str, family: &str, bytes: &[u8]) -> Result<Self, StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt { key: key.to_owned(), reason };
         if bytes.first() != Some(&b'[') {
             return serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()));
+        }
+        if bytes.starts_with(layout::PREFIX) {
+            return layout::decode(family, bytes).map_err(corrupt);
         }
         if !bytes.starts_with(COMPACT_LAYOUT) {
             return Err(corrupt("a layout this version does not read: upgrade every replica".into()));
@@ -215,11 +204,20 @@ pub async fn refresh_family<'t>(
     store: &dyn EphemeralStore,
     token: &'t str,
 ) -> Result<Option<(RefreshToken<'t>, RefreshRecord)>, StoreError> {
+    Ok(refresh_family_stored(store, token).await?.map(|(t, record, _)| (t, record)))
+}
+
+/// [`refresh_family`], with the record's bytes as stored: what a rotation compares the store's
+/// value against when it writes the next generation ([`mint_rotation`]).
+pub async fn refresh_family_stored<'t>(
+    store: &dyn EphemeralStore,
+    token: &'t str,
+) -> Result<Option<(RefreshToken<'t>, RefreshRecord, Vec<u8>)>, StoreError> {
     let Some(t) = RefreshToken::parse(token) else { return Ok(None) };
     let key = keys::refresh_family(t.family);
     let Some(bytes) = store.get(&key).await? else { return Ok(None) };
     let record = RefreshRecord::decode(&key, t.family, &bytes)?;
-    Ok(Some((t, record)))
+    Ok(Some((t, record, bytes)))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -374,7 +372,65 @@ pub async fn mint<'a>(
     record: &RefreshRecord,
     nonce: Option<String>,
 ) -> Result<TokenResponse, MintError> {
-    let Issuer { config, oidc, ports, identities } = issuer.into();
+    let issuer = issuer.into();
+    let minted = sign(issuer, client, record, nonce).await?;
+    issuer.ports.store.put(&minted.key, &minted.record, minted.ttl).await?;
+    Ok(minted.tokens(client))
+}
+
+/// [`mint`] for a rotation: the family's record becomes the next generation's only if the store
+/// still holds `previous`, the bytes the presented token was checked against. `None`: another
+/// request rotated the same generation first (on any replica), and nothing this one signed is
+/// handed out. One compare-and-set instead of a claim on the generation: no entry kept per
+/// rotation (RFC 9700 §4.14.2 asks only that one of two uses win and the other be known).
+pub async fn mint_rotation<'a>(
+    issuer: impl Into<Issuer<'a>>,
+    client: &Client,
+    record: &RefreshRecord,
+    previous: &[u8],
+) -> Result<Option<TokenResponse>, MintError> {
+    let issuer = issuer.into();
+    // OIDC Core §12.2: a refreshed ID token has no nonce.
+    let minted = sign(issuer, client, record, None).await?;
+    let store = issuer.ports.store.as_ref();
+    let won = store.replace_if(&minted.key, Some(previous), &minted.record, minted.ttl).await?;
+    Ok(won.then(|| minted.tokens(client)))
+}
+
+/// Tokens signed, and the family record that makes their refresh token the live one, not yet
+/// stored.
+struct Minted {
+    access_token: String,
+    id_token: String,
+    refresh_token: String,
+    scope: String,
+    expires_in: u64,
+    key: String,
+    record: Vec<u8>,
+    ttl: Duration,
+}
+
+impl Minted {
+    fn tokens(self, client: &Client) -> TokenResponse {
+        metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
+        TokenResponse {
+            access_token: self.access_token,
+            token_type: "Bearer",
+            expires_in: self.expires_in,
+            refresh_token: self.refresh_token,
+            id_token: self.id_token,
+            scope: self.scope,
+        }
+    }
+}
+
+async fn sign(
+    issuer: Issuer<'_>,
+    client: &Client,
+    record: &RefreshRecord,
+    nonce: Option<String>,
+) -> Result<Minted, MintError> {
+    let Issuer { config, oidc, ports, identities } = issuer;
     let now = crate::now();
     let identity = identities
         .get(ports.directory.as_ref(), &record.authentication.identity_id)
@@ -427,16 +483,15 @@ pub async fn mint<'a>(
     let refresh_token = format!("{}.{}.{secret}", record.grant_id, record.generation);
     let family = RefreshRecord { secret_hash: sha256_b64(secret.as_bytes()), ..record.clone() };
     let ttl = (record.family_expires_at - now).max(1) as u64;
-    let bytes = family.stored(cfg.compact_families);
-    ports.store.put(&keys::refresh_family(&record.grant_id), &bytes, Duration::from_secs(ttl)).await?;
-    metrics::counter!("vigie_tokens_issued_total", "client" => client.config.client_id.clone()).increment(1);
-    Ok(TokenResponse {
+    Ok(Minted {
         access_token,
-        token_type: "Bearer",
-        expires_in: cfg.access_token_ttl_secs,
-        refresh_token,
         id_token,
+        refresh_token,
         scope: record.scopes.join(" "),
+        expires_in: cfg.access_token_ttl_secs,
+        key: keys::refresh_family(&record.grant_id),
+        record: family.stored(cfg.compact_families),
+        ttl: Duration::from_secs(ttl),
     })
 }
 
@@ -501,86 +556,6 @@ mod tests {
         fn refresh_token_parser_never_panics(s in "\\PC{0,120}") {
             let _ = RefreshToken::parse(&s);
         }
-    }
-
-    /// A family record exactly as the previous version wrote it (`serde_json` of the struct).
-    const PREVIOUS_LAYOUT: &str = r#"{"client_id":"demo-app","scopes":["openid","profile"],"authentication":{"identity_id":"0193a5f2-7c1e-7d3a-9b2e-5f4c3d2e1a0b","mie":"cps","factors":["sc","pin"],"at":1764931234,"level":"two_factor_phishing_resistant","credential":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"sid":"Zk9vY2FyZC1zaWQtMDAwMQ","grant_id":"R3JhbnQtZmFtaWx5LTAwMQ","family_expires_at":1764960034,"generation":3,"secret_hash":"K7gNU3sdo-OL0wNhqoVWhr3g6s1xYv72ol_pe_Unols","acr":"urn:vigie:loa:2fa"}"#;
-
-    fn previous_record() -> RefreshRecord {
-        serde_json::from_str(PREVIOUS_LAYOUT).unwrap()
-    }
-
-    #[test]
-    fn a_family_written_by_the_previous_version_is_still_read() {
-        let key = keys::refresh_family("R3JhbnQtZmFtaWx5LTAwMQ");
-        let r = RefreshRecord::decode(&key, "R3JhbnQtZmFtaWx5LTAwMQ", PREVIOUS_LAYOUT.as_bytes()).unwrap();
-        assert_eq!(r.client_id, "demo-app");
-        assert_eq!(r.scopes, ["openid", "profile"]);
-        assert_eq!(r.authentication.identity_id, "0193a5f2-7c1e-7d3a-9b2e-5f4c3d2e1a0b");
-        assert_eq!(r.authentication.mie, vigie_core::Mie::Cps);
-        assert_eq!(
-            r.authentication.credential.as_deref(),
-            Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
-        );
-        assert_eq!((r.sid.as_str(), r.grant_id.as_str()), ("Zk9vY2FyZC1zaWQtMDAwMQ", "R3JhbnQtZmFtaWx5LTAwMQ"));
-        assert_eq!((r.family_expires_at, r.generation), (1764960034, 3));
-        assert_eq!(r.secret_hash, "K7gNU3sdo-OL0wNhqoVWhr3g6s1xYv72ol_pe_Unols");
-        assert_eq!(r.acr.as_deref(), Some("urn:vigie:loa:2fa"));
-    }
-
-    #[test]
-    fn a_compact_family_reads_back_as_written() {
-        let mut written = previous_record();
-        for acr in [None, Some("urn:vigie:loa:2fa".to_owned())] {
-            written.acr = acr;
-            let bytes = written.encode();
-            assert_eq!(bytes.first(), Some(&b'['));
-            let read = RefreshRecord::decode("rt:x", &written.grant_id, &bytes).unwrap();
-            assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&written).unwrap());
-        }
-    }
-
-    #[test]
-    fn during_an_upgrade_families_are_written_as_the_previous_version_reads_them() {
-        let record = previous_record();
-        let bytes = record.stored(false);
-        let previous: RefreshRecord = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(serde_json::to_value(&previous).unwrap(), serde_json::to_value(&record).unwrap());
-        assert_eq!(record.stored(true), record.encode());
-    }
-
-    #[test]
-    fn a_family_of_an_unknown_layout_is_refused_with_what_to_do() {
-        let err = RefreshRecord::decode("rt:x", "x", br#"[9,"a"]"#).unwrap_err().to_string();
-        assert!(err.contains("upgrade every replica"), "{err}");
-        assert!(RefreshRecord::decode("rt:x", "x", b"[1,").is_err());
-    }
-
-    /// What one redeemed code leaves in the store for as long as its refresh token lives: the
-    /// family's record, which is also the mark of the used code (the code itself is taken). Key
-    /// and value stay within 512 bytes for every local MIE, a FIDO2 credential id of 64 bytes
-    /// included.
-    #[test]
-    fn a_live_grant_keeps_at_most_512_bytes() {
-        let code = random_token(32);
-        let mut record = previous_record();
-        record.grant_id = family_of_code(&code);
-        record.sid = random_token(16);
-        record.scopes = ["openid", "profile", "hospital", "offline_access"].map(String::from).to_vec();
-        let fingerprint = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned();
-        for credential in [None, Some(fingerprint), Some(random_token(64))] {
-            record.authentication.credential = credential;
-            let bytes = keys::refresh_family(&record.grant_id).len() + record.encode().len();
-            assert!(bytes <= 512, "{bytes} bytes per live grant");
-        }
-        // The previous version kept, per grant, the record as an object (every field name, the
-        // family id again) and a second entry marking the used code.
-        let previous = keys::refresh_family(&record.grant_id).len()
-            + serde_json::to_vec(&record).unwrap().len()
-            + keys::used_authorization_code(&code).len()
-            + record.grant_id.len();
-        let now = keys::refresh_family(&record.grant_id).len() + record.encode().len();
-        assert!(now * 3 < previous * 2, "{now} bytes now, {previous} before");
     }
 
     #[test]
