@@ -210,3 +210,61 @@ pre{{background:#f5f5f5;padding:.5em;white-space:pre-wrap;word-break:break-all;f
     o.push_str("</body></html>\n");
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::Exchange;
+
+    fn report(verdict: Verdict, body: &str) -> Report {
+        Report {
+            target: "https://t".into(),
+            started: now_rfc3339(),
+            kit_version: "0".into(),
+            target_version: None,
+            profile_clients: vec![],
+            profile_users: vec![],
+            outcomes: vec![Outcome {
+                id: "m<1>".into(),
+                plan: "oidc".into(),
+                source: "RFC 0 §1".into(),
+                title_en: "t".into(),
+                title_fr: "t".into(),
+                expected_en: "e".into(),
+                expected_fr: "e".into(),
+                verdict,
+                millis: 1,
+                evidence: vec![Exchange { request: "GET /x".into(), status: 200, headers: vec![], body: body.into() }],
+            }],
+        }
+    }
+
+    /// The evidence is whatever the target answered: a hostile target must not script the
+    /// auditor's report nor break the CI's XML.
+    #[test]
+    fn what_the_target_answered_is_escaped_in_the_html_and_the_junit() {
+        let r = report(Verdict::Fail("<b>\"x\" & y</b>".into()), "<script>alert(1)</script>");
+        for lang in [Lang::En, Lang::Fr] {
+            let h = html(&r, lang);
+            assert!(!h.contains("<script>") && h.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{h}");
+            assert!(!h.contains("<b>\"x\""));
+        }
+        let j = junit(&r);
+        assert!(j.contains("<failure message=\"&lt;b&gt;&quot;x&quot; &amp; y&lt;/b&gt;\">"), "{j}");
+        assert!(j.contains("failures=\"1\"") && j.contains("name=\"m&lt;1&gt;\""), "{j}");
+    }
+
+    #[test]
+    fn a_module_that_does_not_apply_is_skipped_with_its_reason_in_junit() {
+        let j = junit(&report(Verdict::NotApplicable("no card in the profile".into()), ""));
+        assert!(j.contains("<skipped message=\"not applicable: no card in the profile\"/>"), "{j}");
+        assert!(j.contains("skipped=\"1\"") && j.contains("failures=\"0\""), "{j}");
+    }
+
+    #[test]
+    fn the_date_is_rfc_3339_utc() {
+        let d = now_rfc3339();
+        assert_eq!(d.len(), 20, "{d}");
+        assert!(d.starts_with("20") && d.ends_with('Z') && &d[10..11] == "T", "{d}");
+    }
+}
