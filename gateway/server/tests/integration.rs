@@ -19,6 +19,7 @@ mod cards_admin;
 mod cli;
 mod code_flow;
 mod configured;
+mod conformance_kit;
 mod degraded;
 mod dmp;
 mod edge;

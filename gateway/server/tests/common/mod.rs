@@ -702,10 +702,7 @@ impl Authz {
 
     /// Sets `k` (replacing it if present).
     pub fn with(mut self, k: &str, v: &str) -> Self {
-        match self.params.iter_mut().find(|(n, _)| n == k) {
-            Some(p) => p.1 = v.into(),
-            None => self.params.push((k.into(), v.into())),
-        }
+        vigie_conformance::flow::set_param(&mut self.params, k, v);
         self
     }
 
@@ -721,9 +718,7 @@ impl Authz {
     }
 
     pub fn url(&self, gw: &Gateway) -> String {
-        let mut u = url::Url::parse(&gw.url("/authorize")).expect("authorize URL");
-        u.query_pairs_mut().extend_pairs(self.params.iter());
-        u.to_string()
+        vigie_conformance::flow::authorize_url(&gw.url("/authorize"), &self.params)
     }
 
     /// Redeems `code` at the token endpoint as this request's client.

@@ -1,0 +1,132 @@
+//! The profile: the test clients, users and means of identification a run uses (a small TOML
+//! file the auditor writes, or one made from the embedded demo's `demo.json`).
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What the kit may use on the target.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Profile {
+    /// The confidential client the OpenID Connect plan logs in to (a non-sensitive one).
+    pub rp_client: String,
+    /// The DPI client (a sensitive service of the RIE, allowed to exchange tokens for a VIHF).
+    #[serde(default)]
+    pub dpi_client: Option<String>,
+    /// The client Pro Santé Connect uses when Vigie is its FI tiers.
+    #[serde(default)]
+    pub fi_tiers_client: Option<String>,
+    pub clients: Vec<Client>,
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub card: Option<Card>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Client {
+    pub id: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub auth_method: String,
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<String>,
+    /// A sensitive service of the RIE (its rules ask for a MIE of the RIE).
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct User {
+    pub username: String,
+    pub password: String,
+    /// RFC 4648 base32, as an authenticator app takes it.
+    pub totp_secret: String,
+}
+
+/// A test CPS/CPE card: its certificate chain and private key (PEM).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Card {
+    pub username: String,
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl Profile {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Profile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the profile {}", path.display()))?;
+        let p: Profile = toml::from_str(&text).with_context(|| format!("{} is not a valid profile", path.display()))?;
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Refuses a profile the plans could not use, naming what to add.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let rp = self.client(&self.rp_client)?;
+        if !matches!(rp.auth_method.as_str(), "client_secret_basic" | "client_secret_post") || rp.secret.is_none() {
+            bail!("rp_client {:?} must be a client with a secret (client_secret_basic or client_secret_post)", rp.id);
+        }
+        if self.users.is_empty() {
+            bail!("the profile names no test user: add a [[users]] with username, password and totp_secret");
+        }
+        for id in self.dpi_client.iter().chain(&self.fi_tiers_client) {
+            self.client(id)?;
+        }
+        Ok(())
+    }
+
+    pub fn client(&self, id: &str) -> anyhow::Result<&Client> {
+        self.clients
+            .iter()
+            .find(|c| c.id == id)
+            .with_context(|| format!("the profile names client {id:?} but has no [[clients]] with that id"))
+    }
+
+    /// A profile from the embedded demo's `demo.json` (what `vigie serve` writes).
+    pub fn from_demo(demo: &Value) -> anyhow::Result<Profile> {
+        let s = |v: &Value| v.as_str().map(str::to_owned);
+        let clients = demo["clients"]
+            .as_array()
+            .context("demo.json has no clients")?
+            .iter()
+            .filter_map(|c| {
+                Some(Client {
+                    id: s(&c["client_id"])?,
+                    secret: s(&c["client_secret"]),
+                    auth_method: s(&c["auth_method"])?,
+                    redirect_uri: s(&c["redirect_uris"][0])?,
+                    post_logout_redirect_uri: s(&c["post_logout_redirect_uris"][0]),
+                    sensitive: c["sensitive"].as_bool().unwrap_or(false),
+                })
+            })
+            .collect::<Vec<_>>();
+        let users_json = demo["users"].as_array().context("demo.json has no users")?;
+        let users = users_json
+            .iter()
+            .filter_map(|u| {
+                Some(User {
+                    username: s(&u["username"])?,
+                    password: s(&u["password"])?,
+                    totp_secret: s(&u["totp_secret"])?,
+                })
+            })
+            .collect();
+        let card = users_json.iter().find_map(|u| {
+            Some(Card {
+                username: s(&u["username"])?,
+                chain_pem: s(&u["card"]["chain_pem"])?,
+                key_pem: s(&u["card"]["key_pem"])?,
+            })
+        });
+        let has = |id: &str| clients.iter().any(|c| c.id == id);
+        let dpi = demo["dmp"]["token_exchange"]["client_id"].as_str().filter(|id| has(id)).map(str::to_owned);
+        let fi_tiers = demo["clients"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["fi_tiers"].is_object()))
+            .and_then(|c| s(&c["client_id"]));
+        let p =
+            Profile { rp_client: "demo-app".into(), dpi_client: dpi, fi_tiers_client: fi_tiers, clients, users, card };
+        p.check()?;
+        Ok(p)
+    }
+}
