@@ -94,7 +94,16 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
         return plain(StatusCode::FORBIDDEN, "this application's client is not registered");
     };
     let login = || to_login(app, proxy, &original);
-    let session = match live_session(config, ports, req, app).await {
+    // The same cookie's answer of the last second, unless access ended here since (decisions.rs).
+    let decisions = super::decisions::global();
+    let key = app_cookie(req, app).map(|c| handle_key(&c));
+    if let Some(k) = &key
+        && let Some(headers) = decisions.get(k, &app.client_id, policy.principals.generation())
+    {
+        return allowed(&headers);
+    }
+    let since = decisions.since(policy.principals.generation());
+    let session = match live_session(config, ports, key, app).await {
         Ok(Some(s)) => s,
         Ok(None) => return login(),
         Err(e) => {
@@ -148,8 +157,6 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
         }
     };
-    let mut resp = HttpResponse::Ok();
-    resp.insert_header((header::CACHE_CONTROL, "no-store"));
     let roles = principal.roles.join(",");
     let idnat = identity.idnat.as_ref().map(|i| i.as_str()).unwrap_or_default();
     let headers = [
@@ -159,12 +166,30 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
         ("X-Vigie-Roles", roles.as_str()),
         ("X-Vigie-Level", auth.level.acr()),
     ];
+    // An empty or non-ASCII value is left out: the proxy then sends none (and strips the
+    // client's), rather than a value the app might misread.
+    let headers: super::decisions::Headers = std::sync::Arc::new(
+        headers
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty() && v.is_ascii() && !v.chars().any(char::is_control))
+            .map(|(n, v)| (n, v.to_owned()))
+            .collect(),
+    );
+    // A sponsorship's credential ends at a time only the directory says: such a session is
+    // decided at every check.
+    if auth.mie != vigie_core::Mie::Sponsorship {
+        let left = Duration::from_secs((session.expires_at - crate::now()).max(0) as u64);
+        decisions.put(&handle_key, &app.client_id, headers.clone(), since, policy.principals.generation(), left);
+    }
+    allowed(&headers)
+}
+
+/// 200 with the identity headers, for the proxy to pass on to the app.
+fn allowed(headers: &[(&'static str, String)]) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
     for (name, value) in headers {
-        // An empty or non-ASCII value is left out: the proxy then sends none (and strips the
-        // client's), rather than a value the app might misread.
-        if !value.is_empty() && value.is_ascii() && !value.chars().any(char::is_control) {
-            resp.insert_header((name, value));
-        }
+        resp.insert_header((*name, value.as_str()));
     }
     resp.finish()
 }
@@ -174,11 +199,10 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
 async fn live_session(
     config: &Config,
     ports: &Ports,
-    req: &HttpRequest,
+    key: Option<String>,
     app: &App,
 ) -> Result<Option<(String, Handle, Session)>, vigie_core::store::StoreError> {
-    let Some(cookie) = app_cookie(req, app) else { return Ok(None) };
-    let key = handle_key(&cookie);
+    let Some(key) = key else { return Ok(None) };
     let Some(handle) = ports.store.get_json::<Handle>(&key).await? else { return Ok(None) };
     if handle.origin != app.origin {
         return Ok(None);
@@ -226,6 +250,7 @@ async fn end_access(
     session: &Session,
     ended: &Ended,
 ) {
+    super::decisions::global().forget(handle_key);
     let mut done = ports.store.delete(handle_key).await;
     if ended.account && done.is_ok() {
         done = crate::session::end(ports.store.as_ref(), &session.sid).await;
