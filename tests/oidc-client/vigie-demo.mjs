@@ -65,9 +65,10 @@ function healthz(port, ca) {
 
 /**
  * Starts `vigie serve` (embedded demo) on a free port with a fresh data directory and waits
- * until /healthz answers over TLS verified against the demo CA.
+ * until /healthz answers over TLS verified against the demo CA. `env`: settings over the demo's
+ * (`VIGIE_…` variables), e.g. the forward-auth apps.
  */
-export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeoutMs = 30_000 } = {}) {
+export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeoutMs = 30_000, env = {} } = {}) {
   if (!fs.existsSync(bin)) {
     throw new Error(`gateway binary not found at ${bin}: build it (cargo build -p vigie-gateway) or set VIGIE_BIN`);
   }
@@ -79,7 +80,7 @@ export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeou
     const log = fs.openSync(logFile, 'a');
     const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
       stdio: ['ignore', log, log],
-      env: gatewayEnv(),
+      env: { ...gatewayEnv(), ...env },
     });
     fs.closeSync(log);
     let exited = null;

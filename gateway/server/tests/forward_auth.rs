@@ -41,6 +41,11 @@ struct Estate {
 
 impl Estate {
     async fn start() -> Estate {
+        Estate::start_with(&[]).await
+    }
+
+    /// With more settings for the gateway (`VIGIE_…` variables).
+    async fn start_with(extra: &[(&str, &str)]) -> Estate {
         let app = EchoApp::start().await;
         let (plain, nginx_port, traefik_port) = (free_port(), free_port(), free_port());
         let vigie = format!("127.0.0.1:{plain}");
@@ -61,13 +66,14 @@ impl Estate {
         let apps = format!(
             r#"{{apps=[{{url="{lab}", client_id="lab"}}, {{url="{pharma}", client_id="pharma"}}, {{url="{rh}/", client_id="rh"}}]}}"#
         );
-        let gw = Gateway::start(&[
-            ("VIGIE_SERVER__PLAIN_HTTP_LISTEN", &vigie),
+        let mut env = vec![
+            ("VIGIE_SERVER__PLAIN_HTTP_LISTEN", vigie.as_str()),
             ("VIGIE_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
             ("VIGIE_CLIENTS", &clients),
             ("VIGIE_FORWARD_AUTH", &apps),
-        ])
-        .await;
+        ];
+        env.extend_from_slice(extra);
+        let gw = Gateway::start(&env).await;
         let backend = app.addr.to_string();
         let nginx = common::nginx::start(nginx_port, &vigie, &backend, &[LAB, PHARMA]).await;
         let traefik = common::traefik::start(traefik_port, &vigie, &backend, RH).await;
@@ -228,7 +234,10 @@ async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until
     assert_vigie_headers(&app_sees(&mut app, &rh).await, "demo.medecin", ACR_2FA);
 
     // Logout on the lab's host ends the Vigie session: the lab's old cookie and Traefik's app
-    // both send the browser to log in again.
+    // both send the browser to log in again — at once, though both were let in just before (the
+    // replica's answers of the last second are not reused after a logout).
+    assert_vigie_headers(&app_sees(&mut app, &page).await, "demo.medecin", ACR_2FA);
+    assert_vigie_headers(&app_sees(&mut app, &rh).await, "demo.medecin", ACR_2FA);
     let old = app.cookie(&page).expect("the lab's cookie");
     let out = app.get(&e.lab("/.vigie/logout"), &[]).await;
     assert_eq!(out.status, 303, "{}", out.body);
@@ -318,6 +327,56 @@ async fn someone_who_left_loses_the_app_at_their_next_request() {
     assert!(matches!(refused.status, 302 | 403), "a login or a refusal, not the app: {}", refused.status);
     let again = app.get(&rh, &[]).await;
     assert_ne!(again.status, 200, "and it stays ended: {}", again.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_opened_with_a_sponsorship_closes_when_the_temporary_credential_ends() {
+    const TTL: i64 = 8;
+    let e = Estate::start_with(&[("VIGIE_SPONSORSHIP__CREDENTIAL_TTL_SECS", &TTL.to_string())]).await;
+    // Paul, signed in with his card (from the lab), vouches for Camille, who has no usable card.
+    let mut paul = e.gw.browser_with_demo_card("demo.medecin");
+    let r = paul.get(&to_login(&mut AppSide::new(), &e.gw, &e.lab("/")).await).await;
+    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a flow");
+    let done = paul.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(done.status, 303, "the card logs in: {}", done.body);
+    let code = crate::sponsorship::sponsor(&mut paul, "martin", "demo.infirmiere", "awaiting").await;
+    let until = crate::sponsorship::credential_until(&e.gw.audit_line(|l| l["kind"] == "sponsorship_granted").await);
+
+    // Camille opens the lab with the temporary code.
+    let (mut app, mut vigie) = (AppSide::new(), e.gw.browser());
+    let page = e.lab("/results");
+    let authorize = to_login(&mut app, &e.gw, &page).await;
+    let r = vigie.get(&authorize).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let login = vigie.get(&r.location()).await;
+    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a flow");
+    let csrf = login.hidden("csrf").expect("the login page's csrf");
+    let form = [("flow", flow.as_str()), ("csrf", &csrf), ("username", "demo.infirmiere"), ("code", &code)];
+    let done = vigie.post_form("/login/sponsorship", &form).await;
+    assert_eq!(done.status, 303, "the code logs in: {}", done.body);
+    through_callback(&mut app, &page, &done.location()).await;
+    assert_eq!(app_sees(&mut app, &page).await["x-vigie-user"], "demo.infirmiere");
+
+    // The app stays open while the credential stands, and closes at the first check after its
+    // end — not when the Vigie session (hours) would.
+    let ended = eventually(TTL as u64 + 20, || {
+        let (mut app, page) = (app.clone(), page.clone());
+        async move {
+            let r = app.get(&page, &[]).await;
+            (r.status != 200).then(|| (r, now()))
+        }
+    })
+    .await;
+    let (refused, at) = ended.expect("the app's access ends with the temporary credential");
+    assert!(at >= until, "refused at {at}, before the credential's end {until}");
+    assert!(at <= until + 3, "refused at {at}, long after the credential's end {until}");
+    assert_eq!(refused.status, 302, "to the login, not the app: {}", refused.body);
+    assert!(refused.location().starts_with(&e.lab("/.vigie/start?rd=")), "{}", refused.location());
+    let ends = |l: &Value| l["reason"].as_str().is_some_and(|r| r.contains("the sponsorship of this login has ended"));
+    let line = e.gw.audit_line(|l| l["kind"] == "refused" && l["client_id"] == "lab" && ends(l)).await;
+    assert_eq!(line["subject"], e.gw.audit_line(|l| l["kind"] == "sponsorship_opened").await["subject"], "{line}");
+    let again = app.get(&page, &[]).await;
+    assert_eq!(again.status, 302, "and it stays closed: {}", again.body);
 }
 
 /// The figure of docs/forward-auth.md: checks per second through nginx with a live session (every

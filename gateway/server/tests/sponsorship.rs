@@ -205,7 +205,7 @@ fn temporary_code(page: &Resp) -> String {
 }
 
 /// The whole sponsorship of `username` (found by `q`) for `reason`: the temporary code.
-async fn sponsor(b: &mut Browser<'_>, q: &str, username: &str, reason: &str) -> String {
+pub(crate) async fn sponsor(b: &mut Browser<'_>, q: &str, username: &str, reason: &str) -> String {
     let (found, csrf, _) = search(b, q).await;
     assert_eq!(found.len(), 1, "one colleague for {q}");
     let asked = start(b, &csrf.expect("csrf"), &found[0], reason).await;
@@ -249,7 +249,7 @@ fn without_form_tokens(page: &Resp) -> String {
 }
 
 /// The end of the temporary credential a `sponsorship_granted` audit line names (Unix seconds).
-fn credential_until(granted: &Value) -> i64 {
+pub(crate) fn credential_until(granted: &Value) -> i64 {
     let reason = granted["reason"].as_str().unwrap_or_default();
     let until = reason
         .strip_prefix("temporary credential until ")

@@ -2,8 +2,9 @@
 //! live Vigie session that the app's policy lets in → 200 with the identity headers; no such
 //! session, or one the policy would let in after a stronger login → the login (nginx: 401 with
 //! `Location`, which `error_page 401 =302 $vigie_login` follows; Traefik: 302 itself); a session
-//! the policy refuses whatever the login → 403. The hot path: two store reads and cached
-//! principal and identity, no write but the idle timer's once a minute.
+//! the policy refuses whatever the login → 403. A session whose login no longer stands (its
+//! sponsorship, card or key withdrawn, its account gone) opens no app, as `/authorize` gives it no
+//! code.
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
@@ -93,7 +94,16 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
         return plain(StatusCode::FORBIDDEN, "this application's client is not registered");
     };
     let login = || to_login(app, proxy, &original);
-    let session = match live_session(config, ports, req, app).await {
+    // The same cookie's answer of the last second, unless access ended here since (decisions.rs).
+    let decisions = super::decisions::global();
+    let key = app_cookie(req, app).map(|c| handle_key(&c));
+    if let Some(k) = &key
+        && let Some(headers) = decisions.get(k, &app.client_id, policy.principals.generation())
+    {
+        return allowed(&headers);
+    }
+    let since = decisions.since(policy.principals.generation());
+    let session = match live_session(config, ports, key, app).await {
         Ok(Some(s)) => s,
         Ok(None) => return login(),
         Err(e) => {
@@ -101,9 +111,23 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
         }
     };
-    let (handle, session) = session;
+    let (handle_key, handle, session) = session;
     let caller = Caller::of(req, &config.server);
     let auth = &session.authentication;
+    // The session answers only while what it was opened with stands, as `/authorize` asks before
+    // SSO: a sponsorship's temporary credential that ended, a card or key withdrawn, an account
+    // disabled or an agent gone close the app at its next request, not when the session ends.
+    match standing(ports, auth).await {
+        Ok(None) => {}
+        Ok(Some(ended)) => {
+            end_access(ports, audit, &caller, client, &handle_key, &session, &ended).await;
+            return login();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "forward-auth check: the directory failed");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
+        }
+    }
     let principal = match crate::policy::principal_of(policy, ports, &auth.identity_id).await {
         Ok(p) => p,
         Err(e) => {
@@ -115,21 +139,9 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
     // its `sensitive` flag and minimum level.
     let decision = crate::policy::decide_login(policy, &caller, &principal, client, auth, false);
     if !decision.allowed {
-        audit.record(AuditEvent {
-            kind: Some(AuditKind::Refused),
-            outcome: Some(Outcome::Failure),
-            subject: Some(auth.identity_id.clone()),
-            client_id: Some(client.config.client_id.clone()),
-            sid: Some(session.sid.clone()),
-            reason: Some(format!(
-                "forward-auth: the policy does not let this session into the app{}",
-                if decision.step_up.is_empty() { "" } else { " without a stronger login" }
-            )),
-            ip: Some(caller.ip.clone()),
-            user_agent: caller.user_agent.clone(),
-            request_id: Some(caller.request_id.clone()),
-            ..Default::default()
-        });
+        let why = if decision.step_up.is_empty() { "" } else { " without a stronger login" };
+        let reason = format!("forward-auth: the policy does not let this session into the app{why}");
+        audit.record(refused(&caller, client, &session, reason));
         // A stronger login would do: `/authorize` offers it (step-up) on the way back.
         return if decision.step_up.is_empty() {
             plain(StatusCode::FORBIDDEN, "the establishment's policy does not allow this user here")
@@ -145,8 +157,6 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Vigie cannot check the session now; retry in a moment");
         }
     };
-    let mut resp = HttpResponse::Ok();
-    resp.insert_header((header::CACHE_CONTROL, "no-store"));
     let roles = principal.roles.join(",");
     let idnat = identity.idnat.as_ref().map(|i| i.as_str()).unwrap_or_default();
     let headers = [
@@ -156,12 +166,30 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
         ("X-Vigie-Roles", roles.as_str()),
         ("X-Vigie-Level", auth.level.acr()),
     ];
+    // An empty or non-ASCII value is left out: the proxy then sends none (and strips the
+    // client's), rather than a value the app might misread.
+    let headers: super::decisions::Headers = std::sync::Arc::new(
+        headers
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty() && v.is_ascii() && !v.chars().any(char::is_control))
+            .map(|(n, v)| (n, v.to_owned()))
+            .collect(),
+    );
+    // A sponsorship's credential ends at a time only the directory says: such a session is
+    // decided at every check.
+    if auth.mie != vigie_core::Mie::Sponsorship {
+        let left = Duration::from_secs((session.expires_at - crate::now()).max(0) as u64);
+        decisions.put(&handle_key, &app.client_id, headers.clone(), since, policy.principals.generation(), left);
+    }
+    allowed(&headers)
+}
+
+/// 200 with the identity headers, for the proxy to pass on to the app.
+fn allowed(headers: &[(&'static str, String)]) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CACHE_CONTROL, "no-store"));
     for (name, value) in headers {
-        // An empty or non-ASCII value is left out: the proxy then sends none (and strips the
-        // client's), rather than a value the app might misread.
-        if !value.is_empty() && value.is_ascii() && !value.chars().any(char::is_control) {
-            resp.insert_header((name, value));
-        }
+        resp.insert_header((*name, value.as_str()));
     }
     resp.finish()
 }
@@ -171,11 +199,11 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
 async fn live_session(
     config: &Config,
     ports: &Ports,
-    req: &HttpRequest,
+    key: Option<String>,
     app: &App,
-) -> Result<Option<(Handle, Session)>, vigie_core::store::StoreError> {
-    let Some(cookie) = app_cookie(req, app) else { return Ok(None) };
-    let Some(handle) = ports.store.get_json::<Handle>(&handle_key(&cookie)).await? else { return Ok(None) };
+) -> Result<Option<(String, Handle, Session)>, vigie_core::store::StoreError> {
+    let Some(key) = key else { return Ok(None) };
+    let Some(handle) = ports.store.get_json::<Handle>(&key).await? else { return Ok(None) };
     if handle.origin != app.origin {
         return Ok(None);
     }
@@ -189,7 +217,66 @@ async fn live_session(
         let idle = (s.expires_at - now).min(config.session.idle_timeout_secs as i64).max(1) as u64;
         ports.store.put_json(&handle.session_key, &s, Duration::from_secs(idle)).await?;
     }
-    Ok(Some((handle, s)))
+    Ok(Some((key, handle, s)))
+}
+
+/// Why a session may no longer open apps.
+struct Ended {
+    reason: String,
+    /// The account itself no longer stands (not only the login's card, key or sponsorship): the
+    /// Vigie session ends too, as `/authorize` ends it.
+    account: bool,
+}
+
+/// Whether the session's login still stands, read now from the directory: the MIE instance of
+/// the login (`oidc::token::withdrawn_mie`), then the account (`oidc::token::account_standing`).
+async fn standing(ports: &Ports, auth: &vigie_core::Authentication) -> Result<Option<Ended>, String> {
+    if let Some(reason) = crate::oidc::token::withdrawn_mie(ports, auth).await.map_err(|e| e.description)? {
+        return Ok(Some(Ended { reason, account: false }));
+    }
+    let account = crate::oidc::token::account_standing(ports, &auth.identity_id).await?;
+    Ok(account.map(|reason| Ended { reason, account: true }))
+}
+
+/// Ends the app's access of a session whose login no longer stands: the handle goes (the next
+/// check of its cookie is one store read), the Vigie session too when the account is gone, and
+/// the refusal is audited once. A store failure here is logged: the next check refuses again.
+async fn end_access(
+    ports: &Ports,
+    audit: &crate::state::Audit,
+    caller: &Caller,
+    client: &crate::state::Client,
+    handle_key: &str,
+    session: &Session,
+    ended: &Ended,
+) {
+    super::decisions::global().forget(handle_key);
+    let mut done = ports.store.delete(handle_key).await;
+    if ended.account && done.is_ok() {
+        done = crate::session::end(ports.store.as_ref(), &session.sid).await;
+    }
+    if let Err(e) = done {
+        tracing::warn!(error = %e, sid = %session.sid, "forward-auth: an ended access could not be removed from the store");
+    }
+    audit.record(refused(caller, client, session, format!("forward-auth: {}: the app's access ends", ended.reason)));
+}
+
+/// The audit line of a check that does not let `session` into the app, and why.
+fn refused(caller: &Caller, client: &crate::state::Client, session: &Session, reason: String) -> AuditEvent {
+    let auth = &session.authentication;
+    AuditEvent {
+        kind: Some(AuditKind::Refused),
+        outcome: Some(Outcome::Failure),
+        subject: Some(auth.identity_id.clone()),
+        client_id: Some(client.config.client_id.clone()),
+        method: Some(auth.mie.as_str().to_owned()),
+        sid: Some(session.sid.clone()),
+        reason: Some(reason),
+        ip: Some(caller.ip.clone()),
+        user_agent: caller.user_agent.clone(),
+        request_id: Some(caller.request_id.clone()),
+        ..Default::default()
+    }
 }
 
 /// Sends the browser to log in, back to the original URL afterwards: first to the app's own

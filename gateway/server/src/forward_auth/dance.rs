@@ -220,6 +220,7 @@ pub async fn logout(req: HttpRequest, dance: Dance) -> HttpResponse {
         return error_page(&req, StatusCode::BAD_REQUEST, "this address is not an application protected by Vigie");
     };
     if let Some(cookie) = app_cookie(&req, app) {
+        super::decisions::global().forget(&handle_key(&cookie));
         match ports.store.take_json::<Handle>(&handle_key(&cookie)).await {
             Ok(Some(handle)) => {
                 let ending = session::Ending { config, ports, oidc, audit, http: &upstreams.http };

@@ -9,6 +9,7 @@
 mod check;
 pub mod config;
 mod dance;
+mod decisions;
 
 pub use check::{nginx, traefik};
 pub use config::{App, ForwardAuthConfig};
@@ -39,6 +40,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/forward-auth/callback", web::get().to(callback))
         .route("/forward-auth/logout", web::get().to(logout))
         .route("/forward-auth/logout", web::post().to(logout));
+}
+
+/// A session ended on this replica (`session::end`): no check answer decided before it is
+/// reused (`decisions`).
+pub fn session_ended() {
+    decisions::global().session_ended();
 }
 
 /// What the app's cookie names in the store (by its hash): a Vigie session.

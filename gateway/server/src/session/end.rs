@@ -118,8 +118,11 @@ pub async fn complete_pending(ending: Ending<'_>) {
 
 /// Ends the session `sid`, wherever the browser is.
 pub async fn end(store: &dyn EphemeralStore, sid: &str) -> Result<(), StoreError> {
+    // Before and after the store: a forward-auth check deciding meanwhile keeps nothing it read.
+    crate::forward_auth::session_ended();
     if let Some(k) = store.take(&keys::session_of_sid(sid)).await? {
         store.delete(&String::from_utf8_lossy(&k)).await?;
     }
+    crate::forward_auth::session_ended();
     Ok(())
 }
