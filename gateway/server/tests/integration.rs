@@ -34,6 +34,7 @@ mod login_page;
 mod logout;
 mod ops;
 mod outage;
+mod pages;
 mod pg_tls;
 mod policy;
 mod predeploy;

@@ -139,7 +139,7 @@ pub async fn keys_page(
     let t = texts(l);
     let access = match access(&ports, &config, &policy, &req).await {
         Ok(a) => a,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let (holder, may_add) = match access {
         Access::Enrol(h) => (h, true),
@@ -158,7 +158,7 @@ pub async fn keys_page(
         ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok(v) => v,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let who = identity.map(|i| format!("{} {}", i.given_name, i.family_name)).unwrap_or_default();
     let done = match q.done.as_deref() {
