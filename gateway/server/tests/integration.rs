@@ -21,6 +21,7 @@ mod code_flow;
 mod configured;
 mod degraded;
 mod dmp;
+mod docs;
 mod edge;
 mod failover;
 mod fi_tiers;
