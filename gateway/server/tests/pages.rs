@@ -204,6 +204,7 @@ async fn every_page_speaks_french_and_english_and_has_a_way_back() {
             Way::Back("/"),
         ),
         ("the enrolment code form", "/account/enrol", 200, Way::Form),
+        ("the security keys page, signed in nowhere", "/account/keys", 200, Way::Back("/")),
         ("the logout confirmation", "/logout", 200, Way::Back("/")),
         ("the home page", "/", 200, Way::Link("/account/keys")),
     ];

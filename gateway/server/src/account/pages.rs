@@ -146,9 +146,11 @@ pub async fn keys_page(
         Access::ListOnly(h) => (h, false),
         Access::Nobody => {
             let main = format!(
-                r#"<p>{nobody}</p><p><a class="button" href="/account/enrol">{code}</a></p>"#,
+                r#"<p>{nobody}</p><p><a class="button" href="/account/enrol">{code}</a></p>{back}{switch}"#,
                 nobody = t.nobody,
-                code = t.code_title
+                code = t.code_title,
+                back = pages::Back::Home.link(&req, l),
+                switch = pages::lang_switch(l, "/account/keys?"),
             );
             return html_page(l, StatusCode::OK, t.title, &main, None);
         }
@@ -236,8 +238,13 @@ pub async fn keys_page(
             label = t.done
         )
     };
-    let main =
-        format!(r#"<p>{intro} <strong>{who}</strong>.</p>{done}{list}{add}{finish}"#, intro = t.intro, who = esc(&who));
+    let main = format!(
+        r#"<p>{intro} <strong>{who}</strong>.</p>{done}{list}{add}{finish}{back}{switch}"#,
+        intro = t.intro,
+        who = esc(&who),
+        back = pages::Back::Home.link(&req, l),
+        switch = pages::lang_switch(l, "/account/keys?"),
+    );
     let mut resp = html_page(l, StatusCode::OK, t.title, &main, None);
     resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     if may_add {
