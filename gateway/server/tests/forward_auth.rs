@@ -221,7 +221,7 @@ async fn apps_behind_nginx_and_traefik_see_vigie_identity_only_after_login_until
     assert_vigie_headers(&app_sees(&mut app, &page).await, "demo.medecin", ACR_2FA);
 
     // The code was for one use.
-    let replay = app.get(&callback, &[]).await;
+    let replay = app.get(&callback, &[("accept-language", "en")]).await;
     assert_eq!(replay.status, 400, "a replayed code is refused: {}", replay.body);
     assert!(replay.body.contains("already used"), "{}", replay.body);
 

@@ -134,7 +134,7 @@ fn code_form(req: &HttpRequest, status: StatusCode, error: Option<&str>) -> Http
         label = t.code_label,
         help = t.code_help,
         submit = t.code_submit,
-    );
+    ) + &pages::lang_switch(l, "/account/enrol?");
     let mut resp = html_page(l, status, t.code_title, &main, None);
     if let Ok(v) =
         header::HeaderValue::from_str(&crate::web::http::host_cookie(CODE_CSRF_COOKIE, token, Some(3600)).to_string())
@@ -154,7 +154,15 @@ pub async fn redeem_code(
     let caller = Caller::of(&req, &config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
+        return pages::error_page(
+            &req,
+            StatusCode::BAD_REQUEST,
+            pages::FORM_UNREADABLE,
+            pages::Back::To(
+                "/account/enrol",
+                pages::Say::new("Revenir à la saisie du code", "Back to entering the code"),
+            ),
+        );
     };
     let csrf_ok = match (crate::web::http::cookie(&req, CODE_CSRF_COOKIE), p.get("csrf")) {
         (Some(c), Some(f)) => ct_eq(c.as_bytes(), f.as_bytes()),
@@ -166,10 +174,17 @@ pub async fn redeem_code(
     let window = Duration::from_secs(config.login.ip_window_secs);
     match ports.store.incr(&caller.rate_limit_key(PerAddress::Enrolment), window).await {
         Ok(n) if n > config.login.max_attempts_per_ip => {
-            return pages::rate_limited(&req, config.login.ip_window_secs);
+            return pages::rate_limited(
+                &req,
+                config.login.ip_window_secs,
+                pages::Back::To(
+                    "/account/enrol",
+                    pages::Say::new("Revenir à la saisie du code", "Back to entering the code"),
+                ),
+            );
         }
         Ok(_) => {}
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     let code = p.get("code").filter(|c| c.len() <= 64).unwrap_or_default();
     // Single use: `take` returns the record to one caller only, across replicas.
@@ -188,13 +203,13 @@ pub async fn redeem_code(
             });
             return code_form(&req, StatusCode::BAD_REQUEST, Some(t.code_refused));
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let cookie = random_token(32);
     let grant = Grant { identity_id: record.identity_id.clone() };
     if let Err(e) = ports.store.put_json(&keys::enrolment_grant(&cookie), &grant, Duration::from_secs(GRANT_SECS)).await
     {
-        return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return pages::unavailable(&req, &e);
     }
     audit(
         &audit_trail,
@@ -224,10 +239,18 @@ pub async fn end_enrolment(req: HttpRequest, ports: Part<Ports>, body: web::Byte
     };
     let csrf = sha256_b64(format!("vigie-enrol-csrf\0{cookie}").as_bytes());
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), csrf.as_bytes())) {
-        return pages::error_page(&req, StatusCode::FORBIDDEN, t.forbidden);
+        return pages::error_page(
+            &req,
+            StatusCode::FORBIDDEN,
+            pages::Say::chosen(t.forbidden),
+            pages::Back::To(
+                "/account/enrol",
+                pages::Say::new("Revenir à la saisie du code", "Back to entering the code"),
+            ),
+        );
     }
     if let Err(e) = ports.store.delete(&keys::enrolment_grant(&cookie)).await {
-        return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return pages::unavailable(&req, &e);
     }
     let mut resp =
         html_page(l, StatusCode::OK, t.code_title, &format!(r#"<p role="status">{}</p>"#, t.done_text), None);

@@ -183,11 +183,14 @@ pub async fn register(
     let l = pages::lang(&req, None);
     let t = texts(l);
     let Ok(p) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the registration form was malformed");
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, pages::FORM_UNREADABLE, pages::Back::Account);
     };
     let holder = match enroller(&ports, &config, &policy, &req, &p).await {
         Ok(h) => h,
-        Err((status, detail)) => return pages::error_page(&req, status, detail),
+        // `detail` comes from the table of the page's language (`account::access`).
+        Err((status, detail)) => {
+            return pages::error_page(&req, status, pages::Say::chosen(detail), pages::Back::Account);
+        }
     };
     let refuse = |status: StatusCode, text: &str, reason: &str| {
         audit(
@@ -202,14 +205,14 @@ pub async fn register(
                 reason: Some(reason),
             },
         );
-        pages::error_page(&req, status, text)
+        pages::error_page(&req, status, pages::Say::chosen(text), pages::Back::Account)
     };
     let pending = match ports.store.take_json::<Registration>(&session::keys::key_registration(&holder.csrf)).await {
         Ok(Some(r)) => r,
         Ok(None) => {
             return refuse(StatusCode::BAD_REQUEST, t.failed, "registration challenge expired or already used");
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let raw = p.get("credential").unwrap_or_default();
     if raw.is_empty() || raw.len() > 64 * 1024 {
@@ -291,7 +294,7 @@ pub async fn register(
     match ports.fido2.add_credential(&stored).await {
         Ok(()) => {}
         Err(DirectoryError::Invalid(m)) => return refuse(StatusCode::CONFLICT, t.reg_refused, &m),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     audit(
         &audit_trail,
@@ -350,22 +353,37 @@ pub async fn revoke(
     let caller = Caller::of(&req, &config.server);
     let t = texts(pages::lang(&req, None));
     let Ok(p) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, pages::FORM_UNREADABLE, pages::Back::Account);
     };
     let holder = match access(&ports, &config, &policy, &req).await {
         Ok(Access::Enrol(h) | Access::ListOnly(h)) if h.can_revoke => h,
-        Ok(_) => return pages::error_page(&req, StatusCode::UNAUTHORIZED, t.nobody),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Ok(_) => {
+            return pages::error_page(
+                &req,
+                StatusCode::UNAUTHORIZED,
+                pages::Say::chosen(t.nobody),
+                pages::Back::Account,
+            );
+        }
+        Err(e) => return pages::unavailable(&req, &e),
     };
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), holder.csrf.as_bytes())) {
-        return pages::error_page(&req, StatusCode::FORBIDDEN, t.forbidden);
+        return pages::error_page(&req, StatusCode::FORBIDDEN, pages::Say::chosen(t.forbidden), pages::Back::Account);
     }
     let id = p.get("id").filter(|i| i.len() <= 1400).unwrap_or_default();
     let actor = format!("self:{}", holder.identity_id);
     let ending = Ending { config: &config, ports: &ports, oidc: &oidc, audit: &audit, http: &upstreams.http };
     match revoke_key(ending, &caller, &holder.identity_id, id, &actor).await {
         Ok(true) => HttpResponse::SeeOther().insert_header((header::LOCATION, "/account/keys?done=revoked")).finish(),
-        Ok(false) => pages::error_page(&req, StatusCode::NOT_FOUND, "no such key among yours"),
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Ok(false) => pages::error_page(
+            &req,
+            StatusCode::NOT_FOUND,
+            pages::Say::new(
+                "Cette clé n'est pas (ou plus) parmi les vôtres : la liste de vos clés est à jour.",
+                "This key is not (or no longer) among yours: the list of your keys is up to date.",
+            ),
+            pages::Back::Account,
+        ),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }

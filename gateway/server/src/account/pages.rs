@@ -139,16 +139,18 @@ pub async fn keys_page(
     let t = texts(l);
     let access = match access(&ports, &config, &policy, &req).await {
         Ok(a) => a,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let (holder, may_add) = match access {
         Access::Enrol(h) => (h, true),
         Access::ListOnly(h) => (h, false),
         Access::Nobody => {
             let main = format!(
-                r#"<p>{nobody}</p><p><a class="button" href="/account/enrol">{code}</a></p>"#,
+                r#"<p>{nobody}</p><p><a class="button" href="/account/enrol">{code}</a></p>{back}{switch}"#,
                 nobody = t.nobody,
-                code = t.code_title
+                code = t.code_title,
+                back = pages::Back::Home.link(&req, l),
+                switch = pages::lang_switch(l, "/account/keys?"),
             );
             return html_page(l, StatusCode::OK, t.title, &main, None);
         }
@@ -158,7 +160,7 @@ pub async fn keys_page(
         ports.fido2.credentials_of(&holder.identity_id)
     ) {
         Ok(v) => v,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let who = identity.map(|i| format!("{} {}", i.given_name, i.family_name)).unwrap_or_default();
     let done = match q.done.as_deref() {
@@ -236,8 +238,13 @@ pub async fn keys_page(
             label = t.done
         )
     };
-    let main =
-        format!(r#"<p>{intro} <strong>{who}</strong>.</p>{done}{list}{add}{finish}"#, intro = t.intro, who = esc(&who));
+    let main = format!(
+        r#"<p>{intro} <strong>{who}</strong>.</p>{done}{list}{add}{finish}{back}{switch}"#,
+        intro = t.intro,
+        who = esc(&who),
+        back = pages::Back::Home.link(&req, l),
+        switch = pages::lang_switch(l, "/account/keys?"),
+    );
     let mut resp = html_page(l, StatusCode::OK, t.title, &main, None);
     resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     if may_add {

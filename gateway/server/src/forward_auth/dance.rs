@@ -21,7 +21,13 @@ use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::session::{self, Session, keys};
 use crate::state::{Audit, OidcState, Ports, Upstreams, parts};
 use crate::web::http::Caller;
-use crate::web::pages::error_page;
+use crate::web::pages::{Back, Say, error_page, unavailable};
+
+/// An address that belongs to none of the configured apps.
+const NOT_AN_APP: Say<'static> = Say::new(
+    "Cette adresse n'est pas une application protégée par Vigie : ouvrez l'application depuis son lien habituel.",
+    "This address is not an application protected by Vigie: open the application from its usual link.",
+);
 
 parts! {
     /// What the dance reaches: the apps and the issuer (settings), the store (the started login,
@@ -43,17 +49,17 @@ pub async fn start(req: HttpRequest, dance: Dance) -> HttpResponse {
     let Dance { config, ports, .. } = &dance;
     let rd = url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "rd").map(|(_, v)| v);
     let Some((app, rd)) = rd.as_deref().and_then(|rd| app_of_url(config.forward_auth.apps(), rd)) else {
-        return error_page(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "this address is not an application protected by Vigie: open the application from its usual link",
-        );
+        return error_page(&req, StatusCode::BAD_REQUEST, NOT_AN_APP, Back::Home);
     };
     if !request_host(&req).eq_ignore_ascii_case(&app.host) {
         return error_page(
             &req,
             StatusCode::BAD_REQUEST,
-            "a sign-in for this application starts on the application's own address: open it from its usual link",
+            Say::new(
+                "La connexion à cette application commence à sa propre adresse : ouvrez-la depuis son lien habituel.",
+                "A sign-in for this application starts on the application's own address: open it from its usual link.",
+            ),
+            Back::To(&app.origin, Say::new("Ouvrir l'application", "Open the application")),
         );
     }
     let state = random_token(24);
@@ -67,7 +73,7 @@ pub async fn start(req: HttpRequest, dance: Dance) -> HttpResponse {
     };
     let ttl = Duration::from_secs(config.tokens.login_flow_ttl_secs);
     if let Err(e) = ports.store.put_json(&started_key(&state), &started, ttl).await {
-        return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return unavailable(&req, &e);
     }
     // RFC 7636 §4.2: S256, so the code is worth nothing to whoever sees it without the verifier,
     // which never leaves the store.
@@ -96,7 +102,8 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let refuse = |reason: &str, page: &str| {
+    // The way back is the application's own address: a new sign-in starts from there.
+    let refuse = |reason: &str, page: Say<'_>| {
         audit.record(AuditEvent {
             kind: Some(AuditKind::Refused),
             outcome: Some(Outcome::Failure),
@@ -106,14 +113,17 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
             request_id: Some(caller.request_id.clone()),
             ..Default::default()
         });
-        error_page(&req, StatusCode::BAD_REQUEST, page)
+        error_page(&req, StatusCode::BAD_REQUEST, page, Back::Home)
     };
-    let expired = "this sign-in link was already used or has expired: open the application again";
+    let expired = Say::new(
+        "Ce lien de connexion a déjà servi ou a expiré : ouvrez à nouveau l'application.",
+        "This sign-in link was already used or has expired: open the application again.",
+    );
     let state = param("state").unwrap_or_default();
     let started = match ports.store.get_json::<Started>(&started_key(state)).await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse("unknown, used or expired state", expired),
-        Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return unavailable(&req, &e),
     };
     let Some((app, rd)) = app_of_url(config.forward_auth.apps(), &started.rd) else {
         return refuse("the app is no longer configured", expired);
@@ -125,19 +135,24 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
     if !browser.is_some_and(|b| ct_eq(b.as_bytes(), started.browser.as_bytes())) {
         return refuse(
             "the callback came from another browser than the one that started the login",
-            "this sign-in was started in another browser: open the application again here",
+            Say::new(
+                "Cette connexion a été commencée dans un autre navigateur : ouvrez à nouveau l'application ici.",
+                "This sign-in was started in another browser: open the application again here.",
+            ),
         );
     }
     // Single use: the started login and the code are taken, not read.
     match ports.store.take_json::<Started>(&started_key(state)).await {
         Ok(Some(_)) => {}
         Ok(None) => return refuse("unknown, used or expired state", expired),
-        Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return unavailable(&req, &e),
     }
     if let Some(error) = param("error") {
         // RFC 6749 §4.1.2.1: the authorization endpoint refused (the policy, no login method).
         let description = param("error_description").unwrap_or(error);
-        return error_page(&req, StatusCode::FORBIDDEN, description);
+        let fr = format!("Vigie a refusé la connexion à cette application : {description}");
+        let en = format!("Vigie refused the sign-in to this application: {description}");
+        return error_page(&req, StatusCode::FORBIDDEN, Say::new(&fr, &en), Back::Home);
     }
     // The cookie is set on the host the browser is on: it must be the app's.
     if !request_host(&req).eq_ignore_ascii_case(&app.host) {
@@ -150,7 +165,7 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
     let grant = match grant {
         Ok(Some(g)) => g,
         Ok(None) => return refuse("unknown, used or expired code", expired),
-        Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return unavailable(&req, &e),
     };
     // The code is bound to the app: its client, its callback, and the verifier of this login.
     let challenge = sha256_b64(started.verifier.as_bytes());
@@ -172,18 +187,18 @@ pub async fn callback(req: HttpRequest, dance: Dance) -> HttpResponse {
     let (session_key, session) = match live.await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse("the session ended before the callback", expired),
-        Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return unavailable(&req, &e),
     };
     let identity_id = &session.authentication.identity_id;
     let user = match ports.directory.username_of(identity_id).await {
         Ok(u) => u.unwrap_or_else(|| identity_id.clone()),
-        Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return unavailable(&req, &e),
     };
     let cookie = random_token(32);
     let handle = Handle { session_key, sid: session.sid.clone(), origin: app.origin.clone(), user };
     let left = (session.expires_at - crate::now()).max(1);
     if let Err(e) = ports.store.put_json(&handle_key(&cookie), &handle, Duration::from_secs(left as u64)).await {
-        return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return unavailable(&req, &e);
     }
     audit.record(AuditEvent {
         kind: Some(AuditKind::TokenIssued),
@@ -217,7 +232,7 @@ pub async fn logout(req: HttpRequest, dance: Dance) -> HttpResponse {
         // An app behind a path prefix: any of its host's apps will do for the cookie's name.
         config.forward_auth.apps().iter().find(|a| a.host.eq_ignore_ascii_case(host)).map(|a| (a, String::new()))
     }) else {
-        return error_page(&req, StatusCode::BAD_REQUEST, "this address is not an application protected by Vigie");
+        return error_page(&req, StatusCode::BAD_REQUEST, NOT_AN_APP, Back::Home);
     };
     if let Some(cookie) = app_cookie(&req, app) {
         super::decisions::global().forget(&handle_key(&cookie));
@@ -227,7 +242,7 @@ pub async fn logout(req: HttpRequest, dance: Dance) -> HttpResponse {
                 crate::oidc::logout::end_session(ending, &caller, &handle.sid).await;
             }
             Ok(None) => {}
-            Err(e) => return error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Err(e) => return unavailable(&req, &e),
         }
     }
     let mut resp = HttpResponse::SeeOther();

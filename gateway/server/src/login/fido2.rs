@@ -23,7 +23,7 @@ use crate::secrets::ct_eq;
 use crate::session::keys::{self, PerAddress};
 use crate::state::{Part, Ports};
 use crate::web::http::{parse_params, problem};
-use crate::web::pages::{self, Lang};
+use crate::web::pages::{self, Back, Lang, Say};
 
 /// The relying party of this gateway: RP ID and origin from `[webauthn]` or the issuer.
 pub fn relying_party(config: &Config) -> anyhow::Result<Webauthn> {
@@ -194,11 +194,7 @@ async fn checked_flow(
     let flow_id = p.get("flow").filter(|f| f.len() <= 64).unwrap_or_default().to_owned();
     let flow = flows.bound(req, &flow_id).await?;
     if !p.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes())) {
-        return Err(pages::error_page(
-            req,
-            StatusCode::FORBIDDEN,
-            "this login form was not issued to this browser: start again from the application",
-        ));
+        return Err(pages::error_page(req, StatusCode::FORBIDDEN, super::OTHER_BROWSER, Back::Home));
     }
     Ok((flow_id, flow))
 }
@@ -280,7 +276,7 @@ pub async fn finish(
 ) -> HttpResponse {
     let caller = flows.caller(&req);
     let Ok(p) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the login form was malformed");
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, super::form::MALFORMED, Back::Home);
     };
     let (flow_id, flow) = match checked_flow(&req, &flows, &p).await {
         Ok(f) => f,
@@ -292,9 +288,11 @@ pub async fn finish(
     let cfg = &config.login;
     let ip_key = caller.rate_limit_key(PerAddress::Login);
     match ports.store.incr(&ip_key, Duration::from_secs(cfg.ip_window_secs)).await {
-        Ok(n) if n > cfg.max_attempts_per_ip => return pages::rate_limited(&req, cfg.ip_window_secs),
+        Ok(n) if n > cfg.max_attempts_per_ip => {
+            return pages::rate_limited(&req, cfg.ip_window_secs, Back::Login(&flow_id));
+        }
         Ok(_) => {}
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     let who = std::cell::RefCell::new(String::from("fido2"));
     let refuse = |r: Refusal| {
@@ -306,13 +304,14 @@ pub async fn finish(
         };
         metrics::counter!("vigie_login_total", "method" => "fido2", "result" => result).increment(1);
         flows.refused(&caller, &flow, Mie::Fido2, &who.borrow(), Some(&r.reason()));
-        pages::error_page(&req, status, text)
+        // `t` is the table of the page's language; the login page offers another key or MIE.
+        pages::error_page(&req, status, Say::chosen(text), Back::Login(&flow_id))
     };
 
     let auth_state = match ports.store.take_json::<DiscoverableAuthentication>(&keys::fido2_login(&flow_id)).await {
         Ok(Some(s)) => s,
         Ok(None) => return refuse(Refusal::Expired),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let Some(raw) = p.get("credential") else { return refuse(Refusal::NoScript) };
     if raw.len() > 16 * 1024 {
@@ -330,7 +329,7 @@ pub async fn finish(
     let stored = match ports.fido2.credential(&cred_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return refuse(Refusal::UnknownKey),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     *who.borrow_mut() = format!("fido2:{}", stored.name);
     // WebAuthn §7.2 step 6: the user handle returned must be that of the credential's owner.
@@ -340,9 +339,8 @@ pub async fn finish(
     let mut passkey: Passkey = match serde_json::from_str(&stored.public_key) {
         Ok(k) => k,
         Err(e) => {
-            return pages::error_page(
+            return pages::unavailable(
                 &req,
-                StatusCode::SERVICE_UNAVAILABLE,
                 &format!("the stored record of this security key is unreadable ({e}): re-register the key"),
             );
         }
@@ -368,7 +366,7 @@ pub async fn finish(
             return refuse(Refusal::Cloned { stored, presented: result.counter() });
         }
         Ok(CounterCheck::Unknown) => return refuse(Refusal::UnknownKey),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     match tokio::try_join!(
         ports.directory.identity(&stored.identity_id),
@@ -377,7 +375,7 @@ pub async fn finish(
         Ok((Some(_), false)) => {}
         Ok((Some(_), true)) => return refuse(Refusal::Disabled),
         Ok((None, _)) => return refuse(Refusal::NoIdentity),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     // Possession of the key and user verification on it, a PIN for security keys (`pin`). A
     // hardware-secured key (`hwk`, RFC 8176 §2) only when its attestation was verified at

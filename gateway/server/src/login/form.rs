@@ -15,7 +15,7 @@ use crate::secrets::ct_eq;
 use crate::session::keys::{self, PerAddress};
 use crate::state::{Audit, OidcState, PolicyGate, Ports, Upstreams, parts};
 use crate::web::http::{Caller, Params, parse_params};
-use crate::web::pages;
+use crate::web::pages::{self, Back, Say};
 
 parts! {
     /// The login flows as a verifier reaches them (`flows: Flows` in a handler): the caller, the
@@ -108,6 +108,12 @@ pub(crate) fn limited(p: &Params, name: &str, max: usize) -> Option<String> {
     p.get(name).filter(|v| v.len() <= max).map(str::to_owned)
 }
 
+/// A login form that is not a form (no way to tell its flow).
+pub(crate) const MALFORMED: Say<'static> = Say::new(
+    "Le formulaire de connexion reçu est illisible : recommencez depuis l'application.",
+    "The sign-in form received is unreadable: start again from the application.",
+);
+
 /// A login form as posted: its fields, its flow's id and the flow.
 pub(crate) struct PostedLogin {
     pub params: Params,
@@ -120,25 +126,21 @@ pub(crate) struct PostedLogin {
 /// form, no flow, an expired flow, the store failing, or a form not issued to this browser.
 pub(crate) async fn posted_login(ports: &Ports, req: &HttpRequest, body: &[u8]) -> Result<PostedLogin, HttpResponse> {
     let Ok(params) = parse_params(body) else {
-        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the login form was malformed"));
+        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, MALFORMED, Back::Home));
     };
     let Some(flow_id) = limited(&params, "flow", 64) else {
-        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the login form has no flow"));
+        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, super::NO_FLOW, Back::Home));
     };
     let flow = match ports.store.get_json::<LoginFlow>(&keys::login_flow(&flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
-        Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        Err(e) => return Err(pages::unavailable(req, &e)),
     };
     // CSRF: the form's token and the browser-binding cookie must both match the flow.
     let csrf_ok = params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), flow.csrf.as_bytes()));
     let browser_ok = super::browser_bound(req, &flow.browser);
     if !csrf_ok || !browser_ok {
-        return Err(pages::error_page(
-            req,
-            StatusCode::FORBIDDEN,
-            "this login form was not issued to this browser: start again from the application",
-        ));
+        return Err(pages::error_page(req, StatusCode::FORBIDDEN, super::OTHER_BROWSER, Back::Home));
     }
     Ok(PostedLogin { params, flow_id, flow })
 }
@@ -164,9 +166,9 @@ pub(crate) async fn limit_per_ip(
                     .increment(1);
             }
             flows.refused(at.caller, at.flow, mie, username, Some("too many attempts from this address"));
-            Err(pages::rate_limited(at.req, cfg.ip_window_secs))
+            Err(pages::rate_limited(at.req, cfg.ip_window_secs, Back::Login(at.flow_id)))
         }
         Ok(_) => Ok(()),
-        Err(e) => Err(pages::error_page(at.req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        Err(e) => Err(pages::unavailable(at.req, &e)),
     }
 }

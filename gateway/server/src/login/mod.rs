@@ -22,12 +22,24 @@ use crate::oidc::flow::Offer;
 use crate::session::{self, keys};
 use crate::state::{Audit, Ports, Upstreams};
 use crate::web::http::Caller;
-use crate::web::pages;
+use crate::web::pages::{self, Back, Say};
 use form::Flows;
 
 // The flow is the provider's (it waits on an authorization request); the verifiers name it
 // from here.
 pub use crate::oidc::flow::{BROWSER_COOKIE, LoginFlow};
+
+/// A login address without its flow: only the application can start one.
+pub(crate) const NO_FLOW: Say<'static> = Say::new(
+    "La page de connexion s'ouvre depuis l'application : retournez-y et recommencez.",
+    "The sign-in page opens from the application: go back to it and start again.",
+);
+
+/// A flow answered only the browser it was opened in (login CSRF).
+pub(crate) const OTHER_BROWSER: Say<'static> = Say::new(
+    "Cette connexion n'a pas été commencée dans ce navigateur : recommencez depuis l'application.",
+    "This sign-in was not started in this browser: start again from the application.",
+);
 
 /// The login methods a flow's page offers: those that reach the level the request needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,23 +100,36 @@ pub async fn complete(
     if flow.request.required_level().is_some_and(|l| auth.level < l) {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "insufficient").increment(1);
         audit_login(&flows.audit, caller, mie, who, &flow, Err("the MIE used is weaker than the application needs"));
+        // The flow is still there: its login page offers what the application needs.
         return pages::error_page(
             req,
             StatusCode::FORBIDDEN,
-            "this application needs a stronger means of identification (a CPS/CPE card or a FIDO2 key)",
+            Say::new(
+                "Cette application demande un moyen d'identification plus fort : une carte CPS/CPE ou une clé FIDO2.",
+                "This application needs a stronger means of identification: a CPS/CPE card or a FIDO2 key.",
+            ),
+            Back::Login(flow_id),
         );
     }
     // The policy, with who this really is: a refusal that another MIE would lift asks for it on
     // the same flow (step-up), one that none would lift ends here.
     let Some(client) = flows.oidc.clients.get(&flow.request.client_id) else {
-        return pages::error_page(req, StatusCode::BAD_REQUEST, "the application is no longer registered");
+        return pages::error_page(
+            req,
+            StatusCode::BAD_REQUEST,
+            Say::new(
+                "Cette application n'est plus enregistrée auprès de Vigie : prévenez le support.",
+                "This application is no longer registered with Vigie: tell support.",
+            ),
+            Back::Home,
+        );
     };
     // Read now, not from the cache: someone who has just left or been suspended must not open a
     // new session on a status read before the change (the sweep that ends their sessions may
     // already have run).
     let principal = match crate::policy::current_principal(&flows.policy, &flows.ports, &auth.identity_id).await {
         Ok(p) => p,
-        Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => return pages::unavailable(req, &e),
     };
     let decision = crate::policy::decide_login(&flows.policy, caller, &principal, client, &auth, true);
     if !decision.allowed {
@@ -115,13 +140,17 @@ pub async fn complete(
             return pages::error_page(
                 req,
                 StatusCode::FORBIDDEN,
-                "les règles de l'établissement ne permettent pas l'accès à cette application / the establishment's rules do not allow you into this application",
+                Say::new(
+                    "Les règles de l'établissement ne vous permettent pas l'accès à cette application.",
+                    "The establishment's rules do not allow you into this application.",
+                ),
+                Back::Home,
             );
         }
         let flow = LoginFlow { offer: Offer::StepUp(decision.step_up), ..flow };
         let ttl = std::time::Duration::from_secs(flows.config.tokens.login_flow_ttl_secs);
         if let Err(e) = flows.ports.store.put_json(&keys::login_flow(flow_id), &flow, ttl).await {
-            return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            return pages::unavailable(req, &e);
         }
         let username = if mie == Mie::PasswordTotp { who } else { "" };
         let mut page = render(req, flows, flow_id, &flow, username);
@@ -134,7 +163,7 @@ pub async fn complete(
     };
     let (cookie, s, replaced) = match started.await {
         Ok(v) => v,
-        Err(e) => return pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(req, &e),
     };
     if let Some(previous) = replaced {
         // Someone else was signed in on this browser: their tokens are revoked and their
@@ -186,23 +215,15 @@ pub(crate) fn browser_bound(req: &HttpRequest, browser_hash: &str) -> bool {
 /// browser-binding cookie) — for methods entered by GET or by script rather than by the form.
 pub async fn bound_flow(req: &HttpRequest, ports: &Ports, flow_id: &str) -> Result<LoginFlow, HttpResponse> {
     if flow_id.is_empty() || flow_id.len() > 64 {
-        return Err(pages::error_page(
-            req,
-            StatusCode::BAD_REQUEST,
-            "the login page needs a flow: start from the application",
-        ));
+        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, NO_FLOW, Back::Home));
     }
     let flow = match ports.store.get_json::<LoginFlow>(&keys::login_flow(flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return Err(pages::flow_expired(req)),
-        Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        Err(e) => return Err(pages::unavailable(req, &e)),
     };
     if !browser_bound(req, &flow.browser) {
-        return Err(pages::error_page(
-            req,
-            StatusCode::FORBIDDEN,
-            "this login was not started in this browser: start again from the application",
-        ));
+        return Err(pages::error_page(req, StatusCode::FORBIDDEN, OTHER_BROWSER, Back::Home));
     }
     Ok(flow)
 }
@@ -238,15 +259,11 @@ pub struct PageQuery {
 /// `GET /login?flow=…`: the login page of a flow.
 pub async fn page(req: HttpRequest, flows: Flows, q: web::Query<PageQuery>) -> HttpResponse {
     let Some(id) = q.flow.as_deref().filter(|f| f.len() <= 64) else {
-        return pages::error_page(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "the login page needs a flow: start from the application",
-        );
+        return pages::error_page(&req, StatusCode::BAD_REQUEST, NO_FLOW, Back::Home);
     };
     match flows.ports.store.get_json::<LoginFlow>(&keys::login_flow(id)).await {
         Ok(Some(flow)) => render(&req, &flows, id, &flow, flow.request.login_hint.as_deref().unwrap_or_default()),
         Ok(None) => pages::flow_expired(&req),
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }

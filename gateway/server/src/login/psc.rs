@@ -52,6 +52,12 @@ const UNAVAILABLE: &str = "e-CPS indisponible pour le moment : Pro Santé Connec
 const DIRECTORY_UNAVAILABLE: &str = "L'annuaire de l'établissement ne répond pas : réessayez dans un instant. / The \
      establishment's directory does not answer: try again in a moment.";
 
+/// `/login/psc…` on a gateway without PSC configured.
+const PSC_OFF: pages::Say<'static> = pages::Say::new(
+    "La connexion par e-CPS (Pro Santé Connect) n'est pas ouverte sur ce service : choisissez un autre moyen.",
+    "e-CPS sign-in (Pro Santé Connect) is not enabled on this service: choose another means.",
+);
+
 /// What the page says while PSC's circuit breaker is open (degraded mode), and what works instead.
 pub const DOWN_FR: &str =
     "e-CPS (Pro Santé Connect) est indisponible pour le moment : utilisez votre carte CPS/CPE ou votre clé FIDO2.";
@@ -72,7 +78,7 @@ pub async fn begin(
     };
     let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
     let Some(psc) = upstreams.psc.clone() else {
-        return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
+        return pages::error_page(&req, StatusCode::NOT_FOUND, PSC_OFF, pages::Back::Login(&flow_id));
     };
     if !flows.methods(&flow).psc {
         let r = refusal(
@@ -98,7 +104,7 @@ pub async fn begin(
     let sent = Sent { flow_id: flow_id.clone(), pending };
     let ttl = std::time::Duration::from_secs(psc.config.state_ttl_secs);
     if let Err(e) = ports.store.put_json(&keys::psc_login(&sent.pending.state), &sent, ttl).await {
-        return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return pages::unavailable(&req, &e);
     }
     metrics::counter!("vigie_psc_login_started_total").increment(1);
     HttpResponse::Found().insert_header((header::LOCATION, url)).insert_header(("Cache-Control", "no-store")).finish()
@@ -125,7 +131,7 @@ pub async fn callback(
     let caller = flows.caller(&req);
     let no_flow = Stage { req: &req, caller: &caller, flow: None };
     let Some(psc) = upstreams.psc.clone() else {
-        return pages::error_page(&req, StatusCode::NOT_FOUND, "Pro Santé Connect is not enabled on this gateway");
+        return pages::error_page(&req, StatusCode::NOT_FOUND, PSC_OFF, pages::Back::Home);
     };
     // RFC 6749 §10.12 / OIDC Core §3.1.2.7: the state must be the one sent, once.
     let Some(s) = q.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512) else {
@@ -149,12 +155,12 @@ pub async fn callback(
             );
             return refuse(&flows, &audit, no_flow, Mie::Ecps, "-", r);
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let flow = match ports.store.get_json::<LoginFlow>(&keys::login_flow(&sent.flow_id)).await {
         Ok(Some(f)) => f,
         Ok(None) => return pages::flow_expired(&req),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let flow_id = sent.flow_id.clone();
     let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
@@ -249,7 +255,7 @@ pub async fn callback(
             );
             return refuse(&flows, &audit, at.into(), mie, &who, r);
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     // The factors of the MIE (an e-CPS: the phone's key and its PIN; a CPS: the card and its PIN),
     // at this time: PSC's `auth_time` is PSC's session, not this login.
@@ -374,7 +380,7 @@ fn refuse(flows: &Flows, audit: &Audit, at: Stage<'_>, mie: Mie, who: &str, r: R
     }
     match at.flow {
         Some((flow_id, _)) if !flow_id.is_empty() => pages::card_refused(at.req, r.status, &r.message, flow_id),
-        _ => pages::error_page(at.req, r.status, &r.message),
+        _ => pages::error_page(at.req, r.status, pages::Say::both(&r.message), pages::Back::Home),
     }
 }
 

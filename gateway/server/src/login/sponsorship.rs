@@ -90,7 +90,7 @@ pub async fn submit(
     {
         Ok(Attempt::Allowed(_)) => {}
         Ok(Attempt::Refused(_)) => return fail("account locked after repeated failures", StatusCode::UNAUTHORIZED),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     }
     match verify(&ports, &username, &code).await {
         Ok(Ok((identity_id, grant_id))) => {
@@ -105,7 +105,7 @@ pub async fn submit(
             flows.complete(at, auth, &username).await
         }
         Ok(Err(why)) => fail(why, StatusCode::UNAUTHORIZED),
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }
 

@@ -74,7 +74,15 @@ pub async fn post(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> Htt
 }
 
 async fn handle(req: HttpRequest, endpoint: Endpoint, params: Result<Params, String>) -> HttpResponse {
-    let bad = |m: &str| pages::error_page(&req, StatusCode::BAD_REQUEST, m);
+    // The detail is for the application's team (a request only its code builds): the person is
+    // told whom to give it to, in their language.
+    let bad = |m: &str| {
+        let fr = format!(
+            "L'application a demandé la déconnexion de façon invalide ; signalez-le à son équipe avec ce détail : {m}"
+        );
+        let en = format!("The application asked for sign-out in an invalid way; tell its team, quoting: {m}");
+        pages::error_page(&req, StatusCode::BAD_REQUEST, pages::Say::new(&fr, &en), pages::Back::Home)
+    };
     let params = match params {
         Ok(p) => p,
         Err(e) => return bad(&e),
@@ -162,7 +170,17 @@ async fn handle(req: HttpRequest, endpoint: Endpoint, params: Result<Params, Str
 async fn confirmed(req: HttpRequest, endpoint: Endpoint, token: String) -> HttpResponse {
     let pending = match endpoint.ports.store.take_json::<PendingLogout>(&keys::rp_logout(&token)).await {
         Ok(Some(p)) => p,
-        Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "this logout confirmation has expired"),
+        Ok(None) => {
+            return pages::error_page(
+                &req,
+                StatusCode::BAD_REQUEST,
+                pages::Say::new(
+                    "Cette demande de déconnexion a expiré : déconnectez-vous à nouveau depuis l'application.",
+                    "This sign-out confirmation has expired: sign out again from the application.",
+                ),
+                pages::Back::Home,
+            );
+        }
         Err(e) => return pages::unavailable(&req, &e),
     };
     let caller = Caller::of(&req, &endpoint.config.server);

@@ -2,7 +2,7 @@
 //! PSC's end_session endpoint and `/logout/psc`, where the browser comes back.
 use std::time::Duration;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
@@ -74,6 +74,6 @@ pub async fn logout_done(req: HttpRequest, ports: Part<Ports>, q: web::Query<Log
         Ok(Some(p)) => crate::oidc::logout::done(&req, p.redirect),
         // Unknown or used state: the session at Vigie already ended; nowhere else to go.
         Ok(None) => pages::logged_out(&req),
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }

@@ -107,16 +107,22 @@ async fn posted_form(
     let sponsor = match sponsor_of(ports, config, req).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(nobody(l)),
-        Err(e) => return Err(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
+        Err(e) => return Err(pages::unavailable(req, &e)),
     };
     let Ok(params) = parse_params(body) else {
-        return Err(pages::error_page(req, StatusCode::BAD_REQUEST, "the form was malformed"));
+        return Err(pages::error_page(
+            req,
+            StatusCode::BAD_REQUEST,
+            pages::FORM_UNREADABLE,
+            pages::Back::To("/sponsorship", pages::Say::new("Revenir au parrainage", "Back to sponsorship")),
+        ));
     };
     if !check_csrf(&params, &sponsor) {
         return Err(pages::error_page(
             req,
             StatusCode::FORBIDDEN,
-            "this form was not issued to this browser, or your session changed: reload the page",
+            pages::FORM_NOT_ISSUED,
+            pages::Back::To("/sponsorship", pages::Say::new("Revenir au parrainage", "Back to sponsorship")),
         ));
     }
     Ok((sponsor, params))
@@ -145,7 +151,7 @@ async fn refused(req: &HttpRequest, desk: &Desk<'_>, case: &Sponsoring<'_>) -> O
             audit(desk, case, AuditKind::SponsorshipRefused, Outcome::Failure, &why);
             Some(message(case.l, status, "sponsorship-refused", text))
         }
-        Err(e) => Some(pages::error_page(req, StatusCode::SERVICE_UNAVAILABLE, &e)),
+        Err(e) => Some(pages::unavailable(req, &e)),
     }
 }
 
@@ -292,14 +298,25 @@ pub async fn start(
         return pages::error_page(
             &req,
             StatusCode::BAD_REQUEST,
-            "choose a reason: forgotten, lost, stolen, unusable or awaiting",
+            pages::Say::new(
+                "Choisissez un motif : carte oubliée, perdue, volée, inutilisable ou en attente.",
+                "Choose a reason: card forgotten, lost, stolen, unusable or awaiting.",
+            ),
+            pages::Back::To("/sponsorship", pages::Say::new("Revenir au parrainage", "Back to sponsorship")),
         );
     };
     let colleague_id = params.get("colleague").filter(|c| !c.is_empty() && c.len() <= 64).unwrap_or_default();
     let colleague = match ports.directory.identity(colleague_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return pages::error_page(&req, StatusCode::BAD_REQUEST, "choose the colleague in the list"),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Ok(None) => {
+            return pages::error_page(
+                &req,
+                StatusCode::BAD_REQUEST,
+                pages::Say::new("Choisissez le collègue dans la liste.", "Choose the colleague in the list."),
+                pages::Back::To("/sponsorship", pages::Say::new("Revenir au parrainage", "Back to sponsorship")),
+            );
+        }
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let desk = Desk::new(&config, &ports, &policy, &audit_trail);
     let case =
@@ -309,7 +326,7 @@ pub async fn start(
     }
     let answers = match enrolled(&desk, &colleague.id).await {
         Ok(a) => a,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let asked = config.sponsorship.asked;
     if answers.len() < asked {
@@ -331,7 +348,7 @@ pub async fn start(
     audit(&desk, &case, AuditKind::SponsorshipOpened, Outcome::Success, &opened);
     match ask(&desk, &case, questions, "", StatusCode::OK).await {
         Ok(r) => r,
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }
 
@@ -366,14 +383,22 @@ pub async fn answer(
                 ),
             );
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let colleague = match ports.directory.identity(&ceremony.colleague_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return pages::error_page(&req, StatusCode::BAD_REQUEST, "the colleague is no longer in the directory");
+            return pages::error_page(
+                &req,
+                StatusCode::BAD_REQUEST,
+                pages::Say::new(
+                    "Ce collègue n'est plus dans l'annuaire : adressez-vous aux ressources humaines.",
+                    "This colleague is no longer in the directory: see human resources.",
+                ),
+                pages::Back::To("/sponsorship", pages::Say::new("Revenir au parrainage", "Back to sponsorship")),
+            );
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     // Checked again: the locks and the limit may have been reached meanwhile (another screen).
     let desk = Desk::new(&config, &ports, &policy, &audit_trail);
@@ -411,11 +436,11 @@ pub async fn answer(
             audit(&desk, &case, AuditKind::SponsorshipRefused, Outcome::Failure, &why);
             return message(l, StatusCode::TOO_MANY_REQUESTS, "sponsorship-locked", locked_text(l));
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let enrolled = match enrolled(&desk, &colleague.id).await {
         Ok(a) => a,
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let mut checks = Vec::new();
     for (i, q) in ceremony.questions.iter().enumerate() {
@@ -452,7 +477,7 @@ pub async fn answer(
         );
         return match ask(&desk, &case, questions, &note, StatusCode::UNAUTHORIZED).await {
             Ok(r) => r,
-            Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Err(e) => pages::unavailable(&req, &e),
         };
     }
     audit(&desk, &case, AuditKind::SponsorshipAnswers, Outcome::Success, "answers right");
@@ -460,9 +485,17 @@ pub async fn answer(
     let sponsor_identity = match ports.directory.identity(&ceremony.sponsor_id).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return pages::error_page(&req, StatusCode::BAD_REQUEST, "the sponsor is no longer in the directory");
+            return pages::error_page(
+                &req,
+                StatusCode::BAD_REQUEST,
+                pages::Say::new(
+                    "Le parrain n'est plus dans l'annuaire : un autre collègue doit parrainer.",
+                    "The sponsor is no longer in the directory: another colleague must sponsor.",
+                ),
+                pages::Back::To("/sponsorship", pages::Say::new("Revenir au parrainage", "Back to sponsorship")),
+            );
         }
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let ending = Ending { config: &config, ports: &ports, oidc: &oidc, audit: &audit_trail, http: &upstreams.http };
     match grant(ending, &caller, &sponsor_identity, &colleague, ceremony.reason).await {
@@ -478,7 +511,7 @@ pub async fn answer(
             );
             granted_page(&config, l, &colleague, ceremony.reason, &granted)
         }
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }
 

@@ -68,7 +68,7 @@ pub async fn page(
     let sponsor = match sponsor_of(&ports, &config, &req).await {
         Ok(Some(s)) => s,
         Ok(None) => return nobody(l),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let q = query.q.as_deref().unwrap_or_default().chars().take(100).collect::<String>();
     let found = if q.trim().is_empty() {
@@ -76,7 +76,7 @@ pub async fn page(
     } else {
         match ports.sponsorships.colleagues(&sponsor.session.authentication.identity_id, &q, 50).await {
             Ok(f) => f,
-            Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            Err(e) => return pages::unavailable(&req, &e),
         }
     };
     let code = l.code();

@@ -202,11 +202,11 @@ pub async fn page(
     let o = match owner(&ports, &config, &policy, &req).await {
         Ok(Some(o)) => o,
         Ok(None) => return nobody(l),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     match enrolled_ids(&ports, &o.auth.identity_id).await {
         Ok(ids) => render(&config.sponsorship, l, StatusCode::OK, &o, &ids, ""),
-        Err(e) => pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => pages::unavailable(&req, &e),
     }
 }
 
@@ -221,16 +221,22 @@ pub async fn save(
     let o = match owner(&ports, &config, &policy, &req).await {
         Ok(Some(o)) => o,
         Ok(None) => return nobody(l),
-        Err(e) => return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return pages::unavailable(&req, &e),
     };
     let Ok(params) = parse_params(&body) else {
-        return pages::error_page(&req, StatusCode::BAD_REQUEST, "the form was malformed");
+        return pages::error_page(
+            &req,
+            StatusCode::BAD_REQUEST,
+            pages::FORM_UNREADABLE,
+            pages::Back::To("/account/questions", pages::Say::new("Revenir à mes questions", "Back to my questions")),
+        );
     };
     if !params.get("csrf").is_some_and(|c| ct_eq(c.as_bytes(), o.csrf.as_bytes())) {
         return pages::error_page(
             &req,
             StatusCode::FORBIDDEN,
-            "this form was not issued to this browser, or your session changed: reload the page",
+            pages::FORM_NOT_ISSUED,
+            pages::Back::To("/account/questions", pages::Say::new("Revenir à mes questions", "Back to my questions")),
         );
     }
     if !o.allowed {
@@ -273,11 +279,11 @@ pub async fn save(
     })
     .await;
     let Ok(hashed) = hashed else {
-        return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, "hashing the answers failed");
+        return pages::unavailable(&req, &"hashing the answers failed");
     };
     let ids: Vec<String> = hashed.iter().map(|(q, _)| q.clone()).collect();
     if let Err(e) = ports.sponsorships.set_security_answers(&o.auth.identity_id, &hashed).await {
-        return pages::error_page(&req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        return pages::unavailable(&req, &e);
     }
     audit(
         &audit_trail,

@@ -2,20 +2,45 @@
 //! administration, sponsorship, security questions): each signs people in through the
 //! authorization endpoint as a built-in public client, whose code is never redeemed — the SSO
 //! session the login leaves is what the page uses.
-use actix_web::HttpResponse;
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
 
 use crate::config::{ClientConfig, Config};
 use crate::state::Part;
 use crate::web::http::Params;
+use crate::web::pages::{html_page, lang, lang_switch, tr};
 
-/// `GET /`: the links a visitor may follow.
-pub async fn home(config: Part<Config>) -> HttpResponse {
-    let demo = if config.demo.app { r#"<li><a href="/demo-app/">Application de démonstration</a></li>"# } else { "" };
-    let readyz = if config.server.ops_listen.is_none() { r#"<li><a href="/readyz">/readyz</a></li>"# } else { "" };
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>Vigie</h1><ul>{demo}<li><a href="/.well-known/openid-configuration">OpenID Connect discovery</a></li>{readyz}</ul></main></body></html>"#
-    ))
+/// `GET /`: where every way back of Vigie's pages leads, so it says where a person acts: the
+/// applications start their sign-ins, the person's own pages are linked here.
+pub async fn home(req: HttpRequest, config: Part<Config>) -> HttpResponse {
+    let l = lang(&req, None);
+    let item = |href: &str, fr: &str, en: &str| format!(r#"<li><a href="{href}">{}</a></li>"#, tr(l, fr, en));
+    let mut links = String::new();
+    if config.demo.app {
+        links += &item("/demo-app/", "Application de démonstration", "Demonstration application");
+    }
+    links += &item("/account/keys", "Mes clés de sécurité (FIDO2)", "My security keys (FIDO2)");
+    links += &item("/account/enrol", "Enregistrer une clé avec le code des RH", "Register a key with the HR code");
+    if config.sponsorship.enabled {
+        links += &item("/account/questions", "Mes questions de sécurité", "My security questions");
+        links += &item("/sponsorship", "Parrainer un collègue sans sa carte", "Sponsor a colleague without their card");
+    }
+    links += &item("/admin/cards", "Gestion des cartes (RH)", "Card management (HR)");
+    let intro = tr(
+        l,
+        "Pour vous connecter à une application, ouvrez-la depuis son lien habituel : elle vous amène ici. Vos pages :",
+        "To sign in to an application, open it from its usual link: it brings you here. Your pages:",
+    );
+    let mut tech = item("/.well-known/openid-configuration", "Découverte OpenID Connect", "OpenID Connect discovery");
+    if config.server.ops_listen.is_none() {
+        tech += r#"<li><a href="/readyz">/readyz</a></li>"#;
+    }
+    let main = format!(
+        r#"<p>{intro}</p><ul>{links}</ul><h2 class="or">{}</h2><ul>{tech}</ul>{}"#,
+        tr(l, "Pour les équipes techniques", "For technical teams"),
+        lang_switch(l, "/?")
+    );
+    html_page(l, StatusCode::OK, "Vigie", &main, None)
 }
 
 /// A built-in public client with PKCE coming back to `paths` of the issuer, added to the

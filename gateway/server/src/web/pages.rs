@@ -81,47 +81,156 @@ fn shell(
         .body(body)
 }
 
-pub fn error_page(req: &HttpRequest, status: StatusCode, detail: &str) -> HttpResponse {
-    // Every 503 is a backend failing, whose text names internals (store address, SQL): its
-    // callers pass the error as the detail, which goes to the log, not to the browser.
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        return unavailable(req, &detail);
-    }
-    let l = lang(req, None);
-    html_page(l, status, error_title(l), &format!(r#"<p role="alert">{}</p>"#, esc(detail)), None)
+/// The words of a message page in both languages: the page shows the one of the request
+/// (`web::lang`), so no message reaches a person in a language the page does not speak.
+#[derive(Clone, Copy, Debug)]
+pub struct Say<'a> {
+    fr: &'a str,
+    en: &'a str,
 }
 
-/// A card login that did not go through: why, and the way back to the login page of the flow.
-pub fn card_refused(req: &HttpRequest, status: StatusCode, detail: &str, flow_id: &str) -> HttpResponse {
+impl<'a> Say<'a> {
+    pub const fn new(fr: &'a str, en: &'a str) -> Self {
+        Self { fr, en }
+    }
+
+    /// A text the caller already took from a table of both languages by the request's
+    /// language (`tr(lang(req, …), …)`).
+    pub fn chosen(text: &'a str) -> Self {
+        Self { fr: text, en: text }
+    }
+
+    /// A text that carries both languages itself (`« français » / « English »`, the convention of
+    /// the card and PSC refusals).
+    pub fn both(text: &'a str) -> Self {
+        Self { fr: text, en: text }
+    }
+
+    pub fn of(self, l: Lang) -> &'a str {
+        tr(l, self.fr, self.en)
+    }
+}
+
+/// A posted form that is not one (cut, or not sent by the page).
+pub const FORM_UNREADABLE: Say<'static> = Say::new(
+    "Le formulaire reçu est illisible : rechargez la page et recommencez.",
+    "The form received is unreadable: reload the page and try again.",
+);
+
+/// A form whose CSRF token is not the one this browser's page carried.
+pub const FORM_NOT_ISSUED: Say<'static> = Say::new(
+    "Ce formulaire n'a pas été délivré à ce navigateur, ou votre session a changé : rechargez la page.",
+    "This form was not issued to this browser, or your session changed: reload the page.",
+);
+
+/// Where a message page sends the person to act: every page has one way back.
+#[derive(Clone, Copy, Debug)]
+pub enum Back<'a> {
+    /// The login page of this flow, to use another means of identification.
+    Login(&'a str),
+    /// The person's security keys page.
+    Account,
+    /// Vigie's home page: no flow to go back to, the person starts again from the application.
+    Home,
+    /// This same address again: a GET a backend failed (a POST goes home, never re-posted).
+    Retry,
+    /// Another page of Vigie (a path), with the words of its link.
+    To(&'a str, Say<'a>),
+}
+
+impl Back<'_> {
+    /// The link, `class="back"` (what the pages test looks for).
+    pub fn link(self, req: &HttpRequest, l: Lang) -> String {
+        let (href, label) = match self {
+            Back::Login(flow) => (
+                format!("/login?flow={}", url_part(flow)),
+                tr(l, "Revenir à la page de connexion", "Back to the sign-in page"),
+            ),
+            Back::Account => ("/account/keys".to_owned(), tr(l, "Revenir à mon compte", "Back to my account")),
+            Back::Retry if req.method() == actix_web::http::Method::GET => {
+                (req.uri().to_string(), tr(l, "Réessayer", "Try again"))
+            }
+            Back::Home | Back::Retry => {
+                ("/".to_owned(), tr(l, "Revenir à l'accueil de Vigie", "Back to Vigie's home page"))
+            }
+            Back::To(path, label) => (path.to_owned(), label.of(l)),
+        };
+        format!(r#"<p><a class="button back" href="{}">{label}</a></p>"#, esc(&href))
+    }
+}
+
+/// A value put in a URL's query (a flow id comes from the request).
+fn url_part(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The link to this same page in the other language (its query kept, its `lang` replaced).
+fn same_page_other_lang(req: &HttpRequest, l: Lang) -> String {
+    let kept: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k != "lang")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.extend_pairs(kept);
+    let q = q.finish();
+    let start = if q.is_empty() { format!("{}?", req.path()) } else { format!("{}?{q}&", req.path()) };
+    // A POST's answer offers the other language of the address it was posted to, by GET: each
+    // path here answers a GET with a page or a message, never an act.
+    lang_switch(l, &esc(&start))
+}
+
+/// A message page: what went wrong and what to do (`say`), the way back, the other language.
+pub fn message(req: &HttpRequest, status: StatusCode, title: Say<'_>, say: Say<'_>, back: Back<'_>) -> HttpResponse {
     let l = lang(req, None);
-    let back = tr(l, "Revenir à la page de connexion", "Back to the sign-in page");
+    let role = if status.is_success() { "status" } else { "alert" };
     let main = format!(
-        r#"<p role="alert" id="card-error">{}</p><p><a class="button" href="/login?flow={}">{back}</a></p>"#,
-        esc(detail),
-        esc(flow_id)
+        r#"<p role="{role}" id="message">{}</p>{}{}"#,
+        esc(say.of(l)),
+        back.link(req, l),
+        same_page_other_lang(req, l)
     );
-    html_page(l, status, error_title(l), &main, None)
+    html_page(l, status, title.of(l), &main, None)
+}
+
+/// A refusal or an error: `say` tells what was wrong and what to do, in both languages. Every
+/// 503 is a backend failing, whose text names internals (store address, SQL): it goes to the
+/// log, and the page of [`unavailable`] is shown.
+pub fn error_page(req: &HttpRequest, status: StatusCode, say: Say<'_>, back: Back<'_>) -> HttpResponse {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return unavailable(req, &say.en);
+    }
+    message(req, status, Say::new(error_title(Lang::Fr), error_title(Lang::En)), say, back)
+}
+
+/// A card or PSC login that did not go through: why (`detail` in both languages, `fr / en`, as
+/// the refusals of `login::cps` and `login::psc` are written), and the way back to the flow's
+/// login page.
+pub fn card_refused(req: &HttpRequest, status: StatusCode, detail: &str, flow_id: &str) -> HttpResponse {
+    error_page(req, status, Say::both(detail), Back::Login(flow_id))
 }
 
 pub fn flow_expired(req: &HttpRequest) -> HttpResponse {
-    let l = lang(req, None);
-    let expired = tr(
-        l,
-        "Cette demande de connexion a expiré ou est inconnue. Retournez à l'application et recommencez.",
-        "This sign-in request has expired or is unknown. Go back to the application and start again.",
-    );
-    html_page(l, StatusCode::BAD_REQUEST, error_title(l), &format!(r#"<p role="alert">{expired}</p>"#), None)
+    error_page(
+        req,
+        StatusCode::BAD_REQUEST,
+        Say::new(
+            "Cette demande de connexion a expiré ou est inconnue. Retournez à l'application et recommencez.",
+            "This sign-in request has expired or is unknown. Go back to the application and start again.",
+        ),
+        Back::Home,
+    )
 }
 
-pub fn rate_limited(req: &HttpRequest, retry_after: u64) -> HttpResponse {
-    let l = lang(req, None);
-    let text = tr(
-        l,
-        "Trop de tentatives depuis ce poste. Réessayez dans quelques instants.",
-        "Too many attempts from this workstation. Try again in a moment.",
+pub fn rate_limited(req: &HttpRequest, retry_after: u64, back: Back<'_>) -> HttpResponse {
+    let mut r = error_page(
+        req,
+        StatusCode::TOO_MANY_REQUESTS,
+        Say::new(
+            "Trop de tentatives depuis ce poste. Réessayez dans quelques instants.",
+            "Too many attempts from this workstation. Try again in a moment.",
+        ),
+        back,
     );
-    let mut r =
-        html_page(l, StatusCode::TOO_MANY_REQUESTS, error_title(l), &format!(r#"<p role="alert">{text}</p>"#), None);
     if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -133,21 +242,36 @@ pub fn rate_limited(req: &HttpRequest, retry_after: u64) -> HttpResponse {
 pub fn unavailable(req: &HttpRequest, cause: &dyn std::fmt::Display) -> HttpResponse {
     let request_id = req.extensions().get::<crate::web::http::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     tracing::error!(request_id, path = req.path(), error = %cause, "a backend failed; the user is asked to try again");
-    let l = lang(req, None);
-    let text = tr(
-        l,
-        "Le service est momentanément indisponible. Réessayez dans quelques instants ; si cela dure, appelez le support en donnant la référence",
-        "The service is temporarily unavailable. Try again in a moment; if it lasts, call support quoting reference",
+    let fr = format!(
+        "Le service est momentanément indisponible. Réessayez dans quelques instants ; si cela dure, appelez le support en donnant la référence {request_id}."
     );
-    let main = format!(r#"<p role="alert">{text} {}.</p>"#, esc(&request_id));
-    html_page(l, StatusCode::SERVICE_UNAVAILABLE, error_title(l), &main, None)
+    let en = format!(
+        "The service is temporarily unavailable. Try again in a moment; if it lasts, call support quoting reference {request_id}."
+    );
+    let title = Say::new(error_title(Lang::Fr), error_title(Lang::En));
+    message(req, StatusCode::SERVICE_UNAVAILABLE, title, Say::new(&fr, &en), Back::Retry)
+}
+
+/// `404` for a browser: the address leads nowhere here; the way is the home page.
+pub fn not_found(req: &HttpRequest) -> HttpResponse {
+    message(
+        req,
+        StatusCode::NOT_FOUND,
+        Say::new("Page introuvable", "Page not found"),
+        Say::new(
+            "Il n'y a pas de page à cette adresse. Ouvrez l'application depuis son lien habituel.",
+            "There is no page at this address. Open the application from its usual link.",
+        ),
+        Back::Home,
+    )
 }
 
 pub fn logged_out(req: &HttpRequest) -> HttpResponse {
     let l = lang(req, None);
     let text =
         tr(l, "Vous êtes déconnecté. Vous pouvez fermer cette page.", "You are signed out. You may close this page.");
-    html_page(l, StatusCode::OK, logout_title(l), &format!("<p>{text}</p>"), None)
+    let main = format!("<p>{text}</p>{}{}", Back::Home.link(req, l), same_page_other_lang(req, l));
+    html_page(l, StatusCode::OK, logout_title(l), &main, None)
 }
 
 pub fn logout_confirm(req: &HttpRequest, token: &str) -> HttpResponse {
@@ -161,7 +285,12 @@ pub fn logout_confirm(req: &HttpRequest, token: &str) -> HttpResponse {
         ),
         token = esc(token),
         b = logout_title(l)
-    );
+    ) + &Back::To(
+        "/",
+        Say::new("Rester connecté : revenir à l'accueil", "Stay signed in: back to the home page"),
+    )
+    .link(req, l)
+        + &same_page_other_lang(req, l);
     html_page(l, StatusCode::OK, logout_title(l), &main, None)
 }
 

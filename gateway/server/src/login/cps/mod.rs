@@ -71,7 +71,15 @@ pub async fn login(
     };
     let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
     if !config.cards.enabled {
-        return pages::error_page(&req, StatusCode::NOT_FOUND, "card login is not enabled on this gateway");
+        return pages::error_page(
+            &req,
+            StatusCode::NOT_FOUND,
+            pages::Say::new(
+                "La connexion par carte CPS/CPE n'est pas ouverte sur ce service : choisissez un autre moyen.",
+                "Card sign-in is not enabled on this service: choose another means.",
+            ),
+            pages::Back::Login(&flow_id),
+        );
     }
     let card = match presented(CardCheck::new(&upstreams, &config.cards, &audit), &chain, &caller).await {
         Ok(Some(card)) => card,
@@ -169,7 +177,11 @@ async fn identity_of(reg: Registry<'_>, card: &PresentedCard) -> Result<String, 
     match id.subject.kind {
         CardKind::Cps => {
             let Some(idnat) = &id.subject.idnat else {
-                return Err(refused(StatusCode::FORBIDDEN, "no_idnat", "this CPS names no national identifier"));
+                return Err(refused(
+                    StatusCode::FORBIDDEN,
+                    "no_idnat",
+                    "Cette CPS ne porte pas d'identifiant national : adressez-vous au support. / This CPS names no national identifier: call support.",
+                ));
             };
             let identity = reg
                 .ports

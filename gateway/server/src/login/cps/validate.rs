@@ -93,7 +93,10 @@ impl<'a> CardCheck<'a> {
         self.upstreams
             .card_validator
             .as_deref()
-            .ok_or_else(|| problem("not_configured", "card login is not configured here"))
+            .ok_or_else(|| problem(
+                "not_configured",
+                "La connexion par carte n'est pas configurée ici : choisissez un autre moyen. / Card sign-in is not configured here: choose another means.",
+            ))
     }
 }
 
@@ -107,7 +110,9 @@ pub async fn presented(
     match chain {
         ClientCertChain::Absent => Ok(None),
         ClientCertChain::Presented(chain) => validate(check, chain).await.map(Some),
-        ClientCertChain::Malformed(why) => Err(problem("malformed", why.clone())),
+        ClientCertChain::Malformed(why) => {
+            Err(problem("malformed", format!("Le certificat de la carte est illisible : réinsérez la carte. / {why}")))
+        }
         ClientCertChain::UntrustedHeader(name) => {
             // Someone trying to name a card through the ingress header is worth a line.
             check.audit.record(AuditEvent {
@@ -159,7 +164,10 @@ async fn validate(check: CardCheck<'_>, chain: &[Vec<u8>]) -> Result<PresentedCa
 /// API or by the CLI rather than presented over TLS.
 pub async fn validate_chain(check: CardCheck<'_>, chain: &[Vec<u8>]) -> Result<PresentedCard, CardProblem> {
     if chain.is_empty() {
-        return Err(problem("malformed", "no certificate given"));
+        return Err(problem(
+            "malformed",
+            "Aucun certificat de carte n'a été transmis : réinsérez la carte. / No card certificate was given: insert the card again.",
+        ));
     }
     validate(check, chain).await
 }

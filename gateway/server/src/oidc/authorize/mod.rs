@@ -78,7 +78,12 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
                 request_id: Some(caller.request_id.clone()),
                 ..Default::default()
             });
-            return pages::error_page(&req, StatusCode::BAD_REQUEST, &msg);
+            // The detail is for the application's team: the person is told whom to give it to.
+            let fr = format!(
+                "L'application a envoyé une demande de connexion invalide ; signalez-le à son équipe avec ce détail : {msg}"
+            );
+            let en = format!("The application sent an invalid sign-in request; tell its team, quoting: {msg}");
+            return pages::error_page(&req, StatusCode::BAD_REQUEST, pages::Say::new(&fr, &en), pages::Back::Home);
         }
         Err(Invalid::Redirect(r)) => return error_response(config, r),
     };
@@ -139,7 +144,15 @@ async fn handle_session(
     let Answer { config, oidc, ports, audit } = answer;
     let now = crate::now();
     let Some(client) = oidc.clients.get(&request.client_id) else {
-        return pages::error_page(req, StatusCode::BAD_REQUEST, "unknown client");
+        return pages::error_page(
+            req,
+            StatusCode::BAD_REQUEST,
+            pages::Say::new(
+                "Cette application n'est pas enregistrée auprès de Vigie : prévenez son équipe.",
+                "This application is not registered with Vigie: tell its team.",
+            ),
+            pages::Back::Home,
+        );
     };
     let fi_tiers = client.config.fi_tiers.as_ref();
     // The MIE that would lift the policy's refusal of the session, if it refused.
