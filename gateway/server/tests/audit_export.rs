@@ -150,6 +150,8 @@ async fn logins_reach_a_real_rsyslog_over_tls_as_rfc5424_and_an_outage_holds_no_
     // The collector goes away: logins go on, at their usual pace, and what the queue cannot
     // hold is counted as dropped.
     let port = rsyslog.port;
+    let rsyslog_count_before_restart = rsyslog.received().len();
+    let outage_began = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
     rsyslog.stop();
     let started = std::time::Instant::now();
     for _ in 0..4 {
@@ -163,8 +165,13 @@ async fn logins_reach_a_real_rsyslog_over_tls_as_rfc5424_and_an_outage_holds_no_
     .await;
     assert!(dropped.is_some(), "drops during the outage are counted");
 
-    // Back, with the same certificate: the next login reaches the collector again.
+    // Back, with the same certificate: once the writer is through its backoff and has sent what
+    // its queue held (the queue is full of the outage's events: until it drains, new events are
+    // the ones dropped), the next login reaches the collector again.
+    let before = rsyslog_count_before_restart;
     let rsyslog = Rsyslog::start_on(&dir, port);
+    rsyslog.message(60, |m| m["timestamp"].as_str().is_some_and(|t| t > outage_began.as_str())).await;
+    assert!(rsyslog.received().len() > before, "the queued events reached the collector once it was back");
     let (user, _) = password_login(&gw).await;
     let trail = gw.settled_audit().await;
     let last = trail.iter().rev().find(|l| l["kind"] == "login" && l["username"] == user.username.as_str());

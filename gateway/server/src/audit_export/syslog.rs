@@ -355,6 +355,9 @@ impl Connector {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
                 Ok(tcp) => {
                     tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                    // A collector that accepts and then says nothing (starting, stopping, wedged)
+                    // must not hold the writer in the handshake for good.
+                    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
                     tcp.set_nodelay(true)?;
                     let Some((config, name)) = &self.tls else { return Ok(Box::new(tcp)) };
                     let conn =
