@@ -114,10 +114,32 @@ fn redact_json(v: &mut serde_json::Value) {
     }
 }
 
+/// Masks every JWT (RFC 7519 §3: base64url segments joined by dots, the header's `{"` encoded as
+/// `eyJ`) wherever a page shows it — a link that carries the query it came from, an error echoing
+/// a hint —, not only under the names known to be secret.
+fn mask_jwts(text: &str) -> String {
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("eyJ") {
+        out.push_str(&rest[..at]);
+        let len = rest[at..].find(|c: char| !is_b64(c)).unwrap_or(rest.len() - at);
+        let candidate = &rest[at..at + len];
+        if candidate.contains('.') {
+            out.push_str(&mask(candidate))
+        } else {
+            out.push_str(candidate)
+        }
+        rest = &rest[at + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn redact_body(body: &str) -> String {
     if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) {
         redact_json(&mut v);
-        return v.to_string();
+        return mask_jwts(&v.to_string());
     }
     // An HTML page: its hidden flow and CSRF values are bearer secrets of the login.
     let mut out = body.to_owned();
@@ -127,7 +149,7 @@ fn redact_body(body: &str) -> String {
             out = out.replace(&v, &mask(&v));
         }
     }
-    out.chars().take(2000).collect()
+    mask_jwts(&out).chars().take(2000).collect()
 }
 
 fn redact_header(name: &str, value: &str) -> String {
@@ -339,6 +361,15 @@ mod tests {
             assert_eq!(totp(b"12345678901234567890", t / 30), eight[2..]);
         }
         assert_eq!(decode_base32("MZXW6YTBOI======").unwrap(), b"foobar");
+    }
+
+    #[test]
+    fn a_jwt_is_masked_wherever_a_page_shows_it() {
+        let page =
+            r#"<a href="/logout?id_token_hint=eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.&amp;lang=en">English</a> eyJ alone"#;
+        let out = redact_body(page);
+        assert!(!out.contains("eyJhbGci"), "{out}");
+        assert!(out.contains("«masked, ") && out.contains("lang=en") && out.contains("eyJ alone"), "{out}");
     }
 
     #[test]
