@@ -12,6 +12,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 pub mod chain;
 pub mod durable;
 pub mod note;
+pub mod pg;
 pub mod verify;
 mod writer;
 
@@ -34,8 +35,13 @@ pub enum OnFailure {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// JSON-lines file of audit records; `-` for standard output (no checkpoints then).
+    /// JSON-lines file of audit records; `-` for standard output (no checkpoints then). Not
+    /// used when the trail is in PostgreSQL ([`AuditConfig::postgres_url`]).
     pub file: String,
+    /// The PostgreSQL database of the trail (`postgres://…`): one chain for every replica, in
+    /// the append-only table `audit_records`. Unset: the directory's database when
+    /// `directory.url` is PostgreSQL, else the file.
+    pub url: Option<String>,
     /// Ed25519 key (PKCS#8 PEM, `vigie audit keygen`) that signs the checkpoints; separate from
     /// the token keys. Absent: the chain without checkpoints (a warning at start).
     pub checkpoint_key: Option<PathBuf>,
@@ -56,6 +62,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             file: "-".into(),
+            url: None,
             checkpoint_key: None,
             origin: "vigie.local/audit".into(),
             checkpoint_every: 1000,
@@ -78,22 +85,46 @@ impl AuditConfig {
         self.checkpoint_key.as_ref().map(|k| PathBuf::from(format!("{}.pub", k.display())))
     }
 
+    /// Where the trail is kept when it is in PostgreSQL: `audit.url`, else `directory_url` when
+    /// that is a PostgreSQL URL (replicas share it); `None`: the file.
+    pub fn postgres_url<'a>(&'a self, directory_url: &'a str) -> Option<&'a str> {
+        let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        match &self.url {
+            Some(url) => Some(url.as_str()),
+            None => Some(directory_url).filter(|u| postgres(u)),
+        }
+    }
+
     pub fn signer(&self) -> anyhow::Result<Option<note::Signer>> {
         self.checkpoint_key.as_ref().map(|k| note::Signer::load(&self.origin, k)).transpose()
     }
 }
 
-/// The trail as `serve` opens it.
-pub fn open(config: &AuditConfig) -> anyhow::Result<JsonLinesAudit> {
+/// The trail as `serve` opens it: in PostgreSQL when [`AuditConfig::postgres_url`] says so
+/// (`directory_url`: the directory's), else in `audit.file`.
+pub fn open(config: &AuditConfig, directory_url: &str) -> anyhow::Result<JsonLinesAudit> {
     if config.on_failure == OnFailure::Spool && config.spool.is_none() {
         anyhow::bail!("`audit.on_failure = \"spool\"` needs `audit.spool`, a file on another disk");
     }
+    let postgres = config.postgres_url(directory_url);
+    if let Some(url) = postgres.filter(|u| !u.starts_with("postgres://") && !u.starts_with("postgresql://")) {
+        let shown = url.split(':').next().unwrap_or_default();
+        anyhow::bail!(
+            "`audit.url` must be a PostgreSQL URL (`postgres://user@host/database`), not `{shown}:…`; leave it unset \
+             for the file trail (`audit.file`)"
+        );
+    }
+    let log = match (&postgres, &config.spool) {
+        // On PostgreSQL the checkpoints go to the table; a spool's own chain gets them beside it.
+        (Some(_), Some(spool)) => PathBuf::from(format!("{}.checkpoints", spool.display())),
+        _ => config.checkpoint_log(),
+    };
     let checkpoints = match config.signer()? {
-        Some(signer) if config.file != "-" => Some(writer::Checkpoints {
+        Some(signer) if config.file != "-" || postgres.is_some() => Some(writer::Checkpoints {
             signer,
             every: config.checkpoint_every.max(1),
             interval: Duration::from_secs(config.checkpoint_secs.max(1)),
-            log: config.checkpoint_log(),
+            log,
             witness: config.witness.clone(),
         }),
         _ => {
@@ -104,8 +135,15 @@ pub fn open(config: &AuditConfig) -> anyhow::Result<JsonLinesAudit> {
         }
     };
     let spool = config.spool.clone().filter(|_| config.on_failure == OnFailure::Spool);
-    JsonLinesAudit::open_with(&config.file, writer::Options { checkpoints, spool })
-        .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.file))
+    let options = writer::Options { checkpoints, spool };
+    match postgres {
+        Some(url) => JsonLinesAudit::open_postgres(url, options).context(
+            "opening the audit trail in PostgreSQL: check `audit.url` (else `directory.url`), that the server is up \
+             and that the role may create the trail's tables (or that they exist: docs/audit.md)",
+        ),
+        None => JsonLinesAudit::open_with(&config.file, options)
+            .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.file)),
+    }
 }
 
 /// The acts whose HTTP answer waits until their trace is on disk (issue 18: login success, token
@@ -125,10 +163,28 @@ pub fn must_be_durable(event: &AuditEvent) -> bool {
 
 /// Appends one record from a maintenance command, synced before it returns, chained after the
 /// trail's last record under the lock the gateway's writer takes too (so a running gateway and a
-/// command never fork the chain). `-` goes to stderr unchained.
-pub fn append_now(config: &AuditConfig, event: &AuditEvent) -> anyhow::Result<()> {
+/// command never fork the chain): the file's `flock`, or PostgreSQL's append lock. `-` goes to
+/// stderr unchained.
+pub fn append_now(config: &AuditConfig, directory_url: &str, event: &AuditEvent) -> anyhow::Result<()> {
     use std::io::Write;
     let json = serde_json::to_string(event)?;
+    if let Some(url) = config.postgres_url(directory_url) {
+        // A runtime of its own on a thread of its own: a command may call this from async code.
+        return std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async {
+                    let trail = vigie_directory_sql::audit_trail::PgAuditTrail::open(url, 1).await?;
+                    let appended = trail.append(|head| vec![pg::seal(head.as_ref(), &json)]).await;
+                    trail.close().await;
+                    appended.map(drop)
+                })
+                .context("writing the audit record to PostgreSQL: check `audit.url` (else `directory.url`)")
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the audit append panicked")))
+        });
+    }
     if config.file == "-" {
         std::io::stderr().write_all(format!("{json}\n").as_bytes())?;
         return Ok(());
