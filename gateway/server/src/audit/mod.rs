@@ -56,6 +56,9 @@ pub struct AuditConfig {
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
+    /// `[audit.syslog]`: a copy of each event to a syslog collector (the SIEM), RFC 5424 over TLS
+    /// (docs/audit-export.md).
+    pub syslog: Option<crate::audit_export::syslog::SyslogConfig>,
 }
 
 impl Default for AuditConfig {
@@ -70,6 +73,7 @@ impl Default for AuditConfig {
             witness: None,
             on_failure: OnFailure::FailClosed,
             spool: None,
+            syslog: None,
         }
     }
 }
@@ -92,6 +96,15 @@ impl AuditConfig {
         match &self.url {
             Some(url) => Some(url.as_str()),
             None => Some(directory_url).filter(|u| postgres(u)),
+        }
+    }
+
+    /// Checks serde cannot make, each under its key.
+    pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+        if let Some(syslog) = &self.syslog {
+            for (key, problem) in syslog.problems() {
+                err(key, problem);
+            }
         }
     }
 
@@ -240,5 +253,44 @@ pub fn readiness(audit: &crate::state::Audit, config: &AuditConfig) -> (serde_js
             json!({ "status": "down", "detail": "the audit trail cannot be written: what must be traced is refused" }),
             config.on_failure == OnFailure::FailClosed,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example configuration with `extra` appended, loaded: its errors.
+    fn errors_with(extra: &str) -> Vec<String> {
+        let example = include_str!("../../../../deploy/config/vigie.example.toml");
+        let path = std::env::temp_dir().join(format!("vigie-audit-config-{}-{}.toml", std::process::id(), extra.len()));
+        std::fs::write(&path, format!("{example}\n{extra}")).unwrap();
+        let errors = crate::config::Config::load(&path).unwrap_err().0;
+        let _ = std::fs::remove_file(&path);
+        errors
+    }
+
+    #[test]
+    fn the_former_audit_export_section_is_refused_naming_the_new_key() {
+        let errors = errors_with("[audit_export.syslog]\nurl = \"tcp://127.0.0.1:514\"\n");
+        assert!(
+            errors.iter().any(|e| e.starts_with("`audit_export`: moved") && e.contains("`[audit.syslog]`")),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn the_syslog_export_is_read_and_checked_under_audit() {
+        let errors = errors_with("[audit.syslog]\nurl = \"udp://127.0.0.1:514\"\n");
+        assert!(errors.iter().any(|e| e.starts_with("`audit.syslog.url`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn the_trail_is_in_postgresql_when_the_directory_is_unless_audit_url_says_otherwise() {
+        let mut c = AuditConfig::default();
+        assert_eq!(c.postgres_url("postgres://vigie@db/vigie"), Some("postgres://vigie@db/vigie"));
+        assert_eq!(c.postgres_url("sqlite:///var/lib/vigie/directory.db"), None);
+        c.url = Some("postgresql://audit@db2/trail".into());
+        assert_eq!(c.postgres_url("sqlite:///x.db"), Some("postgresql://audit@db2/trail"));
     }
 }
