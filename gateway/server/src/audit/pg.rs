@@ -90,3 +90,65 @@ pub async fn verify_table(trail: &PgAuditTrail, key: Option<&Verifier>) -> anyho
     }
     Ok(chain.end(table.to_path_buf()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use vigie_core::audit::{AuditEvent, AuditKind, AuditSink};
+
+    use super::super::writer::{JsonLinesAudit, Options};
+
+    /// Audit events per second into PostgreSQL with group commit, from 8 callers that each wait
+    /// for their acknowledgement (as logins do). `VIGIE_TEST_POSTGRES_URL=… cargo test -p
+    /// vigie-gateway --lib audit::pg::tests::events_per_second -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: run by hand against a PostgreSQL (tests/postgres.sh)"]
+    fn events_per_second_on_postgresql_with_group_commit() {
+        let Ok(admin) = std::env::var("VIGIE_TEST_POSTGRES_URL") else { return };
+        let name = format!("bench_audit_{}", std::process::id());
+        let psql = |url: &str, sql: &str| {
+            let ok = std::process::Command::new("psql").args(["-X", "-q", url, "-c", sql]).status().unwrap();
+            assert!(ok.success(), "{sql}");
+        };
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let sink = JsonLinesAudit::open_postgres(&url, Options::default()).unwrap();
+        let (callers, each) = (8, 2_500);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for c in 0..callers {
+                let sink = &sink;
+                s.spawn(move || {
+                    for i in 0..each {
+                        let (tx, rx) = mpsc::channel();
+                        let event = AuditEvent {
+                            kind: Some(AuditKind::Login),
+                            reason: Some(format!("caller {c} event {i}")),
+                            ..Default::default()
+                        };
+                        sink.record_acked(&event, Box::new(move |ok| tx.send(ok).unwrap()));
+                        assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(true));
+                    }
+                });
+            }
+        });
+        let acked = started.elapsed();
+        let n = callers * each;
+        eprintln!("{n} acknowledged events in {acked:?}: {:.0} events/s", n as f64 / acked.as_secs_f64());
+        let started = Instant::now();
+        for i in 0..n {
+            sink.record(&AuditEvent {
+                kind: Some(AuditKind::Login),
+                reason: Some(format!("{i}")),
+                ..Default::default()
+            });
+        }
+        sink.flush();
+        let flushed = started.elapsed();
+        eprintln!("{n} fire-and-forget events in {flushed:?}: {:.0} events/s", n as f64 / flushed.as_secs_f64());
+        drop(sink);
+        psql(&admin, &format!("DROP DATABASE {name} WITH (FORCE)"));
+    }
+}
