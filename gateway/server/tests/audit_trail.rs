@@ -368,6 +368,8 @@ async fn a_database_outage_refuses_logins_then_the_trail_goes_on_once_it_is_back
     let refused = card_login(&gw).await;
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.body.contains("Audit trail unavailable"), "{}", refused.body);
+    assert!(refused.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "when to come back");
+    assert!(!refused.body.contains("127.0.0.1") && !refused.body.contains("postgres"), "{}", refused.body);
     let (status, body) = readyz(&gw).await;
     assert_eq!((status, &body["checks"]["audit"]["status"]), (503, &Value::from("down")), "{body}");
 
