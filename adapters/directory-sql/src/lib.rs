@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod announced;
+pub mod audit_trail;
 pub mod cards;
 mod db;
 mod directory;

@@ -111,10 +111,10 @@ async fn logins_reach_a_real_rsyslog_over_tls_as_rfc5424_and_an_outage_holds_no_
     let url = format!("tls://localhost:{}", rsyslog.port);
     let ca = rsyslog.ca.display().to_string();
     let gw = Gateway::start(&[
-        ("VIGIE_AUDIT_EXPORT__SYSLOG__URL", &url),
-        ("VIGIE_AUDIT_EXPORT__SYSLOG__CA_FILE", &ca),
-        ("VIGIE_AUDIT_EXPORT__SYSLOG__HOSTNAME", "vigie-test"),
-        ("VIGIE_AUDIT_EXPORT__SYSLOG__QUEUE", "8"),
+        ("VIGIE_AUDIT__SYSLOG__URL", &url),
+        ("VIGIE_AUDIT__SYSLOG__CA_FILE", &ca),
+        ("VIGIE_AUDIT__SYSLOG__HOSTNAME", "vigie-test"),
+        ("VIGIE_AUDIT__SYSLOG__QUEUE", "8"),
     ])
     .await;
 

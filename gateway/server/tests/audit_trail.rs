@@ -237,3 +237,173 @@ async fn a_full_disk_spools_when_configured_and_the_spool_continues_the_chain() 
     assert_eq!(status, 0, "the trail and its spool are one chain: {out}");
     let _ = std::fs::remove_file(&spool);
 }
+
+/// `vigie audit verify --url URL --key KEY`: the trail in PostgreSQL.
+fn verify_table(key: &Path, url: &str) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--url", url, "--key"])
+        .arg(key)
+        .output()
+        .expect("running vigie audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// One checkpoint key for several replicas (they share it, as they share the token keys).
+fn shared_checkpoint_key(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join("audit-checkpoint.pem");
+    let out = Command::new(BIN)
+        .args(["audit", "keygen", "--origin", "vigie.demo/audit", "--out"])
+        .arg(&key)
+        .output()
+        .expect("vigie audit keygen");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = PathBuf::from(format!("{}.pub", key.display()));
+    (key, public)
+}
+
+/// psql that may fail: its exit status and error output.
+fn psql_may_fail(url: &str, sql: &str) -> (bool, String) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .env("PATH", format!("{}:/usr/lib/postgresql/15/bin", std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .expect("psql");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn table_logins(url: &str) -> HashSet<String> {
+    let rows = common::postgres::psql(url, "SELECT record FROM audit_records ORDER BY seq");
+    let lines: Vec<Value> = rows.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    logins_in(&lines)
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgresql_make_one_chain_that_verifies_and_each_edit_is_named() {
+    let Some(db) = common::postgres::shared_database("audit_two") else { return };
+    let dir = mount_point("pg-two");
+    let (key, public) = shared_checkpoint_key(&dir);
+    let env = [
+        ("VIGIE_DIRECTORY__URL", db.url.as_str()),
+        ("VIGIE_AUDIT__CHECKPOINT_KEY", key.to_str().unwrap()),
+        ("VIGIE_AUDIT__CHECKPOINT_EVERY", "4"),
+    ];
+    let a = Gateway::start(&env).await;
+    let b = Gateway::start(&env).await;
+    let mut seen = HashSet::new();
+    // Both replicas at once: their batches interleave in the one chain.
+    for _ in 0..3 {
+        let (x, y) = tokio::join!(card_login(&a), card_login(&b));
+        for done in [x, y] {
+            assert_eq!(done.status, 303, "{}", done.body);
+            seen.insert(done.header("x-request-id").expect("a request id").to_owned());
+        }
+    }
+    drop((a, b));
+    let written = table_logins(&db.url);
+    let missing: Vec<_> = seen.difference(&written).collect();
+    assert!(missing.is_empty(), "logins of either replica missing from audit_records: {missing:?}");
+    let (status, out) = verify_table(&public, &db.url);
+    eprintln!("{out}");
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("intact: ") && !out.contains(" 0 checkpoints verified"), "{out}");
+
+    // The table refuses what the gateway's role must never do, whoever asks.
+    for sql in
+        ["UPDATE audit_records SET record = '' WHERE seq = 2", "DELETE FROM audit_records", "TRUNCATE audit_records"]
+    {
+        let (ok, err) = psql_may_fail(&db.url, sql);
+        assert!(!ok && err.contains("append-only"), "{sql}: {err}");
+    }
+    // A superuser who disables the trigger: the edit is named, then the removal.
+    let deleted = common::postgres::psql(&db.url, "SELECT seq, prev, hash, record FROM audit_records WHERE seq = 4");
+    common::postgres::psql(
+        &db.url,
+        "ALTER TABLE audit_records DISABLE TRIGGER audit_records_append_only; \
+         DELETE FROM audit_records WHERE seq = 4",
+    );
+    let (status, out) = verify_table(&public, &db.url);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("audit_records:4: record seq 5: expected seq 4 here: seq 4..4 removed"), "{out}");
+    let fields: Vec<&str> = deleted.trim_end().splitn(4, '|').collect();
+    common::postgres::psql(
+        &db.url,
+        &format!(
+            "INSERT INTO audit_records (seq, prev, hash, record) VALUES ({}, '{}', '{}', '{}')",
+            fields[0],
+            fields[1],
+            fields[2],
+            fields[3].replace('\'', "''")
+        ),
+    );
+    assert_eq!(verify_table(&public, &db.url).0, 0, "the row put back, the chain verifies again");
+    common::postgres::psql(
+        &db.url,
+        "UPDATE audit_records SET record = replace(record, '\"kind\":', '\"kind\" :') WHERE seq = 3",
+    );
+    let (status, out) = verify_table(&public, &db.url);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("audit_records:3: record seq 3: its content does not match its hash"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gateway whose trail is in the PostgreSQL `server` of the test's own (the directory stays
+/// the demo's), with `env`.
+async fn on_postgres(server: &common::postgres::PgServer, env: &[(&str, &str)]) -> Gateway {
+    let url = server.create_database("trail");
+    let mut env = env.to_vec();
+    env.push(("VIGIE_AUDIT__URL", &url));
+    Gateway::start(&env).await
+}
+
+#[tokio::test]
+async fn a_database_outage_refuses_logins_then_the_trail_goes_on_once_it_is_back() {
+    let mut server = common::postgres::PgServer::start("");
+    let gw = on_postgres(&server, &[]).await;
+    let before = card_login(&gw).await;
+    assert_eq!(before.status, 303, "{}", before.body);
+
+    server.stop();
+    let refused = card_login(&gw).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("Audit trail unavailable"), "{}", refused.body);
+    assert!(refused.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "when to come back");
+    assert!(!refused.body.contains("127.0.0.1") && !refused.body.contains("postgres"), "{}", refused.body);
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (503, &Value::from("down")), "{body}");
+
+    server.start_again();
+    let ready = eventually(60, || async { (readyz(&gw).await.0 == 200).then_some(()) }).await;
+    assert!(ready.is_some(), "ready again once the trail is written: {}", readyz(&gw).await.1);
+    let after = card_login(&gw).await;
+    assert_eq!(after.status, 303, "{}", after.body);
+    let url = server.url("trail");
+    let written = table_logins(&url);
+    for r in [&before, &after] {
+        assert!(written.contains(r.header("x-request-id").unwrap()), "both logins are in the table");
+    }
+    let (status, out) = verify_table(&verifier_key(&gw), &url);
+    assert_eq!(status, 0, "{out}");
+}
+
+#[tokio::test]
+async fn a_database_outage_spools_when_configured_into_a_chain_verified_apart() {
+    let mut server = common::postgres::PgServer::start("");
+    let dir = mount_point("pg-spool");
+    let spool = dir.join("spool.jsonl");
+    let _ = std::fs::remove_file(&spool);
+    let gw =
+        on_postgres(&server, &[("VIGIE_AUDIT__ON_FAILURE", "spool"), ("VIGIE_AUDIT__SPOOL", spool.to_str().unwrap())])
+            .await;
+    server.stop();
+    let done = card_login(&gw).await;
+    assert_eq!(done.status, 303, "spooled, the login goes on: {}", done.body);
+    assert!(logins_in(&trail(&spool)).contains(done.header("x-request-id").unwrap()), "the login is in the spool");
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("degraded")), "{body}");
+    let (status, out) = verify(&verifier_key(&gw), std::slice::from_ref(&spool));
+    assert_eq!(status, 0, "the spool is a chain of its own: {out}");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}

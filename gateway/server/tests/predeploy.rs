@@ -194,9 +194,9 @@ fn bad_cases(d: &Deployment) -> Vec<Case> {
         },
         Case { key: "directory.ldap.ca_file", files: vec![], extra: ldap(&service_password, &garbage) },
         Case {
-            key: "audit_export.syslog",
+            key: "audit.syslog",
             files: vec![],
-            extra: format!("[audit_export.syslog]\nurl = \"tls://127.0.0.1:1\"\nca_file = \"{garbage}\"\n"),
+            extra: format!("[audit.syslog]\nurl = \"tls://127.0.0.1:1\"\nca_file = \"{garbage}\"\n"),
         },
     ]
 }

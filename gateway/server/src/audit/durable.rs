@@ -16,6 +16,8 @@ use vigie_core::audit::{AuditEvent, AuditSink};
 
 /// The longest an answer waits for its trace: past it, the trail is taken as failing.
 const ACK_WAIT: Duration = Duration::from_secs(10);
+/// What a refused act is told to wait before trying again.
+const RETRY_AFTER_SECS: &str = "30";
 
 type Waits = Arc<Mutex<Vec<oneshot::Receiver<bool>>>>;
 
@@ -61,11 +63,16 @@ pub async fn wait<B: MessageBody + 'static>(
     }
     metrics::counter!("vigie_audit_refused_total").increment(1);
     let (req, _) = res.into_parts();
-    let problem = crate::web::http::problem(
+    let mut problem = crate::web::http::problem(
         StatusCode::SERVICE_UNAVAILABLE,
         "Audit trail unavailable",
         "this action cannot be traced right now, so it was not completed: try again in a minute; \
          the operators are alerted (vigie_audit_healthy)",
+    );
+    // RFC 9110 §10.2.3: a 503 may say when to come back; the trail is retried every half second.
+    problem.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static(RETRY_AFTER_SECS),
     );
     Ok(ServiceResponse::new(req, problem).map_into_right_body())
 }

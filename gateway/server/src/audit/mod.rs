@@ -12,6 +12,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 pub mod chain;
 pub mod durable;
 pub mod note;
+pub mod pg;
 pub mod verify;
 mod writer;
 
@@ -34,8 +35,13 @@ pub enum OnFailure {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// JSON-lines file of audit records; `-` for standard output (no checkpoints then).
+    /// JSON-lines file of audit records; `-` for standard output (no checkpoints then). Not
+    /// used when the trail is in PostgreSQL ([`AuditConfig::postgres_url`]).
     pub file: String,
+    /// The PostgreSQL database of the trail (`postgres://…`): one chain for every replica, in
+    /// the append-only table `audit_records`. Unset: the directory's database when
+    /// `directory.url` is PostgreSQL, else the file.
+    pub url: Option<String>,
     /// Ed25519 key (PKCS#8 PEM, `vigie audit keygen`) that signs the checkpoints; separate from
     /// the token keys. Absent: the chain without checkpoints (a warning at start).
     pub checkpoint_key: Option<PathBuf>,
@@ -50,12 +56,16 @@ pub struct AuditConfig {
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
+    /// `[audit.syslog]`: a copy of each event to a syslog collector (the SIEM), RFC 5424 over TLS
+    /// (docs/audit-export.md).
+    pub syslog: Option<crate::audit_export::syslog::SyslogConfig>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             file: "-".into(),
+            url: None,
             checkpoint_key: None,
             origin: "vigie.local/audit".into(),
             checkpoint_every: 1000,
@@ -63,6 +73,7 @@ impl Default for AuditConfig {
             witness: None,
             on_failure: OnFailure::FailClosed,
             spool: None,
+            syslog: None,
         }
     }
 }
@@ -78,22 +89,55 @@ impl AuditConfig {
         self.checkpoint_key.as_ref().map(|k| PathBuf::from(format!("{}.pub", k.display())))
     }
 
+    /// Where the trail is kept when it is in PostgreSQL: `audit.url`, else `directory_url` when
+    /// that is a PostgreSQL URL (replicas share it); `None`: the file.
+    pub fn postgres_url<'a>(&'a self, directory_url: &'a str) -> Option<&'a str> {
+        let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        match &self.url {
+            Some(url) => Some(url.as_str()),
+            None => Some(directory_url).filter(|u| postgres(u)),
+        }
+    }
+
+    /// Checks serde cannot make, each under its key.
+    pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+        if let Some(syslog) = &self.syslog {
+            for (key, problem) in syslog.problems() {
+                err(key, problem);
+            }
+        }
+    }
+
     pub fn signer(&self) -> anyhow::Result<Option<note::Signer>> {
         self.checkpoint_key.as_ref().map(|k| note::Signer::load(&self.origin, k)).transpose()
     }
 }
 
-/// The trail as `serve` opens it.
-pub fn open(config: &AuditConfig) -> anyhow::Result<JsonLinesAudit> {
+/// The trail as `serve` opens it: in PostgreSQL when [`AuditConfig::postgres_url`] says so
+/// (`directory_url`: the directory's), else in `audit.file`.
+pub fn open(config: &AuditConfig, directory_url: &str) -> anyhow::Result<JsonLinesAudit> {
     if config.on_failure == OnFailure::Spool && config.spool.is_none() {
         anyhow::bail!("`audit.on_failure = \"spool\"` needs `audit.spool`, a file on another disk");
     }
+    let postgres = config.postgres_url(directory_url);
+    if let Some(url) = postgres.filter(|u| !u.starts_with("postgres://") && !u.starts_with("postgresql://")) {
+        let shown = url.split(':').next().unwrap_or_default();
+        anyhow::bail!(
+            "`audit.url` must be a PostgreSQL URL (`postgres://user@host/database`), not `{shown}:…`; leave it unset \
+             for the file trail (`audit.file`)"
+        );
+    }
+    let log = match (&postgres, &config.spool) {
+        // On PostgreSQL the checkpoints go to the table; a spool's own chain gets them beside it.
+        (Some(_), Some(spool)) => PathBuf::from(format!("{}.checkpoints", spool.display())),
+        _ => config.checkpoint_log(),
+    };
     let checkpoints = match config.signer()? {
-        Some(signer) if config.file != "-" => Some(writer::Checkpoints {
+        Some(signer) if config.file != "-" || postgres.is_some() => Some(writer::Checkpoints {
             signer,
             every: config.checkpoint_every.max(1),
             interval: Duration::from_secs(config.checkpoint_secs.max(1)),
-            log: config.checkpoint_log(),
+            log,
             witness: config.witness.clone(),
         }),
         _ => {
@@ -104,8 +148,15 @@ pub fn open(config: &AuditConfig) -> anyhow::Result<JsonLinesAudit> {
         }
     };
     let spool = config.spool.clone().filter(|_| config.on_failure == OnFailure::Spool);
-    JsonLinesAudit::open_with(&config.file, writer::Options { checkpoints, spool })
-        .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.file))
+    let options = writer::Options { checkpoints, spool };
+    match postgres {
+        Some(url) => JsonLinesAudit::open_postgres(url, options).context(
+            "opening the audit trail in PostgreSQL: check `audit.url` (else `directory.url`), that the server is up \
+             and that the role may create the trail's tables (or that they exist: docs/audit.md)",
+        ),
+        None => JsonLinesAudit::open_with(&config.file, options)
+            .with_context(|| format!("opening the audit file {:?}: check `audit.file`", config.file)),
+    }
 }
 
 /// The acts whose HTTP answer waits until their trace is on disk (issue 18: login success, token
@@ -125,10 +176,28 @@ pub fn must_be_durable(event: &AuditEvent) -> bool {
 
 /// Appends one record from a maintenance command, synced before it returns, chained after the
 /// trail's last record under the lock the gateway's writer takes too (so a running gateway and a
-/// command never fork the chain). `-` goes to stderr unchained.
-pub fn append_now(config: &AuditConfig, event: &AuditEvent) -> anyhow::Result<()> {
+/// command never fork the chain): the file's `flock`, or PostgreSQL's append lock. `-` goes to
+/// stderr unchained.
+pub fn append_now(config: &AuditConfig, directory_url: &str, event: &AuditEvent) -> anyhow::Result<()> {
     use std::io::Write;
     let json = serde_json::to_string(event)?;
+    if let Some(url) = config.postgres_url(directory_url) {
+        // A runtime of its own on a thread of its own: a command may call this from async code.
+        return std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async {
+                    let trail = vigie_directory_sql::audit_trail::PgAuditTrail::open(url, 1).await?;
+                    let appended = trail.append(|head| vec![pg::seal(head.as_ref(), &json)]).await;
+                    trail.close().await;
+                    appended.map(drop)
+                })
+                .context("writing the audit record to PostgreSQL: check `audit.url` (else `directory.url`)")
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the audit append panicked")))
+        });
+    }
     if config.file == "-" {
         std::io::stderr().write_all(format!("{json}\n").as_bytes())?;
         return Ok(());
@@ -184,5 +253,44 @@ pub fn readiness(audit: &crate::state::Audit, config: &AuditConfig) -> (serde_js
             json!({ "status": "down", "detail": "the audit trail cannot be written: what must be traced is refused" }),
             config.on_failure == OnFailure::FailClosed,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example configuration with `extra` appended, loaded: its errors.
+    fn errors_with(extra: &str) -> Vec<String> {
+        let example = include_str!("../../../../deploy/config/vigie.example.toml");
+        let path = std::env::temp_dir().join(format!("vigie-audit-config-{}-{}.toml", std::process::id(), extra.len()));
+        std::fs::write(&path, format!("{example}\n{extra}")).unwrap();
+        let errors = crate::config::Config::load(&path).unwrap_err().0;
+        let _ = std::fs::remove_file(&path);
+        errors
+    }
+
+    #[test]
+    fn the_former_audit_export_section_is_refused_naming_the_new_key() {
+        let errors = errors_with("[audit_export.syslog]\nurl = \"tcp://127.0.0.1:514\"\n");
+        assert!(
+            errors.iter().any(|e| e.starts_with("`audit_export`: moved") && e.contains("`[audit.syslog]`")),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn the_syslog_export_is_read_and_checked_under_audit() {
+        let errors = errors_with("[audit.syslog]\nurl = \"udp://127.0.0.1:514\"\n");
+        assert!(errors.iter().any(|e| e.starts_with("`audit.syslog.url`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn the_trail_is_in_postgresql_when_the_directory_is_unless_audit_url_says_otherwise() {
+        let mut c = AuditConfig::default();
+        assert_eq!(c.postgres_url("postgres://vigie@db/vigie"), Some("postgres://vigie@db/vigie"));
+        assert_eq!(c.postgres_url("sqlite:///var/lib/vigie/directory.db"), None);
+        c.url = Some("postgresql://audit@db2/trail".into());
+        assert_eq!(c.postgres_url("sqlite:///x.db"), Some("postgresql://audit@db2/trail"));
     }
 }

@@ -46,7 +46,7 @@ pub struct Report {
     pub torn: u64,
 }
 
-struct Signed {
+pub(super) struct Signed {
     checkpoint: Checkpoint,
     file: PathBuf,
     line: usize,
@@ -59,35 +59,40 @@ fn unreadable(file: &Path, what: &str, e: &std::io::Error) -> Broken {
 /// Reads and checks the checkpoints of `files`: JSON lines `{"checkpoint": note}` as the writer
 /// keeps them, or a file that is one note (a witness's copy).
 fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<BTreeMap<u64, Vec<Signed>>, Broken> {
-    let mut by_size: BTreeMap<u64, Vec<Signed>> = BTreeMap::new();
+    let mut notes = Vec::new();
     for file in files {
         let text = std::fs::read(file)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| unreadable(file, "checkpoints", &e))?;
-        let notes: Vec<(usize, String)> = if text.starts_with('{') {
-            text.lines()
-                .enumerate()
-                .filter(|(_, l)| !l.is_empty())
-                .map(|(i, l)| {
-                    let note = serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v["checkpoint"].as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    (i + 1, note)
-                })
-                .collect()
+        if text.starts_with('{') {
+            for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+                let note = serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["checkpoint"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                notes.push((file.clone(), i + 1, note));
+            }
         } else {
-            vec![(1, text)]
-        };
-        for (line, note) in notes {
-            let checkpoint = key.open(&note).map_err(|e| Broken {
-                file: file.clone(),
-                line,
-                seq: None,
-                what: format!("checkpoint: {e}"),
-            })?;
-            by_size.entry(checkpoint.size).or_default().push(Signed { checkpoint, file: file.clone(), line });
+            notes.push((file.clone(), 1, text));
         }
+    }
+    signed_notes(notes, key)
+}
+
+/// Checks each note (where it was found: file or table, line or row) against `key`, by size.
+pub(super) fn signed_notes(
+    notes: Vec<(PathBuf, usize, String)>,
+    key: &Verifier,
+) -> Result<BTreeMap<u64, Vec<Signed>>, Broken> {
+    let mut by_size: BTreeMap<u64, Vec<Signed>> = BTreeMap::new();
+    for (file, line, note) in notes {
+        let checkpoint = key.open(&note).map_err(|e| Broken {
+            file: file.clone(),
+            line,
+            seq: None,
+            what: format!("checkpoint: {e}"),
+        })?;
+        by_size.entry(checkpoint.size).or_default().push(Signed { checkpoint, file, line });
     }
     Ok(by_size)
 }
@@ -99,9 +104,7 @@ pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Veri
         Some(key) => checkpoints(checkpoint_files, key)?,
         None => BTreeMap::new(),
     };
-    let mut report = Report::default();
-    // The record before: its sequence number, hash, file and line.
-    let mut before: Option<(u64, [u8; 32], &Path, usize)> = None;
+    let mut chain = Chain::new(signed);
     for file in trail {
         let bytes = std::fs::read(file).map_err(|e| unreadable(file, "trail", &e))?;
         if bytes.is_empty() {
@@ -113,7 +116,7 @@ pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Veri
             Some(whole) => whole,
             None => {
                 let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                report.torn = (bytes.len() - end) as u64;
+                chain.report.torn = (bytes.len() - end) as u64;
                 bytes[..end.saturating_sub(1)].as_ref()
             }
         };
@@ -121,78 +124,104 @@ pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Veri
             continue;
         }
         for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
-            let at = |seq: Option<u64>, what: String| Broken { file: file.clone(), line: i + 1, seq, what };
-            let Some(record) = chain::open(line) else {
-                let legacy =
-                    before.is_none() && serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v.is_object());
-                if legacy {
-                    report.unchained += 1;
-                    continue;
-                }
-                return Err(at(None, "not a sealed audit record: inserted, cut or mangled".into()));
-            };
-            if !record.intact {
-                return Err(at(Some(record.seq), "its content does not match its hash: the record was edited".into()));
-            }
-            let expected = before.map_or(1, |(seq, ..)| seq + 1);
-            if record.seq != expected {
-                let what = if record.seq > expected {
-                    format!("expected seq {expected} here: seq {expected}..{} removed or moved", record.seq - 1)
-                } else {
-                    format!("expected seq {expected} here: records out of order (moved or replayed)")
-                };
-                return Err(at(Some(record.seq), what));
-            }
-            let prev = before.map_or(GENESIS, |(_, hash, ..)| hash);
-            if record.prev != prev {
-                return Err(match before {
-                    Some((seq, _, f, l)) => Broken {
-                        file: f.to_path_buf(),
-                        line: l,
-                        seq: Some(seq),
-                        what: "the record after it does not link to it: this record was changed".into(),
-                    },
-                    None => at(Some(record.seq), "the first record does not start a chain".into()),
-                });
-            }
-            for s in signed.get(&record.seq).into_iter().flatten() {
-                if s.checkpoint.head != record.hash {
-                    return Err(at(
-                        Some(record.seq),
-                        format!(
-                            "differs from the checkpoint of {} ({}:{}): the trail up to here was rewritten",
-                            s.checkpoint.time,
-                            s.file.display(),
-                            s.line
-                        ),
-                    ));
-                }
-                report.checkpoints += 1;
-                report.covered = record.seq;
-            }
-            report.records += 1;
-            report.last = record.seq;
-            before = Some((record.seq, record.hash, file, i + 1));
+            chain.next(file, i + 1, line)?;
         }
     }
-    if let Some((size, list)) = signed.range(report.last + 1..).next() {
-        let s = &list[0];
-        let (file, line) =
-            before.map_or((trail.first().cloned().unwrap_or_default(), 0), |(_, _, f, l)| (f.to_path_buf(), l));
-        return Err(Broken {
-            file,
-            line,
-            seq: Some(report.last),
-            what: format!(
-                "the trail ends here but the checkpoint of {} ({}:{}) covers seq {size}: records {}..{size} were removed",
-                s.checkpoint.time,
-                s.file.display(),
-                s.line,
-                report.last + 1
-            ),
-        });
+    chain.end(trail.first().cloned().unwrap_or_default())
+}
+
+/// The check of one chain, record after record, from wherever the records come (files, a table).
+pub(super) struct Chain {
+    signed: BTreeMap<u64, Vec<Signed>>,
+    pub(super) report: Report,
+    /// The record before: its sequence number, hash, file (or table) and line (or row).
+    before: Option<(u64, [u8; 32], PathBuf, usize)>,
+}
+
+impl Chain {
+    pub(super) fn new(signed: BTreeMap<u64, Vec<Signed>>) -> Self {
+        Self { signed, report: Report::default(), before: None }
     }
-    Ok(report)
+
+    /// Checks the next record, `line` of `file`.
+    pub(super) fn next(&mut self, file: &Path, line_no: usize, line: &[u8]) -> Result<(), Broken> {
+        let report = &mut self.report;
+        let at = |seq: Option<u64>, what: String| Broken { file: file.to_path_buf(), line: line_no, seq, what };
+        let Some(record) = chain::open(line) else {
+            let legacy =
+                self.before.is_none() && serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v.is_object());
+            if legacy {
+                report.unchained += 1;
+                return Ok(());
+            }
+            return Err(at(None, "not a sealed audit record: inserted, cut or mangled".into()));
+        };
+        if !record.intact {
+            return Err(at(Some(record.seq), "its content does not match its hash: the record was edited".into()));
+        }
+        let expected = self.before.as_ref().map_or(1, |(seq, ..)| seq + 1);
+        if record.seq != expected {
+            let what = if record.seq > expected {
+                format!("expected seq {expected} here: seq {expected}..{} removed or moved", record.seq - 1)
+            } else {
+                format!("expected seq {expected} here: records out of order (moved or replayed)")
+            };
+            return Err(at(Some(record.seq), what));
+        }
+        let prev = self.before.as_ref().map_or(GENESIS, |(_, hash, ..)| *hash);
+        if record.prev != prev {
+            return Err(match &self.before {
+                Some((seq, _, f, l)) => Broken {
+                    file: f.clone(),
+                    line: *l,
+                    seq: Some(*seq),
+                    what: "the record after it does not link to it: this record was changed".into(),
+                },
+                None => at(Some(record.seq), "the first record does not start a chain".into()),
+            });
+        }
+        for s in self.signed.get(&record.seq).into_iter().flatten() {
+            if s.checkpoint.head != record.hash {
+                return Err(at(
+                    Some(record.seq),
+                    format!(
+                        "differs from the checkpoint of {} ({}:{}): the trail up to here was rewritten",
+                        s.checkpoint.time,
+                        s.file.display(),
+                        s.line
+                    ),
+                ));
+            }
+            report.checkpoints += 1;
+            report.covered = record.seq;
+        }
+        report.records += 1;
+        report.last = record.seq;
+        self.before = Some((record.seq, record.hash, file.to_path_buf(), line_no));
+        Ok(())
+    }
+
+    /// After the last record: no checkpoint may cover records the trail no longer has.
+    pub(super) fn end(self, first: PathBuf) -> Result<Report, Broken> {
+        let report = self.report;
+        if let Some((size, list)) = self.signed.range(report.last + 1..).next() {
+            let s = &list[0];
+            let (file, line) = self.before.map_or((first, 0), |(_, _, f, l)| (f, l));
+            return Err(Broken {
+                file,
+                line,
+                seq: Some(report.last),
+                what: format!(
+                    "the trail ends here but the checkpoint of {} ({}:{}) covers seq {size}: records {}..{size} were removed",
+                    s.checkpoint.time,
+                    s.file.display(),
+                    s.line,
+                    report.last + 1
+                ),
+            });
+        }
+        Ok(report)
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,12 @@
 //! (`vigie_audit_healthy`, `/readyz`), the file cut back to its last whole record and the batch
 //! kept and tried again — or, with `on_failure = "spool"`, written to the spool file, where the
 //! chain goes on. The queue is written out before the process ends.
+//!
+//! On PostgreSQL (`audit.url`, else a PostgreSQL `directory.url`) a batch is one transaction on
+//! the shared table (`vigie_directory_sql::audit_trail`), sealed after the head the database
+//! holds at that moment, so every replica's records make one chain; the acks follow COMMIT.
+//! When the database fails, the spool is a chain of its own in a local file (the shared chain
+//! goes on without this replica), verified apart.
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use vigie_core::audit::{Ack, AuditEvent, AuditSink};
 
+use vigie_directory_sql::audit_trail::PgAuditTrail;
+
 use super::chain::{self, Link};
 use super::note::Signer;
+use super::pg::{link_at, seal_after};
 
 /// The longest a flush waits for the writer: a stop must not hang on a dead disk.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
@@ -82,7 +91,17 @@ pub struct Options {
 
 enum Out {
     Stdout,
-    File { file: std::fs::File, path: PathBuf, len: u64 },
+    File {
+        file: std::fs::File,
+        path: PathBuf,
+        len: u64,
+    },
+    /// The shared table, driven from the writer thread through a runtime of its own (the
+    /// writer outlives the server's runtime at a stop: it writes the queue out after it).
+    Postgres {
+        trail: PgAuditTrail,
+        rt: tokio::runtime::Runtime,
+    },
 }
 
 impl Out {
@@ -133,14 +152,38 @@ impl Out {
                 let _ = file.unlock();
                 result
             }
+            Out::Postgres { trail, rt } => {
+                let appended = rt.block_on(trail.append(|head| {
+                    let mut at = link_at(head.as_ref());
+                    pending
+                        .iter_mut()
+                        .map(|p| {
+                            let (record, line) = seal_after(&mut at, &p.json);
+                            p.line = line;
+                            record
+                        })
+                        .collect()
+                }));
+                match appended {
+                    Ok(head) => {
+                        *link = link_at(head.as_ref());
+                        Ok(())
+                    }
+                    Err(e) => Err(std::io::Error::other(e)),
+                }
+            }
         }
     }
 
     fn path(&self) -> Option<&PathBuf> {
         match self {
-            Out::Stdout => None,
+            Out::Stdout | Out::Postgres { .. } => None,
             Out::File { path, .. } => Some(path),
         }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self, Out::Postgres { .. })
     }
 }
 
@@ -173,12 +216,53 @@ impl JsonLinesAudit {
             tracing::error!(spool = %spool.display(), "the audit spool holds records: writing there until it is appended to the trail (docs/audit.md)");
             (out, link) = Out::file(spool.clone())?;
         }
+        Self::start(move || Ok((out, link)), options)
+    }
+
+    /// The trail in PostgreSQL's `audit_records` (its tables made or brought up to date first);
+    /// fails when the database cannot be reached or migrated.
+    pub fn open_postgres(url: &str, options: Options) -> std::io::Result<Self> {
+        if let Some(spool) = options.spool.as_ref().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) {
+            tracing::warn!(spool = %spool.display(), "the audit spool holds records of an earlier database outage: a chain of its own, to verify apart and archive (`vigie audit verify SPOOL`, docs/audit.md)");
+        }
+        let url = url.to_owned();
+        Self::start(
+            move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let trail = rt.block_on(PgAuditTrail::open(&url, 2)).map_err(std::io::Error::other)?;
+                Ok((Out::Postgres { trail, rt }, Link::default()))
+            },
+            options,
+        )
+    }
+
+    /// Starts the writer thread on what `out` opens (in that thread: a runtime stays with the
+    /// thread that made it); returns once it is open.
+    fn start(
+        out: impl FnOnce() -> std::io::Result<(Out, Link)> + Send + 'static,
+        options: Options,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Message>(8192);
         let status = Arc::new(Status::default());
         status.set_broken(false);
-        let mut writer = Writer { out, link, pending: Vec::new(), status: status.clone(), options, checkpointed: 0 };
-        let thread = std::thread::Builder::new().name("vigie-audit".into()).spawn(move || writer.run(&rx))?;
-        Ok(Self { tx: Some(tx), writer: Some(thread), status })
+        let (opened_tx, opened) = mpsc::sync_channel(1);
+        let thread_status = status.clone();
+        let thread = std::thread::Builder::new().name("vigie-audit".into()).spawn(move || match out() {
+            Ok((out, link)) => {
+                let _ = opened_tx.send(Ok(()));
+                let mut writer =
+                    Writer { out, link, pending: Vec::new(), status: thread_status, options, checkpointed: 0 };
+                writer.run(&rx);
+            }
+            Err(e) => {
+                let _ = opened_tx.send(Err(e));
+            }
+        })?;
+        match opened.recv() {
+            Ok(Ok(())) => Ok(Self { tx: Some(tx), writer: Some(thread), status }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(std::io::Error::other("the audit writer stopped while opening the trail")),
+        }
     }
 
     /// The writer's state, for `/readyz` and the login gate.
@@ -360,6 +444,16 @@ impl Writer {
     }
 
     fn spool(&mut self, path: PathBuf) -> std::io::Result<()> {
+        if self.out.is_postgres() {
+            // Other replicas go on with the shared chain: the spool cannot continue it, so it is
+            // a chain of its own (continued across outages), verified apart (docs/audit.md).
+            (self.out, self.link) = Out::file(path)?;
+            self.checkpointed = self.link.seq;
+            for p in &mut self.pending {
+                p.line = self.link.seal(&p.json);
+            }
+            return self.out.write(&mut self.link, &mut self.pending);
+        }
         // The spool continues the chain the trail's disk could not take: its first record's
         // `prev` is the trail's last hash, so the two verify as one (`vigie audit verify TRAIL SPOOL`).
         let file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
@@ -382,11 +476,16 @@ impl Writer {
         let Some(c) = &self.options.checkpoints else { return };
         let note = c.signer.checkpoint(&self.link, &crate::rfc3339_now());
         let line = format!("{}\n", serde_json::json!({ "checkpoint": note }));
-        let logged = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&c.log)
-            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()));
+        let logged = match &self.out {
+            Out::Postgres { trail, rt } => rt
+                .block_on(trail.checkpoint(i64::try_from(self.link.seq).unwrap_or(i64::MAX), &note))
+                .map_err(std::io::Error::other),
+            _ => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&c.log)
+                .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data())),
+        };
         let witnessed = c.witness.as_ref().map_or(Ok(()), |w| {
             let tmp = w.with_extension("tmp");
             std::fs::write(&tmp, &note).and_then(|()| std::fs::rename(&tmp, w))

@@ -1,6 +1,7 @@
 //! Copies of the audit trail for the outside world: the [`FanOut`] sink that hands every event
 //! to the trail and to the exports, the syslog export to a SIEM ([`syslog`], RFC 5424 over TLS),
-//! the FHIR R4 `AuditEvent` mapping of the health sector ([`fhir`]) and `[audit_export]`.
+//! the FHIR R4 `AuditEvent` mapping of the health sector ([`fhir`]); configured under `[audit]`
+//! (`[audit.syslog]`).
 //!
 //! The trail (`crate::audit`) is the record; an export is a copy: an export that cannot keep up
 //! drops (counted, logged once per outage) and never holds the act it records.
@@ -10,27 +11,7 @@ pub mod syslog;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use vigie_core::audit::{Ack, AuditEvent, AuditSink};
-
-/// `[audit_export]`: where copies of the audit events go, besides the trail.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditExportConfig {
-    /// `[audit_export.syslog]`: a syslog collector (the SIEM), RFC 5424 over TLS.
-    pub syslog: Option<syslog::SyslogConfig>,
-}
-
-impl AuditExportConfig {
-    /// Checks serde cannot make, each under its key.
-    pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
-        if let Some(syslog) = &self.syslog {
-            for (key, problem) in syslog.problems() {
-                err(key, problem);
-            }
-        }
-    }
-}
 
 /// Every event to each sink in turn: the trail first (it is the record), then the exports.
 pub struct FanOut {
@@ -70,8 +51,11 @@ impl AuditSink for FanOut {
 }
 
 /// The trail alone, or the trail and the configured exports behind a [`FanOut`].
-pub fn with_exports(trail: Arc<dyn AuditSink>, config: &AuditExportConfig) -> anyhow::Result<Arc<dyn AuditSink>> {
-    let Some(syslog) = &config.syslog else { return Ok(trail) };
+pub fn with_exports(
+    trail: Arc<dyn AuditSink>,
+    syslog: Option<&syslog::SyslogConfig>,
+) -> anyhow::Result<Arc<dyn AuditSink>> {
+    let Some(syslog) = syslog else { return Ok(trail) };
     let export: Arc<dyn AuditSink> = Arc::new(syslog::SyslogExport::start(syslog)?);
     Ok(Arc::new(FanOut::new(vec![trail, export])))
 }

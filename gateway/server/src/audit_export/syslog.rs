@@ -27,7 +27,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// The longest a graceful stop waits for the queue to reach the collector.
 const FLUSH_WAIT: Duration = Duration::from_secs(3);
 
-/// `[audit_export.syslog]`.
+/// `[audit.syslog]`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
@@ -99,17 +99,17 @@ impl SyslogConfig {
         let mut out = Vec::new();
         match Target::parse(&self.url) {
             Ok(Target::Tls { .. }) if self.ca_file.is_none() => out.push((
-                "audit_export.syslog.ca_file",
+                "audit.syslog.ca_file",
                 "required with tls://: the PEM of the CA that issued the collector's certificate".into(),
             )),
             Ok(_) => {}
-            Err(e) => out.push(("audit_export.syslog.url", e)),
+            Err(e) => out.push(("audit.syslog.url", e)),
         }
         if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            out.push(("audit_export.syslog.client_cert_file", "goes with client_key_file: set both or neither".into()));
+            out.push(("audit.syslog.client_cert_file", "goes with client_key_file: set both or neither".into()));
         }
         if self.queue == 0 {
-            out.push(("audit_export.syslog.queue", "must be at least 1".into()));
+            out.push(("audit.syslog.queue", "must be at least 1".into()));
         }
         out
     }
@@ -324,27 +324,27 @@ impl Connector {
         let Target::Tls { host, .. } = &target else { return Ok(Self { target, tls: None }) };
         let ca = config.ca_file.as_deref().unwrap_or_default();
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("audit_export.syslog.ca_file {ca}"))? {
-            roots.add(cert.with_context(|| format!("audit_export.syslog.ca_file {ca}: not a PEM certificate"))?)?;
+        for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("audit.syslog.ca_file {ca}"))? {
+            roots.add(cert.with_context(|| format!("audit.syslog.ca_file {ca}: not a PEM certificate"))?)?;
         }
         if roots.is_empty() {
-            anyhow::bail!("audit_export.syslog.ca_file {ca}: no certificate in it (a PEM CA certificate is needed)");
+            anyhow::bail!("audit.syslog.ca_file {ca}: no certificate in it (a PEM CA certificate is needed)");
         }
         let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
         let client = match (&config.client_cert_file, &config.client_key_file) {
             (Some(cert), Some(key)) => {
                 let chain = CertificateDer::pem_file_iter(cert)
                     .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                    .with_context(|| format!("audit_export.syslog.client_cert_file {cert}"))?;
+                    .with_context(|| format!("audit.syslog.client_cert_file {cert}"))?;
                 let key = PrivateKeyDer::from_pem_file(key)
-                    .with_context(|| format!("audit_export.syslog.client_key_file {key}: no private key in it"))?;
+                    .with_context(|| format!("audit.syslog.client_key_file {key}: no private key in it"))?;
                 builder.with_client_auth_cert(chain, key)?
             }
             _ => builder.with_no_client_auth(),
         };
         let name = config.server_name.clone().unwrap_or_else(|| host.clone());
         let name = ServerName::try_from(name.clone())
-            .with_context(|| format!("audit_export.syslog.server_name: `{name}` is not a DNS name or an IP"))?;
+            .with_context(|| format!("audit.syslog.server_name: `{name}` is not a DNS name or an IP"))?;
         Ok(Self { target, tls: Some((Arc::new(client), name)) })
     }
 

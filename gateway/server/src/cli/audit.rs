@@ -24,10 +24,15 @@ pub(super) enum AuditCommand {
     /// signed checkpoint. Exit status 0 when intact, 1 with the first broken record named
     /// (`file:line: record seq N: what`).
     Verify {
-        /// Configuration: the trail (`audit.file`, then `audit.spool` when it holds records),
+        /// Configuration: the trail (`audit.file`, then `audit.spool` when it holds records; or
+        /// the PostgreSQL table, `audit.url` else `directory.url`, its spool verified apart),
         /// its checkpoints and the verifier key beside `audit.checkpoint_key`.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The trail in this PostgreSQL database (`postgres://…`, as `audit.url`) rather than
+        /// in files: the table `audit_records` and its checkpoints.
+        #[arg(long, conflicts_with = "files")]
+        url: Option<String>,
         /// The verifier key (`name+id+base64`), or a file holding it.
         #[arg(long)]
         key: Option<String>,
@@ -64,19 +69,8 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
             println!("checkpoint key: {} (keep it secret); verifier key: {}.pub", out.display(), out.display());
             Ok(())
         }
-        AuditCommand::Verify { config, key, checkpoints, files } => {
+        AuditCommand::Verify { config, url, key, checkpoints, files } => {
             let config = config.map(|c| crate::config::Config::load(&c)).transpose()?;
-            let mut files = files;
-            if files.is_empty() {
-                let Some(c) = &config else { anyhow::bail!("name the trail's files, or give --config") };
-                files.push(PathBuf::from(&c.audit.file));
-                files.extend(c.audit.spool.clone().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)));
-            }
-            let mut checkpoints = checkpoints;
-            if checkpoints.is_empty() {
-                let beside = PathBuf::from(format!("{}.checkpoints", files[0].display()));
-                checkpoints.extend(Some(beside).filter(|p| p.exists()));
-            }
             let key = match key.or_else(|| {
                 let file = config.as_ref()?.audit.verifier_key_file()?;
                 Some(file.display().to_string())
@@ -91,39 +85,81 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
                 }
                 None => None,
             };
+            let postgres =
+                url.as_deref().or_else(|| config.as_ref()?.audit.postgres_url(&config.as_ref()?.directory.url));
+            if let (Some(url), true) = (postgres, files.is_empty()) {
+                let spool = config.as_ref().and_then(|c| c.audit.spool.as_deref());
+                return verify_table(url, key.as_ref(), spool);
+            }
+            let mut files = files;
+            if files.is_empty() {
+                let Some(c) = &config else { anyhow::bail!("name the trail's files, or give --config") };
+                files.push(PathBuf::from(&c.audit.file));
+                files.extend(c.audit.spool.clone().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)));
+            }
+            let mut checkpoints = checkpoints;
+            if checkpoints.is_empty() {
+                let beside = PathBuf::from(format!("{}.checkpoints", files[0].display()));
+                checkpoints.extend(Some(beside).filter(|p| p.exists()));
+            }
             if key.is_none() && !checkpoints.is_empty() {
                 eprintln!("warning: no verifier key (--key or --config): the checkpoints are not checked");
             }
-            match verify(&files, &checkpoints, key.as_ref()) {
-                Ok(r) => {
-                    println!(
-                        "intact: {} records (seq 1..{}), {} checkpoints verified, the last covering seq {}{}",
-                        r.records,
-                        r.last,
-                        r.checkpoints,
-                        r.covered,
-                        if r.unchained > 0 {
-                            format!("; {} lines before the chain began", r.unchained)
-                        } else {
-                            String::new()
-                        }
-                    );
-                    if r.torn > 0 {
-                        println!(
-                            "the last line is half a record ({} bytes): the gateway died while writing it, never acknowledged; it is cut off at the next start",
-                            r.torn
-                        );
-                    }
-                    if r.last > r.covered {
-                        println!("records {}..{} are chained but no checkpoint covers them yet", r.covered + 1, r.last);
-                    }
-                    Ok(())
-                }
-                Err(broken) => {
-                    println!("BROKEN: {broken}");
-                    std::process::exit(1);
-                }
+            report(verify(&files, &checkpoints, key.as_ref()))
+        }
+    }
+}
+
+/// The trail in PostgreSQL (`audit_records`, `audit_checkpoints`), then a spool of this host,
+/// which is a chain of its own (docs/audit.md).
+fn verify_table(url: &str, key: Option<&Verifier>, spool: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if key.is_none() {
+        eprintln!("warning: no verifier key (--key or --config): the checkpoints are not checked");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        let trail = vigie_directory_sql::audit_trail::PgAuditTrail::open(url, 1).await?;
+        let result = crate::audit::pg::verify_table(&trail, key).await;
+        trail.close().await;
+        result
+    })?;
+    print!("audit_records (PostgreSQL): ");
+    report(result)?;
+    if let Some(spool) = spool.filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) {
+        let beside = PathBuf::from(format!("{}.checkpoints", spool.display()));
+        let checkpoints: Vec<PathBuf> = Some(beside).filter(|p| p.exists()).into_iter().collect();
+        print!("{} (this host's spool, a chain of its own): ", spool.display());
+        report(verify(&[spool.to_path_buf()], &checkpoints, key))?;
+    }
+    Ok(())
+}
+
+/// Prints what `verify` found; exits with status 1 on a break.
+fn report(result: Result<crate::audit::verify::Report, crate::audit::verify::Broken>) -> anyhow::Result<()> {
+    match result {
+        Ok(r) => {
+            println!(
+                "intact: {} records (seq 1..{}), {} checkpoints verified, the last covering seq {}{}",
+                r.records,
+                r.last,
+                r.checkpoints,
+                r.covered,
+                if r.unchained > 0 { format!("; {} lines before the chain began", r.unchained) } else { String::new() }
+            );
+            if r.torn > 0 {
+                println!(
+                    "the last line is half a record ({} bytes): the gateway died while writing it, never acknowledged; it is cut off at the next start",
+                    r.torn
+                );
             }
+            if r.last > r.covered {
+                println!("records {}..{} are chained but no checkpoint covers them yet", r.covered + 1, r.last);
+            }
+            Ok(())
+        }
+        Err(broken) => {
+            println!("BROKEN: {broken}");
+            std::process::exit(1);
         }
     }
 }

@@ -127,7 +127,7 @@ fn demo_config(data_dir: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::R
 /// after; the gateway's background writer would not get to flush it). `-` goes to stderr.
 pub(crate) fn audit_now(config: &Config, mut event: vigie_core::audit::AuditEvent) -> anyhow::Result<()> {
     event.at = crate::rfc3339_now();
-    crate::audit::append_now(&config.audit, &event)
+    crate::audit::append_now(&config.audit, &config.directory.url, &event)
 }
 
 fn init_logs() {

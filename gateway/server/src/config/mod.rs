@@ -56,9 +56,9 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub audit: AuditConfig,
-    /// Copies of the audit events for the SIEM (`[audit_export]`, see docs/audit-export.md).
+    /// The former place of `[audit.syslog]`: refused with a message naming the new key.
     #[serde(default)]
-    pub audit_export: crate::audit_export::AuditExportConfig,
+    pub audit_export: Option<figment::value::Value>,
     #[serde(default)]
     pub demo: DemoConfig,
     /// SCIM 2.0 provisioning (`[scim]`, see docs/scim.md).
@@ -129,7 +129,15 @@ impl Config {
         self.psc.validate(&mut err);
         self.health.validate(&mut err);
         self.login.validate(&mut err);
-        self.audit_export.validate(&mut err);
+        self.audit.validate(&mut err);
+        if self.audit_export.is_some() {
+            err(
+                "audit_export",
+                "moved: `[audit_export.syslog]` is now `[audit.syslog]`, with the same keys (environment: \
+                 VIGIE_AUDIT__SYSLOG__…): rename the section (docs/audit-export.md)"
+                    .into(),
+            );
+        }
 
         match url::Url::parse(&self.issuer) {
             Ok(u) if u.scheme() == "https" && u.query().is_none() && u.fragment().is_none() => {

@@ -91,9 +91,9 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     let ldap = files::ldap_source(&config)?;
     let directory = Arc::new(open_directory(&config, serving_newer(&config)).await?);
     let mailer = Arc::new(mailer);
-    let trail = Arc::new(crate::audit::open(&config.audit)?);
+    let trail = Arc::new(crate::audit::open(&config.audit, &config.directory.url)?);
     let audit_status = trail.status();
-    let audit = crate::audit_export::with_exports(trail, &config.audit_export)?;
+    let audit = crate::audit_export::with_exports(trail, config.audit.syslog.as_ref())?;
     let mut clients: HashMap<String, Client> =
         config.clients.iter().map(|c| (c.client_id.clone(), Client::new(c.clone()))).collect();
     // Vigie's own pages (card administration; sponsorship and security questions) sign people in

@@ -84,10 +84,10 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     if let Err(e) = audit_directory(&config.audit.file) {
         keep("audit.file", e);
     }
-    if let Some(syslog) = &config.audit_export.syslog
+    if let Some(syslog) = &config.audit.syslog
         && let Err(e) = crate::audit_export::syslog::check(syslog)
     {
-        keep("audit_export.syslog", e);
+        keep("audit.syslog", e);
     }
     if let Err(e) = config.audit.signer() {
         keep("audit.checkpoint_key", e);

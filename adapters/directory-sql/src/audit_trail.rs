@@ -1,0 +1,187 @@
+//! The audit trail's table in PostgreSQL (issue 18): one global chain for every replica. A writer
+//! appends a batch in one transaction under one advisory transaction lock, so that exactly one
+//! writer at a time reads the chain's head and seals after it (the database orders the records);
+//! the acknowledgement comes after COMMIT. The sealing itself is the caller's (the gateway's
+//! `audit::chain`): this module stores and reads back what it is given.
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./audit-migrations");
+
+/// The key of the advisory lock that serializes the appends (any constant unique to this use:
+/// "vigie-au" in ASCII). Transaction-scoped: released by COMMIT or ROLLBACK, or when a dead
+/// replica's connection goes.
+const APPEND_LOCK: i64 = 0x7669_6769_652d_6175;
+/// How long a batch waits for a connection before the trail counts as failing (fail closed, or
+/// the spool): an outage must answer in seconds, not hang the logins.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest one append or read may take on the server.
+const STATEMENT_TIMEOUT_MS: &str = "10000";
+
+/// The chain's last record as the table has it: its sequence number and hash (hex); `None` for
+/// an empty trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Sequence number of the last record.
+    pub seq: i64,
+    /// Its hash, lowercase hex.
+    pub hash: String,
+}
+
+/// A record sealed by the caller, to be stored as is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// Its sequence number.
+    pub seq: i64,
+    /// The hash of the record before it (hex).
+    pub prev: String,
+    /// Its own hash (hex).
+    pub hash: String,
+    /// The sealed line, without its newline: the bytes the hash is of (plus the hash itself).
+    pub record: String,
+}
+
+/// A row read back for verification: what the columns say and the stored record.
+#[derive(Clone, Debug)]
+pub struct StoredRecord {
+    /// The `seq` column.
+    pub seq: i64,
+    /// The `prev` column.
+    pub prev: String,
+    /// The `hash` column.
+    pub hash: String,
+    /// The sealed line.
+    pub record: String,
+}
+
+/// Why the trail's table could not be opened or written.
+#[derive(Debug)]
+pub struct AuditTrailError(String);
+
+impl std::fmt::Display for AuditTrailError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuditTrailError {}
+
+impl From<sqlx::Error> for AuditTrailError {
+    fn from(e: sqlx::Error) -> Self {
+        // sqlx's errors name the server and the SQL state, never the password of the URL.
+        AuditTrailError(format!("the audit trail's PostgreSQL: {e}"))
+    }
+}
+
+/// The audit trail's tables on a PostgreSQL server.
+#[derive(Clone, Debug)]
+pub struct PgAuditTrail {
+    pool: PgPool,
+}
+
+impl PgAuditTrail {
+    /// Connects (at most `max_connections`) and brings the trail's tables up to date (their own
+    /// migrations, under sqlx's migration lock, so replicas starting together apply them once).
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, AuditTrailError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|_| {
+                AuditTrailError(
+                    "the PostgreSQL URL of the audit trail (`audit.url`, else `directory.url`) cannot be read: \
+                     expected `postgres://user[:password]@host[:port]/database[?sslmode=…]`"
+                        .into(),
+                )
+            })?
+            .options([("statement_timeout", STATEMENT_TIMEOUT_MS)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(connect)
+            .await?;
+        let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+        migrator.dangerous_set_table_name("_vigie_audit_migrations");
+        // A newer Vigie's audit migrations are expand-only: an older one runs on them.
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await.map_err(|e| AuditTrailError(format!("the audit trail's migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Appends one batch: under the append lock, reads the head, lets `seal` seal the batch after
+    /// it, inserts the records and commits. Returns once COMMIT returned (the records are as
+    /// durable as the server makes a commit: `synchronous_commit`).
+    pub async fn append(
+        &self,
+        seal: impl FnOnce(Option<AuditHead>) -> Vec<SealedRecord>,
+    ) -> Result<Option<AuditHead>, AuditTrailError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPEND_LOCK).execute(&mut *tx).await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| AuditHead { seq: r.get(0), hash: r.get(1) });
+        let records = seal(head.clone());
+        let Some(last) = records.last() else {
+            tx.rollback().await?;
+            return Ok(head);
+        };
+        let last = AuditHead { seq: last.seq, hash: last.hash.clone() };
+        let (mut seq, mut prev, mut hash, mut record) = (vec![], vec![], vec![], vec![]);
+        for r in records {
+            seq.push(r.seq);
+            prev.push(r.prev);
+            hash.push(r.hash);
+            record.push(r.record);
+        }
+        // One statement for the batch (group commit): a round trip per batch, not per record.
+        sqlx::query(
+            "INSERT INTO audit_records (seq, prev, hash, record) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])",
+        )
+        .bind(seq)
+        .bind(prev)
+        .bind(hash)
+        .bind(record)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(last))
+    }
+
+    /// Stores a signed checkpoint of the chain at `size`.
+    pub async fn checkpoint(&self, size: i64, note: &str) -> Result<(), AuditTrailError> {
+        sqlx::query("INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2)")
+            .bind(size)
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` records after `seq`, in sequence order (a verifier pages through the trail).
+    pub async fn records_after(&self, seq: i64, limit: i64) -> Result<Vec<StoredRecord>, AuditTrailError> {
+        let rows =
+            sqlx::query("SELECT seq, prev, hash, record FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredRecord { seq: r.get(0), prev: r.get(1), hash: r.get(2), record: r.get(3) })
+            .collect())
+    }
+
+    /// Every checkpoint: its row id and its signed note, in the order written.
+    pub async fn checkpoints(&self) -> Result<Vec<(i64, String)>, AuditTrailError> {
+        let rows = sqlx::query("SELECT id, note FROM audit_checkpoints ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
