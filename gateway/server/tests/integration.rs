@@ -20,6 +20,7 @@ mod cli;
 mod code_flow;
 mod configured;
 mod degraded;
+mod derivation;
 mod dmp;
 mod edge;
 mod failover;
