@@ -1,6 +1,5 @@
 //! `[derivation]`: the idNat derived from the RPPS (docs/identity-lifecycle.md, "Derivation from
-//! the RPPS"): what a struck-off professional loses, the optional columns of the extraction, and
-//! the Annuaire Santé FHIR API.
+//! the RPPS"): what a struck-off professional loses and the optional columns of the extraction.
 use serde::{Deserialize, Serialize};
 
 /// What a reload does to a confirmed professional the RPPS no longer lists active.
@@ -26,10 +25,6 @@ pub struct DerivationConfig {
     /// column, so they are configurable.
     #[serde(default)]
     pub columns: OptionalColumns,
-    /// The Annuaire Santé FHIR API (`https://gateway.api.esante.gouv.fr/fhir/v2`), for one-off
-    /// lookups (`vigie rpps lookup`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fhir_url: Option<String>,
 }
 
 /// Optional columns of the extraction, by header name.
@@ -72,12 +67,6 @@ fn default_activity_end() -> String {
 impl DerivationConfig {
     /// Checks the section; one call of `err` per bad key (`derivation.<key>`).
     pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
-        if let Some(u) = &self.fhir_url {
-            match url::Url::parse(u) {
-                Ok(p) if p.scheme() == "https" || p.scheme() == "http" => {}
-                _ => err("derivation.fhir_url", format!("expected the FHIR API's base URL (https://…), found {u:?}")),
-            }
-        }
         for (key, name) in [
             ("derivation.columns.birth_date", &self.columns.birth_date),
             ("derivation.columns.activity_start", &self.columns.activity_start),
