@@ -632,6 +632,10 @@ impl Directory for SqlDirectory {
         self.set_matricule(identity_id, matricule).await
     }
 
+    async fn dmp_withheld(&self, identity_id: &str) -> Result<Option<String>, DirectoryError> {
+        self.rpps_dmp_withheld(identity_id).await
+    }
+
     async fn ping(&self) -> Result<(), DirectoryError> {
         on_pool!(self.pool, |c| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(c).await)
             .map(|_| ())

@@ -15,6 +15,7 @@ pub mod lifecycle;
 mod lifecycle_store;
 mod policy_attributes;
 mod revocations;
+pub mod rpps;
 mod rules;
 mod schema;
 mod scim;

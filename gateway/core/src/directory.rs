@@ -156,6 +156,9 @@ pub trait Directory: Send + Sync {
     /// directory changed it); `false` when there is no such identity. Fails when another identity
     /// holds that matricule.
     async fn change_matricule(&self, identity_id: &str, matricule: &str) -> Result<bool, DirectoryError>;
+    /// Why the DMP is withheld from this identity whatever the policy says (its derivation from
+    /// the RPPS found it struck off, under `derivation.on_struck_off = "deny_dmp"`), if it is.
+    async fn dmp_withheld(&self, identity_id: &str) -> Result<Option<String>, DirectoryError>;
 }
 
 /// What the policy engine reads of a person beyond the HR record: the kind of their account and

@@ -7,6 +7,7 @@ pub mod audit_export;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod derivation;
 pub mod directory_sync;
 pub mod dmp;
 pub mod forward_auth;

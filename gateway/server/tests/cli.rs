@@ -142,6 +142,7 @@ fn help_lists_every_subcommand() {
         "policy",
         "directory",
         "audit",
+        "rpps",
         "help",
     ];
     assert_eq!(listed, every, "{help}");

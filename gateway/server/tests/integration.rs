@@ -21,6 +21,7 @@ mod code_flow;
 mod configured;
 mod conformance_kit;
 mod degraded;
+mod derivation;
 mod dmp;
 mod docs;
 mod edge;

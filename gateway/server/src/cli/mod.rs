@@ -12,6 +12,7 @@ use crate::config::Config;
 mod audit;
 mod audit_export;
 pub mod cards;
+mod derivation;
 mod directory;
 mod migrate;
 mod policy;
@@ -92,6 +93,12 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// The idNat derived from the RPPS (Annuaire Santé): load its extraction, propose matches,
+    /// confirm them (docs/identity-lifecycle.md).
+    Rpps {
+        #[command(subcommand)]
+        command: derivation::RppsCommand,
     },
 }
 
@@ -189,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => policy::run(command),
         Command::Directory { command } => directory::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Rpps { command } => derivation::run(command),
         Command::Totp { secret } => {
             let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
             println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));

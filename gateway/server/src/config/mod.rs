@@ -83,6 +83,9 @@ pub struct Config {
     /// docs/identity-lifecycle.md).
     #[serde(default)]
     pub lifecycle: crate::lifecycle::config::LifecycleConfig,
+    /// The idNat derived from the RPPS (`[derivation]`, see docs/identity-lifecycle.md).
+    #[serde(default)]
+    pub derivation: crate::derivation::config::DerivationConfig,
 }
 
 /// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
@@ -111,6 +114,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "scim",
     "forward_auth",
     "lifecycle",
+    "derivation",
 ];
 
 impl Config {
@@ -168,6 +172,7 @@ impl Config {
         self.scim.validate(&mut err);
         self.forward_auth.validate(&self.clients, &mut err);
         self.lifecycle.validate(&mut err);
+        self.derivation.validate(&mut err);
         crate::oidc::config::validate_clients(&self.clients, &mut err);
         if let Err(bad) = self.dmp.load() {
             for (key, m) in bad {

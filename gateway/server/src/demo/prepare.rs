@@ -212,5 +212,6 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         dmp: crate::dmp::demo_config(&dir, DEMO_STRUCTURE_ID),
         health: Default::default(),
         lifecycle: Default::default(),
+        derivation: Default::default(),
     })
 }

@@ -98,6 +98,11 @@ pub async fn vihf_for(
         .await
         .map_err(|e| unavailable("directory", e))?
         .ok_or_else(|| Refusal::Token("the professional is no longer in the directory".into()))?;
+    // Issue 17: a professional the RPPS struck off loses the DMP under `derivation.on_struck_off =
+    // "deny_dmp"`, whatever MIE they hold (a CPS still carries their idNat).
+    if let Some(why) = ports.directory.dmp_withheld(&auth.identity_id).await.map_err(|e| unavailable("directory", e))? {
+        return Err(Refusal::Policy(format!("the DMP is withheld from this professional: {why}")));
+    }
     let professional = auth.professional.as_ref();
     let idnat = match professional {
         Some(p) => IdNat::parse(&p.idnat).map_err(|e| {

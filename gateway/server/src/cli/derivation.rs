@@ -1,0 +1,232 @@
+//! `vigie rpps …`: the idNat derived from the RPPS (docs/identity-lifecycle.md, "Derivation from
+//! the RPPS"): load the extraction, propose matches, HR confirms, list what waits.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use vigie_core::IdNat;
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+use vigie_directory_sql::SqlDirectory;
+
+use super::{Target, audit_now};
+use crate::config::Config;
+use crate::derivation::{extraction, matching};
+
+#[derive(Subcommand)]
+pub(super) enum RppsCommand {
+    /// Load the RPPS personne-activité extraction (PS_LibreAcces, `|`-separated), replacing the
+    /// previous load at once; then refresh the confirmed professionals and flag the struck off
+    /// (`derivation.on_struck_off`).
+    Load {
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Match identities without an idNat against the loaded extraction (names, profession, birth
+    /// date where known); the proposals wait for HR (`vigie rpps list`, `vigie rpps confirm`).
+    Propose {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The pending proposals, and the confirmed professionals the RPPS flagged.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// HR confirms that the identity (matricule) is this professional of the RPPS: the identity
+    /// gets the idNat (ID token `idnat` claim, VIHF). Audited.
+    Confirm {
+        /// Matricule of the identity.
+        identity: String,
+        /// The idNat (`Identification nationale PP`) of the loaded extraction.
+        idnat: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn operator() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+fn today() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+pub(super) fn run(command: RppsCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match command {
+        RppsCommand::Load { file, target } => {
+            let config = target.config()?;
+            rt.block_on(load(&config, &file))
+        }
+        RppsCommand::Propose { json, target } => {
+            let config = target.config()?;
+            rt.block_on(async {
+                let dir = SqlDirectory::open(&config.directory.url).await?;
+                anyhow::ensure!(
+                    dir.rpps_loaded().await?,
+                    "no RPPS extraction loaded yet: run `vigie rpps load FILE` first"
+                );
+                let found = matching::propose(&dir).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&found)?);
+                } else {
+                    for f in &found {
+                        println!("{:<6} {} → {} ({})", f.strength, f.matricule, f.idnat, f.why);
+                    }
+                    let strong = found.iter().filter(|f| f.strength == "strong").count();
+                    println!(
+                        "{} proposal(s): {strong} strong, {} weak; HR confirms with `vigie rpps confirm`",
+                        found.len(),
+                        found.len() - strong
+                    );
+                }
+                Ok(())
+            })
+        }
+        RppsCommand::List { json, target } => {
+            let config = target.config()?;
+            rt.block_on(async {
+                let dir = SqlDirectory::open(&config.directory.url).await?;
+                let proposals = dir.rpps_proposals().await?;
+                let flagged: Vec<_> = dir.rpps_links().await?.into_iter().filter(|l| l.struck_off.is_some()).collect();
+                if json {
+                    println!("{}", serde_json::json!({"proposals": proposals, "struck_off": flagged}));
+                } else {
+                    for p in &proposals {
+                        println!("proposed  {:<6} {} → {} ({})", p.strength, p.matricule, p.idnat, p.why);
+                    }
+                    for l in &flagged {
+                        let dmp = if l.dmp_withheld.is_some() { "; DMP withheld" } else { "" };
+                        println!(
+                            "struck    {} ({}): {}{dmp}",
+                            l.matricule,
+                            l.idnat,
+                            l.struck_off.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+                Ok(())
+            })
+        }
+        RppsCommand::Confirm { identity, idnat, target } => {
+            let config = target.config()?;
+            rt.block_on(confirm(&config, &identity, &idnat))
+        }
+    }
+}
+
+async fn load(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let input = std::io::BufReader::with_capacity(1 << 16, input);
+    let today = today();
+    let mut lines = extraction::Extraction::open(input, &config.derivation.columns, &today)
+        .with_context(|| format!("{} is not an RPPS extraction", file.display()))?;
+    let encoding = lines.encoding();
+    let dir = SqlDirectory::open(&config.directory.url).await?;
+    let mut load = dir.rpps_load().await?;
+    // The first bad line stops the load: the previous index stays whole (one transaction).
+    for entry in lines.by_ref() {
+        match entry {
+            Ok(e) => {
+                if let Err(err) = load.add(&e).await {
+                    load.abort().await;
+                    return Err(err.into());
+                }
+            }
+            Err(err) => {
+                load.abort().await;
+                anyhow::bail!("{}: {err}; nothing loaded, the previous load stays", file.display());
+            }
+        }
+    }
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let rows = load.finish(&name, encoding.as_str()).await?;
+    println!(
+        "{}: {rows} line(s) loaded ({}) in {:.1} s",
+        file.display(),
+        encoding.as_str(),
+        started.elapsed().as_secs_f64()
+    );
+    let changes = matching::refresh(&dir, config.derivation.on_struck_off, &today).await?;
+    for c in &changes {
+        let (outcome, reason) = match &c.struck_off {
+            Some(why) => {
+                let dmp =
+                    if c.dmp_withheld { "; VIHF issuance withheld (derivation.on_struck_off = deny_dmp)" } else { "" };
+                (Outcome::Failure, format!("struck off: {why}{dmp}"))
+            }
+            None => (Outcome::Success, "listed active in the RPPS again".to_owned()),
+        };
+        println!("{} ({}): {reason}", c.matricule, c.idnat);
+        audit_now(
+            config,
+            AuditEvent {
+                kind: Some(AuditKind::Lifecycle),
+                outcome: Some(outcome),
+                subject: Some(c.identity_id.clone()),
+                idnat: Some(c.idnat.clone()),
+                actor: Some(format!("rpps-load:{name}")),
+                object: Some(format!("derivation:{}", c.matricule)),
+                reason: Some(reason),
+                ..Default::default()
+            },
+        )?;
+    }
+    if !changes.is_empty() {
+        crate::policy::view::tell_replicas(config).await;
+    }
+    Ok(())
+}
+
+async fn confirm(config: &Config, matricule: &str, idnat: &str) -> anyhow::Result<()> {
+    let idnat = IdNat::parse(idnat).map_err(|e| anyhow::anyhow!("{idnat:?} is not an idNat_PS: {e}"))?;
+    let dir = SqlDirectory::open(&config.directory.url).await?;
+    let person = dir
+        .people()
+        .await?
+        .into_iter()
+        .find(|p| p.identity.matricule == matricule)
+        .with_context(|| format!("no identity with matricule {matricule:?}: `vigie users list` shows them"))?;
+    let entries = dir.rpps_by_idnat(idnat.as_str()).await?;
+    let entry = entries.iter().find(|e| !e.ended).or(entries.first()).with_context(|| {
+        format!("{idnat} is not in the loaded RPPS extraction: load a current one (`vigie rpps load`), then confirm")
+    })?;
+    let proposed = dir
+        .rpps_proposals()
+        .await?
+        .into_iter()
+        .find(|p| p.identity_id == person.identity.id && p.idnat == idnat.as_str())
+        .map(|p| format!("{} proposal: {}", p.strength, p.why))
+        .unwrap_or_else(|| "not proposed: confirmed by HR's own check".into());
+    dir.rpps_confirm(&person.identity.id, &idnat, &operator(), entry).await?;
+    println!(
+        "{matricule}: idNat {idnat} ({} {}, {}) — {proposed}",
+        entry.family_name,
+        entry.given_name,
+        entry.profession_label.as_deref().unwrap_or("profession not given")
+    );
+    audit_now(
+        config,
+        AuditEvent {
+            kind: Some(AuditKind::Lifecycle),
+            outcome: Some(Outcome::Success),
+            subject: Some(person.identity.id.clone()),
+            username: person.username.clone(),
+            idnat: Some(idnat.as_str().to_owned()),
+            actor: Some(operator()),
+            object: Some(format!("derivation:{matricule}")),
+            reason: Some(format!("idNat derived from the RPPS, confirmed ({proposed})")),
+            ..Default::default()
+        },
+    )?;
+    crate::policy::view::tell_replicas(config).await;
+    Ok(())
+}
