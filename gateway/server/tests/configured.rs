@@ -165,26 +165,31 @@ async fn serve_config_runs_the_example_file_and_its_client_logs_an_imported_user
 /// probes are not on their own listener (`server.ops_listen`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_home_page_links_discovery_and_readyz_and_the_demo_app_only_on_the_demo() {
-    const HEAD: &str = r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title><link rel="stylesheet" href="/static/vigie.css"></head><body><main class="card"><h1>Vigie</h1><ul>"#;
-    const DEMO_APP: &str = r#"<li><a href="/demo-app/">Application de démonstration</a></li>"#;
-    const DISCOVERY: &str = r#"<li><a href="/.well-known/openid-configuration">OpenID Connect discovery</a></li>"#;
-    const READYZ: &str = r#"<li><a href="/readyz">/readyz</a></li>"#;
-    const TAIL: &str = "</ul></main></body></html>";
-
     let configured = start(&deploy("https://dpi.chu-exemple.fr/oidc/backchannel-logout")).await;
     let demo = Gateway::start(&[]).await;
     let ops_port = free_port().to_string();
     let ops_listen = format!("127.0.0.1:{ops_port}");
     let demo_with_ops = Gateway::start(&[("VIGIE_SERVER__OPS_LISTEN", &ops_listen)]).await;
-    for (gw, body) in [
-        (&configured, format!("{HEAD}{DISCOVERY}{READYZ}{TAIL}")),
-        (&demo, format!("{HEAD}{DEMO_APP}{DISCOVERY}{READYZ}{TAIL}")),
-        (&demo_with_ops, format!("{HEAD}{DEMO_APP}{DISCOVERY}{TAIL}")),
-    ] {
-        let r = gw.browser().get("/").await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-        assert_eq!(r.body, body);
+    // (gateway, the demo app's link, /readyz's link)
+    for (gw, demo_app, readyz) in [(&configured, false, true), (&demo, true, true), (&demo_with_ops, true, false)] {
+        for (query, lang, discovery, other) in [
+            ("/", "fr", "Découverte OpenID Connect", r#"<a href="/?lang=en" lang="en">English</a>"#),
+            ("/?lang=en", "en", "OpenID Connect discovery", r#"<a href="/?lang=fr" lang="fr">Français</a>"#),
+        ] {
+            let r = gw.browser().get(query).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+            let b = &r.body;
+            assert!(b.starts_with(&format!("<!doctype html>\n<html lang=\"{lang}\">")), "{query}: {b}");
+            assert!(
+                b.contains(&format!(r#"<li><a href="/.well-known/openid-configuration">{discovery}</a></li>"#)),
+                "{query}: {b}"
+            );
+            assert_eq!(b.contains(r#"<li><a href="/readyz">/readyz</a></li>"#), readyz, "{query}: {b}");
+            assert_eq!(b.contains(r#"href="/demo-app/""#), demo_app, "{query}: {b}");
+            assert!(b.contains(other), "{query}: the other language's link: {b}");
+            assert!(b.ends_with("</main></body></html>"), "{query}: {b}");
+        }
     }
 }
 
