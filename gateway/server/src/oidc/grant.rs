@@ -77,7 +77,14 @@ impl RefreshRecord {
     pub fn decode(key: &str, family: &str, bytes: &[u8]) -> Result<Self, StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt { key: key.to_owned(), reason };
         if bytes.first() != Some(&b'[') {
-            return serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()));
+            let record: Self = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+            // The object layout names its family; the key does too, and the newer layouts trust
+            // only the key. A record naming another family than the one it is stored under is
+            // damaged: read as is, it would become that other family at its next rotation.
+            if record.grant_id != family {
+                return Err(corrupt("the record names another family than its key".into()));
+            }
+            return Ok(record);
         }
         if bytes.starts_with(layout::PREFIX) {
             return layout::decode(family, bytes).map_err(corrupt);

@@ -313,6 +313,16 @@ mod tests {
         serde_json::from_str(PREVIOUS_LAYOUT).unwrap()
     }
 
+    /// Found by the `family_record` fuzz target: the object layout names its family, the newer
+    /// ones take it from the key, so a record under another family's key changed family when
+    /// rewritten.
+    #[test]
+    fn an_object_record_naming_another_family_than_its_key_is_refused() {
+        let key = keys::refresh_family("f");
+        let err = RefreshRecord::decode(&key, "f", PREVIOUS_LAYOUT.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("another family than its key"), "{err}");
+    }
+
     #[test]
     fn a_family_written_by_the_previous_version_is_still_read() {
         let key = keys::refresh_family("R3JhbnQtZmFtaWx5LTAwMQ");
