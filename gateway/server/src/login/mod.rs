@@ -141,8 +141,8 @@ pub async fn complete(
                 req,
                 StatusCode::FORBIDDEN,
                 Say::new(
-                    "Les règles de l'établissement ne vous permettent pas l'accès à cette application.",
-                    "The establishment's rules do not allow you into this application.",
+                    "Accès refusé : les règles de l'établissement ne permettent pas l'accès à cette application.",
+                    "Access refused: the establishment's rules do not allow you into this application.",
                 ),
                 Back::Home,
             );

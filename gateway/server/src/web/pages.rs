@@ -205,8 +205,17 @@ pub fn error_page(req: &HttpRequest, status: StatusCode, say: Say<'_>, back: Bac
 /// A card or PSC login that did not go through: why (`detail` in both languages, `fr / en`, as
 /// the refusals of `login::cps` and `login::psc` are written), and the way back to the flow's
 /// login page.
+///
+/// Its text is written for the person even on a 503 (PSC's breaker open: "use your card or your
+/// key"), so it is shown as is, never replaced by the generic page [`error_page`] gives a 503.
 pub fn card_refused(req: &HttpRequest, status: StatusCode, detail: &str, flow_id: &str) -> HttpResponse {
-    error_page(req, status, Say::both(detail), Back::Login(flow_id))
+    message(
+        req,
+        status,
+        Say::new(error_title(Lang::Fr), error_title(Lang::En)),
+        Say::both(detail),
+        Back::Login(flow_id),
+    )
 }
 
 pub fn flow_expired(req: &HttpRequest) -> HttpResponse {
