@@ -25,6 +25,8 @@ const SECRET_NAMES: &[&str] = &[
     "csrf",
     "flow",
     "subject_token",
+    "confirm",
+    "logout_token",
 ];
 
 /// One request and its answer, as a report shows it.

@@ -291,6 +291,18 @@ impl Ctx {
         Ok((a, code, t))
     }
 
+    /// Whether userinfo refuses `access` (401) within 5 s: a revocation a store propagates
+    /// may take a moment to reach every replica.
+    pub async fn access_token_refused(&self, access: &str) -> anyhow::Result<bool> {
+        for _ in 0..20 {
+            if self.userinfo_get(access).await?.status == 401 {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        Ok(false)
+    }
+
     pub async fn userinfo_get(&self, access: &str) -> anyhow::Result<Resp> {
         self.agent.send(self.agent.get("/userinfo").bearer_auth(access), None).await
     }

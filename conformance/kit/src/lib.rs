@@ -17,12 +17,15 @@ macro_rules! module {
 }
 
 pub mod agent;
+pub mod backchannel;
 pub mod flow;
+pub mod logout;
 pub mod oidc;
 pub mod profile;
 pub mod report;
 pub mod rie;
 pub mod security;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -109,7 +112,9 @@ pub struct RunOptions {
 /// Every module of every plan, in the order they run.
 pub fn modules() -> Vec<Module> {
     let mut m = oidc::modules();
+    m.extend(logout::modules());
     m.extend(security::modules());
+    m.extend(tls::modules());
     m.extend(rie::modules());
     m
 }

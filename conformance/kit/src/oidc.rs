@@ -171,11 +171,17 @@ async fn server(c: &Ctx) -> anyhow::Result<Verdict> {
 
 /// Verifies an ID token's signature with the target's JWKS; returns its claims.
 async fn verify_id_token(c: &Ctx, token: &str, client_id: &str) -> anyhow::Result<Value> {
+    c.agent.note("ID token header", jwt_part(token, 0).to_string());
+    verify_jwt(c, token, client_id).await
+}
+
+/// Verifies a JWT the target signed (an ID token, a logout token) with a key of its JWKS, its
+/// `iss`, `aud` and `exp`; returns its claims.
+pub async fn verify_jwt(c: &Ctx, token: &str, client_id: &str) -> anyhow::Result<Value> {
     let header = jwt_part(token, 0);
-    c.agent.note("ID token header", header.to_string());
-    let alg = header["alg"].as_str().context("the ID token's header has no alg")?;
-    ensure!(alg != "none", "the ID token is unsigned (alg none)");
-    let kid = header["kid"].as_str().context("the ID token's header has no kid")?;
+    let alg = header["alg"].as_str().context("the token's header has no alg")?;
+    ensure!(alg != "none", "the token is unsigned (alg none)");
+    let kid = header["kid"].as_str().context("the token's header has no kid")?;
     let d = c.discovery().await?;
     ensure!(
         d["id_token_signing_alg_values_supported"].as_array().is_some_and(|a| a.iter().any(|x| x == alg)),
@@ -189,7 +195,7 @@ async fn verify_id_token(c: &Ctx, token: &str, client_id: &str) -> anyhow::Resul
     v.set_audience(&[client_id]);
     v.set_issuer(&[c.agent.issuer.as_str()]);
     let data = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &v)
-        .context("the ID token's signature or claims do not verify with the JWKS key")?;
+        .context("the token's signature or claims do not verify with the JWKS key")?;
     Ok(data.claims)
 }
 
@@ -261,15 +267,10 @@ async fn codereuse(c: &Ctx) -> anyhow::Result<Verdict> {
     let (a, code, t) = c.sso_tokens().await?;
     refused_with(&c.redeem(&a, &code).await?, "invalid_grant", "a code used twice")?;
     // RFC 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based on that code".
-    let mut revoked = false;
-    for _ in 0..20 {
-        if c.userinfo_get(&t.access).await?.status == 401 {
-            revoked = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    ensure!(revoked, "the access token of the code's first use still works after the code was replayed");
+    ensure!(
+        c.access_token_refused(&t.access).await?,
+        "the access token of the code's first use still works after the code was replayed"
+    );
     Ok(Verdict::Pass)
 }
 

@@ -34,6 +34,10 @@ pub struct Client {
     /// A sensitive service of the RIE (its rules ask for a MIE of the RIE).
     #[serde(default)]
     pub sensitive: bool,
+    /// Where the kit receives what the target POSTs to this client's registered
+    /// `backchannel_logout_uri` (e.g. `127.0.0.1:8770` for `http://127.0.0.1:8770/backchannel`).
+    #[serde(default)]
+    pub backchannel_logout_listen: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -97,6 +101,7 @@ impl Profile {
                     redirect_uri: s(&c["redirect_uris"][0])?,
                     post_logout_redirect_uri: s(&c["post_logout_redirect_uris"][0]),
                     sensitive: c["sensitive"].as_bool().unwrap_or(false),
+                    backchannel_logout_listen: None,
                 })
             })
             .collect::<Vec<_>>();
