@@ -1,24 +1,56 @@
 //! The conformance kit (`conformance/kit`) run against the real `vigie serve` on the embedded
 //! demo: every module passes or says why it does not apply; against a gateway weakened in one
 //! way, exactly the module that checks it fails (a check that cannot fail is a defect).
+mod proxy;
+
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use vigie_conformance::profile::Profile;
-use vigie_conformance::{RunOptions, Verdict};
+use vigie_conformance::{Report, RunOptions, Verdict};
 
 use crate::common::*;
 
-async fn run_kit(gw: &Gateway, out: Option<PathBuf>) -> vigie_conformance::Report {
+async fn run_kit(gw: &Gateway, out: Option<PathBuf>) -> Report {
+    run_only(gw, &gw.issuer, &[], out).await
+}
+
+/// The modules whose id starts with one of `only` (all when empty) against `target`, with the
+/// demo's profile and CA.
+async fn run_only(gw: &Gateway, target: &str, only: &[&str], out: Option<PathBuf>) -> Report {
     let profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
     vigie_conformance::run(RunOptions {
-        target: gw.issuer.clone(),
+        target: target.to_owned(),
         profile,
         ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
         out,
-        only: vec![],
+        only: only.iter().map(|s| (*s).to_owned()).collect(),
     })
     .await
     .expect("the kit runs")
+}
+
+/// The failed modules' ids and reasons.
+fn failures(r: &Report) -> Vec<(String, String)> {
+    r.outcomes
+        .iter()
+        .filter_map(|o| match &o.verdict {
+            Verdict::Fail(why) => Some((o.id.clone(), why.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asserts that exactly `expected` failed, each for a reason containing its fragment.
+fn assert_fails_exactly(r: &Report, expected: &[(&str, &str)]) {
+    let got = failures(r);
+    let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    let want: Vec<&str> = expected.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, want, "{got:#?}");
+    for ((id, why), (_, fragment)) in got.iter().zip(expected) {
+        assert!(why.contains(fragment), "{id} failed, but not for its reason ({fragment:?}): {why}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,4 +118,117 @@ async fn the_kit_flags_a_gateway_where_password_totp_opens_a_sensitive_client() 
     let report = run_kit(&gw, None).await;
     let failed: Vec<&str> = report.failures().iter().map(|o| o.id.as_str()).collect();
     assert_eq!(failed, ["rie-password-totp-sensitive-refused"], "{:#?}", report.failures());
+}
+
+/// `openssl s_server` on the demo's certificate, or on a self-signed one when `self_signed`, with
+/// `args`; killed when dropped.
+struct SServer(Child, u16);
+
+impl SServer {
+    fn start(gw: &Gateway, self_signed: bool, args: &[&str]) -> SServer {
+        let found = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+        assert!(found, "the openssl binary is missing: apt-get install -y openssl");
+        let (cert, key) = if self_signed {
+            let dir = gw.data_dir.join("self-signed");
+            std::fs::create_dir_all(&dir).expect("a directory");
+            let ok = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+                .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1"])
+                .arg("-keyout")
+                .arg(dir.join("k.pem"))
+                .arg("-out")
+                .arg(dir.join("c.pem"))
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl req");
+            assert!(ok.success(), "openssl req made no certificate");
+            (dir.join("c.pem"), dir.join("k.pem"))
+        } else {
+            (gw.data_dir.join("tls.crt"), gw.data_dir.join("tls.key"))
+        };
+        let port = free_port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        // 30 s at most, polled: a loaded machine may be slow to start it.
+        let listening = (0..600).any(|_| {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if !up {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            up
+        });
+        assert!(listening, "openssl s_server did not listen within 30 s");
+        SServer(child, port)
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TLS server that still speaks TLS 1.0, takes any suite and sends no HSTS fails exactly the
+/// version, suite and HSTS checks (its chain, the demo's, is valid); one with a certificate no
+/// trusted CA issued fails the chain check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_checks_fail_against_a_weak_tls_server() {
+    let gw = Gateway::start(&[]).await;
+    let weak = SServer::start(&gw, false, &["-min_protocol", "TLSv1", "-cipher", "ALL:@SECLEVEL=0"]);
+    let report = run_only(&gw, &format!("https://localhost:{}", weak.1), &["tls-"], None).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("tls-protocol-versions", "accepted TLS 1.0"),
+            ("tls-cipher-suites", "without forward secrecy or AEAD"),
+            ("tls-hsts", "no Strict-Transport-Security"),
+        ],
+    );
+    let untrusted = SServer::start(&gw, true, &[]);
+    let report = run_only(&gw, &format!("https://localhost:{}", untrusted.1), &["tls-certificate-chain"], None).await;
+    assert_fails_exactly(&report, &[("tls-certificate-chain", "does not verify")]);
+}
+
+/// Behind a proxy that breaks the end-session endpoint (it redirects anywhere, adds a state,
+/// ends nothing), drops the `claims` parameter, the authorization response's `iss` and the
+/// cookies' HttpOnly, each check of those behaviours fails for its reason, and only those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logout_claims_iss_and_cookie_checks_fail_behind_an_altering_proxy() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
+    let port = listener.local_addr().expect("an address").port();
+    let issuer = format!("https://localhost:{port}");
+    let gw = Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
+    let switch = proxy::start(listener, gw.port, &gw.data_dir, gw.demo["ca_pem"].as_str().expect("the CA"));
+    let only = ["oidcc-rp-initiated-logout", "oidcc-claims-essential", "rfc9207-", "rfc9700-clickjacking"];
+    // The control: through the proxy breaking nothing, every one of these checks passes.
+    let report = run_only(&gw, &issuer, &only, None).await;
+    assert_fails_exactly(&report, &[]);
+    assert_eq!(report.outcomes.len(), 8, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    *switch.lock().expect("the switch") =
+        proxy::Faults { open_logout: true, drop_claims: true, drop_iss: true, cookies_not_httponly: true };
+    let report = run_only(&gw, &issuer, &only, None).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("oidcc-claims-essential", "still got a code"),
+            ("oidcc-rp-initiated-logout", "the session lives on"),
+            ("oidcc-rp-initiated-logout-bad-id-token-hint", "broken signature was followed by a redirect"),
+            ("oidcc-rp-initiated-logout-modified-id-token-hint", "modified claims was followed by a redirect"),
+            ("oidcc-rp-initiated-logout-bad-post-logout-redirect-uri", "followed by a redirect"),
+            ("oidcc-rp-initiated-logout-no-state", "a state came back"),
+            ("rfc9207-iss-in-authorization-response", "iss in the authorization response is None"),
+            ("rfc9700-clickjacking-and-cookies", "lacks Secure, HttpOnly or SameSite"),
+        ],
+    );
 }

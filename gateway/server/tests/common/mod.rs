@@ -222,6 +222,9 @@ impl Gateway {
                     if let Ok(r) = http.get(format!("{issuer}/healthz")).send().await
                         && r.status() == 200
                     {
+                        // A gateway behind a proxy (`VIGIE_ISSUER` its address) is known by its issuer.
+                        let issuer =
+                            env.iter().find(|(k, _)| *k == "VIGIE_ISSUER").map_or(issuer, |(_, v)| (*v).into());
                         let gw = Gateway::from_demo(demo, issuer, port, data_dir, child, stdin);
                         return Ok(gw);
                     }
