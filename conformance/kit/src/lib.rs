@@ -22,6 +22,7 @@ pub mod flow;
 pub mod logout;
 pub mod oidc;
 pub mod profile;
+pub mod psc;
 pub mod report;
 pub mod rie;
 pub mod security;
@@ -116,6 +117,7 @@ pub fn modules() -> Vec<Module> {
     m.extend(security::modules());
     m.extend(tls::modules());
     m.extend(rie::modules());
+    m.extend(psc::modules());
     m
 }
 

@@ -15,6 +15,9 @@ pub struct Profile {
     /// The client Pro Santé Connect uses when Vigie is its FI tiers.
     #[serde(default)]
     pub fi_tiers_client: Option<String>,
+    /// The `tid` registered with the ANS for the FI-tiers client (checked when given).
+    #[serde(default)]
+    pub fi_tiers_tid: Option<String>,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
     #[serde(default)]
@@ -125,12 +128,16 @@ impl Profile {
         });
         let has = |id: &str| clients.iter().any(|c| c.id == id);
         let dpi = demo["dmp"]["token_exchange"]["client_id"].as_str().filter(|id| has(id)).map(str::to_owned);
-        let fi_tiers = demo["clients"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["fi_tiers"].is_object()))
-            .and_then(|c| s(&c["client_id"]));
-        let p =
-            Profile { rp_client: "demo-app".into(), dpi_client: dpi, fi_tiers_client: fi_tiers, clients, users, card };
+        let fi = demo["clients"].as_array().and_then(|cs| cs.iter().find(|c| c["fi_tiers"].is_object()));
+        let p = Profile {
+            rp_client: "demo-app".into(),
+            dpi_client: dpi,
+            fi_tiers_client: fi.and_then(|c| s(&c["client_id"])),
+            fi_tiers_tid: fi.and_then(|c| s(&c["fi_tiers"]["tid"])),
+            clients,
+            users,
+            card,
+        };
         p.check()?;
         Ok(p)
     }

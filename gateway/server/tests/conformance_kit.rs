@@ -232,3 +232,13 @@ async fn the_logout_claims_iss_and_cookie_checks_fail_behind_an_altering_proxy()
         ],
     );
 }
+
+/// `login.amr` saying a card login is a password (`["pwd"]`, for every client, so for the FI
+/// tiers too): the kit flags exactly PSC's ID token check, whose amr no longer says a
+/// phishing-resistant two-factor login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_flags_a_fi_tiers_id_token_whose_amr_is_not_phishing_resistant() {
+    let gw = Gateway::start(&[("VIGIE_LOGIN__AMR__CPS", "[\"pwd\"]"), ("VIGIE_LOGIN__AMR__CPE", "[\"pwd\"]")]).await;
+    let report = run_only(&gw, &gw.issuer, &["psc-", "rie-"], None).await;
+    assert_fails_exactly(&report, &[("psc-fi-tiers-id-token", "does not say a phishing-resistant")]);
+}
