@@ -52,8 +52,13 @@ pub fn junit(r: &Report) -> String {
         r.outcomes.len(),
         r.failures().len()
     );
-    let mut plans: Vec<&str> = r.outcomes.iter().map(|o| o.plan.as_str()).collect();
-    plans.dedup();
+    // Each plan once, in the order of its first module (a plan's modules need not be adjacent).
+    let mut plans: Vec<&str> = Vec::new();
+    for o in &r.outcomes {
+        if !plans.contains(&o.plan.as_str()) {
+            plans.push(&o.plan);
+        }
+    }
     for plan in plans {
         let of: Vec<&Outcome> = r.outcomes.iter().filter(|o| o.plan == plan).collect();
         let fails = of.iter().filter(|o| matches!(o.verdict, Verdict::Fail(_))).count();
