@@ -267,6 +267,18 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_whose_modules_are_not_adjacent_is_one_testsuite() {
+        let mut r = report(Verdict::Pass, "");
+        let mut other = r.outcomes[0].clone();
+        other.plan = "security".into();
+        r.outcomes.push(other);
+        r.outcomes.push(r.outcomes[0].clone());
+        let j = junit(&r);
+        assert_eq!(j.matches("<testcase ").count(), 3, "{j}");
+        assert_eq!(j.matches("<testsuite name=\"oidc\"").count(), 1, "{j}");
+    }
+
+    #[test]
     fn the_date_is_rfc_3339_utc() {
         let d = now_rfc3339();
         assert_eq!(d.len(), 20, "{d}");
