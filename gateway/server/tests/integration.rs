@@ -33,6 +33,7 @@ mod key_rotation;
 mod ldap;
 mod ldap_sync;
 mod lifecycle;
+mod lifecycle_pull;
 mod login_page;
 mod logout;
 mod ops;

@@ -13,13 +13,13 @@ const COLUMNS: &str =
     "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username,start_date,end_date,sponsor,kind";
 
 /// `n` people of the HR export, `H00001`… in unit UF7001.
-fn people(n: usize) -> Vec<String> {
+pub(crate) fn people(n: usize) -> Vec<String> {
     (1..=n)
         .map(|i| format!("H{i:05},Nom{i},Prénom{i},1980-01-01,Infirmier,IDE,,UF7001:100,hr.p{i},2020-01-01,,,staff"))
         .collect()
 }
 
-fn feed_text(rows: &[String]) -> String {
+pub(crate) fn feed_text(rows: &[String]) -> String {
     format!("{COLUMNS}\n{}\n", rows.join("\n"))
 }
 
@@ -30,12 +30,12 @@ fn feed(gw: &Gateway, file: &std::path::Path, extra: &[&str]) -> std::process::O
     run(&args)
 }
 
-fn json_of(out: &std::process::Output) -> Value {
+pub(crate) fn json_of(out: &std::process::Output) -> Value {
     assert!(out.status.success() || !out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
-fn listed(gw: &Gateway, extra: &[&str]) -> Vec<Value> {
+pub(crate) fn listed(gw: &Gateway, extra: &[&str]) -> Vec<Value> {
     let dir = gw.data_dir.to_str().expect("UTF-8 path");
     let mut args = vec!["users", "list", "--json", "--data-dir", dir];
     args.extend(extra);
@@ -44,7 +44,7 @@ fn listed(gw: &Gateway, extra: &[&str]) -> Vec<Value> {
     stdout(&out).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
 }
 
-fn person<'a>(list: &'a [Value], matricule: &str) -> &'a Value {
+pub(crate) fn person<'a>(list: &'a [Value], matricule: &str) -> &'a Value {
     list.iter().find(|p| p["matricule"] == matricule).unwrap_or_else(|| panic!("{matricule} not listed"))
 }
 

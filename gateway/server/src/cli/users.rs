@@ -23,8 +23,9 @@ pub(super) enum UsersCommand {
     /// applied all or nothing; refused past `lifecycle.hr_feed.max_leavers_percent` unless
     /// `--force`. The columns and an example: docs/identity-lifecycle.md.
     Feed {
-        /// The CSV file, or a drop directory (its newest file).
-        file: PathBuf,
+        /// The CSV file, or a drop directory (its newest file); absent: the configured source,
+        /// `lifecycle.hr_feed.path` or the HTTPS pull of `lifecycle.hr_feed.url`.
+        file: Option<PathBuf>,
         /// Show what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -178,7 +179,9 @@ pub(super) fn run(command: UsersCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        UsersCommand::Feed { file, dry_run, json, force, target } => feed(&target, &file, dry_run, json, force),
+        UsersCommand::Feed { file, dry_run, json, force, target } => {
+            feed(&target, file.as_deref(), dry_run, json, force)
+        }
         UsersCommand::AddTemporary {
             username,
             matricule,
@@ -358,12 +361,25 @@ fn with_account(
     })
 }
 
-/// `vigie users feed`.
-fn feed(target: &Target, file: &std::path::Path, dry_run: bool, json: bool, force: bool) -> anyhow::Result<()> {
+/// `vigie users feed`. A pull from the command line is whole (not conditional): HR runs it to see
+/// the export as it is.
+fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bool, force: bool) -> anyhow::Result<()> {
     use crate::lifecycle::feed::{RunOptions, RunOutcome};
+    use crate::lifecycle::pull::{self, Pulled};
     let config = target.config()?;
-    let max_leavers_percent = config.lifecycle.hr_feed.as_ref().map_or(5.0, |f| f.max_leavers_percent);
-    let file = crate::lifecycle::feed::feed_file(file)?;
+    let configured = config.lifecycle.hr_feed.as_ref();
+    let max_leavers_percent = configured.map_or(5.0, |f| f.max_leavers_percent);
+    let options = RunOptions { dry_run, force, max_leavers_percent };
+    // A file named on the command line, else the configured file drop, else the configured pull.
+    let (file, pulled) = match (file, configured) {
+        (Some(f), _) => (Some(crate::lifecycle::feed::feed_file(f)?), None),
+        (None, Some(feed)) if feed.url.is_some() => (None, Some(feed)),
+        (None, Some(feed)) => (Some(crate::lifecycle::feed::feed_file(&feed.path)?), None),
+        (None, None) => anyhow::bail!(
+            "no feed given: name the CSV file or drop directory, or configure `lifecycle.hr_feed` \
+             (docs/identity-lifecycle.md)"
+        ),
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let outcome = rt.block_on(async {
         let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
@@ -372,14 +388,29 @@ fn feed(target: &Target, file: &std::path::Path, dry_run: bool, json: bool, forc
                 eprintln!("vigie: {e:#}");
             }
         };
-        let outcome =
-            crate::lifecycle::feed::run(&dir, &file, RunOptions { dry_run, force, max_leavers_percent }, &audit)
-                .await?;
+        let outcome = match (&file, pulled) {
+            (Some(file), _) => crate::lifecycle::feed::run(&dir, file, options, &audit).await?,
+            (None, Some(feed)) => {
+                let url = feed.url.as_deref().unwrap_or_default();
+                let Pulled::Export { text, .. } = pull::pull(&pull::client(feed)?, feed, url, None).await? else {
+                    anyhow::bail!("the HR server answered 304 to an unconditional pull");
+                };
+                crate::lifecycle::feed::run_text(&dir, &text, url, &pull::name_of(url), options, &audit).await?
+            }
+            (None, None) => anyhow::bail!("no feed to run"),
+        };
         if matches!(outcome, RunOutcome::Applied { .. }) {
             crate::policy::view::tell_replicas(&config).await;
         }
         Ok::<_, anyhow::Error>(outcome)
     })?;
+    let source = match &outcome {
+        RunOutcome::DryRun { file, .. }
+        | RunOutcome::Unchanged { file, .. }
+        | RunOutcome::Applied { file, .. }
+        | RunOutcome::Refused { file, .. }
+        | RunOutcome::NotModified { file, .. } => file.clone(),
+    };
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else {
@@ -388,8 +419,9 @@ fn feed(target: &Target, file: &std::path::Path, dry_run: bool, json: bool, forc
             RunOutcome::Unchanged { .. } => "nothing to change",
             RunOutcome::Applied { .. } => "applied",
             RunOutcome::Refused { .. } => "REFUSED, nothing changed",
+            RunOutcome::NotModified { .. } => "not modified since the last run",
         };
-        print!("HR feed {} ({what}): {}", file.display(), outcome.diff());
+        print!("HR feed {source} ({what}): {}", outcome.diff());
     }
     if let RunOutcome::Refused { reason, .. } = outcome {
         anyhow::bail!("{reason}");

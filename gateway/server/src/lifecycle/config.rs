@@ -26,8 +26,25 @@ impl Default for LifecycleConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HrFeedConfig {
-    /// One file, or a drop directory: the newest file in it is the feed.
+    /// One file, or a drop directory: the newest file in it is the feed (or `url`).
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub path: PathBuf,
+    /// The HR export pulled over HTTPS instead of a file (docs/identity-lifecycle.md, "Pulled
+    /// over HTTPS"): `ca_file`, `token_file` or `basic_auth_file`, `timeout_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The CA certificates (PEM) the HR server's certificate must chain to; absent: the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// A file holding the bearer token sent to `url` (a secret: never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// A file holding `user:password` for HTTP basic authentication to `url` (a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// Seconds a pull may take, connection and transfer.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
     /// Seconds between two runs.
     #[serde(default = "default_interval_secs")]
     pub interval_secs: u64,
@@ -38,6 +55,14 @@ pub struct HrFeedConfig {
     /// The file's format: `csv` (the columns of docs/identity-lifecycle.md).
     #[serde(default = "default_format")]
     pub format: String,
+}
+
+fn is_empty_path(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+fn default_timeout_secs() -> u64 {
+    60
 }
 
 fn default_max_temporary_days() -> u32 {
@@ -78,8 +103,59 @@ impl LifecycleConfig {
                 format!("unknown format {:?}: `csv` (docs/identity-lifecycle.md)", feed.format),
             );
         }
-        if feed.path.as_os_str().is_empty() {
-            err("lifecycle.hr_feed.path", "expected the feed file, or the directory HR drops it in".into());
+        match (&feed.url, feed.path.as_os_str().is_empty()) {
+            (None, true) => err(
+                "lifecycle.hr_feed.path",
+                "expected the feed file, or the directory HR drops it in (or `lifecycle.hr_feed.url`)".into(),
+            ),
+            (Some(_), false) => err(
+                "lifecycle.hr_feed.url",
+                "set either `path` (a file drop) or `url` (an HTTPS pull), not both".into(),
+            ),
+            (Some(url), true) => super::pull::check_url(url, &mut |m| err("lifecycle.hr_feed.url", m)),
+            (None, false) => {}
         }
+        if feed.url.is_none() {
+            for (key, set) in [
+                ("lifecycle.hr_feed.ca_file", feed.ca_file.is_some()),
+                ("lifecycle.hr_feed.token_file", feed.token_file.is_some()),
+                ("lifecycle.hr_feed.basic_auth_file", feed.basic_auth_file.is_some()),
+            ] {
+                if set {
+                    err(key, "only read with `lifecycle.hr_feed.url` (an HTTPS pull)".into());
+                }
+            }
+        }
+        if feed.token_file.is_some() && feed.basic_auth_file.is_some() {
+            err("lifecycle.hr_feed.token_file", "set `token_file` or `basic_auth_file`, not both".into());
+        }
+        if feed.timeout_secs == 0 {
+            err("lifecycle.hr_feed.timeout_secs", "expected a positive number of seconds (e.g. 60)".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(feed: &str) -> Vec<String> {
+        let config: LifecycleConfig = toml::from_str(&format!("[hr_feed]\n{feed}")).expect("TOML");
+        let mut found = Vec::new();
+        config.validate(&mut |key, m| found.push(format!("{key}: {m}")));
+        found
+    }
+
+    #[test]
+    fn the_feed_has_one_source_and_pull_settings_only_with_a_url() {
+        assert!(problems("path = \"/var/lib/vigie/hr-drop\"").is_empty());
+        assert!(problems("url = \"https://sirh.example/p.csv\"\ntoken_file = \"/run/t\"").is_empty());
+        assert!(problems("interval_secs = 60")[0].starts_with("lifecycle.hr_feed.path: expected the feed file"));
+        let both = problems("path = \"/x\"\nurl = \"https://sirh.example/p.csv\"");
+        assert!(both[0].contains("not both"), "{both:?}");
+        let stray = problems("path = \"/x\"\ntoken_file = \"/run/t\"");
+        assert_eq!(stray, ["lifecycle.hr_feed.token_file: only read with `lifecycle.hr_feed.url` (an HTTPS pull)"]);
+        let two = problems("url = \"https://s.example/p\"\ntoken_file = \"/t\"\nbasic_auth_file = \"/b\"");
+        assert!(two[0].contains("not both"), "{two:?}");
     }
 }

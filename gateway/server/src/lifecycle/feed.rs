@@ -1,9 +1,12 @@
-//! The HR feed (SIRH): a CSV file, or the newest file of a drop directory, turned into a diff
+//! The HR feed (SIRH): a CSV file, the newest file of a drop directory or an export pulled over
+//! HTTPS (`pull`), turned into a diff
 //! against the directory (joiners, movers, leavers, returners) and applied all or nothing, unless
 //! it is a dry run or its leavers pass the safety stop. Run by `vigie users feed` and, every
 //! `lifecycle.hr_feed.interval_secs`, by one replica of `serve` (a lease in the shared store).
 use std::path::{Path, PathBuf};
+
 use std::time::Duration;
+use vigie_core::store::StoreExt as _;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -11,6 +14,8 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_directory_sql::lifecycle::{self, FeedDiff};
 use vigie_directory_sql::{Applied, SqlDirectory};
 
+use super::config::HrFeedConfig;
+use super::pull::{self, Pulled, Validators};
 use crate::config::Config;
 use crate::session::keys;
 use crate::state::{Audit, Part, Ports};
@@ -38,6 +43,8 @@ pub enum RunOutcome {
     Applied { run: String, file: String, diff: FeedDiff, applied: Applied },
     /// Refused whole by the safety stop: nothing written.
     Refused { run: String, file: String, diff: FeedDiff, reason: String },
+    /// The HTTPS export answered `304 Not Modified`: the export already run, not read again.
+    NotModified { run: String, file: String, diff: FeedDiff },
 }
 
 impl RunOutcome {
@@ -48,6 +55,7 @@ impl RunOutcome {
             RunOutcome::Unchanged { .. } => "unchanged",
             RunOutcome::Applied { .. } => "applied",
             RunOutcome::Refused { .. } => "refused",
+            RunOutcome::NotModified { .. } => "not_modified",
         }
     }
 
@@ -57,7 +65,8 @@ impl RunOutcome {
             RunOutcome::DryRun { diff, .. }
             | RunOutcome::Unchanged { diff, .. }
             | RunOutcome::Applied { diff, .. }
-            | RunOutcome::Refused { diff, .. } => diff,
+            | RunOutcome::Refused { diff, .. }
+            | RunOutcome::NotModified { diff, .. } => diff,
         }
     }
 }
@@ -87,13 +96,14 @@ pub fn feed_file(path: &Path) -> anyhow::Result<PathBuf> {
             newest = Some((at, entry.path()));
         }
     }
-    newest.map(|(_, p)| p).with_context(|| {
-        format!(
-            "the HR drop directory {} holds no feed file yet (hidden, .tmp and .part files are skipped)",
-            path.display()
-        )
-    })
+    newest.map(|(_, p)| p).ok_or_else(|| NoFeedYet(path.to_path_buf()).into())
 }
+
+/// A drop directory HR has not dropped a file in yet: a state to wait in, not a failed run to
+/// audit at every period.
+#[derive(Debug, thiserror::Error)]
+#[error("the HR drop directory {} holds no feed file yet (hidden, .tmp and .part files are skipped)", .0.display())]
+pub struct NoFeedYet(PathBuf);
 
 /// One run of the feed in `file` (already picked by [`feed_file`]). Each person it ends or brings
 /// back, and the run itself when it writes or is refused, is given to `audit`.
@@ -104,16 +114,27 @@ pub async fn run(
     audit: &dyn Fn(AuditEvent),
 ) -> anyhow::Result<RunOutcome> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading the HR feed {}", file.display()))?;
-    let rows = vigie_directory_sql::parse_hr_csv(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "the HR feed {}: {e} (nothing was applied; columns: docs/identity-lifecycle.md)",
-            file.display()
-        )
+    let short = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    run_text(dir, &text, &file.display().to_string(), &short, options, audit).await
+}
+
+/// One run of the feed whose CSV is `text`, read from `name` (a file, or a URL) and recorded under
+/// `short` (a file name).
+pub async fn run_text(
+    dir: &SqlDirectory,
+    text: &str,
+    name: &str,
+    short: &str,
+    options: RunOptions,
+    audit: &dyn Fn(AuditEvent),
+) -> anyhow::Result<RunOutcome> {
+    let rows = vigie_directory_sql::parse_hr_csv(text).map_err(|e| {
+        anyhow::anyhow!("the HR feed {name}: {e} (nothing was applied; columns: docs/identity-lifecycle.md)")
     })?;
     let now = lifecycle::stamp(time::OffsetDateTime::now_utc());
-    let run = format!("{now}/{}", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let run = format!("{now}/{short}");
     let diff = lifecycle::diff(&dir.people().await?, &rows, &now);
-    let name = file.display().to_string();
+    let name = name.to_owned();
     let event = |outcome: Outcome, reason: String| AuditEvent {
         kind: Some(AuditKind::Lifecycle),
         outcome: Some(outcome),
@@ -167,8 +188,9 @@ pub async fn run(
 }
 
 /// Runs the feed every `lifecycle.hr_feed.interval_secs` on one replica at a time: the one that
-/// takes the lease in the shared store. A failed run is logged and counted
-/// (`vigie_hr_feed_total{result="failed"}`) and tried again at the next period.
+/// takes the lease in the shared store. A failed run (a file missing, a pull refused or timed out,
+/// a malformed export) is audited as a failure, logged and counted
+/// (`vigie_hr_feed_total{result="failed"}`), applies nothing, and is tried again at the next period.
 pub fn spawn(config: Part<Config>, ports: Part<Ports>, audit: Part<Audit>) {
     let Some(feed) = config.lifecycle.hr_feed.clone() else { return };
     actix_web::rt::spawn(async move {
@@ -177,7 +199,7 @@ pub fn spawn(config: Part<Config>, ports: Part<Ports>, audit: Part<Audit>) {
         let options = RunOptions { dry_run: false, force: false, max_leavers_percent: feed.max_leavers_percent };
         loop {
             tick.tick().await;
-            once(&feed.path, options, &ports, &audit, feed.interval_secs).await;
+            once(&feed, options, &ports, &audit).await;
         }
     });
 }
@@ -187,11 +209,51 @@ fn lease_key() -> String {
     keys::directory_sync_lease("hr-feed")
 }
 
-async fn once(path: &Path, options: RunOptions, ports: &Ports, audit: &Audit, every: u64) {
+/// The validators of the last export applied, kept as long as an export may stay unchanged.
+const VALIDATORS_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// One run from the configured source: the file drop, or the HTTPS pull (conditional on the
+/// validators of the last export run, shared by the replicas).
+async fn from_source(
+    feed: &HrFeedConfig,
+    options: RunOptions,
+    ports: &Ports,
+    audit: &dyn Fn(AuditEvent),
+) -> anyhow::Result<RunOutcome> {
+    let Some(url) = &feed.url else {
+        return run(&ports.lifecycle, &feed_file(&feed.path)?, options, audit).await;
+    };
+    let store = ports.store.as_ref();
+    let since: Option<Validators> = store.get_json(&keys::hr_feed_validators(url)).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "HR feed: the last export's validators could not be read; pulled whole");
+        None
+    });
+    let short = pull::name_of(url);
+    let (text, validators) = match pull::pull(&pull::client(feed)?, feed, url, since.as_ref()).await? {
+        Pulled::Export { text, validators } => (text, validators),
+        Pulled::NotModified => {
+            let run = format!("{}/{short}", lifecycle::stamp(time::OffsetDateTime::now_utc()));
+            return Ok(RunOutcome::NotModified { run, file: url.clone(), diff: FeedDiff::default() });
+        }
+    };
+    let outcome = run_text(&ports.lifecycle, &text, url, &short, options, audit).await?;
+    // Only an export run whole is "seen": a refused one is pulled and refused again until HR fixes
+    // it (or forces it from the command line).
+    let whole = matches!(outcome, RunOutcome::Applied { .. } | RunOutcome::Unchanged { .. });
+    if whole
+        && validators != Validators::default()
+        && let Err(e) = store.put_json(&keys::hr_feed_validators(url), &validators, VALIDATORS_TTL).await
+    {
+        tracing::warn!(error = %e, "HR feed: the export's validators could not be kept; the next pull is whole");
+    }
+    Ok(outcome)
+}
+
+async fn once(feed: &HrFeedConfig, options: RunOptions, ports: &Ports, audit: &Audit) {
     let store = ports.store.as_ref();
     // Longer than a run (10,000 people: docs/identity-lifecycle.md) and than the period, so that a
     // replica that dies mid-run holds the others back for a while only.
-    let ttl = Duration::from_secs(every.max(600) * 2);
+    let ttl = Duration::from_secs(feed.interval_secs.max(600) * 2);
     match store.put_if_absent(&lease_key(), b"1", ttl).await {
         Ok(true) => {}
         Ok(false) => return,
@@ -203,17 +265,16 @@ async fn once(path: &Path, options: RunOptions, ports: &Ports, audit: &Audit, ev
     }
     let started = std::time::Instant::now();
     let record = |event: AuditEvent| audit.record(event);
-    let outcome = match feed_file(path) {
-        Ok(file) => run(&ports.lifecycle, &file, options, &record).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
+    match from_source(feed, options, ports, &record).await {
         Ok(outcome) => {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let summary = outcome.diff().to_string();
             let summary = summary.lines().next().unwrap_or_default();
             match &outcome {
                 RunOutcome::Refused { reason, .. } => tracing::error!(elapsed_ms, "HR feed refused: {reason}"),
+                RunOutcome::NotModified { .. } => {
+                    tracing::debug!(elapsed_ms, "HR feed: the export is not modified since the last run")
+                }
                 _ => tracing::info!(elapsed_ms, result = outcome.result(), "HR feed: {summary}"),
             }
             metrics::counter!("vigie_hr_feed_total", "result" => outcome.result()).increment(1);
@@ -222,10 +283,29 @@ async fn once(path: &Path, options: RunOptions, ports: &Ports, audit: &Audit, ev
             }
         }
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "HR feed failed; tried again next period");
+            let error = format!("{e:#}");
+            tracing::error!(error = %error, "HR feed failed; tried again next period");
             metrics::counter!("vigie_hr_feed_total", "result" => "failed").increment(1);
+            if e.downcast_ref::<NoFeedYet>().is_some() {
+                return release(store).await;
+            }
+            audit.record(AuditEvent {
+                kind: Some(AuditKind::Lifecycle),
+                outcome: Some(Outcome::Failure),
+                actor: Some("hr-feed".into()),
+                object: Some(format!(
+                    "hr-feed:{}",
+                    feed.url.as_deref().map_or_else(|| feed.path.display().to_string(), pull::name_of)
+                )),
+                reason: Some(format!("failed, nothing applied: {error}")),
+                ..Default::default()
+            });
         }
     }
+    release(store).await;
+}
+
+async fn release(store: &dyn vigie_core::store::EphemeralStore) {
     if let Err(e) = store.delete(&lease_key()).await {
         tracing::warn!(error = %e, "HR feed: the lease could not be released; it lapses by itself");
     }

@@ -81,6 +81,11 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     if let Err(e) = ldap_source(config) {
         keep("directory.ldap", e);
     }
+    if let Some(feed) = &config.lifecycle.hr_feed
+        && let Err(e) = crate::lifecycle::pull::check_files(feed)
+    {
+        keep("lifecycle.hr_feed", e);
+    }
     if let Err(e) = audit_directory(&config.audit.file) {
         keep("audit.file", e);
     }
