@@ -110,6 +110,15 @@ impl PgAuditTrail {
     /// Connects (at most `max_connections`) and brings the trail's tables up to date (their own
     /// migrations, under sqlx's migration lock, so replicas starting together apply them once).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, AuditTrailError> {
+        Ok(Self::open_migrated(url, max_connections).await?.0)
+    }
+
+    /// [`PgAuditTrail::open`], also saying from which migration version to which the trail's
+    /// tables went (`None`: none applied before, a new trail), for `vigie migrate`.
+    pub async fn open_migrated(
+        url: &str,
+        max_connections: u32,
+    ) -> Result<(Self, Option<i64>, Option<i64>), AuditTrailError> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|_| {
                 AuditTrailError(
@@ -124,12 +133,24 @@ impl PgAuditTrail {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(connect)
             .await?;
+        let before = Self::version(&pool).await?;
         let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
         migrator.dangerous_set_table_name("_vigie_audit_migrations");
         // A newer Vigie's audit migrations are expand-only: an older one runs on them.
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await.map_err(|e| AuditTrailError(format!("the audit trail's migrations: {e}")))?;
-        Ok(Self { pool })
+        let after = Self::version(&pool).await?;
+        Ok((Self { pool }, before, after))
+    }
+
+    /// The last migration applied to the trail's tables; `None` before the first.
+    async fn version(pool: &PgPool) -> Result<Option<i64>, AuditTrailError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_vigie_audit_migrations')::text").fetch_one(pool).await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        Ok(sqlx::query_scalar("SELECT max(version) FROM _vigie_audit_migrations WHERE success").fetch_one(pool).await?)
     }
 
     /// Appends one batch: under the append lock, reads the head, lets `seal` seal the batch after

@@ -168,3 +168,30 @@ async fn the_postgresql_trail_is_searched_through_its_indexes_and_each_search_is
     );
     assert!(plan.contains("audit_records_fields"), "{plan}");
 }
+
+/// `vigie migrate` brings the trail's tables up to date too when the trail is in PostgreSQL (the
+/// chart's migration Job runs it): from none to the last version, then nothing applied.
+#[test]
+fn migrate_brings_the_postgresql_trail_up_to_date_with_its_search_index() {
+    let Some(db) = common::postgres::shared_database("audit_migrate") else { return };
+    let data = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("audit-migrate-{}", random(8)));
+    let migrate = || {
+        let out = Command::new(BIN)
+            .args(["migrate", "--data-dir", data.to_str().unwrap()])
+            .env("VIGIE_AUDIT__URL", &db.url)
+            .output()
+            .expect("running vigie migrate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = migrate();
+    assert!(
+        first.contains("audit trail (PostgreSQL): schema migrated from version none (new database) to 2"),
+        "{first}"
+    );
+    let second = migrate();
+    assert!(second.contains("audit trail (PostgreSQL): schema at version 2, up to date; nothing applied"), "{second}");
+    let index = common::postgres::psql(&db.url, "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_records'");
+    assert!(index.contains("audit_records_fields") && index.contains("audit_records_written_at"), "{index}");
+    let _ = std::fs::remove_dir_all(&data);
+}
