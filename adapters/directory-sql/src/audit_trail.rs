@@ -58,6 +58,29 @@ pub struct StoredRecord {
     pub record: String,
 }
 
+/// A search of the trail ([`PgAuditTrail::search`]), in the caller's terms already made SQL-ready.
+#[derive(Clone, Debug, Default)]
+pub struct TrailQuery {
+    /// JSON objects (as text) a record must contain one of (`{"idnat":"…","kind":"login"}`);
+    /// empty: every record.
+    pub any_of: Vec<String>,
+    /// From (inclusive): the Unix time, and the same second as `at` text without its zone
+    /// (`2026-12-05T10:00:00`), which every UTC `at` of that second or later sorts at or after.
+    pub from: Option<(i64, String)>,
+    /// Up to (exclusive), in the same two forms.
+    pub to: Option<(i64, String)>,
+    /// Only records before this sequence number (the next page).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+impl TrailQuery {
+    /// How far `written_at` (set at insert) may lag behind the record's `at` (set when the act
+    /// happened): a batch waits at most seconds; an hour covers a replica's clock drift too.
+    pub const SLACK_SECS: i64 = 3600;
+}
+
 /// Why the trail's table could not be opened or written.
 #[derive(Debug)]
 pub struct AuditTrailError(String);
@@ -87,6 +110,15 @@ impl PgAuditTrail {
     /// Connects (at most `max_connections`) and brings the trail's tables up to date (their own
     /// migrations, under sqlx's migration lock, so replicas starting together apply them once).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, AuditTrailError> {
+        Ok(Self::open_migrated(url, max_connections).await?.0)
+    }
+
+    /// [`PgAuditTrail::open`], also saying from which migration version to which the trail's
+    /// tables went (`None`: none applied before, a new trail), for `vigie migrate`.
+    pub async fn open_migrated(
+        url: &str,
+        max_connections: u32,
+    ) -> Result<(Self, Option<i64>, Option<i64>), AuditTrailError> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(|_| {
                 AuditTrailError(
@@ -101,12 +133,24 @@ impl PgAuditTrail {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(connect)
             .await?;
+        let before = Self::version(&pool).await?;
         let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
         migrator.dangerous_set_table_name("_vigie_audit_migrations");
         // A newer Vigie's audit migrations are expand-only: an older one runs on them.
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await.map_err(|e| AuditTrailError(format!("the audit trail's migrations: {e}")))?;
-        Ok(Self { pool })
+        let after = Self::version(&pool).await?;
+        Ok((Self { pool }, before, after))
+    }
+
+    /// The last migration applied to the trail's tables; `None` before the first.
+    async fn version(pool: &PgPool) -> Result<Option<i64>, AuditTrailError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_vigie_audit_migrations')::text").fetch_one(pool).await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        Ok(sqlx::query_scalar("SELECT max(version) FROM _vigie_audit_migrations WHERE success").fetch_one(pool).await?)
     }
 
     /// Appends one batch: under the append lock, reads the head, lets `seal` seal the batch after
@@ -178,6 +222,43 @@ impl PgAuditTrail {
     pub async fn checkpoints(&self) -> Result<Vec<(i64, String)>, AuditTrailError> {
         let rows = sqlx::query("SELECT id, note FROM audit_checkpoints ORDER BY id").fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records matching `query`, newest first (issue 18, `vigie audit search`): the equality
+    /// filters are JSON containments the GIN index of `0002_audit_search.sql` answers, the time
+    /// range goes through `written_at` (indexed, widened by [`TrailQuery::SLACK_SECS`]) and the
+    /// record's own `at` (exact).
+    pub async fn search(&self, query: &TrailQuery) -> Result<Vec<StoredRecord>, AuditTrailError> {
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT seq, prev, hash, record FROM audit_records WHERE TRUE");
+        if !query.any_of.is_empty() {
+            // One containment per alternative, OR-ed: each is answered by the index (a BitmapOr).
+            q.push(" AND (");
+            for (i, object) in query.any_of.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("record::jsonb @> ").push_bind(object.clone()).push("::jsonb");
+            }
+            q.push(")");
+        }
+        if let Some((unix, text)) = &query.from {
+            q.push(" AND written_at >= to_timestamp(").push_bind(unix - TrailQuery::SLACK_SECS).push(")");
+            q.push(" AND record::jsonb->>'at' >= ").push_bind(text.clone());
+        }
+        if let Some((unix, text)) = &query.to {
+            q.push(" AND written_at < to_timestamp(").push_bind(unix + TrailQuery::SLACK_SECS).push(")");
+            q.push(" AND record::jsonb->>'at' < ").push_bind(text.clone());
+        }
+        if let Some(before) = query.before {
+            q.push(" AND seq < ").push_bind(before);
+        }
+        q.push(" ORDER BY seq DESC LIMIT ").push_bind(query.limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredRecord { seq: r.get(0), prev: r.get(1), hash: r.get(2), record: r.get(3) })
+            .collect())
     }
 
     /// Closes the connections.

@@ -83,6 +83,9 @@ pub enum AuditKind {
     /// login (or the binding) it let through — same subject, client, IP and request id — so the
     /// login can be found and reviewed once a fresh CRL is in (`object` the card's fingerprint).
     CardRevocationUnchecked,
+    /// The trail searched (`vigie audit search`, `GET /admin/audit`, the admin console): who
+    /// (`actor`) searched what (`reason`: the filters), and how many records came back (`object`).
+    AuditSearched,
 }
 
 /// The result of the act.

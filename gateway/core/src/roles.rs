@@ -18,11 +18,13 @@ pub enum Role {
     /// An identity-governance tool or HR connector pushing people and groups through SCIM 2.0
     /// (`/scim/v2`). A token's role only: it opens nothing of the admin API.
     Provisioning,
+    /// Auditors: search the audit trail (`GET /admin/audit`, docs/audit.md "Searching").
+    Audit,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 3] = [Role::Cards, Role::Fido2, Role::Provisioning];
+    pub const ALL: [Role; 4] = [Role::Cards, Role::Fido2, Role::Provisioning, Role::Audit];
 
     /// Stable label (configuration, database, CLI).
     pub fn as_str(self) -> &'static str {
@@ -30,6 +32,7 @@ impl Role {
             Role::Cards => "cards",
             Role::Fido2 => "fido2",
             Role::Provisioning => "provisioning",
+            Role::Audit => "audit",
         }
     }
 
@@ -72,11 +75,14 @@ pub enum Scope {
     /// Create, read, change and delete people and groups through SCIM 2.0 (`/scim/v2`).
     #[serde(rename = "provisioning")]
     Provisioning,
+    /// Search the audit trail (`GET /admin/audit`); every search is itself audited.
+    #[serde(rename = "audit:read")]
+    AuditRead,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::CardsRead,
         Scope::CardsWrite,
         Scope::CardsBind,
@@ -84,6 +90,7 @@ impl Scope {
         Scope::KeysEnrol,
         Scope::KeysRevoke,
         Scope::Provisioning,
+        Scope::AuditRead,
     ];
 
     /// Stable label (configuration, `WWW-Authenticate`, audit).
@@ -96,6 +103,7 @@ impl Scope {
             Scope::KeysEnrol => "keys:enrol",
             Scope::KeysRevoke => "keys:revoke",
             Scope::Provisioning => "provisioning",
+            Scope::AuditRead => "audit:read",
         }
     }
 
@@ -105,12 +113,13 @@ impl Scope {
             Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind => Role::Cards,
             Scope::KeysRead | Scope::KeysEnrol | Scope::KeysRevoke => Role::Fido2,
             Scope::Provisioning => Role::Provisioning,
+            Scope::AuditRead => Role::Audit,
         }
     }
 
     /// Whether the scope only reads.
     pub fn read_only(self) -> bool {
-        matches!(self, Scope::CardsRead | Scope::KeysRead)
+        matches!(self, Scope::CardsRead | Scope::KeysRead | Scope::AuditRead)
     }
 
     /// The scope with this label, or a message naming the known ones.
@@ -159,10 +168,10 @@ mod tests {
     use proptest::prelude::*;
 
     /// The labels README.md documents ("Each token has `roles` and, within them, `scopes`").
-    const ROLES: [(&str, Role); 3] =
-        [("cards", Role::Cards), ("fido2", Role::Fido2), ("provisioning", Role::Provisioning)];
+    const ROLES: [(&str, Role); 4] =
+        [("cards", Role::Cards), ("fido2", Role::Fido2), ("provisioning", Role::Provisioning), ("audit", Role::Audit)];
     /// Each scope with its role and whether it only reads.
-    const SCOPES: [(&str, Role, bool); 7] = [
+    const SCOPES: [(&str, Role, bool); 8] = [
         ("cards:read", Role::Cards, true),
         ("cards:write", Role::Cards, false),
         ("cards:bind", Role::Cards, false),
@@ -170,10 +179,10 @@ mod tests {
         ("keys:enrol", Role::Fido2, false),
         ("keys:revoke", Role::Fido2, false),
         ("provisioning", Role::Provisioning, false),
+        ("audit:read", Role::Audit, true),
     ];
-    const KNOWN_ROLES: &str = "expected one of cards, fido2, provisioning";
-    const KNOWN_SCOPES: &str =
-        "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning";
+    const KNOWN_ROLES: &str = "expected one of cards, fido2, provisioning, audit";
+    const KNOWN_SCOPES: &str = "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning, audit:read";
 
     #[test]
     fn the_documented_labels_name_each_role_and_scope() {

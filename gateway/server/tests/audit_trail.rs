@@ -30,7 +30,7 @@ fn verifier_key(gw: &Gateway) -> PathBuf {
 }
 
 /// A card login as the demo médecin to `demo-dpi`: the final response of `/login/cps`.
-async fn card_login(gw: &Gateway) -> Resp {
+pub(crate) async fn card_login(gw: &Gateway) -> Resp {
     let mut browser = gw.browser_with_demo_card("demo.medecin");
     let a = Authz::new(gw, "demo-dpi");
     let r = browser.authorize(&a).await;

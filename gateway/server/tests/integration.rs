@@ -12,6 +12,7 @@ mod softkey;
 
 mod admin;
 mod audit_export;
+mod audit_search;
 mod audit_trail;
 mod authorize_errors;
 mod card_login;

@@ -9,10 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 
+pub mod api;
 pub mod chain;
 pub mod durable;
 pub mod note;
 pub mod pg;
+pub mod search;
 pub mod verify;
 mod writer;
 

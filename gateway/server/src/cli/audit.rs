@@ -43,6 +43,9 @@ pub(super) enum AuditCommand {
         /// Trail files, read in order as one chain (the trail, then its spool).
         files: Vec<PathBuf>,
     },
+    /// Search the trail by person (id or idNat), client, event kind, time range and result, newest
+    /// first, as a table, JSON lines or CSV (docs/audit.md, "Searching").
+    Search(super::audit_search::SearchArgs),
     /// Events of trail files over a period, for some professionals, as JSON lines or FHIR R4
     /// `AuditEvent` (NDJSON) — docs/audit-export.md.
     Export(super::audit_export::ExportArgs),
@@ -53,6 +56,7 @@ pub(super) enum AuditCommand {
 
 pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
+        AuditCommand::Search(args) => super::audit_search::run(&args),
         AuditCommand::Export(args) => {
             let n = super::audit_export::run(&args)?;
             eprintln!("{n} event(s) exported");

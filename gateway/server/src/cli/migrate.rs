@@ -1,5 +1,7 @@
-//! `vigie migrate`: brings the directory's schema up to date and says from which version to
-//! which, without starting the gateway (a deployment's migration job; `serve` also migrates).
+//! `vigie migrate`: brings the directory's schema up to date, and the audit trail's tables when
+//! the trail is in PostgreSQL (`audit.url`, else a PostgreSQL `directory.url`), and says from
+//! which version to which, without starting the gateway (a deployment's migration job, the
+//! chart's Job; `serve` also migrates).
 use super::Target;
 
 /// Opens the directory as `serve` does (migrations behind the migration lock), reports, closes.
@@ -28,6 +30,21 @@ pub(super) fn run(target: &Target) -> anyhow::Result<()> {
                 version(versions.before),
                 version(versions.after)
             );
+        }
+        if let Some(url) = config.audit.postgres_url(&config.directory.url) {
+            let (trail, before, after) = vigie_directory_sql::audit_trail::PgAuditTrail::open_migrated(url, 1)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}: check `audit.url` (else `directory.url`)"))?;
+            trail.close().await;
+            if before == after {
+                println!("audit trail (PostgreSQL): schema at version {}, up to date; nothing applied", version(after));
+            } else {
+                println!(
+                    "audit trail (PostgreSQL): schema migrated from version {} to {}",
+                    version(before),
+                    version(after)
+                );
+            }
         }
         Ok(())
     })

@@ -180,7 +180,9 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
                     scopes: Some(
                         vigie_core::roles::Scope::ALL
                             .iter()
-                            .filter(|s| s.role() != vigie_core::roles::Role::Provisioning)
+                            .filter(|s| {
+                                matches!(s.role(), vigie_core::roles::Role::Cards | vigie_core::roles::Role::Fido2)
+                            })
                             .map(|s| s.as_str().to_owned())
                             .collect(),
                     ),

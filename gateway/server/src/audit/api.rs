@@ -1,0 +1,150 @@
+//! `GET /admin/audit?…`: the trail searched over HTTP (issue 18, "Using it"; docs/audit.md,
+//! "Searching"), for an admin API token holding the role `audit` and the scope `audit:read`, the
+//! policy on administration asked as for every admin call (`admin::auth::require_token`). Each
+//! search is itself written to the trail: who searched what, how many records came back.
+//!
+//! Parameters (each at most once; lists comma-separated): `person` (directory ids or idNats),
+//! `client`, `kind` (event kinds), `result` (`success`/`failure`), `from`, `to` (RFC 3339 or
+//! `YYYY-MM-DD`), `limit` (1–1000, default 100), `before` (the `next` of the previous page).
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+use vigie_core::roles::Scope;
+
+use super::search::{self, Query, Trail};
+use crate::admin::auth::{Gate, GateParts, require_token};
+use crate::config::Config;
+use crate::web::http::{parse_params, problem};
+
+/// The trail the searches of this process read, opened at the first one: in PostgreSQL one
+/// small pool kept for the process (its migrations run once), for files the paths (listed again
+/// at each search: a rotation adds files).
+static POSTGRES: tokio::sync::OnceCell<vigie_directory_sql::audit_trail::PgAuditTrail> =
+    tokio::sync::OnceCell::const_new();
+
+async fn trail(config: &Config) -> anyhow::Result<Trail> {
+    match config.audit.postgres_url(&config.directory.url) {
+        Some(url) => {
+            let pool = POSTGRES
+                .get_or_try_init(|| async { vigie_directory_sql::audit_trail::PgAuditTrail::open(url, 2).await })
+                .await?;
+            Ok(Trail::Postgres(pool.clone()))
+        }
+        None => Trail::open(&config.audit, &config.directory.url).await,
+    }
+}
+
+fn bad_request(detail: &str) -> HttpResponse {
+    problem(StatusCode::BAD_REQUEST, "Invalid search", detail)
+}
+
+/// The query of the request's parameters, or what is wrong with them.
+pub fn query_of(raw: &str) -> Result<Query, String> {
+    let params = parse_params(raw.as_bytes())?;
+    let known = ["person", "client", "kind", "result", "from", "to", "limit", "before"];
+    if let Some((k, _)) = params.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter `{}`: expected {}",
+            k.chars().take(40).collect::<String>(),
+            known.join(", ")
+        ));
+    }
+    let list = |k: &str| -> Vec<String> {
+        params
+            .get(k)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let persons = list("person");
+    if let Some(p) = persons.iter().find(|p| p.len() > 100) {
+        return Err(format!("a `person` is at most 100 characters ({} given)", p.len()));
+    }
+    let limit = match params.get("limit").map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=search::MAX_LIMIT).contains(&n) => n,
+        Some(_) => return Err(format!("`limit` must be an integer from 1 to {}", search::MAX_LIMIT)),
+    };
+    let before = match params.get("before").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return Err("`before` must be the `next` number of a previous page".into()),
+    };
+    Ok(Query {
+        persons,
+        client: params.get("client").map(str::to_owned),
+        kinds: list("kind").iter().map(|k| search::parse_kind(k)).collect::<Result<_, _>>()?,
+        outcome: params.get("result").map(search::parse_outcome).transpose()?,
+        from: params.get("from").map(|v| search::parse_time("from", v)).transpose()?,
+        to: params.get("to").map(|v| search::parse_time("to", v)).transpose()?,
+        before,
+        limit,
+    })
+}
+
+/// `GET /admin/audit`
+pub async fn search(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let gate = Gate::of(&req, &parts);
+    let admin = match require_token(&req, &gate, Scope::AuditRead).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let query = match query_of(req.query_string()) {
+        Ok(q) => q,
+        Err(m) => return bad_request(&m),
+    };
+    let page = match trail(&parts.config).await {
+        Ok(trail) => search::search(&trail, &query).await,
+        Err(e) => Err(e),
+    };
+    let page = match page {
+        Ok(p) => p,
+        Err(e) => {
+            // The cause names files, hosts or SQL: the log has it, the caller what to do.
+            tracing::error!(error = %format!("{e:#}"), "audit search failed");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Audit trail unavailable",
+                "the audit trail cannot be read now: retry later; the administrators of Vigie find the cause in its log",
+            );
+        }
+    };
+    let mut event = search::searched(&admin.actor, &query, page.records.len());
+    event.ip = Some(gate.caller.ip.clone());
+    event.user_agent = gate.caller.user_agent.clone();
+    event.request_id = Some(gate.caller.request_id.clone());
+    gate.audit.record(event);
+    HttpResponse::Ok().json(json!({
+        "records": page.records.iter().map(|r| json!({ "position": r.position, "record": r.raw })).collect::<Vec<_>>(),
+        "next": page.next,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::audit::{AuditKind, Outcome};
+
+    #[test]
+    fn parameters_become_the_query_and_bad_ones_are_named() {
+        let q =
+            query_of("person=u1,810100000011&kind=login,vihf_issued&result=failure&from=2026-12-01&limit=5&before=9")
+                .unwrap();
+        assert_eq!(q.persons, ["u1", "810100000011"]);
+        assert_eq!(q.kinds, [AuditKind::Login, AuditKind::VihfIssued]);
+        assert_eq!((q.outcome, q.limit, q.before), (Some(Outcome::Failure), 5, Some(9)));
+        assert_eq!(q.from, crate::parse_rfc3339("2026-12-01T00:00:00Z"));
+        for (raw, says) in [
+            ("kind=logn", "unknown event kind \"logn\""),
+            ("result=ok", "expected success or failure"),
+            ("from=yesterday", "`from` \"yesterday\""),
+            ("limit=0", "`limit` must be"),
+            ("limit=5000", "`limit` must be"),
+            ("before=x", "`before`"),
+            ("subject=u1", "unknown parameter `subject`"),
+            ("client=a&client=b", "repeated"),
+        ] {
+            let e = query_of(raw).unwrap_err();
+            assert!(e.contains(says), "{raw}: {e}");
+        }
+    }
+}
