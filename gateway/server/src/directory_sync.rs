@@ -316,12 +316,16 @@ pub fn spawn(
     if every == 0 {
         return;
     }
+    let since_epoch = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     actix_web::rt::spawn(async move {
+        // A pass at start, in the current period (unless another replica ran it), then one at
+        // the start of each next period.
+        let mut period = since_epoch().as_secs() / every;
         loop {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let period = now.as_secs() / every + 1;
-            tokio::time::sleep(Duration::from_secs(period * every).saturating_sub(now)).await;
             once(&ldap, &ports, &audit, period, every).await;
+            let now = since_epoch();
+            period = now.as_secs() / every + 1;
+            tokio::time::sleep(Duration::from_secs(period * every).saturating_sub(now)).await;
         }
     });
 }
