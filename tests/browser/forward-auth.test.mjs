@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { startDemo, totp } from '../oidc-client/vigie-demo.mjs';
+import { freePort, startDemo, totp } from '../oidc-client/vigie-demo.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -32,19 +32,6 @@ let nginx;
 let browser;
 let tmp;
 let nginxPort;
-
-/** A free TCP port on the loopback. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once `host:port` accepts a connection, polling until `timeoutMs`. */
 async function listening(host, port, what, timeoutMs = 20_000) {

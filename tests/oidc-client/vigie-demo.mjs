@@ -32,7 +32,8 @@ function gatewayEnv() {
   return { ...env, RUST_BACKTRACE: '0' };
 }
 
-function freePort() {
+/** A free TCP port on the loopback (closed again: the caller binds it next). */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -394,22 +394,9 @@ impl EphemeralStore for RedisStore {
     }
 
     async fn replace_if(&self, key: &str, old: Option<&[u8]>, new: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        // One script, so nothing runs between the comparison and the write. `GET` answers false
-        // for an absent key; ARGV[1] says whether a value is expected at all (an empty value is
-        // not an absent one). Rare (health transitions): the script is not kept on the store.
-        const CAS_SCRIPT: &str = r"
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return 0 end
-elseif current then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-return 1
-";
         // Not re-sent after a failover: a compare-and-set that ran would then fail its comparison.
         let full = self.key(key);
-        let script = Script::new(CAS_SCRIPT);
+        let script = &*REPLACE_IF;
         let stored: i64 = self
             .with_connection(key, "EVALSHA", Again::Once, |mut connection| {
                 let mut invocation = script.key(&full);
@@ -424,6 +411,25 @@ return 1
         Ok(stored == 1)
     }
 }
+
+/// `replace_if`'s compare-and-set, one script so that nothing runs between the comparison and
+/// the write. `GET` answers false for an absent key; ARGV[1] says whether a value is expected at
+/// all (an empty value is not an absent one). Built once: `Script::new` hashes its source (SHA-1)
+/// and the health transitions and the sync's lease renewals call it on every replica.
+static REPLACE_IF: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+",
+    )
+});
 
 #[cfg(test)]
 mod tests {

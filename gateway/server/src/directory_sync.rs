@@ -297,8 +297,12 @@ fn merged(existing: Option<&Identity>, user: &LdapUser, matricule: &str) -> Iden
     }
 }
 
-/// Runs a pass every `directory.ldap.sync_interval_secs` on one replica at a time: the one that
-/// takes the lease in the shared store. A failed pass is logged and counted
+/// Runs a pass every `directory.ldap.sync_interval_secs` on one replica at a time. Every replica
+/// wakes at the same instants (multiples of the period since the epoch); the one that claims the
+/// period in the shared store runs its pass, under the lease (which also keeps out a `vigie
+/// directory sync` running then). So each period gets one pass whichever replicas are alive: a
+/// replica killed between passes is replaced at the next period, one killed mid-pass once its
+/// lease lapses ([`lease_ttl`]). A failed pass is logged and counted
 /// (`vigie_directory_sync_total{result="failed"}`) and tried again at the next period; the
 /// server goes on.
 pub fn spawn(
@@ -312,40 +316,56 @@ pub fn spawn(
     if every == 0 {
         return;
     }
+    let since_epoch = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     actix_web::rt::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(every));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A pass at start, in the current period (unless another replica ran it), then one at
+        // the start of each next period.
+        let mut period = since_epoch().as_secs() / every;
         loop {
-            tick.tick().await;
-            once(&ldap, &ports, &audit).await;
+            once(&ldap, &ports, &audit, period, every).await;
+            let now = since_epoch();
+            period = now.as_secs() / every + 1;
+            tokio::time::sleep(Duration::from_secs(period * every).saturating_sub(now)).await;
         }
     });
 }
 
-/// One periodic pass, if this replica takes the lease.
-async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit) {
+/// The pass of `period`, if this replica claims it and takes the lease.
+async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, period: u64, every: u64) {
     let store = ports.store.as_ref();
-    match Lease::take(ports.store.clone(), LEASE_TTL).await {
-        Ok(Some(lease)) => {
+    // The claim outlives the period, so that a replica waking late cannot claim it again.
+    let claim = format!("{}:period:{period}", keys::directory_sync_lease(SOURCE));
+    let claimed = store.put_if_absent(&claim, b"claimed", Duration::from_secs(every * 2)).await;
+    if let Err(e) = &claimed {
+        tracing::warn!(error = %e, "directory sync: the period could not be claimed; tried again next period");
+        metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
+    }
+    if !claimed.unwrap_or(false) {
+        return;
+    }
+    match Lease::take(ports.store.clone(), lease_ttl(every), "vigie serve").await {
+        Ok(Ok(lease)) => {
             let started = Instant::now();
             let record = |event: AuditEvent| audit.record(event);
             let held = || lease.held();
             match sync(ldap, ports.directory.as_ref(), &record, Pass::Changed, &held).await {
                 Ok(report) => {
-                    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
+                    tracing::info!(period, elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
                     metrics::counter!("vigie_directory_sync_total", "result" => "ok").increment(1);
                     if report.disabled + report.left > 0 {
                         tell(store).await;
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "directory sync failed; tried again next period");
+                    tracing::error!(period, error = %e, "directory sync failed; tried again next period");
                     metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
                 }
             }
             lease.release().await;
         }
-        Ok(None) => {}
+        Ok(Err(holder)) => {
+            tracing::info!(period, %holder, "directory sync: this period's pass is skipped, another sync is running")
+        }
         Err(e) => {
             tracing::warn!(error = %e, "directory sync: the lease could not be taken; tried again next period");
             metrics::counter!("vigie_directory_sync_total", "result" => "failed").increment(1);
@@ -353,14 +373,17 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit) {
     }
 }
 
-/// How long the lease lasts unless renewed: a replica that dies mid-pass holds the others back
-/// this long at most. Renewed every third of it while the pass runs.
-const LEASE_TTL: Duration = Duration::from_secs(120);
+/// How long the lease lasts unless renewed: a holder that dies mid-pass holds the others back
+/// this long at most. Three periods (a pass is renewed every third of it), between 6 s and 2 min.
+pub fn lease_ttl(every_secs: u64) -> Duration {
+    Duration::from_secs(every_secs.saturating_mul(3).clamp(6, 120))
+}
 
-/// The right to run a pass, held by one replica at a time: its own random token under the lease
-/// key, renewed by compare-and-set on that token (`EphemeralStore::replace_if`), so that a
-/// replica whose lease lapsed and was taken by another cannot renew it back.
-struct Lease {
+/// The right to run a pass, held by one process at a time (a replica of `serve` or `vigie
+/// directory sync`): its own random token under the lease key, followed by who holds it (for the
+/// one that waits), renewed by compare-and-set on that token (`EphemeralStore::replace_if`), so
+/// that a holder whose lease lapsed and was taken by another cannot renew it back.
+pub struct Lease {
     store: Arc<dyn EphemeralStore>,
     token: Vec<u8>,
     lost: Arc<AtomicBool>,
@@ -368,30 +391,43 @@ struct Lease {
 }
 
 impl Lease {
-    /// `None` when another replica holds it.
-    async fn take(
+    /// The lease, or who holds it (`what`: "vigie serve", "vigie directory sync").
+    pub async fn take(
         store: Arc<dyn EphemeralStore>,
         ttl: Duration,
-    ) -> Result<Option<Lease>, vigie_core::store::StoreError> {
+        what: &str,
+    ) -> Result<Result<Lease, String>, vigie_core::store::StoreError> {
         let key = keys::directory_sync_lease(SOURCE);
-        let token = uuid::Uuid::new_v4().to_string().into_bytes();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let token = format!(
+            "{} {what} on {} (pid {}) since {}",
+            uuid::Uuid::new_v4(),
+            host.trim(),
+            std::process::id(),
+            crate::rfc3339_now()
+        )
+        .into_bytes();
         if !store.put_if_absent(&key, &token, ttl).await? {
-            return Ok(None);
+            let held = store.get(&key).await?.unwrap_or_default();
+            let held = String::from_utf8_lossy(&held);
+            // The text after the token; a holder gone in between is "someone" for this once.
+            let holder = held.split_once(' ').map_or("another process", |(_, who)| who);
+            return Ok(Err(holder.to_owned()));
         }
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(store.clone(), token.clone(), ttl, lost.clone()));
-        Ok(Some(Lease { store, token, lost, renewer }))
+        Ok(Ok(Lease { store, token, lost, renewer }))
     }
 
-    /// Whether this replica may still write: false once a renewal found another token, or could
+    /// Whether this holder may still write: false once a renewal found another token, or could
     /// not reach the store for so long that the lease may have lapsed.
-    fn held(&self) -> bool {
+    pub fn held(&self) -> bool {
         !self.lost.load(Ordering::SeqCst)
     }
 
-    /// Stops renewing and frees the lease if this replica still holds it (compare-and-set: never
+    /// Stops renewing and frees the lease if this holder still holds it (compare-and-set: never
     /// another's). A lease that could not be freed lapses by itself.
-    async fn release(self) {
+    pub async fn release(self) {
         self.renewer.abort();
         let key = keys::directory_sync_lease(SOURCE);
         if let Err(e) = self.store.replace_if(&key, Some(&self.token), b"released", Duration::from_millis(1)).await {
@@ -446,14 +482,21 @@ mod tests {
         Arc::new(vigie_store_embedded::EmbeddedStore::new())
     }
 
+    const LEASE_TTL: Duration = Duration::from_secs(120);
+
     #[tokio::test]
     async fn one_replica_at_a_time_runs_a_pass_and_the_next_may_once_it_is_released() {
         let store = store();
-        let first = Lease::take(store.clone(), LEASE_TTL).await.unwrap().expect("a free lease is taken");
-        assert!(Lease::take(store.clone(), LEASE_TTL).await.unwrap().is_none(), "a second replica waits");
+        let first = Lease::take(store.clone(), LEASE_TTL, "vigie serve").await.unwrap().expect("a free lease is taken");
+        let holder = Lease::take(store.clone(), LEASE_TTL, "vigie directory sync").await.unwrap().err();
+        let holder = holder.expect("a second one waits");
+        assert!(
+            holder.starts_with("vigie serve on ") && holder.contains(&format!("(pid {}) since 20", std::process::id())),
+            "{holder}"
+        );
         first.release().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(Lease::take(store, LEASE_TTL).await.unwrap().is_some(), "released: the next pass may run");
+        assert!(Lease::take(store, LEASE_TTL, "vigie serve").await.unwrap().is_ok(), "released: the next pass may run");
     }
 
     /// Two replicas as two tasks: the lease of a running pass is renewed past its TTL, so the
@@ -464,13 +507,13 @@ mod tests {
     async fn a_renewed_lease_outlives_its_ttl_a_dead_holder_frees_it_and_a_lapsed_one_stops_writing() {
         let ttl = Duration::from_millis(600);
         let store = store();
-        let a = Lease::take(store.clone(), ttl).await.unwrap().expect("A takes the free lease");
+        let a = Lease::take(store.clone(), ttl, "vigie serve").await.unwrap().expect("A takes the free lease");
         let other = {
             let store = store.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
                 loop {
-                    if let Some(lease) = Lease::take(store.clone(), ttl).await.unwrap() {
+                    if let Ok(lease) = Lease::take(store.clone(), ttl, "vigie serve").await.unwrap() {
                         return (started.elapsed(), lease);
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -493,7 +536,10 @@ mod tests {
         assert!(!a.held(), "A no longer writes");
         a.release().await;
         tokio::time::sleep(ttl).await;
-        assert!(Lease::take(store.clone(), ttl).await.unwrap().is_none(), "A's release left B's lease alone");
+        assert!(
+            Lease::take(store.clone(), ttl, "vigie serve").await.unwrap().is_err(),
+            "A's release left B's lease alone"
+        );
         assert!(b.held(), "B renews on");
         b.release().await;
     }

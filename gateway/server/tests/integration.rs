@@ -23,6 +23,7 @@ mod configured;
 mod conformance_kit;
 mod degraded;
 mod derivation;
+mod directory_replicas;
 mod dmp;
 mod docs;
 mod edge;

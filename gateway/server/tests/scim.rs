@@ -395,3 +395,59 @@ async fn deleting_a_user_ends_their_access_and_keeps_their_identity() {
         && l["object"] == format!("User/{identity}")
         && l["reason"].as_str().is_some_and(|r| r.contains("access ended: 1 session(s)"))));
 }
+
+#[tokio::test]
+async fn lists_sort_by_an_attribute_either_way_before_paging_and_a_bad_sort_is_refused() {
+    let gw = gw().await;
+    let tag = "sort";
+    for (n, family) in [(1, "martin"), (2, "Bernard"), (3, "durand")] {
+        create(gw, user(tag, n, family, true)).await;
+    }
+    let only = format!("filter={}", enc(&format!("userName sw \"{tag}.\"")));
+    let order = |l: &Value| -> Vec<String> {
+        l["Resources"]
+            .as_array()
+            .expect("Resources")
+            .iter()
+            .map(|u| u["name"]["familyName"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // RFC 7644 §3.4.2.3: ascending by default, strings ignoring case.
+    let up = list(gw, &format!("{only}&sortBy=name.familyName")).await;
+    assert_eq!(order(&up), ["Bernard", "durand", "martin"]);
+    let down = list(gw, &format!("{only}&sortBy=name.familyName&sortOrder=descending")).await;
+    assert_eq!(order(&down), ["martin", "durand", "Bernard"]);
+    // Sorted, then paged: the second page of one is the second in that order.
+    let second =
+        list(gw, &format!("{only}&sortBy={}&startIndex=2&count=1", enc(&format!("{ENTERPRISE}:employeeNumber")))).await;
+    assert_eq!(order(&second), ["Bernard"], "{second}");
+    assert_eq!(second["totalResults"], 3);
+    // The same through a SearchRequest (§3.4.3).
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": format!("userName sw \"{tag}.\""), "sortBy": "name.familyName", "sortOrder": "descending",
+    });
+    let r = scim(gw, "POST", "/Users/.search", Some(search)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(order(&r.json()), ["martin", "durand", "Bernard"]);
+
+    let bad = scim(gw, "GET", &format!("/Users?{only}&sortBy=name.familyName&sortOrder=up"), None).await;
+    assert_scim_error(&bad, 400, Some("invalidValue"), "\"ascending\" or \"descending\"");
+    let bad = scim(gw, "GET", &format!("/Users?sortBy={}", enc("emails[type eq \"work\"]")), None).await;
+    assert_scim_error(&bad, 400, Some("invalidValue"), "without a filter");
+}
+
+#[tokio::test]
+async fn me_and_bulk_say_501_as_the_service_provider_config_tells() {
+    let gw = gw().await;
+    let spc = scim(gw, "GET", "/ServiceProviderConfig", None).await.json();
+    assert_eq!(spc["sort"]["supported"], true, "{spc}");
+    assert_eq!(spc["bulk"]["supported"], false, "{spc}");
+    for (method, path) in [("GET", "/Me"), ("PATCH", "/Me"), ("POST", "/Bulk")] {
+        let r = scim(gw, method, path, Some(json!({}))).await;
+        assert_scim_error(&r, 501, None, "not offered");
+    }
+    // Not without a provisioning token: nothing is told to a stranger.
+    let r = call(gw, None, "GET", "/scim/v2/Me", None, &[]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}

@@ -188,6 +188,8 @@ pub async fn register(
     let holder = match enroller(&ports, &config, &policy, &req, &p).await {
         Ok(h) => h,
         // `detail` comes from the table of the page's language (`account::access`).
+        // A 503 is the store failing (its detail is not for the browser): the generic page.
+        Err((status, detail)) if status == StatusCode::SERVICE_UNAVAILABLE => return pages::unavailable(&req, &detail),
         Err((status, detail)) => {
             return pages::error_page(&req, status, pages::Say::chosen(detail), pages::Back::Account);
         }

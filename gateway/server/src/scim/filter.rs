@@ -432,7 +432,7 @@ impl Parser {
 
 /// Attributes compared exactly (RFC 7643 §3.1 `id`, `externalId`: caseExact); every other
 /// string compares ignoring case.
-fn case_exact(name: &str) -> bool {
+pub(super) fn case_exact(name: &str) -> bool {
     name.eq_ignore_ascii_case("id") || name.eq_ignore_ascii_case("externalId")
 }
 

@@ -10,6 +10,7 @@ pub mod filter;
 mod patch;
 mod resource;
 pub mod schema;
+mod sort;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -183,6 +184,8 @@ struct Query {
     count: Option<i64>,
     attributes: Option<String>,
     excluded: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
 }
 
 impl Query {
@@ -200,6 +203,8 @@ impl Query {
             count: number("count")?,
             attributes: params.get("attributes").map(str::to_owned),
             excluded: params.get("excludedAttributes").map(str::to_owned),
+            sort_by: params.get("sortBy").map(str::to_owned),
+            sort_order: params.get("sortOrder").map(str::to_owned),
         })
     }
 
@@ -235,6 +240,8 @@ impl Query {
             count: number("count")?,
             attributes: text("attributes")?,
             excluded: text("excludedAttributes")?,
+            sort_by: text("sortBy")?,
+            sort_order: text("sortOrder")?,
         })
     }
 }
@@ -265,6 +272,9 @@ async fn list_inner(gate: &Gate<'_>, kinds: &[Kind], q: &Query) -> Result<Value,
         })?),
         None => None,
     };
+    // RFC 7644 §3.4.2.3: checked before anything is read, so that a bad sort is a 400 alone.
+    let order = sort::Order::parse(q.sort_order.as_deref())?;
+    let sort_by = q.sort_by.as_deref().map(sort::parse_by).transpose()?;
     let max = gate.config.scim.max_results;
     // RFC 7644 §3.4.2.4: a startIndex below 1 is 1; a negative count is 0; more than the
     // server's maximum is the maximum.
@@ -290,6 +300,11 @@ async fn list_inner(gate: &Gate<'_>, kinds: &[Kind], q: &Query) -> Result<Value,
                 matching.push(v);
             }
         }
+    }
+    if let Some(by) = &sort_by {
+        // Each resource read under its own core schema (`/.search` lists Users and Groups).
+        let core = |v: &Value| if v.get("userName").is_some() { Kind::User.schema() } else { Kind::Group.schema() };
+        sort::sort(&mut matching, by, order, &core);
     }
     let total = matching.len();
     let page: Vec<Value> = matching
@@ -416,6 +431,35 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     .response()
 }
 
+/// `/scim/v2/Me` (RFC 7644 §3.11: a service provider without it "SHOULD respond with HTTP status
+/// code 501"). A SCIM token here is a provisioning connector's (`[admin] tokens`, role
+/// `provisioning`), never a person's: no User is its subject, so there is no "me" to alias.
+pub async fn me(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    not_offered(
+        &req,
+        &parts,
+        "/Me is not offered: a provisioning token stands for a connector, not a person; address the user at \
+         /scim/v2/Users/{id}",
+    )
+    .await
+}
+
+/// `/scim/v2/Bulk` (RFC 7644 §3.7): not offered, as `ServiceProviderConfig` says
+/// (`bulk.supported = false`).
+pub async fn bulk(req: HttpRequest, parts: GateParts) -> HttpResponse {
+    let why = "Bulk is not offered (ServiceProviderConfig: bulk.supported = false): send each operation on its own";
+    not_offered(&req, &parts, why).await
+}
+
+/// 501 to a provisioning token (only: a stranger learns nothing of what is offered).
+async fn not_offered(req: &HttpRequest, parts: &GateParts, why: &str) -> HttpResponse {
+    let gate = Gate::of(req, parts);
+    if let Err(r) = provisioner(req, &gate).await {
+        return r;
+    }
+    ScimError::new(StatusCode::NOT_IMPLEMENTED, None, why).response()
+}
+
 /// A method a SCIM path does not have (RFC 7644 §3.2: 405, e.g. a POST to a discovery endpoint).
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     ScimError::new(
@@ -439,6 +483,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/scim/v2/Schemas", other())
         .route("/scim/v2/Schemas/{id}", web::get().to(schemas))
         .route("/scim/v2/Schemas/{id}", other())
+        .route("/scim/v2/Me", web::to(me))
+        .route("/scim/v2/Me/{rest:.*}", web::to(me))
+        .route("/scim/v2/Bulk", web::to(bulk))
         .route("/scim/v2/.search", web::post().to(search_all))
         .route("/scim/v2/Users/.search", web::post().to(search_users))
         .route("/scim/v2/Groups/.search", web::post().to(search_groups))

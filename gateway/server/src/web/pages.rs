@@ -164,10 +164,36 @@ fn url_part(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// The link to this same page in the other language (its query kept, its `lang` replaced).
+/// What a message page's address may carry into the link to the other language: what redisplays
+/// the page (the flow, a search, an authorization request's public parameters). Anything else is
+/// dropped, first of all what is single-use or identifying: an authorization `code` and its
+/// `state` (PSC's callback), an enrolment `token`, `id_token_hint`, `login_hint` (RFC 6749 §10.5,
+/// OIDC Core §3.1.2.1: neither belongs in a link a page hands on, nor in the history it leaves).
+const REDISPLAY: &[&str] = &[
+    "flow",
+    "q",
+    "done",
+    "to",
+    "rd",
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "response_mode",
+    "scope",
+    "ui_locales",
+    "prompt",
+    "max_age",
+    "acr_values",
+    "code_challenge",
+    "code_challenge_method",
+    "post_logout_redirect_uri",
+];
+
+/// The link to this same page in the other language (what redisplays it kept: [`REDISPLAY`], its
+/// `lang` replaced).
 fn same_page_other_lang(req: &HttpRequest, l: Lang) -> String {
     let kept: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .filter(|(k, _)| k != "lang")
+        .filter(|(k, _)| REDISPLAY.contains(&k.as_ref()))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let mut q = url::form_urlencoded::Serializer::new(String::new());
@@ -192,22 +218,17 @@ pub fn message(req: &HttpRequest, status: StatusCode, title: Say<'_>, say: Say<'
     html_page(l, status, title.of(l), &main, None)
 }
 
-/// A refusal or an error: `say` tells what was wrong and what to do, in both languages. Every
-/// 503 is a backend failing, whose text names internals (store address, SQL): it goes to the
-/// log, and the page of [`unavailable`] is shown.
+/// A refusal or an error: `say` tells what was wrong and what to do, in both languages, whatever
+/// the status: a 503 written for the person (PSC's breaker open: "use your card or your key")
+/// keeps its words. A backend's own error names internals (store address, SQL) and never comes
+/// here: it goes through [`unavailable`], which logs it and shows the generic page.
 pub fn error_page(req: &HttpRequest, status: StatusCode, say: Say<'_>, back: Back<'_>) -> HttpResponse {
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        return unavailable(req, &say.en);
-    }
     message(req, status, Say::new(error_title(Lang::Fr), error_title(Lang::En)), say, back)
 }
 
 /// A card or PSC login that did not go through: why (`detail` in both languages, `fr / en`, as
 /// the refusals of `login::cps` and `login::psc` are written), and the way back to the flow's
 /// login page.
-///
-/// Its text is written for the person even on a 503 (PSC's breaker open: "use your card or your
-/// key"), so it is shown as is, never replaced by the generic page [`error_page`] gives a 503.
 pub fn card_refused(req: &HttpRequest, status: StatusCode, detail: &str, flow_id: &str) -> HttpResponse {
     message(
         req,
@@ -321,4 +342,49 @@ pub async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    async fn text(r: HttpResponse) -> String {
+        let body = actix_web::body::to_bytes(r.into_body()).await.unwrap_or_default();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[actix_web::test]
+    async fn a_503_written_for_the_person_keeps_its_words_and_a_backend_failure_gets_the_generic_page() {
+        let req = TestRequest::get().uri("/login/psc?flow=F").to_http_request();
+        let words = Say::new("Pro Santé Connect ne répond pas : utilisez votre carte.", "PSC is down: use your card.");
+        let page = error_page(&req, StatusCode::SERVICE_UNAVAILABLE, words, Back::Login("F"));
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = text(page).await;
+        assert!(body.contains("Pro Santé Connect ne répond pas : utilisez votre carte."), "{body}");
+        assert!(!body.contains("momentanément indisponible"), "{body}");
+
+        let backend = unavailable(&req, &"connection refused to redis://10.0.0.7:6379");
+        assert_eq!(backend.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = text(backend).await;
+        assert!(body.contains("momentanément indisponible"), "{body}");
+        assert!(!body.contains("10.0.0.7"), "the cause stays in the log: {body}");
+    }
+
+    #[actix_web::test]
+    async fn the_language_link_keeps_what_redisplays_the_page_and_drops_codes_tokens_and_hints() {
+        let req = TestRequest::get()
+            .uri(
+                "/login/psc/callback?code=SECRETCODE&state=ST4TE&flow=F1&token=T0KEN&id_token_hint=eyJH1NT\
+                 &login_hint=dr.martin&utm=x&lang=fr",
+            )
+            .to_http_request();
+        let link = same_page_other_lang(&req, Lang::Fr);
+        assert_eq!(
+            link,
+            r#"<p class="lang"><a href="/login/psc/callback?flow=F1&amp;lang=en" lang="en">English</a></p>"#
+        );
+        let bare = TestRequest::get().uri("/?code=C").to_http_request();
+        assert!(same_page_other_lang(&bare, Lang::En).contains(r#"href="/?lang=fr""#));
+    }
 }

@@ -57,17 +57,10 @@ pub async fn open_directory(
     Ok(directory)
 }
 
-/// Builds the state from a validated configuration: opens the directory and the store.
-/// What `serve` reads from disk is read first ([`files::load`], as `check-config` reads it), so
-/// that a bad file stops the start before the directory or the store is opened (the TLS pair is
-/// read by `serve` itself, right after: the state is also built without a listener).
-pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
-    let mut loaded = files::load(&config, files::Mode::Serve)?;
-    let store_tls = std::mem::take(&mut loaded.store_tls);
-    let Loaded {
-        keys, policy, policy_reload, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer, ..
-    } = loaded;
-    let store: Arc<dyn EphemeralStore> = match config.store.kind {
+/// The shared store of `[store]` (`tls`: its files, read by [`files::load`] or
+/// [`files::store_tls`]): what `serve` opens, and what the CLI opens to take the sync's lease.
+pub async fn open_store(config: &Config, tls: vigie_store_redis::RedisTls) -> anyhow::Result<Arc<dyn EphemeralStore>> {
+    Ok(match config.store.kind {
         StoreKind::Embedded => Arc::new(vigie_store_embedded::EmbeddedStore::new()),
         StoreKind::Redis => {
             let url = config.store.url.as_deref().unwrap_or_default();
@@ -78,7 +71,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
                 tls: s.tls,
             });
             let mut options = vigie_store_redis::RedisOptions {
-                tls: store_tls,
+                tls,
                 sentinel,
                 ..vigie_store_redis::RedisOptions::new(url, &config.store.key_prefix)
             };
@@ -87,7 +80,20 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             }
             Arc::new(vigie_store_redis::RedisStore::open(&options).await?)
         }
-    };
+    })
+}
+
+/// Builds the state from a validated configuration: opens the directory and the store.
+/// What `serve` reads from disk is read first ([`files::load`], as `check-config` reads it), so
+/// that a bad file stops the start before the directory or the store is opened (the TLS pair is
+/// read by `serve` itself, right after: the state is also built without a listener).
+pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::Result<AppState> {
+    let mut loaded = files::load(&config, files::Mode::Serve)?;
+    let store_tls = std::mem::take(&mut loaded.store_tls);
+    let Loaded {
+        keys, policy, policy_reload, http, card_validator, webauthn, attestation_roots, psc, dmp, mailer, ..
+    } = loaded;
+    let store = open_store(&config, store_tls).await?;
     let ldap = files::ldap_source(&config)?;
     let directory = Arc::new(open_directory(&config, serving_newer(&config)).await?);
     let mailer = Arc::new(mailer);

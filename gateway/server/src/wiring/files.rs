@@ -140,6 +140,11 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     }
 }
 
+/// [`redis_tls`] for a command that opens only the store (`vigie directory sync`'s lease).
+pub fn store_tls(config: &crate::config::Config) -> anyhow::Result<vigie_store_redis::RedisTls> {
+    redis_tls(&config.store).map_err(|e| anyhow::anyhow!("store: {e:#}"))
+}
+
 /// The PEM files of TLS to Redis, checked as rustls will read them: a CA file with no
 /// certificate, a client certificate without one or a key that is not a private key is refused
 /// here, naming its key, rather than at the first connection.

@@ -327,5 +327,9 @@ fn refuse(flows: &Flows, at: LoginAttempt<'_>, card: Option<&PresentedCard>, r: 
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => r.code).increment(1);
     let who = card.map(|c| c.fingerprint.as_str()).unwrap_or("-");
     flows.refused(at.caller, at.flow, mie, who, Some(r.code));
+    // The directory's own error names internals: logged, and the generic page shown.
+    if r.code == "directory_unavailable" {
+        return pages::unavailable(at.req, &r.message);
+    }
     pages::card_refused(at.req, r.status, &r.message, at.flow_id)
 }
