@@ -72,11 +72,18 @@ pub enum Scope {
     /// Create, read, change and delete people and groups through SCIM 2.0 (`/scim/v2`).
     #[serde(rename = "provisioning")]
     Provisioning,
+    /// Search people and read a person's page in the console (identity, MIEs, live sessions),
+    /// the HR feed's runs and the RPPS proposals.
+    #[serde(rename = "people:read")]
+    PeopleRead,
+    /// End a person's sessions; confirm an RPPS derivation proposal.
+    #[serde(rename = "people:write")]
+    PeopleWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::CardsRead,
         Scope::CardsWrite,
         Scope::CardsBind,
@@ -84,6 +91,8 @@ impl Scope {
         Scope::KeysEnrol,
         Scope::KeysRevoke,
         Scope::Provisioning,
+        Scope::PeopleRead,
+        Scope::PeopleWrite,
     ];
 
     /// Stable label (configuration, `WWW-Authenticate`, audit).
@@ -96,13 +105,18 @@ impl Scope {
             Scope::KeysEnrol => "keys:enrol",
             Scope::KeysRevoke => "keys:revoke",
             Scope::Provisioning => "provisioning",
+            Scope::PeopleRead => "people:read",
+            Scope::PeopleWrite => "people:write",
         }
     }
 
     /// The role the scope belongs to: a token needs both.
     pub fn role(self) -> Role {
         match self {
-            Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind => Role::Cards,
+            // The people console is HR's, as the cards are.
+            Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind | Scope::PeopleRead | Scope::PeopleWrite => {
+                Role::Cards
+            }
             Scope::KeysRead | Scope::KeysEnrol | Scope::KeysRevoke => Role::Fido2,
             Scope::Provisioning => Role::Provisioning,
         }
@@ -110,7 +124,7 @@ impl Scope {
 
     /// Whether the scope only reads.
     pub fn read_only(self) -> bool {
-        matches!(self, Scope::CardsRead | Scope::KeysRead)
+        matches!(self, Scope::CardsRead | Scope::KeysRead | Scope::PeopleRead)
     }
 
     /// The scope with this label, or a message naming the known ones.
@@ -162,7 +176,7 @@ mod tests {
     const ROLES: [(&str, Role); 3] =
         [("cards", Role::Cards), ("fido2", Role::Fido2), ("provisioning", Role::Provisioning)];
     /// Each scope with its role and whether it only reads.
-    const SCOPES: [(&str, Role, bool); 7] = [
+    const SCOPES: [(&str, Role, bool); 9] = [
         ("cards:read", Role::Cards, true),
         ("cards:write", Role::Cards, false),
         ("cards:bind", Role::Cards, false),
@@ -170,10 +184,12 @@ mod tests {
         ("keys:enrol", Role::Fido2, false),
         ("keys:revoke", Role::Fido2, false),
         ("provisioning", Role::Provisioning, false),
+        ("people:read", Role::Cards, true),
+        ("people:write", Role::Cards, false),
     ];
     const KNOWN_ROLES: &str = "expected one of cards, fido2, provisioning";
-    const KNOWN_SCOPES: &str =
-        "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning";
+    const KNOWN_SCOPES: &str = "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning, \
+         people:read, people:write";
 
     #[test]
     fn the_documented_labels_name_each_role_and_scope() {

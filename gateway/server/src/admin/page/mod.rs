@@ -36,7 +36,12 @@ pub async fn login(config: Part<Config>) -> HttpResponse {
 
 /// The client the page signs in through, added to the registered clients unless configured.
 pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
-    crate::web::own_pages::builtin_client(config, CLIENT_ID, "Vigie — gestion des cartes / card management", &[PATH])
+    crate::web::own_pages::builtin_client(
+        config,
+        CLIENT_ID,
+        "Vigie — gestion des cartes / card management",
+        &[PATH, super::people::page::PATH],
+    )
 }
 
 async fn staff(req: &HttpRequest, gate: &Gate<'_>) -> Result<Admin, HttpResponse> {
