@@ -5,23 +5,14 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use crate::cards_admin::{demo_token, vigie};
 use common::*;
 use serde_json::{Value, json};
 
+/// The cards admin's helpers: an API call with the demo's token, the `vigie` binary.
 async fn call(gw: &Gateway, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
-    let http = gw.http();
-    let mut req = if method == "GET" { http.get(gw.url(path)) } else { http.post(gw.url(path)) };
-    req = req.bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    Resp::of(req.send().await.expect("gateway reachable")).await
-}
-
-fn demo_token(gw: &Gateway) -> String {
-    gw.demo["admin_api"]["token"].as_str().expect("demo.json admin_api.token").to_owned()
+    crate::cards_admin::call(gw, Some(token), method, path, body).await
 }
 
 fn ids(r: &Resp) -> Vec<String> {
@@ -191,13 +182,4 @@ async fn hr_ends_a_session_from_the_page_with_the_forms_csrf_token() {
     assert!(r.location().starts_with("/login?flow="), "Léa is sent to the login page: {}", r.location());
     let line = gw.audit_line(|l| l["kind"] == "access_ended" && l["sid"] == sid.as_str()).await;
     assert!(line["actor"].as_str().unwrap().starts_with("staff:"), "{line}");
-}
-
-fn vigie(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).envs(env.iter().copied()).output().expect("running vigie");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

@@ -3,7 +3,7 @@
 //! record a card, change a status with a comment, and bind the card in the reader after comparing
 //! the names on it with the agent's. Every form carries the session's CSRF token. The handlers
 //! are here, the HTML in [`render`].
-mod render;
+pub(crate) mod render;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};

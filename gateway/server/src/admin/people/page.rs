@@ -173,24 +173,12 @@ fn hidden(name: &str, value: &str) -> String {
 }
 
 fn search_form(l: Lang, q: &str) -> String {
-    format!(
-        r#"<form method="get" action="{PATH}" role="search">
-<input type="hidden" name="lang" value="{code}">
-<label for="q">{label}</label>
-<input id="q" name="q" type="search" value="{q}" maxlength="100" required aria-describedby="q-help">
-<p id="q-help" class="help">{help}</p>
-<button type="submit">{button}</button>
-</form>"#,
-        code = l.code(),
-        label = tr(l, "Rechercher une personne", "Find a person"),
-        q = esc(q),
-        help = tr(
-            l,
-            "Début du nom, du prénom, de l'identifiant de connexion, du matricule ou de l'idNat (RPPS) ; accents et majuscules indifférents.",
-            "Start of the name, given name, login, matricule or idNat (RPPS); accents and case do not matter."
-        ),
-        button = tr(l, "Rechercher", "Search"),
-    )
+    let help = tr(
+        l,
+        "Début du nom, du prénom, de l'identifiant de connexion, du matricule ou de l'idNat (RPPS) ; accents et majuscules indifférents.",
+        "Start of the name, given name, login, matricule or idNat (RPPS); accents and case do not matter.",
+    );
+    crate::admin::page::render::search_form_at(l, PATH, q, tr(l, "Rechercher une personne", "Find a person"), help)
 }
 
 fn person_link(l: Lang, id: &str, text: &str) -> String {
