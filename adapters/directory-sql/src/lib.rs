@@ -13,6 +13,7 @@ mod fido2;
 pub mod import;
 pub mod lifecycle;
 mod lifecycle_store;
+pub mod people;
 mod policy_attributes;
 mod revocations;
 pub mod rpps;

@@ -78,11 +78,18 @@ pub enum Scope {
     /// Search the audit trail (`GET /admin/audit`); every search is itself audited.
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Search people and read a person's page in the console (identity, MIEs, live sessions),
+    /// the HR feed's runs and the RPPS proposals.
+    #[serde(rename = "people:read")]
+    PeopleRead,
+    /// End a person's sessions; confirm an RPPS derivation proposal.
+    #[serde(rename = "people:write")]
+    PeopleWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::CardsRead,
         Scope::CardsWrite,
         Scope::CardsBind,
@@ -91,6 +98,8 @@ impl Scope {
         Scope::KeysRevoke,
         Scope::Provisioning,
         Scope::AuditRead,
+        Scope::PeopleRead,
+        Scope::PeopleWrite,
     ];
 
     /// Stable label (configuration, `WWW-Authenticate`, audit).
@@ -104,13 +113,18 @@ impl Scope {
             Scope::KeysRevoke => "keys:revoke",
             Scope::Provisioning => "provisioning",
             Scope::AuditRead => "audit:read",
+            Scope::PeopleRead => "people:read",
+            Scope::PeopleWrite => "people:write",
         }
     }
 
     /// The role the scope belongs to: a token needs both.
     pub fn role(self) -> Role {
         match self {
-            Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind => Role::Cards,
+            // The people console is HR's, as the cards are.
+            Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind | Scope::PeopleRead | Scope::PeopleWrite => {
+                Role::Cards
+            }
             Scope::KeysRead | Scope::KeysEnrol | Scope::KeysRevoke => Role::Fido2,
             Scope::Provisioning => Role::Provisioning,
             Scope::AuditRead => Role::Audit,
@@ -119,7 +133,7 @@ impl Scope {
 
     /// Whether the scope only reads.
     pub fn read_only(self) -> bool {
-        matches!(self, Scope::CardsRead | Scope::KeysRead | Scope::AuditRead)
+        matches!(self, Scope::CardsRead | Scope::KeysRead | Scope::AuditRead | Scope::PeopleRead)
     }
 
     /// The scope with this label, or a message naming the known ones.
@@ -171,7 +185,7 @@ mod tests {
     const ROLES: [(&str, Role); 4] =
         [("cards", Role::Cards), ("fido2", Role::Fido2), ("provisioning", Role::Provisioning), ("audit", Role::Audit)];
     /// Each scope with its role and whether it only reads.
-    const SCOPES: [(&str, Role, bool); 8] = [
+    const SCOPES: [(&str, Role, bool); 10] = [
         ("cards:read", Role::Cards, true),
         ("cards:write", Role::Cards, false),
         ("cards:bind", Role::Cards, false),
@@ -180,9 +194,12 @@ mod tests {
         ("keys:revoke", Role::Fido2, false),
         ("provisioning", Role::Provisioning, false),
         ("audit:read", Role::Audit, true),
+        ("people:read", Role::Cards, true),
+        ("people:write", Role::Cards, false),
     ];
     const KNOWN_ROLES: &str = "expected one of cards, fido2, provisioning, audit";
-    const KNOWN_SCOPES: &str = "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning, audit:read";
+    const KNOWN_SCOPES: &str = "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning, \
+         audit:read, people:read, people:write";
 
     #[test]
     fn the_documented_labels_name_each_role_and_scope() {

@@ -15,7 +15,7 @@ const PAUL_IDNAT: &str = "810100000011";
 /// Léa Bernard, the demo's interne.
 const LEA_IDNAT: &str = "810100000029";
 
-async fn call(gw: &Gateway, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Resp {
+pub(crate) async fn call(gw: &Gateway, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Resp {
     let http = gw.http();
     let mut req = if method == "GET" { http.get(gw.url(path)) } else { http.post(gw.url(path)) };
     if let Some(t) = token {
@@ -27,7 +27,7 @@ async fn call(gw: &Gateway, token: Option<&str>, method: &str, path: &str, body:
     Resp::of(req.send().await.expect("gateway reachable")).await
 }
 
-fn demo_token(gw: &Gateway) -> String {
+pub(crate) fn demo_token(gw: &Gateway) -> String {
     gw.demo["admin_api"]["token"].as_str().expect("demo.json admin_api.token").to_owned()
 }
 
@@ -657,7 +657,7 @@ async fn hr_uses_the_card_page_without_a_manual_and_staff_without_the_role_are_t
     assert!(line["actor"].as_str().unwrap().starts_with("staff:"), "{line}");
 }
 
-fn vigie(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+pub(crate) fn vigie(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(BIN).args(args).envs(env.iter().copied()).output().expect("running vigie");
     (
         out.status.success(),

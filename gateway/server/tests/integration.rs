@@ -21,6 +21,7 @@ mod cli;
 mod code_flow;
 mod configured;
 mod conformance_kit;
+mod console;
 mod degraded;
 mod derivation;
 mod directory_replicas;

@@ -8,3 +8,4 @@ pub mod auth;
 pub mod config;
 pub mod fido2;
 pub mod page;
+pub mod people;

@@ -90,12 +90,17 @@ fn client(api: &ApiTarget) -> anyhow::Result<reqwest::Client> {
     b.build().context("building the HTTPS client")
 }
 
-fn segment(s: &str) -> String {
+pub(super) fn segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Calls the API; returns the JSON answer or an error carrying the problem's detail.
-async fn call(api: &ApiTarget, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+pub(super) async fn call(
+    api: &ApiTarget,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let url = format!("{}{path}", api.url.trim_end_matches('/'));
     let mut req = client(api)?.request(method, &url).bearer_auth(&api.token);
     if let Some(b) = body {

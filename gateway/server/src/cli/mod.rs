@@ -16,6 +16,7 @@ pub mod cards;
 mod derivation;
 mod directory;
 mod migrate;
+mod people;
 mod policy;
 mod secrets;
 mod serve;
@@ -73,6 +74,11 @@ enum Command {
     Cards {
         #[command(subcommand)]
         command: cards::CardsCommand,
+    },
+    /// People (HR's console): search, a person's record, ending their sessions, through the admin API.
+    People {
+        #[command(subcommand)]
+        command: people::PeopleCommand,
     },
     /// Admin API tokens.
     Admin {
@@ -193,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command } => users::run(command),
         Command::Clients { command } => secrets::clients(command),
         Command::Cards { command } => cards::run(command),
+        Command::People { command } => people::run(command),
         Command::Admin { command } => secrets::admin(command),
         Command::Policy { command } => policy::run(command),
         Command::Directory { command } => directory::run(command),

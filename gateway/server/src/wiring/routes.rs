@@ -78,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/admin/api/cards/{id}/status", web::post().to(admin::api::status))
         .route("/admin/api/cards/{id}/bind", web::post().to(admin::api::bind))
         .route("/admin/api/cards/{id}/events", web::get().to(admin::api::events));
+    cfg.configure(admin::people::routes);
     // Pro Santé Connect login and logout.
     cfg.route("/login/psc", web::get().to(login::psc::begin))
         .route("/login/psc/callback", web::get().to(login::psc::callback))

@@ -3,7 +3,7 @@
 //! record a card, change a status with a comment, and bind the card in the reader after comparing
 //! the names on it with the agent's. Every form carries the session's CSRF token. The handlers
 //! are here, the HTML in [`render`].
-mod render;
+pub(crate) mod render;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -36,7 +36,12 @@ pub async fn login(config: Part<Config>) -> HttpResponse {
 
 /// The client the page signs in through, added to the registered clients unless configured.
 pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::ClientConfig> {
-    crate::web::own_pages::builtin_client(config, CLIENT_ID, "Vigie — gestion des cartes / card management", &[PATH])
+    crate::web::own_pages::builtin_client(
+        config,
+        CLIENT_ID,
+        "Vigie — gestion des cartes / card management",
+        &[PATH, super::people::page::PATH],
+    )
 }
 
 async fn staff(req: &HttpRequest, gate: &Gate<'_>) -> Result<Admin, HttpResponse> {

@@ -104,8 +104,15 @@ fn hidden(name: &str, value: &str) -> String {
 }
 
 pub(super) fn search_form(l: Lang, q: &str) -> String {
+    let label = tr(l, "Rechercher un agent", "Find an agent");
+    let help = tr(l, "Nom, prénom, matricule ou idNat (RPPS).", "Name, given name, matricule or idNat (RPPS).");
+    search_form_at(l, PATH, q, label, help)
+}
+
+/// The search form of an admin page at `path`: one labelled field, its help, a button.
+pub(crate) fn search_form_at(l: Lang, path: &str, q: &str, label: &str, help: &str) -> String {
     format!(
-        r#"<form method="get" action="{PATH}" role="search">
+        r#"<form method="get" action="{path}" role="search">
 <input type="hidden" name="lang" value="{code}">
 <label for="q">{label}</label>
 <input id="q" name="q" type="search" value="{q}" maxlength="100" required aria-describedby="q-help">
@@ -113,9 +120,7 @@ pub(super) fn search_form(l: Lang, q: &str) -> String {
 <button type="submit">{button}</button>
 </form>"#,
         code = l.code(),
-        label = tr(l, "Rechercher un agent", "Find an agent"),
         q = esc(q),
-        help = tr(l, "Nom, prénom, matricule ou idNat (RPPS).", "Name, given name, matricule or idNat (RPPS)."),
         button = tr(l, "Rechercher", "Search"),
     )
 }
