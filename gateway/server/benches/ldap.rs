@@ -7,8 +7,13 @@
 //! given a TOTP secret (and, for the SQL side, the same password's hash); each login uses a user
 //! not used before, since a TOTP code is accepted once per user and step (RFC 6238 §5.2).
 //!
-//! `cargo bench -p vigie-gateway --bench ldap [-- --users 1200 --concurrency 8]` (release
-//! `vigie`); `cargo test -p vigie-gateway --bench ldap` runs it on the debug build.
+//! And the sync (`vigie directory sync`, another process, as ops run it): a full pass over
+//! `--entries` agents (10,000 by default; the login agents are among them) into a new directory,
+//! its time and the peak resident memory of the process; then `--changes` entries modified in
+//! slapd (100 by default) and a changed-since pass (`--changed`), its time and memory.
+//!
+//! `cargo bench -p vigie-gateway --bench ldap [-- --users 1200 --entries 10000 --changes 100 --concurrency 8]`
+//! (release `vigie`); `cargo test -p vigie-gateway --bench ldap` runs it on the debug build.
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +65,38 @@ fn serve(dir: &std::path::Path, env: &[(String, String)]) -> (Kill, String, Valu
     let child = Kill(cmd.spawn().expect("start vigie"));
     let demo = wait_for_demo(dir, port);
     (child, format!("https://localhost:{port}"), demo)
+}
+
+/// `vigie directory sync [extra]` on `dir`: its wall time, peak resident memory (KiB: the last
+/// `VmHWM` read before it exits, polled every 5 ms) and its report line.
+fn timed_sync(dir: &std::path::Path, s: &Slapd, extra: &[&str]) -> (Duration, u64, String) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["directory", "sync", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .envs(ldap_env(s))
+        .env("VIGIE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("vigie directory sync");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        let text = std::fs::read_to_string(&status_file).unwrap_or_default();
+        let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next());
+        peak = peak.max(hwm.and_then(|v| v.parse().ok()).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = started.elapsed();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut out).expect("report");
+    assert!(status.success(), "vigie directory sync {extra:?} failed: see above");
+    (took, peak, out.trim().to_owned())
 }
 
 /// The agents' accounts (made by the sync) get their TOTP secret and the SQL side's password.
@@ -164,7 +201,9 @@ fn at(sorted: &[Duration], q: f64) -> f64 {
 async fn main() {
     let users: usize = arg("--users", "1200").parse().expect("--users N");
     let concurrency: usize = arg("--concurrency", "8").parse().expect("--concurrency N");
-    let s = Slapd::start_with(users);
+    let entries: usize = arg("--entries", "10000").parse().expect("--entries N");
+    let changes: usize = arg("--changes", "100").parse().expect("--changes N");
+    let s = Slapd::start_with(entries.max(users));
     // The agents of the harness have no password: the same one as the test users.
     let ldif: String = (0..users)
         .map(|n| {
@@ -180,13 +219,29 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("vigie-bench-ldap-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (sql_gw, sql_base, demo) = serve(&dir, &[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["directory", "sync", "--data-dir"])
-        .arg(&dir)
-        .envs(ldap_env(&s))
-        .output()
-        .expect("vigie directory sync");
-    assert!(out.status.success(), "sync: {}", String::from_utf8_lossy(&out.stderr));
+    let (took, peak, report) = timed_sync(&dir, &s, &[]);
+    println!(
+        "full sync of {} entries: {:.2} s, {:.0} entries/s, peak resident memory {:.1} MiB\n  {report}",
+        entries.max(users),
+        took.as_secs_f64(),
+        entries.max(users) as f64 / took.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+    // Changed since: `changes` agents beyond the login ones get a new surname in slapd.
+    let changed: String = (0..changes)
+        .map(|i| {
+            let n = entries.max(users) - 1 - i;
+            format!("dn: uid=agent.{n},ou=people,{}\nchangetype: modify\nreplace: sn\nsn: Change{n}\n\n", slapd::BASE)
+        })
+        .collect();
+    s.modify(&changed);
+    let (took, peak, report) = timed_sync(&dir, &s, &["--changed"]);
+    println!(
+        "changed-since sync of {changes} changes: {:.2} s, peak resident memory {:.1} MiB\n  {report}",
+        took.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+    assert!(report.contains(&format!("{changes} updated")), "the changed-since pass updates each change: {report}");
     enroll(&dir, users).await;
     let (ldap_gw, ldap_base, _) = serve(&dir, &ldap_env(&s));
 

@@ -14,7 +14,15 @@
 //! `tests/postgres.sh`), with one replica and with three sharing the cores, the load spread
 //! round-robin over them; each replica's resident memory after the run.
 //!
-//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc|postgres]`
+//! And forward-auth checks through a real nginx in front of a tiny backend, with one live
+//! session, with `--store forward-auth` (not part of `both`; `--nginx-workers N`, 2 by default).
+//!
+//! And what the durable audit trail costs (trail on against off) with `--store audit`.
+//!
+//! Over 600 lines: the driver, the phases and the SSO, refresh and card bodies are private
+//! helpers that the modes in `load/` share; each new mode goes there.
+//!
+//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc|postgres|forward-auth|audit]`
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -25,7 +33,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
+#[path = "load/audit.rs"]
+mod audit;
 mod common;
+#[path = "load/forward_auth.rs"]
+mod forward_auth;
 #[path = "load/psc.rs"]
 mod psc;
 use common::{Kill, Postgres, RemoveDir, arg, cookie_of, free_port};
@@ -600,6 +612,12 @@ fn main() {
         }
         if store == "psc" {
             psc::bench_psc(secs, concurrency).await;
+        }
+        if store == "audit" {
+            audit::bench_audit(secs, concurrency).await;
+        }
+        if store == "forward-auth" {
+            forward_auth::bench_forward_auth(secs, concurrency).await;
         }
     });
 }

@@ -97,6 +97,8 @@ pub struct PolicyGate {
     pub identities: IdentityCache,
     /// How long a principal is reused (`directory.identity_cache_secs`, as identities).
     pub principal_ttl: Duration,
+    /// Accounts' standing, kept while the deployment's mark of access changes stays the same.
+    pub standings: crate::policy::standing::Standings,
     /// What a decision's context is read from: `[policy]` (zones parsed) and degraded mode.
     pub context: crate::policy::ContextSource,
     /// Where decisions are audited.

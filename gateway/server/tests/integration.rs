@@ -32,6 +32,7 @@ mod failover;
 mod fi_tiers;
 mod fido2;
 mod forward_auth;
+mod hot_path;
 mod key_rotation;
 mod ldap;
 mod ldap_sync;

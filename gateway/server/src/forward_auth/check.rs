@@ -117,7 +117,7 @@ async fn run(req: &HttpRequest, check: &Check, proxy: Proxy) -> HttpResponse {
     // The session answers only while what it was opened with stands, as `/authorize` asks before
     // SSO: a sponsorship's temporary credential that ended, a card or key withdrawn, an account
     // disabled or an agent gone close the app at its next request, not when the session ends.
-    match standing(ports, auth).await {
+    match standing(ports, policy, auth).await {
         Ok(None) => {}
         Ok(Some(ended)) => {
             end_access(ports, audit, &caller, client, &handle_key, &session, &ended).await;
@@ -230,11 +230,15 @@ struct Ended {
 
 /// Whether the session's login still stands, read now from the directory: the MIE instance of
 /// the login (`oidc::token::withdrawn_mie`), then the account (`oidc::token::account_standing`).
-async fn standing(ports: &Ports, auth: &vigie_core::Authentication) -> Result<Option<Ended>, String> {
+async fn standing(
+    ports: &Ports,
+    policy: &PolicyGate,
+    auth: &vigie_core::Authentication,
+) -> Result<Option<Ended>, String> {
     if let Some(reason) = crate::oidc::token::withdrawn_mie(ports, auth).await.map_err(|e| e.description)? {
         return Ok(Some(Ended { reason, account: false }));
     }
-    let account = crate::oidc::token::account_standing(ports, &auth.identity_id).await?;
+    let account = policy.standings.of(ports, &auth.identity_id).await?;
     Ok(account.map(|reason| Ended { reason, account: true }))
 }
 

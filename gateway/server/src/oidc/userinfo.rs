@@ -99,7 +99,7 @@ async fn refusal(
     policy: &PolicyGate,
     claims: &AccessTokenClaims,
 ) -> Result<Option<String>, String> {
-    if let Some(reason) = super::token::account_standing(ports, &claims.sub).await? {
+    if let Some(reason) = policy.standings.of(ports, &claims.sub).await? {
         return Ok(Some(reason));
     }
     let Some(client) = oidc.clients.get(&claims.client_id) else {

@@ -4,6 +4,7 @@
 pub mod config;
 mod context;
 mod principal;
+pub mod standing;
 pub mod view;
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};

@@ -40,6 +40,11 @@ pub async fn signal_change(store: &dyn EphemeralStore) -> Result<(), StoreError>
     store.put(&keys::view_epoch(SCOPE), mark.as_bytes(), MARK_TTL).await
 }
 
+/// The mark as it is now (`None` before the first change, or 30 days after the last).
+pub async fn mark(store: &dyn EphemeralStore) -> Result<Option<Vec<u8>>, StoreError> {
+    store.get(&keys::view_epoch(SCOPE)).await
+}
+
 /// From a maintenance command, another process: tells the replicas through the deployment's
 /// store when it is shared (Redis). The change is saved already: a failure here is a warning on
 /// standard error, with what it means.

@@ -130,6 +130,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
         Arc::new(if config.store.kind == StoreKind::Redis { health.shared_through(store.clone()) } else { health });
     let audit = crate::state::Audit::new(audit).watching(audit_status);
     let principal_ttl = Duration::from_secs(config.directory.identity_cache_secs);
+    let shared_store = config.store.kind == StoreKind::Redis;
     let context = crate::policy::ContextSource::new(&config.policy, health.clone());
     let policy_audit = audit.clone();
     let identities = IdentityCache::new(Duration::from_secs(config.directory.identity_cache_secs));
@@ -162,6 +163,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
             principals: Default::default(),
             identities,
             principal_ttl,
+            standings: crate::policy::standing::Standings::new(principal_ttl, shared_store),
             context,
             audit: policy_audit,
         },

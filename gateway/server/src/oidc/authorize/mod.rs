@@ -107,7 +107,7 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
     // for `prompt=none`).
     let mut ended = false;
     let current = match current {
-        Some(s) => match super::token::account_standing(ports, &s.authentication.identity_id).await {
+        Some(s) => match policy.standings.of(ports, &s.authentication.identity_id).await {
             Ok(None) => Some(s),
             Ok(Some(reason)) => {
                 tracing::info!(sid = %s.sid, reason = %reason, "authorize: the session's account no longer stands: session ended");

@@ -81,7 +81,8 @@ pub async fn withdrawn_mie(ports: &Ports, auth: &Authentication) -> Result<Optio
 }
 
 /// Why the account behind a session or an access token may no longer be used, read now from the
-/// directory and not from the caches: the account disabled (a status, SCIM `active=false`, a
+/// directory (on the request paths through `policy::standing`, which keeps it while nothing
+/// changed in the deployment): the account disabled (a status, SCIM `active=false`, a
 /// leaver), the agent suspended or gone. Two indexed reads, cheaper than a principal: what the
 /// policy decides on (roles, kind, units) stays cached and follows changes by
 /// `policy::view::signal_change`. Asked by `/authorize` before a session gets a code and by
