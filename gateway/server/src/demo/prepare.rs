@@ -199,6 +199,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         },
         scim: crate::scim::ScimConfig { enabled: true, ..Default::default() },
         forward_auth: Default::default(),
+        saml: Default::default(),
         audit: AuditConfig {
             file: dir.join("audit.jsonl").display().to_string(),
             checkpoint_key: Some(crate::audit::ensure_key(&dir.join("audit-checkpoint.pem"), "vigie.demo/audit")?),
