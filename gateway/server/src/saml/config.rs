@@ -58,9 +58,9 @@ pub const ATTRIBUTES: &[&str] =
 pub const NAMEID_FORMATS: &[&str] = &["persistent", "transient"];
 
 impl SamlConfig {
-    /// Whether SAML is set up (at least one SP).
+    /// Whether SAML is set up: a signing key (the metadata answers) or an SP.
     pub fn enabled(&self) -> bool {
-        !self.sps.is_empty()
+        self.key_file.is_some() || !self.sps.is_empty()
     }
 
     pub fn assertion_ttl(&self) -> u64 {
@@ -77,9 +77,9 @@ impl SamlConfig {
         }
         if !cfg!(feature = "saml") {
             err(
-                "saml.sps",
+                "saml",
                 "this `vigie` was built without SAML: build it with `--features vigie-gateway/saml` (needs libclang-dev, \
-                 libxmlsec1-dev; docs/saml.md) or remove `[[saml.sps]]`"
+                 libxmlsec1-dev; docs/saml.md) or remove `[saml]`"
                     .into(),
             );
             return;
@@ -91,7 +91,7 @@ impl SamlConfig {
                 _ => &self.pairwise_secret_file,
             };
             if value.is_none() {
-                err(&format!("saml.{key}"), "required when `[[saml.sps]]` names a service provider".into());
+                err(&format!("saml.{key}"), "required when `[saml]` is set up (a key or an SP)".into());
             }
         }
         let callback = format!("{issuer}/saml/callback");

@@ -4,6 +4,8 @@
 //! Built only with the cargo feature `saml` (samael + libxmlsec1; docs/saml.md).
 pub mod config;
 #[cfg(feature = "saml")]
+pub mod demo;
+#[cfg(feature = "saml")]
 mod flow;
 #[cfg(feature = "saml")]
 pub mod idp;
@@ -11,6 +13,8 @@ pub mod idp;
 mod metadata;
 #[cfg(feature = "saml")]
 pub mod response;
+#[cfg(all(test, feature = "saml"))]
+mod tests;
 
 pub use config::SamlConfig;
 
@@ -46,6 +50,6 @@ fn not_configured() -> HttpResponse {
     problem(
         StatusCode::NOT_FOUND,
         "SAML is not set up",
-        "this Vigie has no SAML service provider configured (`[[saml.sps]]`): see docs/saml.md",
+        "this Vigie has no SAML IdP configured (`[saml]`: key_file, cert_file, `[[saml.sps]]`): see docs/saml.md",
     )
 }
