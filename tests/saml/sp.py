@@ -65,6 +65,9 @@ def main():
     extra = {}
     if "--acs" in sys.argv:
         extra["assertion_consumer_service_url"] = sys.argv[sys.argv.index("--acs") + 1]
+    # --passive: IsPassive="true" (saml-core §3.4.1): no login page, an answer either way.
+    if "--passive" in sys.argv:
+        extra["is_passive"] = "true"
     sp = client(conf, sign)
     if command == "metadata":
         print(str(entity_descriptor(sp.config)))

@@ -269,6 +269,17 @@ async fn pysaml2_logs_in_with_password_totp_and_refuses_forgeries() {
     assert_eq!(read["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:transient");
     assert_ne!(read["name_id"], persistent.as_str());
 
+    // IsPassive without a session: no login page, a NoPassive status that pysaml2 reads.
+    let passive = lab.json(&["redirect", "--passive"]);
+    let mut stranger = gw.browser();
+    let (r, next) = stranger.follow(passive["url"].as_str().expect("url"), |u| u.contains("/saml/callback")).await;
+    let next =
+        next.unwrap_or_else(|| panic!("IsPassive goes back to the SP without a login page: {} {}", r.status, r.body));
+    let page = stranger.get(&next).await;
+    let response = page.hidden("SAMLResponse").expect("an error Response is posted back");
+    let err = lab.parse(passive["id"].as_str().expect("id"), &response).expect_err("no assertion without a login");
+    assert!(err.contains("NoPassive"), "{err}");
+
     // The refusals are audited with their reasons.
     let lines = gw.audit_lines();
     assert!(lines.iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("AssertionConsumerServiceURL"))));
