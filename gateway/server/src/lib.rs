@@ -21,6 +21,7 @@ pub mod oidc;
 pub mod ops;
 pub mod policy;
 pub mod psc;
+pub mod saml;
 pub mod scim;
 pub mod secrets;
 pub mod session;

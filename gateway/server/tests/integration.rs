@@ -52,6 +52,8 @@ mod redis_tls;
 mod refresh_in_process;
 mod replicas;
 mod rolling;
+#[cfg(feature = "saml")]
+mod saml;
 mod schema;
 mod scim;
 mod security;

@@ -86,6 +86,9 @@ pub struct Config {
     /// The idNat derived from the RPPS (`[derivation]`, see docs/identity-lifecycle.md).
     #[serde(default)]
     pub derivation: crate::derivation::config::DerivationConfig,
+    /// The SAML 2.0 IdP (`[saml]`, `[[saml.sps]]`, see docs/saml.md).
+    #[serde(default)]
+    pub saml: crate::saml::SamlConfig,
 }
 
 /// The top-level keys of [`Config`]: the only `VIGIE_…` variables read.
@@ -115,6 +118,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "forward_auth",
     "lifecycle",
     "derivation",
+    "saml",
 ];
 
 impl Config {
@@ -173,6 +177,7 @@ impl Config {
         self.forward_auth.validate(&self.clients, &mut err);
         self.lifecycle.validate(&mut err);
         self.derivation.validate(&mut err);
+        self.saml.validate(&self.issuer, &self.clients, &mut err);
         crate::oidc::config::validate_clients(&self.clients, &mut err);
         if let Err(bad) = self.dmp.load() {
             for (key, m) in bad {

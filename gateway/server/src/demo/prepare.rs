@@ -201,6 +201,11 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         },
         scim: crate::scim::ScimConfig { enabled: true, ..Default::default() },
         forward_auth: Default::default(),
+        // The SAML IdP's key and certificate when it is built in: `/saml/metadata` answers.
+        #[cfg(feature = "saml")]
+        saml: crate::saml::demo::ensure(&dir)?,
+        #[cfg(not(feature = "saml"))]
+        saml: Default::default(),
         audit: AuditConfig {
             file: dir.join("audit.jsonl").display().to_string(),
             checkpoint_key: Some(crate::audit::ensure_key(&dir.join("audit-checkpoint.pem"), "vigie.demo/audit")?),

@@ -89,6 +89,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         cfg.configure(crate::scim::routes);
     }
     // Forward-auth for the reverse proxy: mounted only when it protects an app.
+    cfg.configure(crate::saml::routes);
     if !config.forward_auth.apps.is_empty() {
         cfg.configure(crate::forward_auth::routes);
     }

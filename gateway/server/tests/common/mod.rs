@@ -146,6 +146,16 @@ impl Gateway {
         Self::start_wrapped(env, &[]).await
     }
 
+    /// [`Gateway::start`] on a port chosen by the caller, whose settings name the gateway's own
+    /// issuer (`https://localhost:PORT`): a SAML SP's client registers `<issuer>/saml/callback`.
+    pub async fn start_on(port: u16, env: &[(&str, &str)]) -> Gateway {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        match Self::try_start(env, &[], port).await {
+            Ok(g) => g,
+            Err(StartFailure::PortTaken(log) | StartFailure::Other(log)) => panic!("the gateway did not start: {log}"),
+        }
+    }
+
     /// [`Gateway::start`], `vigie` run through `wrapper` (a command that ends by running its
     /// arguments: e.g. a mount namespace with a small tmpfs, `audit_trail`).
     pub async fn start_wrapped(env: &[(&str, &str)], wrapper: &[&str]) -> Gateway {

@@ -1,0 +1,164 @@
+//! The IdP as loaded from `[saml]`: its signing key and certificate, the pairwise secret, and
+//! each SP's metadata parsed by samael (entityID, AssertionConsumerService URLs, signing
+//! certificates, `AuthnRequestsSigned`). Loaded once; `vigie check-config` loads it too.
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use samael::metadata::EntityDescriptor;
+
+use super::config::{SamlConfig, SpConfig};
+
+/// `urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST`: the only binding Vigie answers an SP with.
+pub const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+pub const HTTP_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+
+/// The loaded IdP.
+pub struct Idp {
+    pub entity_id: String,
+    /// The signing key, DER (what xmlsec loads).
+    pub key_der: Vec<u8>,
+    pub cert_der: Vec<u8>,
+    pub pairwise_secret: Vec<u8>,
+    pub sps: Vec<Sp>,
+}
+
+/// A registered service provider.
+pub struct Sp {
+    pub entity_id: String,
+    /// Its HTTP-POST AssertionConsumerService URLs, from its metadata: the only places a
+    /// Response goes (saml-profiles §4.1.4.1).
+    pub acs: Vec<String>,
+    /// The signing certificates of its metadata (DER).
+    pub certs: Vec<Vec<u8>>,
+    /// Its requests must be signed (`require_signed_requests`, or `AuthnRequestsSigned`).
+    pub signed_requests: bool,
+    pub config: SpConfig,
+}
+
+type Problems = Vec<(String, String)>;
+
+impl Idp {
+    /// Loads the key, certificate, secret and every SP's metadata; each problem with its key.
+    pub fn load(config: &SamlConfig, issuer: &str) -> Result<Idp, Problems> {
+        let mut problems = Problems::new();
+        let mut read = |key: &str, path: &Option<String>| -> Option<String> {
+            let path = path.as_deref()?;
+            match std::fs::read_to_string(path) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push((format!("saml.{key}"), format!("cannot read {path:?}: {e}")));
+                    None
+                }
+            }
+        };
+        let key = read("key_file", &config.key_file);
+        let cert = read("cert_file", &config.cert_file);
+        let secret = read("pairwise_secret_file", &config.pairwise_secret_file);
+        let key_der = key.and_then(|k| {
+            pem_der(&k, &["PRIVATE KEY", "RSA PRIVATE KEY"]).or_else(|| {
+                problems.push(("saml.key_file".into(), "expected a PEM private key (PKCS#8 or PKCS#1 RSA)".into()));
+                None
+            })
+        });
+        let cert_der = cert.and_then(|c| {
+            pem_der(&c, &["CERTIFICATE"]).or_else(|| {
+                problems.push(("saml.cert_file".into(), "expected a PEM certificate".into()));
+                None
+            })
+        });
+        let secret = secret.map(|s| s.trim().as_bytes().to_vec());
+        if secret.as_ref().is_some_and(|s| s.len() < 32) {
+            problems.push(("saml.pairwise_secret_file".into(), "expected at least 32 bytes of secret".into()));
+        }
+        let mut sps = Vec::new();
+        for (i, sp) in config.sps.iter().enumerate() {
+            match Sp::load(sp) {
+                Ok(loaded) if sps.iter().any(|s: &Sp| s.entity_id == loaded.entity_id) => problems.push((
+                    format!("saml.sps[{i}].metadata"),
+                    format!("the entityID {:?} is already another SP's", loaded.entity_id),
+                )),
+                Ok(loaded) => sps.push(loaded),
+                Err(e) => problems.push((format!("saml.sps[{i}].metadata"), e)),
+            }
+        }
+        match (key_der, cert_der, secret) {
+            (Some(key_der), Some(cert_der), Some(pairwise_secret)) if problems.is_empty() => {
+                Ok(Idp { entity_id: config.entity_id(issuer), key_der, cert_der, pairwise_secret, sps })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// The IdP of this configuration, loaded at the first use (the configuration was validated).
+    pub fn of(config: &crate::config::Config) -> Option<Arc<Idp>> {
+        static LOADED: OnceLock<Option<Arc<Idp>>> = OnceLock::new();
+        LOADED.get_or_init(|| Idp::load(&config.saml, &config.issuer).ok().map(Arc::new)).clone()
+    }
+
+    pub fn sp(&self, entity_id: &str) -> Option<&Sp> {
+        self.sps.iter().find(|s| s.entity_id == entity_id)
+    }
+}
+
+impl Sp {
+    fn load(config: &SpConfig) -> Result<Sp, String> {
+        let xml = std::fs::read_to_string(&config.metadata)
+            .map_err(|e| format!("cannot read the SP's metadata {:?}: {e}", config.metadata))?;
+        let entity = EntityDescriptor::from_str(&xml)
+            .map_err(|e| format!("{:?} is not SAML metadata (an md:EntityDescriptor): {e}", config.metadata))?;
+        let entity_id = entity
+            .entity_id
+            .clone()
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| format!("{:?}: the EntityDescriptor has no entityID", config.metadata))?;
+        let Some(sso) = entity.sp_sso_descriptors.as_ref().and_then(|d| d.first()) else {
+            return Err(format!("{:?}: no SPSSODescriptor (is this an SP's metadata?)", config.metadata));
+        };
+        let acs: Vec<String> = sso
+            .assertion_consumer_services
+            .iter()
+            .filter(|e| e.binding == HTTP_POST)
+            .map(|e| e.location.clone())
+            .collect();
+        if acs.is_empty() {
+            return Err(format!(
+                "{:?}: no AssertionConsumerService with the HTTP-POST binding, the one Vigie answers with",
+                config.metadata
+            ));
+        }
+        let mut certs = Vec::new();
+        for kd in sso.key_descriptors.iter().flatten().filter(|k| k.is_signing()) {
+            for c in kd.key_info.x509_data.iter().flat_map(|d| &d.certificates) {
+                let b64: String = c.chars().filter(|c| !c.is_whitespace()).collect();
+                let der = STANDARD
+                    .decode(b64)
+                    .map_err(|_| format!("{:?}: an X509Certificate is not base64", config.metadata))?;
+                x509_parser::parse_x509_certificate(&der)
+                    .map_err(|_| format!("{:?}: an X509Certificate is not a certificate", config.metadata))?;
+                certs.push(der);
+            }
+        }
+        let signed_requests = config.require_signed_requests || sso.authn_requests_signed == Some(true);
+        if signed_requests && certs.is_empty() {
+            return Err(format!(
+                "{:?}: signed requests are required but the metadata has no signing certificate",
+                config.metadata
+            ));
+        }
+        Ok(Sp { entity_id, acs, certs, signed_requests, config: config.clone() })
+    }
+}
+
+/// The DER of the first PEM block with one of these labels.
+pub fn pem_der(pem: &str, labels: &[&str]) -> Option<Vec<u8>> {
+    labels.iter().find_map(|label| {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        let start = pem.find(&begin)? + begin.len();
+        let stop = start + pem[start..].find(&end)?;
+        let b64: String = pem[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+        STANDARD.decode(b64).ok()
+    })
+}

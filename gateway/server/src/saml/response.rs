@@ -1,0 +1,171 @@
+//! The signed `<Response>` posted to an SP's AssertionConsumerService (saml-profiles §4.1.4.2):
+//! one bearer `<Assertion>` with Audience, Recipient, InResponseTo and validity windows, signed
+//! with RSA-SHA256 and a SHA-256 digest (samael's template digests with SHA-1 and signs only
+//! `<Response>`: we put the template in the Assertion and set the digest, as
+//! shared/reference/dependencies.md tried).
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration, Utc};
+use samael::attribute::{Attribute, AttributeValue};
+use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+use samael::schema::{
+    Assertion, AttributeStatement, AudienceRestriction, AuthnContext, AuthnContextClassRef, AuthnStatement, Conditions,
+    Issuer, Response, Status, StatusCode, Subject, SubjectConfirmation, SubjectConfirmationData, SubjectNameID,
+};
+use samael::signature::{DigestAlgorithm, Signature};
+use samael::traits::ToXml;
+use vigie_core::auth::Mie;
+
+use super::idp::Idp;
+
+pub const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+pub const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+pub const UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const URI_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
+
+/// What one Response says.
+pub struct Statement<'a> {
+    pub audience: &'a str,
+    pub acs: &'a str,
+    pub in_response_to: &'a str,
+    pub name_id_format: &'a str,
+    pub name_id: String,
+    pub attributes: Vec<(String, Vec<String>)>,
+    pub mie: Mie,
+    pub authn_instant: i64,
+    pub session_index: &'a str,
+    pub ttl_secs: i64,
+}
+
+/// The `AuthnContextClassRef` of a MIE (saml-authn-context §3.4; REFEDS MFA for a FIDO2 key).
+pub fn class_ref(mie: Mie) -> &'static str {
+    match mie {
+        Mie::Cps | Mie::Cpe | Mie::CpsViaPsc => "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
+        Mie::Ecps => "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+        Mie::Fido2 => "https://refeds.org/profile/mfa",
+        Mie::PasswordTotp => "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+        _ => "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified",
+    }
+}
+
+fn id() -> String {
+    // xs:ID must not start with a digit (an NCName).
+    format!("_{}", crate::secrets::random_token(24).replace('-', "_"))
+}
+
+/// The Response as XML, its Assertion signed with the IdP's key.
+pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
+    let now = Utc::now();
+    let until = now + Duration::seconds(s.ttl_secs);
+    let issuer = Issuer { value: Some(idp.entity_id.clone()), ..Default::default() };
+    let assertion_id = id();
+    let mut signature = Signature::template(&assertion_id, &CertificateDer::from(idp.cert_der.clone()));
+    for r in &mut signature.signed_info.reference {
+        r.digest_method.algorithm = DigestAlgorithm::Sha256;
+    }
+    let authn_instant = DateTime::<Utc>::from_timestamp(s.authn_instant, 0).unwrap_or(now);
+    let attributes: Vec<Attribute> = s
+        .attributes
+        .iter()
+        .map(|(name, values)| Attribute {
+            friendly_name: Some(name.clone()),
+            name: Some(format!("urn:vigie:attribute:{name}")),
+            name_format: Some(URI_FORMAT.into()),
+            values: values
+                .iter()
+                .map(|v| AttributeValue { attribute_type: Some("xs:string".into()), value: Some(v.clone()) })
+                .collect(),
+        })
+        .collect();
+    let assertion = Assertion {
+        id: assertion_id,
+        issue_instant: now,
+        version: "2.0".into(),
+        issuer: issuer.clone(),
+        signature: Some(signature),
+        subject: Some(Subject {
+            name_id: Some(SubjectNameID { format: Some(s.name_id_format.into()), value: s.name_id.clone() }),
+            // saml-profiles §4.1.4.2: a bearer SubjectConfirmation with Recipient, NotOnOrAfter
+            // and InResponseTo.
+            subject_confirmations: Some(vec![SubjectConfirmation {
+                method: Some(BEARER.into()),
+                name_id: None,
+                subject_confirmation_data: Some(SubjectConfirmationData {
+                    not_before: None,
+                    not_on_or_after: Some(until),
+                    recipient: Some(s.acs.into()),
+                    in_response_to: Some(s.in_response_to.into()),
+                    address: None,
+                    content: None,
+                }),
+            }]),
+        }),
+        // saml-profiles §4.1.4.2: an AudienceRestriction naming the SP.
+        conditions: Some(Conditions {
+            not_before: Some(now - Duration::seconds(30)),
+            not_on_or_after: Some(until),
+            audience_restrictions: Some(vec![AudienceRestriction { audience: vec![s.audience.into()] }]),
+            one_time_use: None,
+            proxy_restriction: None,
+        }),
+        authn_statements: Some(vec![AuthnStatement {
+            authn_instant: Some(authn_instant),
+            session_index: Some(s.session_index.into()),
+            session_not_on_or_after: None,
+            subject_locality: None,
+            authn_context: Some(AuthnContext {
+                value: Some(AuthnContextClassRef { value: Some(class_ref(s.mie).into()) }),
+            }),
+        }]),
+        // saml-core §2.7.3: an AttributeStatement holds at least one Attribute.
+        attribute_statements: (!attributes.is_empty()).then(|| vec![AttributeStatement { attributes }]),
+    };
+    let response = Response {
+        id: id(),
+        in_response_to: Some(s.in_response_to.into()),
+        version: "2.0".into(),
+        issue_instant: now,
+        destination: Some(s.acs.into()),
+        consent: None,
+        issuer: Some(issuer),
+        signature: None,
+        status: Some(Status {
+            status_code: StatusCode { value: Some(SUCCESS.into()) },
+            status_message: None,
+            status_detail: None,
+        }),
+        encrypted_assertion: None,
+        assertion: Some(assertion),
+    };
+    let xml = response.to_string().map_err(|e| format!("the Response could not be written: {e}"))?;
+    Crypto::sign_xml(xml.as_str(), &idp.key_der).map_err(|e| format!("the Assertion could not be signed: {e}"))
+}
+
+/// A Response with an error status (saml-core §3.2.2.2), unsigned: it asserts nothing.
+pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str) -> String {
+    use crate::web::http::esc;
+    format!(
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{second}"/></samlp:StatusCode></samlp:Status></samlp:Response>"#,
+        id(),
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        esc(acs),
+        esc(in_response_to),
+        esc(&idp.entity_id),
+    )
+}
+
+/// The auto-submitting form of the HTTP-POST binding (saml-bindings §3.5.4), with a button for a
+/// browser without JavaScript.
+pub fn post_form(acs: &str, response_xml: &str, relay_state: Option<&str>) -> String {
+    use crate::web::http::esc;
+    let relay = relay_state
+        .map(|r| format!(r#"<input type="hidden" name="RelayState" value="{}">"#, esc(r)))
+        .unwrap_or_default();
+    format!(
+        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title></head><body onload="document.forms[0].submit()"><form method="post" action="{}"><input type="hidden" name="SAMLResponse" value="{}">{relay}<noscript><p>JavaScript est désactivé : cliquez pour continuer. / JavaScript is off: click to continue.</p></noscript><button type="submit">Continuer / Continue</button></form></body></html>"#,
+        esc(acs),
+        STANDARD.encode(response_xml),
+    )
+}

@@ -1,0 +1,287 @@
+//! The SAML 2.0 IdP against a real SP written by others: pip `pysaml2` (tests/saml/sp.py) makes
+//! the AuthnRequests and validates Vigie's Responses with its own checks (the signature through
+//! the `xmlsec1` CLI). A login with password + TOTP through the real `vigie`, SSO and pairwise
+//! NameIDs, HTTP-Redirect and HTTP-POST, and the refusals: an ACS URL not in the SP's metadata,
+//! an unsigned or badly signed request from an SP that must sign, an altered Response, one
+//! presented for another request, and a wrapped (XSW) Response.
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use serde_json::Value;
+
+const LAB: &str = "https://lab.chu.example/saml";
+const RH: &str = "https://rh.chu.example/saml";
+
+/// `tests/saml`: its venv (pip `pysaml2`), made when missing.
+fn sp_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/saml");
+    let setup = Command::new(root.join("setup")).status().expect("running tests/saml/setup");
+    assert!(setup.success(), "tests/saml/setup failed (python3 with venv, and pip access, are needed)");
+    assert!(
+        Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "the `xmlsec1` CLI is needed (apt-get install xmlsec1): pysaml2 verifies signatures through it"
+    );
+    root
+}
+
+/// One pysaml2 SP: its configuration file and the way to run `sp.py` on it.
+struct Sp {
+    conf: PathBuf,
+    root: PathBuf,
+}
+
+impl Sp {
+    fn new(dir: &Path, name: &str, entity_id: &str, idp_metadata: Option<&Path>) -> Sp {
+        let conf = dir.join(format!("{name}.json"));
+        let mut c = serde_json::json!({
+            "entity_id": entity_id,
+            "acs": format!("{entity_id}/acs"),
+            "key": dir.join("sp.key"),
+            "cert": dir.join("sp.crt"),
+        });
+        if let Some(md) = idp_metadata {
+            c["idp_metadata"] = Value::from(md.display().to_string());
+        }
+        std::fs::write(&conf, c.to_string()).expect("SP conf");
+        Sp { conf, root: sp_dir() }
+    }
+
+    /// `sp.py CONF args…`, with `stdin`: (success, stdout, stderr).
+    fn run(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = Command::new(self.root.join(".venv/bin/python"))
+            .arg(self.root.join("sp.py"))
+            .arg(&self.conf)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running tests/saml/sp.py");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("writing to sp.py");
+        let out = child.wait_with_output().expect("sp.py ends");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let (ok, out, err) = self.run(args, "");
+        assert!(ok, "sp.py {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("sp.py {args:?} printed {out:?}: {e}"))
+    }
+
+    /// pysaml2's verdict on a Response to the request `id`: what it read, or why it refused.
+    fn parse(&self, id: &str, response_b64: &str) -> Result<Value, String> {
+        let (ok, out, err) = self.run(&["parse", id], response_b64);
+        // pysaml2's errors quote the whole document: the first lines say why.
+        let err: String = err.chars().take(1500).collect();
+        if ok { Ok(serde_json::from_str(&out).expect("JSON from sp.py parse")) } else { Err(err) }
+    }
+}
+
+fn openssl_pair(dir: &Path, name: &str, cn: &str) {
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt")))
+        .stderr(Stdio::null())
+        .status()
+        .expect("the `openssl` CLI (apt-get install openssl)");
+    assert!(ok.success(), "openssl req");
+}
+
+/// The gateway with two SPs: `lab` (persistent NameID, attributes) and `rh`, which must sign its
+/// requests (transient NameID), and the pysaml2 SPs that play them.
+async fn estate() -> (Gateway, Sp, Sp, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("saml-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    openssl_pair(&dir, "idp", "vigie-saml");
+    openssl_pair(&dir, "sp", "pysaml2-sp");
+    std::fs::write(dir.join("pairwise"), random(48)).expect("pairwise secret");
+    for (name, entity) in [("lab", LAB), ("rh", RH)] {
+        let (ok, md, err) = Sp::new(&dir, name, entity, None).run(&["metadata"], "");
+        assert!(ok, "SP metadata: {err}");
+        std::fs::write(dir.join(format!("{name}-md.xml")), md).expect("SP metadata file");
+    }
+    let port = free_port();
+    let callback = format!("https://localhost:{port}/saml/callback");
+    let clients = format!(
+        r#"[{{client_id="lab", auth_method="none", redirect_uris=["{callback}"]}}, {{client_id="rh", auth_method="none", redirect_uris=["{callback}"]}}]"#
+    );
+    let d = |f: &str| dir.join(f).display().to_string();
+    let saml = format!(
+        r#"{{key_file="{}", cert_file="{}", pairwise_secret_file="{}", sps=[{{metadata="{}", client_id="lab", nameid="persistent", attributes=["given_name", "family_name", "matricule", "mie"]}}, {{metadata="{}", client_id="rh", nameid="transient", require_signed_requests=true}}]}}"#,
+        d("idp.key"),
+        d("idp.crt"),
+        d("pairwise"),
+        d("lab-md.xml"),
+        d("rh-md.xml"),
+    );
+    let gw = Gateway::start_on(port, &[("VIGIE_CLIENTS", &clients), ("VIGIE_SAML", &saml)]).await;
+    let md = gw.http().get(gw.url("/saml/metadata")).send().await.expect("metadata");
+    assert_eq!(md.status(), 200);
+    let md = md.text().await.expect("metadata text");
+    assert!(md.contains(&format!(r#"entityID="{}/saml/metadata""#, gw.issuer)), "{md}");
+    std::fs::write(dir.join("idp-md.xml"), md).expect("IdP metadata file");
+    let lab = Sp::new(&dir, "lab", LAB, Some(&dir.join("idp-md.xml")));
+    let rh = Sp::new(&dir, "rh", RH, Some(&dir.join("idp-md.xml")));
+    (gw, lab, rh, dir)
+}
+
+/// The browser at `url` (an SSO request), through the login page if there is no session, up to
+/// the form that posts the Response: its `SAMLResponse` and `RelayState`.
+async fn to_the_sp(b: &mut Browser<'_>, url: &str) -> (String, Option<String>) {
+    let (r, next) = b.follow(url, |u| u.contains("/login?flow=") || u.contains("/saml/callback")).await;
+    let next =
+        next.unwrap_or_else(|| panic!("the SSO request leads to the login or the callback: {} {}", r.status, r.body));
+    let callback = if next.contains("/login?flow=") {
+        let location = next.split_once(&b.gw.issuer).map(|(_, p)| p.to_owned()).expect("a gateway URL");
+        let (user, code) = b.gw.any_user_totp(&["demo.medecin"]).await;
+        let done = b.submit_login(&location, &user.username, &user.password, &code).await;
+        assert_eq!(done.status, 303, "login: {}", done.body);
+        done.location()
+    } else {
+        next
+    };
+    assert!(callback.contains("/saml/callback?"), "back to the SAML callback: {callback}");
+    let page = b.get(&callback).await;
+    assert_eq!(page.status, 200, "the callback posts the Response: {}", page.body);
+    let response = page.hidden("SAMLResponse").expect("a SAMLResponse in the form");
+    (response, page.hidden("RelayState"))
+}
+
+/// A new connection for the next request: the pooled one may have been closed by the gateway's
+/// keep-alive timeout while pysaml2 worked (seconds), and hyper does not retry on it.
+fn fresh(b: &mut Browser<'_>) {
+    b.http = b.gw.http();
+}
+
+#[tokio::test]
+async fn pysaml2_logs_in_with_password_totp_and_refuses_forgeries() {
+    let (gw, lab, rh, dir) = estate().await;
+    let mut b = gw.browser();
+
+    // HTTP-Redirect, unsigned (lab need not sign): login, then pysaml2 checks the Response.
+    let req = lab.json(&["redirect"]);
+    let (response, relay) = to_the_sp(&mut b, req["url"].as_str().expect("url")).await;
+    assert_eq!(relay.as_deref(), Some("lab-page"), "RelayState comes back as sent");
+    let id = req["id"].as_str().expect("id");
+    let read = lab.parse(id, &response).unwrap_or_else(|e| panic!("pysaml2 refused Vigie's Response: {e}"));
+    assert_eq!(read["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
+    let attrs = &read["attributes"];
+    assert!(attrs["urn:vigie:attribute:given_name"][0].as_str().is_some_and(|v| !v.is_empty()), "{read}");
+    assert_eq!(attrs["urn:vigie:attribute:mie"][0], "password_totp", "{read}");
+    assert_eq!(read["authn_context"][0], "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken");
+    let xml = String::from_utf8(STANDARD.decode(&response).expect("base64")).expect("UTF-8");
+    assert!(xml.contains("http://www.w3.org/2001/04/xmlenc#sha256"), "SHA-256 digest: {xml}");
+    assert!(!xml.contains("xmldsig#sha1"), "no SHA-1 anywhere: {xml}");
+    let persistent = read["name_id"].as_str().expect("name_id").to_owned();
+    let subject = gw
+        .audit_line(|l| {
+            l["client_id"] == "lab" && l["reason"].as_str().is_some_and(|r| r.starts_with("saml: assertion"))
+        })
+        .await["subject"]
+        .as_str()
+        .expect("the audit line names the identity")
+        .to_owned();
+    assert!(!persistent.contains(&subject) && !xml.contains(&subject), "the NameID is not the internal id {subject}");
+
+    // HTTP-POST, with the session: SSO, the same persistent NameID.
+    let req = lab.json(&["post"]);
+    fresh(&mut b);
+    let r = b
+        .post_form(
+            "/saml/sso",
+            &[("SAMLRequest", req["SAMLRequest"].as_str().expect("req")), ("RelayState", "lab-page")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "POST binding accepted: {}", r.body);
+    let (response, _) = to_the_sp(&mut b, &r.location()).await;
+    let again = lab.parse(req["id"].as_str().expect("id"), &response).expect("pysaml2 accepts the SSO Response");
+    assert_eq!(again["name_id"], persistent.as_str(), "persistent NameID is stable");
+
+    // A Response presented for another request (a replay) is refused.
+    assert!(lab.parse("id-of-another-request", &response).is_err(), "InResponseTo must match");
+
+    // An altered Response (one attribute changed after signing) is refused.
+    let xml = String::from_utf8(STANDARD.decode(&response).expect("base64")).expect("UTF-8");
+    let altered = xml.replacen("password_totp", "cps", 1);
+    assert_ne!(altered, xml);
+    let err = lab.parse(req["id"].as_str().expect("id"), &STANDARD.encode(&altered)).expect_err("altered accepted");
+    assert!(err.contains("refused"), "{err}");
+
+    // XSW: a forged, unsigned Assertion wrapped in before the signed one.
+    let start = xml.find("<saml2:Assertion").or_else(|| xml.find("<saml:Assertion")).or_else(|| xml.find("<Assertion"));
+    let start = start.unwrap_or_else(|| panic!("an Assertion in {xml}"));
+    let end_tag = ["</saml2:Assertion>", "</saml:Assertion>", "</Assertion>"]
+        .into_iter()
+        .find(|t| xml.contains(t))
+        .expect("an Assertion end tag");
+    let end = xml.find(end_tag).expect("end") + end_tag.len();
+    let signed = &xml[start..end];
+    let sig_start = signed.find("<ds:Signature").or_else(|| signed.find("<Signature")).expect("a signature");
+    let sig_end = signed
+        .find("</ds:Signature>")
+        .map(|i| i + "</ds:Signature>".len())
+        .or_else(|| signed.find("</Signature>").map(|i| i + "</Signature>".len()))
+        .expect("signature end");
+    let forged = format!("{}{}", &signed[..sig_start], &signed[sig_end..])
+        .replacen(&persistent, "forged-admin", 1)
+        .replacen(" ID=\"", " ID=\"forged", 1);
+    let wrapped = format!("{}{forged}{}", &xml[..start], &xml[start..]);
+    match lab.parse(req["id"].as_str().expect("id"), &STANDARD.encode(&wrapped)) {
+        Err(e) => assert!(e.contains("refused"), "{e}"),
+        Ok(read) => panic!("pysaml2 accepted a wrapped Response: {read}"),
+    }
+
+    // An AssertionConsumerServiceURL not in the SP's metadata: Vigie refuses, sends nothing.
+    let evil = lab.json(&["redirect", "--acs", "https://evil.example/acs"]);
+    fresh(&mut b);
+    let r = b.get(evil["url"].as_str().expect("url")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains("evil.example"), "nothing goes to the forged ACS");
+
+    // rh must sign: unsigned refused, signed accepted, a signed request altered refused.
+    let unsigned = rh.json(&["redirect"]);
+    let r = b.get(unsigned["url"].as_str().expect("url")).await;
+    assert_eq!(r.status, 400, "unsigned request from an SP that must sign: {}", r.body);
+    let signed = rh.json(&["redirect", "--sign"]);
+    let url = signed["url"].as_str().expect("url");
+    let altered = url.replacen("RelayState=lab-page", "RelayState=other-page", 1);
+    assert_ne!(altered, url, "the signed URL carries the RelayState");
+    fresh(&mut b);
+    let r = b.get(&altered).await;
+    assert_eq!(r.status, 400, "a signed request altered: {}", r.body);
+    let (response, _) = to_the_sp(&mut b, url).await;
+    let read = rh.parse(signed["id"].as_str().expect("id"), &response).expect("pysaml2 accepts rh's Response");
+    assert_eq!(read["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:transient");
+    assert_ne!(read["name_id"], persistent.as_str());
+
+    // IsPassive without a session: no login page, a NoPassive status that pysaml2 reads.
+    let passive = lab.json(&["redirect", "--passive"]);
+    let mut stranger = gw.browser();
+    let (r, next) = stranger.follow(passive["url"].as_str().expect("url"), |u| u.contains("/saml/callback")).await;
+    let next =
+        next.unwrap_or_else(|| panic!("IsPassive goes back to the SP without a login page: {} {}", r.status, r.body));
+    let page = stranger.get(&next).await;
+    let response = page.hidden("SAMLResponse").expect("an error Response is posted back");
+    let err = lab.parse(passive["id"].as_str().expect("id"), &response).expect_err("no assertion without a login");
+    assert!(err.contains("NoPassive"), "{err}");
+
+    // The refusals are audited with their reasons.
+    let lines = gw.audit_lines();
+    assert!(lines.iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("AssertionConsumerServiceURL"))));
+    let _ = std::fs::remove_dir_all(dir);
+}
