@@ -34,7 +34,9 @@ pub struct AdminTokenConfig {
 
 impl AdminTokenConfig {
     /// The scopes the token holds: those configured, or, when none are, the read scopes of its
-    /// roles (a safe migration: a token configured before scopes existed reads, writes nothing).
+    /// roles that existed before scopes did (a safe migration: a token configured before scopes
+    /// existed reads the cards and keys it read then, writes nothing, and gains no capability
+    /// added since — people, audit — without an explicit scope).
     /// Scopes that do not parse are left out (the start-up validation refuses them).
     pub fn scopes(&self) -> Vec<vigie_core::roles::Scope> {
         use vigie_core::roles::Scope;
@@ -42,7 +44,8 @@ impl AdminTokenConfig {
             Some(scopes) => scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
             None => Scope::ALL
                 .into_iter()
-                .filter(|s| s.read_only() && self.roles.iter().any(|r| r == s.role().as_str()))
+                .filter(|s| matches!(s, Scope::CardsRead | Scope::KeysRead))
+                .filter(|s| self.roles.iter().any(|r| r == s.role().as_str()))
                 .collect(),
         }
     }
