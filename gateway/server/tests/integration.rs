@@ -34,6 +34,7 @@ mod ldap;
 mod ldap_sync;
 mod lifecycle;
 mod lifecycle_pull;
+mod lifecycle_roles;
 mod login_page;
 mod logout;
 mod ops;
