@@ -240,3 +240,21 @@ async fn the_feed_grants_and_takes_back_its_own_roles_and_leaves_the_others_alon
     assert!(bad.reason.contains("expected one of cards, fido2, provisioning"), "{bad}");
 }
 }
+
+on_both! {
+async fn an_hr_enrolment_code_is_taken_once_before_it_expires_and_a_new_one_replaces_it(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    run_feed(&dir, &feed("")).await;
+    let id = dir.account_by_username("clefevre").await.unwrap().unwrap().identity_id;
+    let (now, later) = ("2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z");
+    dir.put_hr_enrolment_code(&id, "hash-1", later, "hr-feed").await.unwrap();
+    dir.put_hr_enrolment_code(&id, "hash-2", later, "cli").await.unwrap();
+    assert_eq!(dir.take_hr_enrolment_code("hash-1", now).await.unwrap(), None, "replaced by the newer");
+    assert_eq!(dir.take_hr_enrolment_code("hash-2", now).await.unwrap(), Some((id.clone(), "cli".into())));
+    assert_eq!(dir.take_hr_enrolment_code("hash-2", now).await.unwrap(), None, "taken once");
+    dir.put_hr_enrolment_code(&id, "hash-3", later, "cli").await.unwrap();
+    assert_eq!(dir.take_hr_enrolment_code("hash-3", later).await.unwrap(), None, "expired at its instant");
+    let unknown = dir.put_hr_enrolment_code("no-such-id", "hash-4", later, "cli").await.unwrap_err();
+    assert!(matches!(unknown, DirectoryError::Invalid(m) if m.contains("no identity")));
+}
+}

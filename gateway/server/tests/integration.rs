@@ -33,6 +33,7 @@ mod key_rotation;
 mod ldap;
 mod ldap_sync;
 mod lifecycle;
+mod lifecycle_enrolment;
 mod lifecycle_pull;
 mod lifecycle_roles;
 mod login_page;
