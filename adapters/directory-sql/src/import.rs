@@ -3,11 +3,12 @@
 //!
 //! The header row names the columns, in any order (docs/identity-lifecycle.md), these required:
 //! `matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username`, and the
-//! life-cycle ones optional: `start_date,end_date,sponsor,kind`.
+//! life-cycle ones optional: `start_date,end_date,sponsor,kind,roles`.
 //! Blank values are absent values; `matricule`, `family_name` and `given_name` are required.
 //! `units` lists affectations as `UF1234:60;UF2201:40` (shares in percent, 1 to 100, at most
 //! 100 in all); `birth_date` is `YYYY-MM-DD`; `idnat` is an `idNat_PS`; the dates are
-//! `YYYY-MM-DD` or RFC 3339 instants (`crate::lifecycle::parse_instant`); `sponsor` a matricule.
+//! `YYYY-MM-DD` or RFC 3339 instants (`crate::lifecycle::parse_instant`); `sponsor` a matricule;
+//! `roles` the roles the feed grants, `;`-separated (a file without the column leaves roles alone).
 use std::collections::HashMap;
 use std::fmt;
 
@@ -49,6 +50,9 @@ pub struct HrRow {
     pub sponsor: Option<String>,
     /// Kind of person: `staff`, `intern`, `contractor`, `agency`, `mission`.
     pub kind: Option<String>,
+    /// The roles the feed grants (labels of `vigie_core::roles::Role`, sorted, once each); `None`
+    /// when the file has no `roles` column, so the feed leaves the person's roles alone.
+    pub roles: Option<Vec<String>>,
 }
 
 impl HrRow {
@@ -106,10 +110,11 @@ enum Column {
     EndDate,
     Sponsor,
     Kind,
+    Roles,
 }
 
 /// How many columns an export may have.
-const COLUMNS: usize = 13;
+const COLUMNS: usize = 14;
 /// The required columns are the first ones of [`Column::ALL`].
 const REQUIRED: usize = 9;
 
@@ -128,6 +133,7 @@ impl Column {
         Column::EndDate,
         Column::Sponsor,
         Column::Kind,
+        Column::Roles,
     ];
 
     fn name(self) -> &'static str {
@@ -145,6 +151,7 @@ impl Column {
             Column::EndDate => "end_date",
             Column::Sponsor => "sponsor",
             Column::Kind => "kind",
+            Column::Roles => "roles",
         }
     }
 }
@@ -152,7 +159,7 @@ impl Column {
 /// The header row, required columns in their usual order (any order is accepted).
 pub const HEADER: &str = "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username";
 /// The optional life-cycle columns.
-pub const LIFECYCLE_HEADER: &str = "start_date,end_date,sponsor,kind";
+pub const LIFECYCLE_HEADER: &str = "start_date,end_date,sponsor,kind,roles";
 
 /// Parses an HR export. Stops at the first problem, naming its line and column.
 pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
@@ -267,6 +274,10 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
         if let Some(kind) = &kind {
             lifecycle::check_person_kind(kind).map_err(|r| err(Column::Kind, r))?;
         }
+        let roles = positions[Column::Roles as usize]
+            .map(|_| parse_roles(value(Column::Roles)))
+            .transpose()
+            .map_err(|r| err(Column::Roles, r))?;
         rows.push(HrRow {
             line,
             matricule,
@@ -282,6 +293,7 @@ pub fn parse_hr_csv(input: &str) -> Result<Vec<HrRow>, CsvError> {
             end_at,
             sponsor,
             kind,
+            roles,
         });
     }
     Ok(rows)
@@ -386,6 +398,18 @@ fn parse_units(s: &str) -> Result<Vec<Affectation>, String> {
     Ok(units)
 }
 
+/// `cards;fido2` into the roles' labels, sorted, each once.
+fn parse_roles(s: &str) -> Result<Vec<String>, String> {
+    let mut roles = Vec::new();
+    for item in s.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+        let role = vigie_core::roles::Role::parse(item).map_err(|e| format!("{e} (roles separated by ';')"))?;
+        roles.push(role.as_str().to_owned());
+    }
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
 /// What an import did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ImportReport {
@@ -422,6 +446,9 @@ pub async fn import_rows(dir: &SqlDirectory, rows: &[HrRow]) -> Result<ImportRep
             report.identities_created += 1;
         } else {
             report.identities_updated += 1;
+        }
+        if let Some(roles) = &row.roles {
+            crate::lifecycle_store::set_feed_roles(&mut tx, &id, roles).await.map_err(at_row)?;
         }
         if let Some(username) = &row.username
             && !has_account(&mut tx, &id).await.map_err(at_row)?

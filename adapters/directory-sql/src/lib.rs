@@ -10,6 +10,7 @@ mod db;
 mod directory;
 mod directory_link;
 mod fido2;
+mod hr_enrolment;
 pub mod import;
 pub mod lifecycle;
 mod lifecycle_store;

@@ -90,6 +90,20 @@ pub struct Person {
     pub disabled: Option<bool>,
     /// `personal` or `generic`, when the person has an account.
     pub account_kind: Option<String>,
+    /// Every role the person holds, whoever granted it, sorted.
+    pub roles: Vec<String>,
+    /// The roles of [`Person::roles`] the HR feed granted ([`FEED_GRANTOR`]): the only ones a feed
+    /// takes back; those of LDAP groups, SCIM or an admin are left alone.
+    pub feed_roles: Vec<String>,
+}
+
+/// `identity_roles.granted_by` of the roles the HR feed grants.
+pub const FEED_GRANTOR: &str = "hr-feed";
+
+/// The roles the feed's `listed` roles leave the feed holding for `p`: those listed that no other
+/// source already grants (a role an admin gave stays the admin's, so it outlives the feed's word).
+pub fn feed_roles_after(p: &Person, listed: &[String]) -> Vec<String> {
+    listed.iter().filter(|r| !p.roles.contains(r) || p.feed_roles.contains(r)).cloned().collect()
 }
 
 /// Affectations in the feed's notation.
@@ -115,7 +129,7 @@ pub struct Entry {
     pub matricule: String,
     /// Login name, when known.
     pub username: Option<String>,
-    /// Movers: the fields that change; joiners: empty.
+    /// Movers: the fields that change; joiners: the roles the feed grants them, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
     /// Leavers and returners: why.
@@ -176,12 +190,15 @@ impl std::fmt::Display for FeedDiff {
             Some(u) => format!("{} ({u})", e.matricule),
             None => e.matricule.clone(),
         };
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         for e in &self.joiners {
             writeln!(f, "joiner    {}", who(e))?;
+            for c in &e.changes {
+                writeln!(f, "joiner    {}  {}: {} -> {}", who(e), c.field, show(&c.before), show(&c.after))?;
+            }
         }
         for e in &self.movers {
             for c in &e.changes {
-                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
                 writeln!(f, "mover     {}  {}: {} -> {}", who(e), c.field, show(&c.before), show(&c.after))?;
             }
         }
@@ -211,10 +228,13 @@ pub fn diff(people: &[Person], rows: &[HrRow], now: &str) -> FeedDiff {
     for row in rows {
         let ended_by_date = row.end_at.as_deref().is_some_and(|end| end <= now);
         let Some(p) = by_matricule.get(row.matricule.as_str()) else {
+            let roles = row.roles.as_deref().filter(|r| !r.is_empty());
             d.joiners.push(Entry {
                 matricule: row.matricule.clone(),
                 username: row.username.clone(),
-                changes: vec![],
+                changes: roles
+                    .map(|r| vec![Change { field: "roles", before: None, after: Some(r.join(";")) }])
+                    .unwrap_or_default(),
                 why: None,
             });
             continue;
@@ -273,6 +293,10 @@ fn changes(p: &Person, row: &HrRow) -> Vec<Change> {
     field("end_date", p.end_at.clone(), row.end_at.clone());
     field("sponsor", p.sponsor.clone(), row.sponsor.clone());
     field("kind", p.kind.clone(), row.kind.clone());
+    if let Some(listed) = &row.roles {
+        let roles = |r: &[String]| Some(r.join(";")).filter(|s| !s.is_empty());
+        field("roles", roles(&p.feed_roles), roles(&feed_roles_after(p, listed)));
+    }
     // Someone the feed takes over (an older import, SCIM) becomes HR's to end.
     field("source", p.source.clone(), Some("hr".into()));
     out

@@ -7,7 +7,7 @@ use vigie_core::directory::{AccessTarget, Account, DirectoryError, Identity};
 
 use crate::db::{Tx, on_pool, on_tx};
 use crate::directory::{failed, has_account, store_account, store_identity};
-use crate::lifecycle::{FeedDiff, Person};
+use crate::lifecycle::{FEED_GRANTOR, FeedDiff, Person};
 use crate::{HrRow, SqlDirectory};
 
 /// What applying a feed did.
@@ -74,7 +74,7 @@ type IdentityRow = (
 );
 
 impl SqlDirectory {
-    /// Everyone in the directory, as the life cycle sees them, by matricule. Three reads, whatever
+    /// Everyone in the directory, as the life cycle sees them, by matricule. Four reads, whatever
     /// the number of people (a feed of 10,000 reads the directory once).
     pub async fn people(&self) -> Result<Vec<Person>, DirectoryError> {
         let identities = on_pool!(self.pool, |c| sqlx::query_as::<_, IdentityRow>(
@@ -96,6 +96,20 @@ impl SqlDirectory {
         .fetch_all(c)
         .await)
         .map_err(|e| failed("reading the affectations", &e))?;
+        let grants = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String, String)>(
+            "SELECT identity_id, role, granted_by FROM identity_roles ORDER BY identity_id, role"
+        )
+        .fetch_all(c)
+        .await)
+        .map_err(|e| failed("reading the roles", &e))?;
+        let mut roles: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+        for (id, role, by) in grants {
+            let held = roles.entry(id).or_default();
+            if by == FEED_GRANTOR {
+                held.1.push(role.clone());
+            }
+            held.0.push(role);
+        }
         let mut accounts: HashMap<String, (String, bool, String)> =
             accounts.into_iter().map(|(id, u, d, k)| (id, (u, d, k))).collect();
         let mut units: HashMap<String, Vec<vigie_core::directory::Affectation>> = HashMap::new();
@@ -107,6 +121,7 @@ impl SqlDirectory {
             .into_iter()
             .map(|r| {
                 let account = accounts.remove(&r.0);
+                let (roles, feed_roles) = roles.remove(&r.0).unwrap_or_default();
                 let idnat = r.7.map(|s| {
                     vigie_core::IdNat::parse(&s).map_err(|_| {
                         DirectoryError::Unavailable(format!(
@@ -137,6 +152,8 @@ impl SqlDirectory {
                     disabled: account.as_ref().map(|a| a.1),
                     account_kind: account.as_ref().map(|a| a.2.clone()),
                     username: account.map(|a| a.0),
+                    roles,
+                    feed_roles,
                 })
             })
             .collect()
@@ -162,6 +179,9 @@ impl SqlDirectory {
             };
             let (id, _) = store_identity(&mut tx, &row.identity()).await.map_err(at_row)?;
             set_lifecycle(&mut tx, &id, row).await?;
+            if let Some(roles) = &row.roles {
+                set_feed_roles(&mut tx, &id, roles).await?;
+            }
             if let Some(username) = &row.username
                 && !has_account(&mut tx, &id).await.map_err(at_row)?
             {
@@ -330,6 +350,48 @@ async fn set_lifecycle(tx: &mut Tx, id: &str, row: &HrRow) -> Result<(), Directo
     .await
     .map(|r| r.rows_affected()))
     .map_err(|e| failed("storing a person's dates", &e))?;
+    Ok(())
+}
+
+/// The roles the feed grants a person become `listed`: those it granted before and no longer
+/// lists taken back, the new ones granted as [`FEED_GRANTOR`]; a role another source granted is
+/// left as it is (listed or not). The caller tells the replicas once the transaction is committed.
+pub(crate) async fn set_feed_roles(tx: &mut Tx, id: &str, listed: &[String]) -> Result<(), DirectoryError> {
+    let held = on_tx!(tx, |c| sqlx::query_scalar::<_, String>(
+        "SELECT role FROM identity_roles WHERE identity_id = $1 AND granted_by = $2"
+    )
+    .bind(id)
+    .bind(FEED_GRANTOR)
+    .fetch_all(&mut *c)
+    .await)
+    .map_err(|e| failed("reading the roles the HR feed granted", &e))?;
+    for role in held.iter().filter(|r| !listed.contains(r)) {
+        on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM identity_roles WHERE identity_id = $1 AND role = $2 AND granted_by = $3"
+        )
+        .bind(id)
+        .bind(role)
+        .bind(FEED_GRANTOR)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| failed("taking back a role the HR feed granted", &e))?;
+    }
+    let now = crate::directory::now()?;
+    for role in listed.iter().filter(|r| !held.contains(r)) {
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO identity_roles (identity_id, role, granted_at, granted_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (identity_id, role) DO NOTHING"
+        )
+        .bind(id)
+        .bind(role)
+        .bind(&now)
+        .bind(FEED_GRANTOR)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| failed("granting a role of the HR feed", &e))?;
+    }
     Ok(())
 }
 

@@ -59,6 +59,7 @@ fn columns_may_come_in_any_order_and_values_are_trimmed() {
             end_at: None,
             sponsor: None,
             kind: None,
+            roles: None,
         }]
     );
 }
@@ -217,23 +218,29 @@ fn row() -> impl Strategy<Value = HrRow> {
         units(),
         optional("[A-Za-z0-9._@-]{1,20}"),
         life(),
+        // The roles' labels, sorted as the parser gives them.
+        proptest::sample::subsequence(vec!["cards", "fido2", "provisioning"], 0..=3)
+            .prop_map(|r| r.into_iter().map(String::from).collect::<Vec<_>>()),
     )
         .prop_map(
-            |(matricule, family_name, given_name, birth_date, metier, grade, idnat, units, username, life)| HrRow {
-                line: 0,
-                matricule,
-                family_name,
-                given_name,
-                birth_date,
-                metier,
-                grade,
-                idnat: idnat.map(|s| IdNat::parse(&s).expect("generated idNat is valid")),
-                units,
-                username,
-                start_at: life.0,
-                end_at: life.1,
-                sponsor: life.2,
-                kind: life.3,
+            |(matricule, family_name, given_name, birth_date, metier, grade, idnat, units, username, life, roles)| {
+                HrRow {
+                    line: 0,
+                    matricule,
+                    family_name,
+                    given_name,
+                    birth_date,
+                    metier,
+                    grade,
+                    idnat: idnat.map(|s| IdNat::parse(&s).expect("generated idNat is valid")),
+                    units,
+                    username,
+                    start_at: life.0,
+                    end_at: life.1,
+                    sponsor: life.2,
+                    kind: life.3,
+                    roles: Some(roles),
+                }
             },
         )
 }
@@ -258,6 +265,7 @@ fn write_csv(rows: &[HrRow]) -> String {
                 r.end_at.as_deref().unwrap_or(""),
                 r.sponsor.as_deref().unwrap_or(""),
                 r.kind.as_deref().unwrap_or(""),
+                &r.roles.as_deref().unwrap_or_default().join(";"),
             ])
             .unwrap();
     }

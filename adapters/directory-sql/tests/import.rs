@@ -190,3 +190,71 @@ async fn an_end_date_holds_at_each_decision_and_the_watch_ends_the_access_once(d
     assert!(matches!(dir.reinstate("lmartin", &now()).await, Err(DirectoryError::Invalid(m)) if m.contains("has passed")));
 }
 }
+
+/// The feed with a `roles` column: `roles_of` each person by matricule prefix of the example.
+fn feed_with_roles(roles: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, line) in feed("").lines().enumerate() {
+        let extra =
+            if i == 0 { "roles" } else { roles.iter().find(|(m, _)| line.starts_with(m)).map_or("", |(_, r)| r) };
+        out.push_str(&format!("{line},{extra}\n"));
+    }
+    out
+}
+
+on_both! {
+async fn the_feed_grants_and_takes_back_its_own_roles_and_leaves_the_others_alone(db: TestDb) {
+    use vigie_core::roles::{Role, Roles};
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    // A feed without the column grants nothing and takes nothing back.
+    run_feed(&dir, &feed("")).await;
+    let id = dir.account_by_username("clefevre").await.unwrap().unwrap().identity_id;
+    dir.grant(&id, Role::Fido2, "admin:someone").await.unwrap();
+
+    // A mover gets `cards` from HR; `fido2` from an admin is listed too but stays the admin's.
+    let (diff, applied) = run_feed(&dir, &feed_with_roles(&[("004512", "cards; fido2")])).await;
+    assert_eq!((diff.movers.len(), applied.movers), (1, 1), "{diff}");
+    let c = &diff.movers[0].changes[0];
+    assert_eq!((c.field, c.before.as_deref(), c.after.as_deref()), ("roles", None, Some("cards")), "{diff}");
+    assert!(diff.to_string().contains("roles: - -> cards"), "the dry run shows role changes: {diff}");
+    assert_eq!(dir.roles_of(&id).await.unwrap(), [Role::Cards, Role::Fido2]);
+    let again = run_feed(&dir, &feed_with_roles(&[("004512", "fido2;cards")])).await.0;
+    assert!(again.is_empty(), "the same roles in another order change nothing: {again}");
+
+    // HR no longer lists them: the feed's `cards` goes, the admin's `fido2` stays.
+    let (diff, _) = run_feed(&dir, &feed_with_roles(&[])).await;
+    let c = &diff.movers[0].changes[0];
+    assert_eq!((c.field, c.before.as_deref(), c.after.as_deref()), ("roles", Some("cards"), None), "{diff}");
+    assert_eq!(dir.roles_of(&id).await.unwrap(), [Role::Fido2]);
+    let people = dir.people().await.unwrap();
+    let p = people.iter().find(|p| p.identity.id == id).unwrap();
+    assert_eq!((p.roles.clone(), p.feed_roles.clone()), (vec!["fido2".to_owned()], vec![]));
+
+    // A joiner listed with a role is shown with it, and an unknown role refuses the file.
+    let joiner = "009100,Neuf,Léa,,Infirmier,,,UF2201:100,lneuf,2020-01-01,,,staff,cards\n";
+    let rows = parse_hr_csv(&format!("{}{joiner}", feed_with_roles(&[]))).unwrap();
+    let diff = vigie_directory_sql::lifecycle::diff(&dir.people().await.unwrap(), &rows, &now());
+    assert_eq!(diff.joiners[0].changes[0].after.as_deref(), Some("cards"), "{diff}");
+    let bad = parse_hr_csv(&feed_with_roles(&[("004512", "chef")])).unwrap_err();
+    assert_eq!(bad.column, Some("roles"));
+    assert!(bad.reason.contains("expected one of cards, fido2, provisioning"), "{bad}");
+}
+}
+
+on_both! {
+async fn an_hr_enrolment_code_is_taken_once_before_it_expires_and_a_new_one_replaces_it(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    run_feed(&dir, &feed("")).await;
+    let id = dir.account_by_username("clefevre").await.unwrap().unwrap().identity_id;
+    let (now, later) = ("2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z");
+    dir.put_hr_enrolment_code(&id, "hash-1", later, "hr-feed").await.unwrap();
+    dir.put_hr_enrolment_code(&id, "hash-2", later, "cli").await.unwrap();
+    assert_eq!(dir.take_hr_enrolment_code("hash-1", now).await.unwrap(), None, "replaced by the newer");
+    assert_eq!(dir.take_hr_enrolment_code("hash-2", now).await.unwrap(), Some((id.clone(), "cli".into())));
+    assert_eq!(dir.take_hr_enrolment_code("hash-2", now).await.unwrap(), None, "taken once");
+    dir.put_hr_enrolment_code(&id, "hash-3", later, "cli").await.unwrap();
+    assert_eq!(dir.take_hr_enrolment_code("hash-3", later).await.unwrap(), None, "expired at its instant");
+    let unknown = dir.put_hr_enrolment_code("no-such-id", "hash-4", later, "cli").await.unwrap_err();
+    assert!(matches!(unknown, DirectoryError::Invalid(m) if m.contains("no identity")));
+}
+}

@@ -13,7 +13,7 @@ use common::*;
 use softkey::{SoftKey, VIRTUAL_AAGUID};
 
 /// A copy of the default policy set that the test may change.
-fn policy_dir(name: &str) -> PathBuf {
+pub(crate) fn policy_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("policies-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -189,6 +189,15 @@ pub async fn redeem_code(
     let code = p.get("code").filter(|c| c.len() <= 64).unwrap_or_default();
     // Single use: `take` returns the record to one caller only, across replicas.
     let record = match ports.store.take_json::<CodeRecord>(&code_key(code)).await {
+        Ok(Some(r)) => Ok(Some(r)),
+        // Not an admin's code: maybe HR's, issued to a joiner by another process into the directory.
+        Ok(None) => crate::lifecycle::enrolment::take(&ports.lifecycle, code)
+            .await
+            .map(|r| r.map(|(identity_id, issued_by)| CodeRecord { identity_id, issued_by }))
+            .map_err(|e| vigie_core::store::StoreError::Unavailable(e.to_string())),
+        Err(e) => Err(e),
+    };
+    let record = match record {
         Ok(Some(r)) => r,
         Ok(None) => {
             audit_trail.record(AuditEvent {

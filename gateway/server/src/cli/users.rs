@@ -72,6 +72,19 @@ pub(super) enum UsersCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Issue an HR enrolment code with which a person registers a FIDO2 key at `/account/enrol`
+    /// (single use, valid `webauthn.enrolment_code_ttl_secs`; any code they had stops working).
+    /// Shown once here; never logged nor audited (docs/identity-lifecycle.md).
+    EnrolmentCodes {
+        /// The person: login name or matricule.
+        #[arg(long)]
+        issue: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// List people: those whose access ends within a period (`--expiring-within 7d`), the generic
     /// (shared) accounts (`--kind generic`), or everyone.
     List {
@@ -182,6 +195,7 @@ pub(super) fn run(command: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::Feed { file, dry_run, json, force, target } => {
             feed(&target, file.as_deref(), dry_run, json, force)
         }
+        UsersCommand::EnrolmentCodes { issue, json, target } => enrolment_code(&target, &issue, json),
         UsersCommand::AddTemporary {
             username,
             matricule,
@@ -399,11 +413,30 @@ fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bo
             }
             (None, None) => anyhow::bail!("no feed to run"),
         };
-        if matches!(outcome, RunOutcome::Applied { .. }) {
+        let mut codes = Vec::new();
+        if let RunOutcome::Applied { diff, .. } = &outcome {
             crate::policy::view::tell_replicas(&config).await;
+            // Each joiner gets a code for a first key, shown once below (a run of `serve` issues
+            // none: nobody would see it; HR issues them with `vigie users enrolment-codes`).
+            let joiners: std::collections::HashSet<&str> = diff.joiners.iter().map(|e| e.matricule.as_str()).collect();
+            for p in dir.people().await?.into_iter().filter(|p| joiners.contains(p.identity.matricule.as_str())) {
+                let i = &p.identity;
+                codes.push(
+                    crate::lifecycle::enrolment::issue(
+                        &dir,
+                        &config,
+                        &i.id,
+                        &i.matricule,
+                        p.username.clone(),
+                        "hr-feed",
+                    )
+                    .await?,
+                );
+            }
         }
-        Ok::<_, anyhow::Error>(outcome)
+        Ok::<_, anyhow::Error>((outcome, codes))
     })?;
+    let (outcome, codes) = outcome;
     let source = match &outcome {
         RunOutcome::DryRun { file, .. }
         | RunOutcome::Unchanged { file, .. }
@@ -412,7 +445,11 @@ fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bo
         | RunOutcome::NotModified { file, .. } => file.clone(),
     };
     if json {
-        println!("{}", serde_json::to_string(&outcome)?);
+        let mut out = serde_json::to_value(&outcome)?;
+        if let Some(o) = out.as_object_mut().filter(|_| !codes.is_empty()) {
+            o.insert("enrolment_codes".into(), serde_json::to_value(&codes)?);
+        }
+        println!("{out}");
     } else {
         let what = match &outcome {
             RunOutcome::DryRun { .. } => "dry run, nothing changed",
@@ -422,9 +459,42 @@ fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bo
             RunOutcome::NotModified { .. } => "not modified since the last run",
         };
         print!("HR feed {source} ({what}): {}", outcome.diff());
+        for c in &codes {
+            println!("{}", code_line(c));
+        }
     }
     if let RunOutcome::Refused { reason, .. } = outcome {
         anyhow::bail!("{reason}");
+    }
+    Ok(())
+}
+
+/// One issued code, as HR reads it off the terminal.
+fn code_line(c: &crate::lifecycle::enrolment::HrCode) -> String {
+    let who = c.username.as_ref().map_or_else(|| c.matricule.clone(), |u| format!("{} ({u})", c.matricule));
+    format!("enrolment code {who}  {}  until {}  at {}", c.code, c.expires_at, c.enrol_url)
+}
+
+/// `vigie users enrolment-codes --issue <person>`.
+fn enrolment_code(target: &Target, who: &str, json: bool) -> anyhow::Result<()> {
+    let config = target.config()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let code = rt.block_on(async {
+        let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
+        let people = dir.people().await?;
+        let p = people.iter().find(|p| p.username.as_deref() == Some(who) || p.identity.matricule == who).ok_or_else(
+            || anyhow::anyhow!("no person with login name or matricule {who:?}: check `vigie users list`"),
+        )?;
+        if p.lifecycle_ended.is_some() || p.disabled == Some(true) {
+            anyhow::bail!("{who}'s access is ended or disabled: bring them back before issuing an enrolment code");
+        }
+        let i = &p.identity;
+        crate::lifecycle::enrolment::issue(&dir, &config, &i.id, &i.matricule, p.username.clone(), "cli").await
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&code)?);
+    } else {
+        println!("{}", code_line(&code));
     }
     Ok(())
 }

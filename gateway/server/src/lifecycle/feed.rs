@@ -163,17 +163,25 @@ pub async fn run_text(
         return Ok(RunOutcome::Refused { run, file: name, diff, reason });
     }
     let applied = dir.apply_feed(&diff, &rows, &run).await?;
+    let about = |e: &lifecycle::Entry, reason: String| AuditEvent {
+        kind: Some(AuditKind::Lifecycle),
+        outcome: Some(Outcome::Success),
+        username: e.username.clone(),
+        actor: Some(format!("hr-feed:{run}")),
+        object: Some(format!("person:{}", e.matricule)),
+        reason: Some(reason),
+        ..Default::default()
+    };
     for (entries, what) in [(&diff.leavers, "ended"), (&diff.returning, "brought back")] {
         for e in entries {
-            audit(AuditEvent {
-                kind: Some(AuditKind::Lifecycle),
-                outcome: Some(Outcome::Success),
-                username: e.username.clone(),
-                actor: Some(format!("hr-feed:{run}")),
-                object: Some(format!("person:{}", e.matricule)),
-                reason: Some(format!("{what}: {}", e.why.as_deref().unwrap_or_default())),
-                ..Default::default()
-            });
+            audit(about(e, format!("{what}: {}", e.why.as_deref().unwrap_or_default())));
+        }
+    }
+    // A role the feed grants or takes back opens or closes administration: each is on the record.
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for e in diff.joiners.iter().chain(&diff.movers) {
+        for c in e.changes.iter().filter(|c| c.field == "roles") {
+            audit(about(e, format!("roles of the HR feed: {} -> {}", show(&c.before), show(&c.after))));
         }
     }
     let forced = if percent > options.max_leavers_percent { " (past the safety stop: --force)" } else { "" };

@@ -1,6 +1,7 @@
 //! The life cycle of a person (issue 17, docs/identity-lifecycle.md): the HR feed (`feed`, pulled over HTTPS by `pull`) and the
 //! watch that ends access at each end date (`watch`), on top of the directory's `lifecycle` store.
 pub mod config;
+pub mod enrolment;
 pub mod feed;
 pub mod pull;
 pub mod watch;
