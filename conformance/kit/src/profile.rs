@@ -18,6 +18,13 @@ pub struct Profile {
     /// The `tid` registered with the ANS for the FI-tiers client (checked when given).
     #[serde(default)]
     pub fi_tiers_tid: Option<String>,
+    /// The CA of the establishment's seal (ORG_SIGN) that signs VIHFs (PEM): the DMP plan
+    /// verifies them against it.
+    #[serde(default)]
+    pub dmp_seal_ca_pem: Option<String>,
+    /// A test patient's INS-NIR the DMP plan asks VIHFs for.
+    #[serde(default)]
+    pub dmp_patient_ins: Option<String>,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
     #[serde(default)]
@@ -134,6 +141,8 @@ impl Profile {
             dpi_client: dpi,
             fi_tiers_client: fi.and_then(|c| s(&c["client_id"])),
             fi_tiers_tid: fi.and_then(|c| s(&c["fi_tiers"]["tid"])),
+            dmp_seal_ca_pem: s(&demo["dmp"]["seal_ca_pem"]),
+            dmp_patient_ins: s(&demo["dmp"]["token_exchange"]["example_patient_ins"]),
             clients,
             users,
             card,

@@ -2,7 +2,7 @@
 //! logins: for a MIE and a client's sensitivity, the expected allow / step-up / deny.
 use anyhow::ensure;
 
-use crate::flow::{Authz, Browser, Tokens, code_of};
+use crate::flow::{Authz, Browser};
 use crate::{Module, Verdict};
 
 pub fn modules() -> Vec<Module> {
@@ -35,20 +35,7 @@ async fn cps_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
         return Ok(Verdict::NotApplicable("the profile names no dpi_client or no [card]".into()));
     };
     let client = c.profile.client(&dpi)?.clone();
-    let agent = c.agent.with_card(c.ca_pem.as_deref(), &card.chain_pem, &card.key_pem)?;
-    let mut b = Browser { agent, cookies: Default::default() };
-    let a = Authz::new(&client);
-    let r = b.get(&a.url(&b.agent)).await?;
-    let to = r.location();
-    ensure!(
-        to.contains("/login?flow="),
-        "the authorization request did not lead to the login page but to {} {to}",
-        r.status
-    );
-    let flow = crate::agent::query_of(&to).get("flow").cloned().unwrap_or_default();
-    let done = b.get(&format!("/login/cps?flow={flow}")).await?;
-    let p = code_of(&done, &a)?;
-    let t = Tokens::of(&c.redeem(&a, &p["code"]).await?)?;
+    let t = c.card_tokens(&card, &Authz::new(&client)).await?;
     let claims = crate::agent::jwt_part(&t.id, 1);
     c.agent.note(
         "ID token claims (acr, amr)",

@@ -103,6 +103,7 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
             assert!(!text.contains(s.as_str()), "{name} shows a secret of the profile");
         }
         assert!(!text.contains("eyJ"), "{name} shows a JWT (a token) in clear");
+        assert!(!text.contains("PHNhbWwy"), "{name} shows a VIHF (base64url of <saml2) in clear");
         if name != "junit.xml" {
             assert!(text.contains("masked"), "{name} says where it masked secrets");
         }
@@ -111,13 +112,21 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
 }
 
 /// `policy.password_totp_transition_until` in the future lets password + TOTP open a sensitive
-/// client: the kit flags exactly that rule of the RIE and nothing else.
+/// client and reach the DMP: the kit flags exactly that rule of the RIE and the DMP refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_flags_a_gateway_where_password_totp_opens_a_sensitive_client() {
     let gw = Gateway::start(&[("VIGIE_POLICY__PASSWORD_TOTP_TRANSITION_UNTIL", "2099-12-31")]).await;
     let report = run_kit(&gw, None).await;
     let failed: Vec<&str> = report.failures().iter().map(|o| o.id.as_str()).collect();
-    assert_eq!(failed, ["rie-password-totp-sensitive-refused"], "{:#?}", report.failures());
+    assert_eq!(failed, ["rie-password-totp-sensitive-refused", "dmp-vihf-refusals"], "{:#?}", report.failures());
+    // The DMP rule follows the transition period too (`20_dmp.cedar`): the password + TOTP
+    // session at the DPI gets a VIHF, which the DMP plan reports without showing it.
+    let dmp = &report.failures()[1];
+    assert!(
+        matches!(&dmp.verdict, Verdict::Fail(why) if why.contains("password + TOTP session of the DPI") && why.contains("with a VIHF")),
+        "{:?}",
+        dmp.verdict
+    );
 }
 
 /// `openssl s_server` on the demo's certificate, or on a self-signed one when `self_signed`, with
@@ -241,4 +250,14 @@ async fn the_kit_flags_a_fi_tiers_id_token_whose_amr_is_not_phishing_resistant()
     let gw = Gateway::start(&[("VIGIE_LOGIN__AMR__CPS", "[\"pwd\"]"), ("VIGIE_LOGIN__AMR__CPE", "[\"pwd\"]")]).await;
     let report = run_only(&gw, &gw.issuer, &["psc-", "rie-"], None).await;
     assert_fails_exactly(&report, &[("psc-fi-tiers-id-token", "does not say a phishing-resistant")]);
+}
+
+/// `dmp.vihf.validity_secs` at 10 minutes (EX_AIR-040 says 30 s): the DMP plan flags exactly the
+/// lifetime check; the structure, signature, identity and refusals still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_flags_a_vihf_that_lives_longer_than_30_seconds() {
+    let gw = Gateway::start(&[("VIGIE_DMP__VIHF__VALIDITY_SECS", "600")]).await;
+    let report = run_only(&gw, &gw.issuer, &["dmp-"], None).await;
+    assert_eq!(report.outcomes.len(), 4, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_fails_exactly(&report, &[("dmp-vihf-lifetime", "EX_AIR-040 allows 30 s at most")]);
 }
