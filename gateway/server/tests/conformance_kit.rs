@@ -261,3 +261,40 @@ async fn the_kit_flags_a_vihf_that_lives_longer_than_30_seconds() {
     assert_eq!(report.outcomes.len(), 4, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
     assert_fails_exactly(&report, &[("dmp-vihf-lifetime", "EX_AIR-040 allows 30 s at most")]);
 }
+
+/// The default policies and one more file: a copy an establishment could have written.
+fn policies_with(name: &str, extra: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kit-policies-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a policy directory");
+    let src = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default"));
+    for e in std::fs::read_dir(src).expect("policies/default").flatten() {
+        if e.file_name().to_string_lossy().ends_with(".cedar") {
+            std::fs::copy(e.path(), dir.join(e.file_name())).expect("copying a policy");
+        }
+    }
+    std::fs::write(dir.join(name), extra).expect("the extra policy");
+    dir
+}
+
+/// A policy set stricter than the RIE asks (no password + TOTP, no card on non-sensitive
+/// clients): the RIE table's two "allow" cells of non-sensitive clients fail, and only them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rie_table_flags_a_policy_refusing_what_the_rie_allows() {
+    let dir = policies_with(
+        "99_too_strict.cedar",
+        "@id(\"test-too-strict\")\nforbid (principal, action == Vigie::Action::\"login_to_client\", resource)\n\
+         when { !resource.sensitive && [\"cps\", \"cpe\", \"password_totp\"].contains(context.authentication.mie) };\n",
+    );
+    let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
+    let report = run_only(&gw, &gw.issuer, &["rie-"], None).await;
+    assert_eq!(report.outcomes.len(), 5, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_fails_exactly(
+        &report,
+        &[
+            ("rie-password-totp-non-sensitive-allowed", "got no code for the non-sensitive client"),
+            ("rie-cps-opens-non-sensitive", "expected a redirect to the client, got 403"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
