@@ -74,6 +74,10 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
         assert!(!o.evidence.is_empty(), "{} kept no evidence", o.id);
     }
 
+    // The demo registers a back-channel test client (demo-bcl) whose URI is where the kit listens.
+    let bcl = report.outcomes.iter().find(|o| o.id == "oidcc-backchannel-rp-initiated-logout").expect("the module ran");
+    assert_eq!(bcl.verdict, Verdict::Pass, "{:#?}", bcl.evidence);
+
     let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit.xml");
     assert_eq!(junit.matches("<testcase ").count(), all.len(), "{junit}");
     assert!(junit.contains("failures=\"0\""), "{junit}");
