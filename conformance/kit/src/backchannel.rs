@@ -60,8 +60,8 @@ impl Receiver {
     }
 }
 
-/// One HTTP/1.1 request: its head and a `content-length` body.
-async fn read_request(s: &mut tokio::net::TcpStream) -> std::io::Result<String> {
+/// One HTTP/1.1 message (a request, or an answer): its head and a `content-length` body.
+pub async fn read_request(s: &mut tokio::net::TcpStream) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

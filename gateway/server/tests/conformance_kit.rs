@@ -2,6 +2,7 @@
 //! demo: every module passes or says why it does not apply; against a gateway weakened in one
 //! way, exactly the module that checks it fails (a check that cannot fail is a defect).
 mod proxy;
+mod relay;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -301,4 +302,31 @@ async fn the_rie_table_flags_a_policy_refusing_what_the_rie_allows() {
         ],
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tampering hop on the back-channel: `demo-bcl`'s logout token reaches the kit with another
+/// `sid` written in (its signature kept): the back-channel check fails, on the signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backchannel_check_fails_when_the_logout_token_is_altered_on_the_way() {
+    let gw = Gateway::start(&[]).await;
+    let mut profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
+    let kit_port = free_port();
+    let bcl = profile.clients.iter_mut().find(|c| c.id == "demo-bcl").expect("the demo's back-channel client");
+    let registered =
+        bcl.backchannel_logout_listen.replace(format!("127.0.0.1:{kit_port}")).expect("its listen address");
+    let relay = relay::start(&registered, kit_port).await;
+    let report = vigie_conformance::run(RunOptions {
+        target: gw.issuer.clone(),
+        profile,
+        ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
+        out: None,
+        only: vec!["oidcc-backchannel".into()],
+    })
+    .await
+    .expect("the kit runs");
+    relay.abort();
+    assert_fails_exactly(
+        &report,
+        &[("oidcc-backchannel-rp-initiated-logout", "signature or claims do not verify with the JWKS key")],
+    );
 }
