@@ -17,11 +17,23 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Listens on `addr`, waiting up to 30 s while another run holds it: the address is fixed by
+    /// the client's registration, so two runs against two targets take turns.
     pub async fn bind(addr: &str) -> anyhow::Result<Receiver> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on backchannel_logout_listen {addr} (is it free, and local?)"))?;
-        Ok(Receiver { listener })
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => return Ok(Receiver { listener }),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot listen on backchannel_logout_listen {addr} (is it free, and local?)")
+                    });
+                }
+            }
+        }
     }
 
     /// The first logout token POSTed within `wait`, answered 200 (§2.8); other requests get 400.
@@ -48,8 +60,8 @@ impl Receiver {
     }
 }
 
-/// One HTTP/1.1 request: its head and a `content-length` body.
-async fn read_request(s: &mut tokio::net::TcpStream) -> std::io::Result<String> {
+/// One HTTP/1.1 message (a request, or an answer): its head and a `content-length` body.
+pub async fn read_request(s: &mut tokio::net::TcpStream) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -268,6 +268,25 @@ impl Ctx {
         Ok((b, t, a))
     }
 
+    /// A card login for the request `a`: the test card as the TLS client certificate, the login
+    /// page's card button, the code redeemed; the tokens.
+    pub async fn card_tokens(&self, card: &crate::profile::Card, a: &Authz) -> anyhow::Result<Tokens> {
+        let agent = self.agent.with_card(self.ca_pem.as_deref(), &card.chain_pem, &card.key_pem)?;
+        let mut b = Browser { agent, cookies: BTreeMap::new() };
+        let r = b.get(&a.url(&b.agent)).await?;
+        let to = r.location();
+        ensure!(
+            to.contains("/login?flow="),
+            "the authorization request of {} did not lead to the login page but to {} {to}",
+            a.client.id,
+            r.status
+        );
+        let flow = crate::agent::query_of(&to).get("flow").cloned().unwrap_or_default();
+        let done = b.get(&format!("/login/cps?flow={flow}")).await?;
+        let p = code_of(&done, a)?;
+        Tokens::of(&self.redeem(a, &p["code"]).await?)
+    }
+
     /// Keeps `b`'s cookies as the run's session (after a module logged in again with it: the
     /// gateway may replace the session then).
     pub async fn keep_session(&self, b: &Browser) {

@@ -18,6 +18,7 @@ macro_rules! module {
 
 pub mod agent;
 pub mod backchannel;
+pub mod dmp;
 pub mod flow;
 pub mod logout;
 pub mod oidc;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod rie;
 pub mod security;
 pub mod tls;
+pub mod vihf;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -118,6 +120,7 @@ pub fn modules() -> Vec<Module> {
     m.extend(tls::modules());
     m.extend(rie::modules());
     m.extend(psc::modules());
+    m.extend(dmp::modules());
     m
 }
 

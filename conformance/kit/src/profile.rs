@@ -18,6 +18,13 @@ pub struct Profile {
     /// The `tid` registered with the ANS for the FI-tiers client (checked when given).
     #[serde(default)]
     pub fi_tiers_tid: Option<String>,
+    /// The CA of the establishment's seal (ORG_SIGN) that signs VIHFs (PEM): the DMP plan
+    /// verifies them against it.
+    #[serde(default)]
+    pub dmp_seal_ca_pem: Option<String>,
+    /// A test patient's INS-NIR the DMP plan asks VIHFs for.
+    #[serde(default)]
+    pub dmp_patient_ins: Option<String>,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
     #[serde(default)]
@@ -104,7 +111,7 @@ impl Profile {
                     redirect_uri: s(&c["redirect_uris"][0])?,
                     post_logout_redirect_uri: s(&c["post_logout_redirect_uris"][0]),
                     sensitive: c["sensitive"].as_bool().unwrap_or(false),
-                    backchannel_logout_listen: None,
+                    backchannel_logout_listen: c["backchannel_logout_uri"].as_str().and_then(loopback_listen),
                 })
             })
             .collect::<Vec<_>>();
@@ -134,11 +141,32 @@ impl Profile {
             dpi_client: dpi,
             fi_tiers_client: fi.and_then(|c| s(&c["client_id"])),
             fi_tiers_tid: fi.and_then(|c| s(&c["fi_tiers"]["tid"])),
+            dmp_seal_ca_pem: s(&demo["dmp"]["seal_ca_pem"]),
+            dmp_patient_ins: s(&demo["dmp"]["token_exchange"]["example_patient_ins"]),
             clients,
             users,
             card,
         };
         p.check()?;
         Ok(p)
+    }
+}
+
+/// `host:port` of a plain-HTTP loopback URI (where the kit itself can listen), else `None`: a
+/// back-channel URI served elsewhere (the demo app's, inside the gateway) is not the kit's.
+fn loopback_listen(uri: &str) -> Option<String> {
+    let u = url::Url::parse(uri).ok()?;
+    let host = u.host_str()?;
+    let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
+    (u.scheme() == "http" && loopback).then(|| format!("{host}:{}", u.port_or_known_default().unwrap_or(80)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_plain_http_loopback_uri_is_a_place_to_listen() {
+        assert_eq!(super::loopback_listen("http://127.0.0.1:8770/backchannel").as_deref(), Some("127.0.0.1:8770"));
+        assert_eq!(super::loopback_listen("https://localhost:8443/demo-app/backchannel-logout"), None);
+        assert_eq!(super::loopback_listen("http://app.example/backchannel"), None);
     }
 }

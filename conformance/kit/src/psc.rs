@@ -3,7 +3,7 @@
 use anyhow::{Context, ensure};
 use serde_json::Value;
 
-use crate::flow::{Authz, Browser, Ctx, Tokens, code_of};
+use crate::flow::{Authz, Ctx};
 use crate::{Module, Verdict};
 
 /// PSC's re-authentication bound (Entra guide: periodic reauth at most 4 h; reference §3).
@@ -29,19 +29,11 @@ async fn card_login(
     client: &crate::profile::Client,
     card: &crate::profile::Card,
 ) -> anyhow::Result<(Value, String)> {
-    let agent = c.agent.with_card(c.ca_pem.as_deref(), &card.chain_pem, &card.key_pem)?;
-    let mut b = Browser { agent, cookies: Default::default() };
     let a = Authz::new(client)
         .with("scope", "openid profile")
         .with("acr_values", "eidas1")
         .with("login_hint", &card.username);
-    let r = b.get(&a.url(&b.agent)).await?;
-    let to = r.location();
-    ensure!(to.contains("/login?flow="), "PSC's request did not lead to the login page but to {} {to}", r.status);
-    let flow = crate::agent::query_of(&to).get("flow").cloned().unwrap_or_default();
-    let done = b.get(&format!("/login/cps?flow={flow}")).await?;
-    let p = code_of(&done, &a)?;
-    let t = Tokens::of(&c.redeem(&a, &p["code"]).await?)?;
+    let t = c.card_tokens(card, &a).await?;
     let claims = crate::oidc::verify_jwt(c, &t.id, &client.id).await?;
     Ok((claims, t.access))
 }

@@ -2,6 +2,7 @@
 //! demo: every module passes or says why it does not apply; against a gateway weakened in one
 //! way, exactly the module that checks it fails (a check that cannot fail is a defect).
 mod proxy;
+mod relay;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -74,6 +75,10 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
         assert!(!o.evidence.is_empty(), "{} kept no evidence", o.id);
     }
 
+    // The demo registers a back-channel test client (demo-bcl) whose URI is where the kit listens.
+    let bcl = report.outcomes.iter().find(|o| o.id == "oidcc-backchannel-rp-initiated-logout").expect("the module ran");
+    assert_eq!(bcl.verdict, Verdict::Pass, "{:#?}", bcl.evidence);
+
     let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit.xml");
     assert_eq!(junit.matches("<testcase ").count(), all.len(), "{junit}");
     assert!(junit.contains("failures=\"0\""), "{junit}");
@@ -103,6 +108,7 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
             assert!(!text.contains(s.as_str()), "{name} shows a secret of the profile");
         }
         assert!(!text.contains("eyJ"), "{name} shows a JWT (a token) in clear");
+        assert!(!text.contains("PHNhbWwy"), "{name} shows a VIHF (base64url of <saml2) in clear");
         if name != "junit.xml" {
             assert!(text.contains("masked"), "{name} says where it masked secrets");
         }
@@ -111,13 +117,21 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
 }
 
 /// `policy.password_totp_transition_until` in the future lets password + TOTP open a sensitive
-/// client: the kit flags exactly that rule of the RIE and nothing else.
+/// client and reach the DMP: the kit flags exactly that rule of the RIE and the DMP refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_flags_a_gateway_where_password_totp_opens_a_sensitive_client() {
     let gw = Gateway::start(&[("VIGIE_POLICY__PASSWORD_TOTP_TRANSITION_UNTIL", "2099-12-31")]).await;
     let report = run_kit(&gw, None).await;
     let failed: Vec<&str> = report.failures().iter().map(|o| o.id.as_str()).collect();
-    assert_eq!(failed, ["rie-password-totp-sensitive-refused"], "{:#?}", report.failures());
+    assert_eq!(failed, ["rie-password-totp-sensitive-refused", "dmp-vihf-refusals"], "{:#?}", report.failures());
+    // The DMP rule follows the transition period too (`20_dmp.cedar`): the password + TOTP
+    // session at the DPI gets a VIHF, which the DMP plan reports without showing it.
+    let dmp = &report.failures()[1];
+    assert!(
+        matches!(&dmp.verdict, Verdict::Fail(why) if why.contains("password + TOTP session of the DPI") && why.contains("with a VIHF")),
+        "{:?}",
+        dmp.verdict
+    );
 }
 
 /// `openssl s_server` on the demo's certificate, or on a self-signed one when `self_signed`, with
@@ -241,4 +255,78 @@ async fn the_kit_flags_a_fi_tiers_id_token_whose_amr_is_not_phishing_resistant()
     let gw = Gateway::start(&[("VIGIE_LOGIN__AMR__CPS", "[\"pwd\"]"), ("VIGIE_LOGIN__AMR__CPE", "[\"pwd\"]")]).await;
     let report = run_only(&gw, &gw.issuer, &["psc-", "rie-"], None).await;
     assert_fails_exactly(&report, &[("psc-fi-tiers-id-token", "does not say a phishing-resistant")]);
+}
+
+/// `dmp.vihf.validity_secs` at 10 minutes (EX_AIR-040 says 30 s): the DMP plan flags exactly the
+/// lifetime check; the structure, signature, identity and refusals still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_flags_a_vihf_that_lives_longer_than_30_seconds() {
+    let gw = Gateway::start(&[("VIGIE_DMP__VIHF__VALIDITY_SECS", "600")]).await;
+    let report = run_only(&gw, &gw.issuer, &["dmp-"], None).await;
+    assert_eq!(report.outcomes.len(), 4, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_fails_exactly(&report, &[("dmp-vihf-lifetime", "EX_AIR-040 allows 30 s at most")]);
+}
+
+/// The default policies and one more file: a copy an establishment could have written.
+fn policies_with(name: &str, extra: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kit-policies-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a policy directory");
+    let src = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default"));
+    for e in std::fs::read_dir(src).expect("policies/default").flatten() {
+        if e.file_name().to_string_lossy().ends_with(".cedar") {
+            std::fs::copy(e.path(), dir.join(e.file_name())).expect("copying a policy");
+        }
+    }
+    std::fs::write(dir.join(name), extra).expect("the extra policy");
+    dir
+}
+
+/// A policy set stricter than the RIE asks (no password + TOTP, no card on non-sensitive
+/// clients): the RIE table's two "allow" cells of non-sensitive clients fail, and only them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rie_table_flags_a_policy_refusing_what_the_rie_allows() {
+    let dir = policies_with(
+        "99_too_strict.cedar",
+        "@id(\"test-too-strict\")\nforbid (principal, action == Vigie::Action::\"login_to_client\", resource)\n\
+         when { !resource.sensitive && [\"cps\", \"cpe\", \"password_totp\"].contains(context.authentication.mie) };\n",
+    );
+    let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
+    let report = run_only(&gw, &gw.issuer, &["rie-"], None).await;
+    assert_eq!(report.outcomes.len(), 5, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_fails_exactly(
+        &report,
+        &[
+            ("rie-password-totp-non-sensitive-allowed", "got no code for the non-sensitive client"),
+            ("rie-cps-opens-non-sensitive", "expected a redirect to the client, got 403"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tampering hop on the back-channel: `demo-bcl`'s logout token reaches the kit with another
+/// `sid` written in (its signature kept): the back-channel check fails, on the signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backchannel_check_fails_when_the_logout_token_is_altered_on_the_way() {
+    let gw = Gateway::start(&[]).await;
+    let mut profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
+    let kit_port = free_port();
+    let bcl = profile.clients.iter_mut().find(|c| c.id == "demo-bcl").expect("the demo's back-channel client");
+    let registered =
+        bcl.backchannel_logout_listen.replace(format!("127.0.0.1:{kit_port}")).expect("its listen address");
+    let relay = relay::start(&registered, kit_port).await;
+    let report = vigie_conformance::run(RunOptions {
+        target: gw.issuer.clone(),
+        profile,
+        ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
+        out: None,
+        only: vec!["oidcc-backchannel".into()],
+    })
+    .await
+    .expect("the kit runs");
+    relay.abort();
+    assert_fails_exactly(
+        &report,
+        &[("oidcc-backchannel-rp-initiated-logout", "signature or claims do not verify with the JWKS key")],
+    );
 }

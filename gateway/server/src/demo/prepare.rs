@@ -43,6 +43,9 @@ fn client(
     }
 }
 
+/// Where the conformance kit receives the back-channel logout tokens of `demo-bcl`.
+pub const DEMO_BACKCHANNEL_LISTEN: &str = "127.0.0.1:8770";
+
 /// Prepares the data directory and returns the demo configuration (before env overrides).
 pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Config> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -125,6 +128,19 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         amr: Default::default(),
         max_auth_age_secs: 4 * 3600,
     });
+    // The conformance kit's back-channel test client (docs/conformance.md): its logout tokens go
+    // to a fixed loopback address where the kit listens while it runs
+    // `oidcc-backchannel-rp-initiated-logout` (RFC 8252 §7.3: plain HTTP on loopback).
+    let mut bcl = client(
+        "demo-bcl",
+        ClientAuthMethod::ClientSecretBasic,
+        Some(secret_of(&secrets, "demo-bcl")),
+        &["http://127.0.0.1:8771/callback".into()],
+        &["http://127.0.0.1:8771/logged-out".into()],
+        SigningAlg::ES256,
+    );
+    bcl.name = Some("Client de test back-channel (kit de conformité)".into());
+    bcl.backchannel_logout_uri = Some(format!("http://{DEMO_BACKCHANNEL_LISTEN}/backchannel"));
 
     Ok(Config {
         issuer,
@@ -214,7 +230,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
         },
         audit_export: Default::default(),
         demo: DemoConfig { app: true, ca_file: Some(dir.join("ca.pem")), card_crl: Some(dir.join("card-ca.crl")) },
-        clients: vec![demo_app, cli, spa, jwt, dpi, psc],
+        clients: vec![demo_app, cli, spa, jwt, dpi, psc, bcl],
         psc: crate::psc::demo_config(listen.port()),
         dmp: crate::dmp::demo_config(&dir, DEMO_STRUCTURE_ID),
         health: Default::default(),

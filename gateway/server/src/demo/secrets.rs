@@ -54,7 +54,7 @@ pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// The demo clients that have a secret.
-const SECRET_CLIENTS: [&str; 4] = ["demo-app", "demo-cli", "demo-dpi", "demo-psc"];
+const SECRET_CLIENTS: [&str; 5] = ["demo-app", "demo-cli", "demo-dpi", "demo-psc", "demo-bcl"];
 
 pub(super) fn ensure_secrets(dir: &Path) -> anyhow::Result<DemoSecrets> {
     let path = dir.join("demo-secrets.json");

@@ -125,6 +125,7 @@ pub async fn seed(config: &Config, data_dir: &Path, directory: &dyn Directory) -
                 "client_secret": serde_json::Value::Null,
                 "acr": c.acr,
                 "sensitive": c.sensitive,
+                "backchannel_logout_uri": c.backchannel_logout_uri,
             });
             if c.client_secret_hash.is_some() {
                 e["client_secret"] = json!(secret_of(&secrets, &c.client_id));
