@@ -22,6 +22,7 @@ mod configured;
 mod conformance_kit;
 mod degraded;
 mod derivation;
+mod derivation_fhir;
 mod dmp;
 mod docs;
 mod edge;
