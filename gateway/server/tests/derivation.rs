@@ -28,6 +28,26 @@ fn json(out: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
+/// The (idNat, strength) proposed for a matricule in `vigie rpps propose --json`'s answer.
+pub(crate) fn proposed(found: &Value, matricule: &str) -> Vec<(String, String)> {
+    found
+        .as_array()
+        .expect("a list of proposals")
+        .iter()
+        .filter(|f| f["matricule"] == matricule)
+        .map(|f| (f["idnat"].as_str().unwrap().to_owned(), f["strength"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// The claims of the ID token a fresh login of the demo infirmière gets at `demo-app`.
+pub(crate) async fn infirmiere_id_token(gw: &Gateway) -> Value {
+    let mut b = gw.browser();
+    let a = Authz::new(gw, "demo-app");
+    let (_, code) = b.sign_in(&a, &["demo.infirmiere"]).await;
+    let t = redeem(gw, &a, &code).await;
+    gw.verify_jwt(&t.id, "demo-app", "ES256").await
+}
+
 /// The test extraction with `line` (by its idNat) removed, or with lines added.
 fn edited(drop: Option<&str>, add: &[String]) -> PathBuf {
     let text = std::fs::read_to_string(extraction()).expect("the test extraction");
@@ -82,15 +102,7 @@ async fn a_derivation_is_proposed_confirmed_by_hr_and_the_idnat_reaches_the_id_t
     stdout(&run(&["users", "feed", feed.to_str().unwrap(), "--data-dir", dir]));
 
     let found = json(&rpps(&gw, &["propose", "--json"], &[]));
-    let of = |m: &str| -> Vec<(String, String)> {
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["matricule"] == m)
-            .map(|f| (f["idnat"].as_str().unwrap().to_owned(), f["strength"].as_str().unwrap().to_owned()))
-            .collect()
-    };
+    let of = |m: &str| proposed(&found, m);
     // Camille Martin, infirmière: one infirmière of that name (the médecin namesake does not count).
     assert_eq!(of("M000101"), [("810100000045".to_owned(), "strong".to_owned())], "{found}");
     // Sophie Lambert: HR gives no health profession: weak.
@@ -104,11 +116,7 @@ async fn a_derivation_is_proposed_confirmed_by_hr_and_the_idnat_reaches_the_id_t
     assert_eq!(listed["proposals"].as_array().map(Vec::len), Some(4), "{listed}");
 
     // Nothing is applied before HR confirms.
-    let mut b = gw.browser();
-    let a = Authz::new(&gw, "demo-app");
-    let (_, code) = b.sign_in(&a, &["demo.infirmiere"]).await;
-    let t = redeem(&gw, &a, &code).await;
-    let claims = gw.verify_jwt(&t.id, "demo-app", "ES256").await;
+    let claims = infirmiere_id_token(&gw).await;
     assert!(claims.get("idnat").is_none(), "an idNat before confirmation: {claims}");
 
     let out = rpps(&gw, &["confirm", "M000101", "810999999999"], &[]);
@@ -125,11 +133,7 @@ async fn a_derivation_is_proposed_confirmed_by_hr_and_the_idnat_reaches_the_id_t
     assert!(listed["proposals"].as_array().unwrap().iter().all(|p| p["matricule"] != "M000101"), "{listed}");
 
     // A new login (fresh SSO session) carries it.
-    let mut b = gw.browser();
-    let a = Authz::new(&gw, "demo-app");
-    let (_, code) = b.sign_in(&a, &["demo.infirmiere"]).await;
-    let t = redeem(&gw, &a, &code).await;
-    let claims = gw.verify_jwt(&t.id, "demo-app", "ES256").await;
+    let claims = infirmiere_id_token(&gw).await;
     assert_eq!(claims["idnat"], "810100000045", "{claims}");
 }
 

@@ -24,6 +24,7 @@ mod conformance_kit;
 mod console;
 mod degraded;
 mod derivation;
+mod derivation_fhir;
 mod directory_replicas;
 mod dmp;
 mod docs;

@@ -1,5 +1,6 @@
 //! `vigie rpps …`: the idNat derived from the RPPS (docs/identity-lifecycle.md, "Derivation from
-//! the RPPS"): load the extraction, propose matches, HR confirms, list what waits.
+//! the RPPS"): load the extraction, propose matches, HR confirms, list what waits; look a
+//! professional up in the Annuaire Santé's FHIR API (`derivation.fhir_url`).
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -10,6 +11,8 @@ use vigie_directory_sql::SqlDirectory;
 
 use super::{Target, audit_now};
 use crate::config::Config;
+use crate::derivation::bundle::Professional;
+use crate::derivation::fhir::Fhir;
 use crate::derivation::{extraction, matching};
 
 #[derive(Subcommand)]
@@ -23,8 +26,20 @@ pub(super) enum RppsCommand {
         target: Target,
     },
     /// Match identities without an idNat against the loaded extraction (names, profession, birth
-    /// date where known); the proposals wait for HR (`vigie rpps list`, `vigie rpps confirm`).
+    /// date where known), or, when none is loaded, against the Annuaire Santé's FHIR API
+    /// (`derivation.fhir_url`); the proposals wait for HR (`vigie rpps list`, `vigie rpps confirm`).
     Propose {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Ask the Annuaire Santé's FHIR API (`derivation.fhir_url`) for a professional: by idNat or
+    /// RPPS number, or by exercise names ("family given"); prints each candidate with profession,
+    /// specialty and whether they exercise. Changes nothing.
+    Lookup {
+        /// An idNat_PS / RPPS number, or "FAMILY Given" (one argument, quoted).
+        query: String,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -38,7 +53,8 @@ pub(super) enum RppsCommand {
         target: Target,
     },
     /// HR confirms that the identity (matricule) is this professional of the RPPS: the identity
-    /// gets the idNat (ID token `idnat` claim, VIHF). Audited.
+    /// gets the idNat (ID token `idnat` claim, VIHF). Audited. The idNat is looked up in the loaded
+    /// extraction, or in the FHIR API when the extraction does not list it and one is configured.
     Confirm {
         /// Matricule of the identity.
         identity: String,
@@ -69,11 +85,15 @@ pub(super) fn run(command: RppsCommand) -> anyhow::Result<()> {
             let config = target.config()?;
             rt.block_on(async {
                 let dir = SqlDirectory::open(&config.directory.url).await?;
-                anyhow::ensure!(
-                    dir.rpps_loaded().await?,
-                    "no RPPS extraction loaded yet: run `vigie rpps load FILE` first"
-                );
-                let found = matching::propose(&dir).await?;
+                let api = Fhir::from_config(&config.derivation)?;
+                let source = match (&api, dir.rpps_loaded().await?) {
+                    (_, true) => matching::Source::Extraction,
+                    (Some(api), false) => matching::Source::Fhir(api),
+                    (None, false) => anyhow::bail!(
+                        "no RPPS extraction loaded yet: run `vigie rpps load FILE` first, or set derivation.fhir_url"
+                    ),
+                };
+                let found = matching::propose(&dir, source).await?;
                 if json {
                     println!("{}", serde_json::to_string(&found)?);
                 } else {
@@ -114,6 +134,10 @@ pub(super) fn run(command: RppsCommand) -> anyhow::Result<()> {
                 }
                 Ok(())
             })
+        }
+        RppsCommand::Lookup { query, json, target } => {
+            let config = target.config()?;
+            rt.block_on(lookup(&config, &query, json))
         }
         RppsCommand::Confirm { identity, idnat, target } => {
             let config = target.config()?;
@@ -195,7 +219,22 @@ async fn confirm(config: &Config, matricule: &str, idnat: &str) -> anyhow::Resul
         .into_iter()
         .find(|p| p.identity.matricule == matricule)
         .with_context(|| format!("no identity with matricule {matricule:?}: `vigie users list` shows them"))?;
-    let entries = dir.rpps_by_idnat(idnat.as_str()).await?;
+    let mut entries = dir.rpps_by_idnat(idnat.as_str()).await?;
+    if entries.is_empty()
+        && let Some(api) = Fhir::from_config(&config.derivation)?
+    {
+        entries = api
+            .by_identifier(idnat.as_str())
+            .await?
+            .into_iter()
+            .filter(|p| p.active && p.idnat == idnat.as_str())
+            .map(|p| p.entry())
+            .collect();
+        anyhow::ensure!(
+            !entries.is_empty(),
+            "{idnat} is not in the Annuaire Santé: check the idNat (`vigie rpps lookup`)"
+        );
+    }
     let entry = entries.iter().find(|e| !e.ended).or(entries.first()).with_context(|| {
         format!("{idnat} is not in the loaded RPPS extraction: load a current one (`vigie rpps load`), then confirm")
     })?;
@@ -229,4 +268,53 @@ async fn confirm(config: &Config, matricule: &str, idnat: &str) -> anyhow::Resul
     )?;
     crate::policy::view::tell_replicas(config).await;
     Ok(())
+}
+
+async fn lookup(config: &Config, query: &str, json: bool) -> anyhow::Result<()> {
+    let api = Fhir::from_config(&config.derivation)?
+        .context("no Annuaire Santé API configured: set derivation.fhir_url and derivation.fhir_api_key_file")?;
+    let query = query.trim();
+    let found = if !query.is_empty()
+        && query.chars().all(|c| c.is_ascii_alphanumeric())
+        && query.chars().any(|c| c.is_ascii_digit())
+    {
+        api.by_identifier(query).await?
+    } else {
+        let (family, given) = query.split_once(char::is_whitespace).unwrap_or((query, ""));
+        anyhow::ensure!(!family.is_empty(), "expected an idNat, an RPPS number or \"FAMILY Given\"");
+        api.by_name(family, given.trim()).await?
+    };
+    if json {
+        println!("{}", serde_json::to_string(&found)?);
+        return Ok(());
+    }
+    for p in &found {
+        println!("{}", describe(p));
+    }
+    println!("{} candidate(s); HR confirms one with `vigie rpps confirm MATRICULE IDNAT`", found.len());
+    Ok(())
+}
+
+/// One line of `vigie rpps lookup`.
+fn describe(p: &Professional) -> String {
+    let label = |c: &Option<(String, String)>| c.as_ref().map(|(code, l)| format!("{l} ({code})"));
+    let specialties: Vec<String> = p.specialties.iter().map(|(c, l)| format!("{l} ({c})")).collect();
+    let modes: Vec<String> =
+        p.activities.iter().filter(|a| a.active).filter_map(|a| a.mode.as_ref().map(|(_, l)| l.clone())).collect();
+    let status = match (p.active, p.exercising()) {
+        (false, _) => "deleted from the directory".to_owned(),
+        (true, false) => "no activity in exercise".to_owned(),
+        (true, true) if modes.is_empty() => "exercising".to_owned(),
+        (true, true) => format!("exercising ({})", modes.join(", ")),
+    };
+    format!(
+        "{} (RPPS {}) {} {} — {}; {}; specialty: {}; {status}",
+        p.idnat,
+        p.rpps,
+        p.family_name,
+        p.given_name,
+        label(&p.profession).unwrap_or_else(|| "profession not given".into()),
+        label(&p.category).map(|c| format!("category {c}")).unwrap_or_else(|| "category not given".into()),
+        if specialties.is_empty() { "none".to_owned() } else { specialties.join(", ") },
+    )
 }

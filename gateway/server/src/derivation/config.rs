@@ -1,5 +1,8 @@
 //! `[derivation]`: the idNat derived from the RPPS (docs/identity-lifecycle.md, "Derivation from
-//! the RPPS"): what a struck-off professional loses and the optional columns of the extraction.
+//! the RPPS"): what a struck-off professional loses, the optional columns of the extraction, and
+//! the FHIR API of the Annuaire Santé as a source (annuaire-sante.md §4).
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// What a reload does to a confirmed professional the RPPS no longer lists active.
@@ -14,7 +17,7 @@ pub enum OnStruckOff {
 }
 
 /// The derivation of the idNat.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DerivationConfig {
     /// See [`OnStruckOff`].
@@ -25,6 +28,45 @@ pub struct DerivationConfig {
     /// column, so they are configurable.
     #[serde(default)]
     pub columns: OptionalColumns,
+    /// Base of the Annuaire Santé FHIR API (`https://gateway.api.esante.gouv.fr/fhir/v2`), for
+    /// `vigie rpps lookup` and for `vigie rpps propose` when no extraction is loaded. Plain `http`
+    /// only to a loopback address (a local relay): the API key must not cross a network in clear.
+    #[serde(default)]
+    pub fhir_url: Option<String>,
+    /// File holding the API key (Gravitee portal `portal.api.esante.gouv.fr`); never logged.
+    #[serde(default)]
+    pub fhir_api_key_file: Option<PathBuf>,
+    /// Header the key goes in: `ESANTE-API-KEY` for the real API (annuaire-sante.md §4).
+    #[serde(default = "default_api_key_header")]
+    pub fhir_api_key_header: String,
+    /// PEM CA certificates trusted for the API instead of the system's (a TLS-inspecting proxy).
+    #[serde(default)]
+    pub fhir_ca_file: Option<PathBuf>,
+    /// Seconds one request may take; the API's own limit is 30 s (annuaire-sante.md §4).
+    #[serde(default = "default_fhir_timeout")]
+    pub fhir_timeout_secs: u64,
+}
+
+impl Default for DerivationConfig {
+    fn default() -> Self {
+        Self {
+            on_struck_off: OnStruckOff::default(),
+            columns: OptionalColumns::default(),
+            fhir_url: None,
+            fhir_api_key_file: None,
+            fhir_api_key_header: default_api_key_header(),
+            fhir_ca_file: None,
+            fhir_timeout_secs: default_fhir_timeout(),
+        }
+    }
+}
+
+fn default_api_key_header() -> String {
+    "ESANTE-API-KEY".into()
+}
+
+fn default_fhir_timeout() -> u64 {
+    35
 }
 
 /// Optional columns of the extraction, by header name.
@@ -75,6 +117,32 @@ impl DerivationConfig {
             if name.trim().is_empty() || name.contains('|') {
                 err(key, format!("expected a column name of the extraction's header, found {name:?}"));
             }
+        }
+        if let Some(url) = &self.fhir_url {
+            match url::Url::parse(url) {
+                Err(e) => err("derivation.fhir_url", format!("expected the API's base URL, {url:?} is not a URL: {e}")),
+                Ok(u) if u.scheme() == "https" => {}
+                Ok(u) if u.scheme() == "http" && super::fhir::loopback(&u) => {}
+                Ok(_) => err(
+                    "derivation.fhir_url",
+                    format!("expected https:// (http only to a loopback address), found {url:?}"),
+                ),
+            }
+            if self.fhir_api_key_file.is_none() {
+                err(
+                    "derivation.fhir_api_key_file",
+                    "required with derivation.fhir_url: the Annuaire Santé API wants a key".into(),
+                );
+            }
+        }
+        if reqwest::header::HeaderName::from_bytes(self.fhir_api_key_header.as_bytes()).is_err() {
+            err(
+                "derivation.fhir_api_key_header",
+                format!("expected an HTTP header name, found {:?}", self.fhir_api_key_header),
+            );
+        }
+        if !(1..=300).contains(&self.fhir_timeout_secs) {
+            err("derivation.fhir_timeout_secs", format!("expected 1 to 300 seconds, found {}", self.fhir_timeout_secs));
         }
     }
 }

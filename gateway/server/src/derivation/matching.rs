@@ -1,5 +1,5 @@
-//! Matching identities without an idNat against the loaded RPPS index, and what a reload does to
-//! the confirmed ones (struck off, exercise ended, `derivation.on_struck_off`).
+//! Matching identities without an idNat against the loaded RPPS index (or the Annuaire Santé's
+//! FHIR API, by the same rules), and what a reload does to the confirmed ones (struck off, exercise ended, `derivation.on_struck_off`).
 use std::collections::BTreeMap;
 
 use vigie_core::directory::DirectoryError;
@@ -8,6 +8,34 @@ use vigie_directory_sql::rpps::RppsEntry;
 
 use super::config::OnStruckOff;
 use super::extraction::normalise;
+use super::fhir::Fhir;
+
+/// Where the candidates come from.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// The loaded extraction.
+    Extraction,
+    /// The FHIR API, asked for each identity; deleted Practitioners (`active = false`) are no one.
+    Fhir(&'a Fhir),
+}
+
+impl Source<'_> {
+    async fn by_name(&self, dir: &SqlDirectory, family: &str, given: &str) -> anyhow::Result<Vec<RppsEntry>> {
+        let (family_norm, given_norm) = (normalise(family), normalise(given));
+        match self {
+            Source::Extraction => Ok(dir.rpps_by_name(&family_norm, &given_norm).await?),
+            // The API's name search is "starts with": only the same names, once normalised, count.
+            Source::Fhir(api) => Ok(api
+                .by_name(family, given)
+                .await?
+                .into_iter()
+                .filter(|p| p.active)
+                .map(|p| p.entry())
+                .filter(|e| e.family_norm == family_norm && e.given_norm == given_norm)
+                .collect()),
+        }
+    }
+}
 
 /// A match found for an identity.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -26,15 +54,16 @@ pub struct Found {
 
 /// Proposes matches for every identity without an idNat: a strong one when exactly one RPPS
 /// professional has the same names, the same profession and no other birth date; weak ones (every
-/// candidate) when several do, or when HR gives no profession. Replaces the pending proposals.
-pub async fn propose(dir: &SqlDirectory) -> Result<Vec<Found>, DirectoryError> {
+/// candidate) when several do, or when HR gives no profession. Replaces the pending proposals, only
+/// once every identity was matched (a source failing half way changes nothing).
+pub async fn propose(dir: &SqlDirectory, source: Source<'_>) -> anyhow::Result<Vec<Found>> {
     let mut found = Vec::new();
     for person in dir.people().await? {
         let identity = &person.identity;
         if identity.idnat.is_some() || person.status == "left" {
             continue;
         }
-        let rows = dir.rpps_by_name(&normalise(&identity.family_name), &normalise(&identity.given_name)).await?;
+        let rows = source.by_name(dir, &identity.family_name, &identity.given_name).await?;
         let mut by_idnat: BTreeMap<String, Vec<RppsEntry>> = BTreeMap::new();
         for r in rows {
             by_idnat.entry(r.idnat.clone()).or_default().push(r);

@@ -1,6 +1,9 @@
 //! The idNat derived from the national directory (issue 17, docs/identity-lifecycle.md,
 //! "Derivation from the RPPS"): the extraction file read (`extraction`), matches proposed to HR and
-//! confirmed links refreshed at each load (`matching`), on the directory's `rpps` store.
+//! confirmed links refreshed at each load (`matching`), on the directory's `rpps` store; or the
+//! Annuaire Santé's FHIR API asked instead (`fhir`, its pages read by `bundle`).
+pub mod bundle;
 pub mod config;
 pub mod extraction;
+pub mod fhir;
 pub mod matching;

@@ -86,6 +86,9 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     {
         keep("lifecycle.hr_feed", e);
     }
+    if let Err(e) = crate::derivation::fhir::Fhir::from_config(&config.derivation) {
+        keep("derivation", e);
+    }
     if let Err(e) = audit_directory(&config.audit.file) {
         keep("audit.file", e);
     }
