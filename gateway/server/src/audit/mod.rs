@@ -176,6 +176,23 @@ pub fn must_be_durable(event: &AuditEvent) -> bool {
     }
 }
 
+/// The professional's idNat for a login or token line (issue 18: the DMP handover and `vigie audit
+/// search --person` select by it): what a national provider (PSC) asserted at this login, else the
+/// directory's — read through the identity cache, which the login's policy check has just
+/// refreshed, so no extra directory read on the hot path. `None` for someone without one (or when
+/// the directory cannot be read: the line is written all the same, without it).
+pub async fn idnat_of(
+    identities: &crate::state::IdentityCache,
+    directory: &dyn vigie_core::directory::Directory,
+    auth: &vigie_core::Authentication,
+) -> Option<String> {
+    if let Some(p) = &auth.professional {
+        return Some(p.idnat.clone());
+    }
+    let identity = identities.get(directory, &auth.identity_id).await.ok().flatten()?;
+    identity.idnat.as_ref().map(|i| i.as_str().to_owned())
+}
+
 /// Appends one record from a maintenance command, synced before it returns, chained after the
 /// trail's last record under the lock the gateway's writer takes too (so a running gateway and a
 /// command never fork the chain): the file's `flock`, or PostgreSQL's append lock. `-` goes to
