@@ -39,3 +39,44 @@ async fn a_professional_s_login_and_token_lines_carry_their_idnat_and_search_sel
     assert!(kinds.contains(&"login") && kinds.contains(&"token_issued"), "search by idNat: {found:#?}");
     assert!(found.iter().all(|l| l["idnat"] == MEDECIN_IDNAT), "{found:#?}");
 }
+
+/// `vigie audit ins-hash ARGS`: its output, checked to succeed.
+fn ins_hash(args: &[&str]) -> String {
+    let out =
+        std::process::Command::new(BIN).args(["audit", "ins-hash"]).args(args).output().expect("vigie audit ins-hash");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vihf_line_names_the_patient_by_a_keyed_hmac_that_only_the_key_s_holder_matches() {
+    let gw = Gateway::start(&[]).await;
+    let t = crate::dmp::card_token(&gw).await;
+    crate::dmp::vihf_of(&gw, &t.access).await;
+    let line = gw.audit_line(|l| l["kind"] == "vihf_issued").await;
+    assert_eq!(line["idnat"], MEDECIN_IDNAT, "{line}");
+    let patient = line["patient"].as_str().expect("the patient's reference");
+    assert!(patient.starts_with("hmac-sha256:"), "{line}");
+    // The former unkeyed reference, which anyone reverses by enumerating INS-NIRs, is nowhere.
+    let text = line.to_string();
+    let plain = sha256_b64(PATIENT_INS);
+    assert!(!text.contains(&plain) && !text.contains(PATIENT_INS), "no plain hash, no INS: {text}");
+
+    // The auditor with the key matches the INS to the line; another key does not.
+    let key = gw.data_dir.join("audit-ins.key");
+    assert_eq!(ins_hash(&[PATIENT_INS, "--key", key.to_str().unwrap()]), patient);
+    let other = gw.data_dir.join("other-ins.key");
+    let made = std::process::Command::new(BIN)
+        .args(["audit", "keygen", "--ins-key", other.to_str().unwrap()])
+        .output()
+        .expect("vigie audit keygen --ins-key");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert_ne!(ins_hash(&[PATIENT_INS, "--key", other.to_str().unwrap()]), patient);
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "ins-hash", "207058575627098", "--key", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not an INS-NIR"));
+}
+
+const PATIENT_INS: &str = "207058575627097";

@@ -12,6 +12,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 pub mod api;
 pub mod chain;
 pub mod durable;
+pub mod ins;
 pub mod note;
 pub mod pg;
 pub mod search;
@@ -58,6 +59,10 @@ pub struct AuditConfig {
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
+    /// The secret key of the patients' references in the trail (HMAC-SHA256 of the INS, one line
+    /// of base64url: `vigie audit keygen --ins-key FILE`). Unset: a key for this process only,
+    /// and a patient's lines cannot be found afterwards (a warning at start).
+    pub ins_key_file: Option<PathBuf>,
     /// `[audit.syslog]`: a copy of each event to a syslog collector (the SIEM), RFC 5424 over TLS
     /// (docs/audit-export.md).
     pub syslog: Option<crate::audit_export::syslog::SyslogConfig>,
@@ -75,6 +80,7 @@ impl Default for AuditConfig {
             witness: None,
             on_failure: OnFailure::FailClosed,
             spool: None,
+            ins_key_file: None,
             syslog: None,
         }
     }
@@ -107,6 +113,14 @@ impl AuditConfig {
             for (key, problem) in syslog.problems() {
                 err(key, problem);
             }
+        }
+    }
+
+    /// The key of patient references (`ins::InsKey`): the file's, else one for this process.
+    pub fn ins_key(&self) -> anyhow::Result<ins::InsKey> {
+        match &self.ins_key_file {
+            Some(path) => ins::InsKey::load(path),
+            None => Ok(ins::InsKey::ephemeral()),
         }
     }
 

@@ -23,8 +23,9 @@ pub fn readme(manifest_digest: &str) -> String {
          traces.jsonl         les traces telles qu'écrites / the traces as written (JSON lines)\n\
          traces.fhir.ndjson   les mêmes en FHIR R4 AuditEvent / the same as FHIR R4 AuditEvent (NDJSON)\n\
          \n\
-         Le patient n'y figure que par l'empreinte SHA-256 de son INS / a patient appears only as the\n\
-         SHA-256 of their INS.\n"
+         Le patient n'y figure que par le HMAC-SHA256 de son INS sous la cle de l'etablissement\n\
+         (vigie audit ins-hash) / a patient appears only as the HMAC-SHA256 of their INS under the\n\
+         establishment's key (vigie audit ins-hash).\n"
     )
 }
 
