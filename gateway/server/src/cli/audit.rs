@@ -36,6 +36,16 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Check a handover archive: the signature of its manifest (`SHA256SUMS.sig`) by the verifier
+    /// key, the manifest, each file. Exit status 0 when intact, 1 naming what was altered.
+    VerifyHandover {
+        /// The archive (`vigie audit handover --out`).
+        archive: PathBuf,
+        /// The verifier key (`name+keyid+base64`, the `.pub` beside the checkpoint key), or a file
+        /// holding it.
+        #[arg(long)]
+        key: String,
+    },
     /// Verify a trail: each record's hash, the chain of sequence numbers and hashes, and every
     /// signed checkpoint. Exit status 0 when intact, 1 with the first broken record named
     /// (`file:line: record seq N: what`).
@@ -95,6 +105,21 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AuditCommand::VerifyHandover { archive, key } => {
+            let key = Verifier::parse(&read_key(&key)?)?;
+            let bytes =
+                std::fs::read(&archive).with_context(|| format!("reading the archive {}", archive.display()))?;
+            match crate::audit_export::handover::verify(&bytes, &key) {
+                Ok(files) => {
+                    println!("intact: the manifest is signed by {}; {} verified", key.name(), files.join(", "));
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("ALTERED: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         AuditCommand::InsHash { ins, key, config } => {
             let path = match (key, config) {
                 (Some(key), _) => key,
@@ -115,14 +140,7 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
                 let file = config.as_ref()?.audit.verifier_key_file()?;
                 Some(file.display().to_string())
             }) {
-                Some(k) => {
-                    let text = match std::fs::read_to_string(&k) {
-                        Ok(text) => text,
-                        Err(_) if k.contains('+') => k,
-                        Err(e) => return Err(e).with_context(|| format!("reading the verifier key {k}")),
-                    };
-                    Some(Verifier::parse(&text)?)
-                }
+                Some(k) => Some(Verifier::parse(&read_key(&k)?)?),
                 None => None,
             };
             let postgres =
@@ -147,6 +165,15 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
             }
             report(verify(&files, &checkpoints, key.as_ref()))
         }
+    }
+}
+
+/// A verifier key given inline (`name+keyid+base64`) or as a file holding it.
+fn read_key(k: &str) -> anyhow::Result<String> {
+    match std::fs::read_to_string(k) {
+        Ok(text) => Ok(text),
+        Err(_) if k.contains('+') => Ok(k.to_owned()),
+        Err(e) => Err(e).with_context(|| format!("reading the verifier key {k}")),
     }
 }
 
