@@ -231,16 +231,27 @@ pub type Attestation = Option<Arc<webauthn_rs::prelude::AttestationCaList>>;
 
 /// The audit trail as handlers and services hold it: each event stamped with its time.
 #[derive(Clone)]
-pub struct Audit(Arc<dyn AuditSink>, Option<Arc<crate::audit::Status>>);
+pub struct Audit(Arc<dyn AuditSink>, Option<Arc<crate::audit::Status>>, Arc<crate::audit::ins::InsKey>);
 
 impl Audit {
     pub fn new(sink: Arc<dyn AuditSink>) -> Self {
-        Self(sink, None)
+        Self(sink, None, Arc::new(crate::audit::ins::InsKey::ephemeral()))
     }
 
     /// With the file trail's writer state, for `/readyz`.
     pub fn watching(self, status: Arc<crate::audit::Status>) -> Self {
-        Self(self.0, Some(status))
+        Self(self.0, Some(status), self.2)
+    }
+
+    /// With the key of patient references (`audit.ins_key_file`).
+    pub fn with_ins_key(self, key: crate::audit::ins::InsKey) -> Self {
+        Self(self.0, self.1, Arc::new(key))
+    }
+
+    /// How a patient appears in audit lines: the keyed HMAC of their INS, never the INS itself
+    /// nor its plain hash (`audit::ins`).
+    pub fn patient_ref(&self, ins: &vigie_core::dmp::InsNir) -> String {
+        self.2.reference(ins)
     }
 
     /// Whether the trail is being written (`None`: no writer of ours to watch).

@@ -186,7 +186,7 @@ fn mtom(envelope: &str, attachments: &[&[u8]]) -> (String, Vec<u8>) {
 }
 
 /// Card login of the demo médecin to the demo DPI: its access token.
-async fn card_token(gw: &Gateway) -> Tokens {
+pub(crate) async fn card_token(gw: &Gateway) -> Tokens {
     let mut b = gw.browser_with_demo_card("demo.medecin");
     let a = Authz::new(gw, "demo-dpi");
     let code = b.sign_in_with_card(&a).await;
@@ -212,7 +212,7 @@ async fn exchange(gw: &Gateway, client_id: &str, subject: &str, extra: &[(&str, 
 }
 
 /// A successful exchange: checks the RFC 8693 §2.2.1 response and returns the VIHF's XML.
-async fn vihf_of(gw: &Gateway, subject: &str) -> String {
+pub(crate) async fn vihf_of(gw: &Gateway, subject: &str) -> String {
     let r = exchange(gw, "demo-dpi", subject, &[]).await;
     assert_eq!(r.status, 200, "token exchange: {}", r.body);
     let j = r.json();
@@ -303,7 +303,7 @@ async fn a_card_login_at_the_dpi_becomes_a_vihf_that_xmlsec1_and_pysaml2_accept(
     assert_eq!(line["client_id"], "demo-dpi");
     assert_eq!(line["method"], "cps");
     let reason = line["reason"].as_str().unwrap();
-    assert!(reason.contains("idnat 810100000011") && reason.contains("patient INS sha256:"), "{reason}");
+    assert!(reason.contains("idnat 810100000011") && reason.contains("patient INS hmac-sha256:"), "{reason}");
     assert!(!reason.contains(INS), "the INS itself is not in the trail: {reason}");
     gw.audit_line(|l| l["kind"] == "policy_decision" && l["object"] == "dmp-entitled-professional").await;
 

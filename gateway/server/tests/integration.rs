@@ -11,6 +11,7 @@ mod proxy;
 mod softkey;
 
 mod admin;
+mod audit_content;
 mod audit_export;
 mod audit_search;
 mod audit_trail;

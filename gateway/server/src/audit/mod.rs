@@ -12,6 +12,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 pub mod api;
 pub mod chain;
 pub mod durable;
+pub mod ins;
 pub mod note;
 pub mod pg;
 pub mod search;
@@ -58,6 +59,10 @@ pub struct AuditConfig {
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
+    /// The secret key of the patients' references in the trail (HMAC-SHA256 of the INS, one line
+    /// of base64url: `vigie audit keygen --ins-key FILE`). Unset: a key for this process only,
+    /// and a patient's lines cannot be found afterwards (a warning at start).
+    pub ins_key_file: Option<PathBuf>,
     /// `[audit.syslog]`: a copy of each event to a syslog collector (the SIEM), RFC 5424 over TLS
     /// (docs/audit-export.md).
     pub syslog: Option<crate::audit_export::syslog::SyslogConfig>,
@@ -75,6 +80,7 @@ impl Default for AuditConfig {
             witness: None,
             on_failure: OnFailure::FailClosed,
             spool: None,
+            ins_key_file: None,
             syslog: None,
         }
     }
@@ -107,6 +113,14 @@ impl AuditConfig {
             for (key, problem) in syslog.problems() {
                 err(key, problem);
             }
+        }
+    }
+
+    /// The key of patient references (`ins::InsKey`): the file's, else one for this process.
+    pub fn ins_key(&self) -> anyhow::Result<ins::InsKey> {
+        match &self.ins_key_file {
+            Some(path) => ins::InsKey::load(path),
+            None => Ok(ins::InsKey::ephemeral()),
         }
     }
 
@@ -174,6 +188,23 @@ pub fn must_be_durable(event: &AuditEvent) -> bool {
         ) => true,
         _ => false,
     }
+}
+
+/// The professional's idNat for a login or token line (issue 18: the DMP handover and `vigie audit
+/// search --person` select by it): what a national provider (PSC) asserted at this login, else the
+/// directory's — read through the identity cache, which the login's policy check has just
+/// refreshed, so no extra directory read on the hot path. `None` for someone without one (or when
+/// the directory cannot be read: the line is written all the same, without it).
+pub async fn idnat_of(
+    identities: &crate::state::IdentityCache,
+    directory: &dyn vigie_core::directory::Directory,
+    auth: &vigie_core::Authentication,
+) -> Option<String> {
+    if let Some(p) = &auth.professional {
+        return Some(p.idnat.clone());
+    }
+    let identity = identities.get(directory, &auth.identity_id).await.ok().flatten()?;
+    identity.idnat.as_ref().map(|i| i.as_str().to_owned())
 }
 
 /// Appends one record from a maintenance command, synced before it returns, chained after the

@@ -68,6 +68,11 @@ impl Signer {
         Self::from_pem(name, &pem).with_context(|| format!("in {}", path.display()))
     }
 
+    /// The key's name (`audit.origin`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The verifier key to hand out: `name+<key id hex>+base64(0x01 || public key)`.
     pub fn verifier_key(&self) -> String {
         let public = self.pair.public_key().as_ref();
@@ -78,7 +83,11 @@ impl Signer {
 
     /// The signed note of the chain at `link`, at `time` (RFC 3339).
     pub fn checkpoint(&self, link: &Link, time: &str) -> String {
-        let text = format!("{}\n{}\n{}\ntime {time}\n", self.name, link.seq, B64.encode(link.head));
+        self.sign(&format!("{}\n{}\n{}\ntime {time}\n", self.name, link.seq, B64.encode(link.head)))
+    }
+
+    /// `text` (lines, each ending in a newline) as a signed note by this key.
+    pub fn sign(&self, text: &str) -> String {
         let public = self.pair.public_key().as_ref();
         let mut sig = key_id(&self.name, public).to_vec();
         sig.extend_from_slice(self.pair.sign(text.as_bytes()).as_ref());
@@ -102,6 +111,11 @@ pub struct Checkpoint {
 }
 
 impl Verifier {
+    /// The key's name (`audit.origin`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn parse(key: &str) -> anyhow::Result<Self> {
         let bad = || {
             anyhow::anyhow!("the verifier key must read name+keyid+base64 (the `.pub` file `vigie audit keygen` wrote)")
@@ -123,6 +137,20 @@ impl Verifier {
 
     /// Checks a signed note and reads its checkpoint; the error says what is wrong with it.
     pub fn open(&self, note: &str) -> Result<Checkpoint, String> {
+        let text = self.open_text(note)?;
+        let mut lines = text.lines();
+        let (_origin, size, head) = (lines.next(), lines.next(), lines.next());
+        let size = size.and_then(|s| s.parse().ok()).ok_or("no size on its second line")?;
+        let head: [u8; 32] = head
+            .and_then(|h| B64.decode(h).ok())
+            .and_then(|h| h.try_into().ok())
+            .ok_or("no head hash on its third line")?;
+        let time = lines.find_map(|l| l.strip_prefix("time ")).unwrap_or_default().to_string();
+        Ok(Checkpoint { size, head, time })
+    }
+
+    /// Checks a signed note's signature by this key; its text.
+    pub fn open_text<'n>(&self, note: &'n str) -> Result<&'n str, String> {
         let split = note.rfind("\n\n").ok_or("not a signed note (no blank line before the signatures)")?;
         let (text, sigs) = (&note[..split + 1], &note[split + 2..]);
         let mut known = false;
@@ -143,15 +171,7 @@ impl Verifier {
         if !known {
             return Err(format!("no signature by the key {} (signed by another key, or forged)", self.name));
         }
-        let mut lines = text.lines();
-        let (_origin, size, head) = (lines.next(), lines.next(), lines.next());
-        let size = size.and_then(|s| s.parse().ok()).ok_or("no size on its second line")?;
-        let head: [u8; 32] = head
-            .and_then(|h| B64.decode(h).ok())
-            .and_then(|h| h.try_into().ok())
-            .ok_or("no head hash on its third line")?;
-        let time = lines.find_map(|l| l.strip_prefix("time ")).unwrap_or_default().to_string();
-        Ok(Checkpoint { size, head, time })
+        Ok(text)
     }
 }
 

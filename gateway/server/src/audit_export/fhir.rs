@@ -12,7 +12,7 @@
 //! - `agent[0]` the professional (`who.identifier`: the idNat, system `urn:oid:1.2.250.1.71.4.2.1`,
 //!   when the event knows it; the directory id otherwise, system `urn:vigie:identity`),
 //!   requestor, with the IP as `network`; `agent[1]` the OAuth client (BALP's "client" agent);
-//! - `source.observer` the gateway; `entity` the patient of a VIHF or DMP call by the SHA-256 of
+//! - `source.observer` the gateway; `entity` the patient of a VIHF or DMP call by the keyed HMAC of
 //!   the INS (never the INS), and the VIHF by its id.
 use serde_json::{Value, json};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
@@ -117,7 +117,7 @@ pub fn audit_event(event: &AuditEvent, observer: &str) -> Value {
     let mut entities = Vec::new();
     if let Some(patient) = &event.patient {
         entities.push(json!({
-            "what": { "identifier": { "system": "urn:vigie:ins-sha256", "value": patient } },
+            "what": { "identifier": { "system": "urn:vigie:ins-hmac-sha256", "value": patient } },
             "type": coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
             "role": coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient"),
         }));

@@ -14,11 +14,37 @@ pub(super) enum AuditCommand {
     /// Make the Ed25519 key that signs the checkpoints (PKCS#8 PEM, owner-only) and its verifier
     /// key in `<OUT>.pub` (give that one to whoever verifies). An existing key is kept.
     Keygen {
+        #[arg(long, required_unless_present = "ins_key")]
+        out: Option<PathBuf>,
+        /// Also (or only) make the secret key of patient references (`audit.ins_key_file`): 32
+        /// random bytes, base64url, owner-only. An existing key is kept.
         #[arg(long)]
-        out: PathBuf,
+        ins_key: Option<PathBuf>,
         /// The checkpoints' origin and key name (`audit.origin`).
         #[arg(long, default_value = "vigie.local/audit")]
         origin: String,
+    },
+    /// The reference of a patient in the trail: HMAC-SHA256 of their INS under the key of
+    /// `audit.ins_key_file` (docs/audit.md, "Patients in the trail"): search the trail for it.
+    InsHash {
+        /// The patient's INS (INS-NIR, 15 digits).
+        ins: String,
+        /// The key file (`audit.ins_key_file`).
+        #[arg(long, required_unless_present = "config")]
+        key: Option<PathBuf>,
+        /// …or the configuration naming it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a handover archive: the signature of its manifest (`SHA256SUMS.sig`) by the verifier
+    /// key, the manifest, each file. Exit status 0 when intact, 1 naming what was altered.
+    VerifyHandover {
+        /// The archive (`vigie audit handover --out`).
+        archive: PathBuf,
+        /// The verifier key (`name+keyid+base64`, the `.pub` beside the checkpoint key), or a file
+        /// holding it.
+        #[arg(long)]
+        key: String,
     },
     /// Verify a trail: each record's hash, the chain of sequence numbers and hashes, and every
     /// signed checkpoint. Exit status 0 when intact, 1 with the first broken record named
@@ -68,9 +94,44 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
             println!("give this digest with the archive, apart from it (letter, phone): the recipient checks it");
             Ok(())
         }
-        AuditCommand::Keygen { out, origin } => {
-            crate::audit::ensure_key(&out, &origin)?;
-            println!("checkpoint key: {} (keep it secret); verifier key: {}.pub", out.display(), out.display());
+        AuditCommand::Keygen { out, ins_key, origin } => {
+            if let Some(out) = out {
+                crate::audit::ensure_key(&out, &origin)?;
+                println!("checkpoint key: {} (keep it secret); verifier key: {}.pub", out.display(), out.display());
+            }
+            if let Some(path) = ins_key {
+                crate::audit::ins::ensure_file(&path)?;
+                println!("INS key: {} (keep it secret: with it an INS is matched to its lines)", path.display());
+            }
+            Ok(())
+        }
+        AuditCommand::VerifyHandover { archive, key } => {
+            let key = Verifier::parse(&read_key(&key)?)?;
+            let bytes =
+                std::fs::read(&archive).with_context(|| format!("reading the archive {}", archive.display()))?;
+            match crate::audit_export::handover::verify(&bytes, &key) {
+                Ok(files) => {
+                    println!("intact: the manifest is signed by {}; {} verified", key.name(), files.join(", "));
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("ALTERED: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        AuditCommand::InsHash { ins, key, config } => {
+            let path = match (key, config) {
+                (Some(key), _) => key,
+                (None, Some(c)) => crate::config::Config::load(&c)?
+                    .audit
+                    .ins_key_file
+                    .context("the configuration has no `audit.ins_key_file`: give --key")?,
+                (None, None) => anyhow::bail!("give --key FILE or --config FILE"),
+            };
+            let ins = vigie_core::dmp::InsNir::parse(ins.trim())
+                .map_err(|e| anyhow::anyhow!("{ins:?} is not an INS-NIR (15 digits, its key right): {e}"))?;
+            println!("{}", crate::audit::ins::InsKey::load(&path)?.reference(&ins));
             Ok(())
         }
         AuditCommand::Verify { config, url, key, checkpoints, files } => {
@@ -79,14 +140,7 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
                 let file = config.as_ref()?.audit.verifier_key_file()?;
                 Some(file.display().to_string())
             }) {
-                Some(k) => {
-                    let text = match std::fs::read_to_string(&k) {
-                        Ok(text) => text,
-                        Err(_) if k.contains('+') => k,
-                        Err(e) => return Err(e).with_context(|| format!("reading the verifier key {k}")),
-                    };
-                    Some(Verifier::parse(&text)?)
-                }
+                Some(k) => Some(Verifier::parse(&read_key(&k)?)?),
                 None => None,
             };
             let postgres =
@@ -111,6 +165,15 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
             }
             report(verify(&files, &checkpoints, key.as_ref()))
         }
+    }
+}
+
+/// A verifier key given inline (`name+keyid+base64`) or as a file holding it.
+fn read_key(k: &str) -> anyhow::Result<String> {
+    match std::fs::read_to_string(k) {
+        Ok(text) => Ok(text),
+        Err(_) if k.contains('+') => Ok(k.to_owned()),
+        Err(e) => Err(e).with_context(|| format!("reading the verifier key {k}")),
     }
 }
 

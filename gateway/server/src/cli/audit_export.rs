@@ -167,6 +167,16 @@ pub struct HandoverArgs {
     /// The archive to write (tar).
     #[arg(long)]
     pub out: PathBuf,
+    /// The checkpoint key (PKCS#8 PEM, `audit.checkpoint_key`) that signs the manifest
+    /// (`SHA256SUMS.sig`); with --config, the configuration's.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The key's name (`audit.origin`).
+    #[arg(long, default_value = "vigie.local/audit")]
+    pub origin: String,
+    /// The configuration whose `audit.checkpoint_key` and `audit.origin` sign the manifest.
+    #[arg(long, conflicts_with = "key")]
+    pub config: Option<PathBuf>,
     /// Trail files (JSON lines).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -204,8 +214,27 @@ pub fn handover(args: &HandoverArgs) -> anyhow::Result<(usize, String)> {
         .collect();
     let digest = crate::audit_export::handover::sha256_hex(manifest.as_bytes());
     let readme = crate::audit_export::handover::readme(&digest);
+    let signer = match (&args.key, &args.config) {
+        (Some(key), _) => Some(crate::audit::note::Signer::load(&args.origin, key)?),
+        (None, Some(c)) => Some(
+            crate::config::Config::load(c)?
+                .audit
+                .signer()?
+                .context("the configuration has no `audit.checkpoint_key` to sign the handover with")?,
+        ),
+        (None, None) => None,
+    };
+    let note = signer.map(|s| s.sign(&crate::audit_export::handover::manifest_note_text(s.name(), &digest)));
+    if note.is_none() {
+        eprintln!(
+            "warning: the archive is not signed (give --key or --config): only the digest sent apart vouches for it"
+        );
+    }
     let mut entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_bytes())).collect();
     entries.push(("SHA256SUMS", manifest.as_bytes()));
+    if let Some(note) = &note {
+        entries.push(("SHA256SUMS.sig", note.as_bytes()));
+    }
     entries.push(("LISEZMOI.txt", readme.as_bytes()));
     let mtime = crate::now();
     let archive = crate::audit_export::handover::tar(&entries, mtime)?;

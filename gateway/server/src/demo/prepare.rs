@@ -226,6 +226,7 @@ pub async fn prepare(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Conf
             file: dir.join("audit.jsonl").display().to_string(),
             checkpoint_key: Some(crate::audit::ensure_key(&dir.join("audit-checkpoint.pem"), "vigie.demo/audit")?),
             origin: "vigie.demo/audit".into(),
+            ins_key_file: Some(crate::audit::ins::ensure_file(&dir.join("audit-ins.key"))?),
             ..Default::default()
         },
         audit_export: Default::default(),

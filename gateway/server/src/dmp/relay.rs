@@ -9,7 +9,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::dmp::{InsNir, RelayError, Vihf};
 
 use super::runtime::parse_purpose;
-use super::vihf::{Refusal, Seal, Via, audit_refused, ins_audit_hash, vihf_for};
+use super::vihf::{Refusal, Seal, Via, audit_refused, vihf_for};
 use crate::oidc::BackChannel;
 use crate::oidc::grant::verify_access_token;
 use crate::state::{Audit, Upstreams};
@@ -160,14 +160,14 @@ pub async fn relay(
     // mismatch would trace one patient's file and ask the DMP for another's. Checked before any
     // VIHF is made: a call that cannot be relayed gets none.
     if let Some(other) = soap.patients().iter().find(|n| !n.eq_ignore_ascii_case(patient.as_str())) {
-        let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| ins_audit_hash(&o));
+        let other_hash = InsNir::parse(other).map_or_else(|_| "not an INS-NIR".into(), |o| audit.patient_ref(&o));
         audit_refused(
             audit,
             &caller,
             &claims.client_id,
             &format!(
                 "relay to {service}: the call names patient {other_hash}, X-Vigie-Patient-INS {}",
-                ins_audit_hash(&patient)
+                audit.patient_ref(&patient)
             ),
         );
         return problem(

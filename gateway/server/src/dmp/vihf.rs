@@ -9,12 +9,6 @@ use crate::oidc::grant::AccessTokenClaims;
 use crate::state::{Audit, PolicyGate, Ports};
 use crate::web::http::Caller;
 
-/// SHA-256 of a patient's INS for audit lines: whoever holds an INS finds its lines; the trail does
-/// not spell it (low entropy: a pseudonym for log pipelines, not a secret).
-pub fn ins_audit_hash(ins: &InsNir) -> String {
-    format!("sha256:{}", crate::secrets::sha256_b64(ins.as_str().as_bytes()))
-}
-
 /// Why no VIHF was issued.
 #[derive(Debug)]
 pub enum Refusal {
@@ -149,10 +143,10 @@ pub async fn vihf_for(
         request_id: Some(caller.request_id.clone()),
         object: Some(vihf.id.clone()),
         idnat: Some(idnat.as_str().to_owned()),
-        patient: Some(ins_audit_hash(patient)),
+        patient: Some(audit.patient_ref(patient)),
         reason: Some(format!(
             "idnat {idnat}; patient INS {}; purpose {purpose}; valid until {}; via {}",
-            ins_audit_hash(patient),
+            audit.patient_ref(patient),
             vihf.not_on_or_after,
             match via {
                 Via::TokenExchange => "token exchange",

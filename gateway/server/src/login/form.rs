@@ -94,7 +94,7 @@ impl Flows {
 
     /// The audit line of an attempt that did not log in.
     pub fn refused(&self, caller: &Caller, flow: &LoginFlow, mie: Mie, who: &str, reason: Option<&str>) {
-        super::audit_login(&self.audit, caller, mie, who, flow, Err(reason.unwrap_or_default()));
+        super::audit_login(&self.audit, caller, mie, who, flow, None, Err(reason.unwrap_or_default()));
     }
 
     /// Ends the attempt's login with a verified authentication ([`super::complete`]).

@@ -99,7 +99,9 @@ pub async fn complete(
     let mie = auth.mie;
     if flow.request.required_level().is_some_and(|l| auth.level < l) {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "insufficient").increment(1);
-        audit_login(&flows.audit, caller, mie, who, &flow, Err("the MIE used is weaker than the application needs"));
+        let idnat = crate::audit::idnat_of(&flows.policy.identities, flows.ports.directory.as_ref(), &auth).await;
+        let weaker = Err("the MIE used is weaker than the application needs");
+        audit_login(&flows.audit, caller, mie, who, &flow, idnat.as_deref(), weaker);
         // The flow is still there: its login page offers what the application needs.
         return pages::error_page(
             req,
@@ -132,10 +134,11 @@ pub async fn complete(
         Err(e) => return pages::unavailable(req, &e),
     };
     let decision = crate::policy::decide_login(&flows.policy, caller, &principal, client, &auth, true);
+    let idnat = crate::audit::idnat_of(&flows.policy.identities, flows.ports.directory.as_ref(), &auth).await;
     if !decision.allowed {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "policy").increment(1);
         let reason = format!("refused by policy [{}]", decision.policies.join(", "));
-        audit_login(&flows.audit, caller, mie, who, &flow, Err(&reason));
+        audit_login(&flows.audit, caller, mie, who, &flow, idnat.as_deref(), Err(&reason));
         if decision.step_up.is_empty() {
             return pages::error_page(
                 req,
@@ -171,18 +174,19 @@ pub async fn complete(
         crate::oidc::logout::end_session(flows.ending(), caller, &previous.sid).await;
     }
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "success").increment(1);
-    audit_login(&flows.audit, caller, mie, who, &flow, Ok(&s));
+    audit_login(&flows.audit, caller, mie, who, &flow, idnat.as_deref(), Ok(&s));
     crate::oidc::authorize::finish(flows.answer(), flow.request, &s, Some(cookie)).await
 }
 
 /// One audit line per login attempt, whatever the method: the session it opened, or why it
-/// failed.
+/// failed; `idnat` once the person is known (`audit::idnat_of`).
 pub fn audit_login(
     audit: &Audit,
     caller: &Caller,
     mie: Mie,
     who: &str,
     flow: &LoginFlow,
+    idnat: Option<&str>,
     result: Result<&session::Session, &str>,
 ) {
     let session = result.ok();
@@ -199,6 +203,7 @@ pub fn audit_login(
         user_agent: caller.user_agent.clone(),
         request_id: Some(caller.request_id.clone()),
         reason: result.err().map(str::to_owned),
+        idnat: idnat.map(str::to_owned),
         ..Default::default()
     });
 }

@@ -128,7 +128,14 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     // Replicas share one breaker state per upstream; one node keeps its own, as it always did.
     let health =
         Arc::new(if config.store.kind == StoreKind::Redis { health.shared_through(store.clone()) } else { health });
-    let audit = crate::state::Audit::new(audit).watching(audit_status);
+    let ins_key = config.audit.ins_key()?;
+    if ins_key.ephemeral {
+        tracing::warn!(
+            "`audit.ins_key_file` unset: patients in the audit trail are keyed for this process only and cannot be \
+             matched after a restart (`vigie audit keygen --ins-key FILE`, docs/audit.md)"
+        );
+    }
+    let audit = crate::state::Audit::new(audit).watching(audit_status).with_ins_key(ins_key);
     let principal_ttl = Duration::from_secs(config.directory.identity_cache_secs);
     let shared_store = config.store.kind == StoreKind::Redis;
     let context = crate::policy::ContextSource::new(&config.policy, health.clone());

@@ -97,6 +97,11 @@ pub fn load(config: &Config, mode: Mode) -> Result<Loaded, Problems> {
     {
         keep("audit.syslog", e);
     }
+    if let Some(path) = &config.audit.ins_key_file
+        && let Err(e) = crate::audit::ins::InsKey::load(path)
+    {
+        keep("audit.ins_key_file", e);
+    }
     if let Err(e) = config.audit.signer() {
         keep("audit.checkpoint_key", e);
     }

@@ -160,8 +160,9 @@ fn refused(audit: &Audit, caller: &Caller, client_id: Option<&str>, method: &str
     });
 }
 
-fn issued(grant: &Grant<'_>, kind: AuditKind, r: &RefreshRecord) {
-    let Grant { audit, client, caller, .. } = grant;
+async fn issued(grant: &Grant<'_>, kind: AuditKind, r: &RefreshRecord) {
+    let Grant { audit, client, caller, issuer, .. } = grant;
+    let idnat = crate::audit::idnat_of(issuer.identities, issuer.ports.directory.as_ref(), &r.authentication).await;
     audit.record(AuditEvent {
         kind: Some(kind),
         outcome: Some(Outcome::Success),
@@ -173,6 +174,7 @@ fn issued(grant: &Grant<'_>, kind: AuditKind, r: &RefreshRecord) {
         ip: Some(caller.ip.clone()),
         user_agent: caller.user_agent.clone(),
         request_id: Some(caller.request_id.clone()),
+        idnat,
         ..Default::default()
     });
 }
@@ -202,7 +204,7 @@ async fn mint(
     nonce: Option<String>,
 ) -> Result<TokenResponse, TokenError> {
     let tokens = super::grant::mint(grant.issuer, grant.client, record, nonce).await?;
-    issued(grant, kind, record);
+    issued(grant, kind, record).await;
     Ok(tokens)
 }
 

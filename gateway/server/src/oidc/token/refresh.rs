@@ -105,7 +105,7 @@ async fn rotate(
     // OIDC Core §12.2: the new ID token has no nonce; auth_time stays that of the login.
     let tokens = grant::mint_rotation(grant.issuer, grant.client, record, stored).await?;
     if tokens.is_some() {
-        super::issued(grant, AuditKind::TokenRefreshed, record);
+        super::issued(grant, AuditKind::TokenRefreshed, record).await;
     }
     Ok(tokens)
 }
