@@ -6,7 +6,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
@@ -133,24 +133,46 @@ impl PgAuditTrail {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(connect)
             .await?;
-        let before = Self::version(&pool).await?;
-        let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
-        migrator.dangerous_set_table_name("_vigie_audit_migrations");
-        // A newer Vigie's audit migrations are expand-only: an older one runs on them.
-        migrator.set_ignore_missing(true);
-        migrator.run(&pool).await.map_err(|e| AuditTrailError(format!("the audit trail's migrations: {e}")))?;
-        let after = Self::version(&pool).await?;
+        // Reading the version, migrating and reading it again are one step for whoever holds the
+        // migration lock (sqlx's advisory lock, per database, as the directory's `schema::migrate`
+        // takes it): replicas' jobs started together each report what they saw under it, and
+        // exactly one says it migrated. The pool's statement timeout bounds appends, not an index
+        // build nor the wait for another job's lock.
+        let mut conn = pool.acquire().await?;
+        sqlx::raw_sql("SET statement_timeout = 0").execute(&mut *conn).await?;
+        conn.lock().await.map_err(|e| AuditTrailError(format!("the audit trail's migration lock: {e}")))?;
+        let result = async {
+            let before = Self::version(&mut conn).await?;
+            let mut migrator = Migrator::with_migrations(MIGRATOR.iter().cloned().collect());
+            migrator.dangerous_set_table_name("_vigie_audit_migrations");
+            // A newer Vigie's audit migrations are expand-only: an older one runs on them.
+            migrator.set_ignore_missing(true);
+            // Takes the lock again: advisory locks nest within a session (released once below).
+            migrator
+                .run(&mut *conn)
+                .await
+                .map_err(|e| AuditTrailError(format!("the audit trail's migrations: {e}")))?;
+            let after = Self::version(&mut conn).await?;
+            Ok::<_, AuditTrailError>((before, after))
+        }
+        .await;
+        conn.unlock().await.map_err(|e| AuditTrailError(format!("the audit trail's migration lock: {e}")))?;
+        sqlx::raw_sql("RESET statement_timeout").execute(&mut *conn).await?;
+        drop(conn);
+        let (before, after) = result?;
         Ok((Self { pool }, before, after))
     }
 
     /// The last migration applied to the trail's tables; `None` before the first.
-    async fn version(pool: &PgPool) -> Result<Option<i64>, AuditTrailError> {
+    async fn version(conn: &mut sqlx::PgConnection) -> Result<Option<i64>, AuditTrailError> {
         let exists: Option<String> =
-            sqlx::query_scalar("SELECT to_regclass('_vigie_audit_migrations')::text").fetch_one(pool).await?;
+            sqlx::query_scalar("SELECT to_regclass('_vigie_audit_migrations')::text").fetch_one(&mut *conn).await?;
         if exists.is_none() {
             return Ok(None);
         }
-        Ok(sqlx::query_scalar("SELECT max(version) FROM _vigie_audit_migrations WHERE success").fetch_one(pool).await?)
+        Ok(sqlx::query_scalar("SELECT max(version) FROM _vigie_audit_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await?)
     }
 
     /// Appends one batch: under the append lock, reads the head, lets `seal` seal the batch after

@@ -138,6 +138,7 @@ fn help_lists_every_subcommand() {
         "clients",
         "totp",
         "cards",
+        "people",
         "admin",
         "policy",
         "directory",

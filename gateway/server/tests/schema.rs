@@ -36,11 +36,18 @@ async fn migrate_brings_a_new_postgres_directory_up_to_date_once_then_serve_star
         first.starts_with("directory (PostgreSQL): schema migrated from version none (new database) to "),
         "{first}"
     );
-    let version = first.trim_end().rsplit(' ').next().expect("the version reached").to_owned();
+    // The first line is the directory's; the audit trail's (in PostgreSQL too) follows.
+    let directory_line = first.lines().next().expect("the directory's line");
+    let version = directory_line.rsplit(' ').next().expect("the version reached").to_owned();
+    assert!(first.lines().nth(1).is_some_and(|l| l.starts_with("audit trail (PostgreSQL): ")), "{first}");
     let (rows, distinct, latest) = applied(&db.url);
     assert_eq!((rows, latest.to_string()), (distinct, version.clone()), "each migration recorded once");
     let second = stdout(&migrate(&dir, &db.url));
-    assert_eq!(second, format!("directory (PostgreSQL): schema at version {version}, up to date; nothing applied\n"));
+    assert_eq!(
+        second.lines().next(),
+        Some(format!("directory (PostgreSQL): schema at version {version}, up to date; nothing applied").as_str())
+    );
+    assert!(second.lines().nth(1).is_some_and(|l| l.contains("up to date; nothing applied")), "{second}");
     assert_eq!(applied(&db.url), (rows, distinct, latest), "a second run applies nothing");
 
     let gw = Gateway::start(&[("VIGIE_DIRECTORY__URL", &db.url)]).await;
@@ -71,9 +78,14 @@ fn three_migrations_started_at_once_on_one_empty_database_apply_the_schema_once(
         .collect();
     let outputs: Vec<String> =
         children.into_iter().map(|c| stdout(&c.wait_with_output().expect("vigie migrate"))).collect();
-    let migrated = outputs.iter().filter(|o| o.contains("schema migrated from version none (new database)")).count();
-    let up_to_date = outputs.iter().filter(|o| o.contains("up to date; nothing applied")).count();
-    assert_eq!((migrated, up_to_date), (1, 2), "{outputs:#?}");
+    // Each store (the directory, then the audit trail in the same database) is migrated by
+    // exactly one of the three and found up to date by the two others.
+    for store in ["directory (PostgreSQL): ", "audit trail (PostgreSQL): "] {
+        let lines: Vec<&str> = outputs.iter().flat_map(|o| o.lines()).filter(|l| l.starts_with(store)).collect();
+        let migrated = lines.iter().filter(|l| l.contains("schema migrated from version none (new database)")).count();
+        let up_to_date = lines.iter().filter(|l| l.contains("up to date; nothing applied")).count();
+        assert_eq!((migrated, up_to_date), (1, 2), "{store}{outputs:#?}");
+    }
     let (rows, distinct, _) = applied(&db.url);
     assert_eq!(rows, distinct, "no migration recorded twice");
     assert!(psql(&db.url, "SELECT count(*) FROM identities").trim() == "0", "the schema is there");
@@ -87,7 +99,12 @@ fn three_migrations_started_at_once_on_one_empty_database_apply_the_schema_once(
 async fn an_older_version_serves_on_a_schema_a_newer_one_expanded_and_never_migrates_it_back() {
     let Some(db) = shared_database("newer_schema") else { return };
     let dir = data_dir();
-    let version = stdout(&migrate(&dir, &db.url)).trim_end().rsplit(' ').next().expect("version").to_owned();
+    let version = stdout(&migrate(&dir, &db.url))
+        .lines()
+        .next()
+        .and_then(|directory_line| directory_line.rsplit(' ').next())
+        .expect("version")
+        .to_owned();
     psql(
         &db.url,
         "CREATE TABLE future_things (id TEXT PRIMARY KEY); \

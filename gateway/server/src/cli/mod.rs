@@ -48,7 +48,7 @@ enum Command {
     /// Validate a configuration file and every file it names (keys, anchors, certificates,
     /// policies…) without starting: what passes starts.
     CheckConfig { file: PathBuf },
-    /// Bring the directory database's schema up to date (`directory.url`), then exit.
+    /// Bring the directory database's schema up to date (`directory.url`), and the audit trail's when it is in PostgreSQL, then exit.
     Migrate {
         #[command(flatten)]
         target: Target,
