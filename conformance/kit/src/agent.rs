@@ -27,6 +27,8 @@ const SECRET_NAMES: &[&str] = &[
     "subject_token",
     "confirm",
     "logout_token",
+    // A WebAuthn credential or assertion: a signed login proof (its clientDataJSON reads as a JWT).
+    "credential",
 ];
 
 /// One request and its answer, as a report shows it.

@@ -27,6 +27,7 @@ pub mod psc;
 pub mod report;
 pub mod rie;
 pub mod security;
+pub mod softkey;
 pub mod tls;
 pub mod vihf;
 

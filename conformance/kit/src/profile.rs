@@ -29,6 +29,19 @@ pub struct Profile {
     pub users: Vec<User>,
     #[serde(default)]
     pub card: Option<Card>,
+    /// How the RIE table's FIDO2 rows get a key: `account` (default) enrols the kit's software
+    /// key on `/account/keys` after a password + TOTP login of a profile user, and revokes it
+    /// after; `none` enrols nothing (the rows are then not applicable, saying so).
+    #[serde(default)]
+    pub fido2_enrolment: Fido2Enrolment,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Fido2Enrolment {
+    #[default]
+    Account,
+    None,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -146,6 +159,8 @@ impl Profile {
             clients,
             users,
             card,
+            // The demo lets a fresh password + TOTP login add a key on the account page.
+            fido2_enrolment: Fido2Enrolment::Account,
         };
         p.check()?;
         Ok(p)

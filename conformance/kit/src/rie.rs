@@ -1,8 +1,10 @@
 //! The RIE's two-factor rules (PGSSI-S référentiel d'identification électronique), run as
 //! logins: for a MIE and a client's sensitivity, the expected allow / step-up / deny.
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 
 use crate::flow::{Authz, Browser};
+use crate::profile::Fido2Enrolment;
+use crate::softkey::SoftKey;
 use crate::{Module, Verdict};
 
 pub fn modules() -> Vec<Module> {
@@ -38,14 +40,24 @@ pub fn modules() -> Vec<Module> {
             cps_non_sensitive
         ),
         module!(
-            "rie-fido2-hardware-key",
+            "rie-fido2-software-key-opens-non-sensitive",
             "rie",
-            "RIE (PGSSI-S) clés FIDO; policies: login-rie-mie (hwk), login-non-sensitive-two-factor (swk)",
-            "A FIDO2 key: an attested hardware key opens every client, another only non-sensitive ones",
-            "Une clé FIDO2 : une clé matérielle attestée ouvre tout service, une autre les seuls non sensibles",
-            "needs a WebAuthn authenticator: run in a browser with a virtual authenticator (the gateway's own tests do, tests/browser)",
-            "demande un authentificateur WebAuthn : à passer dans un navigateur avec un authentificateur virtuel (les tests du gateway le font, tests/browser)",
-            fido2
+            "RIE (PGSSI-S) clés FIDO; WebAuthn L2 §6.1, §8.7; RFC 8176 §2 (swk); policies: login-non-sensitive-two-factor",
+            "A FIDO2 key without attestation opens a non-sensitive client, as software (swk)",
+            "Une clé FIDO2 sans attestation ouvre un service non sensible, comme logicielle (swk)",
+            "the kit's software key (attestation none), enrolled on the account page after a password + TOTP login, logs in to the RP (non-sensitive) client: a code, with the amr swk and never hwk",
+            "la clé logicielle du kit (attestation none), enrôlée sur la page du compte après une connexion mot de passe + TOTP, se connecte au client RP (non sensible) : un code, avec l'amr swk et jamais hwk",
+            fido2_non_sensitive
+        ),
+        module!(
+            "rie-fido2-software-key-sensitive-refused",
+            "rie",
+            "RIE (PGSSI-S) clés FIDO matérielles seules pour les services sensibles; policies: login-rie-mie (hwk only)",
+            "A FIDO2 key without attestation never opens a sensitive client",
+            "Une clé FIDO2 sans attestation n'ouvre jamais un service sensible",
+            "the kit's software key logs in to the DPI (sensitive) client: no code; the answer offers a stronger MIE (a card: step-up)",
+            "la clé logicielle du kit se connecte au DPI (sensible) : pas de code ; la réponse propose un MIE plus fort (une carte : step-up)",
+            fido2_sensitive
         ),
         module!(
             "rie-cps-opens-sensitive",
@@ -83,14 +95,24 @@ async fn card_opens(
     Ok(Verdict::Pass)
 }
 
-async fn password_totp_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+/// The profile's sensitive client (its `dpi_client`), or why there is none to test.
+fn sensitive_client(c: &crate::flow::Ctx) -> anyhow::Result<Result<crate::profile::Client, String>> {
     let Some(dpi) = c.profile.dpi_client.clone() else {
-        return Ok(Verdict::NotApplicable("the profile names no dpi_client (a sensitive client)".into()));
+        return Ok(Err("the profile names no dpi_client (a sensitive client)".into()));
     };
     let client = c.profile.client(&dpi)?.clone();
     if !client.sensitive {
-        return Ok(Verdict::NotApplicable(format!("the profile's dpi_client {dpi} is not marked sensitive")));
+        return Ok(Err(format!("the profile's dpi_client {dpi} is not marked sensitive")));
     }
+    Ok(Ok(client))
+}
+
+async fn password_totp_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+    let client = match sensitive_client(c)? {
+        Ok(client) => client,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let dpi = client.id.clone();
     let mut b: Browser = c.browser();
     let a = Authz::new(&client);
     let done = b.login(&a, &c.profile.users).await?;
@@ -115,27 +137,6 @@ async fn password_totp_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict
         done.status
     );
     Ok(Verdict::Pass)
-}
-
-/// A FIDO2 login needs a WebAuthn authenticator (CTAP2, an attestation the gateway verifies):
-/// the kit speaks HTTP only, so the row is reported, with the reason, never left out.
-async fn fido2(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
-    // The evidence: whether the sensitive client's login page offers a FIDO2 key at all.
-    let client = match c.profile.dpi_client.clone() {
-        Some(dpi) => c.profile.client(&dpi)?.clone(),
-        None => c.rp().clone(),
-    };
-    let mut b = c.browser();
-    let r = b.get(&Authz::new(&client).url(&b.agent)).await?;
-    let page = b.get(&r.location()).await?;
-    let offered = page.body.contains("fido2");
-    c.agent
-        .note("FIDO2 on the login page", format!("{}: {}", client.id, if offered { "offered" } else { "not offered" }));
-    Ok(Verdict::NotApplicable(format!(
-        "a FIDO2 login needs a WebAuthn authenticator (a key, or a browser's virtual authenticator); the kit speaks HTTP only and carries none (the login page of {} {} it)",
-        client.id,
-        if offered { "offers" } else { "does not offer" }
-    )))
 }
 
 /// The `amr` of the ID token in `done`'s code, redeemed; `done` must carry a code for `a`.
@@ -175,4 +176,135 @@ async fn cps_non_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
         return Ok(Verdict::NotApplicable("the profile has no [card]".into()));
     };
     card_opens(c, &card, &c.rp().clone()).await
+}
+
+/// A software key enrolled for a profile user, and the browser (its session) that enrolled it.
+struct Enrolled {
+    key: SoftKey,
+    owner: Browser,
+}
+
+/// Enrols a new software key through the account page (`/account/keys`), after a password +
+/// TOTP login to the RP client (what the profile's `fido2_enrolment = "account"` says); `None`
+/// with the reason when the profile asks for no enrolment.
+async fn enrol(c: &crate::flow::Ctx) -> anyhow::Result<Result<Enrolled, String>> {
+    if c.profile.fido2_enrolment == Fido2Enrolment::None {
+        return Ok(Err("the profile says fido2_enrolment = \"none\": the kit enrols no key on this target".into()));
+    }
+    let mut b = c.browser();
+    let login = b.login(&Authz::new(c.rp()), &c.profile.users).await?;
+    let page = b.get("/account/keys").await?;
+    ensure!(
+        page.status == 200,
+        "the account page /account/keys answered {} after a password + TOTP login",
+        page.status
+    );
+    if !page.body.contains("id=\"register-key\"") {
+        // No session to enrol from: the rows cannot run, and the password + TOTP row says why.
+        return Ok(Err(format!(
+            "the kit enrols its key on the account page after a password + TOTP login to {}, which answered {} and left no session that may add a key here (see rie-password-totp-non-sensitive-allowed; or set fido2_enrolment = \"none\")",
+            c.rp().id,
+            login.status
+        )));
+    }
+    let csrf = page.hidden("csrf").context("the account page has no hidden `csrf` input")?;
+    let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "vigie-conformance test key")]).await?;
+    ensure!(opts.status == 200, "the key creation options answered {}: {}", opts.status, opts.body);
+    let options = opts.json();
+    let rp_id = options["publicKey"]["rp"]["id"].as_str().context("the creation options name no rp.id")?.to_owned();
+    let origin = url::Url::parse(&c.agent.url("/"))?.origin().ascii_serialization();
+    let mut key = SoftKey::new(&rp_id, &origin)?;
+    let credential = key.register(&options)?.to_string();
+    let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential)]).await?;
+    if added.status == 400 && added.body.to_lowercase().contains("attest") {
+        // A target verifying attestation refuses a key that proves no model: as it should.
+        return Ok(Err(format!(
+            "the target refused to register a key with attestation \"none\" ({}): it verifies attestation, so no software key logs in there",
+            added.status
+        )));
+    }
+    ensure!(
+        added.status == 303 && added.location().contains("done=added"),
+        "the key registration answered {} {}",
+        added.status,
+        added.location()
+    );
+    c.agent.note("FIDO2 enrolment", format!("a software key registered on /account/keys for rp.id {rp_id}"));
+    Ok(Ok(Enrolled { key, owner: b }))
+}
+
+impl Enrolled {
+    /// A key login for `a` in a fresh browser: the answer to the assertion.
+    async fn login(&mut self, c: &crate::flow::Ctx, a: &Authz) -> anyhow::Result<crate::agent::Resp> {
+        let mut kb = c.browser();
+        let r = kb.get(&a.url(&kb.agent)).await?;
+        let to = r.location();
+        ensure!(to.contains("/login?flow="), "the authorization request of {} led to {} {to}", a.client.id, r.status);
+        let page = kb.get(&to).await?;
+        let flow = page.hidden("flow").context("the login page has no hidden `flow` input")?;
+        let csrf = page.hidden("csrf").context("the login page has no hidden `csrf` input")?;
+        let opts = kb.post_form("/login/fido2/options", &[("flow", &flow), ("csrf", &csrf)]).await?;
+        ensure!(opts.status == 200, "the FIDO2 login options of {} answered {}", a.client.id, opts.status);
+        let assertion = self.key.assert(&opts.json())?.to_string();
+        kb.post_form("/login/fido2", &[("flow", &flow), ("csrf", &csrf), ("credential", &assertion)]).await
+    }
+
+    /// Revokes the key (the run leaves no way in behind it).
+    async fn revoke(mut self) -> anyhow::Result<()> {
+        let page = self.owner.get("/account/keys").await?;
+        let csrf = page.hidden("csrf").context("the account page has no hidden `csrf` input")?;
+        let r = self.owner.post_form("/account/keys/revoke", &[("csrf", &csrf), ("id", &self.key.id_b64())]).await?;
+        ensure!(r.status == 303, "revoking the kit's test key answered {}", r.status);
+        Ok(())
+    }
+}
+
+async fn fido2_non_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+    let mut k = match enrol(c).await? {
+        Ok(k) => k,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let a = Authz::new(&c.rp().clone());
+    let done = k.login(c, &a).await?;
+    let amr = amr_of_code(c, &a, &done).await;
+    k.revoke().await?;
+    let amr = amr?;
+    ensure!(amr.iter().any(|m| m == "swk"), "amr {amr:?} does not say a software-secured key (RFC 8176 swk)");
+    ensure!(!amr.iter().any(|m| m == "hwk"), "amr {amr:?} says hwk for a key that proved no hardware model");
+    Ok(Verdict::Pass)
+}
+
+async fn fido2_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+    let client = match sensitive_client(c)? {
+        Ok(client) => client,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let dpi = client.id.clone();
+    let mut k = match enrol(c).await? {
+        Ok(k) => k,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let a = Authz::new(&client);
+    let done = k.login(c, &a).await;
+    k.revoke().await?;
+    let done = done?;
+    ensure!(
+        !(done.location().starts_with(&client.redirect_uri) && done.redirect_params().contains_key("code")),
+        "a software FIDO2 key (attestation none) opened the sensitive client {dpi}: a code was issued"
+    );
+    let step_up = done.body.contains("/login/cps?flow=");
+    c.agent.note(
+        "the answer",
+        format!(
+            "{} — {}",
+            done.status,
+            if step_up { "step-up: a card is offered" } else { "refused, no card offered" }
+        ),
+    );
+    ensure!(
+        step_up,
+        "the software key was refused at {dpi}, but the answer ({}) offers no card (no step-up)",
+        done.status
+    );
+    Ok(Verdict::Pass)
 }
