@@ -205,6 +205,15 @@ pub fn purge(
     Ok(outcome)
 }
 
+/// Whether the file at `path` is no longer `file` (another inode: `purge` replaced it: the writer then goes on in the new file).
+pub(super) fn replaced(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => (open.dev(), open.ino()) != (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::chain::Link;

@@ -104,15 +104,6 @@ enum Out {
     },
 }
 
-/// Whether the file at `path` is no longer `file` (another inode: a purge replaced it).
-fn replaced(file: &std::fs::File, path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(open), Ok(named)) => (open.dev(), open.ino()) != (named.dev(), named.ino()),
-        _ => false,
-    }
-}
-
 impl Out {
     fn file(path: PathBuf) -> std::io::Result<(Self, Link)> {
         let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
@@ -140,7 +131,7 @@ impl Out {
                 file.lock()?;
                 // `vigie audit purge` renames its purged copy over the trail under this lock: go
                 // on in the new file, not in the old one nobody reads any more.
-                if replaced(file, path) {
+                if super::purge::replaced(file, path) {
                     let fresh = std::fs::OpenOptions::new().read(true).append(true).open(&*path)?;
                     let _ = file.unlock();
                     *file = fresh;
