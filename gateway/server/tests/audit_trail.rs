@@ -2,7 +2,8 @@
 //! of a live gateway verified by `vigie audit verify`, which names a removed line; every login a
 //! client saw succeed is in the trail after a SIGKILL under load; a full disk (a real tmpfs of a
 //! few KiB, in a mount namespace of our own: `unshare -rm`) refuses logins with a 503 and the
-//! replica goes not ready (fail closed), then recovers when space is back; or spools.
+//! replica goes not ready (fail closed), then recovers when space is back; or spools; `vigie audit
+//! purge` stubs what is past retention and `verify` reports it purged by policy.
 use crate::common;
 
 use std::collections::HashSet;
@@ -406,4 +407,70 @@ async fn a_database_outage_spools_when_configured_into_a_chain_verified_apart() 
     assert_eq!(status, 0, "the spool is a chain of its own: {out}");
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `vigie audit purge` as an operator runs it, on a trail whose first record is past its 1-year
+/// retention: the dry run changes nothing, the purge stubs it, `vigie audit verify --config`
+/// reports it purged by policy, and a later hand edit is still named.
+#[test]
+fn the_purge_command_stubs_what_is_past_retention_and_verify_says_purged_by_policy() {
+    let dir = std::env::temp_dir().join(format!("vigie-purge-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("checkpoint.pem");
+    let vigie = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().expect("running vigie");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (status, out) = vigie(&["audit", "keygen", "--origin", "vigie.test/audit", "--out", key.to_str().unwrap()]);
+    assert_eq!(status, 0, "{out}");
+    let signer = vigie_gateway::audit::note::Signer::load("vigie.test/audit", &key).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut link = vigie_gateway::audit::chain::Link::default();
+    let mut lines = String::new();
+    for (kind, age) in [("login", 400), ("vihf_issued", 400), ("login", 10)] {
+        let at = (now - time::Duration::days(age)).format(&time::format_description::well_known::Rfc3339).unwrap();
+        lines.push_str(&link.seal(&format!(r#"{{"at":"{at}","kind":"{kind}","username":"jdupont"}}"#)));
+    }
+    let trail = dir.join("audit.jsonl");
+    std::fs::write(&trail, &lines).unwrap();
+    let note = serde_json::json!({"checkpoint": signer.checkpoint(&link, "t")});
+    std::fs::write(dir.join("audit.jsonl.checkpoints"), format!("{note}\n")).unwrap();
+    for f in ["tls.crt", "tls.key", "keys.json"] {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+    let config = dir.join("vigie.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"https://vigie.chu.example\"\n[server]\ntls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\n\
+             [directory]\nurl = \"sqlite://{d}/dir.db\"\n[keys]\nfile = \"{d}/keys.json\"\n\
+             [audit]\nfile = \"{d}/audit.jsonl\"\ncheckpoint_key = \"{d}/checkpoint.pem\"\norigin = \"vigie.test/audit\"\n\
+             [audit.retention]\ndefault = 365\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let (status, out) = vigie(&["audit", "purge", "--dry-run", "--config", config]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("would purge 1 record(s)"), "{out}");
+    assert_eq!(std::fs::read_to_string(&trail).unwrap(), lines, "a dry run changes nothing");
+
+    let (status, out) = vigie(&["audit", "purge", "--config", config]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("purged 1 record(s)"), "{out}");
+    let purged = std::fs::read_to_string(&trail).unwrap();
+    assert!(!purged.lines().next().unwrap().contains("jdupont"), "{purged}");
+    let (status, out) = vigie(&["audit", "verify", "--config", config]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("records 1..1 purged by policy on "), "{out}");
+
+    std::fs::write(&trail, purged.replacen("vihf_issued", "login", 1)).unwrap();
+    let (status, out) = vigie(&["audit", "verify", "--config", config]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("audit.jsonl:2: record seq 2: its content does not match its hash"), "{out}");
 }

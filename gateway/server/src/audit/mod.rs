@@ -15,6 +15,7 @@ pub mod durable;
 pub mod ins;
 pub mod note;
 pub mod pg;
+pub mod purge;
 pub mod search;
 pub mod verify;
 mod writer;
@@ -66,6 +67,9 @@ pub struct AuditConfig {
     /// `[audit.syslog]`: a copy of each event to a syslog collector (the SIEM), RFC 5424 over TLS
     /// (docs/audit-export.md).
     pub syslog: Option<crate::audit_export::syslog::SyslogConfig>,
+    /// `[audit.retention]`: days a record is kept, by event kind (`vihf_issued = 3653`) or
+    /// `default`; `vigie audit purge` stubs the older ones (docs/audit.md, "Retention and purge").
+    pub retention: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for AuditConfig {
@@ -82,6 +86,7 @@ impl Default for AuditConfig {
             spool: None,
             ins_key_file: None,
             syslog: None,
+            retention: Default::default(),
         }
     }
 }
@@ -109,6 +114,7 @@ impl AuditConfig {
 
     /// Checks serde cannot make, each under its key.
     pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
+        purge::Retention::validate(&self.retention, err);
         if let Some(syslog) = &self.syslog {
             for (key, problem) in syslog.problems() {
                 err(key, problem);
@@ -316,6 +322,13 @@ mod tests {
     fn the_syslog_export_is_read_and_checked_under_audit() {
         let errors = errors_with("[audit.syslog]\nurl = \"udp://127.0.0.1:514\"\n");
         assert!(errors.iter().any(|e| e.starts_with("`audit.syslog.url`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_retention_for_no_known_kind_is_named_in_the_configuration_errors() {
+        let errors = errors_with("[audit.retention]\nvihf = 3653\nlogin = 0\n");
+        assert!(errors.iter().any(|e| e.starts_with("`audit.retention.vihf`: not an event kind")), "{errors:#?}");
+        assert!(errors.iter().any(|e| e.starts_with("`audit.retention.login`: must be at least 1")), "{errors:#?}");
     }
 
     #[test]

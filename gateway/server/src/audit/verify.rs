@@ -44,6 +44,22 @@ pub struct Report {
     pub covered: u64,
     /// Bytes of a half-written last line (a crash while writing it).
     pub torn: u64,
+    /// Records purged by policy (stubs under a signed purge note), as ranges.
+    pub purged: Vec<Purged>,
+}
+
+/// Records `first..=last` purged by policy (`vigie audit purge`) on `on` (the note's time).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Purged {
+    pub first: u64,
+    pub last: u64,
+    pub on: String,
+}
+
+/// A record a signed purge note lists: its hash, the note's time.
+pub(super) struct Listed {
+    hash: [u8; 32],
+    on: String,
 }
 
 pub(super) struct Signed {
@@ -56,27 +72,41 @@ fn unreadable(file: &Path, what: &str, e: &std::io::Error) -> Broken {
     Broken { file: file.to_path_buf(), line: 0, seq: None, what: format!("cannot read the {what}: {e}") }
 }
 
+type Notes = (BTreeMap<u64, Vec<Signed>>, BTreeMap<u64, Listed>);
+
 /// Reads and checks the checkpoints of `files`: JSON lines `{"checkpoint": note}` as the writer
-/// keeps them, or a file that is one note (a witness's copy).
-fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<BTreeMap<u64, Vec<Signed>>, Broken> {
+/// keeps them, or a file that is one note (a witness's copy); and the purge notes among them
+/// (`{"purge": note}`, `vigie audit purge`).
+fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<Notes, Broken> {
     let mut notes = Vec::new();
+    let mut listed = BTreeMap::new();
     for file in files {
         let text = std::fs::read(file)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| unreadable(file, "checkpoints", &e))?;
         if text.starts_with('{') {
             for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
-                let note = serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .and_then(|v| v["checkpoint"].as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let value = serde_json::from_str::<serde_json::Value>(l).unwrap_or_default();
+                if let Some(purge) = value["purge"].as_str() {
+                    let note = super::purge::open_note(key, purge).map_err(|e| Broken {
+                        file: file.clone(),
+                        line: i + 1,
+                        seq: None,
+                        what: format!("purge note: {e}"),
+                    })?;
+                    for (seq, hash) in note.records {
+                        listed.insert(seq, Listed { hash, on: note.time.clone() });
+                    }
+                    continue;
+                }
+                let note = value["checkpoint"].as_str().map(str::to_string).unwrap_or_default();
                 notes.push((file.clone(), i + 1, note));
             }
         } else {
             notes.push((file.clone(), 1, text));
         }
     }
-    signed_notes(notes, key)
+    Ok((signed_notes(notes, key)?, listed))
 }
 
 /// Checks each note (where it was found: file or table, line or row) against `key`, by size.
@@ -100,11 +130,12 @@ pub(super) fn signed_notes(
 /// Checks `trail` (its files in order, as one stream) against the checkpoints in
 /// `checkpoint_files`, signed by `key` (no key: the chain alone).
 pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Verifier>) -> Result<Report, Broken> {
-    let signed = match key {
+    let (signed, listed) = match key {
         Some(key) => checkpoints(checkpoint_files, key)?,
-        None => BTreeMap::new(),
+        None => Default::default(),
     };
     let mut chain = Chain::new(signed);
+    chain.listed = listed;
     for file in trail {
         let bytes = std::fs::read(file).map_err(|e| unreadable(file, "trail", &e))?;
         if bytes.is_empty() {
@@ -133,6 +164,8 @@ pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Veri
 /// The check of one chain, record after record, from wherever the records come (files, a table).
 pub(super) struct Chain {
     signed: BTreeMap<u64, Vec<Signed>>,
+    /// The records purge notes list.
+    pub(super) listed: BTreeMap<u64, Listed>,
     pub(super) report: Report,
     /// The record before: its sequence number, hash, file (or table) and line (or row).
     before: Option<(u64, [u8; 32], PathBuf, usize)>,
@@ -140,7 +173,7 @@ pub(super) struct Chain {
 
 impl Chain {
     pub(super) fn new(signed: BTreeMap<u64, Vec<Signed>>) -> Self {
-        Self { signed, report: Report::default(), before: None }
+        Self { signed, listed: BTreeMap::new(), report: Report::default(), before: None }
     }
 
     /// Checks the next record, `line` of `file`.
@@ -156,7 +189,30 @@ impl Chain {
             }
             return Err(at(None, "not a sealed audit record: inserted, cut or mangled".into()));
         };
-        if !record.intact {
+        if !record.intact && super::purge::is_stub(line) {
+            // A stub keeps the record's hash but not what it hashed: only a signed purge note
+            // listing that hash vouches for it (docs/audit.md, "Retention and purge").
+            match self.listed.get(&record.seq) {
+                Some(l) if l.hash == record.hash => match report.purged.last_mut() {
+                    Some(p) if p.last + 1 == record.seq && p.on == l.on => p.last = record.seq,
+                    _ => report.purged.push(Purged { first: record.seq, last: record.seq, on: l.on.clone() }),
+                },
+                Some(_) => {
+                    return Err(at(
+                        Some(record.seq),
+                        "a purged record whose hash differs from its signed purge note: stubbed by hand".into(),
+                    ));
+                }
+                None => {
+                    return Err(at(
+                        Some(record.seq),
+                        "a purged record, but no signed purge note covers it (checked with the verifier key): \
+                         removed by hand, not by `vigie audit purge`"
+                            .into(),
+                    ));
+                }
+            }
+        } else if !record.intact {
             return Err(at(Some(record.seq), "its content does not match its hash: the record was edited".into()));
         }
         let expected = self.before.as_ref().map_or(1, |(seq, ..)| seq + 1);
@@ -274,7 +330,7 @@ mod tests {
         let t = Trail::new("intact", 10, &[5, 10]);
         assert_eq!(
             t.check().unwrap(),
-            Report { records: 10, last: 10, unchained: 0, checkpoints: 2, covered: 10, torn: 0 }
+            Report { records: 10, last: 10, unchained: 0, checkpoints: 2, covered: 10, torn: 0, purged: vec![] }
         );
     }
 

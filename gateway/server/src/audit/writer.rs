@@ -127,8 +127,17 @@ impl Out {
                 }
                 out.flush()
             }
-            Out::File { file, path: _, len } => {
+            Out::File { file, path, len } => {
                 file.lock()?;
+                // `vigie audit purge` renames its purged copy over the trail under this lock: go
+                // on in the new file, not in the old one nobody reads any more.
+                if super::purge::replaced(file, path) {
+                    let fresh = std::fs::OpenOptions::new().read(true).append(true).open(&*path)?;
+                    let _ = file.unlock();
+                    *file = fresh;
+                    file.lock()?;
+                    *len = u64::MAX;
+                }
                 let result = (|| {
                     if file.metadata()?.len() != *len {
                         let r = chain::resume(file)?;

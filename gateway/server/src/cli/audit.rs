@@ -69,6 +69,17 @@ pub(super) enum AuditCommand {
         /// Trail files, read in order as one chain (the trail, then its spool).
         files: Vec<PathBuf>,
     },
+    /// Purge the file trail of the records past their retention (`[audit.retention]`): each
+    /// becomes a stub keeping its link, and one note signed with the checkpoint key lists them,
+    /// so the trail still verifies (docs/audit.md, "Retention and purge").
+    Purge {
+        /// Configuration: `audit.file`, `audit.retention`, `audit.checkpoint_key`.
+        #[arg(long)]
+        config: PathBuf,
+        /// Say what would be purged; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Search the trail by person (id or idNat), client, event kind, time range and result, newest
     /// first, as a table, JSON lines or CSV (docs/audit.md, "Searching").
     Search(super::audit_search::SearchArgs),
@@ -83,6 +94,7 @@ pub(super) enum AuditCommand {
 pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Search(args) => super::audit_search::run(&args),
+        AuditCommand::Purge { config, dry_run } => purge(&crate::config::Config::load(&config)?, dry_run),
         AuditCommand::Export(args) => {
             let n = super::audit_export::run(&args)?;
             eprintln!("{n} event(s) exported");
@@ -168,6 +180,40 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `vigie audit purge`: the file trail only (on PostgreSQL the gateway's role may not delete: a
+/// purge there is not built yet).
+fn purge(config: &crate::config::Config, dry_run: bool) -> anyhow::Result<()> {
+    let audit = &config.audit;
+    if audit.postgres_url(&config.directory.url).is_some() {
+        anyhow::bail!(
+            "the trail is in PostgreSQL: `vigie audit purge` purges a file trail (`audit.file`) only for now"
+        );
+    }
+    if audit.file == "-" {
+        anyhow::bail!("`audit.file` is standard output: there is no trail to purge");
+    }
+    let signer = audit.signer()?.context(
+        "`audit.checkpoint_key` is not set: a purge is signed with the checkpoint key, or `verify` could not tell it \
+         from tampering",
+    )?;
+    let retention = crate::audit::purge::Retention(&audit.retention);
+    let trail = PathBuf::from(&audit.file);
+    let now = time::OffsetDateTime::now_utc();
+    let o = crate::audit::purge::purge(&trail, &audit.checkpoint_log(), &signer, &retention, now, dry_run)?;
+    let verb = if dry_run { "would purge" } else { "purged" };
+    match (o.purged.first(), o.purged.last()) {
+        (Some(first), Some(last)) => {
+            println!("{verb} {} record(s) past their retention (between seq {first} and {last})", o.purged.len())
+        }
+        _ => println!("nothing past its retention"),
+    }
+    println!("{} kept within their retention; {} purged before", o.kept, o.already);
+    if o.undated > 0 {
+        println!("{} record(s) without a readable time (`at`): kept", o.undated);
+    }
+    Ok(())
+}
+
 /// A verifier key given inline (`name+keyid+base64`) or as a file holding it.
 fn read_key(k: &str) -> anyhow::Result<String> {
     match std::fs::read_to_string(k) {
@@ -218,6 +264,9 @@ fn report(result: Result<crate::audit::verify::Report, crate::audit::verify::Bro
                     "the last line is half a record ({} bytes): the gateway died while writing it, never acknowledged; it is cut off at the next start",
                     r.torn
                 );
+            }
+            for p in &r.purged {
+                println!("records {}..{} purged by policy on {}", p.first, p.last, p.on);
             }
             if r.last > r.covered {
                 println!("records {}..{} are chained but no checkpoint covers them yet", r.covered + 1, r.last);
