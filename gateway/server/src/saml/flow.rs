@@ -2,7 +2,6 @@
 //! HTTP-POST, §3.5), is checked against the SP's metadata, and the browser goes through
 //! `/authorize` as the SP's OIDC client; the code comes back to `/saml/callback`, is redeemed
 //! here once, and the signed Response is posted to the SP's AssertionConsumerService.
-use std::io::Read;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
 use super::context::Requested;
+use super::decode;
 use super::idp::{HTTP_POST, Idp, Sp};
 use super::response::{self, Statement};
 use crate::config::Config;
@@ -29,8 +29,6 @@ use crate::web::pages::{Back, Say, error_page, unavailable};
 
 /// The browser that started a SAML login: only it ends it at the callback.
 const LOGIN_COOKIE: &str = "__Host-vigie-saml";
-/// An inflated AuthnRequest larger than this is refused (a DEFLATE bomb).
-const MAX_REQUEST: u64 = 64 * 1024;
 
 parts! {
     /// What the SAML endpoints reach: the settings (SPs, issuer), the store (the started login,
@@ -84,8 +82,9 @@ pub async fn sso_redirect(req: HttpRequest, saml: Saml) -> HttpResponse {
         return refuse(&req, &saml, "no SAMLRequest", BAD_REQUEST);
     };
     // §3.4.4.1: base64 of the raw DEFLATE of the XML.
-    let Some(xml) = STANDARD.decode(encoded.as_bytes()).ok().and_then(|raw| inflate(&raw)) else {
-        return refuse(&req, &saml, "SAMLRequest is not base64 DEFLATE", BAD_REQUEST);
+    let xml = match decode::redirect_request(&encoded) {
+        Ok(xml) => xml,
+        Err(why) => return refuse(&req, &saml, why.reason(), BAD_REQUEST),
     };
     let signature = match (param("SigAlg"), param("Signature")) {
         (Some(alg), Some(sig)) => Some((alg, sig)),
@@ -97,11 +96,12 @@ pub async fn sso_redirect(req: HttpRequest, saml: Saml) -> HttpResponse {
 /// `POST /saml/sso` with `SAMLRequest` (base64 XML) and `RelayState` (saml-bindings §3.5.4).
 pub async fn sso_post(req: HttpRequest, saml: Saml, form: web::Form<Vec<(String, String)>>) -> HttpResponse {
     let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let xml = param("SAMLRequest")
-        .and_then(|e| STANDARD.decode(e.split_whitespace().collect::<String>()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok());
-    let Some(xml) = xml else {
-        return refuse(&req, &saml, "SAMLRequest missing or not base64 XML", BAD_REQUEST);
+    let Some(encoded) = param("SAMLRequest") else {
+        return refuse(&req, &saml, "no SAMLRequest", BAD_REQUEST);
+    };
+    let xml = match decode::post_request(&encoded) {
+        Ok(xml) => xml,
+        Err(why) => return refuse(&req, &saml, why.reason(), BAD_REQUEST),
     };
     accept(req, saml, xml, param("RelayState"), Binding::Post).await
 }
@@ -113,12 +113,6 @@ enum Binding {
         signature: Option<(String, String)>,
     },
     Post,
-}
-
-fn inflate(raw: &[u8]) -> Option<String> {
-    let mut out = String::new();
-    flate2::read::DeflateDecoder::new(raw).take(MAX_REQUEST).read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>, binding: Binding) -> HttpResponse {

@@ -5,6 +5,7 @@
 pub mod config;
 #[cfg(feature = "saml")]
 mod context;
+pub mod decode;
 #[cfg(feature = "saml")]
 pub mod demo;
 #[cfg(feature = "saml")]
