@@ -6,9 +6,11 @@ InResponseTo, validity), printing what it read as JSON. Exit status 1, with pysa
 stderr, when it refuses a Response.
 
   sp.py CONF.json metadata                     -> the SP's metadata XML on stdout
-  sp.py CONF.json redirect [--sign] [--acs URL] -> {"id", "url"}
+  sp.py CONF.json redirect [--sign] [--acs URL] [--passive] [--force] [--context CLASS [--comparison C]]
+                                               -> {"id", "url"}
   sp.py CONF.json post [--sign]                -> {"id", "SAMLRequest", "RelayState"}
-  sp.py CONF.json parse REQUEST_ID < b64       -> {"name_id", "name_id_format", "attributes", "authn_context"}
+  sp.py CONF.json parse REQUEST_ID < b64       -> {"name_id", "name_id_format", "attributes", "authn_context",
+                                                   "authn_instant"}
 
 CONF.json: {"entity_id", "acs", "key", "cert", "idp_metadata" (optional)}.
 """
@@ -68,6 +70,17 @@ def main():
     # --passive: IsPassive="true" (saml-core §3.4.1): no login page, an answer either way.
     if "--passive" in sys.argv:
         extra["is_passive"] = "true"
+    # --force: ForceAuthn="true" (saml-core §3.4.1): a new login even with a session.
+    if "--force" in sys.argv:
+        extra["force_authn"] = "true"
+    # --context CLASS [--comparison exact|minimum|better|maximum]: RequestedAuthnContext
+    # (saml-core §3.3.2.2.1), as pysaml2 builds it.
+    if "--context" in sys.argv:
+        comparison = sys.argv[sys.argv.index("--comparison") + 1] if "--comparison" in sys.argv else "exact"
+        extra["requested_authn_context"] = {
+            "authn_context_class_ref": [sys.argv[sys.argv.index("--context") + 1]],
+            "comparison": comparison,
+        }
     sp = client(conf, sign)
     if command == "metadata":
         print(str(entity_descriptor(sp.config)))
@@ -97,6 +110,7 @@ def main():
             "name_id_format": r.name_id.format,
             "attributes": r.get_identity(),
             "authn_context": [a[0] for a in r.authn_info()],
+            "authn_instant": [a[2] for a in r.authn_info()],
             "in_response_to": r.in_response_to,
         }))
     else:

@@ -3,7 +3,8 @@
 //! the `xmlsec1` CLI). A login with password + TOTP through the real `vigie`, SSO and pairwise
 //! NameIDs, HTTP-Redirect and HTTP-POST, and the refusals: an ACS URL not in the SP's metadata,
 //! an unsigned or badly signed request from an SP that must sign, an altered Response, one
-//! presented for another request, and a wrapped (XSW) Response.
+//! presented for another request, and a wrapped (XSW) Response; `RequestedAuthnContext` as a
+//! step-up (and `NoAuthnContext` when nothing reaches it), `ForceAuthn`, and a card login.
 use crate::common;
 
 use std::path::{Path, PathBuf};
@@ -103,8 +104,8 @@ fn openssl_pair(dir: &Path, name: &str, cn: &str) {
 
 /// The gateway with two SPs: `lab` (persistent NameID, attributes) and `rh`, which must sign its
 /// requests (transient NameID), and the pysaml2 SPs that play them.
-async fn estate() -> (Gateway, Sp, Sp, PathBuf) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("saml-{}", std::process::id()));
+async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("saml-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     openssl_pair(&dir, "idp", "vigie-saml");
@@ -122,7 +123,7 @@ async fn estate() -> (Gateway, Sp, Sp, PathBuf) {
     );
     let d = |f: &str| dir.join(f).display().to_string();
     let saml = format!(
-        r#"{{key_file="{}", cert_file="{}", pairwise_secret_file="{}", sps=[{{metadata="{}", client_id="lab", nameid="persistent", attributes=["given_name", "family_name", "matricule", "mie"]}}, {{metadata="{}", client_id="rh", nameid="transient", require_signed_requests=true}}]}}"#,
+        r#"{{key_file="{}", cert_file="{}", pairwise_secret_file="{}", sps=[{{metadata="{}", client_id="lab", nameid="persistent", attributes=["given_name", "family_name", "matricule", "idnat", "mie"]}}, {{metadata="{}", client_id="rh", nameid="transient", require_signed_requests=true}}]}}"#,
         d("idp.key"),
         d("idp.crt"),
         d("pairwise"),
@@ -168,22 +169,29 @@ fn fresh(b: &mut Browser<'_>) {
     b.http = b.gw.http();
 }
 
+/// A first login to `lab` over HTTP-Redirect (password + TOTP): what pysaml2 read, the Response
+/// and the RelayState that came back.
+async fn first_login(lab: &Sp, b: &mut Browser<'_>) -> (Value, String, Option<String>) {
+    let req = lab.json(&["redirect"]);
+    let (response, relay) = to_the_sp(b, req["url"].as_str().expect("url")).await;
+    let id = req["id"].as_str().expect("id");
+    let read = lab.parse(id, &response).unwrap_or_else(|e| panic!("pysaml2 refused Vigie's Response: {e}"));
+    assert_eq!(read["authn_context"][0], "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken");
+    (read, response, relay)
+}
+
 #[tokio::test]
 async fn pysaml2_logs_in_with_password_totp_and_refuses_forgeries() {
-    let (gw, lab, rh, dir) = estate().await;
+    let (gw, lab, rh, dir) = estate("forgeries").await;
     let mut b = gw.browser();
 
     // HTTP-Redirect, unsigned (lab need not sign): login, then pysaml2 checks the Response.
-    let req = lab.json(&["redirect"]);
-    let (response, relay) = to_the_sp(&mut b, req["url"].as_str().expect("url")).await;
+    let (read, response, relay) = first_login(&lab, &mut b).await;
     assert_eq!(relay.as_deref(), Some("lab-page"), "RelayState comes back as sent");
-    let id = req["id"].as_str().expect("id");
-    let read = lab.parse(id, &response).unwrap_or_else(|e| panic!("pysaml2 refused Vigie's Response: {e}"));
     assert_eq!(read["name_id_format"], "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
     let attrs = &read["attributes"];
     assert!(attrs["urn:vigie:attribute:given_name"][0].as_str().is_some_and(|v| !v.is_empty()), "{read}");
     assert_eq!(attrs["urn:vigie:attribute:mie"][0], "password_totp", "{read}");
-    assert_eq!(read["authn_context"][0], "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken");
     let xml = String::from_utf8(STANDARD.decode(&response).expect("base64")).expect("UTF-8");
     assert!(xml.contains("http://www.w3.org/2001/04/xmlenc#sha256"), "SHA-256 digest: {xml}");
     assert!(!xml.contains("xmldsig#sha1"), "no SHA-1 anywhere: {xml}");
@@ -283,5 +291,106 @@ async fn pysaml2_logs_in_with_password_totp_and_refuses_forgeries() {
     // The refusals are audited with their reasons.
     let lines = gw.audit_lines();
     assert!(lines.iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("AssertionConsumerServiceURL"))));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const CARD_CLASS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI";
+
+/// The `AuthnInstant` pysaml2 read, as Unix seconds.
+fn authn_instant(read: &Value) -> i64 {
+    let at = read["authn_instant"][0].as_str().unwrap_or_else(|| panic!("an AuthnInstant in {read}"));
+    chrono::DateTime::parse_from_rfc3339(at).unwrap_or_else(|e| panic!("AuthnInstant {at:?}: {e}")).timestamp()
+}
+
+/// A request made by `lab` with `args` that a live session does not answer: the browser is
+/// sent to the login page. The request and the login page's URL.
+async fn leads_to_the_login_page(lab: &Sp, b: &mut Browser<'_>, args: &[&str], why: &str) -> (Value, String) {
+    let req = lab.json(args);
+    fresh(b);
+    let (r, next) = b
+        .follow(req["url"].as_str().expect("url"), |u| u.contains("/login?flow=") || u.contains("/saml/callback"))
+        .await;
+    let next = next.unwrap_or_else(|| panic!("{why}: {} {}", r.status, r.body));
+    assert!(next.contains("/login?flow="), "{why}: {next}");
+    (req, next)
+}
+
+/// A request made by `lab` with `args` answered at once with a `NoAuthnContext` status
+/// (saml-core §3.2.2.2), which pysaml2 reads as such.
+async fn no_authn_context(lab: &Sp, b: &mut Browser<'_>, args: &[&str]) {
+    let req = lab.json(args);
+    fresh(b);
+    let page = b.get(req["url"].as_str().expect("url")).await;
+    assert_eq!(page.status, 200, "an error Response is posted back: {}", page.body);
+    let response = page.hidden("SAMLResponse").unwrap_or_else(|| panic!("a SAMLResponse: {}", page.body));
+    let err = lab.parse(req["id"].as_str().expect("id"), &response).expect_err("no assertion");
+    assert!(err.contains("NoAuthnContext"), "{args:?}: {err}");
+}
+
+#[tokio::test]
+async fn pysaml2_steps_up_to_the_card_forces_a_login_and_logs_in_with_a_card() {
+    let (gw, lab, _rh, dir) = estate("step-up").await;
+
+    // A password + TOTP session.
+    let mut b = gw.browser();
+    let (read, _, _) = first_login(&lab, &mut b).await;
+    let first_instant = authn_instant(&read);
+
+    // The SP asks for the card's class (saml-core §3.3.2.2.1, exact): no SSO, the login page
+    // asks for more and offers the card.
+    let card_req = ["redirect", "--context", CARD_CLASS];
+    let (_, next) =
+        leads_to_the_login_page(&lab, &mut b, &card_req, "a TOTP session does not answer a card request").await;
+    let page = b.get(&next).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("/login/cps?flow="), "the step-up page offers the card: {}", page.body);
+    assert!(!page.body.contains(r#"name="totp""#), "password + TOTP does not reach the card's level: {}", page.body);
+
+    // A class no MIE of Vigie reaches: at once a NoAuthnContext status (§3.2.2.2), no login page.
+    no_authn_context(&lab, &mut b, &["redirect", "--context", "urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos"]).await;
+    // Nor is anything "better" than a card.
+    no_authn_context(&lab, &mut b, &["redirect", "--context", CARD_CLASS, "--comparison", "better"]).await;
+
+    // ForceAuthn (saml-core §3.4.1): a new login despite the session; AuthnInstant after the
+    // request (wait for the next second so that "after" can be told from the first login).
+    while crate::common::now() <= first_instant {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let asked_at = crate::common::now();
+    let (forced, _) = leads_to_the_login_page(
+        &lab,
+        &mut b,
+        &["redirect", "--force"],
+        "ForceAuthn shows the login page despite the session",
+    )
+    .await;
+    let (response, _) = to_the_sp(&mut b, forced["url"].as_str().expect("url")).await;
+    let read = lab.parse(forced["id"].as_str().expect("id"), &response).expect("pysaml2 accepts the forced login");
+    assert!(authn_instant(&read) >= asked_at, "AuthnInstant {} is before the request {asked_at}", authn_instant(&read));
+
+    // A card login over SAML: the card's class, the idNat among the attributes.
+    let medecin = gw.demo["users"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["username"] == "demo.medecin"))
+        .expect("demo.medecin")
+        .clone();
+    let idnat = medecin["idnat"].as_str().expect("demo.medecin has an idNat").to_owned();
+    let mut card = gw.browser_with_demo_card("demo.medecin");
+    let req = lab.json(&["redirect", "--context", CARD_CLASS]);
+    let (r, next) = card.follow(req["url"].as_str().expect("url"), |u| u.contains("/login?flow=")).await;
+    let next = next.unwrap_or_else(|| panic!("to the login page: {} {}", r.status, r.body));
+    let flow = next.split_once("flow=").map(|(_, f)| f.split('&').next().unwrap_or(f).to_owned()).expect("a flow");
+    let done = card.get(&format!("/login/cps?flow={flow}")).await;
+    assert_eq!(done.status, 303, "the card logs in: {}", done.body);
+    let callback = done.location();
+    assert!(callback.contains("/saml/callback?"), "back to the SAML callback: {callback}");
+    let page = card.get(&callback).await;
+    let response = page.hidden("SAMLResponse").unwrap_or_else(|| panic!("a SAMLResponse: {}", page.body));
+    let read = lab.parse(req["id"].as_str().expect("id"), &response).expect("pysaml2 accepts the card login");
+    assert_eq!(read["authn_context"][0], CARD_CLASS, "{read}");
+    assert_eq!(read["attributes"]["urn:vigie:attribute:mie"][0], "cps", "{read}");
+    let sent =
+        read["attributes"]["urn:vigie:attribute:idnat"][0].as_str().unwrap_or_else(|| panic!("an idNat in {read}"));
+    assert_eq!(sent, idnat, "the card holder's idNat: {read}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -2,7 +2,6 @@
 //! HTTP-POST, §3.5), is checked against the SP's metadata, and the browser goes through
 //! `/authorize` as the SP's OIDC client; the code comes back to `/saml/callback`, is redeemed
 //! here once, and the signed Response is posted to the SP's AssertionConsumerService.
-use std::io::Read;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::StoreExt;
 
+use super::context::Requested;
+use super::decode;
 use super::idp::{HTTP_POST, Idp, Sp};
 use super::response::{self, Statement};
 use crate::config::Config;
@@ -28,8 +29,6 @@ use crate::web::pages::{Back, Say, error_page, unavailable};
 
 /// The browser that started a SAML login: only it ends it at the callback.
 const LOGIN_COOKIE: &str = "__Host-vigie-saml";
-/// An inflated AuthnRequest larger than this is refused (a DEFLATE bomb).
-const MAX_REQUEST: u64 = 64 * 1024;
 
 parts! {
     /// What the SAML endpoints reach: the settings (SPs, issuer), the store (the started login,
@@ -50,11 +49,17 @@ struct Started {
     relay_state: Option<String>,
     verifier: String,
     browser: String,
+    /// The SP's `RequestedAuthnContext`, checked again against the login's MIE at the callback.
+    #[serde(default)]
+    requested: Option<Requested>,
 }
 
 fn started_key(state: &str) -> String {
     format!("saml-start:{state}")
 }
+
+const RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
+const NO_AUTHN_CONTEXT: &str = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext";
 
 const BAD_REQUEST: Say<'static> = Say::new(
     "La demande de connexion de l'application n'est pas valable : ouvrez à nouveau l'application.",
@@ -77,8 +82,9 @@ pub async fn sso_redirect(req: HttpRequest, saml: Saml) -> HttpResponse {
         return refuse(&req, &saml, "no SAMLRequest", BAD_REQUEST);
     };
     // §3.4.4.1: base64 of the raw DEFLATE of the XML.
-    let Some(xml) = STANDARD.decode(encoded.as_bytes()).ok().and_then(|raw| inflate(&raw)) else {
-        return refuse(&req, &saml, "SAMLRequest is not base64 DEFLATE", BAD_REQUEST);
+    let xml = match decode::redirect_request(&encoded) {
+        Ok(xml) => xml,
+        Err(why) => return refuse(&req, &saml, why.reason(), BAD_REQUEST),
     };
     let signature = match (param("SigAlg"), param("Signature")) {
         (Some(alg), Some(sig)) => Some((alg, sig)),
@@ -90,11 +96,12 @@ pub async fn sso_redirect(req: HttpRequest, saml: Saml) -> HttpResponse {
 /// `POST /saml/sso` with `SAMLRequest` (base64 XML) and `RelayState` (saml-bindings §3.5.4).
 pub async fn sso_post(req: HttpRequest, saml: Saml, form: web::Form<Vec<(String, String)>>) -> HttpResponse {
     let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let xml = param("SAMLRequest")
-        .and_then(|e| STANDARD.decode(e.split_whitespace().collect::<String>()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok());
-    let Some(xml) = xml else {
-        return refuse(&req, &saml, "SAMLRequest missing or not base64 XML", BAD_REQUEST);
+    let Some(encoded) = param("SAMLRequest") else {
+        return refuse(&req, &saml, "no SAMLRequest", BAD_REQUEST);
+    };
+    let xml = match decode::post_request(&encoded) {
+        Ok(xml) => xml,
+        Err(why) => return refuse(&req, &saml, why.reason(), BAD_REQUEST),
     };
     accept(req, saml, xml, param("RelayState"), Binding::Post).await
 }
@@ -106,12 +113,6 @@ enum Binding {
         signature: Option<(String, String)>,
     },
     Post,
-}
-
-fn inflate(raw: &[u8]) -> Option<String> {
-    let mut out = String::new();
-    flate2::read::DeflateDecoder::new(raw).take(MAX_REQUEST).read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>, binding: Binding) -> HttpResponse {
@@ -169,6 +170,18 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
     if request.protocol_binding.as_deref().is_some_and(|b| b != HTTP_POST) {
         return refuse(&req, &saml, "ProtocolBinding other than HTTP-POST", BAD_REQUEST);
     }
+    // saml-core §3.3.2.2.1: the classes asked for, as the level the login must reach; none of
+    // Vigie's MIE reaching them is a NoAuthnContext answer (§3.2.2.2), not a login page.
+    let requested = Requested::of(request.requested_authn_context.as_ref());
+    let level = match requested.as_ref().map(Requested::level) {
+        Some(Err(())) => {
+            audit_refusal(&req, &saml, "saml: no MIE reaches the RequestedAuthnContext");
+            let xml = response::error(&idp, &acs, &request.id, RESPONDER, NO_AUTHN_CONTEXT);
+            return form(&acs, relay.as_deref(), &xml);
+        }
+        Some(Ok(level)) => level,
+        None => None,
+    };
     let config = &saml.config;
     let state = random_token(24);
     let verifier = random_token(32);
@@ -180,6 +193,7 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
         relay_state: relay,
         verifier: verifier.clone(),
         browser: sha256_b64(browser.as_bytes()),
+        requested,
     };
     let ttl = Duration::from_secs(config.tokens.login_flow_ttl_secs);
     if let Err(e) = saml.ports.store.put_json(&started_key(&state), &started, ttl).await {
@@ -194,6 +208,12 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
         .append_pair("state", &state)
         .append_pair("code_challenge", &sha256_b64(verifier.as_bytes()))
         .append_pair("code_challenge_method", "S256");
+    if let Some(level) = level {
+        // As an OIDC client that needs the level (OIDC Core §5.5.1.1): the login offers what
+        // reaches it, or answers unmet_authentication_requirements.
+        let claims = serde_json::json!({"id_token": {"acr": {"essential": true, "values": [level.acr()]}}});
+        query.append_pair("acr_values", level.acr()).append_pair("claims", &claims.to_string());
+    }
     // saml-core §3.4.1: ForceAuthn is a fresh login; IsPassive is none at all.
     if request.is_passive == Some(true) {
         query.append_pair("prompt", "none");
@@ -272,16 +292,11 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
         // saml-core §3.2.2.2: the SP hears why, in a Response with an error status.
         let second = match error {
             "login_required" | "interaction_required" => "urn:oasis:names:tc:SAML:2.0:status:NoPassive",
+            "unmet_authentication_requirements" => NO_AUTHN_CONTEXT,
             _ => "urn:oasis:names:tc:SAML:2.0:status:RequestDenied",
         };
-        let xml = response::error(
-            &idp,
-            &started.acs,
-            &started.request_id,
-            "urn:oasis:names:tc:SAML:2.0:status:Responder",
-            second,
-        );
-        return form(&started, &xml);
+        let xml = response::error(&idp, &started.acs, &started.request_id, RESPONDER, second);
+        return started_form(&started, &xml);
     }
     let grant = match param("code") {
         Some(code) => ports.store.take_json::<CodeGrant>(&keys::authorization_code(code)).await,
@@ -311,6 +326,17 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
         Err(e) => return unavailable(&req, &e),
     };
     let auth = &session.authentication;
+    // The level is reached, but `exact` wants the class itself and `maximum` no stronger one:
+    // an assertion with another class would not answer the request (§3.3.2.2.1).
+    if started.requested.as_ref().is_some_and(|r| !r.satisfied_by(auth.mie)) {
+        audit_refusal(
+            &req,
+            &saml,
+            &format!("saml: a {} login does not answer the RequestedAuthnContext", auth.mie.as_str()),
+        );
+        let xml = response::error(&idp, &started.acs, &started.request_id, RESPONDER, NO_AUTHN_CONTEXT);
+        return started_form(&started, &xml);
+    }
     let identity = match ports.directory.identity(&auth.identity_id).await {
         Ok(Some(i)) => i,
         Ok(None) => return refuse(&req, &saml, "the identity is gone", expired),
@@ -351,10 +377,10 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
                     &idp,
                     &started.acs,
                     &started.request_id,
-                    "urn:oasis:names:tc:SAML:2.0:status:Responder",
+                    RESPONDER,
                     "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy",
                 );
-                return form(&started, &xml);
+                return started_form(&started, &xml);
             }
         },
     };
@@ -401,26 +427,34 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
         request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });
-    form(&started, &xml)
+    started_form(&started, &xml)
 }
 
-fn form(started: &Started, xml: &str) -> HttpResponse {
+fn started_form(started: &Started, xml: &str) -> HttpResponse {
+    form(&started.acs, started.relay_state.as_deref(), xml)
+}
+
+fn form(acs: &str, relay_state: Option<&str>, xml: &str) -> HttpResponse {
     let mut resp = HttpResponse::Ok();
     resp.content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store"));
     resp.cookie(crate::web::http::host_cookie(LOGIN_COOKIE, String::new(), Some(0)));
-    resp.body(response::post_form(&started.acs, xml, started.relay_state.as_deref()))
+    resp.body(response::post_form(acs, xml, relay_state))
 }
 
 fn refuse(req: &HttpRequest, saml: &Saml, reason: &str, page: Say<'_>) -> HttpResponse {
+    audit_refusal(req, saml, &format!("saml: {reason}"));
+    error_page(req, StatusCode::BAD_REQUEST, page, Back::Home)
+}
+
+fn audit_refusal(req: &HttpRequest, saml: &Saml, reason: &str) {
     let caller = Caller::of(req, &saml.config.server);
     saml.audit.record(AuditEvent {
         kind: Some(AuditKind::Refused),
         outcome: Some(Outcome::Failure),
-        reason: Some(format!("saml: {reason}")),
+        reason: Some(reason.to_owned()),
         ip: Some(caller.ip.clone()),
         user_agent: caller.user_agent.clone(),
         request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });
-    error_page(req, StatusCode::BAD_REQUEST, page, Back::Home)
 }

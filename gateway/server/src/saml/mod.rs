@@ -4,6 +4,9 @@
 //! Built only with the cargo feature `saml` (samael + libxmlsec1; docs/saml.md).
 pub mod config;
 #[cfg(feature = "saml")]
+mod context;
+pub mod decode;
+#[cfg(feature = "saml")]
 pub mod demo;
 #[cfg(feature = "saml")]
 mod flow;
