@@ -171,8 +171,7 @@ pub async fn bench_forward_auth(secs: u64, concurrency: usize) {
     let (nginx, _nginx_dir) = start_nginx(port, backend, &vigie, workers);
     let cookie = app_session(&gw, port).await;
     let request = Arc::new(
-        format!("GET /results?id=42 HTTP/1.1\r\nHost: {APP_HOST}:{port}\r\nCookie: vigie-app={cookie}\r\n\r\n")
-            .into_bytes(),
+        format!("GET /results?id=42 HTTP/1.1\r\nHost: {APP_HOST}:{port}\r\nCookie: {cookie}\r\n\r\n").into_bytes(),
     );
     let mut conns = Vec::new();
     for _ in 0..concurrency {
