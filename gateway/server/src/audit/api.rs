@@ -22,7 +22,7 @@ use crate::web::http::{parse_params, problem};
 static POSTGRES: tokio::sync::OnceCell<vigie_directory_sql::audit_trail::PgAuditTrail> =
     tokio::sync::OnceCell::const_new();
 
-async fn trail(config: &Config) -> anyhow::Result<Trail> {
+pub(crate) async fn trail(config: &Config) -> anyhow::Result<Trail> {
     match config.audit.postgres_url(&config.directory.url) {
         Some(url) => {
             let pool = POSTGRES

@@ -114,7 +114,7 @@ fn cells(r: &search::Record) -> Vec<String> {
     std::iter::once(r.position.to_string()).chain(COLUMNS[1..].iter().map(|c| field(c))).collect()
 }
 
-fn render(page: &Page, format: Format) -> anyhow::Result<String> {
+pub(crate) fn render(page: &Page, format: Format) -> anyhow::Result<String> {
     let mut text = String::new();
     match format {
         Format::Jsonl => {

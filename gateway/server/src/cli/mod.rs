@@ -11,7 +11,7 @@ use crate::config::Config;
 
 mod audit;
 mod audit_export;
-mod audit_search;
+pub(crate) mod audit_search;
 pub mod cards;
 mod derivation;
 mod directory;
