@@ -8,11 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startDemo } from '../oidc-client/vigie-demo.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+import { launchChromium } from './chromium.mjs';
 
 let demo;
 let browser;
@@ -21,26 +18,8 @@ let tmp;
 before(async () => {
   demo = await startDemo({ label: 'vigie-card' });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vigie-card-'));
-  browser = await launch();
+  browser = await launchChromium();
 }, { timeout: 75_000 });
-
-/** Chromium, started again when it dies while starting (seen once in CI: SIGSEGV before the
- *  first page): that crash is the machine's, not anything these tests check. */
-async function launch(attempts = 3) {
-  for (let i = 1; ; i++) {
-    try {
-      return await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
-        timeout: 20_000,
-      });
-    } catch (e) {
-      if (i >= attempts) throw e;
-      console.error(`# Chromium did not start (attempt ${i}): ${String(e.message).split('\n')[0]}; starting it again`);
-    }
-  }
-}
 
 after(async () => {
   await browser?.close().catch(() => {});

@@ -328,7 +328,8 @@ const CSS: &str = "body{font-family:system-ui,sans-serif;background:#eef2f5;colo
 .card{max-width:26rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0003}\
 h1{font-size:1.5rem;margin-top:0}.card.wide{max-width:44rem}label{display:block;margin:1rem 0 .4rem;font-weight:600}\
 input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;border:1px solid #666;border-radius:4px}\
-input:focus,button:focus,a:focus{outline:3px solid #005fcc;outline-offset:2px}\
+select{padding:.5rem;font-size:1rem;border:1px solid #666;border-radius:4px}\
+input:focus,select:focus,button:focus,a:focus{outline:3px solid #005fcc;outline-offset:2px}\
 button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;background:#000091;color:#fff;border:0;border-radius:4px;cursor:pointer}\
 .error{background:#fee;border-left:4px solid #c00;padding:.6rem}.help{font-size:.85rem;color:#444;margin:.3rem 0 0}\
 .lang{text-align:right;font-size:.9rem}caption{text-align:left;font-weight:600;padding-bottom:.5rem}table{border-collapse:collapse;width:100%}td,th{text-align:left;border-bottom:1px solid #ddd;padding:.3rem;vertical-align:top}\
