@@ -124,7 +124,7 @@ impl SqlDirectory {
         loop {
             let connected = pool_options.clone().connect_with(connect.clone()).await.map(Pool::Sqlite);
             match Self::migrate(connected, options.newer_schema).await {
-                Ok((pool, schema)) => return Ok(SqlDirectory { pool, schema }),
+                Ok((pool, schema)) => return SqlDirectory { pool, schema }.with_people_search().await,
                 Err(e) if attempt < OPEN_ATTEMPTS && e.is_race() => {
                     // Another process is setting up the same file (switching it to WAL, or
                     // running the same migrations): once it is done, a new attempt succeeds.
@@ -155,10 +155,18 @@ impl SqlDirectory {
             .connect_with(connect)
             .await
             .map(Pool::Postgres);
-        Self::migrate(connected, options.newer_schema)
-            .await
-            .map(|(pool, schema)| SqlDirectory { pool, schema })
-            .map_err(|e| e.into_directory_error(url))
+        let (pool, schema) =
+            Self::migrate(connected, options.newer_schema).await.map_err(|e| e.into_directory_error(url))?;
+        SqlDirectory { pool, schema }.with_people_search().await
+    }
+
+    /// The directory once its people search index is complete (see `refresh_people_search`).
+    async fn with_people_search(self) -> Result<SqlDirectory, DirectoryError> {
+        if let Err(e) = self.refresh_people_search().await {
+            self.pool.close().await;
+            return Err(e);
+        }
+        Ok(self)
     }
 
     async fn migrate(
@@ -391,6 +399,7 @@ pub(crate) async fn store_identity(tx: &mut Tx, identity: &Identity) -> Result<(
         })
         .map_err(|e| failed("storing affectations", &e))?;
     }
+    crate::people_search::index_person(tx, &id).await?;
     let created = id == new_id;
     Ok((id, created))
 }
@@ -421,7 +430,7 @@ pub(crate) async fn store_account(tx: &mut Tx, account: &Account) -> Result<(), 
         stored
     });
     match stored {
-        Ok(()) => Ok(()),
+        Ok(()) => crate::people_search::index_person(tx, &account.identity_id).await,
         Err(e) if is_foreign_key_violation(&e) => Err(DirectoryError::Invalid(format!(
             "there is no identity with id {:?}: create the identity before its account",
             account.identity_id

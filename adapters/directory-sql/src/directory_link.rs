@@ -129,6 +129,7 @@ impl SqlDirectory {
             .await
             .map(|r| r.rows_affected()))
         .map_err(|e| failed("changing a matricule", &e))?;
+        crate::people_search::index_person(&mut tx, identity_id).await?;
         tx.commit().await.map_err(|e| failed("changing a matricule", &e))?;
         Ok(changed > 0)
     }

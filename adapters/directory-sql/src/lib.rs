@@ -15,6 +15,7 @@ pub mod import;
 pub mod lifecycle;
 mod lifecycle_store;
 pub mod people;
+mod people_search;
 mod policy_attributes;
 mod revocations;
 pub mod rpps;

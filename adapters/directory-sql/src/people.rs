@@ -10,6 +10,7 @@ use vigie_core::names::fold;
 use crate::SqlDirectory;
 use crate::db::on_pool;
 use crate::directory::failed;
+use crate::people_search::prefix_range;
 
 /// Longest search text, in characters.
 pub const MAX_QUERY_CHARS: usize = 100;
@@ -136,19 +137,27 @@ pub struct PersonRecord {
 
 type Row = (String, String, String, String, Option<String>, Option<String>, String);
 
-/// Whether `folded` (the folded query) or `upper` starts one of the person's names, "given
-/// family" or "family given", the login, the matricule or the idNat.
-fn hit(folded: &str, upper: &str, r: &Row) -> Option<(String, String)> {
-    let (f, g) = (fold(&r.2), fold(&r.3));
-    let found = f.starts_with(folded)
-        || g.starts_with(folded)
-        || format!("{g}{f}").starts_with(folded)
-        || format!("{f}{g}").starts_with(folded)
-        || r.5.as_deref().is_some_and(|u| fold(u).starts_with(folded))
-        || r.1.to_uppercase().starts_with(upper)
-        || r.4.as_deref().is_some_and(|i| i.starts_with(upper));
-    found.then_some((f, g))
+/// The people whose search terms (`people_search`, migration 0015) start with the folded search
+/// (`$1`..`$2`, names and login) or the search in capitals (`$3`..`$4`, matricule and idNat): each
+/// a range of the index `people_search_terms_by_term`.
+macro_rules! matching {
+    () => {
+        "SELECT t.identity_id FROM people_search_terms t WHERE (t.kind = 'n' AND t.term >= $1 AND t.term < $2) \
+         OR (t.kind = 'c' AND t.term >= $3 AND t.term < $4)"
+    };
 }
+
+/// How many people a search finds.
+const COUNT_SQL: &str = concat!("SELECT COUNT(DISTINCT m.identity_id) FROM (", matching!(), ") m");
+
+/// One page of the people found, by folded family then given name (`$5` of them from `$6`).
+pub const SEARCH_SQL: &str = concat!(
+    "SELECT i.id, i.matricule, i.family_name, i.given_name, i.idnat, a.username, i.employment_status \
+     FROM people_search s JOIN identities i ON i.id = s.identity_id LEFT JOIN accounts a ON a.identity_id = i.id \
+     WHERE s.identity_id IN (",
+    matching!(),
+    ") ORDER BY s.family, s.given, s.identity_id LIMIT $5 OFFSET $6"
+);
 
 impl SqlDirectory {
     /// People whose family name, given name (or both, either order), login, matricule or idNat
@@ -164,30 +173,30 @@ impl SqlDirectory {
         if folded.is_empty() {
             return Ok(empty);
         }
-        let upper = query.to_uppercase();
-        // Folding names (accents, ligatures, separators) is not portable SQL: one read of the
-        // columns searched, the filter here (issue 17 figures: 100,000 identities).
-        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, Row>(
-            "SELECT i.id, i.matricule, i.family_name, i.given_name, i.idnat, a.username, i.employment_status \
-             FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id"
-        )
-        .fetch_all(c)
-        .await)
+        let (name_low, name_high) = prefix_range(&folded);
+        let (code_low, code_high) = prefix_range(&query.to_uppercase());
+        let total = on_pool!(self.pool, |c| sqlx::query_scalar::<_, i64>(COUNT_SQL)
+            .bind(&name_low)
+            .bind(&name_high)
+            .bind(&code_low)
+            .bind(&code_high)
+            .fetch_one(c)
+            .await)
+        .map_err(|e| failed("counting people", &e))?;
+        let (limit, offset_i64) = (limit.min(MAX_PAGE) as i64, i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, Row>(SEARCH_SQL)
+            .bind(&name_low)
+            .bind(&name_high)
+            .bind(&code_low)
+            .bind(&code_high)
+            .bind(limit)
+            .bind(offset_i64)
+            .fetch_all(c)
+            .await)
         .map_err(|e| failed("searching people", &e))?;
-        let mut found: Vec<(String, String, Row)> = rows
+        let people = rows
             .into_iter()
-            .filter_map(|r| {
-                let (f, g) = hit(&folded, &upper, &r)?;
-                Some((f, g, r))
-            })
-            .collect();
-        found.sort_by(|a, b| (&a.0, &a.1, &a.2.0).cmp(&(&b.0, &b.1, &b.2.0)));
-        let total = found.len();
-        let people = found
-            .into_iter()
-            .skip(offset)
-            .take(limit.min(MAX_PAGE))
-            .map(|(_, _, r)| PersonHit {
+            .map(|r| PersonHit {
                 id: r.0,
                 matricule: r.1,
                 family_name: r.2,
@@ -197,7 +206,7 @@ impl SqlDirectory {
                 status: r.6,
             })
             .collect();
-        Ok(PeoplePage { total, people, ..empty })
+        Ok(PeoplePage { total: usize::try_from(total).unwrap_or(0), people, ..empty })
     }
 
     /// Everything the directory holds on the person `id`, or `None`.
@@ -351,22 +360,28 @@ impl SqlDirectory {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::people_search::{CODE, Entry, NAME};
+    use vigie_core::names::fold;
 
-    fn row(family: &str, given: &str, mat: &str, idnat: Option<&str>, user: Option<&str>) -> Row {
-        (
-            "id".into(),
-            mat.into(),
-            family.into(),
-            given.into(),
-            idnat.map(Into::into),
-            user.map(Into::into),
-            "active".into(),
-        )
+    fn row(family: &str, given: &str, mat: &str, idnat: Option<&str>, user: Option<&str>) -> Entry {
+        Entry {
+            id: "id".into(),
+            family: family.into(),
+            given: given.into(),
+            matricule: mat.into(),
+            idnat: idnat.map(Into::into),
+            username: user.map(Into::into),
+        }
     }
 
-    fn finds(q: &str, r: &Row) -> bool {
-        hit(&fold(q), &q.to_uppercase(), r).is_some()
+    /// What `SEARCH_SQL` asks of the terms: one of the kind starts with the search.
+    fn finds(q: &str, r: &Entry) -> bool {
+        let (folded, upper) = (fold(q), q.to_uppercase());
+        r.terms().iter().any(|(kind, t)| match *kind {
+            NAME => t.starts_with(&folded),
+            CODE => t.starts_with(&upper),
+            _ => false,
+        })
     }
 
     #[test]
@@ -380,5 +395,7 @@ mod tests {
             assert!(!finds(q, &helene), "{q} should not find Hélène");
         }
         assert!(!finds("x", &row("Martin", "Paul", "M1", None, None)));
+        // The matricule is compared in capitals, not folded: a separator is not dropped.
+        assert!(!finds("m-004", &helene));
     }
 }

@@ -357,6 +357,7 @@ impl SqlDirectory {
         .await
         .map(|r| r.rows_affected()))
         .map_err(|e| failed("recording the RPPS link", &e))?;
+        crate::people_search::index_person(&mut tx, identity_id).await?;
         on_tx!(tx, |c| sqlx::query("DELETE FROM rpps_proposals WHERE identity_id = $1")
             .bind(identity_id)
             .execute(&mut *c)

@@ -158,7 +158,8 @@ impl SqlDirectory {
         .execute(&mut *c)
         .await
         .map(|_| ()))
-        .map_err(|e| unavailable("writing an account", &e))
+        .map_err(|e| unavailable("writing an account", &e))?;
+        crate::people_search::index_person(tx, id).await.map_err(from_directory)
     }
 
     /// Moves a stored record to its next version with its new document, if it is at

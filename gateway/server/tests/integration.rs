@@ -24,6 +24,7 @@ mod configured;
 mod conformance_kit;
 mod console;
 mod console_audit;
+mod console_people;
 mod degraded;
 mod derivation;
 mod derivation_fhir;

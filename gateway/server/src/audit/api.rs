@@ -81,6 +81,18 @@ pub fn query_of(raw: &str) -> Result<Query, String> {
     })
 }
 
+/// The trail of this process searched for `query` by the operator `actor`, the search audited
+/// (who, what, how many records) when it could be made: this page and the people console.
+pub(crate) async fn searched_by(gate: &Gate<'_>, actor: &str, query: &Query) -> anyhow::Result<search::Page> {
+    let page = search::search(&trail(gate.config).await?, query).await?;
+    let mut event = search::searched(actor, query, page.records.len());
+    event.ip = Some(gate.caller.ip.clone());
+    event.user_agent = gate.caller.user_agent.clone();
+    event.request_id = Some(gate.caller.request_id.clone());
+    gate.audit.record(event);
+    Ok(page)
+}
+
 /// `GET /admin/audit`
 pub async fn search(req: HttpRequest, parts: GateParts) -> HttpResponse {
     let gate = Gate::of(&req, &parts);
@@ -92,11 +104,7 @@ pub async fn search(req: HttpRequest, parts: GateParts) -> HttpResponse {
         Ok(q) => q,
         Err(m) => return bad_request(&m),
     };
-    let page = match trail(&parts.config).await {
-        Ok(trail) => search::search(&trail, &query).await,
-        Err(e) => Err(e),
-    };
-    let page = match page {
+    let page = match searched_by(&gate, &admin.actor, &query).await {
         Ok(p) => p,
         Err(e) => {
             // The cause names files, hosts or SQL: the log has it, the caller what to do.
@@ -108,11 +116,6 @@ pub async fn search(req: HttpRequest, parts: GateParts) -> HttpResponse {
             );
         }
     };
-    let mut event = search::searched(&admin.actor, &query, page.records.len());
-    event.ip = Some(gate.caller.ip.clone());
-    event.user_agent = gate.caller.user_agent.clone();
-    event.request_id = Some(gate.caller.request_id.clone());
-    gate.audit.record(event);
     HttpResponse::Ok().json(json!({
         "records": page.records.iter().map(|r| json!({ "position": r.position, "record": r.raw })).collect::<Vec<_>>(),
         "next": page.next,

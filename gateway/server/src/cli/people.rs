@@ -22,7 +22,8 @@ pub enum PeopleCommand {
         api: ApiTarget,
     },
     /// A person's record: identity and its source, status and dates, units, roles, MIEs, live
-    /// sessions, life-cycle events.
+    /// sessions, recent logins and refusals (from the audit trail; `"status": "unavailable"` when
+    /// it cannot be read), life-cycle events.
     Show {
         /// The person's directory id (see `vigie people search`).
         id: String,

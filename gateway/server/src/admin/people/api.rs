@@ -91,19 +91,23 @@ pub async fn search(req: HttpRequest, parts: GateParts) -> HttpResponse {
     }
 }
 
-/// `GET /admin/api/people/{id}`: the record, cards, live sessions, life-cycle events.
+/// `GET /admin/api/people/{id}`: the record, cards, live sessions, life-cycle events, recent logins
+/// and refusals (`recent`: `{"status": "available", "entries": […]}` or `{"status": "unavailable"}`).
 pub async fn show(req: HttpRequest, parts: GateParts) -> HttpResponse {
     let gate = Gate::of(&req, &parts);
-    try_or!(auth::require_token(&req, &gate, Scope::PeopleRead).await);
+    let admin = try_or!(auth::require_token(&req, &gate, Scope::PeopleRead).await);
     let id = try_or!(path_id(&req).map_err(|m| bad_request(&m)));
     match super::whole(gate.ports, &id).await {
-        Ok(w) => HttpResponse::Ok().json(json!({
-            "person": w.record,
-            "cards": w.cards.iter().map(crate::admin::api::CardView::of).collect::<Vec<_>>(),
-            "sessions": w.sessions,
-            "events": w.events,
-            // Recent logins and policy refusals come from the audit search (issue 18).
-        })),
+        Ok(w) => {
+            let recent = super::recent::recent(&gate, &admin.actor, &w.record).await;
+            HttpResponse::Ok().json(json!({
+                "person": w.record,
+                "cards": w.cards.iter().map(crate::admin::api::CardView::of).collect::<Vec<_>>(),
+                "sessions": w.sessions,
+                "events": w.events,
+                "recent": recent,
+            }))
+        }
         Err(e) => error(e),
     }
 }

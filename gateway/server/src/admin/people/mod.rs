@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod api;
 pub mod page;
+pub mod recent;
 
 use actix_web::web;
 use serde::Serialize;

@@ -7,6 +7,7 @@ use vigie_core::roles::Role;
 use vigie_directory_sql::people::{PeoplePage, PersonRecord};
 
 use super::actions::{self, LiveSession};
+use super::recent::{Recent, RecentEntry};
 use super::{LifeEvent, Whole};
 use crate::admin::actions::ActionError;
 use crate::admin::auth::{self, Admin, EndingParts, Gate, GateParts};
@@ -87,8 +88,10 @@ async fn person_page(
         Err(e) => return crate::web::pages::unavailable(req, &e),
     };
     let csrf = admin.csrf().unwrap_or_default();
+    let recent = super::recent::recent(gate, &admin.actor, &whole.record).await;
     let main = format!(
-        "{notice_html}{identity}{mies}{sessions}{events}{back}",
+        "{notice_html}{identity}{mies}{sessions}{recent}{events}{back}",
+        recent = recent_section(l, &recent),
         identity = identity_section(l, &whole.record),
         mies = mie_section(l, &whole),
         sessions = sessions_section(l, &whole.record.identity.id, &whole.sessions, &csrf),
@@ -395,17 +398,69 @@ fn events_section(l: Lang, events: &[LifeEvent]) -> String {
     format!(
         r#"<h2 id="events">{title}</h2>
 <table id="life-events"><caption>{title}</caption>
-<tr><th scope="col">{at}</th><th scope="col">{what}</th><th scope="col">{detail}</th><th scope="col">{by}</th></tr>{rows}</table>
-<p class="help">{later}</p>"#,
+<tr><th scope="col">{at}</th><th scope="col">{what}</th><th scope="col">{detail}</th><th scope="col">{by}</th></tr>{rows}</table>"#,
         title = tr(l, "Événements du cycle de vie", "Life-cycle events"),
         at = tr(l, "Date (UTC)", "When (UTC)"),
         what = tr(l, "Événement", "Event"),
         detail = tr(l, "Détail", "Detail"),
         by = tr(l, "Par", "By"),
-        later = tr(
-            l,
-            "Les connexions récentes et les refus de la politique sont dans le journal d'audit.",
-            "Recent logins and policy refusals are in the audit trail."
-        ),
+    )
+}
+
+fn recent_section(l: Lang, recent: &Recent) -> String {
+    let title = tr(l, "Connexions et refus récents", "Recent logins and refusals");
+    let entries = match recent {
+        Recent::Available { entries } => entries,
+        Recent::Unavailable => {
+            let text = tr(
+                l,
+                "L'historique des connexions est indisponible : le journal d'audit ne peut pas être lu pour \
+                 l'instant. Le reste de la fiche est à jour ; réessayez plus tard.",
+                "The login history is unavailable: the audit trail cannot be read now. The rest of this page is \
+                 up to date; try again later.",
+            );
+            return format!(
+                r#"<h2 id="recent">{title}</h2>{}"#,
+                notice(text, true).replace(r#"id="notice""#, r#"id="recent-unavailable""#)
+            );
+        }
+    };
+    if entries.is_empty() {
+        let none =
+            tr(l, "Aucune connexion ni refus dans le journal d'audit.", "No login or refusal in the audit trail.");
+        return format!(r#"<h2 id="recent">{title}</h2><p id="recent-none">{none}</p>"#);
+    }
+    let what = |e: &RecentEntry| match (e.what, e.outcome) {
+        ("login", "success") => tr(l, "Connexion", "Login"),
+        ("login", _) => tr(l, "Connexion échouée", "Failed login"),
+        ("policy_refused", _) => tr(l, "Refus de la politique", "Policy refusal"),
+        _ => tr(l, "Refus", "Refusal"),
+    };
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            let dash = |v: &Option<String>| esc(v.as_deref().unwrap_or("—"));
+            format!(
+                "<tr><td>{at}</td><td>{what}</td><td>{client}</td><td>{mie} / {level}</td><td>{reason}</td><td><code>{rid}</code></td></tr>",
+                at = esc(&e.at.chars().take(19).collect::<String>().replace('T', " ")),
+                what = what(e),
+                client = dash(&e.client),
+                mie = dash(&e.mie),
+                level = dash(&e.level),
+                reason = dash(&e.reason),
+                rid = dash(&e.request_id),
+            )
+        })
+        .collect();
+    format!(
+        r#"<h2 id="recent">{title}</h2>
+<table id="recent-logins"><caption>{title}</caption>
+<tr><th scope="col">{at}</th><th scope="col">{what}</th><th scope="col">{client}</th><th scope="col">{mie}</th><th scope="col">{reason}</th><th scope="col">{rid}</th></tr>{rows}</table>"#,
+        at = tr(l, "Date (UTC)", "When (UTC)"),
+        what = tr(l, "Événement", "Event"),
+        client = tr(l, "Application", "Application"),
+        mie = tr(l, "MIE / niveau", "MIE / level"),
+        reason = tr(l, "Motif", "Reason"),
+        rid = tr(l, "Identifiant de requête", "Request id"),
     )
 }
