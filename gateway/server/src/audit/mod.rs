@@ -70,6 +70,10 @@ pub struct AuditConfig {
     /// `[audit.retention]`: days a record is kept, by event kind (`vihf_issued = 3653`) or
     /// `default`; `vigie audit purge` stubs the older ones (docs/audit.md, "Retention and purge").
     pub retention: std::collections::BTreeMap<String, u64>,
+    /// The connection of `vigie audit purge` when the trail is in PostgreSQL: a role allowed to
+    /// EXECUTE `vigie_audit_purge` and SELECT the trail, nothing more (docs/audit.md, "Retention
+    /// and purge"). Unset: the trail's own URL.
+    pub purge_url: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -87,6 +91,7 @@ impl Default for AuditConfig {
             ins_key_file: None,
             syslog: None,
             retention: Default::default(),
+            purge_url: None,
         }
     }
 }
