@@ -162,3 +162,75 @@ fn the_postgresql_trail_is_purged_by_a_role_that_cannot_edit_it_and_verify_repor
     drop_roles();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A chain of records of `kinds` aged `days`, as the writer seals a new file after a rotation.
+fn chain_file(path: &std::path::Path, records: &[(&str, i64)]) -> vigie_gateway::audit::chain::Link {
+    let now = time::OffsetDateTime::now_utc();
+    let mut link = vigie_gateway::audit::chain::Link::default();
+    let mut lines = String::new();
+    for (kind, age) in records {
+        let at = (now - time::Duration::days(*age)).format(&Rfc3339).unwrap();
+        lines.push_str(&link.seal(&format!(r#"{{"at":"{at}","kind":"{kind}","username":"jdupont"}}"#)));
+    }
+    std::fs::write(path, lines).unwrap();
+    link
+}
+
+#[test]
+fn rotated_copies_of_the_file_trail_are_purged_each_keeping_its_chain_verifiable() {
+    let dir = std::env::temp_dir().join(format!("vigie-rotated-purge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (key, public) = shared_checkpoint_key(&dir);
+    let signer = vigie_gateway::audit::note::Signer::load("vigie.demo/audit", &key).unwrap();
+    // logrotate's copies (each a chain of its own: the writer starts one in each new file), one
+    // with its checkpoints beside it, and the live trail.
+    let two = chain_file(&dir.join("audit.jsonl.2"), &[("login", 800), ("logout", 700), ("vihf_issued", 700)]);
+    let note = serde_json::json!({"checkpoint": signer.checkpoint(&two, "t")});
+    std::fs::write(dir.join("audit.jsonl.2.checkpoints"), format!("{note}\n")).unwrap();
+    chain_file(&dir.join("audit.jsonl.1"), &[("login", 500), ("login", 30)]);
+    let live = chain_file(&dir.join("audit.jsonl"), &[("login", 400), ("login", 1)]);
+    let note = serde_json::json!({"checkpoint": signer.checkpoint(&live, "t")});
+    std::fs::write(dir.join("audit.jsonl.checkpoints"), format!("{note}\n")).unwrap();
+    let d = dir.display();
+    let config = offline_config(
+        &dir,
+        &format!("file = \"{d}/audit.jsonl\"\ncheckpoint_key = \"{}\"\norigin = \"vigie.demo/audit\"\n", key.display()),
+    );
+
+    let (status, out) = vigie(&["audit", "purge", "--config", &config]);
+    assert_eq!(status, 0, "{out}");
+    assert!(
+        out.contains(&format!("{d}/audit.jsonl.2: purged 2 record(s) past their retention (between seq 1 and 2)")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{d}/audit.jsonl.1: purged 1 record(s)")), "{out}");
+    for (file, purged) in [
+        ("audit.jsonl.2", "records 1..2 purged"),
+        ("audit.jsonl.1", "records 1..1 purged"),
+        ("audit.jsonl", "records 1..1 purged"),
+    ] {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.lines().next().unwrap().contains("jdupont"), "{file}: {text}");
+        let (status, out) = vigie(&["audit", "verify", "--key", public.to_str().unwrap(), path.to_str().unwrap()]);
+        assert_eq!(status, 0, "{file}: {out}");
+        assert!(out.contains(purged), "{file}: {out}");
+    }
+    // The DMP trace of the oldest copy keeps its ten years; a record of a copy stubbed by hand
+    // (its link kept, no signed note) is named.
+    let two = std::fs::read_to_string(dir.join("audit.jsonl.2")).unwrap();
+    assert!(two.lines().nth(2).unwrap().contains("vihf_issued"), "{two}");
+    let path = dir.join("audit.jsonl.1");
+    let one = std::fs::read_to_string(&path).unwrap();
+    let second: serde_json::Value = serde_json::from_str(one.lines().nth(1).unwrap()).unwrap();
+    let stub =
+        format!("{{\"seq\":2,\"prev\":{},\"purged\":\"2026-12-05\",\"hash\":{}}}", second["prev"], second["hash"]);
+    std::fs::write(&path, format!("{}\n{stub}\n", one.lines().next().unwrap())).unwrap();
+    let (status, out) = vigie(&["audit", "verify", "--key", public.to_str().unwrap(), path.to_str().unwrap()]);
+    assert_eq!(status, 1, "{out}");
+    assert!(
+        out.contains("audit.jsonl.1:2: record seq 2: a purged record, but no signed purge note covers it"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

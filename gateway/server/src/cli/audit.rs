@@ -205,8 +205,24 @@ fn purge(config: &crate::config::Config, dry_run: bool) -> anyhow::Result<()> {
             anyhow::bail!("`audit.file` is standard output: there is no trail to purge");
         }
         let trail = PathBuf::from(&audit.file);
+        // Rotated copies first (logrotate's `audit.jsonl.N`, …): each is a chain of its own (the
+        // writer starts a new one in the new file), purged under a note in `<copy>.checkpoints`.
+        let copies = crate::audit::search::rotated(&trail)?;
+        for copy in copies.iter().filter(|c| **c != trail) {
+            let notes = PathBuf::from(format!("{}.checkpoints", copy.display()));
+            let o = crate::audit::purge::purge(copy, &notes, &signer, &retention, now, dry_run)
+                .with_context(|| format!("purging the rotated copy {}", copy.display()))?;
+            print!("{}: ", copy.display());
+            summary(&o, dry_run);
+        }
         crate::audit::purge::purge(&trail, &audit.checkpoint_log(), &signer, &retention, now, dry_run)?
     };
+    summary(&o, dry_run);
+    Ok(())
+}
+
+/// What one purge did, in two lines or three.
+fn summary(o: &crate::audit::purge::Outcome, dry_run: bool) {
     let verb = if dry_run { "would purge" } else { "purged" };
     match (o.purged.first(), o.purged.last()) {
         (Some(first), Some(last)) => {
@@ -218,7 +234,6 @@ fn purge(config: &crate::config::Config, dry_run: bool) -> anyhow::Result<()> {
     if o.undated > 0 {
         println!("{} record(s) without a readable time (`at`): kept", o.undated);
     }
-    Ok(())
 }
 
 /// A verifier key given inline (`name+keyid+base64`) or as a file holding it.
