@@ -127,6 +127,23 @@ impl AuditConfig {
         }
     }
 
+    /// With the DMP on (`dmp_enabled`), a VIHF can name a patient (their INS): their lines in the
+    /// trail must stay matchable for the 10 years the DMP's traces are kept, which a key of one
+    /// process is not — so `audit.ins_key_file` is required (the embedded demo makes one, so it
+    /// passes). Without the DMP no line names a patient: the process's own key and its warning do.
+    pub fn validate_ins_key(&self, dmp_enabled: bool, err: &mut dyn FnMut(&str, String)) {
+        if dmp_enabled && self.ins_key_file.is_none() {
+            err(
+                "audit.ins_key_file",
+                "required when `dmp.enabled`: a VIHF's patient is traced by a keyed HMAC of their INS, and the DMP's \
+                 traces must be matchable to a patient for 10 years; make the key once with `vigie audit keygen \
+                 --ins-key /etc/vigie/audit-ins.key`, set `audit.ins_key_file` to it, and keep it with the \
+                 gateway's secrets (docs/audit.md, \"Patients in the trail\")"
+                    .into(),
+            );
+        }
+    }
+
     /// The key of patient references (`ins::InsKey`): the file's, else one for this process.
     pub fn ins_key(&self) -> anyhow::Result<ins::InsKey> {
         match &self.ins_key_file {
