@@ -119,20 +119,7 @@ impl PgAuditTrail {
         url: &str,
         max_connections: u32,
     ) -> Result<(Self, Option<i64>, Option<i64>), AuditTrailError> {
-        let connect = PgConnectOptions::from_str(url)
-            .map_err(|_| {
-                AuditTrailError(
-                    "the PostgreSQL URL of the audit trail (`audit.url`, else `directory.url`) cannot be read: \
-                     expected `postgres://user[:password]@host[:port]/database[?sslmode=…]`"
-                        .into(),
-                )
-            })?
-            .options([("statement_timeout", STATEMENT_TIMEOUT_MS)]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(connect)
-            .await?;
+        let pool = Self::connect(url, max_connections).await?.pool;
         // Reading the version, migrating and reading it again are one step for whoever holds the
         // migration lock (sqlx's advisory lock, per database, as the directory's `schema::migrate`
         // takes it): replicas' jobs started together each report what they saw under it, and
@@ -161,6 +148,26 @@ impl PgAuditTrail {
         drop(conn);
         let (before, after) = result?;
         Ok((Self { pool }, before, after))
+    }
+
+    /// Connects (at most `max_connections`) without migrating: for a role that may not change the
+    /// schema (`vigie audit purge`'s, an auditor's), on tables `vigie migrate` keeps up to date.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, AuditTrailError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|_| {
+                AuditTrailError(
+                    "the PostgreSQL URL of the audit trail (`audit.url`, else `directory.url`) cannot be read: \
+                     expected `postgres://user[:password]@host[:port]/database[?sslmode=…]`"
+                        .into(),
+                )
+            })?
+            .options([("statement_timeout", STATEMENT_TIMEOUT_MS)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
     }
 
     /// The last migration applied to the trail's tables; `None` before the first.
@@ -281,6 +288,34 @@ impl PgAuditTrail {
             .into_iter()
             .map(|r| StoredRecord { seq: r.get(0), prev: r.get(1), hash: r.get(2), record: r.get(3) })
             .collect())
+    }
+
+    /// The signed purge notes (`audit_purge_notes`): row id and note, in the order written. Empty
+    /// on a trail whose migrations predate the purge.
+    pub async fn purge_notes(&self) -> Result<Vec<(i64, String)>, AuditTrailError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('audit_purge_notes')::text").fetch_one(&self.pool).await?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query("SELECT id, note FROM audit_purge_notes ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Stores the signed purge `note` and turns the records it lists (`seq`, hex `hash`) into
+    /// stubs dated `day` (`YYYY-MM-DD`), in one transaction, through `vigie_audit_purge`
+    /// (`0003_audit_purge.sql`: the only UPDATE the trail lets through, with its owner's rights).
+    /// Returns how many rows became stubs (a row whose hash is not the one listed is left alone).
+    pub async fn purge(&self, listed: &[(i64, String)], day: &str, note: &str) -> Result<u64, AuditTrailError> {
+        let (seqs, hashes): (Vec<i64>, Vec<String>) = listed.iter().cloned().unzip();
+        let stubbed: i64 = sqlx::query_scalar("SELECT vigie_audit_purge($1::BIGINT[], $2::TEXT[], $3::DATE, $4)")
+            .bind(seqs)
+            .bind(hashes)
+            .bind(day)
+            .bind(note)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(stubbed).unwrap_or(0))
     }
 
     /// Closes the connections.

@@ -143,3 +143,47 @@ async fn a_signed_handover_verifies_with_the_verifier_key_and_an_altered_one_is_
     let (ok, said) = vigie_audit(&["verify-handover", archive.to_str().unwrap(), "--key", other_pub.to_str().unwrap()]);
     assert!(!ok && said.contains("no signature by the key"), "{said}");
 }
+
+/// What `vigie ARGS` prints about `audit.ins_key_file` for the configuration `audit` + `extra`.
+fn ins_key_lines(dir: &std::path::Path, command: &str, audit: &str, extra: &str) -> Vec<String> {
+    let path = crate::audit_trail::offline_config(dir, audit);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}{extra}")).unwrap();
+    let mut cmd = std::process::Command::new(common::BIN);
+    match command {
+        "serve" => cmd.args(["serve", "--config", &path]),
+        _ => cmd.args(["check-config", &path]),
+    };
+    let out = cmd.output().expect("running vigie");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the offline configuration has empty TLS files: refused anyway\n{stderr}");
+    stderr.lines().filter(|l| l.contains("`audit.ins_key_file`")).map(str::to_owned).collect()
+}
+
+#[test]
+fn with_the_dmp_on_a_configuration_without_the_ins_key_is_refused_and_without_it_the_process_key_stays() {
+    let dir = std::env::temp_dir().join(format!("vigie-ins-key-decision-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display().to_string();
+    let file = format!("file = \"{d}/audit.jsonl\"\n");
+    let dmp = "[dmp]\nenabled = true\n";
+    for command in ["check-config", "serve"] {
+        let refused = ins_key_lines(&dir, command, &file, dmp);
+        assert_eq!(refused.len(), 1, "{command}: {refused:?}");
+        assert!(
+            refused[0].contains("required when `dmp.enabled`") && refused[0].contains("vigie audit keygen --ins-key"),
+            "{command}: {refused:?}"
+        );
+    }
+    assert_eq!(ins_key_lines(&dir, "check-config", &file, ""), Vec::<String>::new(), "no DMP: no patient, no key");
+    let key = dir.join("audit-ins.key");
+    let out = std::process::Command::new(common::BIN)
+        .args(["audit", "keygen", "--ins-key", key.to_str().unwrap()])
+        .output()
+        .expect("vigie audit keygen");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keyed = format!("{file}ins_key_file = \"{}\"\n", key.display());
+    assert_eq!(ins_key_lines(&dir, "check-config", &keyed, dmp), Vec::<String>::new(), "the key given");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -240,7 +240,7 @@ async fn a_full_disk_spools_when_configured_and_the_spool_continues_the_chain() 
 }
 
 /// `vigie audit verify --url URL --key KEY`: the trail in PostgreSQL.
-fn verify_table(key: &Path, url: &str) -> (i32, String) {
+pub(crate) fn verify_table(key: &Path, url: &str) -> (i32, String) {
     let out = Command::new(BIN)
         .args(["audit", "verify", "--url", url, "--key"])
         .arg(key)
@@ -251,7 +251,7 @@ fn verify_table(key: &Path, url: &str) -> (i32, String) {
 }
 
 /// One checkpoint key for several replicas (they share it, as they share the token keys).
-fn shared_checkpoint_key(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn shared_checkpoint_key(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let key = dir.join("audit-checkpoint.pem");
     let out = Command::new(BIN)
@@ -265,7 +265,7 @@ fn shared_checkpoint_key(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// psql that may fail: its exit status and error output.
-fn psql_may_fail(url: &str, sql: &str) -> (bool, String) {
+pub(crate) fn psql_may_fail(url: &str, sql: &str) -> (bool, String) {
     let out = Command::new("psql")
         .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
         .env("PATH", format!("{}:/usr/lib/postgresql/15/bin", std::env::var("PATH").unwrap_or_default()))
@@ -437,22 +437,13 @@ fn the_purge_command_stubs_what_is_past_retention_and_verify_says_purged_by_poli
     std::fs::write(&trail, &lines).unwrap();
     let note = serde_json::json!({"checkpoint": signer.checkpoint(&link, "t")});
     std::fs::write(dir.join("audit.jsonl.checkpoints"), format!("{note}\n")).unwrap();
-    for f in ["tls.crt", "tls.key", "keys.json"] {
-        std::fs::write(dir.join(f), "").unwrap();
-    }
-    let config = dir.join("vigie.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer = \"https://vigie.chu.example\"\n[server]\ntls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\n\
-             [directory]\nurl = \"sqlite://{d}/dir.db\"\n[keys]\nfile = \"{d}/keys.json\"\n\
-             [audit]\nfile = \"{d}/audit.jsonl\"\ncheckpoint_key = \"{d}/checkpoint.pem\"\norigin = \"vigie.test/audit\"\n\
-             [audit.retention]\ndefault = 365\n",
-            d = dir.display()
+    let d = dir.display();
+    let config = &offline_config(
+        &dir,
+        &format!(
+            "file = \"{d}/audit.jsonl\"\ncheckpoint_key = \"{d}/checkpoint.pem\"\norigin = \"vigie.test/audit\"\n"
         ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap();
+    );
 
     let (status, out) = vigie(&["audit", "purge", "--dry-run", "--config", config]);
     assert_eq!(status, 0, "{out}");
@@ -473,4 +464,24 @@ fn the_purge_command_stubs_what_is_past_retention_and_verify_says_purged_by_poli
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status, 1, "{out}");
     assert!(out.contains("audit.jsonl:2: record seq 2: its content does not match its hash"), "{out}");
+}
+
+/// A configuration in `dir` for the commands that read one without serving (the files it names
+/// exist, empty), with `audit` as its `[audit]` table and a one-year retention; its path.
+pub(crate) fn offline_config(dir: &Path, audit: &str) -> String {
+    for f in ["tls.crt", "tls.key", "keys.json"] {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+    let path = dir.join("vigie.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "issuer = \"https://vigie.chu.example\"\n[server]\ntls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\n\
+             [directory]\nurl = \"sqlite://{d}/dir.db\"\n[keys]\nfile = \"{d}/keys.json\"\n\
+             [audit]\n{audit}[audit.retention]\ndefault = 365\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
 }

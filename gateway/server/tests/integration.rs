@@ -13,6 +13,7 @@ mod softkey;
 mod admin;
 mod audit_content;
 mod audit_export;
+mod audit_purge;
 mod audit_search;
 mod audit_trail;
 mod authorize_errors;

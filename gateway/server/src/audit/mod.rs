@@ -70,6 +70,10 @@ pub struct AuditConfig {
     /// `[audit.retention]`: days a record is kept, by event kind (`vihf_issued = 3653`) or
     /// `default`; `vigie audit purge` stubs the older ones (docs/audit.md, "Retention and purge").
     pub retention: std::collections::BTreeMap<String, u64>,
+    /// The connection of `vigie audit purge` when the trail is in PostgreSQL: a role allowed to
+    /// EXECUTE `vigie_audit_purge` and SELECT the trail, nothing more (docs/audit.md, "Retention
+    /// and purge"). Unset: the trail's own URL.
+    pub purge_url: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -87,6 +91,7 @@ impl Default for AuditConfig {
             ins_key_file: None,
             syslog: None,
             retention: Default::default(),
+            purge_url: None,
         }
     }
 }
@@ -119,6 +124,23 @@ impl AuditConfig {
             for (key, problem) in syslog.problems() {
                 err(key, problem);
             }
+        }
+    }
+
+    /// With the DMP on (`dmp_enabled`), a VIHF can name a patient (their INS): their lines in the
+    /// trail must stay matchable for the 10 years the DMP's traces are kept, which a key of one
+    /// process is not — so `audit.ins_key_file` is required (the embedded demo makes one, so it
+    /// passes). Without the DMP no line names a patient: the process's own key and its warning do.
+    pub fn validate_ins_key(&self, dmp_enabled: bool, err: &mut dyn FnMut(&str, String)) {
+        if dmp_enabled && self.ins_key_file.is_none() {
+            err(
+                "audit.ins_key_file",
+                "required when `dmp.enabled`: a VIHF's patient is traced by a keyed HMAC of their INS, and the DMP's \
+                 traces must be matchable to a patient for 10 years; make the key once with `vigie audit keygen \
+                 --ins-key /etc/vigie/audit-ins.key`, set `audit.ins_key_file` to it, and keep it with the \
+                 gateway's secrets (docs/audit.md, \"Patients in the trail\")"
+                    .into(),
+            );
         }
     }
 

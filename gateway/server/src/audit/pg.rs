@@ -3,11 +3,16 @@
 //! naming the first broken row. The table itself is `vigie_directory_sql::audit_trail`.
 use std::path::{Path, PathBuf};
 
+use anyhow::bail;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use vigie_directory_sql::audit_trail::{AuditHead, PgAuditTrail, SealedRecord};
 
 use super::chain::{self, Link};
-use super::note::Verifier;
-use super::verify::{Broken, Chain, Report, signed_notes};
+use super::note::{Signer, Verifier};
+use super::purge::{Outcome, Retention, Verdict, judge, signed_note};
+use super::verify::{Broken, Chain, Report, purge_notes, signed_notes};
 
 /// Rows read at a time by the verifier: the trail is large, memory is not.
 const PAGE: i64 = 10_000;
@@ -44,14 +49,15 @@ const RECORDS: &str = "audit_records";
 
 /// Checks the table's chain and its checkpoints (signed by `key`; none: the chain alone).
 pub async fn verify_table(trail: &PgAuditTrail, key: Option<&Verifier>) -> anyhow::Result<Result<Report, Broken>> {
-    let signed = match key {
+    let (signed, listed) = match key {
         Some(key) => {
-            let notes = trail.checkpoints().await?;
-            let notes = notes
-                .into_iter()
-                .map(|(id, note)| (PathBuf::from("audit_checkpoints id"), usize::try_from(id).unwrap_or(0), note))
-                .collect();
-            match signed_notes(notes, key) {
+            let at = |table: &str, rows: Vec<(i64, String)>| -> Vec<(PathBuf, usize, String)> {
+                let place = PathBuf::from(format!("{table} id"));
+                rows.into_iter().map(|(id, note)| (place.clone(), usize::try_from(id).unwrap_or(0), note)).collect()
+            };
+            let notes = at("audit_checkpoints", trail.checkpoints().await?);
+            let purges = at("audit_purge_notes", trail.purge_notes().await?);
+            match signed_notes(notes, key).and_then(|s| Ok((s, purge_notes(purges, key)?))) {
                 Ok(s) => s,
                 Err(b) => return Ok(Err(b)),
             }
@@ -59,6 +65,7 @@ pub async fn verify_table(trail: &PgAuditTrail, key: Option<&Verifier>) -> anyho
         None => Default::default(),
     };
     let mut chain = Chain::new(signed);
+    chain.listed = listed;
     let table = Path::new(RECORDS);
     let (mut after, mut rank) = (i64::MIN, 0usize);
     loop {
@@ -89,6 +96,60 @@ pub async fn verify_table(trail: &PgAuditTrail, key: Option<&Verifier>) -> anyho
         }
     }
     Ok(chain.end(table.to_path_buf()))
+}
+
+/// `vigie audit purge` on the table (docs/audit.md, "Retention and purge"): verifies it first (a
+/// purge must not hide a break), then, a page at a time, signs one purge note listing the page's
+/// records past their retention and has `vigie_audit_purge` store the note and stub them in one
+/// transaction (the only change the trail's trigger lets through; `0003_audit_purge.sql`).
+pub async fn purge_table(
+    trail: &PgAuditTrail,
+    signer: &Signer,
+    retention: &Retention<'_>,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
+    let key = Verifier::parse(&signer.verifier_key())?;
+    if let Err(broken) = verify_table(trail, Some(&key)).await? {
+        bail!("the trail does not verify, so it is not purged (a purge must not hide a break): {broken}");
+    }
+    let (time, day) = (now.format(&Rfc3339)?, now.date().to_string());
+    let mut outcome = Outcome::default();
+    let mut after = i64::MIN;
+    loop {
+        let rows = trail.records_after(after, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        let mut listed = Vec::new();
+        for row in rows {
+            match judge(row.record.as_bytes(), retention, now) {
+                Verdict::Stub(record) => listed.push((record.seq, record.hash)),
+                verdict => outcome.count(&verdict),
+            }
+        }
+        outcome.purged.extend(listed.iter().map(|(seq, _)| *seq));
+        if listed.is_empty() || dry_run {
+            continue;
+        }
+        let note = signed_note(signer, &time, &listed);
+        let rows: Vec<(i64, String)> =
+            listed.iter().map(|(seq, hash)| (i64::try_from(*seq).unwrap_or(i64::MAX), chain::hex(hash))).collect();
+        let stubbed = trail.purge(&rows, &day, &note).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: the purge's role needs EXECUTE on vigie_audit_purge (`audit.purge_url`, docs/audit.md), and the \
+                 trail's migrations up to date (`vigie migrate`)"
+            )
+        })?;
+        if stubbed != rows.len() as u64 {
+            bail!(
+                "{} of {} records listed by the purge note became stubs: another purge ran at the same time, or a row \
+                 changed since it was verified; run `vigie audit verify`",
+                stubbed,
+                rows.len()
+            );
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -123,6 +123,59 @@ pub struct Outcome {
     pub already: u64,
 }
 
+/// What a purge does with one sealed line.
+pub(super) enum Verdict {
+    /// Past its retention: to become a stub.
+    Stub(chain::Sealed),
+    /// Within its retention.
+    Keep,
+    /// No readable `at`: never purged.
+    Undated,
+    /// A stub already.
+    Already,
+    /// Not a sealed record (a line from before the chain): left as it is, not counted.
+    Unsealed,
+}
+
+/// Whether the sealed line `body` is past its retention as of `now` (by its `at` and `kind`).
+pub(super) fn judge(body: &[u8], retention: &Retention, now: OffsetDateTime) -> Verdict {
+    if is_stub(body) {
+        return Verdict::Already;
+    }
+    let Some(record) = chain::open(body) else { return Verdict::Unsealed };
+    #[derive(serde::Deserialize)]
+    struct Dated {
+        at: Option<String>,
+        kind: Option<String>,
+    }
+    let dated: Option<Dated> = serde_json::from_slice(body).ok();
+    let at = dated.as_ref().and_then(|d| OffsetDateTime::parse(d.at.as_deref()?, &Rfc3339).ok());
+    let Some(at) = at else { return Verdict::Undated };
+    let days = retention.days(dated.as_ref().and_then(|d| d.kind.as_deref()));
+    if now - at > time::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400)) {
+        Verdict::Stub(record)
+    } else {
+        Verdict::Keep
+    }
+}
+
+impl Outcome {
+    /// Counts a record that stays as it is.
+    pub(super) fn count(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Keep => self.kept += 1,
+            Verdict::Undated => self.undated += 1,
+            Verdict::Already => self.already += 1,
+            Verdict::Stub(_) | Verdict::Unsealed => {}
+        }
+    }
+}
+
+/// The text of a purge note listing `records`, signed by `signer` at `time`.
+pub(super) fn signed_note(signer: &Signer, time: &str, records: &[(u64, [u8; 32])]) -> String {
+    signer.sign(&note_text(signer.name(), time, records))
+}
+
 /// Purges `trail` as of `now`: verifies it first (a purge must not hide a break), then appends the
 /// signed note to `checkpoints` and replaces the trail by its purged copy (a new file renamed over
 /// it: never a half-purged file). Holds the writers' lock throughout; a gateway writing the trail
@@ -150,33 +203,16 @@ pub fn purge(
     let mut outcome = Outcome::default();
     let mut listed = Vec::new();
     for line in bytes[..end].split_inclusive(|&b| b == b'\n') {
-        let body = &line[..line.len() - 1];
-        let record = chain::open(body).filter(|_| !is_stub(body));
-        let Some(record) = record else {
-            outcome.already += u64::from(is_stub(body));
-            out.extend_from_slice(line);
-            continue;
-        };
-        #[derive(serde::Deserialize)]
-        struct Dated {
-            at: Option<String>,
-            kind: Option<String>,
-        }
-        let dated: Option<Dated> = serde_json::from_slice(body).ok();
-        let at = dated.as_ref().and_then(|d| OffsetDateTime::parse(d.at.as_deref()?, &Rfc3339).ok());
-        let Some(at) = at else {
-            outcome.undated += 1;
-            out.extend_from_slice(line);
-            continue;
-        };
-        let days = retention.days(dated.as_ref().and_then(|d| d.kind.as_deref()));
-        if now - at > time::Duration::days(i64::try_from(days).unwrap_or(i64::MAX / 86_400)) {
-            out.extend_from_slice(stub(&record, &day).as_bytes());
-            listed.push((record.seq, record.hash));
-            outcome.purged.push(record.seq);
-        } else {
-            outcome.kept += 1;
-            out.extend_from_slice(line);
+        match judge(&line[..line.len() - 1], retention, now) {
+            Verdict::Stub(record) => {
+                out.extend_from_slice(stub(&record, &day).as_bytes());
+                listed.push((record.seq, record.hash));
+                outcome.purged.push(record.seq);
+            }
+            verdict => {
+                outcome.count(&verdict);
+                out.extend_from_slice(line);
+            }
         }
     }
     if listed.is_empty() || dry_run {
@@ -184,7 +220,7 @@ pub fn purge(
     }
     // The note first: a crash after it leaves whole records under a note (accepted; the next
     // purge stubs them), never stubs without one.
-    let note = signer.sign(&note_text(signer.name(), &time, &listed));
+    let note = signed_note(signer, &time, &listed);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -100,8 +100,10 @@ pub fn rotated(file: &Path) -> anyhow::Result<Vec<PathBuf>> {
     for entry in entries.flatten() {
         let Some(other) = entry.file_name().to_str().map(str::to_owned) else { continue };
         let Some(suffix) = other.strip_prefix(name).and_then(|s| s.strip_prefix(['.', '-'])) else { continue };
-        // Not rotations: the checkpoints, a witness's temporary file.
-        if suffix.starts_with("checkpoints") || suffix == "tmp" || suffix.is_empty() {
+        // Not rotations: the checkpoints (the trail's, a rotated copy's), a witness's or a
+        // purge's temporary file.
+        let beside = |end: &str| suffix.starts_with(end) || suffix.ends_with(&format!(".{end}"));
+        if beside("checkpoints") || beside("purge-tmp") || suffix == "tmp" || suffix.is_empty() {
             continue;
         }
         if [".gz", ".xz", ".zst", ".bz2"].iter().any(|z| suffix.ends_with(z)) {
@@ -395,7 +397,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigie-rotated-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for f in ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2", "audit.jsonl.checkpoints", "other.jsonl"] {
+        // A purged rotated copy keeps its purge notes beside it (`audit.jsonl.1.checkpoints`).
+        let files =
+            ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2", "audit.jsonl.checkpoints", "audit.jsonl.1.checkpoints"];
+        for f in files.iter().chain(&["other.jsonl", "audit.jsonl.2.purge-tmp"]) {
             std::fs::write(dir.join(f), "").unwrap();
         }
         let names: Vec<String> = rotated(&dir.join("audit.jsonl"))

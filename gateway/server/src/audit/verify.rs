@@ -78,8 +78,7 @@ type Notes = (BTreeMap<u64, Vec<Signed>>, BTreeMap<u64, Listed>);
 /// keeps them, or a file that is one note (a witness's copy); and the purge notes among them
 /// (`{"purge": note}`, `vigie audit purge`).
 fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<Notes, Broken> {
-    let mut notes = Vec::new();
-    let mut listed = BTreeMap::new();
+    let (mut notes, mut purges) = (Vec::new(), Vec::new());
     for file in files {
         let text = std::fs::read(file)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -88,15 +87,7 @@ fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<Notes, Broken> {
             for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
                 let value = serde_json::from_str::<serde_json::Value>(l).unwrap_or_default();
                 if let Some(purge) = value["purge"].as_str() {
-                    let note = super::purge::open_note(key, purge).map_err(|e| Broken {
-                        file: file.clone(),
-                        line: i + 1,
-                        seq: None,
-                        what: format!("purge note: {e}"),
-                    })?;
-                    for (seq, hash) in note.records {
-                        listed.insert(seq, Listed { hash, on: note.time.clone() });
-                    }
+                    purges.push((file.clone(), i + 1, purge.to_string()));
                     continue;
                 }
                 let note = value["checkpoint"].as_str().map(str::to_string).unwrap_or_default();
@@ -106,7 +97,28 @@ fn checkpoints(files: &[PathBuf], key: &Verifier) -> Result<Notes, Broken> {
             notes.push((file.clone(), 1, text));
         }
     }
-    Ok((signed_notes(notes, key)?, listed))
+    Ok((signed_notes(notes, key)?, purge_notes(purges, key)?))
+}
+
+/// Checks each signed purge note (where it was found) against `key`: the records they list, each
+/// with its hash and the note's time.
+pub(super) fn purge_notes(
+    notes: Vec<(PathBuf, usize, String)>,
+    key: &Verifier,
+) -> Result<BTreeMap<u64, Listed>, Broken> {
+    let mut listed = BTreeMap::new();
+    for (file, line, note) in notes {
+        let note = super::purge::open_note(key, &note).map_err(|e| Broken {
+            file: file.clone(),
+            line,
+            seq: None,
+            what: format!("purge note: {e}"),
+        })?;
+        for (seq, hash) in note.records {
+            listed.insert(seq, Listed { hash, on: note.time.clone() });
+        }
+    }
+    Ok(listed)
 }
 
 /// Checks each note (where it was found: file or table, line or row) against `key`, by size.

@@ -69,11 +69,12 @@ pub(super) enum AuditCommand {
         /// Trail files, read in order as one chain (the trail, then its spool).
         files: Vec<PathBuf>,
     },
-    /// Purge the file trail of the records past their retention (`[audit.retention]`): each
+    /// Purge the trail (the PostgreSQL table, or the file) of the records past their retention (`[audit.retention]`): each
     /// becomes a stub keeping its link, and one note signed with the checkpoint key lists them,
     /// so the trail still verifies (docs/audit.md, "Retention and purge").
     Purge {
-        /// Configuration: `audit.file`, `audit.retention`, `audit.checkpoint_key`.
+        /// Configuration: the trail (`audit.url`/`directory.url` through `audit.purge_url`, or
+        /// `audit.file`), `audit.retention`, `audit.checkpoint_key`.
         #[arg(long)]
         config: PathBuf,
         /// Say what would be purged; change nothing.
@@ -180,26 +181,48 @@ pub(super) fn run(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `vigie audit purge`: the file trail only (on PostgreSQL the gateway's role may not delete: a
-/// purge there is not built yet).
+/// `vigie audit purge`: the PostgreSQL table (through `audit.purge_url`, else the trail's URL)
+/// or the file trail, under the same retention and the same signed purge note.
 fn purge(config: &crate::config::Config, dry_run: bool) -> anyhow::Result<()> {
     let audit = &config.audit;
-    if audit.postgres_url(&config.directory.url).is_some() {
-        anyhow::bail!(
-            "the trail is in PostgreSQL: `vigie audit purge` purges a file trail (`audit.file`) only for now"
-        );
-    }
-    if audit.file == "-" {
-        anyhow::bail!("`audit.file` is standard output: there is no trail to purge");
-    }
     let signer = audit.signer()?.context(
         "`audit.checkpoint_key` is not set: a purge is signed with the checkpoint key, or `verify` could not tell it \
          from tampering",
     )?;
     let retention = crate::audit::purge::Retention(&audit.retention);
-    let trail = PathBuf::from(&audit.file);
     let now = time::OffsetDateTime::now_utc();
-    let o = crate::audit::purge::purge(&trail, &audit.checkpoint_log(), &signer, &retention, now, dry_run)?;
+    let o = if let Some(url) = audit.postgres_url(&config.directory.url) {
+        let url = audit.purge_url.as_deref().unwrap_or(url);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let trail = vigie_directory_sql::audit_trail::PgAuditTrail::connect(url, 1).await?;
+            let outcome = crate::audit::pg::purge_table(&trail, &signer, &retention, now, dry_run).await;
+            trail.close().await;
+            outcome
+        })?
+    } else {
+        if audit.file == "-" {
+            anyhow::bail!("`audit.file` is standard output: there is no trail to purge");
+        }
+        let trail = PathBuf::from(&audit.file);
+        // Rotated copies first (logrotate's `audit.jsonl.N`, …): each is a chain of its own (the
+        // writer starts a new one in the new file), purged under a note in `<copy>.checkpoints`.
+        let copies = crate::audit::search::rotated(&trail)?;
+        for copy in copies.iter().filter(|c| **c != trail) {
+            let notes = PathBuf::from(format!("{}.checkpoints", copy.display()));
+            let o = crate::audit::purge::purge(copy, &notes, &signer, &retention, now, dry_run)
+                .with_context(|| format!("purging the rotated copy {}", copy.display()))?;
+            print!("{}: ", copy.display());
+            summary(&o, dry_run);
+        }
+        crate::audit::purge::purge(&trail, &audit.checkpoint_log(), &signer, &retention, now, dry_run)?
+    };
+    summary(&o, dry_run);
+    Ok(())
+}
+
+/// What one purge did, in two lines or three.
+fn summary(o: &crate::audit::purge::Outcome, dry_run: bool) {
     let verb = if dry_run { "would purge" } else { "purged" };
     match (o.purged.first(), o.purged.last()) {
         (Some(first), Some(last)) => {
@@ -211,7 +234,6 @@ fn purge(config: &crate::config::Config, dry_run: bool) -> anyhow::Result<()> {
     if o.undated > 0 {
         println!("{} record(s) without a readable time (`at`): kept", o.undated);
     }
-    Ok(())
 }
 
 /// A verifier key given inline (`name+keyid+base64`) or as a file holding it.

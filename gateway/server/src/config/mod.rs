@@ -138,6 +138,7 @@ impl Config {
         self.health.validate(&mut err);
         self.login.validate(&mut err);
         self.audit.validate(&mut err);
+        self.audit.validate_ins_key(self.dmp.enabled, &mut err);
         if self.audit_export.is_some() {
             err(
                 "audit_export",
