@@ -23,6 +23,7 @@ mod code_flow;
 mod configured;
 mod conformance_kit;
 mod console;
+mod console_feeds;
 mod degraded;
 mod derivation;
 mod derivation_fhir;

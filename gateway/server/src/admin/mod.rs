@@ -6,6 +6,7 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod feeds;
 pub mod fido2;
 pub mod page;
 pub mod people;
