@@ -213,3 +213,44 @@ async fn hr_confirms_and_rejects_proposals_through_the_api_and_the_page_behind_s
     let listed = call(&gw, &reader, "GET", "/admin/api/proposals").await.json();
     assert!(listed["proposals"].as_array().unwrap().iter().all(|p| p["matricule"] != "M000104"), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_run_by_serve_is_recorded_once_and_its_unchanged_repeats_are_not() {
+    let drop = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("feeds-drop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&drop);
+    std::fs::create_dir_all(&drop).unwrap();
+    let drop_path = drop.to_str().expect("UTF-8 path").to_owned();
+    let gw = Gateway::start(&[
+        ("VIGIE_LIFECYCLE__HR_FEED__PATH", &drop_path),
+        ("VIGIE_LIFECYCLE__HR_FEED__INTERVAL_SECS", "1"),
+    ])
+    .await;
+    let token = demo_token(&gw);
+    std::fs::write(drop.join("sirh-1.csv"), feed_text(&people(3))).unwrap();
+    // The period runs every second: the applied run, then unchanged ones, recorded once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let runs = loop {
+        let runs = call(&gw, &token, "GET", "/admin/api/feeds").await.json()["runs"].clone();
+        let results: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
+        if results.first() == Some(&"unchanged") {
+            break runs;
+        }
+        assert!(std::time::Instant::now() < deadline, "no unchanged run recorded after the applied one: {runs}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    // A few more periods pass.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let later = call(&gw, &token, "GET", "/admin/api/feeds").await.json()["runs"].clone();
+    assert_eq!(later, runs, "unchanged repeats are not recorded");
+    let list = runs.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{runs}");
+    assert_eq!(
+        (list[1]["result"].clone(), list[1]["counts"]["joiners"].clone()),
+        (json!("applied"), json!(3)),
+        "{runs}"
+    );
+    assert!(
+        list.iter().all(|r| r["started_by"] == "schedule" && r["source"].as_str().unwrap().ends_with("sirh-1.csv")),
+        "{runs}"
+    );
+}

@@ -167,7 +167,10 @@ pub fn row(source: &str, started_by: &str, dry_run: bool, outcome: &anyhow::Resu
     Some(run)
 }
 
-/// Records the run; a failure to record is logged, never the run's failure.
+/// Records the run; a failure to record is logged, never the run's failure. An unchanged run
+/// right after an unchanged run of the same source by the same starter is not recorded again: the
+/// period of `serve` reads an unchanged drop every `interval_secs`, and the page would show
+/// nothing else.
 pub async fn record(
     dir: &SqlDirectory,
     source: &str,
@@ -176,6 +179,14 @@ pub async fn record(
     outcome: &anyhow::Result<RunOutcome>,
 ) {
     let Some(run) = row(source, started_by, dry_run, outcome) else { return };
+    if run.result == "unchanged"
+        && let Ok(last) = dir.feed_runs(1).await
+        && last
+            .first()
+            .is_some_and(|l| l.result == "unchanged" && l.source == run.source && l.started_by == run.started_by)
+    {
+        return;
+    }
     if let Err(e) = dir.record_feed_run(&run).await {
         tracing::warn!(error = %e, "HR feed: the run could not be recorded for the console");
     }
