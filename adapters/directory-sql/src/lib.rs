@@ -9,6 +9,7 @@ pub mod cards;
 mod db;
 mod directory;
 mod directory_link;
+mod feed_runs;
 mod fido2;
 mod hr_enrolment;
 pub mod import;
@@ -26,6 +27,7 @@ pub mod sponsorship;
 
 pub use db::Dialect;
 pub use directory::{OpenOptions, SqlDirectory};
+pub use feed_runs::{FeedRun, MAX_RUNS};
 pub use import::{CsvError, HrRow, ImportReport, import_rows, parse_hr_csv};
 pub use lifecycle_store::{Applied, Ended, Temporary};
 pub use schema::{NewerSchema, SchemaVersions};

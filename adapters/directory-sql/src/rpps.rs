@@ -60,6 +60,10 @@ pub struct Proposal {
     pub strength: String,
     /// Which keys agreed or were missing.
     pub why: String,
+    /// Where it came from: `extraction:<file>` or `fhir`; `None` before migration 0015.
+    pub source: Option<String>,
+    /// When it was proposed (RFC 3339).
+    pub proposed_at: String,
 }
 
 /// A confirmed derivation.
@@ -222,6 +226,17 @@ impl SqlDirectory {
         Ok(n.0 > 0)
     }
 
+    /// The file of the last extraction loaded, if any: a proposal's source.
+    pub async fn rpps_last_load(&self) -> Result<Option<String>, DirectoryError> {
+        let row = on_pool!(self.pool, |c| sqlx::query_as::<_, (String,)>(
+            "SELECT file FROM rpps_loads ORDER BY loaded_at DESC LIMIT 1"
+        )
+        .fetch_optional(c)
+        .await)
+        .map_err(|e| failed("reading the RPPS loads", &e))?;
+        Ok(row.map(|r| r.0))
+    }
+
     /// Lines of the index with these normalised names.
     pub async fn rpps_by_name(&self, family_norm: &str, given_norm: &str) -> Result<Vec<RppsEntry>, DirectoryError> {
         let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, EntryRow>(concat!(
@@ -251,10 +266,12 @@ impl SqlDirectory {
         Ok(rows.into_iter().map(entry).collect())
     }
 
-    /// Replaces the pending proposals with these `(identity id, idNat, strength, why)`.
+    /// Replaces the pending proposals with these `(identity id, idNat, strength, why)`, found in
+    /// `source`; those HR rejected ([`SqlDirectory::rpps_reject`]) are left out.
     pub async fn rpps_replace_proposals(
         &self,
         proposals: &[(String, String, String, String)],
+        source: &str,
     ) -> Result<(), DirectoryError> {
         let at = now()?;
         let mut tx = self.begin_write().await?;
@@ -262,13 +279,16 @@ impl SqlDirectory {
             .map_err(|e| failed("replacing the RPPS proposals", &e))?;
         for (identity_id, idnat, strength, why) in proposals {
             on_tx!(tx, |c| sqlx::query(
-                "INSERT INTO rpps_proposals (identity_id, idnat, strength, why, proposed_at) VALUES ($1, $2, $3, $4, $5)"
+                "INSERT INTO rpps_proposals (identity_id, idnat, strength, why, proposed_at, source) \
+                 SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS \
+                 (SELECT 1 FROM rpps_rejections WHERE identity_id = $1 AND idnat = $2)"
             )
             .bind(identity_id)
             .bind(idnat)
             .bind(strength)
             .bind(why)
             .bind(&at)
+            .bind(source)
             .execute(&mut *c)
             .await
             .map(|r| r.rows_affected()))
@@ -279,23 +299,58 @@ impl SqlDirectory {
 
     /// The pending proposals, by matricule.
     pub async fn rpps_proposals(&self) -> Result<Vec<Proposal>, DirectoryError> {
-        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, (String, String, String, String, String)>(
-            "SELECT p.identity_id, i.matricule, p.idnat, p.strength, p.why FROM rpps_proposals p \
-             JOIN identities i ON i.id = p.identity_id ORDER BY i.matricule, p.idnat"
+        type Row = (String, String, String, String, String, Option<String>, String);
+        let rows = on_pool!(self.pool, |c| sqlx::query_as::<_, Row>(
+            "SELECT p.identity_id, i.matricule, p.idnat, p.strength, p.why, p.source, p.proposed_at \
+             FROM rpps_proposals p JOIN identities i ON i.id = p.identity_id ORDER BY i.matricule, p.idnat"
         )
         .fetch_all(c)
         .await)
         .map_err(|e| failed("reading the RPPS proposals", &e))?;
         Ok(rows
             .into_iter()
-            .map(|(identity_id, matricule, idnat, strength, why)| Proposal {
+            .map(|(identity_id, matricule, idnat, strength, why, source, proposed_at)| Proposal {
                 identity_id,
                 matricule,
                 idnat,
                 strength,
                 why,
+                source,
+                proposed_at,
             })
             .collect())
+    }
+
+    /// HR rejects the proposal of `idnat` for the identity: it goes, and no later proposal run
+    /// brings it back. `false` when no such proposal was pending.
+    pub async fn rpps_reject(&self, identity_id: &str, idnat: &str, by: &str) -> Result<bool, DirectoryError> {
+        let at = now()?;
+        let mut tx = self.begin_write().await?;
+        let gone = on_tx!(tx, |c| sqlx::query("DELETE FROM rpps_proposals WHERE identity_id = $1 AND idnat = $2")
+            .bind(identity_id)
+            .bind(idnat)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| failed("rejecting an RPPS proposal", &e))?;
+        if gone == 0 {
+            let _ = tx.rollback().await;
+            return Ok(false);
+        }
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO rpps_rejections (identity_id, idnat, rejected_by, rejected_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (identity_id, idnat) DO NOTHING"
+        )
+        .bind(identity_id)
+        .bind(idnat)
+        .bind(by)
+        .bind(&at)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| failed("recording an RPPS rejection", &e))?;
+        tx.commit().await.map_err(|e| failed("committing the RPPS rejection", &e))?;
+        Ok(true)
     }
 
     /// Gives the identity this idNat and records who confirmed the derivation (with what the RPPS

@@ -61,7 +61,9 @@ async fn a_confirmation_sets_the_idnat_once_and_a_struck_off_link_withholds_the_
     let id = dir.upsert_identity(&ines()).await.unwrap();
     let e = entry("10100000045", "DA SILVA", "INES", 2);
     load(&dir, std::slice::from_ref(&e)).await;
-    dir.rpps_replace_proposals(&[(id.clone(), e.idnat.clone(), "strong".into(), "names agree".into())]).await.unwrap();
+    dir.rpps_replace_proposals(&[(id.clone(), e.idnat.clone(), "strong".into(), "names agree".into())], "extraction:x.txt")
+        .await
+        .unwrap();
     assert_eq!(dir.rpps_proposals().await.unwrap()[0].matricule, "005377");
 
     let idnat = IdNat::parse(&e.idnat).unwrap();
@@ -82,5 +84,61 @@ async fn a_confirmation_sets_the_idnat_once_and_a_struck_off_link_withholds_the_
     assert_eq!((link.struck_off.as_deref(), link.profession_code.as_deref()), (Some("absent"), Some("60")), "{link:?}");
     dir.rpps_refresh_link(&id, Some(&e), None, None).await.unwrap();
     assert_eq!(dir.dmp_withheld(&id).await.unwrap(), None);
+}
+}
+
+on_both! {
+async fn a_rejected_proposal_is_not_proposed_again_and_each_keeps_its_source(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let id = dir.upsert_identity(&ines()).await.unwrap();
+    let (a, b) = ("810100000045".to_owned(), "810100000052".to_owned());
+    let rows = [
+        (id.clone(), a.clone(), "weak".to_owned(), "one of several".to_owned()),
+        (id.clone(), b.clone(), "weak".to_owned(), "one of several".to_owned()),
+    ];
+    dir.rpps_replace_proposals(&rows, "fhir").await.unwrap();
+    let pending = dir.rpps_proposals().await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|p| p.source.as_deref() == Some("fhir")), "{pending:?}");
+
+    assert!(dir.rpps_reject(&id, &a, "staff:rh").await.unwrap());
+    assert!(!dir.rpps_reject(&id, &a, "staff:rh").await.unwrap(), "nothing left to reject");
+    dir.rpps_replace_proposals(&rows, "extraction:PS_LibreAcces.txt").await.unwrap();
+    let pending = dir.rpps_proposals().await.unwrap();
+    assert_eq!(pending.iter().map(|p| p.idnat.as_str()).collect::<Vec<_>>(), [b.as_str()], "the rejected one stays out");
+    assert_eq!(pending[0].source.as_deref(), Some("extraction:PS_LibreAcces.txt"));
+}
+}
+
+on_both! {
+async fn feed_runs_are_listed_newest_first_and_read_back_whole(db: TestDb) {
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let first = vigie_directory_sql::FeedRun {
+        started_at: "2026-03-01T08:00:00Z".into(),
+        source: "/srv/hr/export.csv".into(),
+        started_by: "serve".into(),
+        result: "applied".into(),
+        joiners: 2,
+        unchanged: 5,
+        diff: r#"{"joiners":[]}"#.into(),
+        error_lines: "[]".into(),
+        ..Default::default()
+    };
+    let id1 = dir.record_feed_run(&first).await.unwrap();
+    let second = vigie_directory_sql::FeedRun {
+        started_at: "2026-03-02T08:00:00Z".into(),
+        dry_run: true,
+        result: "failed".into(),
+        errors: 1,
+        safety_stop: None,
+        error_lines: r#"[{"line":3}]"#.into(),
+        ..first.clone()
+    };
+    let id2 = dir.record_feed_run(&second).await.unwrap();
+    let runs = dir.feed_runs(10).await.unwrap();
+    assert_eq!(runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [id2.as_str(), id1.as_str()]);
+    assert_eq!(dir.feed_run(&id1).await.unwrap(), Some(vigie_directory_sql::FeedRun { id: id1.clone(), ..first }));
+    assert_eq!(dir.feed_runs(1).await.unwrap().len(), 1);
+    assert_eq!(dir.feed_run("no-such-run").await.unwrap(), None);
 }
 }

@@ -78,18 +78,23 @@ pub enum Scope {
     /// Search the audit trail (`GET /admin/audit`); every search is itself audited.
     #[serde(rename = "audit:read")]
     AuditRead,
-    /// Search people and read a person's page in the console (identity, MIEs, live sessions),
-    /// the HR feed's runs and the RPPS proposals.
+    /// Search people and read a person's page in the console (identity, MIEs, live sessions).
     #[serde(rename = "people:read")]
     PeopleRead,
-    /// End a person's sessions; confirm an RPPS derivation proposal.
+    /// End a person's sessions.
     #[serde(rename = "people:write")]
     PeopleWrite,
+    /// Read the HR feed's runs (counts, diff, error lines) and the pending RPPS proposals.
+    #[serde(rename = "feeds:read")]
+    FeedsRead,
+    /// Confirm or reject an RPPS derivation proposal (the identity's idNat).
+    #[serde(rename = "proposals:write")]
+    ProposalsWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 12] = [
         Scope::CardsRead,
         Scope::CardsWrite,
         Scope::CardsBind,
@@ -100,6 +105,8 @@ impl Scope {
         Scope::AuditRead,
         Scope::PeopleRead,
         Scope::PeopleWrite,
+        Scope::FeedsRead,
+        Scope::ProposalsWrite,
     ];
 
     /// Stable label (configuration, `WWW-Authenticate`, audit).
@@ -115,16 +122,23 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::PeopleRead => "people:read",
             Scope::PeopleWrite => "people:write",
+            Scope::FeedsRead => "feeds:read",
+            Scope::ProposalsWrite => "proposals:write",
         }
     }
 
     /// The role the scope belongs to: a token needs both.
     pub fn role(self) -> Role {
         match self {
-            // The people console is HR's, as the cards are.
-            Scope::CardsRead | Scope::CardsWrite | Scope::CardsBind | Scope::PeopleRead | Scope::PeopleWrite => {
-                Role::Cards
-            }
+            // The people console, the feeds and the derivation proposals are HR's, as the cards
+            // are (`provisioning` is a SCIM tool's token role and opens nothing of the admin API).
+            Scope::CardsRead
+            | Scope::CardsWrite
+            | Scope::CardsBind
+            | Scope::PeopleRead
+            | Scope::PeopleWrite
+            | Scope::FeedsRead
+            | Scope::ProposalsWrite => Role::Cards,
             Scope::KeysRead | Scope::KeysEnrol | Scope::KeysRevoke => Role::Fido2,
             Scope::Provisioning => Role::Provisioning,
             Scope::AuditRead => Role::Audit,
@@ -133,7 +147,7 @@ impl Scope {
 
     /// Whether the scope only reads.
     pub fn read_only(self) -> bool {
-        matches!(self, Scope::CardsRead | Scope::KeysRead | Scope::AuditRead | Scope::PeopleRead)
+        matches!(self, Scope::CardsRead | Scope::KeysRead | Scope::AuditRead | Scope::PeopleRead | Scope::FeedsRead)
     }
 
     /// The scope with this label, or a message naming the known ones.
@@ -185,7 +199,7 @@ mod tests {
     const ROLES: [(&str, Role); 4] =
         [("cards", Role::Cards), ("fido2", Role::Fido2), ("provisioning", Role::Provisioning), ("audit", Role::Audit)];
     /// Each scope with its role and whether it only reads.
-    const SCOPES: [(&str, Role, bool); 10] = [
+    const SCOPES: [(&str, Role, bool); 12] = [
         ("cards:read", Role::Cards, true),
         ("cards:write", Role::Cards, false),
         ("cards:bind", Role::Cards, false),
@@ -196,10 +210,12 @@ mod tests {
         ("audit:read", Role::Audit, true),
         ("people:read", Role::Cards, true),
         ("people:write", Role::Cards, false),
+        ("feeds:read", Role::Cards, true),
+        ("proposals:write", Role::Cards, false),
     ];
     const KNOWN_ROLES: &str = "expected one of cards, fido2, provisioning, audit";
     const KNOWN_SCOPES: &str = "expected one of cards:read, cards:write, cards:bind, keys:read, keys:enrol, keys:revoke, provisioning, \
-         audit:read, people:read, people:write";
+         audit:read, people:read, people:write, feeds:read, proposals:write";
 
     #[test]
     fn the_documented_labels_name_each_role_and_scope() {

@@ -705,7 +705,7 @@ async fn the_cli_drives_the_admin_api_and_grants_the_role() {
     assert!(ok);
     let printed = out.lines().find_map(|l| l.strip_prefix("token = ")).expect("token printed").trim().to_owned();
     assert!(out.contains(&format!("token_hash = \"sha256:{}\"", sha256_b64(&printed))), "{out}");
-    assert!(out.contains("scopes = [\"cards:read\", \"people:read\"]"), "read-only unless told: {out}");
+    assert!(out.contains("scopes = [\"cards:read\", \"people:read\", \"feeds:read\"]"), "read-only unless told: {out}");
     let (ok, out, _) = vigie(&["admin", "new-token", "--role", "cards", "--scope", "cards:read,cards:bind"], &[]);
     assert!(ok && out.contains("scopes = [\"cards:read\", \"cards:bind\"]"), "{out}");
     let (ok, _, err) = vigie(&["admin", "new-token", "--role", "cards", "--scope", "keys:enrol"], &[]);

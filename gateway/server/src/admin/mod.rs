@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit_page;
 pub mod auth;
 pub mod config;
+pub mod feeds;
 pub mod fido2;
 pub mod page;
 pub mod people;

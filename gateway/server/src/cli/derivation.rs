@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use vigie_core::IdNat;
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_directory_sql::SqlDirectory;
 
@@ -59,6 +58,16 @@ pub(super) enum RppsCommand {
         /// Matricule of the identity.
         identity: String,
         /// The idNat (`Identification nationale PP`) of the loaded extraction.
+        idnat: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// HR rejects a pending proposal (the identity is not this professional): it goes and is not
+    /// proposed again. Audited.
+    Reject {
+        /// Matricule of the identity.
+        identity: String,
+        /// The proposed idNat.
         idnat: String,
         #[command(flatten)]
         target: Target,
@@ -141,7 +150,11 @@ pub(super) fn run(command: RppsCommand) -> anyhow::Result<()> {
         }
         RppsCommand::Confirm { identity, idnat, target } => {
             let config = target.config()?;
-            rt.block_on(confirm(&config, &identity, &idnat))
+            rt.block_on(decide(&config, &identity, &idnat, true))
+        }
+        RppsCommand::Reject { identity, idnat, target } => {
+            let config = target.config()?;
+            rt.block_on(decide(&config, &identity, &idnat, false))
         }
     }
 }
@@ -210,63 +223,37 @@ async fn load(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn confirm(config: &Config, matricule: &str, idnat: &str) -> anyhow::Result<()> {
-    let idnat = IdNat::parse(idnat).map_err(|e| anyhow::anyhow!("{idnat:?} is not an idNat_PS: {e}"))?;
-    let dir = SqlDirectory::open(&config.directory.url).await?;
-    let person = dir
-        .people()
+/// The identity id of a matricule.
+async fn identity_of(dir: &SqlDirectory, matricule: &str) -> anyhow::Result<String> {
+    dir.people()
         .await?
         .into_iter()
         .find(|p| p.identity.matricule == matricule)
-        .with_context(|| format!("no identity with matricule {matricule:?}: `vigie users list` shows them"))?;
-    let mut entries = dir.rpps_by_idnat(idnat.as_str()).await?;
-    if entries.is_empty()
-        && let Some(api) = Fhir::from_config(&config.derivation)?
-    {
-        entries = api
-            .by_identifier(idnat.as_str())
-            .await?
-            .into_iter()
-            .filter(|p| p.active && p.idnat == idnat.as_str())
-            .map(|p| p.entry())
-            .collect();
-        anyhow::ensure!(
-            !entries.is_empty(),
-            "{idnat} is not in the Annuaire Santé: check the idNat (`vigie rpps lookup`)"
-        );
+        .map(|p| p.identity.id)
+        .with_context(|| format!("no identity with matricule {matricule:?}: `vigie users list` shows them"))
+}
+
+async fn decide(config: &Config, matricule: &str, idnat: &str, confirm: bool) -> anyhow::Result<()> {
+    let dir = SqlDirectory::open(&config.directory.url).await?;
+    let id = identity_of(&dir, matricule).await?;
+    let d = if confirm {
+        crate::derivation::confirm::confirm(&dir, &config.derivation, &id, idnat, &operator()).await?
+    } else {
+        crate::derivation::confirm::reject(&dir, &id, idnat, &operator()).await?
+    };
+    match &d.rpps_names {
+        Some(names) => println!(
+            "{matricule}: idNat {} ({names}, {}) — {}",
+            d.idnat,
+            d.profession.as_deref().unwrap_or("profession not given"),
+            d.proposal
+        ),
+        None => println!("{matricule}: proposal of {} rejected, not proposed again — {}", d.idnat, d.proposal),
     }
-    let entry = entries.iter().find(|e| !e.ended).or(entries.first()).with_context(|| {
-        format!("{idnat} is not in the loaded RPPS extraction: load a current one (`vigie rpps load`), then confirm")
-    })?;
-    let proposed = dir
-        .rpps_proposals()
-        .await?
-        .into_iter()
-        .find(|p| p.identity_id == person.identity.id && p.idnat == idnat.as_str())
-        .map(|p| format!("{} proposal: {}", p.strength, p.why))
-        .unwrap_or_else(|| "not proposed: confirmed by HR's own check".into());
-    dir.rpps_confirm(&person.identity.id, &idnat, &operator(), entry).await?;
-    println!(
-        "{matricule}: idNat {idnat} ({} {}, {}) — {proposed}",
-        entry.family_name,
-        entry.given_name,
-        entry.profession_label.as_deref().unwrap_or("profession not given")
-    );
-    audit_now(
-        config,
-        AuditEvent {
-            kind: Some(AuditKind::Lifecycle),
-            outcome: Some(Outcome::Success),
-            subject: Some(person.identity.id.clone()),
-            username: person.username.clone(),
-            idnat: Some(idnat.as_str().to_owned()),
-            actor: Some(operator()),
-            object: Some(format!("derivation:{matricule}")),
-            reason: Some(format!("idNat derived from the RPPS, confirmed ({proposed})")),
-            ..Default::default()
-        },
-    )?;
-    crate::policy::view::tell_replicas(config).await;
+    audit_now(config, crate::derivation::confirm::audit_event(&d, &operator()))?;
+    if confirm {
+        crate::policy::view::tell_replicas(config).await;
+    }
     Ok(())
 }
 

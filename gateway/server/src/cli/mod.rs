@@ -15,6 +15,7 @@ pub(crate) mod audit_search;
 pub mod cards;
 mod derivation;
 mod directory;
+mod feeds;
 mod migrate;
 mod people;
 mod policy;
@@ -106,6 +107,11 @@ enum Command {
     Rpps {
         #[command(subcommand)]
         command: derivation::RppsCommand,
+    },
+    /// The HR feed's recorded runs: counts, diff, error lines (docs/identity-lifecycle.md).
+    Feeds {
+        #[command(subcommand)]
+        command: feeds::FeedsCommand,
     },
 }
 
@@ -205,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Directory { command } => directory::run(command),
         Command::Audit { command } => audit::run(command),
         Command::Rpps { command } => derivation::run(command),
+        Command::Feeds { command } => feeds::run(command),
         Command::Totp { secret } => {
             let key = crate::totp::from_base32(&secret).context("the secret is not base32")?;
             println!("{}", crate::totp::code_at_step(&key, crate::now() / crate::totp::STEP_SECS));

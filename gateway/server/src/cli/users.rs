@@ -402,17 +402,25 @@ fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bo
                 eprintln!("vigie: {e:#}");
             }
         };
-        let outcome = match (&file, pulled) {
-            (Some(file), _) => crate::lifecycle::feed::run(&dir, file, options, &audit).await?,
-            (None, Some(feed)) => {
-                let url = feed.url.as_deref().unwrap_or_default();
-                let Pulled::Export { text, .. } = pull::pull(&pull::client(feed)?, feed, url, None).await? else {
-                    anyhow::bail!("the HR server answered 304 to an unconditional pull");
-                };
-                crate::lifecycle::feed::run_text(&dir, &text, url, &pull::name_of(url), options, &audit).await?
+        let outcome = async {
+            match (&file, pulled) {
+                (Some(file), _) => crate::lifecycle::feed::run(&dir, file, options, &audit).await,
+                (None, Some(feed)) => {
+                    let url = feed.url.as_deref().unwrap_or_default();
+                    let Pulled::Export { text, .. } = pull::pull(&pull::client(feed)?, feed, url, None).await? else {
+                        anyhow::bail!("the HR server answered 304 to an unconditional pull");
+                    };
+                    crate::lifecycle::feed::run_text(&dir, &text, url, &pull::name_of(url), options, &audit).await
+                }
+                (None, None) => anyhow::bail!("no feed to run"),
             }
-            (None, None) => anyhow::bail!("no feed to run"),
-        };
+        }
+        .await;
+        // Every run, failed ones included, is on the console's feeds page (`vigie feeds runs`).
+        let source = file.as_ref().map(|f| f.display().to_string()).or_else(|| pulled.and_then(|f| f.url.clone()));
+        let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        crate::lifecycle::runs::record(&dir, &source.unwrap_or_default(), &by, dry_run, &outcome).await;
+        let outcome = outcome?;
         let mut codes = Vec::new();
         if let RunOutcome::Applied { diff, .. } = &outcome {
             crate::policy::view::tell_replicas(&config).await;

@@ -109,7 +109,14 @@ pub async fn propose(dir: &SqlDirectory, source: Source<'_>) -> anyhow::Result<V
     }
     let rows: Vec<(String, String, String, String)> =
         found.iter().map(|f| (f.identity_id.clone(), f.idnat.clone(), f.strength.to_owned(), f.why.clone())).collect();
-    dir.rpps_replace_proposals(&rows).await?;
+    let origin = match source {
+        Source::Extraction => format!("extraction:{}", dir.rpps_last_load().await?.unwrap_or_default()),
+        Source::Fhir(_) => "fhir".to_owned(),
+    };
+    dir.rpps_replace_proposals(&rows, &origin).await?;
+    // A proposal HR rejected is not made again (`rpps_rejections`): what is returned is what waits.
+    let pending = dir.rpps_proposals().await?;
+    found.retain(|f| pending.iter().any(|p| p.identity_id == f.identity_id && p.idnat == f.idnat));
     Ok(found)
 }
 

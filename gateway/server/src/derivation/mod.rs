@@ -4,6 +4,7 @@
 //! Annuaire Santé's FHIR API asked instead (`fhir`, its pages read by `bundle`).
 pub mod bundle;
 pub mod config;
+pub mod confirm;
 pub mod extraction;
 pub mod fhir;
 pub mod matching;

@@ -59,6 +59,17 @@ impl RunOutcome {
         }
     }
 
+    /// The file or URL the run read.
+    pub fn file(&self) -> &str {
+        match self {
+            RunOutcome::DryRun { file, .. }
+            | RunOutcome::Unchanged { file, .. }
+            | RunOutcome::Applied { file, .. }
+            | RunOutcome::Refused { file, .. }
+            | RunOutcome::NotModified { file, .. } => file,
+        }
+    }
+
     /// The diff the run computed.
     pub fn diff(&self) -> &FeedDiff {
         match self {
@@ -105,6 +116,15 @@ pub fn feed_file(path: &Path) -> anyhow::Result<PathBuf> {
 #[error("the HR drop directory {} holds no feed file yet (hidden, .tmp and .part files are skipped)", .0.display())]
 pub struct NoFeedYet(PathBuf);
 
+/// A feed that is not a valid HR CSV: where and what (kept whole for the run's record, `runs`).
+#[derive(Debug, thiserror::Error)]
+#[error("the HR feed {name}: {csv} (nothing was applied; columns: docs/identity-lifecycle.md)")]
+pub struct MalformedFeed {
+    name: String,
+    /// The line, column and reason.
+    pub csv: vigie_directory_sql::CsvError,
+}
+
 /// One run of the feed in `file` (already picked by [`feed_file`]). Each person it ends or brings
 /// back, and the run itself when it writes or is refused, is given to `audit`.
 pub async fn run(
@@ -128,9 +148,7 @@ pub async fn run_text(
     options: RunOptions,
     audit: &dyn Fn(AuditEvent),
 ) -> anyhow::Result<RunOutcome> {
-    let rows = vigie_directory_sql::parse_hr_csv(text).map_err(|e| {
-        anyhow::anyhow!("the HR feed {name}: {e} (nothing was applied; columns: docs/identity-lifecycle.md)")
-    })?;
+    let rows = vigie_directory_sql::parse_hr_csv(text).map_err(|csv| MalformedFeed { name: name.to_owned(), csv })?;
     let now = lifecycle::stamp(time::OffsetDateTime::now_utc());
     let run = format!("{now}/{short}");
     let diff = lifecycle::diff(&dir.people().await?, &rows, &now);
@@ -273,7 +291,12 @@ async fn once(feed: &HrFeedConfig, options: RunOptions, ports: &Ports, audit: &A
     }
     let started = std::time::Instant::now();
     let record = |event: AuditEvent| audit.record(event);
-    match from_source(feed, options, ports, &record).await {
+    let result = from_source(feed, options, ports, &record).await;
+    if !result.as_ref().is_err_and(|e| e.downcast_ref::<NoFeedYet>().is_some()) {
+        let source = feed.url.clone().unwrap_or_else(|| feed.path.display().to_string());
+        super::runs::record(&ports.lifecycle, &source, "schedule", options.dry_run, &result).await;
+    }
+    match result {
         Ok(outcome) => {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let summary = outcome.diff().to_string();

@@ -4,6 +4,7 @@ pub mod config;
 pub mod enrolment;
 pub mod feed;
 pub mod pull;
+pub mod runs;
 pub mod watch;
 
 use vigie_core::store::EphemeralStore;

@@ -80,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/admin/api/cards/{id}/events", web::get().to(admin::api::events));
     cfg.configure(admin::people::routes);
     cfg.configure(admin::audit_page::routes);
+    cfg.configure(admin::feeds::routes);
     // Pro Santé Connect login and logout.
     cfg.route("/login/psc", web::get().to(login::psc::begin))
         .route("/login/psc/callback", web::get().to(login::psc::callback))

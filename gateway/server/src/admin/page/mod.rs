@@ -40,7 +40,7 @@ pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::C
         config,
         CLIENT_ID,
         "Vigie — gestion des cartes / card management",
-        &[PATH, super::people::page::PATH, super::audit_page::PATH],
+        &[PATH, super::people::page::PATH, super::audit_page::PATH, super::feeds::page::PATH],
     )
 }
 
