@@ -16,6 +16,7 @@ pub mod lifecycle;
 mod lifecycle_store;
 pub mod people;
 mod policy_attributes;
+pub mod reminders;
 mod revocations;
 pub mod rpps;
 mod rules;

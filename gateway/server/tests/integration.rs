@@ -41,6 +41,7 @@ mod ldap_sync;
 mod lifecycle;
 mod lifecycle_enrolment;
 mod lifecycle_pull;
+mod lifecycle_reminders;
 mod lifecycle_roles;
 mod login_page;
 mod logout;
