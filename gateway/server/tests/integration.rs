@@ -26,6 +26,7 @@ mod console;
 mod degraded;
 mod derivation;
 mod derivation_fhir;
+mod derivation_refresh;
 mod directory_replicas;
 mod dmp;
 mod docs;
