@@ -82,3 +82,24 @@ async fn a_practitioner_no_longer_active_loses_the_vihf_after_a_refresh_and_an_o
     assert_eq!(struck_off(), ["M000101"]);
     assert_eq!(vihf(&gw, &t.access).await.status, 200, "the DMP is back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refreshes_on_its_period_and_flags_a_practitioner_no_longer_active() {
+    let file = edited(None, &[medecin("10100000011", "DURAND", "Paul")]);
+    let api = Annuaire::start_with(Some(&file));
+    let url = format!("{}/fhir/v2", api.base);
+    let key = api.key_file.to_str().expect("UTF-8 path").to_owned();
+    let env = [
+        ("VIGIE_DERIVATION__FHIR_URL", url.as_str()),
+        ("VIGIE_DERIVATION__FHIR_API_KEY_FILE", key.as_str()),
+        ("VIGIE_DERIVATION__REFRESH_INTERVAL_SECS", "1"),
+    ];
+    let gw = Gateway::start(&env).await;
+    load(&gw, &file, &env);
+    stdout(&rpps(&gw, &["confirm", "M000102", "810100000011"], &env));
+    api.control(json!({"mode": "ok", "inactive": ["810100000011"]})).await;
+    let line = gw.audit_line(|l| l["object"] == "derivation:M000102" && l["actor"] == "rpps-refresh:fhir").await;
+    assert!(line["reason"].as_str().is_some_and(|r| r.contains("no longer active")), "{line}");
+    let listed: Value = serde_json::from_str(&stdout(&rpps(&gw, &["list", "--json"], &env))).expect("JSON");
+    assert_eq!(listed["struck_off"][0]["matricule"], "M000102", "{listed}");
+}

@@ -6,6 +6,8 @@
 use vigie_directory_sql::SqlDirectory;
 use vigie_directory_sql::rpps::Link;
 
+use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
+
 use super::bundle::Professional;
 use super::config::OnStruckOff;
 use super::fhir::Fhir;
@@ -27,6 +29,36 @@ pub struct Refreshed {
     pub standing_changed: bool,
     /// Whether the DMP is withheld from them after it.
     pub dmp_withheld: bool,
+}
+
+impl Refreshed {
+    /// The change in words: `profession: 60 → 10; struck off: …`.
+    pub fn said(&self) -> String {
+        let mut said = self.updated.clone();
+        match (&self.struck_off, self.standing_changed) {
+            (Some(why), true) => said.push(format!(
+                "struck off: {why}{}",
+                if self.dmp_withheld { "; VIHF issuance withheld (derivation.on_struck_off = deny_dmp)" } else { "" }
+            )),
+            (None, true) => said.push("exercising again per the Annuaire Santé".into()),
+            _ => {}
+        }
+        said.join("; ")
+    }
+}
+
+/// The audit line of an applied change.
+fn event(c: &Refreshed, reason: String) -> AuditEvent {
+    AuditEvent {
+        kind: Some(AuditKind::Lifecycle),
+        outcome: Some(if c.struck_off.is_some() { Outcome::Failure } else { Outcome::Success }),
+        subject: Some(c.identity_id.clone()),
+        idnat: Some(c.idnat.clone()),
+        actor: Some("rpps-refresh:fhir".into()),
+        object: Some(format!("derivation:{}", c.matricule)),
+        reason: Some(if c.struck_off.is_some() { format!("rpps_exercise_ended: {reason}") } else { reason }),
+        ..Default::default()
+    }
 }
 
 /// Why the API's answer says this professional no longer exercises, if it does.
@@ -96,7 +128,6 @@ pub async fn refresh(
 /// `vigie rpps refresh [--dry-run] [--json]`: prints each change; applied ones are audited
 /// (`lifecycle`, `object` `derivation:<matricule>`, old → new) and every replica re-reads.
 pub async fn cli(config: &crate::config::Config, dry_run: bool, json: bool) -> anyhow::Result<()> {
-    use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
     let dir = SqlDirectory::open(&config.directory.url).await?;
     let api = Fhir::from_config(&config.derivation)?.ok_or_else(|| {
         anyhow::anyhow!("`derivation.fhir_url` is not set: the refresh reads the Annuaire Santé's FHIR API")
@@ -106,35 +137,14 @@ pub async fn cli(config: &crate::config::Config, dry_run: bool, json: bool) -> a
         println!("{}", serde_json::json!({ "dry_run": dry_run, "changes": changes }));
     }
     for c in &changes {
-        let mut said = c.updated.clone();
-        match (&c.struck_off, c.standing_changed) {
-            (Some(why), true) => said.push(format!(
-                "struck off: {why}{}",
-                if c.dmp_withheld { "; VIHF issuance withheld (derivation.on_struck_off = deny_dmp)" } else { "" }
-            )),
-            (None, true) => said.push("exercising again per the Annuaire Santé".into()),
-            _ => {}
-        }
-        let reason = said.join("; ");
+        let reason = c.said();
         if !json {
             println!("{}{} ({}): {reason}", if dry_run { "would change " } else { "" }, c.matricule, c.idnat);
         }
         if dry_run {
             continue;
         }
-        crate::cli::audit_now(
-            config,
-            AuditEvent {
-                kind: Some(AuditKind::Lifecycle),
-                outcome: Some(if c.struck_off.is_some() { Outcome::Failure } else { Outcome::Success }),
-                subject: Some(c.identity_id.clone()),
-                idnat: Some(c.idnat.clone()),
-                actor: Some("rpps-refresh:fhir".into()),
-                object: Some(format!("derivation:{}", c.matricule)),
-                reason: Some(if c.struck_off.is_some() { format!("rpps_exercise_ended: {reason}") } else { reason }),
-                ..Default::default()
-            },
-        )?;
+        crate::cli::audit_now(config, event(c, reason))?;
     }
     if !json {
         println!(
@@ -147,4 +157,59 @@ pub async fn cli(config: &crate::config::Config, dry_run: bool, json: bool) -> a
         crate::policy::view::tell_replicas(config).await;
     }
     Ok(())
+}
+
+/// Runs the refresh every `derivation.refresh_interval_secs` in `serve`, on one replica at a time
+/// (a lease in the shared store); a failed run (the API down) changes nobody, is logged and counted
+/// (`vigie_rpps_refresh_total{result}`), and is tried again at the next period.
+pub fn spawn(
+    config: crate::state::Part<crate::config::Config>,
+    ports: crate::state::Part<crate::state::Ports>,
+    audit: crate::state::Part<crate::state::Audit>,
+) {
+    let Some(every) = config.derivation.refresh_interval_secs.filter(|s| *s > 0) else { return };
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let lease = crate::session::keys::directory_sync_lease("rpps-refresh");
+        let ttl = std::time::Duration::from_secs(every.saturating_mul(2).clamp(60, 7200));
+        loop {
+            tick.tick().await;
+            let store = ports.store.as_ref();
+            match store.put_if_absent(&lease, b"1", ttl).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "RPPS refresh: the lease could not be taken; tried again next period");
+                    continue;
+                }
+            }
+            let result = match Fhir::from_config(&config.derivation) {
+                Ok(Some(api)) => refresh(&ports.lifecycle, &api, config.derivation.on_struck_off, false).await,
+                Ok(None) => Err(anyhow::anyhow!("`derivation.fhir_url` is not set")),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(changes) => {
+                    for c in &changes {
+                        audit.record(event(c, c.said()));
+                    }
+                    if !changes.is_empty()
+                        && let Err(e) = crate::policy::view::signal_change(store).await
+                    {
+                        tracing::warn!(error = %e, "RPPS refresh: replicas not told; their caches lapse by themselves");
+                    }
+                    tracing::info!(changed = changes.len(), "RPPS refresh from the Annuaire Santé");
+                    metrics::counter!("vigie_rpps_refresh_total", "result" => "applied").increment(1);
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "RPPS refresh failed; tried again next period");
+                    metrics::counter!("vigie_rpps_refresh_total", "result" => "failed").increment(1);
+                }
+            }
+            if let Err(e) = store.delete(&lease).await {
+                tracing::warn!(error = %e, "RPPS refresh: the lease could not be released; it lapses by itself");
+            }
+        }
+    });
 }

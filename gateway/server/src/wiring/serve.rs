@@ -49,6 +49,7 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     crate::lifecycle::feed::spawn(Part::of(&state), Part::of(&state), Part::of(&state));
     crate::lifecycle::watch::spawn(Part::of(&state), Part::of(&state));
     crate::lifecycle::reminders::spawn(Part::of(&state), Part::of(&state), Part::of(&state), Part::of(&state));
+    crate::derivation::refresh::spawn(Part::of(&state), Part::of(&state), Part::of(&state));
 
     let (s, d) = (state.clone(), draining.clone());
     let mut server = HttpServer::new(move || {
