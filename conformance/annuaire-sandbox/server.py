@@ -116,6 +116,21 @@ class State:
         self.page_size = args.page_size
         self.mode = "ok"
         self.lock = threading.Lock()
+        self.listed = (self.practitioners, self.roles)
+
+    def standing(self, inactive, ended):
+        """Practitioners (by idNat) no longer active, and those whose every PractitionerRole's
+        period ended, as the API shows them; both lists empty: as the extraction says. Each
+        changed resource is validated again by fhir.resources."""
+        practitioners, roles = self.listed
+        ids = {p.id: next(i.value for i in p.identifier if i.system == IDNPS) for p in practitioners}
+        self.practitioners = [
+            Practitioner.model_validate({**json.loads(p.model_dump_json()), "active": False})
+            if ids[p.id] in inactive else p for p in practitioners]
+        self.roles = [
+            PractitionerRole.model_validate({**json.loads(r.model_dump_json()),
+                                             "period": {"start": "2010-09-01", "end": "2024-06-30"}})
+            if ids.get(r.practitioner.reference.removeprefix("Practitioner/")) in ended else r for r in roles]
 
 
 def ident_match(p, wanted):
@@ -162,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.outcome(404, "not-found", "no such route")
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.state.mode = body.get("mode", "ok")
+        if "inactive" in body or "ended" in body:
+            self.state.standing(body.get("inactive", []), body.get("ended", []))
         self.send(200, {"mode": self.state.mode}, "application/json")
 
     def do_GET(self):

@@ -1,4 +1,4 @@
-//! The HR feed's runs on the directory database (migration `0015_feed_runs.sql`): each run
+//! The HR feed's runs on the directory database (migration `0016_feed_runs.sql`): each run
 //! recorded once, with its counts, its bounded diff and its error lines (both JSON the gateway
 //! writes and reads), listed newest first for the console and `vigie feeds`.
 use vigie_core::directory::DirectoryError;

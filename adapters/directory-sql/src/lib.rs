@@ -18,6 +18,7 @@ mod lifecycle_store;
 pub mod people;
 mod people_search;
 mod policy_attributes;
+pub mod reminders;
 mod revocations;
 pub mod rpps;
 mod rules;

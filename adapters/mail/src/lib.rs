@@ -167,6 +167,8 @@ pub fn parse_address(s: &str) -> Result<Address, MailError> {
 /// One e-mail: plain text, UTF-8.
 #[derive(Clone, Debug)]
 pub struct Mail {
+    /// The sender, when not `mail.from` (the life cycle's reminders: `lifecycle.reminders.from`).
+    pub from: Option<Mailbox>,
     /// The recipient.
     pub to: Mailbox,
     /// Subject line.
@@ -224,7 +226,7 @@ impl Mailer {
 
     fn message(&self, mail: &Mail) -> Result<Message, MailError> {
         Message::builder()
-            .from(self.from.clone())
+            .from(mail.from.clone().unwrap_or_else(|| self.from.clone()))
             .to(mail.to.clone())
             .subject(mail.subject.clone())
             .header(ContentType::TEXT_PLAIN)
@@ -270,7 +272,12 @@ impl vigie_core::mail::Mailer for Mailer {
     async fn send(&self, notice: &vigie_core::mail::Notice<'_>) -> Result<u32, vigie_core::mail::NotSent> {
         use vigie_core::mail::NotSent;
         let to = parse_mailbox(notice.to).map_err(|e| NotSent::BadAddress(e.to_string()))?;
-        let mail = Mail { to, subject: notice.subject.to_owned(), body: notice.body.to_owned() };
+        let from = notice
+            .from
+            .map(parse_mailbox)
+            .transpose()
+            .map_err(|e| NotSent::Failed { attempts: 0, reason: e.to_string() })?;
+        let mail = Mail { from, to, subject: notice.subject.to_owned(), body: notice.body.to_owned() };
         let (attempts, result) = Mailer::send(self, &mail).await;
         result.map(|()| attempts).map_err(|e| NotSent::Failed { attempts, reason: e.to_string() })
     }

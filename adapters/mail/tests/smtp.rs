@@ -108,6 +108,7 @@ fn config(port: u16, security: Security) -> MailConfig {
 
 fn notice() -> Mail {
     Mail {
+        from: None,
         to: parse_mailbox("Camille Martin <camille.martin@chu.example>").unwrap(),
         subject: "Parrainage d'une carte CPS / CPE : vous avez été parrainé(e)".into(),
         body: "Vous venez d'être parrainé(e) par Paul Durand le 24/02/2026 à 13:47:18.\n".into(),

@@ -86,6 +86,10 @@ pub enum AuditKind {
     /// The trail searched (`vigie audit search`, `GET /admin/audit`, the admin console): who
     /// (`actor`) searched what (`reason`: the filters), and how many records came back (`object`).
     AuditSearched,
+    /// An e-mail reminder before an end date (docs/identity-lifecycle.md, "Reminders before
+    /// expiry"): `subject` the person whose access ends, `object` `to:person` / `to:sponsor`,
+    /// `reason` the end date, the threshold and the attempts or why not sent (never the body).
+    ReminderSent,
 }
 
 /// The result of the act.

@@ -5,6 +5,8 @@ use async_trait::async_trait;
 /// A plain-text e-mail to one person.
 #[derive(Clone, Debug)]
 pub struct Notice<'a> {
+    /// The sender, `Name <address>` or `address`; `None`: the relay's configured sender.
+    pub from: Option<&'a str>,
     /// The address as the directory holds it: `name@domain` or `Name <name@domain>`.
     pub to: &'a str,
     /// Subject line.

@@ -58,5 +58,5 @@ pub async fn send_notice(
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the directory has no e-mail address for this person")?;
-    mailer.send(&Notice { to: &address, subject, body }).await.map_err(|e| e.to_string())
+    mailer.send(&Notice { from: None, to: &address, subject, body }).await.map_err(|e| e.to_string())
 }

@@ -13,18 +13,18 @@ fn extraction() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/annuaire-sandbox/extraction.txt"))
 }
 
-fn rpps(gw: &Gateway, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(crate) fn rpps(gw: &Gateway, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut all = vec!["rpps"];
     all.extend(args);
     all.extend(["--data-dir", gw.data_dir.to_str().expect("UTF-8 path")]);
     run_with(&all, env)
 }
 
-fn load(gw: &Gateway, file: &Path, env: &[(&str, &str)]) -> String {
+pub(crate) fn load(gw: &Gateway, file: &Path, env: &[(&str, &str)]) -> String {
     stdout(&rpps(gw, &["load", file.to_str().expect("UTF-8 path")], env))
 }
 
-fn json(out: &std::process::Output) -> Value {
+pub(crate) fn json(out: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
@@ -49,7 +49,7 @@ pub(crate) async fn infirmiere_id_token(gw: &Gateway) -> Value {
 }
 
 /// The test extraction with `line` (by its idNat) removed, or with lines added.
-fn edited(drop: Option<&str>, add: &[String]) -> PathBuf {
+pub(crate) fn edited(drop: Option<&str>, add: &[String]) -> PathBuf {
     let text = std::fs::read_to_string(extraction()).expect("the test extraction");
     let mut lines: Vec<String> =
         text.lines().filter(|l| drop.is_none_or(|d| !l.contains(&format!("|{d}|")))).map(str::to_owned).collect();
@@ -58,7 +58,7 @@ fn edited(drop: Option<&str>, add: &[String]) -> PathBuf {
 }
 
 /// A line shaped like the test extraction's, for a médecin.
-fn medecin(rpps: &str, family: &str, given: &str) -> String {
+pub(crate) fn medecin(rpps: &str, family: &str, given: &str) -> String {
     let text = std::fs::read_to_string(extraction()).expect("the test extraction");
     let model = text.lines().find(|l| l.contains("|10100000094|")).expect("the model line");
     model
@@ -138,7 +138,7 @@ async fn a_derivation_is_proposed_confirmed_by_hr_and_the_idnat_reaches_the_id_t
 }
 
 /// RFC 8693 token exchange of a `demo-dpi` access token for a VIHF (docs/dmp.md).
-async fn vihf(gw: &Gateway, access: &str) -> Resp {
+pub(crate) async fn vihf(gw: &Gateway, access: &str) -> Resp {
     gw.token(
         "demo-dpi",
         &[

@@ -14,14 +14,19 @@ use crate::common::*;
 use crate::derivation::{infirmiere_id_token, proposed};
 
 /// The stand-in, killed on drop.
-struct Annuaire {
+pub(crate) struct Annuaire {
     child: Child,
-    base: String,
-    key_file: std::path::PathBuf,
+    pub(crate) base: String,
+    pub(crate) key_file: std::path::PathBuf,
 }
 
 impl Annuaire {
     fn start() -> Annuaire {
+        Annuaire::start_with(None)
+    }
+
+    /// The stand-in serving `extraction` (default: its own test extraction).
+    pub(crate) fn start_with(extraction: Option<&std::path::Path>) -> Annuaire {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/annuaire-sandbox");
         let setup = Command::new(root.join("setup")).status().expect("running conformance/annuaire-sandbox/setup");
         assert!(
@@ -33,6 +38,7 @@ impl Annuaire {
             .arg(root.join("server.py"))
             .args(["--port", "0", "--page-size", "1", "--api-key-file"])
             .arg(&key_file)
+            .args(extraction.map(|e| ["--extraction".as_ref(), e.as_os_str()]).into_iter().flatten())
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting the Annuaire Santé stand-in");
@@ -49,10 +55,15 @@ impl Annuaire {
         Annuaire { child, base: format!("http://127.0.0.1:{port}"), key_file }
     }
 
-    async fn mode(&self, mode: &str) {
+    pub(crate) async fn mode(&self, mode: &str) {
+        self.control(serde_json::json!({"mode": mode})).await;
+    }
+
+    /// `POST /_control` with this body.
+    pub(crate) async fn control(&self, body: Value) {
         let r = reqwest::Client::new()
             .post(format!("{}/_control", self.base))
-            .json(&serde_json::json!({"mode": mode}))
+            .json(&body)
             .send()
             .await
             .expect("the stand-in's control");

@@ -33,6 +33,18 @@ pub(super) enum RppsCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Re-read every confirmed professional from the Annuaire Santé's FHIR API
+    /// (`derivation.fhir_url`): profession and specialty updated, a Practitioner no longer active
+    /// or whose roles ended flagged (`derivation.on_struck_off`). Reads all before writing any.
+    Refresh {
+        /// Say what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Ask the Annuaire Santé's FHIR API (`derivation.fhir_url`) for a professional: by idNat or
     /// RPPS number, or by exercise names ("family given"); prints each candidate with profession,
     /// specialty and whether they exercise. Changes nothing.
@@ -143,6 +155,10 @@ pub(super) fn run(command: RppsCommand) -> anyhow::Result<()> {
                 }
                 Ok(())
             })
+        }
+        RppsCommand::Refresh { dry_run, json, target } => {
+            let config = target.config()?;
+            rt.block_on(crate::derivation::refresh::cli(&config, dry_run, json))
         }
         RppsCommand::Lookup { query, json, target } => {
             let config = target.config()?;

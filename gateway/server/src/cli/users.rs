@@ -69,6 +69,18 @@ pub(super) enum UsersCommand {
         /// Métier.
         #[arg(long)]
         metier: Option<String>,
+        /// Their e-mail address: the reminders before the end date go to it (and to the sponsor's).
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Move a person's end date (extend or shorten a mission): `YYYY-MM-DD` (access ends with that
+    /// day), an RFC 3339 instant, or `none`; its reminders are sent afresh (docs/identity-lifecycle.md).
+    SetEndDate {
+        /// Matricule or login name.
+        who: String,
+        until: String,
         #[command(flatten)]
         target: Target,
     },
@@ -207,10 +219,18 @@ pub(super) fn run(command: UsersCommand) -> anyhow::Result<()> {
             until,
             unit,
             metier,
+            email,
             target,
         } => {
-            let person = TemporaryArgs { username, matricule, family, given, sponsor, kind, from, until, unit, metier };
+            let person =
+                TemporaryArgs { username, matricule, family, given, sponsor, kind, from, until, unit, metier, email };
             add_temporary(&target, person)
+        }
+        UsersCommand::SetEndDate { who, until, target } => {
+            let config = target.config()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            println!("{}", rt.block_on(crate::lifecycle::end_date::set(&config, &who, &until))?);
+            Ok(())
         }
         UsersCommand::List { expiring_within, kind, json, target } => list(&target, expiring_within, kind, json),
         UsersCommand::SetPassword { username, target } => {
@@ -519,6 +539,7 @@ struct TemporaryArgs {
     until: String,
     unit: Option<String>,
     metier: Option<String>,
+    email: Option<String>,
 }
 
 /// `vigie users add-temporary`.
@@ -534,6 +555,9 @@ fn add_temporary(target: &Target, a: TemporaryArgs) -> anyhow::Result<()> {
     let end_at =
         lifecycle::parse_instant(&a.until, lifecycle::DateEdge::End).map_err(|e| anyhow::anyhow!("--until: {e}"))?;
     lifecycle::check_person_kind(&a.kind).map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
+    if let Some(e) = &a.email {
+        vigie_mail::parse_address(e).map_err(|e| anyhow::anyhow!("--email: {e}: name@domain"))?;
+    }
     let parse = |s: &str| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339);
     let (start, end) = (parse(&start_at)?, parse(&end_at)?);
     if end <= start.max(now) {
@@ -569,6 +593,9 @@ fn add_temporary(target: &Target, a: TemporaryArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let dir = vigie_directory_sql::SqlDirectory::open(&config.directory.url).await?;
         let id = dir.add_temporary(&person).await?;
+        if let Some(email) = &a.email {
+            vigie_core::sponsorship::Sponsorships::set_email(&dir, &id, Some(email)).await?;
+        }
         println!("{} ({}): {} from {start_at} until {end_at}, sponsor {}", a.username, a.matricule, a.kind, a.sponsor);
         audit_now(
             &config,

@@ -181,11 +181,23 @@ fn practitioner(r: &Value) -> Result<Professional, BundleError> {
     })
 }
 
+/// Whether a FHIR `dateTime` (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`, or with a time) is before today (UTC).
+fn period_ended(end: &Value) -> bool {
+    let Some(end) = end.as_str() else { return false };
+    let d = time::OffsetDateTime::now_utc().date();
+    let today = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    // Compared on the common prefix: `2020` ended before any day of 2021; today's own date is not over.
+    let n = end.len().min(10);
+    end.get(..n).is_some_and(|e| e < &today[..n])
+}
+
 fn activity(r: &Value) -> (Option<String>, Activity) {
     let codes: Vec<&Value> = r["code"].as_array().into_iter().flatten().collect();
     let of = r["practitioner"]["reference"].as_str().and_then(|s| s.rsplit_once("Practitioner/")).map(|(_, id)| id);
     let a = Activity {
-        active: r["active"].as_bool().unwrap_or(true),
+        // FHIR R4 PractitionerRole.period: "the period during which the person is authorized to
+        // act as a practitioner in these role(s)": an end before today ends the activity too.
+        active: r["active"].as_bool().unwrap_or(true) && !period_ended(&r["period"]["end"]),
         mode: coded(&codes, R23),
         genre: coded(&codes, R22),
         fonction: coded(&codes, R21),

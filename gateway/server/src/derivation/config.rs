@@ -45,6 +45,10 @@ pub struct DerivationConfig {
     /// Seconds one request may take; the API's own limit is 30 s (annuaire-sante.md §4).
     #[serde(default = "default_fhir_timeout")]
     pub fhir_timeout_secs: u64,
+    /// Seconds between two `vigie rpps refresh` run by `serve` (one replica at a time, a lease);
+    /// absent: only from the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_interval_secs: Option<u64>,
 }
 
 impl Default for DerivationConfig {
@@ -57,6 +61,7 @@ impl Default for DerivationConfig {
             fhir_api_key_header: default_api_key_header(),
             fhir_ca_file: None,
             fhir_timeout_secs: default_fhir_timeout(),
+            refresh_interval_secs: None,
         }
     }
 }

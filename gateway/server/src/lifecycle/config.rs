@@ -14,12 +14,51 @@ pub struct LifecycleConfig {
     /// Longest stay of a person added by `vigie users add-temporary`, in days.
     #[serde(default = "default_max_temporary_days")]
     pub max_temporary_days: u32,
+    /// E-mails before someone's end date (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminders: Option<RemindersConfig>,
 }
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
-        Self { hr_feed: None, max_temporary_days: default_max_temporary_days() }
+        Self { hr_feed: None, max_temporary_days: default_max_temporary_days(), reminders: None }
     }
+}
+
+/// `[lifecycle.reminders]`: e-mails to a person (and their responsible manager) some days before
+/// their access ends (docs/identity-lifecycle.md, "Reminders before expiry").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemindersConfig {
+    /// Send them (`false`: the section kept, nothing sent).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Days before the end date at which a reminder goes, e.g. `[14, 3, 1]`: one e-mail per
+    /// threshold reached, the tightest only when several are (a person added 2 days before their
+    /// end gets the 3-day one, not the 14-day one too).
+    #[serde(default = "default_reminder_days")]
+    pub days: Vec<u32>,
+    /// The sender, `Name <address>`; absent: `mail.from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Also write to the responsible manager (the person's `sponsor`) when the directory has their address.
+    #[serde(default = "yes")]
+    pub to_sponsor: bool,
+    /// Seconds between two looks for reminders due (a failed e-mail is tried again at the next).
+    #[serde(default = "default_reminder_every_secs")]
+    pub every_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_reminder_days() -> Vec<u32> {
+    vec![14, 3, 1]
+}
+
+fn default_reminder_every_secs() -> u64 {
+    300
 }
 
 /// `[lifecycle.hr_feed]`.
@@ -86,6 +125,22 @@ impl LifecycleConfig {
     pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         if self.max_temporary_days == 0 {
             err("lifecycle.max_temporary_days", "expected at least 1 (days)".into());
+        }
+        if let Some(r) = &self.reminders {
+            if r.days.is_empty() || r.days.iter().any(|d| *d == 0 || *d > 366) {
+                err(
+                    "lifecycle.reminders.days",
+                    format!("expected days before the end date, 1 to 366 (e.g. [14, 3, 1]), found {:?}", r.days),
+                );
+            }
+            if r.every_secs == 0 {
+                err("lifecycle.reminders.every_secs", "expected a positive number of seconds (e.g. 300)".into());
+            }
+            if let Some(from) = &r.from
+                && let Err(e) = vigie_mail::parse_mailbox(from)
+            {
+                err("lifecycle.reminders.from", format!("{e}: `Name <address>` or `address`"));
+            }
         }
         let Some(feed) = &self.hr_feed else { return };
         if feed.interval_secs == 0 {

@@ -1,9 +1,11 @@
 //! The life cycle of a person (issue 17, docs/identity-lifecycle.md): the HR feed (`feed`, pulled over HTTPS by `pull`) and the
-//! watch that ends access at each end date (`watch`), on top of the directory's `lifecycle` store.
+//! watch that ends access at each end date (`watch`) and e-mails before it (`reminders`), on top of the directory's `lifecycle` store.
 pub mod config;
+pub mod end_date;
 pub mod enrolment;
 pub mod feed;
 pub mod pull;
+pub mod reminders;
 pub mod runs;
 pub mod watch;
 

@@ -1,4 +1,4 @@
-//! The record of each HR feed run (migration `0015_feed_runs.sql`), read by the console's feeds
+//! The record of each HR feed run (migration `0016_feed_runs.sql`), read by the console's feeds
 //! page, `GET /admin/api/feeds` and `vigie feeds`: its counts, the safety stop's reason, the diff
 //! bounded to its first [`DIFF_LIMIT`] people per kind, and the error lines of a malformed feed.
 use serde::{Deserialize, Serialize};

@@ -48,6 +48,8 @@ pub async fn serve(state: AppState, on_bound: impl FnOnce(&AppState) -> anyhow::
     // The HR feed every `lifecycle.hr_feed.interval_secs` (one replica: a lease), and the end dates.
     crate::lifecycle::feed::spawn(Part::of(&state), Part::of(&state), Part::of(&state));
     crate::lifecycle::watch::spawn(Part::of(&state), Part::of(&state));
+    crate::lifecycle::reminders::spawn(Part::of(&state), Part::of(&state), Part::of(&state), Part::of(&state));
+    crate::derivation::refresh::spawn(Part::of(&state), Part::of(&state), Part::of(&state));
 
     let (s, d) = (state.clone(), draining.clone());
     let mut server = HttpServer::new(move || {

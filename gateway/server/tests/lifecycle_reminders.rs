@@ -1,0 +1,121 @@
+//! The e-mail reminders before an end date against the real binary and a real SMTP server
+//! (`tests/smtp-sink`, Python aiosmtpd): the person and their responsible manager each get one
+//! e-mail naming the date, later wakes send nothing more, a relay that refuses is tried again
+//! at the next wake and counted, and a moved end date is reminded afresh.
+use serde_json::Value;
+
+use crate::cli::run;
+use crate::common::*;
+use crate::sponsorship::SmtpSink;
+
+const FROM: &str = "Vigie RH <rh@chu-demo.example>";
+
+/// Noon UTC two days from now: between 1.5 and 2.5 days left, the 3-day reminder of `[14, 3, 1]`,
+/// and the same calendar day in the establishment's time.
+fn in_two_days(hours: i64) -> time::OffsetDateTime {
+    let day = (time::OffsetDateTime::now_utc() + time::Duration::days(2)).date();
+    day.with_hms(12, 0, 0).expect("noon").assume_utc() + time::Duration::hours(hours)
+}
+
+fn dd_mm_yyyy(t: time::OffsetDateTime) -> String {
+    format!("{:02}/{:02}/{}", t.day(), u8::from(t.month()), t.year())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339")
+}
+
+fn to(m: &Value) -> String {
+    m["rcpt_tos"][0].as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until the sink holds `n` messages, then for one more look that nothing else came.
+async fn mails(sink: &SmtpSink, n: usize) -> Vec<Value> {
+    let got = sink.wait_for(n).await;
+    assert_eq!(got.len(), n, "{got:#?}");
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contractor_ending_in_two_days_and_their_manager_are_reminded_once_and_again_when_the_date_moves() {
+    // The relay refuses the first two e-mails (451): tried again at the next wake, not lost.
+    let sink = SmtpSink::start(2);
+    let mut env = sink.env();
+    env.extend(
+        [
+            ("VIGIE_LIFECYCLE__REMINDERS__ENABLED", "true"),
+            ("VIGIE_LIFECYCLE__REMINDERS__EVERY_SECS", "1"),
+            ("VIGIE_LIFECYCLE__REMINDERS__FROM", FROM),
+            ("VIGIE_MAIL__ATTEMPTS", "1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gw = Gateway::start(&env).await;
+    let dir = gw.data_dir.to_str().expect("UTF-8 path");
+    let add = |username: &str, matricule: &str, email: Option<&str>, until: &str| {
+        let line = format!(
+            "users add-temporary {username} --matricule {matricule} --family Dupuis --given Alex \
+             --sponsor M000102 --kind contractor --until {until} --data-dir {dir}"
+        );
+        let mut args: Vec<&str> = line.split_whitespace().collect();
+        if let Some(e) = email {
+            args.extend(["--email", e]);
+        }
+        let out = run(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let end = in_two_days(0);
+    add("ext.dupuis", "EXT0001", Some("alex.dupuis@chu-demo.example"), &rfc3339(end));
+
+    let got = mails(&sink, 2).await;
+    let person = got.iter().find(|m| to(m) == "alex.dupuis@chu-demo.example").expect("the person's e-mail");
+    let manager = got.iter().find(|m| to(m) == "demo.medecin@chu-demo.example").expect("the manager's e-mail");
+    let day = dd_mm_yyyy(end);
+    for m in [person, manager] {
+        assert_eq!(m["from"], FROM, "{m}");
+        let (subject, body) = (m["subject"].as_str().unwrap(), m["body"].as_str().unwrap());
+        assert!(subject.contains(&day) && body.contains(&format!("le {day} à 13:00:00")), "{m}");
+        assert!(body.contains(&format!("on {day} at 13:00:00")), "English too: {body}");
+    }
+    let body = person["body"].as_str().unwrap();
+    assert!(
+        body.contains("demandez à votre responsable (Paul Durand)") && body.contains("ask your manager (Paul Durand)"),
+        "{body}"
+    );
+    assert!(manager["body"].as_str().unwrap().contains("Alex Dupuis (matricule EXT0001)"), "{manager}");
+    let sent = gw
+        .audit_line(|l| l["kind"] == "reminder_sent" && l["object"] == "to:person" && l["outcome"] == "success")
+        .await;
+    assert!(sent["reason"].as_str().unwrap().contains("3 day(s) before"), "{sent}");
+    assert!(!sent.to_string().contains("demandez"), "no e-mail body in the trail: {sent}");
+
+    // Later wakes: a second person with no address (audited, not retried) proves they ran; the
+    // contractor gets nothing more, their manager only the second person's.
+    add("ext.nomail", "EXT0002", None, &rfc3339(end));
+    gw.audit_line(|l| l["kind"] == "reminder_sent" && l["object"] == "to:person" && l["outcome"] == "failure").await;
+    let got = mails(&sink, 3).await;
+    assert_eq!(got.iter().filter(|m| to(m) == "alex.dupuis@chu-demo.example").count(), 1, "{got:#?}");
+    let failed = counter(&gw, "vigie_lifecycle_reminders_total{result=\"failed\"}").await;
+    assert_eq!(failed, 2.0, "the two refused e-mails are counted");
+
+    // HR moves the end date out, then back within three days: reminded afresh, both.
+    let later = in_two_days(24 * 28);
+    let out = run(&["users", "set-end-date", "ext.dupuis", &rfc3339(later), "--data-dir", dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let back = in_two_days(1);
+    let out = run(&["users", "set-end-date", "EXT0001", &rfc3339(back), "--data-dir", dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = mails(&sink, 5).await;
+    let moved: Vec<&Value> = got[3..].iter().collect();
+    assert!(moved.iter().all(|m| m["body"].as_str().unwrap().contains("14:00:00")), "{moved:#?}");
+    assert!(moved.iter().any(|m| to(m) == "alex.dupuis@chu-demo.example"), "{moved:#?}");
+    let passed = run(&["users", "set-end-date", "EXT0001", "2020-01-01", "--data-dir", dir]);
+    assert!(String::from_utf8_lossy(&passed.stderr).contains("has passed"), "a past end date is refused");
+}
+
+/// The value of a Prometheus counter with these labels, 0 when absent.
+async fn counter(gw: &Gateway, name_and_labels: &str) -> f64 {
+    let text = gw.http().get(gw.url("/metrics")).send().await.expect("/metrics").text().await.expect("text");
+    text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
