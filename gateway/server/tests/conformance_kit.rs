@@ -293,7 +293,7 @@ async fn rie_table_fails_exactly_with(name: &str, extra: &str, expected: &[(&str
     let dir = policies_with(name, extra);
     let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
     let report = run_only(&gw, &gw.issuer, &["rie-"], None).await;
-    assert_eq!(report.outcomes.len(), 6, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_eq!(report.outcomes.len(), 7, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
     assert_fails_exactly(&report, expected);
     let _ = std::fs::remove_dir_all(&dir);
     report
@@ -368,5 +368,66 @@ async fn the_backchannel_check_fails_when_the_logout_token_is_altered_on_the_way
     assert_fails_exactly(
         &report,
         &[("oidcc-backchannel-rp-initiated-logout", "signature or claims do not verify with the JWKS key")],
+    );
+}
+
+/// PEM of one DER block (RFC 7468 §2: base64 in lines of 64).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).expect("base64")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// A gateway verifying attestation (`webauthn.attestation = "required"`) whose roots list a test
+/// model's: the kit's key of that model (packed attestation) opens the DPI as `hwk`; the same
+/// key withholding its attestation (format none) is refused as a hardware key, and the row fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hardware_key_row_passes_with_verified_attestation_and_fails_without() {
+    use crate::softkey::{AttestationPki, VIRTUAL_AAGUID};
+    let pki = AttestationPki::new("kit-model", VIRTUAL_AAGUID);
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &pki.env()),
+    ])
+    .await;
+    let (cert, key) = pki.batch_der();
+    let mut profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
+    let model = vigie_conformance::profile::Fido2Attestation {
+        cert_pem: pem("CERTIFICATE", cert),
+        key_pem: pem("PRIVATE KEY", key),
+        aaguid: uuid::Uuid::from_bytes(VIRTUAL_AAGUID).to_string(),
+        format: "packed".into(),
+    };
+    profile.fido2_attestation = Some(model.clone());
+    profile.check().expect("the profile's test model loads");
+    let run = |profile: Profile| {
+        vigie_conformance::run(RunOptions {
+            target: gw.issuer.clone(),
+            profile,
+            ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
+            out: None,
+            only: vec!["rie-fido2-".into()],
+        })
+    };
+    let report = run(profile.clone()).await.expect("the kit runs");
+    let verdict = |r: &Report, id: &str| r.outcomes.iter().find(|o| o.id == id).expect("the row ran").verdict.clone();
+    let hwk = report.outcomes.iter().find(|o| o.id == "rie-fido2-hardware-key-opens-sensitive").expect("the row ran");
+    assert_eq!(hwk.verdict, Verdict::Pass, "{:#?}", hwk.evidence);
+    // The software key's rows: this target verifies attestation, so they say why they cannot run.
+    for id in ["rie-fido2-software-key-opens-non-sensitive", "rie-fido2-software-key-sensitive-refused"] {
+        assert!(
+            matches!(verdict(&report, id), Verdict::NotApplicable(why) if why.contains("asks for direct attestation")),
+            "{id}: {:?}",
+            verdict(&report, id)
+        );
+    }
+
+    // The can-fail proof: the same model's key, its attestation withheld.
+    profile.fido2_attestation = Some(vigie_conformance::profile::Fido2Attestation { format: "none".into(), ..model });
+    let report = run(profile).await.expect("the kit runs");
+    assert_fails_exactly(
+        &report,
+        &[("rie-fido2-hardware-key-opens-sensitive", "refused to register a key of the test model")],
     );
 }
