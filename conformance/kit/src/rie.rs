@@ -20,6 +20,16 @@ pub fn modules() -> Vec<Module> {
             password_totp_sensitive
         ),
         module!(
+            "rie-password-totp-session-steps-up-at-sensitive",
+            "rie",
+            "RIE (PGSSI-S) exigences 2FA; OIDC Core §3.1.2.3 (re-authentication); policies: login-sensitive-no-password-totp (step-up)",
+            "A password + TOTP session does not get into a sensitive client by SSO: it is asked for a card or a key",
+            "Une session mot de passe + TOTP n'entre pas dans un service sensible par SSO : une carte ou une clé est demandée",
+            "after a password + TOTP login to the RP client, the same browser's authorization request to the DPI (sensitive) gets no code: it leads to a login page that offers a card and no password form (step-up)",
+            "après une connexion mot de passe + TOTP au client RP, la demande d'autorisation du même navigateur au DPI (sensible) n'obtient pas de code : elle mène à une page de connexion qui propose une carte et pas de formulaire de mot de passe (step-up)",
+            password_totp_session_steps_up
+        ),
+        module!(
             "rie-password-totp-non-sensitive-allowed",
             "rie",
             "RIE (PGSSI-S) tous les MIE 2FA au 1er janvier 2026; policies: login-non-sensitive-two-factor",
@@ -146,6 +156,44 @@ async fn password_totp_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict
         "password + TOTP was refused at {dpi}, but the answer ({}) offers no stronger MIE (no step-up)",
         done.status
     );
+    Ok(Verdict::Pass)
+}
+
+async fn password_totp_session_steps_up(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+    let client = match sensitive_client(c)? {
+        Ok(client) => client,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let dpi = client.id.clone();
+    let mut b = c.browser();
+    let rp = Authz::new(c.rp());
+    let first = b.login(&rp, &c.profile.users).await?;
+    if crate::flow::code_of(&first, &rp).is_err() {
+        return Ok(Verdict::NotApplicable(format!(
+            "the password + TOTP login to {} got no code ({}): there is no such session to step up (see rie-password-totp-non-sensitive-allowed)",
+            rp.client.id, first.status
+        )));
+    }
+    let a = Authz::new(&client);
+    let r = b.get(&a.url(&b.agent)).await?;
+    let to = r.location();
+    ensure!(
+        !(to.starts_with(&client.redirect_uri) && r.redirect_params().contains_key("code")),
+        "the password + TOTP session got into the sensitive client {dpi} by SSO: a code was issued without a step-up"
+    );
+    ensure!(
+        to.contains("/login?flow="),
+        "the password + TOTP session's request to {dpi} answered {} {}, not the login page of a step-up",
+        r.status,
+        crate::agent::redact_url(&to)
+    );
+    let page = b.get(&to).await?;
+    let card = page.body.contains("/login/cps?flow=");
+    let password = page.body.contains("action=\"/login/password\"");
+    c.agent
+        .note("the step-up page", format!("{} — card offered: {card}; password form offered: {password}", page.status));
+    ensure!(card, "the step-up page for {dpi} ({}) offers no card", page.status);
+    ensure!(!password, "the step-up page for {dpi} still offers the password + TOTP form");
     Ok(Verdict::Pass)
 }
 
@@ -350,30 +398,34 @@ async fn fido2_hardware_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdic
         Ok(client) => client,
         Err(why) => return Ok(Verdict::NotApplicable(why)),
     };
-    let Some(model) = c.profile.fido2_attestation.clone() else {
-        return Ok(Verdict::NotApplicable(
-            "the profile has no [fido2_attestation] (a test model whose attestation root the target lists in webauthn.attestation_ca_files)".into(),
-        ));
-    };
-    let attestor = match model.format.as_str() {
-        "none" => None,
-        _ => Some(Attestor::from_pem(&model.cert_pem, &model.key_pem, &model.aaguid)?),
+    // Without a test model the ceremony still runs (with attestation "none", the key revoked
+    // after): what the target asks for is the evidence of why the row cannot run.
+    let model = c.profile.fido2_attestation.clone();
+    let attestor = match &model {
+        Some(m) if m.format != "none" => Some(Attestor::from_pem(&m.cert_pem, &m.key_pem, &m.aaguid)?),
+        _ => None,
     };
     let r = match register(c, attestor).await? {
         Ok(r) => r,
         Err(why) => return Ok(Verdict::NotApplicable(why)),
     };
-    if r.asked != "direct" {
+    let not_applicable = if r.asked != "direct" {
         // A target asking for none verifies no model: by its setting no key is hwk there.
-        let k = r.enrolled;
-        if r.added.status == 303 {
-            k.revoke().await?;
-        }
-        return Ok(Verdict::NotApplicable(format!(
+        Some(format!(
             "the target asks for attestation {:?}, not \"direct\" (webauthn.attestation = \"none\", as the demo): it verifies no key's model, so every key logs in as software (swk) and none can be shown as hwk",
             r.asked
-        )));
-    }
+        ))
+    } else {
+        model.is_none().then(|| {
+            "the profile has no [fido2_attestation] (a test model whose attestation root the target lists in webauthn.attestation_ca_files)".to_owned()
+        })
+    };
+    let Some(model) = model.filter(|_| not_applicable.is_none()) else {
+        if r.added.status == 303 {
+            r.enrolled.revoke().await?;
+        }
+        return Ok(Verdict::NotApplicable(not_applicable.unwrap_or_default()));
+    };
     let dpi = client.id.clone();
     ensure!(
         r.added.status == 303 && r.added.location().contains("done=added"),

@@ -122,21 +122,52 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
 }
 
 /// `policy.password_totp_transition_until` in the future lets password + TOTP open a sensitive
-/// client and reach the DMP: the kit flags exactly that rule of the RIE and the DMP refusal.
+/// client: the kit flags exactly that rule of the RIE (a fresh login and a session's SSO). The
+/// DMP still refuses that session a VIHF (`20_dmp.cedar`: the DMP's transition ended on
+/// 1 January 2026); a policy set that lets it through fails the DMP refusal check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_flags_a_gateway_where_password_totp_opens_a_sensitive_client() {
-    let gw = Gateway::start(&[("VIGIE_POLICY__PASSWORD_TOTP_TRANSITION_UNTIL", "2099-12-31")]).await;
+    const TRANSITION: (&str, &str) = ("VIGIE_POLICY__PASSWORD_TOTP_TRANSITION_UNTIL", "2099-12-31");
+    let gw = Gateway::start(&[TRANSITION]).await;
     let report = run_kit(&gw, None).await;
     let failed: Vec<&str> = report.failures().iter().map(|o| o.id.as_str()).collect();
-    assert_eq!(failed, ["rie-password-totp-sensitive-refused", "dmp-vihf-refusals"], "{:#?}", report.failures());
-    // The DMP rule follows the transition period too (`20_dmp.cedar`): the password + TOTP
-    // session at the DPI gets a VIHF, which the DMP plan reports without showing it.
-    let dmp = &report.failures()[1];
-    assert!(
-        matches!(&dmp.verdict, Verdict::Fail(why) if why.contains("password + TOTP session of the DPI") && why.contains("with a VIHF")),
-        "{:?}",
-        dmp.verdict
+    assert_eq!(
+        failed,
+        ["rie-password-totp-sensitive-refused", "rie-password-totp-session-steps-up-at-sensitive"],
+        "{:#?}",
+        report.failures()
     );
+    // The password + TOTP session of the DPI existed, and was refused a VIHF.
+    let dmp = report.outcomes.iter().find(|o| o.id == "dmp-vihf-refusals").expect("the DMP refusals ran");
+    assert!(
+        dmp.verdict == Verdict::Pass
+            && dmp.evidence.iter().any(|e| e.body.contains("a session of the DPI, refused a VIHF")),
+        "{:?} {:#?}",
+        dmp.verdict,
+        dmp.evidence
+    );
+    drop(gw);
+
+    // An establishment re-opening the DMP to password + TOTP in its transition period.
+    let dmp_rule = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default/20_dmp.cedar"))
+        .expect("policies/default/20_dmp.cedar");
+    let hole = "(context.authentication.mie == \"fido2\" && context.authentication.factors.contains(\"hwk\"))";
+    assert!(dmp_rule.contains(hole), "20_dmp.cedar names the attested key");
+    let edited = dmp_rule.replace(
+        hole,
+        &format!("{hole} ||\n   (context.authentication.mie == \"password_totp\" && context.password_totp_transition)"),
+    );
+    let dir = policies_with("20_dmp.cedar", &edited);
+    let gw = Gateway::start(&[TRANSITION, ("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
+    let report = run_only(&gw, &gw.issuer, &["dmp-vihf-refusals"], None).await;
+    // The VIHF is masked in the reason as in the evidence.
+    assert_fails_exactly(&report, &[("dmp-vihf-refusals", "password + TOTP session of the DPI")]);
+    assert!(
+        matches!(&report.outcomes[0].verdict, Verdict::Fail(why) if why.contains("with a VIHF")),
+        "{:?}",
+        report.outcomes[0].verdict
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `openssl s_server` on the demo's certificate, or on a self-signed one when `self_signed`, with
@@ -293,7 +324,7 @@ async fn rie_table_fails_exactly_with(name: &str, extra: &str, expected: &[(&str
     let dir = policies_with(name, extra);
     let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
     let report = run_only(&gw, &gw.issuer, &["rie-"], None).await;
-    assert_eq!(report.outcomes.len(), 7, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_eq!(report.outcomes.len(), 8, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
     assert_fails_exactly(&report, expected);
     let _ = std::fs::remove_dir_all(&dir);
     report
@@ -315,7 +346,7 @@ async fn the_rie_table_flags_a_policy_refusing_what_the_rie_allows() {
     .await;
     // The kit enrols its FIDO2 key after a password + TOTP login, which this target refuses:
     // those rows say so, rather than passing or failing for a reason that is not theirs.
-    for o in report.outcomes.iter().filter(|o| o.id.starts_with("rie-fido2-")) {
+    for o in report.outcomes.iter().filter(|o| o.id.starts_with("rie-fido2-software-key-")) {
         assert!(
             matches!(&o.verdict, Verdict::NotApplicable(why) if why.contains("enrols its key on the account page")),
             "{}: {:?}",
@@ -339,6 +370,27 @@ async fn the_rie_table_flags_a_policy_that_gets_fido2_keys_wrong() {
         &[
             ("rie-fido2-software-key-opens-non-sensitive", "expected a redirect to the client, got 403"),
             ("rie-fido2-software-key-sensitive-refused", "opened the sensitive client demo-dpi"),
+        ],
+    )
+    .await;
+}
+
+/// An establishment's `10_login.cedar` edited to let password + TOTP into sensitive clients
+/// (the forbid disabled, the transition's permit made unconditional): the password row and the
+/// step-up of a password session fail, for their reasons; the card and key rows still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rie_table_flags_a_policy_that_lets_a_password_session_in_without_step_up() {
+    let login = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default/10_login.cedar"))
+        .expect("policies/default/10_login.cedar");
+    let edited =
+        login.replace("!context.password_totp_transition", "false").replace("context.password_totp_transition", "true");
+    assert_ne!(edited, login, "the default login policies read the transition period");
+    rie_table_fails_exactly_with(
+        "10_login.cedar",
+        &edited,
+        &[
+            ("rie-password-totp-sensitive-refused", "opened the sensitive client demo-dpi"),
+            ("rie-password-totp-session-steps-up-at-sensitive", "by SSO: a code was issued without a step-up"),
         ],
     )
     .await;
