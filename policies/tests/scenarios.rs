@@ -229,11 +229,12 @@ const CASES: &[Case] = &[
     case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                Internal,           ALLOW, &["dmp-entitled-professional"],                   NONE),
     // Issue 12: not with a key that may be software, transition period or not.
     case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                Internal,           DENY,  &[],                                              RIE).proving(UNATTESTED_KEY),
-    case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                InternalTransition, DENY,  &[],                                              ALL_BUT_SPONSORSHIP).proving(UNATTESTED_KEY),
+    case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                InternalTransition, DENY,  &[],                                              RIE).proving(UNATTESTED_KEY),
     case(Nurse,          (Fido2, 5),          AccessDmp,     Dmp,                External,           DENY,  &["external-zone-rie-mie-only"],                  RIE).proving(UNATTESTED_KEY),
     case(Physician,      (PasswordTotp, 5),   AccessDmp,     Dmp,                Internal,           DENY,  &[],                                              RIE),
-    case(Physician,      (PasswordTotp, 5),   AccessDmp,     Dmp,                InternalTransition, ALLOW, &["dmp-entitled-professional"],                   NONE),
-    case(Physician,      (Sponsorship, 5),    AccessDmp,     Dmp,                InternalTransition, DENY,  &["dmp-never-sponsorship"],                       ALL_BUT_SPONSORSHIP),
+    // Not in the transition period either: it ended on 1 January 2026 for the DMP (20_dmp.cedar).
+    case(Physician,      (PasswordTotp, 5),   AccessDmp,     Dmp,                InternalTransition, DENY,  &[],                                              RIE),
+    case(Physician,      (Sponsorship, 5),    AccessDmp,     Dmp,                InternalTransition, DENY,  &["dmp-never-sponsorship"],                       RIE),
     case(Secretary,      (Cps, 5),            AccessDmp,     Dmp,                Internal,           DENY,  &[],                                              NONE),
     case(PhysicianWithoutIdnat, (Cps, 5),     AccessDmp,     Dmp,                Internal,           DENY,  &[],                                              NONE),
     case(Generic,        (Cps, 5),            AccessDmp,     Dmp,                Internal,           DENY,  &["generic-account-never-dmp"],                   NONE),

@@ -304,14 +304,31 @@ async fn refusals(c: &Ctx) -> anyhow::Result<Verdict> {
     refused(&exchange(c, &client, Some(&rp_tokens.access)).await?, "with the RP client's token (password + TOTP)")?;
     // A password + TOTP session of the DPI itself exists only where the RIE lets it in (the rie
     // plan judges that); the DMP's own rule must still refuse it a VIHF.
+    // As the card's holder (an entitled professional: the card plan gets VIHFs for them) when the
+    // profile lists them: another user's refusal could be for want of an entitlement, not the MIE.
+    let holder: Vec<_> = c
+        .profile
+        .users
+        .iter()
+        .filter(|u| c.profile.card.as_ref().is_some_and(|card| card.username == u.username))
+        .cloned()
+        .collect();
+    let users = if holder.is_empty() { &c.profile.users } else { &holder };
     let mut b = c.browser();
     let a = Authz::new(&client);
-    let done = b.login(&a, &c.profile.users).await?;
+    let done = b.login(&a, users).await?;
     let p = done.redirect_params();
     if done.location().starts_with(&client.redirect_uri) && p.contains_key("code") {
         let t = Tokens::of(&c.redeem(&a, &p["code"]).await?)?;
         refused(&exchange(c, &client, Some(&t.access)).await?, "with a password + TOTP session of the DPI")?;
+        c.agent.note("password + TOTP at the DPI", "a session of the DPI, refused a VIHF".into());
     } else {
+        // A code the target refused (401) is no decision of the RIE: the check did not run.
+        ensure!(
+            done.status != 401,
+            "the password + TOTP login at {dpi} was refused its one-time code ({}): the check could not run; wait a minute or list more test users",
+            done.status
+        );
         c.agent.note(
             "password + TOTP at the DPI",
             "no code: the login itself is refused, so no session to exchange".into(),

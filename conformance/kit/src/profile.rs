@@ -34,6 +34,28 @@ pub struct Profile {
     /// after; `none` enrols nothing (the rows are then not applicable, saying so).
     #[serde(default)]
     pub fido2_enrolment: Fido2Enrolment,
+    /// A test model's batch attestation for the hardware-key row (`hwk`): the target must list
+    /// its root in `webauthn.attestation_ca_files`; without it the row is not applicable.
+    #[serde(default)]
+    pub fido2_attestation: Option<Fido2Attestation>,
+}
+
+/// A test FIDO2 model: the batch attestation certificate and key its registrations are signed
+/// with (format "packed", WebAuthn §8.2), and its AAGUID (the certificate's
+/// `id-fido-gen-ce-aaguid`, §8.2.1).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Fido2Attestation {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub aaguid: String,
+    /// `packed` (the default); `none` makes the same key withhold its attestation, as a browser
+    /// asked for none does: a correct target then counts it as software (the row's proof).
+    #[serde(default = "packed")]
+    pub format: String,
+}
+
+fn packed() -> String {
+    "packed".into()
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -99,6 +121,12 @@ impl Profile {
         for id in self.dpi_client.iter().chain(&self.fi_tiers_client) {
             self.client(id)?;
         }
+        if let Some(a) = &self.fido2_attestation {
+            if !matches!(a.format.as_str(), "packed" | "none") {
+                bail!("fido2_attestation.format is {:?}: \"packed\" (the default) or \"none\"", a.format);
+            }
+            crate::softkey::Attestor::from_pem(&a.cert_pem, &a.key_pem, &a.aaguid)?;
+        }
         Ok(())
     }
 
@@ -161,6 +189,8 @@ impl Profile {
             card,
             // The demo lets a fresh password + TOTP login add a key on the account page.
             fido2_enrolment: Fido2Enrolment::Account,
+            // The demo asks for no attestation (`webauthn.attestation = "none"`): no test model.
+            fido2_attestation: None,
         };
         p.check()?;
         Ok(p)

@@ -4,7 +4,7 @@ use anyhow::{Context, ensure};
 
 use crate::flow::{Authz, Browser};
 use crate::profile::Fido2Enrolment;
-use crate::softkey::SoftKey;
+use crate::softkey::{Attestor, SoftKey};
 use crate::{Module, Verdict};
 
 pub fn modules() -> Vec<Module> {
@@ -18,6 +18,16 @@ pub fn modules() -> Vec<Module> {
             "a password + TOTP login to the DPI (sensitive) client gets no code: refused or asked for a MIE of the RIE",
             "une connexion mot de passe + TOTP au DPI (sensible) n'obtient pas de code : refus ou demande d'un MIE du RIE",
             password_totp_sensitive
+        ),
+        module!(
+            "rie-password-totp-session-steps-up-at-sensitive",
+            "rie",
+            "RIE (PGSSI-S) exigences 2FA; OIDC Core §3.1.2.3 (re-authentication); policies: login-sensitive-no-password-totp (step-up)",
+            "A password + TOTP session does not get into a sensitive client by SSO: it is asked for a card or a key",
+            "Une session mot de passe + TOTP n'entre pas dans un service sensible par SSO : une carte ou une clé est demandée",
+            "after a password + TOTP login to the RP client, the same browser's authorization request to the DPI (sensitive) gets no code: it leads to a login page that offers a card and no password form (step-up)",
+            "après une connexion mot de passe + TOTP au client RP, la demande d'autorisation du même navigateur au DPI (sensible) n'obtient pas de code : elle mène à une page de connexion qui propose une carte et pas de formulaire de mot de passe (step-up)",
+            password_totp_session_steps_up
         ),
         module!(
             "rie-password-totp-non-sensitive-allowed",
@@ -58,6 +68,16 @@ pub fn modules() -> Vec<Module> {
             "the kit's software key logs in to the DPI (sensitive) client: no code; the answer offers a stronger MIE (a card: step-up)",
             "la clé logicielle du kit se connecte au DPI (sensible) : pas de code ; la réponse propose un MIE plus fort (une carte : step-up)",
             fido2_sensitive
+        ),
+        module!(
+            "rie-fido2-hardware-key-opens-sensitive",
+            "rie",
+            "RIE (PGSSI-S) clés FIDO matérielles (liste de l'ANS); WebAuthn L2 §7.1 steps 19-21, §8.2; RFC 8176 §2 (hwk); policies: login-rie-mie",
+            "A FIDO2 key with verified attestation opens a sensitive client, as hardware (hwk)",
+            "Une clé FIDO2 à attestation vérifiée ouvre un service sensible, comme matérielle (hwk)",
+            "a key of the profile's test model (attestation packed, its batch certificate chaining to a root the target trusts) is registered on the account page and logs in to the DPI (sensitive) client: a code, with the amr hwk; the same key withholding its attestation (format none) is never counted as hwk",
+            "une clé du modèle de test du profil (attestation packed, son certificat de lot chaîné à une racine de confiance de la cible) est enregistrée sur la page du compte et se connecte au DPI (sensible) : un code, avec l'amr hwk ; la même clé sans son attestation (format none) n'est jamais comptée hwk",
+            fido2_hardware_sensitive
         ),
         module!(
             "rie-cps-opens-sensitive",
@@ -139,6 +159,44 @@ async fn password_totp_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict
     Ok(Verdict::Pass)
 }
 
+async fn password_totp_session_steps_up(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+    let client = match sensitive_client(c)? {
+        Ok(client) => client,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let dpi = client.id.clone();
+    let mut b = c.browser();
+    let rp = Authz::new(c.rp());
+    let first = b.login(&rp, &c.profile.users).await?;
+    if crate::flow::code_of(&first, &rp).is_err() {
+        return Ok(Verdict::NotApplicable(format!(
+            "the password + TOTP login to {} got no code ({}): there is no such session to step up (see rie-password-totp-non-sensitive-allowed)",
+            rp.client.id, first.status
+        )));
+    }
+    let a = Authz::new(&client);
+    let r = b.get(&a.url(&b.agent)).await?;
+    let to = r.location();
+    ensure!(
+        !(to.starts_with(&client.redirect_uri) && r.redirect_params().contains_key("code")),
+        "the password + TOTP session got into the sensitive client {dpi} by SSO: a code was issued without a step-up"
+    );
+    ensure!(
+        to.contains("/login?flow="),
+        "the password + TOTP session's request to {dpi} answered {} {}, not the login page of a step-up",
+        r.status,
+        crate::agent::redact_url(&to)
+    );
+    let page = b.get(&to).await?;
+    let card = page.body.contains("/login/cps?flow=");
+    let password = page.body.contains("action=\"/login/password\"");
+    c.agent
+        .note("the step-up page", format!("{} — card offered: {card}; password form offered: {password}", page.status));
+    ensure!(card, "the step-up page for {dpi} ({}) offers no card", page.status);
+    ensure!(!password, "the step-up page for {dpi} still offers the password + TOTP form");
+    Ok(Verdict::Pass)
+}
+
 /// The `amr` of the ID token in `done`'s code, redeemed; `done` must carry a code for `a`.
 async fn amr_of_code(c: &crate::flow::Ctx, a: &Authz, done: &crate::agent::Resp) -> anyhow::Result<Vec<String>> {
     let p = crate::flow::code_of(done, a)?;
@@ -184,10 +242,18 @@ struct Enrolled {
     owner: Browser,
 }
 
-/// Enrols a new software key through the account page (`/account/keys`), after a password +
-/// TOTP login to the RP client (what the profile's `fido2_enrolment = "account"` says); `None`
-/// with the reason when the profile asks for no enrolment.
-async fn enrol(c: &crate::flow::Ctx) -> anyhow::Result<Result<Enrolled, String>> {
+/// A registration on the account page: the attestation the target asked for, its answer.
+struct Registration {
+    asked: String,
+    added: crate::agent::Resp,
+    enrolled: Enrolled,
+}
+
+/// Registers a new software key (attested by `attestor`, else attestation "none") through the
+/// account page (`/account/keys`), after a password + TOTP login to the RP client (what the
+/// profile's `fido2_enrolment = "account"` says); `Err` with the reason when the profile asks for
+/// no enrolment or the target leaves no session that may add a key.
+async fn register(c: &crate::flow::Ctx, attestor: Option<Attestor>) -> anyhow::Result<Result<Registration, String>> {
     if c.profile.fido2_enrolment == Fido2Enrolment::None {
         return Ok(Err("the profile says fido2_enrolment = \"none\": the kit enrols no key on this target".into()));
     }
@@ -211,26 +277,44 @@ async fn enrol(c: &crate::flow::Ctx) -> anyhow::Result<Result<Enrolled, String>>
     let opts = b.post_form("/account/keys/options", &[("csrf", &csrf), ("name", "vigie-conformance test key")]).await?;
     ensure!(opts.status == 200, "the key creation options answered {}: {}", opts.status, opts.body);
     let options = opts.json();
+    // WebAuthn §5.4.7: "direct" when the target verifies what a key proves of its model.
+    let asked = options["publicKey"]["attestation"].as_str().unwrap_or("none").to_owned();
     let rp_id = options["publicKey"]["rp"]["id"].as_str().context("the creation options name no rp.id")?.to_owned();
     let origin = url::Url::parse(&c.agent.url("/"))?.origin().ascii_serialization();
     let mut key = SoftKey::new(&rp_id, &origin)?;
+    let sends = if attestor.is_some() { "packed" } else { "none" };
+    if let Some(a) = attestor {
+        key = key.attested_by(a);
+    }
     let credential = key.register(&options)?.to_string();
     let added = b.post_form("/account/keys", &[("csrf", &csrf), ("credential", &credential)]).await?;
-    if added.status == 400 && added.body.to_lowercase().contains("attest") {
+    c.agent.note(
+        "FIDO2 registration",
+        format!("rp.id {rp_id}; attestation asked {asked:?}, sent {sends:?}: answered {}", added.status),
+    );
+    Ok(Ok(Registration { asked, added, enrolled: Enrolled { key, owner: b } }))
+}
+
+/// The kit's software key (attestation "none") enrolled, or why the rows cannot run.
+async fn enrol(c: &crate::flow::Ctx) -> anyhow::Result<Result<Enrolled, String>> {
+    let r = match register(c, None).await? {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(why)),
+    };
+    if r.added.status != 303 && r.asked == "direct" {
         // A target verifying attestation refuses a key that proves no model: as it should.
         return Ok(Err(format!(
-            "the target refused to register a key with attestation \"none\" ({}): it verifies attestation, so no software key logs in there",
-            added.status
+            "the target asks for direct attestation and refused to register a key with attestation \"none\" ({}): it verifies attestation, so no software key logs in there",
+            r.added.status
         )));
     }
     ensure!(
-        added.status == 303 && added.location().contains("done=added"),
+        r.added.status == 303 && r.added.location().contains("done=added"),
         "the key registration answered {} {}",
-        added.status,
-        added.location()
+        r.added.status,
+        r.added.location()
     );
-    c.agent.note("FIDO2 enrolment", format!("a software key registered on /account/keys for rp.id {rp_id}"));
-    Ok(Ok(Enrolled { key, owner: b }))
+    Ok(Ok(r.enrolled))
 }
 
 impl Enrolled {
@@ -306,5 +390,70 @@ async fn fido2_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
         "the software key was refused at {dpi}, but the answer ({}) offers no card (no step-up)",
         done.status
     );
+    Ok(Verdict::Pass)
+}
+
+async fn fido2_hardware_sensitive(c: &crate::flow::Ctx) -> anyhow::Result<Verdict> {
+    let client = match sensitive_client(c)? {
+        Ok(client) => client,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    // Without a test model the ceremony still runs (with attestation "none", the key revoked
+    // after): what the target asks for is the evidence of why the row cannot run.
+    let model = c.profile.fido2_attestation.clone();
+    let attestor = match &model {
+        Some(m) if m.format != "none" => Some(Attestor::from_pem(&m.cert_pem, &m.key_pem, &m.aaguid)?),
+        _ => None,
+    };
+    let r = match register(c, attestor).await? {
+        Ok(r) => r,
+        Err(why) => return Ok(Verdict::NotApplicable(why)),
+    };
+    let not_applicable = if r.asked != "direct" {
+        // A target asking for none verifies no model: by its setting no key is hwk there.
+        Some(format!(
+            "the target asks for attestation {:?}, not \"direct\" (webauthn.attestation = \"none\", as the demo): it verifies no key's model, so every key logs in as software (swk) and none can be shown as hwk",
+            r.asked
+        ))
+    } else {
+        model.is_none().then(|| {
+            "the profile has no [fido2_attestation] (a test model whose attestation root the target lists in webauthn.attestation_ca_files)".to_owned()
+        })
+    };
+    let Some(model) = model.filter(|_| not_applicable.is_none()) else {
+        if r.added.status == 303 {
+            r.enrolled.revoke().await?;
+        }
+        return Ok(Verdict::NotApplicable(not_applicable.unwrap_or_default()));
+    };
+    let dpi = client.id.clone();
+    ensure!(
+        r.added.status == 303 && r.added.location().contains("done=added"),
+        "the target refused to register a key of the test model {} with attestation {:?}: answered {} (a key whose attestation chains to a trusted root is a MIE of the RIE; one without proves no hardware and is no hwk)",
+        model.aaguid,
+        model.format,
+        r.added.status
+    );
+    let mut k = r.enrolled;
+    let a = Authz::new(&client);
+    let done = k.login(c, &a).await;
+    let amr = match done {
+        Ok(done)
+            if done.location().starts_with(&client.redirect_uri) && done.redirect_params().contains_key("code") =>
+        {
+            amr_of_code(c, &a, &done).await
+        }
+        Ok(done) => Err(anyhow::anyhow!(
+            "a key of the test model (attestation {:?}) got no code for the sensitive client {dpi}: answered {} {}",
+            model.format,
+            done.status,
+            crate::agent::redact_url(&done.location())
+        )),
+        Err(e) => Err(e),
+    };
+    k.revoke().await?;
+    let amr = amr?;
+    ensure!(amr.iter().any(|m| m == "hwk"), "amr {amr:?} does not say a hardware-secured key (RFC 8176 hwk)");
+    ensure!(!amr.iter().any(|m| m == "swk"), "amr {amr:?} says swk for a key with verified attestation");
     Ok(Verdict::Pass)
 }

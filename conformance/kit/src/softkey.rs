@@ -1,8 +1,10 @@
 //! A TEST FIDO2 authenticator in software, for the RIE table's FIDO2 rows: a P-256 key
 //! (aws-lc-rs) whose registrations and assertions are built byte by byte as WebAuthn Level 2
-//! lays them out (§6.1 authenticator data, §6.5.4 attestation "none", §6.3.3 assertion
-//! signature), with ES256 / COSE EC2 keys (RFC 8152 §8.1, §13.1.1). It is not a security key: a
-//! relying party that verifies attestation counts it as software (`swk`), never as hardware.
+//! lays them out (§6.1 authenticator data, §6.5.4 attestation "none", §8.2 attestation "packed"
+//! with a test batch certificate of the profile, §6.3.3 assertion signature), with ES256 / COSE
+//! EC2 keys (RFC 8152 §8.1, §13.1.1). Without the profile's attestation it is not a security key:
+//! a relying party counts it as software (`swk`), never as hardware; with it, it stands for a key
+//! of the test model whose attestation root the target trusts (`hwk`).
 //! (Re-implemented from the gateway's own test key rather than shared with its test files.)
 use anyhow::Context;
 use aws_lc_rs::digest;
@@ -15,8 +17,40 @@ use serde_json::{Value, json};
 /// The AAGUID a software authenticator has no model to name: all zeros (WebAuthn §6.5.1).
 const NO_MODEL: [u8; 16] = [0; 16];
 
+/// A test model's batch attestation (WebAuthn §8.2.1): its certificate, whose subject and
+/// `id-fido-gen-ce-aaguid` extension name the model, and the key that signs registrations.
+pub struct Attestor {
+    cert_der: Vec<u8>,
+    key: EcdsaKeyPair,
+    aaguid: [u8; 16],
+}
+
+impl Attestor {
+    /// From the profile's PEM certificate, PKCS#8 P-256 key and the model's AAGUID (a UUID).
+    pub fn from_pem(cert_pem: &str, key_pem: &str, aaguid: &str) -> anyhow::Result<Attestor> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .context("fido2_attestation.cert_pem holds no PEM certificate")?;
+        let pkcs8 = PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes())
+            .context("fido2_attestation.key_pem holds no PEM PKCS#8 key (BEGIN PRIVATE KEY)")?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.secret_pkcs8_der())
+            .map_err(|_| anyhow::anyhow!("fido2_attestation.key_pem is not a P-256 key (ES256, WebAuthn §8.2)"))?;
+        let hex: String = aaguid.chars().filter(|c| *c != '-').collect();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<_>>()
+            .filter(|b: &Vec<u8>| b.len() == 16)
+            .with_context(|| format!("fido2_attestation.aaguid {aaguid:?} is not a UUID (32 hex digits)"))?;
+        Ok(Attestor { cert_der: cert.as_ref().to_vec(), key, aaguid: bytes.try_into().unwrap_or_default() })
+    }
+}
+
 pub struct SoftKey {
     key: EcdsaKeyPair,
+    /// The batch attestation its registrations carry; `None`: attestation "none".
+    attestor: Option<Attestor>,
     cred_id: Vec<u8>,
     user_handle: Option<Vec<u8>>,
     counter: u32,
@@ -29,6 +63,7 @@ enum Cbor<'a> {
     Int(i64),
     Bytes(&'a [u8]),
     Text(&'a str),
+    Array(Vec<Cbor<'a>>),
     Map(Vec<(Cbor<'a>, Cbor<'a>)>),
 }
 
@@ -66,6 +101,12 @@ impl Cbor<'_> {
                 Self::head(out, 3, t.len() as u64);
                 out.extend_from_slice(t.as_bytes())
             }
+            Cbor::Array(items) => {
+                Self::head(out, 4, items.len() as u64);
+                for i in items {
+                    i.encode(out);
+                }
+            }
             Cbor::Map(entries) => {
                 Self::head(out, 5, entries.len() as u64);
                 for (k, v) in entries {
@@ -97,7 +138,21 @@ impl SoftKey {
             .map_err(|_| anyhow::anyhow!("the generated P-256 key does not load"))?;
         let mut cred_id = vec![0u8; 32];
         aws_lc_rs::rand::fill(&mut cred_id).map_err(|_| anyhow::anyhow!("no random bytes"))?;
-        Ok(SoftKey { key, cred_id, user_handle: None, counter: 0, rp_id: rp_id.into(), origin: origin.into() })
+        Ok(SoftKey {
+            key,
+            attestor: None,
+            cred_id,
+            user_handle: None,
+            counter: 0,
+            rp_id: rp_id.into(),
+            origin: origin.into(),
+        })
+    }
+
+    /// The same key, its registrations signed by `attestor` (format "packed", x5c).
+    pub fn attested_by(mut self, attestor: Attestor) -> SoftKey {
+        self.attestor = Some(attestor);
+        self
     }
 
     /// The credential id, base64url (as the target lists and revokes it).
@@ -147,26 +202,47 @@ impl SoftKey {
     }
 
     /// Answers `navigator.credentials.create` for the target's creation options: a
-    /// PublicKeyCredential with attestation "none" (WebAuthn §8.7).
+    /// PublicKeyCredential with attestation "none" (WebAuthn §8.7), or "packed" with the batch
+    /// certificate (§8.2) when the key has an attestor.
     pub fn register(&mut self, options: &Value) -> anyhow::Result<Value> {
         let pk = &options["publicKey"];
         let challenge = pk["challenge"].as_str().context("the creation options carry no challenge")?;
         self.user_handle = Some(b64d(pk["user"]["id"].as_str().context("the creation options carry no user.id")?)?);
         // §6.5.1 attested credential data: AAGUID, credentialIdLength (2 bytes), id, key.
         let mut auth_data = self.auth_data_head(true);
-        auth_data.extend(NO_MODEL);
+        auth_data.extend(self.attestor.as_ref().map_or(NO_MODEL, |a| a.aaguid));
         auth_data.extend((self.cred_id.len() as u16).to_be_bytes());
         auth_data.extend(&self.cred_id);
         auth_data.extend(self.cose_key());
+        let client_data = self.client_data("webauthn.create", challenge);
+        let sig;
+        let (fmt, stmt) = match &self.attestor {
+            None => ("none", vec![]),
+            Some(a) => {
+                // §8.2 step 2: the batch key signs authenticatorData || SHA-256(clientDataJSON).
+                let mut signed = auth_data.clone();
+                signed.extend(digest::digest(&digest::SHA256, &client_data).as_ref());
+                sig = a.key.sign(&SystemRandom::new(), &signed).map_err(|_| anyhow::anyhow!("signing failed"))?;
+                let x5c = Cbor::Array(vec![Cbor::Bytes(&a.cert_der)]);
+                (
+                    "packed",
+                    vec![
+                        (Cbor::Text("alg"), Cbor::Int(-7)),
+                        (Cbor::Text("sig"), Cbor::Bytes(sig.as_ref())),
+                        (Cbor::Text("x5c"), x5c),
+                    ],
+                )
+            }
+        };
         let attestation_object = Cbor::Map(vec![
-            (Cbor::Text("fmt"), Cbor::Text("none")),
-            (Cbor::Text("attStmt"), Cbor::Map(vec![])),
+            (Cbor::Text("fmt"), Cbor::Text(fmt)),
+            (Cbor::Text("attStmt"), Cbor::Map(stmt)),
             (Cbor::Text("authData"), Cbor::Bytes(&auth_data)),
         ])
         .to_vec();
         Ok(self.credential(json!({
             "attestationObject": B64.encode(attestation_object),
-            "clientDataJSON": B64.encode(self.client_data("webauthn.create", challenge)),
+            "clientDataJSON": B64.encode(client_data),
             "transports": ["usb"],
         })))
     }

@@ -38,7 +38,9 @@ pub fn elements(xml: &str) -> anyhow::Result<Vec<El>> {
                 let mut attrs = BTreeMap::new();
                 for a in e.attributes() {
                     let a = a.context("an attribute of the VIHF is malformed")?;
-                    let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).context("an attribute value")?;
+                    let v = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .context("an attribute value of the VIHF is malformed")?;
                     attrs.insert(a.key.local_name().as_ref().to_string(), v.into_owned());
                 }
                 out.push(El { path, attrs, text: String::new() });
@@ -177,5 +179,32 @@ mod tests {
     fn a_doctype_or_a_truncated_document_is_refused() {
         assert!(elements("<!DOCTYPE a><a/>").is_err());
         assert!(elements("<a><b></b>").is_err());
+    }
+
+    proptest::proptest! {
+        /// Garbage from a target: read or refused with a message naming the VIHF, never a panic.
+        #[test]
+        fn any_text_is_read_or_refused_naming_the_vihf(text in "\\PC{0,300}") {
+            if let Err(e) = elements(&text) {
+                proptest::prop_assert!(e.to_string().contains("VIHF"), "{}", e);
+            }
+        }
+
+        /// The real assertion cut anywhere (a truncated token) is refused, never half-read.
+        #[test]
+        fn a_vihf_cut_short_is_refused(cut in 1usize..XML.len()) {
+            let head = XML.get(..cut);
+            if let Some(head) = head.filter(|h| !h.ends_with('>')) {
+                proptest::prop_assert!(elements(head).is_err());
+            }
+        }
+
+        /// Any text is a UTC instant or refused with the SAML Core section, never a panic.
+        #[test]
+        fn any_text_is_an_instant_or_refused(text in "\\PC{0,40}") {
+            if let Err(e) = instant(&text) {
+                proptest::prop_assert!(e.to_string().contains("SAML Core §1.3.3"), "{}", e);
+            }
+        }
     }
 }

@@ -122,21 +122,52 @@ async fn the_kit_passes_against_the_demo_and_its_reports_mask_every_secret() {
 }
 
 /// `policy.password_totp_transition_until` in the future lets password + TOTP open a sensitive
-/// client and reach the DMP: the kit flags exactly that rule of the RIE and the DMP refusal.
+/// client: the kit flags exactly that rule of the RIE (a fresh login and a session's SSO). The
+/// DMP still refuses that session a VIHF (`20_dmp.cedar`: the DMP's transition ended on
+/// 1 January 2026); a policy set that lets it through fails the DMP refusal check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_flags_a_gateway_where_password_totp_opens_a_sensitive_client() {
-    let gw = Gateway::start(&[("VIGIE_POLICY__PASSWORD_TOTP_TRANSITION_UNTIL", "2099-12-31")]).await;
+    const TRANSITION: (&str, &str) = ("VIGIE_POLICY__PASSWORD_TOTP_TRANSITION_UNTIL", "2099-12-31");
+    let gw = Gateway::start(&[TRANSITION]).await;
     let report = run_kit(&gw, None).await;
     let failed: Vec<&str> = report.failures().iter().map(|o| o.id.as_str()).collect();
-    assert_eq!(failed, ["rie-password-totp-sensitive-refused", "dmp-vihf-refusals"], "{:#?}", report.failures());
-    // The DMP rule follows the transition period too (`20_dmp.cedar`): the password + TOTP
-    // session at the DPI gets a VIHF, which the DMP plan reports without showing it.
-    let dmp = &report.failures()[1];
-    assert!(
-        matches!(&dmp.verdict, Verdict::Fail(why) if why.contains("password + TOTP session of the DPI") && why.contains("with a VIHF")),
-        "{:?}",
-        dmp.verdict
+    assert_eq!(
+        failed,
+        ["rie-password-totp-sensitive-refused", "rie-password-totp-session-steps-up-at-sensitive"],
+        "{:#?}",
+        report.failures()
     );
+    // The password + TOTP session of the DPI existed, and was refused a VIHF.
+    let dmp = report.outcomes.iter().find(|o| o.id == "dmp-vihf-refusals").expect("the DMP refusals ran");
+    assert!(
+        dmp.verdict == Verdict::Pass
+            && dmp.evidence.iter().any(|e| e.body.contains("a session of the DPI, refused a VIHF")),
+        "{:?} {:#?}",
+        dmp.verdict,
+        dmp.evidence
+    );
+    drop(gw);
+
+    // An establishment re-opening the DMP to password + TOTP in its transition period.
+    let dmp_rule = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default/20_dmp.cedar"))
+        .expect("policies/default/20_dmp.cedar");
+    let hole = "(context.authentication.mie == \"fido2\" && context.authentication.factors.contains(\"hwk\"))";
+    assert!(dmp_rule.contains(hole), "20_dmp.cedar names the attested key");
+    let edited = dmp_rule.replace(
+        hole,
+        &format!("{hole} ||\n   (context.authentication.mie == \"password_totp\" && context.password_totp_transition)"),
+    );
+    let dir = policies_with("20_dmp.cedar", &edited);
+    let gw = Gateway::start(&[TRANSITION, ("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
+    let report = run_only(&gw, &gw.issuer, &["dmp-vihf-refusals"], None).await;
+    // The VIHF is masked in the reason as in the evidence.
+    assert_fails_exactly(&report, &[("dmp-vihf-refusals", "password + TOTP session of the DPI")]);
+    assert!(
+        matches!(&report.outcomes[0].verdict, Verdict::Fail(why) if why.contains("with a VIHF")),
+        "{:?}",
+        report.outcomes[0].verdict
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `openssl s_server` on the demo's certificate, or on a self-signed one when `self_signed`, with
@@ -293,7 +324,7 @@ async fn rie_table_fails_exactly_with(name: &str, extra: &str, expected: &[(&str
     let dir = policies_with(name, extra);
     let gw = Gateway::start(&[("VIGIE_POLICY__DIR", dir.to_str().expect("a UTF-8 path"))]).await;
     let report = run_only(&gw, &gw.issuer, &["rie-"], None).await;
-    assert_eq!(report.outcomes.len(), 6, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_eq!(report.outcomes.len(), 8, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
     assert_fails_exactly(&report, expected);
     let _ = std::fs::remove_dir_all(&dir);
     report
@@ -315,7 +346,7 @@ async fn the_rie_table_flags_a_policy_refusing_what_the_rie_allows() {
     .await;
     // The kit enrols its FIDO2 key after a password + TOTP login, which this target refuses:
     // those rows say so, rather than passing or failing for a reason that is not theirs.
-    for o in report.outcomes.iter().filter(|o| o.id.starts_with("rie-fido2-")) {
+    for o in report.outcomes.iter().filter(|o| o.id.starts_with("rie-fido2-software-key-")) {
         assert!(
             matches!(&o.verdict, Verdict::NotApplicable(why) if why.contains("enrols its key on the account page")),
             "{}: {:?}",
@@ -339,6 +370,27 @@ async fn the_rie_table_flags_a_policy_that_gets_fido2_keys_wrong() {
         &[
             ("rie-fido2-software-key-opens-non-sensitive", "expected a redirect to the client, got 403"),
             ("rie-fido2-software-key-sensitive-refused", "opened the sensitive client demo-dpi"),
+        ],
+    )
+    .await;
+}
+
+/// An establishment's `10_login.cedar` edited to let password + TOTP into sensitive clients
+/// (the forbid disabled, the transition's permit made unconditional): the password row and the
+/// step-up of a password session fail, for their reasons; the card and key rows still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rie_table_flags_a_policy_that_lets_a_password_session_in_without_step_up() {
+    let login = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default/10_login.cedar"))
+        .expect("policies/default/10_login.cedar");
+    let edited =
+        login.replace("!context.password_totp_transition", "false").replace("context.password_totp_transition", "true");
+    assert_ne!(edited, login, "the default login policies read the transition period");
+    rie_table_fails_exactly_with(
+        "10_login.cedar",
+        &edited,
+        &[
+            ("rie-password-totp-sensitive-refused", "opened the sensitive client demo-dpi"),
+            ("rie-password-totp-session-steps-up-at-sensitive", "by SSO: a code was issued without a step-up"),
         ],
     )
     .await;
@@ -368,5 +420,66 @@ async fn the_backchannel_check_fails_when_the_logout_token_is_altered_on_the_way
     assert_fails_exactly(
         &report,
         &[("oidcc-backchannel-rp-initiated-logout", "signature or claims do not verify with the JWKS key")],
+    );
+}
+
+/// PEM of one DER block (RFC 7468 §2: base64 in lines of 64).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).expect("base64")).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// A gateway verifying attestation (`webauthn.attestation = "required"`) whose roots list a test
+/// model's: the kit's key of that model (packed attestation) opens the DPI as `hwk`; the same
+/// key withholding its attestation (format none) is refused as a hardware key, and the row fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hardware_key_row_passes_with_verified_attestation_and_fails_without() {
+    use crate::softkey::{AttestationPki, VIRTUAL_AAGUID};
+    let pki = AttestationPki::new("kit-model", VIRTUAL_AAGUID);
+    let gw = Gateway::start(&[
+        ("VIGIE_WEBAUTHN__ATTESTATION", "required"),
+        ("VIGIE_WEBAUTHN__ATTESTATION_CA_FILES", &pki.env()),
+    ])
+    .await;
+    let (cert, key) = pki.batch_der();
+    let mut profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
+    let model = vigie_conformance::profile::Fido2Attestation {
+        cert_pem: pem("CERTIFICATE", cert),
+        key_pem: pem("PRIVATE KEY", key),
+        aaguid: uuid::Uuid::from_bytes(VIRTUAL_AAGUID).to_string(),
+        format: "packed".into(),
+    };
+    profile.fido2_attestation = Some(model.clone());
+    profile.check().expect("the profile's test model loads");
+    let run = |profile: Profile| {
+        vigie_conformance::run(RunOptions {
+            target: gw.issuer.clone(),
+            profile,
+            ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
+            out: None,
+            only: vec!["rie-fido2-".into()],
+        })
+    };
+    let report = run(profile.clone()).await.expect("the kit runs");
+    let verdict = |r: &Report, id: &str| r.outcomes.iter().find(|o| o.id == id).expect("the row ran").verdict.clone();
+    let hwk = report.outcomes.iter().find(|o| o.id == "rie-fido2-hardware-key-opens-sensitive").expect("the row ran");
+    assert_eq!(hwk.verdict, Verdict::Pass, "{:#?}", hwk.evidence);
+    // The software key's rows: this target verifies attestation, so they say why they cannot run.
+    for id in ["rie-fido2-software-key-opens-non-sensitive", "rie-fido2-software-key-sensitive-refused"] {
+        assert!(
+            matches!(verdict(&report, id), Verdict::NotApplicable(why) if why.contains("asks for direct attestation")),
+            "{id}: {:?}",
+            verdict(&report, id)
+        );
+    }
+
+    // The can-fail proof: the same model's key, its attestation withheld.
+    profile.fido2_attestation = Some(vigie_conformance::profile::Fido2Attestation { format: "none".into(), ..model });
+    let report = run(profile).await.expect("the kit runs");
+    assert_fails_exactly(
+        &report,
+        &[("rie-fido2-hardware-key-opens-sensitive", "refused to register a key of the test model")],
     );
 }

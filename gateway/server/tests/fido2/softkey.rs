@@ -82,6 +82,14 @@ impl AttestationPki {
         format!(r#"["{}"]"#, self.ca_file.display())
     }
 
+    /// The batch attestation's certificate and PKCS#8 key (DER), for a tool given them as files.
+    pub fn batch_der(&self) -> (&[u8], &[u8]) {
+        match &self.batch {
+            Attestation::Packed { cert_der, pkcs8 } => (cert_der, pkcs8),
+            _ => unreachable!("a PKI's batch is a packed attestation"),
+        }
+    }
+
     /// A key of this model: its registration carries the batch attestation.
     pub fn key(&self, rp_id: &str, origin: &str, aaguid: [u8; 16]) -> SoftKey {
         let mut key = SoftKey::new(rp_id, origin, aaguid);
