@@ -10,18 +10,29 @@ stderr, when it refuses a Response.
                                                -> {"id", "url"}
   sp.py CONF.json post [--sign]                -> {"id", "SAMLRequest", "RelayState"}
   sp.py CONF.json parse REQUEST_ID < b64       -> {"name_id", "name_id_format", "attributes", "authn_context",
-                                                   "authn_instant"}
+                                                   "authn_instant", "name_id_code", "session_index"}
+  Single Logout (saml-profiles §4.4), HTTP-Redirect, the SP's session kept in CONF's caches:
+  sp.py CONF.json logout NAME_ID_CODE          -> {"url"}: pysaml2's global_logout, signed
+  sp.py CONF.json logout-raw NAME_ID_CODE SESSION_INDEX [--sign] -> {"url"}: a LogoutRequest as given
+  sp.py CONF.json logout-request NAME_ID_CODE < URL -> {"url", "logged_out"}: the IdP's LogoutRequest,
+                                                   its signature checked, answered (signed)
+  sp.py CONF.json logout-response < URL        -> {"status", "logged_out"}: the IdP's LogoutResponse,
+                                                   its signature checked, then handle_logout_response
 
-CONF.json: {"entity_id", "acs", "key", "cert", "idp_metadata" (optional)}.
+CONF.json: {"entity_id", "acs", "slo", "key", "cert", "cache", "idp_metadata" (optional)}.
 """
 import base64
 import json
+import shelve
 import shutil
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
+from saml2.ident import code, decode
+from saml2.sigver import verify_redirect_signature
 from saml2.metadata import entity_descriptor
 from saml2.xmldsig import SIG_RSA_SHA256, DIGEST_SHA256
 
@@ -38,7 +49,12 @@ def client(conf, sign=False):
         "allow_unknown_attributes": True,
         "service": {
             "sp": {
-                "endpoints": {"assertion_consumer_service": [(conf["acs"], BINDING_HTTP_POST)]},
+                "endpoints": {
+                    "assertion_consumer_service": [(conf["acs"], BINDING_HTTP_POST)],
+                    "single_logout_service": [(conf["slo"], BINDING_HTTP_REDIRECT)],
+                },
+                "logout_requests_signed": True,
+                "logout_responses_signed": True,
                 "authn_requests_signed": sign,
                 "want_assertions_signed": True,
                 "want_response_signed": False,
@@ -47,12 +63,31 @@ def client(conf, sign=False):
         },
         "signing_algorithm": SIG_RSA_SHA256,
         "digest_algorithm": DIGEST_SHA256,
+        "preferred_binding": {"single_logout_service": [BINDING_HTTP_REDIRECT]},
     }
     if conf.get("idp_metadata"):
         settings["metadata"] = {"local": [conf["idp_metadata"]]}
     config = SPConfig()
     config.load(settings)
-    return Saml2Client(config)
+    # The SP's sessions and pending logouts outlive one run of this script (a real SP's store).
+    state = shelve.open(conf["cache"] + ".state", writeback=True)
+    return Saml2Client(config, identity_cache=conf["cache"] + ".identity", state_cache=state)
+
+
+def redirect_params(url):
+    """The query of a redirect, one value per name (what pysaml2's verifier takes)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def check_idp_signature(sp, params):
+    """saml-bindings §3.4.4.1 with pysaml2's own verifier and the IdP metadata's certificates."""
+    certs = sp.metadata.certs(idp_entity(sp), "any", "signing")
+    if not any(verify_redirect_signature(params, sp.sec.sec_backend, cert) for _, cert in certs):
+        sys.exit("refused: the IdP's redirect signature does not verify")
+
+
+def location(http_info):
+    return dict(http_info["headers"])["Location"]
 
 
 def idp_entity(sp):
@@ -82,6 +117,13 @@ def main():
             "comparison": comparison,
         }
     sp = client(conf, sign)
+    try:
+        run(sp, command, sign, extra)
+    finally:
+        sp.state.close()
+
+
+def run(sp, command, sign, extra):
     if command == "metadata":
         print(str(entity_descriptor(sp.config)))
     elif command == "redirect":
@@ -112,6 +154,47 @@ def main():
             "authn_context": [a[0] for a in r.authn_info()],
             "authn_instant": [a[2] for a in r.authn_info()],
             "in_response_to": r.in_response_to,
+            "name_id_code": code(r.name_id),
+            "session_index": [r.session_info().get("session_index")],
+        }))
+    elif command == "logout":
+        responses = sp.global_logout(decode(sys.argv[3]), sign=True, sign_alg=SIG_RSA_SHA256)
+        (binding, http_info), = responses.values()
+        print(json.dumps({"url": location(http_info), "binding": binding}))
+    elif command == "logout-raw":
+        dest = sp.metadata.single_logout_service(idp_entity(sp), BINDING_HTTP_REDIRECT, "idpsso")[0]["location"]
+        req_id, req = sp.create_logout_request(
+            dest, idp_entity(sp), name_id=decode(sys.argv[3]), session_indexes=[sys.argv[4]], sign=False,
+        )
+        info = sp.apply_binding(BINDING_HTTP_REDIRECT, str(req), dest, "raw", sign=sign,
+                                sigalg=SIG_RSA_SHA256 if sign else None)
+        print(json.dumps({"id": req_id, "url": location(info)}))
+    elif command == "logout-request":
+        params = redirect_params(sys.stdin.read().strip())
+        check_idp_signature(sp, params)
+        try:
+            info = sp.handle_logout_request(
+                params["SAMLRequest"], decode(sys.argv[3]), BINDING_HTTP_REDIRECT, sign=True,
+                sign_alg=SIG_RSA_SHA256, relay_state=params.get("RelayState"),
+                sigalg=params.get("SigAlg"), signature=params.get("Signature"),
+            )
+        except Exception as e:
+            sys.exit(f"refused: {type(e).__name__}: {e}")
+        print(json.dumps({"url": location(info), "logged_out": not sp.is_logged_in(decode(sys.argv[3]))}))
+    elif command == "logout-response":
+        params = redirect_params(sys.stdin.read().strip())
+        check_idp_signature(sp, params)
+        try:
+            r = sp.parse_logout_request_response(params["SAMLResponse"], BINDING_HTTP_REDIRECT)
+            status = r.response.status.status_code.value
+            done = sp.handle_logout_response(r)
+        except Exception as e:
+            sys.exit(f"refused: {type(e).__name__}: {e}")
+        nested = r.response.status.status_code.status_code
+        print(json.dumps({
+            "status": status,
+            "second": nested.value if nested is not None else None,
+            "done": done[1] if isinstance(done, tuple) else str(done),
         }))
     else:
         sys.exit(f"unknown command {command}")

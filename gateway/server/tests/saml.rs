@@ -4,7 +4,8 @@
 //! NameIDs, HTTP-Redirect and HTTP-POST, and the refusals: an ACS URL not in the SP's metadata,
 //! an unsigned or badly signed request from an SP that must sign, an altered Response, one
 //! presented for another request, and a wrapped (XSW) Response; `RequestedAuthnContext` as a
-//! step-up (and `NoAuthnContext` when nothing reaches it), `ForceAuthn`, and a card login.
+//! step-up (and `NoAuthnContext` when nothing reaches it), `ForceAuthn`, and a card login;
+//! Single Logout started by one SP (pysaml2's `global_logout`) and by Vigie's `/logout`.
 use crate::common;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,8 @@ impl Sp {
         let mut c = serde_json::json!({
             "entity_id": entity_id,
             "acs": format!("{entity_id}/acs"),
+            "slo": format!("{entity_id}/slo"),
+            "cache": dir.join(format!("{name}-cache")),
             "key": dir.join("sp.key"),
             "cert": dir.join("sp.crt"),
         });
@@ -392,5 +395,112 @@ async fn pysaml2_steps_up_to_the_card_forces_a_login_and_logs_in_with_a_card() {
     let sent =
         read["attributes"]["urn:vigie:attribute:idnat"][0].as_str().unwrap_or_else(|| panic!("an idNat in {read}"));
     assert_eq!(sent, idnat, "the card holder's idNat: {read}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A login of `sp` (over HTTP-Redirect, signed when `sign`) with the browser's session: the
+/// NameID as pysaml2 keeps it (`name_id_code`) and the SessionIndex.
+async fn sso(sp: &Sp, b: &mut Browser<'_>, sign: bool) -> (String, String) {
+    let req = sp.json(if sign { &["redirect", "--sign"][..] } else { &["redirect"][..] });
+    fresh(b);
+    let (response, _) = to_the_sp(b, req["url"].as_str().expect("url")).await;
+    let read = sp.parse(req["id"].as_str().expect("id"), &response).unwrap_or_else(|e| panic!("pysaml2 refused: {e}"));
+    let code = read["name_id_code"].as_str().expect("name_id_code").to_owned();
+    let index = read["session_index"][0].as_str().unwrap_or_else(|| panic!("a SessionIndex in {read}")).to_owned();
+    (code, index)
+}
+
+/// `sp.py args…` fed `stdin` (a URL Vigie redirected to), as JSON.
+fn sp_json(sp: &Sp, args: &[&str], stdin: &str) -> Value {
+    let (ok, out, err) = sp.run(args, stdin);
+    assert!(ok, "sp.py {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("sp.py {args:?} printed {out:?}: {e}"))
+}
+
+#[tokio::test]
+async fn pysaml2_single_logs_out_every_sp_of_the_session_and_refuses_bad_requests() {
+    let (gw, lab, rh, dir) = estate("slo").await;
+    let md = std::fs::read_to_string(dir.join("idp-md.xml")).expect("IdP metadata");
+    assert!(
+        md.contains(r#"SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect""#)
+            && md.contains(r#"SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST""#),
+        "the metadata advertises SingleLogoutService: {md}"
+    );
+
+    // One browser, one session, two SPs.
+    let mut b = gw.browser();
+    let (lab_code, lab_index) = {
+        let (read, _, _) = first_login(&lab, &mut b).await;
+        (
+            read["name_id_code"].as_str().expect("code").to_owned(),
+            read["session_index"][0].as_str().expect("index").to_owned(),
+        )
+    };
+    let (rh_code, rh_index) = sso(&rh, &mut b, true).await;
+    assert_eq!(lab_index, rh_index, "one SSO session, one SessionIndex");
+
+    // An unsigned LogoutRequest from rh, which must sign: refused, the session lives on.
+    let unsigned = sp_json(&rh, &["logout-raw", &rh_code, &rh_index], "");
+    fresh(&mut b);
+    let r = b.get(unsigned["url"].as_str().expect("url")).await;
+    assert_eq!(r.status, 400, "unsigned LogoutRequest from an SP that must sign: {}", r.body);
+    // A SessionIndex Vigie never issued: refused with a page that says so.
+    let unknown = sp_json(&lab, &["logout-raw", &lab_code, "no-such-session", "--sign"], "");
+    fresh(&mut b);
+    let r = b.get(unknown["url"].as_str().expect("url")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("does not know this session") || r.body.contains("inconnue"), "{}", r.body);
+
+    // lab's global_logout: Vigie ends the session and sends the browser to rh's SingleLogoutService.
+    let logout = sp_json(&lab, &["logout", &lab_code], "");
+    let url = logout["url"].as_str().expect("url").to_owned();
+    fresh(&mut b);
+    let r = b.get(&url).await;
+    assert_eq!(r.status, 303, "the LogoutRequest is accepted: {}", r.body);
+    let to_rh = r.location();
+    assert!(to_rh.starts_with(&format!("{RH}/slo?SAMLRequest=")), "on to rh: {to_rh}");
+    // rh (pysaml2's handle_logout_request, the signature checked) logs out and answers.
+    let answered = sp_json(&rh, &["logout-request", &rh_code], &to_rh);
+    assert_eq!(answered["logged_out"], true, "{answered}");
+    let back = answered["url"].as_str().expect("rh's LogoutResponse").to_owned();
+    assert!(back.contains("/saml/slo?SAMLResponse="), "{back}");
+    fresh(&mut b);
+    let r = b.get(&back).await;
+    assert_eq!(r.status, 303, "rh's LogoutResponse is taken: {}", r.body);
+    let to_lab = r.location();
+    assert!(to_lab.starts_with(&format!("{LAB}/slo?SAMLResponse=")), "back to lab: {to_lab}");
+    let done = sp_json(&lab, &["logout-response"], &to_lab);
+    assert_eq!(done["status"], "urn:oasis:names:tc:SAML:2.0:status:Success", "{done}");
+    assert!(done["second"].is_null(), "every SP answered: no PartialLogout: {done}");
+    let line = gw.audit_line(|l| l["reason"].as_str().is_some_and(|r| r.starts_with("saml: single logout from"))).await;
+    assert_eq!(line["client_id"], "lab", "{line}");
+    assert!(line["reason"].as_str().is_some_and(|r| r.contains(": 1 SP(s) told, 0 not")), "{line}");
+
+    // The same LogoutRequest again: a replay, refused.
+    fresh(&mut b);
+    let r = b.get(&url).await;
+    assert_eq!(r.status, 400, "a replayed LogoutRequest: {}", r.body);
+    assert!(
+        gw.audit_lines().iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("already used (a replay)"))),
+        "the replay is audited"
+    );
+    // The session is over: the next sign-in (through /authorize as lab's OIDC client) asks for a login.
+    let (_, next) = leads_to_the_login_page(&lab, &mut b, &["redirect"], "after Single Logout there is no SSO").await;
+    assert!(next.contains("/login?flow="), "{next}");
+
+    // IdP-initiated: a new session with lab, then Vigie's /logout tells lab before its last page.
+    let (code, _) = sso(&lab, &mut b, false).await;
+    fresh(&mut b);
+    let r = b.get("/logout").await;
+    let confirm = r.hidden("confirm").unwrap_or_else(|| panic!("the logout confirmation: {} {}", r.status, r.body));
+    let r = b.post_form("/logout", &[("confirm", confirm.as_str())]).await;
+    assert_eq!(r.status, 303, "Vigie's logout goes to lab first: {}", r.body);
+    let to_lab = r.location();
+    assert!(to_lab.starts_with(&format!("{LAB}/slo?SAMLRequest=")), "{to_lab}");
+    let answered = sp_json(&lab, &["logout-request", &code], &to_lab);
+    assert_eq!(answered["logged_out"], true, "{answered}");
+    fresh(&mut b);
+    let r = b.get(answered["url"].as_str().expect("url")).await;
+    assert_eq!(r.status, 200, "then Vigie's logged-out page: {}", r.body);
     let _ = std::fs::remove_dir_all(dir);
 }

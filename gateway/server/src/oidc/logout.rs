@@ -157,7 +157,8 @@ async fn handle(req: HttpRequest, endpoint: Endpoint, params: Result<Params, Str
         .is_some_and(|h| h.sid.as_deref() == Some(current.sid.as_str()) && h.sub == current.authentication.identity_id);
     if own {
         end_session(endpoint.ending(), &Caller::of(&req, &endpoint.config.server), &current.sid).await;
-        return finish(&endpoint, &req, current.upstream_id_token, redirect).await;
+        let done = finish(&endpoint, &req, current.upstream_id_token, redirect).await;
+        return crate::saml::after_logout(&req, &current.sid, done).await;
     }
     let token = random_token(24);
     let pending = PendingLogout { sid: current.sid, redirect, upstream_id_token: current.upstream_id_token };
@@ -185,7 +186,9 @@ async fn confirmed(req: HttpRequest, endpoint: Endpoint, token: String) -> HttpR
     };
     let caller = Caller::of(&req, &endpoint.config.server);
     end_session(endpoint.ending(), &caller, &pending.sid).await;
-    finish(&endpoint, &req, pending.upstream_id_token, pending.redirect).await
+    let done = finish(&endpoint, &req, pending.upstream_id_token, pending.redirect).await;
+    // SAML SPs of the session are logged out through the browser first (saml/slo.rs).
+    crate::saml::after_logout(&req, &pending.sid, done).await
 }
 
 /// The end of a logout: through Pro Santé Connect's end_session when the session came from PSC

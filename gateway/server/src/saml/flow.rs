@@ -68,7 +68,9 @@ const BAD_REQUEST: Say<'static> = Say::new(
 
 pub async fn metadata(saml: Saml) -> HttpResponse {
     match Idp::of(&saml.config) {
-        Some(idp) if saml.config.saml.enabled() => super::metadata::response(&idp, &saml.config.endpoint("/saml/sso")),
+        Some(idp) if saml.config.saml.enabled() => {
+            super::metadata::response(&idp, &saml.config.endpoint("/saml/sso"), &saml.config.endpoint("/saml/slo"))
+        }
         _ => super::not_configured(),
     }
 }
@@ -227,13 +229,15 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
     resp.finish()
 }
 
-/// saml-bindings §3.4.4.1: the signature is over `SAMLRequest=…&RelayState=…&SigAlg=…` as the
+/// saml-bindings §3.4.4.1: the signature is over `SAMLRequest=…&RelayState=…&SigAlg=…` (or
+/// `SAMLResponse=…`, for Single Logout) as the
 /// octets arrived (URL-encoded as received, not re-encoded), with a certificate of the SP's
 /// metadata. RSA-SHA256 and ECDSA-SHA256 only.
-fn verify_redirect(sp: &Sp, query: &str, alg: &str, signature: &str) -> Result<(), String> {
+pub(super) fn verify_redirect(sp: &Sp, query: &str, alg: &str, signature: &str) -> Result<(), String> {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
     let raw = |name: &str| query.split('&').find(|p| p.split('=').next() == Some(name));
-    let signed: Vec<&str> = ["SAMLRequest", "RelayState", "SigAlg"].into_iter().filter_map(raw).collect();
+    let signed: Vec<&str> =
+        ["SAMLRequest", "SAMLResponse", "RelayState", "SigAlg"].into_iter().filter_map(raw).collect();
     let octets = signed.join("&");
     let signature = STANDARD.decode(signature).map_err(|_| "the Signature parameter is not base64".to_owned())?;
     let ecdsa = match alg {
@@ -413,6 +417,12 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
             );
         }
     };
+    // Single Logout tells this SP when the session ends (saml/slo.rs).
+    let joined =
+        super::slo::Participant { sp: sp.entity_id.clone(), name_id: statement.name_id.clone(), format: format.into() };
+    if let Err(e) = super::slo::joined(ports.store.as_ref(), &session, &joined).await {
+        return unavailable(&req, &e);
+    }
     let caller = Caller::of(&req, &config.server);
     audit.record(AuditEvent {
         kind: Some(AuditKind::TokenIssued),

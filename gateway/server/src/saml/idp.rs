@@ -34,6 +34,9 @@ pub struct Sp {
     pub certs: Vec<Vec<u8>>,
     /// Its requests must be signed (`require_signed_requests`, or `AuthnRequestsSigned`).
     pub signed_requests: bool,
+    /// Its SingleLogoutService endpoints (saml-metadata §2.4.2): (Binding, Location,
+    /// ResponseLocation).
+    pub slo: Vec<(String, String, Option<String>)>,
     pub config: SpConfig,
 }
 
@@ -147,7 +150,13 @@ impl Sp {
                 config.metadata
             ));
         }
-        Ok(Sp { entity_id, acs, certs, signed_requests, config: config.clone() })
+        let slo = sso
+            .single_logout_services
+            .iter()
+            .flatten()
+            .map(|e| (e.binding.clone(), e.location.clone(), e.response_location.clone()))
+            .collect();
+        Ok(Sp { entity_id, acs, certs, signed_requests, slo, config: config.clone() })
     }
 }
 

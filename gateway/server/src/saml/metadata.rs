@@ -1,5 +1,5 @@
 //! `GET /saml/metadata`: the IdP's metadata (saml-metadata §2.4.3 IDPSSODescriptor): the
-//! entityID, SingleSignOnService for HTTP-Redirect and HTTP-POST, the signing certificate and
+//! entityID, SingleSignOnService and SingleLogoutService for HTTP-Redirect and HTTP-POST, the signing certificate and
 //! the NameID formats. Written from our own values only, so escaped, never parsed.
 use actix_web::HttpResponse;
 use base64::Engine;
@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::idp::{HTTP_POST, HTTP_REDIRECT, Idp};
 use crate::web::http::esc;
 
-pub fn document(idp: &Idp, sso_url: &str) -> String {
+pub fn document(idp: &Idp, sso_url: &str, slo_url: &str) -> String {
     let cert = STANDARD.encode(&idp.cert_der);
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -17,6 +17,8 @@ pub fn document(idp: &Idp, sso_url: &str) -> String {
     <md:KeyDescriptor use="signing">
       <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
     </md:KeyDescriptor>
+    <md:SingleLogoutService Binding="{HTTP_REDIRECT}" Location="{slo}"/>
+    <md:SingleLogoutService Binding="{HTTP_POST}" Location="{slo}"/>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</md:NameIDFormat>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>
@@ -27,9 +29,10 @@ pub fn document(idp: &Idp, sso_url: &str) -> String {
 "#,
         entity = esc(&idp.entity_id),
         sso = esc(sso_url),
+        slo = esc(slo_url),
     )
 }
 
-pub fn response(idp: &Idp, sso_url: &str) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/samlmetadata+xml").body(document(idp, sso_url))
+pub fn response(idp: &Idp, sso_url: &str, slo_url: &str) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/samlmetadata+xml").body(document(idp, sso_url, slo_url))
 }

@@ -16,6 +16,9 @@ pub mod idp;
 mod metadata;
 #[cfg(feature = "saml")]
 pub mod response;
+#[cfg(feature = "saml")]
+mod slo;
+pub mod slo_message;
 #[cfg(all(test, feature = "saml"))]
 mod tests;
 
@@ -32,9 +35,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/metadata", web::get().to(flow::metadata))
         .route("/saml/sso", web::get().to(flow::sso_redirect))
         .route("/saml/sso", web::post().to(flow::sso_post))
-        .route("/saml/callback", web::get().to(flow::callback));
+        .route("/saml/callback", web::get().to(flow::callback))
+        .route("/saml/slo", web::get().to(slo::redirect))
+        .route("/saml/slo", web::post().to(slo::post));
     #[cfg(not(feature = "saml"))]
     cfg.route("/saml/{tail:.*}", web::route().to(not_built));
+}
+
+/// The end of Vigie's own logout of the session `sid`: the SAML SPs that took part are told
+/// through the browser (Single Logout, saml/slo.rs) before `done`.
+pub async fn after_logout(req: &actix_web::HttpRequest, sid: &str, done: HttpResponse) -> HttpResponse {
+    #[cfg(feature = "saml")]
+    return slo::after_logout(req, sid, done).await;
+    #[cfg(not(feature = "saml"))]
+    {
+        let _ = (req, sid);
+        done
+    }
 }
 
 /// `/saml/*` of a `vigie` built without the feature.
