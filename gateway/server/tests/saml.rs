@@ -444,6 +444,12 @@ async fn pysaml2_single_logs_out_every_sp_of_the_session_and_refuses_bad_request
     fresh(&mut b);
     let r = b.get(unsigned["url"].as_str().expect("url")).await;
     assert_eq!(r.status, 400, "unsigned LogoutRequest from an SP that must sign: {}", r.body);
+    // Nor from an SP that need not sign its AuthnRequests (saml-profiles §4.4.4.1): its NameID and
+    // SessionIndex, which an eavesdropper on its assertions knows, must not end the session.
+    let unsigned = sp_json(&lab, &["logout-raw", &lab_code, &lab_index], "");
+    fresh(&mut b);
+    let r = b.get(unsigned["url"].as_str().expect("url")).await;
+    assert_eq!(r.status, 400, "unsigned LogoutRequest from an SP without require_signed_requests: {}", r.body);
     // A SessionIndex Vigie never issued: refused with a page that says so.
     let unknown = sp_json(&lab, &["logout-raw", &lab_code, "no-such-session", "--sign"], "");
     fresh(&mut b);

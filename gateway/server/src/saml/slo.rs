@@ -172,7 +172,12 @@ async fn received(
     // What the signature covers, or nothing (saml-bindings §3.4.4.1 for Redirect: over the
     // query's octets; §3.5.5.2 for POST: an enveloped XML signature, read after reduction so a
     // wrapped element is never what is used).
-    let signed_required = sp.signed_requests;
+    // saml-profiles §4.4.4.1/§4.4.4.2: over a front-channel binding the requester "MUST
+    // authenticate itself … by signing" its LogoutRequest/LogoutResponse; the HTTP bindings offer
+    // no other mechanism. So every SP signs its logout messages, whatever `require_signed_requests`
+    // says of its AuthnRequests: NameID and SessionIndex travel in assertions and ID tokens, and
+    // must not be enough to end someone's session.
+    let signed_required = true;
     let message = match redirect {
         Some((query, Some((alg, sig)))) => match super::flow::verify_redirect(sp, &query, &alg, &sig) {
             Ok(()) => Some(message),
