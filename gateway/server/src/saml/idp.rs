@@ -1,8 +1,8 @@
 //! The IdP as loaded from `[saml]`: its signing key and certificate, the pairwise secret, and
 //! each SP's metadata parsed by samael (entityID, AssertionConsumerService URLs, signing
-//! certificates, `AuthnRequestsSigned`). Loaded once; `vigie check-config` loads it too.
+//! certificates, `AuthnRequestsSigned`). Loaded by `wiring::build` into the gateway's state (the
+//! part [`super::SamlIdp`]), one per gateway; `vigie check-config` loads it too.
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -89,12 +89,6 @@ impl Idp {
             }
             _ => Err(problems),
         }
-    }
-
-    /// The IdP of this configuration, loaded at the first use (the configuration was validated).
-    pub fn of(config: &crate::config::Config) -> Option<Arc<Idp>> {
-        static LOADED: OnceLock<Option<Arc<Idp>>> = OnceLock::new();
-        LOADED.get_or_init(|| Idp::load(&config.saml, &config.issuer).ok().map(Arc::new)).clone()
     }
 
     pub fn sp(&self, entity_id: &str) -> Option<&Sp> {

@@ -104,3 +104,30 @@ fn check_config_says_what_is_wrong_with_an_sp_metadata_file() {
     assert!(problems(&dir, SP_METADATA).is_empty(), "good metadata loads");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The IdP is a part of each gateway's state, not of the process: two gateways built in one
+/// process answer `/saml/metadata` with their own entityID (a process-wide IdP gave the second
+/// gateway the first one's).
+#[actix_web::test]
+async fn two_gateways_in_one_process_each_have_their_own_idp() {
+    use actix_web::{App, test, web};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::jose::install();
+    let mut seen = Vec::new();
+    for name in ["a", "b"] {
+        let dir = temp_dir(&format!("part-{name}"));
+        let mut config = crate::demo::prepare(&dir, "127.0.0.1:0".parse().expect("addr")).await.expect("demo");
+        let entity_id = format!("https://{name}.chu.example/saml");
+        config.saml.entity_id = Some(entity_id.clone());
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+        let state = crate::wiring::build::build_state(config, metrics).await.expect("the state builds");
+        let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(super::routes)).await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/saml/metadata").to_request()).await;
+        assert!(res.status().is_success(), "metadata answers: {}", res.status());
+        let body = String::from_utf8(test::read_body(res).await.to_vec()).expect("UTF-8");
+        assert!(body.contains(&format!("entityID=\"{entity_id}\"")), "gateway {name} is {entity_id}: {body}");
+        seen.push(body);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    assert_ne!(seen[0], seen[1], "each gateway publishes its own IdP");
+}
