@@ -100,6 +100,10 @@ impl Sp {
     fn load(config: &SpConfig) -> Result<Sp, String> {
         let xml = std::fs::read_to_string(&config.metadata)
             .map_err(|e| format!("cannot read the SP's metadata {:?}: {e}", config.metadata))?;
+        let xml = match &config.metadata_cert {
+            Some(cert) => signed_metadata(config, &xml, cert)?,
+            None => xml,
+        };
         let entity = EntityDescriptor::from_str(&xml)
             .map_err(|e| format!("{:?} is not SAML metadata (an md:EntityDescriptor): {e}", config.metadata))?;
         let entity_id = entity
@@ -143,6 +147,29 @@ impl Sp {
         }
         Ok(Sp { entity_id, acs, certs, signed_requests, config: config.clone() })
     }
+}
+
+/// What the metadata's signature covers, checked by xmlsec (through samael) against the
+/// configured certificate: a wrong key or an edited body is refused, naming the SP.
+fn signed_metadata(config: &SpConfig, xml: &str, cert: &str) -> Result<String, String> {
+    use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
+    let sp = format!("the metadata {:?} of the SP of client {:?}", config.metadata, config.client_id);
+    let pem = std::fs::read_to_string(cert).map_err(|e| format!("cannot read metadata_cert {cert:?}: {e}"))?;
+    let der =
+        pem_der(&pem, &["CERTIFICATE"]).ok_or_else(|| format!("metadata_cert {cert:?} is not a PEM certificate"))?;
+    // Only the signed element comes back (no ancestors): a signature on an inner element
+    // cannot vouch for an outer one wrapped around it.
+    let signed =
+        Crypto::reduce_xml_to_signed(xml, &[CertificateDer::from(der)], ReduceMode::ValidateAndMarkNoAncestors)
+            .map_err(|_| {
+                format!(
+                    "{sp} is not signed by metadata_cert {cert:?}: signed with another key, or edited after signing"
+                )
+            })?;
+    if !signed.contains("EntityDescriptor") {
+        return Err(format!("{sp}: the signature does not cover the EntityDescriptor"));
+    }
+    Ok(signed)
 }
 
 /// The DER of the first PEM block with one of these labels.

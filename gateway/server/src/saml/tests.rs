@@ -31,6 +31,7 @@ fn config(dir: &Path, metadata: &str) -> SamlConfig {
         nameid: "persistent".into(),
         attributes: vec!["given_name".into()],
         require_signed_requests: false,
+        metadata_cert: None,
     }];
     c
 }
@@ -130,4 +131,59 @@ async fn two_gateways_in_one_process_each_have_their_own_idp() {
         let _ = std::fs::remove_dir_all(dir);
     }
     assert_ne!(seen[0], seen[1], "each gateway publishes its own IdP");
+}
+
+/// The SP's metadata with an enveloped signature template, for `xmlsec1 --sign`.
+const SIGNED_METADATA_TEMPLATE: &str = r##"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" ID="_md" entityID="https://lab.chu.example/saml"><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_md"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature>
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://lab.chu.example/saml/acs" index="1"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"##;
+
+/// Signed SP metadata (signed by `xmlsec1 --sign`, as an SP's tooling would) loads against its
+/// certificate; against another certificate, or with its body edited after signing, it is
+/// refused and the refusal names the SP.
+#[test]
+fn signed_metadata_is_checked_against_the_configured_certificate() {
+    let dir = temp_dir("signed-md");
+    let signer = temp_dir("signed-md-signer");
+    let other = temp_dir("signed-md-other");
+    super::demo::ensure(&signer).expect("the SP's signing key");
+    super::demo::ensure(&other).expect("another key");
+    std::fs::write(dir.join("template.xml"), SIGNED_METADATA_TEMPLATE).expect("template");
+    let out = Command::new("xmlsec1")
+        .arg("--sign")
+        .arg("--privkey-pem")
+        .arg(signer.join("saml-key.pem"))
+        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor", "--output"])
+        .arg(dir.join("signed.xml"))
+        .arg(dir.join("template.xml"))
+        .output()
+        .expect("the `xmlsec1` CLI (apt-get install xmlsec1)");
+    assert!(out.status.success(), "xmlsec1 --sign: {}", String::from_utf8_lossy(&out.stderr));
+    let signed = std::fs::read_to_string(dir.join("signed.xml")).expect("signed metadata");
+    let load = |metadata: &str, cert: &Path| {
+        let mut c = config(&dir, metadata);
+        c.sps[0].metadata_cert = Some(cert.join("saml-cert.pem").display().to_string());
+        Idp::load(&c, "https://vigie.example")
+    };
+    let idp = load(&signed, &signer).map_err(|p| format!("{p:?}")).expect("signed metadata loads");
+    assert_eq!(idp.sps[0].acs, vec!["https://lab.chu.example/saml/acs".to_owned()]);
+    let refused = |result: Result<Idp, Vec<(String, String)>>, case: &str| {
+        let problems = result.err().unwrap_or_else(|| panic!("{case}: refused"));
+        assert!(
+            problems.iter().any(|(k, m)| k == "saml.sps[0].metadata"
+                && m.contains("client \"lab\"")
+                && m.contains("is not signed by metadata_cert")),
+            "{case}: names the SP and says why: {problems:?}"
+        );
+    };
+    refused(load(&signed, &other), "another key");
+    let edited = signed.replacen("https://lab.chu.example/saml/acs", "https://evil.example/acs", 1);
+    assert_ne!(edited, signed, "the ACS is in the signed body");
+    refused(load(&edited, &signer), "an edited body");
+    refused(load(SP_METADATA, &signer), "unsigned metadata");
+    for d in [dir, signer, other] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
