@@ -19,6 +19,9 @@ pub struct Idp {
     pub entity_id: String,
     /// The signing key, DER (what xmlsec loads).
     pub key_der: Vec<u8>,
+    /// The key is ECDSA P-256: assertions are signed `ecdsa-sha256` (RFC 6931 §2.3.6), else
+    /// RSA-SHA256.
+    pub ecdsa: bool,
     pub cert_der: Vec<u8>,
     pub pairwise_secret: Vec<u8>,
     pub sps: Vec<Sp>,
@@ -56,11 +59,16 @@ impl Idp {
         let key = read("key_file", &config.key_file);
         let cert = read("cert_file", &config.cert_file);
         let secret = read("pairwise_secret_file", &config.pairwise_secret_file);
-        let key_der = key.and_then(|k| {
-            pem_der(&k, &["PRIVATE KEY", "RSA PRIVATE KEY"]).or_else(|| {
-                problems.push(("saml.key_file".into(), "expected a PEM private key (PKCS#8 or PKCS#1 RSA)".into()));
+        let mut ecdsa = false;
+        let key_der = key.and_then(|k| match signing_key(&k) {
+            Ok((der, is_ecdsa)) => {
+                ecdsa = is_ecdsa;
+                Some(der)
+            }
+            Err(why) => {
+                problems.push(("saml.key_file".into(), why.into()));
                 None
-            })
+            }
         });
         let cert_der = cert.and_then(|c| {
             pem_der(&c, &["CERTIFICATE"]).or_else(|| {
@@ -85,7 +93,7 @@ impl Idp {
         }
         match (key_der, cert_der, secret) {
             (Some(key_der), Some(cert_der), Some(pairwise_secret)) if problems.is_empty() => {
-                Ok(Idp { entity_id: config.entity_id(issuer), key_der, cert_der, pairwise_secret, sps })
+                Ok(Idp { entity_id: config.entity_id(issuer), key_der, ecdsa, cert_der, pairwise_secret, sps })
             }
             _ => Err(problems),
         }
@@ -146,6 +154,22 @@ impl Sp {
             ));
         }
         Ok(Sp { entity_id, acs, certs, signed_requests, config: config.clone() })
+    }
+}
+
+/// The signing key's DER and whether it is ECDSA P-256; RSA keys are PKCS#8 or PKCS#1.
+fn signing_key(pem: &str) -> Result<(Vec<u8>, bool), &'static str> {
+    if let Some(der) = pem_der(pem, &["RSA PRIVATE KEY"]) {
+        return Ok((der, false));
+    }
+    let der = pem_der(pem, &["PRIVATE KEY"])
+        .ok_or("expected a PEM private key (PKCS#8 RSA or ECDSA P-256, or PKCS#1 RSA)")?;
+    match rcgen::KeyPair::from_pem(pem) {
+        Ok(k) if k.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 => Ok((der, true)),
+        Ok(k) if k.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 || k.algorithm() == &rcgen::PKCS_ED25519 => {
+            Err("an ECDSA key must be on P-256 (ecdsa-sha256); use P-256 or RSA")
+        }
+        _ => Ok((der, false)),
     }
 }
 

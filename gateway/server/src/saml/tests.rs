@@ -187,3 +187,59 @@ fn signed_metadata_is_checked_against_the_configured_certificate() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// With a P-256 key the Assertion is signed `ecdsa-sha256`, and `xmlsec1 --verify` accepts it
+/// against the certificate (and refuses it altered).
+#[test]
+fn an_ecdsa_p256_key_signs_ecdsa_sha256_and_xmlsec1_verifies_it() {
+    let dir = temp_dir("ecdsa");
+    let mut c = config(&dir, SP_METADATA);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Vigie ECDSA IdP");
+    let cert = params.self_signed(&key).expect("certificate");
+    std::fs::write(dir.join("ec-key.pem"), key.serialize_pem()).expect("key file");
+    std::fs::write(dir.join("ec-cert.pem"), cert.pem()).expect("cert file");
+    c.key_file = Some(dir.join("ec-key.pem").display().to_string());
+    c.cert_file = Some(dir.join("ec-cert.pem").display().to_string());
+    let idp = Idp::load(&c, "https://vigie.example").map_err(|p| format!("{p:?}")).expect("the IdP loads");
+    assert!(idp.ecdsa, "a P-256 key is taken as ECDSA");
+    let xml = response::signed(
+        &idp,
+        &Statement {
+            audience: "https://lab.chu.example/saml",
+            acs: "https://lab.chu.example/saml/acs",
+            in_response_to: "_request",
+            name_id_format: response::PERSISTENT,
+            name_id: "pairwise".into(),
+            attributes: vec![("given_name".into(), vec!["Élise".into()])],
+            mie: Mie::PasswordTotp,
+            authn_instant: crate::now(),
+            session_index: "sid",
+            ttl_secs: 300,
+        },
+    )
+    .expect("signed");
+    assert!(xml.contains("http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"), "ecdsa-sha256: {xml}");
+    let verify = |doc: &str| {
+        let file = dir.join("response.xml");
+        std::fs::write(&file, doc).expect("response file");
+        Command::new("xmlsec1")
+            .arg("--verify")
+            .arg("--trusted-pem")
+            .arg(dir.join("ec-cert.pem"))
+            .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+            .arg(&file)
+            .output()
+            .expect("the `xmlsec1` CLI (apt-get install xmlsec1)")
+            .status
+            .success()
+    };
+    assert!(verify(&xml), "xmlsec1 verifies the ECDSA signature");
+    assert!(!verify(&xml.replacen("Élise", "Mallory", 1)), "an altered attribute breaks it");
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
+    std::fs::write(dir.join("ec-key.pem"), p384.serialize_pem()).expect("key file");
+    let problems = Idp::load(&c, "https://vigie.example").err().expect("P-384 refused");
+    assert!(problems.iter().any(|(k, m)| k == "saml.key_file" && m.contains("P-256")), "{problems:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
