@@ -43,12 +43,10 @@ fn problems(dir: &Path, metadata: &str) -> Vec<(String, String)> {
     }
 }
 
-#[test]
-fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_altered() {
-    let dir = temp_dir("sign");
-    let idp = Idp::load(&config(&dir, SP_METADATA), "https://vigie.example").expect("the IdP loads");
-    let xml = response::signed(
-        &idp,
+/// A Response for the lab SP, signed by `idp`.
+fn sample_response(idp: &Idp) -> String {
+    response::signed(
+        idp,
         &Statement {
             audience: "https://lab.chu.example/saml",
             acs: "https://lab.chu.example/saml/acs",
@@ -62,23 +60,34 @@ fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_altered() {
             ttl_secs: 300,
         },
     )
-    .expect("signed");
+    .expect("signed")
+}
+
+/// Whether the `xmlsec1` CLI verifies the Assertion's signature of `doc` against `dir/cert`.
+fn xmlsec1_verifies(dir: &Path, cert: &str, doc: &str) -> bool {
+    let file = dir.join("response.xml");
+    std::fs::write(&file, doc).expect("response file");
+    Command::new("xmlsec1")
+        .arg("--verify")
+        .arg("--trusted-pem")
+        .arg(dir.join(cert))
+        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+        .arg(&file)
+        .output()
+        .expect("the `xmlsec1` CLI (apt-get install xmlsec1)")
+        .status
+        .success()
+}
+
+#[test]
+fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_altered() {
+    let dir = temp_dir("sign");
+    let idp = Idp::load(&config(&dir, SP_METADATA), "https://vigie.example").expect("the IdP loads");
+    let xml = sample_response(&idp);
     assert!(xml.contains("http://www.w3.org/2001/04/xmlenc#sha256"), "SHA-256 digest: {xml}");
     assert!(xml.contains("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"), "RSA-SHA256: {xml}");
     assert!(!xml.contains("xmldsig#sha1"), "no SHA-1: {xml}");
-    let verify = |doc: &str| {
-        let file = dir.join("response.xml");
-        std::fs::write(&file, doc).expect("response file");
-        let out = Command::new("xmlsec1")
-            .arg("--verify")
-            .arg("--trusted-pem")
-            .arg(dir.join("saml-cert.pem"))
-            .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
-            .arg(&file)
-            .output()
-            .expect("the `xmlsec1` CLI (apt-get install xmlsec1)");
-        out.status.success()
-    };
+    let verify = |doc: &str| xmlsec1_verifies(&dir, "saml-cert.pem", doc);
     assert!(verify(&xml), "xmlsec1 verifies the Assertion's signature");
     assert!(!verify(&xml.replacen("Élise", "Mallory", 1)), "an altered attribute breaks it");
     let _ = std::fs::remove_dir_all(dir);
@@ -204,37 +213,9 @@ fn an_ecdsa_p256_key_signs_ecdsa_sha256_and_xmlsec1_verifies_it() {
     c.cert_file = Some(dir.join("ec-cert.pem").display().to_string());
     let idp = Idp::load(&c, "https://vigie.example").map_err(|p| format!("{p:?}")).expect("the IdP loads");
     assert!(idp.ecdsa, "a P-256 key is taken as ECDSA");
-    let xml = response::signed(
-        &idp,
-        &Statement {
-            audience: "https://lab.chu.example/saml",
-            acs: "https://lab.chu.example/saml/acs",
-            in_response_to: "_request",
-            name_id_format: response::PERSISTENT,
-            name_id: "pairwise".into(),
-            attributes: vec![("given_name".into(), vec!["Élise".into()])],
-            mie: Mie::PasswordTotp,
-            authn_instant: crate::now(),
-            session_index: "sid",
-            ttl_secs: 300,
-        },
-    )
-    .expect("signed");
+    let xml = sample_response(&idp);
     assert!(xml.contains("http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"), "ecdsa-sha256: {xml}");
-    let verify = |doc: &str| {
-        let file = dir.join("response.xml");
-        std::fs::write(&file, doc).expect("response file");
-        Command::new("xmlsec1")
-            .arg("--verify")
-            .arg("--trusted-pem")
-            .arg(dir.join("ec-cert.pem"))
-            .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
-            .arg(&file)
-            .output()
-            .expect("the `xmlsec1` CLI (apt-get install xmlsec1)")
-            .status
-            .success()
-    };
+    let verify = |doc: &str| xmlsec1_verifies(&dir, "ec-cert.pem", doc);
     assert!(verify(&xml), "xmlsec1 verifies the ECDSA signature");
     assert!(!verify(&xml.replacen("Élise", "Mallory", 1)), "an altered attribute breaks it");
     let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
