@@ -52,6 +52,8 @@ pub struct AppState {
     pub oidc: OidcState,
     pub policy: PolicyGate,
     pub upstreams: Upstreams,
+    /// The SAML IdP (`[saml]`), when set up.
+    pub saml: crate::saml::SamlIdp,
 }
 
 /// The store and the directory, the directory seen through each of its ports.
@@ -302,6 +304,7 @@ state_part! {
     webauthn_rs::Webauthn => |s| &s.webauthn,
     PrometheusHandle => |s| &s.metrics,
     Attestation => |s| &s.attestation_roots,
+    crate::saml::SamlIdp => |s| &s.saml,
 }
 
 /// One part of the state, as a handler extracts it (`ports: Part<Ports>`): the handler's

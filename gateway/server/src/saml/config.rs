@@ -44,6 +44,11 @@ pub struct SpConfig {
     /// `AuthnRequestsSigned="true"` is held to it anyway).
     #[serde(default)]
     pub require_signed_requests: bool,
+    /// The certificate (PEM) the metadata must be signed with (saml-metadata §3, an enveloped
+    /// XML signature on the `EntityDescriptor`): metadata not signed by it is refused, and only
+    /// what the signature covers is read.
+    #[serde(default)]
+    pub metadata_cert: Option<String>,
 }
 
 fn persistent() -> String {

@@ -17,7 +17,7 @@ use vigie_core::store::StoreExt;
 
 use super::context::Requested;
 use super::decode;
-use super::idp::{HTTP_POST, Idp, Sp};
+use super::idp::{HTTP_POST, Sp};
 use super::response::{self, Statement};
 use crate::config::Config;
 use crate::oidc::CodeGrant;
@@ -37,6 +37,7 @@ parts! {
         config: Config,
         ports: Ports,
         audit: Audit,
+        idp: super::SamlIdp,
     }
 }
 
@@ -67,10 +68,8 @@ const BAD_REQUEST: Say<'static> = Say::new(
 );
 
 pub async fn metadata(saml: Saml) -> HttpResponse {
-    match Idp::of(&saml.config) {
-        Some(idp) if saml.config.saml.enabled() => {
-            super::metadata::response(&idp, &saml.config.endpoint("/saml/sso"), &saml.config.endpoint("/saml/slo"))
-        }
+    match saml.idp.get() {
+        Some(idp) => super::metadata::response(&idp, &saml.config.endpoint("/saml/sso"), &saml.config.endpoint("/saml/slo")),
         _ => super::not_configured(),
     }
 }
@@ -118,7 +117,7 @@ enum Binding {
 }
 
 async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>, binding: Binding) -> HttpResponse {
-    let Some(idp) = Idp::of(&saml.config).filter(|_| saml.config.saml.enabled()) else {
+    let Some(idp) = saml.idp.get() else {
         return super::not_configured();
     };
     // Parsed once, unverified, only to learn the Issuer; what is used comes after the checks.
@@ -262,10 +261,10 @@ pub(super) fn verify_redirect(sp: &Sp, query: &str, alg: &str, signature: &str) 
 
 /// `GET /saml/callback?code&state`: the login is over; the signed Response goes to the SP.
 pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
-    let Some(idp) = Idp::of(&saml.config).filter(|_| saml.config.saml.enabled()) else {
+    let Some(idp) = saml.idp.get() else {
         return super::not_configured();
     };
-    let Saml { config, ports, audit } = &saml;
+    let Saml { config, ports, audit, .. } = &saml;
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());

@@ -1,8 +1,8 @@
 //! The IdP as loaded from `[saml]`: its signing key and certificate, the pairwise secret, and
 //! each SP's metadata parsed by samael (entityID, AssertionConsumerService URLs, signing
-//! certificates, `AuthnRequestsSigned`). Loaded once; `vigie check-config` loads it too.
+//! certificates, `AuthnRequestsSigned`). Loaded by `wiring::build` into the gateway's state (the
+//! part [`super::SamlIdp`]), one per gateway; `vigie check-config` loads it too.
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,6 +19,9 @@ pub struct Idp {
     pub entity_id: String,
     /// The signing key, DER (what xmlsec loads).
     pub key_der: Vec<u8>,
+    /// The key is ECDSA P-256: assertions are signed `ecdsa-sha256` (RFC 6931 §2.3.6), else
+    /// RSA-SHA256.
+    pub ecdsa: bool,
     pub cert_der: Vec<u8>,
     pub pairwise_secret: Vec<u8>,
     pub sps: Vec<Sp>,
@@ -59,11 +62,16 @@ impl Idp {
         let key = read("key_file", &config.key_file);
         let cert = read("cert_file", &config.cert_file);
         let secret = read("pairwise_secret_file", &config.pairwise_secret_file);
-        let key_der = key.and_then(|k| {
-            pem_der(&k, &["PRIVATE KEY", "RSA PRIVATE KEY"]).or_else(|| {
-                problems.push(("saml.key_file".into(), "expected a PEM private key (PKCS#8 or PKCS#1 RSA)".into()));
+        let mut ecdsa = false;
+        let key_der = key.and_then(|k| match signing_key(&k) {
+            Ok((der, is_ecdsa)) => {
+                ecdsa = is_ecdsa;
+                Some(der)
+            }
+            Err(why) => {
+                problems.push(("saml.key_file".into(), why.into()));
                 None
-            })
+            }
         });
         let cert_der = cert.and_then(|c| {
             pem_der(&c, &["CERTIFICATE"]).or_else(|| {
@@ -88,16 +96,10 @@ impl Idp {
         }
         match (key_der, cert_der, secret) {
             (Some(key_der), Some(cert_der), Some(pairwise_secret)) if problems.is_empty() => {
-                Ok(Idp { entity_id: config.entity_id(issuer), key_der, cert_der, pairwise_secret, sps })
+                Ok(Idp { entity_id: config.entity_id(issuer), key_der, ecdsa, cert_der, pairwise_secret, sps })
             }
             _ => Err(problems),
         }
-    }
-
-    /// The IdP of this configuration, loaded at the first use (the configuration was validated).
-    pub fn of(config: &crate::config::Config) -> Option<Arc<Idp>> {
-        static LOADED: OnceLock<Option<Arc<Idp>>> = OnceLock::new();
-        LOADED.get_or_init(|| Idp::load(&config.saml, &config.issuer).ok().map(Arc::new)).clone()
     }
 
     pub fn sp(&self, entity_id: &str) -> Option<&Sp> {
@@ -109,6 +111,10 @@ impl Sp {
     fn load(config: &SpConfig) -> Result<Sp, String> {
         let xml = std::fs::read_to_string(&config.metadata)
             .map_err(|e| format!("cannot read the SP's metadata {:?}: {e}", config.metadata))?;
+        let xml = match &config.metadata_cert {
+            Some(cert) => signed_metadata(config, &xml, cert)?,
+            None => xml,
+        };
         let entity = EntityDescriptor::from_str(&xml)
             .map_err(|e| format!("{:?} is not SAML metadata (an md:EntityDescriptor): {e}", config.metadata))?;
         let entity_id = entity
@@ -158,6 +164,45 @@ impl Sp {
             .collect();
         Ok(Sp { entity_id, acs, certs, signed_requests, slo, config: config.clone() })
     }
+}
+
+/// The signing key's DER and whether it is ECDSA P-256; RSA keys are PKCS#8 or PKCS#1.
+fn signing_key(pem: &str) -> Result<(Vec<u8>, bool), &'static str> {
+    if let Some(der) = pem_der(pem, &["RSA PRIVATE KEY"]) {
+        return Ok((der, false));
+    }
+    let der = pem_der(pem, &["PRIVATE KEY"])
+        .ok_or("expected a PEM private key (PKCS#8 RSA or ECDSA P-256, or PKCS#1 RSA)")?;
+    match rcgen::KeyPair::from_pem(pem) {
+        Ok(k) if k.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 => Ok((der, true)),
+        Ok(k) if k.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 || k.algorithm() == &rcgen::PKCS_ED25519 => {
+            Err("an ECDSA key must be on P-256 (ecdsa-sha256); use P-256 or RSA")
+        }
+        _ => Ok((der, false)),
+    }
+}
+
+/// What the metadata's signature covers, checked by xmlsec (through samael) against the
+/// configured certificate: a wrong key or an edited body is refused, naming the SP.
+fn signed_metadata(config: &SpConfig, xml: &str, cert: &str) -> Result<String, String> {
+    use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
+    let sp = format!("the metadata {:?} of the SP of client {:?}", config.metadata, config.client_id);
+    let pem = std::fs::read_to_string(cert).map_err(|e| format!("cannot read metadata_cert {cert:?}: {e}"))?;
+    let der =
+        pem_der(&pem, &["CERTIFICATE"]).ok_or_else(|| format!("metadata_cert {cert:?} is not a PEM certificate"))?;
+    // Only the signed element comes back (no ancestors): a signature on an inner element
+    // cannot vouch for an outer one wrapped around it.
+    let signed =
+        Crypto::reduce_xml_to_signed(xml, &[CertificateDer::from(der)], ReduceMode::ValidateAndMarkNoAncestors)
+            .map_err(|_| {
+                format!(
+                    "{sp} is not signed by metadata_cert {cert:?}: signed with another key, or edited after signing"
+                )
+            })?;
+    if !signed.contains("EntityDescriptor") {
+        return Err(format!("{sp}: the signature does not cover the EntityDescriptor"));
+    }
+    Ok(signed)
 }
 
 /// The DER of the first PEM block with one of these labels.

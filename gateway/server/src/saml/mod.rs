@@ -24,6 +24,36 @@ mod tests;
 
 pub use config::SamlConfig;
 
+/// The gateway's SAML IdP, a part of its state (`Part<SamlIdp>`): loaded from `[saml]` when the
+/// state is built, so two gateways in one process (tests, benches) each have their own.
+#[derive(Default)]
+pub struct SamlIdp {
+    #[cfg(feature = "saml")]
+    idp: Option<std::sync::Arc<idp::Idp>>,
+}
+
+impl SamlIdp {
+    /// The IdP of a validated configuration; none when `[saml]` is not set up or not built in.
+    pub fn load(config: &crate::config::Config) -> anyhow::Result<SamlIdp> {
+        #[cfg(feature = "saml")]
+        if config.saml.enabled() {
+            let idp = idp::Idp::load(&config.saml, &config.issuer).map_err(|problems| {
+                let said: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
+                anyhow::anyhow!("[saml]: {}", said.join("; "))
+            })?;
+            return Ok(SamlIdp { idp: Some(std::sync::Arc::new(idp)) });
+        }
+        let _ = config;
+        Ok(SamlIdp::default())
+    }
+
+    /// The IdP, when set up.
+    #[cfg(feature = "saml")]
+    pub fn get(&self) -> Option<std::sync::Arc<idp::Idp>> {
+        self.idp.clone()
+    }
+}
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 

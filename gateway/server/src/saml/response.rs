@@ -1,7 +1,8 @@
 //! The signed `<Response>` posted to an SP's AssertionConsumerService (saml-profiles §4.1.4.2):
 //! one bearer `<Assertion>` with Audience, Recipient, InResponseTo and validity windows, signed
-//! with RSA-SHA256 and a SHA-256 digest (samael's template digests with SHA-1 and signs only
-//! `<Response>`: we put the template in the Assertion and set the digest, as
+//! with RSA-SHA256 (ECDSA-SHA256 with a P-256 key) and a SHA-256 digest (samael's template
+//! digests with SHA-1 and signs only `<Response>`: we put the template in the Assertion and set
+//! the digest, as
 //! shared/reference/dependencies.md tried).
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -62,6 +63,9 @@ pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
     let issuer = Issuer { value: Some(idp.entity_id.clone()), ..Default::default() };
     let assertion_id = id();
     let mut signature = Signature::template(&assertion_id, &CertificateDer::from(idp.cert_der.clone()));
+    if idp.ecdsa {
+        signature.signed_info.signature_method.algorithm = samael::signature::SignatureAlgorithm::EcdsaSha256;
+    }
     for r in &mut signature.signed_info.reference {
         r.digest_method.algorithm = DigestAlgorithm::Sha256;
     }

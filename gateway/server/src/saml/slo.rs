@@ -45,6 +45,7 @@ parts! {
         audit: Audit,
         oidc: OidcState,
         upstreams: Upstreams,
+        idp: super::SamlIdp,
     }
 }
 
@@ -155,7 +156,7 @@ async fn received(
     relay: Option<String>,
     redirect: RedirectSignature,
 ) -> HttpResponse {
-    let Some(idp) = Idp::of(&slo.config).filter(|_| slo.config.saml.enabled()) else {
+    let Some(idp) = slo.idp.get() else {
         return super::not_configured();
     };
     let message = match slo_message::read(&xml) {
@@ -344,8 +345,7 @@ pub async fn after_logout(req: &HttpRequest, sid: &str, done: HttpResponse) -> H
     else {
         return done;
     };
-    let config = &slo.config;
-    let Some(idp) = Idp::of(config).filter(|_| config.saml.enabled()) else { return done };
+    let Some(idp) = slo.idp.get() else { return done };
     let pending = match participants(slo.ports.store.as_ref(), sid).await {
         Ok(p) if !p.is_empty() => p,
         Ok(_) => return done,

@@ -31,6 +31,7 @@ fn config(dir: &Path, metadata: &str) -> SamlConfig {
         nameid: "persistent".into(),
         attributes: vec!["given_name".into()],
         require_signed_requests: false,
+        metadata_cert: None,
     }];
     c
 }
@@ -42,12 +43,10 @@ fn problems(dir: &Path, metadata: &str) -> Vec<(String, String)> {
     }
 }
 
-#[test]
-fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_altered() {
-    let dir = temp_dir("sign");
-    let idp = Idp::load(&config(&dir, SP_METADATA), "https://vigie.example").expect("the IdP loads");
-    let xml = response::signed(
-        &idp,
+/// A Response for the lab SP, signed by `idp`.
+fn sample_response(idp: &Idp) -> String {
+    response::signed(
+        idp,
         &Statement {
             audience: "https://lab.chu.example/saml",
             acs: "https://lab.chu.example/saml/acs",
@@ -61,23 +60,34 @@ fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_altered() {
             ttl_secs: 300,
         },
     )
-    .expect("signed");
+    .expect("signed")
+}
+
+/// Whether the `xmlsec1` CLI verifies the Assertion's signature of `doc` against `dir/cert`.
+fn xmlsec1_verifies(dir: &Path, cert: &str, doc: &str) -> bool {
+    let file = dir.join("response.xml");
+    std::fs::write(&file, doc).expect("response file");
+    Command::new("xmlsec1")
+        .arg("--verify")
+        .arg("--trusted-pem")
+        .arg(dir.join(cert))
+        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
+        .arg(&file)
+        .output()
+        .expect("the `xmlsec1` CLI (apt-get install xmlsec1)")
+        .status
+        .success()
+}
+
+#[test]
+fn xmlsec1_verifies_the_signed_assertion_and_refuses_it_altered() {
+    let dir = temp_dir("sign");
+    let idp = Idp::load(&config(&dir, SP_METADATA), "https://vigie.example").expect("the IdP loads");
+    let xml = sample_response(&idp);
     assert!(xml.contains("http://www.w3.org/2001/04/xmlenc#sha256"), "SHA-256 digest: {xml}");
     assert!(xml.contains("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"), "RSA-SHA256: {xml}");
     assert!(!xml.contains("xmldsig#sha1"), "no SHA-1: {xml}");
-    let verify = |doc: &str| {
-        let file = dir.join("response.xml");
-        std::fs::write(&file, doc).expect("response file");
-        let out = Command::new("xmlsec1")
-            .arg("--verify")
-            .arg("--trusted-pem")
-            .arg(dir.join("saml-cert.pem"))
-            .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"])
-            .arg(&file)
-            .output()
-            .expect("the `xmlsec1` CLI (apt-get install xmlsec1)");
-        out.status.success()
-    };
+    let verify = |doc: &str| xmlsec1_verifies(&dir, "saml-cert.pem", doc);
     assert!(verify(&xml), "xmlsec1 verifies the Assertion's signature");
     assert!(!verify(&xml.replacen("Élise", "Mallory", 1)), "an altered attribute breaks it");
     let _ = std::fs::remove_dir_all(dir);
@@ -102,5 +112,115 @@ fn check_config_says_what_is_wrong_with_an_sp_metadata_file() {
         );
     }
     assert!(problems(&dir, SP_METADATA).is_empty(), "good metadata loads");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The IdP is a part of each gateway's state, not of the process: two gateways built in one
+/// process answer `/saml/metadata` with their own entityID (a process-wide IdP gave the second
+/// gateway the first one's).
+#[actix_web::test]
+async fn two_gateways_in_one_process_each_have_their_own_idp() {
+    use actix_web::{App, test, web};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::jose::install();
+    let mut seen = Vec::new();
+    for name in ["a", "b"] {
+        let dir = temp_dir(&format!("part-{name}"));
+        let mut config = crate::demo::prepare(&dir, "127.0.0.1:0".parse().expect("addr")).await.expect("demo");
+        let entity_id = format!("https://{name}.chu.example/saml");
+        config.saml.entity_id = Some(entity_id.clone());
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+        let state = crate::wiring::build::build_state(config, metrics).await.expect("the state builds");
+        let app = test::init_service(App::new().app_data(web::Data::new(state)).configure(super::routes)).await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/saml/metadata").to_request()).await;
+        assert!(res.status().is_success(), "metadata answers: {}", res.status());
+        let body = String::from_utf8(test::read_body(res).await.to_vec()).expect("UTF-8");
+        assert!(body.contains(&format!("entityID=\"{entity_id}\"")), "gateway {name} is {entity_id}: {body}");
+        seen.push(body);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    assert_ne!(seen[0], seen[1], "each gateway publishes its own IdP");
+}
+
+/// The SP's metadata with an enveloped signature template, for `xmlsec1 --sign`.
+const SIGNED_METADATA_TEMPLATE: &str = r##"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" ID="_md" entityID="https://lab.chu.example/saml"><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_md"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature>
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://lab.chu.example/saml/acs" index="1"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"##;
+
+/// Signed SP metadata (signed by `xmlsec1 --sign`, as an SP's tooling would) loads against its
+/// certificate; against another certificate, or with its body edited after signing, it is
+/// refused and the refusal names the SP.
+#[test]
+fn signed_metadata_is_checked_against_the_configured_certificate() {
+    let dir = temp_dir("signed-md");
+    let signer = temp_dir("signed-md-signer");
+    let other = temp_dir("signed-md-other");
+    super::demo::ensure(&signer).expect("the SP's signing key");
+    super::demo::ensure(&other).expect("another key");
+    std::fs::write(dir.join("template.xml"), SIGNED_METADATA_TEMPLATE).expect("template");
+    let out = Command::new("xmlsec1")
+        .arg("--sign")
+        .arg("--privkey-pem")
+        .arg(signer.join("saml-key.pem"))
+        .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor", "--output"])
+        .arg(dir.join("signed.xml"))
+        .arg(dir.join("template.xml"))
+        .output()
+        .expect("the `xmlsec1` CLI (apt-get install xmlsec1)");
+    assert!(out.status.success(), "xmlsec1 --sign: {}", String::from_utf8_lossy(&out.stderr));
+    let signed = std::fs::read_to_string(dir.join("signed.xml")).expect("signed metadata");
+    let load = |metadata: &str, cert: &Path| {
+        let mut c = config(&dir, metadata);
+        c.sps[0].metadata_cert = Some(cert.join("saml-cert.pem").display().to_string());
+        Idp::load(&c, "https://vigie.example")
+    };
+    let idp = load(&signed, &signer).map_err(|p| format!("{p:?}")).expect("signed metadata loads");
+    assert_eq!(idp.sps[0].acs, vec!["https://lab.chu.example/saml/acs".to_owned()]);
+    let refused = |result: Result<Idp, Vec<(String, String)>>, case: &str| {
+        let problems = result.err().unwrap_or_else(|| panic!("{case}: refused"));
+        assert!(
+            problems.iter().any(|(k, m)| k == "saml.sps[0].metadata"
+                && m.contains("client \"lab\"")
+                && m.contains("is not signed by metadata_cert")),
+            "{case}: names the SP and says why: {problems:?}"
+        );
+    };
+    refused(load(&signed, &other), "another key");
+    let edited = signed.replacen("https://lab.chu.example/saml/acs", "https://evil.example/acs", 1);
+    assert_ne!(edited, signed, "the ACS is in the signed body");
+    refused(load(&edited, &signer), "an edited body");
+    refused(load(SP_METADATA, &signer), "unsigned metadata");
+    for d in [dir, signer, other] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// With a P-256 key the Assertion is signed `ecdsa-sha256`, and `xmlsec1 --verify` accepts it
+/// against the certificate (and refuses it altered).
+#[test]
+fn an_ecdsa_p256_key_signs_ecdsa_sha256_and_xmlsec1_verifies_it() {
+    let dir = temp_dir("ecdsa");
+    let mut c = config(&dir, SP_METADATA);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Vigie ECDSA IdP");
+    let cert = params.self_signed(&key).expect("certificate");
+    std::fs::write(dir.join("ec-key.pem"), key.serialize_pem()).expect("key file");
+    std::fs::write(dir.join("ec-cert.pem"), cert.pem()).expect("cert file");
+    c.key_file = Some(dir.join("ec-key.pem").display().to_string());
+    c.cert_file = Some(dir.join("ec-cert.pem").display().to_string());
+    let idp = Idp::load(&c, "https://vigie.example").map_err(|p| format!("{p:?}")).expect("the IdP loads");
+    assert!(idp.ecdsa, "a P-256 key is taken as ECDSA");
+    let xml = sample_response(&idp);
+    assert!(xml.contains("http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"), "ecdsa-sha256: {xml}");
+    let verify = |doc: &str| xmlsec1_verifies(&dir, "ec-cert.pem", doc);
+    assert!(verify(&xml), "xmlsec1 verifies the ECDSA signature");
+    assert!(!verify(&xml.replacen("Élise", "Mallory", 1)), "an altered attribute breaks it");
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
+    std::fs::write(dir.join("ec-key.pem"), p384.serialize_pem()).expect("key file");
+    let problems = Idp::load(&c, "https://vigie.example").err().expect("P-384 refused");
+    assert!(problems.iter().any(|(k, m)| k == "saml.key_file" && m.contains("P-256")), "{problems:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
