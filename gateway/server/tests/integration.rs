@@ -26,6 +26,7 @@ mod conformance_kit;
 mod console;
 mod console_audit;
 mod console_people;
+mod console_shell;
 mod degraded;
 mod derivation;
 mod derivation_fhir;

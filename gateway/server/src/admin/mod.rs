@@ -11,3 +11,4 @@ pub mod config;
 pub mod fido2;
 pub mod page;
 pub mod people;
+pub mod shell;
