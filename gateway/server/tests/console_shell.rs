@@ -59,6 +59,7 @@ async fn every_console_page_has_the_same_navigation_and_refusals_come_back_to_th
     let r = weak.get("/admin/people").await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains(r#"href="/admin/login?back=%2Fadmin%2Fpeople""#), "{}", r.body);
+    assert!(r.body.contains("<title>Personnes · Vigie</title>"), "the refusal is titled by its page: {}", r.body);
 
     // HR with their CPE, through the sign-in of the people page: back on it.
     let mut hr = gw.browser_with_demo_card("demo.rh");

@@ -88,8 +88,8 @@ pub fn strong_login_needed(req: &HttpRequest) -> HttpResponse {
         r#"<p role="alert">{}</p><a class="button" id="sign-in" href="{href}">{}</a>"#,
         tr(
             l,
-            "La gestion des cartes demande une connexion par carte CPS/CPE ou clé FIDO2 datant de moins de 15 minutes.",
-            "Card management needs a sign-in with a CPS/CPE card or a FIDO2 key within the last 15 minutes."
+            "La console d'administration demande une connexion par carte CPS/CPE ou clé FIDO2 datant de moins de 15 minutes.",
+            "The administration console needs a sign-in with a CPS/CPE card or a FIDO2 key within the last 15 minutes."
         ),
         tr(l, "Se reconnecter avec ma carte ou ma clé", "Sign in again with my card or key"),
         href = shell::sign_in_href(shell::here(req)),
