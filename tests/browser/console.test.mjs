@@ -1,6 +1,7 @@
 // The admin console as HR and an auditor use it, in Debian's Chromium driven by playwright-core,
 // with the keyboard only (Tab, Shift+Tab, Enter, Space; no mouse click once the browser is on a
-// page): sign in with HR's CPE card, find a person, open their page, end one of their sessions,
+// page): sign in with HR's CPE card (back on the page that asked), move through the console's
+// navigation, find a person, open their page, end one of their sessions through the confirm step,
 // search the audit trail. Each console page's accessibility tree (playwright's ARIA snapshot) is
 // checked: one main landmark and one level-1 heading, every form control named, every table with
 // headers, the language switch, and a visible focus indicator on what the keyboard reaches.
@@ -149,11 +150,27 @@ test('HR and an auditor use the console with the keyboard only, and its pages ar
   await page.waitForURL((u) => u.pathname === '/login');
   await tabTo(page, page.getByRole('link', { name: 'Se connecter avec ma carte CPS / CPE' }));
   await page.keyboard.press('Enter');
+  // Back on the page that asked for the sign-in, not on another page of the console.
+  await page.waitForURL((u) => u.pathname === '/admin/people');
+  await accessible(page, 'people search');
+
+  // The console's navigation: the same links on every page, the current one marked; by keyboard.
+  const console_ = page.getByRole('navigation', { name: 'Console' });
+  const navLinks = async () => console_.getByRole('link').evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute('aria-current')]));
+  const expected = (current) => ['Cartes CPS / CPE', 'Personnes', "Journal d'audit"].map((n) => [n, n === current ? 'page' : null]);
+  assert.deepEqual(await navLinks(), expected('Personnes'), 'the people page marks itself');
+  await tabTo(page, console_.getByRole('link', { name: 'Cartes CPS / CPE' }), { back: true });
+  await assertFocusVisible(page, 'the navigation link');
+  await page.keyboard.press('Enter');
   await page.waitForURL((u) => u.pathname === '/admin/cards');
   await accessible(page, 'cards page');
+  assert.deepEqual(await navLinks(), expected('Cartes CPS / CPE'), 'the cards page marks itself');
+  await tabTo(page, console_.getByRole('link', { name: 'Personnes' }));
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.pathname === '/admin/people');
 
-  // People: search by typing, open the person, end one session (Space on the button).
-  await page.goto(`${origin}/admin/people`);
+  // People: search by typing, open the person, end one session (Space on the button, then the
+  // confirm step).
   await accessible(page, 'people search');
   const q = page.getByRole('searchbox', { name: 'Rechercher une personne' });
   await tabTo(page, q);
@@ -175,14 +192,27 @@ test('HR and an auditor use the console with the keyboard only, and its pages ar
   assert.equal(await end.evaluate((el) => el === document.activeElement), false);
   await tabTo(page, end);
   await page.keyboard.press('Space');
+  // The confirm step says whose session ends and what it does; nothing has ended yet.
+  await page.getByRole('heading', { level: 2, name: /^Mettre fin à une session de Léa Bernard\s\?$/ }).waitFor();
+  await accessible(page, 'confirm page');
+  await page.getByText('déconnexion par canal arrière').waitFor();
+  assert.equal(new URL(page.url()).searchParams.get('done'), null, 'not ended before the confirmation');
+  const confirm = page.getByRole('button', { name: 'Oui, mettre fin à cette session' });
+  await tabTo(page, confirm);
+  await assertFocusVisible(page, 'the confirm button');
+  await page.keyboard.press('Enter');
   await page.waitForURL((u) => u.searchParams.get('done') === 'ended');
   await page.getByText('La session est terminée').waitFor();
   assert.equal(await page.getByText('Aucune session ouverte.').count(), 1);
   await accessible(page, 'person page after the session ended');
 
-  // The audit trail: the session just ended, found by kind with the keyboard.
-  await page.goto(`${origin}/admin/audit-trail`);
+  // The audit trail, reached through the navigation: the session just ended, found by kind with
+  // the keyboard.
+  await tabTo(page, console_.getByRole('link', { name: "Journal d'audit" }), { back: true });
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.pathname === '/admin/audit-trail');
   await accessible(page, 'audit page');
+  assert.deepEqual(await navLinks(), expected("Journal d'audit"), 'the audit page marks itself');
   const kind = page.getByRole('combobox', { name: "Type d'événement" }).or(page.getByRole('textbox', { name: "Type d'événement" }));
   await tabTo(page, kind);
   await assertFocusVisible(page, 'the event kind field');

@@ -574,7 +574,7 @@ async fn hr_uses_the_card_page_without_a_manual_and_staff_without_the_role_are_t
     let mut visitor = gw.browser();
     let r = visitor.get("/admin/cards").await;
     assert_eq!(r.status, 401, "{}", r.body);
-    assert!(r.body.contains(r#"href="/admin/login""#), "{}", r.body);
+    assert!(r.body.contains(r#"href="/admin/login?back=%2Fadmin%2Fcards""#), "{}", r.body);
     let r = visitor.get("/admin/login").await;
     assert_eq!(r.status, 303);
     let r = visitor.get(&r.location()).await;

@@ -173,8 +173,26 @@ async fn hr_ends_a_session_from_the_page_with_the_forms_csrf_token() {
     let forged =
         hr.post_form("/admin/people/sessions/end", &[("person", link), ("sid", &sid), ("csrf", "forged")]).await;
     assert_eq!(forged.status, 403, "{}", forged.body);
-    let done =
+    // The page's button asks first: whose session, what it does; nothing has ended yet.
+    let ask =
         hr.post_form("/admin/people/sessions/end?lang=en", &[("person", link), ("sid", &sid), ("csrf", &csrf)]).await;
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    for words in ["End one session of Léa Bernard?", "back-channel logout", "Yes, end this session", "Cancel"] {
+        assert!(ask.body.contains(words), "{words:?} in {}", ask.body);
+    }
+    assert_eq!(ask.hidden("confirm").as_deref(), Some("yes"), "{}", ask.body);
+    let r = lea.authorize(&Authz::new(&gw, "demo-cli")).await;
+    assert!(!r.location().starts_with("/login?flow="), "the first POST alone ends nothing: {}", r.location());
+    assert!(
+        !gw.settled_audit().await.iter().any(|l| l["kind"] == "access_ended" && l["sid"] == sid.as_str()),
+        "no ending audited before the confirmation"
+    );
+    let done = hr
+        .post_form(
+            "/admin/people/sessions/end?lang=en",
+            &[("person", link), ("sid", &sid), ("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let after = hr.get(&done.location()).await;
     assert!(after.body.contains("The session has ended") && after.body.contains("No live session."), "{}", after.body);

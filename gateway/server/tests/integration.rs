@@ -27,6 +27,7 @@ mod console;
 mod console_audit;
 mod console_people;
 mod console_feeds;
+mod console_shell;
 mod degraded;
 mod derivation;
 mod derivation_fhir;

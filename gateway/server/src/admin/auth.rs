@@ -30,6 +30,8 @@ pub struct Admin {
     pub identity_id: Option<String>,
     /// The session cookie of a page visit: the CSRF token is derived from it.
     session_cookie: Option<String>,
+    /// The roles the person holds (a page's navigation shows what they open); empty for a token.
+    pub roles: Vec<Role>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -203,7 +205,7 @@ fn bearer(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, Box
         request_id: Some(caller.request_id.clone()),
         ..Default::default()
     });
-    Ok(Admin { actor, identity_id: None, session_cookie: None })
+    Ok(Admin { actor, identity_id: None, session_cookie: None, roles: Vec::new() })
 }
 
 /// RFC 6750 §3.1: a token valid but short of the scope the call needs gets 403
@@ -279,13 +281,13 @@ async fn staff(
     };
     let identity_id = session.authentication.identity_id.clone();
     let actor = format!("staff:{identity_id}");
-    let holds = match gate.ports.roles.roles_of(&identity_id).await {
-        Ok(roles) => roles.contains(&role),
+    let roles = match gate.ports.roles.roles_of(&identity_id).await {
+        Ok(roles) => roles,
         Err(e) => return Err(super::page::message(req, StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), false)),
     };
-    if !holds {
+    if !roles.contains(&role) {
         refused(req, gate, Some(&actor), role, "signed-in person without the role");
-        return Err(super::page::role_missing(req, role));
+        return Err(super::page::role_missing(req, role, &roles));
     }
     // The policy on administration (default: a phishing-resistant MIE, at most 15 minutes old):
     // a role is not enough, the person must have proved who they are strongly and recently.
@@ -303,7 +305,7 @@ async fn staff(
         refused(req, gate, Some(&actor), role, &why);
         return Err(super::page::strong_login_needed(req));
     }
-    Ok(Admin { actor, identity_id: Some(identity_id), session_cookie: Some(cookie) })
+    Ok(Admin { actor, identity_id: Some(identity_id), session_cookie: Some(cookie), roles })
 }
 
 fn refused(req: &HttpRequest, gate: &Gate<'_>, actor: Option<&str>, role: Role, reason: &str) {
@@ -326,7 +328,12 @@ mod tests {
     use super::*;
 
     fn staff(cookie: &str) -> Admin {
-        Admin { actor: "staff:a".into(), identity_id: Some("a".into()), session_cookie: Some(cookie.into()) }
+        Admin {
+            actor: "staff:a".into(),
+            identity_id: Some("a".into()),
+            session_cookie: Some(cookie.into()),
+            roles: Vec::new(),
+        }
     }
 
     #[test]
@@ -368,7 +375,7 @@ mod tests {
         assert!(!staff("cookie-two").check_csrf(Some(&token)));
         assert!(!token.contains("cookie-one") && !format!("{a:?}").contains("cookie-one"));
         // An API caller has no forms.
-        let api = Admin { actor: "token:x".into(), identity_id: None, session_cookie: None };
+        let api = Admin { actor: "token:x".into(), identity_id: None, session_cookie: None, roles: Vec::new() };
         assert!(api.csrf().is_none() && !api.check_csrf(Some(&token)));
     }
 }

@@ -12,3 +12,4 @@ pub mod feeds;
 pub mod fido2;
 pub mod page;
 pub mod people;
+pub mod shell;

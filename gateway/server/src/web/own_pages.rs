@@ -25,7 +25,9 @@ pub async fn home(req: HttpRequest, config: Part<Config>) -> HttpResponse {
         links += &item("/account/questions", "Mes questions de sécurité", "My security questions");
         links += &item("/sponsorship", "Parrainer un collègue sans sa carte", "Sponsor a colleague without their card");
     }
-    links += &item("/admin/cards", "Gestion des cartes (RH)", "Card management (HR)");
+    links += &item("/admin/cards", "Console : gestion des cartes (RH)", "Console: card management (HR)");
+    links += &item("/admin/people", "Console : personnes et sessions (RH)", "Console: people and sessions (HR)");
+    links += &item("/admin/audit-trail", "Console : journal d'audit (auditeurs)", "Console: audit trail (auditors)");
     let intro = tr(
         l,
         "Pour vous connecter à une application, ouvrez-la depuis son lien habituel : elle vous amène ici. Vos pages :",

@@ -336,7 +336,9 @@ button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;background:#000
 pre{white-space:pre-wrap;word-break:break-all;font-size:.8rem}\
 a.button{display:block;text-align:center;margin-top:1rem;padding:.7rem;background:#000091;color:#fff;border-radius:4px;text-decoration:none}\
 h2.or{font-size:1rem;margin:2rem 0 0;border-top:1px solid #ddd;padding-top:1rem}\
-.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}";
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}\
+nav.console ul{list-style:none;display:flex;flex-wrap:wrap;gap:1.5rem;padding:0 0 .5rem;margin:0 0 1rem;border-bottom:1px solid #ddd}\
+nav.console a[aria-current=page]{font-weight:700;text-decoration:none;color:#000091;border-bottom:3px solid #000091}";
 
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()

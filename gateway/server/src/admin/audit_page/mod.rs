@@ -94,7 +94,7 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
     };
     let query = match crate::audit::api::query_of(&api_query(&params, Some(PAGE_SIZE))) {
         Ok(q) => q,
-        Err(m) => return render::page(l, StatusCode::BAD_REQUEST, &form, &render::notice(&m, true)),
+        Err(m) => return render::page(&admin.roles, l, StatusCode::BAD_REQUEST, &form, &render::notice(&m, true)),
     };
     let found = match crate::audit::api::trail(&parts.config).await {
         Ok(trail) => search::search(&trail, &query).await,
@@ -105,7 +105,7 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
         Err(e) => return unavailable(&req, &e),
     };
     record(&gate, search::searched(&admin.actor, &query, found.records.len()));
-    render::page(l, StatusCode::OK, &form, &render::results(l, &form, &found))
+    render::page(&admin.roles, l, StatusCode::OK, &form, &render::results(l, &form, &found))
 }
 
 /// Every record `query` selects, newest first, a page at a time; `None` past [`EXPORT_MAX`].
@@ -135,7 +135,7 @@ pub async fn export(req: HttpRequest, parts: GateParts) -> HttpResponse {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let bad = |m: &str| render::page(l, StatusCode::BAD_REQUEST, &form, &render::notice(m, true));
+    let bad = |m: &str| render::page(&admin.roles, l, StatusCode::BAD_REQUEST, &form, &render::notice(m, true));
     let (format, ext, mime) = match params.get("format") {
         Some("csv") => (Format::Csv, "csv", "text/csv; charset=utf-8"),
         Some("jsonl") => (Format::Jsonl, "jsonl", "application/x-ndjson; charset=utf-8"),

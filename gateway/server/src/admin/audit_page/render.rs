@@ -8,6 +8,7 @@ use super::PATH;
 use crate::audit::search::Page;
 use crate::web::http::{Params, esc};
 use crate::web::pages::{Lang, lang_switch, tr, wide_page};
+use vigie_core::roles::Role;
 
 /// The event kinds offered as suggestions (any kind of docs/audit.md may be typed).
 const KINDS: [&str; 12] = [
@@ -79,11 +80,12 @@ pub(super) fn notice(text: &str, error: bool) -> String {
 
 /// The page: the form, then `below` (results or a message), then the language switch (the same
 /// search in the other language).
-pub(super) fn page(l: Lang, status: StatusCode, form: &Form, below: &str) -> HttpResponse {
+pub(super) fn page(roles: &[Role], l: Lang, status: StatusCode, form: &Form, below: &str) -> HttpResponse {
     let filters = form.filters(&[]);
     let here = if filters.is_empty() { format!("{PATH}?") } else { format!("{PATH}?{filters}&amp;") };
     let switch = lang_switch(l, &here);
-    wide_page(l, status, title(l), &format!("{}{below}\n{switch}", search_form(l, form)))
+    let nav = crate::admin::shell::Nav::new(PATH, roles);
+    crate::admin::shell::page(&nav, l, status, title(l), &format!("{}{below}", search_form(l, form)), &switch)
 }
 
 /// Not signed in: a sign-in that comes back to this page.

@@ -19,7 +19,7 @@ use crate::mail::Mailroom;
 use crate::state::{Part, Ports, Upstreams};
 use crate::web::http::{esc, parse_params};
 use crate::web::pages::{lang, tr};
-use render::{agent_header, bind_view, card_section, done_message, new_card_form, page, results, search_form};
+use render::{agent_header, bind_view, card_section, done_message, nav, new_card_form, page, results, search_form};
 pub use render::{message, role_missing, sign_in_needed, strong_login_needed};
 
 /// The built-in public client through which the admin page signs people in (its code is never
@@ -30,8 +30,9 @@ const PATH: &str = "/admin/cards";
 /// `GET /admin/login`: signs in through the authorization endpoint as the built-in client, then
 /// comes back to the page. Administration needs a phishing-resistant MIE used within 15 minutes
 /// (default policy `administer-*`): it asks for exactly that.
-pub async fn login(config: Part<Config>) -> HttpResponse {
-    crate::web::own_pages::sign_in(&config, CLIENT_ID, PATH, 900)
+/// `?back=` names another console page to come back to (`admin::shell::login`).
+pub async fn login(req: HttpRequest, config: Part<Config>) -> HttpResponse {
+    super::shell::login(req, config).await
 }
 
 /// The client the page signs in through, added to the registered clients unless configured.
@@ -90,7 +91,7 @@ async fn agent_page(
         new = new_card_form(l, &agent, &csrf),
         back = tr(l, "Rechercher un autre agent", "Find another agent"),
     );
-    page(l, status, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
+    page(&nav(admin), l, status, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
 }
 
 /// `GET /admin/cards[?q=…|?agent=…]`
@@ -117,7 +118,7 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
             Err(e) => main.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(&e.to_string()))),
         }
     }
-    page(l, StatusCode::OK, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
+    page(&nav(&admin), l, StatusCode::OK, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
 }
 
 /// The form's fields after the CSRF check, or the refusal.
@@ -259,12 +260,12 @@ pub async fn bind_get(req: HttpRequest, parts: GateParts, upstreams: Part<Upstre
                     "No card was read. Put the agent's card in the reader, then read it again; the browser asks for the card's PIN or which certificate to use."
                 ),
             );
-            return page(l, StatusCode::OK, title, &main);
+            return page(&nav(&admin), l, StatusCode::OK, title, &main);
         }
         Err(p) => {
             let main =
                 format!(r#"{}<p class="error" role="alert">{}</p>{retry}"#, agent_header(l, &agent), esc(&p.message));
-            return page(l, StatusCode::UNPROCESSABLE_ENTITY, title, &main);
+            return page(&nav(&admin), l, StatusCode::UNPROCESSABLE_ENTITY, title, &main);
         }
     };
     let csrf = admin.csrf().unwrap_or_default();
@@ -274,7 +275,7 @@ pub async fn bind_get(req: HttpRequest, parts: GateParts, upstreams: Part<Upstre
         agent_header(l, &agent),
         bind_view(l, &agent, &record, &presented.identity.subject, &check, &csrf)
     );
-    page(l, StatusCode::OK, title, &main)
+    page(&nav(&admin), l, StatusCode::OK, title, &main)
 }
 
 /// `POST /admin/cards/bind`: binds the card presented on this connection.

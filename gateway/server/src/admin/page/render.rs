@@ -1,4 +1,5 @@
-//! The HTML of the admin card page: the page shell and its messages, the search, an agent's
+//! The HTML of the admin card page: its messages and the console's refusals (sign in, role,
+//! strong login: each back to the page that refused), the search, an agent's
 //! cards with their histories and forms, the comparison before a binding.
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -9,8 +10,10 @@ use vigie_igc_sante::CardSubject;
 
 use super::PATH;
 use crate::admin::actions::Coherence;
+use crate::admin::auth::Admin;
+use crate::admin::shell::{self, Nav};
 use crate::web::http::esc;
-use crate::web::pages::{Lang, lang, lang_switch, tr, wide_page};
+use crate::web::pages::{Lang, lang, lang_switch, tr};
 
 fn status_label(l: Lang, s: CardStatus) -> &'static str {
     use CardStatus::*;
@@ -26,8 +29,13 @@ fn status_label(l: Lang, s: CardStatus) -> &'static str {
     }
 }
 
-pub(super) fn page(l: Lang, status: StatusCode, title: &str, main: &str) -> HttpResponse {
-    wide_page(l, status, title, &format!("{main}\n{}", lang_switch(l, &format!("{PATH}?"))))
+pub(super) fn page(nav: &Nav<'_>, l: Lang, status: StatusCode, title: &str, main: &str) -> HttpResponse {
+    shell::page(nav, l, status, title, main, &lang_switch(l, &format!("{PATH}?")))
+}
+
+/// The navigation of the card page for `admin`.
+pub(super) fn nav(admin: &Admin) -> Nav<'_> {
+    Nav::new(PATH, &admin.roles)
 }
 
 /// A page with one message (and a way back to the search when `back`).
@@ -39,6 +47,7 @@ pub fn message(req: &HttpRequest, status: StatusCode, text: &str, back: bool) ->
         String::new()
     };
     page(
+        &Nav::none(PATH),
         l,
         status,
         tr(l, "Cartes CPS / CPE", "CPS / CPE cards"),
@@ -46,39 +55,51 @@ pub fn message(req: &HttpRequest, status: StatusCode, text: &str, back: bool) ->
     )
 }
 
-/// Not signed in: a link that signs in and comes back.
+/// A refusal on the console page the request is on: its title, its language link (the same
+/// address) and the navigation of what `roles` open.
+fn refusal(req: &HttpRequest, status: StatusCode, title: Option<&str>, roles: &[Role], main: &str) -> HttpResponse {
+    let l = lang(req, None);
+    let here = shell::here(req);
+    let title = title.unwrap_or_else(|| shell::title(l, here));
+    shell::page(&Nav::new(here, roles), l, status, title, main, &lang_switch(l, &shell::here_link(req)))
+}
+
+/// Not signed in: a link that signs in and comes back to this page.
 pub fn sign_in_needed(req: &HttpRequest) -> HttpResponse {
     let l = lang(req, None);
     let main = format!(
-        r#"<p>{}</p><a class="button" id="sign-in" href="/admin/login">{}</a>"#,
+        r#"<p>{}</p><a class="button" id="sign-in" href="{href}">{}</a>"#,
         tr(
             l,
             "Cette page est réservée aux équipes des ressources humaines et des affaires médicales.",
             "This page is for human resources and medical affairs staff."
         ),
-        tr(l, "Se connecter", "Sign in")
+        tr(l, "Se connecter", "Sign in"),
+        href = shell::sign_in_href(shell::here(req)),
     );
-    page(l, StatusCode::UNAUTHORIZED, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
+    refusal(req, StatusCode::UNAUTHORIZED, None, &[], &main)
 }
 
 /// Signed in, with the role, but not strongly or recently enough for the policy on
-/// administration: sign in again with a card or a key.
+/// administration: sign in again with a card or a key, back to this page.
 pub fn strong_login_needed(req: &HttpRequest) -> HttpResponse {
     let l = lang(req, None);
     let main = format!(
-        r#"<p role="alert">{}</p><a class="button" id="sign-in" href="/admin/login">{}</a>"#,
+        r#"<p role="alert">{}</p><a class="button" id="sign-in" href="{href}">{}</a>"#,
         tr(
             l,
-            "La gestion des cartes demande une connexion par carte CPS/CPE ou clé FIDO2 datant de moins de 15 minutes.",
-            "Card management needs a sign-in with a CPS/CPE card or a FIDO2 key within the last 15 minutes."
+            "La console d'administration demande une connexion par carte CPS/CPE ou clé FIDO2 datant de moins de 15 minutes.",
+            "The administration console needs a sign-in with a CPS/CPE card or a FIDO2 key within the last 15 minutes."
         ),
-        tr(l, "Se reconnecter avec ma carte ou ma clé", "Sign in again with my card or key")
+        tr(l, "Se reconnecter avec ma carte ou ma clé", "Sign in again with my card or key"),
+        href = shell::sign_in_href(shell::here(req)),
     );
-    page(l, StatusCode::FORBIDDEN, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
+    refusal(req, StatusCode::FORBIDDEN, None, &[], &main)
 }
 
-/// Signed in without the role.
-pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
+/// Signed in without `role`: which role this page needs and how to get it; the navigation shows
+/// the pages the roles the person holds open.
+pub fn role_missing(req: &HttpRequest, role: Role, roles: &[Role]) -> HttpResponse {
     let l = lang(req, None);
     let text = tr(
         l,
@@ -91,12 +112,8 @@ pub fn role_missing(req: &HttpRequest, role: Role) -> HttpResponse {
              (command: vigie users grant-role YOUR_USERNAME {role})."
         ),
     );
-    page(
-        l,
-        StatusCode::FORBIDDEN,
-        tr(l, "Accès refusé", "Access denied"),
-        &format!(r#"<p role="alert">{}</p>"#, esc(&text)),
-    )
+    let main = format!(r#"<p role="alert">{}</p>"#, esc(&text));
+    refusal(req, StatusCode::FORBIDDEN, Some(tr(l, "Accès refusé", "Access denied")), roles, &main)
 }
 
 fn hidden(name: &str, value: &str) -> String {

@@ -4,6 +4,7 @@
 //! Who gets in: `admin::auth` (the `administer` policy), as for the cards.
 pub mod actions;
 pub mod api;
+pub mod confirm;
 pub mod page;
 pub mod recent;
 

@@ -14,7 +14,7 @@ use crate::admin::auth::{self, Admin, EndingParts, Gate, GateParts};
 use crate::config::Config;
 use crate::state::Part;
 use crate::web::http::{esc, parse_params};
-use crate::web::pages::{Lang, lang, lang_switch, tr, wide_page};
+use crate::web::pages::{Lang, lang, lang_switch, tr};
 
 /// Where the page is.
 pub const PATH: &str = "/admin/people";
@@ -23,8 +23,9 @@ fn title(l: Lang) -> &'static str {
     tr(l, "Personnes", "People")
 }
 
-fn page(l: Lang, status: StatusCode, main: &str) -> HttpResponse {
-    wide_page(l, status, title(l), &format!("{main}\n{}", lang_switch(l, &format!("{PATH}?"))))
+fn page(admin: &Admin, l: Lang, status: StatusCode, main: &str) -> HttpResponse {
+    let nav = crate::admin::shell::Nav::new(PATH, &admin.roles);
+    crate::admin::shell::page(&nav, l, status, title(l), main, &lang_switch(l, &format!("{PATH}?")))
 }
 
 fn notice(text: &str, error: bool) -> String {
@@ -58,7 +59,7 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
     }
     let (q, offset, limit) = match super::api::search_params(req.query_string()) {
         Ok(p) => p,
-        Err(m) => return page(l, StatusCode::BAD_REQUEST, &notice(&m, true)),
+        Err(m) => return page(&admin, l, StatusCode::BAD_REQUEST, &notice(&m, true)),
     };
     let mut main = search_form(l, &q);
     if !q.trim().is_empty() {
@@ -67,7 +68,7 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
             Err(e) => return crate::web::pages::unavailable(&req, &e),
         }
     }
-    page(l, StatusCode::OK, &main)
+    page(&admin, l, StatusCode::OK, &main)
 }
 
 async fn person_page(
@@ -83,7 +84,7 @@ async fn person_page(
         Ok(w) => w,
         Err(ActionError::NotFound(_)) => {
             let text = tr(l, "Personne inconnue. Recherchez-la de nouveau.", "Unknown person. Search for them again.");
-            return page(l, StatusCode::NOT_FOUND, &format!("{}{}", notice(text, true), back_link(l)));
+            return page(admin, l, StatusCode::NOT_FOUND, &format!("{}{}", notice(text, true), back_link(l)));
         }
         Err(e) => return crate::web::pages::unavailable(req, &e),
     };
@@ -98,7 +99,7 @@ async fn person_page(
         events = events_section(l, &whole.events),
         back = back_link(l),
     );
-    page(l, status, &main)
+    page(admin, l, status, &main)
 }
 
 /// `POST /admin/people/sessions/end`: `person`, and `sid` for one session (all without it).
@@ -111,7 +112,7 @@ pub async fn end_sessions(req: HttpRequest, parts: GateParts, end: EndingParts, 
     let l = lang(&req, None);
     let p = match parse_params(&body) {
         Ok(p) => p,
-        Err(m) => return page(l, StatusCode::BAD_REQUEST, &notice(&format!("bad form: {m}"), true)),
+        Err(m) => return page(&admin, l, StatusCode::BAD_REQUEST, &notice(&format!("bad form: {m}"), true)),
     };
     if !admin.check_csrf(p.get("csrf")) {
         let text = tr(
@@ -119,9 +120,13 @@ pub async fn end_sessions(req: HttpRequest, parts: GateParts, end: EndingParts, 
             "Ce formulaire a expiré ou ne vient pas de cette page. Rechargez la page et recommencez.",
             "This form has expired or does not come from this page. Reload the page and try again.",
         );
-        return page(l, StatusCode::FORBIDDEN, &format!("{}{}", notice(text, true), back_link(l)));
+        return page(&admin, l, StatusCode::FORBIDDEN, &format!("{}{}", notice(text, true), back_link(l)));
     }
     let id = p.get("person").unwrap_or_default().to_owned();
+    // The person's page asks first; only its confirm form (the same token) ends anything.
+    if p.get("confirm") != Some("yes") {
+        return confirm_page(&req, &gate, &admin, &id, p.get("sid").filter(|s| !s.is_empty())).await;
+    }
     let ending = gate.ending(&end);
     let (done, result) = match p.get("sid").filter(|s| !s.is_empty()) {
         Some(sid) => ("ended", actions::end_session(ending, &admin, &gate.caller, &id, sid).await.map(|()| 1)),
@@ -145,6 +150,38 @@ pub async fn end_sessions(req: HttpRequest, parts: GateParts, end: EndingParts, 
             person_page(&req, &gate, &admin, &id, &notice(&e.to_string(), true), status).await
         }
     }
+}
+
+/// Whose sessions are about to end and what it does, with the form that ends them.
+async fn confirm_page(req: &HttpRequest, gate: &Gate<'_>, admin: &Admin, id: &str, sid: Option<&str>) -> HttpResponse {
+    let l = lang(req, None);
+    let found = match actions::person(gate.ports, id).await {
+        Ok(record) => actions::live_sessions(gate.ports, id).await.map(|live| (record, live)),
+        Err(e) => Err(e),
+    };
+    let (record, live) = match found {
+        Ok(v) => v,
+        Err(ActionError::NotFound(m)) => {
+            return page(admin, l, StatusCode::NOT_FOUND, &format!("{}{}", notice(&m, true), back_link(l)));
+        }
+        Err(e) => return crate::web::pages::unavailable(req, &e),
+    };
+    let csrf = admin.csrf().unwrap_or_default();
+    let section = match sid {
+        Some(sid) => match live.iter().find(|s| s.sid == sid) {
+            Some(s) => super::confirm::section(l, &record, &super::confirm::Ending::One(s), &csrf, &when(s.created_at)),
+            None => {
+                let text = tr(
+                    l,
+                    "Cette session n'est plus ouverte : elle a pris fin ou a expiré. Voici ses sessions ouvertes.",
+                    "This session is no longer live: it ended or expired. Here are their live sessions.",
+                );
+                return person_page(req, gate, admin, id, &notice(text, true), StatusCode::NOT_FOUND).await;
+            }
+        },
+        None => super::confirm::section(l, &record, &super::confirm::Ending::All { live: live.len() }, &csrf, ""),
+    };
+    page(admin, l, StatusCode::OK, &section)
 }
 
 fn done_message(l: Lang, done: &str) -> Option<&'static str> {
