@@ -503,12 +503,24 @@ fn expect_corrupt<T: std::fmt::Debug>(key: &str, what: &str, result: Result<T, S
 pub struct FailingStore {
     inner: Arc<dyn EphemeralStore>,
     fail_put: std::sync::Mutex<Option<String>>,
+    /// The key of every `put` so far, in order: for the tests that count writes.
+    puts: std::sync::Mutex<Vec<String>>,
 }
 
 impl FailingStore {
     /// Wraps `inner`, failing nothing yet.
     pub fn new(inner: Arc<dyn EphemeralStore>) -> Self {
-        Self { inner, fail_put: std::sync::Mutex::new(None) }
+        Self { inner, fail_put: std::sync::Mutex::new(None), puts: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// How many `put`s so far were under a key starting with `prefix`.
+    pub fn puts_under(&self, prefix: &str) -> usize {
+        self.puts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .count()
     }
 
     /// Makes the next `put` or `replace_if` under a key starting with `prefix` fail.
@@ -530,6 +542,7 @@ impl FailingStore {
 #[async_trait::async_trait]
 impl EphemeralStore for FailingStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.puts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(key.to_owned());
         if self.armed(key) {
             return Err(StoreError::Unavailable("failing on command".into()));
         }

@@ -352,3 +352,25 @@ async fn a_rotation_keeps_no_claim_unless_the_previous_version_may_still_run() {
         assert_eq!(status, 400, "the rotated token is spent (compact_families = {compact})");
     }
 }
+
+/// A session of `identity_id` opened in the demo's state, by its `sid`.
+async fn open_session(demo: &Demo, identity_id: &str) -> String {
+    let auth = Authentication::new(identity_id.into(), Mie::Cpe, vec![Factor::Sc, Factor::Pin], vigie_gateway::now());
+    let browser = test::TestRequest::default().to_http_request();
+    vigie_gateway::session::start(&demo.state, &browser, auth).await.expect("session").1.sid
+}
+
+#[actix_web::test]
+async fn ending_a_persons_access_writes_each_sessions_end_once() {
+    let demo = Demo::start().await;
+    let (identity, _, _, _) = demo.user_with_a_card().await;
+    let sid = open_session(&demo, &identity).await;
+    let caller = vigie_gateway::web::http::Caller::internal("test");
+    let target = vigie_core::directory::AccessTarget::Identity(identity.clone());
+    let ended = vigie_gateway::session::end_access(&**demo.state, &caller, &target).await.expect("ended");
+    assert_eq!(ended, 1);
+    // The revocation mark is what every token check reads: written once per session, not once by
+    // the ending and again by the logout it goes through.
+    assert_eq!(demo.store.puts_under(&format!("revoked-sid:{sid}")), 1, "the session's end was written more than once");
+    assert!(vigie_gateway::session::by_sid(demo.state.ports.store.as_ref(), &sid).await.expect("store").is_none());
+}

@@ -224,16 +224,23 @@ pub(crate) fn done(req: &HttpRequest, redirect: Option<String>) -> HttpResponse 
 }
 
 /// Ends an SSO session: its state, every token issued from it, and a logout token to each
-/// client that asked for back-channel logout.
+/// client that asked for back-channel logout. A logout: the store's errors are logged, and the
+/// other replicas are not told (a session's end changes no one's access; the console's ending,
+/// which does, is [`session::end_one`]).
 pub async fn end_session<'a>(ending: impl Into<session::Ending<'a>>, caller: &Caller, sid: &str) {
-    let session::Ending { config, ports, oidc, audit, http } = ending.into();
-    let ttl = session::tokens_ttl(config);
-    let ended = async {
-        session::end(ports.store.as_ref(), sid).await?;
-        ports.store.put(&keys::revoked_sid(sid), b"1", ttl).await?;
-        ports.store.members(&keys::sid_clients(sid)).await
-    };
-    let clients = match ended.await {
+    let ending = ending.into();
+    if let Err(e) = session::revoke(ending, sid).await {
+        tracing::error!(error = %e, "logout could not reach the store");
+        return;
+    }
+    announce(ending, caller, sid).await;
+}
+
+/// What follows a session's end in the store: the audit line, and a logout token to each client
+/// of the session that asked for back-channel logout (Back-Channel Logout 1.0 §2.5).
+pub(crate) async fn announce(ending: session::Ending<'_>, caller: &Caller, sid: &str) {
+    let session::Ending { config, ports, oidc, audit, http } = ending;
+    let clients = match ports.store.members(&keys::sid_clients(sid)).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "logout could not reach the store");

@@ -190,7 +190,9 @@ impl Watch {
     /// One read of the mark; `drop` runs when it differs from the last one seen. Tells whether
     /// it ran.
     async fn tick(&mut self, store: &dyn EphemeralStore, drop: impl FnOnce()) -> bool {
-        match store.get(&keys::view_epoch(SCOPE)).await {
+        // The mark as every reader reads it (`standing::Standings` too): one path, so that
+        // what this replica saw and what a request compares against cannot drift apart.
+        match mark(store).await {
             Ok(mark) => {
                 let changed = self.seen.as_ref() != Some(&mark);
                 if changed {
@@ -239,6 +241,19 @@ mod tests {
         signal_change(&store).await.unwrap();
         signal_change(&store).await.unwrap();
         assert!(b.tick(&store, || ()).await, "two changes between two reads drop once");
+    }
+
+    #[tokio::test]
+    async fn the_watch_keeps_the_mark_as_mark_reads_it() {
+        let store = vigie_store_embedded::EmbeddedStore::new();
+        let mut w = Watch::default();
+        assert!(w.tick(&store, || ()).await);
+        assert_eq!(w.seen, Some(None), "before any change the mark is absent, and seen so");
+        signal_change(&store).await.unwrap();
+        assert!(w.tick(&store, || ()).await);
+        let now = mark(&store).await.unwrap();
+        assert!(now.is_some(), "a change leaves a mark");
+        assert_eq!(w.seen, Some(now), "the watch saw the very mark the requests compare against");
     }
 
     #[tokio::test]

@@ -56,11 +56,7 @@ pub async fn end_access<'a>(
     };
     let sids = store.members(&index).await?;
     for sid in &sids {
-        end(store, sid).await?;
-        // RFC 7009 §2.1 / RFC 6749 §10.4: the tokens of the session go with it; `revoked-sid`
-        // is what every token check reads.
-        store.put(&keys::revoked_sid(sid), b"1", tokens_ttl(ending.config)).await?;
-        crate::oidc::logout::end_session(ending, caller, sid).await;
+        end_one(ending, caller, sid).await?;
     }
     store.delete(&index).await?;
     Ok(sids.len())
@@ -116,7 +112,35 @@ pub async fn complete_pending(ending: Ending<'_>) {
     }
 }
 
-/// Ends the session `sid`, wherever the browser is.
+/// Ends one session, wherever the browser is: its state and every token issued from it
+/// (`offline_access` refresh families included), written first with errors returned; then its
+/// audit line and a logout token to each application that asked for one
+/// ([`crate::oidc::logout::announce`]); then the other replicas are told
+/// ([`crate::policy::view::signal_change`]). The one way a session is ended on someone's behalf:
+/// the console, and each session of an ending of access ([`end_access`]).
+pub async fn end_one<'a>(
+    ending: impl Into<Ending<'a>>,
+    caller: &crate::web::http::Caller,
+    sid: &str,
+) -> Result<(), StoreError> {
+    let ending = ending.into();
+    revoke(ending, sid).await?;
+    crate::oidc::logout::announce(ending, caller, sid).await;
+    if let Err(e) = crate::policy::view::signal_change(ending.ports.store.as_ref()).await {
+        tracing::warn!(error = %e, "the other replicas could not be told at once; they see the ending at their next read");
+    }
+    Ok(())
+}
+
+/// The store's part of ending `sid`: its state, and the `revoked-sid` mark every token check
+/// reads, so the session's tokens go with it (RFC 7009 §2.1, RFC 6749 §10.4).
+pub(crate) async fn revoke(ending: Ending<'_>, sid: &str) -> Result<(), StoreError> {
+    let store = ending.ports.store.as_ref();
+    end(store, sid).await?;
+    store.put(&keys::revoked_sid(sid), b"1", tokens_ttl(ending.config)).await
+}
+
+/// Ends the session `sid`'s state, wherever the browser is (its tokens: [`end_one`]).
 pub async fn end(store: &dyn EphemeralStore, sid: &str) -> Result<(), StoreError> {
     // Before and after the store: a forward-auth check deciding meanwhile keeps nothing it read.
     crate::forward_auth::session_ended();

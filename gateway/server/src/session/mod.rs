@@ -5,7 +5,8 @@ pub mod config;
 mod end;
 pub mod keys;
 
-pub use end::{Ending, SWEEP_SECS, complete_pending, end, end_access};
+pub(crate) use end::revoke;
+pub use end::{Ending, SWEEP_SECS, complete_pending, end, end_access, end_one};
 
 use std::time::Duration;
 

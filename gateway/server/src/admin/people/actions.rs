@@ -96,11 +96,7 @@ pub async fn end_session(
             sid.chars().take(64).collect::<String>()
         )));
     }
-    // Revoked first, errors reported: the logout below only logs its own.
-    session::end(store, sid).await.map_err(unavailable)?;
-    store.put(&keys::revoked_sid(sid), b"1", session::tokens_ttl(ending.config)).await.map_err(unavailable)?;
-    crate::oidc::logout::end_session(ending, caller, sid).await;
-    signal(&ending).await;
+    session::end_one(ending, caller, sid).await.map_err(unavailable)?;
     audit(&ending, admin, caller, id, Some(sid), "session ended from the console".into());
     Ok(())
 }
@@ -122,14 +118,6 @@ pub async fn end_all(ending: Ending<'_>, admin: &Admin, caller: &Caller, id: &st
         ))
     })?;
     revocations.revocation_done(&note).await?;
-    signal(&ending).await;
     audit(&ending, admin, caller, id, None, format!("all sessions ended from the console: {live} live session(s)"));
     Ok(live)
-}
-
-/// Tells the other replicas that access changed, so none goes on with a decision it cached.
-async fn signal(ending: &Ending<'_>) {
-    if let Err(e) = crate::policy::view::signal_change(ending.ports.store.as_ref()).await {
-        tracing::warn!(error = %e, "the other replicas could not be told at once; they see the ending at their next read");
-    }
 }
