@@ -20,6 +20,7 @@ use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin, EndingParts, Gate, GateParts};
+use crate::admin::bad_request;
 use crate::account::notices::Added;
 use crate::mail::Mailroom;
 use crate::state::{Part, Upstreams};
@@ -150,10 +151,6 @@ impl<'a> CardView<'a> {
     }
 }
 
-fn bad_request(detail: &str) -> HttpResponse {
-    problem(StatusCode::BAD_REQUEST, "Invalid request", detail)
-}
-
 fn error(e: ActionError) -> HttpResponse {
     match &e {
         ActionError::NotFound(m) => problem(StatusCode::NOT_FOUND, "Not found", m),
@@ -188,15 +185,6 @@ fn error(e: ActionError) -> HttpResponse {
 
 async fn admin(req: &HttpRequest, gate: &Gate<'_>, scope: Scope) -> Result<Admin, HttpResponse> {
     auth::require_token(req, gate, scope).await
-}
-
-macro_rules! try_or {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
 }
 
 fn path_id(req: &HttpRequest, what: &str) -> Result<String, String> {

@@ -19,11 +19,11 @@ struct Entry {
 }
 
 /// The console's pages, in the navigation's order.
-const PAGES: [Entry; 3] = [
+const PAGES: [Entry; 4] = [
     Entry { path: "/admin/cards", name: ["Cartes CPS / CPE", "CPS / CPE cards"], role: Role::Cards },
     Entry { path: "/admin/people", name: ["Personnes", "People"], role: Role::Cards },
     Entry { path: "/admin/audit-trail", name: ["Journal d'audit", "Audit trail"], role: Role::Audit },
-    // Entry { path: "/admin/feeds", name: ["Flux et propositions", "Feeds and proposals"], role: Role::Cards },
+    Entry { path: "/admin/feeds", name: ["Flux et propositions", "Feeds and proposals"], role: Role::Cards },
 ];
 
 /// The console page `path` belongs to (itself, or a page under it such as `/admin/cards/bind`),
@@ -178,5 +178,14 @@ mod tests {
         assert_eq!(audit.matches("<li>").count(), 1, "{audit}");
         assert!(audit.contains(r#"aria-current="page">Journal d'audit"#), "{audit}");
         assert_eq!(Nav::none("/admin/cards").html(Lang::Fr), "");
+    }
+}
+
+/// A notice above a console page's content: `role="alert"` for an error, `status` otherwise.
+pub fn notice(text: &str, error: bool) -> String {
+    if error {
+        format!(r#"<p class="error" role="alert" id="notice">{}</p>"#, esc(text))
+    } else {
+        format!(r#"<p role="status" id="notice">{}</p>"#, esc(text))
     }
 }

@@ -70,13 +70,7 @@ fn title(l: Lang) -> &'static str {
     tr(l, "Journal d'audit", "Audit trail")
 }
 
-pub(super) fn notice(text: &str, error: bool) -> String {
-    if error {
-        format!(r#"<p class="error" role="alert" id="notice">{}</p>"#, esc(text))
-    } else {
-        format!(r#"<p role="status" id="notice">{}</p>"#, esc(text))
-    }
-}
+pub(super) use crate::admin::shell::notice;
 
 /// The page: the form, then `below` (results or a message), then the language switch (the same
 /// search in the other language).

@@ -6,24 +6,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use vigie_core::roles::Scope;
 
+use crate::admin::bad_request;
 use crate::admin::api::check_id;
 use crate::admin::auth::{self, Gate, GateParts};
 use crate::admin::people::api::error;
 use crate::lifecycle::runs;
 use crate::web::http::problem;
-
-macro_rules! try_or {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
-}
-
-fn bad_request(detail: &str) -> HttpResponse {
-    problem(StatusCode::BAD_REQUEST, "Invalid request", detail)
-}
 
 /// How many runs a listing shows from a query string (`limit`, 1 to 200, 20 unless told).
 pub fn limit_param(query: &str) -> Result<usize, String> {

@@ -14,23 +14,18 @@ use crate::config::Config;
 use crate::lifecycle::runs::{self, ErrorLine, Kind};
 use crate::state::Part;
 use crate::web::http::{esc, parse_params};
-use crate::web::pages::{Lang, lang, lang_switch, tr, wide_page};
+use crate::web::pages::{Lang, lang, lang_switch, tr};
 
 /// Where the page is.
 pub const PATH: &str = "/admin/feeds";
 
-fn page(l: Lang, status: StatusCode, main: &str) -> HttpResponse {
+fn page(l: Lang, roles: &[Role], status: StatusCode, main: &str) -> HttpResponse {
     let title = tr(l, "Flux RH et propositions RPPS", "HR feed and RPPS proposals");
-    wide_page(l, status, title, &format!("{main}\n{}", lang_switch(l, &format!("{PATH}?"))))
+    let nav = crate::admin::shell::Nav::new(PATH, roles);
+    crate::admin::shell::page(&nav, l, status, title, main, &lang_switch(l, &format!("{PATH}?")))
 }
 
-fn notice(text: &str, error: bool) -> String {
-    if error {
-        format!(r#"<p class="error" role="alert" id="notice">{}</p>"#, esc(text))
-    } else {
-        format!(r#"<p role="status" id="notice">{}</p>"#, esc(text))
-    }
-}
+use crate::admin::shell::notice;
 
 fn back_link(l: Lang) -> String {
     format!(r#"<p><a href="{PATH}?lang={}">{}</a></p>"#, l.code(), tr(l, "Retour aux flux", "Back to the feeds"))
@@ -55,9 +50,10 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
     let l = lang(&req, None);
     if let Some(id) = params.get("run") {
         return match gate.ports.lifecycle.feed_run(id).await {
-            Ok(Some(r)) => page(l, StatusCode::OK, &format!("{}{}", run_section(l, &r), back_link(l))),
+            Ok(Some(r)) => page(l, &admin.roles, StatusCode::OK, &format!("{}{}", run_section(l, &r), back_link(l))),
             Ok(None) => page(
                 l,
+                &admin.roles,
                 StatusCode::NOT_FOUND,
                 &format!("{}{}", notice(tr(l, "Exécution inconnue.", "Unknown run."), true), back_link(l)),
             ),
@@ -65,12 +61,13 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
         };
     }
     let done = params.get("done").and_then(|d| done_message(l, d)).map(|m| notice(m, false)).unwrap_or_default();
-    overview(&req, &gate, &admin.csrf().unwrap_or_default(), &done, StatusCode::OK).await
+    overview(&req, &gate, &admin.roles, &admin.csrf().unwrap_or_default(), &done, StatusCode::OK).await
 }
 
 async fn overview(
     req: &HttpRequest,
     gate: &Gate<'_>,
+    roles: &[Role],
     csrf: &str,
     notice_html: &str,
     status: StatusCode,
@@ -84,7 +81,7 @@ async fn overview(
         Ok(p) => p,
         Err(e) => return crate::web::pages::unavailable(req, &e),
     };
-    page(l, status, &format!("{notice_html}{}{}", runs_section(l, &list), proposals_section(l, &proposals, csrf)))
+    page(l, roles, status, &format!("{notice_html}{}{}", runs_section(l, &list), proposals_section(l, &proposals, csrf)))
 }
 
 /// `POST /admin/feeds/proposals/decide`: `proposal`, `decision` (`confirm` or `reject`), `csrf`.
@@ -97,7 +94,7 @@ pub async fn decide(req: HttpRequest, parts: GateParts, body: web::Bytes) -> Htt
     let l = lang(&req, None);
     let p = match parse_params(&body) {
         Ok(p) => p,
-        Err(m) => return page(l, StatusCode::BAD_REQUEST, &notice(&format!("bad form: {m}"), true)),
+        Err(m) => return page(l, &admin.roles, StatusCode::BAD_REQUEST, &notice(&format!("bad form: {m}"), true)),
     };
     if !admin.check_csrf(p.get("csrf")) {
         let text = tr(
@@ -105,14 +102,14 @@ pub async fn decide(req: HttpRequest, parts: GateParts, body: web::Bytes) -> Htt
             "Ce formulaire a expiré ou ne vient pas de cette page. Rechargez la page et recommencez.",
             "This form has expired or does not come from this page. Reload the page and try again.",
         );
-        return page(l, StatusCode::FORBIDDEN, &format!("{}{}", notice(text, true), back_link(l)));
+        return page(l, &admin.roles, StatusCode::FORBIDDEN, &format!("{}{}", notice(text, true), back_link(l)));
     }
     let confirm = match p.get("decision") {
         Some("confirm") => true,
         Some("reject") => false,
         _ => {
             let text = tr(l, "Choisissez « confirmer » ou « rejeter ».", "Choose \"confirm\" or \"reject\".");
-            return page(l, StatusCode::BAD_REQUEST, &format!("{}{}", notice(text, true), back_link(l)));
+            return page(l, &admin.roles, StatusCode::BAD_REQUEST, &format!("{}{}", notice(text, true), back_link(l)));
         }
     };
     let id = p.get("proposal").unwrap_or_default().to_owned();
@@ -139,7 +136,7 @@ pub async fn decide(req: HttpRequest, parts: GateParts, body: web::Bytes) -> Htt
                 .to_owned(),
                 other => other.to_string(),
             };
-            overview(&req, &gate, &admin.csrf().unwrap_or_default(), &notice(&text, true), status).await
+            overview(&req, &gate, &admin.roles, &admin.csrf().unwrap_or_default(), &notice(&text, true), status).await
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 use vigie_core::roles::Scope;
 
 use super::actions;
+use crate::admin::bad_request;
 use crate::admin::actions::ActionError;
 use crate::admin::api::{check_id, parse_body};
 use crate::admin::auth::{self, EndingParts, Gate, GateParts};
@@ -21,19 +22,6 @@ pub const DEFAULT_LIMIT: usize = 20;
 #[serde(deny_unknown_fields)]
 pub struct EndSessions {
     pub sid: Option<String>,
-}
-
-macro_rules! try_or {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
-}
-
-fn bad_request(detail: &str) -> HttpResponse {
-    problem(StatusCode::BAD_REQUEST, "Invalid request", detail)
 }
 
 /// The problem an action's failure gets.

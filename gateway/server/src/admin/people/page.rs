@@ -28,13 +28,7 @@ fn page(admin: &Admin, l: Lang, status: StatusCode, main: &str) -> HttpResponse 
     crate::admin::shell::page(&nav, l, status, title(l), main, &lang_switch(l, &format!("{PATH}?")))
 }
 
-fn notice(text: &str, error: bool) -> String {
-    if error {
-        format!(r#"<p class="error" role="alert" id="notice">{}</p>"#, esc(text))
-    } else {
-        format!(r#"<p role="status" id="notice">{}</p>"#, esc(text))
-    }
-}
+use crate::admin::shell::notice;
 
 /// `GET /admin/people/login`: signs in as the admin pages' client, then comes back here.
 pub async fn login(config: Part<Config>) -> HttpResponse {
