@@ -144,6 +144,7 @@ fn help_lists_every_subcommand() {
         "directory",
         "audit",
         "rpps",
+        "feeds",
         "help",
     ];
     assert_eq!(listed, every, "{help}");
