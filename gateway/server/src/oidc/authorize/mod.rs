@@ -87,6 +87,12 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
         }
         Err(Invalid::Redirect(r)) => return error_response(config, r),
     };
+    // A SAML SP's login through its client: only the MIE its RequestedAuthnContext accepts.
+    #[cfg(feature = "saml")]
+    let request = match crate::saml::flow::exact_mie(config, ports, request).await {
+        Ok(r) => r,
+        Err((request, e)) => return temporarily_unavailable(config, &request, &e),
+    };
     let current = match session::current(ports, config, &req).await {
         Ok(s) => s,
         Err(e) => return temporarily_unavailable(config, &request, &e),
@@ -199,7 +205,7 @@ async fn handle_session(
             ),
         );
     }
-    let (mut offered, step_up) = match step_up {
+    let (offered, step_up) = match step_up {
         Some(o) => (o, true),
         None => {
             let before = crate::policy::offered_before_login(policy, caller, client);
@@ -212,6 +218,14 @@ async fn handle_session(
             (before, false)
         }
     };
+    let mut offered = request.narrow(offered);
+    if offered.is_empty() {
+        // OIDC Core §3.1.2.6: no MIE the policy allows is one the request accepts.
+        return error_response(
+            config,
+            redirected(&request, "unmet_authentication_requirements", "no means of identification answers the request"),
+        );
+    }
     let mut request = request;
     if let Some(fi) = fi_tiers {
         offered.retain(|m| !super::fi_tiers::excluded(*m));
