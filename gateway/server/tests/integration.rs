@@ -65,6 +65,8 @@ mod replicas;
 mod rolling;
 #[cfg(feature = "saml")]
 mod saml;
+#[cfg(feature = "saml")]
+mod saml_mie;
 mod schema;
 mod scim;
 mod security;

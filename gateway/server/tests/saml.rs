@@ -32,7 +32,7 @@ fn sp_dir() -> PathBuf {
 }
 
 /// One pysaml2 SP: its configuration file and the way to run `sp.py` on it.
-struct Sp {
+pub(crate) struct Sp {
     conf: PathBuf,
     root: PathBuf,
 }
@@ -76,14 +76,14 @@ impl Sp {
         )
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let (ok, out, err) = self.run(args, "");
         assert!(ok, "sp.py {args:?}: {err}");
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("sp.py {args:?} printed {out:?}: {e}"))
     }
 
     /// pysaml2's verdict on a Response to the request `id`: what it read, or why it refused.
-    fn parse(&self, id: &str, response_b64: &str) -> Result<Value, String> {
+    pub(crate) fn parse(&self, id: &str, response_b64: &str) -> Result<Value, String> {
         let (ok, out, err) = self.run(&["parse", id], response_b64);
         // pysaml2's errors quote the whole document: the first lines say why.
         let err: String = err.chars().take(1500).collect();
@@ -107,7 +107,7 @@ fn openssl_pair(dir: &Path, name: &str, cn: &str) {
 
 /// The gateway with two SPs: `lab` (persistent NameID, attributes) and `rh`, which must sign its
 /// requests (transient NameID), and the pysaml2 SPs that play them.
-async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
+pub(crate) async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("saml-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -297,7 +297,7 @@ async fn pysaml2_logs_in_with_password_totp_and_refuses_forgeries() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-const CARD_CLASS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI";
+pub(crate) const CARD_CLASS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI";
 
 /// The `AuthnInstant` pysaml2 read, as Unix seconds.
 fn authn_instant(read: &Value) -> i64 {
@@ -307,7 +307,12 @@ fn authn_instant(read: &Value) -> i64 {
 
 /// A request made by `lab` with `args` that a live session does not answer: the browser is
 /// sent to the login page. The request and the login page's URL.
-async fn leads_to_the_login_page(lab: &Sp, b: &mut Browser<'_>, args: &[&str], why: &str) -> (Value, String) {
+pub(crate) async fn leads_to_the_login_page(
+    lab: &Sp,
+    b: &mut Browser<'_>,
+    args: &[&str],
+    why: &str,
+) -> (Value, String) {
     let req = lab.json(args);
     fresh(b);
     let (r, next) = b

@@ -66,7 +66,7 @@ pub struct Methods {
 pub fn methods_for(config: &Config, upstreams: &Upstreams, flow: &LoginFlow) -> Methods {
     let needed = flow.request.required_level();
     let reaches = |level: AssuranceLevel| needed.is_none_or(|n| level >= n);
-    let offered = |mie: &[Mie]| flow.offer.offers_any(mie);
+    let offered = |mie: &[Mie]| flow.offer.offers_any(mie) && mie.iter().any(|m| flow.request.answered_by(*m));
     Methods {
         card: config.cards.enabled
             && reaches(AssuranceLevel::TwoFactorPhishingResistant)
@@ -97,6 +97,9 @@ pub async fn complete(
     who: &str,
 ) -> HttpResponse {
     let mie = auth.mie;
+    if let Some(page) = unasked(flows, req, caller, flow_id, &flow, mie, who) {
+        return page;
+    }
     if flow.request.required_level().is_some_and(|l| auth.level < l) {
         metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "insufficient").increment(1);
         let idnat = crate::audit::idnat_of(&flows.policy.identities, flows.ports.directory.as_ref(), &auth).await;
@@ -150,7 +153,7 @@ pub async fn complete(
                 Back::Home,
             );
         }
-        let flow = LoginFlow { offer: Offer::StepUp(decision.step_up), ..flow };
+        let flow = LoginFlow { offer: Offer::StepUp(flow.request.narrow(decision.step_up)), ..flow };
         let ttl = std::time::Duration::from_secs(flows.config.tokens.login_flow_ttl_secs);
         if let Err(e) = flows.ports.store.put_json(&keys::login_flow(flow_id), &flow, ttl).await {
             return pages::unavailable(req, &e);
@@ -176,6 +179,34 @@ pub async fn complete(
     metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "success").increment(1);
     audit_login(&flows.audit, caller, mie, who, &flow, idnat.as_deref(), Ok(&s));
     crate::oidc::authorize::finish(flows.answer(), flow.request, &s, Some(cookie)).await
+}
+
+/// A login with a MIE the request does not accept (a SAML SP that named the classes it takes,
+/// `AuthRequest::only_mie`) is refused before anything is checked, whatever was posted: the
+/// page was not offering it. Audited; the answer (`Some`) leads back to the flow's login page.
+pub(crate) fn unasked(
+    flows: &Flows,
+    req: &HttpRequest,
+    caller: &Caller,
+    flow_id: &str,
+    flow: &LoginFlow,
+    mie: Mie,
+    who: &str,
+) -> Option<HttpResponse> {
+    if flow.request.answered_by(mie) {
+        return None;
+    }
+    metrics::counter!("vigie_login_total", "method" => mie.as_str(), "result" => "not_offered").increment(1);
+    audit_login(&flows.audit, caller, mie, who, flow, None, Err("the application does not accept this MIE"));
+    Some(pages::error_page(
+        req,
+        StatusCode::FORBIDDEN,
+        Say::new(
+            "Cette application n'accepte pas ce moyen d'identification : utilisez l'un de ceux proposés sur la page de connexion.",
+            "This application does not accept this means of identification: use one of those offered on the sign-in page.",
+        ),
+        Back::Login(flow_id),
+    ))
 }
 
 /// One audit line per login attempt, whatever the method: the session it opened, or why it

@@ -104,6 +104,10 @@ pub async fn submit(
     let password = limited(&params, "password", 1024).unwrap_or_default();
     let code = limited(&params, "totp", 16).unwrap_or_default().replace(' ', "");
 
+    // Not offered for this login: no password is checked, so none is guessed.
+    if let Some(r) = super::unasked(&flows, &req, &caller, &flow_id, &flow, Mie::PasswordTotp, &username) {
+        return r;
+    }
     let at = LoginAttempt { req: &req, caller: &caller, flow_id: &flow_id, flow: &flow };
     if let Err(r) = limit_per_ip(&flows, &ports, &config.login, at, Mie::PasswordTotp, &username, true).await {
         return r;

@@ -15,7 +15,7 @@ pub mod token;
 pub mod userinfo;
 
 use serde::{Deserialize, Serialize};
-use vigie_core::{AssuranceLevel, Authentication};
+use vigie_core::{AssuranceLevel, Authentication, Mie};
 
 use crate::config::Config;
 use crate::state::{Audit, OidcState, PolicyGate, Ports, Upstreams, parts};
@@ -87,6 +87,10 @@ pub struct AuthRequest {
     /// The `acr` claim was requested as essential (OIDC Core §5.5.1.1).
     pub acr_essential: bool,
     pub ui_locales: Option<String>,
+    /// The only MIE that answer this request, when it names them: never from an OIDC parameter
+    /// (none names a MIE), only from a SAML SP's `RequestedAuthnContext` (`saml::flow::exact_mie`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_mie: Option<Vec<Mie>>,
 }
 
 /// OIDC Core §3.1.2.1 `prompt`, as far as it changes what the provider does (`consent` and
@@ -157,7 +161,18 @@ impl AuthRequest {
         // MUST attempt to actively re-authenticate the End-User."
         let fresh = self.max_age.is_none_or(|m| now - auth.at <= m);
         let strong = self.required_level().is_none_or(|l| auth.level >= l);
-        fresh && strong
+        fresh && strong && self.answered_by(auth.mie)
+    }
+
+    /// Whether a login with this MIE may answer the request (every MIE unless it names some).
+    pub fn answered_by(&self, mie: Mie) -> bool {
+        self.only_mie.as_ref().is_none_or(|only| only.contains(&mie))
+    }
+
+    /// The MIE of `offered` that may answer the request.
+    pub fn narrow(&self, mut offered: Vec<Mie>) -> Vec<Mie> {
+        offered.retain(|m| self.answered_by(*m));
+        offered
     }
 }
 
@@ -200,7 +215,7 @@ pub fn internal_error(endpoint: &str, detail: &dyn std::fmt::Display) -> actix_w
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigie_core::{Factor, Mie};
+    use vigie_core::Factor;
 
     fn request(foreign: &[(&str, AssuranceLevel)]) -> AuthRequest {
         AuthRequest {
@@ -218,6 +233,7 @@ mod tests {
             foreign_acr: foreign.iter().map(|(v, l)| ForeignAcr { value: (*v).into(), level: *l }).collect(),
             acr_essential: false,
             ui_locales: None,
+            only_mie: None,
         }
     }
 

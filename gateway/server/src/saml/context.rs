@@ -78,12 +78,18 @@ impl Requested {
         }
     }
 
+    /// The MIE whose login answers the request (those [`Requested::satisfied_by`] accepts): the
+    /// only ones its login page offers, so that the class answered is one the SP accepts —
+    /// for `exact`, one of the classes named. Empty when none does.
+    pub fn mie(&self) -> Vec<Mie> {
+        ALL_MIE.into_iter().filter(|m| self.satisfied_by(*m)).collect()
+    }
+
     /// The weakest level a login must reach for some MIE to answer the request, passed to
     /// `/authorize` as the essential `acr`; `Err(())` when no MIE of Vigie can (the SP gets a
     /// `NoAuthnContext` status, §3.2.2.2). `Ok(None)`: any level may do (`maximum`).
     pub fn level(&self) -> Result<Option<AssuranceLevel>, ()> {
-        let reaching: Vec<AssuranceLevel> =
-            ALL_MIE.into_iter().filter(|m| self.satisfied_by(*m)).map(level_of).collect();
+        let reaching: Vec<AssuranceLevel> = self.mie().into_iter().map(level_of).collect();
         match reaching.iter().min() {
             None => Err(()),
             Some(_) if self.comparison == Comparison::Maximum => Ok(None),
@@ -123,6 +129,33 @@ mod tests {
         let maximum = ask(Comparison::Maximum, &[TOTP]);
         assert_eq!(maximum.level(), Ok(None));
         assert!(maximum.satisfied_by(Mie::PasswordTotp) && !maximum.satisfied_by(Mie::Cps));
+    }
+
+    #[test]
+    fn the_mie_offered_are_those_each_comparison_accepts() {
+        use Mie::*;
+        // exact: the MIE answered with a class named, and only those.
+        assert_eq!(ask(Comparison::Exact, &[CARD]).mie(), vec![Cps, Cpe, CpsViaPsc]);
+        assert_eq!(ask(Comparison::Exact, &[TOTP]).mie(), vec![PasswordTotp]);
+        assert_eq!(ask(Comparison::Exact, &[KERBEROS, TOTP]).mie(), vec![PasswordTotp]);
+        assert_eq!(ask(Comparison::Exact, &[CARD, TOTP]).mie(), vec![Cps, Cpe, CpsViaPsc, PasswordTotp]);
+        // minimum: at least the level of the class named.
+        assert_eq!(ask(Comparison::Minimum, &[CARD]).mie(), vec![Cps, Cpe, Fido2, CpsViaPsc]);
+        let minimum = ask(Comparison::Minimum, &[TOTP]).mie();
+        assert!(minimum.contains(&PasswordTotp) && minimum.contains(&Fido2) && minimum.contains(&Cps));
+        // better: stronger than every class named.
+        let better = ask(Comparison::Better, &[TOTP]).mie();
+        assert!(better.contains(&Cps) && better.contains(&Fido2) && !better.contains(&PasswordTotp));
+        // maximum: no stronger than the class named.
+        let maximum = ask(Comparison::Maximum, &[TOTP]).mie();
+        assert!(maximum.contains(&PasswordTotp) && !maximum.iter().any(|m| [Cps, Cpe, Fido2].contains(m)));
+        // Every MIE listed answers the request, and nothing is offered for a class nothing reaches.
+        for r in [ask(Comparison::Exact, &[CARD]), ask(Comparison::Minimum, &[TOTP]), ask(Comparison::Maximum, &[TOTP])]
+        {
+            assert!(r.mie().iter().all(|m| r.satisfied_by(*m)));
+        }
+        assert!(ask(Comparison::Exact, &[KERBEROS]).mie().is_empty());
+        assert!(ask(Comparison::Better, &[CARD]).mie().is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::decode;
 use super::idp::{HTTP_POST, Sp};
 use super::response::{self, Statement};
 use crate::config::Config;
-use crate::oidc::CodeGrant;
+use crate::oidc::{AuthRequest, CodeGrant};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
 use crate::session::{Session, keys};
 use crate::state::{Audit, Ports, parts};
@@ -226,6 +226,32 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
         .insert_header((header::CACHE_CONTROL, "no-store"));
     resp.cookie(crate::web::http::host_cookie(LOGIN_COOKIE, browser, Some(ttl.as_secs() as i64)));
     resp.finish()
+}
+
+/// The authorization request of a SAML SP's login (its client, `/saml/callback`, the started
+/// login's `state`), narrowed to the MIE its `RequestedAuthnContext` accepts: the login page
+/// offers only those, a session with another MIE is not reused, and a login with another is
+/// refused (`login::unasked`). Any other request is returned as it came.
+pub(crate) async fn exact_mie(
+    config: &Config,
+    ports: &Ports,
+    idp: &super::SamlIdp,
+    mut request: AuthRequest,
+) -> Result<AuthRequest, (AuthRequest, vigie_core::store::StoreError)> {
+    if request.redirect_uri != config.endpoint("/saml/callback") {
+        return Ok(request);
+    }
+    let Some(state) = request.state.as_deref().filter(|s| s.len() <= 64) else { return Ok(request) };
+    let started = match ports.store.get_json::<Started>(&started_key(state)).await {
+        Ok(s) => s,
+        Err(e) => return Err((request, e)),
+    };
+    // The started login of this SP's client only: its callback refuses any other code anyway.
+    let sp_client = started.as_ref().and_then(|s| idp.get()?.sp(&s.sp).map(|sp| sp.config.client_id.clone()));
+    if sp_client.as_deref() == Some(request.client_id.as_str()) {
+        request.only_mie = started.and_then(|s| s.requested).map(|r| r.mie());
+    }
+    Ok(request)
 }
 
 /// saml-bindings §3.4.4.1: the signature is over `SAMLRequest=…&RelayState=…&SigAlg=…` (or

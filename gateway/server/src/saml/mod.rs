@@ -9,7 +9,7 @@ pub mod decode;
 #[cfg(feature = "saml")]
 pub mod demo;
 #[cfg(feature = "saml")]
-mod flow;
+pub(crate) mod flow;
 #[cfg(feature = "saml")]
 pub mod idp;
 #[cfg(feature = "saml")]

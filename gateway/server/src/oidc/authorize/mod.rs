@@ -37,6 +37,7 @@ parts! {
         ports: Ports,
         policy: PolicyGate,
         audit: Audit,
+        saml: crate::saml::SamlIdp,
     }
 }
 
@@ -48,18 +49,26 @@ impl Endpoint {
 
 pub async fn get(req: HttpRequest, endpoint: Endpoint) -> HttpResponse {
     let raw = req.query_string().to_owned();
-    handle(req, endpoint.answer(), &endpoint.policy, raw.as_bytes()).await
+    handle(req, endpoint.answer(), &endpoint.policy, &endpoint.saml, raw.as_bytes()).await
 }
 
 /// OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST
 /// methods".
 pub async fn post(req: HttpRequest, endpoint: Endpoint, body: web::Bytes) -> HttpResponse {
-    handle(req, endpoint.answer(), &endpoint.policy, &body).await
+    handle(req, endpoint.answer(), &endpoint.policy, &endpoint.saml, &body).await
 }
 
 /// Deciding between SSO, an error and a login flow: `answer` is what answering the client
 /// reaches, `policy` decides on the session and on what a login may offer.
-async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: &[u8]) -> HttpResponse {
+async fn handle(
+    req: HttpRequest,
+    answer: Answer<'_>,
+    policy: &PolicyGate,
+    saml: &crate::saml::SamlIdp,
+    raw: &[u8],
+) -> HttpResponse {
+    #[cfg(not(feature = "saml"))]
+    let _ = saml;
     let Answer { config, oidc, ports, audit } = answer;
     let caller = Caller::of(&req, &config.server);
     let validated = match parse_params(raw) {
@@ -86,6 +95,12 @@ async fn handle(req: HttpRequest, answer: Answer<'_>, policy: &PolicyGate, raw: 
             return pages::error_page(&req, StatusCode::BAD_REQUEST, pages::Say::new(&fr, &en), pages::Back::Home);
         }
         Err(Invalid::Redirect(r)) => return error_response(config, r),
+    };
+    // A SAML SP's login through its client: only the MIE its RequestedAuthnContext accepts.
+    #[cfg(feature = "saml")]
+    let request = match crate::saml::flow::exact_mie(config, ports, saml, request).await {
+        Ok(r) => r,
+        Err((request, e)) => return temporarily_unavailable(config, &request, &e),
     };
     let current = match session::current(ports, config, &req).await {
         Ok(s) => s,
@@ -199,7 +214,7 @@ async fn handle_session(
             ),
         );
     }
-    let (mut offered, step_up) = match step_up {
+    let (offered, step_up) = match step_up {
         Some(o) => (o, true),
         None => {
             let before = crate::policy::offered_before_login(policy, caller, client);
@@ -212,6 +227,14 @@ async fn handle_session(
             (before, false)
         }
     };
+    let mut offered = request.narrow(offered);
+    if offered.is_empty() {
+        // OIDC Core §3.1.2.6: no MIE the policy allows is one the request accepts.
+        return error_response(
+            config,
+            redirected(&request, "unmet_authentication_requirements", "no means of identification answers the request"),
+        );
+    }
     let mut request = request;
     if let Some(fi) = fi_tiers {
         offered.retain(|m| !super::fi_tiers::excluded(*m));

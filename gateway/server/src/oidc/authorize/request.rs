@@ -260,6 +260,7 @@ pub fn validate(params: Result<Params, String>, config: &Config, oidc: &OidcStat
         foreign_acr,
         acr_essential,
         ui_locales,
+        only_mie: None,
     })
 }
 
