@@ -42,13 +42,27 @@ pub(super) fn ensure_scim_token(dir: &Path) -> anyhow::Result<String> {
     ensure_token(dir, "scim-token")
 }
 
-/// Writes a file only its owner may read.
+/// Writes a file only its owner may read, whole or not at all: the content goes to a fresh file
+/// created owner-only (never readable by others, not even for an instant), then replaces `path`
+/// by rename — a script or test polling `demo.json` never reads it half-written.
 pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
-    std::fs::write(path, content)?;
+    use std::io::Write;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("secret");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(content.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     Ok(())
 }
@@ -113,4 +127,47 @@ pub(super) fn jwt_client_jwks(s: &DemoSecrets) -> anyhow::Result<serde_json::Val
     let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256)?;
     jwk.common.key_id = Some(s.jwt_client_kid.clone());
     Ok(json!({ "keys": [jwk] }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_secret;
+
+    /// A reader polling the file while it is rewritten sees the old or the new content, never a
+    /// truncated one (the rolling test once read `demo.json` half-written and failed to parse it).
+    #[test]
+    fn a_rewritten_file_is_never_read_half_written_and_stays_owner_only() {
+        let dir = std::env::temp_dir().join(format!("vigie-write-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("demo.json");
+        let doc = |i: usize| serde_json::json!({ "round": i, "pad": "x".repeat(256 * 1024) }).to_string();
+        write_secret(&path, &doc(0)).expect("first write");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let text = std::fs::read_to_string(&path).expect("the file is always there");
+                    serde_json::from_str::<serde_json::Value>(&text).expect("a whole document");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 1..40 {
+            write_secret(&path, &doc(i)).expect("rewrite");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().expect("the reader saw only whole documents") > 0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        assert_eq!(left, vec![std::ffi::OsString::from("demo.json")], "no temporary file left");
+    }
 }
