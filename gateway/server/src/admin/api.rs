@@ -20,8 +20,8 @@ use vigie_core::roles::Scope;
 
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin, EndingParts, Gate, GateParts};
-use crate::admin::bad_request;
 use crate::account::notices::Added;
+use crate::admin::bad_request;
 use crate::mail::Mailroom;
 use crate::state::{Part, Upstreams};
 use crate::web::http::problem;

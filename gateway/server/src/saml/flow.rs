@@ -69,7 +69,9 @@ const BAD_REQUEST: Say<'static> = Say::new(
 
 pub async fn metadata(saml: Saml) -> HttpResponse {
     match saml.idp.get() {
-        Some(idp) => super::metadata::response(&idp, &saml.config.endpoint("/saml/sso"), &saml.config.endpoint("/saml/slo")),
+        Some(idp) => {
+            super::metadata::response(&idp, &saml.config.endpoint("/saml/sso"), &saml.config.endpoint("/saml/slo"))
+        }
         _ => super::not_configured(),
     }
 }

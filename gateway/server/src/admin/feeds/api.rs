@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use vigie_core::roles::Scope;
 
-use crate::admin::bad_request;
 use crate::admin::api::check_id;
 use crate::admin::auth::{self, Gate, GateParts};
+use crate::admin::bad_request;
 use crate::admin::people::api::error;
 use crate::lifecycle::runs;
 use crate::web::http::problem;

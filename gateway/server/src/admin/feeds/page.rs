@@ -81,7 +81,12 @@ async fn overview(
         Ok(p) => p,
         Err(e) => return crate::web::pages::unavailable(req, &e),
     };
-    page(l, roles, status, &format!("{notice_html}{}{}", runs_section(l, &list), proposals_section(l, &proposals, csrf)))
+    page(
+        l,
+        roles,
+        status,
+        &format!("{notice_html}{}{}", runs_section(l, &list), proposals_section(l, &proposals, csrf)),
+    )
 }
 
 /// `POST /admin/feeds/proposals/decide`: `proposal`, `decision` (`confirm` or `reject`), `csrf`.

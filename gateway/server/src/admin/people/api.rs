@@ -8,10 +8,10 @@ use serde_json::json;
 use vigie_core::roles::Scope;
 
 use super::actions;
-use crate::admin::bad_request;
 use crate::admin::actions::ActionError;
 use crate::admin::api::{check_id, parse_body};
 use crate::admin::auth::{self, EndingParts, Gate, GateParts};
+use crate::admin::bad_request;
 use crate::web::http::problem;
 
 /// Results per page unless `limit` says otherwise.
