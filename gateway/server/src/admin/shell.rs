@@ -145,6 +145,15 @@ pub async fn login(req: HttpRequest, config: Part<Config>) -> HttpResponse {
     crate::web::own_pages::sign_in(&config, crate::admin::page::CLIENT_ID, back, 900)
 }
 
+/// A notice above a console page's content: `role="alert"` for an error, `status` otherwise.
+pub fn notice(text: &str, error: bool) -> String {
+    if error {
+        format!(r#"<p class="error" role="alert" id="notice">{}</p>"#, esc(text))
+    } else {
+        format!(r#"<p role="status" id="notice">{}</p>"#, esc(text))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,14 +187,5 @@ mod tests {
         assert_eq!(audit.matches("<li>").count(), 1, "{audit}");
         assert!(audit.contains(r#"aria-current="page">Journal d'audit"#), "{audit}");
         assert_eq!(Nav::none("/admin/cards").html(Lang::Fr), "");
-    }
-}
-
-/// A notice above a console page's content: `role="alert"` for an error, `status` otherwise.
-pub fn notice(text: &str, error: bool) -> String {
-    if error {
-        format!(r#"<p class="error" role="alert" id="notice">{}</p>"#, esc(text))
-    } else {
-        format!(r#"<p role="status" id="notice">{}</p>"#, esc(text))
     }
 }
