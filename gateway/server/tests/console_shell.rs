@@ -70,12 +70,13 @@ async fn every_console_page_has_the_same_navigation_and_refusals_come_back_to_th
     let r = hr.get(&r.location()).await;
     assert_eq!((r.status, r.location()), (303, "/admin/people".to_owned()));
 
-    // Role `cards` only: cards and people, the current one marked; no audit trail.
+    // Role `cards` only: cards, people and feeds, the current one marked; no audit trail.
     let people = hr.get("/admin/people").await;
     assert_eq!(people.status, 200, "{}", people.body);
     let links = nav(&people.body);
     assert!(links.contains(r#"<a href="/admin/people?lang=fr" aria-current="page">Personnes</a>"#), "{links}");
     assert!(links.contains(r#"<a href="/admin/cards?lang=fr">Cartes CPS / CPE</a>"#), "{links}");
+    assert!(links.contains(r#"<a href="/admin/feeds?lang=fr">Flux et propositions</a>"#), "{links}");
     assert!(!links.contains("audit-trail"), "{links}");
     let r = hr.get("/admin/audit-trail?lang=en").await;
     assert_eq!(r.status, 403, "{}", r.body);
@@ -83,18 +84,21 @@ async fn every_console_page_has_the_same_navigation_and_refusals_come_back_to_th
     let links = nav(&r.body);
     assert!(links.contains("/admin/people?lang=en") && !links.contains("aria-current"), "{links}");
 
-    // Given `audit`: the third link, on every page; each page marks itself.
+    // Given `audit`: the fourth link, on every page; each page marks itself.
     let dir = gw.data_dir.to_str().unwrap();
     let (ok, _, err) = vigie(&["users", "grant-role", "demo.rh", "audit", "--data-dir", dir], &[]);
     assert!(ok, "{err}");
     let mut seen = Vec::new();
-    for (path, name) in
-        [("/admin/cards", "CPS / CPE cards"), ("/admin/people", "People"), ("/admin/audit-trail", "Audit trail")]
-    {
+    for (path, name) in [
+        ("/admin/cards", "CPS / CPE cards"),
+        ("/admin/people", "People"),
+        ("/admin/feeds", "Feeds and proposals"),
+        ("/admin/audit-trail", "Audit trail"),
+    ] {
         let r = hr.get(&format!("{path}?lang=en")).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         let links = nav(&r.body);
-        assert_eq!(links.matches("<li>").count(), 3, "{path}: {links}");
+        assert_eq!(links.matches("<li>").count(), 4, "{path}: {links}");
         assert_eq!(links.matches("aria-current").count(), 1, "{path}: {links}");
         assert!(links.contains(&format!(r#"<a href="{path}?lang=en" aria-current="page">{name}</a>"#)), "{links}");
         seen.push(links.replace(r#" aria-current="page""#, ""));
@@ -103,7 +107,7 @@ async fn every_console_page_has_the_same_navigation_and_refusals_come_back_to_th
 
     // The home page leads operators to the console.
     let home = gw.browser().get("/").await;
-    for href in ["/admin/cards", "/admin/people", "/admin/audit-trail"] {
+    for href in ["/admin/cards", "/admin/people", "/admin/feeds", "/admin/audit-trail"] {
         assert!(home.body.contains(&format!(r#"href="{href}""#)), "{href} in {}", home.body);
     }
 }

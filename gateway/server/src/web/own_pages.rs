@@ -27,6 +27,11 @@ pub async fn home(req: HttpRequest, config: Part<Config>) -> HttpResponse {
     }
     links += &item("/admin/cards", "Console : gestion des cartes (RH)", "Console: card management (HR)");
     links += &item("/admin/people", "Console : personnes et sessions (RH)", "Console: people and sessions (HR)");
+    links += &item(
+        "/admin/feeds",
+        "Console : flux RH et propositions RPPS (RH)",
+        "Console: HR feed and RPPS proposals (HR)",
+    );
     links += &item("/admin/audit-trail", "Console : journal d'audit (auditeurs)", "Console: audit trail (auditors)");
     let intro = tr(
         l,
