@@ -157,7 +157,7 @@ test('HR and an auditor use the console with the keyboard only, and its pages ar
   // The console's navigation: the same links on every page, the current one marked; by keyboard.
   const console_ = page.getByRole('navigation', { name: 'Console' });
   const navLinks = async () => console_.getByRole('link').evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute('aria-current')]));
-  const expected = (current) => ['Cartes CPS / CPE', 'Personnes', "Journal d'audit"].map((n) => [n, n === current ? 'page' : null]);
+  const expected = (current) => ['Cartes CPS / CPE', 'Personnes', 'Flux et propositions', "Journal d'audit"].map((n) => [n, n === current ? 'page' : null]);
   assert.deepEqual(await navLinks(), expected('Personnes'), 'the people page marks itself');
   await tabTo(page, console_.getByRole('link', { name: 'Cartes CPS / CPE' }), { back: true });
   await assertFocusVisible(page, 'the navigation link');
@@ -165,6 +165,12 @@ test('HR and an auditor use the console with the keyboard only, and its pages ar
   await page.waitForURL((u) => u.pathname === '/admin/cards');
   await accessible(page, 'cards page');
   assert.deepEqual(await navLinks(), expected('Cartes CPS / CPE'), 'the cards page marks itself');
+  // The feeds page: reached by keyboard, marks itself, passes the same checks.
+  await tabTo(page, console_.getByRole('link', { name: 'Flux et propositions' }));
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.pathname === '/admin/feeds');
+  await accessible(page, 'feeds page');
+  assert.deepEqual(await navLinks(), expected('Flux et propositions'), 'the feeds page marks itself');
   await tabTo(page, console_.getByRole('link', { name: 'Personnes' }));
   await page.keyboard.press('Enter');
   await page.waitForURL((u) => u.pathname === '/admin/people');

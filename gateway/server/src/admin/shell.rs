@@ -22,8 +22,8 @@ struct Entry {
 const PAGES: [Entry; 4] = [
     Entry { path: "/admin/cards", name: ["Cartes CPS / CPE", "CPS / CPE cards"], role: Role::Cards },
     Entry { path: "/admin/people", name: ["Personnes", "People"], role: Role::Cards },
-    Entry { path: "/admin/audit-trail", name: ["Journal d'audit", "Audit trail"], role: Role::Audit },
     Entry { path: "/admin/feeds", name: ["Flux et propositions", "Feeds and proposals"], role: Role::Cards },
+    Entry { path: "/admin/audit-trail", name: ["Journal d'audit", "Audit trail"], role: Role::Audit },
 ];
 
 /// The console page `path` belongs to (itself, or a page under it such as `/admin/cards/bind`),
