@@ -290,12 +290,24 @@ async fn refresh_token(c: &Ctx) -> anyhow::Result<Verdict> {
     };
     let rp = c.rp().clone();
     let t2 = Tokens::of(&c.token(&rp, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await?)?;
+    refreshed(&t, &t2)?;
+    Ok(Verdict::Pass)
+}
+
+/// What a refresh grant's answer `after` must be, given the tokens `before` whose refresh token
+/// it redeemed: the same subject, a new access token, a rotated refresh token.
+fn refreshed(before: &Tokens, after: &Tokens) -> anyhow::Result<()> {
     ensure!(
-        jwt_part(&t2.id, 1)["sub"] == jwt_part(&t.id, 1)["sub"],
+        jwt_part(&after.id, 1)["sub"] == jwt_part(&before.id, 1)["sub"],
         "the refreshed ID token's sub changed (Core §12.2)"
     );
-    ensure!(t2.refresh.as_ref().is_some_and(|r| *r != refresh), "the refresh token was not rotated (RFC 9700 §4.14.2)");
-    Ok(Verdict::Pass)
+    // RFC 6749 §6: the grant issues an access token (§5.1); the one issued before is no answer.
+    ensure!(after.access != before.access, "the refresh grant answered the access token issued before (RFC 6749 §6)");
+    ensure!(
+        after.refresh.as_ref().is_some_and(|r| Some(r) != before.refresh.as_ref()),
+        "the refresh token was not rotated (RFC 9700 §4.14.2)"
+    );
+    Ok(())
 }
 
 async fn valid_pkce(c: &Ctx) -> anyhow::Result<Verdict> {
@@ -306,4 +318,30 @@ async fn valid_pkce(c: &Ctx) -> anyhow::Result<Verdict> {
     refused_with(&c.redeem(&wrong, &code).await?, "invalid_grant", "a wrong code_verifier")?;
     c.sso_tokens().await?;
     Ok(Verdict::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::b64;
+
+    fn tokens(sub: &str, access: &str, refresh: Option<&str>) -> Tokens {
+        let id = format!("{}.{}.sig", b64(b"{\"alg\":\"ES256\"}"), b64(format!("{{\"sub\":\"{sub}\"}}").as_bytes()));
+        Tokens { access: access.into(), refresh: refresh.map(str::to_owned), id }
+    }
+
+    #[test]
+    fn a_refresh_answer_needs_the_same_sub_a_new_access_token_and_a_rotated_refresh_token() {
+        let before = tokens("alice", "a1", Some("r1"));
+        refreshed(&before, &tokens("alice", "a2", Some("r2"))).expect("new tokens for the same subject");
+        for (after, why) in [
+            (tokens("bob", "a2", Some("r2")), "sub changed"),
+            (tokens("alice", "a1", Some("r2")), "access token issued before"),
+            (tokens("alice", "a2", Some("r1")), "not rotated"),
+            (tokens("alice", "a2", None), "not rotated"),
+        ] {
+            let e = refreshed(&before, &after).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The conformance kit (`conformance/kit`) run against the real `vigie serve` on the embedded
 //! demo: every module passes or says why it does not apply; against a gateway weakened in one
 //! way, exactly the module that checks it fails (a check that cannot fail is a defect).
+mod broken_oidc;
 mod proxy;
 mod relay;
 
@@ -255,18 +256,19 @@ async fn the_tls_checks_fail_against_a_weak_tls_server() {
 /// cookies' HttpOnly, each check of those behaviours fails for its reason, and only those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logout_claims_iss_and_cookie_checks_fail_behind_an_altering_proxy() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
-    let port = listener.local_addr().expect("an address").port();
-    let issuer = format!("https://localhost:{port}");
-    let gw = Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
-    let switch = proxy::start(listener, gw.port, &gw.data_dir, gw.demo["ca_pem"].as_str().expect("the CA"));
+    let (gw, issuer, switch) = proxy::gateway_behind_proxy().await;
     let only = ["oidcc-rp-initiated-logout", "oidcc-claims-essential", "rfc9207-", "rfc9700-clickjacking"];
     // The control: through the proxy breaking nothing, every one of these checks passes.
     let report = run_only(&gw, &issuer, &only, None).await;
     assert_fails_exactly(&report, &[]);
     assert_eq!(report.outcomes.len(), 8, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
-    *switch.lock().expect("the switch") =
-        proxy::Faults { open_logout: true, drop_claims: true, drop_iss: true, cookies_not_httponly: true };
+    *switch.lock().expect("the switch") = proxy::Faults {
+        open_logout: true,
+        drop_claims: true,
+        drop_iss: true,
+        cookies_not_httponly: true,
+        ..Default::default()
+    };
     let report = run_only(&gw, &issuer, &only, None).await;
     assert_fails_exactly(
         &report,

@@ -19,10 +19,46 @@ pub struct Faults {
     pub drop_iss: bool,
     /// `HttpOnly` is removed from every cookie.
     pub cookies_not_httponly: bool,
+    // OIDC checks (broken_oidc.rs)
+    /// The discovery document lacks `code_challenge_methods_supported`.
+    pub discovery_without_pkce: bool,
+    /// The authorization request's `nonce` is dropped (the ID token carries none).
+    pub drop_nonce: bool,
+    /// A byte of every ID token's signature in the token endpoint's answers is changed.
+    pub id_token_bad_signature: bool,
+    /// UserInfo by GET answers for another `sub`.
+    pub userinfo_get_other_sub: bool,
+    /// UserInfo refuses the access token in a form body (it reads the header only).
+    pub userinfo_refuses_post_body: bool,
+    /// `prompt` is dropped from the authorization request (a login page instead of an error).
+    pub ignore_prompt: bool,
+    /// `max_age` is dropped from the authorization request (the session is reused however old).
+    pub ignore_max_age: bool,
+    /// An authorization request the gateway refuses with an error page is redirected to its
+    /// `redirect_uri` with the error instead, registered or not (RFC 6749 §4.1.2.1 forbids it).
+    pub errors_to_any_redirect_uri: bool,
+    /// The refresh grant answers the refresh token it was given (no rotation).
+    pub refresh_not_rotated: bool,
+    /// The refresh grant answers the access token issued with the refresh token it was given.
+    pub refresh_same_access_token: bool,
+    /// PKCE not checked: the proxy swaps every challenge and verifier for one pair of its own,
+    /// so any `code_verifier` redeems the code.
+    pub pkce_not_checked: bool,
 }
 
 /// What the running proxy breaks, changed between runs.
 pub type Switch = Arc<std::sync::Mutex<Faults>>;
+
+/// A demo gateway whose issuer is a proxy started in front of it: the gateway, the issuer (the
+/// proxy's address) and the proxy's switch.
+pub async fn gateway_behind_proxy() -> (crate::common::Gateway, String, Switch) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
+    let port = listener.local_addr().expect("an address").port();
+    let issuer = format!("https://localhost:{port}");
+    let gw = crate::common::Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
+    let switch = start(listener, gw.port, &gw.data_dir, gw.demo["ca_pem"].as_str().expect("the CA"));
+    (gw, issuer, switch)
+}
 
 /// Listens on `listener` (127.0.0.1) and forwards to the gateway on `upstream`, one thread per
 /// connection, one request per connection (`connection: close` both ways); breaks nothing until
@@ -66,6 +102,7 @@ fn serve(
     let mut tls =
         rustls::StreamOwned::new(rustls::ServerConnection::new(server).map_err(std::io::Error::other)?, inbound);
     let request = read_request(&mut tls)?;
+    let request = oidc_request(&faults, request);
     let (head, body) = split(&request);
     let mut lines = head.lines();
     let first = lines.next().unwrap_or_default().to_owned();
@@ -77,6 +114,10 @@ fn serve(
     );
     let url = url::Url::parse("https://proxy").and_then(|b| b.join(&target)).expect("a request target");
     let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    if let Some(answer) = oidc_instead(&faults, method, &url) {
+        tls.write_all(&answer)?;
+        return tls.flush();
+    }
 
     if faults.open_logout && url.path() == "/logout" && method == "GET" {
         let to = query.iter().find(|(k, _)| k == "post_logout_redirect_uri").map(|(_, v)| v.clone());
@@ -114,6 +155,7 @@ fn serve(
     // The gateway closes after answering (connection: close); a TLS close without close_notify
     // still ends the answer.
     let _ = up.read_to_end(&mut answer);
+    let answer = oidc_answer(&faults, method, &url, body, answer);
     let (head, body) = split(&answer);
     let mut new_head = String::new();
     for l in head.lines() {
@@ -172,4 +214,161 @@ fn split(msg: &[u8]) -> (String, &[u8]) {
         Some(at) => (String::from_utf8_lossy(&msg[..at]).into_owned(), &msg[at + 4..]),
         None => (String::from_utf8_lossy(msg).into_owned(), &[]),
     }
+}
+
+/// The verifier the proxy swaps in under `pkce_not_checked` (RFC 7636 §4.1: 43 to 128 characters).
+const PROXY_VERIFIER: &str = "the-proxys-own-code-verifier-for-every-request";
+
+/// The request as the OIDC faults alter it before the gateway reads it: authorization request
+/// parameters dropped or swapped, the token request's `code_verifier` swapped.
+fn oidc_request(faults: &Faults, request: Vec<u8>) -> Vec<u8> {
+    let (head, _) = split(&request);
+    let Some(target) = head.lines().next().and_then(|l| l.split(' ').nth(1)).map(str::to_owned) else {
+        return request;
+    };
+    let url = url::Url::parse("https://proxy").and_then(|b| b.join(&target)).expect("a request target");
+    let alters_authorize =
+        faults.drop_nonce || faults.ignore_prompt || faults.ignore_max_age || faults.pkce_not_checked;
+    if url.path() == "/authorize" && alters_authorize {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .into_owned()
+            .filter_map(|(k, v)| match k.as_str() {
+                "nonce" if faults.drop_nonce => None,
+                "prompt" if faults.ignore_prompt => None,
+                "max_age" if faults.ignore_max_age => None,
+                "code_challenge" if faults.pkce_not_checked => {
+                    Some((k, vigie_conformance::agent::sha256_b64(PROXY_VERIFIER)))
+                }
+                _ => Some((k, v)),
+            })
+            .collect();
+        let mut u = url.clone();
+        u.query_pairs_mut().clear().extend_pairs(kept);
+        let altered = format!("{}?{}", u.path(), u.query().unwrap_or_default());
+        let first = head.lines().next().unwrap_or_default();
+        return [first.replacen(&target, &altered, 1).as_bytes(), &request[first.len()..]].concat();
+    }
+    if url.path() == "/token" && faults.pkce_not_checked {
+        return with_body(&request, |b| {
+            let form = url::form_urlencoded::parse(b).into_owned().map(|(k, v)| match k.as_str() {
+                "code_verifier" => (k, PROXY_VERIFIER.to_owned()),
+                _ => (k, v),
+            });
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish().into_bytes()
+        });
+    }
+    request
+}
+
+/// The answer the proxy gives itself, without asking the gateway, under an OIDC fault.
+fn oidc_instead(faults: &Faults, method: &str, url: &url::Url) -> Option<Vec<u8>> {
+    if faults.userinfo_refuses_post_body && method == "POST" && url.path() == "/userinfo" {
+        // RFC 6750 §3.1: what a provider reading only the Authorization header answers.
+        let answer = "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer error=\"invalid_request\"\r\n\
+                      content-length: 0\r\nconnection: close\r\n\r\n";
+        return Some(answer.as_bytes().to_vec());
+    }
+    None
+}
+
+/// Token answers the proxy saw under `refresh_same_access_token`: refresh token → the access
+/// token issued with it (tokens are random, so tests sharing the binary do not collide).
+static ISSUED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The gateway's answer as the OIDC faults alter it.
+fn oidc_answer(faults: &Faults, method: &str, url: &url::Url, request_body: &[u8], answer: Vec<u8>) -> Vec<u8> {
+    let status = split(&answer).0.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or_default();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(request_body).into_owned().collect();
+    let sent = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let token_faults = faults.id_token_bad_signature || faults.refresh_not_rotated || faults.refresh_same_access_token;
+    match (method, url.path()) {
+        ("GET", "/.well-known/openid-configuration") if faults.discovery_without_pkce => with_json(&answer, |d| {
+            d.as_object_mut().map(|d| d.remove("code_challenge_methods_supported"));
+        }),
+        ("POST", "/token") if status == 200 && token_faults => with_json(&answer, |t| {
+            if faults.id_token_bad_signature
+                && let Some(id) = t["id_token"].as_str()
+            {
+                t["id_token"] = serde_json::Value::from(with_signature_byte_changed(id));
+            }
+            let refresh = sent("refresh_token").filter(|_| sent("grant_type").as_deref() == Some("refresh_token"));
+            if faults.refresh_same_access_token {
+                let mut issued = ISSUED.lock().unwrap_or_else(|e| e.into_inner());
+                let earlier =
+                    refresh.as_ref().and_then(|r| issued.iter().find(|(k, _)| k == r)).map(|(_, a)| a.clone());
+                if let Some(a) = earlier {
+                    t["access_token"] = serde_json::Value::from(a);
+                }
+                if let (Some(r), Some(a)) = (t["refresh_token"].as_str(), t["access_token"].as_str()) {
+                    issued.push((r.to_owned(), a.to_owned()));
+                }
+            }
+            if let Some(r) = refresh.filter(|_| faults.refresh_not_rotated) {
+                t["refresh_token"] = serde_json::Value::from(r);
+            }
+        }),
+        ("GET", "/userinfo") if faults.userinfo_get_other_sub && status == 200 => with_json(&answer, |u| {
+            u["sub"] = serde_json::Value::from("someone-else");
+        }),
+        ("GET", "/authorize") if faults.errors_to_any_redirect_uri && status == 400 => {
+            let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            let Some((_, to)) = q.iter().find(|(k, _)| k == "redirect_uri") else { return answer };
+            let Ok(mut to) = url::Url::parse(to) else { return answer };
+            to.query_pairs_mut().append_pair("error", "invalid_request");
+            if let Some((_, s)) = q.iter().find(|(k, _)| k == "state") {
+                to.query_pairs_mut().append_pair("state", s);
+            }
+            format!("HTTP/1.1 303 See Other\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .into_bytes()
+        }
+        _ => answer,
+    }
+}
+
+/// A JWS (compact form) with one character of its signature changed: still well-formed, no
+/// longer the signer's.
+fn with_signature_byte_changed(jws: &str) -> String {
+    let dot = jws.rfind('.').expect("a compact JWS");
+    let at = dot + 1 + (jws.len() - dot - 1) / 2;
+    let mut s = jws.to_owned();
+    let now = &s[at..at + 1];
+    let other = if now == "A" { "B" } else { "A" };
+    s.replace_range(at..at + 1, other);
+    s
+}
+
+/// `msg` with its JSON body altered by `f` (unchanged when the body is not JSON).
+fn with_json(msg: &[u8], f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    with_body(msg, |b| match serde_json::from_slice::<serde_json::Value>(b) {
+        Ok(mut v) => {
+            f(&mut v);
+            serde_json::to_vec(&v).expect("JSON")
+        }
+        Err(_) => b.to_vec(),
+    })
+}
+
+/// An HTTP message (request or answer) with its body replaced by `f(body)` and its
+/// `content-length` made to match. Shared by the faults that rewrite bodies.
+pub fn with_body(msg: &[u8], f: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let (head, body) = split(msg);
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "the proxy rewrites bodies of known length only: {head}"
+    );
+    let had_length = head.to_ascii_lowercase().contains("content-length:");
+    let body = f(body);
+    let mut out = String::new();
+    for l in head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("content-length:")) {
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    if had_length || !body.is_empty() {
+        out.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&body);
+    bytes
 }
