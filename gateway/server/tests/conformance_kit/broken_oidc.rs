@@ -17,13 +17,13 @@ const CHECKS: [&str; 10] = [
     "oidcc-ensure-request-with-valid-pkce-succeeds",
 ];
 
-/// The kit's run of [`CHECKS`] through the proxy, its logins with the test user `user` first.
+/// The kit's run of the checks `only` through the proxy, its logins with the test user `user` first.
 ///
 /// The gateway takes each TOTP code once (RFC 6238 §5.2), and a new run's kit does not know which
 /// codes the last one spent: each run logs in twice (its first login, `oidcc-max-age-1`'s second)
 /// with the current and next codes of a user no other run starts with, so no run meets a spent
 /// code (a retry counts as a failed login, and a few lock the account).
-async fn run_checks(gw: &Gateway, issuer: &str, user: usize) -> Report {
+async fn run_checks(gw: &Gateway, issuer: &str, user: usize, only: &[&str]) -> Report {
     let mut profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
     assert!(
         user < profile.users.len(),
@@ -37,7 +37,7 @@ async fn run_checks(gw: &Gateway, issuer: &str, user: usize) -> Report {
         profile,
         ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
         out: None,
-        only: CHECKS.iter().map(|s| (*s).to_owned()).collect(),
+        only: only.iter().map(|s| (*s).to_owned()).collect(),
     })
     .await
     .expect("the kit runs")
@@ -51,7 +51,7 @@ async fn each_oidc_check_fails_behind_a_proxy_with_its_fault_and_only_it() {
     let (gw, issuer, switch) = proxy::gateway_behind_proxy().await;
 
     let started = std::time::Instant::now();
-    let report = run_checks(&gw, &issuer, 0).await;
+    let report = run_checks(&gw, &issuer, 0, &CHECKS).await;
     assert_eq!(report.outcomes.len(), CHECKS.len(), "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
     assert_fails_exactly(&report, &[]);
     eprintln!("broken_oidc: the control run took {:?}", started.elapsed());
@@ -98,9 +98,15 @@ async fn each_oidc_check_fails_behind_a_proxy_with_its_fault_and_only_it() {
     ];
     for (run, (faults, expected)) in runs.into_iter().enumerate() {
         *switch.lock().expect("the switch") = faults;
-        let report = run_checks(&gw, &issuer, run + 1).await;
+        let report = run_checks(&gw, &issuer, run + 1, &CHECKS).await;
         assert_eq!(report.outcomes.len(), CHECKS.len());
         assert_fails_exactly(&report, expected);
     }
-    eprintln!("broken_oidc: the five runs took {:?}", started.elapsed());
+    // The other half of the PKCE check: a token endpoint refusing the right verifier. Every
+    // login's code is refused then, so the check runs alone, with the sixth user.
+    *switch.lock().expect("the switch") = proxy::Faults { valid_verifier_refused: true, ..off };
+    let pkce = "oidcc-ensure-request-with-valid-pkce-succeeds";
+    let report = run_checks(&gw, &issuer, 5, &[pkce]).await;
+    assert_fails_exactly(&report, &[(pkce, "the token endpoint answered 400 to a valid request")]);
+    eprintln!("broken_oidc: the six runs took {:?}", started.elapsed());
 }

@@ -44,6 +44,9 @@ pub struct Faults {
     /// PKCE not checked: the proxy swaps every challenge and verifier for one pair of its own,
     /// so any `code_verifier` redeems the code.
     pub pkce_not_checked: bool,
+    /// Every `code_verifier` swapped for the proxy's, the challenge left alone: the token
+    /// endpoint refuses the right verifier.
+    pub valid_verifier_refused: bool,
 }
 
 /// What the running proxy breaks, changed between runs.
@@ -249,7 +252,7 @@ fn oidc_request(faults: &Faults, request: Vec<u8>) -> Vec<u8> {
         let first = head.lines().next().unwrap_or_default();
         return [first.replacen(&target, &altered, 1).as_bytes(), &request[first.len()..]].concat();
     }
-    if url.path() == "/token" && faults.pkce_not_checked {
+    if url.path() == "/token" && (faults.pkce_not_checked || faults.valid_verifier_refused) {
         return with_body(&request, |b| {
             let form = url::form_urlencoded::parse(b).into_owned().map(|(k, v)| match k.as_str() {
                 "code_verifier" => (k, PROXY_VERIFIER.to_owned()),
