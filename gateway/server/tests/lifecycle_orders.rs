@@ -1,7 +1,7 @@
 //! Card orders for joiners against the real binary (docs/identity-lifecycle.md, "Card orders"):
 //! a feed orders a CPS or a CPE for each eligible joiner (once, however often it runs), the
-//! holder's first card login marks it received, a leaver's open order is cancelled and a person
-//! who comes back gets a new one; listed by `GET /admin/cards/orders` and `vigie cards orders`,
+//! holder's first card login or HR registering their card marks it received, a leaver's open order
+//! is cancelled (by the feed, or by the end-date watch) and a person who comes back gets a new one; listed by `GET /admin/cards/orders` and `vigie cards orders`,
 //! shown on the person's page and the cards page, each change audited.
 use serde_json::Value;
 use vigie_igc_sante::testpki::CardSpec;
@@ -17,6 +17,8 @@ const MEDECIN: &str =
     "J10001,Martin,Claire,1985-04-02,Médecin,PH,899700075122,UF1203:100,claire.martin,2020-01-01,,,staff";
 const SECRETAIRE: &str =
     "J10002,Durand,Yves,1979-10-11,Secrétaire médicale,AA,,UF1203:100,yves.durand,2020-01-01,,,staff";
+/// A pharmacist whose mission is cut short before the card comes.
+const PHARMACIEN: &str = "J10004,Roux,Inès,1992-01-15,Pharmacien,PH,,UF1203:100,ines.roux,2020-01-01,,,staff";
 const BRANCARDIER: &str = "J10003,Petit,Noé,1990-06-30,Brancardier,ASH,,UF1203:100,noe.petit,2020-01-01,,,staff";
 
 /// The rule the feed runs under: médecins get a CPS, secretaries a CPE, for the demo's FINESS.
@@ -117,6 +119,33 @@ async fn a_joiner_gets_one_card_order_received_at_their_first_card_login_and_a_l
     assert!(bad.body.contains("ordered, received, cancelled"), "{}", bad.body);
     assert_eq!(call(&gw, None, "GET", "/admin/cards/orders", None).await.status, 401);
 
+    // HR registers the card that came for the secretary: his order is received.
+    let yves = of(&orders(&gw, "").await, "J10002")[0]["identity_id"].as_str().expect("id").to_owned();
+    let body = serde_json::json!({ "identity_id": yves, "kind": "cpe", "status": "received" });
+    let made = call(&gw, Some(&token), "POST", "/admin/api/cards", Some(body)).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let his = of(&orders(&gw, "").await, "J10002")[0].clone();
+    assert_eq!(his["status"], "received", "{his}");
+    assert!(his["reason"].as_str().is_some_and(|r| r.contains("registered by HR")), "{his}");
+
+    // A pharmacist joins, and HR ends her access a few seconds ahead: the end-date watch cancels
+    // her order when the date passes, between two runs of the feed.
+    let joined = feed(&gw, &[MEDECIN, SECRETAIRE, BRANCARDIER, PHARMACIEN], &[]);
+    assert_eq!(joined["applied"]["joiners"], 1, "{joined}");
+    assert_eq!(of(&orders(&gw, "?status=ordered").await, "J10004").len(), 1);
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let soon = soon.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339");
+    let dir = gw.data_dir.to_str().expect("UTF-8 path");
+    let out = run_with(&["users", "set-end-date", "J10004", &soon, "--data-dir", dir], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cancelled = eventually(30, || async {
+        let all = orders(&gw, "?status=cancelled").await;
+        of(&all, "J10004").first().map(|o| (*o).clone())
+    })
+    .await
+    .expect("the pharmacist's order cancelled by the end-date watch");
+    assert!(cancelled["reason"].as_str().is_some_and(|r| r.starts_with("access ended")), "{cancelled}");
+
     // On the person's page (API) and in the trail: ordered, received, cancelled, ordered again.
     let claire = of(&orders(&gw, "").await, "J10001")[0]["identity_id"].as_str().expect("id").to_owned();
     let person = call(&gw, Some(&token), "GET", &format!("/admin/api/people/{claire}"), None).await;
@@ -136,7 +165,7 @@ async fn a_joiner_gets_one_card_order_received_at_their_first_card_login_and_a_l
             about("card order received"),
             about("card order cancelled")
         ),
-        (1, 2, 1, 1),
+        (2, 2, 2, 2),
         "{trail:#?}"
     );
 }
