@@ -1,8 +1,9 @@
 //! Card orders for joiners against the real binary (docs/identity-lifecycle.md, "Card orders"):
 //! a feed orders a CPS or a CPE for each eligible joiner (once, however often it runs), the
-//! holder's first card login or HR registering their card marks it received, a leaver's open order
-//! is cancelled (by the feed, or by the end-date watch) and a person who comes back gets a new one; listed by `GET /admin/cards/orders` and `vigie cards orders`,
-//! shown on the person's page and the cards page, each change audited.
+//! holder's first card login or HR registering their card marks it received, a leaver's open
+//! order is cancelled (by the feed, or by the end-date watch) and a person who comes back gets a
+//! new one; listed by `GET /admin/cards/orders` and `vigie cards orders`, shown on the person's
+//! page and the cards page, each change audited.
 use serde_json::Value;
 use vigie_igc_sante::testpki::CardSpec;
 
