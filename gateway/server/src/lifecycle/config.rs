@@ -174,6 +174,24 @@ impl LifecycleConfig {
         if self.max_temporary_days == 0 {
             err("lifecycle.max_temporary_days", "expected at least 1 (days)".into());
         }
+        if let Some(o) = self.joiners.as_ref().and_then(|j| j.order_card.as_ref()) {
+            let key = "lifecycle.joiners.order_card";
+            if o.cps.is_empty() && o.cpe.is_empty() {
+                err(key, "list the métiers that get a card in `cps` and/or `cpe` (e.g. cps = [\"Médecin\"])".into());
+            }
+            let folded: Vec<String> = o.cpe.iter().map(|m| vigie_core::names::fold(m)).collect();
+            for m in o.cps.iter().filter(|m| folded.contains(&vigie_core::names::fold(m))) {
+                err(
+                    key,
+                    format!(
+                        "the métier {m:?} is in both `cps` and `cpe`: keep it in one (a CPS for those the RPPS registers)"
+                    ),
+                );
+            }
+            if o.cps.iter().any(|m| m == "*") {
+                err(key, "\"*\" (every other métier) is for `cpe` only: a CPS goes to RPPS professions by name".into());
+            }
+        }
         if let Some(r) = &self.reminders {
             if r.days.is_empty() || r.days.iter().any(|d| *d == 0 || *d > 366) {
                 err(
@@ -265,6 +283,20 @@ mod tests {
         assert_eq!(star.kind_of(Some("Brancardier")), Some("cpe"));
         assert_eq!(star.kind_of(None), Some("cpe"));
         assert_eq!(star.kind_of(Some("médecin")), Some("cps"));
+    }
+
+    #[test]
+    fn an_order_rule_without_metiers_or_with_one_in_both_lists_is_refused() {
+        let problems = |rule: &str| {
+            let config: LifecycleConfig = toml::from_str(&format!("[joiners.order_card]\n{rule}")).expect("TOML");
+            let mut found = Vec::new();
+            config.validate(&mut |key, m| found.push(format!("{key}: {m}")));
+            found
+        };
+        assert!(problems("cps = [\"Médecin\"]\ncpe = [\"*\"]").is_empty());
+        assert!(problems("")[0].contains("list the métiers"));
+        assert!(problems("cps = [\"Médecin\"]\ncpe = [\"MEDECIN\"]")[0].contains("\"Médecin\" is in both"));
+        assert!(problems("cps = [\"*\"]")[0].contains("for `cpe` only"));
     }
 
     #[test]
