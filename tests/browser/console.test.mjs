@@ -2,7 +2,8 @@
 // with the keyboard only (Tab, Shift+Tab, Enter, Space; no mouse click once the browser is on a
 // page): sign in with HR's CPE card (back on the page that asked), move through the console's
 // navigation, find a person, open their page, end one of their sessions through the confirm step,
-// search the audit trail. Each console page's accessibility tree (playwright's ARIA snapshot) is
+// search the audit trail; and HR confirming an RPPS derivation proposal on the feeds page, then
+// finding the derived idNat on the person's page. Each console page's accessibility tree (playwright's ARIA snapshot) is
 // checked: one main landmark and one level-1 heading, every form control named, every table with
 // headers, the language switch, and a visible focus indicator on what the keyboard reaches.
 import assert from 'node:assert/strict';
@@ -255,4 +256,56 @@ test('HR and an auditor use the console with the keyboard only, and its pages ar
 
   await ctx.close();
   await lea.close();
+});
+
+test('HR confirms an RPPS derivation proposal with the keyboard and sees the idNat on the person\'s page', { timeout: 120_000 }, async () => {
+  // A proposal to confirm, as HR's colleague in IT makes it: the extraction loaded, then proposed.
+  const extraction = path.resolve(import.meta.dirname, '../../conformance/annuaire-sandbox/extraction.txt');
+  for (const args of [['rpps', 'load', extraction], ['rpps', 'propose']]) {
+    execFileSync(vigieBin(), [...args, '--data-dir', demo.dataDir], { stdio: 'pipe' });
+  }
+  const ctx = await hrContext();
+  const page = await ctx.newPage();
+  const origin = new URL(demo.issuer).origin;
+
+  // Signed in with HR's card from the feeds page, and back on it.
+  await page.goto(`${origin}/admin/feeds`);
+  await tabTo(page, page.getByRole('link', { name: 'Se connecter', exact: true }));
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.pathname === '/login');
+  await tabTo(page, page.getByRole('link', { name: 'Se connecter avec ma carte CPS / CPE' }));
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.pathname === '/admin/feeds');
+
+  // The proposal is there with its evidence, and the accessibility tree names its confirm button
+  // after the person and the idNat (a screen reader says what is being confirmed).
+  const tree = await accessible(page, 'feeds page with a proposal');
+  const name = 'Confirmer : Martin Camille, idNat 810100000045';
+  assert.ok(tree.some((n) => n.role === 'button' && n.name === name), `a button named "${name}" in the accessibility tree`);
+  const row = page.locator('#rpps-proposals tr', { hasText: 'M000101' });
+  assert.match(await row.innerText(), /forte/, 'a strong match');
+  const confirm = page.getByRole('button', { name, exact: true });
+  await tabTo(page, confirm);
+  await assertFocusVisible(page, 'the confirm button');
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.searchParams.get('done') === 'confirmed');
+  await page.getByText('Dérivation confirmée : l\'identité porte désormais cet idNat.').waitFor();
+  assert.equal(await page.getByRole('button', { name, exact: true }).count(), 0, 'the proposal is decided');
+  await accessible(page, 'feeds page after the confirmation');
+
+  // The person's page, reached by keyboard through the navigation and the search, shows the idNat.
+  await tabTo(page, page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Personnes' }), { back: true });
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.pathname === '/admin/people');
+  await tabTo(page, page.getByRole('searchbox', { name: 'Rechercher une personne' }));
+  await page.keyboard.type('martin cam');
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.searchParams.get('q') === 'martin cam');
+  await tabTo(page, page.getByRole('link', { name: 'Martin Camille' }));
+  await page.keyboard.press('Enter');
+  await page.waitForURL((u) => u.searchParams.has('person'));
+  await accessible(page, 'person page after the derivation');
+  const identity = await page.locator('main').innerText();
+  assert.match(identity, /810100000045/, 'the derived idNat is on the person\'s page');
+  await ctx.close();
 });

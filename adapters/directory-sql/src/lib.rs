@@ -5,6 +5,7 @@
 
 pub mod announced;
 pub mod audit_trail;
+pub mod card_orders;
 pub mod cards;
 mod db;
 mod directory;

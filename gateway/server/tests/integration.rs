@@ -46,6 +46,7 @@ mod ldap;
 mod ldap_sync;
 mod lifecycle;
 mod lifecycle_enrolment;
+mod lifecycle_orders;
 mod lifecycle_pull;
 mod lifecycle_reminders;
 mod lifecycle_roles;

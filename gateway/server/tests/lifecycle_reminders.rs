@@ -1,7 +1,8 @@
 //! The e-mail reminders before an end date against the real binary and a real SMTP server
 //! (`tests/smtp-sink`, Python aiosmtpd): the person and their responsible manager each get one
 //! e-mail naming the date, later wakes send nothing more, a relay that refuses is tried again
-//! at the next wake and counted, and a moved end date is reminded afresh.
+//! at the next wake and counted, a moved end date is reminded afresh, and a reminder sent is not
+//! sent again by a gateway restarted on the same directory after a SIGTERM or a SIGKILL.
 use serde_json::Value;
 
 use crate::cli::run;
@@ -118,4 +119,77 @@ async fn a_contractor_ending_in_two_days_and_their_manager_are_reminded_once_and
 async fn counter(gw: &Gateway, name_and_labels: &str) -> f64 {
     let text = gw.http().get(gw.url("/metrics")).send().await.expect("/metrics").text().await.expect("text");
     text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+}
+
+/// Stops the `vigie serve` of `gw` with `signal` and waits until the process is gone.
+async fn stop(gw: Gateway, signal: i32) {
+    let pid = gw.gateway_pid();
+    // SAFETY: kill(2) on the pid of the `vigie serve` this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    let gone = eventually(30, || async { (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(()) });
+    assert!(gone.await.is_some(), "vigie serve (pid {pid}) still runs 30 s after signal {signal}");
+    drop(gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_sent_is_not_sent_again_after_a_sigterm_or_a_sigkill_and_a_restart_on_the_same_directory() {
+    let sink = SmtpSink::start(0);
+    // The directory outside the gateway's data directory (which the harness removes after a
+    // SIGKILL): each restart opens the same database, as a restarted pod does.
+    let db = temp_file("directory.db", "");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let mut env = sink.env();
+    env.extend(
+        [
+            ("VIGIE_LIFECYCLE__REMINDERS__ENABLED", "true"),
+            ("VIGIE_LIFECYCLE__REMINDERS__EVERY_SECS", "1"),
+            ("VIGIE_DIRECTORY__URL", url.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let end = rfc3339(in_two_days(0));
+    let add = |gw: &Gateway, n: u32| {
+        let email = format!("p{n}@prestataire.example");
+        let dir = gw.data_dir.to_str().expect("UTF-8 path");
+        let line = format!(
+            "users add-temporary ext.p{n} --matricule EXT010{n} --family Dupuis --given Alex --sponsor M000102 \
+             --kind contractor --until {end} --email {email} --data-dir {dir}"
+        );
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let out = crate::cli::run_with(&args, &[("VIGIE_DIRECTORY__URL", url.as_str())]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        email
+    };
+    // Each person's and manager's e-mail once; a later person's e-mails prove a look after the restart ran.
+    let check = |got: &[Value], people: &[String]| {
+        for p in people {
+            assert_eq!(got.iter().filter(|m| to(m) == *p).count(), 1, "one e-mail to {p}: {got:#?}");
+        }
+        let manager = got.iter().filter(|m| to(m) == "demo.medecin@chu-demo.example").count();
+        assert_eq!(manager, people.len(), "one e-mail to the manager per person: {got:#?}");
+    };
+
+    let gw = Gateway::start(&env).await;
+    let first = add(&gw, 1);
+    check(&mails(&sink, 2).await, std::slice::from_ref(&first));
+
+    // SIGTERM (a rolling update drains the pod), then a start on the same directory.
+    stop(gw, libc::SIGTERM).await;
+    let gw = Gateway::start(&env).await;
+    let second = add(&gw, 2);
+    sink.wait_for(4).await;
+    // Three more looks (every second) for a second e-mail to come, were it to.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    check(&sink.messages(), &[first.clone(), second.clone()]);
+
+    // SIGKILL (a node lost), then a start on the same directory.
+    stop(gw, libc::SIGKILL).await;
+    let gw = Gateway::start(&env).await;
+    let third = add(&gw, 3);
+    sink.wait_for(6).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    check(&sink.messages(), &[first, second, third]);
+    drop(gw);
+    remove_temp(&db);
 }

@@ -126,6 +126,10 @@ pub async fn create(
         &card,
         Some(format!("status {}", status.as_str())),
     );
+    // A joiner's card order is received when HR registers a card for them (issue 17).
+    let record = |e| office.audit.record(e);
+    let registered = format!("{} {} registered by HR", card.kind.to_uppercase(), card.id);
+    crate::lifecycle::orders::fulfil(&office.ports.lifecycle, identity_id, &registered, &admin.actor, &record).await;
     Ok(card)
 }
 

@@ -17,6 +17,7 @@ pub mod actions;
 pub mod api;
 pub mod audit_page;
 pub mod auth;
+pub mod cards_orders;
 pub mod config;
 pub mod feeds;
 pub mod fido2;

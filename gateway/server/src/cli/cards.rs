@@ -68,6 +68,17 @@ pub enum CardsCommand {
         #[command(flatten)]
         api: ApiTarget,
     },
+    /// The joiners' card orders (JSON, or the CSV to send on with --csv).
+    Orders {
+        /// ordered, received or cancelled (default: all).
+        #[arg(long)]
+        status: Option<String>,
+        /// CSV (RFC 4180) instead of JSON.
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
     /// A card's history.
     Events {
         card: String,
@@ -145,11 +156,20 @@ pub fn run(command: CardsCommand) -> anyhow::Result<()> {
                 let body = json!({ "certificate_pem": pem });
                 call(&api, Method::POST, &format!("/admin/api/cards/{}/bind", segment(&card)), Some(body)).await
             }
+            CardsCommand::Orders { status, csv, api } => {
+                let format = if csv { "csv" } else { "json" };
+                let status = status.map(|s| format!("&status={}", segment(&s))).unwrap_or_default();
+                call(&api, Method::GET, &format!("/admin/cards/orders?format={format}{status}"), None).await
+            }
             CardsCommand::Events { card, api } => {
                 call(&api, Method::GET, &format!("/admin/api/cards/{}/events", segment(&card)), None).await
             }
         }
     })?;
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // The CSV of `orders --csv` comes as text, printed as it is.
+    match out {
+        Value::String(text) => print!("{text}"),
+        out => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(())
 }

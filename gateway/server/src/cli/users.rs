@@ -441,6 +441,7 @@ fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bo
         let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
         crate::lifecycle::runs::record(&dir, &source.unwrap_or_default(), &by, dry_run, &outcome).await;
         let outcome = outcome?;
+        crate::lifecycle::orders::after_run(&dir, &config.lifecycle, &outcome, &audit).await;
         let mut codes = Vec::new();
         if let RunOutcome::Applied { diff, .. } = &outcome {
             crate::policy::view::tell_replicas(&config).await;

@@ -17,11 +17,59 @@ pub struct LifecycleConfig {
     /// E-mails before someone's end date (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminders: Option<RemindersConfig>,
+    /// What a joiner gets besides their identity and account (absent: nothing more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joiners: Option<JoinersConfig>,
+}
+
+/// `[lifecycle.joiners]`: what the HR feed prepares for a joiner (docs/identity-lifecycle.md,
+/// "Card orders").
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinersConfig {
+    /// Which joiners get a card order, by métier (absent: no orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_card: Option<OrderCardConfig>,
+}
+
+/// `[lifecycle.joiners.order_card]`: who is eligible for which card. A CPS is for the health
+/// professionals the RPPS registers (médecins, pharmaciens, sages-femmes, infirmiers, …); a CPE is
+/// the establishment's card for its other staff (secretaries, administrative staff). Métiers are
+/// compared as names (case, accents and separators do not matter); `"*"` in `cpe` means every
+/// other métier. The CPS list is read first.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCardConfig {
+    /// Métiers that get a CPS order.
+    #[serde(default)]
+    pub cps: Vec<String>,
+    /// Métiers that get a CPE order (`"*"`: every métier not in `cps`).
+    #[serde(default)]
+    pub cpe: Vec<String>,
+    /// The structure the cards are ordered for (e.g. the establishment's FINESS), copied on each order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure: Option<String>,
+}
+
+impl OrderCardConfig {
+    /// The card a joiner of this métier gets: `cps`, `cpe`, or none. A person without a métier
+    /// gets a CPE only under `"*"`.
+    pub fn kind_of(&self, metier: Option<&str>) -> Option<&'static str> {
+        let folded = metier.map(vigie_core::names::fold).unwrap_or_default();
+        let listed = |list: &[String]| !folded.is_empty() && list.iter().any(|m| vigie_core::names::fold(m) == folded);
+        if listed(&self.cps) {
+            Some("cps")
+        } else if listed(&self.cpe) || self.cpe.iter().any(|m| m == "*") {
+            Some("cpe")
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
-        Self { hr_feed: None, max_temporary_days: default_max_temporary_days(), reminders: None }
+        Self { hr_feed: None, max_temporary_days: default_max_temporary_days(), reminders: None, joiners: None }
     }
 }
 
@@ -126,6 +174,24 @@ impl LifecycleConfig {
         if self.max_temporary_days == 0 {
             err("lifecycle.max_temporary_days", "expected at least 1 (days)".into());
         }
+        if let Some(o) = self.joiners.as_ref().and_then(|j| j.order_card.as_ref()) {
+            let key = "lifecycle.joiners.order_card";
+            if o.cps.is_empty() && o.cpe.is_empty() {
+                err(key, "list the métiers that get a card in `cps` and/or `cpe` (e.g. cps = [\"Médecin\"])".into());
+            }
+            let folded: Vec<String> = o.cpe.iter().map(|m| vigie_core::names::fold(m)).collect();
+            for m in o.cps.iter().filter(|m| folded.contains(&vigie_core::names::fold(m))) {
+                err(
+                    key,
+                    format!(
+                        "the métier {m:?} is in both `cps` and `cpe`: keep it in one (a CPS for those the RPPS registers)"
+                    ),
+                );
+            }
+            if o.cps.iter().any(|m| m == "*") {
+                err(key, "\"*\" (every other métier) is for `cpe` only: a CPS goes to RPPS professions by name".into());
+            }
+        }
         if let Some(r) = &self.reminders {
             if r.days.is_empty() || r.days.iter().any(|d| *d == 0 || *d > 366) {
                 err(
@@ -199,6 +265,38 @@ mod tests {
         let mut found = Vec::new();
         config.validate(&mut |key, m| found.push(format!("{key}: {m}")));
         found
+    }
+
+    #[test]
+    fn card_orders_go_by_metier_cps_first_and_star_catches_the_rest() {
+        let config: LifecycleConfig = toml::from_str(
+            "[joiners.order_card]\ncps = [\"Médecin\", \"Infirmière\"]\ncpe = [\"Secrétaire médicale\"]",
+        )
+        .expect("TOML");
+        let orders = config.joiners.and_then(|j| j.order_card).expect("order_card");
+        assert_eq!(orders.kind_of(Some("MEDECIN")), Some("cps"));
+        assert_eq!(orders.kind_of(Some("infirmiere")), Some("cps"));
+        assert_eq!(orders.kind_of(Some("Secrétaire Médicale")), Some("cpe"));
+        assert_eq!(orders.kind_of(Some("Brancardier")), None);
+        assert_eq!(orders.kind_of(None), None);
+        let star = OrderCardConfig { cps: vec!["Médecin".into()], cpe: vec!["*".into()], structure: None };
+        assert_eq!(star.kind_of(Some("Brancardier")), Some("cpe"));
+        assert_eq!(star.kind_of(None), Some("cpe"));
+        assert_eq!(star.kind_of(Some("médecin")), Some("cps"));
+    }
+
+    #[test]
+    fn an_order_rule_without_metiers_or_with_one_in_both_lists_is_refused() {
+        let problems = |rule: &str| {
+            let config: LifecycleConfig = toml::from_str(&format!("[joiners.order_card]\n{rule}")).expect("TOML");
+            let mut found = Vec::new();
+            config.validate(&mut |key, m| found.push(format!("{key}: {m}")));
+            found
+        };
+        assert!(problems("cps = [\"Médecin\"]\ncpe = [\"*\"]").is_empty());
+        assert!(problems("")[0].contains("list the métiers"));
+        assert!(problems("cps = [\"Médecin\"]\ncpe = [\"MEDECIN\"]")[0].contains("\"Médecin\" is in both"));
+        assert!(problems("cps = [\"*\"]")[0].contains("for `cpe` only"));
     }
 
     #[test]

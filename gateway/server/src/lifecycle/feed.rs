@@ -225,7 +225,7 @@ pub fn spawn(config: Part<Config>, ports: Part<Ports>, audit: Part<Audit>) {
         let options = RunOptions { dry_run: false, force: false, max_leavers_percent: feed.max_leavers_percent };
         loop {
             tick.tick().await;
-            once(&feed, options, &ports, &audit).await;
+            once(&config.lifecycle, &feed, options, &ports, &audit).await;
         }
     });
 }
@@ -275,7 +275,13 @@ async fn from_source(
     Ok(outcome)
 }
 
-async fn once(feed: &HrFeedConfig, options: RunOptions, ports: &Ports, audit: &Audit) {
+async fn once(
+    lifecycle: &super::config::LifecycleConfig,
+    feed: &HrFeedConfig,
+    options: RunOptions,
+    ports: &Ports,
+    audit: &Audit,
+) {
     let store = ports.store.as_ref();
     // Longer than a run (10,000 people: docs/identity-lifecycle.md) and than the period, so that a
     // replica that dies mid-run holds the others back for a while only.
@@ -309,6 +315,7 @@ async fn once(feed: &HrFeedConfig, options: RunOptions, ports: &Ports, audit: &A
                 _ => tracing::info!(elapsed_ms, result = outcome.result(), "HR feed: {summary}"),
             }
             metrics::counter!("vigie_hr_feed_total", "result" => outcome.result()).increment(1);
+            super::orders::after_run(&ports.lifecycle, lifecycle, &outcome, &record).await;
             if matches!(outcome, RunOutcome::Applied { .. }) {
                 super::tell(store).await;
             }

@@ -4,6 +4,7 @@ pub mod config;
 pub mod end_date;
 pub mod enrolment;
 pub mod feed;
+pub mod orders;
 pub mod pull;
 pub mod reminders;
 pub mod runs;

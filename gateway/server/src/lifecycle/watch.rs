@@ -60,6 +60,10 @@ async fn end_due(ports: &Ports, audit: &Audit, at_instant: bool) -> Result<(), v
             reason: Some(format!("ended: {}", e.why)),
             ..Default::default()
         });
+        super::orders::cancel_for(&ports.lifecycle, &e.identity_id, &format!("access ended: {}", e.why), &|ev| {
+            audit.record(ev)
+        })
+        .await;
     }
     if at_instant || !ended.is_empty() {
         super::tell(ports.store.as_ref()).await;

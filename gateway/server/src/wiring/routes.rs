@@ -70,6 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, config: &Config) {
         .route("/admin/cards/status", web::post().to(admin::page::status))
         .route("/admin/cards/bind", web::get().to(admin::page::bind_get))
         .route("/admin/cards/bind", web::post().to(admin::page::bind_post))
+        .route("/admin/cards/orders", web::get().to(admin::cards_orders::list))
         .route("/admin/audit", web::get().to(crate::audit::api::search))
         .route("/admin/api/identities", web::get().to(admin::api::search))
         .route("/admin/api/identities/{id}/cards", web::get().to(admin::api::cards_of))

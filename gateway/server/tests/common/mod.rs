@@ -915,6 +915,19 @@ pub async fn logged_in<'g>(gw: &'g Gateway, client_id: &str, users: &[&str]) -> 
     (b, user, a, t)
 }
 
+/// The demo gateway trusting a fresh test card PKI as well, revocation unchecked (the card-login
+/// tests cover CRLs): cards of any holder the test issues log in.
+pub async fn gateway_with_test_cards() -> (Gateway, vigie_igc_sante::testpki::TestPki) {
+    let pki = vigie_igc_sante::testpki::TestPki::generate().expect("test PKI");
+    let anchors = format!("[{:?}]", pki.anchors_pem());
+    let env = [
+        ("VIGIE_CARDS__ENABLED", "true"),
+        ("VIGIE_CARDS__TRUST__ANCHORS_PEM", anchors.as_str()),
+        ("VIGIE_CARDS__TRUST__CHECK_REVOCATION", "false"),
+    ];
+    (Gateway::start(&env).await, pki)
+}
+
 /// Writes a file in a fresh directory under the test temp dir and returns its path.
 pub fn temp_file(name: &str, content: &str) -> PathBuf {
     let n = STARTED.fetch_add(1, Ordering::SeqCst);

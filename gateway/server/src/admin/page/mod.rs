@@ -117,6 +117,12 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
             Ok(found) => main.push_str(&results(l, &found)),
             Err(e) => main.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(&e.to_string()))),
         }
+    } else {
+        // What HR awaits from the ANS or the card provider (issue 17).
+        match gate.ports.lifecycle.card_orders(Some("ordered"), None).await {
+            Ok(open) => main.push_str(&super::cards_orders::open_section(l, &open)),
+            Err(e) => main.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(&e.to_string()))),
+        }
     }
     page(&nav(&admin), l, StatusCode::OK, tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &main)
 }

@@ -91,6 +91,7 @@ pub async fn show(req: HttpRequest, parts: GateParts) -> HttpResponse {
             HttpResponse::Ok().json(json!({
                 "person": w.record,
                 "cards": w.cards.iter().map(crate::admin::api::CardView::of).collect::<Vec<_>>(),
+                "card_orders": w.orders,
                 "sessions": w.sessions,
                 "events": w.events,
                 "recent": recent,

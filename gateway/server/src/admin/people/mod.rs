@@ -45,6 +45,8 @@ pub struct LifeEvent {
 pub struct Whole {
     pub record: PersonRecord,
     pub cards: Vec<Card>,
+    /// Card orders made for the person as a joiner (issue 17), newest first.
+    pub orders: Vec<vigie_directory_sql::card_orders::CardOrder>,
     pub sessions: Vec<LiveSession>,
     pub events: Vec<LifeEvent>,
 }
@@ -61,7 +63,8 @@ pub async fn whole(ports: &Ports, id: &str) -> Result<Whole, ActionError> {
     }
     let sessions = actions::live_sessions(ports, id).await?;
     let events = events(&record, &card_events);
-    Ok(Whole { record, cards, sessions, events })
+    let orders = ports.lifecycle.card_orders(None, Some(id)).await?;
+    Ok(Whole { record, cards, orders, sessions, events })
 }
 
 /// The person's history from the directory's tables, newest first.

@@ -332,6 +332,13 @@ fn mie_section(l: Lang, w: &Whole) -> String {
     let cards: Vec<String> =
         w.cards.iter().map(|c| format!("{} ({})", c.kind.to_uppercase(), c.status.as_str())).collect();
     let keys: Vec<String> = r.keys.iter().map(|k| k.name.clone()).collect();
+    let orders: Vec<String> = w
+        .orders
+        .iter()
+        .map(|o| {
+            format!("{} ({}, {})", o.kind.to_uppercase(), o.status, o.created_at.get(..10).unwrap_or(&o.created_at))
+        })
+        .collect();
     let sponsorships: Vec<String> = r
         .sponsorships
         .iter()
@@ -347,6 +354,7 @@ fn mie_section(l: Lang, w: &Whole) -> String {
     let list = |v: &[String]| if v.is_empty() { "—".to_owned() } else { v.join(", ") };
     let rows = [
         row(tr(l, "Cartes CPS / CPE", "CPS / CPE cards"), &list(&cards)),
+        row(tr(l, "Commandes de carte", "Card orders"), &list(&orders)),
         row(tr(l, "Clés FIDO2", "FIDO2 keys"), &list(&keys)),
         row(tr(l, "TOTP enrôlé", "TOTP enrolled"), yes_no(r.totp_enrolled)),
         row(tr(l, "Parrainages", "Sponsorships"), &list(&sponsorships)),

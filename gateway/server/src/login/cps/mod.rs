@@ -137,6 +137,10 @@ pub async fn login(
     );
     match identity {
         Ok(identity_id) => {
+            // A joiner's card order is received when their card is first used (issue 17).
+            let record = |e| audit.record(e);
+            let used = format!("{} (CN {}) used at login", card.fingerprint, card.identity.subject.cn);
+            crate::lifecycle::orders::fulfil(&ports.lifecycle, &identity_id, &used, "card-login", &record).await;
             // Possession of the card (`sc`) and the PIN the card checked before signing the
             // handshake (`pin`): two factors, phishing-resistant (the signature covers the TLS
             // transcript of this origin's connection).
