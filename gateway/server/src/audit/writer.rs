@@ -1,8 +1,12 @@
 //! The file trail's writer: one background thread seals each event into the hash chain
-//! (`chain`), writes what is queued as one batch and syncs it once (group commit), then answers
-//! the callers that wait for their event to be on disk (`AuditSink::record_acked`: logins, token
-//! issues, admin acts) and signs a checkpoint every `checkpoint_every` records or
-//! `checkpoint_secs` seconds (`note`). A failed write is counted, the trail marked unhealthy
+//! (`chain`), writes what is queued as one batch and syncs it once (group commit: no batch
+//! window, the first caller waiting starts a sync at once and those arriving during it share the
+//! next), then answers the callers that wait for their event to be on disk
+//! (`AuditSink::record_acked`: logins, token issues, admin acts). A batch nobody waits for is
+//! written at once (a crash of the process keeps it) and synced with the next batch somebody waits
+//! for, or within [`LAZY_SYNC`]. A checkpoint is signed every `checkpoint_every` records or
+//! `checkpoint_secs` seconds (`note`) and, for a file trail, logged and synced by a thread of its
+//! own (`checkpoint_log`) so that its sync never holds a batch back. A failed write is counted, the trail marked unhealthy
 //! (`vigie_audit_healthy`, `/readyz`), the file cut back to its last whole record and the batch
 //! kept and tried again — or, with `on_failure = "spool"`, written to the spool file, where the
 //! chain goes on. The queue is written out before the process ends.
@@ -12,6 +16,9 @@
 //! holds at that moment, so every replica's records make one chain; the acks follow COMMIT.
 //! When the database fails, the spool is a chain of its own in a local file (the shared chain
 //! goes on without this replica), verified apart.
+//!
+//! Over 600 lines: the loop, its failure paths and its three outputs belong together; the checkpoint
+//! log's thread and the group-commit tests are in `writer/`.
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +34,11 @@ use super::chain::{self, Link};
 use super::note::Signer;
 use super::pg::{link_at, seal_after};
 
+mod checkpoint_log;
+#[cfg(test)]
+mod group_commit_tests;
+use checkpoint_log::CheckpointLog;
+
 /// The longest a flush waits for the writer: a stop must not hang on a dead disk.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// How often a failed batch is tried again.
@@ -34,6 +46,10 @@ const RETRY: Duration = Duration::from_millis(500);
 /// Records kept for a retry while the disk refuses them; past it the oldest are counted lost
 /// (`vigie_audit_dropped_total`) and logged: memory is not a trail either.
 const MAX_PENDING: usize = 100_000;
+/// The longest a written batch that nobody waits for stays unsynced (issue 18: only the acts
+/// that must be traced before their answer pay for a sync; the others lose at most this much on
+/// a power cut, nothing on a crash of the process).
+const LAZY_SYNC: Duration = Duration::from_secs(1);
 
 enum Message {
     Event(String, Option<Ack>),
@@ -45,6 +61,7 @@ enum Message {
 #[derive(Default)]
 pub struct Status {
     write_errors: AtomicU64,
+    syncs: AtomicU64,
     broken: AtomicBool,
     spooling: AtomicBool,
 }
@@ -53,6 +70,12 @@ impl Status {
     /// Writes and syncs that failed since the start.
     pub fn write_errors(&self) -> u64 {
         self.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Syncs of the trail (a file's `fdatasync`, a PostgreSQL COMMIT) since the start: one per
+    /// group of batches, not one per event.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// False while the last batch could not be written to the trail.
@@ -68,6 +91,18 @@ impl Status {
     fn set_broken(&self, broken: bool) {
         self.broken.store(broken, Ordering::Relaxed);
         metrics::gauge!("vigie_audit_healthy").set(if broken { 0.0 } else { 1.0 });
+    }
+
+    fn synced(&self) {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vigie_audit_syncs_total").increment(1);
+    }
+
+    fn failed(&self, e: &std::io::Error, events: usize) {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.set_broken(true);
+        metrics::counter!("vigie_audit_write_errors_total").increment(1);
+        tracing::error!(error = %e, events, "the audit trail could not be written: check `audit.file` and its disk");
     }
 }
 
@@ -115,10 +150,11 @@ impl Out {
         Ok((Out::File { file, path, len: r.len }, r.link))
     }
 
-    /// Appends the batch and syncs it: on disk, not only in the page cache. Another process
+    /// Appends the batch and, with `sync`, syncs it: on disk, not only in the page cache (a
+    /// PostgreSQL batch is always committed). Another process
     /// (a maintenance command: `audit::append_now`) may append between two batches under the
     /// same lock: then the chain is picked up again from its record and the batch sealed anew.
-    fn write(&mut self, link: &mut Link, pending: &mut [Pending]) -> std::io::Result<()> {
+    fn write(&mut self, link: &mut Link, pending: &mut [Pending], sync: bool) -> std::io::Result<()> {
         match self {
             Out::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -148,7 +184,8 @@ impl Out {
                         }
                     }
                     let batch: String = pending.iter().map(|p| p.line.as_str()).collect();
-                    let written = file.write_all(batch.as_bytes()).and_then(|()| file.sync_data());
+                    let written =
+                        file.write_all(batch.as_bytes()).and_then(|()| if sync { file.sync_data() } else { Ok(()) });
                     match written {
                         Ok(()) => *len += batch.len() as u64,
                         // Half a batch must not stay: the retry would chain after a torn line.
@@ -181,6 +218,23 @@ impl Out {
                     Err(e) => Err(std::io::Error::other(e)),
                 }
             }
+        }
+    }
+
+    /// Syncs what earlier batches wrote without syncing.
+    fn sync(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::File { file, .. } => file.sync_data(),
+            Out::Stdout | Out::Postgres { .. } => Ok(()),
+        }
+    }
+
+    /// Whether a batch written with `sync` reached stable storage (stdout has none).
+    fn syncs(&self, sync: bool) -> bool {
+        match self {
+            Out::Stdout => false,
+            Out::File { .. } => sync,
+            Out::Postgres { .. } => true,
         }
     }
 
@@ -258,9 +312,24 @@ impl JsonLinesAudit {
         let thread_status = status.clone();
         let thread = std::thread::Builder::new().name("vigie-audit".into()).spawn(move || match out() {
             Ok((out, link)) => {
+                let log = match options.checkpoints.as_ref().map(|c| CheckpointLog::start(c, thread_status.clone())) {
+                    Some(Err(e)) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                    log => log.and_then(Result::ok),
+                };
                 let _ = opened_tx.send(Ok(()));
-                let mut writer =
-                    Writer { out, link, pending: Vec::new(), status: thread_status, options, checkpointed: 0 };
+                let mut writer = Writer {
+                    out,
+                    link,
+                    pending: Vec::new(),
+                    status: thread_status,
+                    options,
+                    checkpointed: 0,
+                    unsynced: None,
+                    log,
+                };
                 writer.run(&rx);
             }
             Err(e) => {
@@ -331,11 +400,16 @@ impl Drop for JsonLinesAudit {
     /// Waits (bounded) for the writer to write out what it holds, then closes the queue; the
     /// writer thread is joined only once it has confirmed, so a dead disk cannot hang the stop.
     fn drop(&mut self) {
-        let confirmed = self.written_out();
-        self.tx.take();
-        if let Some(writer) = self.writer.take().filter(|_| confirmed) {
-            let _ = writer.join();
-        }
+        close(self.written_out(), &mut self.tx, &mut self.writer);
+    }
+}
+
+/// Closes a queue, then joins its thread only if it confirmed it wrote out what it held: a dead
+/// disk must not hang a stop.
+fn close<T>(confirmed: bool, tx: &mut Option<T>, thread: &mut Option<JoinHandle<()>>) {
+    tx.take();
+    if let Some(thread) = thread.take().filter(|_| confirmed) {
+        let _ = thread.join();
     }
 }
 
@@ -347,16 +421,20 @@ struct Writer {
     options: Options,
     /// The sequence number the last checkpoint covers.
     checkpointed: u64,
+    /// Since when batches nobody waited for are written but not synced.
+    unsynced: Option<Instant>,
+    /// The checkpoints of a file trail, logged off the writer's path.
+    log: Option<CheckpointLog>,
 }
 
 impl Writer {
     fn run(&mut self, rx: &mpsc::Receiver<Message>) {
         let mut last_checkpoint = Instant::now();
         loop {
-            let wait = if self.pending.is_empty() {
-                self.options.checkpoints.as_ref().map_or(Duration::from_secs(3600), |c| c.interval)
-            } else {
-                RETRY
+            let wait = match (self.pending.is_empty(), self.unsynced) {
+                (false, _) => RETRY,
+                (true, Some(since)) => LAZY_SYNC.saturating_sub(since.elapsed()),
+                (true, None) => self.options.checkpoints.as_ref().map_or(Duration::from_secs(3600), |c| c.interval),
             };
             let first = match rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
@@ -375,29 +453,67 @@ impl Writer {
                 }
                 next = rx.try_recv().ok();
             }
-            self.write_pending();
+            if let Some(written) = self.log.as_ref().and_then(CheckpointLog::take_failed) {
+                // The last note could not be logged: sign one again now rather than at the next.
+                self.checkpointed = written;
+            }
             let due = self.options.checkpoints.as_ref().is_some_and(|c| {
                 self.link.seq >= self.checkpointed + c.every || last_checkpoint.elapsed() >= c.interval
             });
-            if due && self.pending.is_empty() && self.link.seq > self.checkpointed {
+            // A checkpoint covers only synced records; a flush and an old unsynced batch sync too.
+            let sync = !flushes.is_empty() || due || self.unsynced.is_some_and(|s| s.elapsed() >= LAZY_SYNC);
+            self.write_pending(sync);
+            if sync && self.pending.is_empty() {
+                self.sync_written();
+            }
+            if due && self.pending.is_empty() && self.unsynced.is_none() && self.link.seq > self.checkpointed {
                 self.checkpoint();
                 last_checkpoint = Instant::now();
+            }
+            if !flushes.is_empty()
+                && let Some(log) = &self.log
+            {
+                let _ = log.written_out();
             }
             for ack in flushes {
                 let _ = ack.send(());
             }
         }
-        self.write_pending();
-        if self.pending.is_empty() && self.link.seq > self.checkpointed {
+        self.write_pending(true);
+        self.sync_written();
+        if self.pending.is_empty() && self.unsynced.is_none() && self.link.seq > self.checkpointed {
             self.checkpoint();
+        }
+        // Its last notes are logged before the writer ends.
+        self.log.take();
+    }
+
+    /// Syncs the batches written without a sync, if any.
+    fn sync_written(&mut self) {
+        if self.unsynced.is_none() {
+            return;
+        }
+        match self.out.sync() {
+            Ok(()) => {
+                self.unsynced = None;
+                self.status.synced();
+            }
+            Err(e) => {
+                self.failed(&e, 0);
+                // Tried again after LAZY_SYNC, not in a loop.
+                self.unsynced = Some(Instant::now());
+            }
         }
     }
 
-    fn write_pending(&mut self) {
+    /// Writes what is pending; syncs it when `sync` is asked or a caller waits for one of its
+    /// events (otherwise it is synced later: `sync_written`).
+    fn write_pending(&mut self, sync: bool) {
         if self.pending.is_empty() {
             return;
         }
-        let result = self.out.write(&mut self.link, &mut self.pending);
+        let sync = sync || self.pending.iter().any(|p| p.ack.is_some());
+        let result = self.out.write(&mut self.link, &mut self.pending, sync);
         let result = match (result, self.options.spool.clone()) {
             (Err(e), Some(spool)) if !self.status.spooling() => {
                 self.failed(&e, self.pending.len());
@@ -411,6 +527,12 @@ impl Writer {
             Ok(()) => {
                 if !self.status.spooling() {
                     self.status.set_broken(false);
+                }
+                if self.out.syncs(sync) {
+                    self.unsynced = None;
+                    self.status.synced();
+                } else if matches!(self.out, Out::File { .. }) {
+                    self.unsynced.get_or_insert_with(Instant::now);
                 }
                 for p in self.pending.drain(..) {
                     if let Some(ack) = p.ack {
@@ -461,7 +583,7 @@ impl Writer {
             for p in &mut self.pending {
                 p.line = self.link.seal(&p.json);
             }
-            return self.out.write(&mut self.link, &mut self.pending);
+            return self.out.write(&mut self.link, &mut self.pending, true);
         }
         // The spool continues the chain the trail's disk could not take: its first record's
         // `prev` is the trail's last hash, so the two verify as one (`vigie audit verify TRAIL SPOOL`).
@@ -469,21 +591,25 @@ impl Writer {
         let len = file.metadata()?.len();
         self.out = Out::File { file, path, len };
         let mut link = self.link;
-        let result = self.out.write(&mut link, &mut self.pending);
+        let result = self.out.write(&mut link, &mut self.pending, true);
         self.link = link;
         result
     }
 
     fn failed(&self, e: &std::io::Error, events: usize) {
-        self.status.write_errors.fetch_add(1, Ordering::Relaxed);
-        self.status.set_broken(true);
-        metrics::counter!("vigie_audit_write_errors_total").increment(1);
-        tracing::error!(error = %e, events, "the audit trail could not be written: check `audit.file` and its disk");
+        self.status.failed(e, events);
     }
 
     fn checkpoint(&mut self) {
         let Some(c) = &self.options.checkpoints else { return };
         let note = c.signer.checkpoint(&self.link, &crate::rfc3339_now());
+        if !self.out.is_postgres()
+            && let Some(log) = &self.log
+        {
+            log.send(note, self.link.seq);
+            self.checkpointed = self.link.seq;
+            return;
+        }
         let line = format!("{}\n", serde_json::json!({ "checkpoint": note }));
         let logged = match &self.out {
             Out::Postgres { trail, rt } => rt
@@ -514,11 +640,11 @@ mod tests {
     use super::*;
     use vigie_core::audit::AuditKind;
 
-    fn event(i: usize) -> AuditEvent {
+    pub(super) fn event(i: usize) -> AuditEvent {
         AuditEvent { kind: Some(AuditKind::Login), reason: Some(format!("event {i}")), ..Default::default() }
     }
 
-    fn fresh(name: &str) -> PathBuf {
+    pub(super) fn fresh(name: &str) -> PathBuf {
         let path = std::env::temp_dir().join(format!("vigie-audit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         path

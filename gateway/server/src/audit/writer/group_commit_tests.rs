@@ -1,0 +1,109 @@
+//! Group commit (issue 18, the trail's cost on the answer): callers waiting at the same time share
+//! syncs, a batch nobody waits for costs no sync of its own, and the checkpoints logged off the
+//! writer's path are all there, signed and matching the trail, once a flush returns.
+use std::sync::{Arc, Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use vigie_core::audit::AuditSink;
+
+use super::tests::{event, fresh};
+use super::{Checkpoints, JsonLinesAudit, LAZY_SYNC, Options};
+use crate::audit::note::{Signer, Verifier};
+use crate::audit::verify::verify;
+
+#[test]
+fn callers_waiting_at_once_share_syncs() {
+    const CALLERS: usize = 100;
+    let path = fresh("share");
+    let sink = Arc::new(JsonLinesAudit::open(path.to_str().unwrap()).unwrap());
+    let start = Arc::new(Barrier::new(CALLERS));
+    let (tx, rx) = mpsc::channel();
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let (sink, start, tx) = (sink.clone(), start.clone(), tx.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sink.record_acked(&event(i), Box::new(move |ok| tx.send(ok).unwrap()));
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().unwrap();
+    }
+    for _ in 0..CALLERS {
+        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true), "every caller is told its event is on disk");
+    }
+    let syncs = sink.status().syncs();
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(written.lines().count(), CALLERS);
+    assert!(syncs >= 1, "acknowledged without a sync");
+    assert!(syncs < CALLERS as u64, "{syncs} syncs for {CALLERS} callers waiting at once: not shared");
+}
+
+#[test]
+fn a_batch_nobody_waits_for_is_written_at_once_and_costs_no_sync_of_its_own() {
+    const EVENTS: usize = 40;
+    let path = fresh("lazy");
+    let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
+    let began = Instant::now();
+    for i in 0..EVENTS {
+        sink.record(&event(i));
+        // Each its own batch: written (in the file, so a crash of the process keeps it) before
+        // the next is recorded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&path).unwrap().contains(&format!("\"event {i}\"")) {
+            assert!(Instant::now() < deadline, "event {i} not written within 30 s");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let lazy = sink.status().syncs();
+    // At most one sync per LAZY_SYNC elapsed (the writer syncs what has waited that long).
+    let allowed = began.elapsed().as_millis() / LAZY_SYNC.as_millis() + 1;
+    assert!(
+        u128::from(lazy) <= allowed && (lazy as usize) < EVENTS,
+        "{lazy} syncs for {EVENTS} batches nobody waited for, in {:?}",
+        began.elapsed()
+    );
+    let (tx, rx) = mpsc::channel();
+    sink.record_acked(&event(EVENTS), Box::new(move |ok| tx.send(ok).unwrap()));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
+    assert!(sink.status().syncs() > lazy, "an event waited for is acknowledged only after a sync");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn checkpoints_logged_off_the_writer_are_all_there_once_a_flush_returns() {
+    let path = fresh("checkpoints");
+    let log = path.with_extension("checkpoints");
+    let witness = path.with_extension("witness");
+    let _ = std::fs::remove_file(&log);
+    let signer = Signer::from_pem("vigie.test/audit", &Signer::generate_pem().unwrap()).unwrap();
+    let key = Verifier::parse(&signer.verifier_key()).unwrap();
+    let checkpoints = Checkpoints {
+        signer,
+        every: 10,
+        interval: Duration::from_secs(3600),
+        log: log.clone(),
+        witness: Some(witness.clone()),
+    };
+    let sink =
+        JsonLinesAudit::open_with(path.to_str().unwrap(), Options { checkpoints: Some(checkpoints), spool: None })
+            .unwrap();
+    for round in 0..5 {
+        for i in 0..10 {
+            sink.record(&event(round * 10 + i));
+        }
+        sink.flush();
+        let notes = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(notes.lines().count(), round + 1, "a checkpoint per 10 records, logged when the flush returns");
+        let report = verify(std::slice::from_ref(&path), std::slice::from_ref(&log), Some(&key)).unwrap();
+        assert_eq!(report.covered, (round as u64 + 1) * 10, "the last checkpoint covers the trail's end");
+        let witnessed = std::fs::read_to_string(&witness).unwrap();
+        assert!(witnessed.starts_with(&format!("vigie.test/audit\n{}\n", (round + 1) * 10)), "{witnessed}");
+    }
+    drop(sink);
+    for f in [&path, &log, &witness] {
+        let _ = std::fs::remove_file(f);
+    }
+}
