@@ -1,6 +1,7 @@
 //! The conformance kit (`conformance/kit`) run against the real `vigie serve` on the embedded
 //! demo: every module passes or says why it does not apply; against a gateway weakened in one
 //! way, exactly the module that checks it fails (a check that cannot fail is a defect).
+mod broken_security;
 mod proxy;
 mod relay;
 
@@ -265,8 +266,13 @@ async fn the_logout_claims_iss_and_cookie_checks_fail_behind_an_altering_proxy()
     let report = run_only(&gw, &issuer, &only, None).await;
     assert_fails_exactly(&report, &[]);
     assert_eq!(report.outcomes.len(), 8, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
-    *switch.lock().expect("the switch") =
-        proxy::Faults { open_logout: true, drop_claims: true, drop_iss: true, cookies_not_httponly: true };
+    *switch.lock().expect("the switch") = proxy::Faults {
+        open_logout: true,
+        drop_claims: true,
+        drop_iss: true,
+        cookies_not_httponly: true,
+        ..Default::default()
+    };
     let report = run_only(&gw, &issuer, &only, None).await;
     assert_fails_exactly(
         &report,

@@ -1,0 +1,80 @@
+//! Can-fail proofs of the kit's security (RFC 9700), RIE card and VIHF checks: against a policy
+//! refusing cards on sensitive clients, and behind the altering proxy (`proxy.rs`) playing a
+//! provider that skips PKCE, replays refresh answers, trusts unsigned hints or lets the VIHF be
+//! altered on its way, exactly the check of what is broken fails, for its reason.
+use vigie_conformance::profile::Profile;
+
+use super::{assert_fails_exactly, proxy, rie_table_fails_exactly_with, run_only};
+use crate::common::*;
+
+/// A policy set refusing the CPS (a doctor's card: the test card) on sensitive clients, the CPE
+/// still allowed: exactly the RIE's "a card opens a sensitive client" cell fails; the card still
+/// opens the RP client, and the step-ups still offer a card. (Refusing both cards fails the
+/// step-up rows too, rightly: the target then offers no card to step up to.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rie_table_flags_a_policy_refusing_the_card_on_a_sensitive_client() {
+    rie_table_fails_exactly_with(
+        "99_no_cps_inside.cedar",
+        "@id(\"test-no-cps-sensitive\")\nforbid (principal, action == Vigie::Action::\"login_to_client\", resource)\n\
+         when { resource.sensitive && context.authentication.mie == \"cps\" };\n",
+        &[("rie-cps-opens-sensitive", "expected a redirect to the client, got 403")],
+    )
+    .await;
+}
+
+/// The checks this module proves, and the DMP plan (which needs a card login through the proxy).
+const ONLY: &[&str] =
+    &["rfc9700-pkce-downgrade", "rfc9700-refresh-token-replay", "rfc9700-alg-none-id-token-hint", "dmp-"];
+
+/// One gateway behind the proxy, which carries the test card on to it. Breaking nothing, the
+/// three RFC 9700 checks and the DMP plan pass; then, one broken behaviour at a time, exactly the
+/// check of it fails:
+/// - tokens for a PKCE code redeemed without its `code_verifier` (RFC 9700 §4.8.2);
+/// - a replayed refresh token answered as at its first use (no rotation: RFC 9700 §4.14.2);
+/// - a logout with an unsigned (`alg` `none`) `id_token_hint` redirected as accepted;
+/// - the VIHF's `Identifiant_Structure` changed after signing: `xmlsec1` no longer verifies it;
+/// - a second `Subject` wrapped in a `ds:Object` of the VIHF's signature (still verifying).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pkce_refresh_alg_none_and_vihf_checks_fail_behind_an_altering_proxy() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
+    let port = listener.local_addr().expect("an address").port();
+    let issuer = format!("https://localhost:{port}");
+    let gw = Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
+    let ca = gw.demo["ca_pem"].as_str().expect("the CA");
+    let switch = proxy::start(listener, gw.port, &gw.data_dir, ca);
+    let card = Profile::from_demo(&gw.demo).expect("a profile").card.expect("the demo's test card");
+    proxy::carry_card(gw.port, ca, &card.chain_pem, &card.key_pem);
+    let set = |faults: proxy::Faults| *switch.lock().expect("the switch") = faults;
+
+    // The control: the proxy breaking nothing, a card login goes through and every check passes.
+    let report = run_only(&gw, &issuer, ONLY, None).await;
+    assert_eq!(report.outcomes.len(), 7, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_fails_exactly(&report, &[]);
+
+    set(proxy::Faults {
+        pkce_verifier_ignored: true,
+        refresh_replay_answered: true,
+        alg_none_hint_trusted: true,
+        ..Default::default()
+    });
+    let report = run_only(&gw, &issuer, ONLY, None).await;
+    assert_fails_exactly(
+        &report,
+        &[
+            ("rfc9700-pkce-downgrade", "redeemed without code_verifier was answered 200"),
+            ("rfc9700-refresh-token-replay", "the replayed refresh token was answered 200"),
+            ("rfc9700-alg-none-id-token-hint", "an unsigned id_token_hint was trusted"),
+        ],
+    );
+
+    set(proxy::Faults { vihf_value_altered: true, ..Default::default() });
+    let report = run_only(&gw, &issuer, &["dmp-"], None).await;
+    assert_fails_exactly(
+        &report,
+        &[("dmp-vihf-structure-and-signature", "xmlsec1 does not verify the VIHF's signature against the seal CA")],
+    );
+
+    set(proxy::Faults { vihf_second_subject: true, ..Default::default() });
+    let report = run_only(&gw, &issuer, &["dmp-"], None).await;
+    assert_fails_exactly(&report, &[("dmp-vihf-single-identity", "the VIHF has 2 Subject and 2 NameID")]);
+}
