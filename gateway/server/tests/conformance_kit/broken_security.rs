@@ -78,3 +78,36 @@ async fn the_pkce_refresh_alg_none_and_vihf_checks_fail_behind_an_altering_proxy
     let report = run_only(&gw, &issuer, &["dmp-"], None).await;
     assert_fails_exactly(&report, &[("dmp-vihf-single-identity", "the VIHF has 2 Subject and 2 NameID")]);
 }
+
+/// The issue's weakened setting: the RP client `demo-app` (confidential) registered with
+/// `require_pkce = false`, which the gateway allows for confidential clients only (RFC 9700
+/// §2.1.1: RECOMMENDED for them; a public client without PKCE is refused at start). Its
+/// authorization requests without `code_challenge` get a code: the kit flags exactly
+/// `rfc9700-pkce-downgrade`; the other security checks still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_flags_a_confidential_client_registered_without_pkce_enforcement() {
+    let port = free_port();
+    let secret = random(32);
+    let app = format!("https://localhost:{port}/demo-app");
+    let clients = format!(
+        r#"[{{client_id="demo-app", client_secret_hash="sha256:{}", auth_method="client_secret_basic", redirect_uris=["{app}/callback"], post_logout_redirect_uris=["{app}/logged-out"], scopes=["openid", "profile", "offline_access"], require_pkce=false}}]"#,
+        sha256_b64(&secret)
+    );
+    let gw = Gateway::start_on(port, &[("VIGIE_CLIENTS", &clients)]).await;
+    let mut profile = Profile::from_demo(&gw.demo).expect("a profile from demo.json");
+    profile.clients.iter_mut().find(|c| c.id == "demo-app").expect("the RP client").secret = Some(secret);
+    let report = vigie_conformance::run(vigie_conformance::RunOptions {
+        target: gw.issuer.clone(),
+        profile,
+        ca_pem: gw.demo["ca_pem"].as_str().map(str::to_owned),
+        out: None,
+        only: vec!["rfc9700-".into(), "rfc9207-".into()],
+    })
+    .await
+    .expect("the kit runs");
+    assert_eq!(report.outcomes.len(), 5, "{:#?}", report.outcomes.iter().map(|o| &o.id).collect::<Vec<_>>());
+    assert_fails_exactly(
+        &report,
+        &[("rfc9700-pkce-downgrade", "an authorization request without code_challenge got a code")],
+    );
+}
