@@ -256,11 +256,7 @@ async fn the_tls_checks_fail_against_a_weak_tls_server() {
 /// cookies' HttpOnly, each check of those behaviours fails for its reason, and only those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logout_claims_iss_and_cookie_checks_fail_behind_an_altering_proxy() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
-    let port = listener.local_addr().expect("an address").port();
-    let issuer = format!("https://localhost:{port}");
-    let gw = Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
-    let switch = proxy::start(listener, gw.port, &gw.data_dir, gw.demo["ca_pem"].as_str().expect("the CA"));
+    let (gw, issuer, switch) = proxy::gateway_behind().await;
     let only = ["oidcc-rp-initiated-logout", "oidcc-claims-essential", "rfc9207-", "rfc9700-clickjacking"];
     // The control: through the proxy breaking nothing, every one of these checks passes.
     let report = run_only(&gw, &issuer, &only, None).await;

@@ -37,6 +37,16 @@ pub struct Faults {
 /// What the running proxy breaks, changed between runs.
 pub type Switch = Arc<std::sync::Mutex<Faults>>;
 
+/// A gateway on the demo whose issuer is a proxy in front of it (breaking nothing yet): the
+/// gateway, the issuer, the proxy's switch.
+pub async fn gateway_behind() -> (crate::common::Gateway, String, Switch) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
+    let issuer = format!("https://localhost:{}", listener.local_addr().expect("an address").port());
+    let gw = crate::common::Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
+    let switch = start(listener, gw.port, &gw.data_dir, gw.demo["ca_pem"].as_str().expect("the CA"));
+    (gw, issuer, switch)
+}
+
 /// Listens on `listener` (127.0.0.1) and forwards to the gateway on `upstream`, one thread per
 /// connection, one request per connection (`connection: close` both ways); breaks nothing until
 /// the returned switch says so.
