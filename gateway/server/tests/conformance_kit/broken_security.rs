@@ -38,7 +38,8 @@ const CARD_DMP: [&str; 3] = ["dmp-vihf-structure-and-signature", "dmp-vihf-lifet
 /// - a replayed refresh token answered as at its first use (no rotation: RFC 9700 §4.14.2);
 /// - a logout with an unsigned (`alg` `none`) `id_token_hint` redirected as accepted;
 /// - the VIHF's `Identifiant_Structure` changed after signing: `xmlsec1` no longer verifies it;
-/// - a second `Subject` wrapped in a `ds:Object` of the VIHF's signature (still verifying).
+/// - a second `Subject` wrapped in a `ds:Object` of the VIHF's signature (still verifying), or a
+///   second professional's `subject-id` wrapped the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pkce_refresh_alg_none_and_vihf_checks_fail_behind_an_altering_proxy() {
     let (gw, issuer, switch) = proxy::gateway_behind().await;
@@ -78,6 +79,10 @@ async fn the_pkce_refresh_alg_none_and_vihf_checks_fail_behind_an_altering_proxy
     set(proxy::Faults { vihf_second_subject: true, ..Default::default() });
     let report = run_only(&gw, &issuer, &CARD_DMP, None).await;
     assert_fails_exactly(&report, &[("dmp-vihf-single-identity", "the VIHF has 2 Subject and 2 NameID")]);
+
+    set(proxy::Faults { vihf_second_subject_id: true, ..Default::default() });
+    let report = run_only(&gw, &issuer, &CARD_DMP, None).await;
+    assert_fails_exactly(&report, &[("dmp-vihf-single-identity", "it names more than one professional")]);
 }
 
 /// The issue's weakened setting: the RP client `demo-app` (confidential) registered with

@@ -32,6 +32,9 @@ pub struct Faults {
     /// The VIHF of a token exchange gets a second `Subject` wrapped in a `ds:Object` of its
     /// signature (which the enveloped signature does not cover: signature wrapping).
     pub vihf_second_subject: bool,
+    /// The VIHF of a token exchange gets a second professional's name (XSPA `subject-id`) in an
+    /// `AttributeStatement` wrapped the same way.
+    pub vihf_second_subject_id: bool,
 }
 
 /// What the running proxy breaks, changed between runs.
@@ -364,7 +367,7 @@ fn security_altered(faults: &Faults, method: &str, url: &url::Url, body: &[u8], 
     {
         REFRESH_ANSWERS.lock().unwrap_or_else(|e| e.into_inner()).entry(t.to_owned()).or_insert(answer.clone());
     }
-    if !(faults.vihf_value_altered || faults.vihf_second_subject)
+    if !(faults.vihf_value_altered || faults.vihf_second_subject || faults.vihf_second_subject_id)
         || grant != Some("urn:ietf:params:oauth:grant-type:token-exchange")
     {
         return answer;
@@ -383,6 +386,13 @@ fn security_altered(faults: &Faults, method: &str, url: &url::Url, body: &[u8], 
         xml.insert_str(
             end,
             "<ds:Object><saml2:Subject><saml2:NameID>899700000000</saml2:NameID></saml2:Subject></ds:Object>",
+        );
+    }
+    if faults.vihf_second_subject_id {
+        let end = xml.find("</ds:Signature>").expect("the VIHF's signature");
+        xml.insert_str(
+            end,
+            "<ds:Object><saml2:AttributeStatement><saml2:Attribute Name=\"urn:oasis:names:tc:xspa:1.0:subject:subject-id\"><saml2:AttributeValue>Autre PROFESSIONNEL</saml2:AttributeValue></saml2:Attribute></saml2:AttributeStatement></ds:Object>",
         );
     }
     json["access_token"] = b64.encode(xml).into();
