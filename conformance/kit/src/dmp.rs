@@ -15,6 +15,8 @@ const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 const SAML2: &str = "urn:ietf:params:oauth:token-type:saml2";
 /// EX_AIR-040: "durée de vie de 30 secondes".
 const MAX_LIFETIME: i64 = 30;
+/// The professional's name (XSPA subject-id), at most once.
+const SUBJECT_ID: &str = "urn:oasis:names:tc:xspa:1.0:subject:subject-id";
 /// The attributes every VIHF carries (reference §1, from the official AIR examples).
 const REQUIRED: &[&str] = &[
     "Identifiant_Structure",
@@ -55,8 +57,8 @@ pub fn modules() -> Vec<Module> {
             "DMP AIR simplifié EX_AIR-020, EX_AIR-040; HL7v2→VIHF mapping (NameID = the professional's idNat_PS); SAML 2.0 Core §2.4.1",
             "A VIHF names one professional, the one logged in, for one request",
             "Un VIHF nomme un seul professionnel, celui connecté, pour une seule sollicitation",
-            "one Subject with one NameID, equal to the session's idnat; two exchanges give two assertions with distinct IDs",
-            "un seul Subject avec un seul NameID, égal à l'idnat de la session ; deux échanges donnent deux assertions d'ID distincts",
+            "one Subject with one NameID, equal to the session's idnat, and at most one subject-id (the professional's name); two exchanges give two assertions with distinct IDs",
+            "un seul Subject avec un seul NameID, égal à l'idnat de la session, et au plus un subject-id (le nom du professionnel) ; deux échanges donnent deux assertions d'ID distincts",
             single_identity
         ),
         module!(
@@ -264,6 +266,9 @@ async fn single_identity(c: &Ctx) -> anyhow::Result<Verdict> {
         names.len()
     );
     ensure!(names[0] == idnat, "the VIHF names {}, not the card holder logged in ({idnat})", names[0]);
+    // The professional's name, in the statement: a second value names a second professional.
+    let named = attributes(&els).get(SUBJECT_ID).map_or(0, Vec::len);
+    ensure!(named <= 1, "the VIHF has {named} values of {SUBJECT_ID}: it names more than one professional");
     let (a, b) =
         (els[0].attr("ID").unwrap_or_default(), elements(&second)?[0].attr("ID").unwrap_or_default().to_owned());
     ensure!(

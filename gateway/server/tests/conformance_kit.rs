@@ -2,6 +2,7 @@
 //! demo: every module passes or says why it does not apply; against a gateway weakened in one
 //! way, exactly the module that checks it fails (a check that cannot fail is a defect).
 mod broken_oidc;
+mod broken_security;
 mod proxy;
 mod relay;
 
@@ -256,7 +257,7 @@ async fn the_tls_checks_fail_against_a_weak_tls_server() {
 /// cookies' HttpOnly, each check of those behaviours fails for its reason, and only those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logout_claims_iss_and_cookie_checks_fail_behind_an_altering_proxy() {
-    let (gw, issuer, switch) = proxy::gateway_behind_proxy().await;
+    let (gw, issuer, switch) = proxy::gateway_behind().await;
     let only = ["oidcc-rp-initiated-logout", "oidcc-claims-essential", "rfc9207-", "rfc9700-clickjacking"];
     // The control: through the proxy breaking nothing, every one of these checks passes.
     let report = run_only(&gw, &issuer, &only, None).await;

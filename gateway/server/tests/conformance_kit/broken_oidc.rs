@@ -48,7 +48,7 @@ async fn run_checks(gw: &Gateway, issuer: &str, user: usize, only: &[&str]) -> R
 /// run each, the others passing alongside), as the demo's six users allow six runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_oidc_check_fails_behind_a_proxy_with_its_fault_and_only_it() {
-    let (gw, issuer, switch) = proxy::gateway_behind_proxy().await;
+    let (gw, issuer, switch) = proxy::gateway_behind().await;
 
     let started = std::time::Instant::now();
     let report = run_checks(&gw, &issuer, 0, &CHECKS).await;

@@ -47,17 +47,32 @@ pub struct Faults {
     /// Every `code_verifier` swapped for the proxy's, the challenge left alone: the token
     /// endpoint refuses the right verifier.
     pub valid_verifier_refused: bool,
+    // security and VIHF checks (broken_security.rs)
+    /// A code redeemed without `code_verifier` gets a 200 token answer (PKCE downgrade let through).
+    pub pkce_verifier_ignored: bool,
+    /// A refresh token presented again gets the answer of its first use (no rotation, no replay
+    /// detection).
+    pub refresh_replay_answered: bool,
+    /// An unsigned (`alg` `none`) `id_token_hint` is trusted at logout: redirected as accepted.
+    pub alg_none_hint_trusted: bool,
+    /// The VIHF of a token exchange has one attribute value changed after it was signed.
+    pub vihf_value_altered: bool,
+    /// The VIHF of a token exchange gets a second `Subject` wrapped in a `ds:Object` of its
+    /// signature (which the enveloped signature does not cover: signature wrapping).
+    pub vihf_second_subject: bool,
+    /// The VIHF of a token exchange gets a second professional's name (XSPA `subject-id`) in an
+    /// `AttributeStatement` wrapped the same way.
+    pub vihf_second_subject_id: bool,
 }
 
 /// What the running proxy breaks, changed between runs.
 pub type Switch = Arc<std::sync::Mutex<Faults>>;
 
-/// A demo gateway whose issuer is a proxy started in front of it: the gateway, the issuer (the
-/// proxy's address) and the proxy's switch.
-pub async fn gateway_behind_proxy() -> (crate::common::Gateway, String, Switch) {
+/// A gateway on the demo whose issuer is a proxy in front of it (breaking nothing yet): the
+/// gateway, the issuer, the proxy's switch.
+pub async fn gateway_behind() -> (crate::common::Gateway, String, Switch) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("the proxy's port");
-    let port = listener.local_addr().expect("an address").port();
-    let issuer = format!("https://localhost:{port}");
+    let issuer = format!("https://localhost:{}", listener.local_addr().expect("an address").port());
     let gw = crate::common::Gateway::start(&[("VIGIE_ISSUER", &issuer)]).await;
     let switch = start(listener, gw.port, &gw.data_dir, gw.demo["ca_pem"].as_str().expect("the CA"));
     (gw, issuer, switch)
@@ -75,7 +90,10 @@ pub fn start(listener: TcpListener, upstream: u16, data_dir: &std::path::Path, c
         .expect("PEM");
     let key = PrivateKeyDer::from_pem_file(data_dir.join("tls.key")).expect("the demo's TLS key");
     let server = Arc::new(
-        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key).expect("a server config"),
+        rustls::ServerConfig::builder()
+            .with_client_cert_verifier(Arc::new(AnyCard::default()))
+            .with_single_cert(chain, key)
+            .expect("a server config"),
     );
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -117,7 +135,7 @@ fn serve(
     );
     let url = url::Url::parse("https://proxy").and_then(|b| b.join(&target)).expect("a request target");
     let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    if let Some(answer) = oidc_instead(&faults, method, &url) {
+    if let Some(answer) = oidc_instead(&faults, method, &url).or_else(|| security_answer(&faults, method, &url, body)) {
         tls.write_all(&answer)?;
         return tls.flush();
     }
@@ -146,6 +164,7 @@ fn serve(
         out.push_str("\r\n");
     }
     out.push_str("connection: close\r\n\r\n");
+    let client = card_client(&tls, upstream).unwrap_or(client);
     let mut up = rustls::StreamOwned::new(
         rustls::ClientConnection::new(client, ServerName::try_from("localhost").expect("a name"))
             .map_err(std::io::Error::other)?,
@@ -159,6 +178,7 @@ fn serve(
     // still ends the answer.
     let _ = up.read_to_end(&mut answer);
     let answer = oidc_answer(&faults, method, &url, body, answer);
+    let answer = security_altered(&faults, method, &url, body, answer);
     let (head, body) = split(&answer);
     let mut new_head = String::new();
     for l in head.lines() {
@@ -374,4 +394,224 @@ pub fn with_body(msg: &[u8], f: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&body);
     bytes
+}
+
+// security and VIHF checks (broken_security.rs)
+
+/// The proxy's inbound side asks for a client certificate and takes any (or none), checking only
+/// the handshake signature, as the gateway does: the card is judged upstream ([`card_client`]).
+#[derive(Debug)]
+struct AnyCard(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl Default for AnyCard {
+    fn default() -> AnyCard {
+        AnyCard(rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms)
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyCard {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// Per gateway port: the test card's leaf and a client configuration presenting that card.
+type Cards = std::collections::BTreeMap<u16, (Vec<u8>, Arc<rustls::ClientConfig>)>;
+static CARDS: std::sync::Mutex<Cards> = std::sync::Mutex::new(Cards::new());
+
+/// Lets the proxy in front of the gateway on `upstream` carry a card login: a TLS-terminating hop
+/// cannot pass the holder's handshake on, so a client that proved it holds the test card (its
+/// leaf, `chain_pem` and `key_pem`) is presented to the gateway with that card.
+pub fn carry_card(upstream: u16, ca_pem: &str, chain_pem: &str, key_pem: &str) {
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(chain_pem.as_bytes()).collect::<Result<_, _>>().expect("the card's chain");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("the card's key");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("the demo's CA")).expect("a root");
+    }
+    let leaf = chain.first().expect("a card certificate").to_vec();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("a client configuration presenting the card");
+    CARDS.lock().unwrap_or_else(|e| e.into_inner()).insert(upstream, (leaf, Arc::new(config)));
+}
+
+/// The configuration presenting the test card upstream, when the client presented it here.
+fn card_client(
+    tls: &rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+    upstream: u16,
+) -> Option<Arc<rustls::ClientConfig>> {
+    let presented = tls.conn.peer_certificates()?.first()?.to_vec();
+    let cards = CARDS.lock().unwrap_or_else(|e| e.into_inner());
+    cards.get(&upstream).filter(|(leaf, _)| *leaf == presented).map(|(_, config)| config.clone())
+}
+
+/// The first answer to each refresh token, for [`Faults::refresh_replay_answered`].
+static REFRESH_ANSWERS: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// A request body's form fields.
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'a>(form: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+/// An answer of the broken provider's own, without asking the gateway; `None` to forward.
+fn security_answer(faults: &Faults, method: &str, url: &url::Url, body: &[u8]) -> Option<Vec<u8>> {
+    let token_request = method == "POST" && url.path() == "/token";
+    let form = form(body);
+    let grant = field(&form, "grant_type");
+    if faults.pkce_verifier_ignored
+        && token_request
+        && grant == Some("authorization_code")
+        && field(&form, "code_verifier").is_none()
+    {
+        // A provider skipping RFC 7636 §4.6 when no verifier comes: it issues tokens anyway.
+        let tokens =
+            serde_json::json!({"access_token": "issued-without-verifier", "token_type": "Bearer", "expires_in": 300});
+        return Some(http("200 OK", &[("content-type", "application/json")], tokens.to_string().as_bytes()));
+    }
+    if faults.refresh_replay_answered && token_request && grant == Some("refresh_token") {
+        let answers = REFRESH_ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(first) = field(&form, "refresh_token").and_then(|t| answers.get(t)) {
+            return Some(first.clone());
+        }
+    }
+    if faults.alg_none_hint_trusted && method == "GET" && url.path() == "/logout" {
+        let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let header = field(&q, "id_token_hint").and_then(|h| h.split('.').next()).and_then(|h| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok()
+        });
+        let unsigned = header
+            .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+            .is_some_and(|h| h["alg"].as_str().is_some_and(|a| a.eq_ignore_ascii_case("none")));
+        if let (true, Some(to)) = (unsigned, field(&q, "post_logout_redirect_uri")) {
+            let mut to = url::Url::parse(to).ok()?;
+            if let Some(state) = field(&q, "state") {
+                to.query_pairs_mut().append_pair("state", state);
+            }
+            return Some(http("303 See Other", &[("location", to.as_str())], b""));
+        }
+    }
+    None
+}
+
+/// The gateway's `answer`, kept for a replay or altered as the faults say.
+fn security_altered(faults: &Faults, method: &str, url: &url::Url, body: &[u8], answer: Vec<u8>) -> Vec<u8> {
+    if method != "POST" || url.path() != "/token" || !answer.starts_with(b"HTTP/1.1 200") {
+        return answer;
+    }
+    let form = form(body);
+    let grant = field(&form, "grant_type");
+    if faults.refresh_replay_answered
+        && grant == Some("refresh_token")
+        && let Some(t) = field(&form, "refresh_token")
+    {
+        REFRESH_ANSWERS.lock().unwrap_or_else(|e| e.into_inner()).entry(t.to_owned()).or_insert(answer.clone());
+    }
+    if !(faults.vihf_value_altered || faults.vihf_second_subject || faults.vihf_second_subject_id)
+        || grant != Some("urn:ietf:params:oauth:grant-type:token-exchange")
+    {
+        return answer;
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (head, json) = split(&answer);
+    let mut json: serde_json::Value = serde_json::from_slice(json).expect("the exchange answers JSON");
+    let vihf = json["access_token"].as_str().expect("a VIHF in the exchange's answer").trim_end_matches('=');
+    let mut xml = String::from_utf8(b64.decode(vihf).expect("a base64url VIHF")).expect("UTF-8 XML");
+    if faults.vihf_value_altered {
+        xml = another_structure(&xml);
+    }
+    if faults.vihf_second_subject {
+        let end = xml.find("</ds:Signature>").expect("the VIHF's signature");
+        xml.insert_str(
+            end,
+            "<ds:Object><saml2:Subject><saml2:NameID>899700000000</saml2:NameID></saml2:Subject></ds:Object>",
+        );
+    }
+    if faults.vihf_second_subject_id {
+        let end = xml.find("</ds:Signature>").expect("the VIHF's signature");
+        xml.insert_str(
+            end,
+            "<ds:Object><saml2:AttributeStatement><saml2:Attribute Name=\"urn:oasis:names:tc:xspa:1.0:subject:subject-id\"><saml2:AttributeValue>Autre PROFESSIONNEL</saml2:AttributeValue></saml2:Attribute></saml2:AttributeStatement></ds:Object>",
+        );
+    }
+    json["access_token"] = b64.encode(xml).into();
+    let kept: Vec<(&str, &str)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("connection"))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    http("200 OK", &kept, json.to_string().as_bytes())
+}
+
+/// The VIHF with its `Identifiant_Structure` value replaced by another structure's, after signing.
+fn another_structure(xml: &str) -> String {
+    let attr = xml.find("Name=\"Identifiant_Structure\"").expect("the VIHF names its structure");
+    let value = attr + xml[attr..].find("AttributeValue").expect("a value");
+    let start = value + xml[value..].find('>').expect("the value's tag") + 1;
+    let end = start + xml[start..].find('<').expect("the value's end");
+    let other: String = xml[start..end].chars().rev().collect();
+    let other = if other == xml[start..end] { format!("{other}0") } else { other };
+    format!("{}{other}{}", &xml[..start], &xml[end..])
+}
+
+/// A whole HTTP/1.1 answer whose `content-length` is its body's.
+fn http(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
 }
