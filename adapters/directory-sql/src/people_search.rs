@@ -1,5 +1,6 @@
 //! The people search index (migration 0015): the folded terms a console search may start, kept in
-//! step by every writer of names, matricule, idNat or login, filled at open for rows it lacks.
+//! step by every writer of names, matricule, idNat or login, filled at open for rows it lacks or
+//! holds from an older version of the terms (migration 0018).
 //!
 //! A search was a read of every identity folded in Rust (p99 8.2 s at 100,000 identities, issue
 //! 17); it is now a prefix range on an index, on SQLite and PostgreSQL alike (terms are bytes:
@@ -9,7 +10,7 @@ use vigie_core::directory::DirectoryError;
 use vigie_core::names::fold;
 
 use crate::SqlDirectory;
-use crate::db::{Dialect, Tx, on_tx};
+use crate::db::{Dialect, Tx, on_pool, on_tx};
 use crate::directory::failed;
 
 /// Kind of the terms compared with the folded search: names and login.
@@ -19,6 +20,9 @@ pub(crate) const CODE: &str = "c";
 /// People rewritten by one statement: 7 terms × 3 parameters each stays far below SQLite's and
 /// PostgreSQL's parameter limits.
 const CHUNK: usize = 500;
+/// The version of [`Entry::terms`] this adapter writes (`people_search.terms_version`, migration
+/// 0018): raise it when the terms or the fold change, and the next open rewrites every row.
+pub(crate) const TERMS_VERSION: i64 = 1;
 /// Separates the fields of `people_search.source` (a control character no name carries).
 const SEP: char = '\u{1F}';
 
@@ -93,12 +97,14 @@ async fn write(tx: &mut Tx, entries: &[Entry]) -> Result<(), DirectoryError> {
             .map_err(|e| failed("clearing search terms", &e))?;
         }
         on_tx!(tx, |c| {
-            let mut q = QueryBuilder::new("INSERT INTO people_search (identity_id, family, given, source) ");
+            let mut q =
+                QueryBuilder::new("INSERT INTO people_search (identity_id, family, given, source, terms_version) ");
             q.push_values(chunk, |mut row, e| {
                 row.push_bind(e.id.as_str())
                     .push_bind(fold(&e.family).into_bytes())
                     .push_bind(fold(&e.given).into_bytes())
-                    .push_bind(e.source());
+                    .push_bind(e.source())
+                    .push_bind(TERMS_VERSION);
             });
             q.build().execute(&mut *c).await.map(drop)
         })
@@ -117,30 +123,41 @@ async fn write(tx: &mut Tx, entries: &[Entry]) -> Result<(), DirectoryError> {
     Ok(())
 }
 
+/// Whether a row is below [`TERMS_VERSION`] (a range of `people_search_by_version`) or an identity
+/// has none (written before migration 0015): read-only, and neither reads nor folds a name.
+/// (An integer: SQLite has no boolean type for an expression.)
+const ANY_STALE: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM people_search WHERE terms_version < $1) \
+     OR EXISTS (SELECT 1 FROM identities i WHERE NOT EXISTS \
+     (SELECT 1 FROM people_search s WHERE s.identity_id = i.id)) THEN 1 ELSE 0 END";
+
+/// The people [`ANY_STALE`] finds, with what their terms are made from.
+const STALE: &str = "SELECT i.id, i.family_name AS family, i.given_name AS given, i.matricule, i.idnat, \
+     a.username FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id \
+     WHERE i.id IN (SELECT identity_id FROM people_search WHERE terms_version < $1) \
+     OR NOT EXISTS (SELECT 1 FROM people_search s WHERE s.identity_id = i.id)";
+
 impl SqlDirectory {
-    /// Indexes the people the search index lacks or has stale (names, matricule, idNat or login
-    /// changed by a writer that did not index: an older replica during a rolling upgrade, or
-    /// everyone when migration 0015 has just run). Returns how many were (re)indexed.
+    /// Indexes the people the search index lacks (identities present before migration 0015) or
+    /// holds from an older version of the terms (rows written before migration 0018, or by a
+    /// replica one release older during a rolling upgrade). Returns how many were (re)indexed.
+    ///
+    /// Every open calls it, `vigie` commands included: when nothing is stale it is one read-only
+    /// statement on indexes, with no write transaction and no lock.
     pub async fn refresh_people_search(&self) -> Result<usize, DirectoryError> {
+        let any =
+            on_pool!(self.pool, |c| sqlx::query_scalar::<_, i32>(ANY_STALE).bind(TERMS_VERSION).fetch_one(c).await)
+                .map_err(|e| failed("reading the search index", &e))?;
+        if any == 0 {
+            return Ok(0);
+        }
         let mut tx = self.begin_write().await?;
         if self.dialect() == Dialect::Postgres {
             // Replicas opening together: one refreshes, the others then find nothing stale.
             on_tx!(tx, |c| sqlx::query("SELECT pg_advisory_xact_lock(7017015)").execute(&mut *c).await.map(drop))
                 .map_err(|e| failed("locking the search index", &e))?;
         }
-        const SQL: &str = "SELECT i.id, i.family_name AS family, i.given_name AS given, i.matricule, i.idnat, \
-             a.username, s.source FROM identities i LEFT JOIN accounts a ON a.identity_id = i.id \
-             LEFT JOIN people_search s ON s.identity_id = i.id";
-        type Row = (String, String, String, String, Option<String>, Option<String>, Option<String>);
-        let rows = on_tx!(tx, |c| sqlx::query_as::<_, Row>(SQL).fetch_all(&mut *c).await)
+        let stale = on_tx!(tx, |c| sqlx::query_as::<_, Entry>(STALE).bind(TERMS_VERSION).fetch_all(&mut *c).await)
             .map_err(|e| failed("reading the search index", &e))?;
-        let stale: Vec<Entry> = rows
-            .into_iter()
-            .filter_map(|(id, family, given, matricule, idnat, username, source)| {
-                let entry = Entry { id, family, given, matricule, idnat, username };
-                (source.as_deref() != Some(entry.source().as_str())).then_some(entry)
-            })
-            .collect();
         if !stale.is_empty() {
             write(&mut tx, &stale).await?;
         }

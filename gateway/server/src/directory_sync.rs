@@ -24,7 +24,7 @@ use crate::session::keys;
 use crate::state::{Audit, Ports};
 
 /// The name of the LDAP source in the sync state and the lease.
-const SOURCE: &str = "ldap";
+pub const SOURCE: &str = "ldap";
 
 /// Which entries a pass reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,7 +343,7 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, period: u64, ever
     if !claimed.unwrap_or(false) {
         return;
     }
-    match Lease::take(ports.store.clone(), lease_ttl(every), "vigie serve").await {
+    match Lease::take(ports.store.clone(), keys::directory_sync_lease(SOURCE), lease_ttl(every), "vigie serve").await {
         Ok(Ok(lease)) => {
             let started = Instant::now();
             let record = |event: AuditEvent| audit.record(event);
@@ -379,25 +379,29 @@ pub fn lease_ttl(every_secs: u64) -> Duration {
     Duration::from_secs(every_secs.saturating_mul(3).clamp(6, 120))
 }
 
-/// The right to run a pass, held by one process at a time (a replica of `serve` or `vigie
-/// directory sync`): its own random token under the lease key, followed by who holds it (for the
-/// one that waits), renewed by compare-and-set on that token (`EphemeralStore::replace_if`), so
-/// that a holder whose lease lapsed and was taken by another cannot renew it back.
+/// The right to run a job, held by one process at a time under its key (the LDAP sync, by a replica
+/// of `serve` or `vigie directory sync`; the HR feed, the reminders, the RPPS refresh): its own
+/// random token under the key, followed by who holds it (for the one that waits), renewed by
+/// compare-and-set on that token (`EphemeralStore::replace_if`), so that a holder whose lease
+/// lapsed and was taken by another cannot renew it back; a job stops writing once
+/// [`Lease::held`] is false.
 pub struct Lease {
     store: Arc<dyn EphemeralStore>,
+    key: String,
     token: Vec<u8>,
     lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl Lease {
-    /// The lease, or who holds it (`what`: "vigie serve", "vigie directory sync").
+    /// The lease under `key` (`keys::directory_sync_lease(job)`), or who holds it (`what`:
+    /// "vigie serve", "vigie directory sync"). Renewed every third of `ttl` until released.
     pub async fn take(
         store: Arc<dyn EphemeralStore>,
+        key: String,
         ttl: Duration,
         what: &str,
     ) -> Result<Result<Lease, String>, vigie_core::store::StoreError> {
-        let key = keys::directory_sync_lease(SOURCE);
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let token = format!(
             "{} {what} on {} (pid {}) since {}",
@@ -415,8 +419,8 @@ impl Lease {
             return Ok(Err(holder.to_owned()));
         }
         let lost = Arc::new(AtomicBool::new(false));
-        let renewer = tokio::spawn(renew(store.clone(), token.clone(), ttl, lost.clone()));
-        Ok(Ok(Lease { store, token, lost, renewer }))
+        let renewer = tokio::spawn(renew(store.clone(), key.clone(), token.clone(), ttl, lost.clone()));
+        Ok(Ok(Lease { store, key, token, lost, renewer }))
     }
 
     /// Whether this holder may still write: false once a renewal found another token, or could
@@ -429,9 +433,9 @@ impl Lease {
     /// another's). A lease that could not be freed lapses by itself.
     pub async fn release(self) {
         self.renewer.abort();
-        let key = keys::directory_sync_lease(SOURCE);
-        if let Err(e) = self.store.replace_if(&key, Some(&self.token), b"released", Duration::from_millis(1)).await {
-            tracing::warn!(error = %e, "directory sync: the lease could not be released; it lapses by itself");
+        let released = self.store.replace_if(&self.key, Some(&self.token), b"released", Duration::from_millis(1)).await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, lease = %self.key, "the lease could not be released; it lapses by itself");
         }
     }
 }
@@ -445,24 +449,23 @@ impl Drop for Lease {
 /// Renews the lease every third of `ttl` until aborted; marks it lost when the store holds
 /// another token, or when no renewal succeeded for two thirds of `ttl` (the next attempt could
 /// come after it lapsed).
-async fn renew(store: Arc<dyn EphemeralStore>, token: Vec<u8>, ttl: Duration, lost: Arc<AtomicBool>) {
-    let key = keys::directory_sync_lease(SOURCE);
+async fn renew(store: Arc<dyn EphemeralStore>, key: String, token: Vec<u8>, ttl: Duration, lost: Arc<AtomicBool>) {
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(ttl / 3).await;
         match store.replace_if(&key, Some(&token), &token, ttl).await {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => {
-                tracing::warn!("directory sync: the lease is no longer this replica's; the pass stops writing");
+                tracing::warn!(lease = %key, "the lease is no longer this replica's; the job stops writing");
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
             Err(e) if renewed.elapsed() + ttl / 3 >= ttl => {
-                tracing::warn!(error = %e, "directory sync: the lease could not be renewed in time; the pass stops writing");
+                tracing::warn!(error = %e, lease = %key, "the lease could not be renewed in time; the job stops writing");
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "directory sync: the lease could not be renewed; tried again"),
+            Err(e) => tracing::warn!(error = %e, lease = %key, "the lease could not be renewed; tried again"),
         }
     }
 }
@@ -484,11 +487,16 @@ mod tests {
 
     const LEASE_TTL: Duration = Duration::from_secs(120);
 
+    fn key() -> String {
+        keys::directory_sync_lease(SOURCE)
+    }
+
     #[tokio::test]
     async fn one_replica_at_a_time_runs_a_pass_and_the_next_may_once_it_is_released() {
         let store = store();
-        let first = Lease::take(store.clone(), LEASE_TTL, "vigie serve").await.unwrap().expect("a free lease is taken");
-        let holder = Lease::take(store.clone(), LEASE_TTL, "vigie directory sync").await.unwrap().err();
+        let first =
+            Lease::take(store.clone(), key(), LEASE_TTL, "vigie serve").await.unwrap().expect("a free lease is taken");
+        let holder = Lease::take(store.clone(), key(), LEASE_TTL, "vigie directory sync").await.unwrap().err();
         let holder = holder.expect("a second one waits");
         assert!(
             holder.starts_with("vigie serve on ") && holder.contains(&format!("(pid {}) since 20", std::process::id())),
@@ -496,7 +504,10 @@ mod tests {
         );
         first.release().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(Lease::take(store, LEASE_TTL, "vigie serve").await.unwrap().is_ok(), "released: the next pass may run");
+        assert!(
+            Lease::take(store, key(), LEASE_TTL, "vigie serve").await.unwrap().is_ok(),
+            "released: the next pass may run"
+        );
     }
 
     /// Two replicas as two tasks: the lease of a running pass is renewed past its TTL, so the
@@ -507,13 +518,13 @@ mod tests {
     async fn a_renewed_lease_outlives_its_ttl_a_dead_holder_frees_it_and_a_lapsed_one_stops_writing() {
         let ttl = Duration::from_millis(600);
         let store = store();
-        let a = Lease::take(store.clone(), ttl, "vigie serve").await.unwrap().expect("A takes the free lease");
+        let a = Lease::take(store.clone(), key(), ttl, "vigie serve").await.unwrap().expect("A takes the free lease");
         let other = {
             let store = store.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
                 loop {
-                    if let Ok(lease) = Lease::take(store.clone(), ttl, "vigie serve").await.unwrap() {
+                    if let Ok(lease) = Lease::take(store.clone(), key(), ttl, "vigie serve").await.unwrap() {
                         return (started.elapsed(), lease);
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -531,16 +542,35 @@ mod tests {
         assert!(b.held());
         // A, come back (a long pause rather than a death), has lost it: its next renewal finds
         // B's token, and `held` then stops its writes.
-        let a_renewer = tokio::spawn(renew(store.clone(), a.token.clone(), ttl, a.lost.clone()));
+        let a_renewer = tokio::spawn(renew(store.clone(), key(), a.token.clone(), ttl, a.lost.clone()));
         tokio::time::timeout(Duration::from_secs(30), a_renewer).await.expect("A's renewal ends").unwrap();
         assert!(!a.held(), "A no longer writes");
         a.release().await;
         tokio::time::sleep(ttl).await;
         assert!(
-            Lease::take(store.clone(), ttl, "vigie serve").await.unwrap().is_err(),
+            Lease::take(store.clone(), key(), ttl, "vigie serve").await.unwrap().is_err(),
             "A's release left B's lease alone"
         );
         assert!(b.held(), "B renews on");
         b.release().await;
+    }
+
+    /// One lease type for every periodic job: each key is a lease of its own (the HR feed runs
+    /// while the LDAP sync does), and the same key is held once.
+    #[tokio::test]
+    async fn each_jobs_key_is_a_lease_of_its_own() {
+        let store = store();
+        let job = |name: &str| keys::directory_sync_lease(name);
+        let sync = Lease::take(store.clone(), key(), LEASE_TTL, "vigie serve").await.unwrap().expect("the sync's");
+        let feed = Lease::take(store.clone(), job("hr-feed"), LEASE_TTL, "vigie serve").await.unwrap();
+        let feed = feed.expect("the HR feed's lease is not the sync's");
+        let again = Lease::take(store.clone(), job("hr-feed"), LEASE_TTL, "vigie serve").await.unwrap();
+        assert!(again.is_err(), "the HR feed's lease is held once");
+        feed.release().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let again = Lease::take(store.clone(), job("hr-feed"), LEASE_TTL, "vigie serve").await.unwrap();
+        assert!(again.is_ok(), "released, the HR feed's lease is free again");
+        assert!(sync.held(), "releasing the HR feed's lease left the sync's alone");
+        sync.release().await;
     }
 }

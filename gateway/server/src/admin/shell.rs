@@ -1,14 +1,16 @@
 //! The console's shell (issue 17, "the console as one place"): the navigation every console page
 //! shows (only the pages the operator's roles open, the current one marked `aria-current`), the
 //! console pages a sign-in may come back to (an allow-list: never an open redirect), and
-//! `GET /admin/login?back=…`, the sign-in that returns to the page that asked for it.
+//! `GET /admin/login?back=…`, the sign-in that returns to the page that asked for it, and the
+//! preamble every console page goes through before rendering its main ([`open`], [`operator`]).
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use vigie_core::roles::Role;
 
+use crate::admin::auth::{self, Admin, Gate, GateParts};
 use crate::config::Config;
 use crate::state::Part;
-use crate::web::http::{esc, parse_params};
+use crate::web::http::{Params, esc, parse_params};
 use crate::web::pages::{Lang, lang, tr, wide_page};
 
 /// One console page: its path, its name in both languages, the role that opens it.
@@ -81,6 +83,52 @@ pub fn page(nav: &Nav<'_>, l: Lang, status: StatusCode, title: &str, main: &str,
     wide_page(l, status, title, &format!("{}{main}\n{switch}", nav.html(l)))
 }
 
+/// A console request let through the preamble: the gate, the operator holding the page's role,
+/// the page's language and the query's parameters.
+pub struct Console<'a> {
+    pub gate: Gate<'a>,
+    pub admin: Admin,
+    pub l: Lang,
+    pub params: Params,
+}
+
+/// The preamble of a console page's `GET` at `here`: back from signing in, the page again without
+/// `?code=` in the address bar; then the operator holding `role` (the policy on administration
+/// asked), or the refusal that signs in back to `here`. `signed_out` replaces that refusal for
+/// someone not signed in at all, for a page with a sign-in of its own.
+pub async fn open<'a>(
+    req: &HttpRequest,
+    parts: &'a GateParts,
+    here: &'static str,
+    role: Role,
+    signed_out: Option<fn(Lang) -> HttpResponse>,
+) -> Result<Console<'a>, HttpResponse> {
+    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
+    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, here) {
+        return Err(back);
+    }
+    if let Some(signed_out) = signed_out {
+        let gate = Gate::of(req, parts);
+        if let Ok(None) = crate::session::current(gate.ports, gate.config, req).await {
+            return Err(signed_out(lang(req, None)));
+        }
+    }
+    let (gate, admin, l) = operator(req, parts, role).await?;
+    Ok(Console { gate, admin, l, params })
+}
+
+/// The preamble of a console form (a `POST`, or a sub-page such as `/admin/cards/bind`): the
+/// gate, the operator holding `role` and the page's language, or the refusal.
+pub async fn operator<'a>(
+    req: &HttpRequest,
+    parts: &'a GateParts,
+    role: Role,
+) -> Result<(Gate<'a>, Admin, Lang), HttpResponse> {
+    let gate = Gate::of(req, parts);
+    let admin = auth::require_staff(req, &gate, role).await?;
+    Ok((gate, admin, lang(req, None)))
+}
+
 /// The link that signs in and comes back to the console page `here`.
 pub fn sign_in_href(here: &str) -> String {
     let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("back", here).finish();
@@ -143,6 +191,14 @@ pub async fn login(req: HttpRequest, config: Part<Config>) -> HttpResponse {
         },
     };
     crate::web::own_pages::sign_in(&config, crate::admin::page::CLIENT_ID, back, 900)
+}
+
+/// The route `GET {here}/login` of a console page: signs in as the admin pages' client (as
+/// [`login`] does), then comes back to `here`.
+pub fn login_route(here: &'static str) -> actix_web::Route {
+    actix_web::web::get().to(move |config: Part<Config>| async move {
+        crate::web::own_pages::sign_in(&config, crate::admin::page::CLIENT_ID, here, 900)
+    })
 }
 
 /// A notice above a console page's content: `role="alert"` for an error, `status` otherwise.

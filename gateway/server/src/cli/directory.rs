@@ -83,7 +83,14 @@ async fn lease(config: &crate::config::Config, wait: Duration) -> anyhow::Result
     let every = config.directory.ldap.as_ref().map_or(0, |l| l.sync_interval_secs);
     let deadline = Instant::now() + wait;
     loop {
-        match Lease::take(store.clone(), crate::directory_sync::lease_ttl(every), "vigie directory sync").await? {
+        match Lease::take(
+            store.clone(),
+            crate::session::keys::directory_sync_lease(crate::directory_sync::SOURCE),
+            crate::directory_sync::lease_ttl(every),
+            "vigie directory sync",
+        )
+        .await?
+        {
             Ok(lease) => return Ok(Some(lease)),
             Err(holder) if Instant::now() >= deadline => anyhow::bail!(
                 "another directory sync is running ({holder}): nothing was synced; run again once it ends, or with \

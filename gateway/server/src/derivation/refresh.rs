@@ -176,14 +176,16 @@ pub fn spawn(
         loop {
             tick.tick().await;
             let store = ports.store.as_ref();
-            match store.put_if_absent(&lease, b"1", ttl).await {
-                Ok(true) => {}
-                Ok(false) => continue,
+            let held = match crate::directory_sync::Lease::take(ports.store.clone(), lease.clone(), ttl, "vigie serve")
+                .await
+            {
+                Ok(Ok(held)) => held,
+                Ok(Err(_)) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "RPPS refresh: the lease could not be taken; tried again next period");
                     continue;
                 }
-            }
+            };
             let result = match Fhir::from_config(&config.derivation) {
                 Ok(Some(api)) => refresh(&ports.lifecycle, &api, config.derivation.on_struck_off, false).await,
                 Ok(None) => Err(anyhow::anyhow!("`derivation.fhir_url` is not set")),
@@ -207,9 +209,7 @@ pub fn spawn(
                     metrics::counter!("vigie_rpps_refresh_total", "result" => "failed").increment(1);
                 }
             }
-            if let Err(e) = store.delete(&lease).await {
-                tracing::warn!(error = %e, "RPPS refresh: the lease could not be released; it lapses by itself");
-            }
+            held.release().await;
         }
     });
 }

@@ -17,6 +17,7 @@ use vigie_directory_sql::{Applied, SqlDirectory};
 use super::config::HrFeedConfig;
 use super::pull::{self, Pulled, Validators};
 use crate::config::Config;
+use crate::directory_sync::Lease;
 use crate::session::keys;
 use crate::state::{Audit, Part, Ports};
 
@@ -286,18 +287,24 @@ async fn once(
     // Longer than a run (10,000 people: docs/identity-lifecycle.md) and than the period, so that a
     // replica that dies mid-run holds the others back for a while only.
     let ttl = Duration::from_secs(feed.interval_secs.max(600) * 2);
-    match store.put_if_absent(&lease_key(), b"1", ttl).await {
-        Ok(true) => {}
-        Ok(false) => return,
+    let lease = match Lease::take(ports.store.clone(), lease_key(), ttl, "vigie serve").await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(_)) => return,
         Err(e) => {
             tracing::warn!(error = %e, "HR feed: the lease could not be taken; tried again next period");
             metrics::counter!("vigie_hr_feed_total", "result" => "failed").increment(1);
             return;
         }
-    }
+    };
     let started = std::time::Instant::now();
     let record = |event: AuditEvent| audit.record(event);
     let result = from_source(feed, options, ports, &record).await;
+    if !lease.held() {
+        // Another replica may have taken the lapsed lease and run the same export: its record
+        // of the run is the one kept.
+        tracing::warn!("HR feed: the lease lapsed during the run; the run is not recorded");
+        return lease.release().await;
+    }
     if !result.as_ref().is_err_and(|e| e.downcast_ref::<NoFeedYet>().is_some()) {
         let source = feed.url.clone().unwrap_or_else(|| feed.path.display().to_string());
         super::runs::record(&ports.lifecycle, &source, "schedule", options.dry_run, &result).await;
@@ -325,7 +332,7 @@ async fn once(
             tracing::error!(error = %error, "HR feed failed; tried again next period");
             metrics::counter!("vigie_hr_feed_total", "result" => "failed").increment(1);
             if e.downcast_ref::<NoFeedYet>().is_some() {
-                return release(store).await;
+                return lease.release().await;
             }
             audit.record(AuditEvent {
                 kind: Some(AuditKind::Lifecycle),
@@ -340,11 +347,5 @@ async fn once(
             });
         }
     }
-    release(store).await;
-}
-
-async fn release(store: &dyn vigie_core::store::EphemeralStore) {
-    if let Err(e) = store.delete(&lease_key()).await {
-        tracing::warn!(error = %e, "HR feed: the lease could not be released; it lapses by itself");
-    }
+    lease.release().await;
 }

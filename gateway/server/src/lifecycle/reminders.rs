@@ -32,25 +32,22 @@ pub fn spawn(config: Part<Config>, ports: Part<Ports>, upstreams: Part<Upstreams
 }
 
 async fn once(r: &RemindersConfig, config: &Config, ports: &Ports, upstreams: &Upstreams, audit: &Audit) {
-    let store = ports.store.as_ref();
     let lease = keys::directory_sync_lease("reminders");
     // Longer than a pass with a slow relay; a replica that dies mid-pass holds the others back
     // this long at most (and its claims, an hour: `STALE_CLAIM`).
     let ttl = Duration::from_secs(r.every_secs.saturating_mul(2).clamp(60, 3600));
-    match store.put_if_absent(&lease, b"1", ttl).await {
-        Ok(true) => {}
-        Ok(false) => return,
+    let lease = match crate::directory_sync::Lease::take(ports.store.clone(), lease, ttl, "vigie serve").await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(_)) => return,
         Err(e) => {
             tracing::warn!(error = %e, "reminders: the lease could not be taken; tried again at the next look");
             return;
         }
-    }
+    };
     if let Err(e) = pass(r, config, ports, upstreams, audit).await {
         tracing::warn!(error = %e, "reminders: the end dates could not be read; tried again at the next look");
     }
-    if let Err(e) = store.delete(&lease).await {
-        tracing::warn!(error = %e, "reminders: the lease could not be released; it lapses by itself");
-    }
+    lease.release().await;
 }
 
 /// The tightest threshold `left` has reached: 2 days left with `[14, 3, 1]` is the 3-day one.

@@ -10,16 +10,17 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_core::roles::Role;
 
-use crate::admin::auth::{self, Admin, Gate, GateParts};
+use crate::admin::auth::{Gate, GateParts};
+use crate::admin::shell::{self, Console};
 use crate::audit::search::{self, Page, Query};
 use crate::cli::audit_search::Format;
 use crate::config::Config;
-use crate::state::Part;
-use crate::web::http::parse_params;
-use crate::web::pages::{Lang, lang, tr};
+use crate::web::pages::{Lang, tr};
 
 /// Where the page is.
 pub const PATH: &str = "/admin/audit-trail";
+/// Where the export is.
+const EXPORT: &str = "/admin/audit-trail/export";
 /// Records a page shows.
 const PAGE_SIZE: usize = 50;
 /// The most records one export holds: past it the operator narrows the selection (or uses
@@ -29,13 +30,8 @@ const EXPORT_MAX: usize = 10_000;
 /// The page's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(PATH, web::get().to(get))
-        .route("/admin/audit-trail/login", web::get().to(login))
-        .route("/admin/audit-trail/export", web::get().to(export));
-}
-
-/// `GET /admin/audit-trail/login`: signs in as the admin pages' client, then comes back here.
-pub async fn login(config: Part<Config>) -> HttpResponse {
-    crate::web::own_pages::sign_in(&config, crate::admin::page::CLIENT_ID, PATH, 900)
+        .route("/admin/audit-trail/login", shell::login_route(PATH))
+        .route(EXPORT, web::get().to(export));
 }
 
 /// The filters a form or link sent: the non-empty fields the API knows, as its query string.
@@ -52,20 +48,16 @@ fn api_query(params: &crate::web::http::Params, limit: Option<usize>) -> String 
     q.finish()
 }
 
-/// The operator with the role `audit`, the page's language and the filters sent, or the page
-/// refusing them. Not signed in at all: a sign-in that comes back to this page (the cards page's
-/// would lead to the cards).
-async fn auditor(
+/// The operator with the role `audit` and the filters sent, or the page refusing them. Not
+/// signed in at all: this page's own sign-in, which comes back to it.
+async fn auditor<'a>(
     req: &HttpRequest,
-    gate: &Gate<'_>,
-    params: &crate::web::http::Params,
-) -> Result<(Admin, Lang, render::Form), HttpResponse> {
-    let l = lang(req, None);
-    if let Ok(None) = crate::session::current(gate.ports, gate.config, req).await {
-        return Err(render::sign_in_needed(l));
-    }
-    let admin = auth::require_staff(req, gate, Role::Audit).await?;
-    Ok((admin, l, render::Form::of(params)))
+    parts: &'a GateParts,
+    here: &'static str,
+) -> Result<(Console<'a>, render::Form), HttpResponse> {
+    let console = shell::open(req, parts, here, Role::Audit, Some(render::sign_in_needed)).await?;
+    let form = render::Form::of(&console.params);
+    Ok((console, form))
 }
 
 /// A search's failure: the cause (files, hosts, SQL) in the log, the operator told what to do.
@@ -83,12 +75,7 @@ fn record(gate: &Gate<'_>, mut event: vigie_core::audit::AuditEvent) {
 
 /// `GET /admin/audit-trail[?person=…&client=…&kind=…&result=…&from=…&to=…&before=…]`
 pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
-    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, PATH) {
-        return back;
-    }
-    let gate = Gate::of(&req, &parts);
-    let (admin, l, form) = match auditor(&req, &gate, &params).await {
+    let (Console { gate, admin, l, params }, form) = match auditor(&req, &parts, PATH).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -129,9 +116,7 @@ async fn everything(config: &Config, mut query: Query) -> anyhow::Result<Option<
 /// `GET /admin/audit-trail/export?format=csv|jsonl&…`: the page's selection (every page of it)
 /// as a file.
 pub async fn export(req: HttpRequest, parts: GateParts) -> HttpResponse {
-    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    let gate = Gate::of(&req, &parts);
-    let (admin, l, form) = match auditor(&req, &gate, &params).await {
+    let (Console { gate, admin, l, params }, form) = match auditor(&req, &parts, EXPORT).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -183,6 +168,7 @@ fn too_many(l: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::http::parse_params;
 
     #[test]
     fn the_forms_empty_fields_and_its_own_fields_do_not_reach_the_api_parser() {

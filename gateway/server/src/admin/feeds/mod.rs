@@ -16,7 +16,7 @@ use crate::derivation::confirm::{self, Decision, DecisionError};
 /// The console's routes: the page, its form, the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(page::PATH, web::get().to(page::get))
-        .route("/admin/feeds/login", web::get().to(page::login))
+        .route("/admin/feeds/login", crate::admin::shell::login_route(page::PATH))
         .route("/admin/feeds/proposals/decide", web::post().to(page::decide))
         .route("/admin/api/feeds", web::get().to(api::runs))
         .route("/admin/api/feeds/{id}", web::get().to(api::run))

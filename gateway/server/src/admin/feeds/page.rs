@@ -9,10 +9,9 @@ use vigie_directory_sql::FeedRun;
 
 use super::ProposalView;
 use crate::admin::actions::ActionError;
-use crate::admin::auth::{self, Gate, GateParts};
-use crate::config::Config;
+use crate::admin::auth::{Gate, GateParts};
+use crate::admin::shell::{self, Console};
 use crate::lifecycle::runs::{self, ErrorLine, Kind};
-use crate::state::Part;
 use crate::web::http::{esc, parse_params};
 use crate::web::pages::{Lang, lang, lang_switch, tr};
 
@@ -31,23 +30,12 @@ fn back_link(l: Lang) -> String {
     format!(r#"<p><a href="{PATH}?lang={}">{}</a></p>"#, l.code(), tr(l, "Retour aux flux", "Back to the feeds"))
 }
 
-/// `GET /admin/feeds/login`: signs in as the admin pages' client, then comes back here.
-pub async fn login(config: Part<Config>) -> HttpResponse {
-    crate::web::own_pages::sign_in(&config, crate::admin::page::CLIENT_ID, PATH, 900)
-}
-
 /// `GET /admin/feeds[?run=ID|?done=…]`
 pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
-    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, PATH) {
-        return back;
-    }
-    let gate = Gate::of(&req, &parts);
-    let admin = match auth::require_staff(&req, &gate, Role::Cards).await {
-        Ok(a) => a,
+    let Console { gate, admin, l, params } = match shell::open(&req, &parts, PATH, Role::Cards, None).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    let l = lang(&req, None);
     if let Some(id) = params.get("run") {
         return match gate.ports.lifecycle.feed_run(id).await {
             Ok(Some(r)) => page(l, &admin.roles, StatusCode::OK, &format!("{}{}", run_section(l, &r), back_link(l))),
@@ -91,12 +79,10 @@ async fn overview(
 
 /// `POST /admin/feeds/proposals/decide`: `proposal`, `decision` (`confirm` or `reject`), `csrf`.
 pub async fn decide(req: HttpRequest, parts: GateParts, body: web::Bytes) -> HttpResponse {
-    let gate = Gate::of(&req, &parts);
-    let admin = match auth::require_staff(&req, &gate, Role::Cards).await {
-        Ok(a) => a,
+    let (gate, admin, l) = match shell::operator(&req, &parts, Role::Cards).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let l = lang(&req, None);
     let p = match parse_params(&body) {
         Ok(p) => p,
         Err(m) => return page(l, &admin.roles, StatusCode::BAD_REQUEST, &notice(&format!("bad form: {m}"), true)),

@@ -13,6 +13,7 @@ use vigie_core::roles::Role;
 use super::actions::{self, ActionError};
 use super::auth::{self, Admin, EndingParts, Gate, GateParts};
 use crate::account::notices::Added;
+use crate::admin::shell::{self, Console};
 use crate::config::Config;
 use crate::login::cps::validate::{self, CardCheck, CardProblem, PresentedCard};
 use crate::mail::Mailroom;
@@ -43,10 +44,6 @@ pub fn builtin_client(config: &crate::config::Config) -> Option<crate::config::C
         "Vigie — gestion des cartes / card management",
         &[PATH, super::people::page::PATH, super::audit_page::PATH, super::feeds::page::PATH],
     )
-}
-
-async fn staff(req: &HttpRequest, gate: &Gate<'_>) -> Result<Admin, HttpResponse> {
-    auth::require_staff(req, gate, Role::Cards).await
 }
 
 /// The agent's page: their cards, each with its history and forms.
@@ -96,16 +93,10 @@ async fn agent_page(
 
 /// `GET /admin/cards[?q=…|?agent=…]`
 pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
-    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, PATH) {
-        return back;
-    }
-    let gate = Gate::of(&req, &parts);
-    let admin = match staff(&req, &gate).await {
-        Ok(a) => a,
+    let Console { gate, admin, l, params } = match shell::open(&req, &parts, PATH, Role::Cards, None).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    let l = lang(&req, None);
     if let Some(agent) = params.get("agent") {
         let notice = params.get("done").and_then(|d| done_message(l, d)).map(|m| (m, false));
         return agent_page(&req, gate.ports, &admin, agent, notice, StatusCode::OK).await;
@@ -153,7 +144,7 @@ async fn posted(
     gate: &Gate<'_>,
     body: &[u8],
 ) -> Result<(Admin, crate::web::http::Params), Box<HttpResponse>> {
-    let admin = staff(req, gate).await.map_err(Box::new)?;
+    let admin = auth::require_staff(req, gate, Role::Cards).await.map_err(Box::new)?;
     let params = form(&admin, req, body)?;
     Ok((admin, params))
 }
@@ -231,12 +222,10 @@ async fn card_in_reader(
 
 /// `GET /admin/cards/bind?card=…`: the card in the reader next to the agent, and the form.
 pub async fn bind_get(req: HttpRequest, parts: GateParts, upstreams: Part<Upstreams>) -> HttpResponse {
-    let gate = Gate::of(&req, &parts);
-    let admin = match staff(&req, &gate).await {
-        Ok(a) => a,
+    let (gate, admin, l) = match shell::operator(&req, &parts, Role::Cards).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let l = lang(&req, None);
     let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
     let record = match actions::card(gate.ports, params.get("card").unwrap_or_default()).await {
         Ok(c) => c,

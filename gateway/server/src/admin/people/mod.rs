@@ -20,7 +20,7 @@ use actions::LiveSession;
 /// The console's routes: the page, its forms, the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(page::PATH, web::get().to(page::get))
-        .route("/admin/people/login", web::get().to(page::login))
+        .route("/admin/people/login", crate::admin::shell::login_route(page::PATH))
         .route("/admin/people/sessions/end", web::post().to(page::end_sessions))
         .route("/admin/api/people", web::get().to(api::search))
         .route("/admin/api/people/{id}", web::get().to(api::show))

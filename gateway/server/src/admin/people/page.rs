@@ -10,9 +10,8 @@ use super::actions::{self, LiveSession};
 use super::recent::{Recent, RecentEntry};
 use super::{LifeEvent, Whole};
 use crate::admin::actions::ActionError;
-use crate::admin::auth::{self, Admin, EndingParts, Gate, GateParts};
-use crate::config::Config;
-use crate::state::Part;
+use crate::admin::auth::{Admin, EndingParts, Gate, GateParts};
+use crate::admin::shell::{self, Console};
 use crate::web::http::{esc, parse_params};
 use crate::web::pages::{Lang, lang, lang_switch, tr};
 
@@ -30,23 +29,12 @@ fn page(admin: &Admin, l: Lang, status: StatusCode, main: &str) -> HttpResponse 
 
 use crate::admin::shell::notice;
 
-/// `GET /admin/people/login`: signs in as the admin pages' client, then comes back here.
-pub async fn login(config: Part<Config>) -> HttpResponse {
-    crate::web::own_pages::sign_in(&config, crate::admin::page::CLIENT_ID, PATH, 900)
-}
-
 /// `GET /admin/people[?q=…&offset=…|?person=…]`
 pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
-    let params = parse_params(req.query_string().as_bytes()).unwrap_or_default();
-    if let Some(back) = crate::web::own_pages::back_from_sign_in(&params, PATH) {
-        return back;
-    }
-    let gate = Gate::of(&req, &parts);
-    let admin = match auth::require_staff(&req, &gate, Role::Cards).await {
-        Ok(a) => a,
+    let Console { gate, admin, l, params } = match shell::open(&req, &parts, PATH, Role::Cards, None).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    let l = lang(&req, None);
     if let Some(id) = params.get("person") {
         let done = params.get("done").and_then(|d| done_message(l, d)).map(|m| notice(m, false));
         return person_page(&req, &gate, &admin, id, done.as_deref().unwrap_or_default(), StatusCode::OK).await;
@@ -98,12 +86,10 @@ async fn person_page(
 
 /// `POST /admin/people/sessions/end`: `person`, and `sid` for one session (all without it).
 pub async fn end_sessions(req: HttpRequest, parts: GateParts, end: EndingParts, body: web::Bytes) -> HttpResponse {
-    let gate = Gate::of(&req, &parts);
-    let admin = match auth::require_staff(&req, &gate, Role::Cards).await {
-        Ok(a) => a,
+    let (gate, admin, l) = match shell::operator(&req, &parts, Role::Cards).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let l = lang(&req, None);
     let p = match parse_params(&body) {
         Ok(p) => p,
         Err(m) => return page(&admin, l, StatusCode::BAD_REQUEST, &notice(&format!("bad form: {m}"), true)),
