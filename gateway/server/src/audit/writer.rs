@@ -231,14 +231,12 @@ impl JsonLinesAudit {
     /// The trail in PostgreSQL's `audit_records` (its tables made or brought up to date first);
     /// fails when the database cannot be reached or migrated.
     pub fn open_postgres(url: &str, options: Options) -> std::io::Result<Self> {
-        if let Some(spool) = options.spool.as_ref().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) {
-            tracing::warn!(spool = %spool.display(), "the audit spool holds records of an earlier database outage: a chain of its own, to verify apart and archive (`vigie audit verify SPOOL`, docs/audit.md)");
-        }
-        let url = url.to_owned();
+        let (url, spool) = (url.to_owned(), options.spool.clone());
         Self::start(
             move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 let trail = rt.block_on(PgAuditTrail::open(&url, 2)).map_err(std::io::Error::other)?;
+                super::spool::rejoin(&trail, &rt, spool.as_deref());
                 Ok((Out::Postgres { trail, rt }, Link::default()))
             },
             options,
