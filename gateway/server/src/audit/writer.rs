@@ -481,7 +481,11 @@ impl Writer {
 
     fn checkpoint(&mut self) {
         let Some(c) = &self.options.checkpoints else { return };
-        let note = c.signer.checkpoint(&self.link, &crate::rfc3339_now());
+        let note = c.signer.checkpoint_of(
+            &self.link,
+            self.out.path().and_then(|p| chain::first_hash(p)).as_ref(),
+            &crate::rfc3339_now(),
+        );
         let line = format!("{}\n", serde_json::json!({ "checkpoint": note }));
         let logged = match &self.out {
             Out::Postgres { trail, rt } => rt
