@@ -43,6 +43,9 @@ pub struct SealedRecord {
     pub hash: String,
     /// The sealed line, without its newline: the bytes the hash is of (plus the hash itself).
     pub record: String,
+    /// The event's stable id when it has one (a spooled event: `0004_audit_spool.sql`): the
+    /// table holds each id at most once.
+    pub event_id: Option<String>,
 }
 
 /// A row read back for verification: what the columns say and the stored record.
@@ -189,34 +192,58 @@ impl PgAuditTrail {
         &self,
         seal: impl FnOnce(Option<AuditHead>) -> Vec<SealedRecord>,
     ) -> Result<Option<AuditHead>, AuditTrailError> {
+        self.append_once(&[], |head, _| seal(head)).await
+    }
+
+    /// [`PgAuditTrail::append`] of events that carry stable ids (`ids`, a spool being replayed):
+    /// under the append lock, `seal` is also told which of `ids` the table holds already, and
+    /// seals only the others, so that the chain has no gap and no event twice. (Were one sealed
+    /// anyway, the unique index on `event_id` refuses the batch rather than store it twice.)
+    pub async fn append_once(
+        &self,
+        ids: &[String],
+        seal: impl FnOnce(Option<AuditHead>, &std::collections::HashSet<String>) -> Vec<SealedRecord>,
+    ) -> Result<Option<AuditHead>, AuditTrailError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPEND_LOCK).execute(&mut *tx).await?;
         let head = sqlx::query("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?
             .map(|r| AuditHead { seq: r.get(0), hash: r.get(1) });
-        let records = seal(head.clone());
+        let present = if ids.is_empty() {
+            Default::default()
+        } else {
+            sqlx::query_scalar::<_, String>("SELECT event_id FROM audit_records WHERE event_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let records = seal(head.clone(), &present);
         let Some(last) = records.last() else {
             tx.rollback().await?;
             return Ok(head);
         };
         let last = AuditHead { seq: last.seq, hash: last.hash.clone() };
-        let (mut seq, mut prev, mut hash, mut record) = (vec![], vec![], vec![], vec![]);
+        let (mut seq, mut prev, mut hash, mut record, mut event_id) = (vec![], vec![], vec![], vec![], vec![]);
         for r in records {
             seq.push(r.seq);
             prev.push(r.prev);
             hash.push(r.hash);
             record.push(r.record);
+            event_id.push(r.event_id);
         }
         // One statement for the batch (group commit): a round trip per batch, not per record.
         sqlx::query(
-            "INSERT INTO audit_records (seq, prev, hash, record) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])",
+            "INSERT INTO audit_records (seq, prev, hash, record, event_id) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])",
         )
         .bind(seq)
         .bind(prev)
         .bind(hash)
         .bind(record)
+        .bind(event_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -179,12 +179,12 @@ async fn on_a_full_disk(mnt: &Path, env: &[(&str, &str)]) -> Gateway {
     Gateway::start_wrapped(&env, &wrapper).await
 }
 
-async fn readyz(gw: &Gateway) -> (u16, Value) {
+pub(crate) async fn readyz(gw: &Gateway) -> (u16, Value) {
     let r = gw.http().get(gw.url("/readyz")).send().await.expect("/readyz");
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-fn mount_point(name: &str) -> PathBuf {
+pub(crate) fn mount_point(name: &str) -> PathBuf {
     let mnt = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vigie-audit-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&mnt).unwrap();
     mnt
@@ -274,7 +274,7 @@ pub(crate) fn psql_may_fail(url: &str, sql: &str) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn table_logins(url: &str) -> HashSet<String> {
+pub(crate) fn table_logins(url: &str) -> HashSet<String> {
     let rows = common::postgres::psql(url, "SELECT record FROM audit_records ORDER BY seq");
     let lines: Vec<Value> = rows.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     logins_in(&lines)

@@ -15,6 +15,7 @@ mod audit_content;
 mod audit_export;
 mod audit_purge;
 mod audit_search;
+mod audit_spool;
 mod audit_trail;
 mod authorize_errors;
 mod card_login;

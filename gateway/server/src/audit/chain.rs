@@ -129,6 +129,19 @@ pub fn resume(file: &mut std::fs::File) -> std::io::Result<Resume> {
     }
 }
 
+/// The first sealed record of the file at `path` (lines before the chain began are skipped).
+pub fn first(path: &std::path::Path) -> Option<Sealed> {
+    use std::io::BufRead;
+    let file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    file.split(b'\n').map_while(Result::ok).find_map(|line| open(&line))
+}
+
+/// The hash of [`first`]: the id of the chain the file starts, or continues (a spool), that
+/// checkpoints name.
+pub fn first_hash(path: &std::path::Path) -> Option<[u8; 32]> {
+    first(path).map(|r| r.hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

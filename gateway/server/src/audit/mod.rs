@@ -17,6 +17,7 @@ pub mod note;
 pub mod pg;
 pub mod purge;
 pub mod search;
+pub mod spool;
 pub mod verify;
 mod writer;
 
@@ -305,6 +306,10 @@ pub fn readiness(audit: &crate::state::Audit, config: &AuditConfig) -> (serde_js
     use serde_json::json;
     match audit.status() {
         None => (json!({ "status": "up" }), false),
+        Some(_) if spool::pending() => (
+            json!({ "status": "degraded", "detail": "a spool of an earlier outage waits to be replayed into the trail" }),
+            false,
+        ),
         Some(s) if s.healthy() => (json!({ "status": "up" }), false),
         Some(s) if s.spooling() => (
             json!({ "status": "degraded", "detail": "the audit trail cannot be written: events go to the spool" }),

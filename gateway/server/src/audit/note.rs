@@ -83,7 +83,16 @@ impl Signer {
 
     /// The signed note of the chain at `link`, at `time` (RFC 3339).
     pub fn checkpoint(&self, link: &Link, time: &str) -> String {
-        self.sign(&format!("{}\n{}\n{}\ntime {time}\n", self.name, link.seq, B64.encode(link.head)))
+        self.checkpoint_of(link, None, time)
+    }
+
+    /// [`Signer::checkpoint`] naming the chain it covers: `chain` is the hash of the chain's
+    /// first record (`chain::first_hash`), an extension line `chain <hex>` (C2SP tlog-checkpoint
+    /// lets extension lines follow the head hash). After a logrotate the old chain's checkpoints
+    /// and the new one's share one `.checkpoints` file: `verify` checks each chain against its own.
+    pub fn checkpoint_of(&self, link: &Link, chain: Option<&[u8; 32]>, time: &str) -> String {
+        let chain = chain.map(|c| format!("chain {}\n", super::chain::hex(c))).unwrap_or_default();
+        self.sign(&format!("{}\n{}\n{}\n{chain}time {time}\n", self.name, link.seq, B64.encode(link.head)))
     }
 
     /// `text` (lines, each ending in a newline) as a signed note by this key.
@@ -108,6 +117,9 @@ pub struct Checkpoint {
     pub size: u64,
     pub head: [u8; 32],
     pub time: String,
+    /// The hash of the first record of the chain it covers; `None` in a checkpoint written
+    /// before chains were named (it then applies to the one chain verified).
+    pub chain: Option<[u8; 32]>,
 }
 
 impl Verifier {
@@ -145,8 +157,13 @@ impl Verifier {
             .and_then(|h| B64.decode(h).ok())
             .and_then(|h| h.try_into().ok())
             .ok_or("no head hash on its third line")?;
-        let time = lines.find_map(|l| l.strip_prefix("time ")).unwrap_or_default().to_string();
-        Ok(Checkpoint { size, head, time })
+        let extensions: Vec<&str> = lines.collect();
+        let time = extensions.iter().find_map(|l| l.strip_prefix("time ")).unwrap_or_default().to_string();
+        let chain = match extensions.iter().find_map(|l| l.strip_prefix("chain ")) {
+            Some(c) => Some(super::chain::unhex(c).ok_or("a chain line that is not a hash")?),
+            None => None,
+        };
+        Ok(Checkpoint { size, head, time, chain })
     }
 
     /// Checks a signed note's signature by this key; its text.
@@ -190,7 +207,18 @@ mod tests {
         let note = s.checkpoint(&link, "2026-12-05T10:00:00Z");
         assert!(note.contains("\n\n\u{2014} vigie.test/audit "), "{note}");
         let c = Verifier::parse(&s.verifier_key()).unwrap().open(&note).unwrap();
-        assert_eq!((c.size, c.head, c.time.as_str()), (42, [7; 32], "2026-12-05T10:00:00Z"));
+        assert_eq!((c.size, c.head, c.time.as_str(), c.chain), (42, [7; 32], "2026-12-05T10:00:00Z", None));
+    }
+
+    #[test]
+    fn a_checkpoint_names_its_chain_on_a_signed_extension_line() {
+        let s = signer();
+        let note = s.checkpoint_of(&Link { seq: 3, head: [7; 32] }, Some(&[9; 32]), "2026-12-05T10:00:00Z");
+        assert!(note.contains(&format!("\nchain {}\ntime ", "09".repeat(32))), "{note}");
+        let v = Verifier::parse(&s.verifier_key()).unwrap();
+        assert_eq!(v.open(&note).unwrap().chain, Some([9; 32]));
+        let moved = note.replace(&"09".repeat(32), &"08".repeat(32));
+        assert!(v.open(&moved).unwrap_err().contains("does not verify"), "the chain id is signed");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub fn seal_after(at: &mut Link, event_json: &str) -> (SealedRecord, String) {
         prev,
         hash: chain::hex(&at.head),
         record: line.trim_end_matches('\n').to_owned(),
+        event_id: None,
     };
     (record, line)
 }

@@ -46,6 +46,11 @@ pub struct Report {
     pub torn: u64,
     /// Records purged by policy (stubs under a signed purge note), as ranges.
     pub purged: Vec<Purged>,
+    /// Chains verified (a rotated copy, then the live trail: one each).
+    pub chains: usize,
+    /// Checkpoints written before chains were named, not checked because several chains were
+    /// verified at once (verify each file alone to check them).
+    pub unattributed: usize,
 }
 
 /// Records `first..=last` purged by policy (`vigie audit purge`) on `on` (the note's time).
@@ -139,15 +144,78 @@ pub(super) fn signed_notes(
     Ok(by_size)
 }
 
-/// Checks `trail` (its files in order, as one stream) against the checkpoints in
-/// `checkpoint_files`, signed by `key` (no key: the chain alone).
+/// Checks `trail` (its files in order) against the checkpoints in `checkpoint_files`, signed by
+/// `key` (no key: the chain alone). A file whose first record starts a chain (seq 1 after the
+/// genesis) begins a chain of its own — a copy logrotate moved aside, then the live trail — and
+/// the files after it until the next such file continue it (a spool). Each chain is checked
+/// against the checkpoints that name it (`chain <hash of its first record>`, `note.rs`), so the
+/// old and new chains may share one `.checkpoints` file; a checkpoint that names none of the
+/// chains given is named (a rotated copy removed, or not given). A checkpoint written before
+/// chains were named applies when one chain is verified.
 pub fn verify(trail: &[PathBuf], checkpoint_files: &[PathBuf], key: Option<&Verifier>) -> Result<Report, Broken> {
     let (signed, listed) = match key {
         Some(key) => checkpoints(checkpoint_files, key)?,
         None => Default::default(),
     };
-    let mut chain = Chain::new(signed);
-    chain.listed = listed;
+    // Each chain: its files, each with the hash of its first record (the ids checkpoints name).
+    type Files<'a> = Vec<(&'a PathBuf, Option<[u8; 32]>)>;
+    let mut chains: Vec<Files> = Vec::new();
+    for file in trail {
+        let first = chain::first(file);
+        let id = first.as_ref().map(|r| r.hash);
+        match chains.last_mut() {
+            Some(last) if !first.is_some_and(|r| r.seq == 1 && r.prev == GENESIS) => last.push((file, id)),
+            _ => chains.push(vec![(file, id)]),
+        }
+    }
+    let single = chains.len() <= 1;
+    let mut unclaimed: Vec<Signed> = Vec::new();
+    let mut by_chain: Vec<BTreeMap<u64, Vec<Signed>>> = (0..chains.len().max(1)).map(|_| BTreeMap::new()).collect();
+    for s in signed.into_values().flatten() {
+        let owner = match s.checkpoint.chain {
+            None if single => Some(0),
+            None => None,
+            Some(id) => chains.iter().position(|c| c.iter().any(|(_, first)| *first == Some(id))),
+        };
+        match owner {
+            Some(i) => by_chain[i].entry(s.checkpoint.size).or_default().push(s),
+            None => unclaimed.push(s),
+        }
+    }
+    if let Some(s) = unclaimed.iter().find(|s| s.checkpoint.chain.is_some()) {
+        return Err(Broken {
+            file: s.file.clone(),
+            line: s.line,
+            seq: None,
+            what: format!(
+                "the checkpoint of {} (seq {}) is of the chain {}, which none of the files given holds: a rotated \
+                 copy of the trail was removed, or give it too (`vigie audit verify OLDER… TRAIL`)",
+                s.checkpoint.time,
+                s.checkpoint.size,
+                &chain::hex(&s.checkpoint.chain.unwrap_or_default())[..16]
+            ),
+        });
+    }
+    let mut total = Report::default();
+    for (files, notes) in chains.iter().zip(by_chain) {
+        let mut chain = Chain::new(notes);
+        chain.listed = listed.iter().map(|(k, l)| (*k, Listed { hash: l.hash, on: l.on.clone() })).collect();
+        let files: Vec<PathBuf> = files.iter().map(|(f, _)| (*f).clone()).collect();
+        let report = verify_one(&files, chain)?;
+        total.records += report.records;
+        total.unchained += report.unchained;
+        total.checkpoints += report.checkpoints;
+        total.torn = report.torn;
+        total.purged.extend(report.purged);
+        (total.last, total.covered) = (report.last, report.covered);
+    }
+    total.chains = chains.len();
+    total.unattributed = unclaimed.len();
+    Ok(total)
+}
+
+/// One chain: `trail`'s files in order, as one stream.
+fn verify_one(trail: &[PathBuf], mut chain: Chain) -> Result<Report, Broken> {
     for file in trail {
         let bytes = std::fs::read(file).map_err(|e| unreadable(file, "trail", &e))?;
         if bytes.is_empty() {
@@ -337,12 +405,80 @@ mod tests {
         }
     }
 
+    /// The writer's own trail, rotated as logrotate does (`create`: renamed, a new empty file):
+    /// the old chain's checkpoints and the new one's share `audit.jsonl.checkpoints`.
+    #[test]
+    fn after_a_logrotate_each_chain_is_checked_against_its_own_checkpoints_in_the_shared_file() {
+        use super::super::writer::{Checkpoints, JsonLinesAudit, Options};
+        use vigie_core::audit::{AuditEvent, AuditKind, AuditSink};
+        let dir = std::env::temp_dir().join(format!("vigie-verify-rotated-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (trail, rotated, log) =
+            (dir.join("audit.jsonl"), dir.join("audit.jsonl.1"), dir.join("audit.jsonl.checkpoints"));
+        let pem = Signer::generate_pem().unwrap();
+        let signer = || Signer::from_pem("vigie.test/audit", &pem).unwrap();
+        let options = Options {
+            checkpoints: Some(Checkpoints {
+                signer: signer(),
+                every: 2,
+                interval: std::time::Duration::from_secs(3600),
+                log: log.clone(),
+                witness: None,
+            }),
+            spool: None,
+        };
+        let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();
+        let event =
+            |i: usize| AuditEvent { kind: Some(AuditKind::Login), reason: Some(format!("{i}")), ..Default::default() };
+        for i in 0..4 {
+            sink.record(&event(i));
+            sink.flush();
+        }
+        std::fs::rename(&trail, &rotated).unwrap();
+        std::fs::write(&trail, "").unwrap();
+        for i in 4..10 {
+            sink.record(&event(i));
+            sink.flush();
+        }
+        drop(sink);
+        let key = Verifier::parse(&signer().verifier_key()).unwrap();
+        let checks = |files: &[&PathBuf]| {
+            let files: Vec<PathBuf> = files.iter().map(|f| (*f).clone()).collect();
+            verify(&files, std::slice::from_ref(&log), Some(&key))
+        };
+
+        let both = checks(&[&rotated, &trail]).unwrap();
+        assert_eq!((both.chains, both.records, both.last), (2, 10, 6), "{both:?}");
+        assert!(both.checkpoints >= 3, "the old chain's checkpoints and the new one's: {both:?}");
+        for (alone, other) in [(&rotated, "the new"), (&trail, "the old")] {
+            let b = checks(&[alone]).unwrap_err();
+            assert_eq!(b.file, log, "{other} chain's checkpoint is named: {b}");
+            assert!(b.what.contains("which none of the files given holds"), "{b}");
+        }
+        let text = std::fs::read_to_string(&rotated).unwrap();
+        std::fs::write(&rotated, text.replacen("\"reason\":\"1\"", "\"reason\":\"7\"", 1)).unwrap();
+        let b = checks(&[&rotated, &trail]).unwrap_err();
+        assert_eq!((b.file.as_path(), b.line, b.seq), (rotated.as_path(), 2, Some(2)), "an edit in the old chain: {b}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn an_untouched_trail_verifies_with_its_checkpoints() {
         let t = Trail::new("intact", 10, &[5, 10]);
         assert_eq!(
             t.check().unwrap(),
-            Report { records: 10, last: 10, unchained: 0, checkpoints: 2, covered: 10, torn: 0, purged: vec![] }
+            Report {
+                records: 10,
+                last: 10,
+                unchained: 0,
+                checkpoints: 2,
+                covered: 10,
+                torn: 0,
+                purged: vec![],
+                chains: 1,
+                unattributed: 0
+            }
         );
     }
 

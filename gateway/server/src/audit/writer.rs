@@ -285,14 +285,12 @@ impl JsonLinesAudit {
     /// The trail in PostgreSQL's `audit_records` (its tables made or brought up to date first);
     /// fails when the database cannot be reached or migrated.
     pub fn open_postgres(url: &str, options: Options) -> std::io::Result<Self> {
-        if let Some(spool) = options.spool.as_ref().filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) {
-            tracing::warn!(spool = %spool.display(), "the audit spool holds records of an earlier database outage: a chain of its own, to verify apart and archive (`vigie audit verify SPOOL`, docs/audit.md)");
-        }
-        let url = url.to_owned();
+        let (url, spool) = (url.to_owned(), options.spool.clone());
         Self::start(
             move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 let trail = rt.block_on(PgAuditTrail::open(&url, 2)).map_err(std::io::Error::other)?;
+                super::spool::rejoin(&trail, &rt, spool.as_deref());
                 Ok((Out::Postgres { trail, rt }, Link::default()))
             },
             options,
@@ -568,6 +566,8 @@ impl Writer {
         let Some(path) = self.out.path().cloned() else { return };
         if let Ok((out, link)) = Out::file(path) {
             (self.out, self.link) = (out, link);
+            // A new chain (logrotate) gets its own checkpoints from its first records.
+            self.checkpointed = self.link.seq;
             for p in &mut self.pending {
                 p.line = self.link.seal(&p.json);
             }
@@ -577,7 +577,8 @@ impl Writer {
     fn spool(&mut self, path: PathBuf) -> std::io::Result<()> {
         if self.out.is_postgres() {
             // Other replicas go on with the shared chain: the spool cannot continue it, so it is
-            // a chain of its own (continued across outages), verified apart (docs/audit.md).
+            // a chain of its own (continued across outages), replayed into the shared chain at the next
+            // start (`audit::spool::rejoin`, docs/audit.md).
             (self.out, self.link) = Out::file(path)?;
             self.checkpointed = self.link.seq;
             for p in &mut self.pending {
@@ -602,7 +603,11 @@ impl Writer {
 
     fn checkpoint(&mut self) {
         let Some(c) = &self.options.checkpoints else { return };
-        let note = c.signer.checkpoint(&self.link, &crate::rfc3339_now());
+        let note = c.signer.checkpoint_of(
+            &self.link,
+            self.out.path().and_then(|p| chain::first_hash(p)).as_ref(),
+            &crate::rfc3339_now(),
+        );
         if !self.out.is_postgres()
             && let Some(log) = &self.log
         {

@@ -287,6 +287,19 @@ fn report(result: Result<crate::audit::verify::Report, crate::audit::verify::Bro
                     r.torn
                 );
             }
+            if r.chains > 1 {
+                println!(
+                    "{} chains (rotated copies, then the trail), each checked against its own checkpoints; the counts are \
+                     their sums, the sequence numbers the last chain's",
+                    r.chains
+                );
+            }
+            if r.unattributed > 0 {
+                println!(
+                    "{} checkpoints name no chain (written before chains were named): not checked; verify each file alone",
+                    r.unattributed
+                );
+            }
             for p in &r.purged {
                 println!("records {}..{} purged by policy on {}", p.first, p.last, p.on);
             }

@@ -1,0 +1,119 @@
+//! The spool re-joining the PostgreSQL chain (issue 18; docs/audit.md, "When the database
+//! fails"), against the real binary and a PostgreSQL of the test's own that it stops: logins made
+//! while the database is down succeed (fail open, into the spool), the gateway is SIGKILLed,
+//! restarted with the database back, and every login the client saw succeed is in the table
+//! exactly once, marked spooled, at its original time, in one chain `vigie audit verify` passes;
+//! a second replay of the same spool (a crash after COMMIT, before the spool was removed) adds
+//! nothing; a spool that does not verify is kept and `/readyz` says it waits.
+use crate::audit_trail::{card_login, mount_point, readyz, shared_checkpoint_key, table_logins, verify_table};
+use crate::common::*;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Login successes in the table by request id: how many records each has, and the records.
+fn logins_by_request(url: &str) -> BTreeMap<String, Vec<Value>> {
+    let rows = postgres::psql(url, "SELECT record FROM audit_records ORDER BY seq");
+    let mut by = BTreeMap::<String, Vec<Value>>::new();
+    for record in rows.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        if record["kind"] == "login"
+            && record["outcome"] == "success"
+            && let Some(id) = record["request_id"].as_str()
+        {
+            by.entry(id.to_owned()).or_default().push(record);
+        }
+    }
+    by
+}
+
+fn spool_lines(spool: &Path) -> Vec<Value> {
+    std::fs::read_to_string(spool).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+#[tokio::test]
+async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() {
+    let mut server = postgres::PgServer::start("");
+    let url = server.create_database("trail");
+    let dir = mount_point("pg-rejoin");
+    let spool = dir.join("spool.jsonl");
+    let _ = std::fs::remove_file(&spool);
+    let (key, public) = shared_checkpoint_key(&dir);
+    let env = [
+        ("VIGIE_AUDIT__URL", url.as_str()),
+        ("VIGIE_AUDIT__CHECKPOINT_KEY", key.to_str().unwrap()),
+        ("VIGIE_AUDIT__CHECKPOINT_EVERY", "2"),
+        ("VIGIE_AUDIT__ON_FAILURE", "spool"),
+        ("VIGIE_AUDIT__SPOOL", spool.to_str().unwrap()),
+    ];
+    let gw = Gateway::start(&env).await;
+    let before = card_login(&gw).await;
+    assert_eq!(before.status, 303, "{}", before.body);
+
+    server.stop();
+    let mut seen = vec![before.header("x-request-id").unwrap().to_owned()];
+    for _ in 0..3 {
+        let done = card_login(&gw).await;
+        assert_eq!(done.status, 303, "spooled, the login goes on: {}", done.body);
+        seen.push(done.header("x-request-id").unwrap().to_owned());
+    }
+    let spooled: Vec<Value> = spool_lines(&spool);
+    let at_of = |id: &str| {
+        let login = |l: &&Value| l["request_id"] == id && l["kind"] == "login" && l["outcome"] == "success";
+        spooled.iter().find(login).map(|l| l["at"].clone())
+    };
+    assert!(seen[1..].iter().all(|id| at_of(id).is_some()), "the logins are in the spool: {spooled:#?}");
+    // SIGKILL: no drain, no goodbye; the spool on disk is all that is left of those logins.
+    // SAFETY: kill(2) on the pid of the `vigie serve` this test started.
+    assert_eq!(unsafe { libc::kill(gw.gateway_pid() as i32, libc::SIGKILL) }, 0);
+    drop(gw);
+    // What a crash after the replay's COMMIT, before the spool was removed, leaves behind.
+    let copy = dir.join("spool.copy");
+    std::fs::copy(&spool, &copy).unwrap();
+
+    server.start_again();
+    let gw = Gateway::start(&env).await;
+    assert!(!spool.exists(), "the spool is removed once replayed");
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("up")), "{body}");
+    let after = card_login(&gw).await;
+    assert_eq!(after.status, 303, "{}", after.body);
+    seen.push(after.header("x-request-id").unwrap().to_owned());
+    let check = |replays: &str| {
+        let by = logins_by_request(&url);
+        for (i, id) in seen.iter().enumerate() {
+            let records = by.get(id).map_or(&[][..], Vec::as_slice);
+            assert_eq!(records.len(), 1, "{replays}: login {id} is in the table exactly once: {records:#?}");
+            let spooled_here = (1..=3).contains(&i);
+            assert_eq!(records[0]["spooled"].is_string(), spooled_here, "{replays}: says whether it was spooled");
+            if spooled_here {
+                assert_eq!(Some(records[0]["at"].clone()), at_of(id), "{replays}: its original time");
+            }
+        }
+        assert_eq!(table_logins(&url).len(), seen.len(), "{replays}: no other login");
+        let (status, out) = verify_table(&public, &url);
+        assert_eq!(status, 0, "{replays}: one chain with the spooled events: {out}");
+        assert!(out.contains("intact: ") && !out.contains(" 0 checkpoints verified"), "{out}");
+    };
+    check("after the replay");
+
+    drop(gw);
+    std::fs::copy(&copy, &spool).unwrap();
+    let gw = Gateway::start(&env).await;
+    assert!(!spool.exists(), "the spool replayed again is removed");
+    check("after a second replay of the same spool");
+
+    // A spool edited while it waited is not replayed: kept, and the replica says so.
+    drop(gw);
+    let text = std::fs::read_to_string(&copy).unwrap().replacen("\"kind\":\"login\"", "\"kind\":\"logout\"", 1);
+    std::fs::write(&spool, text).unwrap();
+    let gw = Gateway::start(&env).await;
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("degraded")), "{body}");
+    assert!(body["checks"]["audit"]["detail"].as_str().unwrap().contains("spool"), "{body}");
+    assert!(spool.exists(), "a spool that does not verify is kept");
+    check("after a spool that does not verify");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
