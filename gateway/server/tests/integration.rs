@@ -66,6 +66,8 @@ mod rolling;
 #[cfg(feature = "saml")]
 mod saml;
 #[cfg(feature = "saml")]
+mod saml_encrypted;
+#[cfg(feature = "saml")]
 mod saml_mie;
 mod schema;
 mod scim;

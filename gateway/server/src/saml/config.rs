@@ -49,6 +49,13 @@ pub struct SpConfig {
     /// what the signature covers is read.
     #[serde(default)]
     pub metadata_cert: Option<String>,
+    /// Send this SP its assertions encrypted (saml-core §2.3.4), to the RSA key of its
+    /// metadata's `KeyDescriptor use="encryption"` (or without `use`), or of `encryption_cert`.
+    #[serde(default)]
+    pub encrypt_assertions: bool,
+    /// The SP's encryption certificate (PEM), when its metadata has none or another one must win.
+    #[serde(default)]
+    pub encryption_cert: Option<String>,
 }
 
 fn persistent() -> String {

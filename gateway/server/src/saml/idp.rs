@@ -40,6 +40,8 @@ pub struct Sp {
     /// Its SingleLogoutService endpoints (saml-metadata §2.4.2): (Binding, Location,
     /// ResponseLocation).
     pub slo: Vec<(String, String, Option<String>)>,
+    /// Its assertions are encrypted to this key (`encrypt_assertions`).
+    pub encryption: Option<super::encrypt::Encryption>,
     pub config: SpConfig,
 }
 
@@ -162,8 +164,47 @@ impl Sp {
             .flatten()
             .map(|e| (e.binding.clone(), e.location.clone(), e.response_location.clone()))
             .collect();
-        Ok(Sp { entity_id, acs, certs, signed_requests, slo, config: config.clone() })
+        let encryption = if config.encrypt_assertions { Some(encryption(config, sso)?) } else { None };
+        Ok(Sp { entity_id, acs, certs, signed_requests, slo, encryption, config: config.clone() })
     }
+}
+
+/// The encryption key of an SP with `encrypt_assertions`: `encryption_cert` when set, else its
+/// metadata's `KeyDescriptor` for encryption (saml-metadata §2.4.1.1: `use="encryption"`, or no
+/// `use`, which means both), with the `EncryptionMethod`s listed there.
+fn encryption(
+    config: &SpConfig,
+    sso: &samael::metadata::SpSsoDescriptor,
+) -> Result<super::encrypt::Encryption, String> {
+    let md = &config.metadata;
+    let for_encryption =
+        sso.key_descriptors.iter().flatten().filter(|k| k.key_use.as_deref().is_none_or(|u| u == "encryption"));
+    let methods: Vec<String> = for_encryption
+        .clone()
+        .flat_map(|k| k.encryption_methods.iter().flatten().map(|m| m.algorithm.clone()))
+        .collect();
+    let der = match &config.encryption_cert {
+        Some(path) => {
+            let pem =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read encryption_cert {path:?}: {e}"))?;
+            pem_der(&pem, &["CERTIFICATE"])
+                .ok_or_else(|| format!("encryption_cert {path:?} is not a PEM certificate"))?
+        }
+        None => {
+            let b64 = for_encryption
+                .flat_map(|k| k.key_info.x509_data.iter().flat_map(|d| &d.certificates))
+                .next()
+                .ok_or_else(|| {
+                    format!(
+                        "{md:?}: encrypt_assertions is set but the metadata has no KeyDescriptor for encryption: \
+                         add one to the SP's metadata or set encryption_cert"
+                    )
+                })?;
+            let b64: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+            STANDARD.decode(b64).map_err(|_| format!("{md:?}: an X509Certificate is not base64"))?
+        }
+    };
+    super::encrypt::Encryption::new(&der, &methods).map_err(|e| format!("{md:?}: {e}"))
 }
 
 /// The signing key's DER and whether it is ECDSA P-256; RSA keys are PKCS#8 or PKCS#1.

@@ -9,6 +9,8 @@ pub mod decode;
 #[cfg(feature = "saml")]
 pub mod demo;
 #[cfg(feature = "saml")]
+pub mod encrypt;
+#[cfg(feature = "saml")]
 pub(crate) mod flow;
 #[cfg(feature = "saml")]
 pub mod idp;
