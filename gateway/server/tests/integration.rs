@@ -68,6 +68,8 @@ mod saml;
 #[cfg(feature = "saml")]
 mod saml_encrypted;
 #[cfg(feature = "saml")]
+mod saml_metadata_url;
+#[cfg(feature = "saml")]
 mod saml_mie;
 mod schema;
 mod scim;

@@ -119,9 +119,7 @@ pub(crate) async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("saml-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    openssl_pair(&dir, "idp", "vigie-saml");
-    openssl_pair(&dir, "sp", "pysaml2-sp");
-    std::fs::write(dir.join("pairwise"), random(48)).expect("pairwise secret");
+    idp_and_sp_keys(&dir);
     for (name, entity) in [("lab", LAB), ("rh", RH)] {
         let (ok, md, err) = Sp::new(&dir, name, entity, None).run(&["metadata"], "");
         assert!(ok, "SP metadata: {err}");
@@ -137,6 +135,13 @@ pub(crate) async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
     let lab = Sp::new(&dir, "lab", LAB, Some(&dir.join("idp-md.xml")));
     let rh = Sp::new(&dir, "rh", RH, Some(&dir.join("idp-md.xml")));
     (gw, lab, rh, dir)
+}
+
+/// `dir`'s `idp.key`/`idp.crt` (the IdP's), `sp.key`/`sp.crt` (pysaml2's) and `pairwise`.
+pub(crate) fn idp_and_sp_keys(dir: &Path) {
+    openssl_pair(dir, "idp", "vigie-saml");
+    openssl_pair(dir, "sp", "pysaml2-sp");
+    std::fs::write(dir.join("pairwise"), random(48)).expect("pairwise secret");
 }
 
 /// The gateway as an IdP for the clients `lab` and `rh` and the SPs `sps` (the inside of

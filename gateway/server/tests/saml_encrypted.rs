@@ -10,17 +10,15 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use crate::common::*;
-use crate::saml::{Sp, fresh, idp_for, openssl_pair, to_the_sp};
+use crate::saml::{Sp, fresh, idp_and_sp_keys, idp_for, openssl_pair, to_the_sp};
 
 const LAB: &str = "https://lab.chu.example/saml";
 const RH: &str = "https://rh.chu.example/saml";
 
 /// The gateway with `lab` (encrypted assertions) and `rh` (plain), and their pysaml2 SPs.
 async fn estate(dir: &Path) -> (Gateway, Sp, Sp) {
-    openssl_pair(dir, "idp", "vigie-saml");
-    openssl_pair(dir, "sp", "pysaml2-sp");
+    idp_and_sp_keys(dir);
     openssl_pair(dir, "spenc", "pysaml2-sp-encryption");
-    std::fs::write(dir.join("pairwise"), random(48)).expect("pairwise secret");
     let d = |f: &str| dir.join(f).display().to_string();
     let enc = json!({"enc_key": d("spenc.key"), "enc_cert": d("spenc.crt")});
     for (name, entity, more) in [("lab", LAB, enc.clone()), ("rh", RH, json!({}))] {

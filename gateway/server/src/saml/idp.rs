@@ -14,7 +14,8 @@ use super::config::{SamlConfig, SpConfig};
 pub const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 pub const HTTP_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 
-/// The loaded IdP.
+/// The loaded IdP (cloned, cheaply, when an SP's metadata is fetched again).
+#[derive(Clone)]
 pub struct Idp {
     pub entity_id: String,
     /// The signing key, DER (what xmlsec loads).
@@ -24,7 +25,7 @@ pub struct Idp {
     pub ecdsa: bool,
     pub cert_der: Vec<u8>,
     pub pairwise_secret: Vec<u8>,
-    pub sps: Vec<Sp>,
+    pub sps: Vec<std::sync::Arc<Sp>>,
 }
 
 /// A registered service provider.
@@ -86,13 +87,15 @@ impl Idp {
             problems.push(("saml.pairwise_secret_file".into(), "expected at least 32 bytes of secret".into()));
         }
         let mut sps = Vec::new();
-        for (i, sp) in config.sps.iter().enumerate() {
+        // SPs with `metadata_url` join when their metadata is fetched (saml/fetch.rs).
+        for (i, sp) in config.sps.iter().enumerate().filter(|(_, sp)| sp.metadata_url.is_none()) {
             match Sp::load(sp) {
-                Ok(loaded) if sps.iter().any(|s: &Sp| s.entity_id == loaded.entity_id) => problems.push((
-                    format!("saml.sps[{i}].metadata"),
-                    format!("the entityID {:?} is already another SP's", loaded.entity_id),
-                )),
-                Ok(loaded) => sps.push(loaded),
+                Ok(loaded) if sps.iter().any(|s: &std::sync::Arc<Sp>| s.entity_id == loaded.entity_id) => problems
+                    .push((
+                        format!("saml.sps[{i}].metadata"),
+                        format!("the entityID {:?} is already another SP's", loaded.entity_id),
+                    )),
+                Ok(loaded) => sps.push(std::sync::Arc::new(loaded)),
                 Err(e) => problems.push((format!("saml.sps[{i}].metadata"), e)),
             }
         }
@@ -105,7 +108,15 @@ impl Idp {
     }
 
     pub fn sp(&self, entity_id: &str) -> Option<&Sp> {
-        self.sps.iter().find(|s| s.entity_id == entity_id)
+        self.sps.iter().find(|s| s.entity_id == entity_id).map(|s| &**s)
+    }
+
+    /// This IdP with `sp` in place of the SP of the same client (or added).
+    pub fn with_sp(&self, sp: Sp) -> Idp {
+        let mut idp = self.clone();
+        idp.sps.retain(|s| s.config.client_id != sp.config.client_id && s.entity_id != sp.entity_id);
+        idp.sps.push(std::sync::Arc::new(sp));
+        idp
     }
 }
 
@@ -113,6 +124,13 @@ impl Sp {
     fn load(config: &SpConfig) -> Result<Sp, String> {
         let xml = std::fs::read_to_string(&config.metadata)
             .map_err(|e| format!("cannot read the SP's metadata {:?}: {e}", config.metadata))?;
+        Sp::from_metadata(config, xml).map(|(sp, _)| sp)
+    }
+
+    /// The SP of this metadata document (its signature checked with `metadata_cert` when set),
+    /// and how long the document may be used (saml-metadata §2.2.1: `validUntil`,
+    /// `cacheDuration`).
+    pub fn from_metadata(config: &SpConfig, xml: String) -> Result<(Sp, Validity), String> {
         let xml = match &config.metadata_cert {
             Some(cert) => signed_metadata(config, &xml, cert)?,
             None => xml,
@@ -124,6 +142,8 @@ impl Sp {
             .clone()
             .filter(|e| !e.is_empty())
             .ok_or_else(|| format!("{:?}: the EntityDescriptor has no entityID", config.metadata))?;
+        let validity =
+            Validity { until: entity.valid_until, cache: entity.cache_duration.as_deref().and_then(duration) };
         let Some(sso) = entity.sp_sso_descriptors.as_ref().and_then(|d| d.first()) else {
             return Err(format!("{:?}: no SPSSODescriptor (is this an SP's metadata?)", config.metadata));
         };
@@ -165,8 +185,43 @@ impl Sp {
             .map(|e| (e.binding.clone(), e.location.clone(), e.response_location.clone()))
             .collect();
         let encryption = if config.encrypt_assertions { Some(encryption(config, sso)?) } else { None };
-        Ok(Sp { entity_id, acs, certs, signed_requests, slo, encryption, config: config.clone() })
+        let sp = Sp { entity_id, acs, certs, signed_requests, slo, encryption, config: config.clone() };
+        Ok((sp, validity))
     }
+}
+
+/// How long fetched metadata may be used (saml-metadata §2.2.1).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Validity {
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    pub cache: Option<std::time::Duration>,
+}
+
+/// An xs:duration of days, hours, minutes and seconds (`P1D`, `PT6H`, `PT30M`, `PT1H30M10S`);
+/// years and months are refused (their length varies), so the caller's interval applies.
+pub fn duration(text: &str) -> Option<std::time::Duration> {
+    let rest = text.trim().strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
+    };
+    let mut secs = 0u64;
+    let mut take = |part: &str, units: &[(char, u64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+            } else {
+                let unit = units.iter().find(|(u, _)| *u == c)?.1;
+                secs = secs.checked_add(number.parse::<u64>().ok()?.checked_mul(unit)?)?;
+                number.clear();
+            }
+        }
+        number.is_empty().then_some(())
+    };
+    take(days, &[('D', 86_400)])?;
+    take(time, &[('H', 3600), ('M', 60), ('S', 1)])?;
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 /// The encryption key of an SP with `encrypt_assertions`: `encryption_cert` when set, else its

@@ -32,6 +32,9 @@ fn config(dir: &Path, metadata: &str) -> SamlConfig {
         attributes: vec!["given_name".into()],
         require_signed_requests: false,
         metadata_cert: None,
+        metadata_url: None,
+        metadata_ca_file: None,
+        metadata_refresh_secs: None,
         encrypt_assertions: false,
         encryption_cert: None,
     }];
@@ -306,4 +309,18 @@ fn an_sp_whose_metadata_lists_only_unknown_encryption_methods_is_refused() {
     let p = Idp::load(&c, "https://vigie.example").err().expect("3DES only is refused");
     assert!(p.iter().any(|(_, m)| m.contains("only encryption methods Vigie does not use")), "{p:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cache_duration_is_read_in_days_hours_minutes_and_seconds_and_refused_otherwise() {
+    use super::idp::duration;
+    use std::time::Duration;
+    assert_eq!(duration("PT6H"), Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(duration("P1DT1H30M10S"), Some(Duration::from_secs(86_400 + 5410)));
+    assert_eq!(duration("P2D"), Some(Duration::from_secs(2 * 86_400)));
+    // Months and years have no fixed length; zero, garbage and overflow give no duration (the
+    // configured interval applies).
+    for refused in ["P1M", "P1Y", "PT0S", "6H", "PTH", "PT1.5S", "", "PT99999999999999999999S"] {
+        assert_eq!(duration(refused), None, "{refused:?}");
+    }
 }
