@@ -19,7 +19,8 @@ stderr, when it refuses a Response.
   sp.py CONF.json logout-response < URL        -> {"status", "logged_out"}: the IdP's LogoutResponse,
                                                    its signature checked, then handle_logout_response
 
-CONF.json: {"entity_id", "acs", "slo", "key", "cert", "cache", "idp_metadata" (optional)}.
+CONF.json: {"entity_id", "acs", "slo", "key", "cert", "cache", "idp_metadata" (optional),
+            "enc_key", "enc_cert" (optional: the SP's encryption key pair, for encrypted assertions)}.
 """
 import base64
 import json
@@ -65,6 +66,10 @@ def client(conf, sign=False):
         "digest_algorithm": DIGEST_SHA256,
         "preferred_binding": {"single_logout_service": [BINDING_HTTP_REDIRECT]},
     }
+    # An SP that wants encrypted assertions: its metadata then carries a KeyDescriptor
+    # use="encryption" with this certificate, and pysaml2 decrypts with the key (xmlsec1 CLI).
+    if conf.get("enc_key"):
+        settings["encryption_keypairs"] = [{"key_file": conf["enc_key"], "cert_file": conf["enc_cert"]}]
     if conf.get("idp_metadata"):
         settings["metadata"] = {"local": [conf["idp_metadata"]]}
     config = SPConfig()

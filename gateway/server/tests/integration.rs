@@ -68,6 +68,10 @@ mod rolling;
 #[cfg(feature = "saml")]
 mod saml;
 #[cfg(feature = "saml")]
+mod saml_encrypted;
+#[cfg(feature = "saml")]
+mod saml_metadata_url;
+#[cfg(feature = "saml")]
 mod saml_mie;
 mod schema;
 mod scim;

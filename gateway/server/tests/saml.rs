@@ -38,7 +38,12 @@ pub(crate) struct Sp {
 }
 
 impl Sp {
-    fn new(dir: &Path, name: &str, entity_id: &str, idp_metadata: Option<&Path>) -> Sp {
+    pub(crate) fn new(dir: &Path, name: &str, entity_id: &str, idp_metadata: Option<&Path>) -> Sp {
+        Sp::with(dir, name, entity_id, idp_metadata, serde_json::json!({}))
+    }
+
+    /// An SP with more settings for sp.py (`enc_key`/`enc_cert`…) merged into its configuration.
+    pub(crate) fn with(dir: &Path, name: &str, entity_id: &str, idp_metadata: Option<&Path>, more: Value) -> Sp {
         let conf = dir.join(format!("{name}.json"));
         let mut c = serde_json::json!({
             "entity_id": entity_id,
@@ -51,12 +56,15 @@ impl Sp {
         if let Some(md) = idp_metadata {
             c["idp_metadata"] = Value::from(md.display().to_string());
         }
+        for (k, v) in more.as_object().into_iter().flatten() {
+            c[k] = v.clone();
+        }
         std::fs::write(&conf, c.to_string()).expect("SP conf");
         Sp { conf, root: sp_dir() }
     }
 
     /// `sp.py CONF args…`, with `stdin`: (success, stdout, stderr).
-    fn run(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+    pub(crate) fn run(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
         use std::io::Write;
         let mut child = Command::new(self.root.join(".venv/bin/python"))
             .arg(self.root.join("sp.py"))
@@ -91,7 +99,7 @@ impl Sp {
     }
 }
 
-fn openssl_pair(dir: &Path, name: &str, cn: &str) {
+pub(crate) fn openssl_pair(dir: &Path, name: &str, cn: &str) {
     let ok = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
         .arg(format!("/CN={cn}"))
@@ -111,14 +119,35 @@ pub(crate) async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("saml-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    openssl_pair(&dir, "idp", "vigie-saml");
-    openssl_pair(&dir, "sp", "pysaml2-sp");
-    std::fs::write(dir.join("pairwise"), random(48)).expect("pairwise secret");
+    idp_and_sp_keys(&dir);
     for (name, entity) in [("lab", LAB), ("rh", RH)] {
         let (ok, md, err) = Sp::new(&dir, name, entity, None).run(&["metadata"], "");
         assert!(ok, "SP metadata: {err}");
         std::fs::write(dir.join(format!("{name}-md.xml")), md).expect("SP metadata file");
     }
+    let d = |f: &str| dir.join(f).display().to_string();
+    let sps = format!(
+        r#"{{metadata="{}", client_id="lab", nameid="persistent", attributes=["given_name", "family_name", "matricule", "idnat", "mie"]}}, {{metadata="{}", client_id="rh", nameid="transient", require_signed_requests=true}}"#,
+        d("lab-md.xml"),
+        d("rh-md.xml"),
+    );
+    let gw = idp_for(&dir, &sps).await;
+    let lab = Sp::new(&dir, "lab", LAB, Some(&dir.join("idp-md.xml")));
+    let rh = Sp::new(&dir, "rh", RH, Some(&dir.join("idp-md.xml")));
+    (gw, lab, rh, dir)
+}
+
+/// `dir`'s `idp.key`/`idp.crt` (the IdP's), `sp.key`/`sp.crt` (pysaml2's) and `pairwise`.
+pub(crate) fn idp_and_sp_keys(dir: &Path) {
+    openssl_pair(dir, "idp", "vigie-saml");
+    openssl_pair(dir, "sp", "pysaml2-sp");
+    std::fs::write(dir.join("pairwise"), random(48)).expect("pairwise secret");
+}
+
+/// The gateway as an IdP for the clients `lab` and `rh` and the SPs `sps` (the inside of
+/// `[[saml.sps]]` as inline tables), with `dir`'s `idp.key`, `idp.crt` and `pairwise`; its
+/// metadata written to `dir/idp-md.xml` for the SPs.
+pub(crate) async fn idp_for(dir: &Path, sps: &str) -> Gateway {
     let port = free_port();
     let callback = format!("https://localhost:{port}/saml/callback");
     let clients = format!(
@@ -126,12 +155,10 @@ pub(crate) async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
     );
     let d = |f: &str| dir.join(f).display().to_string();
     let saml = format!(
-        r#"{{key_file="{}", cert_file="{}", pairwise_secret_file="{}", sps=[{{metadata="{}", client_id="lab", nameid="persistent", attributes=["given_name", "family_name", "matricule", "idnat", "mie"]}}, {{metadata="{}", client_id="rh", nameid="transient", require_signed_requests=true}}]}}"#,
+        r#"{{key_file="{}", cert_file="{}", pairwise_secret_file="{}", sps=[{sps}]}}"#,
         d("idp.key"),
         d("idp.crt"),
         d("pairwise"),
-        d("lab-md.xml"),
-        d("rh-md.xml"),
     );
     let gw = Gateway::start_on(port, &[("VIGIE_CLIENTS", &clients), ("VIGIE_SAML", &saml)]).await;
     let md = gw.http().get(gw.url("/saml/metadata")).send().await.expect("metadata");
@@ -139,14 +166,12 @@ pub(crate) async fn estate(name: &str) -> (Gateway, Sp, Sp, PathBuf) {
     let md = md.text().await.expect("metadata text");
     assert!(md.contains(&format!(r#"entityID="{}/saml/metadata""#, gw.issuer)), "{md}");
     std::fs::write(dir.join("idp-md.xml"), md).expect("IdP metadata file");
-    let lab = Sp::new(&dir, "lab", LAB, Some(&dir.join("idp-md.xml")));
-    let rh = Sp::new(&dir, "rh", RH, Some(&dir.join("idp-md.xml")));
-    (gw, lab, rh, dir)
+    gw
 }
 
 /// The browser at `url` (an SSO request), through the login page if there is no session, up to
 /// the form that posts the Response: its `SAMLResponse` and `RelayState`.
-async fn to_the_sp(b: &mut Browser<'_>, url: &str) -> (String, Option<String>) {
+pub(crate) async fn to_the_sp(b: &mut Browser<'_>, url: &str) -> (String, Option<String>) {
     let (r, next) = b.follow(url, |u| u.contains("/login?flow=") || u.contains("/saml/callback")).await;
     let next =
         next.unwrap_or_else(|| panic!("the SSO request leads to the login or the callback: {} {}", r.status, r.body));
@@ -168,7 +193,7 @@ async fn to_the_sp(b: &mut Browser<'_>, url: &str) -> (String, Option<String>) {
 
 /// A new connection for the next request: the pooled one may have been closed by the gateway's
 /// keep-alive timeout while pysaml2 worked (seconds), and hyper does not retry on it.
-fn fresh(b: &mut Browser<'_>) {
+pub(crate) fn fresh(b: &mut Browser<'_>) {
     b.http = b.gw.http();
 }
 

@@ -28,8 +28,21 @@ pub struct SamlConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpConfig {
-    /// Its SAML metadata (an `EntityDescriptor` with an `SPSSODescriptor`), as a file.
+    /// Its SAML metadata (an `EntityDescriptor` with an `SPSSODescriptor`), as a file; or
+    /// empty with `metadata_url`.
+    #[serde(default)]
     pub metadata: String,
+    /// Its metadata fetched over HTTPS at start and refreshed (saml/fetch.rs), instead of a file.
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// The CA certificates (PEM) that `metadata_url`'s server is checked against, instead of the
+    /// system's roots.
+    #[serde(default)]
+    pub metadata_ca_file: Option<String>,
+    /// How often `metadata_url` is fetched again, at most (default 3600 s); sooner when the
+    /// metadata's `cacheDuration` or `validUntil` says so.
+    #[serde(default)]
+    pub metadata_refresh_secs: Option<u64>,
     /// The OIDC client it is for Vigie; the client lists `<issuer>/saml/callback` in its
     /// `redirect_uris` (the login goes through `/authorize` as that client).
     pub client_id: String,
@@ -49,6 +62,13 @@ pub struct SpConfig {
     /// what the signature covers is read.
     #[serde(default)]
     pub metadata_cert: Option<String>,
+    /// Send this SP its assertions encrypted (saml-core §2.3.4), to the RSA key of its
+    /// metadata's `KeyDescriptor use="encryption"` (or without `use`), or of `encryption_cert`.
+    #[serde(default)]
+    pub encrypt_assertions: bool,
+    /// The SP's encryption certificate (PEM), when its metadata has none or another one must win.
+    #[serde(default)]
+    pub encryption_cert: Option<String>,
 }
 
 fn persistent() -> String {
@@ -115,6 +135,16 @@ impl SamlConfig {
                     &format!("{key}.nameid"),
                     format!("expected persistent, transient or one of {ATTRIBUTES:?}, found {:?}", sp.nameid),
                 );
+            }
+            match (&sp.metadata_url, sp.metadata.is_empty()) {
+                (None, true) => err(&format!("{key}.metadata"), "set `metadata` (a file) or `metadata_url`".into()),
+                (Some(_), false) => {
+                    err(&format!("{key}.metadata_url"), "set `metadata` or `metadata_url`, not both".into())
+                }
+                (Some(url), true) if !url.starts_with("https://") => {
+                    err(&format!("{key}.metadata_url"), format!("expected an https:// URL, found {url:?}"))
+                }
+                _ => {}
             }
             for a in &sp.attributes {
                 if !ATTRIBUTES.contains(&a.as_str()) {

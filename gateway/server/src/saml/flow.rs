@@ -428,6 +428,7 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
         authn_instant: auth.at,
         session_index: &session.sid,
         ttl_secs: config.saml.assertion_ttl() as i64,
+        encrypt: sp.encryption.as_ref(),
     };
     let xml = match response::signed(&idp, &statement) {
         Ok(x) => x,

@@ -14,7 +14,8 @@ use super::config::{SamlConfig, SpConfig};
 pub const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 pub const HTTP_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 
-/// The loaded IdP.
+/// The loaded IdP (cloned, cheaply, when an SP's metadata is fetched again).
+#[derive(Clone)]
 pub struct Idp {
     pub entity_id: String,
     /// The signing key, DER (what xmlsec loads).
@@ -24,7 +25,7 @@ pub struct Idp {
     pub ecdsa: bool,
     pub cert_der: Vec<u8>,
     pub pairwise_secret: Vec<u8>,
-    pub sps: Vec<Sp>,
+    pub sps: Vec<std::sync::Arc<Sp>>,
 }
 
 /// A registered service provider.
@@ -40,6 +41,8 @@ pub struct Sp {
     /// Its SingleLogoutService endpoints (saml-metadata §2.4.2): (Binding, Location,
     /// ResponseLocation).
     pub slo: Vec<(String, String, Option<String>)>,
+    /// Its assertions are encrypted to this key (`encrypt_assertions`).
+    pub encryption: Option<super::encrypt::Encryption>,
     pub config: SpConfig,
 }
 
@@ -84,13 +87,15 @@ impl Idp {
             problems.push(("saml.pairwise_secret_file".into(), "expected at least 32 bytes of secret".into()));
         }
         let mut sps = Vec::new();
-        for (i, sp) in config.sps.iter().enumerate() {
+        // SPs with `metadata_url` join when their metadata is fetched (saml/fetch.rs).
+        for (i, sp) in config.sps.iter().enumerate().filter(|(_, sp)| sp.metadata_url.is_none()) {
             match Sp::load(sp) {
-                Ok(loaded) if sps.iter().any(|s: &Sp| s.entity_id == loaded.entity_id) => problems.push((
-                    format!("saml.sps[{i}].metadata"),
-                    format!("the entityID {:?} is already another SP's", loaded.entity_id),
-                )),
-                Ok(loaded) => sps.push(loaded),
+                Ok(loaded) if sps.iter().any(|s: &std::sync::Arc<Sp>| s.entity_id == loaded.entity_id) => problems
+                    .push((
+                        format!("saml.sps[{i}].metadata"),
+                        format!("the entityID {:?} is already another SP's", loaded.entity_id),
+                    )),
+                Ok(loaded) => sps.push(std::sync::Arc::new(loaded)),
                 Err(e) => problems.push((format!("saml.sps[{i}].metadata"), e)),
             }
         }
@@ -103,7 +108,15 @@ impl Idp {
     }
 
     pub fn sp(&self, entity_id: &str) -> Option<&Sp> {
-        self.sps.iter().find(|s| s.entity_id == entity_id)
+        self.sps.iter().find(|s| s.entity_id == entity_id).map(|s| &**s)
+    }
+
+    /// This IdP with `sp` in place of the SP of the same client (or added).
+    pub fn with_sp(&self, sp: Sp) -> Idp {
+        let mut idp = self.clone();
+        idp.sps.retain(|s| s.config.client_id != sp.config.client_id && s.entity_id != sp.entity_id);
+        idp.sps.push(std::sync::Arc::new(sp));
+        idp
     }
 }
 
@@ -111,6 +124,13 @@ impl Sp {
     fn load(config: &SpConfig) -> Result<Sp, String> {
         let xml = std::fs::read_to_string(&config.metadata)
             .map_err(|e| format!("cannot read the SP's metadata {:?}: {e}", config.metadata))?;
+        Sp::from_metadata(config, xml).map(|(sp, _)| sp)
+    }
+
+    /// The SP of this metadata document (its signature checked with `metadata_cert` when set),
+    /// and how long the document may be used (saml-metadata §2.2.1: `validUntil`,
+    /// `cacheDuration`).
+    pub fn from_metadata(config: &SpConfig, xml: String) -> Result<(Sp, Validity), String> {
         let xml = match &config.metadata_cert {
             Some(cert) => signed_metadata(config, &xml, cert)?,
             None => xml,
@@ -122,6 +142,8 @@ impl Sp {
             .clone()
             .filter(|e| !e.is_empty())
             .ok_or_else(|| format!("{:?}: the EntityDescriptor has no entityID", config.metadata))?;
+        let validity =
+            Validity { until: entity.valid_until, cache: entity.cache_duration.as_deref().and_then(duration) };
         let Some(sso) = entity.sp_sso_descriptors.as_ref().and_then(|d| d.first()) else {
             return Err(format!("{:?}: no SPSSODescriptor (is this an SP's metadata?)", config.metadata));
         };
@@ -162,8 +184,82 @@ impl Sp {
             .flatten()
             .map(|e| (e.binding.clone(), e.location.clone(), e.response_location.clone()))
             .collect();
-        Ok(Sp { entity_id, acs, certs, signed_requests, slo, config: config.clone() })
+        let encryption = if config.encrypt_assertions { Some(encryption(config, sso)?) } else { None };
+        let sp = Sp { entity_id, acs, certs, signed_requests, slo, encryption, config: config.clone() };
+        Ok((sp, validity))
     }
+}
+
+/// How long fetched metadata may be used (saml-metadata §2.2.1).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Validity {
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    pub cache: Option<std::time::Duration>,
+}
+
+/// An xs:duration of days, hours, minutes and seconds (`P1D`, `PT6H`, `PT30M`, `PT1H30M10S`);
+/// years and months are refused (their length varies), so the caller's interval applies.
+pub fn duration(text: &str) -> Option<std::time::Duration> {
+    let rest = text.trim().strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
+    };
+    let mut secs = 0u64;
+    let mut take = |part: &str, units: &[(char, u64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+            } else {
+                let unit = units.iter().find(|(u, _)| *u == c)?.1;
+                secs = secs.checked_add(number.parse::<u64>().ok()?.checked_mul(unit)?)?;
+                number.clear();
+            }
+        }
+        number.is_empty().then_some(())
+    };
+    take(days, &[('D', 86_400)])?;
+    take(time, &[('H', 3600), ('M', 60), ('S', 1)])?;
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
+}
+
+/// The encryption key of an SP with `encrypt_assertions`: `encryption_cert` when set, else its
+/// metadata's `KeyDescriptor` for encryption (saml-metadata §2.4.1.1: `use="encryption"`, or no
+/// `use`, which means both), with the `EncryptionMethod`s listed there.
+fn encryption(
+    config: &SpConfig,
+    sso: &samael::metadata::SpSsoDescriptor,
+) -> Result<super::encrypt::Encryption, String> {
+    let md = &config.metadata;
+    let for_encryption =
+        sso.key_descriptors.iter().flatten().filter(|k| k.key_use.as_deref().is_none_or(|u| u == "encryption"));
+    let methods: Vec<String> = for_encryption
+        .clone()
+        .flat_map(|k| k.encryption_methods.iter().flatten().map(|m| m.algorithm.clone()))
+        .collect();
+    let der = match &config.encryption_cert {
+        Some(path) => {
+            let pem =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read encryption_cert {path:?}: {e}"))?;
+            pem_der(&pem, &["CERTIFICATE"])
+                .ok_or_else(|| format!("encryption_cert {path:?} is not a PEM certificate"))?
+        }
+        None => {
+            let b64 = for_encryption
+                .flat_map(|k| k.key_info.x509_data.iter().flat_map(|d| &d.certificates))
+                .next()
+                .ok_or_else(|| {
+                    format!(
+                        "{md:?}: encrypt_assertions is set but the metadata has no KeyDescriptor for encryption: \
+                         add one to the SP's metadata or set encryption_cert"
+                    )
+                })?;
+            let b64: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
+            STANDARD.decode(b64).map_err(|_| format!("{md:?}: an X509Certificate is not base64"))?
+        }
+    };
+    super::encrypt::Encryption::new(&der, &methods).map_err(|e| format!("{md:?}: {e}"))
 }
 
 /// The signing key's DER and whether it is ECDSA P-256; RSA keys are PKCS#8 or PKCS#1.

@@ -9,6 +9,10 @@ pub mod decode;
 #[cfg(feature = "saml")]
 pub mod demo;
 #[cfg(feature = "saml")]
+pub mod encrypt;
+#[cfg(feature = "saml")]
+mod fetch;
+#[cfg(feature = "saml")]
 pub(crate) mod flow;
 #[cfg(feature = "saml")]
 pub mod idp;
@@ -28,20 +32,48 @@ pub use config::SamlConfig;
 /// state is built, so two gateways in one process (tests, benches) each have their own.
 #[derive(Default)]
 pub struct SamlIdp {
+    /// Swapped whole when an SP's metadata is fetched again (saml/fetch.rs).
     #[cfg(feature = "saml")]
-    idp: Option<std::sync::Arc<idp::Idp>>,
+    idp: Option<std::sync::Arc<std::sync::RwLock<std::sync::Arc<idp::Idp>>>>,
 }
 
 impl SamlIdp {
     /// The IdP of a validated configuration; none when `[saml]` is not set up or not built in.
-    pub fn load(config: &crate::config::Config) -> anyhow::Result<SamlIdp> {
+    /// SPs registered by `metadata_url` are fetched now and kept fresh by a task that lives as
+    /// long as the IdP (saml/fetch.rs); one that cannot be fetched now joins when it can.
+    pub async fn load(config: &crate::config::Config) -> anyhow::Result<SamlIdp> {
         #[cfg(feature = "saml")]
         if config.saml.enabled() {
-            let idp = idp::Idp::load(&config.saml, &config.issuer).map_err(|problems| {
+            let mut idp = idp::Idp::load(&config.saml, &config.issuer).map_err(|problems| {
                 let said: Vec<String> = problems.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
                 anyhow::anyhow!("[saml]: {}", said.join("; "))
             })?;
-            return Ok(SamlIdp { idp: Some(std::sync::Arc::new(idp)) });
+            let mut keep = Vec::new();
+            for sp in config.saml.sps.iter().filter(|sp| sp.metadata_url.is_some()) {
+                let fetched = match fetch::client(sp) {
+                    Ok(client) => fetch::fetch(&client, sp).await,
+                    Err(e) => Err(e),
+                };
+                let validity = match fetched {
+                    Ok((loaded, validity)) => {
+                        idp = idp.with_sp(loaded);
+                        Some(validity)
+                    }
+                    Err(e) => {
+                        metrics::counter!("vigie_saml_metadata_fetch_failures_total", "client" => sp.client_id.clone())
+                            .increment(1);
+                        tracing::warn!(client = %sp.client_id, error = %e,
+                            "SAML SP metadata not fetched at start: the SP is refused until a fetch succeeds");
+                        None
+                    }
+                };
+                keep.push((sp.clone(), validity));
+            }
+            let shared = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(idp)));
+            for (sp, validity) in keep {
+                tokio::spawn(fetch::keep(std::sync::Arc::downgrade(&shared), sp, validity));
+            }
+            return Ok(SamlIdp { idp: Some(shared) });
         }
         let _ = config;
         Ok(SamlIdp::default())
@@ -50,7 +82,7 @@ impl SamlIdp {
     /// The IdP, when set up.
     #[cfg(feature = "saml")]
     pub fn get(&self) -> Option<std::sync::Arc<idp::Idp>> {
-        self.idp.clone()
+        self.idp.as_ref().map(|shared| shared.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Statement<'a> {
     pub authn_instant: i64,
     pub session_index: &'a str,
     pub ttl_secs: i64,
+    /// Encrypt the signed Assertion for the SP (saml-core §2.3.4).
+    pub encrypt: Option<&'a super::encrypt::Encryption>,
 }
 
 /// The `AuthnContextClassRef` of a MIE (saml-authn-context §3.4; REFEDS MFA for a FIDO2 key).
@@ -144,7 +146,12 @@ pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
         assertion: Some(assertion),
     };
     let xml = response.to_string().map_err(|e| format!("the Response could not be written: {e}"))?;
-    Crypto::sign_xml(xml.as_str(), &idp.key_der).map_err(|e| format!("the Assertion could not be signed: {e}"))
+    let signed =
+        Crypto::sign_xml(xml.as_str(), &idp.key_der).map_err(|e| format!("the Assertion could not be signed: {e}"))?;
+    match s.encrypt {
+        Some(encryption) => super::encrypt::replace_assertion(&signed, |a| encryption.assertion(a)),
+        None => Ok(signed),
+    }
 }
 
 /// A Response with an error status (saml-core §3.2.2.2), unsigned: it asserts nothing.

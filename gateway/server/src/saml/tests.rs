@@ -32,6 +32,11 @@ fn config(dir: &Path, metadata: &str) -> SamlConfig {
         attributes: vec!["given_name".into()],
         require_signed_requests: false,
         metadata_cert: None,
+        metadata_url: None,
+        metadata_ca_file: None,
+        metadata_refresh_secs: None,
+        encrypt_assertions: false,
+        encryption_cert: None,
     }];
     c
 }
@@ -58,6 +63,7 @@ fn sample_response(idp: &Idp) -> String {
             authn_instant: crate::now(),
             session_index: "sid",
             ttl_secs: 300,
+            encrypt: None,
         },
     )
     .expect("signed")
@@ -223,4 +229,98 @@ fn an_ecdsa_p256_key_signs_ecdsa_sha256_and_xmlsec1_verifies_it() {
     let problems = Idp::load(&c, "https://vigie.example").err().expect("P-384 refused");
     assert!(problems.iter().any(|(k, m)| k == "saml.key_file" && m.contains("P-256")), "{problems:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The `xmlsec1` CLI's decryption of `doc` with `dir/key`: the document with the assertion back
+/// in place, or None when it refuses.
+fn xmlsec1_decrypts(dir: &Path, key: &str, doc: &str) -> Option<String> {
+    let file = dir.join("encrypted.xml");
+    std::fs::write(&file, doc).expect("encrypted file");
+    let out = Command::new("xmlsec1")
+        .arg("--decrypt")
+        .arg("--privkey-pem")
+        .arg(dir.join(key))
+        .arg(&file)
+        .output()
+        .expect("the `xmlsec1` CLI (apt-get install xmlsec1)");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The encrypted Response with `methods` in the SP's metadata: xmlsec1 decrypts it with the SP's
+/// key, the assertion inside still verifies, and a flipped ciphertext byte is refused.
+fn encrypted_round_trip(methods: &[String], expect: &str) {
+    use super::encrypt::Encryption;
+    let dir = temp_dir(if expect.contains("gcm") { "gcm" } else { "cbc" });
+    let idp = Idp::load(&config(&dir, SP_METADATA), "https://vigie.example").expect("the IdP loads");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=sp-encryption"])
+        .arg("-keyout")
+        .arg(dir.join("sp.key"))
+        .arg("-out")
+        .arg(dir.join("sp.crt"))
+        .output()
+        .expect("the `openssl` CLI");
+    assert!(made.status.success(), "openssl req");
+    let pem = std::fs::read_to_string(dir.join("sp.crt")).expect("sp.crt");
+    let der = super::idp::pem_der(&pem, &["CERTIFICATE"]).expect("a certificate");
+    let encryption = Encryption::new(&der, methods).expect("an RSA encryption key");
+    assert_eq!(encryption.method(), expect);
+    let plain = sample_response(&idp);
+    let xml = super::encrypt::replace_assertion(&plain, |a| encryption.assertion(a)).expect("encrypted");
+    assert!(xml.contains(expect) && !xml.contains("Élise"), "encrypted with {expect}: {xml}");
+    let decrypted = xmlsec1_decrypts(&dir, "sp.key", &xml).expect("xmlsec1 decrypts with the SP's key");
+    assert!(decrypted.contains("Élise"), "the attributes are back: {decrypted}");
+    assert!(xmlsec1_verifies(&dir, "saml-cert.pem", &decrypted), "the decrypted assertion's signature verifies");
+    // A flipped byte of the ciphertext: GCM's tag refuses it; CBC cannot tell (why GCM is the
+    // default), so only GCM is held to it.
+    let start = xml.rfind("<xenc:CipherValue>").expect("the data's CipherValue") + "<xenc:CipherValue>".len();
+    let flip = if &xml[start + 40..start + 41] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flip}{}", &xml[..start + 40], &xml[start + 41..]);
+    if expect.contains("gcm") {
+        assert!(xmlsec1_decrypts(&dir, "sp.key", &tampered).is_none(), "a tampered GCM ciphertext is refused");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_encrypted_assertion_is_aes_256_gcm_unless_the_sp_lists_only_cbc() {
+    use super::encrypt::{AES128_CBC, AES256_GCM};
+    encrypted_round_trip(&[], AES256_GCM);
+    encrypted_round_trip(&[AES256_GCM.into(), AES128_CBC.into()], AES256_GCM);
+    encrypted_round_trip(&[AES128_CBC.into()], AES128_CBC);
+}
+
+#[test]
+fn an_sp_whose_metadata_lists_only_unknown_encryption_methods_is_refused() {
+    let dir = temp_dir("enc-methods");
+    let mut c = config(&dir, SP_METADATA);
+    c.sps[0].encrypt_assertions = true;
+    let p = Idp::load(&c, "https://vigie.example").err().expect("no encryption key");
+    assert!(p.iter().any(|(_, m)| m.contains("no KeyDescriptor for encryption")), "{p:?}");
+    let pem = std::fs::read_to_string(c.cert_file.as_deref().expect("the IdP's cert")).expect("cert");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let md = SP_METADATA.replace(
+        "<md:AssertionConsumerService",
+        &format!(
+            r#"<md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"/></md:KeyDescriptor><md:AssertionConsumerService"#
+        ),
+    );
+    std::fs::write(dir.join("sp.xml"), &md).expect("SP metadata");
+    let p = Idp::load(&c, "https://vigie.example").err().expect("3DES only is refused");
+    assert!(p.iter().any(|(_, m)| m.contains("only encryption methods Vigie does not use")), "{p:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cache_duration_is_read_in_days_hours_minutes_and_seconds_and_refused_otherwise() {
+    use super::idp::duration;
+    use std::time::Duration;
+    assert_eq!(duration("PT6H"), Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(duration("P1DT1H30M10S"), Some(Duration::from_secs(86_400 + 5410)));
+    assert_eq!(duration("P2D"), Some(Duration::from_secs(2 * 86_400)));
+    // Months and years have no fixed length; zero, garbage and overflow give no duration (the
+    // configured interval applies).
+    for refused in ["P1M", "P1Y", "PT0S", "6H", "PTH", "PT1.5S", "", "PT99999999999999999999S"] {
+        assert_eq!(duration(refused), None, "{refused:?}");
+    }
 }

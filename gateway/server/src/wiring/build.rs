@@ -144,7 +144,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     // Role and SCIM writes tell every replica (`policy::view::Signalling`).
     let roles = Arc::new(crate::policy::view::Signalling::new(directory.clone(), store.clone()));
     let provisioning = Arc::new(crate::policy::view::Signalling::new(directory.clone(), store.clone()));
-    let saml = crate::saml::SamlIdp::load(&config)?;
+    let saml = crate::saml::SamlIdp::load(&config).await?;
     Ok(AppState {
         saml,
         config,
