@@ -15,7 +15,8 @@
 //! the shared table (`vigie_directory_sql::audit_trail`), sealed after the head the database
 //! holds at that moment, so every replica's records make one chain; the acks follow COMMIT.
 //! When the database fails, the spool is a chain of its own in a local file (the shared chain
-//! goes on without this replica), verified apart.
+//! goes on without this replica), replayed into the shared chain at the next start
+//! (`audit::spool`).
 //!
 //! Over 600 lines: the loop, its failure paths and its three outputs belong together; the checkpoint
 //! log's thread and the group-commit tests are in `writer/`.
