@@ -54,6 +54,8 @@ pub struct AppState {
     pub upstreams: Upstreams,
     /// The SAML IdP (`[saml]`), when set up.
     pub saml: crate::saml::SamlIdp,
+    /// The audit trail the searches read (the console, `GET /admin/audit`).
+    pub audit_trail: crate::audit::api::AuditTrail,
 }
 
 /// The store and the directory, the directory seen through each of its ports.
@@ -305,6 +307,7 @@ state_part! {
     PrometheusHandle => |s| &s.metrics,
     Attestation => |s| &s.attestation_roots,
     crate::saml::SamlIdp => |s| &s.saml,
+    crate::audit::api::AuditTrail => |s| &s.audit_trail,
 }
 
 /// One part of the state, as a handler extracts it (`ports: Part<Ports>`): the handler's

@@ -74,6 +74,7 @@ pub struct GateParts {
     pub ports: Part<Ports>,
     pub policy: Part<PolicyGate>,
     pub audit: Part<Audit>,
+    pub trail: Part<crate::audit::api::AuditTrail>,
 }
 
 impl FromRequest for GateParts {
@@ -87,6 +88,7 @@ impl FromRequest for GateParts {
                 ports: Part::extract(req).into_inner()?,
                 policy: Part::extract(req).into_inner()?,
                 audit: Part::extract(req).into_inner()?,
+                trail: Part::extract(req).into_inner()?,
             })
         };
         std::future::ready(parts())
@@ -103,6 +105,8 @@ pub struct Gate<'a> {
     pub ports: &'a Ports,
     pub policy: &'a PolicyGate,
     pub audit: &'a Audit,
+    /// The trail the searches read (not the sink `audit` writes to).
+    pub trail: &'a crate::audit::api::AuditTrail,
     pub caller: Caller,
 }
 
@@ -110,7 +114,14 @@ impl<'a> Gate<'a> {
     /// The gate a request goes through.
     pub fn of(req: &HttpRequest, parts: &'a GateParts) -> Self {
         let caller = Caller::of(req, &parts.config.server);
-        Gate { config: &parts.config, ports: &parts.ports, policy: &parts.policy, audit: &parts.audit, caller }
+        Gate {
+            config: &parts.config,
+            ports: &parts.ports,
+            policy: &parts.policy,
+            audit: &parts.audit,
+            trail: &parts.trail,
+            caller,
+        }
     }
 
     /// What ending the sessions of a card or a key reaches, through this gate's parts.

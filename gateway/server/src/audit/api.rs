@@ -15,22 +15,29 @@ use super::search::{self, Query, Trail};
 use crate::admin::auth::{Gate, GateParts, require_token};
 use crate::config::Config;
 use crate::web::http::{parse_params, problem};
+use vigie_directory_sql::audit_trail::PgAuditTrail;
 
-/// The trail the searches of this process read, opened at the first one: in PostgreSQL one
-/// small pool kept for the process (its migrations run once), for files the paths (listed again
-/// at each search: a rotation adds files).
-static POSTGRES: tokio::sync::OnceCell<vigie_directory_sql::audit_trail::PgAuditTrail> =
-    tokio::sync::OnceCell::const_new();
+/// The trail the searches read, a part of the state (`Part<AuditTrail>`, built with it): in
+/// PostgreSQL one small pool opened at the first search and kept as long as the state (its
+/// migrations run once), so two gateways of one process never share one; for files the paths
+/// (listed again at each search: a rotation adds files).
+#[derive(Default)]
+pub struct AuditTrail {
+    postgres: tokio::sync::OnceCell<PgAuditTrail>,
+}
 
-pub(crate) async fn trail(config: &Config) -> anyhow::Result<Trail> {
-    match config.audit.postgres_url(&config.directory.url) {
-        Some(url) => {
-            let pool = POSTGRES
-                .get_or_try_init(|| async { vigie_directory_sql::audit_trail::PgAuditTrail::open(url, 2).await })
-                .await?;
-            Ok(Trail::Postgres(pool.clone()))
+impl AuditTrail {
+    /// The trail `config` names, for one search.
+    pub(crate) async fn open(&self, config: &Config) -> anyhow::Result<Trail> {
+        match config.audit.postgres_url(&config.directory.url) {
+            Some(url) => Ok(Trail::Postgres(self.postgres(url).await?)),
+            None => Trail::open(&config.audit, &config.directory.url).await,
         }
-        None => Trail::open(&config.audit, &config.directory.url).await,
+    }
+
+    async fn postgres(&self, url: &str) -> anyhow::Result<PgAuditTrail> {
+        let pool = self.postgres.get_or_try_init(|| async { PgAuditTrail::open(url, 2).await }).await?;
+        Ok(pool.clone())
     }
 }
 
@@ -84,7 +91,7 @@ pub fn query_of(raw: &str) -> Result<Query, String> {
 /// The trail of this process searched for `query` by the operator `actor`, the search audited
 /// (who, what, how many records) when it could be made: this page and the people console.
 pub(crate) async fn searched_by(gate: &Gate<'_>, actor: &str, query: &Query) -> anyhow::Result<search::Page> {
-    let page = search::search(&trail(gate.config).await?, query).await?;
+    let page = search::search(&gate.trail.open(gate.config).await?, query).await?;
     let mut event = search::searched(actor, query, page.records.len());
     event.ip = Some(gate.caller.ip.clone());
     event.user_agent = gate.caller.user_agent.clone();
@@ -148,6 +155,43 @@ mod tests {
         ] {
             let e = query_of(raw).unwrap_err();
             assert!(e.contains(says), "{raw}: {e}");
+        }
+    }
+
+    /// Two gateways in one process (the integration tests, a test harness) each read their own
+    /// trail: the pool belongs to the state, not to the process. With the pool in a static, the
+    /// second gateway searched the first one's database. Needs `VIGIE_TEST_POSTGRES_URL`
+    /// (tests/postgres.sh); says it is skipped without it.
+    #[tokio::test]
+    async fn two_gateways_in_one_process_each_search_their_own_trail() {
+        let Ok(admin) = std::env::var("VIGIE_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: VIGIE_TEST_POSTGRES_URL is not set (tests/run starts a server and sets it)");
+            return;
+        };
+        let server = sqlx::PgPool::connect(&admin).await.unwrap();
+        let mut urls = Vec::new();
+        for side in ["a", "b"] {
+            let name = format!("t_audit_api_{side}_{}", std::process::id());
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                .execute(&server)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&server).await.unwrap();
+            urls.push((name.clone(), format!("{}/{name}", admin.rsplit_once('/').unwrap().0)));
+        }
+        let (first, second) = (AuditTrail::default(), AuditTrail::default());
+        let a = first.postgres(&urls[0].1).await.unwrap();
+        a.checkpoint(1, "the first gateway's checkpoint").await.unwrap();
+        let b = second.postgres(&urls[1].1).await.unwrap();
+        assert_eq!(b.checkpoints().await.unwrap(), Vec::new(), "the second gateway reads the first one's trail");
+        assert_eq!(
+            first.postgres(&urls[0].1).await.unwrap().checkpoints().await.unwrap().len(),
+            1,
+            "kept for the state"
+        );
+        for (t, (name, _)) in [a, b].iter().zip(&urls) {
+            t.close().await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&server).await.unwrap();
         }
     }
 }

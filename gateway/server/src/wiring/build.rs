@@ -147,6 +147,7 @@ pub async fn build_state(config: Config, metrics: PrometheusHandle) -> anyhow::R
     let saml = crate::saml::SamlIdp::load(&config).await?;
     Ok(AppState {
         saml,
+        audit_trail: Default::default(),
         config,
         audit,
         metrics,

@@ -12,6 +12,7 @@ use vigie_core::roles::Role;
 
 use crate::admin::auth::{Gate, GateParts};
 use crate::admin::shell::{self, Console};
+use crate::audit::api::AuditTrail;
 use crate::audit::search::{self, Page, Query};
 use crate::cli::audit_search::Format;
 use crate::config::Config;
@@ -83,7 +84,7 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
         Ok(q) => q,
         Err(m) => return render::page(&admin.roles, l, StatusCode::BAD_REQUEST, &form, &render::notice(&m, true)),
     };
-    let found = match crate::audit::api::trail(&parts.config).await {
+    let found = match gate.trail.open(&parts.config).await {
         Ok(trail) => search::search(&trail, &query).await,
         Err(e) => Err(e),
     };
@@ -96,8 +97,8 @@ pub async fn get(req: HttpRequest, parts: GateParts) -> HttpResponse {
 }
 
 /// Every record `query` selects, newest first, a page at a time; `None` past [`EXPORT_MAX`].
-async fn everything(config: &Config, mut query: Query) -> anyhow::Result<Option<Page>> {
-    let trail = crate::audit::api::trail(config).await?;
+async fn everything(trail: &AuditTrail, config: &Config, mut query: Query) -> anyhow::Result<Option<Page>> {
+    let trail = trail.open(config).await?;
     query.limit = search::MAX_LIMIT;
     let mut all = Page { records: Vec::new(), next: None };
     loop {
@@ -130,7 +131,7 @@ pub async fn export(req: HttpRequest, parts: GateParts) -> HttpResponse {
         Ok(q) => q,
         Err(m) => return bad(&m),
     };
-    let all = match everything(&parts.config, query.clone()).await {
+    let all = match everything(gate.trail, &parts.config, query.clone()).await {
         Ok(Some(all)) => all,
         Ok(None) => return bad(&too_many(l)),
         Err(e) => return unavailable(&req, &e),
