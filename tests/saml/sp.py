@@ -18,15 +18,30 @@ stderr, when it refuses a Response.
                                                    its signature checked, answered (signed)
   sp.py CONF.json logout-response < URL        -> {"status", "logged_out"}: the IdP's LogoutResponse,
                                                    its signature checked, then handle_logout_response
+  Single Logout by HTTP-POST (CONF's "slo_binding": "post": the SP's only SingleLogoutService is
+  HTTP-POST, and pysaml2 prefers POST for the IdP's); a form is {"action", "fields"}:
+  sp.py CONF.json logout NAME_ID_CODE          -> {"binding", "form"}: global_logout's signed form
+  sp.py CONF.json logout-post-raw NAME_ID_CODE SESSION_INDEX [--sign [--tamper]]
+                                               -> {"form"}: a LogoutRequest as given (--tamper: its
+                                                   ID changed after signing)
+  sp.py CONF.json logout-post-xsw NAME_ID_CODE SESSION_INDEX
+                                               -> {"form"}: an unsigned LogoutRequest for SESSION_INDEX
+                                                   wrapping (in Extensions) a signed one for another session
+  sp.py CONF.json logout-request-post NAME_ID_CODE < FIELDS.json -> {"form", "logged_out"}: the IdP's
+                                                   LogoutRequest, its enveloped signature required, answered
+  sp.py CONF.json logout-response-post < FIELDS.json -> {"status", "second", "done"}: the IdP's
+                                                   LogoutResponse, its enveloped signature required
 
-CONF.json: {"entity_id", "acs", "slo", "key", "cert", "cache", "idp_metadata" (optional),
+CONF.json: {"entity_id", "acs", "slo", "slo_binding" (optional: "post"), "key", "cert", "cache", "idp_metadata" (optional),
             "enc_key", "enc_cert" (optional: the SP's encryption key pair, for encrypted assertions)}.
 """
 import base64
 import json
+import re
 import shelve
 import shutil
 import sys
+from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -39,6 +54,7 @@ from saml2.xmldsig import SIG_RSA_SHA256, DIGEST_SHA256
 
 
 def client(conf, sign=False):
+    slo_binding = BINDING_HTTP_POST if conf.get("slo_binding") == "post" else BINDING_HTTP_REDIRECT
     xmlsec = shutil.which("xmlsec1")
     if xmlsec is None:
         sys.exit("xmlsec1 (Debian package xmlsec1) is needed: pysaml2 verifies signatures through it")
@@ -52,7 +68,7 @@ def client(conf, sign=False):
             "sp": {
                 "endpoints": {
                     "assertion_consumer_service": [(conf["acs"], BINDING_HTTP_POST)],
-                    "single_logout_service": [(conf["slo"], BINDING_HTTP_REDIRECT)],
+                    "single_logout_service": [(conf["slo"], slo_binding)],
                 },
                 "logout_requests_signed": True,
                 "logout_responses_signed": True,
@@ -64,7 +80,7 @@ def client(conf, sign=False):
         },
         "signing_algorithm": SIG_RSA_SHA256,
         "digest_algorithm": DIGEST_SHA256,
-        "preferred_binding": {"single_logout_service": [BINDING_HTTP_REDIRECT]},
+        "preferred_binding": {"single_logout_service": [slo_binding]},
     }
     # An SP that wants encrypted assertions: its metadata then carries a KeyDescriptor
     # use="encryption" with this certificate, and pysaml2 decrypts with the key (xmlsec1 CLI).
@@ -89,6 +105,64 @@ def check_idp_signature(sp, params):
     certs = sp.metadata.certs(idp_entity(sp), "any", "signing")
     if not any(verify_redirect_signature(params, sp.sec.sec_backend, cert) for _, cert in certs):
         sys.exit("refused: the IdP's redirect signature does not verify")
+
+
+class _Form(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.action, self.fields = None, {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.action = a.get("action")
+        elif tag == "input" and a.get("name"):
+            self.fields[a["name"]] = a.get("value") or ""
+
+
+def form(http_info):
+    """The HTTP-POST binding's form pysaml2 wrote (saml-bindings §3.5.4): its target and fields."""
+    f = _Form()
+    f.feed(http_info["data"])
+    return {"action": f.action, "fields": f.fields}
+
+
+def posted(sp, typ):
+    """The IdP's message posted to the SP (stdin: the form's fields as JSON), its enveloped
+    signature required and checked by pysaml2 (xmlsec1) with the IdP metadata's certificates."""
+    fields = json.loads(sys.stdin.read())
+    xml = base64.b64decode(fields[typ]).decode()
+    check = sp.sec.correctly_signed_logout_request if typ == "SAMLRequest" else sp.sec.correctly_signed_logout_response
+    try:
+        check(xml, must=True)
+    except Exception as e:
+        sys.exit(f"refused: the IdP's enveloped signature: {type(e).__name__}: {e}")
+    return fields
+
+
+def post_logout_request(sp, name_id, session_index, sign):
+    dest = sp.metadata.single_logout_service(idp_entity(sp), BINDING_HTTP_POST, "idpsso")[0]["location"]
+    req_id, req = sp.create_logout_request(
+        dest, idp_entity(sp), name_id=decode(name_id), session_indexes=[session_index], sign=sign,
+        sign_alg=SIG_RSA_SHA256 if sign else None, digest_alg=DIGEST_SHA256 if sign else None,
+    )
+    return dest, req_id, str(req)
+
+
+def logout_response(sp, message, binding):
+    """pysaml2 reads the IdP's LogoutResponse and ends its logout: the status, nested too."""
+    try:
+        r = sp.parse_logout_request_response(message, binding)
+        status = r.response.status.status_code.value
+        done = sp.handle_logout_response(r)
+    except Exception as e:
+        sys.exit(f"refused: {type(e).__name__}: {e}")
+    nested = r.response.status.status_code.status_code
+    print(json.dumps({
+        "status": status,
+        "second": nested.value if nested is not None else None,
+        "done": done[1] if isinstance(done, tuple) else str(done),
+    }))
 
 
 def location(http_info):
@@ -165,7 +239,41 @@ def run(sp, command, sign, extra):
     elif command == "logout":
         responses = sp.global_logout(decode(sys.argv[3]), sign=True, sign_alg=SIG_RSA_SHA256)
         (binding, http_info), = responses.values()
-        print(json.dumps({"url": location(http_info), "binding": binding}))
+        if binding == BINDING_HTTP_POST:
+            print(json.dumps({"form": form(http_info), "binding": binding}))
+        else:
+            print(json.dumps({"url": location(http_info), "binding": binding}))
+    elif command == "logout-post-raw":
+        dest, req_id, xml = post_logout_request(sp, sys.argv[3], sys.argv[4], sign)
+        if "--tamper" in sys.argv:
+            xml = xml.replace(f'ID="{req_id}"', f'ID="{req_id}x"', 1)
+        b64 = base64.b64encode(xml.encode()).decode()
+        print(json.dumps({"id": req_id, "form": {"action": dest, "fields": {"SAMLRequest": b64}}}))
+    elif command == "logout-post-xsw":
+        # XSW: the signed request (another session) hidden in the Extensions of an unsigned one
+        # naming the session to end; a verifier that checks "a signature somewhere" and reads the
+        # root would end it.
+        _, _, signed = post_logout_request(sp, sys.argv[3], "not-this-session", True)
+        dest, req_id, outer = post_logout_request(sp, sys.argv[3], sys.argv[4], False)
+        signed = re.sub(r"^<\?xml[^>]*\?>", "", signed.strip())
+        prefix = re.match(r"(?:<\?xml[^>]*\?>)?\s*<(\w+):LogoutRequest", outer).group(1)
+        end = re.search(r"</\w+:Issuer>", outer).end()
+        outer = f"{outer[:end]}<{prefix}:Extensions>{signed}</{prefix}:Extensions>{outer[end:]}"
+        b64 = base64.b64encode(outer.encode()).decode()
+        print(json.dumps({"id": req_id, "form": {"action": dest, "fields": {"SAMLRequest": b64}}}))
+    elif command == "logout-request-post":
+        fields = posted(sp, "SAMLRequest")
+        try:
+            info = sp.handle_logout_request(
+                fields["SAMLRequest"], decode(sys.argv[3]), BINDING_HTTP_POST, sign=True,
+                sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, relay_state=fields.get("RelayState"),
+            )
+        except Exception as e:
+            sys.exit(f"refused: {type(e).__name__}: {e}")
+        print(json.dumps({"form": form(info), "logged_out": not sp.is_logged_in(decode(sys.argv[3]))}))
+    elif command == "logout-response-post":
+        fields = posted(sp, "SAMLResponse")
+        logout_response(sp, fields["SAMLResponse"], BINDING_HTTP_POST)
     elif command == "logout-raw":
         dest = sp.metadata.single_logout_service(idp_entity(sp), BINDING_HTTP_REDIRECT, "idpsso")[0]["location"]
         req_id, req = sp.create_logout_request(
@@ -189,18 +297,7 @@ def run(sp, command, sign, extra):
     elif command == "logout-response":
         params = redirect_params(sys.stdin.read().strip())
         check_idp_signature(sp, params)
-        try:
-            r = sp.parse_logout_request_response(params["SAMLResponse"], BINDING_HTTP_REDIRECT)
-            status = r.response.status.status_code.value
-            done = sp.handle_logout_response(r)
-        except Exception as e:
-            sys.exit(f"refused: {type(e).__name__}: {e}")
-        nested = r.response.status.status_code.status_code
-        print(json.dumps({
-            "status": status,
-            "second": nested.value if nested is not None else None,
-            "done": done[1] if isinstance(done, tuple) else str(done),
-        }))
+        logout_response(sp, params["SAMLResponse"], BINDING_HTTP_REDIRECT)
     else:
         sys.exit(f"unknown command {command}")
 

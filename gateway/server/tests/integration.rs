@@ -73,6 +73,8 @@ mod saml_encrypted;
 mod saml_metadata_url;
 #[cfg(feature = "saml")]
 mod saml_mie;
+#[cfg(feature = "saml")]
+mod saml_slo_post;
 mod schema;
 mod scim;
 mod security;

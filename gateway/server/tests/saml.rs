@@ -430,7 +430,7 @@ async fn pysaml2_steps_up_to_the_card_forces_a_login_and_logs_in_with_a_card() {
 
 /// A login of `sp` (over HTTP-Redirect, signed when `sign`) with the browser's session: the
 /// NameID as pysaml2 keeps it (`name_id_code`) and the SessionIndex.
-async fn sso(sp: &Sp, b: &mut Browser<'_>, sign: bool) -> (String, String) {
+pub(crate) async fn sso(sp: &Sp, b: &mut Browser<'_>, sign: bool) -> (String, String) {
     let req = sp.json(if sign { &["redirect", "--sign"][..] } else { &["redirect"][..] });
     fresh(b);
     let (response, _) = to_the_sp(b, req["url"].as_str().expect("url")).await;
@@ -441,7 +441,7 @@ async fn sso(sp: &Sp, b: &mut Browser<'_>, sign: bool) -> (String, String) {
 }
 
 /// `sp.py args…` fed `stdin` (a URL Vigie redirected to), as JSON.
-fn sp_json(sp: &Sp, args: &[&str], stdin: &str) -> Value {
+pub(crate) fn sp_json(sp: &Sp, args: &[&str], stdin: &str) -> Value {
     let (ok, out, err) = sp.run(args, stdin);
     assert!(ok, "sp.py {args:?}: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("sp.py {args:?} printed {out:?}: {e}"))

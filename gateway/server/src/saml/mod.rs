@@ -23,6 +23,8 @@ pub mod response;
 #[cfg(feature = "saml")]
 mod slo;
 pub mod slo_message;
+#[cfg(feature = "saml")]
+mod slo_send;
 #[cfg(all(test, feature = "saml"))]
 mod tests;
 

@@ -58,19 +58,26 @@ fn id() -> String {
     format!("_{}", crate::secrets::random_token(24).replace('-', "_"))
 }
 
-/// The Response as XML, its Assertion signed with the IdP's key.
-pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
-    let now = Utc::now();
-    let until = now + Duration::seconds(s.ttl_secs);
-    let issuer = Issuer { value: Some(idp.entity_id.clone()), ..Default::default() };
-    let assertion_id = id();
-    let mut signature = Signature::template(&assertion_id, &CertificateDer::from(idp.cert_der.clone()));
+/// samael's template for an enveloped signature of the element whose `ID` is `id`: RSA-SHA256
+/// (ECDSA-SHA256 with a P-256 key), its digest set to SHA-256 (samael's is SHA-1).
+pub(super) fn signature_template(idp: &Idp, id: &str) -> Signature {
+    let mut signature = Signature::template(id, &CertificateDer::from(idp.cert_der.clone()));
     if idp.ecdsa {
         signature.signed_info.signature_method.algorithm = samael::signature::SignatureAlgorithm::EcdsaSha256;
     }
     for r in &mut signature.signed_info.reference {
         r.digest_method.algorithm = DigestAlgorithm::Sha256;
     }
+    signature
+}
+
+/// The Response as XML, its Assertion signed with the IdP's key.
+pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
+    let now = Utc::now();
+    let until = now + Duration::seconds(s.ttl_secs);
+    let issuer = Issuer { value: Some(idp.entity_id.clone()), ..Default::default() };
+    let assertion_id = id();
+    let signature = signature_template(idp, &assertion_id);
     let authn_instant = DateTime::<Utc>::from_timestamp(s.authn_instant, 0).unwrap_or(now);
     let attributes: Vec<Attribute> = s
         .attributes

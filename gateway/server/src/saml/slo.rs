@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use serde::{Deserialize, Serialize};
@@ -17,8 +15,9 @@ use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::{EphemeralStore, StoreExt};
 
 use super::decode;
-use super::idp::{HTTP_REDIRECT, Idp, Sp};
+use super::idp::{Idp, Sp};
 use super::slo_message::{self, ASSERTION, LogoutRequest, Message, PROTOCOL};
+use super::slo_send;
 use crate::config::Config;
 use crate::secrets::random_token;
 use crate::session::{self, Session, keys};
@@ -28,7 +27,6 @@ use crate::web::pages::{Back, Say, error_page, unavailable};
 
 const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const PARTIAL: &str = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout";
-const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 /// How old a LogoutRequest may be (its IssueInstant), and so how long its ID is remembered.
 const FRESH_SECS: i64 = 600;
 /// Clocks of SPs and Vigie may differ by this much.
@@ -186,19 +184,26 @@ async fn received(
         },
         Some((_, None)) => (!signed_required).then_some(message),
         None => {
-            let signed = matches!(&message, Message::Request(r) if r.signed)
-                || matches!(&message, Message::Response(r) if r.signed);
-            if signed || signed_required {
+            let id = |m: &Message| match m {
+                Message::Request(r) => (r.signed, r.id.clone()),
+                Message::Response(r) => (r.signed, r.id.clone()),
+            };
+            let (signed, root_id) = id(&message);
+            // saml-bindings §3.5.5.2: the message itself is signed (a `Signature` child of its
+            // root). A signature elsewhere (a signed message wrapped in a forged one) is not the
+            // SP signing this message.
+            if !signed {
+                (!signed_required).then_some(message)
+            } else {
                 let certs: Vec<CertificateDer> = sp.certs.iter().cloned().map(CertificateDer::from).collect();
                 match Crypto::reduce_xml_to_signed(&xml, &certs, ReduceMode::ValidateAndMarkNoAncestors)
                     .ok()
                     .and_then(|x| slo_message::read(&x).ok())
                 {
-                    Some(m) => Some(m),
-                    None => return refuse(&req, &slo, "the logout message's signature does not verify", BAD),
+                    // What the signature covers is the root that was read, not an element of it.
+                    Some(m) if id(&m).1 == root_id => Some(m),
+                    _ => return refuse(&req, &slo, "the logout message's signature does not verify", BAD),
                 }
-            } else {
-                Some(message)
             }
         }
     };
@@ -371,13 +376,13 @@ pub async fn after_logout(req: &HttpRequest, sid: &str, done: HttpResponse) -> H
 async fn next(req: &HttpRequest, slo: &Slo, idp: &Idp, token: &str, mut chain: Chain) -> HttpResponse {
     while let Some(p) = chain.pending.pop() {
         let Some(sp) = idp.sp(&p.sp) else { continue };
-        // saml-profiles §4.4.3.3: to the SP's SingleLogoutService; Vigie sends by HTTP-Redirect.
-        let Some((location, _)) = sp.slo.iter().find(|(b, _, _)| b == HTTP_REDIRECT).map(|(_, l, r)| (l.clone(), r))
-        else {
-            tracing::warn!(sp = p.sp, "the SP has no HTTP-Redirect SingleLogoutService: it is not told");
+        // saml-profiles §4.4.3.3: to the SP's SingleLogoutService, by HTTP-Redirect or HTTP-POST.
+        let Some(to) = slo_send::endpoint(sp) else {
+            tracing::warn!(sp = p.sp, "the SP has no HTTP-Redirect or HTTP-POST SingleLogoutService: it is not told");
             chain.failed.push(p.sp.clone());
             continue;
         };
+        let location = to.location.clone();
         let id = message_id();
         let now = Utc::now();
         let xml = format!(
@@ -390,8 +395,8 @@ async fn next(req: &HttpRequest, slo: &Slo, idp: &Idp, token: &str, mut chain: C
             esc(&p.name_id),
             esc(&chain.sid),
         );
-        let url = match signed_redirect(idp, &location, "SAMLRequest", &xml, Some(token)) {
-            Ok(u) => u,
+        let resp = match slo_send::send(idp, to.binding, &location, "SAMLRequest", &id, &xml, Some(token)) {
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "a LogoutRequest could not be signed");
                 chain.failed.push(p.sp.clone());
@@ -402,7 +407,7 @@ async fn next(req: &HttpRequest, slo: &Slo, idp: &Idp, token: &str, mut chain: C
         if let Err(e) = slo.ports.store.put_json(&chain_key(token), &chain, CHAIN_TTL).await {
             return unavailable(req, &e);
         }
-        return see_other(&url);
+        return resp;
     }
     if let Err(e) = slo.ports.store.delete(&chain_key(token)).await {
         tracing::warn!(error = %e, "the finished logout chain could not be deleted; it expires");
@@ -433,25 +438,28 @@ async fn next(req: &HttpRequest, slo: &Slo, idp: &Idp, token: &str, mut chain: C
     };
     let Some(sp) = idp.sp(&initiator.sp) else { return crate::web::pages::logged_out(req) };
     // saml-metadata §2.2.2: the ResponseLocation when given, else the Location.
-    let Some(location) =
-        sp.slo.iter().find(|(b, _, _)| b == HTTP_REDIRECT).map(|(_, l, r)| r.clone().unwrap_or_else(|| l.clone()))
-    else {
-        tracing::warn!(sp = initiator.sp, "the SP has no HTTP-Redirect SingleLogoutService for its LogoutResponse");
+    let Some(to) = slo_send::endpoint(sp) else {
+        tracing::warn!(
+            sp = initiator.sp,
+            "the SP has no HTTP-Redirect or HTTP-POST SingleLogoutService for its LogoutResponse"
+        );
         return crate::web::pages::logged_out(req);
     };
+    let location = to.for_responses().to_owned();
+    let id = message_id();
     // saml-core §3.7.3.2: PartialLogout when not every participant could be told.
     let second =
         if chain.failed.is_empty() { String::new() } else { format!(r#"<samlp:StatusCode Value="{PARTIAL}"/>"#) };
     let xml = format!(
         r#"<samlp:LogoutResponse xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{SUCCESS}">{second}</samlp:StatusCode></samlp:Status></samlp:LogoutResponse>"#,
-        message_id(),
+        id,
         instant(Utc::now()),
         esc(&location),
         esc(&initiator.request_id),
         esc(&idp.entity_id),
     );
-    match signed_redirect(idp, &location, "SAMLResponse", &xml, initiator.relay_state.as_deref()) {
-        Ok(url) => see_other(&url),
+    match slo_send::send(idp, to.binding, &location, "SAMLResponse", &id, &xml, initiator.relay_state.as_deref()) {
+        Ok(resp) => resp,
         Err(e) => {
             tracing::error!(error = %e, "the LogoutResponse could not be signed");
             crate::web::pages::logged_out(req)
@@ -466,32 +474,6 @@ fn message_id() -> String {
 
 fn instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// saml-bindings §3.4.4.1: DEFLATE, base64, URL-encode; the signature over
-/// `SAMLRequest=…&RelayState=…&SigAlg=…` as sent, RSA-SHA256 with the IdP's key.
-fn signed_redirect(idp: &Idp, location: &str, param: &str, xml: &str, relay: Option<&str>) -> Result<String, String> {
-    use std::io::Write;
-
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    deflate.write_all(xml.as_bytes()).map_err(|e| e.to_string())?;
-    let raw = deflate.finish().map_err(|e| e.to_string())?;
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let mut query = format!("{param}={}", enc(&STANDARD.encode(raw)));
-    if let Some(r) = relay {
-        query.push_str(&format!("&RelayState={}", enc(r)));
-    }
-    query.push_str(&format!("&SigAlg={}", enc(RSA_SHA256)));
-    let key = RsaKeyPair::from_pkcs8(&idp.key_der)
-        .or_else(|_| RsaKeyPair::from_der(&idp.key_der))
-        .map_err(|_| "the IdP's key is not an RSA key".to_owned())?;
-    let mut signature = vec![0; key.public_modulus_len()];
-    key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), query.as_bytes(), &mut signature)
-        .map_err(|_| "RSA signing failed".to_owned())?;
-    let sep = if location.contains('?') { '&' } else { '?' };
-    Ok(format!("{location}{sep}{query}&Signature={}", enc(&STANDARD.encode(signature))))
 }
 
 fn see_other(url: &str) -> HttpResponse {

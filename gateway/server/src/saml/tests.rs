@@ -324,3 +324,66 @@ fn cache_duration_is_read_in_days_hours_minutes_and_seconds_and_refused_otherwis
         assert_eq!(duration(refused), None, "{refused:?}");
     }
 }
+
+/// Single Logout by HTTP-POST (saml-bindings §3.5.5.2): the posted LogoutRequest carries an
+/// enveloped signature that xmlsec1 verifies, RSA-SHA256 or ECDSA-SHA256 as the IdP's key is, and
+/// refuses once the message is altered; the form page's CSP posts only to the SP (and Vigie).
+#[test]
+fn a_posted_logout_request_is_signed_enveloped_and_xmlsec1_verifies_it_rsa_and_ecdsa() {
+    use actix_web::body::MessageBody;
+    use base64::Engine;
+
+    let dir = temp_dir("slo-post");
+    let mut c = config(&dir, SP_METADATA);
+    let rsa = Idp::load(&c, "https://vigie.example").map_err(|p| format!("{p:?}")).expect("the RSA IdP loads");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params").self_signed(&key).expect("cert");
+    std::fs::write(dir.join("ec-key.pem"), key.serialize_pem()).expect("key file");
+    std::fs::write(dir.join("ec-cert.pem"), cert.pem()).expect("cert file");
+    c.key_file = Some(dir.join("ec-key.pem").display().to_string());
+    c.cert_file = Some(dir.join("ec-cert.pem").display().to_string());
+    let ec = Idp::load(&c, "https://vigie.example").map_err(|p| format!("{p:?}")).expect("the ECDSA IdP loads");
+    for (idp, cert, alg) in [(&rsa, "saml-cert.pem", "rsa-sha256"), (&ec, "ec-cert.pem", "ecdsa-sha256")] {
+        let xml = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r1" Version="2.0" IssueInstant="2026-12-06T00:00:00Z" Destination="https://lab.chu.example/slo"><saml:Issuer>https://vigie.example/saml/metadata</saml:Issuer><saml:NameID>n1</saml:NameID><samlp:SessionIndex>s1</samlp:SessionIndex></samlp:LogoutRequest>"#;
+        let resp = super::slo_send::send(
+            idp,
+            super::idp::HTTP_POST,
+            "https://lab.chu.example/slo",
+            "SAMLRequest",
+            "_r1",
+            xml,
+            Some("t"),
+        )
+        .expect("sent");
+        assert_eq!(resp.status(), 200);
+        let csp = resp.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("form-action https://lab.chu.example 'self';"), "{csp}");
+        let body = String::from_utf8(resp.into_body().try_into_bytes().expect("a body").to_vec()).expect("UTF-8");
+        let field = r#"name="SAMLRequest" value=""#;
+        let start = body.find(field).expect("the field") + field.len();
+        let signed = base64::engine::general_purpose::STANDARD
+            .decode(&body[start..start + body[start..].find('"').expect("end")])
+            .expect("base64");
+        let signed = String::from_utf8(signed).expect("UTF-8");
+        assert!(
+            signed.contains(&format!("xmldsig-more#{alg}")) && signed.contains("Reference URI=\"#_r1\""),
+            "{signed}"
+        );
+        let verify = |doc: &str| {
+            std::fs::write(dir.join("logout.xml"), doc).expect("file");
+            Command::new("xmlsec1")
+                .arg("--verify")
+                .arg("--trusted-pem")
+                .arg(dir.join(cert))
+                .args(["--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest"])
+                .arg(dir.join("logout.xml"))
+                .output()
+                .expect("the `xmlsec1` CLI (apt-get install xmlsec1)")
+                .status
+                .success()
+        };
+        assert!(verify(&signed), "xmlsec1 verifies the {alg} enveloped signature: {signed}");
+        assert!(!verify(&signed.replacen(">s1<", ">s2<", 1)), "an altered SessionIndex breaks it");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
