@@ -4,12 +4,16 @@
 //! restarted with the database back, and every login the client saw succeed is in the table
 //! exactly once, marked spooled, at its original time, in one chain `vigie audit verify` passes;
 //! a second replay of the same spool (a crash after COMMIT, before the spool was removed) adds
-//! nothing; a spool that does not verify is kept and `/readyz` says it waits.
+//! nothing; a spool that does not verify is kept and `/readyz` says it waits. And without a
+//! restart: the database back, the running gateway replays its spool (logins going on meanwhile)
+//! and goes back to the table.
 use crate::audit_trail::{card_login, mount_point, readyz, shared_checkpoint_key, table_logins, verify_table};
 use crate::common::*;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
@@ -32,21 +36,43 @@ fn spool_lines(spool: &Path) -> Vec<Value> {
     std::fs::read_to_string(spool).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-#[tokio::test]
-async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() {
-    let mut server = postgres::PgServer::start("");
-    let url = server.create_database("trail");
-    let dir = mount_point("pg-rejoin");
-    let spool = dir.join("spool.jsonl");
-    let _ = std::fs::remove_file(&spool);
-    let (key, public) = shared_checkpoint_key(&dir);
-    let env = [
-        ("VIGIE_AUDIT__URL", url.as_str()),
+/// A PostgreSQL of the test's own (it stops it) with a trail database, a spool and a key.
+struct Setup {
+    server: postgres::PgServer,
+    url: String,
+    dir: PathBuf,
+    spool: PathBuf,
+    key: PathBuf,
+    public: PathBuf,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let server = postgres::PgServer::start("");
+        let url = server.create_database("trail");
+        let dir = mount_point(name);
+        let spool = dir.join("spool.jsonl");
+        let _ = std::fs::remove_file(&spool);
+        let (key, public) = shared_checkpoint_key(&dir);
+        Self { server, url, dir, spool, key, public }
+    }
+}
+
+/// The trail in `url`, spooling to `spool` when the database fails, checkpoints every 2 records.
+fn env<'a>(url: &'a str, key: &'a Path, spool: &'a Path) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("VIGIE_AUDIT__URL", url),
         ("VIGIE_AUDIT__CHECKPOINT_KEY", key.to_str().unwrap()),
         ("VIGIE_AUDIT__CHECKPOINT_EVERY", "2"),
         ("VIGIE_AUDIT__ON_FAILURE", "spool"),
         ("VIGIE_AUDIT__SPOOL", spool.to_str().unwrap()),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() {
+    let Setup { mut server, url, dir, spool, key, public } = Setup::new("pg-rejoin");
+    let env = env(&url, &key, &spool);
     let gw = Gateway::start(&env).await;
     let before = card_login(&gw).await;
     assert_eq!(before.status, 303, "{}", before.body);
@@ -114,6 +140,91 @@ async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() 
     assert!(body["checks"]["audit"]["detail"].as_str().unwrap().contains("spool"), "{body}");
     assert!(spool.exists(), "a spool that does not verify is kept");
     check("after a spool that does not verify");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The value of `vigie_audit_spool_pending` in `/metrics`.
+async fn spool_pending(gw: &Gateway) -> f64 {
+    let metrics = gw.http().get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|l| l.starts_with("vigie_audit_spool_pending ")).unwrap_or_default();
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+}
+
+#[tokio::test]
+async fn a_running_gateway_rejoins_the_postgresql_chain_once_the_database_is_back_each_login_once() {
+    let Setup { mut server, url, dir, spool, key, public } = Setup::new("pg-live");
+    let mut env = env(&url, &key, &spool);
+    // Logins in a loop while the spool rejoins: a few hundred a minute from one address.
+    env.push(("VIGIE_LOGIN__MAX_FLOWS_PER_IP", "100000"));
+    let gw = Gateway::start(&env).await;
+    let id = |r: &Resp| r.header("x-request-id").unwrap().to_owned();
+    let before = card_login(&gw).await;
+    assert_eq!(before.status, 303, "{}", before.body);
+
+    server.stop();
+    let mut spooled = Vec::new();
+    for _ in 0..3 {
+        let done = card_login(&gw).await;
+        assert_eq!(done.status, 303, "spooled, the login goes on: {}", done.body);
+        spooled.push(id(&done));
+    }
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("degraded")), "{body}");
+    assert!(spool_pending(&gw).await >= 3.0, "the spool's records are counted");
+
+    // Logins go on while the database comes back and the spool is replayed: each goes to the
+    // spool behind the replayed ones or, after the switch, to the table; none is lost or doubled.
+    server.start_again();
+    let rejoined = AtomicBool::new(false);
+    let during = Mutex::new(Vec::new());
+    let logins = async {
+        while !rejoined.load(Ordering::Relaxed) {
+            let done = card_login(&gw).await;
+            assert_eq!(done.status, 303, "a login while the spool rejoins: {}", done.body);
+            during.lock().unwrap().push(id(&done));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let wait = async {
+        // The writer asks again 5 s after the outage, then after 10, 20, 40 s.
+        let back = eventually(120, || async {
+            let (status, body) = readyz(&gw).await;
+            (status == 200 && body["checks"]["audit"]["status"] == "up" && !spool.exists()).then_some(())
+        })
+        .await;
+        rejoined.store(true, Ordering::Relaxed);
+        back
+    };
+    let (back, ()) = tokio::join!(wait, logins);
+    assert!(back.is_some(), "no restart: the spool is replayed and removed, ready again: {}", readyz(&gw).await.1);
+    assert_eq!(spool_pending(&gw).await, 0.0, "nothing waits in a spool any more");
+    let after = card_login(&gw).await;
+    assert_eq!(after.status, 303, "{}", after.body);
+
+    let by = logins_by_request(&url);
+    let once = |id: &String| -> &Value {
+        let records = by.get(id).map_or(&[][..], Vec::as_slice);
+        assert_eq!(records.len(), 1, "login {id} is in the table exactly once: {records:#?}");
+        &records[0]
+    };
+    for id in &spooled {
+        assert!(once(id)["spooled"].is_string(), "login {id} made while the database was down says it was spooled");
+    }
+    for id in [id(&before), id(&after)] {
+        assert!(once(&id)["spooled"].is_null(), "login {id} went straight to the table");
+    }
+    let during = during.into_inner().unwrap();
+    for id in &during {
+        once(id);
+    }
+    assert_eq!(table_logins(&url).len(), 2 + spooled.len() + during.len(), "no other login");
+    let seq_of = |id: &String| once(id)["seq"].as_u64().unwrap();
+    let order: Vec<u64> = spooled.iter().chain(&during).map(seq_of).collect();
+    assert!(order.is_sorted(), "the spooled logins, then those made during the replay, in their order: {order:?}");
+    let (status, out) = verify_table(&public, &url);
+    assert_eq!(status, 0, "one chain with the spooled events: {out}");
+    assert!(out.contains("intact: ") && !out.contains(" 0 checkpoints verified"), "{out}");
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,7 +36,10 @@ pub(crate) async fn card_login(gw: &Gateway) -> Resp {
     let a = Authz::new(gw, "demo-dpi");
     let r = browser.authorize(&a).await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let flow = query_of(&format!("https://x{}", r.location())).get("flow").cloned().expect("a login flow");
+    let flow = query_of(&format!("https://x{}", r.location()))
+        .get("flow")
+        .cloned()
+        .unwrap_or_else(|| panic!("a login flow: {}", r.location()));
     browser.get(&format!("/login/cps?flow={flow}")).await
 }
 

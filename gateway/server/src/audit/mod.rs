@@ -32,7 +32,8 @@ pub enum OnFailure {
     #[default]
     FailClosed,
     /// Write the events to `audit.spool` (the chain goes on there) and keep serving; the alarm
-    /// stays up until an operator moved the spool onto the trail and restarted.
+    /// stays up until an operator moved the spool onto a file trail and restarted, or, on
+    /// PostgreSQL, until the database answers again and the spool is replayed into it (`spool`).
     Spool,
 }
 

@@ -77,20 +77,57 @@ pub fn read(text: &str) -> anyhow::Result<Vec<Spooled>> {
     Ok(out)
 }
 
-/// Replays `spool` into `trail` (batches of [`BATCH`], each one transaction), then removes it
-/// and its checkpoints (they sign a chain that now lives in the table). Returns how many records
-/// the spool held and how many were appended (fewer when an earlier replay was cut short).
-pub async fn replay(trail: &PgAuditTrail, spool: &Path) -> anyhow::Result<(usize, usize)> {
-    let text = match std::fs::read_to_string(spool) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(e).context("reading the spool"),
-    };
-    let records = read(&text).context("the spool does not verify, so it is not replayed")?;
-    set_pending(records.len());
-    let mut appended = 0;
-    for batch in records.chunks(BATCH) {
+/// A spool being replayed a batch at a time: the writer of a running gateway takes what arrives
+/// meanwhile between two batches (into the spool, behind the records being replayed), so an
+/// answer waiting for its trace waits one batch at most.
+pub struct Replay {
+    path: PathBuf,
+    /// The spool's records as last read, and the spool's length then.
+    records: Vec<Spooled>,
+    len: u64,
+    /// How many of `records` are in the table (appended now or found there).
+    done: usize,
+    /// How many this replay appended.
+    pub appended: usize,
+}
+
+impl Replay {
+    /// Reads and checks the spool at `path`; `None` when there is none (or it is empty).
+    pub fn open(path: &Path) -> anyhow::Result<Option<Self>> {
+        let mut replay = Self { path: path.to_path_buf(), records: Vec::new(), len: 0, done: 0, appended: 0 };
+        replay.refresh()?;
+        Ok((!replay.records.is_empty()).then_some(replay))
+    }
+
+    /// Reads the spool again if it grew since (events spooled during the replay).
+    pub fn refresh(&mut self) -> anyhow::Result<()> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).context("reading the spool"),
+        };
+        if text.len() as u64 == self.len && !self.records.is_empty() {
+            return Ok(());
+        }
+        let records = read(&text).context("the spool does not verify, so it is not replayed")?;
+        if records.len() < self.done || records[..self.done] != self.records[..self.done] {
+            bail!("the spool changed under its replay: it is not replayed further");
+        }
+        (self.records, self.len) = (records, text.len() as u64);
+        set_pending(self.records.len() - self.done);
+        Ok(())
+    }
+
+    /// Records of the spool not yet in the table.
+    pub fn remaining(&self) -> usize {
+        self.records.len() - self.done
+    }
+
+    /// Replays the next batch of [`BATCH`] records in one transaction.
+    pub async fn step(&mut self, trail: &PgAuditTrail) -> anyhow::Result<()> {
+        let batch = &self.records[self.done..self.records.len().min(self.done + BATCH)];
         let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
+        let mut appended = 0;
         trail
             .append_once(&ids, |head, present| {
                 let mut at = link_at(head.as_ref());
@@ -103,23 +140,50 @@ pub async fn replay(trail: &PgAuditTrail, spool: &Path) -> anyhow::Result<(usize
                         record
                     })
                     .collect();
-                appended += fresh.len();
+                appended = fresh.len();
                 fresh
             })
             .await?;
+        self.done += batch.len();
+        self.appended += appended;
+        set_pending(self.remaining());
+        Ok(())
     }
-    // The checkpoints first: a crash between the two leaves a spool whose replay adds nothing,
-    // never checkpoints of a spool chain that is gone beside the next outage's spool.
-    let checkpoints = PathBuf::from(format!("{}.checkpoints", spool.display()));
-    match std::fs::remove_file(&checkpoints) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).context("removing the spool's checkpoints");
+
+    /// Once every record is in the table: removes the spool and its checkpoints (they sign a
+    /// chain that now lives in the table). Returns how many records the spool held.
+    pub fn finish(self) -> anyhow::Result<usize> {
+        debug_assert_eq!(self.remaining(), 0);
+        // The checkpoints first: a crash between the two leaves a spool whose replay adds
+        // nothing, never checkpoints of a spool chain that is gone beside the next outage's spool.
+        let checkpoints = PathBuf::from(format!("{}.checkpoints", self.path.display()));
+        match std::fs::remove_file(&checkpoints) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context("removing the spool's checkpoints");
+            }
+            _ => {}
         }
-        _ => {}
+        std::fs::remove_file(&self.path).context("removing the replayed spool")?;
+        set_pending(0);
+        Ok(self.records.len())
     }
-    std::fs::remove_file(spool).context("removing the replayed spool")?;
-    set_pending(0);
-    Ok((records.len(), appended))
+}
+
+/// Replays `spool` into `trail` (batches of [`BATCH`], each one transaction), then removes it
+/// and its checkpoints. Returns how many records the spool held and how many were appended
+/// (fewer when an earlier replay was cut short).
+pub async fn replay(trail: &PgAuditTrail, spool: &Path) -> anyhow::Result<(usize, usize)> {
+    let Some(mut replay) = Replay::open(spool)? else { return Ok((0, 0)) };
+    while replay.remaining() > 0 {
+        replay.step(trail).await?;
+    }
+    let appended = replay.appended;
+    Ok((replay.finish()?, appended))
+}
+
+/// Counts the records of the spool a running writer is writing to (`vigie_audit_spool_pending`).
+pub fn spooled(records: u64) {
+    metrics::gauge!("vigie_audit_spool_pending").set(records as f64);
 }
 
 /// At the trail's opening: replays a spool left by an earlier outage, if any. A failure is an

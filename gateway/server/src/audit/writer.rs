@@ -15,10 +15,14 @@
 //! the shared table (`vigie_directory_sql::audit_trail`), sealed after the head the database
 //! holds at that moment, so every replica's records make one chain; the acks follow COMMIT.
 //! When the database fails, the spool is a chain of its own in a local file (the shared chain
-//! goes on without this replica), replayed into the shared chain at the next start
-//! (`audit::spool`).
+//! goes on without this replica). While on it, the writer asks the database again (every
+//! [`REJOIN_FIRST`], doubling up to [`REJOIN_MAX`]); once it answers, the spool is replayed into
+//! the shared chain a batch at a time (`audit::spool::Replay`), what arrives meanwhile going to
+//! the spool behind it, and the writer goes back to the table. A spool left at a stop is
+//! replayed at the next start.
 //!
-//! Over 600 lines: the loop, its failure paths and its three outputs belong together; the checkpoint
+//! Over 600 lines: the loop, its failure paths, its three outputs and the way back from the spool
+//! belong together; the checkpoint
 //! log's thread and the group-commit tests are in `writer/`.
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,6 +55,13 @@ const MAX_PENDING: usize = 100_000;
 /// that must be traced before their answer pay for a sync; the others lose at most this much on
 /// a power cut, nothing on a crash of the process).
 const LAZY_SYNC: Duration = Duration::from_secs(1);
+/// When a replica on its spool first asks the database again, then twice as long each time it
+/// does not answer, up to [`REJOIN_MAX`].
+const REJOIN_FIRST: Duration = Duration::from_secs(5);
+const REJOIN_MAX: Duration = Duration::from_secs(60);
+/// The longest the writer waits for the database's answer before a replay: it holds the queue
+/// meanwhile, so a database still down costs the answers waiting at most this much per try.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 enum Message {
     Event(String, Option<Ack>),
@@ -251,6 +262,14 @@ impl Out {
     }
 }
 
+/// The shared table a replica on its spool goes back to once the database answers again.
+struct Rejoin {
+    trail: PgAuditTrail,
+    rt: tokio::runtime::Runtime,
+    next: Instant,
+    backoff: Duration,
+}
+
 /// An event sealed into the chain, waiting for its batch to reach the disk.
 struct Pending {
     json: String,
@@ -328,6 +347,7 @@ impl JsonLinesAudit {
                     checkpointed: 0,
                     unsynced: None,
                     log,
+                    rejoin: None,
                 };
                 writer.run(&rx);
             }
@@ -424,6 +444,8 @@ struct Writer {
     unsynced: Option<Instant>,
     /// The checkpoints of a file trail, logged off the writer's path.
     log: Option<CheckpointLog>,
+    /// While on the spool of a database outage: the table to go back to.
+    rejoin: Option<Rejoin>,
 }
 
 impl Writer {
@@ -435,48 +457,15 @@ impl Writer {
                 (true, Some(since)) => LAZY_SYNC.saturating_sub(since.elapsed()),
                 (true, None) => self.options.checkpoints.as_ref().map_or(Duration::from_secs(3600), |c| c.interval),
             };
+            let wait =
+                self.rejoin.as_ref().map_or(wait, |r| wait.min(r.next.saturating_duration_since(Instant::now())));
             let first = match rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            let mut flushes = Vec::new();
-            let mut next = first;
-            while let Some(message) = next {
-                match message {
-                    Message::Event(json, ack) => {
-                        let line = self.link.seal(&json);
-                        self.pending.push(Pending { json, line, ack });
-                    }
-                    Message::Flush(ack) => flushes.push(ack),
-                }
-                next = rx.try_recv().ok();
-            }
-            if let Some(written) = self.log.as_ref().and_then(CheckpointLog::take_failed) {
-                // The last note could not be logged: sign one again now rather than at the next.
-                self.checkpointed = written;
-            }
-            let due = self.options.checkpoints.as_ref().is_some_and(|c| {
-                self.link.seq >= self.checkpointed + c.every || last_checkpoint.elapsed() >= c.interval
-            });
-            // A checkpoint covers only synced records; a flush and an old unsynced batch sync too.
-            let sync = !flushes.is_empty() || due || self.unsynced.is_some_and(|s| s.elapsed() >= LAZY_SYNC);
-            self.write_pending(sync);
-            if sync && self.pending.is_empty() {
-                self.sync_written();
-            }
-            if due && self.pending.is_empty() && self.unsynced.is_none() && self.link.seq > self.checkpointed {
-                self.checkpoint();
-                last_checkpoint = Instant::now();
-            }
-            if !flushes.is_empty()
-                && let Some(log) = &self.log
-            {
-                let _ = log.written_out();
-            }
-            for ack in flushes {
-                let _ = ack.send(());
-            }
+            self.turn(first, rx, &mut last_checkpoint);
+            self.try_rejoin(rx, &mut last_checkpoint);
         }
         self.write_pending(true);
         self.sync_written();
@@ -485,6 +474,120 @@ impl Writer {
         }
         // Its last notes are logged before the writer ends.
         self.log.take();
+    }
+
+    /// One turn of the loop: `first` and whatever else waits in the queue, written as one batch
+    /// (synced when somebody waits for it), a checkpoint when due, the flushes answered.
+    fn turn(&mut self, first: Option<Message>, rx: &mpsc::Receiver<Message>, last_checkpoint: &mut Instant) {
+        let mut flushes = Vec::new();
+        let mut next = first;
+        while let Some(message) = next {
+            match message {
+                Message::Event(json, ack) => {
+                    let line = self.link.seal(&json);
+                    self.pending.push(Pending { json, line, ack });
+                }
+                Message::Flush(ack) => flushes.push(ack),
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Some(written) = self.log.as_ref().and_then(CheckpointLog::take_failed) {
+            // The last note could not be logged: sign one again now rather than at the next.
+            self.checkpointed = written;
+        }
+        let due =
+            self.options.checkpoints.as_ref().is_some_and(|c| {
+                self.link.seq >= self.checkpointed + c.every || last_checkpoint.elapsed() >= c.interval
+            });
+        // A checkpoint covers only synced records; a flush and an old unsynced batch sync too.
+        let sync = !flushes.is_empty() || due || self.unsynced.is_some_and(|s| s.elapsed() >= LAZY_SYNC);
+        self.write_pending(sync);
+        if sync && self.pending.is_empty() {
+            self.sync_written();
+        }
+        if due && self.pending.is_empty() && self.unsynced.is_none() && self.link.seq > self.checkpointed {
+            self.checkpoint();
+            *last_checkpoint = Instant::now();
+        }
+        if !flushes.is_empty()
+            && let Some(log) = &self.log
+        {
+            let _ = log.written_out();
+        }
+        for ack in flushes {
+            let _ = ack.send(());
+        }
+    }
+
+    /// On the spool of a database outage, when it is time to ask again: replays the spool into
+    /// the table and goes back to it, or tries again later (backoff).
+    fn try_rejoin(&mut self, rx: &mpsc::Receiver<Message>, last_checkpoint: &mut Instant) {
+        if !self.pending.is_empty() || self.rejoin.as_ref().is_none_or(|r| r.next > Instant::now()) {
+            return;
+        }
+        let Some(mut rejoin) = self.rejoin.take() else { return };
+        match self.replay_spool(&rejoin, rx, last_checkpoint) {
+            Ok(records) => {
+                let Rejoin { trail, rt, .. } = rejoin;
+                self.out = Out::Postgres { trail, rt };
+                // Sealed after the table's head at the next batch; the shared chain's
+                // checkpoints start afresh, as at an opening.
+                (self.link, self.checkpointed, self.unsynced) = (Link::default(), 0, None);
+                self.status.spooling.store(false, Ordering::Relaxed);
+                self.status.set_broken(false);
+                tracing::warn!(
+                    records,
+                    "the audit trail's database answers again: the spool is replayed into the shared trail and removed, \
+                     events go to the database again"
+                );
+            }
+            Err(e) => {
+                rejoin.next = Instant::now() + rejoin.backoff;
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_secs = rejoin.backoff.as_secs(),
+                    "the audit trail is still on its spool: its replay into the database failed"
+                );
+                rejoin.backoff = (rejoin.backoff * 2).min(REJOIN_MAX);
+                self.rejoin = Some(rejoin);
+            }
+        }
+    }
+
+    /// Replays the spool a batch at a time; between two batches what arrived goes to the spool
+    /// behind them (so nothing overtakes a spooled event, and an answer waits one batch at most),
+    /// until the replay has caught up. Returns how many records the spool held.
+    fn replay_spool(
+        &mut self,
+        rejoin: &Rejoin,
+        rx: &mpsc::Receiver<Message>,
+        last_checkpoint: &mut Instant,
+    ) -> anyhow::Result<usize> {
+        let Some(path) = self.out.path().cloned() else { return Ok(0) };
+        // The timer is made inside the runtime: it needs its clock.
+        let probe = rejoin
+            .rt
+            .block_on(async { tokio::time::timeout(PROBE_WAIT, rejoin.trail.records_after(i64::MAX, 1)).await });
+        probe.map_err(|_| anyhow::anyhow!("no answer within {PROBE_WAIT:?}"))??;
+        self.sync_written();
+        let Some(mut replay) = super::spool::Replay::open(&path)? else { return Ok(0) };
+        while replay.remaining() > 0 {
+            rejoin.rt.block_on(replay.step(&rejoin.trail))?;
+            let next = rx.try_recv().ok();
+            if next.is_some() {
+                self.turn(next, rx, last_checkpoint);
+                if !self.pending.is_empty() {
+                    anyhow::bail!("the spool cannot be written");
+                }
+                replay.refresh()?;
+            }
+        }
+        // The spool's checkpoints are all logged before they are removed with it.
+        if let Some(log) = &self.log {
+            let _ = log.written_out();
+        }
+        self.sync_written();
+        replay.finish()
     }
 
     /// Syncs the batches written without a sync, if any.
@@ -526,6 +629,9 @@ impl Writer {
             Ok(()) => {
                 if !self.status.spooling() {
                     self.status.set_broken(false);
+                }
+                if self.rejoin.is_some() {
+                    super::spool::spooled(self.link.seq);
                 }
                 if self.out.syncs(sync) {
                     self.unsynced = None;
@@ -580,7 +686,12 @@ impl Writer {
             // Other replicas go on with the shared chain: the spool cannot continue it, so it is
             // a chain of its own (continued across outages), replayed into the shared chain at the next
             // start (`audit::spool::rejoin`, docs/audit.md).
-            (self.out, self.link) = Out::file(path)?;
+            let (spool, link) = Out::file(path)?;
+            if let Out::Postgres { trail, rt } = std::mem::replace(&mut self.out, spool) {
+                let next = Instant::now() + REJOIN_FIRST;
+                self.rejoin = Some(Rejoin { trail, rt, next, backoff: REJOIN_FIRST });
+            }
+            self.link = link;
             self.checkpointed = self.link.seq;
             for p in &mut self.pending {
                 p.line = self.link.seal(&p.json);
