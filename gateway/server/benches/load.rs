@@ -39,7 +39,7 @@ mod common;
 mod forward_auth;
 #[path = "load/psc.rs"]
 mod psc;
-use common::{CardSetup, Kill, Postgres, RemoveDir, arg, card_setup, cookie_of, free_port};
+use common::{CardSetup, Kill, Postgres, RemoveDir, arg, card_setup, cookie_of, free_port, load_average};
 
 /// One or more `vigie` processes on one data directory (one demo: signing keys, TLS
 /// certificate, clients), with the servers they share.
@@ -345,9 +345,10 @@ where
     Fut: std::future::Future<Output = bool> + Send,
 {
     let cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
-    let before = cpu();
+    let (before, load) = (cpu(), load_average());
     let run = drive(concurrency, secs, rate, op).await;
     report(label, &run, cpu() - before);
+    println!("  (load average before the phase: {load})");
     run
 }
 

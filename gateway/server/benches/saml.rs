@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 mod common;
-use common::{CardSetup, Kill, RemoveDir, arg, card_setup, free_port, wait_for_demo};
+use common::{CardSetup, Kill, RemoveDir, arg, card_setup, free_port, load_average, wait_for_demo};
 
 const SP: &str = "https://bench.chu.example/saml";
 
@@ -156,15 +156,6 @@ fn cpu_secs(pid: u32) -> f64 {
     let f: Vec<&str> = s.rsplit_once(')').map(|(_, r)| r).unwrap_or_default().split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// One login: the AuthnRequest's `ID` and the Response it got.

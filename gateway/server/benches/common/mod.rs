@@ -188,3 +188,13 @@ pub fn card_setup() -> CardSetup {
     let identity = reqwest::Identity::from_pem(format!("{}{}", card.chain_pem, card.key_pem).as_bytes()).expect("id");
     CardSetup { identity, env, _dir: RemoveDir(dir) }
 }
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to print with each figure.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
