@@ -23,7 +23,6 @@
 //! helpers that the modes in `load/` share; each new mode goes there.
 //!
 //! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc|postgres|forward-auth|audit]`
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +39,7 @@ mod common;
 mod forward_auth;
 #[path = "load/psc.rs"]
 mod psc;
-use common::{Kill, Postgres, RemoveDir, arg, cookie_of, free_port};
+use common::{CardSetup, Kill, Postgres, RemoveDir, arg, card_setup, cookie_of, free_port, load_average};
 
 /// One or more `vigie` processes on one data directory (one demo: signing keys, TLS
 /// certificate, clients), with the servers they share.
@@ -346,9 +345,10 @@ where
     Fut: std::future::Future<Output = bool> + Send,
 {
     let cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
-    let before = cpu();
+    let (before, load) = (cpu(), load_average());
     let run = drive(concurrency, secs, rate, op).await;
     report(label, &run, cpu() - before);
+    println!("  (load average before the phase: {load})");
     run
 }
 
@@ -469,23 +469,6 @@ async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: b
     gw.print_rss(label, &start_rss);
 }
 
-/// Serves `crl` over plain HTTP (a CRL distribution point) from a thread; returns its URL.
-fn serve_crl(crl: Vec<u8>) -> String {
-    use std::io::{Read, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://127.0.0.1:{}/ca.crl", listener.local_addr().expect("addr").port());
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut buf = [0u8; 2048];
-            let _ = conn.read(&mut buf);
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", crl.len());
-            let _ = conn.write_all(head.as_bytes());
-            let _ = conn.write_all(&crl);
-        }
-    });
-    url
-}
-
 /// An authorization request that opens a login flow: the browser cookie and the flow id.
 async fn open_flow(http: &reqwest::Client, url: &str) -> Option<(String, String)> {
     let r = http.get(url).send().await.ok()?;
@@ -511,33 +494,6 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
         d.status() == 303
             && d.headers().get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("code="))
     })
-}
-
-/// The card, its trust anchors and the CRL a card login bench needs; with the gateway's
-/// settings naming them.
-struct CardSetup {
-    identity: reqwest::Identity,
-    env: Vec<(String, String)>,
-    _dir: RemoveDir,
-}
-
-fn card_setup() -> CardSetup {
-    use vigie_igc_sante::testpki::{CardSpec, TestPki};
-    let pki = TestPki::generate().expect("test PKI");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    let revoked: Vec<(Vec<u8>, i64)> =
-        (0..10_000u32).map(|i| ([0x7e, 0x01].iter().copied().chain(i.to_be_bytes()).collect(), now - 3600)).collect();
-    let crl_url = serve_crl(pki.crl_der(&revoked, now - 60, now + 86_400).expect("CRL"));
-    let card = pki.issue(&CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").crl_url(&crl_url)).expect("card");
-    let dir = std::env::temp_dir().join(format!("vigie-bench-cards-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("anchors.pem"), pki.anchors_pem()).expect("anchors");
-    let env = vec![
-        ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), format!("[{:?}]", dir.join("anchors.pem").display().to_string())),
-        ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), format!("[{crl_url:?}]")),
-    ];
-    let identity = reqwest::Identity::from_pem(format!("{}{}", card.chain_pem, card.key_pem).as_bytes()).expect("id");
-    CardSetup { identity, env, _dir: RemoveDir(dir) }
 }
 
 /// Card logins per second with a 10,000-entry CRL (issue 3: at least 500/s on 2 cores), over

@@ -1,5 +1,6 @@
 //! What the benches share: child processes killed on drop, free ports, command-line options,
-//! cookies, the PSC stand-in and a throw-away PostgreSQL. Each bench uses part of it.
+//! cookies, the PSC stand-in, a throw-away PostgreSQL and a test card with its CRL. Each bench uses
+//! part of it.
 #![allow(dead_code)]
 
 use std::io::BufRead;
@@ -142,4 +143,58 @@ pub fn wait_for_demo(data_dir: &std::path::Path, port: u16) -> serde_json::Value
         assert!(std::time::Instant::now() < deadline, "vigie did not start: see its log above");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// Serves `crl` over plain HTTP (a CRL distribution point) from a thread; returns its URL.
+pub fn serve_crl(crl: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/ca.crl", listener.local_addr().expect("addr").port());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = conn.read(&mut buf);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", crl.len());
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&crl);
+        }
+    });
+    url
+}
+
+/// The card, its trust anchors and the CRL a card login bench needs; with the gateway's
+/// settings naming them.
+pub struct CardSetup {
+    pub identity: reqwest::Identity,
+    pub env: Vec<(String, String)>,
+    _dir: RemoveDir,
+}
+
+pub fn card_setup() -> CardSetup {
+    use vigie_igc_sante::testpki::{CardSpec, TestPki};
+    let pki = TestPki::generate().expect("test PKI");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let revoked: Vec<(Vec<u8>, i64)> =
+        (0..10_000u32).map(|i| ([0x7e, 0x01].iter().copied().chain(i.to_be_bytes()).collect(), now - 3600)).collect();
+    let crl_url = serve_crl(pki.crl_der(&revoked, now - 60, now + 86_400).expect("CRL"));
+    let card = pki.issue(&CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin").crl_url(&crl_url)).expect("card");
+    let dir = std::env::temp_dir().join(format!("vigie-bench-cards-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("anchors.pem"), pki.anchors_pem()).expect("anchors");
+    let env = vec![
+        ("VIGIE_CARDS__TRUST__ANCHORS".to_owned(), format!("[{:?}]", dir.join("anchors.pem").display().to_string())),
+        ("VIGIE_CARDS__TRUST__CRL_URLS".to_owned(), format!("[{crl_url:?}]")),
+    ];
+    let identity = reqwest::Identity::from_pem(format!("{}{}", card.chain_pem, card.key_pem).as_bytes()).expect("id");
+    CardSetup { identity, env, _dir: RemoveDir(dir) }
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to print with each figure.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
