@@ -100,7 +100,12 @@ async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() 
 
     server.start_again();
     let gw = Gateway::start(&env).await;
-    assert!(!spool.exists(), "the spool is removed once replayed");
+    assert!(!spool.exists(), "the spool is moved aside once replayed");
+    assert_eq!(
+        archived(&dir).first().map(|a| std::fs::read(a).unwrap()),
+        Some(std::fs::read(&copy).unwrap()),
+        "the replayed spool is archived as it was, not deleted"
+    );
     let (status, body) = readyz(&gw).await;
     assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("up")), "{body}");
     let after = card_login(&gw).await;
@@ -127,7 +132,7 @@ async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() 
     drop(gw);
     std::fs::copy(&copy, &spool).unwrap();
     let gw = Gateway::start(&env).await;
-    assert!(!spool.exists(), "the spool replayed again is removed");
+    assert!(!spool.exists(), "the spool replayed again is moved aside");
     check("after a second replay of the same spool");
 
     // A spool edited while it waited is not replayed: kept, and the replica says so.
@@ -138,10 +143,24 @@ async fn a_spool_rejoins_the_postgresql_chain_after_a_sigkill_each_login_once() 
     let (status, body) = readyz(&gw).await;
     assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("degraded")), "{body}");
     assert!(body["checks"]["audit"]["detail"].as_str().unwrap().contains("spool"), "{body}");
+    assert!(body["checks"]["audit"]["detail"].as_str().unwrap().contains("does not verify"), "{body}");
     assert!(spool.exists(), "a spool that does not verify is kept");
     check("after a spool that does not verify");
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The replayed spools archived in `dir` (`spool.jsonl.replayed-<UTC time>`), oldest first.
+fn archived(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.to_str().unwrap().contains("spool.jsonl.replayed-") && !p.to_str().unwrap().ends_with(".checkpoints")
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The value of `vigie_audit_spool_pending` in `/metrics`.
@@ -199,6 +218,7 @@ async fn a_running_gateway_rejoins_the_postgresql_chain_once_the_database_is_bac
     let (back, ()) = tokio::join!(wait, logins);
     assert!(back.is_some(), "no restart: the spool is replayed and removed, ready again: {}", readyz(&gw).await.1);
     assert_eq!(spool_pending(&gw).await, 0.0, "nothing waits in a spool any more");
+    assert_eq!(archived(&dir).len(), 1, "the replayed spool is archived, not deleted");
     let after = card_login(&gw).await;
     assert_eq!(after.status, 303, "{}", after.body);
 

@@ -307,7 +307,11 @@ pub fn readiness(audit: &crate::state::Audit, config: &AuditConfig) -> (serde_js
     use serde_json::json;
     match audit.status() {
         None => (json!({ "status": "up" }), false),
-        Some(_) if spool::pending() => (
+        Some(s) if s.spool_refused() => (
+            json!({ "status": "degraded", "detail": "a spool of an earlier outage does not verify: it is kept, not replayed into the trail (`vigie audit verify SPOOL`)" }),
+            false,
+        ),
+        Some(s) if s.spool_pending() => (
             json!({ "status": "degraded", "detail": "a spool of an earlier outage waits to be replayed into the trail" }),
             false,
         ),

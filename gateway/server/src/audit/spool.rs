@@ -6,32 +6,116 @@
 //! the spool's disk, unique since it covers the spool chain before it); the replayed record keeps
 //! the event's fields as they were (its `at` among them) and adds `"spooled":"<that hash>"`, and
 //! the row's `event_id` holds it under a unique index (`0004_audit_spool.sql`). A replay after a
-//! crash mid-replay, or after COMMIT but before the spool was removed, skips what the table holds
-//! already. The spool is removed only once every batch is committed; until then `/readyz` says
+//! crash mid-replay, or after COMMIT but before the spool was archived, skips what the table holds
+//! already. Before a replay the spool must pass the checks of `vigie audit verify` (its chain from
+//! seq 1, its signed checkpoints, an unsigned tail no longer than the writer can leave): one that
+//! fails is kept, not replayed, and the alarm raised. A replay holds the spool's `flock`, so no
+//! other process replays it or writes to it meanwhile. The spool is archived
+//! (`<spool>.replayed-<UTC time>`) only once every batch is committed; until then `/readyz` says
 //! the trail is degraded and `vigie_audit_spool_pending` counts the records waiting.
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use vigie_directory_sql::audit_trail::PgAuditTrail;
 
 use super::chain;
+use super::note::Verifier;
 use super::pg::{link_at, seal_after};
+use super::verify::{self, Broken};
+use super::writer::{Checkpoints, QUEUE, Status};
 
 /// Records appended per transaction: a crash loses at most the batch in flight (replayed again).
 const BATCH: usize = 1_000;
+/// The longest one replay transaction may take: a database that answered the probe and then
+/// hangs must not hold the writer (and the answers waiting behind it) for ever.
+const STEP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Whether this process holds a spool not yet replayed (one trail per process).
-static PENDING: AtomicBool = AtomicBool::new(false);
-
-/// True while a spool of an earlier outage waits to be replayed into the table.
-pub fn pending() -> bool {
-    PENDING.load(Ordering::Relaxed)
+/// What a spool must pass to be replayed: the checks of `vigie audit verify SPOOL`.
+pub struct Trust {
+    /// The checkpoints' verifier key (none: the chain alone is checked).
+    key: Option<Verifier>,
+    /// The most records a spool may hold after its last signed checkpoint.
+    unsigned: u64,
 }
 
-fn set_pending(records: usize) {
-    PENDING.store(records > 0, Ordering::Relaxed);
-    metrics::gauge!("vigie_audit_spool_pending").set(records as f64);
+impl Trust {
+    /// The checks for the spool of a writer signing `checkpoints`: the writer signs every
+    /// `checkpoint_every` records, once they are synced, and at most a queue's worth arrives
+    /// between two checks, so a longer unsigned tail was not written by it.
+    pub fn of(checkpoints: Option<&Checkpoints>) -> Self {
+        let key = checkpoints.and_then(|c| Verifier::parse(&c.signer.verifier_key()).ok());
+        let unsigned = checkpoints.map_or(u64::MAX, |c| c.every + QUEUE as u64);
+        Self { key, unsigned }
+    }
+}
+
+/// A spool that failed its checks: not replayed, kept as it is.
+#[derive(Debug)]
+pub struct Refused(pub Broken);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the spool does not verify, so it is not replayed: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Where a spool's checkpoints are kept (the writer's `Checkpoints::log` for a spool).
+fn checkpoints_of(spool: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.checkpoints", spool.display()))
+}
+
+/// Checks the spool at `path` as `vigie audit verify SPOOL` does, and more: docs/audit.md, "When
+/// the database fails" — the spool is a chain of its own, so it starts at seq 1 after the genesis
+/// (a front cut is refused, not taken for a continuation); every record verifies, linked to the one
+/// before; its signed checkpoints match it; and no more than `trust.unsigned` records follow the
+/// last checkpoint (a forged tail).
+pub fn check(path: &Path, trust: &Trust) -> Result<verify::Report, Broken> {
+    let log = checkpoints_of(path);
+    let logs = if log.exists() { vec![log] } else { Vec::new() };
+    let report = verify::verify(&[path.to_path_buf()], &logs, trust.key.as_ref())?;
+    let at = |line: u64, seq: Option<u64>, what: String| Broken {
+        file: path.to_path_buf(),
+        line: usize::try_from(line).unwrap_or(usize::MAX),
+        seq,
+        what,
+    };
+    if report.unchained > 0 {
+        return Err(at(1, None, "not a sealed audit record: a spool holds only its own chain".into()));
+    }
+    let unsigned = report.last - report.covered;
+    if trust.key.is_some() && unsigned > trust.unsigned {
+        let first = report.covered + 1;
+        return Err(at(
+            first,
+            Some(first),
+            format!(
+                "records {first}..{} follow the last signed checkpoint: more than the {} the writer can leave                  unsigned (`audit.checkpoint_every` + its queue), so a tail was added by another hand",
+                report.last, trust.unsigned
+            ),
+        ));
+    }
+    Ok(report)
+}
+
+/// Opens the spool at `path` and takes its `flock`, waiting while another process holds it (a
+/// writer appending, or another replay); `None` when there is no spool (any more: another
+/// replay archived it while this one waited).
+fn lock(path: &Path) -> anyhow::Result<Option<File>> {
+    loop {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).context("opening the spool"),
+        };
+        file.lock().context("locking the spool")?;
+        // Renamed away while this one waited: look at what the path holds now.
+        if path.exists() && !super::purge::replaced(&file, path) {
+            return Ok(Some(file));
+        }
+    }
 }
 
 /// A spool record made ready for the shared chain: its id and the event as it will be sealed.
@@ -82,6 +166,9 @@ pub fn read(text: &str) -> anyhow::Result<Vec<Spooled>> {
 /// answer waiting for its trace waits one batch at most.
 pub struct Replay {
     path: PathBuf,
+    /// The spool's `flock`, held until the replay ends; `None` when the caller holds it (the
+    /// writer, through the file it appends with).
+    _lock: Option<File>,
     /// The spool's records as last read, and the spool's length then.
     records: Vec<Spooled>,
     len: u64,
@@ -89,17 +176,35 @@ pub struct Replay {
     done: usize,
     /// How many this replay appended.
     pub appended: usize,
+    status: std::sync::Arc<Status>,
 }
 
 impl Replay {
-    /// Reads and checks the spool at `path`; `None` when there is none (or it is empty).
-    pub fn open(path: &Path) -> anyhow::Result<Option<Self>> {
-        let mut replay = Self { path: path.to_path_buf(), records: Vec::new(), len: 0, done: 0, appended: 0 };
+    /// Takes the spool's lock (waiting for another replay or writer to let it go), then reads
+    /// and checks the spool at `path` (`check`); `None` when there is none (or it is empty).
+    pub fn open(path: &Path, trust: &Trust, status: std::sync::Arc<Status>) -> anyhow::Result<Option<Self>> {
+        let Some(lock) = lock(path)? else { return Ok(None) };
+        Self::open_locked(path, trust, Some(lock), status)
+    }
+
+    /// As [`Replay::open`], the caller holding the spool's lock.
+    pub fn open_locked(
+        path: &Path,
+        trust: &Trust,
+        lock: Option<File>,
+        status: std::sync::Arc<Status>,
+    ) -> anyhow::Result<Option<Self>> {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            check(path, trust).map_err(Refused)?;
+        }
+        let mut replay =
+            Self { path: path.to_path_buf(), _lock: lock, records: Vec::new(), len: 0, done: 0, appended: 0, status };
         replay.refresh()?;
         Ok((!replay.records.is_empty()).then_some(replay))
     }
 
-    /// Reads the spool again if it grew since (events spooled during the replay).
+    /// Reads the spool again if it grew since (events this writer spooled during the replay,
+    /// under the replay's lock): what was read before must be there unchanged.
     pub fn refresh(&mut self) -> anyhow::Result<()> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
@@ -110,11 +215,11 @@ impl Replay {
             return Ok(());
         }
         let records = read(&text).context("the spool does not verify, so it is not replayed")?;
-        if records.len() < self.done || records[..self.done] != self.records[..self.done] {
+        if records.len() < self.records.len() || records[..self.records.len()] != self.records[..] {
             bail!("the spool changed under its replay: it is not replayed further");
         }
         (self.records, self.len) = (records, text.len() as u64);
-        set_pending(self.records.len() - self.done);
+        self.status.set_spool_pending(self.remaining());
         Ok(())
     }
 
@@ -123,57 +228,68 @@ impl Replay {
         self.records.len() - self.done
     }
 
-    /// Replays the next batch of [`BATCH`] records in one transaction.
+    /// Replays the next batch of [`BATCH`] records in one transaction, given [`STEP_WAIT`] at
+    /// most.
     pub async fn step(&mut self, trail: &PgAuditTrail) -> anyhow::Result<()> {
         let batch = &self.records[self.done..self.records.len().min(self.done + BATCH)];
         let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
         let mut appended = 0;
-        trail
-            .append_once(&ids, |head, present| {
-                let mut at = link_at(head.as_ref());
-                let fresh: Vec<_> = batch
-                    .iter()
-                    .filter(|r| !present.contains(&r.id))
-                    .map(|r| {
-                        let (mut record, _) = seal_after(&mut at, &r.json);
-                        record.event_id = Some(r.id.clone());
-                        record
-                    })
-                    .collect();
-                appended = fresh.len();
-                fresh
-            })
-            .await?;
+        let append = trail.append_once(&ids, |head, present| {
+            let mut at = link_at(head.as_ref());
+            let fresh: Vec<_> = batch
+                .iter()
+                .filter(|r| !present.contains(&r.id))
+                .map(|r| {
+                    let (mut record, _) = seal_after(&mut at, &r.json);
+                    record.event_id = Some(r.id.clone());
+                    record
+                })
+                .collect();
+            appended = fresh.len();
+            fresh
+        });
+        // Dropped at the deadline, the transaction is rolled back with its connection.
+        tokio::time::timeout(STEP_WAIT, append)
+            .await
+            .map_err(|_| anyhow::anyhow!("a replay transaction took longer than {STEP_WAIT:?}: rolled back"))??;
         self.done += batch.len();
         self.appended += appended;
-        set_pending(self.remaining());
+        self.status.set_spool_pending(self.remaining());
         Ok(())
     }
 
-    /// Once every record is in the table: removes the spool and its checkpoints (they sign a
-    /// chain that now lives in the table). Returns how many records the spool held.
+    /// Once every record is in the table: archives the spool and its checkpoints beside it
+    /// (`<spool>.replayed-<UTC time>`, `….checkpoints`): the evidence of the outage stays, and
+    /// the next outage starts a spool of its own. Returns how many records the spool held.
     pub fn finish(self) -> anyhow::Result<usize> {
         debug_assert_eq!(self.remaining(), 0);
+        let stamp = crate::rfc3339_now().replace(':', "");
+        let archive = PathBuf::from(format!("{}.replayed-{stamp}", self.path.display()));
         // The checkpoints first: a crash between the two leaves a spool whose replay adds
         // nothing, never checkpoints of a spool chain that is gone beside the next outage's spool.
-        let checkpoints = PathBuf::from(format!("{}.checkpoints", self.path.display()));
-        match std::fs::remove_file(&checkpoints) {
+        match std::fs::rename(checkpoints_of(&self.path), checkpoints_of(&archive)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).context("removing the spool's checkpoints");
+                return Err(e).context("archiving the spool's checkpoints");
             }
             _ => {}
         }
-        std::fs::remove_file(&self.path).context("removing the replayed spool")?;
-        set_pending(0);
+        std::fs::rename(&self.path, &archive)
+            .with_context(|| format!("archiving the replayed spool as {}", archive.display()))?;
+        self.status.set_spool_pending(0);
         Ok(self.records.len())
     }
 }
 
-/// Replays `spool` into `trail` (batches of [`BATCH`], each one transaction), then removes it
-/// and its checkpoints. Returns how many records the spool held and how many were appended
-/// (fewer when an earlier replay was cut short).
-pub async fn replay(trail: &PgAuditTrail, spool: &Path) -> anyhow::Result<(usize, usize)> {
-    let Some(mut replay) = Replay::open(spool)? else { return Ok((0, 0)) };
+/// Replays `spool` into `trail` (batches of [`BATCH`], each one transaction) under its lock,
+/// then archives it and its checkpoints. Returns how many records the spool held and how many
+/// were appended (fewer when an earlier replay was cut short).
+pub async fn replay(
+    trail: &PgAuditTrail,
+    spool: &Path,
+    trust: &Trust,
+    status: std::sync::Arc<Status>,
+) -> anyhow::Result<(usize, usize)> {
+    let Some(mut replay) = Replay::open(spool, trust, status)? else { return Ok((0, 0)) };
     while replay.remaining() > 0 {
         replay.step(trail).await?;
     }
@@ -186,24 +302,43 @@ pub fn spooled(records: u64) {
     metrics::gauge!("vigie_audit_spool_pending").set(records as f64);
 }
 
+/// A replay that failed: a spool that does not verify raises the alarm (`Status::refuse_spool`);
+/// otherwise the spool waits for the next try. Returns whether the spool was refused.
+pub fn failed(status: &Status, spool: &Path, e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<Refused>() {
+        Some(Refused(broken)) => {
+            status.refuse_spool(spool, broken);
+            true
+        }
+        None => {
+            status.keep_spool();
+            false
+        }
+    }
+}
+
 /// At the trail's opening: replays a spool left by an earlier outage, if any. A failure is an
 /// alarm, not a stop (the spool stays, `/readyz` degraded): the trail goes on in the table, and
 /// the spool is replayed at the next start.
-pub fn rejoin(trail: &PgAuditTrail, rt: &tokio::runtime::Runtime, spool: Option<&Path>) {
+pub fn rejoin(
+    trail: &PgAuditTrail,
+    rt: &tokio::runtime::Runtime,
+    spool: Option<&Path>,
+    trust: &Trust,
+    status: &std::sync::Arc<Status>,
+) {
     let Some(spool) = spool.filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) else { return };
-    match rt.block_on(replay(trail, spool)) {
+    match rt.block_on(replay(trail, spool, trust, status.clone())) {
         Ok((records, appended)) => tracing::warn!(
             spool = %spool.display(), records, appended,
-            "the audit spool of an earlier database outage is replayed into the shared trail and removed"
+            "the audit spool of an earlier database outage is replayed into the shared trail and archived"
         ),
-        Err(e) => {
-            PENDING.store(true, Ordering::Relaxed);
-            tracing::error!(
-                spool = %spool.display(), error = format!("{e:#}"),
-                "the audit spool could not be replayed into the shared trail: it is kept and replayed at the next \
-                 start; check it with `vigie audit verify SPOOL` (docs/audit.md)"
-            );
-        }
+        Err(e) if failed(status, spool, &e) => {}
+        Err(e) => tracing::error!(
+            spool = %spool.display(), error = format!("{e:#}"),
+            "the audit spool could not be replayed into the shared trail: it is kept and replayed at the next \
+             start; check it with `vigie audit verify SPOOL` (docs/audit.md)"
+        ),
     }
 }
 
@@ -239,5 +374,216 @@ mod tests {
         assert_eq!(read(&removed).unwrap_err().to_string(), "line 2 (seq 3) does not follow seq 1");
         let edited = lines.concat().replace(r#""reason":"1""#, r#""reason":"9""#);
         assert_eq!(read(&edited).unwrap_err().to_string(), "line 2 (seq 2): its content does not match its hash");
+    }
+}
+
+/// The checks before a replay (issue 18's security review): a spool edited, cut at its front or
+/// given a forged tail is refused and kept; and, against a real PostgreSQL, a good one is replayed
+/// and archived, and two replays of one spool never run together.
+#[cfg(test)]
+mod checks {
+    use std::sync::Arc;
+
+    use super::super::note::Signer;
+    use super::*;
+
+    /// A spool of `n` records in a directory of its own, checkpointed every `every` records as
+    /// the writer does (each note naming the spool's chain), and the trust of that writer.
+    struct Spool {
+        dir: PathBuf,
+        path: PathBuf,
+        lines: Vec<String>,
+        signer: Signer,
+        link: chain::Link,
+    }
+
+    impl Spool {
+        fn new(name: &str, n: usize, every: usize) -> Self {
+            let dir = std::env::temp_dir().join(format!("vigie-spool-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let signer = Signer::from_pem("vigie.test/audit", &Signer::generate_pem().unwrap()).unwrap();
+            let mut spool =
+                Self { path: dir.join("spool.jsonl"), dir, lines: Vec::new(), signer, link: Default::default() };
+            let mut notes = String::new();
+            for i in 1..=n {
+                spool.push(i);
+                if i % every == 0 {
+                    let first = chain::open(spool.lines[0].trim_end().as_bytes()).unwrap().hash;
+                    let note = spool.signer.checkpoint_of(&spool.link, Some(&first), "t");
+                    notes.push_str(&format!("{}\n", serde_json::json!({ "checkpoint": note })));
+                }
+            }
+            std::fs::write(checkpoints_of(&spool.path), notes).unwrap();
+            spool.write();
+            spool
+        }
+
+        fn push(&mut self, i: usize) {
+            self.lines.push(self.link.seal(&format!(r#"{{"kind":"login","reason":"event {i}"}}"#)));
+        }
+
+        fn write(&self) {
+            std::fs::write(&self.path, self.lines.concat()).unwrap();
+        }
+
+        fn trust(&self, unsigned: u64) -> Trust {
+            Trust { key: Some(Verifier::parse(&self.signer.verifier_key()).unwrap()), unsigned }
+        }
+
+        /// Opens the spool for a replay: refused (the alarm raised, named) or not.
+        fn open(&self, unsigned: u64) -> (anyhow::Result<Option<Replay>>, Arc<Status>) {
+            let status = Arc::new(Status::default());
+            (Replay::open(&self.path, &self.trust(unsigned), status.clone()), status)
+        }
+
+        /// The spool is refused, its first bad record named as `line`, `says`; it is kept as it
+        /// was, and the gateway says so.
+        fn refused(&self, line: usize, says: &str) {
+            let before = std::fs::read(&self.path).unwrap();
+            let (opened, status) = self.open(2 + QUEUE as u64);
+            let e = opened.err().expect("a spool that does not verify is not replayed");
+            let Some(Refused(broken)) = e.downcast_ref::<Refused>() else { panic!("not refused: {e:#}") };
+            assert_eq!(broken.line, line, "{broken}");
+            assert!(broken.what.contains(says), "{broken}");
+            assert!(failed(&status, &self.path, &e), "counted as refused");
+            assert!(status.spool_pending() && status.spool_refused(), "/readyz says the spool waits, refused");
+            assert_eq!(std::fs::read(&self.path).unwrap(), before, "the spool is kept as it is");
+        }
+    }
+
+    impl Drop for Spool {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn a_spool_with_an_edited_line_is_refused_and_kept() {
+        let mut s = Spool::new("edited", 6, 2);
+        s.lines[2] = s.lines[2].replace("event 3", "event 9");
+        s.write();
+        s.refused(3, "edited");
+    }
+
+    #[test]
+    fn a_spool_with_its_first_line_removed_is_refused_and_kept() {
+        let mut s = Spool::new("front", 6, 2);
+        s.lines.remove(0);
+        // Its checkpoints would name the removed record's chain: without them, the cut front
+        // alone must be caught (a spool is a chain of its own, from seq 1).
+        std::fs::remove_file(checkpoints_of(&s.path)).unwrap();
+        s.write();
+        s.refused(1, "expected seq 1 here");
+    }
+
+    #[test]
+    fn a_spool_with_a_forged_tail_longer_than_the_writer_leaves_unsigned_is_refused_and_kept() {
+        let mut s = Spool::new("tail", 4, 2);
+        // Sealed as the writer would, but never checkpointed: one more than allowed.
+        let allowed = 2 + QUEUE;
+        for i in 5..=4 + allowed + 1 {
+            s.push(i);
+        }
+        s.write();
+        s.refused(5, "follow the last signed checkpoint");
+        // The tail the writer can leave (a period and a queue) is accepted.
+        s.lines.pop();
+        s.write();
+        let (opened, status) = s.open(allowed as u64);
+        assert_eq!(opened.unwrap().unwrap().remaining(), 4 + allowed);
+        assert!(status.spool_pending() && !status.spool_refused());
+    }
+
+    #[test]
+    fn a_spool_that_verifies_with_its_checkpoints_is_opened_for_its_replay() {
+        let s = Spool::new("good", 6, 2);
+        let (opened, status) = s.open(2);
+        assert_eq!(opened.unwrap().unwrap().remaining(), 6);
+        assert!(status.spool_pending() && !status.spool_refused());
+    }
+
+    /// A fresh database on the test PostgreSQL (`VIGIE_TEST_POSTGRES_URL`, tests/postgres.sh).
+    fn database(name: &str) -> Option<(String, impl Fn(&str) -> String)> {
+        let Ok(admin) = std::env::var("VIGIE_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: VIGIE_TEST_POSTGRES_URL is not set (tests/postgres.sh)");
+            return None;
+        };
+        let name = format!("{name}_{}", std::process::id());
+        let psql = move |url: &str, sql: &str| {
+            let out =
+                std::process::Command::new("psql").args(["-X", "-q", "-t", "-A", url, "-c", sql]).output().unwrap();
+            assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let count = {
+            let url = url.clone();
+            move |what: &str| psql(&url, &format!("SELECT count(*) FROM audit_records {what}"))
+        };
+        Some((url, count))
+    }
+
+    /// A replay in a thread of its own (its own runtime and connections, as another process).
+    fn replay_in_thread(
+        url: &str,
+        spool: &Path,
+        trust: Trust,
+    ) -> std::thread::JoinHandle<anyhow::Result<(usize, usize)>> {
+        let (url, spool) = (url.to_owned(), spool.to_path_buf());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let trail = rt.block_on(PgAuditTrail::open(&url, 2))?;
+            rt.block_on(replay(&trail, &spool, &trust, Arc::new(Status::default())))
+        })
+    }
+
+    fn archives(s: &Spool) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&s.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("spool.jsonl.replayed-"))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_good_spool_is_replayed_and_archived_with_its_checkpoints_not_deleted() {
+        let Some((url, count)) = database("spool_archive") else { return };
+        let s = Spool::new("archive", 6, 2);
+        let spooled = std::fs::read(&s.path).unwrap();
+        let done = replay_in_thread(&url, &s.path, s.trust(2)).join().unwrap().unwrap();
+        assert_eq!(done, (6, 6));
+        assert_eq!(count("WHERE event_id IS NOT NULL"), "6");
+        assert!(!s.path.exists() && !checkpoints_of(&s.path).exists(), "the next outage starts a spool of its own");
+        let archived = archives(&s);
+        assert_eq!(archived.len(), 2, "the spool and its checkpoints, archived: {archived:?}");
+        assert_eq!(std::fs::read(&archived[0]).unwrap(), spooled, "the evidence is kept as it was");
+        assert!(check(&archived[0], &s.trust(2)).is_ok(), "the archive verifies with its checkpoints");
+    }
+
+    #[test]
+    fn two_replayers_of_one_spool_never_replay_together_and_lose_nothing() {
+        let Some((url, count)) = database("spool_two") else { return };
+        let mut s = Spool::new("two", 4, 2);
+        // Another process holds the spool (a replay, or its writer appending): a replay waits.
+        let holder = File::open(&s.path).unwrap();
+        holder.lock().unwrap();
+        let first = replay_in_thread(&url, &s.path, s.trust(u64::MAX));
+        let second = replay_in_thread(&url, &s.path, s.trust(u64::MAX));
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert_eq!(count(""), "0", "nothing is replayed while another process holds the spool");
+        // The holder appends an event it acknowledged, then lets go: it must be replayed too.
+        s.push(5);
+        s.write();
+        holder.unlock().unwrap();
+        let mut results = [first.join().unwrap().unwrap(), second.join().unwrap().unwrap()];
+        results.sort();
+        assert_eq!(results, [(0, 0), (5, 5)], "one replays all five, the other finds it done");
+        assert_eq!(count(""), "5");
+        assert_eq!(archives(&s).len(), 2, "archived once, with its checkpoints");
     }
 }

@@ -62,6 +62,9 @@ const REJOIN_MAX: Duration = Duration::from_secs(60);
 /// The longest the writer waits for the database's answer before a replay: it holds the queue
 /// meanwhile, so a database still down costs the answers waiting at most this much per try.
 const PROBE_WAIT: Duration = Duration::from_secs(1);
+/// Events the queue holds before a caller waits: also the most a batch adds past a checkpoint
+/// period, which bounds the unsigned tail a spool may have (`spool::Trust`).
+pub(super) const QUEUE: usize = 8192;
 
 enum Message {
     Event(String, Option<Ack>),
@@ -76,6 +79,10 @@ pub struct Status {
     syncs: AtomicU64,
     broken: AtomicBool,
     spooling: AtomicBool,
+    /// A spool of an earlier outage waits to be replayed (this gateway's, not the process's).
+    spool_pending: AtomicBool,
+    /// That spool failed its checks (`spool::check`): kept, not replayed.
+    spool_refused: AtomicBool,
 }
 
 impl Status {
@@ -98,6 +105,43 @@ impl Status {
     /// True once the trail's disk failed and events go to the spool.
     pub fn spooling(&self) -> bool {
         self.spooling.load(Ordering::Relaxed)
+    }
+
+    /// True while a spool of an earlier outage waits to be replayed into the table.
+    pub fn spool_pending(&self) -> bool {
+        self.spool_pending.load(Ordering::Relaxed)
+    }
+
+    /// True when that spool did not verify: it is kept and not replayed.
+    pub fn spool_refused(&self) -> bool {
+        self.spool_refused.load(Ordering::Relaxed)
+    }
+
+    /// `records` of a spool wait to be replayed (none: replayed, and any refusal is over).
+    pub(super) fn set_spool_pending(&self, records: usize) {
+        self.spool_pending.store(records > 0, Ordering::Relaxed);
+        if records == 0 {
+            self.spool_refused.store(false, Ordering::Relaxed);
+        }
+        metrics::gauge!("vigie_audit_spool_pending").set(records as f64);
+    }
+
+    /// A replay did not end (the database failed): the spool waits for the next.
+    pub(super) fn keep_spool(&self) {
+        self.spool_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// The alarm for a spool that does not verify: counted, `/readyz` degraded, the first bad
+    /// record named; the spool is left as it is, evidence for whoever looks into it.
+    pub(super) fn refuse_spool(&self, spool: &std::path::Path, broken: &super::verify::Broken) {
+        self.spool_pending.store(true, Ordering::Relaxed);
+        self.spool_refused.store(true, Ordering::Relaxed);
+        metrics::counter!("vigie_audit_spool_refused_total").increment(1);
+        tracing::error!(
+            spool = %spool.display(), first_bad_record = %broken,
+            "the audit spool does not verify: it is kept as it is and not replayed into the shared trail; check it \
+             with `vigie audit verify SPOOL` and compare it with its archived copies (docs/audit.md)"
+        );
     }
 
     fn set_broken(&self, broken: bool) {
@@ -142,6 +186,11 @@ enum Out {
         file: std::fs::File,
         path: PathBuf,
         len: u64,
+        /// The hash of the file's first record, the id checkpoints name (`chain::first_hash`),
+        /// read when the file is opened or replaced, not at each checkpoint.
+        chain: Option<[u8; 32]>,
+        /// Whether its lock is held across batches (a replay of the spool), not per batch.
+        held: bool,
     },
     /// The shared table, driven from the writer thread through a runtime of its own (the
     /// writer outlives the server's runtime at a stop: it writes the queue out after it).
@@ -159,7 +208,34 @@ impl Out {
             tracing::warn!(path = %path.display(), bytes = r.torn, "the audit trail ended in half a record (a crash while writing it, never acknowledged): cut off");
             file.set_len(r.len)?;
         }
-        Ok((Out::File { file, path, len: r.len }, r.link))
+        let chain = if r.len > 0 { chain::first_hash(&path) } else { None };
+        Ok((Out::File { file, path, len: r.len, chain, held: false }, r.link))
+    }
+
+    /// Takes the file's lock and keeps it across batches, until [`Out::release`]: a replay of
+    /// the spool, during which this writer still appends to it.
+    fn hold(&mut self) -> std::io::Result<()> {
+        if let Out::File { file, held, .. } = self {
+            file.lock()?;
+            *held = true;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        if let Out::File { file, held, .. } = self
+            && std::mem::take(held)
+        {
+            let _ = file.unlock();
+        }
+    }
+
+    /// The id of the chain the file holds: the hash of its first record.
+    fn chain(&self) -> Option<[u8; 32]> {
+        match self {
+            Out::File { chain, .. } => *chain,
+            Out::Stdout | Out::Postgres { .. } => None,
+        }
     }
 
     /// Appends the batch and, with `sync`, syncs it: on disk, not only in the page cache (a
@@ -175,12 +251,15 @@ impl Out {
                 }
                 out.flush()
             }
-            Out::File { file, path, len } => {
-                file.lock()?;
-                // `vigie audit purge` renames its purged copy over the trail under this lock: go
-                // on in the new file, not in the old one nobody reads any more.
-                if super::purge::replaced(file, path) {
-                    let fresh = std::fs::OpenOptions::new().read(true).append(true).open(&*path)?;
+            Out::File { file, path, len, chain: id, held } => {
+                if !*held {
+                    file.lock()?;
+                }
+                // `vigie audit purge` renames its purged copy over the trail under this lock, and
+                // a replay in another process archives the spool under it: go on in the file the
+                // path names now, not in the old one nobody reads any more.
+                if super::purge::replaced(file, path) || !path.exists() {
+                    let fresh = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&*path)?;
                     let _ = file.unlock();
                     *file = fresh;
                     file.lock()?;
@@ -189,6 +268,10 @@ impl Out {
                 let result = (|| {
                     if file.metadata()?.len() != *len {
                         let r = chain::resume(file)?;
+                        // Another file, or this one cut (logrotate's `copytruncate`): another chain.
+                        if r.len < *len || id.is_none() {
+                            *id = if r.len > 0 { chain::first_hash(path) } else { None };
+                        }
                         *len = r.len;
                         *link = r.link;
                         for p in pending.iter_mut() {
@@ -199,7 +282,15 @@ impl Out {
                     let written =
                         file.write_all(batch.as_bytes()).and_then(|()| if sync { file.sync_data() } else { Ok(()) });
                     match written {
-                        Ok(()) => *len += batch.len() as u64,
+                        Ok(()) => {
+                            *len += batch.len() as u64;
+                            if id.is_none() {
+                                *id = pending
+                                    .first()
+                                    .and_then(|p| chain::open(p.line.trim_end().as_bytes()))
+                                    .map(|r| r.hash);
+                            }
+                        }
                         // Half a batch must not stay: the retry would chain after a torn line.
                         Err(_) => {
                             let _ = file.set_len(*len);
@@ -207,7 +298,9 @@ impl Out {
                     }
                     written
                 })();
-                let _ = file.unlock();
+                if !*held {
+                    let _ = file.unlock();
+                }
                 result
             }
             Out::Postgres { trail, rt } => {
@@ -299,18 +392,19 @@ impl JsonLinesAudit {
             tracing::error!(spool = %spool.display(), "the audit spool holds records: writing there until it is appended to the trail (docs/audit.md)");
             (out, link) = Out::file(spool.clone())?;
         }
-        Self::start(move || Ok((out, link)), options)
+        Self::start(move |_| Ok((out, link)), options)
     }
 
     /// The trail in PostgreSQL's `audit_records` (its tables made or brought up to date first);
     /// fails when the database cannot be reached or migrated.
     pub fn open_postgres(url: &str, options: Options) -> std::io::Result<Self> {
         let (url, spool) = (url.to_owned(), options.spool.clone());
+        let trust = super::spool::Trust::of(options.checkpoints.as_ref());
         Self::start(
-            move || {
+            move |status| {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 let trail = rt.block_on(PgAuditTrail::open(&url, 2)).map_err(std::io::Error::other)?;
-                super::spool::rejoin(&trail, &rt, spool.as_deref());
+                super::spool::rejoin(&trail, &rt, spool.as_deref(), &trust, status);
                 Ok((Out::Postgres { trail, rt }, Link::default()))
             },
             options,
@@ -318,43 +412,46 @@ impl JsonLinesAudit {
     }
 
     /// Starts the writer thread on what `out` opens (in that thread: a runtime stays with the
-    /// thread that made it); returns once it is open.
+    /// thread that made it; given the writer's status); returns once it is open.
     fn start(
-        out: impl FnOnce() -> std::io::Result<(Out, Link)> + Send + 'static,
+        out: impl FnOnce(&Arc<Status>) -> std::io::Result<(Out, Link)> + Send + 'static,
         options: Options,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Message>(8192);
+        let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE);
         let status = Arc::new(Status::default());
         status.set_broken(false);
         let (opened_tx, opened) = mpsc::sync_channel(1);
         let thread_status = status.clone();
-        let thread = std::thread::Builder::new().name("vigie-audit".into()).spawn(move || match out() {
-            Ok((out, link)) => {
-                let log = match options.checkpoints.as_ref().map(|c| CheckpointLog::start(c, thread_status.clone())) {
-                    Some(Err(e)) => {
-                        let _ = opened_tx.send(Err(e));
-                        return;
-                    }
-                    log => log.and_then(Result::ok),
-                };
-                let _ = opened_tx.send(Ok(()));
-                let mut writer = Writer {
-                    out,
-                    link,
-                    pending: Vec::new(),
-                    status: thread_status,
-                    options,
-                    checkpointed: 0,
-                    unsynced: None,
-                    log,
-                    rejoin: None,
-                };
-                writer.run(&rx);
-            }
-            Err(e) => {
-                let _ = opened_tx.send(Err(e));
-            }
-        })?;
+        let thread =
+            std::thread::Builder::new().name("vigie-audit".into()).spawn(move || match out(&thread_status) {
+                Ok((out, link)) => {
+                    let log = match options.checkpoints.as_ref().map(|c| CheckpointLog::start(c, thread_status.clone()))
+                    {
+                        Some(Err(e)) => {
+                            let _ = opened_tx.send(Err(e));
+                            return;
+                        }
+                        log => log.and_then(Result::ok),
+                    };
+                    let _ = opened_tx.send(Ok(()));
+                    let mut writer = Writer {
+                        out,
+                        link,
+                        pending: Vec::new(),
+                        status: thread_status,
+                        options,
+                        checkpointed: 0,
+                        unsynced: None,
+                        log,
+                        rejoin: None,
+                        failed_at: None,
+                    };
+                    writer.run(&rx);
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })?;
         match opened.recv() {
             Ok(Ok(())) => Ok(Self { tx: Some(tx), writer: Some(thread), status }),
             Ok(Err(e)) => Err(e),
@@ -446,6 +543,8 @@ struct Writer {
     log: Option<CheckpointLog>,
     /// While on the spool of a database outage: the table to go back to.
     rejoin: Option<Rejoin>,
+    /// When the last batch could not be written: the next try waits [`RETRY`] after it.
+    failed_at: Option<Instant>,
 }
 
 impl Writer {
@@ -537,11 +636,14 @@ impl Writer {
                 self.status.set_broken(false);
                 tracing::warn!(
                     records,
-                    "the audit trail's database answers again: the spool is replayed into the shared trail and removed, \
+                    "the audit trail's database answers again: the spool is replayed into the shared trail and archived, \
                      events go to the database again"
                 );
             }
             Err(e) => {
+                if let Some(path) = self.out.path() {
+                    super::spool::failed(&self.status, path, &e);
+                }
                 rejoin.next = Instant::now() + rejoin.backoff;
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -570,7 +672,30 @@ impl Writer {
             .block_on(async { tokio::time::timeout(PROBE_WAIT, rejoin.trail.records_after(i64::MAX, 1)).await });
         probe.map_err(|_| anyhow::anyhow!("no answer within {PROBE_WAIT:?}"))??;
         self.sync_written();
-        let Some(mut replay) = super::spool::Replay::open(&path)? else { return Ok(0) };
+        // The spool is checked against its checkpoints: all of them on disk first.
+        if let Some(log) = &self.log {
+            let _ = log.written_out();
+        }
+        // The replay holds the spool's lock until it ends, so no other process replays it or
+        // writes to it meanwhile; this writer appends through the file that holds it.
+        self.out.hold()?;
+        let replayed = self.replay_held(&path, rejoin, rx, last_checkpoint);
+        self.out.release();
+        replayed
+    }
+
+    /// [`Writer::replay_spool`] once the spool's lock is held.
+    fn replay_held(
+        &mut self,
+        path: &std::path::Path,
+        rejoin: &Rejoin,
+        rx: &mpsc::Receiver<Message>,
+        last_checkpoint: &mut Instant,
+    ) -> anyhow::Result<usize> {
+        let trust = super::spool::Trust::of(self.options.checkpoints.as_ref());
+        let Some(mut replay) = super::spool::Replay::open_locked(path, &trust, None, self.status.clone())? else {
+            return Ok(0);
+        };
         while replay.remaining() > 0 {
             rejoin.rt.block_on(replay.step(&rejoin.trail))?;
             let next = rx.try_recv().ok();
@@ -614,17 +739,36 @@ impl Writer {
         if self.pending.is_empty() {
             return;
         }
+        if self.failed_at.is_some_and(|at| at.elapsed() < RETRY) {
+            // The last try failed a moment ago: the callers waiting are refused at once, and the
+            // disk is not tried again for each event that arrives (a busy loop on a dead disk).
+            for p in &mut self.pending {
+                if let Some(ack) = p.ack.take() {
+                    ack(false);
+                }
+            }
+            return;
+        }
         let sync = sync || self.pending.iter().any(|p| p.ack.is_some());
+        let chain = self.out.chain();
         let result = self.out.write(&mut self.link, &mut self.pending, sync);
+        if chain.is_some() && self.out.chain() != chain {
+            // Logrotate: a new chain, checkpointed from its own first records (docs/audit.md).
+            self.checkpointed = 0;
+        }
         let result = match (result, self.options.spool.clone()) {
             (Err(e), Some(spool)) if !self.status.spooling() => {
                 self.failed(&e, self.pending.len());
+                // What the trail holds unsynced is synced before the spool continues its chain:
+                // a checkpoint of the spool covers it (docs/audit.md, "When the disk fails").
+                self.sync_written();
                 tracing::error!(spool = %spool.display(), "audit trail unwritable: events go to the spool from now on (docs/audit.md)");
                 self.status.spooling.store(true, Ordering::Relaxed);
                 self.spool(spool)
             }
             (r, _) => r,
         };
+        self.failed_at = result.is_err().then(Instant::now);
         match result {
             Ok(()) => {
                 if !self.status.spooling() {
@@ -702,7 +846,8 @@ impl Writer {
         // `prev` is the trail's last hash, so the two verify as one (`vigie audit verify TRAIL SPOOL`).
         let file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path)?;
         let len = file.metadata()?.len();
-        self.out = Out::File { file, path, len };
+        let chain = if len > 0 { chain::first_hash(&path) } else { None };
+        self.out = Out::File { file, path, len, chain, held: false };
         let mut link = self.link;
         let result = self.out.write(&mut link, &mut self.pending, true);
         self.link = link;
@@ -715,11 +860,7 @@ impl Writer {
 
     fn checkpoint(&mut self) {
         let Some(c) = &self.options.checkpoints else { return };
-        let note = c.signer.checkpoint_of(
-            &self.link,
-            self.out.path().and_then(|p| chain::first_hash(p)).as_ref(),
-            &crate::rfc3339_now(),
-        );
+        let note = c.signer.checkpoint_of(&self.link, self.out.chain().as_ref(), &crate::rfc3339_now());
         if !self.out.is_postgres()
             && let Some(log) = &self.log
         {
@@ -823,6 +964,91 @@ mod tests {
         let written = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_file(&path);
         assert!(written.contains("event 7"), "acknowledged before it was written: {written:?}");
+    }
+
+    /// The checkpoints a log holds, by the chain they name: how many, and the last size.
+    fn checkpoints_by_chain(log: &std::path::Path, key: &str) -> std::collections::BTreeMap<[u8; 32], Vec<u64>> {
+        let key = super::super::note::Verifier::parse(key).unwrap();
+        let mut by = std::collections::BTreeMap::<[u8; 32], Vec<u64>>::new();
+        for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let c = key.open(v["checkpoint"].as_str().unwrap()).unwrap();
+            by.entry(c.chain.unwrap()).or_default().push(c.size);
+        }
+        by
+    }
+
+    #[test]
+    fn a_rotated_trail_gets_its_checkpoint_at_its_own_every() {
+        let dir = fresh("rotated-every");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (trail, log) = (dir.join("audit.jsonl"), dir.join("audit.jsonl.checkpoints"));
+        let pem = Signer::generate_pem().unwrap();
+        let signer = Signer::from_pem("vigie.test/audit", &pem).unwrap();
+        let key = signer.verifier_key();
+        let every = 3;
+        let options = Options {
+            checkpoints: Some(Checkpoints {
+                signer,
+                every,
+                interval: Duration::from_secs(3600),
+                log: log.clone(),
+                witness: None,
+            }),
+            spool: None,
+        };
+        let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();
+        // The old chain runs well past one period: 3 periods.
+        for i in 0..9 {
+            sink.record(&event(i));
+            sink.flush();
+        }
+        // logrotate `create`: the trail moved aside, a new empty one in its place.
+        std::fs::rename(&trail, dir.join("audit.jsonl.1")).unwrap();
+        std::fs::write(&trail, "").unwrap();
+        for i in 9..9 + every as usize {
+            sink.record(&event(i));
+            sink.flush();
+        }
+        let new_chain = chain::first_hash(&trail).unwrap();
+        let by_chain = checkpoints_by_chain(&log, &key);
+        drop(sink);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            by_chain.get(&new_chain).map(Vec::as_slice),
+            Some(&[every][..]),
+            "the new chain is checkpointed after its own {every} records, not after the old chain's seq: {by_chain:?}"
+        );
+    }
+
+    #[test]
+    fn an_unwritable_spool_is_retried_after_a_pause_not_in_a_busy_loop_and_nothing_is_acked() {
+        // The trail refuses every write (/dev/full) and the spool's directory does not exist.
+        let spool = std::env::temp_dir().join(format!("vigie-no-such-dir-{}/spool.jsonl", std::process::id()));
+        let options = Options { checkpoints: None, spool: Some(spool.clone()) };
+        let sink = JsonLinesAudit::open_with("/dev/full", options).unwrap();
+        let started = Instant::now();
+        let (mut acked, mut refused) = (0, 0);
+        while started.elapsed() < Duration::from_secs(2) {
+            let (tx, rx) = mpsc::channel();
+            sink.record_acked(&event(1), Box::new(move |ok| tx.send(ok).unwrap()));
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(true) => acked += 1,
+                _ => refused += 1,
+            }
+        }
+        let errors = sink.write_errors();
+        let tries = started.elapsed().as_millis() / RETRY.as_millis() + 2;
+        assert_eq!(acked, 0, "nothing is acknowledged as written");
+        assert!(refused > 10, "each caller is told at once: {refused}");
+        assert!(errors >= 2, "the failures are counted: {errors}");
+        assert!(
+            u128::from(errors) <= 2 * tries,
+            "{errors} write errors in 2 s for {refused} events: the writer tries once per {RETRY:?}, not per event"
+        );
+        assert!(!spool.exists());
+        assert!(sink.status().spooling() && !sink.status().healthy());
     }
 
     #[test]
