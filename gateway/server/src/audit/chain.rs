@@ -6,6 +6,7 @@
 //! where `hash` is the SHA-256 of every byte of the line before `,"hash":` (the body) and `prev`
 //! the `hash` of record N-1 (64 zeros for the first). Hashing the bytes as written, not a
 //! re-serialisation, lets any tool check a line without knowing the event's fields.
+use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
 
 use aws_lc_rs::digest;
@@ -34,7 +35,19 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut text = String::with_capacity(2 * bytes.len());
+    push_hex(&mut text, bytes);
+    text
+}
+
+/// Lower-case hex, appended: no allocation per byte (issue 18: two hashes per record, sealed on
+/// the writer's thread, which shares the cores with the requests).
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 pub fn unhex(text: &str) -> Option<[u8; 32]> {
@@ -54,10 +67,17 @@ impl Link {
         let fields = event_json.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or("");
         let seq = self.seq + 1;
         let comma = if fields.is_empty() { "" } else { "," };
-        let body = format!("{{\"seq\":{seq},\"prev\":\"{}\"{comma}{fields}", hex(&self.head));
-        let hash = sha256(body.as_bytes());
+        // One allocation for the line: the body, then its hash after it.
+        let mut line = String::with_capacity(fields.len() + 200);
+        let _ = write!(line, "{{\"seq\":{seq},\"prev\":\"");
+        push_hex(&mut line, &self.head);
+        let _ = write!(line, "\"{comma}{fields}");
+        let hash = sha256(line.as_bytes());
         *self = Link { seq, head: hash };
-        format!("{body}{HASH_MARK}{}\"}}\n", hex(&hash))
+        line.push_str(HASH_MARK);
+        push_hex(&mut line, &hash);
+        line.push_str("\"}\n");
+        line
     }
 }
 
@@ -159,6 +179,14 @@ mod tests {
         assert_eq!(link, Link { seq: 2, head: b.hash });
         let v: serde_json::Value = serde_json::from_str(&second).unwrap();
         assert_eq!(v["kind"], "logout", "the event's fields stay at the top level");
+    }
+
+    #[test]
+    fn a_record_reads_as_its_body_its_hash_in_lower_case_hex() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        let line = Link::default().seal(r#"{"kind":"login"}"#);
+        let body = format!("{{\"seq\":1,\"prev\":\"{}\",\"kind\":\"login\"", "0".repeat(64));
+        assert_eq!(line, format!("{body}{HASH_MARK}{}\"}}\n", hex(&sha256(body.as_bytes()))));
     }
 
     #[test]

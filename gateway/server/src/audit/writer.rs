@@ -2,9 +2,10 @@
 //! (`chain`), writes what is queued as one batch and syncs it once (group commit: no batch
 //! window, the first caller waiting starts a sync at once and those arriving during it share the
 //! next), then answers the callers that wait for their event to be on disk
-//! (`AuditSink::record_acked`: logins, token issues, admin acts). A batch nobody waits for is
-//! written at once (a crash of the process keeps it) and synced with the next batch somebody waits
-//! for, or within [`LAZY_SYNC`]. A checkpoint is signed every `checkpoint_every` records or
+//! (`AuditSink::record_acked`: logins, token issues, admin acts). Events nobody waits for gather in
+//! the queue for a few milliseconds (`queue::GATHER`: one wake-up and one write per batch, not per
+//! event), are then written (a crash of the process keeps them) and synced with the next batch
+//! somebody waits for, or within [`LAZY_SYNC`]; an awaited event wakes the writer at once. A checkpoint is signed every `checkpoint_every` records or
 //! `checkpoint_secs` seconds (`note`) and, for a file trail, logged and synced by a thread of its
 //! own (`checkpoint_log`) so that its sync never holds a batch back. A failed write is counted, the trail marked unhealthy
 //! (`vigie_audit_healthy`, `/readyz`), the file cut back to its last whole record and the batch
@@ -42,6 +43,7 @@ use super::pg::{link_at, seal_after};
 mod checkpoint_log;
 #[cfg(test)]
 mod group_commit_tests;
+mod queue;
 use checkpoint_log::CheckpointLog;
 
 /// The longest a flush waits for the writer: a stop must not hang on a dead disk.
@@ -64,7 +66,7 @@ const REJOIN_MAX: Duration = Duration::from_secs(60);
 const PROBE_WAIT: Duration = Duration::from_secs(1);
 /// Events the queue holds before a caller waits: also the most a batch adds past a checkpoint
 /// period, which bounds the unsigned tail a spool may have (`spool::Trust`).
-pub(super) const QUEUE: usize = 8192;
+pub(super) const QUEUE: usize = queue::CAPACITY;
 
 enum Message {
     Event(String, Option<Ack>),
@@ -77,6 +79,7 @@ enum Message {
 pub struct Status {
     write_errors: AtomicU64,
     syncs: AtomicU64,
+    batches: AtomicU64,
     broken: AtomicBool,
     spooling: AtomicBool,
     /// A spool of an earlier outage waits to be replayed (this gateway's, not the process's).
@@ -95,6 +98,11 @@ impl Status {
     /// group of batches, not one per event.
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Batches written to the trail since the start: under load, many events each.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
     }
 
     /// False while the last batch could not be written to the trail.
@@ -371,7 +379,7 @@ struct Pending {
 }
 
 pub struct JsonLinesAudit {
-    tx: Option<mpsc::SyncSender<Message>>,
+    tx: Option<queue::Sender<Message>>,
     writer: Option<JoinHandle<()>>,
     status: Arc<Status>,
 }
@@ -417,7 +425,16 @@ impl JsonLinesAudit {
         out: impl FnOnce(&Arc<Status>) -> std::io::Result<(Out, Link)> + Send + 'static,
         options: Options,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE);
+        Self::start_gathering(out, options, queue::GATHER)
+    }
+
+    /// [`Self::start`] with the queue's gather window (a test's is longer than any it waits).
+    fn start_gathering(
+        out: impl FnOnce(&Arc<Status>) -> std::io::Result<(Out, Link)> + Send + 'static,
+        options: Options,
+        gather: Duration,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = queue::bounded::<Message>(gather);
         let status = Arc::new(Status::default());
         status.set_broken(false);
         let (opened_tx, opened) = mpsc::sync_channel(1);
@@ -470,10 +487,18 @@ impl JsonLinesAudit {
     }
 
     fn send(&self, event: &AuditEvent, ack: Option<Ack>) {
-        let json = serde_json::to_string(event).unwrap_or_default();
+        // Sized for a whole event: serde_json's own buffer starts at 128 bytes and grows by copies,
+        // on the request's thread.
+        let mut buffer = Vec::with_capacity(512);
+        let json = serde_json::to_writer(&mut buffer, event)
+            .ok()
+            .and_then(|()| String::from_utf8(buffer).ok())
+            .unwrap_or_default();
+        // Only an event somebody waits for wakes the writer at once; the others gather (`queue`).
+        let urgent = ack.is_some();
         // A full queue waits rather than drops: an audit trail with holes is worth little.
         let sent = match &self.tx {
-            Some(tx) => tx.send(Message::Event(json, ack)).map_err(|mpsc::SendError(m)| m),
+            Some(tx) => tx.send(Message::Event(json, ack), urgent),
             None => Err(Message::Event(json, ack)),
         };
         if let Err(Message::Event(_, ack)) = sent {
@@ -489,7 +514,7 @@ impl JsonLinesAudit {
     /// written and synced: a stop must not hang on a dead disk.
     fn written_out(&self) -> bool {
         let (ack, done) = mpsc::sync_channel(1);
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(Message::Flush(ack)).is_ok());
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(Message::Flush(ack), true).is_ok());
         let confirmed = sent && done.recv_timeout(FLUSH_WAIT).is_ok();
         if !confirmed {
             tracing::error!("the audit writer did not confirm its queue was written: audit events may be lost");
@@ -548,8 +573,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, rx: &mpsc::Receiver<Message>) {
+    fn run(&mut self, rx: &queue::Receiver<Message>) {
         let mut last_checkpoint = Instant::now();
+        let mut inbox = Vec::new();
         loop {
             let wait = match (self.pending.is_empty(), self.unsynced) {
                 (false, _) => RETRY,
@@ -558,12 +584,10 @@ impl Writer {
             };
             let wait =
                 self.rejoin.as_ref().map_or(wait, |r| wait.min(r.next.saturating_duration_since(Instant::now())));
-            let first = match rx.recv_timeout(wait) {
-                Ok(m) => Some(m),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
-            self.turn(first, rx, &mut last_checkpoint);
+            if !rx.batch(wait, &mut inbox) {
+                break;
+            }
+            self.turn(&mut inbox, &mut last_checkpoint);
             self.try_rejoin(rx, &mut last_checkpoint);
         }
         self.write_pending(true);
@@ -575,12 +599,11 @@ impl Writer {
         self.log.take();
     }
 
-    /// One turn of the loop: `first` and whatever else waits in the queue, written as one batch
+    /// One turn of the loop: the messages taken from the queue (left empty), written as one batch
     /// (synced when somebody waits for it), a checkpoint when due, the flushes answered.
-    fn turn(&mut self, first: Option<Message>, rx: &mpsc::Receiver<Message>, last_checkpoint: &mut Instant) {
+    fn turn(&mut self, messages: &mut Vec<Message>, last_checkpoint: &mut Instant) {
         let mut flushes = Vec::new();
-        let mut next = first;
-        while let Some(message) = next {
+        for message in messages.drain(..) {
             match message {
                 Message::Event(json, ack) => {
                     let line = self.link.seal(&json);
@@ -588,7 +611,6 @@ impl Writer {
                 }
                 Message::Flush(ack) => flushes.push(ack),
             }
-            next = rx.try_recv().ok();
         }
         if let Some(written) = self.log.as_ref().and_then(CheckpointLog::take_failed) {
             // The last note could not be logged: sign one again now rather than at the next.
@@ -620,7 +642,7 @@ impl Writer {
 
     /// On the spool of a database outage, when it is time to ask again: replays the spool into
     /// the table and goes back to it, or tries again later (backoff).
-    fn try_rejoin(&mut self, rx: &mpsc::Receiver<Message>, last_checkpoint: &mut Instant) {
+    fn try_rejoin(&mut self, rx: &queue::Receiver<Message>, last_checkpoint: &mut Instant) {
         if !self.pending.is_empty() || self.rejoin.as_ref().is_none_or(|r| r.next > Instant::now()) {
             return;
         }
@@ -662,7 +684,7 @@ impl Writer {
     fn replay_spool(
         &mut self,
         rejoin: &Rejoin,
-        rx: &mpsc::Receiver<Message>,
+        rx: &queue::Receiver<Message>,
         last_checkpoint: &mut Instant,
     ) -> anyhow::Result<usize> {
         let Some(path) = self.out.path().cloned() else { return Ok(0) };
@@ -689,7 +711,7 @@ impl Writer {
         &mut self,
         path: &std::path::Path,
         rejoin: &Rejoin,
-        rx: &mpsc::Receiver<Message>,
+        rx: &queue::Receiver<Message>,
         last_checkpoint: &mut Instant,
     ) -> anyhow::Result<usize> {
         let trust = super::spool::Trust::of(self.options.checkpoints.as_ref());
@@ -698,9 +720,10 @@ impl Writer {
         };
         while replay.remaining() > 0 {
             rejoin.rt.block_on(replay.step(&rejoin.trail))?;
-            let next = rx.try_recv().ok();
-            if next.is_some() {
-                self.turn(next, rx, last_checkpoint);
+            let mut next = Vec::new();
+            rx.try_batch(&mut next);
+            if !next.is_empty() {
+                self.turn(&mut next, last_checkpoint);
                 if !self.pending.is_empty() {
                     anyhow::bail!("the spool cannot be written");
                 }
@@ -771,6 +794,7 @@ impl Writer {
         self.failed_at = result.is_err().then(Instant::now);
         match result {
             Ok(()) => {
+                self.status.batches.fetch_add(1, Ordering::Relaxed);
                 if !self.status.spooling() {
                     self.status.set_broken(false);
                 }

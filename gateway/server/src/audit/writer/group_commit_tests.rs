@@ -1,13 +1,16 @@
 //! Group commit (issue 18, the trail's cost on the answer): callers waiting at the same time share
-//! syncs, a batch nobody waits for costs no sync of its own, and the checkpoints logged off the
-//! writer's path are all there, signed and matching the trail, once a flush returns.
+//! syncs, a batch nobody waits for costs no sync of its own, events nobody waits for gather into
+//! few writes while an awaited one is answered without waiting for the gather window, and the
+//! checkpoints logged off the writer's path are all there, signed and matching the trail, once a
+//! flush returns.
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
 use vigie_core::audit::AuditSink;
 
+use super::queue::GATHER;
 use super::tests::{event, fresh};
-use super::{Checkpoints, JsonLinesAudit, LAZY_SYNC, Options};
+use super::{Checkpoints, JsonLinesAudit, LAZY_SYNC, Options, Out};
 use crate::audit::note::{Signer, Verifier};
 use crate::audit::verify::verify;
 
@@ -70,6 +73,51 @@ fn a_batch_nobody_waits_for_is_written_at_once_and_costs_no_sync_of_its_own() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
     assert!(sink.status().syncs() > lazy, "an event waited for is acknowledged only after a sync");
     let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn events_nobody_waits_for_gather_into_far_fewer_writes() {
+    const EVENTS: usize = 200;
+    let path = fresh("gather");
+    let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
+    let began = Instant::now();
+    for i in 0..EVENTS {
+        sink.record(&event(i));
+        // Spaced as a busy gateway's requests are: a writer woken per event writes each alone.
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let elapsed = began.elapsed();
+    sink.flush();
+    let batches = sink.status().batches();
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(written.lines().count(), EVENTS, "every event is written");
+    assert!(written.lines().last().unwrap().contains("event 199"), "in order");
+    // One batch per gather window elapsed at most, plus the flush's and a lazy sync's.
+    let allowed = (elapsed.as_millis() / GATHER.as_millis()) as u64 + 3;
+    assert!(
+        batches <= allowed.min(EVENTS as u64 / 2),
+        "{batches} writes for {EVENTS} events nobody waited for, recorded over {elapsed:?}"
+    );
+}
+
+#[test]
+fn an_awaited_event_is_answered_without_waiting_for_the_gather_window() {
+    // A window longer than the test waits: an answer that came did not wait for it.
+    let gather = Duration::from_secs(600);
+    let path = fresh("urgent");
+    let opened = path.clone();
+    let sink = JsonLinesAudit::start_gathering(move || Out::file(opened), Options::default(), gather).unwrap();
+    sink.record(&event(1));
+    let (tx, rx) = mpsc::channel();
+    let began = Instant::now();
+    sink.record_acked(&event(2), Box::new(move |ok| tx.send(ok).unwrap()));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true), "answered within 30 s of a 600-s window");
+    let waited = began.elapsed();
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(written.contains("\"event 1\"") && written.contains("\"event 2\""), "{written}");
+    assert!(waited < gather, "waited {waited:?}");
 }
 
 #[test]
