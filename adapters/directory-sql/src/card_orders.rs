@@ -122,6 +122,34 @@ impl SqlDirectory {
         .map_err(|e| failed("settling a card order", &e))
     }
 
+    /// Marks received the open order of `identity_id` that the card registered at `registered_at`
+    /// (a [`crate::lifecycle::stamp`], as the orders' own times) fulfils: an order of the card's
+    /// `kind` (`cps`, `cpe`) placed at or before it. The order changed, or `None` (no such order:
+    /// a CPE does not receive a CPS order, nor an older card an order made after it).
+    pub async fn receive_card_order(
+        &self,
+        identity_id: &str,
+        kind: &str,
+        registered_at: &str,
+        reason: &str,
+        now: &str,
+    ) -> Result<Option<CardOrder>, DirectoryError> {
+        let sql = concat!(
+            "UPDATE card_orders SET status = 'received', reason = $1, updated_at = $2 \
+             WHERE status = 'ordered' AND identity_id = $3 AND kind = $4 AND created_at <= $5 RETURNING ",
+            columns!()
+        );
+        on_pool!(self.pool, |c| sqlx::query_as::<_, CardOrder>(sql)
+            .bind(reason)
+            .bind(now)
+            .bind(identity_id)
+            .bind(kind)
+            .bind(registered_at)
+            .fetch_optional(c)
+            .await)
+        .map_err(|e| failed("receiving a card order", &e))
+    }
+
     /// Orders, newest first: all, or those in `status`, or a person's.
     pub async fn card_orders(
         &self,

@@ -328,6 +328,86 @@ impl CardRegistry for SqlDirectory {
         Ok(card)
     }
 
+    async fn register_presented(
+        &self,
+        identity_id: &str,
+        kind: &str,
+        certificate: (&str, &str, &str),
+        by: &str,
+    ) -> Result<(Card, bool), DirectoryError> {
+        let (issuer_dn, serial_hex, _) = certificate;
+        // The same holder's card, registered by a login before or at the same time: theirs already.
+        let already = |card: Card| {
+            if card.identity_id == identity_id {
+                Ok((card, false))
+            } else {
+                Err(DirectoryError::Invalid(format!(
+                    "this certificate is already bound to card {} of another agent: one card, one record",
+                    card.id
+                )))
+            }
+        };
+        if let Some(card) = self.card_by_certificate(issuer_dn, serial_hex).await? {
+            return already(card);
+        }
+        if kind != "cps" && kind != "cpe" {
+            return Err(DirectoryError::Invalid(format!(
+                "the card kind must be \"cps\" or \"cpe\", found {:?}",
+                kind.chars().take(20).collect::<String>()
+            )));
+        }
+        let by = text("actor", Some(by), true)?.unwrap_or_default();
+        let (_, _, cn) = certificate;
+        for (what, value) in [("issuer DN", issuer_dn), ("serial", serial_hex), ("CN", cn)] {
+            text(what, Some(value), true)?;
+        }
+        // Created and bound in one statement of one transaction: a login that loses the race
+        // (the unique certificate) leaves no record behind, and finds the winner's.
+        let mut tx = self.begin_write().await?;
+        let at = now()?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let inserted = on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO cards (id, identity_id, kind, status, issuer_dn, serial_hex, cn, bound_at, bound_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $8)",
+        )
+        .bind(&id)
+        .bind(identity_id)
+        .bind(kind)
+        .bind(CardStatus::HandedOver.as_str())
+        .bind(issuer_dn)
+        .bind(serial_hex)
+        .bind(cn)
+        .bind(&at)
+        .bind(by)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()));
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                // Outside the transaction: on PostgreSQL the failed statement has aborted it.
+                tx.rollback().await.map_err(|e| failed("registering a card", &e))?;
+                return match self.card_by_certificate(issuer_dn, serial_hex).await? {
+                    Some(card) => already(card),
+                    None => Err(failed("registering a card", &e)),
+                };
+            }
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => {
+                return Err(DirectoryError::Invalid(format!(
+                    "there is no agent with id {:?}: search the agent first",
+                    identity_id.chars().take(64).collect::<String>()
+                )));
+            }
+            Err(e) => return Err(failed("registering a card", &e)),
+        }
+        add_event(&mut tx, &id, CardStatus::Received, &at, by, None).await?;
+        let bound = format!("bound to {}", card_fingerprint(issuer_dn, serial_hex));
+        add_event(&mut tx, &id, CardStatus::HandedOver, &at, by, Some(&bound)).await?;
+        let card = existing_card(&mut tx, &id).await?;
+        tx.commit().await.map_err(|e| failed("saving a card", &e))?;
+        Ok((card, true))
+    }
+
     async fn bind(
         &self,
         card_id: &str,

@@ -47,3 +47,26 @@ async fn one_open_order_a_person_settled_once_then_a_new_one_on_both_databases()
         assert!(dir.card_orders(None, Some("no-such-id")).await.unwrap().is_empty());
     }
 }
+
+/// Only a card of the order's kind, registered at or after the order was placed, receives it: a
+/// CPE does not receive a CPS order, nor a CPS the holder had before the order; a CPS registered
+/// in the very second the order was placed does.
+#[tokio::test]
+async fn a_cpe_or_an_older_card_does_not_receive_a_cps_order_a_new_cps_does_on_both_databases() {
+    for db in common::each_db("card_orders_kind").await {
+        let dir = SqlDirectory::open(&db.url()).await.unwrap();
+        let id = dir.upsert_identity(&camille()).await.unwrap();
+        let placed = order(&dir, "004512").await.expect("a CPS order");
+        let receive = |kind: &'static str, at: &'static str| {
+            let (dir, id) = (&dir, &id);
+            async move { dir.receive_card_order(id, kind, at, "a card", "2030-01-05T00:00:00Z").await.unwrap() }
+        };
+        assert_eq!(receive("cpe", "2030-01-02T00:00:00Z").await, None, "a CPE on {}", db.url());
+        assert_eq!(receive("cps", "2029-12-31T23:59:59Z").await, None, "a CPS older than the order on {}", db.url());
+        let open = dir.card_orders(Some("ordered"), Some(&id)).await.unwrap();
+        assert_eq!(open.len(), 1, "still ordered on {}", db.url());
+        let got = receive("cps", "2030-01-01T00:00:00Z").await.expect("a CPS registered as the order was placed");
+        assert_eq!((got.id, got.status.as_str()), (placed.id, "received"), "on {}", db.url());
+        assert_eq!(receive("cps", "2030-01-02T00:00:00Z").await, None, "received once on {}", db.url());
+    }
+}

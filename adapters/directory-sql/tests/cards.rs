@@ -373,3 +373,34 @@ proptest! {
         })?;
     }
 }
+
+on_both! {
+async fn logins_with_the_same_new_card_at_once_register_it_once_for_its_holder_and_never_for_another(db: TestDb) {
+    let (dir, camille_id) = with_camille(&db).await;
+    let ines_id = dir.upsert_identity(&ines()).await.unwrap();
+    let certificate = (ISSUER, "0a51", "810002004512");
+    let by = "vigie (first login with this CPS)";
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let (dir, id) = (dir.clone(), camille_id.clone());
+            tokio::spawn(async move { dir.register_presented(&id, "cps", certificate, by).await })
+        })
+        .collect();
+    let mut registered = Vec::new();
+    for login in logins {
+        registered.push(login.await.unwrap().expect("every login registers or finds the card"));
+    }
+    assert_eq!(registered.iter().filter(|(_, new)| *new).count(), 1, "registered once: {registered:?}");
+    let id = &registered[0].0.id;
+    assert!(registered.iter().all(|(card, _)| &card.id == id), "one record for all: {registered:?}");
+    assert_eq!(registered[0].0.status, CardStatus::HandedOver);
+    let cards = dir.cards_of(&camille_id).await.unwrap();
+    assert_eq!(cards.iter().map(|c| &c.id).collect::<Vec<_>>(), [id], "no second record of the card");
+
+    let again = dir.register_presented(&camille_id, "cps", certificate, by).await.unwrap();
+    assert_eq!((again.0.id.as_str(), again.1), (id.as_str(), false), "a later login finds it");
+    let other = invalid(dir.register_presented(&ines_id, "cps", certificate, by).await);
+    assert!(other.contains(id.as_str()), "{other}");
+    assert!(dir.cards_of(&ines_id).await.unwrap().is_empty(), "nothing registered for another agent");
+}
+}

@@ -208,6 +208,19 @@ pub trait CardRegistry: Send + Sync {
         by: &str,
         override_reason: Option<&str>,
     ) -> Result<Card, DirectoryError>;
+    /// Registers, bound and handed over, the card of kind `kind` (`cps`) whose certificate its
+    /// holder `identity_id` just presented at login (a CPS found by its idNat). Idempotent for
+    /// that holder: logins with the same new card at once register it once and all get that
+    /// record (`false`: it was there already; `true`: this call registered it). Refused
+    /// ([`DirectoryError::Invalid`], naming the card's holder) when the certificate is bound to a
+    /// card of another agent.
+    async fn register_presented(
+        &self,
+        identity_id: &str,
+        kind: &str,
+        (issuer_dn, serial_hex, cn): (&str, &str, &str),
+        by: &str,
+    ) -> Result<(Card, bool), DirectoryError>;
     /// Binds a card to its certificate without handing it over: it stays `received`, pending its
     /// first presentation (its certificate came without the card, e.g. through the admin API),
     /// and logs in only once [`CardRegistry::confirm_presented`] hands it over. Refused as

@@ -103,14 +103,14 @@ const LEASE_LOST: &str = "the sync's lease was lost (not renewed in time; anothe
 /// One pass. A failure stops it (what was written stays: each user is one upsert; the mark is
 /// recorded only at the end, so the next pass reads again what this one did not finish). The
 /// accounts it disables get a durable note of access to end, which `serve`'s sweep completes
-/// (sessions, refresh families, back-channel logout); each is given to `audit`. `held` is asked
-/// before every write: once it says no (the lease lost), the pass stops.
+/// (sessions, refresh families, back-channel logout); each is given to `audit`. The `lease` of a
+/// pass run under one is confirmed before every write: once it is lost, the pass stops.
 pub async fn sync(
     ldap: &LdapSource,
     directory: &dyn Directory,
     audit: &dyn Fn(AuditEvent),
     pass: Pass,
-    held: &dyn Fn() -> bool,
+    lease: Option<&Lease>,
 ) -> anyhow::Result<Report> {
     let started_at = crate::now();
     let state = directory.directory_sync_state(SOURCE).await?;
@@ -122,7 +122,6 @@ pub async fn sync(
     let listing = ldap.users_since(since.as_ref()).await?;
     let users = listing.users;
     let mut report = Report { full: listing.full, read: users.len(), ..Report::default() };
-    let check = || if held() { Ok(()) } else { Err(anyhow::anyhow!(LEASE_LOST)) };
     // Every listed entry, matricule or not: only an entry the directory no longer lists has left.
     let listed: HashSet<&str> = users.iter().map(|u| u.id.as_str()).filter(|id| !id.is_empty()).collect();
     for user in &users {
@@ -131,7 +130,7 @@ pub async fn sync(
             report.skipped += 1;
             continue;
         };
-        check()?;
+        check(lease).await?;
         let disabled = matches!(user.state, Some(AccountState::Disabled | AccountState::Expired));
         let mut existing = directory.identity_for_directory_entry(&user.id, &matricule).await?;
         let mut renumbered = false;
@@ -188,9 +187,9 @@ pub async fn sync(
         }
     }
     if listing.full {
-        report.left = leavers(directory, audit, &listed, &check).await?;
+        report.left = leavers(directory, audit, &listed, lease).await?;
     }
-    check()?;
+    check(lease).await?;
     let full_at = match state {
         Some((_, at)) if !listing.full => at,
         _ => started_at,
@@ -199,12 +198,21 @@ pub async fn sync(
     Ok(report)
 }
 
+/// Whether the pass may write now: always when run without a lease, else when its lease is
+/// still this holder's right before the write (a holder paused past its TTL stops here).
+async fn check(lease: Option<&Lease>) -> anyhow::Result<()> {
+    match lease {
+        Some(lease) if !lease.confirm().await => Err(anyhow::anyhow!(LEASE_LOST)),
+        _ => Ok(()),
+    }
+}
+
 /// Disables the accounts linked to an entry a full listing no longer holds; how many.
 async fn leavers(
     directory: &dyn Directory,
     audit: &dyn Fn(AuditEvent),
     listed: &HashSet<&str>,
-    check: &dyn Fn() -> anyhow::Result<()>,
+    lease: Option<&Lease>,
 ) -> anyhow::Result<usize> {
     // An empty listing is a misconfiguration (`user_base`, `user_filter`) or a directory
     // answering wrongly far more often than everyone leaving: nobody is disabled on it.
@@ -221,7 +229,7 @@ async fn leavers(
         if listed.contains(directory_id.as_str()) {
             continue;
         }
-        check()?;
+        check(lease).await?;
         if directory.disable_account(&identity_id, GONE).await? {
             tracing::info!(%username, identity = %identity_id, "{GONE}");
             audit(disabled_event(&identity_id, &username, GONE));
@@ -347,8 +355,7 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, period: u64, ever
         Ok(Ok(lease)) => {
             let started = Instant::now();
             let record = |event: AuditEvent| audit.record(event);
-            let held = || lease.held();
-            match sync(ldap, ports.directory.as_ref(), &record, Pass::Changed, &held).await {
+            match sync(ldap, ports.directory.as_ref(), &record, Pass::Changed, Some(&lease)).await {
                 Ok(report) => {
                     tracing::info!(period, elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
                     metrics::counter!("vigie_directory_sync_total", "result" => "ok").increment(1);
@@ -383,13 +390,18 @@ pub fn lease_ttl(every_secs: u64) -> Duration {
 /// of `serve` or `vigie directory sync`; the HR feed, the reminders, the RPPS refresh): its own
 /// random token under the key, followed by who holds it (for the one that waits), renewed by
 /// compare-and-set on that token (`EphemeralStore::replace_if`), so that a holder whose lease
-/// lapsed and was taken by another cannot renew it back; a job stops writing once
-/// [`Lease::held`] is false.
+/// lapsed and was taken by another cannot renew it back. A job asks [`Lease::confirm`] right
+/// before each write: a holder paused past its TTL (a stopped process, a slow database) learns
+/// there that another took over, before it writes, not at its next renewal.
 pub struct Lease {
     store: Arc<dyn EphemeralStore>,
     key: String,
     token: Vec<u8>,
+    ttl: Duration,
     lost: Arc<AtomicBool>,
+    /// When the last renewal that found this holder's token was sent: the lease lasts at least
+    /// `ttl` from then.
+    renewed: Arc<std::sync::Mutex<Instant>>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -411,6 +423,7 @@ impl Lease {
             crate::rfc3339_now()
         )
         .into_bytes();
+        let asked = Instant::now();
         if !store.put_if_absent(&key, &token, ttl).await? {
             let held = store.get(&key).await?.unwrap_or_default();
             let held = String::from_utf8_lossy(&held);
@@ -419,14 +432,48 @@ impl Lease {
             return Ok(Err(holder.to_owned()));
         }
         let lost = Arc::new(AtomicBool::new(false));
-        let renewer = tokio::spawn(renew(store.clone(), key.clone(), token.clone(), ttl, lost.clone()));
-        Ok(Ok(Lease { store, key, token, lost, renewer }))
+        let renewed = Arc::new(std::sync::Mutex::new(asked));
+        let renewer =
+            tokio::spawn(renew(store.clone(), key.clone(), token.clone(), ttl, lost.clone(), renewed.clone()));
+        Ok(Ok(Lease { store, key, token, ttl, lost, renewed, renewer }))
     }
 
-    /// Whether this holder may still write: false once a renewal found another token, or could
-    /// not reach the store for so long that the lease may have lapsed.
+    /// Whether this holder may still write, as far as its renewals know: false once a renewal
+    /// found another token, or could not reach the store for so long that the lease may have
+    /// lapsed. A paused holder's renewals are paused too: before a write, ask [`Lease::confirm`].
     pub fn held(&self) -> bool {
         !self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Whether this holder may write now, asked right before each write. Within a third of the TTL
+    /// of a renewal that found its token (monotonic clock, which runs on while a process is
+    /// stopped) the lease is surely still its own; past that, it renews the lease there and then
+    /// by compare-and-set on its token, so that the write that follows has a whole TTL before
+    /// another replica can take over. False when another holds it (the lease lapsed and was
+    /// taken: this holder stops for good) or the store cannot say (this write is not made).
+    pub async fn confirm(&self) -> bool {
+        if !self.held() {
+            return false;
+        }
+        let asked = Instant::now();
+        if asked.duration_since(*self.renewed.lock().unwrap_or_else(|e| e.into_inner())) < self.ttl / 3 {
+            return true;
+        }
+        match self.store.replace_if(&self.key, Some(&self.token), &self.token, self.ttl).await {
+            Ok(true) => {
+                *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = asked;
+                true
+            }
+            Ok(false) => {
+                tracing::warn!(lease = %self.key, "the lease lapsed and another holder took it; this job stops writing");
+                self.lost.store(true, Ordering::SeqCst);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, lease = %self.key, "the lease could not be confirmed; nothing written");
+                false
+            }
+        }
     }
 
     /// Stops renewing and frees the lease if this holder still holds it (compare-and-set: never
@@ -449,18 +496,26 @@ impl Drop for Lease {
 /// Renews the lease every third of `ttl` until aborted; marks it lost when the store holds
 /// another token, or when no renewal succeeded for two thirds of `ttl` (the next attempt could
 /// come after it lapsed).
-async fn renew(store: Arc<dyn EphemeralStore>, key: String, token: Vec<u8>, ttl: Duration, lost: Arc<AtomicBool>) {
-    let mut renewed = Instant::now();
+async fn renew(
+    store: Arc<dyn EphemeralStore>,
+    key: String,
+    token: Vec<u8>,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+    last: Arc<std::sync::Mutex<Instant>>,
+) {
+    let renewed = || *last.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         tokio::time::sleep(ttl / 3).await;
+        let asked = Instant::now();
         match store.replace_if(&key, Some(&token), &token, ttl).await {
-            Ok(true) => renewed = Instant::now(),
+            Ok(true) => *last.lock().unwrap_or_else(|e| e.into_inner()) = asked,
             Ok(false) => {
                 tracing::warn!(lease = %key, "the lease is no longer this replica's; the job stops writing");
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(e) if renewed.elapsed() + ttl / 3 >= ttl => {
+            Err(e) if renewed().elapsed() + ttl / 3 >= ttl => {
                 tracing::warn!(error = %e, lease = %key, "the lease could not be renewed in time; the job stops writing");
                 lost.store(true, Ordering::SeqCst);
                 return;
@@ -468,6 +523,18 @@ async fn renew(store: Arc<dyn EphemeralStore>, key: String, token: Vec<u8>, ttl:
             Err(e) => tracing::warn!(error = %e, lease = %key, "the lease could not be renewed; tried again"),
         }
     }
+}
+
+/// A holder paused past its lease's TTL (the whole process stopped, its renewals with it: the
+/// test's runtime is blocked) while another took the lease over: the lapsed holder, then the one
+/// that took over. Its renewals have not run yet, so [`Lease::held`] still says yes.
+#[cfg(test)]
+pub(crate) async fn lapsed_lease(store: Arc<dyn EphemeralStore>, key: &str) -> (Lease, Lease) {
+    let ttl = Duration::from_millis(300);
+    let lapsed = Lease::take(store.clone(), key.to_owned(), ttl, "vigie serve").await.unwrap().expect("a free lease");
+    std::thread::sleep(ttl * 2);
+    let taker = Lease::take(store, key.to_owned(), Duration::from_secs(120), "vigie serve").await.unwrap();
+    (lapsed, taker.expect("a lapsed lease is taken over"))
 }
 
 /// Every replica drops its cached principals: a disabled account's must not outlive the change.
@@ -542,7 +609,8 @@ mod tests {
         assert!(b.held());
         // A, come back (a long pause rather than a death), has lost it: its next renewal finds
         // B's token, and `held` then stops its writes.
-        let a_renewer = tokio::spawn(renew(store.clone(), key(), a.token.clone(), ttl, a.lost.clone()));
+        let a_renewer =
+            tokio::spawn(renew(store.clone(), key(), a.token.clone(), ttl, a.lost.clone(), a.renewed.clone()));
         tokio::time::timeout(Duration::from_secs(30), a_renewer).await.expect("A's renewal ends").unwrap();
         assert!(!a.held(), "A no longer writes");
         a.release().await;
@@ -553,6 +621,25 @@ mod tests {
         );
         assert!(b.held(), "B renews on");
         b.release().await;
+    }
+
+    /// A holder paused past its TTL has not yet heard from its renewals that another took over:
+    /// asked right before a write, it learns it there, and stops for good; the new holder may write.
+    #[tokio::test]
+    async fn a_paused_holder_learns_before_writing_that_its_lease_was_taken_over() {
+        let store = store();
+        let (lapsed, taker) = lapsed_lease(store.clone(), &key()).await;
+        assert!(!lapsed.confirm().await, "the lapsed holder may not write");
+        assert!(!lapsed.held(), "and stops for good");
+        assert!(taker.confirm().await, "the new holder may");
+        lapsed.release().await;
+        assert!(taker.confirm().await, "the lapsed holder's release left the new one's lease alone");
+        let fresh = Lease::take(store, job_key("fresh"), LEASE_TTL, "vigie serve").await.unwrap().expect("free");
+        assert!(fresh.confirm().await, "a lease just taken may write");
+    }
+
+    fn job_key(name: &str) -> String {
+        keys::directory_sync_lease(name)
     }
 
     /// One lease type for every periodic job: each key is a lease of its own (the HR feed runs

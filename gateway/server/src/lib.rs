@@ -6,6 +6,7 @@ pub mod audit;
 pub mod audit_export;
 pub mod cli;
 pub mod config;
+pub mod csv;
 pub mod demo;
 pub mod derivation;
 pub mod directory_sync;

@@ -129,7 +129,9 @@ pub async fn create(
     // A joiner's card order is received when HR registers a card for them (issue 17).
     let record = |e| office.audit.record(e);
     let registered = format!("{} {} registered by HR", card.kind.to_uppercase(), card.id);
-    crate::lifecycle::orders::fulfil(&office.ports.lifecycle, identity_id, &registered, &admin.actor, &record).await;
+    let card_of = (card.kind.as_str(), card.created_at.as_str());
+    crate::lifecycle::orders::fulfil(&office.ports.lifecycle, identity_id, card_of, &registered, &admin.actor, &record)
+        .await;
     Ok(card)
 }
 

@@ -98,7 +98,7 @@ pub fn open_section(l: crate::web::pages::Lang, orders: &[CardOrder]) -> String 
 
 /// The orders as RFC 4180 CSV (CRLF lines, fields quoted when they hold `,`, `"` or a line break).
 pub fn to_csv(orders: &[CardOrder]) -> String {
-    let mut out = CSV_HEADER.join(",") + "\r\n";
+    let mut out = crate::csv::record(CSV_HEADER);
     for o in orders {
         let row = [
             Some(&o.id),
@@ -115,30 +115,7 @@ pub fn to_csv(orders: &[CardOrder]) -> String {
             Some(&o.updated_at),
             o.reason.as_ref(),
         ];
-        out += &row.iter().map(|f| field(f.map_or("", |s| s.as_str()))).collect::<Vec<_>>().join(",");
-        out += "\r\n";
+        out += &crate::csv::record(row.iter().map(|f| f.map_or("", |s| s.as_str())));
     }
     out
-}
-
-/// One CSV field. A value a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first: HR's
-/// names reach here) is prefixed with `'` (OWASP, "CSV Injection").
-fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-    if s.contains([',', '"', '\r', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(field("Lefèvre"), "Lefèvre");
-        assert_eq!(field("Da Silva, Inès"), "\"Da Silva, Inès\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(field("-2+3"), "'-2+3");
-        assert_eq!(field(""), "");
-    }
 }

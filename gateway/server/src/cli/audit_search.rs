@@ -124,15 +124,9 @@ pub(crate) fn render(page: &Page, format: Format) -> anyhow::Result<String> {
             }
         }
         Format::Csv => {
-            let quote = |s: &str| {
-                // RFC 4180 §2; a leading = + - @ would be a formula to a spreadsheet (CSV injection).
-                let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
-                if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-            };
-            let line = |cells: Vec<String>| cells.iter().map(|c| quote(c)).collect::<Vec<_>>().join(",") + "\r\n";
-            text.push_str(&line(COLUMNS.iter().map(|c| (*c).to_owned()).collect()));
+            text.push_str(&crate::csv::record(COLUMNS));
             for r in &page.records {
-                text.push_str(&line(cells(r)));
+                text.push_str(&crate::csv::record(cells(r)));
             }
         }
         Format::Table => {

@@ -48,11 +48,11 @@ pub(super) fn run(command: DirectoryCommand) -> anyhow::Result<()> {
         };
         let report = match lease(&config, Duration::from_secs(wait)).await {
             Ok(Some(lease)) => {
-                let report = crate::directory_sync::sync(&ldap, &directory, &audit, pass, &|| lease.held()).await;
+                let report = crate::directory_sync::sync(&ldap, &directory, &audit, pass, Some(&lease)).await;
                 lease.release().await;
                 report
             }
-            Ok(None) => crate::directory_sync::sync(&ldap, &directory, &audit, pass, &|| true).await,
+            Ok(None) => crate::directory_sync::sync(&ldap, &directory, &audit, pass, None).await,
             Err(e) => Err(e),
         };
         directory.close().await;

@@ -424,13 +424,13 @@ fn feed(target: &Target, file: Option<&std::path::Path>, dry_run: bool, json: bo
         };
         let outcome = async {
             match (&file, pulled) {
-                (Some(file), _) => crate::lifecycle::feed::run(&dir, file, options, &audit).await,
+                (Some(file), _) => crate::lifecycle::feed::run(&dir, file, options, None, &audit).await,
                 (None, Some(feed)) => {
                     let url = feed.url.as_deref().unwrap_or_default();
                     let Pulled::Export { text, .. } = pull::pull(&pull::client(feed)?, feed, url, None).await? else {
                         anyhow::bail!("the HR server answered 304 to an unconditional pull");
                     };
-                    crate::lifecycle::feed::run_text(&dir, &text, url, &pull::name_of(url), options, &audit).await
+                    crate::lifecycle::feed::run_text(&dir, &text, url, &pull::name_of(url), options, None, &audit).await
                 }
                 (None, None) => anyhow::bail!("no feed to run"),
             }

@@ -78,11 +78,14 @@ fn changed(what: &str, old: &Option<String>, new: &Option<String>) -> Option<Str
 
 /// Refreshes every confirmed professional from `api`; with `dry_run`, only says what would
 /// change. An error from the API (after every professional was asked, before any write) changes nobody.
+/// The periodic refresh gives its `lease`, confirmed before each write: once another replica
+/// holds it (this one paused past its TTL), this run stops writing.
 pub async fn refresh(
     dir: &SqlDirectory,
     api: &Fhir,
     policy: OnStruckOff,
     dry_run: bool,
+    lease: Option<&crate::directory_sync::Lease>,
 ) -> anyhow::Result<Vec<Refreshed>> {
     let links = dir.rpps_links().await?;
     let mut read: Vec<(Link, Vec<Professional>)> = Vec::with_capacity(links.len());
@@ -108,6 +111,18 @@ pub async fn refresh(
         let standing_changed = struck_off != link.struck_off || withheld.is_some() != link.dmp_withheld.is_some();
         if !updated.is_empty() || standing_changed {
             if !dry_run {
+                // One replica at a time refreshes: a holder whose lease lapsed leaves the rest to
+                // the replica that took it over (what it wrote so far stays: each link is one write).
+                // Those written are returned, to be audited.
+                if let Some(lease) = lease
+                    && !lease.confirm().await
+                {
+                    tracing::warn!(
+                        written = out.len(),
+                        "RPPS refresh: the lease lapsed and another replica took it over; this run stops writing"
+                    );
+                    return Ok(out);
+                }
                 dir.rpps_refresh_link(&link.identity_id, now.as_ref(), struck_off.as_deref(), withheld.as_deref())
                     .await?;
             }
@@ -132,7 +147,7 @@ pub async fn cli(config: &crate::config::Config, dry_run: bool, json: bool) -> a
     let api = Fhir::from_config(&config.derivation)?.ok_or_else(|| {
         anyhow::anyhow!("`derivation.fhir_url` is not set: the refresh reads the Annuaire Santé's FHIR API")
     })?;
-    let changes = refresh(&dir, &api, config.derivation.on_struck_off, dry_run).await?;
+    let changes = refresh(&dir, &api, config.derivation.on_struck_off, dry_run, None).await?;
     if json {
         println!("{}", serde_json::json!({ "dry_run": dry_run, "changes": changes }));
     }
@@ -187,7 +202,9 @@ pub fn spawn(
                 }
             };
             let result = match Fhir::from_config(&config.derivation) {
-                Ok(Some(api)) => refresh(&ports.lifecycle, &api, config.derivation.on_struck_off, false).await,
+                Ok(Some(api)) => {
+                    refresh(&ports.lifecycle, &api, config.derivation.on_struck_off, false, Some(&held)).await
+                }
                 Ok(None) => Err(anyhow::anyhow!("`derivation.fhir_url` is not set")),
                 Err(e) => Err(e),
             };

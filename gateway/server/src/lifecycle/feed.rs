@@ -132,21 +132,31 @@ pub async fn run(
     dir: &SqlDirectory,
     file: &Path,
     options: RunOptions,
+    lease: Option<&Lease>,
     audit: &dyn Fn(AuditEvent),
 ) -> anyhow::Result<RunOutcome> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading the HR feed {}", file.display()))?;
     let short = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    run_text(dir, &text, &file.display().to_string(), &short, options, audit).await
+    run_text(dir, &text, &file.display().to_string(), &short, options, lease, audit).await
 }
 
+/// A scheduled run whose lease lapsed before it applied: another replica holds it and runs the feed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the HR feed's lease lapsed before the run applied (this replica paused, or the directory was slow) and \
+     another replica took it over: nothing applied here; that replica runs the feed"
+)]
+pub struct LeaseLapsed;
+
 /// One run of the feed whose CSV is `text`, read from `name` (a file, or a URL) and recorded under
-/// `short` (a file name).
+/// `short` (a file name). A scheduled run gives its `lease`, confirmed right before it applies.
 pub async fn run_text(
     dir: &SqlDirectory,
     text: &str,
     name: &str,
     short: &str,
     options: RunOptions,
+    lease: Option<&Lease>,
     audit: &dyn Fn(AuditEvent),
 ) -> anyhow::Result<RunOutcome> {
     let rows = vigie_directory_sql::parse_hr_csv(text).map_err(|csv| MalformedFeed { name: name.to_owned(), csv })?;
@@ -180,6 +190,13 @@ pub async fn run_text(
         );
         audit(event(Outcome::Failure, reason.clone()));
         return Ok(RunOutcome::Refused { run, file: name, diff, reason });
+    }
+    // One replica at a time applies the feed (docs/identity-lifecycle.md "The HR feed"): a holder
+    // paused past its lease's TTL while another took over must not apply on top of that one.
+    if let Some(lease) = lease
+        && !lease.confirm().await
+    {
+        return Err(LeaseLapsed.into());
     }
     let applied = dir.apply_feed(&diff, &rows, &run).await?;
     let about = |e: &lifecycle::Entry, reason: String| AuditEvent {
@@ -245,10 +262,11 @@ async fn from_source(
     feed: &HrFeedConfig,
     options: RunOptions,
     ports: &Ports,
+    lease: Option<&Lease>,
     audit: &dyn Fn(AuditEvent),
 ) -> anyhow::Result<RunOutcome> {
     let Some(url) = &feed.url else {
-        return run(&ports.lifecycle, &feed_file(&feed.path)?, options, audit).await;
+        return run(&ports.lifecycle, &feed_file(&feed.path)?, options, lease, audit).await;
     };
     let store = ports.store.as_ref();
     let since: Option<Validators> = store.get_json(&keys::hr_feed_validators(url)).await.unwrap_or_else(|e| {
@@ -263,7 +281,7 @@ async fn from_source(
             return Ok(RunOutcome::NotModified { run, file: url.clone(), diff: FeedDiff::default() });
         }
     };
-    let outcome = run_text(&ports.lifecycle, &text, url, &short, options, audit).await?;
+    let outcome = run_text(&ports.lifecycle, &text, url, &short, options, lease, audit).await?;
     // Only an export run whole is "seen": a refused one is pulled and refused again until HR fixes
     // it (or forces it from the command line).
     let whole = matches!(outcome, RunOutcome::Applied { .. } | RunOutcome::Unchanged { .. });
@@ -298,7 +316,7 @@ async fn once(
     };
     let started = std::time::Instant::now();
     let record = |event: AuditEvent| audit.record(event);
-    let result = from_source(feed, options, ports, &record).await;
+    let result = from_source(feed, options, ports, Some(&lease), &record).await;
     if !lease.held() {
         // Another replica may have taken the lapsed lease and run the same export: its record
         // of the run is the one kept.
@@ -348,4 +366,38 @@ async fn once(
         }
     }
     lease.release().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const COLUMNS: &str = "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username,start_date,end_date,sponsor,kind";
+
+    /// Replica A, paused past its lease's TTL (a stopped process, a slow database) while B took
+    /// the lease over and runs the feed, wakes up with the diff it computed: it must not apply it.
+    #[tokio::test]
+    async fn a_holder_whose_lease_lapsed_applies_no_feed() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        let store: Arc<dyn vigie_core::store::EphemeralStore> = Arc::new(vigie_store_embedded::EmbeddedStore::new());
+        let (lapsed, taker) = crate::directory_sync::lapsed_lease(store, &lease_key()).await;
+        let text =
+            format!("{COLUMNS}\nH00001,Nom,Prénom,1980-01-01,Infirmier,IDE,,UF7001:100,hr.p1,2020-01-01,,,staff\n");
+        let options = RunOptions { dry_run: false, force: false, max_leavers_percent: 5.0 };
+        let audited = std::sync::Mutex::new(Vec::new());
+        let audit = |e: AuditEvent| audited.lock().unwrap().push(e);
+
+        let run = run_text(&dir, &text, "feed.csv", "feed.csv", options, Some(&lapsed), &audit).await;
+        let error = run.expect_err("a lapsed holder's run is refused");
+        assert!(error.downcast_ref::<LeaseLapsed>().is_some(), "{error:#}");
+        assert!(dir.people().await.unwrap().is_empty(), "nobody joined through the lapsed holder");
+        assert!(audited.lock().unwrap().is_empty(), "nothing applied, nothing audited as applied");
+
+        // The replica that holds the lease applies the same feed.
+        let run = run_text(&dir, &text, "feed.csv", "feed.csv", options, Some(&taker), &audit).await;
+        assert!(matches!(run, Ok(RunOutcome::Applied { .. })), "{run:?}");
+        assert_eq!(dir.people().await.unwrap().len(), 1);
+    }
 }

@@ -76,11 +76,28 @@ pub async fn cancel_for(dir: &SqlDirectory, identity_id: &str, why: &str, audit:
     }
 }
 
-/// A card of this holder was registered or used: their open order, if any, is received. Best
-/// effort: a failure is logged and does not stop the login or the registration.
-pub async fn fulfil(dir: &SqlDirectory, identity_id: &str, card: &str, actor: &str, audit: &dyn Fn(AuditEvent)) {
+/// A card of this holder, of `kind` (`cps`, `cpe`) and registered in the card registry at
+/// `registered_at` (RFC 3339), was registered or used: their open order of that kind placed at or
+/// before it, if any, is received (a CPE does not receive a CPS order, nor a card they had before
+/// the order). Best effort: a failure is logged and does not stop the login or the registration.
+pub async fn fulfil(
+    dir: &SqlDirectory,
+    identity_id: &str,
+    (kind, registered_at): (&str, &str),
+    card: &str,
+    actor: &str,
+    audit: &dyn Fn(AuditEvent),
+) {
+    // The orders' times are whole seconds; the registry's go to the nanosecond: compared as
+    // strings, a card registered in the order's very second would be "before" it.
+    let Some(registered) =
+        crate::parse_rfc3339(registered_at).and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    else {
+        tracing::warn!(identity = %identity_id, %registered_at, "card order not marked received: the card's registration time is not RFC 3339");
+        return;
+    };
     let reason = format!("a card of the holder: {card}");
-    match dir.settle_card_order(identity_id, "received", &reason, &now()).await {
+    match dir.receive_card_order(identity_id, kind, &stamp(registered), &reason, &now()).await {
         Ok(Some(order)) => audit(audit_line(&order, actor, format!("card order received: {reason}"))),
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, identity = %identity_id, "card order not marked received"),

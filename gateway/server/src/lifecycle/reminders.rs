@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::mail::Notice;
+use vigie_core::mail::{Mailer, Notice};
+use vigie_directory_sql::SqlDirectory;
 use vigie_directory_sql::lifecycle::stamp;
 use vigie_directory_sql::reminders::{Expiring, Recipient, Reminder};
 
 use super::config::RemindersConfig;
 use crate::config::Config;
+use crate::directory_sync::Lease;
 use crate::mail::{helpdesk, local};
 use crate::session::keys;
 use crate::state::{Audit, Part, Ports, Upstreams};
@@ -36,7 +38,7 @@ async fn once(r: &RemindersConfig, config: &Config, ports: &Ports, upstreams: &U
     // Longer than a pass with a slow relay; a replica that dies mid-pass holds the others back
     // this long at most (and its claims, an hour: `STALE_CLAIM`).
     let ttl = Duration::from_secs(r.every_secs.saturating_mul(2).clamp(60, 3600));
-    let lease = match crate::directory_sync::Lease::take(ports.store.clone(), lease, ttl, "vigie serve").await {
+    let lease = match Lease::take(ports.store.clone(), lease, ttl, "vigie serve").await {
         Ok(Ok(lease)) => lease,
         Ok(Err(_)) => return,
         Err(e) => {
@@ -44,7 +46,8 @@ async fn once(r: &RemindersConfig, config: &Config, ports: &Ports, upstreams: &U
             return;
         }
     };
-    if let Err(e) = pass(r, config, ports, upstreams, audit).await {
+    let record = |event: AuditEvent| audit.record(event);
+    if let Err(e) = pass(r, config, &ports.lifecycle, upstreams.mailer.as_ref(), &record, &lease).await {
         tracing::warn!(error = %e, "reminders: the end dates could not be read; tried again at the next look");
     }
     lease.release().await;
@@ -55,14 +58,15 @@ pub fn threshold(days: &[u32], left: time::Duration) -> Option<u32> {
     days.iter().copied().filter(|d| left <= time::Duration::days(i64::from(*d))).min()
 }
 
+/// One look: each reminder due is claimed, sent and settled, while this replica holds `lease`.
 async fn pass(
     r: &RemindersConfig,
     config: &Config,
-    ports: &Ports,
-    upstreams: &Upstreams,
-    audit: &Audit,
+    dir: &SqlDirectory,
+    mailer: &dyn Mailer,
+    audit: &dyn Fn(AuditEvent),
+    lease: &Lease,
 ) -> Result<(), vigie_core::directory::DirectoryError> {
-    let dir = &ports.lifecycle;
     let now = time::OffsetDateTime::now_utc();
     dir.forget_stale_reminders(&stamp(now - STALE_CLAIM)).await?;
     let longest = r.days.iter().copied().max().unwrap_or(0);
@@ -82,14 +86,19 @@ async fn pass(
         }
         for (recipient, address) in to {
             let reminder = Reminder { identity_id: &person.identity_id, end_at: &person.end_at, days, recipient };
+            // One replica at a time sends: a holder paused past its lease's TTL while another took
+            // over stops here, before claiming and sending; the holder of the lease sends.
+            if !lease.confirm().await {
+                tracing::warn!("reminders: the lease lapsed and another replica took it over; this look stops");
+                return Ok(());
+            }
             if !dir.claim_reminder(reminder, &stamp(now)).await? {
                 continue;
             }
             let (subject, body) = text(config, person, recipient, end.unix_timestamp());
             let sent = match &address {
                 None => Err(None),
-                Some(address) => upstreams
-                    .mailer
+                Some(address) => mailer
                     .send(&Notice { from: r.from.as_deref(), to: address, subject: &subject, body: &body })
                     .await
                     .map_err(|e| Some(e.to_string())),
@@ -114,7 +123,7 @@ async fn pass(
             };
             dir.settle_reminder(reminder, state, &stamp(now)).await?;
             metrics::counter!("vigie_lifecycle_reminders_total", "result" => result).increment(1);
-            audit.record(AuditEvent {
+            audit(AuditEvent {
                 kind: Some(AuditKind::ReminderSent),
                 outcome: Some(outcome),
                 subject: Some(person.identity_id.clone()),
@@ -171,8 +180,59 @@ fn text(config: &Config, p: &Expiring, to: Recipient, end: i64) -> (String, Stri
 
 #[cfg(test)]
 mod tests {
-    use super::threshold;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
     use time::Duration;
+
+    /// Counts the notices it is given; the relay always accepts.
+    #[derive(Default)]
+    struct Outbox(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl Mailer for Outbox {
+        async fn send(&self, notice: &Notice<'_>) -> Result<u32, vigie_core::mail::NotSent> {
+            self.0.lock().unwrap().push(notice.to.to_owned());
+            Ok(1)
+        }
+    }
+
+    /// Replica A, paused past its lease's TTL while B took the lease over, wakes up in its look
+    /// at the end dates: it claims and sends nothing, and B's look then handles the reminder
+    /// (here: audited as not sent, the feed gives no e-mail address).
+    #[tokio::test]
+    async fn a_holder_whose_lease_lapsed_sends_no_reminder() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        let ends = (time::OffsetDateTime::now_utc() + Duration::days(2)).date();
+        let feed = format!(
+            "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username,start_date,end_date,\
+             sponsor,kind\nH00001,Nom,Prénom,1980-01-01,Infirmier,IDE,,UF7001:100,hr.p1,2020-01-01,{ends},,contractor\n"
+        );
+        let options = crate::lifecycle::feed::RunOptions { dry_run: false, force: false, max_leavers_percent: 100.0 };
+        crate::lifecycle::feed::run_text(&dir, &feed, "feed.csv", "feed.csv", options, None, &|_| {})
+            .await
+            .expect("the contractor joins");
+        let config: Config = toml::from_str(
+            "issuer = \"https://vigie.example\"\n[directory]\nurl = \"sqlite::memory:\"\n[keys]\nfile = \"k\"",
+        )
+        .expect("a configuration");
+        let r: RemindersConfig = toml::from_str("").expect("the default reminders");
+        let store: Arc<dyn vigie_core::store::EphemeralStore> = Arc::new(vigie_store_embedded::EmbeddedStore::new());
+        let (lapsed, taker) =
+            crate::directory_sync::lapsed_lease(store, &keys::directory_sync_lease("reminders")).await;
+        let outbox = Outbox::default();
+        let audited = Mutex::new(Vec::new());
+        let audit = |e: AuditEvent| audited.lock().unwrap().push(e.reason.unwrap_or_default());
+
+        pass(&r, &config, &dir, &outbox, &audit, &lapsed).await.expect("a look");
+        assert!(audited.lock().unwrap().is_empty(), "the lapsed holder handled no reminder");
+
+        pass(&r, &config, &dir, &outbox, &audit, &taker).await.expect("a look");
+        let audited = audited.lock().unwrap();
+        assert_eq!(audited.len(), 1, "the holder handles it: the lapsed one did not claim it: {audited:?}");
+        assert!(audited[0].contains("no e-mail address"), "{audited:?}");
+        assert!(outbox.0.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn the_tightest_threshold_reached_is_the_one_sent() {

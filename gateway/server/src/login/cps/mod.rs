@@ -107,8 +107,8 @@ pub async fn login(
     };
     let identity = match identity_of(registry, &card).await {
         // A disabled account logs in with no MIE, its cards included.
-        Ok(id) => match ports.directory.account_disabled(&id).await {
-            Ok(false) => Ok(id),
+        Ok((id, record)) => match ports.directory.account_disabled(&id).await {
+            Ok(false) => Ok((id, record)),
             Ok(true) => Err(refused(
                 StatusCode::FORBIDDEN,
                 "account_disabled",
@@ -127,7 +127,7 @@ pub async fn login(
         &audit,
         &caller,
         AuditEvent {
-            subject: identity.as_ref().ok().cloned(),
+            subject: identity.as_ref().ok().map(|(id, _)| id.clone()),
             username: Some(card.identity.subject.cn.chars().take(128).collect()),
             idnat: card.identity.subject.idnat.as_ref().map(|i| i.as_str().to_owned()),
             client_id: Some(flow.request.client_id.clone()),
@@ -136,11 +136,16 @@ pub async fn login(
         },
     );
     match identity {
-        Ok(identity_id) => {
-            // A joiner's card order is received when their card is first used (issue 17).
-            let record = |e| audit.record(e);
-            let used = format!("{} (CN {}) used at login", card.fingerprint, card.identity.subject.cn);
-            crate::lifecycle::orders::fulfil(&ports.lifecycle, &identity_id, &used, "card-login", &record).await;
+        Ok((identity_id, registered)) => {
+            // A joiner's card order is received when their card is first used (issue 17): the
+            // registry's record of this card, the one this very login registered included.
+            if let Some(registered) = registered {
+                let record = |e| audit.record(e);
+                let used = format!("{} (CN {}) used at login", card.fingerprint, card.identity.subject.cn);
+                let card_of = (registered.kind.as_str(), registered.created_at.as_str());
+                crate::lifecycle::orders::fulfil(&ports.lifecycle, &identity_id, card_of, &used, "card-login", &record)
+                    .await;
+            }
             // Possession of the card (`sc`) and the PIN the card checked before signing the
             // handshake (`pin`): two factors, phishing-resistant (the signature covers the TLS
             // transcript of this origin's connection).
@@ -152,8 +157,9 @@ pub async fn login(
     }
 }
 
-/// The agent a validated card logs in as.
-async fn identity_of(reg: Registry<'_>, card: &PresentedCard) -> Result<String, Refusal> {
+/// The agent a validated card logs in as, and the card registry's record of the card (none when a
+/// CPS seen for the first time could not be registered).
+async fn identity_of(reg: Registry<'_>, card: &PresentedCard) -> Result<(String, Option<Card>), Refusal> {
     let id = &card.identity;
     let registered = reg
         .ports
@@ -176,7 +182,7 @@ async fn identity_of(reg: Registry<'_>, card: &PresentedCard) -> Result<String, 
                 ),
             ));
         }
-        return Ok(record.identity_id);
+        return Ok((record.identity_id.clone(), Some(record)));
     }
     match id.subject.kind {
         CardKind::Cps => {
@@ -193,20 +199,18 @@ async fn identity_of(reg: Registry<'_>, card: &PresentedCard) -> Result<String, 
                 .identity_by_idnat(idnat)
                 .await
                 .map_err(|e| refused(StatusCode::SERVICE_UNAVAILABLE, "directory_unavailable", e.to_string()))?;
-            let identity = identity.map(|i| i.id);
-            if let Some(id) = &identity {
-                register_seen_cps(reg, id, card).await;
-            }
-            identity.ok_or_else(|| {
-                refused(
+            let Some(identity) = identity.map(|i| i.id) else {
+                return Err(refused(
                     StatusCode::FORBIDDEN,
                     "unknown_professional",
                     format!(
                         "Aucun agent de l'établissement n'a l'identifiant national {idnat} de cette carte. Adressez-vous \
                          aux ressources humaines. / No agent of the establishment has this card's national identifier."
                     ),
-                )
-            })
+                ));
+            };
+            let record = register_seen_cps(reg, &identity, card).await;
+            Ok((identity, record))
         }
         CardKind::CpeNominative => Err(refused(
             StatusCode::FORBIDDEN,
@@ -282,29 +286,41 @@ async fn presented_first(reg: Registry<'_>, card: &PresentedCard, record: Card) 
 /// certificate, so that HR sees it among the agent's cards and can declare it lost or stolen
 /// (which refuses that certificate from then on and ends its sessions), without having to hold
 /// the card. Best effort: a failure here is logged and does not stop the login.
-async fn register_seen_cps(reg: Registry<'_>, identity_id: &str, card: &PresentedCard) {
-    use vigie_core::cards::CardStatus;
+async fn register_seen_cps(reg: Registry<'_>, identity_id: &str, card: &PresentedCard) -> Option<Card> {
     let id = &card.identity;
     let by = "vigie (first login with this CPS, bound by its idNat)";
-    let registered = async {
-        let record = reg.ports.cards.create_card(identity_id, "cps", CardStatus::Received, by, None).await?;
-        reg.ports.cards.bind(&record.id, &id.issuer_dn, &id.serial_hex, &id.subject.cn, by, None).await
+    let certificate = (id.issuer_dn.as_str(), id.serial_hex.as_str(), id.subject.cn.as_str());
+    let event = |outcome, reason: String, object: Option<String>| vigie_core::audit::AuditEvent {
+        kind: Some(vigie_core::audit::AuditKind::CardBound),
+        outcome: Some(outcome),
+        subject: Some(identity_id.to_owned()),
+        object,
+        reason: Some(reason),
+        client_id: Some(reg.client_id.to_owned()),
+        ip: Some(reg.caller.ip.clone()),
+        user_agent: reg.caller.user_agent.clone(),
+        request_id: Some(reg.caller.request_id.clone()),
+        ..Default::default()
     };
-    match registered.await {
-        Ok(record) => reg.audit.record(vigie_core::audit::AuditEvent {
-            kind: Some(vigie_core::audit::AuditKind::CardBound),
-            outcome: Some(Outcome::Success),
-            subject: Some(identity_id.to_owned()),
-            object: Some(record.id),
-            reason: Some(format!("CPS {} registered at its first login (idNat {})", card.fingerprint, id.subject.cn)),
-            client_id: Some(reg.client_id.to_owned()),
-            ip: Some(reg.caller.ip.clone()),
-            user_agent: reg.caller.user_agent.clone(),
-            request_id: Some(reg.caller.request_id.clone()),
-            ..Default::default()
-        }),
+    // Logins with the same new card at once register it once: the others find it (`false`).
+    match reg.ports.cards.register_presented(identity_id, "cps", certificate, by).await {
+        Ok((record, registered)) => {
+            if registered {
+                let reason =
+                    format!("CPS {} registered at its first login (idNat {})", card.fingerprint, id.subject.cn);
+                reg.audit.record(event(Outcome::Success, reason, Some(record.id.clone())));
+            }
+            Some(record)
+        }
+        Err(DirectoryError::Invalid(why)) => {
+            // The certificate is another agent's card: never registered for this one.
+            tracing::warn!(card = %card.fingerprint, "the CPS was not added to the card registry: {why}");
+            reg.audit.record(event(Outcome::Failure, format!("CPS {} not registered: {why}", card.fingerprint), None));
+            None
+        }
         Err(e) => {
-            tracing::warn!(error = %e, card = %card.fingerprint, "the CPS could not be added to the card registry")
+            tracing::warn!(error = %e, card = %card.fingerprint, "the CPS could not be added to the card registry");
+            None
         }
     }
 }
