@@ -107,7 +107,7 @@ fn an_awaited_event_is_answered_without_waiting_for_the_gather_window() {
     let gather = Duration::from_secs(600);
     let path = fresh("urgent");
     let opened = path.clone();
-    let sink = JsonLinesAudit::start_gathering(move || Out::file(opened), Options::default(), gather).unwrap();
+    let sink = JsonLinesAudit::start_gathering(move |_| Out::file(opened), Options::default(), gather).unwrap();
     sink.record(&event(1));
     let (tx, rx) = mpsc::channel();
     let began = Instant::now();
