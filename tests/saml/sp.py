@@ -141,9 +141,15 @@ def posted(sp, typ):
 
 
 def post_logout_request(sp, name_id, session_index, sign):
+    """A LogoutRequest for the IdP's POST endpoint; `--named-dest URL` writes another Destination
+    in it (`--named-dest none`: none at all), the form still going to the IdP."""
     dest = sp.metadata.single_logout_service(idp_entity(sp), BINDING_HTTP_POST, "idpsso")[0]["location"]
+    named = dest
+    if "--named-dest" in sys.argv:
+        named = sys.argv[sys.argv.index("--named-dest") + 1]
+        named = None if named == "none" else named
     req_id, req = sp.create_logout_request(
-        dest, idp_entity(sp), name_id=decode(name_id), session_indexes=[session_index], sign=sign,
+        named, idp_entity(sp), name_id=decode(name_id), session_indexes=[session_index], sign=sign,
         sign_alg=SIG_RSA_SHA256 if sign else None, digest_alg=DIGEST_SHA256 if sign else None,
     )
     return dest, req_id, str(req)

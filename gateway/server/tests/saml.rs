@@ -172,6 +172,16 @@ pub(crate) async fn idp_for(dir: &Path, sps: &str) -> Gateway {
 /// The browser at `url` (an SSO request), through the login page if there is no session, up to
 /// the form that posts the Response: its `SAMLResponse` and `RelayState`.
 pub(crate) async fn to_the_sp(b: &mut Browser<'_>, url: &str) -> (String, Option<String>) {
+    let callback = to_the_callback(b, url).await;
+    let page = b.get(&callback).await;
+    assert_eq!(page.status, 200, "the callback posts the Response: {}", page.body);
+    let response = page.hidden("SAMLResponse").expect("a SAMLResponse in the form");
+    (response, page.hidden("RelayState"))
+}
+
+/// The browser at `url` (an SSO request), through the login page if there is no session, up to
+/// the callback's URL, not followed.
+pub(crate) async fn to_the_callback(b: &mut Browser<'_>, url: &str) -> String {
     let (r, next) = b.follow(url, |u| u.contains("/login?flow=") || u.contains("/saml/callback")).await;
     let next =
         next.unwrap_or_else(|| panic!("the SSO request leads to the login or the callback: {} {}", r.status, r.body));
@@ -185,10 +195,7 @@ pub(crate) async fn to_the_sp(b: &mut Browser<'_>, url: &str) -> (String, Option
         next
     };
     assert!(callback.contains("/saml/callback?"), "back to the SAML callback: {callback}");
-    let page = b.get(&callback).await;
-    assert_eq!(page.status, 200, "the callback posts the Response: {}", page.body);
-    let response = page.hidden("SAMLResponse").expect("a SAMLResponse in the form");
-    (response, page.hidden("RelayState"))
+    callback
 }
 
 /// A new connection for the next request: the pooled one may have been closed by the gateway's

@@ -1,12 +1,13 @@
 //! SP metadata by URL: the pysaml2 SP's metadata served over HTTPS (tests/saml/md_server.py,
 //! under a test CA), fetched by Vigie at start, changed (a new AssertionConsumerService URL) and
-//! used after the refresh; the server stopped, the last good copy kept and the failure counted.
+//! used after the refresh (and a login started for the old URL not answered there); the server
+//! stopped, the last good copy kept and the failure counted.
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::saml::{Sp, fresh, idp_and_sp_keys, idp_for, to_the_sp};
+use crate::saml::{Sp, fresh, idp_and_sp_keys, idp_for, to_the_callback, to_the_sp};
 
 const LAB: &str = "https://lab.chu.example/saml";
 
@@ -79,6 +80,11 @@ async fn an_sp_registered_by_url_is_fetched_refreshed_and_kept_when_its_server_i
     let new_acs = format!("{LAB}/acs-v2");
     assert_eq!(asks_for(&lab, &mut b, &new_acs).await, 400, "not in the metadata yet");
 
+    // A second person starts a login to the current ACS, and is at the callback when the SP moves.
+    let mut late = gw.browser();
+    let req = lab.json(&["redirect"]);
+    let pending = to_the_callback(&mut late, req["url"].as_str().expect("url")).await;
+
     // The SP moves its ACS: Vigie uses the new metadata after a refresh, and the old URL no more.
     let moved = md.replace(&format!("\"{LAB}/acs\""), &format!("\"{new_acs}\""));
     assert_ne!(moved, md, "the ACS URL is in the metadata: {md}");
@@ -89,6 +95,13 @@ async fn an_sp_registered_by_url_is_fetched_refreshed_and_kept_when_its_server_i
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(asks_for(&lab, &mut b, &format!("{LAB}/acs")).await, 400, "the old ACS URL is gone");
+    // The login started before the move ends without a Response to the old URL (saml-profiles
+    // §4.1.4.1: the ACS is checked against the metadata as it is now).
+    fresh(&mut late);
+    let r = late.get(&pending).await;
+    assert_eq!(r.status, 400, "no Response to an ACS the SP no longer lists: {}", r.body);
+    assert!(r.hidden("SAMLResponse").is_none(), "{}", r.body);
+    gw.audit_line(|l| l["reason"].as_str().is_some_and(|r| r.contains("no longer in the SP's metadata"))).await;
 
     // The server goes away: the failure is counted, the last good copy stays in use.
     drop(server);

@@ -3,7 +3,8 @@
 //! signed LogoutRequest, posted, ends the session; Vigie's signed LogoutRequest is posted to rh,
 //! whose signed LogoutResponse comes back by POST; lab gets a signed LogoutResponse by POST that
 //! pysaml2 verifies. IdP-initiated: Vigie's `/logout` posts a signed LogoutRequest to lab. Refused
-//! on the POST path: unsigned, a signature broken by a changed ID, and an XSW wrapping.
+//! on the POST path: unsigned, a signature broken by a changed ID, an XSW wrapping, a Destination
+//! other than Vigie's; the same LogoutResponse posted four times at once advances the chain once.
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
@@ -25,6 +26,28 @@ async fn submit(b: &mut Browser<'_>, f: &Value) -> Resp {
         .collect();
     fresh(b);
     b.post_form(action, &fields).await
+}
+
+/// Posts the form `f` `n` times at once, each on its own connection.
+async fn at_once(gw: &Gateway, f: &Value, n: usize) -> Vec<Resp> {
+    let action = f["action"].as_str().unwrap_or_else(|| panic!("a form action in {f}")).to_owned();
+    let fields: Vec<(String, String)> = f["fields"]
+        .as_object()
+        .unwrap_or_else(|| panic!("form fields in {f}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("a field's value").to_owned()))
+        .collect();
+    let posts: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, action, fields) = (gw.http(), action.clone(), fields.clone());
+            tokio::spawn(async move { Resp::of(http.post(action).form(&fields).send().await.expect("a POST")).await })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for p in posts {
+        all.push(p.await.expect("the POST task"));
+    }
+    all
 }
 
 /// Vigie's auto-submitting page, as {"action", "fields"} for sp.py, after checking that its CSP
@@ -95,6 +118,18 @@ async fn pysaml2_single_logs_out_by_http_post_both_ways_and_posted_forgeries_are
             "name no session Vigie gave this SP",
         ),
         (
+            "a signed posted LogoutRequest naming no Destination",
+            &lab,
+            vec!["logout-post-raw", &lab_code, &lab_index, "--sign", "--named-dest", "none"],
+            "Destination is not Vigie's SingleLogoutService",
+        ),
+        (
+            "a signed posted LogoutRequest for another IdP's SingleLogoutService",
+            &lab,
+            vec!["logout-post-raw", &lab_code, &lab_index, "--sign", "--named-dest", "https://idp.other.example/slo"],
+            "Destination is not Vigie's SingleLogoutService",
+        ),
+        (
             "a posted LogoutRequest from an unregistered Issuer",
             &stranger,
             vec!["logout-post-raw", &lab_code, &lab_index, "--sign"],
@@ -121,7 +156,13 @@ async fn pysaml2_single_logs_out_by_http_post_both_ways_and_posted_forgeries_are
     assert_eq!(answered["logged_out"], true, "{answered}");
     assert!(answered["form"]["action"].as_str().is_some_and(|a| a.ends_with("/saml/slo")), "{answered}");
     assert!(answered["form"]["fields"]["SAMLResponse"].is_string(), "{answered}");
-    let r = submit(&mut b, &answered["form"]).await;
+    // The same LogoutResponse posted four times at once (a double submit, or a replay racing the
+    // browser): one takes the step and goes on to lab, the others find it taken.
+    let mut all = at_once(&gw, &answered["form"], 4).await;
+    let statuses: Vec<u16> = all.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "one advances the chain: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 3, "the others are refused: {statuses:?}");
+    let r = all.remove(statuses.iter().position(|s| *s == 200).expect("the one"));
     let to_lab = vigie_form(&r, "SAMLResponse", "https://lab.chu.example");
     assert_eq!(to_lab["action"], format!("{LAB}/slo"), "{to_lab}");
     let done = sp_json(&lab, &["logout-response-post"], &to_lab["fields"].to_string());

@@ -43,6 +43,10 @@ pub struct SpConfig {
     /// metadata's `cacheDuration` or `validUntil` says so.
     #[serde(default)]
     pub metadata_refresh_secs: Option<u64>,
+    /// The SP's entityID, when known in advance: its metadata (file or fetched) must name it.
+    /// Without it, a `metadata_url` SP is pinned to the entityID of its first good fetch.
+    #[serde(default)]
+    pub entity_id: Option<String>,
     /// The OIDC client it is for Vigie; the client lists `<issuer>/saml/callback` in its
     /// `redirect_uris` (the login goes through `/authorize` as that client).
     pub client_id: String,
@@ -69,6 +73,21 @@ pub struct SpConfig {
     /// The SP's encryption certificate (PEM), when its metadata has none or another one must win.
     #[serde(default)]
     pub encryption_cert: Option<String>,
+}
+
+/// `url` as it may be logged: its credentials (`user:password@`) and its query (a token, often)
+/// replaced by `***`. What is not a URL is not shown at all.
+pub fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else { return "(not a URL)".into() };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_username("***");
+        let _ = parsed.set_password(None);
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("***"));
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
 }
 
 fn persistent() -> String {
@@ -141,9 +160,10 @@ impl SamlConfig {
                 (Some(_), false) => {
                     err(&format!("{key}.metadata_url"), "set `metadata` or `metadata_url`, not both".into())
                 }
-                (Some(url), true) if !url.starts_with("https://") => {
-                    err(&format!("{key}.metadata_url"), format!("expected an https:// URL, found {url:?}"))
-                }
+                (Some(url), true) if !url.starts_with("https://") => err(
+                    &format!("{key}.metadata_url"),
+                    format!("expected an https:// URL, found {:?}", redacted_url(url)),
+                ),
                 _ => {}
             }
             for a in &sp.attributes {

@@ -319,6 +319,12 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
     let Some(sp) = idp.sp(&started.sp) else {
         return refuse(&req, &saml, "the SP is no longer configured", expired);
     };
+    // saml-profiles §4.1.4.1: the Response goes to an ACS of the SP's metadata. Checked at the
+    // AuthnRequest, and again now: the metadata may have been fetched again during the login,
+    // and an endpoint it no longer lists is no longer the SP's.
+    if !sp.acs.contains(&started.acs) {
+        return refuse(&req, &saml, "the AssertionConsumerService is no longer in the SP's metadata", expired);
+    }
     if let Some(error) = param("error") {
         // saml-core §3.2.2.2: the SP hears why, in a Response with an error status.
         let second = match error {
@@ -472,11 +478,12 @@ fn started_form(started: &Started, xml: &str) -> HttpResponse {
     form(&started.acs, started.relay_state.as_deref(), xml)
 }
 
-fn form(acs: &str, relay_state: Option<&str>, xml: &str) -> HttpResponse {
-    let mut resp = HttpResponse::Ok();
-    resp.content_type("text/html; charset=utf-8").insert_header((header::CACHE_CONTROL, "no-store"));
-    resp.cookie(crate::web::http::host_cookie(LOGIN_COOKIE, String::new(), Some(0)));
-    resp.body(response::post_form(acs, xml, relay_state))
+/// The page that posts the Response to the ACS (response::auto_post: its CSP, no inline handler),
+/// and the login cookie cleared.
+pub(super) fn form(acs: &str, relay_state: Option<&str>, xml: &str) -> HttpResponse {
+    let mut resp = response::auto_post(acs, "SAMLResponse", xml, relay_state, response::Then::OnlyThere);
+    let _ = resp.add_cookie(&crate::web::http::host_cookie(LOGIN_COOKIE, String::new(), Some(0)));
+    resp
 }
 
 fn refuse(req: &HttpRequest, saml: &Saml, reason: &str, page: Say<'_>) -> HttpResponse {

@@ -111,12 +111,27 @@ impl Idp {
         self.sps.iter().find(|s| s.entity_id == entity_id).map(|s| &**s)
     }
 
-    /// This IdP with `sp` in place of the SP of the same client (or added).
-    pub fn with_sp(&self, sp: Sp) -> Idp {
+    /// This IdP with `sp`, fetched, in place of the SP of the same client (or added). The
+    /// document must name `pinned` (the configured `entity_id`, else what the first good fetch
+    /// named) and no other client's entityID: fetched metadata never replaces another SP.
+    pub fn with_fetched(&self, sp: Sp, pinned: Option<&str>) -> Result<Idp, String> {
+        let client = &sp.config.client_id;
+        if let Some(pinned) = pinned.filter(|p| *p != sp.entity_id) {
+            return Err(format!(
+                "the document names the entityID {:?}, but the SP of client {client:?} is {pinned:?}: refused",
+                sp.entity_id
+            ));
+        }
+        if let Some(other) = self.sps.iter().find(|s| s.entity_id == sp.entity_id && s.config.client_id != *client) {
+            return Err(format!(
+                "the document names the entityID {:?}, which is the SP of client {:?}: refused",
+                sp.entity_id, other.config.client_id
+            ));
+        }
         let mut idp = self.clone();
-        idp.sps.retain(|s| s.config.client_id != sp.config.client_id && s.entity_id != sp.entity_id);
+        idp.sps.retain(|s| s.config.client_id != *client);
         idp.sps.push(std::sync::Arc::new(sp));
-        idp
+        Ok(idp)
     }
 }
 
@@ -142,11 +157,47 @@ impl Sp {
             .clone()
             .filter(|e| !e.is_empty())
             .ok_or_else(|| format!("{:?}: the EntityDescriptor has no entityID", config.metadata))?;
+        // The configured entityID pins the document: another SP's metadata (a mix-up of files or
+        // URLs, or a server that answers for another SP) cannot take this client's place.
+        if let Some(pinned) = config.entity_id.as_deref().filter(|p| *p != entity_id) {
+            return Err(format!(
+                "{:?} names the entityID {entity_id:?}, but the SP of client {:?} is {pinned:?} (its `entity_id`)",
+                config.metadata, config.client_id
+            ));
+        }
         let validity =
             Validity { until: entity.valid_until, cache: entity.cache_duration.as_deref().and_then(duration) };
+        // saml-metadata §2.2.1: `validUntil` is "the expiration time of the metadata"; past it
+        // the document is not used, whether read from a file or fetched.
+        if let Some(until) = validity.until.filter(|u| *u <= chrono::Utc::now()) {
+            return Err(format!(
+                "the metadata of the SP {entity_id:?} (client {:?}) expired at {until} (its validUntil): \
+                 get a fresh copy from the SP",
+                config.client_id
+            ));
+        }
         let Some(sso) = entity.sp_sso_descriptors.as_ref().and_then(|d| d.first()) else {
             return Err(format!("{:?}: no SPSSODescriptor (is this an SP's metadata?)", config.metadata));
         };
+        // Every endpoint the browser may be sent to, whatever its binding, is checked before any
+        // is kept: a `javascript:` or `data:` Location would run in Vigie's origin from the
+        // auto-submitting form (saml-metadata §2.2.2: Location is "a URI reference", so the
+        // schema does not refuse it).
+        let endpoints =
+            sso.assertion_consumer_services.iter().map(|e| ("AssertionConsumerService", &e.location)).chain(
+                sso.single_logout_services.iter().flatten().flat_map(|e| {
+                    std::iter::once(("SingleLogoutService", &e.location))
+                        .chain(e.response_location.iter().map(|r| ("SingleLogoutService ResponseLocation", r)))
+                }),
+            );
+        for (what, location) in endpoints {
+            if let Err(why) = browser_endpoint(location) {
+                return Err(format!(
+                    "the SP {entity_id:?} (client {:?}): its {what} {location:?} {why}",
+                    config.client_id
+                ));
+            }
+        }
         let acs: Vec<String> = sso
             .assertion_consumer_services
             .iter()
@@ -187,6 +238,19 @@ impl Sp {
         let encryption = if config.encrypt_assertions { Some(encryption(config, sso)?) } else { None };
         let sp = Sp { entity_id, acs, certs, signed_requests, slo, encryption, config: config.clone() };
         Ok((sp, validity))
+    }
+}
+
+/// Whether an SP's endpoint may receive the browser: an absolute `https` URL, or `http` on the
+/// loopback only (an SP on the same machine, as in tests). The reason otherwise.
+pub fn browser_endpoint(location: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(location).map_err(|_| "is not an absolute URL")?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" if url.host_str().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err("is http: only https is accepted (http only on localhost, 127.0.0.1 or [::1])"),
+        _ => Err("is not an https URL: only https is accepted (http only on localhost, 127.0.0.1 or [::1])"),
     }
 }
 

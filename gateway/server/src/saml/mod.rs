@@ -56,24 +56,23 @@ impl SamlIdp {
                     Ok(client) => fetch::fetch(&client, sp).await,
                     Err(e) => Err(e),
                 };
-                let validity = match fetched {
-                    Ok((loaded, validity)) => {
-                        idp = idp.with_sp(loaded);
-                        Some(validity)
-                    }
+                let adopted = fetched.and_then(|(loaded, validity)| {
+                    let entity_id = loaded.entity_id.clone();
+                    idp = idp.with_fetched(loaded, sp.entity_id.as_deref())?;
+                    Ok((validity, entity_id))
+                });
+                let (validity, pinned) = match adopted {
+                    Ok((validity, entity_id)) => (Some(validity), Some(entity_id)),
                     Err(e) => {
-                        metrics::counter!("vigie_saml_metadata_fetch_failures_total", "client" => sp.client_id.clone())
-                            .increment(1);
-                        tracing::warn!(client = %sp.client_id, error = %e,
-                            "SAML SP metadata not fetched at start: the SP is refused until a fetch succeeds");
-                        None
+                        fetch::failed(sp, &e);
+                        (None, None)
                     }
                 };
-                keep.push((sp.clone(), validity));
+                keep.push((sp.clone(), validity, pinned));
             }
             let shared = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(idp)));
-            for (sp, validity) in keep {
-                tokio::spawn(fetch::keep(std::sync::Arc::downgrade(&shared), sp, validity));
+            for (sp, validity, pinned) in keep {
+                tokio::spawn(fetch::keep(std::sync::Arc::downgrade(&shared), sp, validity, pinned));
             }
             return Ok(SamlIdp { idp: Some(shared) });
         }

@@ -4,6 +4,8 @@
 //! digests with SHA-1 and signs only `<Response>`: we put the template in the Assertion and set
 //! the digest, as
 //! shared/reference/dependencies.md tried).
+use actix_web::HttpResponse;
+use actix_web::http::header;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
@@ -174,16 +176,44 @@ pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str
     )
 }
 
-/// The auto-submitting form of the HTTP-POST binding (saml-bindings §3.5.4), with a button for a
-/// browser without JavaScript.
-pub fn post_form(acs: &str, response_xml: &str, relay_state: Option<&str>) -> String {
+/// What a page that posts a SAML message may do besides its form: nothing more (the SSO
+/// Response page), or also post back to Vigie (the Single Logout pages: browsers apply
+/// `form-action` to the redirects that follow the post, and an SP answers a LogoutRequest by
+/// sending the browser back to Vigie's `/saml/slo`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    OnlyThere,
+    BackToVigie,
+}
+
+/// The auto-submitting form of the HTTP-POST binding (saml-bindings §3.5.4): `xml` base64 as
+/// `param` (`SAMLResponse` or `SAMLRequest`), and `RelayState`, posted to `to`, an endpoint of
+/// the SP's metadata (https, checked at load: saml/idp.rs). A fresh nonce per page: the CSP runs
+/// only the page's own script (no inline handler), posts only to `to`'s origin, loads nothing and
+/// cannot be framed; a browser without JavaScript gets the button.
+pub fn auto_post(to: &str, param: &str, xml: &str, relay: Option<&str>, then: Then) -> HttpResponse {
     use crate::web::http::esc;
-    let relay = relay_state
-        .map(|r| format!(r#"<input type="hidden" name="RelayState" value="{}">"#, esc(r)))
-        .unwrap_or_default();
-    format!(
-        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title></head><body onload="document.forms[0].submit()"><form method="post" action="{}"><input type="hidden" name="SAMLResponse" value="{}">{relay}<noscript><p>JavaScript est désactivé : cliquez pour continuer. / JavaScript is off: click to continue.</p></noscript><button type="submit">Continuer / Continue</button></form></body></html>"#,
-        esc(acs),
-        STANDARD.encode(response_xml),
-    )
+    let nonce = crate::secrets::random_token(16);
+    // An opaque origin ("null") lets no form be posted: never the case for an endpoint that
+    // passed the load's check, and the safe side if it were.
+    let origin = url::Url::parse(to).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "'none'".into());
+    let also = if then == Then::BackToVigie { " 'self'" } else { "" };
+    let relay =
+        relay.map(|r| format!(r#"<input type="hidden" name="RelayState" value="{}">"#, esc(r))).unwrap_or_default();
+    let body = format!(
+        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title></head><body><form method="post" action="{}"><input type="hidden" name="{}" value="{}">{relay}<noscript><p>JavaScript est désactivé : cliquez pour continuer. / JavaScript is off: click to continue.</p></noscript><button type="submit">Continuer / Continue</button></form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>"#,
+        esc(to),
+        esc(param),
+        STANDARD.encode(xml),
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            format!(
+                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}{also}; base-uri 'none'; frame-ancestors 'none'"
+            ),
+        ))
+        .body(body)
 }

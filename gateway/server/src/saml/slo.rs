@@ -210,13 +210,28 @@ async fn received(
     let Some(message) = message else {
         return refuse(&req, &slo, "the SP must sign its logout messages and this one is not signed", BAD);
     };
+    // saml-bindings §3.5.5.2 (POST) and §3.4.5.2 (Redirect): a signed message's Destination "MUST
+    // contain the URL to which the sender has instructed the user agent to deliver the message",
+    // and the recipient "MUST then verify that the value matches the location at which the
+    // message has been received". Every logout message is signed (above), so every one names
+    // Vigie's SingleLogoutService: one signed for another IdP, or for none, is not replayed here.
+    let destination = match &message {
+        Message::Request(r) => r.destination.as_deref(),
+        Message::Response(r) => r.destination.as_deref(),
+    };
+    if destination != Some(slo.config.endpoint("/saml/slo").as_str()) {
+        return refuse(&req, &slo, "the logout message's Destination is not Vigie's SingleLogoutService", BAD);
+    }
     match message {
         Message::Request(r) => sp_initiated(req, slo, &idp, sp, r, relay).await,
         Message::Response(r) => {
             let Some(token) = relay else {
                 return refuse(&req, &slo, "a LogoutResponse without the RelayState Vigie sent", BAD);
             };
-            let mut chain = match slo.ports.store.get_json::<Chain>(&chain_key(&token)).await {
+            // Taken, not read: of two copies of one LogoutResponse arriving together, one takes the
+            // step and advances the chain; the other finds nothing (the store's `take` returns a
+            // value at most once) and is refused.
+            let mut chain = match slo.ports.store.take_json::<Chain>(&chain_key(&token)).await {
                 Ok(Some(c)) => c,
                 Ok(None) => return refuse(&req, &slo, "a LogoutResponse for no logout under way", expired()),
                 Err(e) => return unavailable(&req, &e),
@@ -224,11 +239,16 @@ async fn received(
             // saml-core §3.2.2: InResponseTo names our request, sent to this very SP.
             let ours = chain
                 .awaiting
-                .take()
-                .is_some_and(|(s, id)| s == sp.entity_id && r.in_response_to.as_deref() == Some(&id));
+                .as_ref()
+                .is_some_and(|(s, id)| *s == sp.entity_id && r.in_response_to.as_deref() == Some(id.as_str()));
             if !ours {
+                // Not this step's answer: the chain stays for the one that is.
+                if let Err(e) = slo.ports.store.put_json(&chain_key(&token), &chain, CHAIN_TTL).await {
+                    return unavailable(&req, &e);
+                }
                 return refuse(&req, &slo, "a LogoutResponse that answers no request Vigie sent to this SP", BAD);
             }
+            chain.awaiting = None;
             if r.status == SUCCESS {
                 chain.told += 1;
             } else {
@@ -264,10 +284,6 @@ async fn sp_initiated(
             Some(t) if (now - t).num_seconds() < SKEW_SECS => {}
             _ => return refuse(&req, &slo, "the LogoutRequest is past its NotOnOrAfter", expired()),
         }
-    }
-    let ours = slo.config.endpoint("/saml/slo");
-    if r.destination.as_deref().is_some_and(|d| d != ours) {
-        return refuse(&req, &slo, "the LogoutRequest's Destination is not Vigie's SingleLogoutService", BAD);
     }
     let sids = if r.session_indexes.is_empty() {
         match session::current(&slo.ports, &slo.config, &req).await {

@@ -30,6 +30,7 @@ pub struct LogoutRequest {
 pub struct LogoutResponse {
     pub id: String,
     pub in_response_to: Option<String>,
+    pub destination: Option<String>,
     pub issuer: String,
     /// The top-level `StatusCode`.
     pub status: String,
@@ -148,6 +149,7 @@ pub fn read(xml: &str) -> Result<Message, String> {
         Ok(Message::Response(LogoutResponse {
             id,
             in_response_to: attr("InResponseTo"),
+            destination: attr("Destination"),
             issuer,
             status,
             signed: fields.signed,
@@ -274,6 +276,10 @@ mod tests {
         let Ok(Message::Response(r)) = read(&xml) else { panic!("{xml}") };
         assert_eq!(r.status, "urn:oasis:names:tc:SAML:2.0:status:Responder");
         assert_eq!(r.in_response_to.as_deref(), Some("_q"));
+        assert_eq!(r.destination, None);
+        let sent = xml.replace(r#"Version="2.0""#, r#"Version="2.0" Destination="https://vigie/saml/slo""#);
+        let Ok(Message::Response(r)) = read(&sent) else { panic!("{sent}") };
+        assert_eq!(r.destination.as_deref(), Some("https://vigie/saml/slo"));
     }
 
     #[test]

@@ -10,8 +10,6 @@ use samael::crypto::{Crypto, CryptoProvider};
 use samael::traits::ToXml;
 
 use super::idp::{HTTP_POST, HTTP_REDIRECT, Idp, Sp};
-use crate::secrets::random_token;
-use crate::web::http::esc;
 
 const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 
@@ -61,7 +59,7 @@ pub fn send(
 ) -> Result<HttpResponse, String> {
     if binding == HTTP_POST {
         let signed = signed_enveloped(idp, id, xml)?;
-        return Ok(post_page(to, param, &signed, relay));
+        return Ok(super::response::auto_post(to, param, &signed, relay, super::response::Then::BackToVigie));
     }
     let url = signed_redirect(idp, to, param, xml, relay)?;
     Ok(HttpResponse::SeeOther()
@@ -83,33 +81,6 @@ fn signed_enveloped(idp: &Idp, id: &str, xml: &str) -> Result<String, String> {
     };
     let with_template = format!("{}{template}{}", &xml[..at], &xml[at..]);
     Crypto::sign_xml(with_template.as_str(), &idp.key_der).map_err(|e| format!("the message could not be signed: {e}"))
-}
-
-/// The auto-submitting form (saml-bindings §3.5.4). Its CSP lets the page post only to the SP's
-/// origin, and run only its own script (a nonce, not an inline handler a CSP would block). Vigie's
-/// own origin is allowed too: browsers apply `form-action` to the redirects that follow the post,
-/// and an SP answers a LogoutRequest by sending the browser back to Vigie's `/saml/slo`.
-pub fn post_page(to: &str, param: &str, xml: &str, relay: Option<&str>) -> HttpResponse {
-    let nonce = random_token(16);
-    let origin = url::Url::parse(to).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let relay =
-        relay.map(|r| format!(r#"<input type="hidden" name="RelayState" value="{}">"#, esc(r))).unwrap_or_default();
-    let body = format!(
-        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title></head><body><form method="post" action="{}"><input type="hidden" name="{}" value="{}">{relay}<noscript><p>JavaScript est désactivé : cliquez pour continuer. / JavaScript is off: click to continue.</p></noscript><button type="submit">Continuer / Continue</button></form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>"#,
-        esc(to),
-        esc(param),
-        STANDARD.encode(xml),
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            format!(
-                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin} 'self'; frame-ancestors 'none'; base-uri 'none'"
-            ),
-        ))
-        .body(body)
 }
 
 /// saml-bindings §3.4.4.1: DEFLATE, base64, URL-encode; the signature over

@@ -27,6 +27,7 @@ fn config(dir: &Path, metadata: &str) -> SamlConfig {
     std::fs::write(dir.join("sp.xml"), metadata).expect("SP metadata");
     c.sps = vec![SpConfig {
         metadata: dir.join("sp.xml").display().to_string(),
+        entity_id: None,
         client_id: "lab".into(),
         nameid: "persistent".into(),
         attributes: vec!["given_name".into()],
@@ -42,10 +43,7 @@ fn config(dir: &Path, metadata: &str) -> SamlConfig {
 }
 
 fn problems(dir: &Path, metadata: &str) -> Vec<(String, String)> {
-    match Idp::load(&config(dir, metadata), "https://vigie.example") {
-        Ok(_) => Vec::new(),
-        Err(p) => p,
-    }
+    problems_of(&config(dir, metadata))
 }
 
 /// A Response for the lab SP, signed by `idp`.
@@ -385,5 +383,153 @@ fn a_posted_logout_request_is_signed_enveloped_and_xmlsec1_verifies_it_rsa_and_e
         assert!(verify(&signed), "xmlsec1 verifies the {alg} enveloped signature: {signed}");
         assert!(!verify(&signed.replacen(">s1<", ">s2<", 1)), "an altered SessionIndex breaks it");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The lab SP's metadata with its ACS at `acs` and an SLO endpoint at `slo` (and `response`).
+fn metadata_with(acs: &str, slo: &str, response: Option<&str>) -> String {
+    let response = response.map(|r| format!(r#" ResponseLocation="{r}""#)).unwrap_or_default();
+    SP_METADATA.replace(
+        r#"<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://lab.chu.example/saml/acs" index="1"/>"#,
+        &format!(
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{slo}"{response}/><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="1"/>"#
+        ),
+    )
+}
+
+#[test]
+fn an_sp_endpoint_that_is_not_https_is_refused_at_load_naming_it() {
+    let dir = temp_dir("endpoints");
+    let (acs, slo) = ("https://lab.chu.example/saml/acs", "https://lab.chu.example/saml/slo");
+    for (what, md, endpoint) in [
+        ("a javascript: ACS", metadata_with("javascript:alert(document.domain)", slo, None), "javascript:alert"),
+        ("a data: ACS", metadata_with("data:text/html,<script>x</script>", slo, None), "data:text/html"),
+        ("an http ACS", metadata_with("http://lab.chu.example/saml/acs", slo, None), "http://lab.chu.example"),
+        ("a relative ACS", metadata_with("/saml/acs", slo, None), "/saml/acs"),
+        ("a javascript: SLO", metadata_with(acs, "javascript:alert(1)", None), "javascript:alert(1)"),
+        ("an http SLO ResponseLocation", metadata_with(acs, slo, Some("http://lab.chu.example/r")), "http://lab"),
+    ] {
+        let said = problems(&dir, &md);
+        assert_eq!(said.len(), 1, "{what}: {said:?}");
+        let (key, message) = &said[0];
+        assert_eq!(key, "saml.sps[0].metadata", "{what}");
+        assert!(message.contains(endpoint), "{what}: names the endpoint: {message}");
+        assert!(message.contains("https://lab.chu.example/saml") && message.contains("\"lab\""), "{what}: {message}");
+        assert!(message.contains("https"), "{what}: says what is accepted: {message}");
+        // A fetched document goes through the same reading: refused too (saml/fetch.rs keeps the
+        // last good copy on any error).
+        let c = config(&dir, &md);
+        assert!(super::idp::Sp::from_metadata(&c.sps[0], md.clone()).is_err(), "{what}: a fetched copy");
+    }
+    // The tests' SPs on the loopback, and https anywhere, are accepted.
+    for ok in ["http://localhost:8443/acs", "http://127.0.0.1:9/acs", "http://[::1]:9/acs", acs] {
+        assert_eq!(problems(&dir, &metadata_with(ok, slo, Some("http://localhost/r"))), Vec::new(), "{ok}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The directives of a Content-Security-Policy, by name.
+fn csp_directives(csp: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    csp.split(';')
+        .filter_map(|d| {
+            let mut words = d.split_whitespace().map(str::to_owned);
+            Some((words.next()?, words.collect()))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_sso_post_page_has_a_csp_and_no_inline_handler() {
+    let acs = "https://lab.chu.example:8443/saml/acs";
+    let page = |relay: &str| super::flow::form(acs, Some(relay), "<samlp:Response/>");
+    let mut nonces = Vec::new();
+    for relay in ["/first", "/second"] {
+        let resp = page(relay);
+        let csp = resp
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .expect("a Content-Security-Policy on the SSO POST page")
+            .to_owned();
+        let body = actix_web::body::to_bytes(resp.into_body()).await.expect("body");
+        let body = String::from_utf8(body.to_vec()).expect("UTF-8");
+        let d = csp_directives(&csp);
+        let words = |name: &str| d.get(name).cloned().unwrap_or_else(|| panic!("{name} in {csp}"));
+        assert_eq!(words("default-src"), ["'none'"], "{csp}");
+        assert_eq!(words("form-action"), ["https://lab.chu.example:8443"], "only the ACS origin: {csp}");
+        assert_eq!(words("base-uri"), ["'none'"], "{csp}");
+        assert_eq!(words("frame-ancestors"), ["'none'"], "{csp}");
+        let script = words("script-src");
+        let [source] = script.as_slice() else { panic!("one script source: {csp}") };
+        let nonce = source
+            .strip_prefix("'nonce-")
+            .and_then(|n| n.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("a nonce: {csp}"));
+        assert!(nonce.len() >= 16, "a nonce of some length: {nonce}");
+        // The body: the form to the ACS, submitted by the nonce'd script, never by a handler.
+        assert!(body.contains(&format!(r#"<form method="post" action="{acs}">"#)), "{body}");
+        assert!(body.contains(&format!(r#"<script nonce="{nonce}">document.forms[0].submit()</script>"#)), "{body}");
+        assert_eq!(body.matches("<script").count(), 1, "one script: {body}");
+        let lower = body.to_ascii_lowercase();
+        let handler = lower.match_indices(" on").find(|(at, _)| {
+            let rest = &lower[at + 3..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+            !name.is_empty() && rest[name.len()..].trim_start().starts_with('=')
+        });
+        assert_eq!(handler, None, "no inline event handler: {body}");
+        assert!(body.contains("<noscript>") && body.contains(r#"<button type="submit">"#), "{body}");
+        assert!(body.contains(&format!(r#"name="RelayState" value="{relay}""#)), "{body}");
+        nonces.push(nonce.to_owned());
+    }
+    assert_ne!(nonces[0], nonces[1], "a fresh nonce per response");
+}
+
+#[test]
+fn fetched_metadata_naming_another_sps_entity_id_is_refused_and_that_sp_kept() {
+    let dir = temp_dir("entity-pin");
+    let idp = Idp::load(&config(&dir, SP_METADATA), "https://vigie.example").expect("the lab SP loads");
+    let rh = |entity: &str| {
+        let mut c = config(&dir, SP_METADATA).sps.remove(0);
+        c.client_id = "rh".into();
+        c.metadata = "https://rh.chu.example/md".into();
+        let md = SP_METADATA.replace("https://lab.chu.example/saml\"", &format!("{entity}\""));
+        super::idp::Sp::from_metadata(&c, md).expect("the document reads").0
+    };
+    // The document fetched for rh names lab's entityID: refused, lab stays lab's.
+    let taken = idp.with_fetched(rh("https://lab.chu.example/saml"), None);
+    let said = taken.err().expect("another SP's entityID is refused");
+    assert!(said.contains("https://lab.chu.example/saml") && said.contains("\"lab\""), "{said}");
+    assert_eq!(idp.sp("https://lab.chu.example/saml").map(|s| s.config.client_id.as_str()), Some("lab"));
+    // rh's own entityID is taken; once pinned, a document naming another is refused.
+    let idp = idp.with_fetched(rh("https://rh.chu.example/saml"), None).expect("rh's own metadata");
+    assert_eq!(idp.sp("https://rh.chu.example/saml").map(|s| s.config.client_id.as_str()), Some("rh"));
+    let said = idp
+        .with_fetched(rh("https://rh2.chu.example/saml"), Some("https://rh.chu.example/saml"))
+        .err()
+        .expect("a new entityID for a pinned SP is refused");
+    assert!(said.contains("https://rh2.chu.example/saml") && said.contains("https://rh.chu.example/saml"), "{said}");
+    assert!(idp.sp("https://rh.chu.example/saml").is_some(), "the last good copy is kept");
+    // `entity_id` in the configuration pins it from the first document on.
+    let mut c = config(&dir, SP_METADATA);
+    c.sps[0].entity_id = Some("https://lab2.chu.example/saml".into());
+    let said = problems_of(&c);
+    assert!(
+        said.iter().any(|(_, m)| m.contains("https://lab2.chu.example/saml") && m.contains("entity_id")),
+        "{said:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn problems_of(c: &SamlConfig) -> Vec<(String, String)> {
+    Idp::load(c, "https://vigie.example").err().unwrap_or_default()
+}
+
+#[test]
+fn metadata_past_its_valid_until_is_refused() {
+    let dir = temp_dir("valid-until");
+    let with = |until: &str| SP_METADATA.replacen("entityID=", &format!(r#"validUntil="{until}" entityID="#), 1);
+    let said = problems(&dir, &with("2020-01-01T00:00:00Z"));
+    assert!(said.iter().any(|(_, m)| m.contains("validUntil") && m.contains("2020-01-01")), "{said:?}");
+    assert_eq!(problems(&dir, &with("2999-01-01T00:00:00Z")), Vec::new());
     let _ = std::fs::remove_dir_all(dir);
 }
