@@ -237,15 +237,17 @@ async fn sleep_until(t: i64) {
 async fn when_the_crl_source_goes_away_the_cache_serves_until_the_grace_ends() {
     let pki = Pki::new("grace");
     let now = now();
-    // A CRL whose nextUpdate comes in 8 s, with 12 s of grace. The steps below wait for points in
+    // A CRL whose nextUpdate comes in 20 s, with 20 s of grace. The steps below wait for points in
     // time measured from `now`, not for fixed durations, so a slow start (a loaded CI machine)
-    // does not move them.
-    const NEXT: i64 = 8;
-    const GRACE: i64 = 12;
+    // does not move them; but three gateways must start and log the card in before nextUpdate +
+    // grace, which 8 + 12 s did not always leave on two loaded cores.
+    const NEXT: i64 = 20;
+    const GRACE: i64 = 20;
     let crl = CrlServer::start(pki.pki.crl_der(&[], now - 60, now + NEXT).unwrap()).await;
     let card = pki.issue(CardSpec::cps("810100000011", "DURAND", "PAUL", "Médecin"), &crl);
     let cache = pki.dir.join("crl-cache");
-    let grace = [("VIGIE_CARDS__TRUST__GRACE_SECS", "12")];
+    let grace_secs = GRACE.to_string();
+    let grace = [("VIGIE_CARDS__TRUST__GRACE_SECS", grace_secs.as_str())];
     // Its ops listener tells what went wrong with the CRL source (the public port does not).
     let ops = format!("127.0.0.1:{}", free_port());
     let refuse = start(&card_env(&pki, &crl, &cache, &[grace[0], ("VIGIE_SERVER__OPS_LISTEN", &ops)])).await;
