@@ -23,7 +23,7 @@ use super::chain;
 use super::note::Verifier;
 use super::pg::{link_at, seal_after};
 use super::verify::{self, Broken};
-use super::writer::{Checkpoints, QUEUE, Status};
+use super::writer::{Checkpoints, Status, queue};
 
 /// Records appended per transaction: a crash loses at most the batch in flight (replayed again).
 const BATCH: usize = 1_000;
@@ -45,7 +45,7 @@ impl Trust {
     /// between two checks, so a longer unsigned tail was not written by it.
     pub fn of(checkpoints: Option<&Checkpoints>) -> Self {
         let key = checkpoints.and_then(|c| Verifier::parse(&c.signer.verifier_key()).ok());
-        let unsigned = checkpoints.map_or(u64::MAX, |c| c.every + QUEUE as u64);
+        let unsigned = checkpoints.map_or(u64::MAX, |c| c.every + queue::CAPACITY as u64);
         Self { key, unsigned }
     }
 }
@@ -441,7 +441,7 @@ mod checks {
         /// was, and the gateway says so.
         fn refused(&self, line: usize, says: &str) {
             let before = std::fs::read(&self.path).unwrap();
-            let (opened, status) = self.open(2 + QUEUE as u64);
+            let (opened, status) = self.open(2 + queue::CAPACITY as u64);
             let e = opened.err().expect("a spool that does not verify is not replayed");
             let Some(Refused(broken)) = e.downcast_ref::<Refused>() else { panic!("not refused: {e:#}") };
             assert_eq!(broken.line, line, "{broken}");
@@ -481,7 +481,7 @@ mod checks {
     fn a_spool_with_a_forged_tail_longer_than_the_writer_leaves_unsigned_is_refused_and_kept() {
         let mut s = Spool::new("tail", 4, 2);
         // Sealed as the writer would, but never checkpointed: one more than allowed.
-        let allowed = 2 + QUEUE;
+        let allowed = 2 + queue::CAPACITY;
         for i in 5..=4 + allowed + 1 {
             s.push(i);
         }

@@ -16,15 +16,12 @@
 //! the shared table (`vigie_directory_sql::audit_trail`), sealed after the head the database
 //! holds at that moment, so every replica's records make one chain; the acks follow COMMIT.
 //! When the database fails, the spool is a chain of its own in a local file (the shared chain
-//! goes on without this replica). While on it, the writer asks the database again (every
-//! [`REJOIN_FIRST`], doubling up to [`REJOIN_MAX`]); once it answers, the spool is replayed into
-//! the shared chain a batch at a time (`audit::spool::Replay`), what arrives meanwhile going to
-//! the spool behind it, and the writer goes back to the table. A spool left at a stop is
-//! replayed at the next start.
+//! goes on without this replica). While on it, the writer asks the database again and, once it
+//! answers, replays the spool into the shared chain and goes back to the table (`writer/rejoin.rs`).
+//! A spool left at a stop is replayed at the next start.
 //!
-//! Over 600 lines: the loop, its failure paths, its three outputs and the way back from the spool
-//! belong together; the checkpoint
-//! log's thread and the group-commit tests are in `writer/`.
+//! Over 600 lines: the loop, its failure paths and its three outputs belong together; the way back
+//! from the spool, the checkpoint log's thread and the tests are in `writer/`.
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,8 +40,12 @@ use super::pg::{link_at, seal_after};
 mod checkpoint_log;
 #[cfg(test)]
 mod group_commit_tests;
-mod queue;
+pub(super) mod queue;
+mod rejoin;
+#[cfg(test)]
+mod tests;
 use checkpoint_log::CheckpointLog;
+use rejoin::Rejoin;
 
 /// The longest a flush waits for the writer: a stop must not hang on a dead disk.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
@@ -57,16 +58,6 @@ const MAX_PENDING: usize = 100_000;
 /// that must be traced before their answer pay for a sync; the others lose at most this much on
 /// a power cut, nothing on a crash of the process).
 const LAZY_SYNC: Duration = Duration::from_secs(1);
-/// When a replica on its spool first asks the database again, then twice as long each time it
-/// does not answer, up to [`REJOIN_MAX`].
-const REJOIN_FIRST: Duration = Duration::from_secs(5);
-const REJOIN_MAX: Duration = Duration::from_secs(60);
-/// The longest the writer waits for the database's answer before a replay: it holds the queue
-/// meanwhile, so a database still down costs the answers waiting at most this much per try.
-const PROBE_WAIT: Duration = Duration::from_secs(1);
-/// Events the queue holds before a caller waits: also the most a batch adds past a checkpoint
-/// period, which bounds the unsigned tail a spool may have (`spool::Trust`).
-pub(super) const QUEUE: usize = queue::CAPACITY;
 
 enum Message {
     Event(String, Option<Ack>),
@@ -363,14 +354,6 @@ impl Out {
     }
 }
 
-/// The shared table a replica on its spool goes back to once the database answers again.
-struct Rejoin {
-    trail: PgAuditTrail,
-    rt: tokio::runtime::Runtime,
-    next: Instant,
-    backoff: Duration,
-}
-
 /// An event sealed into the chain, waiting for its batch to reach the disk.
 struct Pending {
     json: String,
@@ -640,104 +623,6 @@ impl Writer {
         }
     }
 
-    /// On the spool of a database outage, when it is time to ask again: replays the spool into
-    /// the table and goes back to it, or tries again later (backoff).
-    fn try_rejoin(&mut self, rx: &queue::Receiver<Message>, last_checkpoint: &mut Instant) {
-        if !self.pending.is_empty() || self.rejoin.as_ref().is_none_or(|r| r.next > Instant::now()) {
-            return;
-        }
-        let Some(mut rejoin) = self.rejoin.take() else { return };
-        match self.replay_spool(&rejoin, rx, last_checkpoint) {
-            Ok(records) => {
-                let Rejoin { trail, rt, .. } = rejoin;
-                self.out = Out::Postgres { trail, rt };
-                // Sealed after the table's head at the next batch; the shared chain's
-                // checkpoints start afresh, as at an opening.
-                (self.link, self.checkpointed, self.unsynced) = (Link::default(), 0, None);
-                self.status.spooling.store(false, Ordering::Relaxed);
-                self.status.set_broken(false);
-                tracing::warn!(
-                    records,
-                    "the audit trail's database answers again: the spool is replayed into the shared trail and archived, \
-                     events go to the database again"
-                );
-            }
-            Err(e) => {
-                if let Some(path) = self.out.path() {
-                    super::spool::failed(&self.status, path, &e);
-                }
-                rejoin.next = Instant::now() + rejoin.backoff;
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    retry_in_secs = rejoin.backoff.as_secs(),
-                    "the audit trail is still on its spool: its replay into the database failed"
-                );
-                rejoin.backoff = (rejoin.backoff * 2).min(REJOIN_MAX);
-                self.rejoin = Some(rejoin);
-            }
-        }
-    }
-
-    /// Replays the spool a batch at a time; between two batches what arrived goes to the spool
-    /// behind them (so nothing overtakes a spooled event, and an answer waits one batch at most),
-    /// until the replay has caught up. Returns how many records the spool held.
-    fn replay_spool(
-        &mut self,
-        rejoin: &Rejoin,
-        rx: &queue::Receiver<Message>,
-        last_checkpoint: &mut Instant,
-    ) -> anyhow::Result<usize> {
-        let Some(path) = self.out.path().cloned() else { return Ok(0) };
-        // The timer is made inside the runtime: it needs its clock.
-        let probe = rejoin
-            .rt
-            .block_on(async { tokio::time::timeout(PROBE_WAIT, rejoin.trail.records_after(i64::MAX, 1)).await });
-        probe.map_err(|_| anyhow::anyhow!("no answer within {PROBE_WAIT:?}"))??;
-        self.sync_written();
-        // The spool is checked against its checkpoints: all of them on disk first.
-        if let Some(log) = &self.log {
-            let _ = log.written_out();
-        }
-        // The replay holds the spool's lock until it ends, so no other process replays it or
-        // writes to it meanwhile; this writer appends through the file that holds it.
-        self.out.hold()?;
-        let replayed = self.replay_held(&path, rejoin, rx, last_checkpoint);
-        self.out.release();
-        replayed
-    }
-
-    /// [`Writer::replay_spool`] once the spool's lock is held.
-    fn replay_held(
-        &mut self,
-        path: &std::path::Path,
-        rejoin: &Rejoin,
-        rx: &queue::Receiver<Message>,
-        last_checkpoint: &mut Instant,
-    ) -> anyhow::Result<usize> {
-        let trust = super::spool::Trust::of(self.options.checkpoints.as_ref());
-        let Some(mut replay) = super::spool::Replay::open_locked(path, &trust, None, self.status.clone())? else {
-            return Ok(0);
-        };
-        while replay.remaining() > 0 {
-            rejoin.rt.block_on(replay.step(&rejoin.trail))?;
-            let mut next = Vec::new();
-            rx.try_batch(&mut next);
-            if !next.is_empty() {
-                self.turn(&mut next, last_checkpoint);
-                if !self.pending.is_empty() {
-                    anyhow::bail!("the spool cannot be written");
-                }
-                replay.refresh()?;
-            }
-        }
-        // The spool's checkpoints are all logged before they are removed with it.
-        if let Some(log) = &self.log {
-            let _ = log.written_out();
-        }
-        self.sync_written();
-        replay.finish()
-    }
-
     /// Syncs the batches written without a sync, if any.
     fn sync_written(&mut self) {
         if self.unsynced.is_none() {
@@ -856,8 +741,7 @@ impl Writer {
             // start (`audit::spool::rejoin`, docs/audit.md).
             let (spool, link) = Out::file(path)?;
             if let Out::Postgres { trail, rt } = std::mem::replace(&mut self.out, spool) {
-                let next = Instant::now() + REJOIN_FIRST;
-                self.rejoin = Some(Rejoin { trail, rt, next, backoff: REJOIN_FIRST });
+                self.rejoin = Some(Rejoin::new(trail, rt));
             }
             self.link = link;
             self.checkpointed = self.link.seq;
@@ -914,178 +798,5 @@ impl Writer {
             }
             Err(e) => self.failed(&e, 0),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vigie_core::audit::AuditKind;
-
-    pub(super) fn event(i: usize) -> AuditEvent {
-        AuditEvent { kind: Some(AuditKind::Login), reason: Some(format!("event {i}")), ..Default::default() }
-    }
-
-    pub(super) fn fresh(name: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("vigie-audit-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        path
-    }
-
-    /// A sink on a fresh file of its own, with `n` events recorded.
-    fn filled(name: &str, n: usize) -> (PathBuf, JsonLinesAudit) {
-        let path = fresh(name);
-        let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
-        for i in 0..n {
-            sink.record(&event(i));
-        }
-        (path, sink)
-    }
-
-    #[test]
-    fn the_queue_is_written_out_before_the_sink_goes() {
-        let (path, sink) = filled("drop", 20_000);
-        drop(sink);
-        let written = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(written.lines().count(), 20_000, "queued audit events were lost at the end");
-        assert!(written.lines().last().unwrap().contains("event 19999"));
-    }
-
-    #[test]
-    fn a_flush_returns_once_every_recorded_event_is_on_disk() {
-        let (path, sink) = filled("flush", 5_000);
-        sink.flush();
-        let written = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert_eq!(written.lines().count(), 5_000);
-        assert_eq!(sink.write_errors(), 0);
-    }
-
-    #[test]
-    fn failed_writes_are_counted_not_ignored_and_acked_as_failed() {
-        // /dev/full accepts the open and refuses every write with ENOSPC.
-        let sink = JsonLinesAudit::open("/dev/full").unwrap();
-        let (tx, rx) = mpsc::channel();
-        sink.record(&event(1));
-        sink.record_acked(&event(2), Box::new(move |ok| tx.send(ok).unwrap()));
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(30)),
-            Ok(false),
-            "a caller waiting was told its event is not written"
-        );
-        assert!(sink.write_errors() >= 1, "{} write errors counted", sink.write_errors());
-        assert!(!sink.status().healthy());
-    }
-
-    #[test]
-    fn an_ack_comes_once_the_event_is_on_disk() {
-        let path = fresh("ack");
-        let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
-        let (tx, rx) = mpsc::channel();
-        sink.record_acked(&event(7), Box::new(move |ok| tx.send(ok).unwrap()));
-        assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
-        let written = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert!(written.contains("event 7"), "acknowledged before it was written: {written:?}");
-    }
-
-    /// The checkpoints a log holds, by the chain they name: how many, and the last size.
-    fn checkpoints_by_chain(log: &std::path::Path, key: &str) -> std::collections::BTreeMap<[u8; 32], Vec<u64>> {
-        let key = super::super::note::Verifier::parse(key).unwrap();
-        let mut by = std::collections::BTreeMap::<[u8; 32], Vec<u64>>::new();
-        for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let c = key.open(v["checkpoint"].as_str().unwrap()).unwrap();
-            by.entry(c.chain.unwrap()).or_default().push(c.size);
-        }
-        by
-    }
-
-    #[test]
-    fn a_rotated_trail_gets_its_checkpoint_at_its_own_every() {
-        let dir = fresh("rotated-every");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (trail, log) = (dir.join("audit.jsonl"), dir.join("audit.jsonl.checkpoints"));
-        let pem = Signer::generate_pem().unwrap();
-        let signer = Signer::from_pem("vigie.test/audit", &pem).unwrap();
-        let key = signer.verifier_key();
-        let every = 3;
-        let options = Options {
-            checkpoints: Some(Checkpoints {
-                signer,
-                every,
-                interval: Duration::from_secs(3600),
-                log: log.clone(),
-                witness: None,
-            }),
-            spool: None,
-        };
-        let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();
-        // The old chain runs well past one period: 3 periods.
-        for i in 0..9 {
-            sink.record(&event(i));
-            sink.flush();
-        }
-        // logrotate `create`: the trail moved aside, a new empty one in its place.
-        std::fs::rename(&trail, dir.join("audit.jsonl.1")).unwrap();
-        std::fs::write(&trail, "").unwrap();
-        for i in 9..9 + every as usize {
-            sink.record(&event(i));
-            sink.flush();
-        }
-        let new_chain = chain::first_hash(&trail).unwrap();
-        let by_chain = checkpoints_by_chain(&log, &key);
-        drop(sink);
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(
-            by_chain.get(&new_chain).map(Vec::as_slice),
-            Some(&[every][..]),
-            "the new chain is checkpointed after its own {every} records, not after the old chain's seq: {by_chain:?}"
-        );
-    }
-
-    #[test]
-    fn an_unwritable_spool_is_retried_after_a_pause_not_in_a_busy_loop_and_nothing_is_acked() {
-        // The trail refuses every write (/dev/full) and the spool's directory does not exist.
-        let spool = std::env::temp_dir().join(format!("vigie-no-such-dir-{}/spool.jsonl", std::process::id()));
-        let options = Options { checkpoints: None, spool: Some(spool.clone()) };
-        let sink = JsonLinesAudit::open_with("/dev/full", options).unwrap();
-        let started = Instant::now();
-        let (mut acked, mut refused) = (0, 0);
-        while started.elapsed() < Duration::from_secs(2) {
-            let (tx, rx) = mpsc::channel();
-            sink.record_acked(&event(1), Box::new(move |ok| tx.send(ok).unwrap()));
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(true) => acked += 1,
-                _ => refused += 1,
-            }
-        }
-        let errors = sink.write_errors();
-        let tries = started.elapsed().as_millis() / RETRY.as_millis() + 2;
-        assert_eq!(acked, 0, "nothing is acknowledged as written");
-        assert!(refused > 10, "each caller is told at once: {refused}");
-        assert!(errors >= 2, "the failures are counted: {errors}");
-        assert!(
-            u128::from(errors) <= 2 * tries,
-            "{errors} write errors in 2 s for {refused} events: the writer tries once per {RETRY:?}, not per event"
-        );
-        assert!(!spool.exists());
-        assert!(sink.status().spooling() && !sink.status().healthy());
-    }
-
-    #[test]
-    fn a_reopened_trail_continues_its_chain() {
-        let (path, sink) = filled("reopen", 3);
-        drop(sink);
-        let sink = JsonLinesAudit::open(path.to_str().unwrap()).unwrap();
-        sink.record(&event(3));
-        drop(sink);
-        let written = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        let records: Vec<_> = written.lines().map(|l| chain::open(l.as_bytes()).unwrap()).collect();
-        assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
-        assert_eq!(records[3].prev, records[2].hash);
     }
 }

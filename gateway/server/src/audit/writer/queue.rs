@@ -18,7 +18,7 @@ pub(super) const GATHER: Duration = Duration::from_millis(5);
 /// So many queued events wake the writer without waiting for the rest of the window.
 pub(super) const BATCH: usize = 256;
 /// The most events queued; past it a caller waits for the writer to take them.
-pub(super) const CAPACITY: usize = 8192;
+pub(in crate::audit) const CAPACITY: usize = 8192;
 
 struct State<M> {
     messages: Vec<M>,
