@@ -13,13 +13,15 @@
 //! other process replays it or writes to it meanwhile. The spool is archived
 //! (`<spool>.replayed-<UTC time>`) only once every batch is committed; until then `/readyz` says
 //! the trail is degraded and `vigie_audit_spool_pending` counts the records waiting.
+use std::collections::VecDeque;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use vigie_directory_sql::audit_trail::PgAuditTrail;
 
-use super::chain;
+use super::chain::{self, Link};
 use super::note::Verifier;
 use super::pg::{link_at, seal_after};
 use super::verify::{self, Broken};
@@ -132,10 +134,16 @@ pub struct Spooled {
 /// does not verify is not replayed: the error names the line.
 pub fn read(text: &str) -> anyhow::Result<Vec<Spooled>> {
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    let mut before: Option<chain::Sealed> = None;
+    Ok(read_after(complete, None, 1)?.0)
+}
+
+/// [`read`]'s checks on `lines`, complete lines of a spool from its line `first` on, the first of
+/// them following `before` (the record read before them; `None`: the spool's first lines). Returns
+/// their records and where the chain stands after them.
+fn read_after(lines: &str, mut before: Option<Link>, first: usize) -> anyhow::Result<(Vec<Spooled>, Option<Link>)> {
     let mut out = Vec::new();
-    for (i, line) in complete.lines().enumerate() {
-        let n = i + 1;
+    for (i, line) in lines.lines().enumerate() {
+        let n = first + i;
         let Some(sealed) = chain::open(line.as_bytes()) else {
             bail!("line {n} is not a sealed record");
         };
@@ -143,7 +151,7 @@ pub fn read(text: &str) -> anyhow::Result<Vec<Spooled>> {
             bail!("line {n} (seq {}): its content does not match its hash", sealed.seq);
         }
         if let Some(b) = &before
-            && (sealed.seq != b.seq + 1 || sealed.prev != b.hash)
+            && (sealed.seq != b.seq + 1 || sealed.prev != b.head)
         {
             bail!("line {n} (seq {}) does not follow seq {}", sealed.seq, b.seq);
         }
@@ -156,27 +164,34 @@ pub fn read(text: &str) -> anyhow::Result<Vec<Spooled>> {
         let id = chain::hex(&sealed.hash);
         let fields = fields.strip_prefix(',').map(|f| format!("{f},")).unwrap_or_default();
         out.push(Spooled { json: format!("{{{fields}\"spooled\":\"{id}\"}}"), id });
-        before = Some(sealed);
+        before = Some(Link { seq: sealed.seq, head: sealed.hash });
     }
-    Ok(out)
+    Ok((out, before))
 }
 
 /// A spool being replayed a batch at a time: the writer of a running gateway takes what arrives
 /// meanwhile between two batches (into the spool, behind the records being replayed), so an
-/// answer waiting for its trace waits one batch at most.
+/// answer waiting for its trace waits one batch at most. Each byte of the spool is read once (what
+/// arrived is read from where the last read ended), and only the records not yet in the table are
+/// kept.
 pub struct Replay {
     path: PathBuf,
     /// The spool's `flock`, held until the replay ends; `None` when the caller holds it (the
     /// writer, through the file it appends with).
     _lock: Option<File>,
-    /// The spool's records as last read, and the spool's length then.
-    records: Vec<Spooled>,
+    /// The records read and not yet in the table, in the spool's order.
+    records: VecDeque<Spooled>,
+    /// The last record read: the next line must follow it.
+    last: Option<Link>,
+    /// The bytes of the spool read so far (its complete lines), and how many records they hold.
     len: u64,
-    /// How many of `records` are in the table (appended now or found there).
-    done: usize,
+    read: usize,
     /// How many this replay appended.
     pub appended: usize,
     status: std::sync::Arc<Status>,
+    /// Bytes of the spool read since the replay began.
+    #[cfg(test)]
+    bytes_read: u64,
 }
 
 impl Replay {
@@ -197,47 +212,79 @@ impl Replay {
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             check(path, trust).map_err(Refused)?;
         }
-        let mut replay =
-            Self { path: path.to_path_buf(), _lock: lock, records: Vec::new(), len: 0, done: 0, appended: 0, status };
+        let mut replay = Self {
+            path: path.to_path_buf(),
+            _lock: lock,
+            records: VecDeque::new(),
+            last: None,
+            len: 0,
+            read: 0,
+            appended: 0,
+            status,
+            #[cfg(test)]
+            bytes_read: 0,
+        };
         replay.refresh()?;
         Ok((!replay.records.is_empty()).then_some(replay))
     }
 
-    /// Reads the spool again if it grew since (events this writer spooled during the replay,
-    /// under the replay's lock): what was read before must be there unchanged.
+    /// Reads what the spool gained since it was last read (events this writer spooled during the
+    /// replay): only the bytes past those read, whose first record must follow the last one read,
+    /// each record checked as [`read`] does. What was read is not read again: the replay holds the
+    /// spool's `flock` and whoever writes to the spool takes it first (this writer appends through
+    /// the file that holds it; another gateway or a `vigie` command waits), so nobody rewrites the
+    /// part read meanwhile; a spool shorter than that part was cut under the replay and is refused.
     pub fn refresh(&mut self) -> anyhow::Result<()> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let changed = || anyhow::anyhow!("the spool changed under its replay: it is not replayed further");
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.len == 0 => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(changed()),
             Err(e) => return Err(e).context("reading the spool"),
         };
-        if text.len() as u64 == self.len && !self.records.is_empty() {
+        let size = file.metadata().context("reading the spool")?.len();
+        if size < self.len {
+            return Err(changed());
+        }
+        if size == self.len {
             return Ok(());
         }
-        let records = read(&text).context("the spool does not verify, so it is not replayed")?;
-        if records.len() < self.records.len() || records[..self.records.len()] != self.records[..] {
-            bail!("the spool changed under its replay: it is not replayed further");
+        let mut tail = Vec::new();
+        file.seek(SeekFrom::Start(self.len)).context("reading the spool")?;
+        file.take(size - self.len).read_to_end(&mut tail).context("reading the spool")?;
+        #[cfg(test)]
+        {
+            self.bytes_read += tail.len() as u64;
         }
-        (self.records, self.len) = (records, text.len() as u64);
+        // A last line without its newline was never acknowledged: read again once complete.
+        let complete = tail.iter().rposition(|b| *b == b'\n').map_or(0, |end| end + 1);
+        let (records, last) = std::str::from_utf8(&tail[..complete])
+            .map_err(|_| anyhow::anyhow!("line {} is not text (UTF-8)", self.read + 1))
+            .and_then(|lines| read_after(lines, self.last, self.read + 1))
+            .context("the spool does not verify, so it is not replayed")?;
+        self.len += complete as u64;
+        self.read += records.len();
+        self.last = last;
+        self.records.extend(records);
         self.status.set_spool_pending(self.remaining());
         Ok(())
     }
 
     /// Records of the spool not yet in the table.
     pub fn remaining(&self) -> usize {
-        self.records.len() - self.done
+        self.records.len()
     }
 
     /// Replays the next batch of [`BATCH`] records in one transaction, given [`STEP_WAIT`] at
     /// most.
     pub async fn step(&mut self, trail: &PgAuditTrail) -> anyhow::Result<()> {
-        let batch = &self.records[self.done..self.records.len().min(self.done + BATCH)];
-        let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
+        let n = self.records.len().min(BATCH);
+        let batch = self.records.range(..n);
+        let ids: Vec<String> = batch.clone().map(|r| r.id.clone()).collect();
         let mut appended = 0;
         let append = trail.append_once(&ids, |head, present| {
             let mut at = link_at(head.as_ref());
             let fresh: Vec<_> = batch
-                .iter()
                 .filter(|r| !present.contains(&r.id))
                 .map(|r| {
                     let (mut record, _) = seal_after(&mut at, &r.json);
@@ -252,7 +299,7 @@ impl Replay {
         tokio::time::timeout(STEP_WAIT, append)
             .await
             .map_err(|_| anyhow::anyhow!("a replay transaction took longer than {STEP_WAIT:?}: rolled back"))??;
-        self.done += batch.len();
+        self.records.drain(..n);
         self.appended += appended;
         self.status.set_spool_pending(self.remaining());
         Ok(())
@@ -276,7 +323,7 @@ impl Replay {
         std::fs::rename(&self.path, &archive)
             .with_context(|| format!("archiving the replayed spool as {}", archive.display()))?;
         self.status.set_spool_pending(0);
-        Ok(self.records.len())
+        Ok(self.read)
     }
 }
 
@@ -501,6 +548,65 @@ mod checks {
         let (opened, status) = s.open(2);
         assert_eq!(opened.unwrap().unwrap().remaining(), 6);
         assert!(status.spool_pending() && !status.spool_refused());
+    }
+
+    /// Appends `lines` to the spool at `path`, as the writer does (under the replay's lock).
+    fn append(path: &Path, lines: &str) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(lines.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_replay_reads_each_byte_of_its_spool_once_however_many_batches_arrive_meanwhile() {
+        let mut s = Spool::new("linear", 10, 5);
+        let mut replay = s.open(u64::MAX).0.unwrap().unwrap();
+        // The writer spools what arrives between two replayed batches: 300 batches of 10.
+        for batch in 0..300 {
+            let before = s.lines.len();
+            for i in 0..10 {
+                s.push(11 + batch * 10 + i);
+            }
+            append(&s.path, &s.lines[before..].concat());
+            replay.refresh().unwrap();
+        }
+        let text = std::fs::read_to_string(&s.path).unwrap();
+        assert_eq!(replay.remaining(), 3_010);
+        assert!(replay.records.iter().eq(read(&text).unwrap().iter()), "every record read, in order, once");
+        assert_eq!(
+            replay.bytes_read,
+            text.len() as u64,
+            "a {}-byte spool is read once, not again at each batch that arrived",
+            text.len()
+        );
+    }
+
+    #[test]
+    fn a_tail_that_does_not_continue_the_chain_read_is_refused() {
+        let s = Spool::new("fork", 4, 2);
+        let last = chain::open(s.lines[3].trim_end().as_bytes()).unwrap();
+        // Another chain's first record; then the right seq after another hash than the last one's.
+        let other = chain::Link::default().seal(r#"{"kind":"login"}"#);
+        let forged = chain::Link { seq: last.seq, head: [7; 32] }.seal(r#"{"kind":"login"}"#);
+        for (tail, says) in
+            [(other, "line 5 (seq 1) does not follow seq 4"), (forged, "line 5 (seq 5) does not follow seq 4")]
+        {
+            s.write();
+            let mut replay = s.open(u64::MAX).0.unwrap().unwrap();
+            append(&s.path, &tail);
+            let e = replay.refresh().expect_err("a tail of another chain is not replayed");
+            assert!(format!("{e:#}").contains(says), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn a_spool_cut_under_its_replay_is_refused() {
+        let mut s = Spool::new("cut", 4, 2);
+        let mut replay = s.open(u64::MAX).0.unwrap().unwrap();
+        s.lines.truncate(2);
+        s.write();
+        let e = replay.refresh().expect_err("a spool cut under its replay is not replayed further");
+        assert!(format!("{e:#}").contains("the spool changed under its replay"), "{e:#}");
     }
 
     /// A fresh database on the test PostgreSQL (`VIGIE_TEST_POSTGRES_URL`, tests/postgres.sh).
