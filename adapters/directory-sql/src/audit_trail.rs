@@ -204,7 +204,77 @@ impl PgAuditTrail {
         ids: &[String],
         seal: impl FnOnce(Option<AuditHead>, &std::collections::HashSet<String>) -> Vec<SealedRecord>,
     ) -> Result<Option<AuditHead>, AuditTrailError> {
-        let mut tx = self.pool.begin().await?;
+        self.append_within(ids, None, seal).await
+    }
+
+    /// [`PgAuditTrail::append_once`] given `within` at most, on the server as on the caller's side
+    /// (a spool's replay: a database that answered, then hangs, must not hold the caller, nor keep
+    /// the append lock from the other replicas): `within` is the transaction's `statement_timeout`
+    /// (`SET LOCAL`), so a statement hung on the server ends there, and the caller stops waiting
+    /// at the same deadline; either way the error says the transaction took too long.
+    pub async fn append_once_within(
+        &self,
+        ids: &[String],
+        within: Duration,
+        seal: impl FnOnce(Option<AuditHead>, &std::collections::HashSet<String>) -> Vec<SealedRecord>,
+    ) -> Result<Option<AuditHead>, AuditTrailError> {
+        self.append_within(ids, Some(within), seal).await
+    }
+
+    /// The one way of the appends: the transaction ([`PgAuditTrail::append_on`]), bounded by
+    /// `within` if given, and its connection closed when it did not commit.
+    async fn append_within(
+        &self,
+        ids: &[String],
+        within: Option<Duration>,
+        seal: impl FnOnce(Option<AuditHead>, &std::collections::HashSet<String>) -> Vec<SealedRecord>,
+    ) -> Result<Option<AuditHead>, AuditTrailError> {
+        let too_long = || {
+            let within = within.unwrap_or_default();
+            AuditTrailError(format!(
+                "the audit trail's PostgreSQL: the transaction took longer than {within:?}: rolled back"
+            ))
+        };
+        let deadline = within.map(|w| tokio::time::Instant::now() + w);
+        let Some(conn) = by(deadline, self.pool.acquire()).await else { return Err(too_long()) };
+        let mut conn = conn?;
+        let appended = match by(deadline, Self::append_on(&mut conn, ids, within, seal)).await {
+            Some(Ok(head)) => return Ok(head),
+            // The server's `statement_timeout` came first.
+            Some(Err(e))
+                if within.is_some() && e.as_database_error().and_then(|d| d.code()).as_deref() == Some("57014") =>
+            {
+                Err(too_long())
+            }
+            Some(Err(e)) => Err(e.into()),
+            None => Err(too_long()),
+        };
+        // A transaction that did not commit: its connection is closed here, not returned to the
+        // pool. Returned, it would be rolled back only when the pool tests it (sqlx queues the
+        // ROLLBACK of a dropped transaction and sends it then, from a task of the caller's runtime:
+        // the audit writer's, which runs only while the writer waits on the database, maybe a
+        // minute later), the transaction keeping the append lock meanwhile, and every replica's
+        // appends waiting behind it. Closed, the server ends the session and rolls the transaction
+        // back as soon as the statement running there ends (its `statement_timeout` at the latest).
+        drop(conn.detach());
+        appended
+    }
+
+    /// The transaction of [`PgAuditTrail::append_within`] on `conn`.
+    async fn append_on(
+        conn: &mut sqlx::PgConnection,
+        ids: &[String],
+        within: Option<Duration>,
+        seal: impl FnOnce(Option<AuditHead>, &std::collections::HashSet<String>) -> Vec<SealedRecord>,
+    ) -> Result<Option<AuditHead>, sqlx::Error> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        if let Some(within) = within {
+            // `SET LOCAL`: for this transaction only, then the connection's own again.
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(within.as_millis().max(1).to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPEND_LOCK).execute(&mut *tx).await?;
         let head = sqlx::query("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
@@ -348,5 +418,13 @@ impl PgAuditTrail {
     /// Closes the connections.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// What `f` gives, or `None` once `deadline` (if any) has passed.
+async fn by<T>(deadline: Option<tokio::time::Instant>, f: impl std::future::Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, f).await.ok(),
+        None => Some(f.await),
     }
 }

@@ -194,7 +194,7 @@ pub fn open(config: &AuditConfig, directory_url: &str) -> anyhow::Result<JsonLin
         }
     };
     let spool = config.spool.clone().filter(|_| config.on_failure == OnFailure::Spool);
-    let options = writer::Options { checkpoints, spool };
+    let options = writer::Options { checkpoints, spool, ..Default::default() };
     match postgres {
         Some(url) => JsonLinesAudit::open_postgres(url, options).context(
             "opening the audit trail in PostgreSQL: check `audit.url` (else `directory.url`), that the server is up \

@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use vigie_directory_sql::audit_trail::PgAuditTrail;
@@ -27,11 +28,28 @@ use super::pg::{link_at, seal_after};
 use super::verify::{self, Broken};
 use super::writer::{Checkpoints, Status, queue};
 
-/// Records appended per transaction: a crash loses at most the batch in flight (replayed again).
-const BATCH: usize = 1_000;
+/// Records appended per transaction by default (`audit.replay_batch`): a crash loses at most the
+/// batch in flight (replayed again).
+pub const BATCH: usize = 1_000;
 /// The longest one replay transaction may take: a database that answered the probe and then
 /// hangs must not hold the writer (and the answers waiting behind it) for ever.
-const STEP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const STEP_WAIT: Duration = Duration::from_secs(30);
+
+/// How a replay goes: how many records each transaction appends, and how long one may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// Records per transaction (`audit.replay_batch`).
+    pub batch: usize,
+    /// The longest one transaction may take, on the server as on this side: past it the
+    /// transaction is rolled back and its connection closed (`PgAuditTrail::append_once_within`).
+    pub step_wait: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self { batch: BATCH, step_wait: STEP_WAIT }
+    }
+}
 
 /// What a spool must pass to be replayed: the checks of `vigie audit verify SPOOL`.
 pub struct Trust {
@@ -188,6 +206,7 @@ pub struct Replay {
     read: usize,
     /// How many this replay appended.
     pub appended: usize,
+    pace: Pace,
     status: std::sync::Arc<Status>,
     /// Bytes of the spool read since the replay began.
     #[cfg(test)]
@@ -197,15 +216,21 @@ pub struct Replay {
 impl Replay {
     /// Takes the spool's lock (waiting for another replay or writer to let it go), then reads
     /// and checks the spool at `path` (`check`); `None` when there is none (or it is empty).
-    pub fn open(path: &Path, trust: &Trust, status: std::sync::Arc<Status>) -> anyhow::Result<Option<Self>> {
+    pub fn open(
+        path: &Path,
+        trust: &Trust,
+        pace: Pace,
+        status: std::sync::Arc<Status>,
+    ) -> anyhow::Result<Option<Self>> {
         let Some(lock) = lock(path)? else { return Ok(None) };
-        Self::open_locked(path, trust, Some(lock), status)
+        Self::open_locked(path, trust, pace, Some(lock), status)
     }
 
     /// As [`Replay::open`], the caller holding the spool's lock.
     pub fn open_locked(
         path: &Path,
         trust: &Trust,
+        pace: Pace,
         lock: Option<File>,
         status: std::sync::Arc<Status>,
     ) -> anyhow::Result<Option<Self>> {
@@ -220,6 +245,7 @@ impl Replay {
             len: 0,
             read: 0,
             appended: 0,
+            pace,
             status,
             #[cfg(test)]
             bytes_read: 0,
@@ -275,30 +301,29 @@ impl Replay {
         self.records.len()
     }
 
-    /// Replays the next batch of [`BATCH`] records in one transaction, given [`STEP_WAIT`] at
-    /// most.
+    /// Replays the next batch (`Pace::batch` records) in one transaction, given `Pace::step_wait`
+    /// at most.
     pub async fn step(&mut self, trail: &PgAuditTrail) -> anyhow::Result<()> {
-        let n = self.records.len().min(BATCH);
+        let n = self.records.len().min(self.pace.batch.max(1));
         let batch = self.records.range(..n);
         let ids: Vec<String> = batch.clone().map(|r| r.id.clone()).collect();
         let mut appended = 0;
-        let append = trail.append_once(&ids, |head, present| {
-            let mut at = link_at(head.as_ref());
-            let fresh: Vec<_> = batch
-                .filter(|r| !present.contains(&r.id))
-                .map(|r| {
-                    let (mut record, _) = seal_after(&mut at, &r.json);
-                    record.event_id = Some(r.id.clone());
-                    record
-                })
-                .collect();
-            appended = fresh.len();
-            fresh
-        });
-        // Dropped at the deadline, the transaction is rolled back with its connection.
-        tokio::time::timeout(STEP_WAIT, append)
+        trail
+            .append_once_within(&ids, self.pace.step_wait, |head, present| {
+                let mut at = link_at(head.as_ref());
+                let fresh: Vec<_> = batch
+                    .filter(|r| !present.contains(&r.id))
+                    .map(|r| {
+                        let (mut record, _) = seal_after(&mut at, &r.json);
+                        record.event_id = Some(r.id.clone());
+                        record
+                    })
+                    .collect();
+                appended = fresh.len();
+                fresh
+            })
             .await
-            .map_err(|_| anyhow::anyhow!("a replay transaction took longer than {STEP_WAIT:?}: rolled back"))??;
+            .context("replaying a batch of the spool")?;
         self.records.drain(..n);
         self.appended += appended;
         self.status.set_spool_pending(self.remaining());
@@ -327,16 +352,17 @@ impl Replay {
     }
 }
 
-/// Replays `spool` into `trail` (batches of [`BATCH`], each one transaction) under its lock,
+/// Replays `spool` into `trail` (batches of `pace.batch`, each one transaction) under its lock,
 /// then archives it and its checkpoints. Returns how many records the spool held and how many
 /// were appended (fewer when an earlier replay was cut short).
 pub async fn replay(
     trail: &PgAuditTrail,
     spool: &Path,
     trust: &Trust,
+    pace: Pace,
     status: std::sync::Arc<Status>,
 ) -> anyhow::Result<(usize, usize)> {
-    let Some(mut replay) = Replay::open(spool, trust, status)? else { return Ok((0, 0)) };
+    let Some(mut replay) = Replay::open(spool, trust, pace, status)? else { return Ok((0, 0)) };
     while replay.remaining() > 0 {
         replay.step(trail).await?;
     }
@@ -372,10 +398,11 @@ pub fn rejoin(
     rt: &tokio::runtime::Runtime,
     spool: Option<&Path>,
     trust: &Trust,
+    pace: Pace,
     status: &std::sync::Arc<Status>,
 ) {
     let Some(spool) = spool.filter(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0)) else { return };
-    match rt.block_on(replay(trail, spool, trust, status.clone())) {
+    match rt.block_on(replay(trail, spool, trust, pace, status.clone())) {
         Ok((records, appended)) => tracing::warn!(
             spool = %spool.display(), records, appended,
             "the audit spool of an earlier database outage is replayed into the shared trail and archived"
@@ -481,7 +508,7 @@ mod checks {
         /// Opens the spool for a replay: refused (the alarm raised, named) or not.
         fn open(&self, unsigned: u64) -> (anyhow::Result<Option<Replay>>, Arc<Status>) {
             let status = Arc::new(Status::default());
-            (Replay::open(&self.path, &self.trust(unsigned), status.clone()), status)
+            (Replay::open(&self.path, &self.trust(unsigned), Pace::default(), status.clone()), status)
         }
 
         /// The spool is refused, its first bad record named as `line`, `says`; it is kept as it
@@ -609,6 +636,13 @@ mod checks {
         assert!(format!("{e:#}").contains("the spool changed under its replay"), "{e:#}");
     }
 
+    /// `sql` run by psql on `url`: its output, trimmed.
+    fn psql(url: &str, sql: &str) -> String {
+        let out = std::process::Command::new("psql").args(["-X", "-q", "-t", "-A", url, "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// A fresh database on the test PostgreSQL (`VIGIE_TEST_POSTGRES_URL`, tests/postgres.sh).
     fn database(name: &str) -> Option<(String, impl Fn(&str) -> String)> {
         let Ok(admin) = std::env::var("VIGIE_TEST_POSTGRES_URL") else {
@@ -616,12 +650,6 @@ mod checks {
             return None;
         };
         let name = format!("{name}_{}", std::process::id());
-        let psql = move |url: &str, sql: &str| {
-            let out =
-                std::process::Command::new("psql").args(["-X", "-q", "-t", "-A", url, "-c", sql]).output().unwrap();
-            assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
         psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         psql(&admin, &format!("CREATE DATABASE {name}"));
         let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
@@ -642,7 +670,7 @@ mod checks {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let trail = rt.block_on(PgAuditTrail::open(&url, 2))?;
-            rt.block_on(replay(&trail, &spool, &trust, Arc::new(Status::default())))
+            rt.block_on(replay(&trail, &spool, &trust, Pace::default(), Arc::new(Status::default())))
         })
     }
 
@@ -691,5 +719,124 @@ mod checks {
         assert_eq!(results, [(0, 0), (5, 5)], "one replays all five, the other finds it done");
         assert_eq!(count(""), "5");
         assert_eq!(archives(&s).len(), 2, "archived once, with its checkpoints");
+    }
+
+    /// A replay driven as the writer drives its own: from a thread with its runtime and its
+    /// connections, one try when told, the runtime idle between two tries.
+    struct Replayer {
+        tries: std::sync::mpsc::Sender<Duration>,
+        results: std::sync::mpsc::Receiver<anyhow::Result<(usize, usize)>>,
+    }
+
+    impl Replayer {
+        /// Opens the trail (its tables made) for replays of `spool`.
+        fn start(url: &str, spool: &Path, trust: Trust) -> Self {
+            let (tries, asked) = std::sync::mpsc::channel::<Duration>();
+            let (answer, results) = std::sync::mpsc::channel();
+            let (url, spool) = (url.to_owned(), spool.to_path_buf());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let trail = rt.block_on(PgAuditTrail::open(&url, 2)).unwrap();
+                let _ = answer.send(Ok((0, 0)));
+                for step_wait in asked {
+                    let pace = Pace { step_wait, ..Pace::default() };
+                    let _ = answer.send(rt.block_on(replay(&trail, &spool, &trust, pace, Arc::new(Status::default()))));
+                }
+            });
+            results.recv().expect("the trail opened").unwrap();
+            Self { tries, results }
+        }
+
+        /// One try, each transaction given `step_wait`.
+        fn replay(&self, step_wait: Duration) -> anyhow::Result<(usize, usize)> {
+            self.tries.send(step_wait).unwrap();
+            self.results.recv().unwrap()
+        }
+    }
+
+    /// Another session holding `LOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE` (a hung
+    /// maintenance job's) until released: the trail's statements wait for it.
+    struct TableLock {
+        psql: std::process::Child,
+        /// The server process of that session.
+        pid: String,
+    }
+
+    impl TableLock {
+        fn take(url: &str) -> Self {
+            use std::io::Write;
+            let mut session = std::process::Command::new("psql")
+                .args(["-X", "-q", url])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdin = session.stdin.as_mut().unwrap();
+            stdin.write_all(b"BEGIN;\nLOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE;\n").unwrap();
+            let held = "SELECT pid FROM pg_locks WHERE relation = 'audit_records'::regclass \
+                        AND mode = 'AccessExclusiveLock' AND granted";
+            let started = std::time::Instant::now();
+            loop {
+                let pid = psql(url, held);
+                if !pid.is_empty() {
+                    return Self { psql: session, pid };
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "the table lock was not taken");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        fn release(mut self) {
+            use std::io::Write;
+            self.psql.stdin.as_mut().unwrap().write_all(b"COMMIT;\n").unwrap();
+            drop(self.psql.stdin.take());
+            assert!(self.psql.wait().unwrap().success());
+        }
+    }
+
+    #[test]
+    fn a_replay_step_blocked_in_the_database_ends_there_too_at_its_deadline_and_the_next_try_replays_each_event_once() {
+        let Some((url, count)) = database("spool_blocked") else { return };
+        let s = Spool::new("blocked", 6, 2);
+        let replayer = Replayer::start(&url, &s.path, s.trust(2));
+        let lock = TableLock::take(&url);
+        let step_wait = Duration::from_secs(1);
+        let started = std::time::Instant::now();
+        let e = replayer.replay(step_wait).expect_err("a replay step blocked by the table lock fails");
+        let took = started.elapsed();
+        let said = format!("{e:#}");
+        assert!(said.contains("took longer than 1s") && said.contains("rolled back"), "{said}");
+        assert!(took < step_wait + Duration::from_secs(2), "the step ends at its deadline: {took:?}");
+        // The server side ends too, while the lock is still held and the replayer's runtime idle
+        // (as the writer's is until its next try, up to a minute later): no transaction of the
+        // replay is left there, waiting or holding the append lock the other replicas need.
+        let others_in_a_transaction = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid NOT IN ({}, pg_backend_pid()) AND xact_start IS NOT NULL",
+            lock.pid
+        );
+        let ended = std::time::Instant::now();
+        while psql(&url, &others_in_a_transaction) != "0" {
+            assert!(
+                ended.elapsed() < 2 * step_wait,
+                "the replay's transaction still runs on the server {:?} after its step began ({step_wait:?} given): {}",
+                took + ended.elapsed(),
+                psql(
+                    &url,
+                    "SELECT pid, state, wait_event_type, left(query, 60) FROM pg_stat_activity \
+                            WHERE datname = current_database()"
+                )
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(s.path.exists() && archives(&s).is_empty(), "the spool is kept for the next try");
+        lock.release();
+        assert_eq!(count(""), "0", "nothing of the batch is in the table");
+
+        let next_try = replayer.replay(Duration::from_secs(30));
+        assert_eq!(next_try.unwrap(), (6, 6), "the next try replays the spool");
+        assert_eq!(count(""), "6");
+        assert_eq!(psql(&url, "SELECT count(DISTINCT event_id) FROM audit_records"), "6", "each event once");
+        assert!(!s.path.exists() && archives(&s).len() == 2, "replayed, the spool is archived");
     }
 }

@@ -426,7 +426,7 @@ mod tests {
                 log: log.clone(),
                 witness: None,
             }),
-            spool: None,
+            ..Default::default()
         };
         let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();
         let event =

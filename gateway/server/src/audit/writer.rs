@@ -172,11 +172,13 @@ pub struct Checkpoints {
     pub witness: Option<PathBuf>,
 }
 
-/// How the writer behaves: checkpoints, and where the events go when the trail cannot be written.
+/// How the writer behaves: checkpoints, where the events go when the trail cannot be written, and
+/// how a spool is replayed into PostgreSQL.
 #[derive(Default)]
 pub struct Options {
     pub checkpoints: Option<Checkpoints>,
     pub spool: Option<PathBuf>,
+    pub replay: super::spool::Pace,
 }
 
 enum Out {
@@ -389,13 +391,13 @@ impl JsonLinesAudit {
     /// The trail in PostgreSQL's `audit_records` (its tables made or brought up to date first);
     /// fails when the database cannot be reached or migrated.
     pub fn open_postgres(url: &str, options: Options) -> std::io::Result<Self> {
-        let (url, spool) = (url.to_owned(), options.spool.clone());
+        let (url, spool, pace) = (url.to_owned(), options.spool.clone(), options.replay);
         let trust = super::spool::Trust::of(options.checkpoints.as_ref());
         Self::start(
             move |status| {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 let trail = rt.block_on(PgAuditTrail::open(&url, 2)).map_err(std::io::Error::other)?;
-                super::spool::rejoin(&trail, &rt, spool.as_deref(), &trust, status);
+                super::spool::rejoin(&trail, &rt, spool.as_deref(), &trust, pace, status);
                 Ok((Out::Postgres { trail, rt }, Link::default()))
             },
             options,

@@ -135,9 +135,11 @@ fn checkpoints_logged_off_the_writer_are_all_there_once_a_flush_returns() {
         log: log.clone(),
         witness: Some(witness.clone()),
     };
-    let sink =
-        JsonLinesAudit::open_with(path.to_str().unwrap(), Options { checkpoints: Some(checkpoints), spool: None })
-            .unwrap();
+    let sink = JsonLinesAudit::open_with(
+        path.to_str().unwrap(),
+        Options { checkpoints: Some(checkpoints), ..Default::default() },
+    )
+    .unwrap();
     for round in 0..5 {
         for i in 0..10 {
             sink.record(&event(round * 10 + i));

@@ -111,7 +111,9 @@ impl Writer {
         last_checkpoint: &mut Instant,
     ) -> anyhow::Result<usize> {
         let trust = spool::Trust::of(self.options.checkpoints.as_ref());
-        let Some(mut replay) = spool::Replay::open_locked(path, &trust, None, self.status.clone())? else {
+        let Some(mut replay) =
+            spool::Replay::open_locked(path, &trust, self.options.replay, None, self.status.clone())?
+        else {
             return Ok(0);
         };
         while replay.remaining() > 0 {

@@ -101,7 +101,7 @@ fn a_rotated_trail_gets_its_checkpoint_at_its_own_every() {
             log: log.clone(),
             witness: None,
         }),
-        spool: None,
+        ..Default::default()
     };
     let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();
     // The old chain runs well past one period: 3 periods.
@@ -131,7 +131,7 @@ fn a_rotated_trail_gets_its_checkpoint_at_its_own_every() {
 fn an_unwritable_spool_is_retried_after_a_pause_not_in_a_busy_loop_and_nothing_is_acked() {
     // The trail refuses every write (/dev/full) and the spool's directory does not exist.
     let spool = std::env::temp_dir().join(format!("vigie-no-such-dir-{}/spool.jsonl", std::process::id()));
-    let options = Options { checkpoints: None, spool: Some(spool.clone()) };
+    let options = Options { spool: Some(spool.clone()), ..Default::default() };
     let sink = JsonLinesAudit::open_with("/dev/full", options).unwrap();
     let started = Instant::now();
     let (mut acked, mut refused) = (0, 0);
