@@ -6,7 +6,8 @@
 //! a second replay of the same spool (a crash after COMMIT, before the spool was removed) adds
 //! nothing; a spool that does not verify is kept and `/readyz` says it waits. And without a
 //! restart: the database back, the running gateway replays its spool (logins going on meanwhile)
-//! and goes back to the table.
+//! and goes back to the table. And a gateway SIGKILLed in the middle of a replay replays the rest at
+//! its next start, each event once.
 use crate::audit_trail::{card_login, mount_point, readyz, shared_checkpoint_key, table_logins, verify_table};
 use crate::common::*;
 
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -245,6 +247,86 @@ async fn a_running_gateway_rejoins_the_postgresql_chain_once_the_database_is_bac
     let (status, out) = verify_table(&public, &url);
     assert_eq!(status, 0, "one chain with the spooled events: {out}");
     assert!(out.contains("intact: ") && !out.contains(" 0 checkpoints verified"), "{out}");
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes at `spool` a spool of `n` records as the writer writes one: a chain of its own from seq 1,
+/// and in `<spool>.checkpoints` a note signed with `key` every `every` records and at its end, each
+/// naming that chain. Returns the records' hashes in order: the events' ids in the table once
+/// replayed.
+fn written_spool(spool: &Path, key: &Path, n: usize, every: usize) -> Vec<String> {
+    use vigie_gateway::audit::{chain, note::Signer};
+    let signer = Signer::load("vigie.demo/audit", key).unwrap();
+    let at = "2026-12-06T07:00:00Z";
+    let (mut link, mut first) = (chain::Link::default(), None);
+    let (mut lines, mut notes, mut ids) = (String::new(), String::new(), Vec::new());
+    for i in 1..=n {
+        let event = format!(r#"{{"at":"{at}","kind":"login","outcome":"success","request_id":"spooled-{i}"}}"#);
+        lines.push_str(&link.seal(&event));
+        ids.push(chain::hex(&link.head));
+        first.get_or_insert(link.head);
+        if i % every == 0 || i == n {
+            let note = signer.checkpoint_of(&link, first.as_ref(), at);
+            notes.push_str(&format!("{}\n", serde_json::json!({ "checkpoint": note })));
+        }
+    }
+    std::fs::write(format!("{}.checkpoints", spool.display()), notes).unwrap();
+    std::fs::write(spool, lines).unwrap();
+    ids
+}
+
+#[tokio::test]
+async fn a_gateway_killed_in_the_middle_of_a_replay_replays_the_rest_at_its_next_start_each_event_once() {
+    const N: usize = 20_000;
+    let Setup { server: _server, url, dir, spool, key, public } = Setup::new("pg-kill-replay");
+    let ids = written_spool(&spool, &key, N, 1_000);
+    let mut env = env(&url, &key, &spool);
+    // Small transactions, so that the replay lasts long enough for the kill to land in it.
+    env.push(("VIGIE_AUDIT__REPLAY_BATCH", "50"));
+    // (The table is made when `serve` opens the trail.)
+    let replayed = || {
+        if postgres::psql(&url, "SELECT to_regclass('audit_records')").trim().is_empty() {
+            return 0;
+        }
+        let n = postgres::psql(&url, "SELECT count(*) FROM audit_records WHERE event_id IS NOT NULL");
+        n.trim().parse::<usize>().unwrap()
+    };
+
+    // `serve` replays the spool when it opens the trail, before it answers anything.
+    let owned: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let node = cluster::Node::spawn(&dir.join("first"), free_port(), &owned);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while replayed() == 0 {
+        assert!(Instant::now() < deadline, "the replay did not begin: {}", node.log_text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: kill(2) on the pid of the `vigie serve` this test started, not reaped yet.
+    assert_eq!(unsafe { libc::kill(node.pid(), libc::SIGKILL) }, 0);
+    drop(node);
+    let at_kill = replayed();
+    eprintln!("killed with {at_kill} of the {N} spooled records in the table");
+    assert!(0 < at_kill && at_kill < N, "killed in the middle of the replay: {at_kill} of {N} records in the table");
+    assert!(spool.exists() && archived(&dir).is_empty(), "a replay cut short leaves its spool where it was");
+
+    let gw = Gateway::start(&env).await;
+    assert!(!spool.exists(), "the spool is moved aside once replayed");
+    assert_eq!(archived(&dir).len(), 1, "the replayed spool is archived, not deleted");
+    let in_table = postgres::psql(&url, "SELECT event_id FROM audit_records WHERE event_id IS NOT NULL ORDER BY seq");
+    let in_table: Vec<&str> = in_table.lines().collect();
+    let first_wrong = in_table.iter().zip(&ids).position(|(row, id)| *row != id.as_str());
+    assert!(
+        in_table.len() == N && first_wrong.is_none(),
+        "every spooled event in the table exactly once, in the spool's order: {} rows ({at_kill} at the kill), \
+         the first wrong at {first_wrong:?}",
+        in_table.len()
+    );
+    assert_eq!(spool_pending(&gw).await, 0.0, "nothing waits in a spool any more");
+    let (status, body) = readyz(&gw).await;
+    assert_eq!((status, &body["checks"]["audit"]["status"]), (200, &Value::from("up")), "{body}");
+    let (status, out) = verify_table(&public, &url);
+    assert_eq!(status, 0, "one chain with the spooled events, across the kill: {out}");
+    assert!(out.contains("intact: "), "{out}");
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }

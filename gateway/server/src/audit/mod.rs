@@ -62,6 +62,9 @@ pub struct AuditConfig {
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
+    /// Records per transaction when a spool is replayed into PostgreSQL (docs/audit.md, "When the
+    /// database fails"): each batch holds the append lock, which the other replicas wait for.
+    pub replay_batch: usize,
     /// The secret key of the patients' references in the trail (HMAC-SHA256 of the INS, one line
     /// of base64url: `vigie audit keygen --ins-key FILE`). Unset: a key for this process only,
     /// and a patient's lines cannot be found afterwards (a warning at start).
@@ -90,6 +93,7 @@ impl Default for AuditConfig {
             witness: None,
             on_failure: OnFailure::FailClosed,
             spool: None,
+            replay_batch: spool::BATCH,
             ins_key_file: None,
             syslog: None,
             retention: Default::default(),
@@ -122,6 +126,15 @@ impl AuditConfig {
     /// Checks serde cannot make, each under its key.
     pub fn validate(&self, err: &mut dyn FnMut(&str, String)) {
         purge::Retention::validate(&self.retention, err);
+        if self.replay_batch == 0 {
+            err(
+                "audit.replay_batch",
+                format!(
+                    "must be at least 1: the records each transaction of a spool's replay appends (default {})",
+                    spool::BATCH
+                ),
+            );
+        }
         if let Some(syslog) = &self.syslog {
             for (key, problem) in syslog.problems() {
                 err(key, problem);
@@ -194,7 +207,8 @@ pub fn open(config: &AuditConfig, directory_url: &str) -> anyhow::Result<JsonLin
         }
     };
     let spool = config.spool.clone().filter(|_| config.on_failure == OnFailure::Spool);
-    let options = writer::Options { checkpoints, spool, ..Default::default() };
+    let replay = spool::Pace { batch: config.replay_batch, ..Default::default() };
+    let options = writer::Options { checkpoints, spool, replay };
     match postgres {
         Some(url) => JsonLinesAudit::open_postgres(url, options).context(
             "opening the audit trail in PostgreSQL: check `audit.url` (else `directory.url`), that the server is up \
@@ -361,6 +375,14 @@ mod tests {
         let errors = errors_with("[audit.retention]\nvihf = 3653\nlogin = 0\n");
         assert!(errors.iter().any(|e| e.starts_with("`audit.retention.vihf`: not an event kind")), "{errors:#?}");
         assert!(errors.iter().any(|e| e.starts_with("`audit.retention.login`: must be at least 1")), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_replay_batch_of_zero_is_named_in_the_configuration_errors() {
+        let mut errors = Vec::new();
+        let config = AuditConfig { replay_batch: 0, ..Default::default() };
+        config.validate(&mut |key, problem| errors.push(format!("`{key}`: {problem}")));
+        assert!(errors.iter().any(|e| e.starts_with("`audit.replay_batch`: must be at least 1")), "{errors:#?}");
     }
 
     #[test]
