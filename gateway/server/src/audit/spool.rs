@@ -773,13 +773,18 @@ mod checks {
                 .unwrap();
             let stdin = session.stdin.as_mut().unwrap();
             stdin.write_all(b"BEGIN;\nLOCK TABLE audit_records IN ACCESS EXCLUSIVE MODE;\n").unwrap();
+            Self { psql: session, pid: Self::holder(url) }
+        }
+
+        /// The server process holding the lock, once it is granted.
+        fn holder(url: &str) -> String {
             let held = "SELECT pid FROM pg_locks WHERE relation = 'audit_records'::regclass \
                         AND mode = 'AccessExclusiveLock' AND granted";
             let started = std::time::Instant::now();
             loop {
                 let pid = psql(url, held);
                 if !pid.is_empty() {
-                    return Self { psql: session, pid };
+                    return pid;
                 }
                 assert!(started.elapsed() < Duration::from_secs(30), "the table lock was not taken");
                 std::thread::sleep(Duration::from_millis(50));
