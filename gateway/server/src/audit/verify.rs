@@ -427,6 +427,7 @@ mod tests {
                 witness: None,
             }),
             spool: None,
+            commit_interval: std::time::Duration::ZERO,
         };
         let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();
         let event =
