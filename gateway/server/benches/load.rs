@@ -17,12 +17,13 @@
 //! And forward-auth checks through a real nginx in front of a tiny backend, with one live
 //! session, with `--store forward-auth` (not part of `both`; `--nginx-workers N`, 2 by default).
 //!
-//! And what the durable audit trail costs (trail on against off) with `--store audit`.
+//! And what the durable audit trail costs (trail on against off, two gateways side by side, the
+//! phases interleaved over `--rounds N`, 5 by default) with `--store audit`.
 //!
 //! Over 600 lines: the driver, the phases and the SSO, refresh and card bodies are private
 //! helpers that the modes in `load/` share; each new mode goes there.
 //!
-//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc|postgres|forward-auth|audit]`
+//! `cargo bench -p vigie-gateway --bench load [-- --secs 10 --concurrency 32 --store both|embedded|redis|cards|psc|postgres|forward-auth|audit] [--rounds 5]`
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -379,34 +380,110 @@ fn next_replica(n: usize) -> usize {
     NEXT.fetch_add(1, Ordering::Relaxed) % n
 }
 
+/// One load operation: `true` when it succeeded; its argument is the loop's number.
+type Op = Arc<dyn Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
+
+/// Runs `op` as [`drive`] does.
+async fn drive_op(concurrency: usize, secs: u64, rate: Option<f64>, op: &Op) -> Run {
+    let op = op.clone();
+    drive(concurrency, secs, rate, move |i| op(i)).await
+}
+
+/// Runs `op` as [`phase`] does.
+async fn phase_op(label: &str, pids: &[u32], concurrency: usize, secs: u64, rate: Option<f64>, op: &Op) -> Run {
+    let op = op.clone();
+    phase(label, pids, concurrency, secs, rate, move |i| op(i)).await
+}
+
+/// The demo nurse's SSO session on every replica of a gateway: what the SSO round trip and the
+/// refresh operations share.
+struct Sso {
+    http: reqwest::Client,
+    bases: Vec<String>,
+    urls: Vec<String>,
+    cookie: String,
+    redirects: Vec<String>,
+    secret: String,
+}
+
+impl Sso {
+    /// Logs the nurse in once and checks a round trip on each replica.
+    async fn of(gw: &Gateway) -> Arc<Self> {
+        let http = client(&gw.demo);
+        // Each replica registers demo-app with its own address as redirect URI (the demo's clients
+        // follow the listener).
+        let bases: Vec<String> = gw.replicas.iter().map(|r| r.2.clone()).collect();
+        let redirects: Vec<String> = bases.iter().map(|b| format!("{b}/demo-app/callback")).collect();
+        let urls: Vec<String> = bases.iter().zip(&redirects).map(|(b, r)| authorize_url(b, r)).collect();
+        let cookie = login(&http, gw, &urls[0]).await;
+        let secret = gw.demo["clients"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
+        let sso = Arc::new(Self { http, bases, urls, cookie, redirects, secret });
+        for r in 0..sso.bases.len() {
+            assert!(sso.round_trip(r).await.is_some(), "a round trip must work");
+        }
+        sso
+    }
+
+    /// One SSO round trip on replica `r`; returns the refresh token.
+    async fn round_trip(&self, r: usize) -> Option<String> {
+        round_trip(&self.http, &self.bases[r], &self.urls[r], &self.cookie, &self.redirects[r], &self.secret).await
+    }
+
+    /// SSO round trips, round-robin over the replicas.
+    fn op(self: &Arc<Self>) -> Op {
+        let s = self.clone();
+        Arc::new(move |_| {
+            let s = s.clone();
+            let r = next_replica(s.bases.len());
+            Box::pin(async move { s.round_trip(r).await.is_some() })
+        })
+    }
+
+    /// Refreshes, round-robin over the replicas: each of `concurrency` loops rotates its own
+    /// refresh token chain.
+    async fn refresh_op(self: &Arc<Self>, concurrency: usize) -> Op {
+        let mut chains = Vec::new();
+        for _ in 0..concurrency {
+            chains.push(tokio::sync::Mutex::new(self.round_trip(0).await.unwrap_or_default()));
+        }
+        let chains = Arc::new(chains);
+        let s = self.clone();
+        Arc::new(move |i: usize| {
+            let (s, chains) = (s.clone(), chains.clone());
+            let r = next_replica(s.bases.len());
+            Box::pin(async move {
+                let mut rt = chains[i].lock().await;
+                let sent = s
+                    .http
+                    .post(format!("{}/token", s.bases[r]))
+                    .basic_auth("demo-app", Some(&s.secret))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+                    .send()
+                    .await;
+                let Ok(answer) = sent else { return false };
+                let Ok(v) = answer.json::<Value>().await else { return false };
+                match v["refresh_token"].as_str() {
+                    Some(n) => {
+                        *rt = n.to_owned();
+                        true
+                    }
+                    None => false,
+                }
+            })
+        })
+    }
+}
+
 /// SSO round trips and refreshes; `full` adds the phases at half the load (single-node modes).
 async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: bool) {
     let start_rss: Vec<u64> = gw.pids().iter().map(|p| rss_kib(*p).0).collect();
     let pids = gw.pids();
-    let http = client(&gw.demo);
-    // Each replica registers demo-app with its own address as redirect URI (the demo's clients
-    // follow the listener).
-    let bases: Vec<String> = gw.replicas.iter().map(|r| r.2.clone()).collect();
-    let redirects: Vec<String> = bases.iter().map(|b| format!("{b}/demo-app/callback")).collect();
-    let urls: Vec<String> = bases.iter().zip(&redirects).map(|(b, r)| authorize_url(b, r)).collect();
-    let cookie = login(&http, gw, &urls[0]).await;
-    let secret = gw.demo["clients"][0]["client_secret"].as_str().unwrap_or_default().to_owned();
-    for ((base, url), redirect) in bases.iter().zip(&urls).zip(&redirects) {
-        assert!(round_trip(&http, base, url, &cookie, redirect, &secret).await.is_some(), "a round trip must work");
-    }
-
-    let n = bases.len();
-    let shared = Arc::new((http, bases, urls, cookie, redirects, secret));
-    let s = shared.clone();
-    let op = move |_| {
-        let s = s.clone();
-        let r = next_replica(n);
-        async move { round_trip(&s.0, &s.1[r], &s.2[r], &s.3, &s.4[r], &s.5).await.is_some() }
-    };
+    let sso = Sso::of(gw).await;
+    let op = sso.op();
     // Warm up connections and caches.
-    drive(concurrency, 2, None, op.clone()).await;
+    drive_op(concurrency, 2, None, &op).await;
     let transactions = gw.postgres.as_ref().map(Postgres::transactions);
-    let max = phase(&format!("[{label}] SSO round trip, max"), &pids, concurrency, secs, None, op.clone()).await;
+    let max = phase_op(&format!("[{label}] SSO round trip, max"), &pids, concurrency, secs, None, &op).await;
     if let (Some(pg), Some(before)) = (&gw.postgres, transactions) {
         // The hot path must not reach the database: what the phase cost PostgreSQL, per round trip.
         let spent = pg.transactions().saturating_sub(before);
@@ -414,57 +491,18 @@ async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: b
     }
     if full {
         let half = Some(max.rate() / 2.0);
-        phase(&format!("[{label}] SSO round trip, at half that load"), &pids, concurrency, secs, half, op.clone())
-            .await;
+        phase_op(&format!("[{label}] SSO round trip, at half that load"), &pids, concurrency, secs, half, &op).await;
         // The issue's target: 3,000/s in-process and 1,500/s with Redis, p99 under 10 ms at half that.
         let target = if label == "embedded" { 3000.0 } else { 1500.0 };
         let label = format!("[{label}] SSO round trip, at half the target ({:.0}/s)", target / 2.0);
-        phase(&label, &pids, concurrency, secs, Some(target / 2.0), op).await;
+        phase_op(&label, &pids, concurrency, secs, Some(target / 2.0), &op).await;
     }
 
-    // Refresh: each loop rotates its own refresh token chain.
-    let mut chains = Vec::new();
-    for _ in 0..concurrency {
-        chains.push(tokio::sync::Mutex::new(
-            round_trip(&shared.0, &shared.1[0], &shared.2[0], &shared.3, &shared.4[0], &shared.5)
-                .await
-                .unwrap_or_default(),
-        ));
-    }
-    let chains = Arc::new(chains);
-    let s = shared.clone();
-    let refresh = move |i: usize| {
-        let s = s.clone();
-        let chains = chains.clone();
-        let r = next_replica(n);
-        async move {
-            let mut rt = chains[i].lock().await;
-            let r =
-                s.0.post(format!("{}/token", s.1[r]))
-                    .basic_auth("demo-app", Some(&s.5))
-                    .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
-                    .send()
-                    .await;
-            match r {
-                Ok(r) => match r.json::<Value>().await {
-                    Ok(v) => match v["refresh_token"].as_str() {
-                        Some(n) => {
-                            *rt = n.to_owned();
-                            true
-                        }
-                        None => false,
-                    },
-                    Err(_) => false,
-                },
-                Err(_) => false,
-            }
-        }
-    };
-    let rmax =
-        phase(&format!("[{label}] refresh (rotation), max"), &pids, concurrency, secs, None, refresh.clone()).await;
+    let refresh = sso.refresh_op(concurrency).await;
+    let rmax = phase_op(&format!("[{label}] refresh (rotation), max"), &pids, concurrency, secs, None, &refresh).await;
     if full {
         let half = Some(rmax.rate() / 2.0);
-        phase(&format!("[{label}] refresh (rotation), at half"), &pids, concurrency, secs, half, refresh).await;
+        phase_op(&format!("[{label}] refresh (rotation), at half"), &pids, concurrency, secs, half, &refresh).await;
     }
     gw.print_rss(label, &start_rss);
 }
@@ -496,36 +534,34 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
     })
 }
 
-/// Card logins per second with a 10,000-entry CRL (issue 3: at least 500/s on 2 cores), over
-/// every replica of `gw` (started with `card_setup`'s settings).
-async fn bench_cards(label: &str, gw: &Gateway, cards: &CardSetup, secs: u64, concurrency: usize, full: bool) {
+/// Card logins, round-robin over every replica of `gw` (started with `card_setup`'s settings),
+/// checked once on each.
+async fn card_op(gw: &Gateway, cards: &CardSetup) -> Op {
     let ca = reqwest::Certificate::from_pem(gw.demo["ca_pem"].as_str().unwrap_or_default().as_bytes()).expect("CA");
     let targets: Vec<(String, String)> =
         gw.replicas.iter().map(|r| (authorize_url(&r.2, &format!("{}/demo-app/callback", r.2)), r.2.clone())).collect();
     for (url, base) in &targets {
         assert!(card_login(&cards.identity, &ca, url, base).await, "a card login must work");
     }
-    let n = targets.len();
     let shared = Arc::new((cards.identity.clone(), ca, targets));
-    let op = move |_| {
+    Arc::new(move |_| {
         let s = shared.clone();
-        let r = next_replica(n);
-        async move { card_login(&s.0, &s.1, &s.2[r].0, &s.2[r].1).await }
-    };
-    drive(concurrency, 2, None, op.clone()).await;
+        let r = next_replica(s.2.len());
+        Box::pin(async move { card_login(&s.0, &s.1, &s.2[r].0, &s.2[r].1).await })
+    })
+}
+
+/// Card logins per second with a 10,000-entry CRL (issue 3: at least 500/s on 2 cores), over
+/// every replica of `gw` (started with `card_setup`'s settings).
+async fn bench_cards(label: &str, gw: &Gateway, cards: &CardSetup, secs: u64, concurrency: usize, full: bool) {
+    let op = card_op(gw, cards).await;
+    drive_op(concurrency, 2, None, &op).await;
     let pids = gw.pids();
-    let max = phase(
-        &format!("[{label}] card login (TLS + CRL 10k + session), max"),
-        &pids,
-        concurrency,
-        secs,
-        None,
-        op.clone(),
-    )
-    .await;
+    let max_label = format!("[{label}] card login (TLS + CRL 10k + session), max");
+    let max = phase_op(&max_label, &pids, concurrency, secs, None, &op).await;
     if full {
         let label = format!("[{label}] card login, at half that load");
-        phase(&label, &pids, concurrency, secs, Some(max.rate() / 2.0), op).await;
+        phase_op(&label, &pids, concurrency, secs, Some(max.rate() / 2.0), &op).await;
     }
 }
 
@@ -570,7 +606,8 @@ fn main() {
             psc::bench_psc(secs, concurrency).await;
         }
         if store == "audit" {
-            audit::bench_audit(secs, concurrency).await;
+            let rounds: usize = arg("--rounds", "5").parse().expect("--rounds N");
+            audit::bench_audit(secs, concurrency, rounds).await;
         }
         if store == "forward-auth" {
             forward_auth::bench_forward_auth(secs, concurrency).await;

@@ -1,17 +1,186 @@
 //! The load benchmark's `--store audit`: what the durable audit trail costs the SSO round trip,
-//! the refresh and the card login (issue 18). The same gateway (in-process store) twice: with the
-//! demo's trail (a file, hash-chained, signed checkpoints, each login and token answered only once
-//! its record is `fdatasync`'d: `audit::durable`), then with `audit.file = "-"` (records written
-//! to standard output, here `/dev/null`: no sync, no checkpoint), the phases alike.
-use super::{Backend, bench, bench_cards, card_setup, start};
+//! the refresh and the card login (issue 18). Two gateways (in-process store) run side by side:
+//! one with the demo's trail (a file, hash-chained, signed checkpoints, each login and token
+//! answered only once its record is `fdatasync`'d: `audit::durable`), one with
+//! `audit.file = "-"` (records written to standard output, here `/dev/null`: no sync, no
+//! checkpoint). The load goes to one at a time, in `--rounds` rounds (5 by default) of one phase
+//! per operation and gateway, the order turned round each round (on, off; then off, on): a drift
+//! of the machine's speed during the run (another process, the host's neighbours) falls on both
+//! sides alike instead of on whichever side ran last. The summary gives, per operation and side,
+//! the median throughput of the rounds, the p50 and p99 of every latency of the rounds pooled,
+//! the gateway's median CPU per operation and the trail's `fdatasync` calls per operation.
+//!
+//! Each round also runs each operation at a fixed rate well under both sides' maximum (`--paced`,
+//! SSO round trips, refreshes, card logins per second: 1500,1000,300 by default): at the maximum
+//! the 32 closed loops queue, so a latency there is mostly the inverse of the throughput; at a
+//! fixed rate the p99 is what the trail adds to an answer's time, which the issue's "p99 + under
+//! 1 ms" is about.
+use std::sync::Arc;
 
-pub async fn bench_audit(secs: u64, concurrency: usize) {
+use super::{Backend, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive, load_average, start};
+
+/// One side of the comparison: its gateway, its operations, what its phases measured.
+struct Side {
+    label: String,
+    gw: Gateway,
+    sso: Arc<Sso>,
+    ops: Vec<Op>,
+    /// Per operation: each round's throughput, CPU µs and syncs per operation, every latency;
+    /// then every latency at the fixed rate.
+    rates: Vec<Vec<f64>>,
+    cpu: Vec<Vec<f64>>,
+    syncs: Vec<Vec<f64>>,
+    latencies: Vec<Run>,
+    paced: Vec<Run>,
+}
+
+impl Side {
+    /// One phase of operation `k` on this side (after a second's warm-up), `rate` per second or
+    /// as fast as it goes; printed, then added to the side's figures.
+    async fn phase(&mut self, round: usize, k: usize, secs: u64, concurrency: usize, rate: Option<f64>) {
+        let op = self.ops[k].clone();
+        let run_op = move |i| op(i);
+        // Warms the connections to this gateway up again after the other's phase.
+        drive(concurrency, 1, None, run_op.clone()).await;
+        let (pid, load) = (self.gw.pid, load_average());
+        let (cpu_before, syncs_before) = (cpu_secs(pid), self.syncs().await);
+        let run = drive(concurrency, secs, rate, run_op).await;
+        let ops = run.ops.max(1) as f64;
+        let cpu_us = (cpu_secs(pid) - cpu_before) * 1e6 / ops;
+        let syncs = (self.syncs().await - syncs_before) / ops;
+        let at = rate.map_or("max".to_owned(), |r| format!("at {r:.0}/s"));
+        println!(
+            "round {} [{}] {} {at}: {:.0}/s p50 {:.2} ms p99 {:.2} ms, {cpu_us:.0} µs CPU/op, {syncs:.3} syncs/op, {} errors (load {load})",
+            round + 1,
+            self.label,
+            OPS[k],
+            run.rate(),
+            run.pct(0.50),
+            run.pct(0.99),
+            run.errors,
+        );
+        let pooled = if rate.is_some() {
+            &mut self.paced[k]
+        } else {
+            self.rates[k].push(run.rate());
+            self.cpu[k].push(cpu_us);
+            self.syncs[k].push(syncs);
+            &mut self.latencies[k]
+        };
+        pooled.ops += run.ops;
+        pooled.errors += run.errors;
+        pooled.secs += run.secs;
+        pooled.latencies.extend(run.latencies);
+    }
+
+    /// The gateway's `vigie_audit_syncs_total`.
+    async fn syncs(&self) -> f64 {
+        let text = match self.sso.http.get(format!("{}/metrics", self.gw.base)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix("vigie_audit_syncs_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+const OPS: [&str; 3] = ["SSO round trip", "refresh (rotation)", "card login (TLS + CRL 10k + session)"];
+
+pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
+    let paced: Vec<f64> =
+        arg("--paced", "1500,1000,300").split(',').map(|r| r.trim().parse().expect("--paced N,N,N")).collect();
+    assert_eq!(paced.len(), OPS.len(), "--paced: one rate per operation (SSO, refresh, card)");
+    // `--commit-intervals 0,500,1000`: one trail-on side per `audit.commit_interval_us` (the
+    // default's alone when not given).
+    let intervals = arg("--commit-intervals", "");
+    let mut configs: Vec<(String, Vec<(String, String)>)> = intervals
+        .split(',')
+        .filter(|i| !i.is_empty())
+        .map(|i| {
+            let us: u64 = i.trim().parse().expect("--commit-intervals N,N");
+            (
+                format!("trail on, commit interval {us} µs"),
+                vec![("VIGIE_AUDIT__COMMIT_INTERVAL_US".to_owned(), us.to_string())],
+            )
+        })
+        .collect();
+    if configs.is_empty() {
+        configs.push(("trail on (file + fdatasync)".to_owned(), Vec::new()));
+    }
+    configs.push(("trail off (stdout)".to_owned(), vec![("VIGIE_AUDIT__FILE".to_owned(), "-".to_owned())]));
     let cards = card_setup();
-    for (label, file) in [("trail on (file + fdatasync)", None), ("trail off (stdout)", Some("-"))] {
+    let mut sides = Vec::new();
+    for (label, extra) in configs {
         let mut env = cards.env.clone();
-        env.extend(file.map(|f| ("VIGIE_AUDIT__FILE".to_owned(), f.to_owned())));
+        env.extend(extra);
         let gw = start(Backend::Embedded, 1, &env);
-        bench(label, &gw, secs, concurrency, false).await;
-        bench_cards(label, &gw, &cards, secs, concurrency, false).await;
+        let sso = Sso::of(&gw).await;
+        let ops = vec![sso.op(), sso.refresh_op(concurrency).await, card_op(&gw, &cards).await];
+        let empty = || (0..OPS.len()).map(|_| Vec::new()).collect::<Vec<_>>();
+        let runs = || (0..OPS.len()).map(|_| Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new() }).collect();
+        let (rates, cpu, syncs, latencies, paced) = (empty(), empty(), empty(), runs(), runs());
+        sides.push(Side { label, gw, sso, ops, rates, cpu, syncs, latencies, paced });
+    }
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..sides.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (k, &at) in paced.iter().enumerate() {
+            for rate in [None, Some(at)] {
+                for &s in &order {
+                    sides[s].phase(round, k, secs, concurrency, rate).await;
+                }
+            }
+        }
+    }
+    println!("\nSummary over {rounds} rounds of {secs} s per operation and side, {concurrency} loops:");
+    let (off, ons) = sides.split_last().expect("two sides at least");
+    for (k, name) in OPS.iter().enumerate() {
+        for side in ons.iter().chain([off]) {
+            let l = &side.latencies[k];
+            println!(
+                "  {name:<38} [{}] max: median {:.0}/s (rounds {}), p50 {:.2} ms, p99 {:.2} ms, median {:.0} µs CPU/op, {:.3} syncs/op; at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms; {} errors",
+                side.label,
+                median(&side.rates[k]),
+                side.rates[k].iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" "),
+                l.pct(0.50),
+                l.pct(0.99),
+                median(&side.cpu[k]),
+                median(&side.syncs[k]),
+                paced[k],
+                side.paced[k].pct(0.50),
+                side.paced[k].pct(0.99),
+                l.errors + side.paced[k].errors,
+            );
+        }
+        for on in ons {
+            let paired: Vec<f64> = on.rates[k].iter().zip(&off.rates[k]).map(|(a, b)| a / b - 1.0).collect();
+            println!(
+                "  {name:<38} [{}] the trail's cost: throughput {:+.1} % (median of the rounds' ratios {:+.1} %), CPU/op {:+.0} µs; p99 at {:.0}/s {:+.2} ms (at the maximum {:+.2} ms)",
+                on.label,
+                (median(&on.rates[k]) / median(&off.rates[k]) - 1.0) * 100.0,
+                median(&paired) * 100.0,
+                median(&on.cpu[k]) - median(&off.cpu[k]),
+                paced[k],
+                on.paced[k].pct(0.99) - off.paced[k].pct(0.99),
+                on.latencies[k].pct(0.99) - off.latencies[k].pct(0.99),
+            );
+        }
+    }
+    for side in &sides {
+        side.gw.print_rss(&side.label, &[]);
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }

@@ -37,6 +37,9 @@ pub enum OnFailure {
     Spool,
 }
 
+/// The longest `audit.commit_interval_us` accepted (0.1 s).
+const MAX_COMMIT_INTERVAL_US: u64 = 100_000;
+
 /// `[audit]`: where the audit trail goes and how it is sealed.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,6 +62,11 @@ pub struct AuditConfig {
     pub checkpoint_secs: u64,
     /// A file that receives each checkpoint alone (replaced each time): an outside witness's copy.
     pub witness: Option<PathBuf>,
+    /// The least time, in microseconds, from one sync of the trail to the next (group commit):
+    /// answers waiting for their trace that come closer together share one sync. It bounds the
+    /// syncs of a busy gateway (each costs its CPU) and adds nothing to the answers of a quiet one;
+    /// 0 syncs each at once (docs/audit.md, "What the trail costs").
+    pub commit_interval_us: u64,
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
@@ -91,6 +99,7 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             checkpoint_secs: 60,
             witness: None,
+            commit_interval_us: 1000,
             on_failure: OnFailure::FailClosed,
             spool: None,
             replay_batch: spool::BATCH,
@@ -132,6 +141,16 @@ impl AuditConfig {
                 format!(
                     "must be at least 1: the records each transaction of a spool's replay appends (default {})",
                     spool::BATCH
+                ),
+            );
+        }
+        if self.commit_interval_us > MAX_COMMIT_INTERVAL_US {
+            err(
+                "audit.commit_interval_us",
+                format!(
+                    "{} is more than {MAX_COMMIT_INTERVAL_US} (0.1 s): every answer that waits for its trace may wait \
+                     this long; 1000 is the default, 0 syncs each answer's trace at once",
+                    self.commit_interval_us
                 ),
             );
         }
@@ -208,7 +227,8 @@ pub fn open(config: &AuditConfig, directory_url: &str) -> anyhow::Result<JsonLin
     };
     let spool = config.spool.clone().filter(|_| config.on_failure == OnFailure::Spool);
     let replay = spool::Pace { batch: config.replay_batch, ..Default::default() };
-    let options = writer::Options { checkpoints, spool, replay };
+    let commit_interval = Duration::from_micros(config.commit_interval_us);
+    let options = writer::Options { checkpoints, spool, replay, commit_interval };
     match postgres {
         Some(url) => JsonLinesAudit::open_postgres(url, options).context(
             "opening the audit trail in PostgreSQL: check `audit.url` (else `directory.url`), that the server is up \
@@ -383,6 +403,23 @@ mod tests {
         let config = AuditConfig { replay_batch: 0, ..Default::default() };
         config.validate(&mut |key, problem| errors.push(format!("`{key}`: {problem}")));
         assert!(errors.iter().any(|e| e.starts_with("`audit.replay_batch`: must be at least 1")), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_commit_interval_past_a_tenth_of_a_second_is_refused_naming_the_key() {
+        let errors = |us| {
+            let mut errors = Vec::new();
+            AuditConfig { commit_interval_us: us, ..AuditConfig::default() }
+                .validate(&mut |key, e| errors.push(format!("`{key}`: {e}")));
+            errors
+        };
+        let refused = errors(2_000_000);
+        assert!(
+            refused.iter().any(|e| e.starts_with("`audit.commit_interval_us`: 2000000 is more than 100000")),
+            "{refused:#?}"
+        );
+        assert_eq!(errors(0), Vec::<String>::new());
+        assert_eq!(errors(MAX_COMMIT_INTERVAL_US), Vec::<String>::new());
     }
 
     #[test]

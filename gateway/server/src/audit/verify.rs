@@ -426,6 +426,8 @@ mod tests {
                 log: log.clone(),
                 witness: None,
             }),
+            spool: None,
+            commit_interval: std::time::Duration::ZERO,
             ..Default::default()
         };
         let sink = JsonLinesAudit::open_with(trail.to_str().unwrap(), options).unwrap();

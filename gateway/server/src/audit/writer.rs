@@ -179,6 +179,10 @@ pub struct Options {
     pub checkpoints: Option<Checkpoints>,
     pub spool: Option<PathBuf>,
     pub replay: super::spool::Pace,
+    /// The least time from one sync's start to the next (`audit.commit_interval_us`): a batch
+    /// somebody waits for that comes sooner waits for the rest of it, gathering what arrives
+    /// meanwhile into the same sync. Zero: each such batch is synced at once.
+    pub commit_interval: Duration,
 }
 
 enum Out {
@@ -447,6 +451,7 @@ impl JsonLinesAudit {
                         log,
                         rejoin: None,
                         failed_at: None,
+                        sync_began: None,
                     };
                     writer.run(&rx);
                 }
@@ -555,6 +560,8 @@ struct Writer {
     rejoin: Option<Rejoin>,
     /// When the last batch could not be written: the next try waits [`RETRY`] after it.
     failed_at: Option<Instant>,
+    /// When the last sync began ([`Options::commit_interval`] counts from it).
+    sync_began: Option<Instant>,
 }
 
 impl Writer {
@@ -572,6 +579,7 @@ impl Writer {
             if !rx.batch(wait, &mut inbox) {
                 break;
             }
+            self.gather_for_commit(rx, &mut inbox);
             self.turn(&mut inbox, &mut last_checkpoint);
             self.try_rejoin(rx, &mut last_checkpoint);
         }
@@ -582,6 +590,24 @@ impl Writer {
         }
         // Its last notes are logged before the writer ends.
         self.log.take();
+    }
+
+    /// Group commit with a floor ([`Options::commit_interval`]): a batch somebody waits for that
+    /// comes sooner than the interval after the last sync began waits for the rest of it, and
+    /// what arrives meanwhile shares its sync. Each sync of a file costs the gateway's CPU (on the
+    /// benchmark's virtio disk about 0.1 ms: the data, the inode's new size, the cache flush:
+    /// docs/benchmarks.md), so on a busy gateway this bounds the syncs to one per interval; on a
+    /// quiet one (syncs further apart than the interval) nobody waits. A flush is never held.
+    fn gather_for_commit(&self, rx: &queue::Receiver<Message>, inbox: &mut Vec<Message>) {
+        let interval = self.options.commit_interval;
+        let Some(began) = self.sync_began.filter(|_| !interval.is_zero()) else { return };
+        let awaited = inbox.iter().any(|m| matches!(m, Message::Event(_, Some(_))));
+        let flush = inbox.iter().any(|m| matches!(m, Message::Flush(_)));
+        let Some(left) = interval.checked_sub(began.elapsed()).filter(|_| awaited && !flush) else { return };
+        std::thread::sleep(left);
+        let mut more = Vec::new();
+        rx.try_batch(&mut more);
+        inbox.append(&mut more);
     }
 
     /// One turn of the loop: the messages taken from the queue (left empty), written as one batch
@@ -630,6 +656,7 @@ impl Writer {
         if self.unsynced.is_none() {
             return;
         }
+        self.sync_began = Some(Instant::now());
         match self.out.sync() {
             Ok(()) => {
                 self.unsynced = None;
@@ -660,6 +687,9 @@ impl Writer {
             return;
         }
         let sync = sync || self.pending.iter().any(|p| p.ack.is_some());
+        if self.out.syncs(sync) {
+            self.sync_began = Some(Instant::now());
+        }
         let chain = self.out.chain();
         let result = self.out.write(&mut self.link, &mut self.pending, sync);
         if chain.is_some() && self.out.chain() != chain {

@@ -137,7 +137,7 @@ fn checkpoints_logged_off_the_writer_are_all_there_once_a_flush_returns() {
     };
     let sink = JsonLinesAudit::open_with(
         path.to_str().unwrap(),
-        Options { checkpoints: Some(checkpoints), ..Default::default() },
+        Options { checkpoints: Some(checkpoints), ..Options::default() },
     )
     .unwrap();
     for round in 0..5 {
@@ -156,4 +156,76 @@ fn checkpoints_logged_off_the_writer_are_all_there_once_a_flush_returns() {
     for f in [&path, &log, &witness] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// A sink on a fresh file with `audit.commit_interval_us` = `interval`.
+fn with_commit_interval(name: &str, interval: Duration) -> (std::path::PathBuf, JsonLinesAudit) {
+    let path = fresh(name);
+    let options = Options { commit_interval: interval, ..Options::default() };
+    (path.clone(), JsonLinesAudit::open_with(path.to_str().unwrap(), options).unwrap())
+}
+
+/// Records an awaited event; the receiver of its acknowledgement.
+fn awaited(sink: &JsonLinesAudit, i: usize) -> mpsc::Receiver<bool> {
+    let (tx, rx) = mpsc::channel();
+    sink.record_acked(&event(i), Box::new(move |ok| tx.send(ok).unwrap()));
+    rx
+}
+
+#[test]
+fn awaited_events_closer_than_the_commit_interval_share_one_sync() {
+    const EVENTS: usize = 5;
+    let interval = Duration::from_millis(400);
+    let (path, sink) = with_commit_interval("interval", interval);
+    // The first sync starts the interval.
+    assert_eq!(awaited(&sink, 0).recv_timeout(Duration::from_secs(30)), Ok(true));
+    let first = sink.status().syncs();
+    // Each alone, further apart than a sync takes: without the interval, a sync each.
+    let acks: Vec<_> = (1..=EVENTS)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(20));
+            awaited(&sink, i)
+        })
+        .collect();
+    for ack in acks {
+        assert_eq!(ack.recv_timeout(Duration::from_secs(30)), Ok(true), "each is acknowledged once on disk");
+    }
+    let syncs = sink.status().syncs() - first;
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(written.lines().count(), EVENTS + 1);
+    assert!(syncs <= 2, "{syncs} syncs for {EVENTS} awaited events 20 ms apart within a {interval:?} interval");
+}
+
+#[test]
+fn an_awaited_event_after_a_quiet_spell_is_not_held_for_the_commit_interval() {
+    // Longer than the test waits: an answer that came did not wait for it.
+    let interval = Duration::from_secs(600);
+    let (path, sink) = with_commit_interval("quiet", interval);
+    // No sync yet: nothing to count the interval from.
+    let began = Instant::now();
+    assert_eq!(awaited(&sink, 1).recv_timeout(Duration::from_secs(30)), Ok(true));
+    // A flush is never held either, even right after a sync.
+    sink.record(&event(2));
+    sink.flush();
+    let waited = began.elapsed();
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(written.contains("\"event 2\""), "the flush wrote what was queued: {written}");
+    assert!(waited < Duration::from_secs(30), "held {waited:?}");
+}
+
+#[test]
+fn an_awaited_event_is_held_at_most_the_rest_of_the_commit_interval() {
+    let interval = Duration::from_millis(300);
+    let (path, sink) = with_commit_interval("held", interval);
+    assert_eq!(awaited(&sink, 1).recv_timeout(Duration::from_secs(30)), Ok(true));
+    let synced = Instant::now();
+    assert_eq!(awaited(&sink, 2).recv_timeout(Duration::from_secs(30)), Ok(true));
+    let answered = synced.elapsed();
+    let _ = std::fs::remove_file(&path);
+    // Held until the interval since the first sync began has passed, not answered at once, and
+    // not for another whole interval after it.
+    assert!(answered >= interval / 2, "answered after {answered:?}: not held");
+    assert!(answered < interval * 3, "answered after {answered:?}: held past the interval");
 }
