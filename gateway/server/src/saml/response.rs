@@ -163,11 +163,13 @@ pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
     }
 }
 
-/// A Response with an error status (saml-core §3.2.2.2), unsigned: it asserts nothing.
-pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str) -> String {
+/// A Response with an error status (saml-core §3.2.2.2), unsigned: it asserts nothing. `message`
+/// is its `StatusMessage` (§3.2.2.3), for the SP's administrator.
+pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str, message: Option<&str>) -> String {
     use crate::web::http::esc;
+    let message = message.map(|m| format!("<samlp:StatusMessage>{}</samlp:StatusMessage>", esc(m))).unwrap_or_default();
     format!(
-        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{second}"/></samlp:StatusCode></samlp:Status></samlp:Response>"#,
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{second}"/></samlp:StatusCode>{message}</samlp:Status></samlp:Response>"#,
         id(),
         Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         esc(acs),
