@@ -355,7 +355,7 @@ fn a_posted_logout_request_is_signed_enveloped_and_xmlsec1_verifies_it_rsa_and_e
         .expect("sent");
         assert_eq!(resp.status(), 200);
         let csp = resp.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        assert!(csp.contains("form-action https://lab.chu.example 'self';"), "{csp}");
+        assert!(csp.contains("form-action https://lab.chu.example 'self' https:;"), "{csp}");
         let body = String::from_utf8(resp.into_body().try_into_bytes().expect("a body").to_vec()).expect("UTF-8");
         let field = r#"name="SAMLRequest" value=""#;
         let start = body.find(field).expect("the field") + field.len();
@@ -456,7 +456,7 @@ async fn the_sso_post_page_has_a_csp_and_no_inline_handler() {
         let d = csp_directives(&csp);
         let words = |name: &str| d.get(name).cloned().unwrap_or_else(|| panic!("{name} in {csp}"));
         assert_eq!(words("default-src"), ["'none'"], "{csp}");
-        assert_eq!(words("form-action"), ["https://lab.chu.example:8443"], "only the ACS origin: {csp}");
+        assert_eq!(words("form-action"), ["https://lab.chu.example:8443", "https:"], "the ACS, https redirects: {csp}");
         assert_eq!(words("base-uri"), ["'none'"], "{csp}");
         assert_eq!(words("frame-ancestors"), ["'none'"], "{csp}");
         let script = words("script-src");
