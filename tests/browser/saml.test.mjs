@@ -5,8 +5,9 @@
 // Response to the SP's ACS under its nonce CSP, and the ACS's 302 to another path of the SP is
 // followed; so is its 303 to an application on another origin (https://127.0.0.1:<port>, the
 // RelayState's). Then Vigie's /logout (asked by the SP's OIDC client, with a
-// post_logout_redirect_uri on that application) posts a signed LogoutRequest to the SP's
-// SingleLogoutService, which answers with a 303 back to Vigie's /saml/slo (a signed
+// post_logout_redirect_uri on that application) tells a second SP first, by HTTP-Redirect on the
+// application's origin, straight from the confirmation's POST; then posts a signed LogoutRequest to
+// the first SP's SingleLogoutService, which answers with a 303 back to Vigie's /saml/slo (a signed
 // LogoutResponse by HTTP-Redirect), and Vigie sends the browser on to the application. Chromium
 // applies `form-action` to every redirect that follows a post: any CSP violation (the page's
 // `securitypolicyviolation` events, its console) fails.
@@ -29,6 +30,7 @@ import { launchChromium } from './chromium.mjs';
 const PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const HTTP_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
+const HTTP_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
 const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 const SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
 const RELAY = '/dossiers/42?onglet=résultats';
@@ -59,6 +61,19 @@ function formOf(req) {
   });
 }
 
+/** Where an SP sends the browser with its answer to Vigie's LogoutRequest `request` (XML): a
+ *  LogoutResponse by HTTP-Redirect, signed RSA-SHA256 over the query (saml-bindings §3.4.4.1). */
+function logoutResponse(issuer, request, relay, keyPem) {
+  const inResponseTo = attr(request, 'LogoutRequest', 'ID');
+  const xml = `<samlp:LogoutResponse xmlns:samlp="${PROTOCOL}" xmlns:saml="${ASSERTION}" ID="${newId()}" Version="2.0" IssueInstant="${instant()}" Destination="${demo.issuer}/saml/slo" InResponseTo="${inResponseTo}"><saml:Issuer>${issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="${SUCCESS}"/></samlp:Status></samlp:LogoutResponse>`;
+  const enc = encodeURIComponent;
+  let query = `SAMLResponse=${enc(zlib.deflateRawSync(xml).toString('base64'))}`;
+  if (relay !== undefined && relay !== null) query += `&RelayState=${enc(relay)}`;
+  query += `&SigAlg=${enc(RSA_SHA256)}`;
+  const signature = sign('sha256', Buffer.from(query), keyPem).toString('base64');
+  return `${demo.issuer}/saml/slo?${query}&Signature=${enc(signature)}`;
+}
+
 /**
  * The SP: `/login` sends the browser to Vigie with an AuthnRequest (HTTP-Redirect, unsigned);
  * `/acs` takes the posted Response and answers 302 to `/app/welcome`; `/slo` takes Vigie's
@@ -79,9 +94,11 @@ async function startSp(keyPem) {
     if (req.method === 'GET' && url.pathname === '/login') {
       // The RelayState: where the SP sends the person once signed in (`?to=`, else a page of its own).
       const relay = url.searchParams.get('to') ?? RELAY;
+      // `?as=2`: the request of the second SP (its entityID), which this server plays too.
+      const issuer = url.searchParams.get('as') === '2' ? self.entityId2 : self.entityId;
       const id = newId();
       requests.push(id);
-      const xml = `<samlp:AuthnRequest xmlns:samlp="${PROTOCOL}" xmlns:saml="${ASSERTION}" ID="${id}" Version="2.0" IssueInstant="${instant()}" Destination="${demo.issuer}/saml/sso" AssertionConsumerServiceURL="${self.base}/acs" ProtocolBinding="${HTTP_POST}"><saml:Issuer>${self.entityId}</saml:Issuer></samlp:AuthnRequest>`;
+      const xml = `<samlp:AuthnRequest xmlns:samlp="${PROTOCOL}" xmlns:saml="${ASSERTION}" ID="${id}" Version="2.0" IssueInstant="${instant()}" Destination="${demo.issuer}/saml/sso" AssertionConsumerServiceURL="${self.base}/acs" ProtocolBinding="${HTTP_POST}"><saml:Issuer>${issuer}</saml:Issuer></samlp:AuthnRequest>`;
       const query = new URLSearchParams({ SAMLRequest: zlib.deflateRawSync(xml).toString('base64'), RelayState: relay });
       return redirect(303, `${demo.issuer}/saml/sso?${query}`);
     }
@@ -95,14 +112,7 @@ async function startSp(keyPem) {
       return res.end('<!doctype html><html lang="fr"><title>SP</title><h1>Application SAML</h1></html>');
     }
     if (req.method === 'POST' && url.pathname === '/slo' && fields.SAMLRequest) {
-      const inResponseTo = attr(xmlOf(fields.SAMLRequest), 'LogoutRequest', 'ID');
-      const xml = `<samlp:LogoutResponse xmlns:samlp="${PROTOCOL}" xmlns:saml="${ASSERTION}" ID="${newId()}" Version="2.0" IssueInstant="${instant()}" Destination="${demo.issuer}/saml/slo" InResponseTo="${inResponseTo}"><saml:Issuer>${self.entityId}</saml:Issuer><samlp:Status><samlp:StatusCode Value="${SUCCESS}"/></samlp:Status></samlp:LogoutResponse>`;
-      const enc = encodeURIComponent;
-      let query = `SAMLResponse=${enc(zlib.deflateRawSync(xml).toString('base64'))}`;
-      if (fields.RelayState !== undefined) query += `&RelayState=${enc(fields.RelayState)}`;
-      query += `&SigAlg=${enc(RSA_SHA256)}`;
-      const signature = sign('sha256', Buffer.from(query), keyPem).toString('base64');
-      return redirect(303, `${demo.issuer}/saml/slo?${query}&Signature=${enc(signature)}`);
+      return redirect(303, logoutResponse(self.entityId, xmlOf(fields.SAMLRequest), fields.RelayState, keyPem));
     }
     if (url.pathname === '/favicon.ico') {
       res.writeHead(204);
@@ -113,7 +123,9 @@ async function startSp(keyPem) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${server.address().port}`;
-  const self = { base, entityId: `${base}/saml`, received, requests, close: () => new Promise((r) => server.close(r)) };
+  const self = {
+    base, entityId: `${base}/saml`, entityId2: `${base}/saml2`, received, requests, close: () => new Promise((r) => server.close(r)),
+  };
   return self;
 }
 
@@ -122,7 +134,14 @@ async function startSp(keyPem) {
 async function startApp(key, cert) {
   const visited = [];
   const server = https.createServer({ key, cert }, (req, res) => {
-    visited.push(new URL(req.url, 'https://app').pathname);
+    const url = new URL(req.url, 'https://app');
+    visited.push(url.pathname);
+    // The second SP's SingleLogoutService, HTTP-Redirect, here on the application's origin.
+    if (url.pathname === '/slo') {
+      const request = zlib.inflateRawSync(Buffer.from(url.searchParams.get('SAMLRequest'), 'base64')).toString('utf8');
+      res.writeHead(303, { location: logoutResponse(sp.entityId2, request, url.searchParams.get('RelayState'), key) });
+      return res.end();
+    }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     res.end(`<!doctype html><html lang="fr"><title>App</title><h1>Application ${req.url.startsWith('/bye') ? 'quittée' : 'ouverte'}</h1></html>`);
   });
@@ -131,10 +150,10 @@ async function startApp(key, cert) {
 }
 
 /** The SP's metadata (saml-metadata §2.4.4): its signing certificate, an HTTP-POST
- *  SingleLogoutService and AssertionConsumerService. */
-function spMetadata(certPem) {
+ *  AssertionConsumerService, and its SingleLogoutService (`slo`: Binding and Location). */
+function spMetadata(entityId, certPem, slo) {
   const der = certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
-  return `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${sp.entityId}"><md:SPSSODescriptor protocolSupportEnumeration="${PROTOCOL}" AuthnRequestsSigned="false" WantAssertionsSigned="true"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${der}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleLogoutService Binding="${HTTP_POST}" Location="${sp.base}/slo"/><md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat><md:AssertionConsumerService Binding="${HTTP_POST}" Location="${sp.base}/acs" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>`;
+  return `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${entityId}"><md:SPSSODescriptor protocolSupportEnumeration="${PROTOCOL}" AuthnRequestsSigned="false" WantAssertionsSigned="true"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${der}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleLogoutService Binding="${slo[0]}" Location="${slo[1]}"/><md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat><md:AssertionConsumerService Binding="${HTTP_POST}" Location="${sp.base}/acs" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>`;
 }
 
 before(async () => {
@@ -145,14 +164,19 @@ before(async () => {
   sp = await startSp(fs.readFileSync(key, 'utf8'));
   app = await startApp(fs.readFileSync(key), fs.readFileSync(cert));
   const metadata = path.join(tmp, 'sp-md.xml');
-  fs.writeFileSync(metadata, spMetadata(fs.readFileSync(cert, 'utf8')));
+  const certPem = fs.readFileSync(cert, 'utf8');
+  fs.writeFileSync(metadata, spMetadata(sp.entityId, certPem, [HTTP_POST, `${sp.base}/slo`]));
+  // A second SP (another entityID, the same server and key), whose SingleLogoutService is
+  // HTTP-Redirect on the application's origin.
+  const metadata2 = path.join(tmp, 'sp2-md.xml');
+  fs.writeFileSync(metadata2, spMetadata(sp.entityId2, certPem, [HTTP_REDIRECT, `${app.base}/slo`]));
   demo = await startDemo({
     label: 'vigie-saml-browser',
     // The SP's OIDC client lists Vigie's SAML callback (its issuer names the port), and the
     // application's page for after a logout.
     env: (port) => ({
-      VIGIE_CLIENTS: `[{client_id="browser-sp", auth_method="none", redirect_uris=["https://localhost:${port}/saml/callback"], post_logout_redirect_uris=["${app.base}/bye"]}]`,
-      VIGIE_SAML__SPS: `[{metadata="${metadata}", client_id="browser-sp", nameid="persistent", attributes=["given_name", "family_name", "mie"]}]`,
+      VIGIE_CLIENTS: `[{client_id="browser-sp", auth_method="none", redirect_uris=["https://localhost:${port}/saml/callback"], post_logout_redirect_uris=["${app.base}/bye"]}, {client_id="browser-sp2", auth_method="none", redirect_uris=["https://localhost:${port}/saml/callback"]}]`,
+      VIGIE_SAML__SPS: `[{metadata="${metadata}", client_id="browser-sp", nameid="persistent", attributes=["given_name", "family_name", "mie"]}, {metadata="${metadata2}", client_id="browser-sp2"}]`,
     }),
   });
   browser = await launchChromium();
@@ -252,7 +276,15 @@ flowTest('from the SP, the ACS\'s 303 to an application on another origin is fol
   assert.equal(attr(xmlOf(posted.fields.SAMLResponse), 'StatusCode', 'Value'), SUCCESS);
 });
 
-flowTest('the SP\'s client logs out: Vigie posts a signed LogoutRequest to the SP, whose 303 back to /saml/slo is followed, then on to the client\'s page', async (page) => {
+flowTest('a second SP, whose SingleLogoutService is HTTP-Redirect on another origin, joins the session (SSO, no login page)', async (page) => {
+  await page.goto(`${sp.base}/login?as=2&to=${encodeURIComponent(`${app.base}/welcome`)}`);
+  await page.waitForURL(`${app.base}/welcome`);
+  const posted = sp.received.filter((r) => r.method === 'POST' && r.path === '/acs').at(-1);
+  const xml = xmlOf(posted.fields.SAMLResponse);
+  assert.ok(xml.includes(`Audience>${sp.entityId2}<`), `an assertion for the second SP: ${xml}`);
+});
+
+flowTest('the SP\'s client logs out: each SP is told (HTTP-Redirect, then HTTP-POST, the SPs\' 303s back to /saml/slo followed), then on to the client\'s page', async (page) => {
   const pages = [];
   page.on('response', (r) => { if (r.request().isNavigationRequest()) pages.push(r); });
   const logout = new URL(`${demo.issuer}/logout`);
@@ -262,20 +294,24 @@ flowTest('the SP\'s client logs out: Vigie posts a signed LogoutRequest to the S
   await page.getByRole('button', { name: 'Se déconnecter', exact: true }).click();
   await page.waitForURL(`${app.base}/bye`);
   await assert.doesNotReject(page.getByRole('heading', { level: 1, name: 'Application quittée' }).waitFor());
+  const chain = pages.map((r) => `${r.request().method()} ${r.url().split('?')[0]} ${r.status()}`).join(' → ');
 
-  const sloPage = pages.find((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/logout');
-  assert.ok(sloPage, `the confirmation's POST: ${pages.map((r) => r.url()).join(' → ')}`);
-  assert.ok(formAction(sloPage).includes(sp.base), `the page posts to the SP: ${formAction(sloPage)}`);
-  const back = pages.find((r) => new URL(r.url()).pathname === '/saml/slo');
-  assert.ok(back && new URL(back.url()).searchParams.get('Signature'), `back at /saml/slo with the SP's signed LogoutResponse: ${pages.map((r) => r.url()).join(' → ')}`);
+  // The second SP by HTTP-Redirect, from the confirmation's POST: its signed answer comes back.
+  assert.ok(app.visited.includes('/slo'), `the second SP's SingleLogoutService was reached: ${chain}`);
+  // The first by HTTP-POST, from Vigie's page, then back to /saml/slo with its signed answer.
+  const sloPage = pages.find((r) => new URL(r.url()).pathname === '/saml/slo' && r.status() === 200);
+  assert.ok(sloPage, `Vigie's page that posts to the first SP: ${chain}`);
+  assert.ok(formAction(sloPage).includes(sp.base), `it posts to the SP: ${formAction(sloPage)}`);
+  const answers = pages.filter((r) => new URL(r.url()).pathname === '/saml/slo' && new URL(r.url()).searchParams.get('Signature'));
+  assert.equal(answers.length, 2, `both SPs' signed LogoutResponses came back: ${chain}`);
   const posted = sp.received.filter((r) => r.method === 'POST' && r.path === '/slo');
-  assert.equal(posted.length, 1, 'the SP\'s SingleLogoutService got one POST');
+  assert.equal(posted.length, 1, 'the first SP\'s SingleLogoutService got one POST');
   const xml = xmlOf(posted[0].fields.SAMLRequest);
   assert.match(xml, /<(\w+:)?LogoutRequest\b/, xml);
   assert.equal(attr(xml, 'LogoutRequest', 'Destination'), `${sp.base}/slo`, xml);
   assert.ok(attr(xml, 'SignatureMethod', 'Algorithm'), `signed: ${xml}`);
   assert.ok(posted[0].fields.RelayState, 'with the chain\'s RelayState');
   const audit = await settledAudit(demo);
-  assert.ok(audit.some((l) => /^saml: single logout from Vigie: 1 SP\(s\) told, 0 not/.test(l.reason ?? '')),
-    `Vigie took the SP's LogoutResponse: ${JSON.stringify(audit.filter((l) => /saml/.test(l.reason ?? '')))}`);
+  assert.ok(audit.some((l) => /^saml: single logout from Vigie: 2 SP\(s\) told, 0 not/.test(l.reason ?? '')),
+    `Vigie took both SPs' LogoutResponses: ${JSON.stringify(audit.filter((l) => /saml/.test(l.reason ?? '')))}`);
 });
