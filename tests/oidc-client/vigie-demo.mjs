@@ -67,7 +67,8 @@ function healthz(port, ca) {
 /**
  * Starts `vigie serve` (embedded demo) on a free port with a fresh data directory and waits
  * until /healthz answers over TLS verified against the demo CA. `env`: settings over the demo's
- * (`VIGIE_…` variables), e.g. the forward-auth apps.
+ * (`VIGIE_…` variables), e.g. the forward-auth apps; or a function of the port that gives them,
+ * for settings that name the issuer (`https://localhost:<port>`), such as a redirect URI.
  */
 export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeoutMs = 30_000, env = {} } = {}) {
   if (!fs.existsSync(bin)) {
@@ -81,7 +82,7 @@ export async function startDemo({ bin = vigieBin(), label = 'vigie-test', timeou
     const log = fs.openSync(logFile, 'a');
     const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
       stdio: ['ignore', log, log],
-      env: { ...gatewayEnv(), ...env },
+      env: { ...gatewayEnv(), ...(typeof env === 'function' ? env(port) : env) },
     });
     fs.closeSync(log);
     let exited = null;

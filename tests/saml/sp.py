@@ -33,7 +33,8 @@ stderr, when it refuses a Response.
                                                    LogoutResponse, its enveloped signature required
 
 CONF.json: {"entity_id", "acs", "slo", "slo_binding" (optional: "post"), "key", "cert", "cache", "idp_metadata" (optional),
-            "enc_key", "enc_cert" (optional: the SP's encryption key pair, for encrypted assertions)}.
+            "enc_key", "enc_cert" (optional: the SP's encryption key pair, for encrypted assertions),
+            "sign_alg", "digest_alg" (optional: "sha1" or "sha256", the default: what the SP signs with)}.
 """
 import base64
 import json
@@ -50,11 +51,17 @@ from saml2.config import SPConfig
 from saml2.ident import code, decode
 from saml2.sigver import verify_redirect_signature
 from saml2.metadata import entity_descriptor
-from saml2.xmldsig import SIG_RSA_SHA256, DIGEST_SHA256
+from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
+
+# CONF's "sign_alg" and "digest_alg" (default sha256): what this SP signs with, everywhere.
+SIGN_ALGS = {"sha1": SIG_RSA_SHA1, "sha256": SIG_RSA_SHA256}
+DIGEST_ALGS = {"sha1": DIGEST_SHA1, "sha256": DIGEST_SHA256}
 
 
 def client(conf, sign=False):
     slo_binding = BINDING_HTTP_POST if conf.get("slo_binding") == "post" else BINDING_HTTP_REDIRECT
+    sign_alg = SIGN_ALGS[conf.get("sign_alg", "sha256")]
+    digest_alg = DIGEST_ALGS[conf.get("digest_alg", "sha256")]
     xmlsec = shutil.which("xmlsec1")
     if xmlsec is None:
         sys.exit("xmlsec1 (Debian package xmlsec1) is needed: pysaml2 verifies signatures through it")
@@ -76,10 +83,13 @@ def client(conf, sign=False):
                 "want_assertions_signed": True,
                 "want_response_signed": False,
                 "allow_unsolicited": False,
+                # Here, under the SP's own service: pysaml2 reads its defaults from the SP's
+                # context (`_sp_signing_algorithm`), not from the top level, where they were
+                # ignored (the SP then signed with its SHA-1 defaults where no call said otherwise).
+                "signing_algorithm": sign_alg,
+                "digest_algorithm": digest_alg,
             }
         },
-        "signing_algorithm": SIG_RSA_SHA256,
-        "digest_algorithm": DIGEST_SHA256,
         "preferred_binding": {"single_logout_service": [slo_binding]},
     }
     # An SP that wants encrypted assertions: its metadata then carries a KeyDescriptor
@@ -92,7 +102,9 @@ def client(conf, sign=False):
     config.load(settings)
     # The SP's sessions and pending logouts outlive one run of this script (a real SP's store).
     state = shelve.open(conf["cache"] + ".state", writeback=True)
-    return Saml2Client(config, identity_cache=conf["cache"] + ".identity", state_cache=state)
+    sp = Saml2Client(config, identity_cache=conf["cache"] + ".identity", state_cache=state)
+    sp.test_algs = (sign_alg, digest_alg)
+    return sp
 
 
 def redirect_params(url):
@@ -150,7 +162,7 @@ def post_logout_request(sp, name_id, session_index, sign):
         named = None if named == "none" else named
     req_id, req = sp.create_logout_request(
         named, idp_entity(sp), name_id=decode(name_id), session_indexes=[session_index], sign=sign,
-        sign_alg=SIG_RSA_SHA256 if sign else None, digest_alg=DIGEST_SHA256 if sign else None,
+        sign_alg=sp.test_algs[0] if sign else None, digest_alg=sp.test_algs[1] if sign else None,
     )
     return dest, req_id, str(req)
 
@@ -214,14 +226,14 @@ def run(sp, command, sign, extra):
     elif command == "redirect":
         req_id, info = sp.prepare_for_authenticate(
             entityid=idp_entity(sp), relay_state="lab-page", binding=BINDING_HTTP_REDIRECT,
-            sign=sign, sigalg=SIG_RSA_SHA256 if sign else None, **extra,
+            sign=sign, sigalg=sp.test_algs[0] if sign else None, **extra,
         )
         print(json.dumps({"id": req_id, "url": dict(info["headers"])["Location"]}))
     elif command == "post":
         dest = sp.metadata.single_sign_on_service(idp_entity(sp), BINDING_HTTP_POST)[0]["location"]
         req_id, req = sp.create_authn_request(
             dest, binding=BINDING_HTTP_POST, sign=sign,
-            sign_alg=SIG_RSA_SHA256 if sign else None, digest_alg=DIGEST_SHA256 if sign else None, **extra,
+            sign_alg=sp.test_algs[0] if sign else None, digest_alg=sp.test_algs[1] if sign else None, **extra,
         )
         print(json.dumps({"id": req_id, "SAMLRequest": base64.b64encode(str(req).encode()).decode(), "RelayState": "lab-page"}))
     elif command == "parse":
@@ -243,7 +255,7 @@ def run(sp, command, sign, extra):
             "session_index": [r.session_info().get("session_index")],
         }))
     elif command == "logout":
-        responses = sp.global_logout(decode(sys.argv[3]), sign=True, sign_alg=SIG_RSA_SHA256)
+        responses = sp.global_logout(decode(sys.argv[3]), sign=True, sign_alg=sp.test_algs[0])
         (binding, http_info), = responses.values()
         if binding == BINDING_HTTP_POST:
             print(json.dumps({"form": form(http_info), "binding": binding}))
@@ -272,7 +284,7 @@ def run(sp, command, sign, extra):
         try:
             info = sp.handle_logout_request(
                 fields["SAMLRequest"], decode(sys.argv[3]), BINDING_HTTP_POST, sign=True,
-                sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, relay_state=fields.get("RelayState"),
+                sign_alg=sp.test_algs[0], digest_alg=sp.test_algs[1], relay_state=fields.get("RelayState"),
             )
         except Exception as e:
             sys.exit(f"refused: {type(e).__name__}: {e}")
@@ -286,7 +298,7 @@ def run(sp, command, sign, extra):
             dest, idp_entity(sp), name_id=decode(sys.argv[3]), session_indexes=[sys.argv[4]], sign=False,
         )
         info = sp.apply_binding(BINDING_HTTP_REDIRECT, str(req), dest, "raw", sign=sign,
-                                sigalg=SIG_RSA_SHA256 if sign else None)
+                                sigalg=sp.test_algs[0] if sign else None)
         print(json.dumps({"id": req_id, "url": location(info)}))
     elif command == "logout-request":
         params = redirect_params(sys.stdin.read().strip())
@@ -294,7 +306,7 @@ def run(sp, command, sign, extra):
         try:
             info = sp.handle_logout_request(
                 params["SAMLRequest"], decode(sys.argv[3]), BINDING_HTTP_REDIRECT, sign=True,
-                sign_alg=SIG_RSA_SHA256, relay_state=params.get("RelayState"),
+                sign_alg=sp.test_algs[0], relay_state=params.get("RelayState"),
                 sigalg=params.get("SigAlg"), signature=params.get("Signature"),
             )
         except Exception as e:

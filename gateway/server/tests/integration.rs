@@ -68,6 +68,8 @@ mod rolling;
 #[cfg(feature = "saml")]
 mod saml;
 #[cfg(feature = "saml")]
+mod saml_algorithms;
+#[cfg(feature = "saml")]
 mod saml_encrypted;
 #[cfg(feature = "saml")]
 mod saml_metadata_url;

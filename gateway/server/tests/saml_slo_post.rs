@@ -51,11 +51,11 @@ async fn at_once(gw: &Gateway, f: &Value, n: usize) -> Vec<Resp> {
 }
 
 /// Vigie's auto-submitting page, as {"action", "fields"} for sp.py, after checking that its CSP
-/// lets it post only to `origin` (and back to Vigie) and run only its own script.
+/// lets it post to `origin` (back to Vigie and on to https redirects) and run only its own script.
 fn vigie_form(r: &Resp, param: &str, origin: &str) -> Value {
     assert_eq!(r.status, 200, "an auto-submitting form: {}", r.body);
     let csp = r.header("content-security-policy").unwrap_or_else(|| panic!("a CSP on the form page"));
-    assert!(csp.contains(&format!("form-action {origin} 'self';")), "{csp}");
+    assert!(csp.contains(&format!("form-action {origin} 'self' https:;")), "{csp}");
     assert!(csp.contains("script-src 'nonce-") && csp.contains("default-src 'none'"), "{csp}");
     let start = r.body.find(r#"action=""#).expect("a form action") + r#"action=""#.len();
     let action = &r.body[start..start + r.body[start..].find('"').expect("the action's end")];

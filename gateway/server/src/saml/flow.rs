@@ -9,7 +9,6 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use samael::schema::AuthnRequest;
 use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
@@ -19,6 +18,7 @@ use super::context::Requested;
 use super::decode;
 use super::idp::{HTTP_POST, Sp};
 use super::response::{self, Statement};
+use super::signed;
 use crate::config::Config;
 use crate::oidc::{AuthRequest, CodeGrant};
 use crate::secrets::{ct_eq, random_token, sha256_b64};
@@ -60,6 +60,8 @@ fn started_key(state: &str) -> String {
 }
 
 const RESPONDER: &str = "urn:oasis:names:tc:SAML:2.0:status:Responder";
+const REQUESTER: &str = "urn:oasis:names:tc:SAML:2.0:status:Requester";
+const REQUEST_DENIED: &str = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied";
 const NO_AUTHN_CONTEXT: &str = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext";
 
 const BAD_REQUEST: Say<'static> = Say::new(
@@ -148,27 +150,21 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
             }
             None => request,
         },
-        // §3.5.5.2: an enveloped XML signature. Only what it covers is read (no wrapping).
+        // §3.5.5.2: an enveloped XML signature, SHA-2 only. Only what it covers is read (no
+        // wrapping).
         Binding::Post if request.signature.is_some() || sp.signed_requests => {
-            let certs: Vec<CertificateDer> = sp.certs.iter().cloned().map(CertificateDer::from).collect();
-            let signed = Crypto::reduce_xml_to_signed(&xml, &certs, ReduceMode::ValidateAndMarkNoAncestors)
-                .ok()
-                .and_then(|x| AuthnRequest::from_str(&x).ok());
-            match signed {
-                Some(r) => r,
-                None => return refuse(&req, &saml, "the AuthnRequest's signature does not verify", BAD_REQUEST),
+            match signed::verified(&xml, sp).map(|x| AuthnRequest::from_str(&x)) {
+                Ok(Ok(r)) => r,
+                Err(why @ signed::Refused::Algorithm { .. }) => {
+                    return weak_algorithm(&req, &saml, &idp, sp, &request, relay.as_deref(), &why);
+                }
+                _ => return refuse(&req, &saml, "the AuthnRequest's signature does not verify", BAD_REQUEST),
             }
         }
         Binding::Post => request,
     };
-    // saml-profiles §4.1.4.1: the ACS URL must be the SP's, from its metadata; never an
-    // arbitrary address.
-    let acs = match &request.assertion_consumer_service_url {
-        Some(url) if sp.acs.contains(url) => url.clone(),
-        Some(_) => {
-            return refuse(&req, &saml, "AssertionConsumerServiceURL is not one of the SP's metadata", BAD_REQUEST);
-        }
-        None => sp.acs[0].clone(),
+    let Some(acs) = metadata_acs(sp, &request) else {
+        return refuse(&req, &saml, "AssertionConsumerServiceURL is not one of the SP's metadata", BAD_REQUEST);
     };
     if request.protocol_binding.as_deref().is_some_and(|b| b != HTTP_POST) {
         return refuse(&req, &saml, "ProtocolBinding other than HTTP-POST", BAD_REQUEST);
@@ -179,7 +175,7 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
     let level = match requested.as_ref().map(Requested::level) {
         Some(Err(())) => {
             audit_refusal(&req, &saml, "saml: no MIE reaches the RequestedAuthnContext");
-            let xml = response::error(&idp, &acs, &request.id, RESPONDER, NO_AUTHN_CONTEXT);
+            let xml = response::error(&idp, &acs, &request.id, RESPONDER, NO_AUTHN_CONTEXT, None);
             return form(&acs, relay.as_deref(), &xml);
         }
         Some(Ok(level)) => level,
@@ -228,6 +224,40 @@ async fn accept(req: HttpRequest, saml: Saml, xml: String, relay: Option<String>
         .insert_header((header::CACHE_CONTROL, "no-store"));
     resp.cookie(crate::web::http::host_cookie(LOGIN_COOKIE, browser, Some(ttl.as_secs() as i64)));
     resp.finish()
+}
+
+/// saml-profiles §4.1.4.1: the ACS URL must be the SP's, from its metadata; never an arbitrary
+/// address. The one the request names, else the metadata's first; none when it names another.
+fn metadata_acs(sp: &Sp, request: &AuthnRequest) -> Option<String> {
+    match &request.assertion_consumer_service_url {
+        Some(url) => sp.acs.contains(url).then(|| url.clone()),
+        None => sp.acs.first().cloned(),
+    }
+}
+
+/// An AuthnRequest signed with an algorithm Vigie refuses (SHA-1…): the SP is told why in a
+/// Response with the `Requester`/`RequestDenied` status and a `StatusMessage` naming the algorithm
+/// (saml-core §3.2.2.2, §3.2.2.3), so its administrator learns what to change. Answering is safe
+/// although the request is not authenticated: the Response is unsigned and asserts nothing, goes
+/// only to an ACS of the SP's metadata, and is what anyone could post to that ACS. When the
+/// request names an ACS not in the metadata, nobody is answered: the person gets a page.
+fn weak_algorithm(
+    req: &HttpRequest,
+    saml: &Saml,
+    idp: &super::idp::Idp,
+    sp: &Sp,
+    request: &AuthnRequest,
+    relay: Option<&str>,
+    why: &signed::Refused,
+) -> HttpResponse {
+    let reason = why.reason("AuthnRequest");
+    tracing::warn!(sp = sp.entity_id, "SAML AuthnRequest refused: {reason}");
+    let Some(acs) = metadata_acs(sp, request) else {
+        return refuse(req, saml, &reason, signed::WEAK_ALGORITHM);
+    };
+    audit_refusal(req, saml, &format!("saml: {reason}"));
+    let xml = response::error(idp, &acs, &request.id, REQUESTER, REQUEST_DENIED, Some(&reason));
+    form(&acs, relay, &xml)
 }
 
 /// The authorization request of a SAML SP's login (its client, `/saml/callback`, the started
@@ -330,9 +360,9 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
         let second = match error {
             "login_required" | "interaction_required" => "urn:oasis:names:tc:SAML:2.0:status:NoPassive",
             "unmet_authentication_requirements" => NO_AUTHN_CONTEXT,
-            _ => "urn:oasis:names:tc:SAML:2.0:status:RequestDenied",
+            _ => REQUEST_DENIED,
         };
-        let xml = response::error(&idp, &started.acs, &started.request_id, RESPONDER, second);
+        let xml = response::error(&idp, &started.acs, &started.request_id, RESPONDER, second, None);
         return started_form(&started, &xml);
     }
     let grant = match param("code") {
@@ -371,7 +401,7 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
             &saml,
             &format!("saml: a {} login does not answer the RequestedAuthnContext", auth.mie.as_str()),
         );
-        let xml = response::error(&idp, &started.acs, &started.request_id, RESPONDER, NO_AUTHN_CONTEXT);
+        let xml = response::error(&idp, &started.acs, &started.request_id, RESPONDER, NO_AUTHN_CONTEXT, None);
         return started_form(&started, &xml);
     }
     let identity = match ports.directory.identity(&auth.identity_id).await {
@@ -416,6 +446,7 @@ pub async fn callback(req: HttpRequest, saml: Saml) -> HttpResponse {
                     &started.request_id,
                     RESPONDER,
                     "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy",
+                    None,
                 );
                 return started_form(&started, &xml);
             }

@@ -21,6 +21,8 @@ mod metadata;
 #[cfg(feature = "saml")]
 pub mod response;
 #[cfg(feature = "saml")]
+mod signed;
+#[cfg(feature = "saml")]
 mod slo;
 pub mod slo_message;
 #[cfg(feature = "saml")]

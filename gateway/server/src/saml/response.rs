@@ -163,11 +163,13 @@ pub fn signed(idp: &Idp, s: &Statement<'_>) -> Result<String, String> {
     }
 }
 
-/// A Response with an error status (saml-core §3.2.2.2), unsigned: it asserts nothing.
-pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str) -> String {
+/// A Response with an error status (saml-core §3.2.2.2), unsigned: it asserts nothing. `message`
+/// is its `StatusMessage` (§3.2.2.3), for the SP's administrator.
+pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str, message: Option<&str>) -> String {
     use crate::web::http::esc;
+    let message = message.map(|m| format!("<samlp:StatusMessage>{}</samlp:StatusMessage>", esc(m))).unwrap_or_default();
     format!(
-        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{second}"/></samlp:StatusCode></samlp:Status></samlp:Response>"#,
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{second}"/></samlp:StatusCode>{message}</samlp:Status></samlp:Response>"#,
         id(),
         Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         esc(acs),
@@ -176,10 +178,10 @@ pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str
     )
 }
 
-/// What a page that posts a SAML message may do besides its form: nothing more (the SSO
-/// Response page), or also post back to Vigie (the Single Logout pages: browsers apply
-/// `form-action` to the redirects that follow the post, and an SP answers a LogoutRequest by
-/// sending the browser back to Vigie's `/saml/slo`).
+/// What a page that posts a SAML message may do besides its form and the https redirects that
+/// follow it ([`auto_post`]): nothing more (the SSO Response page), or also post back to Vigie
+/// (the Single Logout pages: browsers apply `form-action` to the redirects that follow the post,
+/// and an SP answers a LogoutRequest by sending the browser back to Vigie's `/saml/slo`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Then {
     OnlyThere,
@@ -189,15 +191,28 @@ pub enum Then {
 /// The auto-submitting form of the HTTP-POST binding (saml-bindings §3.5.4): `xml` base64 as
 /// `param` (`SAMLResponse` or `SAMLRequest`), and `RelayState`, posted to `to`, an endpoint of
 /// the SP's metadata (https, checked at load: saml/idp.rs). A fresh nonce per page: the CSP runs
-/// only the page's own script (no inline handler), posts only to `to`'s origin, loads nothing and
-/// cannot be framed; a browser without JavaScript gets the button.
+/// only the page's own script (no inline handler), posts to `to`'s origin (and follows its
+/// redirects to https URLs, below), loads nothing and cannot be framed; a browser without
+/// JavaScript gets the button.
 pub fn auto_post(to: &str, param: &str, xml: &str, relay: Option<&str>, then: Then) -> HttpResponse {
     use crate::web::http::esc;
     let nonce = crate::secrets::random_token(16);
-    // An opaque origin ("null") lets no form be posted: never the case for an endpoint that
-    // passed the load's check, and the safe side if it were.
-    let origin = url::Url::parse(to).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "'none'".into());
-    let also = if then == Then::BackToVigie { " 'self'" } else { "" };
+    let back = if then == Then::BackToVigie { " 'self'" } else { "" };
+    // `https:` too: Chromium checks `form-action` on every redirect that follows the post, not
+    // only on the form's own target, and an SP's endpoint often answers with a redirect to
+    // another origin: its ACS to the application the RelayState names or the one it brokers for
+    // (a Keycloak or SimpleSAMLphp in front of the apps), Vigie's `/saml/slo` on to the next SP
+    // or the OIDC client's post_logout_redirect_uri. With the endpoint's origin alone the person
+    // was left on this page (tests/browser/saml.test.mjs). The form itself still goes only to
+    // `to` (Vigie writes it; every value escaped); `https:` keeps other schemes, and plain http
+    // other than the endpoint's own loopback origin, out.
+    let form_action = match url::Url::parse(to) {
+        // An opaque origin ("null": a data: or javascript: endpoint) matches no source, and is
+        // not https: such a form is never posted.
+        Ok(u) => format!("{}{back} https:", u.origin().ascii_serialization()),
+        // Never the case for an endpoint that passed the load's check; the safe side if it were.
+        Err(_) => "'none'".into(),
+    };
     let relay =
         relay.map(|r| format!(r#"<input type="hidden" name="RelayState" value="{}">"#, esc(r))).unwrap_or_default();
     let body = format!(
@@ -212,7 +227,7 @@ pub fn auto_post(to: &str, param: &str, xml: &str, relay: Option<&str>, then: Th
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
             format!(
-                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}{also}; base-uri 'none'; frame-ancestors 'none'"
+                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
             ),
         ))
         .body(body)

@@ -9,13 +9,13 @@ use std::time::Duration;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use serde::{Deserialize, Serialize};
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
 use vigie_core::store::{EphemeralStore, StoreExt};
 
 use super::decode;
 use super::idp::{Idp, Sp};
+use super::signed;
 use super::slo_message::{self, ASSERTION, LogoutRequest, Message, PROTOCOL};
 use super::slo_send;
 use crate::config::Config;
@@ -195,13 +195,17 @@ async fn received(
             if !signed {
                 (!signed_required).then_some(message)
             } else {
-                let certs: Vec<CertificateDer> = sp.certs.iter().cloned().map(CertificateDer::from).collect();
-                match Crypto::reduce_xml_to_signed(&xml, &certs, ReduceMode::ValidateAndMarkNoAncestors)
-                    .ok()
-                    .and_then(|x| slo_message::read(&x).ok())
-                {
+                match signed::verified(&xml, sp).map(|x| slo_message::read(&x)) {
                     // What the signature covers is the root that was read, not an element of it.
-                    Some(m) if id(&m).1 == root_id => Some(m),
+                    Ok(Ok(m)) if id(&m).1 == root_id => Some(m),
+                    // SHA-1 and the like (saml/signed.rs): the page says so. The SP is not
+                    // answered: a LogoutResponse is signed by Vigie, and Vigie signs nothing in
+                    // answer to a message it could not authenticate.
+                    Err(why @ signed::Refused::Algorithm { .. }) => {
+                        let reason = why.reason("logout message");
+                        tracing::warn!(sp = sp.entity_id, "SAML logout message refused: {reason}");
+                        return refuse(&req, &slo, &reason, signed::WEAK_ALGORITHM);
+                    }
                     _ => return refuse(&req, &slo, "the logout message's signature does not verify", BAD),
                 }
             }

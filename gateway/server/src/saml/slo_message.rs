@@ -44,7 +44,8 @@ pub enum Message {
     Response(LogoutResponse),
 }
 
-const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// The XML Signature namespace (xmldsig-core1 §4).
+pub const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 
 /// Reads a LogoutRequest or LogoutResponse; the error says what is wrong, for the audit line.
 pub fn read(xml: &str) -> Result<Message, String> {

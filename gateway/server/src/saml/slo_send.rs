@@ -7,6 +7,7 @@ use actix_web::http::header;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use samael::crypto::{Crypto, CryptoProvider};
+use samael::signature::Signature;
 use samael::traits::ToXml;
 
 use super::idp::{HTTP_POST, HTTP_REDIRECT, Idp, Sp};
@@ -72,9 +73,13 @@ pub fn send(
 /// to its `ID`, exclusive c14n, SHA-256), placed after the `Issuer` as saml-core §3.2.1 and
 /// §3.2.2 order it; signed by xmlsec (samael), RSA-SHA256 or ECDSA-SHA256 as the IdP's key is.
 fn signed_enveloped(idp: &Idp, id: &str, xml: &str) -> Result<String, String> {
-    let template = super::response::signature_template(idp, id)
-        .to_string()
-        .map_err(|e| format!("the signature template could not be written: {e:?}"))?;
+    enveloped(idp, super::response::signature_template(idp, id), xml)
+}
+
+/// `xml` signed with the IdP's key after the template `signature` (its algorithms, its Reference)
+/// is put after the message's `Issuer`.
+pub(super) fn enveloped(idp: &Idp, signature: Signature, xml: &str) -> Result<String, String> {
+    let template = signature.to_string().map_err(|e| format!("the signature template could not be written: {e:?}"))?;
     // Our own XML: the Issuer is escaped, so its end tag occurs once, where we wrote it.
     let Some(at) = xml.find("</saml:Issuer>").map(|i| i + "</saml:Issuer>".len()) else {
         return Err("the message has no Issuer to put the signature after".into());

@@ -355,7 +355,7 @@ fn a_posted_logout_request_is_signed_enveloped_and_xmlsec1_verifies_it_rsa_and_e
         .expect("sent");
         assert_eq!(resp.status(), 200);
         let csp = resp.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        assert!(csp.contains("form-action https://lab.chu.example 'self';"), "{csp}");
+        assert!(csp.contains("form-action https://lab.chu.example 'self' https:;"), "{csp}");
         let body = String::from_utf8(resp.into_body().try_into_bytes().expect("a body").to_vec()).expect("UTF-8");
         let field = r#"name="SAMLRequest" value=""#;
         let start = body.find(field).expect("the field") + field.len();
@@ -456,7 +456,7 @@ async fn the_sso_post_page_has_a_csp_and_no_inline_handler() {
         let d = csp_directives(&csp);
         let words = |name: &str| d.get(name).cloned().unwrap_or_else(|| panic!("{name} in {csp}"));
         assert_eq!(words("default-src"), ["'none'"], "{csp}");
-        assert_eq!(words("form-action"), ["https://lab.chu.example:8443"], "only the ACS origin: {csp}");
+        assert_eq!(words("form-action"), ["https://lab.chu.example:8443", "https:"], "the ACS, https redirects: {csp}");
         assert_eq!(words("base-uri"), ["'none'"], "{csp}");
         assert_eq!(words("frame-ancestors"), ["'none'"], "{csp}");
         let script = words("script-src");
@@ -531,5 +531,88 @@ fn metadata_past_its_valid_until_is_refused() {
     let said = problems(&dir, &with("2020-01-01T00:00:00Z"));
     assert!(said.iter().any(|(_, m)| m.contains("validUntil") && m.contains("2020-01-01")), "{said:?}");
     assert_eq!(problems(&dir, &with("2999-01-01T00:00:00Z")), Vec::new());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A LogoutRequest `id` signed enveloped by `idp`'s key with `method` and a `digest` for its
+/// Reference; `inside` goes in its Extensions (signed with it).
+fn signed_with(
+    idp: &Idp,
+    id: &str,
+    method: samael::signature::SignatureAlgorithm,
+    digest: samael::signature::DigestAlgorithm,
+    inside: &str,
+) -> String {
+    let mut template = response::signature_template(idp, id);
+    template.signed_info.signature_method.algorithm = method;
+    for r in &mut template.signed_info.reference {
+        r.digest_method.algorithm = digest.clone();
+    }
+    let extensions =
+        if inside.is_empty() { String::new() } else { format!("<samlp:Extensions>{inside}</samlp:Extensions>") };
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="2026-12-06T00:00:00Z" Destination="https://vigie.example/saml/slo"><saml:Issuer>https://lab.chu.example/saml</saml:Issuer>{extensions}<saml:NameID>n1</saml:NameID><samlp:SessionIndex>s1</samlp:SessionIndex></samlp:LogoutRequest>"#
+    );
+    let signed = super::slo_send::enveloped(idp, template, &xml).expect("signed");
+    // What goes inside another message: no XML declaration.
+    signed
+        .trim_start()
+        .strip_prefix("<?xml")
+        .and_then(|s| s.split_once("?>"))
+        .map(|(_, s)| s.trim().to_owned())
+        .unwrap_or(signed)
+}
+
+/// saml/signed.rs: xmlsec (samael) verifies an SP's enveloped signature with SHA-2 only. Signed
+/// for real, each weak choice is refused naming its algorithm, the same message with SHA-256
+/// accepted; and every Signature of the document is held to it, not the first one found: a
+/// SHA-256 signature does not carry a SHA-1 one nested in the message, nor the other way round.
+#[test]
+fn an_sp_signature_with_sha1_is_refused_naming_it_and_sha2_accepted() {
+    use samael::signature::{DigestAlgorithm, SignatureAlgorithm};
+
+    use super::signed::{Refused, verified};
+
+    let dir = temp_dir("sha1");
+    let c = config(&dir, SP_METADATA);
+    let idp = Idp::load(&c, "https://vigie.example").map_err(|p| format!("{p:?}")).expect("the IdP loads");
+    // The SP, as Vigie knows it: here its signing certificate is the IdP's own.
+    let sp = super::idp::Sp {
+        entity_id: "https://lab.chu.example/saml".into(),
+        acs: vec!["https://lab.chu.example/saml/acs".into()],
+        certs: vec![idp.cert_der.clone()],
+        signed_requests: true,
+        slo: Vec::new(),
+        encryption: None,
+        config: c.sps[0].clone(),
+    };
+    let rsa_sha1 = || SignatureAlgorithm::Unsupported("http://www.w3.org/2000/09/xmldsig#rsa-sha1".into());
+    let good = signed_with(&idp, "_ok", SignatureAlgorithm::RsaSha256, DigestAlgorithm::Sha256, "");
+    let read = verified(&good, &sp).expect("RSA-SHA256 with a SHA-256 digest is accepted");
+    assert!(read.contains(r#"ID="_ok""#) && read.contains(">s1<"), "{read}");
+    for (what, method, digest, element, uri) in [
+        ("rsa-sha1, sha1", rsa_sha1(), DigestAlgorithm::Sha1, "SignatureMethod", "xmldsig#rsa-sha1"),
+        ("rsa-sha1, sha256", rsa_sha1(), DigestAlgorithm::Sha256, "SignatureMethod", "xmldsig#rsa-sha1"),
+        ("rsa-sha256, sha1", SignatureAlgorithm::RsaSha256, DigestAlgorithm::Sha1, "DigestMethod", "xmldsig#sha1"),
+    ] {
+        let doc = signed_with(&idp, "_weak", method, digest, "");
+        match verified(&doc, &sp) {
+            Err(Refused::Algorithm { element: e, uri: u }) => {
+                assert_eq!(e, element, "{what}");
+                assert!(u.ends_with(uri), "{what}: {u}");
+            }
+            other => panic!("{what}: refused naming the algorithm, got {other:?}"),
+        }
+    }
+    // A message with a good signature carrying a SHA-1-signed one in its Extensions, and a
+    // SHA-1-signed message carrying a good one: both refused.
+    let sha1_inner = signed_with(&idp, "_inner", rsa_sha1(), DigestAlgorithm::Sha1, "");
+    let outer = signed_with(&idp, "_outer", SignatureAlgorithm::RsaSha256, DigestAlgorithm::Sha256, &sha1_inner);
+    assert!(matches!(verified(&outer, &sp), Err(Refused::Algorithm { .. })), "a nested SHA-1 signature: {outer}");
+    let good_inner = signed_with(&idp, "_inner", SignatureAlgorithm::RsaSha256, DigestAlgorithm::Sha256, "");
+    let outer = signed_with(&idp, "_outer", rsa_sha1(), DigestAlgorithm::Sha1, &good_inner);
+    assert!(matches!(verified(&outer, &sp), Err(Refused::Algorithm { .. })), "a SHA-1 signature around a good one");
+    // Altered after signing, SHA-256: refused as a signature that does not verify.
+    assert_eq!(verified(&good.replacen(">s1<", ">s2<", 1), &sp), Err(Refused::Signature));
     let _ = std::fs::remove_dir_all(dir);
 }

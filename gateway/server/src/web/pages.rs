@@ -321,7 +321,12 @@ pub fn logout_confirm(req: &HttpRequest, token: &str) -> HttpResponse {
     )
     .link(req, l)
         + &same_page_other_lang(req, l);
-    html_page(l, StatusCode::OK, logout_title(l), &main, None)
+    // The confirmation's POST is answered by a redirect to another origin as often as not: the
+    // first SAML SP's SingleLogoutService (HTTP-Redirect), Pro Santé Connect's end_session, the
+    // client's post_logout_redirect_uri. Chromium checks form-action on that redirect too: with
+    // 'self' alone the session ended but the person stayed here and the SP was never told
+    // (tests/browser/saml.test.mjs).
+    html_page(l, StatusCode::OK, logout_title(l), &main, Some("https:"))
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;background:#eef2f5;color:#1b1b1b;margin:0}\
