@@ -15,6 +15,11 @@
 //! the 32 closed loops queue, so a latency there is mostly the inverse of the throughput; at a
 //! fixed rate the p99 is what the trail adds to an answer's time, which the issue's "p99 + under
 //! 1 ms" is about.
+//!
+//! `--tmpfs-side` adds a side whose trail is on `/dev/shm` (a filesystem in memory: its
+//! `fdatasync` returns at once): the trail's own work without the device's sync, which tells the
+//! gateway's cost from the disk's. Before the load, the bench measures what one append and
+//! `fdatasync` of a record costs on the trail's disk (CPU and latency), printed at the end.
 use std::sync::Arc;
 
 use super::{Backend, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive, load_average, start};
@@ -109,7 +114,20 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
     if configs.is_empty() {
         configs.push(("trail on (file + fdatasync)".to_owned(), Vec::new()));
     }
+    // `--tmpfs-side`: the default trail on a filesystem in memory, whose `fdatasync` returns at
+    // once: everything the trail does (records, chain, acknowledgements, the answers' waits, the
+    // commit floor) but the device's sync, to tell the gateway's own cost from the disk's.
+    let tmpfs = std::env::args()
+        .any(|a| a == "--tmpfs-side")
+        .then(|| std::path::PathBuf::from(format!("/dev/shm/vigie-bench-{}-trail.jsonl", std::process::id())));
+    if let Some(trail) = &tmpfs {
+        configs.push((
+            "trail on tmpfs (no device sync)".to_owned(),
+            vec![("VIGIE_AUDIT__FILE".to_owned(), trail.display().to_string())],
+        ));
+    }
     configs.push(("trail off (stdout)".to_owned(), vec![("VIGIE_AUDIT__FILE".to_owned(), "-".to_owned())]));
+    let disk = disk_sync_cost(&std::env::temp_dir());
     let cards = card_setup();
     let mut sides = Vec::new();
     for (label, extra) in configs {
@@ -159,10 +177,12 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
         for on in ons {
             let paired: Vec<f64> = on.rates[k].iter().zip(&off.rates[k]).map(|(a, b)| a / b - 1.0).collect();
             println!(
-                "  {name:<38} [{}] the trail's cost: throughput {:+.1} % (median of the rounds' ratios {:+.1} %), CPU/op {:+.0} µs; p99 at {:.0}/s {:+.2} ms (at the maximum {:+.2} ms)",
+                "  {name:<38} [{}] the trail's cost: throughput {:+.1} % (median of the rounds' ratios {:+.1} %, from {:+.1} to {:+.1} %), CPU/op {:+.0} µs; p99 at {:.0}/s {:+.2} ms (at the maximum {:+.2} ms)",
                 on.label,
                 (median(&on.rates[k]) / median(&off.rates[k]) - 1.0) * 100.0,
                 median(&paired) * 100.0,
+                paired.iter().copied().fold(f64::INFINITY, f64::min) * 100.0,
+                paired.iter().copied().fold(f64::NEG_INFINITY, f64::max) * 100.0,
                 median(&on.cpu[k]) - median(&off.cpu[k]),
                 paced[k],
                 on.paced[k].pct(0.99) - off.paced[k].pct(0.99),
@@ -173,6 +193,51 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
     for side in &sides {
         side.gw.print_rss(&side.label, &[]);
     }
+    println!("{disk}");
+    if let Some(trail) = tmpfs {
+        for f in [trail.clone(), trail.with_extension("jsonl.checkpoints")] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// What one `fdatasync` of a trail's record costs on the disk the trail-on side writes to (the
+/// temp dir's), measured in this thread before the load: its CPU (`/proc/thread-self/schedstat`,
+/// nanoseconds on a CPU) and its latency, 2,000 appends of a record-sized line each synced.
+fn disk_sync_cost(dir: &std::path::Path) -> String {
+    use std::io::Write;
+    const N: usize = 2000;
+    let path = dir.join(format!("vigie-bench-{}-sync", std::process::id()));
+    let on_cpu = || {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+            .unwrap_or(0.0)
+    };
+    let Ok(mut file) = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path) else {
+        return format!("the disk's sync: {} could not be written", dir.display());
+    };
+    let line = format!("{}\n", "x".repeat(700));
+    let mut latencies = Vec::with_capacity(N);
+    let (cpu0, began) = (on_cpu(), std::time::Instant::now());
+    for _ in 0..N {
+        let t = std::time::Instant::now();
+        if file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).is_err() {
+            break;
+        }
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (cpu_us, wall) = ((on_cpu() - cpu0) / 1e3 / N as f64, began.elapsed());
+    let _ = std::fs::remove_file(&path);
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
+    format!(
+        "the trail's disk ({}), before the load: one 700-byte append + fdatasync costs {cpu_us:.0} µs of CPU, {:.0} µs of time (p50 {:.2} ms, p99 {:.2} ms)",
+        dir.display(),
+        wall.as_secs_f64() * 1e6 / N as f64,
+        pct(0.50).copied().unwrap_or(0.0),
+        pct(0.99).copied().unwrap_or(0.0),
+    )
 }
 
 fn median(values: &[f64]) -> f64 {
