@@ -128,6 +128,10 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
     }
     configs.push(("trail off (stdout)".to_owned(), vec![("VIGIE_AUDIT__FILE".to_owned(), "-".to_owned())]));
     let disk = disk_sync_cost(&std::env::temp_dir());
+    // `--phases max` or `--phases paced`: only the maximum's phases (throughput, more rounds in
+    // the same time) or only the fixed rate's (the p99 at a hospital's rate, say `--paced 50,50,20`).
+    let phases = arg("--phases", "both");
+    assert!(["both", "max", "paced"].contains(&phases.as_str()), "--phases both|max|paced");
     let cards = card_setup();
     let mut sides = Vec::new();
     for (label, extra) in configs {
@@ -147,7 +151,12 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
             order.reverse();
         }
         for (k, &at) in paced.iter().enumerate() {
-            for rate in [None, Some(at)] {
+            let rates = match phases.as_str() {
+                "max" => vec![None],
+                "paced" => vec![Some(at)],
+                _ => vec![None, Some(at)],
+            };
+            for rate in rates {
                 for &s in &order {
                     sides[s].phase(round, k, secs, concurrency, rate).await;
                 }
@@ -159,35 +168,52 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
     for (k, name) in OPS.iter().enumerate() {
         for side in ons.iter().chain([off]) {
             let l = &side.latencies[k];
-            println!(
-                "  {name:<38} [{}] max: median {:.0}/s (rounds {}), p50 {:.2} ms, p99 {:.2} ms, median {:.0} µs CPU/op, {:.3} syncs/op; at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms; {} errors",
-                side.label,
-                median(&side.rates[k]),
-                side.rates[k].iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" "),
-                l.pct(0.50),
-                l.pct(0.99),
-                median(&side.cpu[k]),
-                median(&side.syncs[k]),
-                paced[k],
-                side.paced[k].pct(0.50),
-                side.paced[k].pct(0.99),
-                l.errors + side.paced[k].errors,
-            );
+            let mut line = format!("  {name:<38} [{}]", side.label);
+            if !side.rates[k].is_empty() {
+                line += &format!(
+                    " max: median {:.0}/s (rounds {}), p50 {:.2} ms, p99 {:.2} ms, median {:.0} µs CPU/op, {:.3} syncs/op;",
+                    median(&side.rates[k]),
+                    side.rates[k].iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" "),
+                    l.pct(0.50),
+                    l.pct(0.99),
+                    median(&side.cpu[k]),
+                    median(&side.syncs[k]),
+                );
+            }
+            if side.paced[k].ops > 0 {
+                line += &format!(
+                    " at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms ({} answers);",
+                    paced[k],
+                    side.paced[k].pct(0.50),
+                    side.paced[k].pct(0.99),
+                    side.paced[k].ops
+                );
+            }
+            println!("{line} {} errors", l.errors + side.paced[k].errors);
         }
         for on in ons {
-            let paired: Vec<f64> = on.rates[k].iter().zip(&off.rates[k]).map(|(a, b)| a / b - 1.0).collect();
-            println!(
-                "  {name:<38} [{}] the trail's cost: throughput {:+.1} % (median of the rounds' ratios {:+.1} %, from {:+.1} to {:+.1} %), CPU/op {:+.0} µs; p99 at {:.0}/s {:+.2} ms (at the maximum {:+.2} ms)",
-                on.label,
-                (median(&on.rates[k]) / median(&off.rates[k]) - 1.0) * 100.0,
-                median(&paired) * 100.0,
-                paired.iter().copied().fold(f64::INFINITY, f64::min) * 100.0,
-                paired.iter().copied().fold(f64::NEG_INFINITY, f64::max) * 100.0,
-                median(&on.cpu[k]) - median(&off.cpu[k]),
-                paced[k],
-                on.paced[k].pct(0.99) - off.paced[k].pct(0.99),
-                on.latencies[k].pct(0.99) - off.latencies[k].pct(0.99),
-            );
+            let mut line = format!("  {name:<38} [{}] the trail's cost:", on.label);
+            if !on.rates[k].is_empty() {
+                let paired: Vec<f64> = on.rates[k].iter().zip(&off.rates[k]).map(|(a, b)| a / b - 1.0).collect();
+                line += &format!(
+                    " throughput {:+.1} % (median of the rounds' ratios {:+.1} %, from {:+.1} to {:+.1} %), CPU/op {:+.0} µs, p99 at the maximum {:+.2} ms;",
+                    (median(&on.rates[k]) / median(&off.rates[k]) - 1.0) * 100.0,
+                    median(&paired) * 100.0,
+                    paired.iter().copied().fold(f64::INFINITY, f64::min) * 100.0,
+                    paired.iter().copied().fold(f64::NEG_INFINITY, f64::max) * 100.0,
+                    median(&on.cpu[k]) - median(&off.cpu[k]),
+                    on.latencies[k].pct(0.99) - off.latencies[k].pct(0.99),
+                );
+            }
+            if on.paced[k].ops > 0 {
+                line += &format!(
+                    " at {:.0}/s p50 {:+.2} ms, p99 {:+.2} ms",
+                    paced[k],
+                    on.paced[k].pct(0.50) - off.paced[k].pct(0.50),
+                    on.paced[k].pct(0.99) - off.paced[k].pct(0.99)
+                );
+            }
+            println!("{line}");
         }
     }
     for side in &sides {
