@@ -14,7 +14,6 @@
 //
 //   npm ci && node --test saml.test.mjs   (a vigie built with --features vigie-gateway/saml, as tests/run builds it)
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -26,6 +25,7 @@ import zlib from 'node:zlib';
 
 import { settledAudit, startDemo, totp } from '../oidc-client/vigie-demo.mjs';
 import { launchChromium } from './chromium.mjs';
+import { closeAll, formAction, formOf, selfSigned, watchedContext } from './watch.mjs';
 
 const PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
@@ -49,17 +49,6 @@ const newId = () => `_${randomBytes(16).toString('hex')}`;
 const xmlOf = (b64) => Buffer.from(b64, 'base64').toString('utf8');
 /** The attribute `name` of the first `<…:local …>` element of `xml`. */
 const attr = (xml, local, name) => xml.match(new RegExp(`<(?:\\w+:)?${local}\\b[^>]*?\\s${name}="([^"]*)"`))?.[1];
-
-/** The request's body, as form fields. */
-function formOf(req) {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => resolve(Object.fromEntries(new URLSearchParams(body))));
-    req.on('error', reject);
-  });
-}
 
 /** Where an SP sends the browser with its answer to Vigie's LogoutRequest `request` (XML): a
  *  LogoutResponse by HTTP-Redirect, signed RSA-SHA256 over the query (saml-bindings §3.4.4.1). */
@@ -158,13 +147,10 @@ function spMetadata(entityId, certPem, slo) {
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vigie-saml-browser-'));
-  const key = path.join(tmp, 'sp.key');
-  const cert = path.join(tmp, 'sp.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=browser-sp', '-keyout', key, '-out', cert], { stdio: 'pipe' });
-  sp = await startSp(fs.readFileSync(key, 'utf8'));
-  app = await startApp(fs.readFileSync(key), fs.readFileSync(cert));
+  const { keyPem, certPem } = selfSigned(tmp, 'browser-sp');
+  sp = await startSp(keyPem);
+  app = await startApp(keyPem, certPem);
   const metadata = path.join(tmp, 'sp-md.xml');
-  const certPem = fs.readFileSync(cert, 'utf8');
   fs.writeFileSync(metadata, spMetadata(sp.entityId, certPem, [HTTP_POST, `${sp.base}/slo`]));
   // A second SP (another entityID, the same server and key), whose SingleLogoutService is
   // HTTP-Redirect on the application's origin.
@@ -180,37 +166,10 @@ before(async () => {
     }),
   });
   browser = await launchChromium();
-  ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'fr-FR' });
-  ctx.setDefaultTimeout(15_000);
-  // Every page reports its CSP violations here, whatever its origin, before it navigates away.
-  await ctx.exposeBinding('vigieTestCspViolation', (_source, v) => problems.push(`CSP violation on ${v.url}: ${v.directive} blocked ${v.blocked}`));
-  await ctx.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.vigieTestCspViolation({ url: document.URL, directive: e.effectiveDirective, blocked: e.blockedURI });
-    });
-  });
-  ctx.on('page', (page) => page.on('console', (m) => {
-    // A missing favicon is the browser's own request, not the flow's.
-    if (m.text().startsWith('Failed to load resource') && m.location().url.endsWith('/favicon.ico')) return;
-    if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`console ${m.type()} on ${page.url()}: ${m.text()}`);
-  }));
+  ctx = await watchedContext(browser, problems);
 }, { timeout: 75_000 });
 
-after(async () => {
-  await ctx?.close().catch(() => {});
-  await browser?.close().catch(() => {});
-  await demo?.stop();
-  await sp?.close();
-  await app?.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-}, { timeout: 15_000 });
-
-/** The CSP `form-action` sources of a response. */
-function formAction(response) {
-  const csp = response.headers()['content-security-policy'] ?? '';
-  const directive = csp.split(';').map((d) => d.trim().split(/\s+/)).find((d) => d[0] === 'form-action');
-  return directive?.slice(1) ?? [];
-}
+after(() => closeAll({ ctx, browser, demo, servers: [sp, app], tmp }), { timeout: 15_000 });
 
 /** A test on a new page of the context, which also fails on any CSP violation or console
  *  error seen while it ran. */

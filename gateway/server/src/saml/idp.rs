@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use samael::metadata::EntityDescriptor;
 
 use super::config::{SamlConfig, SpConfig};
+use super::signed;
 
 /// `urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST`: the only binding Vigie answers an SP with.
 pub const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
@@ -343,22 +344,26 @@ fn signing_key(pem: &str) -> Result<(Vec<u8>, bool), &'static str> {
 }
 
 /// What the metadata's signature covers, checked by xmlsec (through samael) against the
-/// configured certificate: a wrong key or an edited body is refused, naming the SP.
+/// configured certificate: a wrong key or an edited body is refused, naming the SP; so is a
+/// signature or digest other than SHA-2 (the same list as the SP's messages: [`signed::ACCEPTED`]):
+/// whoever can forge a SHA-1 signature of the metadata chooses the SP's ACS and certificates.
 fn signed_metadata(config: &SpConfig, xml: &str, cert: &str) -> Result<String, String> {
-    use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
+    use samael::crypto::CertificateDer;
     let sp = format!("the metadata {:?} of the SP of client {:?}", config.metadata, config.client_id);
     let pem = std::fs::read_to_string(cert).map_err(|e| format!("cannot read metadata_cert {cert:?}: {e}"))?;
     let der =
         pem_der(&pem, &["CERTIFICATE"]).ok_or_else(|| format!("metadata_cert {cert:?} is not a PEM certificate"))?;
     // Only the signed element comes back (no ancestors): a signature on an inner element
     // cannot vouch for an outer one wrapped around it.
-    let signed =
-        Crypto::reduce_xml_to_signed(xml, &[CertificateDer::from(der)], ReduceMode::ValidateAndMarkNoAncestors)
-            .map_err(|_| {
-                format!(
-                    "{sp} is not signed by metadata_cert {cert:?}: signed with another key, or edited after signing"
-                )
-            })?;
+    let signed = signed::verified_by(xml, &[CertificateDer::from(der)]).map_err(|refused| match refused {
+        signed::Refused::Algorithm { element, uri } => format!(
+            "{sp} is signed with the {element} {uri:?}, which Vigie does not accept: re-sign the metadata with \
+             SHA-256 (RSA-SHA256/384/512 or ECDSA-SHA256/384/512, SHA-256/384/512 digests; docs/saml.md)"
+        ),
+        signed::Refused::Signature => {
+            format!("{sp} is not signed by metadata_cert {cert:?}: signed with another key, or edited after signing")
+        }
+    })?;
     if !signed.contains("EntityDescriptor") {
         return Err(format!("{sp}: the signature does not cover the EntityDescriptor"));
     }

@@ -5,7 +5,6 @@
 //! the digest, as
 //! shared/reference/dependencies.md tried).
 use actix_web::HttpResponse;
-use actix_web::http::header;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
@@ -178,57 +177,15 @@ pub fn error(idp: &Idp, acs: &str, in_response_to: &str, top: &str, second: &str
     )
 }
 
-/// What a page that posts a SAML message may do besides its form and the https redirects that
-/// follow it ([`auto_post`]): nothing more (the SSO Response page), or also post back to Vigie
-/// (the Single Logout pages: browsers apply `form-action` to the redirects that follow the post,
-/// and an SP answers a LogoutRequest by sending the browser back to Vigie's `/saml/slo`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Then {
-    OnlyThere,
-    BackToVigie,
-}
+pub use crate::web::auto_post::Then;
 
 /// The auto-submitting form of the HTTP-POST binding (saml-bindings §3.5.4): `xml` base64 as
 /// `param` (`SAMLResponse` or `SAMLRequest`), and `RelayState`, posted to `to`, an endpoint of
-/// the SP's metadata (https, checked at load: saml/idp.rs). A fresh nonce per page: the CSP runs
-/// only the page's own script (no inline handler), posts to `to`'s origin (and follows its
-/// redirects to https URLs, below), loads nothing and cannot be framed; a browser without
-/// JavaScript gets the button.
+/// the SP's metadata (https, checked at load: saml/idp.rs). The page and its CSP:
+/// [`crate::web::auto_post::page`].
 pub fn auto_post(to: &str, param: &str, xml: &str, relay: Option<&str>, then: Then) -> HttpResponse {
-    use crate::web::http::esc;
-    let nonce = crate::secrets::random_token(16);
-    let back = if then == Then::BackToVigie { " 'self'" } else { "" };
-    // `https:` too: Chromium checks `form-action` on every redirect that follows the post, not
-    // only on the form's own target, and an SP's endpoint often answers with a redirect to
-    // another origin: its ACS to the application the RelayState names or the one it brokers for
-    // (a Keycloak or SimpleSAMLphp in front of the apps), Vigie's `/saml/slo` on to the next SP
-    // or the OIDC client's post_logout_redirect_uri. With the endpoint's origin alone the person
-    // was left on this page (tests/browser/saml.test.mjs). The form itself still goes only to
-    // `to` (Vigie writes it; every value escaped); `https:` keeps other schemes, and plain http
-    // other than the endpoint's own loopback origin, out.
-    let form_action = match url::Url::parse(to) {
-        // An opaque origin ("null": a data: or javascript: endpoint) matches no source, and is
-        // not https: such a form is never posted.
-        Ok(u) => format!("{}{back} https:", u.origin().ascii_serialization()),
-        // Never the case for an endpoint that passed the load's check; the safe side if it were.
-        Err(_) => "'none'".into(),
-    };
-    let relay =
-        relay.map(|r| format!(r#"<input type="hidden" name="RelayState" value="{}">"#, esc(r))).unwrap_or_default();
-    let body = format!(
-        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vigie</title></head><body><form method="post" action="{}"><input type="hidden" name="{}" value="{}">{relay}<noscript><p>JavaScript est désactivé : cliquez pour continuer. / JavaScript is off: click to continue.</p></noscript><button type="submit">Continuer / Continue</button></form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>"#,
-        esc(to),
-        esc(param),
-        STANDARD.encode(xml),
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            format!(
-                "default-src 'none'; script-src 'nonce-{nonce}'; form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
-            ),
-        ))
-        .body(body)
+    let message = STANDARD.encode(xml);
+    let mut fields = vec![(param, message.as_str())];
+    fields.extend(relay.map(|r| ("RelayState", r)));
+    crate::web::auto_post::page(to, &fields, then)
 }

@@ -1,6 +1,7 @@
 //! The enveloped XML signatures Vigie verifies on an SP's messages (HTTP-POST binding,
-//! saml-bindings §3.5.5.2: AuthnRequest, LogoutRequest, LogoutResponse): xmlsec (samael) checks
-//! them with the SP's metadata certificates, and accepts RSA or ECDSA over SHA-2 only.
+//! saml-bindings §3.5.5.2: AuthnRequest, LogoutRequest, LogoutResponse) and on its signed metadata
+//! (saml-metadata §3): xmlsec (samael) checks them with the SP's metadata certificates (the
+//! metadata with `metadata_cert`), and accepts RSA or ECDSA over SHA-2 only.
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -67,9 +68,15 @@ impl Refused {
 /// names, for the refusal, what samael refused.
 pub fn verified(xml: &str, sp: &Sp) -> Result<String, Refused> {
     let certs: Vec<CertificateDer> = sp.certs.iter().cloned().map(CertificateDer::from).collect();
+    verified_by(xml, &certs)
+}
+
+/// [`verified`], against these certificates: an SP's (its messages) or the `metadata_cert` of an
+/// SP's signed metadata (saml-metadata §3: the same enveloped XML signature, the same rules).
+pub fn verified_by(xml: &str, certs: &[CertificateDer]) -> Result<String, Refused> {
     Crypto::reduce_xml_to_signed_with_allowed_algorithms(
         xml,
-        &certs,
+        certs,
         ReduceMode::ValidateAndMarkNoAncestors,
         Some(ACCEPTED),
     )

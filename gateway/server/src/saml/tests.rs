@@ -153,17 +153,11 @@ const SIGNED_METADATA_TEMPLATE: &str = r##"<md:EntityDescriptor xmlns:md="urn:oa
   </md:SPSSODescriptor>
 </md:EntityDescriptor>"##;
 
-/// Signed SP metadata (signed by `xmlsec1 --sign`, as an SP's tooling would) loads against its
-/// certificate; against another certificate, or with its body edited after signing, it is
-/// refused and the refusal names the SP.
-#[test]
-fn signed_metadata_is_checked_against_the_configured_certificate() {
-    let dir = temp_dir("signed-md");
-    let signer = temp_dir("signed-md-signer");
-    let other = temp_dir("signed-md-other");
-    super::demo::ensure(&signer).expect("the SP's signing key");
-    super::demo::ensure(&other).expect("another key");
-    std::fs::write(dir.join("template.xml"), SIGNED_METADATA_TEMPLATE).expect("template");
+/// `template` (an EntityDescriptor with an empty `ds:Signature`, whose SignatureMethod and
+/// DigestMethod say how) signed by `xmlsec1 --sign` with the key of `signer`, as an SP's tooling
+/// would sign it; written under `dir`.
+fn xmlsec1_signed(dir: &Path, signer: &Path, template: &str) -> String {
+    std::fs::write(dir.join("template.xml"), template).expect("template");
     let out = Command::new("xmlsec1")
         .arg("--sign")
         .arg("--privkey-pem")
@@ -174,12 +168,28 @@ fn signed_metadata_is_checked_against_the_configured_certificate() {
         .output()
         .expect("the `xmlsec1` CLI (apt-get install xmlsec1)");
     assert!(out.status.success(), "xmlsec1 --sign: {}", String::from_utf8_lossy(&out.stderr));
-    let signed = std::fs::read_to_string(dir.join("signed.xml")).expect("signed metadata");
-    let load = |metadata: &str, cert: &Path| {
-        let mut c = config(&dir, metadata);
-        c.sps[0].metadata_cert = Some(cert.join("saml-cert.pem").display().to_string());
-        Idp::load(&c, "https://vigie.example")
-    };
+    std::fs::read_to_string(dir.join("signed.xml")).expect("signed metadata")
+}
+
+/// The IdP, its one SP's metadata `metadata` checked against the certificate of `signer`.
+fn load_signed(dir: &Path, metadata: &str, signer: &Path) -> Result<Idp, Vec<(String, String)>> {
+    let mut c = config(dir, metadata);
+    c.sps[0].metadata_cert = Some(signer.join("saml-cert.pem").display().to_string());
+    Idp::load(&c, "https://vigie.example")
+}
+
+/// Signed SP metadata (signed by `xmlsec1 --sign`, as an SP's tooling would) loads against its
+/// certificate; against another certificate, or with its body edited after signing, it is
+/// refused and the refusal names the SP.
+#[test]
+fn signed_metadata_is_checked_against_the_configured_certificate() {
+    let dir = temp_dir("signed-md");
+    let signer = temp_dir("signed-md-signer");
+    let other = temp_dir("signed-md-other");
+    super::demo::ensure(&signer).expect("the SP's signing key");
+    super::demo::ensure(&other).expect("another key");
+    let signed = xmlsec1_signed(&dir, &signer, SIGNED_METADATA_TEMPLATE);
+    let load = |metadata: &str, cert: &Path| load_signed(&dir, metadata, cert);
     let idp = load(&signed, &signer).map_err(|p| format!("{p:?}")).expect("signed metadata loads");
     assert_eq!(idp.sps[0].acs, vec!["https://lab.chu.example/saml/acs".to_owned()]);
     let refused = |result: Result<Idp, Vec<(String, String)>>, case: &str| {
@@ -197,6 +207,43 @@ fn signed_metadata_is_checked_against_the_configured_certificate() {
     refused(load(&edited, &signer), "an edited body");
     refused(load(SP_METADATA, &signer), "unsigned metadata");
     for d in [dir, signer, other] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// Signed SP metadata whose signature or any digest is SHA-1 (`xmlsec1 --sign` with `rsa-sha1`,
+/// `xmldsig#sha1`) is refused at load like an SP's SHA-1-signed message, naming the algorithm
+/// and what to do; the same document signed RSA-SHA256 with a SHA-256 digest loads.
+#[test]
+fn signed_metadata_with_sha1_is_refused_naming_the_algorithm() {
+    const RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+    const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+    const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+    const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+    let dir = temp_dir("signed-md-sha1");
+    let signer = temp_dir("signed-md-sha1-signer");
+    super::demo::ensure(&signer).expect("the SP's signing key");
+    let sha256 = xmlsec1_signed(&dir, &signer, SIGNED_METADATA_TEMPLATE);
+    let idp = load_signed(&dir, &sha256, &signer).map_err(|p| format!("{p:?}")).expect("RSA-SHA256, SHA-256: loads");
+    assert_eq!(idp.sps[0].acs, vec!["https://lab.chu.example/saml/acs".to_owned()]);
+    for (what, method, digest, element, named) in [
+        ("rsa-sha1, sha1", RSA_SHA1, SHA1, "SignatureMethod", RSA_SHA1),
+        ("rsa-sha1, sha256", RSA_SHA1, SHA256, "SignatureMethod", RSA_SHA1),
+        ("rsa-sha256, sha1", RSA_SHA256, SHA1, "DigestMethod", SHA1),
+    ] {
+        let template = SIGNED_METADATA_TEMPLATE.replace(RSA_SHA256, method).replace(SHA256, digest);
+        let doc = xmlsec1_signed(&dir, &signer, &template);
+        assert!(doc.contains(method) && doc.contains(digest), "{what}: signed as asked: {doc}");
+        let problems = load_signed(&dir, &doc, &signer).err().unwrap_or_else(|| panic!("{what}: refused"));
+        assert!(
+            problems.iter().any(|(k, m)| k == "saml.sps[0].metadata"
+                && m.contains("client \"lab\"")
+                && m.contains(&format!("the {element} {named:?}"))
+                && m.contains("re-sign the metadata with SHA-256")),
+            "{what}: names the SP, the algorithm and what to do: {problems:?}"
+        );
+    }
+    for d in [dir, signer] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

@@ -14,7 +14,6 @@ use crate::secrets::random_token;
 use crate::session::keys;
 use crate::session::{self, Session};
 use crate::state::{Audit, OidcState, Ports};
-use crate::web::http::esc;
 
 /// What answering the client reads: the registered clients, the settings (code lifetime, issuer),
 /// the store (the code, the session's clients) and the audit trail.
@@ -137,21 +136,14 @@ fn respond(mode: ResponseMode, redirect_uri: &str, params: &[(&str, String)]) ->
     }
 }
 
-/// OAuth 2.0 Form Post Response Mode §2: an HTML form auto-submitted to the redirect URI.
+/// OAuth 2.0 Form Post Response Mode §2: the parameters "are encoded as HTML form values that
+/// are auto-submitted in the User Agent"; "The action attribute of the form MUST be the Client's
+/// Redirection URI". The page every auto-post shares ([`crate::web::auto_post::page`]: nonce
+/// script, escaped values, a CSP whose `form-action` is the redirect_uri's origin and the https
+/// redirects its answer may lead to). No `'self'`: the form goes to the client's redirect_uri
+/// only (a client that sends the person back to Vigie's https origin afterwards is within
+/// `https:`).
 fn form_post(redirect_uri: &str, params: &[(&str, String)]) -> HttpResponse {
-    let nonce = random_token(16);
-    let inputs: String =
-        params.iter().map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, esc(k), esc(v))).collect();
-    let origin = url::Url::parse(redirect_uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let body = format!(
-        r#"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Connexion…</title></head><body><form method="post" action="{}">{inputs}<noscript><button type="submit">Continuer</button></noscript></form><script nonce="{nonce}">document.forms[0].submit()</script></body></html>"#,
-        esc(redirect_uri)
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            format!("default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}; frame-ancestors 'none'"),
-        ))
-        .body(body)
+    let fields: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::web::auto_post::page(redirect_uri, &fields, crate::web::auto_post::Then::OnlyThere)
 }
