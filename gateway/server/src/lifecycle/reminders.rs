@@ -58,7 +58,8 @@ pub fn threshold(days: &[u32], left: time::Duration) -> Option<u32> {
     days.iter().copied().filter(|d| left <= time::Duration::days(i64::from(*d))).min()
 }
 
-/// One look: each reminder due is claimed, sent and settled, while this replica holds `lease`.
+/// One look: each reminder due is claimed, sent and settled, while this replica holds `lease`; the
+/// claims carry its fence: one refused stops the look, as a lapsed lease does.
 async fn pass(
     r: &RemindersConfig,
     config: &Config,
@@ -67,8 +68,25 @@ async fn pass(
     audit: &dyn Fn(AuditEvent),
     lease: &Lease,
 ) -> Result<(), vigie_core::directory::DirectoryError> {
+    match look(r, config, dir, mailer, audit, lease).await {
+        Err(e) if lease.fenced_out(&e) => Ok(()),
+        done => done,
+    }
+}
+
+async fn look(
+    r: &RemindersConfig,
+    config: &Config,
+    dir: &SqlDirectory,
+    mailer: &dyn Mailer,
+    audit: &dyn Fn(AuditEvent),
+    lease: &Lease,
+) -> Result<(), vigie_core::directory::DirectoryError> {
     let now = time::OffsetDateTime::now_utc();
-    dir.forget_stale_reminders(&stamp(now - STALE_CLAIM)).await?;
+    // The claims carry the lease's fence; a settlement records what became of this replica's own
+    // claim (a mail sent is sent), whoever holds the lease by then.
+    let fenced = crate::directory_sync::fenced(dir, Some(lease));
+    fenced.forget_stale_reminders(&stamp(now - STALE_CLAIM)).await?;
     let longest = r.days.iter().copied().max().unwrap_or(0);
     let soon = dir.expiring(&stamp(now), &stamp(now + time::Duration::days(i64::from(longest)))).await?;
     for person in &soon {
@@ -92,7 +110,7 @@ async fn pass(
                 tracing::warn!("reminders: the lease lapsed and another replica took it over; this look stops");
                 return Ok(());
             }
-            if !dir.claim_reminder(reminder, &stamp(now)).await? {
+            if !fenced.claim_reminder(reminder, &stamp(now)).await? {
                 continue;
             }
             let (subject, body) = text(config, person, recipient, end.unix_timestamp());
