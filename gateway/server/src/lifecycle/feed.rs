@@ -418,7 +418,9 @@ mod tests {
         store.delete(&lease_key()).await.unwrap();
         let b = Lease::take(store, lease_key(), ttl, "vigie serve").await.unwrap().expect("the lost lease is taken");
         let options = RunOptions { dry_run: false, force: false, max_leavers_percent: 100.0 };
-        let row = |m: &str, login: &str| format!("{m},Nom,Prénom,1980-01-01,Infirmier,IDE,,UF7001:100,{login},2020-01-01,,,staff\n");
+        let row = |m: &str, login: &str| {
+            format!("{m},Nom,Prénom,1980-01-01,Infirmier,IDE,,UF7001:100,{login},2020-01-01,,,staff\n")
+        };
         let feed_b = format!("{COLUMNS}\n{}", row("H00002", "hr.p2"));
         let run = run_text(&dir, &feed_b, "b.csv", "b.csv", options, Some(&b), &|_| {}).await;
         assert!(matches!(run, Ok(RunOutcome::Applied { .. })), "{run:?}");
