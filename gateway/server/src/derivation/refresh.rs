@@ -78,8 +78,8 @@ fn changed(what: &str, old: &Option<String>, new: &Option<String>) -> Option<Str
 
 /// Refreshes every confirmed professional from `api`; with `dry_run`, only says what would
 /// change. An error from the API (after every professional was asked, before any write) changes nobody.
-/// The periodic refresh gives its `lease`, confirmed before each write: once another replica
-/// holds it (this one paused past its TTL), this run stops writing.
+/// The periodic refresh gives its `lease`, confirmed before each write and carried by each (its
+/// fence): once another replica holds it (this one paused past its TTL), this run stops writing.
 pub async fn refresh(
     dir: &SqlDirectory,
     api: &Fhir,
