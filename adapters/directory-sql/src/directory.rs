@@ -59,6 +59,8 @@ const OPEN_ATTEMPTS: u32 = 5;
 pub struct SqlDirectory {
     pub(crate) pool: Pool,
     schema: SchemaVersions,
+    /// The fence of the job's lease each write transaction checks ([`SqlDirectory::fenced`]).
+    pub(crate) fence: Option<vigie_core::directory::Fence>,
 }
 
 impl SqlDirectory {
@@ -124,7 +126,7 @@ impl SqlDirectory {
         loop {
             let connected = pool_options.clone().connect_with(connect.clone()).await.map(Pool::Sqlite);
             match Self::migrate(connected, options.newer_schema).await {
-                Ok((pool, schema)) => return SqlDirectory { pool, schema }.with_people_search().await,
+                Ok((pool, schema)) => return SqlDirectory { pool, schema, fence: None }.with_people_search().await,
                 Err(e) if attempt < OPEN_ATTEMPTS && e.is_race() => {
                     // Another process is setting up the same file (switching it to WAL, or
                     // running the same migrations): once it is done, a new attempt succeeds.
@@ -157,7 +159,7 @@ impl SqlDirectory {
             .map(Pool::Postgres);
         let (pool, schema) =
             Self::migrate(connected, options.newer_schema).await.map_err(|e| e.into_directory_error(url))?;
-        SqlDirectory { pool, schema }.with_people_search().await
+        SqlDirectory { pool, schema, fence: None }.with_people_search().await
     }
 
     /// The directory once its people search index is complete (see `refresh_people_search`).
@@ -202,13 +204,22 @@ impl SqlDirectory {
     /// transaction that reads before it writes may find, in WAL mode, that another process
     /// wrote in between, and then fails at once instead of waiting out the busy timeout. On
     /// PostgreSQL it is READ COMMITTED: what must not change between a read and the write that
-    /// depends on it is read `FOR UPDATE`.
+    /// depends on it is read `FOR UPDATE`. A [`SqlDirectory::fenced`] directory checks its fence
+    /// first, in the transaction.
     pub(crate) async fn begin_write(&self) -> Result<Tx, DirectoryError> {
-        match &self.pool {
+        let mut tx = match &self.pool {
             Pool::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite),
             Pool::Postgres(p) => p.begin().await.map(Tx::Postgres),
         }
-        .map_err(|e| failed("starting a write", &e))
+        .map_err(|e| failed("starting a write", &e))?;
+        if let Some(fence) = &self.fence
+            && let Err(e) = crate::fences::raise(&mut tx, fence).await
+        {
+            // Nothing was written; a rollback that fails leaves the connection to the pool's own.
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        Ok(tx)
     }
 }
 

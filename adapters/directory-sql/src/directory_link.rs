@@ -106,17 +106,20 @@ impl SqlDirectory {
         mark: Option<&str>,
         full_pass_at: i64,
     ) -> Result<(), DirectoryError> {
-        on_pool!(self.pool, |c| sqlx::query(
+        // A transaction of one statement: the sync's lease fence, when given, is checked in it.
+        let mut tx = self.begin_write().await?;
+        on_tx!(tx, |c| sqlx::query(
             "INSERT INTO directory_sync_state (source, mark, full_pass_at) VALUES ($1, $2, $3) \
              ON CONFLICT (source) DO UPDATE SET mark = excluded.mark, full_pass_at = excluded.full_pass_at"
         )
         .bind(source)
         .bind(mark)
         .bind(full_pass_at)
-        .execute(c)
+        .execute(&mut *c)
         .await
         .map(drop))
-        .map_err(|e| failed("recording where the directory sync ended", &e))
+        .map_err(|e| failed("recording where the directory sync ended", &e))?;
+        tx.commit().await.map_err(|e| failed("recording where the directory sync ended", &e))
     }
 
     /// The matricule's unique index refuses one another identity holds.

@@ -440,6 +440,7 @@ pub async fn import_rows(dir: &SqlDirectory, rows: &[HrRow]) -> Result<ImportRep
                 "line {} (matricule {:?}): {m}; nothing was imported",
                 row.line, row.matricule
             )),
+            fenced @ DirectoryError::Fenced { .. } => fenced,
         };
         let (id, created) = store_identity(&mut tx, &row.identity()).await.map_err(at_row)?;
         if created {

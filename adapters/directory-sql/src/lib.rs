@@ -11,6 +11,7 @@ mod db;
 mod directory;
 mod directory_link;
 mod feed_runs;
+mod fences;
 mod fido2;
 mod hr_enrolment;
 pub mod import;

@@ -3,7 +3,7 @@
 use vigie_core::directory::DirectoryError;
 
 use crate::SqlDirectory;
-use crate::db::on_pool;
+use crate::db::{on_pool, on_tx};
 use crate::directory::failed;
 
 /// A person whose access ends within the reminders' longest threshold.
@@ -99,8 +99,11 @@ impl SqlDirectory {
 
     /// Claims a reminder before sending it: `true` for the one caller (of every process) that
     /// should send it, `false` when it was sent, is being sent, or had nobody to go to.
+    /// A transaction: the reminders' lease fence, when given ([`SqlDirectory::fenced`]), is
+    /// checked in it.
     pub async fn claim_reminder(&self, r: Reminder<'_>, now: &str) -> Result<bool, DirectoryError> {
-        let done = on_pool!(self.pool, |c| sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let done = on_tx!(tx, |c| sqlx::query(
             "INSERT INTO lifecycle_reminders (identity_id, end_at, days, recipient, state, at) \
              VALUES ($1, $2, $3, $4, 'sending', $5) ON CONFLICT DO NOTHING"
         )
@@ -109,10 +112,11 @@ impl SqlDirectory {
         .bind(i64::from(r.days))
         .bind(r.recipient.as_str())
         .bind(now)
-        .execute(c)
+        .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))
         .map_err(|e| failed("claiming a reminder", &e))?;
+        tx.commit().await.map_err(|e| failed("claiming a reminder", &e))?;
         Ok(done == 1)
     }
 
@@ -151,16 +155,20 @@ impl SqlDirectory {
     /// Forgets the reminders of end dates that are no longer the person's (a date moved: the new
     /// one is reminded afresh) and the claims older than `stale_before` still `sending` (the
     /// process that claimed them died mid-send). The number of rows forgotten.
+    /// A transaction: the reminders' lease fence, when given, is checked in it.
     pub async fn forget_stale_reminders(&self, stale_before: &str) -> Result<u64, DirectoryError> {
-        on_pool!(self.pool, |c| sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let forgotten = on_tx!(tx, |c| sqlx::query(
             "DELETE FROM lifecycle_reminders WHERE (state = 'sending' AND at < $1) OR NOT EXISTS \
              (SELECT 1 FROM identities i WHERE i.id = lifecycle_reminders.identity_id AND i.end_at = lifecycle_reminders.end_at)"
         )
         .bind(stale_before)
-        .execute(c)
+        .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))
-        .map_err(|e| failed("forgetting old reminders", &e))
+        .map_err(|e| failed("forgetting old reminders", &e))?;
+        tx.commit().await.map_err(|e| failed("forgetting old reminders", &e))?;
+        Ok(forgotten)
     }
 
     /// Moves the end date of the person with this matricule or login name (`end_at` in

@@ -460,7 +460,9 @@ impl SqlDirectory {
         let keep = RppsEntry::default();
         let e = from.unwrap_or(&keep);
         let known = from.is_some();
-        on_pool!(self.pool, |c| sqlx::query(
+        // A transaction: the RPPS refresh's lease fence, when given, is checked in it.
+        let mut tx = self.begin_write().await?;
+        on_tx!(tx, |c| sqlx::query(
             "UPDATE rpps_links SET struck_off = $2, dmp_withheld = $3, \
              profession_code = CASE WHEN $4 THEN $5 ELSE profession_code END, \
              profession_label = CASE WHEN $4 THEN $6 ELSE profession_label END, \
@@ -478,11 +480,11 @@ impl SqlDirectory {
         .bind(&e.category_code)
         .bind(&e.savoir_faire_code)
         .bind(&e.savoir_faire_label)
-        .execute(c)
+        .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))
         .map_err(|e| failed("refreshing an RPPS link", &e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| failed("refreshing an RPPS link", &e))
     }
 
     /// Why the DMP is withheld from this identity (struck off the RPPS, `deny_dmp`), if it is.

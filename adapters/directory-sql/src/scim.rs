@@ -12,15 +12,14 @@ use crate::directory::{failed, now, validate_identity};
 type Result<T> = std::result::Result<T, ProvisioningError>;
 
 fn unavailable(doing: &str, e: &sqlx::Error) -> ProvisioningError {
-    match failed(doing, e) {
-        DirectoryError::Unavailable(m) | DirectoryError::Invalid(m) => ProvisioningError::Unavailable(m),
-    }
+    from_directory(failed(doing, e))
 }
 
 fn from_directory(e: DirectoryError) -> ProvisioningError {
     match e {
         DirectoryError::Invalid(m) => ProvisioningError::Invalid(m),
         DirectoryError::Unavailable(m) => ProvisioningError::Unavailable(m),
+        fenced @ DirectoryError::Fenced { .. } => ProvisioningError::Unavailable(fenced.to_string()),
     }
 }
 

@@ -412,3 +412,29 @@ async fn the_directory_sync_state_is_kept_per_source_and_a_matricule_changes_by_
     assert!(!dir.change_matricule("no-such-identity", "777002").await.unwrap());
 }
 }
+
+on_both! {
+/// A directory fenced by a job's lease token (`SqlDirectory::fenced`) refuses, whole and in the
+/// write's own transaction, a write whose token is lower than one it has seen for that job: the
+/// write of a holder whose lease lapsed, after the next holder's. The same token and greater ones
+/// pass; another job's fence is its own; the directory without a fence writes as before.
+async fn a_write_fenced_by_a_lower_token_than_the_last_seen_keeps_nothing(db: TestDb) {
+    use vigie_core::directory::Fence;
+    let dir = SqlDirectory::open(&db.url()).await.unwrap();
+    let later = dir.fenced(Fence::new("ldap", 1_700_000_000_002));
+    let lapsed = dir.fenced(Fence::new("ldap", 1_700_000_000_001));
+    later.upsert_identity(&camille()).await.expect("the later holder writes");
+    later.set_directory_sync_state("ldap", Some("mark"), 1).await.expect("and writes again with its token");
+
+    match lapsed.upsert_identity(&ines()).await {
+        Err(DirectoryError::Fenced { job }) => assert_eq!(job, "ldap"),
+        other => panic!("expected the lapsed holder's write refused, got {other:?} on {}", db.url()),
+    }
+    assert!(lapsed.set_directory_sync_state("ldap", Some("stale"), 2).await.is_err());
+    assert!(dir.identity_for_directory_entry("", &ines().matricule).await.unwrap().is_none(), "nothing of it");
+    assert_eq!(dir.directory_sync_state("ldap").await.unwrap(), Some((Some("mark".into()), 1)));
+
+    dir.fenced(Fence::new("hr-feed", 1)).upsert_identity(&ines()).await.expect("another job's fence is its own");
+    dir.upsert_identity(&ines()).await.expect("unfenced, as before");
+}
+}

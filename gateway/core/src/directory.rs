@@ -89,6 +89,44 @@ pub enum DirectoryError {
     /// The data given is inconsistent (duplicate matricule, unknown identity, ...).
     #[error("directory refused the change: {0}")]
     Invalid(String),
+    /// A job's write refused by its [`Fence`]: a later holder of the job's lease has written
+    /// since (this holder was paused, or its write slow, past the lease). Nothing of it was kept.
+    #[error(
+        "the directory refused a write of the `{job}` job: another replica holds its lease and has written since; \
+         nothing of this write was kept, and that replica runs the job"
+    )]
+    Fenced {
+        /// The job whose lease it is (`ldap`, `hr-feed`, `reminders`, `rpps-refresh`).
+        job: String,
+    },
+}
+
+/// The fencing token of a job's lease (M. Kleppmann, "How to do distributed locking", 2016): a
+/// number that grows with each take of the lease, carried by each write its holder makes. A
+/// directory given one refuses, in the write's own transaction, a write whose token is lower than
+/// the highest it has seen for that job: a holder paused past its lease between the check that it
+/// still holds it and the commit of its write cannot write after the one that took over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    job: String,
+    token: u64,
+}
+
+impl Fence {
+    /// The fence of `job` at `token`, as the lease's take issued it.
+    pub fn new(job: &str, token: u64) -> Fence {
+        Fence { job: job.to_owned(), token }
+    }
+
+    /// The job whose lease it is.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// The token: greater for each later take of the lease.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
 }
 
 /// Identities and accounts.

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vigie_core::audit::{AuditEvent, AuditKind, Outcome};
-use vigie_core::directory::{Account, Directory, Identity};
-use vigie_core::store::EphemeralStore;
+use vigie_core::directory::{Account, Directory, DirectoryError, Fence, Identity};
+use vigie_core::store::{EphemeralStore, StoreError};
 use vigie_directory_ldap::{AccountState, LdapSource, LdapUser, MatriculeChanges, SyncMark};
+use vigie_directory_sql::SqlDirectory;
 
 use crate::config::Config;
 use crate::session::keys;
@@ -97,15 +98,33 @@ fn disabled_event(identity_id: &str, username: &str, reason: &str) -> AuditEvent
 
 const DISABLED_THERE: &str = "account disabled: disabled or expired in the directory";
 const GONE: &str = "account disabled: its entry is gone from the directory (a leaver)";
-const LEASE_LOST: &str = "the sync's lease was lost (not renewed in time; another replica may run the sync now): \
+const LEASE_LOST: &str = "the sync's lease was lost (not renewed in time, or taken over while this replica paused; \
+     another replica may run the sync now): \
      this pass stopped writing; the next one goes on from the last recorded mark";
 
 /// One pass. A failure stops it (what was written stays: each user is one upsert; the mark is
 /// recorded only at the end, so the next pass reads again what this one did not finish). The
 /// accounts it disables get a durable note of access to end, which `serve`'s sweep completes
 /// (sessions, refresh families, back-channel logout); each is given to `audit`. The `lease` of a
-/// pass run under one is confirmed before every write: once it is lost, the pass stops.
+/// pass run under one is confirmed before every write, and each write carries its fence: once it
+/// is lost, or the directory refuses a write by its fence, the pass stops.
 pub async fn sync(
+    ldap: &LdapSource,
+    directory: &SqlDirectory,
+    audit: &dyn Fn(AuditEvent),
+    pass: Pass,
+    lease: Option<&Lease>,
+) -> anyhow::Result<Report> {
+    let directory = fenced(directory, lease);
+    run(ldap, &directory, audit, pass, lease).await.map_err(|e| match lease {
+        Some(lease) if e.downcast_ref::<DirectoryError>().is_some_and(|d| lease.fenced_out(d)) => {
+            anyhow::anyhow!(LEASE_LOST)
+        }
+        _ => e,
+    })
+}
+
+async fn run(
     ldap: &LdapSource,
     directory: &dyn Directory,
     audit: &dyn Fn(AuditEvent),
@@ -355,7 +374,7 @@ async fn once(ldap: &LdapSource, ports: &Ports, audit: &Audit, period: u64, ever
         Ok(Ok(lease)) => {
             let started = Instant::now();
             let record = |event: AuditEvent| audit.record(event);
-            match sync(ldap, ports.directory.as_ref(), &record, Pass::Changed, Some(&lease)).await {
+            match sync(ldap, &ports.lifecycle, &record, Pass::Changed, Some(&lease)).await {
                 Ok(report) => {
                     tracing::info!(period, elapsed_ms = started.elapsed().as_millis() as u64, "{report}");
                     metrics::counter!("vigie_directory_sync_total", "result" => "ok").increment(1);
@@ -393,16 +412,75 @@ pub fn lease_ttl(every_secs: u64) -> Duration {
 /// lapsed and was taken by another cannot renew it back. A job asks [`Lease::confirm`] right
 /// before each write: a holder paused past its TTL (a stopped process, a slow database) learns
 /// there that another took over, before it writes, not at its next renewal.
+///
+/// A pause between that confirmation and the commit of the write is caught by the write itself:
+/// each take issues a greater fencing token ([`Lease::fence`]), and the directory the job writes
+/// through ([`fenced`]) refuses a write whose token is lower than one it has seen for the job.
 pub struct Lease {
+    hold: Arc<Hold>,
+    fence: Fence,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+/// What a holder and its renewals share.
+struct Hold {
     store: Arc<dyn EphemeralStore>,
     key: String,
     token: Vec<u8>,
     ttl: Duration,
-    lost: Arc<AtomicBool>,
+    lost: AtomicBool,
     /// When the last renewal that found this holder's token was sent: the lease lasts at least
     /// `ttl` from then.
-    renewed: Arc<std::sync::Mutex<Instant>>,
-    renewer: tokio::task::JoinHandle<()>,
+    renewed: std::sync::Mutex<Instant>,
+}
+
+impl Hold {
+    fn renewed(&self) -> Instant {
+        *self.renewed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Renews the lease by compare-and-set on this holder's token: `true` (and when it was asked,
+    /// recorded) while it is this holder's; `false` once another holds it, which stops this holder
+    /// for good. An error: the store could not say.
+    async fn renew(&self) -> Result<bool, StoreError> {
+        let asked = Instant::now();
+        if self.store.replace_if(&self.key, Some(&self.token), &self.token, self.ttl).await? {
+            *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = asked;
+            return Ok(true);
+        }
+        tracing::warn!(lease = %self.key, "the lease lapsed and another holder took it; this job stops writing");
+        self.lost.store(true, Ordering::SeqCst);
+        Ok(false)
+    }
+}
+
+/// How long the counter of a lease's fencing tokens lives: long enough never to lapse in practice
+/// (one that does starts again from the clock, above the tokens it gave).
+const FENCE_COUNTER_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// A fencing token is at least the time in milliseconds when its counter was started (2001 and
+/// after are above this); a counter below it was made by `incr` alone, not started from the clock.
+const STARTED_FROM_THE_CLOCK: u64 = 1_000_000_000_000;
+
+/// The next fencing token of `job`'s lease: the counter `keys::lease_fence(job)` of the shared
+/// store, incremented at each take, started from the time in milliseconds, so that a counter lost
+/// with the store (an embedded store restarted, a Redis without persistence) starts again above
+/// every token it gave (a job takes its lease far less often than every millisecond). Asked before
+/// the lease is put: a holder's token is then lower than any later holder's.
+async fn next_token(store: &dyn EphemeralStore, job: &str) -> Result<u64, StoreError> {
+    let counter = keys::lease_fence(job);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    store.put_if_absent(&counter, now_ms.to_string().as_bytes(), FENCE_COUNTER_TTL).await?;
+    let token = store.incr(&counter, FENCE_COUNTER_TTL).await?;
+    if token < STARTED_FROM_THE_CLOCK {
+        // It lapsed between the two calls and `incr` made it again from 0: started from the
+        // clock at the next take.
+        store.delete(&counter).await?;
+        return Err(StoreError::Unavailable(format!(
+            "the fencing counter of the {job} job's lease lapsed as it was read; the lease is taken again at the \
+             next period"
+        )));
+    }
+    Ok(token)
 }
 
 impl Lease {
@@ -413,7 +491,7 @@ impl Lease {
         key: String,
         ttl: Duration,
         what: &str,
-    ) -> Result<Result<Lease, String>, vigie_core::store::StoreError> {
+    ) -> Result<Result<Lease, String>, StoreError> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let token = format!(
             "{} {what} on {} (pid {}) since {}",
@@ -423,6 +501,10 @@ impl Lease {
             crate::rfc3339_now()
         )
         .into_bytes();
+        // The job is the last part of the key (`keys::directory_sync_lease`). Its token is asked
+        // before the lease is put: a take that finds it held only uses up a number.
+        let job = key.rsplit(':').next().unwrap_or(&key).to_owned();
+        let fence = Fence::new(&job, next_token(store.as_ref(), &job).await?);
         let asked = Instant::now();
         if !store.put_if_absent(&key, &token, ttl).await? {
             let held = store.get(&key).await?.unwrap_or_default();
@@ -431,18 +513,23 @@ impl Lease {
             let holder = held.split_once(' ').map_or("another process", |(_, who)| who);
             return Ok(Err(holder.to_owned()));
         }
-        let lost = Arc::new(AtomicBool::new(false));
-        let renewed = Arc::new(std::sync::Mutex::new(asked));
-        let renewer =
-            tokio::spawn(renew(store.clone(), key.clone(), token.clone(), ttl, lost.clone(), renewed.clone()));
-        Ok(Ok(Lease { store, key, token, ttl, lost, renewed, renewer }))
+        let hold = Arc::new(Hold {
+            store,
+            key,
+            token,
+            ttl,
+            lost: AtomicBool::new(false),
+            renewed: std::sync::Mutex::new(asked),
+        });
+        let renewer = tokio::spawn(renew(hold.clone()));
+        Ok(Ok(Lease { hold, fence, renewer }))
     }
 
     /// Whether this holder may still write, as far as its renewals know: false once a renewal
     /// found another token, or could not reach the store for so long that the lease may have
     /// lapsed. A paused holder's renewals are paused too: before a write, ask [`Lease::confirm`].
     pub fn held(&self) -> bool {
-        !self.lost.load(Ordering::SeqCst)
+        !self.hold.lost.load(Ordering::SeqCst)
     }
 
     /// Whether this holder may write now, asked right before each write. Within a third of the TTL
@@ -455,34 +542,49 @@ impl Lease {
         if !self.held() {
             return false;
         }
-        let asked = Instant::now();
-        if asked.duration_since(*self.renewed.lock().unwrap_or_else(|e| e.into_inner())) < self.ttl / 3 {
+        if self.hold.renewed().elapsed() < self.hold.ttl / 3 {
             return true;
         }
-        match self.store.replace_if(&self.key, Some(&self.token), &self.token, self.ttl).await {
-            Ok(true) => {
-                *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = asked;
-                true
-            }
-            Ok(false) => {
-                tracing::warn!(lease = %self.key, "the lease lapsed and another holder took it; this job stops writing");
-                self.lost.store(true, Ordering::SeqCst);
-                false
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, lease = %self.key, "the lease could not be confirmed; nothing written");
-                false
-            }
+        self.hold.renew().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, lease = %self.hold.key, "the lease could not be confirmed; nothing written");
+            false
+        })
+    }
+
+    /// The fencing token this take was issued, which the job's writes carry ([`fenced`]).
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Whether `e` is the directory refusing this holder's write by its fence: another replica
+    /// took the lease over and has written since (this one was paused, or its write slow, past
+    /// the lease, after [`Lease::confirm`] said yes). Then the lease is this holder's no more
+    /// ([`Lease::held`]: the job stops as when `confirm` says no), and it is logged once as a
+    /// warning and counted (`vigie_lease_fenced_total{job}`).
+    pub fn fenced_out(&self, e: &DirectoryError) -> bool {
+        if !matches!(e, DirectoryError::Fenced { job } if job == self.fence.job()) {
+            return false;
         }
+        if !self.hold.lost.swap(true, Ordering::SeqCst) {
+            let job = self.fence.job().to_owned();
+            tracing::warn!(
+                %job,
+                "a write of the {job} job was refused: another replica holds its lease and has written since (this \
+                 one was paused or slow past the lease); nothing of it was kept, this job stops writing"
+            );
+            metrics::counter!("vigie_lease_fenced_total", "job" => job).increment(1);
+        }
+        true
     }
 
     /// Stops renewing and frees the lease if this holder still holds it (compare-and-set: never
     /// another's). A lease that could not be freed lapses by itself.
     pub async fn release(self) {
         self.renewer.abort();
-        let released = self.store.replace_if(&self.key, Some(&self.token), b"released", Duration::from_millis(1)).await;
+        let Hold { store, key, token, .. } = self.hold.as_ref();
+        let released = store.replace_if(key, Some(token), b"released", Duration::from_millis(1)).await;
         if let Err(e) = released {
-            tracing::warn!(error = %e, lease = %self.key, "the lease could not be released; it lapses by itself");
+            tracing::warn!(error = %e, lease = %key, "the lease could not be released; it lapses by itself");
         }
     }
 }
@@ -493,45 +595,44 @@ impl Drop for Lease {
     }
 }
 
-/// Renews the lease every third of `ttl` until aborted; marks it lost when the store holds
-/// another token, or when no renewal succeeded for two thirds of `ttl` (the next attempt could
+/// `directory` as the holder of `lease` writes it: each write transaction checks the lease's
+/// fence ([`SqlDirectory::fenced`]); without a lease (a command run alone), as it is.
+pub fn fenced(directory: &SqlDirectory, lease: Option<&Lease>) -> SqlDirectory {
+    match lease {
+        Some(lease) => directory.fenced(lease.fence().clone()),
+        None => directory.clone(),
+    }
+}
+
+/// Renews the lease every third of its TTL until aborted; marks it lost when the store holds
+/// another token, or when no renewal succeeded for two thirds of the TTL (the next attempt could
 /// come after it lapsed).
-async fn renew(
-    store: Arc<dyn EphemeralStore>,
-    key: String,
-    token: Vec<u8>,
-    ttl: Duration,
-    lost: Arc<AtomicBool>,
-    last: Arc<std::sync::Mutex<Instant>>,
-) {
-    let renewed = || *last.lock().unwrap_or_else(|e| e.into_inner());
+async fn renew(hold: Arc<Hold>) {
+    let ttl = hold.ttl;
     loop {
         tokio::time::sleep(ttl / 3).await;
-        let asked = Instant::now();
-        match store.replace_if(&key, Some(&token), &token, ttl).await {
-            Ok(true) => *last.lock().unwrap_or_else(|e| e.into_inner()) = asked,
-            Ok(false) => {
-                tracing::warn!(lease = %key, "the lease is no longer this replica's; the job stops writing");
-                lost.store(true, Ordering::SeqCst);
+        match hold.renew().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) if hold.renewed().elapsed() + ttl / 3 >= ttl => {
+                tracing::warn!(error = %e, lease = %hold.key, "the lease could not be renewed in time; the job stops writing");
+                hold.lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(e) if renewed().elapsed() + ttl / 3 >= ttl => {
-                tracing::warn!(error = %e, lease = %key, "the lease could not be renewed in time; the job stops writing");
-                lost.store(true, Ordering::SeqCst);
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, lease = %key, "the lease could not be renewed; tried again"),
+            Err(e) => tracing::warn!(error = %e, lease = %hold.key, "the lease could not be renewed; tried again"),
         }
     }
 }
 
 /// A holder paused past its lease's TTL (the whole process stopped, its renewals with it: the
 /// test's runtime is blocked) while another took the lease over: the lapsed holder, then the one
-/// that took over. Its renewals have not run yet, so [`Lease::held`] still says yes.
+/// that took over. It confirmed its lease before the pause, as a job does right before a write;
+/// its renewals have not run since, so [`Lease::held`] still says yes.
 #[cfg(test)]
 pub(crate) async fn lapsed_lease(store: Arc<dyn EphemeralStore>, key: &str) -> (Lease, Lease) {
     let ttl = Duration::from_millis(300);
     let lapsed = Lease::take(store.clone(), key.to_owned(), ttl, "vigie serve").await.unwrap().expect("a free lease");
+    assert!(lapsed.confirm().await, "before the pause, the lease is its holder's");
     std::thread::sleep(ttl * 2);
     let taker = Lease::take(store, key.to_owned(), Duration::from_secs(120), "vigie serve").await.unwrap();
     (lapsed, taker.expect("a lapsed lease is taken over"))
@@ -543,6 +644,11 @@ async fn tell(store: &dyn EphemeralStore) {
         tracing::warn!(error = %e, "directory sync: replicas not told; their caches lapse by themselves");
     }
 }
+
+/// A `redis-server` of a test's own (the Redis store's test harness).
+#[cfg(test)]
+#[path = "../../../adapters/store-redis/tests/common/redis_server.rs"]
+mod redis_server;
 
 #[cfg(test)]
 mod tests {
@@ -609,8 +715,7 @@ mod tests {
         assert!(b.held());
         // A, come back (a long pause rather than a death), has lost it: its next renewal finds
         // B's token, and `held` then stops its writes.
-        let a_renewer =
-            tokio::spawn(renew(store.clone(), key(), a.token.clone(), ttl, a.lost.clone(), a.renewed.clone()));
+        let a_renewer = tokio::spawn(renew(a.hold.clone()));
         tokio::time::timeout(Duration::from_secs(30), a_renewer).await.expect("A's renewal ends").unwrap();
         assert!(!a.held(), "A no longer writes");
         a.release().await;
@@ -659,5 +764,97 @@ mod tests {
         assert!(again.is_ok(), "released, the HR feed's lease is free again");
         assert!(sync.held(), "releasing the HR feed's lease left the sync's alone");
         sync.release().await;
+    }
+
+    fn person(matricule: &str) -> Identity {
+        Identity {
+            id: String::new(),
+            matricule: matricule.into(),
+            family_name: "Nom".into(),
+            given_name: "Prénom".into(),
+            birth_date: None,
+            metier: None,
+            grade: None,
+            idnat: None,
+            units: Vec::new(),
+        }
+    }
+
+    /// Whether the directory holds the identity of this matricule.
+    async fn holds(dir: &SqlDirectory, matricule: &str) -> bool {
+        dir.identity_for_directory_entry("", matricule).await.unwrap().is_some()
+    }
+
+    /// A holder confirmed its lease right before a write, then paused (a stopped process, a
+    /// database slow to commit) past the lease while another replica took it over and wrote: its
+    /// write, when it comes, is refused by the directory in its own transaction, nothing of it is
+    /// kept, the holder stops for good, and the new holder writes on.
+    async fn a_write_slower_than_the_lease_cannot_land_after_the_next_holders(
+        store: Arc<dyn EphemeralStore>,
+        dir: &SqlDirectory,
+    ) {
+        let (lapsed, taker) = lapsed_lease(store.clone(), &key()).await;
+        assert!(lapsed.fence().token() < taker.fence().token(), "each take gets a greater token");
+        fenced(dir, Some(&taker)).upsert_identity(&person("T0001")).await.expect("the new holder writes");
+
+        // The lapsed holder's write: its confirmation was made before the pause.
+        let refused = fenced(dir, Some(&lapsed)).upsert_identity(&person("S0001")).await;
+        let refused = refused.expect_err("the lapsed holder's write is refused");
+        assert!(matches!(&refused, DirectoryError::Fenced { job } if job == SOURCE), "{refused:?}");
+        assert!(refused.to_string().contains("another replica holds its lease"), "{refused}");
+        assert!(!holds(dir, "S0001").await, "nothing of the lapsed holder's write is in the directory");
+        assert!(lapsed.fenced_out(&refused), "the job knows its write was fenced out");
+        assert!(!lapsed.held() && !lapsed.confirm().await, "and stops for good");
+
+        assert!(holds(dir, "T0001").await);
+        fenced(dir, Some(&taker)).set_directory_sync_state(SOURCE, Some("mark"), 1).await.expect("it writes on");
+        let late = fenced(dir, Some(&lapsed)).set_directory_sync_state(SOURCE, Some("stale"), 2).await;
+        assert!(matches!(late, Err(DirectoryError::Fenced { .. })), "{late:?}");
+        assert_eq!(dir.directory_sync_state(SOURCE).await.unwrap(), Some((Some("mark".into()), 1)));
+        // Another job's lease is fenced apart.
+        let feed = Lease::take(store, job_key("hr-feed"), LEASE_TTL, "vigie serve").await.unwrap().expect("free");
+        fenced(dir, Some(&feed)).upsert_identity(&person("F0001")).await.expect("the HR feed's fence is its own");
+    }
+
+    #[tokio::test]
+    async fn a_write_slower_than_the_lease_is_refused_on_sqlite() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        a_write_slower_than_the_lease_cannot_land_after_the_next_holders(store(), &dir).await;
+    }
+
+    /// The same on PostgreSQL, with a real Redis issuing the tokens. Needs
+    /// `VIGIE_TEST_POSTGRES_URL` (tests/postgres.sh) and `redis-server`; says it is skipped without
+    /// the first.
+    #[tokio::test]
+    async fn a_write_slower_than_the_lease_is_refused_on_postgresql_with_redis() {
+        let Ok(admin) = std::env::var("VIGIE_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: VIGIE_TEST_POSTGRES_URL is not set (tests/postgres.sh)");
+            return;
+        };
+        let server = sqlx::PgPool::connect(&admin).await.expect("the test PostgreSQL");
+        let name = format!("t_lease_fence_{}", std::process::id());
+        for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&server).await.expect("a database of the test's own");
+        }
+        let dir = SqlDirectory::open(&format!("{}/{name}", admin.rsplit_once('/').expect("a URL").0)).await.unwrap();
+        let redis = super::redis_server::RedisServer::start();
+        let store = vigie_store_redis::RedisStore::connect(&redis.url(), "vigie:").await.expect("the test Redis");
+        a_write_slower_than_the_lease_cannot_land_after_the_next_holders(Arc::new(store), &dir).await;
+        dir.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&server).await.unwrap();
+    }
+
+    /// A store that lost its counters (the embedded store restarted with its process, a Redis
+    /// without persistence) issues tokens above those it gave before: the jobs' writes are not
+    /// refused for ever after.
+    #[tokio::test]
+    async fn a_store_that_lost_its_counters_issues_greater_tokens() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        let before = Lease::take(store(), key(), LEASE_TTL, "vigie serve").await.unwrap().expect("free");
+        fenced(&dir, Some(&before)).upsert_identity(&person("B0001")).await.expect("written");
+        std::thread::sleep(Duration::from_millis(5));
+        let after = Lease::take(store(), key(), LEASE_TTL, "vigie serve").await.unwrap().expect("a new store");
+        assert!(after.fence().token() > before.fence().token(), "{:?} then {:?}", before.fence(), after.fence());
+        fenced(&dir, Some(&after)).upsert_identity(&person("A0001")).await.expect("the job writes on");
     }
 }

@@ -40,6 +40,7 @@ impl From<DirectoryError> for ActionError {
         match e {
             DirectoryError::Invalid(m) => ActionError::Refused(m),
             DirectoryError::Unavailable(m) => ActionError::Unavailable(m),
+            fenced @ DirectoryError::Fenced { .. } => ActionError::Unavailable(fenced.to_string()),
         }
     }
 }

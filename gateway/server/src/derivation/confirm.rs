@@ -45,6 +45,7 @@ impl From<DirectoryError> for DecisionError {
         match e {
             DirectoryError::Invalid(m) => DecisionError::Refused(m),
             DirectoryError::Unavailable(m) => DecisionError::Unavailable(m),
+            fenced @ DirectoryError::Fenced { .. } => DecisionError::Unavailable(fenced.to_string()),
         }
     }
 }

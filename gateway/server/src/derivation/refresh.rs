@@ -78,8 +78,8 @@ fn changed(what: &str, old: &Option<String>, new: &Option<String>) -> Option<Str
 
 /// Refreshes every confirmed professional from `api`; with `dry_run`, only says what would
 /// change. An error from the API (after every professional was asked, before any write) changes nobody.
-/// The periodic refresh gives its `lease`, confirmed before each write: once another replica
-/// holds it (this one paused past its TTL), this run stops writing.
+/// The periodic refresh gives its `lease`, confirmed before each write and carried by each (its
+/// fence): once another replica holds it (this one paused past its TTL), this run stops writing.
 pub async fn refresh(
     dir: &SqlDirectory,
     api: &Fhir,
@@ -88,6 +88,7 @@ pub async fn refresh(
     lease: Option<&crate::directory_sync::Lease>,
 ) -> anyhow::Result<Vec<Refreshed>> {
     let links = dir.rpps_links().await?;
+    let fenced = crate::directory_sync::fenced(dir, lease);
     let mut read: Vec<(Link, Vec<Professional>)> = Vec::with_capacity(links.len());
     for link in links {
         let found = api.by_identifier(&link.idnat).await.map_err(|e| {
@@ -123,8 +124,15 @@ pub async fn refresh(
                     );
                     return Ok(out);
                 }
-                dir.rpps_refresh_link(&link.identity_id, now.as_ref(), struck_off.as_deref(), withheld.as_deref())
-                    .await?;
+                // Stopped the same way when the write is refused by the lease's fence (this one
+                // paused after confirming it).
+                let written = fenced
+                    .rpps_refresh_link(&link.identity_id, now.as_ref(), struck_off.as_deref(), withheld.as_deref())
+                    .await;
+                match written {
+                    Err(e) if lease.is_some_and(|l| l.fenced_out(&e)) => return Ok(out),
+                    written => written?,
+                }
             }
             out.push(Refreshed {
                 identity_id: link.identity_id,

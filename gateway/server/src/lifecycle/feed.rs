@@ -192,13 +192,17 @@ pub async fn run_text(
         return Ok(RunOutcome::Refused { run, file: name, diff, reason });
     }
     // One replica at a time applies the feed (docs/identity-lifecycle.md "The HR feed"): a holder
-    // paused past its lease's TTL while another took over must not apply on top of that one.
+    // paused past its lease's TTL while another took over must not apply on top of that one, nor
+    // one paused after this confirmation, before its write committed (the lease's fence).
     if let Some(lease) = lease
         && !lease.confirm().await
     {
         return Err(LeaseLapsed.into());
     }
-    let applied = dir.apply_feed(&diff, &rows, &run).await?;
+    let applied = match crate::directory_sync::fenced(dir, lease).apply_feed(&diff, &rows, &run).await {
+        Err(e) if lease.is_some_and(|l| l.fenced_out(&e)) => return Err(LeaseLapsed.into()),
+        applied => applied?,
+    };
     let about = |e: &lifecycle::Entry, reason: String| AuditEvent {
         kind: Some(AuditKind::Lifecycle),
         outcome: Some(Outcome::Success),
@@ -399,5 +403,38 @@ mod tests {
         let run = run_text(&dir, &text, "feed.csv", "feed.csv", options, Some(&taker), &audit).await;
         assert!(matches!(run, Ok(RunOutcome::Applied { .. })), "{run:?}");
         assert_eq!(dir.people().await.unwrap().len(), 1);
+    }
+
+    /// Replica A holds the lease and confirms it from its last renewal (a third of the TTL not yet
+    /// gone: the store is not asked), but the lease was lost meanwhile (deleted: a Redis failover,
+    /// an operator) and B took it over and applied a feed: A's run must not apply after B's. The
+    /// directory refuses it by the lease's fence, nothing of it is kept, and A stops.
+    #[tokio::test]
+    async fn a_run_confirmed_from_a_stale_renewal_is_not_applied_after_the_next_holders() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        let store: Arc<dyn vigie_core::store::EphemeralStore> = Arc::new(vigie_store_embedded::EmbeddedStore::new());
+        let ttl = Duration::from_secs(600);
+        let a = Lease::take(store.clone(), lease_key(), ttl, "vigie serve").await.unwrap().expect("a free lease");
+        store.delete(&lease_key()).await.unwrap();
+        let b = Lease::take(store, lease_key(), ttl, "vigie serve").await.unwrap().expect("the lost lease is taken");
+        let options = RunOptions { dry_run: false, force: false, max_leavers_percent: 100.0 };
+        let row = |m: &str, login: &str| {
+            format!("{m},Nom,Prénom,1980-01-01,Infirmier,IDE,,UF7001:100,{login},2020-01-01,,,staff\n")
+        };
+        let feed_b = format!("{COLUMNS}\n{}", row("H00002", "hr.p2"));
+        let run = run_text(&dir, &feed_b, "b.csv", "b.csv", options, Some(&b), &|_| {}).await;
+        assert!(matches!(run, Ok(RunOutcome::Applied { .. })), "{run:?}");
+
+        let feed_a = format!("{COLUMNS}\n{}{}", row("H00001", "hr.p1"), row("H00002", "hr.p2"));
+        let audited = std::sync::Mutex::new(Vec::new());
+        let audit = |e: AuditEvent| audited.lock().unwrap().push(e);
+        let run = run_text(&dir, &feed_a, "a.csv", "a.csv", options, Some(&a), &audit).await;
+        let error = run.expect_err("A's run is refused");
+        assert!(error.downcast_ref::<LeaseLapsed>().is_some(), "{error:#}");
+        let people: Vec<String> = dir.people().await.unwrap().into_iter().map(|p| p.identity.matricule).collect();
+        assert_eq!(people, ["H00002"], "nothing of A's run is in the directory");
+        assert!(audited.lock().unwrap().is_empty(), "nothing applied, nothing audited as applied");
+        assert!(!a.held(), "A stops");
+        assert!(b.confirm().await, "B holds the lease");
     }
 }

@@ -58,7 +58,8 @@ pub fn threshold(days: &[u32], left: time::Duration) -> Option<u32> {
     days.iter().copied().filter(|d| left <= time::Duration::days(i64::from(*d))).min()
 }
 
-/// One look: each reminder due is claimed, sent and settled, while this replica holds `lease`.
+/// One look: each reminder due is claimed, sent and settled, while this replica holds `lease`; the
+/// claims carry its fence: one refused stops the look, as a lapsed lease does.
 async fn pass(
     r: &RemindersConfig,
     config: &Config,
@@ -68,7 +69,13 @@ async fn pass(
     lease: &Lease,
 ) -> Result<(), vigie_core::directory::DirectoryError> {
     let now = time::OffsetDateTime::now_utc();
-    dir.forget_stale_reminders(&stamp(now - STALE_CLAIM)).await?;
+    // The claims carry the lease's fence; a settlement records what became of this replica's own
+    // claim (a mail sent is sent), whoever holds the lease by then.
+    let fenced = crate::directory_sync::fenced(dir, Some(lease));
+    match fenced.forget_stale_reminders(&stamp(now - STALE_CLAIM)).await {
+        Err(e) if lease.fenced_out(&e) => return Ok(()),
+        forgotten => forgotten?,
+    };
     let longest = r.days.iter().copied().max().unwrap_or(0);
     let soon = dir.expiring(&stamp(now), &stamp(now + time::Duration::days(i64::from(longest)))).await?;
     for person in &soon {
@@ -92,7 +99,11 @@ async fn pass(
                 tracing::warn!("reminders: the lease lapsed and another replica took it over; this look stops");
                 return Ok(());
             }
-            if !dir.claim_reminder(reminder, &stamp(now)).await? {
+            let claimed = match fenced.claim_reminder(reminder, &stamp(now)).await {
+                Err(e) if lease.fenced_out(&e) => return Ok(()),
+                claimed => claimed?,
+            };
+            if !claimed {
                 continue;
             }
             let (subject, body) = text(config, person, recipient, end.unix_timestamp());
@@ -197,26 +208,36 @@ mod tests {
         }
     }
 
-    /// Replica A, paused past its lease's TTL while B took the lease over, wakes up in its look
-    /// at the end dates: it claims and sends nothing, and B's look then handles the reminder
-    /// (here: audited as not sent, the feed gives no e-mail address).
-    #[tokio::test]
-    async fn a_holder_whose_lease_lapsed_sends_no_reminder() {
-        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+    /// A contractor whose access ends in two days joins, without an e-mail address.
+    async fn a_contractor_ending_in_two_days_joins(dir: &SqlDirectory) {
         let ends = (time::OffsetDateTime::now_utc() + Duration::days(2)).date();
         let feed = format!(
             "matricule,family_name,given_name,birth_date,metier,grade,idnat,units,username,start_date,end_date,\
              sponsor,kind\nH00001,Nom,Prénom,1980-01-01,Infirmier,IDE,,UF7001:100,hr.p1,2020-01-01,{ends},,contractor\n"
         );
         let options = crate::lifecycle::feed::RunOptions { dry_run: false, force: false, max_leavers_percent: 100.0 };
-        crate::lifecycle::feed::run_text(&dir, &feed, "feed.csv", "feed.csv", options, None, &|_| {})
+        crate::lifecycle::feed::run_text(dir, &feed, "feed.csv", "feed.csv", options, None, &|_| {})
             .await
             .expect("the contractor joins");
+    }
+
+    /// A configuration and the default reminders.
+    fn settings() -> (Config, RemindersConfig) {
         let config: Config = toml::from_str(
             "issuer = \"https://vigie.example\"\n[directory]\nurl = \"sqlite::memory:\"\n[keys]\nfile = \"k\"",
         )
         .expect("a configuration");
-        let r: RemindersConfig = toml::from_str("").expect("the default reminders");
+        (config, toml::from_str("").expect("the default reminders"))
+    }
+
+    /// Replica A, paused past its lease's TTL while B took the lease over, wakes up in its look
+    /// at the end dates: it claims and sends nothing, and B's look then handles the reminder
+    /// (here: audited as not sent, the feed gives no e-mail address).
+    #[tokio::test]
+    async fn a_holder_whose_lease_lapsed_sends_no_reminder() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        a_contractor_ending_in_two_days_joins(&dir).await;
+        let (config, r) = settings();
         let store: Arc<dyn vigie_core::store::EphemeralStore> = Arc::new(vigie_store_embedded::EmbeddedStore::new());
         let (lapsed, taker) =
             crate::directory_sync::lapsed_lease(store, &keys::directory_sync_lease("reminders")).await;
@@ -232,6 +253,34 @@ mod tests {
         assert_eq!(audited.len(), 1, "the holder handles it: the lapsed one did not claim it: {audited:?}");
         assert!(audited[0].contains("no e-mail address"), "{audited:?}");
         assert!(outbox.0.lock().unwrap().is_empty());
+    }
+
+    /// Replica A confirms its lease from its last renewal (a third of the TTL not yet gone: the
+    /// store is not asked), but the lease was lost meanwhile (deleted: a Redis failover, an
+    /// operator) and B took it over and looked first. A contractor due after B's look is not
+    /// claimed by A (its look's writes are refused by the lease's fence): B's next look handles
+    /// the reminder.
+    #[tokio::test]
+    async fn a_look_confirmed_from_a_stale_renewal_claims_nothing_after_the_next_holders() {
+        let dir = SqlDirectory::open("sqlite::memory:").await.expect("a directory");
+        let (config, r) = settings();
+        let store: Arc<dyn vigie_core::store::EphemeralStore> = Arc::new(vigie_store_embedded::EmbeddedStore::new());
+        let (key, ttl) = (keys::directory_sync_lease("reminders"), std::time::Duration::from_secs(600));
+        let a = Lease::take(store.clone(), key.clone(), ttl, "vigie serve").await.unwrap().expect("a free lease");
+        store.delete(&key).await.unwrap();
+        let b = Lease::take(store, key, ttl, "vigie serve").await.unwrap().expect("the lost lease is taken");
+        let outbox = Outbox::default();
+        let audited = Mutex::new(Vec::new());
+        let audit = |e: AuditEvent| audited.lock().unwrap().push(e.reason.unwrap_or_default());
+        pass(&r, &config, &dir, &outbox, &audit, &b).await.expect("B's look: nobody due yet");
+        a_contractor_ending_in_two_days_joins(&dir).await;
+
+        pass(&r, &config, &dir, &outbox, &audit, &a).await.expect("A's look stops quietly");
+        assert!(audited.lock().unwrap().is_empty(), "A handled no reminder");
+        assert!(!a.held(), "A stops");
+
+        pass(&r, &config, &dir, &outbox, &audit, &b).await.expect("B's next look");
+        assert_eq!(audited.lock().unwrap().len(), 1, "B handles it: A did not claim it");
     }
 
     #[test]

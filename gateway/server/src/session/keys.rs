@@ -281,6 +281,12 @@ pub fn directory_sync_lease(source: &str) -> String {
     format!("lease:directory-sync:{source}")
 }
 
+/// The counter of the fencing tokens of `job`'s lease (`directory_sync::Lease`): incremented at
+/// each take, never deleted (it lapses after years, and then starts again from the clock).
+pub fn lease_fence(job: &str) -> String {
+    format!("lease-fence:{job}")
+}
+
 /// The `ETag` / `Last-Modified` of the last HR export pulled from `url` and run whole
 /// (`lifecycle::feed`): the next pull asks whether it changed since. Hashed: a URL may carry a key.
 pub fn hr_feed_validators(url: &str) -> String {
@@ -360,6 +366,7 @@ mod tests {
             (upstream_health("psc"), "health:psc".into(), "psc".into()),
             (view_epoch("access"), "view-epoch:access".into(), "access".into()),
             (directory_sync_lease("ldap"), "lease:directory-sync:ldap".into(), "ldap".into()),
+            (lease_fence("ldap"), "lease-fence:ldap".into(), "ldap".into()),
             (hr_feed_validators("secret"), format!("hr-feed-validators:{h}"), h.into()),
         ];
         cases

@@ -67,7 +67,8 @@ impl From<vigie_core::store::StoreError> for TokenError {
 impl From<vigie_core::directory::DirectoryError> for TokenError {
     fn from(e: vigie_core::directory::DirectoryError) -> Self {
         match e {
-            vigie_core::directory::DirectoryError::Unavailable(_) => Self::unavailable(e),
+            vigie_core::directory::DirectoryError::Unavailable(_)
+            | vigie_core::directory::DirectoryError::Fenced { .. } => Self::unavailable(e),
             vigie_core::directory::DirectoryError::Invalid(_) => Self::internal(e),
         }
     }
