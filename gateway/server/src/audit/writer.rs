@@ -148,9 +148,14 @@ impl Status {
         metrics::gauge!("vigie_audit_healthy").set(if broken { 0.0 } else { 1.0 });
     }
 
-    fn synced(&self) {
+    /// A sync done, begun at `began` (with the batch's write when it was written with it): one
+    /// slow sync holds every answer waiting for it, which the histogram shows.
+    fn synced(&self, began: Option<Instant>) {
         self.syncs.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("vigie_audit_syncs_total").increment(1);
+        if let Some(began) = began {
+            metrics::histogram!("vigie_audit_sync_seconds").record(began.elapsed().as_secs_f64());
+        }
     }
 
     fn failed(&self, e: &std::io::Error, events: usize) {
@@ -660,7 +665,7 @@ impl Writer {
         match self.out.sync() {
             Ok(()) => {
                 self.unsynced = None;
-                self.status.synced();
+                self.status.synced(self.sync_began);
             }
             Err(e) => {
                 self.failed(&e, 0);
@@ -720,7 +725,7 @@ impl Writer {
                 }
                 if self.out.syncs(sync) {
                     self.unsynced = None;
-                    self.status.synced();
+                    self.status.synced(self.sync_began);
                 } else if matches!(self.out, Out::File { .. }) {
                     self.unsynced.get_or_insert_with(Instant::now);
                 }
