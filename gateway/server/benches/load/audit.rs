@@ -78,17 +78,36 @@ impl Side {
         pooled.latencies.extend(run.latencies);
     }
 
-    /// The gateway's `vigie_audit_syncs_total`.
-    async fn syncs(&self) -> f64 {
-        let text = match self.sso.http.get(format!("{}/metrics", self.gw.base)).send().await {
+    /// The gateway's `/metrics`, empty when it does not answer.
+    async fn metrics(&self) -> String {
+        match self.sso.http.get(format!("{}/metrics", self.gw.base)).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
-        };
-        text.lines()
-            .find_map(|l| l.strip_prefix("vigie_audit_syncs_total "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        }
     }
+
+    /// The gateway's `vigie_audit_syncs_total`.
+    async fn syncs(&self) -> f64 {
+        metric(&self.metrics().await, "vigie_audit_syncs_total").unwrap_or(0.0)
+    }
+
+    /// How long the run's syncs took (`vigie_audit_sync_seconds`): how many, and how many past
+    /// 5, 25 and 100 ms. An answer that must be durable waits for one sync, so a slow one is in
+    /// the p99 of every answer waiting for it.
+    async fn sync_times(&self) -> Option<String> {
+        let text = self.metrics().await;
+        let count = metric(&text, "vigie_audit_sync_seconds_count")?;
+        let past = |le: &str| {
+            metric(&text, &format!("vigie_audit_sync_seconds_bucket{{le=\"{le}\"}}")).map(|within| count - within)
+        };
+        let (p5, p25, p100) = (past("0.005")?, past("0.025")?, past("0.1")?);
+        Some(format!("{count:.0} syncs, {p5:.0} took over 5 ms, {p25:.0} over 25 ms, {p100:.0} over 100 ms"))
+    }
+}
+
+/// The value of the sample `name` (with its labels, if any) in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 const OPS: [&str; 3] = ["SSO round trip", "refresh (rotation)", "card login (TLS + CRL 10k + session)"];
@@ -218,6 +237,11 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
     }
     for side in &sides {
         side.gw.print_rss(&side.label, &[]);
+    }
+    for side in ons {
+        if let Some(times) = side.sync_times().await {
+            println!("[{}] the trail's syncs over the run (vigie_audit_sync_seconds): {times}", side.label);
+        }
     }
     println!("{disk}");
     if let Some(trail) = tmpfs {
