@@ -22,7 +22,7 @@
 //! `fdatasync` of a record costs on the trail's disk (CPU and latency), printed at the end.
 use std::sync::Arc;
 
-use super::{Backend, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive, load_average, start};
+use super::{Backend, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive_op, load_average, start};
 
 /// One side of the comparison: its gateway, its operations, what its phases measured.
 struct Side {
@@ -43,13 +43,11 @@ impl Side {
     /// One phase of operation `k` on this side (after a second's warm-up), `rate` per second or
     /// as fast as it goes; printed, then added to the side's figures.
     async fn phase(&mut self, round: usize, k: usize, secs: u64, concurrency: usize, rate: Option<f64>) {
-        let op = self.ops[k].clone();
-        let run_op = move |i| op(i);
         // Warms the connections to this gateway up again after the other's phase.
-        drive(concurrency, 1, None, run_op.clone()).await;
+        drive_op(concurrency, 1, None, &self.ops[k]).await;
         let (pid, load) = (self.gw.pid, load_average());
         let (cpu_before, syncs_before) = (cpu_secs(pid), self.syncs().await);
-        let run = drive(concurrency, secs, rate, run_op).await;
+        let run = drive_op(concurrency, secs, rate, &self.ops[k]).await;
         let ops = run.ops.max(1) as f64;
         let cpu_us = (cpu_secs(pid) - cpu_before) * 1e6 / ops;
         let syncs = (self.syncs().await - syncs_before) / ops;
