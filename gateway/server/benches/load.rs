@@ -258,7 +258,11 @@ impl Run {
     }
 }
 
-/// Runs `concurrency` loops for `secs`; with `rate`, each loop paces itself to rate/concurrency.
+/// Runs `concurrency` loops for `secs`; with `rate`, each loop paces itself to rate/concurrency,
+/// its starts a Poisson process (gaps drawn from an exponential law): together, the arrivals of
+/// that many people acting independently at `rate` per second, as at a hospital's busy hour (until
+/// 6 December 2026 every loop started within the same 50 ms of each period: bursts of
+/// `concurrency` requests, then silence).
 async fn drive<F, Fut>(concurrency: usize, secs: u64, rate: Option<f64>, op: F) -> Run
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -274,12 +278,14 @@ where
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;
-            let period = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
-            let mut next = Instant::now() + Duration::from_millis((i * 7 % 50) as u64);
+            let period = rate.map(|r| concurrency as f64 / r);
+            let mut gaps = Exponential(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
+            let first = period.map_or(Duration::from_millis((i * 7 % 50) as u64), |p| gaps.next(p));
+            let mut next = Instant::now() + first;
             while !stop.load(Ordering::Relaxed) {
                 if let Some(p) = period {
                     tokio::time::sleep_until(next.into()).await;
-                    next += p;
+                    next += gaps.next(p);
                 }
                 let t = Instant::now();
                 if op(i).await {
@@ -302,6 +308,22 @@ where
     }
     run.secs = started.elapsed().as_secs_f64();
     run
+}
+
+/// Gaps of a Poisson process: exponentially distributed, from a xorshift generator (no crate for
+/// a bench's dice).
+struct Exponential(u64);
+
+impl Exponential {
+    /// The next gap, of mean `mean` seconds.
+    fn next(&mut self, mean: f64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        // In (0, 1]: never ln(0).
+        let u = ((self.0 >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        Duration::from_secs_f64(-u.ln() * mean)
+    }
 }
 
 /// The process's resident memory, its peak, and of it now: its own (heap, stacks: `RssAnon`) and

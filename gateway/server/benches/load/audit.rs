@@ -37,6 +37,11 @@ struct Side {
     syncs: Vec<Vec<f64>>,
     latencies: Vec<Run>,
     paced: Vec<Run>,
+    /// Per operation at the fixed rate: how long its answers were held for their traces
+    /// (`vigie_audit_wait_seconds`, the phases' bucket counts added up).
+    held: Vec<Buckets>,
+    /// Per operation at the fixed rate: the trail's syncs (`vigie_audit_sync_seconds`), likewise.
+    synced: Vec<Buckets>,
 }
 
 impl Side {
@@ -46,11 +51,14 @@ impl Side {
         // Warms the connections to this gateway up again after the other's phase.
         drive_op(concurrency, 1, None, &self.ops[k]).await;
         let (pid, load) = (self.gw.pid, load_average());
-        let (cpu_before, syncs_before) = (cpu_secs(pid), self.syncs().await);
+        let before = self.metrics().await;
+        let cpu_before = cpu_secs(pid);
         let run = drive_op(concurrency, secs, rate, &self.ops[k]).await;
         let ops = run.ops.max(1) as f64;
         let cpu_us = (cpu_secs(pid) - cpu_before) * 1e6 / ops;
-        let syncs = (self.syncs().await - syncs_before) / ops;
+        let after = self.metrics().await;
+        let synced = |text: &str| metric(text, "vigie_audit_syncs_total").unwrap_or(0.0);
+        let syncs = (synced(&after) - synced(&before)) / ops;
         let at = rate.map_or("max".to_owned(), |r| format!("at {r:.0}/s"));
         println!(
             "round {} [{}] {} {at}: {:.0}/s p50 {:.2} ms p99 {:.2} ms, {cpu_us:.0} µs CPU/op, {syncs:.3} syncs/op, {} errors (load {load})",
@@ -63,6 +71,10 @@ impl Side {
             run.errors,
         );
         let pooled = if rate.is_some() {
+            let held = |text: &str| Buckets::of(text, "vigie_audit_wait_seconds");
+            self.held[k].add(&held(&after).minus(&held(&before)));
+            let synced = |text: &str| Buckets::of(text, "vigie_audit_sync_seconds");
+            self.synced[k].add(&synced(&after).minus(&synced(&before)));
             &mut self.paced[k]
         } else {
             self.rates[k].push(run.rate());
@@ -84,11 +96,6 @@ impl Side {
         }
     }
 
-    /// The gateway's `vigie_audit_syncs_total`.
-    async fn syncs(&self) -> f64 {
-        metric(&self.metrics().await, "vigie_audit_syncs_total").unwrap_or(0.0)
-    }
-
     /// How long the run's syncs took (`vigie_audit_sync_seconds`): how many, and how many past
     /// 5, 25 and 100 ms. An answer that must be durable waits for one sync, so a slow one is in
     /// the p99 of every answer waiting for it.
@@ -99,7 +106,73 @@ impl Side {
             metric(&text, &format!("vigie_audit_sync_seconds_bucket{{le=\"{le}\"}}")).map(|within| count - within)
         };
         let (p5, p25, p100) = (past("0.005")?, past("0.025")?, past("0.1")?);
-        Some(format!("{count:.0} syncs, {p5:.0} took over 5 ms, {p25:.0} over 25 ms, {p100:.0} over 100 ms"))
+        let spread = Buckets::of(&text, "vigie_audit_sync_seconds").spread();
+        Some(format!("{count:.0} syncs, {p5:.0} took over 5 ms, {p25:.0} over 25 ms, {p100:.0} over 100 ms ({spread})"))
+    }
+}
+
+/// A Prometheus histogram's cumulative bucket counts, by upper bound in seconds (`+Inf` last).
+#[derive(Default)]
+struct Buckets(Vec<(f64, f64)>);
+
+impl Buckets {
+    /// The histogram `name` in a Prometheus text exposition (none: empty).
+    fn of(text: &str, name: &str) -> Self {
+        let prefix = format!("{name}_bucket{{le=\"");
+        Self(
+            text.lines()
+                .filter_map(|l| {
+                    let (le, count) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+                    let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+                    Some((le, count.trim().parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// The counts of `self` less those of an earlier reading.
+    fn minus(&self, earlier: &Self) -> Self {
+        let before = |le: f64| earlier.0.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1);
+        Self(self.0.iter().map(|&(le, n)| (le, n - before(le))).collect())
+    }
+
+    fn add(&mut self, other: &Self) {
+        if self.0.is_empty() {
+            self.0 = other.0.clone();
+        } else {
+            for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+                mine.1 += theirs.1;
+            }
+        }
+    }
+
+    fn count(&self) -> f64 {
+        self.0.last().map_or(0.0, |b| b.1)
+    }
+
+    /// The least bucket bound that `q` of the samples are within, in ms (a quantile's upper bound).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let n = self.count();
+        self.0.iter().find(|b| b.1 >= q * n).map_or(f64::NAN, |b| b.0 * 1e3)
+    }
+
+    /// Each bucket's own count, by upper bound: `≤0.1 ms 812, ≤0.25 ms 300, …` (empty ones left out).
+    fn spread(&self) -> String {
+        let mut below = 0.0;
+        let mut parts = Vec::new();
+        for &(le, n) in &self.0 {
+            if n > below {
+                let bound = if le.is_finite() { format!("≤{} ms", le * 1e3) } else { "more".to_owned() };
+                parts.push(format!("{bound} {:.0}", n - below));
+            }
+            below = n;
+        }
+        parts.join(", ")
+    }
+
+    /// How many samples took over `ms` (a bucket's bound).
+    fn over(&self, ms: f64) -> f64 {
+        self.0.iter().find(|b| (b.0 * 1e3 - ms).abs() < 1e-9).map_or(f64::NAN, |b| self.count() - b.1)
     }
 }
 
@@ -160,7 +233,9 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
         let empty = || (0..OPS.len()).map(|_| Vec::new()).collect::<Vec<_>>();
         let runs = || (0..OPS.len()).map(|_| Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new() }).collect();
         let (rates, cpu, syncs, latencies, paced) = (empty(), empty(), empty(), runs(), runs());
-        sides.push(Side { label, gw, sso, ops, rates, cpu, syncs, latencies, paced });
+        let buckets = || (0..OPS.len()).map(|_| Buckets::default()).collect();
+        let (held, synced) = (buckets(), buckets());
+        sides.push(Side { label, gw, sso, ops, rates, cpu, syncs, latencies, paced, held, synced });
     }
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..sides.len()).collect();
@@ -198,13 +273,34 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
                 );
             }
             if side.paced[k].ops > 0 {
+                let (low, high) = p99_interval(&side.paced[k]);
                 line += &format!(
-                    " at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms ({} answers);",
+                    " at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms (95 % interval {low:.2} to {high:.2} ms; {} answers);",
                     paced[k],
                     side.paced[k].pct(0.50),
                     side.paced[k].pct(0.99),
                     side.paced[k].ops
                 );
+                let held = &side.held[k];
+                if held.count() > 0.0 {
+                    line += &format!(
+                        " {:.0} answers held for their traces (vigie_audit_wait_seconds): p50 ≤ {} ms, p99 ≤ {} ms, {:.0} over 1 ms ({});",
+                        held.count(),
+                        held.quantile_ms(0.50),
+                        held.quantile_ms(0.99),
+                        held.over(1.0),
+                        held.spread(),
+                    );
+                }
+                let synced = &side.synced[k];
+                if synced.count() > 0.0 {
+                    line += &format!(
+                        " {:.0} syncs, p99 ≤ {} ms ({});",
+                        synced.count(),
+                        synced.quantile_ms(0.99),
+                        synced.spread()
+                    );
+                }
             }
             println!("{line} {} errors", l.errors + side.paced[k].errors);
         }
@@ -276,16 +372,42 @@ fn disk_sync_cost(dir: &std::path::Path) -> String {
         latencies.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (cpu_us, wall) = ((on_cpu() - cpu0) / 1e3 / N as f64, began.elapsed());
+    // The same at a hospital's pace, one every 10 ms: between two, the CPU idles (on a VM, the
+    // vCPU halts, and the sync's completion must wake it again).
+    let mut spaced = Vec::with_capacity(N / 4);
+    for _ in 0..N / 4 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let t = std::time::Instant::now();
+        if file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).is_err() {
+            break;
+        }
+        spaced.push(t.elapsed().as_secs_f64() * 1e3);
+    }
     let _ = std::fs::remove_file(&path);
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
+    let pct = |l: &mut Vec<f64>, p: f64| {
+        l.sort_by(f64::total_cmp);
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0.0)
+    };
     format!(
-        "the trail's disk ({}), before the load: one 700-byte append + fdatasync costs {cpu_us:.0} µs of CPU, {:.0} µs of time (p50 {:.2} ms, p99 {:.2} ms)",
+        "the trail's disk ({}), before the load: one 700-byte append + fdatasync costs {cpu_us:.0} µs of CPU, {:.0} µs of time (p50 {:.2} ms, p99 {:.2} ms) back to back; one every 10 ms: p50 {:.2} ms, p99 {:.2} ms",
         dir.display(),
         wall.as_secs_f64() * 1e6 / N as f64,
-        pct(0.50).copied().unwrap_or(0.0),
-        pct(0.99).copied().unwrap_or(0.0),
+        pct(&mut latencies, 0.50),
+        pct(&mut latencies, 0.99),
+        pct(&mut spaced, 0.50),
+        pct(&mut spaced, 0.99),
     )
+}
+
+/// A 95 % confidence interval of a run's p99, from the order statistics of its latencies (the
+/// ranks n·0.99 ± 1.96·√(n·0.99·0.01)): how far apart two sides' p99 must be to differ at all.
+fn p99_interval(run: &Run) -> (f64, f64) {
+    let mut l: Vec<f64> = run.latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    l.sort_by(f64::total_cmp);
+    let n = l.len() as f64;
+    let spread = 1.96 * (n * 0.99 * 0.01).sqrt();
+    let at = |rank: f64| l.get((rank.max(0.0) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    (at((n * 0.99 - spread).floor()), at((n * 0.99 + spread).ceil()))
 }
 
 fn median(values: &[f64]) -> f64 {

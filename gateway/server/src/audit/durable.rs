@@ -6,7 +6,7 @@
 //! confirm (the disk refused it, and the spool too) turns the answer into a 503 problem: the act
 //! is not handed to the client without its trace. Other events stay fire-and-forget.
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -55,9 +55,13 @@ pub async fn wait<B: MessageBody + 'static>(
     if pending.is_empty() {
         return Ok(res.map_into_left_body());
     }
+    // What the trail adds to this answer's time: from the handler's end to the last trace on
+    // disk (the sync itself, and the hand-offs to the writer and back).
+    let held = Instant::now();
     let confirmed = tokio::time::timeout(ACK_WAIT, futures_util::future::join_all(pending))
         .await
         .is_ok_and(|acks| acks.into_iter().all(|a| a == Ok(true)));
+    metrics::histogram!("vigie_audit_wait_seconds").record(held.elapsed().as_secs_f64());
     if confirmed {
         return Ok(res.map_into_left_body());
     }

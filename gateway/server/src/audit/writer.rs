@@ -184,7 +184,8 @@ pub struct Options {
     pub checkpoints: Option<Checkpoints>,
     pub spool: Option<PathBuf>,
     pub replay: super::spool::Pace,
-    /// The least time from one sync's start to the next (`audit.commit_interval_us`): a batch
+    /// The least time from one sync's start to the next (`audit.commit_interval_us`) while the
+    /// trail is busy (its syncs come more often than one per two intervals, on average): a batch
     /// somebody waits for that comes sooner waits for the rest of it, gathering what arrives
     /// meanwhile into the same sync. Zero: each such batch is synced at once.
     pub commit_interval: Duration,
@@ -457,6 +458,7 @@ impl JsonLinesAudit {
                         rejoin: None,
                         failed_at: None,
                         sync_began: None,
+                        sync_gap: None,
                     };
                     writer.run(&rx);
                 }
@@ -567,6 +569,9 @@ struct Writer {
     failed_at: Option<Instant>,
     /// When the last sync began ([`Options::commit_interval`] counts from it).
     sync_began: Option<Instant>,
+    /// The time between two syncs' starts, a moving average ([`Writer::sync_begins`]): whether
+    /// the trail is busy enough for the commit floor.
+    sync_gap: Option<Duration>,
 }
 
 impl Writer {
@@ -597,18 +602,24 @@ impl Writer {
         self.log.take();
     }
 
-    /// Group commit with a floor ([`Options::commit_interval`]): a batch somebody waits for that
-    /// comes sooner than the interval after the last sync began waits for the rest of it, and
-    /// what arrives meanwhile shares its sync. Each sync of a file costs the gateway's CPU (on the
-    /// benchmark's virtio disk about 0.1 ms: the data, the inode's new size, the cache flush:
-    /// docs/benchmarks.md), so on a busy gateway this bounds the syncs to one per interval; on a
-    /// quiet one (syncs further apart than the interval) nobody waits. A flush is never held.
+    /// Group commit with a floor ([`Options::commit_interval`]): on a busy trail, a batch
+    /// somebody waits for that comes sooner than the interval after the last sync began waits for
+    /// the rest of it, and what arrives meanwhile shares its sync. Each sync of a file costs the
+    /// gateway's CPU (on the benchmark's virtio disk about 0.1 ms: the data, the inode's new size,
+    /// the cache flush: docs/benchmarks.md), so on a busy gateway this bounds the syncs to one per
+    /// interval. Busy: the syncs' average gap ([`Writer::sync_begins`]) is under two intervals
+    /// (without one yet, this batch's gap). A quiet trail holds nobody: at a hospital's rate
+    /// (50 logins a second, arriving independently) one awaited event in twenty comes within a
+    /// millisecond of the last sync by chance, and holding it was most of the trail's p99
+    /// (docs/benchmarks.md). A flush is never held.
     fn gather_for_commit(&self, rx: &queue::Receiver<Message>, inbox: &mut Vec<Message>) {
         let interval = self.options.commit_interval;
         let Some(began) = self.sync_began.filter(|_| !interval.is_zero()) else { return };
+        let since = began.elapsed();
+        let busy = self.sync_gap.unwrap_or(since) < interval * 2;
         let awaited = inbox.iter().any(|m| matches!(m, Message::Event(_, Some(_))));
         let flush = inbox.iter().any(|m| matches!(m, Message::Flush(_)));
-        let Some(left) = interval.checked_sub(began.elapsed()).filter(|_| awaited && !flush) else { return };
+        let Some(left) = interval.checked_sub(since).filter(|_| awaited && !flush && busy) else { return };
         std::thread::sleep(left);
         let mut more = Vec::new();
         rx.try_batch(&mut more);
@@ -656,12 +667,23 @@ impl Writer {
         }
     }
 
+    /// A sync begins now: its gap from the last one goes into the average (a quarter's weight:
+    /// some ten short gaps in a row make a trail busy, and a few long ones quiet again).
+    fn sync_begins(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.sync_began {
+            let gap = now.duration_since(last);
+            self.sync_gap = Some(self.sync_gap.map_or(gap, |average| (average * 3 + gap) / 4));
+        }
+        self.sync_began = Some(now);
+    }
+
     /// Syncs the batches written without a sync, if any.
     fn sync_written(&mut self) {
         if self.unsynced.is_none() {
             return;
         }
-        self.sync_began = Some(Instant::now());
+        self.sync_begins();
         match self.out.sync() {
             Ok(()) => {
                 self.unsynced = None;
@@ -693,7 +715,7 @@ impl Writer {
         }
         let sync = sync || self.pending.iter().any(|p| p.ack.is_some());
         if self.out.syncs(sync) {
-            self.sync_began = Some(Instant::now());
+            self.sync_begins();
         }
         let chain = self.out.chain();
         let result = self.out.write(&mut self.link, &mut self.pending, sync);

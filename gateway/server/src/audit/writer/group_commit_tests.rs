@@ -229,3 +229,22 @@ fn an_awaited_event_is_held_at_most_the_rest_of_the_commit_interval() {
     assert!(answered >= interval / 2, "answered after {answered:?}: not held");
     assert!(answered < interval * 3, "answered after {answered:?}: held past the interval");
 }
+
+#[test]
+fn on_a_quiet_trail_an_awaited_event_right_after_a_sync_is_not_held() {
+    // A hospital's rate: syncs far apart on average, and now and then two logins a moment apart.
+    let interval = Duration::from_millis(300);
+    let (path, sink) = with_commit_interval("quiet-gap", interval);
+    assert_eq!(awaited(&sink, 1).recv_timeout(Duration::from_secs(30)), Ok(true));
+    std::thread::sleep(interval * 3);
+    assert_eq!(awaited(&sink, 2).recv_timeout(Duration::from_secs(30)), Ok(true));
+    let synced = Instant::now();
+    assert_eq!(awaited(&sink, 3).recv_timeout(Duration::from_secs(30)), Ok(true));
+    let answered = synced.elapsed();
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(written.lines().count(), 3);
+    // The syncs came one per three intervals: the third is synced at once, not held for the rest
+    // of the interval the second began.
+    assert!(answered < interval / 2, "answered after {answered:?}: held on a quiet trail");
+}
