@@ -372,8 +372,8 @@ fn disk_sync_cost(dir: &std::path::Path) -> String {
         latencies.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (cpu_us, wall) = ((on_cpu() - cpu0) / 1e3 / N as f64, began.elapsed());
-    // The same at a hospital's pace, one every 10 ms: between two, the CPU idles (on a VM, the
-    // vCPU halts, and the sync's completion must wake it again).
+    // The same at a hospital's pace, one every 10 ms: between two, the machine idles, and a
+    // device (on a VM, the host behind it) answers slower from idle.
     let mut spaced = Vec::with_capacity(N / 4);
     for _ in 0..N / 4 {
         std::thread::sleep(std::time::Duration::from_millis(10));
