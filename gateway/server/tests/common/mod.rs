@@ -134,7 +134,31 @@ enum StartFailure {
 }
 
 /// A port nothing listens on now.
+/// A port free now, for a server a test starts later (a gateway, a stand-in). Taken below the
+/// kernel's ephemeral range (`ip_local_port_range`, from 32768 by default): a port the kernel hands
+/// out for `bind(0)` may go to another test's outgoing connection before the server binds it (a PSC
+/// stand-in failed so, `EADDRINUSE`, on 6 December 2026), and no connection takes one below that
+/// range. Each call of this process takes the next one, from a start that differs per run.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .min(65_536);
+    if ephemeral > FIRST + 1_000 {
+        let span = ephemeral - FIRST;
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..span {
+            let port = FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+            let port = u16::try_from(port).expect("below 65536");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
