@@ -97,12 +97,6 @@ async fn a_card_past_its_crl_grace_and_a_password_login_say_who_which_client_whe
     }
 }
 
-/// The value of a Prometheus counter with these labels, 0 when absent.
-async fn counter(gw: &Gateway, name_and_labels: &str) -> f64 {
-    let text = gw.http().get(gw.url("/metrics")).send().await.expect("/metrics").text().await.expect("text");
-    text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_reach_a_real_rsyslog_over_tls_as_rfc5424_and_an_outage_holds_no_login() {
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rsyslog-{}", std::process::id()));

@@ -115,12 +115,6 @@ async fn a_contractor_ending_in_two_days_and_their_manager_are_reminded_once_and
     assert!(String::from_utf8_lossy(&passed.stderr).contains("has passed"), "a past end date is refused");
 }
 
-/// The value of a Prometheus counter with these labels, 0 when absent.
-async fn counter(gw: &Gateway, name_and_labels: &str) -> f64 {
-    let text = gw.http().get(gw.url("/metrics")).send().await.expect("/metrics").text().await.expect("text");
-    text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
-}
-
 /// Stops the `vigie serve` of `gw` with `signal` and waits until the process is gone.
 async fn stop(gw: Gateway, signal: i32) {
     let pid = gw.gateway_pid();

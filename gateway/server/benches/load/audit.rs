@@ -100,14 +100,17 @@ impl Side {
     /// 5, 25 and 100 ms. An answer that must be durable waits for one sync, so a slow one is in
     /// the p99 of every answer waiting for it.
     async fn sync_times(&self) -> Option<String> {
-        let text = self.metrics().await;
-        let count = metric(&text, "vigie_audit_sync_seconds_count")?;
-        let past = |le: &str| {
-            metric(&text, &format!("vigie_audit_sync_seconds_bucket{{le=\"{le}\"}}")).map(|within| count - within)
-        };
-        let (p5, p25, p100) = (past("0.005")?, past("0.025")?, past("0.1")?);
-        let spread = Buckets::of(&text, "vigie_audit_sync_seconds").spread();
-        Some(format!("{count:.0} syncs, {p5:.0} took over 5 ms, {p25:.0} over 25 ms, {p100:.0} over 100 ms ({spread})"))
+        let syncs = Buckets::of(&self.metrics().await, "vigie_audit_sync_seconds");
+        (syncs.count() > 0.0).then(|| {
+            format!(
+                "{:.0} syncs, {:.0} took over 5 ms, {:.0} over 25 ms, {:.0} over 100 ms ({})",
+                syncs.count(),
+                syncs.over(5.0),
+                syncs.over(25.0),
+                syncs.over(100.0),
+                syncs.spread()
+            )
+        })
     }
 }
 

@@ -133,7 +133,6 @@ enum StartFailure {
     Other(String),
 }
 
-/// A port nothing listens on now.
 /// A port free now, for a server a test starts later (a gateway, a stand-in). Taken below the
 /// kernel's ephemeral range (`ip_local_port_range`, from 32768 by default): a port the kernel hands
 /// out for `bind(0)` may go to another test's outgoing connection before the server binds it (a PSC
@@ -160,6 +159,13 @@ pub fn free_port() -> u16 {
         }
     }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// The value in `gw`'s `/metrics` of a sample with these labels (a counter, a histogram's
+/// `_count`), 0 when absent.
+pub async fn counter(gw: &Gateway, name_and_labels: &str) -> f64 {
+    let text = gw.http().get(gw.url("/metrics")).send().await.expect("/metrics").text().await.expect("text");
+    text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }
 
 impl Gateway {
