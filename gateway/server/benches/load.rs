@@ -218,8 +218,9 @@ async fn round_trip(
     secret: &str,
 ) -> Option<String> {
     let r = http.get(url).header("cookie", cookie).send().await.ok()?;
+    note_hold(r.headers());
     let code = code_of(r.headers().get("location")?.to_str().ok()?);
-    let t: Value = http
+    let answer = http
         .post(format!("{base}/token"))
         .basic_auth("demo-app", Some(secret))
         .form(&[
@@ -230,10 +231,9 @@ async fn round_trip(
         ])
         .send()
         .await
-        .ok()?
-        .json()
-        .await
         .ok()?;
+    note_hold(answer.headers());
+    let t: Value = answer.json().await.ok()?;
     t["id_token"].as_str()?;
     t["refresh_token"].as_str().map(String::from)
 }
@@ -243,6 +243,32 @@ struct Run {
     errors: usize,
     secs: f64,
     latencies: Vec<Duration>,
+    /// Of each latency (same index), what its answers said they waited for their traces
+    /// ([`note_hold`]; zero without `audit.server_timing`).
+    held: Vec<Duration>,
+}
+
+tokio::task_local! {
+    /// What the running operation's answers waited for their traces, summed by [`note_hold`].
+    static HELD: std::cell::Cell<Duration>;
+}
+
+/// Adds to the running operation's hold what an answer says it waited for its trace: the
+/// gateway's `Server-Timing: audit;dur=<ms>` (`audit.server_timing`). Other metrics of the header
+/// are skipped; a value that does not parse counts nothing.
+fn note_hold(headers: &reqwest::header::HeaderMap) {
+    let ms: f64 = headers
+        .get_all("server-timing")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|m| m.trim().strip_prefix("audit;dur="))
+        .filter_map(|d| d.split(';').next()?.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .sum();
+    if ms > 0.0 {
+        let _ = HELD.try_with(|h| h.set(h.get() + Duration::from_secs_f64(ms / 1e3)));
+    }
 }
 
 impl Run {
@@ -276,7 +302,7 @@ where
         let op = op.clone();
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let (mut lat, mut held) = (Vec::new(), Vec::new());
             let mut errors = 0;
             let period = rate.map(|r| concurrency as f64 / r);
             let mut gaps = Exponential(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
@@ -288,23 +314,30 @@ where
                     next += gaps.next(p);
                 }
                 let t = Instant::now();
-                if op(i).await {
+                let (ok, hold) = HELD
+                    .scope(std::cell::Cell::new(Duration::ZERO), async {
+                        (op(i).await, HELD.with(std::cell::Cell::get))
+                    })
+                    .await;
+                if ok {
                     lat.push(t.elapsed());
+                    held.push(hold);
                 } else {
                     errors += 1;
                 }
             }
-            (lat, errors)
+            (lat, held, errors)
         }));
     }
     tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut run = Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new() };
+    let mut run = Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new(), held: Vec::new() };
     for t in tasks {
-        let (l, e) = t.await.expect("task");
+        let (l, h, e) = t.await.expect("task");
         run.ops += l.len();
         run.errors += e;
         run.latencies.extend(l);
+        run.held.extend(h);
     }
     run.secs = started.elapsed().as_secs_f64();
     run
@@ -489,6 +522,7 @@ impl Sso {
                     .send()
                     .await;
                 let Ok(answer) = sent else { return false };
+                note_hold(answer.headers());
                 let Ok(v) = answer.json::<Value>().await else { return false };
                 match v["refresh_token"].as_str() {
                     Some(n) => {
@@ -538,6 +572,7 @@ async fn bench(label: &str, gw: &Gateway, secs: u64, concurrency: usize, full: b
 /// An authorization request that opens a login flow: the browser cookie and the flow id.
 async fn open_flow(http: &reqwest::Client, url: &str) -> Option<(String, String)> {
     let r = http.get(url).send().await.ok()?;
+    note_hold(r.headers());
     let browser = cookie_of(&r, "__Host-vigie-browser")?;
     let location = r.headers().get("location")?.to_str().ok()?;
     Some((browser, location.split("flow=").nth(1)?.to_owned()))
@@ -557,6 +592,7 @@ async fn card_login(identity: &reqwest::Identity, ca: &reqwest::Certificate, url
     let Some((browser, flow)) = open_flow(&http, url).await else { return false };
     let done = http.get(format!("{base}/login/cps?flow={flow}")).header("cookie", browser).send().await;
     done.is_ok_and(|d| {
+        note_hold(d.headers());
         d.status() == 303
             && d.headers().get("location").and_then(|l| l.to_str().ok()).is_some_and(|l| l.contains("code="))
     })

@@ -61,6 +61,8 @@ async fn a_live_trail_verifies_with_its_checkpoints_and_a_removed_line_is_named(
     for _ in 0..3 {
         let done = card_login(&gw).await;
         assert_eq!(done.status, 303, "{}", done.body);
+        // `audit.server_timing` is off by default: a client is not told how fast the disk is.
+        assert_eq!(done.header("server-timing"), None);
     }
     let lines = gw.settled_audit().await;
     assert!(lines.iter().all(|l| l["seq"].is_u64() && l["hash"].is_string()), "every line is sealed: {lines:#?}");
@@ -81,6 +83,30 @@ async fn a_live_trail_verifies_with_its_checkpoints_and_a_removed_line_is_named(
     let (status, out) = verify(&verifier_key(&gw), &[copy]);
     assert_eq!(status, 1, "{out}");
     assert!(out.contains("copy.jsonl:2: record seq 3: expected seq 2 here"), "{out}");
+}
+
+/// `audit.server_timing`: an answer that waited for its trace says how long (W3C Server Timing,
+/// `audit;dur=` in milliseconds), the figure the benchmark sets against each answer's time; an
+/// answer that recorded nothing durable says nothing.
+#[tokio::test]
+async fn an_answer_that_waited_for_its_trace_says_how_long_when_configured() {
+    let gw = Gateway::start(&[("VIGIE_AUDIT__SERVER_TIMING", "true")]).await;
+    let done = card_login(&gw).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let timing = done.header("server-timing").unwrap_or_else(|| panic!("a Server-Timing header: {:?}", done.headers));
+    let dur = timing
+        .strip_prefix("audit;dur=")
+        .and_then(|t| t.split(';').next())
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("audit;dur=<ms>: {timing}"));
+    assert!(dur > 0.0 && dur < 10_000.0, "{timing}");
+    assert!(timing.ends_with(";desc=\"trace on disk\""), "{timing}");
+    let waited = counter(&gw, "vigie_audit_wait_seconds_sum ").await * 1e3;
+    assert!(dur <= waited + 0.001, "{dur} ms is one of the waits the histogram sums ({waited} ms)");
+
+    let quiet = gw.http().get(gw.url("/healthz")).send().await.unwrap();
+    assert_eq!(quiet.status(), 200);
+    assert!(quiet.headers().get("server-timing").is_none(), "{:?}", quiet.headers());
 }
 
 #[tokio::test]

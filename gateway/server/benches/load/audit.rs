@@ -20,6 +20,11 @@
 //! `fdatasync` returns at once): the trail's own work without the device's sync, which tells the
 //! gateway's cost from the disk's. Before the load, the bench measures what one append and
 //! `fdatasync` of a record costs on the trail's disk (CPU and latency), printed at the end.
+//!
+//! Every side runs with `audit.server_timing`: each answer that waited for its trace says how long
+//! (`Server-Timing: audit;dur=`), and the summary sets the p99 of the answers' times against the p99
+//! of the same answers less their holds (`hold_cost`): what the holds cost the p99, on the same
+//! answers, which the difference of two sides' p99s is too noisy to show.
 use std::sync::Arc;
 
 use super::{Backend, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive_op, load_average, start};
@@ -86,6 +91,7 @@ impl Side {
         pooled.errors += run.errors;
         pooled.secs += run.secs;
         pooled.latencies.extend(run.latencies);
+        pooled.held.extend(run.held);
     }
 
     /// The gateway's `/metrics`, empty when it does not answer.
@@ -230,11 +236,17 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
     for (label, extra) in configs {
         let mut env = cards.env.clone();
         env.extend(extra);
+        // Each answer says what it waited for its trace (`Server-Timing`): `hold_cost`.
+        env.push(("VIGIE_AUDIT__SERVER_TIMING".to_owned(), "true".to_owned()));
         let gw = start(Backend::Embedded, 1, &env);
         let sso = Sso::of(&gw).await;
         let ops = vec![sso.op(), sso.refresh_op(concurrency).await, card_op(&gw, &cards).await];
         let empty = || (0..OPS.len()).map(|_| Vec::new()).collect::<Vec<_>>();
-        let runs = || (0..OPS.len()).map(|_| Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new() }).collect();
+        let runs = || {
+            (0..OPS.len())
+                .map(|_| Run { ops: 0, errors: 0, secs: 0.0, latencies: Vec::new(), held: Vec::new() })
+                .collect()
+        };
         let (rates, cpu, syncs, latencies, paced) = (empty(), empty(), empty(), runs(), runs());
         let buckets = || (0..OPS.len()).map(|_| Buckets::default()).collect();
         let (held, synced) = (buckets(), buckets());
@@ -328,6 +340,12 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
                     on.paced[k].pct(0.50) - off.paced[k].pct(0.50),
                     on.paced[k].pct(0.99) - off.paced[k].pct(0.99)
                 );
+                if let Some(c) = hold_cost(&on.paced[k]) {
+                    line += &format!(
+                        "; on the same answers, their holds cost the p99 {:+.2} ms (95 % interval {:+.2} to {:+.2} ms; p99 {:.2} ms with them, {:.2} ms without; holds per operation p50 {:.2} ms, p99 {:.2} ms)",
+                        c.cost, c.low, c.high, c.with, c.without, c.held_p50, c.held_p99
+                    );
+                }
             }
             println!("{line}");
         }
@@ -387,10 +405,6 @@ fn disk_sync_cost(dir: &std::path::Path) -> String {
         spaced.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let _ = std::fs::remove_file(&path);
-    let pct = |l: &mut Vec<f64>, p: f64| {
-        l.sort_by(f64::total_cmp);
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0.0)
-    };
     format!(
         "the trail's disk ({}), before the load: one 700-byte append + fdatasync costs {cpu_us:.0} µs of CPU, {:.0} µs of time (p50 {:.2} ms, p99 {:.2} ms) back to back; one every 10 ms: p50 {:.2} ms, p99 {:.2} ms",
         dir.display(),
@@ -411,6 +425,68 @@ fn p99_interval(run: &Run) -> (f64, f64) {
     let spread = 1.96 * (n * 0.99 * 0.01).sqrt();
     let at = |rank: f64| l.get((rank.max(0.0) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
     (at((n * 0.99 - spread).floor()), at((n * 0.99 + spread).ceil()))
+}
+
+/// What the trail's holds cost a run's p99, on its own answers ([`hold_cost`]).
+struct HoldCost {
+    cost: f64,
+    low: f64,
+    high: f64,
+    with: f64,
+    without: f64,
+    held_p50: f64,
+    held_p99: f64,
+}
+
+/// The p99 of the run's answers against the p99 of the same answers less what each operation's
+/// answers said they waited for their traces (`Server-Timing: audit;dur=`, the gateway's
+/// `audit.server_timing`): what the holds cost the p99, everything else equal. Two sides' p99s
+/// differ by their own noise (each one's 95 % interval is milliseconds wide at a few thousand
+/// answers); this difference does not, the same answers being on both sides of it. Its 95 %
+/// interval is a bootstrap's (the answers resampled 1,000 times, percentiles 2.5 and 97.5). It
+/// leaves out what the trail costs inside the handler (serializing its records, waking the
+/// writer), which the tmpfs side's p50 shows. `None` when no answer said it waited.
+fn hold_cost(run: &Run) -> Option<HoldCost> {
+    let ms = |d: &std::time::Duration| d.as_secs_f64() * 1e3;
+    if run.held.iter().all(std::time::Duration::is_zero) {
+        return None;
+    }
+    let pairs: Vec<(f64, f64)> = run.latencies.iter().zip(&run.held).map(|(l, h)| (ms(l), ms(l) - ms(h))).collect();
+    let p99 = |mut v: Vec<f64>| pct(&mut v, 0.99);
+    let cost =
+        |sample: &[(f64, f64)]| (p99(sample.iter().map(|p| p.0).collect()), p99(sample.iter().map(|p| p.1).collect()));
+    let (with, without) = cost(&pairs);
+    let mut dice: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut costs: Vec<f64> = (0..1000)
+        .map(|_| {
+            let sample: Vec<(f64, f64)> = (0..pairs.len())
+                .map(|_| {
+                    dice ^= dice << 13;
+                    dice ^= dice >> 7;
+                    dice ^= dice << 17;
+                    pairs[(dice % pairs.len() as u64) as usize]
+                })
+                .collect();
+            let (w, wo) = cost(&sample);
+            w - wo
+        })
+        .collect();
+    let mut held: Vec<f64> = run.held.iter().map(ms).collect();
+    Some(HoldCost {
+        cost: with - without,
+        low: pct(&mut costs, 0.025),
+        high: pct(&mut costs, 0.975),
+        with,
+        without,
+        held_p50: pct(&mut held, 0.50),
+        held_p99: pct(&mut held, 0.99),
+    })
+}
+
+/// The `p` quantile of `values` (sorted here), ranked as [`Run::pct`] ranks; 0 when empty.
+fn pct(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }
 
 fn median(values: &[f64]) -> f64 {

@@ -67,6 +67,10 @@ pub struct AuditConfig {
     /// syncs of a busy gateway (each costs its CPU) and adds nothing to the answers of a quiet one;
     /// 0 syncs each at once (docs/audit.md, "What the trail costs").
     pub commit_interval_us: u64,
+    /// Each answer that waited for its trace says how long, in a `Server-Timing: audit;dur=…`
+    /// header (milliseconds; docs/audit.md). Off by default: it tells a client how fast the
+    /// trail's disk is, which it has no need to know.
+    pub server_timing: bool,
     pub on_failure: OnFailure,
     /// Where events go when the trail cannot be written (`on_failure = "spool"`): another disk.
     pub spool: Option<PathBuf>,
@@ -100,6 +104,7 @@ impl Default for AuditConfig {
             checkpoint_secs: 60,
             witness: None,
             commit_interval_us: 1000,
+            server_timing: false,
             on_failure: OnFailure::FailClosed,
             spool: None,
             replay_batch: spool::BATCH,
