@@ -103,6 +103,10 @@ async fn an_answer_that_waited_for_its_trace_says_how_long_when_configured() {
     assert!(timing.ends_with(";desc=\"trace on disk\""), "{timing}");
     let waited = counter(&gw, "vigie_audit_wait_seconds_sum ").await * 1e3;
     assert!(dur <= waited + 0.001, "{dur} ms is one of the waits the histogram sums ({waited} ms)");
+    // Of the hold, the way back from the writer's answer is timed apart (the CPU's share).
+    let back = counter(&gw, "vigie_audit_wakeup_seconds_sum ").await * 1e3;
+    assert!(counter(&gw, "vigie_audit_wakeup_seconds_count ").await >= 1.0);
+    assert!(back <= waited, "the way back ({back} ms) is part of the holds ({waited} ms)");
 
     let quiet = gw.http().get(gw.url("/healthz")).send().await.unwrap();
     assert_eq!(quiet.status(), 200);

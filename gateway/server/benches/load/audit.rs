@@ -47,6 +47,9 @@ struct Side {
     held: Vec<Buckets>,
     /// Per operation at the fixed rate: the trail's syncs (`vigie_audit_sync_seconds`), likewise.
     synced: Vec<Buckets>,
+    /// Per operation at the fixed rate: the holds' way back, from the writer's answer to the
+    /// answer's task running again (`vigie_audit_wakeup_seconds`), likewise.
+    woke: Vec<Buckets>,
 }
 
 impl Side {
@@ -80,6 +83,8 @@ impl Side {
             self.held[k].add(&held(&after).minus(&held(&before)));
             let synced = |text: &str| Buckets::of(text, "vigie_audit_sync_seconds");
             self.synced[k].add(&synced(&after).minus(&synced(&before)));
+            let woke = |text: &str| Buckets::of(text, "vigie_audit_wakeup_seconds");
+            self.woke[k].add(&woke(&after).minus(&woke(&before)));
             &mut self.paced[k]
         } else {
             self.rates[k].push(run.rate());
@@ -249,8 +254,8 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
         };
         let (rates, cpu, syncs, latencies, paced) = (empty(), empty(), empty(), runs(), runs());
         let buckets = || (0..OPS.len()).map(|_| Buckets::default()).collect();
-        let (held, synced) = (buckets(), buckets());
-        sides.push(Side { label, gw, sso, ops, rates, cpu, syncs, latencies, paced, held, synced });
+        let (held, synced, woke) = (buckets(), buckets(), buckets());
+        sides.push(Side { label, gw, sso, ops, rates, cpu, syncs, latencies, paced, held, synced, woke });
     }
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..sides.len()).collect();
@@ -314,6 +319,15 @@ pub async fn bench_audit(secs: u64, concurrency: usize, rounds: usize) {
                         synced.count(),
                         synced.quantile_ms(0.99),
                         synced.spread()
+                    );
+                }
+                let woke = &side.woke[k];
+                if woke.count() > 0.0 {
+                    line += &format!(
+                        " the way back from the writer, p99 ≤ {} ms, {:.0} over 1 ms ({});",
+                        woke.quantile_ms(0.99),
+                        woke.over(1.0),
+                        woke.spread()
                     );
                 }
             }

@@ -19,7 +19,8 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 /// What a refused act is told to wait before trying again.
 const RETRY_AFTER_SECS: &str = "30";
 
-type Waits = Arc<Mutex<Vec<oneshot::Receiver<bool>>>>;
+/// Each trace's answer from the writer: whether it is on disk, and when the writer said so.
+type Waits = Arc<Mutex<Vec<oneshot::Receiver<(bool, Instant)>>>>;
 
 tokio::task_local! {
     static WAITS: Waits;
@@ -35,7 +36,7 @@ pub fn record(sink: &dyn AuditSink, event: &AuditEvent) {
         sink.record_acked(
             event,
             Box::new(move |ok| {
-                let _ = tx.send(ok);
+                let _ = tx.send((ok, Instant::now()));
             }),
         );
         waits.lock().unwrap_or_else(|p| p.into_inner()).push(rx);
@@ -59,11 +60,18 @@ pub async fn wait<B: MessageBody + 'static>(
     // What the trail adds to this answer's time: from the handler's end to the last trace on
     // disk (the sync itself, and the hand-offs to the writer and back).
     let held = Instant::now();
-    let confirmed = tokio::time::timeout(ACK_WAIT, futures_util::future::join_all(pending))
-        .await
-        .is_ok_and(|acks| acks.into_iter().all(|a| a == Ok(true)));
-    let held = held.elapsed();
+    let acks = tokio::time::timeout(ACK_WAIT, futures_util::future::join_all(pending)).await;
+    let resumed = Instant::now();
+    let held = resumed.duration_since(held);
     metrics::histogram!("vigie_audit_wait_seconds").record(held.as_secs_f64());
+    let acks: Vec<_> = acks.map(|acks| acks.into_iter().map(Result::ok).collect()).unwrap_or_default();
+    let confirmed = !acks.is_empty() && acks.iter().all(|a| a.is_some_and(|(ok, _)| ok));
+    // Of that, the way back: from the writer's answer to this task running again, which waits
+    // for a CPU when the gateway's are busy (the machine's share of the hold, not the disk's).
+    if let Some(answered) = acks.iter().flatten().map(|(_, at)| *at).max() {
+        metrics::histogram!("vigie_audit_wakeup_seconds")
+            .record(resumed.saturating_duration_since(answered).as_secs_f64());
+    }
     if confirmed {
         let mut res = res;
         if timing {
