@@ -59,16 +59,17 @@ pub async fn wait<B: MessageBody + 'static>(
     }
     // What the trail adds to this answer's time: from the handler's end to the last trace on
     // disk (the sync itself, and the hand-offs to the writer and back).
-    let held = Instant::now();
+    let began = Instant::now();
     let acks = tokio::time::timeout(ACK_WAIT, futures_util::future::join_all(pending)).await;
     let resumed = Instant::now();
-    let held = resumed.duration_since(held);
+    let held = resumed.duration_since(began);
     metrics::histogram!("vigie_audit_wait_seconds").record(held.as_secs_f64());
     let acks: Vec<_> = acks.map(|acks| acks.into_iter().map(Result::ok).collect()).unwrap_or_default();
     let confirmed = !acks.is_empty() && acks.iter().all(|a| a.is_some_and(|(ok, _)| ok));
-    // Of that, the way back: from the writer's answer to this task running again, which waits
-    // for a CPU when the gateway's are busy (the machine's share of the hold, not the disk's).
-    if let Some(answered) = acks.iter().flatten().map(|(_, at)| *at).max() {
+    // Of that, the way back: from the writer's answer (or the handler's end, when the answer came
+    // first) to this task running again, which waits for a CPU when the gateway's are busy (the
+    // machine's share of the hold, not the disk's).
+    if let Some(answered) = acks.iter().flatten().map(|(_, at)| *at).max().map(|at| at.max(began)) {
         metrics::histogram!("vigie_audit_wakeup_seconds")
             .record(resumed.saturating_duration_since(answered).as_secs_f64());
     }
