@@ -276,12 +276,14 @@ impl Run {
         self.ops as f64 / self.secs
     }
     fn pct(&self, p: f64) -> f64 {
-        let mut l = self.latencies.clone();
-        l.sort();
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
+        quantile(&mut self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<_>>(), p)
     }
+}
+
+/// The `p` quantile of `values` (sorted here), in their unit; 0 when empty.
+fn quantile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }
 
 /// Runs `concurrency` loops for `secs`; with `rate`, each loop paces itself to rate/concurrency,
@@ -305,7 +307,7 @@ where
             let (mut lat, mut held) = (Vec::new(), Vec::new());
             let mut errors = 0;
             let period = rate.map(|r| concurrency as f64 / r);
-            let mut gaps = Exponential(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
+            let mut gaps = Dice(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1));
             let first = period.map_or(Duration::from_millis((i * 7 % 50) as u64), |p| gaps.next(p));
             let mut next = Instant::now() + first;
             while !stop.load(Ordering::Relaxed) {
@@ -343,18 +345,27 @@ where
     run
 }
 
-/// Gaps of a Poisson process: exponentially distributed, from a xorshift generator (no crate for
-/// a bench's dice).
-struct Exponential(u64);
+/// A bench's dice: a xorshift generator (no crate for it).
+struct Dice(u64);
 
-impl Exponential {
-    /// The next gap, of mean `mean` seconds.
-    fn next(&mut self, mean: f64) -> Duration {
+impl Dice {
+    /// The next 64 random bits.
+    fn bits(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// One of `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        (self.bits() % n as u64) as usize
+    }
+
+    /// The next gap of a Poisson process: exponentially distributed, of mean `mean` seconds.
+    fn next(&mut self, mean: f64) -> Duration {
         // In (0, 1]: never ln(0).
-        let u = ((self.0 >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u = ((self.bits() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
         Duration::from_secs_f64(-u.ln() * mean)
     }
 }

@@ -27,7 +27,9 @@
 //! answers, which the difference of two sides' p99s is too noisy to show.
 use std::sync::Arc;
 
-use super::{Backend, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive_op, load_average, start};
+use super::{
+    Backend, Dice, Gateway, Op, Run, Sso, arg, card_op, card_setup, cpu_secs, drive_op, load_average, quantile, start,
+};
 
 /// One side of the comparison: its gateway, its operations, what its phases measured.
 struct Side {
@@ -423,10 +425,10 @@ fn disk_sync_cost(dir: &std::path::Path) -> String {
         "the trail's disk ({}), before the load: one 700-byte append + fdatasync costs {cpu_us:.0} µs of CPU, {:.0} µs of time (p50 {:.2} ms, p99 {:.2} ms) back to back; one every 10 ms: p50 {:.2} ms, p99 {:.2} ms",
         dir.display(),
         wall.as_secs_f64() * 1e6 / N as f64,
-        pct(&mut latencies, 0.50),
-        pct(&mut latencies, 0.99),
-        pct(&mut spaced, 0.50),
-        pct(&mut spaced, 0.99),
+        quantile(&mut latencies, 0.50),
+        quantile(&mut latencies, 0.99),
+        quantile(&mut spaced, 0.50),
+        quantile(&mut spaced, 0.99),
     )
 }
 
@@ -466,21 +468,14 @@ fn hold_cost(run: &Run) -> Option<HoldCost> {
         return None;
     }
     let pairs: Vec<(f64, f64)> = run.latencies.iter().zip(&run.held).map(|(l, h)| (ms(l), ms(l) - ms(h))).collect();
-    let p99 = |mut v: Vec<f64>| pct(&mut v, 0.99);
+    let p99 = |mut v: Vec<f64>| quantile(&mut v, 0.99);
     let cost =
         |sample: &[(f64, f64)]| (p99(sample.iter().map(|p| p.0).collect()), p99(sample.iter().map(|p| p.1).collect()));
     let (with, without) = cost(&pairs);
-    let mut dice: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut dice = Dice(0x2545_f491_4f6c_dd1d);
     let mut costs: Vec<f64> = (0..1000)
         .map(|_| {
-            let sample: Vec<(f64, f64)> = (0..pairs.len())
-                .map(|_| {
-                    dice ^= dice << 13;
-                    dice ^= dice >> 7;
-                    dice ^= dice << 17;
-                    pairs[(dice % pairs.len() as u64) as usize]
-                })
-                .collect();
+            let sample: Vec<(f64, f64)> = (0..pairs.len()).map(|_| pairs[dice.below(pairs.len())]).collect();
             let (w, wo) = cost(&sample);
             w - wo
         })
@@ -488,19 +483,13 @@ fn hold_cost(run: &Run) -> Option<HoldCost> {
     let mut held: Vec<f64> = run.held.iter().map(ms).collect();
     Some(HoldCost {
         cost: with - without,
-        low: pct(&mut costs, 0.025),
-        high: pct(&mut costs, 0.975),
+        low: quantile(&mut costs, 0.025),
+        high: quantile(&mut costs, 0.975),
         with,
         without,
-        held_p50: pct(&mut held, 0.50),
-        held_p99: pct(&mut held, 0.99),
+        held_p50: quantile(&mut held, 0.50),
+        held_p99: quantile(&mut held, 0.99),
     })
-}
-
-/// The `p` quantile of `values` (sorted here), ranked as [`Run::pct`] ranks; 0 when empty.
-fn pct(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }
 
 fn median(values: &[f64]) -> f64 {

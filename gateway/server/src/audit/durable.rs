@@ -50,13 +50,14 @@ pub async fn wait<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: actix_web::middleware::Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let timing = req.app_data::<crate::state::State>().is_some_and(|s| s.config.audit.server_timing);
     let waits: Waits = Arc::default();
     let res = WAITS.scope(waits.clone(), next.call(req)).await?;
     let pending = std::mem::take(&mut *waits.lock().unwrap_or_else(|p| p.into_inner()));
     if pending.is_empty() {
         return Ok(res.map_into_left_body());
     }
+    // Read only for the answers that wait: not on every request's path.
+    let timing = res.request().app_data::<crate::state::State>().is_some_and(|s| s.config.audit.server_timing);
     // What the trail adds to this answer's time: from the handler's end to the last trace on
     // disk (the sync itself, and the hand-offs to the writer and back).
     let began = Instant::now();
